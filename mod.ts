@@ -1,0 +1,27 @@
+/**
+ * Shoal: an in-memory data grid for Deno and Bun. Nodes meet through a tiny signaling
+ * server, form a WebRTC data-channel mesh, and share a partitioned map with synchronous
+ * backups.
+ *
+ * @example
+ * ```ts
+ * // deno run -A mod.ts signal --http 127.0.0.1:7000
+ * // bun run mod.ts --help
+ * ```
+ *
+ * @module
+ */
+export type { NodeOptions, IceServer } from "./src/config.ts";
+export type { IMap } from "./src/map/imap.ts";
+export type { ClusterView, MemberInfo, ClusterEvent } from "./src/cluster/view.ts";
+export { IndeterminateResultError, ShoalError, TimeoutError } from "./src/core/errors.ts";
+export type { ShoalErrorCode } from "./src/core/errors.ts";
+
+if (import.meta.main) {
+  const { main } = await import("./src/cli/main.ts");
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  const argv: string[] = g.Deno ? g.Deno.args : g.process.argv.slice(2);
+  const code = await main(argv);
+  if (code !== 0 || g.Deno) (g.Deno ? g.Deno.exit(code) : g.process.exit(code));
+}

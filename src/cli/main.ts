@@ -1,0 +1,41 @@
+/**
+ * The command-line entry: `mod.ts [command] [flags]`. Commands live one per file beside
+ * this one and are loaded lazily so `signal` does not pull in the whole node.
+ */
+export interface Command {
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+const commands: Record<string, () => Promise<Command>> = {
+  signal: async () => (await import("./signal.ts")).signalCommand,
+};
+
+export function usage(): string {
+  return [
+    "Shoal — an in-memory data grid for Deno and Bun over a WebRTC mesh",
+    "",
+    "Usage: deno run -A mod.ts [command] [flags]   |   bun run mod.ts [command] [flags]",
+    "",
+    "Commands:",
+    "  signal   run a standalone signaling server",
+    "",
+    "Run `mod.ts <command> --help` for the flags of a command.",
+  ].join("\n");
+}
+
+export async function main(args: string[]): Promise<number> {
+  const [first, ...rest] = args;
+  if (first === "--help" || first === "-h" || first === "help") {
+    console.log(usage());
+    return 0;
+  }
+  const name = first && !first.startsWith("-") ? first : "node";
+  const load = commands[name];
+  if (!load) {
+    console.error(`Unknown command "${name}".\n\n${usage()}`);
+    return 2;
+  }
+  const cmd = await load();
+  return cmd.run(name === first ? rest : args);
+}

@@ -1,0 +1,42 @@
+/**
+ * What the layers above membership (partitions, maps, jobs, HTTP) may rely on. The
+ * `Membership` state machine in this folder implements it.
+ */
+import type { NodeId } from "../transport/transport.ts";
+
+export interface MemberInfo {
+  id: NodeId;
+  name: string;
+  /** "bun" | "deno" | "node" | "sim" */
+  runtime: string;
+  /** Admission order: lower = older. The master is the oldest live member. */
+  joinedAt: number;
+  /** Lite members hold no data and own no partitions. */
+  lite: boolean;
+  incarnation: number;
+}
+
+export type ClusterEvent =
+  | { type: "memberAdded"; member: MemberInfo }
+  | { type: "memberRemoved"; member: MemberInfo; reason: "dead" | "left" }
+  | { type: "masterChanged"; master: NodeId; previous: NodeId | undefined; epoch: number }
+  | { type: "memberListChanged"; version: number }
+  /** This node's side lost a split-brain merge and re-joined the larger cluster: local data must be merged into it. */
+  | { type: "merge"; from: NodeId[]; into: NodeId };
+
+export interface ClusterView {
+  readonly self: NodeId;
+  /** Live members in age order (oldest first), including self once joined. */
+  members(): MemberInfo[];
+  member(id: NodeId): MemberInfo | undefined;
+  /** The oldest live member, or undefined before joining. */
+  master(): NodeId | undefined;
+  isMaster(): boolean;
+  /** Increases with every master change this node observes. */
+  readonly masterEpoch: number;
+  readonly memberListVersion: number;
+  /** Whether this node has joined a cluster (or formed its own). */
+  readonly joined: boolean;
+  /** Subscribes to cluster events; returns an unsubscribe function. */
+  subscribe(listener: (e: ClusterEvent) => void): () => void;
+}

@@ -1,0 +1,47 @@
+/** Node configuration: the options of `startNode()`, mirrored by CLI flags and SHOAL_* env vars. */
+export interface IceServer {
+  urls: string;
+  username?: string;
+  credential?: string;
+}
+
+export interface NodeOptions {
+  /** Human name for logs and the dashboard. @default a short random name */
+  name?: string;
+  /** Cluster name; nodes of other clusters are refused. @default "shoal" */
+  cluster?: string;
+  /** Cluster secret (HMAC keys for join and signaling). @default generated and printed */
+  secret?: string;
+  /** Base URLs of members or signaling servers to join; none = embedded signaling, new cluster. */
+  join?: string[];
+  /** HTTP listen address `host:port`, or false for none. @default "127.0.0.1:5701" */
+  http?: string | false;
+  /** STUN/TURN servers. Always explicit: an empty list means host candidates only. @default [] */
+  iceServers?: IceServer[];
+  /** Extra host addresses for ICE (network-namespace labs). @default [] */
+  iceAdditionalHostAddresses?: string[];
+  /** Synchronous backups per partition (0–6). @default 1 */
+  backupCount?: number;
+  /** Asynchronous backups per partition. @default 0 */
+  asyncBackupCount?: number;
+  /** Number of partitions; must be the same on every member. @default 271 */
+  partitionCount?: number;
+  /** Lite member: no data, owns no partitions. @default false */
+  lite?: boolean;
+  /** Bearer token required for HTTP writes. @default none */
+  token?: string;
+  /** Job slots this member offers. @default 4 */
+  slots?: number;
+  /** @default "info" */
+  logLevel?: "debug" | "info" | "warn" | "error" | "silent";
+}
+
+export const Defaults = {
+  cluster: "shoal",
+  http: "127.0.0.1:5701",
+  backupCount: 1,
+  asyncBackupCount: 0,
+  partitionCount: 271,
+  slots: 4,
+  logLevel: "info",
+} as const;

@@ -1,0 +1,322 @@
+/**
+ * An in-process network for tests and simulation: a clock (virtual in the simulator),
+ * seeded loss and delay per link, FIFO delivery per direction (as a data channel gives),
+ * partitions between groups, asymmetric links and node crashes. The same seed gives the
+ * same run. With `encode: true` every message goes through the real frame codec and
+ * validation, so malformed traffic is treated exactly as the WebRTC transport treats it.
+ */
+import type { Clock } from "../core/clock.ts";
+import type { Random } from "../core/random.ts";
+import { decodeFrame, encodeFrame } from "../wire/codec.ts";
+import { Kind } from "../wire/kinds.ts";
+import { Limits } from "../wire/limits.ts";
+import { type Message, validateMessage } from "../wire/message.ts";
+import "./messages.ts";
+import { type ConnectOptions, emptyStats, type NodeId, type Transport, type TransportHandlers, type TransportStats } from "./transport.ts";
+
+export interface LinkConditions {
+  /** One-way delay. @default 1 */
+  delayMs: number;
+  /** Uniform extra delay in [0, jitterMs). Order is still kept per direction. @default 0 */
+  jitterMs: number;
+  /** Probability that a message is lost. @default 0 */
+  loss: number;
+  /** Direction blocked (a partition or an asymmetric failure). @default false */
+  blocked: boolean;
+}
+
+export interface MemoryNetworkOptions {
+  clock: Clock;
+  rng: Random;
+  /** Defaults for every link. */
+  link?: Partial<LinkConditions>;
+  /** Round-trip every message through the frame codec and validation. @default true */
+  encode?: boolean;
+  /** Time to establish a link. @default 5 */
+  connectDelayMs?: number;
+  /** After a crash, when (if ever) peers see linkDown; null = never (as with kill -9 and no SCTP abort). @default null */
+  crashLinkDownAfterMs?: number | null;
+}
+
+/** The simulated network that MemoryTransports attach to. */
+export class MemoryNetwork {
+  readonly clock: Clock;
+  readonly rng: Random;
+  readonly defaults: LinkConditions;
+  readonly encode: boolean;
+  readonly connectDelayMs: number;
+  readonly crashLinkDownAfterMs: number | null;
+  #nodes = new Map<NodeId, MemoryTransport>();
+  #conditions = new Map<string, Partial<LinkConditions>>();
+  #groups: Map<NodeId, number> | null = null;
+  /** Messages delivered and lost, for simulation reports. */
+  delivered = 0;
+  lost = 0;
+
+  constructor(opts: MemoryNetworkOptions) {
+    this.clock = opts.clock;
+    this.rng = opts.rng;
+    this.defaults = { delayMs: 1, jitterMs: 0, loss: 0, blocked: false, ...opts.link };
+    this.encode = opts.encode ?? true;
+    this.connectDelayMs = opts.connectDelayMs ?? 5;
+    this.crashLinkDownAfterMs = opts.crashLinkDownAfterMs ?? null;
+  }
+
+  /** Creates (or revives, after a crash) the transport of node `id`. */
+  attach(id: NodeId): MemoryTransport {
+    const old = this.#nodes.get(id);
+    if (old && !old.crashed && !old.closed) throw new Error(`Cannot attach ${id}: already attached`);
+    const t = new MemoryTransport(this, id);
+    this.#nodes.set(id, t);
+    return t;
+  }
+
+  node(id: NodeId): MemoryTransport | undefined {
+    return this.#nodes.get(id);
+  }
+
+  /** Live (attached, not crashed, not closed) node ids. */
+  live(): NodeId[] {
+    return [...this.#nodes.values()].filter((t) => t.alive).map((t) => t.self);
+  }
+
+  /** kill -9: the node stops at once; nothing more is sent or delivered. */
+  crash(id: NodeId): void {
+    const t = this.#nodes.get(id);
+    if (!t) return;
+    t.crashNow();
+    for (const peer of t.linkedPeers()) {
+      const p = this.#nodes.get(peer);
+      if (!p) continue;
+      if (this.crashLinkDownAfterMs !== null) {
+        this.clock.setTimer(this.crashLinkDownAfterMs, () => p.dropLink(id, "peer crashed"));
+      }
+    }
+  }
+
+  /** Sets conditions for the direction a → b. */
+  setLink(a: NodeId, b: NodeId, c: Partial<LinkConditions>): void {
+    this.#conditions.set(`${a}\u0000${b}`, { ...this.#conditions.get(`${a}\u0000${b}`), ...c });
+  }
+
+  /** Splits the network: nodes in different groups cannot exchange anything. */
+  partition(groups: NodeId[][]): void {
+    this.#groups = new Map();
+    groups.forEach((g, i) => g.forEach((id) => this.#groups!.set(id, i)));
+  }
+
+  /** Removes any partition. */
+  heal(): void {
+    this.#groups = null;
+  }
+
+  conditions(a: NodeId, b: NodeId): LinkConditions {
+    const c = { ...this.defaults, ...this.#conditions.get(`${a}\u0000${b}`) };
+    if (this.#groups) {
+      const ga = this.#groups.get(a), gb = this.#groups.get(b);
+      if (ga !== gb) c.blocked = true;
+    }
+    return c;
+  }
+
+  /** Whether `from` can currently reach `to` at all. */
+  reachable(from: NodeId, to: NodeId): boolean {
+    const t = this.#nodes.get(to);
+    return !!t && t.alive && !this.conditions(from, to).blocked;
+  }
+}
+
+/** One node's view of the memory network. */
+export class MemoryTransport implements Transport {
+  #handlers: TransportHandlers | null = null;
+  #links = new Set<NodeId>();
+  #routes = new Map<NodeId, NodeId>();
+  #lastDelivery = new Map<NodeId, number>();
+  #stats = emptyStats();
+  crashed = false;
+  closed = false;
+
+  constructor(readonly net: MemoryNetwork, readonly self: NodeId) {}
+
+  get alive(): boolean {
+    return !this.crashed && !this.closed;
+  }
+
+  setHandlers(h: TransportHandlers): void {
+    this.#handlers = h;
+  }
+
+  stats(): TransportStats {
+    return { ...this.#stats };
+  }
+
+  isLinked(peer: NodeId): boolean {
+    return this.#links.has(peer);
+  }
+
+  links(): NodeId[] {
+    return [...this.#links];
+  }
+
+  linkedPeers(): NodeId[] {
+    return [...this.#links];
+  }
+
+  setRoute(to: NodeId, via: NodeId | null): void {
+    if (via === null) this.#routes.delete(to);
+    else this.#routes.set(to, via);
+  }
+
+  routeOf(to: NodeId): NodeId | undefined {
+    return this.#routes.get(to);
+  }
+
+  connect(peer: NodeId, options: ConnectOptions = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 15_000;
+    const net = this.net;
+    return new Promise((resolve, reject) => {
+      if (!this.alive) return reject(new Error(`Cannot connect to ${peer}: transport closed`));
+      if (peer === this.self) return reject(new RangeError("Cannot connect to self"));
+      if (this.#links.has(peer)) return resolve();
+      // Signaling must reach the peer: directly (the bootstrap server) or through `via`.
+      const signalingOk = () => {
+        if (options.via) {
+          return this.#links.has(options.via) && net.reachable(this.self, options.via) && net.reachable(options.via, peer) &&
+            !!net.node(options.via)?.isLinked(peer);
+        }
+        return true;
+      };
+      const ok = () => signalingOk() && net.reachable(this.self, peer) && net.reachable(peer, this.self);
+      if (!ok()) {
+        net.clock.setTimer(Math.min(timeoutMs, 2_000), () => reject(new Error(`Cannot connect to ${peer}: unreachable`)));
+        return;
+      }
+      net.clock.setTimer(net.connectDelayMs, () => {
+        const other = net.node(peer);
+        if (!this.alive || !other || !other.alive || !ok()) return reject(new Error(`Cannot connect to ${peer}: unreachable`));
+        this.linkUpLocal(peer);
+        other.linkUpLocal(this.self);
+        resolve();
+      });
+    });
+  }
+
+  linkUpLocal(peer: NodeId): void {
+    if (this.#links.has(peer) || !this.alive) return;
+    this.#links.add(peer);
+    this.#handlers?.linkUp(peer);
+  }
+
+  dropLink(peer: NodeId, reason: string): void {
+    if (!this.#links.delete(peer)) return;
+    this.#lastDelivery.delete(peer);
+    if (this.alive) this.#handlers?.linkDown(peer, reason);
+  }
+
+  disconnect(peer: NodeId): void {
+    if (!this.#links.has(peer)) return;
+    this.dropLink(peer, "closed locally");
+    this.net.node(peer)?.dropLink(this.self, "closed by peer");
+  }
+
+  send(to: NodeId, msg: Message): boolean {
+    if (!this.alive) return false;
+    if (this.#links.has(to)) return this.#sendDirect(to, msg);
+    const via = this.#routes.get(to);
+    if (via && via !== to && this.#links.has(via)) {
+      return this.#sendDirect(via, { t: Kind.Forward, from: this.self, to, ttl: 2, m: msg });
+    }
+    this.#stats.droppedNoRoute++;
+    return false;
+  }
+
+  #sendDirect(to: NodeId, msg: Message): boolean {
+    const net = this.net;
+    let payload: Message | Uint8Array = msg;
+    let size = 64;
+    if (net.encode) {
+      try {
+        payload = encodeFrame([msg]);
+      } catch {
+        this.#stats.droppedInvalid++;
+        return false;
+      }
+      size = payload.byteLength;
+      if (size > Limits.maxMessageBytes) {
+        this.#stats.droppedOverflow++;
+        return false;
+      }
+    }
+    this.#stats.messagesSent++;
+    this.#stats.framesSent++;
+    this.#stats.bytesSent += size;
+    const c = net.conditions(this.self, to);
+    if (c.blocked || (c.loss > 0 && net.rng.chance(c.loss))) {
+      net.lost++;
+      return true; // lost in the network: the sender cannot tell
+    }
+    const now = net.clock.now();
+    const delay = c.delayMs + (c.jitterMs > 0 ? net.rng.next() * c.jitterMs : 0);
+    const at = Math.max(now + delay, this.#lastDelivery.get(to) ?? 0);
+    this.#lastDelivery.set(to, at);
+    net.clock.setTimer(at - now, () => {
+      const dst = net.node(to);
+      if (!dst || !dst.alive || !this.alive || !dst.isLinked(this.self)) return;
+      net.delivered++;
+      dst.receive(this.self, payload, size);
+    });
+    return true;
+  }
+
+  /** Delivers a frame from a linked peer (also used by tests to inject raw bytes). */
+  receive(from: NodeId, payload: Message | Uint8Array, size = 64): void {
+    if (!this.alive) return;
+    this.#stats.framesReceived++;
+    this.#stats.bytesReceived += size;
+    let msgs: Message[];
+    if (payload instanceof Uint8Array) {
+      const d = decodeFrame(payload, Limits.maxMessageBytes);
+      this.#stats.droppedInvalid += d.dropped;
+      msgs = d.msgs;
+    } else {
+      msgs = [payload];
+    }
+    for (const m of msgs) this.#deliver(from, m);
+  }
+
+  #deliver(from: NodeId, m: Message): void {
+    if (m.t === Kind.Forward) {
+      const f = m as unknown as { from: string; to: string; ttl: number; m: unknown };
+      if (f.to === this.self) {
+        const inner = validateMessage(f.m);
+        if (!inner.ok || inner.msg.t === Kind.Forward) {
+          this.#stats.droppedInvalid++;
+          return;
+        }
+        this.#stats.messagesReceived++;
+        this.#handlers?.message(f.from, inner.msg);
+      } else if (f.ttl > 0 && this.#links.has(f.to)) {
+        this.#stats.forwarded++;
+        this.#sendDirect(f.to, { ...f, t: Kind.Forward, ttl: f.ttl - 1 });
+      } else {
+        this.#stats.droppedNoRoute++;
+      }
+      return;
+    }
+    this.#stats.messagesReceived++;
+    this.#handlers?.message(from, m);
+  }
+
+  crashNow(): void {
+    this.crashed = true;
+    this.#links.clear();
+    this.#routes.clear();
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    for (const p of [...this.#links]) this.disconnect(p);
+    this.closed = true;
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The Transport interface: links between members, ordered reliable delivery per link (as a
+ * WebRTC data channel gives), batching and back-pressure inside. Two implementations:
+ * `memory` (simulated network in virtual time) and `webrtc` (werift). Protocol code sees
+ * only this interface.
+ */
+import type { Message } from "../wire/message.ts";
+
+export type NodeId = string;
+
+export interface TransportHandlers {
+  /** A validated message from a peer (direct or forwarded through a relay). */
+  message(from: NodeId, msg: Message): void;
+  /** A direct link to `peer` is open. */
+  linkUp(peer: NodeId): void;
+  /** A direct link to `peer` closed. Protocols treat this as a hint to probe, never as death. */
+  linkDown(peer: NodeId, reason: string): void;
+}
+
+export interface TransportStats {
+  framesSent: number;
+  framesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  messagesSent: number;
+  messagesReceived: number;
+  /** Frames or messages that failed validation (malformed, oversized, unknown kind). */
+  droppedInvalid: number;
+  /** Messages refused because a queue or buffer limit was reached. */
+  droppedOverflow: number;
+  /** Messages sent to a peer with neither a link nor a route. */
+  droppedNoRoute: number;
+  /** Messages forwarded on behalf of other members. */
+  forwarded: number;
+}
+
+export function emptyStats(): TransportStats {
+  return {
+    framesSent: 0,
+    framesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    messagesSent: 0,
+    messagesReceived: 0,
+    droppedInvalid: 0,
+    droppedOverflow: 0,
+    droppedNoRoute: 0,
+    forwarded: 0,
+  };
+}
+
+export interface ConnectOptions {
+  /** A member this node already has a link to, which relays the signaling (offer/answer). */
+  via?: NodeId;
+  /** Give up after this long. @default 15000 */
+  timeoutMs?: number;
+}
+
+export interface Transport {
+  readonly self: NodeId;
+  /**
+   * Queues a message for `to`. Delivery is in order per destination. Returns false when the
+   * message was dropped (no link and no route, or a queue limit); drops are counted.
+   */
+  send(to: NodeId, msg: Message): boolean;
+  /** Opens a direct link; resolves once it can carry messages, rejects on failure or timeout. */
+  connect(peer: NodeId, options?: ConnectOptions): Promise<void>;
+  /** Closes the direct link to `peer`, if any. */
+  disconnect(peer: NodeId): void;
+  /** Whether a direct link to `peer` is open. */
+  isLinked(peer: NodeId): boolean;
+  /** Peers with an open direct link. */
+  links(): NodeId[];
+  /** Routes traffic for `to` through `via` while there is no direct link; `null` removes it. */
+  setRoute(to: NodeId, via: NodeId | null): void;
+  /** The relay used for `to`, if any. */
+  routeOf(to: NodeId): NodeId | undefined;
+  /** Installs the handlers (one set per transport; use MessageRouter to fan out). */
+  setHandlers(handlers: TransportHandlers): void;
+  stats(): TransportStats;
+  /** Closes every link. Further sends are dropped. */
+  close(): Promise<void>;
+}

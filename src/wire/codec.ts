@@ -1,0 +1,70 @@
+/**
+ * The frame codec: the one place cbor-x is imported. A frame is the CBOR encoding of
+ * `[PROTOCOL_VERSION, [message, …]]`. Decoding validates every message (invariant 8).
+ */
+import { Decoder, Encoder } from "cbor-x";
+import { Limits } from "./limits.ts";
+import { type Message, validateMessage } from "./message.ts";
+
+export const PROTOCOL_VERSION = 1;
+
+const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+
+/** Encodes any cbor-x encodable value (used for map keys and values). */
+export function encodeValue(value: unknown): Uint8Array {
+  return encoder.encode(value);
+}
+
+/** Decodes a value encoded by {@link encodeValue}. Throws on malformed input. */
+export function decodeValue(bytes: Uint8Array): unknown {
+  return decoder.decode(bytes);
+}
+
+/** Encodes a batch of messages into one frame. */
+export function encodeFrame(msgs: readonly Message[]): Uint8Array {
+  if (msgs.length > Limits.maxBatchLength) throw new RangeError(`Cannot encode frame: ${msgs.length} messages exceed ${Limits.maxBatchLength}`);
+  return encoder.encode([PROTOCOL_VERSION, msgs]);
+}
+
+/** Outcome of decoding a frame: the valid messages and how many were dropped and why. */
+export interface DecodedFrame {
+  ok: boolean;
+  msgs: Message[];
+  dropped: number;
+  reason?: string;
+}
+
+/**
+ * Decodes and validates a frame. Never throws: a frame that cannot be decoded is reported
+ * with `ok: false`; invalid messages inside a good frame are dropped one by one.
+ * @param bytes the received frame
+ * @param maxBytes the size limit for this frame (chunk reassembly passes a larger one)
+ */
+export function decodeFrame(bytes: Uint8Array, maxBytes: number = Limits.maxFrameBytes): DecodedFrame {
+  if (!(bytes instanceof Uint8Array)) return { ok: false, msgs: [], dropped: 1, reason: "frame is not bytes" };
+  if (bytes.byteLength > maxBytes) return { ok: false, msgs: [], dropped: 1, reason: `frame of ${bytes.byteLength} bytes exceeds ${maxBytes}` };
+  let raw: unknown;
+  try {
+    raw = decoder.decode(bytes);
+  } catch (e) {
+    return { ok: false, msgs: [], dropped: 1, reason: `undecodable frame: ${(e as Error).message?.slice(0, 80)}` };
+  }
+  if (!Array.isArray(raw) || raw.length !== 2) return { ok: false, msgs: [], dropped: 1, reason: "frame is not [version, messages]" };
+  if (raw[0] !== PROTOCOL_VERSION) return { ok: false, msgs: [], dropped: 1, reason: `unsupported protocol version ${String(raw[0])}` };
+  const list = raw[1];
+  if (!Array.isArray(list)) return { ok: false, msgs: [], dropped: 1, reason: "frame messages are not a list" };
+  if (list.length > Limits.maxBatchLength) return { ok: false, msgs: [], dropped: 1, reason: "frame holds too many messages" };
+  const msgs: Message[] = [];
+  let dropped = 0;
+  let reason: string | undefined;
+  for (const m of list) {
+    const v = validateMessage(m);
+    if (v.ok) msgs.push(v.msg);
+    else {
+      dropped++;
+      reason ??= v.reason;
+    }
+  }
+  return { ok: true, msgs, dropped, reason };
+}

@@ -1,0 +1,46 @@
+/**
+ * Wire message kinds. Numbers are APPEND-ONLY: never renumber or reuse a kind, only add
+ * new ones. Each layer owns a range so layers can grow without touching each other:
+ *
+ * | range     | layer                                  |
+ * |-----------|----------------------------------------|
+ * | 1–19      | transport (chunks, relay, link control) |
+ * | 20–39     | signaling (over the server and relayed over the mesh) |
+ * | 40–79     | cluster (join, SWIM, gossip, master, split brain) |
+ * | 80–99     | partition (table publication, migration) |
+ * | 100–139   | map (operations, backups, anti-entropy) |
+ * | 140–159   | invoke (requests, responses) |
+ * | 160–199   | jobs (coordinator ↔ worker) |
+ * | 200–219   | bench and test-only kinds |
+ *
+ * PROTOCOL.md documents every kind; keep the two in step.
+ */
+export const Kind = {
+  // transport 1–19
+  Chunk: 1,
+  Forward: 2,
+  LinkPing: 3,
+  LinkPong: 4,
+  // signaling 20–39
+  SignalOffer: 20,
+  SignalAnswer: 21,
+  SignalReject: 22,
+  SignalRelay: 23,
+  // bench/test 200–219
+  TestEcho: 200,
+  TestData: 201,
+} as const;
+
+export type KindNumber = number;
+
+/** Inclusive ranges per layer; a kind outside every range is invalid on the wire. */
+export const KindRanges = {
+  transport: [1, 19],
+  signaling: [20, 39],
+  cluster: [40, 79],
+  partition: [80, 99],
+  map: [100, 139],
+  invoke: [140, 159],
+  jobs: [160, 199],
+  test: [200, 219],
+} as const;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole suite: bun:test over every *_test.ts, then the Deno checks (type-check of the
+# public API and Deno runs of the examples). Prints a final "N passed, N failed" line.
+set -u
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$PATH"
+passed=0
+failed=0
+log=$(mktemp)
+
+echo "== bun test"
+bun test --timeout 120000 "$@" 2>&1 | tee "$log"
+bp=$(grep -Eo '^ *[0-9]+ pass' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+bf=$(grep -Eo '^ *[0-9]+ fail' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+if ! grep -Eq '^ *[0-9]+ pass' "$log"; then bf=$((bf + 1)); echo "bun test produced no summary"; fi
+passed=$((passed + bp)); failed=$((failed + bf))
+
+if [ "$#" -eq 0 ]; then
+  deno_check() {
+    local name="$1"; shift
+    echo "== deno: $name"
+    if "$@" >"$log" 2>&1; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; tail -40 "$log"; fi
+  }
+  deno_check "deno check mod.ts" deno check mod.ts
+  for t in test/deno/*.ts; do
+    [ -e "$t" ] || continue
+    deno_check "deno run $t" timeout 300 deno run -A "$t"
+  done
+fi
+rm -f "$log"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
