@@ -1,0 +1,52 @@
+/**
+ * The surface of a running node that the HTTP layer, the CLI and embedding apps use.
+ * `startNode()` in node.ts returns an object implementing it.
+ */
+import type { ClusterView } from "./cluster/view.ts";
+import type { IMap } from "./map/imap.ts";
+import type { NodeId, TransportStats } from "./transport/transport.ts";
+
+export interface PartitionReplicaInfo {
+  partition: number;
+  /** replicas[0] is the primary, then sync backups in rank order, then async backups. */
+  replicas: NodeId[];
+  /** Ownership epoch: increases whenever the primary changes. */
+  epoch: number;
+  /** Target replicas of an in-flight migration, if any. */
+  migratingTo?: NodeId[];
+}
+
+export interface PartitionSummary {
+  count: number;
+  version: number;
+  /** Primary partitions per member. */
+  owners: Record<NodeId, number>;
+  /** Sum over partitions of (wanted replicas − live replicas). */
+  replicasMissing: number;
+  /** Partitions with a migration in flight. */
+  migrating: number;
+}
+
+export interface LinkInfo {
+  peer: NodeId;
+  kind: "direct" | "relayed";
+  via?: NodeId;
+}
+
+export interface ShoalNode extends AsyncDisposable {
+  readonly id: NodeId;
+  readonly name: string;
+  readonly clusterName: string;
+  /** Base URL of this node's HTTP server, if any. */
+  readonly httpUrl: string | undefined;
+  readonly cluster: ClusterView;
+  getMap<K = unknown, V = unknown>(name: string): IMap<K, V>;
+  /** Names and local entry counts of the maps this member holds (primary copies). */
+  mapNames(): string[];
+  partitionSummary(): PartitionSummary;
+  partitionTable(): PartitionReplicaInfo[];
+  links(): LinkInfo[];
+  transportStats(): TransportStats;
+  /** Graceful leave: migrates owned partitions away, says `left`, closes links. */
+  shutdown(): Promise<void>;
+}
