@@ -33,6 +33,50 @@ export interface LinkInfo {
   via?: NodeId;
 }
 
+/**
+ * A latency histogram: `counts[i]` is the number of observations ≤ `boundsMs[i]` and above
+ * the previous bound (not cumulative); the last entry counts those above every bound.
+ */
+export interface LatencyHistogram {
+  boundsMs: number[];
+  /** Length `boundsMs.length + 1`. */
+  counts: number[];
+  sumMs: number;
+  count: number;
+}
+
+/** Counts and latencies of one map operation kind, as called on this member. */
+export interface OperationStats {
+  map: string;
+  /** e.g. "get", "put", "remove". */
+  op: string;
+  count: number;
+  errors: number;
+  latency: LatencyHistogram;
+}
+
+/** Entries of one map held on this member. */
+export interface MapLocalStats {
+  name: string;
+  primaryEntries: number;
+  backupEntries: number;
+}
+
+/** Jobs and tasks per state, as seen in the job maps. */
+export interface JobStats {
+  jobs: Record<string, number>;
+  tasks: Record<string, number>;
+}
+
+/** Numbers for `GET /metrics` beyond what the rest of `ShoalNode` exposes; every part optional. */
+export interface NodeMetrics {
+  /** Master changes observed by this member since it started. */
+  masterChanges?: number;
+  operations?: OperationStats[];
+  maps?: MapLocalStats[];
+  jobs?: JobStats;
+}
+
 export interface ShoalNode extends AsyncDisposable {
   readonly id: NodeId;
   readonly name: string;
@@ -47,6 +91,8 @@ export interface ShoalNode extends AsyncDisposable {
   partitionTable(): PartitionReplicaInfo[];
   links(): LinkInfo[];
   transportStats(): TransportStats;
+  /** Optional extra figures for `GET /metrics` (operation latencies, local map entries, jobs). */
+  metrics?(): NodeMetrics;
   /** Graceful leave: migrates owned partitions away, says `left`, closes links. */
   shutdown(): Promise<void>;
 }

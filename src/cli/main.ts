@@ -8,6 +8,7 @@ export interface Command {
 }
 
 const commands: Record<string, () => Promise<Command>> = {
+  node: async () => (await import("./node_command.ts")).nodeCommand,
   signal: async () => (await import("./signal.ts")).signalCommand,
 };
 
@@ -18,6 +19,7 @@ export function usage(): string {
     "Usage: deno run -A mod.ts [command] [flags]   |   bun run mod.ts [command] [flags]",
     "",
     "Commands:",
+    "  node     start a member (the default when no command is given)",
     "  signal   run a standalone signaling server",
     "",
     "Run `mod.ts <command> --help` for the flags of a command.",

@@ -1,0 +1,147 @@
+/**
+ * The flags of the `node` command and their translation into `NodeOptions`. Pure, so
+ * every flag, environment variable and error can be unit-tested without starting a node.
+ */
+import { Defaults, type IceServer, type NodeOptions } from "../config.ts";
+import { isLoopbackHost, parseListenAddress } from "../http/listen_address.ts";
+import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
+import { parseIceUrl } from "./ice_url.ts";
+
+const logLevels = ["debug", "info", "warn", "error", "silent"] as const;
+
+/** The `node` command's flags, in `--help` order. */
+export const nodeFlags: readonly FlagSpec[] = [
+  { name: "name", kind: "string", valueName: "NAME", description: "member name shown in logs and the dashboard", defaultText: "random" },
+  { name: "cluster", kind: "string", valueName: "NAME", description: "cluster name; members of other clusters are refused", defaultText: Defaults.cluster },
+  { name: "secret", kind: "string", valueName: "SECRET", description: "cluster secret shared by all members", defaultText: "generated and printed" },
+  { name: "join", kind: "list", valueName: "URL", description: "base URL (http://host:port) of any member or signaling server; none = start a new cluster with embedded signaling" },
+  { name: "http", kind: "string", valueName: "HOST:PORT", description: "HTTP address for REST, dashboard and signaling; port 0 = any free port", defaultText: Defaults.http },
+  { name: "ice", kind: "list", valueName: "URL", description: "ICE server: stun:host:port or turn:user:pass@host:port" },
+  { name: "ice-host-address", kind: "list", valueName: "ADDR", description: "extra host address offered as an ICE candidate" },
+  { name: "backup-count", kind: "int", min: 0, max: 6, description: "synchronous backups per partition", defaultText: String(Defaults.backupCount) },
+  { name: "async-backup-count", kind: "int", min: 0, max: 6, description: "asynchronous backups per partition", defaultText: String(Defaults.asyncBackupCount) },
+  { name: "partition-count", kind: "int", min: 1, max: 65536, description: "number of partitions (same on every member)", defaultText: String(Defaults.partitionCount) },
+  { name: "lite", kind: "boolean", description: "lite member: holds no data, owns no partitions" },
+  { name: "token", kind: "string", valueName: "TOKEN", description: "bearer token required for HTTP writes (required off loopback)" },
+  { name: "slots", kind: "int", min: 0, max: 1024, description: "job slots this member offers", defaultText: String(Defaults.slots) },
+  { name: "log-level", kind: "string", valueName: "LEVEL", choices: logLevels, description: `log level: ${logLevels.join(", ")}`, defaultText: Defaults.logLevel },
+];
+
+/** `--help` text of the `node` command. */
+export function nodeHelp(): string {
+  return [
+    "Usage: mod.ts [node] [flags]",
+    "",
+    "Starts a Shoal member. With no --join it serves the signaling endpoint itself and forms",
+    "a one-member cluster that others can join. Prints one JSON line with \"event\":\"ready\"",
+    "on stdout when it is ready; logs go to stderr as JSON lines.",
+    "",
+    "Flags:",
+    formatFlagHelp(nodeFlags),
+    "  --help              show this help",
+    "",
+    "Examples:",
+    "  bun run mod.ts node --name a --http 127.0.0.1:5701",
+    "  SHOAL_SECRET=… deno run -A mod.ts node --name b --join http://127.0.0.1:5701 --http 127.0.0.1:0",
+  ].join("\n");
+}
+
+/** Result of parsing the `node` command line. */
+export type NodeArgsResult = { options: NodeOptions } | { error: string } | { help: string };
+
+const maxNameLength = 64;
+
+function checkName(flag: string, v: string): string | undefined {
+  if (v.length > maxNameLength) return `Invalid --${flag}: at most ${maxNameLength} characters`;
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(v)) return `Invalid --${flag}: control characters are not allowed`;
+  return undefined;
+}
+
+/** Validates and normalises a `--join` URL (trailing slashes removed). */
+export function parseJoinUrl(s: string): string | { error: string } {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return { error: `Bad --join URL "${s}": expected a base URL like http://127.0.0.1:5701` };
+  }
+  if (!["http:", "https:", "ws:", "wss:"].includes(u.protocol)) {
+    return { error: `Bad --join URL "${s}": scheme must be http, https, ws or wss` };
+  }
+  if (u.username || u.password) return { error: `Bad --join URL "${s}": credentials do not belong in the URL; use --secret` };
+  if (u.search || u.hash) return { error: `Bad --join URL "${s}": no query or fragment expected` };
+  return u.href.replace(/\/+$/, "");
+}
+
+/**
+ * Parses the `node` command's arguments (flags win over `SHOAL_*` environment variables)
+ * into `NodeOptions`. Options not given stay undefined so `startNode` applies its defaults,
+ * except `cluster` and `http`, which are always set.
+ *
+ * @example
+ * ```ts
+ * parseNodeArgs(["--backup-count", "2", "--lite"], { SHOAL_SECRET: "s" });
+ * // { options: { cluster: "shoal", http: "127.0.0.1:5701", secret: "s", backupCount: 2, lite: true } }
+ * ```
+ */
+export function parseNodeArgs(args: readonly string[], env: Readonly<Record<string, string | undefined>>): NodeArgsResult {
+  const r = parseFlags(nodeFlags, args, env);
+  if (r.kind === "help") return { help: nodeHelp() };
+  if (r.kind === "error") return { error: r.error };
+  if (r.positionals.length > 0) return { error: `Unexpected argument "${r.positionals[0]}"` };
+  const v = r.values;
+  const options: NodeOptions = { cluster: Defaults.cluster, http: Defaults.http };
+
+  for (const flag of ["name", "cluster"] as const) {
+    const s = v[flag] as string | undefined;
+    if (s === undefined) continue;
+    const err = checkName(flag, s);
+    if (err) return { error: err };
+    options[flag] = s;
+  }
+  if (v.secret !== undefined) options.secret = v.secret as string;
+  if (v.token !== undefined) options.token = v.token as string;
+
+  if (v.join !== undefined) {
+    const urls: string[] = [];
+    for (const s of v.join as string[]) {
+      const u = parseJoinUrl(s);
+      if (typeof u !== "string") return u;
+      if (!urls.includes(u)) urls.push(u);
+    }
+    options.join = urls;
+  }
+
+  const http = (v.http as string | undefined) ?? Defaults.http;
+  const addr = parseListenAddress(http);
+  if ("error" in addr) return addr;
+  if (!isLoopbackHost(addr.host) && options.token === undefined) {
+    return {
+      error: `Refusing to serve HTTP on ${http} without a token: anyone who can reach it could write. ` +
+        `Pass --token (or SHOAL_TOKEN), or listen on a loopback address such as 127.0.0.1:5701.`,
+    };
+  }
+  options.http = http;
+
+  if (v.ice !== undefined) {
+    const servers: IceServer[] = [];
+    for (const s of v.ice as string[]) {
+      const ice = parseIceUrl(s);
+      if ("error" in ice) return ice;
+      servers.push(ice);
+    }
+    options.iceServers = servers;
+  }
+  if (v["ice-host-address"] !== undefined) options.iceAdditionalHostAddresses = v["ice-host-address"] as string[];
+  if (v["backup-count"] !== undefined) options.backupCount = v["backup-count"] as number;
+  if (v["async-backup-count"] !== undefined) options.asyncBackupCount = v["async-backup-count"] as number;
+  if ((options.backupCount ?? Defaults.backupCount) + (options.asyncBackupCount ?? 0) > 6) {
+    return { error: "Invalid backup counts: --backup-count plus --async-backup-count must be at most 6" };
+  }
+  if (v["partition-count"] !== undefined) options.partitionCount = v["partition-count"] as number;
+  if (v.lite !== undefined) options.lite = v.lite as boolean;
+  if (v.slots !== undefined) options.slots = v.slots as number;
+  if (v["log-level"] !== undefined) options.logLevel = v["log-level"] as NodeOptions["logLevel"];
+  return { options };
+}

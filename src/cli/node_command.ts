@@ -1,0 +1,217 @@
+/**
+ * The `node` command (the default): parses flags, starts a member, prints one JSON line
+ * `{"event":"ready",…}` on stdout, and shuts down gracefully on SIGINT/SIGTERM (a second
+ * signal exits at once). Exit codes: 0 after a clean shutdown, 1 when the node cannot
+ * start or stop cleanly, 2 for usage errors.
+ */
+import type { NodeOptions } from "../config.ts";
+import { ShoalError } from "../core/errors.ts";
+import { createLogger } from "../core/log.ts";
+import type { ShoalNode } from "../node_api.ts";
+import type { Command } from "./main.ts";
+import { parseNodeArgs } from "./node_args.ts";
+import { currentDir, onStopSignal, processEnv, runtimeName, type StopSignal } from "./process_io.ts";
+
+/** Starts a node from options; `startNode` from `src/node.ts` in production. */
+export type StartNodeFn = (options: NodeOptions) => Promise<ShoalNode>;
+
+/** A pending stop request: `stopped` resolves on the first signal. */
+export interface StopWaiter {
+  stopped: Promise<StopSignal>;
+  dispose(): void;
+}
+
+/** What the command touches outside itself; tests replace any of it. */
+export interface NodeCommandDeps {
+  env: Record<string, string | undefined>;
+  stdout(line: string): void;
+  stderr(line: string): void;
+  start: StartNodeFn;
+  /** Begins listening for stop signals; `onForce` runs on a second signal. */
+  waitForStop(onForce: () => void): StopWaiter;
+  exit(code: number): void;
+  randomSecret(): string;
+  /** How to launch `mod.ts` here, e.g. `bun run mod.ts`; used in the join hint. */
+  launcher: string;
+  /** @default 30000 */
+  shutdownTimeoutMs: number;
+}
+
+/** 32 random bytes as hex, from the platform's CSPRNG. */
+export function generateSecret(): string {
+  const b = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function defaultLauncher(): string {
+  let mod = new URL("../../mod.ts", import.meta.url).pathname;
+  const cwd = currentDir();
+  if (cwd && mod.startsWith(cwd.replace(/\/$/, "") + "/")) mod = mod.slice(cwd.replace(/\/$/, "").length + 1);
+  const rt = runtimeName();
+  return rt === "deno" ? `deno run -A ${mod}` : `bun run ${mod}`;
+}
+
+async function loadStartNode(): Promise<StartNodeFn> {
+  // A computed specifier keeps this file independent of node.ts at type-check time.
+  const spec = "../node.ts";
+  const mod = await import(spec) as { startNode?: StartNodeFn };
+  if (typeof mod.startNode !== "function") throw new Error("src/node.ts does not export startNode()");
+  return mod.startNode;
+}
+
+function defaultDeps(): NodeCommandDeps {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  return {
+    env: processEnv(),
+    stdout: (line) => console.log(line),
+    stderr: (line) => console.error(line),
+    start: async (options) => (await loadStartNode())(options),
+    waitForStop(onForce) {
+      let resolve!: (s: StopSignal) => void;
+      const stopped = new Promise<StopSignal>((r) => (resolve = r));
+      let count = 0;
+      const dispose = onStopSignal((s) => {
+        count++;
+        if (count === 1) resolve(s);
+        else onForce();
+      });
+      return { stopped, dispose };
+    },
+    exit: (code) => (g.Deno ? g.Deno.exit(code) : g.process.exit(code)),
+    randomSecret: generateSecret,
+    launcher: defaultLauncher(),
+    shutdownTimeoutMs: 30_000,
+  };
+}
+
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:@=,+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command line that starts a second member joining `httpUrl`. */
+export function joinCommand(launcher: string, options: NodeOptions, httpUrl: string): string {
+  const parts = [`SHOAL_SECRET=${shellQuote(options.secret ?? "")}`, launcher, "node"];
+  if (options.cluster && options.cluster !== "shoal") parts.push("--cluster", shellQuote(options.cluster));
+  parts.push("--join", shellQuote(httpUrl), "--http", "127.0.0.1:0");
+  return parts.join(" ");
+}
+
+/** Turns a start failure into one clear sentence for stderr. */
+export function describeStartError(err: unknown, options: NodeOptions): string {
+  // deno-lint-ignore no-explicit-any
+  const e = err as any;
+  const message = String(e?.message ?? err);
+  if (e?.code === "EADDRINUSE" || e?.name === "AddrInUse" || /EADDRINUSE|address already in use|in use/i.test(message)) {
+    return `Cannot listen on ${options.http}: the address is already in use. Pick another --http port, or port 0 for any free port.`;
+  }
+  if (e?.code === "EACCES" || e?.name === "PermissionDenied") {
+    return `Cannot listen on ${options.http}: permission denied (${message}).`;
+  }
+  if (err instanceof ShoalError) {
+    switch (err.code) {
+      case "AUTH_FAILED":
+        return `Cannot join cluster "${options.cluster}": ${message}. Check --secret (SHOAL_SECRET) and --cluster.`;
+      case "REFUSED":
+        return `Cannot join cluster "${options.cluster}": refused: ${message}`;
+      case "UNREACHABLE":
+        return `Cannot reach ${(options.join ?? []).join(", ") || "the cluster"}: ${message}. Is a member or signaling server listening there?`;
+      case "TIMEOUT":
+        return `Cannot join cluster "${options.cluster}": timed out: ${message}`;
+      default:
+        return `Cannot start node (${err.code}): ${message}`;
+    }
+  }
+  return `Cannot start node: ${message}`;
+}
+
+/**
+ * Runs the `node` command to completion and returns its exit code.
+ *
+ * @param args the arguments after the command name
+ * @param overrides replacements for process access (tests)
+ */
+export async function runNodeCommand(args: string[], overrides: Partial<NodeCommandDeps> = {}): Promise<number> {
+  const deps: NodeCommandDeps = { ...defaultDeps(), ...overrides };
+  const parsed = parseNodeArgs(args, deps.env);
+  if ("help" in parsed) {
+    deps.stdout(parsed.help);
+    return 0;
+  }
+  if ("error" in parsed) {
+    deps.stderr(`error: ${parsed.error}\nRun with --help for the list of flags.`);
+    return 2;
+  }
+  const options = parsed.options;
+  const secretGenerated = options.secret === undefined;
+  if (secretGenerated) {
+    if (options.join && options.join.length > 0) {
+      deps.stderr("error: --join needs the cluster's secret: pass --secret or set SHOAL_SECRET.");
+      return 2;
+    }
+    options.secret = deps.randomSecret();
+  }
+
+  // Listen before starting so a signal during a slow join still stops cleanly.
+  let forced = false;
+  const waiter = deps.waitForStop(() => {
+    forced = true;
+    deps.stderr("error: second signal, exiting without a graceful shutdown");
+    deps.exit(130);
+  });
+  try {
+    let node: ShoalNode;
+    try {
+      node = await Promise.race([
+        deps.start(options),
+        waiter.stopped.then((s) => {
+          throw new Error(`interrupted by ${s} while starting`);
+        }),
+      ]);
+    } catch (err) {
+      deps.stderr(`error: ${describeStartError(err, options)}`);
+      return 1;
+    }
+    const ready: Record<string, unknown> = {
+      event: "ready",
+      member: node.id,
+      name: node.name,
+      cluster: node.clusterName,
+      http: node.httpUrl ?? null,
+      master: node.cluster.master() ?? null,
+    };
+    const hint = secretGenerated && node.httpUrl ? joinCommand(deps.launcher, options, node.httpUrl) : undefined;
+    if (hint) ready.join = hint;
+    deps.stdout(JSON.stringify(ready));
+    if (hint) deps.stdout(`# No --secret given; generated one. To add a member, run:\n#   ${hint}`);
+
+    const log = createLogger(options.logLevel ?? "info", { member: node.id }, deps.stderr);
+    const signal = await waiter.stopped;
+    if (forced) return 130;
+    log.info("shutdown-requested", { signal });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        node.shutdown(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`shutdown took longer than ${deps.shutdownTimeoutMs} ms`)), deps.shutdownTimeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      deps.stderr(`error: Cannot shut down cleanly: ${(err as Error)?.message ?? err}`);
+      return 1;
+    } finally {
+      clearTimeout(timer);
+    }
+    log.info("stopped", {});
+    return 0;
+  } finally {
+    waiter.dispose();
+  }
+}
+
+/** The `node` command entry for `main.ts`. */
+export const nodeCommand: Command = {
+  summary: "start a member (the default command)",
+  run: (args) => runNodeCommand(args),
+};

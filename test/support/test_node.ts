@@ -1,0 +1,326 @@
+/**
+ * An in-process stand-in for a running member, used only to exercise the HTTP layer and
+ * the CLI's run loop (which are the things under test there). It keeps maps in plain JS
+ * Maps, a member list the test edits, and a round-robin partition table.
+ *
+ * To run the same HTTP tests against a real member, replace `createTestNode()` with
+ * `startNode({ http: false, … })` and drive state changes through real members instead
+ * of `addMember`/`removeMember`.
+ */
+import type { ClusterEvent, ClusterView, MemberInfo } from "../../src/cluster/view.ts";
+import { ShoalError, type ShoalErrorCode } from "../../src/core/errors.ts";
+import type { IMap } from "../../src/map/imap.ts";
+import type {
+  LinkInfo,
+  NodeMetrics,
+  OperationStats,
+  PartitionReplicaInfo,
+  PartitionSummary,
+  ShoalNode,
+} from "../../src/node_api.ts";
+import { emptyStats, type NodeId, type TransportStats } from "../../src/transport/transport.ts";
+
+class TestClusterView implements ClusterView {
+  #members: MemberInfo[] = [];
+  #listeners = new Set<(e: ClusterEvent) => void>();
+  masterEpoch = 0;
+  memberListVersion = 0;
+  joined = false;
+  constructor(readonly self: NodeId) {}
+  members(): MemberInfo[] {
+    return this.joined ? [...this.#members] : [];
+  }
+  member(id: NodeId): MemberInfo | undefined {
+    return this.#members.find((m) => m.id === id);
+  }
+  master(): NodeId | undefined {
+    return this.joined ? this.#members[0]?.id : undefined;
+  }
+  isMaster(): boolean {
+    return this.master() === this.self;
+  }
+  subscribe(listener: (e: ClusterEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+  emit(e: ClusterEvent): void {
+    for (const l of this.#listeners) l(e);
+  }
+  setMembers(members: MemberInfo[]): void {
+    const before = this.master();
+    this.#members = [...members].sort((a, b) => a.joinedAt - b.joinedAt);
+    this.memberListVersion++;
+    this.emit({ type: "memberListChanged", version: this.memberListVersion });
+    const after = this.master();
+    if (after !== undefined && after !== before) {
+      this.masterEpoch++;
+      this.emit({ type: "masterChanged", master: after, previous: before, epoch: this.masterEpoch });
+    }
+  }
+}
+
+const latencyBoundsMs = [0.5, 1, 5, 25, 100, 1000];
+
+class TestMap implements IMap<unknown, unknown> {
+  data = new Map<string, [unknown, unknown]>();
+  constructor(readonly name: string, private owner: TestNode) {}
+  #k(key: unknown): string {
+    return JSON.stringify(key);
+  }
+  async #op<T>(op: string, fn: () => T): Promise<T> {
+    const stats = this.owner.opStats(this.name, op);
+    stats.count++;
+    const fail = this.owner.failNext;
+    if (fail) {
+      this.owner.failNext = undefined;
+      stats.errors++;
+      throw new ShoalError(fail, `Cannot ${op} on map "${this.name}": injected ${fail}`);
+    }
+    await Promise.resolve();
+    const r = fn();
+    stats.latency.counts[0]++;
+    stats.latency.count++;
+    stats.latency.sumMs += 0.1;
+    return r;
+  }
+  get(key: unknown) {
+    return this.#op("get", () => this.data.get(this.#k(key))?.[1]);
+  }
+  set(key: unknown, value: unknown) {
+    return this.#op("set", () => void this.data.set(this.#k(key), [key, value]));
+  }
+  put(key: unknown, value: unknown) {
+    return this.#op("put", () => {
+      const prev = this.data.get(this.#k(key))?.[1];
+      this.data.set(this.#k(key), [key, value]);
+      return prev;
+    });
+  }
+  putIfAbsent(key: unknown, value: unknown) {
+    return this.#op("putIfAbsent", () => {
+      const prev = this.data.get(this.#k(key))?.[1];
+      if (prev === undefined) this.data.set(this.#k(key), [key, value]);
+      return prev;
+    });
+  }
+  replace(key: unknown, value: unknown): Promise<unknown>;
+  replace(key: unknown, expected: unknown, value: unknown): Promise<boolean>;
+  replace(key: unknown, a: unknown, b?: unknown): Promise<unknown> {
+    return this.#op("replace", () => {
+      const cur = this.data.get(this.#k(key));
+      if (arguments.length === 3) {
+        if (!cur || JSON.stringify(cur[1]) !== JSON.stringify(a)) return false;
+        this.data.set(this.#k(key), [key, b]);
+        return true;
+      }
+      if (cur) this.data.set(this.#k(key), [key, a]);
+      return cur?.[1];
+    });
+  }
+  remove(key: unknown): Promise<unknown>;
+  remove(key: unknown, expected: unknown): Promise<boolean>;
+  remove(key: unknown, expected?: unknown): Promise<unknown> {
+    const conditional = arguments.length === 2;
+    return this.#op("remove", () => {
+      const cur = this.data.get(this.#k(key));
+      if (conditional) {
+        if (!cur || JSON.stringify(cur[1]) !== JSON.stringify(expected)) return false;
+        this.data.delete(this.#k(key));
+        return true;
+      }
+      this.data.delete(this.#k(key));
+      return cur?.[1];
+    });
+  }
+  delete(key: unknown) {
+    return this.#op("delete", () => void this.data.delete(this.#k(key)));
+  }
+  containsKey(key: unknown) {
+    return this.#op("containsKey", () => this.data.has(this.#k(key)));
+  }
+  getAll(keys: Iterable<unknown>) {
+    return this.#op("getAll", () => {
+      const out = new Map<unknown, unknown>();
+      for (const k of keys) {
+        const e = this.data.get(this.#k(k));
+        if (e) out.set(k, e[1]);
+      }
+      return out;
+    });
+  }
+  putAll(entries: Iterable<[unknown, unknown]>) {
+    return this.#op("putAll", () => {
+      for (const [k, v] of entries) this.data.set(this.#k(k), [k, v]);
+    });
+  }
+  size() {
+    return this.#op("size", () => this.data.size);
+  }
+  clear() {
+    return this.#op("clear", () => this.data.clear());
+  }
+  async *keys() {
+    for (const [k] of [...this.data.values()]) yield k;
+  }
+  async *values() {
+    for (const [, v] of [...this.data.values()]) yield v;
+  }
+  async *entries(): AsyncIterableIterator<[unknown, unknown]> {
+    for (const e of [...this.data.values()]) yield e;
+  }
+  destroy() {
+    return this.#op("destroy", () => void this.owner.maps.delete(this.name));
+  }
+}
+
+export interface TestNodeOptions {
+  /** Number of members including self (self is the oldest). @default 3 */
+  members?: number;
+  /** Whether the node starts joined. @default true */
+  joined?: boolean;
+  partitionCount?: number;
+  backupCount?: number;
+  cluster?: string;
+  httpUrl?: string;
+}
+
+/** The in-process stand-in; see the file comment. */
+export class TestNode implements ShoalNode {
+  readonly id: NodeId;
+  readonly name: string;
+  readonly clusterName: string;
+  httpUrl: string | undefined;
+  readonly cluster: TestClusterView;
+  readonly maps = new Map<string, TestMap>();
+  readonly partitionCount: number;
+  readonly backupCount: number;
+  /** Partitions shown as migrating to the given member. */
+  migrating = new Map<number, NodeId>();
+  /** Makes the next map operation fail with this code. */
+  failNext: ShoalErrorCode | undefined;
+  stats: TransportStats = emptyStats();
+  masterChanges = 0;
+  shutdownCalls = 0;
+  #ops = new Map<string, OperationStats>();
+  #nextJoin = 0;
+
+  constructor(opts: TestNodeOptions = {}) {
+    this.id = "m-self0000";
+    this.name = "self";
+    this.clusterName = opts.cluster ?? "shoal";
+    this.httpUrl = opts.httpUrl;
+    this.partitionCount = opts.partitionCount ?? 271;
+    this.backupCount = opts.backupCount ?? 1;
+    this.cluster = new TestClusterView(this.id);
+    this.cluster.subscribe((e) => {
+      if (e.type === "masterChanged") this.masterChanges++;
+    });
+    const members: MemberInfo[] = [this.#member(this.id, this.name)];
+    for (let i = 1; i < (opts.members ?? 3); i++) members.push(this.#member(`m-peer000${i}`, `peer${i}`));
+    if (opts.joined ?? true) this.cluster.joined = true;
+    this.cluster.setMembers(members);
+  }
+
+  #member(id: NodeId, name: string, lite = false): MemberInfo {
+    return { id, name, runtime: "bun", joinedAt: this.#nextJoin++, lite, incarnation: 0 };
+  }
+
+  /** Marks the node joined (health turns 200). */
+  join(): void {
+    this.cluster.joined = true;
+    this.cluster.setMembers(this.cluster.members().length ? this.cluster.members() : [this.#member(this.id, this.name)]);
+  }
+
+  addMember(name: string, lite = false): MemberInfo {
+    const m = this.#member(`m-${name}`, name, lite);
+    this.cluster.setMembers([...this.cluster.members(), m]);
+    this.cluster.emit({ type: "memberAdded", member: m });
+    return m;
+  }
+
+  removeMember(id: NodeId): void {
+    const m = this.cluster.member(id);
+    if (!m) throw new Error(`no member ${id}`);
+    this.cluster.setMembers(this.cluster.members().filter((x) => x.id !== id));
+    this.cluster.emit({ type: "memberRemoved", member: m, reason: "dead" });
+  }
+
+  opStats(map: string, op: string): OperationStats {
+    const key = `${map}\u0000${op}`;
+    let s = this.#ops.get(key);
+    if (!s) {
+      s = { map, op, count: 0, errors: 0, latency: { boundsMs: latencyBoundsMs, counts: new Array(latencyBoundsMs.length + 1).fill(0), sumMs: 0, count: 0 } };
+      this.#ops.set(key, s);
+    }
+    return s;
+  }
+
+  getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
+    let m = this.maps.get(name);
+    if (!m) {
+      m = new TestMap(name, this);
+      this.maps.set(name, m);
+    }
+    return m as unknown as IMap<K, V>;
+  }
+
+  mapNames(): string[] {
+    return [...this.maps.keys()];
+  }
+
+  partitionTable(): PartitionReplicaInfo[] {
+    const data = this.cluster.members().filter((m) => !m.lite).map((m) => m.id);
+    const out: PartitionReplicaInfo[] = [];
+    for (let p = 0; p < this.partitionCount; p++) {
+      const replicas: NodeId[] = [];
+      for (let r = 0; r <= this.backupCount && r < data.length; r++) replicas.push(data[(p + r) % data.length]);
+      const info: PartitionReplicaInfo = { partition: p, replicas, epoch: 1 };
+      const to = this.migrating.get(p);
+      if (to) info.migratingTo = [to, ...replicas.slice(1)];
+      out.push(info);
+    }
+    return out;
+  }
+
+  partitionSummary(): PartitionSummary {
+    const owners: Record<NodeId, number> = {};
+    let missing = 0;
+    for (const p of this.partitionTable()) {
+      if (p.replicas[0]) owners[p.replicas[0]] = (owners[p.replicas[0]] ?? 0) + 1;
+      missing += this.backupCount + 1 - p.replicas.length;
+    }
+    return { count: this.partitionCount, version: this.cluster.memberListVersion, owners, replicasMissing: missing, migrating: this.migrating.size };
+  }
+
+  links(): LinkInfo[] {
+    return this.cluster.members().filter((m) => m.id !== this.id).map((m, i) =>
+      i === 1 ? { peer: m.id, kind: "relayed" as const, via: this.cluster.members()[1].id } : { peer: m.id, kind: "direct" as const }
+    );
+  }
+
+  transportStats(): TransportStats {
+    return { ...this.stats };
+  }
+
+  metrics(): NodeMetrics {
+    return {
+      masterChanges: this.masterChanges,
+      operations: [...this.#ops.values()],
+      maps: [...this.maps.values()].map((m) => ({ name: m.name, primaryEntries: m.data.size, backupEntries: 0 })),
+      jobs: { jobs: { RUNNING: 1, FINISHED: 2 }, tasks: { RUNNING: 3 } },
+    };
+  }
+
+  async shutdown(): Promise<void> {
+    this.shutdownCalls++;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+}
+
+/** A test node with `members` members (self the oldest, so the master), joined unless told otherwise. */
+export function createTestNode(opts: TestNodeOptions = {}): TestNode {
+  return new TestNode(opts);
+}
