@@ -26,6 +26,17 @@ export const Kind = {
   SignalAnswer: 21,
   SignalReject: 22,
   SignalRelay: 23,
+  // jobs 160–199
+  JobWorkerHello: 160,
+  JobWorkerHelloAck: 161,
+  JobDeployTask: 162,
+  JobDeployAck: 163,
+  JobCancelTask: 164,
+  JobTaskDone: 165,
+  JobTaskDoneAck: 166,
+  JobTaskQuery: 167,
+  JobTaskReport: 168,
+  JobNotify: 169,
   // bench/test 200–219
   TestEcho: 200,
   TestData: 201,
