@@ -21,6 +21,7 @@ export const Kind = {
   Forward: 2,
   LinkPing: 3,
   LinkPong: 4,
+  LinkClose: 5,
   // signaling 20–39
   SignalOffer: 20,
   SignalAnswer: 21,

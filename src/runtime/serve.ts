@@ -1,0 +1,133 @@
+/**
+ * Serving a hono app over HTTP (and WebSocket) on Bun (`Bun.serve`) and Deno
+ * (`Deno.serve`) through one call. Node is not supported by this adapter.
+ */
+import type { Context } from "hono";
+import { ShoalError } from "../core/errors.ts";
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+
+/** What {@link serve} needs: the address and the app's fetch handler. */
+export interface ServeOptions {
+  /** Interface to listen on. @default "127.0.0.1" */
+  hostname?: string;
+  /** TCP port; 0 picks any free port. */
+  port: number;
+  /** The request handler, usually `app.fetch`. It gets the runtime's server/info as `env`. */
+  fetch: (req: Request, env: unknown) => Response | Promise<Response>;
+  /** Bun's WebSocket handler from {@link wsUpgrader}; ignored on Deno. */
+  websocket?: unknown;
+}
+
+/** A listening server. */
+export interface Served {
+  /** Base URL, e.g. `http://127.0.0.1:41234`. */
+  url: string;
+  /** The port actually bound (useful with port 0). */
+  port: number;
+  hostname: string;
+  /** Stops listening and closes open connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts serving `fetch` on `hostname:port`.
+ * @param opts address and handler
+ * @returns the listening server
+ * @throws ShoalError with code "REFUSED" when the port is taken or cannot be bound
+ * @example
+ * ```ts
+ * const app = new Hono().get("/", (c) => c.text("hi"));
+ * const s = await serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
+ * console.log(s.url);
+ * await s.close();
+ * ```
+ */
+export function serve(opts: ServeOptions): Promise<Served> {
+  const hostname = opts.hostname ?? "127.0.0.1";
+  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
+    return Promise.reject(new RangeError(`Cannot listen on port ${opts.port}: not a port number`));
+  }
+  const urlHost = hostname.includes(":") ? `[${hostname}]` : hostname;
+  if (g.Bun) {
+    let server;
+    try {
+      server = g.Bun.serve({
+        hostname,
+        port: opts.port,
+        fetch: (req: Request, srv: unknown) => opts.fetch(req, srv),
+        websocket: opts.websocket,
+        // Idle WebSockets (a joined node keeps its signaling socket) must not be cut.
+        idleTimeout: 0,
+      });
+    } catch (err) {
+      return Promise.reject(bindError(hostname, opts.port, err));
+    }
+    const port = server.port as number;
+    return Promise.resolve({
+      url: `http://${urlHost}:${port}`,
+      port,
+      hostname,
+      close: async () => {
+        await server.stop(true);
+      },
+    });
+  }
+  if (g.Deno) {
+    return new Promise((resolve, reject) => {
+      let server: { shutdown(): Promise<void>; finished: Promise<void> };
+      try {
+        server = g.Deno.serve(
+          {
+            hostname,
+            port: opts.port,
+            onListen: (addr: { port: number }) => {
+              resolve({
+                url: `http://${urlHost}:${addr.port}`,
+                port: addr.port,
+                hostname,
+                close: async () => {
+                  await server.shutdown();
+                },
+              });
+            },
+            onError: () => new Response("Internal Server Error", { status: 500 }),
+          },
+          (req: Request, info: unknown) => opts.fetch(req, info),
+        );
+      } catch (err) {
+        reject(bindError(hostname, opts.port, err));
+      }
+    });
+  }
+  return Promise.reject(new ShoalError("REFUSED", "Cannot serve HTTP: this runtime is neither Bun nor Deno"));
+}
+
+function bindError(hostname: string, port: number, err: unknown): ShoalError {
+  const msg = String((err as Error)?.message ?? err);
+  const code = String((err as { code?: string })?.code ?? (err as Error)?.name ?? "");
+  const taken = /in use|EADDRINUSE|AddrInUse/i.test(msg + code);
+  return new ShoalError(
+    "REFUSED",
+    taken ? `Cannot listen on ${hostname}:${port}: the port is already in use` : `Cannot listen on ${hostname}:${port}: ${msg}`,
+    { cause: err },
+  );
+}
+
+/**
+ * The remote address of the client of a request served by {@link serve}.
+ * @param c the hono context
+ * @returns the IP address, or "unknown"
+ */
+export function clientAddress(c: Context): string {
+  // deno-lint-ignore no-explicit-any
+  const env = c.env as any;
+  try {
+    if (env && typeof env.requestIP === "function") return env.requestIP(c.req.raw)?.address ?? "unknown";
+    if (env?.remoteAddr?.hostname) return env.remoteAddr.hostname;
+  } catch {
+    // fall through
+  }
+  return "unknown";
+}

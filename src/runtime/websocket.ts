@@ -1,0 +1,107 @@
+/**
+ * WebSocket upgrades for hono apps on both runtimes. Bun upgrades through
+ * `server.upgrade()` and needs a `websocket` handler object passed to `Bun.serve`; Deno
+ * upgrades with `Deno.upgradeWebSocket`. {@link wsUpgrader} hides the difference; pass its
+ * `websocket` to serve(). (hono's own `hono/bun` and `hono/deno` entry points touch their
+ * runtime's globals when loaded, so they cannot be imported on the other runtime; these are
+ * the same few lines built on `hono/ws`.)
+ */
+import { defineWebSocketHelper, type UpgradeWebSocket, WSContext, type WSEvents } from "hono/ws";
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+
+/** The runtime's WebSocket upgrade middleware factory and (Bun only) its server handler. */
+export interface WsUpgrader {
+  // deno-lint-ignore no-explicit-any
+  upgradeWebSocket: UpgradeWebSocket<any>;
+  /** Pass to `serve({ websocket })`; undefined on Deno. */
+  websocket: unknown;
+}
+
+interface BunSocket {
+  send(data: string | ArrayBuffer | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  data: { events: WSEvents; url: URL; ctx?: WSContext };
+  readyState: 0 | 1 | 2 | 3;
+}
+
+function bunContext(ws: BunSocket): WSContext {
+  // One context per socket, so handlers may keep it.
+  ws.data.ctx ??= new WSContext({
+    send: (source) => ws.send(source as string | ArrayBuffer | Uint8Array),
+    raw: ws,
+    get readyState() {
+      return ws.readyState;
+    },
+    url: ws.data.url,
+    protocol: "",
+    close: (code, reason) => ws.close(code, reason),
+  });
+  return ws.data.ctx;
+}
+
+function run(ws: BunSocket, fn: () => unknown): void {
+  try {
+    const r = fn();
+    if (r instanceof Promise) r.catch(() => ws.close(1011, "handler error"));
+  } catch {
+    ws.close(1011, "handler error");
+  }
+}
+
+const bunWebsocket = {
+  open(ws: BunSocket) {
+    run(ws, () => ws.data.events.onOpen?.(new Event("open"), bunContext(ws)));
+  },
+  close(ws: BunSocket, code?: number, reason?: string) {
+    run(ws, () => ws.data.events.onClose?.(new CloseEvent("close", { code, reason }), bunContext(ws)));
+  },
+  message(ws: BunSocket, message: string | Uint8Array) {
+    const data = typeof message === "string" ? message : message.slice().buffer;
+    run(ws, () => ws.data.events.onMessage?.(new MessageEvent("message", { data }), bunContext(ws)));
+  },
+};
+
+const bunUpgrade = defineWebSocketHelper((c, events) => {
+  // deno-lint-ignore no-explicit-any
+  const server = c.env as any;
+  if (!server || typeof server.upgrade !== "function") throw new TypeError("Cannot upgrade: serve() did not pass the Bun server");
+  if (server.upgrade(c.req.raw, { data: { events, url: new URL(c.req.url) } })) return new Response(null);
+});
+
+const denoUpgrade = defineWebSocketHelper((c, events) => {
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return;
+  const { response, socket } = g.Deno.upgradeWebSocket(c.req.raw);
+  const ctx = new WSContext({
+    send: (source) => socket.send(source),
+    raw: socket,
+    get readyState() {
+      return socket.readyState;
+    },
+    url: null,
+    protocol: "",
+    close: (code, reason) => socket.close(code, reason),
+  });
+  socket.onopen = (ev: Event) => events.onOpen?.(ev, ctx);
+  socket.onmessage = (ev: MessageEvent) => events.onMessage?.(ev, ctx);
+  socket.onclose = (ev: CloseEvent) => events.onClose?.(ev, ctx);
+  socket.onerror = (ev: Event) => events.onError?.(ev, ctx);
+  return response;
+});
+
+/**
+ * Returns the WebSocket upgrader of the current runtime.
+ * @returns `{ upgradeWebSocket, websocket }`
+ * @example
+ * ```ts
+ * const { upgradeWebSocket, websocket } = wsUpgrader();
+ * app.get("/ws", upgradeWebSocket(() => ({ onMessage: (e, ws) => ws.send(String(e.data)) })));
+ * await serve({ port: 0, fetch: app.fetch, websocket });
+ * ```
+ */
+export function wsUpgrader(): WsUpgrader {
+  if (g.Bun) return { upgradeWebSocket: bunUpgrade, websocket: bunWebsocket };
+  if (g.Deno) return { upgradeWebSocket: denoUpgrade, websocket: undefined };
+  throw new Error("Cannot upgrade WebSockets: this runtime is neither Bun nor Deno");
+}

@@ -1,0 +1,58 @@
+/**
+ * Signaling message kinds (20–39). Offers and answers travel either through the
+ * signaling server (as the `payload` of a socket message, JSON) or over the mesh inside a
+ * {@link SignalRelayMsg}; in both cases the receiver validates them with these schemas.
+ */
+import { z } from "zod";
+import { Kind } from "../wire/kinds.ts";
+import { defineMessage, w } from "../wire/message.ts";
+
+/** Longest SDP accepted (a data-channel-only SDP is ~1 KiB plus ~100 B per candidate). */
+export const MAX_SDP_LENGTH = 16 * 1024;
+
+const descriptionShape = {
+  /** Room id of the cluster (hash of the name, see roomId()). */
+  cluster: w.str(64),
+  from: w.id(),
+  to: w.id(),
+  nonce: w.str(64).min(16),
+  /** Sender's wall-clock time, ms since the epoch. */
+  ts: w.uint(),
+  sdp: w.str(MAX_SDP_LENGTH),
+  /** DTLS fingerprints of the SDP, "algo HEX:HEX…", as signed. */
+  fp: w.list(w.str(160), 4),
+  /** HMAC-SHA256 (hex) with the cluster's "signal" key. */
+  sig: w.str(64),
+};
+
+/** An offer: opens a link. */
+export const SignalOfferMsg = defineMessage(Kind.SignalOffer, "SignalOffer", descriptionShape);
+
+/** An answer to the offer whose nonce is `re`. */
+export const SignalAnswerMsg = defineMessage(Kind.SignalAnswer, "SignalAnswer", { ...descriptionShape, re: w.str(64) });
+
+/** Codes a reject can carry. */
+export const RejectCode = z.enum(["AUTH_FAILED", "REFUSED", "UNREACHABLE"]);
+
+/** A refusal of the description whose nonce is `re`, with the reason, so the sender fails fast. */
+export const SignalRejectMsg = defineMessage(Kind.SignalReject, "SignalReject", {
+  from: w.id(),
+  to: w.id(),
+  re: w.str(64),
+  code: RejectCode,
+  reason: w.str(200),
+});
+
+/** A description (`d`: offer, answer or reject) relayed over the mesh from `from` to `to`. */
+export const SignalRelayMsg = defineMessage(Kind.SignalRelay, "SignalRelay", {
+  from: w.id(),
+  to: w.id(),
+  d: w.any(),
+});
+
+export type SignalOffer = z.infer<typeof SignalOfferMsg>;
+export type SignalAnswer = z.infer<typeof SignalAnswerMsg>;
+export type SignalReject = z.infer<typeof SignalRejectMsg>;
+export type SignalRelay = z.infer<typeof SignalRelayMsg>;
+export type Description = SignalOffer | SignalAnswer;
+export type SignalPayload = SignalOffer | SignalAnswer | SignalReject;

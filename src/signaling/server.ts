@@ -1,0 +1,326 @@
+/**
+ * The tiny bootstrap server: a `/signal` WebSocket endpoint on a hono app, with rooms keyed
+ * by the hash of the cluster name. It keeps nothing but open sockets: it forwards a
+ * `signal` to the member of the same room it names, tells members who is in their room,
+ * and forgets a member when its socket closes. Limits: message size, sockets per IP,
+ * message rate per socket, members per room. It counts what it relayed per (from, to)
+ * pair so tests can prove that relayed signaling bypassed it.
+ */
+import { Hono } from "hono";
+import type { MiddlewareHandler } from "hono";
+import type { UpgradeWebSocket, WSContext } from "hono/ws";
+import { type Clock, realClock } from "../core/clock.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
+import { clientAddress, serve, type Served } from "../runtime/serve.ts";
+import { wsUpgrader } from "../runtime/websocket.ts";
+import { ClientMessage, MAX_ROOM_MEMBERS, MAX_SOCKET_MESSAGE_BYTES, parseSocketMessage, type ServerMessage } from "./socket_protocol.ts";
+
+/** Limits and dependencies of a signaling endpoint. */
+export interface SignalingOptions {
+  /** Open sockets allowed from one IP address. @default 64 */
+  maxSocketsPerIp?: number;
+  /** Open sockets in total. @default 4096 */
+  maxSockets?: number;
+  /** Sustained messages per second per socket. @default 50 */
+  ratePerSecond?: number;
+  /** Burst of messages per socket. @default 200 */
+  rateBurst?: number;
+  /** (from, to) pairs whose relay counts are kept. @default 10000 */
+  maxCounters?: number;
+  clock?: Clock;
+  log?: Logger;
+}
+
+/** Counters of a signaling endpoint. */
+export interface SignalingStats {
+  /** Open sockets. */
+  sockets: number;
+  /** Rooms with at least one member. */
+  rooms: number;
+  /** Signals relayed in total. */
+  relayedTotal: number;
+  /** Signals relayed per `"from>to"` pair. */
+  relayed: Record<string, number>;
+  /** Messages dropped for rate, shape, size or unknown target. */
+  dropped: number;
+  /** Upgrades refused for the per-IP or total socket limit. */
+  refused: number;
+}
+
+interface Conn {
+  ws: WSContext;
+  ip: string;
+  room: string | null;
+  id: string | null;
+  tokens: number;
+  refilledAt: number;
+}
+
+/** The state of one signaling endpoint: open sockets and counters. */
+export class SignalingHub {
+  readonly #rooms = new Map<string, Map<string, Conn>>();
+  readonly #perIp = new Map<string, number>();
+  readonly #relayed = new Map<string, number>();
+  #sockets = 0;
+  #relayedTotal = 0;
+  #dropped = 0;
+  #refused = 0;
+  readonly #opts: Required<Omit<SignalingOptions, "clock" | "log">>;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #conns = new Set<Conn>();
+
+  constructor(opts: SignalingOptions = {}) {
+    this.#opts = {
+      maxSocketsPerIp: opts.maxSocketsPerIp ?? 64,
+      maxSockets: opts.maxSockets ?? 4096,
+      ratePerSecond: opts.ratePerSecond ?? 50,
+      rateBurst: opts.rateBurst ?? 200,
+      maxCounters: opts.maxCounters ?? 10_000,
+    };
+    this.#clock = opts.clock ?? realClock;
+    this.#log = opts.log ?? silentLogger;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): SignalingStats {
+    return {
+      sockets: this.#sockets,
+      rooms: this.#rooms.size,
+      relayedTotal: this.#relayedTotal,
+      relayed: Object.fromEntries(this.#relayed),
+      dropped: this.#dropped,
+      refused: this.#refused,
+    };
+  }
+
+  /** Whether another socket from `ip` may open. */
+  admits(ip: string): boolean {
+    return this.#sockets < this.#opts.maxSockets && (this.#perIp.get(ip) ?? 0) < this.#opts.maxSocketsPerIp;
+  }
+
+  /** Counts a refused upgrade. */
+  refuse(): void {
+    this.#refused++;
+  }
+
+  /** Closes every socket. */
+  closeAll(): void {
+    for (const c of [...this.#conns]) {
+      try {
+        c.ws.close(1001, "server shutting down");
+      } catch {
+        // already closed
+      }
+      this.#onClose(c);
+    }
+  }
+
+  /** The per-socket event handlers hono's upgradeWebSocket wants. */
+  events(ip: string) {
+    let conn: Conn | null = null;
+    return {
+      onOpen: (_ev: Event, ws: WSContext) => {
+        if (!this.admits(ip)) {
+          this.#refused++;
+          ws.close(1008, "too many sockets");
+          return;
+        }
+        conn = { ws, ip, room: null, id: null, tokens: this.#opts.rateBurst, refilledAt: this.#clock.now() };
+        this.#conns.add(conn);
+        this.#sockets++;
+        this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
+      },
+      onMessage: (ev: MessageEvent, ws: WSContext) => {
+        if (!conn) return;
+        this.#onMessage(conn, ev.data, ws);
+      },
+      onClose: () => {
+        if (conn) this.#onClose(conn);
+        conn = null;
+      },
+      onError: () => {
+        if (conn) this.#onClose(conn);
+        conn = null;
+      },
+    };
+  }
+
+  #send(c: Conn, m: ServerMessage): void {
+    try {
+      c.ws.send(JSON.stringify(m));
+    } catch {
+      // the socket is closing; its close event cleans up
+    }
+  }
+
+  #takeToken(c: Conn): boolean {
+    const now = this.#clock.now();
+    c.tokens = Math.min(this.#opts.rateBurst, c.tokens + ((now - c.refilledAt) / 1000) * this.#opts.ratePerSecond);
+    c.refilledAt = now;
+    if (c.tokens < 1) return false;
+    c.tokens -= 1;
+    return true;
+  }
+
+  #onMessage(c: Conn, data: unknown, _ws: WSContext): void {
+    const size = typeof data === "string" ? data.length : (data as ArrayBuffer)?.byteLength ?? 0;
+    if (size > MAX_SOCKET_MESSAGE_BYTES) {
+      this.#dropped++;
+      c.ws.close(1009, "message too large");
+      return;
+    }
+    if (!this.#takeToken(c)) {
+      this.#dropped++;
+      this.#send(c, { type: "error", code: "RATE", reason: "rate limit exceeded; message dropped" });
+      return;
+    }
+    const m = parseSocketMessage(ClientMessage, data);
+    if (!m) {
+      this.#dropped++;
+      this.#send(c, { type: "error", code: "INVALID", reason: "invalid message" });
+      return;
+    }
+    if (m.type === "hello") {
+      if (c.room !== null) {
+        this.#dropped++;
+        this.#send(c, { type: "error", code: "INVALID", reason: "hello already received" });
+        return;
+      }
+      let room = this.#rooms.get(m.room);
+      if (!room) {
+        room = new Map();
+        this.#rooms.set(m.room, room);
+      }
+      const old = room.get(m.id);
+      if (old) {
+        // The same member reconnected (or restarted): the newest socket wins.
+        old.room = null;
+        old.id = null;
+        try {
+          old.ws.close(1000, "replaced by a newer connection");
+        } catch {
+          // already closed
+        }
+      } else if (room.size >= MAX_ROOM_MEMBERS) {
+        this.#send(c, { type: "error", code: "FULL", reason: "room is full" });
+        c.ws.close(1008, "room is full");
+        return;
+      }
+      c.room = m.room;
+      c.id = m.id;
+      room.set(m.id, c);
+      const ids = [...room.keys()];
+      this.#send(c, { type: "welcome", id: m.id, peers: ids.filter((x) => x !== m.id) });
+      this.#broadcastPeers(m.room, m.id);
+      return;
+    }
+    // signal
+    if (c.room === null || c.id === null) {
+      this.#dropped++;
+      this.#send(c, { type: "error", code: "INVALID", reason: "say hello first" });
+      return;
+    }
+    const target = this.#rooms.get(c.room)?.get(m.to);
+    if (!target) {
+      this.#dropped++;
+      this.#send(c, { type: "error", code: "NO_PEER", reason: `no member ${m.to} in this room` });
+      return;
+    }
+    this.#send(target, { type: "signal", from: c.id, payload: m.payload });
+    this.#relayedTotal++;
+    const key = `${c.id}>${m.to}`;
+    const n = this.#relayed.get(key);
+    if (n !== undefined) this.#relayed.set(key, n + 1);
+    else if (this.#relayed.size < this.#opts.maxCounters) this.#relayed.set(key, 1);
+  }
+
+  #broadcastPeers(room: string, except: string | null): void {
+    const members = this.#rooms.get(room);
+    if (!members) return;
+    const ids = [...members.keys()];
+    for (const [id, c] of members) {
+      if (id === except) continue;
+      this.#send(c, { type: "peers", peers: ids.filter((x) => x !== id) });
+    }
+  }
+
+  #onClose(c: Conn): void {
+    if (!this.#conns.delete(c)) return;
+    this.#sockets--;
+    const n = (this.#perIp.get(c.ip) ?? 1) - 1;
+    if (n <= 0) this.#perIp.delete(c.ip);
+    else this.#perIp.set(c.ip, n);
+    if (c.room !== null && c.id !== null) {
+      const room = this.#rooms.get(c.room);
+      if (room?.get(c.id) === c) {
+        room.delete(c.id);
+        if (room.size === 0) this.#rooms.delete(c.room);
+        else this.#broadcastPeers(c.room, null);
+      }
+    }
+    this.#log.debug("signaling.socket_closed", { sockets: this.#sockets });
+  }
+}
+
+/**
+ * Adds the `/signal` WebSocket route and the `GET /signal/stats` counters to a hono app,
+ * so any member's HTTP server can be the bootstrap.
+ * @param app the hono app
+ * @param upgradeWebSocket the runtime's upgrader (from wsUpgrader())
+ * @param opts limits
+ * @returns the hub holding the sockets and counters
+ */
+// deno-lint-ignore no-explicit-any
+export function mountSignaling(app: Hono<any>, upgradeWebSocket: UpgradeWebSocket<any>, opts: SignalingOptions = {}): SignalingHub {
+  const hub = new SignalingHub(opts);
+  const gate: MiddlewareHandler = async (c, next) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return c.json({ error: "expected a WebSocket upgrade" }, 426);
+    if (!hub.admits(clientAddress(c))) {
+      hub.refuse();
+      return c.json({ error: "too many sockets" }, 429);
+    }
+    await next();
+  };
+  app.get("/signal/stats", (c) => c.json(hub.stats()));
+  app.get("/signal", gate, upgradeWebSocket((c) => hub.events(clientAddress(c))));
+  return hub;
+}
+
+/** A running standalone signaling server. */
+export interface SignalingServer {
+  url: string;
+  port: number;
+  hub: SignalingHub;
+  stats(): SignalingStats;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a standalone signaling server.
+ * @param opts address (`hostname`, `port`, 0 = any free port) and limits
+ * @returns the running server
+ * @example
+ * ```ts
+ * const s = await createSignalingServer({ hostname: "127.0.0.1", port: 0 });
+ * console.log(s.url); // give this to nodes as --join
+ * await s.close();
+ * ```
+ */
+export async function createSignalingServer(opts: SignalingOptions & { hostname?: string; port: number }): Promise<SignalingServer> {
+  const app = new Hono();
+  const { upgradeWebSocket, websocket } = wsUpgrader();
+  const hub = mountSignaling(app, upgradeWebSocket, opts);
+  app.get("/", (c) => c.json({ service: "shoal-signal", endpoint: "/signal" }));
+  const served: Served = await serve({ hostname: opts.hostname ?? "127.0.0.1", port: opts.port, fetch: app.fetch, websocket });
+  return {
+    url: served.url,
+    port: served.port,
+    hub,
+    stats: () => hub.stats(),
+    close: async () => {
+      hub.closeAll();
+      await served.close();
+    },
+  };
+}

@@ -1,0 +1,656 @@
+/**
+ * The WebRTC transport: one werift peer connection with one ordered, reliable data channel
+ * per pair of members. Messages are CBOR-encoded when sent, coalesced per tick into frames
+ * of about 12 KiB (never above 64 KiB), and handed to the channel only while its
+ * `bufferedAmount` is under a bound (werift's SCTP collapses when too much is queued).
+ * Messages larger than 16 KiB are chunked. Offers and answers are signed (see
+ * signaling/descriptions.ts) and travel through the signaling server for a member's first
+ * link, and over the mesh (SignalRelay through a linked member) for every other.
+ */
+import type { IceServer } from "../config.ts";
+import { type Clock, realClock, type Timer } from "../core/clock.ts";
+import { ShoalError, TimeoutError } from "../core/errors.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
+import type { SignalChannel } from "../signaling/client.ts";
+import { checkDescription, type DescriptionKeys, signAnswer, signOffer } from "../signaling/descriptions.ts";
+import type { Description, SignalAnswer, SignalOffer, SignalPayload, SignalReject, SignalRelay } from "../signaling/messages.ts";
+import "../signaling/messages.ts";
+import { decodeFrame, encodeValue } from "../wire/codec.ts";
+import { deriveKey, ReplayGuard, roomId } from "../wire/envelope.ts";
+import { Kind } from "../wire/kinds.ts";
+import { Limits } from "../wire/limits.ts";
+import { type Message, validateMessage } from "../wire/message.ts";
+import { CHUNK_THRESHOLD_BYTES, Reassembler, splitIntoChunks } from "./chunks.ts";
+import { FrameQueue, frameOf } from "./frame_queue.ts";
+import "./messages.ts";
+import { type ConnectOptions, emptyStats, type NodeId, type Transport, type TransportHandlers, type TransportStats } from "./transport.ts";
+import { WebRtcPeer } from "./webrtc_peer.ts";
+
+/** Options of {@link WebRtcTransport}. */
+export interface WebRtcTransportOptions {
+  /** This member's id. */
+  self: NodeId;
+  /** Cluster name. */
+  cluster: string;
+  /** Cluster secret; signs offers and answers. */
+  secret: string;
+  /** STUN/TURN servers, always passed to werift explicitly. @default [] */
+  iceServers?: IceServer[];
+  /** Extra host addresses offered as ICE candidates. @default [] */
+  iceAdditionalHostAddresses?: string[];
+  /** The signaling server connection used when `connect()` has no `via`. */
+  signaling?: SignalChannel;
+  /** Default budget for `connect()`. @default 15000 */
+  connectTimeoutMs?: number;
+  /** Target frame size. @default Limits.targetFrameBytes (12 KiB) */
+  targetFrameBytes?: number;
+  /** Bytes allowed in the channel's buffer before coalescing waits. @default 65536 */
+  maxBufferedBytes?: number;
+  /** Links (open or being set up) at most. @default 256 */
+  maxLinks?: number;
+  clock?: Clock;
+  log?: Logger;
+  /**
+   * Called with each SignalRelay this member forwards for others; return the message to
+   * forward (possibly altered) or null to drop it. For tests that play a malicious relay.
+   */
+  relayHook?: (m: SignalRelay) => SignalRelay | null;
+}
+
+/** Where a link's offer/answer travels. */
+type SignalPath = { kind: "server" } | { kind: "relay"; via: NodeId };
+
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+interface Link {
+  peer: NodeId;
+  state: "offering" | "answering" | "open";
+  rtc: WebRtcPeer;
+  /** Nonce of our offer (offering) or our answer (answering). */
+  nonce: string;
+  path: SignalPath;
+  queue: FrameQueue;
+  reasm: Reassembler;
+  timer: Timer | null;
+  waiters: Waiter[];
+  flushScheduled: boolean;
+  waitingLow: boolean;
+  nextChunkId: number;
+}
+
+/** Signaling counters of a {@link WebRtcTransport}. */
+export interface SignalingCounters {
+  /** Descriptions refused (bad signature, fingerprint, replay, wrong target). */
+  refused: number;
+  /** The last refusal's reason. */
+  lastRefusal: string | null;
+  /** SignalRelay messages forwarded for other members. */
+  relayed: number;
+  /** Offers sent through the signaling server / over the mesh. */
+  offersViaServer: number;
+  offersViaMesh: number;
+}
+
+const noopHandlers: TransportHandlers = { message() {}, linkUp() {}, linkDown() {} };
+
+/** A Transport over werift data channels. */
+export class WebRtcTransport implements Transport {
+  readonly self: NodeId;
+  readonly #keys: DescriptionKeys;
+  readonly #iceServers: IceServer[];
+  readonly #iceExtra: string[];
+  readonly #signaling: SignalChannel | undefined;
+  readonly #connectTimeoutMs: number;
+  readonly #targetFrameBytes: number;
+  readonly #maxBufferedBytes: number;
+  readonly #maxLinks: number;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #guard = new ReplayGuard(60_000, 10_000);
+  readonly #relayHook: WebRtcTransportOptions["relayHook"];
+  #handlers: TransportHandlers = noopHandlers;
+  #links = new Map<NodeId, Link>();
+  #routes = new Map<NodeId, NodeId>();
+  #stats = emptyStats();
+  #signalCounters: SignalingCounters = { refused: 0, lastRefusal: null, relayed: 0, offersViaServer: 0, offersViaMesh: 0 };
+  #closed = false;
+
+  constructor(opts: WebRtcTransportOptions) {
+    if (!opts.self) throw new TypeError("Cannot create a WebRTC transport: self is empty");
+    this.self = opts.self;
+    this.#keys = { room: roomId(opts.cluster), key: deriveKey(opts.cluster, opts.secret, "signal"), self: opts.self };
+    this.#iceServers = opts.iceServers ?? [];
+    this.#iceExtra = opts.iceAdditionalHostAddresses ?? [];
+    this.#signaling = opts.signaling;
+    this.#connectTimeoutMs = opts.connectTimeoutMs ?? 15_000;
+    this.#targetFrameBytes = Math.min(opts.targetFrameBytes ?? Limits.targetFrameBytes, Limits.maxFrameBytes - 1024);
+    this.#maxBufferedBytes = opts.maxBufferedBytes ?? 64 * 1024;
+    this.#maxLinks = opts.maxLinks ?? 256;
+    this.#clock = opts.clock ?? realClock;
+    this.#log = opts.log ?? silentLogger;
+    this.#relayHook = opts.relayHook;
+    this.#signaling?.onSignal((from, payload) => this.#onServerSignal(from, payload));
+  }
+
+  setHandlers(h: TransportHandlers): void {
+    this.#handlers = h;
+  }
+
+  stats(): TransportStats {
+    return { ...this.#stats };
+  }
+
+  /** Counters of signed-description handling and relaying. */
+  signalingCounters(): SignalingCounters {
+    return { ...this.#signalCounters };
+  }
+
+  isLinked(peer: NodeId): boolean {
+    return this.#links.get(peer)?.state === "open";
+  }
+
+  links(): NodeId[] {
+    return [...this.#links.values()].filter((l) => l.state === "open").map((l) => l.peer);
+  }
+
+  setRoute(to: NodeId, via: NodeId | null): void {
+    if (via === null) this.#routes.delete(to);
+    else this.#routes.set(to, via);
+  }
+
+  routeOf(to: NodeId): NodeId | undefined {
+    return this.#routes.get(to);
+  }
+
+  connect(peer: NodeId, options: ConnectOptions = {}): Promise<void> {
+    if (this.#closed) return Promise.reject(new ShoalError("SHUTDOWN", `Cannot connect to ${peer}: transport closed`));
+    if (peer === this.self) return Promise.reject(new RangeError("Cannot connect to self"));
+    const existing = this.#links.get(peer);
+    if (existing?.state === "open") return Promise.resolve();
+    let path: SignalPath;
+    if (options.via !== undefined) {
+      if (!this.isLinked(options.via)) {
+        return Promise.reject(new ShoalError("UNREACHABLE", `Cannot connect to ${peer} via ${options.via}: no link to ${options.via}`));
+      }
+      path = { kind: "relay", via: options.via };
+    } else if (this.#signaling) {
+      path = { kind: "server" };
+    } else {
+      return Promise.reject(new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: no signaling server and no relay given`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      if (existing) {
+        existing.waiters.push({ resolve, reject });
+        return;
+      }
+      if (this.#links.size >= this.#maxLinks) {
+        reject(new ShoalError("OVERLOADED", `Cannot connect to ${peer}: ${this.#maxLinks} links already`));
+        return;
+      }
+      const link = this.#newLink(peer, "offering", path, options.timeoutMs ?? this.#connectTimeoutMs);
+      link.waiters.push({ resolve, reject });
+      void this.#offer(link);
+    });
+  }
+
+  disconnect(peer: NodeId): void {
+    const link = this.#links.get(peer);
+    if (!link) return;
+    this.#drop(link, "closed locally", new ShoalError("REFUSED", `Connection to ${peer} closed locally`), true);
+  }
+
+  send(to: NodeId, msg: Message): boolean {
+    if (this.#closed) return false;
+    const link = this.#links.get(to);
+    if (link?.state === "open") return this.#enqueue(link, msg);
+    const via = this.#routes.get(to);
+    if (via !== undefined && via !== to) {
+      const relay = this.#links.get(via);
+      if (relay?.state === "open") return this.#enqueue(relay, { t: Kind.Forward, from: this.self, to, ttl: 2, m: msg });
+    }
+    this.#stats.droppedNoRoute++;
+    return false;
+  }
+
+  /**
+   * Sends raw bytes as one data-channel message on the link to `peer`, bypassing encoding.
+   * For fuzz tests of the receiving side; counts nothing.
+   * @returns false when there is no open link or the channel refused the bytes
+   */
+  sendRawFrame(peer: NodeId, bytes: Uint8Array): boolean {
+    const link = this.#links.get(peer);
+    if (!link || link.state !== "open") return false;
+    try {
+      link.rtc.send(bytes);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The werift peer of an open link (for tests of socket-level guards). */
+  peerOf(peer: NodeId): WebRtcPeer | undefined {
+    return this.#links.get(peer)?.rtc;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const links = [...this.#links.values()];
+    for (const l of links) this.#drop(l, "closed locally", new ShoalError("SHUTDOWN", `Connection to ${l.peer} closed: transport closed`), true);
+    await Promise.all(links.map(async (l) => {
+      await l.rtc.drained();
+      await l.rtc.close();
+    }));
+    this.#routes.clear();
+  }
+
+  // ---------------------------------------------------------------- links
+
+  #newLink(peer: NodeId, state: "offering" | "answering", path: SignalPath, timeoutMs: number): Link {
+    const link: Link = {
+      peer,
+      state,
+      rtc: this.#newPeer(),
+      nonce: "",
+      path,
+      queue: new FrameQueue(Limits.maxQueuedBytesPerPeer),
+      reasm: new Reassembler(),
+      timer: null,
+      waiters: [],
+      flushScheduled: false,
+      waitingLow: false,
+      nextChunkId: 0,
+    };
+    this.#links.set(peer, link);
+    this.#bindPeer(link, link.rtc);
+    link.timer = this.#clock.setTimer(timeoutMs, () => {
+      link.timer = null;
+      if (this.#links.get(peer) === link && link.state !== "open") {
+        this.#drop(link, "connect timeout", new TimeoutError(`Cannot connect to ${peer}: no open channel after ${timeoutMs} ms`));
+      }
+    });
+    return link;
+  }
+
+  #newPeer(): WebRtcPeer {
+    return new WebRtcPeer({ iceServers: this.#iceServers, iceAdditionalHostAddresses: this.#iceExtra });
+  }
+
+  #bindPeer(link: Link, rtc: WebRtcPeer): void {
+    rtc.events = {
+      open: () => {
+        if (link.rtc !== rtc || this.#links.get(link.peer) !== link) return;
+        this.#opened(link);
+      },
+      close: (reason) => {
+        if (link.rtc !== rtc || this.#links.get(link.peer) !== link) return;
+        this.#drop(link, reason, new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${reason}`));
+      },
+      message: (bytes) => {
+        if (link.rtc !== rtc || this.#links.get(link.peer) !== link) return;
+        this.#onFrame(link, bytes);
+      },
+      bufferedLow: () => {
+        if (link.rtc !== rtc || !link.waitingLow) return;
+        link.waitingLow = false;
+        this.#flush(link);
+      },
+    };
+  }
+
+  /** Swaps in a fresh peer connection for a link being (re)negotiated. */
+  #replacePeer(link: Link): void {
+    const old = link.rtc;
+    link.rtc = this.#newPeer();
+    this.#bindPeer(link, link.rtc);
+    void old.close();
+  }
+
+  #opened(link: Link): void {
+    link.state = "open";
+    link.timer?.cancel();
+    link.timer = null;
+    this.#routes.delete(link.peer);
+    this.#log.debug("transport.link_up", { peer: link.peer });
+    for (const w of link.waiters.splice(0)) w.resolve();
+    this.#safe(() => this.#handlers.linkUp(link.peer));
+    this.#flush(link);
+  }
+
+  /**
+   * Removes a link; emits linkDown if it was open, rejects connect() waiters otherwise.
+   * `graceful`: tell the peer with a LinkClose (werift itself does not) and close the
+   * connection once that went out.
+   */
+  #drop(link: Link, reason: string, err: Error, graceful = false): void {
+    if (this.#links.get(link.peer) !== link) return;
+    this.#links.delete(link.peer);
+    link.timer?.cancel();
+    link.timer = null;
+    const wasOpen = link.state === "open";
+    if (wasOpen && graceful && link.rtc.open) {
+      try {
+        link.rtc.send(frameOf([encodeValue({ t: Kind.LinkClose, reason })]));
+      } catch {
+        // the channel is already failing; the peer will notice on its own
+      }
+      const rtc = link.rtc;
+      void rtc.drained().then(() => rtc.close());
+    } else {
+      void link.rtc.close();
+    }
+    link.queue.clear();
+    link.reasm.clear();
+    for (const w of link.waiters.splice(0)) w.reject(err);
+    if (wasOpen) {
+      this.#log.debug("transport.link_down", { peer: link.peer, reason });
+      this.#safe(() => this.#handlers.linkDown(link.peer, reason));
+    }
+  }
+
+  // ---------------------------------------------------------------- signaling
+
+  async #offer(link: Link): Promise<void> {
+    const rtc = link.rtc;
+    let sdp: string;
+    try {
+      sdp = await rtc.createOffer();
+    } catch (err) {
+      if (link.rtc === rtc) this.#drop(link, "offer failed", new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`));
+      return;
+    }
+    if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering") return;
+    const offer = signOffer(this.#keys, link.peer, sdp, this.#clock.now());
+    link.nonce = offer.nonce;
+    if (link.path.kind === "server") this.#signalCounters.offersViaServer++;
+    else this.#signalCounters.offersViaMesh++;
+    if (!this.#sendSignal(link.path, link.peer, offer)) {
+      const how = link.path.kind === "server" ? "the signaling server" : `relay ${link.path.via}`;
+      this.#drop(link, "offer not sent", new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: cannot send the offer through ${how}`));
+    }
+  }
+
+  #sendSignal(path: SignalPath, to: NodeId, payload: SignalPayload): boolean {
+    if (path.kind === "server") return this.#signaling?.send(to, payload) ?? false;
+    const relayMsg = { t: Kind.SignalRelay, from: this.self, to, d: payload };
+    const via = this.#links.get(path.via);
+    if (via?.state !== "open") return false;
+    // The relay may be the peer itself (a renegotiation over an existing link).
+    return this.#enqueue(via, relayMsg);
+  }
+
+  #reject(path: SignalPath, to: NodeId, re: string, code: SignalReject["code"], reason: string): void {
+    this.#sendSignal(path, to, { t: Kind.SignalReject, from: this.self, to, re, code, reason });
+  }
+
+  #onServerSignal(from: NodeId, payload: unknown): void {
+    if (this.#closed) return;
+    this.#onPayload(from, payload, { kind: "server" });
+  }
+
+  /** A description or reject from `from` (as vouched for by the server or the relay). */
+  #onPayload(from: NodeId, payload: unknown, path: SignalPath): void {
+    const v = validateMessage(payload);
+    if (!v.ok || (v.msg.t !== Kind.SignalOffer && v.msg.t !== Kind.SignalAnswer && v.msg.t !== Kind.SignalReject)) {
+      this.#stats.droppedInvalid++;
+      return;
+    }
+    const d = v.msg as unknown as SignalPayload;
+    if (d.from !== from) {
+      this.#stats.droppedInvalid++;
+      return;
+    }
+    if (d.t === Kind.SignalReject) return this.#onReject(d as SignalReject);
+    const desc = d as Description;
+    const refusal = checkDescription(desc, this.#keys, this.#guard, this.#clock.now());
+    if (refusal) {
+      this.#signalCounters.refused++;
+      this.#signalCounters.lastRefusal = refusal.reason;
+      this.#log.warn("signaling.refused", { peer: from, kind: d.t === Kind.SignalOffer ? "offer" : "answer", reason: refusal.reason });
+      this.#reject(path, from, desc.nonce, refusal.code, refusal.reason);
+      // A refused answer also ends our attempt: the answerer cannot be trusted.
+      if (d.t === Kind.SignalAnswer) {
+        const link = this.#links.get(from);
+        if (link && link.state === "offering" && link.nonce === (d as SignalAnswer).re) {
+          this.#drop(link, "answer refused", new ShoalError(refusal.code, `Cannot connect to ${from}: ${refusal.reason}`));
+        }
+      }
+      return;
+    }
+    if (d.t === Kind.SignalOffer) void this.#onOffer(d as SignalOffer, path);
+    else void this.#onAnswer(d as SignalAnswer);
+  }
+
+  async #onOffer(offer: SignalOffer, path: SignalPath): Promise<void> {
+    const peer = offer.from;
+    let link = this.#links.get(peer);
+    if (link?.state === "offering" && this.self < peer) {
+      // Glare: both sides offered at once; the lower id's offer wins, so ignore theirs.
+      return;
+    }
+    if (link) {
+      if (link.state === "open") {
+        // The peer renegotiates (it restarted or lost the link): the old link is gone.
+        this.#drop(link, "peer reconnected", new ShoalError("UNREACHABLE", `Connection to ${peer} replaced`));
+        link = undefined;
+      } else {
+        link.state = "answering";
+        link.path = path;
+        this.#replacePeer(link);
+      }
+    }
+    if (!link) {
+      if (this.#links.size >= this.#maxLinks) {
+        this.#reject(path, peer, offer.nonce, "REFUSED", `member has ${this.#maxLinks} links already`);
+        return;
+      }
+      link = this.#newLink(peer, "answering", path, this.#connectTimeoutMs);
+    }
+    const rtc = link.rtc;
+    let sdp: string;
+    try {
+      sdp = await rtc.acceptOffer(offer.sdp);
+    } catch (err) {
+      if (link.rtc === rtc) this.#drop(link, "bad offer", new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: ${(err as Error).message}`));
+      return;
+    }
+    if (link.rtc !== rtc || this.#links.get(peer) !== link) return;
+    const answer = signAnswer(this.#keys, peer, sdp, offer.nonce, this.#clock.now());
+    link.nonce = answer.nonce;
+    if (!this.#sendSignal(path, peer, answer)) {
+      this.#drop(link, "answer not sent", new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: cannot send the answer`));
+    }
+  }
+
+  async #onAnswer(answer: SignalAnswer): Promise<void> {
+    const link = this.#links.get(answer.from);
+    if (!link || link.state !== "offering" || link.nonce !== answer.re) return; // stale
+    const rtc = link.rtc;
+    try {
+      await rtc.acceptAnswer(answer.sdp);
+    } catch (err) {
+      if (link.rtc === rtc) this.#drop(link, "bad answer", new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`));
+    }
+  }
+
+  #onReject(r: SignalReject): void {
+    if (r.to !== this.self) return;
+    for (const link of this.#links.values()) {
+      if (link.state !== "open" && link.nonce === r.re) {
+        this.#log.warn("signaling.rejected", { peer: link.peer, code: r.code, reason: r.reason });
+        this.#drop(link, "rejected", new ShoalError(r.code, `Cannot connect to ${link.peer}: ${r.reason}`));
+        return;
+      }
+    }
+  }
+
+  #onRelay(from: NodeId, m: SignalRelay): void {
+    if (m.to === this.self) {
+      this.#onPayload(m.from, m.d, { kind: "relay", via: from });
+      return;
+    }
+    // Forward for others, only along a direct link.
+    const next = this.#links.get(m.to);
+    if (next?.state !== "open") {
+      const d = validateMessage(m.d);
+      if (d.ok && d.msg.t !== Kind.SignalReject && typeof d.msg.nonce === "string") {
+        const back = this.#links.get(from);
+        if (back?.state === "open") {
+          this.#enqueue(back, {
+            t: Kind.SignalRelay,
+            from: m.to,
+            to: m.from,
+            d: { t: Kind.SignalReject, from: m.to, to: m.from, re: d.msg.nonce, code: "UNREACHABLE", reason: `relay ${this.self} has no link to ${m.to}` },
+          });
+        }
+      }
+      this.#stats.droppedNoRoute++;
+      return;
+    }
+    const out = this.#relayHook ? this.#relayHook(m) : m;
+    if (!out) return;
+    this.#signalCounters.relayed++;
+    this.#stats.forwarded++;
+    this.#enqueue(next, { ...out, t: Kind.SignalRelay });
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  #enqueue(link: Link, msg: Message): boolean {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeValue(msg);
+    } catch {
+      this.#stats.droppedInvalid++;
+      return false;
+    }
+    if (bytes.byteLength > CHUNK_THRESHOLD_BYTES) {
+      const frame = frameOf([bytes]);
+      if (frame.byteLength > Limits.maxMessageBytes) {
+        this.#stats.droppedOverflow++;
+        return false;
+      }
+      const chunks = splitIntoChunks(link.nextChunkId++, frame).map((c) => encodeValue(c));
+      let total = 0;
+      for (const c of chunks) total += c.byteLength;
+      if (!link.queue.fits(total)) {
+        this.#stats.droppedOverflow++;
+        return false;
+      }
+      for (const c of chunks) link.queue.push(c);
+    } else {
+      if (!link.queue.fits(bytes.byteLength)) {
+        this.#stats.droppedOverflow++;
+        return false;
+      }
+      link.queue.push(bytes);
+    }
+    this.#stats.messagesSent++;
+    if (!link.flushScheduled && !link.waitingLow) {
+      link.flushScheduled = true;
+      queueMicrotask(() => {
+        link.flushScheduled = false;
+        this.#flush(link);
+      });
+    }
+    return true;
+  }
+
+  #flush(link: Link): void {
+    if (link.state !== "open" || this.#links.get(link.peer) !== link) return;
+    while (link.queue.length > 0) {
+      if (link.rtc.bufferedAmount >= this.#maxBufferedBytes) {
+        link.waitingLow = true;
+        return;
+      }
+      const frame = link.queue.takeFrame(this.#targetFrameBytes)!;
+      try {
+        link.rtc.send(frame);
+      } catch (err) {
+        this.#drop(link, `send failed: ${(err as Error).message}`, new ShoalError("UNREACHABLE", `Link to ${link.peer} failed`));
+        return;
+      }
+      this.#stats.framesSent++;
+      this.#stats.bytesSent += frame.byteLength;
+    }
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  #onFrame(link: Link, bytes: Uint8Array): void {
+    this.#stats.framesReceived++;
+    this.#stats.bytesReceived += bytes.byteLength;
+    const d = decodeFrame(bytes, Limits.maxFrameBytes);
+    if (d.dropped > 0) this.#stats.droppedInvalid += d.dropped;
+    for (const m of d.msgs) this.#deliver(link, m, false);
+  }
+
+  #deliver(link: Link, m: Message, reassembled: boolean): void {
+    switch (m.t) {
+      case Kind.Chunk: {
+        if (reassembled) {
+          this.#stats.droppedInvalid++;
+          return;
+        }
+        const r = link.reasm.add(m as unknown as { id: number; i: number; n: number; data: Uint8Array });
+        if ("invalid" in r) {
+          this.#stats.droppedInvalid++;
+          return;
+        }
+        if ("done" in r) {
+          const inner = decodeFrame(r.done, Limits.maxMessageBytes + 16);
+          if (inner.dropped > 0) this.#stats.droppedInvalid += inner.dropped;
+          for (const x of inner.msgs) this.#deliver(link, x, true);
+        }
+        return;
+      }
+      case Kind.Forward: {
+        const f = m as unknown as { from: string; to: string; ttl: number; m: unknown };
+        if (f.to === this.self) {
+          const inner = validateMessage(f.m);
+          if (!inner.ok || inner.msg.t === Kind.Forward || inner.msg.t === Kind.Chunk) {
+            this.#stats.droppedInvalid++;
+            return;
+          }
+          if (inner.msg.t === Kind.SignalRelay) return this.#onRelay(f.from, inner.msg as unknown as SignalRelay);
+          this.#stats.messagesReceived++;
+          this.#safe(() => this.#handlers.message(f.from, inner.msg));
+          return;
+        }
+        const next = this.#links.get(f.to);
+        if (f.ttl > 0 && next?.state === "open") {
+          this.#stats.forwarded++;
+          this.#enqueue(next, { t: Kind.Forward, from: f.from, to: f.to, ttl: f.ttl - 1, m: f.m });
+        } else {
+          this.#stats.droppedNoRoute++;
+        }
+        return;
+      }
+      case Kind.SignalRelay:
+        return this.#onRelay(link.peer, m as unknown as SignalRelay);
+      case Kind.LinkClose:
+        if (!reassembled) this.#drop(link, "closed by peer", new ShoalError("UNREACHABLE", `Connection to ${link.peer} closed by peer`));
+        return;
+      case Kind.SignalOffer:
+      case Kind.SignalAnswer:
+      case Kind.SignalReject:
+        // A description sent straight over a link counts as relayed by that peer.
+        return this.#onPayload(link.peer, m, { kind: "relay", via: link.peer });
+      default:
+        this.#stats.messagesReceived++;
+        this.#safe(() => this.#handlers.message(link.peer, m));
+    }
+  }
+
+  #safe(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#log.error("transport.handler_error", { error: String((err as Error)?.stack ?? err) });
+    }
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * The one file that imports werift. A {@link WebRtcPeer} is one RTCPeerConnection with one
+ * pre-negotiated, ordered, reliable data channel (id 0), non-trickle ICE (descriptions are
+ * exchanged once gathering completes) and explicit ICE servers. Also installs the guard
+ * that keeps an error on werift's UDP sockets from killing the process under Bun.
+ */
+import { Buffer } from "node:buffer";
+import dgram from "node:dgram";
+import { RTCPeerConnection } from "werift";
+import type { IceServer } from "../config.ts";
+
+/** Connection settings for a peer. */
+export interface WebRtcPeerOptions {
+  /** STUN/TURN servers; always passed to werift (an empty list means host candidates only). */
+  iceServers: IceServer[];
+  /** Extra host addresses to offer as candidates (network-namespace labs). */
+  iceAdditionalHostAddresses?: string[];
+  /** Give up waiting for ICE gathering after this long. @default 5000 */
+  gatherTimeoutMs?: number;
+}
+
+/** Events of a peer; set the fields you need. */
+export interface WebRtcPeerEvents {
+  open(): void;
+  /** The channel or the connection closed or failed (called once). */
+  close(reason: string): void;
+  message(bytes: Uint8Array): void;
+  /** bufferedAmount fell to {@link WebRtcPeer.lowWaterBytes} or below. */
+  bufferedLow(): void;
+}
+
+let udpErrorsGuarded = 0;
+let guardInstalled = false;
+
+/**
+ * werift creates dgram sockets without 'error' listeners. Under Bun an ICMP error (say,
+ * port unreachable while checking a dead candidate) becomes such an event, and an
+ * unhandled 'error' event kills the process. This wraps `Socket.prototype.emit` so an
+ * 'error' that nobody listens to is counted instead of thrown. Sockets that do listen are
+ * untouched. Idempotent.
+ */
+export function installUdpErrorGuard(): void {
+  if (guardInstalled) return;
+  guardInstalled = true;
+  // deno-lint-ignore no-explicit-any
+  const proto = (dgram as any).Socket?.prototype;
+  if (!proto || typeof proto.emit !== "function") return;
+  const original = proto.emit;
+  proto.emit = function (this: { listenerCount(ev: string): number }, event: string, ...args: unknown[]) {
+    if (event === "error" && this.listenerCount("error") === 0) {
+      udpErrorsGuarded++;
+      return false;
+    }
+    return original.call(this, event, ...args);
+  };
+}
+
+/** How many UDP socket errors the guard absorbed in this process. */
+export function guardedUdpErrors(): number {
+  return udpErrorsGuarded;
+}
+
+installUdpErrorGuard();
+
+const noop = () => {};
+
+/** One werift peer connection with one data channel. */
+export class WebRtcPeer {
+  /** 'bufferedLow' fires when bufferedAmount drops to this. */
+  static lowWaterBytes = 16 * 1024;
+  readonly #pc: RTCPeerConnection;
+  // deno-lint-ignore no-explicit-any
+  readonly #dc: any;
+  readonly #gatherTimeoutMs: number;
+  #closed = false;
+  #opened = false;
+  events: WebRtcPeerEvents = { open: noop, close: noop, message: noop, bufferedLow: noop };
+
+  constructor(opts: WebRtcPeerOptions) {
+    this.#gatherTimeoutMs = opts.gatherTimeoutMs ?? 5_000;
+    this.#pc = new RTCPeerConnection({
+      iceServers: opts.iceServers.map((s) => ({ ...s })),
+      ...(opts.iceAdditionalHostAddresses?.length ? { iceAdditionalHostAddresses: opts.iceAdditionalHostAddresses } : {}),
+    });
+    this.#dc = this.#pc.createDataChannel("shoal", { negotiated: true, id: 0, ordered: true });
+    this.#dc.bufferedAmountLowThreshold = WebRtcPeer.lowWaterBytes;
+    this.#dc.stateChanged.subscribe((state: string) => {
+      if (state === "open" && !this.#opened && !this.#closed) {
+        this.#opened = true;
+        this.events.open();
+      } else if (state === "closed") this.#fail("data channel closed");
+    });
+    this.#dc.onMessage.subscribe((data: string | Uint8Array) => {
+      if (this.#closed) return;
+      if (typeof data === "string") this.events.message(new TextEncoder().encode(data));
+      else this.events.message(data);
+    });
+    this.#dc.bufferedAmountLow.subscribe(() => {
+      if (!this.#closed) this.events.bufferedLow();
+    });
+    this.#pc.connectionStateChange.subscribe((state: string) => {
+      if (state === "failed" || state === "closed") this.#fail(`connection ${state}`);
+    });
+  }
+
+  /** Whether the data channel is open. */
+  get open(): boolean {
+    return this.#opened && !this.#closed;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes handed to the channel and not yet given to the network. */
+  get bufferedAmount(): number {
+    return this.#dc.bufferedAmount as number;
+  }
+
+  /** Creates the offer and waits for ICE gathering; returns the complete SDP. */
+  async createOffer(): Promise<string> {
+    const offer = await this.#pc.createOffer();
+    await this.#pc.setLocalDescription(offer);
+    await this.#gathered();
+    return this.#pc.localDescription!.sdp;
+  }
+
+  /** Applies a remote offer and returns the complete answer SDP. */
+  async acceptOffer(sdp: string): Promise<string> {
+    await this.#pc.setRemoteDescription({ type: "offer", sdp });
+    const answer = await this.#pc.createAnswer();
+    await this.#pc.setLocalDescription(answer);
+    await this.#gathered();
+    return this.#pc.localDescription!.sdp;
+  }
+
+  /** Applies the remote answer to our offer. */
+  async acceptAnswer(sdp: string): Promise<void> {
+    await this.#pc.setRemoteDescription({ type: "answer", sdp });
+  }
+
+  /**
+   * Sends one data-channel message (a frame).
+   * @throws when the channel is not open or the frame exceeds the peer's max-message-size
+   */
+  send(bytes: Uint8Array): void {
+    this.#dc.send(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+
+  /** The UDP sockets werift opened for this connection (for tests of the error guard). */
+  udpSockets(): unknown[] {
+    const out: unknown[] = [];
+    try {
+      // deno-lint-ignore no-explicit-any
+      for (const t of (this.#pc as any).iceTransports ?? []) {
+        for (const p of t.connection?.protocols ?? []) if (p.transport?.socket) out.push(p.transport.socket);
+      }
+    } catch {
+      // internals differ between werift versions; the guard does not depend on this
+    }
+    return out;
+  }
+
+  /**
+   * Waits until everything handed to the channel went out (or `maxMs` passed), so a last
+   * message is not cut off by close().
+   */
+  async drained(maxMs = 300): Promise<void> {
+    const start = performance.now();
+    while (!this.#closed && this.bufferedAmount > 0 && performance.now() - start < maxMs) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** Closes the channel and the connection. Safe to call more than once. */
+  async close(): Promise<void> {
+    this.#fail("closed locally");
+    try {
+      await this.#pc.close();
+    } catch {
+      // already closing
+    }
+  }
+
+  #fail(reason: string) {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.events.close(reason);
+    void this.#pc.close().catch(noop);
+  }
+
+  async #gathered(): Promise<void> {
+    if (this.#pc.iceGatheringState === "complete") return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        sub.unSubscribe();
+        reject(new Error(`ICE gathering did not complete in ${this.#gatherTimeoutMs} ms`));
+      }, this.#gatherTimeoutMs);
+      const sub = this.#pc.iceGatheringStateChange.subscribe((state: string) => {
+        if (state === "complete") {
+          clearTimeout(timer);
+          sub.unSubscribe();
+          resolve();
+        }
+      });
+      if (this.#pc.iceGatheringState === "complete") {
+        clearTimeout(timer);
+        sub.unSubscribe();
+        resolve();
+      }
+    });
+  }
+}
