@@ -1,0 +1,121 @@
+/**
+ * The node's HTTP app (hono): health, cluster view, maps, metrics, the live dashboard and
+ * its event stream. Job routes and the signaling endpoint are added by the node through
+ * `extraRoutes`. Writes need the bearer token when one is configured; bodies are limited
+ * in size; every error is a JSON answer, never a crash.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Logger } from "../core/log.ts";
+import type { ShoalNode } from "../node_api.ts";
+import { requireTokenForWrites } from "./auth.ts";
+import { clusterJson, healthJson } from "./cluster_info.ts";
+import { dashboardHtml } from "./dashboard.ts";
+import { errorResponse, jsonError } from "./errors.ts";
+import { SnapshotEventStream } from "./event_stream.ts";
+import { MapSizeCache } from "./map_sizes.ts";
+import { mountMapRoutes } from "./map_routes.ts";
+import { collectMetrics } from "./metrics.ts";
+import { type MetricFamily, prometheusContentType, renderPrometheus } from "./prometheus.ts";
+import { buildSnapshot } from "./snapshot.ts";
+import { HTTPException } from "hono/http-exception";
+
+/** Options of {@link createHttpApp}. */
+export interface HttpAppOptions {
+  /** Bearer token required on every write (any method but GET, HEAD, OPTIONS). @default none */
+  token?: string;
+  /** Adds more routes (jobs, signaling) after the built-in middleware is in place. */
+  extraRoutes?: (app: Hono) => void;
+  /** More metric families for `GET /metrics` (e.g. from the job layer). */
+  extraMetrics?: () => MetricFamily[] | Promise<MetricFamily[]>;
+  /** Largest request body accepted; larger ones get 413. @default 1048576 */
+  maxBodyBytes?: number;
+  /** Open `GET /events` streams at most; further ones get 503. @default 16 */
+  maxSseClients?: number;
+  /** How often the event stream checks for changes. @default 1000 */
+  sseIntervalMs?: number;
+  /** Closes the event streams and stops their timer when aborted (on node shutdown). */
+  signal?: AbortSignal;
+  /** Where unexpected errors are logged. */
+  logger?: Logger;
+}
+
+/** Default request body limit: 1 MiB. */
+export const defaultMaxBodyBytes = 1024 * 1024;
+
+/**
+ * Builds the HTTP app of a node. Serve it with `serve({ fetch: app.fetch, … })` from
+ * `src/runtime/serve.ts`, or call `app.request()` in tests.
+ *
+ * @param node the node to expose
+ * @param opts token, extra routes and limits
+ * @returns the hono app
+ * @example
+ * ```ts
+ * const app = createHttpApp(node, { token: "t0ken", extraRoutes: (app) => mountJobRoutes(app, jobs) });
+ * const res = await app.request("/cluster");
+ * ```
+ */
+export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono {
+  const app = new Hono();
+  const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
+  const sizes = new MapSizeCache(node);
+  let masterChangesSeen = 0;
+  node.cluster.subscribe((e) => {
+    if (e.type === "masterChanged") masterChangesSeen++;
+  });
+  const events = new SnapshotEventStream(
+    () => JSON.stringify(buildSnapshot(node, sizes.current())),
+    (fn) => node.cluster.subscribe(fn),
+    () => void sizes.refresh(),
+    { intervalMs: opts.sseIntervalMs, maxClients: opts.maxSseClients },
+  );
+  opts.signal?.addEventListener("abort", () => events.close(), { once: true });
+
+  app.onError((err, c) => {
+    if (err instanceof HTTPException) return err.getResponse();
+    opts.logger?.error("http-error", { method: c.req.method, path: c.req.path, error: String((err as Error)?.message ?? err) });
+    return errorResponse(c, err);
+  });
+  app.notFound((c) => jsonError(c, 404, `No route for ${c.req.method} ${c.req.path}`, "NOT_FOUND"));
+
+  app.use("*", requireTokenForWrites(opts.token));
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: (c) => jsonError(c, 413, `Request body is larger than the limit of ${maxBodyBytes} bytes`, "INVALID_ARGUMENT"),
+    }),
+  );
+
+  app.get("/health", (c) => {
+    const h = healthJson(node);
+    return c.json(h.body, h.ok ? 200 : 503);
+  });
+  app.get("/cluster", (c) => c.json(clusterJson(node)));
+  app.get("/snapshot", async (c) => {
+    await sizes.refresh();
+    return c.json(buildSnapshot(node, sizes.current()));
+  });
+  mountMapRoutes(app, node, sizes);
+
+  app.get("/metrics", async (c) => {
+    await sizes.refresh();
+    const families = collectMetrics(node, { mapSizes: sizes.current(), masterChangesSeen, sseClients: events.clients });
+    if (opts.extraMetrics) families.push(...await opts.extraMetrics());
+    return c.body(renderPrometheus(families), 200, { "Content-Type": prometheusContentType });
+  });
+
+  app.get("/", (c) => c.html(dashboardHtml()));
+  app.get("/events", (c) => {
+    const res = events.open(c.req.raw.signal);
+    if (!res) {
+      c.header("Retry-After", "5");
+      return jsonError(c, 503, "Too many open event streams; try again later", "OVERLOADED");
+    }
+    return res;
+  });
+
+  opts.extraRoutes?.(app);
+  return app;
+}

@@ -1,0 +1,64 @@
+/**
+ * The JSON bodies of `GET /cluster` and `GET /health`, built from a node's read-only
+ * surface. Also the dashboard's view of the cluster.
+ */
+import type { LinkInfo, ShoalNode } from "../node_api.ts";
+import type { NodeId } from "../transport/transport.ts";
+
+/** One entry of `members` in `GET /cluster`. */
+export interface ClusterMemberJson {
+  id: NodeId;
+  name: string;
+  runtime: string;
+  joinedAt: number;
+  lite: boolean;
+}
+
+/** The body of `GET /cluster`. */
+export interface ClusterJson {
+  cluster: string;
+  /** This member's id. */
+  self: NodeId;
+  master: NodeId | null;
+  /** The member running the job coordinator: always the master. */
+  coordinator: NodeId | null;
+  /** Master epoch: increases with every master change. */
+  epoch: number;
+  members: ClusterMemberJson[];
+  memberListVersion: number;
+  partitionTableVersion: number;
+  partitions: { count: number; owners: Record<NodeId, number>; replicasMissing: number; migrating: number };
+  /** This member's links to the others: direct, or relayed through another member. */
+  links: LinkInfo[];
+}
+
+/**
+ * Builds the `GET /cluster` body.
+ * @param node the node to describe
+ * @returns the JSON-ready object
+ */
+export function clusterJson(node: ShoalNode): ClusterJson {
+  const view = node.cluster;
+  const master = view.master() ?? null;
+  const p = node.partitionSummary();
+  return {
+    cluster: node.clusterName,
+    self: node.id,
+    master,
+    coordinator: master,
+    epoch: view.masterEpoch,
+    members: view.members().map((m) => ({ id: m.id, name: m.name, runtime: m.runtime, joinedAt: m.joinedAt, lite: m.lite })),
+    memberListVersion: view.memberListVersion,
+    partitionTableVersion: p.version,
+    partitions: { count: p.count, owners: { ...p.owners }, replicasMissing: p.replicasMissing, migrating: p.migrating },
+    links: node.links().map((l) => (l.via === undefined ? { peer: l.peer, kind: l.kind } : { peer: l.peer, kind: l.kind, via: l.via })),
+  };
+}
+
+/** The body of `GET /health`; `ok` decides between 200 and 503. */
+export function healthJson(node: ShoalNode): { ok: boolean; body: { status: "ok" | "starting"; member: NodeId; master: NodeId | null } } {
+  const joined = node.cluster.joined;
+  const master = node.cluster.master() ?? null;
+  const ok = joined && master !== null;
+  return { ok, body: { status: ok ? "ok" : "starting", member: node.id, master } };
+}

@@ -1,0 +1,88 @@
+/**
+ * REST routes of the IMap: `GET|PUT|DELETE /maps/:map/:key`, `GET /maps/:map` and
+ * `GET /maps`. Keys are the URL path segment as a string; values are JSON. Writes answer
+ * only after the map acknowledged them (after the sync backups applied them).
+ */
+import type { Context, Hono } from "hono";
+import type { ShoalNode } from "../node_api.ts";
+import { errorResponse, jsonError } from "./errors.ts";
+import { readJsonBody } from "./json_body.ts";
+import type { MapSizeCache } from "./map_sizes.ts";
+
+/** Longest map name accepted. */
+export const maxMapNameLength = 256;
+/** Longest key accepted (characters). */
+export const maxKeyLength = 4096;
+
+function checkNames(c: Context, map: string, key?: string): Response | undefined {
+  if (map.length === 0 || map.length > maxMapNameLength) {
+    return jsonError(c, 400, `Map name must be 1 to ${maxMapNameLength} characters`, "INVALID_ARGUMENT");
+  }
+  if (key !== undefined && (key.length === 0 || key.length > maxKeyLength)) {
+    return jsonError(c, 400, `Key must be 1 to ${maxKeyLength} characters`, "INVALID_ARGUMENT");
+  }
+  return undefined;
+}
+
+/**
+ * Adds the map routes to `app`.
+ * @param app the hono app
+ * @param node the node whose maps are served
+ * @param sizes cache used by `GET /maps`
+ */
+export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache): void {
+  app.get("/maps", async (c) => {
+    await sizes.refresh();
+    return c.json(sizes.current());
+  });
+
+  app.get("/maps/:map", async (c) => {
+    const map = c.req.param("map");
+    const bad = checkNames(c, map);
+    if (bad) return bad;
+    try {
+      return c.json({ name: map, size: await node.getMap(map).size() });
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  });
+
+  app.get("/maps/:map/:key", async (c) => {
+    const { map, key } = c.req.param();
+    const bad = checkNames(c, map, key);
+    if (bad) return bad;
+    try {
+      const value = await node.getMap<string, unknown>(map).get(key);
+      if (value === undefined) return jsonError(c, 404, `No entry for key "${key}" in map "${map}"`, "NOT_FOUND");
+      return c.json({ value });
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  });
+
+  app.put("/maps/:map/:key", async (c) => {
+    const { map, key } = c.req.param();
+    const bad = checkNames(c, map, key);
+    if (bad) return bad;
+    const body = await readJsonBody(c);
+    if (!body.ok) return body.response;
+    try {
+      const previous = await node.getMap<string, unknown>(map).put(key, body.value);
+      return c.json({ previous: previous ?? null });
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  });
+
+  app.delete("/maps/:map/:key", async (c) => {
+    const { map, key } = c.req.param();
+    const bad = checkNames(c, map, key);
+    if (bad) return bad;
+    try {
+      const previous = await node.getMap<string, unknown>(map).remove(key);
+      return c.json({ previous: previous ?? null });
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  });
+}
