@@ -73,8 +73,6 @@ export interface SinkWriter {
    * restored from that checkpoint (the previous attempt may have died before or after it).
    */
   commit(checkpointId: number, marker: unknown): Promise<void>;
-  /** Records published so far by this task (for metrics), if the sink knows. */
-  committedCount?(): Promise<number | undefined>;
   /** Records buffered and not yet prepared; the task checkpoints early when this grows large. */
   pendingCount(): number;
 }

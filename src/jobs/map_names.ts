@@ -57,6 +57,8 @@ export interface WorkerEntry {
   free: number;
   /** Tasks holding a slot. */
   tasks: string[];
+  /** Coordinator term that wrote the entry. */
+  term: number;
   updatedAt: number;
 }
 

@@ -111,10 +111,6 @@ export const logSink: SinkConnector = {
         return { stage: key, count };
       },
       commit: (checkpointId, marker) => commitLogSegment(list, ctx.checkpoints, ctx.taskId, checkpointId, marker),
-      async committedCount() {
-        const cur = (await list.get(ctx.taskId)) as LogList | undefined;
-        return cur?.entries.length ?? 0;
-      },
       pendingCount: () => buffer.length,
     };
   },

@@ -1,0 +1,712 @@
+/**
+ * The job coordinator (SeaTunnel's CoordinatorService + JobMaster): runs only on the master.
+ *
+ * On takeover it claims the next coordinator term in `job-states` (compare-and-set), then
+ * restores every non-terminal job from the maps: rebuilds the plan, stamps every
+ * non-terminal state record with its term (after which a deposed coordinator's
+ * compare-and-set writes to them fail the term check), rebuilds slot accounting from the
+ * assignments, asks the assigned workers whether their RUNNING tasks still run, re-attaches
+ * those (same attempt) and restarts from the last checkpoint only tasks whose worker is dead
+ * or lost them, up to the job's restart limit.
+ *
+ * All mutation happens in one serial loop (`#tick`); message handlers only queue events.
+ */
+import type { Clock, Timer } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { ClusterView } from "../cluster/view.ts";
+import type { IMap } from "../map/imap.ts";
+import type { NodeId } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
+import type { Message } from "../wire/message.ts";
+import {
+  advance,
+  checkJobWrite,
+  checkTaskWrite,
+  isJobTerminal,
+  isTaskTerminal,
+  type JobStatus,
+  type StateRecord,
+  type TaskStateRecord,
+  type TaskStatus,
+} from "./job_state.ts";
+import { buildPlan, planTasks, type TaskPlan } from "./job_plan.ts";
+import {
+  type AssignmentEntry,
+  type CancelRequest,
+  cancelKey,
+  type CoordinatorRecord,
+  coordinatorKey,
+  type JobEntry,
+  JobMaps,
+  type JobMetrics,
+  jobMetricsKey,
+  type JobStateRecord,
+  jobStateKey,
+  pipelineStateKey,
+  type TaskMetrics,
+  taskMetricsKey,
+  taskStateKey,
+  type WorkerEntry,
+} from "./map_names.ts";
+import type { JobDeployAck, JobNotify, JobTaskDone, JobTaskReport, JobWorkerHello } from "./messages.ts";
+import { casUpdate, clean, type RetryOptions, retrying, sameValue, StateWriteRejected } from "./state_store.ts";
+
+export interface CoordinatorOptions {
+  self: NodeId;
+  view: ClusterView;
+  getMap: (name: string) => IMap<unknown, unknown>;
+  send: (to: NodeId, msg: Message) => void;
+  clock: Clock;
+  log: Logger;
+  /** Loop period. @default 50 */
+  tickMs?: number;
+  /** Re-send deploy/cancel/query messages this often. @default 500 */
+  resendIntervalMs?: number;
+  /** Look for new jobs and cancel requests in the maps this often. @default 2000 */
+  scanIntervalMs?: number;
+  /** Re-read the coordinator record this often to notice a newer term. @default 1000 */
+  fenceCheckIntervalMs?: number;
+  /** Most non-terminal jobs coordinated at once; further jobs wait in CREATED. @default 1000 */
+  maxActiveJobs?: number;
+}
+
+interface TaskRt {
+  plan: TaskPlan;
+  state: TaskStateRecord;
+  asg?: AssignmentEntry;
+  lastSentAt: number;
+  /** False after takeover until the worker confirmed a RUNNING task. */
+  verified: boolean;
+}
+
+interface JobRt {
+  id: string;
+  entry: JobEntry;
+  state: JobStateRecord;
+  pipeline: JobStateRecord;
+  tasks: Map<string, TaskRt>;
+  cancel: boolean;
+}
+
+interface WorkerRt {
+  member: NodeId;
+  workerId: string;
+  total: number;
+  tasks: Set<string>;
+  written?: WorkerEntry;
+}
+
+type CoordEvent =
+  | { kind: "hello"; from: NodeId; msg: JobWorkerHello }
+  | { kind: "deployAck"; from: NodeId; msg: JobDeployAck }
+  | { kind: "done"; from: NodeId; msg: JobTaskDone }
+  | { kind: "report"; from: NodeId; msg: JobTaskReport }
+  | { kind: "notify"; from: NodeId; msg: JobNotify }
+  | { kind: "memberRemoved"; member: NodeId };
+
+const maxEvents = 10_000;
+const maxTerminalRemembered = 10_000;
+
+export class Coordinator {
+  #active = false;
+  #starting = false;
+  #term = 0;
+  #epoch = 0;
+  #jobs = new Map<string, JobRt>();
+  #workers = new Map<NodeId, WorkerRt>();
+  #events: CoordEvent[] = [];
+  #terminal = new Set<string>();
+  #timer: Timer | undefined;
+  #ticking = false;
+  #lastScanAt = 0;
+  #lastFenceAt = 0;
+  #lastQueryAt = new Map<NodeId, number>();
+  #reqId = 0;
+  #stopped = false;
+  #retry: RetryOptions;
+  /** Counters for tests and metrics. */
+  readonly stats = { takeovers: 0, restarts: 0, reattached: 0, deposed: 0 };
+
+  constructor(readonly opts: CoordinatorOptions) {
+    this.#retry = { clock: opts.clock, budgetMs: 30_000, stopped: () => !this.#active && !this.#starting };
+  }
+
+  get active(): boolean {
+    return this.#active;
+  }
+  get term(): number {
+    return this.#term;
+  }
+
+  #map(name: string): IMap<unknown, unknown> {
+    return this.opts.getMap(name);
+  }
+
+  /** Queues an event from a worker or the cluster. */
+  push(e: CoordEvent): void {
+    if (!this.#active && !this.#starting) return;
+    if (this.#events.length >= maxEvents) return; // senders retry
+    this.#events.push(e);
+    this.#kick();
+  }
+
+  /** Takes over as coordinator (this member just became master). */
+  async takeover(): Promise<void> {
+    if (this.#active || this.#starting || this.#stopped) return;
+    this.#starting = true;
+    const { clock, log, view, self } = this.opts;
+    try {
+      const epoch = view.masterEpoch;
+      const rec = await casUpdate<CoordinatorRecord>(this.#map(JobMaps.jobStates), coordinatorKey, (cur) => {
+        if (!view.isMaster()) throw new StateWriteRejected("STALE_EPOCH", "no longer master");
+        return { member: self, term: (cur?.term ?? 0) + 1, epoch, since: clock.now() };
+      }, this.#retry);
+      this.#term = rec!.term;
+      this.#epoch = epoch;
+      this.#jobs.clear();
+      this.#workers.clear();
+      this.#events = this.#events.filter((e) => e.kind !== "report");
+      // Workers: known from the map until their hello arrives.
+      const workersMap = this.#map(JobMaps.workers);
+      for await (const [member, value] of workersMap.entries()) {
+        const w = value as WorkerEntry;
+        if (!view.member(member as string)) {
+          await workersMap.remove(member, w).catch(() => false);
+          continue;
+        }
+        this.#workers.set(member as string, { member: member as string, workerId: w.workerId, total: w.total, tasks: new Set() });
+      }
+      for await (const id of this.#map(JobMaps.jobs).keys()) {
+        if (this.#jobs.size >= (this.opts.maxActiveJobs ?? 1000)) break;
+        await this.#load(id as string);
+      }
+      for (const w of this.#workers.values()) await this.#writeWorker(w);
+      this.#active = true;
+      this.#lastScanAt = clock.now();
+      this.#lastFenceAt = clock.now();
+      this.stats.takeovers++;
+      log.info("coordinator took over", { term: this.#term, epoch, jobs: this.#jobs.size, workers: this.#workers.size });
+      this.#kick();
+    } catch (err) {
+      log.warn("coordinator takeover failed", { error: (err as Error).message });
+      this.#jobs.clear();
+      // Try again while still master.
+      if (!this.#stopped && view.isMaster()) clock.setTimer(500, () => void this.takeover());
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  /** Stops coordinating (lost mastership, or a newer term appeared). */
+  depose(reason: string): void {
+    if (!this.#active && !this.#starting) return;
+    this.#active = false;
+    this.#jobs.clear();
+    this.#workers.clear();
+    this.#events = [];
+    this.#timer?.cancel();
+    this.stats.deposed++;
+    this.opts.log.info("coordinator deposed", { term: this.#term, reason });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.depose("stopped");
+  }
+
+  #kick(): void {
+    if (!this.#active || this.#ticking) return;
+    this.#timer?.cancel();
+    this.#timer = this.opts.clock.setTimer(0, () => void this.#tick());
+  }
+
+  #scheduleTick(): void {
+    if (!this.#active) return;
+    this.#timer?.cancel();
+    this.#timer = this.opts.clock.setTimer(this.opts.tickMs ?? 50, () => void this.#tick());
+  }
+
+  async #tick(): Promise<void> {
+    if (!this.#active || this.#ticking) return;
+    this.#ticking = true;
+    const { clock, view, log } = this.opts;
+    try {
+      if (!view.isMaster()) return this.depose("no longer master");
+      const now = clock.now();
+      if (now - this.#lastFenceAt >= (this.opts.fenceCheckIntervalMs ?? 1000)) {
+        this.#lastFenceAt = now;
+        const rec = (await this.#map(JobMaps.jobStates).get(coordinatorKey)) as CoordinatorRecord | undefined;
+        if (rec && rec.term !== this.#term) return this.depose(`term ${rec.term} of ${rec.member} is newer`);
+      }
+      while (this.#events.length > 0 && this.#active) {
+        await this.#handle(this.#events.shift()!);
+      }
+      if (this.#active && now - this.#lastScanAt >= (this.opts.scanIntervalMs ?? 2000)) {
+        this.#lastScanAt = now;
+        await this.#scan();
+      }
+      for (const job of [...this.#jobs.values()]) {
+        if (!this.#active) break;
+        await this.#reconcile(job);
+      }
+    } catch (err) {
+      if (err instanceof StateWriteRejected && err.code === "STALE_EPOCH") this.depose(err.message);
+      else log.warn("coordinator tick failed", { error: (err as Error).message });
+    } finally {
+      this.#ticking = false;
+      this.#scheduleTick();
+    }
+  }
+
+  // ---- state writes ---------------------------------------------------------------
+
+  async #writeState<R extends StateRecord>(
+    key: string,
+    fallback: R,
+    to: R["state"],
+    check: (cur: R | undefined, next: R) => { ok: true } | { ok: false; code: "STALE_EPOCH" | "CONFLICT"; reason: string },
+    extra: Partial<R> = {},
+  ): Promise<R> {
+    const { clock } = this.opts;
+    const stored = await casUpdate<R>(this.#map(JobMaps.jobStates), key, (cur) => {
+      const base = cur ?? fallback;
+      if (cur && cur.state === to && cur.term === this.#term && Object.keys(extra).length === 0) return undefined;
+      const next = clean(advance(base, to, clock.now(), this.#term, this.#epoch, extra) as R);
+      const r = check(cur, next);
+      if (!r.ok) throw new StateWriteRejected(r.code, `Cannot write ${key}: ${r.reason}`);
+      return next;
+    }, this.#retry);
+    return stored!;
+  }
+
+  async #setJob(job: JobRt, to: JobStatus, error?: string): Promise<void> {
+    const extra = error ? { error } : {};
+    job.state = await this.#writeState(jobStateKey(job.id), job.state, to, checkJobWrite, extra);
+    const pid = job.entry.plan.pipelines[0].id;
+    job.pipeline = await this.#writeState(pipelineStateKey(pid), job.pipeline, to, checkJobWrite, extra);
+    this.opts.log.info("job state", { job: job.id, state: to, ...(error ? { error } : {}) });
+  }
+
+  async #setTask(t: TaskRt, to: TaskStatus, extra: Partial<TaskStateRecord> = {}): Promise<void> {
+    t.state = await this.#writeState(taskStateKey(t.plan.id), t.state, to, checkTaskWrite, extra);
+  }
+
+  /** Re-writes a record with this coordinator's term: from then on older terms cannot write it. */
+  async #stamp<R extends StateRecord>(key: string, initial: R): Promise<R> {
+    const stored = await casUpdate<R>(this.#map(JobMaps.jobStates), key, (cur) => {
+      if (!cur) return { ...initial, term: this.#term, epoch: this.#epoch };
+      if (cur.term > this.#term) throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} wrote ${key}`);
+      if (cur.term === this.#term) return undefined;
+      return { ...cur, term: this.#term, epoch: this.#epoch };
+    }, this.#retry);
+    return stored!;
+  }
+
+  async #writeWorker(w: WorkerRt): Promise<void> {
+    const { clock } = this.opts;
+    const body = { member: w.member, workerId: w.workerId, total: w.total, free: Math.max(0, w.total - w.tasks.size), tasks: [...w.tasks].sort(), term: this.#term };
+    if (w.written && sameValue({ ...w.written, updatedAt: 0 }, { ...body, updatedAt: 0 })) return;
+    const stored = await casUpdate<WorkerEntry>(this.#map(JobMaps.workers), w.member, (cur) => {
+      if (cur && cur.term > this.#term) throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} wrote worker ${w.member}`);
+      return { ...body, updatedAt: clock.now() };
+    }, this.#retry);
+    w.written = stored;
+  }
+
+  #releaseSlot(t: TaskRt): WorkerRt | undefined {
+    if (!t.asg) return undefined;
+    const w = this.#workers.get(t.asg.worker);
+    if (w && w.workerId === t.asg.workerId && w.tasks.delete(t.plan.id)) return w;
+    return undefined;
+  }
+
+  // ---- loading -------------------------------------------------------------------
+
+  async #load(jobId: string): Promise<void> {
+    if (this.#jobs.has(jobId) || this.#terminal.has(jobId)) return;
+    const states = this.#map(JobMaps.jobStates);
+    const entry = (await retrying(() => this.#map(JobMaps.jobs).get(jobId), this.#retry)) as JobEntry | undefined;
+    if (!entry) return;
+    const plan = buildPlan(jobId, entry.definition);
+    if (!sameValue(plan, entry.plan)) this.opts.log.warn("stored plan differs from the rebuilt one; using the rebuilt plan", { job: jobId });
+    entry.plan = plan;
+    const now = this.opts.clock.now();
+    const created = (): JobStateRecord => ({ state: "CREATED", timestamps: { CREATED: entry.createdAt ?? now }, term: 0, epoch: 0 });
+    const cur = (await retrying(() => states.get(jobStateKey(jobId)), this.#retry)) as JobStateRecord | undefined;
+    if (cur && isJobTerminal(cur.state)) {
+      this.#rememberTerminal(jobId);
+      return;
+    }
+    const state = await this.#stamp(jobStateKey(jobId), cur ?? created());
+    if (isJobTerminal(state.state)) return this.#rememberTerminal(jobId);
+    const pipeline = await this.#stamp(pipelineStateKey(plan.pipelines[0].id), created());
+    const tasks = new Map<string, TaskRt>();
+    const asgs = this.#map(JobMaps.assignments);
+    for (const tp of planTasks(plan)) {
+      const initial: TaskStateRecord = { state: "CREATED", timestamps: { CREATED: now }, term: 0, epoch: 0, attempt: 1 };
+      const ts = (await retrying(() => states.get(taskStateKey(tp.id)), this.#retry)) as TaskStateRecord | undefined;
+      const st = ts && isTaskTerminal(ts.state) ? ts : await this.#stamp(taskStateKey(tp.id), ts ?? initial);
+      const asg = (await retrying(() => asgs.get(tp.id), this.#retry)) as AssignmentEntry | undefined;
+      const t: TaskRt = { plan: tp, state: st, lastSentAt: 0, verified: st.state !== "RUNNING" };
+      if (asg && asg.attempt === st.attempt && (st.state === "SCHEDULED" || st.state === "RUNNING" || st.state === "CANCELING")) {
+        t.asg = asg;
+        const w = this.#workers.get(asg.worker);
+        if (w && w.workerId === asg.workerId) w.tasks.add(tp.id);
+      }
+      tasks.set(tp.id, t);
+    }
+    const cancel = (await retrying(() => states.get(cancelKey(jobId)), this.#retry)) as CancelRequest | undefined;
+    this.#jobs.set(jobId, { id: jobId, entry, state, pipeline, tasks, cancel: cancel !== undefined });
+  }
+
+  #rememberTerminal(jobId: string): void {
+    if (this.#terminal.size >= maxTerminalRemembered) this.#terminal.delete(this.#terminal.values().next().value!);
+    this.#terminal.add(jobId);
+  }
+
+  async #scan(): Promise<void> {
+    const jobs = this.#map(JobMaps.jobs);
+    for await (const id of jobs.keys()) {
+      if (!this.#active) return;
+      if (this.#jobs.size >= (this.opts.maxActiveJobs ?? 1000)) break;
+      if (!this.#jobs.has(id as string) && !this.#terminal.has(id as string)) {
+        await this.#load(id as string);
+        if (this.#active) {
+          for (const w of this.#workers.values()) await this.#writeWorker(w);
+        }
+      }
+    }
+    const states = this.#map(JobMaps.jobStates);
+    for (const job of this.#jobs.values()) {
+      if (!job.cancel && (await states.get(cancelKey(job.id))) !== undefined) job.cancel = true;
+    }
+  }
+
+  // ---- events --------------------------------------------------------------------
+
+  async #handle(e: CoordEvent): Promise<void> {
+    switch (e.kind) {
+      case "hello":
+        return await this.#onHello(e.from, e.msg);
+      case "deployAck":
+        return await this.#onDeployAck(e.from, e.msg);
+      case "done":
+        return await this.#onDone(e.from, e.msg);
+      case "report":
+        return await this.#onReport(e.from, e.msg);
+      case "notify": {
+        if (e.msg.what === "submitted") {
+          await this.#load(e.msg.jobId);
+          for (const w of this.#workers.values()) await this.#writeWorker(w);
+        } else {
+          const job = this.#jobs.get(e.msg.jobId);
+          if (job) job.cancel = true;
+        }
+        return;
+      }
+      case "memberRemoved": {
+        this.#workers.delete(e.member);
+        const map = this.#map(JobMaps.workers);
+        const cur = await map.get(e.member);
+        if (cur !== undefined) await map.remove(e.member, cur);
+        return;
+      }
+    }
+  }
+
+  async #onHello(from: NodeId, msg: JobWorkerHello): Promise<void> {
+    if (!this.opts.view.member(from)) return;
+    let w = this.#workers.get(from);
+    if (!w || w.workerId !== msg.workerId) {
+      if (w) this.opts.log.info("worker restarted", { member: from, old: w.workerId, now: msg.workerId });
+      w = { member: from, workerId: msg.workerId, total: msg.slots, tasks: new Set() };
+      this.#workers.set(from, w);
+    }
+    w.total = msg.slots;
+    await this.#writeWorker(w);
+    this.opts.send(from, { t: Kind.JobWorkerHelloAck, workerId: msg.workerId, term: this.#term });
+  }
+
+  #findTask(taskId: string): [JobRt, TaskRt] | undefined {
+    for (const job of this.#jobs.values()) {
+      const t = job.tasks.get(taskId);
+      if (t) return [job, t];
+    }
+    return undefined;
+  }
+
+  async #onDeployAck(from: NodeId, msg: JobDeployAck): Promise<void> {
+    const found = this.#findTask(msg.taskId);
+    if (!found) return;
+    const [job, t] = found;
+    if (!t.asg || t.asg.worker !== from || t.asg.workerId !== msg.workerId || t.state.attempt !== msg.attempt) return;
+    if (!msg.ok) {
+      if (t.state.state === "SCHEDULED" || t.state.state === "RUNNING") await this.#restart(job, t, `worker ${from} refused the task: ${msg.reason ?? "no reason"}`);
+      return;
+    }
+    t.verified = true;
+    if (t.state.state === "SCHEDULED" && !job.cancel && job.state.state !== "CANCELING" && job.state.state !== "FAILING") {
+      await this.#setTask(t, "RUNNING");
+    }
+  }
+
+  async #onDone(from: NodeId, msg: JobTaskDone): Promise<void> {
+    const ack = () => this.opts.send(from, { t: Kind.JobTaskDoneAck, taskId: msg.taskId, attempt: msg.attempt });
+    const job = this.#jobs.get(msg.jobId);
+    const t = job?.tasks.get(msg.taskId);
+    if (!job || !t) return ack(); // terminal or unknown job: nothing to apply
+    if (msg.attempt < t.state.attempt || isTaskTerminal(t.state.state)) return ack();
+    if (msg.attempt > t.state.attempt) return;
+    if (t.state.state === "CREATED") return ack();
+    const w = this.#releaseSlot(t);
+    const stopping = job.cancel || job.state.state === "CANCELING" || job.state.state === "FAILING";
+    if (stopping && msg.state !== "FINISHED") {
+      if (t.state.state !== "CANCELING") await this.#setTask(t, "CANCELING");
+      await this.#setTask(t, "CANCELED");
+    } else if (msg.state === "FINISHED") {
+      await this.#setTask(t, t.state.state === "CANCELING" ? "CANCELED" : "FINISHED");
+      await this.#writeMetrics(t, msg);
+    } else if (msg.state === "CANCELED" && t.state.state === "CANCELING") {
+      await this.#setTask(t, "CANCELED");
+    } else {
+      await this.#restart(job, t, msg.error ?? `task ${msg.state.toLowerCase()} on ${from}`);
+    }
+    if (w) await this.#writeWorker(w);
+    ack();
+  }
+
+  async #writeMetrics(t: TaskRt, msg: JobTaskDone): Promise<void> {
+    const m: TaskMetrics = { recordsRead: msg.recordsRead, recordsWritten: msg.recordsWritten, attempt: msg.attempt, checkpointId: -1, at: this.opts.clock.now() };
+    const map = this.#map(JobMaps.jobMetrics);
+    const cur = (await map.get(taskMetricsKey(t.plan.id))) as TaskMetrics | undefined;
+    if (!cur || cur.recordsWritten < m.recordsWritten) await map.set(taskMetricsKey(t.plan.id), { ...m, checkpointId: cur?.checkpointId ?? -1 });
+  }
+
+  async #onReport(from: NodeId, msg: JobTaskReport): Promise<void> {
+    for (const r of msg.tasks) {
+      const found = this.#findTask(r.taskId);
+      if (!found) continue;
+      const [job, t] = found;
+      if (t.verified || t.state.state !== "RUNNING" || !t.asg || t.asg.worker !== from) continue;
+      if (msg.workerId === t.asg.workerId && r.attempt === t.state.attempt && (r.status === "running" || r.status === "done")) {
+        t.verified = true;
+        this.stats.reattached++;
+        this.opts.log.info("task re-attached", { task: t.plan.id, attempt: r.attempt, worker: from });
+      } else {
+        const w = this.#releaseSlot(t);
+        await this.#restart(job, t, `worker ${from} no longer runs the task`);
+        if (w) await this.#writeWorker(w);
+      }
+    }
+  }
+
+  // ---- scheduling ------------------------------------------------------------------
+
+  /** The live worker with the most free slots (ties: the oldest member). */
+  #pickWorker(): WorkerRt | undefined {
+    const order = this.opts.view.members().map((m) => m.id);
+    let best: WorkerRt | undefined;
+    let bestFree = 0;
+    for (const id of order) {
+      const w = this.#workers.get(id);
+      if (!w) continue;
+      const free = w.total - w.tasks.size;
+      if (free > bestFree) {
+        best = w;
+        bestFree = free;
+      }
+    }
+    return best;
+  }
+
+  #workerLost(t: TaskRt): string | undefined {
+    if (!t.asg) return undefined;
+    if (!this.opts.view.member(t.asg.worker)) return `worker ${t.asg.worker} is dead`;
+    const w = this.#workers.get(t.asg.worker);
+    if (w && w.workerId !== t.asg.workerId) return `worker ${t.asg.worker} restarted`;
+    return undefined;
+  }
+
+  /** Restarts a task from its last checkpoint as attempt + 1, or fails it past the limit. */
+  async #restart(job: JobRt, t: TaskRt, reason: string): Promise<void> {
+    const attempt = t.state.attempt;
+    const limit = 1 + job.entry.definition.maxTaskRestarts;
+    const w = this.#releaseSlot(t);
+    if (w) await this.#writeWorker(w);
+    t.asg = undefined;
+    t.verified = true;
+    if (attempt >= limit) {
+      const error = `task ${t.plan.id} failed after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${reason}`;
+      await this.#setTask(t, "FAILED", { error });
+      if (job.state.state !== "FAILING" && job.state.state !== "CANCELING" && !isJobTerminal(job.state.state)) {
+        await this.#setJob(job, "FAILING", error);
+      }
+      return;
+    }
+    this.stats.restarts++;
+    this.opts.log.info("task restart", { task: t.plan.id, attempt: attempt + 1, reason });
+    await this.#setTask(t, "CREATED", { attempt: attempt + 1, worker: undefined, error: undefined });
+  }
+
+  async #assign(t: TaskRt): Promise<boolean> {
+    const w = this.#pickWorker();
+    if (!w) return false;
+    w.tasks.add(t.plan.id);
+    const asg: AssignmentEntry = {
+      jobId: t.plan.id.slice(0, t.plan.id.lastIndexOf("/p")),
+      worker: w.member,
+      workerId: w.workerId,
+      attempt: t.state.attempt,
+      term: this.#term,
+      assignedAt: this.opts.clock.now(),
+    };
+    await casUpdate<AssignmentEntry>(this.#map(JobMaps.assignments), t.plan.id, (cur) => {
+      if (cur && cur.term > this.#term) throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} assigned ${t.plan.id}`);
+      return asg;
+    }, this.#retry);
+    t.asg = asg;
+    t.lastSentAt = 0;
+    t.verified = true;
+    await this.#writeWorker(w);
+    await this.#setTask(t, "SCHEDULED", { worker: w.member });
+    return true;
+  }
+
+  #deploy(t: TaskRt): void {
+    const now = this.opts.clock.now();
+    if (!t.asg || now - t.lastSentAt < (this.opts.resendIntervalMs ?? 500)) return;
+    t.lastSentAt = now;
+    this.opts.send(t.asg.worker, {
+      t: Kind.JobDeployTask,
+      jobId: t.asg.jobId,
+      taskId: t.plan.id,
+      attempt: t.asg.attempt,
+      workerId: t.asg.workerId,
+      term: this.#term,
+    });
+  }
+
+  #sendCancel(t: TaskRt): void {
+    const now = this.opts.clock.now();
+    if (!t.asg || now - t.lastSentAt < (this.opts.resendIntervalMs ?? 500)) return;
+    t.lastSentAt = now;
+    this.opts.send(t.asg.worker, { t: Kind.JobCancelTask, taskId: t.plan.id, attempt: t.state.attempt, term: this.#term });
+  }
+
+  #query(job: JobRt): void {
+    const now = this.opts.clock.now();
+    const byWorker = new Map<NodeId, string[]>();
+    for (const t of job.tasks.values()) {
+      if (t.verified || t.state.state !== "RUNNING" || !t.asg) continue;
+      const list = byWorker.get(t.asg.worker) ?? [];
+      list.push(t.plan.id);
+      byWorker.set(t.asg.worker, list);
+    }
+    for (const [worker, taskIds] of byWorker) {
+      if (now - (this.#lastQueryAt.get(`${worker}\u0000${job.id}`) ?? 0) < (this.opts.resendIntervalMs ?? 500)) continue;
+      this.#lastQueryAt.set(`${worker}\u0000${job.id}`, now);
+      this.opts.send(worker, { t: Kind.JobTaskQuery, reqId: ++this.#reqId, term: this.#term, taskIds });
+    }
+  }
+
+  // ---- the per-job state machine ----------------------------------------------------
+
+  async #reconcile(job: JobRt): Promise<void> {
+    if (isJobTerminal(job.state.state)) {
+      this.#jobs.delete(job.id);
+      this.#rememberTerminal(job.id);
+      return;
+    }
+    const tasks = [...job.tasks.values()];
+    if (job.cancel && job.state.state !== "CANCELING" && job.state.state !== "FAILING") {
+      await this.#setJob(job, "CANCELING");
+    }
+    const s = job.state.state;
+    if (s === "CANCELING" || s === "FAILING") {
+      for (const t of tasks) {
+        const ts = t.state.state;
+        if (isTaskTerminal(ts)) continue;
+        if (ts === "CREATED" || !t.asg || this.#workerLost(t)) {
+          const w = this.#releaseSlot(t);
+          await this.#setTask(t, ts === "CREATED" ? "CANCELED" : (ts === "CANCELING" ? "CANCELED" : "CANCELING"));
+          if (t.state.state === "CANCELING") await this.#setTask(t, "CANCELED");
+          if (w) await this.#writeWorker(w);
+        } else {
+          if (ts !== "CANCELING") {
+            await this.#setTask(t, "CANCELING");
+            t.lastSentAt = 0;
+          }
+          this.#sendCancel(t);
+        }
+      }
+      if (tasks.every((t) => isTaskTerminal(t.state.state))) {
+        await this.#finishJob(job, s === "CANCELING" ? "CANCELED" : "FAILED", job.state.error);
+      }
+      return;
+    }
+
+    for (const t of tasks) {
+      const ts = t.state.state;
+      if (ts === "SCHEDULED" || ts === "RUNNING") {
+        const lost = this.#workerLost(t);
+        if (lost) {
+          await this.#restart(job, t, lost);
+          if (job.state.state === "FAILING") return;
+          continue;
+        }
+        if (ts === "SCHEDULED") this.#deploy(t);
+      }
+    }
+    for (const t of tasks) {
+      if (t.state.state === "CREATED" && !(await this.#assign(t))) break;
+    }
+    for (const t of tasks) if (t.state.state === "SCHEDULED") this.#deploy(t);
+    this.#query(job);
+
+    const all = (pred: (st: TaskStatus) => boolean) => tasks.every((t) => pred(t.state.state));
+    if (job.state.state === "CREATED" && all((st) => st !== "CREATED")) await this.#setJob(job, "SCHEDULED");
+    if (job.state.state === "SCHEDULED" && all((st) => st === "RUNNING" || st === "FINISHED")) await this.#setJob(job, "RUNNING");
+    if (job.state.state === "RUNNING" && tasks.some((t) => t.state.state === "FINISHED")) await this.#setJob(job, "FINISHING");
+    if (job.state.state === "FINISHING" && all((st) => st === "FINISHED")) await this.#finishJob(job, "FINISHED");
+  }
+
+  async #finishJob(job: JobRt, to: "FINISHED" | "FAILED" | "CANCELED", error?: string): Promise<void> {
+    const touched = new Set<WorkerRt>();
+    for (const t of job.tasks.values()) {
+      const w = this.#releaseSlot(t);
+      if (w) touched.add(w);
+    }
+    for (const w of touched) await this.#writeWorker(w);
+    await this.#writeTotals(job);
+    await this.#setJob(job, to, error);
+    this.#jobs.delete(job.id);
+    this.#rememberTerminal(job.id);
+    void this.#cleanupStages(job.id).catch(() => {});
+  }
+
+  async #writeTotals(job: JobRt): Promise<void> {
+    const metrics = this.#map(JobMaps.jobMetrics);
+    const keys = [...job.tasks.keys()].map(taskMetricsKey);
+    const got = await retrying(() => metrics.getAll(keys), this.#retry);
+    let recordsRead = 0, recordsWritten = 0;
+    for (const v of got.values()) {
+      const m = v as TaskMetrics;
+      recordsRead += m.recordsRead;
+      recordsWritten += m.recordsWritten;
+    }
+    const total: JobMetrics = { recordsRead, recordsWritten, at: this.opts.clock.now() };
+    await retrying(() => metrics.set(jobMetricsKey(job.id), total), this.#retry);
+  }
+
+  /** Deletes staged sink segments a dead attempt left behind (best effort). */
+  async #cleanupStages(jobId: string): Promise<void> {
+    const checkpoints = this.#map(JobMaps.checkpoints);
+    const prefix = `stage/${jobId}/`;
+    const doomed: unknown[] = [];
+    for await (const k of checkpoints.keys()) {
+      if (typeof k === "string" && k.startsWith(prefix)) doomed.push(k);
+      if (doomed.length >= 10_000) break;
+    }
+    for (const k of doomed) await checkpoints.delete(k);
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The worker side of the job layer, on every data member: offers `slots` slots to the
+ * coordinator, runs the task attempts it is given, and reports each attempt's end to the
+ * master until the master acknowledges it. When the master dies the worker keeps its tasks
+ * running, says hello to the new master and re-sends pending reports there.
+ */
+import type { Clock, Timer } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { Random } from "../core/random.ts";
+import type { ClusterView } from "../cluster/view.ts";
+import type { IMap } from "../map/imap.ts";
+import type { NodeId } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
+import type { Message } from "../wire/message.ts";
+import type { ConnectorRegistry } from "./connector_registry.ts";
+import { type JobEntry, JobMaps } from "./map_names.ts";
+import { planTasks } from "./job_plan.ts";
+import type { JobCancelTask, JobDeployTask, JobTaskDone, JobTaskDoneAck, JobTaskQuery, JobWorkerHelloAck } from "./messages.ts";
+import { retrying } from "./state_store.ts";
+import { TaskRunner } from "./task_runner.ts";
+
+export interface WorkerOptions {
+  view: ClusterView;
+  getMap: (name: string) => IMap<unknown, unknown>;
+  send: (to: NodeId, msg: Message) => void;
+  clock: Clock;
+  rng: Random;
+  log: Logger;
+  registry: ConnectorRegistry;
+  slots: number;
+  /** Re-send hellos and pending reports this often. @default 500 */
+  resendIntervalMs?: number;
+  /** Passed to task runners. */
+  tickMs?: number;
+  batchMax?: number;
+}
+
+interface Running {
+  jobId: string;
+  attempt: number;
+  runner: TaskRunner;
+}
+
+/** Most finished-but-unacknowledged reports kept; beyond it the oldest are dropped (the coordinator re-queries). */
+const maxPendingReports = 4096;
+
+export class Worker {
+  /** Random per start: the coordinator treats assignments with another id as lost. */
+  readonly workerId: string;
+  #tasks = new Map<string, Running>();
+  #starting = new Set<string>();
+  #reports = new Map<string, JobTaskDone>();
+  #helloAckedBy: NodeId | undefined;
+  #highestTerm = 0;
+  #timer: Timer | undefined;
+  #stopped = false;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(readonly opts: WorkerOptions) {
+    this.workerId = `w-${opts.rng.id(12)}`;
+  }
+
+  /** Tasks this worker runs now: task id → attempt. */
+  running(): Map<string, number> {
+    return new Map([...this.#tasks].map(([id, r]) => [id, r.attempt]));
+  }
+
+  start(): void {
+    this.#unsubscribe = this.opts.view.subscribe((e) => {
+      if (e.type === "masterChanged") {
+        this.#helloAckedBy = undefined;
+        this.#resend();
+      }
+    });
+    this.#schedule();
+    this.#resend();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#timer?.cancel();
+    this.#unsubscribe?.();
+    for (const r of this.#tasks.values()) r.runner.abort("worker stopped");
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = this.opts.clock.setTimer(this.opts.resendIntervalMs ?? 500, () => {
+      this.#resend();
+      this.#schedule();
+    });
+  }
+
+  #resend(): void {
+    if (this.#stopped) return;
+    const master = this.opts.view.master();
+    if (!master) return;
+    if (this.#helloAckedBy !== master) {
+      this.opts.send(master, { t: Kind.JobWorkerHello, workerId: this.workerId, slots: this.opts.slots });
+    }
+    for (const r of this.#reports.values()) this.opts.send(master, r as unknown as Message);
+  }
+
+  onHelloAck(from: NodeId, msg: JobWorkerHelloAck): void {
+    if (msg.workerId !== this.workerId) return;
+    this.#highestTerm = Math.max(this.#highestTerm, msg.term);
+    this.#helloAckedBy = from;
+  }
+
+  onDeploy(from: NodeId, msg: JobDeployTask): void {
+    if (this.#stopped) return;
+    const ack = (ok: boolean, reason?: string) =>
+      this.opts.send(from, { t: Kind.JobDeployAck, taskId: msg.taskId, attempt: msg.attempt, workerId: this.workerId, ok, ...(reason ? { reason } : {}) });
+    if (msg.term < this.#highestTerm) return; // a deposed coordinator
+    this.#highestTerm = msg.term;
+    if (msg.workerId !== this.workerId) return ack(false, `worker restarted (now ${this.workerId})`);
+    const cur = this.#tasks.get(msg.taskId);
+    if (cur && cur.attempt === msg.attempt) return ack(true);
+    if (cur && cur.attempt > msg.attempt) return ack(false, `attempt ${cur.attempt} already runs here`);
+    const rep = this.#reports.get(msg.taskId);
+    if (rep && rep.attempt === msg.attempt) return ack(true); // ended; the report follows
+    if (this.#starting.has(msg.taskId)) return;
+    if (cur) cur.runner.abort(`superseded by attempt ${msg.attempt}`);
+    else if (this.#tasks.size + this.#starting.size >= this.opts.slots) return ack(false, "no free slot");
+    this.#starting.add(msg.taskId);
+    void this.#startTask(msg).then(
+      () => ack(true),
+      (err) => ack(false, `cannot start: ${(err as Error).message}`.slice(0, 1900)),
+    ).finally(() => this.#starting.delete(msg.taskId));
+  }
+
+  async #startTask(msg: JobDeployTask): Promise<void> {
+    const jobs = this.opts.getMap(JobMaps.jobs);
+    const entry = (await retrying(() => jobs.get(msg.jobId), { clock: this.opts.clock, budgetMs: 10_000 })) as JobEntry | undefined;
+    if (!entry) throw new Error(`job ${msg.jobId} is unknown`);
+    const task = planTasks(entry.plan).find((t) => t.id === msg.taskId);
+    if (!task) throw new Error(`task ${msg.taskId} is not in the plan of ${msg.jobId}`);
+    const prev = this.#tasks.get(msg.taskId);
+    if (prev && prev.attempt >= msg.attempt) return;
+    this.#reports.delete(msg.taskId);
+    const runner = new TaskRunner(
+      { clock: this.opts.clock, log: this.opts.log, getMap: this.opts.getMap, registry: this.opts.registry, tickMs: this.opts.tickMs, batchMax: this.opts.batchMax },
+      entry,
+      task,
+      msg.attempt,
+    );
+    const running: Running = { jobId: msg.jobId, attempt: msg.attempt, runner };
+    this.#tasks.set(msg.taskId, running);
+    void runner.done.then((outcome) => {
+      if (this.#tasks.get(msg.taskId) === running) this.#tasks.delete(msg.taskId);
+      if (outcome.state === "ABORTED" || this.#stopped) return;
+      const report: JobTaskDone = {
+        t: Kind.JobTaskDone,
+        jobId: msg.jobId,
+        taskId: msg.taskId,
+        attempt: msg.attempt,
+        workerId: this.workerId,
+        state: outcome.state,
+        recordsRead: outcome.recordsRead,
+        recordsWritten: outcome.recordsWritten,
+        ...(outcome.error ? { error: outcome.error } : {}),
+      };
+      if (this.#reports.size >= maxPendingReports) this.#reports.delete(this.#reports.keys().next().value!);
+      this.#reports.set(msg.taskId, report);
+      const master = this.opts.view.master();
+      if (master) this.opts.send(master, report as unknown as Message);
+    });
+  }
+
+  onCancel(from: NodeId, msg: JobCancelTask): void {
+    if (msg.term < this.#highestTerm) return;
+    this.#highestTerm = msg.term;
+    const cur = this.#tasks.get(msg.taskId);
+    if (cur && cur.attempt <= msg.attempt) {
+      cur.runner.cancel();
+      return;
+    }
+    if (!cur && !this.#reports.has(msg.taskId)) {
+      // Nothing runs here: say so, so the coordinator can finish cancelling.
+      this.opts.send(from, {
+        t: Kind.JobTaskDone,
+        jobId: msg.taskId.slice(0, Math.max(1, msg.taskId.lastIndexOf("/p"))),
+        taskId: msg.taskId,
+        attempt: msg.attempt,
+        workerId: this.workerId,
+        state: "CANCELED",
+        recordsRead: 0,
+        recordsWritten: 0,
+      });
+    }
+  }
+
+  onDoneAck(_from: NodeId, msg: JobTaskDoneAck): void {
+    const r = this.#reports.get(msg.taskId);
+    if (r && r.attempt <= msg.attempt) this.#reports.delete(msg.taskId);
+  }
+
+  onQuery(from: NodeId, msg: JobTaskQuery): void {
+    if (msg.term < this.#highestTerm) return;
+    this.#highestTerm = msg.term;
+    const tasks = msg.taskIds.map((taskId) => {
+      const cur = this.#tasks.get(taskId);
+      if (cur) return { taskId, attempt: cur.attempt, status: "running" as const };
+      const rep = this.#reports.get(taskId);
+      if (rep) return { taskId, attempt: rep.attempt, status: "done" as const };
+      return { taskId, attempt: 0, status: "unknown" as const };
+    });
+    this.opts.send(from, { t: Kind.JobTaskReport, reqId: msg.reqId, workerId: this.workerId, tasks });
+  }
+}
