@@ -10,7 +10,7 @@ import { createLogger } from "../core/log.ts";
 import type { ShoalNode } from "../node_api.ts";
 import type { Command } from "./main.ts";
 import { parseNodeArgs } from "./node_args.ts";
-import { currentDir, onStopSignal, processEnv, runtimeName, type StopSignal } from "./process_io.ts";
+import { currentDir, onStopSignal, processEnv, runtimeName, type StopSignal, writeStdoutLine } from "./process_io.ts";
 
 /** Starts a node from options; `startNode` from `src/node.ts` in production. */
 export type StartNodeFn = (options: NodeOptions) => Promise<ShoalNode>;
@@ -64,7 +64,7 @@ function defaultDeps(): NodeCommandDeps {
   const g = globalThis as any;
   return {
     env: processEnv(),
-    stdout: (line) => console.log(line),
+    stdout: (line) => writeStdoutLine(line),
     stderr: (line) => console.error(line),
     start: async (options) => (await loadStartNode())(options),
     waitForStop(onForce) {

@@ -1,17 +1,13 @@
 /**
- * The process-level things the CLI needs that differ between Deno, Bun and Node:
- * environment, runtime name, termination signals.
+ * Process access the CLI needs beyond `src/runtime/process.ts`: a snapshot of the whole
+ * environment, the working directory, and both stop signals behind one listener.
  */
+import { onSignal } from "../runtime/process.ts";
+
+export { runtimeName, writeStdoutLine } from "../runtime/process.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-
-/** "deno" | "bun" | "node" */
-export function runtimeName(): "deno" | "bun" | "node" {
-  if (g.Deno) return "deno";
-  if (g.Bun) return "bun";
-  return "node";
-}
 
 /** A snapshot of the environment; empty when Deno runs without --allow-env. */
 export function processEnv(): Record<string, string | undefined> {
@@ -40,24 +36,13 @@ export type StopSignal = "SIGINT" | "SIGTERM";
  * listeners. While installed, the signals no longer end the process by default.
  */
 export function onStopSignal(handler: (signal: StopSignal) => void): () => void {
-  const signals: StopSignal[] = ["SIGINT", "SIGTERM"];
-  const listeners = signals.map((s) => [s, () => handler(s)] as const);
-  for (const [s, l] of listeners) {
+  const removers: (() => void)[] = [];
+  for (const s of ["SIGINT", "SIGTERM"] as const) {
     try {
-      if (g.Deno) g.Deno.addSignalListener(s, l);
-      else g.process.on(s, l);
+      removers.push(onSignal(s, () => handler(s)));
     } catch {
-      // Signals are not supported here (e.g. SIGTERM on Windows); nothing to listen for.
+      // This signal is not supported here (e.g. SIGTERM on Windows).
     }
   }
-  return () => {
-    for (const [s, l] of listeners) {
-      try {
-        if (g.Deno) g.Deno.removeSignalListener(s, l);
-        else g.process.off(s, l);
-      } catch {
-        // Listener was never installed.
-      }
-    }
-  };
+  return () => removers.forEach((r) => r());
 }

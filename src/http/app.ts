@@ -67,7 +67,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   const events = new SnapshotEventStream(
     () => JSON.stringify(buildSnapshot(node, sizes.current())),
     (fn) => node.cluster.subscribe(fn),
-    () => void sizes.refresh(),
+    () => sizes.refresh(),
     { intervalMs: opts.sseIntervalMs, maxClients: opts.maxSseClients },
   );
   opts.signal?.addEventListener("abort", () => events.close(), { once: true });

@@ -34,11 +34,11 @@ main { display:grid; grid-template-columns: minmax(300px, 360px) 1fr; gap:16px; 
 #graph .link.relayed { stroke-dasharray:5 4; stroke:#b48ead; }
 #graph .ring { fill:none; stroke:var(--accent); stroke-width:3; }
 ul.members { list-style:none; margin:8px 0 0; padding:0; }
-ul.members li { display:flex; align-items:center; gap:8px; padding:4px 0; border-top:1px solid var(--line); }
+ul.members li { display:flex; flex-wrap:wrap; align-items:center; gap:4px 8px; padding:4px 0; border-top:1px solid var(--line); }
 .swatch { width:12px; height:12px; border-radius:3px; flex:none; }
-.badge { font-size:11px; padding:0 6px; border-radius:8px; background:#2c3a48; color:var(--muted); }
+.badge { white-space:nowrap; font-size:11px; padding:0 6px; border-radius:8px; background:#2c3a48; color:var(--muted); }
 .badge.master { background:var(--accent); color:#111; font-weight:600; }
-.mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12px; color:var(--muted); }
+.mono { white-space:nowrap; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12px; color:var(--muted); }
 #grid { display:grid; grid-template-columns: repeat(auto-fill, minmax(20px, 1fr)); gap:3px; }
 .cell { position:relative; aspect-ratio:1; border-radius:3px; background:#444; transition: background-color .4s; }
 .cell.unowned { background:repeating-linear-gradient(45deg,#333 0 4px,#444 4px 8px); }

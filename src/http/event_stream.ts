@@ -43,12 +43,13 @@ export class SnapshotEventStream {
   /**
    * @param build returns the snapshot as a JSON string
    * @param subscribe subscribes to cluster events; returns an unsubscribe function
-   * @param beforeTick called before each periodic build (e.g. to refresh cached figures)
+   * @param refresh called before each periodic build and when a client connects (e.g. to
+   *   refresh cached figures); the build waits for it
    */
   constructor(
     private readonly build: () => string,
     private readonly subscribe: (fn: (e: ClusterEvent) => void) => () => void,
-    private readonly beforeTick: () => void = () => {},
+    private readonly refresh: () => Promise<void> | void = () => {},
     opts: EventStreamOptions = {},
   ) {
     this.#intervalMs = opts.intervalMs ?? 1000;
@@ -87,8 +88,14 @@ export class SnapshotEventStream {
         };
         this.#clients.add(client);
         controller.enqueue(enc.encode(`retry: 1000\n\n`));
-        this.#sendTo(client, this.#safeBuild());
-        this.#start();
+        const data = this.#safeBuild();
+        this.#sendTo(client, data);
+        if (this.#timer === undefined) {
+          this.#start();
+          this.#last = data ?? "";
+          this.#lastSentAt = performance.now();
+        }
+        this.#refreshThenBroadcast();
       },
       cancel: () => client.close(),
     }, new CountQueuingStrategy({ highWaterMark: this.#maxQueued }));
@@ -142,13 +149,19 @@ export class SnapshotEventStream {
     for (const c of [...this.#clients]) this.#sendTo(c, data);
   }
 
+  #refreshThenBroadcast(): void {
+    let p: Promise<void> | void;
+    try {
+      p = this.refresh();
+    } catch {
+      p = undefined;
+    }
+    Promise.resolve(p).catch(() => {}).finally(() => this.#broadcast(false));
+  }
+
   #start(): void {
     if (this.#timer !== undefined) return;
-    this.#last = "";
-    this.#timer = setInterval(() => {
-      this.beforeTick();
-      this.#broadcast(false);
-    }, this.#intervalMs);
+    this.#timer = setInterval(() => this.#refreshThenBroadcast(), this.#intervalMs);
     this.#unsubscribe = this.subscribe(() => {
       // Coalesce bursts of events (a death brings several) into one snapshot.
       if (this.#pending !== undefined) return;
