@@ -132,11 +132,17 @@ describe("node command run loop", () => {
   });
 });
 
-describe("mod.ts entry (real process)", () => {
+describe.each([["bun", "run"], ["deno", "run", "-A"]])("mod.ts entry (real process, %s)", (...launcher: string[]) => {
   const run = (args: string[]) => {
-    const p = Bun.spawnSync(["bun", "run", "mod.ts", ...args], { cwd: `${import.meta.dir}/..`, env: { ...process.env, SHOAL_SECRET: "" } });
+    const p = Bun.spawnSync([...launcher, "mod.ts", ...args], { cwd: `${import.meta.dir}/..`, env: { ...process.env, SHOAL_SECRET: "" } });
     return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
   };
+
+  test("a bad SHOAL_ variable exits 2 naming the variable", () => {
+    const p = Bun.spawnSync([...launcher, "mod.ts"], { cwd: `${import.meta.dir}/..`, env: { ...process.env, SHOAL_SLOTS: "lots" } });
+    expect(p.exitCode).toBe(2);
+    expect(p.stderr.toString()).toContain('Invalid value "lots" for SHOAL_SLOTS');
+  });
 
   test("an unknown flag exits 2 with a message", () => {
     const r = run(["--no-such-flag"]);
