@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
 import type { Logger } from "../core/log.ts";
 import type { ShoalNode } from "../node_api.ts";
 import { requireTokenForWrites } from "./auth.ts";
@@ -18,7 +19,6 @@ import { mountMapRoutes } from "./map_routes.ts";
 import { collectMetrics } from "./metrics.ts";
 import { type MetricFamily, prometheusContentType, renderPrometheus } from "./prometheus.ts";
 import { buildSnapshot } from "./snapshot.ts";
-import { HTTPException } from "hono/http-exception";
 
 /** Options of {@link createHttpApp}. */
 export interface HttpAppOptions {
@@ -34,7 +34,7 @@ export interface HttpAppOptions {
   maxSseClients?: number;
   /** How often the event stream checks for changes. @default 1000 */
   sseIntervalMs?: number;
-  /** Closes the event streams and stops their timer when aborted (on node shutdown). */
+  /** Closes the event streams, stops their timer and drops the cluster subscription when aborted (on node shutdown). */
   signal?: AbortSignal;
   /** Where unexpected errors are logged. */
   logger?: Logger;
@@ -61,7 +61,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
   const sizes = new MapSizeCache(node);
   let masterChangesSeen = 0;
-  node.cluster.subscribe((e) => {
+  const unsubscribe = node.cluster.subscribe((e) => {
     if (e.type === "masterChanged") masterChangesSeen++;
   });
   const events = new SnapshotEventStream(
@@ -70,7 +70,10 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
     () => sizes.refresh(),
     { intervalMs: opts.sseIntervalMs, maxClients: opts.maxSseClients },
   );
-  opts.signal?.addEventListener("abort", () => events.close(), { once: true });
+  opts.signal?.addEventListener("abort", () => {
+    events.close();
+    unsubscribe();
+  }, { once: true });
 
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();
