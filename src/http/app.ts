@@ -105,8 +105,16 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   app.get("/metrics", async (c) => {
     await sizes.refresh();
     const families = collectMetrics(node, { mapSizes: sizes.current(), masterChangesSeen, sseClients: events.clients });
-    if (opts.extraMetrics) families.push(...await opts.extraMetrics());
-    return c.body(renderPrometheus(families), 200, { "Content-Type": prometheusContentType });
+    let text: string;
+    try {
+      if (opts.extraMetrics) families.push(...await opts.extraMetrics());
+      text = renderPrometheus(families);
+    } catch (err) {
+      // A malformed family is a bug on our side, not a bad request.
+      opts.logger?.error("metrics-error", { error: String((err as Error)?.message ?? err) });
+      return jsonError(c, 500, "Cannot render metrics", "INTERNAL");
+    }
+    return c.body(text, 200, { "Content-Type": prometheusContentType });
   });
 
   app.get("/", (c) => c.html(dashboardHtml()));
