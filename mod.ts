@@ -23,5 +23,7 @@ if (import.meta.main) {
   const g = globalThis as any;
   const argv: string[] = g.Deno ? g.Deno.args : g.process.argv.slice(2);
   const code = await main(argv);
-  if (code !== 0 || g.Deno) (g.Deno ? g.Deno.exit(code) : g.process.exit(code));
+  // Lingering sockets or timers must not keep a finished command alive.
+  if (g.Deno) g.Deno.exit(code);
+  else g.process.exit(code);
 }
