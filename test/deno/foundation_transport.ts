@@ -1,0 +1,70 @@
+/**
+ * Deno run of the foundation (CI: `deno run -A test/deno/foundation_transport.ts`): a
+ * signaling server on Deno.serve, three WebRTC transports, a link through the server, a
+ * link through relayed signaling, ordered and chunked messages, a refused wrong secret,
+ * and a clean close. Exits non-zero on any failure.
+ */
+import { SignalingClient } from "../../src/signaling/client.ts";
+import { createSignalingServer } from "../../src/signaling/server.ts";
+import { runtimeName } from "../../src/runtime/process.ts";
+import { WebRtcTransport } from "../../src/transport/webrtc.ts";
+import { Kind } from "../../src/wire/kinds.ts";
+import type { Message } from "../../src/wire/message.ts";
+
+function check(cond: unknown, what: string): asserts cond {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(pred: () => boolean, what: string) {
+  const end = Date.now() + 20_000;
+  while (!pred() && Date.now() < end) await sleep(5);
+  check(pred(), what);
+}
+
+const server = await createSignalingServer({ hostname: "127.0.0.1", port: 0 });
+const clients: SignalingClient[] = [];
+const got: Record<string, Array<{ from: string; msg: Message }>> = {};
+async function node(id: string, secret = "deno-secret") {
+  const sc = new SignalingClient({ url: server.url, cluster: "deno", self: id });
+  await sc.start();
+  clients.push(sc);
+  const t = new WebRtcTransport({ self: id, cluster: "deno", secret, signaling: sc, iceServers: [], connectTimeoutMs: 10_000 });
+  got[id] = [];
+  t.setHandlers({ message: (from, msg) => got[id].push({ from, msg }), linkUp() {}, linkDown() {} });
+  return t;
+}
+
+try {
+  check(runtimeName() === "deno", "runs under Deno");
+  const a = await node("a"), b = await node("b"), c = await node("c");
+  await a.connect("b");
+  await b.connect("c");
+  await a.connect("c", { via: "b" });
+  check(a.isLinked("c"), "a–c linked through relayed signaling");
+  const relayed = server.stats().relayed;
+  check(!relayed["a>c"] && !relayed["c>a"], "the server carried nothing for a–c");
+
+  for (let i = 0; i < 3000; i++) a.send("b", { t: Kind.TestEcho, seq: i, reply: false });
+  const big = new Uint8Array(300_000).map((_, i) => i % 251);
+  a.send("c", { t: Kind.TestData, seq: 1, data: big });
+  await until(() => got.b.length === 3000 && got.c.length === 1, "messages delivered");
+  check(got.b.every((m, i) => m.msg.seq === i), "in order");
+  const data = got.c[0].msg.data as Uint8Array;
+  check(data.length === big.length && data.every((v, i) => v === big[i]), "chunked message intact");
+
+  const w = await node("w", "wrong");
+  const err = await w.connect("a").then(() => null, (e) => e);
+  check(err?.code === "AUTH_FAILED", `wrong secret refused (got ${err?.code}: ${err?.message})`);
+
+  await a.close();
+  await until(() => !b.isLinked("a") && !c.isLinked("a"), "peers saw a close");
+  await Promise.all([b.close(), c.close(), w.close()]);
+  console.log("foundation transport under Deno: ok");
+} catch (e) {
+  console.error(e);
+  Deno.exit(1);
+} finally {
+  for (const c of clients) c.close();
+  await server.close();
+}
+Deno.exit(0);
