@@ -1,0 +1,228 @@
+/**
+ * One Shoal member wired together from {@link NodeOptions}: HTTP server (with the embedded
+ * signaling endpoint when the node bootstraps a cluster), signaling client, WebRTC
+ * transport, membership, partitions and maps, jobs. Protocol code gets the real clock and
+ * system entropy here; the simulator wires the same classes with virtual ones.
+ */
+import { Hono } from "hono";
+import { Membership } from "./cluster/membership.ts";
+import { Defaults, type NodeOptions } from "./config.ts";
+import { realClock } from "./core/clock.ts";
+import { ShoalError } from "./core/errors.ts";
+import { createLogger, type Logger } from "./core/log.ts";
+import { systemRandom } from "./core/random.ts";
+import { createHttpApp } from "./http/app.ts";
+import { parseListenAddress } from "./http/listen_address.ts";
+import type { IMap } from "./map/imap.ts";
+import type { LinkInfo, NodeMetrics, PartitionReplicaInfo, PartitionSummary, ShoalNode } from "./node_api.ts";
+import { runtimeName } from "./runtime/process.ts";
+import { type Served, serve } from "./runtime/serve.ts";
+import { wsUpgrader } from "./runtime/websocket.ts";
+import { SignalingClient } from "./signaling/client.ts";
+import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
+import { MessageRouter } from "./transport/router.ts";
+import type { NodeId, TransportStats } from "./transport/transport.ts";
+import { WebRtcTransport } from "./transport/webrtc.ts";
+
+function newMemberId(): NodeId {
+  const b = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** A running member. Create with {@link startNode}. */
+export class Node implements ShoalNode {
+  readonly id: NodeId;
+  readonly name: string;
+  readonly clusterName: string;
+  readonly log: Logger;
+  readonly transport: WebRtcTransport;
+  readonly router: MessageRouter;
+  readonly membership: Membership;
+  #served: Served | undefined;
+  /** Signaling clients: the join URL's server (first, if any) and this node's own endpoint. */
+  #signaling: SignalingClient[] = [];
+  #hub: SignalingHub | undefined;
+  #abort = new AbortController();
+  #masterChanges = 0;
+  #stopped = false;
+
+  /** @internal use startNode() */
+  constructor(readonly options: Required<Pick<NodeOptions, "cluster" | "secret">> & NodeOptions, id: NodeId, log: Logger) {
+    this.id = id;
+    this.name = options.name ?? `node-${id.slice(0, 6)}`;
+    this.clusterName = options.cluster;
+    this.log = log;
+    this.transport = new WebRtcTransport({
+      self: id,
+      cluster: options.cluster,
+      secret: options.secret,
+      iceServers: options.iceServers ?? [],
+      iceAdditionalHostAddresses: options.iceAdditionalHostAddresses,
+      log: log.child({ layer: "transport" }),
+      signaling: {
+        // Through the server where `to` is registered: the join URL's or our own endpoint.
+        send: (to, payload) => (this.#signaling.find((c) => c.peers().includes(to)) ?? this.#signaling[0])?.send(to, payload) ?? false,
+        onSignal: (h) => (this.#onServerSignal = h),
+      },
+    });
+    this.router = new MessageRouter(this.transport);
+    this.router.onHandlerError = (kind, err) => log.error("handler failed", { kind, error: String((err as Error)?.stack ?? err) });
+    this.membership = new Membership({
+      self: id,
+      transport: this.transport,
+      router: this.router,
+      clock: realClock,
+      rng: systemRandom(),
+      log: log.child({ layer: "cluster" }),
+      config: { cluster: options.cluster, secret: options.secret, name: this.name, runtime: runtimeName(), lite: options.lite ?? false },
+    });
+    this.membership.subscribe((e) => {
+      if (e.type === "masterChanged") {
+        this.#masterChanges++;
+        log.info("master changed", { master: e.master, previous: e.previous, epoch: e.epoch });
+      } else if (e.type === "memberAdded") log.info("member added", { id: e.member.id, name: e.member.name });
+      else if (e.type === "memberRemoved") log.info("member removed", { id: e.member.id, name: e.member.name, reason: e.reason });
+    });
+  }
+
+  #onServerSignal: (from: NodeId, payload: unknown) => void = () => {};
+
+  get cluster(): Membership {
+    return this.membership;
+  }
+
+  get httpUrl(): string | undefined {
+    return this.#served?.url;
+  }
+
+  /** @internal */
+  async start(): Promise<void> {
+    const o = this.options;
+    const joinUrls = o.join ?? [];
+    if (o.http !== false) {
+      const addr = parseListenAddress(o.http ?? Defaults.http);
+      if ("error" in addr) throw new ShoalError("INVALID_ARGUMENT", addr.error);
+      const { upgradeWebSocket, websocket } = wsUpgrader();
+      const app = createHttpApp(this, {
+        token: o.token,
+        signal: this.#abort.signal,
+        logger: this.log.child({ layer: "http" }),
+        extraRoutes: (a: Hono) => {
+          // Every member can bootstrap others: the signaling endpoint is always served.
+          this.#hub = mountSignaling(a, upgradeWebSocket);
+        },
+      });
+      this.#served = await serve({ hostname: addr.host, port: addr.port, fetch: app.fetch, websocket });
+    }
+    // First the join URL (any member's HTTP address or a standalone signaling server).
+    let lastErr: unknown;
+    for (const url of joinUrls) {
+      const client = await this.#openSignaling(url, 10_000).catch((err) => {
+        lastErr = err;
+        return undefined;
+      });
+      if (client) {
+        this.#signaling.push(client);
+        break;
+      }
+    }
+    if (joinUrls.length > 0 && this.#signaling.length === 0) {
+      throw lastErr instanceof ShoalError ? lastErr : new ShoalError("UNREACHABLE", `Cannot reach any join URL (${joinUrls.join(", ")})`);
+    }
+    const seeds = this.#signaling[0]?.peers() ?? [];
+    // Then our own endpoint, so nodes that join through our address can reach us.
+    if (this.#served) this.#signaling.push(await this.#openSignaling(this.#served.url, 5_000));
+    for (const c of this.#signaling) c.onPeers((peers) => this.membership.addCandidates(peers));
+    await this.membership.start(seeds);
+    this.log.info("joined", { master: this.membership.master(), members: this.membership.members().length });
+  }
+
+  async #openSignaling(url: string, timeoutMs: number): Promise<SignalingClient> {
+    const client = new SignalingClient({ url, cluster: this.options.cluster, self: this.id, log: this.log.child({ layer: "signaling" }) });
+    client.onSignal((from, payload) => this.#onServerSignal(from, payload));
+    try {
+      await client.start(timeoutMs);
+      return client;
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+  }
+
+  getMap<K = unknown, V = unknown>(_name: string): IMap<K, V> {
+    throw new ShoalError("INTERNAL", "maps are not wired yet");
+  }
+
+  mapNames(): string[] {
+    return [];
+  }
+
+  partitionSummary(): PartitionSummary {
+    return { count: this.options.partitionCount ?? Defaults.partitionCount, version: 0, owners: {}, replicasMissing: 0, migrating: 0 };
+  }
+
+  partitionTable(): PartitionReplicaInfo[] {
+    return [];
+  }
+
+  links(): LinkInfo[] {
+    return this.membership.links();
+  }
+
+  transportStats(): TransportStats {
+    return this.transport.stats();
+  }
+
+  metrics(): NodeMetrics {
+    return { masterChanges: this.#masterChanges };
+  }
+
+  /** Graceful leave: partitions migrate away, `left` is announced, links and servers close. */
+  async shutdown(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    try {
+      await this.membership.leave();
+    } finally {
+      this.#abort.abort();
+      for (const c of this.#signaling) c.close();
+      await this.transport.close();
+      this.#hub?.closeAll();
+      await this.#served?.close();
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}
+
+/**
+ * Starts a member: joins the cluster behind `options.join`, or bootstraps a new one-member
+ * cluster (serving the signaling endpoint itself) when no join URL is given.
+ *
+ * @param options node configuration; see {@link NodeOptions}
+ * @returns the running member once it has joined
+ * @throws ShoalError AUTH_FAILED (wrong secret), REFUSED (wrong cluster), UNREACHABLE (join URL), INVALID_ARGUMENT
+ * @example
+ * ```ts
+ * const node = await startNode({ secret: "s3cret", http: "127.0.0.1:0" });
+ * console.log(node.httpUrl, node.cluster.master());
+ * await node.shutdown();
+ * ```
+ */
+export async function startNode(options: NodeOptions = {}): Promise<Node> {
+  const id = newMemberId();
+  const cluster = options.cluster ?? Defaults.cluster;
+  const secret = options.secret;
+  if (!secret) throw new ShoalError("INVALID_ARGUMENT", "Cannot start a node without a cluster secret");
+  const log = createLogger(options.logLevel ?? Defaults.logLevel, { member: id, name: options.name });
+  const node = new Node({ ...options, cluster, secret }, id, log);
+  try {
+    await node.start();
+  } catch (err) {
+    await node.shutdown().catch(() => {});
+    throw err;
+  }
+  return node;
+}
