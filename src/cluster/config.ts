@@ -1,0 +1,126 @@
+/**
+ * Membership options and their defaults. The timing values start from hashicorp/memberlist's
+ * LAN profile scaled down for a mesh that must react in seconds (memberlist: probe every
+ * 1 s, 500 ms probe timeout, suspicion multiplier 4, gossip every 200 ms to 3 nodes).
+ */
+import type { NodeId } from "../transport/transport.ts";
+
+export interface MembershipTiming {
+  /** Time between two SWIM probes of this member. @default 400 */
+  probeIntervalMs: number;
+  /** How long to wait for a direct ack before asking others (ping-req). @default 150 */
+  probeTimeoutMs: number;
+  /** Members asked to probe indirectly when a direct probe times out. @default 3 */
+  indirectChecks: number;
+  /**
+   * Suspicion timeout multiplier: the shortest suspicion lasts `suspicionMult × probeIntervalMs`
+   * (no log(n) factor: suspect and dead notices are sent straight to every member over the
+   * full mesh, so dissemination does not grow with the cluster). Lifeguard expects
+   * `suspicionMult − 2` independent confirmations before it shrinks to that minimum.
+   * @default 3
+   */
+  suspicionMult: number;
+  /** The longest suspicion, as a multiple of the shortest. @default 5 */
+  suspicionMaxTimeoutMult: number;
+  /** Time between gossip rounds (only when something is queued). @default 200 */
+  gossipIntervalMs: number;
+  /** Members each gossip round sends to. @default 3 */
+  gossipNodes: number;
+  /** Each update is retransmitted `retransmitMult × ceil(log10(n + 1))` times. @default 3 */
+  retransmitMult: number;
+  /** Push-pull state exchange with one random member; scaled up above 32 members. @default 5000 */
+  pushPullIntervalMs: number;
+  /** Upper bound of the local-health (Lifeguard awareness) score. @default 8 */
+  awarenessMax: number;
+  /** Time to wait for a reply to a join request before retrying. @default 3000 */
+  joinTimeoutMs: number;
+  /** Join attempts over all seeds before giving up (or forming a cluster alone). @default 6 */
+  joinAttempts: number;
+  /** Timeout of one link establishment. @default 10000 */
+  connectTimeoutMs: number;
+  /** Coalescing delay for member-list publications by the master. @default 30 */
+  publishDelayMs: number;
+  /** How long a new master waits for the views of other members. @default 400 */
+  collectTimeoutMs: number;
+  /** Link maintenance period (missing links, relay routes). @default 1000 */
+  linkCheckIntervalMs: number;
+  /** Concurrent link establishments. @default 16 */
+  maxConcurrentConnects: number;
+  /** An older member also initiates a missing link after this long (normally the newer one does). @default 12000 */
+  linkFallbackMs: number;
+  /** Failed direct connects before a relay route is looked for. @default 2 */
+  relayAfterFailures: number;
+  /** Longest back-off between two connect attempts to the same member. @default 30000 */
+  linkRetryMaxMs: number;
+  /** Split-brain check period: the master tries to reach lost members. @default 2000 */
+  splitBrainIntervalMs: number;
+  /** Lost members remembered for split-brain detection. @default 64 */
+  maxLostMembers: number;
+  /** Lost members are forgotten after this long. @default 600000 */
+  lostMemberTtlMs: number;
+  /** Maximum queued gossip updates. @default 1024 */
+  maxGossipQueue: number;
+  /** Maximum gossip updates piggybacked on one message. @default 32 */
+  maxPiggyback: number;
+  /** Maximum probes/requests awaiting an answer. @default 256 */
+  maxPending: number;
+}
+
+export interface MembershipConfig extends MembershipTiming {
+  /** Cluster name; joiners of another cluster are refused. */
+  cluster: string;
+  /** Cluster secret, used only to derive the join key. */
+  secret: string;
+  /** Human name of this member. */
+  name: string;
+  /** "bun" | "deno" | "node" | "sim" */
+  runtime: string;
+  /** Lite member: no data, no partitions. */
+  lite: boolean;
+}
+
+export const DefaultTiming: MembershipTiming = {
+  probeIntervalMs: 400,
+  probeTimeoutMs: 150,
+  indirectChecks: 3,
+  suspicionMult: 3,
+  suspicionMaxTimeoutMult: 5,
+  gossipIntervalMs: 200,
+  gossipNodes: 3,
+  retransmitMult: 3,
+  pushPullIntervalMs: 5000,
+  awarenessMax: 8,
+  joinTimeoutMs: 3000,
+  joinAttempts: 6,
+  connectTimeoutMs: 10_000,
+  publishDelayMs: 30,
+  collectTimeoutMs: 400,
+  linkCheckIntervalMs: 1000,
+  maxConcurrentConnects: 16,
+  linkFallbackMs: 12_000,
+  relayAfterFailures: 2,
+  linkRetryMaxMs: 30_000,
+  splitBrainIntervalMs: 2000,
+  maxLostMembers: 64,
+  lostMemberTtlMs: 600_000,
+  maxGossipQueue: 1024,
+  maxPiggyback: 32,
+  maxPending: 256,
+};
+
+/** Fills the defaults in. */
+export function membershipConfig(
+  c: Pick<MembershipConfig, "cluster" | "secret"> & Partial<MembershipConfig>,
+): MembershipConfig {
+  return { name: "member", runtime: "sim", lite: false, ...DefaultTiming, ...stripUndefined(c) } as MembershipConfig;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The most members one list may hold (message size bound). */
+export const MAX_MEMBERS = 4096;
+
+/** Re-exported for convenience. */
+export type { NodeId };
