@@ -16,6 +16,12 @@ export interface MemberInfo {
   incarnation: number;
 }
 
+/**
+ * Events, emitted synchronously in this order when one change causes several:
+ * memberRemoved / memberAdded, then masterChanged, then memberListChanged. A member whose
+ * death this node learns by gossip is removed here at once (memberRemoved), before the
+ * master publishes the list without it.
+ */
 export type ClusterEvent =
   | { type: "memberAdded"; member: MemberInfo }
   | { type: "memberRemoved"; member: MemberInfo; reason: "dead" | "left" }
@@ -32,7 +38,11 @@ export interface ClusterView {
   /** The oldest live member, or undefined before joining. */
   master(): NodeId | undefined;
   isMaster(): boolean;
-  /** Increases with every master change this node observes. */
+  /**
+   * Increases with every master change this node observes. A new master publishes its
+   * epoch with the member list and members adopt the higher value, so once views have
+   * converged every member holds the same epoch. It may also rise on a split-brain merge.
+   */
   readonly masterEpoch: number;
   readonly memberListVersion: number;
   /** Whether this node has joined a cluster (or formed its own). */
