@@ -1,0 +1,106 @@
+/**
+ * Job failover scenarios over a simulated cluster (see jobs_sim.ts), shared by the
+ * simulation tests. Every check reads the real maps through a live member.
+ */
+import { expect } from "bun:test";
+import type { JobRecord } from "../../src/jobs/connector.ts";
+import type { JobInfo } from "../../src/jobs/job_service.ts";
+import type { LogList } from "../../src/jobs/sink_log.ts";
+import { sequenceValue } from "../../src/jobs/source_sequence.ts";
+import { JobMaps, type WorkerEntry } from "../../src/jobs/map_names.ts";
+import type { JobSim, SimMember } from "./jobs_sim.ts";
+
+export const recordCount = 6000;
+
+export function mapJob(id: string, ratePerSecond = 1500) {
+  return {
+    name: `copy-${id}`,
+    source: { type: "sequence", count: recordCount, parallelism: 3, ratePerSecond },
+    transform: { type: "map", fn: "double" },
+    sink: { type: "map", map: `out-${id}` },
+    checkpointIntervalMs: 500,
+  };
+}
+
+export function logJob(id: string, ratePerSecond = 1500) {
+  return {
+    name: `log-${id}`,
+    source: { type: "sequence", count: recordCount, parallelism: 3, ratePerSecond },
+    sink: { type: "log", map: `log-${id}` },
+    checkpointIntervalMs: 500,
+  };
+}
+
+export function reader(sim: JobSim): SimMember {
+  const m = sim.live()[sim.live().length - 1];
+  if (!m) throw new Error("no live member");
+  return m;
+}
+
+export async function status(sim: JobSim, id: string): Promise<JobInfo | undefined> {
+  return await reader(sim).jobs.get(id);
+}
+
+export async function waitStatus(sim: JobSim, id: string, pred: (s: string) => boolean, maxMs = 120_000): Promise<JobInfo> {
+  let info: JobInfo | undefined;
+  await sim.runUntil(async () => {
+    info = await status(sim, id).catch(() => undefined);
+    return info !== undefined && pred(info.status);
+  }, maxMs);
+  return info!;
+}
+
+/** The map sink holds exactly the records 0…count-1 with the transformed values. */
+export async function checkMapOutput(sim: JobSim, mapName: string, fn: (v: number) => number): Promise<void> {
+  const out = reader(sim).maps.getMap(mapName);
+  expect(await out.size()).toBe(recordCount);
+  const keys = Array.from({ length: recordCount }, (_, i) => String(i));
+  const got = await out.getAll(keys);
+  let wrong = 0;
+  for (let i = 0; i < recordCount; i++) {
+    const r = got.get(String(i)) as JobRecord | undefined;
+    if (!r || r.id !== i || r.value !== fn(sequenceValue(i))) wrong++;
+  }
+  expect(wrong).toBe(0);
+}
+
+/** The log sink holds every record exactly once: no duplicate, no gap. */
+export async function checkLogOutput(sim: JobSim, mapName: string, taskIds: string[]): Promise<void> {
+  const log = reader(sim).maps.getMap(mapName);
+  const lists = await log.getAll(taskIds);
+  const ids: number[] = [];
+  for (const t of taskIds) {
+    const l = lists.get(t) as LogList | undefined;
+    for (const r of l?.entries ?? []) {
+      ids.push(r.id);
+      expect(r.value).toBe(sequenceValue(r.id));
+    }
+  }
+  expect(ids.length).toBe(recordCount);
+  expect(new Set(ids).size).toBe(recordCount);
+  ids.sort((a, b) => a - b);
+  expect(ids[0]).toBe(0);
+  expect(ids[ids.length - 1]).toBe(recordCount - 1);
+}
+
+/** Every live worker's free slots are back to its total, and dead members have no entry. */
+export async function checkNoSlotLeak(sim: JobSim): Promise<void> {
+  await sim.runUntil(async () => {
+    const ws = await reader(sim).jobs.workers();
+    const live = new Set(sim.live().map((m) => m.id));
+    return ws.length === live.size && ws.every((w: WorkerEntry) => live.has(w.member) && w.free === w.total && w.tasks.length === 0);
+  }, 20_000);
+}
+
+export async function taskIdsOf(sim: JobSim, jobId: string): Promise<string[]> {
+  const e = await reader(sim).jobs.entry(jobId);
+  return e!.plan.pipelines.flatMap((p) => p.taskGroups.flatMap((g) => g.tasks.map((t) => t.id)));
+}
+
+/** Records written so far by a job, from the task metrics. */
+export async function progress(sim: JobSim, jobId: string): Promise<number> {
+  const info = await status(sim, jobId);
+  return info?.tasks.reduce((a, t) => a + t.recordsWritten, 0) ?? 0;
+}
+
+export { JobMaps };

@@ -1,0 +1,147 @@
+/**
+ * A simulated cluster for job tests: real membership, real partitioned IMaps and real job
+ * services per member, over the memory network in virtual time. A crash stops everything
+ * of the member at once (as kill -9 does) and cuts it off the network.
+ */
+import { Membership } from "../../src/cluster/membership.ts";
+import { VirtualClock } from "../../src/core/clock.ts";
+import { silentLogger, type Logger, createLogger } from "../../src/core/log.ts";
+import { Random } from "../../src/core/random.ts";
+import type { IMap } from "../../src/map/imap.ts";
+import type { ConnectorRegistry } from "../../src/jobs/connector_registry.ts";
+import { JobService, type JobTuning } from "../../src/jobs/job_service.ts";
+import { MemoryNetwork, type MemoryTransport } from "../../src/transport/memory.ts";
+import { MessageRouter } from "../../src/transport/router.ts";
+import type { NodeId } from "../../src/transport/transport.ts";
+import type { ClusterView } from "../../src/cluster/view.ts";
+import type { Clock } from "../../src/core/clock.ts";
+
+/** The data layer of one member, as the job layer needs it. */
+export interface MapLayer {
+  getMap(name: string): IMap<unknown, unknown>;
+  stop(): void;
+}
+
+export type MapLayerFactory = (deps: {
+  self: NodeId;
+  view: ClusterView;
+  transport: MemoryTransport;
+  router: MessageRouter;
+  clock: Clock;
+  rng: Random;
+  log: Logger;
+}) => MapLayer;
+
+export interface SimMember {
+  id: NodeId;
+  transport: MemoryTransport;
+  router: MessageRouter;
+  membership: Membership;
+  maps: MapLayer;
+  jobs: JobService;
+  alive: boolean;
+}
+
+export interface JobSimOptions {
+  seed: number;
+  mapLayer: MapLayerFactory;
+  slots?: number;
+  tuning?: JobTuning;
+  registry?: () => ConnectorRegistry;
+  verbose?: boolean;
+}
+
+export class JobSim {
+  readonly clock = new VirtualClock();
+  readonly rng: Random;
+  readonly net: MemoryNetwork;
+  readonly members = new Map<NodeId, SimMember>();
+  #n = 0;
+
+  constructor(readonly opts: JobSimOptions) {
+    this.rng = new Random(opts.seed);
+    this.net = new MemoryNetwork({ clock: this.clock, rng: this.rng.fork(), link: { delayMs: 1, jitterMs: 1 } });
+  }
+
+  #log(id: string): Logger {
+    return this.opts.verbose ? createLogger("info", { member: id }) : silentLogger;
+  }
+
+  /** Starts a member; it joins through the oldest live member, or forms the cluster. */
+  async addMember(): Promise<SimMember> {
+    const id = `m${++this.#n}`;
+    const transport = this.net.attach(id);
+    const router = new MessageRouter(transport);
+    const rng = this.rng.fork();
+    const log = this.#log(id);
+    const membership = new Membership({
+      self: id,
+      transport,
+      router,
+      clock: this.clock,
+      rng,
+      log,
+      config: { cluster: "sim", secret: "sim-secret", name: id },
+    });
+    const maps = this.opts.mapLayer({ self: id, view: membership, transport, router, clock: this.clock, rng, log });
+    const jobs = new JobService({
+      self: id,
+      view: membership,
+      getMap: (name) => maps.getMap(name),
+      router,
+      clock: this.clock,
+      rng,
+      log,
+      slots: this.opts.slots ?? 4,
+      registry: this.opts.registry?.(),
+      tuning: this.opts.tuning,
+    });
+    const m: SimMember = { id, transport, router, membership, maps, jobs, alive: true };
+    this.members.set(id, m);
+    const seeds = this.live().filter((x) => x.id !== id).map((x) => x.id);
+    const started = membership.start(seeds);
+    await this.runUntil(async () => membership.joined, 30_000, () => started);
+    jobs.start();
+    return m;
+  }
+
+  live(): SimMember[] {
+    return [...this.members.values()].filter((m) => m.alive);
+  }
+
+  master(): SimMember | undefined {
+    const votes = this.live().map((m) => m.membership.master());
+    const id = votes[0];
+    return id && votes.every((v) => v === id) ? this.members.get(id) : undefined;
+  }
+
+  /** kill -9: the member stops at once and disappears from the network. */
+  crash(id: NodeId): void {
+    const m = this.members.get(id)!;
+    m.alive = false;
+    this.net.crash(id);
+    m.jobs.stop();
+    m.maps.stop();
+    m.membership.stop();
+  }
+
+  /** Advances virtual time in steps until `cond` holds; throws after `maxMs`. */
+  async runUntil(cond: () => Promise<boolean> | boolean, maxMs: number, _keep?: () => unknown, stepMs = 50): Promise<number> {
+    const start = this.clock.now();
+    while (!(await cond())) {
+      if (this.clock.now() - start > maxMs) {
+        throw new Error(`condition not met after ${maxMs} ms of virtual time (seed ${this.opts.seed})`);
+      }
+      await this.clock.runForAsync(stepMs);
+    }
+    return this.clock.now() - start;
+  }
+
+  async run(ms: number): Promise<void> {
+    await this.clock.runForAsync(ms);
+  }
+
+  stopAll(): void {
+    for (const m of this.live()) this.crash(m.id);
+  }
+}
