@@ -159,6 +159,11 @@ export class Coordinator {
       const epoch = view.masterEpoch;
       const rec = await casUpdate<CoordinatorRecord>(this.#map(JobMaps.jobStates), coordinatorKey, (cur) => {
         if (!view.isMaster()) throw new StateWriteRejected("STALE_EPOCH", "no longer master");
+        // Master epochs agree once views converge: a coordinator record from a newer epoch
+        // means this member's mastership is already stale.
+        if (cur && cur.member !== self && cur.epoch > epoch) {
+          throw new StateWriteRejected("STALE_EPOCH", `coordinator ${cur.member} holds master epoch ${cur.epoch} > ${epoch}`);
+        }
         return { member: self, term: (cur?.term ?? 0) + 1, epoch, since: clock.now() };
       }, this.#retry);
       this.#term = rec!.term;
