@@ -50,6 +50,24 @@ export const Kind = {
   ClusterMergeAccepted: 59,
   ClusterMergeRefused: 60,
   ClusterMergeInto: 61,
+  // partition 80–99
+  PartitionTablePush: 80,
+  PartitionTableVersion: 81,
+  PartitionTableFetch: 82,
+  PartitionTableReport: 83,
+  PartitionMigrationStart: 84,
+  PartitionMigrationReady: 85,
+  PartitionMemberLeaving: 86,
+  // map 100–139
+  MapBackupOps: 100,
+  MapBackupAck: 101,
+  MapSyncCheck: 102,
+  MapSyncPull: 103,
+  MapSnapshotChunk: 104,
+  MapSnapshotAck: 105,
+  // invoke 140–159
+  InvokeRequest: 140,
+  InvokeResponse: 141,
   // jobs 160–199
   JobWorkerHello: 160,
   JobWorkerHelloAck: 161,

@@ -1,0 +1,268 @@
+/**
+ * The invocation layer: sends an operation to its partition's primary (from this member's
+ * table), retries on WRONG_TARGET / MIGRATING / STALE_EPOCH / MEMBER_GONE / OVERLOADED and
+ * on lost requests or answers with bounded, jittered backoff, and gives up after the call
+ * timeout with a typed error: TimeoutError when the operation surely did not run, else
+ * IndeterminateResultError for writes.
+ *
+ * Every call has an id that stays the same across retries; the primary keeps (and
+ * replicates) the result of each write under that id, so a retried write is applied once.
+ * Pending calls are bounded.
+ */
+import type { ClusterView } from "../cluster/view.ts";
+import type { Clock, Timer } from "../core/clock.ts";
+import { IndeterminateResultError, ShoalError, type ShoalErrorCode, TimeoutError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import type { Random } from "../core/random.ts";
+import type { PartitionService } from "../partition/partition_service.ts";
+import type { MessageRouter } from "../transport/router.ts";
+import type { NodeId, Transport } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
+import type { Message } from "../wire/message.ts";
+import "./messages.ts";
+
+export interface InvokerConfig {
+  /** Wait this long for an answer before retrying. @default 2000 */
+  attemptTimeoutMs?: number;
+  /** Give up after this long. @default 30000 */
+  callTimeoutMs?: number;
+  /** Calls in flight from this member. @default 10000 */
+  maxPendingCalls?: number;
+  /** First retry delay. @default 5 */
+  retryBaseMs?: number;
+  /** Longest retry delay. @default 500 */
+  retryMaxMs?: number;
+}
+
+/** A request as the serving side sees it. */
+export interface InvokeRequest {
+  /** Call id. */
+  c: string;
+  /** Attempt number. */
+  a: number;
+  p: number;
+  /** Ownership epoch in the caller's table. */
+  e: number;
+  op: number;
+  b: unknown;
+}
+
+/** Answers a request: status "ok" or an error code. */
+export type Reply = (status: "ok" | ShoalErrorCode, result?: unknown, message?: string) => void;
+export type InvokeServer = (from: NodeId, req: InvokeRequest, reply: Reply) => void;
+
+const RETRYABLE = new Set<string>(["WRONG_TARGET", "MIGRATING", "STALE_EPOCH", "MEMBER_GONE", "OVERLOADED"]);
+
+interface Call {
+  id: string;
+  p: number;
+  op: number;
+  body: unknown;
+  write: boolean;
+  attempt: number;
+  /** A request of this call may have reached a primary. */
+  sent: boolean;
+  target: NodeId | undefined;
+  deadline: number;
+  timer: Timer | null;
+  retries: number;
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+}
+
+export interface InvokerOptions {
+  self: NodeId;
+  view: ClusterView;
+  transport: Transport;
+  router: MessageRouter;
+  clock: Clock;
+  rng: Random;
+  log: Logger;
+  partitions: PartitionService;
+  config?: InvokerConfig;
+}
+
+export class Invoker {
+  readonly config: Required<InvokerConfig>;
+  #self: NodeId;
+  #transport: Transport;
+  #clock: Clock;
+  #rng: Random;
+  #log: Logger;
+  #partitions: PartitionService;
+  #server: InvokeServer | null = null;
+  #calls = new Map<string, Call>();
+  #prefix: string;
+  #counter = 0;
+  #stopped = false;
+  #unsubscribe: () => void;
+  readonly stats = { calls: 0, retries: 0, timeouts: 0, indeterminate: 0, served: 0 };
+
+  constructor(opts: InvokerOptions) {
+    this.#self = opts.self;
+    this.#transport = opts.transport;
+    this.#clock = opts.clock;
+    this.#rng = opts.rng;
+    this.#log = opts.log;
+    this.#partitions = opts.partitions;
+    this.config = { attemptTimeoutMs: 2000, callTimeoutMs: 30_000, maxPendingCalls: 10_000, retryBaseMs: 5, retryMaxMs: 500, ...opts.config };
+    // Unique across restarts of the same member id.
+    this.#prefix = `${opts.self}/${opts.rng.id(8)}/`;
+    opts.router.on(Kind.InvokeRequest, (from, msg) => this.#onRequest(from, msg));
+    opts.router.on(Kind.InvokeResponse, (from, msg) => this.#onResponse(from, msg));
+    this.#unsubscribe = opts.view.subscribe((e) => {
+      if (e.type === "memberRemoved") {
+        for (const c of this.#calls.values()) if (c.target === e.member.id) this.#retry(c, 0);
+      }
+    });
+  }
+
+  /** Installs the serving side (the map service). */
+  serve(server: InvokeServer): void {
+    this.#server = server;
+  }
+
+  get pendingCalls(): number {
+    return this.#calls.size;
+  }
+
+  /**
+   * Runs an operation on partition `p`'s primary.
+   * @param write whether the op may change state (decides the error after a timeout)
+   * @returns the primary's result
+   * @throws TimeoutError, IndeterminateResultError, ShoalError (OVERLOADED, INVALID_ARGUMENT, SHUTDOWN…)
+   */
+  invoke(p: number, op: number, body: unknown, write: boolean): Promise<unknown> {
+    if (this.#stopped) return Promise.reject(new ShoalError("SHUTDOWN", "Cannot invoke: this member is shut down"));
+    if (this.#calls.size >= this.config.maxPendingCalls) {
+      return Promise.reject(new ShoalError("OVERLOADED", `Cannot invoke: ${this.#calls.size} calls already pending`));
+    }
+    return new Promise((resolve, reject) => {
+      const call: Call = {
+        id: this.#prefix + (this.#counter++).toString(36),
+        p,
+        op,
+        body,
+        write,
+        attempt: 0,
+        sent: false,
+        target: undefined,
+        deadline: this.#clock.now() + this.config.callTimeoutMs,
+        timer: null,
+        retries: 0,
+        resolve,
+        reject,
+      };
+      this.#calls.set(call.id, call);
+      this.stats.calls++;
+      this.#attempt(call);
+    });
+  }
+
+  /** Fails every pending call (SHUTDOWN) and stops serving. */
+  stop(): void {
+    this.#stopped = true;
+    this.#unsubscribe();
+    for (const c of [...this.#calls.values()]) {
+      this.#finish(c);
+      c.reject(c.write && c.sent ? new IndeterminateResultError(`Call ${c.id} interrupted by shutdown`) : new ShoalError("SHUTDOWN", "Call interrupted by shutdown"));
+    }
+  }
+
+  #finish(c: Call): void {
+    c.timer?.cancel();
+    c.timer = null;
+    this.#calls.delete(c.id);
+  }
+
+  #attempt(c: Call): void {
+    if (!this.#calls.has(c.id)) return;
+    const now = this.#clock.now();
+    if (now >= c.deadline) return this.#giveUp(c);
+    const target = this.#partitions.primaryOf(c.p);
+    if (!target) {
+      c.target = undefined;
+      this.#partitions.requestTable();
+      return this.#retry(c);
+    }
+    c.attempt++;
+    c.target = target;
+    const req = { c: c.id, a: c.attempt, p: c.p, e: this.#partitions.epochOf(c.p), op: c.op, b: c.body };
+    if (target === this.#self) {
+      c.sent = true;
+      this.#clock.setTimer(0, () => this.#serve(this.#self, req));
+    } else {
+      const ok = this.#transport.send(target, { t: Kind.InvokeRequest, ...req });
+      if (!ok) return this.#retry(c);
+      c.sent = true;
+    }
+    c.timer?.cancel();
+    c.timer = this.#clock.setTimer(Math.min(this.config.attemptTimeoutMs, c.deadline - now), () => {
+      c.timer = null;
+      this.#retry(c, 0);
+    });
+  }
+
+  #retry(c: Call, delayMs?: number): void {
+    if (!this.#calls.has(c.id)) return;
+    c.timer?.cancel();
+    c.retries++;
+    this.stats.retries++;
+    const backoff = delayMs ?? Math.min(this.config.retryMaxMs, this.config.retryBaseMs * 2 ** Math.min(c.retries, 8)) * (0.5 + this.#rng.next() / 2);
+    const wait = Math.min(backoff, Math.max(0, c.deadline - this.#clock.now()));
+    c.timer = this.#clock.setTimer(wait, () => {
+      c.timer = null;
+      this.#attempt(c);
+    });
+  }
+
+  #giveUp(c: Call): void {
+    this.#finish(c);
+    if (c.write && c.sent) {
+      this.stats.indeterminate++;
+      c.reject(new IndeterminateResultError(`Call to partition ${c.p} timed out after ${this.config.callTimeoutMs} ms; the write may or may not have been applied`));
+    } else {
+      this.stats.timeouts++;
+      c.reject(new TimeoutError(`Call to partition ${c.p} timed out after ${this.config.callTimeoutMs} ms`));
+    }
+  }
+
+  #onRequest(from: NodeId, msg: Message): void {
+    this.#serve(from, msg as unknown as InvokeRequest);
+  }
+
+  #serve(from: NodeId, req: InvokeRequest): void {
+    if (this.#stopped) return;
+    const reply: Reply = (status, result, message) => {
+      if (from === this.#self) {
+        this.#onResponse(this.#self, { t: Kind.InvokeResponse, c: req.c, a: req.a, s: status, r: result ?? null, msg: message });
+      } else {
+        const m: Message = { t: Kind.InvokeResponse, c: req.c, a: req.a, s: status, r: result ?? null };
+        if (message) m.msg = message.slice(0, 512);
+        this.#transport.send(from, m);
+      }
+    };
+    if (!this.#server) return reply("WRONG_TARGET", null, "no service on this member");
+    this.stats.served++;
+    this.#server(from, req, reply);
+  }
+
+  #onResponse(_from: NodeId, msg: Message): void {
+    const c = this.#calls.get(msg.c as string);
+    if (!c) return;
+    const status = msg.s as string;
+    if (status === "ok") {
+      this.#finish(c);
+      c.resolve(msg.r);
+      return;
+    }
+    if (msg.a !== c.attempt) return; // an answer to an older attempt; the current one is in flight
+    if (RETRYABLE.has(status)) {
+      if (status === "WRONG_TARGET" || status === "STALE_EPOCH") this.#partitions.requestTable();
+      return this.#retry(c);
+    }
+    this.#finish(c);
+    const code = status as ShoalErrorCode;
+    c.reject(new ShoalError(code, (msg.msg as string | undefined) ?? `Call to partition ${c.p} failed: ${code}`));
+  }
+}

@@ -1,0 +1,26 @@
+/** Invocation-layer message kinds (140–159): a call to a partition's primary and its answer. */
+import { Kind } from "../wire/kinds.ts";
+import { defineMessage, w } from "../wire/message.ts";
+
+/**
+ * Caller → primary. `c` is the call id (the same on every retry), `a` the attempt, `e` the
+ * ownership epoch the caller's table shows (fencing), `b` the op body, validated by the
+ * service that owns op `op`.
+ */
+export const InvokeRequestMsg = defineMessage(Kind.InvokeRequest, "InvokeRequest", {
+  c: w.str(256),
+  a: w.uint(),
+  p: w.uint().max(100_000),
+  e: w.uint(),
+  op: w.uint().max(65_535),
+  b: w.any(),
+});
+
+/** Primary → caller. `s` is "ok" or an error code (see ShoalErrorCode); `r` the result. */
+export const InvokeResponseMsg = defineMessage(Kind.InvokeResponse, "InvokeResponse", {
+  c: w.str(256),
+  a: w.uint(),
+  s: w.str(32),
+  r: w.any(),
+  msg: w.str(512).optional(),
+});

@@ -1,0 +1,92 @@
+/**
+ * Wires the partition service, the invocation layer and the map service of one member
+ * together. `node.ts` builds one of these per node; tests and the simulator do the same.
+ */
+import type { ClusterView } from "../cluster/view.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { Random } from "../core/random.ts";
+import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
+import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
+import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
+import type { MessageRouter } from "../transport/router.ts";
+import type { NodeId, Transport } from "../transport/transport.ts";
+import type { IMap } from "./imap.ts";
+import { MapService, type MapServiceConfig } from "./map_service.ts";
+import type { MapOpStats } from "./map_stats.ts";
+
+export interface DataGridConfig extends PartitionConfig {
+  invoke?: InvokerConfig;
+  map?: MapServiceConfig;
+}
+
+export interface DataGridOptions {
+  self: NodeId;
+  view: ClusterView;
+  transport: Transport;
+  router: MessageRouter;
+  clock: Clock;
+  rng: Random;
+  log: Logger;
+  config: DataGridConfig;
+}
+
+/** One member's share of the partitioned IMap. */
+export class DataGrid {
+  readonly partitions: PartitionService;
+  readonly invoker: Invoker;
+  readonly maps: MapService;
+
+  constructor(opts: DataGridOptions) {
+    const { invoke, map, ...partitionConfig } = opts.config;
+    const base = { self: opts.self, view: opts.view, transport: opts.transport, router: opts.router, clock: opts.clock, log: opts.log };
+    this.partitions = new PartitionService({ ...base, config: partitionConfig });
+    this.invoker = new Invoker({ ...base, rng: opts.rng, partitions: this.partitions, config: invoke });
+    this.maps = new MapService({
+      ...base,
+      rng: opts.rng,
+      partitions: this.partitions,
+      invoker: this.invoker,
+      config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
+    });
+  }
+
+  /** The distributed map `name` (works on lite members too). */
+  getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
+    return this.maps.getMap<K, V>(name);
+  }
+
+  partitionTable(): PartitionReplicaInfo[] {
+    return this.partitions.info();
+  }
+
+  partitionSummary(): PartitionSummary {
+    return this.partitions.summary();
+  }
+
+  /** Names and sizes of the maps this member is primary for (its share). */
+  localMaps(): Array<{ name: string; size: number }> {
+    return this.maps.localMaps();
+  }
+
+  /** Per-map op counters and latency histograms measured on this member. */
+  mapStats(): MapOpStats[] {
+    return this.maps.stats.snapshot();
+  }
+
+  /**
+   * Graceful shutdown, step one: moves every replica this member holds to other members
+   * and resolves when none is left here (or after `timeoutMs`). Call before leaving the
+   * cluster, then {@link stop}.
+   */
+  migrateAway(timeoutMs = 30_000): Promise<void> {
+    return this.partitions.leave(timeoutMs);
+  }
+
+  /** Stops timers and fails pending calls. */
+  stop(): void {
+    this.invoker.stop();
+    this.maps.stop();
+    this.partitions.stop();
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The IMap implementation every member (lite or not) hands out: encodes keys and values
+ * with CBOR, finds the key's partition and invokes the op on its primary through the
+ * invocation layer. Whole-map operations run per partition, a bounded number at a time.
+ */
+import type { Clock } from "../core/clock.ts";
+import { ShoalError } from "../core/errors.ts";
+import type { Invoker } from "../invoke/invoker.ts";
+import { partitionOfBytes } from "../partition/partition_of.ts";
+import { decodeValue, encodeValue } from "../wire/codec.ts";
+import type { IMap } from "./imap.ts";
+import type { MapStats } from "./map_stats.ts";
+import { isWrite, MAX_BATCH, OpCode, opNames } from "./operations.ts";
+
+/** Per-partition calls of a whole-map operation in flight at once. */
+const FAN_OUT = 32;
+
+export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
+  constructor(
+    readonly name: string,
+    readonly invoker: Invoker,
+    readonly partitionCount: number,
+    readonly clock: Clock,
+    readonly stats: MapStats,
+  ) {}
+
+  async #call(p: number, op: number, body: Record<string, unknown>): Promise<unknown> {
+    const start = this.clock.now();
+    try {
+      const r = await this.invoker.invoke(p, op, { m: this.name, ...body }, isWrite(op));
+      this.stats.record(this.name, opNames[op], this.clock.now() - start, true);
+      return r;
+    } catch (e) {
+      this.stats.record(this.name, opNames[op], this.clock.now() - start, false);
+      throw e;
+    }
+  }
+
+  #key(key: K): { k: Uint8Array; p: number } {
+    if (key === undefined) throw new ShoalError("INVALID_ARGUMENT", "Cannot use undefined as a map key");
+    const k = encodeValue(key);
+    return { k, p: partitionOfBytes(k, this.partitionCount) };
+  }
+
+  #value(v: V): Uint8Array {
+    if (v === undefined) throw new ShoalError("INVALID_ARGUMENT", "Cannot store undefined as a map value");
+    return encodeValue(v);
+  }
+
+  #decode(r: unknown): V | undefined {
+    if (r === null || r === undefined) return undefined;
+    if (!(r instanceof Uint8Array)) throw new ShoalError("INTERNAL", "Malformed result: expected value bytes");
+    return decodeValue(r) as V;
+  }
+
+  async get(key: K): Promise<V | undefined> {
+    const { k, p } = this.#key(key);
+    return this.#decode(await this.#call(p, OpCode.Get, { k }));
+  }
+
+  async set(key: K, value: V): Promise<void> {
+    const { k, p } = this.#key(key);
+    await this.#call(p, OpCode.Set, { k, v: this.#value(value) });
+  }
+
+  async put(key: K, value: V): Promise<V | undefined> {
+    const { k, p } = this.#key(key);
+    return this.#decode(await this.#call(p, OpCode.Put, { k, v: this.#value(value) }));
+  }
+
+  async putIfAbsent(key: K, value: V): Promise<V | undefined> {
+    const { k, p } = this.#key(key);
+    return this.#decode(await this.#call(p, OpCode.PutIfAbsent, { k, v: this.#value(value) }));
+  }
+
+  replace(key: K, value: V): Promise<V | undefined>;
+  replace(key: K, expected: V, value: V): Promise<boolean>;
+  async replace(key: K, a: V, b?: V): Promise<V | undefined | boolean> {
+    const { k, p } = this.#key(key);
+    if (arguments.length >= 3) return (await this.#call(p, OpCode.ReplaceIfSame, { k, x: this.#value(a), v: this.#value(b as V) })) === true;
+    return this.#decode(await this.#call(p, OpCode.Replace, { k, v: this.#value(a) }));
+  }
+
+  remove(key: K): Promise<V | undefined>;
+  remove(key: K, expected: V): Promise<boolean>;
+  async remove(key: K, expected?: V): Promise<V | undefined | boolean> {
+    const { k, p } = this.#key(key);
+    if (arguments.length >= 2) return (await this.#call(p, OpCode.RemoveIfSame, { k, x: this.#value(expected as V) })) === true;
+    return this.#decode(await this.#call(p, OpCode.Remove, { k }));
+  }
+
+  async delete(key: K): Promise<void> {
+    const { k, p } = this.#key(key);
+    await this.#call(p, OpCode.Delete, { k });
+  }
+
+  async containsKey(key: K): Promise<boolean> {
+    const { k, p } = this.#key(key);
+    return (await this.#call(p, OpCode.ContainsKey, { k })) === true;
+  }
+
+  async getAll(keys: Iterable<K>): Promise<Map<K, V>> {
+    const groups = new Map<number, Array<{ key: K; k: Uint8Array }>>();
+    for (const key of keys) {
+      const { k, p } = this.#key(key);
+      let g = groups.get(p);
+      if (!g) (g = [], groups.set(p, g));
+      g.push({ key, k });
+    }
+    const out = new Map<K, V>();
+    const jobs: Array<() => Promise<void>> = [];
+    for (const [p, g] of groups) {
+      for (let i = 0; i < g.length; i += MAX_BATCH) {
+        const part = g.slice(i, i + MAX_BATCH);
+        jobs.push(async () => {
+          const r = await this.#call(p, OpCode.GetAll, { ks: part.map((x) => x.k) });
+          if (!Array.isArray(r) || r.length !== part.length) throw new ShoalError("INTERNAL", "Malformed getAll result");
+          r.forEach((v, j) => {
+            const d = this.#decode(v);
+            if (d !== undefined) out.set(part[j].key, d);
+          });
+        });
+      }
+    }
+    await runBounded(jobs, FAN_OUT);
+    return out;
+  }
+
+  async putAll(entries: Iterable<[K, V]> | Map<K, V>): Promise<void> {
+    const groups = new Map<number, Array<[Uint8Array, Uint8Array]>>();
+    for (const [key, value] of entries) {
+      const { k, p } = this.#key(key);
+      let g = groups.get(p);
+      if (!g) (g = [], groups.set(p, g));
+      g.push([k, this.#value(value)]);
+    }
+    const jobs: Array<() => Promise<void>> = [];
+    for (const [p, g] of groups) {
+      for (let i = 0; i < g.length; i += MAX_BATCH) {
+        const kvs = g.slice(i, i + MAX_BATCH);
+        jobs.push(async () => void (await this.#call(p, OpCode.PutAll, { kvs })));
+      }
+    }
+    await runBounded(jobs, FAN_OUT);
+  }
+
+  async size(): Promise<number> {
+    let n = 0;
+    await runBounded(
+      this.#partitions().map((p) => async () => {
+        const c = Number(await this.#call(p, OpCode.Size, {}));
+        n += c;
+      }),
+      FAN_OUT,
+    );
+    return n;
+  }
+
+  async clear(): Promise<void> {
+    await runBounded(this.#partitions().map((p) => async () => void (await this.#call(p, OpCode.Clear, {}))), FAN_OUT);
+  }
+
+  async destroy(): Promise<void> {
+    await runBounded(this.#partitions().map((p) => async () => void (await this.#call(p, OpCode.Destroy, {}))), FAN_OUT);
+  }
+
+  #partitions(): number[] {
+    return Array.from({ length: this.partitionCount }, (_, i) => i);
+  }
+
+  /** Entries partition by partition, a page at a time; weakly consistent under concurrent writes. */
+  async *entries(): AsyncIterableIterator<[K, V]> {
+    for (let p = 0; p < this.partitionCount; p++) {
+      let offset = 0;
+      for (;;) {
+        const r = (await this.#call(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as { e?: unknown; more?: unknown };
+        if (!r || !Array.isArray(r.e)) throw new ShoalError("INTERNAL", "Malformed entries result");
+        for (const pair of r.e as Array<[Uint8Array, Uint8Array]>) yield [decodeValue(pair[0]) as K, decodeValue(pair[1]) as V];
+        if (!r.more || r.e.length === 0) break;
+        offset += r.e.length;
+      }
+    }
+  }
+
+  async *keys(): AsyncIterableIterator<K> {
+    for await (const [k] of this.entries()) yield k;
+  }
+
+  async *values(): AsyncIterableIterator<V> {
+    for await (const [, v] of this.entries()) yield v;
+  }
+}
+
+/** Runs async jobs with at most `limit` in flight; rejects with the first failure. */
+async function runBounded(jobs: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0;
+  let failed: unknown = null;
+  const worker = async () => {
+    while (next < jobs.length && failed === null) {
+      const job = jobs[next++];
+      try {
+        await job();
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+  if (failed !== null) throw failed;
+}

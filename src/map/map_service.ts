@@ -1,0 +1,800 @@
+/**
+ * The map service of one member: the replicas it holds, the primary side of replication
+ * (applying writes one at a time per partition, shipping them in order, answering only
+ * after every sync backup acked), the backup side (applying in order, detecting gaps and
+ * pulling), anti-entropy (periodic sequence/digest checks, snapshots for replicas that
+ * cannot catch up from the log), and migration (bringing new replicas up to date before the
+ * master commits them).
+ *
+ * Rules that keep acknowledged writes safe:
+ * - A write with sequence s is answered only when every sync backup and every migration
+ *   target has acked ≥ s under the current epoch (acks are cumulative).
+ * - Reads are answered only when the last write to the key they read is acked that way, and,
+ *   after a promotion, when the backups confirmed the new primary's state.
+ * - A backup accepts writes only from the primary its table names, under that epoch, and
+ *   only once its state is confirmed to follow that primary (check or snapshot).
+ * - When the primary changes, the new primary's state is the truth; replicas that differ
+ *   are replaced by a snapshot.
+ */
+import type { ClusterView } from "../cluster/view.ts";
+import type { Clock, Timer } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { Random } from "../core/random.ts";
+import type { InvokeRequest, Invoker, Reply } from "../invoke/invoker.ts";
+import type { PartitionService } from "../partition/partition_service.ts";
+import type { PartitionTable } from "../partition/partition_table.ts";
+import type { MessageRouter } from "../transport/router.ts";
+import type { NodeId, Transport } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
+import type { Message } from "../wire/message.ts";
+import type { IMap } from "./imap.ts";
+import { MapProxy } from "./map_proxy.ts";
+import { MapStats } from "./map_stats.ts";
+import "./messages.ts";
+import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
+import { type LogEntry, PartitionData, type SnapshotData } from "./partition_data.ts";
+import { keyId } from "./record_store.ts";
+
+export interface MapServiceConfig {
+  /** Replication tick (retransmits, checks, migration readiness). @default 50 */
+  tickMs?: number;
+  /** Resend writes or checks a replica has not acked after this long. @default 300 */
+  retransmitMs?: number;
+  /** Compare sequence and digest with caught-up replicas this often. @default 2000 */
+  antiEntropyMs?: number;
+  /** Operations waiting per partition on the primary. @default 1024 */
+  maxPendingPerPartition?: number;
+  /** Snapshot chunk size. @default 32768 */
+  snapshotChunkBytes?: number;
+  /** Snapshot chunks in flight per transfer. @default 4 */
+  snapshotWindow?: number;
+  /** Snapshot transfers a primary runs at once. @default 8 */
+  maxSnapshotSessions?: number;
+  /** Migration targets not committed by then are dropped. @default 15000 */
+  migrationTimeoutMs?: number;
+  /** Dedupe records kept per partition. @default 2048 */
+  dedupePerPartition?: number;
+  /** Writes kept per partition for re-shipping. @default 256 */
+  logPerPartition?: number;
+}
+
+export interface MapServiceOptions {
+  self: NodeId;
+  view: ClusterView;
+  transport: Transport;
+  router: MessageRouter;
+  clock: Clock;
+  rng: Random;
+  log: Logger;
+  partitions: PartitionService;
+  invoker: Invoker;
+  config?: MapServiceConfig;
+}
+
+type Role = "sync" | "async" | "target";
+
+interface Follower {
+  id: NodeId;
+  role: Role;
+  /** Acked under the current epoch; meaningful once confirmed. */
+  acked: number;
+  confirmed: boolean;
+  lastSentAt: number;
+  lastProgressAt: number;
+  lastCheckAt: number;
+}
+
+interface Waiter {
+  seq: number;
+  done: (ok: boolean) => void;
+}
+
+interface PrimaryState {
+  p: number;
+  epoch: number;
+  followers: Map<NodeId, Follower>;
+  /** Sorted by seq. */
+  waiters: Waiter[];
+  /** key id → seq of the latest write to it not yet known committed. */
+  keyPending: Map<string, number>;
+  /** Reads wait for this seq to commit (set on promotion). */
+  readBarrier: number;
+  migration: { row: NodeId[]; deadline: number; reportedAt: number } | null;
+}
+
+interface SnapshotOut {
+  p: number;
+  to: NodeId;
+  epoch: number;
+  sid: number;
+  chunks: Message[];
+  acked: boolean[];
+  sentAt: number[];
+  remaining: number;
+}
+
+interface SnapshotIn {
+  sid: number;
+  from: NodeId;
+  epoch: number;
+  n: number;
+  s: number;
+  d: [number, number];
+  got: Map<number, { entries: SnapshotData["entries"]; dedupe: SnapshotData["dedupe"] }>;
+}
+
+/** What the simulator and tests inspect on a member. */
+export interface ReplicaDebug {
+  p: number;
+  seq: number;
+  lineage: number;
+  digest: [number, number];
+  primary: boolean;
+  epoch: number;
+  entries: number;
+  /** Primary only: followers and whether they are confirmed and caught up. */
+  followers?: Array<{ id: NodeId; role: Role; confirmed: boolean; acked: number }>;
+}
+
+export class MapService {
+  readonly self: NodeId;
+  readonly config: Required<MapServiceConfig>;
+  readonly stats = new MapStats();
+  readonly counters = {
+    writesApplied: 0,
+    backupsApplied: 0,
+    snapshotsSent: 0,
+    snapshotsInstalled: 0,
+    pulls: 0,
+    dedupeHits: 0,
+    staleEpochRejected: 0,
+    demotedPending: 0,
+  };
+  #view: ClusterView;
+  #transport: Transport;
+  #clock: Clock;
+  #log: Logger;
+  #partitions: PartitionService;
+  #invoker: Invoker;
+  #data = new Map<number, PartitionData>();
+  #primaries = new Map<number, PrimaryState>();
+  /** Replicas held as migration targets (not in the table): last time the primary touched them. */
+  #touched = new Map<number, number>();
+  #pullAt = new Map<number, number>();
+  #snapOut = new Map<string, SnapshotOut>();
+  #snapIn = new Map<number, SnapshotIn>();
+  #sid = 1;
+  #proxies = new Map<string, MapProxy<unknown, unknown>>();
+  #timer: Timer | null = null;
+  #stopped = false;
+  #unsubscribeTable: () => void;
+
+  constructor(opts: MapServiceOptions) {
+    this.self = opts.self;
+    this.#view = opts.view;
+    this.#transport = opts.transport;
+    this.#clock = opts.clock;
+    this.#log = opts.log;
+    this.#partitions = opts.partitions;
+    this.#invoker = opts.invoker;
+    this.config = {
+      tickMs: 50,
+      retransmitMs: 300,
+      antiEntropyMs: 2000,
+      maxPendingPerPartition: 1024,
+      snapshotChunkBytes: 32 * 1024,
+      snapshotWindow: 4,
+      maxSnapshotSessions: 8,
+      migrationTimeoutMs: 15_000,
+      dedupePerPartition: 2048,
+      logPerPartition: 256,
+      ...opts.config,
+    };
+    opts.router.on([Kind.MapBackupOps, Kind.MapBackupAck, Kind.MapSyncCheck, Kind.MapSyncPull, Kind.MapSnapshotChunk, Kind.MapSnapshotAck], (from, msg) => {
+      if (!this.#stopped) this.#onMessage(from, msg);
+    });
+    this.#invoker.serve((from, req, reply) => this.#serve(from, req, reply));
+    this.#unsubscribeTable = this.#partitions.onTableChange((next) => this.#onTable(next));
+    this.#partitions.onMigrationStart((p, epoch, row) => this.#onMigrationStart(p, epoch, row));
+    this.#onTable(this.#partitions.table);
+    this.#schedule();
+  }
+
+  /** The IMap proxy for `name` (created on first use). */
+  getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
+    if (typeof name !== "string" || name.length === 0 || name.length > 256) throw new RangeError(`Cannot use map name ${JSON.stringify(name)}: 1–256 characters`);
+    let m = this.#proxies.get(name);
+    if (!m) (m = new MapProxy(name, this.#invoker, this.#partitions.config.partitionCount, this.#clock, this.stats), this.#proxies.set(name, m));
+    return m as unknown as IMap<K, V>;
+  }
+
+  /** Map names and entry counts over the partitions this member is primary of. */
+  localMaps(): Array<{ name: string; size: number }> {
+    const sizes = new Map<string, number>();
+    for (const p of this.#primaries.keys()) {
+      const d = this.#data.get(p);
+      if (!d) continue;
+      for (const [name, s] of d.maps) sizes.set(name, (sizes.get(name) ?? 0) + s.size);
+    }
+    return [...sizes].map(([name, size]) => ({ name, size })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Partitions this member is primary of, and holds as backup. */
+  ownedCounts(): { primary: number; backup: number } {
+    let backup = 0;
+    for (const p of this.#data.keys()) if (!this.#primaries.has(p)) backup++;
+    return { primary: this.#primaries.size, backup };
+  }
+
+  /** Internal state per held partition, for the simulator's invariant checks. */
+  debugReplicas(): ReplicaDebug[] {
+    const out: ReplicaDebug[] = [];
+    for (const [p, d] of this.#data) {
+      const prim = this.#primaries.get(p);
+      const r: ReplicaDebug = { p, seq: d.seq, lineage: d.lineage, digest: [...d.digest] as [number, number], primary: !!prim, epoch: prim?.epoch ?? d.lineage, entries: d.entryCount };
+      if (prim) r.followers = [...prim.followers.values()].map((f) => ({ id: f.id, role: f.role, confirmed: f.confirmed, acked: f.acked }));
+      out.push(r);
+    }
+    return out;
+  }
+
+  /** Reads a replica's local value (tests only: bypasses routing). */
+  debugLocalValue(p: number, map: string, key: Uint8Array): Uint8Array | undefined {
+    return this.#data.get(p)?.maps.get(map)?.get(key)?.value;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#timer?.cancel();
+    this.#unsubscribeTable();
+    for (const prim of this.#primaries.values()) this.#failWaiters(prim);
+  }
+
+  // ---- table changes ------------------------------------------------------------------
+
+  #ensureData(p: number): PartitionData {
+    let d = this.#data.get(p);
+    if (!d) {
+      d = new PartitionData(p, { dedupe: this.config.dedupePerPartition, log: this.config.logPerPartition });
+      this.#data.set(p, d);
+    }
+    return d;
+  }
+
+  #onTable(t: PartitionTable): void {
+    if (this.#stopped) return;
+    const backups = this.#partitions.config.backupCount;
+    for (let p = 0; p < t.partitionCount; p++) {
+      const row = t.replicas[p];
+      const epoch = t.epochs[p];
+      let prim = this.#primaries.get(p);
+      if (row[0] === this.self) {
+        if (!prim || prim.epoch !== epoch) {
+          if (prim) this.#demote(prim);
+          const d = this.#ensureData(p);
+          // This replica's history is now the partition's history for `epoch`.
+          d.lineage = epoch;
+          this.#snapIn.delete(p);
+          prim = { p, epoch, followers: new Map(), waiters: [], keyPending: new Map(), readBarrier: d.seq, migration: null };
+          this.#primaries.set(p, prim);
+        }
+        if (prim.migration && (sameRow(prim.migration.row, row) || row.length === 0)) prim.migration = null;
+        this.#syncFollowers(prim, row, backups);
+        this.#progress(prim);
+      } else {
+        if (prim) {
+          this.#demote(prim);
+          this.#primaries.delete(p);
+        }
+        if (row.includes(this.self)) {
+          this.#ensureData(p);
+          this.#touched.delete(p);
+        } else if (this.#data.has(p) && !this.#isTarget(p)) {
+          this.#data.delete(p);
+          this.#snapIn.delete(p);
+        }
+      }
+    }
+    for (const [key, s] of this.#snapOut) {
+      if (this.#primaries.get(s.p)?.epoch !== s.epoch) this.#snapOut.delete(key);
+    }
+  }
+
+  #isTarget(p: number): boolean {
+    const at = this.#touched.get(p);
+    return at !== undefined && this.#clock.now() - at < this.config.migrationTimeoutMs;
+  }
+
+  #syncFollowers(prim: PrimaryState, row: readonly NodeId[], backups: number): void {
+    const want = new Map<NodeId, Role>();
+    row.forEach((m, i) => {
+      if (i > 0) want.set(m, i <= backups ? "sync" : "async");
+    });
+    // Members the migration brings in, or moves up to a sync rank, must ack every write from
+    // now on: once committed they may be promoted.
+    if (prim.migration) {
+      prim.migration.row.forEach((m, i) => {
+        if (m !== this.self && (!want.has(m) || (i <= backups && want.get(m) !== "sync"))) want.set(m, "target");
+      });
+    }
+    for (const id of [...prim.followers.keys()]) if (!want.has(id)) prim.followers.delete(id);
+    const now = this.#clock.now();
+    for (const [id, role] of want) {
+      const f = prim.followers.get(id);
+      if (f) f.role = role;
+      else {
+        prim.followers.set(id, { id, role, acked: 0, confirmed: false, lastSentAt: now, lastProgressAt: now, lastCheckAt: -Infinity });
+        this.#sendChecks(new Map([[id, [this.#checkItem(prim, role === "target")]]]));
+        prim.followers.get(id)!.lastCheckAt = now;
+      }
+    }
+  }
+
+  #demote(prim: PrimaryState): void {
+    this.counters.demotedPending += prim.waiters.length;
+    this.#failWaiters(prim);
+    prim.followers.clear();
+    for (const [key, s] of this.#snapOut) if (s.p === prim.p) this.#snapOut.delete(key);
+  }
+
+  #failWaiters(prim: PrimaryState): void {
+    const ws = prim.waiters.splice(0);
+    for (const w of ws) w.done(false);
+  }
+
+  // ---- primary: serving ops -----------------------------------------------------------
+
+  #serve(_from: NodeId, req: InvokeRequest, reply: Reply): void {
+    if (this.#stopped) return;
+    const t = this.#partitions.table;
+    if (!Number.isInteger(req.p) || req.p >= t.partitionCount) return reply("INVALID_ARGUMENT", null, `no partition ${req.p}`);
+    const prim = this.#primaries.get(req.p);
+    if (!prim || t.replicas[req.p][0] !== this.self) return reply("WRONG_TARGET");
+    if (req.e < prim.epoch) {
+      this.counters.staleEpochRejected++;
+      return reply("STALE_EPOCH", null, `partition ${req.p} is at epoch ${prim.epoch}, not ${req.e}`);
+    }
+    if (req.e > prim.epoch) {
+      this.#partitions.requestTable();
+      return reply("WRONG_TARGET");
+    }
+    const body = parseBody(req.op, req.b);
+    if (!body) return reply("INVALID_ARGUMENT", null, `invalid body for op ${req.op}`);
+    if (prim.waiters.length >= this.config.maxPendingPerPartition) return reply("OVERLOADED");
+    const d = this.#data.get(req.p)!;
+    const answer = (result: unknown) => (ok: boolean) => ok ? reply("ok", result) : reply("MIGRATING");
+    if (isWrite(req.op)) {
+      const seen = d.dedupe.get(req.c);
+      if (seen) {
+        this.counters.dedupeHits++;
+        return this.#waitFor(prim, seen.seq, answer(seen.r));
+      }
+      const out = executeOp(d, req.op, body, Math.floor(this.#clock.now()));
+      if (out.effects.length === 0) return this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
+      const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
+      d.applyEntry(entry);
+      this.counters.writesApplied++;
+      const keys = opKeys(req.op, body);
+      if (keys) for (const k of keys) prim.keyPending.set(keyId(k), entry.seq);
+      else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
+      this.#ship(prim, [entry]);
+      return this.#waitFor(prim, entry.seq, answer(out.result));
+    }
+    const out = executeOp(d, req.op, body, Math.floor(this.#clock.now()));
+    this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
+  }
+
+  /** The sequence a read must see committed: the last write to its keys (or all writes). */
+  #readSeq(prim: PrimaryState, d: PartitionData, op: number, body: ReturnType<typeof parseBody> & object): number {
+    const keys = opKeys(op, body);
+    if (!keys) return d.seq;
+    let s = prim.readBarrier;
+    for (const k of keys) s = Math.max(s, prim.keyPending.get(keyId(k)) ?? 0);
+    return s;
+  }
+
+  /** Highest sequence every required replica (sync backups, migration targets) acked. */
+  #commitSeq(prim: PrimaryState): number {
+    let s = this.#data.get(prim.p)?.seq ?? 0;
+    for (const f of prim.followers.values()) {
+      if (f.role === "async") continue;
+      s = Math.min(s, f.confirmed ? f.acked : -1);
+    }
+    return s;
+  }
+
+  #waitFor(prim: PrimaryState, seq: number, done: (ok: boolean) => void): void {
+    if (seq <= this.#commitSeq(prim)) return done(true);
+    const ws = prim.waiters;
+    let i = ws.length;
+    while (i > 0 && ws[i - 1].seq > seq) i--;
+    ws.splice(i, 0, { seq, done });
+  }
+
+  #progress(prim: PrimaryState): void {
+    const c = this.#commitSeq(prim);
+    let n = 0;
+    while (n < prim.waiters.length && prim.waiters[n].seq <= c) n++;
+    if (n > 0) for (const w of prim.waiters.splice(0, n)) w.done(true);
+    if (prim.keyPending.size > 0) for (const [k, s] of prim.keyPending) if (s <= c) prim.keyPending.delete(k);
+    this.#checkMigration(prim);
+  }
+
+  #ship(prim: PrimaryState, entries: LogEntry[]): void {
+    const now = this.#clock.now();
+    for (const f of prim.followers.values()) {
+      if (!f.confirmed) continue;
+      this.#transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, ops: entries });
+      f.lastSentAt = now;
+    }
+  }
+
+  // ---- primary: migration ---------------------------------------------------------------
+
+  #onMigrationStart(p: number, epoch: number, row: readonly NodeId[]): void {
+    const prim = this.#primaries.get(p);
+    if (!prim || prim.epoch !== epoch) return;
+    const now = this.#clock.now();
+    if (prim.migration && sameRow(prim.migration.row, row)) {
+      prim.migration.deadline = now + this.config.migrationTimeoutMs;
+      prim.migration.reportedAt = -Infinity;
+    } else {
+      prim.migration = { row: [...row], deadline: now + this.config.migrationTimeoutMs, reportedAt: -Infinity };
+    }
+    this.#syncFollowers(prim, this.#partitions.table.replicas[p], this.#partitions.config.backupCount);
+    this.#checkMigration(prim);
+  }
+
+  #checkMigration(prim: PrimaryState): void {
+    const m = prim.migration;
+    if (!m) return;
+    const now = this.#clock.now();
+    if (now > m.deadline) {
+      prim.migration = null;
+      this.#syncFollowers(prim, this.#partitions.table.replicas[prim.p], this.#partitions.config.backupCount);
+      return;
+    }
+    if (now - m.reportedAt < this.config.retransmitMs) return;
+    const seq = this.#data.get(prim.p)!.seq;
+    const ready = m.row.every((id) => {
+      if (id === this.self) return true;
+      const f = prim.followers.get(id);
+      return !!f && f.confirmed && f.acked >= seq;
+    });
+    if (!ready) return;
+    m.reportedAt = now;
+    this.#partitions.reportMigrationReady(prim.p, prim.epoch, m.row);
+  }
+
+  // ---- messages -------------------------------------------------------------------------
+
+  #onMessage(from: NodeId, msg: Message): void {
+    switch (msg.t) {
+      case Kind.MapBackupOps:
+        return this.#onBackupOps(from, msg as unknown as { p: number; e: number; ops: LogEntry[] });
+      case Kind.MapBackupAck:
+        for (const it of msg.items as Array<{ p: number; e: number; s: number }>) this.#onAck(from, it.p, it.e, it.s);
+        return;
+      case Kind.MapSyncCheck:
+        return this.#onChecks(from, msg.items as CheckItem[]);
+      case Kind.MapSyncPull:
+        for (const it of msg.items as PullItem[]) this.#onPull(from, it);
+        return;
+      case Kind.MapSnapshotChunk:
+        return this.#onChunk(from, msg as unknown as ChunkMsg);
+      case Kind.MapSnapshotAck: {
+        const s = this.#snapOut.get(`${msg.p}|${from}`);
+        if (!s || s.sid !== msg.sid || (msg.i as number) >= s.chunks.length || s.acked[msg.i as number]) return;
+        s.acked[msg.i as number] = true;
+        s.remaining--;
+        if (s.remaining === 0) this.#snapOut.delete(`${msg.p}|${from}`);
+        else this.#pumpSnapshot(s);
+        return;
+      }
+    }
+  }
+
+  /** Whether `from` is the primary of `p` at epoch `e` in this member's table. */
+  #fromPrimary(from: NodeId, p: number, e: number): boolean {
+    const t = this.#partitions.table;
+    if (p >= t.partitionCount) return false;
+    if (e > t.epochs[p]) {
+      this.#partitions.requestTable();
+      return false;
+    }
+    if (e < t.epochs[p]) {
+      this.counters.staleEpochRejected++;
+      return false;
+    }
+    return t.replicas[p][0] === from && from !== this.self;
+  }
+
+  #onBackupOps(from: NodeId, msg: { p: number; e: number; ops: LogEntry[] }): void {
+    if (!this.#fromPrimary(from, msg.p, msg.e)) return;
+    const d = this.#data.get(msg.p);
+    if (!d || d.lineage !== msg.e) {
+      if (d || this.#partitions.table.replicas[msg.p].includes(this.self)) this.#pull(from, msg.p, msg.e, true);
+      return;
+    }
+    if (this.#touched.has(msg.p)) this.#touched.set(msg.p, this.#clock.now());
+    for (const op of msg.ops) {
+      if (op.seq <= d.seq) continue;
+      if (op.seq !== d.seq + 1) {
+        this.#pull(from, msg.p, msg.e, true);
+        break;
+      }
+      d.applyEntry(op);
+      this.counters.backupsApplied++;
+    }
+    this.#transport.send(from, { t: Kind.MapBackupAck, items: [{ p: msg.p, e: msg.e, s: d.seq }] });
+  }
+
+  #pull(to: NodeId, p: number, e: number, throttle: boolean): void {
+    const now = this.#clock.now();
+    if (throttle && now - (this.#pullAt.get(p) ?? -Infinity) < this.config.retransmitMs / 2) return;
+    if (this.#snapIn.get(p)?.epoch === e) return; // a snapshot is on its way
+    this.#pullAt.set(p, now);
+    this.counters.pulls++;
+    const d = this.#data.get(p);
+    this.#transport.send(to, {
+      t: Kind.MapSyncPull,
+      items: [{ p, e, s: d?.seq ?? 0, l: d?.lineage ?? -1, d0: d?.digest[0] ?? 0, d1: d?.digest[1] ?? 0 }],
+    });
+  }
+
+  #onChecks(from: NodeId, items: CheckItem[]): void {
+    const acks: Array<{ p: number; e: number; s: number }> = [];
+    const pulls: PullItem[] = [];
+    const now = this.#clock.now();
+    for (const it of items) {
+      if (!this.#fromPrimary(from, it.p, it.e)) continue;
+      const inRow = this.#partitions.table.replicas[it.p].includes(this.self);
+      if (!inRow && !it.tg) continue;
+      if (!inRow) this.#touched.set(it.p, now);
+      const d = this.#ensureData(it.p);
+      if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
+        d.lineage = it.e;
+        acks.push({ p: it.p, e: it.e, s: d.seq });
+        continue;
+      }
+      // Same history but behind: pull the missing writes. Anything else: diverged, needs a snapshot.
+      if (!(d.lineage === it.e && d.seq < it.s)) d.lineage = -1;
+      if (this.#snapIn.get(it.p)?.epoch === it.e) continue;
+      pulls.push({ p: it.p, e: it.e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
+    }
+    if (acks.length) this.#transport.send(from, { t: Kind.MapBackupAck, items: acks });
+    if (pulls.length) {
+      this.counters.pulls += pulls.length;
+      this.#transport.send(from, { t: Kind.MapSyncPull, items: pulls });
+    }
+  }
+
+  #onAck(from: NodeId, p: number, e: number, s: number): void {
+    const prim = this.#primaries.get(p);
+    if (!prim || prim.epoch !== e) return;
+    const f = prim.followers.get(from);
+    if (!f) return;
+    const now = this.#clock.now();
+    f.lastProgressAt = now;
+    if (!f.confirmed) {
+      f.confirmed = true;
+      f.acked = s;
+      // Writes made while the replica was unconfirmed were not shipped to it: send them now.
+      const d = this.#data.get(p)!;
+      if (f.acked < d.seq) this.#resend(prim, f, d);
+    } else if (s > f.acked) f.acked = s;
+    this.#progress(prim);
+  }
+
+  #resend(prim: PrimaryState, f: Follower, d: PartitionData): void {
+    const ops = d.logFrom(f.acked + 1);
+    f.lastSentAt = this.#clock.now();
+    if (ops === null) {
+      f.confirmed = false;
+      this.#startSnapshot(prim, f.id);
+      return;
+    }
+    for (let i = 0; i < ops.length; i += 256) {
+      this.#transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, ops: ops.slice(i, i + 256) });
+    }
+  }
+
+  #onPull(from: NodeId, it: PullItem): void {
+    const prim = this.#primaries.get(it.p);
+    if (!prim || prim.epoch !== it.e) return;
+    const f = prim.followers.get(from);
+    if (!f) return;
+    const d = this.#data.get(it.p)!;
+    if (it.l === prim.epoch && it.s <= d.seq) {
+      // Same history, behind: the log may cover the gap.
+      const ops = d.logFrom(it.s + 1);
+      if (ops !== null) {
+        f.confirmed = true;
+        f.acked = it.s;
+        this.#resend(prim, f, d);
+        this.#progress(prim);
+        return;
+      }
+    }
+    f.confirmed = false;
+    if (it.s === d.seq && it.d0 === d.digest[0] && it.d1 === d.digest[1]) {
+      f.lastCheckAt = this.#clock.now();
+      this.#sendChecks(new Map([[from, [this.#checkItem(prim, f.role === "target")]]]));
+      return;
+    }
+    this.#startSnapshot(prim, from);
+  }
+
+  // ---- snapshots ------------------------------------------------------------------------
+
+  #startSnapshot(prim: PrimaryState, to: NodeId): void {
+    const key = `${prim.p}|${to}`;
+    const cur = this.#snapOut.get(key);
+    if (cur && cur.epoch === prim.epoch) return;
+    if (this.#snapOut.size >= this.config.maxSnapshotSessions) return; // the replica pulls again later
+    const d = this.#data.get(prim.p)!;
+    const snap = d.snapshot();
+    const chunks: Message[] = [];
+    const sid = this.#sid++;
+    let entries: SnapshotData["entries"] = [];
+    let bytes = 0;
+    const flush = (last: boolean) => {
+      chunks.push({ t: Kind.MapSnapshotChunk, p: prim.p, e: prim.epoch, sid, i: chunks.length, n: 0, s: snap.seq, d0: snap.digest[0], d1: snap.digest[1], entries, dedupe: last ? snap.dedupe : [] });
+      entries = [];
+      bytes = 0;
+    };
+    for (const e of snap.entries) {
+      entries.push(e);
+      bytes += e[0].length + e[1].byteLength + e[2].byteLength + 24;
+      if (bytes >= this.config.snapshotChunkBytes) flush(false);
+    }
+    flush(true);
+    for (const c of chunks) c.n = chunks.length;
+    const s: SnapshotOut = { p: prim.p, to, epoch: prim.epoch, sid, chunks, acked: chunks.map(() => false), sentAt: chunks.map(() => -Infinity), remaining: chunks.length };
+    this.#snapOut.set(key, s);
+    this.counters.snapshotsSent++;
+    this.#pumpSnapshot(s);
+  }
+
+  #pumpSnapshot(s: SnapshotOut): void {
+    const now = this.#clock.now();
+    let inFlight = 0;
+    for (let i = 0; i < s.chunks.length && inFlight < this.config.snapshotWindow; i++) {
+      if (s.acked[i]) continue;
+      inFlight++;
+      if (now - s.sentAt[i] >= this.config.retransmitMs) {
+        s.sentAt[i] = now;
+        this.#transport.send(s.to, s.chunks[i]);
+      }
+    }
+  }
+
+  #onChunk(from: NodeId, c: ChunkMsg): void {
+    if (!this.#fromPrimary(from, c.p, c.e)) return;
+    const inRow = this.#partitions.table.replicas[c.p].includes(this.self);
+    if (!inRow && !this.#isTarget(c.p)) return;
+    if (!inRow) this.#touched.set(c.p, this.#clock.now());
+    let a = this.#snapIn.get(c.p);
+    if (!a || a.sid !== c.sid || a.from !== from) {
+      a = { sid: c.sid, from, epoch: c.e, n: c.n, s: c.s, d: [c.d0, c.d1], got: new Map() };
+      this.#snapIn.set(c.p, a);
+    }
+    if (c.i >= a.n) return;
+    a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe });
+    this.#transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
+    if (a.got.size < a.n) return;
+    this.#snapIn.delete(c.p);
+    const snap: SnapshotData = { seq: a.s, digest: a.d, entries: [], dedupe: [] };
+    for (let i = 0; i < a.n; i++) {
+      const part = a.got.get(i)!;
+      for (const e of part.entries) snap.entries.push(e);
+      for (const e of part.dedupe) snap.dedupe.push(e);
+    }
+    const d = this.#ensureData(c.p);
+    d.install(snap, c.e);
+    if (d.digest[0] !== a.d[0] || d.digest[1] !== a.d[1]) {
+      this.#log.error("map.snapshot.digest_mismatch", { p: c.p, from });
+      d.lineage = -1;
+      return;
+    }
+    this.counters.snapshotsInstalled++;
+    this.#transport.send(from, { t: Kind.MapBackupAck, items: [{ p: c.p, e: c.e, s: d.seq }] });
+  }
+
+  // ---- periodic work ---------------------------------------------------------------------
+
+  #checkItem(prim: PrimaryState, target: boolean): CheckItem {
+    const d = this.#data.get(prim.p)!;
+    return { p: prim.p, e: prim.epoch, s: d.seq, d0: d.digest[0], d1: d.digest[1], tg: target };
+  }
+
+  #sendChecks(byMember: Map<NodeId, CheckItem[]>): void {
+    for (const [id, items] of byMember) if (items.length) this.#transport.send(id, { t: Kind.MapSyncCheck, items });
+  }
+
+  #schedule(): void {
+    this.#timer = this.#clock.setTimer(this.config.tickMs, () => {
+      if (this.#stopped) return;
+      this.#tick();
+      this.#schedule();
+    });
+  }
+
+  #tick(): void {
+    const now = this.#clock.now();
+    const checks = new Map<NodeId, CheckItem[]>();
+    const live = new Set(this.#view.members().map((m) => m.id));
+    for (const prim of this.#primaries.values()) {
+      const d = this.#data.get(prim.p)!;
+      for (const f of prim.followers.values()) {
+        if (!live.has(f.id)) continue;
+        if (this.#snapOut.has(`${prim.p}|${f.id}`)) continue;
+        if (!f.confirmed) {
+          if (now - f.lastCheckAt >= this.config.retransmitMs) {
+            f.lastCheckAt = now;
+            push(checks, f.id, this.#checkItem(prim, f.role === "target"));
+          }
+        } else if (f.acked < d.seq) {
+          if (now - f.lastProgressAt >= this.config.retransmitMs && now - f.lastSentAt >= this.config.retransmitMs) this.#resend(prim, f, d);
+        } else if (now - f.lastCheckAt >= this.config.antiEntropyMs) {
+          f.lastCheckAt = now;
+          push(checks, f.id, this.#checkItem(prim, f.role === "target"));
+        }
+      }
+      this.#checkMigration(prim);
+    }
+    this.#sendChecks(checks);
+    for (const s of this.#snapOut.values()) this.#pumpSnapshot(s);
+    // Drop migration-target copies nobody committed.
+    const t = this.#partitions.table;
+    for (const p of [...this.#touched.keys()]) {
+      if (t.replicas[p].includes(this.self)) this.#touched.delete(p);
+      else if (!this.#isTarget(p)) {
+        this.#touched.delete(p);
+        this.#data.delete(p);
+        this.#snapIn.delete(p);
+      }
+    }
+  }
+}
+
+interface CheckItem {
+  p: number;
+  e: number;
+  s: number;
+  d0: number;
+  d1: number;
+  tg: boolean;
+}
+
+interface PullItem {
+  p: number;
+  e: number;
+  s: number;
+  l: number;
+  d0: number;
+  d1: number;
+}
+
+interface ChunkMsg {
+  p: number;
+  e: number;
+  sid: number;
+  i: number;
+  n: number;
+  s: number;
+  d0: number;
+  d1: number;
+  entries: SnapshotData["entries"];
+  dedupe: SnapshotData["dedupe"];
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const a = m.get(k);
+  if (a) a.push(v);
+  else m.set(k, [v]);
+}
+
+function sameRow(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

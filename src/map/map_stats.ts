@@ -1,0 +1,50 @@
+/**
+ * Per-map operation counters and latency histograms, measured on the calling member (so
+ * they include routing and backups). Fixed buckets, so memory is bounded per map.
+ */
+
+/** Upper bounds (ms) of the latency buckets; the last bucket is +Inf. */
+export const LATENCY_BUCKETS_MS = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000] as const;
+
+export interface OpStats {
+  count: number;
+  errors: number;
+  sumMs: number;
+  /** Cumulative counts per bucket of LATENCY_BUCKETS_MS, then +Inf. */
+  buckets: number[];
+}
+
+export interface MapOpStats {
+  map: string;
+  ops: Record<string, OpStats>;
+}
+
+/** Most maps tracked; further maps are counted under "(other)". */
+const MAX_MAPS = 1000;
+
+export class MapStats {
+  #maps = new Map<string, Map<string, OpStats>>();
+
+  record(map: string, op: string, latencyMs: number, ok: boolean): void {
+    let m = this.#maps.get(map);
+    if (!m) {
+      if (this.#maps.size >= MAX_MAPS) return this.record("(other)", op, latencyMs, ok);
+      m = new Map();
+      this.#maps.set(map, m);
+    }
+    let s = m.get(op);
+    if (!s) (s = { count: 0, errors: 0, sumMs: 0, buckets: new Array(LATENCY_BUCKETS_MS.length + 1).fill(0) }, m.set(op, s));
+    s.count++;
+    if (!ok) s.errors++;
+    s.sumMs += latencyMs;
+    for (let i = 0; i <= LATENCY_BUCKETS_MS.length; i++) if (i === LATENCY_BUCKETS_MS.length || latencyMs <= LATENCY_BUCKETS_MS[i]) s.buckets[i]++;
+  }
+
+  /** A copy of every map's counters. */
+  snapshot(): MapOpStats[] {
+    return [...this.#maps].map(([map, ops]) => ({
+      map,
+      ops: Object.fromEntries([...ops].map(([op, s]) => [op, { ...s, buckets: [...s.buckets] }])),
+    }));
+  }
+}

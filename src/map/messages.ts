@@ -1,0 +1,45 @@
+/** Map-layer message kinds (100–139): replication to backups, anti-entropy, snapshots. */
+import { z } from "zod";
+import { Kind } from "../wire/kinds.ts";
+import { defineMessage, w } from "../wire/message.ts";
+
+const P = w.uint().max(100_000);
+const effect = z.object({
+  m: w.str(256),
+  k: w.bytes().optional(),
+  v: w.bytes().nullable().optional(),
+  clear: z.boolean().optional(),
+  destroy: z.boolean().optional(),
+  at: w.uint(),
+});
+const entry = z.object({ seq: w.uint(), c: w.str(256).optional(), r: w.any(), e: w.list(effect, 1000) });
+
+/** Primary → backup: writes in sequence order, under the primary's ownership epoch. */
+export const MapBackupOpsMsg = defineMessage(Kind.MapBackupOps, "MapBackupOps", { p: P, e: w.uint(), ops: w.list(entry, 1024) });
+/** Backup → primary: cumulative acks (the replica applied every write up to `s` under epoch `e`). */
+export const MapBackupAckMsg = defineMessage(Kind.MapBackupAck, "MapBackupAck", {
+  items: w.list(z.object({ p: P, e: w.uint(), s: w.uint() }), 10_000),
+});
+/** Primary → replica: my sequence and digest; confirm (ack) if yours match, else pull. `tg` marks a migration target. */
+export const MapSyncCheckMsg = defineMessage(Kind.MapSyncCheck, "MapSyncCheck", {
+  items: w.list(z.object({ p: P, e: w.uint(), s: w.uint(), d0: w.uint(), d1: w.uint(), tg: z.boolean() }), 10_000),
+});
+/** Replica → primary: I hold `s` of lineage `l` with this digest; send what I miss (log or snapshot). */
+export const MapSyncPullMsg = defineMessage(Kind.MapSyncPull, "MapSyncPull", {
+  items: w.list(z.object({ p: P, e: w.uint(), s: w.uint(), l: w.int(), d0: w.uint(), d1: w.uint() }), 10_000),
+});
+/** Primary → replica: one chunk of a partition snapshot. */
+export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnapshotChunk", {
+  p: P,
+  e: w.uint(),
+  sid: w.uint(),
+  i: w.uint(),
+  n: w.uint().min(1).max(100_000),
+  s: w.uint(),
+  d0: w.uint(),
+  d1: w.uint(),
+  entries: w.list(z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), w.uint(), w.uint()]), 100_000),
+  dedupe: w.list(z.tuple([w.str(256), w.uint(), w.any()]), 100_000),
+});
+/** Replica → primary: chunk `i` of snapshot `sid` arrived. */
+export const MapSnapshotAckMsg = defineMessage(Kind.MapSnapshotAck, "MapSnapshotAck", { p: P, sid: w.uint(), i: w.uint() });

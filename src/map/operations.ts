@@ -1,0 +1,158 @@
+/**
+ * Map operations: an extensible op-code enum, the body schema of each op, and their
+ * execution against a partition's records on the primary. A write produces effects (the
+ * resulting record changes), which is what backups apply, so backups never re-run logic.
+ * TTL, entry processors, locks and merges will be new op codes with their own effects.
+ */
+import { z } from "zod";
+import { w } from "../wire/message.ts";
+import type { Effect, PartitionData } from "./partition_data.ts";
+import { bytesEqual } from "./record_store.ts";
+
+export const OpCode = {
+  Get: 1,
+  Put: 2,
+  Set: 3,
+  PutIfAbsent: 4,
+  Replace: 5,
+  ReplaceIfSame: 6,
+  Remove: 7,
+  RemoveIfSame: 8,
+  Delete: 9,
+  ContainsKey: 10,
+  GetAll: 11,
+  PutAll: 12,
+  Size: 13,
+  Clear: 14,
+  Entries: 15,
+  Destroy: 16,
+} as const;
+export type OpCodeNumber = (typeof OpCode)[keyof typeof OpCode];
+
+export const opNames: Record<number, string> = Object.fromEntries(Object.entries(OpCode).map(([k, v]) => [v, k]));
+
+const WRITES = new Set<number>([OpCode.Put, OpCode.Set, OpCode.PutIfAbsent, OpCode.Replace, OpCode.ReplaceIfSame, OpCode.Remove, OpCode.RemoveIfSame, OpCode.Delete, OpCode.PutAll, OpCode.Clear, OpCode.Destroy]);
+
+/** Whether an op may change state (and so needs a call id, backups and dedupe). */
+export function isWrite(op: number): boolean {
+  return WRITES.has(op);
+}
+
+/** Most entries one GetAll/PutAll/Entries call carries. */
+export const MAX_BATCH = 1000;
+
+const m = w.str(256);
+const k = w.bytes();
+const kOnly = z.object({ m, k });
+const kv = z.object({ m, k, v: w.bytes() });
+const mOnly = z.object({ m });
+
+const schemas: Record<number, z.ZodType> = {
+  [OpCode.Get]: kOnly,
+  [OpCode.Put]: kv,
+  [OpCode.Set]: kv,
+  [OpCode.PutIfAbsent]: kv,
+  [OpCode.Replace]: kv,
+  [OpCode.ReplaceIfSame]: z.object({ m, k, x: w.bytes(), v: w.bytes() }),
+  [OpCode.Remove]: kOnly,
+  [OpCode.RemoveIfSame]: z.object({ m, k, x: w.bytes() }),
+  [OpCode.Delete]: kOnly,
+  [OpCode.ContainsKey]: kOnly,
+  [OpCode.GetAll]: z.object({ m, ks: w.list(w.bytes(), MAX_BATCH) }),
+  [OpCode.PutAll]: z.object({ m, kvs: w.list(z.tuple([w.bytes(), w.bytes()]), MAX_BATCH) }),
+  [OpCode.Size]: mOnly,
+  [OpCode.Clear]: mOnly,
+  [OpCode.Entries]: z.object({ m, o: w.uint(), n: w.uint().min(1).max(MAX_BATCH) }),
+  [OpCode.Destroy]: mOnly,
+};
+
+export interface OpBody {
+  m: string;
+  k?: Uint8Array;
+  v?: Uint8Array;
+  x?: Uint8Array;
+  ks?: Uint8Array[];
+  kvs?: [Uint8Array, Uint8Array][];
+  o?: number;
+  n?: number;
+}
+
+/** Validates an op body from the network. @returns null when invalid */
+export function parseBody(op: number, body: unknown): OpBody | null {
+  const s = schemas[op];
+  if (!s) return null;
+  const r = s.safeParse(body);
+  return r.success ? (r.data as OpBody) : null;
+}
+
+/** The keys an op reads or writes; undefined = the whole partition. */
+export function opKeys(op: number, b: OpBody): Uint8Array[] | undefined {
+  if (b.k) return [b.k];
+  if (b.ks) return b.ks;
+  if (b.kvs) return b.kvs.map(([key]) => key);
+  return undefined;
+}
+
+export interface OpOutcome {
+  /** What the caller receives (CBOR-able). */
+  result: unknown;
+  /** State changes; empty for reads and for writes that changed nothing. */
+  effects: Effect[];
+}
+
+/**
+ * Runs an op against the primary's records. Does not change state: the caller applies the
+ * effects (so the same code path serves primary and backups).
+ */
+export function executeOp(data: PartitionData, op: number, b: OpBody, now: number): OpOutcome {
+  const store = data.maps.get(b.m);
+  const cur = b.k && store ? store.get(b.k) : undefined;
+  const set = (v: Uint8Array): Effect => ({ m: b.m, k: b.k!, v, at: now });
+  const del = (): Effect => ({ m: b.m, k: b.k!, v: null, at: now });
+  const prev = cur ? cur.value : null;
+  switch (op) {
+    case OpCode.Get:
+      return { result: prev, effects: [] };
+    case OpCode.ContainsKey:
+      return { result: cur !== undefined, effects: [] };
+    case OpCode.Put:
+      return { result: prev, effects: [set(b.v!)] };
+    case OpCode.Set:
+      return { result: null, effects: [set(b.v!)] };
+    case OpCode.PutIfAbsent:
+      return cur ? { result: prev, effects: [] } : { result: null, effects: [set(b.v!)] };
+    case OpCode.Replace:
+      return cur ? { result: prev, effects: [set(b.v!)] } : { result: null, effects: [] };
+    case OpCode.ReplaceIfSame:
+      return cur && bytesEqual(cur.value, b.x!) ? { result: true, effects: [set(b.v!)] } : { result: false, effects: [] };
+    case OpCode.Remove:
+      return cur ? { result: prev, effects: [del()] } : { result: null, effects: [] };
+    case OpCode.RemoveIfSame:
+      return cur && bytesEqual(cur.value, b.x!) ? { result: true, effects: [del()] } : { result: false, effects: [] };
+    case OpCode.Delete:
+      return cur ? { result: null, effects: [del()] } : { result: null, effects: [] };
+    case OpCode.GetAll:
+      return { result: b.ks!.map((key) => store?.get(key)?.value ?? null), effects: [] };
+    case OpCode.PutAll:
+      return { result: null, effects: b.kvs!.map(([key, v]) => ({ m: b.m, k: key, v, at: now })) };
+    case OpCode.Size:
+      return { result: store?.size ?? 0, effects: [] };
+    case OpCode.Clear:
+      return { result: null, effects: store && store.size > 0 ? [{ m: b.m, clear: true, at: now }] : [] };
+    case OpCode.Destroy:
+      return { result: null, effects: store ? [{ m: b.m, destroy: true, at: now }] : [] };
+    case OpCode.Entries: {
+      const out: [Uint8Array, Uint8Array][] = [];
+      if (store) {
+        let i = 0;
+        for (const r of store.records.values()) {
+          if (i++ < b.o!) continue;
+          out.push([r.key, r.value]);
+          if (out.length >= b.n!) break;
+        }
+      }
+      return { result: { e: out, more: store ? b.o! + out.length < store.size : false }, effects: [] };
+    }
+  }
+  throw new RangeError(`Cannot execute op ${op}: unknown op code`);
+}

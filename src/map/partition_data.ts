@@ -1,0 +1,158 @@
+/**
+ * One replica of one partition on one member: the records of every map in it, the
+ * partition sequence number, an order-independent digest of the content (for anti-entropy),
+ * the dedupe records of recent writes (call id → result, replicated with the writes so a
+ * retry reaching a new primary is answered, not applied again), and a bounded log of recent
+ * writes (to re-ship to a backup that missed some).
+ */
+import { murmur3_32 } from "../partition/murmur3.ts";
+import { type MapRecord, RecordStore, keyId } from "./record_store.ts";
+
+/** A record change, as shipped to backups. `v: null` deletes. */
+export interface Effect {
+  m: string;
+  k?: Uint8Array;
+  v?: Uint8Array | null;
+  clear?: boolean;
+  destroy?: boolean;
+  /** Primary's clock at the write. */
+  at: number;
+}
+
+/** One applied write: what backups receive, in order. */
+export interface LogEntry {
+  seq: number;
+  /** Call id, for dedupe. */
+  c?: string;
+  /** The result the caller gets. */
+  r?: unknown;
+  e: Effect[];
+}
+
+export interface DedupeRecord {
+  seq: number;
+  r: unknown;
+}
+
+/** A full copy of a partition, sent when a backup cannot catch up from the log. */
+export interface SnapshotData {
+  seq: number;
+  digest: [number, number];
+  /** [map, key, value, version, createdAt, updatedAt] */
+  entries: Array<[string, Uint8Array, Uint8Array, number, number, number]>;
+  dedupe: Array<[string, number, unknown]>;
+}
+
+export interface PartitionDataLimits {
+  /** Dedupe records kept per partition (oldest dropped first). @default 2048 */
+  dedupe: number;
+  /** Writes kept in the log per partition. @default 256 */
+  log: number;
+}
+
+function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, seed: number): number {
+  return murmur3_32(value, murmur3_32(key, murmur3_32(store.nameBytes, seed)));
+}
+
+export class PartitionData {
+  seq = 0;
+  /**
+   * Ownership epoch of the primary whose history this replica is known to follow
+   * (-1 = not confirmed). A backup applies writes only from the primary of this epoch.
+   */
+  lineage = -1;
+  digest: [number, number] = [0, 0];
+  readonly maps = new Map<string, RecordStore>();
+  readonly dedupe = new Map<string, DedupeRecord>();
+  log: LogEntry[] = [];
+
+  constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {}
+
+  /** Records in all maps. */
+  get entryCount(): number {
+    let n = 0;
+    for (const s of this.maps.values()) n += s.size;
+    return n;
+  }
+
+  #store(m: string): RecordStore {
+    let s = this.maps.get(m);
+    if (!s) (s = new RecordStore(m), this.maps.set(m, s));
+    return s;
+  }
+
+  #xor(store: RecordStore, key: Uint8Array, value: Uint8Array): void {
+    this.digest[0] = (this.digest[0] ^ entryHash(store, key, value, 1)) >>> 0;
+    this.digest[1] = (this.digest[1] ^ entryHash(store, key, value, 2)) >>> 0;
+  }
+
+  /** Applies one effect to the records (and the digest). */
+  applyEffect(e: Effect): void {
+    if (e.destroy || e.clear) {
+      const s = this.maps.get(e.m);
+      if (!s) return;
+      for (const r of s.records.values()) this.#xor(s, r.key, r.value);
+      // An empty map holds no store; destroy will also drop per-map settings once there are some.
+      this.maps.delete(e.m);
+      return;
+    }
+    const key = e.k!;
+    const id = keyId(key);
+    const s = this.#store(e.m);
+    const cur = s.records.get(id);
+    if (cur) this.#xor(s, cur.key, cur.value);
+    if (e.v === null || e.v === undefined) {
+      s.records.delete(id);
+      if (s.size === 0) this.maps.delete(e.m);
+      return;
+    }
+    const rec: MapRecord = cur
+      ? { ...cur, value: e.v, version: cur.version + 1, updatedAt: e.at }
+      : { key, value: e.v, version: 1, createdAt: e.at, updatedAt: e.at };
+    s.records.set(id, rec);
+    this.#xor(s, key, e.v);
+  }
+
+  /** Applies the next write (seq must be this.seq + 1). */
+  applyEntry(entry: LogEntry): void {
+    if (entry.seq !== this.seq + 1) throw new Error(`Assertion failed: partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
+    for (const e of entry.e) this.applyEffect(e);
+    this.seq = entry.seq;
+    if (entry.c !== undefined) {
+      this.dedupe.set(entry.c, { seq: entry.seq, r: entry.r ?? null });
+      if (this.dedupe.size > this.limits.dedupe) this.dedupe.delete(this.dedupe.keys().next().value!);
+    }
+    this.log.push(entry);
+    if (this.log.length > this.limits.log * 2) this.log = this.log.slice(-this.limits.log);
+  }
+
+  /** Log entries with seq ≥ from, or null when the log no longer reaches back that far. */
+  logFrom(from: number): LogEntry[] | null {
+    if (from > this.seq) return [];
+    if (this.log.length === 0 || this.log[0].seq > from) return null;
+    return this.log.slice(from - this.log[0].seq);
+  }
+
+  snapshot(): SnapshotData {
+    const entries: SnapshotData["entries"] = [];
+    for (const [m, s] of this.maps) for (const r of s.records.values()) entries.push([m, r.key, r.value, r.version, r.createdAt, r.updatedAt]);
+    const dedupe: SnapshotData["dedupe"] = [...this.dedupe].map(([c, d]) => [c, d.seq, d.r]);
+    return { seq: this.seq, digest: [...this.digest] as [number, number], entries, dedupe };
+  }
+
+  /** Replaces the whole content with a snapshot. */
+  install(snap: SnapshotData, lineage: number): void {
+    this.maps.clear();
+    this.dedupe.clear();
+    this.digest = [0, 0];
+    for (const [m, key, value, version, createdAt, updatedAt] of snap.entries) {
+      const s = this.#store(m);
+      s.records.set(keyId(key), { key, value, version, createdAt, updatedAt });
+      this.#xor(s, key, value);
+    }
+    for (const [c, seq, r] of snap.dedupe) this.dedupe.set(c, { seq, r });
+    this.seq = snap.seq;
+    this.log = [];
+    this.lineage = lineage;
+  }
+}

@@ -1,0 +1,38 @@
+/** Partition-layer message kinds (80–99): table publication and collection, migrations. */
+import { z } from "zod";
+import { Kind } from "../wire/kinds.ts";
+import { defineMessage, w } from "../wire/message.ts";
+
+const MAX_PARTITIONS = 10_000;
+const MAX_MEMBERS = 1_024;
+
+const table = {
+  version: w.uint(),
+  members: w.list(w.id(), MAX_MEMBERS),
+  rows: w.list(w.list(w.uint().max(MAX_MEMBERS), 7), MAX_PARTITIONS),
+  epochs: w.list(w.uint(), MAX_PARTITIONS),
+  migrating: w.list(w.list(w.uint(), 8), MAX_PARTITIONS),
+};
+
+/** Master → all: a new table version. Applied only if newer and from the believed master. */
+export const PartitionTablePushMsg = defineMessage(Kind.PartitionTablePush, "PartitionTablePush", table);
+/** Master → all, periodic: the current version, so a member that missed a push can fetch it. */
+export const PartitionTableVersionMsg = defineMessage(Kind.PartitionTableVersion, "PartitionTableVersion", { version: w.uint() });
+/** Asks for a table: member → master (answered with a push), or new master → members (answered with a report). */
+export const PartitionTableFetchMsg = defineMessage(Kind.PartitionTableFetch, "PartitionTableFetch", { collect: z.boolean() });
+/** Member → new master: the newest table this member holds. */
+export const PartitionTableReportMsg = defineMessage(Kind.PartitionTableReport, "PartitionTableReport", table);
+/** Master → primary: bring the members of `row` up to date for partition `p`, then report ready. */
+export const PartitionMigrationStartMsg = defineMessage(Kind.PartitionMigrationStart, "PartitionMigrationStart", {
+  p: w.uint().max(MAX_PARTITIONS),
+  epoch: w.uint(),
+  row: w.list(w.id(), 7),
+});
+/** Primary → master: every member of `row` holds partition `p` and has acked every write. */
+export const PartitionMigrationReadyMsg = defineMessage(Kind.PartitionMigrationReady, "PartitionMigrationReady", {
+  p: w.uint().max(MAX_PARTITIONS),
+  epoch: w.uint(),
+  row: w.list(w.id(), 7),
+});
+/** Member → master: graceful shutdown; move my partitions away. */
+export const PartitionMemberLeavingMsg = defineMessage(Kind.PartitionMemberLeaving, "PartitionMemberLeaving", {});

@@ -1,0 +1,508 @@
+/**
+ * The partition service: holds this member's copy of the partition table and, on the
+ * master, produces new versions.
+ *
+ * Members apply a pushed table only if it is newer than theirs and comes from the member
+ * they believe is master. A member that becomes master first collects the newest table
+ * any live member holds, then repairs it (drops dead members; the first live backup of a
+ * partition whose primary died becomes primary, epoch + 1) and publishes it. From then on,
+ * every tick, it compares the table with the ideal assignment for the live data members and
+ * moves partitions towards it by migration: it asks the primary to bring the members of the
+ * new replica list up to date (MigrationStart), and commits the new list only when the
+ * primary reports them ready (MigrationReady). Replicas are dropped only by a commit, so a
+ * migration never lowers the number of live replicas.
+ */
+import type { ClusterView } from "../cluster/view.ts";
+import type { Clock, Timer } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { MessageRouter } from "../transport/router.ts";
+import type { NodeId, Transport } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
+import type { Message } from "../wire/message.ts";
+import { assignPartitions, repairReplicas } from "./assignment.ts";
+import "./messages.ts";
+import {
+  emptyTable,
+  nextTable,
+  type PartitionTable,
+  tableFromWire,
+  tableInfo,
+  tableSummary,
+  tableToWire,
+  type WireTable,
+} from "./partition_table.ts";
+import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
+
+/** Settings shared by the partition and map services. */
+export interface PartitionConfig {
+  /** @default 271 */
+  partitionCount: number;
+  /** Synchronous backups per partition (0–6). @default 1 */
+  backupCount: number;
+  /** Asynchronous backups per partition. @default 0 */
+  asyncBackupCount: number;
+  /** Lite members own no partitions. */
+  lite: boolean;
+  /** Master planning tick. @default 100 */
+  tickMs?: number;
+  /** Master's table-version heartbeat. @default 1000 */
+  heartbeatMs?: number;
+  /** How long a new master waits for the tables of the other members. @default 2000 */
+  collectTimeoutMs?: number;
+  /** A migration not ready by then is abandoned and planned again. @default 15000 */
+  migrationTimeoutMs?: number;
+  /** Partitions migrating at once. @default 16 */
+  maxParallelMigrations?: number;
+}
+
+export interface PartitionServiceOptions {
+  self: NodeId;
+  view: ClusterView;
+  transport: Transport;
+  router: MessageRouter;
+  clock: Clock;
+  log: Logger;
+  config: PartitionConfig;
+}
+
+export type TableListener = (next: PartitionTable, prev: PartitionTable) => void;
+export type MigrationStartListener = (p: number, epoch: number, row: readonly NodeId[]) => void;
+
+interface Inflight {
+  row: NodeId[];
+  epoch: number;
+  startedAt: number;
+  sentAt: number;
+}
+
+const sameRow = (a: readonly NodeId[], b: readonly NodeId[]) => a.length === b.length && a.every((m, i) => m === b[i]);
+
+export class PartitionService {
+  readonly self: NodeId;
+  readonly config: Required<PartitionConfig>;
+  #view: ClusterView;
+  #transport: Transport;
+  #clock: Clock;
+  #log: Logger;
+  #table: PartitionTable;
+  #tableListeners: TableListener[] = [];
+  #migrationListeners: MigrationStartListener[] = [];
+  #timer: Timer | null = null;
+  #stopped = false;
+  #unsubscribe: () => void;
+  #lastFetchAt = -Infinity;
+  // master state
+  #masterActive = false;
+  #collect: { deadline: number; sentAt: number; waiting: Set<NodeId>; best: PartitionTable } | null = null;
+  #inflight = new Map<number, Inflight>();
+  #leaving = new Set<NodeId>();
+  #lastHeartbeatAt = -Infinity;
+  #idealKey = "";
+  #ideal: NodeId[][] | null = null;
+  #publishTimer: Timer | null = null;
+  #pending: PartitionTable | null = null;
+  // graceful leave
+  #leaveWaiters: Array<() => void> = [];
+  #leaveRequested = false;
+  /** Counters for metrics and tests. */
+  readonly stats = { pushesApplied: 0, pushesIgnored: 0, migrationsStarted: 0, migrationsCommitted: 0, migrationsAbandoned: 0, tablesPublished: 0 };
+
+  constructor(opts: PartitionServiceOptions) {
+    this.self = opts.self;
+    this.#view = opts.view;
+    this.#transport = opts.transport;
+    this.#clock = opts.clock;
+    this.#log = opts.log;
+    const c = opts.config;
+    if (!Number.isInteger(c.backupCount) || c.backupCount < 0 || c.backupCount > 6) {
+      throw new RangeError(`Cannot use backupCount ${c.backupCount}: must be 0–6`);
+    }
+    if (!Number.isInteger(c.asyncBackupCount) || c.asyncBackupCount < 0 || c.backupCount + c.asyncBackupCount > 6) {
+      throw new RangeError(`Cannot use asyncBackupCount ${c.asyncBackupCount}: backups must total at most 6`);
+    }
+    this.config = {
+      tickMs: 100,
+      heartbeatMs: 1000,
+      collectTimeoutMs: 2000,
+      migrationTimeoutMs: 15_000,
+      maxParallelMigrations: 16,
+      ...c,
+    };
+    this.#table = emptyTable(c.partitionCount);
+    opts.router.on(
+      [Kind.PartitionTablePush, Kind.PartitionTableVersion, Kind.PartitionTableFetch, Kind.PartitionTableReport, Kind.PartitionMigrationStart, Kind.PartitionMigrationReady, Kind.PartitionMemberLeaving],
+      (from, msg) => this.#onMessage(from, msg),
+    );
+    this.#unsubscribe = this.#view.subscribe((e) => {
+      if (e.type === "masterChanged" || e.type === "memberRemoved" || e.type === "memberAdded") this.#onViewChange();
+    });
+    this.#schedule();
+    this.#onViewChange();
+  }
+
+  /** This member's current table. */
+  get table(): PartitionTable {
+    return this.#table;
+  }
+
+  /** Replicas wanted per partition: 1 + backups, capped by the number of data members. */
+  wantedReplicas(): number {
+    const data = this.#view.members().filter((m) => !m.lite).length;
+    return Math.min(1 + this.config.backupCount + this.config.asyncBackupCount, Math.max(1, data));
+  }
+
+  primaryOf(p: number): NodeId | undefined {
+    return this.#table.replicas[p]?.[0];
+  }
+
+  epochOf(p: number): number {
+    return this.#table.epochs[p] ?? 0;
+  }
+
+  summary(): PartitionSummary {
+    return tableSummary(this.#table, this.wantedReplicas());
+  }
+
+  info(): PartitionReplicaInfo[] {
+    return tableInfo(this.#table);
+  }
+
+  /** Whether this member is master and done collecting, i.e. publishing tables. */
+  get masterActive(): boolean {
+    return this.#masterActive && this.#collect === null;
+  }
+
+  onTableChange(fn: TableListener): () => void {
+    this.#tableListeners.push(fn);
+    return () => void (this.#tableListeners = this.#tableListeners.filter((f) => f !== fn));
+  }
+
+  /** The map layer (on the primary) brings the row's members up to date when this fires. */
+  onMigrationStart(fn: MigrationStartListener): void {
+    this.#migrationListeners.push(fn);
+  }
+
+  /** Called by the primary's map layer once every member of `row` is up to date. */
+  reportMigrationReady(p: number, epoch: number, row: readonly NodeId[]): void {
+    const master = this.#view.master();
+    if (!master) return;
+    this.#send(master, { t: Kind.PartitionMigrationReady, p, epoch, row: [...row] });
+  }
+
+  /** Asks the master for its table (throttled); used when a peer shows a newer epoch. */
+  requestTable(): void {
+    const master = this.#view.master();
+    const now = this.#clock.now();
+    if (!master || master === this.self || now - this.#lastFetchAt < 200) return;
+    this.#lastFetchAt = now;
+    this.#transport.send(master, { t: Kind.PartitionTableFetch, collect: false });
+  }
+
+  /**
+   * Graceful leave: asks the master to move every replica off this member and resolves once
+   * the table holds none here (or after `timeoutMs`).
+   */
+  leave(timeoutMs = 30_000): Promise<void> {
+    this.#leaveRequested = true;
+    if (this.#holdsNothing()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = this.#clock.setTimer(timeoutMs, () => done());
+      const done = () => {
+        t.cancel();
+        resolve();
+      };
+      this.#leaveWaiters.push(done);
+      this.#sendLeaving();
+    });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#timer?.cancel();
+    this.#publishTimer?.cancel();
+    this.#unsubscribe();
+    for (const w of this.#leaveWaiters.splice(0)) w();
+  }
+
+  // ---- member side ------------------------------------------------------------------
+
+  #apply(next: PartitionTable): void {
+    if (next.version <= this.#table.version) return;
+    const prev = this.#table;
+    this.#table = next;
+    this.stats.pushesApplied++;
+    for (const fn of this.#tableListeners) fn(next, prev);
+    if (this.#leaveRequested && this.#holdsNothing()) for (const w of this.#leaveWaiters.splice(0)) w();
+  }
+
+  #holdsNothing(): boolean {
+    const others = this.#view.members().some((m) => !m.lite && m.id !== this.self);
+    if (!others) return true;
+    return this.#table.replicas.every((r) => !r.includes(this.self));
+  }
+
+  #sendLeaving(): void {
+    const master = this.#view.master();
+    if (!master) return;
+    this.#send(master, { t: Kind.PartitionMemberLeaving });
+  }
+
+  #onMessage(from: NodeId, msg: Message): void {
+    if (this.#stopped) return;
+    switch (msg.t) {
+      case Kind.PartitionTablePush: {
+        if (from !== this.#view.master() || from === this.self) {
+          this.stats.pushesIgnored++;
+          return;
+        }
+        const t = tableFromWire(msg as unknown as WireTable, this.config.partitionCount);
+        if (!t) return void this.#log.warn("partition.table.invalid", { from });
+        this.#apply(t);
+        return;
+      }
+      case Kind.PartitionTableVersion: {
+        if (from === this.#view.master() && (msg.version as number) > this.#table.version) {
+          this.#lastFetchAt = -Infinity;
+          this.requestTable();
+        }
+        return;
+      }
+      case Kind.PartitionTableFetch: {
+        if (msg.collect) {
+          this.#transport.send(from, { t: Kind.PartitionTableReport, ...tableToWire(this.#table) });
+        } else if (this.masterActive) {
+          this.#transport.send(from, { t: Kind.PartitionTablePush, ...tableToWire(this.#table) });
+        }
+        return;
+      }
+      case Kind.PartitionTableReport:
+        return this.#onReport(from, msg);
+      case Kind.PartitionMigrationStart: {
+        if (from !== this.#view.master()) return;
+        const { p, epoch, row } = msg as unknown as { p: number; epoch: number; row: NodeId[] };
+        if (p >= this.config.partitionCount) return;
+        for (const fn of this.#migrationListeners) fn(p, epoch, row);
+        return;
+      }
+      case Kind.PartitionMigrationReady:
+        return this.#onReady(msg as unknown as { p: number; epoch: number; row: NodeId[] });
+      case Kind.PartitionMemberLeaving: {
+        if (this.#view.isMaster() && this.#view.member(from)) {
+          this.#leaving.add(from);
+          this.#ideal = null;
+        }
+        return;
+      }
+    }
+  }
+
+  #send(to: NodeId, msg: Message): void {
+    if (to === this.self) {
+      // Local delivery after the current step, as if it had crossed the network.
+      this.#clock.setTimer(0, () => this.#onMessage(this.self, msg));
+    } else {
+      this.#transport.send(to, msg);
+    }
+  }
+
+  // ---- master side ------------------------------------------------------------------
+
+  #onViewChange(): void {
+    if (this.#stopped) return;
+    const isMaster = this.#view.isMaster();
+    if (isMaster && !this.#masterActive) {
+      this.#masterActive = true;
+      this.#inflight.clear();
+      this.#ideal = null;
+      this.#startCollect();
+    } else if (!isMaster && this.#masterActive) {
+      this.#masterActive = false;
+      this.#collect = null;
+      this.#inflight.clear();
+      this.#leaving.clear();
+    }
+    if (this.#leaveRequested) this.#sendLeaving();
+    for (const id of [...this.#leaving]) if (!this.#view.member(id)) this.#leaving.delete(id);
+    if (this.#leaveRequested && this.#holdsNothing()) for (const w of this.#leaveWaiters.splice(0)) w();
+    if (this.masterActive) this.#masterTick();
+  }
+
+  #startCollect(): void {
+    const others = this.#view.members().filter((m) => m.id !== this.self).map((m) => m.id);
+    const now = this.#clock.now();
+    this.#collect = { deadline: now + this.config.collectTimeoutMs, sentAt: now, waiting: new Set(others), best: this.#table };
+    for (const id of others) this.#transport.send(id, { t: Kind.PartitionTableFetch, collect: true });
+    this.#log.info("partition.master.collect", { members: others.length, version: this.#table.version });
+    this.#maybeFinishCollect();
+  }
+
+  #onReport(from: NodeId, msg: Message): void {
+    const c = this.#collect;
+    if (!c || !c.waiting.has(from)) return;
+    const t = tableFromWire(msg as unknown as WireTable, this.config.partitionCount);
+    c.waiting.delete(from);
+    if (t && t.version > c.best.version) c.best = t;
+    this.#maybeFinishCollect();
+  }
+
+  #maybeFinishCollect(): void {
+    const c = this.#collect;
+    if (!c) return;
+    for (const id of [...c.waiting]) if (!this.#view.member(id)) c.waiting.delete(id);
+    if (c.waiting.size > 0 && this.#clock.now() < c.deadline) return;
+    this.#collect = null;
+    const best = c.best;
+    // Continue from the newest table; in-flight migrations of the old master are dropped.
+    const base: PartitionTable = { ...best, version: Math.max(best.version, this.#table.version), migrations: new Map() };
+    this.#log.info("partition.master.ready", { version: base.version, missing: c.waiting.size });
+    this.#stage(nextTable(base, base.replicas, new Map()));
+    this.#masterTick();
+  }
+
+  /** The table the master is building (staged changes not yet published). */
+  #current(): PartitionTable {
+    return this.#pending ?? this.#table;
+  }
+
+  /** Stages a new master table; published after the current step, coalescing changes. */
+  #stage(t: PartitionTable): void {
+    this.#pending = t;
+    if (this.#publishTimer) return;
+    this.#publishTimer = this.#clock.setTimer(1, () => {
+      this.#publishTimer = null;
+      const t2 = this.#pending;
+      this.#pending = null;
+      if (!t2 || !this.masterActive) return;
+      this.#apply(t2);
+      this.#broadcast({ t: Kind.PartitionTablePush, ...tableToWire(t2) });
+      this.stats.tablesPublished++;
+    });
+  }
+
+  #broadcast(msg: Message): void {
+    for (const m of this.#view.members()) if (m.id !== this.self) this.#transport.send(m.id, msg);
+  }
+
+  #schedule(): void {
+    this.#timer = this.#clock.setTimer(this.config.tickMs, () => {
+      if (this.#stopped) return;
+      this.#tick();
+      this.#schedule();
+    });
+  }
+
+  #tick(): void {
+    const now = this.#clock.now();
+    if (this.#collect) {
+      if (now - this.#collect.sentAt >= 300) {
+        this.#collect.sentAt = now;
+        for (const id of this.#collect.waiting) this.#transport.send(id, { t: Kind.PartitionTableFetch, collect: true });
+      }
+      this.#maybeFinishCollect();
+      return;
+    }
+    if (this.#leaveRequested && !this.#holdsNothing() && now - this.#lastFetchAt >= 1000) {
+      this.#lastFetchAt = now;
+      this.#sendLeaving();
+    }
+    if (!this.masterActive) return;
+    this.#masterTick();
+    if (now - this.#lastHeartbeatAt >= this.config.heartbeatMs) {
+      this.#lastHeartbeatAt = now;
+      this.#broadcast({ t: Kind.PartitionTableVersion, version: this.#table.version });
+    }
+  }
+
+  /** Repair, abandon stale migrations, plan new ones. */
+  #masterTick(): void {
+    if (!this.masterActive) return;
+    const now = this.#clock.now();
+    const live = new Set(this.#view.members().map((m) => m.id));
+    let t = this.#current();
+    let replicas = t.replicas as NodeId[][];
+    let changed = false;
+    // 1. Repair: drop dead members; the first live backup becomes primary (epoch + 1).
+    if (replicas.some((r) => r.some((m) => !live.has(m)))) {
+      replicas = repairReplicas(replicas, live);
+      changed = true;
+    }
+    // 2. Abandon migrations whose members died, whose epoch moved or that took too long.
+    const migrations = new Map(t.migrations);
+    for (const [p, m] of this.#inflight) {
+      const stale = m.row.some((id) => !live.has(id)) || t.epochs[p] !== m.epoch || replicas[p][0] !== t.replicas[p][0] ||
+        now - m.startedAt > this.config.migrationTimeoutMs;
+      if (stale) {
+        this.#inflight.delete(p);
+        migrations.delete(p);
+        this.stats.migrationsAbandoned++;
+        changed = true;
+      }
+    }
+    // 3. Plan towards the ideal assignment.
+    const data = this.#view.members().filter((m) => !m.lite && !this.#leaving.has(m.id)).map((m) => m.id);
+    if (data.length > 0) {
+      const key = `${t.version}|${changed}|${data.join(",")}`;
+      if (key !== this.#idealKey || !this.#ideal) {
+        this.#idealKey = key;
+        this.#ideal = assignPartitions({
+          previous: replicas,
+          members: data,
+          partitionCount: this.config.partitionCount,
+          replicaCount: 1 + this.config.backupCount + this.config.asyncBackupCount,
+        });
+      }
+      const ideal = this.#ideal;
+      for (let p = 0; p < replicas.length; p++) {
+        if (this.#inflight.has(p)) continue;
+        const cur = replicas[p];
+        const want = ideal[p];
+        if (sameRow(cur, want)) continue;
+        const removalOnly = cur.length > 0 && want[0] === cur[0] && sameRow(cur.filter((m) => want.includes(m)), want);
+        if (cur.length === 0 || removalOnly) {
+          // Nothing to copy: a fresh partition, or replicas that are no longer wanted.
+          replicas = replicas === t.replicas ? replicas.map((r) => [...r]) : replicas;
+          replicas[p] = [...want];
+          changed = true;
+          continue;
+        }
+        if (this.#inflight.size >= this.config.maxParallelMigrations) continue;
+        this.#inflight.set(p, { row: [...want], epoch: t.epochs[p], startedAt: now, sentAt: now });
+        migrations.set(p, [...want]);
+        this.stats.migrationsStarted++;
+        changed = true;
+        this.#send(cur[0], { t: Kind.PartitionMigrationStart, p, epoch: t.epochs[p], row: [...want] });
+      }
+    }
+    // 4. Re-send starts that may have been lost.
+    for (const [p, m] of this.#inflight) {
+      if (now - m.sentAt >= 1000) {
+        m.sentAt = now;
+        this.#send(replicas[p][0], { t: Kind.PartitionMigrationStart, p, epoch: m.epoch, row: m.row });
+      }
+    }
+    if (changed) {
+      t = nextTable(t, replicas, migrations);
+      this.#stage(t);
+    }
+  }
+
+  #onReady(msg: { p: number; epoch: number; row: NodeId[] }): void {
+    if (!this.masterActive) return;
+    const m = this.#inflight.get(msg.p);
+    if (!m || m.epoch !== msg.epoch || !sameRow(m.row, msg.row)) return;
+    const live = new Set(this.#view.members().map((x) => x.id));
+    this.#inflight.delete(msg.p);
+    const t = this.#current();
+    const migrations = new Map(t.migrations);
+    migrations.delete(msg.p);
+    if (m.row.some((id) => !live.has(id)) || t.epochs[msg.p] !== m.epoch) {
+      this.stats.migrationsAbandoned++;
+      this.#stage(nextTable(t, t.replicas, migrations));
+      return;
+    }
+    const replicas = t.replicas.map((r) => [...r]);
+    replicas[msg.p] = [...m.row];
+    this.stats.migrationsCommitted++;
+    this.#stage(nextTable(t, replicas, migrations));
+  }
+}
