@@ -113,7 +113,7 @@ interface MemberState {
 type Pending =
   | { kind: "probe"; target: NodeId; acked: boolean; nacks: number; expectedNacks: number }
   | { kind: "relay"; origin: NodeId; originSeq: number; target: NodeId; done: boolean }
-  | { kind: "route"; target: NodeId; done: boolean };
+  | { kind: "route"; target: NodeId; done: boolean; purpose: "relay" | "connect" };
 
 type JoinResult =
   | { kind: "accepted"; list: ListBody; from: NodeId }
@@ -1280,22 +1280,50 @@ export class Membership implements ClusterView {
     }
   }
 
-  #pickVia(target: NodeId): NodeId | undefined {
-    const m = this.#master;
-    if (m && m !== target && m !== this.self && this.#t.isLinked(m)) {
-      const mst = this.#states.get(target);
-      if (!mst || mst.link.attempts === 0) return m;
+  /** Members worth asking whether they reach `target`: the master, our contact, two at random. */
+  #viaCandidates(target: NodeId): NodeId[] {
+    const out = new Set<NodeId>();
+    for (const c of [this.#master, this.#contact]) {
+      if (c && c !== target && c !== this.self && this.#t.isLinked(c)) out.add(c);
     }
-    if (this.#contact && this.#contact !== target && this.#t.isLinked(this.#contact)) {
-      const mst = this.#states.get(target);
-      if (!mst || mst.link.attempts <= 1) return this.#contact;
-    }
-    const [r] = this.#randomMembers(1, (x) => x !== target && this.#t.isLinked(x));
-    return r;
+    for (const r of this.#randomMembers(2, (x) => x !== target && this.#t.isLinked(x))) out.add(r);
+    return [...out];
   }
 
+  /**
+   * Opens a link to `id`. Signaling for it is relayed by a member that reaches both ends,
+   * so first a few linked members are asked whether they reach `id` (one round trip,
+   * cheap next to establishing a WebRTC connection), and the first that does relays.
+   */
   #connectTo(id: NodeId, st: MemberState): void {
-    const via = this.#pickVia(id);
+    const candidates = this.#viaCandidates(id);
+    if (candidates.length === 0 || this.#pending.size >= this.config.maxPending) {
+      this.#connectVia(id, st, undefined);
+      return;
+    }
+    this.#connecting.add(id);
+    const seq = ++this.#seq;
+    const p: Pending = { kind: "route", target: id, done: false, purpose: "connect" };
+    this.#pending.set(seq, p);
+    for (const c of candidates) this.#send(c, { t: Kind.ClusterRouteQuery, seq, target: id } satisfies RouteQuery);
+    this.#after(this.config.probeTimeoutMs * 2, () => {
+      this.#pending.delete(seq);
+      if (p.done) return;
+      p.done = true;
+      // Nobody reaches it yet (its own links may still be forming): retry shortly, and
+      // after that go through the signaling server.
+      this.#connecting.delete(id);
+      if (st.link.attempts >= 1) return this.#connectVia(id, st, undefined);
+      st.link.attempts++;
+      st.link.nextAt = this.#clock.now() + this.config.probeIntervalMs * (1 + this.#rng.next());
+    });
+  }
+
+  #connectVia(id: NodeId, st: MemberState, via: NodeId | undefined): void {
+    if (this.#t.isLinked(id) || this.#states.get(id) !== st) {
+      this.#connecting.delete(id);
+      return;
+    }
     this.#connecting.add(id);
     this.#t.connect(id, { via, timeoutMs: this.config.connectTimeoutMs }).then(
       () => {
@@ -1303,10 +1331,12 @@ export class Membership implements ClusterView {
         st.link.attempts = 0;
         this.#unlinked.delete(id);
         if (this.#t.routeOf(id)) this.#t.setRoute(id, null);
+        if (this.#unlinked.size > 0) this.#queueLinkTick();
       },
       (err) => {
         this.#connecting.delete(id);
         if (this.#stopped) return;
+        this.#queueLinkTick();
         st.link.attempts++;
         const backoff = Math.min(this.config.linkRetryMaxMs, 500 * 2 ** st.link.attempts) * (0.5 + this.#rng.next());
         st.link.nextAt = this.#clock.now() + backoff;
@@ -1320,7 +1350,7 @@ export class Membership implements ClusterView {
   #findRelay(target: NodeId): void {
     if (this.#pending.size >= this.config.maxPending) return;
     const seq = ++this.#seq;
-    this.#pending.set(seq, { kind: "route", target, done: false });
+    this.#pending.set(seq, { kind: "route", target, done: false, purpose: "relay" });
     for (const h of this.#randomMembers(3, (x) => x !== target && this.#t.isLinked(x))) {
       this.#send(h, { t: Kind.ClusterRouteQuery, seq, target } satisfies RouteQuery);
     }
@@ -1330,8 +1360,14 @@ export class Membership implements ClusterView {
   #onRouteAnswer(from: NodeId, m: RouteAnswer): void {
     const p = this.#pending.get(m.seq);
     if (p?.kind !== "route" || p.done || !m.ok || p.target !== m.target) return;
-    if (this.#t.isLinked(m.target)) return;
     p.done = true;
+    if (p.purpose === "connect") {
+      const st = this.#states.get(m.target);
+      if (st) this.#connectVia(m.target, st, from);
+      else this.#connecting.delete(m.target);
+      return;
+    }
+    if (this.#t.isLinked(m.target)) return;
     this.#t.setRoute(m.target, from);
     this.stats.relayRoutes++;
     this.#log.info("relay route", { peer: m.target, via: from });
