@@ -1,0 +1,101 @@
+import { describe, expect, test } from "bun:test";
+import { checkLinearizable, checkNoLostWrites, History } from "./support/history_checker.ts";
+
+/** Builds a history from [key, kind, value, invokeAt, endAt | "fail", result] rows. */
+function build(rows: Array<[string, "put" | "get" | "remove", string | undefined, number, number | "fail", string | undefined]>): History {
+  const h = new History();
+  for (const [key, kind, value, inv, end, result] of rows) {
+    const op = h.invoke(key, kind, inv, value);
+    if (end === "fail") h.fail(op);
+    else h.ok(op, end, result);
+  }
+  return h;
+}
+
+describe("history checker", () => {
+  test("accepts a sequential history", () => {
+    const h = build([
+      ["k", "put", "a", 0, 1, undefined],
+      ["k", "get", undefined, 2, 3, "a"],
+      ["k", "put", "b", 4, 5, "a"],
+      ["k", "remove", undefined, 6, 7, "b"],
+      ["k", "get", undefined, 8, 9, undefined],
+    ]);
+    expect(checkLinearizable(h)).toEqual({ ok: true, problems: [] });
+    expect(checkNoLostWrites(h).ok).toBe(true);
+  });
+
+  test("accepts concurrent operations in either order", () => {
+    const h = build([
+      ["k", "put", "a", 0, 10, undefined],
+      ["k", "put", "b", 1, 9, "a"], // b linearized after a although it returned first
+      ["k", "get", undefined, 2, 8, "a"],
+      ["k", "get", undefined, 11, 12, "b"],
+    ]);
+    expect(checkLinearizable(h).ok).toBe(true);
+    expect(checkNoLostWrites(h).ok).toBe(true);
+  });
+
+  test("rejects a stale read", () => {
+    const h = build([
+      ["k", "put", "a", 0, 1, undefined],
+      ["k", "put", "b", 2, 3, "a"],
+      ["k", "get", undefined, 4, 5, "a"],
+    ]);
+    const r = checkLinearizable(h);
+    expect(r.ok).toBe(false);
+    expect(r.problems[0]).toContain("key k");
+  });
+
+  test("rejects a read of a value that was never written and a wrong previous value", () => {
+    expect(checkLinearizable(build([["k", "get", undefined, 0, 1, "ghost"]])).ok).toBe(false);
+    expect(checkLinearizable(build([["k", "put", "a", 0, 1, undefined], ["k", "put", "b", 2, 3, "zzz"]])).ok).toBe(false);
+  });
+
+  test("reports an acknowledged write that is lost", () => {
+    const h = build([
+      ["k", "put", "a", 0, 1, undefined],
+      ["k", "put", "b", 2, 3, "a"],
+      ["k", "get", undefined, 10, 11, "a"], // b was acked, then vanished
+    ]);
+    const r = checkNoLostWrites(h);
+    expect(r.ok).toBe(false);
+    expect(r.problems[0]).toContain("acknowledged write lost");
+    const gone = build([["k", "put", "a", 0, 1, undefined], ["k", "get", undefined, 5, 6, undefined]]);
+    expect(checkNoLostWrites(gone).ok).toBe(false);
+    expect(checkLinearizable(gone).ok).toBe(false);
+  });
+
+  test("a failed write may or may not have taken effect, at any later time", () => {
+    const applied = build([
+      ["k", "put", "a", 0, 1, undefined],
+      ["k", "put", "b", 2, "fail", undefined],
+      ["k", "get", undefined, 10, 11, "a"],
+      ["k", "get", undefined, 12, 13, "b"], // took effect late
+    ]);
+    expect(checkLinearizable(applied).ok).toBe(true);
+    expect(checkNoLostWrites(applied).ok).toBe(true);
+    const never = build([["k", "put", "a", 0, 1, undefined], ["k", "put", "b", 2, "fail", undefined], ["k", "get", undefined, 10, 11, "a"]]);
+    expect(checkLinearizable(never).ok).toBe(true);
+    // but once seen it cannot disappear again
+    const flicker = build([
+      ["k", "put", "a", 0, 1, undefined],
+      ["k", "put", "b", 2, "fail", undefined],
+      ["k", "get", undefined, 10, 11, "b"],
+      ["k", "get", undefined, 12, 13, "a"],
+    ]);
+    expect(checkLinearizable(flicker).ok).toBe(false);
+  });
+
+  test("keys are checked independently", () => {
+    const h = build([
+      ["x", "put", "1", 0, 1, undefined],
+      ["y", "put", "2", 0, 1, undefined],
+      ["x", "get", undefined, 2, 3, "1"],
+      ["y", "get", undefined, 2, 3, "1"],
+    ]);
+    const r = checkLinearizable(h);
+    expect(r.problems.length).toBe(1);
+    expect(r.problems[0]).toContain("key y");
+  });
+});
