@@ -111,6 +111,8 @@ interface SnapshotOut {
   acked: boolean[];
   sentAt: number[];
   remaining: number;
+  /** Last time the replica acked a chunk (or the start). */
+  progressAt: number;
 }
 
 interface SnapshotIn {
@@ -369,8 +371,10 @@ export class MapService {
         this.counters.dedupeHits++;
         return this.#waitFor(prim, seen.seq, answer(seen.r));
       }
+      // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
+      // result must be deduplicated like any other, or a retry executing later could answer
+      // differently from the attempt that counts.
       const out = executeOp(d, req.op, body, Math.floor(this.#clock.now()));
-      if (out.effects.length === 0) return this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       d.applyEntry(entry);
       this.counters.writesApplied++;
@@ -487,6 +491,7 @@ export class MapService {
         if (!s || s.sid !== msg.sid || (msg.i as number) >= s.chunks.length || s.acked[msg.i as number]) return;
         s.acked[msg.i as number] = true;
         s.remaining--;
+        s.progressAt = this.#clock.now();
         if (s.remaining === 0) this.#snapOut.delete(`${msg.p}|${from}`);
         else this.#pumpSnapshot(s);
         return;
@@ -650,7 +655,17 @@ export class MapService {
     }
     flush(true);
     for (const c of chunks) c.n = chunks.length;
-    const s: SnapshotOut = { p: prim.p, to, epoch: prim.epoch, sid, chunks, acked: chunks.map(() => false), sentAt: chunks.map(() => -Infinity), remaining: chunks.length };
+    const s: SnapshotOut = {
+      p: prim.p,
+      to,
+      epoch: prim.epoch,
+      sid,
+      chunks,
+      acked: chunks.map(() => false),
+      sentAt: chunks.map(() => -Infinity),
+      remaining: chunks.length,
+      progressAt: this.#clock.now(),
+    };
     this.#snapOut.set(key, s);
     this.counters.snapshotsSent++;
     this.#pumpSnapshot(s);
@@ -674,6 +689,13 @@ export class MapService {
     const inRow = this.#partitions.table.replicas[c.p].includes(this.self);
     if (!inRow && !this.#isTarget(c.p)) return;
     if (!inRow) this.#touched.set(c.p, this.#clock.now());
+    const cur = this.#data.get(c.p);
+    if (cur && cur.lineage === c.e && cur.seq >= c.s) {
+      // Already at or past this snapshot on the same history (a retransmitted chunk of a
+      // transfer that completed): acknowledge it, never go back.
+      this.#transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
+      return;
+    }
     let a = this.#snapIn.get(c.p);
     if (!a || a.sid !== c.sid || a.from !== from) {
       a = { sid: c.sid, from, epoch: c.e, n: c.n, s: c.s, d: [c.d0, c.d1], got: new Map() };
@@ -744,7 +766,14 @@ export class MapService {
       this.#checkMigration(prim);
     }
     this.#sendChecks(checks);
-    for (const s of this.#snapOut.values()) this.#pumpSnapshot(s);
+    // Transfers to replicas that left the follower set, died or stopped answering are dropped
+    // (the replica pulls again if it still needs one), so they cannot hold the session limit.
+    for (const [key, s] of this.#snapOut) {
+      const prim = this.#primaries.get(s.p);
+      if (!prim || prim.epoch !== s.epoch || !prim.followers.has(s.to) || !live.has(s.to) || now - s.progressAt > 10 * this.config.retransmitMs) {
+        this.#snapOut.delete(key);
+      } else this.#pumpSnapshot(s);
+    }
     // Drop migration-target copies nobody committed.
     const t = this.#partitions.table;
     for (const p of [...this.#touched.keys()]) {

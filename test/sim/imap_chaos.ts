@@ -1,0 +1,331 @@
+/**
+ * The IMap chaos simulation: 5–7 members (real Membership over a MemoryNetwork in virtual
+ * time, 5 % loss) with random crashes (never more than `backupCount` before re-replication
+ * completes), restarts under new ids, joins, and clients writing and reading throughout.
+ * Every step checks the replica invariants; at the end every partition must be back to full
+ * replica count with agreeing replicas, and the recorded history must show no lost
+ * acknowledged write and be linearizable per key.
+ */
+import { Membership } from "../../src/cluster/membership.ts";
+import { DataGrid } from "../../src/map/data_grid.ts";
+import type { ReplicaDebug } from "../../src/map/map_service.ts";
+import { Simulation } from "../../src/sim/simulation.ts";
+import type { NodeId } from "../../src/transport/transport.ts";
+import { checkLinearizable, checkNoLostWrites, History } from "../support/history_checker.ts";
+
+export interface ChaosOptions {
+  seed: number;
+  /** @default 31 */
+  partitionCount?: number;
+  /** @default 1 */
+  backupCount?: number;
+  /** Virtual time of chaos (crashes, joins, writes). @default 15000 */
+  chaosMs?: number;
+  /** @default 0.05 */
+  loss?: number;
+  /** Keys the clients use. @default 8 */
+  keys?: number;
+  /** Round-trip every message through the frame codec. @default every tenth seed */
+  encode?: boolean;
+  /** Print table and replica changes of this partition (debugging). */
+  tracePartition?: number;
+  /** Print a line per event. @default false */
+  verbose?: boolean;
+}
+
+export interface ChaosResult {
+  seed: number;
+  ok: boolean;
+  problems: string[];
+  stats: {
+    crashes: number;
+    restarts: number;
+    joins: number;
+    opsOk: number;
+    opsFailed: number;
+    ackedWrites: number;
+    invariantChecks: number;
+    virtualMs: number;
+    recoveryMs: number;
+  };
+}
+
+interface ChaosNode {
+  id: NodeId;
+  m: Membership;
+  grid: DataGrid;
+  alive: boolean;
+  stop(): void;
+}
+
+const STEP_MS = 100;
+
+export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
+  const P = opts.partitionCount ?? 31;
+  const backupCount = opts.backupCount ?? 1;
+  const chaosMs = opts.chaosMs ?? 15_000;
+  const nKeys = opts.keys ?? 8;
+  const problems: string[] = [];
+  const stats: ChaosResult["stats"] = { crashes: 0, restarts: 0, joins: 0, opsOk: 0, opsFailed: 0, ackedWrites: 0, invariantChecks: 0, virtualMs: 0, recoveryMs: 0 };
+  const say = (s: string) => opts.verbose && console.log(`[${sim.clock.now() - t0}] ${s}`);
+
+  // Every tenth run round-trips each message through the codec and its schema (slower).
+  const encode = opts.encode ?? opts.seed % 10 === 0;
+  const sim = new Simulation<ChaosNode>({ seed: opts.seed, link: { delayMs: 1, jitterMs: 1 }, encode, tickMs: 10 }, (ctx) => {
+    const m = new Membership({
+      self: ctx.id,
+      transport: ctx.transport,
+      router: ctx.router,
+      clock: ctx.clock,
+      rng: ctx.rng,
+      log: ctx.log,
+      config: { cluster: "sim", secret: "sim-secret", name: ctx.id, runtime: "sim" },
+    });
+    const grid = new DataGrid({
+      self: ctx.id,
+      view: m,
+      transport: ctx.transport,
+      router: ctx.router,
+      clock: ctx.clock,
+      rng: ctx.rng.fork(),
+      log: ctx.log,
+      config: { partitionCount: P, backupCount, asyncBackupCount: 0, lite: false, invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 } },
+    });
+    ctx.router.onHandlerError = (kind, err) => problems.push(`handler error in ${kind} on ${ctx.id}: ${String(err)}`);
+    const node: ChaosNode = {
+      id: ctx.id,
+      m,
+      grid,
+      alive: true,
+      stop() {
+        node.alive = false;
+        grid.stop();
+        m.stop();
+      },
+    };
+    return node;
+  });
+  const rng = sim.rng.fork();
+  const t0 = sim.clock.now();
+  const live = () => sim.liveNodes().filter((n) => n.alive);
+
+  // ---- form the cluster ------------------------------------------------------------------
+  const first = sim.spawn();
+  void first.m.start([]);
+  for (let i = 1; i < 5; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => converged(live()), 30_000, 50, () => "initial membership did not converge").catch((e) => problems.push(String(e)));
+  await sim.until(() => replicationComplete(live(), P, backupCount) === null, 30_000, 50, () => "initial table incomplete").catch((e) => problems.push(String(e)));
+  if (problems.length) return { seed: opts.seed, ok: false, problems, stats };
+  sim.setLoss(opts.loss ?? 0.05);
+
+  // ---- clients ----------------------------------------------------------------------------
+  const history = new History();
+  let writing = true;
+  let seq = 0;
+  const sleep = (ms: number) => new Promise<void>((r) => sim.clock.setTimer(ms, r));
+  const clients: Promise<void>[] = [];
+  const startClient = (node: ChaosNode) => {
+    clients.push((async () => {
+      const map = node.grid.getMap<string, string>("chaos");
+      while (writing && node.alive) {
+        const key = `k${rng.int(nKeys)}`;
+        const r = rng.next();
+        const kind = r < 0.5 ? "put" : r < 0.85 ? "get" : "remove";
+        const value = kind === "put" ? `${node.id}-${seq++}` : undefined;
+        const op = history.invoke(key, kind, sim.clock.now(), value);
+        try {
+          const res = kind === "put" ? await map.put(key, value!) : kind === "get" ? await map.get(key) : await map.remove(key);
+          history.ok(op, sim.clock.now(), res);
+          stats.opsOk++;
+          if (kind !== "get") stats.ackedWrites++;
+        } catch {
+          history.fail(op);
+          stats.opsFailed++;
+        }
+        await sleep(rng.int(40));
+      }
+    })());
+  };
+  for (const n of live()) startClient(n);
+
+  // ---- chaos ------------------------------------------------------------------------------
+  let crashesSinceFull = 0;
+  const crashed: NodeId[] = [];
+  const spawnJoining = () => {
+    const seeds = live().map((n) => n.id);
+    const n = sim.spawn();
+    void n.m.start(seeds).then(() => startClient(n), () => {});
+    return n;
+  };
+  const chaosEnd = sim.clock.now() + chaosMs;
+  let nextAction = sim.clock.now() + 1000;
+  let lastTrace = "";
+  const trace = () => {
+    if (opts.tracePartition === undefined) return;
+    const p = opts.tracePartition;
+    const parts: string[] = [];
+    for (const n of live()) {
+      const t = n.grid.partitions.table;
+      const r = n.grid.maps.debugReplicas().find((x) => x.p === p);
+      parts.push(`${n.id}:v${t.version}[${t.replicas[p].join(",")}]e${t.epochs[p]}${r ? (r.primary ? " PRIM" : " rep") + ` l${r.lineage} s${r.seq}` + (r.followers ? " f=" + r.followers.map((f) => `${f.id}/${f.role}/${f.confirmed ? "c" : "u"}${f.acked}`).join(";") : "") : ""}`);
+    }
+    const line = parts.join(" | ");
+    if (line !== lastTrace) say(line);
+    lastTrace = line;
+  };
+  while (sim.clock.now() < chaosEnd) {
+    await sim.run(STEP_MS);
+    trace();
+    checkInvariants(live(), P, problems);
+    stats.invariantChecks++;
+    if (replicationComplete(live(), P, backupCount) === null) crashesSinceFull = 0;
+    if (sim.clock.now() < nextAction) continue;
+    nextAction = sim.clock.now() + 500 + rng.int(1500);
+    const n = live().length;
+    const r = rng.next();
+    if (r < 0.4 && crashesSinceFull < backupCount && n > 4) {
+      const victim = rng.pick(live());
+      say(`crash ${victim.id}${victim.m.isMaster() ? " (master)" : ""}`);
+      sim.crash(victim.id);
+      crashed.push(victim.id);
+      crashesSinceFull++;
+      stats.crashes++;
+    } else if (r < 0.7 && crashed.length > 0 && n < 7) {
+      crashed.shift();
+      const nn = spawnJoining();
+      say(`restart as ${nn.id}`);
+      stats.restarts++;
+    } else if (r < 0.85 && n < 7) {
+      const nn = spawnJoining();
+      say(`join ${nn.id}`);
+      stats.joins++;
+    }
+    if (problems.length > 20) break;
+  }
+
+  // ---- drain and recover ------------------------------------------------------------------
+  writing = false;
+  const drainStart = sim.clock.now();
+  let drained = false;
+  void Promise.all(clients).then(() => void (drained = true));
+  while (!drained && sim.clock.now() - drainStart < 30_000) {
+    await sim.run(STEP_MS);
+    checkInvariants(live(), P, problems);
+    stats.invariantChecks++;
+  }
+  if (!drained) problems.push("clients did not finish within 30 s after chaos");
+  const recStart = sim.clock.now();
+  let why: string | null = "not checked";
+  while (sim.clock.now() - recStart < 60_000) {
+    await sim.run(STEP_MS);
+    checkInvariants(live(), P, problems);
+    stats.invariantChecks++;
+    why = replicationComplete(live(), P, backupCount);
+    if (why === null && converged(live())) break;
+  }
+  stats.recoveryMs = sim.clock.now() - recStart;
+  if (why !== null) problems.push(`replicas not back to full count and agreeing 60 s after chaos: ${why}`);
+
+  // ---- final reads and history checks ------------------------------------------------------
+  const reader = live()[0].grid.getMap<string, string>("chaos");
+  for (let k = 0; k < nKeys; k++) {
+    const key = `k${k}`;
+    const op = history.invoke(key, "get", sim.clock.now());
+    const p = reader.get(key);
+    let done = false;
+    p.then((v) => (history.ok(op, sim.clock.now(), v), (done = true)), () => (history.fail(op), (done = true), problems.push(`final read of ${key} failed`)));
+    while (!done) await sim.run(10);
+  }
+  const lost = checkNoLostWrites(history);
+  problems.push(...lost.problems);
+  const lin = checkLinearizable(history);
+  problems.push(...lin.problems);
+  if (opts.verbose && !lin.ok) {
+    for (const k of history.keys()) {
+      if (!lin.problems.some((x) => x.startsWith(`key ${k}:`))) continue;
+      for (const o of history.ops.filter((o) => o.key === k)) console.log(JSON.stringify({ ...o, invokeAt: o.invokeAt - t0, endAt: o.endAt - t0 }));
+    }
+  }
+  stats.virtualMs = sim.clock.now() - t0;
+  for (const n of live()) n.stop();
+  return { seed: opts.seed, ok: problems.length === 0, problems, stats };
+}
+
+function converged(nodes: ChaosNode[]): boolean {
+  if (nodes.length === 0 || nodes.some((n) => !n.m.joined)) return false;
+  const ids = nodes.map((n) => n.id).sort().join(",");
+  const master = nodes[0].m.master();
+  return nodes.every((n) => n.m.master() === master && n.m.members().map((x) => x.id).sort().join(",") === ids);
+}
+
+/**
+ * Null when every partition has its full replica count on live members, the same table
+ * everywhere, no migration in flight, and every replica confirmed with the primary's exact
+ * sequence and digest; else the first reason it is not.
+ */
+export function replicationComplete(nodes: ChaosNode[], P: number, backupCount: number): string | null {
+  const master = nodes.find((n) => n.grid.partitions.masterActive);
+  if (!master) return "no active master";
+  const t = master.grid.partitions.table;
+  if (t.migrations.size > 0) return `${t.migrations.size} migrations in flight`;
+  for (const n of nodes) if (n.grid.partitions.table.version !== t.version) return `${n.id} has table ${n.grid.partitions.table.version}, master ${t.version}`;
+  const byId = new Map(nodes.map((n) => [n.id, new Map(n.grid.maps.debugReplicas().map((r) => [r.p, r]))]));
+  const wanted = Math.min(1 + backupCount, nodes.filter((n) => !n.grid.partitions.config.lite).length);
+  for (let p = 0; p < P; p++) {
+    const row = t.replicas[p];
+    if (row.length !== wanted) return `partition ${p} has ${row.length}/${wanted} replicas`;
+    const reps = row.map((id) => byId.get(id)?.get(p));
+    if (reps.some((r) => !r)) return `partition ${p}: a replica holds no data`;
+    const prim = reps[0]!;
+    if (!prim.primary || prim.epoch !== t.epochs[p]) return `partition ${p}: ${row[0]} is not acting primary at epoch ${t.epochs[p]}`;
+    for (const r of reps.slice(1)) {
+      if (r!.lineage !== prim.epoch || r!.seq !== prim.seq || r!.digest[0] !== prim.digest[0] || r!.digest[1] !== prim.digest[1]) {
+        return `partition ${p}: a backup is at ${r!.lineage}/${r!.seq}, primary at ${prim.epoch}/${prim.seq}`;
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Checked after every step: per partition at most one live member acts as primary for any
+ * epoch, and any two live replicas following the same primary's history (same lineage) at
+ * the same sequence hold identical content.
+ */
+export function checkInvariants(nodes: ChaosNode[], P: number, problems: string[]): void {
+  const all: Array<[NodeId, ReplicaDebug]> = [];
+  for (const n of nodes) for (const r of n.grid.maps.debugReplicas()) all.push([n.id, r]);
+  // A replica never holds less than its primary counts as acked on the same history.
+  const byNode = new Map<NodeId, Map<number, ReplicaDebug>>();
+  for (const [id, r] of all) {
+    let m = byNode.get(id);
+    if (!m) byNode.set(id, (m = new Map()));
+    m.set(r.p, r);
+  }
+  for (const [id, r] of all) {
+    if (!r.primary || !r.followers) continue;
+    for (const f of r.followers) {
+      const fr = byNode.get(f.id)?.get(r.p);
+      if (f.confirmed && fr && fr.lineage === r.epoch && fr.seq < f.acked) {
+        problems.push(`partition ${r.p}: ${f.id} holds seq ${fr.seq} but acked ${f.acked} to primary ${id}`);
+      }
+    }
+  }
+  const primaries = new Map<string, NodeId>();
+  const states = new Map<string, [NodeId, string]>();
+  for (const [id, r] of all) {
+    if (r.p >= P) problems.push(`partition ${r.p} out of range on ${id}`);
+    if (r.primary) {
+      const k = `${r.p}@${r.epoch}`;
+      const other = primaries.get(k);
+      if (other) problems.push(`partition ${r.p} has two primaries at epoch ${r.epoch}: ${other} and ${id}`);
+      primaries.set(k, id);
+    }
+    if (r.lineage < 0) continue;
+    const k = `${r.p}@${r.lineage}#${r.seq}`;
+    const d = `${r.digest[0]}:${r.digest[1]}`;
+    const seen = states.get(k);
+    if (seen && seen[1] !== d) problems.push(`partition ${r.p}: ${seen[0]} and ${id} disagree at lineage ${r.lineage} seq ${r.seq}`);
+    else if (!seen) states.set(k, [id, d]);
+  }
+}
