@@ -13,8 +13,10 @@ import { createLogger, type Logger } from "./core/log.ts";
 import { systemRandom } from "./core/random.ts";
 import { createHttpApp } from "./http/app.ts";
 import { parseListenAddress } from "./http/listen_address.ts";
+import { DataGrid } from "./map/data_grid.ts";
 import type { IMap } from "./map/imap.ts";
-import type { LinkInfo, NodeMetrics, PartitionReplicaInfo, PartitionSummary, ShoalNode } from "./node_api.ts";
+import { LATENCY_BUCKETS_MS } from "./map/map_stats.ts";
+import type { LinkInfo, NodeMetrics, OperationStats, PartitionReplicaInfo, PartitionSummary, ShoalNode } from "./node_api.ts";
 import { runtimeName } from "./runtime/process.ts";
 import { type Served, serve } from "./runtime/serve.ts";
 import { wsUpgrader } from "./runtime/websocket.ts";
@@ -38,6 +40,7 @@ export class Node implements ShoalNode {
   readonly transport: WebRtcTransport;
   readonly router: MessageRouter;
   readonly membership: Membership;
+  readonly grid: DataGrid;
   #served: Served | undefined;
   /** Signaling clients: the join URL's server (first, if any) and this node's own endpoint. */
   #signaling: SignalingClient[] = [];
@@ -75,6 +78,21 @@ export class Node implements ShoalNode {
       rng: systemRandom(),
       log: log.child({ layer: "cluster" }),
       config: { cluster: options.cluster, secret: options.secret, name: this.name, runtime: runtimeName(), lite: options.lite ?? false },
+    });
+    this.grid = new DataGrid({
+      self: id,
+      view: this.membership,
+      transport: this.transport,
+      router: this.router,
+      clock: realClock,
+      rng: systemRandom(),
+      log: log.child({ layer: "map" }),
+      config: {
+        partitionCount: options.partitionCount ?? Defaults.partitionCount,
+        backupCount: options.backupCount ?? Defaults.backupCount,
+        asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
+        lite: options.lite ?? false,
+      },
     });
     this.membership.subscribe((e) => {
       if (e.type === "masterChanged") {
@@ -149,20 +167,20 @@ export class Node implements ShoalNode {
     }
   }
 
-  getMap<K = unknown, V = unknown>(_name: string): IMap<K, V> {
-    throw new ShoalError("INTERNAL", "maps are not wired yet");
+  getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
+    return this.grid.getMap<K, V>(name);
   }
 
   mapNames(): string[] {
-    return [];
+    return this.grid.localMaps().map((m) => m.name);
   }
 
   partitionSummary(): PartitionSummary {
-    return { count: this.options.partitionCount ?? Defaults.partitionCount, version: 0, owners: {}, replicasMissing: 0, migrating: 0 };
+    return this.grid.partitionSummary();
   }
 
   partitionTable(): PartitionReplicaInfo[] {
-    return [];
+    return this.grid.partitionTable();
   }
 
   links(): LinkInfo[] {
@@ -174,7 +192,15 @@ export class Node implements ShoalNode {
   }
 
   metrics(): NodeMetrics {
-    return { masterChanges: this.#masterChanges };
+    const operations: OperationStats[] = [];
+    for (const m of this.grid.mapStats()) {
+      for (const [op, st] of Object.entries(m.ops)) {
+        // MapStats keeps cumulative buckets; the metrics surface wants per-bucket counts.
+        const counts = st.buckets.map((c, i) => c - (i > 0 ? st.buckets[i - 1] : 0));
+        operations.push({ map: m.map, op, count: st.count, errors: st.errors, latency: { boundsMs: [...LATENCY_BUCKETS_MS], counts, sumMs: st.sumMs, count: st.count } });
+      }
+    }
+    return { masterChanges: this.#masterChanges, operations, maps: this.grid.localMaps().map((m) => ({ name: m.name, primaryEntries: m.size, backupEntries: 0 })) };
   }
 
   /** Graceful leave: partitions migrate away, `left` is announced, links and servers close. */
@@ -182,8 +208,12 @@ export class Node implements ShoalNode {
     if (this.#stopped) return;
     this.#stopped = true;
     try {
+      if (this.membership.joined && this.membership.members().length > 1) {
+        await this.grid.migrateAway().catch((err) => this.log.warn("migration on shutdown incomplete", { error: String(err) }));
+      }
       await this.membership.leave();
     } finally {
+      this.grid.stop();
       this.#abort.abort();
       for (const c of this.#signaling) c.close();
       await this.transport.close();
