@@ -301,7 +301,7 @@ export class Membership implements ClusterView {
    * split-brain detection: the master will try to reach those that are not members.
    */
   addCandidates(ids: NodeId[]): void {
-    for (const id of ids) if (id !== this.self && !this.#states.has(id)) this.#addLost(id);
+    for (const id of ids) if (id !== this.self && !this.#states.has(id) && !this.#lost.has(id)) this.#addLost(id);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -1122,7 +1122,14 @@ export class Membership implements ClusterView {
     if (target) this.#probe(target);
   }
 
+  /**
+   * The next member to probe, round robin in random order. Members this node has neither
+   * a link nor a route to are skipped while their links are still forming, but probed
+   * after `linkFallbackMs` (through others, by ping-req), so a member that nobody can
+   * reach is still found dead.
+   */
   #nextProbeTarget(): NodeId | undefined {
+    const now = this.#clock.now();
     for (let tries = 0; tries <= this.#probeOrder.length + 1; tries++) {
       if (this.#probeIdx >= this.#probeOrder.length) {
         this.#probeOrder = this.#rng.shuffle(this.members().filter((m) => m.id !== this.self).map((m) => m.id));
@@ -1131,7 +1138,7 @@ export class Membership implements ClusterView {
       }
       const id = this.#probeOrder[this.#probeIdx++];
       const st = this.#states.get(id);
-      if (st && st.status <= Status.suspect && this.#reachable(id)) return id;
+      if (st && st.status <= Status.suspect && (this.#reachable(id) || now - st.link.since > this.config.linkFallbackMs)) return id;
     }
     return undefined;
   }
@@ -1185,6 +1192,7 @@ export class Membership implements ClusterView {
     if (m.target !== this.self) return;
     this.#send(from, { t: Kind.ClusterAck, seq: m.seq, lv: this.#version, ms: this.#master ?? "", g: this.#piggyback() } satisfies Ack);
     this.#antiEntropy(from, m.lv, m.ms);
+    if (m.ms !== this.#master) this.#checkPeerMaster(from, m.ms);
   }
 
   #onAck(from: NodeId, m: Ack): void {
@@ -1196,6 +1204,7 @@ export class Membership implements ClusterView {
       this.#send(p.origin, { t: Kind.ClusterAck, seq: p.originSeq, lv: this.#version, ms: this.#master ?? "", g: [] } satisfies Ack);
     }
     this.#antiEntropy(from, m.lv, m.ms);
+    if (m.ms !== this.#master && m.ms !== "") this.#checkPeerMaster(from, m.ms);
   }
 
   #onPingReq(from: NodeId, m: PingReq): void {
@@ -1406,6 +1415,28 @@ export class Membership implements ClusterView {
     }
   }
 
+  /** At most one split-brain action per peer per half check interval (bounded map). */
+  #rateOk(key: NodeId): boolean {
+    const now = this.#clock.now();
+    const last = this.#splitActions.get(key) ?? -Infinity;
+    if (now - last < this.config.splitBrainIntervalMs / 2) return false;
+    if (this.#splitActions.size >= 64) this.#splitActions.clear();
+    this.#splitActions.set(key, now);
+    return true;
+  }
+
+  /**
+   * A peer that answers our probes follows another master (`ms`). Unless that master is
+   * one we know to be gone (the peer has not caught up yet), two clusters overlap: the
+   * master starts the split-brain exchange with the peer, which relays it to its master.
+   */
+  #checkPeerMaster(from: NodeId, ms: string): void {
+    if (!ms || ms === this.self || !this.isMaster() || this.#collecting || this.#merging) return;
+    const st = this.#states.get(ms);
+    if (st && st.status > Status.suspect) return;
+    if (this.#rateOk(from)) this.#sendHello(from);
+  }
+
   #sendHello(to: NodeId): void {
     this.#send(to, {
       t: Kind.ClusterSplitHello,
@@ -1418,18 +1449,12 @@ export class Membership implements ClusterView {
 
   #onSplitHello(from: NodeId, m: SplitHello): void {
     if (m.cluster !== this.config.cluster || m.master === this.#master || m.master === this.self) return;
-    const known = this.#states.get(m.master);
-    if (known && known.status <= Status.suspect) return; // a member of our own cluster
     if (!this.isMaster()) {
       if (m.relay === undefined && this.#master) this.#send(this.#master, { ...m, relay: this.self });
       return;
     }
     if (this.#collecting || this.#merging) return;
-    const now = this.#clock.now();
-    const last = this.#splitActions.get(m.master) ?? -Infinity;
-    if (now - last < this.config.splitBrainIntervalMs / 2) return;
-    if (this.#splitActions.size >= 64) this.#splitActions.clear();
-    this.#splitActions.set(m.master, now);
+    if (!this.#rateOk(m.master)) return;
     const iWin = mergeWinner({ size: this.members().length, master: this.self }, { size: m.size, master: m.master }) === "a";
     this.#log.info("split brain detected", { other: m.master, otherSize: m.size, size: this.members().length, winner: iWin ? this.self : m.master });
     const relay = m.relay ?? from;

@@ -91,3 +91,26 @@ export function mastersOf(nodes: SimMember[]): NodeId[] {
 export function stillListing(nodes: SimMember[], id: NodeId): NodeId[] {
   return nodes.filter((n) => n.m.member(id) !== undefined).map((n) => n.id);
 }
+
+/**
+ * Stands in for the signaling server's room listing: every `everyMs`, each live member
+ * learns a few random live node ids (as node.ts feeds the room's peer list into
+ * `addCandidates`), which is how separated groups find each other when no link survives.
+ * @returns a function that stops it
+ */
+export function emulateSignalingRoom(sim: Simulation<SimMember>, everyMs = 5000, perRound = 4): () => void {
+  let on = true;
+  const rng = sim.rng.fork();
+  const tick = () => {
+    if (!on) return;
+    const ids = sim.liveIds();
+    for (const id of ids) {
+      const n = sim.node(id)!;
+      if (!n.m.joined) continue;
+      n.m.addCandidates(Array.from({ length: Math.min(perRound, ids.length) }, () => rng.pick(ids)));
+    }
+    sim.clock.setTimer(everyMs, tick);
+  };
+  sim.clock.setTimer(everyMs, tick);
+  return () => void (on = false);
+}
