@@ -13,6 +13,9 @@ import { createLogger, type Logger } from "./core/log.ts";
 import { systemRandom } from "./core/random.ts";
 import { createHttpApp } from "./http/app.ts";
 import { parseListenAddress } from "./http/listen_address.ts";
+import { JobService } from "./jobs/job_service.ts";
+import { mountJobRoutes } from "./jobs/job_routes.ts";
+import { jobMetricFamilies } from "./jobs/job_metrics.ts";
 import { DataGrid } from "./map/data_grid.ts";
 import type { IMap } from "./map/imap.ts";
 import { LATENCY_BUCKETS_MS } from "./map/map_stats.ts";
@@ -41,6 +44,7 @@ export class Node implements ShoalNode {
   readonly router: MessageRouter;
   readonly membership: Membership;
   readonly grid: DataGrid;
+  readonly jobs: JobService;
   #served: Served | undefined;
   /** Signaling clients: the join URL's server (first, if any) and this node's own endpoint. */
   #signaling: SignalingClient[] = [];
@@ -94,6 +98,18 @@ export class Node implements ShoalNode {
         lite: options.lite ?? false,
       },
     });
+    this.jobs = new JobService({
+      self: id,
+      view: this.membership,
+      getMap: (name) => this.grid.getMap(name),
+      router: this.router,
+      transport: this.transport,
+      clock: realClock,
+      rng: systemRandom(),
+      log: log.child({ layer: "jobs" }),
+      slots: options.slots ?? Defaults.slots,
+      lite: options.lite ?? false,
+    });
     this.membership.subscribe((e) => {
       if (e.type === "masterChanged") {
         this.#masterChanges++;
@@ -128,7 +144,10 @@ export class Node implements ShoalNode {
         extraRoutes: (a: Hono) => {
           // Every member can bootstrap others: the signaling endpoint is always served.
           this.#hub = mountSignaling(a, upgradeWebSocket);
+          mountJobRoutes(a, this.jobs);
         },
+        // deno-lint-ignore no-explicit-any
+        extraMetrics: () => jobMetricFamilies(this.jobs) as any,
       });
       this.#served = await serve({ hostname: addr.host, port: addr.port, fetch: app.fetch, websocket });
     }
@@ -152,6 +171,7 @@ export class Node implements ShoalNode {
     if (this.#served) this.#signaling.push(await this.#openSignaling(this.#served.url, 5_000));
     for (const c of this.#signaling) c.onPeers((peers) => this.membership.addCandidates(peers));
     await this.membership.start(seeds);
+    this.jobs.start();
     this.log.info("joined", { master: this.membership.master(), members: this.membership.members().length });
   }
 
@@ -207,6 +227,8 @@ export class Node implements ShoalNode {
   async shutdown(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    // Tasks stop first; the coordinator reschedules them elsewhere once we have left.
+    this.jobs.stop();
     try {
       if (this.membership.joined && this.membership.members().length > 1) {
         await this.grid.migrateAway().catch((err) => this.log.warn("migration on shutdown incomplete", { error: String(err) }));
