@@ -32,7 +32,7 @@ async function cluster(seed: number, registry?: () => ConnectorRegistry): Promis
   for (let i = 0; i < 3; i++) await sim.addMember();
   await sim.runUntil(async () => {
     const m = sim.master();
-    return !!m && m.jobs.coordinator.active && (await reader(sim).jobs.workers()).length === 3;
+    return !!m && m.jobs.coordinator.active && (await sim.until(reader(sim).jobs.workers())).length === 3;
   }, 30_000);
   return sim;
 }
@@ -58,12 +58,14 @@ describe("master crash during two running jobs", () => {
       try {
         const oldMaster = sim.master()!;
         const submitter = sim.live().find((m) => m !== oldMaster)!;
-        const a = await submitter.jobs.submit(mapJob("a"), "job-a");
-        const b = await submitter.jobs.submit(logJob("b"), "job-b");
+        const a = await sim.until(submitter.jobs.submit(mapJob("a"), "job-a"));
+        const b = await sim.until(submitter.jobs.submit(logJob("b"), "job-b"));
         await waitStatus(sim, a, (s) => s === "RUNNING" || s === "FINISHING");
-        await sim.runUntil(() => moment.at(sim, [a, b]), 60_000);
-        const before = (await status(sim, a))!.status;
-        expect(["RUNNING", "FINISHING"]).toContain(before);
+        await sim.runUntil(() => moment.at(sim, [a, b]), 60_000, undefined, 10);
+        const before = [(await status(sim, a))!.status, (await status(sim, b))!.status];
+        expect(before.some((st) => st === "RUNNING" || st === "FINISHING")).toBe(true);
+        if (moment.name === "during finishing") expect(before).toContain("FINISHING");
+        const tasksBefore = [...(await status(sim, a))!.tasks, ...(await status(sim, b))!.tasks];
         sim.crash(oldMaster.id);
         // A new coordinator takes over: the oldest survivor.
         const tookOver = await sim.runUntil(() => {
@@ -74,15 +76,30 @@ describe("master crash during two running jobs", () => {
         const newMaster = sim.master()!;
         expect(newMaster.id).toBe(sim.live().sort((x, y) => x.membership.member(x.id)!.joinedAt - y.membership.member(y.id)!.joinedAt)[0].id);
         // Status is readable from every survivor throughout.
-        for (const m of sim.live()) expect((await m.jobs.get(a))?.id).toBe(a);
+        for (const m of sim.live()) expect((await sim.until(m.jobs.get(a)))?.id).toBe(a);
         const fa = await waitStatus(sim, a, (s) => s === "FINISHED" || s === "FAILED");
         const fb = await waitStatus(sim, b, (s) => s === "FINISHED" || s === "FAILED");
         expect([fa.status, fa.error]).toEqual(["FINISHED", undefined]);
         expect([fb.status, fb.error]).toEqual(["FINISHED", undefined]);
+        // Tasks of the dead master restarted (attempt + 1); tasks running on survivors were
+        // re-attached with the same attempt.
+        const tasksAfter = [...fa.tasks, ...fb.tasks];
+        let reattachable = 0;
+        for (const t of tasksBefore) {
+          const now = tasksAfter.find((x) => x.id === t.id)!;
+          if (t.state === "FINISHED") expect(now.attempt).toBe(t.attempt);
+          else if (t.worker === oldMaster.id) expect(now.attempt).toBe(t.attempt + 1);
+          else {
+            expect(now.attempt).toBe(t.attempt);
+            if (t.state === "RUNNING") reattachable++;
+          }
+        }
+        // (During finishing a survivor's task may end before the query and report instead.)
+        if (moment.name !== "during finishing") expect(newMaster.jobs.coordinator.stats.reattached).toBeGreaterThanOrEqual(reattachable > 0 ? 1 : 0);
         await checkMapOutput(sim, "out-a", (v) => v * 2);
         await checkLogOutput(sim, "log-b", await taskIdsOf(sim, b));
         await checkNoSlotLeak(sim);
-        const rec = (await reader(sim).maps.getMap(JobMaps.jobStates).get(coordinatorKey)) as CoordinatorRecord;
+        const rec = (await sim.until(reader(sim).maps.getMap(JobMaps.jobStates).get(coordinatorKey))) as CoordinatorRecord;
         expect(rec.member).toBe(newMaster.id);
         // Finished jobs stay finished.
         await sim.run(3000);
@@ -99,8 +116,8 @@ maybe("kill a worker (not the master): only its tasks restart, others keep their
   const sim = await cluster(21);
   try {
     const master = sim.master()!;
-    const a = await master.jobs.submit(mapJob("w"), "job-w");
-    const b = await master.jobs.submit(logJob("wl"), "job-wl");
+    const a = await sim.until(master.jobs.submit(mapJob("w"), "job-w"));
+    const b = await sim.until(master.jobs.submit(logJob("wl"), "job-wl"));
     await sim.runUntil(async () => (await progress(sim, a)) >= 2000, 60_000);
     const victim = sim.live().find((m) => m !== master)!;
     const before = [...(await status(sim, a))!.tasks, ...(await status(sim, b))!.tasks];
@@ -144,12 +161,12 @@ maybe("a task failing past the retry limit fails the job with the reason", async
   };
   const sim = await cluster(31, () => ConnectorRegistry.withBuiltins().registerSink(broken));
   try {
-    const id = await sim.live()[1].jobs.submit({
+    const id = await sim.until(sim.live()[1].jobs.submit({
       name: "doomed",
       source: { type: "sequence", count: 600, parallelism: 2, ratePerSecond: 2000 },
       sink: { type: "broken" },
       maxTaskRestarts: 2,
-    });
+    }));
     const info = await waitStatus(sim, id, (s) => s === "FAILED" || s === "FINISHED");
     expect(info.status).toBe("FAILED");
     expect(info.error).toMatch(/failed after 3 attempts: disk on fire/);
@@ -164,17 +181,17 @@ maybe("cancel moves a running job to CANCELED and returns every slot", async () 
   const sim = await cluster(41);
   try {
     const m = sim.live()[2];
-    const id = await m.jobs.submit(mapJob("c", 300), "job-c");
+    const id = await sim.until(m.jobs.submit(mapJob("c", 300), "job-c"));
     await waitStatus(sim, id, (s) => s === "RUNNING");
     await sim.runUntil(async () => (await progress(sim, id)) > 0, 30_000);
-    expect(await sim.live()[1].jobs.cancel(id)).toBe("RUNNING");
+    expect(await sim.until(sim.live()[1].jobs.cancel(id))).toBe("RUNNING");
     const info = await waitStatus(sim, id, (s) => s === "CANCELED");
     expect(info.tasks.every((t) => t.state === "CANCELED")).toBe(true);
     await checkNoSlotLeak(sim);
     await sim.run(3000);
     expect((await status(sim, id))!.status).toBe("CANCELED");
     // Cancelling a finished job changes nothing.
-    expect(await m.jobs.cancel(id)).toBe("CANCELED");
+    expect(await sim.until(m.jobs.cancel(id))).toBe("CANCELED");
   } finally {
     sim.stopAll();
   }
@@ -184,7 +201,7 @@ maybe("a deposed coordinator's writes are refused after the new coordinator stam
   const sim = await cluster(51);
   try {
     const old = sim.master()!;
-    const id = await old.jobs.submit(mapJob("f", 200), "job-f");
+    const id = await sim.until(old.jobs.submit(mapJob("f", 200), "job-f"));
     await waitStatus(sim, id, (s) => s === "RUNNING");
     const oldTerm = old.jobs.coordinator.term;
     sim.crash(old.id);
@@ -194,12 +211,12 @@ maybe("a deposed coordinator's writes are refused after the new coordinator stam
     const states = reader(sim).maps.getMap(JobMaps.jobStates);
     let err: unknown;
     try {
-      await casUpdate<StateRecord<JobStatus>>(states, jobStateKey(id), (cur) => {
+      await sim.until(casUpdate<StateRecord<JobStatus>>(states, jobStateKey(id), (cur) => {
         const next = { ...cur!, state: "CANCELING" as JobStatus, term: oldTerm };
         const r = checkJobWrite(cur, next);
         if (!r.ok) throw new StateWriteRejected(r.code, r.reason);
         return next;
-      }, { clock: sim.clock });
+      }, { clock: sim.clock }));
     } catch (e) {
       err = e;
     }

@@ -1,16 +1,32 @@
 /**
- * Builds the real partitioned IMap layer (partition service + map service) of one simulated
- * member for the job simulations. Returns undefined while the map layer is not available,
- * so the job simulations are skipped rather than run against anything else.
+ * Builds the real partitioned IMap layer (partition service, invoker and map service, as
+ * `DataGrid` wires them) of one simulated member for the job simulations.
  */
+import { DataGrid } from "../../src/map/data_grid.ts";
 import type { MapLayerFactory } from "./jobs_sim.ts";
 
-export async function loadMapLayer(): Promise<MapLayerFactory | undefined> {
-  const url = new URL("../../src/map/map_service.ts", import.meta.url);
-  try {
-    await import(url.href);
-  } catch {
-    return undefined;
-  }
-  return undefined;
+/** Partitions in the job simulations (fewer than 271 keeps the runs quick; the logic is the same). */
+export const simPartitionCount = 61;
+
+export function loadMapLayer(): Promise<MapLayerFactory | undefined> {
+  const factory: MapLayerFactory = (d) => {
+    const grid = new DataGrid({
+      self: d.self,
+      view: d.view,
+      transport: d.transport,
+      router: d.router,
+      clock: d.clock,
+      rng: d.rng,
+      log: d.log,
+      config: {
+        partitionCount: simPartitionCount,
+        backupCount: 1,
+        asyncBackupCount: 0,
+        lite: false,
+        invoke: { attemptTimeoutMs: 500, callTimeoutMs: 20_000 },
+      },
+    });
+    return { getMap: (name) => grid.getMap(name), stop: () => grid.stop(), grid };
+  };
+  return Promise.resolve(factory);
 }

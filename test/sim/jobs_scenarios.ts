@@ -38,7 +38,7 @@ export function reader(sim: JobSim): SimMember {
 }
 
 export async function status(sim: JobSim, id: string): Promise<JobInfo | undefined> {
-  return await reader(sim).jobs.get(id);
+  return await sim.until(reader(sim).jobs.get(id));
 }
 
 export async function waitStatus(sim: JobSim, id: string, pred: (s: string) => boolean, maxMs = 120_000): Promise<JobInfo> {
@@ -53,9 +53,9 @@ export async function waitStatus(sim: JobSim, id: string, pred: (s: string) => b
 /** The map sink holds exactly the records 0…count-1 with the transformed values. */
 export async function checkMapOutput(sim: JobSim, mapName: string, fn: (v: number) => number): Promise<void> {
   const out = reader(sim).maps.getMap(mapName);
-  expect(await out.size()).toBe(recordCount);
+  expect(await sim.until(out.size())).toBe(recordCount);
   const keys = Array.from({ length: recordCount }, (_, i) => String(i));
-  const got = await out.getAll(keys);
+  const got = await sim.until(out.getAll(keys));
   let wrong = 0;
   for (let i = 0; i < recordCount; i++) {
     const r = got.get(String(i)) as JobRecord | undefined;
@@ -67,7 +67,7 @@ export async function checkMapOutput(sim: JobSim, mapName: string, fn: (v: numbe
 /** The log sink holds every record exactly once: no duplicate, no gap. */
 export async function checkLogOutput(sim: JobSim, mapName: string, taskIds: string[]): Promise<void> {
   const log = reader(sim).maps.getMap(mapName);
-  const lists = await log.getAll(taskIds);
+  const lists = await sim.until(log.getAll(taskIds));
   const ids: number[] = [];
   for (const t of taskIds) {
     const l = lists.get(t) as LogList | undefined;
@@ -86,14 +86,14 @@ export async function checkLogOutput(sim: JobSim, mapName: string, taskIds: stri
 /** Every live worker's free slots are back to its total, and dead members have no entry. */
 export async function checkNoSlotLeak(sim: JobSim): Promise<void> {
   await sim.runUntil(async () => {
-    const ws = await reader(sim).jobs.workers();
+    const ws = await sim.until(reader(sim).jobs.workers());
     const live = new Set(sim.live().map((m) => m.id));
     return ws.length === live.size && ws.every((w: WorkerEntry) => live.has(w.member) && w.free === w.total && w.tasks.length === 0);
   }, 20_000);
 }
 
 export async function taskIdsOf(sim: JobSim, jobId: string): Promise<string[]> {
-  const e = await reader(sim).jobs.entry(jobId);
+  const e = await sim.until(reader(sim).jobs.entry(jobId));
   return e!.plan.pipelines.flatMap((p) => p.taskGroups.flatMap((g) => g.tasks.map((t) => t.id)));
 }
 

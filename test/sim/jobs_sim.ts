@@ -125,10 +125,24 @@ export class JobSim {
     m.membership.stop();
   }
 
+  /** Advances virtual time until `promise` settles (IMap calls need the clock to move). */
+  async until<T>(promise: Promise<T>, maxMs = 120_000): Promise<T> {
+    let done = false;
+    const p = promise.finally(() => void (done = true));
+    p.catch(() => {});
+    const start = this.clock.now();
+    await this.clock.runForAsync(0);
+    while (!done) {
+      if (this.clock.now() - start > maxMs) throw new Error(`call not settled after ${maxMs} ms of virtual time (seed ${this.opts.seed})`);
+      await this.clock.runForAsync(5);
+    }
+    return p;
+  }
+
   /** Advances virtual time in steps until `cond` holds; throws after `maxMs`. */
   async runUntil(cond: () => Promise<boolean> | boolean, maxMs: number, _keep?: () => unknown, stepMs = 50): Promise<number> {
     const start = this.clock.now();
-    while (!(await cond())) {
+    while (!(await this.until(Promise.resolve(cond())))) {
       if (this.clock.now() - start > maxMs) {
         throw new Error(`condition not met after ${maxMs} ms of virtual time (seed ${this.opts.seed})`);
       }
