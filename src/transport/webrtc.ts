@@ -231,6 +231,15 @@ export class WebRtcTransport implements Transport {
     }
   }
 
+  /**
+   * Bytes waiting in this member's queue for `peer` (not yet handed to the data channel).
+   * Senders of bulk data can pace themselves on it; the queue refuses messages beyond
+   * Limits.maxQueuedBytesPerPeer.
+   */
+  queuedBytes(peer: NodeId): number {
+    return this.#links.get(peer)?.queue.bytes ?? 0;
+  }
+
   /** The werift peer of an open link (for tests of socket-level guards). */
   peerOf(peer: NodeId): WebRtcPeer | undefined {
     return this.#links.get(peer)?.rtc;
