@@ -328,6 +328,12 @@ export class Membership implements ClusterView {
           try {
             await this.#t.connect(seed, { timeoutMs: this.config.connectTimeoutMs });
           } catch (err) {
+            // A seed that refused our signed offer (wrong secret or cluster) is not a reason
+            // to form a cluster of our own: the operator must hear about it.
+            if (err instanceof ShoalError && (err.code === "AUTH_FAILED" || err.code === "REFUSED")) {
+              this.#log.error("join refused", { seed, code: err.code, reason: err.message });
+              throw new ShoalError(err.code, err.message);
+            }
             this.#log.debug("seed unreachable", { seed, error: String(err) });
             continue;
           }
@@ -1014,8 +1020,18 @@ export class Membership implements ClusterView {
     this.#installList(body, m.base !== 0 ? { removed: m.removed } : null);
   }
 
+  /**
+   * Applies gossip. Only live members of this node's cluster are heard: after a split
+   * heals, the other side's stale verdicts about our members must not kill them. A member
+   * taken for dead here may still refute about itself.
+   */
   #applyItems(items: readonly GossipItem[], from: NodeId): void {
-    for (const it of items) this.#applyItem(it, from);
+    const st = this.#states.get(from);
+    if (!st) return;
+    const member = st.status <= Status.suspect;
+    for (const it of items) {
+      if (member || (it.id === from && it.s === Status.alive)) this.#applyItem(it, from);
+    }
   }
 
   #applyItem(it: GossipItem, from: NodeId): void {
@@ -1245,6 +1261,8 @@ export class Membership implements ClusterView {
   }
 
   #onPushPull(from: NodeId, m: PushPull): void {
+    const peer = this.#states.get(from);
+    if (!peer || peer.status > Status.suspect) return; // not a member of this cluster (see #applyItems)
     for (const it of m.states) {
       // A remote "dead" counts only as a suspicion here (as in memberlist).
       if (it.s === Status.dead && it.id !== this.self) this.#suspect(it.id, it.inc, from);
@@ -1543,6 +1561,8 @@ export class Membership implements ClusterView {
     const from = this.members().map((x) => x.id);
     this.#contact = via;
     this.#lost.clear();
+    // Updates queued in the old cluster are about a world that no longer exists.
+    this.#gossip.clear();
     this.#installList(body, null);
     this.stats.merges++;
     this.#log.info("merged into cluster", { into: body.master, members: body.members.length });
