@@ -110,11 +110,20 @@ export class Invoker {
     this.#prefix = `${opts.self}/${opts.rng.id(8)}/`;
     opts.router.on(Kind.InvokeRequest, (from, msg) => this.#onRequest(from, msg));
     opts.router.on(Kind.InvokeResponse, (from, msg) => this.#onResponse(from, msg));
-    this.#unsubscribe = opts.view.subscribe((e) => {
+    const unView = opts.view.subscribe((e) => {
       if (e.type === "memberRemoved") {
         for (const c of this.#calls.values()) if (c.target === e.member.id) this.#retry(c, 0);
       }
     });
+    // A call waiting on a member that is no longer its partition's primary is re-driven at
+    // once instead of waiting for its attempt to time out.
+    const unTable = opts.partitions.onTableChange((next) => {
+      for (const c of this.#calls.values()) if (c.target !== undefined && next.replicas[c.p]?.[0] !== c.target) this.#retry(c, 0);
+    });
+    this.#unsubscribe = () => {
+      unView();
+      unTable();
+    };
   }
 
   /** Installs the serving side (the map service). */

@@ -100,6 +100,11 @@ interface PrimaryState {
   /** Reads wait for this seq to commit (set on promotion). */
   readBarrier: number;
   migration: { row: NodeId[]; deadline: number; reportedAt: number } | null;
+  /**
+   * Handing the partition to a new primary: serves nothing (answers MIGRATING) until the
+   * commit, so no read can see this replica once the new primary may have moved on.
+   */
+  handoff: boolean;
 }
 
 interface SnapshotOut {
@@ -277,10 +282,13 @@ export class MapService {
           // This replica's history is now the partition's history for `epoch`.
           d.lineage = epoch;
           this.#snapIn.delete(p);
-          prim = { p, epoch, followers: new Map(), waiters: [], keyPending: new Map(), readBarrier: d.seq, migration: null };
+          prim = { p, epoch, followers: new Map(), waiters: [], keyPending: new Map(), readBarrier: d.seq, migration: null, handoff: false };
           this.#primaries.set(p, prim);
         }
-        if (prim.migration && (sameRow(prim.migration.row, row) || row.length === 0)) prim.migration = null;
+        if (prim.migration && (sameRow(prim.migration.row, row) || row.length === 0)) {
+          prim.migration = null;
+          prim.handoff = false;
+        }
         this.#syncFollowers(prim, row, backups);
         this.#progress(prim);
       } else {
@@ -323,8 +331,11 @@ export class MapService {
     const now = this.#clock.now();
     for (const [id, role] of want) {
       const f = prim.followers.get(id);
-      if (f) f.role = role;
-      else {
+      if (f) {
+        // A replica that left the table drops its copy; as a migration target it starts over.
+        if (role === "target" && f.role !== "target") f.confirmed = false;
+        f.role = role;
+      } else {
         prim.followers.set(id, { id, role, acked: 0, confirmed: false, lastSentAt: now, lastProgressAt: now, lastCheckAt: -Infinity });
         this.#sendChecks(new Map([[id, [this.#checkItem(prim, role === "target")]]]));
         prim.followers.get(id)!.lastCheckAt = now;
@@ -362,6 +373,7 @@ export class MapService {
     }
     const body = parseBody(req.op, req.b);
     if (!body) return reply("INVALID_ARGUMENT", null, `invalid body for op ${req.op}`);
+    if (prim.handoff) return reply("MIGRATING");
     if (prim.waiters.length >= this.config.maxPendingPerPartition) return reply("OVERLOADED");
     const d = this.#data.get(req.p)!;
     const answer = (result: unknown) => (ok: boolean) => ok ? reply("ok", result) : reply("MIGRATING");
@@ -444,6 +456,7 @@ export class MapService {
       prim.migration.reportedAt = -Infinity;
     } else {
       prim.migration = { row: [...row], deadline: now + this.config.migrationTimeoutMs, reportedAt: -Infinity };
+      prim.handoff = false;
     }
     this.#syncFollowers(prim, this.#partitions.table.replicas[p], this.#partitions.config.backupCount);
     this.#checkMigration(prim);
@@ -455,6 +468,7 @@ export class MapService {
     const now = this.#clock.now();
     if (now > m.deadline) {
       prim.migration = null;
+      prim.handoff = false;
       this.#syncFollowers(prim, this.#partitions.table.replicas[prim.p], this.#partitions.config.backupCount);
       return;
     }
@@ -466,6 +480,11 @@ export class MapService {
       return !!f && f.confirmed && f.acked >= seq;
     });
     if (!ready) return;
+    if (m.row[0] !== this.self) {
+      // The primary moves: stop serving first, let what is pending commit, then report.
+      prim.handoff = true;
+      if (prim.waiters.length > 0) return;
+    }
     m.reportedAt = now;
     this.#partitions.reportMigrationReady(prim.p, prim.epoch, m.row);
   }
@@ -518,7 +537,10 @@ export class MapService {
     if (!this.#fromPrimary(from, msg.p, msg.e)) return;
     const d = this.#data.get(msg.p);
     if (!d || d.lineage !== msg.e) {
-      if (d || this.#partitions.table.replicas[msg.p].includes(this.self)) this.#pull(from, msg.p, msg.e, true);
+      // The primary counts this member as a replica (perhaps a migration target it lost):
+      // ask for what is missing; the primary answers with the log or a snapshot.
+      if (!this.#partitions.table.replicas[msg.p].includes(this.self)) this.#touched.set(msg.p, this.#clock.now());
+      this.#pull(from, msg.p, msg.e, true);
       return;
     }
     if (this.#touched.has(msg.p)) this.#touched.set(msg.p, this.#clock.now());

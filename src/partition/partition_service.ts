@@ -261,9 +261,14 @@ export class PartitionService {
         return;
       }
       case Kind.PartitionTableVersion: {
-        if (from === this.#view.master() && (msg.version as number) > this.#table.version) {
+        if (from !== this.#view.master()) return;
+        if ((msg.version as number) > this.#table.version) {
           this.#lastFetchAt = -Infinity;
           this.requestTable();
+        } else if ((msg.version as number) < this.#table.version) {
+          // The master is behind this member: another member acted as master for a while
+          // (membership disagreed). Report the newer table so the master can merge it.
+          this.#transport.send(from, { t: Kind.PartitionTableReport, ...tableToWire(this.#table) });
         }
         return;
       }
@@ -338,7 +343,8 @@ export class PartitionService {
 
   #onReport(from: NodeId, msg: Message): void {
     const c = this.#collect;
-    if (!c || !c.waiting.has(from)) return;
+    if (!c) return this.#onNewerTable(msg);
+    if (!c.waiting.has(from)) return;
     const t = tableFromWire(msg as unknown as WireTable, this.config.partitionCount);
     c.waiting.delete(from);
     if (t && t.version > c.best.version) c.best = t;
@@ -356,6 +362,25 @@ export class PartitionService {
     const base: PartitionTable = { ...best, version: Math.max(best.version, this.#table.version), migrations: new Map() };
     this.#log.info("partition.master.ready", { version: base.version, missing: c.waiting.size });
     this.#stage(nextTable(base, base.replicas, new Map()));
+    this.#masterTick();
+  }
+
+  /**
+   * An active master learns that a member holds a newer table than its own: some other
+   * member published tables while acting as master. The master continues from that table
+   * (as after a collection) and moves every partition to a new epoch, above both tables',
+   * so no two primaries can share an epoch afterwards; replicas re-confirm by digest.
+   */
+  #onNewerTable(msg: Message): void {
+    if (!this.masterActive) return;
+    const theirs = tableFromWire(msg as unknown as WireTable, this.config.partitionCount);
+    const mine = this.#current();
+    if (!theirs || theirs.version <= mine.version) return;
+    this.#inflight.clear();
+    const epochs = theirs.epochs.map((e, p) => Math.max(e, mine.epochs[p]) + 1);
+    const merged: PartitionTable = { version: theirs.version + 1, partitionCount: theirs.partitionCount, replicas: theirs.replicas.map((r) => [...r]), epochs, migrations: new Map() };
+    this.#log.warn("partition.master.merge_newer_table", { mine: mine.version, theirs: theirs.version });
+    this.#stage(merged);
     this.#masterTick();
   }
 

@@ -1,0 +1,40 @@
+/**
+ * Nightly-style IMap chaos run: 1,000 seeded simulations (see test/sim/imap_chaos.ts).
+ *
+ *   bun run scripts/nightly_sim.ts                 # seeds 1–1000
+ *   bun run scripts/nightly_sim.ts --from 1001 --count 500
+ *   bun run scripts/nightly_sim.ts --seed 4242     # one run, narrated
+ *
+ * Prints each failing seed with its replay command; exits 1 if any run failed.
+ */
+import { runChaos } from "../test/sim/imap_chaos.ts";
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+const args: string[] = g.Deno?.args ?? g.process?.argv?.slice(2) ?? [];
+const opt = (name: string, dflt: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+
+const single = opt("seed", -1);
+const from = single >= 0 ? single : opt("from", 1);
+const count = single >= 0 ? 1 : opt("count", 1000);
+const started = performance.now();
+let failed = 0, acked = 0, crashes = 0;
+for (let seed = from; seed < from + count; seed++) {
+  const r = await runChaos({ seed, verbose: single >= 0 });
+  acked += r.stats.ackedWrites;
+  crashes += r.stats.crashes;
+  if (!r.ok) {
+    failed++;
+    console.log(`FAIL seed ${seed}: ${r.problems.slice(0, 3).join("; ")}`);
+    console.log(`  replay: SEED=${seed} bun test test/sim/imap_chaos_test.ts   or   bun run scripts/nightly_sim.ts --seed ${seed}`);
+  }
+  if ((seed - from + 1) % 100 === 0) console.log(`${seed - from + 1}/${count} runs, ${failed} failed`);
+}
+console.log(JSON.stringify({ runs: count, failed, ackedWrites: acked, crashes, seconds: Math.round((performance.now() - started) / 1000) }));
+if (failed > 0) {
+  if (g.Deno) g.Deno.exit(1);
+  else g.process.exit(1);
+}
