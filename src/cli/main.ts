@@ -10,6 +10,7 @@ export interface Command {
 const commands: Record<string, () => Promise<Command>> = {
   node: async () => (await import("./node_command.ts")).nodeCommand,
   signal: async () => (await import("./signal.ts")).signalCommand,
+  demo: async () => (await import("./demo.ts")).demoCommand,
 };
 
 export function usage(): string {
@@ -21,6 +22,7 @@ export function usage(): string {
     "Commands:",
     "  node     start a member (the default when no command is given)",
     "  signal   run a standalone signaling server",
+    "  demo     run the failover demo: 3 members, a job, the master killed mid-job",
     "",
     "Run `mod.ts <command> --help` for the flags of a command.",
   ].join("\n");
