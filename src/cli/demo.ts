@@ -269,7 +269,7 @@ async function runDemo(run: DemoRun): Promise<void> {
   // 2. Preload a map over REST, spread over all members.
   const keys = Array.from({ length: entries }, (_, i) => i);
   const loadStart = performance.now();
-  await pool(keys, 16, async (i) => {
+  await pool(keys, 32, async (i) => {
     const m = members[i % members.length];
     await retrying(() => run.json(`${m.url}/maps/inventory/${i}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(inventoryValue(i)) }), 5);
   });
@@ -381,7 +381,7 @@ async function runDemo(run: DemoRun): Promise<void> {
     }
     for (const t of j.tasks) {
       const before = attemptsBefore.get(t.id);
-      if (before && t.attempt > before.attempt && !reported.has(t.id)) {
+      if (before && t.attempt > before.attempt && t.worker && !reported.has(t.id)) {
         reported.add(t.id);
         run.say(`task ${t.id} restarted on ${label(t.worker)} from its last checkpoint (attempt ${t.attempt}; it ran on ${label(before.worker)})`);
       }
@@ -410,7 +410,7 @@ async function runDemo(run: DemoRun): Promise<void> {
       if (s.size !== count) throw new DemoFailure(`map "${map}" has ${fmt(s.size)} entries on ${others[i].name}, expected ${fmt(count)}`);
     }
     const wrong: string[] = [];
-    await pool(Array.from({ length: count }, (_, i) => i), 24, async (i) => {
+    await pool(Array.from({ length: count }, (_, i) => i), 48, async (i) => {
       const m = others[i % others.length];
       const got = await retrying(() => run.json<{ value: unknown }>(`${m.url}/maps/${map}/${i}`), 5).catch((err) => ({ value: `missing (${(err as Error).message})` }));
       if (JSON.stringify(got.value) !== JSON.stringify(expect(i)) && wrong.length < 5) wrong.push(`key ${i}: got ${JSON.stringify(got.value)}, expected ${JSON.stringify(expect(i))}`);
