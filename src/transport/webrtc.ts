@@ -25,6 +25,7 @@ import { FrameQueue, frameOf } from "./frame_queue.ts";
 import "./messages.ts";
 import { type ConnectOptions, emptyStats, type NodeId, type Transport, type TransportHandlers, type TransportStats } from "./transport.ts";
 import { WebRtcPeer } from "./webrtc_peer.ts";
+import { estimateSize } from "./size_estimate.ts";
 
 /** Options of {@link WebRtcTransport}. */
 export interface WebRtcTransportOptions {
@@ -530,33 +531,23 @@ export class WebRtcTransport implements Transport {
   // ---------------------------------------------------------------- sending
 
   #enqueue(link: Link, msg: Message): boolean {
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeValue(msg);
-    } catch {
-      this.#stats.droppedInvalid++;
-      return false;
-    }
-    if (bytes.byteLength > CHUNK_THRESHOLD_BYTES) {
-      const frame = frameOf([bytes]);
-      if (frame.byteLength > Limits.maxMessageBytes) {
-        this.#stats.droppedOverflow++;
+    const est = estimateSize(msg);
+    if (est > CHUNK_THRESHOLD_BYTES) {
+      // Possibly large: encode now to know for sure, and chunk if it is.
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeValue(msg);
+      } catch {
+        this.#stats.droppedInvalid++;
         return false;
       }
-      const chunks = splitIntoChunks(link.nextChunkId++, frame).map((c) => encodeValue(c));
-      let total = 0;
-      for (const c of chunks) total += c.byteLength;
-      if (!link.queue.fits(total)) {
-        this.#stats.droppedOverflow++;
-        return false;
-      }
-      for (const c of chunks) link.queue.push(c);
+      if (!this.#queueEncoded(link, bytes)) return false;
     } else {
-      if (!link.queue.fits(bytes.byteLength)) {
+      if (!link.queue.fits(est)) {
         this.#stats.droppedOverflow++;
         return false;
       }
-      link.queue.push(bytes);
+      link.queue.pushMessage(msg, est);
     }
     this.#stats.messagesSent++;
     if (!link.flushScheduled && !link.waitingLow) {
@@ -569,6 +560,32 @@ export class WebRtcTransport implements Transport {
     return true;
   }
 
+  /** Queues an encoded message, as chunks when it is larger than the threshold. */
+  #queueEncoded(link: Link, bytes: Uint8Array): boolean {
+    if (bytes.byteLength <= CHUNK_THRESHOLD_BYTES) {
+      if (!link.queue.fits(bytes.byteLength)) {
+        this.#stats.droppedOverflow++;
+        return false;
+      }
+      link.queue.push(bytes);
+      return true;
+    }
+    const frame = frameOf([bytes]);
+    if (frame.byteLength > Limits.maxMessageBytes) {
+      this.#stats.droppedOverflow++;
+      return false;
+    }
+    const chunks = splitIntoChunks(link.nextChunkId++, frame).map((c) => encodeValue(c));
+    let total = 0;
+    for (const c of chunks) total += c.byteLength;
+    if (!link.queue.fits(total)) {
+      this.#stats.droppedOverflow++;
+      return false;
+    }
+    for (const c of chunks) link.queue.push(c);
+    return true;
+  }
+
   #flush(link: Link): void {
     if (link.state !== "open" || this.#links.get(link.peer) !== link) return;
     while (link.queue.length > 0) {
@@ -576,16 +593,39 @@ export class WebRtcTransport implements Transport {
         link.waitingLow = true;
         return;
       }
-      const frame = link.queue.takeFrame(this.#targetFrameBytes)!;
-      try {
-        link.rtc.send(frame);
-      } catch (err) {
-        this.#drop(link, `send failed: ${(err as Error).message}`, new ShoalError("UNREACHABLE", `Link to ${link.peer} failed`));
-        return;
+      const taken = link.queue.takeFrame(this.#targetFrameBytes, Limits.maxFrameBytes)!;
+      if ("invalid" in taken) {
+        this.#stats.droppedInvalid++; // a message cbor-x cannot encode
+        continue;
       }
-      this.#stats.framesSent++;
-      this.#stats.bytesSent += frame.byteLength;
+      if ("oversized" in taken) {
+        // Its size estimate was too low (non-ASCII text): send it as chunks right away.
+        let bytes: Uint8Array;
+        try {
+          bytes = encodeValue(taken.oversized);
+        } catch {
+          this.#stats.droppedInvalid++;
+          continue;
+        }
+        for (const c of splitIntoChunks(link.nextChunkId++, frameOf([bytes]))) {
+          if (!this.#sendFrame(link, frameOf([encodeValue(c)]))) return;
+        }
+        continue;
+      }
+      if (!this.#sendFrame(link, taken.frame)) return;
     }
+  }
+
+  #sendFrame(link: Link, frame: Uint8Array): boolean {
+    try {
+      link.rtc.send(frame);
+    } catch (err) {
+      this.#drop(link, `send failed: ${(err as Error).message}`, new ShoalError("UNREACHABLE", `Link to ${link.peer} failed`));
+      return false;
+    }
+    this.#stats.framesSent++;
+    this.#stats.bytesSent += frame.byteLength;
+    return true;
   }
 
   // ---------------------------------------------------------------- receiving
