@@ -203,6 +203,10 @@ export class WebRtcTransport implements Transport {
     this.#drop(link, "closed locally", new ShoalError("REFUSED", `Connection to ${peer} closed locally`), true);
   }
 
+  /**
+   * Queues `msg` for `to` (directly, or through its route). The message is encoded when
+   * its frame is cut, later in this tick: do not change it after sending.
+   */
   send(to: NodeId, msg: Message): boolean {
     if (this.#closed) return false;
     const link = this.#links.get(to);
