@@ -1,13 +1,11 @@
 /**
- * The outgoing queue of one link and the frames cut from it. A frame is the CBOR array
- * `[PROTOCOL_VERSION, [m1, m2, …]]`. Small messages wait as objects with an estimated
- * size and are encoded a whole frame at a time with encodeFrame(); chunks (already
- * encoded) are framed by concatenating them behind the two array headers ({@link frameOf}),
- * which gives the same bytes encodeFrame() would.
+ * The outgoing queue of one link: messages already CBOR-encoded one by one (so their size
+ * is known when queued), cut into frames of about the target size. A frame is the CBOR
+ * array `[PROTOCOL_VERSION, [m1, m2, …]]`, written here by concatenating the encoded
+ * messages behind the two array headers — byte for byte what encodeFrame() produces.
  */
-import { encodeFrame, PROTOCOL_VERSION } from "../wire/codec.ts";
+import { PROTOCOL_VERSION } from "../wire/codec.ts";
 import { Limits } from "../wire/limits.ts";
-import type { Message } from "../wire/message.ts";
 
 /** CBOR header of an array of `n` items (major type 4). */
 export function cborArrayHeader(n: number): Uint8Array {
@@ -38,27 +36,11 @@ export function frameOf(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** One queued message: an object (encoded later) or bytes already encoded. */
-interface Entry {
-  msg: Message | null;
-  bytes: Uint8Array | null;
-  /** Estimated (objects) or exact (bytes) size. */
-  size: number;
-}
-
-/** What {@link FrameQueue.takeFrame} produced. */
-export type Taken =
-  | { frame: Uint8Array; count: number }
-  /** A queued message turned out too large for a frame: the caller chunks it. */
-  | { oversized: Message }
-  /** A queued message could not be encoded; it was removed. */
-  | { invalid: true };
-
-/** A bounded FIFO of messages for one peer. */
+/** A bounded FIFO of encoded messages for one peer. */
 export class FrameQueue {
-  #items: Entry[] = [];
+  #items: Uint8Array[] = [];
   #head = 0;
-  /** Bytes queued (estimated for messages not yet encoded). */
+  /** Bytes queued. */
   bytes = 0;
 
   constructor(readonly maxBytes: number = Limits.maxQueuedBytesPerPeer) {}
@@ -73,83 +55,33 @@ export class FrameQueue {
     return this.bytes + n <= this.maxBytes;
   }
 
-  /** Appends a message with its estimated size; the caller checked {@link fits}. */
-  pushMessage(msg: Message, size: number): void {
-    this.#items.push({ msg, bytes: null, size });
-    this.bytes += size;
-  }
-
   /** Appends an encoded message; the caller checked {@link fits}. */
   push(encoded: Uint8Array): void {
-    this.#items.push({ msg: null, bytes: encoded, size: encoded.byteLength });
+    this.#items.push(encoded);
     this.bytes += encoded.byteLength;
   }
 
   /**
    * Removes messages from the front up to about `targetBytes` (at least one, at most
-   * Limits.maxBatchLength) and returns them as one frame of at most `maxFrameBytes`, or
-   * null when the queue is empty.
+   * Limits.maxBatchLength) and returns them as one frame, or null when empty.
    */
-  takeFrame(targetBytes: number, maxFrameBytes: number = Limits.maxFrameBytes): Taken | null {
+  takeFrame(targetBytes: number): Uint8Array | null {
     if (this.length === 0) return null;
-    const encoded = this.#items[this.#head].bytes !== null;
-    let end = this.#head;
+    const parts: Uint8Array[] = [];
     let size = 0;
-    while (end < this.#items.length && end - this.#head < Limits.maxBatchLength) {
-      const e = this.#items[end];
-      if ((e.bytes !== null) !== encoded) break;
-      if (end > this.#head && size + e.size > targetBytes) break;
-      size += e.size;
-      end++;
+    while (this.#head < this.#items.length && parts.length < Limits.maxBatchLength) {
+      const next = this.#items[this.#head];
+      if (parts.length > 0 && size + next.byteLength > targetBytes) break;
+      parts.push(next);
+      size += next.byteLength;
+      this.#head++;
     }
-    if (encoded) {
-      const parts: Uint8Array[] = [];
-      for (let i = this.#head; i < end; i++) parts.push(this.#items[i].bytes!);
-      this.#consume(end);
-      return { frame: frameOf(parts), count: parts.length };
-    }
-    // Encode the run in one call; if the estimate was too low, take fewer messages.
-    for (;;) {
-      const msgs: Message[] = [];
-      for (let i = this.#head; i < end; i++) msgs.push(this.#items[i].msg!);
-      let frame: Uint8Array;
-      try {
-        frame = encodeFrame(msgs);
-      } catch {
-        if (msgs.length === 1) {
-          this.#consume(end);
-          return { invalid: true };
-        }
-        end = this.#head + Math.ceil(msgs.length / 2);
-        continue;
-      }
-      if (frame.byteLength <= maxFrameBytes) {
-        this.#consume(end);
-        return { frame, count: msgs.length };
-      }
-      if (msgs.length === 1) {
-        this.#consume(end);
-        return { oversized: msgs[0] };
-      }
-      end = this.#head + Math.ceil(msgs.length / 2);
-    }
-  }
-
-  #consume(end: number): void {
-    for (let i = this.#head; i < end; i++) {
-      this.bytes -= this.#items[i].size;
-      this.#items[i] = undefined as unknown as Entry;
-    }
-    this.#head = end;
+    this.bytes -= size;
     if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
       this.#items = this.#items.slice(this.#head);
       this.#head = 0;
     }
-    if (this.length === 0) {
-      this.#items = [];
-      this.#head = 0;
-      this.bytes = 0;
-    }
+    return frameOf(parts);
   }
 
   /** Drops everything. */

@@ -25,7 +25,6 @@ import { FrameQueue, frameOf } from "./frame_queue.ts";
 import "./messages.ts";
 import { type ConnectOptions, emptyStats, type NodeId, type Transport, type TransportHandlers, type TransportStats } from "./transport.ts";
 import { WebRtcPeer } from "./webrtc_peer.ts";
-import { estimateSize } from "./size_estimate.ts";
 
 /** Options of {@link WebRtcTransport}. */
 export interface WebRtcTransportOptions {
@@ -204,8 +203,8 @@ export class WebRtcTransport implements Transport {
   }
 
   /**
-   * Queues `msg` for `to` (directly, or through its route). The message is encoded when
-   * its frame is cut, later in this tick: do not change it after sending.
+   * Queues `msg` for `to` (directly, or through its route). The message is encoded at
+   * once; frames are cut and handed to the channel at the end of the tick.
    */
   send(to: NodeId, msg: Message): boolean {
     if (this.#closed) return false;
@@ -535,23 +534,35 @@ export class WebRtcTransport implements Transport {
   // ---------------------------------------------------------------- sending
 
   #enqueue(link: Link, msg: Message): boolean {
-    const est = estimateSize(msg);
-    if (est > CHUNK_THRESHOLD_BYTES) {
-      // Possibly large: encode now to know for sure, and chunk if it is.
-      let bytes: Uint8Array;
-      try {
-        bytes = encodeValue(msg);
-      } catch {
-        this.#stats.droppedInvalid++;
-        return false;
-      }
-      if (!this.#queueEncoded(link, bytes)) return false;
-    } else {
-      if (!link.queue.fits(est)) {
+    // Encoded now, not when the frame is cut: the caller may reuse or change the object
+    // after send() returns (as the memory transport allows too).
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeValue(msg);
+    } catch {
+      this.#stats.droppedInvalid++;
+      return false;
+    }
+    if (bytes.byteLength > CHUNK_THRESHOLD_BYTES) {
+      const frame = frameOf([bytes]);
+      if (frame.byteLength > Limits.maxMessageBytes) {
         this.#stats.droppedOverflow++;
         return false;
       }
-      link.queue.pushMessage(msg, est);
+      const chunks = splitIntoChunks(link.nextChunkId++, frame).map((c) => encodeValue(c));
+      let total = 0;
+      for (const c of chunks) total += c.byteLength;
+      if (!link.queue.fits(total)) {
+        this.#stats.droppedOverflow++;
+        return false;
+      }
+      for (const c of chunks) link.queue.push(c);
+    } else {
+      if (!link.queue.fits(bytes.byteLength)) {
+        this.#stats.droppedOverflow++;
+        return false;
+      }
+      link.queue.push(bytes);
     }
     this.#stats.messagesSent++;
     if (!link.flushScheduled && !link.waitingLow) {
@@ -564,32 +575,6 @@ export class WebRtcTransport implements Transport {
     return true;
   }
 
-  /** Queues an encoded message, as chunks when it is larger than the threshold. */
-  #queueEncoded(link: Link, bytes: Uint8Array): boolean {
-    if (bytes.byteLength <= CHUNK_THRESHOLD_BYTES) {
-      if (!link.queue.fits(bytes.byteLength)) {
-        this.#stats.droppedOverflow++;
-        return false;
-      }
-      link.queue.push(bytes);
-      return true;
-    }
-    const frame = frameOf([bytes]);
-    if (frame.byteLength > Limits.maxMessageBytes) {
-      this.#stats.droppedOverflow++;
-      return false;
-    }
-    const chunks = splitIntoChunks(link.nextChunkId++, frame).map((c) => encodeValue(c));
-    let total = 0;
-    for (const c of chunks) total += c.byteLength;
-    if (!link.queue.fits(total)) {
-      this.#stats.droppedOverflow++;
-      return false;
-    }
-    for (const c of chunks) link.queue.push(c);
-    return true;
-  }
-
   #flush(link: Link): void {
     if (link.state !== "open" || this.#links.get(link.peer) !== link) return;
     while (link.queue.length > 0) {
@@ -597,26 +582,7 @@ export class WebRtcTransport implements Transport {
         link.waitingLow = true;
         return;
       }
-      const taken = link.queue.takeFrame(this.#targetFrameBytes, Limits.maxFrameBytes)!;
-      if ("invalid" in taken) {
-        this.#stats.droppedInvalid++; // a message cbor-x cannot encode
-        continue;
-      }
-      if ("oversized" in taken) {
-        // Its size estimate was too low (non-ASCII text): send it as chunks right away.
-        let bytes: Uint8Array;
-        try {
-          bytes = encodeValue(taken.oversized);
-        } catch {
-          this.#stats.droppedInvalid++;
-          continue;
-        }
-        for (const c of splitIntoChunks(link.nextChunkId++, frameOf([bytes]))) {
-          if (!this.#sendFrame(link, frameOf([encodeValue(c)]))) return;
-        }
-        continue;
-      }
-      if (!this.#sendFrame(link, taken.frame)) return;
+      if (!this.#sendFrame(link, link.queue.takeFrame(this.#targetFrameBytes)!)) return;
     }
   }
 
