@@ -4,7 +4,8 @@
  * one of them through the server; the server is then killed (-9) and the fourth member
  * gets links to the other two through signaling relayed over the mesh alone. The server's
  * relay counters (read before the kill) show it carried nothing for those pairs. A member
- * with the wrong secret is refused with a clear reason.
+ * with the wrong secret is refused with a clear reason, and so is an offer whose
+ * fingerprint a malicious relay process swapped.
  */
 import { afterAll, expect, test } from "bun:test";
 import { type Proc, spawnScript } from "./foundation/proc.ts";
@@ -76,6 +77,24 @@ test("three processes (Bun, Bun, Deno) form a full mesh; after the server dies a
   expect(refused).toMatchObject({ ok: false, code: "AUTH_FAILED" });
   expect(String(refused.error)).toContain("authentication failed");
   e.send({ cmd: "exit" });
+
+  // A malicious relay t (swaps the fingerprint in offers it relays) cannot put itself
+  // between x and a: a refuses the offer and x learns why.
+  const t = spawnScript("t", "bun", NODE, ["--id", "t", "--signal", url, "--tamper", "fp"]);
+  const x = spawnScript("x", "bun", NODE, ["--id", "x", "--signal", url]);
+  procs.push(t, x);
+  await t.waitFor((ev) => ev.event === "ready", "t ready");
+  await x.waitFor((ev) => ev.event === "ready", "x ready");
+  expect(await connect(t, "a")).toMatchObject({ ok: true });
+  expect(await connect(x, "t")).toMatchObject({ ok: true });
+  const tampered = await connect(x, "a", "t");
+  expect(tampered).toMatchObject({ ok: false, code: "AUTH_FAILED" });
+  expect(String(tampered.error)).toContain("fingerprint");
+  const aRefusals = (await a.ask({ cmd: "stats" }, "stats")).signaling as { refused: number; lastRefusal: string };
+  expect(aRefusals.refused).toBe(2); // e's wrong secret, then this
+  expect(aRefusals.lastRefusal).toContain("fingerprint");
+  t.send({ cmd: "exit" });
+  x.send({ cmd: "exit" });
 
   // The fourth member's first link goes through the server.
   const d = spawnScript("d", "bun", NODE, ["--id", "d", "--signal", url]);

@@ -9,12 +9,16 @@
  *   {"cmd":"stats"}                                   → {"event":"stats",…}
  *   {"cmd":"exit"}                                    → closes and exits 0
  *
- * Usage: node_proc.ts --id ID [--signal URL] [--cluster NAME] [--secret S]
+ * Usage: node_proc.ts --id ID [--signal URL] [--cluster NAME] [--secret S] [--tamper fp|sig]
+ *
+ * --tamper makes this member a malicious relay: in every offer it forwards for others it
+ * replaces the DTLS fingerprint in the SDP (fp) or the signature (sig).
  */
 import { createInterface } from "node:readline";
 import process from "node:process";
 import { runtimeName, writeStdoutLine } from "../../src/runtime/process.ts";
 import { SignalingClient } from "../../src/signaling/client.ts";
+import type { SignalRelay } from "../../src/signaling/messages.ts";
 import { WebRtcTransport } from "../../src/transport/webrtc.ts";
 import { Kind } from "../../src/wire/kinds.ts";
 import "../../src/transport/messages.ts";
@@ -28,11 +32,19 @@ const id = flag("id")!;
 const signalUrl = flag("signal");
 const cluster = flag("cluster", "mp")!;
 const secret = flag("secret", "mp-secret")!;
+const tamper = flag("tamper");
 const out = (o: Record<string, unknown>) => writeStdoutLine(JSON.stringify(o));
+const FAKE_FP = "sha-256 " + Array.from({ length: 32 }, (_, i) => (i * 7 % 256).toString(16).padStart(2, "0").toUpperCase()).join(":");
+const relayHook = !tamper ? undefined : (m: SignalRelay): SignalRelay => {
+  const d = m.d as { t: number; sdp: string; sig: string };
+  if (d.t !== Kind.SignalOffer) return m;
+  if (tamper === "fp") return { ...m, d: { ...d, sdp: d.sdp.replace(/a=fingerprint:\S+ \S+/, `a=fingerprint:${FAKE_FP}`) } };
+  return { ...m, d: { ...d, sig: "f".repeat(64) } };
+};
 
 const signaling = signalUrl ? new SignalingClient({ url: signalUrl, cluster, self: id, backoffMinMs: 100, backoffMaxMs: 500 }) : undefined;
 if (signaling) await signaling.start();
-const t = new WebRtcTransport({ self: id, cluster, secret, signaling, iceServers: [], connectTimeoutMs: 10_000 });
+const t = new WebRtcTransport({ self: id, cluster, secret, signaling, iceServers: [], connectTimeoutMs: 10_000, relayHook });
 const received: Record<string, number> = {};
 const order: Record<string, number> = {};
 let outOfOrder = 0;
