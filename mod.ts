@@ -11,6 +11,8 @@
  *
  * @module
  */
+export { startNode } from "./src/node.ts";
+export type { Node } from "./src/node.ts";
 export type { NodeOptions, IceServer } from "./src/config.ts";
 export type { IMap } from "./src/map/imap.ts";
 export type { ClusterView, MemberInfo, ClusterEvent } from "./src/cluster/view.ts";
