@@ -1,0 +1,321 @@
+/**
+ * The job coordinator between real member processes over real WebRTC, Bun and Deno mixed
+ * (issue 5, "Must show"). Three members (Bun, Deno, Bun; the first started is the master).
+ *
+ * - Five rounds: a 6,000-record parallelism-3 job with a `map` sink and one with a `log`
+ *   sink run; `kill -9` of the master at a different moment each round (just started,
+ *   early, mid, late, during finishing). A new coordinator (the oldest survivor) takes
+ *   over; both jobs FINISH; the map sink holds exactly the 6,000 transformed records and
+ *   the log sink 6,000 entries with no duplicate and no gap. The killed member is then
+ *   restarted (a new process joining the same cluster) so every round has three members.
+ * - Throughout each failover every surviving member answers `GET /jobs/:id`, no status
+ *   moves backwards, a FINISHED job stays FINISHED, and after the jobs end every live
+ *   worker's `workers` entry has all slots free (dead members have none).
+ * - `kill -9` of a worker that is not the master: only its tasks restart (attempt + 1)
+ *   from their last checkpoint, other tasks keep their attempt, output still exact.
+ * - Cancel of a running job: CANCELED, slots back to total.
+ *
+ * Measured takeover times are printed; only a generous bound is asserted (the machine is
+ * shared and small).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { killAll, type Member, type RuntimeKind, startMember, until } from "./support/cluster.ts";
+import {
+  checkMapSink,
+  checkpointOf,
+  coordinatorRecord,
+  expectedDoubled,
+  jobInfo,
+  logSinkJob,
+  mapSinkJob,
+  median,
+  readLogSink,
+  recordCount,
+  StatusWatcher,
+  submitJob,
+  waitJob,
+  waitNoSlotLeak,
+} from "./support/jobs_checks.ts";
+import type { JobInfo } from "../src/jobs/job_service.ts";
+
+/** 6,000 records at 800/s: about 7.5 s per job on an idle machine. */
+const ratePerSecond = 800;
+/** Generous bound on kill -9 → new coordinator record (the issue's target is 3 s on a quiet machine). */
+const takeoverBoundMs = 15_000;
+const secret = `jobs-process-${Date.now()}`;
+
+interface ClusterJson {
+  master: string | null;
+  epoch: number;
+  members: { id: string; name: string }[];
+  partitions: { replicasMissing: number; migrating: number };
+}
+
+/** Live members, oldest first (so `live[0]` is the master). */
+let live: Member[] = [];
+const takeovers: { round: string; masterMs: number; coordinatorMs: number }[] = [];
+/** Every job that reached FINISHED, re-checked after later failovers. */
+const finishedJobs: string[] = [];
+let restartCount = 0;
+
+afterAll(() => {
+  killAll();
+  if (takeovers.length > 0) {
+    console.log(
+      `takeover after kill -9 of the master (ms): ${takeovers.map((t) => `${t.round}: view ${t.masterMs.toFixed(0)}, coordinator ${t.coordinatorMs.toFixed(0)}`).join("; ")}`,
+    );
+    console.log(
+      `median: all survivors agree on the new master after ${median(takeovers.map((t) => t.masterMs)).toFixed(0)} ms; ` +
+        `new coordinator term written after ${median(takeovers.map((t) => t.coordinatorMs)).toFixed(0)} ms`,
+    );
+  }
+});
+
+async function views(members: Member[]): Promise<ClusterJson[]> {
+  return await Promise.all(members.map((m) => m.json<ClusterJson>("/cluster")));
+}
+
+/** Waits until every member sees all of `members`, the same master, and full replicas. */
+async function settled(members: Member[], timeoutMs = 90_000): Promise<void> {
+  await until(async () => {
+    const vs = await views(members);
+    const ok = vs.every((v) =>
+      v.members.length === members.length && v.master === members[0].id && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0
+    );
+    return ok ? true : undefined;
+  }, timeoutMs, `${members.length} members, master ${members[0].name}, full replicas`);
+}
+
+async function restart(victim: Member, join: Member): Promise<Member> {
+  restartCount++;
+  const m = await startMember({ name: `${victim.name.replace(/\d+$/, "")}${restartCount}`, runtime: victim.runtime, join: join.url, secret });
+  live.push(m);
+  return m;
+}
+
+function written(info: JobInfo | undefined): number {
+  return info?.tasks.reduce((a, t) => a + t.recordsWritten, 0) ?? 0;
+}
+
+function taskSummary(info: JobInfo): string {
+  return info.tasks.map((t) => `${t.id.slice(t.id.lastIndexOf("/") + 1)}:${t.state}@${live.find((m) => m.id === t.worker)?.name ?? t.worker?.slice(0, 6)}#${t.attempt}`).join(" ");
+}
+
+/** Checks both sinks of a round and that both jobs stay FINISHED. */
+async function checkOutput(reader: Member[], mapJobId: string, outMap: string, logJobId: string, logMap: string): Promise<void> {
+  const wrong = await checkMapSink(reader, outMap, expectedDoubled);
+  if (wrong.length > 0) console.log(`${outMap}: ${wrong.length} wrong, e.g. ${wrong.slice(0, 5).join("; ")}`);
+  expect(wrong.slice(0, 10)).toEqual([]);
+  const logInfo = (await jobInfo(reader[0], logJobId))!;
+  const log = await readLogSink(reader[0], logMap, logInfo.tasks.map((t) => t.id));
+  if (log.duplicates.length + log.missing.length + log.badValues.length > 0) {
+    console.log(`${logMap}: ${log.entries} entries, ${log.duplicates.length} duplicated (e.g. ${log.duplicates.slice(0, 5)}), ${log.missing.length} missing (e.g. ${log.missing.slice(0, 5)}), ${log.badValues.length} bad`);
+  }
+  expect({ entries: log.entries, distinct: log.distinct, duplicates: log.duplicates.length, missing: log.missing.length, bad: log.badValues.length })
+    .toEqual({ entries: recordCount, distinct: recordCount, duplicates: 0, missing: 0, bad: 0 });
+  const mapInfo = (await jobInfo(reader[0], mapJobId))!;
+  expect(mapInfo.metrics.recordsWritten).toBe(recordCount);
+  expect(logInfo.metrics.recordsWritten).toBe(recordCount);
+}
+
+/** Every job that finished earlier is still FINISHED on every live member. */
+async function checkStillFinished(): Promise<void> {
+  for (const m of live) {
+    const list = await m.json<{ id: string; status: string }[]>("/jobs");
+    const byId = new Map(list.map((j) => [j.id, j.status]));
+    for (const id of finishedJobs) expect(`${id} on ${m.name}: ${byId.get(id)}`).toBe(`${id} on ${m.name}: FINISHED`);
+  }
+}
+
+interface Moment {
+  name: string;
+  /** Whether to kill now, given the two jobs' current status. */
+  now: (map: JobInfo, log: JobInfo) => boolean;
+}
+
+const running = (i: JobInfo) => i.status === "RUNNING" || i.status === "FINISHING";
+const anyTaskFinished = (i: JobInfo) => i.status === "FINISHING" || i.tasks.some((t) => t.state === "FINISHED");
+
+const moments: Moment[] = [
+  // Before the first checkpoint of most tasks: everything restarts from offset 0 or close.
+  { name: "just after both jobs started running", now: (a, b) => running(a) && running(b) },
+  { name: "early (≥ 10 % written)", now: (a, b) => running(a) && running(b) && Math.min(written(a), written(b)) >= 600 },
+  { name: "mid (≥ 50 % written)", now: (a, b) => running(a) && running(b) && Math.min(written(a), written(b)) >= 3000 },
+  { name: "late (≥ 70 % written)", now: (a, b) => running(a) && running(b) && Math.min(written(a), written(b)) >= 4200 },
+  // The first task of a job finished: the job is FINISHING (or about to be).
+  { name: "during finishing", now: (a, b) => anyTaskFinished(a) || anyTaskFinished(b) },
+];
+
+describe("jobs across processes (Bun and Deno, werift): kill -9 of master and workers", () => {
+  beforeAll(async () => {
+    const a = await startMember({ name: "a", runtime: "bun", secret });
+    const b = await startMember({ name: "b", runtime: "deno", join: a.url, secret });
+    const c = await startMember({ name: "c", runtime: "bun", join: a.url, secret });
+    live = [a, b, c];
+    await settled(live);
+    // The master coordinates and every worker offers its slots.
+    await until(async () => (await coordinatorRecord(b))?.member === a.id ? true : undefined, 30_000, "coordinator record of a");
+    await waitNoSlotLeak(c, live.map((m) => m.id), []);
+  }, 180_000);
+
+  moments.forEach((moment, round) => {
+    test(`kill -9 of the master ${moment.name}: new coordinator, both jobs FINISHED, exact output`, async () => {
+      const master = live[0];
+      const survivors = live.slice(1);
+      expect((await master.json<ClusterJson>("/cluster")).master).toBe(master.id);
+      const mapId = `r${round}-map`, logId = `r${round}-log`;
+      const outMap = `out-r${round}`, logMap = `log-r${round}`;
+      await submitJob(survivors, mapSinkJob(mapId, outMap, ratePerSecond));
+      await submitJob(survivors, logSinkJob(logId, logMap, ratePerSecond));
+
+      // Poll until the kill moment.
+      const submittedAt = performance.now();
+      let atKill: [JobInfo, JobInfo] | undefined;
+      const end = performance.now() + 120_000;
+      while (!atKill) {
+        const [a, b] = await Promise.all([jobInfo(survivors[0], mapId), jobInfo(survivors[0], logId)]);
+        if (a && b && moment.now(a, b)) atKill = [a, b];
+        else if (performance.now() > end) throw new Error(`kill moment "${moment.name}" not reached: ${JSON.stringify([a?.status, b?.status])}`);
+        else await Bun.sleep(20);
+      }
+      const before = (await coordinatorRecord(survivors[0]))!;
+      expect(before.member).toBe(master.id);
+      const watcher = new StatusWatcher(survivors, [mapId, logId, ...finishedJobs.slice(-2)]);
+      const t0 = performance.now();
+      master.kill9();
+      live = [...survivors];
+      console.log(
+        `round ${round} (${moment.name}): killed master ${master.name} (${master.runtime}) ${((t0 - submittedAt) / 1000).toFixed(1)} s after submit; map job ${atKill[0].status} ${written(atKill[0])} written [${taskSummary(atKill[0])}], ` +
+          `log job ${atKill[1].status} ${written(atKill[1])} written [${taskSummary(atKill[1])}]`,
+      );
+
+      // A new coordinator: every survivor names the oldest survivor master, and that member
+      // wrote the next coordinator term.
+      await until(async () => (await views(survivors)).every((v) => v.master === survivors[0].id) ? true : undefined, takeoverBoundMs * 2, "new master");
+      const masterMs = performance.now() - t0;
+      const rec = await until(async () => {
+        const r = await coordinatorRecord(survivors[1]);
+        return r && r.member === survivors[0].id && r.term > before.term ? r : undefined;
+      }, takeoverBoundMs * 2, "new coordinator record");
+      const coordinatorMs = performance.now() - t0;
+      takeovers.push({ round: moment.name, masterMs, coordinatorMs });
+      console.log(`round ${round}: survivors agree on master ${survivors[0].name} after ${masterMs.toFixed(0)} ms; coordinator term ${rec.term} after ${coordinatorMs.toFixed(0)} ms`);
+      expect(coordinatorMs).toBeLessThan(takeoverBoundMs);
+
+      // The killed member comes back as a new process while the jobs finish.
+      const back = restart(master, survivors[0]);
+      const [mapDone, logDone] = await Promise.all([
+        waitJob(survivors[0], mapId, (i) => i.status === "FINISHED" || i.status === "FAILED", 120_000, "FINISHED"),
+        waitJob(survivors[1], logId, (i) => i.status === "FINISHED" || i.status === "FAILED", 120_000, "FINISHED"),
+      ]);
+      console.log(`round ${round}: map job ${mapDone.status} [${taskSummary(mapDone)}], log job ${logDone.status} [${taskSummary(logDone)}]${mapDone.error ?? ""}${logDone.error ?? ""}`);
+      expect([mapDone.status, logDone.status]).toEqual(["FINISHED", "FINISHED"]);
+      await back;
+      // Finished jobs stay finished while the cluster keeps changing (the restarted member joins).
+      await Bun.sleep(2_000);
+      await watcher.stop();
+      console.log(`round ${round}: status seen from survivors: map ${watcher.seen.get(mapId)?.join("→")}, log ${watcher.seen.get(logId)?.join("→")}; ${watcher.failures.length} failed reads`);
+      expect(watcher.failures.slice(0, 5)).toEqual([]);
+      expect(watcher.regressions).toEqual([]);
+      for (const s of survivors) expect(watcher.answers.get(s.name) ?? 0).toBeGreaterThan(0);
+
+      const finishedAt = performance.now();
+      await checkOutput(survivors, mapId, outMap, logId, logMap);
+      const checkedAt = performance.now();
+      finishedJobs.push(mapId, logId);
+      await settled(live);
+      await waitNoSlotLeak(live[live.length - 1], live.map((m) => m.id), [master.id]);
+      await checkStillFinished();
+      console.log(
+        `round ${round}: jobs ran ${((finishedAt - submittedAt) / 1000).toFixed(1)} s, output check ${((checkedAt - finishedAt) / 1000).toFixed(1)} s, ` +
+          `settle ${((performance.now() - checkedAt) / 1000).toFixed(1)} s`,
+      );
+    }, 240_000);
+  });
+
+  test("kill -9 of a worker that is not the master: only its tasks restart, from their last checkpoint", async () => {
+    const master = live[0];
+    const mapId = "w-map", logId = "w-log";
+    await submitJob(live.slice(1), mapSinkJob(mapId, "out-w", ratePerSecond));
+    await submitJob(live.slice(1), logSinkJob(logId, "log-w", ratePerSecond));
+    // Wait until every task checkpointed at least once, so a restart from 0 would show.
+    const infos = await until(async () => {
+      const [a, b] = await Promise.all([jobInfo(master, mapId), jobInfo(master, logId)]);
+      if (!a || !b || !running(a) || !running(b)) return undefined;
+      return [...a.tasks, ...b.tasks].every((t) => t.state === "RUNNING" && t.recordsWritten >= 300) ? [a, b] : undefined;
+    }, 120_000, "every task checkpointed");
+    const tasks = infos.flatMap((i) => i.tasks);
+    // The youngest non-master member that runs something.
+    const victim = [...live].reverse().find((m) => m !== master && tasks.some((t) => t.worker === m.id))!;
+    expect(victim).toBeDefined();
+    const victimTasks = tasks.filter((t) => t.worker === victim.id).map((t) => t.id);
+    const before = new Map(tasks.map((t) => [t.id, t.attempt]));
+    const checkpointsBefore = new Map(await Promise.all(victimTasks.map(async (id) => [id, (await checkpointOf(master, id))!] as const)));
+    const survivors = live.filter((m) => m !== victim);
+    const watcher = new StatusWatcher(survivors, [mapId, logId]);
+    victim.kill9();
+    live = [...survivors];
+    console.log(`killed worker ${victim.name} (${victim.runtime}) running ${victimTasks.join(", ")}`);
+
+    // Watch the victim's checkpoint records: the next attempt claims them where the dead one left off.
+    const claimed = new Map<string, { checkpointId: number; offset: number; attempt: number }>();
+    const end = performance.now() + 90_000;
+    while (claimed.size < victimTasks.length && performance.now() < end) {
+      for (const id of victimTasks) {
+        if (claimed.has(id)) continue;
+        const cp = await checkpointOf(master, id).catch(() => undefined);
+        if (cp && cp.attempt > before.get(id)!) claimed.set(id, cp);
+      }
+      await Bun.sleep(50);
+    }
+    const [mapDone, logDone] = await Promise.all([
+      waitJob(master, mapId, (i) => i.status === "FINISHED" || i.status === "FAILED", 120_000, "FINISHED"),
+      waitJob(master, logId, (i) => i.status === "FINISHED" || i.status === "FAILED", 120_000, "FINISHED"),
+    ]);
+    console.log(`after the worker kill: map job ${mapDone.status} [${taskSummary(mapDone)}], log job ${logDone.status} [${taskSummary(logDone)}]`);
+    expect([mapDone.status, logDone.status]).toEqual(["FINISHED", "FINISHED"]);
+    expect((await master.json<ClusterJson>("/cluster")).master).toBe(master.id);
+    for (const t of [...mapDone.tasks, ...logDone.tasks]) {
+      const expected = victimTasks.includes(t.id) ? before.get(t.id)! + 1 : before.get(t.id)!;
+      expect(`${t.id} attempt ${t.attempt}`).toBe(`${t.id} attempt ${expected}`);
+      expect(t.worker).not.toBe(victim.id);
+    }
+    for (const id of victimTasks) {
+      const old = checkpointsBefore.get(id)!;
+      const got = claimed.get(id);
+      expect(got).toBeDefined();
+      console.log(`${id}: checkpoint ${old.checkpointId} at offset ${old.offset} before the kill; attempt ${got!.attempt} resumed at checkpoint ${got!.checkpointId}, offset ${got!.offset}`);
+      // Resumed from (at least) the checkpoint seen before the kill, never from the start.
+      expect(old.checkpointId).toBeGreaterThan(0);
+      expect(got!.checkpointId).toBeGreaterThanOrEqual(old.checkpointId);
+      expect(got!.offset).toBeGreaterThanOrEqual(old.offset);
+    }
+    await Bun.sleep(1_000);
+    await watcher.stop();
+    expect(watcher.failures.slice(0, 5)).toEqual([]);
+    expect(watcher.regressions).toEqual([]);
+    await checkOutput(live, mapId, "out-w", logId, "log-w");
+    finishedJobs.push(mapId, logId);
+    await waitNoSlotLeak(master, live.map((m) => m.id), [victim.id]);
+    await checkStillFinished();
+  }, 240_000);
+
+  test("cancel of a running job: CANCELED, slots back to total", async () => {
+    const [master, other] = live;
+    const id = "c-map";
+    await submitJob([other], mapSinkJob(id, "out-c", 300));
+    await waitJob(other, id, (i) => i.status === "RUNNING" && written(i) > 0, 90_000, "RUNNING with a checkpoint");
+    const r = await fetch(`${other.url}/jobs/${id}/cancel`, { method: "POST", signal: AbortSignal.timeout(10_000) });
+    expect(r.status).toBe(202);
+    const done = await waitJob(master, id, (i) => i.status === "CANCELED" || i.status === "FINISHED" || i.status === "FAILED", 60_000, "CANCELED");
+    console.log(`cancelled: ${done.status} [${taskSummary(done)}], ${written(done)} records written`);
+    expect(done.status).toBe("CANCELED");
+    expect(done.tasks.every((t) => t.state === "CANCELED")).toBe(true);
+    expect(written(done)).toBeLessThan(recordCount);
+    await waitNoSlotLeak(other, live.map((m) => m.id), []);
+    // Still CANCELED a while later, on every member.
+    await Bun.sleep(1_500);
+    for (const m of live) expect((await jobInfo(m, id))?.status).toBe("CANCELED");
+    await checkStillFinished();
+  }, 120_000);
+});
