@@ -46,6 +46,8 @@ function start(launcher: string[], args: string[], env: Record<string, string> =
     }
     throw new Error(`exited without a ready line: ${err}`);
   })();
+  // Tests that expect an exit never await `ready`; its rejection must not count as unhandled.
+  ready.catch(() => {});
   return { proc, ready, stderr: () => err };
 }
 
