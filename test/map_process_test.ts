@@ -7,7 +7,14 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { killAll, type Member, startMember, until } from "./support/cluster.ts";
 
-afterAll(killAll);
+const started: Member[] = [];
+/** With MAP_PROCESS_LOG_DIR set, each member's log is written there (for diagnosing a failure). */
+const logDir = process.env.MAP_PROCESS_LOG_DIR;
+afterAll(async () => {
+  if (logDir) for (const m of started) await Bun.write(`${logDir}/${m.name}.log`, m.stderr());
+  killAll();
+});
+const note = (s: string) => console.log(`${new Date().toISOString()} ${s}`);
 
 interface ClusterJson {
   master: string;
@@ -40,6 +47,7 @@ describe("IMap across processes", () => {
     const c = await startMember({ name: "c", runtime: "bun", join: a.url });
     const d = await startMember({ name: "d", runtime: "deno", join: b.url });
     const all = [a, b, c, d];
+    started.push(...all);
     const views = await settled(all, 4);
     expect(Object.keys(views[0].partitions.owners).length).toBe(4);
 
@@ -59,6 +67,7 @@ describe("IMap across processes", () => {
     expect(acked.size).toBe(KEYS);
 
     // kill -9 the master (a, the oldest); wait for promotion and re-replication.
+    note("kill -9 a (master)");
     a.kill9();
     const survivors1 = [b, c, d];
     const v1 = await settled(survivors1, 3);
@@ -70,9 +79,11 @@ describe("IMap across processes", () => {
     });
     console.log(`after kill -9 of the master: ${lost1.length} keys wrong`);
     // kill -9 another member once every partition is back to full replica count.
+    note("kill -9 c");
     c.kill9();
     const survivors2 = [b, d];
     await settled(survivors2, 2);
+    note("2 members with full replicas");
 
     for (const m of survivors2) {
       const wrong: string[] = [];

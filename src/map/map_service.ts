@@ -280,6 +280,7 @@ export class MapService {
           if (prim) this.#demote(prim);
           const d = this.#ensureData(p);
           // This replica's history is now the partition's history for `epoch`.
+          if (prim || d.lineage >= 0) this.#log.debug("map.primary.promoted", { p, epoch, seq: d.seq, entries: d.entryCount, lineage: d.lineage });
           d.lineage = epoch;
           this.#snapIn.delete(p);
           prim = { p, epoch, followers: new Map(), waiters: [], keyPending: new Map(), readBarrier: d.seq, migration: null, handoff: false };
@@ -300,6 +301,7 @@ export class MapService {
           this.#ensureData(p);
           this.#touched.delete(p);
         } else if (this.#data.has(p) && !this.#isTarget(p)) {
+          this.#log.debug("map.replica.dropped", { p, seq: this.#data.get(p)!.seq, entries: this.#data.get(p)!.entryCount, version: t.version });
           this.#data.delete(p);
           this.#snapIn.delete(p);
         }
@@ -742,6 +744,7 @@ export class MapService {
       return;
     }
     this.counters.snapshotsInstalled++;
+    this.#log.debug("map.snapshot.installed", { p: c.p, epoch: c.e, seq: d.seq, entries: d.entryCount, from });
     this.#transport.send(from, { t: Kind.MapBackupAck, items: [{ p: c.p, e: c.e, s: d.seq }] });
   }
 

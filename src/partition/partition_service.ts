@@ -75,6 +75,13 @@ interface Inflight {
   sentAt: number;
 }
 
+/** Partitions whose primary changed between two tables. */
+function countPromoted(prev: PartitionTable, next: PartitionTable): number {
+  let n = 0;
+  for (let p = 0; p < next.partitionCount; p++) if (prev.replicas[p]?.[0] !== next.replicas[p][0]) n++;
+  return n;
+}
+
 const sameRow = (a: readonly NodeId[], b: readonly NodeId[]) => a.length === b.length && a.every((m, i) => m === b[i]);
 
 export class PartitionService {
@@ -160,7 +167,7 @@ export class PartitionService {
   }
 
   summary(): PartitionSummary {
-    return tableSummary(this.#table, this.wantedReplicas());
+    return tableSummary(this.#table, this.wantedReplicas(), new Set(this.#view.members().map((m) => m.id)));
   }
 
   info(): PartitionReplicaInfo[] {
@@ -231,6 +238,9 @@ export class PartitionService {
     const prev = this.#table;
     this.#table = next;
     this.stats.pushesApplied++;
+    const promoted = countPromoted(prev, next);
+    if (promoted > 0 && prev.version > 0) this.#log.info("partition.table.primaries_changed", { version: next.version, partitions: promoted });
+    else this.#log.debug("partition.table.applied", { version: next.version, migrating: next.migrations.size });
     for (const fn of this.#tableListeners) fn(next, prev);
     if (this.#leaveRequested && this.#holdsNothing()) for (const w of this.#leaveWaiters.splice(0)) w();
   }
@@ -448,6 +458,8 @@ export class PartitionService {
     let changed = false;
     // 1. Repair: drop dead members; the first live backup becomes primary (epoch + 1).
     if (replicas.some((r) => r.some((m) => !live.has(m)))) {
+      const emptied = replicas.filter((r) => r.length > 0 && r.every((m) => !live.has(m))).length;
+      if (emptied > 0) this.#log.warn("partition.repair.all_replicas_gone", { partitions: emptied, live: [...live] });
       replicas = repairReplicas(replicas, live);
       changed = true;
     }

@@ -92,15 +92,19 @@ export function tableInfo(t: PartitionTable): PartitionReplicaInfo[] {
 }
 
 /**
- * Summary for `GET /cluster`.
+ * Summary for `GET /cluster`. Only replicas on live members count: between a member's death
+ * and the master's repaired table, the rows still name the dead member, and counting it
+ * would report full replicas while one copy is gone.
  * @param wanted replicas wanted per partition (1 + backups), capped by the data member count
+ * @param live the members this member's view holds alive; all when omitted
  */
-export function tableSummary(t: PartitionTable, wanted: number): PartitionSummary {
+export function tableSummary(t: PartitionTable, wanted: number, live?: ReadonlySet<NodeId>): PartitionSummary {
   const owners: Record<NodeId, number> = {};
   let replicasMissing = 0;
   for (const row of t.replicas) {
-    if (row.length > 0) owners[row[0]] = (owners[row[0]] ?? 0) + 1;
-    replicasMissing += Math.max(0, wanted - row.length);
+    const alive = live ? row.filter((m) => live.has(m)) : row;
+    if (alive.length > 0 && alive[0] === row[0]) owners[row[0]] = (owners[row[0]] ?? 0) + 1;
+    replicasMissing += Math.max(0, wanted - alive.length);
   }
   return { count: t.partitionCount, version: t.version, owners, replicasMissing, migrating: t.migrations.size };
 }

@@ -1,0 +1,76 @@
+/**
+ * Members of a simulated IMap cluster: real Membership plus a DataGrid per node over one
+ * MemoryNetwork in virtual time. Shared by the chaos simulation and the scenario tests.
+ */
+import { Membership } from "../../src/cluster/membership.ts";
+import type { DataGridConfig } from "../../src/map/data_grid.ts";
+import { DataGrid } from "../../src/map/data_grid.ts";
+import { Simulation, type SimulationOptions } from "../../src/sim/simulation.ts";
+import type { NodeId } from "../../src/transport/transport.ts";
+
+export interface ImapSimNode {
+  id: NodeId;
+  m: Membership;
+  grid: DataGrid;
+  alive: boolean;
+  stop(): void;
+}
+
+export interface ImapSimOptions extends SimulationOptions {
+  grid: Partial<DataGridConfig> & { partitionCount: number };
+  /** Called for every node built (subscribe to events, install error hooks). */
+  onNode?: (n: ImapSimNode, handlerError: (kind: number, err: unknown) => void) => void;
+  /** Collects handler errors of every node. */
+  problems?: string[];
+}
+
+/** A simulation whose nodes are IMap members of cluster "sim". */
+export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
+  return new Simulation<ImapSimNode>(opts, (ctx) => {
+    const m = new Membership({
+      self: ctx.id,
+      transport: ctx.transport,
+      router: ctx.router,
+      clock: ctx.clock,
+      rng: ctx.rng,
+      log: ctx.log,
+      config: { cluster: "sim", secret: "sim-secret", name: ctx.id, runtime: "sim" },
+    });
+    const grid = new DataGrid({
+      self: ctx.id,
+      view: m,
+      transport: ctx.transport,
+      router: ctx.router,
+      clock: ctx.clock,
+      rng: ctx.rng.fork(),
+      log: ctx.log,
+      config: { backupCount: 1, asyncBackupCount: 0, lite: false, ...opts.grid },
+    });
+    ctx.router.onHandlerError = (kind, err) => opts.problems?.push(`handler error in ${kind} on ${ctx.id}: ${String((err as Error)?.stack ?? err)}`);
+    const node: ImapSimNode = {
+      id: ctx.id,
+      m,
+      grid,
+      alive: true,
+      stop() {
+        node.alive = false;
+        grid.stop();
+        m.stop();
+      },
+    };
+    opts.onNode?.(node, (kind, err) => opts.problems?.push(`handler error in ${kind} on ${ctx.id}: ${String(err)}`));
+    return node;
+  });
+}
+
+/** Whether every given member sees exactly these members, one master, and a full table with no migration. */
+export function fullReplicas(nodes: ImapSimNode[]): boolean {
+  if (nodes.length === 0) return false;
+  const ids = nodes.map((n) => n.id).sort().join(",");
+  const master = nodes[0].m.master();
+  return nodes.every((n) => {
+    const s = n.grid.partitionSummary();
+    return n.m.master() === master && n.m.members().map((x) => x.id).sort().join(",") === ids && n.grid.partitions.table.version > 0 &&
+      s.replicasMissing === 0 && s.migrating === 0;
+  });
+}
