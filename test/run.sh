@@ -12,6 +12,8 @@ echo "== bun test"
 bun test --timeout 120000 "$@" 2>&1 | tee "$log"
 bp=$(grep -Eo '^ *[0-9]+ pass' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
 bf=$(grep -Eo '^ *[0-9]+ fail' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+be=$(grep -Eo '^ *[0-9]+ errors?' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+bf=$((bf + be)) # errors between tests (unhandled rejections) count as failures
 if ! grep -Eq '^ *[0-9]+ pass' "$log"; then bf=$((bf + 1)); echo "bun test produced no summary"; fi
 passed=$((passed + bp)); failed=$((failed + bf))
 
