@@ -31,6 +31,8 @@ import {
 } from "./job_state.ts";
 import { buildPlan, planTasks, type TaskPlan } from "./job_plan.ts";
 import {
+  type ActiveJobs,
+  activeJobsKey,
   type AssignmentEntry,
   type CancelRequest,
   cancelKey,
@@ -102,9 +104,27 @@ type CoordEvent =
   | { kind: "done"; from: NodeId; msg: JobTaskDone }
   | { kind: "report"; from: NodeId; msg: JobTaskReport }
   | { kind: "notify"; from: NodeId; msg: JobNotify }
-  | { kind: "memberRemoved"; member: NodeId };
+  | { kind: "memberRemoved"; member: NodeId }
+  | { kind: "found"; jobId: string }
+  | { kind: "cancelFound"; jobId: string }
+  | { kind: "staleWorker"; member: NodeId; entry: WorkerEntry };
 
 const maxEvents = 10_000;
+/** Most map reads in flight while loading jobs (takeover) or the tasks of one job. */
+const loadWidth = 8;
+
+/** `f` over `items` with at most `width` calls in flight; results in input order. */
+async function mapBounded<T, R>(items: readonly T[], width: number, f: (x: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await f(items[i]);
+    }
+  }));
+  return out;
+}
 const maxTerminalRemembered = 10_000;
 
 export class Coordinator {
@@ -119,6 +139,9 @@ export class Coordinator {
   #timer: Timer | undefined;
   #ticking = false;
   #lastScanAt = 0;
+  #scanning = false;
+  /** Whether the `workers` map still needs its one-off sweep for entries of dead members. */
+  #sweepWorkers = false;
   #lastFenceAt = 0;
   #lastQueryAt = new Map<NodeId, number>();
   #reqId = 0;
@@ -171,23 +194,24 @@ export class Coordinator {
       this.#jobs.clear();
       this.#workers.clear();
       this.#events = this.#events.filter((e) => e.kind !== "report");
-      // Workers: known from the map until their hello arrives.
+      // Workers: the live members' entries (one batched read), known until their hello
+      // arrives. Entries of dead members are swept by the background scan; a full scan
+      // here would hold the takeover up for a walk over every partition.
       const workersMap = this.#map(JobMaps.workers);
-      for await (const [member, value] of workersMap.entries()) {
+      const memberIds = view.members().map((m) => m.id);
+      const entries = await retrying(() => workersMap.getAll(memberIds), this.#retry);
+      for (const [member, value] of entries) {
         const w = value as WorkerEntry;
-        if (!view.member(member as string)) {
-          await workersMap.remove(member, w).catch(() => false);
-          continue;
-        }
         this.#workers.set(member as string, { member: member as string, workerId: w.workerId, total: w.total, tasks: new Set() });
       }
-      for await (const id of this.#map(JobMaps.jobs).keys()) {
-        if (this.#jobs.size >= (this.opts.maxActiveJobs ?? 1000)) break;
-        await this.#load(id as string);
-      }
+      this.#sweepWorkers = true;
+      // Jobs: those in the active-jobs index now; the background scan finds any other.
+      const index = (await retrying(() => this.#map(JobMaps.jobStates).get(activeJobsKey), this.#retry)) as ActiveJobs | undefined;
+      const ids = (index?.ids ?? []).slice(0, this.opts.maxActiveJobs ?? 1000);
+      await mapBounded(ids, loadWidth, (id) => this.#load(id));
       for (const w of this.#workers.values()) await this.#writeWorker(w);
       this.#active = true;
-      this.#lastScanAt = clock.now();
+      this.#lastScanAt = -Infinity; // scan right away
       this.#lastFenceAt = clock.now();
       this.stats.takeovers++;
       log.info("coordinator took over", { term: this.#term, epoch, jobs: this.#jobs.size, workers: this.#workers.size });
@@ -246,9 +270,15 @@ export class Coordinator {
       while (this.#events.length > 0 && this.#active) {
         await this.#handle(this.#events.shift()!);
       }
-      if (this.#active && now - this.#lastScanAt >= (this.opts.scanIntervalMs ?? 2000)) {
-        this.#lastScanAt = now;
-        await this.#scan();
+      if (this.#active && !this.#scanning && now - this.#lastScanAt >= (this.opts.scanIntervalMs ?? 2000)) {
+        // A scan walks every partition of the maps: far too slow for this loop, so it runs
+        // beside it and hands what it finds back as events.
+        this.#scanning = true;
+        const term = this.#term;
+        void this.#scan(term).catch((err) => log.warn("coordinator scan failed", { error: (err as Error).message })).finally(() => {
+          this.#scanning = false;
+          this.#lastScanAt = clock.now();
+        });
       }
       for (const job of [...this.#jobs.values()]) {
         if (!this.#active) break;
@@ -340,18 +370,27 @@ export class Coordinator {
     const cur = (await retrying(() => states.get(jobStateKey(jobId)), this.#retry)) as JobStateRecord | undefined;
     if (cur && isJobTerminal(cur.state)) {
       this.#rememberTerminal(jobId);
+      await this.#unindex(jobId);
       return;
     }
     const state = await this.#stamp(jobStateKey(jobId), cur ?? created());
     if (isJobTerminal(state.state)) return this.#rememberTerminal(jobId);
-    const pipeline = await this.#stamp(pipelineStateKey(plan.pipelines[0].id), created());
-    const tasks = new Map<string, TaskRt>();
+    // The records are independent: read and stamp them side by side (a takeover waits on this).
     const asgs = this.#map(JobMaps.assignments);
-    for (const tp of planTasks(plan)) {
+    const pipelineP = this.#stamp(pipelineStateKey(plan.pipelines[0].id), created());
+    const cancelP = retrying(() => states.get(cancelKey(jobId)), this.#retry) as Promise<CancelRequest | undefined>;
+    const loaded = await mapBounded(planTasks(plan), loadWidth, async (tp) => {
       const initial: TaskStateRecord = { state: "CREATED", timestamps: { CREATED: now }, term: 0, epoch: 0, attempt: 1 };
-      const ts = (await retrying(() => states.get(taskStateKey(tp.id)), this.#retry)) as TaskStateRecord | undefined;
+      const [ts, asg] = await Promise.all([
+        retrying(() => states.get(taskStateKey(tp.id)), this.#retry) as Promise<TaskStateRecord | undefined>,
+        retrying(() => asgs.get(tp.id), this.#retry) as Promise<AssignmentEntry | undefined>,
+      ]);
       const st = ts && isTaskTerminal(ts.state) ? ts : await this.#stamp(taskStateKey(tp.id), ts ?? initial);
-      const asg = (await retrying(() => asgs.get(tp.id), this.#retry)) as AssignmentEntry | undefined;
+      return { tp, st, asg };
+    });
+    const [pipeline, cancel] = await Promise.all([pipelineP, cancelP]);
+    const tasks = new Map<string, TaskRt>();
+    for (const { tp, st, asg } of loaded) {
       const t: TaskRt = { plan: tp, state: st, lastSentAt: 0, verified: st.state !== "RUNNING" };
       if (asg && asg.attempt === st.attempt && (st.state === "SCHEDULED" || st.state === "RUNNING" || st.state === "CANCELING")) {
         t.asg = asg;
@@ -360,8 +399,16 @@ export class Coordinator {
       }
       tasks.set(tp.id, t);
     }
-    const cancel = (await retrying(() => states.get(cancelKey(jobId)), this.#retry)) as CancelRequest | undefined;
+    if (this.#jobs.has(jobId)) return; // loaded meanwhile
     this.#jobs.set(jobId, { id: jobId, entry, state, pipeline, tasks, cancel: cancel !== undefined });
+  }
+
+  /** Drops a terminal job from the active-jobs index. */
+  async #unindex(jobId: string): Promise<void> {
+    await casUpdate<ActiveJobs>(this.#map(JobMaps.jobStates), activeJobsKey, (cur) => {
+      if (!cur || !cur.ids.includes(jobId)) return undefined;
+      return { ids: cur.ids.filter((id) => id !== jobId) };
+    }, this.#retry);
   }
 
   #rememberTerminal(jobId: string): void {
@@ -369,21 +416,35 @@ export class Coordinator {
     this.#terminal.add(jobId);
   }
 
-  async #scan(): Promise<void> {
+  /**
+   * Looks through the maps for what no message told this coordinator: jobs it does not
+   * know (a lost submit notification, or jobs missing from the active-jobs index), cancel
+   * requests, and `workers` entries of dead members (once after takeover). Runs beside
+   * the loop and only queues events; the loop re-checks everything before acting.
+   */
+  async #scan(term: number): Promise<void> {
+    const live = () => this.#active && this.#term === term;
     const jobs = this.#map(JobMaps.jobs);
+    let found = 0;
     for await (const id of jobs.keys()) {
-      if (!this.#active) return;
-      if (this.#jobs.size >= (this.opts.maxActiveJobs ?? 1000)) break;
+      if (!live()) return;
+      if (this.#jobs.size + found >= (this.opts.maxActiveJobs ?? 1000)) break;
       if (!this.#jobs.has(id as string) && !this.#terminal.has(id as string)) {
-        await this.#load(id as string);
-        if (this.#active) {
-          for (const w of this.#workers.values()) await this.#writeWorker(w);
-        }
+        found++;
+        this.push({ kind: "found", jobId: id as string });
       }
     }
-    const states = this.#map(JobMaps.jobStates);
-    for (const job of this.#jobs.values()) {
-      if (!job.cancel && (await states.get(cancelKey(job.id))) !== undefined) job.cancel = true;
+    const ids = [...this.#jobs.values()].filter((j) => !j.cancel).map((j) => j.id);
+    if (ids.length > 0 && live()) {
+      const got = await this.#map(JobMaps.jobStates).getAll(ids.map(cancelKey));
+      for (const id of ids) if (got.has(cancelKey(id))) this.push({ kind: "cancelFound", jobId: id });
+    }
+    if (this.#sweepWorkers && live()) {
+      for await (const [member, value] of this.#map(JobMaps.workers).entries()) {
+        if (!live()) return;
+        if (!this.opts.view.member(member as string)) this.push({ kind: "staleWorker", member: member as string, entry: value as WorkerEntry });
+      }
+      this.#sweepWorkers = false;
     }
   }
 
@@ -407,6 +468,22 @@ export class Coordinator {
           const job = this.#jobs.get(e.msg.jobId);
           if (job) job.cancel = true;
         }
+        return;
+      }
+      case "found": {
+        if (this.#jobs.has(e.jobId) || this.#terminal.has(e.jobId)) return;
+        await this.#load(e.jobId);
+        for (const w of this.#workers.values()) await this.#writeWorker(w);
+        return;
+      }
+      case "cancelFound": {
+        const job = this.#jobs.get(e.jobId);
+        if (job) job.cancel = true;
+        return;
+      }
+      case "staleWorker": {
+        if (this.opts.view.member(e.member)) return;
+        await this.#map(JobMaps.workers).remove(e.member, e.entry).catch(() => false);
         return;
       }
       case "memberRemoved": {
@@ -457,6 +534,12 @@ export class Coordinator {
 
   async #onDone(from: NodeId, msg: JobTaskDone): Promise<void> {
     const ack = () => this.opts.send(from, { t: Kind.JobTaskDoneAck, taskId: msg.taskId, attempt: msg.attempt });
+    // A report can arrive before this coordinator loaded the job (right after a takeover):
+    // load it first, or the report would be acknowledged and lost.
+    if (!this.#jobs.has(msg.jobId) && !this.#terminal.has(msg.jobId)) {
+      await this.#load(msg.jobId);
+      for (const w of this.#workers.values()) await this.#writeWorker(w);
+    }
     const job = this.#jobs.get(msg.jobId);
     const t = job?.tasks.get(msg.taskId);
     if (!job || !t) return ack(); // terminal or unknown job: nothing to apply
@@ -686,6 +769,7 @@ export class Coordinator {
     await this.#setJob(job, to, error);
     this.#jobs.delete(job.id);
     this.#rememberTerminal(job.id);
+    await this.#unindex(job.id);
     void this.#cleanupStages(job.id).catch(() => {});
   }
 

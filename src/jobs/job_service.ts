@@ -19,6 +19,8 @@ import { type JobDefinition, type JobDefinitionInput, JobIdSchema } from "./job_
 import { buildPlan, planTasks } from "./job_plan.ts";
 import { isJobTerminal, type JobStatus, type TaskStateRecord } from "./job_state.ts";
 import {
+  type ActiveJobs,
+  activeJobsKey,
   type CancelRequest,
   cancelKey,
   type CoordinatorRecord,
@@ -33,6 +35,7 @@ import {
   type TaskMetrics,
   taskMetricsKey,
   taskStateKey,
+  maxIndexedJobs,
   type WorkerEntry,
 } from "./map_names.ts";
 import "./messages.ts";
@@ -48,7 +51,7 @@ import type {
   JobWorkerHello,
   JobWorkerHelloAck,
 } from "./messages.ts";
-import { retrying, sameValue } from "./state_store.ts";
+import { casUpdate, retrying, sameValue } from "./state_store.ts";
 import { Worker } from "./worker.ts";
 
 /** Timing knobs; the defaults suit real clusters, tests may shorten them. */
@@ -239,6 +242,12 @@ export class JobService {
     const entry: JobEntry = { id: jobId, definition: def, plan, createdAt: now };
     const prev = (await retrying(() => jobs.putIfAbsent(jobId, entry), this.#retry())) as JobEntry | undefined;
     if (prev && !sameValue(prev.definition, def)) throw new ShoalError("CONFLICT", `Cannot submit job ${jobId}: a different job has that id`);
+    // Index it for a future coordinator (best effort: the coordinator's scan finds it too).
+    await casUpdate<ActiveJobs>(states, activeJobsKey, (cur) => {
+      const ids = cur?.ids ?? [];
+      if (ids.includes(jobId) || ids.length >= maxIndexedJobs) return undefined;
+      return { ids: [...ids, jobId] };
+    }, this.#retry()).catch((err) => this.opts.log.warn("cannot index job", { job: jobId, error: (err as Error).message }));
     this.opts.log.info("job submitted", { job: jobId, name: def.name, parallelism: def.parallelism });
     this.#notify(jobId, "submitted");
     return jobId;

@@ -116,6 +116,22 @@ export const taskStateKey = (taskId: string): string => `task/${taskId}`;
 export const cancelKey = (jobId: string): string => `cancel/${jobId}`;
 /** Key of the coordinator record. */
 export const coordinatorKey = "coordinator";
+/**
+ * Key of the active-jobs index in `job-states`: the ids of jobs not yet known to be
+ * terminal, so a new coordinator finds them with one read instead of a walk over every
+ * partition. Submit adds an id after writing the job; the coordinator removes it once the
+ * job is terminal. An index that is full (or missed an id) only costs time: the
+ * coordinator's background scan of `jobs` finds every job.
+ */
+export const activeJobsKey = "active";
+/** Most ids the active-jobs index holds. */
+export const maxIndexedJobs = 1000;
+
+/** The active-jobs index. */
+export interface ActiveJobs {
+  ids: string[];
+}
+
 /** Key of a staged sink segment in `checkpoints`. */
 export const stageKey = (taskId: string, attempt: number, checkpointId: number): string =>
   `stage/${taskId}/a${attempt}/c${checkpointId}`;
