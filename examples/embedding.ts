@@ -28,6 +28,20 @@ function check(cond: unknown, what: string): asserts cond {
   if (!cond) throw new Error(`check failed: ${what}`);
 }
 
+/**
+ * Adds `item` to a session's cart. replace(key, expected, value) succeeds only if the entry
+ * still equals `expected`, which makes read-modify-write safe when several members (or
+ * several calls) update one key at once: a lost race just reads again and retries.
+ */
+async function addToCart(sessions: IMap<string, Session>, id: string, item: string): Promise<void> {
+  for (;;) {
+    const current = await sessions.get(id);
+    if (!current) throw new Error(`no session ${id}`);
+    const next = { ...current, cart: [...current.cart, item], visits: current.visits + 1 };
+    if (await sessions.replace(id, current, next)) return;
+  }
+}
+
 const join = env("SHOAL_JOIN");
 const node = await startNode({
   name: "embedded-app",
@@ -54,17 +68,8 @@ try {
   check((await sessions.putIfAbsent("s-1", { user: "eve", cart: [], visits: 1 }))?.user === "ada", "putIfAbsent keeps the existing entry");
   check(await sessions.putIfAbsent("s-2", { user: "bob", cart: [], visits: 1 }) === undefined, "putIfAbsent writes a free key");
 
-  // Compare-and-set: replace(key, expected, value) succeeds only if the entry still equals
-  // `expected`, which makes read-modify-write safe when several members update one key.
-  async function addToCart(id: string, item: string): Promise<void> {
-    for (;;) {
-      const current = await sessions.get(id);
-      if (!current) throw new Error(`no session ${id}`);
-      const next = { ...current, cart: [...current.cart, item], visits: current.visits + 1 };
-      if (await sessions.replace(id, current, next)) return;
-    }
-  }
-  await Promise.all([addToCart("s-1", "pen"), addToCart("s-1", "lamp"), addToCart("s-1", "mug")]);
+  // Compare-and-set (see addToCart below) keeps concurrent read-modify-writes from losing updates.
+  await Promise.all([addToCart(sessions, "s-1", "pen"), addToCart(sessions, "s-1", "lamp"), addToCart(sessions, "s-1", "mug")]);
   const s1 = await sessions.get("s-1");
   check(s1?.cart.length === 4 && s1.visits === 5, `every concurrent update applied once (got ${JSON.stringify(s1)})`);
   console.log("after 3 concurrent compare-and-set updates →", s1);

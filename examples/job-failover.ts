@@ -54,6 +54,7 @@ async function startMember(name: string, join?: string): Promise<Member> {
   return m;
 }
 
+// deno-lint-ignore no-explicit-any
 async function json<T = any>(url: string, init?: RequestInit): Promise<T> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
   const body = await res.text();

