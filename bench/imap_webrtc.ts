@@ -1,0 +1,225 @@
+/**
+ * IMap benchmark over real WebRTC: 3 data member processes (same runtime as the bench,
+ * started with `mod.ts node`) and this process as a lite member acting as the client
+ * (`startNode({ lite: true, http: false, join })`), backupCount 1, 271 partitions,
+ * 100-byte string values.
+ *
+ *   bun run bench/imap_webrtc.ts        |   deno run -A bench/imap_webrtc.ts
+ *
+ * Prints:
+ * - put/get latency p50/p99: one call at a time from the lite client (a put answers after
+ *   the primary and its sync backup applied it);
+ * - throughput with 64 calls in flight (puts, then gets);
+ * - migration when a 4th data member joins a map of 100,000 entries: the time from the new
+ *   member being listed by the client to every member reporting no migration in flight,
+ *   no missing replica and 4 owners; MB/s two ways (see README.md);
+ * - the load average (/proc/loadavg) at start and end.
+ *
+ * Options: --seq N (sequential puts and gets, default 2000), --ops N (operations per
+ * throughput run, default 20000), --entries N (map size before the join, default 100000),
+ * --in-flight N (default 64).
+ */
+import { startNode } from "../src/node.ts";
+import { partitionOf } from "../src/partition/partition_of.ts";
+import { encodeValue } from "../src/wire/codec.ts";
+import {
+  benchArgs,
+  bytesSentOf,
+  clusterOf,
+  currentRuntime,
+  flag,
+  fmtMs,
+  loadAverage,
+  type MemberProcess,
+  quantile,
+  runBench,
+  runtimeVersion,
+  sleep,
+  startMember,
+  until,
+} from "./_cluster.ts";
+
+const argv = benchArgs();
+const SEQ = Number(flag(argv, "seq", "2000"));
+const OPS = Number(flag(argv, "ops", "20000"));
+const ENTRIES = Number(flag(argv, "entries", "100000"));
+const IN_FLIGHT = Number(flag(argv, "in-flight", "64"));
+const PARTITIONS = 271;
+const VALUE = "x".repeat(100);
+const secret = `bench-${Date.now()}`;
+
+/** Every member lists `want` data owners, none migrating, none missing a replica. */
+async function settled(members: MemberProcess[], want: number): Promise<boolean> {
+  const bodies = await Promise.all(members.map(clusterOf));
+  return bodies.every((b) =>
+    b.partitions.migrating === 0 && b.partitions.replicasMissing === 0 && Object.keys(b.partitions.owners).length === want &&
+    b.members.length === members.length + 1
+  );
+}
+
+async function main(): Promise<void> {
+  const loadStart = loadAverage();
+  const runtime = currentRuntime();
+  console.log(`IMap over WebRTC (${runtimeVersion()}): 3 data member processes + this process as lite client, backup 1, ${PARTITIONS} partitions, 100 B values`);
+  console.log(`load average at start: ${loadStart}`);
+
+  const t0 = performance.now();
+  const a = await startMember({ name: "a", secret });
+  const [b, c] = await Promise.all([startMember({ name: "b", secret, join: a.url }), startMember({ name: "c", secret, join: a.url })]);
+  const data = [a, b, c];
+  const client = await startNode({ name: "client", lite: true, http: false, join: [a.url], secret, logLevel: "warn" });
+  await until(async () => (await settled(data, 3)) || undefined, 60_000, "3 data members settled", 100);
+  await until(() => {
+    const s = client.partitionSummary();
+    return client.cluster.members().length === 4 && Object.keys(s.owners).length === 3 && s.migrating === 0 || undefined;
+  }, 30_000, "client sees the table", 50);
+  console.log(`cluster up in ${fmtMs(performance.now() - t0)}`);
+
+  const map = client.getMap<string, string>("bench");
+  // Warm-up: links to every member, JIT.
+  for (let i = 0; i < 1000; i++) await map.set(`w${i}`, VALUE);
+
+  const putLat: number[] = [];
+  for (let i = 0; i < SEQ; i++) {
+    const t = performance.now();
+    await map.put(`k${i}`, VALUE);
+    putLat.push(performance.now() - t);
+  }
+  const getLat: number[] = [];
+  for (let i = 0; i < SEQ; i++) {
+    const t = performance.now();
+    await map.get(`k${i}`);
+    getLat.push(performance.now() - t);
+  }
+
+  const keySpace = 10_000;
+  async function throughput(kind: "put" | "get"): Promise<{ perS: number; lat: number[] }> {
+    let next = 0;
+    const lat: number[] = [];
+    const t = performance.now();
+    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < OPS) {
+        const i = next++;
+        const t1 = performance.now();
+        if (kind === "put") await map.set(`t${i % keySpace}`, VALUE);
+        else await map.get(`t${i % keySpace}`);
+        lat.push(performance.now() - t1);
+      }
+    }));
+    return { perS: OPS / ((performance.now() - t) / 1000), lat };
+  }
+  const putRun = await throughput("put");
+  const getRun = await throughput("get");
+  const putTput = putRun.perS, getTput = getRun.perS;
+
+  // Load the big map.
+  const big = client.getMap<string, string>("big");
+  const tLoad = performance.now();
+  const chunk = 5000;
+  for (let i = 0; i < ENTRIES; i += chunk) {
+    const part: Array<[string, string]> = [];
+    for (let j = i; j < Math.min(ENTRIES, i + chunk); j++) part.push([`m${j}`, VALUE]);
+    await big.putAll(part);
+  }
+  const loadMs = performance.now() - tLoad;
+  const bigSize = await big.size();
+  if (bigSize !== ENTRIES) throw new Error(`big map holds ${bigSize} entries, expected ${ENTRIES}`);
+
+  // Entries and bytes per partition of everything stored (both maps), for the table estimate.
+  const perPartitionEntries = new Array<number>(PARTITIONS).fill(0);
+  const perPartitionBytes = new Array<number>(PARTITIONS).fill(0);
+  const valueBytes = encodeValue(VALUE).length;
+  const count = (key: string) => {
+    const k = encodeValue(key);
+    const p = partitionOf(key, PARTITIONS);
+    perPartitionEntries[p]++;
+    perPartitionBytes[p] += k.length + valueBytes;
+  };
+  for (let i = 0; i < 1000; i++) count(`w${i}`);
+  for (let i = 0; i < SEQ; i++) count(`k${i}`);
+  for (let i = 0; i < Math.min(keySpace, OPS); i++) count(`t${i}`);
+  for (let i = 0; i < ENTRIES; i++) count(`m${i}`);
+
+  await sleep(500);
+  const before = client.partitionTable().map((r) => new Set(r.replicas));
+  const sentBefore = await Promise.all(data.map(bytesSentOf));
+
+  // A 4th data member joins.
+  let joinedAt = 0;
+  let dId = "";
+  const unsubscribe = client.cluster.subscribe((e) => {
+    if (e.type === "memberAdded" && e.member.name === "d" && joinedAt === 0) (joinedAt = performance.now(), dId = e.member.id);
+  });
+  const tSpawn = performance.now();
+  const d = await startMember({ name: "d", secret, join: a.url });
+  const all = [...data, d];
+  await until(async () => (await settled(all, 4)) || undefined, 170_000, "migration to the 4th member", 50);
+  const doneAt = performance.now();
+  unsubscribe();
+  if (joinedAt === 0) throw new Error("the client never saw the 4th member join");
+  const migrationMs = doneAt - joinedAt;
+  const sentAfter = await Promise.all([...data, d].map(bytesSentOf));
+  const transportBytes = sentAfter.slice(0, 3).reduce((s, x, i) => s + x - sentBefore[i], 0);
+  const transportBytesAll = transportBytes + sentAfter[3];
+
+  await until(() => {
+    const s = client.partitionSummary();
+    return Object.keys(s.owners).length === 4 && s.migrating === 0 || undefined;
+  }, 10_000, "client sees the final table", 50);
+  const after = client.partitionTable();
+  let movedEntries = 0, movedBytes = 0, changedPartitions = 0;
+  for (const r of after) {
+    const newCopies = r.replicas.filter((id) => !before[r.partition].has(id)).length;
+    if (newCopies > 0) changedPartitions++;
+    movedEntries += newCopies * perPartitionEntries[r.partition];
+    movedBytes += newCopies * perPartitionBytes[r.partition];
+  }
+  const dOwns = after.filter((r) => r.replicas[0] === dId).length;
+  const loadEnd = loadAverage();
+
+  const s = migrationMs / 1000;
+  const mb = (x: number) => (x / 1e6).toFixed(1);
+  const rows: Array<[string, string]> = [
+    ["put p50 / p99 (1 in flight)", `${fmtMs(quantile(putLat, 0.5))} / ${fmtMs(quantile(putLat, 0.99))}`],
+    ["get p50 / p99 (1 in flight)", `${fmtMs(quantile(getLat, 0.5))} / ${fmtMs(quantile(getLat, 0.99))}`],
+    [`puts/s (${IN_FLIGHT} in flight, ${OPS} ops)`, Math.round(putTput).toLocaleString("en")],
+    [`gets/s (${IN_FLIGHT} in flight, ${OPS} ops)`, Math.round(getTput).toLocaleString("en")],
+    [`put p50 / p99 (${IN_FLIGHT} in flight)`, `${fmtMs(quantile(putRun.lat, 0.5))} / ${fmtMs(quantile(putRun.lat, 0.99))}`],
+    [`get p50 / p99 (${IN_FLIGHT} in flight)`, `${fmtMs(quantile(getRun.lat, 0.5))} / ${fmtMs(quantile(getRun.lat, 0.99))}`],
+    [`load ${ENTRIES.toLocaleString("en")} entries (putAll ×${chunk})`, `${fmtMs(loadMs)} (${Math.round(ENTRIES / (loadMs / 1000)).toLocaleString("en")} entries/s)`],
+    ["migration: 4th member listed → settled", fmtMs(migrationMs)],
+    ["migration: process spawn → settled", fmtMs(doneAt - tSpawn)],
+    ["partitions with a new replica / owned by d", `${changedPartitions} / ${dOwns}`],
+    ["moved (table estimate)", `${movedEntries.toLocaleString("en")} entries, ${mb(movedBytes)} MB → ${(movedBytes / 1e6 / s).toFixed(2)} MB/s`],
+    [
+      "moved (transport bytes sent by a,b,c)",
+      Number.isNaN(transportBytes) ? "n/a (GET /metrics failed)" : `${mb(transportBytes)} MB → ${(transportBytes / 1e6 / s).toFixed(2)} MB/s`,
+    ],
+    ["transport bytes sent by all 4", Number.isNaN(transportBytesAll) ? "n/a (GET /metrics failed)" : `${mb(transportBytesAll)} MB`],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  console.log(`\n| figure${" ".repeat(w - 6)} | value |\n|${"-".repeat(w + 2)}|-------|`);
+  for (const [k, v] of rows) console.log(`| ${k.padEnd(w)} | ${v} |`);
+  console.log(`\nruntime ${runtime}; load average at start: ${loadStart}; at end: ${loadEnd}`);
+  console.log(JSON.stringify({
+    bench: "imap_webrtc",
+    runtime: runtimeVersion(),
+    putP50Ms: quantile(putLat, 0.5),
+    putP99Ms: quantile(putLat, 0.99),
+    getP50Ms: quantile(getLat, 0.5),
+    getP99Ms: quantile(getLat, 0.99),
+    putsPerS: putTput,
+    getsPerS: getTput,
+    loadMs,
+    migrationMs,
+    movedEntries,
+    movedBytes,
+    tableMBps: movedBytes / 1e6 / s,
+    transportBytes,
+    transportMBps: transportBytes / 1e6 / s,
+    loadStart,
+    loadEnd,
+  }));
+}
+
+await runBench(main);
