@@ -64,7 +64,10 @@ export interface CoordinatorOptions {
   tickMs?: number;
   /** Re-send deploy/cancel/query messages this often. @default 500 */
   resendIntervalMs?: number;
-  /** Look for new jobs and cancel requests in the maps this often. @default 2000 */
+  /**
+   * Look for cancel requests in the maps this often, and walk the `jobs` map for jobs
+   * nobody told this coordinator about every fifth time. @default 2000
+   */
   scanIntervalMs?: number;
   /** Re-read the coordinator record this often to notice a newer term. @default 1000 */
   fenceCheckIntervalMs?: number;
@@ -139,6 +142,7 @@ export class Coordinator {
   #timer: Timer | undefined;
   #ticking = false;
   #lastScanAt = 0;
+  #scans = 0;
   #scanning = false;
   /** Whether the `workers` map still needs its one-off sweep for entries of dead members. */
   #sweepWorkers = false;
@@ -211,7 +215,8 @@ export class Coordinator {
       await mapBounded(ids, loadWidth, (id) => this.#load(id));
       for (const w of this.#workers.values()) await this.#writeWorker(w);
       this.#active = true;
-      this.#lastScanAt = -Infinity; // scan right away
+      this.#lastScanAt = -Infinity; // scan (and walk) right away
+      this.#scans = 0;
       this.#lastFenceAt = clock.now();
       this.stats.takeovers++;
       log.info("coordinator took over", { term: this.#term, epoch, jobs: this.#jobs.size, workers: this.#workers.size });
@@ -275,7 +280,7 @@ export class Coordinator {
         // beside it and hands what it finds back as events.
         this.#scanning = true;
         const term = this.#term;
-        void this.#scan(term).catch((err) => log.warn("coordinator scan failed", { error: (err as Error).message })).finally(() => {
+        void this.#scan(term, this.#scans++ % 5 === 0).catch((err) => log.warn("coordinator scan failed", { error: (err as Error).message })).finally(() => {
           this.#scanning = false;
           this.#lastScanAt = clock.now();
         });
@@ -422,11 +427,10 @@ export class Coordinator {
    * requests, and `workers` entries of dead members (once after takeover). Runs beside
    * the loop and only queues events; the loop re-checks everything before acting.
    */
-  async #scan(term: number): Promise<void> {
+  async #scan(term: number, walk: boolean): Promise<void> {
     const live = () => this.#active && this.#term === term;
-    const jobs = this.#map(JobMaps.jobs);
     let found = 0;
-    for await (const id of jobs.keys()) {
+    for await (const id of walk ? this.#map(JobMaps.jobs).keys() : []) {
       if (!live()) return;
       if (this.#jobs.size + found >= (this.opts.maxActiveJobs ?? 1000)) break;
       if (!this.#jobs.has(id as string) && !this.#terminal.has(id as string)) {
@@ -770,7 +774,8 @@ export class Coordinator {
     this.#jobs.delete(job.id);
     this.#rememberTerminal(job.id);
     await this.#unindex(job.id);
-    void this.#cleanupStages(job.id).catch(() => {});
+    // Only an attempt that did not finish can leave a staged segment behind.
+    if ([...job.tasks.values()].some((t) => t.state.attempt > 1 || t.state.state !== "FINISHED")) void this.#cleanupStages(job.id).catch(() => {});
   }
 
   async #writeTotals(job: JobRt): Promise<void> {
