@@ -48,6 +48,14 @@ export class DemoFailure extends Error {
   override name = "DemoFailure";
 }
 
+/** A member answered a REST call with an error status. */
+class HttpStatusError extends Error {
+  override name = "HttpStatusError";
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+}
+
 /** Most stderr lines kept per child for the failure report. */
 const keptStderrLines = 200;
 
@@ -181,7 +189,7 @@ class DemoRun {
   async json<T>(url: string, init: RequestInit = {}): Promise<T> {
     const res = await fetch(url, { ...init, headers: { ...this.headers, ...(init.headers ?? {}) }, signal: AbortSignal.timeout(5_000) });
     const text = await res.text();
-    if (!res.ok) throw new Error(`${init.method ?? "GET"} ${url} → ${res.status} ${text.slice(0, 200)}`);
+    if (!res.ok) throw new HttpStatusError(`${init.method ?? "GET"} ${url} → ${res.status} ${text.slice(0, 200)}`, res.status);
     return JSON.parse(text) as T;
   }
 
@@ -284,7 +292,8 @@ async function runDemo(run: DemoRun): Promise<void> {
     sink: { type: "map", map: "out" },
     checkpointIntervalMs: 500,
   };
-  await run.json(`${watcher.url}/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(definition) });
+  // The id is ours, so a retried submit is applied once.
+  await retrying(() => run.json(`${watcher.url}/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(definition) }), 5);
   const jobStart = performance.now();
   run.say(`submitted job ${jobId}: sequence of ${fmt(records)} records, parallelism 3, ${fmt(rate)} records/s → map "out", checkpoint every 500 ms`);
 
@@ -325,6 +334,7 @@ async function runDemo(run: DemoRun): Promise<void> {
   let sawMaster = false;
   let sawRemoved = false;
   let maxMissing = 0;
+  let sawAlone = false;
   let promotion: { hadPrimary: number; promoted: Map<string, number>; moved: number } | undefined;
   const countPromotions = (after: SnapshotBody) => {
     const b = tableBefore.table, a = after.table;
@@ -350,6 +360,10 @@ async function runDemo(run: DemoRun): Promise<void> {
       sawRemoved = true;
       run.say(`${master.name} removed from the member list; ${v.members.length} members: ${v.members.map((m) => label(m.id)).join(", ")}`);
     }
+    if (sawRemoved && v.members.length < 2 && !sawAlone) {
+      sawAlone = true;
+      run.say(`warning: ${watcher.name} sees no other member: the survivors lost each other (they must merge back)`);
+    }
     maxMissing = Math.max(maxMissing, v.partitions.replicasMissing);
     if (!promotion && sawMaster && !(master.id in v.partitions.owners)) {
       // The first table without the dead primary shows the promotions (later ones may rebalance).
@@ -373,8 +387,16 @@ async function runDemo(run: DemoRun): Promise<void> {
   // 6. The job finishes on the survivors.
   const reported = new Set<string>();
   lastReport = 0;
+  let notFound = 0;
   const finished = await run.until("job FINISHED", async () => {
-    const j = await run.json<JobBody>(jobUrl(watcher));
+    const j = await run.json<JobBody>(jobUrl(watcher)).catch((err) => {
+      // A job that existed and now reads as unknown, again and again, lost its state.
+      if (err instanceof HttpStatusError && err.status === 404 && ++notFound >= 25) {
+        throw new DemoFailure(`job ${jobId} is gone after the failover (GET /jobs/${jobId} → 404 for 5 s): its state was lost from the job maps`);
+      }
+      throw err;
+    });
+    notFound = 0;
     if (j.status !== lastStatus && !ended(j)) {
       lastStatus = j.status;
       run.say(`job ${j.status}`);
