@@ -58,7 +58,14 @@ th { color:var(--muted); font-weight:normal; }
 const script = `
 "use strict";
 const $ = (id) => document.getElementById(id);
-function hue(id) { let h = 2166136261; for (let i = 0; i < id.length; i++) { h ^= id.charCodeAt(i); h = Math.imul(h, 16777619); } return (h >>> 0) % 360; }
+// Hues follow admission order (stable while members come and go): the golden angle keeps
+// consecutive members far apart on the colour wheel. Unknown ids fall back to a hash.
+const joinOrder = new Map();
+function hue(id) {
+  const j = joinOrder.get(id);
+  if (j !== undefined) return Math.round((j * 137.508 + 20) % 360);
+  let h = 2166136261; for (let i = 0; i < id.length; i++) { h ^= id.charCodeAt(i); h = Math.imul(h, 16777619); } return (h >>> 0) % 360;
+}
 function colour(id, light) { return id ? "hsl(" + hue(id) + " 62% " + (light || 52) + "%)" : "#555"; }
 function el(tag, attrs, text) {
   const e = document.createElement(tag);
@@ -82,6 +89,7 @@ function render(s) {
   last = s;
   const c = s.cluster;
   const byId = new Map(c.members.map((m) => [m.id, m]));
+  for (const m of c.members) joinOrder.set(m.id, m.joinedAt);
   const nameOf = (id) => (byId.get(id) || {}).name || short(id);
   $("cluster-name").textContent = c.cluster;
   $("self").textContent = nameOf(c.self);
