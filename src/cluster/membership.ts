@@ -97,7 +97,10 @@ export interface MembershipStats {
 interface LinkState {
   attempts: number;
   nextAt: number;
+  /** Since when this node has had no path to the member (or since it appeared). */
   since: number;
+  /** Whether a direct link existed since the member (re)appeared here. */
+  established: boolean;
 }
 
 interface MemberState {
@@ -111,7 +114,7 @@ interface MemberState {
 }
 
 type Pending =
-  | { kind: "probe"; target: NodeId; acked: boolean; nacks: number; expectedNacks: number }
+  | { kind: "probe"; target: NodeId; acked: boolean; nacks: number; unreachable: number; expectedNacks: number }
   | { kind: "relay"; origin: NodeId; originSeq: number; target: NodeId; done: boolean }
   | { kind: "route"; target: NodeId; done: boolean; purpose: "relay" | "connect" };
 
@@ -272,6 +275,19 @@ export class Membership implements ClusterView {
     return () => void this.#listeners.delete(listener);
   }
 
+  /** This node's SWIM record of a listed member (for dashboards, tests and debugging). */
+  memberState(id: NodeId): { status: "alive" | "suspect" | "dead" | "left"; incarnation: number; linked: boolean; established: boolean; unreachableForMs: number } | undefined {
+    const st = this.#states.get(id);
+    if (!st) return undefined;
+    return {
+      status: (["alive", "suspect", "dead", "left"] as const)[st.status],
+      incarnation: st.inc,
+      linked: this.#t.isLinked(id),
+      established: st.link.established,
+      unreachableForMs: this.#reachable(id) ? 0 : this.#clock.now() - st.link.since,
+    };
+  }
+
   /** Whether a member is currently suspected (for dashboards and tests). */
   isSuspect(id: NodeId): boolean {
     return this.#states.get(id)?.status === Status.suspect;
@@ -420,7 +436,9 @@ export class Membership implements ClusterView {
   }
 
   #reachable(id: NodeId): boolean {
-    return this.#t.isLinked(id) || this.#t.routeOf(id) !== undefined;
+    if (this.#t.isLinked(id)) return true;
+    const via = this.#t.routeOf(id);
+    return via !== undefined && this.#t.isLinked(via);
   }
 
   #n(): number {
@@ -433,7 +451,7 @@ export class Membership implements ClusterView {
 
   /** Sends an update straight to every reachable member (the full mesh makes this cheap). */
   #broadcast(item: GossipItem): void {
-    const msg: Gossip = { t: Kind.ClusterGossip, g: [item] };
+    const msg: Gossip = { t: Kind.ClusterGossip, ms: this.#master ?? "", g: [item] };
     for (const m of this.members()) if (m.id !== this.self && m.id !== item.id) this.#send(m.id, msg);
     if (item.id !== this.self && item.s !== Status.dead && item.s !== Status.left) this.#send(item.id, msg);
   }
@@ -479,7 +497,7 @@ export class Membership implements ClusterView {
         status: Status.alive,
         inc: e.id === this.self ? this.#inc : e.incarnation,
         accused: false,
-        link: { attempts: 0, nextAt: 0, since: this.#clock.now() },
+        link: { attempts: 0, nextAt: 0, since: this.#clock.now(), established: false },
       };
       this.#states.set(e.id, st);
       this.#pushList(info);
@@ -514,7 +532,11 @@ export class Membership implements ClusterView {
       st.suspicion = undefined;
       st.status = Status.alive;
       st.accused = false;
-      if (!wasLive) return st.info;
+      if (!wasLive) {
+        st.link.since = this.#clock.now();
+        st.link.established = false;
+        return st.info;
+      }
     }
     return null;
   }
@@ -908,6 +930,7 @@ export class Membership implements ClusterView {
 
   #onMessage(from: NodeId, msg: Message): void {
     if (this.#stopped) return;
+    if (this.#joined) this.#tellIfDead(from);
     switch (msg.t) {
       case Kind.ClusterJoinRequest:
         return this.#onJoinRequest(from, msg as JoinRequest);
@@ -928,11 +951,14 @@ export class Membership implements ClusterView {
         return this.#onPingReq(from, msg as PingReq);
       case Kind.ClusterNack: {
         const p = this.#pending.get((msg as Nack).seq);
-        if (p?.kind === "probe") p.nacks++;
+        if (p?.kind === "probe") {
+          p.nacks++;
+          if ((msg as Nack).unreachable) p.unreachable++;
+        }
         return;
       }
       case Kind.ClusterGossip:
-        return this.#applyItems((msg as Gossip).g, from);
+        return this.#applyItems((msg as Gossip).g, from, (msg as Gossip).ms);
       case Kind.ClusterMemberList:
         return this.#onMemberList(from, msg as MemberListM);
       case Kind.ClusterListRequest:
@@ -980,7 +1006,10 @@ export class Membership implements ClusterView {
     if (up) {
       this.#unlinked.delete(peer);
       if (this.#t.routeOf(peer)) this.#t.setRoute(peer, null);
-      if (st) st.link.attempts = 0;
+      if (st) {
+        st.link.attempts = 0;
+        st.link.established = true;
+      }
       return;
     }
     if (!st || st.status > Status.suspect || !this.#joined) return;
@@ -993,6 +1022,17 @@ export class Membership implements ClusterView {
     this.#queueLinkTick();
   }
 
+  /**
+   * A listed member this node holds for dead is talking to us: it may not know. Tell it
+   * directly (accusations about oneself are always heard), so it refutes with a higher
+   * incarnation if it is alive; a wrong verdict is healed instead of splitting views.
+   */
+  #tellIfDead(from: NodeId): void {
+    const st = this.#states.get(from);
+    if (!st || st.status !== Status.dead || !this.#rateOk(`dead:${from}`)) return;
+    this.#send(from, { t: Kind.ClusterGossip, ms: this.#master ?? "", g: [{ s: Status.dead, id: from, inc: st.inc }] } satisfies Gossip);
+  }
+
   #antiEntropy(from: NodeId, lv: number, ms: string): void {
     if (lv <= this.#version || this.#rejoining) return;
     if (ms !== this.#master && from !== this.#master) return;
@@ -1003,7 +1043,7 @@ export class Membership implements ClusterView {
   }
 
   #onMemberList(from: NodeId, m: MemberListM): void {
-    if (m.g.length) this.#applyItems(m.g, from);
+    this.#applyItems(m.g, from, null);
     const body = m.list;
     if (body.version <= this.#version) return;
     if (body.master !== this.#master) {
@@ -1021,21 +1061,26 @@ export class Membership implements ClusterView {
   }
 
   /**
-   * Applies gossip. Only live members of this node's cluster are heard: after a split
-   * heals, the other side's stale verdicts about our members must not kill them. A member
-   * taken for dead here may still refute about itself.
+   * Applies gossip. Accusations (suspect, dead) are heard only from live members that
+   * follow the same master: after a split heals, members that have not yet followed their
+   * master into the merged cluster still carry the split's verdicts ("dead", at the same
+   * incarnation) about the members they are about to meet. Accusations about this node
+   * itself are always heard (so it refutes), and so are alive and left notices.
+   * @param senderMaster the master the sender follows; null when the message is the
+   *   master's own publication (always heard: it may announce that very change)
    */
-  #applyItems(items: readonly GossipItem[], from: NodeId): void {
+  #applyItems(items: readonly GossipItem[], from: NodeId, senderMaster: string | null): void {
+    if (items.length === 0) return;
     const st = this.#states.get(from);
     if (!st) return;
-    const member = st.status <= Status.suspect;
+    const heard = st.status <= Status.suspect && (senderMaster === null || senderMaster === this.#master);
     for (const it of items) {
-      if (member || (it.id === from && it.s === Status.alive)) this.#applyItem(it, from);
+      if (heard || it.s === Status.alive || it.s === Status.left || it.id === this.self) this.#applyItem(it, from);
     }
   }
 
   #applyItem(it: GossipItem, from: NodeId): void {
-    if (it.id === this.self) return this.#aboutMe(it);
+    if (it.id === this.self) return this.#aboutMe(it, from);
     const st = this.#states.get(it.id);
     if (!st) return;
     switch (it.s) {
@@ -1049,6 +1094,8 @@ export class Membership implements ClusterView {
         st.accused = false;
         this.#gossip.push(it);
         if (!wasLive) {
+          st.link.since = this.#clock.now();
+          st.link.established = false;
           this.#invalidate();
           this.#lost.delete(it.id);
           if (!this.#t.isLinked(it.id)) this.#unlinked.add(it.id);
@@ -1066,8 +1113,15 @@ export class Membership implements ClusterView {
   }
 
   /** Someone says this node is suspect or dead: refute with a higher incarnation. */
-  #aboutMe(it: GossipItem): void {
-    if (it.s === Status.alive || this.#leaving || it.inc < this.#inc) return;
+  #aboutMe(it: GossipItem, from: NodeId): void {
+    if (it.s === Status.alive || this.#leaving) return;
+    if (it.inc < this.#inc) {
+      // Already refuted, but this accuser missed it: tell it directly.
+      if (this.#rateOk(`alive:${from}`)) {
+        this.#send(from, { t: Kind.ClusterGossip, ms: this.#master ?? "", g: [{ s: Status.alive, id: this.self, inc: this.#inc }] } satisfies Gossip);
+      }
+      return;
+    }
     this.#inc = it.inc + 1;
     const st = this.#states.get(this.self);
     if (st) st.inc = this.#inc;
@@ -1099,6 +1153,7 @@ export class Membership implements ClusterView {
       if (!this.#stopped && s === st && s.status === Status.suspect && s.inc === inc) this.#markDown(id, inc, Status.dead, s.accused);
     });
     this.stats.suspicions++;
+    this.#log.debug("member suspect", { member: id, incarnation: inc, by });
     this.#gossip.push(item);
     return true;
   }
@@ -1162,16 +1217,16 @@ export class Membership implements ClusterView {
   #probe(target: NodeId): void {
     if (this.#pending.size >= this.config.maxPending) return;
     const seq = ++this.#seq;
-    const p: Pending & { kind: "probe" } = { kind: "probe", target, acked: false, nacks: 0, expectedNacks: 0 };
+    const p: Pending & { kind: "probe" } = { kind: "probe", target, acked: false, nacks: 0, unreachable: 0, expectedNacks: 0 };
     this.#pending.set(seq, p);
     this.stats.probes++;
     const scale = this.#awareness + 1;
-    this.#send(target, { t: Kind.ClusterPing, seq, target, lv: this.#version, ms: this.#master ?? "", g: this.#piggyback() } satisfies Ping);
+    const direct = this.#send(target, { t: Kind.ClusterPing, seq, target, lv: this.#version, ms: this.#master ?? "", g: this.#piggyback() } satisfies Ping);
     this.#after(this.config.probeTimeoutMs * scale, () => {
       if (p.acked) return;
       const helpers = this.#randomMembers(this.config.indirectChecks, (id) => id !== target && this.#t.isLinked(id));
       p.expectedNacks = helpers.length;
-      for (const h of helpers) this.#send(h, { t: Kind.ClusterPingReq, seq, target, g: this.#piggyback() } satisfies PingReq);
+      for (const h of helpers) this.#send(h, { t: Kind.ClusterPingReq, seq, target, ms: this.#master ?? "", g: this.#piggyback() } satisfies PingReq);
     });
     this.#after(this.config.probeIntervalMs * scale, () => {
       this.#pending.delete(seq);
@@ -1179,11 +1234,16 @@ export class Membership implements ClusterView {
         this.#awareness = Math.max(0, this.#awareness - 1);
         return;
       }
-      const delta = p.expectedNacks > 0 ? Math.max(0, p.expectedNacks - p.nacks) : 1;
-      this.#awareness = Math.min(this.config.awarenessMax, this.#awareness + delta);
       const st = this.#states.get(target);
       if (!st || st.status > Status.suspect) return;
+      // Nobody had a path to it (no link here, and every helper said so): that says
+      // nothing about a member whose links are still being formed.
+      const inconclusive = !direct && p.unreachable === p.expectedNacks;
+      if (inconclusive && !st.link.established && this.#clock.now() - st.link.since <= this.config.linkFallbackMs) return;
+      const delta = p.expectedNacks > 0 ? Math.max(0, p.expectedNacks - p.nacks) : 1;
+      this.#awareness = Math.min(this.config.awarenessMax, this.#awareness + delta);
       this.stats.probeFailures++;
+      this.#log.debug("probe failed", { member: target, direct, indirect: p.expectedNacks, nacks: p.nacks, awareness: this.#awareness, linkAgeMs: this.#clock.now() - st.link.since });
       st.accused = true;
       if (this.#suspect(target, st.inc, this.self)) this.#broadcast({ s: Status.suspect, id: target, inc: st.inc, by: this.self });
     });
@@ -1204,7 +1264,7 @@ export class Membership implements ClusterView {
   }
 
   #onPing(from: NodeId, m: Ping): void {
-    if (m.g.length) this.#applyItems(m.g, from);
+    this.#applyItems(m.g, from, m.ms);
     if (m.target !== this.self) return;
     this.#send(from, { t: Kind.ClusterAck, seq: m.seq, lv: this.#version, ms: this.#master ?? "", g: this.#piggyback() } satisfies Ack);
     this.#antiEntropy(from, m.lv, m.ms);
@@ -1212,7 +1272,7 @@ export class Membership implements ClusterView {
   }
 
   #onAck(from: NodeId, m: Ack): void {
-    if (m.g.length) this.#applyItems(m.g, from);
+    this.#applyItems(m.g, from, m.ms);
     const p = this.#pending.get(m.seq);
     if (p?.kind === "probe") p.acked = true;
     else if (p?.kind === "relay" && !p.done) {
@@ -1224,9 +1284,9 @@ export class Membership implements ClusterView {
   }
 
   #onPingReq(from: NodeId, m: PingReq): void {
-    if (m.g.length) this.#applyItems(m.g, from);
+    this.#applyItems(m.g, from, m.ms);
     if (this.#pending.size >= this.config.maxPending || !this.#reachable(m.target)) {
-      this.#send(from, { t: Kind.ClusterNack, seq: m.seq } satisfies Nack);
+      this.#send(from, { t: Kind.ClusterNack, seq: m.seq, unreachable: true } satisfies Nack);
       return;
     }
     const seq = ++this.#seq;
@@ -1244,7 +1304,7 @@ export class Membership implements ClusterView {
     for (const id of this.#randomMembers(this.config.gossipNodes, (x) => this.#reachable(x))) {
       const g = this.#piggyback();
       if (g.length === 0) break;
-      this.#send(id, { t: Kind.ClusterGossip, g } satisfies Gossip);
+      this.#send(id, { t: Kind.ClusterGossip, ms: this.#master ?? "", g } satisfies Gossip);
     }
   }
 
@@ -1262,7 +1322,8 @@ export class Membership implements ClusterView {
 
   #onPushPull(from: NodeId, m: PushPull): void {
     const peer = this.#states.get(from);
-    if (!peer || peer.status > Status.suspect) return; // not a member of this cluster (see #applyItems)
+    // Only from live members that follow our master (see #applyItems).
+    if (!peer || peer.status > Status.suspect || m.ms !== this.#master) return;
     for (const it of m.states) {
       // A remote "dead" counts only as a suspicion here (as in memberlist).
       if (it.s === Status.dead && it.id !== this.self) this.#suspect(it.id, it.inc, from);
@@ -1300,6 +1361,8 @@ export class Membership implements ClusterView {
         this.#unlinked.delete(id);
         continue;
       }
+      const via = this.#t.routeOf(id);
+      if (via !== undefined && !this.#t.isLinked(via)) this.#t.setRoute(id, null); // the relay is gone
       if (this.#connecting.has(id) || now < st.link.nextAt) continue;
       const iAmNewer = !!me && me.info.joinedAt > st.info.joinedAt;
       if (!iAmNewer && now - st.link.since < this.config.linkFallbackMs) continue;
@@ -1356,6 +1419,7 @@ export class Membership implements ClusterView {
       () => {
         this.#connecting.delete(id);
         st.link.attempts = 0;
+        st.link.established = true;
         this.#unlinked.delete(id);
         if (this.#t.routeOf(id)) this.#t.setRoute(id, null);
         if (this.#unlinked.size > 0) this.#queueLinkTick();

@@ -79,9 +79,13 @@ export const PingMsg = defineMessage(Kind.ClusterPing, "ClusterPing", {
   g: gossip(),
 });
 export const AckMsg = defineMessage(Kind.ClusterAck, "ClusterAck", { seq: w.uint(), lv: w.uint(), ms: w.str(128), g: gossip() });
-export const PingReqMsg = defineMessage(Kind.ClusterPingReq, "ClusterPingReq", { seq: w.uint(), target: w.id(), g: gossip() });
-export const NackMsg = defineMessage(Kind.ClusterNack, "ClusterNack", { seq: w.uint() });
-export const GossipMsg = defineMessage(Kind.ClusterGossip, "ClusterGossip", { g: gossip() });
+export const PingReqMsg = defineMessage(Kind.ClusterPingReq, "ClusterPingReq", { seq: w.uint(), target: w.id(), ms: w.str(128), g: gossip() });
+export const NackMsg = defineMessage(Kind.ClusterNack, "ClusterNack", {
+  seq: w.uint(),
+  /** true: the helper has no path to the target at all (rather than no answer from it) */
+  unreachable: z.boolean().optional(),
+});
+export const GossipMsg = defineMessage(Kind.ClusterGossip, "ClusterGossip", { ms: w.str(128), g: gossip() });
 export const MemberListMsg = defineMessage(Kind.ClusterMemberList, "ClusterMemberList", {
   /** 0: `list.members` is the full list; otherwise a delta against version `base`. */
   base: w.uint(),
