@@ -58,7 +58,7 @@ describe("failover", () => {
     await h.run(6000);
     const survivor = h.live()[0];
     const t1 = survivor.grid.partitions.table;
-    expect(t1.epochs[p]).toBe(oldEpoch + 1);
+    expect(t1.epochs[p]).toBeGreaterThan(oldEpoch);
     // A raw request with the old epoch, sent to the new primary.
     const client = h.live().find((x) => x.id !== t1.replicas[p][0])!;
     const replies: Message[] = [];

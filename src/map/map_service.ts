@@ -92,6 +92,13 @@ interface Waiter {
 interface PrimaryState {
   p: number;
   epoch: number;
+  /**
+   * Names this primary's history (random, fresh whenever a member becomes primary or its
+   * epoch changes). Replicas follow a lineage, not an epoch: two masters acting at once may
+   * appoint different primaries, and whatever epochs they hand out, two histories never
+   * share a lineage, so a replica never takes one primary's writes on top of another's.
+   */
+  lineage: number;
   followers: Map<NodeId, Follower>;
   /** Sorted by seq. */
   waiters: Waiter[];
@@ -111,6 +118,7 @@ interface SnapshotOut {
   p: number;
   to: NodeId;
   epoch: number;
+  lineage: number;
   sid: number;
   chunks: Message[];
   acked: boolean[];
@@ -124,6 +132,7 @@ interface SnapshotIn {
   sid: number;
   from: NodeId;
   epoch: number;
+  lineage: number;
   n: number;
   s: number;
   d: [number, number];
@@ -134,9 +143,11 @@ interface SnapshotIn {
 export interface ReplicaDebug {
   p: number;
   seq: number;
+  /** The history this replica holds (the primary's lineage id), -1 when unconfirmed. */
   lineage: number;
   digest: [number, number];
   primary: boolean;
+  /** Primary only: its ownership epoch (-1 on replicas). */
   epoch: number;
   entries: number;
   /** Primary only: followers and whether they are confirmed and caught up. */
@@ -163,6 +174,7 @@ export class MapService {
   #log: Logger;
   #partitions: PartitionService;
   #invoker: Invoker;
+  #rng: Random;
   #data = new Map<number, PartitionData>();
   #primaries = new Map<number, PrimaryState>();
   /** Replicas held as migration targets (not in the table): last time the primary touched them. */
@@ -184,6 +196,7 @@ export class MapService {
     this.#log = opts.log;
     this.#partitions = opts.partitions;
     this.#invoker = opts.invoker;
+    this.#rng = opts.rng;
     this.config = {
       tickMs: 50,
       retransmitMs: 300,
@@ -238,9 +251,25 @@ export class MapService {
     const out: ReplicaDebug[] = [];
     for (const [p, d] of this.#data) {
       const prim = this.#primaries.get(p);
-      const r: ReplicaDebug = { p, seq: d.seq, lineage: d.lineage, digest: [...d.digest] as [number, number], primary: !!prim, epoch: prim?.epoch ?? d.lineage, entries: d.entryCount };
+      const r: ReplicaDebug = { p, seq: d.seq, lineage: d.lineage, digest: [...d.digest] as [number, number], primary: !!prim, epoch: prim?.epoch ?? -1, entries: d.entryCount };
       if (prim) r.followers = [...prim.followers.values()].map((f) => ({ id: f.id, role: f.role, confirmed: f.confirmed, acked: f.acked }));
       out.push(r);
+    }
+    return out;
+  }
+
+  /**
+   * The entries of every partition this member is primary of, as the split-brain merge
+   * re-applies them: [map, key, value, updatedAt] per entry.
+   */
+  captureForMerge(): Array<{ p: number; entries: Array<[string, Uint8Array, Uint8Array, number]> }> {
+    const out: Array<{ p: number; entries: Array<[string, Uint8Array, Uint8Array, number]> }> = [];
+    for (const p of this.#primaries.keys()) {
+      const d = this.#data.get(p);
+      if (!d) continue;
+      const entries: Array<[string, Uint8Array, Uint8Array, number]> = [];
+      for (const [name, store] of d.maps) for (const r of store.records.values()) entries.push([name, r.key, r.value, r.updatedAt]);
+      if (entries.length > 0) out.push({ p, entries });
     }
     return out;
   }
@@ -280,10 +309,10 @@ export class MapService {
           if (prim) this.#demote(prim);
           const d = this.#ensureData(p);
           // This replica's history is now the partition's history for `epoch`.
-          if (prim || d.lineage >= 0) this.#log.debug("map.primary.promoted", { p, epoch, seq: d.seq, entries: d.entryCount, lineage: d.lineage });
-          d.lineage = epoch;
+          if (prim || d.lineage >= 0) this.#log.debug("map.primary.promoted", { p, epoch, seq: d.seq, entries: d.entryCount });
+          d.lineage = this.#newLineage();
           this.#snapIn.delete(p);
-          prim = { p, epoch, followers: new Map(), waiters: [], keyPending: new Map(), readBarrier: d.seq, migration: null, handoff: false };
+          prim = { p, epoch, lineage: d.lineage, followers: new Map(), waiters: [], keyPending: new Map(), readBarrier: d.seq, migration: null, handoff: false };
           this.#primaries.set(p, prim);
         }
         if (prim.migration && (sameRow(prim.migration.row, row) || row.length === 0)) {
@@ -310,6 +339,11 @@ export class MapService {
     for (const [key, s] of this.#snapOut) {
       if (this.#primaries.get(s.p)?.epoch !== s.epoch) this.#snapOut.delete(key);
     }
+  }
+
+  /** A fresh lineage id: random, never -1, below 2^52. */
+  #newLineage(): number {
+    return Math.floor(this.#rng.next() * 2 ** 26) * 2 ** 26 + Math.floor(this.#rng.next() * 2 ** 26) + 1;
   }
 
   #isTarget(p: number): boolean {
@@ -442,7 +476,7 @@ export class MapService {
     const now = this.#clock.now();
     for (const f of prim.followers.values()) {
       if (!f.confirmed) continue;
-      this.#transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, ops: entries });
+      this.#transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, l: prim.lineage, ops: entries });
       f.lastSentAt = now;
     }
   }
@@ -496,7 +530,7 @@ export class MapService {
   #onMessage(from: NodeId, msg: Message): void {
     switch (msg.t) {
       case Kind.MapBackupOps:
-        return this.#onBackupOps(from, msg as unknown as { p: number; e: number; ops: LogEntry[] });
+        return this.#onBackupOps(from, msg as unknown as { p: number; e: number; l: number; ops: LogEntry[] });
       case Kind.MapBackupAck:
         for (const it of msg.items as Array<{ p: number; e: number; s: number }>) this.#onAck(from, it.p, it.e, it.s);
         return;
@@ -535,10 +569,10 @@ export class MapService {
     return t.replicas[p][0] === from && from !== this.self;
   }
 
-  #onBackupOps(from: NodeId, msg: { p: number; e: number; ops: LogEntry[] }): void {
+  #onBackupOps(from: NodeId, msg: { p: number; e: number; l: number; ops: LogEntry[] }): void {
     if (!this.#fromPrimary(from, msg.p, msg.e)) return;
     const d = this.#data.get(msg.p);
-    if (!d || d.lineage !== msg.e) {
+    if (!d || d.lineage !== msg.l) {
       // The primary counts this member as a replica (perhaps a migration target it lost):
       // ask for what is missing; the primary answers with the log or a snapshot.
       if (!this.#partitions.table.replicas[msg.p].includes(this.self)) this.#touched.set(msg.p, this.#clock.now());
@@ -582,12 +616,12 @@ export class MapService {
       if (!inRow) this.#touched.set(it.p, now);
       const d = this.#ensureData(it.p);
       if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
-        d.lineage = it.e;
+        d.lineage = it.l;
         acks.push({ p: it.p, e: it.e, s: d.seq });
         continue;
       }
       // Same history but behind: pull the missing writes. Anything else: diverged, needs a snapshot.
-      if (!(d.lineage === it.e && d.seq < it.s)) d.lineage = -1;
+      if (!(d.lineage === it.l && d.seq < it.s)) d.lineage = -1;
       if (this.#snapIn.get(it.p)?.epoch === it.e) continue;
       pulls.push({ p: it.p, e: it.e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
     }
@@ -624,7 +658,7 @@ export class MapService {
       return;
     }
     for (let i = 0; i < ops.length; i += 256) {
-      this.#transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, ops: ops.slice(i, i + 256) });
+      this.#transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, l: prim.lineage, ops: ops.slice(i, i + 256) });
     }
   }
 
@@ -634,7 +668,7 @@ export class MapService {
     const f = prim.followers.get(from);
     if (!f) return;
     const d = this.#data.get(it.p)!;
-    if (it.l === prim.epoch && it.s <= d.seq) {
+    if (it.l === prim.lineage && it.s <= d.seq) {
       // Same history, behind: the log may cover the gap.
       const ops = d.logFrom(it.s + 1);
       if (ops !== null) {
@@ -659,7 +693,7 @@ export class MapService {
   #startSnapshot(prim: PrimaryState, to: NodeId): void {
     const key = `${prim.p}|${to}`;
     const cur = this.#snapOut.get(key);
-    if (cur && cur.epoch === prim.epoch) return;
+    if (cur && cur.epoch === prim.epoch && cur.lineage === prim.lineage) return;
     if (this.#snapOut.size >= this.config.maxSnapshotSessions) return; // the replica pulls again later
     const d = this.#data.get(prim.p)!;
     const snap = d.snapshot();
@@ -668,7 +702,7 @@ export class MapService {
     let entries: SnapshotData["entries"] = [];
     let bytes = 0;
     const flush = (last: boolean) => {
-      chunks.push({ t: Kind.MapSnapshotChunk, p: prim.p, e: prim.epoch, sid, i: chunks.length, n: 0, s: snap.seq, d0: snap.digest[0], d1: snap.digest[1], entries, dedupe: last ? snap.dedupe : [] });
+      chunks.push({ t: Kind.MapSnapshotChunk, p: prim.p, e: prim.epoch, l: prim.lineage, sid, i: chunks.length, n: 0, s: snap.seq, d0: snap.digest[0], d1: snap.digest[1], entries, dedupe: last ? snap.dedupe : [] });
       entries = [];
       bytes = 0;
     };
@@ -683,6 +717,7 @@ export class MapService {
       p: prim.p,
       to,
       epoch: prim.epoch,
+      lineage: prim.lineage,
       sid,
       chunks,
       acked: chunks.map(() => false),
@@ -714,7 +749,7 @@ export class MapService {
     if (!inRow && !this.#isTarget(c.p)) return;
     if (!inRow) this.#touched.set(c.p, this.#clock.now());
     const cur = this.#data.get(c.p);
-    if (cur && cur.lineage === c.e && cur.seq >= c.s) {
+    if (cur && cur.lineage === c.l && cur.seq >= c.s) {
       // Already at or past this snapshot on the same history (a retransmitted chunk of a
       // transfer that completed): acknowledge it, never go back.
       this.#transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
@@ -722,7 +757,7 @@ export class MapService {
     }
     let a = this.#snapIn.get(c.p);
     if (!a || a.sid !== c.sid || a.from !== from) {
-      a = { sid: c.sid, from, epoch: c.e, n: c.n, s: c.s, d: [c.d0, c.d1], got: new Map() };
+      a = { sid: c.sid, from, epoch: c.e, lineage: c.l, n: c.n, s: c.s, d: [c.d0, c.d1], got: new Map() };
       this.#snapIn.set(c.p, a);
     }
     if (c.i >= a.n) return;
@@ -737,7 +772,7 @@ export class MapService {
       for (const e of part.dedupe) snap.dedupe.push(e);
     }
     const d = this.#ensureData(c.p);
-    d.install(snap, c.e);
+    d.install(snap, c.l);
     if (d.digest[0] !== a.d[0] || d.digest[1] !== a.d[1]) {
       this.#log.error("map.snapshot.digest_mismatch", { p: c.p, from });
       d.lineage = -1;
@@ -752,7 +787,7 @@ export class MapService {
 
   #checkItem(prim: PrimaryState, target: boolean): CheckItem {
     const d = this.#data.get(prim.p)!;
-    return { p: prim.p, e: prim.epoch, s: d.seq, d0: d.digest[0], d1: d.digest[1], tg: target };
+    return { p: prim.p, e: prim.epoch, l: prim.lineage, s: d.seq, d0: d.digest[0], d1: d.digest[1], tg: target };
   }
 
   #sendChecks(byMember: Map<NodeId, CheckItem[]>): void {
@@ -815,6 +850,7 @@ export class MapService {
 interface CheckItem {
   p: number;
   e: number;
+  l: number;
   s: number;
   d0: number;
   d1: number;
@@ -833,6 +869,7 @@ interface PullItem {
 interface ChunkMsg {
   p: number;
   e: number;
+  l: number;
   sid: number;
   i: number;
   n: number;

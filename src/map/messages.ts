@@ -14,15 +14,18 @@ const effect = z.object({
 });
 const entry = z.object({ seq: w.uint(), c: w.str(256).optional(), r: w.any(), e: w.list(effect, 1000) });
 
-/** Primary → backup: writes in sequence order, under the primary's ownership epoch. */
-export const MapBackupOpsMsg = defineMessage(Kind.MapBackupOps, "MapBackupOps", { p: P, e: w.uint(), ops: w.list(entry, 1024) });
+/** Lineage id: names one primary's history (see map_service.ts). */
+const L = w.uint();
+
+/** Primary → backup: writes in sequence order, under the primary's ownership epoch `e`, continuing its history `l`. */
+export const MapBackupOpsMsg = defineMessage(Kind.MapBackupOps, "MapBackupOps", { p: P, e: w.uint(), l: L, ops: w.list(entry, 1024) });
 /** Backup → primary: cumulative acks (the replica applied every write up to `s` under epoch `e`). */
 export const MapBackupAckMsg = defineMessage(Kind.MapBackupAck, "MapBackupAck", {
   items: w.list(z.object({ p: P, e: w.uint(), s: w.uint() }), 10_000),
 });
-/** Primary → replica: my sequence and digest; confirm (ack) if yours match, else pull. `tg` marks a migration target. */
+/** Primary → replica: my lineage, sequence and digest; confirm (ack) if yours match, else pull. `tg` marks a migration target. */
 export const MapSyncCheckMsg = defineMessage(Kind.MapSyncCheck, "MapSyncCheck", {
-  items: w.list(z.object({ p: P, e: w.uint(), s: w.uint(), d0: w.uint(), d1: w.uint(), tg: z.boolean() }), 10_000),
+  items: w.list(z.object({ p: P, e: w.uint(), l: L, s: w.uint(), d0: w.uint(), d1: w.uint(), tg: z.boolean() }), 10_000),
 });
 /** Replica → primary: I hold `s` of lineage `l` with this digest; send what I miss (log or snapshot). */
 export const MapSyncPullMsg = defineMessage(Kind.MapSyncPull, "MapSyncPull", {
@@ -32,6 +35,7 @@ export const MapSyncPullMsg = defineMessage(Kind.MapSyncPull, "MapSyncPull", {
 export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnapshotChunk", {
   p: P,
   e: w.uint(),
+  l: L,
   sid: w.uint(),
   i: w.uint(),
   n: w.uint().min(1).max(100_000),

@@ -8,6 +8,8 @@ const MAX_MEMBERS = 1_024;
 
 const table = {
   version: w.uint(),
+  /** Reign of the publishing master; tables are ordered by (term, version). */
+  term: w.uint(),
   members: w.list(w.id(), MAX_MEMBERS),
   rows: w.list(w.list(w.uint().max(MAX_MEMBERS), 7), MAX_PARTITIONS),
   epochs: w.list(w.uint(), MAX_PARTITIONS),
@@ -17,7 +19,7 @@ const table = {
 /** Master → all: a new table version. Applied only if newer and from the believed master. */
 export const PartitionTablePushMsg = defineMessage(Kind.PartitionTablePush, "PartitionTablePush", table);
 /** Master → all, periodic: the current version, so a member that missed a push can fetch it. */
-export const PartitionTableVersionMsg = defineMessage(Kind.PartitionTableVersion, "PartitionTableVersion", { version: w.uint() });
+export const PartitionTableVersionMsg = defineMessage(Kind.PartitionTableVersion, "PartitionTableVersion", { version: w.uint(), term: w.uint() });
 /** Asks for a table: member → master (answered with a push), or new master → members (answered with a report). */
 export const PartitionTableFetchMsg = defineMessage(Kind.PartitionTableFetch, "PartitionTableFetch", { collect: z.boolean() });
 /** Member → new master: the newest table this member holds. */

@@ -23,7 +23,11 @@ import { assignPartitions, repairReplicas } from "./assignment.ts";
 import "./messages.ts";
 import {
   emptyTable,
+  isNewer,
   nextTable,
+  rebaseTable,
+  reignTerm,
+  termRound,
   type PartitionTable,
   tableFromWire,
   tableInfo,
@@ -92,6 +96,7 @@ export class PartitionService {
   #clock: Clock;
   #log: Logger;
   #table: PartitionTable;
+  #source: NodeId | undefined;
   #tableListeners: TableListener[] = [];
   #migrationListeners: MigrationStartListener[] = [];
   #timer: Timer | null = null;
@@ -101,6 +106,8 @@ export class PartitionService {
   // master state
   #masterActive = false;
   #collect: { deadline: number; sentAt: number; waiting: Set<NodeId>; best: PartitionTable } | null = null;
+  /** The term of the table this master's reign started from: tables of later terms come from another reign. */
+  #reignFrom = 0;
   #inflight = new Map<number, Inflight>();
   #leaving = new Set<NodeId>();
   #lastHeartbeatAt = -Infinity;
@@ -150,6 +157,11 @@ export class PartitionService {
   /** This member's current table. */
   get table(): PartitionTable {
     return this.#table;
+  }
+
+  /** The master that published the current table (undefined before the first). */
+  get tableSource(): NodeId | undefined {
+    return this.#source;
   }
 
   /** Replicas wanted per partition: 1 + backups, capped by the number of data members. */
@@ -233,10 +245,11 @@ export class PartitionService {
 
   // ---- member side ------------------------------------------------------------------
 
-  #apply(next: PartitionTable): void {
-    if (next.version <= this.#table.version) return;
+  #apply(next: PartitionTable, source: NodeId): void {
+    if (!isNewer(next, this.#table)) return;
     const prev = this.#table;
     this.#table = next;
+    this.#source = source;
     this.stats.pushesApplied++;
     const promoted = countPromoted(prev, next);
     if (promoted > 0 && prev.version > 0) this.#log.info("partition.table.primaries_changed", { version: next.version, partitions: promoted });
@@ -267,15 +280,16 @@ export class PartitionService {
         }
         const t = tableFromWire(msg as unknown as WireTable, this.config.partitionCount);
         if (!t) return void this.#log.warn("partition.table.invalid", { from });
-        this.#apply(t);
+        this.#apply(t, from);
         return;
       }
       case Kind.PartitionTableVersion: {
         if (from !== this.#view.master()) return;
-        if ((msg.version as number) > this.#table.version) {
+        const theirs = { term: msg.term as number, version: msg.version as number };
+        if (isNewer(theirs, this.#table)) {
           this.#lastFetchAt = -Infinity;
           this.requestTable();
-        } else if ((msg.version as number) < this.#table.version) {
+        } else if (isNewer(this.#table, theirs)) {
           // The master is behind this member: another member acted as master for a while
           // (membership disagreed). Report the newer table so the master can merge it.
           this.#transport.send(from, { t: Kind.PartitionTableReport, ...tableToWire(this.#table) });
@@ -357,7 +371,7 @@ export class PartitionService {
     if (!c.waiting.has(from)) return;
     const t = tableFromWire(msg as unknown as WireTable, this.config.partitionCount);
     c.waiting.delete(from);
-    if (t && t.version > c.best.version) c.best = t;
+    if (t && isNewer(t, c.best)) c.best = t;
     this.#maybeFinishCollect();
   }
 
@@ -367,30 +381,49 @@ export class PartitionService {
     for (const id of [...c.waiting]) if (!this.#view.member(id)) c.waiting.delete(id);
     if (c.waiting.size > 0 && this.#clock.now() < c.deadline) return;
     this.#collect = null;
-    const best = c.best;
-    // Continue from the newest table; in-flight migrations of the old master are dropped.
-    const base: PartitionTable = { ...best, version: Math.max(best.version, this.#table.version), migrations: new Map() };
-    this.#log.info("partition.master.ready", { version: base.version, missing: c.waiting.size });
-    this.#stage(nextTable(base, base.replicas, new Map()));
+    const best = isNewer(this.#table, c.best) ? this.#table : c.best;
+    // Continue from the newest table under a term of our own, above every term seen; in-flight
+    // migrations of the old master are dropped.
+    const term = this.#newTerm(Math.max(termRound(best.term), termRound(this.#table.term)));
+    this.#reignFrom = best.term;
+    const base: PartitionTable = { ...best, migrations: new Map() };
+    this.#log.info("partition.master.ready", { version: best.version, term, missing: c.waiting.size });
+    this.#stage(nextTable(base, base.replicas, new Map(), Math.max(best.version, this.#table.version) + 1, term));
     this.#masterTick();
   }
 
   /**
-   * An active master learns that a member holds a newer table than its own: some other
-   * member published tables while acting as master. The master continues from that table
-   * (as after a collection) and moves every partition to a new epoch, above both tables',
-   * so no two primaries can share an epoch afterwards; replicas re-confirm by digest.
+   * A term for a new reign of this master: a round above `seenRound` and at least the
+   * membership's master epoch, with this member's admission number as the low part, so no
+   * concurrent master (a split brain) can hold the same term.
+   */
+  #newTerm(seenRound: number): number {
+    const joinedAt = this.#view.member(this.self)?.joinedAt ?? 0;
+    return reignTerm(Math.max(seenRound + 1, this.#view.masterEpoch), joinedAt);
+  }
+
+  /**
+   * An active master learns that a member holds a table of another reign that is not older
+   * than the one this reign started from: another member published tables while acting as
+   * master (a split brain, or membership disagreeing for a while). Membership decided that
+   * this member is master, so its table stays; it moves to a new term above both reigns and
+   * gives every partition a new epoch of that term, so every primary of its table outranks
+   * any the other reign appointed, and members holding the other table accept this one.
+   * Replicas re-confirm by digest; what only the other side wrote is brought back by the
+   * split-brain merge of the map layer, not by the table.
    */
   #onNewerTable(msg: Message): void {
     if (!this.masterActive) return;
     const theirs = tableFromWire(msg as unknown as WireTable, this.config.partitionCount);
     const mine = this.#current();
-    if (!theirs || theirs.version <= mine.version) return;
+    // Our own reign's tables, and tables this reign started from or superseded, change nothing.
+    if (!theirs || theirs.term === mine.term || theirs.term <= this.#reignFrom) return;
     this.#inflight.clear();
-    const epochs = theirs.epochs.map((e, p) => Math.max(e, mine.epochs[p]) + 1);
-    const merged: PartitionTable = { version: theirs.version + 1, partitionCount: theirs.partitionCount, replicas: theirs.replicas.map((r) => [...r]), epochs, migrations: new Map() };
-    this.#log.warn("partition.master.merge_newer_table", { mine: mine.version, theirs: theirs.version });
-    this.#stage(merged);
+    const term = this.#newTerm(Math.max(termRound(theirs.term), termRound(mine.term)));
+    this.#reignFrom = Math.max(this.#reignFrom, theirs.term);
+    const next = rebaseTable(mine, term, Math.max(theirs.version, mine.version) + 1);
+    this.#log.warn("partition.master.other_reign", { mine: `${mine.term}/${mine.version}`, theirs: `${theirs.term}/${theirs.version}`, term });
+    this.#stage(next);
     this.#masterTick();
   }
 
@@ -408,7 +441,7 @@ export class PartitionService {
       const t2 = this.#pending;
       this.#pending = null;
       if (!t2 || !this.masterActive) return;
-      this.#apply(t2);
+      this.#apply(t2, this.self);
       this.#broadcast({ t: Kind.PartitionTablePush, ...tableToWire(t2) });
       this.stats.tablesPublished++;
     });
@@ -444,7 +477,7 @@ export class PartitionService {
     this.#masterTick();
     if (now - this.#lastHeartbeatAt >= this.config.heartbeatMs) {
       this.#lastHeartbeatAt = now;
-      this.#broadcast({ t: Kind.PartitionTableVersion, version: this.#table.version });
+      this.#broadcast({ t: Kind.PartitionTableVersion, version: this.#table.version, term: this.#table.term });
     }
   }
 

@@ -9,6 +9,11 @@ import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
 export interface PartitionTable {
   /** 0 = no table yet. */
   readonly version: number;
+  /**
+   * The reign of the master that published this version (see {@link reignTerm}). Tables
+   * are ordered by (term, version): a table from a later reign is newer whatever its version.
+   */
+  readonly term: number;
   readonly partitionCount: number;
   /** replicas[p][0] is the primary, then sync backups in rank order, then async backups. */
   readonly replicas: readonly (readonly NodeId[])[];
@@ -18,10 +23,51 @@ export interface PartitionTable {
   readonly migrations: ReadonlyMap<number, readonly NodeId[]>;
 }
 
+/** Bits of a term that name the master (its admission number, modulo 4096). */
+const SLOT_BITS = 12;
+/** Bits of an ownership epoch below the term: appointments per partition within one reign. */
+const COUNTER_BITS = 21;
+
+/**
+ * The term of a master's reign: `round` (above every round the master has seen, and at least
+ * its membership master epoch) in the high part, the master's admission number in the low
+ * 12 bits. Two masters acting at once (a split brain) have different admission numbers, so
+ * they never share a term, even in the same round.
+ * @example
+ * ```ts
+ * reignTerm(3, 7); // 3 * 4096 + 7
+ * ```
+ */
+export function reignTerm(round: number, joinedAt: number): number {
+  if (!Number.isInteger(round) || round < 0 || round >= 2 ** 19) throw new RangeError(`Cannot use round ${round}: must be an integer in [0, 2^19)`);
+  return round * 2 ** SLOT_BITS + (Math.max(0, Math.trunc(joinedAt)) % 2 ** SLOT_BITS);
+}
+
+/** The round of a term (see {@link reignTerm}). */
+export function termRound(term: number): number {
+  return Math.floor(term / 2 ** SLOT_BITS);
+}
+
+/**
+ * The lowest ownership epoch a master of term `term` hands out. Epochs of different terms
+ * lie in disjoint ranges ordered like the terms, so an epoch names the reign that appointed
+ * the primary, and a primary appointed in a later reign always outranks (fences) one
+ * appointed in an earlier or concurrent one once its table arrives.
+ */
+export function epochBase(term: number): number {
+  return term * 2 ** COUNTER_BITS;
+}
+
+/** Whether table `a` is newer than `b`: later term, or same term and higher version. */
+export function isNewer(a: { term: number; version: number }, b: { term: number; version: number }): boolean {
+  return a.term !== b.term ? a.term > b.term : a.version > b.version;
+}
+
 /** A table with no owners (version 0). */
 export function emptyTable(partitionCount: number): PartitionTable {
   return {
     version: 0,
+    term: 0,
     partitionCount,
     replicas: Array.from({ length: partitionCount }, () => []),
     epochs: new Array<number>(partitionCount).fill(0),
@@ -30,22 +76,37 @@ export function emptyTable(partitionCount: number): PartitionTable {
 }
 
 /**
- * The next table version with new replica lists; bumps the epoch of every partition whose
- * primary changed.
+ * The next table version with new replica lists; gives every partition whose primary
+ * changed a new epoch: above its previous one and at least the base of `term`.
+ * @param term the publishing master's term (default: the previous table's)
  */
 export function nextTable(
   prev: PartitionTable,
   replicas: readonly (readonly NodeId[])[],
   migrations: ReadonlyMap<number, readonly NodeId[]> = prev.migrations,
   version: number = prev.version + 1,
+  term: number = prev.term,
 ): PartitionTable {
-  const epochs = prev.epochs.map((e, p) => (prev.replicas[p][0] !== replicas[p][0] && replicas[p].length > 0 ? e + 1 : e));
-  return { version, partitionCount: prev.partitionCount, replicas: replicas.map((r) => [...r]), epochs, migrations: new Map(migrations) };
+  const base = epochBase(term);
+  const epochs = prev.epochs.map((e, p) => (prev.replicas[p][0] !== replicas[p][0] && replicas[p].length > 0 ? Math.max(e + 1, base) : e));
+  return { version, term, partitionCount: prev.partitionCount, replicas: replicas.map((r) => [...r]), epochs, migrations: new Map(migrations) };
+}
+
+/**
+ * The same replicas under a new term: every partition gets a fresh epoch at or above the
+ * term's base. A master uses it when it learns of tables from a reign it cannot order
+ * (a split brain) so that every primary of its table outranks any the other reign appointed.
+ */
+export function rebaseTable(t: PartitionTable, term: number, version: number): PartitionTable {
+  const base = epochBase(term);
+  const epochs = t.epochs.map((e) => Math.max(e + 1, base));
+  return { version, term, partitionCount: t.partitionCount, replicas: t.replicas.map((r) => [...r]), epochs, migrations: new Map() };
 }
 
 /** Compact wire form: member ids once, rows as indices. */
 export interface WireTable {
   version: number;
+  term: number;
   members: NodeId[];
   rows: number[][];
   epochs: number[];
@@ -63,7 +124,7 @@ export function tableToWire(t: PartitionTable): WireTable {
   };
   const rows = t.replicas.map((r) => r.map(ix));
   const migrating = [...t.migrations].map(([p, row]) => [p, ...row.map(ix)]);
-  return { version: t.version, members, rows, epochs: [...t.epochs], migrating };
+  return { version: t.version, term: t.term, members, rows, epochs: [...t.epochs], migrating };
 }
 
 /** @returns the table, or null when the wire form is inconsistent */
@@ -78,7 +139,7 @@ export function tableFromWire(w: WireTable, partitionCount: number): PartitionTa
     if (p >= partitionCount || row.some((i) => i >= w.members.length)) return null;
     migrations.set(p, row.map(id));
   }
-  return { version: w.version, partitionCount, replicas: w.rows.map((r) => r.map(id)), epochs: w.epochs, migrations };
+  return { version: w.version, term: w.term, partitionCount, replicas: w.rows.map((r) => r.map(id)), epochs: w.epochs, migrations };
 }
 
 /** Per-partition view for the HTTP layer and dashboard. */

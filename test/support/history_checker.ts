@@ -24,14 +24,16 @@ export interface HistoryOp {
   status: "pending" | "ok" | "fail";
   /** get: the value read; put/remove: the previous value returned. undefined = absent. */
   result?: string;
+  /** The member the client called through (diagnostics only). */
+  via?: string;
 }
 
 export class History {
   readonly ops: HistoryOp[] = [];
 
   /** Records an invocation; returns the op to complete later. */
-  invoke(key: string, kind: OpKind, at: number, value?: string): HistoryOp {
-    const op: HistoryOp = { id: this.ops.length, key, kind, value, invokeAt: at, endAt: Infinity, status: "pending" };
+  invoke(key: string, kind: OpKind, at: number, value?: string, via?: string): HistoryOp {
+    const op: HistoryOp = { id: this.ops.length, key, kind, value, invokeAt: at, endAt: Infinity, status: "pending", via };
     this.ops.push(op);
     return op;
   }
