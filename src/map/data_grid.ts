@@ -13,11 +13,21 @@ import type { MessageRouter } from "../transport/router.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import type { IMap } from "./imap.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
+import { checkMergePolicy, type MergePolicyName } from "./merge_policy.ts";
+import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
 import type { MapOpStats } from "./map_stats.ts";
 
 export interface DataGridConfig extends PartitionConfig {
   invoke?: InvokerConfig;
   map?: MapServiceConfig;
+  /**
+   * What happens to the smaller side's entries when a split brain heals (see
+   * merge_policy.ts): "latestUpdate" (the later update wins), "passThrough" (the smaller
+   * side's entry wins) or "discard" (the larger side wins, the smaller side's changes are
+   * dropped). @default "latestUpdate"
+   */
+  mergePolicy?: MergePolicyName;
+  merge?: SplitMergeConfig;
 }
 
 export interface DataGridOptions {
@@ -36,9 +46,11 @@ export class DataGrid {
   readonly partitions: PartitionService;
   readonly invoker: Invoker;
   readonly maps: MapService;
+  readonly merge: SplitMerge;
 
   constructor(opts: DataGridOptions) {
-    const { invoke, map, ...partitionConfig } = opts.config;
+    const { invoke, map, mergePolicy, merge, ...partitionConfig } = opts.config;
+    const policy = checkMergePolicy(mergePolicy ?? "latestUpdate");
     const base = { self: opts.self, view: opts.view, transport: opts.transport, router: opts.router, clock: opts.clock, log: opts.log };
     this.partitions = new PartitionService({ ...base, config: partitionConfig });
     this.invoker = new Invoker({ ...base, rng: opts.rng, partitions: this.partitions, config: invoke });
@@ -48,6 +60,16 @@ export class DataGrid {
       partitions: this.partitions,
       invoker: this.invoker,
       config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
+    });
+    this.merge = new SplitMerge({
+      view: opts.view,
+      partitions: this.partitions,
+      invoker: this.invoker,
+      clock: opts.clock,
+      log: opts.log,
+      policy,
+      capture: () => this.maps.captureForMerge(),
+      config: merge,
     });
   }
 
@@ -85,6 +107,7 @@ export class DataGrid {
 
   /** Stops timers and fails pending calls. */
   stop(): void {
+    this.merge.stop();
     this.invoker.stop();
     this.maps.stop();
     this.partitions.stop();

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { w } from "../wire/message.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
+import { mergeWins } from "./merge_policy.ts";
 import { bytesEqual } from "./record_store.ts";
 
 export const OpCode = {
@@ -26,12 +27,14 @@ export const OpCode = {
   Clear: 14,
   Entries: 15,
   Destroy: 16,
+  /** Split-brain merge: entries of the smaller side, applied by policy (see merge_policy.ts). */
+  MergeEntries: 17,
 } as const;
 export type OpCodeNumber = (typeof OpCode)[keyof typeof OpCode];
 
 export const opNames: Record<number, string> = Object.fromEntries(Object.entries(OpCode).map(([k, v]) => [v, k]));
 
-const WRITES = new Set<number>([OpCode.Put, OpCode.Set, OpCode.PutIfAbsent, OpCode.Replace, OpCode.ReplaceIfSame, OpCode.Remove, OpCode.RemoveIfSame, OpCode.Delete, OpCode.PutAll, OpCode.Clear, OpCode.Destroy]);
+const WRITES = new Set<number>([OpCode.Put, OpCode.Set, OpCode.PutIfAbsent, OpCode.Replace, OpCode.ReplaceIfSame, OpCode.Remove, OpCode.RemoveIfSame, OpCode.Delete, OpCode.PutAll, OpCode.Clear, OpCode.Destroy, OpCode.MergeEntries]);
 
 /** Whether an op may change state (and so needs a call id, backups and dedupe). */
 export function isWrite(op: number): boolean {
@@ -64,6 +67,8 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.Clear]: mOnly,
   [OpCode.Entries]: z.object({ m, o: w.uint(), n: w.uint().min(1).max(MAX_BATCH) }),
   [OpCode.Destroy]: mOnly,
+  // `m` is unused (entries name their maps); `pol` is a MergePolicyCode.
+  [OpCode.MergeEntries]: z.object({ m, pol: w.uint().min(1).max(2), es: w.list(z.tuple([m, w.bytes(), w.bytes(), w.uint()]), MAX_BATCH) }),
 };
 
 export interface OpBody {
@@ -75,6 +80,9 @@ export interface OpBody {
   kvs?: [Uint8Array, Uint8Array][];
   o?: number;
   n?: number;
+  /** MergeEntries: policy code and [map, key, value, updatedAt] per entry. */
+  pol?: number;
+  es?: [string, Uint8Array, Uint8Array, number][];
 }
 
 /** Validates an op body from the network. @returns null when invalid */
@@ -90,6 +98,7 @@ export function opKeys(op: number, b: OpBody): Uint8Array[] | undefined {
   if (b.k) return [b.k];
   if (b.ks) return b.ks;
   if (b.kvs) return b.kvs.map(([key]) => key);
+  if (b.es) return b.es.map(([, key]) => key);
   return undefined;
 }
 
@@ -141,6 +150,16 @@ export function executeOp(data: PartitionData, op: number, b: OpBody, now: numbe
       return { result: null, effects: store && store.size > 0 ? [{ m: b.m, clear: true, at: now }] : [] };
     case OpCode.Destroy:
       return { result: null, effects: store ? [{ m: b.m, destroy: true, at: now }] : [] };
+    case OpCode.MergeEntries: {
+      // A merged entry keeps its own update time, so later merges compare real update times.
+      const effects: Effect[] = [];
+      for (const [map, key, v, updatedAt] of b.es!) {
+        const existing = data.maps.get(map)?.get(key);
+        if (existing && bytesEqual(existing.value, v)) continue;
+        if (mergeWins(b.pol!, existing?.updatedAt, updatedAt)) effects.push({ m: map, k: key, v, at: updatedAt });
+      }
+      return { result: effects.length, effects };
+    }
     case OpCode.Entries: {
       const out: [Uint8Array, Uint8Array][] = [];
       if (store) {

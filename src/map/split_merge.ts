@@ -1,0 +1,176 @@
+/**
+ * Split-brain merge of map data. When a network split heals, membership merges the smaller
+ * side into the larger one and emits `merge` on every member of the smaller side. At that
+ * moment such a member still holds the smaller side's table and data: it copies the entries
+ * of the partitions it is primary of, waits until it holds a table from its new master, and
+ * then re-applies them into the larger cluster through the normal invocation path
+ * ({@link OpCode.MergeEntries}: routed to the primary, applied by policy as one ordered,
+ * replicated, deduplicated write per chunk). The larger cluster's table overrides the smaller
+ * side's, so whatever is not merged this way is dropped.
+ *
+ * Bounded: at most `maxEntries` entries are queued per merge (the rest are dropped and
+ * counted), chunks carry at most `chunkEntries` entries and about `chunkBytes` bytes, and
+ * at most `maxInFlight` chunks are in flight.
+ */
+import type { ClusterView } from "../cluster/view.ts";
+import type { Clock, Timer } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { Invoker } from "../invoke/invoker.ts";
+import type { PartitionService } from "../partition/partition_service.ts";
+import { isNewer, type PartitionTable } from "../partition/partition_table.ts";
+import { MergePolicyCode, type MergePolicyName } from "./merge_policy.ts";
+import { MAX_BATCH, OpCode } from "./operations.ts";
+
+/** One entry to merge: [map, key bytes, value bytes, updatedAt]. */
+export type MergeEntry = [string, Uint8Array, Uint8Array, number];
+
+export interface SplitMergeConfig {
+  /** Entries per chunk (one invocation). @default 256 */
+  chunkEntries?: number;
+  /** Approximate bytes per chunk. @default 32768 */
+  chunkBytes?: number;
+  /** Chunks in flight at once. @default 4 */
+  maxInFlight?: number;
+  /** Entries queued per merge; more are dropped (and counted). @default 1000000 */
+  maxEntries?: number;
+}
+
+export interface SplitMergeOptions {
+  view: ClusterView;
+  partitions: PartitionService;
+  invoker: Invoker;
+  clock: Clock;
+  log: Logger;
+  policy: MergePolicyName;
+  /** The entries of the partitions this member is primary of (map service). */
+  capture: () => Array<{ p: number; entries: MergeEntry[] }>;
+  config?: SplitMergeConfig;
+}
+
+interface Chunk {
+  p: number;
+  es: MergeEntry[];
+}
+
+export class SplitMerge {
+  readonly config: Required<SplitMergeConfig>;
+  /** Counters for metrics and tests. */
+  readonly stats = { merges: 0, entriesQueued: 0, entriesDropped: 0, chunksSent: 0, chunksFailed: 0, entriesApplied: 0 };
+  #opts: SplitMergeOptions;
+  #queue: Chunk[] = [];
+  #inFlight = 0;
+  /** Sending starts once the table is newer than this one and comes from the master. */
+  #gate: PartitionTable | null = null;
+  #timer: Timer | null = null;
+  #stopped = false;
+  #unsubscribe: () => void;
+  #idleWaiters: Array<() => void> = [];
+
+  constructor(opts: SplitMergeOptions) {
+    this.#opts = opts;
+    this.config = { chunkEntries: 256, chunkBytes: 32 * 1024, maxInFlight: 4, maxEntries: 1_000_000, ...opts.config };
+    if (this.config.chunkEntries < 1 || this.config.chunkEntries > MAX_BATCH) throw new RangeError(`Cannot use chunkEntries ${this.config.chunkEntries}: must be 1–${MAX_BATCH}`);
+    const unView = opts.view.subscribe((e) => {
+      if (e.type === "merge") this.#onMerge(e.into);
+    });
+    const unTable = opts.partitions.onTableChange(() => this.#pump());
+    this.#unsubscribe = () => {
+      unView();
+      unTable();
+    };
+  }
+
+  /** Whether nothing is queued or in flight. */
+  get idle(): boolean {
+    return this.#queue.length === 0 && this.#inFlight === 0;
+  }
+
+  /** Resolves once nothing is queued or in flight. */
+  whenIdle(): Promise<void> {
+    if (this.idle) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#timer?.cancel();
+    this.#unsubscribe();
+    this.#queue = [];
+  }
+
+  #onMerge(into: string): void {
+    if (this.#stopped) return;
+    this.stats.merges++;
+    if (this.#opts.policy === "discard") {
+      this.#opts.log.info("map.merge.discarded", { into });
+      return;
+    }
+    let queued = 0, dropped = 0;
+    for (const { p, entries } of this.#opts.capture()) {
+      let chunk: Chunk = { p, es: [] };
+      let bytes = 0;
+      for (const e of entries) {
+        if (queued >= this.config.maxEntries) {
+          dropped++;
+          continue;
+        }
+        chunk.es.push(e);
+        queued++;
+        bytes += e[0].length + e[1].byteLength + e[2].byteLength + 16;
+        if (chunk.es.length >= this.config.chunkEntries || bytes >= this.config.chunkBytes) {
+          this.#queue.push(chunk);
+          chunk = { p, es: [] };
+          bytes = 0;
+        }
+      }
+      if (chunk.es.length > 0) this.#queue.push(chunk);
+    }
+    this.stats.entriesQueued += queued;
+    this.stats.entriesDropped += dropped;
+    if (dropped > 0) this.#opts.log.warn("map.merge.entries_dropped", { dropped, limit: this.config.maxEntries });
+    this.#opts.log.info("map.merge.start", { into, entries: queued, chunks: this.#queue.length, policy: this.#opts.policy });
+    this.#gate = this.#opts.partitions.table;
+    this.#pump();
+  }
+
+  /** Whether this member holds a table of its new master, newer than the one of the merge. */
+  #gateOpen(): boolean {
+    const g = this.#gate;
+    if (!g) return true;
+    const p = this.#opts.partitions;
+    if (p.tableSource === undefined || p.tableSource !== this.#opts.view.master() || !isNewer(p.table, g)) return false;
+    this.#gate = null;
+    return true;
+  }
+
+  #pump(): void {
+    if (this.#stopped) return;
+    if (this.#queue.length === 0) return this.#checkIdle();
+    if (!this.#gateOpen()) {
+      // Tables arrive with pushes; poll too in case none changes while we wait.
+      if (!this.#timer) this.#timer = this.#opts.clock.setTimer(200, () => (this.#timer = null, this.#pump()));
+      return;
+    }
+    const pol = this.#opts.policy === "passThrough" ? MergePolicyCode.passThrough : MergePolicyCode.latestUpdate;
+    while (this.#inFlight < this.config.maxInFlight && this.#queue.length > 0) {
+      const c = this.#queue.shift()!;
+      this.#inFlight++;
+      this.stats.chunksSent++;
+      this.#opts.invoker.invoke(c.p, OpCode.MergeEntries, { m: "", pol, es: c.es }, true).then(
+        (n) => void (this.stats.entriesApplied += typeof n === "number" ? n : 0),
+        (err) => {
+          this.stats.chunksFailed++;
+          this.#opts.log.warn("map.merge.chunk_failed", { p: c.p, entries: c.es.length, error: String(err) });
+        },
+      ).finally(() => {
+        this.#inFlight--;
+        this.#pump();
+      });
+    }
+  }
+
+  #checkIdle(): void {
+    if (!this.idle) return;
+    for (const w of this.#idleWaiters.splice(0)) w();
+  }
+}

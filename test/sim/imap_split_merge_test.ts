@@ -1,0 +1,124 @@
+/**
+ * Split-brain merge of map data in the simulator, over real Membership: 5 members split
+ * into 3 + 2, both sides write (different keys, the same keys in both orders, removals),
+ * the split heals, the smaller side merges into the larger, and every key must then hold
+ * what the configured merge policy says (docs/map_design.md states what each keeps and
+ * loses). Two backups, so the larger side holds every partition through the split.
+ */
+import { describe, expect, test } from "bun:test";
+import type { MergePolicyName } from "../../src/map/merge_policy.ts";
+import { withSeed } from "../../src/sim/seed.ts";
+import type { Simulation } from "../../src/sim/simulation.ts";
+import { fullReplicas, imapSimulation, type ImapSimNode } from "./imap_sim.ts";
+
+const FILE = "test/sim/imap_split_merge_test.ts";
+const KEYS = 60;
+
+interface Seen {
+  value: string | undefined;
+  /** Virtual time of the write that produced it (base writes: before the split). */
+  at: number;
+}
+
+async function settle<T>(sim: Simulation<ImapSimNode>, p: Promise<T>): Promise<T> {
+  let done = false;
+  const q = p.finally(() => void (done = true));
+  q.catch(() => {});
+  await sim.until(() => done, 60_000, 5);
+  return q;
+}
+
+async function scenario(seed: number, policy: MergePolicyName) {
+  const problems: string[] = [];
+  const sim = imapSimulation({ seed, link: { delayMs: 0.3, jitterMs: 0.7 }, tickMs: 5, grid: { partitionCount: 31, backupCount: 2, mergePolicy: policy }, problems });
+  const first = sim.spawn();
+  void first.m.start([]);
+  for (let i = 0; i < 4; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  const age = sim.liveNodes()[0].m.members().map((m) => m.id);
+  const A = age.slice(0, 3).map((id) => sim.node(id)!); // the larger side, with the master
+  const B = age.slice(3).map((id) => sim.node(id)!);
+  const mapOf = (n: ImapSimNode) => n.grid.getMap<string, string>("m");
+
+  const t0 = sim.clock.now();
+  for (let k = 0; k < KEYS; k++) await settle(sim, mapOf(A[k % 3]).set(`k${k}`, "base"));
+  await sim.run(100);
+
+  sim.partition([A.map((n) => n.id), B.map((n) => n.id)]);
+  await sim.until(() => fullReplicas(A) && fullReplicas(B), 60_000, 50, () => "the sides did not settle apart");
+
+  // During the split (each side's writes acknowledged by that side):
+  //  k0–9 only B writes; k10–19 only A writes; k20–29 A then B; k30–39 B then A;
+  //  k40–44 A removes; k45–49 B removes; n0–4 are new on B; k50–59 untouched.
+  const sides = { A: new Map<string, Seen>(), B: new Map<string, Seen>() };
+  const write = async (side: "A" | "B", key: string, value: string | undefined) => {
+    const nodes = side === "A" ? A : B;
+    const at = sim.clock.now();
+    const m = mapOf(nodes[Math.floor(at) % nodes.length]);
+    await settle(sim, value === undefined ? m.delete(key) : m.set(key, value));
+    sides[side].set(key, { value, at });
+    await sim.run(2);
+  };
+  for (let k = 10; k < 30; k++) await write("A", `k${k}`, `A${k}`);
+  for (let k = 40; k < 45; k++) await write("A", `k${k}`, undefined);
+  await sim.run(50);
+  for (let k = 0; k < 10; k++) await write("B", `k${k}`, `B${k}`);
+  for (let k = 20; k < 40; k++) await write("B", `k${k}`, `B${k}`);
+  for (let k = 45; k < 50; k++) await write("B", `k${k}`, undefined);
+  for (let k = 0; k < 5; k++) await write("B", `n${k}`, `Bn${k}`);
+  await sim.run(50);
+  for (let k = 30; k < 40; k++) await write("A", `k${k}`, `A${k}`);
+
+  // What each side holds at the end of the split, read through the side itself.
+  const keys = [...Array.from({ length: KEYS }, (_, k) => `k${k}`), ...Array.from({ length: 5 }, (_, k) => `n${k}`)];
+  const held = { A: new Map<string, Seen>(), B: new Map<string, Seen>() };
+  for (const side of ["A", "B"] as const) {
+    const nodes = side === "A" ? A : B;
+    for (const key of keys) {
+      const value = await settle(sim, mapOf(nodes[0]).get(key));
+      const w = sides[side].get(key);
+      // A value not written during the split is the base value (written before it).
+      held[side].set(key, { value, at: w ? w.at : t0 });
+    }
+  }
+
+  sim.heal();
+  const all = [...A, ...B];
+  await sim.until(() => fullReplicas(all) && all.every((n) => n.grid.merge.idle), 120_000, 50, () => "no single cluster with full replicas after the heal");
+  await sim.run(2000);
+  await sim.until(() => fullReplicas(all) && all.every((n) => n.grid.merge.idle), 60_000, 50);
+
+  const wrong: string[] = [];
+  for (const key of keys) {
+    const a = held.A.get(key)!, b = held.B.get(key)!;
+    let want: string | undefined;
+    if (policy === "discard" || b.value === undefined) want = a.value;
+    else if (policy === "passThrough" || a.value === undefined) want = b.value;
+    else want = b.at > a.at ? b.value : a.value;
+    for (const n of [A[0], B[0]]) {
+      const got = await settle(sim, mapOf(n).get(key));
+      if (got !== want) wrong.push(`${key} via ${n.id}: ${got}, expected ${want} (A held ${a.value}, B held ${b.value})`);
+    }
+  }
+  const merges = B.reduce((s, n) => s + n.grid.merge.stats.merges, 0);
+  const applied = B.reduce((s, n) => s + n.grid.merge.stats.entriesApplied, 0);
+  const failed = B.reduce((s, n) => s + n.grid.merge.stats.chunksFailed, 0);
+  for (const n of all) n.stop();
+  return { wrong, merges, applied, failed, problems, held };
+}
+
+describe("split-brain merge of map data", () => {
+  for (const [policy, seed] of [["latestUpdate", 1], ["passThrough", 2], ["discard", 3]] as const) {
+    test(`${policy}: after the heal every key holds what the policy keeps`, () =>
+      withSeed(FILE, seed, async (s) => {
+        const r = await scenario(s, policy);
+        console.log(`${policy}: ${r.merges} merge events on the smaller side, ${r.applied} entries applied`);
+        expect(r.merges).toBe(2);
+        expect(r.wrong).toEqual([]);
+        expect(r.failed).toBe(0);
+        expect(r.problems).toEqual([]);
+        if (policy === "discard") expect(r.applied).toBe(0);
+        else expect(r.applied).toBeGreaterThan(0);
+      }), 120_000);
+  }
+});
