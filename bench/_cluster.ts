@@ -244,6 +244,24 @@ export function loadAverage(): string {
   }
 }
 
+/**
+ * UDP datagrams the kernel dropped because a socket's receive buffer was full
+ * (`RcvbufErrors` in /proc/net/snmp), machine-wide. WebRTC runs over UDP: each drop costs
+ * an SCTP retransmission (werift's minimum retransmit timeout is 1 s).
+ * @returns the counter, or NaN where /proc/net/snmp cannot be read
+ */
+export function udpReceiveBufferDrops(): number {
+  try {
+    const lines = readFileSync("/proc/net/snmp", "utf8").split("\n").filter((l) => l.startsWith("Udp:"));
+    const names = lines[0].split(/\s+/);
+    const values = lines[1].split(/\s+/);
+    const i = names.indexOf("RcvbufErrors");
+    return i > 0 ? Number(values[i]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /** The command-line arguments after the script. */
 export function benchArgs(): string[] {
   return g.Deno ? [...g.Deno.args] : g.process.argv.slice(2);

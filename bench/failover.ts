@@ -32,6 +32,7 @@ import {
   runtimeVersion,
   sleep,
   startMember,
+  udpReceiveBufferDrops,
   until,
 } from "./_cluster.ts";
 
@@ -61,6 +62,8 @@ interface Trial {
   writableMs: number;
   /** Partitions whose write succeeded at the first attempt. */
   firstTry: number;
+  /** UDP datagrams dropped machine-wide for a full receive buffer during the trial's failover. */
+  udpDrops: number;
   runtimes: string;
 }
 
@@ -105,6 +108,7 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
   }));
   await sleep(300);
 
+  const drops0 = udpReceiveBufferDrops();
   victim.kill9();
   const t0 = performance.now();
 
@@ -137,9 +141,10 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
   })();
 
   const [d, writableMs] = await Promise.all([detection, writable]);
+  const udpDrops = udpReceiveBufferDrops() - drops0;
   for (const m of survivors) m.kill9();
   await Promise.all(members.map((m) => m.child.exited));
-  return { ...d, writableMs, firstTry, runtimes: members.map((m) => m.runtime).join(",") };
+  return { ...d, writableMs, firstTry, udpDrops, runtimes: members.map((m) => m.runtime).join(",") };
 }
 
 async function main(): Promise<void> {
@@ -154,7 +159,7 @@ async function main(): Promise<void> {
       trials.push(t);
       console.log(
         `trial ${i + 1}: killed member gone from all survivors ${fmtMs(t.goneMs)}, same new master on all ${fmtMs(t.masterMs)}, ` +
-          `all ${PARTITIONS} partitions writable ${fmtMs(t.writableMs)} (${t.firstTry} at the first attempt)  [load ${loadAverage()}]`,
+          `all ${PARTITIONS} partitions writable ${fmtMs(t.writableMs)} (${t.firstTry} at the first attempt; ${t.udpDrops} UDP drops)  [load ${loadAverage()}]`,
       );
     } finally {
       killAllChildren();

@@ -16,8 +16,13 @@
  * - the load average (/proc/loadavg) at start and end.
  *
  * Options: --seq N (sequential puts and gets, default 2000), --ops N (operations per
- * throughput run, default 20000), --entries N (map size before the join, default 100000),
+ * throughput run, default 20000), --seconds N (a throughput run also stops after this
+ * long, default 15), --entries N (map size before the join, default 100000),
  * --in-flight N (default 64).
+ *
+ * Each phase also reports how many UDP datagrams the kernel dropped machine-wide for a
+ * full socket receive buffer (/proc/net/snmp RcvbufErrors): on a loaded machine those
+ * drops, not the code, can set the tail latencies.
  */
 import { startNode } from "../src/node.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
@@ -36,12 +41,14 @@ import {
   runtimeVersion,
   sleep,
   startMember,
+  udpReceiveBufferDrops,
   until,
 } from "./_cluster.ts";
 
 const argv = benchArgs();
 const SEQ = Number(flag(argv, "seq", "2000"));
 const OPS = Number(flag(argv, "ops", "20000"));
+const SECONDS = Number(flag(argv, "seconds", "15"));
 const ENTRIES = Number(flag(argv, "entries", "100000"));
 const IN_FLIGHT = Number(flag(argv, "in-flight", "64"));
 const PARTITIONS = 271;
@@ -79,6 +86,7 @@ async function main(): Promise<void> {
   // Warm-up: links to every member, JIT.
   for (let i = 0; i < 1000; i++) await map.set(`w${i}`, VALUE);
 
+  const drops: number[] = [udpReceiveBufferDrops()];
   const putLat: number[] = [];
   for (let i = 0; i < SEQ; i++) {
     const t = performance.now();
@@ -93,12 +101,13 @@ async function main(): Promise<void> {
   }
 
   const keySpace = 10_000;
-  async function throughput(kind: "put" | "get"): Promise<{ perS: number; lat: number[] }> {
+  async function throughput(kind: "put" | "get"): Promise<{ perS: number; lat: number[]; ops: number }> {
     let next = 0;
     const lat: number[] = [];
     const t = performance.now();
+    const stopAt = t + SECONDS * 1000;
     await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-      while (next < OPS) {
+      while (next < OPS && performance.now() < stopAt) {
         const i = next++;
         const t1 = performance.now();
         if (kind === "put") await map.set(`t${i % keySpace}`, VALUE);
@@ -106,10 +115,12 @@ async function main(): Promise<void> {
         lat.push(performance.now() - t1);
       }
     }));
-    return { perS: OPS / ((performance.now() - t) / 1000), lat };
+    return { perS: lat.length / ((performance.now() - t) / 1000), lat, ops: lat.length };
   }
+  drops.push(udpReceiveBufferDrops());
   const putRun = await throughput("put");
   const getRun = await throughput("get");
+  drops.push(udpReceiveBufferDrops());
   const putTput = putRun.perS, getTput = getRun.perS;
 
   // Load the big map.
@@ -122,6 +133,7 @@ async function main(): Promise<void> {
     await big.putAll(part);
   }
   const loadMs = performance.now() - tLoad;
+  drops.push(udpReceiveBufferDrops());
   const bigSize = await big.size();
   if (bigSize !== ENTRIES) throw new Error(`big map holds ${bigSize} entries, expected ${ENTRIES}`);
 
@@ -137,7 +149,7 @@ async function main(): Promise<void> {
   };
   for (let i = 0; i < 1000; i++) count(`w${i}`);
   for (let i = 0; i < SEQ; i++) count(`k${i}`);
-  for (let i = 0; i < Math.min(keySpace, OPS); i++) count(`t${i}`);
+  for (let i = 0; i < Math.min(keySpace, putRun.ops); i++) count(`t${i}`);
   for (let i = 0; i < ENTRIES; i++) count(`m${i}`);
 
   await sleep(500);
@@ -155,6 +167,7 @@ async function main(): Promise<void> {
   const all = [...data, d];
   await until(async () => (await settled(all, 4)) || undefined, 170_000, "migration to the 4th member", 50);
   const doneAt = performance.now();
+  drops.push(udpReceiveBufferDrops());
   unsubscribe();
   if (joinedAt === 0) throw new Error("the client never saw the 4th member join");
   const migrationMs = doneAt - joinedAt;
@@ -182,8 +195,8 @@ async function main(): Promise<void> {
   const rows: Array<[string, string]> = [
     ["put p50 / p99 (1 in flight)", `${fmtMs(quantile(putLat, 0.5))} / ${fmtMs(quantile(putLat, 0.99))}`],
     ["get p50 / p99 (1 in flight)", `${fmtMs(quantile(getLat, 0.5))} / ${fmtMs(quantile(getLat, 0.99))}`],
-    [`puts/s (${IN_FLIGHT} in flight, ${OPS} ops)`, Math.round(putTput).toLocaleString("en")],
-    [`gets/s (${IN_FLIGHT} in flight, ${OPS} ops)`, Math.round(getTput).toLocaleString("en")],
+    [`puts/s (${IN_FLIGHT} in flight, ${putRun.ops} ops)`, Math.round(putTput).toLocaleString("en")],
+    [`gets/s (${IN_FLIGHT} in flight, ${getRun.ops} ops)`, Math.round(getTput).toLocaleString("en")],
     [`put p50 / p99 (${IN_FLIGHT} in flight)`, `${fmtMs(quantile(putRun.lat, 0.5))} / ${fmtMs(quantile(putRun.lat, 0.99))}`],
     [`get p50 / p99 (${IN_FLIGHT} in flight)`, `${fmtMs(quantile(getRun.lat, 0.5))} / ${fmtMs(quantile(getRun.lat, 0.99))}`],
     [`load ${ENTRIES.toLocaleString("en")} entries (putAll ×${chunk})`, `${fmtMs(loadMs)} (${Math.round(ENTRIES / (loadMs / 1000)).toLocaleString("en")} entries/s)`],
@@ -196,6 +209,7 @@ async function main(): Promise<void> {
       Number.isNaN(transportBytes) ? "n/a (GET /metrics failed)" : `${mb(transportBytes)} MB → ${(transportBytes / 1e6 / s).toFixed(2)} MB/s`,
     ],
     ["transport bytes sent by all 4", Number.isNaN(transportBytesAll) ? "n/a (GET /metrics failed)" : `${mb(transportBytesAll)} MB`],
+    [`UDP receive-buffer drops (machine-wide): 1 / ${IN_FLIGHT} in flight / load / migration`, drops.slice(1).map((x, i) => x - drops[i]).join(" / ")],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log(`\n| figure${" ".repeat(w - 6)} | value |\n|${"-".repeat(w + 2)}|-------|`);
@@ -217,6 +231,7 @@ async function main(): Promise<void> {
     tableMBps: movedBytes / 1e6 / s,
     transportBytes,
     transportMBps: transportBytes / 1e6 / s,
+    udpDrops: drops.slice(1).map((x, i) => x - drops[i]),
     loadStart,
     loadEnd,
   }));
