@@ -67,7 +67,8 @@ interface Trial {
   runtimes: string;
 }
 
-async function putOnce(m: MemberProcess, key: string, value: unknown, timeoutMs: number): Promise<boolean> {
+/** One REST write; `error` describes a failure (status and body, or the fetch error). */
+async function putOnce(m: MemberProcess, key: string, value: unknown, timeoutMs: number): Promise<{ ok: boolean; error?: string }> {
   try {
     const res = await fetch(`${m.url}/maps/failover/${key}`, {
       method: "PUT",
@@ -75,10 +76,10 @@ async function putOnce(m: MemberProcess, key: string, value: unknown, timeoutMs:
       body: JSON.stringify(value),
       signal: AbortSignal.timeout(timeoutMs),
     });
-    await res.body?.cancel();
-    return res.ok;
-  } catch {
-    return false;
+    const text = await res.text();
+    return res.ok ? { ok: true } : { ok: false, error: `${res.status} ${text.slice(0, 200)}` };
+  } catch (err) {
+    return { ok: false, error: String((err as Error)?.message ?? err) };
   }
 }
 
@@ -103,9 +104,18 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
   if (!victim) throw new Error(`master ${master} is none of the started members`);
   const survivors = members.filter((m) => m !== victim);
   const rest0 = survivors[0];
+  // A failed write on the settled cluster is reported (it is a finding), then retried.
+  const preKillFailures: string[] = [];
   await Promise.all(keys.map(async (k) => {
-    if (!(await putOnce(rest0, k, { before: true }, 10_000))) throw new Error(`PUT ${k} before the kill failed`);
+    for (let attempt = 0;; attempt++) {
+      const r = await putOnce(rest0, k, { before: true }, 10_000);
+      if (r.ok) return;
+      preKillFailures.push(`PUT ${k}: ${r.error}`);
+      if (attempt >= 5) throw new Error(`PUT ${k} before the kill failed 6 times: ${r.error}`);
+      await sleep(200);
+    }
   }));
+  for (const f of preKillFailures) console.log(`  (before the kill, on a settled cluster) ${f}`);
   await sleep(300);
 
   const drops0 = udpReceiveBufferDrops();
@@ -129,7 +139,7 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
   const writable = (async () => {
     const done = await Promise.all(keys.map(async (k, p) => {
       for (let attempt = 0;; attempt++) {
-        if (await putOnce(rest0, k, { p, attempt }, 10_000)) {
+        if ((await putOnce(rest0, k, { p, attempt }, 10_000)).ok) {
           if (attempt === 0) firstTry++;
           return performance.now() - t0;
         }
