@@ -62,6 +62,8 @@ interface Trial {
   writableMs: number;
   /** Partitions whose write succeeded at the first attempt. */
   firstTry: number;
+  /** Writes that failed on the settled cluster before the kill (then retried). */
+  preKillFailures: number;
   /** UDP datagrams dropped machine-wide for a full receive buffer during the trial's failover. */
   udpDrops: number;
   runtimes: string;
@@ -95,10 +97,10 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
     const bodies = await Promise.all(members.map(clusterOf));
     const ok = bodies.every((b) =>
       b.members.length === MEMBERS && b.master === bodies[0].master && b.partitions.migrating === 0 && b.partitions.replicasMissing === 0 &&
-      Object.keys(b.partitions.owners).length === MEMBERS
+      Object.keys(b.partitions.owners).length === MEMBERS && b.links.length === MEMBERS - 1
     );
     return ok ? bodies[0].master ?? undefined : undefined;
-  }, 90_000, "4 members settled", 100);
+  }, 90_000, "4 members settled and linked", 100);
   // Every partition holds an entry before the kill.
   const victim = members.find((m) => m.id === master);
   if (!victim) throw new Error(`master ${master} is none of the started members`);
@@ -115,7 +117,9 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
       await sleep(200);
     }
   }));
-  for (const f of preKillFailures) console.log(`  (before the kill, on a settled cluster) ${f}`);
+  if (preKillFailures.length > 0) {
+    console.log(`  before the kill, on a settled cluster: ${preKillFailures.length} failed PUTs (retried), e.g. ${preKillFailures.slice(0, 3).join("; ")}`);
+  }
   await sleep(300);
 
   const drops0 = udpReceiveBufferDrops();
@@ -154,7 +158,7 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
   const udpDrops = udpReceiveBufferDrops() - drops0;
   for (const m of survivors) m.kill9();
   await Promise.all(members.map((m) => m.child.exited));
-  return { ...d, writableMs, firstTry, udpDrops, runtimes: members.map((m) => m.runtime).join(",") };
+  return { ...d, writableMs, firstTry, udpDrops, preKillFailures: preKillFailures.length, runtimes: members.map((m) => m.runtime).join(",") };
 }
 
 async function main(): Promise<void> {

@@ -55,12 +55,12 @@ const PARTITIONS = 271;
 const VALUE = "x".repeat(100);
 const secret = `bench-${Date.now()}`;
 
-/** Every member lists `want` data owners, none migrating, none missing a replica. */
+/** Every member lists `want` data owners, none migrating, none missing a replica, and has a link to every other member. */
 async function settled(members: MemberProcess[], want: number): Promise<boolean> {
   const bodies = await Promise.all(members.map(clusterOf));
   return bodies.every((b) =>
     b.partitions.migrating === 0 && b.partitions.replicasMissing === 0 && Object.keys(b.partitions.owners).length === want &&
-    b.members.length === members.length + 1
+    b.members.length === members.length + 1 && b.links.length === members.length
   );
 }
 
