@@ -4,6 +4,8 @@
  * lite member as the client, backupCount 1, 271 partitions.
  *
  *   bun run bench/imap.ts      |   deno run -A bench/imap.ts
+ *   bun run bench/imap.ts --delay-ms 1          # each hop delayed (stands in for a process hop)
+ *   bun run bench/imap.ts --no-direct-acks      # primaries answer only after their backups' acks
  *
  * Prints put/get latency p50/p99 (one call at a time), throughput with 64 calls in
  * flight, migration MB/s when a 4th data member joins a map of 100,000 entries, and the
@@ -17,8 +19,15 @@ import { MemoryNetwork } from "../src/transport/memory.ts";
 import { MessageRouter } from "../src/transport/router.ts";
 import { TestCluster } from "../test/support/test_cluster_view.ts";
 
+// deno-lint-ignore no-explicit-any
+const g0 = globalThis as any;
+const args: string[] = g0.Deno?.args ?? g0.process?.argv?.slice(2) ?? [];
+const delayAt = args.indexOf("--delay-ms");
+const delayMs = delayAt >= 0 ? Number(args[delayAt + 1]) : 0;
+const directBackupAcks = !args.includes("--no-direct-acks");
+
 const rng = new Random(42);
-const net = new MemoryNetwork({ clock: realClock, rng: rng.fork(), link: { delayMs: 0 }, encode: true, connectDelayMs: 0 });
+const net = new MemoryNetwork({ clock: realClock, rng: rng.fork(), link: { delayMs }, encode: true, connectDelayMs: 0 });
 const cluster = new TestCluster();
 const grids = new Map<string, DataGrid>();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,7 +44,7 @@ async function add(id: string, lite = false): Promise<DataGrid> {
     clock: realClock,
     rng: rng.fork(),
     log: silentLogger,
-    config: { partitionCount: 271, backupCount: 1, asyncBackupCount: 0, lite },
+    config: { partitionCount: 271, backupCount: 1, asyncBackupCount: 0, lite, map: { directBackupAcks } },
   });
   for (const other of grids.keys()) await transport.connect(other);
   grids.set(id, grid);
@@ -125,7 +134,7 @@ const failoverMs = performance.now() - tFail;
 
 // deno-lint-ignore no-explicit-any
 const runtime = (globalThis as any).Bun ? `bun ${(globalThis as any).Bun.version}` : (globalThis as any).Deno ? `deno ${(globalThis as any).Deno.version.deno}` : "node";
-console.log(`IMap bench (${runtime}; in-process MemoryNetwork, real codec, 3 data + 1 lite client, backup 1, 271 partitions, 100 B values)`);
+console.log(`IMap bench (${runtime}; in-process MemoryNetwork, ${delayMs} ms per hop, real codec, 3 data + 1 lite client, backup 1, 271 partitions, 100 B values, backups ack ${directBackupAcks ? "straight to the caller" : "to the primary"})`);
 console.log(`  put  p50 ${fmt(pct(putLat, 0.5))}  p99 ${fmt(pct(putLat, 0.99))}`);
 console.log(`  get  p50 ${fmt(pct(getLat, 0.5))}  p99 ${fmt(pct(getLat, 0.99))}`);
 console.log(`  64 in flight: ${Math.round(putTput).toLocaleString("en")} puts/s, ${Math.round(getTput).toLocaleString("en")} gets/s`);

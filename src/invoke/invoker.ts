@@ -32,6 +32,11 @@ export interface InvokerConfig {
   retryBaseMs?: number;
   /** Longest retry delay. @default 500 */
   retryMaxMs?: number;
+  /**
+   * After an "ok" that names backups, wait this long for their own acks before asking the
+   * primary again (same call id: answered once the primary saw the acks). @default 300
+   */
+  backupAckWaitMs?: number;
 }
 
 /** A request as the serving side sees it. */
@@ -47,8 +52,12 @@ export interface InvokeRequest {
   b: unknown;
 }
 
-/** Answers a request: status "ok" or an error code. */
-export type Reply = (status: "ok" | ShoalErrorCode, result?: unknown, message?: string) => void;
+/**
+ * Answers a request: status "ok" or an error code. `backups`: the write is not yet known
+ * acked by these members; each acks it to the caller itself (InvokeBackupAck), and the
+ * caller counts the write acknowledged once all have.
+ */
+export type Reply = (status: "ok" | ShoalErrorCode, result?: unknown, message?: string, backups?: NodeId[]) => void;
 export type InvokeServer = (from: NodeId, req: InvokeRequest, reply: Reply) => void;
 
 const RETRYABLE = new Set<string>(["WRONG_TARGET", "MIGRATING", "STALE_EPOCH", "MEMBER_GONE", "OVERLOADED"]);
@@ -66,6 +75,10 @@ interface Call {
   deadline: number;
   timer: Timer | null;
   retries: number;
+  /** An "ok" answer of `primary` that still waits for these backups' own acks. */
+  awaiting: { result: unknown; primary: NodeId; from: Set<NodeId> } | null;
+  /** Backup acks ([backup, primary]) that arrived before the answer naming them. */
+  early: Array<[NodeId, NodeId]> | null;
   resolve(v: unknown): void;
   reject(e: unknown): void;
 }
@@ -105,14 +118,15 @@ export class Invoker {
     this.#rng = opts.rng;
     this.#log = opts.log;
     this.#partitions = opts.partitions;
-    this.config = { attemptTimeoutMs: 2000, callTimeoutMs: 30_000, maxPendingCalls: 10_000, retryBaseMs: 5, retryMaxMs: 500, ...opts.config };
+    this.config = { attemptTimeoutMs: 2000, callTimeoutMs: 30_000, maxPendingCalls: 10_000, retryBaseMs: 5, retryMaxMs: 500, backupAckWaitMs: 300, ...opts.config };
     // Unique across restarts of the same member id.
     this.#prefix = `${opts.self}/${opts.rng.id(8)}/`;
     opts.router.on(Kind.InvokeRequest, (from, msg) => this.#onRequest(from, msg));
     opts.router.on(Kind.InvokeResponse, (from, msg) => this.#onResponse(from, msg));
+    opts.router.on(Kind.InvokeBackupAck, (from, msg) => this.onBackupAcks(from, msg.pr as NodeId, msg.cs as string[]));
     const unView = opts.view.subscribe((e) => {
       if (e.type === "memberRemoved") {
-        for (const c of this.#calls.values()) if (c.target === e.member.id) this.#retry(c, 0);
+        for (const c of this.#calls.values()) if (c.target === e.member.id || c.awaiting?.from.has(e.member.id)) this.#retry(c, 0);
       }
     });
     // A call waiting on a member that is no longer its partition's primary is re-driven at
@@ -159,6 +173,8 @@ export class Invoker {
         deadline: this.#clock.now() + this.config.callTimeoutMs,
         timer: null,
         retries: 0,
+        awaiting: null,
+        early: null,
         resolve,
         reject,
       };
@@ -236,33 +252,67 @@ export class Invoker {
     }
   }
 
+  /**
+   * Backup `from` applied the writes of these calls, shipped by `primary` (InvokeBackupAck;
+   * called directly by the map service when the backup is this member).
+   */
+  onBackupAcks(from: NodeId, primary: NodeId, callIds: readonly string[]): void {
+    for (const id of callIds) {
+      const c = this.#calls.get(id);
+      if (!c) continue;
+      if (!c.awaiting || c.awaiting.primary !== primary) {
+        if (!c.early) c.early = [];
+        if (c.early.length < 8) c.early.push([from, primary]);
+        continue;
+      }
+      c.awaiting.from.delete(from);
+      if (c.awaiting.from.size === 0) {
+        this.#finish(c);
+        c.resolve(c.awaiting.result);
+      }
+    }
+  }
+
   #onRequest(from: NodeId, msg: Message): void {
     this.#serve(from, msg as unknown as InvokeRequest);
   }
 
   #serve(from: NodeId, req: InvokeRequest): void {
     if (this.#stopped) return;
-    const reply: Reply = (status, result, message) => {
-      if (from === this.#self) {
-        this.#onResponse(this.#self, { t: Kind.InvokeResponse, c: req.c, a: req.a, s: status, r: result ?? null, msg: message });
-      } else {
-        const m: Message = { t: Kind.InvokeResponse, c: req.c, a: req.a, s: status, r: result ?? null };
-        if (message) m.msg = message.slice(0, 512);
-        this.#transport.send(from, m);
-      }
+    const reply: Reply = (status, result, message, backups) => {
+      const m: Message = { t: Kind.InvokeResponse, c: req.c, a: req.a, s: status, r: result ?? null };
+      if (message) m.msg = message.slice(0, 512);
+      if (backups && backups.length > 0) m.bk = backups;
+      if (from === this.#self) this.#onResponse(this.#self, m);
+      else this.#transport.send(from, m);
     };
     if (!this.#server) return reply("WRONG_TARGET", null, "no service on this member");
     this.stats.served++;
     this.#server(from, req, reply);
   }
 
-  #onResponse(_from: NodeId, msg: Message): void {
+  #onResponse(primary: NodeId, msg: Message): void {
     const c = this.#calls.get(msg.c as string);
     if (!c) return;
     const status = msg.s as string;
     if (status === "ok") {
-      this.#finish(c);
-      c.resolve(msg.r);
+      const bk = msg.bk as NodeId[] | undefined;
+      const from = new Set((bk ?? []).filter((id) => !c.early?.some(([b, p]) => b === id && p === primary)));
+      if (from.size === 0) {
+        this.#finish(c);
+        c.resolve(msg.r);
+      } else {
+        // Acknowledged once each named backup acked this primary's write too; until then the
+        // attempt timer runs, and a retry (same call id) is answered after the primary saw the acks.
+        c.awaiting = { result: msg.r, primary, from };
+        // An ack to this caller may be lost: then ask the primary again, which answers once
+        // it saw the backups' acks itself.
+        c.timer?.cancel();
+        c.timer = this.#clock.setTimer(Math.min(this.config.backupAckWaitMs, Math.max(0, c.deadline - this.#clock.now())), () => {
+          c.timer = null;
+          this.#retry(c, 0);
+        });
+      }
       return;
     }
     if (msg.a !== c.attempt) return; // an answer to an older attempt; the current one is in flight

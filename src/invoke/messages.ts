@@ -23,4 +23,12 @@ export const InvokeResponseMsg = defineMessage(Kind.InvokeResponse, "InvokeRespo
   s: w.str(32),
   r: w.any(),
   msg: w.str(512).optional(),
+  /**
+   * A write answered before its backups acked: the caller counts it acknowledged once each
+   * of these members sent InvokeBackupAck for the call.
+   */
+  bk: w.list(w.id(), 7).optional(),
 });
+
+/** Backup → caller: this member applied the writes of these calls, shipped by primary `pr` (see `bk` above). */
+export const InvokeBackupAckMsg = defineMessage(Kind.InvokeBackupAck, "InvokeBackupAck", { pr: w.id(), cs: w.list(w.str(256), 4096) });

@@ -12,7 +12,7 @@ const effect = z.object({
   destroy: z.boolean().optional(),
   at: w.uint(),
 });
-const entry = z.object({ seq: w.uint(), c: w.str(256).optional(), r: w.any(), e: w.list(effect, 1000) });
+const entry = z.object({ seq: w.uint(), c: w.str(256).optional(), r: w.any(), e: w.list(effect, 1000), o: w.id().optional() });
 
 /** Lineage id: names one primary's history (see map_service.ts). */
 const L = w.uint();

@@ -27,6 +27,8 @@ export interface LogEntry {
   /** The result the caller gets. */
   r?: unknown;
   e: Effect[];
+  /** The caller, when it waits for each backup's own ack of this write (InvokeBackupAck). */
+  o?: string;
 }
 
 export interface DedupeRecord {

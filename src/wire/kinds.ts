@@ -68,6 +68,7 @@ export const Kind = {
   // invoke 140–159
   InvokeRequest: 140,
   InvokeResponse: 141,
+  InvokeBackupAck: 142,
   // jobs 160–199
   JobWorkerHello: 160,
   JobWorkerHelloAck: 161,
