@@ -53,13 +53,24 @@ interface ClusterJson {
 
 /** Live members, oldest first (so `live[0]` is the master). */
 let live: Member[] = [];
+/** Every member started here, for the logs written in afterAll. */
+const started: Member[] = [];
+/** Where afterAll writes each member's log (stderr) and exit code. */
+const logDir = `/tmp/jobs_process_test_logs`;
 const takeovers: { round: string; masterMs: number; coordinatorMs: number; rescheduledMs?: number }[] = [];
 /** Every job that reached FINISHED, re-checked after later failovers. */
 const finishedJobs: string[] = [];
 let restartCount = 0;
 
-afterAll(() => {
+afterAll(async () => {
   killAll();
+  try {
+    await Bun.$`mkdir -p ${logDir}`.quiet();
+    for (const m of started) await Bun.write(`${logDir}/${m.name}.log`, `exit ${m.proc.exitCode} ${m.proc.signalCode ?? ""}\n${m.stderr()}`);
+    console.log(`member logs: ${logDir}/`);
+  } catch (e) {
+    console.log(`cannot write member logs: ${e}`);
+  }
   if (takeovers.length > 0) {
     console.log(
       `takeover after kill -9 of the master (ms): ${
@@ -93,6 +104,7 @@ async function settled(members: Member[], timeoutMs = 90_000): Promise<void> {
 async function restart(victim: Member, join: Member): Promise<Member> {
   restartCount++;
   const m = await startMember({ name: `${victim.name.replace(/\d+$/, "")}${restartCount}`, runtime: victim.runtime, join: join.url, secret });
+  started.push(m);
   live.push(m);
   return m;
 }
@@ -174,6 +186,7 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
     const b = await startMember({ name: "b", runtime: "deno", join: a.url, secret });
     const c = await startMember({ name: "c", runtime: "bun", join: a.url, secret });
     live = [a, b, c];
+    started.push(a, b, c);
     await settled(live);
     // The master coordinates and every worker offers its slots.
     await until(async () => (await coordinatorRecord(b))?.member === a.id ? true : undefined, 30_000, "coordinator record of a");

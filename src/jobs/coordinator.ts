@@ -71,6 +71,11 @@ export interface CoordinatorOptions {
   scanIntervalMs?: number;
   /** Re-read the coordinator record this often to notice a newer term. @default 1000 */
   fenceCheckIntervalMs?: number;
+  /**
+   * A master may override a coordinator record from a newer master epoch once it has seen
+   * that same record, and stayed master, for this long (see `takeover`). @default 5000
+   */
+  claimAfterMs?: number;
   /** Most non-terminal jobs coordinated at once; further jobs wait in CREATED. @default 1000 */
   maxActiveJobs?: number;
 }
@@ -147,6 +152,8 @@ export class Coordinator {
   /** Whether the `workers` map still needs its one-off sweep for entries of dead members. */
   #sweepWorkers = false;
   #lastFenceAt = 0;
+  /** A coordinator record from a newer master epoch that blocked a claim, and when it was first seen. */
+  #blockedBy: { term: number; member: NodeId; at: number } | undefined;
   #lastQueryAt = new Map<NodeId, number>();
   #reqId = 0;
   #stopped = false;
@@ -189,7 +196,17 @@ export class Coordinator {
         // Master epochs agree once views converge: a coordinator record from a newer epoch
         // means this member's mastership is already stale.
         if (cur && cur.member !== self && cur.epoch > epoch) {
-          throw new StateWriteRejected("STALE_EPOCH", `coordinator ${cur.member} holds master epoch ${cur.epoch} > ${epoch}`);
+          // Usually this member's mastership is stale and its view will change in a moment.
+          // But master epochs are counted per side of a split: after a healed split the
+          // record can come from the other side's master, which is master no more. So a
+          // member that stays master while the same record sits there for claimAfterMs
+          // claims anyway (the term, not the epoch, fences the loser).
+          const now = clock.now();
+          if (this.#blockedBy?.term !== cur.term || this.#blockedBy.member !== cur.member) this.#blockedBy = { term: cur.term, member: cur.member, at: now };
+          if (cur.member === view.master() || now - this.#blockedBy.at < (this.opts.claimAfterMs ?? 5000)) {
+            throw new StateWriteRejected("STALE_EPOCH", `coordinator ${cur.member} holds master epoch ${cur.epoch} > ${epoch}`);
+          }
+          this.opts.log.warn("claiming the coordinator record of a member that is no longer master", { member: cur.member, term: cur.term, epoch: cur.epoch, mine: epoch });
         }
         return { member: self, term: (cur?.term ?? 0) + 1, epoch, since: clock.now() };
       }, this.#retry);
@@ -270,7 +287,12 @@ export class Coordinator {
       if (now - this.#lastFenceAt >= (this.opts.fenceCheckIntervalMs ?? 1000)) {
         this.#lastFenceAt = now;
         const rec = (await this.#map(JobMaps.jobStates).get(coordinatorKey)) as CoordinatorRecord | undefined;
-        if (rec && rec.term !== this.#term) return this.depose(`term ${rec.term} of ${rec.member} is newer`);
+        if (rec && rec.term !== this.#term) {
+          this.depose(`term ${rec.term} of ${rec.member} is newer`);
+          // Still master: try to claim again; the claim rule decides whether that term stands.
+          if (view.isMaster() && !this.#stopped) clock.setTimer(this.opts.fenceCheckIntervalMs ?? 1000, () => void this.takeover());
+          return;
+        }
       }
       while (this.#events.length > 0 && this.#active) {
         await this.#handle(this.#events.shift()!);
@@ -373,29 +395,40 @@ export class Coordinator {
     const now = this.opts.clock.now();
     const created = (): JobStateRecord => ({ state: "CREATED", timestamps: { CREATED: entry.createdAt ?? now }, term: 0, epoch: 0 });
     const cur = (await retrying(() => states.get(jobStateKey(jobId)), this.#retry)) as JobStateRecord | undefined;
-    if (cur && isJobTerminal(cur.state)) {
+    if (!cur) {
+      // Submit writes every state record before the entry: an entry without its state means
+      // the grid lost data (every replica of a partition died). Running it could repeat a
+      // finished job, so leave it alone.
+      this.opts.log.warn("job entry without a state record (state lost?): not resuming it", { job: jobId });
+      return;
+    }
+    if (isJobTerminal(cur.state)) {
       this.#rememberTerminal(jobId);
       await this.#unindex(jobId);
       return;
     }
-    const state = await this.#stamp(jobStateKey(jobId), cur ?? created());
+    const state = await this.#stamp(jobStateKey(jobId), cur);
     if (isJobTerminal(state.state)) return this.#rememberTerminal(jobId);
     // The records are independent: read and stamp them side by side (a takeover waits on this).
     const asgs = this.#map(JobMaps.assignments);
     const pipelineP = this.#stamp(pipelineStateKey(plan.pipelines[0].id), created());
     const cancelP = retrying(() => states.get(cancelKey(jobId)), this.#retry) as Promise<CancelRequest | undefined>;
     const loaded = await mapBounded(planTasks(plan), loadWidth, async (tp) => {
-      const initial: TaskStateRecord = { state: "CREATED", timestamps: { CREATED: now }, term: 0, epoch: 0, attempt: 1 };
       const [ts, asg] = await Promise.all([
         retrying(() => states.get(taskStateKey(tp.id)), this.#retry) as Promise<TaskStateRecord | undefined>,
         retrying(() => asgs.get(tp.id), this.#retry) as Promise<AssignmentEntry | undefined>,
       ]);
-      const st = ts && isTaskTerminal(ts.state) ? ts : await this.#stamp(taskStateKey(tp.id), ts ?? initial);
+      if (!ts) return undefined; // lost, like a missing job state
+      const st = isTaskTerminal(ts.state) ? ts : await this.#stamp(taskStateKey(tp.id), ts);
       return { tp, st, asg };
     });
+    if (loaded.some((x) => x === undefined)) {
+      this.opts.log.warn("job without all its task state records (state lost?): not resuming it", { job: jobId });
+      return;
+    }
     const [pipeline, cancel] = await Promise.all([pipelineP, cancelP]);
     const tasks = new Map<string, TaskRt>();
-    for (const { tp, st, asg } of loaded) {
+    for (const { tp, st, asg } of loaded as Array<{ tp: TaskPlan; st: TaskStateRecord; asg: AssignmentEntry | undefined }>) {
       const t: TaskRt = { plan: tp, state: st, lastSentAt: 0, verified: st.state !== "RUNNING" };
       if (asg && asg.attempt === st.attempt && (st.state === "SCHEDULED" || st.state === "RUNNING" || st.state === "CANCELING")) {
         t.asg = asg;
