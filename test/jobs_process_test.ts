@@ -261,7 +261,7 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
       expect([mapDone.status, logDone.status]).toEqual(["FINISHED", "FINISHED"]);
       const finishedAt = performance.now();
       // Read the output back while the watcher keeps polling: finished jobs stay finished.
-      const output = checkOutput(survivors, mapId, outMap, logId, logMap);
+      const output = checkOutput(survivors, mapId, outMap, logId, logMap).then(() => undefined, (e: unknown) => e);
       await Bun.sleep(2_000);
       await watcher.stop();
       console.log(`round ${round}: status seen from survivors: map ${watcher.seen.get(mapId)?.join("→")}, log ${watcher.seen.get(logId)?.join("→")}; ${watcher.failures.length} failed reads`);
@@ -269,7 +269,8 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
       expect(watcher.regressions).toEqual([]);
       for (const s of survivors) expect(watcher.answers.get(s.name) ?? 0).toBeGreaterThan(0);
 
-      await output;
+      const outputError = await output;
+      if (outputError) throw outputError;
       const checkedAt = performance.now();
       finishedJobs.push(mapId, logId);
       await waitNoSlotLeak(survivors[1], survivors.map((m) => m.id), [master.id]);
