@@ -5,7 +5,7 @@
  *
  *   bun run bench/imap.ts      |   deno run -A bench/imap.ts
  *   bun run bench/imap.ts --delay-ms 1          # each hop delayed (stands in for a process hop)
- *   bun run bench/imap.ts --no-direct-acks      # primaries answer only after their backups' acks
+ *   bun run bench/imap.ts --direct-acks         # backups ack writes straight to the caller
  *
  * Prints put/get latency p50/p99 (one call at a time), throughput with 64 calls in
  * flight, migration MB/s when a 4th data member joins a map of 100,000 entries, and the
@@ -24,7 +24,7 @@ const g0 = globalThis as any;
 const args: string[] = g0.Deno?.args ?? g0.process?.argv?.slice(2) ?? [];
 const delayAt = args.indexOf("--delay-ms");
 const delayMs = delayAt >= 0 ? Number(args[delayAt + 1]) : 0;
-const directBackupAcks = !args.includes("--no-direct-acks");
+const directBackupAcks = args.includes("--direct-acks");
 
 const rng = new Random(42);
 const net = new MemoryNetwork({ clock: realClock, rng: rng.fork(), link: { delayMs }, encode: true, connectDelayMs: 0 });

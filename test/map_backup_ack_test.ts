@@ -12,7 +12,7 @@ import { GridHarness } from "./support/grid_harness.ts";
 const P = 13;
 
 async function cluster(n: number) {
-  const h = new GridHarness({ config: { partitionCount: P, invoke: { attemptTimeoutMs: 2000, callTimeoutMs: 20_000 } } });
+  const h = new GridHarness({ config: { partitionCount: P, invoke: { attemptTimeoutMs: 2000, callTimeoutMs: 20_000 }, map: { directBackupAcks: true } } });
   for (let i = 0; i < n; i++) await h.add(`n${i}`);
   await h.run(3000);
   return h;

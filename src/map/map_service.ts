@@ -59,7 +59,7 @@ export interface MapServiceConfig {
   /**
    * Backups ack a write straight to its caller, and the primary answers at once naming the
    * backups to wait for (saves a hop). Used only when every sync backup and migration target
-   * is confirmed; otherwise the primary answers after their acks, as without it. @default true
+   * is confirmed; otherwise the primary answers after their acks, as without it. @default false
    */
   directBackupAcks?: boolean;
 }
@@ -215,7 +215,7 @@ export class MapService {
       migrationTimeoutMs: 15_000,
       dedupePerPartition: 2048,
       logPerPartition: 256,
-      directBackupAcks: true,
+      directBackupAcks: false,
       ...opts.config,
     };
     opts.router.on([Kind.MapBackupOps, Kind.MapBackupAck, Kind.MapSyncCheck, Kind.MapSyncPull, Kind.MapSnapshotChunk, Kind.MapSnapshotAck], (from, msg) => {

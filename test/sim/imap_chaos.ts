@@ -98,7 +98,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       clock: ctx.clock,
       rng: ctx.rng.fork(),
       log: ctx.log,
-      config: { partitionCount: P, backupCount, asyncBackupCount: 0, lite: false, invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 } },
+      // Odd seeds: backups ack writes straight to the caller; even seeds: through the primary.
+      config: { partitionCount: P, backupCount, asyncBackupCount: 0, lite: false, invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 }, map: { directBackupAcks: opts.seed % 2 === 1 } },
     });
     m.subscribe((e) => {
       if (e.type === "memberRemoved" && e.reason === "dead" && !sim.isCrashed(e.member.id)) stats.falsePositives++;
