@@ -186,7 +186,8 @@ async function main(): Promise<void> {
   const d = await startMember({ name: "d", secret, join: a.url });
   const all = [...data, d];
   await until(async () => (await settled(all, 4)) || undefined, 90_000, "migration to the 4th member", 50).catch((err) => {
-    throw new Error(`${(err as Error).message}; last state: ${lastState}`);
+    const logs = all.map((m) => `--- ${m.name} (last warn/error lines)\n${m.stderrTail().split("\n").slice(-8).join("\n")}`).join("\n");
+    throw new Error(`${(err as Error).message}; last state: ${lastState}\n${logs}`);
   });
   const doneAt = performance.now();
   drops.push(udpReceiveBufferDrops());
