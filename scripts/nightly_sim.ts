@@ -7,7 +7,7 @@
  *
  * Prints each failing seed with its replay command; exits 1 if any run failed.
  */
-import { runChaos } from "../test/sim/imap_chaos.ts";
+import { runChaos, splitRun } from "../test/sim/imap_chaos.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -27,8 +27,9 @@ for (let seed = from; seed < from + count; seed++) {
   acked += r.stats.ackedWrites;
   crashes += r.stats.crashes;
   falsePositives += r.stats.falsePositives;
-  // Runs where two members acted as master at once: per-key history checks are skipped (AP).
-  if (r.stats.splitSteps > 0) splitRuns++;
+  // Runs where membership split the cluster (two masters, or a side merged back): per-key
+  // history checks are skipped (AP).
+  if (splitRun(r.stats)) splitRuns++;
   if (!r.ok) {
     failed++;
     console.log(`FAIL seed ${seed}: ${r.problems.slice(0, 3).join("; ")}`);
