@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { emptyTable, epochBase, isNewer, nextTable, rebaseTable, reignTerm, tableSummary, termRound } from "../src/partition/partition_table.ts";
+import { emptyTable, epochBase, isNewer, nextTable, rebaseTable, reignTerm, tableFromWire, tableSummary, tableToWire, termRound } from "../src/partition/partition_table.ts";
 
 describe("partition table summary", () => {
   const t = nextTable(emptyTable(4), [["a", "b"], ["b", "c"], ["c", "a"], ["a", "c"]]);
@@ -46,5 +46,13 @@ describe("terms and ownership epochs", () => {
     for (let p = 0; p < 3; p++) expect(r.epochs[p]).toBeGreaterThan(Math.max(other.epochs[p], base.epochs[p]));
     expect(isNewer(r, other)).toBe(true);
     expect(termRound(term)).toBe(8);
+  });
+});
+
+describe("table wire form", () => {
+  test("round-trips, and a table whose term is past the last round is refused", () => {
+    const t = nextTable(emptyTable(2), [["a", "b"], ["b", "a"]], new Map(), 3, reignTerm(4, 2));
+    expect(tableFromWire(tableToWire(t), 2)).toEqual(t);
+    expect(tableFromWire({ ...tableToWire(t), term: 2 ** 31 }, 2)).toBeNull();
   });
 });

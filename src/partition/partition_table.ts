@@ -23,6 +23,8 @@ export interface PartitionTable {
   readonly migrations: ReadonlyMap<number, readonly NodeId[]>;
 }
 
+/** Rounds are below 2^19, so every epoch (term × 2^21 + counter) stays below 2^52. */
+const MAX_ROUND = 2 ** 19;
 /** Bits of a term that name the master (its admission number, modulo 4096). */
 const SLOT_BITS = 12;
 /** Bits of an ownership epoch below the term: appointments per partition within one reign. */
@@ -39,7 +41,7 @@ const COUNTER_BITS = 21;
  * ```
  */
 export function reignTerm(round: number, joinedAt: number): number {
-  if (!Number.isInteger(round) || round < 0 || round >= 2 ** 19) throw new RangeError(`Cannot use round ${round}: must be an integer in [0, 2^19)`);
+  if (!Number.isInteger(round) || round < 0 || round >= MAX_ROUND) throw new RangeError(`Cannot use round ${round}: must be an integer in [0, 2^19)`);
   return round * 2 ** SLOT_BITS + (Math.max(0, Math.trunc(joinedAt)) % 2 ** SLOT_BITS);
 }
 
@@ -130,6 +132,8 @@ export function tableToWire(t: PartitionTable): WireTable {
 /** @returns the table, or null when the wire form is inconsistent */
 export function tableFromWire(w: WireTable, partitionCount: number): PartitionTable | null {
   if (w.rows.length !== partitionCount || w.epochs.length !== partitionCount) return null;
+  // A term past the last round would make the next reign's epochs unrepresentable.
+  if (termRound(w.term) >= MAX_ROUND - 1) return null;
   const id = (i: number) => w.members[i];
   for (const row of w.rows) {
     if (row.some((i) => i >= w.members.length) || new Set(row).size !== row.length) return null;
