@@ -32,6 +32,27 @@ export interface MembershipTiming {
   pushPullIntervalMs: number;
   /** Upper bound of the local-health (Lifeguard awareness) score. @default 8 */
   awarenessMax: number;
+  /**
+   * A timer of this member that fires this much later than scheduled means its own event
+   * loop was stalled (CPU starvation, GC, a long synchronous task): acks that arrived
+   * meanwhile may still be unread, so probes and suspicions that were running are not
+   * evidence against anyone. Such probes are dropped without accusing and verdicts wait.
+   * @default 150
+   */
+  stallThresholdMs: number;
+  /**
+   * A suspect is declared dead here only once it has left this member's own pings
+   * unanswered (no message of any kind from it since the first unanswered ping) for this
+   * long, and the suspicion timeout has run out too. Every member that starts suspecting
+   * a member pings it at once, so this measures how long the suspect has been silent
+   * towards each member, not how long since it last happened to talk: a member that is
+   * merely slow (a stalled event loop, a retransmitting link) answers the backlog and
+   * refutes once it catches up. A dead notice from another member about a suspect heard
+   * from within half of this is taken as a suspicion only. A suspect that talks but never
+   * refutes (it hears nobody) is declared dead once the longest suspicion has passed.
+   * @default 2000
+   */
+  suspectUnansweredMs: number;
   /** Time to wait for a reply to a join request before retrying. @default 3000 */
   joinTimeoutMs: number;
   /** Join attempts over all seeds before giving up (or forming a cluster alone). @default 6 */
@@ -90,6 +111,8 @@ export const DefaultTiming: MembershipTiming = {
   retransmitMult: 3,
   pushPullIntervalMs: 5000,
   awarenessMax: 8,
+  stallThresholdMs: 150,
+  suspectUnansweredMs: 2000,
   joinTimeoutMs: 3000,
   joinAttempts: 6,
   connectTimeoutMs: 10_000,

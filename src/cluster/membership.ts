@@ -92,6 +92,12 @@ export interface MembershipStats {
   joinsRefused: number;
   merges: number;
   relayRoutes: number;
+  /** Times this member found its own event loop stalled (a timer fired late by more than `stallThresholdMs`). */
+  stalls: number;
+  /** Failed probes not counted against the target: this member was stalled meanwhile, or the target talked to it. */
+  probesVoided: number;
+  /** Dead verdicts held back because the suspect was heard from recently or this member had just stalled. */
+  verdictsPostponed: number;
 }
 
 interface LinkState {
@@ -111,6 +117,10 @@ interface MemberState {
   /** This node accused the member itself (a failed probe), so it announces the verdict. */
   accused: boolean;
   link: LinkState;
+  /** When this node last received any membership message from the member (proof of life). */
+  heardAt: number;
+  /** Send time of this node's first ping to the member not followed by any message from it. */
+  unansweredSince: number | undefined;
 }
 
 type Pending =
@@ -150,6 +160,9 @@ export class Membership implements ClusterView {
     joinsRefused: 0,
     merges: 0,
     relayRoutes: 0,
+    stalls: 0,
+    probesVoided: 0,
+    verdictsPostponed: 0,
   };
 
   readonly #t: Transport;
@@ -196,6 +209,8 @@ export class Membership implements ClusterView {
   #probeOrder: NodeId[] = [];
   #probeIdx = 0;
   #listRequestAt = -Infinity;
+  /** When this node last noticed its own event loop stalled (a timer fired late). */
+  #stallSeenAt = -Infinity;
 
   // Links.
   #unlinked = new Set<NodeId>();
@@ -212,7 +227,19 @@ export class Membership implements ClusterView {
     this.self = deps.self;
     this.config = membershipConfig(deps.config);
     this.#t = deps.transport;
-    this.#clock = deps.clock;
+    // Every timer of this state machine goes through here, so a timer that fires late
+    // reveals a stall of this member's own event loop (see #noteLateness).
+    const base = deps.clock;
+    this.#clock = {
+      now: () => base.now(),
+      setTimer: (ms, fn) => {
+        const due = base.now() + Math.max(0, ms);
+        return base.setTimer(ms, () => {
+          this.#noteLateness(due);
+          fn();
+        });
+      },
+    };
     this.#rng = deps.rng;
     this.#log = deps.log ?? silentLogger;
     this.#joinKey = deriveKey(this.config.cluster, this.config.secret, "join");
@@ -420,6 +447,30 @@ export class Membership implements ClusterView {
     }
   }
 
+  /**
+   * Called before every timer callback with the time it was due. A timer far behind its
+   * time means this member did not run for a while: whatever it missed meanwhile (acks,
+   * refutations) may still wait unread, so verdicts it is about to reach are not evidence.
+   * Lifeguard: a member that finds itself slow raises its awareness (probes slower, waits
+   * longer) instead of accusing others.
+   */
+  #noteLateness(due: number): void {
+    const now = this.#clock.now();
+    const lateMs = now - due;
+    if (lateMs <= this.config.stallThresholdMs || this.#stopped) return;
+    const newStall = this.#stallSeenAt < due;
+    this.#stallSeenAt = now;
+    if (!newStall) return;
+    this.stats.stalls++;
+    this.#awareness = Math.min(this.config.awarenessMax, this.#awareness + 1);
+    this.#log.info("event loop stalled", { lateMs: Math.round(lateMs), awareness: this.#awareness });
+  }
+
+  /** Whether this member noticed a stall of its own at or after `t`. */
+  #stalledSince(t: number): boolean {
+    return this.#stallSeenAt >= t;
+  }
+
   #after(ms: number, fn: () => void): Timer {
     return this.#clock.setTimer(ms, () => {
       if (!this.#stopped) fn();
@@ -498,6 +549,8 @@ export class Membership implements ClusterView {
         inc: e.id === this.self ? this.#inc : e.incarnation,
         accused: false,
         link: { attempts: 0, nextAt: 0, since: this.#clock.now(), established: false },
+        heardAt: this.#clock.now(),
+        unansweredSince: undefined,
       };
       this.#states.set(e.id, st);
       this.#pushList(info);
@@ -914,6 +967,17 @@ export class Membership implements ClusterView {
     this.#inc++;
     const self = this.#states.get(this.self);
     if (self) self.inc = this.#inc;
+    // Whatever this node suspected while the others took it for dead (its links were torn
+    // down, nobody answered it) says nothing about them: forget it, and the updates queued
+    // for a cluster that no longer lists this node.
+    for (const st of this.#states.values()) {
+      if (st.status !== Status.suspect) continue;
+      st.suspicion?.cancel();
+      st.suspicion = undefined;
+      st.status = Status.alive;
+      st.accused = false;
+    }
+    this.#gossip.clear();
     this.#log.warn("removed from the member list; re-joining", { incarnation: this.#inc });
     const attempt = () => {
       if (!this.#rejoining) return;
@@ -930,6 +994,11 @@ export class Membership implements ClusterView {
 
   #onMessage(from: NodeId, msg: Message): void {
     if (this.#stopped) return;
+    const sender = this.#states.get(from);
+    if (sender) {
+      sender.heardAt = this.#clock.now();
+      sender.unansweredSince = undefined;
+    }
     if (this.#joined) this.#tellIfDead(from);
     switch (msg.t) {
       case Kind.ClusterJoinRequest:
@@ -941,7 +1010,17 @@ export class Membership implements ClusterView {
       case Kind.ClusterJoinRefused:
         return this.#onJoinRefused(from, msg as JoinRefused);
     }
-    if (!this.#joined) return;
+    if (!this.#joined) {
+      // Admitted but the acceptance is still on its way (lost, or slow): members already
+      // probe this node, and a joiner that stays silent would be taken for dead.
+      if (msg.t === Kind.ClusterPing && (msg as Ping).target === this.self && this.#started) {
+        this.#send(from, { t: Kind.ClusterAck, seq: (msg as Ping).seq, lv: 0, ms: "", g: [] } satisfies Ack);
+        // Being probed means the master admitted this node: its acceptance was lost. Ask
+        // again through the prober (the master answers a repeated request with its list).
+        if (this.#joinWaiter && this.#rateOk(`join:${from}`)) this.#send(from, this.#makeJoinRequest());
+      }
+      return;
+    }
     switch (msg.t) {
       case Kind.ClusterPing:
         return this.#onPing(from, msg as Ping);
@@ -1075,8 +1154,23 @@ export class Membership implements ClusterView {
     if (!st) return;
     const heard = st.status <= Status.suspect && (senderMaster === null || senderMaster === this.#master);
     for (const it of items) {
-      if (heard || it.s === Status.alive || it.s === Status.left || it.id === this.self) this.#applyItem(it, from);
+      if (!heard && it.s !== Status.alive && it.s !== Status.left && it.id !== this.self) continue;
+      // Another member's dead verdict about a member that talked to this one lately: that
+      // member is alive as far as this one can tell (the accuser may be the one cut off or
+      // stalled), so it counts as a suspicion here, which the suspect can still refute. The
+      // master's own publication is followed as it is.
+      if (it.s === Status.dead && senderMaster !== null && this.#heardLately(it.id)) {
+        if (this.#suspect(it.id, it.inc, from)) this.stats.verdictsPostponed++;
+        continue;
+      }
+      this.#applyItem(it, from);
     }
+  }
+
+  /** Whether a live member sent this node anything within half of `suspectUnansweredMs`. */
+  #heardLately(id: NodeId): boolean {
+    const st = this.#states.get(id);
+    return !!st && st.status <= Status.suspect && this.#clock.now() - st.heardAt < this.config.suspectUnansweredMs / 2;
   }
 
   #applyItem(it: GossipItem, from: NodeId): void {
@@ -1132,13 +1226,16 @@ export class Membership implements ClusterView {
     this.#broadcast(item);
   }
 
-  /** @returns whether the state changed (new suspicion or new confirmation) */
-  #suspect(id: NodeId, inc: number, by: NodeId): boolean {
+  /**
+   * @param confirms whether `by` counts as an independent confirmation of a running suspicion
+   * @returns whether the state changed (new suspicion or new confirmation)
+   */
+  #suspect(id: NodeId, inc: number, by: NodeId, confirms = true): boolean {
     const st = this.#states.get(id);
     if (!st || st.status >= Status.dead || inc < st.inc) return false;
     const item: GossipItem = { s: Status.suspect, id, inc, by };
     if (st.status === Status.suspect && inc === st.inc) {
-      if (st.suspicion?.confirm(by)) {
+      if (confirms && st.suspicion?.confirm(by)) {
         this.#gossip.push(item);
         return true;
       }
@@ -1148,14 +1245,56 @@ export class Membership implements ClusterView {
     st.inc = inc;
     st.suspicion?.cancel();
     const b = suspicionBounds(this.#n(), this.config);
-    st.suspicion = new Suspicion(this.#clock, by, b.k, b.minMs, b.maxMs, () => {
-      const s = this.#states.get(id);
-      if (!this.#stopped && s === st && s.status === Status.suspect && s.inc === inc) this.#markDown(id, inc, Status.dead, s.accused);
-    });
+    // Lifeguard local health: a member that misses acks, gets no nacks from its helpers, has
+    // to refute or finds itself stalled is the likelier culprit, so its own verdicts wait
+    // longer (a member that cannot hear anyone must not outrun the others' verdict on it).
+    const scale = this.#awareness + 1;
+    st.suspicion = new Suspicion(this.#clock, by, b.k, b.minMs * scale, b.maxMs * scale, () => this.#suspicionExpired(id, st, inc));
+    this.#pingSuspect(id, st);
     this.stats.suspicions++;
     this.#log.debug("member suspect", { member: id, incarnation: inc, by });
     this.#gossip.push(item);
     return true;
+  }
+
+  /**
+   * A suspicion ran out. The verdict waits while this member has just been stalled itself
+   * (the suspect's refutation may be unread), and until the suspect has left this member's
+   * pings unanswered for `suspectUnansweredMs` (it is pinged again, carrying the suspicion
+   * so that it refutes). Neither wait outlasts the longest suspicion (twice that for
+   * stalls), so a member that talks but never refutes, because it hears nobody, is still
+   * declared dead.
+   */
+  #suspicionExpired(id: NodeId, st: MemberState, inc: number): void {
+    const sus = st.suspicion;
+    if (this.#stopped || !sus || this.#states.get(id) !== st || st.status !== Status.suspect || st.inc !== inc) return;
+    const now = this.#clock.now();
+    const elapsed = now - sus.startedAt;
+    const graceMs = 2 * this.config.probeTimeoutMs;
+    if (now - this.#stallSeenAt < graceMs && elapsed < 2 * sus.maxMs) {
+      this.stats.verdictsPostponed++;
+      sus.postpone(graceMs);
+      return;
+    }
+    const unansweredMs = st.unansweredSince === undefined ? 0 : now - st.unansweredSince;
+    if (unansweredMs < this.config.suspectUnansweredMs && elapsed < sus.maxMs) {
+      this.stats.verdictsPostponed++;
+      this.#pingSuspect(id, st);
+      sus.postpone(Math.max(1, Math.min(this.config.suspectUnansweredMs - unansweredMs, sus.maxMs - elapsed)));
+      return;
+    }
+    this.#markDown(id, inc, Status.dead, st.accused);
+  }
+
+  /**
+   * Pings a suspect directly, the suspicion piggybacked so that it refutes at once if it
+   * is alive (memberlist's "buddy system"); the ping also starts this member's own count
+   * of how long the suspect leaves it unanswered. The ack matches no probe.
+   */
+  #pingSuspect(id: NodeId, st: MemberState): void {
+    const item: GossipItem = { s: Status.suspect, id, inc: st.inc, by: this.self };
+    const sent = this.#send(id, { t: Kind.ClusterPing, seq: 0, target: id, lv: this.#version, ms: this.#master ?? "", g: [item] } satisfies Ping);
+    if (sent && st.unansweredSince === undefined) st.unansweredSince = this.#clock.now();
   }
 
   /** A dead verdict or a leave: the member is gone here at once. */
@@ -1216,12 +1355,15 @@ export class Membership implements ClusterView {
 
   #probe(target: NodeId): void {
     if (this.#pending.size >= this.config.maxPending) return;
+    const startedAt = this.#clock.now();
     const seq = ++this.#seq;
     const p: Pending & { kind: "probe" } = { kind: "probe", target, acked: false, nacks: 0, unreachable: 0, expectedNacks: 0 };
     this.#pending.set(seq, p);
     this.stats.probes++;
     const scale = this.#awareness + 1;
     const direct = this.#send(target, { t: Kind.ClusterPing, seq, target, lv: this.#version, ms: this.#master ?? "", g: this.#piggyback() } satisfies Ping);
+    const tst = this.#states.get(target);
+    if (direct && tst && tst.unansweredSince === undefined) tst.unansweredSince = startedAt;
     this.#after(this.config.probeTimeoutMs * scale, () => {
       if (p.acked) return;
       const helpers = this.#randomMembers(this.config.indirectChecks, (id) => id !== target && this.#t.isLinked(id));
@@ -1235,7 +1377,13 @@ export class Membership implements ClusterView {
         return;
       }
       const st = this.#states.get(target);
-      if (!st || st.status > Status.suspect) return;
+      if (!st || st.status > Status.suspect || this.#rejoining) return;
+      // This member's own loop stalled during the probe (the ack may be sitting unread), or
+      // the target talked to it meanwhile: no evidence against the target.
+      if (this.#stalledSince(startedAt) || st.heardAt > startedAt) {
+        this.stats.probesVoided++;
+        return;
+      }
       // Nobody had a path to it (no link here, and every helper said so): that says
       // nothing about a member whose links are still being formed.
       const inconclusive = !direct && p.unreachable === p.expectedNacks;
@@ -1243,7 +1391,16 @@ export class Membership implements ClusterView {
       const delta = p.expectedNacks > 0 ? Math.max(0, p.expectedNacks - p.nacks) : 1;
       this.#awareness = Math.min(this.config.awarenessMax, this.#awareness + delta);
       this.stats.probeFailures++;
-      this.#log.debug("probe failed", { member: target, direct, indirect: p.expectedNacks, nacks: p.nacks, awareness: this.#awareness, linkAgeMs: this.#clock.now() - st.link.since });
+      this.#log.info("probe failed", {
+        member: target,
+        direct,
+        indirect: p.expectedNacks,
+        nacks: p.nacks,
+        awareness: this.#awareness,
+        silentMs: Math.round(this.#clock.now() - st.heardAt),
+        unansweredMs: st.unansweredSince === undefined ? 0 : Math.round(this.#clock.now() - st.unansweredSince),
+        linkAgeMs: Math.round(this.#clock.now() - st.link.since),
+      });
       st.accused = true;
       if (this.#suspect(target, st.inc, this.self)) this.#broadcast({ s: Status.suspect, id: target, inc: st.inc, by: this.self });
     });
@@ -1325,8 +1482,9 @@ export class Membership implements ClusterView {
     // Only from live members that follow our master (see #applyItems).
     if (!peer || peer.status > Status.suspect || m.ms !== this.#master) return;
     for (const it of m.states) {
-      // A remote "dead" counts only as a suspicion here (as in memberlist).
-      if (it.s === Status.dead && it.id !== this.self) this.#suspect(it.id, it.inc, from);
+      // A remote "dead" counts only as a suspicion here (as in memberlist). A state copy
+      // says nothing about who accused, so it never counts as a further confirmation.
+      if ((it.s === Status.dead || it.s === Status.suspect) && it.id !== this.self) this.#suspect(it.id, it.inc, from, false);
       else this.#applyItem(it, from);
     }
     if (!m.reply) {

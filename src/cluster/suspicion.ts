@@ -46,6 +46,7 @@ export class Suspicion {
   readonly #confirmers = new Set<NodeId>();
   readonly #start: number;
   #timer: Timer;
+  #notBefore = -Infinity;
 
   /**
    * @param from the member whose suspicion started this (it does not count as a confirmation)
@@ -66,6 +67,11 @@ export class Suspicion {
     this.#timer = clock.setTimer(first, onTimeout);
   }
 
+  /** When the suspicion started (clock time). */
+  get startedAt(): number {
+    return this.#start;
+  }
+
   /** Independent confirmations so far (the first accuser excluded). */
   get confirmations(): number {
     return this.#confirmers.size - 1;
@@ -81,8 +87,19 @@ export class Suspicion {
     this.#confirmers.add(from);
     const remaining = remainingSuspicionTime(this.confirmations, this.k, this.clock.now() - this.#start, this.minMs, this.maxMs);
     this.#timer.cancel();
-    this.#timer = this.clock.setTimer(Math.max(0, remaining), this.onTimeout);
+    this.#timer = this.clock.setTimer(Math.max(0, remaining, this.#notBefore - this.clock.now()), this.onTimeout);
     return true;
+  }
+
+  /**
+   * Postpones the expiry to `ms` from now (a verdict that must wait: the suspect was heard
+   * from, or this member's own event loop was stalled). Later confirmations re-arm the timer
+   * from the formula again, but never earlier than this.
+   */
+  postpone(ms: number): void {
+    this.#notBefore = this.clock.now() + ms;
+    this.#timer.cancel();
+    this.#timer = this.clock.setTimer(ms, this.onTimeout);
   }
 
   cancel(): void {

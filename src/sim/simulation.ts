@@ -1,10 +1,11 @@
 /**
  * A generic, seeded simulator: N nodes built by a factory over one MemoryNetwork in virtual
- * time, with crashes, restarts (under a new id), partitions, heals, loss and asymmetric
- * links. Protocol layers (membership, partitions, maps) plug in through the factory; the
- * same seed gives the same run.
+ * time, with crashes, restarts (under a new id), partitions, heals, loss, asymmetric
+ * links and stalls (a node whose event loop is blocked). Protocol layers (membership,
+ * partitions, maps) plug in through the factory; the same seed gives the same run.
  */
 import { settle, VirtualClock } from "../core/clock.ts";
+import { StallableClock } from "./stallable_clock.ts";
 import { createLogger, type Logger, silentLogger } from "../core/log.ts";
 import { Random } from "../core/random.ts";
 import { type LinkConditions, MemoryNetwork, type MemoryTransport } from "../transport/memory.ts";
@@ -16,7 +17,8 @@ export interface SimNodeContext {
   id: NodeId;
   transport: MemoryTransport;
   router: MessageRouter;
-  clock: VirtualClock;
+  /** The shared virtual clock as this node sees it: stalled together with the node. */
+  clock: StallableClock;
   /** This node's own generator, forked from the simulation seed. */
   rng: Random;
   log: Logger;
@@ -53,6 +55,7 @@ export class Simulation<N extends SimNode> {
   readonly #tickMs: number;
   readonly #logLevel: SimulationOptions["logLevel"];
   readonly #nodes = new Map<NodeId, N>();
+  readonly #clocks = new Map<NodeId, StallableClock>();
   readonly #crashed = new Set<NodeId>();
   #counter = 0;
 
@@ -76,11 +79,31 @@ export class Simulation<N extends SimNode> {
   /** Creates a node with a fresh id (ids sort in creation order). */
   spawn(id: NodeId = `n${String(this.#counter++).padStart(5, "0")}`): N {
     const transport = this.net.attach(id);
+    const clock = new StallableClock(this.clock);
+    holdWhileStalled(transport, clock);
     const router = new MessageRouter(transport);
     const log = this.#logLevel === "silent" ? silentLogger : createLogger(this.#logLevel, { node: id });
-    const node = this.#factory({ id, transport, router, clock: this.clock, rng: this.rng.fork(), log });
+    const node = this.#factory({ id, transport, router, clock, rng: this.rng.fork(), log });
     this.#nodes.set(id, node);
+    this.#clocks.set(id, clock);
     return node;
+  }
+
+  /**
+   * Blocks a node's event loop for `ms` from now (CPU starvation, a long GC pause, a long
+   * synchronous task): none of its timers fire and nothing it receives is handled until
+   * the stall ends. Then its overdue timers fire first, in order, and only after them the
+   * frames and link events that arrived meanwhile, as in a real event loop that runs
+   * expired timers before polling for I/O. The node sends nothing while stalled; frames it
+   * would relay wait too.
+   */
+  stall(id: NodeId, ms: number): void {
+    this.#clocks.get(id)?.stallFor(ms);
+  }
+
+  /** Whether a node is stalled right now. */
+  isStalled(id: NodeId): boolean {
+    return this.#clocks.get(id)?.stalled ?? false;
   }
 
   node(id: NodeId): N | undefined {
@@ -109,6 +132,7 @@ export class Simulation<N extends SimNode> {
   crash(id: NodeId): void {
     if (this.#crashed.has(id)) return;
     this.#crashed.add(id);
+    this.#clocks.get(id)?.stallFor(0);
     this.#nodes.get(id)?.stop?.();
     this.net.crash(id);
   }
@@ -166,4 +190,23 @@ export class Simulation<N extends SimNode> {
     }
     return this.clock.now() - start;
   }
+}
+
+/**
+ * Makes a node's transport hold what it receives (frames, link up/down) while its clock is
+ * stalled, and hand it over in arrival order once the stall's overdue timers have run.
+ */
+function holdWhileStalled(transport: MemoryTransport, clock: StallableClock): void {
+  const receive = transport.receive.bind(transport);
+  transport.receive = (from, payload, size) => {
+    if (clock.stalled) clock.hold(() => receive(from, payload, size));
+    else receive(from, payload, size);
+  };
+  const setHandlers = transport.setHandlers.bind(transport);
+  transport.setHandlers = (h) =>
+    setHandlers({
+      message: h.message,
+      linkUp: (peer) => clock.stalled ? clock.hold(() => h.linkUp(peer)) : h.linkUp(peer),
+      linkDown: (peer, reason) => clock.stalled ? clock.hold(() => h.linkDown(peer, reason)) : h.linkDown(peer, reason),
+    });
 }
