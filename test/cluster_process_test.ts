@@ -32,6 +32,14 @@ describe("membership across processes", () => {
     expect(views[0].members.map((m) => m.name)).toEqual(["a", "b", "c", "d", "e"]);
     expect(new Set(views.flatMap((v) => v.members.map((m) => m.runtime)))).toEqual(new Set(["bun", "deno"]));
     for (const m of all) expect((await m.json("/health")).status).toBe("ok");
+    // Every real member renders its metrics (job families included) without error.
+    for (const m of [a, rest[0]]) {
+      const r = await m.get("/metrics");
+      expect(r.status).toBe(200);
+      const text = await r.text();
+      expect(text).toContain('shoal_members{lite="false"} 5');
+      expect(text).toContain("shoal_jobs{");
+    }
 
     // kill -9 the master: every survivor agrees on the oldest survivor, b.
     const before = views.map((v) => v.epoch);

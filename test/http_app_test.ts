@@ -223,6 +223,18 @@ function parseProm(text: string): Map<string, number> {
 }
 
 describe("GET /metrics", () => {
+  test("a family reported by another layer replaces the built-in one of the same name", async () => {
+    const node = createTestNode({ members: 1 });
+    const app = createHttpApp(node, {
+      extraMetrics: () => [{ name: "shoal_jobs", help: "from the job maps", type: "gauge", samples: [{ labels: { state: "RUNNING" }, value: 2 }] }],
+    });
+    const res = await app.request("/metrics");
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text.match(/^# TYPE shoal_jobs /gm)?.length).toBe(1);
+    expect(text).toContain('shoal_jobs{state="RUNNING"} 2');
+  });
+
   test("serves Prometheus text with cluster, partition, map, transport and job figures", async () => {
     const node = createTestNode({ members: 3 });
     node.stats.framesSent = 12;

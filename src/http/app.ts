@@ -104,10 +104,16 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
 
   app.get("/metrics", async (c) => {
     await sizes.refresh();
-    const families = collectMetrics(node, { mapSizes: sizes.current(), masterChangesSeen, sseClients: events.clients });
+    let families = collectMetrics(node, { mapSizes: sizes.current(), masterChangesSeen, sseClients: events.clients });
     let text: string;
     try {
-      if (opts.extraMetrics) families.push(...await opts.extraMetrics());
+      if (opts.extraMetrics) {
+        // A layer that reports a family itself (e.g. shoal_jobs from the job maps) replaces
+        // the built-in family of the same name instead of exposing it twice.
+        const extra = await opts.extraMetrics();
+        const names = new Set(extra.map((f) => f.name));
+        families = [...families.filter((f) => !names.has(f.name)), ...extra];
+      }
       text = renderPrometheus(families);
     } catch (err) {
       // A malformed family is a bug on our side, not a bad request.
