@@ -36,7 +36,7 @@ export interface MembershipTiming {
    * A timer of this member that fires this much later than scheduled means its own event
    * loop was stalled (CPU starvation, GC, a long synchronous task): acks that arrived
    * meanwhile may still be unread behind the overdue timers. Verdicts (a failed probe, an
-   * expired suspicion) reached right after such a stall wait `2 × probeTimeoutMs` so that
+   * expired suspicion) reached right after such a stall wait `probeTimeoutMs` so that
    * the backlog is read first.
    * @default 150
    */

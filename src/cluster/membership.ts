@@ -474,7 +474,7 @@ export class Membership implements ClusterView {
 
   /** How long a verdict waits after a stall of this member, so the backlog is read first. */
   #graceMs(): number {
-    return 2 * this.config.probeTimeoutMs;
+    return this.config.probeTimeoutMs;
   }
 
   #after(ms: number, fn: () => void): Timer {
