@@ -231,13 +231,16 @@ async function measured(n: number, fn: () => Promise<number>): Promise<[number, 
   connects.push(p.connectMs);
   const rtt = await shoalRtt(p.a, p.b);
   await shoalOneWay(p.a, p.b, 20_000); // warm-up
+  const before = p.a.stats();
   const runs: Array<[number, number]> = [];
   for (let r = 0; r < RUNS; r++) runs.push(await measured(N, () => shoalOneWay(p.a, p.b, N)));
   rows.push({ name: "Shoal transport (CBOR, validated, coalesced)", connectMs: median(connects), rttUs: rtt, msgsPerS: median(runs.map((x) => x[0])), msgsPerCpuS: median(runs.map((x) => x[1])) });
   const st = p.a.stats();
   await p.close();
   await server.close();
-  console.log(`Shoal sender: ${fmt(st.framesSent)} frames for ${fmt(st.messagesSent)} messages (${fmt(st.messagesSent / Math.max(1, st.framesSent), 1)} per frame)`);
+  const frames = st.framesSent - before.framesSent, msgs = st.messagesSent - before.messagesSent;
+  const bytes = st.bytesSent - before.bytesSent;
+  console.log(`Shoal sender, one-way runs: ${fmt(frames)} frames for ${fmt(msgs)} messages (${fmt(msgs / Math.max(1, frames), 1)} per frame, ${fmt(bytes / Math.max(1, msgs), 1)} bytes per message on the wire)`);
 }
 
 console.log(`\ntransport bench — ${runtime}, ${PAYLOAD}-byte messages, one process, loopback (medians of ${RUNS} runs)`);

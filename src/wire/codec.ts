@@ -119,7 +119,9 @@ function writeString(s: string): void {
   if (len < 0x40) {
     // Same UTF-8 conversion as cbor-x for short strings (lone surrogates as 3 bytes).
     room(len * 3 + 2);
-    let p = pos + 2;
+    // Room for a one-byte head when the string is likely to fit it, else two bytes.
+    const hdr = len < 0x18 ? 1 : 2;
+    let p = pos + hdr;
     for (let i = 0; i < len; i++) {
       let c1 = s.charCodeAt(i);
       if (c1 < 0x80) buf[p++] = c1;
@@ -142,11 +144,12 @@ function writeString(s: string): void {
         }
       }
     }
-    const n = p - pos - 2;
+    const n = p - pos - hdr;
     if (n < 0x18) {
-      buf.copyWithin(pos + 1, pos + 2, p);
+      if (hdr === 2) buf.copyWithin(pos + 1, pos + 2, p);
       buf[pos++] = 0x60 | n;
     } else {
+      if (hdr === 1) buf.copyWithin(pos + 2, pos + 1, p);
       buf[pos++] = 0x78;
       buf[pos++] = n;
     }
