@@ -32,6 +32,13 @@ export interface NodeOptions {
   token?: string;
   /** Job slots this member offers. @default 4 */
   slots?: number;
+  /**
+   * What the smaller side of a healed split brain does with its entries: `latestUpdate`
+   * (the later update wins), `passThrough` (the smaller side's entry wins) or `discard`
+   * (the larger side wins; the smaller side's changes are dropped).
+   * @default "latestUpdate"
+   */
+  mergePolicy?: "latestUpdate" | "passThrough" | "discard";
   /** @default "info" */
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
 }
@@ -44,4 +51,5 @@ export const Defaults = {
   partitionCount: 271,
   slots: 4,
   logLevel: "info",
+  mergePolicy: "latestUpdate",
 } as const;

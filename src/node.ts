@@ -96,6 +96,7 @@ export class Node implements ShoalNode {
         backupCount: options.backupCount ?? Defaults.backupCount,
         asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
         lite: options.lite ?? false,
+        mergePolicy: options.mergePolicy ?? Defaults.mergePolicy,
       },
     });
     this.jobs = new JobService({

@@ -39,6 +39,7 @@ describe("node command flags", () => {
       "--token", "tok",
       "--slots", "8",
       "--log-level", "debug",
+      "--merge-policy", "discard",
     ]);
     expect(o).toEqual({
       name: "alpha",
@@ -58,6 +59,7 @@ describe("node command flags", () => {
       token: "tok",
       slots: 8,
       logLevel: "debug",
+      mergePolicy: "discard",
     });
   });
 

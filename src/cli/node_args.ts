@@ -8,6 +8,7 @@ import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
 import { parseIceUrl } from "./ice_url.ts";
 
 const logLevels = ["debug", "info", "warn", "error", "silent"] as const;
+const mergePolicies = ["latestUpdate", "passThrough", "discard"] as const;
 
 /** The `node` command's flags, in `--help` order. */
 export const nodeFlags: readonly FlagSpec[] = [
@@ -24,6 +25,7 @@ export const nodeFlags: readonly FlagSpec[] = [
   { name: "lite", kind: "boolean", description: "lite member: holds no data, owns no partitions" },
   { name: "token", kind: "string", valueName: "TOKEN", description: "bearer token required for HTTP writes (required off loopback)" },
   { name: "slots", kind: "int", min: 0, max: 1024, description: "job slots this member offers", defaultText: String(Defaults.slots) },
+  { name: "merge-policy", kind: "string", valueName: "POLICY", choices: mergePolicies, description: `split-brain merge policy: ${mergePolicies.join(", ")}`, defaultText: Defaults.mergePolicy },
   { name: "log-level", kind: "string", valueName: "LEVEL", choices: logLevels, description: `log level: ${logLevels.join(", ")}`, defaultText: Defaults.logLevel },
 ];
 
@@ -142,6 +144,7 @@ export function parseNodeArgs(args: readonly string[], env: Readonly<Record<stri
   if (v["partition-count"] !== undefined) options.partitionCount = v["partition-count"] as number;
   if (v.lite !== undefined) options.lite = v.lite as boolean;
   if (v.slots !== undefined) options.slots = v.slots as number;
+  if (v["merge-policy"] !== undefined) options.mergePolicy = v["merge-policy"] as NodeOptions["mergePolicy"];
   if (v["log-level"] !== undefined) options.logLevel = v["log-level"] as NodeOptions["logLevel"];
   return { options };
 }
