@@ -78,8 +78,17 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number = Limits.maxFram
 const TAG_UINT8ARRAY = encoder.encode(new Uint8Array(0))[0] === 0xd8;
 const MAX_FAST_DEPTH = 32;
 const textEncoder = new TextEncoder();
-let buf = new Uint8Array(64 * 1024);
+/**
+ * Messages are written one after another into a slab and handed out as views of it (an
+ * allocation per message costs more than the encoding in V8). A slab is never written
+ * again once full, so every view stays valid; a message that does not fit moves to a new
+ * slab.
+ */
+const SLAB_BYTES = 64 * 1024;
+let buf = new Uint8Array(SLAB_BYTES);
 let view = new DataView(buf.buffer);
+/** Start of the message being written. */
+let start = 0;
 let pos = 0;
 
 /** Thrown inside the fast encoder for a value it does not handle; cbor-x takes over. */
@@ -88,12 +97,15 @@ const UNSUPPORTED = new Unsupported();
 
 function room(n: number): void {
   if (pos + n <= buf.length) return;
-  let size = buf.length * 2;
-  while (size < pos + n) size *= 2;
+  const used = pos - start;
+  let size = SLAB_BYTES;
+  while (size < used + n) size *= 2;
   const next = new Uint8Array(size);
-  next.set(buf.subarray(0, pos));
+  next.set(buf.subarray(start, pos));
   buf = next;
   view = new DataView(buf.buffer);
+  start = 0;
+  pos = used;
 }
 
 /** Writes a CBOR head (major type `major` = high 3 bits, already shifted) with a minimal length. */
@@ -241,21 +253,25 @@ function writeAny(v: unknown, depth: number): void {
 /**
  * Encodes one message: the same bytes as {@link encodeValue}, written by a plain-data fast
  * path (objects, arrays, strings, numbers, booleans, null, undefined, Uint8Array); any other
- * value hands the whole message to cbor-x. The result is a fresh copy the caller owns.
+ * value hands the whole message to cbor-x. The result is a view that is never written again.
  * Throws when cbor-x cannot encode the message either.
  */
 export function encodeMessage(msg: Message): Uint8Array {
-  pos = 0;
+  start = pos;
   try {
     writeAny(msg, 0);
   } catch (e) {
+    pos = start;
     if (e !== UNSUPPORTED) throw e;
     return encoder.encode(msg);
   }
-  const out = buf.slice(0, pos);
-  if (buf.length > 1024 * 1024) {
-    buf = new Uint8Array(64 * 1024);
+  const out = buf.subarray(start, pos);
+  start = pos;
+  if (buf.length > SLAB_BYTES) {
+    // A large message got a slab of its own; the next one starts a normal slab.
+    buf = new Uint8Array(SLAB_BYTES);
     view = new DataView(buf.buffer);
+    start = pos = 0;
   }
   return out;
 }
