@@ -605,7 +605,8 @@ export class WebRtcTransport implements Transport {
     this.#stats.bytesReceived += bytes.byteLength;
     const d = decodeFrame(bytes, Limits.maxFrameBytes);
     if (d.dropped > 0) this.#stats.droppedInvalid += d.dropped;
-    for (const m of d.msgs) this.#deliver(link, m, false);
+    const msgs = d.msgs;
+    for (let i = 0; i < msgs.length; i++) this.#deliver(link, msgs[i], false);
   }
 
   #deliver(link: Link, m: Message, reassembled: boolean): void {
@@ -661,7 +662,12 @@ export class WebRtcTransport implements Transport {
         return this.#onPayload(link.peer, m, { kind: "relay", via: link.peer });
       default:
         this.#stats.messagesReceived++;
-        this.#safe(() => this.#handlers.message(link.peer, m));
+        // Inline rather than through #safe: this runs for every message received.
+        try {
+          this.#handlers.message(link.peer, m);
+        } catch (err) {
+          this.#log.error("transport.handler_error", { error: String((err as Error)?.stack ?? err) });
+        }
     }
   }
 
