@@ -96,7 +96,11 @@ export interface MembershipStats {
   stalls: number;
   /** Failed probes not counted against the target: it talked to this member meanwhile. */
   probesVoided: number;
-  /** Dead verdicts held back because the suspect was heard from recently or this member had just stalled. */
+  /**
+   * Dead verdicts held back: the suspect had not left this member's pings unanswered long
+   * enough, this member had just stalled, or another member's dead notice was about a
+   * member heard from lately (taken as a suspicion).
+   */
   verdictsPostponed: number;
 }
 
@@ -449,10 +453,9 @@ export class Membership implements ClusterView {
 
   /**
    * Called before every timer callback with the time it was due. A timer far behind its
-   * time means this member did not run for a while: whatever it missed meanwhile (acks,
-   * refutations) may still wait unread, so verdicts it is about to reach are not evidence.
-   * Lifeguard: a member that finds itself slow raises its awareness (probes slower, waits
-   * longer) instead of accusing others.
+   * time means this member did not run for a while: whatever it received meanwhile (acks,
+   * refutations) may still wait unread behind the overdue timers, so verdicts reached
+   * right now wait until it has been read (see #stalledRecently).
    */
   #noteLateness(due: number): void {
     const now = this.#clock.now();
