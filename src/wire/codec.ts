@@ -237,10 +237,11 @@ function writeAny(v: unknown, depth: number): void {
           buf[pos++] = 0xd8;
           buf[pos++] = 0x40;
         }
-        head(0x40, b.byteLength);
-        room(b.byteLength);
+        const n = b.byteLength;
+        head(0x40, n);
+        room(n);
         buf.set(b, pos);
-        pos += b.byteLength;
+        pos += n;
         return;
       }
       throw UNSUPPORTED;
@@ -282,6 +283,8 @@ const MAX_FAST_DECODE_DEPTH = 64;
 const textDecoder = new TextDecoder();
 let src: Uint8Array = new Uint8Array(0);
 let srcView: DataView = new DataView(src.buffer);
+let srcBuffer: ArrayBufferLike = src.buffer;
+let srcOffset = 0;
 let at = 0;
 
 function readArg(info: number): number {
@@ -391,7 +394,7 @@ function readItem(depth: number): unknown {
       at++;
       const n = readArg(src[at++] & 0x1f);
       if (n > src.length - at) throw UNSUPPORTED;
-      const v = new Uint8Array(src.buffer, src.byteOffset + at, n);
+      const v = new Uint8Array(srcBuffer, srcOffset + at, n);
       at += n;
       return v;
     }
@@ -426,7 +429,9 @@ function readItem(depth: number): unknown {
  */
 function decodeFast(bytes: Uint8Array): unknown {
   src = bytes;
-  srcView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  srcBuffer = bytes.buffer;
+  srcOffset = bytes.byteOffset;
+  srcView = new DataView(srcBuffer, srcOffset, bytes.byteLength);
   at = 0;
   let v: unknown;
   try {
@@ -437,6 +442,7 @@ function decodeFast(bytes: Uint8Array): unknown {
   } finally {
     src = EMPTY;
     srcView = EMPTY_VIEW;
+    srcBuffer = EMPTY.buffer;
   }
   return v;
 }
