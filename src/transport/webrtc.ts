@@ -15,7 +15,7 @@ import type { SignalChannel } from "../signaling/client.ts";
 import { checkDescription, type DescriptionKeys, signAnswer, signOffer } from "../signaling/descriptions.ts";
 import type { Description, SignalAnswer, SignalOffer, SignalPayload, SignalReject, SignalRelay } from "../signaling/messages.ts";
 import "../signaling/messages.ts";
-import { decodeFrame, encodeMessage, encodeValue } from "../wire/codec.ts";
+import { decodeFrame, encodeValue } from "../wire/codec.ts";
 import { deriveKey, ReplayGuard, roomId } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
@@ -538,7 +538,7 @@ export class WebRtcTransport implements Transport {
     // after send() returns (as the memory transport allows too).
     let bytes: Uint8Array;
     try {
-      bytes = encodeMessage(msg);
+      bytes = encodeValue(msg);
     } catch {
       this.#stats.droppedInvalid++;
       return false;
