@@ -79,6 +79,23 @@ describe("stalled members", () => {
       }
     }), 60_000);
 
+  test("the master crashes while a member is stalled: the new master keeps the member it merely suspects", () =>
+    withSeed(FILE, 51, async (base) => {
+      for (let seed = base; seed < base + 4; seed++) {
+        const sim = await formCluster(seed, 4);
+        const order = sim.liveNodes()[0].m.members().map((m) => m.id);
+        const stalled = order[3];
+        clearEvents(sim);
+        sim.stall(stalled, STALL_MS);
+        await sim.run(300);
+        sim.crash(order[0]);
+        await sim.until(() => sim.liveNodes().every((x) => x.m.member(order[0]) === undefined && x.m.master() === order[1]), 10_000, 20);
+        await sim.run(10_000);
+        expect({ seed, removed: falseRemovals(sim) }).toEqual({ seed, removed: [] });
+        expect(viewDisagreement(sim.liveNodes(), order.slice(1))).toBeNull();
+      }
+    }), 60_000);
+
   test("repeated stalls of every member in turn (heavy migration work) remove nobody; a crash afterwards is still found", () =>
     withSeed(FILE, 31, async (seed) => {
       const sim = await formCluster(seed, 5);
