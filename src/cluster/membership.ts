@@ -1258,8 +1258,16 @@ export class Membership implements ClusterView {
     // to refute or finds itself stalled is the likelier culprit, so its own verdicts wait
     // longer (a member that cannot hear anyone must not outrun the others' verdict on it).
     const scale = this.#awareness + 1;
-    st.suspicion = new Suspicion(this.#clock, by, b.k, b.minMs * scale, b.maxMs * scale, () => this.#suspicionExpired(id, st, inc));
-    this.#pingSuspect(id, st);
+    const sus = new Suspicion(this.#clock, by, b.k, b.minMs * scale, b.maxMs * scale, () => this.#suspicionExpired(id, st, inc));
+    st.suspicion = sus;
+    // Tell the suspect now and then while the suspicion runs: it may have missed the first
+    // notice (lost, or it was still joining and heard nothing) and can only refute what it hears.
+    const remind = () => {
+      if (st.suspicion !== sus || st.status !== Status.suspect || this.#states.get(id) !== st) return;
+      this.#pingSuspect(id, st);
+      this.#after(this.config.suspectUnansweredMs / 4, remind);
+    };
+    remind();
     this.stats.suspicions++;
     this.#log.debug("member suspect", { member: id, incarnation: inc, by });
     this.#gossip.push(item);
