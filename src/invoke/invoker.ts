@@ -9,13 +9,12 @@
  * replicates) the result of each write under that id, so a retried write is applied once.
  * Pending calls are bounded.
  */
-import type { ClusterView } from "../cluster/view.ts";
+import type { ServiceDeps } from "../cluster/service_deps.ts";
 import type { Clock, Timer } from "../core/clock.ts";
 import { IndeterminateResultError, ShoalError, type ShoalErrorCode, TimeoutError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Random } from "../core/random.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
-import type { MessageRouter } from "../transport/router.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
@@ -83,14 +82,7 @@ interface Call {
   reject(e: unknown): void;
 }
 
-export interface InvokerOptions {
-  self: NodeId;
-  view: ClusterView;
-  transport: Transport;
-  router: MessageRouter;
-  clock: Clock;
-  rng: Random;
-  log: Logger;
+export interface InvokerOptions extends ServiceDeps {
   partitions: PartitionService;
   config?: InvokerConfig;
 }

@@ -2,15 +2,10 @@
  * Wires the partition service, the invocation layer and the map service of one member
  * together. `node.ts` builds one of these per node; tests and the simulator do the same.
  */
-import type { ClusterView } from "../cluster/view.ts";
-import type { Clock } from "../core/clock.ts";
-import type { Logger } from "../core/log.ts";
-import type { Random } from "../core/random.ts";
+import type { ServiceDeps } from "../cluster/service_deps.ts";
 import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
 import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
 import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
-import type { MessageRouter } from "../transport/router.ts";
-import type { NodeId, Transport } from "../transport/transport.ts";
 import type { IMap } from "./imap.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
 import { checkMergePolicy, type MergePolicyName } from "./merge_policy.ts";
@@ -30,14 +25,7 @@ export interface DataGridConfig extends PartitionConfig {
   merge?: SplitMergeConfig;
 }
 
-export interface DataGridOptions {
-  self: NodeId;
-  view: ClusterView;
-  transport: Transport;
-  router: MessageRouter;
-  clock: Clock;
-  rng: Random;
-  log: Logger;
+export interface DataGridOptions extends ServiceDeps {
   config: DataGridConfig;
 }
 

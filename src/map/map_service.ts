@@ -16,6 +16,7 @@
  * - When the primary changes, the new primary's state is the truth; replicas that differ
  *   are replaced by a snapshot.
  */
+import type { ServiceDeps } from "../cluster/service_deps.ts";
 import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
@@ -23,7 +24,6 @@ import type { Random } from "../core/random.ts";
 import type { InvokeRequest, Invoker, Reply } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { PartitionTable } from "../partition/partition_table.ts";
-import type { MessageRouter } from "../transport/router.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
@@ -64,14 +64,7 @@ export interface MapServiceConfig {
   directBackupAcks?: boolean;
 }
 
-export interface MapServiceOptions {
-  self: NodeId;
-  view: ClusterView;
-  transport: Transport;
-  router: MessageRouter;
-  clock: Clock;
-  rng: Random;
-  log: Logger;
+export interface MapServiceOptions extends ServiceDeps {
   partitions: PartitionService;
   invoker: Invoker;
   config?: MapServiceConfig;

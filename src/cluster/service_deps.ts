@@ -1,0 +1,17 @@
+/** What a node hands every service above membership (partitions, invocation, maps). */
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { Random } from "../core/random.ts";
+import type { MessageRouter } from "../transport/router.ts";
+import type { NodeId, Transport } from "../transport/transport.ts";
+import type { ClusterView } from "./view.ts";
+
+export interface ServiceDeps {
+  self: NodeId;
+  view: ClusterView;
+  transport: Transport;
+  router: MessageRouter;
+  clock: Clock;
+  rng: Random;
+  log: Logger;
+}
