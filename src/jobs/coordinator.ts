@@ -134,6 +134,10 @@ async function mapBounded<T, R>(items: readonly T[], width: number, f: (x: T) =>
   return out;
 }
 const maxTerminalRemembered = 10_000;
+/** Most jobs remembered as not loadable (their last load attempt failed). */
+const maxUnloadableRemembered = 1000;
+/** A completion report for a job that could not be loaded tries loading it again at most this often. */
+const reloadForReportMs = 1000;
 
 export class Coordinator {
   #active = false;
@@ -144,6 +148,10 @@ export class Coordinator {
   #workers = new Map<NodeId, WorkerRt>();
   #events: CoordEvent[] = [];
   #terminal = new Set<string>();
+  /** Jobs whose last load found their entry or a state record unreadable → when it was tried. */
+  #unloadable = new Map<string, number>();
+  /** Reports answering queries of an earlier term (reqId below this) are ignored. */
+  #firstReqIdOfTerm = 1;
   #timer: Timer | undefined;
   #ticking = false;
   #lastScanAt = 0;
@@ -214,6 +222,9 @@ export class Coordinator {
       this.#epoch = epoch;
       this.#jobs.clear();
       this.#workers.clear();
+      this.#unloadable.clear();
+      this.#lastQueryAt.clear();
+      this.#firstReqIdOfTerm = this.#reqId + 1;
       this.#events = this.#events.filter((e) => e.kind !== "report");
       // Workers: the live members' entries (one batched read), known until their hello
       // arrives. Entries of dead members are swept by the background scan; a full scan
@@ -384,8 +395,14 @@ export class Coordinator {
 
   // ---- loading -------------------------------------------------------------------
 
+  /**
+   * Loads a job from the maps into the loop (rebuilds the plan, stamps its records, rebuilds
+   * slot accounting). Leaves it alone, and remembers when, if its entry or any of its state
+   * records cannot be read.
+   */
   async #load(jobId: string): Promise<void> {
     if (this.#jobs.has(jobId) || this.#terminal.has(jobId)) return;
+    this.#rememberUnloadable(jobId);
     const states = this.#map(JobMaps.jobStates);
     const entry = (await retrying(() => this.#map(JobMaps.jobs).get(jobId), this.#retry)) as JobEntry | undefined;
     if (!entry) return;
@@ -437,8 +454,16 @@ export class Coordinator {
       }
       tasks.set(tp.id, t);
     }
+    this.#unloadable.delete(jobId);
     if (this.#jobs.has(jobId)) return; // loaded meanwhile
     this.#jobs.set(jobId, { id: jobId, entry, state, pipeline, tasks, cancel: cancel !== undefined });
+  }
+
+  /** Marks a load as tried; `#load` clears the mark once the job is in the loop. */
+  #rememberUnloadable(jobId: string): void {
+    this.#unloadable.delete(jobId);
+    if (this.#unloadable.size >= maxUnloadableRemembered) this.#unloadable.delete(this.#unloadable.keys().next().value!);
+    this.#unloadable.set(jobId, this.opts.clock.now());
   }
 
   /** Drops a terminal job from the active-jobs index. */
@@ -574,12 +599,19 @@ export class Coordinator {
     // A report can arrive before this coordinator loaded the job (right after a takeover):
     // load it first, or the report would be acknowledged and lost.
     if (!this.#jobs.has(msg.jobId) && !this.#terminal.has(msg.jobId)) {
+      const triedAt = this.#unloadable.get(msg.jobId);
+      if (triedAt !== undefined && this.opts.clock.now() - triedAt < reloadForReportMs) return; // the worker re-sends
       await this.#load(msg.jobId);
       for (const w of this.#workers.values()) await this.#writeWorker(w);
     }
+    if (this.#terminal.has(msg.jobId)) return ack(); // nothing left to apply
     const job = this.#jobs.get(msg.jobId);
-    const t = job?.tasks.get(msg.taskId);
-    if (!job || !t) return ack(); // terminal or unknown job: nothing to apply
+    // Not loadable now (its entry or a state record cannot be read, e.g. right after a
+    // split): keep the report unacknowledged. Acknowledging it would make the worker forget
+    // the outcome, and once the job loads the task would look lost and be restarted.
+    if (!job) return;
+    const t = job.tasks.get(msg.taskId);
+    if (!t) return ack(); // not a task of this job's plan
     if (msg.attempt < t.state.attempt || isTaskTerminal(t.state.state)) return ack();
     if (msg.attempt > t.state.attempt) return;
     if (t.state.state === "CREATED") return ack();
@@ -608,6 +640,7 @@ export class Coordinator {
   }
 
   async #onReport(from: NodeId, msg: JobTaskReport): Promise<void> {
+    if (msg.reqId < this.#firstReqIdOfTerm) return; // answers a query of an earlier term
     for (const r of msg.tasks) {
       const found = this.#findTask(r.taskId);
       if (!found) continue;

@@ -15,7 +15,7 @@ import type { Message } from "../wire/message.ts";
 import type { ConnectorRegistry } from "./connector_registry.ts";
 import { type JobEntry, JobMaps } from "./map_names.ts";
 import { planTasks } from "./job_plan.ts";
-import type { JobCancelTask, JobDeployTask, JobTaskDone, JobTaskDoneAck, JobTaskQuery, JobWorkerHelloAck } from "./messages.ts";
+import type { JobCancelTask, JobDeployTask, JobTaskDone, JobTaskDoneAck, JobTaskQuery, JobTaskReport, JobWorkerHelloAck } from "./messages.ts";
 import { retrying } from "./state_store.ts";
 import { TaskRunner } from "./task_runner.ts";
 
@@ -43,6 +43,8 @@ interface Running {
 
 /** Most finished-but-unacknowledged reports kept; beyond it the oldest are dropped (the coordinator re-queries). */
 const maxPendingReports = 4096;
+/** Most acknowledged reports remembered, to answer a later query about the same attempt. */
+const maxAckedReports = 4096;
 
 export class Worker {
   /** Random per start: the coordinator treats assignments with another id as lost. */
@@ -50,6 +52,13 @@ export class Worker {
   #tasks = new Map<string, Running>();
   #starting = new Set<string>();
   #reports = new Map<string, JobTaskDone>();
+  /**
+   * Reports some master acknowledged, by task id. A coordinator that later finds the task
+   * still RUNNING in the maps (its state was restored from an older copy, say) and asks
+   * about it gets the outcome again instead of "unknown", so it applies it rather than
+   * restarting a task that finished.
+   */
+  #acked = new Map<string, JobTaskDone>();
   #helloAckedBy: NodeId | undefined;
   #highestTerm = 0;
   #timer: Timer | undefined;
@@ -138,6 +147,7 @@ export class Worker {
     const prev = this.#tasks.get(msg.taskId);
     if (prev && prev.attempt >= msg.attempt) return;
     this.#reports.delete(msg.taskId);
+    this.#acked.delete(msg.taskId);
     const runner = new TaskRunner(
       { clock: this.opts.clock, log: this.opts.log, getMap: this.opts.getMap, registry: this.opts.registry, tickMs: this.opts.tickMs, batchMax: this.opts.batchMax },
       entry,
@@ -160,8 +170,8 @@ export class Worker {
         recordsWritten: outcome.recordsWritten,
         ...(outcome.error ? { error: outcome.error } : {}),
       };
-      if (this.#reports.size >= maxPendingReports) this.#reports.delete(this.#reports.keys().next().value!);
-      this.#reports.set(msg.taskId, report);
+      this.#acked.delete(msg.taskId);
+      this.#keepReport(report);
       const master = this.opts.view.master();
       if (master) this.opts.send(master, report as unknown as Message);
     });
@@ -192,19 +202,49 @@ export class Worker {
 
   onDoneAck(_from: NodeId, msg: JobTaskDoneAck): void {
     const r = this.#reports.get(msg.taskId);
-    if (r && r.attempt <= msg.attempt) this.#reports.delete(msg.taskId);
+    if (r && r.attempt <= msg.attempt) {
+      this.#reports.delete(msg.taskId);
+      this.#acked.delete(msg.taskId);
+      if (this.#acked.size >= maxAckedReports) this.#acked.delete(this.#acked.keys().next().value!);
+      this.#acked.set(msg.taskId, r);
+    }
   }
 
+  /**
+   * Answers a coordinator's "which of these tasks do you run?". A task still being started
+   * is left out of the answer (the coordinator asks again), so "unknown" always means that
+   * nothing runs here and no outcome is known: only then may the coordinator restart it.
+   * A task whose acknowledged outcome is remembered is answered "done" and its report is
+   * sent again until acknowledged.
+   */
   onQuery(from: NodeId, msg: JobTaskQuery): void {
     if (msg.term < this.#highestTerm) return;
     this.#highestTerm = msg.term;
-    const tasks = msg.taskIds.map((taskId) => {
+    const tasks: JobTaskReport["tasks"] = [];
+    for (const taskId of msg.taskIds) {
       const cur = this.#tasks.get(taskId);
-      if (cur) return { taskId, attempt: cur.attempt, status: "running" as const };
-      const rep = this.#reports.get(taskId);
-      if (rep) return { taskId, attempt: rep.attempt, status: "done" as const };
-      return { taskId, attempt: 0, status: "unknown" as const };
-    });
+      if (cur) {
+        tasks.push({ taskId, attempt: cur.attempt, status: "running" });
+        continue;
+      }
+      if (this.#starting.has(taskId)) continue;
+      let rep = this.#reports.get(taskId);
+      const acked = this.#acked.get(taskId);
+      if (!rep && acked) {
+        rep = acked;
+        this.#acked.delete(taskId);
+        this.#keepReport(rep);
+        this.opts.send(from, rep as unknown as Message);
+      }
+      tasks.push(rep ? { taskId, attempt: rep.attempt, status: "done" } : { taskId, attempt: 0, status: "unknown" });
+    }
     this.opts.send(from, { t: Kind.JobTaskReport, reqId: msg.reqId, workerId: this.workerId, tasks });
+  }
+
+  /** Keeps a report until acknowledged (bounded: the oldest goes first). */
+  #keepReport(report: JobTaskDone): void {
+    this.#reports.delete(report.taskId);
+    if (this.#reports.size >= maxPendingReports) this.#reports.delete(this.#reports.keys().next().value!);
+    this.#reports.set(report.taskId, report);
   }
 }
