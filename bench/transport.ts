@@ -10,7 +10,8 @@
  * machine shared with other work, that figure moves much less than the wall-clock one.
  *
  * Options: --runs N (repeats of each throughput figure, median reported; default 3),
- * --messages N (one-way messages per run; default 200000 under Bun, 100000 under Deno).
+ * --messages N (one-way messages per run; default 200000 under Bun, 100000 under Deno),
+ * --only raw|shoal (run one half, e.g. under a profiler).
  */
 import { loadavg } from "node:os";
 import process from "node:process";
@@ -18,7 +19,7 @@ import { runtimeName } from "../src/runtime/process.ts";
 import { SignalingClient } from "../src/signaling/client.ts";
 import { createSignalingServer } from "../src/signaling/server.ts";
 import { WebRtcTransport } from "../src/transport/webrtc.ts";
-import { WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+import { sackPolicyFigures, WebRtcPeer } from "../src/transport/webrtc_peer.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import type { Message } from "../src/wire/message.ts";
 import "../src/transport/messages.ts";
@@ -33,6 +34,7 @@ const opt = (name: string, dflt: number) => {
 const runtime = runtimeName();
 const RUNS = opt("runs", 3);
 const N = opt("messages", runtime === "deno" ? 100_000 : 200_000);
+const ONLY = argv.includes("--only") ? argv[argv.indexOf("--only") + 1] : "";
 const PAYLOAD = 100;
 const RTT_ROUNDS = 2000;
 const MAX_BUFFERED = 64 * 1024;
@@ -191,7 +193,7 @@ async function measured(n: number, fn: () => Promise<number>): Promise<[number, 
   return [rate, n / ((c.user + c.system) / 1e6)];
 }
 
-{
+if (ONLY !== "shoal") {
   const connects: number[] = [];
   let pair = await rawPair();
   connects.push(pair.connectMs);
@@ -219,7 +221,7 @@ async function measured(n: number, fn: () => Promise<number>): Promise<[number, 
   await pair.b.close();
 }
 
-{
+if (ONLY !== "raw") {
   const server = await createSignalingServer({ port: 0 });
   const connects: number[] = [];
   for (let i = 0; i < 2; i++) {
@@ -243,6 +245,8 @@ async function measured(n: number, fn: () => Promise<number>): Promise<[number, 
   console.log(`Shoal sender, one-way runs: ${fmt(frames)} frames for ${fmt(msgs)} messages (${fmt(msgs / Math.max(1, frames), 1)} per frame, ${fmt(bytes / Math.max(1, msgs), 1)} bytes per message on the wire)`);
 }
 
+const sack = sackPolicyFigures();
+console.log(`SACK policy: ${sack.tuned} associations tuned, ${sack.untuned} untuned; ${fmt(sack.sacks)} SACKs for ${fmt(sack.dataPackets)} DATA packets received`);
 console.log(`\ntransport bench — ${runtime}, ${PAYLOAD}-byte messages, one process, loopback (medians of ${RUNS} runs)`);
 const [l1, l5] = loadAverage();
 console.log(`load average at the end: ${l1} (1 min), ${l5} (5 min)`);

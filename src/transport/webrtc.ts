@@ -42,7 +42,7 @@ export interface WebRtcTransportOptions {
   signaling?: SignalChannel;
   /** Default budget for `connect()`. @default 15000 */
   connectTimeoutMs?: number;
-  /** Target frame size. @default Limits.targetFrameBytes (12 KiB) */
+  /** Target frame size. @default Limits.targetFrameBytes (12,000 bytes) */
   targetFrameBytes?: number;
   /** Bytes allowed in the channel's buffer before coalescing waits. @default 65536 */
   maxBufferedBytes?: number;

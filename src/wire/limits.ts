@@ -2,8 +2,11 @@
 export const Limits = {
   /** One WebRTC data-channel message (a frame). werift enforces 64 KiB max-message-size. */
   maxFrameBytes: 64 * 1024,
-  /** Target frame size when coalescing messages. */
-  targetFrameBytes: 12 * 1024,
+  /**
+   * Target frame size when coalescing messages: ten of werift's 1,200-byte SCTP chunks,
+   * so a full frame never spills a nearly empty eleventh packet.
+   */
+  targetFrameBytes: 12_000,
   /** Messages in one frame. */
   maxBatchLength: 4096,
   /** One logical message after reassembly of chunks. */

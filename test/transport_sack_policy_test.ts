@@ -1,0 +1,83 @@
+/**
+ * The SACK policy Shoal gives werift's SCTP associations (RFC 9260 §6.2: acknowledge at
+ * least every second DATA packet, a lone packet after a short delay, gaps and duplicates
+ * at once). Real werift peers in one process, loopback.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { sackPolicyFigures, WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+
+const peers: WebRtcPeer[] = [];
+afterAll(async () => {
+  for (const p of peers) await p.close();
+});
+
+async function pair(): Promise<[WebRtcPeer, WebRtcPeer]> {
+  const a = new WebRtcPeer({ iceServers: [] }), b = new WebRtcPeer({ iceServers: [] });
+  peers.push(a, b);
+  const opened = Promise.all([new Promise<void>((r) => (a.events.open = r)), new Promise<void>((r) => (b.events.open = r))]);
+  await a.acceptAnswer(await b.acceptOffer(await a.createOffer()));
+  await opened;
+  return [a, b];
+}
+
+test("a bulk transfer arrives whole and in order with about one SACK per two DATA packets", async () => {
+  const before = sackPolicyFigures();
+  const [a, b] = await pair();
+  const tuned = sackPolicyFigures();
+  expect(tuned.tuned - before.tuned).toBe(2);
+  expect(tuned.untuned - before.untuned).toBe(0);
+
+  const frames = 400, frameBytes = 12_000;
+  const received: number[] = [];
+  let bytes = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  b.events.message = (m) => {
+    // Each frame is filled with its index (mod 251) so order and content are checked.
+    const first = m[0];
+    if (m.byteLength !== frameBytes || m.some((x) => x !== first)) throw new Error("frame changed in transit");
+    received.push(first);
+    bytes += m.byteLength;
+    if (received.length === frames) done();
+  };
+  let low: (() => void) | undefined;
+  a.events.bufferedLow = () => low?.();
+  for (let i = 0; i < frames; i++) {
+    while (a.bufferedAmount >= 64 * 1024) await new Promise<void>((r) => (low = r));
+    a.send(new Uint8Array(frameBytes).fill(i % 251));
+  }
+  await finished;
+  expect(bytes).toBe(frames * frameBytes);
+  expect(received).toEqual(Array.from({ length: frames }, (_, i) => i % 251));
+
+  const after = sackPolicyFigures();
+  const data = after.dataPackets - tuned.dataPackets, sacks = after.sacks - tuned.sacks;
+  console.log(`SACK policy: ${sacks} SACKs for ${data} DATA packets`);
+  // 400 frames of 12,000 bytes are 4,000 DATA packets of 1,200 bytes.
+  expect(data).toBeGreaterThanOrEqual(frames * 10 - 10);
+  expect(sacks).toBeGreaterThan(0);
+  // werift's own policy sends one SACK per DATA packet.
+  expect(sacks).toBeLessThanOrEqual(Math.ceil(data * 0.9));
+}, 60_000);
+
+test("a lone message is still acknowledged: request/response keeps flowing", async () => {
+  const [a, b] = await pair();
+  await new Promise((r) => setTimeout(r, 50));
+  const before = sackPolicyFigures();
+  b.events.message = (m) => b.send(m);
+  for (let i = 0; i < 50; i++) {
+    const echoed = await new Promise<Uint8Array>((r) => {
+      a.events.message = r;
+      a.send(Uint8Array.of(i, 1, 2, 3));
+    });
+    expect([...echoed]).toEqual([i, 1, 2, 3]);
+  }
+  // Each request and each echo is a lone packet: acknowledged with the next one or after
+  // the short delay, so never fewer than one SACK per two DATA packets.
+  await new Promise((r) => setTimeout(r, 100));
+  const after = sackPolicyFigures();
+  const data = after.dataPackets - before.dataPackets, sacks = after.sacks - before.sacks;
+  console.log(`request/response: ${sacks} SACKs for ${data} DATA packets`);
+  expect(data).toBeGreaterThanOrEqual(100);
+  expect(sacks).toBeGreaterThanOrEqual(Math.floor(data / 2));
+}, 60_000);
