@@ -8,6 +8,7 @@
  * writes idempotently or stages its output and publishes it only in {@link SinkWriter.commit},
  * which must be idempotent.
  */
+import { ShoalError } from "../core/errors.ts";
 import type { IMap } from "../map/imap.ts";
 import type { ConnectorConfig } from "./job_definition.ts";
 
@@ -99,4 +100,16 @@ export function mapNameField(block: ConnectorConfig, field: string): string {
     throw new TypeError(`${block.type}.${field} must be a map name (1–200 characters)`);
   }
   return v;
+}
+
+/**
+ * Thrown by connectors to fail a task with a clear reason. The attempt ends FAILED; the
+ * coordinator restarts the task from its last checkpoint until the job's `maxTaskRestarts`
+ * is used up, then fails the job with this message in its `error`.
+ */
+export class TaskFailure extends ShoalError {
+  override name = "TaskFailure";
+  constructor(message: string) {
+    super("INTERNAL", message);
+  }
 }

@@ -2,9 +2,15 @@
  * The `sequence` source: records `{id, value}` for ids `0 … count-1`, where `value` is a
  * deterministic function of `id` ({@link sequenceValue}). Task `i` of `p` reads a contiguous
  * range of ids; positions are ids, so a task resumes exactly at its checkpointed offset.
+ *
+ * `failAtRecord: n` makes the task whose range holds id `n` fail on purpose when it reaches
+ * that record: it emits ids before `n`, then every attempt ends FAILED with
+ * {@link failAtRecordMessage}, so the task uses up the job's `maxTaskRestarts` and the job
+ * ends FAILED with that reason. Deterministic: the same record fails on every attempt and
+ * every member. For demonstrating and testing the failure path.
  */
 import { type ConnectorConfig } from "./job_definition.ts";
-import { intField, type JobRecord, type SourceConnector, type SourceSplit } from "./connector.ts";
+import { intField, type JobRecord, type SourceConnector, type SourceSplit, TaskFailure } from "./connector.ts";
 
 /** Most records a sequence may produce. */
 export const maxSequenceCount = 100_000_000;
@@ -24,6 +30,11 @@ export function sequenceSplit(count: number, index: number, parallelism: number)
   };
 }
 
+/** The failure reason of a task that reached its `failAtRecord`. */
+export function failAtRecordMessage(id: number): string {
+  return `sequence source failed on purpose at record ${id} (failAtRecord)`;
+}
+
 export const sequenceSource: SourceConnector = {
   type: "sequence",
   configure(block: ConnectorConfig): ConnectorConfig {
@@ -33,7 +44,12 @@ export const sequenceSource: SourceConnector = {
     if (typeof rate !== "number" || !Number.isFinite(rate) || rate < 0 || rate > 10_000_000) {
       throw new RangeError("sequence.ratePerSecond must be a number in [0, 10000000] (0 = unlimited)");
     }
-    return { type: "sequence", count, parallelism, ratePerSecond: rate };
+    const out: ConnectorConfig = { type: "sequence", count, parallelism, ratePerSecond: rate };
+    if (block.failAtRecord !== undefined) {
+      if (count === 0) throw new RangeError("sequence.failAtRecord needs count ≥ 1");
+      out.failAtRecord = intField(block, "failAtRecord", 0, count - 1);
+    }
+    return out;
   },
   parallelism: (config) => config.parallelism as number,
   split: (config, index, parallelism) => sequenceSplit(config.count as number, index, parallelism),
@@ -41,9 +57,15 @@ export const sequenceSource: SourceConnector = {
     const r = config.ratePerSecond as number;
     return r > 0 ? r / parallelism : undefined;
   },
-  read(_config, split, from, max): JobRecord[] {
+  read(config, split, from, max): JobRecord[] {
     const out: JobRecord[] = [];
-    const end = Math.min(split.end, from + max);
+    let end = Math.min(split.end, from + max);
+    const failAt = config.failAtRecord as number | undefined;
+    if (failAt !== undefined && failAt >= Math.max(from, split.start) && failAt < end) {
+      // Emit the records before it; the next read starts at it and fails.
+      if (failAt === Math.max(from, split.start)) throw new TaskFailure(failAtRecordMessage(failAt));
+      end = failAt;
+    }
     for (let id = Math.max(from, split.start); id < end; id++) out.push({ id, value: sequenceValue(id) });
     return out;
   },

@@ -6,7 +6,6 @@
  * its next checkpoint fails and it stops without publishing anything more.
  */
 import type { Clock } from "../core/clock.ts";
-import { ShoalError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { IMap } from "../map/imap.ts";
 import type { JobRecord, SinkWriter } from "./connector.ts";
@@ -163,10 +162,4 @@ export class TaskRunner {
   }
 }
 
-/** Thrown by custom connectors to fail a task with a clear reason. */
-export class TaskFailure extends ShoalError {
-  override name = "TaskFailure";
-  constructor(message: string) {
-    super("INTERNAL", message);
-  }
-}
+export { TaskFailure } from "./connector.ts";
