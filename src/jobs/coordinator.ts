@@ -402,6 +402,9 @@ export class Coordinator {
    */
   async #load(jobId: string): Promise<void> {
     if (this.#jobs.has(jobId) || this.#terminal.has(jobId)) return;
+    // Warn once per job and term; reports for an unloadable job retry the load every second.
+    const again = this.#unloadable.has(jobId);
+    const warn = (event: string, fields: Record<string, unknown>) => again ? this.opts.log.debug(event, fields) : this.opts.log.warn(event, fields);
     this.#rememberUnloadable(jobId);
     const states = this.#map(JobMaps.jobStates);
     const entry = (await retrying(() => this.#map(JobMaps.jobs).get(jobId), this.#retry)) as JobEntry | undefined;
@@ -416,7 +419,7 @@ export class Coordinator {
       // Submit writes every state record before the entry: an entry without its state means
       // the grid lost data (every replica of a partition died). Running it could repeat a
       // finished job, so leave it alone.
-      this.opts.log.warn("job entry without a state record (state lost?): not resuming it", { job: jobId });
+      warn("job entry without a state record (state lost?): not resuming it", { job: jobId });
       return;
     }
     if (isJobTerminal(cur.state)) {
@@ -440,7 +443,7 @@ export class Coordinator {
       return { tp, st, asg };
     });
     if (loaded.some((x) => x === undefined)) {
-      this.opts.log.warn("job without all its task state records (state lost?): not resuming it", { job: jobId });
+      warn("job without all its task state records (state lost?): not resuming it", { job: jobId });
       return;
     }
     const [pipeline, cancel] = await Promise.all([pipelineP, cancelP]);
