@@ -1,7 +1,9 @@
 /**
  * The WebRTC transport: one werift peer connection with one ordered, reliable data channel
- * per pair of members. Messages are CBOR-encoded when sent, coalesced per tick into frames
- * of about 12 KiB (never above 64 KiB), and handed to the channel only while its
+ * per pair of members. Messages are CBOR-encoded when sent, coalesced into frames of about
+ * 12 KB (never above 64 KiB) once the I/O callbacks of the current event-loop turn have run
+ * (setImmediate: replies to many packets that arrived together share frames and packets),
+ * and handed to the channel only while its
  * `bufferedAmount` is under a bound (werift's SCTP collapses when too much is queued).
  * Messages larger than 16 KiB are chunked. Offers and answers are signed (see
  * signaling/descriptions.ts) and travel through the signaling server for a member's first
@@ -204,7 +206,9 @@ export class WebRtcTransport implements Transport {
 
   /**
    * Queues `msg` for `to` (directly, or through its route). The message is encoded at
-   * once; frames are cut and handed to the channel at the end of the tick.
+   * once; frames are cut and handed to the channel after the I/O callbacks of this
+   * event-loop turn (setImmediate), so messages produced while handling a burst of
+   * incoming packets travel together.
    */
   send(to: NodeId, msg: Message): boolean {
     if (this.#closed) return false;
@@ -567,7 +571,7 @@ export class WebRtcTransport implements Transport {
     this.#stats.messagesSent++;
     if (!link.flushScheduled && !link.waitingLow) {
       link.flushScheduled = true;
-      queueMicrotask(() => {
+      setImmediate(() => {
         link.flushScheduled = false;
         this.#flush(link);
       });
