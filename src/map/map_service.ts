@@ -122,6 +122,8 @@ interface SnapshotOut {
   chunks: Message[];
   acked: boolean[];
   sentAt: number[];
+  /** Times each chunk was sent: its next resend waits retransmitMs × 2^(tries − 1), at most 16×. */
+  tries: number[];
   remaining: number;
   /** Last time the replica acked a chunk (or the start). */
   progressAt: number;
@@ -136,6 +138,8 @@ interface SnapshotIn {
   s: number;
   d: [number, number];
   got: Map<number, { entries: SnapshotData["entries"]; dedupe: SnapshotData["dedupe"] }>;
+  /** Last time a chunk of this transfer arrived (new or resent). */
+  lastChunkAt: number;
 }
 
 /** What the simulator and tests inspect on a member. */
@@ -627,7 +631,7 @@ export class MapService {
   #pull(to: NodeId, p: number, e: number, throttle: boolean): void {
     const now = this.#clock.now();
     if (throttle && now - (this.#pullAt.get(p) ?? -Infinity) < this.config.retransmitMs / 2) return;
-    if (this.#snapIn.get(p)?.epoch === e) return; // a snapshot is on its way
+    if (this.#snapshotArriving(p, e)) return;
     this.#pullAt.set(p, now);
     this.counters.pulls++;
     const d = this.#data.get(p);
@@ -635,6 +639,19 @@ export class MapService {
       t: Kind.MapSyncPull,
       items: [{ p, e, s: d?.seq ?? 0, l: d?.lineage ?? -1, d0: d?.digest[0] ?? 0, d1: d?.digest[1] ?? 0 }],
     });
+  }
+
+  /**
+   * Whether a snapshot of `p` under epoch `e` is on its way, so pulling would only start a
+   * second transfer. A transfer whose chunks stopped coming (the primary gave up on it, or
+   * lost its state) no longer counts: the replica pulls again, keeping the chunks it holds
+   * in case the same transfer resumes. Without this a dropped transfer left the replica
+   * silent, unconfirmed and blocking every write and migration of the partition, for as
+   * long as the epoch lasted.
+   */
+  #snapshotArriving(p: number, e: number): boolean {
+    const a = this.#snapIn.get(p);
+    return !!a && a.epoch === e && this.#clock.now() - a.lastChunkAt < SNAPSHOT_STALE_RETRANSMITS * this.config.retransmitMs;
   }
 
   #onChecks(from: NodeId, items: CheckItem[]): void {
@@ -654,7 +671,7 @@ export class MapService {
       }
       // Same history but behind: pull the missing writes. Anything else: diverged, needs a snapshot.
       if (!(d.lineage === it.l && d.seq < it.s)) d.lineage = -1;
-      if (this.#snapIn.get(it.p)?.epoch === it.e) continue;
+      if (this.#snapshotArriving(it.p, it.e)) continue;
       pulls.push({ p: it.p, e: it.e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
     }
     if (acks.length) this.#transport.send(from, { t: Kind.MapBackupAck, items: acks });
@@ -754,6 +771,7 @@ export class MapService {
       chunks,
       acked: chunks.map(() => false),
       sentAt: chunks.map(() => -Infinity),
+      tries: chunks.map(() => 0),
       remaining: chunks.length,
       progressAt: this.#clock.now(),
     };
@@ -768,8 +786,13 @@ export class MapService {
     for (let i = 0; i < s.chunks.length && inFlight < this.config.snapshotWindow; i++) {
       if (s.acked[i]) continue;
       inFlight++;
-      if (now - s.sentAt[i] >= this.config.retransmitMs) {
+      // The link is reliable: a chunk is resent only if the link went down meanwhile or the
+      // replica is slow. Resending at a fixed rate floods a congested link with copies of what
+      // it still queues, so each resend waits twice as long as the last.
+      const waitMs = this.config.retransmitMs * 2 ** Math.min(4, Math.max(0, s.tries[i] - 1));
+      if (now - s.sentAt[i] >= waitMs) {
         s.sentAt[i] = now;
+        s.tries[i]++;
         this.#transport.send(s.to, s.chunks[i]);
       }
     }
@@ -789,9 +812,10 @@ export class MapService {
     }
     let a = this.#snapIn.get(c.p);
     if (!a || a.sid !== c.sid || a.from !== from) {
-      a = { sid: c.sid, from, epoch: c.e, lineage: c.l, n: c.n, s: c.s, d: [c.d0, c.d1], got: new Map() };
+      a = { sid: c.sid, from, epoch: c.e, lineage: c.l, n: c.n, s: c.s, d: [c.d0, c.d1], got: new Map(), lastChunkAt: 0 };
       this.#snapIn.set(c.p, a);
     }
+    a.lastChunkAt = this.#clock.now();
     if (c.i >= a.n) return;
     a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe });
     this.#transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
@@ -862,7 +886,7 @@ export class MapService {
     // (the replica pulls again if it still needs one), so they cannot hold the session limit.
     for (const [key, s] of this.#snapOut) {
       const prim = this.#primaries.get(s.p);
-      if (!prim || prim.epoch !== s.epoch || !prim.followers.has(s.to) || !live.has(s.to) || now - s.progressAt > 10 * this.config.retransmitMs) {
+      if (!prim || prim.epoch !== s.epoch || !prim.followers.has(s.to) || !live.has(s.to) || now - s.progressAt > SNAPSHOT_GIVE_UP_RETRANSMITS * this.config.retransmitMs) {
         this.#snapOut.delete(key);
       } else this.#pumpSnapshot(s);
     }
@@ -911,6 +935,21 @@ interface ChunkMsg {
   entries: SnapshotData["entries"];
   dedupe: SnapshotData["dedupe"];
 }
+
+/**
+ * A primary drops a snapshot transfer after this many retransmit intervals without an
+ * acknowledged chunk (the replica pulls again if it still needs one). Long enough for a
+ * congested link whose acks lag by seconds, so such a transfer is not restarted from scratch
+ * over and over.
+ */
+const SNAPSHOT_GIVE_UP_RETRANSMITS = 30;
+/**
+ * A replica takes a snapshot transfer whose chunks stopped arriving for this many retransmit
+ * intervals as abandoned, and pulls again (a primary resends an unacknowledged chunk after
+ * 1, 2, 4… intervals, so a live transfer is not mistaken for a dead one for long; a pull
+ * during a live transfer is harmless).
+ */
+const SNAPSHOT_STALE_RETRANSMITS = 4;
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   const a = m.get(k);
