@@ -351,7 +351,15 @@ export class MapService {
     return Math.floor(this.#rng.next() * 2 ** 26) * 2 ** 26 + Math.floor(this.#rng.next() * 2 ** 26) + 1;
   }
 
+  /**
+   * Whether this member holds `p` as a migration target: the table lists it in the
+   * partition's migration, or the primary touched the copy recently. A copy the table still
+   * lists is kept however long the primary stays silent (a stalled process, a congested
+   * link): the primary may already count it as caught up and the master may commit it at
+   * any moment, and a committed row must never name a member that dropped its copy.
+   */
   #isTarget(p: number): boolean {
+    if (this.#partitions.table.migrations.get(p)?.includes(this.self)) return true;
     const at = this.#touched.get(p);
     return at !== undefined && this.#clock.now() - at < this.config.migrationTimeoutMs;
   }
