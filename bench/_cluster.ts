@@ -5,8 +5,10 @@
  * percentiles, the load average and small command-line helpers.
  */
 import { readFileSync } from "node:fs";
+import { fetchJson } from "../src/runtime/fetch_json.ts";
 import { exit, onSignal, runtimeName } from "../src/runtime/process.ts";
 import { type ChildHandle, spawnChild } from "../src/runtime/spawn.ts";
+import { waitUntil } from "../src/runtime/wait_until.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -62,7 +64,7 @@ export interface MemberProcess {
   stderrTail(): string;
   /** Sends SIGKILL. */
   kill9(): void;
-  /** GET `path` as JSON (2 s timeout). */
+  /** GET `path` as JSON (2 s timeout); throws on a status other than 2xx. */
   json<T = unknown>(path: string): Promise<T>;
 }
 
@@ -162,11 +164,7 @@ export async function startMember(o: StartMemberOptions): Promise<MemberProcess>
       child,
       stderrTail: () => stderr.join("\n"),
       kill9: () => child.kill("SIGKILL"),
-      json: async <T>(path: string) => {
-        const res = await fetch(url + path, { signal: AbortSignal.timeout(2_000) });
-        if (!res.ok) throw new Error(`GET ${path} on ${o.name}: ${res.status}`);
-        return await res.json() as T;
-      },
+      json: <T>(path: string) => fetchJson<T>(url + path, {}, 2_000),
     };
   } catch (err) {
     child.kill("SIGKILL");
@@ -211,23 +209,9 @@ export async function bytesSentOf(m: MemberProcess): Promise<number> {
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/**
- * Polls `f` every `everyMs` until it returns something other than undefined.
- * @throws Error after `timeoutMs`, with the last error `f` threw
- */
-export async function until<T>(f: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string, everyMs = 20): Promise<T> {
-  const end = performance.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (performance.now() > end) throw new Error(`${what}: not reached in ${timeoutMs} ms${last ? ` (last error: ${last})` : ""}`);
-    await sleep(everyMs);
-  }
+/** Polls `f` every `everyMs` until it returns something other than undefined (see {@link waitUntil}). */
+export function until<T>(f: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string, everyMs = 20): Promise<T> {
+  return waitUntil(f, { timeoutMs, what, everyMs });
 }
 
 /** The `p` quantile (0..1) of `xs` (nearest rank). */

@@ -21,8 +21,8 @@ import { createSignalingServer } from "../src/signaling/server.ts";
 import { WebRtcTransport } from "../src/transport/webrtc.ts";
 import { sackPolicyFigures, WebRtcPeer } from "../src/transport/webrtc_peer.ts";
 import { Kind } from "../src/wire/kinds.ts";
-import type { Message } from "../src/wire/message.ts";
 import "../src/transport/messages.ts";
+import { fmt, median, PAYLOAD, sendRawPayloads, sendTestMessages } from "./_transport.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -35,16 +35,7 @@ const runtime = runtimeName();
 const RUNS = opt("runs", 3);
 const N = opt("messages", runtime === "deno" ? 100_000 : 200_000);
 const ONLY = argv.includes("--only") ? argv[argv.indexOf("--only") + 1] : "";
-const PAYLOAD = 100;
 const RTT_ROUNDS = 2000;
-const MAX_BUFFERED = 64 * 1024;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
 // ---------------------------------------------------------------- raw werift
 
@@ -84,23 +75,8 @@ async function rawOneWay(a: WebRtcPeer, b: WebRtcPeer, n: number, perFrame: numb
     got += bytes.byteLength / PAYLOAD;
     if (got >= n) done();
   };
-  const frame = new Uint8Array(PAYLOAD * perFrame);
-  let low!: () => void;
-  a.events.bufferedLow = () => low?.();
-  // One SCTP chunk per tiny message: werift collapses with many queued, so keep it short.
-  const bound = perFrame === 1 ? 16 * 1024 : MAX_BUFFERED;
   const t0 = performance.now();
-  let sent = 0;
-  while (sent < n) {
-    if (a.bufferedAmount >= bound) {
-      if (perFrame === 1) await sleep(0);
-      else await new Promise<void>((r) => (low = r));
-      continue;
-    }
-    const k = Math.min(perFrame, n - sent);
-    a.send(k === perFrame ? frame : frame.subarray(0, k * PAYLOAD));
-    sent += k;
-  }
+  await sendRawPayloads(a, n, perFrame);
   await finished;
   const s = (performance.now() - t0) / 1000;
   b.events.message = () => {};
@@ -160,23 +136,8 @@ async function shoalOneWay(a: WebRtcTransport, b: WebRtcTransport, n: number): P
     linkUp() {},
     linkDown() {},
   });
-  const data = new Uint8Array(PAYLOAD);
   const t0 = performance.now();
-  let sent = 0;
-  while (sent < n) {
-    // Pace on the queue, as a bulk sender would.
-    if (a.queuedBytes("b") > 256 * 1024) {
-      await sleep(0);
-      continue;
-    }
-    const k = Math.min(1000, n - sent);
-    for (let i = 0; i < k; i++) {
-      const m: Message = { t: Kind.TestData, seq: sent + i, data };
-      if (!a.send("b", m)) throw new Error("send refused");
-    }
-    sent += k;
-    await Promise.resolve();
-  }
+  await sendTestMessages(a, "b", n);
   await finished;
   return n / ((performance.now() - t0) / 1000);
 }

@@ -21,9 +21,8 @@ import { SignalingClient } from "../src/signaling/client.ts";
 import { createSignalingServer } from "../src/signaling/server.ts";
 import { WebRtcTransport } from "../src/transport/webrtc.ts";
 import { WebRtcPeer } from "../src/transport/webrtc_peer.ts";
-import { Kind } from "../src/wire/kinds.ts";
-import type { Message } from "../src/wire/message.ts";
 import "../src/transport/messages.ts";
+import { fmt, median, PAYLOAD, sendRawPayloads, sendTestMessages, sleep } from "./_transport.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -34,17 +33,9 @@ const opt = (name: string): string | undefined => {
 };
 const env = (name: string): string | undefined => (g.Deno ? g.Deno.env.get(name) : g.process.env[name]);
 const runtime = runtimeName();
-const PAYLOAD = 100;
 const PER_FRAME = 120;
-const MAX_BUFFERED = 64 * 1024;
 const WARMUP = 30_000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 const cpuUs = () => {
   const c = process.cpuUsage();
   return c.user + c.system;
@@ -149,21 +140,7 @@ async function benchRaw(plan: number[]): Promise<Figures> {
   const answerLine = await child.waitLine("answer ");
   await a.acceptAnswer(JSON.parse(answerLine.slice("answer ".length)));
   await opened;
-  const frame = new Uint8Array(PAYLOAD * PER_FRAME);
-  let low: (() => void) | undefined;
-  a.events.bufferedLow = () => low?.();
-  const figures = await measureRuns(child, plan, async (n) => {
-    let sent = 0;
-    while (sent < n) {
-      if (a.bufferedAmount >= MAX_BUFFERED) {
-        await new Promise<void>((r) => (low = r));
-        continue;
-      }
-      const k = Math.min(PER_FRAME, n - sent);
-      a.send(k === PER_FRAME ? frame : frame.subarray(0, k * PAYLOAD));
-      sent += k;
-    }
-  });
+  const figures = await measureRuns(child, plan, (n) => sendRawPayloads(a, n, PER_FRAME));
   await a.close();
   child.kill();
   return figures;
@@ -178,23 +155,7 @@ async function benchShoal(plan: number[]): Promise<Figures> {
   const a = new WebRtcTransport({ self: "a", cluster: "bench-2p", secret: "bench", signaling: sc, iceServers: [] });
   a.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
   await a.connect("b");
-  const data = new Uint8Array(PAYLOAD);
-  const figures = await measureRuns(child, plan, async (n) => {
-    let sent = 0;
-    while (sent < n) {
-      if (a.queuedBytes("b") > 256 * 1024) {
-        await sleep(0);
-        continue;
-      }
-      const k = Math.min(1000, n - sent);
-      for (let i = 0; i < k; i++) {
-        const m: Message = { t: Kind.TestData, seq: sent + i, data };
-        if (!a.send("b", m)) throw new Error("send refused");
-      }
-      sent += k;
-      await Promise.resolve();
-    }
-  });
+  const figures = await measureRuns(child, plan, (n) => sendTestMessages(a, "b", n));
   await a.close();
   sc.close();
   child.kill();

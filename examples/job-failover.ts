@@ -13,7 +13,9 @@
  * Exits 0 when every check held, 1 otherwise. Everything goes through the REST API of the
  * members, so the same steps work with curl against any Shoal cluster.
  */
+import { fetchJson } from "../src/runtime/fetch_json.ts";
 import { type ChildHandle, runtimeScriptCommand, spawnChild } from "../src/runtime/spawn.ts";
+import { waitUntil } from "../src/runtime/wait_until.ts";
 
 const records = 6000;
 const valueOf = (id: number) => (id * 7919) % 1_000_003; // the `sequence` source's value of record `id`
@@ -22,6 +24,8 @@ const secret = `failover-${Math.random().toString(36).slice(2)}`;
 const t0 = performance.now();
 const say = (s: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${s}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long each step may take; a request failing meanwhile (a member busy failing over) is retried. */
+const patient = { timeoutMs: 90_000, everyMs: 150 };
 
 interface Member {
   name: string;
@@ -54,30 +58,6 @@ async function startMember(name: string, join?: string): Promise<Member> {
   return m;
 }
 
-// deno-lint-ignore no-explicit-any
-async function json<T = any>(url: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
-  const body = await res.text();
-  if (!res.ok) throw new Error(`${init?.method ?? "GET"} ${url} → ${res.status} ${body.slice(0, 200)}`);
-  return JSON.parse(body);
-}
-
-/** Polls `f` until it returns a value; request errors (a member busy failing over) are retried. */
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 90_000, everyMs = 150): Promise<T> {
-  const end = performance.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (performance.now() > end) throw new Error(`${what}: not reached in ${timeoutMs / 1000} s${last ? ` (${last})` : ""}`);
-    await sleep(everyMs);
-  }
-}
-
 function check(cond: unknown, what: string): asserts cond {
   if (!cond) throw new Error(`check failed: ${what}`);
 }
@@ -91,17 +71,17 @@ try {
   say(`m1 bootstrapped the cluster at ${a.url}`);
   await Promise.all([startMember("m2", a.url), startMember("m3", a.url)]);
   const nameOf = (id: string | null) => members.find((m) => m.id === id)?.name ?? String(id);
-  const formed = await until("3 members, every partition backed up", async () => {
-    const v = await json(`${a.url}/cluster`);
+  const formed = await waitUntil(async () => {
+    const v = await fetchJson(`${a.url}/cluster`);
     return v.members.length === 3 && v.partitions.replicasMissing === 0 ? v : undefined;
-  });
+  }, { ...patient, what: "3 members, every partition backed up" });
   const master = members.find((m) => m.id === formed.master)!;
   const survivor = members.find((m) => m !== master)!;
   say(`cluster: ${members.map((m) => m.name).join(", ")}; master (and job coordinator) ${master.name}; watching from ${survivor.name}`);
 
   // 2. Two jobs, submitted to a member that is not the master (any member accepts them).
   const submit = async (sink: { type: string; map: string }) =>
-    (await json<{ id: string }>(`${survivor.url}/jobs`, {
+    (await fetchJson<{ id: string }>(`${survivor.url}/jobs`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({
@@ -116,11 +96,11 @@ try {
 
   // 3. Once both are a third done, kill -9 the master.
   const written = (j: Job) => j.tasks.reduce((s, t) => s + t.recordsWritten, 0);
-  const before = await until("both jobs a third done", async () => {
-    const js = await Promise.all([jobs.map, jobs.log].map((id) => json<Job>(`${survivor.url}/jobs/${id}`)));
+  const before = await waitUntil(async () => {
+    const js = await Promise.all([jobs.map, jobs.log].map((id) => fetchJson<Job>(`${survivor.url}/jobs/${id}`)));
     for (const j of js) if (["FINISHED", "FAILED", "CANCELED"].includes(j.status)) throw new Error(`job ${j.id} ended ${j.status} too early`);
     return js.every((j) => written(j) >= records / 3 && j.tasks.every((t) => t.worker)) ? js : undefined;
-  });
+  }, { ...patient, what: "both jobs a third done" });
   for (const j of before) say(`job ${j.id} ${j.status}: ${written(j)} records; tasks ${j.tasks.map((t) => `${t.id.split("/").pop()}@${nameOf(t.worker)}#${t.attempt}`).join(" ")}`);
   const killedAt = performance.now();
   master.child.kill("SIGKILL");
@@ -128,14 +108,14 @@ try {
 
   // 4. Timeline from the survivor: master change, task restarts, job states.
   const since = () => `${Math.round(performance.now() - killedAt)} ms after the kill`;
-  const newMaster = await until("a new master", async () => {
-    const v = await json(`${survivor.url}/cluster`);
+  const newMaster = await waitUntil(async () => {
+    const v = await fetchJson(`${survivor.url}/cluster`);
     return v.master && v.master !== master.id ? v.master as string : undefined;
-  }, 30_000, 50);
+  }, { what: "a new master", timeoutMs: 30_000, everyMs: 50 });
   say(`new master ${nameOf(newMaster)} ${since()}; it restores both jobs from the job maps`);
   const seen = new Map<string, string>();
-  const finals = await until("both jobs FINISHED", async () => {
-    const js = await Promise.all([jobs.map, jobs.log].map((id) => json<Job>(`${survivor.url}/jobs/${id}`)));
+  const finals = await waitUntil(async () => {
+    const js = await Promise.all([jobs.map, jobs.log].map((id) => fetchJson<Job>(`${survivor.url}/jobs/${id}`)));
     for (const j of js) {
       for (const t of j.tasks) {
         const b = before.find((x) => x.id === j.id)!.tasks.find((x) => x.id === t.id)!;
@@ -152,7 +132,7 @@ try {
       if (j.status === "FAILED" || j.status === "CANCELED") throw new Error(`job ${j.id} ended ${j.status}: ${j.error}`);
     }
     return js.every((j) => j.status === "FINISHED") ? js : undefined;
-  });
+  }, { ...patient, what: "both jobs FINISHED" });
   for (const j of finals) {
     for (const t of j.tasks) {
       const b = before.find((x) => x.id === j.id)!.tasks.find((x) => x.id === t.id)!;
@@ -163,13 +143,13 @@ try {
 
   // 5. Exact output.
   const others = members.filter((m) => m !== master);
-  const sizeOut = (await json(`${survivor.url}/maps/failover-out`)).size;
+  const sizeOut = (await fetchJson(`${survivor.url}/maps/failover-out`)).size;
   check(sizeOut === records, `map sink holds ${records} records (has ${sizeOut})`);
   let wrong = 0;
   for (let i = 0; i < records; i += 64) {
     await Promise.all(Array.from({ length: Math.min(64, records - i) }, async (_, k) => {
       const id = i + k;
-      const r = await json(`${others[id % 2].url}/maps/failover-out/${id}`);
+      const r = await fetchJson(`${others[id % 2].url}/maps/failover-out/${id}`);
       if (r.value?.id !== id || r.value?.value !== valueOf(id)) wrong++;
     }));
   }
@@ -178,7 +158,7 @@ try {
   const logTasks = finals.find((j) => j.id === jobs.log)!.tasks;
   const ids: number[] = [];
   for (const t of logTasks) {
-    const list = (await json(`${survivor.url}/maps/failover-log/${encodeURIComponent(t.id)}`)).value as { entries: { id: number; value: number }[] };
+    const list = (await fetchJson(`${survivor.url}/maps/failover-log/${encodeURIComponent(t.id)}`)).value as { entries: { id: number; value: number }[] };
     for (const e of list.entries) {
       check(e.value === valueOf(e.id), `log entry ${e.id} has the right value`);
       ids.push(e.id);

@@ -6,50 +6,13 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import type { Subprocess } from "bun";
+import { killAll, type ModProcess, root, spawnMod, until } from "./support/cluster.ts";
 
-const root = `${import.meta.dir}/..`;
 const hasNode = existsSync(`${root}/src/node.ts`);
 if (!hasNode) console.warn("SKIPPED node command process tests: src/node.ts (startNode) does not exist yet");
 
-const procs: Subprocess[] = [];
-
-interface Running {
-  proc: Subprocess<"ignore", "pipe", "pipe">;
-  ready: Promise<Record<string, string>>;
-  stderr: () => string;
-}
-
-function start(launcher: string[], args: string[], env: Record<string, string> = {}): Running {
-  const proc = Bun.spawn([...launcher, "mod.ts", ...args], {
-    cwd: root,
-    env: { ...process.env, SHOAL_SECRET: "", SHOAL_LOG_LEVEL: "warn", ...env },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  procs.push(proc);
-  let err = "";
-  void (async () => {
-    const dec = new TextDecoder();
-    for await (const chunk of proc.stderr) err += dec.decode(chunk, { stream: true });
-  })();
-  const ready = (async () => {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of proc.stdout) {
-      buf += dec.decode(chunk, { stream: true });
-      const lines = buf.split("\n");
-      buf = lines.pop() ?? "";
-      for (const line of lines) {
-        if (line.includes('"event":"ready"')) return JSON.parse(line);
-      }
-    }
-    throw new Error(`exited without a ready line: ${err}`);
-  })();
-  // Tests that expect an exit never await `ready`; its rejection must not count as unhandled.
-  ready.catch(() => {});
-  return { proc, ready, stderr: () => err };
-}
+/** Starts `mod.ts …args` under Bun with no secret from the environment and logs at warn. */
+const start = (args: string[], env: Record<string, string> = {}): ModProcess => spawnMod("bun", args, { SHOAL_SECRET: "", SHOAL_LOG_LEVEL: "warn", ...env });
 
 async function exitOf(p: Subprocess, timeoutMs = 30_000): Promise<number | "timeout"> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -58,25 +21,11 @@ async function exitOf(p: Subprocess, timeoutMs = 30_000): Promise<number | "time
   return r;
 }
 
-async function until<T>(f: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error("condition not reached in time");
-    await Bun.sleep(100);
-  }
-}
-
-afterAll(() => {
-  for (const p of procs) if (p.exitCode === null) p.kill(9);
-});
+afterAll(killAll);
 
 describe.skipIf(!hasNode)("node command processes", () => {
-  const bun = ["bun", "run"];
-
   test("embedded default: ready line, health, a second member joins with the printed command, SIGTERM exits 0", async () => {
-    const a = start(bun, ["--name", "a", "--http", "127.0.0.1:0"]);
+    const a = start(["--name", "a", "--http", "127.0.0.1:0"]);
     const ready = await a.ready;
     expect(ready.event).toBe("ready");
     expect(typeof ready.member).toBe("string");
@@ -89,7 +38,7 @@ describe.skipIf(!hasNode)("node command processes", () => {
     // The printed join command: SHOAL_SECRET=… <launcher> mod.ts node --join URL --http 127.0.0.1:0
     const m = /^SHOAL_SECRET=(\S+) .*? node (.*)$/.exec(ready.join);
     expect(m).not.toBeNull();
-    const b = start(bun, m![2].split(" ").concat(["--name", "b"]), { SHOAL_SECRET: m![1] });
+    const b = start(m![2].split(" ").concat(["--name", "b"]), { SHOAL_SECRET: m![1] });
     const readyB = await b.ready;
     const members = await until(async () => {
       const c = await (await fetch(`${ready.http}/cluster`)).json();
@@ -104,22 +53,22 @@ describe.skipIf(!hasNode)("node command processes", () => {
   }, 90_000);
 
   test("a taken port, a wrong secret and an unreachable join URL each exit non-zero with a clear message", async () => {
-    const a = start(bun, ["--name", "a", "--http", "127.0.0.1:0", "--secret", "right-secret"]);
+    const a = start(["--name", "a", "--http", "127.0.0.1:0", "--secret", "right-secret"]);
     const ready = await a.ready;
     const port = new URL(ready.http).port;
 
-    const taken = start(bun, ["--http", `127.0.0.1:${port}`, "--secret", "x"]);
+    const taken = start(["--http", `127.0.0.1:${port}`, "--secret", "x"]);
     const takenCode = await exitOf(taken.proc);
     expect(takenCode).not.toBe(0);
     expect(taken.stderr()).toContain("already in use");
 
-    const wrong = start(bun, ["--join", ready.http, "--http", "127.0.0.1:0"], { SHOAL_SECRET: "wrong-secret" });
+    const wrong = start(["--join", ready.http, "--http", "127.0.0.1:0"], { SHOAL_SECRET: "wrong-secret" });
     const wrongCode = await exitOf(wrong.proc);
     expect(wrongCode).not.toBe(0);
     expect(wrongCode).not.toBe("timeout");
     expect(wrong.stderr()).toMatch(/error: .*secret/i);
 
-    const unreachable = start(bun, ["--join", "http://127.0.0.1:1", "--http", "127.0.0.1:0"], { SHOAL_SECRET: "s" });
+    const unreachable = start(["--join", "http://127.0.0.1:1", "--http", "127.0.0.1:0"], { SHOAL_SECRET: "s" });
     const unreachableCode = await exitOf(unreachable.proc);
     expect(unreachableCode).not.toBe(0);
     expect(unreachableCode).not.toBe("timeout");

@@ -4,6 +4,8 @@
  * killed with a real SIGKILL.
  */
 import type { Subprocess } from "bun";
+import { fetchJson } from "../../src/runtime/fetch_json.ts";
+import { waitUntil } from "../../src/runtime/wait_until.ts";
 
 export const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 export type RuntimeKind = "bun" | "deno";
@@ -17,6 +19,7 @@ export interface Member {
   stderr(): string;
   kill9(): void;
   get(path: string): Promise<Response>;
+  /** GET `path` as JSON; throws on a status other than 2xx. */
   json<T = any>(path: string): Promise<T>;
 }
 
@@ -37,12 +40,23 @@ export interface StartOptions {
   readyTimeoutMs?: number;
 }
 
-/** Starts a member and resolves once it printed its ready line. */
-export async function startMember(o: StartOptions): Promise<Member> {
-  const args = ["mod.ts", "node", "--name", o.name, "--http", "127.0.0.1:0", "--secret", o.secret ?? "test-secret", ...(o.join ? ["--join", o.join] : []), ...(o.args ?? [])];
-  const proc = Bun.spawn([...launcher(o.runtime), ...args], {
+/** A `mod.ts` process started by {@link spawnMod}. */
+export interface ModProcess {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** Resolves with the parsed ready line; rejects when stdout ends without one. Never counts as unhandled. */
+  ready: Promise<Record<string, string>>;
+  /** Everything written to stderr so far (the last 2-4 MB). */
+  stderr(): string;
+}
+
+/**
+ * Starts `mod.ts …args` under `runtime` with `env` added to this process's environment.
+ * Its stdout is read for the ready line (`{"event":"ready",…}`), its stderr is kept.
+ */
+export function spawnMod(runtime: RuntimeKind, args: string[], env: Record<string, string> = {}): ModProcess {
+  const proc = Bun.spawn([...launcher(runtime), "mod.ts", ...args], {
     cwd: root,
-    env: { ...process.env, SHOAL_LOG_LEVEL: "info", ...o.env },
+    env: { ...process.env, ...env },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -56,40 +70,47 @@ export async function startMember(o: StartOptions): Promise<Member> {
       if (err.length > 4_000_000) err = err.slice(-2_000_000);
     }
   })();
-  const ready = await new Promise<Record<string, string>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${o.name}: no ready line in time\n${err.slice(-3000)}`)), o.readyTimeoutMs ?? 45_000);
+  const ready = new Promise<Record<string, string>>((resolve, reject) => {
     void (async () => {
       const dec = new TextDecoder();
       let buf = "";
+      // Read to the end (resolving at the ready line) so the pipe never fills up.
       for await (const chunk of proc.stdout) {
         buf += dec.decode(chunk, { stream: true });
         const lines = buf.split("\n");
         buf = lines.pop() ?? "";
-        for (const line of lines) {
-          if (line.includes('"event":"ready"')) {
-            clearTimeout(timer);
-            resolve(JSON.parse(line));
-          }
-        }
+        for (const line of lines) if (line.includes('"event":"ready"')) resolve(JSON.parse(line));
       }
-      clearTimeout(timer);
-      reject(new Error(`${o.name} exited (${proc.exitCode}) without a ready line\n${err.slice(-3000)}`));
+      reject(new Error(`exited (${proc.exitCode}) without a ready line\n${err.slice(-3000)}`));
     })();
   });
-  const url = ready.http;
+  // Callers that expect an exit never await `ready`.
+  ready.catch(() => {});
+  return { proc, ready, stderr: () => err };
+}
+
+/** Starts a member and resolves once it printed its ready line. */
+export async function startMember(o: StartOptions): Promise<Member> {
+  const args = ["node", "--name", o.name, "--http", "127.0.0.1:0", "--secret", o.secret ?? "test-secret", ...(o.join ? ["--join", o.join] : []), ...(o.args ?? [])];
+  const { proc, ready, stderr } = spawnMod(o.runtime, args, { SHOAL_LOG_LEVEL: "info", ...o.env });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const line = await Promise.race([
+    ready.catch((e: Error) => Promise.reject(new Error(`${o.name} ${e.message}`))),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${o.name}: no ready line in time\n${stderr().slice(-3000)}`)), o.readyTimeoutMs ?? 45_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  const url = line.http;
   return {
     name: o.name,
     runtime: o.runtime,
     proc,
-    id: ready.member,
+    id: line.member,
     url,
-    stderr: () => err,
+    stderr,
     kill9: () => proc.kill(9),
     get: (path) => fetch(url + path),
-    json: async (path) => {
-      const r = await fetch(url + path, { signal: AbortSignal.timeout(5_000) });
-      return r.json();
-    },
+    json: (path) => fetchJson(url + path),
   };
 }
 
@@ -104,20 +125,9 @@ export async function runToExit(runtime: RuntimeKind, args: string[], timeoutMs 
   return { code: proc.exitCode, stdout, stderr };
 }
 
-/** Polls `f` until it returns a value other than undefined. */
-export async function until<T>(f: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, what = "condition"): Promise<T> {
-  const end = performance.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (performance.now() > end) throw new Error(`${what} not reached in ${timeoutMs} ms${last ? `: ${last}` : ""}`);
-    await Bun.sleep(50);
-  }
+/** Polls `f` every 50 ms until it returns a value other than undefined (see {@link waitUntil}). */
+export function until<T>(f: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, what = "condition"): Promise<T> {
+  return waitUntil(f, { timeoutMs, what, everyMs: 50 });
 }
 
 /** Kills every process started here that is still running. */
