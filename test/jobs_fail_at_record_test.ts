@@ -74,6 +74,7 @@ describe("sequence.failAtRecord", () => {
         throw new Error("no map access expected");
       },
       router,
+      transport: router.transport,
       clock,
       rng,
       log: silentLogger,

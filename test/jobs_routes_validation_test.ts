@@ -37,6 +37,7 @@ function app() {
       throw new Error("no map access expected");
     },
     router,
+    transport: router.transport,
     clock,
     rng,
     log: silentLogger,

@@ -19,7 +19,6 @@ import type { Clock, Timer } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { Random } from "../core/random.ts";
-import type { MessageRouter } from "../transport/router.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { deriveKey, ReplayGuard, sign, verify } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
@@ -56,17 +55,14 @@ import {
   type ViewReply,
   type ViewRequest,
 } from "./messages.ts";
+import type { ServiceDeps } from "./service_deps.ts";
 import { mergeWinner } from "./split_brain.ts";
 import { Suspicion, suspicionBounds } from "./suspicion.ts";
 import type { ClusterEvent, ClusterView, MemberInfo } from "./view.ts";
 
-/** What a Membership needs from its node. */
-export interface MembershipDeps {
-  self: NodeId;
-  transport: Transport;
-  router: MessageRouter;
-  clock: Clock;
-  rng: Random;
+/** What a Membership needs from its node: the services' deps but the view (it is the view), the log optional. */
+export interface MembershipDeps extends Omit<ServiceDeps, "view" | "log"> {
+  /** @default silentLogger */
   log?: Logger;
   /** Cluster name and secret are required; everything else has a default (see config.ts). */
   config: Pick<MembershipConfig, "cluster" | "secret"> & Partial<MembershipConfig>;

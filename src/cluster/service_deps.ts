@@ -1,4 +1,4 @@
-/** What a node hands every service above membership (partitions, invocation, maps). */
+/** What a node hands its services: membership (all but the view), and partitions, invocation, maps and jobs above it. */
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
 import type { Random } from "../core/random.ts";

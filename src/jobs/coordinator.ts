@@ -11,13 +11,10 @@
  *
  * All mutation happens in one serial loop (`#tick`); message handlers only queue events.
  */
-import type { Clock, Timer } from "../core/clock.ts";
-import type { Logger } from "../core/log.ts";
-import type { ClusterView } from "../cluster/view.ts";
+import type { Timer } from "../core/clock.ts";
 import type { IMap } from "../map/imap.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import type { Message } from "../wire/message.ts";
 import {
   advance,
   checkJobWrite,
@@ -29,6 +26,7 @@ import {
   type TaskStateRecord,
   type TaskStatus,
 } from "./job_state.ts";
+import type { JobDeps } from "./job_deps.ts";
 import { buildPlan, planTasks, type TaskPlan } from "./job_plan.ts";
 import {
   type ActiveJobs,
@@ -53,13 +51,7 @@ import {
 import type { JobDeployAck, JobNotify, JobTaskDone, JobTaskReport, JobWorkerHello } from "./messages.ts";
 import { casUpdate, clean, type RetryOptions, retrying, sameValue, StateWriteRejected } from "./state_store.ts";
 
-export interface CoordinatorOptions {
-  self: NodeId;
-  view: ClusterView;
-  getMap: (name: string) => IMap<unknown, unknown>;
-  send: (to: NodeId, msg: Message) => void;
-  clock: Clock;
-  log: Logger;
+export interface CoordinatorOptions extends JobDeps {
   /** Loop period. @default 50 */
   tickMs?: number;
   /** Re-send deploy/cancel/query messages this often. @default 500 */

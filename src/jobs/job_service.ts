@@ -3,18 +3,15 @@
  * is master) and the read/submit/cancel API the REST routes and embedding apps call. Reads
  * answer from the maps, so every member serves them, during a failover too.
  */
-import type { Clock } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
-import type { Logger } from "../core/log.ts";
-import type { Random } from "../core/random.ts";
-import type { ClusterView } from "../cluster/view.ts";
+import type { ServiceDeps } from "../cluster/service_deps.ts";
 import type { IMap } from "../map/imap.ts";
-import type { MessageRouter } from "../transport/router.ts";
-import type { NodeId, Transport } from "../transport/transport.ts";
+import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import { ConnectorRegistry } from "./connector_registry.ts";
 import { Coordinator } from "./coordinator.ts";
+import type { JobDeps } from "./job_deps.ts";
 import { type JobDefinition, type JobDefinitionInput, JobIdSchema } from "./job_definition.ts";
 import { buildPlan, planTasks } from "./job_plan.ts";
 import { isJobTerminal, type JobStatus, type TaskStateRecord } from "./job_state.ts";
@@ -68,16 +65,9 @@ export interface JobTuning {
   batchMax?: number;
 }
 
-export interface JobServiceOptions {
-  self: NodeId;
-  view: ClusterView;
+export interface JobServiceOptions extends ServiceDeps {
+  /** The named map of this member's data grid, where all job state lives. */
   getMap: (name: string) => IMap<unknown, unknown>;
-  router: MessageRouter;
-  /** Defaults to `router.transport`. */
-  transport?: Transport;
-  clock: Clock;
-  rng: Random;
-  log: Logger;
   /** Task slots this member offers. @default 4 */
   slots?: number;
   /** Lite members run no tasks (they still coordinate when they are master, and serve reads). @default false */
@@ -111,21 +101,23 @@ export class JobService {
   readonly registry: ConnectorRegistry;
   readonly worker: Worker | undefined;
   readonly coordinator: Coordinator;
-  #transport: Transport;
   #unsubscribe: (() => void) | undefined;
   #started = false;
 
   constructor(readonly opts: JobServiceOptions) {
     this.registry = opts.registry ?? ConnectorRegistry.withBuiltins();
-    this.#transport = opts.transport ?? opts.router.transport;
     const tuning = opts.tuning ?? {};
-    const send = (to: NodeId, msg: Message) => this.#send(to, msg);
-    this.coordinator = new Coordinator({
+    const deps: JobDeps = {
       self: opts.self,
       view: opts.view,
-      getMap: opts.getMap,
-      send,
       clock: opts.clock,
+      rng: opts.rng,
+      log: opts.log,
+      getMap: opts.getMap,
+      send: (to, msg) => this.#send(to, msg),
+    };
+    this.coordinator = new Coordinator({
+      ...deps,
       log: opts.log.child({ part: "coordinator" }),
       tickMs: tuning.coordinatorTickMs,
       resendIntervalMs: tuning.resendIntervalMs,
@@ -133,11 +125,7 @@ export class JobService {
     });
     const slots = opts.slots ?? 4;
     this.worker = opts.lite || slots <= 0 ? undefined : new Worker({
-      view: opts.view,
-      getMap: opts.getMap,
-      send,
-      clock: opts.clock,
-      rng: opts.rng,
+      ...deps,
       log: opts.log.child({ part: "worker" }),
       registry: this.registry,
       slots,
@@ -189,7 +177,7 @@ export class JobService {
       this.opts.clock.setTimer(0, () => this.opts.router.dispatch(this.opts.self, msg));
       return;
     }
-    this.#transport.send(to, msg);
+    this.opts.transport.send(to, msg);
   }
 
   #map(name: string): IMap<unknown, unknown> {

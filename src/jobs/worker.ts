@@ -4,28 +4,19 @@
  * master until the master acknowledges it. When the master dies the worker keeps its tasks
  * running, says hello to the new master and re-sends pending reports there.
  */
-import type { Clock, Timer } from "../core/clock.ts";
-import type { Logger } from "../core/log.ts";
-import type { Random } from "../core/random.ts";
-import type { ClusterView } from "../cluster/view.ts";
-import type { IMap } from "../map/imap.ts";
+import type { Timer } from "../core/clock.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import type { ConnectorRegistry } from "./connector_registry.ts";
+import type { JobDeps } from "./job_deps.ts";
 import { type JobEntry, JobMaps } from "./map_names.ts";
 import { planTasks } from "./job_plan.ts";
 import type { JobCancelTask, JobDeployTask, JobTaskDone, JobTaskDoneAck, JobTaskQuery, JobTaskReport, JobWorkerHelloAck } from "./messages.ts";
 import { retrying } from "./state_store.ts";
 import { TaskRunner } from "./task_runner.ts";
 
-export interface WorkerOptions {
-  view: ClusterView;
-  getMap: (name: string) => IMap<unknown, unknown>;
-  send: (to: NodeId, msg: Message) => void;
-  clock: Clock;
-  rng: Random;
-  log: Logger;
+export interface WorkerOptions extends JobDeps {
   registry: ConnectorRegistry;
   slots: number;
   /** Re-send hellos and pending reports this often. @default 500 */

@@ -89,6 +89,7 @@ export class JobSim {
       view: membership,
       getMap: (name) => maps.getMap(name),
       router,
+      transport,
       clock: this.clock,
       rng,
       log,
