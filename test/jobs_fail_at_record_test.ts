@@ -2,18 +2,10 @@
 // submitted job, and a deterministic failure — the task holding that record emits the
 // records before it and then fails, on every attempt, at the same record.
 import { describe, expect, test } from "bun:test";
-import { Hono } from "hono";
-import { VirtualClock } from "../src/core/clock.ts";
-import { silentLogger } from "../src/core/log.ts";
-import { Random } from "../src/core/random.ts";
-import type { ClusterView } from "../src/cluster/view.ts";
 import { TaskFailure } from "../src/jobs/connector.ts";
 import { ConnectorRegistry, InvalidJobError } from "../src/jobs/connector_registry.ts";
-import { JobService } from "../src/jobs/job_service.ts";
-import { mountJobRoutes } from "../src/jobs/job_routes.ts";
 import { failAtRecordMessage, sequenceSource } from "../src/jobs/source_sequence.ts";
-import { MemoryNetwork } from "../src/transport/memory.ts";
-import { MessageRouter } from "../src/transport/router.ts";
+import { offlineJobRoutes } from "./support/offline_job_routes.ts";
 
 const registry = ConnectorRegistry.withBuiltins();
 const job = (source: Record<string, unknown>) => ({ name: "j", source: { type: "sequence", count: 100, ...source }, sink: { type: "map", map: "out" } });
@@ -51,36 +43,7 @@ describe("sequence.failAtRecord", () => {
   });
 
   test("POST /jobs refuses a bad failAtRecord with 400 before touching any map", async () => {
-    const clock = new VirtualClock();
-    const rng = new Random(1);
-    const router = new MessageRouter(new MemoryNetwork({ clock, rng }).attach("n1"));
-    const view: ClusterView = {
-      self: "n1",
-      members: () => [],
-      member: () => undefined,
-      master: () => undefined,
-      isMaster: () => false,
-      masterEpoch: 0,
-      memberListVersion: 0,
-      joined: false,
-      subscribe: () => () => {},
-    };
-    const touched: string[] = [];
-    const service = new JobService({
-      self: "n1",
-      view,
-      getMap: (name) => {
-        touched.push(name);
-        throw new Error("no map access expected");
-      },
-      router,
-      transport: router.transport,
-      clock,
-      rng,
-      log: silentLogger,
-    });
-    const app = new Hono();
-    mountJobRoutes(app, service);
+    const { app, touched } = offlineJobRoutes();
     for (const bad of [100, -3, "x"]) {
       const res = await app.request("/jobs", { method: "POST", body: JSON.stringify(job({ failAtRecord: bad })), headers: { "content-type": "application/json" } });
       expect(res.status).toBe(400);

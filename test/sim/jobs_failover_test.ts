@@ -8,34 +8,9 @@ import { checkJobWrite, type JobStatus, type StateRecord } from "../../src/jobs/
 import { ConnectorRegistry } from "../../src/jobs/connector_registry.ts";
 import type { SinkConnector } from "../../src/jobs/connector.ts";
 import { type CoordinatorRecord, coordinatorKey, JobMaps, jobStateKey } from "../../src/jobs/map_names.ts";
-import { JobSim, type MapLayerFactory } from "./jobs_sim.ts";
-import {
-  checkLogOutput,
-  checkMapOutput,
-  checkNoSlotLeak,
-  logJob,
-  mapJob,
-  progress,
-  reader,
-  status,
-  taskIdsOf,
-  waitStatus,
-} from "./jobs_scenarios.ts";
-import { loadMapLayer } from "./jobs_map_layer.ts";
-
-const layer: MapLayerFactory | undefined = await loadMapLayer();
-const maybe = layer ? test : test.skip;
-const tuning = { coordinatorTickMs: 50, resendIntervalMs: 300, scanIntervalMs: 1000, taskTickMs: 50, batchMax: 200 };
-
-async function cluster(seed: number, registry?: () => ConnectorRegistry): Promise<JobSim> {
-  const sim = new JobSim({ seed, mapLayer: layer!, slots: 4, tuning, registry, verbose: !!(globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.JOBS_SIM_VERBOSE });
-  for (let i = 0; i < 3; i++) await sim.addMember();
-  await sim.runUntil(async () => {
-    const m = sim.master();
-    return !!m && m.jobs.coordinator.active && (await sim.until(reader(sim).jobs.workers())).length === 3;
-  }, 30_000);
-  return sim;
-}
+import { withJobCluster } from "./jobs_cluster.ts";
+import { checkNoSlotLeak, checkPairOutput, logJob, mapJob, progress, reader, status, tasksOf, waitEnded, waitStatus } from "./jobs_scenarios.ts";
+import type { JobSim } from "./jobs_sim.ts";
 
 describe("master crash during two running jobs", () => {
   const moments = [
@@ -53,9 +28,8 @@ describe("master crash during two running jobs", () => {
     { name: "early (second seed)", seed: 15, at: async (sim: JobSim, ids: string[]) => (await progress(sim, ids[1])) >= 600 },
   ];
   for (const moment of moments) {
-    maybe(`kill the master ${moment.name}: both jobs FINISHED, map sink exact, log sink no duplicate and no gap`, async () => {
-      const sim = await cluster(moment.seed);
-      try {
+    test(`kill the master ${moment.name}: both jobs FINISHED, map sink exact, log sink no duplicate and no gap`, async () => {
+      await withJobCluster({ seed: moment.seed }, async (sim) => {
         const oldMaster = sim.master()!;
         const submitter = sim.live().find((m) => m !== oldMaster)!;
         const a = await sim.until(submitter.jobs.submit(mapJob("a"), "job-a"));
@@ -65,7 +39,7 @@ describe("master crash during two running jobs", () => {
         const before = [(await status(sim, a))!.status, (await status(sim, b))!.status];
         expect(before.some((st) => st === "RUNNING" || st === "FINISHING")).toBe(true);
         if (moment.name === "during finishing") expect(before).toContain("FINISHING");
-        const tasksBefore = [...(await status(sim, a))!.tasks, ...(await status(sim, b))!.tasks];
+        const tasksBefore = await tasksOf(sim, a, b);
         sim.crash(oldMaster.id);
         // A new coordinator takes over: the oldest survivor.
         const tookOver = await sim.runUntil(() => {
@@ -77,8 +51,7 @@ describe("master crash during two running jobs", () => {
         expect(newMaster.id).toBe(sim.live().sort((x, y) => x.membership.member(x.id)!.joinedAt - y.membership.member(y.id)!.joinedAt)[0].id);
         // Status is readable from every survivor throughout.
         for (const m of sim.live()) expect((await sim.until(m.jobs.get(a)))?.id).toBe(a);
-        const fa = await waitStatus(sim, a, (s) => s === "FINISHED" || s === "FAILED");
-        const fb = await waitStatus(sim, b, (s) => s === "FINISHED" || s === "FAILED");
+        const [fa, fb] = await waitEnded(sim, a, b);
         expect([fa.status, fa.error]).toEqual(["FINISHED", undefined]);
         expect([fb.status, fb.error]).toEqual(["FINISHED", undefined]);
         // Tasks of the dead master restarted (attempt + 1); tasks running on survivors were
@@ -96,35 +69,29 @@ describe("master crash during two running jobs", () => {
         }
         // (During finishing a survivor's task may end before the query and report instead.)
         if (moment.name !== "during finishing") expect(newMaster.jobs.coordinator.stats.reattached).toBeGreaterThanOrEqual(reattachable > 0 ? 1 : 0);
-        await checkMapOutput(sim, "out-a", (v) => v * 2);
-        await checkLogOutput(sim, "log-b", await taskIdsOf(sim, b));
-        await checkNoSlotLeak(sim);
+        await checkPairOutput(sim, "out-a", "log-b", b);
         const rec = (await sim.until(reader(sim).maps.getMap(JobMaps.jobStates).get(coordinatorKey))) as CoordinatorRecord;
         expect(rec.member).toBe(newMaster.id);
         // Finished jobs stay finished.
         await sim.run(3000);
         expect((await status(sim, a))!.status).toBe("FINISHED");
         expect((await status(sim, b))!.status).toBe("FINISHED");
-      } finally {
-        sim.stopAll();
-      }
+      });
     }, 180_000);
   }
 });
 
-maybe("kill a worker (not the master): only its tasks restart, others keep their attempt", async () => {
-  const sim = await cluster(21);
-  try {
+test("kill a worker (not the master): only its tasks restart, others keep their attempt", async () => {
+  await withJobCluster({ seed: 21 }, async (sim) => {
     const master = sim.master()!;
     const a = await sim.until(master.jobs.submit(mapJob("w"), "job-w"));
     const b = await sim.until(master.jobs.submit(logJob("wl"), "job-wl"));
     await sim.runUntil(async () => (await progress(sim, a)) >= 2000, 60_000);
     const victim = sim.live().find((m) => m !== master)!;
-    const before = [...(await status(sim, a))!.tasks, ...(await status(sim, b))!.tasks];
+    const before = await tasksOf(sim, a, b);
     expect(before.some((t) => t.worker === victim.id)).toBe(true);
     sim.crash(victim.id);
-    const fa = await waitStatus(sim, a, (s) => s === "FINISHED" || s === "FAILED");
-    const fb = await waitStatus(sim, b, (s) => s === "FINISHED" || s === "FAILED");
+    const [fa, fb] = await waitEnded(sim, a, b);
     expect(fa.status).toBe("FINISHED");
     expect(fb.status).toBe("FINISHED");
     const after = [...fa.tasks, ...fb.tasks];
@@ -133,15 +100,11 @@ maybe("kill a worker (not the master): only its tasks restart, others keep their
       if (t.worker === victim.id) expect(now.attempt).toBe(t.attempt + 1);
       else expect(now.attempt).toBe(t.attempt);
     }
-    await checkMapOutput(sim, "out-w", (v) => v * 2);
-    await checkLogOutput(sim, "log-wl", await taskIdsOf(sim, b));
-    await checkNoSlotLeak(sim);
-  } finally {
-    sim.stopAll();
-  }
+    await checkPairOutput(sim, "out-w", "log-wl", b);
+  });
 }, 180_000);
 
-maybe("a task failing past the retry limit fails the job with the reason", async () => {
+test("a task failing past the retry limit fails the job with the reason", async () => {
   const broken: SinkConnector = {
     type: "broken",
     configure: (b) => ({ type: "broken", after: b.after }),
@@ -159,8 +122,7 @@ maybe("a task failing past the retry limit fails the job with the reason", async
       };
     },
   };
-  const sim = await cluster(31, () => ConnectorRegistry.withBuiltins().registerSink(broken));
-  try {
+  await withJobCluster({ seed: 31, registry: () => ConnectorRegistry.withBuiltins().registerSink(broken) }, async (sim) => {
     const id = await sim.until(sim.live()[1].jobs.submit({
       name: "doomed",
       source: { type: "sequence", count: 600, parallelism: 2, ratePerSecond: 2000 },
@@ -172,14 +134,11 @@ maybe("a task failing past the retry limit fails the job with the reason", async
     expect(info.error).toMatch(/failed after 3 attempts: disk on fire/);
     expect(info.tasks.some((t) => t.state === "FAILED" && t.attempt === 3)).toBe(true);
     await checkNoSlotLeak(sim);
-  } finally {
-    sim.stopAll();
-  }
+  });
 }, 120_000);
 
-maybe("cancel moves a running job to CANCELED and returns every slot", async () => {
-  const sim = await cluster(41);
-  try {
+test("cancel moves a running job to CANCELED and returns every slot", async () => {
+  await withJobCluster({ seed: 41 }, async (sim) => {
     const m = sim.live()[2];
     const id = await sim.until(m.jobs.submit(mapJob("c", 300), "job-c"));
     await waitStatus(sim, id, (s) => s === "RUNNING");
@@ -192,14 +151,11 @@ maybe("cancel moves a running job to CANCELED and returns every slot", async () 
     expect((await status(sim, id))!.status).toBe("CANCELED");
     // Cancelling a finished job changes nothing.
     expect(await sim.until(m.jobs.cancel(id))).toBe("CANCELED");
-  } finally {
-    sim.stopAll();
-  }
+  });
 }, 120_000);
 
-maybe("a deposed coordinator's writes are refused after the new coordinator stamped the job", async () => {
-  const sim = await cluster(51);
-  try {
+test("a deposed coordinator's writes are refused after the new coordinator stamped the job", async () => {
+  await withJobCluster({ seed: 51 }, async (sim) => {
     const old = sim.master()!;
     const id = await sim.until(old.jobs.submit(mapJob("f", 200), "job-f"));
     await waitStatus(sim, id, (s) => s === "RUNNING");
@@ -223,7 +179,5 @@ maybe("a deposed coordinator's writes are refused after the new coordinator stam
     expect(err).toBeInstanceOf(StateWriteRejected);
     expect((err as StateWriteRejected).code).toBe("STALE_EPOCH");
     expect((await status(sim, id))!.status).toBe("RUNNING");
-  } finally {
-    sim.stopAll();
-  }
+  });
 }, 120_000);

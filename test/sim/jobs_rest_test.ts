@@ -4,11 +4,11 @@ import { expect, test } from "bun:test";
 import { Hono } from "hono";
 import { mountJobRoutes } from "../../src/jobs/job_routes.ts";
 import { JobSim } from "./jobs_sim.ts";
-import { loadMapLayer } from "./jobs_map_layer.ts";
+import { simMapLayer } from "./jobs_cluster.ts";
 import { mapJob, waitStatus } from "./jobs_scenarios.ts";
 
 test("REST: submit retried with the same id applies once; every member answers; SeaTunnel v2 reads", async () => {
-  const sim = new JobSim({ seed: 61, mapLayer: (await loadMapLayer())!, tuning: { taskTickMs: 50, batchMax: 200, resendIntervalMs: 300 } });
+  const sim = new JobSim({ seed: 61, mapLayer: simMapLayer, tuning: { taskTickMs: 50, batchMax: 200, resendIntervalMs: 300 } });
   try {
     for (let i = 0; i < 3; i++) await sim.addMember();
     await sim.runUntil(() => !!sim.master()?.jobs.coordinator.active, 30_000);

@@ -50,6 +50,33 @@ export async function waitStatus(sim: JobSim, id: string, pred: (s: string) => b
   return info!;
 }
 
+/** Runs virtual time until each job of `ids` (in turn) is FINISHED or FAILED; returns what a member read then. */
+export async function waitEnded(sim: JobSim, ...ids: string[]): Promise<JobInfo[]> {
+  const infos: JobInfo[] = [];
+  for (const id of ids) infos.push(await waitStatus(sim, id, (s) => s === "FINISHED" || s === "FAILED"));
+  return infos;
+}
+
+/** The tasks of the jobs `ids`, in order, as a member reads them now. */
+export async function tasksOf(sim: JobSim, ...ids: string[]): Promise<JobInfo["tasks"]> {
+  const tasks: JobInfo["tasks"] = [];
+  for (const id of ids) tasks.push(...(await status(sim, id))!.tasks);
+  return tasks;
+}
+
+/**
+ * The outputs of a {@link mapJob} and a {@link logJob} are exact (see {@link checkMapOutput},
+ * {@link checkLogOutput}) and every slot is back ({@link checkNoSlotLeak}).
+ * @param mapName the map job's sink map, `out-<id>`
+ * @param logName the log job's sink map, `log-<id>`
+ * @param logJobId the log job's id
+ */
+export async function checkPairOutput(sim: JobSim, mapName: string, logName: string, logJobId: string): Promise<void> {
+  await checkMapOutput(sim, mapName, (v) => v * 2);
+  await checkLogOutput(sim, logName, await taskIdsOf(sim, logJobId));
+  await checkNoSlotLeak(sim);
+}
+
 /** The map sink holds exactly the records 0…count-1 with the transformed values. */
 export async function checkMapOutput(sim: JobSim, mapName: string, fn: (v: number) => number): Promise<void> {
   const out = reader(sim).maps.getMap(mapName);

@@ -13,8 +13,7 @@ import { JobService, type JobTuning } from "../../src/jobs/job_service.ts";
 import { MemoryNetwork, type MemoryTransport } from "../../src/transport/memory.ts";
 import { MessageRouter } from "../../src/transport/router.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
-import type { ClusterView } from "../../src/cluster/view.ts";
-import type { Clock } from "../../src/core/clock.ts";
+import type { ServiceDeps } from "../../src/cluster/service_deps.ts";
 
 /** The data layer of one member, as the job layer needs it. */
 export interface MapLayer {
@@ -22,15 +21,8 @@ export interface MapLayer {
   stop(): void;
 }
 
-export type MapLayerFactory = (deps: {
-  self: NodeId;
-  view: ClusterView;
-  transport: MemoryTransport;
-  router: MessageRouter;
-  clock: Clock;
-  rng: Random;
-  log: Logger;
-}) => MapLayer;
+/** Builds a member's data layer from what the node hands its services (over the memory network). */
+export type MapLayerFactory = (deps: ServiceDeps & { transport: MemoryTransport }) => MapLayer;
 
 export interface SimMember {
   id: NodeId;
@@ -83,16 +75,11 @@ export class JobSim {
       log,
       config: { cluster: "sim", secret: "sim-secret", name: id },
     });
-    const maps = this.opts.mapLayer({ self: id, view: membership, transport, router, clock: this.clock, rng, log });
+    const deps = { self: id, view: membership, transport, router, clock: this.clock, rng, log };
+    const maps = this.opts.mapLayer(deps);
     const jobs = new JobService({
-      self: id,
-      view: membership,
+      ...deps,
       getMap: (name) => maps.getMap(name),
-      router,
-      transport,
-      clock: this.clock,
-      rng,
-      log,
       slots: this.opts.slots ?? 4,
       registry: this.opts.registry?.(),
       tuning: this.opts.tuning,

@@ -4,28 +4,12 @@
 // without a coordinator, and a job whose state records are gone is not run again.
 import { describe, expect, test } from "bun:test";
 import { type CoordinatorRecord, coordinatorKey, JobMaps, jobStateKey, taskStateKey } from "../../src/jobs/map_names.ts";
-import { JobSim, type MapLayerFactory } from "./jobs_sim.ts";
 import { mapJob, reader, status, waitStatus } from "./jobs_scenarios.ts";
-import { loadMapLayer } from "./jobs_map_layer.ts";
-
-const layer: MapLayerFactory | undefined = await loadMapLayer();
-const maybe = layer ? test : test.skip;
-const tuning = { coordinatorTickMs: 50, resendIntervalMs: 300, scanIntervalMs: 1000, taskTickMs: 50, batchMax: 200 };
-
-async function cluster(seed: number): Promise<JobSim> {
-  const sim = new JobSim({ seed, mapLayer: layer!, slots: 4, tuning });
-  for (let i = 0; i < 3; i++) await sim.addMember();
-  await sim.runUntil(async () => {
-    const m = sim.master();
-    return !!m && m.jobs.coordinator.active && (await sim.until(reader(sim).jobs.workers())).length === 3;
-  }, 30_000);
-  return sim;
-}
+import { withJobCluster } from "./jobs_cluster.ts";
 
 describe("job state left behind by a split or a lost partition", () => {
-  maybe("a coordinator record from a newer master epoch of a member that is not master is claimed after a while", async () => {
-    const sim = await cluster(61);
-    try {
+  test("a coordinator record from a newer master epoch of a member that is not master is claimed after a while", async () => {
+    await withJobCluster({ seed: 61 }, async (sim) => {
       const master = sim.master()!;
       const other = sim.live().find((m) => m !== master)!;
       const states = reader(sim).maps.getMap(JobMaps.jobStates);
@@ -45,14 +29,11 @@ describe("job state left behind by a split or a lost partition", () => {
       // And it coordinates: a job submitted now finishes.
       const id = await sim.until(other.jobs.submit(mapJob("after-split", 3000), "after-split"));
       expect((await waitStatus(sim, id, (s) => s === "FINISHED" || s === "FAILED")).status).toBe("FINISHED");
-    } finally {
-      sim.stopAll();
-    }
+    });
   }, 120_000);
 
-  maybe("a job whose state records are lost is not started again", async () => {
-    const sim = await cluster(62);
-    try {
+  test("a job whose state records are lost is not started again", async () => {
+    await withJobCluster({ seed: 62 }, async (sim) => {
       const master = sim.master()!;
       const id = await sim.until(master.jobs.submit(mapJob("lost", 3000), "job-lost"));
       await waitStatus(sim, id, (s) => s === "FINISHED");
@@ -71,8 +52,6 @@ describe("job state left behind by a split or a lost partition", () => {
       // Nothing ran it again: no task was scheduled, no state was recreated.
       expect(info.tasks.every((t) => t.state === "CREATED" && t.worker === null)).toBe(true);
       expect(await sim.until(states.get(jobStateKey(id)))).toBeUndefined();
-    } finally {
-      sim.stopAll();
-    }
+    });
   }, 120_000);
 });

@@ -16,13 +16,9 @@ import { describe, expect, test } from "bun:test";
 import type { IMap } from "../../src/map/imap.ts";
 import { JobMaps, taskStateKey } from "../../src/jobs/map_names.ts";
 import { Kind } from "../../src/wire/kinds.ts";
+import { simMapLayer, simTuning } from "./jobs_cluster.ts";
+import { checkPairOutput, logJob, mapJob, progress, status, tasksOf, waitEnded, waitStatus } from "./jobs_scenarios.ts";
 import { JobSim, type MapLayerFactory } from "./jobs_sim.ts";
-import { checkLogOutput, checkMapOutput, checkNoSlotLeak, logJob, mapJob, progress, status, taskIdsOf, waitStatus } from "./jobs_scenarios.ts";
-import { loadMapLayer } from "./jobs_map_layer.ts";
-
-const real: MapLayerFactory | undefined = await loadMapLayer();
-const maybe = real ? test : test.skip;
-const tuning = { coordinatorTickMs: 50, resendIntervalMs: 300, scanIntervalMs: 1000, taskTickMs: 50, batchMax: 200 };
 
 /** Keys whose reads answer "absent" on one member while `on` holds. */
 interface Blind {
@@ -36,7 +32,7 @@ interface Blind {
 /** The real map layer, except that `blind.member` reads `blind.keys` of `job-states` as absent while `blind.on()`. */
 function blindLayer(blind: Blind): MapLayerFactory {
   return (d) => {
-    const layer = real!(d);
+    const layer = simMapLayer(d);
     if (d.self !== blind.member) return layer;
     const hide = (name: string, key: unknown) => name === JobMaps.jobStates && blind.on() && blind.keys.has(key as string);
     return {
@@ -74,10 +70,10 @@ function blindLayer(blind: Blind): MapLayerFactory {
 }
 
 describe("completion reports during a takeover", () => {
-  maybe("reports the new coordinator cannot apply yet are kept, not acknowledged; finished tasks keep their attempt", async () => {
+  test("reports the new coordinator cannot apply yet are kept, not acknowledged; finished tasks keep their attempt", async () => {
     let blindUntil = Infinity;
     const blind: Blind = { member: "m2", keys: new Set(), on: () => false, hidden: 0 };
-    const sim = new JobSim({ seed: 61, mapLayer: blindLayer(blind), slots: 4, tuning });
+    const sim = new JobSim({ seed: 61, mapLayer: blindLayer(blind), slots: 4, tuning: simTuning });
     blind.on = () => sim.clock.now() < blindUntil;
     try {
       for (let i = 0; i < 3; i++) await sim.addMember();
@@ -96,7 +92,7 @@ describe("completion reports during a takeover", () => {
       expect(blind.keys.size).toBeGreaterThan(0);
       // Crash the master shortly before the survivors' tasks finish.
       await sim.runUntil(async () => (await progress(sim, a)) >= 5000 && (await progress(sim, b)) >= 5000, 60_000, undefined, 10);
-      const before = [...(await status(sim, a))!.tasks, ...(await status(sim, b))!.tasks];
+      const before = await tasksOf(sim, a, b);
       const onSurvivors = before.filter((t) => t.worker !== m1.id && t.state === "RUNNING");
       expect(onSurvivors.length).toBeGreaterThan(0);
       blindUntil = sim.clock.now() + 8000;
@@ -106,23 +102,20 @@ describe("completion reports during a takeover", () => {
       await sim.runUntil(() => sim.live().every((m) => m.jobs.worker!.running().size === 0 || ![...m.jobs.worker!.running().keys()].some((k) => onSurvivors.some((t) => t.id === k))), 8000);
       expect(sim.clock.now()).toBeLessThan(blindUntil);
       expect(blind.hidden).toBeGreaterThan(0);
-      const fa = await waitStatus(sim, a, (s) => s === "FINISHED" || s === "FAILED");
-      const fb = await waitStatus(sim, b, (s) => s === "FINISHED" || s === "FAILED");
+      const [fa, fb] = await waitEnded(sim, a, b);
       expect([fa.status, fb.status]).toEqual(["FINISHED", "FINISHED"]);
       const after = [...fa.tasks, ...fb.tasks];
       const attempts = before.map((t) => `${t.id}@${t.worker === m1.id ? "dead" : "live"} #${after.find((x) => x.id === t.id)!.attempt}`);
       expect(attempts).toEqual(before.map((t) => `${t.id}@${t.worker === m1.id ? "dead" : "live"} #${t.worker === m1.id && t.state !== "FINISHED" ? t.attempt + 1 : t.attempt}`));
       expect(m2.jobs.coordinator.stats.restarts).toBe(before.filter((t) => t.worker === m1.id && t.state !== "FINISHED").length);
-      await checkMapOutput(sim, "out-r", (v) => v * 2);
-      await checkLogOutput(sim, "log-rl", await taskIdsOf(sim, b));
-      await checkNoSlotLeak(sim);
+      await checkPairOutput(sim, "out-r", "log-rl", b);
     } finally {
       sim.stopAll();
     }
   }, 120_000);
 
-  maybe("a live worker that does not answer the query keeps its tasks: no restart, no second attempt", async () => {
-    const sim = new JobSim({ seed: 62, mapLayer: real!, slots: 4, tuning });
+  test("a live worker that does not answer the query keeps its tasks: no restart, no second attempt", async () => {
+    const sim = new JobSim({ seed: 62, mapLayer: simMapLayer, slots: 4, tuning: simTuning });
     try {
       for (let i = 0; i < 3; i++) await sim.addMember();
       await sim.runUntil(() => !!sim.master()?.jobs.coordinator.active, 30_000);
@@ -130,7 +123,7 @@ describe("completion reports during a takeover", () => {
       const a = await sim.until(m3.jobs.submit(mapJob("q", 1000), "job-q"));
       const b = await sim.until(m3.jobs.submit(logJob("ql", 1000), "job-ql"));
       await sim.runUntil(async () => (await progress(sim, a)) >= 1000 && (await progress(sim, b)) >= 1000, 60_000, undefined, 10);
-      const before = [...(await status(sim, a))!.tasks, ...(await status(sim, b))!.tasks];
+      const before = await tasksOf(sim, a, b);
       const onM3 = before.filter((t) => t.worker === m3.id);
       expect(onM3.length).toBeGreaterThan(0);
       // m3 stays a healthy member but drops every task query for 6 s after the crash.
@@ -149,21 +142,18 @@ describe("completion reports during a takeover", () => {
       await sim.run(6000);
       expect(dropped).toBeGreaterThan(3); // the coordinator kept asking
       // Unanswered, m3's tasks are neither restarted nor run a second time.
-      const mid = [...(await status(sim, a))!.tasks, ...(await status(sim, b))!.tasks];
+      const mid = await tasksOf(sim, a, b);
       for (const t of onM3) expect(`${t.id} #${mid.find((x) => x.id === t.id)!.attempt}`).toBe(`${t.id} #${t.attempt}`);
       for (const m of [m2]) for (const t of onM3) expect(m.jobs.worker!.running().has(t.id)).toBe(false);
       deaf = false;
-      const fa = await waitStatus(sim, a, (s) => s === "FINISHED" || s === "FAILED");
-      const fb = await waitStatus(sim, b, (s) => s === "FINISHED" || s === "FAILED");
+      const [fa, fb] = await waitEnded(sim, a, b);
       expect([fa.status, fb.status]).toEqual(["FINISHED", "FINISHED"]);
       const after = [...fa.tasks, ...fb.tasks];
       for (const t of before) {
         const expected = t.worker === m1.id ? t.attempt + 1 : t.attempt;
         expect(`${t.id} #${after.find((x) => x.id === t.id)!.attempt}`).toBe(`${t.id} #${expected}`);
       }
-      await checkMapOutput(sim, "out-q", (v) => v * 2);
-      await checkLogOutput(sim, "log-ql", await taskIdsOf(sim, b));
-      await checkNoSlotLeak(sim);
+      await checkPairOutput(sim, "out-q", "log-ql", b);
     } finally {
       sim.stopAll();
     }
