@@ -9,6 +9,7 @@
  * 2 for usage errors, 130 when interrupted. Every child is killed before the demo ends.
  */
 import { sequenceValue } from "../jobs/source_sequence.ts";
+import { fetchJson, HttpStatusError } from "../runtime/fetch_json.ts";
 import { type ChildHandle, runtimeScriptCommand, spawnChild } from "../runtime/spawn.ts";
 import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
 import type { Command } from "./main.ts";
@@ -46,14 +47,6 @@ export function demoHelp(): string {
 /** A check of the demo did not hold; the message says which. */
 export class DemoFailure extends Error {
   override name = "DemoFailure";
-}
-
-/** A member answered a REST call with an error status. */
-class HttpStatusError extends Error {
-  override name = "HttpStatusError";
-  constructor(message: string, readonly status: number) {
-    super(message);
-  }
 }
 
 /** Most stderr lines kept per child for the failure report. */
@@ -186,11 +179,8 @@ class DemoRun {
     }
   }
 
-  async json<T>(url: string, init: RequestInit = {}): Promise<T> {
-    const res = await fetch(url, { ...init, headers: { ...this.headers, ...(init.headers ?? {}) }, signal: AbortSignal.timeout(5_000) });
-    const text = await res.text();
-    if (!res.ok) throw new HttpStatusError(`${init.method ?? "GET"} ${url} → ${res.status} ${text.slice(0, 200)}`, res.status);
-    return JSON.parse(text) as T;
+  json<T>(url: string, init: RequestInit = {}): Promise<T> {
+    return fetchJson<T>(url, { ...init, headers: { ...this.headers, ...(init.headers ?? {}) } });
   }
 
   /** Kills every child that is still running and waits (briefly) for them to end. */
