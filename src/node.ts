@@ -216,9 +216,7 @@ export class Node implements ShoalNode {
     const operations: OperationStats[] = [];
     for (const m of this.grid.mapStats()) {
       for (const [op, st] of Object.entries(m.ops)) {
-        // MapStats keeps cumulative buckets; the metrics surface wants per-bucket counts.
-        const counts = st.buckets.map((c, i) => c - (i > 0 ? st.buckets[i - 1] : 0));
-        operations.push({ map: m.map, op, count: st.count, errors: st.errors, latency: { boundsMs: [...LATENCY_BUCKETS_MS], counts, sumMs: st.sumMs, count: st.count } });
+        operations.push({ map: m.map, op, count: st.count, errors: st.errors, latency: { boundsMs: [...LATENCY_BUCKETS_MS], counts: st.counts, sumMs: st.sumMs, count: st.count } });
       }
     }
     return { masterChanges: this.#masterChanges, operations, maps: this.grid.localMaps().map((m) => ({ name: m.name, primaryEntries: m.size, backupEntries: 0 })) };

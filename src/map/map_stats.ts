@@ -10,8 +10,11 @@ export interface OpStats {
   count: number;
   errors: number;
   sumMs: number;
-  /** Cumulative counts per bucket of LATENCY_BUCKETS_MS, then +Inf. */
-  buckets: number[];
+  /**
+   * Calls per bucket: entry i counts latencies above LATENCY_BUCKETS_MS[i - 1] and at most
+   * LATENCY_BUCKETS_MS[i] (not cumulative); the last entry counts those above every bound.
+   */
+  counts: number[];
 }
 
 export interface MapOpStats {
@@ -33,18 +36,20 @@ export class MapStats {
       this.#maps.set(map, m);
     }
     let s = m.get(op);
-    if (!s) (s = { count: 0, errors: 0, sumMs: 0, buckets: new Array(LATENCY_BUCKETS_MS.length + 1).fill(0) }, m.set(op, s));
+    if (!s) (s = { count: 0, errors: 0, sumMs: 0, counts: new Array(LATENCY_BUCKETS_MS.length + 1).fill(0) }, m.set(op, s));
     s.count++;
     if (!ok) s.errors++;
     s.sumMs += latencyMs;
-    for (let i = 0; i <= LATENCY_BUCKETS_MS.length; i++) if (i === LATENCY_BUCKETS_MS.length || latencyMs <= LATENCY_BUCKETS_MS[i]) s.buckets[i]++;
+    let i = 0;
+    while (i < LATENCY_BUCKETS_MS.length && latencyMs > LATENCY_BUCKETS_MS[i]) i++;
+    s.counts[i]++;
   }
 
   /** A copy of every map's counters. */
   snapshot(): MapOpStats[] {
     return [...this.#maps].map(([map, ops]) => ({
       map,
-      ops: Object.fromEntries([...ops].map(([op, s]) => [op, { ...s, buckets: [...s.buckets] }])),
+      ops: Object.fromEntries([...ops].map(([op, s]) => [op, { ...s, counts: [...s.counts] }])),
     }));
   }
 }
