@@ -13,8 +13,42 @@
  *   after a promotion, when the backups confirmed the new primary's state.
  * - A backup accepts writes only from the primary its table names, under that epoch, and
  *   only once its state is confirmed to follow that primary (check or snapshot).
- * - When the primary changes, the new primary's state is the truth; replicas that differ
- *   are replaced by a snapshot.
+ * - When the primary changes, the new primary first asks the other replicas of its row
+ *   which history each holds (catch-up, below) and pulls a copy that is ahead of its own;
+ *   only then its state is the truth, and replicas that differ are replaced by a snapshot.
+ *
+ * How a replica named in the table could hold fewer writes than were acknowledged, and what
+ * rules that out:
+ * - A sync backup or migration target that is not confirmed holds back every write
+ *   (`#commitSeq`), so nothing is acknowledged past what it acked. Its sequence never goes
+ *   down while it stays a replica: writes apply only on the lineage it follows, a snapshot
+ *   (from the table's primary at the table's epoch) is assembled aside and installed only
+ *   when complete and never over a newer state of the same lineage, and anti-entropy
+ *   mismatches only reset the lineage (the content stays until such a snapshot). So a backup
+ *   being re-filled when its primary dies still holds everything it acked.
+ * - A copy is dropped only when the member's table neither names it nor lists it in the
+ *   partition's migration. A migration target the table does not list yet (the push was
+ *   lost) keeps its copy while the primary touches it, and after a silence of
+ *   `migrationTimeoutMs` only once it holds a table newer than the one at the last touch
+ *   (`#isTarget`): until then a commit naming it may be on its way. A primary that starts
+ *   a new migration (another id from the master) checks its targets again from scratch, so
+ *   a target that dropped its copy under an abandoned migration is never counted caught up
+ *   on the strength of its old acks, and the master commits only on a ready report for the
+ *   migration it runs.
+ * - A handoff commits a new primary only after it acked every write while the old primary
+ *   served nothing (`handoff`).
+ * - A restarted process is a new member (a new id): no table names it before it was filled
+ *   as a migration target.
+ * - Split-brain merge: the winning side's table names only members that followed its
+ *   primaries; losing-side copies are replaced by the winners' (what they held comes back only
+ *   through the merge policy), and catch-up never prefers another lineage over its own.
+ * - Async backups are not waited for: one promoted after every sync replica died may lack
+ *   acknowledged writes (more failures than `backupCount`); catch-up still takes the most
+ *   advanced copy of the same history that a surviving replica holds.
+ * What is left is caught at promotion: a new primary that holds no history at all (a fresh
+ * copy) while the partition had a primary before takes any replica's history, and if no
+ * replica has one, counts and logs the loss (`counters.dataLoss`, `map.partition.data_lost`)
+ * instead of serving silently.
  */
 import type { ServiceDeps } from "../cluster/service_deps.ts";
 import type { ClusterView } from "../cluster/view.ts";
@@ -23,7 +57,7 @@ import type { Logger } from "../core/log.ts";
 import type { Random } from "../core/random.ts";
 import type { InvokeRequest, Invoker, Reply } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
-import type { PartitionTable } from "../partition/partition_table.ts";
+import { isNewer, type PartitionTable } from "../partition/partition_table.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
@@ -52,6 +86,12 @@ export interface MapServiceConfig {
   maxSnapshotSessions?: number;
   /** Migration targets not committed by then are dropped. @default 15000 */
   migrationTimeoutMs?: number;
+  /**
+   * A new primary waits this long at most for the other replicas of its row to say which
+   * history they hold (re-asking every retransmitMs; replicas that leave the member list are
+   * not waited for), then serves with the answers it has. @default 10000
+   */
+  catchUpTimeoutMs?: number;
   /** Dedupe records kept per partition. @default 2048 */
   dedupePerPartition?: number;
   /** Writes kept per partition for re-shipping. @default 256 */
@@ -83,6 +123,36 @@ interface Follower {
   lastCheckAt: number;
 }
 
+/** What a replica reported about its copy to a new primary. */
+interface HistoryReport {
+  /** Lineage whose history the copy holds (-1: none, a fresh copy). */
+  hl: number;
+  /** Epoch of the primary that drew `hl`. */
+  he: number;
+  s: number;
+  n: number;
+}
+
+/**
+ * A new primary's catch-up: it serves nothing (MIGRATING) and checks no follower until it
+ * knows that no replica of its row holds a history ahead of its own, or pulled that copy.
+ */
+interface CatchUp {
+  /** This member's copy when it became primary. */
+  mine: { l: number; e: number; s: number };
+  /** The partition had a primary before (so a copy with no history means lost content). */
+  hadPrimary: boolean;
+  /** Replicas not yet answered. */
+  waiting: Set<NodeId>;
+  answers: Map<NodeId, HistoryReport>;
+  deadline: number;
+  sentAt: number;
+  /** The replica whose copy is being pulled. */
+  source: NodeId | null;
+  /** Last pull request or chunk from `source`. */
+  sourceAt: number;
+}
+
 interface Waiter {
   seq: number;
   done: (ok: boolean) => void;
@@ -105,12 +175,15 @@ interface PrimaryState {
   keyPending: Map<string, number>;
   /** Reads wait for this seq to commit (set on promotion). */
   readBarrier: number;
-  migration: { row: NodeId[]; deadline: number; reportedAt: number } | null;
+  /** `mid`: the master's id of the migration (a new id means new targets' checks from scratch). */
+  migration: { row: NodeId[]; deadline: number; reportedAt: number; mid?: number } | null;
   /**
    * Handing the partition to a new primary: serves nothing (answers MIGRATING) until the
    * commit, so no read can see this replica once the new primary may have moved on.
    */
   handoff: boolean;
+  /** Set from becoming primary until no replica holds a history ahead of this one. */
+  catchUp: CatchUp | null;
 }
 
 interface SnapshotOut {
@@ -127,6 +200,8 @@ interface SnapshotOut {
   remaining: number;
   /** Last time the replica acked a chunk (or the start). */
   progressAt: number;
+  /** A replica's copy sent to a new primary that asked for it (catch-up). */
+  up: boolean;
 }
 
 interface SnapshotIn {
@@ -153,6 +228,8 @@ export interface ReplicaDebug {
   /** Primary only: its ownership epoch (-1 on replicas). */
   epoch: number;
   entries: number;
+  /** Primary only: still catching up (serves nothing). */
+  catchingUp?: boolean;
   /** Primary only: followers and whether they are confirmed and caught up. */
   followers?: Array<{ id: NodeId; role: Role; confirmed: boolean; acked: number }>;
 }
@@ -171,6 +248,16 @@ export class MapService {
     staleEpochRejected: 0,
     demotedPending: 0,
     directAcked: 0,
+    /** New primaries that pulled a replica's copy ahead of their own before serving. */
+    catchUpPulls: 0,
+    /** New primaries that served before every replica of their row answered. */
+    catchUpTimeouts: 0,
+    /**
+     * Partitions this member began to serve as primary holding no history while the
+     * partition had a primary before and no replica of its row had one either: whatever the
+     * partition held is gone.
+     */
+    dataLoss: 0,
   };
   #view: ClusterView;
   #transport: Transport;
@@ -181,11 +268,21 @@ export class MapService {
   #rng: Random;
   #data = new Map<number, PartitionData>();
   #primaries = new Map<number, PrimaryState>();
-  /** Replicas held as migration targets (not in the table): last time the primary touched them. */
-  #touched = new Map<number, number>();
+  /**
+   * Replicas held as migration targets (not in the table): last time the primary touched
+   * them, and the table (term, version) this member held then.
+   */
+  #touched = new Map<number, { at: number; term: number; version: number }>();
   #pullAt = new Map<number, number>();
   #snapOut = new Map<string, SnapshotOut>();
   #snapIn = new Map<number, SnapshotIn>();
+  /**
+   * Handoff seals: the old primary, serving nothing more, said its history ends at `s` of
+   * lineage `l`, and this copy matched it. A member promoted by that handoff whose copy is
+   * still exactly that history has every write the partition acknowledged and skips the
+   * catch-up query (saves a round trip on every migration that moves a primary).
+   */
+  #sealed = new Map<number, { l: number; s: number }>();
   #sid = 1;
   #proxies = new Map<string, MapProxy<unknown, unknown>>();
   #timer: Timer | null = null;
@@ -210,6 +307,7 @@ export class MapService {
       snapshotWindow: 4,
       maxSnapshotSessions: 8,
       migrationTimeoutMs: 15_000,
+      catchUpTimeoutMs: 10_000,
       dedupePerPartition: 2048,
       logPerPartition: 256,
       directBackupAcks: false,
@@ -219,8 +317,8 @@ export class MapService {
       if (!this.#stopped) this.#onMessage(from, msg);
     });
     this.#invoker.serve((from, req, reply) => this.#serve(from, req, reply));
-    this.#unsubscribeTable = this.#partitions.onTableChange((next) => this.#onTable(next));
-    this.#partitions.onMigrationStart((p, epoch, row) => this.#onMigrationStart(p, epoch, row));
+    this.#unsubscribeTable = this.#partitions.onTableChange((next, prev) => this.#onTable(next, prev));
+    this.#partitions.onMigrationStart((p, epoch, row, mid) => this.#onMigrationStart(p, epoch, row, mid));
     this.#onTable(this.#partitions.table);
     this.#schedule();
   }
@@ -257,6 +355,7 @@ export class MapService {
     for (const [p, d] of this.#data) {
       const prim = this.#primaries.get(p);
       const r: ReplicaDebug = { p, seq: d.seq, lineage: d.lineage, digest: [...d.digest] as [number, number], primary: !!prim, epoch: prim?.epoch ?? -1, entries: d.entryCount };
+      if (prim) r.catchingUp = prim.catchUp !== null;
       if (prim) r.followers = [...prim.followers.values()].map((f) => ({ id: f.id, role: f.role, confirmed: f.confirmed, acked: f.acked }));
       out.push(r);
     }
@@ -277,6 +376,17 @@ export class MapService {
       if (entries.length > 0) out.push({ p, entries });
     }
     return out;
+  }
+
+  /**
+   * Replaces this member's copy of `p` with an empty one, telling nobody (tests only: stands
+   * for a replica that lost its copy without the primary noticing yet).
+   */
+  debugLoseCopy(p: number): void {
+    if (!this.#data.has(p) || this.#primaries.has(p)) return;
+    this.#data.set(p, new PartitionData(p, { dedupe: this.config.dedupePerPartition, log: this.config.logPerPartition }));
+    this.#snapIn.delete(p);
+    this.#sealed.delete(p);
   }
 
   /** Reads a replica's local value (tests only: bypasses routing). */
@@ -302,9 +412,10 @@ export class MapService {
     return d;
   }
 
-  #onTable(t: PartitionTable): void {
+  #onTable(t: PartitionTable, prev?: PartitionTable): void {
     if (this.#stopped) return;
     const backups = this.#partitions.config.backupCount;
+    const queries = new Map<NodeId, CheckItem[]>();
     for (let p = 0; p < t.partitionCount; p++) {
       const row = t.replicas[p];
       const epoch = t.epochs[p];
@@ -313,12 +424,18 @@ export class MapService {
         if (!prim || prim.epoch !== epoch) {
           if (prim) this.#demote(prim);
           const d = this.#ensureData(p);
-          // This replica's history is now the partition's history for `epoch`.
           if (prim || d.lineage >= 0) this.#log.debug("map.primary.promoted", { p, epoch, seq: d.seq, entries: d.entryCount });
+          // A new history for `epoch`, continuing this copy once catch-up found none ahead of it
+          // (the copy keeps naming the history it holds until then).
+          const seal = this.#sealed.get(p);
+          const sealed = !!seal && seal.l === d.lineage && seal.l === d.historyLineage && seal.s === d.seq;
+          this.#sealed.delete(p);
           d.lineage = this.#newLineage();
           this.#snapIn.delete(p);
-          prim = { p, epoch, lineage: d.lineage, followers: new Map(), waiters: [], keyPending: new Map(), readBarrier: d.seq, migration: null, handoff: false };
+          prim = { p, epoch, lineage: d.lineage, followers: new Map(), waiters: [], keyPending: new Map(), readBarrier: d.seq, migration: null, handoff: false, catchUp: null };
           this.#primaries.set(p, prim);
+          if (sealed) d.follow(prim.lineage, epoch);
+          else this.#startCatchUp(prim, row, (prev?.replicas[p]?.length ?? 0) > 0, queries);
         }
         if (prim.migration && (sameRow(prim.migration.row, row) || row.length === 0)) {
           prim.migration = null;
@@ -335,15 +452,198 @@ export class MapService {
           this.#ensureData(p);
           this.#touched.delete(p);
         } else if (this.#data.has(p) && !this.#isTarget(p)) {
+          this.#sealed.delete(p);
           this.#log.debug("map.replica.dropped", { p, seq: this.#data.get(p)!.seq, entries: this.#data.get(p)!.entryCount, version: t.version });
           this.#data.delete(p);
           this.#snapIn.delete(p);
+          this.#touched.delete(p);
         }
       }
     }
     for (const [key, s] of this.#snapOut) {
-      if (this.#primaries.get(s.p)?.epoch !== s.epoch) this.#snapOut.delete(key);
+      if (s.up ? t.epochs[s.p] > s.epoch : this.#primaries.get(s.p)?.epoch !== s.epoch) this.#snapOut.delete(key);
     }
+    this.#sendChecks(queries);
+  }
+
+  // ---- new primary: catch-up ------------------------------------------------------------
+
+  /**
+   * Asks the other live replicas of `row` which history they hold (a MapSyncCheck item with
+   * `q`); with none to ask, decides at once. Until it is done the primary serves nothing and
+   * checks no follower, so no replica is made to follow (or replaced by) a copy that may lack
+   * acknowledged writes another replica holds.
+   */
+  #startCatchUp(prim: PrimaryState, row: readonly NodeId[], hadPrimary: boolean, queries: Map<NodeId, CheckItem[]>): void {
+    const d = this.#data.get(prim.p)!;
+    const now = this.#clock.now();
+    const live = new Set(this.#view.members().map((m) => m.id));
+    const waiting = new Set(row.filter((id) => id !== this.self && live.has(id)));
+    prim.catchUp = {
+      mine: { l: d.historyLineage, e: d.historyEpoch, s: d.seq },
+      hadPrimary,
+      waiting,
+      answers: new Map(),
+      deadline: now + this.config.catchUpTimeoutMs,
+      sentAt: now,
+      source: null,
+      sourceAt: now,
+    };
+    if (waiting.size === 0) return this.#decideCatchUp(prim);
+    for (const id of waiting) push(queries, id, { ...this.#checkItem(prim, false), q: true });
+  }
+
+  /**
+   * Whether a replica's copy is ahead of this primary's: the same history further on, or any
+   * history when this copy holds none (a fresh copy). Copies of another lineage are not
+   * taken whatever their epoch: an epoch orders appointments, not content (two reigns during
+   * a split appoint primaries whose histories diverge), and every replica that had to ack a
+   * write follows the lineage it acked, so within one reign the seqs of one lineage decide.
+   */
+  #ahead(a: HistoryReport, mine: CatchUp["mine"]): boolean {
+    if (a.hl === -1) return false;
+    if (mine.l === -1) return a.s > 0 || a.n > 0;
+    return a.hl === mine.l && a.s > mine.s;
+  }
+
+  /** With every answer in (or the time up): pull the most advanced copy ahead of ours, or serve. */
+  #decideCatchUp(prim: PrimaryState): void {
+    const c = prim.catchUp!;
+    let best: [NodeId, HistoryReport] | null = null;
+    for (const [id, a] of c.answers) {
+      if (!this.#ahead(a, c.mine)) continue;
+      if (!best || a.he > best[1].he || (a.he === best[1].he && a.s > best[1].s)) best = [id, a];
+    }
+    if (!best) return this.#finishCatchUp(prim, null);
+    c.source = best[0];
+    this.#requestCopy(prim, c);
+  }
+
+  #requestCopy(prim: PrimaryState, c: CatchUp): void {
+    c.sourceAt = this.#clock.now();
+    this.#transport.send(c.source!, { t: Kind.MapSyncPull, items: [{ p: prim.p, e: prim.epoch, s: 0, l: -1, d0: 0, d1: 0, up: true }] });
+  }
+
+  #finishCatchUp(prim: PrimaryState, pulledFrom: NodeId | null): void {
+    const c = prim.catchUp!;
+    prim.catchUp = null;
+    const d = this.#data.get(prim.p)!;
+    d.follow(prim.lineage, prim.epoch);
+    prim.readBarrier = Math.max(prim.readBarrier, d.seq);
+    if (pulledFrom !== null) {
+      this.counters.catchUpPulls++;
+      this.#log.info("map.primary.caught_up", { p: prim.p, epoch: prim.epoch, from: pulledFrom, seq: d.seq, entries: d.entryCount, before: c.mine.s });
+    } else if (c.mine.l === -1 && c.hadPrimary && ![...c.answers.values()].some((a) => a.hl !== -1)) {
+      this.counters.dataLoss++;
+      this.#log.error("map.partition.data_lost", { p: prim.p, epoch: prim.epoch, asked: [...c.answers.keys()], silent: [...c.waiting] });
+    }
+    if (c.waiting.size > 0) {
+      this.counters.catchUpTimeouts++;
+      this.#log.warn("map.primary.catch_up_incomplete", { p: prim.p, epoch: prim.epoch, silent: [...c.waiting] });
+    }
+    const now = this.#clock.now();
+    const checks = new Map<NodeId, CheckItem[]>();
+    for (const f of prim.followers.values()) {
+      f.lastCheckAt = now;
+      push(checks, f.id, this.#checkItem(prim, f.role === "target"));
+    }
+    this.#sendChecks(checks);
+    this.#progress(prim);
+  }
+
+  #tickCatchUp(prim: PrimaryState, now: number, live: ReadonlySet<NodeId>, queries: Map<NodeId, CheckItem[]>): void {
+    const c = prim.catchUp!;
+    for (const id of [...c.waiting]) if (!live.has(id)) c.waiting.delete(id);
+    if (c.source !== null) {
+      if (!live.has(c.source)) {
+        // The source died: take the next best copy (the answers of the others still hold).
+        c.answers.delete(c.source);
+        c.source = null;
+        this.#snapIn.delete(prim.p);
+        return this.#decideCatchUp(prim);
+      }
+      if (now - c.sourceAt >= SNAPSHOT_STALE_RETRANSMITS * this.config.retransmitMs) this.#requestCopy(prim, c);
+      return;
+    }
+    if (c.waiting.size === 0 || now >= c.deadline) return this.#decideCatchUp(prim);
+    if (now - c.sentAt >= this.config.retransmitMs) {
+      c.sentAt = now;
+      for (const id of c.waiting) push(queries, id, { ...this.#checkItem(prim, false), q: true });
+    }
+  }
+
+  /** A replica's answer to a history query (or, from the source, to a copy request it cannot serve). */
+  #onHistoryReport(from: NodeId, it: PullItem): void {
+    const prim = this.#primaries.get(it.p);
+    if (!prim || prim.epoch !== it.e || !prim.catchUp) return;
+    const c = prim.catchUp;
+    if (!c.waiting.has(from) && c.source !== from) return;
+    c.waiting.delete(from);
+    c.answers.set(from, { hl: it.hl ?? -1, he: it.he ?? -1, s: it.s, n: it.n ?? 0 });
+    if (c.source === from) {
+      c.source = null;
+      this.#snapIn.delete(prim.p);
+    }
+    if (c.source === null && c.waiting.size === 0) this.#decideCatchUp(prim);
+  }
+
+  /**
+   * Replica side of catch-up: whether `from` may be the new primary of `p` at epoch `e` as far
+   * as this member's table tells (a newer epoch here means it is not).
+   */
+  #maybeNewPrimary(from: NodeId, p: number, e: number): boolean {
+    const t = this.#partitions.table;
+    if (p >= t.partitionCount || from === this.self) return false;
+    if (e < t.epochs[p]) {
+      this.counters.staleEpochRejected++;
+      return false;
+    }
+    if (e > t.epochs[p]) {
+      this.#partitions.requestTable();
+      return true;
+    }
+    return t.replicas[p][0] === from;
+  }
+
+  #historyReport(p: number, e: number): PullItem {
+    const d = this.#data.get(p);
+    if (!d) return { p, e, s: 0, l: -1, d0: 0, d1: 0, q: true, hl: -1, he: -1, n: 0 };
+    return { p, e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1], q: true, hl: d.historyLineage, he: d.historyEpoch, n: d.entryCount };
+  }
+
+  /** A new primary asks for this member's copy: send it (a snapshot with `up`), or say there is none. */
+  #onCopyRequest(from: NodeId, it: PullItem): void {
+    if (!this.#maybeNewPrimary(from, it.p, it.e)) return;
+    const d = this.#data.get(it.p);
+    if (!d || d.historyLineage === -1 || this.#primaries.has(it.p)) {
+      this.#transport.send(from, { t: Kind.MapSyncPull, items: [{ ...this.#historyReport(it.p, it.e), hl: -1 }] });
+      return;
+    }
+    const key = `${it.p}|${from}`;
+    const cur = this.#snapOut.get(key);
+    if (cur && cur.up && cur.epoch === it.e) return this.#pumpSnapshot(cur);
+    if (this.#snapOut.size >= this.config.maxSnapshotSessions) return; // the new primary asks again
+    this.#snapOut.set(key, this.#newSnapshotOut(it.p, from, it.e, d.historyLineage, d, true));
+    this.#pumpSnapshot(this.#snapOut.get(key)!);
+  }
+
+  /** A chunk of a replica's copy this new primary asked for; installed (replacing its own) when complete. */
+  #onCopyChunk(from: NodeId, c: ChunkMsg): void {
+    const prim = this.#primaries.get(c.p);
+    if (!prim || prim.epoch !== c.e || !prim.catchUp || prim.catchUp.source !== from) return;
+    prim.catchUp.sourceAt = this.#clock.now();
+    const snap = this.#assemble(from, c);
+    if (!snap) return;
+    const d = new PartitionData(c.p, { dedupe: this.config.dedupePerPartition, log: this.config.logPerPartition });
+    d.install(snap, prim.lineage);
+    if (d.digest[0] !== snap.digest[0] || d.digest[1] !== snap.digest[1]) {
+      this.#log.error("map.snapshot.digest_mismatch", { p: c.p, from, catchUp: true });
+      prim.catchUp.answers.delete(from);
+      prim.catchUp.source = null;
+      return this.#decideCatchUp(prim);
+    }
+    this.#data.set(c.p, d);
+    this.#finishCatchUp(prim, from);
   }
 
   /** A fresh lineage id: random, never -1, below 2^52. */
@@ -357,11 +657,29 @@ export class MapService {
    * lists is kept however long the primary stays silent (a stalled process, a congested
    * link): the primary may already count it as caught up and the master may commit it at
    * any moment, and a committed row must never name a member that dropped its copy.
+   *
+   * A copy the table never listed (the push that listed it was lost, or is late) is kept
+   * while the primary touches it; once it stayed silent past `migrationTimeoutMs` the copy
+   * is dropped only under a table newer than the one held at the last touch, which then
+   * shows the migration over (it neither lists nor names this member). Until such a table
+   * arrives (it is asked for) a commit naming this member may be on its way: dropping on the
+   * timeout alone made a committed row name a member without the data.
    */
   #isTarget(p: number): boolean {
-    if (this.#partitions.table.migrations.get(p)?.includes(this.self)) return true;
+    const t = this.#partitions.table;
+    if (t.migrations.get(p)?.includes(this.self)) return true;
     const at = this.#touched.get(p);
-    return at !== undefined && this.#clock.now() - at < this.config.migrationTimeoutMs;
+    if (at === undefined) return false;
+    if (this.#clock.now() - at.at < this.config.migrationTimeoutMs) return true;
+    if (isNewer(t, at) || this.#partitions.masterActive) return false;
+    this.#partitions.requestTable();
+    return true;
+  }
+
+  /** The primary touched this member's copy of `p`, which the table does not name here. */
+  #touch(p: number): void {
+    const t = this.#partitions.table;
+    this.#touched.set(p, { at: this.#clock.now(), term: t.term, version: t.version });
   }
 
   #syncFollowers(prim: PrimaryState, row: readonly NodeId[], backups: number): void {
@@ -386,6 +704,7 @@ export class MapService {
         f.role = role;
       } else {
         prim.followers.set(id, { id, role, acked: 0, confirmed: false, lastSentAt: now, lastProgressAt: now, lastCheckAt: -Infinity });
+        if (prim.catchUp) continue; // checked once catch-up is done
         this.#sendChecks(new Map([[id, [this.#checkItem(prim, role === "target")]]]));
         prim.followers.get(id)!.lastCheckAt = now;
       }
@@ -422,7 +741,7 @@ export class MapService {
     }
     const body = parseBody(req.op, req.b);
     if (!body) return reply("INVALID_ARGUMENT", null, `invalid body for op ${req.op}`);
-    if (prim.handoff) return reply("MIGRATING");
+    if (prim.handoff || prim.catchUp) return reply("MIGRATING");
     if (prim.waiters.length >= this.config.maxPendingPerPartition) return reply("OVERLOADED");
     const d = this.#data.get(req.p)!;
     const answer = (result: unknown) => (ok: boolean) => ok ? reply("ok", result) : reply("MIGRATING");
@@ -518,24 +837,40 @@ export class MapService {
 
   // ---- primary: migration ---------------------------------------------------------------
 
-  #onMigrationStart(p: number, epoch: number, row: readonly NodeId[]): void {
+  #onMigrationStart(p: number, epoch: number, row: readonly NodeId[], mid?: number): void {
     const prim = this.#primaries.get(p);
     if (!prim || prim.epoch !== epoch) return;
     const now = this.#clock.now();
-    if (prim.migration && sameRow(prim.migration.row, row)) {
-      prim.migration.deadline = now + this.config.migrationTimeoutMs;
-      prim.migration.reportedAt = -Infinity;
+    const m = prim.migration;
+    if (m && sameRow(m.row, row) && (mid === undefined || m.mid === undefined || m.mid === mid)) {
+      // A resend of the migration under way.
+      m.deadline = now + this.config.migrationTimeoutMs;
+      m.reportedAt = -Infinity;
+      m.mid ??= mid;
+      this.#syncFollowers(prim, this.#partitions.table.replicas[p], this.#partitions.config.backupCount);
     } else {
-      prim.migration = { row: [...row], deadline: now + this.config.migrationTimeoutMs, reportedAt: -Infinity };
+      prim.migration = { row: [...row], deadline: now + this.config.migrationTimeoutMs, reportedAt: -Infinity, mid };
       prim.handoff = false;
+      this.#syncFollowers(prim, this.#partitions.table.replicas[p], this.#partitions.config.backupCount);
+      // A new migration: its targets are checked again from scratch. A target that acked
+      // under an earlier migration may have dropped its copy since that one ended; counting
+      // its old acks would let the master commit a row naming a member without the data.
+      const checks = new Map<NodeId, CheckItem[]>();
+      for (const f of prim.followers.values()) {
+        if (f.role !== "target" || !f.confirmed) continue;
+        f.confirmed = false;
+        if (this.#snapOut.has(`${p}|${f.id}`) || prim.catchUp) continue;
+        f.lastCheckAt = now;
+        push(checks, f.id, this.#checkItem(prim, true));
+      }
+      this.#sendChecks(checks);
     }
-    this.#syncFollowers(prim, this.#partitions.table.replicas[p], this.#partitions.config.backupCount);
     this.#checkMigration(prim);
   }
 
   #checkMigration(prim: PrimaryState): void {
     const m = prim.migration;
-    if (!m) return;
+    if (!m || prim.catchUp) return;
     const now = this.#clock.now();
     if (now > m.deadline) {
       prim.migration = null;
@@ -557,7 +892,11 @@ export class MapService {
       if (prim.waiters.length > 0) return;
     }
     m.reportedAt = now;
-    this.#partitions.reportMigrationReady(prim.p, prim.epoch, m.row);
+    if (m.row[0] !== this.self) {
+      // Seal the handoff: nothing more is applied here before the commit (or the migration's end).
+      this.#sendChecks(new Map([[m.row[0], [{ ...this.#checkItem(prim, prim.followers.get(m.row[0])?.role === "target"), hs: true }]]]));
+    }
+    this.#partitions.reportMigrationReady(prim.p, prim.epoch, m.row, m.mid);
   }
 
   // ---- messages -------------------------------------------------------------------------
@@ -610,11 +949,11 @@ export class MapService {
     if (!d || d.lineage !== msg.l) {
       // The primary counts this member as a replica (perhaps a migration target it lost):
       // ask for what is missing; the primary answers with the log or a snapshot.
-      if (!this.#partitions.table.replicas[msg.p].includes(this.self)) this.#touched.set(msg.p, this.#clock.now());
+      if (!this.#partitions.table.replicas[msg.p].includes(this.self)) this.#touch(msg.p);
       this.#pull(from, msg.p, msg.e, true);
       return;
     }
-    if (this.#touched.has(msg.p)) this.#touched.set(msg.p, this.#clock.now());
+    if (this.#touched.has(msg.p)) this.#touch(msg.p);
     let callers: Map<NodeId, string[]> | null = null;
     for (const op of msg.ops) {
       if (op.seq <= d.seq) continue;
@@ -665,15 +1004,24 @@ export class MapService {
   #onChecks(from: NodeId, items: CheckItem[]): void {
     const acks: Array<{ p: number; e: number; s: number }> = [];
     const pulls: PullItem[] = [];
-    const now = this.#clock.now();
+    let reports = 0;
     for (const it of items) {
+      if (it.q) {
+        // A new primary asks which history this copy holds: answering changes nothing here.
+        if (this.#maybeNewPrimary(from, it.p, it.e)) {
+          pulls.push(this.#historyReport(it.p, it.e));
+          reports++;
+        }
+        continue;
+      }
       if (!this.#fromPrimary(from, it.p, it.e)) continue;
       const inRow = this.#partitions.table.replicas[it.p].includes(this.self);
       if (!inRow && !it.tg) continue;
-      if (!inRow) this.#touched.set(it.p, now);
+      if (!inRow) this.#touch(it.p);
       const d = this.#ensureData(it.p);
       if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
-        d.lineage = it.l;
+        d.follow(it.l, it.e);
+        if (it.hs) this.#sealed.set(it.p, { l: it.l, s: it.s });
         acks.push({ p: it.p, e: it.e, s: d.seq });
         continue;
       }
@@ -684,14 +1032,14 @@ export class MapService {
     }
     if (acks.length) this.#transport.send(from, { t: Kind.MapBackupAck, items: acks });
     if (pulls.length) {
-      this.counters.pulls += pulls.length;
+      this.counters.pulls += pulls.length - reports;
       this.#transport.send(from, { t: Kind.MapSyncPull, items: pulls });
     }
   }
 
   #onAck(from: NodeId, p: number, e: number, s: number): void {
     const prim = this.#primaries.get(p);
-    if (!prim || prim.epoch !== e) return;
+    if (!prim || prim.epoch !== e || prim.catchUp) return;
     const f = prim.followers.get(from);
     if (!f) return;
     const now = this.#clock.now();
@@ -720,8 +1068,10 @@ export class MapService {
   }
 
   #onPull(from: NodeId, it: PullItem): void {
+    if (it.up) return this.#onCopyRequest(from, it);
+    if (it.q) return this.#onHistoryReport(from, it);
     const prim = this.#primaries.get(it.p);
-    if (!prim || prim.epoch !== it.e) return;
+    if (!prim || prim.epoch !== it.e || prim.catchUp) return;
     const f = prim.followers.get(from);
     if (!f) return;
     const d = this.#data.get(it.p)!;
@@ -752,14 +1102,23 @@ export class MapService {
     const cur = this.#snapOut.get(key);
     if (cur && cur.epoch === prim.epoch && cur.lineage === prim.lineage) return;
     if (this.#snapOut.size >= this.config.maxSnapshotSessions) return; // the replica pulls again later
-    const d = this.#data.get(prim.p)!;
+    const s = this.#newSnapshotOut(prim.p, to, prim.epoch, prim.lineage, this.#data.get(prim.p)!, false);
+    this.#snapOut.set(key, s);
+    this.counters.snapshotsSent++;
+    this.#pumpSnapshot(s);
+  }
+
+  /** A transfer of `d`'s current content to `to`, cut into chunks of about snapshotChunkBytes. */
+  #newSnapshotOut(p: number, to: NodeId, epoch: number, lineage: number, d: PartitionData, up: boolean): SnapshotOut {
     const snap = d.snapshot();
     const chunks: Message[] = [];
     const sid = this.#sid++;
     let entries: SnapshotData["entries"] = [];
     let bytes = 0;
     const flush = (last: boolean) => {
-      chunks.push({ t: Kind.MapSnapshotChunk, p: prim.p, e: prim.epoch, l: prim.lineage, sid, i: chunks.length, n: 0, s: snap.seq, d0: snap.digest[0], d1: snap.digest[1], entries, dedupe: last ? snap.dedupe : [] });
+      const c: Message = { t: Kind.MapSnapshotChunk, p, e: epoch, l: lineage, sid, i: chunks.length, n: 0, s: snap.seq, d0: snap.digest[0], d1: snap.digest[1], entries, dedupe: last ? snap.dedupe : [] };
+      if (up) c.up = true;
+      chunks.push(c);
       entries = [];
       bytes = 0;
     };
@@ -770,11 +1129,11 @@ export class MapService {
     }
     flush(true);
     for (const c of chunks) c.n = chunks.length;
-    const s: SnapshotOut = {
-      p: prim.p,
+    return {
+      p,
       to,
-      epoch: prim.epoch,
-      lineage: prim.lineage,
+      epoch,
+      lineage,
       sid,
       chunks,
       acked: chunks.map(() => false),
@@ -782,10 +1141,8 @@ export class MapService {
       tries: chunks.map(() => 0),
       remaining: chunks.length,
       progressAt: this.#clock.now(),
+      up,
     };
-    this.#snapOut.set(key, s);
-    this.counters.snapshotsSent++;
-    this.#pumpSnapshot(s);
   }
 
   #pumpSnapshot(s: SnapshotOut): void {
@@ -807,10 +1164,11 @@ export class MapService {
   }
 
   #onChunk(from: NodeId, c: ChunkMsg): void {
+    if (c.up) return this.#onCopyChunk(from, c);
     if (!this.#fromPrimary(from, c.p, c.e)) return;
     const inRow = this.#partitions.table.replicas[c.p].includes(this.self);
     if (!inRow && !this.#isTarget(c.p)) return;
-    if (!inRow) this.#touched.set(c.p, this.#clock.now());
+    if (!inRow) this.#touch(c.p);
     const cur = this.#data.get(c.p);
     if (cur && cur.lineage === c.l && cur.seq >= c.s) {
       // Already at or past this snapshot on the same history (a retransmitted chunk of a
@@ -818,16 +1176,34 @@ export class MapService {
       this.#transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
       return;
     }
+    const snap = this.#assemble(from, c);
+    if (!snap) return;
+    const d = this.#ensureData(c.p);
+    d.install(snap, c.l);
+    if (d.digest[0] !== snap.digest[0] || d.digest[1] !== snap.digest[1]) {
+      this.#log.error("map.snapshot.digest_mismatch", { p: c.p, from });
+      d.lineage = -1;
+      d.historyLineage = -1;
+      return;
+    }
+    d.follow(c.l, c.e);
+    this.counters.snapshotsInstalled++;
+    this.#log.debug("map.snapshot.installed", { p: c.p, epoch: c.e, seq: d.seq, entries: d.entryCount, from });
+    this.#transport.send(from, { t: Kind.MapBackupAck, items: [{ p: c.p, e: c.e, s: d.seq }] });
+  }
+
+  /** Collects a chunk (and acks it); returns the whole snapshot once every chunk is in. */
+  #assemble(from: NodeId, c: ChunkMsg): SnapshotData | null {
     let a = this.#snapIn.get(c.p);
     if (!a || a.sid !== c.sid || a.from !== from) {
       a = { sid: c.sid, from, epoch: c.e, lineage: c.l, n: c.n, s: c.s, d: [c.d0, c.d1], got: new Map(), lastChunkAt: 0 };
       this.#snapIn.set(c.p, a);
     }
     a.lastChunkAt = this.#clock.now();
-    if (c.i >= a.n) return;
+    if (c.i >= a.n) return null;
     a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe });
     this.#transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
-    if (a.got.size < a.n) return;
+    if (a.got.size < a.n) return null;
     this.#snapIn.delete(c.p);
     const snap: SnapshotData = { seq: a.s, digest: a.d, entries: [], dedupe: [] };
     for (let i = 0; i < a.n; i++) {
@@ -835,16 +1211,7 @@ export class MapService {
       for (const e of part.entries) snap.entries.push(e);
       for (const e of part.dedupe) snap.dedupe.push(e);
     }
-    const d = this.#ensureData(c.p);
-    d.install(snap, c.l);
-    if (d.digest[0] !== a.d[0] || d.digest[1] !== a.d[1]) {
-      this.#log.error("map.snapshot.digest_mismatch", { p: c.p, from });
-      d.lineage = -1;
-      return;
-    }
-    this.counters.snapshotsInstalled++;
-    this.#log.debug("map.snapshot.installed", { p: c.p, epoch: c.e, seq: d.seq, entries: d.entryCount, from });
-    this.#transport.send(from, { t: Kind.MapBackupAck, items: [{ p: c.p, e: c.e, s: d.seq }] });
+    return snap;
   }
 
   // ---- periodic work ---------------------------------------------------------------------
@@ -871,6 +1238,10 @@ export class MapService {
     const checks = new Map<NodeId, CheckItem[]>();
     const live = new Set(this.#view.members().map((m) => m.id));
     for (const prim of this.#primaries.values()) {
+      if (prim.catchUp) {
+        this.#tickCatchUp(prim, now, live, checks);
+        continue;
+      }
       const d = this.#data.get(prim.p)!;
       for (const f of prim.followers.values()) {
         if (!live.has(f.id)) continue;
@@ -894,9 +1265,10 @@ export class MapService {
     // (the replica pulls again if it still needs one), so they cannot hold the session limit.
     for (const [key, s] of this.#snapOut) {
       const prim = this.#primaries.get(s.p);
-      if (!prim || prim.epoch !== s.epoch || !prim.followers.has(s.to) || !live.has(s.to) || now - s.progressAt > SNAPSHOT_GIVE_UP_RETRANSMITS * this.config.retransmitMs) {
-        this.#snapOut.delete(key);
-      } else this.#pumpSnapshot(s);
+      const stale = !live.has(s.to) || now - s.progressAt > SNAPSHOT_GIVE_UP_RETRANSMITS * this.config.retransmitMs ||
+        (s.up ? this.#partitions.table.epochs[s.p] > s.epoch : !prim || prim.epoch !== s.epoch || !prim.followers.has(s.to));
+      if (stale) this.#snapOut.delete(key);
+      else this.#pumpSnapshot(s);
     }
     // Drop migration-target copies nobody committed.
     const t = this.#partitions.table;
@@ -906,6 +1278,7 @@ export class MapService {
         this.#touched.delete(p);
         this.#data.delete(p);
         this.#snapIn.delete(p);
+        this.#sealed.delete(p);
       }
     }
   }
@@ -919,6 +1292,10 @@ interface CheckItem {
   d0: number;
   d1: number;
   tg: boolean;
+  /** A history query from a new primary (see MapSyncCheck). */
+  q?: boolean;
+  /** Handoff seal (see MapSyncCheck). */
+  hs?: boolean;
 }
 
 interface PullItem {
@@ -928,6 +1305,13 @@ interface PullItem {
   l: number;
   d0: number;
   d1: number;
+  /** A report answering a history query: the history the copy holds, and its entries. */
+  q?: boolean;
+  hl?: number;
+  he?: number;
+  n?: number;
+  /** New primary → replica: send me your copy. */
+  up?: boolean;
 }
 
 interface ChunkMsg {
@@ -942,6 +1326,7 @@ interface ChunkMsg {
   d1: number;
   entries: SnapshotData["entries"];
   dedupe: SnapshotData["dedupe"];
+  up?: boolean;
 }
 
 /**

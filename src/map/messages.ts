@@ -23,15 +23,43 @@ export const MapBackupOpsMsg = defineMessage(Kind.MapBackupOps, "MapBackupOps", 
 export const MapBackupAckMsg = defineMessage(Kind.MapBackupAck, "MapBackupAck", {
   items: w.list(z.object({ p: P, e: w.uint(), s: w.uint() }), 10_000),
 });
-/** Primary → replica: my lineage, sequence and digest; confirm (ack) if yours match, else pull. `tg` marks a migration target. */
+/**
+ * Primary → replica: my lineage, sequence and digest; confirm (ack) if yours match, else pull.
+ * `tg` marks a migration target. `hs` (handoff seal, to the member about to become primary):
+ * I serve nothing more and my history ends at `s`. `q`: a history query from a member that just became primary
+ * and serves nothing yet: answer with a report (a MapSyncPull item with `q`), change nothing.
+ */
 export const MapSyncCheckMsg = defineMessage(Kind.MapSyncCheck, "MapSyncCheck", {
-  items: w.list(z.object({ p: P, e: w.uint(), l: L, s: w.uint(), d0: w.uint(), d1: w.uint(), tg: z.boolean() }), 10_000),
+  items: w.list(z.object({ p: P, e: w.uint(), l: L, s: w.uint(), d0: w.uint(), d1: w.uint(), tg: z.boolean(), q: z.boolean().optional(), hs: z.boolean().optional() }), 10_000),
 });
-/** Replica → primary: I hold `s` of lineage `l` with this digest; send what I miss (log or snapshot). */
+/**
+ * Replica → primary: I hold `s` of lineage `l` with this digest; send what I miss (log or
+ * snapshot). With `q`: a report answering a history query, `hl`/`he` = the lineage whose
+ * history the copy holds and the epoch that drew it (-1: none), `n` = its entries.
+ * Primary → replica with `up`: send me your copy (answered with MapSnapshotChunk `up`).
+ */
 export const MapSyncPullMsg = defineMessage(Kind.MapSyncPull, "MapSyncPull", {
-  items: w.list(z.object({ p: P, e: w.uint(), s: w.uint(), l: w.int(), d0: w.uint(), d1: w.uint() }), 10_000),
+  items: w.list(
+    z.object({
+      p: P,
+      e: w.uint(),
+      s: w.uint(),
+      l: w.int(),
+      d0: w.uint(),
+      d1: w.uint(),
+      q: z.boolean().optional(),
+      hl: w.int().optional(),
+      he: w.int().optional(),
+      n: w.uint().optional(),
+      up: z.boolean().optional(),
+    }),
+    10_000,
+  ),
 });
-/** Primary → replica: one chunk of a partition snapshot. */
+/**
+ * Primary → replica: one chunk of a partition snapshot. With `up`: replica → new primary,
+ * a chunk of the replica's copy the new primary asked for (`e` = the new primary's epoch).
+ */
 export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnapshotChunk", {
   p: P,
   e: w.uint(),
@@ -44,6 +72,7 @@ export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnap
   d1: w.uint(),
   entries: w.list(z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), w.uint(), w.uint()]), 100_000),
   dedupe: w.list(z.tuple([w.str(256), w.uint(), w.any()]), 100_000),
+  up: z.boolean().optional(),
 });
 /** Replica → primary: chunk `i` of snapshot `sid` arrived. */
 export const MapSnapshotAckMsg = defineMessage(Kind.MapSnapshotAck, "MapSnapshotAck", { p: P, sid: w.uint(), i: w.uint() });

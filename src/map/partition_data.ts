@@ -63,6 +63,15 @@ export class PartitionData {
    * (-1 = not confirmed). A backup applies writes only from the primary of this epoch.
    */
   lineage = -1;
+  /**
+   * The lineage whose history this copy holds, and the ownership epoch of the primary that
+   * drew it: set whenever the copy is confirmed to follow a primary (check, snapshot) or its
+   * member becomes primary, and kept when `lineage` is reset to -1 (the content stays what
+   * it was until a snapshot replaces it). -1 = this copy never followed any history (a fresh,
+   * empty copy). A new primary compares these with the other replicas' before it serves.
+   */
+  historyLineage = -1;
+  historyEpoch = -1;
   digest: [number, number] = [0, 0];
   readonly maps = new Map<string, RecordStore>();
   readonly dedupe = new Map<string, DedupeRecord>();
@@ -86,6 +95,13 @@ export class PartitionData {
   #xor(store: RecordStore, key: Uint8Array, value: Uint8Array): void {
     this.digest[0] = (this.digest[0] ^ entryHash(store, key, value, 1)) >>> 0;
     this.digest[1] = (this.digest[1] ^ entryHash(store, key, value, 2)) >>> 0;
+  }
+
+  /** Follows (and holds the history of) lineage `lineage`, drawn by the primary of epoch `epoch`. */
+  follow(lineage: number, epoch: number): void {
+    this.lineage = lineage;
+    this.historyLineage = lineage;
+    this.historyEpoch = epoch;
   }
 
   /** Applies one effect to the records (and the digest). */

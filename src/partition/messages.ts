@@ -24,17 +24,23 @@ export const PartitionTableVersionMsg = defineMessage(Kind.PartitionTableVersion
 export const PartitionTableFetchMsg = defineMessage(Kind.PartitionTableFetch, "PartitionTableFetch", { collect: z.boolean() });
 /** Member → new master: the newest table this member holds. */
 export const PartitionTableReportMsg = defineMessage(Kind.PartitionTableReport, "PartitionTableReport", table);
-/** Master → primary: bring the members of `row` up to date for partition `p`, then report ready. */
+/**
+ * Master → primary: bring the members of `row` up to date for partition `p`, then report
+ * ready. `mid` names this migration (the same on every resend): a start with another `mid`
+ * is a new migration, whose targets the primary checks again from scratch.
+ */
 export const PartitionMigrationStartMsg = defineMessage(Kind.PartitionMigrationStart, "PartitionMigrationStart", {
   p: w.uint().max(MAX_PARTITIONS),
   epoch: w.uint(),
   row: w.list(w.id(), 7),
+  mid: w.uint().optional(),
 });
-/** Primary → master: every member of `row` holds partition `p` and has acked every write. */
+/** Primary → master: every member of `row` holds partition `p` and has acked every write (for migration `mid`). */
 export const PartitionMigrationReadyMsg = defineMessage(Kind.PartitionMigrationReady, "PartitionMigrationReady", {
   p: w.uint().max(MAX_PARTITIONS),
   epoch: w.uint(),
   row: w.list(w.id(), 7),
+  mid: w.uint().optional(),
 });
 /** Member → master: graceful shutdown; move my partitions away. */
 export const PartitionMemberLeavingMsg = defineMessage(Kind.PartitionMemberLeaving, "PartitionMemberLeaving", {});

@@ -70,9 +70,12 @@ export interface PartitionServiceOptions {
 }
 
 export type TableListener = (next: PartitionTable, prev: PartitionTable) => void;
-export type MigrationStartListener = (p: number, epoch: number, row: readonly NodeId[]) => void;
+/** `mid` names the migration (the same on resends; absent from masters that predate it). */
+export type MigrationStartListener = (p: number, epoch: number, row: readonly NodeId[], mid?: number) => void;
 
 interface Inflight {
+  /** Names this migration: unique per master reign (term) and start. */
+  id: number;
   row: NodeId[];
   epoch: number;
   startedAt: number;
@@ -109,6 +112,7 @@ export class PartitionService {
   /** The term of the table this master's reign started from: tables of later terms come from another reign. */
   #reignFrom = 0;
   #inflight = new Map<number, Inflight>();
+  #migrationCounter = 0;
   #leaving = new Set<NodeId>();
   #lastHeartbeatAt = -Infinity;
   #idealKey = "";
@@ -119,7 +123,16 @@ export class PartitionService {
   #leaveWaiters: Array<() => void> = [];
   #leaveRequested = false;
   /** Counters for metrics and tests. */
-  readonly stats = { pushesApplied: 0, pushesIgnored: 0, migrationsStarted: 0, migrationsCommitted: 0, migrationsAbandoned: 0, tablesPublished: 0 };
+  readonly stats = {
+    pushesApplied: 0,
+    pushesIgnored: 0,
+    migrationsStarted: 0,
+    migrationsCommitted: 0,
+    migrationsAbandoned: 0,
+    tablesPublished: 0,
+    /** Master only: partitions whose every replica died (their data is gone; they start empty). */
+    partitionsLost: 0,
+  };
 
   constructor(opts: PartitionServiceOptions) {
     this.self = opts.self;
@@ -201,11 +214,13 @@ export class PartitionService {
     this.#migrationListeners.push(fn);
   }
 
-  /** Called by the primary's map layer once every member of `row` is up to date. */
-  reportMigrationReady(p: number, epoch: number, row: readonly NodeId[]): void {
+  /** Called by the primary's map layer once every member of `row` is up to date (for migration `mid`). */
+  reportMigrationReady(p: number, epoch: number, row: readonly NodeId[], mid?: number): void {
     const master = this.#view.master();
     if (!master) return;
-    this.#send(master, { t: Kind.PartitionMigrationReady, p, epoch, row: [...row] });
+    const msg: Message = { t: Kind.PartitionMigrationReady, p, epoch, row: [...row] };
+    if (mid !== undefined) msg.mid = mid;
+    this.#send(master, msg);
   }
 
   /** Asks the master for its table (throttled); used when a peer shows a newer epoch. */
@@ -308,13 +323,13 @@ export class PartitionService {
         return this.#onReport(from, msg);
       case Kind.PartitionMigrationStart: {
         if (from !== this.#view.master()) return;
-        const { p, epoch, row } = msg as unknown as { p: number; epoch: number; row: NodeId[] };
+        const { p, epoch, row, mid } = msg as unknown as { p: number; epoch: number; row: NodeId[]; mid?: number };
         if (p >= this.config.partitionCount) return;
-        for (const fn of this.#migrationListeners) fn(p, epoch, row);
+        for (const fn of this.#migrationListeners) fn(p, epoch, row, mid);
         return;
       }
       case Kind.PartitionMigrationReady:
-        return this.#onReady(msg as unknown as { p: number; epoch: number; row: NodeId[] });
+        return this.#onReady(msg as unknown as { p: number; epoch: number; row: NodeId[]; mid?: number });
       case Kind.PartitionMemberLeaving: {
         if (this.#view.isMaster() && this.#view.member(from)) {
           this.#leaving.add(from);
@@ -492,7 +507,10 @@ export class PartitionService {
     // 1. Repair: drop dead members; the first live backup becomes primary (epoch + 1).
     if (replicas.some((r) => r.some((m) => !live.has(m)))) {
       const emptied = replicas.filter((r) => r.length > 0 && r.every((m) => !live.has(m))).length;
-      if (emptied > 0) this.#log.warn("partition.repair.all_replicas_gone", { partitions: emptied, live: [...live] });
+      if (emptied > 0) {
+        this.stats.partitionsLost += emptied;
+        this.#log.warn("partition.repair.all_replicas_gone", { partitions: emptied, live: [...live] });
+      }
       replicas = repairReplicas(replicas, live);
       changed = true;
     }
@@ -536,18 +554,19 @@ export class PartitionService {
           continue;
         }
         if (this.#inflight.size >= this.config.maxParallelMigrations) continue;
-        this.#inflight.set(p, { row: [...want], epoch: t.epochs[p], startedAt: now, sentAt: now });
+        const id = this.#newMigrationId(t.term);
+        this.#inflight.set(p, { id, row: [...want], epoch: t.epochs[p], startedAt: now, sentAt: now });
         migrations.set(p, [...want]);
         this.stats.migrationsStarted++;
         changed = true;
-        this.#send(cur[0], { t: Kind.PartitionMigrationStart, p, epoch: t.epochs[p], row: [...want] });
+        this.#send(cur[0], { t: Kind.PartitionMigrationStart, p, epoch: t.epochs[p], row: [...want], mid: id });
       }
     }
     // 4. Re-send starts that may have been lost.
     for (const [p, m] of this.#inflight) {
       if (now - m.sentAt >= 1000) {
         m.sentAt = now;
-        this.#send(replicas[p][0], { t: Kind.PartitionMigrationStart, p, epoch: m.epoch, row: m.row });
+        this.#send(replicas[p][0], { t: Kind.PartitionMigrationStart, p, epoch: m.epoch, row: m.row, mid: m.id });
       }
     }
     if (changed) {
@@ -556,10 +575,22 @@ export class PartitionService {
     }
   }
 
-  #onReady(msg: { p: number; epoch: number; row: NodeId[] }): void {
+  /**
+   * A migration id unique per reign and start: a primary that still counts the targets of an
+   * earlier migration of the same row caught up (one this or an earlier master abandoned,
+   * after which a target may have dropped its copy) checks them again for a new id, and its
+   * ready reports for the old id commit nothing.
+   */
+  #newMigrationId(term: number): number {
+    this.#migrationCounter = (this.#migrationCounter + 1) % 2 ** 32;
+    return (term % 2 ** 19) * 2 ** 32 + this.#migrationCounter;
+  }
+
+  #onReady(msg: { p: number; epoch: number; row: NodeId[]; mid?: number }): void {
     if (!this.masterActive) return;
     const m = this.#inflight.get(msg.p);
     if (!m || m.epoch !== msg.epoch || !sameRow(m.row, msg.row)) return;
+    if (msg.mid !== undefined && msg.mid !== m.id) return;
     const live = new Set(this.#view.members().map((x) => x.id));
     this.#inflight.delete(msg.p);
     const t = this.#current();
