@@ -168,16 +168,44 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     return Array.from({ length: this.partitionCount }, (_, i) => i);
   }
 
-  /** Entries partition by partition, a page at a time; weakly consistent under concurrent writes. */
+  /**
+   * Entries partition by partition (in partition order), a page at a time; weakly consistent
+   * under concurrent writes: each page is read from its partition's primary when fetched.
+   * Pages of up to {@link FAN_OUT} partitions are fetched concurrently: the next partitions'
+   * first pages while the current one is consumed, and each partition's next page while its
+   * current page is yielded. At most one page per partition in the window is held, so memory
+   * stays bounded by FAN_OUT + 1 pages of MAX_BATCH entries.
+   */
   async *entries(): AsyncIterableIterator<[K, V]> {
+    type Page = { e: Array<[Uint8Array, Uint8Array]>; more: boolean };
+    const fetchPage = async (p: number, offset: number): Promise<Page> => {
+      const r = (await this.#call(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as { e?: unknown; more?: unknown };
+      if (!r || !Array.isArray(r.e)) throw new ShoalError("INTERNAL", "Malformed entries result");
+      return { e: r.e as Array<[Uint8Array, Uint8Array]>, more: !!r.more };
+    };
+    // A page fetched ahead may fail before it is awaited; it is awaited (and rethrown) in turn.
+    const ahead = (p: number, offset: number): Promise<Page> => {
+      const page = fetchPage(p, offset);
+      page.catch(() => {});
+      return page;
+    };
+    const first = new Map<number, Promise<Page>>();
+    let nextFirst = 0;
+    const fill = (upTo: number) => {
+      for (; nextFirst < Math.min(upTo, this.partitionCount); nextFirst++) first.set(nextFirst, ahead(nextFirst, 0));
+    };
     for (let p = 0; p < this.partitionCount; p++) {
+      fill(p + FAN_OUT);
+      let page = first.get(p)!;
+      first.delete(p);
       let offset = 0;
       for (;;) {
-        const r = (await this.#call(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as { e?: unknown; more?: unknown };
-        if (!r || !Array.isArray(r.e)) throw new ShoalError("INTERNAL", "Malformed entries result");
-        for (const pair of r.e as Array<[Uint8Array, Uint8Array]>) yield [decodeValue(pair[0]) as K, decodeValue(pair[1]) as V];
-        if (!r.more || r.e.length === 0) break;
-        offset += r.e.length;
+        const cur = await page;
+        offset += cur.e.length;
+        const more = cur.more && cur.e.length > 0;
+        if (more) page = ahead(p, offset);
+        for (const pair of cur.e) yield [decodeValue(pair[0]) as K, decodeValue(pair[1]) as V];
+        if (!more) break;
       }
     }
   }
