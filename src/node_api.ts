@@ -25,6 +25,16 @@ export interface PartitionSummary {
   replicasMissing: number;
   /** Partitions with a migration in flight. */
   migrating: number;
+  /**
+   * Partitions whose every replica died before re-replication completed, as counted by
+   * this member while it was master (more failures than `backupCount`: their data is gone).
+   */
+  lost: number;
+  /**
+   * Partitions this member became primary of while no live replica held their history
+   * (`map.partition.data_lost` in the log). 0 unless more than `backupCount` copies failed.
+   */
+  dataLoss: number;
 }
 
 export interface LinkInfo {

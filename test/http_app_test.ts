@@ -40,7 +40,9 @@ describe("GET /cluster", () => {
     expect(body.members.map((m: { name: string }) => m.name)).toEqual(["self", "peer1", "peer2"]);
     expect(typeof body.memberListVersion).toBe("number");
     expect(typeof body.partitionTableVersion).toBe("number");
-    expect(Object.keys(body.partitions).sort()).toEqual(["count", "migrating", "owners", "replicasMissing"]);
+    expect(Object.keys(body.partitions).sort()).toEqual(["count", "dataLoss", "lost", "migrating", "owners", "replicasMissing"]);
+    expect(body.partitions.lost).toBe(0);
+    expect(body.partitions.dataLoss).toBe(0);
     expect(body.partitions.count).toBe(271);
     expect(Object.values(body.partitions.owners as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(271);
     expect(body.partitions.replicasMissing).toBe(0);

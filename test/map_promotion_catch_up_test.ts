@@ -188,11 +188,30 @@ describe("a new primary catches up before it serves", () => {
     expect(await settle(h, () => unsettled(h, 2) === null, 30_000)).toBe(true);
     expect(h.members.get(y)!.grid.maps.counters.dataLoss).toBe(1);
     expect(h.live().reduce((n, m) => n + m.grid.maps.counters.dataLoss, 0)).toBe(1);
+    // GET /cluster and /metrics read it from the partition summary.
+    expect(h.members.get(y)!.grid.partitionSummary().dataLoss).toBe(1);
     // The loss is reported, not hidden: the keys are gone, and writes work again.
     const got = await h.until(map.getAll(keys));
     expect(got.size).toBe(0);
     await h.until(map.set(keys[0], "w"));
     expect(await h.until(map.get(keys[0]))).toBe("w");
+    h.stop();
+  }, 30_000);
+
+  test("when every replica of a partition dies at once the master counts it as lost", async () => {
+    const h = new GridHarness({ seed: 4, config: { partitionCount: P, backupCount: 1 } });
+    for (const id of ["a", "b", "c", "d"]) await h.add(id);
+    expect(await settle(h, () => unsettled(h, 2) === null, 10_000)).toBe(true);
+    const t = h.members.get("a")!.grid.partitions.table;
+    // Two members other than the master that share at least one partition's whole row.
+    const pairs = [["b", "c"], ["b", "d"], ["c", "d"]];
+    const [x, y] = pairs.find(([u, v]) => t.replicas.some((row) => row.includes(u) && row.includes(v)))!;
+    const doomed = t.replicas.filter((row) => row.includes(x) && row.includes(y)).length;
+    expect(h.members.get("a")!.grid.partitionSummary().lost).toBe(0);
+    h.crash(x, 500);
+    h.crash(y, 500);
+    expect(await settle(h, () => unsettled(h, 2) === null, 30_000)).toBe(true);
+    expect(h.members.get("a")!.grid.partitionSummary().lost).toBe(doomed);
     h.stop();
   }, 30_000);
 });

@@ -27,7 +27,7 @@ export interface ClusterJson {
   members: ClusterMemberJson[];
   memberListVersion: number;
   partitionTableVersion: number;
-  partitions: { count: number; owners: Record<NodeId, number>; replicasMissing: number; migrating: number };
+  partitions: { count: number; owners: Record<NodeId, number>; replicasMissing: number; migrating: number; lost: number; dataLoss: number };
   /** This member's links to the others: direct, or relayed through another member. */
   links: LinkInfo[];
 }
@@ -50,7 +50,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
     members: view.members().map((m) => ({ id: m.id, name: m.name, runtime: m.runtime, joinedAt: m.joinedAt, lite: m.lite })),
     memberListVersion: view.memberListVersion,
     partitionTableVersion: p.version,
-    partitions: { count: p.count, owners: { ...p.owners }, replicasMissing: p.replicasMissing, migrating: p.migrating },
+    partitions: { count: p.count, owners: { ...p.owners }, replicasMissing: p.replicasMissing, migrating: p.migrating, lost: p.lost, dataLoss: p.dataLoss },
     links: node.links().map((l) => (l.via === undefined ? { peer: l.peer, kind: l.kind } : { peer: l.peer, kind: l.kind, via: l.via })),
   };
 }

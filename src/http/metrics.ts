@@ -80,6 +80,8 @@ export function collectMetrics(node: ShoalNode, http: HttpMetricInputs): MetricF
     gauge("shoal_partitions_migrating", "Partitions this member takes part in migrating", [{ value: migratingHere }]),
     gauge("shoal_cluster_partitions_migrating", "Partitions with a migration in flight, cluster-wide", [{ value: summary.migrating }]),
     gauge("shoal_cluster_replicas_missing", "Replicas missing to reach the configured count, cluster-wide", [{ value: summary.replicasMissing }]),
+    counter("shoal_partitions_lost_total", "Partitions whose every replica died, counted by this member while master", [{ value: summary.lost }]),
+    counter("shoal_partition_data_loss_total", "Partitions this member became primary of with no replica holding their history", [{ value: summary.dataLoss }]),
     gauge("shoal_links", "This member's links to other members", [
       { labels: { kind: "direct" }, value: links.filter((l) => l.kind === "direct").length },
       { labels: { kind: "relayed" }, value: links.filter((l) => l.kind === "relayed").length },

@@ -71,7 +71,7 @@ export class DataGrid {
   }
 
   partitionSummary(): PartitionSummary {
-    return this.partitions.summary();
+    return { ...this.partitions.summary(), dataLoss: this.maps.counters.dataLoss };
   }
 
   /** Names and sizes of the maps this member is primary for (its share). */

@@ -192,7 +192,8 @@ export class PartitionService {
   }
 
   summary(): PartitionSummary {
-    return tableSummary(this.#table, this.wantedReplicas(), new Set(this.#view.members().map((m) => m.id)));
+    const s = tableSummary(this.#table, this.wantedReplicas(), new Set(this.#view.members().map((m) => m.id)));
+    return { ...s, lost: this.stats.partitionsLost, dataLoss: 0 };
   }
 
   info(): PartitionReplicaInfo[] {

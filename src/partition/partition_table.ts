@@ -163,7 +163,7 @@ export function tableInfo(t: PartitionTable): PartitionReplicaInfo[] {
  * @param wanted replicas wanted per partition (1 + backups), capped by the data member count
  * @param live the members this member's view holds alive; all when omitted
  */
-export function tableSummary(t: PartitionTable, wanted: number, live?: ReadonlySet<NodeId>): PartitionSummary {
+export function tableSummary(t: PartitionTable, wanted: number, live?: ReadonlySet<NodeId>): Omit<PartitionSummary, "lost" | "dataLoss"> {
   const owners: Record<NodeId, number> = {};
   let replicasMissing = 0;
   for (const row of t.replicas) {

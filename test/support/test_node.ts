@@ -289,7 +289,7 @@ export class TestNode implements ShoalNode {
       if (p.replicas[0]) owners[p.replicas[0]] = (owners[p.replicas[0]] ?? 0) + 1;
       missing += this.backupCount + 1 - p.replicas.length;
     }
-    return { count: this.partitionCount, version: this.cluster.memberListVersion, owners, replicasMissing: missing, migrating: this.migrating.size };
+    return { count: this.partitionCount, version: this.cluster.memberListVersion, owners, replicasMissing: missing, migrating: this.migrating.size, lost: 0, dataLoss: 0 };
   }
 
   links(): LinkInfo[] {
