@@ -115,6 +115,8 @@ type Role = "sync" | "async" | "target";
 interface Follower {
   id: NodeId;
   role: Role;
+  /** Snapshot transfers started to this replica under the current epoch. */
+  snapshots: number;
   /** Acked under the current epoch; meaningful once confirmed. */
   acked: number;
   confirmed: boolean;
@@ -193,13 +195,25 @@ interface SnapshotOut {
   lineage: number;
   sid: number;
   chunks: Message[];
+  /** Approximate payload bytes of each chunk (entries and their keys), for the counters. */
+  bytes: number[];
   acked: boolean[];
+  /** Last time each chunk was sent (-Infinity: not yet). */
   sentAt: number[];
-  /** Times each chunk was sent: its next resend waits retransmitMs × 2^(tries − 1), at most 16×. */
+  /** Times each chunk was sent. */
   tries: number[];
+  /** Send order (per transfer) of each chunk's first and latest transmission. */
+  firstOrder: number[];
+  lastOrder: number[];
+  /** Transmissions so far (orders are taken from it). */
+  sends: number;
   remaining: number;
   /** Last time the replica acked a chunk (or the start). */
   progressAt: number;
+  /** Last timeout resend (-Infinity: none since the last progress). */
+  resentAt: number;
+  /** Timeout resends since the last progress: the next waits rto × 2^backoff (at most 4×). */
+  backoff: number;
   /** A replica's copy sent to a new primary that asked for it (catch-up). */
   up: boolean;
 }
@@ -258,6 +272,25 @@ export class MapService {
      * partition held is gone.
      */
     dataLoss: 0,
+    /** Snapshot (and catch-up copy) chunks sent for the first time, and their approximate payload bytes. */
+    snapshotChunksSent: 0,
+    snapshotChunkBytesSent: 0,
+    /** Chunks sent again (a timeout with no progress, or a later chunk acked first), and their bytes. */
+    snapshotChunksResent: 0,
+    snapshotChunkBytesResent: 0,
+    /** Resends triggered because a chunk sent later was acknowledged first (the earlier one was lost). */
+    snapshotFastResends: 0,
+    /** Transfers started to a replica that already had one from this primary under the same epoch. */
+    snapshotsRestarted: 0,
+    /** Transfers dropped before completion (no progress for too long, replica gone or not a follower). */
+    snapshotsAbandoned: 0,
+    /** Pulls a primary received (anti-entropy, gaps), those during a migration of the partition, and those while a transfer to the puller was under way. */
+    pullsReceived: 0,
+    pullsReceivedDuringMigration: 0,
+    pullsReceivedDuringTransfer: 0,
+    /** Log re-shipments to a replica behind (after a pull, a confirmation or a timeout), and the writes they carried. */
+    logResends: 0,
+    logOpsResent: 0,
   };
   #view: ClusterView;
   #transport: Transport;
@@ -276,6 +309,11 @@ export class MapService {
   #pullAt = new Map<number, number>();
   #snapOut = new Map<string, SnapshotOut>();
   #snapIn = new Map<number, SnapshotIn>();
+  /**
+   * Smoothed round trip of snapshot chunks to each member (chunk sent once → its ack), which
+   * paces chunk resends. Entries of members that left are dropped on the tick.
+   */
+  #chunkRtt = new Map<NodeId, { srttMs: number; varMs: number }>();
   /**
    * Handoff seals: the old primary, serving nothing more, said its history ends at `s` of
    * lineage `l`, and this copy matched it. A member promoted by that handoff whose copy is
@@ -461,7 +499,7 @@ export class MapService {
       }
     }
     for (const [key, s] of this.#snapOut) {
-      if (s.up ? t.epochs[s.p] > s.epoch : this.#primaries.get(s.p)?.epoch !== s.epoch) this.#snapOut.delete(key);
+      if (s.up ? t.epochs[s.p] > s.epoch : this.#primaries.get(s.p)?.epoch !== s.epoch) this.#dropTransfer(key);
     }
     this.#sendChecks(queries);
   }
@@ -703,7 +741,7 @@ export class MapService {
         if (role === "target" && f.role !== "target") f.confirmed = false;
         f.role = role;
       } else {
-        prim.followers.set(id, { id, role, acked: 0, confirmed: false, lastSentAt: now, lastProgressAt: now, lastCheckAt: -Infinity });
+        prim.followers.set(id, { id, role, snapshots: 0, acked: 0, confirmed: false, lastSentAt: now, lastProgressAt: now, lastCheckAt: -Infinity });
         if (prim.catchUp) continue; // checked once catch-up is done
         this.#sendChecks(new Map([[id, [this.#checkItem(prim, role === "target")]]]));
         prim.followers.get(id)!.lastCheckAt = now;
@@ -715,7 +753,7 @@ export class MapService {
     this.counters.demotedPending += prim.waiters.length;
     this.#failWaiters(prim);
     prim.followers.clear();
-    for (const [key, s] of this.#snapOut) if (s.p === prim.p) this.#snapOut.delete(key);
+    for (const [key, s] of this.#snapOut) if (s.p === prim.p) this.#dropTransfer(key);
   }
 
   #failWaiters(prim: PrimaryState): void {
@@ -918,11 +956,8 @@ export class MapService {
       case Kind.MapSnapshotAck: {
         const s = this.#snapOut.get(`${msg.p}|${from}`);
         if (!s || s.sid !== msg.sid || (msg.i as number) >= s.chunks.length || s.acked[msg.i as number]) return;
-        s.acked[msg.i as number] = true;
-        s.remaining--;
-        s.progressAt = this.#clock.now();
+        this.#onChunkAck(s, msg.i as number);
         if (s.remaining === 0) this.#snapOut.delete(`${msg.p}|${from}`);
-        else this.#pumpSnapshot(s);
         return;
       }
     }
@@ -1062,6 +1097,8 @@ export class MapService {
       this.#startSnapshot(prim, f.id);
       return;
     }
+    this.counters.logResends++;
+    this.counters.logOpsResent += ops.length;
     for (let i = 0; i < ops.length; i += 256) {
       this.#transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, l: prim.lineage, ops: ops.slice(i, i + 256) });
     }
@@ -1074,6 +1111,9 @@ export class MapService {
     if (!prim || prim.epoch !== it.e || prim.catchUp) return;
     const f = prim.followers.get(from);
     if (!f) return;
+    this.counters.pullsReceived++;
+    if (prim.migration) this.counters.pullsReceivedDuringMigration++;
+    if (this.#snapOut.has(`${it.p}|${from}`)) this.counters.pullsReceivedDuringTransfer++;
     const d = this.#data.get(it.p)!;
     if (it.l === prim.lineage && it.s <= d.seq) {
       // Same history, behind: the log may cover the gap.
@@ -1105,6 +1145,8 @@ export class MapService {
     const s = this.#newSnapshotOut(prim.p, to, prim.epoch, prim.lineage, this.#data.get(prim.p)!, false);
     this.#snapOut.set(key, s);
     this.counters.snapshotsSent++;
+    const f = prim.followers.get(to);
+    if (f && f.snapshots++ > 0) this.counters.snapshotsRestarted++;
     this.#pumpSnapshot(s);
   }
 
@@ -1112,6 +1154,7 @@ export class MapService {
   #newSnapshotOut(p: number, to: NodeId, epoch: number, lineage: number, d: PartitionData, up: boolean): SnapshotOut {
     const snap = d.snapshot();
     const chunks: Message[] = [];
+    const sizes: number[] = [];
     const sid = this.#sid++;
     let entries: SnapshotData["entries"] = [];
     let bytes = 0;
@@ -1119,6 +1162,7 @@ export class MapService {
       const c: Message = { t: Kind.MapSnapshotChunk, p, e: epoch, l: lineage, sid, i: chunks.length, n: 0, s: snap.seq, d0: snap.digest[0], d1: snap.digest[1], entries, dedupe: last ? snap.dedupe : [] };
       if (up) c.up = true;
       chunks.push(c);
+      sizes.push(bytes + 64 + (last ? snap.dedupe.length * 24 : 0));
       entries = [];
       bytes = 0;
     };
@@ -1136,31 +1180,111 @@ export class MapService {
       lineage,
       sid,
       chunks,
+      bytes: sizes,
       acked: chunks.map(() => false),
       sentAt: chunks.map(() => -Infinity),
       tries: chunks.map(() => 0),
+      firstOrder: chunks.map(() => -1),
+      lastOrder: chunks.map(() => -1),
+      sends: 0,
       remaining: chunks.length,
       progressAt: this.#clock.now(),
+      resentAt: -Infinity,
+      backoff: 0,
       up,
     };
   }
 
+  /** Drops an unfinished transfer (counted in snapshotsAbandoned). */
+  #dropTransfer(key: string): void {
+    if (this.#snapOut.delete(key)) this.counters.snapshotsAbandoned++;
+  }
+
+  /** Sends the chunks of the window (the first `snapshotWindow` unacknowledged ones) not sent yet. */
   #pumpSnapshot(s: SnapshotOut): void {
-    const now = this.#clock.now();
     let inFlight = 0;
     for (let i = 0; i < s.chunks.length && inFlight < this.config.snapshotWindow; i++) {
       if (s.acked[i]) continue;
       inFlight++;
-      // The link is reliable: a chunk is resent only if the link went down meanwhile or the
-      // replica is slow. Resending at a fixed rate floods a congested link with copies of what
-      // it still queues, so each resend waits twice as long as the last.
-      const waitMs = this.config.retransmitMs * 2 ** Math.min(4, Math.max(0, s.tries[i] - 1));
-      if (now - s.sentAt[i] >= waitMs) {
-        s.sentAt[i] = now;
-        s.tries[i]++;
-        this.#transport.send(s.to, s.chunks[i]);
+      if (s.tries[i] === 0) this.#sendChunk(s, i);
+    }
+  }
+
+  #sendChunk(s: SnapshotOut, i: number): void {
+    const now = this.#clock.now();
+    if (s.tries[i] === 0) {
+      this.counters.snapshotChunksSent++;
+      this.counters.snapshotChunkBytesSent += s.bytes[i];
+      s.firstOrder[i] = s.sends;
+    } else {
+      this.counters.snapshotChunksResent++;
+      this.counters.snapshotChunkBytesResent += s.bytes[i];
+    }
+    s.lastOrder[i] = s.sends++;
+    s.sentAt[i] = now;
+    s.tries[i]++;
+    this.#transport.send(s.to, s.chunks[i]);
+  }
+
+  /**
+   * How long a transfer to `to` may go without any acknowledged chunk before its oldest
+   * unacknowledged chunk is resent: twice the smoothed chunk round trip plus four times its
+   * variation, at least retransmitMs (3 × retransmitMs before any measurement).
+   */
+  #chunkRtoMs(to: NodeId): number {
+    const r = this.#chunkRtt.get(to);
+    if (!r) return 3 * this.config.retransmitMs;
+    return Math.max(this.config.retransmitMs, 2 * r.srttMs + 4 * r.varMs);
+  }
+
+  /**
+   * Chunk `i` of `s` was acknowledged. Links are reliable and ordered, so a chunk sent before
+   * `i` was first sent and still unacknowledged was lost (or its ack was): it is resent at
+   * once. Nothing else is resent while acks come in: on a slow link the chunks are queued,
+   * and copies of them would only lengthen the queue.
+   */
+  #onChunkAck(s: SnapshotOut, i: number): void {
+    const now = this.#clock.now();
+    if (s.tries[i] === 1) {
+      // Karn: only chunks sent once give an unambiguous round trip.
+      const sample = now - s.sentAt[i];
+      const r = this.#chunkRtt.get(s.to);
+      if (!r) this.#chunkRtt.set(s.to, { srttMs: sample, varMs: sample / 2 });
+      else {
+        r.varMs = 0.75 * r.varMs + 0.25 * Math.abs(r.srttMs - sample);
+        r.srttMs = 0.875 * r.srttMs + 0.125 * sample;
       }
     }
+    s.acked[i] = true;
+    s.remaining--;
+    s.progressAt = now;
+    s.resentAt = -Infinity;
+    s.backoff = 0;
+    if (s.remaining === 0) return;
+    const first = s.firstOrder[i];
+    for (let k = 0; k < s.chunks.length; k++) {
+      if (s.acked[k] || s.tries[k] === 0) continue;
+      if (s.lastOrder[k] < first) {
+        this.counters.snapshotFastResends++;
+        this.#sendChunk(s, k);
+      }
+    }
+    this.#pumpSnapshot(s);
+  }
+
+  /** Tick: a transfer without any acknowledged chunk for an rto (doubling per try) resends its oldest unacknowledged chunk. */
+  #tickSnapshot(s: SnapshotOut, now: number): void {
+    const since = Math.max(s.progressAt, s.resentAt);
+    if (now - since < this.#chunkRtoMs(s.to) * 2 ** s.backoff) return this.#pumpSnapshot(s);
+    for (let k = 0; k < s.chunks.length; k++) {
+      if (s.acked[k]) continue;
+      if (s.tries[k] === 0) break;
+      this.#sendChunk(s, k);
+      s.resentAt = now;
+      s.backoff = Math.min(2, s.backoff + 1);
+      break;
+    }
+    this.#pumpSnapshot(s);
   }
 
   #onChunk(from: NodeId, c: ChunkMsg): void {
@@ -1265,11 +1389,13 @@ export class MapService {
     // (the replica pulls again if it still needs one), so they cannot hold the session limit.
     for (const [key, s] of this.#snapOut) {
       const prim = this.#primaries.get(s.p);
-      const stale = !live.has(s.to) || now - s.progressAt > SNAPSHOT_GIVE_UP_RETRANSMITS * this.config.retransmitMs ||
+      const giveUpMs = Math.max(SNAPSHOT_GIVE_UP_RETRANSMITS * this.config.retransmitMs, SNAPSHOT_GIVE_UP_RTOS * this.#chunkRtoMs(s.to));
+      const stale = !live.has(s.to) || now - s.progressAt > giveUpMs ||
         (s.up ? this.#partitions.table.epochs[s.p] > s.epoch : !prim || prim.epoch !== s.epoch || !prim.followers.has(s.to));
-      if (stale) this.#snapOut.delete(key);
-      else this.#pumpSnapshot(s);
+      if (stale) this.#dropTransfer(key);
+      else this.#tickSnapshot(s, now);
     }
+    for (const id of this.#chunkRtt.keys()) if (!live.has(id)) this.#chunkRtt.delete(id);
     // Drop migration-target copies nobody committed.
     const t = this.#partitions.table;
     for (const p of [...this.#touched.keys()]) {
@@ -1337,10 +1463,14 @@ interface ChunkMsg {
  */
 const SNAPSHOT_GIVE_UP_RETRANSMITS = 30;
 /**
+ * …and at least this many chunk rtos (see #chunkRtoMs), so a transfer over a slow link has its
+ * oldest chunk resent 4 times (after 1, 3, 7 and 11 rtos) before it is dropped.
+ */
+const SNAPSHOT_GIVE_UP_RTOS = 12;
+/**
  * A replica takes a snapshot transfer whose chunks stopped arriving for this many retransmit
- * intervals as abandoned, and pulls again (a primary resends an unacknowledged chunk after
- * 1, 2, 4… intervals, so a live transfer is not mistaken for a dead one for long; a pull
- * during a live transfer is harmless).
+ * intervals as abandoned, and pulls again (a pull during a live transfer is harmless: the
+ * primary keeps the transfer under way and sends nothing more for it).
  */
 const SNAPSHOT_STALE_RETRANSMITS = 4;
 
