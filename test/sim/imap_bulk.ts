@@ -10,11 +10,10 @@
  *   the sum of the entries the primaries hold;
  * - every partition must be back to full replica count with agreeing replicas.
  */
-import { Membership } from "../../src/cluster/membership.ts";
-import { DataGrid, type DataGridConfig } from "../../src/map/data_grid.ts";
-import { Simulation } from "../../src/sim/simulation.ts";
+import type { DataGridConfig } from "../../src/map/data_grid.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
 import { replicationComplete } from "./imap_chaos.ts";
+import { imapSimulation, type ImapSimNode } from "./imap_sim.ts";
 
 export interface BulkOptions {
   seed: number;
@@ -63,14 +62,6 @@ export interface BulkResult {
   };
 }
 
-interface BulkNode {
-  id: NodeId;
-  m: Membership;
-  grid: DataGrid;
-  alive: boolean;
-  stop(): void;
-}
-
 /** Runs one seeded bulk-load scenario; `problems` is empty when every check passed. */
 export async function runBulk(opts: BulkOptions): Promise<BulkResult> {
   const P = opts.partitionCount ?? 271;
@@ -84,40 +75,15 @@ export async function runBulk(opts: BulkOptions): Promise<BulkResult> {
   const problems: string[] = [];
   const stats: BulkResult["stats"] = { ackedCalls: 0, failedCalls: 0, stalls: 0, joined: false, checkedKeys: 0, sizes: [], virtualMs: 0 };
   const liteIds = new Set<NodeId>();
-  const sim = new Simulation<BulkNode>({ seed: opts.seed, link: { delayMs: 0.3, jitterMs: 0.7 }, encode: opts.encode ?? false, tickMs: 5, logLevel: opts.logLevel }, (ctx) => {
-    const lite = liteIds.has(ctx.id);
-    const m = new Membership({
-      self: ctx.id,
-      transport: ctx.transport,
-      router: ctx.router,
-      clock: ctx.clock,
-      rng: ctx.rng,
-      log: ctx.log,
-      config: { cluster: "sim", secret: "sim-secret", name: ctx.id, runtime: "sim", lite },
-    });
-    const grid = new DataGrid({
-      self: ctx.id,
-      view: m,
-      transport: ctx.transport,
-      router: ctx.router,
-      clock: ctx.clock,
-      rng: ctx.rng.fork(),
-      log: ctx.log,
-      config: { partitionCount: P, backupCount: 1, asyncBackupCount: 0, lite, ...opts.grid },
-    });
-    ctx.router.onHandlerError = (kind, err) => problems.push(`handler error in ${kind} on ${ctx.id}: ${String((err as Error)?.stack ?? err)}`);
-    const node: BulkNode = {
-      id: ctx.id,
-      m,
-      grid,
-      alive: true,
-      stop() {
-        node.alive = false;
-        grid.stop();
-        m.stop();
-      },
-    };
-    return node;
+  const sim = imapSimulation({
+    seed: opts.seed,
+    link: { delayMs: 0.3, jitterMs: 0.7 },
+    encode: opts.encode ?? false,
+    tickMs: 5,
+    logLevel: opts.logLevel,
+    grid: { partitionCount: P, backupCount: 1, asyncBackupCount: 0, ...opts.grid },
+    isLite: (id) => liteIds.has(id),
+    problems,
   });
   const rng = sim.rng.fork();
   const t0 = sim.clock.now();

@@ -6,12 +6,10 @@
  * replica count with agreeing replicas, and the recorded history must show no lost
  * acknowledged write and be linearizable per key.
  */
-import { Membership } from "../../src/cluster/membership.ts";
-import { DataGrid } from "../../src/map/data_grid.ts";
 import type { ReplicaDebug } from "../../src/map/map_service.ts";
-import { Simulation } from "../../src/sim/simulation.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
 import { checkLinearizable, checkNoLostWrites, History } from "../support/history_checker.ts";
+import { imapSimulation, type ImapSimNode } from "./imap_sim.ts";
 
 export interface ChaosOptions {
   seed: number;
@@ -63,14 +61,6 @@ export interface ChaosResult {
   };
 }
 
-interface ChaosNode {
-  id: NodeId;
-  m: Membership;
-  grid: DataGrid;
-  alive: boolean;
-  stop(): void;
-}
-
 const STEP_MS = 100;
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
@@ -84,49 +74,26 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
   // Every tenth run round-trips each message through the codec and its schema (slower).
   const encode = opts.encode ?? opts.seed % 10 === 0;
-  const sim = new Simulation<ChaosNode>({ seed: opts.seed, link: { delayMs: 1, jitterMs: 1 }, encode, tickMs: 10, logLevel: opts.logLevel }, (ctx) => {
-    const m = new Membership({
-      self: ctx.id,
-      transport: ctx.transport,
-      router: ctx.router,
-      clock: ctx.clock,
-      rng: ctx.rng,
-      log: ctx.log,
-      config: { cluster: "sim", secret: "sim-secret", name: ctx.id, runtime: "sim" },
-    });
-    const grid = new DataGrid({
-      self: ctx.id,
-      view: m,
-      transport: ctx.transport,
-      router: ctx.router,
-      clock: ctx.clock,
-      rng: ctx.rng.fork(),
-      log: ctx.log,
-      // Odd seeds: backups ack writes straight to the caller; even seeds: through the primary.
-      config: { partitionCount: P, backupCount, asyncBackupCount: 0, lite: false, invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 }, map: { directBackupAcks: opts.seed % 2 === 1 } },
-    });
-    m.subscribe((e) => {
-      if (e.type === "memberRemoved" && e.reason === "dead" && !sim.isCrashed(e.member.id)) stats.falsePositives++;
-      if (e.type === "merge") stats.mergeEvents++;
-    });
-    if (opts.verbose) {
-      m.subscribe((e) => {
-        if (e.type === "masterChanged" || e.type === "memberRemoved") console.log(`[${ctx.clock.now() - 1_700_000_000_000}] ${ctx.id} ${e.type} ${e.type === "masterChanged" ? e.master : e.member.id}`);
+  const sim = imapSimulation({
+    seed: opts.seed,
+    link: { delayMs: 1, jitterMs: 1 },
+    encode,
+    tickMs: 10,
+    logLevel: opts.logLevel,
+    // Odd seeds: backups ack writes straight to the caller; even seeds: through the primary.
+    grid: { partitionCount: P, backupCount, asyncBackupCount: 0, lite: false, invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 }, map: { directBackupAcks: opts.seed % 2 === 1 } },
+    problems,
+    onNode: (node) => {
+      node.m.subscribe((e) => {
+        if (e.type === "memberRemoved" && e.reason === "dead" && !sim.isCrashed(e.member.id)) stats.falsePositives++;
+        if (e.type === "merge") stats.mergeEvents++;
       });
-    }
-    ctx.router.onHandlerError = (kind, err) => problems.push(`handler error in ${kind} on ${ctx.id}: ${String(err)}`);
-    const node: ChaosNode = {
-      id: ctx.id,
-      m,
-      grid,
-      alive: true,
-      stop() {
-        node.alive = false;
-        grid.stop();
-        m.stop();
-      },
-    };
-    return node;
+      if (opts.verbose) {
+        node.m.subscribe((e) => {
+          if (e.type === "masterChanged" || e.type === "memberRemoved") console.log(`[${sim.clock.now() - 1_700_000_000_000}] ${node.id} ${e.type} ${e.type === "masterChanged" ? e.master : e.member.id}`);
+        });
+      }
+    },
   });
   const rng = sim.rng.fork();
   const t0 = sim.clock.now();
@@ -155,7 +122,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   let seq = 0;
   const sleep = (ms: number) => new Promise<void>((r) => sim.clock.setTimer(ms, r));
   const clients: Promise<void>[] = [];
-  const startClient = (node: ChaosNode) => {
+  const startClient = (node: ImapSimNode) => {
     clients.push((async () => {
       const map = node.grid.getMap<string, string>("chaos");
       while (writing && node.alive) {
@@ -303,7 +270,7 @@ export function splitRun(stats: ChaosResult["stats"]): boolean {
   return stats.splitSteps > 0 || stats.mergeEvents > 0;
 }
 
-function converged(nodes: ChaosNode[]): boolean {
+function converged(nodes: ImapSimNode[]): boolean {
   if (nodes.length === 0 || nodes.some((n) => !n.m.joined)) return false;
   const ids = nodes.map((n) => n.id).sort().join(",");
   const master = nodes[0].m.master();
@@ -315,7 +282,7 @@ function converged(nodes: ChaosNode[]): boolean {
  * everywhere, no migration in flight, and every replica confirmed with the primary's exact
  * sequence and digest; else the first reason it is not.
  */
-export function replicationComplete(nodes: ChaosNode[], P: number, backupCount: number): string | null {
+export function replicationComplete(nodes: ImapSimNode[], P: number, backupCount: number): string | null {
   const master = nodes.find((n) => n.grid.partitions.masterActive);
   if (!master) return "no active master";
   const t = master.grid.partitions.table;
@@ -344,7 +311,7 @@ export function replicationComplete(nodes: ChaosNode[], P: number, backupCount: 
  * epoch, and any two live replicas following the same primary's history (same lineage) at
  * the same sequence hold identical content.
  */
-export function checkInvariants(nodes: ChaosNode[], P: number, problems: string[]): void {
+export function checkInvariants(nodes: ImapSimNode[], P: number, problems: string[]): void {
   const all: Array<[NodeId, ReplicaDebug]> = [];
   for (const n of nodes) for (const r of n.grid.maps.debugReplicas()) all.push([n.id, r]);
   // A replica never holds less than its primary counts as acked on the same history.

@@ -18,6 +18,8 @@ export interface ImapSimNode {
 
 export interface ImapSimOptions extends SimulationOptions {
   grid: Partial<DataGridConfig> & { partitionCount: number };
+  /** Whether the node with this id is a lite member (holds no data). @default none is */
+  isLite?: (id: NodeId) => boolean;
   /** Called for every node built (subscribe to events, install error hooks). */
   onNode?: (n: ImapSimNode, handlerError: (kind: number, err: unknown) => void) => void;
   /** Collects handler errors of every node. */
@@ -27,6 +29,7 @@ export interface ImapSimOptions extends SimulationOptions {
 /** A simulation whose nodes are IMap members of cluster "sim". */
 export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
   return new Simulation<ImapSimNode>(opts, (ctx) => {
+    const lite = opts.isLite?.(ctx.id) ?? false;
     const m = new Membership({
       self: ctx.id,
       transport: ctx.transport,
@@ -34,7 +37,7 @@ export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
       clock: ctx.clock,
       rng: ctx.rng,
       log: ctx.log,
-      config: { cluster: "sim", secret: "sim-secret", name: ctx.id, runtime: "sim" },
+      config: { cluster: "sim", secret: "sim-secret", name: ctx.id, runtime: "sim", lite },
     });
     const grid = new DataGrid({
       self: ctx.id,
@@ -44,7 +47,7 @@ export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
       clock: ctx.clock,
       rng: ctx.rng.fork(),
       log: ctx.log,
-      config: { backupCount: 1, asyncBackupCount: 0, lite: false, ...opts.grid },
+      config: { backupCount: 1, asyncBackupCount: 0, lite, ...opts.grid },
     });
     ctx.router.onHandlerError = (kind, err) => opts.problems?.push(`handler error in ${kind} on ${ctx.id}: ${String((err as Error)?.stack ?? err)}`);
     const node: ImapSimNode = {
