@@ -191,19 +191,25 @@ export function clusterOf(m: MemberProcess): Promise<ClusterBody> {
 }
 
 /**
- * `shoal_transport_bytes_total{direction="sent"}` from `GET /metrics` of `m`.
- * @returns the byte count, or NaN when the endpoint fails or lacks the counter
+ * One sample of a Prometheus metric from `GET /metrics` of `m`: the first line of family
+ * `name` whose labels contain `labels` (e.g. `direction="sent"`).
+ * @returns the value, or NaN when the endpoint fails or lacks the sample
  */
-export async function bytesSentOf(m: MemberProcess): Promise<number> {
+export async function metricOf(m: MemberProcess, name: string, labels = ""): Promise<number> {
   try {
     const res = await fetch(m.url + "/metrics", { signal: AbortSignal.timeout(5_000) });
     const text = await res.text();
     if (!res.ok) return NaN;
-    const line = text.split("\n").find((l) => l.startsWith("shoal_transport_bytes_total") && l.includes('direction="sent"'));
+    const line = text.split("\n").find((l) => (l.startsWith(name + "{") || l.startsWith(name + " ")) && l.includes(labels));
     return line ? Number(line.trim().split(/\s+/).pop()) : NaN;
   } catch {
     return NaN;
   }
+}
+
+/** `shoal_transport_bytes_total{direction="sent"}` of `m` (NaN when unavailable). */
+export function bytesSentOf(m: MemberProcess): Promise<number> {
+  return metricOf(m, "shoal_transport_bytes_total", 'direction="sent"');
 }
 
 /** Resolves after `ms`. */

@@ -30,6 +30,7 @@ import { encodeValue } from "../src/wire/codec.ts";
 import {
   benchArgs,
   bytesSentOf,
+  metricOf,
   clusterOf,
   currentRuntime,
   flag,
@@ -175,6 +176,11 @@ async function main(): Promise<void> {
   await sleep(500);
   const before = client.partitionTable().map((r) => new Set(r.replicas));
   const sentBefore = await Promise.all(data.map(bytesSentOf));
+  const forwardedOf = (m: MemberProcess) => metricOf(m, "shoal_transport_forwarded_total");
+  const forwardedBefore = await Promise.all(data.map(forwardedOf));
+  const replicationEvents = ["snapshotChunkBytesSent", "snapshotChunkBytesResent", "snapshotsRestarted", "snapshotsAbandoned", "logOpsResent", "pullsReceived"];
+  const eventsOf = (ms: MemberProcess[]) => Promise.all(replicationEvents.map(async (e) => (await Promise.all(ms.map((m) => metricOf(m, "shoal_replication_events_total", `event="${e}"`)))).reduce((a, b) => a + b, 0)));
+  const eventsBefore = await eventsOf(data);
 
   // A 4th data member joins.
   let joinedAt = 0;
@@ -195,6 +201,10 @@ async function main(): Promise<void> {
   if (joinedAt === 0) throw new Error("the client never saw the 4th member join");
   const migrationMs = doneAt - joinedAt;
   const sentAfter = await Promise.all([...data, d].map(bytesSentOf));
+  const forwardedAfter = await Promise.all([...data, d].map(forwardedOf));
+  const eventsAfter = await eventsOf([...data, d]);
+  const events = replicationEvents.map((e, i) => `${e} ${(eventsAfter[i] - eventsBefore[i]).toLocaleString("en")}`).join(", ");
+  const forwarded = forwardedAfter.slice(0, 3).reduce((s, x, i) => s + x - forwardedBefore[i], 0) + forwardedAfter[3];
   const transportBytes = sentAfter.slice(0, 3).reduce((s, x, i) => s + x - sentBefore[i], 0);
   const transportBytesAll = transportBytes + sentAfter[3];
 
@@ -232,6 +242,8 @@ async function main(): Promise<void> {
       Number.isNaN(transportBytes) ? "n/a (GET /metrics failed)" : `${mb(transportBytes)} MB → ${(transportBytes / 1e6 / s).toFixed(2)} MB/s`,
     ],
     ["transport bytes sent by all 4", Number.isNaN(transportBytesAll) ? "n/a (GET /metrics failed)" : `${mb(transportBytesAll)} MB`],
+    ["replication events during the join (all 4)", events],
+    ["messages relayed for other members during the join (all 4)", Number.isNaN(forwarded) ? "n/a (GET /metrics failed)" : forwarded.toLocaleString("en")],
     ...(missingNote ? [["acknowledged putAll entries missing", missingNote] as [string, string]] : []),
     [`UDP receive-buffer drops (machine-wide): 1 / ${IN_FLIGHT} in flight / load / migration`, drops.slice(1).map((x, i) => x - drops[i]).join(" / ")],
   ];

@@ -219,7 +219,12 @@ export class Node implements ShoalNode {
         operations.push({ map: m.map, op, count: st.count, errors: st.errors, latency: { boundsMs: [...LATENCY_BUCKETS_MS], counts: st.counts, sumMs: st.sumMs, count: st.count } });
       }
     }
-    return { masterChanges: this.#masterChanges, operations, maps: this.grid.localMaps().map((m) => ({ name: m.name, primaryEntries: m.size, backupEntries: 0 })) };
+    return {
+      masterChanges: this.#masterChanges,
+      operations,
+      maps: this.grid.localMaps().map((m) => ({ name: m.name, primaryEntries: m.size, backupEntries: 0 })),
+      replication: { ...this.grid.maps.counters },
+    };
   }
 
   /** Graceful leave: partitions migrate away, `left` is announced, links and servers close. */

@@ -84,6 +84,11 @@ export interface NodeMetrics {
   masterChanges?: number;
   operations?: OperationStats[];
   maps?: MapLocalStats[];
+  /**
+   * Replication events of this member's map service since it started, by name (writes and
+   * backups applied, snapshot chunks sent and resent, pulls, catch-ups, losses, …).
+   */
+  replication?: Record<string, number>;
   jobs?: JobStats;
 }
 

@@ -39,6 +39,7 @@ describe("membership across processes", () => {
       const text = await r.text();
       expect(text).toContain('shoal_members{lite="false"} 5');
       expect(text).toContain("shoal_jobs{");
+      expect(text).toMatch(/shoal_replication_events_total\{event="snapshotChunksResent"\} \d+/);
     }
 
     // kill -9 the master: every survivor agrees on the oldest survivor, b.

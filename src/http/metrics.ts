@@ -91,6 +91,7 @@ export function collectMetrics(node: ShoalNode, http: HttpMetricInputs): MetricF
       { labels: { map: m.name, role: "primary" }, value: m.primaryEntries },
       { labels: { map: m.name, role: "backup" }, value: m.backupEntries },
     ])),
+    counter("shoal_replication_events_total", "Replication events of this member's map service, by event", Object.entries(extra.replication ?? {}).map(([event, value]) => ({ labels: { event }, value }))),
     counter("shoal_map_operations_total", "Map operations called on this member", (extra.operations ?? []).map((o) => ({ labels: { map: o.map, op: o.op }, value: o.count }))),
     counter("shoal_map_operation_errors_total", "Map operations called on this member that failed", (extra.operations ?? []).map((o) => ({ labels: { map: o.map, op: o.op }, value: o.errors }))),
     {
