@@ -1158,11 +1158,14 @@ export class MapService {
     const sid = this.#sid++;
     let entries: SnapshotData["entries"] = [];
     let bytes = 0;
+    // Each dedupe record carries its call's result (often a previous value as bytes).
+    let dedupeBytes = 0;
+    for (const [callId, , result] of snap.dedupe) dedupeBytes += callId.length + 16 + (result instanceof Uint8Array ? result.byteLength : 8);
     const flush = (last: boolean) => {
       const c: Message = { t: Kind.MapSnapshotChunk, p, e: epoch, l: lineage, sid, i: chunks.length, n: 0, s: snap.seq, d0: snap.digest[0], d1: snap.digest[1], entries, dedupe: last ? snap.dedupe : [] };
       if (up) c.up = true;
       chunks.push(c);
-      sizes.push(bytes + 64 + (last ? snap.dedupe.length * 24 : 0));
+      sizes.push(bytes + 64 + (last ? dedupeBytes : 0));
       entries = [];
       bytes = 0;
     };
