@@ -8,8 +8,11 @@ import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
 import type { Message } from "../wire/message.ts";
 
-/** Payload bytes per chunk. */
-export const CHUNK_BYTES = 12 * 1024;
+/**
+ * Payload bytes per chunk: a Chunk message with this much data (about 35 bytes of CBOR
+ * around it) still fits a 12,000-byte frame, i.e. ten of werift's 1,200-byte SCTP chunks.
+ */
+export const CHUNK_BYTES = 11_900;
 /** Messages whose encoding exceeds this are chunked. */
 export const CHUNK_THRESHOLD_BYTES = 16 * 1024;
 /** Most chunks one message can have. */

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
 import { defineMessage, w } from "../wire/message.ts";
+import { MAX_CHUNKS } from "./chunks.ts";
 
 /** Forward: a message relayed through a member that reaches both ends. `m` is validated again on arrival. */
 export const ForwardMsg = defineMessage(Kind.Forward, "Forward", {
@@ -20,7 +21,7 @@ export const TestDataMsg = defineMessage(Kind.TestData, "TestData", { seq: w.uin
 export const ChunkMsg = defineMessage(Kind.Chunk, "Chunk", {
   id: w.uint(),
   i: w.uint(),
-  n: w.uint().min(2).max(Math.ceil(Limits.maxMessageBytes / (12 * 1024)) + 1),
+  n: w.uint().min(2).max(MAX_CHUNKS),
   data: w.bytes(Limits.maxFrameBytes),
 });
 
