@@ -191,25 +191,37 @@ export function clusterOf(m: MemberProcess): Promise<ClusterBody> {
 }
 
 /**
- * One sample of a Prometheus metric from `GET /metrics` of `m`: the first line of family
- * `name` whose labels contain `labels` (e.g. `direction="sent"`).
- * @returns the value, or NaN when the endpoint fails or lacks the sample
+ * The text of `GET /metrics` of `m` ("" when the endpoint fails). Each scrape makes the
+ * member count its maps' sizes first (at most every 2 s), so scrape once per snapshot.
  */
-export async function metricOf(m: MemberProcess, name: string, labels = ""): Promise<number> {
+export async function scrapeMetrics(m: MemberProcess): Promise<string> {
   try {
-    const res = await fetch(m.url + "/metrics", { signal: AbortSignal.timeout(5_000) });
-    const text = await res.text();
-    if (!res.ok) return NaN;
-    const line = text.split("\n").find((l) => (l.startsWith(name + "{") || l.startsWith(name + " ")) && l.includes(labels));
-    return line ? Number(line.trim().split(/\s+/).pop()) : NaN;
+    const res = await fetch(m.url + "/metrics", { signal: AbortSignal.timeout(10_000) });
+    return res.ok ? await res.text() : "";
   } catch {
-    return NaN;
+    return "";
   }
 }
 
-/** `shoal_transport_bytes_total{direction="sent"}` of `m` (NaN when unavailable). */
-export function bytesSentOf(m: MemberProcess): Promise<number> {
-  return metricOf(m, "shoal_transport_bytes_total", 'direction="sent"');
+/**
+ * The first sample of family `name` in a scrape whose labels contain `labels`
+ * (e.g. `direction="sent"`); NaN when there is none.
+ */
+export function sampleOf(text: string, name: string, labels = ""): number {
+  const line = text.split("\n").find((l) => (l.startsWith(name + "{") || l.startsWith(name + " ")) && l.includes(labels));
+  return line ? Number(line.trim().split(/\s+/).pop()) : NaN;
+}
+
+/** Every sample of family `name` in a scrape, keyed by the value of label `label`. */
+export function samplesOf(text: string, name: string, label: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const re = new RegExp(`${label}="([^"]*)"`);
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name + "{")) continue;
+    const key = re.exec(line)?.[1];
+    if (key !== undefined) out.set(key, Number(line.trim().split(/\s+/).pop()));
+  }
+  return out;
 }
 
 /** Resolves after `ms`. */

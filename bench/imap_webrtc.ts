@@ -29,8 +29,9 @@ import { partitionOf } from "../src/partition/partition_of.ts";
 import { encodeValue } from "../src/wire/codec.ts";
 import {
   benchArgs,
-  bytesSentOf,
-  metricOf,
+  sampleOf,
+  samplesOf,
+  scrapeMetrics,
   clusterOf,
   currentRuntime,
   flag,
@@ -175,12 +176,10 @@ async function main(): Promise<void> {
 
   await sleep(500);
   const before = client.partitionTable().map((r) => new Set(r.replicas));
-  const sentBefore = await Promise.all(data.map(bytesSentOf));
-  const forwardedOf = (m: MemberProcess) => metricOf(m, "shoal_transport_forwarded_total");
-  const forwardedBefore = await Promise.all(data.map(forwardedOf));
+  // One scrape per member before and after the join; counters are summed over members.
+  const scrapeBefore = await Promise.all(data.map(scrapeMetrics));
+  const sum = (texts: string[], name: string, labels = "") => texts.reduce((n, t) => n + sampleOf(t, name, labels), 0);
   const replicationEvents = ["snapshotChunkBytesSent", "snapshotChunkBytesResent", "snapshotsRestarted", "snapshotsAbandoned", "logOpsResent", "pullsReceived"];
-  const eventsOf = (ms: MemberProcess[]) => Promise.all(replicationEvents.map(async (e) => (await Promise.all(ms.map((m) => metricOf(m, "shoal_replication_events_total", `event="${e}"`)))).reduce((a, b) => a + b, 0)));
-  const eventsBefore = await eventsOf(data);
 
   // A 4th data member joins.
   let joinedAt = 0;
@@ -200,13 +199,15 @@ async function main(): Promise<void> {
   unsubscribe();
   if (joinedAt === 0) throw new Error("the client never saw the 4th member join");
   const migrationMs = doneAt - joinedAt;
-  const sentAfter = await Promise.all([...data, d].map(bytesSentOf));
-  const forwardedAfter = await Promise.all([...data, d].map(forwardedOf));
-  const eventsAfter = await eventsOf([...data, d]);
-  const events = replicationEvents.map((e, i) => `${e} ${(eventsAfter[i] - eventsBefore[i]).toLocaleString("en")}`).join(", ");
-  const forwarded = forwardedAfter.slice(0, 3).reduce((s, x, i) => s + x - forwardedBefore[i], 0) + forwardedAfter[3];
-  const transportBytes = sentAfter.slice(0, 3).reduce((s, x, i) => s + x - sentBefore[i], 0);
-  const transportBytesAll = transportBytes + sentAfter[3];
+  const scrapeAfter = await Promise.all([...data, d].map(scrapeMetrics));
+  const bytesSent = 'direction="sent"';
+  const transportBytes = sum(scrapeAfter.slice(0, 3), "shoal_transport_bytes_total", bytesSent) - sum(scrapeBefore, "shoal_transport_bytes_total", bytesSent);
+  const transportBytesAll = transportBytes + sampleOf(scrapeAfter[3], "shoal_transport_bytes_total", bytesSent);
+  const forwarded = sum(scrapeAfter, "shoal_transport_forwarded_total") - sum(scrapeBefore, "shoal_transport_forwarded_total");
+  const events = replicationEvents.map((e) => `${e} ${(sum(scrapeAfter, "shoal_replication_events_total", `event="${e}"`) - sum(scrapeBefore, "shoal_replication_events_total", `event="${e}"`)).toLocaleString("en")}`).join(", ");
+  const kindDelta = new Map<string, number>();
+  scrapeAfter.slice(0, 3).forEach((t, i) => samplesOf(t, "shoal_transport_message_bytes_total", "kind").forEach((v, k) => kindDelta.set(k, (kindDelta.get(k) ?? 0) + v - (samplesOf(scrapeBefore[i], "shoal_transport_message_bytes_total", "kind").get(k) ?? 0))));
+  const topKinds = [...kindDelta].sort((x, y) => y[1] - x[1]).slice(0, 5).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)} MB`).join(", ");
 
   await until(() => {
     const s = client.partitionSummary();
@@ -243,6 +244,7 @@ async function main(): Promise<void> {
     ],
     ["transport bytes sent by all 4", Number.isNaN(transportBytesAll) ? "n/a (GET /metrics failed)" : `${mb(transportBytesAll)} MB`],
     ["replication events during the join (all 4)", events],
+    ["message bytes sent by a,b,c during the join, top kinds", topKinds || "n/a"],
     ["messages relayed for other members during the join (all 4)", Number.isNaN(forwarded) ? "n/a (GET /metrics failed)" : forwarded.toLocaleString("en")],
     ...(missingNote ? [["acknowledged putAll entries missing", missingNote] as [string, string]] : []),
     [`UDP receive-buffer drops (machine-wide): 1 / ${IN_FLIGHT} in flight / load / migration`, drops.slice(1).map((x, i) => x - drops[i]).join(" / ")],

@@ -108,6 +108,7 @@ export function collectMetrics(node: ShoalNode, http: HttpMetricInputs): MetricF
       { labels: { direction: "sent" }, value: t.bytesSent },
       { labels: { direction: "received" }, value: t.bytesReceived },
     ]),
+    counter("shoal_transport_message_bytes_total", "Encoded bytes of the messages this member sent, by kind", Object.entries(t.bytesSentByKind ?? {}).map(([kind, value]) => ({ labels: { kind }, value }))),
     counter("shoal_transport_messages_total", "Transport messages", [
       { labels: { direction: "sent" }, value: t.messagesSent },
       { labels: { direction: "received" }, value: t.messagesReceived },

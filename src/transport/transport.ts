@@ -32,6 +32,12 @@ export interface TransportStats {
   droppedNoRoute: number;
   /** Messages forwarded on behalf of other members. */
   forwarded: number;
+  /**
+   * Encoded bytes of the messages this member queued, by message kind name (a chunked
+   * message counts once, under its own kind; a relayed one under Forward). Transports that
+   * do not encode leave it out.
+   */
+  bytesSentByKind?: Record<string, number>;
 }
 
 export function emptyStats(): TransportStats {

@@ -21,7 +21,7 @@ import { decodeFrame, encodeValue } from "../wire/codec.ts";
 import { deriveKey, ReplayGuard, roomId } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
-import { type Message, validateMessage } from "../wire/message.ts";
+import { kindName, type Message, validateMessage } from "../wire/message.ts";
 import { CHUNK_THRESHOLD_BYTES, Reassembler, splitIntoChunks } from "./chunks.ts";
 import { FrameQueue, frameOf } from "./frame_queue.ts";
 import "./messages.ts";
@@ -117,6 +117,8 @@ export class WebRtcTransport implements Transport {
   #links = new Map<NodeId, Link>();
   #routes = new Map<NodeId, NodeId>();
   #stats = emptyStats();
+  /** Encoded bytes queued per message kind (kinds are small integers, see wire/kinds.ts). */
+  readonly #bytesByKind = new Float64Array(256);
   #signalCounters: SignalingCounters = { refused: 0, lastRefusal: null, relayed: 0, offersViaServer: 0, offersViaMesh: 0 };
   #closed = false;
 
@@ -142,7 +144,11 @@ export class WebRtcTransport implements Transport {
   }
 
   stats(): TransportStats {
-    return { ...this.#stats };
+    const bytesSentByKind: Record<string, number> = {};
+    this.#bytesByKind.forEach((n, t) => {
+      if (n > 0) bytesSentByKind[kindName(t)] = n;
+    });
+    return { ...this.#stats, bytesSentByKind };
   }
 
   /** Counters of signed-description handling and relaying. */
@@ -569,6 +575,7 @@ export class WebRtcTransport implements Transport {
       link.queue.push(bytes);
     }
     this.#stats.messagesSent++;
+    if (msg.t >= 0 && msg.t < 256) this.#bytesByKind[msg.t] += bytes.byteLength;
     if (!link.flushScheduled && !link.waitingLow) {
       link.flushScheduled = true;
       setImmediate(() => {
