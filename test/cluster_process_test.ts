@@ -40,6 +40,7 @@ describe("membership across processes", () => {
       expect(text).toContain('shoal_members{lite="false"} 5');
       expect(text).toContain("shoal_jobs{");
       expect(text).toMatch(/shoal_replication_events_total\{event="snapshotChunksResent"\} \d+/);
+      expect(text).toMatch(/shoal_transport_message_bytes_total\{kind="ClusterPing[A-Za-z]*"\} [1-9]\d*/);
     }
 
     // kill -9 the master: every survivor agrees on the oldest survivor, b.
