@@ -4,38 +4,9 @@
  * primary gave up on must be restarted, never left waiting forever.
  */
 import { describe, expect, test } from "bun:test";
-import { type GridHarness as H, GridHarness } from "./support/grid_harness.ts";
+import { GridHarness, incompleteReplication } from "./support/grid_harness.ts";
 
 const P = 8;
-
-/** Null when every partition has 2 agreeing replicas, no migration is in flight and every member holds the master's table. */
-function incomplete(h: H): string | null {
-  const members = h.live();
-  const master = members.find((m) => m.grid.partitions.masterActive);
-  if (!master) return "no active master";
-  const t = master.grid.partitions.table;
-  if (t.migrations.size > 0) return `${t.migrations.size} migrations in flight`;
-  for (const m of members) if (m.grid.partitions.table.version !== t.version) return `${m.id} holds table ${m.grid.partitions.table.version}, master ${t.version}`;
-  for (let p = 0; p < P; p++) {
-    const row = t.replicas[p];
-    if (row.length !== 2) return `partition ${p} has ${row.length} replicas`;
-    const reps = row.map((id) => h.members.get(id)?.grid.maps.debugReplicas().find((r) => r.p === p));
-    if (reps.some((r) => !r)) return `partition ${p}: a replica holds nothing`;
-    const [a, b] = reps as NonNullable<(typeof reps)[number]>[];
-    if (!a.primary || a.seq !== b.seq || a.digest[0] !== b.digest[0] || a.digest[1] !== b.digest[1] || a.lineage !== b.lineage) {
-      return `partition ${p}: replicas disagree (${a.lineage}/${a.seq} vs ${b.lineage}/${b.seq})`;
-    }
-  }
-  return null;
-}
-
-async function runUntil(h: H, pred: () => boolean, maxMs: number, stepMs = 50): Promise<boolean> {
-  for (let t = 0; t < maxMs; t += stepMs) {
-    if (pred()) return true;
-    await h.run(stepMs);
-  }
-  return pred();
-}
 
 describe("migration under lost replica answers", () => {
   test("a snapshot transfer the primary dropped is restarted: the joining member gets its partitions", async () => {
@@ -47,13 +18,13 @@ describe("migration under lost replica answers", () => {
     const map = h.members.get("a")!.grid.getMap<string, string>("m");
     const entries: Array<[string, string]> = Array.from({ length: 2000 }, (_, i) => [`k${i}`, `value-${i}-${"x".repeat(40)}`]);
     await h.until(map.putAll(entries));
-    expect(incomplete(h)).toBeNull();
+    expect(incompleteReplication(h, P)).toBeNull();
 
     // A third member joins; as soon as the first snapshot chunks flow to it, everything it
     // sends is lost for 5 s (longer than a primary keeps a transfer without progress).
     const sent0 = h.live().reduce((s, m) => s + m.grid.maps.counters.snapshotsSent, 0);
     await h.add("c");
-    const started = await runUntil(h, () => h.live().reduce((s, m) => s + m.grid.maps.counters.snapshotsSent, 0) > sent0, 5000, 1);
+    const started = await h.runUntil(() => h.live().reduce((s, m) => s + m.grid.maps.counters.snapshotsSent, 0) > sent0, 5000, 1);
     expect(started).toBe(true);
     h.net.setLink("c", "a", { blocked: true });
     h.net.setLink("c", "b", { blocked: true });
@@ -61,8 +32,8 @@ describe("migration under lost replica answers", () => {
     h.net.setLink("c", "a", { blocked: false });
     h.net.setLink("c", "b", { blocked: false });
 
-    const ok = await runUntil(h, () => incomplete(h) === null && Object.keys(h.members.get("a")!.grid.partitionSummary().owners).length === 3, 60_000);
-    expect(incomplete(h)).toBeNull();
+    const ok = await h.runUntil(() => incompleteReplication(h, P) === null && Object.keys(h.members.get("a")!.grid.partitionSummary().owners).length === 3, 60_000);
+    expect(incompleteReplication(h, P)).toBeNull();
     expect(ok).toBe(true);
     const got = await h.until(h.members.get("c")!.grid.getMap<string, string>("m").getAll(entries.map(([k]) => k)));
     expect(got.size).toBe(entries.length);
@@ -93,14 +64,14 @@ describe("migration target copies", () => {
       }
       return false;
     };
-    expect(await runUntil(h, caughtUp, 10_000, 1)).toBe(true);
+    expect(await h.runUntil(caughtUp, 10_000, 1)).toBe(true);
     h.net.setLink("a", "c", { blocked: true });
     h.net.setLink("b", "c", { blocked: true });
     await h.run(20_000);
     h.net.setLink("a", "c", { blocked: false });
     h.net.setLink("b", "c", { blocked: false });
-    await runUntil(h, () => incomplete(h) === null && Object.keys(h.members.get("a")!.grid.partitionSummary().owners).length === 3, 60_000);
-    expect(incomplete(h)).toBeNull();
+    await h.runUntil(() => incompleteReplication(h, P) === null && Object.keys(h.members.get("a")!.grid.partitionSummary().owners).length === 3, 60_000);
+    expect(incompleteReplication(h, P)).toBeNull();
     const got = await h.until(h.members.get("b")!.grid.getMap<string, string>("m").getAll(entries.map(([k]) => k)));
     expect(entries.filter(([k, v]) => got.get(k) !== v).map(([k]) => k)).toEqual([]);
     h.stop();

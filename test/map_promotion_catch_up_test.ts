@@ -41,11 +41,6 @@ function recorder(h: GridHarness, map: IMap<string, string>, history: History) {
   };
 }
 
-async function settle(h: GridHarness, pred: () => boolean, maxMs: number, stepMs = 10): Promise<boolean> {
-  for (let t = 0; t < maxMs && !pred(); t += stepMs) await h.run(stepMs);
-  return pred();
-}
-
 /** Null when the master's table is full, no migration runs and every member holds it. */
 function unsettled(h: GridHarness, replicas: number): string | null {
   const data = h.live().filter((m) => !m.lite);
@@ -68,9 +63,9 @@ function keysOf(p: number, n: number): string[] {
 
 /** Reads every key the history holds once all writes ended, then checks the history. */
 async function finalCheck(h: GridHarness, rec: ReturnType<typeof recorder>, history: History): Promise<string[]> {
-  await settle(h, () => rec.pending === 0, 60_000);
+  await h.runUntil(() => rec.pending === 0, 60_000, 10);
   for (const k of history.keys()) rec.get(k);
-  await settle(h, () => rec.pending === 0, 60_000);
+  await h.runUntil(() => rec.pending === 0, 60_000, 10);
   return [...checkNoLostWrites(history).problems, ...checkLinearizable(history).problems];
 }
 
@@ -80,12 +75,12 @@ describe("a new primary catches up before it serves", () => {
       const h = new GridHarness({ seed, config: { partitionCount: P, backupCount: 2 }, delayMs: 0.5, jitterMs: 0.5 });
       for (const id of ["a", "b", "c", "d"]) await h.add(id);
       const client = await h.add("client", true);
-      expect(await settle(h, () => unsettled(h, 3) === null, 10_000)).toBe(true);
+      expect(await h.runUntil(() => unsettled(h, 3) === null, 10_000, 10)).toBe(true);
       const history = new History();
       const rec = recorder(h, client.grid.getMap<string, string>("m"), history);
       const keys = Array.from({ length: 64 }, (_, i) => `k${i}`);
       for (const k of keys) rec.put(k, `${k}-1`);
-      await settle(h, () => rec.pending === 0, 10_000);
+      await h.runUntil(() => rec.pending === 0, 10_000, 10);
       expect(history.ops.every((o) => o.status === "ok")).toBe(true);
 
       // A partition whose primary is not the master, and whose keys were written.
@@ -109,10 +104,10 @@ describe("a new primary catches up before it serves", () => {
       await h.run(100);
       h.members.get(y)!.grid.maps.debugLoseCopy(p);
       h.crash(x, 500);
-      expect(await settle(h, () => h.members.get(y)!.grid.partitions.table.replicas[p][0] === y, 5_000)).toBe(true);
+      expect(await h.runUntil(() => h.members.get(y)!.grid.partitions.table.replicas[p][0] === y, 5_000, 10)).toBe(true);
       await h.run(2_000);
       writing = false;
-      expect(await settle(h, () => unsettled(h, 3) === null, 30_000)).toBe(true);
+      expect(await h.runUntil(() => unsettled(h, 3) === null, 30_000, 10)).toBe(true);
 
       const problems = await finalCheck(h, rec, history);
       expect(problems.slice(0, 5)).toEqual([]);
@@ -128,11 +123,11 @@ describe("a new primary catches up before it serves", () => {
     const h = new GridHarness({ seed: 7, config: { partitionCount: P, backupCount: 1, migrationTimeoutMs: 3_000 } });
     for (const id of ["a", "b", "c"]) await h.add(id);
     const client = await h.add("client", true);
-    expect(await settle(h, () => unsettled(h, 2) === null, 10_000)).toBe(true);
+    expect(await h.runUntil(() => unsettled(h, 2) === null, 10_000, 10)).toBe(true);
     const history = new History();
     const rec = recorder(h, client.grid.getMap<string, string>("m"), history);
     for (let p = 0; p < P; p++) for (const k of keysOf(p, 8)) rec.put(k, `${k}-1`);
-    await settle(h, () => rec.pending === 0, 10_000);
+    await h.runUntil(() => rec.pending === 0, 10_000, 10);
     expect(history.ops.every((o) => o.status === "ok")).toBe(true);
 
     // d starts and fetches the current table; from then on the master's pushes to d are
@@ -141,25 +136,25 @@ describe("a new primary catches up before it serves", () => {
     h.cluster.publish(["d"]);
     d.grid.partitions.requestTable();
     const master = h.members.get("a")!.grid.partitions;
-    expect(await settle(h, () => d.grid.partitions.table.version === master.table.version, 1_000, 1)).toBe(true);
+    expect(await h.runUntil(() => d.grid.partitions.table.version === master.table.version, 1_000, 1)).toBe(true);
     h.net.setLink("a", "d", { blocked: true });
     h.cluster.publish();
     // As soon as b counts d caught up on a partition, b's messages to d are lost too.
     const caughtUp = () =>
       h.members.get("b")!.grid.maps.debugReplicas().some((r) => r.primary && r.entries > 0 && r.followers?.some((f) => f.id === "d" && f.role === "target" && f.confirmed && f.acked >= r.seq));
-    expect(await settle(h, caughtUp, 10_000, 1)).toBe(true);
+    expect(await h.runUntil(caughtUp, 10_000, 1)).toBe(true);
     h.net.setLink("b", "d", { blocked: true });
     // The master commits d while d's table still shows the old rows; d then hears nothing
     // about those copies for longer than the migration timeout.
     const committed = () => [...Array(P).keys()].filter((q) => master.table.replicas[q].includes("d") && !d.grid.partitions.table.replicas[q].includes("d"));
-    expect(await settle(h, () => committed().length > 0, 5_000)).toBe(true);
+    expect(await h.runUntil(() => committed().length > 0, 5_000, 10)).toBe(true);
     const named = committed();
     await h.run(3_000 + 3_000);
 
     // d's links come back: it learns that it holds those partitions (as primary of some).
     h.net.setLink("a", "d", { blocked: false });
     h.net.setLink("b", "d", { blocked: false });
-    expect(await settle(h, () => unsettled(h, 2) === null, 30_000)).toBe(true);
+    expect(await h.runUntil(() => unsettled(h, 2) === null, 30_000, 10)).toBe(true);
     expect(named.every((q) => master.table.replicas[q].includes("d"))).toBe(true);
     expect(named.some((q) => master.table.replicas[q][0] === "d")).toBe(true);
 
@@ -174,7 +169,7 @@ describe("a new primary catches up before it serves", () => {
     const h = new GridHarness({ seed: 3, config: { partitionCount: P, backupCount: 1 } });
     for (const id of ["a", "b", "c"]) await h.add(id);
     const client = await h.add("client", true);
-    expect(await settle(h, () => unsettled(h, 2) === null, 10_000)).toBe(true);
+    expect(await h.runUntil(() => unsettled(h, 2) === null, 10_000, 10)).toBe(true);
     const map = client.grid.getMap<string, string>("m");
     const t = h.members.get("a")!.grid.partitions.table;
     const p = [...Array(P).keys()].find((q) => t.replicas[q][0] !== "a")!;
@@ -184,8 +179,8 @@ describe("a new primary catches up before it serves", () => {
 
     h.members.get(y)!.grid.maps.debugLoseCopy(p);
     h.crash(x, 500);
-    expect(await settle(h, () => h.members.get("a")!.grid.partitions.table.replicas[p][0] === y, 5_000)).toBe(true);
-    expect(await settle(h, () => unsettled(h, 2) === null, 30_000)).toBe(true);
+    expect(await h.runUntil(() => h.members.get("a")!.grid.partitions.table.replicas[p][0] === y, 5_000, 10)).toBe(true);
+    expect(await h.runUntil(() => unsettled(h, 2) === null, 30_000, 10)).toBe(true);
     expect(h.members.get(y)!.grid.maps.counters.dataLoss).toBe(1);
     expect(h.live().reduce((n, m) => n + m.grid.maps.counters.dataLoss, 0)).toBe(1);
     // GET /cluster and /metrics read it from the partition summary.
@@ -201,7 +196,7 @@ describe("a new primary catches up before it serves", () => {
   test("when every replica of a partition dies at once the master counts it as lost", async () => {
     const h = new GridHarness({ seed: 4, config: { partitionCount: P, backupCount: 1 } });
     for (const id of ["a", "b", "c", "d"]) await h.add(id);
-    expect(await settle(h, () => unsettled(h, 2) === null, 10_000)).toBe(true);
+    expect(await h.runUntil(() => unsettled(h, 2) === null, 10_000, 10)).toBe(true);
     const t = h.members.get("a")!.grid.partitions.table;
     // Two members other than the master that share at least one partition's whole row.
     const pairs = [["b", "c"], ["b", "d"], ["c", "d"]];
@@ -210,7 +205,7 @@ describe("a new primary catches up before it serves", () => {
     expect(h.members.get("a")!.grid.partitionSummary().lost).toBe(0);
     h.crash(x, 500);
     h.crash(y, 500);
-    expect(await settle(h, () => unsettled(h, 2) === null, 30_000)).toBe(true);
+    expect(await h.runUntil(() => unsettled(h, 2) === null, 30_000, 10)).toBe(true);
     expect(h.members.get("a")!.grid.partitionSummary().lost).toBe(doomed);
     h.stop();
   }, 30_000);

@@ -6,39 +6,10 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { MapService } from "../src/map/map_service.ts";
-import { type GridHarness as H, GridHarness } from "./support/grid_harness.ts";
+import { type GridHarness as H, GridHarness, incompleteReplication } from "./support/grid_harness.ts";
 
 const P = 16;
 const MEMBERS = ["a", "b", "c"];
-
-/** Null when every partition has 2 agreeing replicas, no migration is in flight and every member holds the master's table. */
-function incomplete(h: H): string | null {
-  const members = h.live();
-  const master = members.find((m) => m.grid.partitions.masterActive);
-  if (!master) return "no active master";
-  const t = master.grid.partitions.table;
-  if (t.migrations.size > 0) return `${t.migrations.size} migrations in flight`;
-  for (const m of members) if (m.grid.partitions.table.version !== t.version) return `${m.id} holds table ${m.grid.partitions.table.version}, master ${t.version}`;
-  for (let p = 0; p < P; p++) {
-    const row = t.replicas[p];
-    if (row.length !== 2) return `partition ${p} has ${row.length} replicas`;
-    const reps = row.map((id) => h.members.get(id)?.grid.maps.debugReplicas().find((r) => r.p === p));
-    if (reps.some((r) => !r)) return `partition ${p}: a replica holds nothing`;
-    const [a, b] = reps as NonNullable<(typeof reps)[number]>[];
-    if (!a.primary || a.seq !== b.seq || a.digest[0] !== b.digest[0] || a.digest[1] !== b.digest[1] || a.lineage !== b.lineage) {
-      return `partition ${p}: replicas disagree (${a.lineage}/${a.seq} vs ${b.lineage}/${b.seq})`;
-    }
-  }
-  return null;
-}
-
-async function runUntil(h: H, pred: () => boolean, maxMs: number, stepMs = 50): Promise<boolean> {
-  for (let t = 0; t < maxMs; t += stepMs) {
-    if (pred()) return true;
-    await h.run(stepMs);
-  }
-  return pred();
-}
 
 function sum(h: H, f: (c: MapService["counters"]) => number): number {
   return h.live().reduce((s, m) => s + f(m.grid.maps.counters), 0);
@@ -55,13 +26,13 @@ async function joinOverSlowLinks(seed: number, delayMs: number, loss: number): P
   const map = h.members.get("a")!.grid.getMap<string, string>("m");
   const entries: Array<[string, string]> = Array.from({ length: 3000 }, (_, i) => [`k${i}`, `value-${i}-${"x".repeat(60)}`]);
   await h.until(map.putAll(entries));
-  expect(incomplete(h)).toBeNull();
+  expect(incompleteReplication(h, P)).toBeNull();
   for (const id of MEMBERS) {
     h.net.setLink(id, "d", { delayMs, loss });
     h.net.setLink("d", id, { delayMs, loss });
   }
   await h.add("d");
-  const done = await runUntil(h, () => incomplete(h) === null && Object.keys(h.members.get("a")!.grid.partitionSummary().owners).length === 4, 120_000);
+  const done = await h.runUntil(() => incompleteReplication(h, P) === null && Object.keys(h.members.get("a")!.grid.partitionSummary().owners).length === 4, 120_000);
   for (const id of MEMBERS) {
     h.net.setLink(id, "d", { loss: 0 });
     h.net.setLink("d", id, { loss: 0 });
@@ -72,7 +43,7 @@ async function joinOverSlowLinks(seed: number, delayMs: number, loss: number): P
 describe("snapshot chunk resends", () => {
   test("a member joining over slow lossless links (ack round trip ~800 ms, retransmit interval 300 ms): resent chunk bytes stay under 5 % of those sent", async () => {
     const { h, entries, done } = await joinOverSlowLinks(11, 400, 0);
-    expect(incomplete(h)).toBeNull();
+    expect(incompleteReplication(h, P)).toBeNull();
     expect(done).toBe(true);
     const sentBytes = sum(h, (c) => c.snapshotChunkBytesSent);
     const resentBytes = sum(h, (c) => c.snapshotChunkBytesResent);
@@ -88,7 +59,7 @@ describe("snapshot chunk resends", () => {
 
   test("with 10 % loss on the slow links the migration still completes: lost chunks are resent", async () => {
     const { h, entries, done } = await joinOverSlowLinks(12, 400, 0.1);
-    expect(incomplete(h)).toBeNull();
+    expect(incompleteReplication(h, P)).toBeNull();
     expect(done).toBe(true);
     expect(sum(h, (c) => c.snapshotChunksResent)).toBeGreaterThan(0);
     const got = await h.until(h.members.get("d")!.grid.getMap<string, string>("m").getAll(entries.map(([k]) => k)));

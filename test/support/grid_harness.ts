@@ -109,7 +109,41 @@ export class GridHarness {
     return p;
   }
 
+  /** Runs `stepMs` at a time until `pred` holds or `maxMs` of virtual time pass; returns `pred()`. */
+  async runUntil(pred: () => boolean, maxMs: number, stepMs = 50): Promise<boolean> {
+    for (let t = 0; t < maxMs && !pred(); t += stepMs) await this.clock.runForAsync(stepMs);
+    return pred();
+  }
+
   stop(): void {
     for (const m of this.members.values()) m.grid.stop();
   }
+}
+
+/**
+ * Null when each of the first `partitionCount` partitions has `replicas` agreeing copies
+ * (same lineage, sequence and digest, the first one primary), no migration is in flight and
+ * every live member holds the master's table; otherwise what is still missing.
+ */
+export function incompleteReplication(h: GridHarness, partitionCount: number, replicas = 2): string | null {
+  const members = h.live();
+  const master = members.find((m) => m.grid.partitions.masterActive);
+  if (!master) return "no active master";
+  const t = master.grid.partitions.table;
+  if (t.migrations.size > 0) return `${t.migrations.size} migrations in flight`;
+  for (const m of members) if (m.grid.partitions.table.version !== t.version) return `${m.id} holds table ${m.grid.partitions.table.version}, master ${t.version}`;
+  for (let p = 0; p < partitionCount; p++) {
+    const row = t.replicas[p];
+    if (row.length !== replicas) return `partition ${p} has ${row.length} replicas`;
+    const reps = row.map((id) => h.members.get(id)?.grid.maps.debugReplicas().find((r) => r.p === p));
+    if (reps.some((r) => !r)) return `partition ${p}: a replica holds nothing`;
+    const [a, ...rest] = reps as NonNullable<(typeof reps)[number]>[];
+    if (!a.primary) return `partition ${p}: ${row[0]} is not primary`;
+    for (const b of rest) {
+      if (a.seq !== b.seq || a.digest[0] !== b.digest[0] || a.digest[1] !== b.digest[1] || a.lineage !== b.lineage) {
+        return `partition ${p}: replicas disagree (${a.lineage}/${a.seq} vs ${b.lineage}/${b.seq})`;
+      }
+    }
+  }
+  return null;
 }
