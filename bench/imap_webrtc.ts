@@ -29,9 +29,6 @@ import { partitionOf } from "../src/partition/partition_of.ts";
 import { encodeValue } from "../src/wire/codec.ts";
 import {
   benchArgs,
-  sampleOf,
-  samplesOf,
-  scrapeMetrics,
   clusterOf,
   currentRuntime,
   flag,
@@ -41,6 +38,9 @@ import {
   quantile,
   runBench,
   runtimeVersion,
+  sampleOf,
+  samplesOf,
+  scrapeMetrics,
   sleep,
   startMember,
   udpReceiveBufferDrops,

@@ -9,7 +9,7 @@
  *   bun run bench/membership.ts [sizes...]      e.g. bun run bench/membership.ts 10 100
  */
 import { DefaultTiming } from "../src/cluster/config.ts";
-import { clusterSimulation, mastersOf, startMember, stillListing, viewDisagreement } from "../src/sim/cluster_sim.ts";
+import { clusterSimulation, formLinkedCluster, mastersOf, startMember, stillListing, viewDisagreement } from "../src/sim/cluster_sim.ts";
 import { seedFromEnv } from "../src/sim/seed.ts";
 
 export interface ConvergeResult {
@@ -84,24 +84,12 @@ export async function masterKill(seed: number): Promise<number> {
   return await sim.until(() => sim.liveNodes().every((x) => x.m.master() === order[1]), 30_000, 10);
 }
 
-/** A formed cluster of `n` members with full links, some seconds after forming. */
-async function formed(seed: number, n: number) {
-  const sim = clusterSimulation({ seed, encode: false, link: { delayMs: 1, jitterMs: 1 } });
-  startMember(sim.spawn(), []);
-  await sim.run(5);
-  for (let i = 1; i < n; i++) startMember(sim.spawn(), [sim.liveIds()[0]]);
-  await sim.until(() => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null, 30_000, 50);
-  await sim.until(() => sim.liveNodes().every((x) => x.m.links().length === n - 1), 30_000, 50);
-  await sim.run(2000 + sim.rng.next() * 1000);
-  return sim;
-}
-
 /**
  * One member of `n` (the master or the youngest) stalls for `stallMs`; returns whether any
  * live member was removed or the cluster did not end in one view.
  */
 export async function stallHurts(seed: number, n: number, who: "master" | "member", stallMs: number): Promise<boolean> {
-  const sim = await formed(seed, n);
+  const sim = await formLinkedCluster(seed, n);
   const ids = sim.liveNodes()[0].m.members().map((m) => m.id);
   for (const x of sim.liveNodes()) x.events.length = 0;
   sim.stall(who === "master" ? ids[0] : ids[n - 1], stallMs);
@@ -116,7 +104,7 @@ export async function stallHurts(seed: number, n: number, who: "master" | "membe
  * master (Infinity if not within 60 s) and how many removals of live members happened.
  */
 export async function killUnderLoad(seed: number, n: number, maxStallMs: number): Promise<{ ms: number; falseRemovals: number }> {
-  const sim = await formed(seed, n);
+  const sim = await formLinkedCluster(seed, n);
   const rng = sim.rng.fork();
   let loaded = true;
   for (const id of sim.liveIds()) {

@@ -83,6 +83,21 @@ export function viewDisagreement(nodes: SimMember[], expected?: NodeId[]): strin
 }
 
 /** Distinct masters among the given members. */
+/**
+ * A cluster of `n` members, all joined through the first one, with one agreed view and a
+ * full mesh of links, then left to run 2–3 s (seeded) so timers are past their start-up.
+ */
+export async function formLinkedCluster(seed: number, n: number): Promise<Simulation<SimMember>> {
+  const sim = clusterSimulation({ seed, encode: false, link: { delayMs: 1, jitterMs: 1 } });
+  startMember(sim.spawn(), []);
+  await sim.run(5);
+  for (let i = 1; i < n; i++) startMember(sim.spawn(), [sim.liveIds()[0]]);
+  await sim.until(() => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null, 30_000, 50);
+  await sim.until(() => sim.liveNodes().every((x) => x.m.links().length === n - 1), 30_000, 50);
+  await sim.run(2000 + sim.rng.next() * 1000);
+  return sim;
+}
+
 export function mastersOf(nodes: SimMember[]): NodeId[] {
   return [...new Set(nodes.map((n) => n.m.master()).filter((x): x is NodeId => !!x))];
 }

@@ -5,7 +5,7 @@
  * crash must still be found.
  */
 import { describe, expect, test } from "bun:test";
-import { clusterSimulation, mastersOf, type SimMember, startMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
+import { clusterSimulation, formLinkedCluster, mastersOf, type SimMember, startMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { withSeed } from "../../src/sim/seed.ts";
 
@@ -13,17 +13,6 @@ const FILE = "test/sim/cluster_stall_test.ts";
 
 /** A stall this long is tolerated with the default timing (a kill is found within ~2.2 s). */
 const STALL_MS = 1900;
-
-async function formCluster(seed: number, n: number): Promise<Simulation<SimMember>> {
-  const sim = clusterSimulation({ seed, encode: false, link: { delayMs: 1, jitterMs: 1 } });
-  startMember(sim.spawn(), []);
-  await sim.run(5);
-  for (let i = 1; i < n; i++) startMember(sim.spawn(), [sim.liveIds()[0]]);
-  await sim.until(() => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null, 30_000, 50);
-  await sim.until(() => sim.liveNodes().every((x) => x.m.links().length === n - 1), 30_000, 50);
-  await sim.run(2000 + sim.rng.next() * 1000);
-  return sim;
-}
 
 /** Live members removed as dead (by anyone), as "observer removed member". */
 function falseRemovals(sim: Simulation<SimMember>): string[] {
@@ -41,7 +30,7 @@ describe("stalled members", () => {
     test(`${n} members: the ${who} stalls for ${STALL_MS} ms; nobody is declared dead, no split, and the stalled member accuses nobody`, () =>
       withSeed(FILE, 11, async (base) => {
         for (let seed = base; seed < base + 4; seed++) {
-          const sim = await formCluster(seed, n);
+          const sim = await formLinkedCluster(seed, n);
           const ids = sim.liveIds();
           const victim = who === "master" ? ids[0] : ids[n - 1];
           const v = sim.node(victim)!.m;
@@ -63,7 +52,7 @@ describe("stalled members", () => {
   test(`two members left after the master crashed: either one stalls for ${STALL_MS} ms and the other keeps it`, () =>
     withSeed(FILE, 21, async (base) => {
       for (let seed = base; seed < base + 4; seed++) {
-        const sim = await formCluster(seed, 3);
+        const sim = await formLinkedCluster(seed, 3);
         const [master, b, c] = sim.liveNodes()[0].m.members().map((m) => m.id);
         sim.crash(master);
         await sim.until(() => sim.liveNodes().every((x) => x.m.member(master) === undefined && x.m.master() === b), 10_000, 20);
@@ -82,7 +71,7 @@ describe("stalled members", () => {
   test("the master crashes while a member is stalled: the new master keeps the member it merely suspects", () =>
     withSeed(FILE, 51, async (base) => {
       for (let seed = base; seed < base + 4; seed++) {
-        const sim = await formCluster(seed, 4);
+        const sim = await formLinkedCluster(seed, 4);
         const order = sim.liveNodes()[0].m.members().map((m) => m.id);
         const stalled = order[3];
         clearEvents(sim);
@@ -98,7 +87,7 @@ describe("stalled members", () => {
 
   test("repeated stalls of every member in turn (heavy migration work) remove nobody; a crash afterwards is still found", () =>
     withSeed(FILE, 31, async (seed) => {
-      const sim = await formCluster(seed, 5);
+      const sim = await formLinkedCluster(seed, 5);
       const ids = sim.liveIds();
       clearEvents(sim);
       for (let round = 0; round < 20; round++) {
@@ -118,7 +107,7 @@ describe("lone accusers", () => {
   test("a member that hears nobody is expelled, and its verdicts remove nobody else", () =>
     withSeed(FILE, 41, async (base) => {
       for (let seed = base; seed < base + 3; seed++) {
-        const sim = await formCluster(seed, 4);
+        const sim = await formLinkedCluster(seed, 4);
         const ids = sim.liveNodes()[0].m.members().map((m) => m.id);
         // The master cannot receive anything, but what it sends still arrives.
         const deaf = ids[0];
