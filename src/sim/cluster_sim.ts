@@ -6,7 +6,7 @@ import { Membership } from "../cluster/membership.ts";
 import type { MembershipConfig } from "../cluster/config.ts";
 import type { ClusterEvent } from "../cluster/view.ts";
 import type { NodeId } from "../transport/transport.ts";
-import { Simulation, type SimulationOptions } from "./simulation.ts";
+import { type SimNodeContext, Simulation, type SimulationOptions } from "./simulation.ts";
 
 /** A simulated member: its Membership plus the events it saw. */
 export interface SimMember {
@@ -25,19 +25,24 @@ export interface ClusterSimOptions extends SimulationOptions {
   maxEvents?: number;
 }
 
+/** The Membership of a simulated node in cluster "sim" (extra settings override the defaults). */
+export function simMembership(ctx: SimNodeContext, config: Partial<MembershipConfig> = {}): Membership {
+  return new Membership({
+    self: ctx.id,
+    transport: ctx.transport,
+    router: ctx.router,
+    clock: ctx.clock,
+    rng: ctx.rng,
+    log: ctx.log,
+    config: { cluster: "sim", secret: "sim-secret", name: ctx.id, runtime: "sim", ...config },
+  });
+}
+
 /** A simulation whose nodes are members of cluster "sim". */
 export function clusterSimulation(opts: ClusterSimOptions): Simulation<SimMember> {
   const maxEvents = opts.maxEvents ?? 200;
   return new Simulation<SimMember>(opts, (ctx) => {
-    const m = new Membership({
-      self: ctx.id,
-      transport: ctx.transport,
-      router: ctx.router,
-      clock: ctx.clock,
-      rng: ctx.rng,
-      log: ctx.log,
-      config: { cluster: "sim", secret: "sim-secret", name: ctx.id, runtime: "sim", ...opts.config },
-    });
+    const m = simMembership(ctx, opts.config);
     const node: SimMember = { id: ctx.id, m, events: [], stop: () => m.stop() };
     m.subscribe((e) => {
       if (node.events.length >= maxEvents) node.events.shift();

@@ -2,9 +2,10 @@
  * Members of a simulated IMap cluster: real Membership plus a DataGrid per node over one
  * MemoryNetwork in virtual time. Shared by the chaos simulation and the scenario tests.
  */
-import { Membership } from "../../src/cluster/membership.ts";
+import type { Membership } from "../../src/cluster/membership.ts";
 import type { DataGridConfig } from "../../src/map/data_grid.ts";
 import { DataGrid } from "../../src/map/data_grid.ts";
+import { simMembership } from "../../src/sim/cluster_sim.ts";
 import { Simulation, type SimulationOptions } from "../../src/sim/simulation.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
 
@@ -30,15 +31,7 @@ export interface ImapSimOptions extends SimulationOptions {
 export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
   return new Simulation<ImapSimNode>(opts, (ctx) => {
     const lite = opts.isLite?.(ctx.id) ?? false;
-    const m = new Membership({
-      self: ctx.id,
-      transport: ctx.transport,
-      router: ctx.router,
-      clock: ctx.clock,
-      rng: ctx.rng,
-      log: ctx.log,
-      config: { cluster: "sim", secret: "sim-secret", name: ctx.id, runtime: "sim", lite },
-    });
+    const m = simMembership(ctx, { lite });
     const grid = new DataGrid({
       self: ctx.id,
       view: m,
