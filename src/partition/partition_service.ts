@@ -191,9 +191,10 @@ export class PartitionService {
     return this.#table.epochs[p] ?? 0;
   }
 
-  summary(): PartitionSummary {
+  /** The partition layer's part of the summary; the map layer adds `dataLoss`. */
+  summary(): Omit<PartitionSummary, "dataLoss"> {
     const s = tableSummary(this.#table, this.wantedReplicas(), new Set(this.#view.members().map((m) => m.id)));
-    return { ...s, lost: this.stats.partitionsLost, dataLoss: 0 };
+    return { ...s, lost: this.stats.partitionsLost };
   }
 
   info(): PartitionReplicaInfo[] {
