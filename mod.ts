@@ -13,9 +13,9 @@
  */
 export { startNode } from "./src/node.ts";
 export type { Node } from "./src/node.ts";
-export type { NodeOptions, IceServer } from "./src/config.ts";
+export type { IceServer, NodeOptions } from "./src/config.ts";
 export type { IMap } from "./src/map/imap.ts";
-export type { ClusterView, MemberInfo, ClusterEvent } from "./src/cluster/view.ts";
+export type { ClusterEvent, ClusterView, MemberInfo } from "./src/cluster/view.ts";
 export { IndeterminateResultError, ShoalError, TimeoutError } from "./src/core/errors.ts";
 export type { ShoalErrorCode } from "./src/core/errors.ts";
 

@@ -152,7 +152,10 @@ export async function startMember(o: StartMemberOptions): Promise<MemberProcess>
         throw new Error(`${o.name} exited (${code}) before its ready line\n${stderr.slice(-20).join("\n")}`);
       }),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${o.name}: no ready line in ${timeoutMs} ms\n${stderr.slice(-20).join("\n")}`)), timeoutMs);
+        timer = setTimeout(
+          () => reject(new Error(`${o.name}: no ready line in ${timeoutMs} ms\n${stderr.slice(-20).join("\n")}`)),
+          timeoutMs,
+        );
       }),
     ]);
     const url = r.http;
@@ -208,7 +211,9 @@ export async function scrapeMetrics(m: MemberProcess): Promise<string> {
  * (e.g. `direction="sent"`); NaN when there is none.
  */
 export function sampleOf(text: string, name: string, labels = ""): number {
-  const line = text.split("\n").find((l) => (l.startsWith(name + "{") || l.startsWith(name + " ")) && l.includes(labels));
+  const line = text.split("\n").find((l) =>
+    (l.startsWith(name + "{") || l.startsWith(name + " ")) && l.includes(labels)
+  );
   return line ? Number(line.trim().split(/\s+/).pop()) : NaN;
 }
 
@@ -228,7 +233,12 @@ export function samplesOf(text: string, name: string, label: string): Map<string
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `f` every `everyMs` until it returns something other than undefined (see {@link waitUntil}). */
-export function until<T>(f: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string, everyMs = 20): Promise<T> {
+export function until<T>(
+  f: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+  what: string,
+  everyMs = 20,
+): Promise<T> {
   return waitUntil(f, { timeoutMs, what, everyMs });
 }
 
@@ -294,7 +304,11 @@ export async function runBench(main: () => Promise<void>): Promise<never> {
     await main();
   } catch (err) {
     const e = err as Error & { code?: string };
-    console.error(`bench failed: ${e?.name ?? "error"}${e?.code ? ` ${e.code}` : ""}: ${e?.message ?? String(err)}\n${e?.stack ?? ""}`);
+    console.error(
+      `bench failed: ${e?.name ?? "error"}${e?.code ? ` ${e.code}` : ""}: ${e?.message ?? String(err)}\n${
+        e?.stack ?? ""
+      }`,
+    );
     code = 1;
   } finally {
     killAllChildren();

@@ -26,7 +26,8 @@ export function median(xs: readonly number[]): number {
 }
 
 /** `n` with thousands separators and `d` decimals. */
-export const fmt = (n: number, d = 0): string => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
+export const fmt = (n: number, d = 0): string =>
+  n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
 /**
  * Sends `n` payloads of {@link PAYLOAD} zero bytes over a raw werift channel, `perFrame` to a

@@ -39,7 +39,9 @@ import {
 const argv = benchArgs();
 const TRIALS = Number(flag(argv, "trials", "5"));
 const RUNTIMES = flag(argv, "runtimes", currentRuntime()).split(",").map((s) => s.trim()) as BenchRuntime[];
-for (const r of RUNTIMES) if (r !== "bun" && r !== "deno") throw new RangeError(`Unknown runtime "${r}" in --runtimes: use bun or deno`);
+for (const r of RUNTIMES) {
+  if (r !== "bun" && r !== "deno") throw new RangeError(`Unknown runtime "${r}" in --runtimes: use bun or deno`);
+}
 const PARTITIONS = 271;
 const MEMBERS = 4;
 const GIVE_UP_MS = 60_000;
@@ -70,7 +72,12 @@ interface Trial {
 }
 
 /** One REST write; `error` describes a failure (status and body, or the fetch error). */
-async function putOnce(m: MemberProcess, key: string, value: unknown, timeoutMs: number): Promise<{ ok: boolean; error?: string }> {
+async function putOnce(
+  m: MemberProcess,
+  key: string,
+  value: unknown,
+  timeoutMs: number,
+): Promise<{ ok: boolean; error?: string }> {
   try {
     const res = await fetch(`${m.url}/maps/failover/${key}`, {
       method: "PUT",
@@ -90,17 +97,26 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
   const rt = (i: number) => RUNTIMES[i % RUNTIMES.length];
   const first = await startMember({ name: "m0", runtime: rt(0), secret });
   const rest = await Promise.all(
-    Array.from({ length: MEMBERS - 1 }, (_, i) => startMember({ name: `m${i + 1}`, runtime: rt(i + 1), secret, join: first.url })),
+    Array.from(
+      { length: MEMBERS - 1 },
+      (_, i) => startMember({ name: `m${i + 1}`, runtime: rt(i + 1), secret, join: first.url }),
+    ),
   );
   const members = [first, ...rest];
-  const master = await until(async () => {
-    const bodies = await Promise.all(members.map(clusterOf));
-    const ok = bodies.every((b) =>
-      b.members.length === MEMBERS && b.master === bodies[0].master && b.partitions.migrating === 0 && b.partitions.replicasMissing === 0 &&
-      Object.keys(b.partitions.owners).length === MEMBERS && b.links.length === MEMBERS - 1
-    );
-    return ok ? bodies[0].master ?? undefined : undefined;
-  }, 90_000, "4 members settled and linked", 100);
+  const master = await until(
+    async () => {
+      const bodies = await Promise.all(members.map(clusterOf));
+      const ok = bodies.every((b) =>
+        b.members.length === MEMBERS && b.master === bodies[0].master && b.partitions.migrating === 0 &&
+        b.partitions.replicasMissing === 0 &&
+        Object.keys(b.partitions.owners).length === MEMBERS && b.links.length === MEMBERS - 1
+      );
+      return ok ? bodies[0].master ?? undefined : undefined;
+    },
+    90_000,
+    "4 members settled and linked",
+    100,
+  );
   // Every partition holds an entry before the kill.
   const victim = members.find((m) => m.id === master);
   if (!victim) throw new Error(`master ${master} is none of the started members`);
@@ -118,7 +134,11 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
     }
   }));
   if (preKillFailures.length > 0) {
-    console.log(`  before the kill, on a settled cluster: ${preKillFailures.length} failed PUTs (retried), e.g. ${preKillFailures.slice(0, 3).join("; ")}`);
+    console.log(
+      `  before the kill, on a settled cluster: ${preKillFailures.length} failed PUTs (retried), e.g. ${
+        preKillFailures.slice(0, 3).join("; ")
+      }`,
+    );
   }
   await sleep(300);
 
@@ -128,14 +148,20 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
 
   const detection = (async () => {
     let goneMs = NaN;
-    const masterMs = await until(async () => {
-      const bodies = await Promise.all(survivors.map(clusterOf));
-      const now = performance.now() - t0;
-      if (Number.isNaN(goneMs) && bodies.every((b) => !b.members.some((x) => x.id === victim.id))) goneMs = now;
-      const m = bodies[0].master;
-      const same = m !== null && m !== victim.id && bodies.every((b) => b.master === m && b.members.length === MEMBERS - 1);
-      return same ? now : undefined;
-    }, GIVE_UP_MS, "survivors agree on a new master", 20);
+    const masterMs = await until(
+      async () => {
+        const bodies = await Promise.all(survivors.map(clusterOf));
+        const now = performance.now() - t0;
+        if (Number.isNaN(goneMs) && bodies.every((b) => !b.members.some((x) => x.id === victim.id))) goneMs = now;
+        const m = bodies[0].master;
+        const same = m !== null && m !== victim.id &&
+          bodies.every((b) => b.master === m && b.members.length === MEMBERS - 1);
+        return same ? now : undefined;
+      },
+      GIVE_UP_MS,
+      "survivors agree on a new master",
+      20,
+    );
     return { goneMs: Number.isNaN(goneMs) ? masterMs : goneMs, masterMs };
   })();
 
@@ -147,7 +173,9 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
           if (attempt === 0) firstTry++;
           return performance.now() - t0;
         }
-        if (performance.now() - t0 > GIVE_UP_MS) throw new Error(`partition ${p} not writable ${GIVE_UP_MS} ms after the kill`);
+        if (performance.now() - t0 > GIVE_UP_MS) {
+          throw new Error(`partition ${p} not writable ${GIVE_UP_MS} ms after the kill`);
+        }
         await sleep(20);
       }
     }));
@@ -158,12 +186,23 @@ async function trial(n: number, keys: string[]): Promise<Trial> {
   const udpDrops = udpReceiveBufferDrops() - drops0;
   for (const m of survivors) m.kill9();
   await Promise.all(members.map((m) => m.child.exited));
-  return { ...d, writableMs, firstTry, udpDrops, preKillFailures: preKillFailures.length, runtimes: members.map((m) => m.runtime).join(",") };
+  return {
+    ...d,
+    writableMs,
+    firstTry,
+    udpDrops,
+    preKillFailures: preKillFailures.length,
+    runtimes: members.map((m) => m.runtime).join(","),
+  };
 }
 
 async function main(): Promise<void> {
   const loadStart = loadAverage();
-  console.log(`Failover over WebRTC (${runtimeVersion()}): ${MEMBERS} member processes (${RUNTIMES.join(",")}), kill -9 of the master, ${TRIALS} trials, backup 1, ${PARTITIONS} partitions`);
+  console.log(
+    `Failover over WebRTC (${runtimeVersion()}): ${MEMBERS} member processes (${
+      RUNTIMES.join(",")
+    }), kill -9 of the master, ${TRIALS} trials, backup 1, ${PARTITIONS} partitions`,
+  );
   console.log(`load average at start: ${loadStart}`);
   const keys = keysPerPartition();
   const trials: Trial[] = [];
@@ -172,8 +211,12 @@ async function main(): Promise<void> {
       const t = await trial(i, keys);
       trials.push(t);
       console.log(
-        `trial ${i + 1}: killed member gone from all survivors ${fmtMs(t.goneMs)}, same new master on all ${fmtMs(t.masterMs)}, ` +
-          `all ${PARTITIONS} partitions writable ${fmtMs(t.writableMs)} (${t.firstTry} at the first attempt; ${t.udpDrops} UDP drops)  [load ${loadAverage()}]`,
+        `trial ${i + 1}: killed member gone from all survivors ${fmtMs(t.goneMs)}, same new master on all ${
+          fmtMs(t.masterMs)
+        }, ` +
+          `all ${PARTITIONS} partitions writable ${
+            fmtMs(t.writableMs)
+          } (${t.firstTry} at the first attempt; ${t.udpDrops} UDP drops)  [load ${loadAverage()}]`,
       );
     } finally {
       killAllChildren();
@@ -181,13 +224,20 @@ async function main(): Promise<void> {
   }
   const loadEnd = loadAverage();
   const w = 46;
-  const row = (name: string, xs: number[]) => `| ${name.padEnd(w)} | ${fmtMs(quantile(xs, 0.5)).padStart(8)} | ${fmtMs(Math.max(...xs)).padStart(8)} |`;
-  console.log(`\n| ${"figure (from kill -9 of the master)".padEnd(w)} |      p50 |      max |\n|${"-".repeat(w + 2)}|----------|----------|`);
+  const row = (name: string, xs: number[]) =>
+    `| ${name.padEnd(w)} | ${fmtMs(quantile(xs, 0.5)).padStart(8)} | ${fmtMs(Math.max(...xs)).padStart(8)} |`;
+  console.log(
+    `\n| ${"figure (from kill -9 of the master)".padEnd(w)} |      p50 |      max |\n|${
+      "-".repeat(w + 2)
+    }|----------|----------|`,
+  );
   console.log(row("killed member gone from every survivor's list", trials.map((t) => t.goneMs)));
   console.log(row("every survivor: same new master, 3 members", trials.map((t) => t.masterMs)));
   console.log(row(`all ${PARTITIONS} partitions writable (REST PUT)`, trials.map((t) => t.writableMs)));
   console.log(`\nload average at start: ${loadStart}; at end: ${loadEnd}`);
-  console.log(JSON.stringify({ bench: "failover", runtime: runtimeVersion(), members: RUNTIMES, trials, loadStart, loadEnd }));
+  console.log(
+    JSON.stringify({ bench: "failover", runtime: runtimeVersion(), members: RUNTIMES, trials, loadStart, loadEnd }),
+  );
 }
 
 await runBench(main);

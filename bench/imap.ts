@@ -27,7 +27,13 @@ const delayMs = delayAt >= 0 ? Number(args[delayAt + 1]) : 0;
 const directBackupAcks = args.includes("--direct-acks");
 
 const rng = new Random(42);
-const net = new MemoryNetwork({ clock: realClock, rng: rng.fork(), link: { delayMs }, encode: true, connectDelayMs: 0 });
+const net = new MemoryNetwork({
+  clock: realClock,
+  rng: rng.fork(),
+  link: { delayMs },
+  encode: true,
+  connectDelayMs: 0,
+});
 const cluster = new TestCluster();
 const grids = new Map<string, DataGrid>();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,12 +62,15 @@ async function settled(g: DataGrid, want: number): Promise<number> {
   const t = performance.now();
   for (;;) {
     const s = g.partitionSummary();
-    if (s.migrating === 0 && s.replicasMissing === 0 && Object.keys(s.owners).length === want) return performance.now() - t;
+    if (s.migrating === 0 && s.replicasMissing === 0 && Object.keys(s.owners).length === want) {
+      return performance.now() - t;
+    }
     await sleep(5);
   }
 }
 
-const pct = (xs: number[], p: number) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+const pct = (xs: number[], p: number) =>
+  xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 const fmt = (ms: number) => `${(ms * 1000).toFixed(0)} µs`;
 
 const a = await add("a");
@@ -106,7 +115,9 @@ const getTput = await throughput("get", 30_000, 64);
 // migration: 100,000 entries, then a 4th data member joins
 const entries: Array<[string, string]> = [];
 for (let i = 0; i < 100_000; i++) entries.push([`m${i}`, value]);
-for (let i = 0; i < entries.length; i += 5000) await client.getMap<string, string>("big").putAll(entries.slice(i, i + 5000));
+for (let i = 0; i < entries.length; i += 5000) {
+  await client.getMap<string, string>("big").putAll(entries.slice(i, i + 5000));
+}
 let bytesBefore = 0;
 for (const g of grids.values()) bytesBefore += 0 * g.localMaps().length;
 const statsBefore = ["a", "b", "c"].reduce((s, id) => s + net.node(id)!.stats().bytesSent, 0);
@@ -133,12 +144,28 @@ await Promise.all(Array.from({ length: 271 }, async (_, p) => {
 const failoverMs = performance.now() - tFail;
 
 // deno-lint-ignore no-explicit-any
-const runtime = (globalThis as any).Bun ? `bun ${(globalThis as any).Bun.version}` : (globalThis as any).Deno ? `deno ${(globalThis as any).Deno.version.deno}` : "node";
-console.log(`IMap bench (${runtime}; in-process MemoryNetwork, ${delayMs} ms per hop, real codec, 3 data + 1 lite client, backup 1, 271 partitions, 100 B values, backups ack ${directBackupAcks ? "straight to the caller" : "to the primary"})`);
+const runtime = (globalThis as any).Bun
+  ? `bun ${(globalThis as any).Bun.version}`
+  : (globalThis as any).Deno
+  ? `deno ${(globalThis as any).Deno.version.deno}`
+  : "node";
+console.log(
+  `IMap bench (${runtime}; in-process MemoryNetwork, ${delayMs} ms per hop, real codec, 3 data + 1 lite client, backup 1, 271 partitions, 100 B values, backups ack ${
+    directBackupAcks ? "straight to the caller" : "to the primary"
+  })`,
+);
 console.log(`  put  p50 ${fmt(pct(putLat, 0.5))}  p99 ${fmt(pct(putLat, 0.99))}`);
 console.log(`  get  p50 ${fmt(pct(getLat, 0.5))}  p99 ${fmt(pct(getLat, 0.99))}`);
-console.log(`  64 in flight: ${Math.round(putTput).toLocaleString("en")} puts/s, ${Math.round(getTput).toLocaleString("en")} gets/s`);
-console.log(`  migration on join (100,000 entries): ${(migrationMs / 1000).toFixed(2)} s, ${(migratedBytes / 1e6 / (migrationMs / 1000)).toFixed(1)} MB/s sent by the old members`);
+console.log(
+  `  64 in flight: ${Math.round(putTput).toLocaleString("en")} puts/s, ${
+    Math.round(getTput).toLocaleString("en")
+  } gets/s`,
+);
+console.log(
+  `  migration on join (100,000 entries): ${(migrationMs / 1000).toFixed(2)} s, ${
+    (migratedBytes / 1e6 / (migrationMs / 1000)).toFixed(1)
+  } MB/s sent by the old members`,
+);
 console.log(`  failover (view change → all 271 partitions writable): ${failoverMs.toFixed(0)} ms`);
 for (const g of grids.values()) g.stop();
 // deno-lint-ignore no-explicit-any

@@ -66,7 +66,8 @@ async function settled(members: MemberProcess[], want: number): Promise<boolean>
     `${b.partitions.migrating} migrating, ${b.partitions.replicasMissing} replicas missing, ${b.links.length} links`
   ).join("; ");
   return bodies.every((b) =>
-    b.partitions.migrating === 0 && b.partitions.replicasMissing === 0 && Object.keys(b.partitions.owners).length === want &&
+    b.partitions.migrating === 0 && b.partitions.replicasMissing === 0 &&
+    Object.keys(b.partitions.owners).length === want &&
     b.members.length === members.length + 1 && b.links.length === members.length
   );
 }
@@ -74,21 +75,32 @@ async function settled(members: MemberProcess[], want: number): Promise<boolean>
 async function main(): Promise<void> {
   const loadStart = loadAverage();
   const runtime = currentRuntime();
-  console.log(`IMap over WebRTC (${runtimeVersion()}): 3 data member processes + this process as lite client, backup 1, ${PARTITIONS} partitions, 100 B values`);
+  console.log(
+    `IMap over WebRTC (${runtimeVersion()}): 3 data member processes + this process as lite client, backup 1, ${PARTITIONS} partitions, 100 B values`,
+  );
   console.log(`load average at start: ${loadStart}`);
 
   const t0 = performance.now();
   const a = await startMember({ name: "a", secret });
-  const [b, c] = await Promise.all([startMember({ name: "b", secret, join: a.url }), startMember({ name: "c", secret, join: a.url })]);
+  const [b, c] = await Promise.all([
+    startMember({ name: "b", secret, join: a.url }),
+    startMember({ name: "c", secret, join: a.url }),
+  ]);
   const data = [a, b, c];
   const client = await startNode({ name: "client", lite: true, http: false, join: [a.url], secret, logLevel: "warn" });
   await until(async () => (await settled(data, 3)) || undefined, 60_000, "3 data members settled", 100).catch((err) => {
     throw new Error(`${(err as Error).message}; last state: ${lastState}`);
   });
-  await until(() => {
-    const s = client.partitionSummary();
-    return client.cluster.members().length === 4 && Object.keys(s.owners).length === 3 && s.migrating === 0 || undefined;
-  }, 30_000, "client sees the table", 50);
+  await until(
+    () => {
+      const s = client.partitionSummary();
+      return client.cluster.members().length === 4 && Object.keys(s.owners).length === 3 && s.migrating === 0 ||
+        undefined;
+    },
+    30_000,
+    "client sees the table",
+    50,
+  );
   console.log(`cluster up in ${fmtMs(performance.now() - t0)}`);
 
   const map = client.getMap<string, string>("bench");
@@ -154,7 +166,10 @@ async function main(): Promise<void> {
       for (const k of keys) if (!got.has(k)) missing.push(k);
     }
     const partitions = [...new Set(missing.map((k) => partitionOf(k, PARTITIONS)))].sort((x, y) => x - y);
-    missingNote = `size() ${bigSize} after loading ${ENTRIES}; getAll misses ${missing.length} keys (e.g. ${missing.slice(0, 5).join(", ")}) ` +
+    missingNote =
+      `size() ${bigSize} after loading ${ENTRIES}; getAll misses ${missing.length} keys (e.g. ${
+        missing.slice(0, 5).join(", ")
+      }) ` +
       `in partitions ${partitions.slice(0, 20).join(",")}${partitions.length > 20 ? ",…" : ""}`;
     console.log(`WARNING: acknowledged writes missing: ${missingNote}`);
   }
@@ -179,21 +194,34 @@ async function main(): Promise<void> {
   // One scrape per member before and after the join; counters are summed over members.
   const scrapeBefore = await Promise.all(data.map(scrapeMetrics));
   const sum = (texts: string[], name: string, labels = "") => texts.reduce((n, t) => n + sampleOf(t, name, labels), 0);
-  const replicationEvents = ["snapshotChunkBytesSent", "snapshotChunkBytesResent", "snapshotsRestarted", "snapshotsAbandoned", "logOpsResent", "pullsReceived"];
+  const replicationEvents = [
+    "snapshotChunkBytesSent",
+    "snapshotChunkBytesResent",
+    "snapshotsRestarted",
+    "snapshotsAbandoned",
+    "logOpsResent",
+    "pullsReceived",
+  ];
 
   // A 4th data member joins.
   let joinedAt = 0;
   let dId = "";
   const unsubscribe = client.cluster.subscribe((e) => {
-    if (e.type === "memberAdded" && e.member.name === "d" && joinedAt === 0) (joinedAt = performance.now(), dId = e.member.id);
+    if (e.type === "memberAdded" && e.member.name === "d" && joinedAt === 0) {
+      (joinedAt = performance.now(), dId = e.member.id);
+    }
   });
   const tSpawn = performance.now();
   const d = await startMember({ name: "d", secret, join: a.url });
   const all = [...data, d];
-  await until(async () => (await settled(all, 4)) || undefined, 90_000, "migration to the 4th member", 50).catch((err) => {
-    const logs = all.map((m) => `--- ${m.name} (last warn/error lines)\n${m.stderrTail().split("\n").slice(-8).join("\n")}`).join("\n");
-    throw new Error(`${(err as Error).message}; last state: ${lastState}\n${logs}`);
-  });
+  await until(async () => (await settled(all, 4)) || undefined, 90_000, "migration to the 4th member", 50).catch(
+    (err) => {
+      const logs = all.map((m) =>
+        `--- ${m.name} (last warn/error lines)\n${m.stderrTail().split("\n").slice(-8).join("\n")}`
+      ).join("\n");
+      throw new Error(`${(err as Error).message}; last state: ${lastState}\n${logs}`);
+    },
+  );
   const doneAt = performance.now();
   drops.push(udpReceiveBufferDrops());
   unsubscribe();
@@ -201,18 +229,40 @@ async function main(): Promise<void> {
   const migrationMs = doneAt - joinedAt;
   const scrapeAfter = await Promise.all([...data, d].map(scrapeMetrics));
   const bytesSent = 'direction="sent"';
-  const transportBytes = sum(scrapeAfter.slice(0, 3), "shoal_transport_bytes_total", bytesSent) - sum(scrapeBefore, "shoal_transport_bytes_total", bytesSent);
+  const transportBytes = sum(scrapeAfter.slice(0, 3), "shoal_transport_bytes_total", bytesSent) -
+    sum(scrapeBefore, "shoal_transport_bytes_total", bytesSent);
   const transportBytesAll = transportBytes + sampleOf(scrapeAfter[3], "shoal_transport_bytes_total", bytesSent);
-  const forwarded = sum(scrapeAfter, "shoal_transport_forwarded_total") - sum(scrapeBefore, "shoal_transport_forwarded_total");
-  const events = replicationEvents.map((e) => `${e} ${(sum(scrapeAfter, "shoal_replication_events_total", `event="${e}"`) - sum(scrapeBefore, "shoal_replication_events_total", `event="${e}"`)).toLocaleString("en")}`).join(", ");
+  const forwarded = sum(scrapeAfter, "shoal_transport_forwarded_total") -
+    sum(scrapeBefore, "shoal_transport_forwarded_total");
+  const events = replicationEvents.map((e) =>
+    `${e} ${
+      (sum(scrapeAfter, "shoal_replication_events_total", `event="${e}"`) -
+        sum(scrapeBefore, "shoal_replication_events_total", `event="${e}"`)).toLocaleString("en")
+    }`
+  ).join(", ");
   const kindDelta = new Map<string, number>();
-  scrapeAfter.slice(0, 3).forEach((t, i) => samplesOf(t, "shoal_transport_message_bytes_total", "kind").forEach((v, k) => kindDelta.set(k, (kindDelta.get(k) ?? 0) + v - (samplesOf(scrapeBefore[i], "shoal_transport_message_bytes_total", "kind").get(k) ?? 0))));
-  const topKinds = [...kindDelta].sort((x, y) => y[1] - x[1]).slice(0, 5).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)} MB`).join(", ");
+  scrapeAfter.slice(0, 3).forEach((t, i) =>
+    samplesOf(t, "shoal_transport_message_bytes_total", "kind").forEach((v, k) =>
+      kindDelta.set(
+        k,
+        (kindDelta.get(k) ?? 0) + v -
+          (samplesOf(scrapeBefore[i], "shoal_transport_message_bytes_total", "kind").get(k) ?? 0),
+      )
+    )
+  );
+  const topKinds = [...kindDelta].sort((x, y) => y[1] - x[1]).slice(0, 5).map(([k, v]) =>
+    `${k} ${(v / 1e6).toFixed(2)} MB`
+  ).join(", ");
 
-  await until(() => {
-    const s = client.partitionSummary();
-    return Object.keys(s.owners).length === 4 && s.migrating === 0 || undefined;
-  }, 10_000, "client sees the final table", 50);
+  await until(
+    () => {
+      const s = client.partitionSummary();
+      return Object.keys(s.owners).length === 4 && s.migrating === 0 || undefined;
+    },
+    10_000,
+    "client sees the final table",
+    50,
+  );
   const after = client.partitionTable();
   let movedEntries = 0, movedBytes = 0, changedPartitions = 0;
   for (const r of after) {
@@ -231,23 +281,46 @@ async function main(): Promise<void> {
     ["get p50 / p99 (1 in flight)", `${fmtMs(quantile(getLat, 0.5))} / ${fmtMs(quantile(getLat, 0.99))}`],
     [`puts/s (${IN_FLIGHT} in flight, ${putRun.ops} ops)`, Math.round(putTput).toLocaleString("en")],
     [`gets/s (${IN_FLIGHT} in flight, ${getRun.ops} ops)`, Math.round(getTput).toLocaleString("en")],
-    [`put p50 / p99 (${IN_FLIGHT} in flight)`, `${fmtMs(quantile(putRun.lat, 0.5))} / ${fmtMs(quantile(putRun.lat, 0.99))}`],
-    [`get p50 / p99 (${IN_FLIGHT} in flight)`, `${fmtMs(quantile(getRun.lat, 0.5))} / ${fmtMs(quantile(getRun.lat, 0.99))}`],
-    [`load ${ENTRIES.toLocaleString("en")} entries (putAll ×${chunk})`, `${fmtMs(loadMs)} (${Math.round(ENTRIES / (loadMs / 1000)).toLocaleString("en")} entries/s)`],
+    [
+      `put p50 / p99 (${IN_FLIGHT} in flight)`,
+      `${fmtMs(quantile(putRun.lat, 0.5))} / ${fmtMs(quantile(putRun.lat, 0.99))}`,
+    ],
+    [
+      `get p50 / p99 (${IN_FLIGHT} in flight)`,
+      `${fmtMs(quantile(getRun.lat, 0.5))} / ${fmtMs(quantile(getRun.lat, 0.99))}`,
+    ],
+    [
+      `load ${ENTRIES.toLocaleString("en")} entries (putAll ×${chunk})`,
+      `${fmtMs(loadMs)} (${Math.round(ENTRIES / (loadMs / 1000)).toLocaleString("en")} entries/s)`,
+    ],
     ["migration: 4th member listed → settled", fmtMs(migrationMs)],
     ["migration: process spawn → settled", fmtMs(doneAt - tSpawn)],
     ["partitions with a new replica / owned by d", `${changedPartitions} / ${dOwns}`],
-    ["moved (table estimate)", `${movedEntries.toLocaleString("en")} entries, ${mb(movedBytes)} MB → ${(movedBytes / 1e6 / s).toFixed(2)} MB/s`],
+    [
+      "moved (table estimate)",
+      `${movedEntries.toLocaleString("en")} entries, ${mb(movedBytes)} MB → ${(movedBytes / 1e6 / s).toFixed(2)} MB/s`,
+    ],
     [
       "moved (transport bytes sent by a,b,c)",
-      Number.isNaN(transportBytes) ? "n/a (GET /metrics failed)" : `${mb(transportBytes)} MB → ${(transportBytes / 1e6 / s).toFixed(2)} MB/s`,
+      Number.isNaN(transportBytes)
+        ? "n/a (GET /metrics failed)"
+        : `${mb(transportBytes)} MB → ${(transportBytes / 1e6 / s).toFixed(2)} MB/s`,
     ],
-    ["transport bytes sent by all 4", Number.isNaN(transportBytesAll) ? "n/a (GET /metrics failed)" : `${mb(transportBytesAll)} MB`],
+    [
+      "transport bytes sent by all 4",
+      Number.isNaN(transportBytesAll) ? "n/a (GET /metrics failed)" : `${mb(transportBytesAll)} MB`,
+    ],
     ["replication events during the join (all 4)", events],
     ["message bytes sent by a,b,c during the join, top kinds", topKinds || "n/a"],
-    ["messages relayed for other members during the join (all 4)", Number.isNaN(forwarded) ? "n/a (GET /metrics failed)" : forwarded.toLocaleString("en")],
+    [
+      "messages relayed for other members during the join (all 4)",
+      Number.isNaN(forwarded) ? "n/a (GET /metrics failed)" : forwarded.toLocaleString("en"),
+    ],
     ...(missingNote ? [["acknowledged putAll entries missing", missingNote] as [string, string]] : []),
-    [`UDP receive-buffer drops (machine-wide): 1 / ${IN_FLIGHT} in flight / load / migration`, drops.slice(1).map((x, i) => x - drops[i]).join(" / ")],
+    [
+      `UDP receive-buffer drops (machine-wide): 1 / ${IN_FLIGHT} in flight / load / migration`,
+      drops.slice(1).map((x, i) => x - drops[i]).join(" / "),
+    ],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log(`\n| figure${" ".repeat(w - 6)} | value |\n|${"-".repeat(w + 2)}|-------|`);

@@ -9,7 +9,14 @@
  *   bun run bench/membership.ts [sizes...]      e.g. bun run bench/membership.ts 10 100
  */
 import { DefaultTiming } from "../src/cluster/config.ts";
-import { clusterSimulation, formLinkedCluster, mastersOf, startMember, stillListing, viewDisagreement } from "../src/sim/cluster_sim.ts";
+import {
+  clusterSimulation,
+  formLinkedCluster,
+  mastersOf,
+  startMember,
+  stillListing,
+  viewDisagreement,
+} from "../src/sim/cluster_sim.ts";
 import { seedFromEnv } from "../src/sim/seed.ts";
 
 export interface ConvergeResult {
@@ -44,8 +51,12 @@ export async function measure(n: number, seed: number, stormMs = 1000): Promise<
     });
   }
   await sim.run(stormMs);
-  await sim.until(() => sim.liveIds().length === n && viewDisagreement(sim.liveNodes(), sim.liveIds()) === null, 120_000, 100, () =>
-    viewDisagreement(sim.liveNodes(), sim.liveIds()) ?? "");
+  await sim.until(
+    () => sim.liveIds().length === n && viewDisagreement(sim.liveNodes(), sim.liveIds()) === null,
+    120_000,
+    100,
+    () => viewDisagreement(sim.liveNodes(), sim.liveIds()) ?? "",
+  );
   const joinMs = sim.clock.now() - t0;
   const afterLastJoinMs = sim.clock.now() - (t0 + lastAt);
   const full = n - 1;
@@ -55,7 +66,11 @@ export async function measure(n: number, seed: number, stormMs = 1000): Promise<
   const victim = sim.liveIds()[Math.floor(n / 2)];
   sim.crash(victim);
   const crashKnownMs = await sim.until(() => stillListing(sim.liveNodes(), victim).length === 0, 60_000, 10);
-  await sim.until(() => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null && mastersOf(sim.liveNodes()).length === 1, 60_000, 50);
+  await sim.until(
+    () => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null && mastersOf(sim.liveNodes()).length === 1,
+    60_000,
+    50,
+  );
   return {
     n,
     joinMs,
@@ -103,7 +118,11 @@ export async function stallHurts(seed: number, n: number, who: "master" | "membe
  * the master is killed. Returns the virtual time until every survivor reports the next
  * master (Infinity if not within 60 s) and how many removals of live members happened.
  */
-export async function killUnderLoad(seed: number, n: number, maxStallMs: number): Promise<{ ms: number; falseRemovals: number }> {
+export async function killUnderLoad(
+  seed: number,
+  n: number,
+  maxStallMs: number,
+): Promise<{ ms: number; falseRemovals: number }> {
   const sim = await formLinkedCluster(seed, n);
   const rng = sim.rng.fork();
   let loaded = true;
@@ -119,7 +138,11 @@ export async function killUnderLoad(seed: number, n: number, maxStallMs: number)
   const order = sim.liveNodes()[0].m.members().map((m) => m.id);
   for (const x of sim.liveNodes()) x.events.length = 0;
   sim.crash(order[0]);
-  const ms = await sim.until(() => sim.liveNodes().every((x) => x.m.master() === order[1] && x.m.member(order[0]) === undefined), 60_000, 10)
+  const ms = await sim.until(
+    () => sim.liveNodes().every((x) => x.m.master() === order[1] && x.m.member(order[0]) === undefined),
+    60_000,
+    10,
+  )
     .catch(() => Infinity);
   await sim.run(15_000);
   loaded = false;
@@ -132,7 +155,9 @@ export async function killUnderLoad(seed: number, n: number, maxStallMs: number)
 
 async function stallReport(seed: number): Promise<void> {
   const runs = 10;
-  console.log(`One member's event loop stalls (timers and input held, then overdue timers first); runs of ${runs} seeds with a removal or split:`);
+  console.log(
+    `One member's event loop stalls (timers and input held, then overdue timers first); runs of ${runs} seeds with a removal or split:`,
+  );
   const stalls = [1000, 1500, 1800, 2000, 2200, 2500];
   console.log(`members, who stalls | ${stalls.map((d) => `${d} ms`).join(" | ")}`);
   for (const [n, who] of [[3, "master"], [3, "member"], [5, "master"], [5, "member"]] as const) {
@@ -144,7 +169,9 @@ async function stallReport(seed: number): Promise<void> {
     }
     console.log(`${`${n}, ${who}`.padStart(19)} | ${cells.join(" | ")}`);
   }
-  console.log("Sustained load: every member stalls 150–max ms every 0.5–1.5 s, then the master is killed (20 seeds, 3 members):");
+  console.log(
+    "Sustained load: every member stalls 150–max ms every 0.5–1.5 s, then the master is killed (20 seeds, 3 members):",
+  );
   for (const maxStall of [400, 700, 1000]) {
     const times: number[] = [];
     let removals = 0;
@@ -155,7 +182,11 @@ async function stallReport(seed: number): Promise<void> {
     }
     times.sort((a, b) => a - b);
     const f = (ms: number) => Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : "not within 60 s";
-    console.log(`  stalls up to ${maxStall} ms: every survivor reports the new master after p50 ${f(times[10])}, max ${f(times[19])}; removals of live members: ${removals}`);
+    console.log(
+      `  stalls up to ${maxStall} ms: every survivor reports the new master after p50 ${f(times[10])}, max ${
+        f(times[19])
+      }; removals of live members: ${removals}`,
+    );
   }
 }
 
@@ -163,20 +194,32 @@ if (import.meta.main) {
   const args = (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
   const sizes = args.length ? args.map(Number) : [10, 100, 1000];
   const seed = seedFromEnv(42);
-  console.log(`membership convergence (virtual time, seed ${seed}; a round is one probe interval of ${DefaultTiming.probeIntervalMs} ms)`);
+  console.log(
+    `membership convergence (virtual time, seed ${seed}; a round is one probe interval of ${DefaultTiming.probeIntervalMs} ms)`,
+  );
   const kills: number[] = [];
   for (let i = 0; i < 40; i++) kills.push(await masterKill(seed + i));
   kills.sort((a, b) => a - b);
   const q = (p: number) => (kills[Math.min(kills.length - 1, Math.floor(p * kills.length))] / 1000).toFixed(2);
-  console.log(`5 members, master killed (40 runs): every survivor reports the new master after p50 ${q(0.5)} s, p90 ${q(0.9)} s, max ${q(1)} s`);
+  console.log(
+    `5 members, master killed (40 runs): every survivor reports the new master after p50 ${q(0.5)} s, p90 ${
+      q(0.9)
+    } s, max ${q(1)} s`,
+  );
   await stallReport(seed);
-  console.log("Join storm: all members start within 1 s, each through 3 random members already in; view checked every 100 ms.");
+  console.log(
+    "Join storm: all members start within 1 s, each through 3 random members already in; view checked every 100 ms.",
+  );
   console.log("members | one view (from first join) | after last join | full mesh | crash known by all | wall clock");
   for (const n of sizes) {
     const r = await measure(n, seed);
     console.log(
-      `${String(n).padStart(7)} | ${(r.joinMs / 1000).toFixed(2)} s (${r.joinRounds.toFixed(1)} rounds) | ${r.afterLastJoinMs.toFixed(0)} ms | ${(r.linksMs / 1000).toFixed(2)} s | ` +
-        `${(r.crashKnownMs / 1000).toFixed(2)} s (${r.crashRounds.toFixed(1)} rounds) | ${(r.wallMs / 1000).toFixed(1)} s`,
+      `${String(n).padStart(7)} | ${(r.joinMs / 1000).toFixed(2)} s (${r.joinRounds.toFixed(1)} rounds) | ${
+        r.afterLastJoinMs.toFixed(0)
+      } ms | ${(r.linksMs / 1000).toFixed(2)} s | ` +
+        `${(r.crashKnownMs / 1000).toFixed(2)} s (${r.crashRounds.toFixed(1)} rounds) | ${
+          (r.wallMs / 1000).toFixed(1)
+        } s`,
     );
   }
 }

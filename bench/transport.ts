@@ -42,7 +42,10 @@ const RTT_ROUNDS = 2000;
 async function rawPair(): Promise<{ a: WebRtcPeer; b: WebRtcPeer; connectMs: number }> {
   const t0 = performance.now();
   const a = new WebRtcPeer({ iceServers: [] }), b = new WebRtcPeer({ iceServers: [] });
-  const opened = Promise.all([new Promise<void>((r) => (a.events.open = r)), new Promise<void>((r) => (b.events.open = r))]);
+  const opened = Promise.all([
+    new Promise<void>((r) => (a.events.open = r)),
+    new Promise<void>((r) => (b.events.open = r)),
+  ]);
   const offer = await a.createOffer();
   const answer = await b.acceptOffer(offer);
   await a.acceptAnswer(answer);
@@ -89,7 +92,10 @@ async function shoalPair(serverUrl: string, tag: string) {
   const mk = async (id: string) => {
     const sc = new SignalingClient({ url: serverUrl, cluster: `bench-${tag}`, self: id });
     await sc.start();
-    return { t: new WebRtcTransport({ self: id, cluster: `bench-${tag}`, secret: "bench", signaling: sc, iceServers: [] }), sc };
+    return {
+      t: new WebRtcTransport({ self: id, cluster: `bench-${tag}`, secret: "bench", signaling: sc, iceServers: [] }),
+      sc,
+    };
   };
   const A = await mk("a"), B = await mk("b");
   const t0 = performance.now();
@@ -170,14 +176,26 @@ if (ONLY !== "shoal") {
   await rawOneWay(pair.a, pair.b, 2_000, 1); // warm-up
   const unbatched: Array<[number, number]> = [];
   for (let r = 0; r < RUNS; r++) unbatched.push(await measured(10_000, () => rawOneWay(pair.a, pair.b, 10_000, 1)));
-  rows.push({ name: "raw werift, one message per payload", connectMs: median(connects), rttUs: rtt, msgsPerS: median(unbatched.map((x) => x[0])), msgsPerCpuS: median(unbatched.map((x) => x[1])) });
+  rows.push({
+    name: "raw werift, one message per payload",
+    connectMs: median(connects),
+    rttUs: rtt,
+    msgsPerS: median(unbatched.map((x) => x[0])),
+    msgsPerCpuS: median(unbatched.map((x) => x[1])),
+  });
   await pair.a.close();
   await pair.b.close();
   pair = await rawPair();
   await rawOneWay(pair.a, pair.b, 20_000, 120);
   const batched: Array<[number, number]> = [];
   for (let r = 0; r < RUNS; r++) batched.push(await measured(N, () => rawOneWay(pair.a, pair.b, N, 120)));
-  rows.push({ name: "raw werift, payloads packed in 12 KB frames", connectMs: median(connects), rttUs: rtt, msgsPerS: median(batched.map((x) => x[0])), msgsPerCpuS: median(batched.map((x) => x[1])) });
+  rows.push({
+    name: "raw werift, payloads packed in 12 KB frames",
+    connectMs: median(connects),
+    rttUs: rtt,
+    msgsPerS: median(batched.map((x) => x[0])),
+    msgsPerCpuS: median(batched.map((x) => x[1])),
+  });
   await pair.a.close();
   await pair.b.close();
 }
@@ -197,24 +215,44 @@ if (ONLY !== "raw") {
   const before = p.a.stats();
   const runs: Array<[number, number]> = [];
   for (let r = 0; r < RUNS; r++) runs.push(await measured(N, () => shoalOneWay(p.a, p.b, N)));
-  rows.push({ name: "Shoal transport (CBOR, validated, coalesced)", connectMs: median(connects), rttUs: rtt, msgsPerS: median(runs.map((x) => x[0])), msgsPerCpuS: median(runs.map((x) => x[1])) });
+  rows.push({
+    name: "Shoal transport (CBOR, validated, coalesced)",
+    connectMs: median(connects),
+    rttUs: rtt,
+    msgsPerS: median(runs.map((x) => x[0])),
+    msgsPerCpuS: median(runs.map((x) => x[1])),
+  });
   const st = p.a.stats();
   await p.close();
   await server.close();
   const frames = st.framesSent - before.framesSent, msgs = st.messagesSent - before.messagesSent;
   const bytes = st.bytesSent - before.bytesSent;
-  console.log(`Shoal sender, one-way runs: ${fmt(frames)} frames for ${fmt(msgs)} messages (${fmt(msgs / Math.max(1, frames), 1)} per frame, ${fmt(bytes / Math.max(1, msgs), 1)} bytes per message on the wire)`);
+  console.log(
+    `Shoal sender, one-way runs: ${fmt(frames)} frames for ${fmt(msgs)} messages (${
+      fmt(msgs / Math.max(1, frames), 1)
+    } per frame, ${fmt(bytes / Math.max(1, msgs), 1)} bytes per message on the wire)`,
+  );
 }
 
 const sack = sackPolicyFigures();
-console.log(`SACK policy: ${sack.tuned} associations tuned, ${sack.untuned} untuned; ${fmt(sack.sacks)} SACKs for ${fmt(sack.dataPackets)} DATA packets received`);
-console.log(`\ntransport bench — ${runtime}, ${PAYLOAD}-byte messages, one process, loopback (medians of ${RUNS} runs)`);
+console.log(
+  `SACK policy: ${sack.tuned} associations tuned, ${sack.untuned} untuned; ${fmt(sack.sacks)} SACKs for ${
+    fmt(sack.dataPackets)
+  } DATA packets received`,
+);
+console.log(
+  `\ntransport bench — ${runtime}, ${PAYLOAD}-byte messages, one process, loopback (medians of ${RUNS} runs)`,
+);
 const [l1, l5] = loadAverage();
 console.log(`load average at the end: ${l1} (1 min), ${l5} (5 min)`);
 console.log("| transport | connect (ms) | RTT median (µs) | one-way msgs/s | one-way MB/s | msgs per CPU-s |");
 console.log("|---|---|---|---|---|---|");
 for (const r of rows) {
-  console.log(`| ${r.name} | ${fmt(r.connectMs)} | ${fmt(r.rttUs)} | ${fmt(r.msgsPerS)} | ${fmt((r.msgsPerS * PAYLOAD) / 1e6, 1)} | ${fmt(r.msgsPerCpuS)} |`);
+  console.log(
+    `| ${r.name} | ${fmt(r.connectMs)} | ${fmt(r.rttUs)} | ${fmt(r.msgsPerS)} | ${
+      fmt((r.msgsPerS * PAYLOAD) / 1e6, 1)
+    } | ${fmt(r.msgsPerCpuS)} |`,
+  );
 }
 
 function loadAverage(): [string, string] {

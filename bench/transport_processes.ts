@@ -88,7 +88,15 @@ interface Child {
 function startReceiver(mode: string, plan: number[], extraEnv: Record<string, string>): Child {
   const lines: string[] = [];
   const waiters: Array<() => void> = [];
-  const child = spawnChild([...runtimeScriptCommand(new URL(import.meta.url).pathname), "--role", "receiver", "--mode", mode, "--plan", plan.join(",")], {
+  const child = spawnChild([
+    ...runtimeScriptCommand(new URL(import.meta.url).pathname),
+    "--role",
+    "receiver",
+    "--mode",
+    mode,
+    "--plan",
+    plan.join(","),
+  ], {
     env: extraEnv,
     onStdoutLine: (l) => {
       lines.push(l);
@@ -174,12 +182,20 @@ if (opt("role") === "receiver") {
   if (only !== "shoal") rows.push(["raw werift, payloads packed in 12 KB frames", await benchRaw(plan)]);
   if (only !== "raw") rows.push(["Shoal transport (CBOR, validated, coalesced)", await benchShoal(plan)]);
   const l = loadavg();
-  console.log(`\ntransport bench, two processes — ${runtime} → ${runtime}, ${PAYLOAD}-byte messages, loopback (medians of ${runs} runs of ${fmt(n)})`);
+  console.log(
+    `\ntransport bench, two processes — ${runtime} → ${runtime}, ${PAYLOAD}-byte messages, loopback (medians of ${runs} runs of ${
+      fmt(n)
+    })`,
+  );
   console.log(`load average at the end: ${l[0].toFixed(2)} (1 min), ${l[1].toFixed(2)} (5 min)`);
   console.log("| transport | one-way msgs/s | one-way MB/s | sender CPU µs/msg | receiver CPU µs/msg |");
   console.log("|---|---|---|---|---|");
   for (const [name, f] of rows) {
-    console.log(`| ${name} | ${fmt(f.msgsPerS)} | ${fmt((f.msgsPerS * PAYLOAD) / 1e6, 1)} | ${fmt(f.senderCpuUsPerMsg, 2)} | ${fmt(f.receiverCpuUsPerMsg, 2)} |`);
+    console.log(
+      `| ${name} | ${fmt(f.msgsPerS)} | ${fmt((f.msgsPerS * PAYLOAD) / 1e6, 1)} | ${fmt(f.senderCpuUsPerMsg, 2)} | ${
+        fmt(f.receiverCpuUsPerMsg, 2)
+      } |`,
+    );
   }
   process.exit(0);
 }

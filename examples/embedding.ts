@@ -53,7 +53,9 @@ const node = await startNode({
 });
 let code = 0;
 try {
-  console.log(`member ${node.id} joined cluster "${node.clusterName}" (${node.membership.members().length} member(s)); REST and dashboard at ${node.httpUrl}`);
+  console.log(
+    `member ${node.id} joined cluster "${node.clusterName}" (${node.membership.members().length} member(s)); REST and dashboard at ${node.httpUrl}`,
+  );
 
   // A typed handle on a cluster-wide map. Keys and values are anything CBOR can encode.
   const sessions: IMap<string, Session> = node.getMap<string, Session>("sessions");
@@ -65,27 +67,49 @@ try {
   // put returns the previous value; putIfAbsent writes only when the key is free.
   const previous = await sessions.put("s-1", { user: "ada", cart: ["book"], visits: 2 });
   check(previous?.visits === 1, "put returns the previous value");
-  check((await sessions.putIfAbsent("s-1", { user: "eve", cart: [], visits: 1 }))?.user === "ada", "putIfAbsent keeps the existing entry");
-  check(await sessions.putIfAbsent("s-2", { user: "bob", cart: [], visits: 1 }) === undefined, "putIfAbsent writes a free key");
+  check(
+    (await sessions.putIfAbsent("s-1", { user: "eve", cart: [], visits: 1 }))?.user === "ada",
+    "putIfAbsent keeps the existing entry",
+  );
+  check(
+    await sessions.putIfAbsent("s-2", { user: "bob", cart: [], visits: 1 }) === undefined,
+    "putIfAbsent writes a free key",
+  );
 
   // Compare-and-set (see addToCart below) keeps concurrent read-modify-writes from losing updates.
-  await Promise.all([addToCart(sessions, "s-1", "pen"), addToCart(sessions, "s-1", "lamp"), addToCart(sessions, "s-1", "mug")]);
+  await Promise.all([
+    addToCart(sessions, "s-1", "pen"),
+    addToCart(sessions, "s-1", "lamp"),
+    addToCart(sessions, "s-1", "mug"),
+  ]);
   const s1 = await sessions.get("s-1");
   check(s1?.cart.length === 4 && s1.visits === 5, `every concurrent update applied once (got ${JSON.stringify(s1)})`);
   console.log("after 3 concurrent compare-and-set updates →", s1);
 
   // Bulk operations and iteration.
-  await sessions.putAll(Array.from({ length: 50 }, (_, i) => [`guest-${i}`, { user: `guest${i}`, cart: [], visits: 0 }] as [string, Session]));
+  await sessions.putAll(
+    Array.from(
+      { length: 50 },
+      (_, i) => [`guest-${i}`, { user: `guest${i}`, cart: [], visits: 0 }] as [string, Session],
+    ),
+  );
   const some = await sessions.getAll(["s-1", "s-2", "guest-7", "nobody"]);
   check(some.size === 3 && !some.has("nobody"), "getAll returns only present keys");
   let guests = 0;
   for await (const [key] of sessions.entries()) if (key.startsWith("guest-")) guests++;
   check(guests === 50, `iteration sees every guest (saw ${guests})`);
-  console.log(`size ${await sessions.size()}, guests seen by iteration ${guests}, containsKey(s-2) ${await sessions.containsKey("s-2")}`);
+  console.log(
+    `size ${await sessions.size()}, guests seen by iteration ${guests}, containsKey(s-2) ${await sessions.containsKey(
+      "s-2",
+    )}`,
+  );
 
   // remove returns the old value; remove(key, expected) removes only a matching entry.
   check((await sessions.remove("s-2"))?.user === "bob", "remove returns the old value");
-  check(!(await sessions.remove("s-1", { user: "ada", cart: [], visits: 0 })), "conditional remove of a stale value fails");
+  check(
+    !(await sessions.remove("s-1", { user: "ada", cart: [], visits: 0 })),
+    "conditional remove of a stale value fails",
+  );
   console.log(`after removes: size ${await sessions.size()}`);
 
   // The same map over REST, as any other process would see it.

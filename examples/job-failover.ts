@@ -42,7 +42,18 @@ async function startMember(name: string, join?: string): Promise<Member> {
   const stderr: string[] = [];
   let onReady!: (line: { member: string; http: string }) => void;
   const ready = new Promise<{ member: string; http: string }>((r) => (onReady = r));
-  const args = ["node", "--name", name, "--secret", secret, "--http", "127.0.0.1:0", "--log-level", "warn", ...(join ? ["--join", join] : [])];
+  const args = [
+    "node",
+    "--name",
+    name,
+    "--secret",
+    secret,
+    "--http",
+    "127.0.0.1:0",
+    "--log-level",
+    "warn",
+    ...(join ? ["--join", join] : []),
+  ];
   const child = spawnChild([...runtimeScriptCommand(`${root}mod.ts`), ...args], {
     cwd: root,
     onStdoutLine: (l) => l.includes('"event":"ready"') && onReady(JSON.parse(l)),
@@ -52,7 +63,11 @@ async function startMember(name: string, join?: string): Promise<Member> {
   const exited = child.exited.then((code) => {
     throw new Error(`${name} exited (${code}) before it was ready:\n${stderr.slice(-20).join("\n")}`);
   });
-  const r = await Promise.race([ready, exited, sleep(90_000).then(() => Promise.reject(new Error(`${name}: no ready line in 90 s`)))]);
+  const r = await Promise.race([
+    ready,
+    exited,
+    sleep(90_000).then(() => Promise.reject(new Error(`${name}: no ready line in 90 s`))),
+  ]);
   const m = { name, id: r.member, url: r.http, child, stderr };
   members.push(m);
   return m;
@@ -62,7 +77,12 @@ function check(cond: unknown, what: string): asserts cond {
   if (!cond) throw new Error(`check failed: ${what}`);
 }
 
-type Job = { id: string; status: string; error?: string; tasks: { id: string; state: string; worker: string | null; attempt: number; recordsWritten: number }[] };
+type Job = {
+  id: string;
+  status: string;
+  error?: string;
+  tasks: { id: string; state: string; worker: string | null; attempt: number; recordsWritten: number }[];
+};
 
 let code = 0;
 try {
@@ -77,7 +97,11 @@ try {
   }, { ...patient, what: "3 members, every partition backed up" });
   const master = members.find((m) => m.id === formed.master)!;
   const survivor = members.find((m) => m !== master)!;
-  say(`cluster: ${members.map((m) => m.name).join(", ")}; master (and job coordinator) ${master.name}; watching from ${survivor.name}`);
+  say(
+    `cluster: ${
+      members.map((m) => m.name).join(", ")
+    }; master (and job coordinator) ${master.name}; watching from ${survivor.name}`,
+  );
 
   // 2. Two jobs, submitted to a member that is not the master (any member accepts them).
   const submit = async (sink: { type: string; map: string }) =>
@@ -91,17 +115,30 @@ try {
         checkpointIntervalMs: 500,
       }),
     })).id;
-  const jobs = { map: await submit({ type: "map", map: "failover-out" }), log: await submit({ type: "log", map: "failover-log" }) };
+  const jobs = {
+    map: await submit({ type: "map", map: "failover-out" }),
+    log: await submit({ type: "log", map: "failover-log" }),
+  };
   say(`submitted job ${jobs.map} (map sink → "failover-out") and ${jobs.log} (log sink → "failover-log")`);
 
   // 3. Once both are a third done, kill -9 the master.
   const written = (j: Job) => j.tasks.reduce((s, t) => s + t.recordsWritten, 0);
   const before = await waitUntil(async () => {
     const js = await Promise.all([jobs.map, jobs.log].map((id) => fetchJson<Job>(`${survivor.url}/jobs/${id}`)));
-    for (const j of js) if (["FINISHED", "FAILED", "CANCELED"].includes(j.status)) throw new Error(`job ${j.id} ended ${j.status} too early`);
+    for (const j of js) {
+      if (["FINISHED", "FAILED", "CANCELED"].includes(j.status)) {
+        throw new Error(`job ${j.id} ended ${j.status} too early`);
+      }
+    }
     return js.every((j) => written(j) >= records / 3 && j.tasks.every((t) => t.worker)) ? js : undefined;
   }, { ...patient, what: "both jobs a third done" });
-  for (const j of before) say(`job ${j.id} ${j.status}: ${written(j)} records; tasks ${j.tasks.map((t) => `${t.id.split("/").pop()}@${nameOf(t.worker)}#${t.attempt}`).join(" ")}`);
+  for (const j of before) {
+    say(
+      `job ${j.id} ${j.status}: ${written(j)} records; tasks ${
+        j.tasks.map((t) => `${t.id.split("/").pop()}@${nameOf(t.worker)}#${t.attempt}`).join(" ")
+      }`,
+    );
+  }
   const killedAt = performance.now();
   master.child.kill("SIGKILL");
   say(`kill -9 ${master.name} (pid ${master.child.pid}), the master`);
@@ -122,14 +159,20 @@ try {
         const key = `${t.id}#${t.attempt}`;
         if (t.attempt !== b.attempt && t.worker && !seen.has(key)) {
           seen.set(key, "");
-          say(`task ${t.id} restarted on ${nameOf(t.worker)} from its last checkpoint (attempt ${b.attempt} → ${t.attempt}; it ran on ${nameOf(b.worker)})`);
+          say(
+            `task ${t.id} restarted on ${
+              nameOf(t.worker)
+            } from its last checkpoint (attempt ${b.attempt} → ${t.attempt}; it ran on ${nameOf(b.worker)})`,
+          );
         }
       }
       if (seen.get(j.id) !== j.status) {
         seen.set(j.id, j.status);
         say(`job ${j.id} ${j.status} (${since()})`);
       }
-      if (j.status === "FAILED" || j.status === "CANCELED") throw new Error(`job ${j.id} ended ${j.status}: ${j.error}`);
+      if (j.status === "FAILED" || j.status === "CANCELED") {
+        throw new Error(`job ${j.id} ended ${j.status}: ${j.error}`);
+      }
     }
     return js.every((j) => j.status === "FINISHED") ? js : undefined;
   }, { ...patient, what: "both jobs FINISHED" });
@@ -137,7 +180,11 @@ try {
     for (const t of j.tasks) {
       const b = before.find((x) => x.id === j.id)!.tasks.find((x) => x.id === t.id)!;
       // Only the dead worker's tasks should need a restart; the output check below is what decides.
-      if (b.worker !== master.id && t.attempt !== b.attempt) say(`note: task ${t.id} on surviving ${nameOf(b.worker)} was restarted too (attempt ${b.attempt} → ${t.attempt})`);
+      if (b.worker !== master.id && t.attempt !== b.attempt) {
+        say(
+          `note: task ${t.id} on surviving ${nameOf(b.worker)} was restarted too (attempt ${b.attempt} → ${t.attempt})`,
+        );
+      }
     }
   }
 
@@ -158,7 +205,9 @@ try {
   const logTasks = finals.find((j) => j.id === jobs.log)!.tasks;
   const ids: number[] = [];
   for (const t of logTasks) {
-    const list = (await fetchJson(`${survivor.url}/maps/failover-log/${encodeURIComponent(t.id)}`)).value as { entries: { id: number; value: number }[] };
+    const list = (await fetchJson(`${survivor.url}/maps/failover-log/${encodeURIComponent(t.id)}`)).value as {
+      entries: { id: number; value: number }[];
+    };
     for (const e of list.entries) {
       check(e.value === valueOf(e.id), `log entry ${e.id} has the right value`);
       ids.push(e.id);
@@ -166,12 +215,19 @@ try {
   }
   const unique = new Set(ids);
   check(unique.size === ids.length, `${ids.length - unique.size} duplicate entries in the log sink`);
-  check(unique.size === records && ids.every((id) => id >= 0 && id < records), `log sink has ${unique.size} of ${records} records`);
-  say(`log sink: ${ids.length} entries over ${logTasks.length} task lists — every record exactly once, no duplicate, no gap`);
+  check(
+    unique.size === records && ids.every((id) => id >= 0 && id < records),
+    `log sink has ${unique.size} of ${records} records`,
+  );
+  say(
+    `log sink: ${ids.length} entries over ${logTasks.length} task lists — every record exactly once, no duplicate, no gap`,
+  );
   say("done: the master died mid-job and both jobs finished with exact output");
 } catch (err) {
   console.error(`job-failover example FAILED: ${(err as Error).message ?? err}`);
-  for (const m of members) if (m.stderr.length) console.error(`--- ${m.name} stderr (last lines):\n${m.stderr.slice(-15).join("\n")}`);
+  for (const m of members) {
+    if (m.stderr.length) console.error(`--- ${m.name} stderr (last lines):\n${m.stderr.slice(-15).join("\n")}`);
+  }
   code = 1;
 } finally {
   for (const c of children) c.kill("SIGKILL");

@@ -20,7 +20,9 @@ const say = (s: string) => console.log(`[${((performance.now() - t0) / 1000).toF
 async function waitFor(what: string, ok: () => boolean, timeoutMs = 60_000, state?: () => string): Promise<void> {
   const end = performance.now() + timeoutMs;
   while (!ok()) {
-    if (performance.now() > end) throw new Error(`${what}: not reached within ${timeoutMs / 1000} s${state ? `; state: ${state()}` : ""}`);
+    if (performance.now() > end) {
+      throw new Error(`${what}: not reached within ${timeoutMs / 1000} s${state ? `; state: ${state()}` : ""}`);
+    }
     await sleep(50);
   }
 }
@@ -42,8 +44,10 @@ try {
   nodes.push(b);
   const c = await startNode({ name: "c", secret, http: false, join: [a.httpUrl!], logLevel: "warn" });
   nodes.push(c);
-  await waitFor("3 members and every partition backed up", () =>
-    nodes.every((n) => n.membership.members().length === 3) && a.partitionSummary().replicasMissing === 0);
+  await waitFor(
+    "3 members and every partition backed up",
+    () => nodes.every((n) => n.membership.members().length === 3) && a.partitionSummary().replicasMissing === 0,
+  );
   const names = (n: Node) => n.membership.members().map((m) => m.name).join(", ");
   say(`cluster of 3 over WebRTC: ${names(a)}; master ${a.membership.member(a.membership.master()!)?.name}`);
   say(`links from a: ${a.links().map((l) => `${l.peer.slice(0, 6)} ${l.kind}`).join(", ")}`);
@@ -58,19 +62,41 @@ try {
   for (let i = 0; i < 297; i++) data.push([`town-${i}`, { country: "XX", population: i * 100 }]);
   await cities.putAll(data);
   say(`b wrote ${data.length} entries into map "cities" (each on its partition's primary and backup)`);
-  check((await c.getMap<string, { population: number }>("cities").get("Osaka"))?.population === 2_750_000, "c reads Osaka");
+  check(
+    (await c.getMap<string, { population: number }>("cities").get("Osaka"))?.population === 2_750_000,
+    "c reads Osaka",
+  );
   check(await a.getMap("cities").size() === data.length, "a counts every entry");
-  say(`c reads Osaka → ${JSON.stringify(await c.getMap("cities").get("Osaka"))}; a counts ${await a.getMap("cities").size()} entries`);
+  say(
+    `c reads Osaka → ${JSON.stringify(await c.getMap("cities").get("Osaka"))}; a counts ${await a.getMap("cities")
+      .size()} entries`,
+  );
   const owners = a.partitionSummary().owners;
-  say(`primaries per member: ${Object.entries(owners).map(([id, n]) => `${a.membership.member(id)?.name} ${n}`).join(", ")}`);
+  say(
+    `primaries per member: ${
+      Object.entries(owners).map(([id, n]) => `${a.membership.member(id)?.name} ${n}`).join(", ")
+    }`,
+  );
 
   // Stop the master. Its partitions move to b and c; b (the next oldest) becomes master.
   say("shutting down a (the master and the signaling endpoint)");
   await a.shutdown();
   nodes.shift();
-  await waitFor("2 members with a new master and every partition backed up", () =>
-    [b, c].every((n) => n.membership.members().length === 2 && n.membership.master() === b.id) && b.partitionSummary().replicasMissing === 0, 60_000, () =>
-    JSON.stringify([b, c].map((n) => ({ members: n.membership.members().map((m) => m.name), master: n.membership.member(n.membership.master() ?? "")?.name, partitions: n.partitionSummary() }))));
+  await waitFor(
+    "2 members with a new master and every partition backed up",
+    () =>
+      [b, c].every((n) => n.membership.members().length === 2 && n.membership.master() === b.id) &&
+      b.partitionSummary().replicasMissing === 0,
+    60_000,
+    () =>
+      JSON.stringify(
+        [b, c].map((n) => ({
+          members: n.membership.members().map((m) => m.name),
+          master: n.membership.member(n.membership.master() ?? "")?.name,
+          partitions: n.partitionSummary(),
+        })),
+      ),
+  );
   say(`members now: ${names(b)}; new master ${b.membership.member(b.membership.master()!)?.name}`);
 
   const all = await c.getMap<string, { country: string; population: number }>("cities").getAll(data.map(([k]) => k));

@@ -33,11 +33,25 @@ for (let seed = from; seed < from + count; seed++) {
   if (!r.ok) {
     failed++;
     console.log(`FAIL seed ${seed}: ${r.problems.slice(0, 3).join("; ")}`);
-    console.log(`  replay: SEED=${seed} bun test test/sim/imap_chaos_test.ts   or   bun run scripts/nightly_sim.ts --seed ${seed}`);
+    console.log(
+      `  replay: SEED=${seed} bun test test/sim/imap_chaos_test.ts   or   bun run scripts/nightly_sim.ts --seed ${seed}`,
+    );
   }
-  if ((seed - from + 1) % 100 === 0) console.log(`${seed - from + 1}/${count} runs, ${failed} failed, ${splitRuns} split runs`);
+  if ((seed - from + 1) % 100 === 0) {
+    console.log(`${seed - from + 1}/${count} runs, ${failed} failed, ${splitRuns} split runs`);
+  }
 }
-console.log(JSON.stringify({ runs: count, failed, splitRuns, falsePositives, ackedWrites: acked, crashes, seconds: Math.round((performance.now() - started) / 1000) }));
+console.log(
+  JSON.stringify({
+    runs: count,
+    failed,
+    splitRuns,
+    falsePositives,
+    ackedWrites: acked,
+    crashes,
+    seconds: Math.round((performance.now() - started) / 1000),
+  }),
+);
 if (failed > 0) {
   if (g.Deno) g.Deno.exit(1);
   else g.process.exit(1);

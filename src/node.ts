@@ -19,9 +19,16 @@ import { jobMetricFamilies } from "./jobs/job_metrics.ts";
 import { DataGrid } from "./map/data_grid.ts";
 import type { IMap } from "./map/imap.ts";
 import { LATENCY_BUCKETS_MS } from "./map/map_stats.ts";
-import type { LinkInfo, NodeMetrics, OperationStats, PartitionReplicaInfo, PartitionSummary, ShoalNode } from "./node_api.ts";
+import type {
+  LinkInfo,
+  NodeMetrics,
+  OperationStats,
+  PartitionReplicaInfo,
+  PartitionSummary,
+  ShoalNode,
+} from "./node_api.ts";
 import { runtimeName } from "./runtime/process.ts";
-import { type Served, serve } from "./runtime/serve.ts";
+import { serve, type Served } from "./runtime/serve.ts";
 import { wsUpgrader } from "./runtime/websocket.ts";
 import { SignalingClient } from "./signaling/client.ts";
 import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
@@ -54,7 +61,11 @@ export class Node implements ShoalNode {
   #stopped = false;
 
   /** @internal use startNode() */
-  constructor(readonly options: Required<Pick<NodeOptions, "cluster" | "secret">> & NodeOptions, id: NodeId, log: Logger) {
+  constructor(
+    readonly options: Required<Pick<NodeOptions, "cluster" | "secret">> & NodeOptions,
+    id: NodeId,
+    log: Logger,
+  ) {
     this.id = id;
     this.name = options.name ?? `node-${id.slice(0, 6)}`;
     this.clusterName = options.cluster;
@@ -68,12 +79,14 @@ export class Node implements ShoalNode {
       log: log.child({ layer: "transport" }),
       signaling: {
         // Through the server where `to` is registered: the join URL's or our own endpoint.
-        send: (to, payload) => (this.#signaling.find((c) => c.peers().includes(to)) ?? this.#signaling[0])?.send(to, payload) ?? false,
+        send: (to, payload) =>
+          (this.#signaling.find((c) => c.peers().includes(to)) ?? this.#signaling[0])?.send(to, payload) ?? false,
         onSignal: (h) => (this.#onServerSignal = h),
       },
     });
     this.router = new MessageRouter(this.transport);
-    this.router.onHandlerError = (kind, err) => log.error("handler failed", { kind, error: String((err as Error)?.stack ?? err) });
+    this.router.onHandlerError = (kind, err) =>
+      log.error("handler failed", { kind, error: String((err as Error)?.stack ?? err) });
     this.membership = new Membership({
       self: id,
       transport: this.transport,
@@ -81,7 +94,13 @@ export class Node implements ShoalNode {
       clock: realClock,
       rng: systemRandom(),
       log: log.child({ layer: "cluster" }),
-      config: { cluster: options.cluster, secret: options.secret, name: this.name, runtime: runtimeName(), lite: options.lite ?? false },
+      config: {
+        cluster: options.cluster,
+        secret: options.secret,
+        name: this.name,
+        runtime: runtimeName(),
+        lite: options.lite ?? false,
+      },
     });
     this.grid = new DataGrid({
       self: id,
@@ -116,7 +135,9 @@ export class Node implements ShoalNode {
         this.#masterChanges++;
         log.info("master changed", { master: e.master, previous: e.previous, epoch: e.epoch });
       } else if (e.type === "memberAdded") log.info("member added", { id: e.member.id, name: e.member.name });
-      else if (e.type === "memberRemoved") log.info("member removed", { id: e.member.id, name: e.member.name, reason: e.reason });
+      else if (e.type === "memberRemoved") {
+        log.info("member removed", { id: e.member.id, name: e.member.name, reason: e.reason });
+      }
     });
   }
 
@@ -165,7 +186,9 @@ export class Node implements ShoalNode {
       }
     }
     if (joinUrls.length > 0 && this.#signaling.length === 0) {
-      throw lastErr instanceof ShoalError ? lastErr : new ShoalError("UNREACHABLE", `Cannot reach any join URL (${joinUrls.join(", ")})`);
+      throw lastErr instanceof ShoalError
+        ? lastErr
+        : new ShoalError("UNREACHABLE", `Cannot reach any join URL (${joinUrls.join(", ")})`);
     }
     const seeds = this.#signaling[0]?.peers() ?? [];
     // Then our own endpoint, so nodes that join through our address can reach us.
@@ -177,7 +200,12 @@ export class Node implements ShoalNode {
   }
 
   async #openSignaling(url: string, timeoutMs: number): Promise<SignalingClient> {
-    const client = new SignalingClient({ url, cluster: this.options.cluster, self: this.id, log: this.log.child({ layer: "signaling" }) });
+    const client = new SignalingClient({
+      url,
+      cluster: this.options.cluster,
+      self: this.id,
+      log: this.log.child({ layer: "signaling" }),
+    });
     client.onSignal((from, payload) => this.#onServerSignal(from, payload));
     try {
       await client.start(timeoutMs);
@@ -216,7 +244,13 @@ export class Node implements ShoalNode {
     const operations: OperationStats[] = [];
     for (const m of this.grid.mapStats()) {
       for (const [op, st] of Object.entries(m.ops)) {
-        operations.push({ map: m.map, op, count: st.count, errors: st.errors, latency: { boundsMs: [...LATENCY_BUCKETS_MS], counts: st.counts, sumMs: st.sumMs, count: st.count } });
+        operations.push({
+          map: m.map,
+          op,
+          count: st.count,
+          errors: st.errors,
+          latency: { boundsMs: [...LATENCY_BUCKETS_MS], counts: st.counts, sumMs: st.sumMs, count: st.count },
+        });
       }
     }
     return {
@@ -235,7 +269,9 @@ export class Node implements ShoalNode {
     this.jobs.stop();
     try {
       if (this.membership.joined && this.membership.members().length > 1) {
-        await this.grid.migrateAway().catch((err) => this.log.warn("migration on shutdown incomplete", { error: String(err) }));
+        await this.grid.migrateAway().catch((err) =>
+          this.log.warn("migration on shutdown incomplete", { error: String(err) })
+        );
       }
       await this.membership.leave();
     } finally {

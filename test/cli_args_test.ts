@@ -23,23 +23,39 @@ describe("node command flags", () => {
 
   test("every flag maps onto NodeOptions", () => {
     const o = ok([
-      "--name", "alpha",
-      "--cluster", "prod",
-      "--secret", "s3cret",
-      "--join", "http://10.0.0.1:5701/",
-      "--join", "https://b.example.org:8443",
-      "--http", "0.0.0.0:0",
-      "--ice", "stun:stun.example.org:3478",
-      "--ice", "turn:alice:pa%40ss@turn.example.org:3478?transport=tcp",
-      "--ice-host-address", "10.9.0.2",
-      "--backup-count", "2",
-      "--async-backup-count", "1",
-      "--partition-count", "31",
+      "--name",
+      "alpha",
+      "--cluster",
+      "prod",
+      "--secret",
+      "s3cret",
+      "--join",
+      "http://10.0.0.1:5701/",
+      "--join",
+      "https://b.example.org:8443",
+      "--http",
+      "0.0.0.0:0",
+      "--ice",
+      "stun:stun.example.org:3478",
+      "--ice",
+      "turn:alice:pa%40ss@turn.example.org:3478?transport=tcp",
+      "--ice-host-address",
+      "10.9.0.2",
+      "--backup-count",
+      "2",
+      "--async-backup-count",
+      "1",
+      "--partition-count",
+      "31",
       "--lite",
-      "--token", "tok",
-      "--slots", "8",
-      "--log-level", "debug",
-      "--merge-policy", "discard",
+      "--token",
+      "tok",
+      "--slots",
+      "8",
+      "--log-level",
+      "debug",
+      "--merge-policy",
+      "discard",
     ]);
     expect(o).toEqual({
       name: "alpha",
@@ -106,7 +122,11 @@ describe("node command flags", () => {
   });
 
   test("flags win over environment variables; empty variables are ignored", () => {
-    const o = ok(["--secret", "flag", "--backup-count", "1"], { SHOAL_SECRET: "env", SHOAL_BACKUP_COUNT: "4", SHOAL_NAME: "" });
+    const o = ok(["--secret", "flag", "--backup-count", "1"], {
+      SHOAL_SECRET: "env",
+      SHOAL_BACKUP_COUNT: "4",
+      SHOAL_NAME: "",
+    });
     expect(o.secret).toBe("flag");
     expect(o.backupCount).toBe(1);
     expect(o.name).toBeUndefined();
@@ -194,7 +214,11 @@ describe("flag parser and helpers", () => {
   test("ICE URL forms", () => {
     expect(parseIceUrl("stun:1.2.3.4")).toEqual({ urls: "stun:1.2.3.4" });
     expect(parseIceUrl("stuns:[::1]:5349")).toEqual({ urls: "stuns:[::1]:5349" });
-    expect(parseIceUrl("TURNS:a:b@t.example:5349")).toEqual({ urls: "turns:t.example:5349", username: "a", credential: "b" });
+    expect(parseIceUrl("TURNS:a:b@t.example:5349")).toEqual({
+      urls: "turns:t.example:5349",
+      username: "a",
+      credential: "b",
+    });
     expect(parseIceUrl("turn:a:b:c@t:1")).toEqual({ urls: "turn:t:1", username: "a", credential: "b:c" });
   });
 
@@ -202,7 +226,9 @@ describe("flag parser and helpers", () => {
     expect(parseListenAddress("127.0.0.1:5701")).toEqual({ host: "127.0.0.1", port: 5701 });
     expect(parseListenAddress("[::1]:0")).toEqual({ host: "::1", port: 0 });
     expect(parseListenAddress(":80")).toEqual({ host: "0.0.0.0", port: 80 });
-    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "localhost", "LOCALHOST", "::ffff:127.0.0.1"]) expect(isLoopbackHost(h)).toBe(true);
+    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "localhost", "LOCALHOST", "::ffff:127.0.0.1"]) {
+      expect(isLoopbackHost(h)).toBe(true);
+    }
     for (const h of ["0.0.0.0", "::", "10.0.0.1", "example.org", "128.0.0.1"]) expect(isLoopbackHost(h)).toBe(false);
   });
 });

@@ -26,7 +26,15 @@ function harness(start: NodeCommandDeps["start"], env: Record<string, string> = 
     launcher: "bun run mod.ts",
     shutdownTimeoutMs: 200,
   };
-  return { deps, out, errs, exits, signal: (s: "SIGINT" | "SIGTERM") => signal(s), force: () => force(), disposed: () => disposed };
+  return {
+    deps,
+    out,
+    errs,
+    exits,
+    signal: (s: "SIGINT" | "SIGTERM") => signal(s),
+    force: () => force(),
+    disposed: () => disposed,
+  };
 }
 
 async function until(cond: () => boolean): Promise<void> {
@@ -51,7 +59,9 @@ describe("node command run loop", () => {
     expect(ready.member).toBe(node.id);
     expect(ready.http).toBe("http://127.0.0.1:40001");
     expect(ready.master).toBe(node.id);
-    expect(ready.join).toBe("SHOAL_SECRET=generated-secret bun run mod.ts node --join http://127.0.0.1:40001 --http 127.0.0.1:0");
+    expect(ready.join).toBe(
+      "SHOAL_SECRET=generated-secret bun run mod.ts node --join http://127.0.0.1:40001 --http 127.0.0.1:0",
+    );
     expect(h.out.join("\n")).toContain("To add a member, run:");
     expect(started?.secret).toBe("generated-secret");
     expect(node.shutdownCalls).toBe(0);
@@ -94,7 +104,10 @@ describe("node command run loop", () => {
 
   test("start failures give a clear message and exit 1", async () => {
     const cases: [unknown, string][] = [
-      [Object.assign(new Error("Failed to start server. Is port 5701 in use?"), { code: "EADDRINUSE" }), "already in use"],
+      [
+        Object.assign(new Error("Failed to start server. Is port 5701 in use?"), { code: "EADDRINUSE" }),
+        "already in use",
+      ],
       [Object.assign(new Error("Address already in use (os error 98)"), { name: "AddrInUse" }), "already in use"],
       [new ShoalError("AUTH_FAILED", "the member refused our proof of the secret"), "Check --secret"],
       [new ShoalError("UNREACHABLE", "connection refused"), "Cannot reach http://127.0.0.1:9"],
@@ -134,12 +147,18 @@ describe("node command run loop", () => {
 
 describe.each([["bun", "run"], ["deno", "run", "-A"]])("mod.ts entry (real process, %s)", (...launcher: string[]) => {
   const run = (args: string[]) => {
-    const p = Bun.spawnSync([...launcher, "mod.ts", ...args], { cwd: `${import.meta.dir}/..`, env: { ...process.env, SHOAL_SECRET: "" } });
+    const p = Bun.spawnSync([...launcher, "mod.ts", ...args], {
+      cwd: `${import.meta.dir}/..`,
+      env: { ...process.env, SHOAL_SECRET: "" },
+    });
     return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
   };
 
   test("a bad SHOAL_ variable exits 2 naming the variable", () => {
-    const p = Bun.spawnSync([...launcher, "mod.ts"], { cwd: `${import.meta.dir}/..`, env: { ...process.env, SHOAL_SLOTS: "lots" } });
+    const p = Bun.spawnSync([...launcher, "mod.ts"], {
+      cwd: `${import.meta.dir}/..`,
+      env: { ...process.env, SHOAL_SLOTS: "lots" },
+    });
     expect(p.exitCode).toBe(2);
     expect(p.stderr.toString()).toContain('Invalid value "lots" for SHOAL_SLOTS');
   });

@@ -12,11 +12,15 @@ const hasNode = existsSync(`${root}/src/node.ts`);
 if (!hasNode) console.warn("SKIPPED node command process tests: src/node.ts (startNode) does not exist yet");
 
 /** Starts `mod.ts …args` under Bun with no secret from the environment and logs at warn. */
-const start = (args: string[], env: Record<string, string> = {}): ModProcess => spawnMod("bun", args, { SHOAL_SECRET: "", SHOAL_LOG_LEVEL: "warn", ...env });
+const start = (args: string[], env: Record<string, string> = {}): ModProcess =>
+  spawnMod("bun", args, { SHOAL_SECRET: "", SHOAL_LOG_LEVEL: "warn", ...env });
 
 async function exitOf(p: Subprocess, timeoutMs = 30_000): Promise<number | "timeout"> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const r = await Promise.race([p.exited, new Promise<"timeout">((res) => (timer = setTimeout(() => res("timeout"), timeoutMs)))]);
+  const r = await Promise.race([
+    p.exited,
+    new Promise<"timeout">((res) => (timer = setTimeout(() => res("timeout"), timeoutMs))),
+  ]);
   clearTimeout(timer);
   return r;
 }
@@ -24,33 +28,37 @@ async function exitOf(p: Subprocess, timeoutMs = 30_000): Promise<number | "time
 afterAll(killAll);
 
 describe.skipIf(!hasNode)("node command processes", () => {
-  test("embedded default: ready line, health, a second member joins with the printed command, SIGTERM exits 0", async () => {
-    const a = start(["--name", "a", "--http", "127.0.0.1:0"]);
-    const ready = await a.ready;
-    expect(ready.event).toBe("ready");
-    expect(typeof ready.member).toBe("string");
-    expect(ready.http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(ready.join).toContain(`--join ${ready.http}`);
-    const health = await fetch(`${ready.http}/health`);
-    expect(health.status).toBe(200);
-    expect((await health.json()).member).toBe(ready.member);
+  test(
+    "embedded default: ready line, health, a second member joins with the printed command, SIGTERM exits 0",
+    async () => {
+      const a = start(["--name", "a", "--http", "127.0.0.1:0"]);
+      const ready = await a.ready;
+      expect(ready.event).toBe("ready");
+      expect(typeof ready.member).toBe("string");
+      expect(ready.http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(ready.join).toContain(`--join ${ready.http}`);
+      const health = await fetch(`${ready.http}/health`);
+      expect(health.status).toBe(200);
+      expect((await health.json()).member).toBe(ready.member);
 
-    // The printed join command: SHOAL_SECRET=… <launcher> mod.ts node --join URL --http 127.0.0.1:0
-    const m = /^SHOAL_SECRET=(\S+) .*? node (.*)$/.exec(ready.join);
-    expect(m).not.toBeNull();
-    const b = start(m![2].split(" ").concat(["--name", "b"]), { SHOAL_SECRET: m![1] });
-    const readyB = await b.ready;
-    const members = await until(async () => {
-      const c = await (await fetch(`${ready.http}/cluster`)).json();
-      return c.members.length === 2 ? c.members : undefined;
-    });
-    expect(members.map((x: { id: string }) => x.id).sort()).toEqual([ready.member, readyB.member].sort());
+      // The printed join command: SHOAL_SECRET=… <launcher> mod.ts node --join URL --http 127.0.0.1:0
+      const m = /^SHOAL_SECRET=(\S+) .*? node (.*)$/.exec(ready.join);
+      expect(m).not.toBeNull();
+      const b = start(m![2].split(" ").concat(["--name", "b"]), { SHOAL_SECRET: m![1] });
+      const readyB = await b.ready;
+      const members = await until(async () => {
+        const c = await (await fetch(`${ready.http}/cluster`)).json();
+        return c.members.length === 2 ? c.members : undefined;
+      });
+      expect(members.map((x: { id: string }) => x.id).sort()).toEqual([ready.member, readyB.member].sort());
 
-    b.proc.kill("SIGTERM");
-    expect(await exitOf(b.proc)).toBe(0);
-    a.proc.kill("SIGTERM");
-    expect(await exitOf(a.proc)).toBe(0);
-  }, 90_000);
+      b.proc.kill("SIGTERM");
+      expect(await exitOf(b.proc)).toBe(0);
+      a.proc.kill("SIGTERM");
+      expect(await exitOf(a.proc)).toBe(0);
+    },
+    90_000,
+  );
 
   test("a taken port, a wrong secret and an unreachable join URL each exit non-zero with a clear message", async () => {
     const a = start(["--name", "a", "--http", "127.0.0.1:0", "--secret", "right-secret"]);

@@ -24,11 +24,17 @@ describe("membership across processes", () => {
     const all = [a, ...rest];
 
     // One view everywhere: 5 members, the same master (the oldest, a), the same version.
-    const views = await until(async () => {
-      const vs = await Promise.all(all.map((m) => m.json<ClusterJson>("/cluster")));
-      const ok = vs.every((v) => v.members.length === 5 && v.master === a.id && v.memberListVersion === vs[0].memberListVersion);
-      return ok ? vs : undefined;
-    }, 30_000, "5-member view");
+    const views = await until(
+      async () => {
+        const vs = await Promise.all(all.map((m) => m.json<ClusterJson>("/cluster")));
+        const ok = vs.every((v) =>
+          v.members.length === 5 && v.master === a.id && v.memberListVersion === vs[0].memberListVersion
+        );
+        return ok ? vs : undefined;
+      },
+      30_000,
+      "5-member view",
+    );
     expect(views[0].members.map((m) => m.name)).toEqual(["a", "b", "c", "d", "e"]);
     expect(new Set(views.flatMap((v) => v.members.map((m) => m.runtime)))).toEqual(new Set(["bun", "deno"]));
     for (const m of all) expect((await m.json("/health")).status).toBe("ok");
@@ -48,10 +54,14 @@ describe("membership across processes", () => {
     const t0 = performance.now();
     a.kill9();
     const survivors = rest;
-    await until(async () => {
-      const vs = await Promise.all(survivors.map((m) => m.json<ClusterJson>("/cluster")));
-      return vs.every((v) => v.master === rest[0].id && v.members.length === 4) ? vs : undefined;
-    }, 15_000, "new master agreed by all survivors");
+    await until(
+      async () => {
+        const vs = await Promise.all(survivors.map((m) => m.json<ClusterJson>("/cluster")));
+        return vs.every((v) => v.master === rest[0].id && v.members.length === 4) ? vs : undefined;
+      },
+      15_000,
+      "new master agreed by all survivors",
+    );
     const detectMs = performance.now() - t0;
     console.log(`kill -9 of the master → all 4 survivors agree on the new master after ${detectMs.toFixed(0)} ms`);
     const after = await Promise.all(survivors.map((m) => m.json<ClusterJson>("/cluster")));
@@ -62,10 +72,14 @@ describe("membership across processes", () => {
     const c = rest[1];
     c.kill9();
     const t1 = performance.now();
-    await until(async () => {
-      const vs = await Promise.all([rest[0], rest[2], rest[3]].map((m) => m.json<ClusterJson>("/cluster")));
-      return vs.every((v) => v.members.length === 3) ? true : undefined;
-    }, 30_000, "c removed").catch(async (e) => {
+    await until(
+      async () => {
+        const vs = await Promise.all([rest[0], rest[2], rest[3]].map((m) => m.json<ClusterJson>("/cluster")));
+        return vs.every((v) => v.members.length === 3) ? true : undefined;
+      },
+      30_000,
+      "c removed",
+    ).catch(async (e) => {
       for (const m of [rest[0], rest[2], rest[3]]) {
         const v = await m.json<ClusterJson>("/cluster");
         console.log(m.name, v.master, v.memberListVersion, v.members.map((x) => x.name).join(","));
@@ -76,14 +90,32 @@ describe("membership across processes", () => {
     console.log(`kill -9 of a member → removed everywhere after ${(performance.now() - t1).toFixed(0)} ms`);
     const c2 = await startMember({ name: "c", runtime: "bun", join: rest[0].url });
     expect(c2.id).not.toBe(c.id);
-    const rejoined = await until(async () => {
-      const vs = await Promise.all([rest[0], rest[2], rest[3], c2].map((m) => m.json<ClusterJson>("/cluster")));
-      return vs.every((v) => v.members.length === 4 && v.members.some((m) => m.id === c2.id) && v.master === rest[0].id) ? vs : undefined;
-    }, 30_000, "restarted member re-joined");
+    const rejoined = await until(
+      async () => {
+        const vs = await Promise.all([rest[0], rest[2], rest[3], c2].map((m) => m.json<ClusterJson>("/cluster")));
+        return vs.every((v) =>
+            v.members.length === 4 && v.members.some((m) => m.id === c2.id) && v.master === rest[0].id
+          )
+          ? vs
+          : undefined;
+      },
+      30_000,
+      "restarted member re-joined",
+    );
     expect(rejoined[0].members.at(-1)!.name).toBe("c"); // youngest again
 
     // A member with the wrong secret is refused with a clear reason and a non-zero exit.
-    const wrong = await runToExit("bun", ["node", "--name", "intruder", "--http", "127.0.0.1:0", "--secret", "not-the-secret", "--join", rest[0].url], 60_000);
+    const wrong = await runToExit("bun", [
+      "node",
+      "--name",
+      "intruder",
+      "--http",
+      "127.0.0.1:0",
+      "--secret",
+      "not-the-secret",
+      "--join",
+      rest[0].url,
+    ], 60_000);
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr.toLowerCase()).toContain("secret");
     const finalView = await rest[0].json<ClusterJson>("/cluster");

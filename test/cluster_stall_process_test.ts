@@ -24,10 +24,18 @@ describe("membership across processes under CPU starvation", () => {
     const c = await startMember({ name: "c", runtime: "bun", join: a.url });
     const all = [a, b, c];
     const views = () => Promise.all(all.map((m) => m.json<ClusterJson>("/cluster")));
-    const formed = await until(async () => {
-      const vs = await views();
-      return vs.every((v) => v.members.length === 3 && v.master === a.id && v.memberListVersion === vs[0].memberListVersion) ? vs : undefined;
-    }, 30_000, "3-member view");
+    const formed = await until(
+      async () => {
+        const vs = await views();
+        return vs.every((v) =>
+            v.members.length === 3 && v.master === a.id && v.memberListVersion === vs[0].memberListVersion
+          )
+          ? vs
+          : undefined;
+      },
+      30_000,
+      "3-member view",
+    );
     const version = formed[0].memberListVersion;
 
     const stop = async (victim: Member) => {
@@ -37,9 +45,13 @@ describe("membership across processes under CPU starvation", () => {
       // Longer than a dead verdict plus the master's publication would take.
       await Bun.sleep(6_000);
       const vs = await views();
-      const deaths = all.flatMap((m) => m.stderr().split("\n").filter((l) => l.includes('"member dead"')).map((l) => `${m.name}: ${l}`));
+      const deaths = all.flatMap((m) =>
+        m.stderr().split("\n").filter((l) => l.includes('"member dead"')).map((l) => `${m.name}: ${l}`)
+      );
       expect(deaths).toEqual([]);
-      expect(vs.map((v) => [v.master, v.memberListVersion, v.members.length])).toEqual(all.map(() => [a.id, version, 3]));
+      expect(vs.map((v) => [v.master, v.memberListVersion, v.members.length])).toEqual(
+        all.map(() => [a.id, version, 3]),
+      );
       // The stopped member saw its own timers fire late and said so.
       expect(victim.stderr()).toContain('"event loop stalled"');
     };

@@ -20,7 +20,9 @@ const hasChromium = existsSync(chromiumPath);
 const saveToDocs = process.env.SHOAL_SAVE_SCREENSHOT === "1";
 
 if (!hasChromium) {
-  console.warn(`SKIPPED dashboard browser test: ${chromiumPath} is missing (install it with: apt-get install -y chromium)`);
+  console.warn(
+    `SKIPPED dashboard browser test: ${chromiumPath} is missing (install it with: apt-get install -y chromium)`,
+  );
 }
 
 describe.skipIf(!hasChromium)("dashboard in headless Chromium against a 3-member cluster", () => {
@@ -34,14 +36,24 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium against a 3-member
     a = await startMember({ name: "dash-a", runtime: "bun", secret, args });
     b = await startMember({ name: "dash-b", runtime: "bun", secret, join: a.url, args });
     c = await startMember({ name: "dash-c", runtime: "bun", secret, join: a.url, args });
-    await until(async () => {
-      const v = await a.json("/cluster");
-      return v.members.length === 3 && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0 ? v : undefined;
-    }, 90_000, "3 members, every partition backed up");
+    await until(
+      async () => {
+        const v = await a.json("/cluster");
+        return v.members.length === 3 && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0
+          ? v
+          : undefined;
+      },
+      90_000,
+      "3 members, every partition backed up",
+    );
     // A map to show, written through all three members.
     await Promise.all(Array.from({ length: 200 }, async (_, i) => {
       const m = [a, b, c][i % 3];
-      const res = await fetch(`${m.url}/maps/orders/${i}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ amount: i }) });
+      const res = await fetch(`${m.url}/maps/orders/${i}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ amount: i }),
+      });
       if (!res.ok) throw new Error(`PUT orders/${i}: ${res.status} ${await res.text()}`);
     }));
     // A job slow enough to be running while the page is looked at.
@@ -82,7 +94,9 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium against a 3-member
     await page.goto(a.url + "/");
     const cells = '[data-testid="partition-cell"]';
     await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 271, cells, { timeout: 20_000 });
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid="member"]').length === 3, undefined, { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="member"]').length === 3, undefined, {
+      timeout: 20_000,
+    });
     expect(await page.locator(cells).count()).toBe(271);
     expect(await page.locator('[data-testid="member"]').count()).toBe(3);
     expect(await page.locator('[data-testid="member"][data-master="true"]').getAttribute("data-member-id")).toBe(a.id);
@@ -92,10 +106,15 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium against a 3-member
     expect(owned.reduce((x, y) => x + y, 0)).toBe(271);
     for (const n of owned) expect(n).toBeGreaterThan(60);
     await page.waitForSelector('[data-testid="map-row"][data-map="orders"]', { timeout: 20_000 });
-    await page.waitForSelector(`[data-testid="job-row"][data-job-id="${jobId}"][data-status="RUNNING"]`, { timeout: 30_000 });
+    await page.waitForSelector(`[data-testid="job-row"][data-job-id="${jobId}"][data-status="RUNNING"]`, {
+      timeout: 30_000,
+    });
     // Let the job show some progress before the picture is taken.
     await page.waitForFunction(
-      (id) => /^[1-9]\d* records/.test(document.querySelector(`[data-testid="job-row"][data-job-id="${id}"] .mono`)?.textContent ?? ""),
+      (id) =>
+        /^[1-9]\d* records/.test(
+          document.querySelector(`[data-testid="job-row"][data-job-id="${id}"] .mono`)?.textContent ?? "",
+        ),
       jobId,
       { timeout: 30_000 },
     );
@@ -107,11 +126,15 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium against a 3-member
 
     // kill -9 a member the page is not served by.
     c.kill9();
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid="member"]').length === 2, undefined, { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="member"]').length === 2, undefined, {
+      timeout: 20_000,
+    });
     expect(await page.locator('[data-testid="member-count"]').textContent()).toBe("2");
     expect(await page.locator(`[data-testid="member"][data-member-id="${c.id}"]`).count()).toBe(0);
     // The grid repaints: the dead member's partitions get new primaries (promoted backups).
-    await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 0, `${cells}[data-owner="${c.id}"]`, { timeout: 30_000 });
+    await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 0, `${cells}[data-owner="${c.id}"]`, {
+      timeout: 30_000,
+    });
     expect(await page.locator(cells).count()).toBe(271);
     const after = await Promise.all([a, b].map((m) => page.locator(`${cells}[data-owner="${m.id}"]`).count()));
     expect(after[0] + after[1]).toBe(271);

@@ -17,7 +17,12 @@ afterAll(() => {
 });
 
 function startDemo(args: string[] = []) {
-  const proc = Bun.spawn(["bun", "run", "mod.ts", "demo", ...args], { cwd: root, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(["bun", "run", "mod.ts", "demo", ...args], {
+    cwd: root,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   started.push(proc);
   const out = { stdout: "", stderr: "" };
   const lines: Array<(s: string) => void> = [];
@@ -25,14 +30,17 @@ function startDemo(args: string[] = []) {
     const dec = new TextDecoder();
     for await (const chunk of stream) {
       out[key] += dec.decode(chunk, { stream: true });
-      if (key === "stdout") for (const l of lines) l(out.stdout);
+      if (key === "stdout") { for (const l of lines) l(out.stdout); }
     }
   };
   const done = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]).then(() => proc.exited);
   /** Resolves once stdout matches `re`. */
   const waitFor = (re: RegExp, timeoutMs: number) =>
     new Promise<RegExpMatchArray>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${re} in demo output within ${timeoutMs} ms:\n${out.stdout}\n${out.stderr}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no ${re} in demo output within ${timeoutMs} ms:\n${out.stdout}\n${out.stderr}`)),
+        timeoutMs,
+      );
       const check = (s: string) => {
         const m = s.match(re);
         if (m) {
@@ -75,32 +83,38 @@ describe("demo command", () => {
     }
   });
 
-  test("bun run mod.ts demo: master killed mid-job, failover narrated, exact output, exit 0, no process left", async () => {
-    const demo = startDemo();
-    const code = await demo.done;
-    const { stdout, stderr } = demo.out;
-    if (code !== 0) console.error(stdout, stderr);
-    expect(code).toBe(0);
-    expect(stdout).toContain("Shoal demo on bun");
-    expect(stdout).toMatch(/cluster formed: 3 members, master demo-1/);
-    expect(stdout).toMatch(/dashboard: http:\/\/127\.0\.0\.1:\d+\//);
-    expect(stdout).toMatch(/loaded 1,000 entries into map "inventory"/);
-    expect(stdout).toMatch(/kill -9 demo-1 \(the master, pid \d+\)/);
-    expect(stdout).toMatch(/new master: demo-[23], [\d,]+ ms after the kill/);
-    expect(stdout).toMatch(/\d+ partitions had their primary on demo-1: \d+ backups promoted to primary/);
-    expect(stdout).toMatch(/replicasMissing .*is 0 .* after the kill/);
-    expect(stdout).toMatch(/job FINISHED/);
-    expect(stdout).toContain('verified: map "out" holds exactly 6,000 records, each with the right value');
-    expect(stdout).toContain('verified: map "inventory" still holds its 1,000 entries, all intact');
-    expect(stdout).toMatch(/all checks passed/);
-    // Narration comes in order.
-    const order = ["dashboard:", "kill -9", "new master:", "job FINISHED", "verified: map \"out\"", "all checks passed"].map((s) => stdout.indexOf(s));
-    expect(order).toEqual([...order].sort((a, b) => a - b));
-    // Every child is gone: no member still runs with the demo's join URL, the signaling server is closed.
-    const signalUrl = stdout.match(/signaling server listening on (http:\/\/[\d.:]+)/)![1];
-    expect(await processesWith(`--join ${signalUrl}`)).toEqual([]);
-    expect(await fetch(signalUrl + "/", { signal: AbortSignal.timeout(2_000) }).then(() => "open", () => "closed")).toBe("closed");
-  }, 240_000);
+  test(
+    "bun run mod.ts demo: master killed mid-job, failover narrated, exact output, exit 0, no process left",
+    async () => {
+      const demo = startDemo();
+      const code = await demo.done;
+      const { stdout, stderr } = demo.out;
+      if (code !== 0) console.error(stdout, stderr);
+      expect(code).toBe(0);
+      expect(stdout).toContain("Shoal demo on bun");
+      expect(stdout).toMatch(/cluster formed: 3 members, master demo-1/);
+      expect(stdout).toMatch(/dashboard: http:\/\/127\.0\.0\.1:\d+\//);
+      expect(stdout).toMatch(/loaded 1,000 entries into map "inventory"/);
+      expect(stdout).toMatch(/kill -9 demo-1 \(the master, pid \d+\)/);
+      expect(stdout).toMatch(/new master: demo-[23], [\d,]+ ms after the kill/);
+      expect(stdout).toMatch(/\d+ partitions had their primary on demo-1: \d+ backups promoted to primary/);
+      expect(stdout).toMatch(/replicasMissing .*is 0 .* after the kill/);
+      expect(stdout).toMatch(/job FINISHED/);
+      expect(stdout).toContain('verified: map "out" holds exactly 6,000 records, each with the right value');
+      expect(stdout).toContain('verified: map "inventory" still holds its 1,000 entries, all intact');
+      expect(stdout).toMatch(/all checks passed/);
+      // Narration comes in order.
+      const order = ["dashboard:", "kill -9", "new master:", "job FINISHED", 'verified: map "out"', "all checks passed"]
+        .map((s) => stdout.indexOf(s));
+      expect(order).toEqual([...order].sort((a, b) => a - b));
+      // Every child is gone: no member still runs with the demo's join URL, the signaling server is closed.
+      const signalUrl = stdout.match(/signaling server listening on (http:\/\/[\d.:]+)/)![1];
+      expect(await processesWith(`--join ${signalUrl}`)).toEqual([]);
+      expect(await fetch(signalUrl + "/", { signal: AbortSignal.timeout(2_000) }).then(() => "open", () => "closed"))
+        .toBe("closed");
+    },
+    240_000,
+  );
 
   test("Ctrl-C stops the demo and kills every child", async () => {
     const demo = startDemo();
@@ -112,6 +126,7 @@ describe("demo command", () => {
     expect(code).toBe(130);
     expect(demo.out.stderr).toContain("SIGINT: stopping the demo's processes");
     expect(await processesWith(`--join ${signalUrl}`)).toEqual([]);
-    expect(await fetch(signalUrl + "/", { signal: AbortSignal.timeout(2_000) }).then(() => "open", () => "closed")).toBe("closed");
+    expect(await fetch(signalUrl + "/", { signal: AbortSignal.timeout(2_000) }).then(() => "open", () => "closed"))
+      .toBe("closed");
   }, 180_000);
 });

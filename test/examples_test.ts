@@ -10,7 +10,13 @@ import { killAll, root, startMember, until } from "./support/cluster.ts";
 afterAll(killAll);
 
 async function runExample(file: string, env: Record<string, string> = {}, timeoutMs = 120_000) {
-  const proc = Bun.spawn(["bun", "run", file], { cwd: root, env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(["bun", "run", file], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const timer = setTimeout(() => proc.kill(9), timeoutMs);
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   await proc.exited;
@@ -40,19 +46,27 @@ describe("examples under Bun", () => {
     expect(r.stdout).toMatch(/GET http:\/\/127\.0\.0\.1:\d+\/maps\/sessions\/s-1 → \{"value":\{"user":"ada"/);
   }, 150_000);
 
-  test("embedding.ts as a member of a running cluster: what it wrote stays in the cluster after it leaves", async () => {
-    const secret = "embedding-join-test";
-    const member = await startMember({ name: "host", runtime: "bun", secret, args: ["--log-level", "warn"] });
-    const r = await runExample("examples/embedding.ts", { SHOAL_JOIN: member.url, SHOAL_SECRET: secret });
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain("(2 member(s))");
-    // The example left gracefully (its partitions migrated to the host) and kept its map.
-    const s1 = await until(async () => {
-      const res = await member.get("/maps/sessions/s-1");
-      return res.ok ? (await res.json()).value : undefined;
-    }, 20_000, "s-1 readable on the host");
-    expect(s1).toEqual({ user: "ada", cart: ["book", "pen", "lamp", "mug"], visits: 5 });
-    expect((await member.json("/maps/sessions")).size).toBe(51);
-    expect((await member.json("/cluster")).members.length).toBe(1);
-  }, 150_000);
+  test(
+    "embedding.ts as a member of a running cluster: what it wrote stays in the cluster after it leaves",
+    async () => {
+      const secret = "embedding-join-test";
+      const member = await startMember({ name: "host", runtime: "bun", secret, args: ["--log-level", "warn"] });
+      const r = await runExample("examples/embedding.ts", { SHOAL_JOIN: member.url, SHOAL_SECRET: secret });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("(2 member(s))");
+      // The example left gracefully (its partitions migrated to the host) and kept its map.
+      const s1 = await until(
+        async () => {
+          const res = await member.get("/maps/sessions/s-1");
+          return res.ok ? (await res.json()).value : undefined;
+        },
+        20_000,
+        "s-1 readable on the host",
+      );
+      expect(s1).toEqual({ user: "ada", cart: ["book", "pen", "lamp", "mug"], visits: 5 });
+      expect((await member.json("/maps/sessions")).size).toBe(51);
+      expect((await member.json("/cluster")).members.length).toBe(1);
+    },
+    150_000,
+  );
 });

@@ -2,7 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { checkLinearizable, checkNoLostWrites, History } from "./support/history_checker.ts";
 
 /** Builds a history from [key, kind, value, invokeAt, endAt | "fail", result] rows. */
-function build(rows: Array<[string, "put" | "get" | "remove", string | undefined, number, number | "fail", string | undefined]>): History {
+function build(
+  rows: Array<[string, "put" | "get" | "remove", string | undefined, number, number | "fail", string | undefined]>,
+): History {
   const h = new History();
   for (const [key, kind, value, inv, end, result] of rows) {
     const op = h.invoke(key, kind, inv, value);
@@ -49,7 +51,9 @@ describe("history checker", () => {
 
   test("rejects a read of a value that was never written and a wrong previous value", () => {
     expect(checkLinearizable(build([["k", "get", undefined, 0, 1, "ghost"]])).ok).toBe(false);
-    expect(checkLinearizable(build([["k", "put", "a", 0, 1, undefined], ["k", "put", "b", 2, 3, "zzz"]])).ok).toBe(false);
+    expect(checkLinearizable(build([["k", "put", "a", 0, 1, undefined], ["k", "put", "b", 2, 3, "zzz"]])).ok).toBe(
+      false,
+    );
   });
 
   test("reports an acknowledged write that is lost", () => {
@@ -75,7 +79,14 @@ describe("history checker", () => {
     ]);
     expect(checkLinearizable(applied).ok).toBe(true);
     expect(checkNoLostWrites(applied).ok).toBe(true);
-    const never = build([["k", "put", "a", 0, 1, undefined], ["k", "put", "b", 2, "fail", undefined], ["k", "get", undefined, 10, 11, "a"]]);
+    const never = build([["k", "put", "a", 0, 1, undefined], ["k", "put", "b", 2, "fail", undefined], [
+      "k",
+      "get",
+      undefined,
+      10,
+      11,
+      "a",
+    ]]);
     expect(checkLinearizable(never).ok).toBe(true);
     // but once seen it cannot disappear again
     const flicker = build([

@@ -28,7 +28,18 @@ describe("GET /cluster", () => {
     const node = createTestNode({ members: 3 });
     const body = await (await createHttpApp(node).request("/cluster")).json();
     expect(Object.keys(body).sort()).toEqual(
-      ["cluster", "coordinator", "epoch", "links", "master", "memberListVersion", "members", "partitionTableVersion", "partitions", "self"],
+      [
+        "cluster",
+        "coordinator",
+        "epoch",
+        "links",
+        "master",
+        "memberListVersion",
+        "members",
+        "partitionTableVersion",
+        "partitions",
+        "self",
+      ],
     );
     expect(body.cluster).toBe("shoal");
     expect(body.self).toBe(node.id);
@@ -40,7 +51,14 @@ describe("GET /cluster", () => {
     expect(body.members.map((m: { name: string }) => m.name)).toEqual(["self", "peer1", "peer2"]);
     expect(typeof body.memberListVersion).toBe("number");
     expect(typeof body.partitionTableVersion).toBe("number");
-    expect(Object.keys(body.partitions).sort()).toEqual(["count", "dataLoss", "lost", "migrating", "owners", "replicasMissing"]);
+    expect(Object.keys(body.partitions).sort()).toEqual([
+      "count",
+      "dataLoss",
+      "lost",
+      "migrating",
+      "owners",
+      "replicasMissing",
+    ]);
     expect(body.partitions.lost).toBe(0);
     expect(body.partitions.dataLoss).toBe(0);
     expect(body.partitions.count).toBe(271);
@@ -70,7 +88,9 @@ describe("map routes", () => {
     const app = createHttpApp(createTestNode());
     expect(await (await app.request("/maps/users/alice", json({ age: 30 }))).json()).toEqual({ previous: null });
     expect(await (await app.request("/maps/users/alice")).json()).toEqual({ value: { age: 30 } });
-    expect(await (await app.request("/maps/users/alice", json([1, "two", null]))).json()).toEqual({ previous: { age: 30 } });
+    expect(await (await app.request("/maps/users/alice", json([1, "two", null]))).json()).toEqual({
+      previous: { age: 30 },
+    });
     const size = await app.request("/maps/users");
     expect(await size.json()).toEqual({ name: "users", size: 1 });
     const del = await app.request("/maps/users/alice", { method: "DELETE" });
@@ -113,7 +133,11 @@ describe("map routes", () => {
   test("oversized bodies get 413, with or without a Content-Length", async () => {
     const app = createHttpApp(createTestNode(), { maxBodyBytes: 1000 });
     const big = JSON.stringify("x".repeat(2000));
-    const withLength = await app.request("/maps/m/k", { method: "PUT", body: big, headers: { "content-length": String(big.length) } });
+    const withLength = await app.request("/maps/m/k", {
+      method: "PUT",
+      body: big,
+      headers: { "content-length": String(big.length) },
+    });
     expect(withLength.status).toBe(413);
     expect((await withLength.json()).error).toContain("larger than the limit of 1000 bytes");
     const chunks = [new TextEncoder().encode('"' + "y".repeat(600)), new TextEncoder().encode("y".repeat(600) + '"')];
@@ -125,7 +149,10 @@ describe("map routes", () => {
       },
     });
     const chunked = await app.request(
-      new Request("http://localhost/maps/m/k", { method: "PUT", body: stream, headers: { "transfer-encoding": "chunked" }, duplex: "half" } as RequestInit),
+      new Request(
+        "http://localhost/maps/m/k",
+        { method: "PUT", body: stream, headers: { "transfer-encoding": "chunked" }, duplex: "half" } as RequestInit,
+      ),
     );
     expect(chunked.status).toBe(413);
     const ok = await app.request("/maps/m/k", json("small"));
@@ -181,7 +208,8 @@ describe("bearer token", () => {
       },
     });
     expect((await app.request("/jobs", { method: "POST", body: "{}" })).status).toBe(401);
-    expect((await app.request("/jobs", { method: "POST", body: "{}", headers: { authorization: "Bearer t" } })).status).toBe(201);
+    expect((await app.request("/jobs", { method: "POST", body: "{}", headers: { authorization: "Bearer t" } })).status)
+      .toBe(201);
     expect(await (await app.request("/jobs")).json()).toEqual([]);
   });
 });
@@ -217,7 +245,9 @@ function parseProm(text: string): Map<string, number> {
       typed.add(t[1]);
       continue;
     }
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|\+Inf|NaN)$/.exec(line);
+    const m =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|\+Inf|NaN)$/
+        .exec(line);
     if (!m) throw new Error(`bad exposition line: ${line}`);
     out.set(m[1] + (m[2] ?? ""), Number(m[3].replace("+Inf", "Infinity")));
   }
@@ -228,7 +258,12 @@ describe("GET /metrics", () => {
   test("a family reported by another layer replaces the built-in one of the same name", async () => {
     const node = createTestNode({ members: 1 });
     const app = createHttpApp(node, {
-      extraMetrics: () => [{ name: "shoal_jobs", help: "from the job maps", type: "gauge", samples: [{ labels: { state: "RUNNING" }, value: 2 }] }],
+      extraMetrics: () => [{
+        name: "shoal_jobs",
+        help: "from the job maps",
+        type: "gauge",
+        samples: [{ labels: { state: "RUNNING" }, value: 2 }],
+      }],
     });
     const res = await app.request("/metrics");
     expect(res.status).toBe(200);

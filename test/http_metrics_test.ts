@@ -8,7 +8,12 @@ describe("Prometheus text format", () => {
       { name: "shoal_members", help: "Live\nmembers", type: "gauge", samples: [{ value: 3 }] },
       { name: "shoal_x_total", help: "x", type: "counter", samples: [{ labels: { map: 'a"b\\c\nd' }, value: 1.5 }] },
       { name: "shoal_empty", help: "left out", type: "gauge", samples: [] },
-      { name: "shoal_odd", help: "odd", type: "gauge", samples: [{ value: NaN }, { labels: { k: "v" }, value: Infinity }] },
+      {
+        name: "shoal_odd",
+        help: "odd",
+        type: "gauge",
+        samples: [{ value: NaN }, { labels: { k: "v" }, value: Infinity }],
+      },
     ]);
     expect(text).toBe(
       "# HELP shoal_members Live\\nmembers\n# TYPE shoal_members gauge\nshoal_members 3\n" +
@@ -19,8 +24,17 @@ describe("Prometheus text format", () => {
 
   test("histograms get cumulative buckets, +Inf, _sum and _count", () => {
     const h = toSecondsBuckets({ boundsMs: [1, 10], counts: [2, 3, 1], sumMs: 40, count: 6 });
-    expect(h).toEqual({ buckets: [{ le: 0.001, count: 2 }, { le: 0.01, count: 5 }, { le: Infinity, count: 6 }], sum: 0.04, count: 6 });
-    const text = renderPrometheus([{ name: "op_seconds", help: "ops", type: "histogram", samples: [{ labels: { op: "get" }, ...h }] }]);
+    expect(h).toEqual({
+      buckets: [{ le: 0.001, count: 2 }, { le: 0.01, count: 5 }, { le: Infinity, count: 6 }],
+      sum: 0.04,
+      count: 6,
+    });
+    const text = renderPrometheus([{
+      name: "op_seconds",
+      help: "ops",
+      type: "histogram",
+      samples: [{ labels: { op: "get" }, ...h }],
+    }]);
     expect(text.split("\n")).toEqual([
       "# HELP op_seconds ops",
       "# TYPE op_seconds histogram",
@@ -34,9 +48,13 @@ describe("Prometheus text format", () => {
   });
 
   test("refuses invalid and duplicate metric names and bad label names", () => {
-    expect(() => renderPrometheus([{ name: "1bad", help: "", type: "gauge", samples: [{ value: 1 }] }])).toThrow(RangeError);
+    expect(() => renderPrometheus([{ name: "1bad", help: "", type: "gauge", samples: [{ value: 1 }] }])).toThrow(
+      RangeError,
+    );
     const f = { name: "dup", help: "", type: "gauge" as const, samples: [{ value: 1 }] };
     expect(() => renderPrometheus([f, f])).toThrow("twice");
-    expect(() => renderPrometheus([{ name: "ok", help: "", type: "gauge", samples: [{ labels: { "bad-label": "x" }, value: 1 }] }])).toThrow(RangeError);
+    expect(() =>
+      renderPrometheus([{ name: "ok", help: "", type: "gauge", samples: [{ labels: { "bad-label": "x" }, value: 1 }] }])
+    ).toThrow(RangeError);
   });
 });

@@ -8,10 +8,20 @@ import { failAtRecordMessage, sequenceSource } from "../src/jobs/source_sequence
 import { offlineJobRoutes } from "./support/offline_job_routes.ts";
 
 const registry = ConnectorRegistry.withBuiltins();
-const job = (source: Record<string, unknown>) => ({ name: "j", source: { type: "sequence", count: 100, ...source }, sink: { type: "map", map: "out" } });
+const job = (source: Record<string, unknown>) => ({
+  name: "j",
+  source: { type: "sequence", count: 100, ...source },
+  sink: { type: "map", map: "out" },
+});
 
 /** Reads a whole split the way a task does, batch by batch from `from`; returns the ids read and the error that stopped it. */
-function drain(cfg: ReturnType<typeof sequenceSource.configure>, index: number, parallelism: number, from: number, batch: number) {
+function drain(
+  cfg: ReturnType<typeof sequenceSource.configure>,
+  index: number,
+  parallelism: number,
+  from: number,
+  batch: number,
+) {
   const split = sequenceSource.split(cfg, index, parallelism);
   const ids: number[] = [];
   let offset = Math.max(from, split.start);
@@ -39,15 +49,23 @@ describe("sequence.failAtRecord", () => {
       expect(() => registry.normalizeDefinition(job({ failAtRecord: bad }))).toThrow(InvalidJobError);
       expect(() => registry.normalizeDefinition(job({ failAtRecord: bad }))).toThrow(/sequence\.failAtRecord/);
     }
-    expect(() => registry.normalizeDefinition(job({ count: 0, failAtRecord: 0 }))).toThrow(/sequence\.failAtRecord needs count/);
+    expect(() => registry.normalizeDefinition(job({ count: 0, failAtRecord: 0 }))).toThrow(
+      /sequence\.failAtRecord needs count/,
+    );
   });
 
   test("POST /jobs refuses a bad failAtRecord with 400 before touching any map", async () => {
     const { app, touched } = offlineJobRoutes();
     for (const bad of [100, -3, "x"]) {
-      const res = await app.request("/jobs", { method: "POST", body: JSON.stringify(job({ failAtRecord: bad })), headers: { "content-type": "application/json" } });
+      const res = await app.request("/jobs", {
+        method: "POST",
+        body: JSON.stringify(job({ failAtRecord: bad })),
+        headers: { "content-type": "application/json" },
+      });
       expect(res.status).toBe(400);
-      expect(((await res.json()) as { error: string }).error).toMatch(/source: sequence\.failAtRecord must be an integer in \[0, 99\]/);
+      expect(((await res.json()) as { error: string }).error).toMatch(
+        /source: sequence\.failAtRecord must be an integer in \[0, 99\]/,
+      );
     }
     expect(touched).toEqual([]);
   });

@@ -2,7 +2,8 @@ import { expect, test } from "bun:test";
 import { appendSegment, type LogList } from "../src/jobs/sink_log.ts";
 import type { JobRecord } from "../src/jobs/connector.ts";
 
-const recs = (from: number, to: number): JobRecord[] => Array.from({ length: to - from }, (_, i) => ({ id: from + i, value: from + i }));
+const recs = (from: number, to: number): JobRecord[] =>
+  Array.from({ length: to - from }, (_, i) => ({ id: from + i, value: from + i }));
 
 test("a segment is appended once: applying it again changes nothing", () => {
   const l1 = appendSegment(undefined, 1, recs(0, 10))!;
@@ -26,7 +27,12 @@ test("crashes between stage, marker and apply neither duplicate nor leave gaps",
     const next = () => (rnd = (rnd * 1103515245 + 12345) % 2147483648) / 2147483648;
     let list: LogList | undefined;
     const stages = new Map<string, JobRecord[]>();
-    let marker: { checkpointId: number; offset: number; stage: string | null; attempt: number } = { checkpointId: 0, offset: 0, stage: null, attempt: 1 };
+    let marker: { checkpointId: number; offset: number; stage: string | null; attempt: number } = {
+      checkpointId: 0,
+      offset: 0,
+      stage: null,
+      attempt: 1,
+    };
     let attempt = 1;
     for (let guard = 0; guard < 10_000; guard++) {
       // restore: roll forward the stored marker
@@ -42,13 +48,22 @@ test("crashes between stage, marker and apply neither duplicate nor leave gaps",
         const c = marker.checkpointId + 1;
         const key = `a${attempt}/c${c}`;
         stages.set(key, batch); // prepare
-        if (next() < 0.15) { crashed = true; break; }
+        if (next() < 0.15) {
+          crashed = true;
+          break;
+        }
         marker = { checkpointId: c, offset: offset + batch.length, stage: key, attempt }; // marker CAS
-        if (next() < 0.15) { crashed = true; break; }
+        if (next() < 0.15) {
+          crashed = true;
+          break;
+        }
         const l = appendSegment(list, c, batch); // commit
         if (l) list = l;
         offset = marker.offset;
-        if (next() < 0.1) { crashed = true; break; }
+        if (next() < 0.1) {
+          crashed = true;
+          break;
+        }
       }
       if (!crashed) break;
       attempt++;

@@ -66,7 +66,9 @@ afterAll(async () => {
   killAll();
   try {
     await Bun.$`mkdir -p ${logDir}`.quiet();
-    for (const m of started) await Bun.write(`${logDir}/${m.name}.log`, `exit ${m.proc.exitCode} ${m.proc.signalCode ?? ""}\n${m.stderr()}`);
+    for (const m of started) {
+      await Bun.write(`${logDir}/${m.name}.log`, `exit ${m.proc.exitCode} ${m.proc.signalCode ?? ""}\n${m.stderr()}`);
+    }
     console.log(`member logs: ${logDir}/`);
   } catch (e) {
     console.log(`cannot write member logs: ${e}`);
@@ -74,12 +76,18 @@ afterAll(async () => {
   if (takeovers.length > 0) {
     console.log(
       `takeover after kill -9 of the master (ms): ${
-        takeovers.map((t) => `${t.round}: view ${t.masterMs.toFixed(0)}, coordinator ${t.coordinatorMs.toFixed(0)}, dead master's tasks rescheduled ${t.rescheduledMs?.toFixed(0) ?? "-"}`).join("; ")
+        takeovers.map((t) =>
+          `${t.round}: view ${t.masterMs.toFixed(0)}, coordinator ${
+            t.coordinatorMs.toFixed(0)
+          }, dead master's tasks rescheduled ${t.rescheduledMs?.toFixed(0) ?? "-"}`
+        ).join("; ")
       }`,
     );
     const rescheduled = takeovers.flatMap((t) => (t.rescheduledMs === undefined ? [] : [t.rescheduledMs]));
     console.log(
-      `median over ${takeovers.length} master kills: all survivors agree on the new master after ${median(takeovers.map((t) => t.masterMs)).toFixed(0)} ms; ` +
+      `median over ${takeovers.length} master kills: all survivors agree on the new master after ${
+        median(takeovers.map((t) => t.masterMs)).toFixed(0)
+      } ms; ` +
         `new coordinator term written after ${median(takeovers.map((t) => t.coordinatorMs)).toFixed(0)} ms; ` +
         `the dead master's tasks rescheduled after ${median(rescheduled).toFixed(0)} ms (${rescheduled.length} rounds)`,
     );
@@ -92,18 +100,28 @@ async function views(members: Member[]): Promise<ClusterJson[]> {
 
 /** Waits until every member sees all of `members`, the same master, and full replicas. */
 async function settled(members: Member[], timeoutMs = 90_000): Promise<void> {
-  await until(async () => {
-    const vs = await views(members);
-    const ok = vs.every((v) =>
-      v.members.length === members.length && v.master === members[0].id && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0
-    );
-    return ok ? true : undefined;
-  }, timeoutMs, `${members.length} members, master ${members[0].name}, full replicas`);
+  await until(
+    async () => {
+      const vs = await views(members);
+      const ok = vs.every((v) =>
+        v.members.length === members.length && v.master === members[0].id && v.partitions.replicasMissing === 0 &&
+        v.partitions.migrating === 0
+      );
+      return ok ? true : undefined;
+    },
+    timeoutMs,
+    `${members.length} members, master ${members[0].name}, full replicas`,
+  );
 }
 
 async function restart(victim: Member, join: Member): Promise<Member> {
   restartCount++;
-  const m = await startMember({ name: `${victim.name.replace(/\d+$/, "")}${restartCount}`, runtime: victim.runtime, join: join.url, secret });
+  const m = await startMember({
+    name: `${victim.name.replace(/\d+$/, "")}${restartCount}`,
+    runtime: victim.runtime,
+    join: join.url,
+    secret,
+  });
   started.push(m);
   live.push(m);
   return m;
@@ -123,8 +141,11 @@ function logTimeline(m: Member, sinceMs: number): string {
     const at = Date.parse(String(rec.ts)) - sinceMs;
     if (!(at >= 0)) continue;
     if (rec.event === "member dead") out.push(`member dead +${at} ms`);
-    else if (rec.event === "coordinator took over") out.push(`took over (term ${rec.term}, ${rec.jobs} jobs) +${at} ms`);
-    else if (rec.event === "task restart") out.push(`restart ${String(rec.task).slice(String(rec.task).indexOf("/") - 3)} +${at} ms`);
+    else if (rec.event === "coordinator took over") {
+      out.push(`took over (term ${rec.term}, ${rec.jobs} jobs) +${at} ms`);
+    } else if (rec.event === "task restart") {
+      out.push(`restart ${String(rec.task).slice(String(rec.task).indexOf("/") - 3)} +${at} ms`);
+    }
   }
   return out.slice(0, 8).join(", ");
 }
@@ -134,20 +155,40 @@ function written(info: JobInfo | undefined): number {
 }
 
 function taskSummary(info: JobInfo): string {
-  return info.tasks.map((t) => `${t.id.slice(t.id.lastIndexOf("/") + 1)}:${t.state}@${live.find((m) => m.id === t.worker)?.name ?? t.worker?.slice(0, 6)}#${t.attempt}`).join(" ");
+  return info.tasks.map((t) =>
+    `${t.id.slice(t.id.lastIndexOf("/") + 1)}:${t.state}@${
+      live.find((m) => m.id === t.worker)?.name ?? t.worker?.slice(0, 6)
+    }#${t.attempt}`
+  ).join(" ");
 }
 
 /** Checks both sinks of a round and that both jobs stay FINISHED. */
-async function checkOutput(reader: Member[], mapJobId: string, outMap: string, logJobId: string, logMap: string): Promise<void> {
+async function checkOutput(
+  reader: Member[],
+  mapJobId: string,
+  outMap: string,
+  logJobId: string,
+  logMap: string,
+): Promise<void> {
   const wrong = await checkMapSink(reader, outMap, expectedDoubled);
   if (wrong.length > 0) console.log(`${outMap}: ${wrong.length} wrong, e.g. ${wrong.slice(0, 5).join("; ")}`);
   expect(wrong.slice(0, 10)).toEqual([]);
   const logInfo = (await jobInfo(reader[0], logJobId))!;
   const log = await readLogSink(reader[0], logMap, logInfo.tasks.map((t) => t.id));
   if (log.duplicates.length + log.missing.length + log.badValues.length > 0) {
-    console.log(`${logMap}: ${log.entries} entries, ${log.duplicates.length} duplicated (e.g. ${log.duplicates.slice(0, 5)}), ${log.missing.length} missing (e.g. ${log.missing.slice(0, 5)}), ${log.badValues.length} bad`);
+    console.log(
+      `${logMap}: ${log.entries} entries, ${log.duplicates.length} duplicated (e.g. ${
+        log.duplicates.slice(0, 5)
+      }), ${log.missing.length} missing (e.g. ${log.missing.slice(0, 5)}), ${log.badValues.length} bad`,
+    );
   }
-  expect({ entries: log.entries, distinct: log.distinct, duplicates: log.duplicates.length, missing: log.missing.length, bad: log.badValues.length })
+  expect({
+    entries: log.entries,
+    distinct: log.distinct,
+    duplicates: log.duplicates.length,
+    missing: log.missing.length,
+    bad: log.badValues.length,
+  })
     .toEqual({ entries: recordCount, distinct: recordCount, duplicates: 0, missing: 0, bad: 0 });
   const mapInfo = (await jobInfo(reader[0], mapJobId))!;
   expect(mapInfo.metrics.recordsWritten).toBe(recordCount);
@@ -156,7 +197,9 @@ async function checkOutput(reader: Member[], mapJobId: string, outMap: string, l
 
 /** Every job that finished earlier is still FINISHED on every live member. */
 async function checkStillFinished(): Promise<void> {
-  const got = await Promise.all(live.flatMap((m) => finishedJobs.map(async (id) => `${id} on ${m.name}: ${(await jobInfo(m, id))?.status}`)));
+  const got = await Promise.all(
+    live.flatMap((m) => finishedJobs.map(async (id) => `${id} on ${m.name}: ${(await jobInfo(m, id))?.status}`)),
+  );
   expect(got).toEqual(live.flatMap((m) => finishedJobs.map((id) => `${id} on ${m.name}: FINISHED`)));
 }
 
@@ -171,10 +214,19 @@ const anyTaskFinished = (i: JobInfo) => i.status === "FINISHING" || i.tasks.some
 
 const moments: Moment[] = [
   // Before the first checkpoint of most tasks: everything restarts from offset 0 or close.
-  { name: "just after every task started running", now: (a, b) => [...a.tasks, ...b.tasks].every((t) => t.state === "RUNNING") },
-  { name: "early (≥ 10 % written)", now: (a, b) => running(a) && running(b) && Math.min(written(a), written(b)) >= 600 },
+  {
+    name: "just after every task started running",
+    now: (a, b) => [...a.tasks, ...b.tasks].every((t) => t.state === "RUNNING"),
+  },
+  {
+    name: "early (≥ 10 % written)",
+    now: (a, b) => running(a) && running(b) && Math.min(written(a), written(b)) >= 600,
+  },
   { name: "mid (≥ 50 % written)", now: (a, b) => running(a) && running(b) && Math.min(written(a), written(b)) >= 3000 },
-  { name: "late (≥ 70 % written)", now: (a, b) => running(a) && running(b) && Math.min(written(a), written(b)) >= 4200 },
+  {
+    name: "late (≥ 70 % written)",
+    now: (a, b) => running(a) && running(b) && Math.min(written(a), written(b)) >= 4200,
+  },
   // The first task of a job finished: the job is FINISHING (or about to be).
   { name: "during finishing", now: (a, b) => anyTaskFinished(a) || anyTaskFinished(b) },
 ];
@@ -189,9 +241,17 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
     started.push(a, b, c);
     await settled(live);
     // The master coordinates and every worker offers its slots.
-    await until(async () => (await coordinatorRecord(b))?.member === a.id ? true : undefined, 30_000, "coordinator record of a");
+    await until(
+      async () => (await coordinatorRecord(b))?.member === a.id ? true : undefined,
+      30_000,
+      "coordinator record of a",
+    );
     await waitNoSlotLeak(c, live.map((m) => m.id), []);
-    console.log(`3 members (bun, deno, bun) ready with full replicas and worker slots after ${((performance.now() - startedAt) / 1000).toFixed(1)} s`);
+    console.log(
+      `3 members (bun, deno, bun) ready with full replicas and worker slots after ${
+        ((performance.now() - startedAt) / 1000).toFixed(1)
+      } s`,
+    );
   }, 180_000);
 
   moments.forEach((moment, round) => {
@@ -211,8 +271,9 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
       while (!atKill) {
         const [a, b] = await Promise.all([jobInfo(survivors[0], mapId), jobInfo(survivors[0], logId)]);
         if (a && b && moment.now(a, b)) atKill = [a, b];
-        else if (performance.now() > end) throw new Error(`kill moment "${moment.name}" not reached: ${JSON.stringify([a?.status, b?.status])}`);
-        else await Bun.sleep(20);
+        else if (performance.now() > end) {
+          throw new Error(`kill moment "${moment.name}" not reached: ${JSON.stringify([a?.status, b?.status])}`);
+        } else await Bun.sleep(20);
       }
       const before = (await coordinatorRecord(survivors[0]))!;
       expect(before.member).toBe(master.id);
@@ -222,33 +283,55 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
       master.kill9();
       live = [...survivors];
       console.log(
-        `round ${round} (${moment.name}): killed master ${master.name} (${master.runtime}) ${((t0 - submittedAt) / 1000).toFixed(1)} s after submit; map job ${atKill[0].status} ${written(atKill[0])} written [${taskSummary(atKill[0])}], ` +
+        `round ${round} (${moment.name}): killed master ${master.name} (${master.runtime}) ${
+          ((t0 - submittedAt) / 1000).toFixed(1)
+        } s after submit; map job ${atKill[0].status} ${written(atKill[0])} written [${taskSummary(atKill[0])}], ` +
           `log job ${atKill[1].status} ${written(atKill[1])} written [${taskSummary(atKill[1])}]`,
       );
 
       // A new coordinator: every survivor names the oldest survivor master, and that member
       // wrote the next coordinator term.
-      await until(async () => (await views(survivors)).every((v) => v.master === survivors[0].id) ? true : undefined, takeoverBoundMs * 2, "new master");
+      await until(
+        async () => (await views(survivors)).every((v) => v.master === survivors[0].id) ? true : undefined,
+        takeoverBoundMs * 2,
+        "new master",
+      );
       const masterMs = performance.now() - t0;
-      const rec = await until(async () => {
-        const r = await coordinatorRecord(survivors[1]);
-        return r && r.member === survivors[0].id && r.term > before.term ? r : undefined;
-      }, takeoverBoundMs * 2, "new coordinator record");
+      const rec = await until(
+        async () => {
+          const r = await coordinatorRecord(survivors[1]);
+          return r && r.member === survivors[0].id && r.term > before.term ? r : undefined;
+        },
+        takeoverBoundMs * 2,
+        "new coordinator record",
+      );
       const coordinatorMs = performance.now() - t0;
       // The new coordinator acted: every unfinished task of the dead master runs again as attempt + 1.
       const orphans = atKill.flatMap((i) => i.tasks).filter((t) => t.worker === master.id && t.state !== "FINISHED");
       let rescheduledMs: number | undefined;
       if (orphans.length > 0) {
-        await until(async () => {
-          const now = (await Promise.all([jobInfo(survivors[0], mapId), jobInfo(survivors[0], logId)])).flatMap((i) => i?.tasks ?? []);
-          return orphans.every((o) => now.some((t) => t.id === o.id && (t.attempt > o.attempt || t.state === "FINISHED"))) ? true : undefined;
-        }, 60_000, "dead master's tasks rescheduled");
+        await until(
+          async () => {
+            const now = (await Promise.all([jobInfo(survivors[0], mapId), jobInfo(survivors[0], logId)])).flatMap((i) =>
+              i?.tasks ?? []
+            );
+            return orphans.every((o) =>
+                now.some((t) => t.id === o.id && (t.attempt > o.attempt || t.state === "FINISHED"))
+              )
+              ? true
+              : undefined;
+          },
+          60_000,
+          "dead master's tasks rescheduled",
+        );
         rescheduledMs = performance.now() - t0;
       }
       takeovers.push({ round: moment.name, masterMs, coordinatorMs, rescheduledMs });
       console.log(`round ${round}: new master's log: ${logTimeline(survivors[0], killedAtMs)}`);
       console.log(
-        `round ${round}: survivors agree on master ${survivors[0].name} after ${masterMs.toFixed(0)} ms; coordinator term ${rec.term} after ${coordinatorMs.toFixed(0)} ms; ` +
+        `round ${round}: survivors agree on master ${survivors[0].name} after ${
+          masterMs.toFixed(0)
+        } ms; coordinator term ${rec.term} after ${coordinatorMs.toFixed(0)} ms; ` +
           `${orphans.length} tasks of the dead master rescheduled after ${rescheduledMs?.toFixed(0) ?? "-"} ms`,
       );
       expect(coordinatorMs).toBeLessThan(takeoverBoundMs);
@@ -257,14 +340,22 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
         waitJob(survivors[0], mapId, (i) => i.status === "FINISHED" || i.status === "FAILED", 120_000, "FINISHED"),
         waitJob(survivors[1], logId, (i) => i.status === "FINISHED" || i.status === "FAILED", 120_000, "FINISHED"),
       ]);
-      console.log(`round ${round}: map job ${mapDone.status} [${taskSummary(mapDone)}], log job ${logDone.status} [${taskSummary(logDone)}]${mapDone.error ?? ""}${logDone.error ?? ""}`);
+      console.log(
+        `round ${round}: map job ${mapDone.status} [${taskSummary(mapDone)}], log job ${logDone.status} [${
+          taskSummary(logDone)
+        }]${mapDone.error ?? ""}${logDone.error ?? ""}`,
+      );
       expect([mapDone.status, logDone.status]).toEqual(["FINISHED", "FINISHED"]);
       const finishedAt = performance.now();
       // Read the output back while the watcher keeps polling: finished jobs stay finished.
       const output = checkOutput(survivors, mapId, outMap, logId, logMap).then(() => undefined, (e: unknown) => e);
       await Bun.sleep(2_000);
       await watcher.stop();
-      console.log(`round ${round}: status seen from survivors: map ${watcher.seen.get(mapId)?.join("→")}, log ${watcher.seen.get(logId)?.join("→")}; ${watcher.failures.length} failed reads`);
+      console.log(
+        `round ${round}: status seen from survivors: map ${watcher.seen.get(mapId)?.join("→")}, log ${
+          watcher.seen.get(logId)?.join("→")
+        }; ${watcher.failures.length} failed reads`,
+      );
       expect(watcher.failures.slice(0, 5)).toEqual([]);
       expect(watcher.regressions).toEqual([]);
       for (const s of survivors) expect(watcher.answers.get(s.name) ?? 0).toBeGreaterThan(0);
@@ -280,7 +371,9 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
       await waitNoSlotLeak(live[live.length - 1], live.map((m) => m.id), [master.id]);
       await checkStillFinished();
       console.log(
-        `round ${round}: jobs ran ${((finishedAt - submittedAt) / 1000).toFixed(1)} s, output check ${((checkedAt - finishedAt) / 1000).toFixed(1)} s, ` +
+        `round ${round}: jobs ran ${((finishedAt - submittedAt) / 1000).toFixed(1)} s, output check ${
+          ((checkedAt - finishedAt) / 1000).toFixed(1)
+        } s, ` +
           `restart and settle ${((performance.now() - checkedAt) / 1000).toFixed(1)} s`,
       );
     }, 240_000);
@@ -293,21 +386,28 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
     await submitJob(live.slice(1), logSinkJob(logId, "log-w", ratePerSecond));
     // Wait until every task checkpointed at least once (so a restart from 0 would show) and a
     // non-master worker's tasks are far from done (so they cannot finish before the kill).
-    const farFromDone = (m: Member, ts: JobInfo["tasks"]) => ts.some((t) => t.worker === m.id) && ts.every((t) => t.worker !== m.id || t.recordsWritten <= 1500);
-    const infos = await until(async () => {
-      const [a, b] = await Promise.all([jobInfo(master, mapId), jobInfo(master, logId)]);
-      if (!a || !b) return undefined;
-      const ts = [...a.tasks, ...b.tasks];
-      if (!ts.every((t) => t.state === "RUNNING" && t.recordsWritten >= 300)) return undefined;
-      return live.some((m) => m !== master && farFromDone(m, ts)) ? [a, b] : undefined;
-    }, 120_000, "every task checkpointed, a worker's tasks far from done");
+    const farFromDone = (m: Member, ts: JobInfo["tasks"]) =>
+      ts.some((t) => t.worker === m.id) && ts.every((t) => t.worker !== m.id || t.recordsWritten <= 1500);
+    const infos = await until(
+      async () => {
+        const [a, b] = await Promise.all([jobInfo(master, mapId), jobInfo(master, logId)]);
+        if (!a || !b) return undefined;
+        const ts = [...a.tasks, ...b.tasks];
+        if (!ts.every((t) => t.state === "RUNNING" && t.recordsWritten >= 300)) return undefined;
+        return live.some((m) => m !== master && farFromDone(m, ts)) ? [a, b] : undefined;
+      },
+      120_000,
+      "every task checkpointed, a worker's tasks far from done",
+    );
     const tasks = infos.flatMap((i) => i.tasks);
     // The youngest non-master member whose tasks are far from done.
     const victim = [...live].reverse().find((m) => m !== master && farFromDone(m, tasks))!;
     expect(victim).toBeDefined();
     const victimTasks = tasks.filter((t) => t.worker === victim.id).map((t) => t.id);
     const before = new Map(tasks.map((t) => [t.id, t.attempt]));
-    const checkpointsBefore = new Map(await Promise.all(victimTasks.map(async (id) => [id, (await checkpointOf(master, id))!] as const)));
+    const checkpointsBefore = new Map(
+      await Promise.all(victimTasks.map(async (id) => [id, (await checkpointOf(master, id))!] as const)),
+    );
     const survivors = live.filter((m) => m !== victim);
     const watcher = new StatusWatcher(survivors, [mapId, logId]);
     victim.kill9();
@@ -330,12 +430,18 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
       waitJob(master, mapId, (i) => i.status === "FINISHED" || i.status === "FAILED", 120_000, "FINISHED"),
       waitJob(master, logId, (i) => i.status === "FINISHED" || i.status === "FAILED", 120_000, "FINISHED"),
     ]);
-    console.log(`after the worker kill: map job ${mapDone.status} [${taskSummary(mapDone)}], log job ${logDone.status} [${taskSummary(logDone)}]`);
+    console.log(
+      `after the worker kill: map job ${mapDone.status} [${taskSummary(mapDone)}], log job ${logDone.status} [${
+        taskSummary(logDone)
+      }]`,
+    );
     expect([mapDone.status, logDone.status]).toEqual(["FINISHED", "FINISHED"]);
     const view = await master.json<ClusterJson>("/cluster");
     expect(view.master).toBe(master.id);
     expect(view.members.map((m) => m.id)).not.toContain(victim.id);
-    if (claimed.size < victimTasks.length) console.log(master.stderr().split("\n").filter((l) => /"layer":"jobs"|removed/.test(l)).slice(-40).join("\n"));
+    if (claimed.size < victimTasks.length) {
+      console.log(master.stderr().split("\n").filter((l) => /"layer":"jobs"|removed/.test(l)).slice(-40).join("\n"));
+    }
     for (const t of [...mapDone.tasks, ...logDone.tasks]) {
       const expected = victimTasks.includes(t.id) ? before.get(t.id)! + 1 : before.get(t.id)!;
       expect(`${t.id} attempt ${t.attempt}`).toBe(`${t.id} attempt ${expected}`);
@@ -345,7 +451,11 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
       const old = checkpointsBefore.get(id)!;
       const got = claimed.get(id);
       expect(got).toBeDefined();
-      console.log(`${id}: checkpoint ${old.checkpointId} at offset ${old.offset} before the kill; attempt ${got!.attempt} resumed at checkpoint ${got!.checkpointId}, offset ${got!.offset}`);
+      console.log(
+        `${id}: checkpoint ${old.checkpointId} at offset ${old.offset} before the kill; attempt ${
+          got!.attempt
+        } resumed at checkpoint ${got!.checkpointId}, offset ${got!.offset}`,
+      );
       // Resumed from (at least) the checkpoint seen before the kill, never from the start.
       expect(old.checkpointId).toBeGreaterThan(0);
       expect(got!.checkpointId).toBeGreaterThanOrEqual(old.checkpointId);
@@ -368,7 +478,13 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
     await waitJob(other, id, (i) => i.status === "RUNNING" && written(i) > 0, 90_000, "RUNNING with a checkpoint");
     const r = await fetch(`${other.url}/jobs/${id}/cancel`, { method: "POST", signal: AbortSignal.timeout(10_000) });
     expect(r.status).toBe(202);
-    const done = await waitJob(master, id, (i) => i.status === "CANCELED" || i.status === "FINISHED" || i.status === "FAILED", 60_000, "CANCELED");
+    const done = await waitJob(
+      master,
+      id,
+      (i) => i.status === "CANCELED" || i.status === "FINISHED" || i.status === "FAILED",
+      60_000,
+      "CANCELED",
+    );
     console.log(`cancelled: ${done.status} [${taskSummary(done)}], ${written(done)} records written`);
     expect(done.status).toBe("CANCELED");
     expect(done.tasks.every((t) => t.state === "CANCELED")).toBe(true);

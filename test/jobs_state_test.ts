@@ -11,8 +11,19 @@ import {
   TaskStatus,
 } from "../src/jobs/job_state.ts";
 
-const job = (state: JobStatus, term = 1): StateRecord<JobStatus> => ({ state, timestamps: { [state]: 1 }, term, epoch: 1 });
-const task = (state: TaskStatus, attempt = 1, term = 1): TaskStateRecord => ({ state, timestamps: { [state]: 1 }, term, epoch: 1, attempt });
+const job = (state: JobStatus, term = 1): StateRecord<JobStatus> => ({
+  state,
+  timestamps: { [state]: 1 },
+  term,
+  epoch: 1,
+});
+const task = (state: TaskStatus, attempt = 1, term = 1): TaskStateRecord => ({
+  state,
+  timestamps: { [state]: 1 },
+  term,
+  epoch: 1,
+  attempt,
+});
 
 describe("job state machine", () => {
   test("the happy path CREATED → SCHEDULED → RUNNING → FINISHING → FINISHED is allowed step by step", () => {

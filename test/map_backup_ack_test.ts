@@ -12,7 +12,13 @@ import { GridHarness } from "./support/grid_harness.ts";
 const P = 13;
 
 async function cluster(n: number) {
-  const h = new GridHarness({ config: { partitionCount: P, invoke: { attemptTimeoutMs: 2000, callTimeoutMs: 20_000 }, map: { directBackupAcks: true } } });
+  const h = new GridHarness({
+    config: {
+      partitionCount: P,
+      invoke: { attemptTimeoutMs: 2000, callTimeoutMs: 20_000 },
+      map: { directBackupAcks: true },
+    },
+  });
   for (let i = 0; i < n; i++) await h.add(`n${i}`);
   await h.run(3000);
   return h;
@@ -21,7 +27,7 @@ async function cluster(n: number) {
 /** A key whose primary and backup are both other members than `client`. */
 function remoteKey(h: GridHarness, client: string): { key: string; primary: string; backup: string } {
   const t = h.members.get(client)!.grid.partitions.table;
-  for (let i = 0; ; i++) {
+  for (let i = 0;; i++) {
     const row = t.replicas[partitionOf(`k${i}`, P)];
     if (!row.includes(client)) return { key: `k${i}`, primary: row[0], backup: row[1] };
   }

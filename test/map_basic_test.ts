@@ -39,7 +39,7 @@ describe("IMap on one member", () => {
     await run((async () => {
       for await (const k of m.keys()) keys.push(k);
     })());
-    expect(keys.map((k) => JSON.stringify(k)).sort()).toEqual(['2', '3', '{"id":7}']);
+    expect(keys.map((k) => JSON.stringify(k)).sort()).toEqual(["2", "3", '{"id":7}']);
     await run(m.clear());
     expect(await run(m.size())).toBe(0);
     const other = a.grid.getMap("other");
@@ -71,7 +71,9 @@ describe("replicated IMap", () => {
     const { partitionOf } = await import("../src/partition/partition_of.ts");
     for (let i = 0; i < 50; i++) {
       const p = partitionOf(`k${i}`, 13);
-      for (const mem of [a, b, c]) expect(mem.grid.maps.debugLocalValue(p, "m", encodeValue(`k${i}`))).toEqual(encodeValue(i));
+      for (const mem of [a, b, c]) {
+        expect(mem.grid.maps.debugLocalValue(p, "m", encodeValue(`k${i}`))).toEqual(encodeValue(i));
+      }
     }
     expect(await h.until(b.grid.getMap("m").get("k7"))).toBe(7);
     expect(await h.until(c.grid.getMap("m").size())).toBe(50);

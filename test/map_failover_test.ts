@@ -4,7 +4,7 @@ import { partitionOf } from "../src/partition/partition_of.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import type { Message } from "../src/wire/message.ts";
 import { encodeValue } from "../src/wire/codec.ts";
-import { type GridHarness as H, GridHarness } from "./support/grid_harness.ts";
+import { GridHarness, type GridHarness as H } from "./support/grid_harness.ts";
 
 const P = 13;
 
@@ -19,7 +19,11 @@ function replicasAgree(h: H): boolean {
     if (row.length !== wanted) return false;
     const reps = row.map((id) => h.members.get(id)?.grid.maps.debugReplicas().find((r) => r.p === p));
     if (reps.some((r) => !r)) return false;
-    if (reps.some((r) => r!.seq !== reps[0]!.seq || r!.digest[0] !== reps[0]!.digest[0] || r!.digest[1] !== reps[0]!.digest[1])) return false;
+    if (
+      reps.some((r) =>
+        r!.seq !== reps[0]!.seq || r!.digest[0] !== reps[0]!.digest[0] || r!.digest[1] !== reps[0]!.digest[1]
+      )
+    ) return false;
   }
   return members.every((m) => m.grid.partitions.table.version === t.version);
 }
@@ -66,7 +70,15 @@ describe("failover", () => {
       if (msg.t === Kind.InvokeResponse && (msg.c as string).startsWith("raw")) replies.push(msg);
       else orig(from, msg);
     })(client.router.dispatch.bind(client.router));
-    client.transport.send(t1.replicas[p][0], { t: Kind.InvokeRequest, c: "raw1", a: 1, p, e: oldEpoch, op: 3, b: { m: "m", k: encodeValue("fenced"), v: encodeValue(1) } });
+    client.transport.send(t1.replicas[p][0], {
+      t: Kind.InvokeRequest,
+      c: "raw1",
+      a: 1,
+      p,
+      e: oldEpoch,
+      op: 3,
+      b: { m: "m", k: encodeValue("fenced"), v: encodeValue(1) },
+    });
     await h.run(100);
     expect(replies.map((r) => r.s)).toEqual(["STALE_EPOCH"]);
     expect(await h.until(client.grid.getMap("m").get("fenced"))).toBeUndefined();
@@ -77,7 +89,7 @@ describe("failover", () => {
     const h = await cluster(3, { config: { invoke: { attemptTimeoutMs: 300, callTimeoutMs: 3000 } } });
     // pick a key whose primary is not the master n0
     let key = "";
-    for (let i = 0; ; i++) {
+    for (let i = 0;; i++) {
       const p = partitionOf(`c${i}`, P);
       if (h.members.get("n0")!.grid.partitions.table.replicas[p][0] !== "n0") {
         key = `c${i}`;

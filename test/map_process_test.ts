@@ -11,7 +11,7 @@ const started: Member[] = [];
 /** With MAP_PROCESS_LOG_DIR set, each member's log is written there (for diagnosing a failure). */
 const logDir = process.env.MAP_PROCESS_LOG_DIR;
 afterAll(async () => {
-  if (logDir) for (const m of started) await Bun.write(`${logDir}/${m.name}.log`, m.stderr());
+  if (logDir) { for (const m of started) await Bun.write(`${logDir}/${m.name}.log`, m.stderr()); }
   killAll();
 });
 const note = (s: string) => console.log(`${new Date().toISOString()} ${s}`);
@@ -33,11 +33,18 @@ async function pool<T>(items: T[], width: number, f: (x: T) => Promise<void>): P
 }
 
 async function settled(members: Member[], n: number): Promise<ClusterJson[]> {
-  return await until(async () => {
-    const vs = await Promise.all(members.map((m) => m.json<ClusterJson>("/cluster")));
-    const ok = vs.every((v) => v.members.length === n && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0 && v.master === vs[0].master);
-    return ok ? vs : undefined;
-  }, 90_000, `${n} members with full replicas`);
+  return await until(
+    async () => {
+      const vs = await Promise.all(members.map((m) => m.json<ClusterJson>("/cluster")));
+      const ok = vs.every((v) =>
+        v.members.length === n && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0 &&
+        v.master === vs[0].master
+      );
+      return ok ? vs : undefined;
+    },
+    90_000,
+    `${n} members with full replicas`,
+  );
 }
 
 describe("IMap across processes", () => {
@@ -59,7 +66,11 @@ describe("IMap across processes", () => {
       const via = all[i % all.length];
       const key = `k${i}`;
       const value = i * 7 + 1;
-      const r = await fetch(`${via.url}/maps/data/${key}`, { method: "PUT", body: JSON.stringify(value), headers: { "content-type": "application/json" } });
+      const r = await fetch(`${via.url}/maps/data/${key}`, {
+        method: "PUT",
+        body: JSON.stringify(value),
+        headers: { "content-type": "application/json" },
+      });
       if (r.ok) acked.set(key, value);
       else failed.push(`${key}: ${r.status} ${await r.text()}`);
     });
@@ -92,7 +103,9 @@ describe("IMap across processes", () => {
         const body = r.ok ? await r.json() : { status: r.status };
         if (!r.ok || body.value !== value) wrong.push(`${key}: expected ${value}, got ${JSON.stringify(body)}`);
       });
-      if (wrong.length > 0) console.log(`${m.name}: ${wrong.length} of ${acked.size} keys wrong, e.g. ${wrong.slice(0, 3).join("; ")}`);
+      if (wrong.length > 0) {
+        console.log(`${m.name}: ${wrong.length} of ${acked.size} keys wrong, e.g. ${wrong.slice(0, 3).join("; ")}`);
+      }
       expect(wrong.slice(0, 10)).toEqual([]);
       const size = await m.json<{ size: number }>("/maps/data");
       expect(size.size).toBe(KEYS);

@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { MapService } from "../src/map/map_service.ts";
-import { type GridHarness as H, GridHarness, incompleteReplication } from "./support/grid_harness.ts";
+import { GridHarness, type GridHarness as H, incompleteReplication } from "./support/grid_harness.ts";
 
 const P = 16;
 const MEMBERS = ["a", "b", "c"];
@@ -19,12 +19,19 @@ function sum(h: H, f: (c: MapService["counters"]) => number): number {
  * Three members hold 3,000 entries (several chunks per partition); a fourth joins over links
  * with `delayMs` each way (and `loss` on them). Returns the harness once the migration is done.
  */
-async function joinOverSlowLinks(seed: number, delayMs: number, loss: number): Promise<{ h: H; entries: Array<[string, string]>; done: boolean }> {
+async function joinOverSlowLinks(
+  seed: number,
+  delayMs: number,
+  loss: number,
+): Promise<{ h: H; entries: Array<[string, string]>; done: boolean }> {
   const h = new GridHarness({ seed, config: { partitionCount: P, map: { snapshotChunkBytes: 2048 } } });
   for (const id of MEMBERS) await h.add(id);
   await h.run(2000);
   const map = h.members.get("a")!.grid.getMap<string, string>("m");
-  const entries: Array<[string, string]> = Array.from({ length: 3000 }, (_, i) => [`k${i}`, `value-${i}-${"x".repeat(60)}`]);
+  const entries: Array<[string, string]> = Array.from(
+    { length: 3000 },
+    (_, i) => [`k${i}`, `value-${i}-${"x".repeat(60)}`],
+  );
   await h.until(map.putAll(entries));
   expect(incompleteReplication(h, P)).toBeNull();
   for (const id of MEMBERS) {
@@ -32,7 +39,12 @@ async function joinOverSlowLinks(seed: number, delayMs: number, loss: number): P
     h.net.setLink("d", id, { delayMs, loss });
   }
   await h.add("d");
-  const done = await h.runUntil(() => incompleteReplication(h, P) === null && Object.keys(h.members.get("a")!.grid.partitionSummary().owners).length === 4, 120_000);
+  const done = await h.runUntil(
+    () =>
+      incompleteReplication(h, P) === null &&
+      Object.keys(h.members.get("a")!.grid.partitionSummary().owners).length === 4,
+    120_000,
+  );
   for (const id of MEMBERS) {
     h.net.setLink(id, "d", { loss: 0 });
     h.net.setLink("d", id, { loss: 0 });
@@ -41,21 +53,25 @@ async function joinOverSlowLinks(seed: number, delayMs: number, loss: number): P
 }
 
 describe("snapshot chunk resends", () => {
-  test("a member joining over slow lossless links (ack round trip ~800 ms, retransmit interval 300 ms): resent chunk bytes stay under 5 % of those sent", async () => {
-    const { h, entries, done } = await joinOverSlowLinks(11, 400, 0);
-    expect(incompleteReplication(h, P)).toBeNull();
-    expect(done).toBe(true);
-    const sentBytes = sum(h, (c) => c.snapshotChunkBytesSent);
-    const resentBytes = sum(h, (c) => c.snapshotChunkBytesResent);
-    // Enough chunks moved to make the ratio meaningful (several per partition given to d).
-    expect(sum(h, (c) => c.snapshotChunksSent)).toBeGreaterThan(50);
-    expect(resentBytes).toBeLessThanOrEqual(0.05 * sentBytes);
-    expect(sum(h, (c) => c.snapshotFastResends)).toBe(0);
-    expect(sum(h, (c) => c.snapshotsRestarted)).toBe(0);
-    const got = await h.until(h.members.get("d")!.grid.getMap<string, string>("m").getAll(entries.map(([k]) => k)));
-    expect(entries.filter(([k, v]) => got.get(k) !== v).length).toBe(0);
-    h.stop();
-  }, 60_000);
+  test(
+    "a member joining over slow lossless links (ack round trip ~800 ms, retransmit interval 300 ms): resent chunk bytes stay under 5 % of those sent",
+    async () => {
+      const { h, entries, done } = await joinOverSlowLinks(11, 400, 0);
+      expect(incompleteReplication(h, P)).toBeNull();
+      expect(done).toBe(true);
+      const sentBytes = sum(h, (c) => c.snapshotChunkBytesSent);
+      const resentBytes = sum(h, (c) => c.snapshotChunkBytesResent);
+      // Enough chunks moved to make the ratio meaningful (several per partition given to d).
+      expect(sum(h, (c) => c.snapshotChunksSent)).toBeGreaterThan(50);
+      expect(resentBytes).toBeLessThanOrEqual(0.05 * sentBytes);
+      expect(sum(h, (c) => c.snapshotFastResends)).toBe(0);
+      expect(sum(h, (c) => c.snapshotsRestarted)).toBe(0);
+      const got = await h.until(h.members.get("d")!.grid.getMap<string, string>("m").getAll(entries.map(([k]) => k)));
+      expect(entries.filter(([k, v]) => got.get(k) !== v).length).toBe(0);
+      h.stop();
+    },
+    60_000,
+  );
 
   test("with 10 % loss on the slow links the migration still completes: lost chunks are resent", async () => {
     const { h, entries, done } = await joinOverSlowLinks(12, 400, 0.1);

@@ -18,7 +18,12 @@ test("each call lands in exactly one bucket; the Prometheus view is cumulative",
   expect(s.counts[LATENCY_BUCKETS_MS.length]).toBe(1); // 20 s: above every bound
   expect(s.counts.reduce((a, b) => a + b, 0)).toBe(s.count);
 
-  const prom = toSecondsBuckets({ boundsMs: [...LATENCY_BUCKETS_MS], counts: s.counts, sumMs: s.sumMs, count: s.count });
+  const prom = toSecondsBuckets({
+    boundsMs: [...LATENCY_BUCKETS_MS],
+    counts: s.counts,
+    sumMs: s.sumMs,
+    count: s.count,
+  });
   expect(prom.buckets.find((b) => b.le === 0.01)!.count).toBe(6);
   expect(prom.buckets.at(-1)!.count).toBe(7);
 });

@@ -21,7 +21,9 @@ describe("key hashing", () => {
     // CBOR of "user:1" is 0x66 followed by the 6 UTF-8 bytes; of 42 it is 0x18 0x2a.
     expect(partitionOf("user:1")).toBe(murmur3_32(new Uint8Array([0x66, ...enc("user:1")])) % 271);
     expect(partitionOf(42)).toBe(murmur3_32(new Uint8Array([0x18, 0x2a])) % 271);
-    const vectors: Array<[unknown, number]> = [["a", 0], ["user:1", 0], [42, 0], [0, 0], ["", 0], [[1, "x"], 0], [{ id: 7 }, 0], [true, 0]];
+    const vectors: Array<[unknown, number]> = [["a", 0], ["user:1", 0], [42, 0], [0, 0], ["", 0], [[1, "x"], 0], [{
+      id: 7,
+    }, 0], [true, 0]];
     const got = vectors.map(([k]) => partitionOf(k));
     expect(got).toEqual([249, 237, 164, 124, 237, 173, 219, 32]);
     expect(partitionOf("a", 7)).toBe(murmur3_32(new Uint8Array([0x61, 0x61])) % 7);
@@ -65,10 +67,15 @@ function copies(prev: string[][], next: string[][]): number {
 describe("partition assignment", () => {
   test("a fresh table is balanced for 1–64 members and 1–7 replicas", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 7 }), fc.constantFrom(271, 31, 1, 1000), (n, rc, P) => {
-        const ms = members(n);
-        checkTable(assignPartitions({ members: ms, partitionCount: P, replicaCount: rc }), ms, rc, P);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 64 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.constantFrom(271, 31, 1, 1000),
+        (n, rc, P) => {
+          const ms = members(n);
+          checkTable(assignPartitions({ members: ms, partitionCount: P, replicaCount: rc }), ms, rc, P);
+        },
+      ),
       { numRuns: 150 },
     );
   });
@@ -103,7 +110,9 @@ describe("partition assignment", () => {
           const R2 = Math.min(rc, n - 1);
           const lost = before.reduce((s, row) => s + (row.includes(gone) ? 1 : 0), 0);
           // copies: one per lost replica, plus rebalancing of at most a third of a member's share
-          expect(copies(before, after)).toBeLessThanOrEqual(lost + Math.ceil((R2 * Math.ceil(271 / (n - 1))) / 3) + 2 * R2);
+          expect(copies(before, after)).toBeLessThanOrEqual(
+            lost + Math.ceil((R2 * Math.ceil(271 / (n - 1))) / 3) + 2 * R2,
+          );
           // repair promotes the first backup of partitions whose primary died
           const repaired = repairReplicas(before, new Set(ms2));
           before.forEach((row, p) => {
@@ -135,7 +144,9 @@ describe("partition assignment", () => {
             const t2 = assignPartitions({ previous: t, members: ms, partitionCount: 271, replicaCount: rc });
             checkTable(t2, ms, rc, 271);
             // a join never moves more than the joiner's share when the replica count is unchanged
-            if (join && t2[0].length === prevCount) expect(copies(t, t2)).toBeLessThanOrEqual(t2[0].length * Math.ceil(271 / ms.length));
+            if (join && t2[0].length === prevCount) {
+              expect(copies(t, t2)).toBeLessThanOrEqual(t2[0].length * Math.ceil(271 / ms.length));
+            }
             t = t2;
           }
         },

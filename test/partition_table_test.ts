@@ -1,5 +1,16 @@
 import { describe, expect, test } from "bun:test";
-import { emptyTable, epochBase, isNewer, nextTable, rebaseTable, reignTerm, tableFromWire, tableSummary, tableToWire, termRound } from "../src/partition/partition_table.ts";
+import {
+  emptyTable,
+  epochBase,
+  isNewer,
+  nextTable,
+  rebaseTable,
+  reignTerm,
+  tableFromWire,
+  tableSummary,
+  tableToWire,
+  termRound,
+} from "../src/partition/partition_table.ts";
 
 describe("partition table summary", () => {
   const t = nextTable(emptyTable(4), [["a", "b"], ["b", "c"], ["c", "a"], ["a", "c"]]);

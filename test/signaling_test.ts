@@ -16,7 +16,8 @@ import { Kind } from "../src/wire/kinds.ts";
 
 const FP_A = "sha-256 F9:84:9F:A6:CB:AD:9C:1E:49:36:84:1F:D6:81:15:29:59:A8:C4:C9:30:A7:E2:0D:6F:11:41:FA:00:A7:0C:5B";
 const FP_B = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
-const sdpWith = (fp: string) => `v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:${fp}\r\na=setup:actpass\r\n`;
+const sdpWith = (fp: string) =>
+  `v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:${fp}\r\na=setup:actpass\r\n`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(pred: () => boolean, what: string, ms = 15_000) {
@@ -26,11 +27,18 @@ async function until(pred: () => boolean, what: string, ms = 15_000) {
 }
 
 describe("signed descriptions", () => {
-  const keysOf = (self: string, secret = "s3cret", cluster = "c"): DescriptionKeys => ({ room: roomId(cluster), key: deriveKey(cluster, secret, "signal"), self });
+  const keysOf = (self: string, secret = "s3cret", cluster = "c"): DescriptionKeys => ({
+    room: roomId(cluster),
+    key: deriveKey(cluster, secret, "signal"),
+    self,
+  });
   const now = 1_700_000_000_000;
 
   test("sdpFingerprints normalises algorithm and hex case", () => {
-    expect(sdpFingerprints("a=fingerprint:SHA-256 ab:cd\r\nx=1\na=fingerprint:sha-1  0a:0b\n")).toEqual(["sha-256 AB:CD", "sha-1 0A:0B"]);
+    expect(sdpFingerprints("a=fingerprint:SHA-256 ab:cd\r\nx=1\na=fingerprint:sha-1  0a:0b\n")).toEqual([
+      "sha-256 AB:CD",
+      "sha-1 0A:0B",
+    ]);
     expect(sdpFingerprints("v=0\r\n")).toEqual([]);
   });
 
@@ -45,23 +53,34 @@ describe("signed descriptions", () => {
   test("a wrong secret, a swapped fingerprint, a forged answer reference or a changed field is refused", () => {
     const guard = () => new ReplayGuard();
     const offer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now);
-    expect(checkDescription(offer, keysOf("b", "other"), guard(), now)).toMatchObject({ code: "AUTH_FAILED", reason: expect.stringContaining("authentication failed") });
+    expect(checkDescription(offer, keysOf("b", "other"), guard(), now)).toMatchObject({
+      code: "AUTH_FAILED",
+      reason: expect.stringContaining("authentication failed"),
+    });
     // The relay puts its own certificate's fingerprint into the SDP.
-    expect(checkDescription({ ...offer, sdp: sdpWith(FP_B) }, keysOf("b"), guard(), now)?.reason).toContain("fingerprint");
+    expect(checkDescription({ ...offer, sdp: sdpWith(FP_B) }, keysOf("b"), guard(), now)?.reason).toContain(
+      "fingerprint",
+    );
     // … and into the signed field too: the signature no longer matches.
-    expect(checkDescription({ ...offer, sdp: sdpWith(FP_B), fp: [FP_B] }, keysOf("b"), guard(), now)?.reason).toContain("signature");
+    expect(checkDescription({ ...offer, sdp: sdpWith(FP_B), fp: [FP_B] }, keysOf("b"), guard(), now)?.reason).toContain(
+      "signature",
+    );
     expect(checkDescription({ ...offer, from: "mallory" }, keysOf("b"), guard(), now)?.code).toBe("AUTH_FAILED");
     expect(checkDescription({ ...offer, ts: offer.ts + 1 }, keysOf("b"), guard(), now)?.code).toBe("AUTH_FAILED");
     const answer = signAnswer(keysOf("b"), "a", sdpWith(FP_B), offer.nonce, now);
     expect(checkDescription({ ...answer, re: "0".repeat(32) }, keysOf("a"), guard(), now)?.code).toBe("AUTH_FAILED");
     // An offer's signature does not verify as an answer.
-    expect(checkDescription({ ...offer, t: Kind.SignalAnswer, re: "" } as never, keysOf("b"), guard(), now)?.code).toBe("AUTH_FAILED");
+    expect(checkDescription({ ...offer, t: Kind.SignalAnswer, re: "" } as never, keysOf("b"), guard(), now)?.code).toBe(
+      "AUTH_FAILED",
+    );
   });
 
   test("wrong receiver, other cluster, replays and stale timestamps are refused", () => {
     const offer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now);
     expect(checkDescription(offer, keysOf("c"), new ReplayGuard(), now)?.reason).toContain("addressed to b");
-    expect(checkDescription(offer, keysOf("b", "s3cret", "other"), new ReplayGuard(), now)?.reason).toContain("another cluster");
+    expect(checkDescription(offer, keysOf("b", "s3cret", "other"), new ReplayGuard(), now)?.reason).toContain(
+      "another cluster",
+    );
     const g = new ReplayGuard();
     expect(checkDescription(offer, keysOf("b"), g, now)).toBeNull();
     expect(checkDescription(offer, keysOf("b"), g, now)?.reason).toContain("replay");
@@ -181,7 +200,15 @@ describe("signaling server and client", () => {
     ws.send(JSON.stringify({ type: "hello", v: 1, room: roomId("c"), id: "z" })); // 7th: over the burst
     await until(() => inbox.length >= 7, "seven replies");
     expect(inbox.map((m) => m.type)).toEqual(["error", "error", "welcome", "error", "error", "error", "error"]);
-    expect(inbox.map((m) => m.code ?? "-")).toEqual(["INVALID", "INVALID", "-", "NO_PEER", "INVALID", "INVALID", "RATE"]);
+    expect(inbox.map((m) => m.code ?? "-")).toEqual([
+      "INVALID",
+      "INVALID",
+      "-",
+      "NO_PEER",
+      "INVALID",
+      "INVALID",
+      "RATE",
+    ]);
     const closed = new Promise<number>((r) => (ws.onclose = (e) => r(e.code)));
     ws.send("x".repeat(70 * 1024));
     expect(await closed).toBe(1009);
@@ -204,7 +231,14 @@ describe("the WebRTC transport refuses descriptions that do not check out", () =
     const sc = new SignalingClient({ url: server.url, cluster: "c", self });
     await sc.start();
     clients.push(sc);
-    const t = new WebRtcTransport({ self, cluster: "c", secret: "s3cret", signaling: sc, connectTimeoutMs: 10_000, ...extra });
+    const t = new WebRtcTransport({
+      self,
+      cluster: "c",
+      secret: "s3cret",
+      signaling: sc,
+      connectTimeoutMs: 10_000,
+      ...extra,
+    });
     transports.push(t);
     return t;
   };
@@ -246,7 +280,15 @@ describe("the WebRTC transport refuses descriptions that do not check out", () =
       // The answer's fingerprint is swapped: the offerer refuses it.
       ["answer fingerprint", (m) => ((m.d as { t: number }).t === Kind.SignalAnswer ? swapFp(m) : m), "fingerprint"],
       // A forged signature.
-      ["signature", (m) => ((m.d as { t: number }).t === Kind.SignalOffer ? { ...m, d: { ...(m.d as object), sig: "0".repeat(64) } } : m), "signature"],
+      [
+        "signature",
+        (
+          m,
+        ) => ((m.d as { t: number }).t === Kind.SignalOffer
+          ? { ...m, d: { ...(m.d as object), sig: "0".repeat(64) } }
+          : m),
+        "signature",
+      ],
     ];
     let refusedBefore = a.signalingCounters().refused + b.signalingCounters().refused;
     for (const [name, fn, reason] of cases) {

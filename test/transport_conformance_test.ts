@@ -279,7 +279,10 @@ function conformance(name: string, factory: Factory) {
       await run(t.a.connect("b"));
       await run(t.a.connect("c"));
       await run(t.a.close());
-      await until(() => rec.b.downs.some((d) => d.peer === "a") && rec.c.downs.some((d) => d.peer === "a"), "peers' linkDown");
+      await until(
+        () => rec.b.downs.some((d) => d.peer === "a") && rec.c.downs.some((d) => d.peer === "a"),
+        "peers' linkDown",
+      );
       expect(t.a.send("b", echo(1))).toBe(false);
       expect(t.a.links()).toEqual([]);
       await expect(run(t.a.connect("b"))).rejects.toThrow();

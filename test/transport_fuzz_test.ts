@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { SignalingClient } from "../src/signaling/client.ts";
 import { createSignalingServer, type SignalingServer } from "../src/signaling/server.ts";
 import { CHUNK_BYTES, MAX_CHUNKS, Reassembler, splitIntoChunks } from "../src/transport/chunks.ts";
-import { FrameQueue, frameOf } from "../src/transport/frame_queue.ts";
+import { frameOf, FrameQueue } from "../src/transport/frame_queue.ts";
 import type { NodeId } from "../src/transport/transport.ts";
 import { WebRtcTransport } from "../src/transport/webrtc.ts";
 import { guardedUdpErrors } from "../src/transport/webrtc_peer.ts";
@@ -72,11 +72,17 @@ describe("frames and chunks", () => {
     expect(r.pending).toBe(0);
     r.add({ id: 2, i: 0, n: 3, data: new Uint8Array(1) });
     r.add({ id: 3, i: 0, n: 3, data: new Uint8Array(1) });
-    expect(r.add({ id: 4, i: 0, n: 3, data: new Uint8Array(1) })).toEqual({ invalid: "too many messages being reassembled" });
-    expect(r.add({ id: 9, i: 0, n: MAX_CHUNKS + 1, data: new Uint8Array(1) })).toEqual({ invalid: "chunk index or count out of range" });
+    expect(r.add({ id: 4, i: 0, n: 3, data: new Uint8Array(1) })).toEqual({
+      invalid: "too many messages being reassembled",
+    });
+    expect(r.add({ id: 9, i: 0, n: MAX_CHUNKS + 1, data: new Uint8Array(1) })).toEqual({
+      invalid: "chunk index or count out of range",
+    });
     const small = new Reassembler(2, 100);
     small.add({ id: 1, i: 0, n: 3, data: new Uint8Array(60) });
-    expect(small.add({ id: 1, i: 1, n: 3, data: new Uint8Array(60) })).toEqual({ invalid: "reassembled message exceeds the size limit" });
+    expect(small.add({ id: 1, i: 1, n: 3, data: new Uint8Array(60) })).toEqual({
+      invalid: "reassembled message exceeds the size limit",
+    });
   });
 });
 
@@ -123,11 +129,18 @@ describe("a live WebRTC link under malformed traffic", () => {
     m.seq = 77_001;
     expect(a.send("b", m)).toBe(true);
     await until(() => got.some((g) => g.msg.seq === 77_001), "both messages");
-    expect(got.filter((g) => g.msg.seq === 77_000 || g.msg.seq === 77_001).map((g) => g.msg.seq)).toEqual([77_000, 77_001]);
+    expect(got.filter((g) => g.msg.seq === 77_000 || g.msg.seq === 77_001).map((g) => g.msg.seq)).toEqual([
+      77_000,
+      77_001,
+    ]);
   });
 
   test("generated junk, truncated and mutated frames are dropped and counted", async () => {
-    const good = encodeFrame([{ t: Kind.TestData, seq: 1, data: new Uint8Array(64).fill(9) }, { t: Kind.TestEcho, seq: 2, reply: true }]);
+    const good = encodeFrame([{ t: Kind.TestData, seq: 1, data: new Uint8Array(64).fill(9) }, {
+      t: Kind.TestEcho,
+      seq: 2,
+      reply: true,
+    }]);
     const sample = fc.oneof(
       fc.uint8Array({ minLength: 1, maxLength: 4096 }).map((b) => ({ what: "junk", bytes: b })),
       fc.integer({ min: 1, max: good.length - 1 }).map((cut) => ({ what: "truncated", bytes: good.slice(0, cut) })),
@@ -162,7 +175,8 @@ describe("a live WebRTC link under malformed traffic", () => {
   });
 
   test("chunk abuse: strays, gaps, floods, garbage inside and an oversized message", async () => {
-    const chunk = (id: number, i: number, n: number, data: Uint8Array) => frameOf([encodeValue({ t: Kind.Chunk, id, i, n, data })]);
+    const chunk = (id: number, i: number, n: number, data: Uint8Array) =>
+      frameOf([encodeValue({ t: Kind.Chunk, id, i, n, data })]);
     const before = b.stats().droppedInvalid;
     let expected = 0;
     a.sendRawFrame("b", chunk(9_001, 1, 3, new Uint8Array(10))); // stray: no chunk 0
@@ -170,9 +184,13 @@ describe("a live WebRTC link under malformed traffic", () => {
     a.sendRawFrame("b", chunk(9_002, 0, 3, new Uint8Array(10)));
     a.sendRawFrame("b", chunk(9_002, 2, 3, new Uint8Array(10))); // gap
     expected++;
-    for (let id = 0; id < Limits.maxPartialMessagesPerPeer + 3; id++) a.sendRawFrame("b", chunk(10_000 + id, 0, 5, new Uint8Array(4)));
+    for (let id = 0; id < Limits.maxPartialMessagesPerPeer + 3; id++) {
+      a.sendRawFrame("b", chunk(10_000 + id, 0, 5, new Uint8Array(4)));
+    }
     expected += 3; // the flood beyond the limit
-    for (let id = 0; id < Limits.maxPartialMessagesPerPeer; id++) a.sendRawFrame("b", chunk(10_000 + id, 3, 5, new Uint8Array(4)));
+    for (let id = 0; id < Limits.maxPartialMessagesPerPeer; id++) {
+      a.sendRawFrame("b", chunk(10_000 + id, 3, 5, new Uint8Array(4)));
+    }
     expected += Limits.maxPartialMessagesPerPeer; // out of order: frees the partials again
     // A complete chunked message whose content is garbage.
     a.sendRawFrame("b", chunk(9_003, 0, 2, new Uint8Array(100).fill(0xff)));
@@ -198,8 +216,30 @@ describe("a live WebRTC link under malformed traffic", () => {
   test("a Forward wrapping a Forward or a Chunk is refused; one for a stranger is not delivered", async () => {
     const before = b.stats();
     const inner = { t: Kind.TestEcho, seq: 5, reply: false };
-    a.sendRawFrame("b", frameOf([encodeValue({ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: { t: Kind.Forward, from: "a", to: "b", ttl: 1, m: inner } })]));
-    a.sendRawFrame("b", frameOf([encodeValue({ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: { t: Kind.Chunk, id: 1, i: 0, n: 2, data: new Uint8Array(1) } })]));
+    a.sendRawFrame(
+      "b",
+      frameOf([
+        encodeValue({
+          t: Kind.Forward,
+          from: "a",
+          to: "b",
+          ttl: 1,
+          m: { t: Kind.Forward, from: "a", to: "b", ttl: 1, m: inner },
+        }),
+      ]),
+    );
+    a.sendRawFrame(
+      "b",
+      frameOf([
+        encodeValue({
+          t: Kind.Forward,
+          from: "a",
+          to: "b",
+          ttl: 1,
+          m: { t: Kind.Chunk, id: 1, i: 0, n: 2, data: new Uint8Array(1) },
+        }),
+      ]),
+    );
     a.sendRawFrame("b", frameOf([encodeValue({ t: Kind.Forward, from: "a", to: "stranger", ttl: 1, m: inner })]));
     await stillWorks();
     const after = b.stats();
@@ -209,13 +249,16 @@ describe("a live WebRTC link under malformed traffic", () => {
   });
 
   test("an error event on werift's UDP sockets (as Bun raises for ICMP errors) is absorbed", async () => {
-    const sockets = a.peerOf("b")!.udpSockets() as Array<{ emit(ev: string, e: Error): boolean; listenerCount(ev: string): number }>;
+    const sockets = a.peerOf("b")!.udpSockets() as Array<
+      { emit(ev: string, e: Error): boolean; listenerCount(ev: string): number }
+    >;
     expect(sockets.length).toBeGreaterThan(0);
     const unguarded = sockets.filter((s) => s.listenerCount("error") === 0);
     expect(unguarded.length).toBeGreaterThan(0); // werift itself listens for none
     const before = guardedUdpErrors();
     for (const s of unguarded) {
-      expect(() => s.emit("error", Object.assign(new Error("recv ECONNREFUSED"), { code: "ECONNREFUSED" }))).not.toThrow();
+      expect(() => s.emit("error", Object.assign(new Error("recv ECONNREFUSED"), { code: "ECONNREFUSED" }))).not
+        .toThrow();
     }
     expect(guardedUdpErrors() - before).toBe(unguarded.length);
     await stillWorks();

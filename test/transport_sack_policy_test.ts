@@ -14,7 +14,10 @@ afterAll(async () => {
 async function pair(): Promise<[WebRtcPeer, WebRtcPeer]> {
   const a = new WebRtcPeer({ iceServers: [] }), b = new WebRtcPeer({ iceServers: [] });
   peers.push(a, b);
-  const opened = Promise.all([new Promise<void>((r) => (a.events.open = r)), new Promise<void>((r) => (b.events.open = r))]);
+  const opened = Promise.all([
+    new Promise<void>((r) => (a.events.open = r)),
+    new Promise<void>((r) => (b.events.open = r)),
+  ]);
   await a.acceptAnswer(await b.acceptOffer(await a.createOffer()));
   await opened;
   return [a, b];

@@ -8,7 +8,11 @@ import "../src/transport/messages.ts";
 
 describe("frame codec", () => {
   test("round-trips a batch of valid messages", () => {
-    const msgs = [{ t: Kind.TestEcho, seq: 1, reply: false }, { t: Kind.TestData, seq: 2, data: new Uint8Array([1, 2, 3]) }];
+    const msgs = [{ t: Kind.TestEcho, seq: 1, reply: false }, {
+      t: Kind.TestData,
+      seq: 2,
+      data: new Uint8Array([1, 2, 3]),
+    }];
     const d = decodeFrame(encodeFrame(msgs));
     expect(d.ok).toBe(true);
     expect(d.dropped).toBe(0);
@@ -16,7 +20,11 @@ describe("frame codec", () => {
   });
 
   test("drops messages of unknown kind or wrong shape but keeps the rest", () => {
-    const frame = encodeValue([1, [{ t: 999, x: 1 }, { t: Kind.TestEcho, seq: -1, reply: false }, { t: Kind.TestEcho, seq: 5, reply: true }]]);
+    const frame = encodeValue([1, [{ t: 999, x: 1 }, { t: Kind.TestEcho, seq: -1, reply: false }, {
+      t: Kind.TestEcho,
+      seq: 5,
+      reply: true,
+    }]]);
     const d = decodeFrame(frame);
     expect(d.ok).toBe(true);
     expect(d.dropped).toBe(2);

@@ -17,10 +17,42 @@ import { onStopSignal, processEnv, runtimeName, writeStdoutLine } from "./proces
 
 /** The demo's flags, in `--help` order. */
 export const demoFlags: readonly FlagSpec[] = [
-  { name: "entries", kind: "int", min: 1, max: 100_000, noEnv: true, description: "entries preloaded into the map \"inventory\"", defaultText: "1000" },
-  { name: "records", kind: "int", min: 100, max: 1_000_000, noEnv: true, description: "records the job writes into the map \"out\"", defaultText: "6000" },
-  { name: "rate", kind: "int", min: 10, max: 1_000_000, noEnv: true, description: "job source rate, records per second (whole job)", defaultText: "1000" },
-  { name: "timeout", kind: "int", min: 10, max: 3600, noEnv: true, description: "give up (and fail) after this many seconds", defaultText: "150" },
+  {
+    name: "entries",
+    kind: "int",
+    min: 1,
+    max: 100_000,
+    noEnv: true,
+    description: 'entries preloaded into the map "inventory"',
+    defaultText: "1000",
+  },
+  {
+    name: "records",
+    kind: "int",
+    min: 100,
+    max: 1_000_000,
+    noEnv: true,
+    description: 'records the job writes into the map "out"',
+    defaultText: "6000",
+  },
+  {
+    name: "rate",
+    kind: "int",
+    min: 10,
+    max: 1_000_000,
+    noEnv: true,
+    description: "job source rate, records per second (whole job)",
+    defaultText: "1000",
+  },
+  {
+    name: "timeout",
+    kind: "int",
+    min: 10,
+    max: 3600,
+    noEnv: true,
+    description: "give up (and fail) after this many seconds",
+    defaultText: "150",
+  },
 ];
 
 /** `--help` text of the demo. */
@@ -90,7 +122,9 @@ class DemoRun {
   readonly children: Child[] = [];
   readonly t0 = performance.now();
   readonly deadline: number;
-  readonly secret = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  readonly secret = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join(
+    "",
+  );
   readonly modPath = new URL("../../mod.ts", import.meta.url).pathname;
   readonly root = new URL("../..", import.meta.url).pathname;
   readonly headers: Record<string, string> = {};
@@ -144,7 +178,9 @@ class DemoRun {
 
   check(): void {
     if (this.unexpectedExit) throw new DemoFailure(this.unexpectedExit);
-    if (performance.now() > this.deadline) throw new DemoFailure(`the demo did not finish within ${secs(this.opts.timeoutMs)}`);
+    if (performance.now() > this.deadline) {
+      throw new DemoFailure(`the demo did not finish within ${secs(this.opts.timeoutMs)}`);
+    }
   }
 
   /** Polls `f` every `intervalMs` until it returns a value, checking children and the deadline. */
@@ -161,7 +197,11 @@ class DemoRun {
         last = err;
       }
       if (performance.now() > end) {
-        throw new DemoFailure(`${what}: not reached within ${secs(timeoutMs)}${last ? ` (last error: ${(last as Error).message ?? last})` : ""}`);
+        throw new DemoFailure(
+          `${what}: not reached within ${secs(timeoutMs)}${
+            last ? ` (last error: ${(last as Error).message ?? last})` : ""
+          }`,
+        );
       }
       await sleep(intervalMs);
     }
@@ -170,7 +210,10 @@ class DemoRun {
   async readyOf(child: Child, timeoutMs = 60_000): Promise<Record<string, unknown>> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new DemoFailure(`${child.name} printed no ready line within ${secs(timeoutMs)}`)), timeoutMs);
+      timer = setTimeout(
+        () => rej(new DemoFailure(`${child.name} printed no ready line within ${secs(timeoutMs)}`)),
+        timeoutMs,
+      );
     });
     try {
       return await Promise.race([child.ready, timeout]);
@@ -236,7 +279,21 @@ async function runDemo(run: DemoRun): Promise<void> {
   const signal = run.spawn("signal", ["signal", "--http", "127.0.0.1:0", "--log-level", "warn"]);
   const signalUrl = String((await run.readyOf(signal)).url);
   run.say(`signaling server listening on ${signalUrl}`);
-  const memberArgs = (name: string) => ["node", "--name", name, "--secret", run.secret, "--http", "127.0.0.1:0", "--join", signalUrl, "--log-level", "warn"];
+  const memberArgs = (
+    name: string,
+  ) => [
+    "node",
+    "--name",
+    name,
+    "--secret",
+    run.secret,
+    "--http",
+    "127.0.0.1:0",
+    "--join",
+    signalUrl,
+    "--log-level",
+    "warn",
+  ];
   const names = ["demo-1", "demo-2", "demo-3"];
   const members: Array<{ name: string; child: Child; id: string; url: string }> = [];
   // The first member starts alone so it is the oldest, hence the master.
@@ -251,15 +308,25 @@ async function runDemo(run: DemoRun): Promise<void> {
   const byId = (id: string | null | undefined) => members.find((m) => m.id === id);
   const label = (id: string | null | undefined) => byId(id)?.name ?? String(id).slice(0, 8);
 
-  const formed = await run.until("cluster of 3 with every partition fully replicated", async () => {
-    const views = await Promise.all(members.map((m) => run.json<ClusterBody>(m.url + "/cluster")));
-    const ok = views.every((v) => v.members.length === 3 && v.master === views[0].master && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0);
-    return ok ? views[0] : undefined;
-  }, 200, 60_000);
+  const formed = await run.until(
+    "cluster of 3 with every partition fully replicated",
+    async () => {
+      const views = await Promise.all(members.map((m) => run.json<ClusterBody>(m.url + "/cluster")));
+      const ok = views.every((v) =>
+        v.members.length === 3 && v.master === views[0].master && v.partitions.replicasMissing === 0 &&
+        v.partitions.migrating === 0
+      );
+      return ok ? views[0] : undefined;
+    },
+    200,
+    60_000,
+  );
   const master = byId(formed.master);
   if (!master) throw new DemoFailure(`the master ${formed.master} is not one of the demo's members`);
   const owners = Object.entries(formed.partitions.owners).map(([id, n]) => `${label(id)} ${n}`).join(", ");
-  run.say(`cluster formed: 3 members, master ${master.name}, ${formed.partitions.count} partitions (primaries: ${owners}), every partition has its backup`);
+  run.say(
+    `cluster formed: 3 members, master ${master.name}, ${formed.partitions.count} partitions (primaries: ${owners}), every partition has its backup`,
+  );
   const watcher = members.find((m) => m !== master)!;
   const others = members.filter((m) => m !== master);
   run.say(`dashboard: ${watcher.url}/  (on ${watcher.name}, which survives the kill; open it to watch the failover)`);
@@ -269,7 +336,15 @@ async function runDemo(run: DemoRun): Promise<void> {
   const loadStart = performance.now();
   await pool(keys, 32, async (i) => {
     const m = members[i % members.length];
-    await retrying(() => run.json(`${m.url}/maps/inventory/${i}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(inventoryValue(i)) }), 5);
+    await retrying(
+      () =>
+        run.json(`${m.url}/maps/inventory/${i}`, {
+          method: "PUT",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(inventoryValue(i)),
+        }),
+      5,
+    );
   });
   run.say(`loaded ${fmt(entries)} entries into map "inventory" over REST in ${secs(performance.now() - loadStart)}`);
 
@@ -283,9 +358,21 @@ async function runDemo(run: DemoRun): Promise<void> {
     checkpointIntervalMs: 500,
   };
   // The id is ours, so a retried submit is applied once.
-  await retrying(() => run.json(`${watcher.url}/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(definition) }), 5);
+  await retrying(
+    () =>
+      run.json(`${watcher.url}/jobs`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(definition),
+      }),
+    5,
+  );
   const jobStart = performance.now();
-  run.say(`submitted job ${jobId}: sequence of ${fmt(records)} records, parallelism 3, ${fmt(rate)} records/s → map "out", checkpoint every 500 ms`);
+  run.say(
+    `submitted job ${jobId}: sequence of ${fmt(records)} records, parallelism 3, ${
+      fmt(rate)
+    } records/s → map "out", checkpoint every 500 ms`,
+  );
 
   const jobUrl = (m: { url: string }) => `${m.url}/jobs/${jobId}`;
   const written = (j: JobBody) => j.metrics?.recordsWritten ?? j.tasks.reduce((s, t) => s + t.recordsWritten, 0);
@@ -294,31 +381,44 @@ async function runDemo(run: DemoRun): Promise<void> {
   // 4. Let it get about a third of the way, then kill the master.
   let lastReport = 0;
   let lastStatus = "";
-  const beforeKill = await run.until("job a third done", async () => {
-    const j = await run.json<JobBody>(jobUrl(watcher));
-    if (ended(j)) throw new DemoFailure(`job ended (${j.status}) before the master could be killed${j.error ? `: ${j.error}` : ""}`);
-    if (j.status !== lastStatus) {
-      lastStatus = j.status;
-      const placed = j.tasks.every((t) => t.worker) ? `; tasks on ${j.tasks.map((t) => label(t.worker)).join(", ")}` : "";
-      run.say(`job ${j.status}${placed}`);
-    }
-    const w = written(j);
-    const ready = w >= records / 3 && j.tasks.length > 0 && j.tasks.every((t) => t.worker);
-    if (!ready && performance.now() - lastReport > 1_000) {
-      lastReport = performance.now();
-      run.say(`progress: ${fmt(w)} / ${fmt(records)} records written`);
-    }
-    return ready ? j : undefined;
-  }, 100, 60_000);
+  const beforeKill = await run.until(
+    "job a third done",
+    async () => {
+      const j = await run.json<JobBody>(jobUrl(watcher));
+      if (ended(j)) {
+        throw new DemoFailure(
+          `job ended (${j.status}) before the master could be killed${j.error ? `: ${j.error}` : ""}`,
+        );
+      }
+      if (j.status !== lastStatus) {
+        lastStatus = j.status;
+        const placed = j.tasks.every((t) => t.worker)
+          ? `; tasks on ${j.tasks.map((t) => label(t.worker)).join(", ")}`
+          : "";
+        run.say(`job ${j.status}${placed}`);
+      }
+      const w = written(j);
+      const ready = w >= records / 3 && j.tasks.length > 0 && j.tasks.every((t) => t.worker);
+      if (!ready && performance.now() - lastReport > 1_000) {
+        lastReport = performance.now();
+        run.say(`progress: ${fmt(w)} / ${fmt(records)} records written`);
+      }
+      return ready ? j : undefined;
+    },
+    100,
+    60_000,
+  );
   const attemptsBefore = new Map(beforeKill.tasks.map((t) => [t.id, t]));
   const tableBefore = await run.json<SnapshotBody>(`${watcher.url}/snapshot`);
 
   const killedAt = performance.now();
   master.child.expectedExit = true;
   master.child.handle.kill("SIGKILL");
-  run.say(`kill -9 ${master.name} (the master, pid ${master.child.handle.pid}) at ${fmt(written(beforeKill))} / ${fmt(records)} records${
-      written(beforeKill) >= records ? " (every record is written; the job is finishing)" : ""
-    }`);
+  run.say(
+    `kill -9 ${master.name} (the master, pid ${master.child.handle.pid}) at ${fmt(written(beforeKill))} / ${
+      fmt(records)
+    } records${written(beforeKill) >= records ? " (every record is written; the job is finishing)" : ""}`,
+  );
 
   // 5. Watch the failover from a survivor.
   let sawMaster = false;
@@ -334,42 +434,61 @@ async function runDemo(run: DemoRun): Promise<void> {
       if (b.ids[reps[0]] !== master.id) return;
       hadPrimary++;
       const newPrimary = a.ids[a.replicas[p]?.[0]];
-      if (reps.slice(1).some((i) => b.ids[i] === newPrimary)) promoted.set(newPrimary, (promoted.get(newPrimary) ?? 0) + 1);
-      else moved++;
+      if (reps.slice(1).some((i) => b.ids[i] === newPrimary)) {
+        promoted.set(newPrimary, (promoted.get(newPrimary) ?? 0) + 1);
+      } else moved++;
     });
     return { hadPrimary, promoted, moved };
   };
-  const healed = await run.until("failover complete (new master, 2 members, every partition fully replicated)", async () => {
-    const v = await run.json<ClusterBody>(`${watcher.url}/cluster`);
-    const now = performance.now() - killedAt;
-    if (!sawMaster && v.master && v.master !== master.id) {
-      sawMaster = true;
-      run.say(`new master: ${label(v.master)}, ${fmt(Math.round(now))} ms after the kill (epoch ${v.epoch}); it now runs the job coordinator`);
-    }
-    if (!sawRemoved && !v.members.some((m) => m.id === master.id)) {
-      sawRemoved = true;
-      run.say(`${master.name} removed from the member list; ${v.members.length} members: ${v.members.map((m) => label(m.id)).join(", ")}`);
-    }
-    if (sawRemoved && v.members.length < 2 && !sawAlone) {
-      sawAlone = true;
-      run.say(`warning: ${watcher.name} sees no other member: the survivors lost each other (they must merge back)`);
-    }
-    maxMissing = Math.max(maxMissing, v.partitions.replicasMissing);
-    if (!promotion && sawMaster && !(master.id in v.partitions.owners)) {
-      // The first table without the dead primary shows the promotions (later ones may rebalance).
-      promotion = countPromotions(await run.json<SnapshotBody>(`${watcher.url}/snapshot`));
-      const { hadPrimary, promoted, moved } = promotion;
-      const n = [...promoted.values()].reduce((x, y) => x + y, 0);
-      run.say(
-        `${hadPrimary} partitions had their primary on ${master.name}: ${n} backups promoted to primary (${
-          [...promoted].map(([id, k]) => `${label(id)} ${k}`).join(", ") || "none"
-        })${moved > 0 ? `, ${moved} already rebalanced further` : ""}`,
-      );
-    }
-    return sawMaster && sawRemoved && promotion && v.members.length === 2 && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0 ? { v, now } : undefined;
-  }, 100, 60_000);
+  const healed = await run.until(
+    "failover complete (new master, 2 members, every partition fully replicated)",
+    async () => {
+      const v = await run.json<ClusterBody>(`${watcher.url}/cluster`);
+      const now = performance.now() - killedAt;
+      if (!sawMaster && v.master && v.master !== master.id) {
+        sawMaster = true;
+        run.say(
+          `new master: ${label(v.master)}, ${
+            fmt(Math.round(now))
+          } ms after the kill (epoch ${v.epoch}); it now runs the job coordinator`,
+        );
+      }
+      if (!sawRemoved && !v.members.some((m) => m.id === master.id)) {
+        sawRemoved = true;
+        run.say(
+          `${master.name} removed from the member list; ${v.members.length} members: ${
+            v.members.map((m) => label(m.id)).join(", ")
+          }`,
+        );
+      }
+      if (sawRemoved && v.members.length < 2 && !sawAlone) {
+        sawAlone = true;
+        run.say(`warning: ${watcher.name} sees no other member: the survivors lost each other (they must merge back)`);
+      }
+      maxMissing = Math.max(maxMissing, v.partitions.replicasMissing);
+      if (!promotion && sawMaster && !(master.id in v.partitions.owners)) {
+        // The first table without the dead primary shows the promotions (later ones may rebalance).
+        promotion = countPromotions(await run.json<SnapshotBody>(`${watcher.url}/snapshot`));
+        const { hadPrimary, promoted, moved } = promotion;
+        const n = [...promoted.values()].reduce((x, y) => x + y, 0);
+        run.say(
+          `${hadPrimary} partitions had their primary on ${master.name}: ${n} backups promoted to primary (${
+            [...promoted].map(([id, k]) => `${label(id)} ${k}`).join(", ") || "none"
+          })${moved > 0 ? `, ${moved} already rebalanced further` : ""}`,
+        );
+      }
+      return sawMaster && sawRemoved && promotion && v.members.length === 2 && v.partitions.replicasMissing === 0 &&
+          v.partitions.migrating === 0
+        ? { v, now }
+        : undefined;
+    },
+    100,
+    60_000,
+  );
   run.say(
-    `replicasMissing ${maxMissing > 0 ? `rose to ${maxMissing} and ` : ""}is 0 ${secs(healed.now)} after the kill: every partition has its primary and a backup on the two survivors (primaries: ${
+    `replicasMissing ${maxMissing > 0 ? `rose to ${maxMissing} and ` : ""}is 0 ${
+      secs(healed.now)
+    } after the kill: every partition has its primary and a backup on the two survivors (primaries: ${
       Object.entries(healed.v.partitions.owners).map(([id, n]) => `${label(id)} ${n}`).join(", ")
     })`,
   );
@@ -378,61 +497,96 @@ async function runDemo(run: DemoRun): Promise<void> {
   const reported = new Set<string>();
   lastReport = 0;
   let notFound = 0;
-  const finished = await run.until("job FINISHED", async () => {
-    const j = await run.json<JobBody>(jobUrl(watcher)).catch((err) => {
-      // A job that existed and now reads as unknown, again and again, lost its state.
-      if (err instanceof HttpStatusError && err.status === 404 && ++notFound >= 25) {
-        throw new DemoFailure(`job ${jobId} is gone after the failover (GET /jobs/${jobId} → 404 for 5 s): its state was lost from the job maps`);
+  const finished = await run.until(
+    "job FINISHED",
+    async () => {
+      const j = await run.json<JobBody>(jobUrl(watcher)).catch((err) => {
+        // A job that existed and now reads as unknown, again and again, lost its state.
+        if (err instanceof HttpStatusError && err.status === 404 && ++notFound >= 25) {
+          throw new DemoFailure(
+            `job ${jobId} is gone after the failover (GET /jobs/${jobId} → 404 for 5 s): its state was lost from the job maps`,
+          );
+        }
+        throw err;
+      });
+      notFound = 0;
+      if (j.status !== lastStatus && !ended(j)) {
+        lastStatus = j.status;
+        run.say(`job ${j.status}`);
       }
-      throw err;
-    });
-    notFound = 0;
-    if (j.status !== lastStatus && !ended(j)) {
-      lastStatus = j.status;
-      run.say(`job ${j.status}`);
-    }
-    for (const t of j.tasks) {
-      const before = attemptsBefore.get(t.id);
-      if (before && t.attempt > before.attempt && t.worker && !reported.has(t.id)) {
-        reported.add(t.id);
-        run.say(`task ${t.id} restarted on ${label(t.worker)} from its last checkpoint (attempt ${t.attempt}; it ran on ${label(before.worker)})`);
+      for (const t of j.tasks) {
+        const before = attemptsBefore.get(t.id);
+        if (before && t.attempt > before.attempt && t.worker && !reported.has(t.id)) {
+          reported.add(t.id);
+          run.say(
+            `task ${t.id} restarted on ${label(t.worker)} from its last checkpoint (attempt ${t.attempt}; it ran on ${
+              label(before.worker)
+            })`,
+          );
+        }
       }
-    }
-    if (j.status === "FAILED" || j.status === "CANCELED") throw new DemoFailure(`job ended ${j.status}${j.error ? `: ${j.error}` : ""}`);
-    if (j.status === "FINISHED") return j;
-    if (performance.now() - lastReport > 1_000) {
-      lastReport = performance.now();
-      run.say(`progress: ${fmt(written(j))} / ${fmt(records)} records written (${j.status})`);
-    }
-    return undefined;
-  }, 200, 90_000);
+      if (j.status === "FAILED" || j.status === "CANCELED") {
+        throw new DemoFailure(
+          `job ended ${j.status}${j.error ? `: ${j.error}` : ""}`,
+        );
+      }
+      if (j.status === "FINISHED") return j;
+      if (performance.now() - lastReport > 1_000) {
+        lastReport = performance.now();
+        run.say(`progress: ${fmt(written(j))} / ${fmt(records)} records written (${j.status})`);
+      }
+      return undefined;
+    },
+    200,
+    90_000,
+  );
   for (const t of finished.tasks) {
     const before = attemptsBefore.get(t.id);
     // Not a correctness failure (the output is checked below), but worth saying: only the
     // dead worker's tasks should have needed a restart.
     if (before && before.worker !== master.id && t.attempt !== before.attempt) {
-      run.say(`note: task ${t.id} on surviving ${label(before.worker)} was restarted too (attempt ${before.attempt} → ${t.attempt})`);
+      run.say(
+        `note: task ${t.id} on surviving ${
+          label(before.worker)
+        } was restarted too (attempt ${before.attempt} → ${t.attempt})`,
+      );
     }
   }
   const kept = finished.tasks.filter((t) => attemptsBefore.get(t.id)?.attempt === t.attempt).length;
-  run.say(`job FINISHED ${secs(performance.now() - jobStart)} after submit; ${kept} of 3 tasks kept their attempt, ${reported.size} restarted`);
+  run.say(
+    `job FINISHED ${
+      secs(performance.now() - jobStart)
+    } after submit; ${kept} of 3 tasks kept their attempt, ${reported.size} restarted`,
+  );
 
   // 7. Check the output and the preloaded map, reading through both survivors.
   const checkMap = async (map: string, count: number, expect: (i: number) => unknown) => {
-    const sizes = await Promise.all(others.map((m) => retrying(() => run.json<{ size: number }>(`${m.url}/maps/${map}`))));
+    const sizes = await Promise.all(
+      others.map((m) => retrying(() => run.json<{ size: number }>(`${m.url}/maps/${map}`))),
+    );
     for (const [i, s] of sizes.entries()) {
-      if (s.size !== count) throw new DemoFailure(`map "${map}" has ${fmt(s.size)} entries on ${others[i].name}, expected ${fmt(count)}`);
+      if (s.size !== count) {
+        throw new DemoFailure(`map "${map}" has ${fmt(s.size)} entries on ${others[i].name}, expected ${fmt(count)}`);
+      }
     }
     const wrong: string[] = [];
     await pool(Array.from({ length: count }, (_, i) => i), 48, async (i) => {
       const m = others[i % others.length];
-      const got = await retrying(() => run.json<{ value: unknown }>(`${m.url}/maps/${map}/${i}`), 5).catch((err) => ({ value: `missing (${(err as Error).message})` }));
-      if (JSON.stringify(got.value) !== JSON.stringify(expect(i)) && wrong.length < 5) wrong.push(`key ${i}: got ${JSON.stringify(got.value)}, expected ${JSON.stringify(expect(i))}`);
+      const got = await retrying(() => run.json<{ value: unknown }>(`${m.url}/maps/${map}/${i}`), 5).catch((err) => ({
+        value: `missing (${(err as Error).message})`,
+      }));
+      if (JSON.stringify(got.value) !== JSON.stringify(expect(i)) && wrong.length < 5) {
+        wrong.push(`key ${i}: got ${JSON.stringify(got.value)}, expected ${JSON.stringify(expect(i))}`);
+      }
     });
     if (wrong.length > 0) throw new DemoFailure(`map "${map}" holds wrong values: ${wrong.join("; ")}`);
   };
   await checkMap("out", records, (i) => ({ id: i, value: sequenceValue(i) }));
-  run.say(`verified: map "out" holds exactly ${fmt(records)} records, each with the right value (no loss, no duplicate key, nothing extra)`);
+  run.say(
+    `verified: map "out" holds exactly ${
+      fmt(records)
+    } records, each with the right value (no loss, no duplicate key, nothing extra)`,
+  );
   await checkMap("inventory", entries, inventoryValue);
   run.say(`verified: map "inventory" still holds its ${fmt(entries)} entries, all intact`);
   run.say(`all checks passed in ${secs(performance.now() - run.t0)}; stopping the processes`);

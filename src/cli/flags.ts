@@ -57,8 +57,12 @@ function convert(spec: FlagSpec, raw: string, source: string): FlagValue | { err
       if (!/^-?\d+$/.test(s)) return { error: `Invalid value "${raw}" for ${source}: expected a whole number` };
       const n = Number(s);
       if (!Number.isSafeInteger(n)) return { error: `Invalid value "${raw}" for ${source}: number too large` };
-      if (spec.min !== undefined && n < spec.min) return { error: `Invalid value ${n} for ${source}: must be at least ${spec.min}` };
-      if (spec.max !== undefined && n > spec.max) return { error: `Invalid value ${n} for ${source}: must be at most ${spec.max}` };
+      if (spec.min !== undefined && n < spec.min) {
+        return { error: `Invalid value ${n} for ${source}: must be at least ${spec.min}` };
+      }
+      if (spec.max !== undefined && n > spec.max) {
+        return { error: `Invalid value ${n} for ${source}: must be at most ${spec.max}` };
+      }
       return n;
     }
     case "string": {

@@ -27,7 +27,9 @@ export function parseIceUrl(url: string): IceServer | { error: string } {
   if (q >= 0) {
     query = rest.slice(q);
     rest = rest.slice(0, q);
-    if (!/^\?transport=(udp|tcp)$/i.test(query)) return bad("the only query allowed is ?transport=udp or ?transport=tcp");
+    if (!/^\?transport=(udp|tcp)$/i.test(query)) {
+      return bad("the only query allowed is ?transport=udp or ?transport=tcp");
+    }
     if (!scheme.startsWith("turn")) return bad("?transport is only for TURN URLs");
     query = query.toLowerCase();
   }

@@ -12,21 +12,108 @@ const mergePolicies = ["latestUpdate", "passThrough", "discard"] as const;
 
 /** The `node` command's flags, in `--help` order. */
 export const nodeFlags: readonly FlagSpec[] = [
-  { name: "name", kind: "string", valueName: "NAME", description: "member name shown in logs and the dashboard", defaultText: "random" },
-  { name: "cluster", kind: "string", valueName: "NAME", description: "cluster name; members of other clusters are refused", defaultText: Defaults.cluster },
-  { name: "secret", kind: "string", valueName: "SECRET", description: "cluster secret shared by all members", defaultText: "generated and printed" },
-  { name: "join", kind: "list", valueName: "URL", description: "base URL (http://host:port) of any member or signaling server; none = start a new cluster with embedded signaling" },
-  { name: "http", kind: "string", valueName: "HOST:PORT", description: "HTTP address for REST, dashboard and signaling; port 0 = any free port", defaultText: Defaults.http },
-  { name: "ice", kind: "list", valueName: "URL", description: "ICE server: stun:host:port or turn:user:pass@host:port" },
-  { name: "ice-host-address", kind: "list", valueName: "ADDR", description: "extra host address offered as an ICE candidate" },
-  { name: "backup-count", kind: "int", min: 0, max: 6, description: "synchronous backups per partition", defaultText: String(Defaults.backupCount) },
-  { name: "async-backup-count", kind: "int", min: 0, max: 6, description: "asynchronous backups per partition", defaultText: String(Defaults.asyncBackupCount) },
-  { name: "partition-count", kind: "int", min: 1, max: 65536, description: "number of partitions (same on every member)", defaultText: String(Defaults.partitionCount) },
+  {
+    name: "name",
+    kind: "string",
+    valueName: "NAME",
+    description: "member name shown in logs and the dashboard",
+    defaultText: "random",
+  },
+  {
+    name: "cluster",
+    kind: "string",
+    valueName: "NAME",
+    description: "cluster name; members of other clusters are refused",
+    defaultText: Defaults.cluster,
+  },
+  {
+    name: "secret",
+    kind: "string",
+    valueName: "SECRET",
+    description: "cluster secret shared by all members",
+    defaultText: "generated and printed",
+  },
+  {
+    name: "join",
+    kind: "list",
+    valueName: "URL",
+    description:
+      "base URL (http://host:port) of any member or signaling server; none = start a new cluster with embedded signaling",
+  },
+  {
+    name: "http",
+    kind: "string",
+    valueName: "HOST:PORT",
+    description: "HTTP address for REST, dashboard and signaling; port 0 = any free port",
+    defaultText: Defaults.http,
+  },
+  {
+    name: "ice",
+    kind: "list",
+    valueName: "URL",
+    description: "ICE server: stun:host:port or turn:user:pass@host:port",
+  },
+  {
+    name: "ice-host-address",
+    kind: "list",
+    valueName: "ADDR",
+    description: "extra host address offered as an ICE candidate",
+  },
+  {
+    name: "backup-count",
+    kind: "int",
+    min: 0,
+    max: 6,
+    description: "synchronous backups per partition",
+    defaultText: String(Defaults.backupCount),
+  },
+  {
+    name: "async-backup-count",
+    kind: "int",
+    min: 0,
+    max: 6,
+    description: "asynchronous backups per partition",
+    defaultText: String(Defaults.asyncBackupCount),
+  },
+  {
+    name: "partition-count",
+    kind: "int",
+    min: 1,
+    max: 65536,
+    description: "number of partitions (same on every member)",
+    defaultText: String(Defaults.partitionCount),
+  },
   { name: "lite", kind: "boolean", description: "lite member: holds no data, owns no partitions" },
-  { name: "token", kind: "string", valueName: "TOKEN", description: "bearer token required for HTTP writes (required off loopback)" },
-  { name: "slots", kind: "int", min: 0, max: 1024, description: "job slots this member offers", defaultText: String(Defaults.slots) },
-  { name: "merge-policy", kind: "string", valueName: "POLICY", choices: mergePolicies, description: `split-brain merge policy: ${mergePolicies.join(", ")}`, defaultText: Defaults.mergePolicy },
-  { name: "log-level", kind: "string", valueName: "LEVEL", choices: logLevels, description: `log level: ${logLevels.join(", ")}`, defaultText: Defaults.logLevel },
+  {
+    name: "token",
+    kind: "string",
+    valueName: "TOKEN",
+    description: "bearer token required for HTTP writes (required off loopback)",
+  },
+  {
+    name: "slots",
+    kind: "int",
+    min: 0,
+    max: 1024,
+    description: "job slots this member offers",
+    defaultText: String(Defaults.slots),
+  },
+  {
+    name: "merge-policy",
+    kind: "string",
+    valueName: "POLICY",
+    choices: mergePolicies,
+    description: `split-brain merge policy: ${mergePolicies.join(", ")}`,
+    defaultText: Defaults.mergePolicy,
+  },
+  {
+    name: "log-level",
+    kind: "string",
+    valueName: "LEVEL",
+    choices: logLevels,
+    description: `log level: ${logLevels.join(", ")}`,
+    defaultText: Defaults.logLevel,
+  },
 ];
 
 /** `--help` text of the `node` command. */
@@ -35,7 +122,7 @@ export function nodeHelp(): string {
     "Usage: mod.ts [node] [flags]",
     "",
     "Starts a Shoal member. With no --join it serves the signaling endpoint itself and forms",
-    "a one-member cluster that others can join. Prints one JSON line with \"event\":\"ready\"",
+    'a one-member cluster that others can join. Prints one JSON line with "event":"ready"',
     "on stdout when it is ready; logs go to stderr as JSON lines.",
     "",
     "Flags:",
@@ -71,7 +158,9 @@ export function parseJoinUrl(s: string): string | { error: string } {
   if (!["http:", "https:", "ws:", "wss:"].includes(u.protocol)) {
     return { error: `Bad --join URL "${s}": scheme must be http, https, ws or wss` };
   }
-  if (u.username || u.password) return { error: `Bad --join URL "${s}": credentials do not belong in the URL; use --secret` };
+  if (u.username || u.password) {
+    return { error: `Bad --join URL "${s}": credentials do not belong in the URL; use --secret` };
+  }
   if (u.search || u.hash) return { error: `Bad --join URL "${s}": no query or fragment expected` };
   return u.href.replace(/\/+$/, "");
 }
@@ -87,7 +176,10 @@ export function parseJoinUrl(s: string): string | { error: string } {
  * // { options: { cluster: "shoal", http: "127.0.0.1:5701", secret: "s", backupCount: 2, lite: true } }
  * ```
  */
-export function parseNodeArgs(args: readonly string[], env: Readonly<Record<string, string | undefined>>): NodeArgsResult {
+export function parseNodeArgs(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): NodeArgsResult {
   const r = parseFlags(nodeFlags, args, env);
   if (r.kind === "help") return { help: nodeHelp() };
   if (r.kind === "error") return { error: r.error };

@@ -102,7 +102,9 @@ export function describeStartError(err: unknown, options: NodeOptions): string {
   // deno-lint-ignore no-explicit-any
   const e = err as any;
   const message = String(e?.message ?? err);
-  if (e?.code === "EADDRINUSE" || e?.name === "AddrInUse" || /EADDRINUSE|address already in use|in use/i.test(message)) {
+  if (
+    e?.code === "EADDRINUSE" || e?.name === "AddrInUse" || /EADDRINUSE|address already in use|in use/i.test(message)
+  ) {
     return `Cannot listen on ${options.http}: the address is already in use. Pick another --http port, or port 0 for any free port.`;
   }
   if (e?.code === "EACCES" || e?.name === "PermissionDenied") {
@@ -115,7 +117,9 @@ export function describeStartError(err: unknown, options: NodeOptions): string {
       case "REFUSED":
         return `Cannot join cluster "${options.cluster}": refused: ${message}`;
       case "UNREACHABLE":
-        return `Cannot reach ${(options.join ?? []).join(", ") || "the cluster"}: ${message}. Is a member or signaling server listening there?`;
+        return `Cannot reach ${
+          (options.join ?? []).join(", ") || "the cluster"
+        }: ${message}. Is a member or signaling server listening there?`;
       case "TIMEOUT":
         return `Cannot join cluster "${options.cluster}": timed out: ${message}`;
       default:
@@ -194,7 +198,10 @@ export async function runNodeCommand(args: string[], overrides: Partial<NodeComm
       await Promise.race([
         node.shutdown(),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`shutdown took longer than ${deps.shutdownTimeoutMs} ms`)), deps.shutdownTimeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`shutdown took longer than ${deps.shutdownTimeoutMs} ms`)),
+            deps.shutdownTimeoutMs,
+          );
         }),
       ]);
     } catch (err) {

@@ -40,10 +40,14 @@ export const signalCommand = {
     let level = "info";
     for (let i = 0; i < args.length; i++) {
       const a = args[i];
-      const [flag, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+      const [flag, inline] = a.includes("=")
+        ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
+        : [a, undefined];
       const value = () => {
         const v = inline ?? args[++i];
-        if (v === undefined || (inline === undefined && v.startsWith("--"))) throw new RangeError(`Flag ${flag} needs a value`);
+        if (v === undefined || (inline === undefined && v.startsWith("--"))) {
+          throw new RangeError(`Flag ${flag} needs a value`);
+        }
         return v;
       };
       try {
@@ -58,12 +62,16 @@ export const signalCommand = {
           case "--max-sockets-per-ip": {
             const v = value();
             maxSocketsPerIp = Number(v);
-            if (!Number.isInteger(maxSocketsPerIp) || maxSocketsPerIp < 1) throw new RangeError(`Invalid --max-sockets-per-ip "${v}": expected a positive integer`);
+            if (!Number.isInteger(maxSocketsPerIp) || maxSocketsPerIp < 1) {
+              throw new RangeError(`Invalid --max-sockets-per-ip "${v}": expected a positive integer`);
+            }
             break;
           }
           case "--log-level":
             level = value();
-            if (!["debug", "info", "warn", "error", "silent"].includes(level)) throw new RangeError(`Invalid --log-level "${level}"`);
+            if (!["debug", "info", "warn", "error", "silent"].includes(level)) {
+              throw new RangeError(`Invalid --log-level "${level}"`);
+            }
             break;
           default:
             throw new RangeError(`Unknown flag "${a}" for signal`);
@@ -88,7 +96,9 @@ export const signalCommand = {
       console.error(`Error: ${(err as Error).message}`);
       return 1;
     }
-    writeStdoutLine(JSON.stringify({ event: "ready", url: server.url, signal: server.url.replace(/^http/, "ws") + "/signal" }));
+    writeStdoutLine(
+      JSON.stringify({ event: "ready", url: server.url, signal: server.url.replace(/^http/, "ws") + "/signal" }),
+    );
     log.info("signal.listening", { url: server.url });
     await new Promise<void>((resolve) => {
       onSignal("SIGINT", resolve);

@@ -276,7 +276,9 @@ export class Membership implements ClusterView {
       const out: MemberInfo[] = [];
       for (const info of this.#list) {
         const st = this.#states.get(info.id);
-        if (st && st.status <= Status.suspect) out.push(st.inc === info.incarnation ? info : { ...info, incarnation: st.inc });
+        if (st && st.status <= Status.suspect) {
+          out.push(st.inc === info.incarnation ? info : { ...info, incarnation: st.inc });
+        }
       }
       this.#liveCache = out;
     }
@@ -303,7 +305,15 @@ export class Membership implements ClusterView {
   }
 
   /** This node's SWIM record of a listed member (for dashboards, tests and debugging). */
-  memberState(id: NodeId): { status: "alive" | "suspect" | "dead" | "left"; incarnation: number; linked: boolean; established: boolean; unreachableForMs: number } | undefined {
+  memberState(
+    id: NodeId,
+  ): {
+    status: "alive" | "suspect" | "dead" | "left";
+    incarnation: number;
+    linked: boolean;
+    established: boolean;
+    unreachableForMs: number;
+  } | undefined {
     const st = this.#states.get(id);
     if (!st) return undefined;
     return {
@@ -546,7 +556,14 @@ export class Membership implements ClusterView {
   #upsert(e: MemberInfo): MemberInfo | null {
     let st = this.#states.get(e.id);
     if (e.id === this.self && e.incarnation > this.#inc) this.#inc = e.incarnation;
-    const info: MemberInfo = { id: e.id, name: e.name, runtime: e.runtime, joinedAt: e.joinedAt, lite: e.lite, incarnation: e.incarnation };
+    const info: MemberInfo = {
+      id: e.id,
+      name: e.name,
+      runtime: e.runtime,
+      joinedAt: e.joinedAt,
+      lite: e.lite,
+      incarnation: e.incarnation,
+    };
     if (!st) {
       st = {
         info,
@@ -643,7 +660,8 @@ export class Membership implements ClusterView {
         const a = this.#upsert(e);
         if (a) added.push(a);
       }
-      selfListed = !delta.removed.includes(this.self) && this.#states.has(this.self) && this.#list.some((m) => m.id === this.self);
+      selfListed = !delta.removed.includes(this.self) && this.#states.has(this.self) &&
+        this.#list.some((m) => m.id === this.self);
     } else {
       const ids = new Set<NodeId>();
       for (const e of body.members) ids.add(e.id);
@@ -706,7 +724,14 @@ export class Membership implements ClusterView {
 
   #formAlone(why: string): void {
     this.#inc = Math.max(this.#inc, 0);
-    const info: MemberInfo = { id: this.self, name: this.config.name, runtime: this.config.runtime, joinedAt: 1, lite: this.config.lite, incarnation: this.#inc };
+    const info: MemberInfo = {
+      id: this.self,
+      name: this.config.name,
+      runtime: this.config.runtime,
+      joinedAt: 1,
+      lite: this.config.lite,
+      incarnation: this.#inc,
+    };
     this.#installList({ version: 1, master: this.self, epoch: 1, nextJoin: 2, members: [info] }, null);
     this.#fullNext = true;
     this.#log.info("formed a new cluster", { cluster: this.config.cluster, why });
@@ -724,7 +749,10 @@ export class Membership implements ClusterView {
     };
     loop(() => c.probeIntervalMs * (this.#awareness + 1), () => this.#probeTick());
     loop(() => c.gossipIntervalMs, () => this.#gossipTick());
-    loop(() => c.pushPullIntervalMs * pushPullScale(this.#n()) * (0.75 + this.#rng.next() * 0.5), () => this.#pushPullTick());
+    loop(
+      () => c.pushPullIntervalMs * pushPullScale(this.#n()) * (0.75 + this.#rng.next() * 0.5),
+      () => this.#pushPullTick(),
+    );
     loop(() => c.linkCheckIntervalMs, () => this.#linkTick());
     loop(() => c.splitBrainIntervalMs, () => this.#splitBrainTick());
   }
@@ -771,7 +799,9 @@ export class Membership implements ClusterView {
     }
     if (c?.best) this.#epoch = Math.max(this.#epoch, c.best.epoch + 1);
     const removedIds = new Set<NodeId>();
-    const gone = [...this.#states.values()].filter((st) => st.status >= Status.dead).sort((a, b) => a.info.joinedAt - b.info.joinedAt);
+    const gone = [...this.#states.values()].filter((st) => st.status >= Status.dead).sort((a, b) =>
+      a.info.joinedAt - b.info.joinedAt
+    );
     for (const st of gone) {
       // Oldest first: receivers need the notices about older members to accept this master.
       if (this.#notices.length < MAX_NOTICES) this.#notices.push({ s: st.status, id: st.info.id, inc: st.inc });
@@ -940,8 +970,13 @@ export class Membership implements ClusterView {
       return;
     }
     if (this.#list.length >= MAX_MEMBERS) return this.#refuseJoin(replyTo, req.id, "REFUSED", "cluster is full");
-    if (this.#pendingReplies.size >= this.config.maxPending) return this.#refuseJoin(replyTo, req.id, "RETRY", "too many joins in flight");
-    const info = this.#admit({ id: req.id, name: req.name, runtime: req.runtime, lite: req.lite, incarnation: req.inc }, contact);
+    if (this.#pendingReplies.size >= this.config.maxPending) {
+      return this.#refuseJoin(replyTo, req.id, "RETRY", "too many joins in flight");
+    }
+    const info = this.#admit(
+      { id: req.id, name: req.name, runtime: req.runtime, lite: req.lite, incarnation: req.inc },
+      contact,
+    );
     this.#log.info("member admitted", { member: info.id, name: info.name, joinedAt: info.joinedAt });
   }
 
@@ -1046,16 +1081,30 @@ export class Membership implements ClusterView {
       case Kind.ClusterMemberList:
         return this.#onMemberList(from, msg as MemberListM);
       case Kind.ClusterListRequest:
-        return void this.#send(from, { t: Kind.ClusterMemberList, base: 0, list: this.#listBody(), removed: [], g: [] } satisfies MemberListM);
+        return void this.#send(
+          from,
+          { t: Kind.ClusterMemberList, base: 0, list: this.#listBody(), removed: [], g: [] } satisfies MemberListM,
+        );
       case Kind.ClusterViewRequest:
-        return void this.#send(from, { t: Kind.ClusterViewReply, seq: (msg as ViewRequest).seq, list: this.#listBody() } satisfies ViewReply);
+        return void this.#send(
+          from,
+          { t: Kind.ClusterViewReply, seq: (msg as ViewRequest).seq, list: this.#listBody() } satisfies ViewReply,
+        );
       case Kind.ClusterViewReply:
         return this.#onViewReply(from, msg as ViewReply);
       case Kind.ClusterPushPull:
         return this.#onPushPull(from, msg as PushPull);
       case Kind.ClusterRouteQuery: {
         const q = msg as RouteQuery;
-        return void this.#send(from, { t: Kind.ClusterRouteAnswer, seq: q.seq, target: q.target, ok: this.#t.isLinked(q.target) } satisfies RouteAnswer);
+        return void this.#send(
+          from,
+          {
+            t: Kind.ClusterRouteAnswer,
+            seq: q.seq,
+            target: q.target,
+            ok: this.#t.isLinked(q.target),
+          } satisfies RouteAnswer,
+        );
       }
       case Kind.ClusterRouteAnswer:
         return this.#onRouteAnswer(from, msg as RouteAnswer);
@@ -1114,7 +1163,14 @@ export class Membership implements ClusterView {
   #tellIfDead(from: NodeId): void {
     const st = this.#states.get(from);
     if (!st || st.status !== Status.dead || !this.#rateOk(`dead:${from}`)) return;
-    this.#send(from, { t: Kind.ClusterGossip, ms: this.#master ?? "", g: [{ s: Status.dead, id: from, inc: st.inc }] } satisfies Gossip);
+    this.#send(
+      from,
+      {
+        t: Kind.ClusterGossip,
+        ms: this.#master ?? "",
+        g: [{ s: Status.dead, id: from, inc: st.inc }],
+      } satisfies Gossip,
+    );
   }
 
   #antiEntropy(from: NodeId, lv: number, ms: string): void {
@@ -1217,7 +1273,14 @@ export class Membership implements ClusterView {
     if (it.inc < this.#inc) {
       // Already refuted, but this accuser missed it: tell it directly.
       if (this.#rateOk(`alive:${from}`)) {
-        this.#send(from, { t: Kind.ClusterGossip, ms: this.#master ?? "", g: [{ s: Status.alive, id: this.self, inc: this.#inc }] } satisfies Gossip);
+        this.#send(
+          from,
+          {
+            t: Kind.ClusterGossip,
+            ms: this.#master ?? "",
+            g: [{ s: Status.alive, id: this.self, inc: this.#inc }],
+          } satisfies Gossip,
+        );
       }
       return;
     }
@@ -1254,7 +1317,14 @@ export class Membership implements ClusterView {
     // to refute or finds itself stalled is the likelier culprit, so its own verdicts wait
     // longer (a member that cannot hear anyone must not outrun the others' verdict on it).
     const scale = this.#awareness + 1;
-    const sus = new Suspicion(this.#clock, by, b.k, b.minMs * scale, b.maxMs * scale, () => this.#suspicionExpired(id, st, inc));
+    const sus = new Suspicion(
+      this.#clock,
+      by,
+      b.k,
+      b.minMs * scale,
+      b.maxMs * scale,
+      () => this.#suspicionExpired(id, st, inc),
+    );
     st.suspicion = sus;
     // Tell the suspect now and then while the suspicion runs: it may have missed the first
     // notice (lost, or it was still joining and heard nothing) and can only refute what it hears.
@@ -1305,7 +1375,10 @@ export class Membership implements ClusterView {
    */
   #pingSuspect(id: NodeId, st: MemberState): void {
     const item: GossipItem = { s: Status.suspect, id, inc: st.inc, by: this.self };
-    const sent = this.#send(id, { t: Kind.ClusterPing, seq: 0, target: id, lv: this.#version, ms: this.#master ?? "", g: [item] } satisfies Ping);
+    const sent = this.#send(
+      id,
+      { t: Kind.ClusterPing, seq: 0, target: id, lv: this.#version, ms: this.#master ?? "", g: [item] } satisfies Ping,
+    );
     if (sent && st.unansweredSince === undefined) st.unansweredSince = this.#clock.now();
   }
 
@@ -1360,7 +1433,9 @@ export class Membership implements ClusterView {
       }
       const id = this.#probeOrder[this.#probeIdx++];
       const st = this.#states.get(id);
-      if (st && st.status <= Status.suspect && (this.#reachable(id) || now - st.link.since > this.config.linkFallbackMs)) return id;
+      if (
+        st && st.status <= Status.suspect && (this.#reachable(id) || now - st.link.since > this.config.linkFallbackMs)
+      ) return id;
     }
     return undefined;
   }
@@ -1369,18 +1444,40 @@ export class Membership implements ClusterView {
     if (this.#pending.size >= this.config.maxPending) return;
     const startedAt = this.#clock.now();
     const seq = ++this.#seq;
-    const p: Pending & { kind: "probe" } = { kind: "probe", target, acked: false, nacks: 0, unreachable: 0, expectedNacks: 0 };
+    const p: Pending & { kind: "probe" } = {
+      kind: "probe",
+      target,
+      acked: false,
+      nacks: 0,
+      unreachable: 0,
+      expectedNacks: 0,
+    };
     this.#pending.set(seq, p);
     this.stats.probes++;
     const scale = this.#awareness + 1;
-    const direct = this.#send(target, { t: Kind.ClusterPing, seq, target, lv: this.#version, ms: this.#master ?? "", g: this.#piggyback() } satisfies Ping);
+    const direct = this.#send(
+      target,
+      {
+        t: Kind.ClusterPing,
+        seq,
+        target,
+        lv: this.#version,
+        ms: this.#master ?? "",
+        g: this.#piggyback(),
+      } satisfies Ping,
+    );
     const tst = this.#states.get(target);
     if (direct && tst && tst.unansweredSince === undefined) tst.unansweredSince = startedAt;
     this.#after(this.config.probeTimeoutMs * scale, () => {
       if (p.acked) return;
       const helpers = this.#randomMembers(this.config.indirectChecks, (id) => id !== target && this.#t.isLinked(id));
       p.expectedNacks = helpers.length;
-      for (const h of helpers) this.#send(h, { t: Kind.ClusterPingReq, seq, target, ms: this.#master ?? "", g: this.#piggyback() } satisfies PingReq);
+      for (const h of helpers) {
+        this.#send(
+          h,
+          { t: Kind.ClusterPingReq, seq, target, ms: this.#master ?? "", g: this.#piggyback() } satisfies PingReq,
+        );
+      }
     });
     const verdict = (deferrals: number) => {
       if (!p.acked && deferrals < 2 && this.#stalledRecently()) {
@@ -1404,7 +1501,9 @@ export class Membership implements ClusterView {
       // Nobody had a path to it (no link here, and every helper said so): that says
       // nothing about a member whose links are still being formed.
       const inconclusive = !direct && p.unreachable === p.expectedNacks;
-      if (inconclusive && !st.link.established && this.#clock.now() - st.link.since <= this.config.linkFallbackMs) return;
+      if (inconclusive && !st.link.established && this.#clock.now() - st.link.since <= this.config.linkFallbackMs) {
+        return;
+      }
       const delta = p.expectedNacks > 0 ? Math.max(0, p.expectedNacks - p.nacks) : 1;
       this.#awareness = Math.min(this.config.awarenessMax, this.#awareness + delta);
       this.stats.probeFailures++;
@@ -1419,7 +1518,9 @@ export class Membership implements ClusterView {
         linkAgeMs: Math.round(this.#clock.now() - st.link.since),
       });
       st.accused = true;
-      if (this.#suspect(target, st.inc, this.self)) this.#broadcast({ s: Status.suspect, id: target, inc: st.inc, by: this.self });
+      if (this.#suspect(target, st.inc, this.self)) {
+        this.#broadcast({ s: Status.suspect, id: target, inc: st.inc, by: this.self });
+      }
     };
     this.#after(this.config.probeIntervalMs * scale, () => verdict(0));
   }
@@ -1441,7 +1542,10 @@ export class Membership implements ClusterView {
   #onPing(from: NodeId, m: Ping): void {
     this.#applyItems(m.g, from, m.ms);
     if (m.target !== this.self) return;
-    this.#send(from, { t: Kind.ClusterAck, seq: m.seq, lv: this.#version, ms: this.#master ?? "", g: this.#piggyback() } satisfies Ack);
+    this.#send(
+      from,
+      { t: Kind.ClusterAck, seq: m.seq, lv: this.#version, ms: this.#master ?? "", g: this.#piggyback() } satisfies Ack,
+    );
     this.#antiEntropy(from, m.lv, m.ms);
     if (m.ms !== this.#master) this.#checkPeerMaster(from, m.ms);
   }
@@ -1452,7 +1556,10 @@ export class Membership implements ClusterView {
     if (p?.kind === "probe") p.acked = true;
     else if (p?.kind === "relay" && !p.done) {
       p.done = true;
-      this.#send(p.origin, { t: Kind.ClusterAck, seq: p.originSeq, lv: this.#version, ms: this.#master ?? "", g: [] } satisfies Ack);
+      this.#send(
+        p.origin,
+        { t: Kind.ClusterAck, seq: p.originSeq, lv: this.#version, ms: this.#master ?? "", g: [] } satisfies Ack,
+      );
     }
     this.#antiEntropy(from, m.lv, m.ms);
     if (m.ms !== this.#master && m.ms !== "") this.#checkPeerMaster(from, m.ms);
@@ -1467,7 +1574,10 @@ export class Membership implements ClusterView {
     const seq = ++this.#seq;
     const rec: Pending = { kind: "relay", origin: from, originSeq: m.seq, target: m.target, done: false };
     this.#pending.set(seq, rec);
-    this.#send(m.target, { t: Kind.ClusterPing, seq, target: m.target, lv: this.#version, ms: this.#master ?? "", g: [] } satisfies Ping);
+    this.#send(
+      m.target,
+      { t: Kind.ClusterPing, seq, target: m.target, lv: this.#version, ms: this.#master ?? "", g: [] } satisfies Ping,
+    );
     this.#after(this.config.probeTimeoutMs, () => {
       this.#pending.delete(seq);
       if (!rec.done) this.#send(from, { t: Kind.ClusterNack, seq: m.seq } satisfies Nack);
@@ -1492,7 +1602,16 @@ export class Membership implements ClusterView {
   #pushPullTick(): void {
     const [peer] = this.#randomMembers(1, (x) => this.#reachable(x));
     if (!peer) return;
-    this.#send(peer, { t: Kind.ClusterPushPull, reply: false, lv: this.#version, ms: this.#master ?? "", states: this.#stateItems() } satisfies PushPull);
+    this.#send(
+      peer,
+      {
+        t: Kind.ClusterPushPull,
+        reply: false,
+        lv: this.#version,
+        ms: this.#master ?? "",
+        states: this.#stateItems(),
+      } satisfies PushPull,
+    );
   }
 
   #onPushPull(from: NodeId, m: PushPull): void {
@@ -1502,11 +1621,21 @@ export class Membership implements ClusterView {
     for (const it of m.states) {
       // A remote "dead" counts only as a suspicion here (as in memberlist). A state copy
       // says nothing about who accused, so it never counts as a further confirmation.
-      if ((it.s === Status.dead || it.s === Status.suspect) && it.id !== this.self) this.#suspect(it.id, it.inc, from, false);
-      else this.#applyItem(it, from);
+      if ((it.s === Status.dead || it.s === Status.suspect) && it.id !== this.self) {
+        this.#suspect(it.id, it.inc, from, false);
+      } else this.#applyItem(it, from);
     }
     if (!m.reply) {
-      this.#send(from, { t: Kind.ClusterPushPull, reply: true, lv: this.#version, ms: this.#master ?? "", states: this.#stateItems() } satisfies PushPull);
+      this.#send(
+        from,
+        {
+          t: Kind.ClusterPushPull,
+          reply: true,
+          lv: this.#version,
+          ms: this.#master ?? "",
+          states: this.#stateItems(),
+        } satisfies PushPull,
+      );
     }
     this.#antiEntropy(from, m.lv, m.ms);
   }
@@ -1608,7 +1737,9 @@ export class Membership implements ClusterView {
         const backoff = Math.min(this.config.linkRetryMaxMs, 500 * 2 ** st.link.attempts) * (0.5 + this.#rng.next());
         st.link.nextAt = this.#clock.now() + backoff;
         this.#log.debug("link failed", { peer: id, via, attempts: st.link.attempts, error: String(err) });
-        if (st.link.attempts >= this.config.relayAfterFailures && !this.#t.routeOf(id) && this.#states.get(id) === st) this.#findRelay(id);
+        if (st.link.attempts >= this.config.relayAfterFailures && !this.#t.routeOf(id) && this.#states.get(id) === st) {
+          this.#findRelay(id);
+        }
       },
     );
   }
@@ -1696,13 +1827,16 @@ export class Membership implements ClusterView {
   }
 
   #sendHello(to: NodeId): void {
-    this.#send(to, {
-      t: Kind.ClusterSplitHello,
-      cluster: this.config.cluster,
-      master: this.self,
-      size: this.members().length,
-      version: this.#version,
-    } satisfies SplitHello);
+    this.#send(
+      to,
+      {
+        t: Kind.ClusterSplitHello,
+        cluster: this.config.cluster,
+        master: this.self,
+        size: this.members().length,
+        version: this.#version,
+      } satisfies SplitHello,
+    );
   }
 
   #onSplitHello(from: NodeId, m: SplitHello): void {
@@ -1713,8 +1847,14 @@ export class Membership implements ClusterView {
     }
     if (this.#collecting || this.#merging) return;
     if (!this.#rateOk(m.master)) return;
-    const iWin = mergeWinner({ size: this.members().length, master: this.self }, { size: m.size, master: m.master }) === "a";
-    this.#log.info("split brain detected", { other: m.master, otherSize: m.size, size: this.members().length, winner: iWin ? this.self : m.master });
+    const iWin =
+      mergeWinner({ size: this.members().length, master: this.self }, { size: m.size, master: m.master }) === "a";
+    this.#log.info("split brain detected", {
+      other: m.master,
+      otherSize: m.size,
+      size: this.members().length,
+      winner: iWin ? this.self : m.master,
+    });
     const relay = m.relay ?? from;
     const act = () => {
       if (!this.isMaster() || this.#merging) return;
@@ -1723,8 +1863,9 @@ export class Membership implements ClusterView {
     };
     if (this.#t.isLinked(m.master)) return act();
     const via = relay !== m.master && this.#t.isLinked(relay) ? relay : undefined;
-    this.#t.connect(m.master, { via, timeoutMs: this.config.connectTimeoutMs }).then(act, (err) =>
-      this.#log.debug("cannot reach other master", { other: m.master, error: String(err) })
+    this.#t.connect(m.master, { via, timeoutMs: this.config.connectTimeoutMs }).then(
+      act,
+      (err) => this.#log.debug("cannot reach other master", { other: m.master, error: String(err) }),
     );
   }
 
@@ -1745,7 +1886,14 @@ export class Membership implements ClusterView {
       nonce: this.#rng.id(32),
     };
     this.#log.info("merging into larger cluster", { into: target, members: body.members.length });
-    this.#send(target, { t: Kind.ClusterMergeRequest, ...body, proof: sign(this.#joinKey, this.#mergeFields(body)) } satisfies MergeRequest);
+    this.#send(
+      target,
+      {
+        t: Kind.ClusterMergeRequest,
+        ...body,
+        proof: sign(this.#joinKey, this.#mergeFields(body)),
+      } satisfies MergeRequest,
+    );
     this.#after(this.config.joinTimeoutMs, () => {
       if (this.#merging?.target === target) this.#merging = null;
     });
@@ -1761,7 +1909,10 @@ export class Membership implements ClusterView {
     const replay = this.#replay.check(m.nonce, m.ts, this.#clock.now());
     if (replay) return refuse(replay);
     if (!this.isMaster() || this.#collecting || this.#merging) return refuse("not ready");
-    if (mergeWinner({ size: this.members().length, master: this.self }, { size: m.members.length, master: m.master }) !== "a") {
+    if (
+      mergeWinner({ size: this.members().length, master: this.self }, { size: m.members.length, master: m.master }) !==
+        "a"
+    ) {
       this.#sendHello(from);
       return refuse("this group is the smaller one");
     }

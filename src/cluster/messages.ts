@@ -63,8 +63,14 @@ const JoinBodySchema = z.object(joinFields);
 export type JoinBody = z.infer<typeof JoinBodySchema>;
 
 export const JoinRequestMsg = defineMessage(Kind.ClusterJoinRequest, "ClusterJoinRequest", joinFields);
-export const JoinForwardMsg = defineMessage(Kind.ClusterJoinForward, "ClusterJoinForward", { contact: w.id(), req: JoinBodySchema });
-export const JoinAcceptedMsg = defineMessage(Kind.ClusterJoinAccepted, "ClusterJoinAccepted", { joiner: w.id(), list: ListBodySchema });
+export const JoinForwardMsg = defineMessage(Kind.ClusterJoinForward, "ClusterJoinForward", {
+  contact: w.id(),
+  req: JoinBodySchema,
+});
+export const JoinAcceptedMsg = defineMessage(Kind.ClusterJoinAccepted, "ClusterJoinAccepted", {
+  joiner: w.id(),
+  list: ListBodySchema,
+});
 export const JoinRefusedMsg = defineMessage(Kind.ClusterJoinRefused, "ClusterJoinRefused", {
   joiner: w.id(),
   code: z.enum(["AUTH_FAILED", "REFUSED", "RETRY"]),
@@ -78,8 +84,18 @@ export const PingMsg = defineMessage(Kind.ClusterPing, "ClusterPing", {
   ms: w.str(128),
   g: gossip(),
 });
-export const AckMsg = defineMessage(Kind.ClusterAck, "ClusterAck", { seq: w.uint(), lv: w.uint(), ms: w.str(128), g: gossip() });
-export const PingReqMsg = defineMessage(Kind.ClusterPingReq, "ClusterPingReq", { seq: w.uint(), target: w.id(), ms: w.str(128), g: gossip() });
+export const AckMsg = defineMessage(Kind.ClusterAck, "ClusterAck", {
+  seq: w.uint(),
+  lv: w.uint(),
+  ms: w.str(128),
+  g: gossip(),
+});
+export const PingReqMsg = defineMessage(Kind.ClusterPingReq, "ClusterPingReq", {
+  seq: w.uint(),
+  target: w.id(),
+  ms: w.str(128),
+  g: gossip(),
+});
 export const NackMsg = defineMessage(Kind.ClusterNack, "ClusterNack", {
   seq: w.uint(),
   /** true: the helper has no path to the target at all (rather than no answer from it) */
@@ -94,16 +110,29 @@ export const MemberListMsg = defineMessage(Kind.ClusterMemberList, "ClusterMembe
   g: gossip(),
 });
 export const ListRequestMsg = defineMessage(Kind.ClusterListRequest, "ClusterListRequest", { have: w.uint() });
-export const ViewRequestMsg = defineMessage(Kind.ClusterViewRequest, "ClusterViewRequest", { seq: w.uint(), epoch: w.uint() });
-export const ViewReplyMsg = defineMessage(Kind.ClusterViewReply, "ClusterViewReply", { seq: w.uint(), list: ListBodySchema });
+export const ViewRequestMsg = defineMessage(Kind.ClusterViewRequest, "ClusterViewRequest", {
+  seq: w.uint(),
+  epoch: w.uint(),
+});
+export const ViewReplyMsg = defineMessage(Kind.ClusterViewReply, "ClusterViewReply", {
+  seq: w.uint(),
+  list: ListBodySchema,
+});
 export const PushPullMsg = defineMessage(Kind.ClusterPushPull, "ClusterPushPull", {
   reply: z.boolean(),
   lv: w.uint(),
   ms: w.str(128),
   states: w.list(GossipItemSchema, MAX_MEMBERS),
 });
-export const RouteQueryMsg = defineMessage(Kind.ClusterRouteQuery, "ClusterRouteQuery", { seq: w.uint(), target: w.id() });
-export const RouteAnswerMsg = defineMessage(Kind.ClusterRouteAnswer, "ClusterRouteAnswer", { seq: w.uint(), target: w.id(), ok: z.boolean() });
+export const RouteQueryMsg = defineMessage(Kind.ClusterRouteQuery, "ClusterRouteQuery", {
+  seq: w.uint(),
+  target: w.id(),
+});
+export const RouteAnswerMsg = defineMessage(Kind.ClusterRouteAnswer, "ClusterRouteAnswer", {
+  seq: w.uint(),
+  target: w.id(),
+  ok: z.boolean(),
+});
 export const RouteHintMsg = defineMessage(Kind.ClusterRouteHint, "ClusterRouteHint", { via: w.id() });
 export const SplitHelloMsg = defineMessage(Kind.ClusterSplitHello, "ClusterSplitHello", {
   cluster: w.str(256),
@@ -124,7 +153,9 @@ export const MergeRequestMsg = defineMessage(Kind.ClusterMergeRequest, "ClusterM
   /** HMAC(joinKey, ["merge", cluster, master, version, epoch, ts, nonce, member ids]) */
   proof: w.str(64),
 });
-export const MergeAcceptedMsg = defineMessage(Kind.ClusterMergeAccepted, "ClusterMergeAccepted", { list: ListBodySchema });
+export const MergeAcceptedMsg = defineMessage(Kind.ClusterMergeAccepted, "ClusterMergeAccepted", {
+  list: ListBodySchema,
+});
 export const MergeRefusedMsg = defineMessage(Kind.ClusterMergeRefused, "ClusterMergeRefused", { reason: w.str(256) });
 export const MergeIntoMsg = defineMessage(Kind.ClusterMergeInto, "ClusterMergeInto", {
   list: ListBodySchema,

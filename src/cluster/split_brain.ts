@@ -24,4 +24,3 @@ export function mergeWinner(a: GroupSummary, b: GroupSummary): "a" | "b" {
   if (a.size !== b.size) return a.size > b.size ? "a" : "b";
   return a.master < b.master ? "a" : "b";
 }
-

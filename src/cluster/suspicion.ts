@@ -85,7 +85,13 @@ export class Suspicion {
     if (this.confirmations >= this.k) return false;
     if (this.#confirmers.has(from)) return false;
     this.#confirmers.add(from);
-    const remaining = remainingSuspicionTime(this.confirmations, this.k, this.clock.now() - this.#start, this.minMs, this.maxMs);
+    const remaining = remainingSuspicionTime(
+      this.confirmations,
+      this.k,
+      this.clock.now() - this.#start,
+      this.minMs,
+      this.maxMs,
+    );
     this.#timer.cancel();
     this.#timer = this.clock.setTimer(Math.max(0, remaining, this.#notBefore - this.clock.now()), this.onTimeout);
     return true;

@@ -20,7 +20,11 @@ const stderrSink: LogSink = (line) => {
   else console.error(line);
 };
 
-export function createLogger(level: LogLevel = "info", base: Record<string, unknown> = {}, sink: LogSink = stderrSink): Logger {
+export function createLogger(
+  level: LogLevel = "info",
+  base: Record<string, unknown> = {},
+  sink: LogSink = stderrSink,
+): Logger {
   const min = order[level];
   const emit = (lvl: LogLevel, event: string, fields?: Record<string, unknown>) => {
     if (order[lvl] < min) return;

@@ -19,14 +19,20 @@ export class Random {
   /** Uniform in [0, 1). */
   next(): number {
     let a = this.#a, b = this.#b, c = this.#c, d = this.#d;
-    a |= 0; b |= 0; c |= 0; d |= 0;
+    a |= 0;
+    b |= 0;
+    c |= 0;
+    d |= 0;
     const t = (((a + b) | 0) + d) | 0;
     d = (d + 1) | 0;
     a = b ^ (b >>> 9);
     b = (c + (c << 3)) | 0;
     c = (c << 21) | (c >>> 11);
     c = (c + t) | 0;
-    this.#a = a; this.#b = b; this.#c = c; this.#d = d;
+    this.#a = a;
+    this.#b = b;
+    this.#c = c;
+    this.#d = d;
     return (t >>> 0) / 4294967296;
   }
 

@@ -77,7 +77,11 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
 
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();
-    opts.logger?.error("http-error", { method: c.req.method, path: c.req.path, error: String((err as Error)?.message ?? err) });
+    opts.logger?.error("http-error", {
+      method: c.req.method,
+      path: c.req.path,
+      error: String((err as Error)?.message ?? err),
+    });
     return errorResponse(c, err);
   });
   app.notFound((c) => jsonError(c, 404, `No route for ${c.req.method} ${c.req.path}`, "NOT_FOUND"));
@@ -87,7 +91,8 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
     "*",
     bodyLimit({
       maxSize: maxBodyBytes,
-      onError: (c) => jsonError(c, 413, `Request body is larger than the limit of ${maxBodyBytes} bytes`, "INVALID_ARGUMENT"),
+      onError: (c) =>
+        jsonError(c, 413, `Request body is larger than the limit of ${maxBodyBytes} bytes`, "INVALID_ARGUMENT"),
     }),
   );
 

@@ -29,7 +29,12 @@ export function requireTokenForWrites(token: string | undefined): MiddlewareHand
     const m = /^Bearer\s+(.+)$/i.exec(header.trim());
     if (!m || !constantTimeEqual(m[1], token)) {
       c.header("WWW-Authenticate", 'Bearer realm="shoal"');
-      return jsonError(c, 401, m ? "Invalid bearer token" : "This write needs an Authorization: Bearer <token> header", "AUTH_FAILED");
+      return jsonError(
+        c,
+        401,
+        m ? "Invalid bearer token" : "This write needs an Authorization: Bearer <token> header",
+        "AUTH_FAILED",
+      );
     }
     return next();
   };

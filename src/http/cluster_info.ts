@@ -27,7 +27,14 @@ export interface ClusterJson {
   members: ClusterMemberJson[];
   memberListVersion: number;
   partitionTableVersion: number;
-  partitions: { count: number; owners: Record<NodeId, number>; replicasMissing: number; migrating: number; lost: number; dataLoss: number };
+  partitions: {
+    count: number;
+    owners: Record<NodeId, number>;
+    replicasMissing: number;
+    migrating: number;
+    lost: number;
+    dataLoss: number;
+  };
   /** This member's links to the others: direct, or relayed through another member. */
   links: LinkInfo[];
 }
@@ -47,16 +54,33 @@ export function clusterJson(node: ShoalNode): ClusterJson {
     master,
     coordinator: master,
     epoch: view.masterEpoch,
-    members: view.members().map((m) => ({ id: m.id, name: m.name, runtime: m.runtime, joinedAt: m.joinedAt, lite: m.lite })),
+    members: view.members().map((m) => ({
+      id: m.id,
+      name: m.name,
+      runtime: m.runtime,
+      joinedAt: m.joinedAt,
+      lite: m.lite,
+    })),
     memberListVersion: view.memberListVersion,
     partitionTableVersion: p.version,
-    partitions: { count: p.count, owners: { ...p.owners }, replicasMissing: p.replicasMissing, migrating: p.migrating, lost: p.lost, dataLoss: p.dataLoss },
-    links: node.links().map((l) => (l.via === undefined ? { peer: l.peer, kind: l.kind } : { peer: l.peer, kind: l.kind, via: l.via })),
+    partitions: {
+      count: p.count,
+      owners: { ...p.owners },
+      replicasMissing: p.replicasMissing,
+      migrating: p.migrating,
+      lost: p.lost,
+      dataLoss: p.dataLoss,
+    },
+    links: node.links().map((
+      l,
+    ) => (l.via === undefined ? { peer: l.peer, kind: l.kind } : { peer: l.peer, kind: l.kind, via: l.via })),
   };
 }
 
 /** The body of `GET /health`; `ok` decides between 200 and 503. */
-export function healthJson(node: ShoalNode): { ok: boolean; body: { status: "ok" | "starting"; member: NodeId; master: NodeId | null } } {
+export function healthJson(
+  node: ShoalNode,
+): { ok: boolean; body: { status: "ok" | "starting"; member: NodeId; master: NodeId | null } } {
   const joined = node.cluster.joined;
   const master = node.cluster.master() ?? null;
   const ok = joined && master !== null;

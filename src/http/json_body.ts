@@ -23,16 +23,25 @@ export async function readJsonBody(c: Context): Promise<JsonBody> {
     return { ok: false, response: jsonError(c, 400, "Request body is not valid UTF-8", "INVALID_ARGUMENT") };
   }
   if (text.trim() === "") {
-    return { ok: false, response: jsonError(c, 400, "Request body must be a JSON value, got an empty body", "INVALID_ARGUMENT") };
+    return {
+      ok: false,
+      response: jsonError(c, 400, "Request body must be a JSON value, got an empty body", "INVALID_ARGUMENT"),
+    };
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { ok: false, response: jsonError(c, 400, `Bad JSON in request body: ${(err as Error).message}`, "INVALID_ARGUMENT") };
+    return {
+      ok: false,
+      response: jsonError(c, 400, `Bad JSON in request body: ${(err as Error).message}`, "INVALID_ARGUMENT"),
+    };
   }
   if (depthOf(value) > maxJsonDepth) {
-    return { ok: false, response: jsonError(c, 400, `Request body nests deeper than ${maxJsonDepth} levels`, "INVALID_ARGUMENT") };
+    return {
+      ok: false,
+      response: jsonError(c, 400, `Request body nests deeper than ${maxJsonDepth} levels`, "INVALID_ARGUMENT"),
+    };
   }
   return { ok: true, value };
 }

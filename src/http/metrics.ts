@@ -25,7 +25,9 @@ function counter(name: string, help: string, samples: ScalarFamily["samples"]): 
 }
 
 /** Converts a non-cumulative millisecond histogram into cumulative buckets in seconds. */
-export function toSecondsBuckets(h: LatencyHistogram): { buckets: { le: number; count: number }[]; sum: number; count: number } {
+export function toSecondsBuckets(
+  h: LatencyHistogram,
+): { buckets: { le: number; count: number }[]; sum: number; count: number } {
   let acc = 0;
   const buckets = h.boundsMs.map((b, i) => {
     acc += h.counts[i] ?? 0;
@@ -71,34 +73,69 @@ export function collectMetrics(node: ShoalNode, http: HttpMetricInputs): MetricF
     ]),
     gauge("shoal_is_master", "1 when this member is the master", [{ value: view.isMaster() ? 1 : 0 }]),
     gauge("shoal_master_epoch", "Master epoch: increases with every master change", [{ value: view.masterEpoch }]),
-    counter("shoal_master_changes_total", "Master changes observed by this member", [{ value: extra.masterChanges ?? http.masterChangesSeen }]),
+    counter("shoal_master_changes_total", "Master changes observed by this member", [{
+      value: extra.masterChanges ?? http.masterChangesSeen,
+    }]),
     gauge("shoal_member_list_version", "Version of the member list", [{ value: view.memberListVersion }]),
     gauge("shoal_partition_table_version", "Version of the partition table", [{ value: summary.version }]),
     gauge("shoal_partitions", "Number of partitions", [{ value: summary.count }]),
     gauge("shoal_partitions_owned", "Partitions whose primary is this member", [{ value: owned }]),
     gauge("shoal_partitions_backed_up", "Partitions this member holds a backup of", [{ value: backedUp }]),
     gauge("shoal_partitions_migrating", "Partitions this member takes part in migrating", [{ value: migratingHere }]),
-    gauge("shoal_cluster_partitions_migrating", "Partitions with a migration in flight, cluster-wide", [{ value: summary.migrating }]),
-    gauge("shoal_cluster_replicas_missing", "Replicas missing to reach the configured count, cluster-wide", [{ value: summary.replicasMissing }]),
-    counter("shoal_partitions_lost_total", "Partitions whose every replica died, counted by this member while master", [{ value: summary.lost }]),
-    counter("shoal_partition_data_loss_total", "Partitions this member became primary of with no replica holding their history", [{ value: summary.dataLoss }]),
+    gauge("shoal_cluster_partitions_migrating", "Partitions with a migration in flight, cluster-wide", [{
+      value: summary.migrating,
+    }]),
+    gauge("shoal_cluster_replicas_missing", "Replicas missing to reach the configured count, cluster-wide", [{
+      value: summary.replicasMissing,
+    }]),
+    counter("shoal_partitions_lost_total", "Partitions whose every replica died, counted by this member while master", [
+      { value: summary.lost },
+    ]),
+    counter(
+      "shoal_partition_data_loss_total",
+      "Partitions this member became primary of with no replica holding their history",
+      [{ value: summary.dataLoss }],
+    ),
     gauge("shoal_links", "This member's links to other members", [
       { labels: { kind: "direct" }, value: links.filter((l) => l.kind === "direct").length },
       { labels: { kind: "relayed" }, value: links.filter((l) => l.kind === "relayed").length },
     ]),
-    gauge("shoal_map_size", "Entries in a map, cluster-wide, as last counted by this member", http.mapSizes.filter((m) => m.size !== null).map((m) => ({ labels: { map: m.name }, value: m.size as number }))),
-    gauge("shoal_map_entries", "Entries of a map held on this member", (extra.maps ?? []).flatMap((m) => [
-      { labels: { map: m.name, role: "primary" }, value: m.primaryEntries },
-      { labels: { map: m.name, role: "backup" }, value: m.backupEntries },
-    ])),
-    counter("shoal_replication_events_total", "Replication events of this member's map service, by event", Object.entries(extra.replication ?? {}).map(([event, value]) => ({ labels: { event }, value }))),
-    counter("shoal_map_operations_total", "Map operations called on this member", (extra.operations ?? []).map((o) => ({ labels: { map: o.map, op: o.op }, value: o.count }))),
-    counter("shoal_map_operation_errors_total", "Map operations called on this member that failed", (extra.operations ?? []).map((o) => ({ labels: { map: o.map, op: o.op }, value: o.errors }))),
+    gauge(
+      "shoal_map_size",
+      "Entries in a map, cluster-wide, as last counted by this member",
+      http.mapSizes.filter((m) => m.size !== null).map((m) => ({ labels: { map: m.name }, value: m.size as number })),
+    ),
+    gauge(
+      "shoal_map_entries",
+      "Entries of a map held on this member",
+      (extra.maps ?? []).flatMap((m) => [
+        { labels: { map: m.name, role: "primary" }, value: m.primaryEntries },
+        { labels: { map: m.name, role: "backup" }, value: m.backupEntries },
+      ]),
+    ),
+    counter(
+      "shoal_replication_events_total",
+      "Replication events of this member's map service, by event",
+      Object.entries(extra.replication ?? {}).map(([event, value]) => ({ labels: { event }, value })),
+    ),
+    counter(
+      "shoal_map_operations_total",
+      "Map operations called on this member",
+      (extra.operations ?? []).map((o) => ({ labels: { map: o.map, op: o.op }, value: o.count })),
+    ),
+    counter(
+      "shoal_map_operation_errors_total",
+      "Map operations called on this member that failed",
+      (extra.operations ?? []).map((o) => ({ labels: { map: o.map, op: o.op }, value: o.errors })),
+    ),
     {
       name: "shoal_map_operation_duration_seconds",
       help: "Latency of map operations called on this member",
       type: "histogram",
-      samples: (extra.operations ?? []).map((o) => ({ labels: { map: o.map, op: o.op }, ...toSecondsBuckets(o.latency) })),
+      samples: (extra.operations ?? []).map((o) => ({
+        labels: { map: o.map, op: o.op },
+        ...toSecondsBuckets(o.latency),
+      })),
     } satisfies HistogramFamily,
     counter("shoal_transport_frames_total", "Transport frames", [
       { labels: { direction: "sent" }, value: t.framesSent },
@@ -108,7 +145,11 @@ export function collectMetrics(node: ShoalNode, http: HttpMetricInputs): MetricF
       { labels: { direction: "sent" }, value: t.bytesSent },
       { labels: { direction: "received" }, value: t.bytesReceived },
     ]),
-    counter("shoal_transport_message_bytes_total", "Encoded bytes of the messages this member sent, by kind", Object.entries(t.bytesSentByKind ?? {}).map(([kind, value]) => ({ labels: { kind }, value }))),
+    counter(
+      "shoal_transport_message_bytes_total",
+      "Encoded bytes of the messages this member sent, by kind",
+      Object.entries(t.bytesSentByKind ?? {}).map(([kind, value]) => ({ labels: { kind }, value })),
+    ),
     counter("shoal_transport_messages_total", "Transport messages", [
       { labels: { direction: "sent" }, value: t.messagesSent },
       { labels: { direction: "received" }, value: t.messagesReceived },
@@ -118,9 +159,19 @@ export function collectMetrics(node: ShoalNode, http: HttpMetricInputs): MetricF
       { labels: { reason: "overflow" }, value: t.droppedOverflow },
       { labels: { reason: "no_route" }, value: t.droppedNoRoute },
     ]),
-    counter("shoal_transport_forwarded_total", "Messages forwarded on behalf of other members", [{ value: t.forwarded }]),
-    gauge("shoal_jobs", "Jobs per state", Object.entries(extra.jobs?.jobs ?? {}).map(([state, n]) => ({ labels: { state }, value: n }))),
-    gauge("shoal_tasks", "Job tasks per state", Object.entries(extra.jobs?.tasks ?? {}).map(([state, n]) => ({ labels: { state }, value: n }))),
+    counter("shoal_transport_forwarded_total", "Messages forwarded on behalf of other members", [{
+      value: t.forwarded,
+    }]),
+    gauge(
+      "shoal_jobs",
+      "Jobs per state",
+      Object.entries(extra.jobs?.jobs ?? {}).map(([state, n]) => ({ labels: { state }, value: n })),
+    ),
+    gauge(
+      "shoal_tasks",
+      "Job tasks per state",
+      Object.entries(extra.jobs?.tasks ?? {}).map(([state, n]) => ({ labels: { state }, value: n })),
+    ),
     gauge("shoal_http_sse_clients", "Open dashboard event streams", [{ value: http.sseClients }]),
   ];
   return f;

@@ -49,7 +49,9 @@ function labelText(labels: Labels | undefined, extra?: [string, string]): string
   const entries = Object.entries(labels ?? {});
   if (extra) entries.push(extra);
   if (entries.length === 0) return "";
-  for (const [k] of entries) if (!labelPattern.test(k)) throw new RangeError(`Cannot expose label "${k}": not a valid label name`);
+  for (const [k] of entries) {
+    if (!labelPattern.test(k)) throw new RangeError(`Cannot expose label "${k}": not a valid label name`);
+  }
   return "{" + entries.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",") + "}";
 }
 
@@ -74,9 +76,16 @@ export function renderPrometheus(families: readonly MetricFamily[]): string {
     out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
     if (f.type === "histogram") {
       for (const s of f.samples) {
-        for (const b of s.buckets) out.push(`${f.name}_bucket${labelText(s.labels, ["le", formatValue(b.le)])} ${b.count}`);
-        if (!s.buckets.some((b) => b.le === Infinity)) out.push(`${f.name}_bucket${labelText(s.labels, ["le", "+Inf"])} ${s.count}`);
-        out.push(`${f.name}_sum${labelText(s.labels)} ${formatValue(s.sum)}`, `${f.name}_count${labelText(s.labels)} ${s.count}`);
+        for (const b of s.buckets) {
+          out.push(`${f.name}_bucket${labelText(s.labels, ["le", formatValue(b.le)])} ${b.count}`);
+        }
+        if (!s.buckets.some((b) => b.le === Infinity)) {
+          out.push(`${f.name}_bucket${labelText(s.labels, ["le", "+Inf"])} ${s.count}`);
+        }
+        out.push(
+          `${f.name}_sum${labelText(s.labels)} ${formatValue(s.sum)}`,
+          `${f.name}_count${labelText(s.labels)} ${s.count}`,
+        );
       }
     } else {
       for (const s of f.samples) out.push(`${f.name}${labelText(s.labels)} ${formatValue(s.value)}`);

@@ -110,7 +110,15 @@ export class Invoker {
     this.#rng = opts.rng;
     this.#log = opts.log;
     this.#partitions = opts.partitions;
-    this.config = { attemptTimeoutMs: 2000, callTimeoutMs: 30_000, maxPendingCalls: 10_000, retryBaseMs: 5, retryMaxMs: 500, backupAckWaitMs: 300, ...opts.config };
+    this.config = {
+      attemptTimeoutMs: 2000,
+      callTimeoutMs: 30_000,
+      maxPendingCalls: 10_000,
+      retryBaseMs: 5,
+      retryMaxMs: 500,
+      backupAckWaitMs: 300,
+      ...opts.config,
+    };
     // Unique across restarts of the same member id.
     this.#prefix = `${opts.self}/${opts.rng.id(8)}/`;
     opts.router.on(Kind.InvokeRequest, (from, msg) => this.#onRequest(from, msg));
@@ -118,13 +126,17 @@ export class Invoker {
     opts.router.on(Kind.InvokeBackupAck, (from, msg) => this.onBackupAcks(from, msg.pr as NodeId, msg.cs as string[]));
     const unView = opts.view.subscribe((e) => {
       if (e.type === "memberRemoved") {
-        for (const c of this.#calls.values()) if (c.target === e.member.id || c.awaiting?.from.has(e.member.id)) this.#retry(c, 0);
+        for (const c of this.#calls.values()) {
+          if (c.target === e.member.id || c.awaiting?.from.has(e.member.id)) this.#retry(c, 0);
+        }
       }
     });
     // A call waiting on a member that is no longer its partition's primary is re-driven at
     // once instead of waiting for its attempt to time out.
     const unTable = opts.partitions.onTableChange((next) => {
-      for (const c of this.#calls.values()) if (c.target !== undefined && next.replicas[c.p]?.[0] !== c.target) this.#retry(c, 0);
+      for (const c of this.#calls.values()) {
+        if (c.target !== undefined && next.replicas[c.p]?.[0] !== c.target) this.#retry(c, 0);
+      }
     });
     this.#unsubscribe = () => {
       unView();
@@ -182,7 +194,11 @@ export class Invoker {
     this.#unsubscribe();
     for (const c of [...this.#calls.values()]) {
       this.#finish(c);
-      c.reject(c.write && c.sent ? new IndeterminateResultError(`Call ${c.id} interrupted by shutdown`) : new ShoalError("SHUTDOWN", "Call interrupted by shutdown"));
+      c.reject(
+        c.write && c.sent
+          ? new IndeterminateResultError(`Call ${c.id} interrupted by shutdown`)
+          : new ShoalError("SHUTDOWN", "Call interrupted by shutdown"),
+      );
     }
   }
 
@@ -225,7 +241,9 @@ export class Invoker {
     c.timer?.cancel();
     c.retries++;
     this.stats.retries++;
-    const backoff = delayMs ?? Math.min(this.config.retryMaxMs, this.config.retryBaseMs * 2 ** Math.min(c.retries, 8)) * (0.5 + this.#rng.next() / 2);
+    const backoff = delayMs ??
+      Math.min(this.config.retryMaxMs, this.config.retryBaseMs * 2 ** Math.min(c.retries, 8)) *
+        (0.5 + this.#rng.next() / 2);
     const wait = Math.min(backoff, Math.max(0, c.deadline - this.#clock.now()));
     c.timer = this.#clock.setTimer(wait, () => {
       c.timer = null;
@@ -237,7 +255,11 @@ export class Invoker {
     this.#finish(c);
     if (c.write && c.sent) {
       this.stats.indeterminate++;
-      c.reject(new IndeterminateResultError(`Call to partition ${c.p} timed out after ${this.config.callTimeoutMs} ms; the write may or may not have been applied`));
+      c.reject(
+        new IndeterminateResultError(
+          `Call to partition ${c.p} timed out after ${this.config.callTimeoutMs} ms; the write may or may not have been applied`,
+        ),
+      );
     } else {
       this.stats.timeouts++;
       c.reject(new TimeoutError(`Call to partition ${c.p} timed out after ${this.config.callTimeoutMs} ms`));
@@ -300,10 +322,13 @@ export class Invoker {
         // An ack to this caller may be lost: then ask the primary again, which answers once
         // it saw the backups' acks itself.
         c.timer?.cancel();
-        c.timer = this.#clock.setTimer(Math.min(this.config.backupAckWaitMs, Math.max(0, c.deadline - this.#clock.now())), () => {
-          c.timer = null;
-          this.#retry(c, 0);
-        });
+        c.timer = this.#clock.setTimer(
+          Math.min(this.config.backupAckWaitMs, Math.max(0, c.deadline - this.#clock.now())),
+          () => {
+            c.timer = null;
+            this.#retry(c, 0);
+          },
+        );
       }
       return;
     }

@@ -31,4 +31,7 @@ export const InvokeResponseMsg = defineMessage(Kind.InvokeResponse, "InvokeRespo
 });
 
 /** Backup → caller: this member applied the writes of these calls, shipped by primary `pr` (see `bk` above). */
-export const InvokeBackupAckMsg = defineMessage(Kind.InvokeBackupAck, "InvokeBackupAck", { pr: w.id(), cs: w.list(w.str(256), 4096) });
+export const InvokeBackupAckMsg = defineMessage(Kind.InvokeBackupAck, "InvokeBackupAck", {
+  pr: w.id(),
+  cs: w.list(w.str(256), 4096),
+});

@@ -60,7 +60,9 @@ export class ConnectorRegistry {
   }
   transform(type: string): TransformConnector {
     const c = this.transforms.get(type);
-    if (!c) throw new InvalidJobError(`Unknown transform type "${type}" (known: ${[...this.transforms.keys()].join(", ")})`);
+    if (!c) {
+      throw new InvalidJobError(`Unknown transform type "${type}" (known: ${[...this.transforms.keys()].join(", ")})`);
+    }
     return c;
   }
   sink(type: string): SinkConnector {
@@ -80,7 +82,9 @@ export class ConnectorRegistry {
       throw new InvalidJobError(`Invalid job: ${issue.path.join(".") || "body"}: ${issue.message}`);
     }
     const d = parsed.data;
-    const configure = <C extends { configure(b: JobDefinitionInput["source"]): ReturnType<SourceConnector["configure"]> }>(
+    const configure = <
+      C extends { configure(b: JobDefinitionInput["source"]): ReturnType<SourceConnector["configure"]> },
+    >(
       c: C,
       block: JobDefinitionInput["source"],
       what: string,

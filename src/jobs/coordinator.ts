@@ -32,16 +32,16 @@ import {
   type ActiveJobs,
   activeJobsKey,
   type AssignmentEntry,
-  type CancelRequest,
   cancelKey,
-  type CoordinatorRecord,
+  type CancelRequest,
   coordinatorKey,
+  type CoordinatorRecord,
   type JobEntry,
   JobMaps,
   type JobMetrics,
   jobMetricsKey,
-  type JobStateRecord,
   jobStateKey,
+  type JobStateRecord,
   pipelineStateKey,
   type TaskMetrics,
   taskMetricsKey,
@@ -49,7 +49,7 @@ import {
   type WorkerEntry,
 } from "./map_names.ts";
 import type { JobDeployAck, JobNotify, JobTaskDone, JobTaskReport, JobWorkerHello } from "./messages.ts";
-import { casUpdate, clean, type RetryOptions, retrying, sameValue, StateWriteRejected } from "./state_store.ts";
+import { casUpdate, clean, retrying, type RetryOptions, sameValue, StateWriteRejected } from "./state_store.ts";
 
 export interface CoordinatorOptions extends JobDeps {
   /** Loop period. @default 50 */
@@ -202,11 +202,21 @@ export class Coordinator {
           // member that stays master while the same record sits there for claimAfterMs
           // claims anyway (the term, not the epoch, fences the loser).
           const now = clock.now();
-          if (this.#blockedBy?.term !== cur.term || this.#blockedBy.member !== cur.member) this.#blockedBy = { term: cur.term, member: cur.member, at: now };
-          if (cur.member === view.master() || now - this.#blockedBy.at < (this.opts.claimAfterMs ?? 5000)) {
-            throw new StateWriteRejected("STALE_EPOCH", `coordinator ${cur.member} holds master epoch ${cur.epoch} > ${epoch}`);
+          if (this.#blockedBy?.term !== cur.term || this.#blockedBy.member !== cur.member) {
+            this.#blockedBy = { term: cur.term, member: cur.member, at: now };
           }
-          this.opts.log.warn("claiming the coordinator record of a member that is no longer master", { member: cur.member, term: cur.term, epoch: cur.epoch, mine: epoch });
+          if (cur.member === view.master() || now - this.#blockedBy.at < (this.opts.claimAfterMs ?? 5000)) {
+            throw new StateWriteRejected(
+              "STALE_EPOCH",
+              `coordinator ${cur.member} holds master epoch ${cur.epoch} > ${epoch}`,
+            );
+          }
+          this.opts.log.warn("claiming the coordinator record of a member that is no longer master", {
+            member: cur.member,
+            term: cur.term,
+            epoch: cur.epoch,
+            mine: epoch,
+          });
         }
         return { member: self, term: (cur?.term ?? 0) + 1, epoch, since: clock.now() };
       }, this.#retry);
@@ -226,11 +236,18 @@ export class Coordinator {
       const entries = await retrying(() => workersMap.getAll(memberIds), this.#retry);
       for (const [member, value] of entries) {
         const w = value as WorkerEntry;
-        this.#workers.set(member as string, { member: member as string, workerId: w.workerId, total: w.total, tasks: new Set() });
+        this.#workers.set(member as string, {
+          member: member as string,
+          workerId: w.workerId,
+          total: w.total,
+          tasks: new Set(),
+        });
       }
       this.#sweepWorkers = true;
       // Jobs: those in the active-jobs index now; the background scan finds any other.
-      const index = (await retrying(() => this.#map(JobMaps.jobStates).get(activeJobsKey), this.#retry)) as ActiveJobs | undefined;
+      const index = (await retrying(() => this.#map(JobMaps.jobStates).get(activeJobsKey), this.#retry)) as
+        | ActiveJobs
+        | undefined;
       const ids = (index?.ids ?? []).slice(0, this.opts.maxActiveJobs ?? 1000);
       await mapBounded(ids, loadWidth, (id) => this.#load(id));
       for (const w of this.#workers.values()) await this.#writeWorker(w);
@@ -239,7 +256,12 @@ export class Coordinator {
       this.#scans = 0;
       this.#lastFenceAt = clock.now();
       this.stats.takeovers++;
-      log.info("coordinator took over", { term: this.#term, epoch, jobs: this.#jobs.size, workers: this.#workers.size });
+      log.info("coordinator took over", {
+        term: this.#term,
+        epoch,
+        jobs: this.#jobs.size,
+        workers: this.#workers.size,
+      });
       this.#kick();
     } catch (err) {
       log.warn("coordinator takeover failed", { error: (err as Error).message });
@@ -293,7 +315,9 @@ export class Coordinator {
         if (rec && rec.term !== this.#term) {
           this.depose(`term ${rec.term} of ${rec.member} is newer`);
           // Still master: try to claim again; the claim rule decides whether that term stands.
-          if (view.isMaster() && !this.#stopped) clock.setTimer(this.opts.fenceCheckIntervalMs ?? 1000, () => void this.takeover());
+          if (view.isMaster() && !this.#stopped) {
+            clock.setTimer(this.opts.fenceCheckIntervalMs ?? 1000, () => void this.takeover());
+          }
           return;
         }
       }
@@ -305,7 +329,9 @@ export class Coordinator {
         // beside it and hands what it finds back as events.
         this.#scanning = true;
         const term = this.#term;
-        void this.#scan(term, this.#scans++ % 5 === 0).catch((err) => log.warn("coordinator scan failed", { error: (err as Error).message })).finally(() => {
+        void this.#scan(term, this.#scans++ % 5 === 0).catch((err) =>
+          log.warn("coordinator scan failed", { error: (err as Error).message })
+        ).finally(() => {
           this.#scanning = false;
           this.#lastScanAt = clock.now();
         });
@@ -329,7 +355,10 @@ export class Coordinator {
     key: string,
     fallback: R,
     to: R["state"],
-    check: (cur: R | undefined, next: R) => { ok: true } | { ok: false; code: "STALE_EPOCH" | "CONFLICT"; reason: string },
+    check: (
+      cur: R | undefined,
+      next: R,
+    ) => { ok: true } | { ok: false; code: "STALE_EPOCH" | "CONFLICT"; reason: string },
     extra: Partial<R> = {},
   ): Promise<R> {
     const { clock } = this.opts;
@@ -369,10 +398,19 @@ export class Coordinator {
 
   async #writeWorker(w: WorkerRt): Promise<void> {
     const { clock } = this.opts;
-    const body = { member: w.member, workerId: w.workerId, total: w.total, free: Math.max(0, w.total - w.tasks.size), tasks: [...w.tasks].sort(), term: this.#term };
+    const body = {
+      member: w.member,
+      workerId: w.workerId,
+      total: w.total,
+      free: Math.max(0, w.total - w.tasks.size),
+      tasks: [...w.tasks].sort(),
+      term: this.#term,
+    };
     if (w.written && sameValue({ ...w.written, updatedAt: 0 }, { ...body, updatedAt: 0 })) return;
     const stored = await casUpdate<WorkerEntry>(this.#map(JobMaps.workers), w.member, (cur) => {
-      if (cur && cur.term > this.#term) throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} wrote worker ${w.member}`);
+      if (cur && cur.term > this.#term) {
+        throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} wrote worker ${w.member}`);
+      }
       return { ...body, updatedAt: clock.now() };
     }, this.#retry);
     w.written = stored;
@@ -396,16 +434,24 @@ export class Coordinator {
     if (this.#jobs.has(jobId) || this.#terminal.has(jobId)) return;
     // Warn once per job and term; reports for an unloadable job retry the load every second.
     const again = this.#unloadable.has(jobId);
-    const warn = (event: string, fields: Record<string, unknown>) => again ? this.opts.log.debug(event, fields) : this.opts.log.warn(event, fields);
+    const warn = (event: string, fields: Record<string, unknown>) =>
+      again ? this.opts.log.debug(event, fields) : this.opts.log.warn(event, fields);
     this.#rememberUnloadable(jobId);
     const states = this.#map(JobMaps.jobStates);
     const entry = (await retrying(() => this.#map(JobMaps.jobs).get(jobId), this.#retry)) as JobEntry | undefined;
     if (!entry) return;
     const plan = buildPlan(jobId, entry.definition);
-    if (!sameValue(plan, entry.plan)) this.opts.log.warn("stored plan differs from the rebuilt one; using the rebuilt plan", { job: jobId });
+    if (!sameValue(plan, entry.plan)) {
+      this.opts.log.warn("stored plan differs from the rebuilt one; using the rebuilt plan", { job: jobId });
+    }
     entry.plan = plan;
     const now = this.opts.clock.now();
-    const created = (): JobStateRecord => ({ state: "CREATED", timestamps: { CREATED: entry.createdAt ?? now }, term: 0, epoch: 0 });
+    const created = (): JobStateRecord => ({
+      state: "CREATED",
+      timestamps: { CREATED: entry.createdAt ?? now },
+      term: 0,
+      epoch: 0,
+    });
     const cur = (await retrying(() => states.get(jobStateKey(jobId)), this.#retry)) as JobStateRecord | undefined;
     if (!cur) {
       // Submit writes every state record before the entry: an entry without its state means
@@ -440,9 +486,14 @@ export class Coordinator {
     }
     const [pipeline, cancel] = await Promise.all([pipelineP, cancelP]);
     const tasks = new Map<string, TaskRt>();
-    for (const { tp, st, asg } of loaded as Array<{ tp: TaskPlan; st: TaskStateRecord; asg: AssignmentEntry | undefined }>) {
+    for (
+      const { tp, st, asg } of loaded as Array<{ tp: TaskPlan; st: TaskStateRecord; asg: AssignmentEntry | undefined }>
+    ) {
       const t: TaskRt = { plan: tp, state: st, lastSentAt: 0, verified: st.state !== "RUNNING" };
-      if (asg && asg.attempt === st.attempt && (st.state === "SCHEDULED" || st.state === "RUNNING" || st.state === "CANCELING")) {
+      if (
+        asg && asg.attempt === st.attempt &&
+        (st.state === "SCHEDULED" || st.state === "RUNNING" || st.state === "CANCELING")
+      ) {
         t.asg = asg;
         const w = this.#workers.get(asg.worker);
         if (w && w.workerId === asg.workerId) w.tasks.add(tp.id);
@@ -457,7 +508,9 @@ export class Coordinator {
   /** Marks a load as tried; `#load` clears the mark once the job is in the loop. */
   #rememberUnloadable(jobId: string): void {
     this.#unloadable.delete(jobId);
-    if (this.#unloadable.size >= maxUnloadableRemembered) this.#unloadable.delete(this.#unloadable.keys().next().value!);
+    if (this.#unloadable.size >= maxUnloadableRemembered) {
+      this.#unloadable.delete(this.#unloadable.keys().next().value!);
+    }
     this.#unloadable.set(jobId, this.opts.clock.now());
   }
 
@@ -499,7 +552,9 @@ export class Coordinator {
     if (this.#sweepWorkers && live()) {
       for await (const [member, value] of this.#map(JobMaps.workers).entries()) {
         if (!live()) return;
-        if (!this.opts.view.member(member as string)) this.push({ kind: "staleWorker", member: member as string, entry: value as WorkerEntry });
+        if (!this.opts.view.member(member as string)) {
+          this.push({ kind: "staleWorker", member: member as string, entry: value as WorkerEntry });
+        }
       }
       this.#sweepWorkers = false;
     }
@@ -580,11 +635,15 @@ export class Coordinator {
     const [job, t] = found;
     if (!t.asg || t.asg.worker !== from || t.asg.workerId !== msg.workerId || t.state.attempt !== msg.attempt) return;
     if (!msg.ok) {
-      if (t.state.state === "SCHEDULED" || t.state.state === "RUNNING") await this.#restart(job, t, `worker ${from} refused the task: ${msg.reason ?? "no reason"}`);
+      if (t.state.state === "SCHEDULED" || t.state.state === "RUNNING") {
+        await this.#restart(job, t, `worker ${from} refused the task: ${msg.reason ?? "no reason"}`);
+      }
       return;
     }
     t.verified = true;
-    if (t.state.state === "SCHEDULED" && !job.cancel && job.state.state !== "CANCELING" && job.state.state !== "FAILING") {
+    if (
+      t.state.state === "SCHEDULED" && !job.cancel && job.state.state !== "CANCELING" && job.state.state !== "FAILING"
+    ) {
       await this.#setTask(t, "RUNNING");
     }
   }
@@ -628,10 +687,18 @@ export class Coordinator {
   }
 
   async #writeMetrics(t: TaskRt, msg: JobTaskDone): Promise<void> {
-    const m: TaskMetrics = { recordsRead: msg.recordsRead, recordsWritten: msg.recordsWritten, attempt: msg.attempt, checkpointId: -1, at: this.opts.clock.now() };
+    const m: TaskMetrics = {
+      recordsRead: msg.recordsRead,
+      recordsWritten: msg.recordsWritten,
+      attempt: msg.attempt,
+      checkpointId: -1,
+      at: this.opts.clock.now(),
+    };
     const map = this.#map(JobMaps.jobMetrics);
     const cur = (await map.get(taskMetricsKey(t.plan.id))) as TaskMetrics | undefined;
-    if (!cur || cur.recordsWritten < m.recordsWritten) await map.set(taskMetricsKey(t.plan.id), { ...m, checkpointId: cur?.checkpointId ?? -1 });
+    if (!cur || cur.recordsWritten < m.recordsWritten) {
+      await map.set(taskMetricsKey(t.plan.id), { ...m, checkpointId: cur?.checkpointId ?? -1 });
+    }
   }
 
   async #onReport(from: NodeId, msg: JobTaskReport): Promise<void> {
@@ -641,7 +708,10 @@ export class Coordinator {
       if (!found) continue;
       const [job, t] = found;
       if (t.verified || t.state.state !== "RUNNING" || !t.asg || t.asg.worker !== from) continue;
-      if (msg.workerId === t.asg.workerId && r.attempt === t.state.attempt && (r.status === "running" || r.status === "done")) {
+      if (
+        msg.workerId === t.asg.workerId && r.attempt === t.state.attempt &&
+        (r.status === "running" || r.status === "done")
+      ) {
         t.verified = true;
         this.stats.reattached++;
         this.opts.log.info("task re-attached", { task: t.plan.id, attempt: r.attempt, worker: from });
@@ -714,7 +784,9 @@ export class Coordinator {
       assignedAt: this.opts.clock.now(),
     };
     await casUpdate<AssignmentEntry>(this.#map(JobMaps.assignments), t.plan.id, (cur) => {
-      if (cur && cur.term > this.#term) throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} assigned ${t.plan.id}`);
+      if (cur && cur.term > this.#term) {
+        throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} assigned ${t.plan.id}`);
+      }
       return asg;
     }, this.#retry);
     t.asg = asg;
@@ -743,7 +815,12 @@ export class Coordinator {
     const now = this.opts.clock.now();
     if (!t.asg || now - t.lastSentAt < (this.opts.resendIntervalMs ?? 500)) return;
     t.lastSentAt = now;
-    this.opts.send(t.asg.worker, { t: Kind.JobCancelTask, taskId: t.plan.id, attempt: t.state.attempt, term: this.#term });
+    this.opts.send(t.asg.worker, {
+      t: Kind.JobCancelTask,
+      taskId: t.plan.id,
+      attempt: t.state.attempt,
+      term: this.#term,
+    });
   }
 
   #query(job: JobRt): void {
@@ -756,7 +833,9 @@ export class Coordinator {
       byWorker.set(t.asg.worker, list);
     }
     for (const [worker, taskIds] of byWorker) {
-      if (now - (this.#lastQueryAt.get(`${worker}\u0000${job.id}`) ?? 0) < (this.opts.resendIntervalMs ?? 500)) continue;
+      if (now - (this.#lastQueryAt.get(`${worker}\u0000${job.id}`) ?? 0) < (this.opts.resendIntervalMs ?? 500)) {
+        continue;
+      }
       this.#lastQueryAt.set(`${worker}\u0000${job.id}`, now);
       this.opts.send(worker, { t: Kind.JobTaskQuery, reqId: ++this.#reqId, term: this.#term, taskIds });
     }
@@ -818,8 +897,12 @@ export class Coordinator {
 
     const all = (pred: (st: TaskStatus) => boolean) => tasks.every((t) => pred(t.state.state));
     if (job.state.state === "CREATED" && all((st) => st !== "CREATED")) await this.#setJob(job, "SCHEDULED");
-    if (job.state.state === "SCHEDULED" && all((st) => st === "RUNNING" || st === "FINISHED")) await this.#setJob(job, "RUNNING");
-    if (job.state.state === "RUNNING" && tasks.some((t) => t.state.state === "FINISHED")) await this.#setJob(job, "FINISHING");
+    if (job.state.state === "SCHEDULED" && all((st) => st === "RUNNING" || st === "FINISHED")) {
+      await this.#setJob(job, "RUNNING");
+    }
+    if (job.state.state === "RUNNING" && tasks.some((t) => t.state.state === "FINISHED")) {
+      await this.#setJob(job, "FINISHING");
+    }
     if (job.state.state === "FINISHING" && all((st) => st === "FINISHED")) await this.#finishJob(job, "FINISHED");
   }
 
@@ -836,7 +919,9 @@ export class Coordinator {
     this.#rememberTerminal(job.id);
     await this.#unindex(job.id);
     // Only an attempt that did not finish can leave a staged segment behind.
-    if ([...job.tasks.values()].some((t) => t.state.attempt > 1 || t.state.state !== "FINISHED")) void this.#cleanupStages(job.id).catch(() => {});
+    if ([...job.tasks.values()].some((t) => t.state.attempt > 1 || t.state.state !== "FINISHED")) {
+      void this.#cleanupStages(job.id).catch(() => {});
+    }
   }
 
   async #writeTotals(job: JobRt): Promise<void> {

@@ -31,8 +31,15 @@ function json(body: unknown, status = 200): Response {
 
 function errorResponse(err: unknown): Response {
   if (err instanceof ShoalError) {
-    const status = err.code === "INVALID_ARGUMENT" ? 400 : err.code === "NOT_FOUND" ? 404 : err.code === "CONFLICT" ? 409 :
-      err.code === "TIMEOUT" || err.code === "UNREACHABLE" || err.code === "MEMBER_GONE" || err.code === "MIGRATING" ? 503 : 500;
+    const status = err.code === "INVALID_ARGUMENT"
+      ? 400
+      : err.code === "NOT_FOUND"
+      ? 404
+      : err.code === "CONFLICT"
+      ? 409
+      : err.code === "TIMEOUT" || err.code === "UNREACHABLE" || err.code === "MEMBER_GONE" || err.code === "MIGRATING"
+      ? 503
+      : 500;
     return json({ error: err.message, code: err.code }, status);
   }
   return json({ error: err instanceof Error ? err.message : String(err), code: "INTERNAL" }, 500);
@@ -40,7 +47,9 @@ function errorResponse(err: unknown): Response {
 
 async function readJson(req: Request): Promise<{ ok: true; body: unknown } | { ok: false; res: Response }> {
   const len = Number(req.headers.get("content-length") ?? "0");
-  if (len > maxJobBodyBytes) return { ok: false, res: json({ error: `body larger than ${maxJobBodyBytes} bytes` }, 413) };
+  if (len > maxJobBodyBytes) {
+    return { ok: false, res: json({ error: `body larger than ${maxJobBodyBytes} bytes` }, 413) };
+  }
   const text = await req.text();
   if (new TextEncoder().encode(text).byteLength > maxJobBodyBytes) {
     return { ok: false, res: json({ error: `body larger than ${maxJobBodyBytes} bytes` }, 413) };
@@ -72,7 +81,9 @@ export function jobRoutes(service: JobService): JobRoute[] {
       handle: guard(async (req) => {
         const r = await readJson(req);
         if (!r.ok) return r.res;
-        if (typeof r.body !== "object" || r.body === null || Array.isArray(r.body)) return json({ error: "body must be a JSON object" }, 400);
+        if (typeof r.body !== "object" || r.body === null || Array.isArray(r.body)) {
+          return json({ error: "body must be a JSON object" }, 400);
+        }
         const { id, ...def } = r.body as Record<string, unknown>;
         if (id !== undefined && (typeof id !== "string" || !validId(id))) {
           return json({ error: "id: job id may hold only letters, digits, '.', '_' and '-' (1–100 characters)" }, 400);
@@ -137,6 +148,10 @@ export interface RouteHost {
  */
 export function mountJobRoutes(app: RouteHost, service: JobService): void {
   for (const r of jobRoutes(service)) {
-    app.on(r.method, r.path, (c: { req: { raw: Request; param(): Record<string, string> } }) => r.handle(c.req.raw, c.req.param()));
+    app.on(
+      r.method,
+      r.path,
+      (c: { req: { raw: Request; param(): Record<string, string> } }) => r.handle(c.req.raw, c.req.param()),
+    );
   }
 }

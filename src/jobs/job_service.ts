@@ -18,21 +18,21 @@ import { isJobTerminal, type JobStatus, type TaskStateRecord } from "./job_state
 import {
   type ActiveJobs,
   activeJobsKey,
-  type CancelRequest,
   cancelKey,
-  type CoordinatorRecord,
+  type CancelRequest,
   coordinatorKey,
+  type CoordinatorRecord,
   type JobEntry,
   JobMaps,
   type JobMetrics,
   jobMetricsKey,
-  type JobStateRecord,
   jobStateKey,
+  type JobStateRecord,
+  maxIndexedJobs,
   pipelineStateKey,
   type TaskMetrics,
   taskMetricsKey,
   taskStateKey,
-  maxIndexedJobs,
   type WorkerEntry,
 } from "./map_names.ts";
 import "./messages.ts";
@@ -212,7 +212,9 @@ export class JobService {
     const jobs = this.#map(JobMaps.jobs);
     const existing = (await retrying(() => jobs.get(jobId), this.#retry())) as JobEntry | undefined;
     if (existing) {
-      if (!sameValue(existing.definition, def)) throw new ShoalError("CONFLICT", `Cannot submit job ${jobId}: a different job has that id`);
+      if (!sameValue(existing.definition, def)) {
+        throw new ShoalError("CONFLICT", `Cannot submit job ${jobId}: a different job has that id`);
+      }
       this.#notify(jobId, "submitted");
       return jobId;
     }
@@ -229,13 +231,17 @@ export class JobService {
     }
     const entry: JobEntry = { id: jobId, definition: def, plan, createdAt: now };
     const prev = (await retrying(() => jobs.putIfAbsent(jobId, entry), this.#retry())) as JobEntry | undefined;
-    if (prev && !sameValue(prev.definition, def)) throw new ShoalError("CONFLICT", `Cannot submit job ${jobId}: a different job has that id`);
+    if (prev && !sameValue(prev.definition, def)) {
+      throw new ShoalError("CONFLICT", `Cannot submit job ${jobId}: a different job has that id`);
+    }
     // Index it for a future coordinator (best effort: the coordinator's scan finds it too).
     await casUpdate<ActiveJobs>(states, activeJobsKey, (cur) => {
       const ids = cur?.ids ?? [];
       if (ids.includes(jobId) || ids.length >= maxIndexedJobs) return undefined;
       return { ids: [...ids, jobId] };
-    }, this.#retry()).catch((err) => this.opts.log.warn("cannot index job", { job: jobId, error: (err as Error).message }));
+    }, this.#retry()).catch((err) =>
+      this.opts.log.warn("cannot index job", { job: jobId, error: (err as Error).message })
+    );
     this.opts.log.info("job submitted", { job: jobId, name: def.name, parallelism: def.parallelism });
     this.#notify(jobId, "submitted");
     return jobId;
@@ -251,7 +257,11 @@ export class JobService {
     const states = await this.#map(JobMaps.jobStates).getAll(entries.map((e) => jobStateKey(e.id)));
     return entries
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
-      .map((e) => ({ id: e.id, name: e.definition.name, status: ((states.get(jobStateKey(e.id)) as JobStateRecord | undefined)?.state ?? "CREATED") }));
+      .map((e) => ({
+        id: e.id,
+        name: e.definition.name,
+        status: (states.get(jobStateKey(e.id)) as JobStateRecord | undefined)?.state ?? "CREATED",
+      }));
   }
 
   /** The job's definition entry, if it exists. */
@@ -266,16 +276,33 @@ export class JobService {
     const tasks = planTasks(entry.plan);
     const stateKeys = [jobStateKey(id), ...tasks.map((t) => taskStateKey(t.id))];
     const states = await this.#map(JobMaps.jobStates).getAll(stateKeys);
-    const metrics = await this.#map(JobMaps.jobMetrics).getAll([jobMetricsKey(id), ...tasks.map((t) => taskMetricsKey(t.id))]);
+    const metrics = await this.#map(JobMaps.jobMetrics).getAll([
+      jobMetricsKey(id),
+      ...tasks.map((t) => taskMetricsKey(t.id)),
+    ]);
     const js = states.get(jobStateKey(id)) as JobStateRecord | undefined;
     const taskRows = tasks.map((t) => {
       const s = states.get(taskStateKey(t.id)) as TaskStateRecord | undefined;
       const m = metrics.get(taskMetricsKey(t.id)) as TaskMetrics | undefined;
-      return { id: t.id, state: s?.state ?? "CREATED", worker: s?.worker ?? null, attempt: s?.attempt ?? 1, recordsWritten: m?.recordsWritten ?? 0 };
+      return {
+        id: t.id,
+        state: s?.state ?? "CREATED",
+        worker: s?.worker ?? null,
+        attempt: s?.attempt ?? 1,
+        recordsWritten: m?.recordsWritten ?? 0,
+      };
     });
     const total = metrics.get(jobMetricsKey(id)) as JobMetrics | undefined;
     const sum = (f: (m: TaskMetrics) => number) =>
-      tasks.reduce((acc, t) => acc + f((metrics.get(taskMetricsKey(t.id)) as TaskMetrics | undefined) ?? { recordsRead: 0, recordsWritten: 0 } as TaskMetrics), 0);
+      tasks.reduce(
+        (acc, t) =>
+          acc +
+          f(
+            (metrics.get(taskMetricsKey(t.id)) as TaskMetrics | undefined) ??
+              { recordsRead: 0, recordsWritten: 0 } as TaskMetrics,
+          ),
+        0,
+      );
     const info: JobInfo = {
       id,
       name: entry.definition.name,
@@ -283,7 +310,9 @@ export class JobService {
       createdAt: entry.createdAt,
       timestamps: js?.timestamps ?? {},
       tasks: taskRows,
-      metrics: total ? { recordsRead: total.recordsRead, recordsWritten: total.recordsWritten } : { recordsRead: sum((m) => m.recordsRead), recordsWritten: sum((m) => m.recordsWritten) },
+      metrics: total
+        ? { recordsRead: total.recordsRead, recordsWritten: total.recordsWritten }
+        : { recordsRead: sum((m) => m.recordsRead), recordsWritten: sum((m) => m.recordsWritten) },
     };
     if (js?.error) info.error = js.error;
     return info;

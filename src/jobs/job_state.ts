@@ -122,7 +122,9 @@ function fence(current: StateRecord | undefined, next: StateRecord): WriteCheck 
  */
 export function checkJobWrite(current: StateRecord<JobStatus> | undefined, next: StateRecord<JobStatus>): WriteCheck {
   if (!current) {
-    return next.state === "CREATED" ? { ok: true } : { ok: false, code: "CONFLICT", reason: `a job starts CREATED, not ${next.state}` };
+    return next.state === "CREATED"
+      ? { ok: true }
+      : { ok: false, code: "CONFLICT", reason: `a job starts CREATED, not ${next.state}` };
   }
   const f = fence(current, next);
   if (f) return f;
@@ -147,7 +149,9 @@ export function checkJobWrite(current: StateRecord<JobStatus> | undefined, next:
  */
 export function checkTaskWrite(current: TaskStateRecord | undefined, next: TaskStateRecord): WriteCheck {
   if (!current) {
-    if (next.state !== "CREATED") return { ok: false, code: "CONFLICT", reason: `a task starts CREATED, not ${next.state}` };
+    if (next.state !== "CREATED") {
+      return { ok: false, code: "CONFLICT", reason: `a task starts CREATED, not ${next.state}` };
+    }
     return next.attempt >= 1 ? { ok: true } : { ok: false, code: "CONFLICT", reason: "attempts start at 1" };
   }
   const f = fence(current, next);
@@ -160,12 +164,18 @@ export function checkTaskWrite(current: TaskStateRecord | undefined, next: TaskS
   }
   const restart = next.state === "CREATED" && current.state !== "CREATED";
   if (restart) {
-    return next.attempt === current.attempt + 1
-      ? { ok: true }
-      : { ok: false, code: "CONFLICT", reason: `a restart must move attempt ${current.attempt} to ${current.attempt + 1}` };
+    return next.attempt === current.attempt + 1 ? { ok: true } : {
+      ok: false,
+      code: "CONFLICT",
+      reason: `a restart must move attempt ${current.attempt} to ${current.attempt + 1}`,
+    };
   }
   if (next.attempt !== current.attempt) {
-    return { ok: false, code: "CONFLICT", reason: `only a restart changes the attempt (${current.attempt} → ${next.attempt})` };
+    return {
+      ok: false,
+      code: "CONFLICT",
+      reason: `only a restart changes the attempt (${current.attempt} → ${next.attempt})`,
+    };
   }
   if (current.state === next.state) return { ok: true };
   if (!taskTransitionAllowed(current.state, next.state)) {

@@ -24,15 +24,25 @@ export function seatunnelStatus(s: JobStatus): string {
 
 function jobDag(entry: JobEntry) {
   const d = entry.definition;
-  const vertices = [{ vertexId: 1, type: "source", vertexName: `Source[0]-${d.source.type}`, tablePaths: [] as string[] }];
-  if (d.transform) vertices.push({ vertexId: 2, type: "transform", vertexName: `Transform[0]-${d.transform.type}`, tablePaths: [] });
+  const vertices = [{
+    vertexId: 1,
+    type: "source",
+    vertexName: `Source[0]-${d.source.type}`,
+    tablePaths: [] as string[],
+  }];
+  if (d.transform) {
+    vertices.push({ vertexId: 2, type: "transform", vertexName: `Transform[0]-${d.transform.type}`, tablePaths: [] });
+  }
   vertices.push({
     vertexId: vertices.length + 1,
     type: "sink",
     vertexName: `Sink[0]-${d.sink.type}`,
     tablePaths: typeof d.sink.map === "string" ? [d.sink.map] : [],
   });
-  const edges = vertices.slice(1).map((v, i) => ({ inputVertexId: String(vertices[i].vertexId), targetVertexId: String(v.vertexId) }));
+  const edges = vertices.slice(1).map((v, i) => ({
+    inputVertexId: String(vertices[i].vertexId),
+    targetVertexId: String(v.vertexId),
+  }));
   return { jobId: entry.id, envOptions: [], vertexInfoMap: vertices, pipelineEdges: { "0": edges } };
 }
 
@@ -125,7 +135,10 @@ export async function runningJobs(service: JobService) {
       jobDag: jobDag(entry),
       pluginJarsUrls: [],
       isStartWithSavePoint: false,
-      metrics: { sourceReceivedCount: String(info.metrics.recordsRead), sinkWriteCount: String(info.metrics.recordsWritten) },
+      metrics: {
+        sourceReceivedCount: String(info.metrics.recordsRead),
+        sinkWriteCount: String(info.metrics.recordsWritten),
+      },
     });
   }
   return out;

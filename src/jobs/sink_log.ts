@@ -45,7 +45,11 @@ export interface LogMarker {
  * The list after appending segment `checkpointId`, or undefined when that segment (or a
  * later one) is already applied. Pure: the compare-and-set around it makes it atomic.
  */
-export function appendSegment(list: LogList | undefined, checkpointId: number, records: JobRecord[]): LogList | undefined {
+export function appendSegment(
+  list: LogList | undefined,
+  checkpointId: number,
+  records: JobRecord[],
+): LogList | undefined {
   const cur = list ?? { applied: 0, entries: [] };
   if (cur.applied >= checkpointId) return undefined;
   if (cur.entries.length + records.length > maxLogEntriesPerTask) {
@@ -78,12 +82,19 @@ export async function commitLogSegment(
       // The stage is deleted only after its segment was applied; re-read the list.
       const again = (await list.get(taskId)) as LogList | undefined;
       if (again && again.applied >= checkpointId) break;
-      throw new ShoalError("INTERNAL", `Cannot commit log segment ${checkpointId} of ${taskId}: stage ${marker.stage} is missing`);
+      throw new ShoalError(
+        "INTERNAL",
+        `Cannot commit log segment ${checkpointId} of ${taskId}: stage ${marker.stage} is missing`,
+      );
     }
     const next = appendSegment(cur, checkpointId, stage.records)!;
-    const ok = cur === undefined ? (await list.putIfAbsent(taskId, next)) === undefined : await list.replace(taskId, cur, next);
+    const ok = cur === undefined
+      ? (await list.putIfAbsent(taskId, next)) === undefined
+      : await list.replace(taskId, cur, next);
     if (ok) break;
-    if (i === 63) throw new ShoalError("CONFLICT", `Cannot commit log segment ${checkpointId} of ${taskId}: too much contention`);
+    if (i === 63) {
+      throw new ShoalError("CONFLICT", `Cannot commit log segment ${checkpointId} of ${taskId}: too much contention`);
+    }
   }
   await checkpoints.delete(marker.stage);
 }

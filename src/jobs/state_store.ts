@@ -10,7 +10,15 @@ import type { IMap } from "../map/imap.ts";
 import { encodeValue } from "../wire/codec.ts";
 
 /** Error codes after which an operation may be tried again. */
-const transientCodes = new Set(["TIMEOUT", "WRONG_TARGET", "MIGRATING", "MEMBER_GONE", "OVERLOADED", "UNREACHABLE", "INDETERMINATE"]);
+const transientCodes = new Set([
+  "TIMEOUT",
+  "WRONG_TARGET",
+  "MIGRATING",
+  "MEMBER_GONE",
+  "OVERLOADED",
+  "UNREACHABLE",
+  "INDETERMINATE",
+]);
 
 /** Whether an error is a transient grid error worth retrying. */
 export function isTransient(err: unknown): boolean {

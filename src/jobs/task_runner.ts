@@ -64,11 +64,21 @@ export class TaskRunner {
 
   #failed(err: unknown): TaskOutcome {
     if (err instanceof StateWriteRejected || this.#aborted) {
-      return { state: "ABORTED", error: this.#aborted ?? (err as Error).message, recordsRead: this.recordsRead, recordsWritten: this.recordsWritten };
+      return {
+        state: "ABORTED",
+        error: this.#aborted ?? (err as Error).message,
+        recordsRead: this.recordsRead,
+        recordsWritten: this.recordsWritten,
+      };
     }
     const msg = err instanceof Error ? err.message : String(err);
     this.opts.log.warn("task failed", { task: this.task.id, attempt: this.attempt, error: msg });
-    return { state: "FAILED", error: msg.slice(0, 1900), recordsRead: this.recordsRead, recordsWritten: this.recordsWritten };
+    return {
+      state: "FAILED",
+      error: msg.slice(0, 1900),
+      recordsRead: this.recordsRead,
+      recordsWritten: this.recordsWritten,
+    };
   }
 
   async #run(): Promise<TaskOutcome> {
@@ -115,7 +125,14 @@ export class TaskRunner {
     const checkpoint = async () => {
       const id = last.checkpointId + 1;
       const marker = await retrying(() => sink.prepare(id), retry);
-      const next: CheckpointEntry = clean({ checkpointId: id, offset, attempt, marker, recordsRead: this.recordsRead, at: clock.now() });
+      const next: CheckpointEntry = clean({
+        checkpointId: id,
+        offset,
+        attempt,
+        marker,
+        recordsRead: this.recordsRead,
+        at: clock.now(),
+      });
       const expected = last;
       const stored = await casUpdate<CheckpointEntry>(checkpoints, taskId, (cur) => {
         if (!cur || cur.attempt !== attempt || cur.checkpointId !== expected.checkpointId) {
@@ -127,14 +144,22 @@ export class TaskRunner {
       this.checkpointId = id;
       await retrying(() => sink.commit(id, marker), retry);
       this.recordsWritten = this.recordsRead;
-      const m: TaskMetrics = { recordsRead: this.recordsRead, recordsWritten: this.recordsWritten, attempt, checkpointId: id, at: clock.now() };
+      const m: TaskMetrics = {
+        recordsRead: this.recordsRead,
+        recordsWritten: this.recordsWritten,
+        attempt,
+        checkpointId: id,
+        at: clock.now(),
+      };
       await retrying(() => metrics.set(taskMetricsKey(taskId), m), retry);
       lastCheckpointAt = clock.now();
     };
 
     for (;;) {
       if (this.#aborted) throw new StateWriteRejected("STALE_EPOCH", this.#aborted);
-      if (this.#cancelled) return { state: "CANCELED", recordsRead: this.recordsRead, recordsWritten: this.recordsWritten };
+      if (this.#cancelled) {
+        return { state: "CANCELED", recordsRead: this.recordsRead, recordsWritten: this.recordsWritten };
+      }
       const now = clock.now();
       let max = batchMax;
       if (rate !== undefined) {

@@ -12,7 +12,15 @@ import type { ConnectorRegistry } from "./connector_registry.ts";
 import type { JobDeps } from "./job_deps.ts";
 import { type JobEntry, JobMaps } from "./map_names.ts";
 import { planTasks } from "./job_plan.ts";
-import type { JobCancelTask, JobDeployTask, JobTaskDone, JobTaskDoneAck, JobTaskQuery, JobTaskReport, JobWorkerHelloAck } from "./messages.ts";
+import type {
+  JobCancelTask,
+  JobDeployTask,
+  JobTaskDone,
+  JobTaskDoneAck,
+  JobTaskQuery,
+  JobTaskReport,
+  JobWorkerHelloAck,
+} from "./messages.ts";
 import { retrying } from "./state_store.ts";
 import { TaskRunner } from "./task_runner.ts";
 
@@ -110,7 +118,14 @@ export class Worker {
   onDeploy(from: NodeId, msg: JobDeployTask): void {
     if (this.#stopped) return;
     const ack = (ok: boolean, reason?: string) =>
-      this.opts.send(from, { t: Kind.JobDeployAck, taskId: msg.taskId, attempt: msg.attempt, workerId: this.workerId, ok, ...(reason ? { reason } : {}) });
+      this.opts.send(from, {
+        t: Kind.JobDeployAck,
+        taskId: msg.taskId,
+        attempt: msg.attempt,
+        workerId: this.workerId,
+        ok,
+        ...(reason ? { reason } : {}),
+      });
     if (msg.term < this.#highestTerm) return; // a deposed coordinator
     this.#highestTerm = msg.term;
     if (msg.workerId !== this.workerId) return ack(false, `worker restarted (now ${this.workerId})`);
@@ -131,7 +146,9 @@ export class Worker {
 
   async #startTask(msg: JobDeployTask): Promise<void> {
     const jobs = this.opts.getMap(JobMaps.jobs);
-    const entry = (await retrying(() => jobs.get(msg.jobId), { clock: this.opts.clock, budgetMs: 10_000 })) as JobEntry | undefined;
+    const entry = (await retrying(() => jobs.get(msg.jobId), { clock: this.opts.clock, budgetMs: 10_000 })) as
+      | JobEntry
+      | undefined;
     if (!entry) throw new Error(`job ${msg.jobId} is unknown`);
     const task = planTasks(entry.plan).find((t) => t.id === msg.taskId);
     if (!task) throw new Error(`task ${msg.taskId} is not in the plan of ${msg.jobId}`);
@@ -140,7 +157,14 @@ export class Worker {
     this.#reports.delete(msg.taskId);
     this.#acked.delete(msg.taskId);
     const runner = new TaskRunner(
-      { clock: this.opts.clock, log: this.opts.log, getMap: this.opts.getMap, registry: this.opts.registry, tickMs: this.opts.tickMs, batchMax: this.opts.batchMax },
+      {
+        clock: this.opts.clock,
+        log: this.opts.log,
+        getMap: this.opts.getMap,
+        registry: this.opts.registry,
+        tickMs: this.opts.tickMs,
+        batchMax: this.opts.batchMax,
+      },
       entry,
       task,
       msg.attempt,

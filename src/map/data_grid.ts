@@ -39,7 +39,14 @@ export class DataGrid {
   constructor(opts: DataGridOptions) {
     const { invoke, map, mergePolicy, merge, ...partitionConfig } = opts.config;
     const policy = checkMergePolicy(mergePolicy ?? "latestUpdate");
-    const base = { self: opts.self, view: opts.view, transport: opts.transport, router: opts.router, clock: opts.clock, log: opts.log };
+    const base = {
+      self: opts.self,
+      view: opts.view,
+      transport: opts.transport,
+      router: opts.router,
+      clock: opts.clock,
+      log: opts.log,
+    };
     this.partitions = new PartitionService({ ...base, config: partitionConfig });
     this.invoker = new Invoker({ ...base, rng: opts.rng, partitions: this.partitions, config: invoke });
     this.maps = new MapService({

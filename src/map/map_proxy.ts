@@ -77,7 +77,9 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   replace(key: K, expected: V, value: V): Promise<boolean>;
   async replace(key: K, a: V, b?: V): Promise<V | undefined | boolean> {
     const { k, p } = this.#key(key);
-    if (arguments.length >= 3) return (await this.#call(p, OpCode.ReplaceIfSame, { k, x: this.#value(a), v: this.#value(b as V) })) === true;
+    if (arguments.length >= 3) {
+      return (await this.#call(p, OpCode.ReplaceIfSame, { k, x: this.#value(a), v: this.#value(b as V) })) === true;
+    }
     return this.#decode(await this.#call(p, OpCode.Replace, { k, v: this.#value(a) }));
   }
 
@@ -85,7 +87,9 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   remove(key: K, expected: V): Promise<boolean>;
   async remove(key: K, expected?: V): Promise<V | undefined | boolean> {
     const { k, p } = this.#key(key);
-    if (arguments.length >= 2) return (await this.#call(p, OpCode.RemoveIfSame, { k, x: this.#value(expected as V) })) === true;
+    if (arguments.length >= 2) {
+      return (await this.#call(p, OpCode.RemoveIfSame, { k, x: this.#value(expected as V) })) === true;
+    }
     return this.#decode(await this.#call(p, OpCode.Remove, { k }));
   }
 
@@ -114,7 +118,9 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
         const part = g.slice(i, i + MAX_BATCH);
         jobs.push(async () => {
           const r = await this.#call(p, OpCode.GetAll, { ks: part.map((x) => x.k) });
-          if (!Array.isArray(r) || r.length !== part.length) throw new ShoalError("INTERNAL", "Malformed getAll result");
+          if (!Array.isArray(r) || r.length !== part.length) {
+            throw new ShoalError("INTERNAL", "Malformed getAll result");
+          }
           r.forEach((v, j) => {
             const d = this.#decode(v);
             if (d !== undefined) out.set(part[j].key, d);
@@ -161,7 +167,10 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   }
 
   async destroy(): Promise<void> {
-    await runBounded(this.#partitions().map((p) => async () => void (await this.#call(p, OpCode.Destroy, {}))), FAN_OUT);
+    await runBounded(
+      this.#partitions().map((p) => async () => void (await this.#call(p, OpCode.Destroy, {}))),
+      FAN_OUT,
+    );
   }
 
   #partitions(): number[] {

@@ -55,7 +55,7 @@ import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
 import type { Random } from "../core/random.ts";
-import type { InvokeRequest, Invoker, Reply } from "../invoke/invoker.ts";
+import type { Invoker, InvokeRequest, Reply } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import { isNewer, type PartitionTable } from "../partition/partition_table.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
@@ -351,7 +351,14 @@ export class MapService {
       directBackupAcks: false,
       ...opts.config,
     };
-    opts.router.on([Kind.MapBackupOps, Kind.MapBackupAck, Kind.MapSyncCheck, Kind.MapSyncPull, Kind.MapSnapshotChunk, Kind.MapSnapshotAck], (from, msg) => {
+    opts.router.on([
+      Kind.MapBackupOps,
+      Kind.MapBackupAck,
+      Kind.MapSyncCheck,
+      Kind.MapSyncPull,
+      Kind.MapSnapshotChunk,
+      Kind.MapSnapshotAck,
+    ], (from, msg) => {
       if (!this.#stopped) this.#onMessage(from, msg);
     });
     this.#invoker.serve((from, req, reply) => this.#serve(from, req, reply));
@@ -363,9 +370,14 @@ export class MapService {
 
   /** The IMap proxy for `name` (created on first use). */
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
-    if (typeof name !== "string" || name.length === 0 || name.length > 256) throw new RangeError(`Cannot use map name ${JSON.stringify(name)}: 1–256 characters`);
+    if (typeof name !== "string" || name.length === 0 || name.length > 256) {
+      throw new RangeError(`Cannot use map name ${JSON.stringify(name)}: 1–256 characters`);
+    }
     let m = this.#proxies.get(name);
-    if (!m) (m = new MapProxy(name, this.#invoker, this.#partitions.config.partitionCount, this.#clock, this.stats), this.#proxies.set(name, m));
+    if (!m) {
+      (m = new MapProxy(name, this.#invoker, this.#partitions.config.partitionCount, this.#clock, this.stats),
+        this.#proxies.set(name, m));
+    }
     return m as unknown as IMap<K, V>;
   }
 
@@ -392,9 +404,24 @@ export class MapService {
     const out: ReplicaDebug[] = [];
     for (const [p, d] of this.#data) {
       const prim = this.#primaries.get(p);
-      const r: ReplicaDebug = { p, seq: d.seq, lineage: d.lineage, digest: [...d.digest] as [number, number], primary: !!prim, epoch: prim?.epoch ?? -1, entries: d.entryCount };
+      const r: ReplicaDebug = {
+        p,
+        seq: d.seq,
+        lineage: d.lineage,
+        digest: [...d.digest] as [number, number],
+        primary: !!prim,
+        epoch: prim?.epoch ?? -1,
+        entries: d.entryCount,
+      };
       if (prim) r.catchingUp = prim.catchUp !== null;
-      if (prim) r.followers = [...prim.followers.values()].map((f) => ({ id: f.id, role: f.role, confirmed: f.confirmed, acked: f.acked }));
+      if (prim) {
+        r.followers = [...prim.followers.values()].map((f) => ({
+          id: f.id,
+          role: f.role,
+          confirmed: f.confirmed,
+          acked: f.acked,
+        }));
+      }
       out.push(r);
     }
     return out;
@@ -410,7 +437,9 @@ export class MapService {
       const d = this.#data.get(p);
       if (!d) continue;
       const entries: Array<[string, Uint8Array, Uint8Array, number]> = [];
-      for (const [name, store] of d.maps) for (const r of store.records.values()) entries.push([name, r.key, r.value, r.updatedAt]);
+      for (const [name, store] of d.maps) {
+        for (const r of store.records.values()) entries.push([name, r.key, r.value, r.updatedAt]);
+      }
       if (entries.length > 0) out.push({ p, entries });
     }
     return out;
@@ -422,7 +451,10 @@ export class MapService {
    */
   debugLoseCopy(p: number): void {
     if (!this.#data.has(p) || this.#primaries.has(p)) return;
-    this.#data.set(p, new PartitionData(p, { dedupe: this.config.dedupePerPartition, log: this.config.logPerPartition }));
+    this.#data.set(
+      p,
+      new PartitionData(p, { dedupe: this.config.dedupePerPartition, log: this.config.logPerPartition }),
+    );
     this.#snapIn.delete(p);
     this.#sealed.delete(p);
   }
@@ -462,7 +494,9 @@ export class MapService {
         if (!prim || prim.epoch !== epoch) {
           if (prim) this.#demote(prim);
           const d = this.#ensureData(p);
-          if (prim || d.lineage >= 0) this.#log.debug("map.primary.promoted", { p, epoch, seq: d.seq, entries: d.entryCount });
+          if (prim || d.lineage >= 0) {
+            this.#log.debug("map.primary.promoted", { p, epoch, seq: d.seq, entries: d.entryCount });
+          }
           // A new history for `epoch`, continuing this copy once catch-up found none ahead of it
           // (the copy keeps naming the history it holds until then).
           const seal = this.#sealed.get(p);
@@ -470,7 +504,18 @@ export class MapService {
           this.#sealed.delete(p);
           d.lineage = this.#newLineage();
           this.#snapIn.delete(p);
-          prim = { p, epoch, lineage: d.lineage, followers: new Map(), waiters: [], keyPending: new Map(), readBarrier: d.seq, migration: null, handoff: false, catchUp: null };
+          prim = {
+            p,
+            epoch,
+            lineage: d.lineage,
+            followers: new Map(),
+            waiters: [],
+            keyPending: new Map(),
+            readBarrier: d.seq,
+            migration: null,
+            handoff: false,
+            catchUp: null,
+          };
           this.#primaries.set(p, prim);
           if (sealed) d.follow(prim.lineage, epoch);
           else this.#startCatchUp(prim, row, (prev?.replicas[p]?.length ?? 0) > 0, queries);
@@ -491,7 +536,12 @@ export class MapService {
           this.#touched.delete(p);
         } else if (this.#data.has(p) && !this.#isTarget(p)) {
           this.#sealed.delete(p);
-          this.#log.debug("map.replica.dropped", { p, seq: this.#data.get(p)!.seq, entries: this.#data.get(p)!.entryCount, version: t.version });
+          this.#log.debug("map.replica.dropped", {
+            p,
+            seq: this.#data.get(p)!.seq,
+            entries: this.#data.get(p)!.entryCount,
+            version: t.version,
+          });
           this.#data.delete(p);
           this.#snapIn.delete(p);
           this.#touched.delete(p);
@@ -512,7 +562,12 @@ export class MapService {
    * checks no follower, so no replica is made to follow (or replaced by) a copy that may lack
    * acknowledged writes another replica holds.
    */
-  #startCatchUp(prim: PrimaryState, row: readonly NodeId[], hadPrimary: boolean, queries: Map<NodeId, CheckItem[]>): void {
+  #startCatchUp(
+    prim: PrimaryState,
+    row: readonly NodeId[],
+    hadPrimary: boolean,
+    queries: Map<NodeId, CheckItem[]>,
+  ): void {
     const d = this.#data.get(prim.p)!;
     const now = this.#clock.now();
     const live = new Set(this.#view.members().map((m) => m.id));
@@ -559,7 +614,10 @@ export class MapService {
 
   #requestCopy(prim: PrimaryState, c: CatchUp): void {
     c.sourceAt = this.#clock.now();
-    this.#transport.send(c.source!, { t: Kind.MapSyncPull, items: [{ p: prim.p, e: prim.epoch, s: 0, l: -1, d0: 0, d1: 0, up: true }] });
+    this.#transport.send(c.source!, {
+      t: Kind.MapSyncPull,
+      items: [{ p: prim.p, e: prim.epoch, s: 0, l: -1, d0: 0, d1: 0, up: true }],
+    });
   }
 
   #finishCatchUp(prim: PrimaryState, pulledFrom: NodeId | null): void {
@@ -570,10 +628,22 @@ export class MapService {
     prim.readBarrier = Math.max(prim.readBarrier, d.seq);
     if (pulledFrom !== null) {
       this.counters.catchUpPulls++;
-      this.#log.info("map.primary.caught_up", { p: prim.p, epoch: prim.epoch, from: pulledFrom, seq: d.seq, entries: d.entryCount, before: c.mine.s });
+      this.#log.info("map.primary.caught_up", {
+        p: prim.p,
+        epoch: prim.epoch,
+        from: pulledFrom,
+        seq: d.seq,
+        entries: d.entryCount,
+        before: c.mine.s,
+      });
     } else if (c.mine.l === -1 && c.hadPrimary && ![...c.answers.values()].some((a) => a.hl !== -1)) {
       this.counters.dataLoss++;
-      this.#log.error("map.partition.data_lost", { p: prim.p, epoch: prim.epoch, asked: [...c.answers.keys()], silent: [...c.waiting] });
+      this.#log.error("map.partition.data_lost", {
+        p: prim.p,
+        epoch: prim.epoch,
+        asked: [...c.answers.keys()],
+        silent: [...c.waiting],
+      });
     }
     if (c.waiting.size > 0) {
       this.counters.catchUpTimeouts++;
@@ -646,7 +716,18 @@ export class MapService {
   #historyReport(p: number, e: number): PullItem {
     const d = this.#data.get(p);
     if (!d) return { p, e, s: 0, l: -1, d0: 0, d1: 0, q: true, hl: -1, he: -1, n: 0 };
-    return { p, e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1], q: true, hl: d.historyLineage, he: d.historyEpoch, n: d.entryCount };
+    return {
+      p,
+      e,
+      s: d.seq,
+      l: d.lineage,
+      d0: d.digest[0],
+      d1: d.digest[1],
+      q: true,
+      hl: d.historyLineage,
+      he: d.historyEpoch,
+      n: d.entryCount,
+    };
   }
 
   /** A new primary asks for this member's copy: send it (a snapshot with `up`), or say there is none. */
@@ -741,7 +822,16 @@ export class MapService {
         if (role === "target" && f.role !== "target") f.confirmed = false;
         f.role = role;
       } else {
-        prim.followers.set(id, { id, role, snapshots: 0, acked: 0, confirmed: false, lastSentAt: now, lastProgressAt: now, lastCheckAt: -Infinity });
+        prim.followers.set(id, {
+          id,
+          role,
+          snapshots: 0,
+          acked: 0,
+          confirmed: false,
+          lastSentAt: now,
+          lastProgressAt: now,
+          lastCheckAt: -Infinity,
+        });
         if (prim.catchUp) continue; // checked once catch-up is done
         this.#sendChecks(new Map([[id, [this.#checkItem(prim, role === "target")]]]));
         prim.followers.get(id)!.lastCheckAt = now;
@@ -766,7 +856,9 @@ export class MapService {
   #serve(from: NodeId, req: InvokeRequest, reply: Reply): void {
     if (this.#stopped) return;
     const t = this.#partitions.table;
-    if (!Number.isInteger(req.p) || req.p >= t.partitionCount) return reply("INVALID_ARGUMENT", null, `no partition ${req.p}`);
+    if (!Number.isInteger(req.p) || req.p >= t.partitionCount) {
+      return reply("INVALID_ARGUMENT", null, `no partition ${req.p}`);
+    }
     const prim = this.#primaries.get(req.p);
     if (!prim || t.replicas[req.p][0] !== this.self) return reply("WRONG_TARGET");
     if (req.e < prim.epoch) {
@@ -799,7 +891,7 @@ export class MapService {
       d.applyEntry(entry);
       this.counters.writesApplied++;
       const keys = opKeys(req.op, body);
-      if (keys) for (const k of keys) prim.keyPending.set(keyId(k), entry.seq);
+      if (keys) { for (const k of keys) prim.keyPending.set(keyId(k), entry.seq); }
       else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
       this.#ship(prim, [entry]);
       if (direct && direct.length > 0) {
@@ -859,8 +951,8 @@ export class MapService {
     const c = this.#commitSeq(prim);
     let n = 0;
     while (n < prim.waiters.length && prim.waiters[n].seq <= c) n++;
-    if (n > 0) for (const w of prim.waiters.splice(0, n)) w.done(true);
-    if (prim.keyPending.size > 0) for (const [k, s] of prim.keyPending) if (s <= c) prim.keyPending.delete(k);
+    if (n > 0) { for (const w of prim.waiters.splice(0, n)) w.done(true); }
+    if (prim.keyPending.size > 0) { for (const [k, s] of prim.keyPending) if (s <= c) prim.keyPending.delete(k); }
     this.#checkMigration(prim);
   }
 
@@ -932,7 +1024,12 @@ export class MapService {
     m.reportedAt = now;
     if (m.row[0] !== this.self) {
       // Seal the handoff: nothing more is applied here before the commit (or the migration's end).
-      this.#sendChecks(new Map([[m.row[0], [{ ...this.#checkItem(prim, prim.followers.get(m.row[0])?.role === "target"), hs: true }]]]));
+      this.#sendChecks(
+        new Map([[m.row[0], [{
+          ...this.#checkItem(prim, prim.followers.get(m.row[0])?.role === "target"),
+          hs: true,
+        }]]]),
+      );
     }
     this.#partitions.reportMigrationReady(prim.p, prim.epoch, m.row, m.mid);
   }
@@ -998,7 +1095,7 @@ export class MapService {
       }
       d.applyEntry(op);
       this.counters.backupsApplied++;
-      if (op.o !== undefined && op.c !== undefined) push((callers ??= new Map()), op.o, op.c);
+      if (op.o !== undefined && op.c !== undefined) push(callers ??= new Map(), op.o, op.c);
     }
     this.#transport.send(from, { t: Kind.MapBackupAck, items: [{ p: msg.p, e: msg.e, s: d.seq }] });
     // Writes whose callers wait for each backup's own ack (see directBackupAcks).
@@ -1033,7 +1130,8 @@ export class MapService {
    */
   #snapshotArriving(p: number, e: number): boolean {
     const a = this.#snapIn.get(p);
-    return !!a && a.epoch === e && this.#clock.now() - a.lastChunkAt < SNAPSHOT_STALE_RETRANSMITS * this.config.retransmitMs;
+    return !!a && a.epoch === e &&
+      this.#clock.now() - a.lastChunkAt < SNAPSHOT_STALE_RETRANSMITS * this.config.retransmitMs;
   }
 
   #onChecks(from: NodeId, items: CheckItem[]): void {
@@ -1100,7 +1198,13 @@ export class MapService {
     this.counters.logResends++;
     this.counters.logOpsResent += ops.length;
     for (let i = 0; i < ops.length; i += 256) {
-      this.#transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, l: prim.lineage, ops: ops.slice(i, i + 256) });
+      this.#transport.send(f.id, {
+        t: Kind.MapBackupOps,
+        p: prim.p,
+        e: prim.epoch,
+        l: prim.lineage,
+        ops: ops.slice(i, i + 256),
+      });
     }
   }
 
@@ -1160,9 +1264,24 @@ export class MapService {
     let bytes = 0;
     // Each dedupe record carries its call's result (often a previous value as bytes).
     let dedupeBytes = 0;
-    for (const [callId, , result] of snap.dedupe) dedupeBytes += callId.length + 16 + (result instanceof Uint8Array ? result.byteLength : 8);
+    for (const [callId, , result] of snap.dedupe) {
+      dedupeBytes += callId.length + 16 + (result instanceof Uint8Array ? result.byteLength : 8);
+    }
     const flush = (last: boolean) => {
-      const c: Message = { t: Kind.MapSnapshotChunk, p, e: epoch, l: lineage, sid, i: chunks.length, n: 0, s: snap.seq, d0: snap.digest[0], d1: snap.digest[1], entries, dedupe: last ? snap.dedupe : [] };
+      const c: Message = {
+        t: Kind.MapSnapshotChunk,
+        p,
+        e: epoch,
+        l: lineage,
+        sid,
+        i: chunks.length,
+        n: 0,
+        s: snap.seq,
+        d0: snap.digest[0],
+        d1: snap.digest[1],
+        entries,
+        dedupe: last ? snap.dedupe : [],
+      };
       if (up) c.up = true;
       chunks.push(c);
       sizes.push(bytes + 64 + (last ? dedupeBytes : 0));
@@ -1323,7 +1442,17 @@ export class MapService {
   #assemble(from: NodeId, c: ChunkMsg): SnapshotData | null {
     let a = this.#snapIn.get(c.p);
     if (!a || a.sid !== c.sid || a.from !== from) {
-      a = { sid: c.sid, from, epoch: c.e, lineage: c.l, n: c.n, s: c.s, d: [c.d0, c.d1], got: new Map(), lastChunkAt: 0 };
+      a = {
+        sid: c.sid,
+        from,
+        epoch: c.e,
+        lineage: c.l,
+        n: c.n,
+        s: c.s,
+        d: [c.d0, c.d1],
+        got: new Map(),
+        lastChunkAt: 0,
+      };
       this.#snapIn.set(c.p, a);
     }
     a.lastChunkAt = this.#clock.now();
@@ -1379,7 +1508,9 @@ export class MapService {
             push(checks, f.id, this.#checkItem(prim, f.role === "target"));
           }
         } else if (f.acked < d.seq) {
-          if (now - f.lastProgressAt >= this.config.retransmitMs && now - f.lastSentAt >= this.config.retransmitMs) this.#resend(prim, f, d);
+          if (now - f.lastProgressAt >= this.config.retransmitMs && now - f.lastSentAt >= this.config.retransmitMs) {
+            this.#resend(prim, f, d);
+          }
         } else if (now - f.lastCheckAt >= this.config.antiEntropyMs) {
           f.lastCheckAt = now;
           push(checks, f.id, this.#checkItem(prim, f.role === "target"));
@@ -1392,9 +1523,14 @@ export class MapService {
     // (the replica pulls again if it still needs one), so they cannot hold the session limit.
     for (const [key, s] of this.#snapOut) {
       const prim = this.#primaries.get(s.p);
-      const giveUpMs = Math.max(SNAPSHOT_GIVE_UP_RETRANSMITS * this.config.retransmitMs, SNAPSHOT_GIVE_UP_RTOS * this.#chunkRtoMs(s.to));
+      const giveUpMs = Math.max(
+        SNAPSHOT_GIVE_UP_RETRANSMITS * this.config.retransmitMs,
+        SNAPSHOT_GIVE_UP_RTOS * this.#chunkRtoMs(s.to),
+      );
       const stale = !live.has(s.to) || now - s.progressAt > giveUpMs ||
-        (s.up ? this.#partitions.table.epochs[s.p] > s.epoch : !prim || prim.epoch !== s.epoch || !prim.followers.has(s.to));
+        (s.up
+          ? this.#partitions.table.epochs[s.p] > s.epoch
+          : !prim || prim.epoch !== s.epoch || !prim.followers.has(s.to));
       if (stale) this.#dropTransfer(key);
       else this.#tickSnapshot(s, now);
     }

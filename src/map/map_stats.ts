@@ -36,7 +36,9 @@ export class MapStats {
       this.#maps.set(map, m);
     }
     let s = m.get(op);
-    if (!s) (s = { count: 0, errors: 0, sumMs: 0, counts: new Array(LATENCY_BUCKETS_MS.length + 1).fill(0) }, m.set(op, s));
+    if (!s) {
+      (s = { count: 0, errors: 0, sumMs: 0, counts: new Array(LATENCY_BUCKETS_MS.length + 1).fill(0) }, m.set(op, s));
+    }
     s.count++;
     if (!ok) s.errors++;
     s.sumMs += latencyMs;

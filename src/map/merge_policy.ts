@@ -41,7 +41,9 @@ export function mergeWins(policy: number, existingUpdatedAt: number | undefined,
 /** Validates a policy name from configuration. @throws RangeError for an unknown name */
 export function checkMergePolicy(name: string): MergePolicyName {
   if (!(MERGE_POLICIES as readonly string[]).includes(name)) {
-    throw new RangeError(`Cannot use merge policy ${JSON.stringify(name)}: must be one of ${MERGE_POLICIES.join(", ")}`);
+    throw new RangeError(
+      `Cannot use merge policy ${JSON.stringify(name)}: must be one of ${MERGE_POLICIES.join(", ")}`,
+    );
   }
   return name as MergePolicyName;
 }

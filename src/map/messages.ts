@@ -12,13 +12,24 @@ const effect = z.object({
   destroy: z.boolean().optional(),
   at: w.uint(),
 });
-const entry = z.object({ seq: w.uint(), c: w.str(256).optional(), r: w.any(), e: w.list(effect, 1000), o: w.id().optional() });
+const entry = z.object({
+  seq: w.uint(),
+  c: w.str(256).optional(),
+  r: w.any(),
+  e: w.list(effect, 1000),
+  o: w.id().optional(),
+});
 
 /** Lineage id: names one primary's history (see map_service.ts). */
 const L = w.uint();
 
 /** Primary → backup: writes in sequence order, under the primary's ownership epoch `e`, continuing its history `l`. */
-export const MapBackupOpsMsg = defineMessage(Kind.MapBackupOps, "MapBackupOps", { p: P, e: w.uint(), l: L, ops: w.list(entry, 1024) });
+export const MapBackupOpsMsg = defineMessage(Kind.MapBackupOps, "MapBackupOps", {
+  p: P,
+  e: w.uint(),
+  l: L,
+  ops: w.list(entry, 1024),
+});
 /** Backup → primary: cumulative acks (the replica applied every write up to `s` under epoch `e`). */
 export const MapBackupAckMsg = defineMessage(Kind.MapBackupAck, "MapBackupAck", {
   items: w.list(z.object({ p: P, e: w.uint(), s: w.uint() }), 10_000),
@@ -30,7 +41,20 @@ export const MapBackupAckMsg = defineMessage(Kind.MapBackupAck, "MapBackupAck", 
  * and serves nothing yet: answer with a report (a MapSyncPull item with `q`), change nothing.
  */
 export const MapSyncCheckMsg = defineMessage(Kind.MapSyncCheck, "MapSyncCheck", {
-  items: w.list(z.object({ p: P, e: w.uint(), l: L, s: w.uint(), d0: w.uint(), d1: w.uint(), tg: z.boolean(), q: z.boolean().optional(), hs: z.boolean().optional() }), 10_000),
+  items: w.list(
+    z.object({
+      p: P,
+      e: w.uint(),
+      l: L,
+      s: w.uint(),
+      d0: w.uint(),
+      d1: w.uint(),
+      tg: z.boolean(),
+      q: z.boolean().optional(),
+      hs: z.boolean().optional(),
+    }),
+    10_000,
+  ),
 });
 /**
  * Replica → primary: I hold `s` of lineage `l` with this digest; send what I miss (log or
@@ -75,4 +99,8 @@ export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnap
   up: z.boolean().optional(),
 });
 /** Replica → primary: chunk `i` of snapshot `sid` arrived. */
-export const MapSnapshotAckMsg = defineMessage(Kind.MapSnapshotAck, "MapSnapshotAck", { p: P, sid: w.uint(), i: w.uint() });
+export const MapSnapshotAckMsg = defineMessage(Kind.MapSnapshotAck, "MapSnapshotAck", {
+  p: P,
+  sid: w.uint(),
+  i: w.uint(),
+});

@@ -34,7 +34,20 @@ export type OpCodeNumber = (typeof OpCode)[keyof typeof OpCode];
 
 export const opNames: Record<number, string> = Object.fromEntries(Object.entries(OpCode).map(([k, v]) => [v, k]));
 
-const WRITES = new Set<number>([OpCode.Put, OpCode.Set, OpCode.PutIfAbsent, OpCode.Replace, OpCode.ReplaceIfSame, OpCode.Remove, OpCode.RemoveIfSame, OpCode.Delete, OpCode.PutAll, OpCode.Clear, OpCode.Destroy, OpCode.MergeEntries]);
+const WRITES = new Set<number>([
+  OpCode.Put,
+  OpCode.Set,
+  OpCode.PutIfAbsent,
+  OpCode.Replace,
+  OpCode.ReplaceIfSame,
+  OpCode.Remove,
+  OpCode.RemoveIfSame,
+  OpCode.Delete,
+  OpCode.PutAll,
+  OpCode.Clear,
+  OpCode.Destroy,
+  OpCode.MergeEntries,
+]);
 
 /** Whether an op may change state (and so needs a call id, backups and dedupe). */
 export function isWrite(op: number): boolean {
@@ -68,7 +81,11 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.Entries]: z.object({ m, o: w.uint(), n: w.uint().min(1).max(MAX_BATCH) }),
   [OpCode.Destroy]: mOnly,
   // `m` is unused (entries name their maps); `pol` is a MergePolicyCode.
-  [OpCode.MergeEntries]: z.object({ m, pol: w.uint().min(1).max(2), es: w.list(z.tuple([m, w.bytes(), w.bytes(), w.uint()]), MAX_BATCH) }),
+  [OpCode.MergeEntries]: z.object({
+    m,
+    pol: w.uint().min(1).max(2),
+    es: w.list(z.tuple([m, w.bytes(), w.bytes(), w.uint()]), MAX_BATCH),
+  }),
 };
 
 export interface OpBody {
@@ -133,7 +150,9 @@ export function executeOp(data: PartitionData, op: number, b: OpBody, now: numbe
     case OpCode.Replace:
       return cur ? { result: prev, effects: [set(b.v!)] } : { result: null, effects: [] };
     case OpCode.ReplaceIfSame:
-      return cur && bytesEqual(cur.value, b.x!) ? { result: true, effects: [set(b.v!)] } : { result: false, effects: [] };
+      return cur && bytesEqual(cur.value, b.x!)
+        ? { result: true, effects: [set(b.v!)] }
+        : { result: false, effects: [] };
     case OpCode.Remove:
       return cur ? { result: prev, effects: [del()] } : { result: null, effects: [] };
     case OpCode.RemoveIfSame:

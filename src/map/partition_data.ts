@@ -6,7 +6,7 @@
  * writes (to re-ship to a backup that missed some).
  */
 import { murmur3_32 } from "../partition/murmur3.ts";
-import { type MapRecord, RecordStore, keyId } from "./record_store.ts";
+import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 
 /** A record change, as shipped to backups. `v: null` deletes. */
 export interface Effect {
@@ -133,7 +133,9 @@ export class PartitionData {
 
   /** Applies the next write (seq must be this.seq + 1). */
   applyEntry(entry: LogEntry): void {
-    if (entry.seq !== this.seq + 1) throw new Error(`Assertion failed: partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
+    if (entry.seq !== this.seq + 1) {
+      throw new Error(`Assertion failed: partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
+    }
     for (const e of entry.e) this.applyEffect(e);
     this.seq = entry.seq;
     if (entry.c !== undefined) {
@@ -153,7 +155,9 @@ export class PartitionData {
 
   snapshot(): SnapshotData {
     const entries: SnapshotData["entries"] = [];
-    for (const [m, s] of this.maps) for (const r of s.records.values()) entries.push([m, r.key, r.value, r.version, r.createdAt, r.updatedAt]);
+    for (const [m, s] of this.maps) {
+      for (const r of s.records.values()) entries.push([m, r.key, r.value, r.version, r.createdAt, r.updatedAt]);
+    }
     const dedupe: SnapshotData["dedupe"] = [...this.dedupe].map(([c, d]) => [c, d.seq, d.r]);
     return { seq: this.seq, digest: [...this.digest] as [number, number], entries, dedupe };
   }

@@ -55,7 +55,14 @@ interface Chunk {
 export class SplitMerge {
   readonly config: Required<SplitMergeConfig>;
   /** Counters for metrics and tests. */
-  readonly stats = { merges: 0, entriesQueued: 0, entriesDropped: 0, chunksSent: 0, chunksFailed: 0, entriesApplied: 0 };
+  readonly stats = {
+    merges: 0,
+    entriesQueued: 0,
+    entriesDropped: 0,
+    chunksSent: 0,
+    chunksFailed: 0,
+    entriesApplied: 0,
+  };
   #opts: SplitMergeOptions;
   #queue: Chunk[] = [];
   #inFlight = 0;
@@ -69,7 +76,9 @@ export class SplitMerge {
   constructor(opts: SplitMergeOptions) {
     this.#opts = opts;
     this.config = { chunkEntries: 256, chunkBytes: 32 * 1024, maxInFlight: 4, maxEntries: 1_000_000, ...opts.config };
-    if (this.config.chunkEntries < 1 || this.config.chunkEntries > MAX_BATCH) throw new RangeError(`Cannot use chunkEntries ${this.config.chunkEntries}: must be 1–${MAX_BATCH}`);
+    if (this.config.chunkEntries < 1 || this.config.chunkEntries > MAX_BATCH) {
+      throw new RangeError(`Cannot use chunkEntries ${this.config.chunkEntries}: must be 1–${MAX_BATCH}`);
+    }
     const unView = opts.view.subscribe((e) => {
       if (e.type === "merge") this.#onMerge(e.into);
     });
@@ -128,7 +137,12 @@ export class SplitMerge {
     this.stats.entriesQueued += queued;
     this.stats.entriesDropped += dropped;
     if (dropped > 0) this.#opts.log.warn("map.merge.entries_dropped", { dropped, limit: this.config.maxEntries });
-    this.#opts.log.info("map.merge.start", { into, entries: queued, chunks: this.#queue.length, policy: this.#opts.policy });
+    this.#opts.log.info("map.merge.start", {
+      into,
+      entries: queued,
+      chunks: this.#queue.length,
+      policy: this.#opts.policy,
+    });
     this.#gate = this.#opts.partitions.table;
     this.#pump();
   }

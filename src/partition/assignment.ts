@@ -89,7 +89,9 @@ function assign(input: AssignmentInput, byTotal: boolean): { table: NodeId[][]; 
     // 2. Balance rank r: s = P mod N members get one more than the others.
     const q = Math.floor(P / N), s = P % N;
     const order = [...Array(N).keys()].sort((a, b) =>
-      byTotal ? total[a] - total[b] || count[b] - count[a] || a - b : count[b] - count[a] || total[a] - total[b] || a - b
+      byTotal
+        ? total[a] - total[b] || count[b] - count[a] || a - b
+        : count[b] - count[a] || total[a] - total[b] || a - b
     );
     const target = new Array<number>(N).fill(q);
     for (let i = 0; i < s; i++) target[order[i]] = q + 1;

@@ -19,9 +19,14 @@ const table = {
 /** Master → all: a new table version. Applied only if newer and from the believed master. */
 export const PartitionTablePushMsg = defineMessage(Kind.PartitionTablePush, "PartitionTablePush", table);
 /** Master → all, periodic: the current version, so a member that missed a push can fetch it. */
-export const PartitionTableVersionMsg = defineMessage(Kind.PartitionTableVersion, "PartitionTableVersion", { version: w.uint(), term: w.uint() });
+export const PartitionTableVersionMsg = defineMessage(Kind.PartitionTableVersion, "PartitionTableVersion", {
+  version: w.uint(),
+  term: w.uint(),
+});
 /** Asks for a table: member → master (answered with a push), or new master → members (answered with a report). */
-export const PartitionTableFetchMsg = defineMessage(Kind.PartitionTableFetch, "PartitionTableFetch", { collect: z.boolean() });
+export const PartitionTableFetchMsg = defineMessage(Kind.PartitionTableFetch, "PartitionTableFetch", {
+  collect: z.boolean(),
+});
 /** Member → new master: the newest table this member holds. */
 export const PartitionTableReportMsg = defineMessage(Kind.PartitionTableReport, "PartitionTableReport", table);
 /**

@@ -15,7 +15,9 @@ export const DEFAULT_PARTITION_COUNT = 271;
  * @param partitionCount number of partitions (≥ 1)
  */
 export function partitionOfBytes(keyBytes: Uint8Array, partitionCount: number): number {
-  if (!Number.isInteger(partitionCount) || partitionCount < 1) throw new RangeError(`Cannot hash into ${partitionCount} partitions`);
+  if (!Number.isInteger(partitionCount) || partitionCount < 1) {
+    throw new RangeError(`Cannot hash into ${partitionCount} partitions`);
+  }
   return murmur3_32(keyBytes, 0) % partitionCount;
 }
 

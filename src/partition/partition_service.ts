@@ -25,14 +25,14 @@ import {
   emptyTable,
   isNewer,
   nextTable,
+  type PartitionTable,
   rebaseTable,
   reignTerm,
-  termRound,
-  type PartitionTable,
   tableFromWire,
   tableInfo,
   tableSummary,
   tableToWire,
+  termRound,
   type WireTable,
 } from "./partition_table.ts";
 import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
@@ -157,7 +157,15 @@ export class PartitionService {
     };
     this.#table = emptyTable(c.partitionCount);
     opts.router.on(
-      [Kind.PartitionTablePush, Kind.PartitionTableVersion, Kind.PartitionTableFetch, Kind.PartitionTableReport, Kind.PartitionMigrationStart, Kind.PartitionMigrationReady, Kind.PartitionMemberLeaving],
+      [
+        Kind.PartitionTablePush,
+        Kind.PartitionTableVersion,
+        Kind.PartitionTableFetch,
+        Kind.PartitionTableReport,
+        Kind.PartitionMigrationStart,
+        Kind.PartitionMigrationReady,
+        Kind.PartitionMemberLeaving,
+      ],
       (from, msg) => this.#onMessage(from, msg),
     );
     this.#unsubscribe = this.#view.subscribe((e) => {
@@ -269,10 +277,11 @@ export class PartitionService {
     this.#source = source;
     this.stats.pushesApplied++;
     const promoted = countPromoted(prev, next);
-    if (promoted > 0 && prev.version > 0) this.#log.info("partition.table.primaries_changed", { version: next.version, partitions: promoted });
-    else this.#log.debug("partition.table.applied", { version: next.version, migrating: next.migrations.size });
+    if (promoted > 0 && prev.version > 0) {
+      this.#log.info("partition.table.primaries_changed", { version: next.version, partitions: promoted });
+    } else this.#log.debug("partition.table.applied", { version: next.version, migrating: next.migrations.size });
     for (const fn of this.#tableListeners) fn(next, prev);
-    if (this.#leaveRequested && this.#holdsNothing()) for (const w of this.#leaveWaiters.splice(0)) w();
+    if (this.#leaveRequested && this.#holdsNothing()) { for (const w of this.#leaveWaiters.splice(0)) w(); }
   }
 
   #holdsNothing(): boolean {
@@ -369,14 +378,19 @@ export class PartitionService {
     }
     if (this.#leaveRequested) this.#sendLeaving();
     for (const id of [...this.#leaving]) if (!this.#view.member(id)) this.#leaving.delete(id);
-    if (this.#leaveRequested && this.#holdsNothing()) for (const w of this.#leaveWaiters.splice(0)) w();
+    if (this.#leaveRequested && this.#holdsNothing()) { for (const w of this.#leaveWaiters.splice(0)) w(); }
     if (this.masterActive) this.#masterTick();
   }
 
   #startCollect(): void {
     const others = this.#view.members().filter((m) => m.id !== this.self).map((m) => m.id);
     const now = this.#clock.now();
-    this.#collect = { deadline: now + this.config.collectTimeoutMs, sentAt: now, waiting: new Set(others), best: this.#table };
+    this.#collect = {
+      deadline: now + this.config.collectTimeoutMs,
+      sentAt: now,
+      waiting: new Set(others),
+      best: this.#table,
+    };
     for (const id of others) this.#transport.send(id, { t: Kind.PartitionTableFetch, collect: true });
     this.#log.info("partition.master.collect", { members: others.length, version: this.#table.version });
     this.#maybeFinishCollect();
@@ -439,7 +453,11 @@ export class PartitionService {
     const term = this.#newTerm(Math.max(termRound(theirs.term), termRound(mine.term)));
     this.#reignFrom = Math.max(this.#reignFrom, theirs.term);
     const next = rebaseTable(mine, term, Math.max(theirs.version, mine.version) + 1);
-    this.#log.warn("partition.master.other_reign", { mine: `${mine.term}/${mine.version}`, theirs: `${theirs.term}/${theirs.version}`, term });
+    this.#log.warn("partition.master.other_reign", {
+      mine: `${mine.term}/${mine.version}`,
+      theirs: `${theirs.term}/${theirs.version}`,
+      term,
+    });
     this.#stage(next);
     this.#masterTick();
   }
@@ -481,7 +499,9 @@ export class PartitionService {
     if (this.#collect) {
       if (now - this.#collect.sentAt >= 300) {
         this.#collect.sentAt = now;
-        for (const id of this.#collect.waiting) this.#transport.send(id, { t: Kind.PartitionTableFetch, collect: true });
+        for (const id of this.#collect.waiting) {
+          this.#transport.send(id, { t: Kind.PartitionTableFetch, collect: true });
+        }
       }
       this.#maybeFinishCollect();
       return;
@@ -519,7 +539,8 @@ export class PartitionService {
     // 2. Abandon migrations whose members died, whose epoch moved or that took too long.
     const migrations = new Map(t.migrations);
     for (const [p, m] of this.#inflight) {
-      const stale = m.row.some((id) => !live.has(id)) || t.epochs[p] !== m.epoch || replicas[p][0] !== t.replicas[p][0] ||
+      const stale = m.row.some((id) => !live.has(id)) || t.epochs[p] !== m.epoch ||
+        replicas[p][0] !== t.replicas[p][0] ||
         now - m.startedAt > this.config.migrationTimeoutMs;
       if (stale) {
         this.#inflight.delete(p);

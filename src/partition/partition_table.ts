@@ -41,7 +41,9 @@ const COUNTER_BITS = 21;
  * ```
  */
 export function reignTerm(round: number, joinedAt: number): number {
-  if (!Number.isInteger(round) || round < 0 || round >= MAX_ROUND) throw new RangeError(`Cannot use round ${round}: must be an integer in [0, 2^19)`);
+  if (!Number.isInteger(round) || round < 0 || round >= MAX_ROUND) {
+    throw new RangeError(`Cannot use round ${round}: must be an integer in [0, 2^19)`);
+  }
   return round * 2 ** SLOT_BITS + (Math.max(0, Math.trunc(joinedAt)) % 2 ** SLOT_BITS);
 }
 
@@ -90,8 +92,18 @@ export function nextTable(
   term: number = prev.term,
 ): PartitionTable {
   const base = epochBase(term);
-  const epochs = prev.epochs.map((e, p) => (prev.replicas[p][0] !== replicas[p][0] && replicas[p].length > 0 ? Math.max(e + 1, base) : e));
-  return { version, term, partitionCount: prev.partitionCount, replicas: replicas.map((r) => [...r]), epochs, migrations: new Map(migrations) };
+  const epochs = prev.epochs.map((
+    e,
+    p,
+  ) => (prev.replicas[p][0] !== replicas[p][0] && replicas[p].length > 0 ? Math.max(e + 1, base) : e));
+  return {
+    version,
+    term,
+    partitionCount: prev.partitionCount,
+    replicas: replicas.map((r) => [...r]),
+    epochs,
+    migrations: new Map(migrations),
+  };
 }
 
 /**
@@ -102,7 +114,14 @@ export function nextTable(
 export function rebaseTable(t: PartitionTable, term: number, version: number): PartitionTable {
   const base = epochBase(term);
   const epochs = t.epochs.map((e) => Math.max(e + 1, base));
-  return { version, term, partitionCount: t.partitionCount, replicas: t.replicas.map((r) => [...r]), epochs, migrations: new Map() };
+  return {
+    version,
+    term,
+    partitionCount: t.partitionCount,
+    replicas: t.replicas.map((r) => [...r]),
+    epochs,
+    migrations: new Map(),
+  };
 }
 
 /** Compact wire form: member ids once, rows as indices. */
@@ -143,7 +162,14 @@ export function tableFromWire(w: WireTable, partitionCount: number): PartitionTa
     if (p >= partitionCount || row.some((i) => i >= w.members.length)) return null;
     migrations.set(p, row.map(id));
   }
-  return { version: w.version, term: w.term, partitionCount, replicas: w.rows.map((r) => r.map(id)), epochs: w.epochs, migrations };
+  return {
+    version: w.version,
+    term: w.term,
+    partitionCount,
+    replicas: w.rows.map((r) => r.map(id)),
+    epochs: w.epochs,
+    migrations,
+  };
 }
 
 /** Per-partition view for the HTTP layer and dashboard. */
@@ -163,7 +189,11 @@ export function tableInfo(t: PartitionTable): PartitionReplicaInfo[] {
  * @param wanted replicas wanted per partition (1 + backups), capped by the data member count
  * @param live the members this member's view holds alive; all when omitted
  */
-export function tableSummary(t: PartitionTable, wanted: number, live?: ReadonlySet<NodeId>): Omit<PartitionSummary, "lost" | "dataLoss"> {
+export function tableSummary(
+  t: PartitionTable,
+  wanted: number,
+  live?: ReadonlySet<NodeId>,
+): Omit<PartitionSummary, "lost" | "dataLoss"> {
   const owners: Record<NodeId, number> = {};
   let replicasMissing = 0;
   for (const row of t.replicas) {

@@ -33,6 +33,8 @@ export class HttpStatusError extends Error {
 export async function fetchJson<T = any>(url: string, init: RequestInit = {}, timeoutMs = 5_000): Promise<T> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   const body = await res.text();
-  if (!res.ok) throw new HttpStatusError(`${init.method ?? "GET"} ${url} → ${res.status} ${body.slice(0, 200)}`, res.status);
+  if (!res.ok) {
+    throw new HttpStatusError(`${init.method ?? "GET"} ${url} → ${res.status} ${body.slice(0, 200)}`, res.status);
+  }
   return JSON.parse(body) as T;
 }

@@ -110,7 +110,9 @@ function bindError(hostname: string, port: number, err: unknown): ShoalError {
   const taken = /in use|EADDRINUSE|AddrInUse/i.test(msg + code);
   return new ShoalError(
     "REFUSED",
-    taken ? `Cannot listen on ${hostname}:${port}: the port is already in use` : `Cannot listen on ${hostname}:${port}: ${msg}`,
+    taken
+      ? `Cannot listen on ${hostname}:${port}: the port is already in use`
+      : `Cannot listen on ${hostname}:${port}: ${msg}`,
     { cause: err },
   );
 }

@@ -39,7 +39,10 @@ const signalNumbers: Record<ChildSignal, number> = { SIGINT: 2, SIGKILL: 9, SIGT
 /** Largest partial line kept while waiting for its newline. */
 const maxLineChars = 1_000_000;
 
-async function readLines(stream: ReadableStream<Uint8Array> | null | undefined, onLine: ((line: string) => void) | undefined): Promise<void> {
+async function readLines(
+  stream: ReadableStream<Uint8Array> | null | undefined,
+  onLine: ((line: string) => void) | undefined,
+): Promise<void> {
   if (!stream) return;
   const dec = new TextDecoder();
   let buf = "";
@@ -86,7 +89,10 @@ export function spawnChild(cmd: readonly string[], options: SpawnOptions = {}): 
       stdout: "pipe",
       stderr: "pipe",
     });
-    const reading = Promise.all([readLines(proc.stdout, options.onStdoutLine), readLines(proc.stderr, options.onStderrLine)]);
+    const reading = Promise.all([
+      readLines(proc.stdout, options.onStdoutLine),
+      readLines(proc.stderr, options.onStderrLine),
+    ]);
     const exited = (async () => {
       const code: number = await proc.exited;
       await reading;
@@ -119,7 +125,10 @@ export function spawnChild(cmd: readonly string[], options: SpawnOptions = {}): 
       stderr: "piped",
     }).spawn();
     let ended = false;
-    const reading = Promise.all([readLines(child.stdout, options.onStdoutLine), readLines(child.stderr, options.onStderrLine)]);
+    const reading = Promise.all([
+      readLines(child.stdout, options.onStdoutLine),
+      readLines(child.stderr, options.onStderrLine),
+    ]);
     const exited = (async () => {
       const status = await child.status;
       ended = true;

@@ -31,7 +31,10 @@ export interface WaitUntilOptions {
  * }, { timeoutMs: 30_000, what: "3 members" });
  * ```
  */
-export async function waitUntil<T>(probe: () => Promise<T | undefined> | T | undefined, options: WaitUntilOptions): Promise<T> {
+export async function waitUntil<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  options: WaitUntilOptions,
+): Promise<T> {
   const { timeoutMs, everyMs = 50, what = "condition" } = options;
   const end = performance.now() + timeoutMs;
   let last: unknown;
@@ -42,7 +45,9 @@ export async function waitUntil<T>(probe: () => Promise<T | undefined> | T | und
     } catch (err) {
       last = err;
     }
-    if (performance.now() > end) throw new TimeoutError(`${what}: not reached in ${timeoutMs} ms${last ? ` (last error: ${last})` : ""}`);
+    if (performance.now() > end) {
+      throw new TimeoutError(`${what}: not reached in ${timeoutMs} ms${last ? ` (last error: ${last})` : ""}`);
+    }
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -66,7 +66,9 @@ const bunWebsocket = {
 const bunUpgrade = defineWebSocketHelper((c, events) => {
   // deno-lint-ignore no-explicit-any
   const server = c.env as any;
-  if (!server || typeof server.upgrade !== "function") throw new TypeError("Cannot upgrade: serve() did not pass the Bun server");
+  if (!server || typeof server.upgrade !== "function") {
+    throw new TypeError("Cannot upgrade: serve() did not pass the Bun server");
+  }
   if (server.upgrade(c.req.raw, { data: { events, url: new URL(c.req.url) } })) return new Response(null);
 });
 

@@ -47,7 +47,9 @@ export function signalUrl(url: string): string {
   const u = new URL(url);
   if (u.protocol === "http:") u.protocol = "ws:";
   else if (u.protocol === "https:") u.protocol = "wss:";
-  else if (u.protocol !== "ws:" && u.protocol !== "wss:") throw new TypeError(`Cannot use ${url} for signaling: expected http(s):// or ws(s)://`);
+  else if (u.protocol !== "ws:" && u.protocol !== "wss:") {
+    throw new TypeError(`Cannot use ${url} for signaling: expected http(s):// or ws(s)://`);
+  }
   if (!u.pathname.endsWith("/signal")) u.pathname = u.pathname.replace(/\/$/, "") + "/signal";
   return u.toString();
 }
@@ -108,7 +110,12 @@ export class SignalingClient implements SignalChannel {
         const i = this.#ready.indexOf(entry);
         if (i < 0) return;
         this.#ready.splice(i, 1);
-        reject(new ShoalError("UNREACHABLE", `Cannot reach the signaling server at ${this.url}${this.lastError ? `: ${this.lastError}` : ""}`));
+        reject(
+          new ShoalError(
+            "UNREACHABLE",
+            `Cannot reach the signaling server at ${this.url}${this.lastError ? `: ${this.lastError}` : ""}`,
+          ),
+        );
       });
       entry.resolve = () => {
         timer.cancel();
@@ -181,7 +188,11 @@ export class SignalingClient implements SignalChannel {
     this.#ws = ws;
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: "hello", v: SOCKET_PROTOCOL_VERSION, room: this.room, id: this.self } satisfies ClientMessage));
+      ws.send(
+        JSON.stringify(
+          { type: "hello", v: SOCKET_PROTOCOL_VERSION, room: this.room, id: this.self } satisfies ClientMessage,
+        ),
+      );
     };
     ws.onmessage = (ev) => this.#onMessage(ev.data);
     ws.onerror = () => {

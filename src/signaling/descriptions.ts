@@ -21,7 +21,10 @@ export interface DescriptionKeys {
   self: string;
 }
 
-function fields(d: { t: number; cluster: string; from: string; to: string; nonce: string; ts: number; fp: string[] }, re: string): unknown[] {
+function fields(
+  d: { t: number; cluster: string; from: string; to: string; nonce: string; ts: number; fp: string[] },
+  re: string,
+): unknown[] {
   return [d.t === Kind.SignalOffer ? "offer" : "answer", d.cluster, d.from, d.to, d.nonce, d.ts, d.fp, re];
 }
 
@@ -34,7 +37,17 @@ function fields(d: { t: number; cluster: string; from: string; to: string; nonce
  * @returns the offer message
  */
 export function signOffer(keys: DescriptionKeys, to: string, sdp: string, nowMs: number): SignalOffer {
-  const d = { t: Kind.SignalOffer, cluster: keys.room, from: keys.self, to, nonce: makeNonce(), ts: Math.floor(nowMs), sdp, fp: sdpFingerprints(sdp), sig: "" };
+  const d = {
+    t: Kind.SignalOffer,
+    cluster: keys.room,
+    from: keys.self,
+    to,
+    nonce: makeNonce(),
+    ts: Math.floor(nowMs),
+    sdp,
+    fp: sdpFingerprints(sdp),
+    sig: "",
+  };
   d.sig = sign(keys.key, fields(d, ""));
   return d as SignalOffer;
 }
@@ -44,7 +57,18 @@ export function signOffer(keys: DescriptionKeys, to: string, sdp: string, nowMs:
  * @returns the answer message
  */
 export function signAnswer(keys: DescriptionKeys, to: string, sdp: string, re: string, nowMs: number): SignalAnswer {
-  const d = { t: Kind.SignalAnswer, cluster: keys.room, from: keys.self, to, nonce: makeNonce(), ts: Math.floor(nowMs), sdp, fp: sdpFingerprints(sdp), sig: "", re };
+  const d = {
+    t: Kind.SignalAnswer,
+    cluster: keys.room,
+    from: keys.self,
+    to,
+    nonce: makeNonce(),
+    ts: Math.floor(nowMs),
+    sdp,
+    fp: sdpFingerprints(sdp),
+    sig: "",
+    re,
+  };
   d.sig = sign(keys.key, fields(d, re));
   return d as SignalAnswer;
 }
@@ -64,11 +88,20 @@ export interface Refusal {
  * @param nowMs wall-clock time
  * @returns null when it checks out, else the refusal
  */
-export function checkDescription(d: Description, keys: DescriptionKeys, guard: ReplayGuard, nowMs: number): Refusal | null {
+export function checkDescription(
+  d: Description,
+  keys: DescriptionKeys,
+  guard: ReplayGuard,
+  nowMs: number,
+): Refusal | null {
   if (d.to !== keys.self) return { code: "REFUSED", reason: `description is addressed to ${d.to}, not ${keys.self}` };
-  if (d.cluster !== keys.room) return { code: "REFUSED", reason: "description is for another cluster (cluster names differ)" };
+  if (d.cluster !== keys.room) {
+    return { code: "REFUSED", reason: "description is for another cluster (cluster names differ)" };
+  }
   const re = d.t === Kind.SignalAnswer ? (d as SignalAnswer).re : "";
-  if (!verify(keys.key, fields(d, re), d.sig)) return { code: "AUTH_FAILED", reason: "authentication failed: bad signature (wrong cluster secret?)" };
+  if (!verify(keys.key, fields(d, re), d.sig)) {
+    return { code: "AUTH_FAILED", reason: "authentication failed: bad signature (wrong cluster secret?)" };
+  }
   const fp = sdpFingerprints(d.sdp);
   if (fp.length === 0 || fp.length !== d.fp.length || fp.some((f, i) => f !== d.fp[i])) {
     return { code: "AUTH_FAILED", reason: "authentication failed: SDP fingerprint differs from the signed one" };

@@ -13,7 +13,13 @@ import { type Clock, realClock } from "../core/clock.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { clientAddress, serve, type Served } from "../runtime/serve.ts";
 import { wsUpgrader } from "../runtime/websocket.ts";
-import { ClientMessage, MAX_ROOM_MEMBERS, MAX_SOCKET_MESSAGE_BYTES, parseSocketMessage, type ServerMessage } from "./socket_protocol.ts";
+import {
+  ClientMessage,
+  MAX_ROOM_MEMBERS,
+  MAX_SOCKET_MESSAGE_BYTES,
+  parseSocketMessage,
+  type ServerMessage,
+} from "./socket_protocol.ts";
 
 /** Limits and dependencies of a signaling endpoint. */
 export interface SignalingOptions {
@@ -272,10 +278,16 @@ export class SignalingHub {
  * @returns the hub holding the sockets and counters
  */
 // deno-lint-ignore no-explicit-any
-export function mountSignaling(app: Hono<any>, upgradeWebSocket: UpgradeWebSocket<any>, opts: SignalingOptions = {}): SignalingHub {
+export function mountSignaling(
+  app: Hono<any>,
+  upgradeWebSocket: UpgradeWebSocket<any>,
+  opts: SignalingOptions = {},
+): SignalingHub {
   const hub = new SignalingHub(opts);
   const gate: MiddlewareHandler = async (c, next) => {
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return c.json({ error: "expected a WebSocket upgrade" }, 426);
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return c.json({ error: "expected a WebSocket upgrade" }, 426);
+    }
     if (!hub.admits(clientAddress(c))) {
       hub.refuse();
       return c.json({ error: "too many sockets" }, 429);
@@ -307,12 +319,19 @@ export interface SignalingServer {
  * await s.close();
  * ```
  */
-export async function createSignalingServer(opts: SignalingOptions & { hostname?: string; port: number }): Promise<SignalingServer> {
+export async function createSignalingServer(
+  opts: SignalingOptions & { hostname?: string; port: number },
+): Promise<SignalingServer> {
   const app = new Hono();
   const { upgradeWebSocket, websocket } = wsUpgrader();
   const hub = mountSignaling(app, upgradeWebSocket, opts);
   app.get("/", (c) => c.json({ service: "shoal-signal", endpoint: "/signal" }));
-  const served: Served = await serve({ hostname: opts.hostname ?? "127.0.0.1", port: opts.port, fetch: app.fetch, websocket });
+  const served: Served = await serve({
+    hostname: opts.hostname ?? "127.0.0.1",
+    port: opts.port,
+    fetch: app.fetch,
+    websocket,
+  });
   return {
     url: served.url,
     port: served.port,

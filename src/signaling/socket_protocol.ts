@@ -15,7 +15,12 @@ export const MAX_ROOM_MEMBERS = 256;
 
 const id = z.string().min(1).max(128);
 
-export const ClientHello = z.object({ type: z.literal("hello"), v: z.literal(SOCKET_PROTOCOL_VERSION), room: z.string().regex(/^[0-9a-f]{16,64}$/), id });
+export const ClientHello = z.object({
+  type: z.literal("hello"),
+  v: z.literal(SOCKET_PROTOCOL_VERSION),
+  room: z.string().regex(/^[0-9a-f]{16,64}$/),
+  id,
+});
 export const ClientSignal = z.object({ type: z.literal("signal"), to: id, payload: z.unknown() });
 /** Anything a client may send. */
 export const ClientMessage = z.discriminatedUnion("type", [ClientHello, ClientSignal]);
@@ -23,7 +28,11 @@ export const ClientMessage = z.discriminatedUnion("type", [ClientHello, ClientSi
 export const ServerWelcome = z.object({ type: z.literal("welcome"), id, peers: z.array(id).max(MAX_ROOM_MEMBERS) });
 export const ServerPeers = z.object({ type: z.literal("peers"), peers: z.array(id).max(MAX_ROOM_MEMBERS) });
 export const ServerSignal = z.object({ type: z.literal("signal"), from: id, payload: z.unknown() });
-export const ServerError = z.object({ type: z.literal("error"), code: z.string().max(32), reason: z.string().max(300) });
+export const ServerError = z.object({
+  type: z.literal("error"),
+  code: z.string().max(32),
+  reason: z.string().max(300),
+});
 /** Anything the server may send. */
 export const ServerMessage = z.discriminatedUnion("type", [ServerWelcome, ServerPeers, ServerSignal, ServerError]);
 
@@ -38,7 +47,9 @@ export function parseSocketMessage<T>(schema: z.ZodType<T>, data: unknown): T | 
   let text: string;
   if (typeof data === "string") text = data;
   else if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
-    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const bytes = data instanceof ArrayBuffer
+      ? new Uint8Array(data)
+      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     if (bytes.byteLength > MAX_SOCKET_MESSAGE_BYTES) return null;
     text = new TextDecoder().decode(bytes);
   } else return null;

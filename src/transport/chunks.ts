@@ -36,7 +36,13 @@ export function splitIntoChunks(id: number, bytes: Uint8Array): ChunkMessage[] {
   const n = Math.ceil(bytes.byteLength / CHUNK_BYTES);
   const out: ChunkMessage[] = [];
   for (let i = 0; i < n; i++) {
-    out.push({ t: Kind.Chunk, id, i, n, data: bytes.subarray(i * CHUNK_BYTES, Math.min(bytes.byteLength, (i + 1) * CHUNK_BYTES)) });
+    out.push({
+      t: Kind.Chunk,
+      id,
+      i,
+      n,
+      data: bytes.subarray(i * CHUNK_BYTES, Math.min(bytes.byteLength, (i + 1) * CHUNK_BYTES)),
+    });
   }
   return out;
 }

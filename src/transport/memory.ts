@@ -12,7 +12,14 @@ import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
 import { type Message, validateMessage } from "../wire/message.ts";
 import "./messages.ts";
-import { type ConnectOptions, emptyStats, type NodeId, type Transport, type TransportHandlers, type TransportStats } from "./transport.ts";
+import {
+  type ConnectOptions,
+  emptyStats,
+  type NodeId,
+  type Transport,
+  type TransportHandlers,
+  type TransportStats,
+} from "./transport.ts";
 
 export interface LinkConditions {
   /** One-way delay. @default 1 */
@@ -181,19 +188,25 @@ export class MemoryTransport implements Transport {
       // Signaling must reach the peer: directly (the bootstrap server) or through `via`.
       const signalingOk = () => {
         if (options.via) {
-          return this.#links.has(options.via) && net.reachable(this.self, options.via) && net.reachable(options.via, peer) &&
+          return this.#links.has(options.via) && net.reachable(this.self, options.via) &&
+            net.reachable(options.via, peer) &&
             !!net.node(options.via)?.isLinked(peer);
         }
         return true;
       };
       const ok = () => signalingOk() && net.reachable(this.self, peer) && net.reachable(peer, this.self);
       if (!ok()) {
-        net.clock.setTimer(Math.min(timeoutMs, 2_000), () => reject(new Error(`Cannot connect to ${peer}: unreachable`)));
+        net.clock.setTimer(
+          Math.min(timeoutMs, 2_000),
+          () => reject(new Error(`Cannot connect to ${peer}: unreachable`)),
+        );
         return;
       }
       net.clock.setTimer(net.connectDelayMs, () => {
         const other = net.node(peer);
-        if (!this.alive || !other || !other.alive || !ok()) return reject(new Error(`Cannot connect to ${peer}: unreachable`));
+        if (!this.alive || !other || !other.alive || !ok()) {
+          return reject(new Error(`Cannot connect to ${peer}: unreachable`));
+        }
         this.linkUpLocal(peer);
         other.linkUpLocal(this.self);
         resolve();

@@ -15,7 +15,14 @@ import { ShoalError, TimeoutError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { SignalChannel } from "../signaling/client.ts";
 import { checkDescription, type DescriptionKeys, signAnswer, signOffer } from "../signaling/descriptions.ts";
-import type { Description, SignalAnswer, SignalOffer, SignalPayload, SignalReject, SignalRelay } from "../signaling/messages.ts";
+import type {
+  Description,
+  SignalAnswer,
+  SignalOffer,
+  SignalPayload,
+  SignalReject,
+  SignalRelay,
+} from "../signaling/messages.ts";
 import "../signaling/messages.ts";
 import { decodeFrame, encodeValue } from "../wire/codec.ts";
 import { deriveKey, ReplayGuard, roomId } from "../wire/envelope.ts";
@@ -23,9 +30,16 @@ import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
 import { kindName, type Message, validateMessage } from "../wire/message.ts";
 import { CHUNK_THRESHOLD_BYTES, Reassembler, splitIntoChunks } from "./chunks.ts";
-import { FrameQueue, frameOf } from "./frame_queue.ts";
+import { frameOf, FrameQueue } from "./frame_queue.ts";
 import "./messages.ts";
-import { type ConnectOptions, emptyStats, type NodeId, type Transport, type TransportHandlers, type TransportStats } from "./transport.ts";
+import {
+  type ConnectOptions,
+  emptyStats,
+  type NodeId,
+  type Transport,
+  type TransportHandlers,
+  type TransportStats,
+} from "./transport.ts";
 import { WebRtcPeer } from "./webrtc_peer.ts";
 
 /** Options of {@link WebRtcTransport}. */
@@ -119,7 +133,13 @@ export class WebRtcTransport implements Transport {
   #stats = emptyStats();
   /** Encoded bytes queued per message kind (kinds are small integers, see wire/kinds.ts). */
   readonly #bytesByKind = new Float64Array(256);
-  #signalCounters: SignalingCounters = { refused: 0, lastRefusal: null, relayed: 0, offersViaServer: 0, offersViaMesh: 0 };
+  #signalCounters: SignalingCounters = {
+    refused: 0,
+    lastRefusal: null,
+    relayed: 0,
+    offersViaServer: 0,
+    offersViaMesh: 0,
+  };
   #closed = false;
 
   constructor(opts: WebRtcTransportOptions) {
@@ -181,13 +201,17 @@ export class WebRtcTransport implements Transport {
     let path: SignalPath;
     if (options.via !== undefined) {
       if (!this.isLinked(options.via)) {
-        return Promise.reject(new ShoalError("UNREACHABLE", `Cannot connect to ${peer} via ${options.via}: no link to ${options.via}`));
+        return Promise.reject(
+          new ShoalError("UNREACHABLE", `Cannot connect to ${peer} via ${options.via}: no link to ${options.via}`),
+        );
       }
       path = { kind: "relay", via: options.via };
     } else if (this.#signaling) {
       path = { kind: "server" };
     } else {
-      return Promise.reject(new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: no signaling server and no relay given`));
+      return Promise.reject(
+        new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: no signaling server and no relay given`),
+      );
     }
     return new Promise<void>((resolve, reject) => {
       if (existing) {
@@ -223,7 +247,9 @@ export class WebRtcTransport implements Transport {
     const via = this.#routes.get(to);
     if (via !== undefined && via !== to) {
       const relay = this.#links.get(via);
-      if (relay?.state === "open") return this.#enqueue(relay, { t: Kind.Forward, from: this.self, to, ttl: 2, m: msg });
+      if (relay?.state === "open") {
+        return this.#enqueue(relay, { t: Kind.Forward, from: this.self, to, ttl: 2, m: msg });
+      }
     }
     this.#stats.droppedNoRoute++;
     return false;
@@ -263,7 +289,14 @@ export class WebRtcTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     const links = [...this.#links.values()];
-    for (const l of links) this.#drop(l, "closed locally", new ShoalError("SHUTDOWN", `Connection to ${l.peer} closed: transport closed`), true);
+    for (const l of links) {
+      this.#drop(
+        l,
+        "closed locally",
+        new ShoalError("SHUTDOWN", `Connection to ${l.peer} closed: transport closed`),
+        true,
+      );
+    }
     await Promise.all(links.map(async (l) => {
       await l.rtc.drained();
       await l.rtc.close();
@@ -293,7 +326,11 @@ export class WebRtcTransport implements Transport {
     link.timer = this.#clock.setTimer(timeoutMs, () => {
       link.timer = null;
       if (this.#links.get(peer) === link && link.state !== "open") {
-        this.#drop(link, "connect timeout", new TimeoutError(`Cannot connect to ${peer}: no open channel after ${timeoutMs} ms`));
+        this.#drop(
+          link,
+          "connect timeout",
+          new TimeoutError(`Cannot connect to ${peer}: no open channel after ${timeoutMs} ms`),
+        );
       }
     });
     return link;
@@ -383,7 +420,13 @@ export class WebRtcTransport implements Transport {
     try {
       sdp = await rtc.createOffer();
     } catch (err) {
-      if (link.rtc === rtc) this.#drop(link, "offer failed", new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`));
+      if (link.rtc === rtc) {
+        this.#drop(
+          link,
+          "offer failed",
+          new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`),
+        );
+      }
       return;
     }
     if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering") return;
@@ -393,7 +436,11 @@ export class WebRtcTransport implements Transport {
     else this.#signalCounters.offersViaMesh++;
     if (!this.#sendSignal(link.path, link.peer, offer)) {
       const how = link.path.kind === "server" ? "the signaling server" : `relay ${link.path.via}`;
-      this.#drop(link, "offer not sent", new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: cannot send the offer through ${how}`));
+      this.#drop(
+        link,
+        "offer not sent",
+        new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: cannot send the offer through ${how}`),
+      );
     }
   }
 
@@ -433,13 +480,21 @@ export class WebRtcTransport implements Transport {
     if (refusal) {
       this.#signalCounters.refused++;
       this.#signalCounters.lastRefusal = refusal.reason;
-      this.#log.warn("signaling.refused", { peer: from, kind: d.t === Kind.SignalOffer ? "offer" : "answer", reason: refusal.reason });
+      this.#log.warn("signaling.refused", {
+        peer: from,
+        kind: d.t === Kind.SignalOffer ? "offer" : "answer",
+        reason: refusal.reason,
+      });
       this.#reject(path, from, desc.nonce, refusal.code, refusal.reason);
       // A refused answer also ends our attempt: the answerer cannot be trusted.
       if (d.t === Kind.SignalAnswer) {
         const link = this.#links.get(from);
         if (link && link.state === "offering" && link.nonce === (d as SignalAnswer).re) {
-          this.#drop(link, "answer refused", new ShoalError(refusal.code, `Cannot connect to ${from}: ${refusal.reason}`));
+          this.#drop(
+            link,
+            "answer refused",
+            new ShoalError(refusal.code, `Cannot connect to ${from}: ${refusal.reason}`),
+          );
         }
       }
       return;
@@ -478,14 +533,24 @@ export class WebRtcTransport implements Transport {
     try {
       sdp = await rtc.acceptOffer(offer.sdp);
     } catch (err) {
-      if (link.rtc === rtc) this.#drop(link, "bad offer", new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: ${(err as Error).message}`));
+      if (link.rtc === rtc) {
+        this.#drop(
+          link,
+          "bad offer",
+          new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: ${(err as Error).message}`),
+        );
+      }
       return;
     }
     if (link.rtc !== rtc || this.#links.get(peer) !== link) return;
     const answer = signAnswer(this.#keys, peer, sdp, offer.nonce, this.#clock.now());
     link.nonce = answer.nonce;
     if (!this.#sendSignal(path, peer, answer)) {
-      this.#drop(link, "answer not sent", new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: cannot send the answer`));
+      this.#drop(
+        link,
+        "answer not sent",
+        new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: cannot send the answer`),
+      );
     }
   }
 
@@ -496,7 +561,13 @@ export class WebRtcTransport implements Transport {
     try {
       await rtc.acceptAnswer(answer.sdp);
     } catch (err) {
-      if (link.rtc === rtc) this.#drop(link, "bad answer", new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`));
+      if (link.rtc === rtc) {
+        this.#drop(
+          link,
+          "bad answer",
+          new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`),
+        );
+      }
     }
   }
 
@@ -527,7 +598,14 @@ export class WebRtcTransport implements Transport {
             t: Kind.SignalRelay,
             from: m.to,
             to: m.from,
-            d: { t: Kind.SignalReject, from: m.to, to: m.from, re: d.msg.nonce, code: "UNREACHABLE", reason: `relay ${this.self} has no link to ${m.to}` },
+            d: {
+              t: Kind.SignalReject,
+              from: m.to,
+              to: m.from,
+              re: d.msg.nonce,
+              code: "UNREACHABLE",
+              reason: `relay ${this.self} has no link to ${m.to}`,
+            },
           });
         }
       }
@@ -601,7 +679,11 @@ export class WebRtcTransport implements Transport {
     try {
       link.rtc.send(frame);
     } catch (err) {
-      this.#drop(link, `send failed: ${(err as Error).message}`, new ShoalError("UNREACHABLE", `Link to ${link.peer} failed`));
+      this.#drop(
+        link,
+        `send failed: ${(err as Error).message}`,
+        new ShoalError("UNREACHABLE", `Link to ${link.peer} failed`),
+      );
       return false;
     }
     this.#stats.framesSent++;
@@ -664,7 +746,13 @@ export class WebRtcTransport implements Transport {
       case Kind.SignalRelay:
         return this.#onRelay(link.peer, m as unknown as SignalRelay);
       case Kind.LinkClose:
-        if (!reassembled) this.#drop(link, "closed by peer", new ShoalError("UNREACHABLE", `Connection to ${link.peer} closed by peer`));
+        if (!reassembled) {
+          this.#drop(
+            link,
+            "closed by peer",
+            new ShoalError("UNREACHABLE", `Connection to ${link.peer} closed by peer`),
+          );
+        }
         return;
       case Kind.SignalOffer:
       case Kind.SignalAnswer:

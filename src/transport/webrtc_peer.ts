@@ -142,7 +142,6 @@ export function tuneSackPolicy(sctp: any): boolean {
   return true;
 }
 
-
 /** One werift peer connection with one data channel. */
 export class WebRtcPeer {
   /** 'bufferedLow' fires when bufferedAmount drops to this. */
@@ -159,7 +158,9 @@ export class WebRtcPeer {
     this.#gatherTimeoutMs = opts.gatherTimeoutMs ?? 5_000;
     this.#pc = new RTCPeerConnection({
       iceServers: opts.iceServers.map((s) => ({ ...s })),
-      ...(opts.iceAdditionalHostAddresses?.length ? { iceAdditionalHostAddresses: opts.iceAdditionalHostAddresses } : {}),
+      ...(opts.iceAdditionalHostAddresses?.length
+        ? { iceAdditionalHostAddresses: opts.iceAdditionalHostAddresses }
+        : {}),
     });
     this.#dc = this.#pc.createDataChannel("shoal", { negotiated: true, id: 0, ordered: true });
     this.#dc.bufferedAmountLowThreshold = WebRtcPeer.lowWaterBytes;

@@ -23,7 +23,9 @@ export function decodeValue(bytes: Uint8Array): unknown {
 
 /** Encodes a batch of messages into one frame. */
 export function encodeFrame(msgs: readonly Message[]): Uint8Array {
-  if (msgs.length > Limits.maxBatchLength) throw new RangeError(`Cannot encode frame: ${msgs.length} messages exceed ${Limits.maxBatchLength}`);
+  if (msgs.length > Limits.maxBatchLength) {
+    throw new RangeError(`Cannot encode frame: ${msgs.length} messages exceed ${Limits.maxBatchLength}`);
+  }
   return encoder.encode([PROTOCOL_VERSION, msgs]);
 }
 
@@ -43,18 +45,26 @@ export interface DecodedFrame {
  */
 export function decodeFrame(bytes: Uint8Array, maxBytes: number = Limits.maxFrameBytes): DecodedFrame {
   if (!(bytes instanceof Uint8Array)) return { ok: false, msgs: [], dropped: 1, reason: "frame is not bytes" };
-  if (bytes.byteLength > maxBytes) return { ok: false, msgs: [], dropped: 1, reason: `frame of ${bytes.byteLength} bytes exceeds ${maxBytes}` };
+  if (bytes.byteLength > maxBytes) {
+    return { ok: false, msgs: [], dropped: 1, reason: `frame of ${bytes.byteLength} bytes exceeds ${maxBytes}` };
+  }
   let raw: unknown;
   try {
     raw = decoder.decode(bytes);
   } catch (e) {
     return { ok: false, msgs: [], dropped: 1, reason: `undecodable frame: ${(e as Error).message?.slice(0, 80)}` };
   }
-  if (!Array.isArray(raw) || raw.length !== 2) return { ok: false, msgs: [], dropped: 1, reason: "frame is not [version, messages]" };
-  if (raw[0] !== PROTOCOL_VERSION) return { ok: false, msgs: [], dropped: 1, reason: `unsupported protocol version ${String(raw[0])}` };
+  if (!Array.isArray(raw) || raw.length !== 2) {
+    return { ok: false, msgs: [], dropped: 1, reason: "frame is not [version, messages]" };
+  }
+  if (raw[0] !== PROTOCOL_VERSION) {
+    return { ok: false, msgs: [], dropped: 1, reason: `unsupported protocol version ${String(raw[0])}` };
+  }
   const list = raw[1];
   if (!Array.isArray(list)) return { ok: false, msgs: [], dropped: 1, reason: "frame messages are not a list" };
-  if (list.length > Limits.maxBatchLength) return { ok: false, msgs: [], dropped: 1, reason: "frame holds too many messages" };
+  if (list.length > Limits.maxBatchLength) {
+    return { ok: false, msgs: [], dropped: 1, reason: "frame holds too many messages" };
+  }
   const msgs: Message[] = [];
   let dropped = 0;
   let reason: string | undefined;

@@ -51,7 +51,9 @@ export class ReplayGuard {
 
   /** @returns null when fresh (and records it), or the reason it is refused */
   check(nonce: string, timestampMs: number, nowMs: number): string | null {
-    if (!Number.isFinite(timestampMs) || Math.abs(nowMs - timestampMs) > this.windowMs) return "timestamp outside the replay window";
+    if (!Number.isFinite(timestampMs) || Math.abs(nowMs - timestampMs) > this.windowMs) {
+      return "timestamp outside the replay window";
+    }
     this.#expire(nowMs);
     if (this.#seen.has(nonce)) return "nonce already used (replay)";
     if (this.#seen.size >= this.maxNonces) return "replay guard full";

@@ -43,7 +43,9 @@ const expected: RegExp[] = [
 ];
 const missing = expected.filter((re) => !re.test(stdout));
 if (status.code !== 0) {
-  console.error(`FAIL: deno run -A mod.ts demo exited with code ${status.code}${status.signal ? ` (signal ${status.signal})` : ""}`);
+  console.error(
+    `FAIL: deno run -A mod.ts demo exited with code ${status.code}${status.signal ? ` (signal ${status.signal})` : ""}`,
+  );
   Deno.exit(status.code || 1);
 }
 if (missing.length > 0) {

@@ -6,13 +6,23 @@
 const root = new URL("../..", import.meta.url).pathname;
 
 async function runExample(file: string, expected: RegExp[]): Promise<string | undefined> {
-  const child = new Deno.Command(Deno.execPath(), { args: ["run", "-A", file], cwd: root, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", file],
+    cwd: root,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   const guard = setTimeout(() => child.kill("SIGKILL"), 120_000);
   const out = await child.output();
   clearTimeout(guard);
   const stdout = new TextDecoder().decode(out.stdout);
   const stderr = new TextDecoder().decode(out.stderr);
-  if (out.code !== 0) return `${file} exited with code ${out.code}${out.signal ? ` (${out.signal})` : ""}\n${stdout}\n${stderr.slice(-4000)}`;
+  if (out.code !== 0) {
+    return `${file} exited with code ${out.code}${out.signal ? ` (${out.signal})` : ""}\n${stdout}\n${
+      stderr.slice(-4000)
+    }`;
+  }
   const missing = expected.filter((re) => !re.test(stdout));
   if (missing.length > 0) return `${file} exited 0 but its output lacks ${missing.map(String).join(", ")}\n${stdout}`;
   console.log(`ok   deno run -A ${file}`);

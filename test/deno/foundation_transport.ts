@@ -28,7 +28,14 @@ async function node(id: string, secret = "deno-secret") {
   const sc = new SignalingClient({ url: server.url, cluster: "deno", self: id });
   await sc.start();
   clients.push(sc);
-  const t = new WebRtcTransport({ self: id, cluster: "deno", secret, signaling: sc, iceServers: [], connectTimeoutMs: 10_000 });
+  const t = new WebRtcTransport({
+    self: id,
+    cluster: "deno",
+    secret,
+    signaling: sc,
+    iceServers: [],
+    connectTimeoutMs: 10_000,
+  });
   got[id] = [];
   t.setHandlers({ message: (from, msg) => got[id].push({ from, msg }), linkUp() {}, linkDown() {} });
   return t;

@@ -34,17 +34,30 @@ const cluster = flag("cluster", "mp")!;
 const secret = flag("secret", "mp-secret")!;
 const tamper = flag("tamper");
 const out = (o: Record<string, unknown>) => writeStdoutLine(JSON.stringify(o));
-const FAKE_FP = "sha-256 " + Array.from({ length: 32 }, (_, i) => (i * 7 % 256).toString(16).padStart(2, "0").toUpperCase()).join(":");
+const FAKE_FP = "sha-256 " +
+  Array.from({ length: 32 }, (_, i) => (i * 7 % 256).toString(16).padStart(2, "0").toUpperCase()).join(":");
 const relayHook = !tamper ? undefined : (m: SignalRelay): SignalRelay => {
   const d = m.d as { t: number; sdp: string; sig: string };
   if (d.t !== Kind.SignalOffer) return m;
-  if (tamper === "fp") return { ...m, d: { ...d, sdp: d.sdp.replace(/a=fingerprint:\S+ \S+/, `a=fingerprint:${FAKE_FP}`) } };
+  if (tamper === "fp") {
+    return { ...m, d: { ...d, sdp: d.sdp.replace(/a=fingerprint:\S+ \S+/, `a=fingerprint:${FAKE_FP}`) } };
+  }
   return { ...m, d: { ...d, sig: "f".repeat(64) } };
 };
 
-const signaling = signalUrl ? new SignalingClient({ url: signalUrl, cluster, self: id, backoffMinMs: 100, backoffMaxMs: 500 }) : undefined;
+const signaling = signalUrl
+  ? new SignalingClient({ url: signalUrl, cluster, self: id, backoffMinMs: 100, backoffMaxMs: 500 })
+  : undefined;
 if (signaling) await signaling.start();
-const t = new WebRtcTransport({ self: id, cluster, secret, signaling, iceServers: [], connectTimeoutMs: 10_000, relayHook });
+const t = new WebRtcTransport({
+  self: id,
+  cluster,
+  secret,
+  signaling,
+  iceServers: [],
+  connectTimeoutMs: 10_000,
+  relayHook,
+});
 const received: Record<string, number> = {};
 const order: Record<string, number> = {};
 let outOfOrder = 0;
@@ -77,7 +90,14 @@ rl.on("line", async (line: string) => {
         await t.connect(peer, c.via ? { via: String(c.via) } : {});
         out({ event: "connected", id: c.id, peer, ok: true, ms: Math.round(performance.now() - started) });
       } catch (err) {
-        out({ event: "connected", id: c.id, peer, ok: false, code: (err as { code?: string }).code, error: String((err as Error).message) });
+        out({
+          event: "connected",
+          id: c.id,
+          peer,
+          ok: false,
+          code: (err as { code?: string }).code,
+          error: String((err as Error).message),
+        });
       }
       break;
     }
@@ -93,7 +113,14 @@ rl.on("line", async (line: string) => {
       out({ event: "counts", received, outOfOrder });
       break;
     case "stats":
-      out({ event: "stats", runtime: runtimeName(), links: t.links(), transport: t.stats(), signaling: t.signalingCounters(), signalingConnected: signaling?.connected ?? false });
+      out({
+        event: "stats",
+        runtime: runtimeName(),
+        links: t.links(),
+        transport: t.stats(),
+        signaling: t.signalingCounters(),
+        signalingConnected: signaling?.connected ?? false,
+      });
       break;
     case "exit":
       await t.close();

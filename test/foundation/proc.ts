@@ -51,7 +51,9 @@ export class Proc {
     for (;;) {
       const hit = this.events.slice(from).find(pred);
       if (hit) return hit;
-      if (this.p.exitCode !== null) throw new Error(`${this.name} exited (${this.p.exitCode}) while waiting for ${what}\n${this.stderr}`);
+      if (this.p.exitCode !== null) {
+        throw new Error(`${this.name} exited (${this.p.exitCode}) while waiting for ${what}\n${this.stderr}`);
+      }
       if (Date.now() > end) throw new Error(`${this.name}: timed out waiting for ${what}\n${this.stderr}`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, Math.max(1, end - Date.now()));
@@ -72,7 +74,12 @@ export class Proc {
   async ask(cmd: Record<string, unknown>, event: string, timeoutMs = 20_000): Promise<Event> {
     const from = this.events.length;
     this.send(cmd);
-    return this.waitFor((e) => e.event === event && (cmd.id === undefined || e.id === cmd.id), `${event} for ${JSON.stringify(cmd)}`, timeoutMs, from);
+    return this.waitFor(
+      (e) => e.event === event && (cmd.id === undefined || e.id === cmd.id),
+      `${event} for ${JSON.stringify(cmd)}`,
+      timeoutMs,
+      from,
+    );
   }
 
   kill(signal: "SIGKILL" | "SIGTERM" = "SIGTERM"): void {
@@ -83,6 +90,12 @@ export class Proc {
 /** Spawns `bun run` or `deno run -A` on a script (path relative to the repo root). */
 export function spawnScript(name: string, runtime: "bun" | "deno", script: string, args: string[]): Proc {
   const cmd = runtime === "bun" ? [`${BIN}bun`, "run", script, ...args] : [`${BIN}deno`, "run", "-A", script, ...args];
-  const p = Bun.spawn(cmd, { cwd: ROOT, stdin: "pipe", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+  const p = Bun.spawn(cmd, {
+    cwd: ROOT,
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   return new Proc(name, p);
 }

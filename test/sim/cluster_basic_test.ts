@@ -2,7 +2,13 @@ import { describe, expect, test } from "bun:test";
 import { Membership } from "../../src/cluster/membership.ts";
 import { ShoalError } from "../../src/core/errors.ts";
 import { MessageRouter } from "../../src/transport/router.ts";
-import { clusterSimulation, mastersOf, startMember, stillListing, viewDisagreement } from "../../src/sim/cluster_sim.ts";
+import {
+  clusterSimulation,
+  mastersOf,
+  startMember,
+  stillListing,
+  viewDisagreement,
+} from "../../src/sim/cluster_sim.ts";
 import { withSeed } from "../../src/sim/seed.ts";
 
 const FILE = "test/sim/cluster_basic_test.ts";
@@ -16,7 +22,12 @@ async function formCluster(seed: number, n: number, encode = true) {
     const node = sim.spawn();
     startMember(node, [sim.liveIds()[sim.rng.int(i)]]);
   }
-  await sim.until(() => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null, 20_000, 50, () => viewDisagreement(sim.liveNodes(), sim.liveIds())!);
+  await sim.until(
+    () => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null,
+    20_000,
+    50,
+    () => viewDisagreement(sim.liveNodes(), sim.liveIds())!,
+  );
   return sim;
 }
 
@@ -46,7 +57,9 @@ describe("membership in a small simulated cluster", () => {
       expect(t).toBeLessThan(5_000);
       await sim.until(() => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null, 5_000);
       for (const n of sim.liveNodes()) {
-        expect(n.events.some((e) => e.type === "memberRemoved" && e.member.id === victim && e.reason === "dead")).toBe(true);
+        expect(n.events.some((e) => e.type === "memberRemoved" && e.member.id === victim && e.reason === "dead")).toBe(
+          true,
+        );
       }
     }));
 
@@ -56,11 +69,17 @@ describe("membership in a small simulated cluster", () => {
       const [oldMaster, next] = sim.liveIds();
       const epochBefore = sim.node(next)!.m.masterEpoch;
       sim.crash(oldMaster);
-      await sim.until(() => mastersOf(sim.liveNodes()).length === 1 && mastersOf(sim.liveNodes())[0] === next, 10_000, 20);
+      await sim.until(
+        () => mastersOf(sim.liveNodes()).length === 1 && mastersOf(sim.liveNodes())[0] === next,
+        10_000,
+        20,
+      );
       await sim.until(() => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null, 5_000);
       for (const n of sim.liveNodes()) {
         expect(n.m.masterEpoch).toBeGreaterThan(epochBefore);
-        expect(n.events.some((e) => e.type === "masterChanged" && e.master === next && e.previous === oldMaster)).toBe(true);
+        expect(n.events.some((e) => e.type === "masterChanged" && e.master === next && e.previous === oldMaster)).toBe(
+          true,
+        );
       }
       expect(new Set(sim.liveNodes().map((n) => n.m.masterEpoch)).size).toBe(1);
       // The new master admits joiners.
@@ -81,7 +100,8 @@ describe("membership in a small simulated cluster", () => {
       const rest = sim.liveNodes();
       for (const n of rest) {
         expect(n.m.member(leaver.id)).toBeUndefined();
-        expect(n.events.some((e) => e.type === "memberRemoved" && e.member.id === leaver.id && e.reason === "left")).toBe(true);
+        expect(n.events.some((e) => e.type === "memberRemoved" && e.member.id === leaver.id && e.reason === "left"))
+          .toBe(true);
       }
       await sim.until(() => viewDisagreement(rest, sim.liveIds()) === null, 3_000);
       expect(mastersOf(rest)).toEqual([sim.liveIds()[0]]);
@@ -108,7 +128,9 @@ describe("membership in a small simulated cluster", () => {
       expect(results.length).toBe(2);
       const codes = results.map((e) => (e as ShoalError).code).sort();
       expect(codes).toEqual(["AUTH_FAILED", "REFUSED"]);
-      expect(String((results.find((e) => (e as ShoalError).code === "AUTH_FAILED") as Error).message)).toContain("secret");
+      expect(String((results.find((e) => (e as ShoalError).code === "AUTH_FAILED") as Error).message)).toContain(
+        "secret",
+      );
       for (const n of sim.liveNodes()) expect(n.m.members().length).toBe(3);
       expect(sim.liveNodes().reduce((s, n) => s + n.m.stats.joinsRefused, 0)).toBe(2);
     }));

@@ -22,13 +22,19 @@ describe("failure detection under message loss", () => {
       await sim.run(10 * 60_000);
 
       const nodes = sim.liveNodes();
-      const removed = nodes.flatMap((x) => x.events.filter((e) => e.type === "memberRemoved").map((e) => `${x.id} removed ${e.type === "memberRemoved" && e.member.id}`));
+      const removed = nodes.flatMap((x) =>
+        x.events.filter((e) => e.type === "memberRemoved").map((e) =>
+          `${x.id} removed ${e.type === "memberRemoved" && e.member.id}`
+        )
+      );
       expect(removed).toEqual([]);
       expect(nodes.reduce((s, x) => s + x.m.stats.deadVerdicts, 0)).toBe(0);
       // Suspicions did happen (so the test exercised refutation), and were refuted.
       const suspicions = nodes.reduce((s, x) => s + x.m.stats.suspicions, 0);
       const refutations = nodes.reduce((s, x) => s + x.m.stats.refutations, 0);
-      console.log(`5 % loss, ${n} members, 10 min: ${suspicions} suspicions, ${refutations} refutations, ${sim.net.lost} messages lost`);
+      console.log(
+        `5 % loss, ${n} members, 10 min: ${suspicions} suspicions, ${refutations} refutations, ${sim.net.lost} messages lost`,
+      );
       expect(refutations).toBeGreaterThan(0);
       expect(mastersOf(nodes)).toEqual([sim.liveIds()[0]]);
       expect(viewDisagreement(nodes, sim.liveIds())).toBeNull();

@@ -13,7 +13,7 @@
 import type { DataGridConfig } from "../../src/map/data_grid.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
 import { replicationComplete } from "./imap_chaos.ts";
-import { imapSimulation, type ImapSimNode } from "./imap_sim.ts";
+import { type ImapSimNode, imapSimulation } from "./imap_sim.ts";
 
 export interface BulkOptions {
   seed: number;
@@ -73,7 +73,15 @@ export async function runBulk(opts: BulkOptions): Promise<BulkResult> {
   const maxStallMs = opts.maxStallMs ?? 1500;
   const joinInRound = opts.joinInRound ?? 0;
   const problems: string[] = [];
-  const stats: BulkResult["stats"] = { ackedCalls: 0, failedCalls: 0, stalls: 0, joined: false, checkedKeys: 0, sizes: [], virtualMs: 0 };
+  const stats: BulkResult["stats"] = {
+    ackedCalls: 0,
+    failedCalls: 0,
+    stalls: 0,
+    joined: false,
+    checkedKeys: 0,
+    sizes: [],
+    virtualMs: 0,
+  };
   const liteIds = new Set<NodeId>();
   const sim = imapSimulation({
     seed: opts.seed,
@@ -91,7 +99,9 @@ export async function runBulk(opts: BulkOptions): Promise<BulkResult> {
   const data = () => sim.liveNodes().filter((n) => !liteIds.has(n.id));
   const complete = () => replicationComplete(data(), P, 1);
   const waitFor = async (what: string, pred: () => boolean, timeoutMs: number) => {
-    await sim.until(pred, timeoutMs, 50, () => `${what}: ${complete()}`).catch((e) => problems.push(String((e as Error).message)));
+    await sim.until(pred, timeoutMs, 50, () => `${what}: ${complete()}`).catch((e) =>
+      problems.push(String((e as Error).message))
+    );
   };
 
   // ---- form the cluster: data members, then a lite client -----------------------------------
@@ -164,7 +174,9 @@ export async function runBulk(opts: BulkOptions): Promise<BulkResult> {
     });
     let done = false;
     void Promise.all(loaders).then(() => void (done = true));
-    await sim.until(() => done, 600_000, 20, () => `round ${round} did not finish`).catch((e) => problems.push(String((e as Error).message)));
+    await sim.until(() => done, 600_000, 20, () => `round ${round} did not finish`).catch((e) =>
+      problems.push(String((e as Error).message))
+    );
   }
   chaos = false;
   sim.setLoss(0);
@@ -174,7 +186,9 @@ export async function runBulk(opts: BulkOptions): Promise<BulkResult> {
   const await_ = async <T>(p: Promise<T>): Promise<T | Error> => {
     let out: T | Error = new Error("pending");
     let settled = false;
-    p.then((v) => (out = v), (e) => (out = e instanceof Error ? e : new Error(String(e)))).finally(() => (settled = true));
+    p.then((v) => (out = v), (e) => (out = e instanceof Error ? e : new Error(String(e)))).finally(
+      () => (settled = true),
+    );
     await sim.until(() => settled, 120_000, 10).catch(() => {});
     return out;
   };
@@ -190,11 +204,15 @@ export async function runBulk(opts: BulkOptions): Promise<BulkResult> {
       const a = acked[mi][k];
       const v = got.get(`k${k}`);
       const maybe = (failed[mi].get(k) ?? []).filter((r) => r > a);
-      const ok = v === undefined ? a < 0 && true : (a >= 0 && v === value(a, k)) || maybe.some((r) => v === value(r, k));
+      const ok = v === undefined
+        ? a < 0 && true
+        : (a >= 0 && v === value(a, k)) || maybe.some((r) => v === value(r, k));
       if (!ok) wrong.push(`k${k}: ${v ?? "missing"} (last acked round ${a})`);
       else stats.checkedKeys++;
     }
-    if (wrong.length) problems.push(`bulk${mi}: ${wrong.length} keys lost or rolled back, e.g. ${wrong.slice(0, 5).join("; ")}`);
+    if (wrong.length) {
+      problems.push(`bulk${mi}: ${wrong.length} keys lost or rolled back, e.g. ${wrong.slice(0, 5).join("; ")}`);
+    }
     const size = await await_(map.size());
     if (size instanceof Error) problems.push(`size() of bulk${mi} failed: ${size.message}`);
     else {

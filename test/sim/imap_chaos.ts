@@ -9,7 +9,7 @@
 import type { ReplicaDebug } from "../../src/map/map_service.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
 import { checkLinearizable, checkNoLostWrites, History } from "../support/history_checker.ts";
-import { imapSimulation, type ImapSimNode } from "./imap_sim.ts";
+import { type ImapSimNode, imapSimulation } from "./imap_sim.ts";
 
 export interface ChaosOptions {
   seed: number;
@@ -69,7 +69,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const chaosMs = opts.chaosMs ?? 15_000;
   const nKeys = opts.keys ?? 8;
   const problems: string[] = [];
-  const stats: ChaosResult["stats"] = { crashes: 0, restarts: 0, joins: 0, opsOk: 0, opsFailed: 0, ackedWrites: 0, invariantChecks: 0, falsePositives: 0, mergeEvents: 0, splitSteps: 0, outside: 0, virtualMs: 0, recoveryMs: 0 };
+  const stats: ChaosResult["stats"] = {
+    crashes: 0,
+    restarts: 0,
+    joins: 0,
+    opsOk: 0,
+    opsFailed: 0,
+    ackedWrites: 0,
+    invariantChecks: 0,
+    falsePositives: 0,
+    mergeEvents: 0,
+    splitSteps: 0,
+    outside: 0,
+    virtualMs: 0,
+    recoveryMs: 0,
+  };
   const say = (s: string) => opts.verbose && console.log(`[${sim.clock.now() - t0}] ${s}`);
 
   // Every tenth run round-trips each message through the codec and its schema (slower).
@@ -81,7 +95,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     tickMs: 10,
     logLevel: opts.logLevel,
     // Odd seeds: backups ack writes straight to the caller; even seeds: through the primary.
-    grid: { partitionCount: P, backupCount, asyncBackupCount: 0, lite: false, invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 }, map: { directBackupAcks: opts.seed % 2 === 1 } },
+    grid: {
+      partitionCount: P,
+      backupCount,
+      asyncBackupCount: 0,
+      lite: false,
+      invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 },
+      map: { directBackupAcks: opts.seed % 2 === 1 },
+    },
     problems,
     onNode: (node) => {
       node.m.subscribe((e) => {
@@ -90,7 +111,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       });
       if (opts.verbose) {
         node.m.subscribe((e) => {
-          if (e.type === "masterChanged" || e.type === "memberRemoved") console.log(`[${sim.clock.now() - 1_700_000_000_000}] ${node.id} ${e.type} ${e.type === "masterChanged" ? e.master : e.member.id}`);
+          if (e.type === "masterChanged" || e.type === "memberRemoved") {
+            console.log(
+              `[${sim.clock.now() - 1_700_000_000_000}] ${node.id} ${e.type} ${
+                e.type === "masterChanged" ? e.master : e.member.id
+              }`,
+            );
+          }
         });
       }
     },
@@ -111,8 +138,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const first = sim.spawn();
   void first.m.start([]);
   for (let i = 1; i < 5; i++) void sim.spawn().m.start([first.id]);
-  await sim.until(() => converged(live()), 30_000, 50, () => "initial membership did not converge").catch((e) => problems.push(String(e)));
-  await sim.until(() => replicationComplete(live(), P, backupCount) === null, 30_000, 50, () => "initial table incomplete").catch((e) => problems.push(String(e)));
+  await sim.until(() => converged(live()), 30_000, 50, () => "initial membership did not converge").catch((e) =>
+    problems.push(String(e))
+  );
+  await sim.until(
+    () => replicationComplete(live(), P, backupCount) === null,
+    30_000,
+    50,
+    () => "initial table incomplete",
+  ).catch((e) => problems.push(String(e)));
   if (problems.length) return { seed: opts.seed, ok: false, problems, stats };
   sim.setLoss(opts.loss ?? 0.05);
 
@@ -132,7 +166,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         const value = kind === "put" ? `${node.id}-${seq++}` : undefined;
         const op = history.invoke(key, kind, sim.clock.now(), value, node.id);
         try {
-          const res = kind === "put" ? await map.put(key, value!) : kind === "get" ? await map.get(key) : await map.remove(key);
+          const res = kind === "put"
+            ? await map.put(key, value!)
+            : kind === "get"
+            ? await map.get(key)
+            : await map.remove(key);
           history.ok(op, sim.clock.now(), res);
           stats.opsOk++;
           if (kind !== "get") stats.ackedWrites++;
@@ -165,7 +203,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     for (const n of live()) {
       const t = n.grid.partitions.table;
       const r = n.grid.maps.debugReplicas().find((x) => x.p === p);
-      parts.push(`${n.id}:v${t.version}[${t.replicas[p].join(",")}]e${t.epochs[p]}${r ? (r.primary ? " PRIM" : " rep") + ` l${r.lineage} s${r.seq}` + (r.followers ? " f=" + r.followers.map((f) => `${f.id}/${f.role}/${f.confirmed ? "c" : "u"}${f.acked}`).join(";") : "") : ""}`);
+      parts.push(
+        `${n.id}:v${t.version}[${t.replicas[p].join(",")}]e${t.epochs[p]}${
+          r
+            ? (r.primary ? " PRIM" : " rep") + ` l${r.lineage} s${r.seq}` + (r.followers
+              ? " f=" + r.followers.map((f) =>
+                `${f.id}/${f.role}/${f.confirmed ? "c" : "u"}${f.acked}`
+              ).join(";")
+              : "")
+            : ""
+        }`,
+      );
     }
     const line = parts.join(" | ");
     if (line !== lastTrace) say(line);
@@ -228,7 +276,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   stats.recoveryMs = sim.clock.now() - recStart;
   stats.outside = alive().length - live().length;
   if (why !== null) {
-    const views = live().map((n) => `${n.id}: master ${n.m.master()} members ${n.m.members().map((x) => x.id).join(",")} table v${n.grid.partitions.table.version}${n.grid.partitions.masterActive ? " (active master)" : ""}`);
+    const views = live().map((n) =>
+      `${n.id}: master ${n.m.master()} members ${
+        n.m.members().map((x) => x.id).join(",")
+      } table v${n.grid.partitions.table.version}${n.grid.partitions.masterActive ? " (active master)" : ""}`
+    );
     problems.push(`replicas not back to full count and agreeing 60 s after chaos: ${why}; views: ${views.join(" / ")}`);
   }
 
@@ -239,7 +291,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const op = history.invoke(key, "get", sim.clock.now());
     const p = reader.get(key);
     let done = false;
-    p.then((v) => (history.ok(op, sim.clock.now(), v), (done = true)), () => (history.fail(op), (done = true), problems.push(`final read of ${key} failed`)));
+    p.then(
+      (v) => (history.ok(op, sim.clock.now(), v), (done = true)),
+      () => (history.fail(op), (done = true), problems.push(`final read of ${key} failed`)),
+    );
     while (!done) await sim.run(10);
   }
   // Epochs and lineages are unique even across concurrent masters, so the replica invariants
@@ -253,7 +308,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   if (opts.verbose && !lin.ok) {
     for (const k of history.keys()) {
       if (!lin.problems.some((x) => x.startsWith(`key ${k}:`))) continue;
-      for (const o of history.ops.filter((o) => o.key === k)) console.log(JSON.stringify({ ...o, invokeAt: o.invokeAt - t0, endAt: o.endAt - t0 }));
+      for (const o of history.ops.filter((o) => o.key === k)) {
+        console.log(JSON.stringify({ ...o, invokeAt: o.invokeAt - t0, endAt: o.endAt - t0 }));
+      }
     }
   }
   stats.virtualMs = sim.clock.now() - t0;
@@ -286,8 +343,16 @@ export function replicationComplete(nodes: ImapSimNode[], P: number, backupCount
   const master = nodes.find((n) => n.grid.partitions.masterActive);
   if (!master) return "no active master";
   const t = master.grid.partitions.table;
-  if (t.migrations.size > 0) return `${t.migrations.size} migrations in flight (${[...t.migrations].map(([p, row]) => `${p}: [${t.replicas[p].join(",")}] → [${row.join(",")}]`).join("; ")})`;
-  for (const n of nodes) if (n.grid.partitions.table.version !== t.version) return `${n.id} has table ${n.grid.partitions.table.version}, master ${t.version}`;
+  if (t.migrations.size > 0) {
+    return `${t.migrations.size} migrations in flight (${
+      [...t.migrations].map(([p, row]) => `${p}: [${t.replicas[p].join(",")}] → [${row.join(",")}]`).join("; ")
+    })`;
+  }
+  for (const n of nodes) {
+    if (
+      n.grid.partitions.table.version !== t.version
+    ) return `${n.id} has table ${n.grid.partitions.table.version}, master ${t.version}`;
+  }
   const byId = new Map(nodes.map((n) => [n.id, new Map(n.grid.maps.debugReplicas().map((r) => [r.p, r]))]));
   const wanted = Math.min(1 + backupCount, nodes.filter((n) => !n.grid.partitions.config.lite).length);
   for (let p = 0; p < P; p++) {
@@ -296,9 +361,14 @@ export function replicationComplete(nodes: ImapSimNode[], P: number, backupCount
     const reps = row.map((id) => byId.get(id)?.get(p));
     if (reps.some((r) => !r)) return `partition ${p}: a replica holds no data`;
     const prim = reps[0]!;
-    if (!prim.primary || prim.epoch !== t.epochs[p]) return `partition ${p}: ${row[0]} is not acting primary at epoch ${t.epochs[p]}`;
+    if (!prim.primary || prim.epoch !== t.epochs[p]) {
+      return `partition ${p}: ${row[0]} is not acting primary at epoch ${t.epochs[p]}`;
+    }
     for (const r of reps.slice(1)) {
-      if (r!.lineage !== prim.lineage || r!.seq !== prim.seq || r!.digest[0] !== prim.digest[0] || r!.digest[1] !== prim.digest[1]) {
+      if (
+        r!.lineage !== prim.lineage || r!.seq !== prim.seq || r!.digest[0] !== prim.digest[0] ||
+        r!.digest[1] !== prim.digest[1]
+      ) {
         return `partition ${p}: a backup is at ${r!.lineage}/${r!.seq}, primary at ${prim.lineage}/${prim.seq}`;
       }
     }
@@ -318,7 +388,7 @@ export function checkInvariants(nodes: ImapSimNode[], P: number, problems: strin
   const byNode = new Map<NodeId, Map<number, ReplicaDebug>>();
   for (const [id, r] of all) {
     let m = byNode.get(id);
-    if (!m) byNode.set(id, (m = new Map()));
+    if (!m) byNode.set(id, m = new Map());
     m.set(r.p, r);
   }
   for (const [id, r] of all) {
@@ -344,7 +414,8 @@ export function checkInvariants(nodes: ImapSimNode[], P: number, problems: strin
     const k = `${r.p}@${r.lineage}#${r.seq}`;
     const d = `${r.digest[0]}:${r.digest[1]}`;
     const seen = states.get(k);
-    if (seen && seen[1] !== d) problems.push(`partition ${r.p}: ${seen[0]} and ${id} disagree at lineage ${r.lineage} seq ${r.seq}`);
-    else if (!seen) states.set(k, [id, d]);
+    if (seen && seen[1] !== d) {
+      problems.push(`partition ${r.p}: ${seen[0]} and ${id} disagree at lineage ${r.lineage} seq ${r.seq}`);
+    } else if (!seen) states.set(k, [id, d]);
   }
 }

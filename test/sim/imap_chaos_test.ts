@@ -26,28 +26,38 @@ describe("IMap chaos simulation", () => {
   }
   for (let from = 1; from <= RUNS; from += BATCH) {
     const to = Math.min(RUNS, from + BATCH - 1);
-    test(`seeds ${from}–${to}: no acknowledged write lost, no invariant violated, full replicas afterwards`, async () => {
-      const failures: string[] = [];
-      let acked = 0, crashes = 0, splitRuns = 0;
-      for (let seed = from; seed <= to; seed++) {
-        const r = await runChaos({ seed });
-        acked += r.stats.ackedWrites;
-        crashes += r.stats.crashes;
-        if (splitRun(r.stats)) {
-          splitRuns++;
-          console.warn(`seed ${seed}: membership split the cluster (two masters or a merge); per-key checks skipped, convergence still required`);
+    test(
+      `seeds ${from}–${to}: no acknowledged write lost, no invariant violated, full replicas afterwards`,
+      async () => {
+        const failures: string[] = [];
+        let acked = 0, crashes = 0, splitRuns = 0;
+        for (let seed = from; seed <= to; seed++) {
+          const r = await runChaos({ seed });
+          acked += r.stats.ackedWrites;
+          crashes += r.stats.crashes;
+          if (splitRun(r.stats)) {
+            splitRuns++;
+            console.warn(
+              `seed ${seed}: membership split the cluster (two masters or a merge); per-key checks skipped, convergence still required`,
+            );
+          }
+          if (!r.ok) {
+            const msg = `seed ${seed} failed (replay: SEED=${seed} bun test ${FILE}): ${
+              r.problems.slice(0, 3).join("; ")
+            }`;
+            console.error(msg);
+            failures.push(msg);
+          }
         }
-        if (!r.ok) {
-          const msg = `seed ${seed} failed (replay: SEED=${seed} bun test ${FILE}): ${r.problems.slice(0, 3).join("; ")}`;
-          console.error(msg);
-          failures.push(msg);
-        }
-      }
-      console.log(`seeds ${from}–${to}: ${acked} acknowledged writes, ${crashes} crashes, ${splitRuns} split runs, ${failures.length} failed runs`);
-      expect(failures).toEqual([]);
-      // Splits come only from membership false positives at 5 % loss; they must stay rare.
-      expect(splitRuns).toBeLessThanOrEqual(1);
-      expect(crashes).toBeGreaterThan(to - from);
-    }, 300_000);
+        console.log(
+          `seeds ${from}–${to}: ${acked} acknowledged writes, ${crashes} crashes, ${splitRuns} split runs, ${failures.length} failed runs`,
+        );
+        expect(failures).toEqual([]);
+        // Splits come only from membership false positives at 5 % loss; they must stay rare.
+        expect(splitRuns).toBeLessThanOrEqual(1);
+        expect(crashes).toBeGreaterThan(to - from);
+      },
+      300_000,
+    );
   }
 });

@@ -19,7 +19,13 @@ const FILE = "test/sim/imap_double_crash_test.ts";
 
 async function scenario(seed: number): Promise<{ wrong: string[]; acked: number; problems: string[] }> {
   const problems: string[] = [];
-  const sim = imapSimulation({ seed, link: { delayMs: 0.3, jitterMs: 0.7 }, tickMs: 5, grid: { partitionCount: 271 }, problems });
+  const sim = imapSimulation({
+    seed,
+    link: { delayMs: 0.3, jitterMs: 0.7 },
+    tickMs: 5,
+    grid: { partitionCount: 271 },
+    problems,
+  });
   const first = sim.spawn();
   void first.m.start([]);
   for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
@@ -31,7 +37,10 @@ async function scenario(seed: number): Promise<{ wrong: string[]; acked: number;
   const write = (k: number) => {
     const via = sim.liveNodes()[k % sim.liveNodes().length];
     inflight++;
-    via.grid.getMap<string, number>("data").set(`k${k}`, k * 7 + 1).then(() => void acked.set(`k${k}`, k * 7 + 1), () => {}).finally(() => inflight--);
+    via.grid.getMap<string, number>("data").set(`k${k}`, k * 7 + 1).then(
+      () => void acked.set(`k${k}`, k * 7 + 1),
+      () => {},
+    ).finally(() => inflight--);
   };
   // 2,000 keys, 32 in flight.
   while (next < 2000 || inflight > 0) {
@@ -57,7 +66,14 @@ async function scenario(seed: number): Promise<{ wrong: string[]; acked: number;
   for (const m of sim.liveNodes()) {
     const map = m.grid.getMap<string, number>("data");
     let done = false;
-    void Promise.all([...acked].map(([k, v]) => map.get(k).then((got) => void (got !== v && wrong.push(`${m.id} ${k}: ${got}`)), (e) => void wrong.push(`${m.id} ${k}: ${e}`))))
+    void Promise.all(
+      [...acked].map(([k, v]) =>
+        map.get(k).then(
+          (got) => void (got !== v && wrong.push(`${m.id} ${k}: ${got}`)),
+          (e) => void wrong.push(`${m.id} ${k}: ${e}`),
+        )
+      ),
+    )
       .then(() => void (done = true));
     await sim.until(() => done, 60_000, 10);
   }
@@ -67,12 +83,16 @@ async function scenario(seed: number): Promise<{ wrong: string[]; acked: number;
 
 describe("IMap: a second crash right after full replicas are reported", () => {
   for (const seed of [4, 1, 2]) {
-    test(`seed ${seed}: every acknowledged key reads back from both survivors`, () =>
-      withSeed(FILE, seed, async (s) => {
-        const r = await scenario(s);
-        expect(r.acked).toBeGreaterThan(2000);
-        expect(r.wrong.slice(0, 5)).toEqual([]);
-        expect(r.problems).toEqual([]);
-      }), 60_000);
+    test(
+      `seed ${seed}: every acknowledged key reads back from both survivors`,
+      () =>
+        withSeed(FILE, seed, async (s) => {
+          const r = await scenario(s);
+          expect(r.acked).toBeGreaterThan(2000);
+          expect(r.wrong.slice(0, 5)).toEqual([]);
+          expect(r.problems).toEqual([]);
+        }),
+      60_000,
+    );
   }
 });

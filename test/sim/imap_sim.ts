@@ -42,7 +42,8 @@ export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
       log: ctx.log,
       config: { backupCount: 1, asyncBackupCount: 0, lite, ...opts.grid },
     });
-    ctx.router.onHandlerError = (kind, err) => opts.problems?.push(`handler error in ${kind} on ${ctx.id}: ${String((err as Error)?.stack ?? err)}`);
+    ctx.router.onHandlerError = (kind, err) =>
+      opts.problems?.push(`handler error in ${kind} on ${ctx.id}: ${String((err as Error)?.stack ?? err)}`);
     const node: ImapSimNode = {
       id: ctx.id,
       m,
@@ -66,7 +67,8 @@ export function fullReplicas(nodes: ImapSimNode[]): boolean {
   const master = nodes[0].m.master();
   return nodes.every((n) => {
     const s = n.grid.partitionSummary();
-    return n.m.master() === master && n.m.members().map((x) => x.id).sort().join(",") === ids && n.grid.partitions.table.version > 0 &&
+    return n.m.master() === master && n.m.members().map((x) => x.id).sort().join(",") === ids &&
+      n.grid.partitions.table.version > 0 &&
       s.replicasMissing === 0 && s.migrating === 0;
   });
 }

@@ -9,7 +9,7 @@ import { describe, expect, test } from "bun:test";
 import type { MergePolicyName } from "../../src/map/merge_policy.ts";
 import { withSeed } from "../../src/sim/seed.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
-import { fullReplicas, imapSimulation, type ImapSimNode } from "./imap_sim.ts";
+import { fullReplicas, type ImapSimNode, imapSimulation } from "./imap_sim.ts";
 
 const FILE = "test/sim/imap_split_merge_test.ts";
 const KEYS = 60;
@@ -30,7 +30,13 @@ async function settle<T>(sim: Simulation<ImapSimNode>, p: Promise<T>): Promise<T
 
 async function scenario(seed: number, policy: MergePolicyName) {
   const problems: string[] = [];
-  const sim = imapSimulation({ seed, link: { delayMs: 0.3, jitterMs: 0.7 }, tickMs: 5, grid: { partitionCount: 31, backupCount: 2, mergePolicy: policy }, problems });
+  const sim = imapSimulation({
+    seed,
+    link: { delayMs: 0.3, jitterMs: 0.7 },
+    tickMs: 5,
+    grid: { partitionCount: 31, backupCount: 2, mergePolicy: policy },
+    problems,
+  });
   const first = sim.spawn();
   void first.m.start([]);
   for (let i = 0; i < 4; i++) void sim.spawn().m.start([first.id]);
@@ -84,7 +90,12 @@ async function scenario(seed: number, policy: MergePolicyName) {
 
   sim.heal();
   const all = [...A, ...B];
-  await sim.until(() => fullReplicas(all) && all.every((n) => n.grid.merge.idle), 120_000, 50, () => "no single cluster with full replicas after the heal");
+  await sim.until(
+    () => fullReplicas(all) && all.every((n) => n.grid.merge.idle),
+    120_000,
+    50,
+    () => "no single cluster with full replicas after the heal",
+  );
   await sim.run(2000);
   await sim.until(() => fullReplicas(all) && all.every((n) => n.grid.merge.idle), 60_000, 50);
 
@@ -97,7 +108,9 @@ async function scenario(seed: number, policy: MergePolicyName) {
     else want = b.at > a.at ? b.value : a.value;
     for (const n of [A[0], B[0]]) {
       const got = await settle(sim, mapOf(n).get(key));
-      if (got !== want) wrong.push(`${key} via ${n.id}: ${got}, expected ${want} (A held ${a.value}, B held ${b.value})`);
+      if (got !== want) {
+        wrong.push(`${key} via ${n.id}: ${got}, expected ${want} (A held ${a.value}, B held ${b.value})`);
+      }
     }
   }
   const merges = B.reduce((s, n) => s + n.grid.merge.stats.merges, 0);

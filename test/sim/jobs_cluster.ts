@@ -9,7 +9,13 @@ import { reader } from "./jobs_scenarios.ts";
 import { JobSim, type MapLayerFactory } from "./jobs_sim.ts";
 
 /** Quicker loops than the defaults (the logic is the same), so runs cover more in less virtual time. */
-export const simTuning: JobTuning = { coordinatorTickMs: 50, resendIntervalMs: 300, scanIntervalMs: 1000, taskTickMs: 50, batchMax: 200 };
+export const simTuning: JobTuning = {
+  coordinatorTickMs: 50,
+  resendIntervalMs: 300,
+  scanIntervalMs: 1000,
+  taskTickMs: 50,
+  batchMax: 200,
+};
 
 /** The real partitioned IMap layer of a simulated member. */
 export const simMapLayer: MapLayerFactory = (await loadMapLayer())!;
@@ -27,8 +33,16 @@ export interface JobClusterOptions {
  * environment sets JOBS_SIM_VERBOSE.
  */
 export async function formJobCluster(o: JobClusterOptions): Promise<JobSim> {
-  const verbose = !!(globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.JOBS_SIM_VERBOSE;
-  const sim = new JobSim({ seed: o.seed, mapLayer: simMapLayer, slots: 4, tuning: simTuning, registry: o.registry, verbose });
+  const verbose = !!(globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env
+    .JOBS_SIM_VERBOSE;
+  const sim = new JobSim({
+    seed: o.seed,
+    mapLayer: simMapLayer,
+    slots: 4,
+    tuning: simTuning,
+    registry: o.registry,
+    verbose,
+  });
   for (let i = 0; i < 3; i++) await sim.addMember();
   await sim.runUntil(async () => {
     const m = sim.master();

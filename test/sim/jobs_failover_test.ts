@@ -7,9 +7,20 @@ import { casUpdate, StateWriteRejected } from "../../src/jobs/state_store.ts";
 import { checkJobWrite, type JobStatus, type StateRecord } from "../../src/jobs/job_state.ts";
 import { ConnectorRegistry } from "../../src/jobs/connector_registry.ts";
 import type { SinkConnector } from "../../src/jobs/connector.ts";
-import { type CoordinatorRecord, coordinatorKey, JobMaps, jobStateKey } from "../../src/jobs/map_names.ts";
+import { coordinatorKey, type CoordinatorRecord, JobMaps, jobStateKey } from "../../src/jobs/map_names.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
-import { checkNoSlotLeak, checkPairOutput, logJob, mapJob, progress, reader, status, tasksOf, waitEnded, waitStatus } from "./jobs_scenarios.ts";
+import {
+  checkNoSlotLeak,
+  checkPairOutput,
+  logJob,
+  mapJob,
+  progress,
+  reader,
+  status,
+  tasksOf,
+  waitEnded,
+  waitStatus,
+} from "./jobs_scenarios.ts";
 import type { JobSim } from "./jobs_sim.ts";
 
 describe("master crash during two running jobs", () => {
@@ -24,60 +35,77 @@ describe("master crash during two running jobs", () => {
         return s.some((x) => x?.status === "FINISHING");
       },
     },
-    { name: "mid (second seed)", seed: 14, at: async (sim: JobSim, ids: string[]) => (await progress(sim, ids[1])) >= 2500 },
-    { name: "early (second seed)", seed: 15, at: async (sim: JobSim, ids: string[]) => (await progress(sim, ids[1])) >= 600 },
+    {
+      name: "mid (second seed)",
+      seed: 14,
+      at: async (sim: JobSim, ids: string[]) => (await progress(sim, ids[1])) >= 2500,
+    },
+    {
+      name: "early (second seed)",
+      seed: 15,
+      at: async (sim: JobSim, ids: string[]) => (await progress(sim, ids[1])) >= 600,
+    },
   ];
   for (const moment of moments) {
-    test(`kill the master ${moment.name}: both jobs FINISHED, map sink exact, log sink no duplicate and no gap`, async () => {
-      await withJobCluster({ seed: moment.seed }, async (sim) => {
-        const oldMaster = sim.master()!;
-        const submitter = sim.live().find((m) => m !== oldMaster)!;
-        const a = await sim.until(submitter.jobs.submit(mapJob("a"), "job-a"));
-        const b = await sim.until(submitter.jobs.submit(logJob("b"), "job-b"));
-        await waitStatus(sim, a, (s) => s === "RUNNING" || s === "FINISHING");
-        await sim.runUntil(() => moment.at(sim, [a, b]), 60_000, undefined, 10);
-        const before = [(await status(sim, a))!.status, (await status(sim, b))!.status];
-        expect(before.some((st) => st === "RUNNING" || st === "FINISHING")).toBe(true);
-        if (moment.name === "during finishing") expect(before).toContain("FINISHING");
-        const tasksBefore = await tasksOf(sim, a, b);
-        sim.crash(oldMaster.id);
-        // A new coordinator takes over: the oldest survivor.
-        const tookOver = await sim.runUntil(() => {
-          const m = sim.master();
-          return !!m && m.id !== oldMaster.id && m.jobs.coordinator.active;
-        }, 10_000);
-        expect(tookOver).toBeLessThanOrEqual(3000 + 1000);
-        const newMaster = sim.master()!;
-        expect(newMaster.id).toBe(sim.live().sort((x, y) => x.membership.member(x.id)!.joinedAt - y.membership.member(y.id)!.joinedAt)[0].id);
-        // Status is readable from every survivor throughout.
-        for (const m of sim.live()) expect((await sim.until(m.jobs.get(a)))?.id).toBe(a);
-        const [fa, fb] = await waitEnded(sim, a, b);
-        expect([fa.status, fa.error]).toEqual(["FINISHED", undefined]);
-        expect([fb.status, fb.error]).toEqual(["FINISHED", undefined]);
-        // Tasks of the dead master restarted (attempt + 1); tasks running on survivors were
-        // re-attached with the same attempt.
-        const tasksAfter = [...fa.tasks, ...fb.tasks];
-        let reattachable = 0;
-        for (const t of tasksBefore) {
-          const now = tasksAfter.find((x) => x.id === t.id)!;
-          if (t.state === "FINISHED") expect(now.attempt).toBe(t.attempt);
-          else if (t.worker === oldMaster.id) expect(now.attempt).toBe(t.attempt + 1);
-          else {
-            expect(now.attempt).toBe(t.attempt);
-            if (t.state === "RUNNING") reattachable++;
+    test(
+      `kill the master ${moment.name}: both jobs FINISHED, map sink exact, log sink no duplicate and no gap`,
+      async () => {
+        await withJobCluster({ seed: moment.seed }, async (sim) => {
+          const oldMaster = sim.master()!;
+          const submitter = sim.live().find((m) => m !== oldMaster)!;
+          const a = await sim.until(submitter.jobs.submit(mapJob("a"), "job-a"));
+          const b = await sim.until(submitter.jobs.submit(logJob("b"), "job-b"));
+          await waitStatus(sim, a, (s) => s === "RUNNING" || s === "FINISHING");
+          await sim.runUntil(() => moment.at(sim, [a, b]), 60_000, undefined, 10);
+          const before = [(await status(sim, a))!.status, (await status(sim, b))!.status];
+          expect(before.some((st) => st === "RUNNING" || st === "FINISHING")).toBe(true);
+          if (moment.name === "during finishing") expect(before).toContain("FINISHING");
+          const tasksBefore = await tasksOf(sim, a, b);
+          sim.crash(oldMaster.id);
+          // A new coordinator takes over: the oldest survivor.
+          const tookOver = await sim.runUntil(() => {
+            const m = sim.master();
+            return !!m && m.id !== oldMaster.id && m.jobs.coordinator.active;
+          }, 10_000);
+          expect(tookOver).toBeLessThanOrEqual(3000 + 1000);
+          const newMaster = sim.master()!;
+          expect(newMaster.id).toBe(
+            sim.live().sort((x, y) => x.membership.member(x.id)!.joinedAt - y.membership.member(y.id)!.joinedAt)[0].id,
+          );
+          // Status is readable from every survivor throughout.
+          for (const m of sim.live()) expect((await sim.until(m.jobs.get(a)))?.id).toBe(a);
+          const [fa, fb] = await waitEnded(sim, a, b);
+          expect([fa.status, fa.error]).toEqual(["FINISHED", undefined]);
+          expect([fb.status, fb.error]).toEqual(["FINISHED", undefined]);
+          // Tasks of the dead master restarted (attempt + 1); tasks running on survivors were
+          // re-attached with the same attempt.
+          const tasksAfter = [...fa.tasks, ...fb.tasks];
+          let reattachable = 0;
+          for (const t of tasksBefore) {
+            const now = tasksAfter.find((x) => x.id === t.id)!;
+            if (t.state === "FINISHED") expect(now.attempt).toBe(t.attempt);
+            else if (t.worker === oldMaster.id) expect(now.attempt).toBe(t.attempt + 1);
+            else {
+              expect(now.attempt).toBe(t.attempt);
+              if (t.state === "RUNNING") reattachable++;
+            }
           }
-        }
-        // (During finishing a survivor's task may end before the query and report instead.)
-        if (moment.name !== "during finishing") expect(newMaster.jobs.coordinator.stats.reattached).toBeGreaterThanOrEqual(reattachable > 0 ? 1 : 0);
-        await checkPairOutput(sim, "out-a", "log-b", b);
-        const rec = (await sim.until(reader(sim).maps.getMap(JobMaps.jobStates).get(coordinatorKey))) as CoordinatorRecord;
-        expect(rec.member).toBe(newMaster.id);
-        // Finished jobs stay finished.
-        await sim.run(3000);
-        expect((await status(sim, a))!.status).toBe("FINISHED");
-        expect((await status(sim, b))!.status).toBe("FINISHED");
-      });
-    }, 180_000);
+          // (During finishing a survivor's task may end before the query and report instead.)
+          if (moment.name !== "during finishing") {
+            expect(newMaster.jobs.coordinator.stats.reattached).toBeGreaterThanOrEqual(reattachable > 0 ? 1 : 0);
+          }
+          await checkPairOutput(sim, "out-a", "log-b", b);
+          const rec =
+            (await sim.until(reader(sim).maps.getMap(JobMaps.jobStates).get(coordinatorKey))) as CoordinatorRecord;
+          expect(rec.member).toBe(newMaster.id);
+          // Finished jobs stay finished.
+          await sim.run(3000);
+          expect((await status(sim, a))!.status).toBe("FINISHED");
+          expect((await status(sim, b))!.status).toBe("FINISHED");
+        });
+      },
+      180_000,
+    );
   }
 });
 
@@ -122,19 +150,24 @@ test("a task failing past the retry limit fails the job with the reason", async 
       };
     },
   };
-  await withJobCluster({ seed: 31, registry: () => ConnectorRegistry.withBuiltins().registerSink(broken) }, async (sim) => {
-    const id = await sim.until(sim.live()[1].jobs.submit({
-      name: "doomed",
-      source: { type: "sequence", count: 600, parallelism: 2, ratePerSecond: 2000 },
-      sink: { type: "broken" },
-      maxTaskRestarts: 2,
-    }));
-    const info = await waitStatus(sim, id, (s) => s === "FAILED" || s === "FINISHED");
-    expect(info.status).toBe("FAILED");
-    expect(info.error).toMatch(/failed after 3 attempts: disk on fire/);
-    expect(info.tasks.some((t) => t.state === "FAILED" && t.attempt === 3)).toBe(true);
-    await checkNoSlotLeak(sim);
-  });
+  await withJobCluster(
+    { seed: 31, registry: () => ConnectorRegistry.withBuiltins().registerSink(broken) },
+    async (sim) => {
+      const id = await sim.until(
+        sim.live()[1].jobs.submit({
+          name: "doomed",
+          source: { type: "sequence", count: 600, parallelism: 2, ratePerSecond: 2000 },
+          sink: { type: "broken" },
+          maxTaskRestarts: 2,
+        }),
+      );
+      const info = await waitStatus(sim, id, (s) => s === "FAILED" || s === "FINISHED");
+      expect(info.status).toBe("FAILED");
+      expect(info.error).toMatch(/failed after 3 attempts: disk on fire/);
+      expect(info.tasks.some((t) => t.state === "FAILED" && t.attempt === 3)).toBe(true);
+      await checkNoSlotLeak(sim);
+    },
+  );
 }, 120_000);
 
 test("cancel moves a running job to CANCELED and returns every slot", async () => {

@@ -41,7 +41,12 @@ export async function status(sim: JobSim, id: string): Promise<JobInfo | undefin
   return await sim.until(reader(sim).jobs.get(id));
 }
 
-export async function waitStatus(sim: JobSim, id: string, pred: (s: string) => boolean, maxMs = 120_000): Promise<JobInfo> {
+export async function waitStatus(
+  sim: JobSim,
+  id: string,
+  pred: (s: string) => boolean,
+  maxMs = 120_000,
+): Promise<JobInfo> {
   let info: JobInfo | undefined;
   await sim.runUntil(async () => {
     info = await status(sim, id).catch(() => undefined);
@@ -115,7 +120,8 @@ export async function checkNoSlotLeak(sim: JobSim): Promise<void> {
   await sim.runUntil(async () => {
     const ws = await sim.until(reader(sim).jobs.workers());
     const live = new Set(sim.live().map((m) => m.id));
-    return ws.length === live.size && ws.every((w: WorkerEntry) => live.has(w.member) && w.free === w.total && w.tasks.length === 0);
+    return ws.length === live.size &&
+      ws.every((w: WorkerEntry) => live.has(w.member) && w.free === w.total && w.tasks.length === 0);
   }, 20_000);
 }
 

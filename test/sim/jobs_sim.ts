@@ -5,7 +5,7 @@
  */
 import { Membership } from "../../src/cluster/membership.ts";
 import { VirtualClock } from "../../src/core/clock.ts";
-import { silentLogger, type Logger, createLogger } from "../../src/core/log.ts";
+import { createLogger, type Logger, silentLogger } from "../../src/core/log.ts";
 import { Random } from "../../src/core/random.ts";
 import type { IMap } from "../../src/map/imap.ts";
 import type { ConnectorRegistry } from "../../src/jobs/connector_registry.ts";
@@ -121,14 +121,21 @@ export class JobSim {
     const start = this.clock.now();
     await this.clock.runForAsync(0);
     while (!done) {
-      if (this.clock.now() - start > maxMs) throw new Error(`call not settled after ${maxMs} ms of virtual time (seed ${this.opts.seed})`);
+      if (this.clock.now() - start > maxMs) {
+        throw new Error(`call not settled after ${maxMs} ms of virtual time (seed ${this.opts.seed})`);
+      }
       await this.clock.runForAsync(5);
     }
     return p;
   }
 
   /** Advances virtual time in steps until `cond` holds; throws after `maxMs`. */
-  async runUntil(cond: () => Promise<boolean> | boolean, maxMs: number, _keep?: () => unknown, stepMs = 50): Promise<number> {
+  async runUntil(
+    cond: () => Promise<boolean> | boolean,
+    maxMs: number,
+    _keep?: () => unknown,
+    stepMs = 50,
+  ): Promise<number> {
     const start = this.clock.now();
     while (!(await this.until(Promise.resolve(cond())))) {
       if (this.clock.now() - start > maxMs) {

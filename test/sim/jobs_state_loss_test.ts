@@ -3,34 +3,44 @@
 // a coordinator record from the other side of a healed split does not leave the cluster
 // without a coordinator, and a job whose state records are gone is not run again.
 import { describe, expect, test } from "bun:test";
-import { type CoordinatorRecord, coordinatorKey, JobMaps, jobStateKey, taskStateKey } from "../../src/jobs/map_names.ts";
+import {
+  coordinatorKey,
+  type CoordinatorRecord,
+  JobMaps,
+  jobStateKey,
+  taskStateKey,
+} from "../../src/jobs/map_names.ts";
 import { mapJob, reader, status, waitStatus } from "./jobs_scenarios.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
 
 describe("job state left behind by a split or a lost partition", () => {
-  test("a coordinator record from a newer master epoch of a member that is not master is claimed after a while", async () => {
-    await withJobCluster({ seed: 61 }, async (sim) => {
-      const master = sim.master()!;
-      const other = sim.live().find((m) => m !== master)!;
-      const states = reader(sim).maps.getMap(JobMaps.jobStates);
-      const term = master.jobs.coordinator.term;
-      // What a healed split leaves: the other side's master (now a plain member here) wrote
-      // the record with a higher term and a master epoch this side never counted to.
-      const foreign: CoordinatorRecord = { member: other.id, term: term + 1, epoch: 1_000, since: sim.clock.now() };
-      await sim.until(states.set(coordinatorKey, foreign));
-      // The master steps down at its next fence check ...
-      await sim.runUntil(() => !master.jobs.coordinator.active, 5_000);
-      // ... and, still master while nobody else coordinates, claims the record back.
-      const took = await sim.runUntil(() => master.jobs.coordinator.active, 30_000);
-      expect(took).toBeGreaterThan(0);
-      const rec = (await sim.until(states.get(coordinatorKey))) as CoordinatorRecord;
-      expect(rec.member).toBe(master.id);
-      expect(rec.term).toBe(term + 2);
-      // And it coordinates: a job submitted now finishes.
-      const id = await sim.until(other.jobs.submit(mapJob("after-split", 3000), "after-split"));
-      expect((await waitStatus(sim, id, (s) => s === "FINISHED" || s === "FAILED")).status).toBe("FINISHED");
-    });
-  }, 120_000);
+  test(
+    "a coordinator record from a newer master epoch of a member that is not master is claimed after a while",
+    async () => {
+      await withJobCluster({ seed: 61 }, async (sim) => {
+        const master = sim.master()!;
+        const other = sim.live().find((m) => m !== master)!;
+        const states = reader(sim).maps.getMap(JobMaps.jobStates);
+        const term = master.jobs.coordinator.term;
+        // What a healed split leaves: the other side's master (now a plain member here) wrote
+        // the record with a higher term and a master epoch this side never counted to.
+        const foreign: CoordinatorRecord = { member: other.id, term: term + 1, epoch: 1_000, since: sim.clock.now() };
+        await sim.until(states.set(coordinatorKey, foreign));
+        // The master steps down at its next fence check ...
+        await sim.runUntil(() => !master.jobs.coordinator.active, 5_000);
+        // ... and, still master while nobody else coordinates, claims the record back.
+        const took = await sim.runUntil(() => master.jobs.coordinator.active, 30_000);
+        expect(took).toBeGreaterThan(0);
+        const rec = (await sim.until(states.get(coordinatorKey))) as CoordinatorRecord;
+        expect(rec.member).toBe(master.id);
+        expect(rec.term).toBe(term + 2);
+        // And it coordinates: a job submitted now finishes.
+        const id = await sim.until(other.jobs.submit(mapJob("after-split", 3000), "after-split"));
+        expect((await waitStatus(sim, id, (s) => s === "FINISHED" || s === "FAILED")).status).toBe("FINISHED");
+      });
+    },
+    120_000,
+  );
 
   test("a job whose state records are lost is not started again", async () => {
     await withJobCluster({ seed: 62 }, async (sim) => {

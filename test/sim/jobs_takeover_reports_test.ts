@@ -34,7 +34,8 @@ function blindLayer(blind: Blind): MapLayerFactory {
   return (d) => {
     const layer = simMapLayer(d);
     if (d.self !== blind.member) return layer;
-    const hide = (name: string, key: unknown) => name === JobMaps.jobStates && blind.on() && blind.keys.has(key as string);
+    const hide = (name: string, key: unknown) =>
+      name === JobMaps.jobStates && blind.on() && blind.keys.has(key as string);
     return {
       stop: () => layer.stop(),
       getMap(name: string): IMap<unknown, unknown> {
@@ -70,49 +71,75 @@ function blindLayer(blind: Blind): MapLayerFactory {
 }
 
 describe("completion reports during a takeover", () => {
-  test("reports the new coordinator cannot apply yet are kept, not acknowledged; finished tasks keep their attempt", async () => {
-    let blindUntil = Infinity;
-    const blind: Blind = { member: "m2", keys: new Set(), on: () => false, hidden: 0 };
-    const sim = new JobSim({ seed: 61, mapLayer: blindLayer(blind), slots: 4, tuning: simTuning });
-    blind.on = () => sim.clock.now() < blindUntil;
-    try {
-      for (let i = 0; i < 3; i++) await sim.addMember();
-      await sim.runUntil(() => !!sim.master()?.jobs.coordinator.active, 30_000);
-      const [m1, m2, m3] = sim.live();
-      expect(sim.master()!.id).toBe(m1.id);
-      const a = await sim.until(m3.jobs.submit(mapJob("r"), "job-r"));
-      const b = await sim.until(m3.jobs.submit(logJob("rl"), "job-rl"));
-      await waitStatus(sim, a, (s) => s === "RUNNING");
-      await waitStatus(sim, b, (s) => s === "RUNNING");
-      // The new master will not read the state record of the dead master's task for 8 s.
-      for (const id of [a, b]) {
-        const onM1 = (await status(sim, id))!.tasks.filter((t) => t.worker === m1.id);
-        for (const t of onM1) blind.keys.add(taskStateKey(t.id));
+  test(
+    "reports the new coordinator cannot apply yet are kept, not acknowledged; finished tasks keep their attempt",
+    async () => {
+      let blindUntil = Infinity;
+      const blind: Blind = { member: "m2", keys: new Set(), on: () => false, hidden: 0 };
+      const sim = new JobSim({ seed: 61, mapLayer: blindLayer(blind), slots: 4, tuning: simTuning });
+      blind.on = () => sim.clock.now() < blindUntil;
+      try {
+        for (let i = 0; i < 3; i++) await sim.addMember();
+        await sim.runUntil(() => !!sim.master()?.jobs.coordinator.active, 30_000);
+        const [m1, m2, m3] = sim.live();
+        expect(sim.master()!.id).toBe(m1.id);
+        const a = await sim.until(m3.jobs.submit(mapJob("r"), "job-r"));
+        const b = await sim.until(m3.jobs.submit(logJob("rl"), "job-rl"));
+        await waitStatus(sim, a, (s) => s === "RUNNING");
+        await waitStatus(sim, b, (s) => s === "RUNNING");
+        // The new master will not read the state record of the dead master's task for 8 s.
+        for (const id of [a, b]) {
+          const onM1 = (await status(sim, id))!.tasks.filter((t) => t.worker === m1.id);
+          for (const t of onM1) blind.keys.add(taskStateKey(t.id));
+        }
+        expect(blind.keys.size).toBeGreaterThan(0);
+        // Crash the master shortly before the survivors' tasks finish.
+        await sim.runUntil(
+          async () => (await progress(sim, a)) >= 5000 && (await progress(sim, b)) >= 5000,
+          60_000,
+          undefined,
+          10,
+        );
+        const before = await tasksOf(sim, a, b);
+        const onSurvivors = before.filter((t) => t.worker !== m1.id && t.state === "RUNNING");
+        expect(onSurvivors.length).toBeGreaterThan(0);
+        blindUntil = sim.clock.now() + 8000;
+        sim.crash(m1.id);
+        await sim.runUntil(() => sim.master()?.id === m2.id && m2.jobs.coordinator.active, 10_000);
+        // While blind, the survivors' tasks finish: their reports wait, unacknowledged.
+        await sim.runUntil(
+          () =>
+            sim.live().every((m) =>
+              m.jobs.worker!.running().size === 0 ||
+              ![...m.jobs.worker!.running().keys()].some((k) => onSurvivors.some((t) => t.id === k))
+            ),
+          8000,
+        );
+        expect(sim.clock.now()).toBeLessThan(blindUntil);
+        expect(blind.hidden).toBeGreaterThan(0);
+        const [fa, fb] = await waitEnded(sim, a, b);
+        expect([fa.status, fb.status]).toEqual(["FINISHED", "FINISHED"]);
+        const after = [...fa.tasks, ...fb.tasks];
+        const attempts = before.map((t) =>
+          `${t.id}@${t.worker === m1.id ? "dead" : "live"} #${after.find((x) => x.id === t.id)!.attempt}`
+        );
+        expect(attempts).toEqual(
+          before.map((t) =>
+            `${t.id}@${t.worker === m1.id ? "dead" : "live"} #${
+              t.worker === m1.id && t.state !== "FINISHED" ? t.attempt + 1 : t.attempt
+            }`
+          ),
+        );
+        expect(m2.jobs.coordinator.stats.restarts).toBe(
+          before.filter((t) => t.worker === m1.id && t.state !== "FINISHED").length,
+        );
+        await checkPairOutput(sim, "out-r", "log-rl", b);
+      } finally {
+        sim.stopAll();
       }
-      expect(blind.keys.size).toBeGreaterThan(0);
-      // Crash the master shortly before the survivors' tasks finish.
-      await sim.runUntil(async () => (await progress(sim, a)) >= 5000 && (await progress(sim, b)) >= 5000, 60_000, undefined, 10);
-      const before = await tasksOf(sim, a, b);
-      const onSurvivors = before.filter((t) => t.worker !== m1.id && t.state === "RUNNING");
-      expect(onSurvivors.length).toBeGreaterThan(0);
-      blindUntil = sim.clock.now() + 8000;
-      sim.crash(m1.id);
-      await sim.runUntil(() => sim.master()?.id === m2.id && m2.jobs.coordinator.active, 10_000);
-      // While blind, the survivors' tasks finish: their reports wait, unacknowledged.
-      await sim.runUntil(() => sim.live().every((m) => m.jobs.worker!.running().size === 0 || ![...m.jobs.worker!.running().keys()].some((k) => onSurvivors.some((t) => t.id === k))), 8000);
-      expect(sim.clock.now()).toBeLessThan(blindUntil);
-      expect(blind.hidden).toBeGreaterThan(0);
-      const [fa, fb] = await waitEnded(sim, a, b);
-      expect([fa.status, fb.status]).toEqual(["FINISHED", "FINISHED"]);
-      const after = [...fa.tasks, ...fb.tasks];
-      const attempts = before.map((t) => `${t.id}@${t.worker === m1.id ? "dead" : "live"} #${after.find((x) => x.id === t.id)!.attempt}`);
-      expect(attempts).toEqual(before.map((t) => `${t.id}@${t.worker === m1.id ? "dead" : "live"} #${t.worker === m1.id && t.state !== "FINISHED" ? t.attempt + 1 : t.attempt}`));
-      expect(m2.jobs.coordinator.stats.restarts).toBe(before.filter((t) => t.worker === m1.id && t.state !== "FINISHED").length);
-      await checkPairOutput(sim, "out-r", "log-rl", b);
-    } finally {
-      sim.stopAll();
-    }
-  }, 120_000);
+    },
+    120_000,
+  );
 
   test("a live worker that does not answer the query keeps its tasks: no restart, no second attempt", async () => {
     const sim = new JobSim({ seed: 62, mapLayer: simMapLayer, slots: 4, tuning: simTuning });
@@ -122,7 +149,12 @@ describe("completion reports during a takeover", () => {
       const [m1, m2, m3] = sim.live();
       const a = await sim.until(m3.jobs.submit(mapJob("q", 1000), "job-q"));
       const b = await sim.until(m3.jobs.submit(logJob("ql", 1000), "job-ql"));
-      await sim.runUntil(async () => (await progress(sim, a)) >= 1000 && (await progress(sim, b)) >= 1000, 60_000, undefined, 10);
+      await sim.runUntil(
+        async () => (await progress(sim, a)) >= 1000 && (await progress(sim, b)) >= 1000,
+        60_000,
+        undefined,
+        10,
+      );
       const before = await tasksOf(sim, a, b);
       const onM3 = before.filter((t) => t.worker === m3.id);
       expect(onM3.length).toBeGreaterThan(0);

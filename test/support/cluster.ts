@@ -91,13 +91,26 @@ export function spawnMod(runtime: RuntimeKind, args: string[], env: Record<strin
 
 /** Starts a member and resolves once it printed its ready line. */
 export async function startMember(o: StartOptions): Promise<Member> {
-  const args = ["node", "--name", o.name, "--http", "127.0.0.1:0", "--secret", o.secret ?? "test-secret", ...(o.join ? ["--join", o.join] : []), ...(o.args ?? [])];
+  const args = [
+    "node",
+    "--name",
+    o.name,
+    "--http",
+    "127.0.0.1:0",
+    "--secret",
+    o.secret ?? "test-secret",
+    ...(o.join ? ["--join", o.join] : []),
+    ...(o.args ?? []),
+  ];
   const { proc, ready, stderr } = spawnMod(o.runtime, args, { SHOAL_LOG_LEVEL: "info", ...o.env });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const line = await Promise.race([
     ready.catch((e: Error) => Promise.reject(new Error(`${o.name} ${e.message}`))),
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${o.name}: no ready line in time\n${stderr().slice(-3000)}`)), o.readyTimeoutMs ?? 45_000);
+      timer = setTimeout(
+        () => reject(new Error(`${o.name}: no ready line in time\n${stderr().slice(-3000)}`)),
+        o.readyTimeoutMs ?? 45_000,
+      );
     }),
   ]).finally(() => clearTimeout(timer));
   const url = line.http;
@@ -115,8 +128,18 @@ export async function startMember(o: StartOptions): Promise<Member> {
 }
 
 /** Runs a member command to its end and returns its exit code and output. */
-export async function runToExit(runtime: RuntimeKind, args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = Bun.spawn([...launcher(runtime), "mod.ts", ...args], { cwd: root, env: { ...process.env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+export async function runToExit(
+  runtime: RuntimeKind,
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = Bun.spawn([...launcher(runtime), "mod.ts", ...args], {
+    cwd: root,
+    env: { ...process.env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   running.push(proc);
   const timer = setTimeout(() => proc.kill(9), timeoutMs);
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
@@ -126,7 +149,11 @@ export async function runToExit(runtime: RuntimeKind, args: string[], timeoutMs 
 }
 
 /** Polls `f` every 50 ms until it returns a value other than undefined (see {@link waitUntil}). */
-export function until<T>(f: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, what = "condition"): Promise<T> {
+export function until<T>(
+  f: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 20_000,
+  what = "condition",
+): Promise<T> {
   return waitUntil(f, { timeoutMs, what, everyMs: 50 });
 }
 

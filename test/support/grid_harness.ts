@@ -131,7 +131,11 @@ export function incompleteReplication(h: GridHarness, partitionCount: number, re
   if (!master) return "no active master";
   const t = master.grid.partitions.table;
   if (t.migrations.size > 0) return `${t.migrations.size} migrations in flight`;
-  for (const m of members) if (m.grid.partitions.table.version !== t.version) return `${m.id} holds table ${m.grid.partitions.table.version}, master ${t.version}`;
+  for (const m of members) {
+    if (
+      m.grid.partitions.table.version !== t.version
+    ) return `${m.id} holds table ${m.grid.partitions.table.version}, master ${t.version}`;
+  }
   for (let p = 0; p < partitionCount; p++) {
     const row = t.replicas[p];
     if (row.length !== replicas) return `partition ${p} has ${row.length} replicas`;

@@ -33,7 +33,16 @@ export class History {
 
   /** Records an invocation; returns the op to complete later. */
   invoke(key: string, kind: OpKind, at: number, value?: string, via?: string): HistoryOp {
-    const op: HistoryOp = { id: this.ops.length, key, kind, value, invokeAt: at, endAt: Infinity, status: "pending", via };
+    const op: HistoryOp = {
+      id: this.ops.length,
+      key,
+      kind,
+      value,
+      invokeAt: at,
+      endAt: Infinity,
+      status: "pending",
+      via,
+    };
     this.ops.push(op);
     return op;
   }
@@ -87,8 +96,14 @@ export function checkNoLostWrites(h: History): CheckResult {
     const acked = writes.filter((w) => w.status === "ok" && w.endAt < final.invokeAt);
     const fine = candidates.some((end) => !acked.some((w) => w.invokeAt > end));
     if (!fine) {
-      const lost = acked.filter((w) => candidates.every((end) => w.invokeAt > end)).map((w) => `${w.kind} ${w.value ?? ""}#${w.id}`);
-      problems.push(`key ${key}: acknowledged write lost (final ${final.result ?? "absent"}#${final.id}; lost ${lost.slice(0, 3).join(", ")})`);
+      const lost = acked.filter((w) => candidates.every((end) => w.invokeAt > end)).map((w) =>
+        `${w.kind} ${w.value ?? ""}#${w.id}`
+      );
+      problems.push(
+        `key ${key}: acknowledged write lost (final ${final.result ?? "absent"}#${final.id}; lost ${
+          lost.slice(0, 3).join(", ")
+        })`,
+      );
     }
   }
   return { ok: problems.length === 0, problems };
@@ -185,7 +200,9 @@ export function checkKeyLinearizable(ops: HistoryOp[], maxStates = 2_000_000): s
     } else {
       if (stack.length === 0) {
         const op = entry.op;
-        return `no linearization: ${op.kind}${op.value !== undefined ? " " + op.value : ""} → ${op.result ?? "absent"} (#${op.id}, ${op.invokeAt}–${op.endAt}) cannot be placed`;
+        return `no linearization: ${op.kind}${op.value !== undefined ? " " + op.value : ""} → ${
+          op.result ?? "absent"
+        } (#${op.id}, ${op.invokeAt}–${op.endAt}) cannot be placed`;
       }
       const top = stack.pop()!;
       state = top.state;

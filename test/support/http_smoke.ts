@@ -18,10 +18,12 @@ const auth = { authorization: "Bearer tok" };
 const results: Record<string, unknown> = {};
 results.health = (await fetch(u("/health"))).status;
 results.putNoToken = (await fetch(u("/maps/m/k"), { method: "PUT", body: "1" })).status;
-results.put = await (await fetch(u("/maps/m/k"), { method: "PUT", body: JSON.stringify({ a: 1 }), headers: auth })).json();
+results.put = await (await fetch(u("/maps/m/k"), { method: "PUT", body: JSON.stringify({ a: 1 }), headers: auth }))
+  .json();
 results.get = await (await fetch(u("/maps/m/k"))).json();
 results.badJson = (await fetch(u("/maps/m/k"), { method: "PUT", body: "{", headers: auth })).status;
-results.tooBig = (await fetch(u("/maps/m/k"), { method: "PUT", body: JSON.stringify("x".repeat(5000)), headers: auth })).status;
+results.tooBig =
+  (await fetch(u("/maps/m/k"), { method: "PUT", body: JSON.stringify("x".repeat(5000)), headers: auth })).status;
 const metrics = await fetch(u("/metrics"));
 results.metricsType = metrics.headers.get("content-type");
 results.metricsHasMembers = (await metrics.text()).includes('shoal_members{lite="false"} 3');

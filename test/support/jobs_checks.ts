@@ -44,7 +44,17 @@ export function expectedDoubled(id: number): number {
 }
 
 /** Order of job states along the happy path; terminal states rank highest. */
-const rank: Record<string, number> = { CREATED: 0, SCHEDULED: 1, RUNNING: 2, FINISHING: 3, FAILING: 3, CANCELING: 3, FINISHED: 4, FAILED: 4, CANCELED: 4 };
+const rank: Record<string, number> = {
+  CREATED: 0,
+  SCHEDULED: 1,
+  RUNNING: 2,
+  FINISHING: 3,
+  FAILING: 3,
+  CANCELING: 3,
+  FINISHED: 4,
+  FAILED: 4,
+  CANCELED: 4,
+};
 
 /** Whether going from `a` to `b` moves a job backwards (e.g. FINISHED → RUNNING). */
 export function regresses(a: string, b: string): boolean {
@@ -103,7 +113,9 @@ export async function jobInfo(m: Member, id: string): Promise<JobInfo | undefine
 
 /** A value of `GET /maps/<map>/<key>`: `undefined` on 404, throws on other failures. */
 export async function mapValue<V>(m: Member, map: string, key: string): Promise<V | undefined> {
-  const r = await fetchJson<{ value?: V; error?: string }>(`${m.url}/maps/${encodeURIComponent(map)}/${encodeURIComponent(key)}`);
+  const r = await fetchJson<{ value?: V; error?: string }>(
+    `${m.url}/maps/${encodeURIComponent(map)}/${encodeURIComponent(key)}`,
+  );
   if (r.status === 404) return undefined;
   if (r.status !== 200) throw new Error(`GET /maps/${map}/${key} on ${m.name}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.value;
@@ -127,14 +139,22 @@ export function checkpointOf(m: Member, taskId: string): Promise<CheckpointEntry
 }
 
 /** Polls `GET /jobs/:id` on `m` until `pred` holds. */
-export async function waitJob(m: Member | (() => Member), id: string, pred: (info: JobInfo) => boolean, timeoutMs: number, what = "state"): Promise<JobInfo> {
+export async function waitJob(
+  m: Member | (() => Member),
+  id: string,
+  pred: (info: JobInfo) => boolean,
+  timeoutMs: number,
+  what = "state",
+): Promise<JobInfo> {
   const end = performance.now() + timeoutMs;
   let last: JobInfo | undefined;
   for (;;) {
     const member = typeof m === "function" ? m() : m;
     last = (await jobInfo(member, id)) ?? last;
     if (last && pred(last)) return last;
-    if (performance.now() > end) throw new Error(`job ${id} did not reach ${what} in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    if (performance.now() > end) {
+      throw new Error(`job ${id} did not reach ${what} in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    }
     await Bun.sleep(100);
   }
 }
@@ -155,7 +175,12 @@ export async function pool<T>(items: T[], width: number, f: (x: T, i: number) =>
  * `members`) and lists what is wrong: missing keys, wrong ids or values, and a size other
  * than `count`.
  */
-export async function checkMapSink(members: Member[], map: string, expected: (id: number) => unknown, count = recordCount): Promise<string[]> {
+export async function checkMapSink(
+  members: Member[],
+  map: string,
+  expected: (id: number) => unknown,
+  count = recordCount,
+): Promise<string[]> {
   const wrong: string[] = [];
   const size = await mapSize(members[0], map);
   if (size !== count) wrong.push(`size ${size}, expected ${count}`);
@@ -191,7 +216,12 @@ export interface LogSinkSummary {
 }
 
 /** Reads the per-task lists of a log sink (`GET /maps/<map>/<taskId>`) and counts duplicates and gaps. */
-export async function readLogSink(m: Member, map: string, taskIds: string[], count = recordCount): Promise<LogSinkSummary> {
+export async function readLogSink(
+  m: Member,
+  map: string,
+  taskIds: string[],
+  count = recordCount,
+): Promise<LogSinkSummary> {
   const seen = new Uint16Array(count);
   let entries = 0;
   const badValues: number[] = [];
@@ -217,7 +247,10 @@ export async function readLogSink(m: Member, map: string, taskIds: string[], cou
 }
 
 /** The `workers` entries of `members` (undefined where a member has none). */
-export async function workerEntries(reader: Member, memberIds: string[]): Promise<Map<string, WorkerEntry | undefined>> {
+export async function workerEntries(
+  reader: Member,
+  memberIds: string[],
+): Promise<Map<string, WorkerEntry | undefined>> {
   const out = new Map<string, WorkerEntry | undefined>();
   for (const id of memberIds) out.set(id, await mapValue<WorkerEntry>(reader, "workers", id));
   return out;
@@ -227,7 +260,12 @@ export async function workerEntries(reader: Member, memberIds: string[]): Promis
  * Waits until every live member's `workers` entry shows all slots free and no tasks, and
  * dead members have no entry. Returns the entries, or throws with the last ones seen.
  */
-export async function waitNoSlotLeak(reader: Member, live: string[], dead: string[], timeoutMs = 30_000): Promise<Map<string, WorkerEntry | undefined>> {
+export async function waitNoSlotLeak(
+  reader: Member,
+  live: string[],
+  dead: string[],
+  timeoutMs = 30_000,
+): Promise<Map<string, WorkerEntry | undefined>> {
   const end = performance.now() + timeoutMs;
   let last: Map<string, WorkerEntry | undefined> | undefined;
   let err = "";
@@ -278,7 +316,11 @@ export class StatusWatcher {
           const r = await fetchJson<JobInfo>(`${m.url}/jobs/${id}`, undefined, 15_000);
           if (this.#stop) break;
           if (r.status !== 200) {
-            this.failures.push(`${m.name} ${id}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)} after ${Math.round(performance.now() - t0)} ms`);
+            this.failures.push(
+              `${m.name} ${id}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)} after ${
+                Math.round(performance.now() - t0)
+              } ms`,
+            );
             continue;
           }
           this.answers.set(m.name, (this.answers.get(m.name) ?? 0) + 1);

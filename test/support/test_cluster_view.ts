@@ -40,7 +40,9 @@ export class TestClusterView implements ClusterView {
     this.memberListVersion++;
     const emit = (e: ClusterEvent) => this.#listeners.forEach((l) => l(e));
     for (const m of this.#members) if (!before.some((b) => b.id === m.id)) emit({ type: "memberAdded", member: m });
-    for (const m of before) if (!this.#members.some((b) => b.id === m.id)) emit({ type: "memberRemoved", member: m, reason: "dead" });
+    for (const m of before) {
+      if (!this.#members.some((b) => b.id === m.id)) emit({ type: "memberRemoved", member: m, reason: "dead" });
+    }
     emit({ type: "memberListChanged", version: this.memberListVersion });
     const master = this.master();
     if (master !== prevMaster && master !== undefined) {

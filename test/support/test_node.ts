@@ -228,7 +228,9 @@ export class TestNode implements ShoalNode {
   /** Marks the node joined (health turns 200). */
   join(): void {
     this.cluster.joined = true;
-    this.cluster.setMembers(this.cluster.members().length ? this.cluster.members() : [this.#member(this.id, this.name)]);
+    this.cluster.setMembers(
+      this.cluster.members().length ? this.cluster.members() : [this.#member(this.id, this.name)],
+    );
   }
 
   addMember(name: string, lite = false): MemberInfo {
@@ -249,7 +251,18 @@ export class TestNode implements ShoalNode {
     const key = `${map}\u0000${op}`;
     let s = this.#ops.get(key);
     if (!s) {
-      s = { map, op, count: 0, errors: 0, latency: { boundsMs: latencyBoundsMs, counts: new Array(latencyBoundsMs.length + 1).fill(0), sumMs: 0, count: 0 } };
+      s = {
+        map,
+        op,
+        count: 0,
+        errors: 0,
+        latency: {
+          boundsMs: latencyBoundsMs,
+          counts: new Array(latencyBoundsMs.length + 1).fill(0),
+          sumMs: 0,
+          count: 0,
+        },
+      };
       this.#ops.set(key, s);
     }
     return s;
@@ -289,12 +302,22 @@ export class TestNode implements ShoalNode {
       if (p.replicas[0]) owners[p.replicas[0]] = (owners[p.replicas[0]] ?? 0) + 1;
       missing += this.backupCount + 1 - p.replicas.length;
     }
-    return { count: this.partitionCount, version: this.cluster.memberListVersion, owners, replicasMissing: missing, migrating: this.migrating.size, lost: 0, dataLoss: 0 };
+    return {
+      count: this.partitionCount,
+      version: this.cluster.memberListVersion,
+      owners,
+      replicasMissing: missing,
+      migrating: this.migrating.size,
+      lost: 0,
+      dataLoss: 0,
+    };
   }
 
   links(): LinkInfo[] {
     return this.cluster.members().filter((m) => m.id !== this.id).map((m, i) =>
-      i === 1 ? { peer: m.id, kind: "relayed" as const, via: this.cluster.members()[1].id } : { peer: m.id, kind: "direct" as const }
+      i === 1
+        ? { peer: m.id, kind: "relayed" as const, via: this.cluster.members()[1].id }
+        : { peer: m.id, kind: "direct" as const }
     );
   }
 
