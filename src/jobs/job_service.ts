@@ -35,18 +35,17 @@ import {
   taskStateKey,
   type WorkerEntry,
 } from "./map_names.ts";
-import "./messages.ts";
-import type {
-  JobCancelTask,
-  JobDeployAck,
-  JobDeployTask,
-  JobNotify,
-  JobTaskDone,
-  JobTaskDoneAck,
-  JobTaskQuery,
-  JobTaskReport,
-  JobWorkerHello,
-  JobWorkerHelloAck,
+import {
+  JobCancelTaskMsg,
+  JobDeployAckMsg,
+  JobDeployTaskMsg,
+  JobNotifyMsg,
+  JobTaskDoneAckMsg,
+  JobTaskDoneMsg,
+  JobTaskQueryMsg,
+  JobTaskReportMsg,
+  JobWorkerHelloAckMsg,
+  JobWorkerHelloMsg,
 } from "./messages.ts";
 import { casUpdate, retrying, sameValue } from "./state_store.ts";
 import { Worker } from "./worker.ts";
@@ -142,16 +141,16 @@ export class JobService {
     const c = this.coordinator;
     const w = this.worker;
     const r = this.opts.router;
-    r.on(Kind.JobWorkerHello, (from, m) => c.push({ kind: "hello", from, msg: m as unknown as JobWorkerHello }));
-    r.on(Kind.JobDeployAck, (from, m) => c.push({ kind: "deployAck", from, msg: m as unknown as JobDeployAck }));
-    r.on(Kind.JobTaskDone, (from, m) => c.push({ kind: "done", from, msg: m as unknown as JobTaskDone }));
-    r.on(Kind.JobTaskReport, (from, m) => c.push({ kind: "report", from, msg: m as unknown as JobTaskReport }));
-    r.on(Kind.JobNotify, (from, m) => c.push({ kind: "notify", from, msg: m as unknown as JobNotify }));
-    r.on(Kind.JobWorkerHelloAck, (from, m) => w?.onHelloAck(from, m as unknown as JobWorkerHelloAck));
-    r.on(Kind.JobDeployTask, (from, m) => w?.onDeploy(from, m as unknown as JobDeployTask));
-    r.on(Kind.JobCancelTask, (from, m) => w?.onCancel(from, m as unknown as JobCancelTask));
-    r.on(Kind.JobTaskDoneAck, (from, m) => w?.onDoneAck(from, m as unknown as JobTaskDoneAck));
-    r.on(Kind.JobTaskQuery, (from, m) => w?.onQuery(from, m as unknown as JobTaskQuery));
+    r.on(JobWorkerHelloMsg, (from, msg) => c.push({ kind: "hello", from, msg }));
+    r.on(JobDeployAckMsg, (from, msg) => c.push({ kind: "deployAck", from, msg }));
+    r.on(JobTaskDoneMsg, (from, msg) => c.push({ kind: "done", from, msg }));
+    r.on(JobTaskReportMsg, (from, msg) => c.push({ kind: "report", from, msg }));
+    r.on(JobNotifyMsg, (from, msg) => c.push({ kind: "notify", from, msg }));
+    r.on(JobWorkerHelloAckMsg, (from, m) => w?.onHelloAck(from, m));
+    r.on(JobDeployTaskMsg, (from, m) => w?.onDeploy(from, m));
+    r.on(JobCancelTaskMsg, (from, m) => w?.onCancel(from, m));
+    r.on(JobTaskDoneAckMsg, (from, m) => w?.onDoneAck(from, m));
+    r.on(JobTaskQueryMsg, (from, m) => w?.onQuery(from, m));
     this.#unsubscribe = this.opts.view.subscribe((e) => {
       if (e.type === "masterChanged") {
         if (e.master === this.opts.self) void this.coordinator.takeover();
