@@ -27,6 +27,8 @@ import { MAX_MEMBERS, type MembershipConfig, membershipConfig } from "./config.t
 import { Awareness } from "./awareness.ts";
 import { GossipQueue, retransmitLimit } from "./gossip_queue.ts";
 import { Links, type MemberLink, type RouteRequest } from "./links.ts";
+import { MasterRole } from "./master.ts";
+import { Prober, type ProbeRequest, type RelayRequest } from "./probe.ts";
 import { isNewerList, MemberList, type MemberState, raiseIncarnation } from "./member_list.ts";
 import {
   type Ack,
@@ -96,10 +98,7 @@ export interface MembershipStats {
   verdictsPostponed: number;
 }
 
-type Pending =
-  | { kind: "probe"; target: NodeId; acked: boolean; nacks: number; unreachable: number; expectedNacks: number }
-  | { kind: "relay"; origin: NodeId; originSeq: number; target: NodeId; done: boolean }
-  | RouteRequest;
+type Pending = ProbeRequest | RelayRequest | RouteRequest;
 
 type JoinResult =
   | { kind: "accepted"; list: ListBody; from: NodeId }
@@ -149,6 +148,9 @@ export class Membership implements ClusterView {
   readonly #list: MemberList;
   readonly #links: Links;
   readonly #split: SplitBrain;
+  /** The master's role: view collection, admissions and publications. */
+  readonly #masterRole: MasterRole;
+  readonly #prober: Prober;
 
   #started = false;
   #stopped = false;
@@ -160,15 +162,9 @@ export class Membership implements ClusterView {
   #master: NodeId | undefined;
   #contact: NodeId | undefined;
 
-  // Master side.
-  #collecting: { seq: number; best: ListBody | null; waiting: Set<NodeId>; timer: Timer } | null = null;
-  #publishTimer: Timer | null = null;
-
   // SWIM.
   #pending = new Map<number, Pending>();
   #seq = 0;
-  #probeOrder: NodeId[] = [];
-  #probeIdx = 0;
   #listRequestAt = -Infinity;
   /** When this node last noticed its own event loop stalled (a timer fired late). */
   #stallSeenAt = -Infinity;
@@ -212,6 +208,7 @@ export class Membership implements ClusterView {
       send: (to: NodeId, msg: Message) => this.#send(to, msg),
       after: (ms: number, fn: () => void) => this.#after(ms, fn),
     };
+    const raiseEpoch = (epoch: number) => void (this.#epoch = Math.max(this.#epoch, epoch));
     this.#list = new MemberList(this.self, {
       now: () => this.#clock.now(),
       selfInc: () => this.#inc,
@@ -235,6 +232,35 @@ export class Membership implements ClusterView {
       contact: () => this.#contact,
       randomMembers: (k, ok) => this.#randomMembers(k, ok),
     });
+    this.#masterRole = new MasterRole({
+      ...common,
+      list: this.#list,
+      isMaster: () => this.isMaster(),
+      reachable: (id) => this.#links.reachable(id),
+      epoch: () => this.#epoch,
+      raiseEpoch,
+      nextSeq: () => ++this.#seq,
+      emit: (e) => this.#emit(e),
+      queueLinkTick: () => this.#links.queueTick(),
+    });
+    this.#prober = new Prober({
+      ...common,
+      list: this.#list,
+      health: this.#health,
+      pending: this.#pending,
+      nextSeq: () => ++this.#seq,
+      reachable: (id) => this.#links.reachable(id),
+      rejoining: () => this.#rejoining,
+      stalledRecently: () => this.#stalledRecently(),
+      graceMs: () => this.#graceMs(),
+      randomMembers: (k, ok) => this.#randomMembers(k, ok),
+      piggyback: () => this.#piggyback(),
+      applyItems: (items, from, ms) => this.#applyItems(items, from, ms),
+      antiEntropy: (from, lv, ms) => this.#antiEntropy(from, lv, ms),
+      checkPeerMaster: (from, ms) => this.#split.checkPeerMaster(from, ms),
+      suspect: (id, inc, by) => this.#suspect(id, inc, by),
+      broadcast: (item) => this.#broadcast(item),
+    });
     this.#split = new SplitBrain({
       ...common,
       list: this.#list,
@@ -242,12 +268,12 @@ export class Membership implements ClusterView {
       replay: this.#replay,
       connecting: this.#links.connecting,
       isMaster: () => this.isMaster(),
-      collecting: () => this.#collecting !== null,
+      collecting: () => this.#masterRole.collecting,
       epoch: () => this.#epoch,
-      raiseEpoch: (epoch) => void (this.#epoch = Math.max(this.#epoch, epoch)),
+      raiseEpoch,
       rateOk: (key) => this.#rateOk(key),
-      admit: (e, contact) => this.#admit(e, contact),
-      publish: () => this.#publish(),
+      admit: (e, contact) => this.#masterRole.admit(e, contact),
+      publish: () => this.#masterRole.publish(),
       installList: (body, delta) => this.#installList(body, delta),
       resetFor: (via) => {
         this.#contact = via;
@@ -387,7 +413,11 @@ export class Membership implements ClusterView {
           this.#contact = seed;
           this.#installList(r.list, null);
           this.#afterJoin();
-          this.#log.info("cluster.join.joined", { contact: seed, master: this.#master, members: this.members().length });
+          this.#log.info("cluster.join.joined", {
+            contact: seed,
+            master: this.#master,
+            members: this.members().length,
+          });
           return;
         }
         if (r.kind === "refused") {
@@ -428,8 +458,7 @@ export class Membership implements ClusterView {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const st of this.#list.states.values()) st.suspicion?.cancel();
-    this.#collecting?.timer.cancel();
-    this.#publishTimer?.cancel();
+    this.#masterRole.stop();
     this.#joinWaiter?.({ kind: "timeout" });
     this.#joinWaiter = null;
   }
@@ -461,8 +490,9 @@ export class Membership implements ClusterView {
     if (!newStall) return;
     this.stats.stalls++;
     // Under sustained CPU load this happens every second or so: only long stalls are news.
-    if (lateMs >= 1000) this.#log.info("cluster.self.stalled", { lateMs: Math.round(lateMs), stalls: this.stats.stalls });
-    else this.#log.debug("cluster.self.stalled", { lateMs: Math.round(lateMs) });
+    if (lateMs >= 1000) {
+      this.#log.info("cluster.self.stalled", { lateMs: Math.round(lateMs), stalls: this.stats.stalls });
+    } else this.#log.debug("cluster.self.stalled", { lateMs: Math.round(lateMs) });
   }
 
   /** Whether this member noticed a stall of its own within the last grace period. */
@@ -552,12 +582,8 @@ export class Membership implements ClusterView {
     this.#epoch = Math.max(this.#epoch + 1, epochHint);
     this.#log.info("cluster.master.changed", { master: m, previous: prev, epoch: this.#epoch });
     this.#emit({ type: "masterChanged", master: m, previous: prev, epoch: this.#epoch });
-    if (m === this.self && this.#joined) this.#becomeMaster();
-    else if (prev === this.self) {
-      this.#collecting?.timer.cancel();
-      this.#collecting = null;
-      this.#list.pendingReplies.clear();
-    }
+    if (m === this.self && this.#joined) this.#masterRole.take();
+    else if (prev === this.self) this.#masterRole.resign();
   }
 
   #formAlone(why: string): void {
@@ -585,7 +611,7 @@ export class Membership implements ClusterView {
       };
       this.#after(this.#rng.next() * periodMs(), tick);
     };
-    loop(() => this.#health.scaleTimeout(c.probeIntervalMs), () => this.#probeTick());
+    loop(() => this.#health.scaleTimeout(c.probeIntervalMs), () => this.#prober.tick());
     loop(() => c.gossipIntervalMs, () => this.#gossipTick());
     loop(
       () => c.pushPullIntervalMs * pushPullScale(this.#n()) * (0.75 + this.#rng.next() * 0.5),
@@ -593,87 +619,6 @@ export class Membership implements ClusterView {
     );
     loop(() => c.linkCheckIntervalMs, () => this.#links.tick());
     loop(() => c.splitBrainIntervalMs, () => this.#split.tick());
-  }
-
-  // ---------------------------------------------------------------- master duties
-
-  #becomeMaster(): void {
-    this.#log.info("cluster.master.elected", { epoch: this.#epoch, members: this.members().length });
-    const others = this.members().filter((m) => m.id !== this.self && this.#links.reachable(m.id)).map((m) => m.id);
-    if (others.length === 0) {
-      this.#finishCollect();
-      return;
-    }
-    const seq = ++this.#seq;
-    const timer = this.#after(this.config.collectTimeoutMs, () => this.#finishCollect());
-    this.#collecting = { seq, best: null, waiting: new Set(others), timer };
-    const msg: ViewRequest = { t: Kind.ClusterViewRequest, seq, epoch: this.#epoch };
-    for (const id of others) this.#send(id, msg);
-  }
-
-  #onViewReply(from: NodeId, m: ViewReply): void {
-    const c = this.#collecting;
-    if (!c || c.seq !== m.seq) return;
-    if (!c.best || m.list.version > c.best.version) c.best = m.list;
-    c.waiting.delete(from);
-    if (c.waiting.size === 0) this.#finishCollect();
-  }
-
-  /** A new master adopts the newest view any member holds, drops the dead, and publishes. */
-  #finishCollect(): void {
-    const c = this.#collecting;
-    this.#collecting = null;
-    c?.timer.cancel();
-    if (!this.isMaster()) return;
-    const added = c?.best ? this.#list.adoptNewer(c.best) : [];
-    if (c?.best) this.#epoch = Math.max(this.#epoch, c.best.epoch + 1);
-    this.#list.dropGone();
-    for (const a of added) this.#emit({ type: "memberAdded", member: a });
-    this.#list.fullNext = true;
-    this.#publish();
-  }
-
-  #schedulePublish(): void {
-    if (this.#publishTimer || !this.isMaster()) return;
-    this.#publishTimer = this.#after(this.config.publishDelayMs, () => {
-      this.#publishTimer = null;
-      this.#publish();
-    });
-  }
-
-  /** Publishes the next member-list version: a delta, or the full list after a change of master. */
-  #publish(): void {
-    this.#publishTimer?.cancel();
-    this.#publishTimer = null;
-    if (!this.isMaster() || this.#collecting) return;
-    const { msg, body } = this.#list.publication(this.#master ?? this.self, this.#epoch);
-    for (const m of this.members()) {
-      if (m.id !== this.self && !this.#list.pendingReplies.has(m.id)) this.#send(m.id, msg);
-    }
-    for (const [joiner, contact] of this.#list.pendingReplies) {
-      const reply: JoinAccepted = { t: Kind.ClusterJoinAccepted, joiner, list: body };
-      if (contact === this.self || this.#links.reachable(joiner)) this.#send(joiner, reply);
-      else this.#send(contact, reply);
-    }
-    this.#list.pendingReplies.clear();
-    this.#emit({ type: "memberListChanged", version: this.#list.version });
-  }
-
-  /** Master: a member is gone (dead verdict or left) — drop it from the list. */
-  #masterDrop(id: NodeId, item: GossipItem): void {
-    this.#list.drop(id, item);
-    this.#schedulePublish();
-  }
-
-  #admit(e: Omit<MemberInfo, "joinedAt">, contact: NodeId | null): MemberInfo {
-    const old = this.#list.states.get(e.id);
-    if (old) this.#masterDrop(e.id, { s: Status.dead, id: e.id, inc: old.inc });
-    const info = this.#list.admit(e, contact);
-    this.stats.joinsAdmitted++;
-    this.#emit({ type: "memberAdded", member: info });
-    this.#schedulePublish();
-    this.#links.queueTick();
-    return info;
   }
 
   // ---------------------------------------------------------------- join
@@ -749,14 +694,14 @@ export class Membership implements ClusterView {
   }
 
   #handleAdmission(req: JoinBody, contact: NodeId, replyTo: NodeId): void {
-    if (this.#collecting || this.#split.merging) {
+    if (this.#masterRole.collecting || this.#split.merging) {
       return this.#refuseJoin(replyTo, req.id, "RETRY", "master is changing");
     }
     const st = this.#list.states.get(req.id);
     if (st && st.status <= Status.suspect && req.inc <= st.inc) {
       // A retried request: answer again with the current list.
       this.#list.pendingReplies.set(req.id, contact);
-      this.#schedulePublish();
+      this.#masterRole.schedulePublish();
       return;
     }
     if (this.#list.entries.length >= MAX_MEMBERS) {
@@ -765,7 +710,7 @@ export class Membership implements ClusterView {
     if (this.#list.pendingReplies.size >= this.config.maxPending) {
       return this.#refuseJoin(replyTo, req.id, "RETRY", "too many joins in flight");
     }
-    const info = this.#admit(
+    const info = this.#masterRole.admit(
       { id: req.id, name: req.name, runtime: req.runtime, lite: req.lite, incarnation: req.inc },
       contact,
     );
@@ -855,19 +800,13 @@ export class Membership implements ClusterView {
     }
     switch (msg.t) {
       case Kind.ClusterPing:
-        return this.#onPing(from, msg as Ping);
+        return this.#prober.onPing(from, msg as Ping);
       case Kind.ClusterAck:
-        return this.#onAck(from, msg as Ack);
+        return this.#prober.onAck(from, msg as Ack);
       case Kind.ClusterPingReq:
-        return this.#onPingReq(from, msg as PingReq);
-      case Kind.ClusterNack: {
-        const p = this.#pending.get((msg as Nack).seq);
-        if (p?.kind === "probe") {
-          p.nacks++;
-          if ((msg as Nack).unreachable) p.unreachable++;
-        }
-        return;
-      }
+        return this.#prober.onPingReq(from, msg as PingReq);
+      case Kind.ClusterNack:
+        return this.#prober.onNack(msg as Nack);
       case Kind.ClusterGossip:
         return this.#applyItems((msg as Gossip).g, from, (msg as Gossip).ms);
       case Kind.ClusterMemberList:
@@ -883,7 +822,7 @@ export class Membership implements ClusterView {
           { t: Kind.ClusterViewReply, seq: (msg as ViewRequest).seq, list: this.#listBody() } satisfies ViewReply,
         );
       case Kind.ClusterViewReply:
-        return this.#onViewReply(from, msg as ViewReply);
+        return this.#masterRole.onViewReply(from, msg as ViewReply);
       case Kind.ClusterPushPull:
         return this.#onPushPull(from, msg as PushPull);
       case Kind.ClusterRouteQuery:
@@ -913,7 +852,7 @@ export class Membership implements ClusterView {
     // A closed link is only a hint: probe the member now, and re-link or route around it.
     this.#log.debug("cluster.link.down", { peer, reason });
     this.#links.down(peer, st);
-    this.#probe(peer);
+    this.#prober.probe(peer);
     this.#links.queueTick();
   }
 
@@ -1179,120 +1118,7 @@ export class Membership implements ClusterView {
       this.#emit({ type: "memberRemoved", member: st.info, reason: status === Status.left ? "left" : "dead" });
     }
     this.#recomputeMaster();
-    if (this.isMaster() && !this.#collecting) this.#masterDrop(id, item);
-  }
-
-  #probeTick(): void {
-    const target = this.#nextProbeTarget();
-    if (target) this.#probe(target);
-  }
-
-  /**
-   * The next member to probe, round robin in random order. Members this node has neither
-   * a link nor a route to are skipped while their links are still forming, but probed
-   * after `linkFallbackMs` (through others, by ping-req), so a member that nobody can
-   * reach is still found dead.
-   */
-  #nextProbeTarget(): NodeId | undefined {
-    const now = this.#clock.now();
-    for (let tries = 0; tries <= this.#probeOrder.length + 1; tries++) {
-      if (this.#probeIdx >= this.#probeOrder.length) {
-        this.#probeOrder = this.#rng.shuffle(this.members().filter((m) => m.id !== this.self).map((m) => m.id));
-        this.#probeIdx = 0;
-        if (this.#probeOrder.length === 0) return undefined;
-      }
-      const id = this.#probeOrder[this.#probeIdx++];
-      const st = this.#list.states.get(id);
-      if (
-        st && st.status <= Status.suspect &&
-        (this.#links.reachable(id) || now - st.link.since > this.config.linkFallbackMs)
-      ) return id;
-    }
-    return undefined;
-  }
-
-  #probe(target: NodeId): void {
-    if (this.#pending.size >= this.config.maxPending) return;
-    const startedAt = this.#clock.now();
-    const seq = ++this.#seq;
-    const p: Pending & { kind: "probe" } = {
-      kind: "probe",
-      target,
-      acked: false,
-      nacks: 0,
-      unreachable: 0,
-      expectedNacks: 0,
-    };
-    this.#pending.set(seq, p);
-    this.stats.probes++;
-    const direct = this.#send(
-      target,
-      {
-        t: Kind.ClusterPing,
-        seq,
-        target,
-        lv: this.#list.version,
-        ms: this.#master ?? "",
-        g: this.#piggyback(),
-      } satisfies Ping,
-    );
-    const tst = this.#list.states.get(target);
-    if (direct && tst && tst.unansweredSince === undefined) tst.unansweredSince = startedAt;
-    this.#after(this.#health.scaleTimeout(this.config.probeTimeoutMs), () => {
-      if (p.acked) return;
-      const helpers = this.#randomMembers(this.config.indirectChecks, (id) => id !== target && this.#t.isLinked(id));
-      p.expectedNacks = helpers.length;
-      for (const h of helpers) {
-        this.#send(
-          h,
-          { t: Kind.ClusterPingReq, seq, target, ms: this.#master ?? "", g: this.#piggyback() } satisfies PingReq,
-        );
-      }
-    });
-    const verdict = (deferrals: number) => {
-      if (!p.acked && deferrals < 2 && this.#stalledRecently()) {
-        // This member's own loop was just stalled: the ack, or the helpers' answers, may be
-        // sitting unread behind the overdue timers. Read them first.
-        this.#after(this.#graceMs(), () => verdict(deferrals + 1));
-        return;
-      }
-      this.#pending.delete(seq);
-      if (p.acked) {
-        this.#health.applyDelta(-1);
-        return;
-      }
-      const st = this.#list.states.get(target);
-      if (!st || st.status > Status.suspect || this.#rejoining) return;
-      // The target talked to this member meanwhile: it is alive, whatever became of the ping.
-      if (st.heardAt >= startedAt) {
-        this.stats.probesVoided++;
-        return;
-      }
-      // Nobody had a path to it (no link here, and every helper said so): that says
-      // nothing about a member whose links are still being formed.
-      const inconclusive = !direct && p.unreachable === p.expectedNacks;
-      if (inconclusive && !st.link.established && this.#clock.now() - st.link.since <= this.config.linkFallbackMs) {
-        return;
-      }
-      const delta = p.expectedNacks > 0 ? Math.max(0, p.expectedNacks - p.nacks) : 1;
-      this.#health.applyDelta(delta);
-      this.stats.probeFailures++;
-      this.#log.info("cluster.probe.failed", {
-        member: target,
-        direct,
-        indirect: p.expectedNacks,
-        nacks: p.nacks,
-        awareness: this.#health.score,
-        silentMs: Math.round(this.#clock.now() - st.heardAt),
-        unansweredMs: st.unansweredSince === undefined ? 0 : Math.round(this.#clock.now() - st.unansweredSince),
-        linkAgeMs: Math.round(this.#clock.now() - st.link.since),
-      });
-      st.accused = true;
-      if (this.#suspect(target, st.inc, this.self)) {
-        this.#broadcast({ s: Status.suspect, id: target, inc: st.inc, by: this.self });
-      }
-    };
-    this.#after(this.#health.scaleTimeout(this.config.probeIntervalMs), () => verdict(0));
+    if (this.isMaster() && !this.#masterRole.collecting) this.#masterRole.drop(id, item);
   }
 
   #randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[] {
@@ -1307,64 +1133,6 @@ export class Membership implements ClusterView {
       if (ok(id)) out.push(id);
     }
     return out;
-  }
-
-  #onPing(from: NodeId, m: Ping): void {
-    this.#applyItems(m.g, from, m.ms);
-    if (m.target !== this.self) return;
-    this.#send(
-      from,
-      {
-        t: Kind.ClusterAck,
-        seq: m.seq,
-        lv: this.#list.version,
-        ms: this.#master ?? "",
-        g: this.#piggyback(),
-      } satisfies Ack,
-    );
-    this.#antiEntropy(from, m.lv, m.ms);
-    if (m.ms !== this.#master) this.#split.checkPeerMaster(from, m.ms);
-  }
-
-  #onAck(from: NodeId, m: Ack): void {
-    this.#applyItems(m.g, from, m.ms);
-    const p = this.#pending.get(m.seq);
-    if (p?.kind === "probe") p.acked = true;
-    else if (p?.kind === "relay" && !p.done) {
-      p.done = true;
-      this.#send(
-        p.origin,
-        { t: Kind.ClusterAck, seq: p.originSeq, lv: this.#list.version, ms: this.#master ?? "", g: [] } satisfies Ack,
-      );
-    }
-    this.#antiEntropy(from, m.lv, m.ms);
-    if (m.ms !== this.#master && m.ms !== "") this.#split.checkPeerMaster(from, m.ms);
-  }
-
-  #onPingReq(from: NodeId, m: PingReq): void {
-    this.#applyItems(m.g, from, m.ms);
-    if (this.#pending.size >= this.config.maxPending || !this.#links.reachable(m.target)) {
-      this.#send(from, { t: Kind.ClusterNack, seq: m.seq, unreachable: true } satisfies Nack);
-      return;
-    }
-    const seq = ++this.#seq;
-    const rec: Pending = { kind: "relay", origin: from, originSeq: m.seq, target: m.target, done: false };
-    this.#pending.set(seq, rec);
-    this.#send(
-      m.target,
-      {
-        t: Kind.ClusterPing,
-        seq,
-        target: m.target,
-        lv: this.#list.version,
-        ms: this.#master ?? "",
-        g: [],
-      } satisfies Ping,
-    );
-    this.#after(this.config.probeTimeoutMs, () => {
-      this.#pending.delete(seq);
-      if (!rec.done) this.#send(from, { t: Kind.ClusterNack, seq: m.seq } satisfies Nack);
-    });
   }
 
   #gossipTick(): void {
