@@ -28,8 +28,9 @@ import { Awareness } from "./awareness.ts";
 import { GossipQueue, retransmitLimit } from "./gossip_queue.ts";
 import { Links, type MemberLink, type RouteRequest } from "./links.ts";
 import { MasterRole } from "./master.ts";
+import { MemberStates } from "./member_state.ts";
 import { Prober, type ProbeRequest, type RelayRequest } from "./probe.ts";
-import { isNewerList, MemberList, type MemberState, raiseIncarnation } from "./member_list.ts";
+import { isNewerList, MemberList } from "./member_list.ts";
 import {
   type Ack,
   ClusterKinds,
@@ -56,13 +57,11 @@ import {
   type RouteQuery,
   type SplitHello,
   Status,
-  type StatusCode,
   type ViewReply,
   type ViewRequest,
 } from "./messages.ts";
 import type { ServiceDeps } from "./service_deps.ts";
 import { SplitBrain } from "./split_brain.ts";
-import { Suspicion, suspicionBounds } from "./suspicion.ts";
 import type { ClusterEvent, ClusterView, MemberInfo } from "./view.ts";
 
 /** What a Membership needs from its node: the services' deps but the view (it is the view), the log optional. */
@@ -151,6 +150,8 @@ export class Membership implements ClusterView {
   /** The master's role: view collection, admissions and publications. */
   readonly #masterRole: MasterRole;
   readonly #prober: Prober;
+  /** The SWIM state transitions of each listed member. */
+  readonly #states: MemberStates;
 
   #started = false;
   #stopped = false;
@@ -255,11 +256,35 @@ export class Membership implements ClusterView {
       graceMs: () => this.#graceMs(),
       randomMembers: (k, ok) => this.#randomMembers(k, ok),
       piggyback: () => this.#piggyback(),
-      applyItems: (items, from, ms) => this.#applyItems(items, from, ms),
+      applyItems: (items, from, ms) => this.#states.applyItems(items, from, ms),
       antiEntropy: (from, lv, ms) => this.#antiEntropy(from, lv, ms),
       checkPeerMaster: (from, ms) => this.#split.checkPeerMaster(from, ms),
-      suspect: (id, inc, by) => this.#suspect(id, inc, by),
+      suspect: (id, inc, by) => this.#states.suspect(id, inc, by),
       broadcast: (item) => this.#broadcast(item),
+    });
+    this.#states = new MemberStates({
+      ...common,
+      list: this.#list,
+      health: this.#health,
+      gossip: this.#gossip,
+      inc: () => this.#inc,
+      raiseInc: (inc) => this.#raiseInc(inc),
+      leaving: () => this.#leaving,
+      stopped: () => this.#stopped,
+      isMaster: () => this.isMaster(),
+      collecting: () => this.#masterRole.collecting,
+      drop: (id, item) => this.#masterRole.drop(id, item),
+      recomputeMaster: () => this.#recomputeMaster(),
+      n: () => this.#n(),
+      stalledRecently: () => this.#stalledRecently(),
+      graceMs: () => this.#graceMs(),
+      rateOk: (key) => this.#rateOk(key),
+      broadcast: (item) => this.#broadcast(item),
+      emit: (e) => this.#emit(e),
+      found: (id) => this.#split.found(id),
+      appeared: (id) => this.#links.appeared(id),
+      addLost: (id) => this.#split.addLost(id),
+      gone: (id) => this.#links.gone(id),
     });
     this.#split = new SplitBrain({
       ...common,
@@ -776,7 +801,7 @@ export class Membership implements ClusterView {
       sender.heardAt = this.#clock.now();
       sender.unansweredSince = undefined;
     }
-    if (this.#joined) this.#tellIfDead(from);
+    if (this.#joined) this.#states.tellIfDead(from);
     switch (msg.t) {
       case Kind.ClusterJoinRequest:
         return this.#onJoinRequest(from, msg as JoinRequest);
@@ -808,7 +833,7 @@ export class Membership implements ClusterView {
       case Kind.ClusterNack:
         return this.#prober.onNack(msg as Nack);
       case Kind.ClusterGossip:
-        return this.#applyItems((msg as Gossip).g, from, (msg as Gossip).ms);
+        return this.#states.applyItems((msg as Gossip).g, from, (msg as Gossip).ms);
       case Kind.ClusterMemberList:
         return this.#onMemberList(from, msg as MemberListM);
       case Kind.ClusterListRequest:
@@ -856,24 +881,6 @@ export class Membership implements ClusterView {
     this.#links.queueTick();
   }
 
-  /**
-   * A listed member this node holds for dead is talking to us: it may not know. Tell it
-   * directly (accusations about oneself are always heard), so it refutes with a higher
-   * incarnation if it is alive; a wrong verdict is healed instead of splitting views.
-   */
-  #tellIfDead(from: NodeId): void {
-    const st = this.#list.states.get(from);
-    if (!st || st.status !== Status.dead || !this.#rateOk(`dead:${from}`)) return;
-    this.#send(
-      from,
-      {
-        t: Kind.ClusterGossip,
-        ms: this.#master ?? "",
-        g: [{ s: Status.dead, id: from, inc: st.inc }],
-      } satisfies Gossip,
-    );
-  }
-
   #antiEntropy(from: NodeId, lv: number, ms: string): void {
     if (!isNewerList(this.#list.version, lv) || this.#rejoining) return;
     if (ms !== this.#master && from !== this.#master) return;
@@ -884,7 +891,7 @@ export class Membership implements ClusterView {
   }
 
   #onMemberList(from: NodeId, m: MemberListM): void {
-    this.#applyItems(m.g, from, null);
+    this.#states.applyItems(m.g, from, null);
     const body = m.list;
     if (!isNewerList(this.#list.version, body.version)) return;
     if (body.master !== this.#master) {
@@ -901,224 +908,6 @@ export class Membership implements ClusterView {
       return;
     }
     this.#installList(body, m.base !== 0 ? { removed: m.removed } : null);
-  }
-
-  /**
-   * Applies gossip. Accusations (suspect, dead) are heard only from live members that
-   * follow the same master: after a split heals, members that have not yet followed their
-   * master into the merged cluster still carry the split's verdicts ("dead", at the same
-   * incarnation) about the members they are about to meet. Accusations about this node
-   * itself are always heard (so it refutes), and so are alive and left notices.
-   * @param senderMaster the master the sender follows; null when the message is the
-   *   master's own publication (always heard: it may announce that very change)
-   */
-  #applyItems(items: readonly GossipItem[], from: NodeId, senderMaster: string | null): void {
-    if (items.length === 0) return;
-    const st = this.#list.states.get(from);
-    if (!st) return;
-    const heard = st.status <= Status.suspect && (senderMaster === null || senderMaster === this.#master);
-    for (const it of items) {
-      if (!heard && it.s !== Status.alive && it.s !== Status.left && it.id !== this.self) continue;
-      // Another member's dead verdict about a member that talked to this one lately: that
-      // member is alive as far as this one can tell (the accuser may be the one cut off or
-      // stalled), so it counts as a suspicion here, which the suspect can still refute. The
-      // master's own publication is followed as it is.
-      if (it.s === Status.dead && senderMaster !== null && this.#heardLately(it.id)) {
-        if (this.#suspect(it.id, it.inc, from)) this.stats.verdictsPostponed++;
-        continue;
-      }
-      this.#applyItem(it, from);
-    }
-  }
-
-  /** Whether a live member sent this node anything within half of `suspectUnansweredMs`. */
-  #heardLately(id: NodeId): boolean {
-    const st = this.#list.states.get(id);
-    return !!st && st.status <= Status.suspect && this.#clock.now() - st.heardAt < this.config.suspectUnansweredMs / 2;
-  }
-
-  #applyItem(it: GossipItem, from: NodeId): void {
-    if (it.id === this.self) return this.#aboutMe(it, from);
-    const st = this.#list.states.get(it.id);
-    if (!st) return;
-    switch (it.s) {
-      case Status.alive: {
-        if (it.inc <= st.inc || st.status === Status.left) return;
-        const wasLive = st.status <= Status.suspect;
-        raiseIncarnation(st, it.inc, it.id);
-        st.suspicion?.cancel();
-        st.suspicion = undefined;
-        st.status = Status.alive;
-        st.accused = false;
-        this.#gossip.push(it);
-        if (!wasLive) {
-          st.link.since = this.#clock.now();
-          st.link.established = false;
-          this.#list.invalidate();
-          this.#split.found(it.id);
-          this.#links.appeared(it.id);
-          this.#emit({ type: "memberAdded", member: this.member(it.id)! });
-          this.#recomputeMaster();
-        }
-        return;
-      }
-      case Status.suspect:
-        this.#suspect(it.id, it.inc, it.by ?? from);
-        return;
-      default:
-        this.#markDown(it.id, it.inc, it.s, false);
-    }
-  }
-
-  /** Someone says this node is suspect or dead: refute with a higher incarnation. */
-  #aboutMe(it: GossipItem, from: NodeId): void {
-    if (it.s === Status.alive || this.#leaving) return;
-    if (it.inc < this.#inc) {
-      // Already refuted, but this accuser missed it: tell it directly.
-      if (this.#rateOk(`alive:${from}`)) {
-        this.#send(
-          from,
-          {
-            t: Kind.ClusterGossip,
-            ms: this.#master ?? "",
-            g: [{ s: Status.alive, id: this.self, inc: this.#inc }],
-          } satisfies Gossip,
-        );
-      }
-      return;
-    }
-    this.#raiseInc(it.inc + 1);
-    const st = this.#list.states.get(this.self);
-    if (st) st.inc = this.#inc;
-    this.#health.applyDelta(1);
-    this.stats.refutations++;
-    const item: GossipItem = { s: Status.alive, id: this.self, inc: this.#inc };
-    this.#gossip.push(item);
-    this.#broadcast(item);
-  }
-
-  /**
-   * @param confirms whether `by` counts as an independent confirmation of a running suspicion
-   * @returns whether the state changed (new suspicion or new confirmation)
-   */
-  #suspect(id: NodeId, inc: number, by: NodeId, confirms = true): boolean {
-    const st = this.#list.states.get(id);
-    if (!st || st.status >= Status.dead || inc < st.inc) return false;
-    const item: GossipItem = { s: Status.suspect, id, inc, by };
-    if (st.status === Status.suspect && inc === st.inc) {
-      if (confirms && st.suspicion?.confirm(by)) {
-        this.#gossip.push(item);
-        return true;
-      }
-      return false;
-    }
-    st.status = Status.suspect;
-    raiseIncarnation(st, inc, id);
-    st.suspicion?.cancel();
-    const b = suspicionBounds(this.#n(), this.config);
-    // Lifeguard local health: a member that misses acks, gets no nacks from its helpers, has
-    // to refute or finds itself stalled is the likelier culprit, so its own verdicts wait
-    // longer (a member that cannot hear anyone must not outrun the others' verdict on it).
-    const sus = new Suspicion(
-      this.#clock,
-      by,
-      b.k,
-      this.#health.scaleTimeout(b.minMs),
-      this.#health.scaleTimeout(b.maxMs),
-      () => this.#suspicionExpired(id, st, inc),
-    );
-    st.suspicion = sus;
-    // Tell the suspect now and then while the suspicion runs: it may have missed the first
-    // notice (lost, or it was still joining and heard nothing) and can only refute what it hears.
-    const remind = () => {
-      if (st.suspicion !== sus || st.status !== Status.suspect || this.#list.states.get(id) !== st) return;
-      this.#pingSuspect(id, st);
-      this.#after(this.config.suspectUnansweredMs / 4, remind);
-    };
-    remind();
-    this.stats.suspicions++;
-    this.#log.debug("cluster.member.suspect", { member: id, incarnation: inc, by });
-    this.#gossip.push(item);
-    return true;
-  }
-
-  /**
-   * A suspicion ran out. The verdict waits while this member has just been stalled itself
-   * (the suspect's refutation may be unread), and until the suspect has left this member's
-   * pings unanswered for `suspectUnansweredMs` (it is pinged again, carrying the suspicion
-   * so that it refutes). Neither wait outlasts the longest suspicion (twice that for
-   * stalls), so a member that talks but never refutes, because it hears nobody, is still
-   * declared dead.
-   */
-  #suspicionExpired(id: NodeId, st: MemberState, inc: number): void {
-    const sus = st.suspicion;
-    if (this.#stopped || !sus || this.#list.states.get(id) !== st || st.status !== Status.suspect || st.inc !== inc) {
-      return;
-    }
-    const now = this.#clock.now();
-    const elapsed = now - sus.startedAt;
-    if (this.#stalledRecently() && elapsed < 2 * sus.maxMs) {
-      this.stats.verdictsPostponed++;
-      sus.postpone(this.#graceMs());
-      return;
-    }
-    const unansweredMs = st.unansweredSince === undefined ? 0 : now - st.unansweredSince;
-    if (unansweredMs < this.config.suspectUnansweredMs && elapsed < sus.maxMs) {
-      this.stats.verdictsPostponed++;
-      this.#pingSuspect(id, st);
-      sus.postpone(Math.max(1, Math.min(this.config.suspectUnansweredMs - unansweredMs, sus.maxMs - elapsed)));
-      return;
-    }
-    this.#markDown(id, inc, Status.dead, st.accused);
-  }
-
-  /**
-   * Pings a suspect directly, the suspicion piggybacked so that it refutes at once if it
-   * is alive (memberlist's "buddy system"); the ping also starts this member's own count
-   * of how long the suspect leaves it unanswered. The ack matches no probe.
-   */
-  #pingSuspect(id: NodeId, st: MemberState): void {
-    const item: GossipItem = { s: Status.suspect, id, inc: st.inc, by: this.self };
-    const sent = this.#send(
-      id,
-      {
-        t: Kind.ClusterPing,
-        seq: 0,
-        target: id,
-        lv: this.#list.version,
-        ms: this.#master ?? "",
-        g: [item],
-      } satisfies Ping,
-    );
-    if (sent && st.unansweredSince === undefined) st.unansweredSince = this.#clock.now();
-  }
-
-  /** A dead verdict or a leave: the member is gone here at once. */
-  #markDown(id: NodeId, inc: number, status: StatusCode, originate: boolean): void {
-    const st = this.#list.states.get(id);
-    if (!st || inc < st.inc || st.status === Status.left) return;
-    if (status === Status.dead && st.status === Status.dead) return;
-    const wasLive = st.status <= Status.suspect;
-    st.suspicion?.cancel();
-    st.suspicion = undefined;
-    st.status = status;
-    raiseIncarnation(st, inc, id);
-    const item: GossipItem = { s: status, id, inc };
-    this.#gossip.push(item);
-    if (originate) this.#broadcast(item);
-    if (status === Status.dead) {
-      this.stats.deadVerdicts++;
-      this.#split.addLost(id);
-      this.#log.info("cluster.member.dead", { member: id, incarnation: inc });
-    } else this.#log.info("cluster.member.left", { member: id });
-    // Only a verdict tears a link down.
-    this.#links.gone(id);
-    if (wasLive) {
-      this.#list.invalidate();
-      this.#emit({ type: "memberRemoved", member: st.info, reason: status === Status.left ? "left" : "dead" });
-    }
-    this.#recomputeMaster();
-    if (this.isMaster() && !this.#masterRole.collecting) this.#masterRole.drop(id, item);
   }
 
   #randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[] {
@@ -1167,8 +956,8 @@ export class Membership implements ClusterView {
       // A remote "dead" counts only as a suspicion here (as in memberlist). A state copy
       // says nothing about who accused, so it never counts as a further confirmation.
       if ((it.s === Status.dead || it.s === Status.suspect) && it.id !== this.self) {
-        this.#suspect(it.id, it.inc, from, false);
-      } else this.#applyItem(it, from);
+        this.#states.suspect(it.id, it.inc, from, false);
+      } else this.#states.applyItem(it, from);
     }
     if (!m.reply) {
       this.#send(
