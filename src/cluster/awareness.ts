@@ -42,3 +42,32 @@ export class Awareness {
     return scaleTimeout(timeoutMs, this.#score);
   }
 }
+
+/**
+ * Notices stalls of this member's own event loop (CPU starvation, a long GC pause): a timer
+ * that fires later than `thresholdMs` after its time. Whatever the member received
+ * meanwhile (acks, refutations) may still wait unread behind the overdue timers, so its
+ * verdicts wait `graceMs` after a stall.
+ */
+export class StallDetector {
+  #seenAt = -Infinity;
+
+  constructor(readonly thresholdMs: number, readonly graceMs: number) {}
+
+  /**
+   * Called before a timer callback with the time it was due.
+   * @returns how late it fired when that reveals a new stall, else null
+   */
+  note(due: number, now: number): number | null {
+    const lateMs = now - due;
+    if (lateMs <= this.thresholdMs) return null;
+    const newStall = this.#seenAt < due;
+    this.#seenAt = now;
+    return newStall ? lateMs : null;
+  }
+
+  /** Whether a stall was noticed within the last `graceMs`. */
+  stalledRecently(now: number): boolean {
+    return now - this.#seenAt < this.graceMs;
+  }
+}

@@ -9,11 +9,12 @@ import type { Logger } from "../core/log.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
-import type { MembershipConfig } from "./config.ts";
+import { MAX_MEMBERS, type MembershipConfig } from "./config.ts";
 import type { MemberList } from "./member_list.ts";
 import {
   type GossipItem,
   type JoinAccepted,
+  type JoinBody,
   type ListBody,
   Status,
   type ViewReply,
@@ -129,6 +130,31 @@ export class MasterRole {
     }
     h.list.pendingReplies.clear();
     h.emit({ type: "memberListChanged", version: h.list.version });
+  }
+
+  /**
+   * A join request that passed the checks reached this master.
+   * @param busy whether a merge is under way
+   * @returns why the joiner is refused (or must retry), or null when it is admitted or answered again
+   */
+  onJoin(req: JoinBody, contact: NodeId, busy: boolean): { code: "RETRY" | "REFUSED"; reason: string } | null {
+    const h = this.host;
+    if (this.#collecting || busy) return { code: "RETRY", reason: "master is changing" };
+    const st = h.list.states.get(req.id);
+    if (st && st.status <= Status.suspect && req.inc <= st.inc) {
+      // A retried request: answer again with the current list.
+      h.list.pendingReplies.set(req.id, contact);
+      this.schedulePublish();
+      return null;
+    }
+    if (h.list.entries.length >= MAX_MEMBERS) return { code: "REFUSED", reason: "cluster is full" };
+    if (h.list.pendingReplies.size >= h.config.maxPending) return { code: "RETRY", reason: "too many joins in flight" };
+    const info = this.admit(
+      { id: req.id, name: req.name, runtime: req.runtime, lite: req.lite, incarnation: req.inc },
+      contact,
+    );
+    h.log.info("cluster.member.admitted", { member: info.id, name: info.name, joinedAt: info.joinedAt });
+    return null;
   }
 
   /** A member is gone (dead verdict or left): drop it from the list. */

@@ -14,7 +14,7 @@ import type { Awareness } from "./awareness.ts";
 import type { MembershipConfig } from "./config.ts";
 import type { GossipQueue } from "./gossip_queue.ts";
 import { type MemberList, type MemberState, raiseIncarnation } from "./member_list.ts";
-import { type Gossip, type GossipItem, type Ping, Status, type StatusCode } from "./messages.ts";
+import { type Gossip, type GossipItem, type Ping, type PushPull, Status, type StatusCode } from "./messages.ts";
 import { Suspicion, suspicionBounds } from "./suspicion.ts";
 import type { ClusterEvent } from "./view.ts";
 
@@ -29,8 +29,8 @@ export interface MemberStateHost {
   readonly gossip: GossipQueue;
   readonly stats: { suspicions: number; deadVerdicts: number; refutations: number; verdictsPostponed: number };
   /** This member's own incarnation, and raising it. */
-  inc(): number;
-  raiseInc(inc: number): void;
+  selfInc(): number;
+  raiseSelfInc(inc: number): void;
   leaving(): boolean;
   stopped(): boolean;
   master(): NodeId | undefined;
@@ -50,9 +50,14 @@ export interface MemberStateHost {
   /** Sends an update straight to every reachable member. */
   broadcast(item: GossipItem): void;
   emit(e: ClusterEvent): void;
-  /** A member is live again here (links and split-brain candidates). */
-  found(id: NodeId): void;
+  /** A member is live again here (links, split-brain candidates). */
   appeared(id: NodeId): void;
+  reachable(id: NodeId): boolean;
+  randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[];
+  /** Updates to piggyback on the next message. */
+  piggyback(): GossipItem[];
+  /** A member follows a newer member-list version: ask for it. */
+  antiEntropy(from: NodeId, lv: number, ms: string): void;
   /** A member is gone here. */
   addLost(id: NodeId): void;
   gone(id: NodeId): void;
@@ -135,7 +140,6 @@ export class MemberStates {
           st.link.since = h.clock.now();
           st.link.established = false;
           h.list.invalidate();
-          h.found(it.id);
           h.appeared(it.id);
           h.emit({ type: "memberAdded", member: h.list.member(it.id)! });
           h.recomputeMaster();
@@ -154,7 +158,7 @@ export class MemberStates {
   #aboutMe(it: GossipItem, from: NodeId): void {
     const h = this.host;
     if (it.s === Status.alive || h.leaving()) return;
-    if (it.inc < h.inc()) {
+    if (it.inc < h.selfInc()) {
       // Already refuted, but this accuser missed it: tell it directly.
       if (h.rateOk(`alive:${from}`)) {
         h.send(
@@ -162,18 +166,18 @@ export class MemberStates {
           {
             t: Kind.ClusterGossip,
             ms: h.master() ?? "",
-            g: [{ s: Status.alive, id: h.self, inc: h.inc() }],
+            g: [{ s: Status.alive, id: h.self, inc: h.selfInc() }],
           } satisfies Gossip,
         );
       }
       return;
     }
-    h.raiseInc(it.inc + 1);
+    h.raiseSelfInc(it.inc + 1);
     const st = h.list.states.get(h.self);
-    if (st) st.inc = h.inc();
+    if (st) st.inc = h.selfInc();
     h.health.applyDelta(1);
     h.stats.refutations++;
-    const item: GossipItem = { s: Status.alive, id: h.self, inc: h.inc() };
+    const item: GossipItem = { s: Status.alive, id: h.self, inc: h.selfInc() };
     h.gossip.push(item);
     h.broadcast(item);
   }
@@ -305,4 +309,65 @@ export class MemberStates {
     h.recomputeMaster();
     if (h.isMaster() && !h.collecting()) h.drop(id, item);
   }
+
+  /** Sends queued updates to a few random members. */
+  gossipTick(): void {
+    const h = this.host;
+    if (h.gossip.size === 0) return;
+    for (const id of h.randomMembers(h.config.gossipNodes, (x) => h.reachable(x))) {
+      const g = h.piggyback();
+      if (g.length === 0) break;
+      h.send(id, { t: Kind.ClusterGossip, ms: h.master() ?? "", g } satisfies Gossip);
+    }
+  }
+
+  /** Exchanges every member record with one random member (anti-entropy). */
+  pushPullTick(): void {
+    const h = this.host;
+    const [peer] = h.randomMembers(1, (x) => h.reachable(x));
+    if (!peer) return;
+    h.send(
+      peer,
+      {
+        t: Kind.ClusterPushPull,
+        reply: false,
+        lv: h.list.version,
+        ms: h.master() ?? "",
+        states: h.list.stateItems(),
+      } satisfies PushPull,
+    );
+  }
+
+  onPushPull(from: NodeId, m: PushPull): void {
+    const h = this.host;
+    const peer = h.list.states.get(from);
+    // Only from live members that follow our master (see #applyItems).
+    if (!peer || peer.status > Status.suspect || m.ms !== h.master()) return;
+    for (const it of m.states) {
+      // A remote "dead" counts only as a suspicion here (as in memberlist). A state copy
+      // says nothing about who accused, so it never counts as a further confirmation.
+      if ((it.s === Status.dead || it.s === Status.suspect) && it.id !== h.self) {
+        this.suspect(it.id, it.inc, from, false);
+      } else this.applyItem(it, from);
+    }
+    if (!m.reply) {
+      h.send(
+        from,
+        {
+          t: Kind.ClusterPushPull,
+          reply: true,
+          lv: h.list.version,
+          ms: h.master() ?? "",
+          states: h.list.stateItems(),
+        } satisfies PushPull,
+      );
+    }
+    h.antiEntropy(from, m.lv, m.ms);
+  }
+}
+
+/** memberlist's push-pull scaling: beyond 32 members the interval grows with log2(n). */
+export function pushPullScale(n: number): number {
+  if (n <= 32) return 1;
+  return Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
 }

@@ -1,17 +1,16 @@
 /**
- * Membership: join, SWIM failure detection with Lifeguard suspicion and local health,
- * piggybacked gossip, the versioned member list published by the master (the oldest live
- * member), view collection by a new master, relay routes for pairs without a direct link,
- * and split-brain detection and merge.
+ * Membership of one node: lifecycle (start, leave, stop), join, and the SWIM message
+ * dispatch, over parts that each own their state (hashicorp/memberlist's split is the model):
+ * - member_list.ts: the list in admission order, its version (only rises) and deltas, and
+ *   this node's SWIM record of each listed member;
+ * - member_state.ts: the alive / suspect / dead / left transitions, refutation, push-pull;
+ * - probe.ts: SWIM probes (ping, ping-req, nack) and their verdicts;
+ * - awareness.ts: Lifeguard local health and the detector of this node's own stalls;
+ * - master.ts: the master's role (view collection, admissions, publications);
+ * - links.ts: links and relay routes; split_brain.ts: split-brain detection and merge.
  *
  * A state machine over an injected Clock, Random and Transport: it never reads the time or
  * sets timers itself, so the simulator runs it in virtual time and a seed replays a run.
- *
- * Two layers of state:
- * - the member list (who is in the cluster, in admission order, with a version that only
- *   moves forward), which only the master changes and publishes;
- * - the SWIM status of each listed member (alive / suspect / dead / left + incarnation),
- *   which every member learns by probing and gossip.
  * `members()` is the list minus members this node knows to be dead or gone, and the master
  * is the first of them, so every member computes the same master without a vote.
  */
@@ -23,14 +22,14 @@ import type { NodeId, Transport } from "../transport/transport.ts";
 import { deriveKey, ReplayGuard, sign, verify } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
-import { MAX_MEMBERS, type MembershipConfig, membershipConfig } from "./config.ts";
-import { Awareness } from "./awareness.ts";
+import { type MembershipConfig, membershipConfig } from "./config.ts";
+import { Awareness, StallDetector } from "./awareness.ts";
 import { GossipQueue, retransmitLimit } from "./gossip_queue.ts";
 import { Links, type MemberLink, type RouteRequest } from "./links.ts";
 import { MasterRole } from "./master.ts";
-import { MemberStates } from "./member_state.ts";
+import { MemberStates, pushPullScale } from "./member_state.ts";
 import { Prober, type ProbeRequest, type RelayRequest } from "./probe.ts";
-import { isNewerList, MemberList } from "./member_list.ts";
+import { isNewerList, MemberList, type MemberState } from "./member_list.ts";
 import {
   type Ack,
   ClusterKinds,
@@ -143,6 +142,7 @@ export class Membership implements ClusterView {
   readonly #listeners = new Set<(e: ClusterEvent) => void>();
   readonly #gossip: GossipQueue;
   readonly #health: Awareness;
+  readonly #stalls: StallDetector;
   /** The member list, its versions and deltas, and the SWIM record of each listed member. */
   readonly #list: MemberList;
   readonly #links: Links;
@@ -167,8 +167,6 @@ export class Membership implements ClusterView {
   #pending = new Map<number, Pending>();
   #seq = 0;
   #listRequestAt = -Infinity;
-  /** When this node last noticed its own event loop stalled (a timer fired late). */
-  #stallSeenAt = -Infinity;
 
   #joinWaiter: ((r: JoinResult) => void) | null = null;
   /** When this node last took a rate-limited action per key (bounded). */
@@ -196,7 +194,10 @@ export class Membership implements ClusterView {
     this.#joinKey = deriveKey(this.config.cluster, this.config.secret, "join");
     this.#gossip = new GossipQueue(this.config.maxGossipQueue);
     this.#health = new Awareness(this.config.awarenessMax);
-    const common = {
+    // A verdict waits this long after a stall of this member, so the backlog is read first.
+    this.#stalls = new StallDetector(this.config.stallThresholdMs, this.config.probeTimeoutMs);
+    // Everything the parts need from this node, in one place (each part declares its share).
+    const ctx = {
       self: this.self,
       config: this.config,
       t: this.#t,
@@ -204,109 +205,71 @@ export class Membership implements ClusterView {
       rng: this.#rng,
       log: this.#log,
       stats: this.stats,
-      members: () => this.members(),
-      master: () => this.#master,
-      send: (to: NodeId, msg: Message) => this.#send(to, msg),
-      after: (ms: number, fn: () => void) => this.#after(ms, fn),
-    };
-    const raiseEpoch = (epoch: number) => void (this.#epoch = Math.max(this.#epoch, epoch));
-    this.#list = new MemberList(this.self, {
-      now: () => this.#clock.now(),
-      selfInc: () => this.#inc,
-      raiseSelfInc: (inc) => this.#raiseInc(inc),
-      appeared: (id) => {
-        this.#links.appeared(id);
-        this.#split.found(id);
-      },
-      removed: (id, st) => {
-        if (st.status !== Status.left) this.#split.addLost(id);
-        this.#links.gone(id);
-      },
-    });
-    this.#links = new Links({
-      ...common,
-      list: this.#list,
-      pending: this.#pending,
-      nextSeq: () => ++this.#seq,
-      joined: () => this.#joined,
-      stopped: () => this.#stopped,
-      contact: () => this.#contact,
-      randomMembers: (k, ok) => this.#randomMembers(k, ok),
-    });
-    this.#masterRole = new MasterRole({
-      ...common,
-      list: this.#list,
-      isMaster: () => this.isMaster(),
-      reachable: (id) => this.#links.reachable(id),
-      epoch: () => this.#epoch,
-      raiseEpoch,
-      nextSeq: () => ++this.#seq,
-      emit: (e) => this.#emit(e),
-      queueLinkTick: () => this.#links.queueTick(),
-    });
-    this.#prober = new Prober({
-      ...common,
-      list: this.#list,
-      health: this.#health,
-      pending: this.#pending,
-      nextSeq: () => ++this.#seq,
-      reachable: (id) => this.#links.reachable(id),
-      rejoining: () => this.#rejoining,
-      stalledRecently: () => this.#stalledRecently(),
-      graceMs: () => this.#graceMs(),
-      randomMembers: (k, ok) => this.#randomMembers(k, ok),
-      piggyback: () => this.#piggyback(),
-      applyItems: (items, from, ms) => this.#states.applyItems(items, from, ms),
-      antiEntropy: (from, lv, ms) => this.#antiEntropy(from, lv, ms),
-      checkPeerMaster: (from, ms) => this.#split.checkPeerMaster(from, ms),
-      suspect: (id, inc, by) => this.#states.suspect(id, inc, by),
-      broadcast: (item) => this.#broadcast(item),
-    });
-    this.#states = new MemberStates({
-      ...common,
-      list: this.#list,
       health: this.#health,
       gossip: this.#gossip,
-      inc: () => this.#inc,
-      raiseInc: (inc) => this.#raiseInc(inc),
-      leaving: () => this.#leaving,
-      stopped: () => this.#stopped,
-      isMaster: () => this.isMaster(),
-      collecting: () => this.#masterRole.collecting,
-      drop: (id, item) => this.#masterRole.drop(id, item),
-      recomputeMaster: () => this.#recomputeMaster(),
-      n: () => this.#n(),
-      stalledRecently: () => this.#stalledRecently(),
-      graceMs: () => this.#graceMs(),
-      rateOk: (key) => this.#rateOk(key),
-      broadcast: (item) => this.#broadcast(item),
-      emit: (e) => this.#emit(e),
-      found: (id) => this.#split.found(id),
-      appeared: (id) => this.#links.appeared(id),
-      addLost: (id) => this.#split.addLost(id),
-      gone: (id) => this.#links.gone(id),
-    });
-    this.#split = new SplitBrain({
-      ...common,
-      list: this.#list,
+      pending: this.#pending,
       joinKey: this.#joinKey,
       replay: this.#replay,
-      connecting: this.#links.connecting,
+      now: () => this.#clock.now(),
+      selfInc: () => this.#inc,
+      raiseSelfInc: (inc: number) => this.#raiseInc(inc),
+      joined: () => this.#joined,
+      stopped: () => this.#stopped,
+      leaving: () => this.#leaving,
+      rejoining: () => this.#rejoining,
+      contact: () => this.#contact,
+      master: () => this.#master,
       isMaster: () => this.isMaster(),
-      collecting: () => this.#masterRole.collecting,
+      members: () => this.members(),
       epoch: () => this.#epoch,
-      raiseEpoch,
-      rateOk: (key) => this.#rateOk(key),
-      admit: (e, contact) => this.#masterRole.admit(e, contact),
-      publish: () => this.#masterRole.publish(),
-      installList: (body, delta) => this.#installList(body, delta),
-      resetFor: (via) => {
+      raiseEpoch: (epoch: number) => void (this.#epoch = Math.max(this.#epoch, epoch)),
+      nextSeq: () => ++this.#seq,
+      n: () => this.#n(),
+      send: (to: NodeId, msg: Message) => this.#send(to, msg),
+      after: (ms: number, fn: () => void) => this.#after(ms, fn),
+      emit: (e: ClusterEvent) => this.#emit(e),
+      broadcast: (item: GossipItem) => this.#broadcast(item),
+      piggyback: () => this.#piggyback(),
+      rateOk: (key: string) => this.#rateOk(key),
+      randomMembers: (k: number, ok: (id: NodeId) => boolean) => this.#randomMembers(k, ok),
+      stalledRecently: () => this.#stalls.stalledRecently(this.#clock.now()),
+      graceMs: () => this.#stalls.graceMs,
+      recomputeMaster: () => this.#recomputeMaster(),
+      installList: (body: ListBody, delta: null) => this.#installList(body, delta),
+      antiEntropy: (from: NodeId, lv: number, ms: string) => this.#antiEntropy(from, lv, ms),
+      resetFor: (via: NodeId) => {
         this.#contact = via;
         // Updates queued in the old cluster are about a world that no longer exists.
         this.#gossip.clear();
       },
-      emit: (e) => this.#emit(e),
-    });
+      reachable: (id: NodeId) => this.#links.reachable(id),
+      queueLinkTick: () => this.#links.queueTick(),
+      connecting: () => this.#links.connecting,
+      appeared: (id: NodeId) => {
+        this.#links.appeared(id);
+        this.#split.found(id);
+      },
+      gone: (id: NodeId) => this.#links.gone(id),
+      addLost: (id: NodeId) => this.#split.addLost(id),
+      removed: (id: NodeId, st: MemberState) => {
+        if (st.status !== Status.left) this.#split.addLost(id);
+        this.#links.gone(id);
+      },
+      checkPeerMaster: (from: NodeId, ms: string) => this.#split.checkPeerMaster(from, ms),
+      collecting: () => this.#masterRole.collecting,
+      drop: (id: NodeId, item: GossipItem) => this.#masterRole.drop(id, item),
+      admit: (e: Omit<MemberInfo, "joinedAt">, contact: NodeId | null) => this.#masterRole.admit(e, contact),
+      publish: () => this.#masterRole.publish(),
+      applyItems: (items: readonly GossipItem[], from: NodeId, ms: string) => this.#states.applyItems(items, from, ms),
+      suspect: (id: NodeId, inc: number, by: NodeId) => this.#states.suspect(id, inc, by),
+    };
+    this.#list = new MemberList(this.self, ctx);
+    const parts = { ...ctx, list: this.#list };
+    this.#links = new Links(parts);
+    this.#masterRole = new MasterRole(parts);
+    this.#prober = new Prober(parts);
+    this.#states = new MemberStates(parts);
+    this.#split = new SplitBrain(parts);
     deps.router.on(ClusterKinds, (from, msg) => this.#onMessage(from, msg));
     deps.router.onLink((peer, up, reason) => this.#onLink(peer, up, reason));
   }
@@ -500,34 +463,16 @@ export class Membership implements ClusterView {
     }
   }
 
-  /**
-   * Called before every timer callback with the time it was due. A timer far behind its
-   * time means this member did not run for a while: whatever it received meanwhile (acks,
-   * refutations) may still wait unread behind the overdue timers, so verdicts reached
-   * right now wait until it has been read (see #stalledRecently).
-   */
+  /** Called before every timer callback with the time it was due (see StallDetector). */
   #noteLateness(due: number): void {
-    const now = this.#clock.now();
-    const lateMs = now - due;
-    if (lateMs <= this.config.stallThresholdMs || this.#stopped) return;
-    const newStall = this.#stallSeenAt < due;
-    this.#stallSeenAt = now;
-    if (!newStall) return;
+    if (this.#stopped) return;
+    const lateMs = this.#stalls.note(due, this.#clock.now());
+    if (lateMs === null) return;
     this.stats.stalls++;
     // Under sustained CPU load this happens every second or so: only long stalls are news.
     if (lateMs >= 1000) {
       this.#log.info("cluster.self.stalled", { lateMs: Math.round(lateMs), stalls: this.stats.stalls });
     } else this.#log.debug("cluster.self.stalled", { lateMs: Math.round(lateMs) });
-  }
-
-  /** Whether this member noticed a stall of its own within the last grace period. */
-  #stalledRecently(): boolean {
-    return this.#clock.now() - this.#stallSeenAt < this.#graceMs();
-  }
-
-  /** How long a verdict waits after a stall of this member, so the backlog is read first. */
-  #graceMs(): number {
-    return this.config.probeTimeoutMs;
   }
 
   #after(ms: number, fn: () => void): Timer {
@@ -543,12 +488,6 @@ export class Membership implements ClusterView {
   #send(to: NodeId, msg: Message): boolean {
     if (this.#stopped || to === this.self) return false;
     return this.#t.send(to, msg);
-  }
-
-  #reachable(id: NodeId): boolean {
-    if (this.#t.isLinked(id)) return true;
-    const via = this.#t.routeOf(id);
-    return via !== undefined && this.#t.isLinked(via);
   }
 
   #listBody(): ListBody {
@@ -637,10 +576,10 @@ export class Membership implements ClusterView {
       this.#after(this.#rng.next() * periodMs(), tick);
     };
     loop(() => this.#health.scaleTimeout(c.probeIntervalMs), () => this.#prober.tick());
-    loop(() => c.gossipIntervalMs, () => this.#gossipTick());
+    loop(() => c.gossipIntervalMs, () => this.#states.gossipTick());
     loop(
       () => c.pushPullIntervalMs * pushPullScale(this.#n()) * (0.75 + this.#rng.next() * 0.5),
-      () => this.#pushPullTick(),
+      () => this.#states.pushPullTick(),
     );
     loop(() => c.linkCheckIntervalMs, () => this.#links.tick());
     loop(() => c.splitBrainIntervalMs, () => this.#split.tick());
@@ -719,27 +658,8 @@ export class Membership implements ClusterView {
   }
 
   #handleAdmission(req: JoinBody, contact: NodeId, replyTo: NodeId): void {
-    if (this.#masterRole.collecting || this.#split.merging) {
-      return this.#refuseJoin(replyTo, req.id, "RETRY", "master is changing");
-    }
-    const st = this.#list.states.get(req.id);
-    if (st && st.status <= Status.suspect && req.inc <= st.inc) {
-      // A retried request: answer again with the current list.
-      this.#list.pendingReplies.set(req.id, contact);
-      this.#masterRole.schedulePublish();
-      return;
-    }
-    if (this.#list.entries.length >= MAX_MEMBERS) {
-      return this.#refuseJoin(replyTo, req.id, "REFUSED", "cluster is full");
-    }
-    if (this.#list.pendingReplies.size >= this.config.maxPending) {
-      return this.#refuseJoin(replyTo, req.id, "RETRY", "too many joins in flight");
-    }
-    const info = this.#masterRole.admit(
-      { id: req.id, name: req.name, runtime: req.runtime, lite: req.lite, incarnation: req.inc },
-      contact,
-    );
-    this.#log.info("cluster.member.admitted", { member: info.id, name: info.name, joinedAt: info.joinedAt });
+    const refusal = this.#masterRole.onJoin(req, contact, this.#split.merging);
+    if (refusal) this.#refuseJoin(replyTo, req.id, refusal.code, refusal.reason);
   }
 
   #onJoinAccepted(from: NodeId, m: JoinAccepted): void {
@@ -849,7 +769,7 @@ export class Membership implements ClusterView {
       case Kind.ClusterViewReply:
         return this.#masterRole.onViewReply(from, msg as ViewReply);
       case Kind.ClusterPushPull:
-        return this.#onPushPull(from, msg as PushPull);
+        return this.#states.onPushPull(from, msg as PushPull);
       case Kind.ClusterRouteQuery:
         return this.#links.onRouteQuery(from, msg as RouteQuery);
       case Kind.ClusterRouteAnswer:
@@ -924,56 +844,6 @@ export class Membership implements ClusterView {
     return out;
   }
 
-  #gossipTick(): void {
-    if (this.#gossip.size === 0) return;
-    for (const id of this.#randomMembers(this.config.gossipNodes, (x) => this.#links.reachable(x))) {
-      const g = this.#piggyback();
-      if (g.length === 0) break;
-      this.#send(id, { t: Kind.ClusterGossip, ms: this.#master ?? "", g } satisfies Gossip);
-    }
-  }
-
-  #pushPullTick(): void {
-    const [peer] = this.#randomMembers(1, (x) => this.#links.reachable(x));
-    if (!peer) return;
-    this.#send(
-      peer,
-      {
-        t: Kind.ClusterPushPull,
-        reply: false,
-        lv: this.#list.version,
-        ms: this.#master ?? "",
-        states: this.#list.stateItems(),
-      } satisfies PushPull,
-    );
-  }
-
-  #onPushPull(from: NodeId, m: PushPull): void {
-    const peer = this.#list.states.get(from);
-    // Only from live members that follow our master (see #applyItems).
-    if (!peer || peer.status > Status.suspect || m.ms !== this.#master) return;
-    for (const it of m.states) {
-      // A remote "dead" counts only as a suspicion here (as in memberlist). A state copy
-      // says nothing about who accused, so it never counts as a further confirmation.
-      if ((it.s === Status.dead || it.s === Status.suspect) && it.id !== this.self) {
-        this.#states.suspect(it.id, it.inc, from, false);
-      } else this.#states.applyItem(it, from);
-    }
-    if (!m.reply) {
-      this.#send(
-        from,
-        {
-          t: Kind.ClusterPushPull,
-          reply: true,
-          lv: this.#list.version,
-          ms: this.#master ?? "",
-          states: this.#list.stateItems(),
-        } satisfies PushPull,
-      );
-    }
-    this.#antiEntropy(from, m.lv, m.ms);
-  }
-
   #rateOk(key: NodeId): boolean {
     const now = this.#clock.now();
     const last = this.#actions.get(key) ?? -Infinity;
@@ -982,10 +852,4 @@ export class Membership implements ClusterView {
     this.#actions.set(key, now);
     return true;
   }
-}
-
-/** memberlist's push-pull scaling: beyond 32 members the interval grows with log2(n). */
-export function pushPullScale(n: number): number {
-  if (n <= 32) return 1;
-  return Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
 }

@@ -61,7 +61,7 @@ export interface SplitBrainHost {
   readonly joinKey: Uint8Array;
   readonly replay: ReplayGuard;
   /** Members a link is being opened to (shared with the links). */
-  readonly connecting: Set<NodeId>;
+  connecting(): Set<NodeId>;
   isMaster(): boolean;
   /** Whether this master is still collecting views after taking over. */
   collecting(): boolean;
@@ -133,14 +133,14 @@ export class SplitBrain {
         continue;
       }
       if (h.t.isLinked(id)) this.#sendHello(id);
-      else if (!h.connecting.has(id) && h.connecting.size < h.config.maxConcurrentConnects) {
-        h.connecting.add(id);
+      else if (!h.connecting().has(id) && h.connecting().size < h.config.maxConcurrentConnects) {
+        h.connecting().add(id);
         h.t.connect(id, { timeoutMs: h.config.connectTimeoutMs }).then(
           () => {
-            h.connecting.delete(id);
+            h.connecting().delete(id);
             if (h.isMaster()) this.#sendHello(id);
           },
-          () => h.connecting.delete(id),
+          () => h.connecting().delete(id),
         );
       }
     }
