@@ -5,16 +5,11 @@
  * signalling a link through it. Links are hints: a closed link triggers a probe, never a
  * verdict (membership.ts decides).
  */
-import type { Clock, Timer } from "../core/clock.ts";
-import type { Logger } from "../core/log.ts";
-import type { Random } from "../core/random.ts";
-import type { NodeId, Transport } from "../transport/transport.ts";
+import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import type { Message } from "../wire/message.ts";
-import type { MembershipConfig } from "./config.ts";
-import type { MemberList, MemberState } from "./member_list.ts";
+import type { MembershipPart } from "./part.ts";
+import type { MemberState } from "./member_list.ts";
 import { type RouteAnswer, type RouteHint, type RouteQuery, Status } from "./messages.ts";
-import type { MemberInfo } from "./view.ts";
 
 /** How this node reaches a member: over its own link, or relayed through another member. */
 export interface MemberLink {
@@ -32,26 +27,15 @@ export interface RouteRequest {
 }
 
 /** What links need from the membership of their node. */
-export interface LinksHost {
-  readonly self: NodeId;
-  readonly config: MembershipConfig;
-  readonly t: Transport;
-  readonly clock: Clock;
-  readonly rng: Random;
-  readonly log: Logger;
-  readonly list: MemberList;
+export interface LinksHost extends MembershipPart {
   readonly stats: { relayRoutes: number };
   /** Requests in flight by sequence number (shared with probes, hence `kind`). */
   readonly pending: Map<number, { kind: string } | RouteRequest>;
   nextSeq(): number;
   joined(): boolean;
   stopped(): boolean;
-  master(): NodeId | undefined;
   contact(): NodeId | undefined;
-  members(): MemberInfo[];
   randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[];
-  send(to: NodeId, msg: Message): boolean;
-  after(ms: number, fn: () => void): Timer;
 }
 
 export class Links {

@@ -4,13 +4,11 @@
  * (admissions, removals) and publishes each version, batched by `publishDelayMs`. Every
  * other member only installs what it publishes (membership.ts).
  */
-import type { Clock, Timer } from "../core/clock.ts";
-import type { Logger } from "../core/log.ts";
+import type { Timer } from "../core/clock.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import type { Message } from "../wire/message.ts";
-import { MAX_MEMBERS, type MembershipConfig } from "./config.ts";
-import type { MemberList } from "./member_list.ts";
+import { MAX_MEMBERS } from "./config.ts";
+import type { MembershipPart } from "./part.ts";
 import {
   type GossipItem,
   type JoinAccepted,
@@ -23,21 +21,13 @@ import {
 import type { ClusterEvent, MemberInfo } from "./view.ts";
 
 /** What the master role needs from the membership of its node. */
-export interface MasterHost {
-  readonly self: NodeId;
-  readonly config: MembershipConfig;
-  readonly clock: Clock;
-  readonly log: Logger;
-  readonly list: MemberList;
+export interface MasterHost extends MembershipPart {
   readonly stats: { joinsAdmitted: number };
   isMaster(): boolean;
-  members(): MemberInfo[];
   reachable(id: NodeId): boolean;
   epoch(): number;
   raiseEpoch(epoch: number): void;
   nextSeq(): number;
-  send(to: NodeId, msg: Message): boolean;
-  after(ms: number, fn: () => void): Timer;
   emit(e: ClusterEvent): void;
   /** Links to new members. */
   queueLinkTick(): void;

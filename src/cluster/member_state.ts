@@ -5,26 +5,18 @@
  * and how this member refutes accusations about itself with a higher incarnation.
  * Incarnations only rise (guards drop stale news first; `raiseIncarnation` asserts).
  */
-import type { Clock, Timer } from "../core/clock.ts";
-import type { Logger } from "../core/log.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import type { Message } from "../wire/message.ts";
 import type { Awareness } from "./awareness.ts";
-import type { MembershipConfig } from "./config.ts";
+import type { MembershipPart } from "./part.ts";
 import type { GossipQueue } from "./gossip_queue.ts";
-import { type MemberList, type MemberState, raiseIncarnation } from "./member_list.ts";
+import { type MemberState, raiseIncarnation } from "./member_list.ts";
 import { type Gossip, type GossipItem, type Ping, type PushPull, Status, type StatusCode } from "./messages.ts";
 import { Suspicion, suspicionBounds } from "./suspicion.ts";
 import type { ClusterEvent } from "./view.ts";
 
 /** What the member-state transitions need from the membership of their node. */
-export interface MemberStateHost {
-  readonly self: NodeId;
-  readonly config: MembershipConfig;
-  readonly clock: Clock;
-  readonly log: Logger;
-  readonly list: MemberList;
+export interface MemberStateHost extends MembershipPart {
   readonly health: Awareness;
   readonly gossip: GossipQueue;
   readonly stats: { suspicions: number; deadVerdicts: number; refutations: number; verdictsPostponed: number };
@@ -33,7 +25,6 @@ export interface MemberStateHost {
   raiseSelfInc(inc: number): void;
   leaving(): boolean;
   stopped(): boolean;
-  master(): NodeId | undefined;
   isMaster(): boolean;
   /** Whether this new master still collects views (it drops members only after). */
   collecting(): boolean;
@@ -45,8 +36,6 @@ export interface MemberStateHost {
   stalledRecently(): boolean;
   graceMs(): number;
   rateOk(key: string): boolean;
-  send(to: NodeId, msg: Message): boolean;
-  after(ms: number, fn: () => void): Timer;
   /** Sends an update straight to every reachable member. */
   broadcast(item: GossipItem): void;
   emit(e: ClusterEvent): void;

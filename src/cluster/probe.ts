@@ -5,17 +5,11 @@
  * the interval the target is suspected. Lifeguard: missed acks and missing nacks raise this
  * member's own health score, which stretches its timeouts (awareness.ts).
  */
-import type { Clock, Timer } from "../core/clock.ts";
-import type { Logger } from "../core/log.ts";
-import type { Random } from "../core/random.ts";
-import type { NodeId, Transport } from "../transport/transport.ts";
+import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import type { Message } from "../wire/message.ts";
 import type { Awareness } from "./awareness.ts";
-import type { MembershipConfig } from "./config.ts";
-import type { MemberList } from "./member_list.ts";
+import type { MembershipPart } from "./part.ts";
 import { type Ack, type GossipItem, type Nack, type Ping, type PingReq, Status } from "./messages.ts";
-import type { MemberInfo } from "./view.ts";
 
 /** A probe of this member in flight. */
 export interface ProbeRequest {
@@ -37,21 +31,12 @@ export interface RelayRequest {
 }
 
 /** What probing needs from the membership of its node. */
-export interface ProbeHost {
-  readonly self: NodeId;
-  readonly config: MembershipConfig;
-  readonly t: Transport;
-  readonly clock: Clock;
-  readonly rng: Random;
-  readonly log: Logger;
-  readonly list: MemberList;
+export interface ProbeHost extends MembershipPart {
   readonly health: Awareness;
   readonly stats: { probes: number; probeFailures: number; probesVoided: number };
   /** Requests in flight by sequence number (shared with route queries, hence `kind`). */
   readonly pending: Map<number, ProbeRequest | RelayRequest | { kind: "route" }>;
   nextSeq(): number;
-  members(): MemberInfo[];
-  master(): NodeId | undefined;
   reachable(id: NodeId): boolean;
   rejoining(): boolean;
   /** Whether this member's own event loop stalled lately (its backlog may hold the answers). */
@@ -59,8 +44,6 @@ export interface ProbeHost {
   graceMs(): number;
   randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[];
   piggyback(): GossipItem[];
-  send(to: NodeId, msg: Message): boolean;
-  after(ms: number, fn: () => void): Timer;
   /** Gossip piggybacked on a ping, ack or ping-req, from a member following master `ms`. */
   applyItems(items: readonly GossipItem[], from: NodeId, ms: string): void;
   antiEntropy(from: NodeId, lv: number, ms: string): void;

@@ -9,15 +9,12 @@
  * on the merge request and refuses if it disagrees, so two groups never merge into each
  * other at once.
  */
-import type { Clock, Timer } from "../core/clock.ts";
-import type { Logger } from "../core/log.ts";
-import type { Random } from "../core/random.ts";
-import type { NodeId, Transport } from "../transport/transport.ts";
+import type { NodeId } from "../transport/transport.ts";
 import { type ReplayGuard, sign, verify } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
-import type { Message } from "../wire/message.ts";
-import { MAX_MEMBERS, type MembershipConfig } from "./config.ts";
-import { isNewerList, type MemberList } from "./member_list.ts";
+import { MAX_MEMBERS } from "./config.ts";
+import type { MembershipPart } from "./part.ts";
+import { isNewerList } from "./member_list.ts";
 import {
   type ListBody,
   type MergeAccepted,
@@ -48,14 +45,7 @@ export function mergeWinner(a: GroupSummary, b: GroupSummary): "a" | "b" {
 }
 
 /** What split-brain handling needs from the membership of its node. */
-export interface SplitBrainHost {
-  readonly self: NodeId;
-  readonly config: MembershipConfig;
-  readonly t: Transport;
-  readonly clock: Clock;
-  readonly rng: Random;
-  readonly log: Logger;
-  readonly list: MemberList;
+export interface SplitBrainHost extends MembershipPart {
   readonly stats: { merges: number };
   /** Key that signs join and merge requests, and the guard against their replay. */
   readonly joinKey: Uint8Array;
@@ -65,12 +55,8 @@ export interface SplitBrainHost {
   isMaster(): boolean;
   /** Whether this master is still collecting views after taking over. */
   collecting(): boolean;
-  master(): NodeId | undefined;
   epoch(): number;
   raiseEpoch(epoch: number): void;
-  members(): MemberInfo[];
-  send(to: NodeId, msg: Message): boolean;
-  after(ms: number, fn: () => void): Timer;
   /** At most one action per key per half split-brain interval. */
   rateOk(key: string): boolean;
   admit(e: Omit<MemberInfo, "joinedAt">, contact: NodeId | null): MemberInfo;
