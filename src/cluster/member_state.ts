@@ -10,8 +10,18 @@ import { Kind } from "../wire/kinds.ts";
 import type { Awareness } from "./awareness.ts";
 import type { MembershipPart } from "./part.ts";
 import type { GossipQueue } from "./gossip_queue.ts";
-import { type MemberState, raiseIncarnation } from "./member_list.ts";
-import { type Gossip, type GossipItem, type Ping, type PushPull, Status, type StatusCode } from "./messages.ts";
+import { isNewerList, type MemberState, raiseIncarnation } from "./member_list.ts";
+import {
+  type Gossip,
+  type GossipItem,
+  type ListBody,
+  type ListRequest,
+  type MemberListM,
+  type Ping,
+  type PushPull,
+  Status,
+  type StatusCode,
+} from "./messages.ts";
 import { Suspicion, suspicionBounds } from "./suspicion.ts";
 import type { ClusterEvent } from "./view.ts";
 
@@ -19,7 +29,13 @@ import type { ClusterEvent } from "./view.ts";
 export interface MemberStateHost extends MembershipPart {
   readonly health: Awareness;
   readonly gossip: GossipQueue;
-  readonly stats: { suspicions: number; deadVerdicts: number; refutations: number; verdictsPostponed: number };
+  readonly stats: {
+    suspicions: number;
+    deadVerdicts: number;
+    refutations: number;
+    verdictsPostponed: number;
+    listsIgnored: number;
+  };
   /** This member's own incarnation, and raising it. */
   selfInc(): number;
   raiseSelfInc(inc: number): void;
@@ -45,15 +61,52 @@ export interface MemberStateHost extends MembershipPart {
   randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[];
   /** Updates to piggyback on the next message. */
   piggyback(): GossipItem[];
-  /** A member follows a newer member-list version: ask for it. */
-  antiEntropy(from: NodeId, lv: number, ms: string): void;
+  rejoining(): boolean;
+  installList(body: ListBody, delta: { removed: NodeId[] } | null): void;
+  /** Follows our master into the cluster it merged into. */
+  adoptMerged(body: ListBody, via: NodeId): void;
   /** A member is gone here. */
   addLost(id: NodeId): void;
   gone(id: NodeId): void;
 }
 
 export class MemberStates {
+  #listRequestAt = -Infinity;
+
   constructor(readonly host: MemberStateHost) {}
+
+  /** A member follows a newer member-list version of our master: ask it for the list (rate-limited). */
+  antiEntropy(from: NodeId, lv: number, ms: string): void {
+    const h = this.host;
+    if (!isNewerList(h.list.version, lv) || h.rejoining()) return;
+    const master = h.master();
+    if (ms !== master && from !== master) return;
+    const now = h.clock.now();
+    if (now - this.#listRequestAt < h.config.probeIntervalMs) return;
+    this.#listRequestAt = now;
+    h.send(from, { t: Kind.ClusterListRequest, have: h.list.version } satisfies ListRequest);
+  }
+
+  /** The master published a list version (full or delta), with notices about gone members. */
+  onMemberList(from: NodeId, m: MemberListM): void {
+    const h = this.host;
+    this.applyItems(m.g, from, null);
+    const body = m.list;
+    if (!isNewerList(h.list.version, body.version)) return;
+    const master = h.master();
+    if (body.master !== master) {
+      // Our master vouches for the list of another master: it merged into that cluster.
+      if (from === master && m.base === 0 && body.master !== h.self) return h.adoptMerged(body, from);
+      h.stats.listsIgnored++;
+      return;
+    }
+    if (m.base !== 0 && m.base !== h.list.version) {
+      this.#listRequestAt = -Infinity;
+      this.antiEntropy(from, body.version, body.master);
+      return;
+    }
+    h.installList(body, m.base !== 0 ? { removed: m.removed } : null);
+  }
 
   /**
    * A listed member this node holds for dead is talking to us: it may not know. Tell it
@@ -351,7 +404,7 @@ export class MemberStates {
         } satisfies PushPull,
       );
     }
-    h.antiEntropy(from, m.lv, m.ms);
+    this.antiEntropy(from, m.lv, m.ms);
   }
 }
 

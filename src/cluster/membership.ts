@@ -3,7 +3,7 @@
  * dispatch, over parts that each own their state (hashicorp/memberlist's split is the model):
  * - member_list.ts: the list in admission order, its version (only rises) and deltas, and
  *   this node's SWIM record of each listed member;
- * - member_state.ts: the alive / suspect / dead / left transitions, refutation, push-pull;
+ * - member_state.ts: alive / suspect / dead / left, refutation, push-pull, lists received;
  * - probe.ts: SWIM probes (ping, ping-req, nack) and their verdicts;
  * - awareness.ts: Lifeguard local health and the detector of this node's own stalls;
  * - master.ts: the master's role (view collection, admissions, publications);
@@ -28,6 +28,7 @@ import { GossipQueue, retransmitLimit } from "./gossip_queue.ts";
 import { Links, type MemberLink, type RouteRequest } from "./links.ts";
 import { MasterRole } from "./master.ts";
 import { MemberStates, pushPullScale } from "./member_state.ts";
+import type { MembershipStats } from "./part.ts";
 import { Prober, type ProbeRequest, type RelayRequest } from "./probe.ts";
 import { isNewerList, MemberList, type MemberState } from "./member_list.ts";
 import {
@@ -41,7 +42,6 @@ import {
   type JoinRefused,
   type JoinRequest,
   type ListBody,
-  type ListRequest,
   type MemberListM,
   type MergeAccepted,
   type MergeInto,
@@ -71,30 +71,7 @@ export interface MembershipDeps extends Omit<ServiceDeps, "view" | "log"> {
   config: Pick<MembershipConfig, "cluster" | "secret"> & Partial<MembershipConfig>;
 }
 
-/** Counters for metrics and simulation reports. */
-export interface MembershipStats {
-  probes: number;
-  probeFailures: number;
-  suspicions: number;
-  deadVerdicts: number;
-  refutations: number;
-  listsApplied: number;
-  listsIgnored: number;
-  joinsAdmitted: number;
-  joinsRefused: number;
-  merges: number;
-  relayRoutes: number;
-  /** Times this member found its own event loop stalled (a timer fired late by more than `stallThresholdMs`). */
-  stalls: number;
-  /** Failed probes not counted against the target: it talked to this member meanwhile. */
-  probesVoided: number;
-  /**
-   * Dead verdicts held back: the suspect had not left this member's pings unanswered long
-   * enough, this member had just stalled, or another member's dead notice was about a
-   * member heard from lately (taken as a suspicion).
-   */
-  verdictsPostponed: number;
-}
+export type { MembershipStats } from "./part.ts";
 
 type Pending = ProbeRequest | RelayRequest | RouteRequest;
 
@@ -166,7 +143,6 @@ export class Membership implements ClusterView {
   // SWIM.
   #pending = new Map<number, Pending>();
   #seq = 0;
-  #listRequestAt = -Infinity;
 
   #joinWaiter: ((r: JoinResult) => void) | null = null;
   /** When this node last took a rate-limited action per key (bounded). */
@@ -235,8 +211,9 @@ export class Membership implements ClusterView {
       stalledRecently: () => this.#stalls.stalledRecently(this.#clock.now()),
       graceMs: () => this.#stalls.graceMs,
       recomputeMaster: () => this.#recomputeMaster(),
-      installList: (body: ListBody, delta: null) => this.#installList(body, delta),
-      antiEntropy: (from: NodeId, lv: number, ms: string) => this.#antiEntropy(from, lv, ms),
+      installList: (body: ListBody, delta: { removed: NodeId[] } | null) => this.#installList(body, delta),
+      antiEntropy: (from: NodeId, lv: number, ms: string) => this.#states.antiEntropy(from, lv, ms),
+      adoptMerged: (body: ListBody, via: NodeId) => this.#split.adoptMerged(body, via),
       resetFor: (via: NodeId) => {
         this.#contact = via;
         // Updates queued in the old cluster are about a world that no longer exists.
@@ -755,7 +732,7 @@ export class Membership implements ClusterView {
       case Kind.ClusterGossip:
         return this.#states.applyItems((msg as Gossip).g, from, (msg as Gossip).ms);
       case Kind.ClusterMemberList:
-        return this.#onMemberList(from, msg as MemberListM);
+        return this.#states.onMemberList(from, msg as MemberListM);
       case Kind.ClusterListRequest:
         return void this.#send(
           from,
@@ -799,35 +776,6 @@ export class Membership implements ClusterView {
     this.#links.down(peer, st);
     this.#prober.probe(peer);
     this.#links.queueTick();
-  }
-
-  #antiEntropy(from: NodeId, lv: number, ms: string): void {
-    if (!isNewerList(this.#list.version, lv) || this.#rejoining) return;
-    if (ms !== this.#master && from !== this.#master) return;
-    const now = this.#clock.now();
-    if (now - this.#listRequestAt < this.config.probeIntervalMs) return;
-    this.#listRequestAt = now;
-    this.#send(from, { t: Kind.ClusterListRequest, have: this.#list.version } satisfies ListRequest);
-  }
-
-  #onMemberList(from: NodeId, m: MemberListM): void {
-    this.#states.applyItems(m.g, from, null);
-    const body = m.list;
-    if (!isNewerList(this.#list.version, body.version)) return;
-    if (body.master !== this.#master) {
-      // Our master vouches for the list of another master: it merged into that cluster.
-      if (from === this.#master && m.base === 0 && body.master !== this.self) {
-        return this.#split.adoptMerged(body, from);
-      }
-      this.stats.listsIgnored++;
-      return;
-    }
-    if (m.base !== 0 && m.base !== this.#list.version) {
-      this.#listRequestAt = -Infinity;
-      this.#antiEntropy(from, body.version, body.master);
-      return;
-    }
-    this.#installList(body, m.base !== 0 ? { removed: m.removed } : null);
   }
 
   #randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[] {

@@ -30,3 +30,28 @@ export interface MembershipPart {
   /** A timer that does not fire once the membership stopped. */
   after(ms: number, fn: () => void): Timer;
 }
+
+/** Counters for metrics and simulation reports. */
+export interface MembershipStats {
+  probes: number;
+  probeFailures: number;
+  suspicions: number;
+  deadVerdicts: number;
+  refutations: number;
+  listsApplied: number;
+  listsIgnored: number;
+  joinsAdmitted: number;
+  joinsRefused: number;
+  merges: number;
+  relayRoutes: number;
+  /** Times this member found its own event loop stalled (a timer fired late by more than `stallThresholdMs`). */
+  stalls: number;
+  /** Failed probes not counted against the target: it talked to this member meanwhile. */
+  probesVoided: number;
+  /**
+   * Dead verdicts held back: the suspect had not left this member's pings unanswered long
+   * enough, this member had just stalled, or another member's dead notice was about a
+   * member heard from lately (taken as a suspicion).
+   */
+  verdictsPostponed: number;
+}
