@@ -383,7 +383,7 @@ export class MemberStates {
   onPushPull(from: NodeId, m: PushPull): void {
     const h = this.host;
     const peer = h.list.states.get(from);
-    // Only from live members that follow our master (see #applyItems).
+    // Only from live members that follow our master (see applyItems).
     if (!peer || peer.status > Status.suspect || m.ms !== h.master()) return;
     for (const it of m.states) {
       // A remote "dead" counts only as a suspicion here (as in memberlist). A state copy
