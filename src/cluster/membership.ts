@@ -689,7 +689,7 @@ export class Membership implements ClusterView {
     attempt();
   }
 
-  // ---------------------------------------------------------------- SWIM
+  // ---------------------------------------------------------------- message dispatch
 
   #onMessage(from: NodeId, msg: Message): void {
     if (this.#stopped) return;
