@@ -46,9 +46,9 @@ describe("node command run loop", () => {
   test("prints one ready JSON line, a join hint for a generated secret, and shuts down on SIGTERM", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40001" });
     let started: NodeOptions | undefined;
-    const h = harness(async (o) => {
+    const h = harness((o) => {
       started = o;
-      return node;
+      return Promise.resolve(node);
     });
     const done = runNodeCommand(["--name", "a"], h.deps);
     await until(() => h.out.length > 0);
@@ -74,9 +74,9 @@ describe("node command run loop", () => {
   test("a given secret is used as is and no join hint is printed", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40002" });
     let started: NodeOptions | undefined;
-    const h = harness(async (o) => {
+    const h = harness((o) => {
       started = o;
-      return node;
+      return Promise.resolve(node);
     }, { SHOAL_SECRET: "mine" });
     const done = runNodeCommand(["--cluster", "c1"], h.deps);
     await until(() => h.out.length > 0);
@@ -125,7 +125,7 @@ describe("node command run loop", () => {
   test("a shutdown that does not finish in time exits 1", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40003" });
     node.shutdown = () => new Promise(() => {});
-    const h = harness(async () => node, { SHOAL_SECRET: "s" });
+    const h = harness(() => Promise.resolve(node), { SHOAL_SECRET: "s" });
     const done = runNodeCommand([], h.deps);
     await until(() => h.out.length > 0);
     h.signal("SIGTERM");
@@ -136,7 +136,7 @@ describe("node command run loop", () => {
   test("a second signal exits at once with 130", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40004" });
     node.shutdown = () => new Promise(() => {});
-    const h = harness(async () => node, { SHOAL_SECRET: "s" });
+    const h = harness(() => Promise.resolve(node), { SHOAL_SECRET: "s" });
     void runNodeCommand([], h.deps);
     await until(() => h.out.length > 0);
     h.signal("SIGINT");

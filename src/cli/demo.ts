@@ -10,9 +10,10 @@
  */
 import { sequenceValue } from "../jobs/source_sequence.ts";
 import { fetchJson, HttpStatusError } from "../runtime/fetch_json.ts";
+import { exit } from "../runtime/process.ts";
 import { type ChildHandle, runtimeScriptCommand, spawnChild } from "../runtime/spawn.ts";
 import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./command.ts";
 import { onStopSignal, processEnv, runtimeName, writeStdoutLine } from "./process_io.ts";
 
 /** The demo's flags, in `--help` order. */
@@ -621,12 +622,7 @@ export const demoCommand = {
       if (interrupted) return;
       interrupted = true;
       console.error(`\n${sig}: stopping the demo's processes`);
-      void run.cleanup().finally(() => {
-        // deno-lint-ignore no-explicit-any
-        const g = globalThis as any;
-        if (g.Deno) g.Deno.exit(130);
-        else g.process.exit(130);
-      });
+      void run.cleanup().finally(() => exit(130));
     });
     try {
       await runDemo(run);

@@ -5,7 +5,7 @@
 import { createLogger } from "../core/log.ts";
 import { onSignal, writeStdoutLine } from "../runtime/process.ts";
 import { createSignalingServer } from "../signaling/server.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./command.ts";
 
 const help = [
   "Usage: mod.ts signal [--http HOST:PORT] [--max-sockets-per-ip N] [--log-level LEVEL]",

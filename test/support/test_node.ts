@@ -334,8 +334,9 @@ export class TestNode implements ShoalNode {
     };
   }
 
-  async shutdown(): Promise<void> {
+  shutdown(): Promise<void> {
     this.shutdownCalls++;
+    return Promise.resolve();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
