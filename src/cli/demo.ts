@@ -10,6 +10,7 @@
  */
 import { sequenceValue } from "../jobs/source_sequence.ts";
 import { fetchJson, HttpStatusError } from "../runtime/fetch_json.ts";
+import { permissionHint } from "../runtime/permissions.ts";
 import { exit } from "../runtime/process.ts";
 import { type ChildHandle, runtimeScriptCommand, spawnChild } from "../runtime/spawn.ts";
 import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
@@ -629,6 +630,11 @@ export const demoCommand = {
       return 0;
     } catch (err) {
       if (interrupted) return 130;
+      const hint = permissionHint(err, "demo");
+      if (hint !== undefined) {
+        console.error(`error: ${hint}`);
+        return 2;
+      }
       const reason = err instanceof DemoFailure ? err.message : `unexpected error: ${(err as Error)?.stack ?? err}`;
       console.error(`\ndemo FAILED: ${reason}`);
       const report = run.stderrReport();

@@ -5,14 +5,18 @@
 import { deno } from "./globals.ts";
 
 /**
- * Whether `err` is Deno refusing an operation for lack of a permission (`NotCapable`,
- * or `PermissionDenied` on older Deno versions).
+ * Deno's refusal of an operation for lack of a permission (`NotCapable`, or
+ * `PermissionDenied` on older Deno versions), found in `err` or its chain of causes.
+ * @returns that error, or undefined when there is none (and always under Bun and Node)
  */
-export function isMissingPermission(err: unknown): boolean {
-  if (!deno || !(err instanceof Error)) return false;
+export function missingPermission(err: unknown): Error | undefined {
+  if (!deno) return undefined;
   const NotCapable = deno.errors.NotCapable;
-  if (NotCapable && err instanceof NotCapable) return true;
-  return (err.name === "NotCapable" || err.name === "PermissionDenied") && /Requires \w+ access/.test(err.message);
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (NotCapable && e instanceof NotCapable) return e;
+    if ((e.name === "NotCapable" || e.name === "PermissionDenied") && /Requires \w+ access/.test(e.message)) return e;
+  }
+  return undefined;
 }
 
 /**
@@ -26,8 +30,8 @@ export function isMissingPermission(err: unknown): boolean {
  * ```
  */
 export function permissionHint(err: unknown, command: string): string | undefined {
-  if (!isMissingPermission(err)) return undefined;
-  const message = (err as Error).message;
+  const message = missingPermission(err)?.message;
+  if (message === undefined) return undefined;
   const what = /Requires (\w+) access(?: to ("[^"]*"|\S+?))?(?:,|$)/.exec(message);
   const flag = /(--allow-[a-z-]+)/.exec(message)?.[1];
   const need = what ? `${what[1]} access${what[2] ? ` (to ${what[2]})` : ""}` : "a permission";
