@@ -3,6 +3,7 @@ import { type NodeCommandDeps, runNodeCommand, type StopWaiter } from "../src/cl
 import type { NodeOptions } from "../src/config.ts";
 import { ShoalError } from "../src/core/errors.ts";
 import { createTestNode } from "./support/test_node.ts";
+import { until } from "./support/until.ts";
 
 /** Captures output and lets the test send stop signals. */
 function harness(start: NodeCommandDeps["start"], env: Record<string, string> = {}) {
@@ -37,11 +38,6 @@ function harness(start: NodeCommandDeps["start"], env: Record<string, string> = 
   };
 }
 
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
-  if (!cond()) throw new Error("condition not reached");
-}
-
 describe("node command run loop", () => {
   test("prints one ready JSON line, a join hint for a generated secret, and shuts down on SIGTERM", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40001" });
@@ -51,7 +47,7 @@ describe("node command run loop", () => {
       return Promise.resolve(node);
     });
     const done = runNodeCommand(["--name", "a"], h.deps);
-    await until(() => h.out.length > 0);
+    await until(() => h.out.length > 0, 1_000, "a stdout line", 2);
     const readyLines = h.out.filter((l) => l.startsWith("{"));
     expect(readyLines.length).toBe(1);
     const ready = JSON.parse(readyLines[0]);
@@ -79,7 +75,7 @@ describe("node command run loop", () => {
       return Promise.resolve(node);
     }, { SHOAL_SECRET: "mine" });
     const done = runNodeCommand(["--cluster", "c1"], h.deps);
-    await until(() => h.out.length > 0);
+    await until(() => h.out.length > 0, 1_000, "a stdout line", 2);
     expect(h.out.length).toBe(1);
     expect(JSON.parse(h.out[0]).join).toBeUndefined();
     expect(started).toMatchObject({ secret: "mine", cluster: "c1" });
@@ -127,7 +123,7 @@ describe("node command run loop", () => {
     node.shutdown = () => new Promise(() => {});
     const h = harness(() => Promise.resolve(node), { SHOAL_SECRET: "s" });
     const done = runNodeCommand([], h.deps);
-    await until(() => h.out.length > 0);
+    await until(() => h.out.length > 0, 1_000, "a stdout line", 2);
     h.signal("SIGTERM");
     expect(await done).toBe(1);
     expect(h.errs.join("\n")).toContain("Cannot shut down cleanly");
@@ -138,7 +134,7 @@ describe("node command run loop", () => {
     node.shutdown = () => new Promise(() => {});
     const h = harness(() => Promise.resolve(node), { SHOAL_SECRET: "s" });
     void runNodeCommand([], h.deps);
-    await until(() => h.out.length > 0);
+    await until(() => h.out.length > 0, 1_000, "a stdout line", 2);
     h.signal("SIGINT");
     h.force();
     expect(h.exits).toEqual([130]);
