@@ -24,7 +24,7 @@ export function until<T>(
   probe: () => Promise<T | false | undefined> | T | false | undefined,
   timeoutMs = 20_000,
   what = "condition",
-  everyMs = 20,
+  everyMs = 50,
 ): Promise<T> {
   return waitUntil<T>(async () => {
     const v = await probe();
