@@ -258,6 +258,21 @@ function conformance(name: string, factory: Factory) {
       expect(t.a.isLinked("b")).toBe(true);
     });
 
+    test("a Forward carrying a Forward or a Chunk is dropped and counted at its destination", async () => {
+      const { t, rec, run, until, inject } = await setup();
+      await run(t.a.connect("b"));
+      const chunk = { t: Kind.Chunk, id: 1, i: 0, n: 2, data: new Uint8Array(8) };
+      const nested = { t: Kind.Forward, from: "a", to: "b", ttl: 1, m: echo(4) };
+      const before = t.b.stats().droppedInvalid;
+      inject("a", "b", encodeValue([1, [{ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: chunk }]]));
+      inject("a", "b", encodeValue([1, [{ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: nested }]]));
+      inject("a", "b", encodeValue([1, [{ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: echo(5) }]]));
+      await until(() => rec.b.seqsFrom("a").includes(5), "the valid forwarded message");
+      expect(t.b.stats().droppedInvalid - before).toBe(2);
+      expect(rec.b.seqsFrom("a")).toEqual([5]);
+      expect(rec.b.msgs.some((m) => m.msg.t === Kind.Chunk || m.msg.t === Kind.Forward)).toBe(false);
+    });
+
     test("disconnect closes the link on both ends", async () => {
       const { t, rec, run, until } = await setup();
       await run(t.a.connect("b"));
