@@ -256,7 +256,7 @@ export class Node implements ShoalNode {
     return {
       masterChanges: this.#masterChanges,
       operations,
-      maps: this.grid.localMaps().map((m) => ({ name: m.name, primaryEntries: m.size, backupEntries: 0 })),
+      maps: this.grid.localMapEntries(),
       replication: { ...this.grid.maps.counters },
     };
   }

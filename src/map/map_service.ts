@@ -81,6 +81,7 @@ import {
 } from "./messages.ts";
 import { PrimaryRole } from "./primary.ts";
 import { SnapshotTransfers } from "./snapshot_transfer.ts";
+import type { MapLocalStats } from "./summary.ts";
 
 export type { MapServiceConfig } from "./map_context.ts";
 
@@ -197,6 +198,24 @@ export class MapService {
       for (const [name, s] of d.maps) sizes.set(name, (sizes.get(name) ?? 0) + s.size);
     }
     return [...sizes].map(([name, size]) => ({ name, size })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Entries per map this member holds: in the partitions it is primary of, and in the copies
+   * it holds as a backup (or migration target).
+   */
+  localMapEntries(): MapLocalStats[] {
+    const by = new Map<string, MapLocalStats>();
+    for (const [p, d] of this.#ctx.data) {
+      const primary = this.#ctx.primaries.has(p);
+      for (const [name, s] of d.maps) {
+        let m = by.get(name);
+        if (!m) by.set(name, m = { name, primaryEntries: 0, backupEntries: 0 });
+        if (primary) m.primaryEntries += s.size;
+        else m.backupEntries += s.size;
+      }
+    }
+    return [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Partitions this member is primary of, and holds as backup. */

@@ -20,7 +20,7 @@ export interface MapRecord {
 export function keyId(bytes: Uint8Array): string {
   let s = "";
   for (let i = 0; i < bytes.length; i += 8192) {
-    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
+    s += String.fromCharCode(...bytes.subarray(i, i + 8192));
   }
   return s;
 }

@@ -47,7 +47,7 @@ import {
   tableToWire,
   termRound,
 } from "./partition_table.ts";
-import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
+import type { PartitionReplicaInfo, PartitionTableSummary } from "./summary.ts";
 
 /** Settings shared by the partition and map services. */
 export interface PartitionConfig {
@@ -208,7 +208,7 @@ export class PartitionService {
   }
 
   /** The partition layer's part of the summary; the map layer adds `dataLoss`. */
-  summary(): Omit<PartitionSummary, "dataLoss"> {
+  summary(): PartitionTableSummary {
     const s = tableSummary(this.#table, this.wantedReplicas(), new Set(this.#view.members().map((m) => m.id)));
     return { ...s, lost: this.stats.partitionsLost };
   }

@@ -6,7 +6,7 @@
 import { assert } from "../core/errors.ts";
 import type { NodeId } from "../transport/transport.ts";
 import type { WireTable } from "./messages.ts";
-import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
+import type { PartitionReplicaInfo, PartitionTableSummary } from "./summary.ts";
 
 export interface PartitionTable {
   /** 0 = no table yet. */
@@ -207,7 +207,7 @@ export function tableSummary(
   t: PartitionTable,
   wanted: number,
   live?: ReadonlySet<NodeId>,
-): Omit<PartitionSummary, "lost" | "dataLoss"> {
+): Omit<PartitionTableSummary, "lost"> {
   const owners: Record<NodeId, number> = {};
   let replicasMissing = 0;
   for (const row of t.replicas) {

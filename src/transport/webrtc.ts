@@ -9,7 +9,7 @@
  * signaling/descriptions.ts) and travel through the signaling server for a member's first
  * link, and over the mesh (SignalRelay through a linked member) for every other.
  */
-import type { IceServer } from "../config.ts";
+import type { IceServer } from "./ice_server.ts";
 import { type Clock, realClock, type Timer } from "../core/clock.ts";
 import { ShoalError, TimeoutError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
