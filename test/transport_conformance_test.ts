@@ -54,7 +54,7 @@ type Factory = () => Promise<Harness>;
 
 const ids = ["a", "b", "c"];
 
-async function memoryHarness(): Promise<Harness> {
+function memoryHarness(): Promise<Harness> {
   const clock = new VirtualClock();
   const net = new MemoryNetwork({ clock, rng: new Random(7), encode: true });
   const t: Record<string, MemoryTransport> = {};
@@ -88,7 +88,7 @@ async function memoryHarness(): Promise<Harness> {
       for (const id of ids) await t[id].close();
     },
   };
-  return h;
+  return Promise.resolve(h);
 }
 
 async function webrtcHarness(): Promise<Harness> {
@@ -114,13 +114,15 @@ async function webrtcHarness(): Promise<Harness> {
       while (!pred() && Date.now() < end) await sleep(5);
       if (!pred()) throw new Error(`timed out waiting for ${what}`);
     },
-    pass: (ms) => sleep(ms),
+    pass: async (ms) => {
+      await sleep(ms);
+    },
     inject(from, to, bytes) {
       if (!t[from].sendRawFrame(to, bytes)) throw new Error(`cannot inject on ${from}→${to}`);
     },
-    async serverRelayed(a, b) {
+    serverRelayed(a, b) {
       const s = server.stats().relayed;
-      return (s[`${a}>${b}`] ?? 0) + (s[`${b}>${a}`] ?? 0);
+      return Promise.resolve((s[`${a}>${b}`] ?? 0) + (s[`${b}>${a}`] ?? 0));
     },
     async close() {
       await Promise.all(ids.map((id) => t[id].close()));
