@@ -19,7 +19,7 @@
  * shared and small).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, type RuntimeKind, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember, until } from "./support/cluster.ts";
 import {
   checkMapSink,
   checkpointOf,
