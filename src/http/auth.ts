@@ -74,11 +74,11 @@ export function requireToken(policy: AccessPolicy): MiddlewareHandler {
     throw new TypeError("The read token must differ from the token");
   }
   return async (c, next) => {
-    if (isOpenRoute(c.req.method, c.req.path, policy)) return next();
+    if (isOpenRoute(c.req.method, c.req.path, policy)) return await next();
     const header = c.req.header("authorization");
     const grant = grantOf(header, policy);
     const write = !safeMethods.has(c.req.method);
-    if (grant === "write" || (grant === "read" && !write)) return next();
+    if (grant === "write" || (grant === "read" && !write)) return await next();
     if (grant === "read") {
       return jsonError(c, 403, "The read-only token cannot change anything; use the full token", "REFUSED");
     }

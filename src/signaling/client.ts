@@ -209,6 +209,9 @@ export class SignalingClient implements SignalChannel {
       // Deno says why (e.g. "invalid peer certificate: UnknownIssuer"); Bun does not.
       const why = (ev as ErrorEvent).message;
       this.lastError = why ? `connection failed: ${why}` : "connection failed";
+      if (why && /certificate|TLS|issuer/i.test(why) && this.#ca === undefined) {
+        this.lastError += " (for a certificate from a private CA, pass --tls-ca FILE)";
+      }
     };
     ws.onclose = () => {
       if (this.#ws !== ws) return;

@@ -277,9 +277,10 @@ export class SignalingHub {
  * @param opts limits
  * @returns the hub holding the sockets and counters
  */
-// deno-lint-ignore no-explicit-any
 export function mountSignaling(
+  // deno-lint-ignore no-explicit-any
   app: Hono<any>,
+  // deno-lint-ignore no-explicit-any
   upgradeWebSocket: UpgradeWebSocket<any>,
   opts: SignalingOptions = {},
 ): SignalingHub {

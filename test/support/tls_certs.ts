@@ -40,7 +40,10 @@ export function hasOpenssl(): boolean {
 export function makeTestCerts(): TestCerts {
   const dir = mkdtempSync(join(tmpdir(), "shoal-tls-"));
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  openssl(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=Shoal test CA"], dir);
+  openssl(
+    ["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=Shoal test CA"],
+    dir,
+  );
   writeFileSync(
     join(dir, "server.ext"),
     "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
