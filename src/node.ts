@@ -256,6 +256,10 @@ export class Node implements ShoalNode {
     return this.membership.links();
   }
 
+  clockOffsets(): Record<NodeId, { offsetMs: number; rttMs: number }> {
+    return this.transport.clockOffsets();
+  }
+
   transportStats(): TransportStats {
     return this.transport.stats();
   }

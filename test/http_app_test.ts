@@ -29,6 +29,7 @@ describe("GET /cluster", () => {
     const body = await (await createHttpApp(node).request("/cluster")).json();
     expect(Object.keys(body).sort()).toEqual(
       [
+        "clockOffsetWarnMs",
         "cluster",
         "coordinator",
         "epoch",
@@ -47,7 +48,11 @@ describe("GET /cluster", () => {
     expect(body.coordinator).toBe(node.id);
     expect(body.epoch).toBe(1);
     expect(body.members).toHaveLength(3);
-    for (const m of body.members) expect(Object.keys(m).sort()).toEqual(["id", "joinedAt", "lite", "name", "runtime"]);
+    for (const m of body.members) {
+      expect(Object.keys(m).sort()).toEqual(["clockOffsetMs", "id", "joinedAt", "lite", "name", "runtime"]);
+    }
+    expect(body.members[0].clockOffsetMs).toBe(0); // self
+    expect(body.clockOffsetWarnMs).toBe(2000);
     expect(body.members.map((m: { name: string }) => m.name)).toEqual(["self", "peer1", "peer2"]);
     expect(typeof body.memberListVersion).toBe("number");
     expect(typeof body.partitionTableVersion).toBe("number");

@@ -14,10 +14,27 @@ import { type Clock, realClock, type Timer } from "../core/clock.ts";
 import { ShoalError, TimeoutError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { SignalChannel } from "../signaling/client.ts";
-import { checkDescription, type DescriptionKeys, signAnswer, signOffer } from "../signaling/descriptions.ts";
+import {
+  ChallengeBook,
+  checkHelloOrChallenge,
+  type ClockSample,
+  clockSample,
+  ClockOffsets,
+  signChallenge,
+  signHello,
+} from "../signaling/challenges.ts";
+import {
+  checkDescription,
+  type DescriptionKeys,
+  isRefusal,
+  signAnswer,
+  signOffer,
+} from "../signaling/descriptions.ts";
 import type {
   Description,
   SignalAnswer,
+  SignalChallenge,
+  SignalHello,
   SignalOffer,
   SignalPayload,
   SignalReject,
@@ -50,6 +67,8 @@ export interface WebRtcTransportOptions {
   cluster: string;
   /** Cluster secret; signs offers and answers. */
   secret: string;
+  /** During a secret rotation, the previous secret: descriptions signed with it are accepted too. */
+  previousSecret?: string;
   /** STUN/TURN servers, always passed to werift explicitly. @default [] */
   iceServers?: IceServer[];
   /** Extra host addresses offered as ICE candidates. @default [] */
@@ -85,8 +104,12 @@ interface Link {
   peer: NodeId;
   state: "offering" | "answering" | "open";
   rtc: WebRtcPeer;
-  /** Nonce of our offer (offering) or our answer (answering). */
+  /** Nonce of our hello, then of our offer (offering), or of our answer (answering). */
   nonce: string;
+  /** The key we sign with towards this peer (the previous secret's after it refused the current one). */
+  key: Uint8Array;
+  /** Offering: our hello, and the SDP and challenge as they arrive; the offer goes out once both are in. */
+  pending: { helloSentMs: number; sdp?: string; challenge?: { ch: string; arrivedMs: number } } | null;
   path: SignalPath;
   queue: FrameQueue;
   reasm: Reassembler;
@@ -126,6 +149,8 @@ export class WebRtcTransport implements Transport {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #guard = new ReplayGuard(60_000, 10_000);
+  readonly #challenges = new ChallengeBook();
+  readonly #offsets = new ClockOffsets();
   readonly #relayHook: WebRtcTransportOptions["relayHook"];
   #handlers: TransportHandlers = noopHandlers;
   #links = new Map<NodeId, Link>();
@@ -145,7 +170,12 @@ export class WebRtcTransport implements Transport {
   constructor(opts: WebRtcTransportOptions) {
     if (!opts.self) throw new TypeError("Cannot create a WebRTC transport: self is empty");
     this.self = opts.self;
-    this.#keys = { room: roomId(opts.cluster), key: deriveKey(opts.cluster, opts.secret, "signal"), self: opts.self };
+    this.#keys = {
+      room: roomId(opts.cluster),
+      key: deriveKey(opts.cluster, opts.secret, "signal"),
+      previousKey: opts.previousSecret ? deriveKey(opts.cluster, opts.previousSecret, "signal") : undefined,
+      self: opts.self,
+    };
     this.#iceServers = opts.iceServers ?? [];
     this.#iceExtra = opts.iceAdditionalHostAddresses ?? [];
     this.#signaling = opts.signaling;
@@ -174,6 +204,11 @@ export class WebRtcTransport implements Transport {
   /** Counters of signed-description handling and relaying. */
   signalingCounters(): SignalingCounters {
     return { ...this.#signalCounters };
+  }
+
+  /** The latest clock-offset estimate per peer (its clock minus ours), measured at each link setup. */
+  clockOffsets(): Record<NodeId, ClockSample> {
+    return this.#offsets.all();
   }
 
   isLinked(peer: NodeId): boolean {
@@ -312,6 +347,8 @@ export class WebRtcTransport implements Transport {
       state,
       rtc: this.#newPeer(),
       nonce: "",
+      key: this.#keys.key,
+      pending: null,
       path,
       queue: new FrameQueue(Limits.maxQueuedBytesPerPeer),
       reasm: new Reassembler(),
@@ -416,6 +453,8 @@ export class WebRtcTransport implements Transport {
 
   async #offer(link: Link): Promise<void> {
     const rtc = link.rtc;
+    // Ask for the receiver's challenge while ICE gathers; the offer waits for both.
+    this.#sendHello(link);
     let sdp: string;
     try {
       sdp = await rtc.createOffer();
@@ -429,19 +468,37 @@ export class WebRtcTransport implements Transport {
       }
       return;
     }
-    if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering") return;
-    const offer = signOffer(this.#keys, link.peer, sdp, this.#clock.now());
+    if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering" || !link.pending) return;
+    link.pending.sdp = sdp;
+    this.#offerWhenReady(link);
+  }
+
+  #sendHello(link: Link): void {
+    const hello = signHello(this.#keys, link.peer, link.key);
+    link.nonce = hello.nonce;
+    link.pending = { helloSentMs: this.#clock.now() };
+    this.#sendOrDrop(link, hello, "hello");
+  }
+
+  #offerWhenReady(link: Link): void {
+    const p = link.pending;
+    if (!p?.sdp || !p.challenge) return;
+    link.pending = null;
+    const offer = signOffer(this.#keys, link.peer, p.sdp, this.#clock.now(), p.challenge, link.key);
     link.nonce = offer.nonce;
     if (link.path.kind === "server") this.#signalCounters.offersViaServer++;
     else this.#signalCounters.offersViaMesh++;
-    if (!this.#sendSignal(link.path, link.peer, offer)) {
-      const how = link.path.kind === "server" ? "the signaling server" : `relay ${link.path.via}`;
-      this.#drop(
-        link,
-        "offer not sent",
-        new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: cannot send the offer through ${how}`),
-      );
-    }
+    this.#sendOrDrop(link, offer, "offer");
+  }
+
+  #sendOrDrop(link: Link, payload: SignalPayload, what: string): void {
+    if (this.#sendSignal(link.path, link.peer, payload)) return;
+    const how = link.path.kind === "server" ? "the signaling server" : `relay ${link.path.via}`;
+    this.#drop(
+      link,
+      `${what} not sent`,
+      new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: cannot send the ${what} through ${how}`),
+    );
   }
 
   #sendSignal(path: SignalPath, to: NodeId, payload: SignalPayload): boolean {
@@ -465,7 +522,7 @@ export class WebRtcTransport implements Transport {
   /** A description or reject from `from` (as vouched for by the server or the relay). */
   #onPayload(from: NodeId, payload: unknown, path: SignalPath): void {
     const v = validateMessage(payload);
-    if (!v.ok || (v.msg.t !== Kind.SignalOffer && v.msg.t !== Kind.SignalAnswer && v.msg.t !== Kind.SignalReject)) {
+    if (!v.ok || v.msg.t < Kind.SignalOffer || v.msg.t > Kind.SignalChallenge || v.msg.t === Kind.SignalRelay) {
       this.#stats.droppedInvalid++;
       return;
     }
@@ -475,9 +532,11 @@ export class WebRtcTransport implements Transport {
       return;
     }
     if (d.t === Kind.SignalReject) return this.#onReject(d as SignalReject);
+    if (d.t === Kind.SignalHello || d.t === Kind.SignalChallenge) return this.#onHelloOrChallenge(d as SignalHello | SignalChallenge, path);
     const desc = d as Description;
-    const refusal = checkDescription(desc, this.#keys, this.#guard, this.#clock.now());
-    if (refusal) {
+    const now = this.#clock.now();
+    const refusal = checkDescription(desc, this.#keys, this.#guard, now, this.#challenges);
+    if (isRefusal(refusal)) {
       this.#signalCounters.refused++;
       this.#signalCounters.lastRefusal = refusal.reason;
       this.#log.warn("signaling.refused", {
@@ -499,11 +558,46 @@ export class WebRtcTransport implements Transport {
       }
       return;
     }
-    if (d.t === Kind.SignalOffer) void this.#onOffer(d as SignalOffer, path);
-    else void this.#onAnswer(d as SignalAnswer);
+    if (d.t === Kind.SignalOffer) {
+      const offer = d as SignalOffer;
+      // Our challenge out, its arrival and the offer's departure on their clock, the offer's arrival on ours.
+      this.#recordOffset(from, clockSample(refusal.challengeIssuedMs!, offer.cts, offer.ts, now));
+      void this.#onOffer(offer, path, refusal.key);
+    } else void this.#onAnswer(d as SignalAnswer);
   }
 
-  async #onOffer(offer: SignalOffer, path: SignalPath): Promise<void> {
+  /** A hello (we answer with a challenge) or a challenge (our offer may go out). */
+  #onHelloOrChallenge(m: SignalHello | SignalChallenge, path: SignalPath): void {
+    const checked = checkHelloOrChallenge(m, this.#keys);
+    if ("code" in checked) {
+      this.#signalCounters.refused++;
+      this.#signalCounters.lastRefusal = checked.reason;
+      this.#log.warn("signaling.refused", { peer: m.from, kind: m.t === Kind.SignalHello ? "hello" : "challenge" });
+      if (m.t === Kind.SignalHello) this.#reject(path, m.from, (m as SignalHello).nonce, checked.code, checked.reason);
+      return;
+    }
+    const now = this.#clock.now();
+    if (m.t === Kind.SignalHello) {
+      const hello = m as SignalHello;
+      const ch = this.#challenges.issue(hello.from, now);
+      this.#sendSignal(path, hello.from, signChallenge(this.#keys, hello, ch, now, checked.key));
+      return;
+    }
+    const c = m as SignalChallenge;
+    const link = this.#links.get(c.from);
+    if (!link || link.state !== "offering" || !link.pending || link.nonce !== c.re || link.pending.challenge) return;
+    this.#recordOffset(c.from, clockSample(link.pending.helloSentMs, c.ts, c.ts, now));
+    link.pending.challenge = { ch: c.ch, arrivedMs: now };
+    this.#offerWhenReady(link);
+  }
+
+  #recordOffset(peer: NodeId, sample: ClockSample): void {
+    if (this.#offsets.record(peer, sample)) {
+      this.#log.warn("clock offset", { peer, offsetMs: sample.offsetMs, rttMs: sample.rttMs });
+    }
+  }
+
+  async #onOffer(offer: SignalOffer, path: SignalPath, key: Uint8Array): Promise<void> {
     const peer = offer.from;
     let link = this.#links.get(peer);
     if (link?.state === "offering" && this.self < peer) {
@@ -517,6 +611,7 @@ export class WebRtcTransport implements Transport {
         link = undefined;
       } else {
         link.state = "answering";
+        link.pending = null;
         link.path = path;
         this.#replacePeer(link);
       }
@@ -543,7 +638,9 @@ export class WebRtcTransport implements Transport {
       return;
     }
     if (link.rtc !== rtc || this.#links.get(peer) !== link) return;
-    const answer = signAnswer(this.#keys, peer, sdp, offer.nonce, this.#clock.now());
+    // Under the secret the offer was signed with (during a rotation, the peer may not know the new one yet).
+    link.key = key;
+    const answer = signAnswer(this.#keys, peer, sdp, offer.nonce, this.#clock.now(), key);
     link.nonce = answer.nonce;
     if (!this.#sendSignal(path, peer, answer)) {
       this.#drop(
@@ -575,6 +672,13 @@ export class WebRtcTransport implements Transport {
     if (r.to !== this.self) return;
     for (const link of this.#links.values()) {
       if (link.state !== "open" && link.nonce === r.re) {
+        const previous = this.#keys.previousKey;
+        if (r.code === "AUTH_FAILED" && link.pending && previous && link.key !== previous) {
+          // A secret rotation in progress: the peer may know only the previous secret.
+          link.key = previous;
+          this.#sendHello(link);
+          return;
+        }
         this.#log.warn("signaling.rejected", { peer: link.peer, code: r.code, reason: r.reason });
         this.#drop(link, "rejected", new ShoalError(r.code, `Cannot connect to ${link.peer}: ${r.reason}`));
         return;
