@@ -31,7 +31,14 @@ async function node(self: string, extra: Partial<WebRtcTransportOptions> = {}): 
   const sc = new SignalingClient({ url: server.url, cluster: "c", self });
   await sc.start();
   clients.push(sc);
-  const t = new WebRtcTransport({ self, cluster: "c", secret: "s3cret", signaling: sc, connectTimeoutMs: 10_000, ...extra });
+  const t = new WebRtcTransport({
+    self,
+    cluster: "c",
+    secret: "s3cret",
+    signaling: sc,
+    connectTimeoutMs: 10_000,
+    ...extra,
+  });
   t.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
   transports.push(t);
   return t;
@@ -58,48 +65,56 @@ describe("clocks 10 minutes apart", () => {
 });
 
 describe("replays", () => {
-  test("an offer recorded by a relay and played again is refused by its challenge; the live link stays up", async () => {
-    const recorded: SignalRelay[] = [];
-    const a = await node("a");
-    const r = await node("r", {
-      relayHook: (m) => {
-        if ((m.d as { t: number }).t === Kind.SignalOffer) recorded.push(structuredClone(m));
-        return m;
-      },
-    });
-    const b = await node("b");
-    await a.connect("r");
-    await b.connect("r");
-    await a.connect("b", { via: "r" });
-    expect(recorded.length).toBe(1);
-    expect(b.isLinked("a")).toBe(true);
-    const downs: string[] = [];
-    b.setHandlers({ message() {}, linkUp() {}, linkDown: (peer, reason) => downs.push(`${peer}: ${reason}`) });
-    // The relay plays the offer again, at once and later: b refuses it each time.
-    const before = b.signalingCounters().refused;
-    for (let i = 0; i < 3; i++) {
-      (r as unknown as { send(to: string, m: unknown): boolean }).send("b", { ...recorded[0], t: Kind.SignalRelay });
-      await sleep(300);
-    }
-    expect(b.signalingCounters().refused).toBe(before + 3);
-    expect(b.signalingCounters().lastRefusal).toContain("challenge");
-    expect(b.isLinked("a")).toBe(true);
-    expect(downs).toEqual([]);
-  }, 60_000);
+  test(
+    "an offer recorded by a relay and played again is refused by its challenge; the live link stays up",
+    async () => {
+      const recorded: SignalRelay[] = [];
+      const a = await node("a");
+      const r = await node("r", {
+        relayHook: (m) => {
+          if ((m.d as { t: number }).t === Kind.SignalOffer) recorded.push(structuredClone(m));
+          return m;
+        },
+      });
+      const b = await node("b");
+      await a.connect("r");
+      await b.connect("r");
+      await a.connect("b", { via: "r" });
+      expect(recorded.length).toBe(1);
+      expect(b.isLinked("a")).toBe(true);
+      const downs: string[] = [];
+      b.setHandlers({ message() {}, linkUp() {}, linkDown: (peer, reason) => downs.push(`${peer}: ${reason}`) });
+      // The relay plays the offer again, at once and later: b refuses it each time.
+      const before = b.signalingCounters().refused;
+      for (let i = 0; i < 3; i++) {
+        (r as unknown as { send(to: string, m: unknown): boolean }).send("b", { ...recorded[0], t: Kind.SignalRelay });
+        await sleep(300);
+      }
+      expect(b.signalingCounters().refused).toBe(before + 3);
+      expect(b.signalingCounters().lastRefusal).toContain("challenge");
+      expect(b.isLinked("a")).toBe(true);
+      expect(downs).toEqual([]);
+    },
+    60_000,
+  );
 });
 
 describe("secret rotation", () => {
-  test("a member with the new secret and the previous one links with old-only and new-only members, both ways", async () => {
-    const rotated = await node("m", { secret: "new", previousSecret: "old" });
-    const oldOnly = await node("o", { secret: "old" });
-    const newOnly = await node("n", { secret: "new" });
-    await rotated.connect("o"); // refused under "new", retried under "old"
-    await newOnly.connect("m");
-    const oldOnly2 = await node("p", { secret: "old" });
-    await oldOnly2.connect("m"); // answered under "old"
-    expect(rotated.links().sort()).toEqual(["n", "o", "p"]);
-    // Members with different secrets and no rotation still do not link.
-    const err = await newOnly.connect("o").catch((e) => e);
-    expect(err.code).toBe("AUTH_FAILED");
-  }, 60_000);
+  test(
+    "a member with the new secret and the previous one links with old-only and new-only members, both ways",
+    async () => {
+      const rotated = await node("m", { secret: "new", previousSecret: "old" });
+      const oldOnly = await node("o", { secret: "old" });
+      const newOnly = await node("n", { secret: "new" });
+      await rotated.connect("o"); // refused under "new", retried under "old"
+      await newOnly.connect("m");
+      const oldOnly2 = await node("p", { secret: "old" });
+      await oldOnly2.connect("m"); // answered under "old"
+      expect(rotated.links().sort()).toEqual(["n", "o", "p"]);
+      // Members with different secrets and no rotation still do not link.
+      const err = await newOnly.connect("o").catch((e) => e);
+      expect(err.code).toBe("AUTH_FAILED");
+    },
+    60_000,
+  );
 });

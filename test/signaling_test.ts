@@ -132,7 +132,8 @@ describe("signed descriptions", () => {
     const late = challenged();
     const lateOffer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now, late.challenge);
     expect(
-      refusal(checkDescription(lateOffer, keysOf("b"), new ReplayGuard(), now + CHALLENGE_TTL_MS + 1, late.book)).reason,
+      refusal(checkDescription(lateOffer, keysOf("b"), new ReplayGuard(), now + CHALLENGE_TTL_MS + 1, late.book))
+        .reason,
     ).toContain("expired");
   });
 
@@ -202,7 +203,7 @@ describe("challenges and clock offsets", () => {
     // Peer 600 s ahead; 40 ms each way; it holds the request 100 ms.
     const s = clockSample(1000, 1040 + 600_000, 1140 + 600_000, 1180);
     expect(s).toEqual({ offsetMs: 600_000, rttMs: 80, atMs: 1180 });
-    const offsets = new ClockOffsets(2);
+    const offsets = new ClockOffsets(undefined, 2);
     expect(offsets.record("a", s)).toBe(true); // past the warning bound
     expect(offsets.record("b", clockSample(0, 10, 10, 20))).toBe(false);
     offsets.record("c", clockSample(0, -5_000, -5_000, 0));

@@ -11,6 +11,7 @@
  * latest estimate per peer for `GET /cluster` and the warning past
  * {@link CLOCK_OFFSET_WARN_MS}.
  */
+import { type Logger, silentLogger } from "../core/log.ts";
 import { nonce as makeNonce, sign, verify } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { DescriptionKeys } from "./descriptions.ts";
@@ -82,7 +83,9 @@ export type Checked = { key: Uint8Array } | { code: "AUTH_FAILED" | "REFUSED"; r
 /** Checks a hello or challenge: addressed to us, our cluster, signed with the cluster secret. */
 export function checkHelloOrChallenge(m: SignalHello | SignalChallenge, keys: DescriptionKeys): Checked {
   if (m.to !== keys.self) return { code: "REFUSED", reason: `message is addressed to ${m.to}, not ${keys.self}` };
-  if (m.cluster !== keys.room) return { code: "REFUSED", reason: "message is for another cluster (cluster names differ)" };
+  if (m.cluster !== keys.room) {
+    return { code: "REFUSED", reason: "message is for another cluster (cluster names differ)" };
+  }
   const fields = m.t === Kind.SignalHello ? helloFields(m as SignalHello) : challengeFields(m as SignalChallenge);
   const key = verifyEither(keys, fields, m.sig);
   if (!key) return { code: "AUTH_FAILED", reason: "authentication failed: bad signature (wrong cluster secret?)" };
@@ -107,7 +110,11 @@ export class ChallengeBook {
   /** Challenges forgotten because a bound was reached. */
   evicted = 0;
 
-  constructor(readonly ttlMs = CHALLENGE_TTL_MS, readonly max = MAX_CHALLENGES, readonly maxPerPeer = MAX_CHALLENGES_PER_PEER) {}
+  constructor(
+    readonly ttlMs = CHALLENGE_TTL_MS,
+    readonly max = MAX_CHALLENGES,
+    readonly maxPerPeer = MAX_CHALLENGES_PER_PEER,
+  ) {}
 
   /** Challenges outstanding. */
   get size(): number {
@@ -188,17 +195,27 @@ export function clockSample(t0: number, t1: number, t2: number, t3: number): Clo
 /** The latest clock-offset estimate per peer. Bounded by `max` peers (oldest estimates go first). */
 export class ClockOffsets {
   readonly #byPeer = new Map<string, ClockSample>();
-  constructor(readonly max = 1024) {}
+  constructor(readonly log: Logger = silentLogger, readonly max = 1024) {}
 
   /**
-   * Records an estimate.
-   * @returns true when it is past {@link CLOCK_OFFSET_WARN_MS} (the caller logs a warning)
+   * Records an estimate, and logs a warning when it is past {@link CLOCK_OFFSET_WARN_MS}.
+   * @returns whether it is past the bound
    */
   record(peer: string, s: ClockSample): boolean {
     this.#byPeer.delete(peer);
     if (this.#byPeer.size >= this.max) this.#byPeer.delete(this.#byPeer.keys().next().value as string);
     this.#byPeer.set(peer, s);
-    return Math.abs(s.offsetMs) > CLOCK_OFFSET_WARN_MS;
+    const off = Math.abs(s.offsetMs) > CLOCK_OFFSET_WARN_MS;
+    if (off) {
+      this.log.warn("clock offset", {
+        peer,
+        offsetMs: s.offsetMs,
+        rttMs: s.rttMs,
+        boundMs: CLOCK_OFFSET_WARN_MS,
+        effect: "latestUpdate merges and TTL deadlines between these members are off by about this much",
+      });
+    }
+    return off;
   }
 
   get(peer: string): ClockSample | undefined {

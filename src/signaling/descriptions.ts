@@ -14,7 +14,8 @@ import { Kind } from "../wire/kinds.ts";
 import { nonce as makeNonce, type ReplayGuard, sign } from "../wire/envelope.ts";
 import type { ChallengeBook } from "./challenges.ts";
 import { verifyEither } from "./challenges.ts";
-import type { Description, SignalAnswer, SignalOffer } from "./messages.ts";
+import { validateMessage } from "../wire/message.ts";
+import type { Description, SignalAnswer, SignalOffer, SignalRelay } from "./messages.ts";
 import { sdpFingerprints } from "./sdp.ts";
 
 /** Who signs and checks: the local member and its cluster's key. */
@@ -163,4 +164,29 @@ export function checkDescription(
 /** Whether {@link checkDescription} refused. */
 export function isRefusal(r: Refusal | Accepted): r is Refusal {
   return "code" in r;
+}
+
+/**
+ * What a relay sends back when it cannot forward `m` (no direct link to `m.to`): a relayed
+ * UNREACHABLE reject of the description, hello or offer inside, so the sender fails fast.
+ * @param m the SignalRelay that cannot be forwarded
+ * @param self the relay's id
+ * @returns the reply, or null when `m.d` carries no nonce to refer to (a reject, a challenge, garbage)
+ */
+export function unreachableReply(m: SignalRelay, self: string): SignalRelay | null {
+  const d = validateMessage(m.d);
+  if (!d.ok || d.msg.t === Kind.SignalReject || typeof d.msg.nonce !== "string") return null;
+  return {
+    t: Kind.SignalRelay,
+    from: m.to,
+    to: m.from,
+    d: {
+      t: Kind.SignalReject,
+      from: m.to,
+      to: m.from,
+      re: d.msg.nonce,
+      code: "UNREACHABLE",
+      reason: `relay ${self} has no link to ${m.to}`,
+    },
+  };
 }

@@ -6,20 +6,21 @@
  * and handed to the channel only while its
  * `bufferedAmount` is under a bound (werift's SCTP collapses when too much is queued).
  * Messages larger than 16 KiB are chunked. Offers and answers are signed (see
- * signaling/descriptions.ts) and travel through the signaling server for a member's first
- * link, and over the mesh (SignalRelay through a linked member) for every other.
+ * signaling/descriptions.ts), an offer carries the receiver's challenge (challenges.ts), and
+ * they travel through the signaling server for a member's first link, and over the mesh
+ * (SignalRelay through a linked member) for every other.
  */
 import type { IceServer } from "../config.ts";
-import { type Clock, realClock, type Timer } from "../core/clock.ts";
+import { type Clock, realClock } from "../core/clock.ts";
 import { ShoalError, TimeoutError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { SignalChannel } from "../signaling/client.ts";
 import {
   ChallengeBook,
   checkHelloOrChallenge,
+  ClockOffsets,
   type ClockSample,
   clockSample,
-  ClockOffsets,
   signChallenge,
   signHello,
 } from "../signaling/challenges.ts";
@@ -29,6 +30,7 @@ import {
   isRefusal,
   signAnswer,
   signOffer,
+  unreachableReply,
 } from "../signaling/descriptions.ts";
 import type {
   Description,
@@ -58,80 +60,9 @@ import {
   type TransportStats,
 } from "./transport.ts";
 import { WebRtcPeer } from "./webrtc_peer.ts";
+import type { Link, SignalingCounters, SignalPath, WebRtcTransportOptions } from "./webrtc_types.ts";
 
-/** Options of {@link WebRtcTransport}. */
-export interface WebRtcTransportOptions {
-  /** This member's id. */
-  self: NodeId;
-  /** Cluster name. */
-  cluster: string;
-  /** Cluster secret; signs offers and answers. */
-  secret: string;
-  /** During a secret rotation, the previous secret: descriptions signed with it are accepted too. */
-  previousSecret?: string;
-  /** STUN/TURN servers, always passed to werift explicitly. @default [] */
-  iceServers?: IceServer[];
-  /** Extra host addresses offered as ICE candidates. @default [] */
-  iceAdditionalHostAddresses?: string[];
-  /** The signaling server connection used when `connect()` has no `via`. */
-  signaling?: SignalChannel;
-  /** Default budget for `connect()`. @default 15000 */
-  connectTimeoutMs?: number;
-  /** Target frame size. @default Limits.targetFrameBytes (12,000 bytes) */
-  targetFrameBytes?: number;
-  /** Bytes allowed in the channel's buffer before coalescing waits. @default 65536 */
-  maxBufferedBytes?: number;
-  /** Links (open or being set up) at most. @default 256 */
-  maxLinks?: number;
-  clock?: Clock;
-  log?: Logger;
-  /**
-   * Called with each SignalRelay this member forwards for others; return the message to
-   * forward (possibly altered) or null to drop it. For tests that play a malicious relay.
-   */
-  relayHook?: (m: SignalRelay) => SignalRelay | null;
-}
-
-/** Where a link's offer/answer travels. */
-type SignalPath = { kind: "server" } | { kind: "relay"; via: NodeId };
-
-interface Waiter {
-  resolve(): void;
-  reject(err: Error): void;
-}
-
-interface Link {
-  peer: NodeId;
-  state: "offering" | "answering" | "open";
-  rtc: WebRtcPeer;
-  /** Nonce of our hello, then of our offer (offering), or of our answer (answering). */
-  nonce: string;
-  /** The key we sign with towards this peer (the previous secret's after it refused the current one). */
-  key: Uint8Array;
-  /** Offering: our hello, and the SDP and challenge as they arrive; the offer goes out once both are in. */
-  pending: { helloSentMs: number; sdp?: string; challenge?: { ch: string; arrivedMs: number } } | null;
-  path: SignalPath;
-  queue: FrameQueue;
-  reasm: Reassembler;
-  timer: Timer | null;
-  waiters: Waiter[];
-  flushScheduled: boolean;
-  waitingLow: boolean;
-  nextChunkId: number;
-}
-
-/** Signaling counters of a {@link WebRtcTransport}. */
-export interface SignalingCounters {
-  /** Descriptions refused (bad signature, fingerprint, replay, wrong target). */
-  refused: number;
-  /** The last refusal's reason. */
-  lastRefusal: string | null;
-  /** SignalRelay messages forwarded for other members. */
-  relayed: number;
-  /** Offers sent through the signaling server / over the mesh. */
-  offersViaServer: number;
-  offersViaMesh: number;
-}
+export type { SignalingCounters, WebRtcTransportOptions } from "./webrtc_types.ts";
 
 const noopHandlers: TransportHandlers = { message() {}, linkUp() {}, linkDown() {} };
 
@@ -150,7 +81,7 @@ export class WebRtcTransport implements Transport {
   readonly #log: Logger;
   readonly #guard = new ReplayGuard(60_000, 10_000);
   readonly #challenges = new ChallengeBook();
-  readonly #offsets = new ClockOffsets();
+  readonly #offsets: ClockOffsets;
   readonly #relayHook: WebRtcTransportOptions["relayHook"];
   #handlers: TransportHandlers = noopHandlers;
   #links = new Map<NodeId, Link>();
@@ -185,6 +116,7 @@ export class WebRtcTransport implements Transport {
     this.#maxLinks = opts.maxLinks ?? 256;
     this.#clock = opts.clock ?? realClock;
     this.#log = opts.log ?? silentLogger;
+    this.#offsets = new ClockOffsets(this.#log);
     this.#relayHook = opts.relayHook;
     this.#signaling?.onSignal((from, payload) => this.#onServerSignal(from, payload));
   }
@@ -476,7 +408,7 @@ export class WebRtcTransport implements Transport {
   #sendHello(link: Link): void {
     const hello = signHello(this.#keys, link.peer, link.key);
     link.nonce = hello.nonce;
-    link.pending = { helloSentMs: this.#clock.now() };
+    link.pending = { helloSentMs: this.#clock.now(), sdp: link.pending?.sdp }; // a retried hello keeps the SDP
     this.#sendOrDrop(link, hello, "hello");
   }
 
@@ -532,19 +464,14 @@ export class WebRtcTransport implements Transport {
       return;
     }
     if (d.t === Kind.SignalReject) return this.#onReject(d as SignalReject);
-    if (d.t === Kind.SignalHello || d.t === Kind.SignalChallenge) return this.#onHelloOrChallenge(d as SignalHello | SignalChallenge, path);
+    if (d.t === Kind.SignalHello || d.t === Kind.SignalChallenge) {
+      return this.#onHelloOrChallenge(d as SignalHello | SignalChallenge, path);
+    }
     const desc = d as Description;
     const now = this.#clock.now();
     const refusal = checkDescription(desc, this.#keys, this.#guard, now, this.#challenges);
     if (isRefusal(refusal)) {
-      this.#signalCounters.refused++;
-      this.#signalCounters.lastRefusal = refusal.reason;
-      this.#log.warn("signaling.refused", {
-        peer: from,
-        kind: d.t === Kind.SignalOffer ? "offer" : "answer",
-        reason: refusal.reason,
-      });
-      this.#reject(path, from, desc.nonce, refusal.code, refusal.reason);
+      this.#refuse(path, from, d.t === Kind.SignalOffer ? "offer" : "answer", refusal, desc.nonce);
       // A refused answer also ends our attempt: the answerer cannot be trusted.
       if (d.t === Kind.SignalAnswer) {
         const link = this.#links.get(from);
@@ -561,7 +488,7 @@ export class WebRtcTransport implements Transport {
     if (d.t === Kind.SignalOffer) {
       const offer = d as SignalOffer;
       // Our challenge out, its arrival and the offer's departure on their clock, the offer's arrival on ours.
-      this.#recordOffset(from, clockSample(refusal.challengeIssuedMs!, offer.cts, offer.ts, now));
+      this.#offsets.record(from, clockSample(refusal.challengeIssuedMs!, offer.cts, offer.ts, now));
       void this.#onOffer(offer, path, refusal.key);
     } else void this.#onAnswer(d as SignalAnswer);
   }
@@ -570,11 +497,14 @@ export class WebRtcTransport implements Transport {
   #onHelloOrChallenge(m: SignalHello | SignalChallenge, path: SignalPath): void {
     const checked = checkHelloOrChallenge(m, this.#keys);
     if ("code" in checked) {
-      this.#signalCounters.refused++;
-      this.#signalCounters.lastRefusal = checked.reason;
-      this.#log.warn("signaling.refused", { peer: m.from, kind: m.t === Kind.SignalHello ? "hello" : "challenge" });
-      if (m.t === Kind.SignalHello) this.#reject(path, m.from, (m as SignalHello).nonce, checked.code, checked.reason);
-      return;
+      const hello = m.t === Kind.SignalHello;
+      return this.#refuse(
+        path,
+        m.from,
+        hello ? "hello" : "challenge",
+        checked,
+        hello ? (m as SignalHello).nonce : undefined,
+      );
     }
     const now = this.#clock.now();
     if (m.t === Kind.SignalHello) {
@@ -586,15 +516,17 @@ export class WebRtcTransport implements Transport {
     const c = m as SignalChallenge;
     const link = this.#links.get(c.from);
     if (!link || link.state !== "offering" || !link.pending || link.nonce !== c.re || link.pending.challenge) return;
-    this.#recordOffset(c.from, clockSample(link.pending.helloSentMs, c.ts, c.ts, now));
+    this.#offsets.record(c.from, clockSample(link.pending.helloSentMs, c.ts, c.ts, now));
     link.pending.challenge = { ch: c.ch, arrivedMs: now };
     this.#offerWhenReady(link);
   }
 
-  #recordOffset(peer: NodeId, sample: ClockSample): void {
-    if (this.#offsets.record(peer, sample)) {
-      this.#log.warn("clock offset", { peer, offsetMs: sample.offsetMs, rttMs: sample.rttMs });
-    }
+  /** Counts and logs a refused signaling message, and answers it along `path` when `re` is given. */
+  #refuse(path: SignalPath, from: NodeId, kind: string, r: Pick<SignalReject, "code" | "reason">, re?: string): void {
+    this.#signalCounters.refused++;
+    this.#signalCounters.lastRefusal = r.reason;
+    this.#log.warn("signaling.refused", { peer: from, kind, reason: r.reason });
+    if (re !== undefined) this.#reject(path, from, re, r.code, r.reason);
   }
 
   async #onOffer(offer: SignalOffer, path: SignalPath, key: Uint8Array): Promise<void> {
@@ -694,25 +626,9 @@ export class WebRtcTransport implements Transport {
     // Forward for others, only along a direct link.
     const next = this.#links.get(m.to);
     if (next?.state !== "open") {
-      const d = validateMessage(m.d);
-      if (d.ok && d.msg.t !== Kind.SignalReject && typeof d.msg.nonce === "string") {
-        const back = this.#links.get(from);
-        if (back?.state === "open") {
-          this.#enqueue(back, {
-            t: Kind.SignalRelay,
-            from: m.to,
-            to: m.from,
-            d: {
-              t: Kind.SignalReject,
-              from: m.to,
-              to: m.from,
-              re: d.msg.nonce,
-              code: "UNREACHABLE",
-              reason: `relay ${this.self} has no link to ${m.to}`,
-            },
-          });
-        }
-      }
+      const back = this.#links.get(from);
+      const reply = unreachableReply(m, this.self);
+      if (reply && back?.state === "open") this.#enqueue(back, reply);
       this.#stats.droppedNoRoute++;
       return;
     }
