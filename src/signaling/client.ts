@@ -196,6 +196,7 @@ export class SignalingClient implements SignalChannel {
       return;
     }
     this.#ws = ws;
+    this.#log.debug("signaling.connecting", { url: this.url });
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
       ws.send(
