@@ -79,7 +79,11 @@ describe("bytes queued for one peer on a real WebRTC link", () => {
     const a = await make("a");
     const b = await make("b");
     const got: number[] = [];
-    b.setHandlers({ message: (_f, m) => void got.push((m as { seq: number }).seq), linkUp() {}, linkDown() {} });
+    b.setHandlers({
+      message: (_f, m) => void got.push((m as unknown as { seq: number }).seq),
+      linkUp() {},
+      linkDown() {},
+    });
     a.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
     await a.connect("b");
     const data = new Uint8Array(256 * 1024);

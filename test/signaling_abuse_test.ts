@@ -12,6 +12,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { killAll, type Member, type RuntimeKind, startMember, until } from "./support/cluster.ts";
 import { openRawWs, type RawWs } from "./support/raw_ws.ts";
+import type { SignalingStats } from "../src/signaling/server.ts";
 
 afterAll(killAll);
 
@@ -46,12 +47,7 @@ function logTime(stderr: string, event: string): number {
 }
 
 async function stats(m: Member) {
-  return await (await fetch(`${m.url}/signal/stats`)).json() as {
-    sockets: number;
-    rooms: number;
-    dropped: number;
-    refused: number;
-  };
+  return await (await fetch(`${m.url}/signal/stats`)).json() as SignalingStats;
 }
 
 for (const [runtime, joiner] of [["bun", "deno"], ["deno", "bun"]] as Array<[RuntimeKind, RuntimeKind]>) {
