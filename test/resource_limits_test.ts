@@ -9,12 +9,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { ShoalError } from "../src/core/errors.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
-import { SignalingClient } from "../src/signaling/client.ts";
-import { createSignalingServer, type SignalingServer } from "../src/signaling/server.ts";
-import { WebRtcTransport } from "../src/transport/webrtc.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import { Limits } from "../src/wire/limits.ts";
 import { GridHarness, incompleteReplication } from "./support/grid_harness.ts";
+import { WebRtcNodes } from "./support/webrtc_nodes.ts";
 import "../src/transport/messages.ts";
 
 const P = 7;
@@ -56,26 +54,11 @@ describe("bounded queues", () => {
 });
 
 describe("bytes queued for one peer on a real WebRTC link", () => {
-  let server: SignalingServer | null = null;
-  const transports: WebRtcTransport[] = [];
-  const clients: SignalingClient[] = [];
-  afterEach(async () => {
-    await Promise.all(transports.splice(0).map((t) => t.close()));
-    for (const c of clients.splice(0)) c.close();
-    await server?.close();
-    server = null;
-  });
+  const nodes = new WebRtcNodes();
+  afterEach(() => nodes.close());
 
   test("past 16 MiB queued, send() refuses and counts; the link then drains and still carries messages", async () => {
-    server = await createSignalingServer({ port: 0 });
-    const make = async (self: string) => {
-      const sc = new SignalingClient({ url: server!.url, cluster: "c", self });
-      await sc.start();
-      clients.push(sc);
-      const t = new WebRtcTransport({ self, cluster: "c", secret: "s", signaling: sc });
-      transports.push(t);
-      return t;
-    };
+    const make = (self: string) => nodes.node(self, { connectTimeoutMs: 15_000 });
     const a = await make("a");
     const b = await make("b");
     const got: number[] = [];

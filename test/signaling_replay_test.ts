@@ -7,42 +7,17 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { type Clock, realClock } from "../src/core/clock.ts";
-import { SignalingClient } from "../src/signaling/client.ts";
 import type { SignalRelay } from "../src/signaling/messages.ts";
-import { createSignalingServer, type SignalingServer } from "../src/signaling/server.ts";
-import { WebRtcTransport, type WebRtcTransportOptions } from "../src/transport/webrtc.ts";
+import type { WebRtcTransportOptions } from "../src/transport/webrtc.ts";
 import { Kind } from "../src/wire/kinds.ts";
+import { WebRtcNodes } from "./support/webrtc_nodes.ts";
 
 const skewed = (skewMs: number): Clock => ({ now: () => realClock.now() + skewMs, setTimer: realClock.setTimer });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let server: SignalingServer | null = null;
-const transports: WebRtcTransport[] = [];
-const clients: SignalingClient[] = [];
-afterEach(async () => {
-  await Promise.all(transports.splice(0).map((t) => t.close()));
-  for (const c of clients.splice(0)) c.close();
-  await server?.close();
-  server = null;
-});
-
-async function node(self: string, extra: Partial<WebRtcTransportOptions> = {}): Promise<WebRtcTransport> {
-  server ??= await createSignalingServer({ port: 0 });
-  const sc = new SignalingClient({ url: server.url, cluster: "c", self });
-  await sc.start();
-  clients.push(sc);
-  const t = new WebRtcTransport({
-    self,
-    cluster: "c",
-    secret: "s3cret",
-    signaling: sc,
-    connectTimeoutMs: 10_000,
-    ...extra,
-  });
-  t.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
-  transports.push(t);
-  return t;
-}
+const nodes = new WebRtcNodes();
+afterEach(() => nodes.close());
+const node = (self: string, extra: Partial<WebRtcTransportOptions> = {}) => nodes.node(self, extra);
 
 describe("clocks 10 minutes apart", () => {
   for (const skew of [600_000, -600_000]) {

@@ -20,9 +20,10 @@ import { checkDescription, type DescriptionKeys, signAnswer, signOffer } from ".
 import type { SignalRelay } from "../src/signaling/messages.ts";
 import { sdpFingerprints } from "../src/signaling/sdp.ts";
 import { createSignalingServer, type SignalingServer } from "../src/signaling/server.ts";
-import { WebRtcTransport, type WebRtcTransportOptions } from "../src/transport/webrtc.ts";
+import type { WebRtcTransportOptions } from "../src/transport/webrtc.ts";
 import { deriveKey, ReplayGuard, roomId } from "../src/wire/envelope.ts";
 import { Kind } from "../src/wire/kinds.ts";
+import { WebRtcNodes } from "./support/webrtc_nodes.ts";
 
 const FP_A = "sha-256 F9:84:9F:A6:CB:AD:9C:1E:49:36:84:1F:D6:81:15:29:59:A8:C4:C9:30:A7:E2:0D:6F:11:41:FA:00:A7:0C:5B";
 const FP_B = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
@@ -341,31 +342,9 @@ describe("signaling server and client", () => {
 });
 
 describe("the WebRTC transport refuses descriptions that do not check out", () => {
-  let server: SignalingServer | null = null;
-  const transports: WebRtcTransport[] = [];
-  const clients: SignalingClient[] = [];
-  afterEach(async () => {
-    await Promise.all(transports.splice(0).map((t) => t.close()));
-    for (const c of clients.splice(0)) c.close();
-    await server?.close();
-    server = null;
-  });
-  const node = async (self: string, extra: Partial<WebRtcTransportOptions> = {}) => {
-    server ??= await createSignalingServer({ port: 0 });
-    const sc = new SignalingClient({ url: server.url, cluster: "c", self });
-    await sc.start();
-    clients.push(sc);
-    const t = new WebRtcTransport({
-      self,
-      cluster: "c",
-      secret: "s3cret",
-      signaling: sc,
-      connectTimeoutMs: 10_000,
-      ...extra,
-    });
-    transports.push(t);
-    return t;
-  };
+  const nodes = new WebRtcNodes();
+  afterEach(() => nodes.close());
+  const node = (self: string, extra: Partial<WebRtcTransportOptions> = {}) => nodes.node(self, extra);
 
   test("a member with the wrong secret is told 'authentication failed' instead of timing out", async () => {
     const a = await node("a", { secret: "wrong" });
@@ -430,7 +409,7 @@ describe("the WebRTC transport refuses descriptions that do not check out", () =
     await a.connect("b", { via: "r" });
     expect(a.isLinked("b")).toBe(true);
     expect(r.signalingCounters().relayed).toBeGreaterThanOrEqual(10);
-    const stats = server!.stats().relayed;
+    const stats = nodes.server!.stats().relayed;
     expect(stats["a>b"] ?? 0).toBe(0);
     expect(stats["b>a"] ?? 0).toBe(0);
   });
