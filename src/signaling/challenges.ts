@@ -14,7 +14,7 @@
 import { type Logger, silentLogger } from "../core/log.ts";
 import { nonce as makeNonce, sign, verify } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
-import type { DescriptionKeys } from "./descriptions.ts";
+import type { DescriptionKeys } from "./keys.ts";
 import type { SignalChallenge, SignalHello } from "./messages.ts";
 
 /** How long an issued challenge stays valid, on the issuer's clock. */

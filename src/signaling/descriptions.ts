@@ -16,19 +16,10 @@ import type { ChallengeBook } from "./challenges.ts";
 import { verifyEither } from "./challenges.ts";
 import { validateMessage } from "../wire/message.ts";
 import type { Description, SignalAnswer, SignalOffer, SignalRelay } from "./messages.ts";
+import type { DescriptionKeys } from "./keys.ts";
 import { sdpFingerprints } from "./sdp.ts";
 
-/** Who signs and checks: the local member and its cluster's key. */
-export interface DescriptionKeys {
-  /** Room id of the cluster (roomId(cluster)). */
-  room: string;
-  /** The "signal" key: deriveKey(cluster, secret, "signal"). Signs, and verifies. */
-  key: Uint8Array;
-  /** During a secret rotation, the previous secret's "signal" key: verifies only. */
-  previousKey?: Uint8Array;
-  /** The local member id. */
-  self: string;
-}
+export type { DescriptionKeys } from "./keys.ts";
 
 function fields(
   d: { t: number; cluster: string; from: string; to: string; nonce: string; ts: number; fp: string[] },
