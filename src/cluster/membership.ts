@@ -1517,6 +1517,10 @@ export class Membership implements ClusterView {
         unansweredMs: st.unansweredSince === undefined ? 0 : Math.round(this.#clock.now() - st.unansweredSince),
         linkAgeMs: Math.round(this.#clock.now() - st.link.since),
       });
+      // The link is open but nothing came back over it for a whole probe: the path may be
+      // dead in the network (a NAT that rebound its ports). Set it up again now, so the
+      // member can answer before its suspicion runs out.
+      if (direct && this.#t.isLinked(target)) this.#t.relink?.(target);
       st.accused = true;
       if (this.#suspect(target, st.inc, this.self)) {
         this.#broadcast({ s: Status.suspect, id: target, inc: st.inc, by: this.self });

@@ -235,6 +235,21 @@ export class WebRtcTransport implements Transport {
   }
 
   /**
+   * Replaces an open link with a fresh connection negotiated through the signaling server:
+   * new candidates, new NAT mappings. The peer answers an offer on a link it holds open by
+   * dropping the old one; if both ends relink at once, the usual glare rule picks one
+   * offer. Nothing happens without a signaling server or while the link is being set up.
+   */
+  relink(peer: NodeId): void {
+    const link = this.#links.get(peer);
+    if (this.#closed || !this.#signaling || link?.state !== "open") return;
+    this.#log.info("transport.relink", { peer });
+    this.#drop(link, "relink", new ShoalError("UNREACHABLE", `Connection to ${peer} replaced`));
+    const fresh = this.#newLink(peer, "offering", { kind: "server" }, this.#connectTimeoutMs);
+    void this.#offer(fresh);
+  }
+
+  /**
    * Queues `msg` for `to` (directly, or through its route). The message is encoded at
    * once; frames are cut and handed to the channel after the I/O callbacks of this
    * event-loop turn (setImmediate), so messages produced while handling a burst of
