@@ -65,7 +65,7 @@ export class LabProc {
   stdout = "";
   stderr = "";
   readonly exited: Promise<number>;
-  constructor(readonly name: string, readonly p: Subprocess<"ignore", "pipe", "pipe">) {
+  constructor(readonly name: string, readonly p: Subprocess<"pipe", "pipe", "pipe">) {
     this.exited = p.exited;
     void this.#pump(p.stdout, (l) => {
       this.stdout = (this.stdout + l + "\n").slice(-8_000);
@@ -95,16 +95,24 @@ export class LabProc {
     return this.p.exitCode === null && this.p.signalCode === null;
   }
 
-  /** Waits for a stdout line with `event`. */
-  async line(event: string, timeoutMs: number): Promise<Line> {
+  /** Waits for a stdout line with `event` (the first one from line index `from` on). */
+  async line(event: string, timeoutMs: number, from = 0): Promise<Line> {
     const end = performance.now() + timeoutMs;
     for (;;) {
-      const hit = this.lines.find((l) => l.event === event);
+      const hit = this.lines.slice(from).find((l) => l.event === event);
       if (hit) return hit;
       if (!this.alive) throw new Error(`${this.name} exited (${this.p.exitCode}) before "${event}":\n${this.stderr}`);
       if (performance.now() > end) throw new Error(`${this.name}: no "${event}" in ${timeoutMs} ms:\n${this.stderr}`);
       await Bun.sleep(25);
     }
+  }
+
+  /** Writes a JSON-line command and waits for the reply line `event`. */
+  async ask(cmd: Record<string, unknown>, event: string, timeoutMs = 30_000): Promise<Line> {
+    const from = this.lines.length;
+    this.p.stdin.write(JSON.stringify(cmd) + "\n");
+    this.p.stdin.flush();
+    return await this.line(event, timeoutMs, from);
   }
 
   kill(signal: "SIGKILL" | "SIGTERM" = "SIGTERM"): void {
@@ -175,9 +183,10 @@ export interface Flow {
   dst: string;
   sport: number;
   dport: number;
-  /** Replies were seen (the mapping carried traffic both ways). */
-  assured: boolean;
+  /** Replies were seen: the mapping carried traffic both ways. */
   replied: boolean;
+  /** conntrack's ASSURED (both ways, and on this kernel for over 2 s for UDP). */
+  assured: boolean;
 }
 
 export interface MemberOptions {
@@ -240,7 +249,7 @@ export class NatLab {
   spawn(name: string, where: Site | "r1" | "r2" | "r3", cmd: string[]): LabProc {
     const p = Bun.spawn(["ip", "netns", "exec", `sn${this.id}-${where}`, ...cmd], {
       cwd: ROOT,
-      stdin: "ignore",
+      stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", NO_COLOR: "1" },
@@ -283,6 +292,15 @@ export class NatLab {
     const proc = this.spawn(name, site, args);
     const ready = await proc.line("ready", 60_000);
     return new LabMember(proc, site, String(ready.member), url);
+  }
+
+  /** Starts test/nat/link_probe.ts on `site` and waits for its ready line. */
+  async probe(name: string, site: Site, runtime: "bun" | "deno", ice: string[]): Promise<LabProc> {
+    const rt = runtime === "bun" ? [`${BIN}bun`, "run"] : [`${BIN}deno`, "run", "-A"];
+    const args = ["test/nat/link_probe.ts", "--id", name, "--signal", SIGNAL, "--host-address", siteAddress[site]];
+    const p = this.spawn(name, site, [...rt, ...args, ...ice.flatMap((u) => ["--ice", u])]);
+    await p.line("ready", 30_000);
+    return p;
   }
 
   /** Switches router N between a port-restricted cone and a symmetric NAT (forgets its mappings). */
@@ -334,7 +352,11 @@ export class NatLab {
 }
 
 /** Polls `f` until it returns a value other than undefined/false. */
-export async function until<T>(what: string, timeoutMs: number, f: () => Promise<T | undefined | false>): Promise<T> {
+export async function until<T>(
+  what: string,
+  timeoutMs: number,
+  f: () => Promise<T | undefined | false> | T | undefined | false,
+): Promise<T> {
   const end = performance.now() + timeoutMs;
   let lastErr = "";
   for (;;) {
