@@ -8,7 +8,7 @@
  * {@link NatLab.down}; labs left by a crashed run are removed by the next one.
  */
 import { spawnSync, type Subprocess } from "bun";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SCRIPT = `${ROOT}scripts/natlab.sh`;
@@ -67,7 +67,11 @@ export class LabProc {
   readonly exited: Promise<number>;
   constructor(readonly name: string, readonly p: Subprocess<"pipe", "pipe", "pipe">) {
     this.exited = p.exited;
+    // NATLAB_LOG_DIR=dir keeps every line of every lab process in dir/<name>.log.
+    const dir = process.env.NATLAB_LOG_DIR;
+    const keep = dir ? (l: string) => appendFileSync(`${dir}/${name}.log`, l + "\n") : () => {};
     void this.#pump(p.stdout, (l) => {
+      keep(l);
       this.stdout = (this.stdout + l + "\n").slice(-8_000);
       try {
         this.lines.push(JSON.parse(l));
@@ -75,7 +79,10 @@ export class LabProc {
         // not a JSON line (coturn's log)
       }
     });
-    void this.#pump(p.stderr, (l) => (this.stderr = (this.stderr + l + "\n").slice(-8_000)));
+    void this.#pump(p.stderr, (l) => {
+      keep(l);
+      this.stderr = (this.stderr + l + "\n").slice(-8_000);
+    });
   }
 
   async #pump(s: ReadableStream<Uint8Array>, f: (line: string) => void) {

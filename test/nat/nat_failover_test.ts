@@ -33,8 +33,10 @@ describe.skipIf(skip !== null)("NAT lab: three members behind three NATs", () =>
   test("formed with direct links only", async () => {
     const t0 = performance.now();
     const a = await lab.member("nat-a", "h1", { runtime: "bun", ice: [STUN] });
-    const b = await lab.member("nat-b", "h2", { runtime: "deno", ice: [STUN] });
-    const c = await lab.member("nat-c", "h3", { runtime: "bun", ice: [STUN] });
+    const [b, c] = await Promise.all([
+      lab.member("nat-b", "h2", { runtime: "deno", ice: [STUN] }),
+      lab.member("nat-c", "h3", { runtime: "bun", ice: [STUN] }),
+    ]);
     members = [a, b, c];
     await until("three members, replicas in place", 60_000, async () => {
       const vs = await Promise.all(members.map((m) => m.cluster()));
