@@ -147,7 +147,7 @@ describe.skipIf(skip !== null)("NAT lab: mesh relay", () => {
     // The pair cannot punch through a symmetric NAT with STUN alone: after failed attempts
     // each end routes the other through the member both reach.
     const linkOf = async (m: LabMember, peer: LabMember) => (await m.cluster()).links.find((l) => l.peer === peer.id);
-    await until("sym-b ↔ cone-c relayed", 60_000, async () => {
+    await until("sym-b ↔ cone-c relayed", 90_000, async () => {
       const [x, y] = [await linkOf(sym, cone), await linkOf(cone, sym)];
       return x?.kind === "relayed" && y?.kind === "relayed" && x.via === relay.id && y.via === relay.id;
     });
