@@ -20,6 +20,9 @@ export const STUN = `stun:${PUB}:3478`;
 export const TURN = `turn:shoal:natlab-pass@${PUB}:3478`;
 export const SIGNAL = `http://${PUB}:7000`;
 
+/** Per-test budget of the lab tests (test/run.sh's default of 120 s is tight for member start-ups under load). */
+export const LAB_TEST_MS = 300_000;
+
 /** Where a member runs: `pub` (the fake internet) or a host behind router N. */
 export type Site = "pub" | "h1" | "h2" | "h3" | "h4";
 const siteIndex: Record<Site, number> = { pub: 0, h1: 1, h2: 2, h3: 3, h4: 4 };

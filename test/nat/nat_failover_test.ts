@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sequenceValue } from "../../src/jobs/source_sequence.ts";
 import { mapFunctions } from "../../src/jobs/transform_map.ts";
-import { type LabMember, labSkipReason, NatLab, STUN, until } from "./lab.ts";
+import { LAB_TEST_MS, type LabMember, labSkipReason, NatLab, STUN, until } from "./lab.ts";
 
 const skip = labSkipReason();
 if (skip) console.log(`skipping NAT lab tests: ${skip}`);
@@ -46,7 +46,7 @@ describe.skipIf(skip !== null)("NAT lab: three members behind three NATs", () =>
       );
     });
     figures.push(`three members behind three NATs, first start → formed: ${Math.round(performance.now() - t0)} ms`);
-  });
+  }, LAB_TEST_MS);
 
   test("NAT rebinding under load: links recover, nobody is declared dead, no acknowledged write is lost", async () => {
     const [a, b, c] = members;
@@ -100,7 +100,7 @@ describe.skipIf(skip !== null)("NAT lab: three members behind three NATs", () =>
       }
     }
     for (const [key, value] of acked) expect(await c.get("rebind", key)).toEqual({ status: 200, value });
-  });
+  }, LAB_TEST_MS);
 
   test("kill -9 of the master: the survivors serve every key and a job across the NATs finishes exactly", async () => {
     const master = (await members[0].cluster()).master;
@@ -156,5 +156,5 @@ describe.skipIf(skip !== null)("NAT lab: three members behind three NATs", () =>
         ids.map((id) => ({ status: 200, value: { id, value: mapFunctions.double(sequenceValue(id)) } })),
       );
     }
-  });
+  }, LAB_TEST_MS);
 });

@@ -6,7 +6,7 @@
  * transport on the internet). Prints the figures; asserts only that every path works.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type LabProc, labSkipReason, NatLab, STUN, TURN, wanOf } from "./lab.ts";
+import { LAB_TEST_MS, type LabProc, labSkipReason, NatLab, STUN, TURN, wanOf } from "./lab.ts";
 
 const skip = labSkipReason();
 if (skip) console.log(`skipping NAT lab tests: ${skip}`);
@@ -59,5 +59,5 @@ describe.skipIf(skip !== null)("NAT lab: figures per path", () => {
     await sym.ask({ cmd: "route", peer: "cone", via: "pub" }, "routed");
     await cone.ask({ cmd: "route", peer: "sym", via: "pub" }, "routed");
     await measure("mesh relay (symmetric ↔ cone through pub)", sym, cone, false);
-  });
+  }, LAB_TEST_MS);
 });

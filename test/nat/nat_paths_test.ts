@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import {
   type ClusterView,
   type Flow,
+  LAB_TEST_MS,
   type LabMember,
   labSkipReason,
   NatLab,
@@ -77,38 +78,42 @@ afterAll(async () => {
 });
 
 describe.skipIf(skip !== null)("NAT lab: paths", () => {
-  test("two cone NATs, STUN only: a hole-punched direct link, and a map written behind one NAT read behind the other", async () => {
-    const a = await member("cone-a", "h1", { runtime: "bun", ice: [STUN] });
-    const t0 = performance.now();
-    const b = await member("cone-b", "h2", { runtime: "deno", ice: [STUN] });
-    const [va] = await formed([a, b]);
-    figures.push(`join behind two cone NATs (ready → formed, Deno member): ${Math.round(performance.now() - t0)} ms`);
-    expect(va.links).toEqual([{ peer: b.id, kind: "direct" }]);
-    expect((await b.cluster()).links).toEqual([{ peer: a.id, kind: "direct" }]);
+  test(
+    "two cone NATs, STUN only: a hole-punched direct link, and a map written behind one NAT read behind the other",
+    async () => {
+      const a = await member("cone-a", "h1", { runtime: "bun", ice: [STUN] });
+      const t0 = performance.now();
+      const b = await member("cone-b", "h2", { runtime: "deno", ice: [STUN] });
+      const [va] = await formed([a, b]);
+      figures.push(`join behind two cone NATs (ready → formed, Deno member): ${Math.round(performance.now() - t0)} ms`);
+      expect(va.links).toEqual([{ peer: b.id, kind: "direct" }]);
+      expect((await b.cluster()).links).toEqual([{ peer: a.id, kind: "direct" }]);
 
-    // The data channel runs between the two routers' public addresses: hole punched, no relay.
-    const r1 = repliedTo(lab.flows(1), wanOf(2));
-    const r2 = repliedTo(lab.flows(2), wanOf(1));
-    expect(r1.length).toBeGreaterThan(0);
-    expect(r2.length).toBeGreaterThan(0);
-    expect(lab.flows(1).some((f) => f.dst === PUB && f.dport >= 49160 && f.dport <= 49200)).toBe(false);
+      // The data channel runs between the two routers' public addresses: hole punched, no relay.
+      const r1 = repliedTo(lab.flows(1), wanOf(2));
+      const r2 = repliedTo(lab.flows(2), wanOf(1));
+      expect(r1.length).toBeGreaterThan(0);
+      expect(r2.length).toBeGreaterThan(0);
+      expect(lab.flows(1).some((f) => f.dst === PUB && f.dport >= 49160 && f.dport <= 49200)).toBe(false);
 
-    for (let i = 0; i < 20; i++) expect(await a.put("notes", `n${i}`, { from: "cone-a", i })).toBe(200);
-    for (let i = 0; i < 20; i++) {
-      expect(await b.get("notes", `n${i}`)).toEqual({ status: 200, value: { from: "cone-a", i } });
-    }
-    const p50 = await putP50(a, "lat", 100);
-    figures.push(`PUT p50, two members behind two cone NATs (direct srflx path): ${p50} ms`);
+      for (let i = 0; i < 20; i++) expect(await a.put("notes", `n${i}`, { from: "cone-a", i })).toBe(200);
+      for (let i = 0; i < 20; i++) {
+        expect(await b.get("notes", `n${i}`)).toEqual({ status: 200, value: { from: "cone-a", i } });
+      }
+      const p50 = await putP50(a, "lat", 100);
+      figures.push(`PUT p50, two members behind two cone NATs (direct srflx path): ${p50} ms`);
 
-    // The same member with a neighbour on its own LAN (host candidates, never through the router).
-    const lan = await member("lan-b", "h4", { runtime: "bun", ice: [STUN] });
-    await lab.stop(b);
-    await formed([a, lan]);
-    const lanLink = (await a.cluster()).links;
-    expect(lanLink).toEqual([{ peer: lan.id, kind: "direct" }]);
-    const lanP50 = await putP50(a, "lat-lan", 100);
-    figures.push(`PUT p50, two members on one LAN (host path): ${lanP50} ms`);
-  });
+      // The same member with a neighbour on its own LAN (host candidates, never through the router).
+      const lan = await member("lan-b", "h4", { runtime: "bun", ice: [STUN] });
+      await lab.stop(b);
+      await formed([a, lan]);
+      const lanLink = (await a.cluster()).links;
+      expect(lanLink).toEqual([{ peer: lan.id, kind: "direct" }]);
+      const lanP50 = await putP50(a, "lat-lan", 100);
+      figures.push(`PUT p50, two members on one LAN (host path): ${lanP50} ms`);
+    },
+    LAB_TEST_MS,
+  );
 
   test("symmetric NAT with TURN: the link forms through coturn's relay", async () => {
     lab.nat(2, "symmetric");
@@ -133,62 +138,67 @@ describe.skipIf(skip !== null)("NAT lab: paths", () => {
     for (let i = 0; i < 20; i++) expect(await a.get("turn", `t${i}`)).toEqual({ status: 200, value: i });
     const p50 = await putP50(b, "lat-turn", 100);
     figures.push(`PUT p50, symmetric NAT ↔ cone NAT through TURN: ${p50} ms`);
-  });
+  }, LAB_TEST_MS);
 });
 
 describe.skipIf(skip !== null)("NAT lab: mesh relay", () => {
-  test("symmetric NAT without TURN ↔ cone NAT: relayed by the member on the internet; killing it is detected", async () => {
-    lab.nat(2, "symmetric");
-    const relay = await member("relay", "pub", { runtime: "bun", ice: [STUN] });
-    const cone = await member("cone-c", "h3", { runtime: "bun", ice: [STUN] });
-    const t0 = performance.now();
-    const sym = await member("sym-b", "h2", { runtime: "deno", ice: [STUN] });
-    await formed([relay, cone, sym], 60_000);
-    // The pair cannot punch through a symmetric NAT with STUN alone: after failed attempts
-    // each end routes the other through the member both reach.
-    const linkOf = async (m: LabMember, peer: LabMember) => (await m.cluster()).links.find((l) => l.peer === peer.id);
-    await until("sym-b ↔ cone-c relayed", 90_000, async () => {
-      const [x, y] = [await linkOf(sym, cone), await linkOf(cone, sym)];
-      return x?.kind === "relayed" && y?.kind === "relayed" && x.via === relay.id && y.via === relay.id;
-    });
-    figures.push(
-      `symmetric ↔ cone without TURN: mesh relay route in place ${Math.round(performance.now() - t0)} ms after ready`,
-    );
-    expect(await linkOf(sym, relay)).toEqual({ peer: relay.id, kind: "direct" });
-    expect(await linkOf(cone, relay)).toEqual({ peer: relay.id, kind: "direct" });
-    expect(repliedTo(lab.flows(2), wanOf(3))).toEqual([]);
+  test(
+    "symmetric NAT without TURN ↔ cone NAT: relayed by the member on the internet; killing it is detected",
+    async () => {
+      lab.nat(2, "symmetric");
+      const relay = await member("relay", "pub", { runtime: "bun", ice: [STUN] });
+      const cone = await member("cone-c", "h3", { runtime: "bun", ice: [STUN] });
+      const t0 = performance.now();
+      const sym = await member("sym-b", "h2", { runtime: "deno", ice: [STUN] });
+      await formed([relay, cone, sym], 60_000);
+      // The pair cannot punch through a symmetric NAT with STUN alone: after failed attempts
+      // each end routes the other through the member both reach.
+      const linkOf = async (m: LabMember, peer: LabMember) => (await m.cluster()).links.find((l) => l.peer === peer.id);
+      await until("sym-b ↔ cone-c relayed", 90_000, async () => {
+        const [x, y] = [await linkOf(sym, cone), await linkOf(cone, sym)];
+        return x?.kind === "relayed" && y?.kind === "relayed" && x.via === relay.id && y.via === relay.id;
+      });
+      figures.push(
+        `symmetric ↔ cone without TURN: mesh relay route in place ${Math.round(performance.now() - t0)} ms after ready`,
+      );
+      expect(await linkOf(sym, relay)).toEqual({ peer: relay.id, kind: "direct" });
+      expect(await linkOf(cone, relay)).toEqual({ peer: relay.id, kind: "direct" });
+      expect(repliedTo(lab.flows(2), wanOf(3))).toEqual([]);
 
-    const all = [relay, cone, sym];
-    for (const [i, w] of all.entries()) {
-      for (let k = 0; k < 10; k++) expect(await w.put("mesh", `${w.name}-${k}`, i * 100 + k)).toBe(200);
-    }
-    for (const r of all) {
+      const all = [relay, cone, sym];
       for (const [i, w] of all.entries()) {
-        for (let k = 0; k < 10; k++) {
-          expect(await r.get("mesh", `${w.name}-${k}`)).toEqual({ status: 200, value: i * 100 + k });
+        for (let k = 0; k < 10; k++) expect(await w.put("mesh", `${w.name}-${k}`, i * 100 + k)).toBe(200);
+      }
+      for (const r of all) {
+        for (const [i, w] of all.entries()) {
+          for (let k = 0; k < 10; k++) {
+            expect(await r.get("mesh", `${w.name}-${k}`)).toEqual({ status: 200, value: i * 100 + k });
+          }
         }
       }
-    }
-    const p50 = await putP50(sym, "lat-mesh", 100);
-    figures.push(`PUT p50 on the symmetric-NAT member, 3 members, mesh relay for one pair: ${p50} ms`);
+      const p50 = await putP50(sym, "lat-mesh", 100);
+      figures.push(`PUT p50 on the symmetric-NAT member, 3 members, mesh relay for one pair: ${p50} ms`);
 
-    // Without the relay the pair has no path at all: each end must say so within the
-    // failure-detection time (no relayed link left, and the other dropped from the view).
-    const killedAt = performance.now();
-    await lab.stop(relay);
-    const gone = async (m: LabMember, other: LabMember) => {
-      const v = await m.cluster();
-      return !v.links.some((l) => l.via === relay.id) && !v.members.some((x) => x.id === relay.id || x.id === other.id);
-    };
-    // A member that loses every peer at once slows its own verdicts (Lifeguard local
-    // health), so this takes longer than the loss of one member among reachable ones.
-    await until(
-      "the pair reported unreachable",
-      45_000,
-      async () => (await gone(sym, cone)) && (await gone(cone, sym)),
-    );
-    figures.push(
-      `relay killed → the unreachable pair dropped on both sides: ${Math.round(performance.now() - killedAt)} ms`,
-    );
-  });
+      // Without the relay the pair has no path at all: each end must say so within the
+      // failure-detection time (no relayed link left, and the other dropped from the view).
+      const killedAt = performance.now();
+      await lab.stop(relay);
+      const gone = async (m: LabMember, other: LabMember) => {
+        const v = await m.cluster();
+        return !v.links.some((l) => l.via === relay.id) &&
+          !v.members.some((x) => x.id === relay.id || x.id === other.id);
+      };
+      // A member that loses every peer at once slows its own verdicts (Lifeguard local
+      // health), so this takes longer than the loss of one member among reachable ones.
+      await until(
+        "the pair reported unreachable",
+        45_000,
+        async () => (await gone(sym, cone)) && (await gone(cone, sym)),
+      );
+      figures.push(
+        `relay killed → the unreachable pair dropped on both sides: ${Math.round(performance.now() - killedAt)} ms`,
+      );
+    },
+    LAB_TEST_MS,
+  );
 });
