@@ -227,7 +227,7 @@ down)
   rm -rf "$STATE"
   ;;
 *)
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
   exit 2
   ;;
 esac
