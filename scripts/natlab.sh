@@ -64,10 +64,14 @@ mgmt() {
   ip -n "$ns" link set vethmgmt up
 }
 
+newns() {
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+}
+
 host() { # host() NS ROUTER_INDEX ADDR MGMT_INDEX
   local ns="$1" r="$2" addr="$3"
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
+  newns "$ns"
   ip -n "${P}r$r" link add "lan-$4" type veth peer name veth0 netns "$ns"
   ip -n "${P}r$r" link set "lan-$4" master lan up
   ip -n "$ns" addr add "$addr/24" dev veth0
@@ -87,16 +91,14 @@ set_nat() { # set_nat N cone|symmetric
 
 net_up() {
   need
-  ip netns add "${P}pub"
-  ip -n "${P}pub" link set lo up
+  newns "${P}pub"
   ip -n "${P}pub" link add br0 type bridge
   ip -n "${P}pub" addr add 198.18.0.1/24 dev br0
   ip -n "${P}pub" link set br0 up
   mgmt "${P}pub" 0
   for r in 1 2 3; do
     local ns="${P}r$r"
-    ip netns add "$ns"
-    ip -n "$ns" link set lo up
+    newns "$ns"
     ip -n "${P}pub" link add "wan$r" type veth peer name wan netns "$ns"
     ip -n "${P}pub" link set "wan$r" master br0 up
     ip -n "$ns" addr add "198.18.0.$((10 + r))/24" dev wan
