@@ -142,18 +142,26 @@ export class LabMember {
     method: string,
     path: string,
     body?: unknown,
-    timeoutMs = 5_000,
+    timeoutMs = 20_000,
   ): Promise<{ status: number; body: T }> {
-    const r = await fetch(this.url + path, {
-      method,
-      headers: {
-        authorization: `Bearer ${TOKEN}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await r.text();
+    const t0 = performance.now();
+    let r: Response;
+    let text: string;
+    try {
+      r = await fetch(this.url + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      text = await r.text();
+    } catch (e) {
+      const ms = Math.round(performance.now() - t0);
+      throw new Error(`${this.name}: ${method} ${path} failed after ${ms} ms: ${(e as Error).message}`);
+    }
     let parsed: unknown = text;
     try {
       parsed = JSON.parse(text);
