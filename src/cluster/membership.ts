@@ -1470,6 +1470,14 @@ export class Membership implements ClusterView {
     if (direct && tst && tst.unansweredSince === undefined) tst.unansweredSince = startedAt;
     this.#after(this.config.probeTimeoutMs * scale, () => {
       if (p.acked) return;
+      // No ack over an open link, and nothing else from the target for a probe interval:
+      // the path may be dead in the network (a NAT that rebound its ports) while the member
+      // is alive, which indirect probes would hide. The transport negotiates a replacement
+      // connection and keeps the old one until it opens.
+      const ts = this.#states.get(target);
+      if (direct && ts && this.#t.isLinked(target) && this.#clock.now() - ts.heardAt >= this.config.probeIntervalMs) {
+        this.#t.relink?.(target);
+      }
       const helpers = this.#randomMembers(this.config.indirectChecks, (id) => id !== target && this.#t.isLinked(id));
       p.expectedNacks = helpers.length;
       for (const h of helpers) {
@@ -1517,10 +1525,6 @@ export class Membership implements ClusterView {
         unansweredMs: st.unansweredSince === undefined ? 0 : Math.round(this.#clock.now() - st.unansweredSince),
         linkAgeMs: Math.round(this.#clock.now() - st.link.since),
       });
-      // The link is open but nothing came back over it for a whole probe: the path may be
-      // dead in the network (a NAT that rebound its ports). Set it up again now, so the
-      // member can answer before its suspicion runs out.
-      if (direct && this.#t.isLinked(target)) this.#t.relink?.(target);
       st.accused = true;
       if (this.#suspect(target, st.inc, this.self)) {
         this.#broadcast({ s: Status.suspect, id: target, inc: st.inc, by: this.self });

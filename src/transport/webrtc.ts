@@ -95,6 +95,8 @@ interface Link {
   flushScheduled: boolean;
   waitingLow: boolean;
   nextChunkId: number;
+  /** A replacement connection being negotiated while this open link keeps carrying traffic (relink). */
+  next: { rtc: WebRtcPeer; nonce: string; timer: Timer } | null;
 }
 
 /** Signaling counters of a {@link WebRtcTransport}. */
@@ -111,6 +113,7 @@ export interface SignalingCounters {
 }
 
 const noopHandlers: TransportHandlers = { message() {}, linkUp() {}, linkDown() {} };
+const noop = () => {};
 
 /** A Transport over werift data channels. */
 export class WebRtcTransport implements Transport {
@@ -242,11 +245,70 @@ export class WebRtcTransport implements Transport {
    */
   relink(peer: NodeId): void {
     const link = this.#links.get(peer);
-    if (this.#closed || !this.#signaling || link?.state !== "open") return;
+    if (this.#closed || !this.#signaling || link?.state !== "open" || link.next) return;
     this.#log.info("transport.relink", { peer });
-    this.#drop(link, "relink", new ShoalError("UNREACHABLE", `Connection to ${peer} replaced`));
-    const fresh = this.#newLink(peer, "offering", { kind: "server" }, this.#connectTimeoutMs);
-    void this.#offer(fresh);
+    const rtc = this.#startNext(link);
+    void (async () => {
+      let sdp: string;
+      try {
+        sdp = await rtc.createOffer();
+      } catch {
+        return this.#endNext(link, rtc);
+      }
+      if (link.next?.rtc !== rtc) return;
+      const offer = signOffer(this.#keys, peer, sdp, this.#clock.now());
+      link.next.nonce = offer.nonce;
+      this.#signalCounters.offersViaServer++;
+      if (!this.#sendSignal({ kind: "server" }, peer, offer)) this.#endNext(link, rtc);
+    })();
+  }
+
+  /**
+   * Starts the replacement connection of an open link. It takes over once its channel
+   * opens; until then, and while it drains afterwards, the old one keeps working.
+   */
+  #startNext(link: Link): WebRtcPeer {
+    const rtc = this.#newPeer();
+    const timer = this.#clock.setTimer(this.#connectTimeoutMs, () => this.#endNext(link, rtc));
+    link.next = { rtc, nonce: "", timer };
+    rtc.events = {
+      open: () => {
+        if (link.next?.rtc !== rtc || this.#links.get(link.peer) !== link) return;
+        link.next.timer.cancel();
+        link.next = null;
+        const old = link.rtc;
+        link.rtc = rtc;
+        link.waitingLow = false;
+        this.#bindPeer(link, rtc);
+        // Frames the old connection still delivers are read; it closes once drained.
+        old.events = {
+          open: noop,
+          close: noop,
+          bufferedLow: noop,
+          message: (bytes) => {
+            if (this.#links.get(link.peer) === link) this.#onFrame(link, bytes);
+          },
+        };
+        void old.drained().then(() => this.#clock.setTimer(2_000, () => void old.close()));
+        this.#log.info("transport.relinked", { peer: link.peer });
+        this.#flush(link);
+      },
+      close: () => this.#endNext(link, rtc),
+      message: (bytes) => {
+        if (this.#links.get(link.peer) === link) this.#onFrame(link, bytes);
+      },
+      bufferedLow: noop,
+    };
+    return rtc;
+  }
+
+  /** Gives up a replacement connection (failed, timed out, or the link went away). */
+  #endNext(link: Link, rtc: WebRtcPeer): void {
+    if (link.next?.rtc === rtc) {
+      link.next.timer.cancel();
+      link.next = null;
+    }
+    if (link.rtc !== rtc) void rtc.close();
   }
 
   /**
@@ -335,6 +397,7 @@ export class WebRtcTransport implements Transport {
       flushScheduled: false,
       waitingLow: false,
       nextChunkId: 0,
+      next: null,
     };
     this.#links.set(peer, link);
     this.#bindPeer(link, link.rtc);
@@ -406,6 +469,7 @@ export class WebRtcTransport implements Transport {
     this.#links.delete(link.peer);
     link.timer?.cancel();
     link.timer = null;
+    if (link.next) this.#endNext(link, link.next.rtc);
     const wasOpen = link.state === "open";
     if (wasOpen && graceful && link.rtc.open) {
       try {
@@ -525,16 +589,13 @@ export class WebRtcTransport implements Transport {
       // Glare: both sides offered at once; the lower id's offer wins, so ignore theirs.
       return;
     }
+    // The peer renegotiates an open link (it lost the path, or relinks): answer with a
+    // replacement connection and keep the old one until the new one opens.
+    if (link?.state === "open") return this.#answerRelink(link, offer, path);
     if (link) {
-      if (link.state === "open") {
-        // The peer renegotiates (it restarted or lost the link): the old link is gone.
-        this.#drop(link, "peer reconnected", new ShoalError("UNREACHABLE", `Connection to ${peer} replaced`));
-        link = undefined;
-      } else {
-        link.state = "answering";
-        link.path = path;
-        this.#replacePeer(link);
-      }
+      link.state = "answering";
+      link.path = path;
+      this.#replacePeer(link);
     }
     if (!link) {
       if (this.#links.size >= this.#maxLinks) {
@@ -569,8 +630,36 @@ export class WebRtcTransport implements Transport {
     }
   }
 
+  async #answerRelink(link: Link, offer: SignalOffer, path: SignalPath): Promise<void> {
+    if (link.next) {
+      // Glare: both ends relink at once; the lower id's offer wins.
+      if (this.self < link.peer) return;
+      this.#endNext(link, link.next.rtc);
+    }
+    const rtc = this.#startNext(link);
+    let sdp: string;
+    try {
+      sdp = await rtc.acceptOffer(offer.sdp);
+    } catch {
+      return this.#endNext(link, rtc);
+    }
+    if (link.next?.rtc !== rtc) return;
+    const answer = signAnswer(this.#keys, link.peer, sdp, offer.nonce, this.#clock.now());
+    link.next.nonce = answer.nonce;
+    if (!this.#sendSignal(path, link.peer, answer)) this.#endNext(link, rtc);
+  }
+
   async #onAnswer(answer: SignalAnswer): Promise<void> {
     const link = this.#links.get(answer.from);
+    const next = link?.next;
+    if (link?.state === "open" && next && next.nonce === answer.re) {
+      try {
+        await next.rtc.acceptAnswer(answer.sdp);
+      } catch {
+        this.#endNext(link, next.rtc);
+      }
+      return;
+    }
     if (!link || link.state !== "offering" || link.nonce !== answer.re) return; // stale
     const rtc = link.rtc;
     try {
