@@ -238,10 +238,12 @@ export class WebRtcTransport implements Transport {
   }
 
   /**
-   * Replaces an open link with a fresh connection negotiated through the signaling server:
-   * new candidates, new NAT mappings. The peer answers an offer on a link it holds open by
-   * dropping the old one; if both ends relink at once, the usual glare rule picks one
-   * offer. Nothing happens without a signaling server or while the link is being set up.
+   * Negotiates a replacement for an open link through the signaling server (new candidates,
+   * new NAT mappings) while the old connection keeps carrying frames; the replacement takes
+   * over once its channel opens. The peer answers such an offer the same way (its old
+   * connection is kept until the new one opens); if both ends relink at once, the glare rule
+   * picks one offer. Nothing happens without a signaling server, on a link being set up, or
+   * while a replacement is already being negotiated.
    */
   relink(peer: NodeId): void {
     const link = this.#links.get(peer);
