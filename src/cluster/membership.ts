@@ -1475,7 +1475,8 @@ export class Membership implements ClusterView {
       // is alive, which indirect probes would hide. The transport negotiates a replacement
       // connection and keeps the old one until it opens.
       const ts = this.#states.get(target);
-      if (direct && ts && this.#t.isLinked(target) && this.#clock.now() - ts.heardAt >= this.config.probeIntervalMs) {
+      const silentMs = ts ? this.#clock.now() - ts.heardAt : 0;
+      if (direct && this.#t.isLinked(target) && silentMs >= this.config.probeIntervalMs) {
         this.#t.relink?.(target);
       }
       const helpers = this.#randomMembers(this.config.indirectChecks, (id) => id !== target && this.#t.isLinked(id));

@@ -242,12 +242,16 @@ export class WebRtcTransport implements Transport {
    * new NAT mappings) while the old connection keeps carrying frames; the replacement takes
    * over once its channel opens. The peer answers such an offer the same way (its old
    * connection is kept until the new one opens); if both ends relink at once, the glare rule
-   * picks one offer. Nothing happens without a signaling server, on a link being set up, or
-   * while a replacement is already being negotiated.
+   * picks one offer. Nothing happens without ICE servers (members on one LAN), without a
+   * signaling server, on a link being set up, or while a replacement is being negotiated.
    */
   relink(peer: NodeId): void {
     const link = this.#links.get(peer);
-    if (this.#closed || !this.#signaling || link?.state !== "open" || link.next) return;
+    // Only members given STUN/TURN servers relink: their paths go through NATs that can
+    // rebind. On one LAN (host candidates only) a silent link is a busy or dead member.
+    if (this.#closed || !this.#signaling || this.#iceServers.length === 0 || link?.state !== "open" || link.next) {
+      return;
+    }
     this.#log.info("transport.relink", { peer });
     const rtc = this.#startNext(link);
     void (async () => {
@@ -291,7 +295,8 @@ export class WebRtcTransport implements Transport {
             if (this.#links.get(link.peer) === link) this.#onFrame(link, bytes);
           },
         };
-        void old.drained().then(() => this.#clock.setTimer(2_000, () => void old.close()));
+        // The peer may take a while to move over (its own open event): close late.
+        this.#clock.setTimer(this.#connectTimeoutMs, () => void old.close());
         this.#log.info("transport.relinked", { peer: link.peer });
         this.#flush(link);
       },
@@ -309,6 +314,10 @@ export class WebRtcTransport implements Transport {
     if (link.next?.rtc === rtc) {
       link.next.timer.cancel();
       link.next = null;
+      // The current connection closed while this one was being negotiated: the link is gone.
+      if (link.rtc.closed && this.#links.get(link.peer) === link) {
+        this.#drop(link, "relink failed", new ShoalError("UNREACHABLE", `Connection to ${link.peer} lost`));
+      }
     }
     if (link.rtc !== rtc) void rtc.close();
   }
@@ -428,6 +437,8 @@ export class WebRtcTransport implements Transport {
       },
       close: (reason) => {
         if (link.rtc !== rtc || this.#links.get(link.peer) !== link) return;
+        // A replacement is being negotiated: the peer may have moved to it already.
+        if (link.next) return;
         this.#drop(link, reason, new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${reason}`));
       },
       message: (bytes) => {
@@ -591,13 +602,19 @@ export class WebRtcTransport implements Transport {
       // Glare: both sides offered at once; the lower id's offer wins, so ignore theirs.
       return;
     }
-    // The peer renegotiates an open link (it lost the path, or relinks): answer with a
-    // replacement connection and keep the old one until the new one opens.
-    if (link?.state === "open") return this.#answerRelink(link, offer, path);
+    // The peer renegotiates an open link (it lost the path, or relinks). Members given
+    // STUN/TURN servers answer with a replacement connection and keep the old one until the
+    // new one opens; others drop the old link.
+    if (link?.state === "open" && this.#iceServers.length > 0) return this.#answerRelink(link, offer, path);
     if (link) {
-      link.state = "answering";
-      link.path = path;
-      this.#replacePeer(link);
+      if (link.state === "open") {
+        this.#drop(link, "peer reconnected", new ShoalError("UNREACHABLE", `Connection to ${peer} replaced`));
+        link = undefined;
+      } else {
+        link.state = "answering";
+        link.path = path;
+        this.#replacePeer(link);
+      }
     }
     if (!link) {
       if (this.#links.size >= this.#maxLinks) {
@@ -772,6 +789,7 @@ export class WebRtcTransport implements Transport {
 
   #flush(link: Link): void {
     if (link.state !== "open" || this.#links.get(link.peer) !== link) return;
+    if (link.next && link.rtc.closed) return; // frames wait for the replacement connection
     while (link.queue.length > 0) {
       if (link.rtc.bufferedAmount >= this.#maxBufferedBytes) {
         link.waitingLow = true;
