@@ -2,6 +2,7 @@
  * Wires the partition service, the invocation layer and the map service of one member
  * together. `node.ts` builds one of these per node; tests and the simulator do the same.
  */
+import { Quorum } from "../cluster/quorum.ts";
 import type { ServiceDeps } from "../cluster/service_deps.ts";
 import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
 import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
@@ -23,6 +24,13 @@ export interface DataGridConfig extends PartitionConfig {
    */
   mergePolicy?: MergePolicyName;
   merge?: SplitMergeConfig;
+  /**
+   * Split-brain protection: a member that sees fewer data members than this, or whose lease
+   * with that many ran out, serves no data operation (retryable `QUORUM`). 0 = off. @default 0
+   */
+  minClusterSize?: number;
+  /** The lease (see src/cluster/lease.ts); below membership's `suspectUnansweredMs`. @default 1000 */
+  leaseMs?: number;
 }
 
 export interface DataGridOptions extends ServiceDeps {
@@ -35,9 +43,10 @@ export class DataGrid {
   readonly invoker: Invoker;
   readonly maps: MapService;
   readonly merge: SplitMerge;
+  readonly quorum: Quorum;
 
   constructor(opts: DataGridOptions) {
-    const { invoke, map, mergePolicy, merge, ...partitionConfig } = opts.config;
+    const { invoke, map, mergePolicy, merge, minClusterSize, leaseMs, ...partitionConfig } = opts.config;
     const policy = checkMergePolicy(mergePolicy ?? "latestUpdate");
     const base = {
       self: opts.self,
@@ -48,7 +57,18 @@ export class DataGrid {
       log: opts.log,
     };
     this.partitions = new PartitionService({ ...base, config: partitionConfig });
-    this.invoker = new Invoker({ ...base, rng: opts.rng, partitions: this.partitions, config: invoke });
+    this.quorum = new Quorum({
+      ...base,
+      config: { minClusterSize: minClusterSize ?? 0, leaseMs },
+      stamp: () => this.partitions.table,
+    });
+    this.invoker = new Invoker({
+      ...base,
+      rng: opts.rng,
+      partitions: this.partitions,
+      config: invoke,
+      gate: () => this.quorum.check(),
+    });
     this.maps = new MapService({
       ...base,
       rng: opts.rng,
@@ -102,6 +122,7 @@ export class DataGrid {
 
   /** Stops timers and fails pending calls. */
   stop(): void {
+    this.quorum.stop();
     this.merge.stop();
     this.invoker.stop();
     this.maps.stop();

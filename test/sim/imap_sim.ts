@@ -3,6 +3,7 @@
  * MemoryNetwork in virtual time. Shared by the chaos simulation and the scenario tests.
  */
 import type { Membership } from "../../src/cluster/membership.ts";
+import type { Clock } from "../../src/core/clock.ts";
 import type { DataGridConfig } from "../../src/map/data_grid.ts";
 import { DataGrid } from "../../src/map/data_grid.ts";
 import { simMembership } from "../../src/sim/cluster_sim.ts";
@@ -13,6 +14,8 @@ export interface ImapSimNode {
   id: NodeId;
   m: Membership;
   grid: DataGrid;
+  /** This node's clock: stalled with the node (timers set on it wait for the stall's end). */
+  clock: Clock;
   alive: boolean;
   stop(): void;
 }
@@ -48,6 +51,7 @@ export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
       id: ctx.id,
       m,
       grid,
+      clock: ctx.clock,
       alive: true,
       stop() {
         node.alive = false;
