@@ -9,7 +9,7 @@ import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
 import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
 import type { IMap } from "./imap.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
-import { checkMergePolicy, type MergePolicyName } from "./merge_policy.ts";
+import { checkMergePolicy, type MergePolicySetting } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
 import type { MapOpStats } from "./map_stats.ts";
 
@@ -18,11 +18,12 @@ export interface DataGridConfig extends PartitionConfig {
   map?: MapServiceConfig;
   /**
    * What happens to the smaller side's entries when a split brain heals (see
-   * merge_policy.ts): "latestUpdate" (the later update wins), "passThrough" (the smaller
-   * side's entry wins) or "discard" (the larger side wins, the smaller side's changes are
-   * dropped). @default "latestUpdate"
+   * merge_policy.ts): "latestUpdate" (the later update or removal wins), "putIfAbsent"
+   * (only keys the larger side lacks are added), "passThrough" (the smaller side's entry
+   * wins), "discard" (the larger side wins, the smaller side's changes are dropped), or a
+   * custom policy object. @default "latestUpdate"
    */
-  mergePolicy?: MergePolicyName;
+  mergePolicy?: MergePolicySetting;
   merge?: SplitMergeConfig;
   /**
    * Split-brain protection: a member that sees fewer data members than this, or whose lease

@@ -18,11 +18,11 @@ import type { Logger } from "../core/log.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import { isNewer, type PartitionTable } from "../partition/partition_table.ts";
-import { MergePolicyCode, type MergePolicyName } from "./merge_policy.ts";
+import { mergePolicyCode, mergePolicyName, type MergePolicySetting } from "./merge_policy.ts";
 import { MAX_BATCH, OpCode } from "./operations.ts";
 
-/** One entry to merge: [map, key bytes, value bytes, updatedAt]. */
-export type MergeEntry = [string, Uint8Array, Uint8Array, number];
+/** One entry to merge: [map, key bytes, value bytes (null: removed, from a tombstone), stamp]. */
+export type MergeEntry = [string, Uint8Array, Uint8Array | null, number];
 
 export interface SplitMergeConfig {
   /** Entries per chunk (one invocation). @default 256 */
@@ -41,8 +41,8 @@ export interface SplitMergeOptions {
   invoker: Invoker;
   clock: Clock;
   log: Logger;
-  policy: MergePolicyName;
-  /** The entries of the partitions this member is primary of (map service). */
+  policy: MergePolicySetting;
+  /** The entries and tombstones of the partitions this member is primary of (map service). */
   capture: () => Array<{ p: number; entries: MergeEntry[] }>;
   config?: SplitMergeConfig;
 }
@@ -110,7 +110,7 @@ export class SplitMerge {
   #onMerge(into: string): void {
     if (this.#stopped) return;
     this.stats.merges++;
-    if (this.#opts.policy === "discard") {
+    if (mergePolicyCode(this.#opts.policy) === null) {
       this.#opts.log.info("map.merge.discarded", { into });
       return;
     }
@@ -125,7 +125,7 @@ export class SplitMerge {
         }
         chunk.es.push(e);
         queued++;
-        bytes += e[0].length + e[1].byteLength + e[2].byteLength + 16;
+        bytes += e[0].length + e[1].byteLength + (e[2]?.byteLength ?? 0) + 16;
         if (chunk.es.length >= this.config.chunkEntries || bytes >= this.config.chunkBytes) {
           this.#queue.push(chunk);
           chunk = { p, es: [] };
@@ -141,7 +141,7 @@ export class SplitMerge {
       into,
       entries: queued,
       chunks: this.#queue.length,
-      policy: this.#opts.policy,
+      policy: mergePolicyName(this.#opts.policy),
     });
     this.#gate = this.#opts.partitions.table;
     this.#pump();
@@ -165,7 +165,7 @@ export class SplitMerge {
       if (!this.#timer) this.#timer = this.#opts.clock.setTimer(200, () => (this.#timer = null, this.#pump()));
       return;
     }
-    const pol = this.#opts.policy === "passThrough" ? MergePolicyCode.passThrough : MergePolicyCode.latestUpdate;
+    const pol = mergePolicyCode(this.#opts.policy)!;
     while (this.#inFlight < this.config.maxInFlight && this.#queue.length > 0) {
       const c = this.#queue.shift()!;
       this.#inFlight++;
