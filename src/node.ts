@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { Membership } from "./cluster/membership.ts";
+import type { QuorumState } from "./cluster/quorum.ts";
 import { Defaults, type NodeOptions } from "./config.ts";
 import { realClock } from "./core/clock.ts";
 import { ShoalError } from "./core/errors.ts";
@@ -116,6 +117,9 @@ export class Node implements ShoalNode {
         asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
         lite: options.lite ?? false,
         mergePolicy: options.mergePolicy ?? Defaults.mergePolicy,
+        minClusterSize: options.minClusterSize ?? Defaults.minClusterSize,
+        // Shorter than the time the others need to declare this member dead (lease.ts).
+        leaseMs: Math.min(1000, this.membership.config.suspectUnansweredMs / 2),
       },
     });
     this.jobs = new JobService({
@@ -129,6 +133,7 @@ export class Node implements ShoalNode {
       log: log.child({ layer: "jobs" }),
       slots: options.slots ?? Defaults.slots,
       lite: options.lite ?? false,
+      gate: () => this.grid.quorum.check(),
     });
     this.membership.subscribe((e) => {
       if (e.type === "masterChanged") {
@@ -222,6 +227,10 @@ export class Node implements ShoalNode {
 
   mapNames(): string[] {
     return this.grid.localMaps().map((m) => m.name);
+  }
+
+  quorum(): QuorumState {
+    return this.grid.quorum.state();
   }
 
   partitionSummary(): PartitionSummary {

@@ -2,6 +2,7 @@
  * The JSON bodies of `GET /cluster` and `GET /health`, built from a node's read-only
  * surface. Also the dashboard's view of the cluster.
  */
+import type { QuorumState } from "../cluster/quorum.ts";
 import type { LinkInfo, ShoalNode } from "../node_api.ts";
 import type { NodeId } from "../transport/transport.ts";
 
@@ -37,6 +38,8 @@ export interface ClusterJson {
   };
   /** This member's links to the others: direct, or relayed through another member. */
   links: LinkInfo[];
+  /** Split-brain protection (null when the node does not report it): serving, why not, lease left. */
+  quorum: QuorumState | null;
 }
 
 /**
@@ -74,6 +77,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
     links: node.links().map((
       l,
     ) => (l.via === undefined ? { peer: l.peer, kind: l.kind } : { peer: l.peer, kind: l.kind, via: l.via })),
+    quorum: node.quorum?.() ?? null,
   };
 }
 

@@ -76,6 +76,7 @@ export class DataGrid {
       partitions: this.partitions,
       invoker: this.invoker,
       config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
+      customMergePolicy: typeof policy === "string" ? undefined : policy,
     });
     this.merge = new SplitMerge({
       view: opts.view,

@@ -66,6 +66,9 @@ import { MapProxy } from "./map_proxy.ts";
 import { MapStats } from "./map_stats.ts";
 import "./messages.ts";
 import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
+import { nextStamp } from "./hlc.ts";
+import type { CustomMergePolicy } from "./merge_policy.ts";
+import type { MergeEntry } from "./split_merge.ts";
 import { type LogEntry, PartitionData, type SnapshotData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
 
@@ -108,6 +111,8 @@ export interface MapServiceOptions extends ServiceDeps {
   partitions: PartitionService;
   invoker: Invoker;
   config?: MapServiceConfig;
+  /** The custom split-brain merge policy, when `mergePolicy` is one (applied to MergeEntries this member serves). */
+  customMergePolicy?: CustomMergePolicy;
 }
 
 type Role = "sync" | "async" | "target";
@@ -251,6 +256,7 @@ export interface ReplicaDebug {
 export class MapService {
   readonly self: NodeId;
   readonly config: Required<MapServiceConfig>;
+  #customMerge: CustomMergePolicy | undefined;
   readonly stats = new MapStats();
   readonly counters = {
     writesApplied: 0,
@@ -336,6 +342,7 @@ export class MapService {
     this.#partitions = opts.partitions;
     this.#invoker = opts.invoker;
     this.#rng = opts.rng;
+    this.#customMerge = opts.customMergePolicy;
     this.config = {
       tickMs: 50,
       retransmitMs: 300,
@@ -428,18 +435,19 @@ export class MapService {
   }
 
   /**
-   * The entries of every partition this member is primary of, as the split-brain merge
-   * re-applies them: [map, key, value, updatedAt] per entry.
+   * The entries and tombstones of every partition this member is primary of, as the
+   * split-brain merge re-applies them: [map, key, value (null: removed), stamp] per entry.
    */
-  captureForMerge(): Array<{ p: number; entries: Array<[string, Uint8Array, Uint8Array, number]> }> {
-    const out: Array<{ p: number; entries: Array<[string, Uint8Array, Uint8Array, number]> }> = [];
+  captureForMerge(): Array<{ p: number; entries: MergeEntry[] }> {
+    const out: Array<{ p: number; entries: MergeEntry[] }> = [];
     for (const p of this.#primaries.keys()) {
       const d = this.#data.get(p);
       if (!d) continue;
-      const entries: Array<[string, Uint8Array, Uint8Array, number]> = [];
+      const entries: MergeEntry[] = [];
       for (const [name, store] of d.maps) {
         for (const r of store.records.values()) entries.push([name, r.key, r.value, r.updatedAt]);
       }
+      for (const t of d.tombstones.values()) entries.push([t.m, t.key, null, t.at]);
       if (entries.length > 0) out.push({ p, entries });
     }
     return out;
@@ -884,7 +892,7 @@ export class MapService {
       // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
       // result must be deduplicated like any other, or a retry executing later could answer
       // differently from the attempt that counts.
-      const out = executeOp(d, req.op, body, Math.floor(this.#clock.now()));
+      const out = executeOp(d, req.op, body, nextStamp(this.#clock.now(), d.maxAt), this.#customMerge);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       const direct = this.#directAckers(prim);
       if (direct && direct.length > 0) entry.o = from;
@@ -900,7 +908,7 @@ export class MapService {
       }
       return this.#waitFor(prim, entry.seq, answer(out.result));
     }
-    const out = executeOp(d, req.op, body, Math.floor(this.#clock.now()));
+    const out = executeOp(d, req.op, body, nextStamp(this.#clock.now(), d.maxAt));
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
   }
 

@@ -31,6 +31,8 @@ export interface QuorumRunOptions {
   mergePolicy?: MergePolicyName;
   /** Print progress. */
   verbose?: boolean;
+  /** Print every change of this partition's replicas (debugging). */
+  trace?: number;
 }
 
 export interface QuorumRunResult {
@@ -138,12 +140,30 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
   } else if (o.fault === "pause") {
     sim.stall(age[0].id, o.pauseMs ?? 6000);
     for (let i = 0; i < 14; i++) {
+      if (o.trace !== undefined && i >= 5 && i < 12) {
+        let last = "";
+        for (let j = 0; j < 100; j++) {
+          await sim.run(10);
+          const line = sim.liveNodes().map((n) => {
+            const t = n.grid.partitions.table;
+            const r = n.grid.maps.debugReplicas().find((x) => x.p === o.trace);
+            return `${n.id.slice(-1)}:${t.term % 1000}/${t.version}[${t.replicas[o.trace!].map((x) => x.slice(-1))}]${
+              r ? (r.primary ? "P" : "b") + r.seq : "-"
+            }${n.grid.quorum.refusal()?.reason?.[0] ?? "+"}${n.m.members().length}`;
+          }).join(" ");
+          if (line !== last) console.log(`${sim.clock.now() - 1_700_000_000_000} ${line}`);
+          last = line;
+        }
+        continue;
+      }
       await sim.run(1000);
       if (o.verbose) {
         console.log(
           `t+${i + 1}s ok=${result.opsOk} failed=${result.opsFailed} quorum=${result.quorumRefusals} ` +
             sim.liveNodes().map((n) =>
-              `${n.id}:${n.m.members().length}/${n.grid.quorum.refusal()?.reason ?? "serving"}`
+              `${n.id}:${n.m.members().length}/${n.grid.quorum.refusal()?.reason ?? "serving"}/m${
+                n.m.master()?.slice(-1)
+              }/e${n.m.masterEpoch}/j${n.m.member(n.id)?.joinedAt}/merges${n.grid.merge.stats.merges}`
             )
               .join(" "),
         );
