@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { LeaseTracker, quorumRefusal, stampRenews } from "../src/cluster/lease.ts";
+import { mergeWinner } from "../src/cluster/split_brain.ts";
 
 describe("quorumRefusal", () => {
   const rows: Array<[string, number, number, number, number, string | null]> = [
@@ -95,5 +96,35 @@ describe("LeaseTracker", () => {
 
   test("rejects a non-positive lease", () => {
     expect(() => new LeaseTracker({ leaseMs: 0 })).toThrow(RangeError);
+  });
+});
+
+describe("mergeWinner: a woken master's stale list does not win the merge", () => {
+  const g = (master: string, members: string[]) => ({ size: members.length, master, members });
+  const rows: Array<[string, ReturnType<typeof g>, ReturnType<typeof g>, "a" | "b"]> = [
+    [
+      "paused master woke up listing the four that elected n4",
+      g("n0", ["n0", "n1", "n2", "n3", "n4"]),
+      g("n4", ["n1", "n2", "n3", "n4"]),
+      "b",
+    ],
+    [
+      "the same, seen from the other master",
+      g("n4", ["n1", "n2", "n3", "n4"]),
+      g("n0", ["n0", "n1", "n2", "n3", "n4"]),
+      "a",
+    ],
+    [
+      "3 + 2 split, the larger side has not yet dropped the smaller one's members",
+      g("n0", ["n0", "n1", "n2", "n3", "n4"]),
+      g("n3", ["n3", "n4"]),
+      "a",
+    ],
+    ["clean 3 + 2 split: the larger side", g("n0", ["n0", "n1", "n2"]), g("n3", ["n3", "n4"]), "a"],
+    ["2 + 2 tie: the master id that sorts first", g("n2", ["n2", "n3"]), g("n0", ["n0", "n1"]), "b"],
+  ];
+  for (const [name, a, b, want] of rows) test(name, () => expect(mergeWinner(a, b)).toBe(want));
+  test("without member ids the sizes decide", () => {
+    expect(mergeWinner({ size: 5, master: "n0" }, g("n4", ["n1", "n2", "n3", "n4"]))).toBe("a");
   });
 });

@@ -56,7 +56,7 @@ import {
   type ViewRequest,
 } from "./messages.ts";
 import type { ServiceDeps } from "./service_deps.ts";
-import { mergeWinner } from "./split_brain.ts";
+import { type GroupSummary, mergeWinner } from "./split_brain.ts";
 import { Suspicion, suspicionBounds } from "./suspicion.ts";
 import type { ClusterEvent, ClusterView, MemberInfo } from "./view.ts";
 
@@ -1835,6 +1835,7 @@ export class Membership implements ClusterView {
         master: this.self,
         size: this.members().length,
         version: this.#version,
+        ids: this.members().map((x) => x.id),
       } satisfies SplitHello,
     );
   }
@@ -1847,8 +1848,7 @@ export class Membership implements ClusterView {
     }
     if (this.#collecting || this.#merging) return;
     if (!this.#rateOk(m.master)) return;
-    const iWin =
-      mergeWinner({ size: this.members().length, master: this.self }, { size: m.size, master: m.master }) === "a";
+    const iWin = mergeWinner(this.#groupSummary(), { size: m.size, master: m.master, members: m.ids }) === "a";
     this.#log.info("split brain detected", {
       other: m.master,
       otherSize: m.size,
@@ -1867,6 +1867,12 @@ export class Membership implements ClusterView {
       act,
       (err) => this.#log.debug("cannot reach other master", { other: m.master, error: String(err) }),
     );
+  }
+
+  /** This group as the split-brain rules see it (split_brain.ts). */
+  #groupSummary(): GroupSummary {
+    const members = this.members();
+    return { size: members.length, master: this.self, members: members.map((x) => x.id) };
   }
 
   #mergeFields(m: Omit<MergeRequest, "t" | "proof">): unknown[] {
@@ -1909,10 +1915,8 @@ export class Membership implements ClusterView {
     const replay = this.#replay.check(m.nonce, m.ts, this.#clock.now());
     if (replay) return refuse(replay);
     if (!this.isMaster() || this.#collecting || this.#merging) return refuse("not ready");
-    if (
-      mergeWinner({ size: this.members().length, master: this.self }, { size: m.members.length, master: m.master }) !==
-        "a"
-    ) {
+    const theirs = { size: m.members.length, master: m.master, members: m.members.map((x) => x.id) };
+    if (mergeWinner(this.#groupSummary(), theirs) !== "a") {
       this.#sendHello(from);
       return refuse("this group is the smaller one");
     }
