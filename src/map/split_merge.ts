@@ -14,6 +14,7 @@
  */
 import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
+import { ShoalError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
@@ -50,7 +51,18 @@ export interface SplitMergeOptions {
 interface Chunk {
   p: number;
   es: MergeEntry[];
+  /** Attempts refused with QUORUM so far. */
+  refused?: number;
+  /** Not sent again before this time (after a QUORUM refusal). */
+  notBefore?: number;
 }
+
+/**
+ * A chunk refused with QUORUM (split-brain protection: this member has not yet re-confirmed
+ * its lease with the cluster it merged into) did not run; it is sent again every 500 ms, at
+ * most this many times (a minute).
+ */
+const MAX_QUORUM_RETRIES = 120;
 
 export class SplitMerge {
   readonly config: Required<SplitMergeConfig>;
@@ -61,6 +73,8 @@ export class SplitMerge {
     entriesDropped: 0,
     chunksSent: 0,
     chunksFailed: 0,
+    /** Chunks refused with QUORUM and sent again later. */
+    chunksDeferred: 0,
     entriesApplied: 0,
   };
   #opts: SplitMergeOptions;
@@ -166,13 +180,26 @@ export class SplitMerge {
       return;
     }
     const pol = mergePolicyCode(this.#opts.policy)!;
+    const wait = (this.#queue[0].notBefore ?? 0) - this.#opts.clock.now();
+    if (wait > 0) {
+      if (!this.#timer) this.#timer = this.#opts.clock.setTimer(wait, () => (this.#timer = null, this.#pump()));
+      return;
+    }
     while (this.#inFlight < this.config.maxInFlight && this.#queue.length > 0) {
+      if ((this.#queue[0].notBefore ?? 0) > this.#opts.clock.now()) return this.#pump();
       const c = this.#queue.shift()!;
       this.#inFlight++;
       this.stats.chunksSent++;
       this.#opts.invoker.invoke(c.p, OpCode.MergeEntries, { m: "", pol, es: c.es }, true).then(
         (n) => void (this.stats.entriesApplied += typeof n === "number" ? n : 0),
         (err) => {
+          if (err instanceof ShoalError && err.code === "QUORUM" && (c.refused ?? 0) < MAX_QUORUM_RETRIES) {
+            c.refused = (c.refused ?? 0) + 1;
+            c.notBefore = this.#opts.clock.now() + 500;
+            this.stats.chunksDeferred++;
+            this.#queue.unshift(c);
+            return;
+          }
           this.stats.chunksFailed++;
           this.#opts.log.warn("map.merge.chunk_failed", { p: c.p, entries: c.es.length, error: String(err) });
         },
