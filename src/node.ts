@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import { Membership } from "./cluster/membership.ts";
-import type { QuorumState } from "./cluster/quorum.ts";
+import { quorumMetricFamilies, type QuorumState } from "./cluster/quorum.ts";
 import { Defaults, type NodeOptions } from "./config.ts";
 import { realClock } from "./core/clock.ts";
 import { ShoalError } from "./core/errors.ts";
@@ -173,8 +173,13 @@ export class Node implements ShoalNode {
           this.#hub = mountSignaling(a, upgradeWebSocket);
           mountJobRoutes(a, this.jobs);
         },
-        // deno-lint-ignore no-explicit-any
-        extraMetrics: () => jobMetricFamilies(this.jobs) as any,
+        // The job families are read from the job maps: left out while split-brain protection
+        // refuses data operations here, so /metrics still answers on such a member.
+        extraMetrics: async () => [
+          ...quorumMetricFamilies(this.grid.quorum),
+          // deno-lint-ignore no-explicit-any
+          ...(this.grid.quorum.refusal() ? [] : await jobMetricFamilies(this.jobs)) as any[],
+        ],
       });
       this.#served = await serve({ hostname: addr.host, port: addr.port, fetch: app.fetch, websocket });
     }

@@ -98,9 +98,31 @@ describe("split-brain protection across processes", () => {
     await Bun.sleep(PAUSE_MS);
     a.proc.kill("SIGCONT");
     resumedAt = now();
+    // How long the resumed master takes to serve again (it re-joins and re-confirms its lease first).
+    let servingAgainMs: number | null = null;
+    const poll = (async () => {
+      while (running && servingAgainMs === null) {
+        const v = await a.json<ClusterJson>("/cluster").catch(() => undefined);
+        if (v?.quorum?.serving) servingAgainMs = Math.round(now() - resumedAt);
+        if (process.env.QUORUM_DEBUG) {
+          const os = await Promise.all(others.map((m) => m.json<any>("/cluster").catch(() => undefined)));
+          console.log(
+            Math.round(now() - resumedAt),
+            JSON.stringify({ r: v?.quorum?.refusal?.reason, st: v?.quorum?.stats }),
+            `a: v${(v as any)?.partitionTableVersion} m=${v?.members.length} master=${v?.master?.slice(0, 4)}`,
+            os.map((o) =>
+              `v${o?.partitionTableVersion} m=${o?.members.length} master=${o?.master?.slice(0, 4)} ${
+                o?.quorum?.refusal?.reason ?? "+"
+              }`
+            ).join(" | "),
+          );
+        }
+        await Bun.sleep(100);
+      }
+    })();
     await Bun.sleep(8000);
     running = false;
-    await Promise.all(clients);
+    await Promise.all([...clients, poll]);
 
     await until(async () => (await settled(all)) || undefined, 60_000, "one cluster of 4 serving again");
     for (let k = 0; k < KEYS; k++) {
@@ -113,8 +135,12 @@ describe("split-brain protection across processes", () => {
     console.log(
       `${history.ops.length} operations, ${ok} ok, refused with QUORUM by ${
         JSON.stringify(Object.fromEntries(refusedBy))
-      }, answered by the resumed master after SIGCONT: ${answeredByPausedAfterResume.ok}`,
+      }, answered by the resumed master after SIGCONT: ${answeredByPausedAfterResume.ok}, serving again ${
+        servingAgainMs ?? "> 8000"
+      } ms after SIGCONT`,
     );
+    const metrics = await (await a.get("/metrics")).text();
+    expect(metrics).toContain("shoal_quorum_serving 1");
     if (process.env.QUORUM_DEBUG) {
       for (const m of all) {
         const lines = m.stderr().split("\n").filter((l) => /quorum|merg|re-join|master|dead|split/.test(l));

@@ -63,6 +63,8 @@ export interface QuorumState {
   refusal: QuorumRefusal | null;
   /** Milliseconds the lease still holds (negative: ran out that long ago; null: no lease needed or none yet). */
   leaseLeftMs: number | null;
+  /** Lease pings sent and answered, answers not counted (the peer was on another table), refusals. */
+  stats: Quorum["stats"];
 }
 
 export class Quorum {
@@ -149,6 +151,7 @@ export class Quorum {
       serving: refusal === null,
       refusal,
       leaseLeftMs,
+      stats: { ...this.stats },
     };
   }
 
@@ -214,6 +217,40 @@ export class Quorum {
     }
     if (this.#lease.answered(from, n)) this.stats.acksCounted++;
   }
+}
+
+/**
+ * Prometheus families of the gate (shapes as in src/http/prometheus.ts): whether this member
+ * serves data, its lease, and what it refused.
+ */
+export function quorumMetricFamilies(q: Quorum): Array<{
+  name: string;
+  help: string;
+  type: "counter" | "gauge";
+  samples: { labels?: Record<string, string>; value: number }[];
+}> {
+  if (!q.enabled) return [];
+  const st = q.state();
+  return [
+    {
+      name: "shoal_quorum_serving",
+      help: "1 while split-brain protection lets this member serve data operations, else 0.",
+      type: "gauge",
+      samples: [{ value: st.serving ? 1 : 0 }],
+    },
+    {
+      name: "shoal_quorum_lease_left_ms",
+      help: "Milliseconds this member's lease still holds (negative: ran out that long ago).",
+      type: "gauge",
+      samples: st.leaseLeftMs === null ? [] : [{ value: st.leaseLeftMs }],
+    },
+    {
+      name: "shoal_quorum_refused_total",
+      help: "Data operations this member refused with QUORUM (as caller or as primary).",
+      type: "counter",
+      samples: [{ value: q.stats.refused }],
+    },
+  ];
 }
 
 function describe(r: QuorumRefusal): string {
