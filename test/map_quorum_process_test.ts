@@ -87,6 +87,7 @@ describe("split-brain protection across processes", () => {
         } else if (out.refused) {
           history.refused(op);
           refusedBy.set(m.name, (refusedBy.get(m.name) ?? 0) + 1);
+          if (process.env.QUORUM_DEBUG && m !== a) console.log(`refused by ${m.name} at ${Math.round(op.invokeAt)}`);
         } else history.fail(op);
         await Bun.sleep(Math.random() * 20);
       }

@@ -41,8 +41,12 @@ export interface QuorumRunResult {
   violations: string[];
   opsOk: number;
   opsFailed: number;
-  /** Operations refused with QUORUM, by the member that refused (the client's member). */
+  /** Operations refused with QUORUM. */
   quorumRefusals: number;
+  /** The same by the member the client called (which refused, or whose call a primary refused until the deadline). */
+  refusedBy: Record<string, number>;
+  /** Split only: the members of the majority side. */
+  majority: string[];
   /** Split only: every minority op probed after the lease time answered QUORUM (else what it answered). */
   minorityAnswers: string[];
   /** Split only: virtual ms from the cut until every minority member refused. */
@@ -81,6 +85,8 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     opsOk: 0,
     opsFailed: 0,
     quorumRefusals: 0,
+    refusedBy: {},
+    majority: [],
     minorityAnswers: [],
     minorityRefusedAfterMs: null,
     afterHealFailures: [],
@@ -116,6 +122,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
           // QUORUM means refused before it could run (a write already sent fails INDETERMINATE instead).
           history.refused(op);
           result.quorumRefusals++;
+          result.refusedBy[node.id] = (result.refusedBy[node.id] ?? 0) + 1;
           await sleep(20);
         } else {
           history.fail(op);
@@ -171,6 +178,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     }
   } else {
     const A = age.slice(0, 3), B = age.slice(3);
+    result.majority = A.map((n) => n.id);
     const cutAt = sim.clock.now();
     sim.partition([A.map((n) => n.id), B.map((n) => n.id)]);
     if (minClusterSize > 0) {

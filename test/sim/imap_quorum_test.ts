@@ -28,6 +28,8 @@ describe("split-brain protection (minClusterSize 3 of 5)", () => {
           expect(r.problems).toEqual([]);
           expect(r.violations).toEqual([]);
           if (fault === "split") {
+            // The majority keeps serving: none of its members refuses a single operation.
+            expect(r.majority.map((id) => r.refusedBy[id] ?? 0)).toEqual([0, 0, 0]);
             // Within the lease time (1000 ms) plus one renewal round, every minority member refuses…
             expect(r.minorityRefusedAfterMs).toBeLessThanOrEqual(1250);
             // …every kind of data operation, at once (not after a timeout)…
