@@ -20,9 +20,10 @@ const PAUSE_MS = 6000;
 
 interface ClusterJson {
   master: string;
+  partitionTableVersion: number;
   members: { id: string }[];
   partitions: { replicasMissing: number; migrating: number };
-  quorum: { serving: boolean } | null;
+  quorum: { serving: boolean; refusal: { reason: string } | null; stats: Record<string, number> } | null;
 }
 
 type Outcome = { ok: true; value: string | undefined } | { ok: false; refused: boolean };
@@ -106,11 +107,11 @@ describe("split-brain protection across processes", () => {
         const v = await a.json<ClusterJson>("/cluster").catch(() => undefined);
         if (v?.quorum?.serving) servingAgainMs = Math.round(now() - resumedAt);
         if (process.env.QUORUM_DEBUG) {
-          const os = await Promise.all(others.map((m) => m.json<any>("/cluster").catch(() => undefined)));
+          const os = await Promise.all(others.map((m) => m.json<ClusterJson>("/cluster").catch(() => undefined)));
           console.log(
             Math.round(now() - resumedAt),
             JSON.stringify({ r: v?.quorum?.refusal?.reason, st: v?.quorum?.stats }),
-            `a: v${(v as any)?.partitionTableVersion} m=${v?.members.length} master=${v?.master?.slice(0, 4)}`,
+            `a: v${v?.partitionTableVersion} m=${v?.members.length} master=${v?.master?.slice(0, 4)}`,
             os.map((o) =>
               `v${o?.partitionTableVersion} m=${o?.members.length} master=${o?.master?.slice(0, 4)} ${
                 o?.quorum?.refusal?.reason ?? "+"
