@@ -116,14 +116,14 @@ export class Quorum {
     if (!r) {
       if (!this.#wasServing) {
         this.#wasServing = true;
-        this.#o.log.info("quorum.serving", { minClusterSize: this.minClusterSize });
+        this.#o.log.info("cluster.quorum.serving", { minClusterSize: this.minClusterSize });
       }
       return null;
     }
     this.stats.refused++;
     if (this.#wasServing) {
       this.#wasServing = false;
-      this.#o.log.warn("quorum.refusing", { ...r });
+      this.#o.log.warn("cluster.quorum.refusing", { ...r });
     }
     if (r.reason === "lease") this.#reconfirm();
     return new ShoalError("QUORUM", describe(r));
