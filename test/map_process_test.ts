@@ -5,7 +5,8 @@
  * acknowledged value from every survivor and no replica is left missing.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 const started: Member[] = [];
 /** With MAP_PROCESS_LOG_DIR set, each member's log is written there (for diagnosing a failure). */
@@ -76,6 +77,24 @@ describe("IMap across processes", () => {
     });
     expect(failed).toEqual([]);
     expect(acked.size).toBe(KEYS);
+
+    // Every member reports the entries it holds as primary and as backup (backupCount 1):
+    // across the cluster, each key once as primary and once as backup.
+    const entries = async (m: Member, role: string): Promise<number> => {
+      const text = await (await m.get("/metrics")).text();
+      const line = text.split("\n").find((l) => l.startsWith(`shoal_map_entries{map="data",role="${role}"} `));
+      return line ? Number(line.split(" ")[1]) : 0;
+    };
+    const held = await until(
+      async () => {
+        const per = await Promise.all(all.map(async (m) => [await entries(m, "primary"), await entries(m, "backup")]));
+        const sum = (i: number) => per.reduce((n, x) => n + x[i], 0);
+        return sum(0) === KEYS && sum(1) === KEYS ? per : undefined;
+      },
+      30_000,
+      "shoal_map_entries to count every key once as primary and once as backup",
+    );
+    expect(held.every(([, backup]) => backup > 0)).toBe(true);
 
     // kill -9 the master (a, the oldest); wait for promotion and re-replication.
     note("kill -9 a (master)");

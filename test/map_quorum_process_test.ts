@@ -11,9 +11,12 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { checkLinearizable, checkNoLostWrites } from "./support/history_checker.ts";
 import { RestLoad } from "./support/rest_history.ts";
-import { killAll, type Member, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 afterAll(killAll);
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const KEYS = 6;
 const CLIENTS = 8;
@@ -46,11 +49,11 @@ describe("split-brain protection across processes", () => {
     await until(async () => (await settled(all)) || undefined, 60_000, "4 members serving with full replicas");
 
     const load = new RestLoad({ members: all, clients: CLIENTS, keys: KEYS });
-    await Bun.sleep(3000);
+    await sleep(3000);
 
-    a.proc.kill("SIGSTOP");
-    await Bun.sleep(PAUSE_MS);
-    a.proc.kill("SIGCONT");
+    a.child.kill("SIGSTOP");
+    await sleep(PAUSE_MS);
+    a.child.kill("SIGCONT");
     const resumedAt = load.now();
     load.since = resumedAt;
     // How long the resumed master takes to serve again (it re-joins and re-confirms its lease first).
@@ -59,10 +62,10 @@ describe("split-brain protection across processes", () => {
       while (servingAgainMs === null && load.now() - resumedAt < 60_000) {
         const v = await a.json<ClusterJson>("/cluster").catch(() => undefined);
         if (v?.quorum?.serving) servingAgainMs = Math.round(load.now() - resumedAt);
-        await Bun.sleep(100);
+        await sleep(100);
       }
     })();
-    await Bun.sleep(8000);
+    await sleep(8000);
     await load.stop();
     await poll;
 

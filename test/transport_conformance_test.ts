@@ -54,7 +54,7 @@ type Factory = () => Promise<Harness>;
 
 const ids = ["a", "b", "c"];
 
-async function memoryHarness(): Promise<Harness> {
+function memoryHarness(): Promise<Harness> {
   const clock = new VirtualClock();
   const net = new MemoryNetwork({ clock, rng: new Random(7), encode: true });
   const t: Record<string, MemoryTransport> = {};
@@ -88,7 +88,7 @@ async function memoryHarness(): Promise<Harness> {
       for (const id of ids) await t[id].close();
     },
   };
-  return h;
+  return Promise.resolve(h);
 }
 
 async function webrtcHarness(): Promise<Harness> {
@@ -103,7 +103,7 @@ async function webrtcHarness(): Promise<Harness> {
     t[id] = new WebRtcTransport({ self: id, cluster: "conformance", secret: "s3cret", signaling: sc, iceServers: [] });
     rec[id] = new Recorder(t[id]);
   }
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
   return {
     ids,
     t,
@@ -114,13 +114,15 @@ async function webrtcHarness(): Promise<Harness> {
       while (!pred() && Date.now() < end) await sleep(5);
       if (!pred()) throw new Error(`timed out waiting for ${what}`);
     },
-    pass: (ms) => sleep(ms),
+    pass: async (ms) => {
+      await sleep(ms);
+    },
     inject(from, to, bytes) {
       if (!t[from].sendRawFrame(to, bytes)) throw new Error(`cannot inject on ${from}→${to}`);
     },
-    async serverRelayed(a, b) {
+    serverRelayed(a, b) {
       const s = server.stats().relayed;
-      return (s[`${a}>${b}`] ?? 0) + (s[`${b}>${a}`] ?? 0);
+      return Promise.resolve((s[`${a}>${b}`] ?? 0) + (s[`${b}>${a}`] ?? 0));
     },
     async close() {
       await Promise.all(ids.map((id) => t[id].close()));
@@ -256,6 +258,21 @@ function conformance(name: string, factory: Factory) {
       expect(t.b.stats().droppedInvalid - before).toBe(bad.length);
       expect(rec.b.seqsFrom("a")).toEqual([42]);
       expect(t.a.isLinked("b")).toBe(true);
+    });
+
+    test("a Forward carrying a Forward or a Chunk is dropped and counted at its destination", async () => {
+      const { t, rec, run, until, inject } = await setup();
+      await run(t.a.connect("b"));
+      const chunk = { t: Kind.Chunk, id: 1, i: 0, n: 2, data: new Uint8Array(8) };
+      const nested = { t: Kind.Forward, from: "a", to: "b", ttl: 1, m: echo(4) };
+      const before = t.b.stats().droppedInvalid;
+      inject("a", "b", encodeValue([1, [{ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: chunk }]]));
+      inject("a", "b", encodeValue([1, [{ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: nested }]]));
+      inject("a", "b", encodeValue([1, [{ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: echo(5) }]]));
+      await until(() => rec.b.seqsFrom("a").includes(5), "the valid forwarded message");
+      expect(t.b.stats().droppedInvalid - before).toBe(2);
+      expect(rec.b.seqsFrom("a")).toEqual([5]);
+      expect(rec.b.msgs.some((m) => m.msg.t === Kind.Chunk || m.msg.t === Kind.Forward)).toBe(false);
     });
 
     test("disconnect closes the link on both ends", async () => {

@@ -100,7 +100,7 @@ export class RestLoad {
         this.history.refused(op);
         this.refusedBy.set(m.name, (this.refusedBy.get(m.name) ?? 0) + 1);
       } else this.history.fail(op);
-      await Bun.sleep(Math.random() * 20);
+      await new Promise<void>((r) => setTimeout(r, Math.random() * 20));
     }
   }
 }
