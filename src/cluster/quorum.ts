@@ -9,15 +9,13 @@
  * its own view, and names the partition table it holds. When the gate refuses because the
  * lease ran out (after a pause, a cut link), it pings at once: re-confirm first, answer after.
  */
-import type { Clock, Timer } from "../core/clock.ts";
+import type { Timer } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
-import type { Logger } from "../core/log.ts";
-import type { MessageRouter } from "../transport/router.ts";
-import type { NodeId, Transport } from "../transport/transport.ts";
+import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { defineMessage, w } from "../wire/message.ts";
 import { LeaseTracker, type QuorumRefusal, quorumRefusal, stampRenews, type TableStamp } from "./lease.ts";
-import type { ClusterView } from "./view.ts";
+import type { ServiceDeps } from "./service_deps.ts";
 
 /** Member → each other data member: am I still one of yours? `n` numbers the ping. */
 export const ClusterLeasePing = defineMessage(Kind.ClusterLeasePing, "ClusterLeasePing", { n: w.uint() });
@@ -41,13 +39,7 @@ export interface QuorumConfig {
   renewMs?: number;
 }
 
-export interface QuorumOptions {
-  self: NodeId;
-  view: ClusterView;
-  transport: Transport;
-  router: MessageRouter;
-  clock: Clock;
-  log: Logger;
+export interface QuorumOptions extends Omit<ServiceDeps, "rng"> {
   config: QuorumConfig;
   /** The partition table this member holds (term, version); acks from peers on another table do not renew. */
   stamp: () => TableStamp;

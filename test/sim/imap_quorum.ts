@@ -10,8 +10,8 @@ import { ShoalError } from "../../src/core/errors.ts";
 import { Random } from "../../src/core/random.ts";
 import type { MergePolicyName } from "../../src/map/merge_policy.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
-import { checkKeyLinearizable, checkLinearizable, checkNoLostWrites, History } from "../support/history_checker.ts";
-import { fullReplicas, type ImapSimNode, imapSimulation } from "./imap_sim.ts";
+import { checkKeyLinearizable, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
+import { fullReplicas, type ImapSimNode, imapSimulation, SimLoad, untilHealed } from "./imap_sim.ts";
 
 export type Fault = "crash" | "pause" | "split";
 
@@ -91,50 +91,26 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     minorityRefusedAfterMs: null,
     afterHealFailures: [],
   };
-  const history = new History();
   const nKeys = o.keys ?? 6;
-  let writing = true;
-  let seq = 0;
-  const sleep = (ms: number) => new Promise<void>((r) => sim.clock.setTimer(ms, r));
-  const clients: Promise<void>[] = [];
-  const startClient = (node: ImapSimNode) => {
-    clients.push((async () => {
-      const map = node.grid.getMap<string, string>("q");
-      while (writing && node.alive) {
-        const key = `k${rng.int(nKeys)}`;
-        const r = rng.next();
-        const kind = r < 0.45 ? "put" : r < 0.8 ? "get" : "remove";
-        const value = kind === "put" ? `${node.id}-${seq++}` : undefined;
-        const op = history.invoke(key, kind, sim.clock.now(), value, node.id);
-        // The request reaches the member through its own event loop: a paused member reads
-        // it only once it runs again (as a REST request waits in the socket of a stopped process).
-        const call = () => kind === "put" ? map.put(key, value!) : kind === "get" ? map.get(key) : map.remove(key);
-        const res = await new Promise<{ ok: boolean; v?: string; err?: unknown }>((resolve) =>
-          node.clock.setTimer(
-            0,
-            () => call().then((v) => resolve({ ok: true, v }), (err) => resolve({ ok: false, err })),
-          )
-        );
-        if (res.ok) {
-          history.ok(op, sim.clock.now(), res.v);
-          result.opsOk++;
-        } else if (res.err instanceof ShoalError && res.err.code === "QUORUM") {
-          // QUORUM means refused before it could run (a write already sent fails INDETERMINATE instead).
-          history.refused(op);
-          result.quorumRefusals++;
-          result.refusedBy[node.id] = (result.refusedBy[node.id] ?? 0) + 1;
-          await sleep(20);
-        } else {
-          history.fail(op);
-          result.opsFailed++;
-          await sleep(20);
-        }
-        await sleep(rng.int(30));
-      }
-    })());
-  };
+  const load = new SimLoad(sim, rng, {
+    map: "q",
+    keys: nKeys,
+    mix: { put: 0.45, get: 0.8 },
+    pauseMs: 30,
+    failurePauseMs: 20,
+    throughEventLoop: true,
+    // QUORUM means refused before it could run (a write already sent fails INDETERMINATE instead).
+    refused: (err) => err instanceof ShoalError && err.code === "QUORUM",
+    onOutcome: (node, _kind, err) => {
+      if (err === undefined) return void result.opsOk++;
+      if (!(err instanceof ShoalError && err.code === "QUORUM")) return void result.opsFailed++;
+      result.quorumRefusals++;
+      result.refusedBy[node.id] = (result.refusedBy[node.id] ?? 0) + 1;
+    },
+  });
+  const history = load.history;
   const nodes = sim.liveNodes();
-  for (const n of nodes) startClient(n);
+  for (const n of nodes) load.start(n);
   await sim.run(1500);
 
   const age = nodes[0].m.members().map((m) => sim.node(m.id)!);
@@ -213,12 +189,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     await sim.run(Math.max(0, cutAt + (o.splitMs ?? 8000) - sim.clock.now()));
     sim.heal();
     const all = [...A, ...B];
-    await sim.until(
-      () => fullReplicas(all) && all.every((n) => n.grid.merge.idle),
-      120_000,
-      50,
-      () => "no single cluster with full replicas after the heal",
-    );
+    await untilHealed(sim, all);
     await sim.run(2 * leaseMs);
     for (const n of B) {
       const m = n.grid.getMap<string, string>("q");
@@ -228,11 +199,10 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
       }
     }
   }
-  writing = false;
   if (o.verbose) console.log("stopping clients");
-  await sim.until(() => sim.liveNodes().every((n) => n.grid.invoker.pendingCalls === 0), 60_000, 50);
   let clientsDone = false;
-  void Promise.all(clients).then(() => void (clientsDone = true));
+  void load.stop().then(() => void (clientsDone = true));
+  await sim.until(() => sim.liveNodes().every((n) => n.grid.invoker.pendingCalls === 0), 60_000, 50);
   await sim.until(() => clientsDone, 60_000, 10, () => "clients did not stop");
 
   // Final reads through a member of the (largest) cluster.

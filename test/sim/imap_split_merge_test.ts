@@ -10,7 +10,7 @@ import { describe, expect, test } from "bun:test";
 import type { CustomMergePolicy, MergePolicyName } from "../../src/map/merge_policy.ts";
 import { withSeed } from "../../src/sim/seed.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
-import { fullReplicas, type ImapSimNode, imapSimulation } from "./imap_sim.ts";
+import { fullReplicas, type ImapSimNode, imapSimulation, untilHealed } from "./imap_sim.ts";
 
 const FILE = "test/sim/imap_split_merge_test.ts";
 const KEYS = 60;
@@ -105,14 +105,9 @@ async function scenario(seed: number, name: MergePolicyName | "custom") {
 
   sim.heal();
   const all = [...A, ...B];
-  await sim.until(
-    () => fullReplicas(all) && all.every((n) => n.grid.merge.idle),
-    120_000,
-    50,
-    () => "no single cluster with full replicas after the heal",
-  );
+  await untilHealed(sim, all);
   await sim.run(2000);
-  await sim.until(() => fullReplicas(all) && all.every((n) => n.grid.merge.idle), 60_000, 50);
+  await untilHealed(sim, all, 60_000);
 
   const wrong: string[] = [];
   for (const key of keys) {
