@@ -13,7 +13,8 @@ import type { Simulation } from "../../src/sim/simulation.ts";
 import { checkKeyLinearizable, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
 import { fullReplicas, type ImapSimNode, imapSimulation, SimLoad, untilHealed } from "./imap_sim.ts";
 
-export type Fault = "crash" | "pause" | "split";
+/** `pause`: the master's event loop stalls past failure detection; `pauseMember`: another member's does. */
+export type Fault = "crash" | "pause" | "pauseMember" | "split";
 
 export interface QuorumRunOptions {
   seed: number;
@@ -120,8 +121,8 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     sim.crash(victim.id);
     victim.stop();
     await sim.run(8000);
-  } else if (o.fault === "pause") {
-    sim.stall(age[0].id, o.pauseMs ?? 6000);
+  } else if (o.fault === "pause" || o.fault === "pauseMember") {
+    sim.stall(age[o.fault === "pause" ? 0 : 1 + rng.int(4)].id, o.pauseMs ?? 6000);
     for (let i = 0; i < 14; i++) {
       if (o.trace !== undefined && i >= 5 && i < 12) {
         let last = "";

@@ -1,6 +1,6 @@
 /**
  * Split-brain protection (minClusterSize 3 of 5) in the simulator: recorded histories stay
- * linearizable per key through a crash, a pause of the master past failure detection and a
+ * linearizable per key through a crash, a pause of the master (or another member) past failure detection and a
  * 3 + 2 split; the minority answers QUORUM to every data operation within the lease time
  * and serves again after the heal. Without protection, crashes only (the AP mode makes no
  * promise through pauses and splits). `SEED=n` replays a run.
@@ -12,7 +12,15 @@ import { type Fault, runQuorumScenario } from "./imap_quorum.ts";
 const FILE = "test/sim/imap_quorum_test.ts";
 
 describe("split-brain protection (minClusterSize 3 of 5)", () => {
-  const runs: Array<[Fault, number]> = [["split", 11], ["split", 12], ["pause", 21], ["pause", 22], ["crash", 31]];
+  const runs: Array<[Fault, number]> = [
+    ["split", 11],
+    ["split", 12],
+    ["pause", 21],
+    ["pause", 22],
+    ["pauseMember", 23],
+    ["pauseMember", 24],
+    ["crash", 31],
+  ];
   for (const [fault, seed] of runs) {
     test(
       `${fault} (seed ${seed}): the history is linearizable, no acknowledged write lost`,
