@@ -7,7 +7,7 @@ import { LeaseTracker, quorumRefusal, stampRenews } from "../src/cluster/lease.t
 import { mergeWinner } from "../src/cluster/split_brain.ts";
 
 describe("quorumRefusal", () => {
-  const rows: Array<[string, number, number, number, number, string | null]> = [
+  const rows: Array<[string, number, number, number, number, "members" | "lease" | null]> = [
     // name, data members, minClusterSize, lease expires at, now, expected reason
     ["protection off (0)", 1, 0, -Infinity, 5, null],
     ["protection off (1)", 1, 1, -Infinity, 5, null],
