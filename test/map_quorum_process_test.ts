@@ -51,6 +51,7 @@ describe("split-brain protection across processes", () => {
     const load = new RestLoad({ members: all, clients: CLIENTS, keys: KEYS });
     await sleep(3000);
 
+    const pausedAt = Math.round(load.now());
     a.child.kill("SIGSTOP");
     await sleep(PAUSE_MS);
     a.child.kill("SIGCONT");
@@ -79,6 +80,26 @@ describe("split-brain protection across processes", () => {
         servingAgainMs ?? "> 60000"
       } ms after SIGCONT`,
     );
+    if (process.env.QUORUM_DEBUG) {
+      console.log(`paused at ${pausedAt}, resumed at ${resumedAt}`);
+      for (const key of h.keys()) {
+        for (const o of h.ops.filter((x) => x.key === key && x.kind !== "get" && x.status !== "refused").slice(-25)) {
+          console.log(
+            `${key} #${o.id} ${o.kind} ${o.value ?? ""} via ${o.via} ${Math.round(o.invokeAt)}-${
+              Math.round(o.endAt)
+            } ${o.status} -> ${o.result}`,
+          );
+        }
+      }
+      for (const m of all) {
+        console.log(`--- ${m.name} ${m.id}`);
+        console.log(
+          m.stderr().split("\n").filter((l) =>
+            /merge|data_lost|caught_up|catch_up|promoted|quorum|split_brain|self\.removed|master\.changed/.test(l)
+          ).slice(-30).join("\n"),
+        );
+      }
+    }
     const metrics = await (await a.get("/metrics")).text();
     expect(metrics).toContain("shoal_quorum_serving 1");
     expect(checkNoLostWrites(h).problems).toEqual([]);
