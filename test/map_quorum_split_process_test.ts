@@ -10,6 +10,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
+import { fetchJson } from "../src/runtime/fetch_json.ts";
 import { checkLinearizable, checkNoLostWrites } from "./support/history_checker.ts";
 import { killAll, type Member, startMember } from "./support/cluster.ts";
 import { RestLoad } from "./support/rest_history.ts";
@@ -70,6 +71,10 @@ afterAll(() => {
   if (!skip) labDown();
 });
 
+/** GET /cluster with the token (off loopback every route but /health needs it). */
+const clusterOf = (m: Member) =>
+  fetchJson<ClusterJson>(`${m.url}/cluster`, { headers: { authorization: `Bearer ${TOKEN}` } }).catch(() => undefined);
+
 interface ClusterJson {
   master: string;
   members: { id: string }[];
@@ -93,7 +98,7 @@ describe("split-brain protection through a network split between namespaces", ()
       ]);
       const all = [a, ...others];
       const settled = async (members: Member[]) => {
-        const vs = await Promise.all(members.map((m) => m.json<ClusterJson>("/cluster").catch(() => undefined)));
+        const vs = await Promise.all(members.map(clusterOf));
         return vs.every((v) =>
           v && v.members.length === members.length && v.master === vs[0]!.master && v.quorum?.serving &&
           v.partitions.replicasMissing === 0 && v.partitions.migrating === 0
@@ -108,8 +113,7 @@ describe("split-brain protection through a network split between namespaces", ()
       const cutAt = load.now();
       load.since = cutAt;
       const refusing = await until(
-        async () =>
-          (await a.json<ClusterJson>("/cluster").catch(() => undefined))?.quorum?.serving === false || undefined,
+        async () => (await clusterOf(a))?.quorum?.serving === false || undefined,
         10_000,
         "the cut-off master refuses",
         20,

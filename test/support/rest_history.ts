@@ -23,7 +23,7 @@ export async function restOp(m: RestTarget, op: HistoryOp, token?: string, timeo
       ? { method: "PUT", body: JSON.stringify(op.value), headers: { ...headers, "content-type": "application/json" } }
       : op.kind === "remove"
       ? { method: "DELETE", headers }
-      : {};
+      : { headers };
     const r = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     const body = await r.json() as { value?: string; previous?: string | null; code?: string };
     if (r.status === 200) return { ok: true, value: (op.kind === "get" ? body.value : body.previous) ?? undefined };
