@@ -142,6 +142,164 @@ export function tuneSackPolicy(sctp: any): boolean {
   return true;
 }
 
+/**
+ * Retransmission bounds Shoal gives werift's SCTP associations. werift 0.24 keeps RFC 9260's
+ * defaults, made for the open internet of 2000: RTO.Min 1 s, RTO.Initial 3 s, RTO.Max 60 s,
+ * and no early retransmission of a lone message (fast retransmit needs three SACKs that
+ * report the gap, which a request/response link never sends). One lost packet then stalls
+ * the channel, and everything ordered behind it, for at least a second.
+ */
+export const retransmitTuning = {
+  /** RTO before the first RTT sample (werift: 3 s). */
+  rtoInitialMs: 200,
+  /** Lower bound of the RTO computed from the measured RTT (werift: 1 s). */
+  rtoMinMs: 40,
+  /** Upper bound, also after backing off (werift: 60 s). */
+  rtoMaxMs: 1_000,
+  /** Shortest wait before a probe retransmission. */
+  probeMinMs: 4,
+  /** Probe wait before the first RTT sample. */
+  probeInitialMs: 30,
+  /** Probes per silence; after them only the (backed-off) RTO timer retransmits. */
+  maxProbes: 2,
+  /** DATA chunks a probe retransmits at most (the earliest unacknowledged ones). */
+  probeChunks: 4,
+};
+
+/** Retransmission figures of this process, for tests and the bench. */
+export interface RetransmitFigures {
+  /** Associations whose retransmission was tuned. */
+  tuned: number;
+  /** Associations left with werift's own timers (internals not as expected). */
+  untuned: number;
+  /** Probe timers that fired with DATA outstanding and retransmitted something. */
+  probes: number;
+  /** DATA chunks retransmitted by probes. */
+  probeChunks: number;
+  /** T3-rtx (RTO) expiries on tuned associations. */
+  rtoExpiries: number;
+}
+
+const retransmitFigures: RetransmitFigures = { tuned: 0, untuned: 0, probes: 0, probeChunks: 0, rtoExpiries: 0 };
+
+/** A copy of this process's retransmission figures. */
+export function retransmissionFigures(): RetransmitFigures {
+  return { ...retransmitFigures };
+}
+
+/**
+ * Gives an association RTO bounds that follow the measured RTT, and a probe (tail-loss
+ * probe, as RFC 8985 §7 does for TCP): when DATA is outstanding and no SACK arrived for
+ * max(2·SRTT + {@link delayedSackMs}, probeMinMs), the earliest unacknowledged chunks are
+ * sent again, at most {@link retransmitTuning}.maxProbes times per silence, each wait twice
+ * the last. A probe leaves the congestion window alone: the chunks stay counted in flight,
+ * and their send count rises so no RTT is sampled from them (Karn). If the original was
+ * lost the probe delivers it; if only its SACK was lost, the duplicate makes the peer SACK at
+ * once. The T3-rtx timer stays the backstop, now with RTO = SRTT + 4·RTTVAR clamped to
+ * [rtoMinMs, rtoMaxMs] and doubled on each expiry (RFC 9260 §6.3.3 E2), which werift omits.
+ * Changes only this instance, and only when werift's internals look as expected.
+ * @returns whether the association was tuned
+ */
+// deno-lint-ignore no-explicit-any
+export function tuneRetransmission(sctp: any): boolean {
+  const expected = sctp && typeof sctp.updateRto === "function" && typeof sctp.timer3Expired === "function" &&
+    typeof sctp.receiveSackChunk === "function" && typeof sctp.transmit === "function" &&
+    typeof sctp.sendChunk === "function" && Array.isArray(sctp.sentQueue) && typeof sctp.rto === "number" &&
+    !sctp.shoalRetransmitTuned;
+  if (!expected) {
+    if (!sctp?.shoalRetransmitTuned) retransmitFigures.untuned++;
+    return false;
+  }
+  sctp.shoalRetransmitTuned = true;
+  retransmitFigures.tuned++;
+  const t = retransmitTuning;
+  const clampRto = (seconds: number) => Math.max(t.rtoMinMs / 1000, Math.min(seconds, t.rtoMaxMs / 1000));
+  if (sctp.srtt === undefined) sctp.rto = t.rtoInitialMs / 1000;
+  else sctp.rto = clampRto(sctp.srtt + 4 * sctp.rttvar);
+
+  // RFC 9260 §6.3.1 C2/C3 (werift's formula), with Shoal's bounds.
+  sctp.updateRto = (r: number) => {
+    if (sctp.srtt === undefined) {
+      sctp.rttvar = r / 2;
+      sctp.srtt = r;
+    } else {
+      sctp.rttvar = 0.75 * sctp.rttvar + 0.25 * Math.abs(sctp.srtt - r);
+      sctp.srtt = 0.875 * sctp.srtt + 0.125 * r;
+    }
+    sctp.rto = clampRto(sctp.srtt + 4 * sctp.rttvar);
+  };
+
+  const timer3Expired = sctp.timer3Expired;
+  sctp.timer3Expired = () => {
+    if (!sctp.isStopped) {
+      retransmitFigures.rtoExpiries++;
+      sctp.rto = Math.min(sctp.rto * 2, t.rtoMaxMs / 1000);
+    }
+    timer3Expired();
+  };
+
+  // One timer per association; a SACK only moves `quietSince`, and the timer, when it
+  // fires early, sleeps for the rest of the wait (no timer churn per SACK).
+  let probeTimer: ReturnType<typeof setTimeout> | undefined;
+  let probesSent = 0;
+  let quietSince = 0;
+  const outstanding = () =>
+    sctp.sentQueue.some((c: { acked?: boolean; abandoned?: boolean }) => !c.acked && !c.abandoned);
+  const probeWaitMs = () => {
+    const base = sctp.srtt === undefined
+      ? t.probeInitialMs
+      : Math.max(t.probeMinMs, 2 * sctp.srtt * 1000 + delayedSackMs);
+    return Math.min(base * 2 ** probesSent, sctp.rto * 1000);
+  };
+  const armProbe = (delayMs: number) => {
+    if (probeTimer === undefined && !sctp.isStopped && probesSent < t.maxProbes) {
+      probeTimer = setTimeout(probe, delayMs);
+    }
+  };
+  const probe = () => {
+    probeTimer = undefined;
+    if (sctp.isStopped || !outstanding()) return;
+    const wait = probeWaitMs(), quiet = performance.now() - quietSince;
+    if (quiet < wait) return armProbe(wait - quiet);
+    const chunks = [];
+    for (const c of sctp.sentQueue) {
+      if (chunks.length >= t.probeChunks) break;
+      // Chunks already marked for retransmission go out through werift's own transmit().
+      if (!c.acked && !c.abandoned && !c.retransmit) chunks.push(c);
+    }
+    if (chunks.length === 0) return;
+    probesSent++;
+    retransmitFigures.probes++;
+    for (const c of chunks) {
+      c.sentCount++;
+      retransmitFigures.probeChunks++;
+      sctp.sendChunk(c).catch(noop);
+    }
+    quietSince = performance.now();
+    armProbe(probeWaitMs());
+  };
+
+  const receiveSackChunk = sctp.receiveSackChunk.bind(sctp);
+  // deno-lint-ignore no-explicit-any
+  sctp.receiveSackChunk = async (chunk: any) => {
+    // The peer is heard from: a new silence starts, with a fresh probe budget.
+    quietSince = performance.now();
+    probesSent = 0;
+    await receiveSackChunk(chunk);
+    if (outstanding()) armProbe(probeWaitMs());
+  };
+  const transmit = sctp.transmit.bind(sctp);
+  sctp.transmit = async () => {
+    const idle = probeTimer === undefined;
+    await transmit();
+    if (idle && outstanding()) {
+      quietSince = performance.now();
+      armProbe(probeWaitMs());
+    }
+  };
+  return true;
+}
+
 /** One werift peer connection with one data channel. */
 export class WebRtcPeer {
   /** 'bufferedLow' fires when bufferedAmount drops to this. */
@@ -168,7 +326,9 @@ export class WebRtcPeer {
       if (state === "open" && !this.#opened && !this.#closed) {
         this.#opened = true;
         // deno-lint-ignore no-explicit-any
-        tuneSackPolicy((this.#pc as any).sctpTransport?.sctp);
+        const sctp = (this.#pc as any).sctpTransport?.sctp;
+        tuneSackPolicy(sctp);
+        tuneRetransmission(sctp);
         this.events.open();
       } else if (state === "closed") this.#fail("data channel closed");
     });
