@@ -8,6 +8,7 @@ import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import { RTCPeerConnection } from "werift";
 import type { IceServer } from "../config.ts";
+import { delayedSackMs, probeWaitMs, retransmitTuning, rtoMs } from "./retransmit.ts";
 
 /** Connection settings for a peer. */
 export interface WebRtcPeerOptions {
@@ -63,9 +64,6 @@ export function guardedUdpErrors(): number {
 installUdpErrorGuard();
 
 const noop = () => {};
-
-/** Longest a SACK for a lone packet waits for a second packet to share it. */
-export const delayedSackMs = 2;
 
 /** SACK policy figures of this process, for tests and the bench. */
 export interface SackFigures {
@@ -142,30 +140,6 @@ export function tuneSackPolicy(sctp: any): boolean {
   return true;
 }
 
-/**
- * Retransmission bounds Shoal gives werift's SCTP associations. werift 0.24 keeps RFC 9260's
- * defaults, made for the open internet of 2000: RTO.Min 1 s, RTO.Initial 3 s, RTO.Max 60 s,
- * and no early retransmission of a lone message (fast retransmit needs three SACKs that
- * report the gap, which a request/response link never sends). One lost packet then stalls
- * the channel, and everything ordered behind it, for at least a second.
- */
-export const retransmitTuning = {
-  /** RTO before the first RTT sample (werift: 3 s). */
-  rtoInitialMs: 200,
-  /** Lower bound of the RTO computed from the measured RTT (werift: 1 s). */
-  rtoMinMs: 40,
-  /** Upper bound, also after backing off (werift: 60 s). */
-  rtoMaxMs: 1_000,
-  /** Shortest wait before a probe retransmission. */
-  probeMinMs: 4,
-  /** Probe wait before the first RTT sample. */
-  probeInitialMs: 30,
-  /** Probes per silence; after them only the (backed-off) RTO timer retransmits. */
-  maxProbes: 2,
-  /** DATA chunks a probe retransmits at most (the earliest unacknowledged ones). */
-  probeChunks: 4,
-};
-
 /** Retransmission figures of this process, for tests and the bench. */
 export interface RetransmitFigures {
   /** Associations whose retransmission was tuned. */
@@ -213,9 +187,8 @@ export function tuneRetransmission(sctp: any): boolean {
   sctp.shoalRetransmitTuned = true;
   retransmitFigures.tuned++;
   const t = retransmitTuning;
-  const clampRto = (seconds: number) => Math.max(t.rtoMinMs / 1000, Math.min(seconds, t.rtoMaxMs / 1000));
-  if (sctp.srtt === undefined) sctp.rto = t.rtoInitialMs / 1000;
-  else sctp.rto = clampRto(sctp.srtt + 4 * sctp.rttvar);
+  // werift keeps srtt, rttvar and rto in seconds.
+  sctp.rto = sctp.srtt === undefined ? t.rtoInitialMs / 1000 : rtoMs(sctp.srtt * 1000, sctp.rttvar * 1000) / 1000;
 
   // RFC 9260 §6.3.1 C2/C3 (werift's formula), with Shoal's bounds.
   sctp.updateRto = (r: number) => {
@@ -226,7 +199,7 @@ export function tuneRetransmission(sctp: any): boolean {
       sctp.rttvar = 0.75 * sctp.rttvar + 0.25 * Math.abs(sctp.srtt - r);
       sctp.srtt = 0.875 * sctp.srtt + 0.125 * r;
     }
-    sctp.rto = clampRto(sctp.srtt + 4 * sctp.rttvar);
+    sctp.rto = rtoMs(sctp.srtt * 1000, sctp.rttvar * 1000) / 1000;
   };
 
   const timer3Expired = sctp.timer3Expired;
@@ -245,12 +218,8 @@ export function tuneRetransmission(sctp: any): boolean {
   let quietSince = 0;
   const outstanding = () =>
     sctp.sentQueue.some((c: { acked?: boolean; abandoned?: boolean }) => !c.acked && !c.abandoned);
-  const probeWaitMs = () => {
-    const base = sctp.srtt === undefined
-      ? t.probeInitialMs
-      : Math.max(t.probeMinMs, 2 * sctp.srtt * 1000 + delayedSackMs);
-    return Math.min(base * 2 ** probesSent, sctp.rto * 1000);
-  };
+  const probeWait = () =>
+    probeWaitMs(sctp.srtt === undefined ? undefined : sctp.srtt * 1000, probesSent, sctp.rto * 1000);
   const armProbe = (delayMs: number) => {
     if (probeTimer === undefined && !sctp.isStopped && probesSent < t.maxProbes) {
       probeTimer = setTimeout(probe, delayMs);
@@ -259,7 +228,7 @@ export function tuneRetransmission(sctp: any): boolean {
   const probe = () => {
     probeTimer = undefined;
     if (sctp.isStopped || !outstanding()) return;
-    const wait = probeWaitMs(), quiet = performance.now() - quietSince;
+    const wait = probeWait(), quiet = performance.now() - quietSince;
     if (quiet < wait) return armProbe(wait - quiet);
     const chunks = [];
     for (const c of sctp.sentQueue) {
@@ -276,7 +245,7 @@ export function tuneRetransmission(sctp: any): boolean {
       sctp.sendChunk(c).catch(noop);
     }
     quietSince = performance.now();
-    armProbe(probeWaitMs());
+    armProbe(probeWait());
   };
 
   const receiveSackChunk = sctp.receiveSackChunk.bind(sctp);
@@ -286,7 +255,7 @@ export function tuneRetransmission(sctp: any): boolean {
     quietSince = performance.now();
     probesSent = 0;
     await receiveSackChunk(chunk);
-    if (outstanding()) armProbe(probeWaitMs());
+    if (outstanding()) armProbe(probeWait());
   };
   const transmit = sctp.transmit.bind(sctp);
   sctp.transmit = async () => {
@@ -294,7 +263,7 @@ export function tuneRetransmission(sctp: any): boolean {
     await transmit();
     if (idle && outstanding()) {
       quietSince = performance.now();
-      armProbe(probeWaitMs());
+      armProbe(probeWait());
     }
   };
   return true;
