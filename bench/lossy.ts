@@ -54,6 +54,9 @@ function sh(cmd: string[], allowFail = false): string {
 }
 
 function teardown(): void {
+  // Deleting the host end removes both ends at once; a namespace's own links go only when
+  // the kernel gets round to destroying it.
+  for (let i = 0; i < MEMBERS; i++) sh(["ip", "link", "del", hostVeth(i)], true);
   for (let i = 0; i < MEMBERS; i++) sh(["ip", "netns", "del", ns(i)], true);
   sh(["ip", "link", "del", BRIDGE], true);
 }
