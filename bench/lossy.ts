@@ -20,8 +20,8 @@
  * failure or Ctrl-C.
  */
 import { execFileSync } from "node:child_process";
-import { flag, fmtMs, loadAverage, quantile, sleep } from "./_cluster.ts";
-import { args, exit, onSignal, runtimeVersion } from "../src/runtime/process.ts";
+import { flag, fmtMs, loadAverage, quantile, runBench, sleep } from "./_cluster.ts";
+import { args, onSignal, runtimeVersion } from "../src/runtime/process.ts";
 import { type ChildHandle, spawnChild } from "../src/runtime/spawn.ts";
 import { launcher, root } from "../test/support/cluster.ts";
 
@@ -263,6 +263,11 @@ async function phase(members: Member[], loss: number): Promise<Phase> {
   }));
   watching = false;
   await watcher;
+  for (const m of members) {
+    if (m.child.done) {
+      throw new Error(`m${m.i + 1} (${m.runtime}) exited (${m.child.exitCode})\n${m.stderr.join("\n")}`);
+    }
+  }
   const dropped = droppedPackets() - droppedBefore;
   setLoss(0);
   return {
@@ -287,15 +292,18 @@ async function lostWrites(members: Member[]): Promise<string[]> {
       const [key, value] = entries[next++];
       const writer = Number(key.slice(1, key.indexOf("-")));
       const m = members[(writer + 1) % MEMBERS];
-      const res = await fetch(`${m.url}/maps/lossy/${key}`, { signal: AbortSignal.timeout(30_000) });
-      const text = await res.text();
-      let got: unknown;
+      let v: unknown;
       try {
-        got = JSON.parse(text);
-      } catch {
-        got = text;
+        const res = await fetch(`${m.url}/maps/lossy/${key}`, { signal: AbortSignal.timeout(30_000) });
+        const text = await res.text();
+        try {
+          v = (JSON.parse(text) as { value?: unknown })?.value;
+        } catch {
+          v = text;
+        }
+      } catch (err) {
+        v = `read failed: ${(err as Error)?.name} ${(err as Error)?.message}`;
       }
-      const v = (got as { value?: unknown })?.value ?? got;
       if (v !== value) lost.push(`${key}: wanted …${value.slice(100)}, got ${JSON.stringify(v).slice(0, 60)}`);
     }
   }));
@@ -369,19 +377,12 @@ function cleanup(): void {
   teardown();
 }
 
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  onSignal(sig, () => {
+// Registered before runBench's own handlers (which exit), so Ctrl-C removes the lab too.
+for (const sig of ["SIGINT", "SIGTERM"] as const) onSignal(sig, cleanup);
+await runBench(async () => {
+  try {
+    await main();
+  } finally {
     cleanup();
-    exit(130);
-  });
-}
-let code = 0;
-try {
-  await main();
-} catch (err) {
-  console.error(`bench failed: ${(err as Error)?.stack ?? err}`);
-  code = 1;
-} finally {
-  cleanup();
-}
-exit(code);
+  }
+});

@@ -5,7 +5,8 @@
  * process, loopback; the loss is a real one: the DTLS packet never reaches the UDP socket.
  */
 import { afterAll, expect, test } from "bun:test";
-import { retransmissionFigures, WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+import { retransmissionFigures, type WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+import { openPeerPair } from "./support/webrtc_pair.ts";
 
 /** werift's own RTO.Min: without the tuning, no retransmission comes sooner. */
 const weriftMinRtoMs = 1_000;
@@ -17,17 +18,7 @@ afterAll(async () => {
   for (const p of peers) await p.close();
 });
 
-async function pair(): Promise<[WebRtcPeer, WebRtcPeer]> {
-  const a = new WebRtcPeer({ iceServers: [] }), b = new WebRtcPeer({ iceServers: [] });
-  peers.push(a, b);
-  const opened = Promise.all([
-    new Promise<void>((r) => (a.events.open = r)),
-    new Promise<void>((r) => (b.events.open = r)),
-  ]);
-  await a.acceptAnswer(await b.acceptOffer(await a.createOffer()));
-  await opened;
-  return [a, b];
-}
+const pair = () => openPeerPair(peers);
 
 /** Drops the next `n` SCTP packets (DTLS application data) that `peer` sends. */
 function dropNextPackets(peer: WebRtcPeer, n: number): { dropped: () => number } {

@@ -34,7 +34,12 @@ export interface InvokerConfig {
    * @default 2000
    */
   attemptTimeoutMs?: number;
-  /** Shortest attempt timeout derived from the measured round trips. @default 100 */
+  /**
+   * Shortest attempt timeout derived from the measured round trips. A retry travels the same
+   * ordered channel as the request it repeats, so it cannot overtake a lost packet (SCTP
+   * recovers that in a few round trips); a short floor only adds duplicate work when a
+   * loaded member answers late. @default 500
+   */
   minAttemptTimeoutMs?: number;
   /** Give up after this long. @default 30000 */
   callTimeoutMs?: number;
@@ -116,7 +121,7 @@ export class Invoker {
     this.#partitions = opts.partitions;
     this.config = {
       attemptTimeoutMs: 2000,
-      minAttemptTimeoutMs: 100,
+      minAttemptTimeoutMs: 500,
       callTimeoutMs: 30_000,
       maxPendingCalls: 10_000,
       retryBaseMs: 5,
