@@ -17,9 +17,10 @@
  * the runs when there are several), the packets the rules dropped, whether a member was ever
  * missing from a view, and at the end reads every key back to check that no acknowledged
  * write was lost. Namespaces, bridge and member processes are removed at the end, also on
- * failure or Ctrl-C.
+ * failure or Ctrl-C; the members' last log lines (warn and above) go to /tmp/shoal-lossy-m*.log.
  */
 import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { flag, fmtMs, loadAverage, quantile, runBench, sleep } from "./_cluster.ts";
 import { args, onSignal, runtimeVersion } from "../src/runtime/process.ts";
 import { type ChildHandle, spawnChild } from "../src/runtime/spawn.ts";
@@ -320,6 +321,7 @@ async function main(): Promise<void> {
   const first = await startMember(0, secret);
   const rest = await Promise.all(Array.from({ length: MEMBERS - 1 }, (_, i) => startMember(i + 1, secret)));
   const members = [first, ...rest];
+  logs.push(...members);
   await settled(members);
   console.log(
     `bench/lossy: ${members.map((m) => m.runtime).join("/")} members, ${MEMBERS} sequential REST clients, ` +
@@ -372,8 +374,14 @@ async function main(): Promise<void> {
   );
 }
 
+/** Members' last log lines (warn and above), kept for a look after the run. */
+const logs: Member[] = [];
+
 function cleanup(): void {
   for (const c of children) c.kill("SIGKILL");
+  for (const m of logs) {
+    if (m.stderr.length > 0) writeFileSync(`/tmp/shoal-lossy-m${m.i + 1}.log`, m.stderr.join("\n") + "\n");
+  }
   teardown();
 }
 
