@@ -98,7 +98,7 @@ export function loadAverage(): string {
 /**
  * UDP datagrams the kernel dropped because a socket's receive buffer was full
  * (`RcvbufErrors` in /proc/net/snmp), machine-wide. WebRTC runs over UDP: each drop costs
- * an SCTP retransmission (a probe after about two round trips, or the RTO of 40 ms–1 s; see
+ * an SCTP retransmission (a probe after about two round trips, or the RTO of 100 ms–1 s; see
  * src/transport/retransmit.ts).
  * @returns the counter, or NaN where /proc/net/snmp cannot be read
  */

@@ -37,6 +37,24 @@ function dropNextPackets(peer: WebRtcPeer, n: number): { dropped: () => number }
   return { dropped: () => dropped };
 }
 
+/** Holds the next SCTP packet `peer` sends for `ms` before it goes out (a late SACK). */
+function delayNextPacket(peer: WebRtcPeer, ms: number): { delayed: () => number } {
+  let delayed = 0;
+  for (const s of peer.udpSockets()) {
+    const socket = s as { send: (data: Uint8Array, ...rest: unknown[]) => unknown };
+    const send = socket.send.bind(socket);
+    socket.send = (data: Uint8Array, ...rest: unknown[]) => {
+      if (delayed === 0 && data[0] === dtlsApplicationData) {
+        delayed++;
+        setTimeout(() => send(data, ...rest), ms);
+        return;
+      }
+      return send(data, ...rest);
+    };
+  }
+  return { delayed: () => delayed };
+}
+
 /** Echo round trips, so both sides have RTT samples before the loss. */
 async function warmUp(a: WebRtcPeer, b: WebRtcPeer): Promise<void> {
   b.events.message = (m) => b.send(m);
@@ -120,4 +138,18 @@ test("a lost SACK is repaired by the probe: the peer acknowledges the duplicate 
     });
     expect([...echoed]).toEqual([i, 42]);
   }
+}, 60_000);
+
+test("a probe sent only because the SACK was late is reported as a duplicate and counted as spurious", async () => {
+  const [a, b] = await pair();
+  await warmUp(a, b);
+  const before = retransmissionFigures();
+  // b's SACK of the next message leaves 150 ms late: a probes, b sees the chunk twice.
+  const late = delayNextPacket(b, 150);
+  await timeOneMessage(a, b, Uint8Array.of(3, 1));
+  await new Promise((r) => setTimeout(r, 400));
+  const after = retransmissionFigures();
+  expect(late.delayed()).toBe(1);
+  expect(after.probes - before.probes).toBeGreaterThanOrEqual(1);
+  expect(after.spuriousProbes - before.spuriousProbes).toBeGreaterThanOrEqual(1);
 }, 60_000);

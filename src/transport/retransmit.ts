@@ -18,8 +18,12 @@ export const delayedSackMs = 2;
 export const retransmitTuning = {
   /** RTO before the first RTT sample (werift: 3 s). */
   rtoInitialMs: 200,
-  /** Lower bound of the RTO computed from the measured RTT (werift: 1 s). */
-  rtoMinMs: 40,
+  /**
+   * Lower bound of the RTO computed from the measured RTT (werift: 1 s). The probes are the
+   * fast path; an expiry also shrinks the congestion window to one packet, so a stalled
+   * event loop should rarely cause one.
+   */
+  rtoMinMs: 100,
   /** Upper bound, also after backing off (werift: 60 s). */
   rtoMaxMs: 1_000,
   /** Shortest wait before a probe retransmission. */
@@ -30,6 +34,8 @@ export const retransmitTuning = {
   maxProbes: 2,
   /** DATA chunks a probe retransmits at most (the earliest unacknowledged ones). */
   probeChunks: 4,
+  /** How long a probe the peer reported as a duplicate keeps the probe wait doubled. */
+  spuriousHoldMs: 5_000,
 } as const;
 
 /** RTO = SRTT + 4·RTTVAR (RFC 9260 §6.3.1), within Shoal's bounds; all in ms. */

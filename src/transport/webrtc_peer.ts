@@ -152,9 +152,18 @@ export interface RetransmitFigures {
   probeChunks: number;
   /** T3-rtx (RTO) expiries on tuned associations. */
   rtoExpiries: number;
+  /** Probes the peer reported as duplicates (the original had arrived; its SACK was late or lost). */
+  spuriousProbes: number;
 }
 
-const retransmitFigures: RetransmitFigures = { tuned: 0, untuned: 0, probes: 0, probeChunks: 0, rtoExpiries: 0 };
+const retransmitFigures: RetransmitFigures = {
+  tuned: 0,
+  untuned: 0,
+  probes: 0,
+  probeChunks: 0,
+  rtoExpiries: 0,
+  spuriousProbes: 0,
+};
 
 /** A copy of this process's retransmission figures. */
 export function retransmissionFigures(): RetransmitFigures {
@@ -169,7 +178,9 @@ export function retransmissionFigures(): RetransmitFigures {
  * the last. A probe leaves the congestion window alone: the chunks stay counted in flight,
  * and their send count rises so no RTT is sampled from them (Karn). If the original was
  * lost the probe delivers it; if only its SACK was lost, the duplicate makes the peer SACK at
- * once. The T3-rtx timer stays the backstop, now with RTO = SRTT + 4·RTTVAR clamped to
+ * once. A probe the peer reports as a duplicate (its SACK was late, as on a loaded machine, or lost)
+ * doubles the probe wait, up to the RTO, for {@link retransmitTuning}.spuriousHoldMs,
+ * so late SACKs do not turn into a stream of needless packets. The T3-rtx timer stays the backstop, now with RTO = SRTT + 4·RTTVAR clamped to
  * [rtoMinMs, rtoMaxMs] and doubled on each expiry (RFC 9260 §6.3.3 E2), which werift omits.
  * Changes only this instance, and only when werift's internals look as expected.
  * @returns whether the association was tuned
@@ -216,10 +227,20 @@ export function tuneRetransmission(sctp: any): boolean {
   let probeTimer: ReturnType<typeof setTimeout> | undefined;
   let probesSent = 0;
   let quietSince = 0;
+  /** TSNs sent by probes and not yet acknowledged cumulatively. */
+  const probed = new Set<number>();
+  let slowdown = 1;
+  let lastSpurious = 0;
   const outstanding = () =>
     sctp.sentQueue.some((c: { acked?: boolean; abandoned?: boolean }) => !c.acked && !c.abandoned);
-  const probeWait = () =>
-    probeWaitMs(sctp.srtt === undefined ? undefined : sctp.srtt * 1000, probesSent, sctp.rto * 1000);
+  const probeWait = () => {
+    if (slowdown > 1 && performance.now() - lastSpurious > t.spuriousHoldMs) slowdown = 1;
+    const rto = sctp.rto * 1000;
+    return Math.min(
+      probeWaitMs(sctp.srtt === undefined ? undefined : sctp.srtt * 1000, probesSent, rto) * slowdown,
+      rto,
+    );
+  };
   const armProbe = (delayMs: number) => {
     if (probeTimer === undefined && !sctp.isStopped && probesSent < t.maxProbes) {
       probeTimer = setTimeout(probe, delayMs);
@@ -241,6 +262,7 @@ export function tuneRetransmission(sctp: any): boolean {
     retransmitFigures.probes++;
     for (const c of chunks) {
       c.sentCount++;
+      if (probed.size < 64) probed.add(c.tsn);
       retransmitFigures.probeChunks++;
       sctp.sendChunk(c).catch(noop);
     }
@@ -254,7 +276,17 @@ export function tuneRetransmission(sctp: any): boolean {
     // The peer is heard from: a new silence starts, with a fresh probe budget.
     quietSince = performance.now();
     probesSent = 0;
+    if (probed.size > 0) {
+      for (const tsn of chunk.duplicates ?? []) {
+        if (!probed.delete(tsn)) continue;
+        retransmitFigures.spuriousProbes++;
+        slowdown = Math.min(slowdown * 2, 64);
+        lastSpurious = performance.now();
+      }
+    }
     await receiveSackChunk(chunk);
+    // Probed chunks acknowledged and not reported twice were needed (or their report is lost).
+    if (probed.size > 0 && sctp.sentQueue.length === 0) probed.clear();
     if (outstanding()) armProbe(probeWait());
   };
   const transmit = sctp.transmit.bind(sctp);
