@@ -178,11 +178,12 @@ export function retransmissionFigures(): RetransmitFigures {
  * the last. A probe leaves the congestion window alone: the chunks stay counted in flight,
  * and their send count rises so no RTT is sampled from them (Karn). If the original was
  * lost the probe delivers it; if only its SACK was lost, the duplicate makes the peer SACK at
- * once. A probe the peer reports as a duplicate (its SACK was late, as on a loaded machine, or lost)
- * doubles the probe wait, up to the RTO, for {@link retransmitTuning}.spuriousHoldMs,
- * so late SACKs do not turn into a stream of needless packets. The T3-rtx timer stays the backstop, now with RTO = SRTT + 4·RTTVAR clamped to
- * [rtoMinMs, rtoMaxMs] and doubled on each expiry (RFC 9260 §6.3.3 E2), which werift omits.
- * Changes only this instance, and only when werift's internals look as expected.
+ * once. A probe the peer reports as a duplicate (its SACK was late, as on a loaded machine,
+ * or lost) doubles the probe wait, up to the RTO, for {@link retransmitTuning}.spuriousHoldMs,
+ * so late SACKs do not turn into a stream of needless packets. The T3-rtx timer stays the
+ * backstop, now with RTO = SRTT + 4·RTTVAR clamped to [rtoMinMs, rtoMaxMs] and doubled on
+ * each expiry (RFC 9260 §6.3.3 E2), which werift omits. Changes only this instance, and only
+ * when werift's internals look as expected.
  * @returns whether the association was tuned
  */
 // deno-lint-ignore no-explicit-any
