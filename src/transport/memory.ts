@@ -5,8 +5,9 @@
  * same run. Two kinds of loss: `loss` makes a message vanish (as if the link lost it for
  * good), `packetLoss` models the data channel's SCTP: a lost packet is sent again on Shoal's
  * retransmission schedule (transport/retransmit.ts), so the message arrives late and, the
- * link being FIFO, everything sent after it waits too. With `encode: true` every message goes through the real frame codec and
- * validation, so malformed traffic is treated exactly as the WebRTC transport treats it.
+ * link being FIFO, everything sent after it waits too. With `encode: true` every message
+ * goes through the real frame codec and validation, so malformed traffic is treated exactly
+ * as the WebRTC transport treats it.
  */
 import type { Clock } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
