@@ -45,7 +45,7 @@ export interface MapServiceConfig {
   /**
    * Backups ack a write straight to its caller, and the primary answers at once naming the
    * backups to wait for (saves a hop). Used only when every sync backup and migration target
-   * is confirmed; otherwise the primary answers after their acks, as without it. @default true
+   * is confirmed; otherwise the primary answers after their acks, as without it. @default false
    */
   directBackupAcks?: boolean;
 }
@@ -64,7 +64,7 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
     catchUpTimeoutMs: 10_000,
     dedupePerPartition: 2048,
     logPerPartition: 256,
-    directBackupAcks: true,
+    directBackupAcks: false,
     ...config,
   };
 }
