@@ -311,8 +311,10 @@ async function lostWrites(members: Member[]): Promise<string[]> {
   return lost;
 }
 
+/** The median; with an even count, the mean of the middle two. */
 function median(xs: number[]): number {
-  return quantile(xs, 0.5);
+  const s = [...xs].sort((a, b) => a - b), mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 async function main(): Promise<void> {
@@ -355,11 +357,11 @@ async function main(): Promise<void> {
   console.log("|---|---:|---:|---:|---:|---:|");
   for (const loss of LOSSES) {
     const ps = byLoss.get(loss)!;
-    const puts = median(ps.map((p) => p.puts));
+    const puts = Math.round(median(ps.map((p) => p.puts)));
     console.log(
       `| ${loss} % | ${puts} (${(puts / base).toFixed(2)}×) | ${fmtMs(median(ps.map((p) => p.p50)))} | ${
         fmtMs(median(ps.map((p) => p.p99)))
-      } | ${ps.reduce((s, p) => s + p.failed, 0)} | ${median(ps.map((p) => p.dropped))} |`,
+      } | ${ps.reduce((s, p) => s + p.failed, 0)} | ${Math.round(median(ps.map((p) => p.dropped)))} |`,
     );
   }
   const minMembers = Math.min(...[...byLoss.values()].flat().map((p) => p.minMembers));
