@@ -212,30 +212,10 @@ describe("a live WebRTC link under malformed traffic", () => {
   test("a Forward wrapping a Forward or a Chunk is refused; one for a stranger is not delivered", async () => {
     const before = b.stats();
     const inner = { t: Kind.TestEcho, seq: 5, reply: false };
-    a.sendRawFrame(
-      "b",
-      frameOf([
-        encodeValue({
-          t: Kind.Forward,
-          from: "a",
-          to: "b",
-          ttl: 1,
-          m: { t: Kind.Forward, from: "a", to: "b", ttl: 1, m: inner },
-        }),
-      ]),
-    );
-    a.sendRawFrame(
-      "b",
-      frameOf([
-        encodeValue({
-          t: Kind.Forward,
-          from: "a",
-          to: "b",
-          ttl: 1,
-          m: { t: Kind.Chunk, id: 1, i: 0, n: 2, data: new Uint8Array(1) },
-        }),
-      ]),
-    );
+    const forwardToB = (m: unknown) =>
+      a.sendRawFrame("b", frameOf([encodeValue({ t: Kind.Forward, from: "a", to: "b", ttl: 1, m })]));
+    forwardToB({ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: inner });
+    forwardToB({ t: Kind.Chunk, id: 1, i: 0, n: 2, data: new Uint8Array(1) });
     a.sendRawFrame("b", frameOf([encodeValue({ t: Kind.Forward, from: "a", to: "stranger", ttl: 1, m: inner })]));
     await stillWorks();
     const after = b.stats();

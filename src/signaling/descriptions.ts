@@ -21,6 +21,20 @@ import { sdpFingerprints } from "./sdp.ts";
 
 export type { DescriptionKeys } from "./keys.ts";
 
+/** The fields an offer and an answer share, with an empty signature still to fill in. */
+function unsigned(keys: DescriptionKeys, to: string, sdp: string, nowMs: number) {
+  return {
+    cluster: keys.room,
+    from: keys.self,
+    to,
+    nonce: makeNonce(),
+    ts: Math.floor(nowMs),
+    sdp,
+    fp: sdpFingerprints(sdp),
+    sig: "",
+  };
+}
+
 function fields(
   d: { t: number; cluster: string; from: string; to: string; nonce: string; ts: number; fp: string[] },
   re: string,
@@ -49,14 +63,7 @@ export function signOffer(
 ): SignalOffer {
   const d = {
     t: Kind.SignalOffer,
-    cluster: keys.room,
-    from: keys.self,
-    to,
-    nonce: makeNonce(),
-    ts: Math.floor(nowMs),
-    sdp,
-    fp: sdpFingerprints(sdp),
-    sig: "",
+    ...unsigned(keys, to, sdp, nowMs),
     ch: challenge.ch,
     cts: Math.floor(challenge.arrivedMs),
   };
@@ -79,14 +86,7 @@ export function signAnswer(
 ): SignalAnswer {
   const d = {
     t: Kind.SignalAnswer,
-    cluster: keys.room,
-    from: keys.self,
-    to,
-    nonce: makeNonce(),
-    ts: Math.floor(nowMs),
-    sdp,
-    fp: sdpFingerprints(sdp),
-    sig: "",
+    ...unsigned(keys, to, sdp, nowMs),
     re,
   };
   d.sig = sign(key, fields(d, re, []));
