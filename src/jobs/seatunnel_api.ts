@@ -4,7 +4,7 @@
  * SeaTunnel can read Shoal's job state. Numbers are strings where SeaTunnel sends strings.
  * Shoal's FINISHING state has no SeaTunnel counterpart and is reported as RUNNING.
  */
-import type { JobInfo, JobService } from "./job_service.ts";
+import type { JobInfo, JobService, JobSummary } from "./job_service.ts";
 import type { JobEntry } from "./map_names.ts";
 import type { JobStatus } from "./job_state.ts";
 
@@ -100,6 +100,20 @@ async function details(service: JobService, id: string): Promise<[JobEntry, JobI
   return info ? [entry, info] : undefined;
 }
 
+/** The listed jobs whose status `keep` accepts, with their entries and details (jobs gone meanwhile are skipped). */
+async function listed(
+  service: JobService,
+  keep: (status: string) => boolean,
+): Promise<Array<[JobSummary, JobEntry, JobInfo]>> {
+  const out: Array<[JobSummary, JobEntry, JobInfo]> = [];
+  for (const j of await service.list()) {
+    if (!keep(j.status)) continue;
+    const d = await details(service, j.id);
+    if (d) out.push([j, ...d]);
+  }
+  return out;
+}
+
 /** `GET /job-info/:jobId`; `{jobId}` alone when the job is unknown, as SeaTunnel answers. */
 export async function jobInfo(service: JobService, id: string) {
   const d = await details(service, id);
@@ -121,11 +135,7 @@ export async function jobInfo(service: JobService, id: string) {
 /** `GET /running-jobs`: every job not yet in a terminal state. */
 export async function runningJobs(service: JobService) {
   const out = [];
-  for (const j of await service.list()) {
-    if (j.status === "FINISHED" || j.status === "FAILED" || j.status === "CANCELED") continue;
-    const d = await details(service, j.id);
-    if (!d) continue;
-    const [entry, info] = d;
+  for (const [j, entry, info] of await listed(service, (s) => s !== "FINISHED" && s !== "FAILED" && s !== "CANCELED")) {
     out.push({
       jobId: j.id,
       jobName: info.name,
@@ -150,12 +160,9 @@ export const finishedStates = ["FINISHED", "CANCELED", "FAILED", "UNKNOWABLE"] a
 /** `GET /finished-jobs/:state` (or every finished job when `state` is undefined). */
 export async function finishedJobs(service: JobService, state?: string) {
   const out = [];
-  for (const j of await service.list()) {
-    if (j.status !== "FINISHED" && j.status !== "FAILED" && j.status !== "CANCELED") continue;
-    if (state !== undefined && j.status !== state) continue;
-    const d = await details(service, j.id);
-    if (!d) continue;
-    const [entry, info] = d;
+  const keep = (s: string) =>
+    (s === "FINISHED" || s === "FAILED" || s === "CANCELED") && (state === undefined || s === state);
+  for (const [j, entry, info] of await listed(service, keep)) {
     out.push({
       jobId: j.id,
       jobName: info.name,
