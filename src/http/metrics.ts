@@ -24,6 +24,14 @@ function counter(name: string, help: string, samples: ScalarFamily["samples"]): 
   return { name, help, type: "counter", samples };
 }
 
+/** A counter with one sample per direction, `sent` and `received`. */
+function sentReceived(name: string, help: string, sent: number, received: number): ScalarFamily {
+  return counter(name, help, [
+    { labels: { direction: "sent" }, value: sent },
+    { labels: { direction: "received" }, value: received },
+  ]);
+}
+
 /** Converts a non-cumulative millisecond histogram into cumulative buckets in seconds. */
 export function toSecondsBuckets(
   h: LatencyHistogram,
@@ -137,23 +145,14 @@ export function collectMetrics(node: ShoalNode, http: HttpMetricInputs): MetricF
         ...toSecondsBuckets(o.latency),
       })),
     } satisfies HistogramFamily,
-    counter("shoal_transport_frames_total", "Transport frames", [
-      { labels: { direction: "sent" }, value: t.framesSent },
-      { labels: { direction: "received" }, value: t.framesReceived },
-    ]),
-    counter("shoal_transport_bytes_total", "Transport bytes", [
-      { labels: { direction: "sent" }, value: t.bytesSent },
-      { labels: { direction: "received" }, value: t.bytesReceived },
-    ]),
+    sentReceived("shoal_transport_frames_total", "Transport frames", t.framesSent, t.framesReceived),
+    sentReceived("shoal_transport_bytes_total", "Transport bytes", t.bytesSent, t.bytesReceived),
     counter(
       "shoal_transport_message_bytes_total",
       "Encoded bytes of the messages this member sent, by kind",
       Object.entries(t.bytesSentByKind ?? {}).map(([kind, value]) => ({ labels: { kind }, value })),
     ),
-    counter("shoal_transport_messages_total", "Transport messages", [
-      { labels: { direction: "sent" }, value: t.messagesSent },
-      { labels: { direction: "received" }, value: t.messagesReceived },
-    ]),
+    sentReceived("shoal_transport_messages_total", "Transport messages", t.messagesSent, t.messagesReceived),
     counter("shoal_transport_dropped_total", "Frames or messages dropped by the transport", [
       { labels: { reason: "invalid" }, value: t.droppedInvalid },
       { labels: { reason: "overflow" }, value: t.droppedOverflow },
