@@ -30,14 +30,24 @@ function remoteKey(h: GridHarness, client: string): { key: string; primary: stri
   }
 }
 
+/** A started cluster, its client n0, a key whose primary is another member, and map "m" on n0. */
+async function remoteMap() {
+  const h = await cluster();
+  const client = h.members.get("n0")!;
+  const { key, primary } = remoteKey(h, "n0");
+  return { h, client, key, primary, map: client.grid.getMap<string, number>("m") };
+}
+
+/** `rounds` puts of `key` from the client, so it has measured round trips to the primary. */
+async function warm(h: GridHarness, map: { set(k: string, v: number): Promise<unknown> }, key: string, rounds: number) {
+  for (let i = 0; i < rounds; i++) await h.until(map.set(key, i));
+}
+
 describe("invoker attempt timeout from measured round trips", () => {
   test("before any answer the fixed bound applies; after answers, a few round trips within the bounds", async () => {
-    const h = await cluster();
-    const client = h.members.get("n0")!;
-    const { key, primary } = remoteKey(h, "n0");
+    const { h, client, key, primary, map } = await remoteMap();
     expect(client.grid.invoker.attemptTimeoutFor(primary)).toBe(2000);
-    const map = client.grid.getMap<string, number>("m");
-    for (let i = 0; i < 20; i++) await h.until(map.set(key, i));
+    await warm(h, map, key, 20);
     const t = client.grid.invoker.attemptTimeoutFor(primary);
     // 3 ms each way: a put's request → answer takes about 6 ms; 2 × (SRTT + 4 RTTVAR) is
     // under the 100 ms floor.
@@ -46,11 +56,8 @@ describe("invoker attempt timeout from measured round trips", () => {
   });
 
   test("a lost request is retried after the derived timeout, and the write applies once", async () => {
-    const h = await cluster();
-    const client = h.members.get("n0")!;
-    const { key, primary } = remoteKey(h, "n0");
-    const map = client.grid.getMap<string, number>("m");
-    for (let i = 0; i < 20; i++) await h.until(map.set(key, i));
+    const { h, client, key, primary, map } = await remoteMap();
+    await warm(h, map, key, 20);
     // The primary loses the next request it gets from n0.
     const target = h.members.get(primary)!;
     let dropped = 0;
@@ -72,11 +79,8 @@ describe("invoker attempt timeout from measured round trips", () => {
   });
 
   test("a member that is removed is forgotten: its next attempt waits the fixed bound again", async () => {
-    const h = await cluster();
-    const client = h.members.get("n0")!;
-    const { key, primary } = remoteKey(h, "n0");
-    const map = client.grid.getMap<string, number>("m");
-    for (let i = 0; i < 5; i++) await h.until(map.set(key, i));
+    const { h, client, key, primary, map } = await remoteMap();
+    await warm(h, map, key, 5);
     expect(client.grid.invoker.attemptTimeoutFor(primary)).toBeLessThan(2000);
     h.crash(primary, 100);
     await h.run(3000);
