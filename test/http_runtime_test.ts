@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
-
-const root = `${import.meta.dir}/..`;
+import { runSmoke } from "./support/run_smoke.ts";
 
 const expected = {
   health: 200,
@@ -18,13 +17,6 @@ const expected = {
   cells: 271,
   afterRemoval: 2,
 };
-
-function runSmoke(cmd: string[]): Record<string, unknown> {
-  const p = Bun.spawnSync(cmd, { cwd: root, timeout: 60_000 });
-  const out = p.stdout.toString().trim().split("\n").pop() ?? "";
-  if (p.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${p.exitCode}: ${p.stderr.toString()}`);
-  return JSON.parse(out);
-}
 
 describe("HTTP app behind each runtime's server", () => {
   test("under Bun.serve: REST, token, limits, metrics, dashboard and SSE", () => {
