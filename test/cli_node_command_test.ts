@@ -5,8 +5,9 @@ import { ShoalError } from "../src/core/errors.ts";
 import { createTestNode } from "./support/test_node.ts";
 import { until } from "./support/until.ts";
 
-/** Captures output and lets the test send stop signals. */
+/** Captures output and the options the node was started with, and lets the test send stop signals. */
 function harness(start: NodeCommandDeps["start"], env: Record<string, string> = {}) {
+  let started: NodeOptions | undefined;
   const out: string[] = [];
   const errs: string[] = [];
   const exits: number[] = [];
@@ -17,7 +18,10 @@ function harness(start: NodeCommandDeps["start"], env: Record<string, string> = 
     env,
     stdout: (l) => out.push(l),
     stderr: (l) => errs.push(l),
-    start,
+    start: (o) => {
+      started = o;
+      return start(o);
+    },
     waitForStop(onForce): StopWaiter {
       force = onForce;
       return { stopped: new Promise((r) => (signal = r)), dispose: () => void (disposed = true) };
@@ -35,17 +39,14 @@ function harness(start: NodeCommandDeps["start"], env: Record<string, string> = 
     signal: (s: "SIGINT" | "SIGTERM") => signal(s),
     force: () => force(),
     disposed: () => disposed,
+    started: () => started,
   };
 }
 
 describe("node command run loop", () => {
   test("prints one ready JSON line, a join hint for a generated secret, and shuts down on SIGTERM", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40001" });
-    let started: NodeOptions | undefined;
-    const h = harness((o) => {
-      started = o;
-      return Promise.resolve(node);
-    });
+    const h = harness(() => Promise.resolve(node));
     const done = runNodeCommand(["--name", "a"], h.deps);
     await until(() => h.out.length > 0, 1_000, "a stdout line", 2);
     const readyLines = h.out.filter((l) => l.startsWith("{"));
@@ -59,7 +60,7 @@ describe("node command run loop", () => {
       "SHOAL_SECRET=generated-secret bun run mod.ts node --join http://127.0.0.1:40001 --http 127.0.0.1:0",
     );
     expect(h.out.join("\n")).toContain("To add a member, run:");
-    expect(started?.secret).toBe("generated-secret");
+    expect(h.started()?.secret).toBe("generated-secret");
     expect(node.shutdownCalls).toBe(0);
     h.signal("SIGTERM");
     expect(await done).toBe(0);
@@ -69,16 +70,12 @@ describe("node command run loop", () => {
 
   test("a given secret is used as is and no join hint is printed", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40002" });
-    let started: NodeOptions | undefined;
-    const h = harness((o) => {
-      started = o;
-      return Promise.resolve(node);
-    }, { SHOAL_SECRET: "mine" });
+    const h = harness(() => Promise.resolve(node), { SHOAL_SECRET: "mine" });
     const done = runNodeCommand(["--cluster", "c1"], h.deps);
     await until(() => h.out.length > 0, 1_000, "a stdout line", 2);
     expect(h.out.length).toBe(1);
     expect(JSON.parse(h.out[0]).join).toBeUndefined();
-    expect(started).toMatchObject({ secret: "mine", cluster: "c1" });
+    expect(h.started()).toMatchObject({ secret: "mine", cluster: "c1" });
     h.signal("SIGINT");
     expect(await done).toBe(0);
   });
