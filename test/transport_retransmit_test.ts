@@ -20,52 +20,58 @@ afterAll(async () => {
 
 const pair = () => openPeerPair(peers);
 
-/** Drops the next `n` SCTP packets (DTLS application data) that `peer` sends. */
-function dropNextPackets(peer: WebRtcPeer, n: number): { dropped: () => number } {
-  let dropped = 0;
+/**
+ * Takes the next `n` SCTP packets (DTLS application data) that `peer` sends off the wire and
+ * hands each to `take` with a function that sends it after all.
+ */
+function takeNextPackets(peer: WebRtcPeer, n: number, take: (send: () => void) => void): () => number {
+  let taken = 0;
   for (const s of peer.udpSockets()) {
     const socket = s as { send: (data: Uint8Array, ...rest: unknown[]) => unknown };
     const send = socket.send.bind(socket);
     socket.send = (data: Uint8Array, ...rest: unknown[]) => {
-      if (dropped < n && data[0] === dtlsApplicationData) {
-        dropped++;
+      if (taken < n && data[0] === dtlsApplicationData) {
+        taken++;
+        take(() => void send(data, ...rest));
         return;
       }
       return send(data, ...rest);
     };
   }
-  return { dropped: () => dropped };
+  return () => taken;
+}
+
+/** Drops the next `n` SCTP packets that `peer` sends. */
+function dropNextPackets(peer: WebRtcPeer, n: number): { dropped: () => number } {
+  return { dropped: takeNextPackets(peer, n, () => {}) };
 }
 
 /** Holds the next SCTP packet `peer` sends for `ms` before it goes out (a late SACK). */
 function delayNextPacket(peer: WebRtcPeer, ms: number): { delayed: () => number } {
-  let delayed = 0;
-  for (const s of peer.udpSockets()) {
-    const socket = s as { send: (data: Uint8Array, ...rest: unknown[]) => unknown };
-    const send = socket.send.bind(socket);
-    socket.send = (data: Uint8Array, ...rest: unknown[]) => {
-      if (delayed === 0 && data[0] === dtlsApplicationData) {
-        delayed++;
-        setTimeout(() => send(data, ...rest), ms);
-        return;
-      }
-      return send(data, ...rest);
-    };
-  }
-  return { delayed: () => delayed };
+  return { delayed: takeNextPackets(peer, 1, (send) => setTimeout(send, ms)) };
+}
+
+/** Sends `payload` from a and resolves with the next message a receives (b echoes). */
+function echoOf(a: WebRtcPeer, payload: Uint8Array): Promise<Uint8Array> {
+  return new Promise<Uint8Array>((r) => {
+    a.events.message = r;
+    a.send(payload);
+  });
 }
 
 /** Echo round trips, so both sides have RTT samples before the loss. */
 async function warmUp(a: WebRtcPeer, b: WebRtcPeer): Promise<void> {
   b.events.message = (m) => b.send(m);
-  for (let i = 0; i < 20; i++) {
-    await new Promise<Uint8Array>((r) => {
-      a.events.message = r;
-      a.send(Uint8Array.of(i));
-    });
-  }
+  for (let i = 0; i < 20; i++) await echoOf(a, Uint8Array.of(i));
   b.events.message = () => {};
   await new Promise((r) => setTimeout(r, 50));
+}
+
+/** A new pair with RTT samples on both sides, and the retransmission figures before the test's loss. */
+async function warmPair() {
+  const [a, b] = await pair();
+  await warmUp(a, b);
+  return { a, b, before: retransmissionFigures() };
 }
 
 /** Sends one small message from a to b and returns the ms until b has it. */
@@ -88,9 +94,7 @@ test("associations get the retransmission tuning", async () => {
 }, 60_000);
 
 test("a lone message whose packet is lost arrives after a probe, long before werift's 1 s RTO", async () => {
-  const [a, b] = await pair();
-  await warmUp(a, b);
-  const before = retransmissionFigures();
+  const { a, b, before } = await warmPair();
   const loss = dropNextPackets(a, 1);
   const ms = await timeOneMessage(a, b, Uint8Array.of(7, 7, 7));
   const after = retransmissionFigures();
@@ -102,9 +106,7 @@ test("a lone message whose packet is lost arrives after a probe, long before wer
 }, 60_000);
 
 test("a lone message lost twice (the original and the first probe) still arrives before 1 s", async () => {
-  const [a, b] = await pair();
-  await warmUp(a, b);
-  const before = retransmissionFigures();
+  const { a, b, before } = await warmPair();
   const loss = dropNextPackets(a, 2);
   const ms = await timeOneMessage(a, b, Uint8Array.of(9, 9));
   const after = retransmissionFigures();
@@ -119,9 +121,7 @@ test("a lone message lost twice (the original and the first probe) still arrives
 }, 60_000);
 
 test("a lost SACK is repaired by the probe: the peer acknowledges the duplicate at once", async () => {
-  const [a, b] = await pair();
-  await warmUp(a, b);
-  const before = retransmissionFigures();
+  const { a, b, before } = await warmPair();
   // b's next packet is the (delayed) SACK of a's message.
   const loss = dropNextPackets(b, 1);
   await timeOneMessage(a, b, Uint8Array.of(5));
@@ -131,19 +131,11 @@ test("a lost SACK is repaired by the probe: the peer acknowledges the duplicate 
   expect(after.probes - before.probes).toBeGreaterThanOrEqual(1);
   // The channel still works both ways, in order.
   b.events.message = (m) => b.send(m);
-  for (let i = 0; i < 5; i++) {
-    const echoed = await new Promise<Uint8Array>((r) => {
-      a.events.message = r;
-      a.send(Uint8Array.of(i, 42));
-    });
-    expect([...echoed]).toEqual([i, 42]);
-  }
+  for (let i = 0; i < 5; i++) expect([...(await echoOf(a, Uint8Array.of(i, 42)))]).toEqual([i, 42]);
 }, 60_000);
 
 test("a probe sent only because the SACK was late is reported as a duplicate and counted as spurious", async () => {
-  const [a, b] = await pair();
-  await warmUp(a, b);
-  const before = retransmissionFigures();
+  const { a, b, before } = await warmPair();
   // b's SACK of the next message leaves 150 ms late: a probes, b sees the chunk twice.
   const late = delayNextPacket(b, 150);
   await timeOneMessage(a, b, Uint8Array.of(3, 1));
