@@ -20,6 +20,7 @@ import {
   coordinatorRecord,
   expectedDoubled,
   jobInfo,
+  mapSinkJob,
   mapValue,
   submitJob,
   waitJob,
@@ -80,14 +81,7 @@ test(
       checkpointIntervalMs: 200,
       maxTaskRestarts,
     };
-    const healthy = {
-      id: "healthy",
-      name: "healthy",
-      source: { type: "sequence", count, parallelism: 3, ratePerSecond: 1500 },
-      transform: { type: "map", fn: "double" },
-      sink: { type: "map", map: "out-healthy" },
-      checkpointIntervalMs: 300,
-    };
+    const healthy = mapSinkJob("healthy", "out-healthy", 1500, 300, { count, name: "healthy" });
     await Promise.all([submitJob([b], doomed), submitJob([c], healthy)]);
 
     const failed = await waitJob(

@@ -4,8 +4,7 @@
  * old ones), then `kill -9` of the master while a job runs across the NATs.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { sequenceValue } from "../../src/jobs/source_sequence.ts";
-import { mapFunctions } from "../../src/jobs/transform_map.ts";
+import { expectedDoubled, mapSinkJob } from "../support/jobs_checks.ts";
 import { LAB_TEST_MS, type LabMember, labSkipReason, NatLab, STUN, until, wanOf } from "./lab.ts";
 
 const skip = labSkipReason();
@@ -107,14 +106,7 @@ describe.skipIf(skip !== null)("NAT lab: three members behind three NATs", () =>
     for (let i = 0; i < 200; i++) expect(await survivors[i % 2].put("keep", `k${i}`, i)).toBe(200);
 
     const count = 900;
-    const job = {
-      id: "nat-job",
-      name: "across-nats",
-      source: { type: "sequence", count, parallelism: 3, ratePerSecond: 150 },
-      transform: { type: "map", fn: "double" },
-      sink: { type: "map", map: "nat-out" },
-      checkpointIntervalMs: 500,
-    };
+    const job = mapSinkJob("nat-job", "nat-out", 150, 500, { count, name: "across-nats" });
     const submitted = await survivors[0].req("POST", "/jobs", job);
     expect(submitted.status).toBe(201);
     await until("job running with records written", 30_000, async () => {
@@ -151,7 +143,7 @@ describe.skipIf(skip !== null)("NAT lab: three members behind three NATs", () =>
       const ids = Array.from({ length: Math.min(50, count - from) }, (_, i) => from + i);
       const got = await Promise.all(ids.map((id) => survivors[id % 2].get("nat-out", String(id))));
       expect(got).toEqual(
-        ids.map((id) => ({ status: 200, value: { id, value: mapFunctions.double(sequenceValue(id)) } })),
+        ids.map((id) => ({ status: 200, value: { id, value: expectedDoubled(id) } })),
       );
     }
   }, LAB_TEST_MS);

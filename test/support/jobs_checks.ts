@@ -15,12 +15,22 @@ import type { Member } from "./cluster.ts";
 /** Records every test job produces. */
 export const recordCount = 6000;
 
-/** The `POST /jobs` body of a `sequence → map(double) → map sink` job. */
-export function mapSinkJob(id: string, map: string, ratePerSecond: number, checkpointIntervalMs = 500) {
+/**
+ * The `POST /jobs` body of a `sequence → map(double) → map sink` job.
+ * @param more.count records the source produces @default recordCount
+ * @param more.name the job's name @default `copy-${id}`
+ */
+export function mapSinkJob(
+  id: string,
+  map: string,
+  ratePerSecond: number,
+  checkpointIntervalMs = 500,
+  more: { count?: number; name?: string } = {},
+) {
   return {
     id,
-    name: `copy-${id}`,
-    source: { type: "sequence", count: recordCount, parallelism: 3, ratePerSecond },
+    name: more.name ?? `copy-${id}`,
+    source: { type: "sequence", count: more.count ?? recordCount, parallelism: 3, ratePerSecond },
     transform: { type: "map", fn: "double" },
     sink: { type: "map", map },
     checkpointIntervalMs,
