@@ -11,7 +11,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { checkLinearizable, checkNoLostWrites } from "./support/history_checker.ts";
 import { RestLoad } from "./support/rest_history.ts";
-import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { type ClusterJson, killAll, type Member, startMember } from "./support/cluster.ts";
 import { until } from "./support/until.ts";
 
 afterAll(killAll);
@@ -21,13 +21,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const KEYS = 6;
 const CLIENTS = 8;
 const PAUSE_MS = 6000;
-
-interface ClusterJson {
-  master: string;
-  members: { id: string }[];
-  partitions: { replicasMissing: number; migrating: number };
-  quorum: { serving: boolean } | null;
-}
 
 describe("split-brain protection across processes", () => {
   test("the master stopped past failure detection, then resumed: the REST history stays linearizable", async () => {

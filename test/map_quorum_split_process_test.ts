@@ -12,7 +12,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
 import { fetchJson } from "../src/runtime/fetch_json.ts";
 import { checkLinearizable, checkNoLostWrites } from "./support/history_checker.ts";
-import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { type ClusterJson, killAll, type Member, startMember } from "./support/cluster.ts";
 import { RestLoad } from "./support/rest_history.ts";
 import { until } from "./support/until.ts";
 
@@ -74,13 +74,6 @@ afterAll(() => {
 /** GET /cluster with the token (off loopback every route but /health needs it). */
 const clusterOf = (m: Member) =>
   fetchJson<ClusterJson>(`${m.url}/cluster`, { headers: { authorization: `Bearer ${TOKEN}` } }).catch(() => undefined);
-
-interface ClusterJson {
-  master: string;
-  members: { id: string }[];
-  partitions: { replicasMissing: number; migrating: number };
-  quorum: { serving: boolean } | null;
-}
 
 describe("split-brain protection through a network split between namespaces", () => {
   test.skipIf(skip)(

@@ -110,6 +110,14 @@ export function spawnMod(
   return { child, ready, stderr };
 }
 
+/** The parts of a member's `GET /cluster` answer the split-brain process tests read. */
+export interface ClusterJson {
+  master: string;
+  members: { id: string }[];
+  partitions: { replicasMissing: number; migrating: number };
+  quorum: { serving: boolean } | null;
+}
+
 /** One member process started by {@link startMember}. */
 export interface Member {
   readonly name: string;
