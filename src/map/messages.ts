@@ -11,6 +11,11 @@ const effect = z.object({
   clear: z.boolean().optional(),
   destroy: z.boolean().optional(),
   at: w.uint(),
+  ttl: w.uint().optional(),
+  mi: w.uint().optional(),
+  why: w.uint().max(3).optional(),
+  touch: z.boolean().optional(),
+  floor: z.boolean().optional(),
 });
 const entry = z.object({
   seq: w.uint(),
@@ -94,9 +99,18 @@ export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnap
   s: w.uint(),
   d0: w.uint(),
   d1: w.uint(),
-  entries: w.list(z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), w.uint(), w.uint()]), 100_000),
+  // [map, key, value, version, createdAt, updatedAt] and, for entries with an expiry, [ttlMs, maxIdleMs, lastAccessAt].
+  entries: w.list(
+    z.union([
+      z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), w.uint(), w.uint()]),
+      z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), w.uint(), w.uint(), w.uint(), w.uint(), w.uint()]),
+    ]),
+    100_000,
+  ),
   dedupe: w.list(z.tuple([w.str(256), w.uint(), w.any()]), 100_000),
   up: z.boolean().optional(),
+  /** The partition's idle floor (expiry.ts), on chunk 0. */
+  fl: w.uint().optional(),
 });
 /** Replica → primary: chunk `i` of snapshot `sid` arrived. */
 export const MapSnapshotAckMsg = defineMessage(Kind.MapSnapshotAck, "MapSnapshotAck", {
