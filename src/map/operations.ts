@@ -6,9 +6,11 @@
  */
 import { z } from "zod";
 import { w } from "../wire/message.ts";
-import type { Effect, PartitionData } from "./partition_data.ts";
+import { type EffectExpiry, isExpired, resolveExpiry } from "./expiry.ts";
+import { MAX_EXPIRY_MS } from "./map_config.ts";
+import { EffectCause, type Effect, type PartitionData } from "./partition_data.ts";
 import { mergeWins } from "./merge_policy.ts";
-import { bytesEqual } from "./record_store.ts";
+import { bytesEqual, type MapRecord } from "./record_store.ts";
 
 export const OpCode = {
   Get: 1,
@@ -29,6 +31,8 @@ export const OpCode = {
   Destroy: 16,
   /** Split-brain merge: entries of the smaller side, applied by policy (see merge_policy.ts). */
   MergeEntries: 17,
+  /** Entry events of the partition after a cursor (a listener's long poll; see entry_listeners.ts). */
+  Events: 18,
 } as const;
 export type OpCodeNumber = (typeof OpCode)[keyof typeof OpCode];
 
@@ -60,7 +64,12 @@ export const MAX_BATCH = 1000;
 const m = w.str(256);
 const k = w.bytes();
 const kOnly = z.object({ m, k });
-const kv = z.object({ m, k, v: w.bytes() });
+/** Per-entry TTL and max-idle (ms; absent = the map's default, 0 = none). */
+const expiryMs = w.uint().max(MAX_EXPIRY_MS).optional();
+const kv = z.object({ m, k, v: w.bytes(), ttl: expiryMs, mi: expiryMs });
+
+/** Most events one Events answer carries. */
+export const MAX_EVENTS_PER_POLL = 1000;
 const mOnly = z.object({ m });
 
 const schemas: Record<number, z.ZodType> = {
@@ -69,7 +78,7 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.Set]: kv,
   [OpCode.PutIfAbsent]: kv,
   [OpCode.Replace]: kv,
-  [OpCode.ReplaceIfSame]: z.object({ m, k, x: w.bytes(), v: w.bytes() }),
+  [OpCode.ReplaceIfSame]: z.object({ m, k, x: w.bytes(), v: w.bytes(), ttl: expiryMs, mi: expiryMs }),
   [OpCode.Remove]: kOnly,
   [OpCode.RemoveIfSame]: z.object({ m, k, x: w.bytes() }),
   [OpCode.Delete]: kOnly,
@@ -86,6 +95,15 @@ const schemas: Record<number, z.ZodType> = {
     pol: w.uint().min(1).max(2),
     es: w.list(z.tuple([m, w.bytes(), w.bytes(), w.uint()]), MAX_BATCH),
   }),
+  // After cursor (s, i); s = -1: no events, answer the cursor of "now". `k`: only this key; `nv`: no values.
+  [OpCode.Events]: z.object({
+    m,
+    s: w.int().min(-1),
+    i: w.int().min(-1),
+    k: w.bytes().optional(),
+    nv: z.boolean().optional(),
+    n: w.uint().min(1).max(MAX_EVENTS_PER_POLL),
+  }),
 };
 
 export interface OpBody {
@@ -100,6 +118,13 @@ export interface OpBody {
   /** MergeEntries: policy code and [map, key, value, updatedAt] per entry. */
   pol?: number;
   es?: [string, Uint8Array, Uint8Array, number][];
+  /** Per-entry TTL and max-idle. */
+  ttl?: number;
+  mi?: number;
+  /** Events: cursor, no-values flag. */
+  s?: number;
+  i?: number;
+  nv?: boolean;
 }
 
 /** Validates an op body from the network. @returns null when invalid */
@@ -112,6 +137,7 @@ export function parseBody(op: number, body: unknown): OpBody | null {
 
 /** The keys an op reads or writes; undefined = the whole partition. */
 export function opKeys(op: number, b: OpBody): Uint8Array[] | undefined {
+  if (op === OpCode.Events) return undefined;
   if (b.k) return [b.k];
   if (b.ks) return b.ks;
   if (b.kvs) return b.kvs.map(([key]) => key);
@@ -126,14 +152,31 @@ export interface OpOutcome {
   effects: Effect[];
 }
 
+/** A map's expiry defaults (from its configuration). */
+export type ExpiryDefaults = (map: string) => { ttlMs: number; maxIdleMs: number };
+
+const noDefaults: ExpiryDefaults = () => ({ ttlMs: 0, maxIdleMs: 0 });
+
 /**
  * Runs an op against the primary's records. Does not change state: the caller applies the
- * effects (so the same code path serves primary and backups).
+ * effects (so the same code path serves primary and backups). Expired records count as
+ * absent; the caller writes their removal first for the keys an op names (expiry on access).
+ * Each write's effect carries the TTL and max-idle decided here (the call's, else the map's).
  */
-export function executeOp(data: PartitionData, op: number, b: OpBody, now: number): OpOutcome {
+export function executeOp(
+  data: PartitionData,
+  op: number,
+  b: OpBody,
+  now: number,
+  defaults: ExpiryDefaults = noDefaults,
+): OpOutcome {
   const store = data.maps.get(b.m);
-  const cur = b.k && store ? store.get(b.k) : undefined;
-  const set = (v: Uint8Array): Effect => ({ m: b.m, k: b.k!, v, at: now });
+  const live = (r: MapRecord | undefined) =>
+    r && (r.ttlMs === undefined && r.maxIdleMs === undefined || !isExpired(r, now, data.idleFloor)) ? r : undefined;
+  const cur = b.k && store ? live(store.get(b.k)) : undefined;
+  let exp: EffectExpiry | undefined;
+  const expiry = () => exp ??= resolveExpiry({ ttlMs: b.ttl, maxIdleMs: b.mi }, defaults(b.m));
+  const set = (v: Uint8Array): Effect => ({ m: b.m, k: b.k!, v, at: now, ...expiry() });
   const del = (): Effect => ({ m: b.m, k: b.k!, v: null, at: now });
   const prev = cur ? cur.value : null;
   switch (op) {
@@ -160,11 +203,15 @@ export function executeOp(data: PartitionData, op: number, b: OpBody, now: numbe
     case OpCode.Delete:
       return cur ? { result: null, effects: [del()] } : { result: null, effects: [] };
     case OpCode.GetAll:
-      return { result: b.ks!.map((key) => store?.get(key)?.value ?? null), effects: [] };
+      return { result: b.ks!.map((key) => live(store?.get(key))?.value ?? null), effects: [] };
     case OpCode.PutAll:
-      return { result: null, effects: b.kvs!.map(([key, v]) => ({ m: b.m, k: key, v, at: now })) };
-    case OpCode.Size:
-      return { result: store?.size ?? 0, effects: [] };
+      return { result: null, effects: b.kvs!.map(([key, v]) => ({ m: b.m, k: key, v, at: now, ...expiry() })) };
+    case OpCode.Size: {
+      if (!store || store.expiring === 0) return { result: store?.size ?? 0, effects: [] };
+      let n = 0;
+      for (const r of store.records.values()) if (live(r)) n++;
+      return { result: n, effects: [] };
+    }
     case OpCode.Clear:
       return { result: null, effects: store && store.size > 0 ? [{ m: b.m, clear: true, at: now }] : [] };
     case OpCode.Destroy:
@@ -175,7 +222,9 @@ export function executeOp(data: PartitionData, op: number, b: OpBody, now: numbe
       for (const [map, key, v, updatedAt] of b.es!) {
         const existing = data.maps.get(map)?.get(key);
         if (existing && bytesEqual(existing.value, v)) continue;
-        if (mergeWins(b.pol!, existing?.updatedAt, updatedAt)) effects.push({ m: map, k: key, v, at: updatedAt });
+        if (mergeWins(b.pol!, existing?.updatedAt, updatedAt)) {
+          effects.push({ m: map, k: key, v, at: updatedAt, why: EffectCause.Merged });
+        }
       }
       return { result: effects.length, effects };
     }
@@ -185,12 +234,15 @@ export function executeOp(data: PartitionData, op: number, b: OpBody, now: numbe
         let i = 0;
         for (const r of store.records.values()) {
           if (i++ < b.o!) continue;
+          if (!live(r)) continue;
           out.push([r.key, r.value]);
           if (out.length >= b.n!) break;
         }
       }
       return { result: { e: out, more: store ? b.o! + out.length < store.size : false }, effects: [] };
     }
+    case OpCode.Events:
+      throw new RangeError("Cannot execute op Events here: the map service answers it from the event log");
   }
   throw new RangeError(`Cannot execute op ${op}: unknown op code`);
 }
