@@ -1,4 +1,6 @@
 /** Node configuration: the options of `startNode()`, mirrored by CLI flags and SHOAL_* env vars. */
+import type { MapsConfig } from "./map/map_config.ts";
+
 export interface IceServer {
   urls: string;
   username?: string;
@@ -39,6 +41,14 @@ export interface NodeOptions {
    * @default "latestUpdate"
    */
   mergePolicy?: "latestUpdate" | "passThrough" | "discard";
+  /**
+   * Per-map settings by map name pattern (`"sessions*"`; Hazelcast's wildcard rules, see
+   * src/map/map_config.ts): `backupCount`, `asyncBackupCount`, `ttlMs`, `maxIdleMs`,
+   * `maxSizePerMember`, `maxBytesPerMember`, `eviction` ("lru" | "lfu" | "random" | "none").
+   * Must be the same on every member. CLI: `--map-config FILE` and `--map NAME:key=value,...`.
+   * @default {}
+   */
+  maps?: MapsConfig;
   /** @default "info" */
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
 }

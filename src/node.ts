@@ -4,6 +4,7 @@
  * transport, membership, partitions and maps, jobs. Protocol code gets the real clock and
  * system entropy here; the simulator wires the same classes with virtual ones.
  */
+import { parseMapsConfig } from "./map/map_config.ts";
 import { Hono } from "hono";
 import { Membership } from "./cluster/membership.ts";
 import { Defaults, type NodeOptions } from "./config.ts";
@@ -116,6 +117,7 @@ export class Node implements ShoalNode {
         asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
         lite: options.lite ?? false,
         mergePolicy: options.mergePolicy ?? Defaults.mergePolicy,
+        maps: options.maps ?? {},
       },
     });
     this.jobs = new JobService({
@@ -308,6 +310,8 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
   const cluster = options.cluster ?? Defaults.cluster;
   const secret = options.secret;
   if (!secret) throw new ShoalError("INVALID_ARGUMENT", "Cannot start a node without a cluster secret");
+  const maps = parseMapsConfig(options.maps ?? {}, "maps");
+  if ("error" in maps) throw new ShoalError("INVALID_ARGUMENT", maps.error);
   const log = createLogger(options.logLevel ?? Defaults.logLevel, { member: id, name: options.name });
   const node = new Node({ ...options, cluster, secret }, id, log);
   try {

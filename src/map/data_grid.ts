@@ -7,6 +7,7 @@ import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
 import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
 import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
 import type { IMap } from "./imap.ts";
+import { MapConfigs, type MapsConfig } from "./map_config.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
 import { checkMergePolicy, type MergePolicyName } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
@@ -23,6 +24,8 @@ export interface DataGridConfig extends PartitionConfig {
    */
   mergePolicy?: MergePolicyName;
   merge?: SplitMergeConfig;
+  /** Per-map settings by name pattern (map_config.ts). @default none */
+  maps?: MapsConfig;
 }
 
 export interface DataGridOptions extends ServiceDeps {
@@ -37,7 +40,7 @@ export class DataGrid {
   readonly merge: SplitMerge;
 
   constructor(opts: DataGridOptions) {
-    const { invoke, map, mergePolicy, merge, ...partitionConfig } = opts.config;
+    const { invoke, map, mergePolicy, merge, maps, ...partitionConfig } = opts.config;
     const policy = checkMergePolicy(mergePolicy ?? "latestUpdate");
     const base = {
       self: opts.self,
@@ -55,6 +58,7 @@ export class DataGrid {
       partitions: this.partitions,
       invoker: this.invoker,
       config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
+      maps: new MapConfigs(maps ?? {}),
     });
     this.merge = new SplitMerge({
       view: opts.view,
@@ -79,6 +83,20 @@ export class DataGrid {
 
   partitionSummary(): PartitionSummary {
     return { ...this.partitions.summary(), dataLoss: this.maps.counters.dataLoss };
+  }
+
+  /**
+   * The canonical summary of this member's per-map settings (map_config.ts
+   * `canonicalMapsConfig`): members whose summaries differ must not form one cluster;
+   * `mapConfigDifference(local, remote, name)` names the first differing map and field.
+   */
+  mapConfigSummary(): string {
+    return this.maps.mapConfigs.canonical;
+  }
+
+  /** SHA-256 (hex) of `mapConfigSummary()`, for a cheap equality check at join. */
+  mapConfigDigest(): string {
+    return this.maps.mapConfigs.digest;
   }
 
   /** Names and sizes of the maps this member is primary for (its share). */

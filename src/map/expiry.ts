@@ -13,8 +13,12 @@
  *   (`TouchBatcher`) and replicated as `touch` effects at most `touchFlushMs` after the read,
  *   so a backup's idle clock lags the primary's by at most that plus one replication.
  *   While a partition has no serving primary (failure detection, promotion, catch-up) nobody
- *   can read it, so that time does not count: a new primary writes an idle floor (`floor`
- *   effect, its clock when it starts serving) and idle time before the floor is ignored.
+ *   can read it, so that time does not count: a primary that starts serving after a
+ *   catch-up (the old primary died or could not hand over) writes an idle floor (`floor`
+ *   effect, its clock when it starts serving) and idle time before the floor is ignored, so
+ *   every max-idle entry gets a full `maxIdleMs` from then. A graceful handoff (the old
+ *   primary sealed its history) writes no floor: the new primary goes on from the
+ *   replicated idle clocks.
  */
 import type { PartitionData } from "./partition_data.ts";
 import type { MapRecord } from "./record_store.ts";
@@ -75,6 +79,8 @@ export class ExpirySweep {
   #m = "";
   #stores: Iterator<string> | null = null;
   #d: PartitionData | null = null;
+  /** Records (and store skips) examined so far. */
+  examined = 0;
 
   /**
    * Examines at most `budget` records (and store skips) of `parts` (any order).
@@ -94,6 +100,7 @@ export class ExpirySweep {
         const r = this.#iter.next();
         if (!r.done) {
           steps++;
+          this.examined++;
           const rec = r.value[1];
           if (isExpired(rec, now, this.#d!.idleFloor)) out.push({ p: this.#d!.p, m: this.#m, key: rec.key });
           continue;

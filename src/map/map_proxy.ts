@@ -8,7 +8,11 @@ import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import { partitionOfBytes } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
+import type { EntryEvent, GapEvent } from "./entry_events.ts";
+import type { EntryListener, EntryListenerOptions, EntryListeners } from "./entry_listeners.ts";
+import type { ExpiryOptions } from "./expiry.ts";
 import type { IMap } from "./imap.ts";
+import { MAX_EXPIRY_MS } from "./map_config.ts";
 import type { MapStats } from "./map_stats.ts";
 import { isWrite, MAX_BATCH, OpCode, opNames } from "./operations.ts";
 
@@ -22,6 +26,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     readonly partitionCount: number,
     readonly clock: Clock,
     readonly stats: MapStats,
+    readonly listeners?: EntryListeners,
   ) {}
 
   async #call(p: number, op: number, body: Record<string, unknown>): Promise<unknown> {
@@ -58,29 +63,52 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     return this.#decode(await this.#call(p, OpCode.Get, { k }));
   }
 
-  async set(key: K, value: V): Promise<void> {
+  async set(key: K, value: V, opts?: ExpiryOptions): Promise<void> {
     const { k, p } = this.#key(key);
-    await this.#call(p, OpCode.Set, { k, v: this.#value(value) });
+    await this.#call(p, OpCode.Set, { k, v: this.#value(value), ...expiryBody(opts) });
   }
 
-  async put(key: K, value: V): Promise<V | undefined> {
+  async put(key: K, value: V, opts?: ExpiryOptions): Promise<V | undefined> {
     const { k, p } = this.#key(key);
-    return this.#decode(await this.#call(p, OpCode.Put, { k, v: this.#value(value) }));
+    return this.#decode(await this.#call(p, OpCode.Put, { k, v: this.#value(value), ...expiryBody(opts) }));
   }
 
-  async putIfAbsent(key: K, value: V): Promise<V | undefined> {
+  async putIfAbsent(key: K, value: V, opts?: ExpiryOptions): Promise<V | undefined> {
     const { k, p } = this.#key(key);
-    return this.#decode(await this.#call(p, OpCode.PutIfAbsent, { k, v: this.#value(value) }));
+    return this.#decode(await this.#call(p, OpCode.PutIfAbsent, { k, v: this.#value(value), ...expiryBody(opts) }));
   }
 
-  replace(key: K, value: V): Promise<V | undefined>;
-  replace(key: K, expected: V, value: V): Promise<boolean>;
-  async replace(key: K, a: V, b?: V): Promise<V | undefined | boolean> {
+  replace(key: K, value: V, opts?: ExpiryOptions): Promise<V | undefined>;
+  replace(key: K, expected: V, value: V, opts?: ExpiryOptions): Promise<boolean>;
+  async replace(key: K, a: V, b?: V | ExpiryOptions, c?: ExpiryOptions): Promise<V | undefined | boolean> {
     const { k, p } = this.#key(key);
-    if (arguments.length >= 3) {
-      return (await this.#call(p, OpCode.ReplaceIfSame, { k, x: this.#value(a), v: this.#value(b as V) })) === true;
+    if (arguments.length >= 4 || (arguments.length === 3 && !isExpiryOptions(b))) {
+      const body = { k, x: this.#value(a), v: this.#value(b as V), ...expiryBody(c) };
+      return (await this.#call(p, OpCode.ReplaceIfSame, body)) === true;
     }
-    return this.#decode(await this.#call(p, OpCode.Replace, { k, v: this.#value(a) }));
+    const opts = b as ExpiryOptions | undefined;
+    return this.#decode(await this.#call(p, OpCode.Replace, { k, v: this.#value(a), ...expiryBody(opts) }));
+  }
+
+  addEntryListener(listener: EntryListener<K, V>, opts?: EntryListenerOptions<K>): Promise<string> {
+    return this.#listeners().add(this.name, listener, opts);
+  }
+
+  removeEntryListener(id: string): boolean {
+    return this.#listeners().remove(id);
+  }
+
+  events(
+    opts?: EntryListenerOptions<K> & { signal?: AbortSignal },
+  ): AsyncIterableIterator<EntryEvent<K, V> | GapEvent> {
+    return this.#listeners().events<K, V>(this.name, opts);
+  }
+
+  #listeners(): EntryListeners {
+    if (!this.listeners) {
+      throw new ShoalError("INVALID_ARGUMENT", "Cannot listen: this map proxy has no listener service");
+    }
+    return this.listeners;
   }
 
   remove(key: K): Promise<V | undefined>;
@@ -226,6 +254,35 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   async *values(): AsyncIterableIterator<V> {
     for await (const [, v] of this.entries()) yield v;
   }
+}
+
+/**
+ * Whether a third argument of `replace` is expiry options rather than a new value: a plain
+ * object whose only keys are `ttlMs` and `maxIdleMs`, at least one (to replace-if-same with
+ * such a value, pass options as the fourth argument).
+ */
+function isExpiryOptions(x: unknown): x is ExpiryOptions {
+  if (x === null || typeof x !== "object" || Object.getPrototypeOf(x) !== Object.prototype) return false;
+  const keys = Object.keys(x);
+  return keys.length > 0 && keys.every((k) => k === "ttlMs" || k === "maxIdleMs");
+}
+
+function checkMs(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < 0 || v > MAX_EXPIRY_MS) {
+    throw new RangeError(`Cannot use ${name} ${v}: a whole number of milliseconds from 0 to ${MAX_EXPIRY_MS}`);
+  }
+  return v;
+}
+
+/** The op body fields of per-entry expiry options (absent = the map's default). */
+function expiryBody(opts: ExpiryOptions | undefined): { ttl?: number; mi?: number } {
+  const out: { ttl?: number; mi?: number } = {};
+  const ttl = checkMs("ttlMs", opts?.ttlMs);
+  const mi = checkMs("maxIdleMs", opts?.maxIdleMs);
+  if (ttl !== undefined) out.ttl = ttl;
+  if (mi !== undefined) out.mi = mi;
+  return out;
 }
 
 /** Runs async jobs with at most `limit` in flight; rejects with the first failure. */

@@ -65,9 +65,13 @@ import type { IMap } from "./imap.ts";
 import { MapProxy } from "./map_proxy.ts";
 import { MapStats } from "./map_stats.ts";
 import "./messages.ts";
-import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
-import { type LogEntry, PartitionData, type SnapshotData } from "./partition_data.ts";
-import { keyId } from "./record_store.ts";
+import { EntryListeners, type EntryListenersConfig } from "./entry_listeners.ts";
+import { AFTER_WRITE, EventPolls, readEvents } from "./event_polls.ts";
+import { MapConfigs } from "./map_config.ts";
+import { type HousekeepingConfig, MapHousekeeping } from "./map_housekeeping.ts";
+import { executeOp, isWrite, OpCode, opKeys, parseBody } from "./operations.ts";
+import { type Effect, type LogEntry, PartitionData, type SnapshotData } from "./partition_data.ts";
+import { keyId, type MapRecord } from "./record_store.ts";
 
 export interface MapServiceConfig {
   /** Replication tick (retransmits, checks, migration readiness). @default 50 */
@@ -102,12 +106,22 @@ export interface MapServiceConfig {
    * is confirmed; otherwise the primary answers after their acks, as without it. @default false
    */
   directBackupAcks?: boolean;
+  /** Entry events kept per partition on every replica (listeners resume from them). @default 1024 */
+  eventsPerPartition?: number;
+  /** A listener's poll that finds no new event is held this long at most (below the invoker's attempt timeout). @default 1000 */
+  eventPollHoldMs?: number;
+  /** Expiry sweep, touch batching and eviction pacing. */
+  housekeeping?: HousekeepingConfig;
+  /** The listening side of entry listeners on this member. */
+  listeners?: EntryListenersConfig;
 }
 
 export interface MapServiceOptions extends ServiceDeps {
   partitions: PartitionService;
   invoker: Invoker;
   config?: MapServiceConfig;
+  /** Per-map settings (map_config.ts); the same on every member. @default none */
+  maps?: MapConfigs;
 }
 
 type Role = "sync" | "async" | "target";
@@ -229,6 +243,8 @@ interface SnapshotIn {
   got: Map<number, { entries: SnapshotData["entries"]; dedupe: SnapshotData["dedupe"] }>;
   /** Last time a chunk of this transfer arrived (new or resent). */
   lastChunkAt: number;
+  /** The partition's idle floor (expiry.ts). */
+  fl?: number;
 }
 
 /** What the simulator and tests inspect on a member. */
@@ -254,6 +270,8 @@ export class MapService {
   readonly stats = new MapStats();
   readonly counters = {
     writesApplied: 0,
+    /** Writes the primary originated (expiry, eviction, touches, idle floors). */
+    localWrites: 0,
     backupsApplied: 0,
     snapshotsSent: 0,
     snapshotsInstalled: 0,
@@ -323,6 +341,13 @@ export class MapService {
   #sealed = new Map<number, { l: number; s: number }>();
   #sid = 1;
   #proxies = new Map<string, MapProxy<unknown, unknown>>();
+  /** Per-map settings. */
+  readonly mapConfigs: MapConfigs;
+  /** Expiry, touches and eviction on this member's primaries. */
+  readonly housekeeping: MapHousekeeping;
+  /** Entry listeners registered on this member. */
+  readonly listeners: EntryListeners;
+  #polls = new EventPolls();
   #timer: Timer | null = null;
   #stopped = false;
   #unsubscribeTable: () => void;
@@ -349,8 +374,26 @@ export class MapService {
       dedupePerPartition: 2048,
       logPerPartition: 256,
       directBackupAcks: false,
+      eventsPerPartition: 1024,
+      eventPollHoldMs: 1000,
+      housekeeping: {},
+      listeners: {},
       ...opts.config,
     };
+    this.mapConfigs = opts.maps ?? new MapConfigs();
+    this.housekeeping = new MapHousekeeping(
+      { serving: () => this.#serving(), writeLocal: (p, effects) => this.#writeLocal(p, effects) },
+      this.mapConfigs,
+      this.#rng,
+      this.config.housekeeping,
+    );
+    this.listeners = new EntryListeners(
+      this.#invoker,
+      this.#partitions.config.partitionCount,
+      this.#clock,
+      () => [...this.#primaries.keys()],
+      this.config.listeners,
+    );
     opts.router.on([
       Kind.MapBackupOps,
       Kind.MapBackupAck,
@@ -375,7 +418,15 @@ export class MapService {
     }
     let m = this.#proxies.get(name);
     if (!m) {
-      (m = new MapProxy(name, this.#invoker, this.#partitions.config.partitionCount, this.#clock, this.stats),
+      this.mapConfigs.resolve(name); // throws on an ambiguous name
+      (m = new MapProxy(
+        name,
+        this.#invoker,
+        this.#partitions.config.partitionCount,
+        this.#clock,
+        this.stats,
+        this.listeners,
+      ),
         this.#proxies.set(name, m));
     }
     return m as unknown as IMap<K, V>;
@@ -464,10 +515,17 @@ export class MapService {
     return this.#data.get(p)?.maps.get(map)?.get(key)?.value;
   }
 
+  /** This member's copy of a record (expiry fields included), for tests. */
+  debugLocalRecord(p: number, map: string, key: Uint8Array): Readonly<MapRecord> | undefined {
+    return this.#data.get(p)?.maps.get(map)?.get(key);
+  }
+
   stop(): void {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#unsubscribeTable();
+    this.listeners.stop();
+    this.#polls.releaseAll();
     for (const prim of this.#primaries.values()) this.#failWaiters(prim);
   }
 
@@ -476,7 +534,11 @@ export class MapService {
   #ensureData(p: number): PartitionData {
     let d = this.#data.get(p);
     if (!d) {
-      d = new PartitionData(p, { dedupe: this.config.dedupePerPartition, log: this.config.logPerPartition });
+      d = new PartitionData(p, {
+        dedupe: this.config.dedupePerPartition,
+        log: this.config.logPerPartition,
+        events: this.config.eventsPerPartition,
+      });
       this.#data.set(p, d);
     }
     return d;
@@ -656,6 +718,7 @@ export class MapService {
       push(checks, f.id, this.#checkItem(prim, f.role === "target"));
     }
     this.#sendChecks(checks);
+    this.housekeeping.onServing(d, Math.floor(now));
     this.#progress(prim);
   }
 
@@ -840,6 +903,8 @@ export class MapService {
   }
 
   #demote(prim: PrimaryState): void {
+    this.#polls.release(prim.p);
+    this.housekeeping.onStopServing(prim.p);
     this.counters.demotedPending += prim.waiters.length;
     this.#failWaiters(prim);
     prim.followers.clear();
@@ -875,6 +940,9 @@ export class MapService {
     if (prim.waiters.length >= this.config.maxPendingPerPartition) return reply("OVERLOADED");
     const d = this.#data.get(req.p)!;
     const answer = (result: unknown) => (ok: boolean) => ok ? reply("ok", result) : reply("MIGRATING");
+    if (req.op === OpCode.Events) return this.#serveEvents(prim, d, body, reply);
+    const now = Math.floor(this.#clock.now());
+    const keys = opKeys(req.op, body);
     if (isWrite(req.op)) {
       const seen = d.dedupe.get(req.c);
       if (seen) {
@@ -884,24 +952,73 @@ export class MapService {
       // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
       // result must be deduplicated like any other, or a retry executing later could answer
       // differently from the attempt that counts.
-      const out = executeOp(d, req.op, body, Math.floor(this.#clock.now()));
+      this.housekeeping.beforeOp(d, body.m, keys, now);
+      const out = executeOp(d, req.op, body, now, this.housekeeping.defaults);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       const direct = this.#directAckers(prim);
       if (direct && direct.length > 0) entry.o = from;
       d.applyEntry(entry);
       this.counters.writesApplied++;
-      const keys = opKeys(req.op, body);
       if (keys) { for (const k of keys) prim.keyPending.set(keyId(k), entry.seq); }
       else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
       this.#ship(prim, [entry]);
+      this.housekeeping.afterWrite(d, entry, now);
       if (direct && direct.length > 0) {
         this.counters.directAcked++;
         return reply("ok", out.result, undefined, direct);
       }
       return this.#waitFor(prim, entry.seq, answer(out.result));
     }
-    const out = executeOp(d, req.op, body, Math.floor(this.#clock.now()));
+    this.housekeeping.beforeOp(d, body.m, keys, now);
+    const out = executeOp(d, req.op, body, now, this.housekeeping.defaults);
+    this.housekeeping.afterRead(d, body.m, keys, now);
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
+  }
+
+  /**
+   * A listener's poll (event_polls.ts): the cursor of "now" once committed, or the events
+   * after its cursor of committed writes, held until there are some or the hold runs out.
+   */
+  #serveEvents(prim: PrimaryState, d: PartitionData, body: NonNullable<ReturnType<typeof parseBody>>, reply: Reply) {
+    if (body.s === -1) {
+      const s = d.seq;
+      return this.#waitFor(prim, s, (ok) => ok ? reply("ok", { s, i: AFTER_WRITE, ev: [] }) : reply("MIGRATING"));
+    }
+    const committed = this.#commitSeq(prim);
+    const a = readEvents(d, body, committed);
+    if (a) return reply("ok", a);
+    const held = this.#polls.hold(prim.p, {
+      body,
+      deadline: this.#clock.now() + this.config.eventPollHoldMs,
+      answer: (x, status = "ok") => status === "ok" ? reply("ok", x) : reply(status),
+    });
+    if (!held) reply("OVERLOADED");
+  }
+
+  /** Partitions this member serves as primary now. */
+  *#serving(): Iterable<PartitionData> {
+    const t = this.#partitions.table;
+    for (const prim of this.#primaries.values()) {
+      if (prim.catchUp || prim.handoff || t.replicas[prim.p][0] !== this.self) continue;
+      const d = this.#data.get(prim.p);
+      if (d) yield d;
+    }
+  }
+
+  /**
+   * A write this primary originates (expiry, eviction, touches, idle floor): applied, logged
+   * and shipped like a client's write, without a call id. Reads of its keys wait for it to commit.
+   */
+  #writeLocal(p: number, effects: Effect[]): void {
+    const prim = this.#primaries.get(p);
+    const d = this.#data.get(p);
+    if (!prim || !d || effects.length === 0) return;
+    const entry: LogEntry = { seq: d.seq + 1, r: null, e: effects };
+    d.applyEntry(entry);
+    this.counters.localWrites++;
+    for (const e of effects) if (e.k && !e.touch) prim.keyPending.set(keyId(e.k), entry.seq);
+    this.#ship(prim, [entry]);
+    this.housekeeping.afterWrite(d, entry, Math.floor(this.#clock.now()));
   }
 
   /**
@@ -953,6 +1070,10 @@ export class MapService {
     while (n < prim.waiters.length && prim.waiters[n].seq <= c) n++;
     if (n > 0) { for (const w of prim.waiters.splice(0, n)) w.done(true); }
     if (prim.keyPending.size > 0) { for (const [k, s] of prim.keyPending) if (s <= c) prim.keyPending.delete(k); }
+    if (this.#polls.has(prim.p)) {
+      const d = this.#data.get(prim.p);
+      if (d) this.#polls.retry(prim.p, (b) => readEvents(d, b, c));
+    }
     this.#checkMigration(prim);
   }
 
@@ -1283,6 +1404,7 @@ export class MapService {
         dedupe: last ? snap.dedupe : [],
       };
       if (up) c.up = true;
+      if (snap.idleFloor) c.fl = snap.idleFloor;
       chunks.push(c);
       sizes.push(bytes + 64 + (last ? dedupeBytes : 0));
       entries = [];
@@ -1452,6 +1574,7 @@ export class MapService {
         d: [c.d0, c.d1],
         got: new Map(),
         lastChunkAt: 0,
+        fl: c.fl,
       };
       this.#snapIn.set(c.p, a);
     }
@@ -1462,6 +1585,7 @@ export class MapService {
     if (a.got.size < a.n) return null;
     this.#snapIn.delete(c.p);
     const snap: SnapshotData = { seq: a.s, digest: a.d, entries: [], dedupe: [] };
+    if (a.fl) snap.idleFloor = a.fl;
     for (let i = 0; i < a.n; i++) {
       const part = a.got.get(i)!;
       for (const e of part.entries) snap.entries.push(e);
@@ -1519,6 +1643,8 @@ export class MapService {
       this.#checkMigration(prim);
     }
     this.#sendChecks(checks);
+    this.housekeeping.tick(Math.floor(now));
+    this.#polls.expire(now);
     // Transfers to replicas that left the follower set, died or stopped answering are dropped
     // (the replica pulls again if it still needs one), so they cannot hold the session limit.
     for (const [key, s] of this.#snapOut) {
@@ -1592,6 +1718,7 @@ interface ChunkMsg {
   entries: SnapshotData["entries"];
   dedupe: SnapshotData["dedupe"];
   up?: boolean;
+  fl?: number;
 }
 
 /**

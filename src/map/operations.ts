@@ -8,7 +8,7 @@ import { z } from "zod";
 import { w } from "../wire/message.ts";
 import { type EffectExpiry, isExpired, resolveExpiry } from "./expiry.ts";
 import { MAX_EXPIRY_MS } from "./map_config.ts";
-import { EffectCause, type Effect, type PartitionData } from "./partition_data.ts";
+import { type Effect, EffectCause, type PartitionData } from "./partition_data.ts";
 import { mergeWins } from "./merge_policy.ts";
 import { bytesEqual, type MapRecord } from "./record_store.ts";
 
