@@ -110,3 +110,44 @@ describe("history checker", () => {
     expect(r.problems[0]).toContain("key y");
   });
 });
+
+describe("history checker with expiry", () => {
+  function withTtl(rows: Array<[string, string | undefined, number, number, string | undefined, number?]>): History {
+    const h = new History();
+    for (const [kind, value, inv, end, result, ttl] of rows) {
+      const op = h.invoke("k", kind as "put" | "get", inv, value, undefined, ttl);
+      h.ok(op, end, result);
+    }
+    return h;
+  }
+
+  test("a value with a TTL may be read until its window closes and must be gone after", () => {
+    // put at 0–10 with ttl 100: expires somewhere in [100, 111].
+    const ok = withTtl([["put", "a", 0, 10, undefined, 100], ["get", undefined, 95, 99, "a"], [
+      "get",
+      undefined,
+      120,
+      121,
+      undefined,
+    ]]);
+    expect(checkLinearizable(ok).ok).toBe(true);
+    expect(checkNoLostWrites(ok).ok).toBe(true);
+    const late = withTtl([["put", "a", 0, 10, undefined, 100], ["get", undefined, 120, 121, "a"]]);
+    expect(checkLinearizable(late).ok).toBe(false);
+    const early = withTtl([["put", "a", 0, 10, undefined, 100], ["get", undefined, 50, 60, undefined]]);
+    expect(checkLinearizable(early).ok).toBe(false);
+  });
+
+  test("an overwrite without a TTL is not expired by the earlier put's TTL, and a put after expiry sees absent", () => {
+    const h = withTtl([
+      ["put", "a", 0, 10, undefined, 100],
+      ["put", "b", 20, 30, "a"],
+      ["get", undefined, 200, 201, "b"],
+    ]);
+    expect(checkLinearizable(h).ok).toBe(true);
+    const after = withTtl([["put", "a", 0, 10, undefined, 100], ["put", "b", 200, 210, undefined]]);
+    expect(checkLinearizable(after).ok).toBe(true);
+    const wrongPrev = withTtl([["put", "a", 0, 10, undefined, 100], ["put", "b", 200, 210, "a"]]);
+    expect(checkLinearizable(wrongPrev).ok).toBe(false);
+  });
+});

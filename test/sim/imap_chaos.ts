@@ -29,6 +29,11 @@ export interface ChaosOptions {
   tracePartition?: number;
   /** Print a line per event. @default false */
   verbose?: boolean;
+  /**
+   * Half of the puts carry this time to live; the history checker models their expiry
+   * (history_checker.ts). @default none
+   */
+  ttlMs?: number;
   /** Node log level (debugging). @default "silent" */
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
 }
@@ -164,10 +169,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         const r = rng.next();
         const kind = r < 0.5 ? "put" : r < 0.85 ? "get" : "remove";
         const value = kind === "put" ? `${node.id}-${seq++}` : undefined;
-        const op = history.invoke(key, kind, sim.clock.now(), value, node.id);
+        const ttlMs = kind === "put" && opts.ttlMs && rng.next() < 0.5 ? opts.ttlMs : undefined;
+        const op = history.invoke(key, kind, sim.clock.now(), value, node.id, ttlMs);
         try {
           const res = kind === "put"
-            ? await map.put(key, value!)
+            ? await map.put(key, value!, ttlMs !== undefined ? { ttlMs } : undefined)
             : kind === "get"
             ? await map.get(key)
             : await map.remove(key);
