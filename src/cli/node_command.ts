@@ -4,6 +4,7 @@
  * signal exits at once). Exit codes: 0 after a clean shutdown, 1 when the node cannot
  * start or stop cleanly, 2 for usage errors.
  */
+import { readFileSync } from "node:fs";
 import type { NodeOptions } from "../config.ts";
 import { ShoalError } from "../core/errors.ts";
 import { createLogger } from "../core/log.ts";
@@ -35,6 +36,8 @@ export interface NodeCommandDeps {
   launcher: string;
   /** @default 30000 */
   shutdownTimeoutMs: number;
+  /** Reads a text file (`--map-config`). */
+  readText(path: string): string;
 }
 
 /** 32 random bytes as hex, from the platform's CSPRNG. */
@@ -66,6 +69,7 @@ function defaultDeps(): NodeCommandDeps {
     env: processEnv(),
     stdout: (line) => writeStdoutLine(line),
     stderr: (line) => console.error(line),
+    readText: (path) => readFileSync(path, "utf8"),
     start: async (options) => (await loadStartNode())(options),
     waitForStop(onForce) {
       let resolve!: (s: StopSignal) => void;
@@ -137,7 +141,7 @@ export function describeStartError(err: unknown, options: NodeOptions): string {
  */
 export async function runNodeCommand(args: string[], overrides: Partial<NodeCommandDeps> = {}): Promise<number> {
   const deps: NodeCommandDeps = { ...defaultDeps(), ...overrides };
-  const parsed = parseNodeArgs(args, deps.env);
+  const parsed = parseNodeArgs(args, deps.env, deps.readText);
   if ("help" in parsed) {
     deps.stdout(parsed.help);
     return 0;
