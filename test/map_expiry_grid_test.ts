@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import type { DataGridConfig } from "../src/map/data_grid.ts";
 import type { EntryEvent, GapEvent } from "../src/map/entry_events.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import { encodeValue } from "../src/wire/codec.ts";
@@ -6,7 +7,7 @@ import { GridHarness } from "./support/grid_harness.ts";
 
 const P = 13;
 
-async function cluster(n: number, config: ConstructorParameters<typeof GridHarness>[0]["config"] = {}) {
+async function cluster(n: number, config: Partial<DataGridConfig> = {}) {
   const h = new GridHarness({ config: { partitionCount: P, ...config } });
   for (let i = 0; i < n; i++) await h.add(`n${i}`);
   await h.run(3000);

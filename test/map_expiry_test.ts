@@ -45,7 +45,7 @@ describe("expiry formulas", () => {
   test("a touch changes neither value, version nor digest, and a floor effect moves only the floor", () => {
     const d = new PartitionData(0);
     write(d, [{ m: "m", k: b("k"), v: b("v"), at: 1, mi: 10 }]);
-    const digest = [...d.digest];
+    const digest: [number, number] = [d.digest[0], d.digest[1]];
     write(d, [{ m: "m", k: b("k"), touch: true, at: 5 }, { m: "m", k: b("gone"), touch: true, at: 5 }]);
     write(d, [{ m: "", floor: true, at: 9 }]);
     expect(d.digest).toEqual(digest);

@@ -37,6 +37,20 @@ export interface EntryListenerOptions<K = unknown> {
    * Hazelcast's local listeners; not followed through migrations). @default false
    */
   local?: boolean;
+  /**
+   * Resume after these positions (partition → the last event seen, `{ s: seq, i: index }`)
+   * instead of starting from now; partitions not listed start from now. If a partition's
+   * event log no longer reaches back that far, the first thing delivered is a `gap`.
+   */
+  from?: ReadonlyMap<number, { s: number; i: number }>;
+}
+
+/** An open subscription: its events, the positions it started from, and `close()`. */
+export interface EventSubscription<K, V> extends AsyncIterable<EntryEvent<K, V> | GapEvent> {
+  readonly id: string;
+  /** Partition → the position it started after. */
+  readonly start: ReadonlyMap<number, { s: number; i: number }>;
+  close(): void;
 }
 
 export type EntryListener<K = unknown, V = unknown> = (e: EntryEvent<K, V> | GapEvent) => void | Promise<void>;
@@ -140,23 +154,42 @@ export class EntryListeners {
     map: string,
     opts: EntryListenerOptions<K> & { signal?: AbortSignal } = {},
   ): AsyncIterableIterator<EntryEvent<K, V> | GapEvent> {
-    const sub = await this.#subscribe<K, V>(map, opts);
-    const onAbort = () => this.remove(sub.id);
+    const sub = await this.open<K, V>(map, opts);
+    const onAbort = () => sub.close();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      while (!sub.closed) {
-        const e = sub.queue.shift();
-        if (e) {
-          sub.drained();
-          yield e;
-          continue;
-        }
-        await sub.queue.wait();
-      }
+      yield* sub;
     } finally {
       opts.signal?.removeEventListener("abort", onAbort);
-      this.remove(sub.id);
+      sub.close();
     }
+  }
+
+  /** Registers a subscription (resolves once it has its starting positions) to iterate once. */
+  async open<K, V>(map: string, opts: EntryListenerOptions<K> = {}): Promise<EventSubscription<K, V>> {
+    const sub = await this.#subscribe<K, V>(map, opts);
+    const start = new Map(sub.cursors);
+    const close = () => void this.remove(sub.id);
+    return {
+      id: sub.id,
+      start,
+      close,
+      async *[Symbol.asyncIterator]() {
+        try {
+          while (!sub.closed) {
+            const e = sub.queue.shift();
+            if (e) {
+              sub.drained();
+              yield e;
+              continue;
+            }
+            await sub.queue.wait();
+          }
+        } finally {
+          close();
+        }
+      },
+    };
   }
 
   get size(): number {
@@ -186,7 +219,12 @@ export class EntryListeners {
     this.#subs.set(id, sub as Subscription<unknown, unknown>);
     try {
       // Starting cursors, a bounded number of partitions at a time.
-      const todo = [...partitions];
+      const todo: number[] = [];
+      for (const p of partitions) {
+        const c = opts.from?.get(p);
+        if (c && Number.isInteger(c.s) && Number.isInteger(c.i) && c.s >= 0 && c.i >= -1) sub.cursors.set(p, c);
+        else todo.push(p);
+      }
       await Promise.all(Array.from({ length: Math.min(32, todo.length) }, async () => {
         for (let p = todo.shift(); p !== undefined; p = todo.shift()) {
           const a = await this.#poll(sub, p, { s: -1, i: BEFORE });

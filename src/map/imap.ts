@@ -1,5 +1,5 @@
 import type { EntryEvent, GapEvent } from "./entry_events.ts";
-import type { EntryListener, EntryListenerOptions } from "./entry_listeners.ts";
+import type { EntryListener, EntryListenerOptions, EventSubscription } from "./entry_listeners.ts";
 import type { ExpiryOptions } from "./expiry.ts";
 
 /**
@@ -50,4 +50,9 @@ export interface IMap<K = unknown, V = unknown> {
   removeEntryListener(id: string): boolean;
   /** The map's entry events as an async iterator, until `signal` aborts or the loop breaks. */
   events(opts?: EntryListenerOptions<K> & { signal?: AbortSignal }): AsyncIterableIterator<EntryEvent<K, V> | GapEvent>;
+  /**
+   * Like `events`, but resolves once registered with the positions each partition starts
+   * after, so a consumer can record where it is (`from` resumes there later).
+   */
+  openEvents(opts?: EntryListenerOptions<K>): Promise<EventSubscription<K, V>>;
 }

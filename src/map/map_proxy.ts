@@ -9,7 +9,7 @@ import type { Invoker } from "../invoke/invoker.ts";
 import { partitionOfBytes } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
 import type { EntryEvent, GapEvent } from "./entry_events.ts";
-import type { EntryListener, EntryListenerOptions, EntryListeners } from "./entry_listeners.ts";
+import type { EntryListener, EntryListenerOptions, EntryListeners, EventSubscription } from "./entry_listeners.ts";
 import type { ExpiryOptions } from "./expiry.ts";
 import type { IMap } from "./imap.ts";
 import { MAX_EXPIRY_MS } from "./map_config.ts";
@@ -102,6 +102,10 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     opts?: EntryListenerOptions<K> & { signal?: AbortSignal },
   ): AsyncIterableIterator<EntryEvent<K, V> | GapEvent> {
     return this.#listeners().events<K, V>(this.name, opts);
+  }
+
+  openEvents(opts?: EntryListenerOptions<K>): Promise<EventSubscription<K, V>> {
+    return this.#listeners().open<K, V>(this.name, opts);
   }
 
   #listeners(): EntryListeners {

@@ -86,6 +86,19 @@ class TestMap implements IMap<unknown, unknown> {
   get(key: unknown) {
     return this.#op("get", () => this.data.get(this.#k(key))?.[1]);
   }
+  // Entry listeners are not modelled here: the SSE route is tested against a real member (map_events_http_test.ts).
+  addEntryListener(): Promise<string> {
+    return Promise.reject(new ShoalError("INVALID_ARGUMENT", "The test node has no entry listeners"));
+  }
+  removeEntryListener(): boolean {
+    return false;
+  }
+  events(): AsyncIterableIterator<never> {
+    throw new ShoalError("INVALID_ARGUMENT", "The test node has no entry listeners");
+  }
+  openEvents(): Promise<never> {
+    return Promise.reject(new ShoalError("INVALID_ARGUMENT", "The test node has no entry listeners"));
+  }
   set(key: unknown, value: unknown) {
     return this.#op("set", () => void this.data.set(this.#k(key), [key, value]));
   }
