@@ -4,7 +4,7 @@
  * transport, membership, partitions and maps, jobs. Protocol code gets the real clock and
  * system entropy here; the simulator wires the same classes with virtual ones.
  */
-import { parseMapsConfig } from "./map/map_config.ts";
+import { backupCountProblem, parseMapsConfig } from "./map/map_config.ts";
 import { Hono } from "hono";
 import { Membership } from "./cluster/membership.ts";
 import { Defaults, type NodeOptions } from "./config.ts";
@@ -312,6 +312,12 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
   if (!secret) throw new ShoalError("INVALID_ARGUMENT", "Cannot start a node without a cluster secret");
   const maps = parseMapsConfig(options.maps ?? {}, "maps");
   if ("error" in maps) throw new ShoalError("INVALID_ARGUMENT", maps.error);
+  const backups = backupCountProblem(
+    maps.maps,
+    options.backupCount ?? Defaults.backupCount,
+    options.asyncBackupCount ?? Defaults.asyncBackupCount,
+  );
+  if (backups) throw new ShoalError("INVALID_ARGUMENT", `Cannot start a node: ${backups}`);
   const log = createLogger(options.logLevel ?? Defaults.logLevel, { member: id, name: options.name });
   const node = new Node({ ...options, cluster, secret }, id, log);
   try {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
+  backupCountProblem,
   canonicalMapsConfig,
   mapConfigDifference,
   MapConfigs,
@@ -139,5 +140,15 @@ describe("CLI map flags", () => {
     expect(mapsConfigFromCli(undefined, ["m:ttlMs=1", "m:maxIdleMs=2"])).toEqual({
       error: expect.stringMatching(/given twice/),
     });
+  });
+});
+
+describe("per-map backup counts", () => {
+  test("must equal the node's (backups are per partition); a difference is refused naming the map", () => {
+    expect(backupCountProblem({ "s*": { backupCount: 1, ttlMs: 5 } }, 1, 0)).toBeNull();
+    expect(backupCountProblem({ "s*": { backupCount: 2 } }, 1, 0)).toMatch(
+      /"s\*": backupCount 2 differs from the node's 1/,
+    );
+    expect(backupCountProblem({ m: { asyncBackupCount: 1 } }, 1, 0)).toMatch(/"m": asyncBackupCount 1/);
   });
 });

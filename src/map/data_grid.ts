@@ -7,7 +7,7 @@ import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
 import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
 import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
 import type { IMap } from "./imap.ts";
-import { MapConfigs, type MapsConfig } from "./map_config.ts";
+import { backupCountProblem, MapConfigs, type MapsConfig } from "./map_config.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
 import { checkMergePolicy, type MergePolicyName } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
@@ -42,6 +42,13 @@ export class DataGrid {
   constructor(opts: DataGridOptions) {
     const { invoke, map, mergePolicy, merge, maps, ...partitionConfig } = opts.config;
     const policy = checkMergePolicy(mergePolicy ?? "latestUpdate");
+    const mapConfigs = new MapConfigs(maps ?? {});
+    const backups = backupCountProblem(
+      mapConfigs.maps,
+      partitionConfig.backupCount ?? 1,
+      partitionConfig.asyncBackupCount ?? 0,
+    );
+    if (backups) throw new RangeError(backups);
     const base = {
       self: opts.self,
       view: opts.view,
@@ -58,7 +65,7 @@ export class DataGrid {
       partitions: this.partitions,
       invoker: this.invoker,
       config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
-      maps: new MapConfigs(maps ?? {}),
+      maps: mapConfigs,
     });
     this.merge = new SplitMerge({
       view: opts.view,

@@ -158,6 +158,27 @@ export function matchPattern(patterns: Iterable<string>, name: string): string |
   return best ?? (fallback ? "default" : null);
 }
 
+/**
+ * Why per-map backup counts cannot run on a node with these partition backup counts, or
+ * null. Backups are per partition (every map of a partition has the same replicas), so a
+ * map's `backupCount` / `asyncBackupCount` must equal the node's.
+ */
+export function backupCountProblem(
+  maps: Readonly<MapsConfig>,
+  backupCount: number,
+  asyncBackupCount: number,
+): string | null {
+  for (const [p, s] of Object.entries(maps)) {
+    if (s.backupCount !== undefined && s.backupCount !== backupCount) {
+      return `map config "${p}": backupCount ${s.backupCount} differs from the node's ${backupCount}; per-map backup counts other than the node's are not supported`;
+    }
+    if (s.asyncBackupCount !== undefined && s.asyncBackupCount !== asyncBackupCount) {
+      return `map config "${p}": asyncBackupCount ${s.asyncBackupCount} differs from the node's ${asyncBackupCount}; per-map backup counts other than the node's are not supported`;
+    }
+  }
+  return null;
+}
+
 /** Most map names whose resolved settings one `MapConfigs` caches. */
 const CACHE_LIMIT = 4096;
 
