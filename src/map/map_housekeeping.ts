@@ -38,6 +38,11 @@ export class MapHousekeeping {
   readonly counters = { expired: 0, evicted: 0, touchesSent: 0 };
   #sweep = new ExpirySweep();
   #touches: TouchBatcher;
+  /** Whether any map has a size limit (usage is tracked only then). */
+  readonly #limits: boolean;
+  /** Usage must be recomputed (ownership changed) before the next limit check. */
+  #usageStale = true;
+  #recomputedAt = 0;
 
   constructor(
     readonly host: HousekeepingHost,
@@ -47,6 +52,7 @@ export class MapHousekeeping {
   ) {
     this.config = { sweepPerTick: 4000, touchFlushMs: 250, evictionsPerTick: 2000, ...config };
     this.#touches = new TouchBatcher(this.config.touchFlushMs);
+    this.#limits = Object.values(maps.maps).some((s) => (s.maxSizePerMember ?? 0) > 0 || (s.maxBytesPerMember ?? 0) > 0);
   }
 
   settings(m: string): ResolvedMapSettings {
@@ -95,12 +101,14 @@ export class MapHousekeeping {
    * current and evicts while a map it changed is over its limit.
    */
   afterWrite(d: PartitionData, entry: LogEntry, now: number): void {
+    if (!this.#limits) return;
+    if (this.#usageStale) this.#recompute();
     let whole = false;
     for (const e of entry.e) {
       if (e.clear || e.destroy) whole = true;
     }
     if (whole) {
-      this.usage.recompute(this.host.serving());
+      this.#recompute();
       return;
     }
     const touched = new Set<string>();
@@ -121,19 +129,24 @@ export class MapHousekeeping {
     let idle = false;
     for (const s of d.maps.values()) if (s.expiring > 0) idle = true;
     if (idle) this.#write(d.p, [{ m: "", floor: true, at: now }]);
-    this.usage.recompute(this.host.serving());
+    this.#usageStale = true;
   }
 
   /** This member stopped serving `p`. */
   onStopServing(p: number): void {
     this.#touches.drop(p);
+    this.#usageStale = true;
+  }
+
+  #recompute(): void {
+    this.usage.recompute(this.host.serving());
+    this.#usageStale = false;
   }
 
   /** Per tick: due touches, a bounded sweep, and limits left exceeded by ownership changes. */
   tick(now: number): void {
     for (const t of this.#touches.due(now)) this.#flushTouches(t.p, t.keys, now);
     const serving = [...this.host.serving()];
-    this.usage.recompute(serving);
     const expired = this.#sweep.sweep(serving, now, this.config.sweepPerTick);
     const byP = new Map<number, Effect[]>();
     for (const x of expired) {
@@ -142,6 +155,9 @@ export class MapHousekeeping {
       l.push({ m: x.m, k: x.key, v: null, at: now, why: EffectCause.Expired });
     }
     for (const [p, effects] of byP) this.#write(p, effects);
+    if (!this.#limits) return;
+    // Once a second, recount from the stores (ownership changes that did not pass through here).
+    if (this.#usageStale || now - this.#recomputedAt >= 1000) (this.#recompute(), this.#recomputedAt = now);
     let budget = this.config.evictionsPerTick;
     for (const [m] of this.usage.maps) {
       const s = this.maps.resolve(m);
