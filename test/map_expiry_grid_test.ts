@@ -259,3 +259,36 @@ describe("idle clocks of backups", () => {
     h.stop();
   });
 });
+
+describe("slow listeners", () => {
+  test("a blocked listener never blocks writes; when the log has moved past it, it is told of the gap, then continues in order", async () => {
+    const h = await cluster(2, { map: { eventsPerPartition: 16, listeners: { queueCapacity: 10, pollBatch: 5 } } });
+    const g = h.members.get("n1")!.grid;
+    const m = g.getMap<string, number>("m");
+    let release!: () => void;
+    const blocked = new Promise<void>((r) => (release = r));
+    const got: Array<EntryEvent<string, number> | GapEvent> = [];
+    await h.until(m.addEntryListener(async (e) => {
+      got.push(e);
+      await blocked;
+    }, { key: "hot" }));
+    const t0 = h.clock.now();
+    for (let i = 0; i < 100; i++) await h.until(m.set("hot", i));
+    expect(h.clock.now() - t0).toBeLessThan(100 * 50); // writes went on at their usual pace
+    expect(got.length).toBe(1);
+    release();
+    await h.run(3000);
+    const gaps = got.filter((e): e is GapEvent => e.type === "gap");
+    expect(gaps.length).toBeGreaterThanOrEqual(1);
+    const values = got.filter((e): e is EntryEvent<string, number> => e.type !== "gap").map((e) => e.value!);
+    expect(values[0]).toBe(0);
+    expect(values.at(-1)).toBe(99);
+    expect([...values].sort((a, b) => a - b)).toEqual(values);
+    // Every write's seq is either delivered or inside a reported gap.
+    const seqs = got.filter((e): e is EntryEvent<string, number> => e.type !== "gap").map((e) => e.seq);
+    const covered = (s: number) => seqs.includes(s) || gaps.some((g) => s >= g.fromSeq && s <= g.toSeq);
+    const all = got.filter((e): e is EntryEvent<string, number> => e.type !== "gap");
+    for (let s = all[0].seq; s <= all.at(-1)!.seq; s++) expect(covered(s)).toBe(true);
+    h.stop();
+  });
+});
