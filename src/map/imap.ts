@@ -32,7 +32,8 @@ export interface IMap<K = unknown, V = unknown> {
   delete(key: K): Promise<void>;
   containsKey(key: K): Promise<boolean>;
   getAll(keys: Iterable<K>): Promise<Map<K, V>>;
-  putAll(entries: Iterable<[K, V]> | Map<K, V>): Promise<void>;
+  /** Writes every entry (each with `opts` as its expiry, else the map's default). */
+  putAll(entries: Iterable<[K, V]> | Map<K, V>, opts?: ExpiryOptions): Promise<void>;
   size(): Promise<number>;
   clear(): Promise<void>;
   keys(): AsyncIterableIterator<K>;

@@ -52,7 +52,9 @@ export class MapHousekeeping {
   ) {
     this.config = { sweepPerTick: 4000, touchFlushMs: 250, evictionsPerTick: 2000, ...config };
     this.#touches = new TouchBatcher(this.config.touchFlushMs);
-    this.#limits = Object.values(maps.maps).some((s) => (s.maxSizePerMember ?? 0) > 0 || (s.maxBytesPerMember ?? 0) > 0);
+    this.#limits = Object.values(maps.maps).some((s) =>
+      (s.maxSizePerMember ?? 0) > 0 || (s.maxBytesPerMember ?? 0) > 0
+    );
   }
 
   settings(m: string): ResolvedMapSettings {

@@ -164,7 +164,8 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     return out;
   }
 
-  async putAll(entries: Iterable<[K, V]> | Map<K, V>): Promise<void> {
+  async putAll(entries: Iterable<[K, V]> | Map<K, V>, opts?: ExpiryOptions): Promise<void> {
+    const expiry = expiryBody(opts);
     const groups = new Map<number, Array<[Uint8Array, Uint8Array]>>();
     for (const [key, value] of entries) {
       const { k, p } = this.#key(key);
@@ -176,7 +177,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     for (const [p, g] of groups) {
       for (let i = 0; i < g.length; i += MAX_BATCH) {
         const kvs = g.slice(i, i + MAX_BATCH);
-        jobs.push(async () => void (await this.#call(p, OpCode.PutAll, { kvs })));
+        jobs.push(async () => void (await this.#call(p, OpCode.PutAll, { kvs, ...expiry })));
       }
     }
     await runBounded(jobs, FAN_OUT);

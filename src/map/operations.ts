@@ -84,7 +84,12 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.Delete]: kOnly,
   [OpCode.ContainsKey]: kOnly,
   [OpCode.GetAll]: z.object({ m, ks: w.list(w.bytes(), MAX_BATCH) }),
-  [OpCode.PutAll]: z.object({ m, kvs: w.list(z.tuple([w.bytes(), w.bytes()]), MAX_BATCH) }),
+  [OpCode.PutAll]: z.object({
+    m,
+    kvs: w.list(z.tuple([w.bytes(), w.bytes()]), MAX_BATCH),
+    ttl: expiryMs,
+    mi: expiryMs,
+  }),
   [OpCode.Size]: mOnly,
   [OpCode.Clear]: mOnly,
   [OpCode.Entries]: z.object({ m, o: w.uint(), n: w.uint().min(1).max(MAX_BATCH) }),
