@@ -5,6 +5,7 @@
 import type { ServiceDeps } from "../cluster/service_deps.ts";
 import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
 import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
+import { partitionEvents, type PartitionListener } from "../partition/partition_events.ts";
 import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
 import type { IMap } from "./imap.ts";
 import { backupCountProblem, MapConfigs, type MapsConfig } from "./map_config.ts";
@@ -104,6 +105,23 @@ export class DataGrid {
   /** SHA-256 (hex) of `mapConfigSummary()`, for a cheap equality check at join. */
   mapConfigDigest(): string {
     return this.maps.mapConfigs.digest;
+  }
+
+  /**
+   * Partition migration and loss events (partition_events.ts), cluster-wide: called for
+   * every partition whose replica list changes in a table this member receives.
+   * @returns a function that removes the listener
+   */
+  addPartitionListener(listener: PartitionListener): () => void {
+    return this.partitions.onTableChange((next, prev) => {
+      for (const e of partitionEvents(prev, next)) {
+        try {
+          listener(e);
+        } catch {
+          // A throwing listener does not disturb the table update.
+        }
+      }
+    });
   }
 
   /** Names and sizes of the maps this member is primary for (its share). */
