@@ -32,6 +32,10 @@ const arg = (name: string, def: number) => {
   return i >= 0 ? Number(args[i + 1]) : def;
 };
 const ENTRIES = arg("--entries", 200_000);
+const onlyAt = args.indexOf("--only");
+/** `--only eviction|sweep|listeners` runs one part. */
+const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
+const part = (name: string) => only === undefined || only === name;
 const LIMIT = arg("--limit", 20_000);
 const EXPIRING = 100_000;
 const TTL_MS = 90_000;
@@ -100,81 +104,87 @@ await settled(data[0], 3);
 
 const primaryCount = (g: DataGrid, map: string) => g.localMaps().find((m) => m.name === map)?.size ?? 0;
 
-// ---- eviction -----------------------------------------------------------------------------
-console.log(`eviction: ${ENTRIES.toLocaleString()} entries into "cache-1", maxSizePerMember ${LIMIT.toLocaleString()}`);
-const cache = client.getMap<number, string>("cache-1");
-let maxSeen = 0;
-const sample = () => {
-  for (const g of data) maxSeen = Math.max(maxSeen, primaryCount(g, "cache-1"));
-};
 const value = "x".repeat(100);
-let rssAfterFill = 0;
-const rssSamples: number[] = [];
 const BATCH = 5_000;
-const t0 = performance.now();
-for (let i = 0; i < ENTRIES; i += BATCH) {
-  const batch: Array<[number, string]> = [];
-  for (let j = i; j < Math.min(ENTRIES, i + BATCH); j++) batch.push([j, value]);
-  await cache.putAll(batch);
+const figures: Record<string, unknown> = { entries: ENTRIES, limit: LIMIT };
+
+// ---- eviction -----------------------------------------------------------------------------
+async function eviction(): Promise<void> {
+  console.log(
+    `eviction: ${ENTRIES.toLocaleString()} entries into "cache-1", maxSizePerMember ${LIMIT.toLocaleString()}`,
+  );
+  const cache = client.getMap<number, string>("cache-1");
+  let maxSeen = 0;
+  const sample = () => {
+    for (const g of data) maxSeen = Math.max(maxSeen, primaryCount(g, "cache-1"));
+  };
+  let rssAfterFill = 0;
+  const rssSamples: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < ENTRIES; i += BATCH) {
+    const batch: Array<[number, string]> = [];
+    for (let j = i; j < Math.min(ENTRIES, i + BATCH); j++) batch.push([j, value]);
+    await cache.putAll(batch);
+    sample();
+    if (rssAfterFill === 0 && i + BATCH >= LIMIT * 3) rssAfterFill = rss();
+    if ((i / BATCH) % Math.max(1, Math.floor(ENTRIES / BATCH / 8)) === 0) rssSamples.push(rss());
+  }
+  const loadMs = performance.now() - t0;
+  await sleep(500);
   sample();
-  if (rssAfterFill === 0 && i + BATCH >= LIMIT * 3) rssAfterFill = rss();
-  if ((i / BATCH) % Math.max(1, Math.floor(ENTRIES / BATCH / 8)) === 0) rssSamples.push(rss());
+  const finalPrimaries = data.map((g) => primaryCount(g, "cache-1"));
+  const backups = data.map((g) => g.maps.debugReplicas().filter((r) => !r.primary).reduce((n, r) => n + r.entries, 0));
+  const rssEnd = rss();
+  console.log(
+    `  load ${(ENTRIES / (loadMs / 1000)).toFixed(0)} entries/s; most primaries on one member at any sample: ` +
+      `${maxSeen} (limit ${LIMIT}, +${(((maxSeen - LIMIT) / LIMIT) * 100).toFixed(2)} %); at the end ${
+        finalPrimaries.join(" / ")
+      }`,
+  );
+  console.log(`  backup entries per member at the end: ${backups.join(" / ")} (other maps: none)`);
+  console.log(
+    `  RSS after the first fill ${mb(rssAfterFill)}, during the load ${rssSamples.map(mb).join(", ")}, at the end ${
+      mb(rssEnd)
+    }`,
+  );
+  Object.assign(figures, { maxPrimariesSeen: maxSeen, finalPrimaries, backups, rssAfterFill, rssSamples, rssEnd });
+  await cache.destroy();
 }
-const loadMs = performance.now() - t0;
-await sleep(500);
-sample();
-const finalPrimaries = data.map((g) => primaryCount(g, "cache-1"));
-const backups = data.map((g) => g.maps.debugReplicas().filter((r) => !r.primary).reduce((n, r) => n + r.entries, 0));
-const rssEnd = rss();
-console.log(
-  `  load ${
-    (ENTRIES / (loadMs / 1000)).toFixed(0)
-  } entries/s; most primaries on one member at any sample: ${maxSeen} ` +
-    `(limit ${LIMIT}, +${(((maxSeen - LIMIT) / LIMIT) * 100).toFixed(2)} %); at the end ${finalPrimaries.join(" / ")}`,
-);
-console.log(`  backup entries per member at the end: ${backups.join(" / ")} (other maps: none)`);
-console.log(
-  `  RSS after the first fill ${mb(rssAfterFill)}, during the load ${rssSamples.map(mb).join(", ")}, at the end ${
-    mb(rssEnd)
-  }`,
-);
-await cache.destroy();
 
 // ---- expiry sweep -------------------------------------------------------------------------
 // 100,000 entries loaded with putAll, each batch with the TTL that makes every entry expire
 // at the same moment; the CPU of the whole process from then until every entry is gone,
 // over an idle baseline.
-const idleCpu0 = cpuMs();
-await sleep(2000);
-const idleCpuPerMs = (cpuMs() - idleCpu0) / 2000;
-const ttlMap = client.getMap<number, string>("ttl-bench");
-const t1 = performance.now();
-for (let i = 0; i < EXPIRING; i += BATCH) {
-  const batch: Array<[number, string]> = [];
-  for (let j = i; j < Math.min(EXPIRING, i + BATCH); j++) batch.push([j, value]);
-  await ttlMap.putAll(batch, { ttlMs: Math.max(1, Math.round(t1 + TTL_MS - performance.now())) });
+async function sweep(): Promise<void> {
+  const idleCpu0 = cpuMs();
+  await sleep(2000);
+  const idleCpuPerMs = (cpuMs() - idleCpu0) / 2000;
+  const ttlMap = client.getMap<number, string>("ttl-bench");
+  const t1 = performance.now();
+  for (let i = 0; i < EXPIRING; i += BATCH) {
+    const batch: Array<[number, string]> = [];
+    for (let j = i; j < Math.min(EXPIRING, i + BATCH); j++) batch.push([j, value]);
+    await ttlMap.putAll(batch, { ttlMs: Math.max(1, Math.round(t1 + TTL_MS - performance.now())) });
+  }
+  const loadedMs = performance.now() - t1;
+  if (loadedMs > TTL_MS) console.log(`  (loading took ${loadedMs.toFixed(0)} ms, longer than the TTL: raise TTL_MS)`);
+  const before = data.reduce((n, g) => n + g.maps.housekeeping.counters.expired, 0);
+  await sleep(Math.max(0, t1 + TTL_MS - performance.now()));
+  const c0 = cpuMs();
+  const s0 = performance.now();
+  while (data.reduce((n, g) => n + primaryCount(g, "ttl-bench"), 0) > 0) await sleep(20);
+  const sweepWallMs = performance.now() - s0;
+  const sweepCpuMs = cpuMs() - c0 - idleCpuPerMs * sweepWallMs;
+  const expired = data.reduce((n, g) => n + g.maps.housekeeping.counters.expired, 0) - before;
+  console.log(
+    `expiry sweep: ${expired.toLocaleString()} entries expired over ${sweepWallMs.toFixed(0)} ms (loaded over ` +
+      `${loadedMs.toFixed(0)} ms): ${sweepCpuMs.toFixed(0)} CPU ms over the idle baseline for the whole cluster ` +
+      `(sweeps, replicated removals, backups applying them) = ${
+        (sweepCpuMs / expired * 100_000).toFixed(0)
+      } ms per 100,000`,
+  );
+  Object.assign(figures, { sweepEntries: expired, sweepWallMs, sweepCpuMs });
 }
-const loadedMs = performance.now() - t1;
-const firstDeadline = t1 + TTL_MS;
-if (loadedMs > TTL_MS) console.log(`  (loading took ${loadedMs.toFixed(0)} ms, longer than the TTL: raise TTL_MS)`);
-await sleep(Math.max(0, firstDeadline - performance.now()));
-const c0 = cpuMs();
-const s0 = performance.now();
-for (;;) {
-  const left = data.reduce((n, g) => n + primaryCount(g, "ttl-bench"), 0);
-  if (left === 0) break;
-  await sleep(20);
-}
-const sweepWallMs = performance.now() - s0;
-const sweepCpuMs = cpuMs() - c0 - idleCpuPerMs * sweepWallMs;
-const expired = data.reduce((n, g) => n + g.maps.housekeeping.counters.expired, 0);
-console.log(
-  `expiry sweep: ${expired.toLocaleString()} entries expired over ${sweepWallMs.toFixed(0)} ms (loaded over ` +
-    `${loadedMs.toFixed(0)} ms): ${sweepCpuMs.toFixed(0)} CPU ms over the idle baseline for the whole cluster ` +
-    `(sweeps, replicated removals, backups applying them) = ${
-      (sweepCpuMs / expired * 100_000).toFixed(0)
-    } ms per 100,000`,
-);
 
 // ---- listeners ----------------------------------------------------------------------------
 async function putThroughput(map: string, ms: number): Promise<number> {
@@ -192,7 +202,6 @@ async function putThroughput(map: string, ms: number): Promise<number> {
 
 async function eventsPerSecond(listeners: number): Promise<{ eventsPerS: number; putsPerS: number }> {
   const name = `ev${listeners}`;
-  const m = client.getMap<number, string>(name);
   const got = new Array(listeners).fill(0);
   const ids: string[] = [];
   for (let l = 0; l < listeners; l++) {
@@ -207,35 +216,30 @@ async function eventsPerSecond(listeners: number): Promise<{ eventsPerS: number;
   return { eventsPerS: got.reduce((a, b) => a + b, 0) / s, putsPerS };
 }
 
-const puts0 = await putThroughput("plain", 5000);
-const one = await eventsPerSecond(1);
-const ten = await eventsPerSecond(10);
-console.log(
-  `puts/s (64 in flight): ${puts0.toFixed(0)} with no listener, ${ten.putsPerS.toFixed(0)} with 10 listeners`,
-);
-console.log(
-  `events/s delivered: ${one.eventsPerS.toFixed(0)} to 1 listener, ${
-    ten.eventsPerS.toFixed(0)
-  } in total to 10 listeners`,
-);
+async function listeners(): Promise<void> {
+  const puts0 = await putThroughput("plain", 5000);
+  const one = await eventsPerSecond(1);
+  const ten = await eventsPerSecond(10);
+  console.log(
+    `puts/s (64 in flight): ${puts0.toFixed(0)} with no listener, ${ten.putsPerS.toFixed(0)} with 10 listeners`,
+  );
+  console.log(
+    `events/s delivered: ${one.eventsPerS.toFixed(0)} to 1 listener, ${
+      ten.eventsPerS.toFixed(0)
+    } in total to 10 listeners`,
+  );
+  Object.assign(figures, {
+    putsPerS0: puts0,
+    putsPerS10: ten.putsPerS,
+    eventsPerS1: one.eventsPerS,
+    eventsPerS10: ten.eventsPerS,
+  });
+}
 
-console.log(JSON.stringify({
-  entries: ENTRIES,
-  limit: LIMIT,
-  maxPrimariesSeen: maxSeen,
-  finalPrimaries,
-  backups,
-  rssAfterFill,
-  rssEnd,
-  rssSamples,
-  sweepEntries: expired,
-  sweepWallMs,
-  sweepCpuMs,
-  putsPerS0: puts0,
-  putsPerS10: ten.putsPerS,
-  eventsPerS1: one.eventsPerS,
-  eventsPerS10: ten.eventsPerS,
-}));
+if (part("eviction")) await eviction();
+if (part("sweep")) await sweep();
+if (part("listeners")) await listeners();
+console.log(JSON.stringify(figures));
 for (const g of grids.values()) g.stop();
 g0.process?.exit?.(0);
 g0.Deno?.exit?.(0);

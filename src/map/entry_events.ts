@@ -63,7 +63,7 @@ export class EventRing {
   #head = 0;
   coveredFrom: number;
 
-  constructor(readonly limit = 1024, fromSeq = 0) {
+  constructor(readonly limit = 256, fromSeq = 0) {
     this.coveredFrom = fromSeq;
   }
 

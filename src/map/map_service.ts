@@ -106,7 +106,7 @@ export interface MapServiceConfig {
    * is confirmed; otherwise the primary answers after their acks, as without it. @default false
    */
   directBackupAcks?: boolean;
-  /** Entry events kept per partition on every replica (listeners resume from them). @default 1024 */
+  /** Entry events kept per partition on every replica (listeners resume from them). @default 256 */
   eventsPerPartition?: number;
   /** A listener's poll that finds no new event is held this long at most (below the invoker's attempt timeout). @default 1000 */
   eventPollHoldMs?: number;
@@ -374,7 +374,7 @@ export class MapService {
       dedupePerPartition: 2048,
       logPerPartition: 256,
       directBackupAcks: false,
-      eventsPerPartition: 1024,
+      eventsPerPartition: 256,
       eventPollHoldMs: 1000,
       housekeeping: {},
       listeners: {},

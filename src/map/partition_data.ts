@@ -78,7 +78,7 @@ export interface PartitionDataLimits {
   dedupe: number;
   /** Writes kept in the log per partition. @default 256 */
   log: number;
-  /** Entry events kept per partition (listeners resume from them). @default 1024 */
+  /** Entry events kept per partition (listeners resume from them). @default 256 */
   events?: number;
 }
 
@@ -117,7 +117,7 @@ export class PartitionData {
   onEvents?: (p: number, seq: number) => void;
 
   constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {
-    this.events = new EventRing(limits.events ?? 1024);
+    this.events = new EventRing(limits.events ?? 256);
   }
 
   /** Records in all maps. */
