@@ -2,7 +2,7 @@
  * Expiry and entry events between real processes over real WebRTC, Bun and Deno mixed,
  * configured through the CLI (`--map`): 3 members; an SSE listener on a member that
  * survives; writes through REST before and after kill -9 of the master (which is also a
- * primary); a TTL entry whose primary dies in the middle of its TTL; a max-idle entry read
+ * primary), read from the Deno member; a TTL entry whose primary dies in the middle of its TTL; a max-idle entry read
  * every 100 ms through the failover.
  */
 import { afterAll, describe, expect, test } from "bun:test";
@@ -80,7 +80,7 @@ describe("expiry and entry events across processes", () => {
     started.push(a, b, c);
     await settled([a, b, c], 3);
 
-    const sse = listen(`${c.url}/maps/ev/events`);
+    const sse = listen(`${b.url}/maps/ev/events`); // served by the Deno member
     await sse.opened;
     expect((await put(a, "/maps/sess-1/s", "alive")).status).toBe(200);
     const ttlWritten = Date.now();
