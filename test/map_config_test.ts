@@ -3,6 +3,7 @@ import {
   backupCountProblem,
   canonicalMapsConfig,
   mapConfigDifference,
+  mapConfigJoinSetting,
   MapConfigs,
   mapsConfigDigest,
   mapsConfigFromCli,
@@ -150,5 +151,18 @@ describe("per-map backup counts", () => {
       /"s\*": backupCount 2 differs from the node's 1/,
     );
     expect(backupCountProblem({ m: { asyncBackupCount: 1 } }, 1, 0)).toMatch(/"m": asyncBackupCount 1/);
+  });
+});
+
+describe("join setting", () => {
+  test("carries the canonical summary (or its digest when long), comparable with mapConfigDifference", () => {
+    const a = mapConfigJoinSetting({ "s*": { ttlMs: 1 } });
+    const b = mapConfigJoinSetting({ "s*": { ttlMs: 2 } });
+    expect(a.field.key).toBe("mc");
+    expect(mapConfigDifference(a.value, b.value, "the joiner")).toBe(
+      'map config "s*": ttlMs is 1 on this member but 2 on the joiner',
+    );
+    const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`map-${i}-*`, { ttlMs: i }]));
+    expect(mapConfigJoinSetting(many).value).toBe(`sha256:${mapsConfigDigest(many)}`);
   });
 });

@@ -345,3 +345,23 @@ export function mapsConfigFromCli(file: unknown, flags: readonly string[]): { ma
   }
   return parseMapsConfig(merged, "--map");
 }
+
+/** Longest canonical summary sent as is in a join request; longer ones are sent as their digest. */
+export const MAX_JOIN_SUMMARY_CHARS = 4000;
+
+/**
+ * The maps configuration as a cluster-wide join setting (field and value), for the join
+ * check: the canonical summary, or `sha256:<digest>` when the summary is longer than
+ * {@link MAX_JOIN_SUMMARY_CHARS}. Two members agree exactly when their values are equal;
+ * when both are summaries, `mapConfigDifference(cluster, joiner, name)` names the first map
+ * pattern and field that differ.
+ */
+export function mapConfigJoinSetting(
+  maps: Readonly<MapsConfig>,
+): { field: { key: string; label: string; flag: string }; value: string } {
+  const canonical = canonicalMapsConfig(maps);
+  return {
+    field: { key: "mc", label: "map configuration", flag: "--map-config / --map" },
+    value: canonical.length <= MAX_JOIN_SUMMARY_CHARS ? canonical : `sha256:${mapsConfigDigest(maps)}`,
+  };
+}
