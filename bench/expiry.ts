@@ -37,6 +37,9 @@ const onlyAt = args.indexOf("--only");
 const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
 const part = (name: string) => only === undefined || only === name;
 const LIMIT = arg("--limit", 20_000);
+/** Writes (and entry events) each partition keeps for re-shipping (and listeners); defaults as the node's. */
+const LOG = arg("--log-per-partition", 256);
+const EVENTS = arg("--events-per-partition", 256);
 const EXPIRING = 100_000;
 const TTL_MS = 90_000;
 
@@ -81,6 +84,7 @@ async function add(id: string, lite = false): Promise<DataGrid> {
       backupCount: 1,
       asyncBackupCount: 0,
       lite,
+      map: { logPerPartition: LOG, eventsPerPartition: EVENTS },
       maps: { "cache*": { maxSizePerMember: LIMIT, eviction: "lru" } },
     },
   });
