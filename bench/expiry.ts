@@ -5,6 +5,7 @@
  *
  *   bun run bench/expiry.ts      |   deno run -A bench/expiry.ts
  *   bun run bench/expiry.ts --entries 200000 --limit 20000
+ *   bun run bench/expiry.ts --only eviction --log-per-partition 16   # logs fill early: RSS levels off within the load
  *
  * Prints:
  * - eviction: loading `--entries` (default 200,000) into a map with `maxSizePerMember:
