@@ -292,3 +292,26 @@ describe("slow listeners", () => {
     h.stop();
   });
 });
+
+describe("local listeners", () => {
+  test("local: true hears only the partitions this member is primary of", async () => {
+    const h = await cluster(3);
+    const n1 = h.members.get("n1")!.grid;
+    const mine = new Set(n1.partitions.table.replicas.flatMap((r, p) => (r[0] === "n1" ? [p] : [])));
+    const heard: number[] = [];
+    await h.until(
+      n1.getMap<string, number>("m").addEntryListener((e) => void heard.push(e.partition), { local: true }),
+    );
+    const m = h.members.get("n0")!.grid.getMap<string, number>("m");
+    let expected = 0;
+    for (let i = 0; i < 60; i++) {
+      await h.until(m.set(`k${i}`, i));
+      if (mine.has(partitionOf(`k${i}`, P))) expected++;
+    }
+    await h.run(1500);
+    expect(expected).toBeGreaterThan(0);
+    expect(heard.length).toBe(expected);
+    expect(heard.every((p) => mine.has(p))).toBe(true);
+    h.stop();
+  });
+});
