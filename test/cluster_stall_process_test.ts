@@ -5,7 +5,8 @@
  * its own event loop stalled instead of accusing the others.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 afterAll(killAll);
 
@@ -39,21 +40,21 @@ describe("membership across processes under CPU starvation", () => {
     const version = formed[0].memberListVersion;
 
     const stop = async (victim: Member) => {
-      victim.proc.kill("SIGSTOP");
+      victim.child.kill("SIGSTOP");
       await Bun.sleep(STOP_MS);
-      victim.proc.kill("SIGCONT");
+      victim.child.kill("SIGCONT");
       // Longer than a dead verdict plus the master's publication would take.
       await Bun.sleep(6_000);
       const vs = await views();
       const deaths = all.flatMap((m) =>
-        m.stderr().split("\n").filter((l) => l.includes('"member dead"')).map((l) => `${m.name}: ${l}`)
+        m.stderr().split("\n").filter((l) => l.includes('"cluster.member.dead"')).map((l) => `${m.name}: ${l}`)
       );
       expect(deaths).toEqual([]);
       expect(vs.map((v) => [v.master, v.memberListVersion, v.members.length])).toEqual(
         all.map(() => [a.id, version, 3]),
       );
       // The stopped member saw its own timers fire late and said so.
-      expect(victim.stderr()).toContain('"event loop stalled"');
+      expect(victim.stderr()).toContain('"cluster.self.stalled"');
     };
     await stop(a);
     await stop(b);
