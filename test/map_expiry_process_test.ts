@@ -6,7 +6,8 @@
  * every 100 ms through the failover.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 const started: Member[] = [];
 afterAll(() => killAll());

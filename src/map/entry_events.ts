@@ -7,10 +7,17 @@
  * its index among that write's effects (a putAll changes several keys in one write). A
  * consumer that remembers the last `(seq, index)` per partition can resume after it.
  */
-import type { AppliedChange } from "./partition_data.ts";
-
 export const entryEventTypes = ["added", "updated", "removed", "expired", "evicted", "merged"] as const;
 export type EntryEventType = (typeof entryEventTypes)[number];
+
+/** What one applied effect did to one key (as bytes): computed by every replica while applying writes. */
+export interface AppliedChange {
+  type: EntryEventType;
+  m: string;
+  key: Uint8Array;
+  value?: Uint8Array;
+  oldValue?: Uint8Array;
+}
 
 /** An event with key and values decoded. */
 export interface EntryEvent<K = unknown, V = unknown> {
@@ -199,3 +206,32 @@ export class ListenerQueue<E extends { partition: number; seq: number }> {
     }
   }
 }
+
+/** Options of `addEntryListener` and `events`. */
+export interface EntryListenerOptions<K = unknown> {
+  /** Only this key's events. */
+  key?: K;
+  /** Carry `value` and `oldValue`. @default true */
+  includeValue?: boolean;
+  /**
+   * Only events of partitions whose primary is this member when the listener registers (as
+   * Hazelcast's local listeners; not followed through migrations). @default false
+   */
+  local?: boolean;
+  /**
+   * Resume after these positions (partition → the last event seen, `{ s: seq, i: index }`)
+   * instead of starting from now; partitions not listed start from now. If a partition's
+   * event log no longer reaches back that far, the first thing delivered is a `gap`.
+   */
+  from?: ReadonlyMap<number, { s: number; i: number }>;
+}
+
+/** An open subscription: its events, the positions it started from, and `close()`. */
+export interface EventSubscription<K, V> extends AsyncIterable<EntryEvent<K, V> | GapEvent> {
+  readonly id: string;
+  /** Partition → the position it started after. */
+  readonly start: ReadonlyMap<number, { s: number; i: number }>;
+  close(): void;
+}
+
+export type EntryListener<K = unknown, V = unknown> = (e: EntryEvent<K, V> | GapEvent) => void | Promise<void>;

@@ -22,38 +22,19 @@ import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import { partitionOfBytes } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
-import { type EntryEvent, entryEventTypes, type GapEvent, ListenerQueue } from "./entry_events.ts";
+import {
+  type EntryEvent,
+  entryEventTypes,
+  type EntryListener,
+  type EntryListenerOptions,
+  type EventSubscription,
+  type GapEvent,
+  ListenerQueue,
+} from "./entry_events.ts";
+
+export type { EntryListener, EntryListenerOptions, EventSubscription };
 import type { EventsAnswer } from "./event_polls.ts";
 import { OpCode } from "./operations.ts";
-
-/** Options of `addEntryListener` and `events`. */
-export interface EntryListenerOptions<K = unknown> {
-  /** Only this key's events. */
-  key?: K;
-  /** Carry `value` and `oldValue`. @default true */
-  includeValue?: boolean;
-  /**
-   * Only events of partitions whose primary is this member when the listener registers (as
-   * Hazelcast's local listeners; not followed through migrations). @default false
-   */
-  local?: boolean;
-  /**
-   * Resume after these positions (partition → the last event seen, `{ s: seq, i: index }`)
-   * instead of starting from now; partitions not listed start from now. If a partition's
-   * event log no longer reaches back that far, the first thing delivered is a `gap`.
-   */
-  from?: ReadonlyMap<number, { s: number; i: number }>;
-}
-
-/** An open subscription: its events, the positions it started from, and `close()`. */
-export interface EventSubscription<K, V> extends AsyncIterable<EntryEvent<K, V> | GapEvent> {
-  readonly id: string;
-  /** Partition → the position it started after. */
-  readonly start: ReadonlyMap<number, { s: number; i: number }>;
-  close(): void;
-}
-
-export type EntryListener<K = unknown, V = unknown> = (e: EntryEvent<K, V> | GapEvent) => void | Promise<void>;
 
 export interface EntryListenersConfig {
   /** Events queued per listener before it stops polling. @default 10000 */

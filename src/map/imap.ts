@@ -1,5 +1,4 @@
-import type { EntryEvent, GapEvent } from "./entry_events.ts";
-import type { EntryListener, EntryListenerOptions, EventSubscription } from "./entry_listeners.ts";
+import type { EntryEvent, EntryListener, EntryListenerOptions, EventSubscription, GapEvent } from "./entry_events.ts";
 import type { ExpiryOptions } from "./expiry.ts";
 
 /**

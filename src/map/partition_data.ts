@@ -6,7 +6,9 @@
  * writes (to re-ship to a backup that missed some).
  */
 import { murmur3_32 } from "../partition/murmur3.ts";
-import { type EntryEventType, EventRing } from "./entry_events.ts";
+import { type AppliedChange, EventRing } from "./entry_events.ts";
+
+export type { AppliedChange };
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 
 /** Why an effect happened, when not a client's write. */
@@ -30,15 +32,6 @@ export interface Effect {
   touch?: boolean;
   /** The partition had no serving primary until `at`: idle time before `at` does not count (expiry.ts). */
   floor?: boolean;
-}
-
-/** What one applied effect did to one key, for entry events. */
-export interface AppliedChange {
-  type: EntryEventType;
-  m: string;
-  key: Uint8Array;
-  value?: Uint8Array;
-  oldValue?: Uint8Array;
 }
 
 /** One applied write: what backups receive, in order. */
