@@ -315,3 +315,17 @@ describe("local listeners", () => {
     h.stop();
   });
 });
+
+describe("listener limits", () => {
+  test("a member refuses a listener that would hold more polls than allowed, and frees them on removal", async () => {
+    const h = await cluster(2, { map: { listeners: { maxPolls: 20 } } });
+    const m = h.members.get("n0")!.grid.getMap<string, number>("m");
+    const id = await h.until(m.addEntryListener(() => {})); // 13 partitions
+    await expect(h.until(m.addEntryListener(() => {}))).rejects.toThrow(/needs 13 polls .* 13 of at most 20/);
+    const keyed = await h.until(m.addEntryListener(() => {}, { key: "a" })); // 1 more
+    expect(m.removeEntryListener(id)).toBe(true);
+    expect(typeof (await h.until(m.addEntryListener(() => {})))).toBe("string");
+    expect(m.removeEntryListener(keyed)).toBe(true);
+    h.stop();
+  });
+});

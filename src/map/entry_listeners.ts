@@ -43,6 +43,12 @@ export interface EntryListenersConfig {
   pollBatch?: number;
   /** Listeners on this member. @default 256 */
   maxListeners?: number;
+  /**
+   * Long polls this member's listeners keep open in all (one per partition a listener
+   * follows: all of them, or its key's), kept well below the invoker's `maxPendingCalls`
+   * so that listeners never starve the member's own operations. @default 4096
+   */
+  maxPolls?: number;
   /** Wait after a failed poll before polling again. @default 200 */
   retryDelayMs?: number;
 }
@@ -94,6 +100,7 @@ export class EntryListeners {
   readonly config: Required<EntryListenersConfig>;
   #subs = new Map<string, Subscription<unknown, unknown>>();
   #next = 1;
+  #polls = 0;
   /** Counters for /metrics and tests. */
   readonly counters = { polls: 0, pollErrors: 0, events: 0, gaps: 0 };
 
@@ -105,7 +112,14 @@ export class EntryListeners {
     readonly localPartitions: () => number[],
     config: EntryListenersConfig = {},
   ) {
-    this.config = { queueCapacity: 10_000, pollBatch: 500, maxListeners: 256, retryDelayMs: 200, ...config };
+    this.config = {
+      queueCapacity: 10_000,
+      pollBatch: 500,
+      maxListeners: 256,
+      maxPolls: 4096,
+      retryDelayMs: 200,
+      ...config,
+    };
     if (this.config.pollBatch > this.config.queueCapacity) {
       throw new RangeError("Cannot configure entry listeners: pollBatch exceeds queueCapacity");
     }
@@ -127,7 +141,13 @@ export class EntryListeners {
     if (!sub) return false;
     sub.close();
     this.#subs.delete(id);
+    this.#polls -= sub.partitions.length;
     return true;
+  }
+
+  /** Long polls the registered listeners keep open. */
+  get polls(): number {
+    return this.#polls;
   }
 
   /** Events as an async iterator; ends when `signal` aborts (or `return()` is called). */
@@ -195,9 +215,17 @@ export class EntryListeners {
       const mine = new Set(this.localPartitions());
       partitions = partitions.filter((p) => mine.has(p));
     }
+    if (this.#polls + partitions.length > this.config.maxPolls) {
+      throw new ShoalError(
+        "OVERLOADED",
+        `Cannot add an entry listener on map "${map}": it needs ${partitions.length} polls and this member's ` +
+          `listeners hold ${this.#polls} of at most ${this.config.maxPolls} (listen to a key, or use fewer listeners)`,
+      );
+    }
     const id = `l${this.#next++}`;
     const sub = new Subscription<K, V>(id, map, partitions, k, opts.includeValue !== false, this.config.queueCapacity);
     this.#subs.set(id, sub as Subscription<unknown, unknown>);
+    this.#polls += partitions.length;
     try {
       // Starting cursors, a bounded number of partitions at a time.
       const todo: number[] = [];
