@@ -1,11 +1,8 @@
 /** Node configuration: the options of `startNode()`, mirrored by CLI flags and SHOAL_* env vars. */
 import type { MapsConfig } from "./map/map_config.ts";
+import type { IceServer } from "./transport/ice_server.ts";
 
-export interface IceServer {
-  urls: string;
-  username?: string;
-  credential?: string;
-}
+export type { IceServer };
 
 export interface NodeOptions {
   /** Human name for logs and the dashboard. @default a short random name */

@@ -5,11 +5,12 @@
  * retry reaching a new primary is answered, not applied again), and a bounded log of recent
  * writes (to re-ship to a backup that missed some).
  */
+import { assert } from "../core/errors.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
 import { type AppliedChange, EventRing } from "./entry_events.ts";
+import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 
 export type { AppliedChange };
-import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 
 /** Why an effect happened, when not a client's write. */
 export const EffectCause = { Expired: 1, Evicted: 2, Merged: 3 } as const;
@@ -189,9 +190,8 @@ export class PartitionData {
 
   /** Applies the next write (seq must be this.seq + 1). */
   applyEntry(entry: LogEntry): void {
-    if (entry.seq !== this.seq + 1) {
-      throw new Error(`Assertion failed: partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
-    }
+    // Callers guard first (a backup pulls on a gap); applying out of order is a bug.
+    assert(entry.seq === this.seq + 1, `partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
     let changed = false;
     for (let i = 0; i < entry.e.length; i++) {
       const c = this.applyEffect(entry.e[i]);
