@@ -329,3 +329,19 @@ describe("listener limits", () => {
     h.stop();
   });
 });
+
+describe("eviction by bytes", () => {
+  test("maxBytesPerMember keeps each member's primary bytes of the map under the limit", async () => {
+    const limit = 20_000;
+    const h = await cluster(2, { maps: { blobs: { maxBytesPerMember: limit, eviction: "lfu" } } });
+    const m = h.members.get("n0")!.grid.getMap<number, string>("blobs");
+    for (let i = 0; i < 300; i++) await h.until(m.set(i, "x".repeat(200)));
+    await h.run(500);
+    for (const mem of h.live()) {
+      const u = mem.grid.maps.housekeeping.usage.get("blobs");
+      expect(u.bytes).toBeLessThanOrEqual(limit);
+      expect(u.bytes).toBeGreaterThan(limit * 0.8);
+    }
+    h.stop();
+  });
+});
