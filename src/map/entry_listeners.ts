@@ -250,7 +250,9 @@ export class EntryListeners {
 
   async #poll<K, V>(sub: Subscription<K, V>, p: number, c: { s: number; i: number }): Promise<EventsAnswer> {
     this.counters.polls++;
-    const body: Record<string, unknown> = { m: sub.map, s: c.s, i: c.i, n: this.config.pollBatch };
+    // Held on the primary for at most half the invoker's attempt timeout, so a quiet poll is answered, not retried.
+    const h = Math.floor(this.invoker.config.attemptTimeoutMs / 2);
+    const body: Record<string, unknown> = { m: sub.map, s: c.s, i: c.i, n: this.config.pollBatch, h };
     if (sub.k) body.k = sub.k;
     if (!sub.includeValue) body.nv = true;
     const r = await this.invoker.invoke(p, OpCode.Events, body, false) as EventsAnswer;

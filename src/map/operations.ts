@@ -100,7 +100,8 @@ const schemas: Record<number, z.ZodType> = {
     pol: w.uint().min(1).max(2),
     es: w.list(z.tuple([m, w.bytes(), w.bytes(), w.uint()]), MAX_BATCH),
   }),
-  // After cursor (s, i); s = -1: no events, answer the cursor of "now". `k`: only this key; `nv`: no values.
+  // After cursor (s, i); s = -1: no events, answer the cursor of "now". `k`: only this key; `nv`: no values;
+  // `h`: hold an empty answer at most this long (below the caller's attempt timeout).
   [OpCode.Events]: z.object({
     m,
     s: w.int().min(-1),
@@ -108,6 +109,7 @@ const schemas: Record<number, z.ZodType> = {
     k: w.bytes().optional(),
     nv: z.boolean().optional(),
     n: w.uint().min(1).max(MAX_EVENTS_PER_POLL),
+    h: w.uint().max(60_000).optional(),
   }),
 };
 
@@ -126,10 +128,11 @@ export interface OpBody {
   /** Per-entry TTL and max-idle. */
   ttl?: number;
   mi?: number;
-  /** Events: cursor, no-values flag. */
+  /** Events: cursor, no-values flag, longest hold (ms). */
   s?: number;
   i?: number;
   nv?: boolean;
+  h?: number;
 }
 
 /** Validates an op body from the network. @returns null when invalid */

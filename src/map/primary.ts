@@ -94,7 +94,7 @@ export class PrimaryRole {
     if (a) return reply("ok", a);
     const held = ctx.polls.hold(prim.p, {
       body,
-      deadline: ctx.clock.now() + ctx.config.eventPollHoldMs,
+      deadline: ctx.clock.now() + Math.min(ctx.config.eventPollHoldMs, body.h ?? Infinity),
       answer: (x, status = "ok") => status === "ok" ? reply("ok", x) : reply(status),
     });
     if (!held) reply("OVERLOADED");
