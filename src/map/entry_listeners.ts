@@ -6,16 +6,20 @@
  * replicated writes, and primaries answer only with events of acknowledged writes, so a new
  * primary continues exactly after the listener's cursor.
  *
+ * Listeners of the same map, key filter and `includeValue` on one member share a feed (one
+ * set of polls); a listener that joins a running feed starts at the feed's position, which
+ * is never ahead of "now".
+ *
  * Delivery guarantee: for every write acknowledged to its caller and invoked after
  * `addEntryListener` resolved, the listener receives its event exactly once, in write order
- * per partition (so per key) — or, when the partition's event log no longer reached back to
- * the listener's cursor (it fell more than the log's length behind, or a replica was rebuilt
- * from a snapshot), a `gap` event naming the writes it may have missed. Each event carries
- * its partition and `(seq, index)`, which only grow per partition.
+ * per partition (so per key) — or a `gap` event naming the writes it may have missed: when
+ * the partition's event log no longer reached back to the feed's position (a replica rebuilt
+ * from a snapshot, or a feed that could not poll for longer than the log covers), or when
+ * the listener's own queue was full. Each event carries its partition and `(seq, index)`,
+ * which only grow per partition.
  *
- * A slow listener never blocks writes: its queue is bounded, and while it is full the
- * listener stops polling (the primary's event log keeps going; if it wraps past the cursor,
- * the listener gets a gap).
+ * A slow listener never blocks writes, nor the other listeners of its feed: its queue is
+ * bounded (10,000 events), and what does not fit is dropped and reported as a gap.
  */
 import type { Clock } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
@@ -23,6 +27,7 @@ import type { Invoker } from "../invoke/invoker.ts";
 import { partitionOfBytes } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
 import {
+  after,
   type EntryEvent,
   entryEventTypes,
   type EntryListener,
@@ -37,7 +42,7 @@ import type { EventsAnswer } from "./event_polls.ts";
 import { OpCode } from "./operations.ts";
 
 export interface EntryListenersConfig {
-  /** Events queued per listener before it stops polling. @default 10000 */
+  /** Events queued per listener; beyond, they are dropped and reported as a gap. @default 10000 */
   queueCapacity?: number;
   /** Events one poll asks for. @default 500 */
   pollBatch?: number;
@@ -56,12 +61,17 @@ export interface EntryListenersConfig {
 /** Cursor index meaning "before every effect of this write". */
 const BEFORE = -1;
 
-/** One registered listener: its cursors, queue and poll loops. */
-class Subscription<K, V> {
-  readonly queue: ListenerQueue<EntryEvent<K, V>>;
+/**
+ * One stream of a map's events into this member: its position in each partition it follows
+ * and a poll loop per partition. Listeners with the same map, key filter and `includeValue`
+ * share one feed, so ten listeners cost the primaries the polls of one.
+ */
+class Feed {
   readonly cursors = new Map<number, { s: number; i: number }>();
+  readonly subs = new Set<Subscription<unknown, unknown>>();
   closed = false;
-  #flowWaiters: Array<() => void> = [];
+  /** Resolves once every partition has a starting position (rejects if one cannot be had). */
+  ready: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -69,29 +79,24 @@ class Subscription<K, V> {
     readonly partitions: number[],
     readonly k: Uint8Array | undefined,
     readonly includeValue: boolean,
-    capacity: number,
-  ) {
+  ) {}
+}
+
+/** One registered listener: where it started, its bounded queue, and the feed it reads. */
+class Subscription<K, V> {
+  readonly queue: ListenerQueue<EntryEvent<K, V>>;
+  /** Per partition, the position it started after: only later events are its own. */
+  readonly start: Map<number, { s: number; i: number }>;
+  closed = false;
+
+  constructor(readonly id: string, readonly feed: Feed, capacity: number) {
     this.queue = new ListenerQueue(capacity);
-  }
-
-  /** Resolves when the queue has room for `batch` more events (flow control: a full listener stops polling). */
-  room(batch: number): Promise<void> {
-    if (this.closed || this.queue.length + batch <= this.queue.capacity) return Promise.resolve();
-    return new Promise((r) => this.#flowWaiters.push(r));
-  }
-
-  drained(): void {
-    if (this.#flowWaiters.length > 0 && this.queue.length < this.queue.capacity / 2) this.#wakeAll();
+    this.start = new Map(feed.cursors);
   }
 
   close(): void {
     this.closed = true;
     this.queue.wake();
-    this.#wakeAll();
-  }
-
-  #wakeAll(): void {
-    for (const w of this.#flowWaiters.splice(0)) w();
   }
 }
 
@@ -99,6 +104,7 @@ class Subscription<K, V> {
 export class EntryListeners {
   readonly config: Required<EntryListenersConfig>;
   #subs = new Map<string, Subscription<unknown, unknown>>();
+  #feeds = new Map<string, Feed>();
   #next = 1;
   #polls = 0;
   /** Counters for /metrics and tests. */
@@ -141,7 +147,8 @@ export class EntryListeners {
     if (!sub) return false;
     sub.close();
     this.#subs.delete(id);
-    this.#polls -= sub.partitions.length;
+    sub.feed.subs.delete(sub);
+    this.#closeFeedIfIdle(sub.feed);
     return true;
   }
 
@@ -169,7 +176,7 @@ export class EntryListeners {
   /** Registers a subscription (resolves once it has its starting positions) to iterate once. */
   async open<K, V>(map: string, opts: EntryListenerOptions<K> = {}): Promise<EventSubscription<K, V>> {
     const sub = await this.#subscribe<K, V>(map, opts);
-    const start = new Map(sub.cursors);
+    const start = new Map(sub.start);
     const close = () => void this.remove(sub.id);
     return {
       id: sub.id,
@@ -180,7 +187,6 @@ export class EntryListeners {
           while (!sub.closed) {
             const e = sub.queue.shift();
             if (e) {
-              sub.drained();
               yield e;
               continue;
             }
@@ -215,46 +221,82 @@ export class EntryListeners {
       const mine = new Set(this.localPartitions());
       partitions = partitions.filter((p) => mine.has(p));
     }
-    if (this.#polls + partitions.length > this.config.maxPolls) {
-      throw new ShoalError(
-        "OVERLOADED",
-        `Cannot add an entry listener on map "${map}": it needs ${partitions.length} polls and this member's ` +
-          `listeners hold ${this.#polls} of at most ${this.config.maxPolls} (listen to a key, or use fewer listeners)`,
-      );
-    }
-    const id = `l${this.#next++}`;
-    const sub = new Subscription<K, V>(id, map, partitions, k, opts.includeValue !== false, this.config.queueCapacity);
-    this.#subs.set(id, sub as Subscription<unknown, unknown>);
-    this.#polls += partitions.length;
-    try {
-      // Starting cursors, a bounded number of partitions at a time.
-      const todo: number[] = [];
-      for (const p of partitions) {
-        const c = opts.from?.get(p);
-        if (c && Number.isInteger(c.s) && Number.isInteger(c.i) && c.s >= 0 && c.i >= -1) sub.cursors.set(p, c);
-        else todo.push(p);
+    const includeValue = opts.includeValue !== false;
+    // Listeners that start from now share a feed; a resume (`from`) or a local listener has its own.
+    const shared = !opts.from && !opts.local;
+    const keyHex = k ? Array.from(k, (x) => x.toString(16).padStart(2, "0")).join("") : "*";
+    const feedId = shared ? `${map}\u0000${keyHex}\u0000${includeValue}` : `own:${this.#next++}`;
+    let feed = this.#feeds.get(feedId);
+    if (!feed) {
+      if (this.#polls + partitions.length > this.config.maxPolls) {
+        throw new ShoalError(
+          "OVERLOADED",
+          `Cannot add an entry listener on map "${map}": it needs ${partitions.length} polls and this member's ` +
+            `listeners hold ${this.#polls} of at most ${this.config.maxPolls} (listen to a key, or use fewer listeners)`,
+        );
       }
-      await Promise.all(Array.from({ length: Math.min(32, todo.length) }, async () => {
-        for (let p = todo.shift(); p !== undefined; p = todo.shift()) {
-          const a = await this.#poll(sub, p, { s: -1, i: BEFORE });
-          sub.cursors.set(p, { s: a.s, i: a.i });
-        }
-      }));
+      feed = this.#openFeed(feedId, map, partitions, k, includeValue, opts.from);
+    }
+    try {
+      await feed.ready;
     } catch (e) {
-      this.remove(id);
+      this.#closeFeedIfIdle(feed);
       throw e;
     }
-    for (const p of partitions) void this.#loop(sub, p);
+    if (feed.closed) throw new ShoalError("SHUTDOWN", "Cannot add an entry listener: its feed was closed");
+    const id = `l${this.#next++}`;
+    const sub = new Subscription<K, V>(id, feed, this.config.queueCapacity);
+    this.#subs.set(id, sub as Subscription<unknown, unknown>);
+    feed.subs.add(sub as Subscription<unknown, unknown>);
     return sub;
   }
 
-  async #poll<K, V>(sub: Subscription<K, V>, p: number, c: { s: number; i: number }): Promise<EventsAnswer> {
+  /** A new feed: its starting positions (from `from`, else the primaries' "now"), then its poll loops. */
+  #openFeed(
+    id: string,
+    map: string,
+    partitions: number[],
+    k: Uint8Array | undefined,
+    includeValue: boolean,
+    from: EntryListenerOptions["from"],
+  ): Feed {
+    const feed = new Feed(id, map, partitions, k, includeValue);
+    this.#feeds.set(id, feed);
+    this.#polls += partitions.length;
+    feed.ready = (async () => {
+      const todo: number[] = [];
+      for (const p of partitions) {
+        const c = from?.get(p);
+        if (c && Number.isInteger(c.s) && Number.isInteger(c.i) && c.s >= 0 && c.i >= -1) feed.cursors.set(p, c);
+        else todo.push(p);
+      }
+      // Starting positions, a bounded number of partitions at a time.
+      await Promise.all(Array.from({ length: Math.min(32, todo.length) }, async () => {
+        for (let p = todo.shift(); p !== undefined; p = todo.shift()) {
+          const a = await this.#poll(feed, p, { s: -1, i: BEFORE });
+          feed.cursors.set(p, { s: a.s, i: a.i });
+        }
+      }));
+      for (const p of partitions) void this.#loop(feed, p);
+    })();
+    return feed;
+  }
+
+  /** Closes a feed no listener reads any more (its loops stop after their current poll). */
+  #closeFeedIfIdle(feed: Feed): void {
+    if (feed.subs.size > 0 || feed.closed) return;
+    feed.closed = true;
+    this.#feeds.delete(feed.id);
+    this.#polls -= feed.partitions.length;
+  }
+
+  async #poll(feed: Feed, p: number, c: { s: number; i: number }): Promise<EventsAnswer> {
     this.counters.polls++;
     // Held on the primary for at most half the invoker's attempt timeout, so a quiet poll is answered, not retried.
     const h = Math.floor(this.invoker.config.attemptTimeoutMs / 2);
-    const body: Record<string, unknown> = { m: sub.map, s: c.s, i: c.i, n: this.config.pollBatch, h };
-    if (sub.k) body.k = sub.k;
-    if (!sub.includeValue) body.nv = true;
+    const body: Record<string, unknown> = { m: feed.map, s: c.s, i: c.i, n: this.config.pollBatch, h };
+    if (feed.k) body.k = feed.k;
+    if (!feed.includeValue) body.nv = true;
     const r = await this.invoker.invoke(p, OpCode.Events, body, false) as EventsAnswer;
     if (!r || typeof r.s !== "number" || typeof r.i !== "number" || !Array.isArray(r.ev)) {
       throw new ShoalError("INTERNAL", "Malformed events answer");
@@ -262,44 +304,47 @@ export class EntryListeners {
     return r;
   }
 
-  async #loop<K, V>(sub: Subscription<K, V>, p: number): Promise<void> {
-    while (!sub.closed) {
-      await sub.room(this.config.pollBatch);
-      if (sub.closed) return;
-      const c = sub.cursors.get(p)!;
+  async #loop(feed: Feed, p: number): Promise<void> {
+    while (!feed.closed) {
+      const c = feed.cursors.get(p)!;
       let a: EventsAnswer;
       try {
-        a = await this.#poll(sub, p, c);
+        a = await this.#poll(feed, p, c);
       } catch {
         this.counters.pollErrors++;
-        if (sub.closed) return;
+        if (feed.closed) return;
         await new Promise<void>((r) => this.clock.setTimer(this.config.retryDelayMs, r));
         continue;
       }
-      if (sub.closed) return;
+      if (feed.closed) return;
       if (a.gap) {
         this.counters.gaps++;
-        sub.queue.pushGap({ type: "gap", partition: p, fromSeq: a.gap[0], toSeq: a.gap[1] });
+        const gap = { type: "gap" as const, partition: p, fromSeq: a.gap[0], toSeq: a.gap[1] };
+        for (const sub of feed.subs) sub.queue.pushGap(gap);
       }
       for (const [seq, i, type, key, value, old] of a.ev) {
         // Drop anything not after the cursor (cannot happen with a correct primary; cheap to guard).
-        if (seq < c.s || (seq === c.s && i <= c.i)) continue;
-        const e: EntryEvent<K, V> = {
+        if (!after(seq, i, { seq: c.s, i: c.i })) continue;
+        const e: EntryEvent<unknown, unknown> = {
           type: entryEventTypes[type] ?? "updated",
-          map: sub.map,
-          key: decodeValue(key) as K,
+          map: feed.map,
+          key: decodeValue(key),
           partition: p,
           seq,
           index: i,
         };
-        if (sub.includeValue) {
-          if (value) e.value = decodeValue(value) as V;
-          if (old) e.oldValue = decodeValue(old) as V;
+        if (feed.includeValue) {
+          if (value) e.value = decodeValue(value);
+          if (old) e.oldValue = decodeValue(old);
         }
         this.counters.events++;
-        sub.queue.push(e);
+        // Each listener gets the events after its own start (one that joined a running feed starts where it was).
+        for (const sub of feed.subs) {
+          const st = sub.start.get(p);
+          if (!st || after(seq, i, { seq: st.s, i: st.i })) sub.queue.push(e);
+        }
       }
-      if (a.s > c.s || (a.s === c.s && a.i > c.i)) sub.cursors.set(p, { s: a.s, i: a.i });
+      if (after(a.s, a.i, { seq: c.s, i: c.i })) feed.cursors.set(p, { s: a.s, i: a.i });
     }
   }
 
@@ -310,7 +355,6 @@ export class EntryListeners {
         await sub.queue.wait();
         continue;
       }
-      sub.drained();
       try {
         await listener(e);
       } catch {
