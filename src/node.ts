@@ -262,7 +262,8 @@ export class Node implements ShoalNode {
       masterChanges: this.#masterChanges,
       operations,
       maps: this.grid.localMapEntries(),
-      replication: { ...this.grid.maps.counters },
+      // Expiries, evictions and touches are writes the primaries originate and replicate.
+      replication: { ...this.grid.maps.counters, ...this.grid.maps.housekeeping.counters },
     };
   }
 
