@@ -10,7 +10,9 @@
  * hold what followed; a partition whose log does not opens the stream with a `gap` event.
  * The id is about 5 characters per partition (one partition with `key=`).
  *
- * Reads need no token, like other reads. A client that does not read makes its listener
+ * The token rules are those of every read (auth.ts): with `--token` set it needs
+ * `Authorization: Bearer` with the token or the read token, so a browser reads it with a
+ * streaming `fetch` (EventSource cannot send the header). A client that does not read makes its listener
  * stop polling (bounded queue), never the writers.
  */
 import type { Hono } from "hono";
