@@ -137,3 +137,30 @@ describe("map events over SSE", () => {
     expect((await put("/maps/f/k?maxIdle=1.5", 1)).status).toBe(400);
   });
 });
+
+describe("map events over SSE with tokens", () => {
+  test("follow the read rules: 401 without a token, a stream with the read token", async () => {
+    const secured = await startNode({
+      secret: "s",
+      http: "127.0.0.1:0",
+      logLevel: "silent",
+      partitionCount: 7,
+      token: "full-token",
+      readToken: "read-token",
+    }) as typeof node;
+    try {
+      expect((await fetch(`${secured.httpUrl}/maps/m/events`)).status).toBe(401);
+      const ac = new AbortController();
+      const res = await fetch(`${secured.httpUrl}/maps/m/events`, {
+        signal: ac.signal,
+        headers: { authorization: "Bearer read-token" },
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toContain("text/event-stream");
+      ac.abort();
+      await res.body?.cancel().catch(() => {});
+    } finally {
+      await secured.shutdown();
+    }
+  }, 60_000);
+});
