@@ -9,7 +9,7 @@ import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
 import { parseIceUrl } from "./ice_url.ts";
 
 const logLevels = ["debug", "info", "warn", "error", "silent"] as const;
-const mergePolicies = ["latestUpdate", "passThrough", "discard"] as const;
+const mergePolicies = ["latestUpdate", "putIfAbsent", "passThrough", "discard"] as const;
 
 /** The `node` command's flags, in `--help` order. */
 export const nodeFlags: readonly FlagSpec[] = [
@@ -148,6 +148,15 @@ export const nodeFlags: readonly FlagSpec[] = [
     valueName: "NAME:K=V,...",
     description:
       "per-map settings, e.g. sessions*:ttlMs=60000,eviction=lru (keys: backupCount, asyncBackupCount, ttlMs, maxIdleMs, maxSizePerMember, maxBytesPerMember, eviction); overrides --map-config",
+  },
+  {
+    name: "min-cluster-size",
+    kind: "int",
+    min: 0,
+    max: 4096,
+    description:
+      "split-brain protection: serve data only while seeing (and holding a lease with) this many data members",
+    defaultText: "0 (off)",
   },
   {
     name: "log-level",
@@ -296,6 +305,7 @@ export function parseNodeArgs(
   if (v.lite !== undefined) options.lite = v.lite as boolean;
   if (v.slots !== undefined) options.slots = v.slots as number;
   if (v["merge-policy"] !== undefined) options.mergePolicy = v["merge-policy"] as NodeOptions["mergePolicy"];
+  if (v["min-cluster-size"] !== undefined) options.minClusterSize = v["min-cluster-size"] as number;
   if (v["log-level"] !== undefined) options.logLevel = v["log-level"] as NodeOptions["logLevel"];
   if (v["map-config"] !== undefined || v.map !== undefined) {
     let file: unknown;

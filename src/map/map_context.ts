@@ -16,6 +16,7 @@ import type { EntryListenersConfig } from "./entry_listeners.ts";
 import { EventPolls } from "./event_polls.ts";
 import { MapConfigs } from "./map_config.ts";
 import type { HousekeepingConfig, MapHousekeeping } from "./map_housekeeping.ts";
+import type { CustomMergePolicy } from "./merge_policy.ts";
 import type { CheckItem } from "./messages.ts";
 import { PartitionData } from "./partition_data.ts";
 
@@ -222,6 +223,8 @@ export interface MapContextDeps {
   config: Required<MapServiceConfig>;
   /** Per-map settings. @default none */
   maps?: MapConfigs;
+  /** The custom split-brain merge policy, when `mergePolicy` is one (applied to the MergeEntries this member serves). */
+  customMergePolicy?: CustomMergePolicy;
 }
 
 /** The state one member's map service shares between its parts. */
@@ -235,6 +238,7 @@ export class MapContext {
   readonly partitions: PartitionService;
   readonly invoker: Invoker;
   readonly config: Required<MapServiceConfig>;
+  readonly customMergePolicy: CustomMergePolicy | undefined;
   readonly counters: MapCounters = newMapCounters();
   /** Every replica this member holds (primary, backup or migration target). */
   readonly data = new Map<number, PartitionData>();
@@ -270,6 +274,7 @@ export class MapContext {
     this.invoker = deps.invoker;
     this.config = deps.config;
     this.mapConfigs = deps.maps ?? new MapConfigs();
+    this.customMergePolicy = deps.customMergePolicy;
   }
 
   /** An empty copy of `p` with this member's limits. */

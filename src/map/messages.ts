@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { Kind } from "../wire/kinds.ts";
 import { defineMessage, w } from "../wire/message.ts";
+import { stampSchema } from "./hlc.ts";
 
 const P = w.uint().max(100_000);
 const effect = z.object({
@@ -10,7 +11,8 @@ const effect = z.object({
   v: w.bytes().nullable().optional(),
   clear: z.boolean().optional(),
   destroy: z.boolean().optional(),
-  at: w.uint(),
+  /** The write's stamp (hlc.ts): milliseconds with a logical fraction. */
+  at: stampSchema(),
   ttl: w.uint().optional(),
   mi: w.uint().optional(),
   why: w.uint().max(3).optional(),
@@ -99,18 +101,29 @@ export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnap
   s: w.uint(),
   d0: w.uint(),
   d1: w.uint(),
-  // [map, key, value, version, createdAt, updatedAt] and, for entries with an expiry, [ttlMs, maxIdleMs, lastAccessAt].
+  // [map, key, value, version, createdAt, updatedAt]; version 0 = a tombstone (partition_data.ts). An entry
+  // with an expiry adds [ttlMs, maxIdleMs, lastAccessAt].
   entries: w.list(
     z.union([
-      z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), w.uint(), w.uint()]),
-      z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), w.uint(), w.uint(), w.uint(), w.uint(), w.uint()]),
+      z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), stampSchema(), stampSchema()]),
+      z.tuple([
+        w.str(256),
+        w.bytes(),
+        w.bytes(),
+        w.uint(),
+        stampSchema(),
+        stampSchema(),
+        w.uint(),
+        w.uint(),
+        stampSchema(),
+      ]),
     ]),
     100_000,
   ),
   dedupe: w.list(z.tuple([w.str(256), w.uint(), w.any()]), 100_000),
   up: z.boolean().optional(),
   /** The partition's idle floor (expiry.ts), on chunk 0. */
-  fl: w.uint().optional(),
+  fl: stampSchema().optional(),
 });
 /** Replica → primary: chunk `i` of snapshot `sid` arrived. */
 export const MapSnapshotAckMsg = defineMessage(Kind.MapSnapshotAck, "MapSnapshotAck", {

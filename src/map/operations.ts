@@ -7,9 +7,10 @@
 import { z } from "zod";
 import { w } from "../wire/message.ts";
 import { type EffectExpiry, isExpired, resolveExpiry } from "./expiry.ts";
+import { stampSchema } from "./hlc.ts";
 import { MAX_EXPIRY_MS } from "./map_config.ts";
+import { type CustomMergePolicy, type MergeSide, mergeWins } from "./merge_policy.ts";
 import { type Effect, EffectCause, type PartitionData } from "./partition_data.ts";
-import { mergeWins } from "./merge_policy.ts";
 import { bytesEqual, type MapRecord } from "./record_store.ts";
 
 export const OpCode = {
@@ -94,11 +95,11 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.Clear]: mOnly,
   [OpCode.Entries]: z.object({ m, o: w.uint(), n: w.uint().min(1).max(MAX_BATCH) }),
   [OpCode.Destroy]: mOnly,
-  // `m` is unused (entries name their maps); `pol` is a MergePolicyCode.
+  // `m` is unused (entries name their maps); `pol` is a MergePolicyCode; a null value is a removal.
   [OpCode.MergeEntries]: z.object({
     m,
-    pol: w.uint().min(1).max(2),
-    es: w.list(z.tuple([m, w.bytes(), w.bytes(), w.uint()]), MAX_BATCH),
+    pol: w.uint().min(1).max(4),
+    es: w.list(z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema()]), MAX_BATCH),
   }),
   // After cursor (s, i); s = -1: no events, answer the cursor of "now". `k`: only this key; `nv`: no values;
   // `h`: hold an empty answer at most this long (below the caller's attempt timeout).
@@ -122,9 +123,9 @@ export interface OpBody {
   kvs?: [Uint8Array, Uint8Array][];
   o?: number;
   n?: number;
-  /** MergeEntries: policy code and [map, key, value, updatedAt] per entry. */
+  /** MergeEntries: policy code and [map, key, value (null: removed), stamp] per entry. */
   pol?: number;
-  es?: [string, Uint8Array, Uint8Array, number][];
+  es?: [string, Uint8Array, Uint8Array | null, number][];
   /** Per-entry TTL and max-idle. */
   ttl?: number;
   mi?: number;
@@ -170,6 +171,9 @@ const noDefaults: ExpiryDefaults = () => ({ ttlMs: 0, maxIdleMs: 0 });
  * effects (so the same code path serves primary and backups). Expired records count as
  * absent; the caller writes their removal first for the keys an op names (expiry on access).
  * Each write's effect carries the TTL and max-idle decided here (the call's, else the map's).
+ * @param now the stamp of this write (hlc.ts `nextStamp`)
+ * @param defaults the maps' expiry defaults
+ * @param custom the custom merge policy of this member, for MergeEntries under code `custom`
  */
 export function executeOp(
   data: PartitionData,
@@ -177,6 +181,7 @@ export function executeOp(
   b: OpBody,
   now: number,
   defaults: ExpiryDefaults = noDefaults,
+  custom?: CustomMergePolicy,
 ): OpOutcome {
   const store = data.maps.get(b.m);
   const live = (r: MapRecord | undefined) =>
@@ -225,13 +230,19 @@ export function executeOp(
     case OpCode.Destroy:
       return { result: null, effects: store ? [{ m: b.m, destroy: true, at: now }] : [] };
     case OpCode.MergeEntries: {
-      // A merged entry keeps its own update time, so later merges compare real update times.
+      // A merged entry (or removal) keeps its own stamp, so later merges compare real update times.
       const effects: Effect[] = [];
-      for (const [map, key, v, updatedAt] of b.es!) {
-        const existing = data.maps.get(map)?.get(key);
-        if (existing && bytesEqual(existing.value, v)) continue;
-        if (mergeWins(b.pol!, existing?.updatedAt, updatedAt)) {
-          effects.push({ m: map, k: key, v, at: updatedAt, why: EffectCause.Merged });
+      for (const [map, key, v, at] of b.es!) {
+        const rec = data.maps.get(map)?.get(key);
+        if (v === null ? !rec : rec && bytesEqual(rec.value, v)) continue;
+        const removedAt = rec ? undefined : data.tombstones.get(map, key);
+        const existing: MergeSide | undefined = rec
+          ? { value: rec.value, at: rec.updatedAt }
+          : removedAt !== undefined
+          ? { value: null, at: removedAt }
+          : undefined;
+        if (mergeWins(b.pol!, existing, { value: v, at }, custom)) {
+          effects.push({ m: map, k: key, v, at, why: EffectCause.Merged });
         }
       }
       return { result: effects.length, effects };

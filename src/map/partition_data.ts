@@ -9,6 +9,7 @@ import { assert } from "../core/errors.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
 import { type AppliedChange, EventRing } from "./entry_events.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
+import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
 
 export type { AppliedChange };
 
@@ -22,7 +23,7 @@ export interface Effect {
   v?: Uint8Array | null;
   clear?: boolean;
   destroy?: boolean;
-  /** Primary's clock at the write. */
+  /** The write's stamp: a hybrid logical clock in ms (see hlc.ts), set by the primary. */
   at: number;
   /** With `v`: the time to live and max-idle the primary decided (ms; absent = none). */
   ttl?: number;
@@ -56,7 +57,11 @@ export interface DedupeRecord {
 export interface SnapshotData {
   seq: number;
   digest: [number, number];
-  /** [map, key, value, version, createdAt, updatedAt, ttlMs (0 = none), maxIdleMs (0 = none), lastAccessAt] */
+  /**
+   * [map, key, value, version, createdAt, updatedAt] and, for an entry with an expiry,
+   * [..., ttlMs (0 = none), maxIdleMs (0 = none), lastAccessAt]. Version 0 marks a tombstone
+   * (the key was removed at `updatedAt`; the value is empty): records start at version 1.
+   */
   entries: SnapshotEntry[];
   dedupe: Array<[string, number, unknown]>;
   /** See `PartitionData.idleFloor`. */
@@ -74,7 +79,11 @@ export interface PartitionDataLimits {
   log: number;
   /** Entry events kept per partition (listeners resume from them). @default 256 */
   events?: number;
+  /** Removed keys remembered for split-brain merges (see tombstones.ts). */
+  tombstones?: TombstoneLimits;
 }
+
+const EMPTY = new Uint8Array(0);
 
 function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, seed: number): number {
   return murmur3_32(value, murmur3_32(key, murmur3_32(store.nameBytes, seed)));
@@ -99,6 +108,9 @@ export class PartitionData {
   digest: [number, number] = [0, 0];
   readonly maps = new Map<string, RecordStore>();
   readonly dedupe = new Map<string, DedupeRecord>();
+  readonly tombstones: Tombstones;
+  /** The newest stamp applied here (records, removals): the next write is stamped above it (hlc.ts). */
+  maxAt = 0;
   log: LogEntry[] = [];
   /**
    * Idle time before this moment does not count toward max-idle: set (replicated) when a
@@ -112,6 +124,7 @@ export class PartitionData {
 
   constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {
     this.events = new EventRing(limits.events ?? 256);
+    this.tombstones = new Tombstones(limits.tombstones);
   }
 
   /** Records in all maps. */
@@ -141,6 +154,7 @@ export class PartitionData {
 
   /** Applies one effect to the records (and the digest). @returns what it did to a key, if anything */
   applyEffect(e: Effect): AppliedChange | null {
+    if (e.at > this.maxAt) this.maxAt = e.at;
     if (e.floor) {
       this.idleFloor = Math.max(this.idleFloor, e.at);
       return null;
@@ -148,7 +162,10 @@ export class PartitionData {
     if (e.destroy || e.clear) {
       const s = this.maps.get(e.m);
       if (!s) return null;
-      for (const r of s.records.values()) this.#xor(s, r.key, r.value);
+      for (const r of s.records.values()) {
+        this.#xor(s, r.key, r.value);
+        this.tombstones.add(e.m, r.key, e.at);
+      }
       // An empty map holds no store; destroy will also drop per-map settings once there are some.
       this.maps.delete(e.m);
       return null;
@@ -166,10 +183,12 @@ export class PartitionData {
     if (e.v === null || e.v === undefined) {
       s.delete(id);
       if (s.size === 0) this.maps.delete(e.m);
+      this.tombstones.add(e.m, key, e.at);
       if (!cur) return null;
       const type = e.why === EffectCause.Expired ? "expired" : e.why === EffectCause.Evicted ? "evicted" : "removed";
       return { type, m: e.m, key, oldValue: cur.value };
     }
+    this.tombstones.delete(e.m, key);
     const rec: MapRecord = {
       key: cur ? cur.key : key,
       value: e.v,
@@ -225,6 +244,7 @@ export class PartitionData {
         );
       }
     }
+    for (const t of this.tombstones.values()) entries.push([t.m, t.key, EMPTY, 0, t.at, t.at]);
     const dedupe: SnapshotData["dedupe"] = [...this.dedupe].map(([c, d]) => [c, d.seq, d.r]);
     const snap: SnapshotData = { seq: this.seq, digest: [...this.digest] as [number, number], entries, dedupe };
     if (this.idleFloor > 0) snap.idleFloor = this.idleFloor;
@@ -235,8 +255,15 @@ export class PartitionData {
   install(snap: SnapshotData, lineage: number): void {
     this.maps.clear();
     this.dedupe.clear();
+    this.tombstones.clear();
     this.digest = [0, 0];
+    this.maxAt = 0;
     for (const [m, key, value, version, createdAt, updatedAt, ttl, mi, lastAccessAt] of snap.entries) {
+      if (updatedAt > this.maxAt) this.maxAt = updatedAt;
+      if (version === 0) {
+        this.tombstones.add(m, key, updatedAt);
+        continue;
+      }
       const s = this.#store(m);
       const rec: MapRecord = {
         key,

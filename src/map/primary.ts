@@ -12,6 +12,7 @@ import { Kind } from "../wire/kinds.ts";
 import { type Follower, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
 import type { CheckItem, PullItem } from "./messages.ts";
 import { AFTER_WRITE, readEvents } from "./event_polls.ts";
+import { nextStamp } from "./hlc.ts";
 import { executeOp, isWrite, OpCode, opKeys, parseBody } from "./operations.ts";
 import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
@@ -58,7 +59,9 @@ export class PrimaryRole {
       // result must be deduplicated like any other, or a retry executing later could answer
       // differently from the attempt that counts.
       hk.beforeOp(d, body.m, keys, now);
-      const out = executeOp(d, req.op, body, now, hk.defaults);
+      // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts).
+      const stamp = nextStamp(ctx.clock.now(), d.maxAt);
+      const out = executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       const direct = this.#directAckers(prim);
       if (direct && direct.length > 0) entry.o = from;
@@ -75,7 +78,7 @@ export class PrimaryRole {
       return this.#waitFor(prim, entry.seq, answer(out.result));
     }
     hk.beforeOp(d, body.m, keys, now);
-    const out = executeOp(d, req.op, body, now, hk.defaults);
+    const out = executeOp(d, req.op, body, nextStamp(ctx.clock.now(), d.maxAt), hk.defaults);
     hk.afterRead(d, body.m, keys, now);
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
   }
@@ -109,6 +112,9 @@ export class PrimaryRole {
     const prim = ctx.primaries.get(p);
     const d = ctx.data.get(p);
     if (!prim || !d || effects.length === 0) return;
+    // Stamped like every write (hlc.ts): never below a stamp the partition holds.
+    const stamp = nextStamp(ctx.clock.now(), d.maxAt);
+    for (const e of effects) if (e.at < stamp) e.at = stamp;
     const entry: LogEntry = { seq: d.seq + 1, r: null, e: effects };
     d.applyEntry(entry);
     ctx.counters.localWrites++;
