@@ -19,7 +19,7 @@ import type { MessageRouter } from "../transport/router.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
-import { assignPartitions, repairReplicas } from "./assignment.ts";
+import { assignPartitions, fillMissingReplicas, repairReplicas } from "./assignment.ts";
 import "./messages.ts";
 import {
   emptyTable,
@@ -130,6 +130,8 @@ export class PartitionService {
     migrationsCommitted: 0,
     migrationsAbandoned: 0,
     tablesPublished: 0,
+    /** Master only: rows given the backups they lacked in place (no copy first; see fillMissingReplicas). */
+    backupsCreated: 0,
     /** Master only: partitions whose every replica died (their data is gone; they start empty). */
     partitionsLost: 0,
   };
@@ -476,8 +478,10 @@ export class PartitionService {
       const t2 = this.#pending;
       this.#pending = null;
       if (!t2 || !this.masterActive) return;
-      this.#apply(t2, this.self);
+      // Pushed before it is applied here: the primaries' first messages under it (checks of
+      // new backups) then reach each member after the table that makes them valid.
       this.#broadcast({ t: Kind.PartitionTablePush, ...tableToWire(t2) });
+      this.#apply(t2, this.self);
       this.stats.tablesPublished++;
     });
   }
@@ -552,6 +556,7 @@ export class PartitionService {
     // 3. Plan towards the ideal assignment.
     const data = this.#view.members().filter((m) => !m.lite && !this.#leaving.has(m.id)).map((m) => m.id);
     if (data.length > 0) {
+      const replicaCount = 1 + this.config.backupCount + this.config.asyncBackupCount;
       const key = `${t.version}|${changed}|${data.join(",")}`;
       if (key !== this.#idealKey || !this.#ideal) {
         this.#idealKey = key;
@@ -559,10 +564,28 @@ export class PartitionService {
           previous: replicas,
           members: data,
           partitionCount: this.config.partitionCount,
-          replicaCount: 1 + this.config.backupCount + this.config.asyncBackupCount,
+          replicaCount,
         });
       }
       const ideal = this.#ideal;
+      // Backups a row lacks are created in place, in this same table update (invariant 10): the
+      // primary counts their acks from the start while it fills them. A migration under way on
+      // such a row is dropped and planned again from the filled row.
+      const R = Math.min(replicaCount, data.length);
+      for (const [p] of this.#inflight) {
+        if (replicas[p].length > 0 && replicas[p].length < R) {
+          this.#inflight.delete(p);
+          migrations.delete(p);
+          this.stats.migrationsAbandoned++;
+        }
+      }
+      const fill = fillMissingReplicas(replicas, ideal, data, replicaCount);
+      if (fill.filled.length > 0) {
+        replicas = fill.rows as NodeId[][];
+        changed = true;
+        this.stats.backupsCreated += fill.filled.length;
+        this.#log.debug("partition.backups.created", { partitions: fill.filled.length });
+      }
       for (let p = 0; p < replicas.length; p++) {
         if (this.#inflight.has(p)) continue;
         const cur = replicas[p];
