@@ -14,6 +14,8 @@ export interface PartitionReplicaInfo {
   epoch: number;
   /** Target replicas of an in-flight migration, if any. */
   migratingTo?: NodeId[];
+  /** Backups created in place that are still receiving the partition's older entries. */
+  filling?: NodeId[];
 }
 
 export interface PartitionSummary {

@@ -57,7 +57,7 @@ import type { Logger } from "../core/log.ts";
 import type { Random } from "../core/random.ts";
 import type { Invoker, InvokeRequest, Reply } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
-import { isNewer, type PartitionTable } from "../partition/partition_table.ts";
+import { fillingOf, isNewer, type PartitionTable } from "../partition/partition_table.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
@@ -186,6 +186,10 @@ interface PrimaryState {
   handoff: boolean;
   /** Set from becoming primary until no replica holds a history ahead of this one. */
   catchUp: CatchUp | null;
+  /** Last report of filling backups in sync (see #reportSynced). */
+  syncedReportAt: number;
+  /** Highest sequence committed so far (see #commitSeq). */
+  committed: number;
 }
 
 interface SnapshotOut {
@@ -309,6 +313,8 @@ export class MapService {
   #pullAt = new Map<number, number>();
   #snapOut = new Map<string, SnapshotOut>();
   #snapIn = new Map<number, SnapshotIn>();
+  /** Transfers (`p|member`) refused while every session was taken, oldest first. */
+  #snapWaiting = new Set<string>();
   /**
    * Smoothed round trip of snapshot chunks to each member (chunk sent once → its ack), which
    * paces chunk resends. Entries of members that left are dropped on the tick.
@@ -486,6 +492,7 @@ export class MapService {
     if (this.#stopped) return;
     const backups = this.#partitions.config.backupCount;
     const queries = new Map<NodeId, CheckItem[]>();
+    const hellos = new Map<NodeId, PullItem[]>();
     for (let p = 0; p < t.partitionCount; p++) {
       const row = t.replicas[p];
       const epoch = t.epochs[p];
@@ -515,6 +522,8 @@ export class MapService {
             migration: null,
             handoff: false,
             catchUp: null,
+            syncedReportAt: -Infinity,
+            committed: d.seq,
           };
           this.#primaries.set(p, prim);
           if (sealed) d.follow(prim.lineage, epoch);
@@ -532,8 +541,13 @@ export class MapService {
           this.#primaries.delete(p);
         }
         if (row.includes(this.self)) {
-          this.#ensureData(p);
+          const d = this.#ensureData(p);
           this.#touched.delete(p);
+          // Newly a backup and not following anyone yet: say so to the primary, whose own check
+          // may have arrived before this table (it is not repeated for a retransmit interval).
+          if (d.lineage < 0 && row[0] !== undefined && !prev?.replicas[p]?.includes(this.self)) {
+            push(hellos, row[0], { p, e: epoch, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
+          }
         } else if (this.#data.has(p) && !this.#isTarget(p)) {
           this.#sealed.delete(p);
           this.#log.debug("map.replica.dropped", {
@@ -552,6 +566,10 @@ export class MapService {
       if (s.up ? t.epochs[s.p] > s.epoch : this.#primaries.get(s.p)?.epoch !== s.epoch) this.#dropTransfer(key);
     }
     this.#sendChecks(queries);
+    for (const [to, items] of hellos) {
+      this.counters.pulls += items.length;
+      this.#transport.send(to, { t: Kind.MapSyncPull, items });
+    }
   }
 
   // ---- new primary: catch-up ------------------------------------------------------------
@@ -912,11 +930,15 @@ export class MapService {
   #directAckers(prim: PrimaryState): NodeId[] | null {
     if (!this.config.directBackupAcks) return null;
     const ids: NodeId[] = [];
+    let copies = 1;
     for (const f of prim.followers.values()) {
       if (f.role === "async") continue;
       if (!f.confirmed) return null;
       ids.push(f.id);
+      if (f.role === "sync") copies++;
     }
+    // Too few copies: the write waits on the primary (see #commitSeq).
+    if (copies < this.#copiesNeeded()) return null;
     return ids.length <= 7 ? ids : null;
   }
 
@@ -929,14 +951,29 @@ export class MapService {
     return s;
   }
 
-  /** Highest sequence every required replica (sync backups, migration targets) acked. */
+  /**
+   * Highest sequence every required replica (sync backups, migration targets) acked. While
+   * the row holds fewer copies than min(backupCount + 1, data members in the view), nothing
+   * past what was committed before commits (invariant 10): the master creates the missing
+   * backups in place, and writes wait for them instead of being acknowledged on fewer copies.
+   */
   #commitSeq(prim: PrimaryState): number {
     let s = this.#data.get(prim.p)?.seq ?? 0;
+    let copies = 1;
     for (const f of prim.followers.values()) {
       if (f.role === "async") continue;
       s = Math.min(s, f.confirmed ? f.acked : -1);
+      if (f.role === "sync") copies++;
     }
-    return s;
+    if (copies < this.#copiesNeeded()) return Math.min(s, prim.committed);
+    return prim.committed = Math.max(prim.committed, s);
+  }
+
+  /** min(backupCount + 1, data members in this member's view). */
+  #copiesNeeded(): number {
+    let data = 0;
+    for (const m of this.#view.members()) if (!m.lite) data++;
+    return Math.min(this.#partitions.config.backupCount + 1, Math.max(1, data));
   }
 
   #waitFor(prim: PrimaryState, seq: number, done: (ok: boolean) => void): void {
@@ -1054,7 +1091,10 @@ export class MapService {
         const s = this.#snapOut.get(`${msg.p}|${from}`);
         if (!s || s.sid !== msg.sid || (msg.i as number) >= s.chunks.length || s.acked[msg.i as number]) return;
         this.#onChunkAck(s, msg.i as number);
-        if (s.remaining === 0) this.#snapOut.delete(`${msg.p}|${from}`);
+        if (s.remaining === 0) {
+          this.#snapOut.delete(`${msg.p}|${from}`);
+          this.#startWaitingSnapshots();
+        }
         return;
       }
     }
@@ -1183,8 +1223,24 @@ export class MapService {
       // Writes made while the replica was unconfirmed were not shipped to it: send them now.
       const d = this.#data.get(p)!;
       if (f.acked < d.seq) this.#resend(prim, f, d);
+      this.#reportSynced(prim, now, true);
     } else if (s > f.acked) f.acked = s;
     this.#progress(prim);
+  }
+
+  /**
+   * Tells the master which backups the table lists as filling (created in place) are in sync
+   * here: confirmed, so they hold every entry and get every later write in order. Repeated
+   * every retransmitMs while the table still lists them (`force`: at once).
+   */
+  #reportSynced(prim: PrimaryState, now: number, force: boolean): void {
+    const filling = fillingOf(this.#partitions.table, prim.p);
+    if (filling.length === 0 || prim.catchUp) return;
+    if (!force && now - prim.syncedReportAt < this.config.retransmitMs) return;
+    const synced = filling.filter((id) => prim.followers.get(id)?.confirmed);
+    if (synced.length === 0) return;
+    prim.syncedReportAt = now;
+    this.#partitions.reportBackupsSynced(prim.p, prim.epoch, synced);
   }
 
   #resend(prim: PrimaryState, f: Follower, d: PartitionData): void {
@@ -1245,7 +1301,12 @@ export class MapService {
     const key = `${prim.p}|${to}`;
     const cur = this.#snapOut.get(key);
     if (cur && cur.epoch === prim.epoch && cur.lineage === prim.lineage) return;
-    if (this.#snapOut.size >= this.config.maxSnapshotSessions) return; // the replica pulls again later
+    if (this.#snapOut.size >= this.config.maxSnapshotSessions) {
+      // Started as soon as a session ends (and the replica pulls again anyway).
+      if (this.#snapWaiting.size < MAX_SNAPSHOTS_WAITING) this.#snapWaiting.add(key);
+      return;
+    }
+    this.#snapWaiting.delete(key);
     const s = this.#newSnapshotOut(prim.p, to, prim.epoch, prim.lineage, this.#data.get(prim.p)!, false);
     this.#snapOut.set(key, s);
     this.counters.snapshotsSent++;
@@ -1318,8 +1379,26 @@ export class MapService {
   }
 
   /** Drops an unfinished transfer (counted in snapshotsAbandoned). */
+  /**
+   * Starts transfers that found every session taken, while sessions are free: otherwise each
+   * waited for its replica's next pull (a retransmit interval), and filling many new backups
+   * at once (a cluster forming) ran at maxSnapshotSessions per interval.
+   */
+  #startWaitingSnapshots(): void {
+    for (const key of this.#snapWaiting) {
+      if (this.#snapOut.size >= this.config.maxSnapshotSessions) return;
+      this.#snapWaiting.delete(key);
+      const [p, to] = [Number(key.slice(0, key.indexOf("|"))), key.slice(key.indexOf("|") + 1)];
+      const prim = this.#primaries.get(p);
+      const f = prim?.followers.get(to);
+      if (!prim || !f || f.confirmed || prim.catchUp || this.#snapOut.has(key)) continue;
+      this.#startSnapshot(prim, to);
+    }
+  }
+
   #dropTransfer(key: string): void {
     if (this.#snapOut.delete(key)) this.counters.snapshotsAbandoned++;
+    this.#startWaitingSnapshots();
   }
 
   /** Sends the chunks of the window (the first `snapshotWindow` unacknowledged ones) not sent yet. */
@@ -1517,6 +1596,7 @@ export class MapService {
         }
       }
       this.#checkMigration(prim);
+      this.#reportSynced(prim, now, false);
     }
     this.#sendChecks(checks);
     // Transfers to replicas that left the follower set, died or stopped answering are dropped
@@ -1612,6 +1692,8 @@ const SNAPSHOT_GIVE_UP_RTOS = 12;
  * primary keeps the transfer under way and sends nothing more for it).
  */
 const SNAPSHOT_STALE_RETRANSMITS = 4;
+/** Transfers waiting for a free session at most (see #startWaitingSnapshots). */
+const MAX_SNAPSHOTS_WAITING = 4096;
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   const a = m.get(k);

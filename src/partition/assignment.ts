@@ -172,13 +172,25 @@ function findPath(cur: number[][], r: number, count: number[], target: number[],
 /**
  * Repair after deaths, without balancing: drops members that are gone and moves the
  * survivors up (the first live backup becomes primary). The master publishes this at once
- * so that writes resume; balancing then happens by migration.
+ * so that writes resume; balancing then happens by migration. A backup still filling (see
+ * {@link fillMissingReplicas}) may lack older entries, so a dead primary is replaced by the
+ * first live backup that is in sync, and by a filling one only when no other is left.
  * @param previous replica lists, primary first
  * @param live members that are still alive (any order)
+ * @param filling per partition, the backups still filling
  * @returns new replica lists (same length)
  */
-export function repairReplicas(previous: readonly (readonly NodeId[])[], live: ReadonlySet<NodeId>): NodeId[][] {
-  return previous.map((row) => row.filter((m) => live.has(m)));
+export function repairReplicas(
+  previous: readonly (readonly NodeId[])[],
+  live: ReadonlySet<NodeId>,
+  filling: ReadonlyMap<number, readonly NodeId[]> = new Map(),
+): NodeId[][] {
+  return previous.map((row, p) => {
+    const alive = row.filter((m) => live.has(m));
+    const f = filling.get(p);
+    if (!f || alive[0] === row[0]) return alive;
+    return [...alive.filter((m) => !f.includes(m)), ...alive.filter((m) => f.includes(m))];
+  });
 }
 
 /**

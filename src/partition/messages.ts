@@ -14,6 +14,8 @@ const table = {
   rows: w.list(w.list(w.uint().max(MAX_MEMBERS), 7), MAX_PARTITIONS),
   epochs: w.list(w.uint(), MAX_PARTITIONS),
   migrating: w.list(w.list(w.uint(), 8), MAX_PARTITIONS),
+  /** [partition, member indices…] per partition with backups created in place and not yet in sync */
+  filling: w.list(w.list(w.uint(), 8), MAX_PARTITIONS).optional(),
 };
 
 /** Master → all: a new table version. Applied only if newer and from the believed master. */
@@ -49,3 +51,12 @@ export const PartitionMigrationReadyMsg = defineMessage(Kind.PartitionMigrationR
 });
 /** Member → master: graceful shutdown; move my partitions away. */
 export const PartitionMemberLeavingMsg = defineMessage(Kind.PartitionMemberLeaving, "PartitionMemberLeaving", {});
+/**
+ * Primary → master: the backups `members` of partition `p` (created in place, listed as filling
+ * in the table) hold every entry and acked every write; the master drops them from `filling`.
+ */
+export const PartitionBackupsSyncedMsg = defineMessage(Kind.PartitionBackupsSynced, "PartitionBackupsSynced", {
+  p: w.uint().max(MAX_PARTITIONS),
+  epoch: w.uint(),
+  members: w.list(w.id(), 7),
+});

@@ -34,6 +34,7 @@ import {
   tableToWire,
   termRound,
   type WireTable,
+  withFilling,
 } from "./partition_table.ts";
 import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
 
@@ -106,6 +107,7 @@ export class PartitionService {
   #stopped = false;
   #unsubscribe: () => void;
   #lastFetchAt = -Infinity;
+  #knownMaster: NodeId | undefined;
   // master state
   #masterActive = false;
   #collect: { deadline: number; sentAt: number; waiting: Set<NodeId>; best: PartitionTable } | null = null;
@@ -132,6 +134,8 @@ export class PartitionService {
     tablesPublished: 0,
     /** Master only: rows given the backups they lacked in place (no copy first; see fillMissingReplicas). */
     backupsCreated: 0,
+    /** Master only: backups created in place that their primary reported in sync. */
+    backupsSynced: 0,
     /** Master only: partitions whose every replica died (their data is gone; they start empty). */
     partitionsLost: 0,
   };
@@ -167,6 +171,7 @@ export class PartitionService {
         Kind.PartitionMigrationStart,
         Kind.PartitionMigrationReady,
         Kind.PartitionMemberLeaving,
+        Kind.PartitionBackupsSynced,
       ],
       (from, msg) => this.#onMessage(from, msg),
     );
@@ -343,6 +348,8 @@ export class PartitionService {
       }
       case Kind.PartitionMigrationReady:
         return this.#onReady(msg as unknown as { p: number; epoch: number; row: NodeId[]; mid?: number });
+      case Kind.PartitionBackupsSynced:
+        return this.#onBackupsSynced(from, msg as unknown as { p: number; epoch: number; members: NodeId[] });
       case Kind.PartitionMemberLeaving: {
         if (this.#view.isMaster() && this.#view.member(from)) {
           this.#leaving.add(from);
@@ -378,6 +385,14 @@ export class PartitionService {
       this.#inflight.clear();
       this.#leaving.clear();
     }
+    // A member that just learned its master (a joiner) asks for the table at once: the pushes
+    // the master sent before this member knew it were ignored, and the heartbeat is a second away.
+    const master = this.#view.master();
+    if (!isMaster && master !== undefined && master !== this.#knownMaster) {
+      this.#lastFetchAt = -Infinity;
+      this.requestTable();
+    }
+    this.#knownMaster = master;
     if (this.#leaveRequested) this.#sendLeaving();
     for (const id of [...this.#leaving]) if (!this.#view.member(id)) this.#leaving.delete(id);
     if (this.#leaveRequested && this.#holdsNothing()) { for (const w of this.#leaveWaiters.splice(0)) w(); }
@@ -530,14 +545,20 @@ export class PartitionService {
     let t = this.#current();
     let replicas = t.replicas as NodeId[][];
     let changed = false;
-    // 1. Repair: drop dead members; the first live backup becomes primary (epoch + 1).
+    const filling = new Map(t.filling ?? []);
+    // 1. Repair: drop dead members; the first live backup in sync becomes primary (epoch + 1).
     if (replicas.some((r) => r.some((m) => !live.has(m)))) {
-      const emptied = replicas.filter((r) => r.length > 0 && r.every((m) => !live.has(m))).length;
+      // A row left with only backups still filling has lost what they had not received yet.
+      const emptied = replicas.filter((r, p) =>
+        r.length > 0 && r.every((m) =>
+          !live.has(m) || (filling.get(p)?.includes(m) ?? false)
+        )
+      ).length;
       if (emptied > 0) {
         this.stats.partitionsLost += emptied;
         this.#log.warn("partition.repair.all_replicas_gone", { partitions: emptied, live: [...live] });
       }
-      replicas = repairReplicas(replicas, live);
+      replicas = repairReplicas(replicas, live, filling);
       changed = true;
     }
     // 2. Abandon migrations whose members died, whose epoch moved or that took too long.
@@ -581,6 +602,10 @@ export class PartitionService {
       }
       const fill = fillMissingReplicas(replicas, ideal, data, replicaCount);
       if (fill.filled.length > 0) {
+        for (const p of fill.filled) {
+          const added = fill.rows[p].slice(replicas[p].length);
+          filling.set(p, [...(filling.get(p) ?? []), ...added]);
+        }
         replicas = fill.rows as NodeId[][];
         changed = true;
         this.stats.backupsCreated += fill.filled.length;
@@ -616,9 +641,34 @@ export class PartitionService {
       }
     }
     if (changed) {
-      t = nextTable(t, replicas, migrations);
+      t = withFilling(nextTable(t, replicas, migrations), filling);
       this.#stage(t);
     }
+  }
+
+  /** The primary of `p` reports backups created in place as in sync: they count as replicas from now on. */
+  #onBackupsSynced(from: NodeId, msg: { p: number; epoch: number; members: NodeId[] }): void {
+    if (!this.masterActive) return;
+    const t = this.#current();
+    const f = t.filling?.get(msg.p);
+    if (!f || t.replicas[msg.p]?.[0] !== from || t.epochs[msg.p] !== msg.epoch) return;
+    const rest = f.filter((m) => !msg.members.includes(m));
+    if (rest.length === f.length) return;
+    const filling = new Map(t.filling);
+    if (rest.length > 0) filling.set(msg.p, rest);
+    else filling.delete(msg.p);
+    this.stats.backupsSynced += f.length - rest.length;
+    this.#stage(withFilling(nextTable(t, t.replicas, t.migrations), filling));
+  }
+
+  /**
+   * Called by the primary's map layer: the filling backups `members` of `p` are in sync
+   * (resend while the table still lists them; the master ignores stale or repeated reports).
+   */
+  reportBackupsSynced(p: number, epoch: number, members: readonly NodeId[]): void {
+    const master = this.#view.master();
+    if (!master) return;
+    this.#send(master, { t: Kind.PartitionBackupsSynced, p, epoch, members: [...members] });
   }
 
   /**
@@ -650,6 +700,9 @@ export class PartitionService {
     const replicas = t.replicas.map((r) => [...r]);
     replicas[msg.p] = [...m.row];
     this.stats.migrationsCommitted++;
-    this.#stage(nextTable(t, replicas, migrations));
+    // Ready means every member of the row holds the partition and acked every write.
+    const filling = new Map(t.filling ?? []);
+    filling.delete(msg.p);
+    this.#stage(withFilling(nextTable(t, replicas, migrations), filling));
   }
 }
