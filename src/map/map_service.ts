@@ -67,7 +67,7 @@ import { MapStats } from "./map_stats.ts";
 import "./messages.ts";
 import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
 import { type LogEntry, PartitionData, type SnapshotData } from "./partition_data.ts";
-import { keyId } from "./record_store.ts";
+import { bytesEqual, keyId } from "./record_store.ts";
 
 export interface MapServiceConfig {
   /** Replication tick (retransmits, checks, migration readiness). @default 50 */
@@ -463,6 +463,24 @@ export class MapService {
     );
     this.#snapIn.delete(p);
     this.#sealed.delete(p);
+  }
+
+  /**
+   * The call id of the write in this copy's recent log that set `key` of `map` to `value`
+   * (tests only: the simulator's copy count of acknowledged writes).
+   */
+  debugCallOf(p: number, map: string, key: Uint8Array, value: Uint8Array): string | undefined {
+    const log = this.#data.get(p)?.log ?? [];
+    for (let i = log.length - 1; i >= 0; i--) {
+      const hit = log[i].e.some((e) => e.m === map && e.k && e.v && bytesEqual(e.k, key) && bytesEqual(e.v, value));
+      if (hit) return log[i].c;
+    }
+    return undefined;
+  }
+
+  /** Whether this member's copy of `p` holds the write of call `c` (tests only). */
+  debugHoldsCall(p: number, c: string): boolean {
+    return this.#data.get(p)?.dedupe.has(c) ?? false;
   }
 
   /** Reads a replica's local value (tests only: bypasses routing). */

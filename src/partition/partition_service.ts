@@ -221,6 +221,18 @@ export class PartitionService {
     return this.#masterActive && this.#collect === null;
   }
 
+  /**
+   * Master only: the table is where the master's planning wants it (every row equals the
+   * ideal assignment for the live data members, no migration in flight, no backup filling).
+   * Between two planning steps a table can hold no migration and still move on.
+   */
+  get balanced(): boolean {
+    if (!this.masterActive || this.#pending || this.#inflight.size > 0 || !this.#ideal) return false;
+    const t = this.#table;
+    if (t.migrations.size > 0 || (t.filling?.size ?? 0) > 0) return false;
+    return this.#ideal.every((row, p) => sameRow(row, t.replicas[p]));
+  }
+
   onTableChange(fn: TableListener): () => void {
     this.#tableListeners.push(fn);
     return () => void (this.#tableListeners = this.#tableListeners.filter((f) => f !== fn));

@@ -8,8 +8,8 @@
  */
 import type { ReplicaDebug } from "../../src/map/map_service.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
-import { checkLinearizable, checkNoLostWrites, History } from "../support/history_checker.ts";
-import { type ImapSimNode, imapSimulation } from "./imap_sim.ts";
+import { checkAckCopies, checkLinearizable, checkNoLostWrites, History } from "../support/history_checker.ts";
+import { ackCopies, copiesNeeded, type ImapSimNode, imapSimulation } from "./imap_sim.ts";
 
 export interface ChaosOptions {
   seed: number;
@@ -165,6 +165,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         const kind = r < 0.5 ? "put" : r < 0.85 ? "get" : "remove";
         const value = kind === "put" ? `${node.id}-${seq++}` : undefined;
         const op = history.invoke(key, kind, sim.clock.now(), value, node.id);
+        const neededAtInvoke = copiesNeeded(live(), backupCount);
         try {
           const res = kind === "put"
             ? await map.put(key, value!)
@@ -172,6 +173,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
             ? await map.get(key)
             : await map.remove(key);
           history.ok(op, sim.clock.now(), res);
+          if (kind === "put") {
+            // Crashed members count too (frozen as they were): one that held the write when it
+            // was acknowledged may have died before the answer reached the client.
+            const c = ackCopies([...sim.all().values()], "chaos", key, value, backupCount, live());
+            history.copies(op, c.copies, Math.min(neededAtInvoke, c.needed));
+          }
           stats.opsOk++;
           if (kind !== "get") stats.ackedWrites++;
         } catch {
@@ -304,6 +311,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   if (!splitRun(stats)) {
     problems.push(...lost.problems);
     problems.push(...lin.problems);
+    problems.push(...checkAckCopies(history).problems);
   }
   if (opts.verbose && !lin.ok) {
     for (const k of history.keys()) {

@@ -8,6 +8,8 @@ import { DataGrid } from "../../src/map/data_grid.ts";
 import { simMembership } from "../../src/sim/cluster_sim.ts";
 import { Simulation, type SimulationOptions } from "../../src/sim/simulation.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
+import { partitionOfBytes } from "../../src/partition/partition_of.ts";
+import { encodeValue } from "../../src/wire/codec.ts";
 
 export interface ImapSimNode {
   id: NodeId;
@@ -71,4 +73,39 @@ export function fullReplicas(nodes: ImapSimNode[]): boolean {
       n.grid.partitions.table.version > 0 &&
       s.replicasMissing === 0 && s.migrating === 0;
   });
+}
+
+/**
+ * For the history checker's invariant-10 assertion (see checkAckCopies): how many of `nodes`
+ * hold the write that set `key` of `map` to `value`, and how many copies it
+ * needed, min(backupCount + 1, data members in the master's view). Call it when the write's
+ * acknowledgement reaches the client. The write is found in the recent log of any copy by
+ * its (unique) value, then counted on every copy holding its dedupe record.
+ */
+export function ackCopies(
+  nodes: ImapSimNode[],
+  map: string,
+  key: unknown,
+  value: unknown,
+  backupCount: number,
+  /** Members whose master's view decides the copies needed. @default nodes */
+  viewers: ImapSimNode[] = nodes,
+): { copies: number; needed: number } {
+  const k = encodeValue(key), v = encodeValue(value);
+  const p = partitionOfBytes(k, nodes[0].grid.partitions.config.partitionCount);
+  let call: string | undefined;
+  for (const n of nodes) if ((call = n.grid.maps.debugCallOf(p, map, k, v)) !== undefined) break;
+  const copies = call === undefined ? 0 : nodes.filter((n) => n.grid.maps.debugHoldsCall(p, call!)).length;
+  return { copies, needed: copiesNeeded(viewers.length > 0 ? viewers : nodes, backupCount) };
+}
+
+/**
+ * min(backupCount + 1, data members in the master's view). A write's acknowledgement may
+ * reach its client in the same instant as a new member reaches the view, so the simulations
+ * hold a write to the smaller of this figure at its invocation and at its acknowledgement.
+ */
+export function copiesNeeded(viewers: ImapSimNode[], backupCount: number): number {
+  const master = viewers.find((n) => n.m.isMaster()) ?? viewers[0];
+  const data = master ? master.m.members().filter((m) => !m.lite).length : 1;
+  return Math.min(backupCount + 1, Math.max(1, data));
 }
