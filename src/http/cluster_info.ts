@@ -77,12 +77,30 @@ export function clusterJson(node: ShoalNode): ClusterJson {
   };
 }
 
-/** The body of `GET /health`; `ok` decides between 200 and 503. */
-export function healthJson(
-  node: ShoalNode,
-): { ok: boolean; body: { status: "ok" | "starting"; member: NodeId; master: NodeId | null } } {
+/** The body of `GET /health`. */
+export interface HealthJson {
+  status: "ok" | "starting";
+  member: NodeId;
+  master: NodeId | null;
+  /**
+   * Every partition has all its replicas in sync in this member's table (`replicasMissing`
+   * is 0: backups created in place count only once their primary reported them in sync), so
+   * one more crash loses no data. A script waits for it on every member after starting a
+   * cluster.
+   */
+  safe: boolean;
+  replicasMissing: number;
+}
+
+/** The body of `GET /health`; `ok` decides between 200 and 503 (`safe` does not). */
+export function healthJson(node: ShoalNode): { ok: boolean; body: HealthJson } {
   const joined = node.cluster.joined;
   const master = node.cluster.master() ?? null;
   const ok = joined && master !== null;
-  return { ok, body: { status: ok ? "ok" : "starting", member: node.id, master } };
+  const p = node.partitionSummary();
+  const safe = ok && p.version > 0 && p.replicasMissing === 0;
+  return {
+    ok,
+    body: { status: ok ? "ok" : "starting", member: node.id, master, safe, replicasMissing: p.replicasMissing },
+  };
 }
