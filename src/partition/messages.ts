@@ -52,11 +52,13 @@ export const PartitionMigrationReadyMsg = defineMessage(Kind.PartitionMigrationR
 /** Member → master: graceful shutdown; move my partitions away. */
 export const PartitionMemberLeavingMsg = defineMessage(Kind.PartitionMemberLeaving, "PartitionMemberLeaving", {});
 /**
- * Primary → master: the backups `members` of partition `p` (created in place, listed as filling
- * in the table) hold every entry and acked every write; the master drops them from `filling`.
+ * Primary → master: per item, the backups `members` of partition `p` (created in place, listed
+ * as filling in the table) hold every entry and get every later write; the master drops them
+ * from `filling`. One message carries the reports of a few milliseconds.
  */
 export const PartitionBackupsSyncedMsg = defineMessage(Kind.PartitionBackupsSynced, "PartitionBackupsSynced", {
-  p: w.uint().max(MAX_PARTITIONS),
-  epoch: w.uint(),
-  members: w.list(w.id(), 7),
+  items: w.list(
+    z.object({ p: w.uint().max(MAX_PARTITIONS), epoch: w.uint(), members: w.list(w.id(), 7) }),
+    MAX_PARTITIONS,
+  ),
 });

@@ -108,6 +108,8 @@ export class PartitionService {
   #unsubscribe: () => void;
   #lastFetchAt = -Infinity;
   #knownMaster: NodeId | undefined;
+  #syncedOut = new Map<number, { p: number; epoch: number; members: NodeId[] }>();
+  #syncedTimer: Timer | null = null;
   // master state
   #masterActive = false;
   #collect: { deadline: number; sentAt: number; waiting: Set<NodeId>; best: PartitionTable } | null = null;
@@ -283,6 +285,7 @@ export class PartitionService {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#publishTimer?.cancel();
+    this.#syncedTimer?.cancel();
     this.#unsubscribe();
     for (const w of this.#leaveWaiters.splice(0)) w();
   }
@@ -361,7 +364,10 @@ export class PartitionService {
       case Kind.PartitionMigrationReady:
         return this.#onReady(msg as unknown as { p: number; epoch: number; row: NodeId[]; mid?: number });
       case Kind.PartitionBackupsSynced:
-        return this.#onBackupsSynced(from, msg as unknown as { p: number; epoch: number; members: NodeId[] });
+        for (const it of msg.items as Array<{ p: number; epoch: number; members: NodeId[] }>) {
+          this.#onBackupsSynced(from, it);
+        }
+        return;
       case Kind.PartitionMemberLeaving: {
         if (this.#view.isMaster() && this.#view.member(from)) {
           this.#leaving.add(from);
@@ -678,9 +684,15 @@ export class PartitionService {
    * (resend while the table still lists them; the master ignores stale or repeated reports).
    */
   reportBackupsSynced(p: number, epoch: number, members: readonly NodeId[]): void {
-    const master = this.#view.master();
-    if (!master) return;
-    this.#send(master, { t: Kind.PartitionBackupsSynced, p, epoch, members: [...members] });
+    this.#syncedOut.set(p, { p, epoch, members: [...members] });
+    // Reports of a few milliseconds go in one message (a forming cluster confirms hundreds at once).
+    this.#syncedTimer ??= this.#clock.setTimer(5, () => {
+      this.#syncedTimer = null;
+      const items = [...this.#syncedOut.values()];
+      this.#syncedOut.clear();
+      const master = this.#view.master();
+      if (master && items.length > 0 && !this.#stopped) this.#send(master, { t: Kind.PartitionBackupsSynced, items });
+    });
   }
 
   /**
