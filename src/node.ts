@@ -5,6 +5,7 @@
  * system entropy here; the simulator wires the same classes with virtual ones.
  */
 import { Hono } from "hono";
+import { joinSettings } from "./cluster/join_settings.ts";
 import { Membership } from "./cluster/membership.ts";
 import { Defaults, type NodeOptions } from "./config.ts";
 import { realClock } from "./core/clock.ts";
@@ -35,6 +36,7 @@ import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
 import { MessageRouter } from "./transport/router.ts";
 import type { NodeId, TransportStats } from "./transport/transport.ts";
 import { WebRtcTransport } from "./transport/webrtc.ts";
+import { PROTOCOL_VERSION } from "./wire/codec.ts";
 
 function newMemberId(): NodeId {
   const b = crypto.getRandomValues(new Uint8Array(8));
@@ -100,6 +102,13 @@ export class Node implements ShoalNode {
         name: this.name,
         runtime: runtimeName(),
         lite: options.lite ?? false,
+        settings: joinSettings({
+          protocolVersion: PROTOCOL_VERSION,
+          partitionCount: options.partitionCount ?? Defaults.partitionCount,
+          backupCount: options.backupCount ?? Defaults.backupCount,
+          asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
+          mergePolicy: options.mergePolicy ?? Defaults.mergePolicy,
+        }),
       },
     });
     this.grid = new DataGrid({

@@ -115,7 +115,10 @@ export function describeStartError(err: unknown, options: NodeOptions): string {
       case "AUTH_FAILED":
         return `Cannot join cluster "${options.cluster}": ${message}. Check --secret (SHOAL_SECRET) and --cluster.`;
       case "REFUSED":
-        return `Cannot join cluster "${options.cluster}": refused: ${message}`;
+        // Membership names the cluster and the reason (e.g. a setting that differs) itself.
+        return message.startsWith("Cannot join cluster")
+          ? message
+          : `Cannot join cluster "${options.cluster}": refused: ${message}`;
       case "UNREACHABLE":
         return `Cannot reach ${
           (options.join ?? []).join(", ") || "the cluster"

@@ -107,6 +107,11 @@ export function settingsMismatch(
   return null;
 }
 
+/** The settings as one string in key order, for the join request's proof. */
+export function canonicalSettings(values: Readonly<Record<string, JoinSettingValue>>): string {
+  return JSON.stringify(Object.keys(values).sort().map((k) => [k, values[k]]));
+}
+
 /** The message a refused joiner exits with. */
 export function refusalMessage(cluster: string, reason: string): string {
   return `Cannot join cluster ${JSON.stringify(cluster)}: ${reason}`;

@@ -25,6 +25,7 @@ import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import { MAX_MEMBERS, type MembershipConfig, membershipConfig } from "./config.ts";
 import { GossipQueue, retransmitLimit } from "./gossip_queue.ts";
+import { canonicalSettings, refusalMessage, settingsMismatch } from "./join_settings.ts";
 import {
   type Ack,
   ClusterKinds,
@@ -407,7 +408,7 @@ export class Membership implements ClusterView {
             continue;
           }
           this.#log.error("join refused", { seed, code: r.code, reason: r.reason });
-          throw new ShoalError(r.code, `Cannot join cluster ${this.config.cluster}: ${r.reason}`);
+          throw new ShoalError(r.code, refusalMessage(this.config.cluster, r.reason));
         }
       }
       if (reachable === 0) break;
@@ -891,7 +892,9 @@ export class Membership implements ClusterView {
   // ---------------------------------------------------------------- join
 
   #joinFields(b: Omit<JoinBody, "proof">): unknown[] {
-    return [b.cluster, b.id, b.name, b.runtime, b.lite, b.inc, b.ts, b.nonce];
+    const fields: unknown[] = [b.cluster, b.id, b.name, b.runtime, b.lite, b.inc, b.ts, b.nonce];
+    if (b.st) fields.push(canonicalSettings(b.st));
+    return fields;
   }
 
   #makeJoinRequest(): JoinRequest {
@@ -904,6 +907,7 @@ export class Membership implements ClusterView {
       inc: this.#inc,
       ts: Math.floor(this.#clock.now()),
       nonce: this.#rng.id(32),
+      ...(this.config.settings ? { st: { ...this.config.settings.values } } : {}),
     };
     return { t: Kind.ClusterJoinRequest, ...b, proof: sign(this.#joinKey, this.#joinFields(b)) };
   }
@@ -929,6 +933,9 @@ export class Membership implements ClusterView {
     }
     const r = this.#replay.check(req.nonce, req.ts, this.#clock.now());
     if (r) return { code: "AUTH_FAILED", reason: `join refused: ${r}` };
+    // Settings that differ cannot work together (a joiner without any is of another version).
+    const differs = this.config.settings && settingsMismatch(this.config.settings, req.st ?? {});
+    if (differs) return { code: "REFUSED", reason: differs };
     return null;
   }
 

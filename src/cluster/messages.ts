@@ -8,6 +8,7 @@ import { z } from "zod";
 import { Kind } from "../wire/kinds.ts";
 import { defineMessage, w } from "../wire/message.ts";
 import { MAX_MEMBERS } from "./config.ts";
+import { JoinSettingsSchema } from "./join_settings.ts";
 
 /** One entry of the member list. */
 export const MemberInfoSchema = z.object({
@@ -56,7 +57,9 @@ const joinFields = {
   inc: w.uint(),
   ts: w.uint(),
   nonce: w.str(64),
-  /** HMAC(joinKey, [cluster, id, name, runtime, lite, inc, ts, nonce]) */
+  /** The joiner's cluster-wide settings (see src/cluster/join_settings.ts), compared by the master. */
+  st: JoinSettingsSchema.optional(),
+  /** HMAC(joinKey, [cluster, id, name, runtime, lite, inc, ts, nonce, canonical st when present]) */
   proof: w.str(64),
 };
 const JoinBodySchema = z.object(joinFields);
