@@ -43,6 +43,18 @@ function newMemberId(): NodeId {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+/** How often a node checks that it can signal every member it lacks a link to. */
+const SIGNAL_PATH_TICK_MS = 250;
+/** Signaling connections to members' own endpoints at most (see #keepSignalPaths). */
+const MAX_MEMBER_SIGNALING = 16;
+
+interface MemberSignaling {
+  member: NodeId;
+  client: SignalingClient | null;
+  /** Since when the member is linked directly (or gone): the connection closes 5 s later. */
+  linkedSince: number | null;
+}
+
 /** A running member. Create with {@link startNode}. */
 export class Node implements ShoalNode {
   readonly id: NodeId;
@@ -57,6 +69,9 @@ export class Node implements ShoalNode {
   #served: Served | undefined;
   /** Signaling clients: the join URL's server (first, if any) and this node's own endpoint. */
   #signaling: SignalingClient[] = [];
+  /** Signaling connections to other members' own endpoints, by URL (see #keepSignalPaths). */
+  #memberSignaling = new Map<string, MemberSignaling>();
+  #signalPathTimer: ReturnType<typeof setInterval> | undefined;
   #hub: SignalingHub | undefined;
   #abort = new AbortController();
   #masterChanges = 0;
@@ -82,7 +97,9 @@ export class Node implements ShoalNode {
       signaling: {
         // Through the server where `to` is registered: the join URL's or our own endpoint.
         send: (to, payload) =>
-          (this.#signaling.find((c) => c.peers().includes(to)) ?? this.#signaling[0])?.send(to, payload) ?? false,
+          (this.#signaling.find((c) => c.peers().includes(to)) ??
+            [...this.#memberSignaling.values()].find((e) => e.client?.peers().includes(to))?.client ??
+            this.#signaling[0])?.send(to, payload) ?? false,
         onSignal: (h) => (this.#onServerSignal = h),
       },
     });
@@ -202,10 +219,53 @@ export class Node implements ShoalNode {
     const seeds = this.#signaling[0]?.peers() ?? [];
     // Then our own endpoint, so nodes that join through our address can reach us.
     if (this.#served) this.#signaling.push(await this.#openSignaling(this.#served.url, 5_000));
+    if (this.#served) this.membership.setUrls([this.#served.url]);
+    this.#signalPathTimer = setInterval(() => this.#keepSignalPaths(), SIGNAL_PATH_TICK_MS);
     for (const c of this.#signaling) c.onPeers((peers) => this.membership.addCandidates(peers));
     await this.membership.start(seeds);
     this.jobs.start();
     this.log.info("joined", { master: this.membership.master(), members: this.membership.members().length });
+  }
+
+  /**
+   * No member stranded when its seed dies: for every member this node has no link to and no
+   * signaling path to (no open signaling connection where it is registered), connect to that
+   * member's own signaling endpoint (its URL from the member list) and ask membership to link
+   * now. Connections to members that left, or that are linked directly for a while, close.
+   */
+  #keepSignalPaths(): void {
+    if (this.#stopped) return;
+    const now = Date.now();
+    const live = new Set<NodeId>();
+    for (const m of this.membership.members()) {
+      live.add(m.id);
+      if (m.id === this.id || !m.urls?.length || this.transport.isLinked(m.id)) continue;
+      const reached = this.#signaling.some((c) => c.peers().includes(m.id)) ||
+        [...this.#memberSignaling.values()].some((e) => e.client?.peers().includes(m.id));
+      const url = m.urls[0];
+      if (reached || this.#memberSignaling.has(url) || this.#memberSignaling.size >= MAX_MEMBER_SIGNALING) continue;
+      const entry: MemberSignaling = { member: m.id, client: null, linkedSince: null };
+      this.#memberSignaling.set(url, entry);
+      this.log.info("signaling.member_path", { peer: m.id, url });
+      this.#openSignaling(url, 5_000).then(
+        (client) => {
+          if (this.#stopped || this.#memberSignaling.get(url) !== entry) return client.close();
+          entry.client = client;
+          this.membership.retryLink(m.id);
+        },
+        () => this.#memberSignaling.delete(url),
+      );
+    }
+    for (const [url, e] of this.#memberSignaling) {
+      if (!e.client) continue;
+      const done = !live.has(e.member) || this.transport.isLinked(e.member);
+      if (!done) e.linkedSince = null;
+      else if (e.linkedSince === null) e.linkedSince = now;
+      else if (now - e.linkedSince > 5_000) {
+        e.client.close();
+        this.#memberSignaling.delete(url);
+      }
+    }
   }
 
   async #openSignaling(url: string, timeoutMs: number): Promise<SignalingClient> {
@@ -287,6 +347,9 @@ export class Node implements ShoalNode {
       this.grid.stop();
       this.#abort.abort();
       for (const c of this.#signaling) c.close();
+      clearInterval(this.#signalPathTimer);
+      for (const e of this.#memberSignaling.values()) e.client?.close();
+      this.#memberSignaling.clear();
       await this.transport.close();
       this.#hub?.closeAll();
       await this.#served?.close();

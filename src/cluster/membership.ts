@@ -176,6 +176,7 @@ export class Membership implements ClusterView {
   readonly #gossip: GossipQueue;
 
   #started = false;
+  #urls: string[] = [];
   #stopped = false;
   #joined = false;
   #leaving = false;
@@ -331,6 +332,14 @@ export class Membership implements ClusterView {
     return this.#states.get(id)?.status === Status.suspect;
   }
 
+  /**
+   * This member's signaling URLs, sent with its join request and published in the member
+   * list (call before {@link start}).
+   */
+  setUrls(urls: readonly string[]): void {
+    this.#urls = urls.slice(0, 4);
+  }
+
   /** How this node reaches each other live member: direct link or relay route. */
   links(): MemberLink[] {
     const out: MemberLink[] = [];
@@ -354,6 +363,18 @@ export class Membership implements ClusterView {
    * Adds peers learned elsewhere (e.g. the signaling room listing) as candidates for
    * split-brain detection: the master will try to reach those that are not members.
    */
+  /**
+   * A new signaling path to `id` opened (the shell connected to the member's own signaling
+   * endpoint): if it is still unlinked, try to link to it now instead of after the backoff.
+   */
+  retryLink(id: NodeId): void {
+    const st = this.#states.get(id);
+    if (!st || id === this.self || this.#t.isLinked(id) || st.status > Status.suspect) return;
+    st.link.nextAt = 0;
+    this.#unlinked.add(id);
+    this.#queueLinkTick();
+  }
+
   addCandidates(ids: NodeId[]): void {
     for (const id of ids) if (id !== this.self && !this.#states.has(id) && !this.#lost.has(id)) this.#addLost(id);
   }
@@ -564,6 +585,7 @@ export class Membership implements ClusterView {
       joinedAt: e.joinedAt,
       lite: e.lite,
       incarnation: e.incarnation,
+      ...(e.urls ? { urls: [...e.urls] } : {}),
     };
     if (!st) {
       st = {
@@ -732,6 +754,7 @@ export class Membership implements ClusterView {
       joinedAt: 1,
       lite: this.config.lite,
       incarnation: this.#inc,
+      ...(this.#urls.length > 0 ? { urls: [...this.#urls] } : {}),
     };
     this.#installList({ version: 1, master: this.self, epoch: 1, nextJoin: 2, members: [info] }, null);
     this.#fullNext = true;
@@ -894,6 +917,7 @@ export class Membership implements ClusterView {
   #joinFields(b: Omit<JoinBody, "proof">): unknown[] {
     const fields: unknown[] = [b.cluster, b.id, b.name, b.runtime, b.lite, b.inc, b.ts, b.nonce];
     if (b.st) fields.push(canonicalSettings(b.st));
+    if (b.urls) fields.push(b.urls.join(" "));
     return fields;
   }
 
@@ -908,6 +932,7 @@ export class Membership implements ClusterView {
       ts: Math.floor(this.#clock.now()),
       nonce: this.#rng.id(32),
       ...(this.config.settings ? { st: { ...this.config.settings.values } } : {}),
+      ...(this.#urls.length > 0 ? { urls: [...this.#urls] } : {}),
     };
     return { t: Kind.ClusterJoinRequest, ...b, proof: sign(this.#joinKey, this.#joinFields(b)) };
   }
@@ -981,7 +1006,14 @@ export class Membership implements ClusterView {
       return this.#refuseJoin(replyTo, req.id, "RETRY", "too many joins in flight");
     }
     const info = this.#admit(
-      { id: req.id, name: req.name, runtime: req.runtime, lite: req.lite, incarnation: req.inc },
+      {
+        id: req.id,
+        name: req.name,
+        runtime: req.runtime,
+        lite: req.lite,
+        incarnation: req.inc,
+        ...(req.urls ? { urls: req.urls } : {}),
+      },
       contact,
     );
     this.#log.info("member admitted", { member: info.id, name: info.name, joinedAt: info.joinedAt });
