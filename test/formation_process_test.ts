@@ -22,6 +22,15 @@ interface ClusterBody {
   partitions: { replicasMissing: number; dataLoss: number };
 }
 
+/** Prints what the members say about themselves (on a failure). */
+async function dump(members: Member[]): Promise<void> {
+  for (const m of members) {
+    const view = await m.json<ClusterBody>("/cluster").then((v) => JSON.stringify({ ...v, links: undefined }), String);
+    const log = m.stderr().split("\n").filter((l) => /warn|error|job|master|member/.test(l)).slice(-30);
+    console.log(`${m.name} /cluster: ${view.slice(0, 600)}\n${m.name} log:\n${log.join("\n")}`);
+  }
+}
+
 async function scenario(runtimes: [RuntimeKind, RuntimeKind, RuntimeKind], killAfterMs: number): Promise<void> {
   const secret = `formation-${Date.now()}`;
   const a = await startMember({ name: "fa", runtime: runtimes[0], secret });
@@ -81,7 +90,13 @@ async function scenario(runtimes: [RuntimeKind, RuntimeKind, RuntimeKind], killA
   // Submitted (and retried, same id) while the master may die: on a loaded machine the answer
   // can come after the kill.
   let submittedAt = -1;
-  const submitted = submitJob([b, c], job, 60_000).then(() => (submittedAt = performance.now() - formedAt));
+  const submitted = submitJob([b, c], job, 60_000).then(
+    () => (submittedAt = performance.now() - formedAt),
+    async (e) => {
+      await dump([b, c]);
+      throw e;
+    },
+  );
   await Bun.sleep(Math.max(0, formedAt + killAfterMs - performance.now()));
   const ackedBeforeKill = acked.size;
   a.kill9();
@@ -127,12 +142,8 @@ async function scenario(runtimes: [RuntimeKind, RuntimeKind, RuntimeKind], killA
   expect(acked.size).toBeGreaterThan(0);
 
   const info = await waitJob(b, job.id, (j) => j.status === "FINISHED" || j.status === "FAILED", 90_000, "FINISHED")
-    .catch((e) => {
-      for (const m of survivors) {
-        console.log(
-          `${m.name} log:\n${m.stderr().split("\n").filter((l) => /warn|error|job/.test(l)).slice(-25).join("\n")}`,
-        );
-      }
+    .catch(async (e) => {
+      await dump(survivors);
       throw e;
     });
   expect(info.status).toBe("FINISHED");
