@@ -46,14 +46,14 @@ describe("membership across processes under CPU starvation", () => {
       await Bun.sleep(6_000);
       const vs = await views();
       const deaths = all.flatMap((m) =>
-        m.stderr().split("\n").filter((l) => l.includes('"member dead"')).map((l) => `${m.name}: ${l}`)
+        m.stderr().split("\n").filter((l) => l.includes('"cluster.member.dead"')).map((l) => `${m.name}: ${l}`)
       );
       expect(deaths).toEqual([]);
       expect(vs.map((v) => [v.master, v.memberListVersion, v.members.length])).toEqual(
         all.map(() => [a.id, version, 3]),
       );
       // The stopped member saw its own timers fire late and said so.
-      expect(victim.stderr()).toContain('"event loop stalled"');
+      expect(victim.stderr()).toContain('"cluster.self.stalled"');
     };
     await stop(a);
     await stop(b);

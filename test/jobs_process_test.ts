@@ -131,7 +131,7 @@ async function restart(victim: Member, join: Member): Promise<Member> {
 function logTimeline(m: Member, sinceMs: number): string {
   const out: string[] = [];
   for (const line of m.stderr().split("\n")) {
-    if (!line.includes('"layer":"jobs"') && !line.includes('"member dead"')) continue;
+    if (!line.includes('"layer":"jobs"') && !line.includes('"cluster.member.dead"')) continue;
     let rec: Record<string, unknown>;
     try {
       rec = JSON.parse(line);
@@ -140,7 +140,7 @@ function logTimeline(m: Member, sinceMs: number): string {
     }
     const at = Date.parse(String(rec.ts)) - sinceMs;
     if (!(at >= 0)) continue;
-    if (rec.event === "member dead") out.push(`member dead +${at} ms`);
+    if (rec.event === "cluster.member.dead") out.push(`member dead +${at} ms`);
     else if (rec.event === "coordinator took over") {
       out.push(`took over (term ${rec.term}, ${rec.jobs} jobs) +${at} ms`);
     } else if (rec.event === "task restart") {

@@ -1,11 +1,30 @@
 /**
- * Split-brain resolution rules. When the masters of two groups with the same cluster name
- * meet, the smaller group merges into the larger; on a tie the group whose master id sorts
- * first wins. Both masters evaluate the same pure function, so they agree whenever they
- * see the same sizes; the winner re-checks on the merge request and refuses if it
- * disagrees, so two groups never merge into each other at once.
+ * Split-brain detection and merge. A master keeps a bounded set of members it lost and
+ * peers it heard of, and keeps trying to reach them; a member that answers under another
+ * master reveals a second cluster with the same name.
+ *
+ * Resolution rules: when the masters of two groups meet, the smaller group merges into the
+ * larger; on a tie the group whose master id sorts first wins. Both masters evaluate the
+ * same pure function, so they agree whenever they see the same sizes; the winner re-checks
+ * on the merge request and refuses if it disagrees, so two groups never merge into each
+ * other at once.
  */
 import type { NodeId } from "../transport/transport.ts";
+import { type ReplayGuard, sign, verify } from "../wire/envelope.ts";
+import { Kind } from "../wire/kinds.ts";
+import { MAX_MEMBERS } from "./config.ts";
+import type { MembershipPart } from "./part.ts";
+import { isNewerList } from "./member_list.ts";
+import {
+  type ListBody,
+  type MergeAccepted,
+  type MergeInto,
+  type MergeRefused,
+  type MergeRequest,
+  type SplitHello,
+  Status,
+} from "./messages.ts";
+import type { ClusterEvent, MemberInfo } from "./view.ts";
 
 export interface GroupSummary {
   /** Live members of the group. */
@@ -23,4 +42,254 @@ export interface GroupSummary {
 export function mergeWinner(a: GroupSummary, b: GroupSummary): "a" | "b" {
   if (a.size !== b.size) return a.size > b.size ? "a" : "b";
   return a.master < b.master ? "a" : "b";
+}
+
+/** What split-brain handling needs from the membership of its node. */
+export interface SplitBrainHost extends MembershipPart {
+  readonly stats: { merges: number };
+  /** Key that signs join and merge requests, and the guard against their replay. */
+  readonly joinKey: Uint8Array;
+  readonly replay: ReplayGuard;
+  /** Members a link is being opened to (shared with the links). */
+  connecting(): Set<NodeId>;
+  isMaster(): boolean;
+  /** Whether this master is still collecting views after taking over. */
+  collecting(): boolean;
+  epoch(): number;
+  raiseEpoch(epoch: number): void;
+  /** At most one action per key per half split-brain interval. */
+  rateOk(key: string): boolean;
+  admit(e: Omit<MemberInfo, "joinedAt">, contact: NodeId | null): MemberInfo;
+  /** Publishes the next list version now. */
+  publish(): void;
+  installList(body: ListBody, delta: null): void;
+  /** Drops the gossip queued for the old cluster and makes `via` the contact. */
+  resetFor(via: NodeId): void;
+  emit(e: ClusterEvent): void;
+}
+
+export class SplitBrain {
+  /** Members lost to failure, and peers heard of, that the master keeps trying to reach (bounded, oldest first). */
+  readonly #lost = new Map<NodeId, { at: number; attempts: number }>();
+  #merging: { target: NodeId } | null = null;
+
+  constructor(readonly host: SplitBrainHost) {}
+
+  /** Whether this (smaller) group's master is asking another master to take it in. */
+  get merging(): boolean {
+    return this.#merging !== null;
+  }
+
+  lostMembers(): NodeId[] {
+    return [...this.#lost.keys()];
+  }
+
+  /** Adds peers learned elsewhere (e.g. the signaling room listing) that are not members. */
+  addCandidates(ids: NodeId[]): void {
+    const h = this.host;
+    for (const id of ids) if (id !== h.self && !h.list.states.has(id) && !this.#lost.has(id)) this.addLost(id);
+  }
+
+  addLost(id: NodeId): void {
+    this.#lost.delete(id);
+    while (this.#lost.size >= this.host.config.maxLostMembers) this.#lost.delete(this.#lost.keys().next().value!);
+    this.#lost.set(id, { at: this.host.clock.now(), attempts: 0 });
+  }
+
+  /** A member is back in the list: no longer lost. */
+  found(id: NodeId): void {
+    this.#lost.delete(id);
+  }
+
+  /** Expires old lost members; the master tries to reach the two least-tried ones. */
+  tick(): void {
+    const h = this.host;
+    const now = h.clock.now();
+    for (const [id, e] of this.#lost) {
+      if (now - e.at > h.config.lostMemberTtlMs) this.#lost.delete(id);
+      else break;
+    }
+    if (!h.isMaster() || h.collecting() || this.#merging || this.#lost.size === 0) return;
+    const picks = [...this.#lost.entries()].sort((a, b) => a[1].attempts - b[1].attempts).slice(0, 2);
+    for (const [id, e] of picks) {
+      e.attempts++;
+      const st = h.list.states.get(id);
+      if (st && st.status <= Status.suspect) {
+        this.#lost.delete(id);
+        continue;
+      }
+      if (h.t.isLinked(id)) this.#sendHello(id);
+      else if (!h.connecting().has(id) && h.connecting().size < h.config.maxConcurrentConnects) {
+        h.connecting().add(id);
+        h.t.connect(id, { timeoutMs: h.config.connectTimeoutMs }).then(
+          () => {
+            h.connecting().delete(id);
+            if (h.isMaster()) this.#sendHello(id);
+          },
+          () => h.connecting().delete(id),
+        );
+      }
+    }
+  }
+
+  /**
+   * A peer that answers our probes follows another master (`ms`). Unless that master is
+   * one we know to be gone (the peer has not caught up yet), two clusters overlap: the
+   * master starts the split-brain exchange with the peer, which relays it to its master.
+   */
+  checkPeerMaster(from: NodeId, ms: string): void {
+    const h = this.host;
+    if (!ms || ms === h.self || !h.isMaster() || h.collecting() || this.#merging) return;
+    const st = h.list.states.get(ms);
+    if (st && st.status > Status.suspect) return;
+    if (h.rateOk(from)) this.#sendHello(from);
+  }
+
+  #sendHello(to: NodeId): void {
+    const h = this.host;
+    h.send(
+      to,
+      {
+        t: Kind.ClusterSplitHello,
+        cluster: h.config.cluster,
+        master: h.self,
+        size: h.members().length,
+        version: h.list.version,
+      } satisfies SplitHello,
+    );
+  }
+
+  onSplitHello(from: NodeId, m: SplitHello): void {
+    const h = this.host;
+    if (m.cluster !== h.config.cluster || m.master === h.master() || m.master === h.self) return;
+    if (!h.isMaster()) {
+      const master = h.master();
+      if (m.relay === undefined && master) h.send(master, { ...m, relay: h.self });
+      return;
+    }
+    if (h.collecting() || this.#merging) return;
+    if (!h.rateOk(m.master)) return;
+    const iWin = mergeWinner({ size: h.members().length, master: h.self }, { size: m.size, master: m.master }) === "a";
+    h.log.info("cluster.split_brain.detected", {
+      other: m.master,
+      otherSize: m.size,
+      size: h.members().length,
+      winner: iWin ? h.self : m.master,
+    });
+    const relay = m.relay ?? from;
+    const act = () => {
+      if (!h.isMaster() || this.#merging) return;
+      if (iWin) this.#sendHello(m.master);
+      else this.#startMerge(m.master);
+    };
+    if (h.t.isLinked(m.master)) return act();
+    const via = relay !== m.master && h.t.isLinked(relay) ? relay : undefined;
+    h.t.connect(m.master, { via, timeoutMs: h.config.connectTimeoutMs }).then(
+      act,
+      (err) => h.log.debug("cluster.split_brain.unreachable", { other: m.master, error: String(err) }),
+    );
+  }
+
+  #mergeFields(m: Omit<MergeRequest, "t" | "proof">): unknown[] {
+    return ["merge", m.cluster, m.master, m.version, m.epoch, m.ts, m.nonce, m.members.map((x) => x.id)];
+  }
+
+  /** This (smaller) group's master asks the other master to take its members in. */
+  #startMerge(target: NodeId): void {
+    const h = this.host;
+    this.#merging = { target };
+    const body = {
+      cluster: h.config.cluster,
+      master: h.self,
+      version: h.list.version,
+      epoch: h.epoch(),
+      members: h.members().slice(),
+      ts: Math.floor(h.clock.now()),
+      nonce: h.rng.id(32),
+    };
+    h.log.info("cluster.merge.started", { into: target, members: body.members.length });
+    h.send(
+      target,
+      { t: Kind.ClusterMergeRequest, ...body, proof: sign(h.joinKey, this.#mergeFields(body)) } satisfies MergeRequest,
+    );
+    h.after(h.config.joinTimeoutMs, () => {
+      if (this.#merging?.target === target) this.#merging = null;
+    });
+  }
+
+  onMergeRequest(from: NodeId, m: MergeRequest): void {
+    const h = this.host;
+    const refuse = (reason: string) => {
+      h.log.info("cluster.merge.request_refused", { from: m.master, reason });
+      h.send(from, { t: Kind.ClusterMergeRefused, reason } satisfies MergeRefused);
+    };
+    if (m.cluster !== h.config.cluster) return refuse("cluster name does not match");
+    if (!verify(h.joinKey, this.#mergeFields(m), m.proof)) return refuse("merge proof does not verify");
+    const replay = h.replay.check(m.nonce, m.ts, h.clock.now());
+    if (replay) return refuse(replay);
+    if (!h.isMaster() || h.collecting() || this.#merging) return refuse("not ready");
+    if (
+      mergeWinner({ size: h.members().length, master: h.self }, { size: m.members.length, master: m.master }) !== "a"
+    ) {
+      this.#sendHello(from);
+      return refuse("this group is the smaller one");
+    }
+    if (h.list.entries.length + m.members.length > MAX_MEMBERS) return refuse("cluster would be too large");
+    const sorted = m.members.slice().sort((a, b) => a.joinedAt - b.joinedAt);
+    for (const e of sorted) {
+      const st = h.list.states.get(e.id);
+      if (st && st.status <= Status.suspect) continue;
+      // A higher incarnation outranks any stale dead notice still circulating about them.
+      h.admit({ id: e.id, name: e.name, runtime: e.runtime, lite: e.lite, incarnation: e.incarnation + 1 }, null);
+    }
+    h.list.setVersion(Math.max(h.list.version, m.version));
+    h.raiseEpoch(m.epoch + 1);
+    h.list.fullNext = true;
+    h.publish();
+    h.stats.merges++;
+    h.log.info("cluster.merge.absorbed", { from: m.master, members: sorted.length, version: h.list.version });
+    h.send(
+      from,
+      { t: Kind.ClusterMergeAccepted, list: h.list.body(h.master() ?? h.self, h.epoch()) } satisfies MergeAccepted,
+    );
+  }
+
+  onMergeAccepted(from: NodeId, m: MergeAccepted): void {
+    const h = this.host;
+    if (this.#merging?.target !== from) return;
+    this.#merging = null;
+    const former = h.members().map((x) => x.id).filter((id) => id !== h.self);
+    this.adoptMerged(m.list, from);
+    const msg: MergeInto = { t: Kind.ClusterMergeInto, list: m.list, from: former };
+    const sendAll = () => {
+      for (const id of former) h.send(id, msg);
+    };
+    sendAll();
+    h.after(h.config.probeIntervalMs, sendAll);
+  }
+
+  onMergeRefused(from: NodeId, m: MergeRefused): void {
+    if (this.#merging?.target !== from) return;
+    this.host.log.info("cluster.merge.refused", { by: from, reason: m.reason });
+    this.#merging = null;
+  }
+
+  /** Our master tells us it merged into another cluster: follow it. */
+  onMergeInto(from: NodeId, m: MergeInto): void {
+    const master = this.host.master();
+    if (from === master && m.list.master !== master) this.adoptMerged(m.list, from);
+  }
+
+  /** Follows our master into the cluster it merged into. */
+  adoptMerged(body: ListBody, via: NodeId): void {
+    const h = this.host;
+    if (!isNewerList(h.list.version, body.version)) return;
+    const from = h.members().map((x) => x.id);
+    this.#lost.clear();
+    h.resetFor(via);
+    h.installList(body, null);
+    h.stats.merges++;
+    h.log.info("cluster.merge.joined", { into: body.master, members: body.members.length });
+    h.emit({ type: "merge", from, into: body.master });
+  }
 }

@@ -3,6 +3,10 @@
  * time, with crashes, restarts (under a new id), partitions, heals, loss, asymmetric
  * links and stalls (a node whose event loop is blocked). Protocol layers (membership,
  * partitions, maps) plug in through the factory; the same seed gives the same run.
+ *
+ * A run fails loudly: an exception thrown by any node's message handler (which the router
+ * catches so that a real node survives it) is recorded, and the next `run`/`until` throws
+ * it, naming the seed. Wrapped in `withSeed`, the test then prints the replay command.
  */
 import { settle, VirtualClock } from "../core/clock.ts";
 import { StallableClock } from "./stallable_clock.ts";
@@ -46,11 +50,45 @@ export interface SimulationOptions {
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
 }
 
+/**
+ * Failures of one seeded run that the code under test swallows on purpose: message-handler
+ * exceptions (the router counts and reports them so that a real node survives a bug).
+ * Any one fails the run.
+ */
+export class RunFailures {
+  readonly list: string[] = [];
+
+  constructor(readonly seed: number) {}
+
+  /**
+   * Records every exception of `router`'s message handlers on node `id`. Call it after the
+   * node's own code has set `onHandlerError` (that handler still runs).
+   */
+  watch(router: MessageRouter, id: NodeId): void {
+    const own = router.onHandlerError;
+    router.onHandlerError = (kind, err) => {
+      this.list.push(
+        `handler error in ${kind} on ${id}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+      );
+      own(kind, err);
+    };
+  }
+
+  /** @throws Error naming the seed and the first failure, when there is any */
+  check(): void {
+    if (this.list.length === 0) return;
+    const more = this.list.length > 1 ? ` (and ${this.list.length - 1} more)` : "";
+    throw new Error(`Simulation with seed ${this.seed} failed: ${this.list[0]}${more}`);
+  }
+}
+
 export class Simulation<N extends SimNode> {
   readonly seed: number;
   readonly clock: VirtualClock;
   readonly rng: Random;
   readonly net: MemoryNetwork;
+  /** Message-handler exceptions so far; `run` and `until` throw once there is one. */
+  readonly failures: RunFailures;
   readonly #factory: (ctx: SimNodeContext) => N;
   readonly #tickMs: number;
   readonly #logLevel: SimulationOptions["logLevel"];
@@ -63,6 +101,7 @@ export class Simulation<N extends SimNode> {
     this.seed = opts.seed;
     this.rng = new Random(opts.seed);
     this.clock = new VirtualClock();
+    this.failures = new RunFailures(opts.seed);
     this.net = new MemoryNetwork({
       clock: this.clock,
       rng: this.rng.fork(),
@@ -84,6 +123,7 @@ export class Simulation<N extends SimNode> {
     const router = new MessageRouter(transport);
     const log = this.#logLevel === "silent" ? silentLogger : createLogger(this.#logLevel, { node: id });
     const node = this.#factory({ id, transport, router, clock, rng: this.rng.fork(), log });
+    this.failures.watch(router, id);
     this.#nodes.set(id, node);
     this.#clocks.set(id, clock);
     return node;
@@ -166,22 +206,29 @@ export class Simulation<N extends SimNode> {
     this.net.setLink(a, b, c);
   }
 
-  /** Advances virtual time by `ms`, letting promise continuations run every tick. */
+  /**
+   * Advances virtual time by `ms`, letting promise continuations run every tick.
+   * @throws Error when a message handler threw (see {@link RunFailures})
+   */
   async run(ms: number): Promise<void> {
     const end = this.clock.now() + ms;
+    this.failures.check();
     while (this.clock.now() < end) {
       this.clock.runUntil(Math.min(end, this.clock.now() + this.#tickMs));
       await settle();
+      this.failures.check();
     }
   }
 
   /**
    * Runs until `pred()` holds, checking every `checkEveryMs`.
    * @returns the virtual time it took
-   * @throws Error when `timeoutMs` passes first (with `describe()` in the message)
+   * @throws Error when `timeoutMs` passes first (with `describe()` in the message), or a
+   *   message handler threw
    */
   async until(pred: () => boolean, timeoutMs: number, checkEveryMs = 50, describe?: () => string): Promise<number> {
     const start = this.clock.now();
+    this.failures.check();
     while (!pred()) {
       if (this.clock.now() - start >= timeoutMs) {
         throw new Error(`Condition not met within ${timeoutMs} ms of virtual time${describe ? `: ${describe()}` : ""}`);

@@ -12,6 +12,7 @@ import type { ConnectorRegistry } from "../../src/jobs/connector_registry.ts";
 import { JobService, type JobTuning } from "../../src/jobs/job_service.ts";
 import { MemoryNetwork, type MemoryTransport } from "../../src/transport/memory.ts";
 import { MessageRouter } from "../../src/transport/router.ts";
+import { RunFailures } from "../../src/sim/simulation.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
 import type { ServiceDeps } from "../../src/cluster/service_deps.ts";
 
@@ -48,10 +49,13 @@ export class JobSim {
   readonly rng: Random;
   readonly net: MemoryNetwork;
   readonly members = new Map<NodeId, SimMember>();
+  /** Message-handler exceptions of any member: `until`, `runUntil` and `run` throw once there is one. */
+  readonly failures: RunFailures;
   #n = 0;
 
   constructor(readonly opts: JobSimOptions) {
     this.rng = new Random(opts.seed);
+    this.failures = new RunFailures(opts.seed);
     this.net = new MemoryNetwork({ clock: this.clock, rng: this.rng.fork(), link: { delayMs: 1, jitterMs: 1 } });
   }
 
@@ -84,6 +88,7 @@ export class JobSim {
       registry: this.opts.registry?.(),
       tuning: this.opts.tuning,
     });
+    this.failures.watch(router, id);
     const m: SimMember = { id, transport, router, membership, maps, jobs, alive: true };
     this.members.set(id, m);
     const seeds = this.live().filter((x) => x.id !== id).map((x) => x.id);
@@ -125,7 +130,9 @@ export class JobSim {
         throw new Error(`call not settled after ${maxMs} ms of virtual time (seed ${this.opts.seed})`);
       }
       await this.clock.runForAsync(5);
+      this.failures.check();
     }
+    this.failures.check();
     return p;
   }
 
@@ -148,6 +155,7 @@ export class JobSim {
 
   async run(ms: number): Promise<void> {
     await this.clock.runForAsync(ms);
+    this.failures.check();
   }
 
   stopAll(): void {

@@ -1,0 +1,257 @@
+/**
+ * Links and relays: this node keeps a direct link to every live member (the newer member of
+ * a pair opens it, the older one after `linkFallbackMs`), routes through a member that
+ * reaches both ends when a pair cannot link, and asks around who reaches a member before
+ * signalling a link through it. Links are hints: a closed link triggers a probe, never a
+ * verdict (membership.ts decides).
+ */
+import type { NodeId } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
+import type { MembershipPart } from "./part.ts";
+import type { MemberState } from "./member_list.ts";
+import { type RouteAnswer, type RouteHint, type RouteQuery, Status } from "./messages.ts";
+
+/** How this node reaches a member: over its own link, or relayed through another member. */
+export interface MemberLink {
+  peer: NodeId;
+  kind: "direct" | "relayed";
+  via?: NodeId;
+}
+
+/** A question "who reaches `target`?" in flight, to open a link through the answerer or relay via it. */
+export interface RouteRequest {
+  kind: "route";
+  target: NodeId;
+  done: boolean;
+  purpose: "relay" | "connect";
+}
+
+/** What links need from the membership of their node. */
+export interface LinksHost extends MembershipPart {
+  readonly stats: { relayRoutes: number };
+  /** Requests in flight by sequence number (shared with probes, hence `kind`). */
+  readonly pending: Map<number, { kind: string } | RouteRequest>;
+  nextSeq(): number;
+  joined(): boolean;
+  stopped(): boolean;
+  contact(): NodeId | undefined;
+  randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[];
+}
+
+export class Links {
+  /** Live members this node has no link to yet. */
+  readonly unlinked = new Set<NodeId>();
+  /** Members a link is being opened to (split-brain checks use it too). */
+  readonly connecting = new Set<NodeId>();
+  #tickQueued = false;
+
+  constructor(readonly host: LinksHost) {}
+
+  /** Whether this node reaches a member, directly or through a linked relay. */
+  reachable(id: NodeId): boolean {
+    const t = this.host.t;
+    if (t.isLinked(id)) return true;
+    const via = t.routeOf(id);
+    return via !== undefined && t.isLinked(via);
+  }
+
+  /** How this node reaches each other live member: direct link or relay route. */
+  links(): MemberLink[] {
+    const { t, self } = this.host;
+    const out: MemberLink[] = [];
+    for (const m of this.host.members()) {
+      if (m.id === self) continue;
+      if (t.isLinked(m.id)) out.push({ peer: m.id, kind: "direct" });
+      else {
+        const via = t.routeOf(m.id);
+        if (via) out.push({ peer: m.id, kind: "relayed", via });
+      }
+    }
+    return out;
+  }
+
+  /** A member got an entry: link to it unless linked already. */
+  appeared(id: NodeId): void {
+    if (id !== this.host.self && !this.host.t.isLinked(id)) this.unlinked.add(id);
+  }
+
+  /** A member is gone (verdict or removal): only this tears its link down. */
+  gone(id: NodeId): void {
+    const t = this.host.t;
+    this.unlinked.delete(id);
+    if (t.isLinked(id)) t.disconnect(id);
+    if (t.routeOf(id)) t.setRoute(id, null);
+  }
+
+  /** A link came up: drop any relay route, and the link-opening back-off. */
+  up(peer: NodeId, st: MemberState | undefined): void {
+    this.unlinked.delete(peer);
+    if (this.host.t.routeOf(peer)) this.host.t.setRoute(peer, null);
+    if (st) {
+      st.link.attempts = 0;
+      st.link.established = true;
+    }
+  }
+
+  /** A live member's link closed: re-link or route around it. */
+  down(peer: NodeId, st: MemberState): void {
+    this.unlinked.add(peer);
+    st.link.since = this.host.clock.now();
+    st.link.nextAt = 0;
+  }
+
+  queueTick(): void {
+    if (this.#tickQueued || !this.host.joined()) return;
+    this.#tickQueued = true;
+    this.host.after(0, () => {
+      this.#tickQueued = false;
+      this.tick();
+    });
+  }
+
+  /** Opens missing links (the newer member of a pair initiates) and routes around failures. */
+  tick(): void {
+    const { t, self, config, list } = this.host;
+    const now = this.host.clock.now();
+    const me = list.states.get(self);
+    for (const id of this.unlinked) {
+      if (this.connecting.size >= config.maxConcurrentConnects) break;
+      const st = list.states.get(id);
+      if (!st || st.status > Status.suspect || id === self) {
+        this.unlinked.delete(id);
+        continue;
+      }
+      if (t.isLinked(id)) {
+        this.unlinked.delete(id);
+        continue;
+      }
+      const via = t.routeOf(id);
+      if (via !== undefined && !t.isLinked(via)) t.setRoute(id, null); // the relay is gone
+      if (this.connecting.has(id) || now < st.link.nextAt) continue;
+      const iAmNewer = !!me && me.info.joinedAt > st.info.joinedAt;
+      if (!iAmNewer && now - st.link.since < config.linkFallbackMs) continue;
+      this.#connectTo(id, st);
+    }
+  }
+
+  /** Members worth asking whether they reach `target`: the master, our contact, two at random. */
+  #viaCandidates(target: NodeId): NodeId[] {
+    const { t, self } = this.host;
+    const out = new Set<NodeId>();
+    for (const c of [this.host.master(), this.host.contact()]) {
+      if (c && c !== target && c !== self && t.isLinked(c)) out.add(c);
+    }
+    for (const r of this.host.randomMembers(2, (x) => x !== target && t.isLinked(x))) out.add(r);
+    return [...out];
+  }
+
+  /**
+   * Opens a link to `id`. Signaling for it is relayed by a member that reaches both ends,
+   * so first a few linked members are asked whether they reach `id` (one round trip,
+   * cheap next to establishing a WebRTC connection), and the first that does relays.
+   */
+  #connectTo(id: NodeId, st: MemberState): void {
+    const h = this.host;
+    const candidates = this.#viaCandidates(id);
+    if (candidates.length === 0 || h.pending.size >= h.config.maxPending) {
+      this.#connectVia(id, st, undefined);
+      return;
+    }
+    this.connecting.add(id);
+    const seq = h.nextSeq();
+    const p: RouteRequest = { kind: "route", target: id, done: false, purpose: "connect" };
+    h.pending.set(seq, p);
+    for (const c of candidates) h.send(c, { t: Kind.ClusterRouteQuery, seq, target: id } satisfies RouteQuery);
+    h.after(h.config.probeTimeoutMs * 2, () => {
+      h.pending.delete(seq);
+      if (p.done) return;
+      p.done = true;
+      // Nobody reaches it yet (its own links may still be forming): retry shortly, and
+      // after that go through the signaling server.
+      this.connecting.delete(id);
+      if (st.link.attempts >= 1) return this.#connectVia(id, st, undefined);
+      st.link.attempts++;
+      st.link.nextAt = h.clock.now() + h.config.probeIntervalMs * (1 + h.rng.next());
+    });
+  }
+
+  #connectVia(id: NodeId, st: MemberState, via: NodeId | undefined): void {
+    const h = this.host;
+    if (h.t.isLinked(id) || h.list.states.get(id) !== st) {
+      this.connecting.delete(id);
+      return;
+    }
+    this.connecting.add(id);
+    h.t.connect(id, { via, timeoutMs: h.config.connectTimeoutMs }).then(
+      () => {
+        this.connecting.delete(id);
+        st.link.attempts = 0;
+        st.link.established = true;
+        this.unlinked.delete(id);
+        if (h.t.routeOf(id)) h.t.setRoute(id, null);
+        if (this.unlinked.size > 0) this.queueTick();
+      },
+      (err) => {
+        this.connecting.delete(id);
+        if (h.stopped()) return;
+        this.queueTick();
+        st.link.attempts++;
+        const backoff = Math.min(h.config.linkRetryMaxMs, 500 * 2 ** st.link.attempts) * (0.5 + h.rng.next());
+        st.link.nextAt = h.clock.now() + backoff;
+        h.log.debug("cluster.link.failed", { peer: id, via, attempts: st.link.attempts, error: String(err) });
+        if (st.link.attempts >= h.config.relayAfterFailures && !h.t.routeOf(id) && h.list.states.get(id) === st) {
+          this.#findRelay(id);
+        }
+      },
+    );
+  }
+
+  /** Asks a few linked members whether they reach `target`; the first that does becomes the relay. */
+  #findRelay(target: NodeId): void {
+    const h = this.host;
+    if (h.pending.size >= h.config.maxPending) return;
+    const seq = h.nextSeq();
+    h.pending.set(seq, { kind: "route", target, done: false, purpose: "relay" });
+    for (const x of h.randomMembers(3, (x) => x !== target && h.t.isLinked(x))) {
+      h.send(x, { t: Kind.ClusterRouteQuery, seq, target } satisfies RouteQuery);
+    }
+    h.after(h.config.probeIntervalMs * 2, () => h.pending.delete(seq));
+  }
+
+  /** Another member asks whether this node reaches `q.target` directly. */
+  onRouteQuery(from: NodeId, q: RouteQuery): void {
+    this.host.send(
+      from,
+      {
+        t: Kind.ClusterRouteAnswer,
+        seq: q.seq,
+        target: q.target,
+        ok: this.host.t.isLinked(q.target),
+      } satisfies RouteAnswer,
+    );
+  }
+
+  onRouteAnswer(from: NodeId, m: RouteAnswer): void {
+    const h = this.host;
+    const p = h.pending.get(m.seq);
+    if (p?.kind !== "route" || !("purpose" in p) || p.done || !m.ok || p.target !== m.target) return;
+    p.done = true;
+    if (p.purpose === "connect") {
+      const st = h.list.states.get(m.target);
+      if (st) this.#connectVia(m.target, st, from);
+      else this.connecting.delete(m.target);
+      return;
+    }
+    if (h.t.isLinked(m.target)) return;
+    h.t.setRoute(m.target, from);
+    h.stats.relayRoutes++;
+    h.log.info("cluster.relay.route", { peer: m.target, via: from });
+    h.send(m.target, { t: Kind.ClusterRouteHint, via: from } satisfies RouteHint);
+  }
+
+  /** A member relays to this node: use the same relay back while there is no direct link. */
+  onRouteHint(from: NodeId, h: RouteHint): void {
+    const t = this.host.t;
+    if (!t.isLinked(from) && t.isLinked(h.via) && h.via !== from) t.setRoute(from, h.via);
+  }
+}

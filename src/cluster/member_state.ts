@@ -1,0 +1,415 @@
+/**
+ * The SWIM state of each listed member (memberlist's aliveNode / suspectNode / deadNode):
+ * how gossip, push-pull state and this member's own probes move a member between alive,
+ * suspect (a Lifeguard suspicion that independent confirmations shorten), dead and left,
+ * and how this member refutes accusations about itself with a higher incarnation.
+ * Incarnations only rise (guards drop stale news first; `raiseIncarnation` asserts).
+ */
+import type { NodeId } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
+import type { Awareness } from "./awareness.ts";
+import type { MembershipPart } from "./part.ts";
+import type { GossipQueue } from "./gossip_queue.ts";
+import { isNewerList, type MemberState, raiseIncarnation } from "./member_list.ts";
+import {
+  type Gossip,
+  type GossipItem,
+  type ListBody,
+  type ListRequest,
+  type MemberListM,
+  type Ping,
+  type PushPull,
+  Status,
+  type StatusCode,
+} from "./messages.ts";
+import { Suspicion, suspicionBounds } from "./suspicion.ts";
+import type { ClusterEvent } from "./view.ts";
+
+/** What the member-state transitions need from the membership of their node. */
+export interface MemberStateHost extends MembershipPart {
+  readonly health: Awareness;
+  readonly gossip: GossipQueue;
+  readonly stats: {
+    suspicions: number;
+    deadVerdicts: number;
+    refutations: number;
+    verdictsPostponed: number;
+    listsIgnored: number;
+  };
+  /** This member's own incarnation, and raising it. */
+  selfInc(): number;
+  raiseSelfInc(inc: number): void;
+  leaving(): boolean;
+  stopped(): boolean;
+  isMaster(): boolean;
+  /** Whether this new master still collects views (it drops members only after). */
+  collecting(): boolean;
+  /** Master: drops a gone member from the list. */
+  drop(id: NodeId, item: GossipItem): void;
+  recomputeMaster(): void;
+  /** The number of live members (at least 1). */
+  n(): number;
+  stalledRecently(): boolean;
+  graceMs(): number;
+  rateOk(key: string): boolean;
+  /** Sends an update straight to every reachable member. */
+  broadcast(item: GossipItem): void;
+  emit(e: ClusterEvent): void;
+  /** A member is live again here (links, split-brain candidates). */
+  appeared(id: NodeId): void;
+  reachable(id: NodeId): boolean;
+  randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[];
+  /** Updates to piggyback on the next message. */
+  piggyback(): GossipItem[];
+  rejoining(): boolean;
+  installList(body: ListBody, delta: { removed: NodeId[] } | null): void;
+  /** Follows our master into the cluster it merged into. */
+  adoptMerged(body: ListBody, via: NodeId): void;
+  /** A member is gone here. */
+  addLost(id: NodeId): void;
+  gone(id: NodeId): void;
+}
+
+export class MemberStates {
+  #listRequestAt = -Infinity;
+
+  constructor(readonly host: MemberStateHost) {}
+
+  /** A member follows a newer member-list version of our master: ask it for the list (rate-limited). */
+  antiEntropy(from: NodeId, lv: number, ms: string): void {
+    const h = this.host;
+    if (!isNewerList(h.list.version, lv) || h.rejoining()) return;
+    const master = h.master();
+    if (ms !== master && from !== master) return;
+    const now = h.clock.now();
+    if (now - this.#listRequestAt < h.config.probeIntervalMs) return;
+    this.#listRequestAt = now;
+    h.send(from, { t: Kind.ClusterListRequest, have: h.list.version } satisfies ListRequest);
+  }
+
+  /** The master published a list version (full or delta), with notices about gone members. */
+  onMemberList(from: NodeId, m: MemberListM): void {
+    const h = this.host;
+    this.applyItems(m.g, from, null);
+    const body = m.list;
+    if (!isNewerList(h.list.version, body.version)) return;
+    const master = h.master();
+    if (body.master !== master) {
+      // Our master vouches for the list of another master: it merged into that cluster.
+      if (from === master && m.base === 0 && body.master !== h.self) return h.adoptMerged(body, from);
+      h.stats.listsIgnored++;
+      return;
+    }
+    if (m.base !== 0 && m.base !== h.list.version) {
+      this.#listRequestAt = -Infinity;
+      this.antiEntropy(from, body.version, body.master);
+      return;
+    }
+    h.installList(body, m.base !== 0 ? { removed: m.removed } : null);
+  }
+
+  /**
+   * A listed member this node holds for dead is talking to us: it may not know. Tell it
+   * directly (accusations about oneself are always heard), so it refutes with a higher
+   * incarnation if it is alive; a wrong verdict is healed instead of splitting views.
+   */
+  tellIfDead(from: NodeId): void {
+    const h = this.host;
+    const st = h.list.states.get(from);
+    if (!st || st.status !== Status.dead || !h.rateOk(`dead:${from}`)) return;
+    h.send(
+      from,
+      {
+        t: Kind.ClusterGossip,
+        ms: h.master() ?? "",
+        g: [{ s: Status.dead, id: from, inc: st.inc }],
+      } satisfies Gossip,
+    );
+  }
+
+  /**
+   * Applies gossip. Accusations (suspect, dead) are heard only from live members that
+   * follow the same master: after a split heals, members that have not yet followed their
+   * master into the merged cluster still carry the split's verdicts ("dead", at the same
+   * incarnation) about the members they are about to meet. Accusations about this node
+   * itself are always heard (so it refutes), and so are alive and left notices.
+   * @param senderMaster the master the sender follows; null when the message is the
+   *   master's own publication (always heard: it may announce that very change)
+   */
+  applyItems(items: readonly GossipItem[], from: NodeId, senderMaster: string | null): void {
+    const h = this.host;
+    if (items.length === 0) return;
+    const st = h.list.states.get(from);
+    if (!st) return;
+    const heard = st.status <= Status.suspect && (senderMaster === null || senderMaster === h.master());
+    for (const it of items) {
+      if (!heard && it.s !== Status.alive && it.s !== Status.left && it.id !== h.self) continue;
+      // Another member's dead verdict about a member that talked to this one lately: that
+      // member is alive as far as this one can tell (the accuser may be the one cut off or
+      // stalled), so it counts as a suspicion here, which the suspect can still refute. The
+      // master's own publication is followed as it is.
+      if (it.s === Status.dead && senderMaster !== null && this.#heardLately(it.id)) {
+        if (this.suspect(it.id, it.inc, from)) h.stats.verdictsPostponed++;
+        continue;
+      }
+      this.applyItem(it, from);
+    }
+  }
+
+  /** Whether a live member sent this node anything within half of `suspectUnansweredMs`. */
+  #heardLately(id: NodeId): boolean {
+    const h = this.host;
+    const st = h.list.states.get(id);
+    return !!st && st.status <= Status.suspect && h.clock.now() - st.heardAt < h.config.suspectUnansweredMs / 2;
+  }
+
+  applyItem(it: GossipItem, from: NodeId): void {
+    const h = this.host;
+    if (it.id === h.self) return this.#aboutMe(it, from);
+    const st = h.list.states.get(it.id);
+    if (!st) return;
+    switch (it.s) {
+      case Status.alive: {
+        if (it.inc <= st.inc || st.status === Status.left) return;
+        const wasLive = st.status <= Status.suspect;
+        raiseIncarnation(st, it.inc, it.id);
+        st.suspicion?.cancel();
+        st.suspicion = undefined;
+        st.status = Status.alive;
+        st.accused = false;
+        h.gossip.push(it);
+        if (!wasLive) {
+          st.link.since = h.clock.now();
+          st.link.established = false;
+          h.list.invalidate();
+          h.appeared(it.id);
+          h.emit({ type: "memberAdded", member: h.list.member(it.id)! });
+          h.recomputeMaster();
+        }
+        return;
+      }
+      case Status.suspect:
+        this.suspect(it.id, it.inc, it.by ?? from);
+        return;
+      default:
+        this.markDown(it.id, it.inc, it.s, false);
+    }
+  }
+
+  /** Someone says this node is suspect or dead: refute with a higher incarnation. */
+  #aboutMe(it: GossipItem, from: NodeId): void {
+    const h = this.host;
+    if (it.s === Status.alive || h.leaving()) return;
+    if (it.inc < h.selfInc()) {
+      // Already refuted, but this accuser missed it: tell it directly.
+      if (h.rateOk(`alive:${from}`)) {
+        h.send(
+          from,
+          {
+            t: Kind.ClusterGossip,
+            ms: h.master() ?? "",
+            g: [{ s: Status.alive, id: h.self, inc: h.selfInc() }],
+          } satisfies Gossip,
+        );
+      }
+      return;
+    }
+    h.raiseSelfInc(it.inc + 1);
+    const st = h.list.states.get(h.self);
+    if (st) st.inc = h.selfInc();
+    h.health.applyDelta(1);
+    h.stats.refutations++;
+    const item: GossipItem = { s: Status.alive, id: h.self, inc: h.selfInc() };
+    h.gossip.push(item);
+    h.broadcast(item);
+  }
+
+  /**
+   * @param confirms whether `by` counts as an independent confirmation of a running suspicion
+   * @returns whether the state changed (new suspicion or new confirmation)
+   */
+  suspect(id: NodeId, inc: number, by: NodeId, confirms = true): boolean {
+    const h = this.host;
+    const st = h.list.states.get(id);
+    if (!st || st.status >= Status.dead || inc < st.inc) return false;
+    const item: GossipItem = { s: Status.suspect, id, inc, by };
+    if (st.status === Status.suspect && inc === st.inc) {
+      if (confirms && st.suspicion?.confirm(by)) {
+        h.gossip.push(item);
+        return true;
+      }
+      return false;
+    }
+    st.status = Status.suspect;
+    raiseIncarnation(st, inc, id);
+    st.suspicion?.cancel();
+    const b = suspicionBounds(h.n(), h.config);
+    // Lifeguard local health: a member that misses acks, gets no nacks from its helpers, has
+    // to refute or finds itself stalled is the likelier culprit, so its own verdicts wait
+    // longer (a member that cannot hear anyone must not outrun the others' verdict on it).
+    const sus = new Suspicion(
+      h.clock,
+      by,
+      b.k,
+      h.health.scaleTimeout(b.minMs),
+      h.health.scaleTimeout(b.maxMs),
+      () => this.#suspicionExpired(id, st, inc),
+    );
+    st.suspicion = sus;
+    // Tell the suspect now and then while the suspicion runs: it may have missed the first
+    // notice (lost, or it was still joining and heard nothing) and can only refute what it hears.
+    const remind = () => {
+      if (st.suspicion !== sus || st.status !== Status.suspect || h.list.states.get(id) !== st) return;
+      this.#pingSuspect(id, st);
+      h.after(h.config.suspectUnansweredMs / 4, remind);
+    };
+    remind();
+    h.stats.suspicions++;
+    h.log.debug("cluster.member.suspect", { member: id, incarnation: inc, by });
+    h.gossip.push(item);
+    return true;
+  }
+
+  /**
+   * A suspicion ran out. The verdict waits while this member has just been stalled itself
+   * (the suspect's refutation may be unread), and until the suspect has left this member's
+   * pings unanswered for `suspectUnansweredMs` (it is pinged again, carrying the suspicion
+   * so that it refutes). Neither wait outlasts the longest suspicion (twice that for
+   * stalls), so a member that talks but never refutes, because it hears nobody, is still
+   * declared dead.
+   */
+  #suspicionExpired(id: NodeId, st: MemberState, inc: number): void {
+    const h = this.host;
+    const sus = st.suspicion;
+    if (h.stopped() || !sus || h.list.states.get(id) !== st || st.status !== Status.suspect || st.inc !== inc) {
+      return;
+    }
+    const now = h.clock.now();
+    const elapsed = now - sus.startedAt;
+    if (h.stalledRecently() && elapsed < 2 * sus.maxMs) {
+      h.stats.verdictsPostponed++;
+      sus.postpone(h.graceMs());
+      return;
+    }
+    const unansweredMs = st.unansweredSince === undefined ? 0 : now - st.unansweredSince;
+    if (unansweredMs < h.config.suspectUnansweredMs && elapsed < sus.maxMs) {
+      h.stats.verdictsPostponed++;
+      this.#pingSuspect(id, st);
+      sus.postpone(Math.max(1, Math.min(h.config.suspectUnansweredMs - unansweredMs, sus.maxMs - elapsed)));
+      return;
+    }
+    this.markDown(id, inc, Status.dead, st.accused);
+  }
+
+  /**
+   * Pings a suspect directly, the suspicion piggybacked so that it refutes at once if it
+   * is alive (memberlist's "buddy system"); the ping also starts this member's own count
+   * of how long the suspect leaves it unanswered. The ack matches no probe.
+   */
+  #pingSuspect(id: NodeId, st: MemberState): void {
+    const h = this.host;
+    const item: GossipItem = { s: Status.suspect, id, inc: st.inc, by: h.self };
+    const sent = h.send(
+      id,
+      {
+        t: Kind.ClusterPing,
+        seq: 0,
+        target: id,
+        lv: h.list.version,
+        ms: h.master() ?? "",
+        g: [item],
+      } satisfies Ping,
+    );
+    if (sent && st.unansweredSince === undefined) st.unansweredSince = h.clock.now();
+  }
+
+  /** A dead verdict or a leave: the member is gone here at once. */
+  markDown(id: NodeId, inc: number, status: StatusCode, originate: boolean): void {
+    const h = this.host;
+    const st = h.list.states.get(id);
+    if (!st || inc < st.inc || st.status === Status.left) return;
+    if (status === Status.dead && st.status === Status.dead) return;
+    const wasLive = st.status <= Status.suspect;
+    st.suspicion?.cancel();
+    st.suspicion = undefined;
+    st.status = status;
+    raiseIncarnation(st, inc, id);
+    const item: GossipItem = { s: status, id, inc };
+    h.gossip.push(item);
+    if (originate) h.broadcast(item);
+    if (status === Status.dead) {
+      h.stats.deadVerdicts++;
+      h.addLost(id);
+      h.log.info("cluster.member.dead", { member: id, incarnation: inc });
+    } else h.log.info("cluster.member.left", { member: id });
+    // Only a verdict tears a link down.
+    h.gone(id);
+    if (wasLive) {
+      h.list.invalidate();
+      h.emit({ type: "memberRemoved", member: st.info, reason: status === Status.left ? "left" : "dead" });
+    }
+    h.recomputeMaster();
+    if (h.isMaster() && !h.collecting()) h.drop(id, item);
+  }
+
+  /** Sends queued updates to a few random members. */
+  gossipTick(): void {
+    const h = this.host;
+    if (h.gossip.size === 0) return;
+    for (const id of h.randomMembers(h.config.gossipNodes, (x) => h.reachable(x))) {
+      const g = h.piggyback();
+      if (g.length === 0) break;
+      h.send(id, { t: Kind.ClusterGossip, ms: h.master() ?? "", g } satisfies Gossip);
+    }
+  }
+
+  /** Exchanges every member record with one random member (anti-entropy). */
+  pushPullTick(): void {
+    const h = this.host;
+    const [peer] = h.randomMembers(1, (x) => h.reachable(x));
+    if (!peer) return;
+    h.send(
+      peer,
+      {
+        t: Kind.ClusterPushPull,
+        reply: false,
+        lv: h.list.version,
+        ms: h.master() ?? "",
+        states: h.list.stateItems(),
+      } satisfies PushPull,
+    );
+  }
+
+  onPushPull(from: NodeId, m: PushPull): void {
+    const h = this.host;
+    const peer = h.list.states.get(from);
+    // Only from live members that follow our master (see applyItems).
+    if (!peer || peer.status > Status.suspect || m.ms !== h.master()) return;
+    for (const it of m.states) {
+      // A remote "dead" counts only as a suspicion here (as in memberlist). A state copy
+      // says nothing about who accused, so it never counts as a further confirmation.
+      if ((it.s === Status.dead || it.s === Status.suspect) && it.id !== h.self) {
+        this.suspect(it.id, it.inc, from, false);
+      } else this.applyItem(it, from);
+    }
+    if (!m.reply) {
+      h.send(
+        from,
+        {
+          t: Kind.ClusterPushPull,
+          reply: true,
+          lv: h.list.version,
+          ms: h.master() ?? "",
+          states: h.list.stateItems(),
+        } satisfies PushPull,
+      );
+    }
+    this.antiEntropy(from, m.lv, m.ms);
+  }
+}
+
+/** memberlist's push-pull scaling: beyond 32 members the interval grows with log2(n). */
+export function pushPullScale(n: number): number {
+  if (n <= 32) return 1;
+  return Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
+}
