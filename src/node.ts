@@ -45,6 +45,8 @@ function newMemberId(): NodeId {
 
 /** How often a node checks that it can signal every member it lacks a link to. */
 const SIGNAL_PATH_TICK_MS = 250;
+/** A member removed as dead stays a signaling target this long (split-brain checks may reach it). */
+const LOST_PATH_MS = 60_000;
 /** Signaling connections to members' own endpoints at most (see #keepSignalPaths). */
 const MAX_MEMBER_SIGNALING = 16;
 
@@ -72,6 +74,10 @@ export class Node implements ShoalNode {
   /** Signaling connections to other members' own endpoints, by URL (see #keepSignalPaths). */
   #memberSignaling = new Map<string, MemberSignaling>();
   #signalPathTimer: ReturnType<typeof setInterval> | undefined;
+  /** Members removed as dead recently, and their signaling URL (bounded). */
+  #lostUrls = new Map<NodeId, { url: string; at: number }>();
+  /** When opening a signaling path to a URL last failed (retried after 2 s). */
+  #pathFailedAt = new Map<string, number>();
   #hub: SignalingHub | undefined;
   #abort = new AbortController();
   #masterChanges = 0;
@@ -162,6 +168,10 @@ export class Node implements ShoalNode {
         log.info("master changed", { master: e.master, previous: e.previous, epoch: e.epoch });
       } else if (e.type === "memberAdded") log.info("member added", { id: e.member.id, name: e.member.name });
       else if (e.type === "memberRemoved") {
+        if (e.reason === "dead" && e.member.urls?.length) {
+          if (this.#lostUrls.size >= 64) this.#lostUrls.delete(this.#lostUrls.keys().next().value!);
+          this.#lostUrls.set(e.member.id, { url: e.member.urls[0], at: Date.now() });
+        }
         log.info("member removed", { id: e.member.id, name: e.member.name, reason: e.reason });
       }
     });
@@ -236,29 +246,41 @@ export class Node implements ShoalNode {
   #keepSignalPaths(): void {
     if (this.#stopped) return;
     const now = Date.now();
-    const live = new Set<NodeId>();
-    for (const m of this.membership.members()) {
-      live.add(m.id);
-      if (m.id === this.id || !m.urls?.length || this.transport.isLinked(m.id)) continue;
-      const reached = this.#signaling.some((c) => c.peers().includes(m.id)) ||
-        [...this.#memberSignaling.values()].some((e) => e.client?.peers().includes(m.id));
-      const url = m.urls[0];
-      if (reached || this.#memberSignaling.has(url) || this.#memberSignaling.size >= MAX_MEMBER_SIGNALING) continue;
-      const entry: MemberSignaling = { member: m.id, client: null, linkedSince: null };
+    // Members, and members lost within the last minute (a split-brain check may reach them).
+    const targets = new Map<NodeId, string>();
+    for (const [id, l] of this.#lostUrls) {
+      if (now - l.at > LOST_PATH_MS) this.#lostUrls.delete(id);
+      else targets.set(id, l.url);
+    }
+    for (const m of this.membership.members()) if (m.urls?.length) targets.set(m.id, m.urls[0]);
+    targets.delete(this.id);
+    for (const [id, url] of targets) {
+      if (this.transport.isLinked(id) || this.#memberSignaling.has(url)) continue;
+      if (
+        this.#memberSignaling.size >= MAX_MEMBER_SIGNALING || now - (this.#pathFailedAt.get(url) ?? -Infinity) < 2_000
+      ) {
+        continue;
+      }
+      if (this.#signaling.some((c) => c.peers().includes(id))) continue;
+      const entry: MemberSignaling = { member: id, client: null, linkedSince: null };
       this.#memberSignaling.set(url, entry);
-      this.log.info("signaling.member_path", { peer: m.id, url });
+      this.log.info("signaling.member_path", { peer: id, url });
       this.#openSignaling(url, 5_000).then(
         (client) => {
           if (this.#stopped || this.#memberSignaling.get(url) !== entry) return client.close();
           entry.client = client;
-          this.membership.retryLink(m.id);
+          this.membership.retryLink(id);
         },
-        () => this.#memberSignaling.delete(url),
+        () => {
+          this.#memberSignaling.delete(url);
+          if (this.#pathFailedAt.size >= MAX_MEMBER_SIGNALING * 4) this.#pathFailedAt.clear();
+          this.#pathFailedAt.set(url, Date.now());
+        },
       );
     }
     for (const [url, e] of this.#memberSignaling) {
       if (!e.client) continue;
-      const done = !live.has(e.member) || this.transport.isLinked(e.member);
+      const done = !targets.has(e.member) || this.transport.isLinked(e.member);
       if (!done) e.linkedSince = null;
       else if (e.linkedSince === null) e.linkedSince = now;
       else if (now - e.linkedSince > 5_000) {

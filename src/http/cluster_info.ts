@@ -12,6 +12,8 @@ export interface ClusterMemberJson {
   runtime: string;
   joinedAt: number;
   lite: boolean;
+  /** Where the member serves its signaling endpoint (absent for members without HTTP). */
+  urls?: string[];
 }
 
 /** The body of `GET /cluster`. */
@@ -60,6 +62,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
       runtime: m.runtime,
       joinedAt: m.joinedAt,
       lite: m.lite,
+      ...(m.urls ? { urls: [...m.urls] } : {}),
     })),
     memberListVersion: view.memberListVersion,
     partitionTableVersion: p.version,
