@@ -5,13 +5,15 @@
  *
  * @example
  * ```ts
- * // deno run -A mod.ts signal --http 127.0.0.1:7000
+ * // deno run -P mod.ts signal --http 127.0.0.1:7000   (or: deno task signal …)
  * // bun run mod.ts --help
  * ```
  *
  * @module
  */
-export { startNode } from "./src/node.ts";
+import type { Node } from "./src/node.ts";
+import type { NodeOptions } from "./src/config.ts";
+
 export type { Node } from "./src/node.ts";
 export type { IceServer, NodeOptions } from "./src/config.ts";
 export type { IMap } from "./src/map/imap.ts";
@@ -19,13 +21,31 @@ export type { ClusterEvent, ClusterView, MemberInfo } from "./src/cluster/view.t
 export { IndeterminateResultError, ShoalError, TimeoutError } from "./src/core/errors.ts";
 export type { ShoalErrorCode } from "./src/core/errors.ts";
 
+/**
+ * Starts a member and joins the cluster named by `options.join`, or starts a one-member
+ * cluster (serving the signaling endpoint itself) when no join URL is given. `src/node.ts`
+ * (werift, cbor-x) is loaded on the first call, so that `mod.ts --help` runs under Deno
+ * without any permission.
+ *
+ * @param options node configuration; see {@link NodeOptions}
+ * @returns the running member once it has joined
+ * @throws ShoalError AUTH_FAILED (wrong secret), REFUSED (wrong cluster), UNREACHABLE (join URL), INVALID_ARGUMENT
+ * @example
+ * ```ts
+ * const node = await startNode({ secret: "s3cret", http: "127.0.0.1:0" });
+ * console.log(node.httpUrl, node.cluster.master());
+ * await node.shutdown();
+ * ```
+ */
+export async function startNode(options: NodeOptions = {}): Promise<Node> {
+  const node = await import("./src/node.ts");
+  return node.startNode(options);
+}
+
 if (import.meta.main) {
   const { main } = await import("./src/cli/main.ts");
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
-  const argv: string[] = g.Deno ? g.Deno.args : g.process.argv.slice(2);
-  const code = await main(argv);
+  const { args, exit } = await import("./src/runtime/process.ts");
+  const code = await main(args());
   // Lingering sockets or timers must not keep a finished command alive.
-  if (g.Deno) g.Deno.exit(code);
-  else g.process.exit(code);
+  exit(code);
 }

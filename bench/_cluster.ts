@@ -1,20 +1,13 @@
 /**
- * Shared by the multi-process benches: member processes (`mod.ts node …`) started through
- * the runtime-neutral spawn helper, read through their REST API and killed with a real
- * SIGKILL; every child is killed when the bench ends, fails or is interrupted. Also
- * percentiles, the load average and small command-line helpers.
+ * Shared by the multi-process benches: the member processes come from the suite's process
+ * harness (test/support/cluster.ts, which spawns under Bun and Deno alike); this file adds
+ * what only the benches need: the bench's member defaults, reading members' REST API and
+ * metrics, percentiles, the load average and small command-line helpers, and
+ * {@link runBench}, which kills every child when the bench ends, fails or is interrupted.
  */
 import { readFileSync } from "node:fs";
-import { fetchJson } from "../src/runtime/fetch_json.ts";
 import { exit, onSignal, runtimeName } from "../src/runtime/process.ts";
-import { type ChildHandle, spawnChild } from "../src/runtime/spawn.ts";
-import { waitUntil } from "../src/runtime/wait_until.ts";
-
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-
-/** Repository root (where mod.ts lives). */
-export const root: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+import { killAll, type Member, type StartOptions } from "../test/support/cluster.ts";
 
 /** A runtime a member process can run under. */
 export type BenchRuntime = "bun" | "deno";
@@ -26,157 +19,11 @@ export function currentRuntime(): BenchRuntime {
   return r;
 }
 
-/** Version string of the running runtime, e.g. "bun 1.4.5". */
-export function runtimeVersion(): string {
-  if (g.Bun) return `bun ${g.Bun.version}`;
-  if (g.Deno) return `deno ${g.Deno.version.deno}`;
-  return "node";
-}
-
-/** The command line (program and arguments up to the script) that runs mod.ts under `runtime`. */
-function launcher(runtime: BenchRuntime): string[] {
-  const mod = `${root}/mod.ts`;
-  if (runtime === currentRuntime()) {
-    return runtime === "bun" ? [g.process.execPath, "run", mod] : [g.Deno.execPath(), "run", "-A", mod];
-  }
-  // The other runtime: the binary installed beside the project, else the one on PATH.
-  const local = `${root}/node_modules/.bin/${runtime}`;
-  let program: string = runtime;
-  try {
-    readFileSync(local);
-    program = local;
-  } catch {
-    // not installed locally
-  }
-  return runtime === "bun" ? [program, "run", mod] : [program, "run", "-A", mod];
-}
-
-/** One member process. */
-export interface MemberProcess {
-  readonly name: string;
-  readonly runtime: BenchRuntime;
-  /** Member id from the ready line. */
-  readonly id: string;
-  /** Base HTTP URL. */
-  readonly url: string;
-  readonly child: ChildHandle;
-  /** The last stderr lines (bounded). */
-  stderrTail(): string;
-  /** Sends SIGKILL. */
-  kill9(): void;
-  /** GET `path` as JSON (2 s timeout); throws on a status other than 2xx. */
-  json<T = unknown>(path: string): Promise<T>;
-}
-
-const children = new Set<ChildHandle>();
-let cleanupInstalled = false;
-
-/** Kills every member process this bench started that is still running. */
-export function killAllChildren(): void {
-  for (const c of children) c.kill("SIGKILL");
-  children.clear();
-}
-
-function installCleanup(): void {
-  if (cleanupInstalled) return;
-  cleanupInstalled = true;
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    onSignal(sig, () => {
-      killAllChildren();
-      exit(130);
-    });
-  }
-  if (g.Deno) g.addEventListener("unload", () => killAllChildren());
-  else g.process.on("exit", () => killAllChildren());
-}
-
-/** What {@link startMember} needs. */
-export interface StartMemberOptions {
-  name: string;
-  /** @default the bench's runtime */
-  runtime?: BenchRuntime;
-  secret: string;
-  /** Base URL of a member to join; none starts a new cluster. */
-  join?: string;
-  /** Extra `node` flags. */
-  args?: string[];
-  /** @default 60000 */
-  readyTimeoutMs?: number;
-}
-
-const maxStderrLines = 200;
-
-/**
- * Starts `mod.ts node` and resolves once it printed its ready line.
- * @param o name, runtime, secret, join URL, extra flags
- * @returns the running member
- * @throws Error when the process ends or stays silent past the timeout (the child is killed)
- */
-export async function startMember(o: StartMemberOptions): Promise<MemberProcess> {
-  installCleanup();
-  const runtime = o.runtime ?? currentRuntime();
-  const cmd = [
-    ...launcher(runtime),
-    "node",
-    "--name",
-    o.name,
-    "--http",
-    "127.0.0.1:0",
-    "--secret",
-    o.secret,
-    "--log-level",
-    "warn",
-    ...(o.join ? ["--join", o.join] : []),
-    ...(o.args ?? []),
-  ];
-  const stderr: string[] = [];
-  let onReady!: (r: Record<string, string>) => void;
-  const ready = new Promise<Record<string, string>>((r) => (onReady = r));
-  const child = spawnChild(cmd, {
-    cwd: root,
-    onStdoutLine: (line) => {
-      if (line.includes('"event":"ready"')) onReady(JSON.parse(line));
-    },
-    onStderrLine: (line) => {
-      stderr.push(line);
-      if (stderr.length > maxStderrLines) stderr.shift();
-    },
-  });
-  children.add(child);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeoutMs = o.readyTimeoutMs ?? 60_000;
-  try {
-    const r = await Promise.race([
-      ready,
-      child.exited.then((code) => {
-        throw new Error(`${o.name} exited (${code}) before its ready line\n${stderr.slice(-20).join("\n")}`);
-      }),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`${o.name}: no ready line in ${timeoutMs} ms\n${stderr.slice(-20).join("\n")}`)),
-          timeoutMs,
-        );
-      }),
-    ]);
-    const url = r.http;
-    return {
-      name: o.name,
-      runtime,
-      id: r.member,
-      url,
-      child,
-      stderrTail: () => stderr.join("\n"),
-      kill9: () => child.kill("SIGKILL"),
-      json: <T>(path: string) => fetchJson<T>(url + path, {}, 2_000),
-    };
-  } catch (err) {
-    child.kill("SIGKILL");
-    children.delete(child);
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** How the benches start members: quiet logs, and a minute to be ready on a loaded machine. */
+export const benchMember: Pick<StartOptions, "args" | "readyTimeoutMs"> = {
+  args: ["--log-level", "warn"],
+  readyTimeoutMs: 60_000,
+};
 
 /** The subset of `GET /cluster` the benches read. */
 export interface ClusterBody {
@@ -188,16 +35,16 @@ export interface ClusterBody {
   links: Array<{ peer: string; kind: "direct" | "relayed"; via?: string }>;
 }
 
-/** `GET /cluster` of `m`. */
-export function clusterOf(m: MemberProcess): Promise<ClusterBody> {
-  return m.json<ClusterBody>("/cluster");
+/** `GET /cluster` of `m` (2 s timeout). */
+export function clusterOf(m: Member): Promise<ClusterBody> {
+  return m.json<ClusterBody>("/cluster", 2_000);
 }
 
 /**
  * The text of `GET /metrics` of `m` ("" when the endpoint fails). Each scrape makes the
  * member count its maps' sizes first (at most every 2 s), so scrape once per snapshot.
  */
-export async function scrapeMetrics(m: MemberProcess): Promise<string> {
+export async function scrapeMetrics(m: Member): Promise<string> {
   try {
     const res = await fetch(m.url + "/metrics", { signal: AbortSignal.timeout(10_000) });
     return res.ok ? await res.text() : "";
@@ -231,16 +78,6 @@ export function samplesOf(text: string, name: string, label: string): Map<string
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `f` every `everyMs` until it returns something other than undefined (see {@link waitUntil}). */
-export function until<T>(
-  f: () => Promise<T | undefined> | T | undefined,
-  timeoutMs: number,
-  what: string,
-  everyMs = 20,
-): Promise<T> {
-  return waitUntil(f, { timeoutMs, what, everyMs });
-}
 
 /** The `p` quantile (0..1) of `xs` (nearest rank). */
 export function quantile(xs: readonly number[], p: number): number {
@@ -276,11 +113,6 @@ export function udpReceiveBufferDrops(): number {
   }
 }
 
-/** The command-line arguments after the script. */
-export function benchArgs(): string[] {
-  return g.Deno ? [...g.Deno.args] : g.process.argv.slice(2);
-}
-
 /** Value of `--name V` in `argv`, or `dflt`. */
 export function flag(argv: readonly string[], name: string, dflt: string): string {
   const i = argv.indexOf(`--${name}`);
@@ -299,6 +131,12 @@ export function fmtMs(ms: number): string {
  * @param main the bench body
  */
 export async function runBench(main: () => Promise<void>): Promise<never> {
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    onSignal(sig, () => {
+      killAll();
+      exit(130);
+    });
+  }
   let code = 0;
   try {
     await main();
@@ -311,7 +149,7 @@ export async function runBench(main: () => Promise<void>): Promise<never> {
     );
     code = 1;
   } finally {
-    killAllChildren();
+    killAll();
   }
   return exit(code);
 }

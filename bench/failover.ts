@@ -18,25 +18,23 @@
  */
 import { partitionOf } from "../src/partition/partition_of.ts";
 import {
-  benchArgs,
+  benchMember,
   type BenchRuntime,
   clusterOf,
   currentRuntime,
   flag,
   fmtMs,
-  killAllChildren,
   loadAverage,
-  type MemberProcess,
   quantile,
   runBench,
-  runtimeVersion,
   sleep,
-  startMember,
   udpReceiveBufferDrops,
-  until,
 } from "./_cluster.ts";
+import { args, runtimeVersion } from "../src/runtime/process.ts";
+import { killAll, type Member, startMember } from "../test/support/cluster.ts";
+import { until } from "../test/support/until.ts";
 
-const argv = benchArgs();
+const argv = args();
 const TRIALS = Number(flag(argv, "trials", "5"));
 const RUNTIMES = flag(argv, "runtimes", currentRuntime()).split(",").map((s) => s.trim()) as BenchRuntime[];
 for (const r of RUNTIMES) {
@@ -73,7 +71,7 @@ interface Trial {
 
 /** One REST write; `error` describes a failure (status and body, or the fetch error). */
 async function putOnce(
-  m: MemberProcess,
+  m: Member,
   key: string,
   value: unknown,
   timeoutMs: number,
@@ -95,11 +93,11 @@ async function putOnce(
 async function trial(n: number, keys: string[]): Promise<Trial> {
   const secret = `failover-${Date.now()}-${n}`;
   const rt = (i: number) => RUNTIMES[i % RUNTIMES.length];
-  const first = await startMember({ name: "m0", runtime: rt(0), secret });
+  const first = await startMember({ ...benchMember, name: "m0", runtime: rt(0), secret });
   const rest = await Promise.all(
     Array.from(
       { length: MEMBERS - 1 },
-      (_, i) => startMember({ name: `m${i + 1}`, runtime: rt(i + 1), secret, join: first.url }),
+      (_, i) => startMember({ ...benchMember, name: `m${i + 1}`, runtime: rt(i + 1), secret, join: first.url }),
     ),
   );
   const members = [first, ...rest];
@@ -219,7 +217,7 @@ async function main(): Promise<void> {
           } (${t.firstTry} at the first attempt; ${t.udpDrops} UDP drops)  [load ${loadAverage()}]`,
       );
     } finally {
-      killAllChildren();
+      killAll();
     }
   }
   const loadEnd = loadAverage();

@@ -14,14 +14,13 @@
 import { realClock } from "../src/core/clock.ts";
 import { silentLogger } from "../src/core/log.ts";
 import { Random } from "../src/core/random.ts";
+import { args as processArgs, exit, runtimeVersion } from "../src/runtime/process.ts";
 import { DataGrid } from "../src/map/data_grid.ts";
 import { MemoryNetwork } from "../src/transport/memory.ts";
 import { MessageRouter } from "../src/transport/router.ts";
 import { TestCluster } from "../test/support/test_cluster_view.ts";
 
-// deno-lint-ignore no-explicit-any
-const g0 = globalThis as any;
-const args: string[] = g0.Deno?.args ?? g0.process?.argv?.slice(2) ?? [];
+const args = processArgs();
 const delayAt = args.indexOf("--delay-ms");
 const delayMs = delayAt >= 0 ? Number(args[delayAt + 1]) : 0;
 const directBackupAcks = args.includes("--direct-acks");
@@ -143,12 +142,7 @@ await Promise.all(Array.from({ length: 271 }, async (_, p) => {
 }));
 const failoverMs = performance.now() - tFail;
 
-// deno-lint-ignore no-explicit-any
-const runtime = (globalThis as any).Bun
-  ? `bun ${(globalThis as any).Bun.version}`
-  : (globalThis as any).Deno
-  ? `deno ${(globalThis as any).Deno.version.deno}`
-  : "node";
+const runtime = runtimeVersion();
 console.log(
   `IMap bench (${runtime}; in-process MemoryNetwork, ${delayMs} ms per hop, real codec, 3 data + 1 lite client, backup 1, 271 partitions, 100 B values, backups ack ${
     directBackupAcks ? "straight to the caller" : "to the primary"
@@ -168,7 +162,4 @@ console.log(
 );
 console.log(`  failover (view change → all 271 partitions writable): ${failoverMs.toFixed(0)} ms`);
 for (const g of grids.values()) g.stop();
-// deno-lint-ignore no-explicit-any
-const gg = globalThis as any;
-if (gg.Deno) gg.Deno.exit(0);
-else gg.process?.exit(0);
+exit(0);

@@ -28,26 +28,25 @@ import { startNode } from "../src/node.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import { encodeValue } from "../src/wire/codec.ts";
 import {
-  benchArgs,
+  benchMember,
   clusterOf,
   currentRuntime,
   flag,
   fmtMs,
   loadAverage,
-  type MemberProcess,
   quantile,
   runBench,
-  runtimeVersion,
   sampleOf,
   samplesOf,
   scrapeMetrics,
   sleep,
-  startMember,
   udpReceiveBufferDrops,
-  until,
 } from "./_cluster.ts";
+import { args, runtimeVersion } from "../src/runtime/process.ts";
+import { type Member, startMember } from "../test/support/cluster.ts";
+import { until } from "../test/support/until.ts";
 
-const argv = benchArgs();
+const argv = args();
 const SEQ = Number(flag(argv, "seq", "2000"));
 const OPS = Number(flag(argv, "ops", "20000"));
 const SECONDS = Number(flag(argv, "seconds", "15"));
@@ -59,7 +58,7 @@ const secret = `bench-${Date.now()}`;
 
 /** Every member lists `want` data owners, none migrating, none missing a replica, and has a link to every other member. */
 let lastState = "";
-async function settled(members: MemberProcess[], want: number): Promise<boolean> {
+async function settled(members: Member[], want: number): Promise<boolean> {
   const bodies = await Promise.all(members.map(clusterOf));
   lastState = bodies.map((b, i) =>
     `${members[i].name}: ${b.members.length} members, ${Object.keys(b.partitions.owners).length} owners, ` +
@@ -81,10 +80,10 @@ async function main(): Promise<void> {
   console.log(`load average at start: ${loadStart}`);
 
   const t0 = performance.now();
-  const a = await startMember({ name: "a", secret });
+  const a = await startMember({ ...benchMember, name: "a", secret });
   const [b, c] = await Promise.all([
-    startMember({ name: "b", secret, join: a.url }),
-    startMember({ name: "c", secret, join: a.url }),
+    startMember({ ...benchMember, name: "b", secret, join: a.url }),
+    startMember({ ...benchMember, name: "c", secret, join: a.url }),
   ]);
   const data = [a, b, c];
   const client = await startNode({ name: "client", lite: true, http: false, join: [a.url], secret, logLevel: "warn" });
@@ -212,12 +211,12 @@ async function main(): Promise<void> {
     }
   });
   const tSpawn = performance.now();
-  const d = await startMember({ name: "d", secret, join: a.url });
+  const d = await startMember({ ...benchMember, name: "d", secret, join: a.url });
   const all = [...data, d];
   await until(async () => (await settled(all, 4)) || undefined, 90_000, "migration to the 4th member", 50).catch(
     (err) => {
       const logs = all.map((m) =>
-        `--- ${m.name} (last warn/error lines)\n${m.stderrTail().split("\n").slice(-8).join("\n")}`
+        `--- ${m.name} (last warn/error lines)\n${m.stderr().split("\n").slice(-8).join("\n")}`
       ).join("\n");
       throw new Error(`${(err as Error).message}; last state: ${lastState}\n${logs}`);
     },

@@ -15,7 +15,7 @@
  */
 import { loadavg } from "node:os";
 import process from "node:process";
-import { runtimeName } from "../src/runtime/process.ts";
+import { args, exit, runtimeName } from "../src/runtime/process.ts";
 import { SignalingClient } from "../src/signaling/client.ts";
 import { createSignalingServer } from "../src/signaling/server.ts";
 import { WebRtcTransport } from "../src/transport/webrtc.ts";
@@ -24,9 +24,7 @@ import { Kind } from "../src/wire/kinds.ts";
 import "../src/transport/messages.ts";
 import { fmt, median, PAYLOAD, sendRawPayloads, sendTestMessages } from "./_transport.ts";
 
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-const argv: string[] = g.Deno ? g.Deno.args : g.process.argv.slice(2);
+const argv = args();
 const opt = (name: string, dflt: number) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? Number(argv[i + 1]) : dflt;
@@ -263,5 +261,4 @@ function loadAverage(): [string, string] {
     return ["?", "?"];
   }
 }
-if (g.Deno) g.Deno.exit(0);
-else g.process.exit(0);
+exit(0);

@@ -15,7 +15,7 @@
  */
 import process from "node:process";
 import { loadavg } from "node:os";
-import { runtimeName } from "../src/runtime/process.ts";
+import { args, env, runtimeName } from "../src/runtime/process.ts";
 import { runtimeScriptCommand, spawnChild } from "../src/runtime/spawn.ts";
 import { SignalingClient } from "../src/signaling/client.ts";
 import { createSignalingServer } from "../src/signaling/server.ts";
@@ -24,14 +24,11 @@ import { WebRtcPeer } from "../src/transport/webrtc_peer.ts";
 import "../src/transport/messages.ts";
 import { fmt, median, PAYLOAD, sendRawPayloads, sendTestMessages, sleep } from "./_transport.ts";
 
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-const argv: string[] = g.Deno ? g.Deno.args : g.process.argv.slice(2);
+const argv = args();
 const opt = (name: string): string | undefined => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : undefined;
 };
-const env = (name: string): string | undefined => (g.Deno ? g.Deno.env.get(name) : g.process.env[name]);
 const runtime = runtimeName();
 const PER_FRAME = 120;
 const WARMUP = 30_000;

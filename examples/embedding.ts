@@ -12,11 +12,10 @@
  *
  * Exits 0 when every step worked, 1 otherwise.
  */
+import process from "node:process"; // Deno and Bun both provide it
 import { type IMap, startNode } from "../mod.ts";
 
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-const env = (name: string): string | undefined => (g.Deno ? g.Deno.env.get(name) : g.process.env[name]) ?? undefined;
+const env = (name: string): string | undefined => process.env[name];
 
 interface Session {
   user: string;
@@ -126,5 +125,4 @@ try {
   // Graceful leave: partitions move to the other members before this one goes.
   await node.shutdown();
 }
-if (g.Deno) g.Deno.exit(code);
-else g.process.exit(code);
+process.exit(code);

@@ -14,6 +14,7 @@
  * members, so the same steps work with curl against any Shoal cluster.
  */
 import { fetchJson } from "../src/runtime/fetch_json.ts";
+import { exit } from "../src/runtime/process.ts";
 import { type ChildHandle, runtimeScriptCommand, spawnChild } from "../src/runtime/spawn.ts";
 import { waitUntil } from "../src/runtime/wait_until.ts";
 
@@ -233,7 +234,4 @@ try {
   for (const c of children) c.kill("SIGKILL");
   await Promise.race([Promise.all(children.map((c) => c.exited)), sleep(3_000)]);
 }
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-if (g.Deno) g.Deno.exit(code);
-else g.process.exit(code);
+exit(code);

@@ -9,6 +9,7 @@
  *
  * Exits 0 when every check held, 1 otherwise.
  */
+import process from "node:process"; // Deno and Bun both provide it
 import { type Node, startNode } from "../mod.ts";
 
 const secret = "local-cluster-example";
@@ -114,7 +115,4 @@ try {
   // One at a time: a leaving member hands its partitions to the ones still running.
   for (const n of nodes.reverse()) await n.shutdown().catch(() => {});
 }
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-if (g.Deno) g.Deno.exit(code);
-else g.process.exit(code);
+process.exit(code);

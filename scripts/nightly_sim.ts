@@ -7,11 +7,10 @@
  *
  * Prints each failing seed with its replay command; exits 1 if any run failed.
  */
+import { args as processArgs, exit } from "../src/runtime/process.ts";
 import { runChaos, splitRun } from "../test/sim/imap_chaos.ts";
 
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-const args: string[] = g.Deno?.args ?? g.process?.argv?.slice(2) ?? [];
+const args = processArgs();
 const opt = (name: string, dflt: number) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : dflt;
@@ -53,6 +52,5 @@ console.log(
   }),
 );
 if (failed > 0) {
-  if (g.Deno) g.Deno.exit(1);
-  else g.process.exit(1);
+  exit(1);
 }

@@ -3,6 +3,7 @@ import { type NodeCommandDeps, runNodeCommand, type StopWaiter } from "../src/cl
 import type { NodeOptions } from "../src/config.ts";
 import { ShoalError } from "../src/core/errors.ts";
 import { createTestNode } from "./support/test_node.ts";
+import { until } from "./support/until.ts";
 
 /** Captures output and lets the test send stop signals. */
 function harness(start: NodeCommandDeps["start"], env: Record<string, string> = {}) {
@@ -37,21 +38,16 @@ function harness(start: NodeCommandDeps["start"], env: Record<string, string> = 
   };
 }
 
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
-  if (!cond()) throw new Error("condition not reached");
-}
-
 describe("node command run loop", () => {
   test("prints one ready JSON line, a join hint for a generated secret, and shuts down on SIGTERM", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40001" });
     let started: NodeOptions | undefined;
-    const h = harness(async (o) => {
+    const h = harness((o) => {
       started = o;
-      return node;
+      return Promise.resolve(node);
     });
     const done = runNodeCommand(["--name", "a"], h.deps);
-    await until(() => h.out.length > 0);
+    await until(() => h.out.length > 0, 1_000, "a stdout line", 2);
     const readyLines = h.out.filter((l) => l.startsWith("{"));
     expect(readyLines.length).toBe(1);
     const ready = JSON.parse(readyLines[0]);
@@ -74,12 +70,12 @@ describe("node command run loop", () => {
   test("a given secret is used as is and no join hint is printed", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40002" });
     let started: NodeOptions | undefined;
-    const h = harness(async (o) => {
+    const h = harness((o) => {
       started = o;
-      return node;
+      return Promise.resolve(node);
     }, { SHOAL_SECRET: "mine" });
     const done = runNodeCommand(["--cluster", "c1"], h.deps);
-    await until(() => h.out.length > 0);
+    await until(() => h.out.length > 0, 1_000, "a stdout line", 2);
     expect(h.out.length).toBe(1);
     expect(JSON.parse(h.out[0]).join).toBeUndefined();
     expect(started).toMatchObject({ secret: "mine", cluster: "c1" });
@@ -125,9 +121,9 @@ describe("node command run loop", () => {
   test("a shutdown that does not finish in time exits 1", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40003" });
     node.shutdown = () => new Promise(() => {});
-    const h = harness(async () => node, { SHOAL_SECRET: "s" });
+    const h = harness(() => Promise.resolve(node), { SHOAL_SECRET: "s" });
     const done = runNodeCommand([], h.deps);
-    await until(() => h.out.length > 0);
+    await until(() => h.out.length > 0, 1_000, "a stdout line", 2);
     h.signal("SIGTERM");
     expect(await done).toBe(1);
     expect(h.errs.join("\n")).toContain("Cannot shut down cleanly");
@@ -136,9 +132,9 @@ describe("node command run loop", () => {
   test("a second signal exits at once with 130", async () => {
     const node = createTestNode({ httpUrl: "http://127.0.0.1:40004" });
     node.shutdown = () => new Promise(() => {});
-    const h = harness(async () => node, { SHOAL_SECRET: "s" });
+    const h = harness(() => Promise.resolve(node), { SHOAL_SECRET: "s" });
     void runNodeCommand([], h.deps);
-    await until(() => h.out.length > 0);
+    await until(() => h.out.length > 0, 1_000, "a stdout line", 2);
     h.signal("SIGINT");
     h.force();
     expect(h.exits).toEqual([130]);

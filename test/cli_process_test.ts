@@ -5,8 +5,9 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import type { Subprocess } from "bun";
-import { killAll, type ModProcess, root, spawnMod, until } from "./support/cluster.ts";
+import type { ChildHandle } from "../src/runtime/spawn.ts";
+import { killAll, type ModProcess, root, spawnMod } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 const hasNode = existsSync(`${root}/src/node.ts`);
 if (!hasNode) console.warn("SKIPPED node command process tests: src/node.ts (startNode) does not exist yet");
@@ -15,7 +16,7 @@ if (!hasNode) console.warn("SKIPPED node command process tests: src/node.ts (sta
 const start = (args: string[], env: Record<string, string> = {}): ModProcess =>
   spawnMod("bun", args, { SHOAL_SECRET: "", SHOAL_LOG_LEVEL: "warn", ...env });
 
-async function exitOf(p: Subprocess, timeoutMs = 30_000): Promise<number | "timeout"> {
+async function exitOf(p: ChildHandle, timeoutMs = 30_000): Promise<number | "timeout"> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const r = await Promise.race([
     p.exited,
@@ -52,10 +53,10 @@ describe.skipIf(!hasNode)("node command processes", () => {
       });
       expect(members.map((x: { id: string }) => x.id).sort()).toEqual([ready.member, readyB.member].sort());
 
-      b.proc.kill("SIGTERM");
-      expect(await exitOf(b.proc)).toBe(0);
-      a.proc.kill("SIGTERM");
-      expect(await exitOf(a.proc)).toBe(0);
+      b.child.kill("SIGTERM");
+      expect(await exitOf(b.child)).toBe(0);
+      a.child.kill("SIGTERM");
+      expect(await exitOf(a.child)).toBe(0);
     },
     90_000,
   );
@@ -66,23 +67,23 @@ describe.skipIf(!hasNode)("node command processes", () => {
     const port = new URL(ready.http).port;
 
     const taken = start(["--http", `127.0.0.1:${port}`, "--secret", "x"]);
-    const takenCode = await exitOf(taken.proc);
+    const takenCode = await exitOf(taken.child);
     expect(takenCode).not.toBe(0);
     expect(taken.stderr()).toContain("already in use");
 
     const wrong = start(["--join", ready.http, "--http", "127.0.0.1:0"], { SHOAL_SECRET: "wrong-secret" });
-    const wrongCode = await exitOf(wrong.proc);
+    const wrongCode = await exitOf(wrong.child);
     expect(wrongCode).not.toBe(0);
     expect(wrongCode).not.toBe("timeout");
     expect(wrong.stderr()).toMatch(/error: .*secret/i);
 
     const unreachable = start(["--join", "http://127.0.0.1:1", "--http", "127.0.0.1:0"], { SHOAL_SECRET: "s" });
-    const unreachableCode = await exitOf(unreachable.proc);
+    const unreachableCode = await exitOf(unreachable.child);
     expect(unreachableCode).not.toBe(0);
     expect(unreachableCode).not.toBe("timeout");
     expect(unreachable.stderr()).toContain("error: ");
 
-    a.proc.kill("SIGTERM");
-    expect(await exitOf(a.proc)).toBe(0);
+    a.child.kill("SIGTERM");
+    expect(await exitOf(a.child)).toBe(0);
   }, 120_000);
 });

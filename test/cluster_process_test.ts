@@ -4,7 +4,8 @@
  * survivor; a restarted member re-joins under a new identity; a wrong secret is refused.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, runToExit, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, runToExit, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 afterAll(killAll);
 
@@ -37,7 +38,7 @@ describe("membership across processes", () => {
     );
     expect(views[0].members.map((m) => m.name)).toEqual(["a", "b", "c", "d", "e"]);
     expect(new Set(views.flatMap((v) => v.members.map((m) => m.runtime)))).toEqual(new Set(["bun", "deno"]));
-    for (const m of all) expect((await m.json("/health")).status).toBe("ok");
+    for (const m of all) expect((await m.json<{ status: string }>("/health")).status).toBe("ok");
     // Every real member renders its metrics (job families included) without error.
     for (const m of [a, rest[0]]) {
       const r = await m.get("/metrics");

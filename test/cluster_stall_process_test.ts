@@ -5,7 +5,8 @@
  * its own event loop stalled instead of accusing the others.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 afterAll(killAll);
 
@@ -39,9 +40,9 @@ describe("membership across processes under CPU starvation", () => {
     const version = formed[0].memberListVersion;
 
     const stop = async (victim: Member) => {
-      victim.proc.kill("SIGSTOP");
+      victim.child.kill("SIGSTOP");
       await Bun.sleep(STOP_MS);
-      victim.proc.kill("SIGCONT");
+      victim.child.kill("SIGCONT");
       // Longer than a dead verdict plus the master's publication would take.
       await Bun.sleep(6_000);
       const vs = await views();

@@ -13,7 +13,8 @@ import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
-import { killAll, type Member, root, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, root, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 const chromiumPath = "/usr/bin/chromium";
 const hasChromium = existsSync(chromiumPath);
@@ -38,7 +39,9 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium against a 3-member
     c = await startMember({ name: "dash-c", runtime: "bun", secret, join: a.url, args });
     await until(
       async () => {
-        const v = await a.json("/cluster");
+        const v = await a.json<{ members: unknown[]; partitions: { replicasMissing: number; migrating: number } }>(
+          "/cluster",
+        );
         return v.members.length === 3 && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0
           ? v
           : undefined;

@@ -5,24 +5,15 @@
  * running cluster process whose REST API then serves what the example wrote.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { killAll, root, startMember, until } from "./support/cluster.ts";
+import { killAll, launcher, runScript, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 afterAll(killAll);
 
 async function runExample(file: string, env: Record<string, string> = {}, timeoutMs = 120_000) {
-  const proc = Bun.spawn(["bun", "run", file], {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => proc.kill(9), timeoutMs);
-  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-  await proc.exited;
-  clearTimeout(timer);
-  if (proc.exitCode !== 0) console.error(`${file} exited ${proc.exitCode}\n${stdout}\n${stderr}`);
-  return { code: proc.exitCode, stdout, stderr };
+  const r = await runScript([...launcher("bun"), file], env, timeoutMs);
+  if (r.code !== 0) console.error(`${file} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r;
 }
 
 describe("examples under Bun", () => {
@@ -64,8 +55,8 @@ describe("examples under Bun", () => {
         "s-1 readable on the host",
       );
       expect(s1).toEqual({ user: "ada", cart: ["book", "pen", "lamp", "mug"], visits: 5 });
-      expect((await member.json("/maps/sessions")).size).toBe(51);
-      expect((await member.json("/cluster")).members.length).toBe(1);
+      expect((await member.json<{ size: number }>("/maps/sessions")).size).toBe(51);
+      expect((await member.json<{ members: unknown[] }>("/cluster")).members.length).toBe(1);
     },
     150_000,
   );

@@ -13,7 +13,8 @@
  * - The healthy job FINISHES with exact output.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { killAll, type Member, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 import {
   checkMapSink,
   coordinatorRecord,

@@ -19,7 +19,8 @@
  * shared and small).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, type RuntimeKind, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 import {
   checkMapSink,
   checkpointOf,
@@ -67,7 +68,7 @@ afterAll(async () => {
   try {
     await Bun.$`mkdir -p ${logDir}`.quiet();
     for (const m of started) {
-      await Bun.write(`${logDir}/${m.name}.log`, `exit ${m.proc.exitCode} ${m.proc.signalCode ?? ""}\n${m.stderr()}`);
+      await Bun.write(`${logDir}/${m.name}.log`, `exit ${m.child.exitCode}\n${m.stderr()}`);
     }
     console.log(`member logs: ${logDir}/`);
   } catch (e) {
@@ -413,7 +414,7 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
     victim.kill9();
     live = [...survivors];
     console.log(`killed worker ${victim.name} (${victim.runtime}) running ${victimTasks.join(", ")}`);
-    expect(await victim.proc.exited).toBe(137);
+    expect(await victim.child.exited).toBe(137);
 
     // Watch the victim's checkpoint records: the next attempt claims them where the dead one left off.
     const claimed = new Map<string, { checkpointId: number; offset: number; attempt: number }>();

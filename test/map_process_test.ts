@@ -5,7 +5,8 @@
  * acknowledged value from every survivor and no replica is left missing.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 const started: Member[] = [];
 /** With MAP_PROCESS_LOG_DIR set, each member's log is written there (for diagnosing a failure). */

@@ -5,7 +5,7 @@ import { Kind, KindRanges } from "../src/wire/kinds.ts";
 // Every message kind in the code is documented in PROTOCOL.md with its number, and every
 // number sits inside its layer's range: kinds are append-only, so the doc is the contract.
 test("PROTOCOL.md documents every message kind with its number", () => {
-  const doc = readFileSync(new URL("../PROTOCOL.md", import.meta.url), "utf8");
+  const doc = readFileSync(new URL("../PROTOCOL.md", import.meta.url).pathname, "utf8");
   const missing: string[] = [];
   for (const [name, num] of Object.entries(Kind)) {
     const row = new RegExp(`\\|\\s*${num}\\s*\\|\\s*\`?${name}\`?\\s*\\|`);

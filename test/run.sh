@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# The whole suite: bun:test over every *_test.ts, then the Deno checks (type-check of the
-# public API and Deno runs of the examples). Prints a final "N passed, N failed" line.
+# The whole suite: first the static checks (`deno task check`, `lint`, `fmt`: a type error
+# anywhere, tests included, fails the run), then bun:test over every *_test.ts, then Deno
+# runs of the demo and examples. Each static check and each Deno run counts as one test in
+# the final "N passed, N failed" line. With arguments (test files for bun test) only bun
+# test runs; SHOAL_SKIP_STATIC=1 skips the static checks (`deno task ok` has run them).
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 passed=0
 failed=0
 log=$(mktemp)
+
+deno_check() {
+  local name="$1"; shift
+  echo "== deno: $name"
+  if "$@" >"$log" 2>&1; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; tail -40 "$log"; fi
+}
+
+if [ "$#" -eq 0 ] && [ -z "${SHOAL_SKIP_STATIC:-}" ]; then
+  for task in check lint fmt; do deno_check "deno task $task" deno task "$task"; done
+fi
 
 echo "== bun test"
 bun test --timeout 120000 "$@" 2>&1 | tee "$log"
@@ -18,12 +31,6 @@ if ! grep -Eq '^ *[0-9]+ pass' "$log"; then bf=$((bf + 1)); echo "bun test produ
 passed=$((passed + bp)); failed=$((failed + bf))
 
 if [ "$#" -eq 0 ]; then
-  deno_check() {
-    local name="$1"; shift
-    echo "== deno: $name"
-    if "$@" >"$log" 2>&1; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; tail -40 "$log"; fi
-  }
-  deno_check "deno check mod.ts" deno check mod.ts
   for t in test/deno/*.ts; do
     [ -e "$t" ] || continue
     deno_check "deno run $t" timeout 300 deno run -A "$t"

@@ -4,7 +4,7 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { parseHostPort } from "../src/cli/signal.ts";
-import { type Proc, spawnScript } from "./foundation/proc.ts";
+import { type Proc, spawnScript } from "./support/cluster.ts";
 
 const procs: Proc[] = [];
 afterAll(async () => {

@@ -13,18 +13,13 @@ import { createSignalingServer, type SignalingServer } from "../src/signaling/se
 import { WebRtcTransport, type WebRtcTransportOptions } from "../src/transport/webrtc.ts";
 import { deriveKey, ReplayGuard, roomId } from "../src/wire/envelope.ts";
 import { Kind } from "../src/wire/kinds.ts";
+import { until } from "./support/until.ts";
 
 const FP_A = "sha-256 F9:84:9F:A6:CB:AD:9C:1E:49:36:84:1F:D6:81:15:29:59:A8:C4:C9:30:A7:E2:0D:6F:11:41:FA:00:A7:0C:5B";
 const FP_B = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
 const sdpWith = (fp: string) =>
   `v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:${fp}\r\na=setup:actpass\r\n`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(pred: () => boolean, what: string, ms = 15_000) {
-  const end = Date.now() + ms;
-  while (!pred() && Date.now() < end) await sleep(5);
-  if (!pred()) throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("signed descriptions", () => {
   const keysOf = (self: string, secret = "s3cret", cluster = "c"): DescriptionKeys => ({
@@ -126,7 +121,7 @@ describe("signaling server and client", () => {
     await a.start();
     await b.start();
     await x.start();
-    await until(() => a.peers().includes("b"), "a sees b");
+    await until(() => a.peers().includes("b"), 15_000, "a sees b", 5);
     expect(b.peers()).toEqual(["a"]);
     expect(a.peers()).toEqual(["b"]); // x is in another room
     const got: Array<[string, unknown]> = [];
@@ -134,7 +129,7 @@ describe("signaling server and client", () => {
     expect(a.send("b", { hello: 1 })).toBe(true);
     expect(a.send("b", { hello: 2 })).toBe(true);
     x.send("b", { sneaky: true }); // different room: not delivered
-    await until(() => got.length === 2, "two payloads");
+    await until(() => got.length === 2, 15_000, "two payloads", 5);
     await sleep(50);
     expect(got).toEqual([["a", { hello: 1 }], ["a", { hello: 2 }]]);
     const stats = await (await fetch(`${server.url}/signal/stats`)).json();
@@ -143,7 +138,7 @@ describe("signaling server and client", () => {
     expect(stats.rooms).toBe(2);
     expect(stats.dropped).toBe(1);
     b.close();
-    await until(() => a.peers().length === 0, "a sees b leave");
+    await until(() => a.peers().length === 0, 15_000, "a sees b leave", 5);
   });
 
   test("the client reconnects after the server restarts on the same port", async () => {
@@ -153,13 +148,13 @@ describe("signaling server and client", () => {
     await a.start();
     await b.start();
     await server.close();
-    await until(() => !a.connected, "a disconnected");
+    await until(() => !a.connected, 15_000, "a disconnected", 5);
     expect(a.send("b", { queued: true })).toBe(true); // waits in the queue
     server = await createSignalingServer({ port });
     const got: unknown[] = [];
     b.onSignal((_from, p) => got.push(p));
-    await until(() => a.connected && b.connected, "both reconnected");
-    await until(() => got.length === 1, "the queued payload");
+    await until(() => a.connected && b.connected, 15_000, "both reconnected", 5);
+    await until(() => got.length === 1, 15_000, "the queued payload", 5);
     expect(got).toEqual([{ queued: true }]);
   });
 
@@ -182,7 +177,7 @@ describe("signaling server and client", () => {
     expect(server.stats().refused).toBe(1);
     s1.ws.close();
     s2.ws.close();
-    await until(() => server!.stats().sockets === 0, "sockets closed");
+    await until(() => server!.stats().sockets === 0, 15_000, "sockets closed", 5);
     const s4 = await rawSocket(server.url);
     expect(s4.opened).toBe(true);
     s4.ws.close();
@@ -198,7 +193,7 @@ describe("signaling server and client", () => {
     ws.send(JSON.stringify({ type: "hello", v: 1, room: roomId("c"), id: "a" })); // twice
     ws.send(JSON.stringify({ type: "bogus" }));
     ws.send(JSON.stringify({ type: "hello", v: 1, room: roomId("c"), id: "z" })); // 7th: over the burst
-    await until(() => inbox.length >= 7, "seven replies");
+    await until(() => inbox.length >= 7, 15_000, "seven replies", 5);
     expect(inbox.map((m) => m.type)).toEqual(["error", "error", "welcome", "error", "error", "error", "error"]);
     expect(inbox.map((m) => m.code ?? "-")).toEqual([
       "INVALID",
@@ -319,10 +314,10 @@ describe("the WebRTC transport refuses descriptions that do not check out", () =
     a.setHandlers({ message: (_f, m) => gotA.push(m.seq as number), linkUp: () => upsA++, linkDown: () => {} });
     b.setHandlers({ message: (_f, m) => gotB.push(m.seq as number), linkUp: () => upsB++, linkDown: () => {} });
     await Promise.all([a.connect("b"), b.connect("a")]);
-    await until(() => a.isLinked("b") && b.isLinked("a"), "both linked");
+    await until(() => a.isLinked("b") && b.isLinked("a"), 15_000, "both linked", 5);
     a.send("b", { t: Kind.TestEcho, seq: 1, reply: false });
     b.send("a", { t: Kind.TestEcho, seq: 2, reply: false });
-    await until(() => gotA.length === 1 && gotB.length === 1, "one message each way");
+    await until(() => gotA.length === 1 && gotB.length === 1, 15_000, "one message each way", 5);
     expect([upsA, upsB]).toEqual([1, 1]);
   });
 });

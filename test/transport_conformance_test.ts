@@ -54,7 +54,7 @@ type Factory = () => Promise<Harness>;
 
 const ids = ["a", "b", "c"];
 
-async function memoryHarness(): Promise<Harness> {
+function memoryHarness(): Promise<Harness> {
   const clock = new VirtualClock();
   const net = new MemoryNetwork({ clock, rng: new Random(7), encode: true });
   const t: Record<string, MemoryTransport> = {};
@@ -88,7 +88,7 @@ async function memoryHarness(): Promise<Harness> {
       for (const id of ids) await t[id].close();
     },
   };
-  return h;
+  return Promise.resolve(h);
 }
 
 async function webrtcHarness(): Promise<Harness> {
@@ -103,7 +103,7 @@ async function webrtcHarness(): Promise<Harness> {
     t[id] = new WebRtcTransport({ self: id, cluster: "conformance", secret: "s3cret", signaling: sc, iceServers: [] });
     rec[id] = new Recorder(t[id]);
   }
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
   return {
     ids,
     t,
@@ -118,9 +118,9 @@ async function webrtcHarness(): Promise<Harness> {
     inject(from, to, bytes) {
       if (!t[from].sendRawFrame(to, bytes)) throw new Error(`cannot inject on ${from}→${to}`);
     },
-    async serverRelayed(a, b) {
+    serverRelayed(a, b) {
       const s = server.stats().relayed;
-      return (s[`${a}>${b}`] ?? 0) + (s[`${b}>${a}`] ?? 0);
+      return Promise.resolve((s[`${a}>${b}`] ?? 0) + (s[`${b}>${a}`] ?? 0));
     },
     async close() {
       await Promise.all(ids.map((id) => t[id].close()));

@@ -19,13 +19,9 @@ import { Kind } from "../src/wire/kinds.ts";
 import { Limits } from "../src/wire/limits.ts";
 import type { Message } from "../src/wire/message.ts";
 import "../src/transport/messages.ts";
+import { until } from "./support/until.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(pred: () => boolean, what: string, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (!pred() && Date.now() < end) await sleep(5);
-  if (!pred()) throw new Error(`timed out waiting for ${what}`);
-}
 
 const msgArb: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ t: fc.constant(Kind.TestEcho), seq: fc.nat(), reply: fc.boolean() }),
@@ -118,7 +114,7 @@ describe("a live WebRTC link under malformed traffic", () => {
   async function stillWorks() {
     const s = seq++;
     expect(a.send("b", { t: Kind.TestEcho, seq: s, reply: false })).toBe(true);
-    await until(() => got.some((g) => g.msg.seq === s), `good message ${s}`);
+    await until(() => got.some((g) => g.msg.seq === s), 20_000, `good message ${s}`, 5);
     expect(a.isLinked("b")).toBe(true);
     expect(b.isLinked("a")).toBe(true);
   }
@@ -128,7 +124,7 @@ describe("a live WebRTC link under malformed traffic", () => {
     expect(a.send("b", m)).toBe(true);
     m.seq = 77_001;
     expect(a.send("b", m)).toBe(true);
-    await until(() => got.some((g) => g.msg.seq === 77_001), "both messages");
+    await until(() => got.some((g) => g.msg.seq === 77_001), 20_000, "both messages", 5);
     expect(got.filter((g) => g.msg.seq === 77_000 || g.msg.seq === 77_001).map((g) => g.msg.seq)).toEqual([
       77_000,
       77_001,

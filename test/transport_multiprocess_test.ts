@@ -8,7 +8,7 @@
  * fingerprint a malicious relay process swapped.
  */
 import { afterAll, expect, test } from "bun:test";
-import { type Proc, spawnScript } from "./foundation/proc.ts";
+import { type Proc, spawnScript } from "./support/cluster.ts";
 
 const procs: Proc[] = [];
 afterAll(async () => {

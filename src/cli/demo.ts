@@ -10,9 +10,11 @@
  */
 import { sequenceValue } from "../jobs/source_sequence.ts";
 import { fetchJson, HttpStatusError } from "../runtime/fetch_json.ts";
+import { permissionHint } from "../runtime/permissions.ts";
+import { exit } from "../runtime/process.ts";
 import { type ChildHandle, runtimeScriptCommand, spawnChild } from "../runtime/spawn.ts";
 import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./command.ts";
 import { onStopSignal, processEnv, runtimeName, writeStdoutLine } from "./process_io.ts";
 
 /** The demo's flags, in `--help` order. */
@@ -621,18 +623,18 @@ export const demoCommand = {
       if (interrupted) return;
       interrupted = true;
       console.error(`\n${sig}: stopping the demo's processes`);
-      void run.cleanup().finally(() => {
-        // deno-lint-ignore no-explicit-any
-        const g = globalThis as any;
-        if (g.Deno) g.Deno.exit(130);
-        else g.process.exit(130);
-      });
+      void run.cleanup().finally(() => exit(130));
     });
     try {
       await runDemo(run);
       return 0;
     } catch (err) {
       if (interrupted) return 130;
+      const hint = permissionHint(err, "demo");
+      if (hint !== undefined) {
+        console.error(`error: ${hint}`);
+        return 2;
+      }
       const reason = err instanceof DemoFailure ? err.message : `unexpected error: ${(err as Error)?.stack ?? err}`;
       console.error(`\ndemo FAILED: ${reason}`);
       const report = run.stderrReport();

@@ -1,11 +1,10 @@
 /**
  * The command-line entry: `mod.ts [command] [flags]`. Commands live one per file beside
- * this one and are loaded lazily so `signal` does not pull in the whole node.
+ * this one and are loaded lazily so `signal` does not pull in the whole node, and `--help`
+ * needs no permission at all.
  */
-export interface Command {
-  summary: string;
-  run(args: string[]): Promise<number>;
-}
+import { permissionHint } from "../runtime/permissions.ts";
+import type { Command } from "./command.ts";
 
 const commands: Record<string, () => Promise<Command>> = {
   node: async () => (await import("./node_command.ts")).nodeCommand,
@@ -17,7 +16,7 @@ export function usage(): string {
   return [
     "Shoal — an in-memory data grid for Deno and Bun over a WebRTC mesh",
     "",
-    "Usage: deno run -A mod.ts [command] [flags]   |   bun run mod.ts [command] [flags]",
+    "Usage: deno task [command] [flags]   |   deno run -P mod.ts [command] [flags]   |   bun run mod.ts [command] [flags]",
     "",
     "Commands:",
     "  node     start a member (the default when no command is given)",
@@ -40,6 +39,13 @@ export async function main(args: string[]): Promise<number> {
     console.error(`Unknown command "${name}".\n\n${usage()}`);
     return 2;
   }
-  const cmd = await load();
-  return cmd.run(name === first ? rest : args);
+  try {
+    const cmd = await load();
+    return await cmd.run(name === first ? rest : args);
+  } catch (err) {
+    const hint = permissionHint(err, name);
+    if (hint === undefined) throw err;
+    console.error(`error: ${hint}`);
+    return 2;
+  }
 }

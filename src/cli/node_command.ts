@@ -7,8 +7,10 @@
 import type { NodeOptions } from "../config.ts";
 import { ShoalError } from "../core/errors.ts";
 import { createLogger } from "../core/log.ts";
+import { exit } from "../runtime/process.ts";
+import { permissionHint } from "../runtime/permissions.ts";
 import type { ShoalNode } from "../node_api.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./command.ts";
 import { parseNodeArgs } from "./node_args.ts";
 import { currentDir, onStopSignal, processEnv, runtimeName, type StopSignal, writeStdoutLine } from "./process_io.ts";
 
@@ -48,20 +50,18 @@ function defaultLauncher(): string {
   const cwd = currentDir();
   if (cwd && mod.startsWith(cwd.replace(/\/$/, "") + "/")) mod = mod.slice(cwd.replace(/\/$/, "").length + 1);
   const rt = runtimeName();
-  return rt === "deno" ? `deno run -A ${mod}` : `bun run ${mod}`;
+  // -P reads the permission set from deno.json, which Deno finds from the working directory.
+  const denoFlags = mod.startsWith("/") ? "-A" : "-P";
+  return rt === "deno" ? `deno run ${denoFlags} ${mod}` : `bun run ${mod}`;
 }
 
 async function loadStartNode(): Promise<StartNodeFn> {
-  // A computed specifier keeps this file independent of node.ts at type-check time.
-  const spec = "../node.ts";
-  const mod = await import(spec) as { startNode?: StartNodeFn };
-  if (typeof mod.startNode !== "function") throw new Error("src/node.ts does not export startNode()");
-  return mod.startNode;
+  // Imported on use, so `--help` and argument errors load neither werift nor cbor-x.
+  const { startNode } = await import("../node.ts");
+  return startNode;
 }
 
 function defaultDeps(): NodeCommandDeps {
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
   return {
     env: processEnv(),
     stdout: (line) => writeStdoutLine(line),
@@ -78,7 +78,7 @@ function defaultDeps(): NodeCommandDeps {
       });
       return { stopped, dispose };
     },
-    exit: (code) => (g.Deno ? g.Deno.exit(code) : g.process.exit(code)),
+    exit: (code) => exit(code),
     randomSecret: generateSecret,
     launcher: defaultLauncher(),
     shutdownTimeoutMs: 30_000,
@@ -99,6 +99,8 @@ export function joinCommand(launcher: string, options: NodeOptions, httpUrl: str
 
 /** Turns a start failure into one clear sentence for stderr. */
 export function describeStartError(err: unknown, options: NodeOptions): string {
+  const hint = permissionHint(err, "node");
+  if (hint !== undefined) return hint;
   // deno-lint-ignore no-explicit-any
   const e = err as any;
   const message = String(e?.message ?? err);

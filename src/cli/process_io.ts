@@ -1,32 +1,10 @@
 /**
- * Process access the CLI needs beyond `src/runtime/process.ts`: a snapshot of the whole
- * environment, the working directory, and both stop signals behind one listener.
+ * Process access the CLI needs beyond `src/runtime/process.ts`: both stop signals behind
+ * one listener.
  */
 import { onSignal } from "../runtime/process.ts";
 
-export { runtimeName, writeStdoutLine } from "../runtime/process.ts";
-
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-
-/** A snapshot of the environment; empty when Deno runs without --allow-env. */
-export function processEnv(): Record<string, string | undefined> {
-  try {
-    if (g.Deno) return g.Deno.env.toObject();
-    return { ...g.process.env };
-  } catch {
-    return {};
-  }
-}
-
-/** The current working directory, or undefined when it cannot be read. */
-export function currentDir(): string | undefined {
-  try {
-    return g.Deno ? g.Deno.cwd() : g.process.cwd();
-  } catch {
-    return undefined;
-  }
-}
+export { currentDir, envSnapshot as processEnv, runtimeName, writeStdoutLine } from "../runtime/process.ts";
 
 /** Termination signals the CLI handles for a graceful shutdown. */
 export type StopSignal = "SIGINT" | "SIGTERM";

@@ -3,9 +3,10 @@
  * `{"event":"ready","url":…}` on stdout once listening; runs until SIGINT/SIGTERM.
  */
 import { createLogger } from "../core/log.ts";
+import { permissionHint } from "../runtime/permissions.ts";
 import { onSignal, writeStdoutLine } from "../runtime/process.ts";
 import { createSignalingServer } from "../signaling/server.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./command.ts";
 
 const help = [
   "Usage: mod.ts signal [--http HOST:PORT] [--max-sockets-per-ip N] [--log-level LEVEL]",
@@ -93,7 +94,7 @@ export const signalCommand = {
     try {
       server = await createSignalingServer({ hostname: addr.hostname, port: addr.port, maxSocketsPerIp, log });
     } catch (err) {
-      console.error(`Error: ${(err as Error).message}`);
+      console.error(`Error: ${permissionHint(err, "signal") ?? (err as Error).message}`);
       return 1;
     }
     writeStdoutLine(

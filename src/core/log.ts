@@ -1,4 +1,6 @@
 /** JSON-lines logging on stderr: level, member, event, fields. Never log secrets. */
+import { writeStderrLine } from "../runtime/process.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
@@ -12,13 +14,7 @@ export interface Logger {
 
 export type LogSink = (line: string) => void;
 
-const stderrSink: LogSink = (line) => {
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
-  if (g.Deno?.stderr) g.Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
-  else if (g.process?.stderr) g.process.stderr.write(line + "\n");
-  else console.error(line);
-};
+const stderrSink: LogSink = writeStderrLine;
 
 export function createLogger(
   level: LogLevel = "info",

@@ -24,7 +24,7 @@ export function constantTimeEqual(a: string, b: string): boolean {
  */
 export function requireTokenForWrites(token: string | undefined): MiddlewareHandler {
   return async (c, next) => {
-    if (token === undefined || safeMethods.has(c.req.method)) return next();
+    if (token === undefined || safeMethods.has(c.req.method)) return await next();
     const header = c.req.header("authorization") ?? "";
     const m = /^Bearer\s+(.+)$/i.exec(header.trim());
     if (!m || !constantTimeEqual(m[1], token)) {

@@ -920,7 +920,10 @@ export class Coordinator {
     await this.#unindex(job.id);
     // Only an attempt that did not finish can leave a staged segment behind.
     if ([...job.tasks.values()].some((t) => t.state.attempt > 1 || t.state.state !== "FINISHED")) {
-      void this.#cleanupStages(job.id).catch(() => {});
+      // Best effort: a segment left behind is unreachable (its job is gone) and costs only memory.
+      void this.#cleanupStages(job.id).catch((err) =>
+        this.opts.log.warn("jobs.stage.cleanup_failed", { job: job.id, error: (err as Error)?.message ?? String(err) })
+      );
     }
   }
 

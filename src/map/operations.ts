@@ -111,7 +111,7 @@ export function parseBody(op: number, body: unknown): OpBody | null {
 }
 
 /** The keys an op reads or writes; undefined = the whole partition. */
-export function opKeys(op: number, b: OpBody): Uint8Array[] | undefined {
+export function opKeys(_op: number, b: OpBody): Uint8Array[] | undefined {
   if (b.k) return [b.k];
   if (b.ks) return b.ks;
   if (b.kvs) return b.kvs.map(([key]) => key);

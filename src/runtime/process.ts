@@ -3,8 +3,7 @@
  * running, environment variables, exit, signal handlers and command-line arguments.
  */
 
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
+import { bun, deno, nodeProcess } from "./globals.ts";
 
 /** The runtime this code runs on. */
 export type RuntimeName = "bun" | "deno" | "node";
@@ -18,8 +17,15 @@ export type RuntimeName = "bun" | "deno" | "node";
  * ```
  */
 export function runtimeName(): RuntimeName {
-  if (g.Bun) return "bun";
-  if (g.Deno) return "deno";
+  if (bun) return "bun";
+  if (deno) return "deno";
+  return "node";
+}
+
+/** The runtime and its version, e.g. "bun 1.2.3" or "deno 2.1.0", for bench and log lines. */
+export function runtimeVersion(): string {
+  if (bun) return `bun ${bun.version}`;
+  if (deno) return `deno ${deno.version.deno}`;
   return "node";
 }
 
@@ -29,14 +35,14 @@ export function runtimeName(): RuntimeName {
  * @returns its value, or undefined when unset (or when Deno has no env permission)
  */
 export function env(name: string): string | undefined {
-  if (g.Deno) {
+  if (deno) {
     try {
-      return g.Deno.env.get(name) ?? undefined;
+      return deno.env.get(name) ?? undefined;
     } catch {
       return undefined;
     }
   }
-  return g.process?.env?.[name];
+  return nodeProcess?.env[name];
 }
 
 /**
@@ -44,9 +50,9 @@ export function env(name: string): string | undefined {
  * @param code exit status
  */
 export function exit(code: number): never {
-  if (g.Deno) g.Deno.exit(code);
-  g.process.exit(code);
-  throw new Error("unreachable");
+  if (deno) deno.exit(code);
+  if (nodeProcess) nodeProcess.exit(code);
+  throw new Error(`exit(${code}) without a Deno or process global`);
 }
 
 /**
@@ -56,17 +62,21 @@ export function exit(code: number): never {
  * @returns a function that removes the handler
  */
 export function onSignal(signal: "SIGINT" | "SIGTERM", fn: () => void): () => void {
-  if (g.Deno) {
-    g.Deno.addSignalListener(signal, fn);
-    return () => g.Deno.removeSignalListener(signal, fn);
+  if (deno) {
+    const d = deno;
+    d.addSignalListener(signal, fn);
+    return () => d.removeSignalListener(signal, fn);
   }
-  g.process.on(signal, fn);
-  return () => g.process.off(signal, fn);
+  const p = nodeProcess;
+  if (!p) return () => {};
+  p.on(signal, fn);
+  return () => p.off(signal, fn);
 }
 
 /** The command-line arguments after the script name. */
 export function args(): string[] {
-  return g.Deno ? [...g.Deno.args] : g.process.argv.slice(2);
+  if (deno) return [...deno.args];
+  return nodeProcess ? nodeProcess.argv.slice(2) : [];
 }
 
 /**
@@ -75,6 +85,44 @@ export function args(): string[] {
  * @param line the text, without the trailing newline
  */
 export function writeStdoutLine(line: string): void {
-  if (g.Deno) g.Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
-  else g.process.stdout.write(line + "\n");
+  if (deno) deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+  else if (nodeProcess) nodeProcess.stdout.write(line + "\n");
+  else console.log(line);
+}
+
+/**
+ * Writes one line to stderr (the JSON log lines); console.error where there is no stderr.
+ * @param line the text, without the trailing newline
+ */
+export function writeStderrLine(line: string): void {
+  if (deno) deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+  else if (nodeProcess) nodeProcess.stderr.write(line + "\n");
+  else console.error(line);
+}
+
+/** A snapshot of the environment; empty when Deno runs without --allow-env. */
+export function envSnapshot(): Record<string, string | undefined> {
+  try {
+    if (deno) return deno.env.toObject();
+    return { ...nodeProcess?.env };
+  } catch {
+    return {};
+  }
+}
+
+/** The current working directory, or undefined when it cannot be read. */
+export function currentDir(): string | undefined {
+  try {
+    if (deno) return deno.cwd();
+    return nodeProcess?.cwd();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The path of the runtime's executable (to start another process on the same runtime). */
+export function execPath(): string {
+  if (deno) return deno.execPath();
+  if (nodeProcess) return nodeProcess.execPath;
+  throw new Error("no runtime executable path on this runtime");
 }

@@ -17,10 +17,12 @@ export interface SpawnOptions {
   onStdoutLine?: (line: string) => void;
   /** Called with each complete stderr line (without the newline). */
   onStderrLine?: (line: string) => void;
+  /** "pipe" to write to the child's stdin with {@link ChildHandle.write}. @default closed */
+  stdin?: "pipe";
 }
 
-/** Signals {@link ChildHandle.kill} can send. */
-export type ChildSignal = "SIGKILL" | "SIGTERM" | "SIGINT";
+/** Signals {@link ChildHandle.kill} can send (SIGSTOP/SIGCONT freeze and thaw it). */
+export type ChildSignal = "SIGKILL" | "SIGTERM" | "SIGINT" | "SIGSTOP" | "SIGCONT";
 
 /** A running child process. */
 export interface ChildHandle {
@@ -30,11 +32,22 @@ export interface ChildHandle {
   readonly exited: Promise<number>;
   /** True once the process has ended. */
   readonly done: boolean;
+  /** The exit code as {@link exited} reports it, or null while the process runs. */
+  readonly exitCode: number | null;
   /** Sends `signal` (default SIGKILL); a process that already ended is left alone. */
   kill(signal?: ChildSignal): void;
+  /**
+   * Writes `text` to the child's stdin (started with `stdin: "pipe"`).
+   * @throws Error when stdin is not piped
+   */
+  write(text: string): void;
 }
 
-const signalNumbers: Record<ChildSignal, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+const signalNumbers: Record<ChildSignal, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15, SIGCONT: 18, SIGSTOP: 19 };
+
+function noStdin(): never {
+  throw new Error('Cannot write to the child: it was started without stdin: "pipe"');
+}
 
 /** Largest partial line kept while waiting for its newline. */
 const maxLineChars = 1_000_000;
@@ -81,11 +94,12 @@ export function spawnChild(cmd: readonly string[], options: SpawnOptions = {}): 
   if (cmd.length === 0) throw new RangeError("Cannot spawn: empty command");
   const env = options.env ?? {};
   let done = false;
+  let exitCode: number | null = null;
   if (g.Bun) {
     const proc = g.Bun.spawn([...cmd], {
       cwd: options.cwd,
       env: { ...g.process.env, ...env },
-      stdin: "ignore",
+      stdin: options.stdin ?? "ignore",
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -97,13 +111,23 @@ export function spawnChild(cmd: readonly string[], options: SpawnOptions = {}): 
       const code: number = await proc.exited;
       await reading;
       done = true;
-      return proc.signalCode ? 128 + (signalNumbers[proc.signalCode as ChildSignal] ?? 0) : code;
+      const status = proc.signalCode ? 128 + (signalNumbers[proc.signalCode as ChildSignal] ?? 0) : code;
+      exitCode = status;
+      return status;
     })();
     return {
       pid: proc.pid,
       exited,
       get done() {
         return done || proc.exitCode !== null || proc.signalCode !== null;
+      },
+      get exitCode() {
+        return exitCode;
+      },
+      write(text: string) {
+        if (!options.stdin) noStdin();
+        proc.stdin.write(text);
+        proc.stdin.flush();
       },
       kill(signal: ChildSignal = "SIGKILL") {
         if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -120,10 +144,12 @@ export function spawnChild(cmd: readonly string[], options: SpawnOptions = {}): 
       args: cmd.slice(1),
       cwd: options.cwd,
       env,
-      stdin: "null",
+      stdin: options.stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    const stdin = options.stdin ? child.stdin.getWriter() : undefined;
+    const encoder = new TextEncoder();
     let ended = false;
     const reading = Promise.all([
       readLines(child.stdout, options.onStdoutLine),
@@ -134,13 +160,24 @@ export function spawnChild(cmd: readonly string[], options: SpawnOptions = {}): 
       ended = true;
       await reading;
       done = true;
-      return status.signal ? 128 + (signalNumbers[status.signal as ChildSignal] ?? 0) : status.code;
+      const code: number = status.signal ? 128 + (signalNumbers[status.signal as ChildSignal] ?? 0) : status.code;
+      exitCode = code;
+      return code;
     })();
     return {
       pid: child.pid,
       exited,
       get done() {
         return done || ended;
+      },
+      get exitCode() {
+        return exitCode;
+      },
+      write(text: string) {
+        if (!stdin) noStdin();
+        void stdin.write(encoder.encode(text)).catch(() => {
+          // The child is gone; what it did not read is lost with it.
+        });
       },
       kill(signal: ChildSignal = "SIGKILL") {
         if (ended) return;

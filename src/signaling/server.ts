@@ -277,9 +277,11 @@ export class SignalingHub {
  * @param opts limits
  * @returns the hub holding the sockets and counters
  */
-// deno-lint-ignore no-explicit-any
 export function mountSignaling(
+  // Any app and any runtime's socket type: the routes read neither the env nor the raw socket.
+  // deno-lint-ignore no-explicit-any
   app: Hono<any>,
+  // deno-lint-ignore no-explicit-any
   upgradeWebSocket: UpgradeWebSocket<any>,
   opts: SignalingOptions = {},
 ): SignalingHub {

@@ -3,17 +3,10 @@
  * failing run names its seed and the command that replays it.
  */
 
+import { env } from "../runtime/process.ts";
+
 /** Reads an environment variable under Bun, Node or Deno; undefined when absent or not permitted. */
-export function envVar(name: string): string | undefined {
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
-  try {
-    if (g.Deno?.env) return g.Deno.env.get(name) ?? undefined;
-  } catch {
-    return undefined;
-  }
-  return g.process?.env?.[name];
-}
+export const envVar: (name: string) => string | undefined = env;
 
 /** The seed from `SEED` in the environment, else `fallback`. */
 export function seedFromEnv(fallback: number): number {

@@ -10,15 +10,10 @@ import { runtimeName } from "../../src/runtime/process.ts";
 import { WebRtcTransport } from "../../src/transport/webrtc.ts";
 import { Kind } from "../../src/wire/kinds.ts";
 import type { Message } from "../../src/wire/message.ts";
+import { until } from "../support/until.ts";
 
 function check(cond: unknown, what: string): asserts cond {
   if (!cond) throw new Error(`check failed: ${what}`);
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(pred: () => boolean, what: string) {
-  const end = Date.now() + 20_000;
-  while (!pred() && Date.now() < end) await sleep(5);
-  check(pred(), what);
 }
 
 const server = await createSignalingServer({ hostname: "127.0.0.1", port: 0 });
@@ -54,7 +49,7 @@ try {
   for (let i = 0; i < 3000; i++) a.send("b", { t: Kind.TestEcho, seq: i, reply: false });
   const big = new Uint8Array(300_000).map((_, i) => i % 251);
   a.send("c", { t: Kind.TestData, seq: 1, data: big });
-  await until(() => got.b.length === 3000 && got.c.length === 1, "messages delivered");
+  await until(() => got.b.length === 3000 && got.c.length === 1, 20_000, "messages delivered", 5);
   check(got.b.every((m, i) => m.msg.seq === i), "in order");
   const data = got.c[0].msg.data as Uint8Array;
   check(data.length === big.length && data.every((v, i) => v === big[i]), "chunked message intact");
@@ -64,7 +59,7 @@ try {
   check(err?.code === "AUTH_FAILED", `wrong secret refused (got ${err?.code}: ${err?.message})`);
 
   await a.close();
-  await until(() => !b.isLinked("a") && !c.isLinked("a"), "peers saw a close");
+  await until(() => !b.isLinked("a") && !c.isLinked("a"), 20_000, "peers saw a close", 5);
   await Promise.all([b.close(), c.close(), w.close()]);
   console.log("foundation transport under Deno: ok");
 } catch (e) {

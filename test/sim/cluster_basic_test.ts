@@ -2,34 +2,14 @@ import { describe, expect, test } from "bun:test";
 import { Membership } from "../../src/cluster/membership.ts";
 import { ShoalError } from "../../src/core/errors.ts";
 import { MessageRouter } from "../../src/transport/router.ts";
-import {
-  clusterSimulation,
-  mastersOf,
-  startMember,
-  stillListing,
-  viewDisagreement,
-} from "../../src/sim/cluster_sim.ts";
+import { mastersOf, startMember, stillListing, viewDisagreement } from "../../src/sim/cluster_sim.ts";
 import { withSeed } from "../../src/sim/seed.ts";
+import { formCluster as formClusterIn } from "../support/form_cluster.ts";
 
 const FILE = "test/sim/cluster_basic_test.ts";
 
-async function formCluster(seed: number, n: number, encode = true) {
-  const sim = clusterSimulation({ seed, encode });
-  const first = sim.spawn();
-  startMember(first, []);
-  await sim.run(10);
-  for (let i = 1; i < n; i++) {
-    const node = sim.spawn();
-    startMember(node, [sim.liveIds()[sim.rng.int(i)]]);
-  }
-  await sim.until(
-    () => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null,
-    20_000,
-    50,
-    () => viewDisagreement(sim.liveNodes(), sim.liveIds())!,
-  );
-  return sim;
-}
+const formCluster = (seed: number, n: number) =>
+  formClusterIn(seed, n, { aloneMs: 10, linked: false, timeoutMs: 20_000, stepMs: 50 });
 
 describe("membership in a small simulated cluster", () => {
   test("five members join through seeds and agree on one view with the oldest as master", () =>

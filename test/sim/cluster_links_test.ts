@@ -1,17 +1,14 @@
 import { describe, expect, test } from "bun:test";
-import { clusterSimulation, type SimMember, startMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
+import { type SimMember, startMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { withSeed } from "../../src/sim/seed.ts";
+import { formCluster as formClusterIn } from "../support/form_cluster.ts";
 
 const FILE = "test/sim/cluster_links_test.ts";
 
+/** A linked cluster whose members have forgotten the events of forming it. */
 async function formCluster(seed: number, n: number): Promise<Simulation<SimMember>> {
-  const sim = clusterSimulation({ seed, encode: true });
-  startMember(sim.spawn(), []);
-  await sim.run(5);
-  for (let i = 1; i < n; i++) startMember(sim.spawn(), [sim.liveIds()[sim.rng.int(i)]]);
-  await sim.until(() => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null, 30_000, 100);
-  await sim.until(() => sim.liveNodes().every((x) => x.m.links().length === n - 1), 30_000, 100);
+  const sim = await formClusterIn(seed, n);
   for (const x of sim.liveNodes()) x.events.length = 0;
   return sim;
 }

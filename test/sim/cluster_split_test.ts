@@ -1,25 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import {
-  clusterSimulation,
-  mastersOf,
-  type SimMember,
-  startMember,
-  viewDisagreement,
-} from "../../src/sim/cluster_sim.ts";
+import { mastersOf, type SimMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { withSeed } from "../../src/sim/seed.ts";
+import { formCluster as formClusterIn } from "../support/form_cluster.ts";
 
 const FILE = "test/sim/cluster_split_test.ts";
 
-async function formCluster(seed: number, n: number): Promise<Simulation<SimMember>> {
-  const sim = clusterSimulation({ seed, encode: n <= 50 });
-  startMember(sim.spawn(), []);
-  await sim.run(5);
-  for (let i = 1; i < n; i++) startMember(sim.spawn(), [sim.liveIds()[sim.rng.int(i)]]);
-  await sim.until(() => viewDisagreement(sim.liveNodes(), sim.liveIds()) === null, 30_000, 100);
-  await sim.until(() => sim.liveNodes().every((x) => x.m.links().length === n - 1), 30_000, 100);
-  return sim;
-}
+// Large clusters skip the codec to keep the run short.
+const formCluster = (seed: number, n: number) => formClusterIn(seed, n, { encode: n <= 50 });
 
 /** Splits, checks each side elects its own master, heals, checks one cluster remains. */
 async function splitAndHeal(sim: Simulation<SimMember>, sideA: string[], sideB: string[], expectWinner: "A" | "B") {

@@ -13,7 +13,7 @@
 import type { DataGridConfig } from "../../src/map/data_grid.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
 import { replicationComplete } from "./imap_chaos.ts";
-import { type ImapSimNode, imapSimulation } from "./imap_sim.ts";
+import { imapSimulation } from "./imap_sim.ts";
 
 export interface BulkOptions {
   seed: number;

@@ -93,7 +93,7 @@ export class JobSim {
     this.members.set(id, m);
     const seeds = this.live().filter((x) => x.id !== id).map((x) => x.id);
     const started = membership.start(seeds);
-    await this.runUntil(async () => membership.joined, 30_000, () => started);
+    await this.runUntil(() => membership.joined, 30_000, () => started);
     jobs.start();
     return m;
   }

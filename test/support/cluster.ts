@@ -1,49 +1,82 @@
 /**
- * Real member processes for multi-process tests: `bun run mod.ts …` or
- * `deno run -A mod.ts …`, each with its own HTTP port, read through their REST API and
- * killed with a real SIGKILL.
+ * The one harness for real processes, shared by the multi-process tests (bun:test) and the
+ * multi-process benches (run under Bun or Deno), so it spawns through the runtime-neutral
+ * `src/runtime/spawn.ts`:
+ *
+ * - member processes (`mod.ts node …`, {@link startMember}), each with its own HTTP port,
+ *   read through their REST API and killed with a real SIGKILL;
+ * - any `mod.ts` command ({@link spawnMod}, {@link runToExit});
+ * - scripts that speak JSON lines on stdin/stdout ({@link spawnScript}, {@link Proc}).
+ *
+ * Every process started here is remembered; {@link killAll} ends the ones still running.
+ * It lives in test/support/ (not bench/) because the suite is its main user and must not
+ * depend on bench code; the benches import it from here.
  */
-import type { Subprocess } from "bun";
+import { existsSync } from "node:fs";
 import { fetchJson } from "../../src/runtime/fetch_json.ts";
-import { waitUntil } from "../../src/runtime/wait_until.ts";
+import { runtimeName } from "../../src/runtime/process.ts";
+import { execPath } from "../../src/runtime/process.ts";
+import { type ChildHandle, spawnChild } from "../../src/runtime/spawn.ts";
 
-export const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+/** Repository root (where mod.ts lives). */
+export const root: string = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** A runtime a child process can run under. */
 export type RuntimeKind = "bun" | "deno";
 
-export interface Member {
-  name: string;
-  runtime: RuntimeKind;
-  proc: Subprocess<"ignore", "pipe", "pipe">;
-  id: string;
-  url: string;
-  stderr(): string;
-  kill9(): void;
-  get(path: string): Promise<Response>;
-  /** GET `path` as JSON; throws on a status other than 2xx. */
-  json<T = any>(path: string): Promise<T>;
-}
-
-const running: Subprocess[] = [];
-
+/**
+ * The program and arguments that run a script under `runtime`: the running runtime's own
+ * executable for the same runtime, else the one installed beside the project, else the
+ * one on PATH.
+ */
 export function launcher(runtime: RuntimeKind): string[] {
-  return runtime === "bun" ? ["bun", "run"] : ["deno", "run", "-A"];
+  const here = runtimeName();
+  let program: string = runtime;
+  if (runtime === here) program = execPath();
+  else if (existsSync(`${root}/node_modules/.bin/${runtime}`)) program = `${root}/node_modules/.bin/${runtime}`;
+  return runtime === "bun" ? [program, "run"] : [program, "run", "-A"];
 }
 
-export interface StartOptions {
-  name: string;
-  runtime: RuntimeKind;
-  join?: string;
-  secret?: string;
-  args?: string[];
+const running = new Set<ChildHandle>();
+
+/** Kills every process started here that is still running. */
+export function killAll(): void {
+  for (const c of running) c.kill("SIGKILL");
+  running.clear();
+}
+
+/** Largest stderr text kept per process; beyond it the oldest half is dropped. */
+const maxStderrChars = 4_000_000;
+
+/** What {@link spawnProcess} needs. */
+interface SpawnProcessOptions {
   env?: Record<string, string>;
-  /** @default 45000 */
-  readyTimeoutMs?: number;
+  stdin?: "pipe";
+  onStdoutLine?: (line: string) => void;
+}
+
+/** Starts `cmd` in the repository root, keeping its stderr text (bounded). */
+function spawnProcess(cmd: string[], o: SpawnProcessOptions): { child: ChildHandle; stderr(): string } {
+  let err = "";
+  const child = spawnChild(cmd, {
+    cwd: root,
+    env: o.env,
+    stdin: o.stdin,
+    onStdoutLine: o.onStdoutLine,
+    onStderrLine: (line) => {
+      err += line + "\n";
+      if (err.length > maxStderrChars) err = err.slice(-maxStderrChars / 2);
+    },
+  });
+  running.add(child);
+  void child.exited.then(() => running.delete(child));
+  return { child, stderr: () => err };
 }
 
 /** A `mod.ts` process started by {@link spawnMod}. */
 export interface ModProcess {
-  proc: Subprocess<"ignore", "pipe", "pipe">;
-  /** Resolves with the parsed ready line; rejects when stdout ends without one. Never counts as unhandled. */
+  child: ChildHandle;
+  /** Resolves with the parsed ready line; rejects when the process ends without one. Never counts as unhandled. */
   ready: Promise<Record<string, string>>;
   /** Everything written to stderr so far (the last 2-4 MB). */
   stderr(): string;
@@ -54,43 +87,65 @@ export interface ModProcess {
  * Its stdout is read for the ready line (`{"event":"ready",…}`), its stderr is kept.
  */
 export function spawnMod(runtime: RuntimeKind, args: string[], env: Record<string, string> = {}): ModProcess {
-  const proc = Bun.spawn([...launcher(runtime), "mod.ts", ...args], {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  running.push(proc);
-  let err = "";
-  void (async () => {
-    const dec = new TextDecoder();
-    for await (const chunk of proc.stderr) {
-      err += dec.decode(chunk, { stream: true });
-      if (err.length > 4_000_000) err = err.slice(-2_000_000);
-    }
-  })();
+  let onReady!: (line: Record<string, string>) => void;
+  let onEnd!: (err: Error) => void;
   const ready = new Promise<Record<string, string>>((resolve, reject) => {
-    void (async () => {
-      const dec = new TextDecoder();
-      let buf = "";
-      // Read to the end (resolving at the ready line) so the pipe never fills up.
-      for await (const chunk of proc.stdout) {
-        buf += dec.decode(chunk, { stream: true });
-        const lines = buf.split("\n");
-        buf = lines.pop() ?? "";
-        for (const line of lines) if (line.includes('"event":"ready"')) resolve(JSON.parse(line));
-      }
-      reject(new Error(`exited (${proc.exitCode}) without a ready line\n${err.slice(-3000)}`));
-    })();
+    onReady = resolve;
+    onEnd = reject;
   });
+  const { child, stderr } = spawnProcess([...launcher(runtime), `${root}/mod.ts`, ...args], {
+    env,
+    onStdoutLine: (line) => {
+      if (line.includes('"event":"ready"')) onReady(JSON.parse(line));
+    },
+  });
+  void child.exited.then((code) => onEnd(new Error(`exited (${code}) without a ready line\n${stderr().slice(-3000)}`)));
   // Callers that expect an exit never await `ready`.
   ready.catch(() => {});
-  return { proc, ready, stderr: () => err };
+  return { child, ready, stderr };
 }
 
-/** Starts a member and resolves once it printed its ready line. */
+/** One member process started by {@link startMember}. */
+export interface Member {
+  readonly name: string;
+  readonly runtime: RuntimeKind;
+  /** Member id from the ready line. */
+  readonly id: string;
+  /** Base HTTP URL. */
+  readonly url: string;
+  readonly child: ChildHandle;
+  /** Everything written to stderr so far (the last 2-4 MB). */
+  stderr(): string;
+  /** Sends SIGKILL. */
+  kill9(): void;
+  get(path: string): Promise<Response>;
+  /** GET `path` as JSON; throws on a status other than 2xx or after `timeoutMs`. */
+  json<T = unknown>(path: string, timeoutMs?: number): Promise<T>;
+}
+
+/** What {@link startMember} needs. */
+export interface StartOptions {
+  name: string;
+  /** @default the runtime running this code */
+  runtime?: RuntimeKind;
+  /** Base URL of a member to join; none starts a new cluster. */
+  join?: string;
+  /** @default "test-secret" */
+  secret?: string;
+  /** Extra `node` flags. */
+  args?: string[];
+  /** Added to the environment. @default SHOAL_LOG_LEVEL=info */
+  env?: Record<string, string>;
+  /** @default 45000 */
+  readyTimeoutMs?: number;
+}
+
+/**
+ * Starts `mod.ts node` and resolves once it printed its ready line.
+ * @throws Error when the process ends or stays silent past the timeout (it is killed)
+ */
 export async function startMember(o: StartOptions): Promise<Member> {
+  const runtime = o.runtime ?? (runtimeName() === "deno" ? "deno" : "bun");
   const args = [
     "node",
     "--name",
@@ -102,63 +157,146 @@ export async function startMember(o: StartOptions): Promise<Member> {
     ...(o.join ? ["--join", o.join] : []),
     ...(o.args ?? []),
   ];
-  const { proc, ready, stderr } = spawnMod(o.runtime, args, { SHOAL_LOG_LEVEL: "info", ...o.env });
+  const { child, ready, stderr } = spawnMod(runtime, args, { SHOAL_LOG_LEVEL: "info", ...o.env });
+  const timeoutMs = o.readyTimeoutMs ?? 45_000;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const line = await Promise.race([
-    ready.catch((e: Error) => Promise.reject(new Error(`${o.name} ${e.message}`))),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`${o.name}: no ready line in time\n${stderr().slice(-3000)}`)),
-        o.readyTimeoutMs ?? 45_000,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
-  const url = line.http;
-  return {
-    name: o.name,
-    runtime: o.runtime,
-    proc,
-    id: line.member,
-    url,
-    stderr,
-    kill9: () => proc.kill(9),
-    get: (path) => fetch(url + path),
-    json: (path) => fetchJson(url + path),
-  };
+  try {
+    const line = await Promise.race([
+      ready.catch((e: Error) => Promise.reject(new Error(`${o.name} ${e.message}`))),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${o.name}: no ready line in ${timeoutMs} ms\n${stderr().slice(-3000)}`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+    const url = line.http;
+    return {
+      name: o.name,
+      runtime,
+      child,
+      id: line.member,
+      url,
+      stderr,
+      kill9: () => child.kill("SIGKILL"),
+      get: (path) => fetch(url + path),
+      json: <T>(path: string, timeoutMs?: number) => fetchJson<T>(url + path, {}, timeoutMs),
+    };
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
-/** Runs a member command to its end and returns its exit code and output. */
-export async function runToExit(
+/** Runs a `mod.ts` command to its end and returns its exit code and output. */
+export function runToExit(
   runtime: RuntimeKind,
   args: string[],
   timeoutMs = 60_000,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = Bun.spawn([...launcher(runtime), "mod.ts", ...args], {
-    cwd: root,
-    env: { ...process.env },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  running.push(proc);
-  const timer = setTimeout(() => proc.kill(9), timeoutMs);
-  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-  await proc.exited;
+  return runScript([...launcher(runtime), `${root}/mod.ts`, ...args], {}, timeoutMs);
+}
+
+/**
+ * Runs `cmd` in the repository root to its end (SIGKILL after `timeoutMs`).
+ * @returns its exit code (128 + signal when killed) and output
+ */
+export async function runScript(
+  cmd: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = "";
+  const { child, stderr } = spawnProcess(cmd, { env, onStdoutLine: (line) => (stdout += line + "\n") });
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const code = await child.exited;
   clearTimeout(timer);
-  return { code: proc.exitCode, stdout, stderr };
+  return { code, stdout, stderr: stderr() };
 }
 
-/** Polls `f` every 50 ms until it returns a value other than undefined (see {@link waitUntil}). */
-export function until<T>(
-  f: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 20_000,
-  what = "condition",
-): Promise<T> {
-  return waitUntil(f, { timeoutMs, what, everyMs: 50 });
+/** A JSON-line event from a {@link Proc}. */
+export type Event = Record<string, unknown> & { event?: string };
+
+/** A script that reports JSON-line events on stdout and takes JSON-line commands on stdin. */
+export class Proc {
+  readonly events: Event[] = [];
+  readonly exited: Promise<number>;
+  #waiters: Array<() => void> = [];
+  readonly #child: ChildHandle;
+  readonly #stderr: () => string;
+
+  constructor(readonly name: string, cmd: string[], env: Record<string, string> = {}) {
+    const { child, stderr } = spawnProcess(cmd, {
+      env,
+      stdin: "pipe",
+      onStdoutLine: (line) => {
+        try {
+          this.events.push(JSON.parse(line));
+        } catch {
+          return;
+        }
+        this.#wake();
+      },
+    });
+    this.#child = child;
+    this.#stderr = stderr;
+    this.exited = child.exited;
+    void this.exited.then(() => this.#wake());
+  }
+
+  /** The last 20,000 characters of stderr. */
+  get stderr(): string {
+    return this.#stderr().slice(-20_000);
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  /** Waits for the first event (after `from`) matching `pred`. */
+  async waitFor(pred: (e: Event) => boolean, what: string, timeoutMs = 20_000, from = 0): Promise<Event> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.events.slice(from).find(pred);
+      if (hit) return hit;
+      if (this.#child.done) {
+        throw new Error(`${this.name} exited (${this.#child.exitCode}) while waiting for ${what}\n${this.stderr}`);
+      }
+      if (Date.now() > end) throw new Error(`${this.name}: timed out waiting for ${what}\n${this.stderr}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(1, end - Date.now()));
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  send(cmd: Record<string, unknown>): void {
+    this.#child.write(JSON.stringify(cmd) + "\n");
+  }
+
+  /** Sends a command and waits for the reply event named `event` that arrives after it. */
+  ask(cmd: Record<string, unknown>, event: string, timeoutMs = 20_000): Promise<Event> {
+    const from = this.events.length;
+    this.send(cmd);
+    return this.waitFor(
+      (e) => e.event === event && (cmd.id === undefined || e.id === cmd.id),
+      `${event} for ${JSON.stringify(cmd)}`,
+      timeoutMs,
+      from,
+    );
+  }
+
+  kill(signal: "SIGKILL" | "SIGTERM" = "SIGTERM"): void {
+    this.#child.kill(signal);
+  }
 }
 
-/** Kills every process started here that is still running. */
-export function killAll(): void {
-  for (const p of running) if (p.exitCode === null && !p.killed) p.kill(9);
-  running.length = 0;
+/** Starts `script` (path relative to the repository root) under `runtime` as a {@link Proc}. */
+export function spawnScript(name: string, runtime: RuntimeKind, script: string, args: string[]): Proc {
+  return new Proc(name, [...launcher(runtime), script, ...args], { NO_COLOR: "1" });
 }

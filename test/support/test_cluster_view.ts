@@ -1,28 +1,37 @@
 /**
  * A cluster view the test controls, standing in for membership where a test needs exact
  * control of who is a member and when others learn of a death. `TestCluster` holds the
- * truth; each member's `TestClusterView` is updated when the test says so.
+ * truth; each member's `TestClusterView` is updated when the test says so. The in-process
+ * `TestNode` (test_node.ts) uses the same view, created not yet joined.
  */
 import type { ClusterEvent, ClusterView, MemberInfo } from "../../src/cluster/view.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
+
+/** How a {@link TestClusterView} starts. */
+export interface TestClusterViewOptions {
+  /** Whether the member has joined; until it has, it lists no members and no master. @default true */
+  joined?: boolean;
+}
 
 export class TestClusterView implements ClusterView {
   #members: MemberInfo[] = [];
   #listeners = new Set<(e: ClusterEvent) => void>();
   masterEpoch = 0;
   memberListVersion = 0;
-  joined = true;
+  joined: boolean;
 
-  constructor(readonly self: NodeId) {}
+  constructor(readonly self: NodeId, options: TestClusterViewOptions = {}) {
+    this.joined = options.joined ?? true;
+  }
 
   members(): MemberInfo[] {
-    return [...this.#members];
+    return this.joined ? [...this.#members] : [];
   }
   member(id: NodeId): MemberInfo | undefined {
     return this.#members.find((m) => m.id === id);
   }
   master(): NodeId | undefined {
-    return this.#members[0]?.id;
+    return this.joined ? this.#members[0]?.id : undefined;
   }
   isMaster(): boolean {
     return this.master() === this.self;

@@ -7,7 +7,7 @@
  * `startNode({ http: false, … })` and drive state changes through real members instead
  * of `addMember`/`removeMember`.
  */
-import type { ClusterEvent, ClusterView, MemberInfo } from "../../src/cluster/view.ts";
+import type { MemberInfo } from "../../src/cluster/view.ts";
 import { ShoalError, type ShoalErrorCode } from "../../src/core/errors.ts";
 import type { IMap } from "../../src/map/imap.ts";
 import type {
@@ -19,45 +19,7 @@ import type {
   ShoalNode,
 } from "../../src/node_api.ts";
 import { emptyStats, type NodeId, type TransportStats } from "../../src/transport/transport.ts";
-
-class TestClusterView implements ClusterView {
-  #members: MemberInfo[] = [];
-  #listeners = new Set<(e: ClusterEvent) => void>();
-  masterEpoch = 0;
-  memberListVersion = 0;
-  joined = false;
-  constructor(readonly self: NodeId) {}
-  members(): MemberInfo[] {
-    return this.joined ? [...this.#members] : [];
-  }
-  member(id: NodeId): MemberInfo | undefined {
-    return this.#members.find((m) => m.id === id);
-  }
-  master(): NodeId | undefined {
-    return this.joined ? this.#members[0]?.id : undefined;
-  }
-  isMaster(): boolean {
-    return this.master() === this.self;
-  }
-  subscribe(listener: (e: ClusterEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-  emit(e: ClusterEvent): void {
-    for (const l of this.#listeners) l(e);
-  }
-  setMembers(members: MemberInfo[]): void {
-    const before = this.master();
-    this.#members = [...members].sort((a, b) => a.joinedAt - b.joinedAt);
-    this.memberListVersion++;
-    this.emit({ type: "memberListChanged", version: this.memberListVersion });
-    const after = this.master();
-    if (after !== undefined && after !== before) {
-      this.masterEpoch++;
-      this.emit({ type: "masterChanged", master: after, previous: before, epoch: this.masterEpoch });
-    }
-  }
-}
+import { TestClusterView } from "./test_cluster_view.ts";
 
 const latencyBoundsMs = [0.5, 1, 5, 25, 100, 1000];
 
@@ -211,7 +173,7 @@ export class TestNode implements ShoalNode {
     this.httpUrl = opts.httpUrl;
     this.partitionCount = opts.partitionCount ?? 271;
     this.backupCount = opts.backupCount ?? 1;
-    this.cluster = new TestClusterView(this.id);
+    this.cluster = new TestClusterView(this.id, { joined: false });
     this.cluster.subscribe((e) => {
       if (e.type === "masterChanged") this.masterChanges++;
     });
@@ -236,7 +198,6 @@ export class TestNode implements ShoalNode {
   addMember(name: string, lite = false): MemberInfo {
     const m = this.#member(`m-${name}`, name, lite);
     this.cluster.setMembers([...this.cluster.members(), m]);
-    this.cluster.emit({ type: "memberAdded", member: m });
     return m;
   }
 
@@ -244,7 +205,6 @@ export class TestNode implements ShoalNode {
     const m = this.cluster.member(id);
     if (!m) throw new Error(`no member ${id}`);
     this.cluster.setMembers(this.cluster.members().filter((x) => x.id !== id));
-    this.cluster.emit({ type: "memberRemoved", member: m, reason: "dead" });
   }
 
   opStats(map: string, op: string): OperationStats {
@@ -334,8 +294,9 @@ export class TestNode implements ShoalNode {
     };
   }
 
-  async shutdown(): Promise<void> {
+  shutdown(): Promise<void> {
     this.shutdownCalls++;
+    return Promise.resolve();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

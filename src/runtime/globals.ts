@@ -1,0 +1,59 @@
+/**
+ * The one typed view of the runtime globals Shoal reads (`Deno`, `Bun`, Node's `process`),
+ * so that no other file needs `globalThis as any`. Each interface declares only the members
+ * used here, the way hono's `adapter/deno/deno.d.ts` types the Deno global for code that
+ * also runs elsewhere. Under a runtime that lacks a global, its export is undefined.
+ *
+ * Deno 2 also defines `process`, so code that must tell the runtimes apart tests `deno`
+ * (or `bun`) first; {@link runtimeName} in `process.ts` does.
+ */
+
+/** The part of the `Deno` global Shoal uses. */
+export interface DenoGlobal {
+  readonly args: readonly string[];
+  readonly version: { readonly deno: string };
+  readonly env: { get(name: string): string | undefined; toObject(): Record<string, string> };
+  readonly stdout: { writeSync(bytes: Uint8Array): number };
+  readonly stderr: { writeSync(bytes: Uint8Array): number };
+  readonly errors: { readonly NotCapable?: new (...args: never[]) => Error };
+  exit(code?: number): never;
+  cwd(): string;
+  execPath(): string;
+  addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+  removeSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+}
+
+/** The part of the `Bun` global Shoal uses outside the HTTP and spawn adapters. */
+export interface BunGlobal {
+  readonly version: string;
+}
+
+/** The part of Node's (and Bun's) `process` global Shoal uses. */
+export interface NodeProcessGlobal {
+  readonly argv: readonly string[];
+  readonly env: Record<string, string | undefined>;
+  readonly execPath: string;
+  readonly stdout: { write(text: string): boolean };
+  readonly stderr: { write(text: string): boolean };
+  exit(code?: number): never;
+  cwd(): string;
+  on(event: string, handler: () => void): unknown;
+  off(event: string, handler: () => void): unknown;
+}
+
+interface RuntimeGlobals {
+  Deno?: DenoGlobal;
+  Bun?: BunGlobal;
+  process?: NodeProcessGlobal;
+}
+
+const globals = globalThis as unknown as RuntimeGlobals;
+
+/** The `Deno` global, or undefined under Bun and Node. */
+export const deno: DenoGlobal | undefined = globals.Deno;
+
+/** The `Bun` global, or undefined under Deno and Node. */
+export const bun: BunGlobal | undefined = globals.Bun;
+
+/** Node's `process` (also defined by Bun and Deno 2), or undefined where there is none. */
+export const nodeProcess: NodeProcessGlobal | undefined = globals.process;
