@@ -12,22 +12,12 @@
  * 100000; 0 runs only the empty case).
  */
 import { startNode } from "../src/node.ts";
-import {
-  benchArgs,
-  clusterOf,
-  currentRuntime,
-  flag,
-  fmtMs,
-  killAllChildren,
-  loadAverage,
-  type MemberProcess,
-  runBench,
-  runtimeVersion,
-  startMember,
-  until,
-} from "./_cluster.ts";
+import { args, runtimeVersion } from "../src/runtime/process.ts";
+import { killAll, type Member, startMember } from "../test/support/cluster.ts";
+import { until } from "../test/support/until.ts";
+import { benchMember, clusterOf, currentRuntime, flag, fmtMs, loadAverage, runBench } from "./_cluster.ts";
 
-const argv = benchArgs();
+const argv = args();
 const RUNS = Number(flag(argv, "runs", "3"));
 const ENTRIES = Number(flag(argv, "entries", "100000"));
 const VALUE = "x".repeat(100);
@@ -44,7 +34,7 @@ interface Run {
 
 async function once(entries: number, i: number): Promise<Run> {
   const secret = `bench-formation-${Date.now()}-${i}`;
-  const a = await startMember({ name: "a", secret });
+  const a = await startMember({ ...benchMember, name: "a", secret });
   const client = entries > 0
     ? await startNode({ name: "loader", lite: true, http: false, join: [a.url], secret, logLevel: "warn" })
     : null;
@@ -58,33 +48,49 @@ async function once(entries: number, i: number): Promise<Run> {
     }
   }
   const [b, c] = await Promise.all([
-    startMember({ name: "b", secret, join: a.url }),
-    startMember({ name: "c", secret, join: a.url }),
+    startMember({ ...benchMember, name: "b", secret, join: a.url }),
+    startMember({ ...benchMember, name: "c", secret, join: a.url }),
   ]);
-  const data: MemberProcess[] = [a, b, c];
+  const data: Member[] = [a, b, c];
   const total = client ? 4 : 3;
   let missingAtFormation = -1;
-  await until(async () => {
-    const bodies = await Promise.all(data.map(clusterOf));
-    if (!bodies.every((x) => x.members.length === total)) return undefined;
-    missingAtFormation = bodies[0].partitions.replicasMissing;
-    return true;
-  }, 60_000, "all members list each other", 10);
+  await until(
+    async () => {
+      const bodies = await Promise.all(data.map(clusterOf));
+      if (!bodies.every((x) => x.members.length === total)) return undefined;
+      missingAtFormation = bodies[0].partitions.replicasMissing;
+      return true;
+    },
+    60_000,
+    "all members list each other",
+    10,
+  );
   const formed = performance.now();
-  await until(async () => {
-    const hs = await Promise.all(data.map((m) => m.json<{ safe: boolean }>("/health")));
-    return hs.every((h) => h.safe) || undefined;
-  }, 120_000, "every member safe", 10);
+  await until(
+    async () => {
+      const hs = await Promise.all(data.map((m) => m.json<{ safe: boolean }>("/health")));
+      return hs.every((h) => h.safe) || undefined;
+    },
+    120_000,
+    "every member safe",
+    10,
+  );
   const safeMs = performance.now() - formed;
-  await until(async () => {
-    const bodies = await Promise.all(data.map(clusterOf));
-    return bodies.every((x) =>
-      x.partitions.migrating === 0 && x.partitions.replicasMissing === 0 && Object.keys(x.partitions.owners).length === 3
-    ) || undefined;
-  }, 120_000, "balanced", 10);
+  await until(
+    async () => {
+      const bodies = await Promise.all(data.map(clusterOf));
+      return bodies.every((x) =>
+        x.partitions.migrating === 0 && x.partitions.replicasMissing === 0 &&
+        Object.keys(x.partitions.owners).length === 3
+      ) || undefined;
+    },
+    120_000,
+    "balanced",
+    10,
+  );
   const balancedMs = performance.now() - formed;
   await client?.shutdown().catch(() => {});
-  killAllChildren();
+  killAll();
   return { entries, safeMs, balancedMs, missingAtFormation };
 }
 

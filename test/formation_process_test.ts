@@ -11,10 +11,13 @@
  * - `GET /health` reports `safe` on both survivors once their table is whole again.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, type RuntimeKind, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, type RuntimeKind, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 import { checkMapSink, expectedDoubled, mapSinkJob, pool, submitJob, waitJob } from "./support/jobs_checks.ts";
 
 afterAll(() => killAll());
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface ClusterBody {
   master: string;
@@ -85,7 +88,7 @@ async function scenario(runtimes: [RuntimeKind, RuntimeKind, RuntimeKind], killA
   };
   const writers = Array.from({ length: 32 }, (_, w) => writer(w));
 
-  await Bun.sleep(Math.max(0, formedAt + 500 - performance.now()));
+  await sleep(Math.max(0, formedAt + 500 - performance.now()));
   const job = mapSinkJob("formation-job", "formation-out", 3000, 300);
   // Submitted (and retried, same id) while the master may die: on a loaded machine the answer
   // can come after the kill.
@@ -97,7 +100,7 @@ async function scenario(runtimes: [RuntimeKind, RuntimeKind, RuntimeKind], killA
       throw e;
     },
   );
-  await Bun.sleep(Math.max(0, formedAt + killAfterMs - performance.now()));
+  await sleep(Math.max(0, formedAt + killAfterMs - performance.now()));
   const ackedBeforeKill = acked.size;
   a.kill9();
   const killedAt = performance.now() - formedAt;
@@ -106,7 +109,7 @@ async function scenario(runtimes: [RuntimeKind, RuntimeKind, RuntimeKind], killA
     `job submitted (201) at ${submittedAt.toFixed(0)} ms; master killed at ${killedAt.toFixed(0)} ms ` +
       `with ${ackedBeforeKill} writes acknowledged`,
   );
-  await Bun.sleep(1000);
+  await sleep(1000);
   writing = false;
   await Promise.all(writers);
   console.log(

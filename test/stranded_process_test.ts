@@ -8,9 +8,12 @@
  * figures; the issue's target is 3 s).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
 
 afterAll(() => killAll());
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface View {
   master: string;
@@ -39,7 +42,7 @@ async function run(killAfterMs: number): Promise<number> {
   const listed = await others[0].json<View>("/cluster");
   const withoutUrl = listed.members.filter((m) => (m.urls?.length ?? 0) === 0).map((m) => m.id);
   expect(withoutUrl).toEqual([]);
-  await Bun.sleep(killAfterMs);
+  await sleep(killAfterMs);
   a.kill9();
   const killedAt = performance.now();
   const ids = others.map((m) => m.id).sort().join(",");
@@ -58,6 +61,10 @@ async function run(killAfterMs: number): Promise<number> {
     for (const m of others) {
       const v = await m.json<View>("/cluster").catch(String);
       console.log(`${m.name}: ${JSON.stringify(v).slice(0, 500)}`);
+      const log = m.stderr().split("\n").filter((l) =>
+        /signaling|link|split|merge|cluster\.member\.dead|formed/.test(l)
+      );
+      console.log(log.slice(-20).map((l) => l.slice(0, 300)).join("\n"));
     }
     throw e;
   });
