@@ -13,6 +13,7 @@ const table = {
   members: w.list(w.id(), MAX_MEMBERS),
   rows: w.list(w.list(w.uint().max(MAX_MEMBERS), 7), MAX_PARTITIONS),
   epochs: w.list(w.uint(), MAX_PARTITIONS),
+  /** [partition, member indices…] per in-flight migration */
   migrating: w.list(w.list(w.uint(), 8), MAX_PARTITIONS),
   /** [partition, member indices…] per partition with backups created in place and not yet in sync */
   filling: w.list(w.list(w.uint(), 8), MAX_PARTITIONS).optional(),
@@ -62,3 +63,10 @@ export const PartitionBackupsSyncedMsg = defineMessage(Kind.PartitionBackupsSync
     MAX_PARTITIONS,
   ),
 });
+
+/** A partition table in its compact wire form: member ids once, rows as indices (see partition_table.ts). */
+export type WireTable = Omit<z.infer<typeof PartitionTablePushMsg>, "t">;
+export type PartitionTableFetch = z.infer<typeof PartitionTableFetchMsg>;
+export type PartitionMigrationStart = z.infer<typeof PartitionMigrationStartMsg>;
+export type PartitionMigrationReady = z.infer<typeof PartitionMigrationReadyMsg>;
+export type PartitionBackupsSynced = z.infer<typeof PartitionBackupsSyncedMsg>;
