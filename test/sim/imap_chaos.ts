@@ -44,6 +44,8 @@ export interface ChaosResult {
     opsOk: number;
     opsFailed: number;
     ackedWrites: number;
+    /** Acknowledged puts whose copies could not be counted (in no copy's recent log). */
+    copiesUnmeasured: number;
     invariantChecks: number;
     /** Live nodes outside the cluster at the end (expelled by membership, not re-admitted). */
     outside: number;
@@ -76,6 +78,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     opsOk: 0,
     opsFailed: 0,
     ackedWrites: 0,
+    copiesUnmeasured: 0,
     invariantChecks: 0,
     falsePositives: 0,
     mergeEvents: 0,
@@ -177,7 +180,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
             // Crashed members count too (frozen as they were): one that held the write when it
             // was acknowledged may have died before the answer reached the client.
             const c = ackCopies([...sim.all().values()], "chaos", key, value, backupCount, live());
-            history.copies(op, c.copies, Math.min(neededAtInvoke, c.needed));
+            if (c.copies !== undefined) history.copies(op, c.copies, Math.min(neededAtInvoke, c.needed));
+            else stats.copiesUnmeasured++;
           }
           stats.opsOk++;
           if (kind !== "get") stats.ackedWrites++;

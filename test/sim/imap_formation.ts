@@ -28,6 +28,8 @@ export interface FormationOptions {
 export interface FormationResult {
   problems: string[];
   ackedWrites: number;
+  /** Acknowledged puts whose copies could not be counted (in no copy's recent log). */
+  unmeasured: number;
   /** Partitions the survivors counted as lost with the victim (only preloaded data may be). */
   dataLoss: number;
 }
@@ -78,6 +80,7 @@ export async function runFormation(o: FormationOptions): Promise<FormationResult
   let writing = true;
   let seq = 0;
   let acked = 0;
+  let unmeasured = 0;
   const sleep = (ms: number) => new Promise<void>((r) => sim.clock.setTimer(ms, r));
   const live = () => nodes().filter((n) => n.alive && !sim.isCrashed(n.id));
   const client = async (i: number) => {
@@ -106,7 +109,8 @@ export async function runFormation(o: FormationOptions): Promise<FormationResult
           // Every member counts, crashed ones too (frozen as they were): one that held the
           // write when it was acknowledged may have died before the answer reached the client.
           const cp = ackCopies(nodes(), MAP, key, value, 1, live());
-          history.copies(op, cp.copies, Math.min(neededAtInvoke, cp.needed));
+          if (cp.copies !== undefined) history.copies(op, cp.copies, Math.min(neededAtInvoke, cp.needed));
+          else unmeasured++;
         }
         if (kind !== "get") acked++;
       } catch {
@@ -149,5 +153,5 @@ export async function runFormation(o: FormationOptions): Promise<FormationResult
   problems.push(...checkLinearizable(history).problems);
   const dataLoss = survivors.reduce((n, x) => n + x.grid.maps.counters.dataLoss, 0);
   for (const n of survivors) n.stop();
-  return { problems, ackedWrites: acked, dataLoss };
+  return { problems, ackedWrites: acked, unmeasured, dataLoss };
 }

@@ -78,7 +78,8 @@ export function fullReplicas(nodes: ImapSimNode[]): boolean {
 /**
  * For the history checker's invariant-10 assertion (see checkAckCopies): how many of `nodes`
  * hold the write that set `key` of `map` to `value`, and how many copies it
- * needed, min(backupCount + 1, data members in the master's view). Call it when the write's
+ * needed, min(backupCount + 1, data members in the master's view); `copies` is undefined when the
+ * write is in no copy's recent log (not measured). Call it when the write's
  * acknowledgement reaches the client. The write is found in the recent log of any copy by
  * its (unique) value, then counted on every copy holding its dedupe record.
  */
@@ -90,12 +91,14 @@ export function ackCopies(
   backupCount: number,
   /** Members whose master's view decides the copies needed. @default nodes */
   viewers: ImapSimNode[] = nodes,
-): { copies: number; needed: number } {
+): { copies: number | undefined; needed: number } {
   const k = encodeValue(key), v = encodeValue(value);
   const p = partitionOfBytes(k, nodes[0].grid.partitions.config.partitionCount);
   let call: string | undefined;
   for (const n of nodes) if ((call = n.grid.maps.debugCallOf(p, map, k, v)) !== undefined) break;
-  const copies = call === undefined ? 0 : nodes.filter((n) => n.grid.maps.debugHoldsCall(p, call!)).length;
+  // Not in any recent log (a retry answered from a dedupe record that arrived in a snapshot,
+  // whose copies keep no log): not measured.
+  const copies = call === undefined ? undefined : nodes.filter((n) => n.grid.maps.debugHoldsCall(p, call!)).length;
   return { copies, needed: copiesNeeded(viewers.length > 0 ? viewers : nodes, backupCount) };
 }
 
