@@ -102,9 +102,11 @@ export class Node implements ShoalNode {
       log: log.child({ layer: "transport" }),
       signaling: {
         // Through the server where `to` is registered: the join URL's or our own endpoint.
+        // (A connection whose server died keeps its last peer list: it is skipped.)
         send: (to, payload) =>
-          (this.#signaling.find((c) => c.peers().includes(to)) ??
-            [...this.#memberSignaling.values()].find((e) => e.client?.peers().includes(to))?.client ??
+          (this.#signaling.find((c) => c.connected && c.peers().includes(to)) ??
+            [...this.#memberSignaling.values()].find((e) => e.client?.connected && e.client.peers().includes(to))
+              ?.client ??
             this.#signaling[0])?.send(to, payload) ?? false,
         onSignal: (h) => (this.#onServerSignal = h),
       },
@@ -264,7 +266,7 @@ export class Node implements ShoalNode {
       ) {
         continue;
       }
-      if (this.#signaling.some((c) => c.peers().includes(id))) continue;
+      if (this.#signaling.some((c) => c.connected && c.peers().includes(id))) continue;
       const entry: MemberSignaling = { member: id, client: null, linkedSince: null };
       this.#memberSignaling.set(url, entry);
       this.log.info("signaling.member_path", { peer: id, url });
