@@ -1,4 +1,5 @@
 /** Node configuration: the options of `startNode()`, mirrored by CLI flags and SHOAL_* env vars. */
+import type { MergePolicySetting } from "./map/merge_policy.ts";
 import type { IceServer } from "./transport/ice_server.ts";
 
 export type { IceServer };
@@ -26,17 +27,37 @@ export interface NodeOptions {
   partitionCount?: number;
   /** Lite member: no data, owns no partitions. @default false */
   lite?: boolean;
-  /** Bearer token required for HTTP writes. @default none */
+  /** Bearer token required on every HTTP data route, reads and writes (see SECURITY.md). @default none */
   token?: string;
+  /** Read-only bearer token: GET routes only; writes with it get 403. Needs `token`. @default none */
+  readToken?: string;
+  /** Serve `GET /metrics` without a token, for scrapers on a trusted network. @default false */
+  openMetrics?: boolean;
+  /** PEM certificate chain file: serve REST, dashboard and `/signal` over HTTPS/WSS (with `tlsKey`). @default none */
+  tlsCert?: string;
+  /** PEM private key file of `tlsCert`. @default none */
+  tlsKey?: string;
+  /** PEM file of a private CA to trust when joining an `https://` or `wss://` URL. @default system roots */
+  tlsCa?: string;
   /** Job slots this member offers. @default 4 */
   slots?: number;
   /**
    * What the smaller side of a healed split brain does with its entries: `latestUpdate`
-   * (the later update wins), `passThrough` (the smaller side's entry wins) or `discard`
-   * (the larger side wins; the smaller side's changes are dropped).
+   * (the later update or removal wins, by hybrid logical clock), `putIfAbsent` (only keys
+   * the larger side lacks are added), `passThrough` (the smaller side's entry wins) or
+   * `discard` (the larger side wins; the smaller side's changes are dropped). A custom
+   * policy object works in code (`startNode`), not on the command line.
    * @default "latestUpdate"
    */
-  mergePolicy?: "latestUpdate" | "passThrough" | "discard";
+  mergePolicy?: MergePolicySetting;
+  /**
+   * Split-brain protection: a member that sees fewer data members than this, or whose lease
+   * with that many has run out, answers every data operation (map reads and writes, job
+   * submission) with the retryable error `QUORUM` (HTTP 503). Set it to a majority of the
+   * data members (3 of 4 or 5). 0 = off (AP: both sides of a split serve).
+   * @default 0
+   */
+  minClusterSize?: number;
   /** @default "info" */
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
 }
@@ -50,4 +71,5 @@ export const Defaults = {
   slots: 4,
   logLevel: "info",
   mergePolicy: "latestUpdate",
+  minClusterSize: 0,
 } as const;

@@ -7,13 +7,14 @@
 import { Hono } from "hono";
 import { joinSettings } from "./cluster/join_settings.ts";
 import { Membership } from "./cluster/membership.ts";
+import { quorumMetricFamilies, type QuorumState } from "./cluster/quorum.ts";
 import { Defaults, type NodeOptions } from "./config.ts";
 import { realClock } from "./core/clock.ts";
 import { ShoalError } from "./core/errors.ts";
 import { createLogger, type Logger } from "./core/log.ts";
 import { systemRandom } from "./core/random.ts";
 import { createHttpApp } from "./http/app.ts";
-import { parseListenAddress } from "./http/listen_address.ts";
+import { parseListenAddress, plainHttpWarning } from "./http/listen_address.ts";
 import { JobService } from "./jobs/job_service.ts";
 import { mountJobRoutes } from "./jobs/job_routes.ts";
 import { jobMetricFamilies } from "./jobs/job_metrics.ts";
@@ -29,18 +30,25 @@ import type {
   ShoalNode,
 } from "./node_api.ts";
 import { runtimeName } from "./runtime/process.ts";
-import { serve, type Served } from "./runtime/serve.ts";
+import { readPemFile, serve, type Served, type TlsFiles } from "./runtime/serve.ts";
 import { wsUpgrader } from "./runtime/websocket.ts";
 import { SignalingClient } from "./signaling/client.ts";
+import { type ClientSocket, localSocket } from "./signaling/local_socket.ts";
 import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
 import { MessageRouter } from "./transport/router.ts";
 import type { NodeId, TransportStats } from "./transport/transport.ts";
 import { WebRtcTransport } from "./transport/webrtc.ts";
 import { PROTOCOL_VERSION } from "./wire/codec.ts";
+import type { MergePolicySetting } from "./map/merge_policy.ts";
 
 function newMemberId(): NodeId {
   const b = crypto.getRandomValues(new Uint8Array(8));
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** A merge policy as the join settings compare it: its name (a custom policy's own name). */
+function mergePolicyName(p: MergePolicySetting): string {
+  return typeof p === "string" ? p : `custom:${p.name}`;
 }
 
 /** How often a node checks that it can signal every member it lacks a link to. */
@@ -79,6 +87,8 @@ export class Node implements ShoalNode {
   /** When opening a signaling path to a URL last failed (retried after 2 s). */
   #pathFailedAt = new Map<string, number>();
   #hub: SignalingHub | undefined;
+  /** The `tlsCa` file's text, trusted by the signaling clients. */
+  #ca: string | undefined;
   #abort = new AbortController();
   #masterChanges = 0;
   #stopped = false;
@@ -132,8 +142,11 @@ export class Node implements ShoalNode {
           partitionCount: options.partitionCount ?? Defaults.partitionCount,
           backupCount: options.backupCount ?? Defaults.backupCount,
           asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
-          mergePolicy: options.mergePolicy ?? Defaults.mergePolicy,
-        }),
+          mergePolicy: mergePolicyName(options.mergePolicy ?? Defaults.mergePolicy),
+        }, [{
+          field: { key: "mcs", label: "minimum cluster size", flag: "--min-cluster-size" },
+          value: options.minClusterSize ?? Defaults.minClusterSize,
+        }]),
       },
     });
     this.grid = new DataGrid({
@@ -150,6 +163,9 @@ export class Node implements ShoalNode {
         asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
         lite: options.lite ?? false,
         mergePolicy: options.mergePolicy ?? Defaults.mergePolicy,
+        minClusterSize: options.minClusterSize ?? Defaults.minClusterSize,
+        // Shorter than the time the others need to declare this member dead (lease.ts).
+        leaseMs: Math.min(1000, this.membership.config.suspectUnansweredMs / 2),
       },
     });
     this.jobs = new JobService({
@@ -163,6 +179,7 @@ export class Node implements ShoalNode {
       log: log.child({ layer: "jobs" }),
       slots: options.slots ?? Defaults.slots,
       lite: options.lite ?? false,
+      gate: () => this.grid.quorum.check(),
     });
     this.membership.subscribe((e) => {
       if (e.type === "masterChanged") {
@@ -193,12 +210,23 @@ export class Node implements ShoalNode {
   async start(): Promise<void> {
     const o = this.options;
     const joinUrls = o.join ?? [];
+    if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+      throw new ShoalError("INVALID_ARGUMENT", "TLS needs both a certificate (--tls-cert) and its key (--tls-key)");
+    }
+    const tls: TlsFiles | undefined = o.tlsCert !== undefined && o.tlsKey !== undefined
+      ? { cert: await readPemFile(o.tlsCert, "--tls-cert"), key: await readPemFile(o.tlsKey, "--tls-key") }
+      : undefined;
+    if (o.tlsCa !== undefined) this.#ca = await readPemFile(o.tlsCa, "--tls-ca");
     if (o.http !== false) {
       const addr = parseListenAddress(o.http ?? Defaults.http);
       if ("error" in addr) throw new ShoalError("INVALID_ARGUMENT", addr.error);
+      const warning = plainHttpWarning(o.http ?? Defaults.http, addr.host, tls !== undefined);
+      if (warning) this.log.warn("http without tls", { risk: warning });
       const { upgradeWebSocket, websocket } = wsUpgrader();
       const app = createHttpApp(this, {
         token: o.token,
+        readToken: o.readToken,
+        openMetrics: o.openMetrics,
         signal: this.#abort.signal,
         logger: this.log.child({ layer: "http" }),
         extraRoutes: (a: Hono) => {
@@ -206,10 +234,15 @@ export class Node implements ShoalNode {
           this.#hub = mountSignaling(a, upgradeWebSocket);
           mountJobRoutes(a, this.jobs);
         },
-        // deno-lint-ignore no-explicit-any
-        extraMetrics: () => jobMetricFamilies(this.jobs) as any,
+        // The job families are read from the job maps: left out while split-brain protection
+        // refuses data operations here, so /metrics still answers on such a member.
+        extraMetrics: async () => [
+          ...quorumMetricFamilies(this.grid.quorum),
+          // deno-lint-ignore no-explicit-any
+          ...(this.grid.quorum.refusal() ? [] : await jobMetricFamilies(this.jobs)) as any[],
+        ],
       });
-      this.#served = await serve({ hostname: addr.host, port: addr.port, fetch: app.fetch, websocket });
+      this.#served = await serve({ hostname: addr.host, port: addr.port, fetch: app.fetch, websocket, tls });
     }
     // First the join URL (any member's HTTP address or a standalone signaling server).
     let lastErr: unknown;
@@ -230,7 +263,11 @@ export class Node implements ShoalNode {
     }
     const seeds = this.#signaling[0]?.peers() ?? [];
     // Then our own endpoint, so nodes that join through our address can reach us.
-    if (this.#served) this.#signaling.push(await this.#openSignaling(this.#served.url, 5_000));
+    // In process (local_socket.ts): no network, so no certificate to verify for our bind address.
+    const hub = this.#hub;
+    if (this.#served && hub) {
+      this.#signaling.push(await this.#openSignaling(this.#served.url, 5_000, () => localSocket(hub)));
+    }
     if (this.#served) this.membership.setUrls([this.#served.url]);
     this.#signalPathTimer = setInterval(() => this.#keepSignalPaths(), SIGNAL_PATH_TICK_MS);
     for (const c of this.#signaling) c.onPeers((peers) => this.membership.addCandidates(peers));
@@ -295,11 +332,13 @@ export class Node implements ShoalNode {
     }
   }
 
-  async #openSignaling(url: string, timeoutMs: number): Promise<SignalingClient> {
+  async #openSignaling(url: string, timeoutMs: number, socket?: () => ClientSocket): Promise<SignalingClient> {
     const client = new SignalingClient({
       url,
       cluster: this.options.cluster,
       self: this.id,
+      ca: this.#ca,
+      socket,
       log: this.log.child({ layer: "signaling" }),
     });
     client.onSignal((from, payload) => this.#onServerSignal(from, payload));
@@ -320,6 +359,10 @@ export class Node implements ShoalNode {
     return this.grid.localMaps().map((m) => m.name);
   }
 
+  quorum(): QuorumState {
+    return this.grid.quorum.state();
+  }
+
   partitionSummary(): PartitionSummary {
     return this.grid.partitionSummary();
   }
@@ -330,6 +373,10 @@ export class Node implements ShoalNode {
 
   links(): LinkInfo[] {
     return this.membership.links();
+  }
+
+  clockOffsets(): Record<NodeId, { offsetMs: number; rttMs: number }> {
+    return this.transport.clockOffsets();
   }
 
   transportStats(): TransportStats {

@@ -2,6 +2,7 @@
  * The surface of a running node that the HTTP layer, the CLI and embedding apps use.
  * `startNode()` in node.ts returns an object implementing it.
  */
+import type { QuorumState } from "./cluster/quorum.ts";
 import type { ClusterView } from "./cluster/view.ts";
 import type { IMap } from "./map/imap.ts";
 import type { MapLocalStats, PartitionSummary } from "./map/summary.ts";
@@ -72,8 +73,12 @@ export interface ShoalNode extends AsyncDisposable {
   partitionTable(): PartitionReplicaInfo[];
   links(): LinkInfo[];
   transportStats(): TransportStats;
+  /** The latest clock-offset estimate per linked member (its clock minus ours), for `GET /cluster`. */
+  clockOffsets?(): Record<NodeId, { offsetMs: number; rttMs: number }>;
   /** Optional extra figures for `GET /metrics` (operation latencies, local map entries, jobs). */
   metrics?(): NodeMetrics;
+  /** Split-brain protection: whether this member serves data now, and its lease. */
+  quorum?(): QuorumState;
   /** Graceful leave: migrates owned partitions away, says `left`, closes links. */
   shutdown(): Promise<void>;
 }

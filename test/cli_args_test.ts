@@ -56,6 +56,8 @@ describe("node command flags", () => {
       "debug",
       "--merge-policy",
       "discard",
+      "--min-cluster-size",
+      "3",
     ]);
     expect(o).toEqual({
       name: "alpha",
@@ -76,6 +78,7 @@ describe("node command flags", () => {
       slots: 8,
       logLevel: "debug",
       mergePolicy: "discard",
+      minClusterSize: 3,
     });
   });
 
@@ -102,6 +105,7 @@ describe("node command flags", () => {
       SHOAL_TOKEN: "env-token",
       SHOAL_SLOTS: "2",
       SHOAL_LOG_LEVEL: "warn",
+      SHOAL_MIN_CLUSTER_SIZE: "2",
     });
     expect(o).toEqual({
       name: "envy",
@@ -118,6 +122,7 @@ describe("node command flags", () => {
       token: "env-token",
       slots: 2,
       logLevel: "warn",
+      minClusterSize: 2,
     });
   });
 
@@ -192,6 +197,28 @@ describe("node command flags", () => {
     expect(ok(["--http", "0.0.0.0:5701"], { SHOAL_TOKEN: "t" }).token).toBe("t");
     expect(ok(["--http", "localhost:0"]).http).toBe("localhost:0");
     expect(ok(["--http", "127.0.0.2:0"]).http).toBe("127.0.0.2:0");
+  });
+
+  test("security flags: --read-token, --open-metrics, --tls-cert/--tls-key/--tls-ca (flags and SHOAL_* env)", () => {
+    expect(ok(["--token", "t", "--read-token", "r", "--open-metrics"])).toMatchObject({
+      token: "t",
+      readToken: "r",
+      openMetrics: true,
+    });
+    expect(ok(["--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem"])).toMatchObject({
+      tlsCert: "c.pem",
+      tlsKey: "k.pem",
+      tlsCa: "ca.pem",
+    });
+    expect(
+      ok([], { SHOAL_TOKEN: "t", SHOAL_READ_TOKEN: "r", SHOAL_TLS_CERT: "c", SHOAL_TLS_KEY: "k", SHOAL_TLS_CA: "a" }),
+    ).toMatchObject({ token: "t", readToken: "r", tlsCert: "c", tlsKey: "k", tlsCa: "a" });
+    expect(err(["--read-token", "r"])).toContain("--read-token needs --token");
+    expect(err(["--token", "t", "--read-token", "t"])).toContain("must differ");
+    expect(err(["--tls-cert", "c.pem"])).toContain("both --tls-cert FILE and --tls-key FILE");
+    expect(err(["--tls-key", "k.pem"])).toContain("both");
+    // TLS does not lift the token requirement off loopback: TLS hides the traffic, the token guards the data.
+    expect(err(["--http", "0.0.0.0:5701", "--tls-cert", "c", "--tls-key", "k"])).toContain("without a token");
   });
 
   test("bad --ice URLs are errors and do not echo the TURN password", () => {

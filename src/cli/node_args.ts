@@ -8,7 +8,7 @@ import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
 import { parseIceUrl } from "./ice_url.ts";
 
 const logLevels = ["debug", "info", "warn", "error", "silent"] as const;
-const mergePolicies = ["latestUpdate", "passThrough", "discard"] as const;
+const mergePolicies = ["latestUpdate", "putIfAbsent", "passThrough", "discard"] as const;
 
 /** The `node` command's flags, in `--help` order. */
 export const nodeFlags: readonly FlagSpec[] = [
@@ -88,7 +88,36 @@ export const nodeFlags: readonly FlagSpec[] = [
     name: "token",
     kind: "string",
     valueName: "TOKEN",
-    description: "bearer token required for HTTP writes (required off loopback)",
+    description: "bearer token for every HTTP data route, reads and writes (required off loopback)",
+  },
+  {
+    name: "read-token",
+    kind: "string",
+    valueName: "TOKEN",
+    description: "read-only bearer token: GET routes only (needs --token)",
+  },
+  {
+    name: "open-metrics",
+    kind: "boolean",
+    description: "serve GET /metrics without a token (for a scraper on a trusted network)",
+  },
+  {
+    name: "tls-cert",
+    kind: "string",
+    valueName: "FILE",
+    description: "PEM certificate chain: serve REST, dashboard and /signal over HTTPS/WSS (with --tls-key)",
+  },
+  {
+    name: "tls-key",
+    kind: "string",
+    valueName: "FILE",
+    description: "PEM private key of --tls-cert",
+  },
+  {
+    name: "tls-ca",
+    kind: "string",
+    valueName: "FILE",
+    description: "PEM certificate of a private CA to trust when joining an https:// or wss:// URL",
   },
   {
     name: "slots",
@@ -105,6 +134,15 @@ export const nodeFlags: readonly FlagSpec[] = [
     choices: mergePolicies,
     description: `split-brain merge policy: ${mergePolicies.join(", ")}`,
     defaultText: Defaults.mergePolicy,
+  },
+  {
+    name: "min-cluster-size",
+    kind: "int",
+    min: 0,
+    max: 4096,
+    description:
+      "split-brain protection: serve data only while seeing (and holding a lease with) this many data members",
+    defaultText: "0 (off)",
   },
   {
     name: "log-level",
@@ -196,6 +234,20 @@ export function parseNodeArgs(
   }
   if (v.secret !== undefined) options.secret = v.secret as string;
   if (v.token !== undefined) options.token = v.token as string;
+  if (v["read-token"] !== undefined) {
+    if (options.token === undefined) {
+      return { error: "--read-token needs --token: without it every write would be open to anyone" };
+    }
+    if (v["read-token"] === options.token) return { error: "--read-token must differ from --token" };
+    options.readToken = v["read-token"] as string;
+  }
+  if (v["open-metrics"] !== undefined) options.openMetrics = v["open-metrics"] as boolean;
+  if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) {
+    return { error: "TLS needs both --tls-cert FILE and --tls-key FILE" };
+  }
+  if (v["tls-cert"] !== undefined) options.tlsCert = v["tls-cert"] as string;
+  if (v["tls-key"] !== undefined) options.tlsKey = v["tls-key"] as string;
+  if (v["tls-ca"] !== undefined) options.tlsCa = v["tls-ca"] as string;
 
   if (v.join !== undefined) {
     const urls: string[] = [];
@@ -237,6 +289,7 @@ export function parseNodeArgs(
   if (v.lite !== undefined) options.lite = v.lite as boolean;
   if (v.slots !== undefined) options.slots = v.slots as number;
   if (v["merge-policy"] !== undefined) options.mergePolicy = v["merge-policy"] as NodeOptions["mergePolicy"];
+  if (v["min-cluster-size"] !== undefined) options.minClusterSize = v["min-cluster-size"] as number;
   if (v["log-level"] !== undefined) options.logLevel = v["log-level"] as NodeOptions["logLevel"];
   return { options };
 }

@@ -2,7 +2,9 @@
  * The JSON bodies of `GET /cluster` and `GET /health`, built from a node's read-only
  * surface. Also the dashboard's view of the cluster.
  */
+import type { QuorumState } from "../cluster/quorum.ts";
 import type { LinkInfo, ShoalNode } from "../node_api.ts";
+import { CLOCK_OFFSET_WARN_MS } from "../signaling/challenges.ts";
 import type { NodeId } from "../transport/transport.ts";
 
 /** One entry of `members` in `GET /cluster`. */
@@ -12,6 +14,13 @@ export interface ClusterMemberJson {
   runtime: string;
   joinedAt: number;
   lite: boolean;
+  /**
+   * That member's clock minus this member's, in ms, as measured when their link was set up
+   * (0 for this member; null when not measured, e.g. a member reached only through a relay).
+   * Beyond `clockOffsetWarnMs` either way, `latestUpdate` merges and TTL deadlines between
+   * the two are off by that much; the member also logs a warning.
+   */
+  clockOffsetMs: number | null;
   /** Where the member serves its signaling endpoint (absent for members without HTTP). */
   urls?: string[];
 }
@@ -39,6 +48,10 @@ export interface ClusterJson {
   };
   /** This member's links to the others: direct, or relayed through another member. */
   links: LinkInfo[];
+  /** Split-brain protection (null when the node does not report it): serving, why not, lease left. */
+  quorum: QuorumState | null;
+  /** The clock-offset bound past which a warning is logged. */
+  clockOffsetWarnMs: number;
 }
 
 /**
@@ -50,6 +63,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
   const view = node.cluster;
   const master = view.master() ?? null;
   const p = node.partitionSummary();
+  const offsets = node.clockOffsets?.() ?? {};
   return {
     cluster: node.clusterName,
     self: node.id,
@@ -62,6 +76,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
       runtime: m.runtime,
       joinedAt: m.joinedAt,
       lite: m.lite,
+      clockOffsetMs: m.id === node.id ? 0 : offsets[m.id]?.offsetMs ?? null,
       ...(m.urls ? { urls: [...m.urls] } : {}),
     })),
     memberListVersion: view.memberListVersion,
@@ -77,6 +92,8 @@ export function clusterJson(node: ShoalNode): ClusterJson {
     links: node.links().map((
       l,
     ) => (l.via === undefined ? { peer: l.peer, kind: l.kind } : { peer: l.peer, kind: l.kind, via: l.via })),
+    quorum: node.quorum?.() ?? null,
+    clockOffsetWarnMs: CLOCK_OFFSET_WARN_MS,
   };
 }
 

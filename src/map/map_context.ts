@@ -12,6 +12,7 @@ import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
+import type { CustomMergePolicy } from "./merge_policy.ts";
 import type { CheckItem } from "./messages.ts";
 import { PartitionData } from "./partition_data.ts";
 
@@ -206,6 +207,8 @@ export interface MapContextDeps {
   partitions: PartitionService;
   invoker: Invoker;
   config: Required<MapServiceConfig>;
+  /** The custom split-brain merge policy, when `mergePolicy` is one (applied to the MergeEntries this member serves). */
+  customMergePolicy?: CustomMergePolicy;
 }
 
 /** The state one member's map service shares between its parts. */
@@ -219,6 +222,7 @@ export class MapContext {
   readonly partitions: PartitionService;
   readonly invoker: Invoker;
   readonly config: Required<MapServiceConfig>;
+  readonly customMergePolicy: CustomMergePolicy | undefined;
   readonly counters: MapCounters = newMapCounters();
   /** Every replica this member holds (primary, backup or migration target). */
   readonly data = new Map<number, PartitionData>();
@@ -247,6 +251,7 @@ export class MapContext {
     this.partitions = deps.partitions;
     this.invoker = deps.invoker;
     this.config = deps.config;
+    this.customMergePolicy = deps.customMergePolicy;
   }
 
   /** An empty copy of `p` with this member's limits. */

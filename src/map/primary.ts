@@ -12,6 +12,7 @@ import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { type Follower, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
 import type { CheckItem, PullItem } from "./messages.ts";
+import { nextStamp } from "./hlc.ts";
 import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
 import type { LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
@@ -53,7 +54,8 @@ export class PrimaryRole {
       // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
       // result must be deduplicated like any other, or a retry executing later could answer
       // differently from the attempt that counts.
-      const out = executeOp(d, req.op, body, Math.floor(ctx.clock.now()));
+      // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts).
+      const out = executeOp(d, req.op, body, nextStamp(ctx.clock.now(), d.maxAt), ctx.customMergePolicy);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       const direct = this.#directAckers(prim);
       if (direct && direct.length > 0) entry.o = from;
@@ -69,7 +71,7 @@ export class PrimaryRole {
       }
       return this.#waitFor(prim, entry.seq, answer(out.result));
     }
-    const out = executeOp(d, req.op, body, Math.floor(ctx.clock.now()));
+    const out = executeOp(d, req.op, body, nextStamp(ctx.clock.now(), d.maxAt));
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
   }
 

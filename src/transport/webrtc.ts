@@ -6,24 +6,50 @@
  * and handed to the channel only while its
  * `bufferedAmount` is under a bound (werift's SCTP collapses when too much is queued).
  * Messages larger than 16 KiB are chunked. Offers and answers are signed (see
- * signaling/descriptions.ts) and travel through the signaling server for a member's first
- * link, and over the mesh (SignalRelay through a linked member) for every other.
+ * signaling/descriptions.ts), an offer carries the receiver's challenge (challenges.ts), and
+ * they travel through the signaling server for a member's first link, and over the mesh
+ * (SignalRelay through a linked member) for every other.
  */
 import type { IceServer } from "./ice_server.ts";
-import { type Clock, realClock, type Timer } from "../core/clock.ts";
+import { type Clock, realClock } from "../core/clock.ts";
 import { ShoalError, TimeoutError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { SignalChannel } from "../signaling/client.ts";
-import { checkDescription, type DescriptionKeys, signAnswer, signOffer } from "../signaling/descriptions.ts";
+import {
+  ChallengeBook,
+  checkHelloOrChallenge,
+  ClockOffsets,
+  type ClockSample,
+  clockSample,
+  signChallenge,
+  signHello,
+} from "../signaling/challenges.ts";
+import {
+  checkDescription,
+  type DescriptionKeys,
+  isRefusal,
+  signAnswer,
+  signOffer,
+  unreachableReply,
+} from "../signaling/descriptions.ts";
 import type {
   Description,
   SignalAnswer,
+  SignalChallenge,
+  SignalHello,
   SignalOffer,
   SignalPayload,
   SignalReject,
   SignalRelay,
 } from "../signaling/messages.ts";
-import { SignalAnswerMsg, SignalOfferMsg, SignalRejectMsg, SignalRelayMsg } from "../signaling/messages.ts";
+import {
+  SignalAnswerMsg,
+  SignalChallengeMsg,
+  SignalHelloMsg,
+  SignalOfferMsg,
+  SignalRejectMsg,
+  SignalRelayMsg,
+} from "../signaling/messages.ts";
 import { decodeFrame, encodeValue } from "../wire/codec.ts";
 import { deriveKey, ReplayGuard, roomId } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
@@ -41,76 +67,12 @@ import {
   type TransportStats,
 } from "./transport.ts";
 import { WebRtcPeer } from "./webrtc_peer.ts";
+import type { Link, SignalingCounters, SignalPath, WebRtcTransportOptions } from "./webrtc_types.ts";
 
-/** Options of {@link WebRtcTransport}. */
-export interface WebRtcTransportOptions {
-  /** This member's id. */
-  self: NodeId;
-  /** Cluster name. */
-  cluster: string;
-  /** Cluster secret; signs offers and answers. */
-  secret: string;
-  /** STUN/TURN servers, always passed to werift explicitly. @default [] */
-  iceServers?: IceServer[];
-  /** Extra host addresses offered as ICE candidates. @default [] */
-  iceAdditionalHostAddresses?: string[];
-  /** The signaling server connection used when `connect()` has no `via`. */
-  signaling?: SignalChannel;
-  /** Default budget for `connect()`. @default 15000 */
-  connectTimeoutMs?: number;
-  /** Target frame size. @default Limits.targetFrameBytes (12,000 bytes) */
-  targetFrameBytes?: number;
-  /** Bytes allowed in the channel's buffer before coalescing waits. @default 65536 */
-  maxBufferedBytes?: number;
-  /** Links (open or being set up) at most. @default 256 */
-  maxLinks?: number;
-  clock?: Clock;
-  log?: Logger;
-  /**
-   * Called with each SignalRelay this member forwards for others; return the message to
-   * forward (possibly altered) or null to drop it. For tests that play a malicious relay.
-   */
-  relayHook?: (m: SignalRelay) => SignalRelay | null;
-}
-
-/** Where a link's offer/answer travels. */
-type SignalPath = { kind: "server" } | { kind: "relay"; via: NodeId };
-
-interface Waiter {
-  resolve(): void;
-  reject(err: Error): void;
-}
-
-interface Link {
-  peer: NodeId;
-  state: "offering" | "answering" | "open";
-  rtc: WebRtcPeer;
-  /** Nonce of our offer (offering) or our answer (answering). */
-  nonce: string;
-  path: SignalPath;
-  queue: FrameQueue;
-  reasm: Reassembler;
-  timer: Timer | null;
-  waiters: Waiter[];
-  flushScheduled: boolean;
-  waitingLow: boolean;
-  nextChunkId: number;
-}
-
-/** Signaling counters of a {@link WebRtcTransport}. */
-export interface SignalingCounters {
-  /** Descriptions refused (bad signature, fingerprint, replay, wrong target). */
-  refused: number;
-  /** The last refusal's reason. */
-  lastRefusal: string | null;
-  /** SignalRelay messages forwarded for other members. */
-  relayed: number;
-  /** Offers sent through the signaling server / over the mesh. */
-  offersViaServer: number;
-  offersViaMesh: number;
-}
+export type { SignalingCounters, WebRtcTransportOptions } from "./webrtc_types.ts";
 
 const noopHandlers: TransportHandlers = { message() {}, linkUp() {}, linkDown() {} };
+const noop = () => {};
 
 /** A Transport over werift data channels. */
 export class WebRtcTransport implements Transport {
@@ -126,6 +88,8 @@ export class WebRtcTransport implements Transport {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #guard = new ReplayGuard(60_000, 10_000);
+  readonly #challenges = new ChallengeBook();
+  readonly #offsets: ClockOffsets;
   readonly #relayHook: WebRtcTransportOptions["relayHook"];
   #handlers: TransportHandlers = noopHandlers;
   #links = new Map<NodeId, Link>();
@@ -145,7 +109,12 @@ export class WebRtcTransport implements Transport {
   constructor(opts: WebRtcTransportOptions) {
     if (!opts.self) throw new TypeError("Cannot create a WebRTC transport: self is empty");
     this.self = opts.self;
-    this.#keys = { room: roomId(opts.cluster), key: deriveKey(opts.cluster, opts.secret, "signal"), self: opts.self };
+    this.#keys = {
+      room: roomId(opts.cluster),
+      key: deriveKey(opts.cluster, opts.secret, "signal"),
+      previousKey: opts.previousSecret ? deriveKey(opts.cluster, opts.previousSecret, "signal") : undefined,
+      self: opts.self,
+    };
     this.#iceServers = opts.iceServers ?? [];
     this.#iceExtra = opts.iceAdditionalHostAddresses ?? [];
     this.#signaling = opts.signaling;
@@ -155,6 +124,7 @@ export class WebRtcTransport implements Transport {
     this.#maxLinks = opts.maxLinks ?? 256;
     this.#clock = opts.clock ?? realClock;
     this.#log = opts.log ?? silentLogger;
+    this.#offsets = new ClockOffsets(this.#log);
     this.#relayHook = opts.relayHook;
     this.#signaling?.onSignal((from, payload) => this.#onServerSignal(from, payload));
   }
@@ -174,6 +144,11 @@ export class WebRtcTransport implements Transport {
   /** Counters of signed-description handling and relaying. */
   signalingCounters(): SignalingCounters {
     return { ...this.#signalCounters };
+  }
+
+  /** The latest clock-offset estimate per peer (its clock minus ours), measured at each link setup. */
+  clockOffsets(): Record<NodeId, ClockSample> {
+    return this.#offsets.all();
   }
 
   isLinked(peer: NodeId): boolean {
@@ -232,6 +207,107 @@ export class WebRtcTransport implements Transport {
     const link = this.#links.get(peer);
     if (!link) return;
     this.#drop(link, "closed locally", new ShoalError("REFUSED", `Connection to ${peer} closed locally`), true);
+  }
+
+  /**
+   * Negotiates a replacement for an open link through the signaling server (new candidates,
+   * new NAT mappings) while the old connection keeps carrying frames; the replacement takes
+   * over once its channel opens. The peer answers such an offer the same way (its old
+   * connection is kept until the new one opens); if both ends relink at once, the glare rule
+   * picks one offer. Nothing happens without ICE servers (members on one LAN), without a
+   * signaling server, on a link being set up, or while a replacement is being negotiated.
+   */
+  relink(peer: NodeId): void {
+    const link = this.#links.get(peer);
+    // Only members given STUN/TURN servers relink: their paths go through NATs that can
+    // rebind. On one LAN (host candidates only) a silent link is a busy or dead member.
+    if (this.#closed || !this.#signaling || this.#iceServers.length === 0 || link?.state !== "open" || link.next) {
+      return;
+    }
+    this.#log.info("transport.relink", { peer });
+    const rtc = this.#startNext(link);
+    const next = link.next!;
+    // Like a first offer, a relink offer carries the receiver's challenge: hello first.
+    const hello = signHello(this.#keys, peer, link.key);
+    next.nonce = hello.nonce;
+    next.pending = { helloSentMs: this.#clock.now() };
+    if (!this.#sendSignal({ kind: "server" }, peer, hello)) return this.#endNext(link, rtc);
+    void (async () => {
+      let sdp: string;
+      try {
+        sdp = await rtc.createOffer();
+      } catch {
+        return this.#endNext(link, rtc);
+      }
+      if (link.next?.rtc !== rtc || !link.next.pending) return;
+      link.next.pending.sdp = sdp;
+      this.#relinkOfferWhenReady(link);
+    })();
+  }
+
+  /** Sends the relink offer once both its SDP and the peer's challenge are in. */
+  #relinkOfferWhenReady(link: Link): void {
+    const next = link.next;
+    const p = next?.pending;
+    if (!next || !p?.sdp || !p.challenge) return;
+    next.pending = null;
+    const offer = signOffer(this.#keys, link.peer, p.sdp, this.#clock.now(), p.challenge, link.key);
+    next.nonce = offer.nonce;
+    this.#signalCounters.offersViaServer++;
+    if (!this.#sendSignal({ kind: "server" }, link.peer, offer)) this.#endNext(link, next.rtc);
+  }
+
+  /**
+   * Starts the replacement connection of an open link. It takes over once its channel
+   * opens; until then, and while it drains afterwards, the old one keeps working.
+   */
+  #startNext(link: Link): WebRtcPeer {
+    const rtc = this.#newPeer();
+    const timer = this.#clock.setTimer(this.#connectTimeoutMs, () => this.#endNext(link, rtc));
+    link.next = { rtc, nonce: "", timer, pending: null };
+    rtc.events = {
+      open: () => {
+        if (link.next?.rtc !== rtc || this.#links.get(link.peer) !== link) return;
+        link.next.timer.cancel();
+        link.next = null;
+        const old = link.rtc;
+        link.rtc = rtc;
+        link.waitingLow = false;
+        this.#bindPeer(link, rtc);
+        // Frames the old connection still delivers are read; it closes once drained.
+        old.events = {
+          open: noop,
+          close: noop,
+          bufferedLow: noop,
+          message: (bytes) => {
+            if (this.#links.get(link.peer) === link) this.#onFrame(link, bytes);
+          },
+        };
+        // The peer may take a while to move over (its own open event): close late.
+        this.#clock.setTimer(this.#connectTimeoutMs, () => void old.close());
+        this.#log.info("transport.relinked", { peer: link.peer });
+        this.#flush(link);
+      },
+      close: () => this.#endNext(link, rtc),
+      message: (bytes) => {
+        if (this.#links.get(link.peer) === link) this.#onFrame(link, bytes);
+      },
+      bufferedLow: noop,
+    };
+    return rtc;
+  }
+
+  /** Gives up a replacement connection (failed, timed out, or the link went away). */
+  #endNext(link: Link, rtc: WebRtcPeer): void {
+    if (link.next?.rtc === rtc) {
+      link.next.timer.cancel();
+      link.next = null;
+      // The current connection closed while this one was being negotiated: the link is gone.
+      if (link.rtc.closed && this.#links.get(link.peer) === link) {
+        this.#drop(link, "relink failed", new ShoalError("UNREACHABLE", `Connection to ${link.peer} lost`));
+      }
+    }
+    if (link.rtc !== rtc) void rtc.close();
   }
 
   /**
@@ -312,6 +388,8 @@ export class WebRtcTransport implements Transport {
       state,
       rtc: this.#newPeer(),
       nonce: "",
+      key: this.#keys.key,
+      pending: null,
       path,
       queue: new FrameQueue(Limits.maxQueuedBytesPerPeer),
       reasm: new Reassembler(),
@@ -320,6 +398,7 @@ export class WebRtcTransport implements Transport {
       flushScheduled: false,
       waitingLow: false,
       nextChunkId: 0,
+      next: null,
     };
     this.#links.set(peer, link);
     this.#bindPeer(link, link.rtc);
@@ -348,6 +427,8 @@ export class WebRtcTransport implements Transport {
       },
       close: (reason) => {
         if (link.rtc !== rtc || this.#links.get(link.peer) !== link) return;
+        // A replacement is being negotiated: the peer may have moved to it already.
+        if (link.next) return;
         this.#drop(link, reason, new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${reason}`));
       },
       message: (bytes) => {
@@ -391,6 +472,7 @@ export class WebRtcTransport implements Transport {
     this.#links.delete(link.peer);
     link.timer?.cancel();
     link.timer = null;
+    if (link.next) this.#endNext(link, link.next.rtc);
     const wasOpen = link.state === "open";
     if (wasOpen && graceful && link.rtc.open) {
       try {
@@ -416,6 +498,8 @@ export class WebRtcTransport implements Transport {
 
   async #offer(link: Link): Promise<void> {
     const rtc = link.rtc;
+    // Ask for the receiver's challenge while ICE gathers; the offer waits for both.
+    this.#sendHello(link);
     let sdp: string;
     try {
       sdp = await rtc.createOffer();
@@ -429,19 +513,37 @@ export class WebRtcTransport implements Transport {
       }
       return;
     }
-    if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering") return;
-    const offer = signOffer(this.#keys, link.peer, sdp, this.#clock.now());
+    if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering" || !link.pending) return;
+    link.pending.sdp = sdp;
+    this.#offerWhenReady(link);
+  }
+
+  #sendHello(link: Link): void {
+    const hello = signHello(this.#keys, link.peer, link.key);
+    link.nonce = hello.nonce;
+    link.pending = { helloSentMs: this.#clock.now(), sdp: link.pending?.sdp }; // a retried hello keeps the SDP
+    this.#sendOrDrop(link, hello, "hello");
+  }
+
+  #offerWhenReady(link: Link): void {
+    const p = link.pending;
+    if (!p?.sdp || !p.challenge) return;
+    link.pending = null;
+    const offer = signOffer(this.#keys, link.peer, p.sdp, this.#clock.now(), p.challenge, link.key);
     link.nonce = offer.nonce;
     if (link.path.kind === "server") this.#signalCounters.offersViaServer++;
     else this.#signalCounters.offersViaMesh++;
-    if (!this.#sendSignal(link.path, link.peer, offer)) {
-      const how = link.path.kind === "server" ? "the signaling server" : `relay ${link.path.via}`;
-      this.#drop(
-        link,
-        "offer not sent",
-        new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: cannot send the offer through ${how}`),
-      );
-    }
+    this.#sendOrDrop(link, offer, "offer");
+  }
+
+  #sendOrDrop(link: Link, payload: SignalPayload, what: string): void {
+    if (this.#sendSignal(link.path, link.peer, payload)) return;
+    const how = link.path.kind === "server" ? "the signaling server" : `relay ${link.path.via}`;
+    this.#drop(
+      link,
+      `${what} not sent`,
+      new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: cannot send the ${what} through ${how}`),
+    );
   }
 
   #sendSignal(path: SignalPath, to: NodeId, payload: SignalPayload): boolean {
@@ -467,7 +569,8 @@ export class WebRtcTransport implements Transport {
     const v = validateMessage(payload);
     const d: SignalPayload | null = !v.ok
       ? null
-      : isKind(SignalOfferMsg, v.msg) || isKind(SignalAnswerMsg, v.msg) || isKind(SignalRejectMsg, v.msg)
+      : isKind(SignalOfferMsg, v.msg) || isKind(SignalAnswerMsg, v.msg) || isKind(SignalRejectMsg, v.msg) ||
+          isKind(SignalHelloMsg, v.msg) || isKind(SignalChallengeMsg, v.msg)
       ? v.msg
       : null;
     if (!d) {
@@ -479,17 +582,14 @@ export class WebRtcTransport implements Transport {
       return;
     }
     if (d.t === Kind.SignalReject) return this.#onReject(d as SignalReject);
+    if (d.t === Kind.SignalHello || d.t === Kind.SignalChallenge) {
+      return this.#onHelloOrChallenge(d as SignalHello | SignalChallenge, path);
+    }
     const desc = d as Description;
-    const refusal = checkDescription(desc, this.#keys, this.#guard, this.#clock.now());
-    if (refusal) {
-      this.#signalCounters.refused++;
-      this.#signalCounters.lastRefusal = refusal.reason;
-      this.#log.warn("signaling.refused", {
-        peer: from,
-        kind: d.t === Kind.SignalOffer ? "offer" : "answer",
-        reason: refusal.reason,
-      });
-      this.#reject(path, from, desc.nonce, refusal.code, refusal.reason);
+    const now = this.#clock.now();
+    const refusal = checkDescription(desc, this.#keys, this.#guard, now, this.#challenges);
+    if (isRefusal(refusal)) {
+      this.#refuse(path, from, d.t === Kind.SignalOffer ? "offer" : "answer", refusal, desc.nonce);
       // A refused answer also ends our attempt: the answerer cannot be trusted.
       if (d.t === Kind.SignalAnswer) {
         const link = this.#links.get(from);
@@ -503,24 +603,73 @@ export class WebRtcTransport implements Transport {
       }
       return;
     }
-    if (d.t === Kind.SignalOffer) void this.#onOffer(d as SignalOffer, path);
-    else void this.#onAnswer(d as SignalAnswer);
+    if (d.t === Kind.SignalOffer) {
+      const offer = d as SignalOffer;
+      // Our challenge out, its arrival and the offer's departure on their clock, the offer's arrival on ours.
+      this.#offsets.record(from, clockSample(refusal.challengeIssuedMs!, offer.cts, offer.ts, now));
+      void this.#onOffer(offer, path, refusal.key);
+    } else void this.#onAnswer(d as SignalAnswer);
   }
 
-  async #onOffer(offer: SignalOffer, path: SignalPath): Promise<void> {
+  /** A hello (we answer with a challenge) or a challenge (our offer may go out). */
+  #onHelloOrChallenge(m: SignalHello | SignalChallenge, path: SignalPath): void {
+    const checked = checkHelloOrChallenge(m, this.#keys);
+    if ("code" in checked) {
+      const hello = m.t === Kind.SignalHello;
+      return this.#refuse(
+        path,
+        m.from,
+        hello ? "hello" : "challenge",
+        checked,
+        hello ? (m as SignalHello).nonce : undefined,
+      );
+    }
+    const now = this.#clock.now();
+    if (m.t === Kind.SignalHello) {
+      const hello = m as SignalHello;
+      const ch = this.#challenges.issue(hello.from, now);
+      this.#sendSignal(path, hello.from, signChallenge(this.#keys, hello, ch, now, checked.key));
+      return;
+    }
+    const c = m as SignalChallenge;
+    const link = this.#links.get(c.from);
+    const next = link?.next;
+    if (link?.state === "open" && next?.pending && next.nonce === c.re && !next.pending.challenge) {
+      next.pending.challenge = { ch: c.ch, arrivedMs: now };
+      return this.#relinkOfferWhenReady(link);
+    }
+    if (!link || link.state !== "offering" || !link.pending || link.nonce !== c.re || link.pending.challenge) return;
+    this.#offsets.record(c.from, clockSample(link.pending.helloSentMs, c.ts, c.ts, now));
+    link.pending.challenge = { ch: c.ch, arrivedMs: now };
+    this.#offerWhenReady(link);
+  }
+
+  /** Counts and logs a refused signaling message, and answers it along `path` when `re` is given. */
+  #refuse(path: SignalPath, from: NodeId, kind: string, r: Pick<SignalReject, "code" | "reason">, re?: string): void {
+    this.#signalCounters.refused++;
+    this.#signalCounters.lastRefusal = r.reason;
+    this.#log.warn("signaling.refused", { peer: from, kind, reason: r.reason });
+    if (re !== undefined) this.#reject(path, from, re, r.code, r.reason);
+  }
+
+  async #onOffer(offer: SignalOffer, path: SignalPath, key: Uint8Array): Promise<void> {
     const peer = offer.from;
     let link = this.#links.get(peer);
     if (link?.state === "offering" && this.self < peer) {
       // Glare: both sides offered at once; the lower id's offer wins, so ignore theirs.
       return;
     }
+    // The peer renegotiates an open link (it lost the path, or relinks). Members given
+    // STUN/TURN servers answer with a replacement connection and keep the old one until the
+    // new one opens; others drop the old link.
+    if (link?.state === "open" && this.#iceServers.length > 0) return this.#answerRelink(link, offer, path);
     if (link) {
       if (link.state === "open") {
-        // The peer renegotiates (it restarted or lost the link): the old link is gone.
         this.#drop(link, "peer reconnected", new ShoalError("UNREACHABLE", `Connection to ${peer} replaced`));
         link = undefined;
       } else {
         link.state = "answering";
+        link.pending = null;
         link.path = path;
         this.#replacePeer(link);
       }
@@ -547,7 +696,9 @@ export class WebRtcTransport implements Transport {
       return;
     }
     if (link.rtc !== rtc || this.#links.get(peer) !== link) return;
-    const answer = signAnswer(this.#keys, peer, sdp, offer.nonce, this.#clock.now());
+    // Under the secret the offer was signed with (during a rotation, the peer may not know the new one yet).
+    link.key = key;
+    const answer = signAnswer(this.#keys, peer, sdp, offer.nonce, this.#clock.now(), key);
     link.nonce = answer.nonce;
     if (!this.#sendSignal(path, peer, answer)) {
       this.#drop(
@@ -558,8 +709,36 @@ export class WebRtcTransport implements Transport {
     }
   }
 
+  async #answerRelink(link: Link, offer: SignalOffer, path: SignalPath): Promise<void> {
+    if (link.next) {
+      // Glare: both ends relink at once; the lower id's offer wins.
+      if (this.self < link.peer) return;
+      this.#endNext(link, link.next.rtc);
+    }
+    const rtc = this.#startNext(link);
+    let sdp: string;
+    try {
+      sdp = await rtc.acceptOffer(offer.sdp);
+    } catch {
+      return this.#endNext(link, rtc);
+    }
+    if (link.next?.rtc !== rtc) return;
+    const answer = signAnswer(this.#keys, link.peer, sdp, offer.nonce, this.#clock.now());
+    link.next.nonce = answer.nonce;
+    if (!this.#sendSignal(path, link.peer, answer)) this.#endNext(link, rtc);
+  }
+
   async #onAnswer(answer: SignalAnswer): Promise<void> {
     const link = this.#links.get(answer.from);
+    const next = link?.next;
+    if (link?.state === "open" && next && next.nonce === answer.re) {
+      try {
+        await next.rtc.acceptAnswer(answer.sdp);
+      } catch {
+        this.#endNext(link, next.rtc);
+      }
+      return;
+    }
     if (!link || link.state !== "offering" || link.nonce !== answer.re) return; // stale
     const rtc = link.rtc;
     try {
@@ -579,6 +758,13 @@ export class WebRtcTransport implements Transport {
     if (r.to !== this.self) return;
     for (const link of this.#links.values()) {
       if (link.state !== "open" && link.nonce === r.re) {
+        const previous = this.#keys.previousKey;
+        if (r.code === "AUTH_FAILED" && link.pending && previous && link.key !== previous) {
+          // A secret rotation in progress: the peer may know only the previous secret.
+          link.key = previous;
+          this.#sendHello(link);
+          return;
+        }
         this.#log.warn("signaling.rejected", { peer: link.peer, code: r.code, reason: r.reason });
         this.#drop(link, "rejected", new ShoalError(r.code, `Cannot connect to ${link.peer}: ${r.reason}`));
         return;
@@ -594,25 +780,9 @@ export class WebRtcTransport implements Transport {
     // Forward for others, only along a direct link.
     const next = this.#links.get(m.to);
     if (next?.state !== "open") {
-      const d = validateMessage(m.d);
-      if (d.ok && d.msg.t !== Kind.SignalReject && typeof d.msg.nonce === "string") {
-        const back = this.#links.get(from);
-        if (back?.state === "open") {
-          this.#enqueue(back, {
-            t: Kind.SignalRelay,
-            from: m.to,
-            to: m.from,
-            d: {
-              t: Kind.SignalReject,
-              from: m.to,
-              to: m.from,
-              re: d.msg.nonce,
-              code: "UNREACHABLE",
-              reason: `relay ${this.self} has no link to ${m.to}`,
-            },
-          });
-        }
-      }
+      const back = this.#links.get(from);
+      const reply = unreachableReply(m, this.self);
+      if (reply && back?.state === "open") this.#enqueue(back, reply);
       this.#stats.droppedNoRoute++;
       return;
     }
@@ -670,6 +840,7 @@ export class WebRtcTransport implements Transport {
 
   #flush(link: Link): void {
     if (link.state !== "open" || this.#links.get(link.peer) !== link) return;
+    if (link.next && link.rtc.closed) return; // frames wait for the replacement connection
     while (link.queue.length > 0) {
       if (link.rtc.bufferedAmount >= this.#maxBufferedBytes) {
         link.waitingLow = true;

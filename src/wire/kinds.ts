@@ -27,6 +27,8 @@ export const Kind = {
   SignalAnswer: 21,
   SignalReject: 22,
   SignalRelay: 23,
+  SignalHello: 24,
+  SignalChallenge: 25,
   // cluster 40–79
   ClusterJoinRequest: 40,
   ClusterJoinForward: 41,
@@ -50,6 +52,8 @@ export const Kind = {
   ClusterMergeAccepted: 59,
   ClusterMergeRefused: 60,
   ClusterMergeInto: 61,
+  ClusterLeasePing: 62,
+  ClusterLeaseAck: 63,
   // partition 80–99
   PartitionTablePush: 80,
   PartitionTableVersion: 81,
