@@ -117,6 +117,8 @@ export function copiesNeeded(viewers: ImapSimNode[], backupCount: number): numbe
   const master = viewers.find((n) => n.m.isMaster()) ?? viewers[0];
   const data = master ? master.m.members().filter((m) => !m.lite).length : 1;
   return Math.min(backupCount + 1, Math.max(1, data));
+}
+
 export interface SimLoadOptions {
   /** The map the clients use. */
   map: string;
