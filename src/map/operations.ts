@@ -29,6 +29,11 @@ export const OpCode = {
   Destroy: 16,
   /** Split-brain merge: entries of the smaller side, applied by policy (see merge_policy.ts). */
   MergeEntries: 17,
+  // 40–41: entry processors (entry_processor.ts); 18–39 are left to other map features.
+  /** Runs a registered processor on one key (body: m, k, pr = name, pa = CBOR argument). */
+  ExecuteOnKey: 40,
+  /** Runs a registered processor on each of `ks`; `po`: skip absent keys (executeOnEntries). */
+  ExecuteOnKeys: 41,
 } as const;
 export type OpCodeNumber = (typeof OpCode)[keyof typeof OpCode];
 
@@ -47,6 +52,8 @@ const WRITES = new Set<number>([
   OpCode.Clear,
   OpCode.Destroy,
   OpCode.MergeEntries,
+  OpCode.ExecuteOnKey,
+  OpCode.ExecuteOnKeys,
 ]);
 
 /** Whether an op may change state (and so needs a call id, backups and dedupe). */
@@ -86,6 +93,14 @@ const schemas: Record<number, z.ZodType> = {
     pol: w.uint().min(1).max(2),
     es: w.list(z.tuple([m, w.bytes(), w.bytes(), w.uint()]), MAX_BATCH),
   }),
+  [OpCode.ExecuteOnKey]: z.object({ m, k, pr: w.str(64), pa: w.bytes().optional() }),
+  [OpCode.ExecuteOnKeys]: z.object({
+    m,
+    ks: w.list(w.bytes(), MAX_BATCH),
+    pr: w.str(64),
+    pa: w.bytes().optional(),
+    po: z.boolean().optional(),
+  }),
 };
 
 export interface OpBody {
@@ -100,6 +115,10 @@ export interface OpBody {
   /** MergeEntries: policy code and [map, key, value, updatedAt] per entry. */
   pol?: number;
   es?: [string, Uint8Array, Uint8Array, number][];
+  /** ExecuteOnKey(s): processor name, its CBOR argument, present keys only. */
+  pr?: string;
+  pa?: Uint8Array;
+  po?: boolean;
 }
 
 /** Validates an op body from the network. @returns null when invalid */
