@@ -1,9 +1,7 @@
 /** Node configuration: the options of `startNode()`, mirrored by CLI flags and SHOAL_* env vars. */
-export interface IceServer {
-  urls: string;
-  username?: string;
-  credential?: string;
-}
+import type { IceServer } from "./transport/ice_server.ts";
+
+export type { IceServer };
 
 export interface NodeOptions {
   /** Human name for logs and the dashboard. @default a short random name */

@@ -86,7 +86,7 @@ export class Node implements ShoalNode {
     });
     this.router = new MessageRouter(this.transport);
     this.router.onHandlerError = (kind, err) =>
-      log.error("handler failed", { kind, error: String((err as Error)?.stack ?? err) });
+      log.error("node.handler.failed", { kind, error: String((err as Error)?.stack ?? err) });
     this.membership = new Membership({
       self: id,
       transport: this.transport,
@@ -133,10 +133,10 @@ export class Node implements ShoalNode {
     this.membership.subscribe((e) => {
       if (e.type === "masterChanged") {
         this.#masterChanges++;
-        log.info("master changed", { master: e.master, previous: e.previous, epoch: e.epoch });
-      } else if (e.type === "memberAdded") log.info("member added", { id: e.member.id, name: e.member.name });
+        log.info("node.master.changed", { master: e.master, previous: e.previous, epoch: e.epoch });
+      } else if (e.type === "memberAdded") log.info("node.member.added", { id: e.member.id, name: e.member.name });
       else if (e.type === "memberRemoved") {
-        log.info("member removed", { id: e.member.id, name: e.member.name, reason: e.reason });
+        log.info("node.member.removed", { id: e.member.id, name: e.member.name, reason: e.reason });
       }
     });
   }
@@ -196,7 +196,10 @@ export class Node implements ShoalNode {
     for (const c of this.#signaling) c.onPeers((peers) => this.membership.addCandidates(peers));
     await this.membership.start(seeds);
     this.jobs.start();
-    this.log.info("joined", { master: this.membership.master(), members: this.membership.members().length });
+    this.log.info("node.cluster.joined", {
+      master: this.membership.master(),
+      members: this.membership.members().length,
+    });
   }
 
   async #openSignaling(url: string, timeoutMs: number): Promise<SignalingClient> {
@@ -256,7 +259,7 @@ export class Node implements ShoalNode {
     return {
       masterChanges: this.#masterChanges,
       operations,
-      maps: this.grid.localMaps().map((m) => ({ name: m.name, primaryEntries: m.size, backupEntries: 0 })),
+      maps: this.grid.localMapEntries(),
       replication: { ...this.grid.maps.counters },
     };
   }
@@ -270,7 +273,7 @@ export class Node implements ShoalNode {
     try {
       if (this.membership.joined && this.membership.members().length > 1) {
         await this.grid.migrateAway().catch((err) =>
-          this.log.warn("migration on shutdown incomplete", { error: String(err) })
+          this.log.warn("node.shutdown.migration_incomplete", { error: String(err) })
         );
       }
       await this.membership.leave();

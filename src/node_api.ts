@@ -4,38 +4,11 @@
  */
 import type { ClusterView } from "./cluster/view.ts";
 import type { IMap } from "./map/imap.ts";
+import type { MapLocalStats, PartitionSummary } from "./map/summary.ts";
+import type { PartitionReplicaInfo } from "./partition/summary.ts";
 import type { NodeId, TransportStats } from "./transport/transport.ts";
 
-export interface PartitionReplicaInfo {
-  partition: number;
-  /** replicas[0] is the primary, then sync backups in rank order, then async backups. */
-  replicas: NodeId[];
-  /** Ownership epoch: increases whenever the primary changes. */
-  epoch: number;
-  /** Target replicas of an in-flight migration, if any. */
-  migratingTo?: NodeId[];
-}
-
-export interface PartitionSummary {
-  count: number;
-  version: number;
-  /** Primary partitions per member. */
-  owners: Record<NodeId, number>;
-  /** Sum over partitions of (wanted replicas − live replicas). */
-  replicasMissing: number;
-  /** Partitions with a migration in flight. */
-  migrating: number;
-  /**
-   * Partitions whose every replica died before re-replication completed, as counted by
-   * this member while it was master (more failures than `backupCount`: their data is gone).
-   */
-  lost: number;
-  /**
-   * Partitions this member became primary of while no live replica held their history
-   * (`map.partition.data_lost` in the log). 0 unless more than `backupCount` copies failed.
-   */
-  dataLoss: number;
-}
+export type { MapLocalStats, PartitionReplicaInfo, PartitionSummary };
 
 export interface LinkInfo {
   peer: NodeId;
@@ -63,13 +36,6 @@ export interface OperationStats {
   count: number;
   errors: number;
   latency: LatencyHistogram;
-}
-
-/** Entries of one map held on this member. */
-export interface MapLocalStats {
-  name: string;
-  primaryEntries: number;
-  backupEntries: number;
 }
 
 /** Jobs and tasks per state, as seen in the job maps. */

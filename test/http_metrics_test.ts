@@ -1,6 +1,7 @@
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { toSecondsBuckets } from "../src/http/metrics.ts";
 import { renderPrometheus } from "../src/http/prometheus.ts";
+import { killAll, type Member, startMember, until } from "./support/cluster.ts";
 
 describe("Prometheus text format", () => {
   test("renders HELP, TYPE and samples with escaped labels", () => {
@@ -57,4 +58,61 @@ describe("Prometheus text format", () => {
       renderPrometheus([{ name: "ok", help: "", type: "gauge", samples: [{ labels: { "bad-label": "x" }, value: 1 }] }])
     ).toThrow(RangeError);
   });
+});
+
+describe("shoal_map_entries on real members", () => {
+  afterAll(() => killAll());
+
+  /** The value of `shoal_map_entries{map, role}` in a member's /metrics (0 when absent). */
+  async function entries(m: Member, map: string, role: "primary" | "backup"): Promise<number> {
+    const text = await (await m.get("/metrics")).text();
+    const prefix = `shoal_map_entries{map="${map}",role="${role}"} `;
+    const line = text.split("\n").find((l) => l.startsWith(prefix));
+    return line ? Number(line.slice(prefix.length)) : 0;
+  }
+
+  test("each member reports the entries it holds as primary and as backup (Bun and Deno)", async () => {
+    const a = await startMember({ name: "a", runtime: "bun", args: ["--partition-count", "31"] });
+    const b = await startMember({ name: "b", runtime: "deno", join: a.url, args: ["--partition-count", "31"] });
+    await until(
+      async () => {
+        const vs = await Promise.all([a, b].map((m) => m.json("/cluster")));
+        return vs.every((v) =>
+            v.members.length === 2 && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0
+          )
+          ? true
+          : undefined;
+      },
+      60_000,
+      "2 members with full replicas",
+    );
+    const KEYS = 40;
+    for (let i = 0; i < KEYS; i++) {
+      const r = await fetch(`${[a, b][i % 2].url}/maps/m/k${i}`, {
+        method: "PUT",
+        body: JSON.stringify(i),
+        headers: { "content-type": "application/json" },
+      });
+      expect(r.status).toBe(200);
+    }
+    // backupCount 1 on two members: every key is held once as primary and once as backup,
+    // and each member backs up the other's primaries.
+    const per = await until(
+      async () => {
+        const counts = await Promise.all(
+          [a, b].map(async (m) => ({
+            primary: await entries(m, "m", "primary"),
+            backup: await entries(m, "m", "backup"),
+          })),
+        );
+        const sum = (k: "primary" | "backup") => counts.reduce((n, c) => n + c[k], 0);
+        return sum("primary") === KEYS && sum("backup") === KEYS ? counts : undefined;
+      },
+      30_000,
+      "every key counted once as primary and once as backup",
+    );
+    expect(per[0].backup).toBe(per[1].primary);
+    expect(per[1].backup).toBe(per[0].primary);
+    expect(per.every((c) => c.backup > 0)).toBe(true);
+  }, 120_000);
 });

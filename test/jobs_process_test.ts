@@ -142,9 +142,9 @@ function logTimeline(m: Member, sinceMs: number): string {
     const at = Date.parse(String(rec.ts)) - sinceMs;
     if (!(at >= 0)) continue;
     if (rec.event === "cluster.member.dead") out.push(`member dead +${at} ms`);
-    else if (rec.event === "coordinator took over") {
+    else if (rec.event === "jobs.coordinator.took_over") {
       out.push(`took over (term ${rec.term}, ${rec.jobs} jobs) +${at} ms`);
-    } else if (rec.event === "task restart") {
+    } else if (rec.event === "jobs.task.restarted") {
       out.push(`restart ${String(rec.task).slice(String(rec.task).indexOf("/") - 3)} +${at} ms`);
     }
   }

@@ -78,6 +78,12 @@ describe("replicated IMap", () => {
     expect(await h.until(b.grid.getMap("m").get("k7"))).toBe(7);
     expect(await h.until(c.grid.getMap("m").size())).toBe(50);
     expect(lite.grid.maps.debugReplicas().length).toBe(0);
+    // Each member counts its primary and its backup copies: 50 entries, each held 3 times.
+    const held = [a, b, c].map((mem) => mem.grid.localMapEntries().find((x) => x.name === "m")!);
+    expect(held.reduce((n, x) => n + x.primaryEntries, 0)).toBe(50);
+    expect(held.reduce((n, x) => n + x.backupEntries, 0)).toBe(100);
+    expect(held.every((x) => x.backupEntries > 0)).toBe(true);
+    expect(lite.grid.localMapEntries()).toEqual([]);
     expect(h.handlerErrors).toEqual([]);
     h.stop();
   });

@@ -78,6 +78,24 @@ describe("IMap across processes", () => {
     expect(failed).toEqual([]);
     expect(acked.size).toBe(KEYS);
 
+    // Every member reports the entries it holds as primary and as backup (backupCount 1):
+    // across the cluster, each key once as primary and once as backup.
+    const entries = async (m: Member, role: string): Promise<number> => {
+      const text = await (await m.get("/metrics")).text();
+      const line = text.split("\n").find((l) => l.startsWith(`shoal_map_entries{map="data",role="${role}"} `));
+      return line ? Number(line.split(" ")[1]) : 0;
+    };
+    const held = await until(
+      async () => {
+        const per = await Promise.all(all.map(async (m) => [await entries(m, "primary"), await entries(m, "backup")]));
+        const sum = (i: number) => per.reduce((n, x) => n + x[i], 0);
+        return sum(0) === KEYS && sum(1) === KEYS ? per : undefined;
+      },
+      30_000,
+      "shoal_map_entries to count every key once as primary and once as backup",
+    );
+    expect(held.every(([, backup]) => backup > 0)).toBe(true);
+
     // kill -9 the master (a, the oldest); wait for promotion and re-replication.
     note("kill -9 a (master)");
     a.kill9();

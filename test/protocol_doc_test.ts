@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { Kind, KindRanges } from "../src/wire/kinds.ts";
 
 // Every message kind in the code is documented in PROTOCOL.md with its number, and every
@@ -18,4 +18,28 @@ test("kind numbers are unique and inside a layer range", () => {
   const nums = Object.values(Kind) as number[];
   expect(new Set(nums).size).toBe(nums.length);
   for (const n of nums) expect(Object.values(KindRanges).some(([lo, hi]) => n >= lo && n <= hi)).toBe(true);
+});
+
+// PROTOCOL.md is the one copy of the kind tables: no other document repeats a kind's row.
+test("no other document copies PROTOCOL.md's kind tables", () => {
+  const docs = [
+    "README.md",
+    "ARCHITECTURE.md",
+    "SECURITY.md",
+    ...readdirSync(new URL("../docs", import.meta.url))
+      .filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`),
+  ];
+  const copies: string[] = [];
+  for (const file of docs) {
+    let text: string;
+    try {
+      text = readFileSync(new URL(`../${file}`, import.meta.url), "utf8");
+    } catch {
+      continue;
+    }
+    for (const [name, num] of Object.entries(Kind)) {
+      if (new RegExp(`\\|\\s*${num}\\s*\\|\\s*\`?${name}\`?\\s*\\|`).test(text)) copies.push(`${file}: ${num} ${name}`);
+    }
+  }
+  expect(copies).toEqual([]);
 });

@@ -114,7 +114,9 @@ async function webrtcHarness(): Promise<Harness> {
       while (!pred() && Date.now() < end) await sleep(5);
       if (!pred()) throw new Error(`timed out waiting for ${what}`);
     },
-    pass: (ms) => sleep(ms),
+    pass: async (ms) => {
+      await sleep(ms);
+    },
     inject(from, to, bytes) {
       if (!t[from].sendRawFrame(to, bytes)) throw new Error(`cannot inject on ${from}→${to}`);
     },
@@ -256,6 +258,21 @@ function conformance(name: string, factory: Factory) {
       expect(t.b.stats().droppedInvalid - before).toBe(bad.length);
       expect(rec.b.seqsFrom("a")).toEqual([42]);
       expect(t.a.isLinked("b")).toBe(true);
+    });
+
+    test("a Forward carrying a Forward or a Chunk is dropped and counted at its destination", async () => {
+      const { t, rec, run, until, inject } = await setup();
+      await run(t.a.connect("b"));
+      const chunk = { t: Kind.Chunk, id: 1, i: 0, n: 2, data: new Uint8Array(8) };
+      const nested = { t: Kind.Forward, from: "a", to: "b", ttl: 1, m: echo(4) };
+      const before = t.b.stats().droppedInvalid;
+      inject("a", "b", encodeValue([1, [{ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: chunk }]]));
+      inject("a", "b", encodeValue([1, [{ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: nested }]]));
+      inject("a", "b", encodeValue([1, [{ t: Kind.Forward, from: "a", to: "b", ttl: 1, m: echo(5) }]]));
+      await until(() => rec.b.seqsFrom("a").includes(5), "the valid forwarded message");
+      expect(t.b.stats().droppedInvalid - before).toBe(2);
+      expect(rec.b.seqsFrom("a")).toEqual([5]);
+      expect(rec.b.msgs.some((m) => m.msg.t === Kind.Chunk || m.msg.t === Kind.Forward)).toBe(false);
     });
 
     test("disconnect closes the link on both ends", async () => {

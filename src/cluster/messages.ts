@@ -2,7 +2,7 @@
  * Cluster-layer message kinds (40–79): join, SWIM probes and gossip, member-list
  * publication, view collection by a new master, relay routes and split-brain merge.
  * Every message from the network is validated against these schemas before the
- * membership state machine sees it (see docs/protocol_cluster.md for the field meanings).
+ * membership state machine sees it (see PROTOCOL.md, "Cluster membership", for the field meanings).
  */
 import { z } from "zod";
 import { Kind } from "../wire/kinds.ts";

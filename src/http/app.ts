@@ -77,7 +77,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
 
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();
-    opts.logger?.error("http-error", {
+    opts.logger?.error("http.request.failed", {
       method: c.req.method,
       path: c.req.path,
       error: String((err as Error)?.message ?? err),
@@ -122,7 +122,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
       text = renderPrometheus(families);
     } catch (err) {
       // A malformed family is a bug on our side, not a bad request.
-      opts.logger?.error("metrics-error", { error: String((err as Error)?.message ?? err) });
+      opts.logger?.error("http.metrics.failed", { error: String((err as Error)?.message ?? err) });
       return jsonError(c, 500, "Cannot render metrics", "INTERNAL");
     }
     return c.body(text, 200, { "Content-Type": prometheusContentType });

@@ -17,8 +17,15 @@ import type { Random } from "../core/random.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import type { Message } from "../wire/message.ts";
-import "./messages.ts";
+import {
+  InvokeBackupAckMsg,
+  type InvokeRequest,
+  InvokeRequestMsg,
+  type InvokeResponse,
+  InvokeResponseMsg,
+} from "./messages.ts";
+
+export type { InvokeRequest } from "./messages.ts";
 
 export interface InvokerConfig {
   /** Wait this long for an answer before retrying. @default 2000 */
@@ -36,19 +43,6 @@ export interface InvokerConfig {
    * primary again (same call id: answered once the primary saw the acks). @default 300
    */
   backupAckWaitMs?: number;
-}
-
-/** A request as the serving side sees it. */
-export interface InvokeRequest {
-  /** Call id. */
-  c: string;
-  /** Attempt number. */
-  a: number;
-  p: number;
-  /** Ownership epoch in the caller's table. */
-  e: number;
-  op: number;
-  b: unknown;
 }
 
 /**
@@ -121,9 +115,9 @@ export class Invoker {
     };
     // Unique across restarts of the same member id.
     this.#prefix = `${opts.self}/${opts.rng.id(8)}/`;
-    opts.router.on(Kind.InvokeRequest, (from, msg) => this.#onRequest(from, msg));
-    opts.router.on(Kind.InvokeResponse, (from, msg) => this.#onResponse(from, msg));
-    opts.router.on(Kind.InvokeBackupAck, (from, msg) => this.onBackupAcks(from, msg.pr as NodeId, msg.cs as string[]));
+    opts.router.on(InvokeRequestMsg, (from, msg) => this.#serve(from, msg));
+    opts.router.on(InvokeResponseMsg, (from, msg) => this.#onResponse(from, msg));
+    opts.router.on(InvokeBackupAckMsg, (from, msg) => this.onBackupAcks(from, msg.pr, msg.cs));
     const unView = opts.view.subscribe((e) => {
       if (e.type === "memberRemoved") {
         for (const c of this.#calls.values()) {
@@ -287,14 +281,10 @@ export class Invoker {
     }
   }
 
-  #onRequest(from: NodeId, msg: Message): void {
-    this.#serve(from, msg as unknown as InvokeRequest);
-  }
-
   #serve(from: NodeId, req: InvokeRequest): void {
     if (this.#stopped) return;
     const reply: Reply = (status, result, message, backups) => {
-      const m: Message = { t: Kind.InvokeResponse, c: req.c, a: req.a, s: status, r: result ?? null };
+      const m: InvokeResponse = { t: Kind.InvokeResponse, c: req.c, a: req.a, s: status, r: result ?? null };
       if (message) m.msg = message.slice(0, 512);
       if (backups && backups.length > 0) m.bk = backups;
       if (from === this.#self) this.#onResponse(this.#self, m);
@@ -305,13 +295,12 @@ export class Invoker {
     this.#server(from, req, reply);
   }
 
-  #onResponse(primary: NodeId, msg: Message): void {
-    const c = this.#calls.get(msg.c as string);
+  #onResponse(primary: NodeId, msg: InvokeResponse): void {
+    const c = this.#calls.get(msg.c);
     if (!c) return;
-    const status = msg.s as string;
+    const status = msg.s;
     if (status === "ok") {
-      const bk = msg.bk as NodeId[] | undefined;
-      const from = new Set((bk ?? []).filter((id) => !c.early?.some(([b, p]) => b === id && p === primary)));
+      const from = new Set((msg.bk ?? []).filter((id) => !c.early?.some(([b, p]) => b === id && p === primary)));
       if (from.size === 0) {
         this.#finish(c);
         c.resolve(msg.r);
@@ -339,6 +328,6 @@ export class Invoker {
     }
     this.#finish(c);
     const code = status as ShoalErrorCode;
-    c.reject(new ShoalError(code, (msg.msg as string | undefined) ?? `Call to partition ${c.p} failed: ${code}`));
+    c.reject(new ShoalError(code, msg.msg ?? `Call to partition ${c.p} failed: ${code}`));
   }
 }

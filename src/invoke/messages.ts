@@ -1,4 +1,5 @@
 /** Invocation-layer message kinds (140–159): a call to a partition's primary and its answer. */
+import type { z } from "zod";
 import { Kind } from "../wire/kinds.ts";
 import { defineMessage, w } from "../wire/message.ts";
 
@@ -35,3 +36,7 @@ export const InvokeBackupAckMsg = defineMessage(Kind.InvokeBackupAck, "InvokeBac
   pr: w.id(),
   cs: w.list(w.str(256), 4096),
 });
+
+/** A request as the serving side sees it: call id `c`, attempt `a`, epoch `e` in the caller's table. */
+export type InvokeRequest = Omit<z.infer<typeof InvokeRequestMsg>, "t">;
+export type InvokeResponse = z.infer<typeof InvokeResponseMsg>;

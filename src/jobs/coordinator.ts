@@ -211,7 +211,7 @@ export class Coordinator {
               `coordinator ${cur.member} holds master epoch ${cur.epoch} > ${epoch}`,
             );
           }
-          this.opts.log.warn("claiming the coordinator record of a member that is no longer master", {
+          this.opts.log.warn("jobs.coordinator.claimed_from_former_master", {
             member: cur.member,
             term: cur.term,
             epoch: cur.epoch,
@@ -256,7 +256,7 @@ export class Coordinator {
       this.#scans = 0;
       this.#lastFenceAt = clock.now();
       this.stats.takeovers++;
-      log.info("coordinator took over", {
+      log.info("jobs.coordinator.took_over", {
         term: this.#term,
         epoch,
         jobs: this.#jobs.size,
@@ -264,7 +264,7 @@ export class Coordinator {
       });
       this.#kick();
     } catch (err) {
-      log.warn("coordinator takeover failed", { error: (err as Error).message });
+      log.warn("jobs.coordinator.takeover_failed", { error: (err as Error).message });
       this.#jobs.clear();
       // Try again while still master.
       if (!this.#stopped && view.isMaster()) clock.setTimer(500, () => void this.takeover());
@@ -282,7 +282,7 @@ export class Coordinator {
     this.#events = [];
     this.#timer?.cancel();
     this.stats.deposed++;
-    this.opts.log.info("coordinator deposed", { term: this.#term, reason });
+    this.opts.log.info("jobs.coordinator.deposed", { term: this.#term, reason });
   }
 
   stop(): void {
@@ -330,7 +330,7 @@ export class Coordinator {
         this.#scanning = true;
         const term = this.#term;
         void this.#scan(term, this.#scans++ % 5 === 0).catch((err) =>
-          log.warn("coordinator scan failed", { error: (err as Error).message })
+          log.warn("jobs.coordinator.scan_failed", { error: (err as Error).message })
         ).finally(() => {
           this.#scanning = false;
           this.#lastScanAt = clock.now();
@@ -342,7 +342,7 @@ export class Coordinator {
       }
     } catch (err) {
       if (err instanceof StateWriteRejected && err.code === "STALE_EPOCH") this.depose(err.message);
-      else log.warn("coordinator tick failed", { error: (err as Error).message });
+      else log.warn("jobs.coordinator.tick_failed", { error: (err as Error).message });
     } finally {
       this.#ticking = false;
       this.#scheduleTick();
@@ -378,7 +378,7 @@ export class Coordinator {
     job.state = await this.#writeState(jobStateKey(job.id), job.state, to, checkJobWrite, extra);
     const pid = job.entry.plan.pipelines[0].id;
     job.pipeline = await this.#writeState(pipelineStateKey(pid), job.pipeline, to, checkJobWrite, extra);
-    this.opts.log.info("job state", { job: job.id, state: to, ...(error ? { error } : {}) });
+    this.opts.log.info("jobs.job.state", { job: job.id, state: to, ...(error ? { error } : {}) });
   }
 
   async #setTask(t: TaskRt, to: TaskStatus, extra: Partial<TaskStateRecord> = {}): Promise<void> {
@@ -442,7 +442,7 @@ export class Coordinator {
     if (!entry) return;
     const plan = buildPlan(jobId, entry.definition);
     if (!sameValue(plan, entry.plan)) {
-      this.opts.log.warn("stored plan differs from the rebuilt one; using the rebuilt plan", { job: jobId });
+      this.opts.log.warn("jobs.job.plan_rebuilt", { job: jobId });
     }
     entry.plan = plan;
     const now = this.opts.clock.now();
@@ -457,7 +457,7 @@ export class Coordinator {
       // Submit writes every state record before the entry: an entry without its state means
       // the grid lost data (every replica of a partition died). Running it could repeat a
       // finished job, so leave it alone.
-      warn("job entry without a state record (state lost?): not resuming it", { job: jobId });
+      warn("jobs.job.state_missing", { job: jobId });
       return;
     }
     if (isJobTerminal(cur.state)) {
@@ -481,7 +481,7 @@ export class Coordinator {
       return { tp, st, asg };
     });
     if (loaded.some((x) => x === undefined)) {
-      warn("job without all its task state records (state lost?): not resuming it", { job: jobId });
+      warn("jobs.job.task_states_missing", { job: jobId });
       return;
     }
     const [pipeline, cancel] = await Promise.all([pipelineP, cancelP]);
@@ -612,7 +612,7 @@ export class Coordinator {
     if (!this.opts.view.member(from)) return;
     let w = this.#workers.get(from);
     if (!w || w.workerId !== msg.workerId) {
-      if (w) this.opts.log.info("worker restarted", { member: from, old: w.workerId, now: msg.workerId });
+      if (w) this.opts.log.info("jobs.worker.restarted", { member: from, old: w.workerId, now: msg.workerId });
       w = { member: from, workerId: msg.workerId, total: msg.slots, tasks: new Set() };
       this.#workers.set(from, w);
     }
@@ -714,7 +714,7 @@ export class Coordinator {
       ) {
         t.verified = true;
         this.stats.reattached++;
-        this.opts.log.info("task re-attached", { task: t.plan.id, attempt: r.attempt, worker: from });
+        this.opts.log.info("jobs.task.reattached", { task: t.plan.id, attempt: r.attempt, worker: from });
       } else {
         const w = this.#releaseSlot(t);
         await this.#restart(job, t, `worker ${from} no longer runs the task`);
@@ -767,7 +767,7 @@ export class Coordinator {
       return;
     }
     this.stats.restarts++;
-    this.opts.log.info("task restart", { task: t.plan.id, attempt: attempt + 1, reason });
+    this.opts.log.info("jobs.task.restarted", { task: t.plan.id, attempt: attempt + 1, reason });
     await this.#setTask(t, "CREATED", { attempt: attempt + 1, worker: undefined, error: undefined });
   }
 

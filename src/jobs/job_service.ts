@@ -239,9 +239,9 @@ export class JobService {
       if (ids.includes(jobId) || ids.length >= maxIndexedJobs) return undefined;
       return { ids: [...ids, jobId] };
     }, this.#retry()).catch((err) =>
-      this.opts.log.warn("cannot index job", { job: jobId, error: (err as Error).message })
+      this.opts.log.warn("jobs.job.index_failed", { job: jobId, error: (err as Error).message })
     );
-    this.opts.log.info("job submitted", { job: jobId, name: def.name, parallelism: def.parallelism });
+    this.opts.log.info("jobs.job.submitted", { job: jobId, name: def.name, parallelism: def.parallelism });
     this.#notify(jobId, "submitted");
     return jobId;
   }

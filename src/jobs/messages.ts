@@ -1,6 +1,6 @@
 /**
  * Job-layer wire messages (kinds 160–199), between workers and the coordinator. Every
- * message is validated against these schemas before a handler sees it. docs/protocol_jobs.md
+ * message is validated against these schemas before a handler sees it. PROTOCOL.md ("Jobs")
  * describes each kind.
  */
 import { z } from "zod";

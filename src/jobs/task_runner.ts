@@ -72,7 +72,7 @@ export class TaskRunner {
       };
     }
     const msg = err instanceof Error ? err.message : String(err);
-    this.opts.log.warn("task failed", { task: this.task.id, attempt: this.attempt, error: msg });
+    this.opts.log.warn("jobs.task.failed", { task: this.task.id, attempt: this.attempt, error: msg });
     return {
       state: "FAILED",
       error: msg.slice(0, 1900),

@@ -7,7 +7,6 @@
 import type { Timer } from "../core/clock.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import type { Message } from "../wire/message.ts";
 import type { ConnectorRegistry } from "./connector_registry.ts";
 import type { JobDeps } from "./job_deps.ts";
 import { type JobEntry, JobMaps } from "./map_names.ts";
@@ -106,7 +105,7 @@ export class Worker {
     if (this.#helloAckedBy !== master) {
       this.opts.send(master, { t: Kind.JobWorkerHello, workerId: this.workerId, slots: this.opts.slots });
     }
-    for (const r of this.#reports.values()) this.opts.send(master, r as unknown as Message);
+    for (const r of this.#reports.values()) this.opts.send(master, r);
   }
 
   onHelloAck(from: NodeId, msg: JobWorkerHelloAck): void {
@@ -188,7 +187,7 @@ export class Worker {
       this.#acked.delete(msg.taskId);
       this.#keepReport(report);
       const master = this.opts.view.master();
-      if (master) this.opts.send(master, report as unknown as Message);
+      if (master) this.opts.send(master, report);
     });
   }
 
@@ -249,7 +248,7 @@ export class Worker {
         rep = acked;
         this.#acked.delete(taskId);
         this.#keepReport(rep);
-        this.opts.send(from, rep as unknown as Message);
+        this.opts.send(from, rep);
       }
       tasks.push(rep ? { taskId, attempt: rep.attempt, status: "done" } : { taskId, attempt: 0, status: "unknown" });
     }

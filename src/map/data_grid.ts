@@ -4,13 +4,14 @@
  */
 import type { ServiceDeps } from "../cluster/service_deps.ts";
 import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
-import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
 import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
+import type { PartitionReplicaInfo } from "../partition/summary.ts";
 import type { IMap } from "./imap.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
 import { checkMergePolicy, type MergePolicyName } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
 import type { MapOpStats } from "./map_stats.ts";
+import type { MapLocalStats, PartitionSummary } from "./summary.ts";
 
 export interface DataGridConfig extends PartitionConfig {
   invoke?: InvokerConfig;
@@ -84,6 +85,11 @@ export class DataGrid {
   /** Names and sizes of the maps this member is primary for (its share). */
   localMaps(): Array<{ name: string; size: number }> {
     return this.maps.localMaps();
+  }
+
+  /** Entries per map this member holds, as primary and as backup. */
+  localMapEntries(): MapLocalStats[] {
+    return this.maps.localMapEntries();
   }
 
   /** Per-map op counters and latency histograms measured on this member. */

@@ -9,7 +9,7 @@
  * - `discard`: the larger cluster wins; nothing of the smaller side is merged.
  *
  * No policy can see deletions: a map keeps no tombstones, so a key removed on one side
- * during the split is indistinguishable from one never written there (see docs/map_design.md).
+ * during the split is indistinguishable from one never written there (see ARCHITECTURE.md, "Split-brain merge of data").
  */
 
 /** Names accepted in the `mergePolicy` setting. */

@@ -104,3 +104,12 @@ export const MapSnapshotAckMsg = defineMessage(Kind.MapSnapshotAck, "MapSnapshot
   sid: w.uint(),
   i: w.uint(),
 });
+
+export type MapBackupOps = z.infer<typeof MapBackupOpsMsg>;
+export type MapBackupAck = z.infer<typeof MapBackupAckMsg>;
+/** One partition's item of a MapSyncCheck. */
+export type CheckItem = z.infer<typeof MapSyncCheckMsg>["items"][number];
+/** One partition's item of a MapSyncPull. */
+export type PullItem = z.infer<typeof MapSyncPullMsg>["items"][number];
+export type MapSnapshotChunk = z.infer<typeof MapSnapshotChunkMsg>;
+export type MapSnapshotAck = z.infer<typeof MapSnapshotAckMsg>;

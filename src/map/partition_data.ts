@@ -5,6 +5,7 @@
  * retry reaching a new primary is answered, not applied again), and a bounded log of recent
  * writes (to re-ship to a backup that missed some).
  */
+import { assert } from "../core/errors.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 
@@ -133,9 +134,8 @@ export class PartitionData {
 
   /** Applies the next write (seq must be this.seq + 1). */
   applyEntry(entry: LogEntry): void {
-    if (entry.seq !== this.seq + 1) {
-      throw new Error(`Assertion failed: partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
-    }
+    // Callers guard first (a backup pulls on a gap); applying out of order is a bug.
+    assert(entry.seq === this.seq + 1, `partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
     for (const e of entry.e) this.applyEffect(e);
     this.seq = entry.seq;
     if (entry.c !== undefined) {

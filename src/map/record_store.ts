@@ -20,7 +20,8 @@ export interface MapRecord {
 export function keyId(bytes: Uint8Array): string {
   let s = "";
   for (let i = 0; i < bytes.length; i += 8192) {
-    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
+    // apply takes the bytes as an array-like directly (a spread would iterate them).
+    s += Reflect.apply(String.fromCharCode, null, bytes.subarray(i, i + 8192));
   }
   return s;
 }

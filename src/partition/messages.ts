@@ -13,6 +13,7 @@ const table = {
   members: w.list(w.id(), MAX_MEMBERS),
   rows: w.list(w.list(w.uint().max(MAX_MEMBERS), 7), MAX_PARTITIONS),
   epochs: w.list(w.uint(), MAX_PARTITIONS),
+  /** [partition, member indices…] per in-flight migration */
   migrating: w.list(w.list(w.uint(), 8), MAX_PARTITIONS),
 };
 
@@ -49,3 +50,9 @@ export const PartitionMigrationReadyMsg = defineMessage(Kind.PartitionMigrationR
 });
 /** Member → master: graceful shutdown; move my partitions away. */
 export const PartitionMemberLeavingMsg = defineMessage(Kind.PartitionMemberLeaving, "PartitionMemberLeaving", {});
+
+/** A partition table in its compact wire form: member ids once, rows as indices (see partition_table.ts). */
+export type WireTable = Omit<z.infer<typeof PartitionTablePushMsg>, "t">;
+export type PartitionTableFetch = z.infer<typeof PartitionTableFetchMsg>;
+export type PartitionMigrationStart = z.infer<typeof PartitionMigrationStartMsg>;
+export type PartitionMigrationReady = z.infer<typeof PartitionMigrationReadyMsg>;

@@ -20,8 +20,21 @@ import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import { assignPartitions, repairReplicas } from "./assignment.ts";
-import "./messages.ts";
 import {
+  PartitionMemberLeavingMsg,
+  type PartitionMigrationReady,
+  PartitionMigrationReadyMsg,
+  type PartitionMigrationStart,
+  PartitionMigrationStartMsg,
+  type PartitionTableFetch,
+  PartitionTableFetchMsg,
+  PartitionTablePushMsg,
+  PartitionTableReportMsg,
+  PartitionTableVersionMsg,
+  type WireTable,
+} from "./messages.ts";
+import {
+  assertTableFollows,
   emptyTable,
   isNewer,
   nextTable,
@@ -33,9 +46,8 @@ import {
   tableSummary,
   tableToWire,
   termRound,
-  type WireTable,
 } from "./partition_table.ts";
-import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
+import type { PartitionReplicaInfo, PartitionTableSummary } from "./summary.ts";
 
 /** Settings shared by the partition and map services. */
 export interface PartitionConfig {
@@ -156,18 +168,14 @@ export class PartitionService {
       ...c,
     };
     this.#table = emptyTable(c.partitionCount);
-    opts.router.on(
-      [
-        Kind.PartitionTablePush,
-        Kind.PartitionTableVersion,
-        Kind.PartitionTableFetch,
-        Kind.PartitionTableReport,
-        Kind.PartitionMigrationStart,
-        Kind.PartitionMigrationReady,
-        Kind.PartitionMemberLeaving,
-      ],
-      (from, msg) => this.#onMessage(from, msg),
-    );
+    const r = opts.router;
+    r.on(PartitionTablePushMsg, (from, msg) => this.#stopped || this.#onPush(from, msg));
+    r.on(PartitionTableVersionMsg, (from, msg) => this.#stopped || this.#onVersion(from, msg));
+    r.on(PartitionTableFetchMsg, (from, msg) => this.#stopped || this.#onFetch(from, msg));
+    r.on(PartitionTableReportMsg, (from, msg) => this.#stopped || this.#onReport(from, msg));
+    r.on(PartitionMigrationStartMsg, (from, msg) => this.#stopped || this.#onMigrationStart(from, msg));
+    r.on(PartitionMigrationReadyMsg, (_from, msg) => this.#stopped || this.#onReady(msg));
+    r.on(PartitionMemberLeavingMsg, (from) => this.#stopped || this.#onMemberLeaving(from));
     this.#unsubscribe = this.#view.subscribe((e) => {
       if (e.type === "masterChanged" || e.type === "memberRemoved" || e.type === "memberAdded") this.#onViewChange();
     });
@@ -200,7 +208,7 @@ export class PartitionService {
   }
 
   /** The partition layer's part of the summary; the map layer adds `dataLoss`. */
-  summary(): Omit<PartitionSummary, "dataLoss"> {
+  summary(): PartitionTableSummary {
     const s = tableSummary(this.#table, this.wantedReplicas(), new Set(this.#view.members().map((m) => m.id)));
     return { ...s, lost: this.stats.partitionsLost };
   }
@@ -228,9 +236,9 @@ export class PartitionService {
   reportMigrationReady(p: number, epoch: number, row: readonly NodeId[], mid?: number): void {
     const master = this.#view.master();
     if (!master) return;
-    const msg: Message = { t: Kind.PartitionMigrationReady, p, epoch, row: [...row] };
+    const msg: PartitionMigrationReady = { t: Kind.PartitionMigrationReady, p, epoch, row: [...row] };
     if (mid !== undefined) msg.mid = mid;
-    this.#send(master, msg);
+    this.#send(master, msg, () => this.#onReady(msg));
   }
 
   /** Asks the master for its table (throttled); used when a peer shows a newer epoch. */
@@ -273,6 +281,7 @@ export class PartitionService {
   #apply(next: PartitionTable, source: NodeId): void {
     if (!isNewer(next, this.#table)) return;
     const prev = this.#table;
+    assertTableFollows(prev, next);
     this.#table = next;
     this.#source = source;
     this.stats.pushesApplied++;
@@ -293,68 +302,60 @@ export class PartitionService {
   #sendLeaving(): void {
     const master = this.#view.master();
     if (!master) return;
-    this.#send(master, { t: Kind.PartitionMemberLeaving });
+    this.#send(master, { t: Kind.PartitionMemberLeaving }, () => this.#onMemberLeaving(this.self));
   }
 
-  #onMessage(from: NodeId, msg: Message): void {
-    if (this.#stopped) return;
-    switch (msg.t) {
-      case Kind.PartitionTablePush: {
-        if (from !== this.#view.master() || from === this.self) {
-          this.stats.pushesIgnored++;
-          return;
-        }
-        const t = tableFromWire(msg as unknown as WireTable, this.config.partitionCount);
-        if (!t) return void this.#log.warn("partition.table.invalid", { from });
-        this.#apply(t, from);
-        return;
-      }
-      case Kind.PartitionTableVersion: {
-        if (from !== this.#view.master()) return;
-        const theirs = { term: msg.term as number, version: msg.version as number };
-        if (isNewer(theirs, this.#table)) {
-          this.#lastFetchAt = -Infinity;
-          this.requestTable();
-        } else if (isNewer(this.#table, theirs)) {
-          // The master is behind this member: another member acted as master for a while
-          // (membership disagreed). Report the newer table so the master can merge it.
-          this.#transport.send(from, { t: Kind.PartitionTableReport, ...tableToWire(this.#table) });
-        }
-        return;
-      }
-      case Kind.PartitionTableFetch: {
-        if (msg.collect) {
-          this.#transport.send(from, { t: Kind.PartitionTableReport, ...tableToWire(this.#table) });
-        } else if (this.masterActive) {
-          this.#transport.send(from, { t: Kind.PartitionTablePush, ...tableToWire(this.#table) });
-        }
-        return;
-      }
-      case Kind.PartitionTableReport:
-        return this.#onReport(from, msg);
-      case Kind.PartitionMigrationStart: {
-        if (from !== this.#view.master()) return;
-        const { p, epoch, row, mid } = msg as unknown as { p: number; epoch: number; row: NodeId[]; mid?: number };
-        if (p >= this.config.partitionCount) return;
-        for (const fn of this.#migrationListeners) fn(p, epoch, row, mid);
-        return;
-      }
-      case Kind.PartitionMigrationReady:
-        return this.#onReady(msg as unknown as { p: number; epoch: number; row: NodeId[]; mid?: number });
-      case Kind.PartitionMemberLeaving: {
-        if (this.#view.isMaster() && this.#view.member(from)) {
-          this.#leaving.add(from);
-          this.#ideal = null;
-        }
-        return;
-      }
+  #onPush(from: NodeId, msg: WireTable): void {
+    if (from !== this.#view.master() || from === this.self) {
+      this.stats.pushesIgnored++;
+      return;
+    }
+    const t = tableFromWire(msg, this.config.partitionCount);
+    if (!t) return void this.#log.warn("partition.table.invalid", { from });
+    this.#apply(t, from);
+  }
+
+  #onVersion(from: NodeId, theirs: { term: number; version: number }): void {
+    if (from !== this.#view.master()) return;
+    if (isNewer(theirs, this.#table)) {
+      this.#lastFetchAt = -Infinity;
+      this.requestTable();
+    } else if (isNewer(this.#table, theirs)) {
+      // The master is behind this member: another member acted as master for a while
+      // (membership disagreed). Report the newer table so the master can merge it.
+      this.#transport.send(from, { t: Kind.PartitionTableReport, ...tableToWire(this.#table) });
     }
   }
 
-  #send(to: NodeId, msg: Message): void {
+  #onFetch(from: NodeId, msg: PartitionTableFetch): void {
+    if (msg.collect) {
+      this.#transport.send(from, { t: Kind.PartitionTableReport, ...tableToWire(this.#table) });
+    } else if (this.masterActive) {
+      this.#transport.send(from, { t: Kind.PartitionTablePush, ...tableToWire(this.#table) });
+    }
+  }
+
+  #onMigrationStart(from: NodeId, msg: PartitionMigrationStart): void {
+    if (from !== this.#view.master()) return;
+    const { p, epoch, row, mid } = msg;
+    if (p >= this.config.partitionCount) return;
+    for (const fn of this.#migrationListeners) fn(p, epoch, row, mid);
+  }
+
+  #onMemberLeaving(from: NodeId): void {
+    if (this.#view.isMaster() && this.#view.member(from)) {
+      this.#leaving.add(from);
+      this.#ideal = null;
+    }
+  }
+
+  /** Sends `msg` to `to`; to this member itself, runs `local` after the current step instead. */
+  #send(to: NodeId, msg: Message, local: () => void): void {
     if (to === this.self) {
       // Local delivery after the current step, as if it had crossed the network.
-      this.#clock.setTimer(0, () => this.#onMessage(this.self, msg));
+      this.#clock.setTimer(0, () => {
+        if (!this.#stopped) local();
+      });
     } else {
       this.#transport.send(to, msg);
     }
@@ -396,11 +397,11 @@ export class PartitionService {
     this.#maybeFinishCollect();
   }
 
-  #onReport(from: NodeId, msg: Message): void {
+  #onReport(from: NodeId, msg: WireTable): void {
     const c = this.#collect;
     if (!c) return this.#onNewerTable(msg);
     if (!c.waiting.has(from)) return;
-    const t = tableFromWire(msg as unknown as WireTable, this.config.partitionCount);
+    const t = tableFromWire(msg, this.config.partitionCount);
     c.waiting.delete(from);
     if (t && isNewer(t, c.best)) c.best = t;
     this.#maybeFinishCollect();
@@ -443,9 +444,9 @@ export class PartitionService {
    * Replicas re-confirm by digest; what only the other side wrote is brought back by the
    * split-brain merge of the map layer, not by the table.
    */
-  #onNewerTable(msg: Message): void {
+  #onNewerTable(msg: WireTable): void {
     if (!this.masterActive) return;
-    const theirs = tableFromWire(msg as unknown as WireTable, this.config.partitionCount);
+    const theirs = tableFromWire(msg, this.config.partitionCount);
     const mine = this.#current();
     // Our own reign's tables, and tables this reign started from or superseded, change nothing.
     if (!theirs || theirs.term === mine.term || theirs.term <= this.#reignFrom) return;
@@ -469,6 +470,7 @@ export class PartitionService {
 
   /** Stages a new master table; published after the current step, coalescing changes. */
   #stage(t: PartitionTable): void {
+    assertTableFollows(this.#current(), t);
     this.#pending = t;
     if (this.#publishTimer) return;
     this.#publishTimer = this.#clock.setTimer(1, () => {
@@ -582,14 +584,16 @@ export class PartitionService {
         migrations.set(p, [...want]);
         this.stats.migrationsStarted++;
         changed = true;
-        this.#send(cur[0], { t: Kind.PartitionMigrationStart, p, epoch: t.epochs[p], row: [...want], mid: id });
+        const start = { t: Kind.PartitionMigrationStart, p, epoch: t.epochs[p], row: [...want], mid: id };
+        this.#send(cur[0], start, () => this.#onMigrationStart(this.self, start));
       }
     }
     // 4. Re-send starts that may have been lost.
     for (const [p, m] of this.#inflight) {
       if (now - m.sentAt >= 1000) {
         m.sentAt = now;
-        this.#send(replicas[p][0], { t: Kind.PartitionMigrationStart, p, epoch: m.epoch, row: m.row, mid: m.id });
+        const start = { t: Kind.PartitionMigrationStart, p, epoch: m.epoch, row: m.row, mid: m.id };
+        this.#send(replicas[p][0], start, () => this.#onMigrationStart(this.self, start));
       }
     }
     if (changed) {
@@ -609,7 +613,7 @@ export class PartitionService {
     return (term % 2 ** 19) * 2 ** 32 + this.#migrationCounter;
   }
 
-  #onReady(msg: { p: number; epoch: number; row: NodeId[]; mid?: number }): void {
+  #onReady(msg: PartitionMigrationReady): void {
     if (!this.masterActive) return;
     const m = this.#inflight.get(msg.p);
     if (!m || m.epoch !== msg.epoch || !sameRow(m.row, msg.row)) return;

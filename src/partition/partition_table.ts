@@ -3,8 +3,10 @@
  * epoch that increases whenever the primary changes. The table version only moves
  * forward; the master alone produces new versions.
  */
+import { assert } from "../core/errors.ts";
 import type { NodeId } from "../transport/transport.ts";
-import type { PartitionReplicaInfo, PartitionSummary } from "../node_api.ts";
+import type { WireTable } from "./messages.ts";
+import type { PartitionReplicaInfo, PartitionTableSummary } from "./summary.ts";
 
 export interface PartitionTable {
   /** 0 = no table yet. */
@@ -67,6 +69,27 @@ export function isNewer(a: { term: number; version: number }, b: { term: number;
   return a.term !== b.term ? a.term > b.term : a.version > b.version;
 }
 
+/**
+ * Asserts that `next` may follow `prev` on one member: tables only move forward in
+ * (term, version) order, and within one term (one master's reign) no partition's ownership
+ * epoch goes down. Across terms an epoch may be lower: a reign that started from a table
+ * without another, concurrent reign's appointments (a split brain) is fenced by its term
+ * and rebased once it learns of them (see rebaseTable).
+ */
+export function assertTableFollows(prev: PartitionTable, next: PartitionTable): void {
+  assert(
+    isNewer(next, prev),
+    `table ${next.term}/${next.version} must be newer than ${prev.term}/${prev.version}`,
+  );
+  if (next.term !== prev.term) return;
+  for (let p = 0; p < next.epochs.length; p++) {
+    assert(
+      next.epochs[p] >= (prev.epochs[p] ?? 0),
+      `partition ${p}'s epoch falls from ${prev.epochs[p]} to ${next.epochs[p]} in term ${next.term}`,
+    );
+  }
+}
+
 /** A table with no owners (version 0). */
 export function emptyTable(partitionCount: number): PartitionTable {
   return {
@@ -124,16 +147,7 @@ export function rebaseTable(t: PartitionTable, term: number, version: number): P
   };
 }
 
-/** Compact wire form: member ids once, rows as indices. */
-export interface WireTable {
-  version: number;
-  term: number;
-  members: NodeId[];
-  rows: number[][];
-  epochs: number[];
-  /** [partition, member indices…] per in-flight migration */
-  migrating: number[][];
-}
+export type { WireTable };
 
 export function tableToWire(t: PartitionTable): WireTable {
   const members: NodeId[] = [];
@@ -193,7 +207,7 @@ export function tableSummary(
   t: PartitionTable,
   wanted: number,
   live?: ReadonlySet<NodeId>,
-): Omit<PartitionSummary, "lost" | "dataLoss"> {
+): Omit<PartitionTableSummary, "lost"> {
   const owners: Record<NodeId, number> = {};
   let replicasMissing = 0;
   for (const row of t.replicas) {

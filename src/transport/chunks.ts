@@ -6,26 +6,11 @@
  */
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
-import type { Message } from "../wire/message.ts";
+import { CHUNK_BYTES, type ChunkMessage, MAX_CHUNKS } from "./messages.ts";
 
-/**
- * Payload bytes per chunk: a Chunk message with this much data (about 35 bytes of CBOR
- * around it) still fits a 12,000-byte frame, i.e. ten of werift's 1,200-byte SCTP chunks.
- */
-export const CHUNK_BYTES = 11_900;
+export { CHUNK_BYTES, type ChunkMessage, MAX_CHUNKS };
 /** Messages whose encoding exceeds this are chunked. */
 export const CHUNK_THRESHOLD_BYTES = 16 * 1024;
-/** Most chunks one message can have. */
-export const MAX_CHUNKS = Math.ceil(Limits.maxMessageBytes / CHUNK_BYTES) + 1;
-
-/** A chunk as it travels. */
-export interface ChunkMessage extends Message {
-  t: typeof Kind.Chunk;
-  id: number;
-  i: number;
-  n: number;
-  data: Uint8Array;
-}
 
 /**
  * Cuts `bytes` into chunk messages.
@@ -72,7 +57,7 @@ export class Reassembler {
   }
 
   /** Adds a validated chunk. */
-  add(c: { id: number; i: number; n: number; data: Uint8Array }): ChunkResult {
+  add(c: Omit<ChunkMessage, "t">): ChunkResult {
     if (c.n < 2 || c.n > MAX_CHUNKS || c.i >= c.n) return { invalid: "chunk index or count out of range" };
     let p = this.#partials.get(c.id);
     if (!p) {

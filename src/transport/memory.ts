@@ -11,7 +11,7 @@ import { decodeFrame, encodeFrame } from "../wire/codec.ts";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
 import { type Message, validateMessage } from "../wire/message.ts";
-import "./messages.ts";
+import { forwardableInner, ForwardMsg, isKind } from "./messages.ts";
 import {
   type ConnectOptions,
   emptyStats,
@@ -298,11 +298,11 @@ export class MemoryTransport implements Transport {
   }
 
   #deliver(from: NodeId, m: Message): void {
-    if (m.t === Kind.Forward) {
-      const f = m as unknown as { from: string; to: string; ttl: number; m: unknown };
+    if (isKind(ForwardMsg, m)) {
+      const f = m;
       if (f.to === this.self) {
         const inner = validateMessage(f.m);
-        if (!inner.ok || inner.msg.t === Kind.Forward) {
+        if (!inner.ok || !forwardableInner(inner.msg)) {
           this.#stats.droppedInvalid++;
           return;
         }

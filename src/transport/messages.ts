@@ -2,8 +2,16 @@
 import { z } from "zod";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
-import { defineMessage, w } from "../wire/message.ts";
-import { MAX_CHUNKS } from "./chunks.ts";
+import { defineMessage, type Message, w } from "../wire/message.ts";
+import type { MessageSchema } from "./router.ts";
+
+/**
+ * Payload bytes per chunk: a Chunk message with this much data (about 35 bytes of CBOR
+ * around it) still fits a 12,000-byte frame, i.e. ten of werift's 1,200-byte SCTP chunks.
+ */
+export const CHUNK_BYTES = 11_900;
+/** Most chunks one message can have. */
+export const MAX_CHUNKS = Math.ceil(Limits.maxMessageBytes / CHUNK_BYTES) + 1;
 
 /** Forward: a message relayed through a member that reaches both ends. `m` is validated again on arrival. */
 export const ForwardMsg = defineMessage(Kind.Forward, "Forward", {
@@ -27,3 +35,29 @@ export const ChunkMsg = defineMessage(Kind.Chunk, "Chunk", {
 
 /** LinkClose: the sender is closing this link on purpose (werift does not tell the peer). */
 export const LinkCloseMsg = defineMessage(Kind.LinkClose, "LinkClose", { reason: w.str(200) });
+
+export type Forward = z.infer<typeof ForwardMsg>;
+/**
+ * A chunk as it travels (see chunks.ts). `data` is widened to any Uint8Array: zod's
+ * `instanceof` infers the ArrayBuffer-backed kind, while the codec hands out slices of
+ * ArrayBufferLike buffers.
+ */
+export type ChunkMessage = Omit<z.infer<typeof ChunkMsg>, "data"> & { data: Uint8Array };
+
+/**
+ * Whether a message is of `schema`'s kind, narrowing it to that schema's type. Only for
+ * messages the transport validated on arrival (every decoded message was checked against
+ * the schema of its kind) or built by this member.
+ */
+export function isKind<S extends MessageSchema>(schema: S, m: Message): m is z.infer<S> & Message {
+  return m.t === schema.shape.t.value;
+}
+
+/**
+ * The one rule both transports apply to a Forward's inner message (PROTOCOL.md, "Forward"):
+ * it must be a valid message, and neither another Forward nor a Chunk (chunks belong to one
+ * link and are reassembled there, never relayed).
+ */
+export function forwardableInner(inner: Message): boolean {
+  return inner.t !== Kind.Forward && inner.t !== Kind.Chunk;
+}

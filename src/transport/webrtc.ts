@@ -9,7 +9,7 @@
  * signaling/descriptions.ts) and travel through the signaling server for a member's first
  * link, and over the mesh (SignalRelay through a linked member) for every other.
  */
-import type { IceServer } from "../config.ts";
+import type { IceServer } from "./ice_server.ts";
 import { type Clock, realClock, type Timer } from "../core/clock.ts";
 import { ShoalError, TimeoutError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
@@ -23,7 +23,7 @@ import type {
   SignalReject,
   SignalRelay,
 } from "../signaling/messages.ts";
-import "../signaling/messages.ts";
+import { SignalAnswerMsg, SignalOfferMsg, SignalRejectMsg, SignalRelayMsg } from "../signaling/messages.ts";
 import { decodeFrame, encodeValue } from "../wire/codec.ts";
 import { deriveKey, ReplayGuard, roomId } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
@@ -31,7 +31,7 @@ import { Limits } from "../wire/limits.ts";
 import { kindName, type Message, validateMessage } from "../wire/message.ts";
 import { CHUNK_THRESHOLD_BYTES, Reassembler, splitIntoChunks } from "./chunks.ts";
 import { frameOf, FrameQueue } from "./frame_queue.ts";
-import "./messages.ts";
+import { ChunkMsg, forwardableInner, ForwardMsg, isKind } from "./messages.ts";
 import {
   type ConnectOptions,
   emptyStats,
@@ -465,11 +465,15 @@ export class WebRtcTransport implements Transport {
   /** A description or reject from `from` (as vouched for by the server or the relay). */
   #onPayload(from: NodeId, payload: unknown, path: SignalPath): void {
     const v = validateMessage(payload);
-    if (!v.ok || (v.msg.t !== Kind.SignalOffer && v.msg.t !== Kind.SignalAnswer && v.msg.t !== Kind.SignalReject)) {
+    const d: SignalPayload | null = !v.ok
+      ? null
+      : isKind(SignalOfferMsg, v.msg) || isKind(SignalAnswerMsg, v.msg) || isKind(SignalRejectMsg, v.msg)
+      ? v.msg
+      : null;
+    if (!d) {
       this.#stats.droppedInvalid++;
       return;
     }
-    const d = v.msg as unknown as SignalPayload;
     if (d.from !== from) {
       this.#stats.droppedInvalid++;
       return;
@@ -705,11 +709,11 @@ export class WebRtcTransport implements Transport {
   #deliver(link: Link, m: Message, reassembled: boolean): void {
     switch (m.t) {
       case Kind.Chunk: {
-        if (reassembled) {
+        if (reassembled || !isKind(ChunkMsg, m)) {
           this.#stats.droppedInvalid++;
           return;
         }
-        const r = link.reasm.add(m as unknown as { id: number; i: number; n: number; data: Uint8Array });
+        const r = link.reasm.add(m);
         if ("invalid" in r) {
           this.#stats.droppedInvalid++;
           return;
@@ -722,14 +726,15 @@ export class WebRtcTransport implements Transport {
         return;
       }
       case Kind.Forward: {
-        const f = m as unknown as { from: string; to: string; ttl: number; m: unknown };
+        if (!isKind(ForwardMsg, m)) return;
+        const f = m;
         if (f.to === this.self) {
           const inner = validateMessage(f.m);
-          if (!inner.ok || inner.msg.t === Kind.Forward || inner.msg.t === Kind.Chunk) {
+          if (!inner.ok || !forwardableInner(inner.msg)) {
             this.#stats.droppedInvalid++;
             return;
           }
-          if (inner.msg.t === Kind.SignalRelay) return this.#onRelay(f.from, inner.msg as unknown as SignalRelay);
+          if (isKind(SignalRelayMsg, inner.msg)) return this.#onRelay(f.from, inner.msg);
           this.#stats.messagesReceived++;
           this.#safe(() => this.#handlers.message(f.from, inner.msg));
           return;
@@ -744,7 +749,8 @@ export class WebRtcTransport implements Transport {
         return;
       }
       case Kind.SignalRelay:
-        return this.#onRelay(link.peer, m as unknown as SignalRelay);
+        if (isKind(SignalRelayMsg, m)) this.#onRelay(link.peer, m);
+        return;
       case Kind.LinkClose:
         if (!reassembled) {
           this.#drop(

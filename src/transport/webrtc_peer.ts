@@ -7,7 +7,7 @@
 import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import { RTCPeerConnection } from "werift";
-import type { IceServer } from "../config.ts";
+import type { IceServer } from "./ice_server.ts";
 
 /** Connection settings for a peer. */
 export interface WebRtcPeerOptions {

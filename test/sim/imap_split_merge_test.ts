@@ -2,7 +2,7 @@
  * Split-brain merge of map data in the simulator, over real Membership: 5 members split
  * into 3 + 2, both sides write (different keys, the same keys in both orders, removals),
  * the split heals, the smaller side merges into the larger, and every key must then hold
- * what the configured merge policy says (docs/map_design.md states what each keeps and
+ * what the configured merge policy says (ARCHITECTURE.md, "Split-brain merge of data", states what each keeps and
  * loses). Two backups, so the larger side holds every partition through the split.
  */
 import { describe, expect, test } from "bun:test";

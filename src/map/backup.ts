@@ -1,0 +1,197 @@
+/**
+ * The replica's side of a partition (backup or migration target): it applies the primary's
+ * writes in order under the lineage it follows, acks them cumulatively (and to the callers
+ * themselves under directBackupAcks), confirms or pulls on the primary's checks, installs
+ * snapshots, and keeps a migration target's copy while the primary touches it.
+ */
+import { isNewer } from "../partition/partition_table.ts";
+import type { NodeId } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
+import type { CatchUp } from "./catch_up.ts";
+import { type MapContext, push } from "./map_context.ts";
+import type { CheckItem, MapBackupOps, MapSnapshotChunk, PullItem } from "./messages.ts";
+import type { SnapshotTransfers } from "./snapshot_transfer.ts";
+
+export class BackupRole {
+  #pullAt = new Map<number, number>();
+
+  constructor(readonly ctx: MapContext, readonly snapshots: SnapshotTransfers, readonly catchUp: CatchUp) {}
+
+  /** Whether `from` is the primary of `p` at epoch `e` in this member's table. */
+  #fromPrimary(from: NodeId, p: number, e: number): boolean {
+    const ctx = this.ctx;
+    const t = ctx.partitions.table;
+    if (p >= t.partitionCount) return false;
+    if (e > t.epochs[p]) {
+      ctx.partitions.requestTable();
+      return false;
+    }
+    if (e < t.epochs[p]) {
+      ctx.counters.staleEpochRejected++;
+      return false;
+    }
+    return t.replicas[p][0] === from && from !== ctx.self;
+  }
+
+  onBackupOps(from: NodeId, msg: MapBackupOps): void {
+    const ctx = this.ctx;
+    if (!this.#fromPrimary(from, msg.p, msg.e)) return;
+    const d = ctx.data.get(msg.p);
+    if (!d || d.lineage !== msg.l) {
+      // The primary counts this member as a replica (perhaps a migration target it lost):
+      // ask for what is missing; the primary answers with the log or a snapshot.
+      if (!ctx.partitions.table.replicas[msg.p].includes(ctx.self)) this.touch(msg.p);
+      this.#pull(from, msg.p, msg.e, true);
+      return;
+    }
+    if (ctx.touched.has(msg.p)) this.touch(msg.p);
+    let callers: Map<NodeId, string[]> | null = null;
+    for (const op of msg.ops) {
+      if (op.seq <= d.seq) continue;
+      if (op.seq !== d.seq + 1) {
+        this.#pull(from, msg.p, msg.e, true);
+        break;
+      }
+      d.applyEntry(op);
+      ctx.counters.backupsApplied++;
+      if (op.o !== undefined && op.c !== undefined) push(callers ??= new Map(), op.o, op.c);
+    }
+    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [{ p: msg.p, e: msg.e, s: d.seq }] });
+    // Writes whose callers wait for each backup's own ack (see directBackupAcks).
+    if (callers) {
+      for (const [caller, cs] of callers) {
+        if (caller === ctx.self) ctx.invoker.onBackupAcks(ctx.self, from, cs);
+        else ctx.transport.send(caller, { t: Kind.InvokeBackupAck, pr: from, cs });
+      }
+    }
+  }
+
+  #pull(to: NodeId, p: number, e: number, throttle: boolean): void {
+    const ctx = this.ctx;
+    const now = ctx.clock.now();
+    if (throttle && now - (this.#pullAt.get(p) ?? -Infinity) < ctx.config.retransmitMs / 2) return;
+    if (this.snapshots.arriving(p, e)) return;
+    this.#pullAt.set(p, now);
+    ctx.counters.pulls++;
+    const d = ctx.data.get(p);
+    ctx.transport.send(to, {
+      t: Kind.MapSyncPull,
+      items: [{ p, e, s: d?.seq ?? 0, l: d?.lineage ?? -1, d0: d?.digest[0] ?? 0, d1: d?.digest[1] ?? 0 }],
+    });
+  }
+
+  /** The primary's checks (and new primaries' history queries): confirm what matches, pull the rest. */
+  onChecks(from: NodeId, items: CheckItem[]): void {
+    const ctx = this.ctx;
+    const acks: Array<{ p: number; e: number; s: number }> = [];
+    const pulls: PullItem[] = [];
+    let reports = 0;
+    for (const it of items) {
+      if (it.q) {
+        // A new primary asks which history this copy holds: answering changes nothing here.
+        if (this.catchUp.maybeNewPrimary(from, it.p, it.e)) {
+          pulls.push(this.catchUp.historyReport(it.p, it.e));
+          reports++;
+        }
+        continue;
+      }
+      if (!this.#fromPrimary(from, it.p, it.e)) continue;
+      const inRow = ctx.partitions.table.replicas[it.p].includes(ctx.self);
+      if (!inRow && !it.tg) continue;
+      if (!inRow) this.touch(it.p);
+      const d = ctx.ensureData(it.p);
+      if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
+        d.follow(it.l, it.e);
+        if (it.hs) ctx.sealed.set(it.p, { l: it.l, s: it.s });
+        acks.push({ p: it.p, e: it.e, s: d.seq });
+        continue;
+      }
+      // Same history but behind: pull the missing writes. Anything else: diverged, needs a snapshot.
+      if (!(d.lineage === it.l && d.seq < it.s)) d.lineage = -1;
+      if (this.snapshots.arriving(it.p, it.e)) continue;
+      pulls.push({ p: it.p, e: it.e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
+    }
+    if (acks.length) ctx.transport.send(from, { t: Kind.MapBackupAck, items: acks });
+    if (pulls.length) {
+      ctx.counters.pulls += pulls.length - reports;
+      ctx.transport.send(from, { t: Kind.MapSyncPull, items: pulls });
+    }
+  }
+
+  /** A chunk of a snapshot from the primary; installed when complete. */
+  onChunk(from: NodeId, c: MapSnapshotChunk): void {
+    const ctx = this.ctx;
+    if (!this.#fromPrimary(from, c.p, c.e)) return;
+    const inRow = ctx.partitions.table.replicas[c.p].includes(ctx.self);
+    if (!inRow && !this.isTarget(c.p)) return;
+    if (!inRow) this.touch(c.p);
+    const cur = ctx.data.get(c.p);
+    if (cur && cur.lineage === c.l && cur.seq >= c.s) {
+      // Already at or past this snapshot on the same history (a retransmitted chunk of a
+      // transfer that completed): acknowledge it, never go back.
+      ctx.transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
+      return;
+    }
+    const snap = this.snapshots.assemble(from, c);
+    if (!snap) return;
+    const d = ctx.ensureData(c.p);
+    d.install(snap, c.l);
+    if (d.digest[0] !== snap.digest[0] || d.digest[1] !== snap.digest[1]) {
+      ctx.log.error("map.snapshot.digest_mismatch", { p: c.p, from });
+      d.lineage = -1;
+      d.historyLineage = -1;
+      return;
+    }
+    d.follow(c.l, c.e);
+    ctx.counters.snapshotsInstalled++;
+    ctx.log.debug("map.snapshot.installed", { p: c.p, epoch: c.e, seq: d.seq, entries: d.entryCount, from });
+    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [{ p: c.p, e: c.e, s: d.seq }] });
+  }
+
+  /**
+   * Whether this member holds `p` as a migration target: the table lists it in the
+   * partition's migration, or the primary touched the copy recently. A copy the table still
+   * lists is kept however long the primary stays silent (a stalled process, a congested
+   * link): the primary may already count it as caught up and the master may commit it at
+   * any moment, and a committed row must never name a member that dropped its copy.
+   *
+   * A copy the table never listed (the push that listed it was lost, or is late) is kept
+   * while the primary touches it; once it stayed silent past `migrationTimeoutMs` the copy
+   * is dropped only under a table newer than the one held at the last touch, which then
+   * shows the migration over (it neither lists nor names this member). Until such a table
+   * arrives (it is asked for) a commit naming this member may be on its way: dropping on the
+   * timeout alone made a committed row name a member without the data.
+   */
+  isTarget(p: number): boolean {
+    const ctx = this.ctx;
+    const t = ctx.partitions.table;
+    if (t.migrations.get(p)?.includes(ctx.self)) return true;
+    const at = ctx.touched.get(p);
+    if (at === undefined) return false;
+    if (ctx.clock.now() - at.at < ctx.config.migrationTimeoutMs) return true;
+    if (isNewer(t, at) || ctx.partitions.masterActive) return false;
+    ctx.partitions.requestTable();
+    return true;
+  }
+
+  /** The primary touched this member's copy of `p`, which the table does not name here. */
+  touch(p: number): void {
+    const t = this.ctx.partitions.table;
+    this.ctx.touched.set(p, { at: this.ctx.clock.now(), term: t.term, version: t.version });
+  }
+
+  /** Tick: drops migration-target copies nobody committed. */
+  tick(): void {
+    const ctx = this.ctx;
+    const t = ctx.partitions.table;
+    for (const p of [...ctx.touched.keys()]) {
+      if (t.replicas[p].includes(ctx.self)) ctx.touched.delete(p);
+      else if (!this.isTarget(p)) {
+        ctx.touched.delete(p);
+        ctx.data.delete(p);
+        this.snapshots.in.delete(p);
+        ctx.sealed.delete(p);
+      }
+    }
+  }
+}

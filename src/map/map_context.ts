@@ -1,0 +1,282 @@
+/**
+ * What the parts of one member's map service share: its dependencies, its configuration and
+ * counters, the replicas it holds and the primary state of the partitions it leads. The
+ * role handlers (primary.ts, backup.ts, catch_up.ts) and the snapshot transfers
+ * (snapshot_transfer.ts) each take this context; map_service.ts wires them together.
+ */
+import type { ClusterView } from "../cluster/view.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { Random } from "../core/random.ts";
+import type { Invoker } from "../invoke/invoker.ts";
+import type { PartitionService } from "../partition/partition_service.ts";
+import type { NodeId, Transport } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
+import type { CheckItem } from "./messages.ts";
+import { PartitionData } from "./partition_data.ts";
+
+export interface MapServiceConfig {
+  /** Replication tick (retransmits, checks, migration readiness). @default 50 */
+  tickMs?: number;
+  /** Resend writes or checks a replica has not acked after this long. @default 300 */
+  retransmitMs?: number;
+  /** Compare sequence and digest with caught-up replicas this often. @default 2000 */
+  antiEntropyMs?: number;
+  /** Operations waiting per partition on the primary. @default 1024 */
+  maxPendingPerPartition?: number;
+  /** Snapshot chunk size. @default 32768 */
+  snapshotChunkBytes?: number;
+  /** Snapshot chunks in flight per transfer. @default 4 */
+  snapshotWindow?: number;
+  /** Snapshot transfers a primary runs at once. @default 8 */
+  maxSnapshotSessions?: number;
+  /** Migration targets not committed by then are dropped. @default 15000 */
+  migrationTimeoutMs?: number;
+  /**
+   * A new primary waits this long at most for the other replicas of its row to say which
+   * history they hold (re-asking every retransmitMs; replicas that leave the member list are
+   * not waited for), then serves with the answers it has. @default 10000
+   */
+  catchUpTimeoutMs?: number;
+  /** Dedupe records kept per partition. @default 2048 */
+  dedupePerPartition?: number;
+  /** Writes kept per partition for re-shipping. @default 256 */
+  logPerPartition?: number;
+  /**
+   * Backups ack a write straight to its caller, and the primary answers at once naming the
+   * backups to wait for (saves a hop). Used only when every sync backup and migration target
+   * is confirmed; otherwise the primary answers after their acks, as without it. @default false
+   */
+  directBackupAcks?: boolean;
+}
+
+/** The defaults of {@link MapServiceConfig}, overridden by `config`. */
+export function mapServiceConfig(config?: MapServiceConfig): Required<MapServiceConfig> {
+  return {
+    tickMs: 50,
+    retransmitMs: 300,
+    antiEntropyMs: 2000,
+    maxPendingPerPartition: 1024,
+    snapshotChunkBytes: 32 * 1024,
+    snapshotWindow: 4,
+    maxSnapshotSessions: 8,
+    migrationTimeoutMs: 15_000,
+    catchUpTimeoutMs: 10_000,
+    dedupePerPartition: 2048,
+    logPerPartition: 256,
+    directBackupAcks: false,
+    ...config,
+  };
+}
+
+/** The map service's counters (read by tests, the simulator and the metrics). */
+export function newMapCounters() {
+  return {
+    writesApplied: 0,
+    backupsApplied: 0,
+    snapshotsSent: 0,
+    snapshotsInstalled: 0,
+    pulls: 0,
+    dedupeHits: 0,
+    staleEpochRejected: 0,
+    demotedPending: 0,
+    directAcked: 0,
+    /** New primaries that pulled a replica's copy ahead of their own before serving. */
+    catchUpPulls: 0,
+    /** New primaries that served before every replica of their row answered. */
+    catchUpTimeouts: 0,
+    /**
+     * Partitions this member began to serve as primary holding no history while the
+     * partition had a primary before and no replica of its row had one either: whatever the
+     * partition held is gone.
+     */
+    dataLoss: 0,
+    /** Snapshot (and catch-up copy) chunks sent for the first time, and their approximate payload bytes. */
+    snapshotChunksSent: 0,
+    snapshotChunkBytesSent: 0,
+    /** Chunks sent again (a timeout with no progress, or a later chunk acked first), and their bytes. */
+    snapshotChunksResent: 0,
+    snapshotChunkBytesResent: 0,
+    /** Resends triggered because a chunk sent later was acknowledged first (the earlier one was lost). */
+    snapshotFastResends: 0,
+    /** Transfers started to a replica that already had one from this primary under the same epoch. */
+    snapshotsRestarted: 0,
+    /** Transfers dropped before completion (no progress for too long, replica gone or not a follower). */
+    snapshotsAbandoned: 0,
+    /** Pulls a primary received (anti-entropy, gaps), those during a migration of the partition, and those while a transfer to the puller was under way. */
+    pullsReceived: 0,
+    pullsReceivedDuringMigration: 0,
+    pullsReceivedDuringTransfer: 0,
+    /** Log re-shipments to a replica behind (after a pull, a confirmation or a timeout), and the writes they carried. */
+    logResends: 0,
+    logOpsResent: 0,
+  };
+}
+export type MapCounters = ReturnType<typeof newMapCounters>;
+
+export type Role = "sync" | "async" | "target";
+
+export interface Follower {
+  id: NodeId;
+  role: Role;
+  /** Snapshot transfers started to this replica under the current epoch. */
+  snapshots: number;
+  /** Acked under the current epoch; meaningful once confirmed. */
+  acked: number;
+  confirmed: boolean;
+  lastSentAt: number;
+  lastProgressAt: number;
+  lastCheckAt: number;
+}
+
+/** What a replica reported about its copy to a new primary. */
+export interface HistoryReport {
+  /** Lineage whose history the copy holds (-1: none, a fresh copy). */
+  hl: number;
+  /** Epoch of the primary that drew `hl`. */
+  he: number;
+  s: number;
+  n: number;
+}
+
+/**
+ * A new primary's catch-up: it serves nothing (MIGRATING) and checks no follower until it
+ * knows that no replica of its row holds a history ahead of its own, or pulled that copy.
+ */
+export interface CatchUpState {
+  /** This member's copy when it became primary. */
+  mine: { l: number; e: number; s: number };
+  /** The partition had a primary before (so a copy with no history means lost content). */
+  hadPrimary: boolean;
+  /** Replicas not yet answered. */
+  waiting: Set<NodeId>;
+  answers: Map<NodeId, HistoryReport>;
+  deadline: number;
+  sentAt: number;
+  /** The replica whose copy is being pulled. */
+  source: NodeId | null;
+  /** Last pull request or chunk from `source`. */
+  sourceAt: number;
+}
+
+export interface Waiter {
+  seq: number;
+  done: (ok: boolean) => void;
+}
+
+export interface PrimaryState {
+  p: number;
+  epoch: number;
+  /**
+   * Names this primary's history (random, fresh whenever a member becomes primary or its
+   * epoch changes). Replicas follow a lineage, not an epoch: two masters acting at once may
+   * appoint different primaries, and whatever epochs they hand out, two histories never
+   * share a lineage, so a replica never takes one primary's writes on top of another's.
+   */
+  lineage: number;
+  followers: Map<NodeId, Follower>;
+  /** Sorted by seq. */
+  waiters: Waiter[];
+  /** key id → seq of the latest write to it not yet known committed. */
+  keyPending: Map<string, number>;
+  /** Reads wait for this seq to commit (set on promotion). */
+  readBarrier: number;
+  /** `mid`: the master's id of the migration (a new id means new targets' checks from scratch). */
+  migration: { row: NodeId[]; deadline: number; reportedAt: number; mid?: number } | null;
+  /**
+   * Handing the partition to a new primary: serves nothing (answers MIGRATING) until the
+   * commit, so no read can see this replica once the new primary may have moved on.
+   */
+  handoff: boolean;
+  /** Set from becoming primary until no replica holds a history ahead of this one. */
+  catchUp: CatchUpState | null;
+}
+
+export interface MapContextDeps {
+  self: NodeId;
+  view: ClusterView;
+  transport: Transport;
+  clock: Clock;
+  log: Logger;
+  rng: Random;
+  partitions: PartitionService;
+  invoker: Invoker;
+  config: Required<MapServiceConfig>;
+}
+
+/** The state one member's map service shares between its parts. */
+export class MapContext {
+  readonly self: NodeId;
+  readonly view: ClusterView;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly rng: Random;
+  readonly partitions: PartitionService;
+  readonly invoker: Invoker;
+  readonly config: Required<MapServiceConfig>;
+  readonly counters: MapCounters = newMapCounters();
+  /** Every replica this member holds (primary, backup or migration target). */
+  readonly data = new Map<number, PartitionData>();
+  /** The partitions this member is primary of. */
+  readonly primaries = new Map<number, PrimaryState>();
+  /**
+   * Replicas held as migration targets (not in the table): last time the primary touched
+   * them, and the table (term, version) this member held then.
+   */
+  readonly touched = new Map<number, { at: number; term: number; version: number }>();
+  /**
+   * Handoff seals: the old primary, serving nothing more, said its history ends at `s` of
+   * lineage `l`, and this copy matched it. A member promoted by that handoff whose copy is
+   * still exactly that history has every write the partition acknowledged and skips the
+   * catch-up query (saves a round trip on every migration that moves a primary).
+   */
+  readonly sealed = new Map<number, { l: number; s: number }>();
+
+  constructor(deps: MapContextDeps) {
+    this.self = deps.self;
+    this.view = deps.view;
+    this.transport = deps.transport;
+    this.clock = deps.clock;
+    this.log = deps.log;
+    this.rng = deps.rng;
+    this.partitions = deps.partitions;
+    this.invoker = deps.invoker;
+    this.config = deps.config;
+  }
+
+  /** An empty copy of `p` with this member's limits. */
+  newData(p: number): PartitionData {
+    return new PartitionData(p, { dedupe: this.config.dedupePerPartition, log: this.config.logPerPartition });
+  }
+
+  ensureData(p: number): PartitionData {
+    let d = this.data.get(p);
+    if (!d) {
+      d = this.newData(p);
+      this.data.set(p, d);
+    }
+    return d;
+  }
+
+  /** The primary's check of a follower's copy: lineage, sequence and digest. */
+  checkItem(prim: PrimaryState, target: boolean): CheckItem {
+    const d = this.data.get(prim.p)!;
+    return { p: prim.p, e: prim.epoch, l: prim.lineage, s: d.seq, d0: d.digest[0], d1: d.digest[1], tg: target };
+  }
+
+  sendChecks(byMember: Map<NodeId, CheckItem[]>): void {
+    for (const [id, items] of byMember) if (items.length) this.transport.send(id, { t: Kind.MapSyncCheck, items });
+  }
+}
+
+/** Appends `v` to the list under `k`. */
+export function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const a = m.get(k);
+  if (a) a.push(v);
+  else m.set(k, [v]);
+}
+
+export function sameRow(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

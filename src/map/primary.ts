@@ -1,0 +1,361 @@
+/**
+ * The primary's side of a partition: it applies writes one at a time, ships them in order
+ * to its confirmed followers (sync and async backups, migration targets), answers a write
+ * only once every sync backup and migration target acked it (`commitSeq`), answers a read
+ * once the last write to its keys is committed, re-ships its log (or starts a snapshot) to
+ * followers behind, checks their copies, and reports a migration ready to the master once
+ * every member of the new row acked every write.
+ */
+import type { InvokeRequest, Reply } from "../invoke/invoker.ts";
+import type { NodeId } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
+import { type Follower, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
+import type { CheckItem, PullItem } from "./messages.ts";
+import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
+import type { LogEntry, PartitionData } from "./partition_data.ts";
+import { keyId } from "./record_store.ts";
+import type { SnapshotTransfers } from "./snapshot_transfer.ts";
+
+export class PrimaryRole {
+  constructor(readonly ctx: MapContext, readonly snapshots: SnapshotTransfers) {}
+
+  // ---- serving ops ------------------------------------------------------------------------
+
+  serve(from: NodeId, req: InvokeRequest, reply: Reply): void {
+    const ctx = this.ctx;
+    const t = ctx.partitions.table;
+    if (!Number.isInteger(req.p) || req.p >= t.partitionCount) {
+      return reply("INVALID_ARGUMENT", null, `no partition ${req.p}`);
+    }
+    const prim = ctx.primaries.get(req.p);
+    if (!prim || t.replicas[req.p][0] !== ctx.self) return reply("WRONG_TARGET");
+    if (req.e < prim.epoch) {
+      ctx.counters.staleEpochRejected++;
+      return reply("STALE_EPOCH", null, `partition ${req.p} is at epoch ${prim.epoch}, not ${req.e}`);
+    }
+    if (req.e > prim.epoch) {
+      ctx.partitions.requestTable();
+      return reply("WRONG_TARGET");
+    }
+    const body = parseBody(req.op, req.b);
+    if (!body) return reply("INVALID_ARGUMENT", null, `invalid body for op ${req.op}`);
+    if (prim.handoff || prim.catchUp) return reply("MIGRATING");
+    if (prim.waiters.length >= ctx.config.maxPendingPerPartition) return reply("OVERLOADED");
+    const d = ctx.data.get(req.p)!;
+    const answer = (result: unknown) => (ok: boolean) => ok ? reply("ok", result) : reply("MIGRATING");
+    if (isWrite(req.op)) {
+      const seen = d.dedupe.get(req.c);
+      if (seen) {
+        ctx.counters.dedupeHits++;
+        return this.#waitFor(prim, seen.seq, answer(seen.r));
+      }
+      // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
+      // result must be deduplicated like any other, or a retry executing later could answer
+      // differently from the attempt that counts.
+      const out = executeOp(d, req.op, body, Math.floor(ctx.clock.now()));
+      const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
+      const direct = this.#directAckers(prim);
+      if (direct && direct.length > 0) entry.o = from;
+      d.applyEntry(entry);
+      ctx.counters.writesApplied++;
+      const keys = opKeys(req.op, body);
+      if (keys) { for (const k of keys) prim.keyPending.set(keyId(k), entry.seq); }
+      else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
+      this.#ship(prim, [entry]);
+      if (direct && direct.length > 0) {
+        ctx.counters.directAcked++;
+        return reply("ok", out.result, undefined, direct);
+      }
+      return this.#waitFor(prim, entry.seq, answer(out.result));
+    }
+    const out = executeOp(d, req.op, body, Math.floor(ctx.clock.now()));
+    this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
+  }
+
+  /**
+   * The members that must ack a write for it to count as acknowledged (sync backups and
+   * migration targets), when each of them can ack it to the caller itself: all confirmed,
+   * so each receives the write in order. Null when a write must wait on the primary.
+   */
+  #directAckers(prim: PrimaryState): NodeId[] | null {
+    if (!this.ctx.config.directBackupAcks) return null;
+    const ids: NodeId[] = [];
+    for (const f of prim.followers.values()) {
+      if (f.role === "async") continue;
+      if (!f.confirmed) return null;
+      ids.push(f.id);
+    }
+    return ids.length <= 7 ? ids : null;
+  }
+
+  /** The sequence a read must see committed: the last write to its keys (or all writes). */
+  #readSeq(prim: PrimaryState, d: PartitionData, op: number, body: ReturnType<typeof parseBody> & object): number {
+    const keys = opKeys(op, body);
+    if (!keys) return d.seq;
+    let s = prim.readBarrier;
+    for (const k of keys) s = Math.max(s, prim.keyPending.get(keyId(k)) ?? 0);
+    return s;
+  }
+
+  /** Highest sequence every required replica (sync backups, migration targets) acked. */
+  #commitSeq(prim: PrimaryState): number {
+    let s = this.ctx.data.get(prim.p)?.seq ?? 0;
+    for (const f of prim.followers.values()) {
+      if (f.role === "async") continue;
+      s = Math.min(s, f.confirmed ? f.acked : -1);
+    }
+    return s;
+  }
+
+  #waitFor(prim: PrimaryState, seq: number, done: (ok: boolean) => void): void {
+    if (seq <= this.#commitSeq(prim)) return done(true);
+    const ws = prim.waiters;
+    let i = ws.length;
+    while (i > 0 && ws[i - 1].seq > seq) i--;
+    ws.splice(i, 0, { seq, done });
+  }
+
+  /** Answers the waiters whose writes are committed now, and reports a migration that became ready. */
+  progress(prim: PrimaryState): void {
+    const c = this.#commitSeq(prim);
+    let n = 0;
+    while (n < prim.waiters.length && prim.waiters[n].seq <= c) n++;
+    if (n > 0) { for (const w of prim.waiters.splice(0, n)) w.done(true); }
+    if (prim.keyPending.size > 0) { for (const [k, s] of prim.keyPending) if (s <= c) prim.keyPending.delete(k); }
+    this.checkMigration(prim);
+  }
+
+  #ship(prim: PrimaryState, entries: LogEntry[]): void {
+    const ctx = this.ctx;
+    const now = ctx.clock.now();
+    for (const f of prim.followers.values()) {
+      if (!f.confirmed) continue;
+      ctx.transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, l: prim.lineage, ops: entries });
+      f.lastSentAt = now;
+    }
+  }
+
+  // ---- followers --------------------------------------------------------------------------
+
+  /** Makes the follower set match the table's row (and the migration's new row). */
+  syncFollowers(prim: PrimaryState, row: readonly NodeId[], backups: number): void {
+    const ctx = this.ctx;
+    const want = new Map<NodeId, Role>();
+    row.forEach((m, i) => {
+      if (i > 0) want.set(m, i <= backups ? "sync" : "async");
+    });
+    // Members the migration brings in, or moves up to a sync rank, must ack every write from
+    // now on: once committed they may be promoted.
+    if (prim.migration) {
+      prim.migration.row.forEach((m, i) => {
+        if (m !== ctx.self && (!want.has(m) || (i <= backups && want.get(m) !== "sync"))) want.set(m, "target");
+      });
+    }
+    for (const id of [...prim.followers.keys()]) if (!want.has(id)) prim.followers.delete(id);
+    const now = ctx.clock.now();
+    for (const [id, role] of want) {
+      const f = prim.followers.get(id);
+      if (f) {
+        // A replica that left the table drops its copy; as a migration target it starts over.
+        if (role === "target" && f.role !== "target") f.confirmed = false;
+        f.role = role;
+      } else {
+        prim.followers.set(id, {
+          id,
+          role,
+          snapshots: 0,
+          acked: 0,
+          confirmed: false,
+          lastSentAt: now,
+          lastProgressAt: now,
+          lastCheckAt: -Infinity,
+        });
+        if (prim.catchUp) continue; // checked once catch-up is done
+        ctx.sendChecks(new Map([[id, [ctx.checkItem(prim, role === "target")]]]));
+        prim.followers.get(id)!.lastCheckAt = now;
+      }
+    }
+  }
+
+  /** This member stops being primary of `prim.p` (or starts a new epoch of it). */
+  demote(prim: PrimaryState): void {
+    this.ctx.counters.demotedPending += prim.waiters.length;
+    this.failWaiters(prim);
+    prim.followers.clear();
+    this.snapshots.dropPartition(prim.p);
+  }
+
+  failWaiters(prim: PrimaryState): void {
+    const ws = prim.waiters.splice(0);
+    for (const w of ws) w.done(false);
+  }
+
+  /** A follower acked every write up to `s` (or confirmed its copy at `s`). */
+  onAck(from: NodeId, p: number, e: number, s: number): void {
+    const ctx = this.ctx;
+    const prim = ctx.primaries.get(p);
+    if (!prim || prim.epoch !== e || prim.catchUp) return;
+    const f = prim.followers.get(from);
+    if (!f) return;
+    const now = ctx.clock.now();
+    f.lastProgressAt = now;
+    if (!f.confirmed) {
+      f.confirmed = true;
+      f.acked = s;
+      // Writes made while the replica was unconfirmed were not shipped to it: send them now.
+      const d = ctx.data.get(p)!;
+      if (f.acked < d.seq) this.#resend(prim, f, d);
+    } else if (s > f.acked) f.acked = s;
+    this.progress(prim);
+  }
+
+  #resend(prim: PrimaryState, f: Follower, d: PartitionData): void {
+    const ctx = this.ctx;
+    const ops = d.logFrom(f.acked + 1);
+    f.lastSentAt = ctx.clock.now();
+    if (ops === null) {
+      f.confirmed = false;
+      this.snapshots.start(prim, f.id);
+      return;
+    }
+    ctx.counters.logResends++;
+    ctx.counters.logOpsResent += ops.length;
+    for (let i = 0; i < ops.length; i += 256) {
+      ctx.transport.send(f.id, {
+        t: Kind.MapBackupOps,
+        p: prim.p,
+        e: prim.epoch,
+        l: prim.lineage,
+        ops: ops.slice(i, i + 256),
+      });
+    }
+  }
+
+  /** A follower's pull (it found a gap or a mismatch): the log if it covers the gap, else a snapshot. */
+  onPull(from: NodeId, it: PullItem): void {
+    const ctx = this.ctx;
+    const prim = ctx.primaries.get(it.p);
+    if (!prim || prim.epoch !== it.e || prim.catchUp) return;
+    const f = prim.followers.get(from);
+    if (!f) return;
+    ctx.counters.pullsReceived++;
+    if (prim.migration) ctx.counters.pullsReceivedDuringMigration++;
+    if (this.snapshots.out.has(`${it.p}|${from}`)) ctx.counters.pullsReceivedDuringTransfer++;
+    const d = ctx.data.get(it.p)!;
+    if (it.l === prim.lineage && it.s <= d.seq) {
+      // Same history, behind: the log may cover the gap.
+      const ops = d.logFrom(it.s + 1);
+      if (ops !== null) {
+        f.confirmed = true;
+        f.acked = it.s;
+        this.#resend(prim, f, d);
+        this.progress(prim);
+        return;
+      }
+    }
+    f.confirmed = false;
+    if (it.s === d.seq && it.d0 === d.digest[0] && it.d1 === d.digest[1]) {
+      f.lastCheckAt = ctx.clock.now();
+      ctx.sendChecks(new Map([[from, [ctx.checkItem(prim, f.role === "target")]]]));
+      return;
+    }
+    this.snapshots.start(prim, from);
+  }
+
+  /** Tick of a primary that caught up: re-check unconfirmed followers, re-ship to those behind, anti-entropy. */
+  tick(prim: PrimaryState, now: number, live: ReadonlySet<NodeId>, checks: Map<NodeId, CheckItem[]>): void {
+    const ctx = this.ctx;
+    const cfg = ctx.config;
+    const d = ctx.data.get(prim.p)!;
+    for (const f of prim.followers.values()) {
+      if (!live.has(f.id)) continue;
+      if (this.snapshots.out.has(`${prim.p}|${f.id}`)) continue;
+      if (!f.confirmed) {
+        if (now - f.lastCheckAt >= cfg.retransmitMs) {
+          f.lastCheckAt = now;
+          push(checks, f.id, ctx.checkItem(prim, f.role === "target"));
+        }
+      } else if (f.acked < d.seq) {
+        if (now - f.lastProgressAt >= cfg.retransmitMs && now - f.lastSentAt >= cfg.retransmitMs) {
+          this.#resend(prim, f, d);
+        }
+      } else if (now - f.lastCheckAt >= cfg.antiEntropyMs) {
+        f.lastCheckAt = now;
+        push(checks, f.id, ctx.checkItem(prim, f.role === "target"));
+      }
+    }
+    this.checkMigration(prim);
+  }
+
+  // ---- migration --------------------------------------------------------------------------
+
+  onMigrationStart(p: number, epoch: number, row: readonly NodeId[], mid?: number): void {
+    const ctx = this.ctx;
+    const prim = ctx.primaries.get(p);
+    if (!prim || prim.epoch !== epoch) return;
+    const now = ctx.clock.now();
+    const m = prim.migration;
+    const backups = ctx.partitions.config.backupCount;
+    if (m && sameRow(m.row, row) && (mid === undefined || m.mid === undefined || m.mid === mid)) {
+      // A resend of the migration under way.
+      m.deadline = now + ctx.config.migrationTimeoutMs;
+      m.reportedAt = -Infinity;
+      m.mid ??= mid;
+      this.syncFollowers(prim, ctx.partitions.table.replicas[p], backups);
+    } else {
+      prim.migration = { row: [...row], deadline: now + ctx.config.migrationTimeoutMs, reportedAt: -Infinity, mid };
+      prim.handoff = false;
+      this.syncFollowers(prim, ctx.partitions.table.replicas[p], backups);
+      // A new migration: its targets are checked again from scratch. A target that acked
+      // under an earlier migration may have dropped its copy since that one ended; counting
+      // its old acks would let the master commit a row naming a member without the data.
+      const checks = new Map<NodeId, CheckItem[]>();
+      for (const f of prim.followers.values()) {
+        if (f.role !== "target" || !f.confirmed) continue;
+        f.confirmed = false;
+        if (this.snapshots.out.has(`${p}|${f.id}`) || prim.catchUp) continue;
+        f.lastCheckAt = now;
+        push(checks, f.id, ctx.checkItem(prim, true));
+      }
+      ctx.sendChecks(checks);
+    }
+    this.checkMigration(prim);
+  }
+
+  checkMigration(prim: PrimaryState): void {
+    const ctx = this.ctx;
+    const m = prim.migration;
+    if (!m || prim.catchUp) return;
+    const now = ctx.clock.now();
+    if (now > m.deadline) {
+      prim.migration = null;
+      prim.handoff = false;
+      this.syncFollowers(prim, ctx.partitions.table.replicas[prim.p], ctx.partitions.config.backupCount);
+      return;
+    }
+    if (now - m.reportedAt < ctx.config.retransmitMs) return;
+    const seq = ctx.data.get(prim.p)!.seq;
+    const ready = m.row.every((id) => {
+      if (id === ctx.self) return true;
+      const f = prim.followers.get(id);
+      return !!f && f.confirmed && f.acked >= seq;
+    });
+    if (!ready) return;
+    if (m.row[0] !== ctx.self) {
+      // The primary moves: stop serving first, let what is pending commit, then report.
+      prim.handoff = true;
+      if (prim.waiters.length > 0) return;
+    }
+    m.reportedAt = now;
+    if (m.row[0] !== ctx.self) {
+      // Seal the handoff: nothing more is applied here before the commit (or the migration's end).
+      ctx.sendChecks(
+        new Map([[m.row[0], [{
+          ...ctx.checkItem(prim, prim.followers.get(m.row[0])?.role === "target"),
+          hs: true,
+        }]]]),
+      );
+    }
+    ctx.partitions.reportMigrationReady(prim.p, prim.epoch, m.row, m.mid);
+  }
+}
