@@ -1,4 +1,5 @@
 /** Node configuration: the options of `startNode()`, mirrored by CLI flags and SHOAL_* env vars. */
+import type { ProcessorTable } from "./map/entry_processor.ts";
 import type { IceServer } from "./transport/ice_server.ts";
 
 export type { IceServer };
@@ -37,6 +38,12 @@ export interface NodeOptions {
    * @default "latestUpdate"
    */
   mergePolicy?: "latestUpdate" | "passThrough" | "discard";
+  /**
+   * Entry processors by name (`map.executeOnKey(key, name, arg)`), run on the key's primary.
+   * Every member must register the same names (built-ins: increment, append, setIfGreater,
+   * merge, delete-if-equals). @default none beyond the built-ins
+   */
+  processors?: ProcessorTable;
   /** @default "info" */
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
 }

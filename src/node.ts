@@ -110,6 +110,7 @@ export class Node implements ShoalNode {
       clock: realClock,
       rng: systemRandom(),
       log: log.child({ layer: "map" }),
+      processors: options.processors,
       config: {
         partitionCount: options.partitionCount ?? Defaults.partitionCount,
         backupCount: options.backupCount ?? Defaults.backupCount,

@@ -17,6 +17,7 @@ export type ShoalErrorCode =
   | "SHUTDOWN"
   | "NOT_FOUND"
   | "CONFLICT"
+  | "PROCESSOR_FAILED"
   | "INTERNAL";
 
 export class ShoalError extends Error {

@@ -22,6 +22,7 @@ const statusByCode: Record<ShoalErrorCode, ContentfulStatusCode> = {
   INVALID_ARGUMENT: 400,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  PROCESSOR_FAILED: 422,
   INTERNAL: 500,
 };
 

@@ -8,6 +8,7 @@ import { type PartitionConfig, PartitionService } from "../partition/partition_s
 import type { PartitionReplicaInfo } from "../partition/summary.ts";
 import type { IMap } from "./imap.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
+import { ProcessorRegistry, type ProcessorTable } from "./entry_processor.ts";
 import { checkMergePolicy, type MergePolicyName } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
 import type { MapOpStats } from "./map_stats.ts";
@@ -28,6 +29,8 @@ export interface DataGridConfig extends PartitionConfig {
 
 export interface DataGridOptions extends ServiceDeps {
   config: DataGridConfig;
+  /** The application's entry processors, by name (the built-ins are always there). */
+  processors?: ProcessorTable;
 }
 
 /** One member's share of the partitioned IMap. */
@@ -36,6 +39,8 @@ export class DataGrid {
   readonly invoker: Invoker;
   readonly maps: MapService;
   readonly merge: SplitMerge;
+  /** The entry processors this member runs (their sorted names are a join setting: `processors.joinSetting()`). */
+  readonly processors: ProcessorRegistry;
 
   constructor(opts: DataGridOptions) {
     const { invoke, map, mergePolicy, merge, ...partitionConfig } = opts.config;
@@ -55,6 +60,7 @@ export class DataGrid {
       rng: opts.rng,
       partitions: this.partitions,
       invoker: this.invoker,
+      processors: this.processors = new ProcessorRegistry(opts.processors),
       config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
     });
     this.merge = new SplitMerge({

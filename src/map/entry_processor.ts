@@ -14,6 +14,7 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
+import { ShoalError, type ShoalErrorCode } from "../core/errors.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
 import { type OpBody, OpCode, type OpOutcome } from "./operations.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
@@ -266,3 +267,23 @@ export function executeProcessorOp(
   const { outcomes, effects } = registry.runOnKeys(data, b.m, b.ks!, b.pr!, b.pa, now, b.po === true);
   return { result: outcomes, effects };
 }
+
+/**
+ * A {@link KeyOutcome} from the network, decoded for the caller.
+ * @throws ShoalError with the primary's code when the processor failed or the outcome is malformed
+ */
+export function decodeOutcome(o: unknown): { result: unknown; value: unknown } {
+  if (!Array.isArray(o) || o.length !== 3) throw new ShoalError("INTERNAL", "Malformed processor result");
+  if (o[0] === 0) {
+    const code = typeof o[1] === "string" && KNOWN_CODES.has(o[1]) ? (o[1] as ShoalErrorCode) : "INTERNAL";
+    throw new ShoalError(code, typeof o[2] === "string" ? o[2] : "processor failed");
+  }
+  const bytes = (b: unknown) => {
+    if (b === null) return undefined;
+    if (!(b instanceof Uint8Array)) throw new ShoalError("INTERNAL", "Malformed processor result");
+    return decodeValue(b);
+  };
+  return { result: bytes(o[1]), value: bytes(o[2]) };
+}
+
+const KNOWN_CODES = new Set<string>(["NOT_FOUND", "PROCESSOR_FAILED", "INVALID_ARGUMENT"]);

@@ -29,4 +29,23 @@ export interface IMap<K = unknown, V = unknown> {
   entries(): AsyncIterableIterator<[K, V]>;
   /** Removes the map and all its data cluster-wide. */
   destroy(): Promise<void>;
+  /**
+   * Runs the processor registered as `processor` on the key's entry, atomically on its
+   * primary (see entry_processor.ts); the change is replicated as a write and a retry is
+   * applied once. @returns the processor's result
+   * @throws ShoalError NOT_FOUND (no such processor), PROCESSOR_FAILED (it threw), INDETERMINATE
+   */
+  executeOnKey<R = unknown>(key: K, processor: string, arg?: unknown): Promise<R>;
+  /** As {@link executeOnKey}, also returning the entry's value after the call (undefined = absent). */
+  executeOnKeyWithValue<R = unknown>(key: K, processor: string, arg?: unknown): Promise<{ result: R; value: V | undefined }>;
+  /**
+   * Runs the processor on each key (one write per partition, partitions in parallel).
+   * Every key is attempted; then the first failure, if any, is thrown. @returns results by key
+   */
+  executeOnKeys<R = unknown>(keys: Iterable<K>, processor: string, arg?: unknown): Promise<Map<K, R>>;
+  /**
+   * Runs the processor on every entry, partitions in parallel, yielding [key, result] as
+   * each batch is done. Weakly consistent: an entry added while it runs may be missed.
+   */
+  executeOnEntries<R = unknown>(processor: string, arg?: unknown): AsyncIterableIterator<[K, R]>;
 }

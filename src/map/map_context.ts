@@ -12,6 +12,7 @@ import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
+import { ProcessorRegistry } from "./entry_processor.ts";
 import type { CheckItem } from "./messages.ts";
 import { PartitionData } from "./partition_data.ts";
 
@@ -202,6 +203,8 @@ export interface MapContextDeps {
   partitions: PartitionService;
   invoker: Invoker;
   config: Required<MapServiceConfig>;
+  /** Entry processors this member runs as primary (built-ins only when absent). */
+  processors?: ProcessorRegistry;
 }
 
 /** The state one member's map service shares between its parts. */
@@ -216,6 +219,7 @@ export class MapContext {
   readonly invoker: Invoker;
   readonly config: Required<MapServiceConfig>;
   readonly counters: MapCounters = newMapCounters();
+  readonly processors: ProcessorRegistry;
   /** Every replica this member holds (primary, backup or migration target). */
   readonly data = new Map<number, PartitionData>();
   /** The partitions this member is primary of. */
@@ -243,6 +247,7 @@ export class MapContext {
     this.partitions = deps.partitions;
     this.invoker = deps.invoker;
     this.config = deps.config;
+    this.processors = deps.processors ?? new ProcessorRegistry();
   }
 
   /** An empty copy of `p` with this member's limits. */

@@ -57,6 +57,7 @@ import type { PartitionService } from "../partition/partition_service.ts";
 import type { PartitionTable } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { BackupRole } from "./backup.ts";
+import type { ProcessorRegistry } from "./entry_processor.ts";
 import { CatchUp } from "./catch_up.ts";
 import type { IMap } from "./imap.ts";
 import {
@@ -89,6 +90,8 @@ export interface MapServiceOptions extends ServiceDeps {
   partitions: PartitionService;
   invoker: Invoker;
   config?: MapServiceConfig;
+  /** Entry processors run here as primary (entry_processor.ts). */
+  processors?: ProcessorRegistry;
 }
 
 /** What the simulator and tests inspect on a member. */

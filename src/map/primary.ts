@@ -11,6 +11,7 @@ import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { type Follower, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
 import type { CheckItem, PullItem } from "./messages.ts";
+import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
 import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
 import type { LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
@@ -52,7 +53,10 @@ export class PrimaryRole {
       // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
       // result must be deduplicated like any other, or a retry executing later could answer
       // differently from the attempt that counts.
-      const out = executeOp(d, req.op, body, Math.floor(ctx.clock.now()));
+      const now = Math.floor(ctx.clock.now());
+      const out = isProcessorOp(req.op)
+        ? executeProcessorOp(ctx.processors, d, req.op, body, now)
+        : executeOp(d, req.op, body, now);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       const direct = this.#directAckers(prim);
       if (direct && direct.length > 0) entry.o = from;
