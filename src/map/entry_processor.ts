@@ -188,7 +188,10 @@ export class ProcessorRegistry {
     try {
       result = fn(entry, arg);
       if (result !== null && typeof result === "object" && typeof (result as { then?: unknown }).then === "function") {
-        return { outcome: [0, "PROCESSOR_FAILED", `processor "${name}" returned a promise; it must be synchronous`], effect: null };
+        return {
+          outcome: [0, "PROCESSOR_FAILED", `processor "${name}" returned a promise; it must be synchronous`],
+          effect: null,
+        };
       }
       after = entry.value === undefined ? null : encodeValue(entry.value);
     } catch (e) {

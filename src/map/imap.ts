@@ -37,7 +37,11 @@ export interface IMap<K = unknown, V = unknown> {
    */
   executeOnKey<R = unknown>(key: K, processor: string, arg?: unknown): Promise<R>;
   /** As {@link executeOnKey}, also returning the entry's value after the call (undefined = absent). */
-  executeOnKeyWithValue<R = unknown>(key: K, processor: string, arg?: unknown): Promise<{ result: R; value: V | undefined }>;
+  executeOnKeyWithValue<R = unknown>(
+    key: K,
+    processor: string,
+    arg?: unknown,
+  ): Promise<{ result: R; value: V | undefined }>;
   /**
    * Runs the processor on each key (one write per partition, partitions in parallel).
    * Every key is attempted; then the first failure, if any, is thrown. @returns results by key

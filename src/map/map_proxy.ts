@@ -304,7 +304,10 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
         window.map((p) => async () => {
           const ks: Uint8Array[] = [];
           for (let offset = 0;;) {
-            const r = (await this.#call(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as { e?: unknown; more?: unknown };
+            const r = (await this.#call(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as {
+              e?: unknown;
+              more?: unknown;
+            };
             if (!r || !Array.isArray(r.e)) throw new ShoalError("INTERNAL", "Malformed entries result");
             for (const [k] of r.e as Array<[Uint8Array, Uint8Array]>) ks.push(k);
             offset += r.e.length;
