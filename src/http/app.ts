@@ -16,6 +16,7 @@ import { errorResponse, jsonError } from "./errors.ts";
 import { SnapshotEventStream } from "./event_stream.ts";
 import { MapSizeCache } from "./map_sizes.ts";
 import { mountMapRoutes } from "./map_routes.ts";
+import { mountProcessorRoutes } from "./processor_routes.ts";
 import { collectMetrics } from "./metrics.ts";
 import { type MetricFamily, prometheusContentType, renderPrometheus } from "./prometheus.ts";
 import { buildSnapshot } from "./snapshot.ts";
@@ -106,6 +107,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
     return c.json(buildSnapshot(node, sizes.current()));
   });
   mountMapRoutes(app, node, sizes);
+  mountProcessorRoutes(app, node);
 
   app.get("/metrics", async (c) => {
     await sizes.refresh();

@@ -9,6 +9,7 @@
  */
 import type { MemberInfo } from "../../src/cluster/view.ts";
 import { ShoalError, type ShoalErrorCode } from "../../src/core/errors.ts";
+import { builtinProcessors } from "../../src/map/entry_processor.ts";
 import type { IMap } from "../../src/map/imap.ts";
 import type {
   LinkInfo,
@@ -132,6 +133,35 @@ class TestMap implements IMap<unknown, unknown> {
   }
   destroy() {
     return this.#op("destroy", () => void this.owner.maps.delete(this.name));
+  }
+  /** Runs the member's real built-in processors on the local entry (errors as the grid reports them). */
+  executeOnKeyWithValue<R>(key: unknown, processor: string, arg?: unknown) {
+    return this.#op("executeOnKey", () => {
+      const fn = builtinProcessors[processor];
+      if (!fn) throw new ShoalError("NOT_FOUND", `No processor named "${processor}" on this member`);
+      const cur = this.data.get(this.#k(key));
+      const entry = { key, value: cur?.[1], exists: cur !== undefined };
+      let result: R;
+      try {
+        result = fn(entry, arg) as R;
+      } catch (e) {
+        throw new ShoalError("PROCESSOR_FAILED", `processor "${processor}" failed: ${(e as Error).message}`);
+      }
+      if (entry.value === undefined) this.data.delete(this.#k(key));
+      else this.data.set(this.#k(key), [key, entry.value]);
+      return { result, value: entry.value };
+    });
+  }
+  async executeOnKey<R>(key: unknown, processor: string, arg?: unknown): Promise<R> {
+    return (await this.executeOnKeyWithValue<R>(key, processor, arg)).result;
+  }
+  async executeOnKeys<R>(keys: Iterable<unknown>, processor: string, arg?: unknown): Promise<Map<unknown, R>> {
+    const out = new Map<unknown, R>();
+    for (const k of keys) out.set(k, await this.executeOnKey<R>(k, processor, arg));
+    return out;
+  }
+  async *executeOnEntries<R>(processor: string, arg?: unknown): AsyncIterableIterator<[unknown, R]> {
+    for (const [k] of [...this.data.values()]) yield [k, await this.executeOnKey<R>(k, processor, arg)];
   }
 }
 
