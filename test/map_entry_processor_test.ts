@@ -257,6 +257,47 @@ describe("increments while the key's primary is killed (seeded simulation)", () 
   }
 });
 
+describe("increments while partitions migrate", () => {
+  test("a joining member takes its share under concurrent increments; the counters equal the acknowledged calls", async () => {
+    const h = await cluster(2, { loss: 0.01 });
+    const acked = new Map<string, number>();
+    let indeterminate = 0;
+    let stop = false;
+    const loops = [0, 1, 2, 3].map(async (w) => {
+      const map = h.members.get(`n${w % 2}`)!.grid.getMap<string, number>("m");
+      for (let i = 0; !stop; i++) {
+        await new Promise((r) => h.clock.setTimer(10, () => r(null)));
+        const key = `c${(i * 4 + w) % 20}`;
+        try {
+          await map.executeOnKey(key, "increment");
+          acked.set(key, (acked.get(key) ?? 0) + 1);
+        } catch (e) {
+          if (e instanceof IndeterminateResultError) indeterminate++;
+          else throw e;
+        }
+      }
+    });
+    await h.run(500);
+    await h.add("n2");
+    await h.run(6000);
+    stop = true;
+    await h.until(Promise.all(loops));
+    await h.run(2000);
+    expect(h.members.get("n0")!.grid.partitions.stats.migrationsCommitted).toBeGreaterThan(0);
+    expect(h.members.get("n0")!.grid.partitionSummary().owners.n2).toBeGreaterThan(0);
+    expect(indeterminate).toBe(0);
+    const reader = h.members.get("n2")!.grid.getMap<string, number>("m");
+    let total = 0;
+    for (const [key, n] of acked) {
+      expect(await h.until(reader.get(key))).toBe(n);
+      total += n;
+    }
+    expect(total).toBeGreaterThan(500);
+    expect(incompleteReplication(h, P)).toBeNull();
+    h.stop();
+  });
+});
+
 describe("wire", () => {
   test("op codes 40 and 41 are processor ops", () => {
     expect(OpCode.ExecuteOnKey).toBe(40);
