@@ -27,8 +27,18 @@ export interface NodeOptions {
   partitionCount?: number;
   /** Lite member: no data, owns no partitions. @default false */
   lite?: boolean;
-  /** Bearer token required for HTTP writes. @default none */
+  /** Bearer token required on every HTTP data route, reads and writes (see SECURITY.md). @default none */
   token?: string;
+  /** Read-only bearer token: GET routes only; writes with it get 403. Needs `token`. @default none */
+  readToken?: string;
+  /** Serve `GET /metrics` without a token, for scrapers on a trusted network. @default false */
+  openMetrics?: boolean;
+  /** PEM certificate chain file: serve REST, dashboard and `/signal` over HTTPS/WSS (with `tlsKey`). @default none */
+  tlsCert?: string;
+  /** PEM private key file of `tlsCert`. @default none */
+  tlsKey?: string;
+  /** PEM file of a private CA to trust when joining an `https://` or `wss://` URL. @default system roots */
+  tlsCa?: string;
   /** Job slots this member offers. @default 4 */
   slots?: number;
   /**

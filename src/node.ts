@@ -12,7 +12,7 @@ import { ShoalError } from "./core/errors.ts";
 import { createLogger, type Logger } from "./core/log.ts";
 import { systemRandom } from "./core/random.ts";
 import { createHttpApp } from "./http/app.ts";
-import { parseListenAddress } from "./http/listen_address.ts";
+import { parseListenAddress, plainHttpWarning } from "./http/listen_address.ts";
 import { JobService } from "./jobs/job_service.ts";
 import { mountJobRoutes } from "./jobs/job_routes.ts";
 import { jobMetricFamilies } from "./jobs/job_metrics.ts";
@@ -28,9 +28,10 @@ import type {
   ShoalNode,
 } from "./node_api.ts";
 import { runtimeName } from "./runtime/process.ts";
-import { serve, type Served } from "./runtime/serve.ts";
+import { readPemFile, serve, type Served, type TlsFiles } from "./runtime/serve.ts";
 import { wsUpgrader } from "./runtime/websocket.ts";
 import { SignalingClient } from "./signaling/client.ts";
+import { type ClientSocket, localSocket } from "./signaling/local_socket.ts";
 import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
 import { MessageRouter } from "./transport/router.ts";
 import type { NodeId, TransportStats } from "./transport/transport.ts";
@@ -56,6 +57,8 @@ export class Node implements ShoalNode {
   /** Signaling clients: the join URL's server (first, if any) and this node's own endpoint. */
   #signaling: SignalingClient[] = [];
   #hub: SignalingHub | undefined;
+  /** The `tlsCa` file's text, trusted by the signaling clients. */
+  #ca: string | undefined;
   #abort = new AbortController();
   #masterChanges = 0;
   #stopped = false;
@@ -156,12 +159,23 @@ export class Node implements ShoalNode {
   async start(): Promise<void> {
     const o = this.options;
     const joinUrls = o.join ?? [];
+    if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+      throw new ShoalError("INVALID_ARGUMENT", "TLS needs both a certificate (--tls-cert) and its key (--tls-key)");
+    }
+    const tls: TlsFiles | undefined = o.tlsCert !== undefined && o.tlsKey !== undefined
+      ? { cert: await readPemFile(o.tlsCert, "--tls-cert"), key: await readPemFile(o.tlsKey, "--tls-key") }
+      : undefined;
+    if (o.tlsCa !== undefined) this.#ca = await readPemFile(o.tlsCa, "--tls-ca");
     if (o.http !== false) {
       const addr = parseListenAddress(o.http ?? Defaults.http);
       if ("error" in addr) throw new ShoalError("INVALID_ARGUMENT", addr.error);
+      const warning = plainHttpWarning(o.http ?? Defaults.http, addr.host, tls !== undefined);
+      if (warning) this.log.warn("http without tls", { risk: warning });
       const { upgradeWebSocket, websocket } = wsUpgrader();
       const app = createHttpApp(this, {
         token: o.token,
+        readToken: o.readToken,
+        openMetrics: o.openMetrics,
         signal: this.#abort.signal,
         logger: this.log.child({ layer: "http" }),
         extraRoutes: (a: Hono) => {
@@ -172,7 +186,7 @@ export class Node implements ShoalNode {
         // deno-lint-ignore no-explicit-any
         extraMetrics: () => jobMetricFamilies(this.jobs) as any,
       });
-      this.#served = await serve({ hostname: addr.host, port: addr.port, fetch: app.fetch, websocket });
+      this.#served = await serve({ hostname: addr.host, port: addr.port, fetch: app.fetch, websocket, tls });
     }
     // First the join URL (any member's HTTP address or a standalone signaling server).
     let lastErr: unknown;
@@ -193,7 +207,11 @@ export class Node implements ShoalNode {
     }
     const seeds = this.#signaling[0]?.peers() ?? [];
     // Then our own endpoint, so nodes that join through our address can reach us.
-    if (this.#served) this.#signaling.push(await this.#openSignaling(this.#served.url, 5_000));
+    // In process (local_socket.ts): no network, so no certificate to verify for our bind address.
+    const hub = this.#hub;
+    if (this.#served && hub) {
+      this.#signaling.push(await this.#openSignaling(this.#served.url, 5_000, () => localSocket(hub)));
+    }
     for (const c of this.#signaling) c.onPeers((peers) => this.membership.addCandidates(peers));
     await this.membership.start(seeds);
     this.jobs.start();
@@ -203,11 +221,13 @@ export class Node implements ShoalNode {
     });
   }
 
-  async #openSignaling(url: string, timeoutMs: number): Promise<SignalingClient> {
+  async #openSignaling(url: string, timeoutMs: number, socket?: () => ClientSocket): Promise<SignalingClient> {
     const client = new SignalingClient({
       url,
       cluster: this.options.cluster,
       self: this.id,
+      ca: this.#ca,
+      socket,
       log: this.log.child({ layer: "signaling" }),
     });
     client.onSignal((from, payload) => this.#onServerSignal(from, payload));
@@ -238,6 +258,10 @@ export class Node implements ShoalNode {
 
   links(): LinkInfo[] {
     return this.membership.links();
+  }
+
+  clockOffsets(): Record<NodeId, { offsetMs: number; rttMs: number }> {
+    return this.transport.clockOffsets();
   }
 
   transportStats(): TransportStats {

@@ -72,6 +72,8 @@ export interface ShoalNode extends AsyncDisposable {
   partitionTable(): PartitionReplicaInfo[];
   links(): LinkInfo[];
   transportStats(): TransportStats;
+  /** The latest clock-offset estimate per linked member (its clock minus ours), for `GET /cluster`. */
+  clockOffsets?(): Record<NodeId, { offsetMs: number; rttMs: number }>;
   /** Optional extra figures for `GET /metrics` (operation latencies, local map entries, jobs). */
   metrics?(): NodeMetrics;
   /** Graceful leave: migrates owned partitions away, says `left`, closes links. */

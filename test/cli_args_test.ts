@@ -194,6 +194,28 @@ describe("node command flags", () => {
     expect(ok(["--http", "127.0.0.2:0"]).http).toBe("127.0.0.2:0");
   });
 
+  test("security flags: --read-token, --open-metrics, --tls-cert/--tls-key/--tls-ca (flags and SHOAL_* env)", () => {
+    expect(ok(["--token", "t", "--read-token", "r", "--open-metrics"])).toMatchObject({
+      token: "t",
+      readToken: "r",
+      openMetrics: true,
+    });
+    expect(ok(["--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem"])).toMatchObject({
+      tlsCert: "c.pem",
+      tlsKey: "k.pem",
+      tlsCa: "ca.pem",
+    });
+    expect(
+      ok([], { SHOAL_TOKEN: "t", SHOAL_READ_TOKEN: "r", SHOAL_TLS_CERT: "c", SHOAL_TLS_KEY: "k", SHOAL_TLS_CA: "a" }),
+    ).toMatchObject({ token: "t", readToken: "r", tlsCert: "c", tlsKey: "k", tlsCa: "a" });
+    expect(err(["--read-token", "r"])).toContain("--read-token needs --token");
+    expect(err(["--token", "t", "--read-token", "t"])).toContain("must differ");
+    expect(err(["--tls-cert", "c.pem"])).toContain("both --tls-cert FILE and --tls-key FILE");
+    expect(err(["--tls-key", "k.pem"])).toContain("both");
+    // TLS does not lift the token requirement off loopback: TLS hides the traffic, the token guards the data.
+    expect(err(["--http", "0.0.0.0:5701", "--tls-cert", "c", "--tls-key", "k"])).toContain("without a token");
+  });
+
   test("bad --ice URLs are errors and do not echo the TURN password", () => {
     expect(err(["--ice", "http://x"])).toContain("expected stun:host:port or turn:user:pass@host:port");
     expect(err(["--ice", "turn:host:3478"])).toContain("TURN needs credentials");

@@ -29,6 +29,7 @@ describe("GET /cluster", () => {
     const body = await (await createHttpApp(node).request("/cluster")).json();
     expect(Object.keys(body).sort()).toEqual(
       [
+        "clockOffsetWarnMs",
         "cluster",
         "coordinator",
         "epoch",
@@ -47,7 +48,11 @@ describe("GET /cluster", () => {
     expect(body.coordinator).toBe(node.id);
     expect(body.epoch).toBe(1);
     expect(body.members).toHaveLength(3);
-    for (const m of body.members) expect(Object.keys(m).sort()).toEqual(["id", "joinedAt", "lite", "name", "runtime"]);
+    for (const m of body.members) {
+      expect(Object.keys(m).sort()).toEqual(["clockOffsetMs", "id", "joinedAt", "lite", "name", "runtime"]);
+    }
+    expect(body.members[0].clockOffsetMs).toBe(0); // self
+    expect(body.clockOffsetWarnMs).toBe(2000);
     expect(body.members.map((m: { name: string }) => m.name)).toEqual(["self", "peer1", "peer2"]);
     expect(typeof body.memberListVersion).toBe("number");
     expect(typeof body.partitionTableVersion).toBe("number");
@@ -184,7 +189,7 @@ describe("map routes", () => {
 });
 
 describe("bearer token", () => {
-  test("writes need the token; reads do not", async () => {
+  test("writes and reads need the token; /health and the dashboard page do not", async () => {
     const node = createTestNode();
     const app = createHttpApp(node, { token: "s3cr3t" });
     const none = await app.request("/maps/m/k", json(1));
@@ -195,8 +200,13 @@ describe("bearer token", () => {
     expect((await app.request("/maps/m/k", { method: "DELETE" })).status).toBe(401);
     expect(node.maps.get("m")?.data.size ?? 0).toBe(0);
     expect((await app.request("/maps/m/k", json(1, { authorization: "Bearer s3cr3t" }))).status).toBe(200);
-    expect(await (await app.request("/maps/m/k")).json()).toEqual({ value: 1 });
-    expect((await app.request("/cluster")).status).toBe(200);
+    expect((await app.request("/maps/m/k")).status).toBe(401);
+    expect(await (await app.request("/maps/m/k", { headers: { authorization: "Bearer s3cr3t" } })).json()).toEqual({
+      value: 1,
+    });
+    expect((await app.request("/cluster")).status).toBe(401);
+    expect((await app.request("/health")).status).toBe(200);
+    expect((await app.request("/")).status).toBe(200);
   });
 
   test("routes added through extraRoutes are protected too", async () => {
@@ -210,7 +220,8 @@ describe("bearer token", () => {
     expect((await app.request("/jobs", { method: "POST", body: "{}" })).status).toBe(401);
     expect((await app.request("/jobs", { method: "POST", body: "{}", headers: { authorization: "Bearer t" } })).status)
       .toBe(201);
-    expect(await (await app.request("/jobs")).json()).toEqual([]);
+    expect((await app.request("/jobs")).status).toBe(401);
+    expect(await (await app.request("/jobs", { headers: { authorization: "Bearer t" } })).json()).toEqual([]);
   });
 });
 
@@ -331,7 +342,10 @@ describe("dashboard and events", () => {
     const html = await res.text();
     expect(html.startsWith("<!doctype html>")).toBe(true);
     expect(html).toContain('data-testid="partition-grid"');
-    expect(html).toContain('new EventSource("events")');
+    // The event stream is read with fetch so the token can go in a header, never in the URL.
+    expect(html).toContain('fetch("events", { headers: authHeaders(');
+    expect(html).not.toContain("EventSource(");
+    expect(html).toContain("sessionStorage");
     expect(html).not.toMatch(/<script[^>]+src=/);
     expect(html).not.toMatch(/<link[^>]+stylesheet/);
   });

@@ -1,7 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { toSecondsBuckets } from "../src/http/metrics.ts";
 import { renderPrometheus } from "../src/http/prometheus.ts";
-import { killAll, type Member, startMember, until } from "./support/cluster.ts";
+import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { until } from "./support/until.ts";
+
+type ClusterJson = { members: unknown[]; partitions: { replicasMissing: number; migrating: number } };
 
 describe("Prometheus text format", () => {
   test("renders HELP, TYPE and samples with escaped labels", () => {
@@ -76,7 +79,7 @@ describe("shoal_map_entries on real members", () => {
     const b = await startMember({ name: "b", runtime: "deno", join: a.url, args: ["--partition-count", "31"] });
     await until(
       async () => {
-        const vs = await Promise.all([a, b].map((m) => m.json("/cluster")));
+        const vs = await Promise.all([a, b].map((m) => m.json<ClusterJson>("/cluster")));
         return vs.every((v) =>
             v.members.length === 2 && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0
           )

@@ -5,6 +5,7 @@ const root = `${import.meta.dir}/..`;
 const expected = {
   health: 200,
   putNoToken: 401,
+  getNoToken: 401,
   put: { previous: null },
   get: { value: { a: 1 } },
   badJson: 400,

@@ -8,7 +8,11 @@ import { PartitionData } from "../src/map/partition_data.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import { GridHarness } from "./support/grid_harness.ts";
 
-const put = (seq: number) => ({ seq, r: null, e: [{ m: "m", k: new Uint8Array([seq]), v: new Uint8Array([1]), at: 0 }] });
+const put = (seq: number) => ({
+  seq,
+  r: null,
+  e: [{ m: "m", k: new Uint8Array([seq]), v: new Uint8Array([1]), at: 0 }],
+});
 
 describe("a replica applies writes in sequence", () => {
   test("applying seq 3 after 1 fails an assertion and changes nothing", () => {

@@ -26,14 +26,14 @@ test("no other document copies PROTOCOL.md's kind tables", () => {
     "README.md",
     "ARCHITECTURE.md",
     "SECURITY.md",
-    ...readdirSync(new URL("../docs", import.meta.url))
+    ...readdirSync(new URL("../docs", import.meta.url).pathname)
       .filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`),
   ];
   const copies: string[] = [];
   for (const file of docs) {
     let text: string;
     try {
-      text = readFileSync(new URL(`../${file}`, import.meta.url), "utf8");
+      text = readFileSync(new URL(`../${file}`, import.meta.url).pathname, "utf8");
     } catch {
       continue;
     }

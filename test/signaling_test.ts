@@ -6,14 +6,25 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { ShoalError } from "../src/core/errors.ts";
 import { SignalingClient, signalUrl } from "../src/signaling/client.ts";
+import {
+  CHALLENGE_TTL_MS,
+  ChallengeBook,
+  checkHelloOrChallenge,
+  CLOCK_OFFSET_WARN_MS,
+  ClockOffsets,
+  clockSample,
+  signChallenge,
+  signHello,
+} from "../src/signaling/challenges.ts";
 import { checkDescription, type DescriptionKeys, signAnswer, signOffer } from "../src/signaling/descriptions.ts";
 import type { SignalRelay } from "../src/signaling/messages.ts";
 import { sdpFingerprints } from "../src/signaling/sdp.ts";
 import { createSignalingServer, type SignalingServer } from "../src/signaling/server.ts";
-import { WebRtcTransport, type WebRtcTransportOptions } from "../src/transport/webrtc.ts";
+import type { WebRtcTransportOptions } from "../src/transport/webrtc.ts";
 import { deriveKey, ReplayGuard, roomId } from "../src/wire/envelope.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import { until } from "./support/until.ts";
+import { WebRtcNodes } from "./support/webrtc_nodes.ts";
 
 const FP_A = "sha-256 F9:84:9F:A6:CB:AD:9C:1E:49:36:84:1F:D6:81:15:29:59:A8:C4:C9:30:A7:E2:0D:6F:11:41:FA:00:A7:0C:5B";
 const FP_B = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
@@ -37,49 +48,163 @@ describe("signed descriptions", () => {
     expect(sdpFingerprints("v=0\r\n")).toEqual([]);
   });
 
-  test("an offer and its answer verify for their receivers", () => {
-    const offer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now);
+  /** `b`'s side: its challenge book, with a challenge issued to `a` at `at`. */
+  const challenged = (at = now) => {
+    const book = new ChallengeBook();
+    const ch = book.issue("a", at);
+    return { book, challenge: { ch, arrivedMs: at + 5 } };
+  };
+  const ok = (r: ReturnType<typeof checkDescription>) => ("code" in r ? r : null);
+  const refusal = (r: ReturnType<typeof checkDescription>) => ("code" in r ? r : { code: "ACCEPTED", reason: "" });
+
+  test("an offer (with b's challenge) and its answer verify for their receivers", () => {
+    const { book, challenge } = challenged();
+    const offer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now + 7, challenge);
     expect(offer.fp).toEqual([FP_A]);
-    expect(checkDescription(offer, keysOf("b"), new ReplayGuard(), now + 10)).toBeNull();
+    const r = checkDescription(offer, keysOf("b"), new ReplayGuard(), now + 10, book);
+    expect(ok(r)).toBeNull();
+    expect((r as { challengeIssuedMs: number }).challengeIssuedMs).toBe(now);
     const answer = signAnswer(keysOf("b"), "a", sdpWith(FP_B), offer.nonce, now);
-    expect(checkDescription(answer, keysOf("a"), new ReplayGuard(), now)).toBeNull();
+    expect(ok(checkDescription(answer, keysOf("a"), new ReplayGuard(), now, new ChallengeBook()))).toBeNull();
   });
 
   test("a wrong secret, a swapped fingerprint, a forged answer reference or a changed field is refused", () => {
     const guard = () => new ReplayGuard();
-    const offer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now);
-    expect(checkDescription(offer, keysOf("b", "other"), guard(), now)).toMatchObject({
+    const { challenge } = challenged();
+    const book = () => challenged().book;
+    const offer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now, challenge);
+    expect(refusal(checkDescription(offer, keysOf("b", "other"), guard(), now, book()))).toMatchObject({
       code: "AUTH_FAILED",
       reason: expect.stringContaining("authentication failed"),
     });
     // The relay puts its own certificate's fingerprint into the SDP.
-    expect(checkDescription({ ...offer, sdp: sdpWith(FP_B) }, keysOf("b"), guard(), now)?.reason).toContain(
-      "fingerprint",
-    );
+    expect(refusal(checkDescription({ ...offer, sdp: sdpWith(FP_B) }, keysOf("b"), guard(), now, book())).reason)
+      .toContain("fingerprint");
     // … and into the signed field too: the signature no longer matches.
-    expect(checkDescription({ ...offer, sdp: sdpWith(FP_B), fp: [FP_B] }, keysOf("b"), guard(), now)?.reason).toContain(
-      "signature",
-    );
-    expect(checkDescription({ ...offer, from: "mallory" }, keysOf("b"), guard(), now)?.code).toBe("AUTH_FAILED");
-    expect(checkDescription({ ...offer, ts: offer.ts + 1 }, keysOf("b"), guard(), now)?.code).toBe("AUTH_FAILED");
+    expect(
+      refusal(checkDescription({ ...offer, sdp: sdpWith(FP_B), fp: [FP_B] }, keysOf("b"), guard(), now, book())).reason,
+    ).toContain("signature");
+    for (const forged of [{ from: "mallory" }, { ts: offer.ts + 1 }, { ch: "f".repeat(32) }, { cts: offer.cts + 1 }]) {
+      expect(refusal(checkDescription({ ...offer, ...forged }, keysOf("b"), guard(), now, book())).code).toBe(
+        "AUTH_FAILED",
+      );
+    }
     const answer = signAnswer(keysOf("b"), "a", sdpWith(FP_B), offer.nonce, now);
-    expect(checkDescription({ ...answer, re: "0".repeat(32) }, keysOf("a"), guard(), now)?.code).toBe("AUTH_FAILED");
-    // An offer's signature does not verify as an answer.
-    expect(checkDescription({ ...offer, t: Kind.SignalAnswer, re: "" } as never, keysOf("b"), guard(), now)?.code).toBe(
+    expect(refusal(checkDescription({ ...answer, re: "0".repeat(32) }, keysOf("a"), guard(), now, book())).code).toBe(
       "AUTH_FAILED",
     );
+    // An offer's signature does not verify as an answer.
+    expect(
+      refusal(checkDescription({ ...offer, t: Kind.SignalAnswer, re: "" } as never, keysOf("b"), guard(), now, book()))
+        .code,
+    ).toBe("AUTH_FAILED");
   });
 
-  test("wrong receiver, other cluster, replays and stale timestamps are refused", () => {
-    const offer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now);
-    expect(checkDescription(offer, keysOf("c"), new ReplayGuard(), now)?.reason).toContain("addressed to b");
-    expect(checkDescription(offer, keysOf("b", "s3cret", "other"), new ReplayGuard(), now)?.reason).toContain(
-      "another cluster",
+  test("wrong receiver, other cluster, replays and offers without a live challenge are refused", () => {
+    const { book, challenge } = challenged();
+    const offer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now, challenge);
+    expect(refusal(checkDescription(offer, keysOf("c"), new ReplayGuard(), now, book)).reason).toContain(
+      "addressed to b",
     );
+    expect(refusal(checkDescription(offer, keysOf("b", "s3cret", "other"), new ReplayGuard(), now, book)).reason)
+      .toContain("another cluster");
     const g = new ReplayGuard();
-    expect(checkDescription(offer, keysOf("b"), g, now)).toBeNull();
-    expect(checkDescription(offer, keysOf("b"), g, now)?.reason).toContain("replay");
-    expect(checkDescription(offer, keysOf("b"), new ReplayGuard(), now + 120_000)?.reason).toContain("window");
+    expect(ok(checkDescription(offer, keysOf("b"), g, now, book))).toBeNull();
+    // The same offer again: its challenge is used up (and its nonce seen), whatever the clocks say.
+    expect(refusal(checkDescription(offer, keysOf("b"), g, now, book)).reason).toContain("challenge");
+    expect(refusal(checkDescription(offer, keysOf("b"), new ReplayGuard(), now, book)).reason).toContain("challenge");
+    // A challenge b never issued, one issued to someone else, or one past its lifetime on b's clock.
+    const other = challenged();
+    const forOther = other.book.issue("c", now);
+    expect(
+      refusal(checkDescription(
+        signOffer(keysOf("a"), "b", sdpWith(FP_A), now, { ch: forOther, arrivedMs: now }),
+        keysOf("b"),
+        new ReplayGuard(),
+        now,
+        other.book,
+      )).reason,
+    ).toContain("challenge");
+    const late = challenged();
+    const lateOffer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now, late.challenge);
+    expect(
+      refusal(checkDescription(lateOffer, keysOf("b"), new ReplayGuard(), now + CHALLENGE_TTL_MS + 1, late.book))
+        .reason,
+    ).toContain("expired");
+  });
+
+  test("the sender's clock plays no part: offers and answers from a clock 10 minutes off either way verify", () => {
+    for (const skew of [-600_000, 600_000, -86_400_000]) {
+      const { book, challenge } = challenged();
+      const theirs = { ch: challenge.ch, arrivedMs: challenge.arrivedMs + skew };
+      const offer = signOffer(keysOf("a"), "b", sdpWith(FP_A), now + skew + 10, theirs);
+      expect(ok(checkDescription(offer, keysOf("b"), new ReplayGuard(), now + 20, book))).toBeNull();
+      const answer = signAnswer(keysOf("b"), "a", sdpWith(FP_B), offer.nonce, now - skew);
+      expect(ok(checkDescription(answer, keysOf("a"), new ReplayGuard(), now, new ChallengeBook()))).toBeNull();
+    }
+  });
+
+  test("during a secret rotation, descriptions signed with either secret verify; others do not", () => {
+    const rotating: DescriptionKeys = { ...keysOf("b", "new"), previousKey: deriveKey("c", "old", "signal") };
+    for (const secret of ["new", "old"]) {
+      const { book, challenge } = challenged();
+      const offer = signOffer(keysOf("a", secret), "b", sdpWith(FP_A), now, challenge);
+      const r = checkDescription(offer, rotating, new ReplayGuard(), now, book);
+      expect(ok(r)).toBeNull();
+      // The answer goes out under the key that verified the offer.
+      expect((r as { key: Uint8Array }).key).toEqual(deriveKey("c", secret, "signal"));
+    }
+    const { book, challenge } = challenged();
+    const offer = signOffer(keysOf("a", "third"), "b", sdpWith(FP_A), now, challenge);
+    expect(refusal(checkDescription(offer, rotating, new ReplayGuard(), now, book)).code).toBe("AUTH_FAILED");
+  });
+});
+
+describe("challenges and clock offsets", () => {
+  test("a challenge is valid once, for its peer, within its TTL; the book is bounded", () => {
+    const book = new ChallengeBook(1000, 8, 2);
+    const ch = book.issue("a", 100);
+    expect(book.consume("b", ch, 100)).toBeUndefined();
+    expect(book.consume("a", ch, 100)).toBe(100);
+    expect(book.consume("a", ch, 100)).toBeUndefined();
+    // Per peer: the oldest is forgotten first.
+    const [x, y, z] = [book.issue("a", 200), book.issue("a", 201), book.issue("a", 202)];
+    expect(book.size).toBe(2);
+    expect(book.consume("a", x, 300)).toBeUndefined();
+    expect(book.consume("a", z, 300)).toBe(202);
+    expect(book.consume("a", y, 1300)).toBeUndefined(); // expired
+    // In total: 1,000 peers asking leave at most 8 challenges.
+    for (let i = 0; i < 1000; i++) book.issue(`p${i}`, 2000);
+    expect(book.size).toBe(8);
+    expect(book.evicted).toBeGreaterThan(900);
+  });
+
+  test("hellos and challenges are signed: a wrong secret or a changed field is refused", () => {
+    const keys = (self: string, secret = "s"): DescriptionKeys => ({
+      room: roomId("c"),
+      key: deriveKey("c", secret, "signal"),
+      self,
+    });
+    const hello = signHello(keys("a"), "b");
+    expect("key" in checkHelloOrChallenge(hello, keys("b"))).toBe(true);
+    expect(checkHelloOrChallenge(hello, keys("b", "other"))).toMatchObject({ code: "AUTH_FAILED" });
+    expect(checkHelloOrChallenge({ ...hello, from: "m" }, keys("b"))).toMatchObject({ code: "AUTH_FAILED" });
+    expect(checkHelloOrChallenge(hello, keys("c"))).toMatchObject({ code: "REFUSED" });
+    const c = signChallenge(keys("b"), hello, "0123456789abcdef0123", 1_700_000_000_000, keys("b").key);
+    expect("key" in checkHelloOrChallenge(c, keys("a"))).toBe(true);
+    expect(checkHelloOrChallenge({ ...c, ts: c.ts + 1 }, keys("a"))).toMatchObject({ code: "AUTH_FAILED" });
+  });
+
+  test("the NTP estimate recovers a peer's offset and the round trip", () => {
+    // Peer 600 s ahead; 40 ms each way; it holds the request 100 ms.
+    const s = clockSample(1000, 1040 + 600_000, 1140 + 600_000, 1180);
+    expect(s).toEqual({ offsetMs: 600_000, rttMs: 80, atMs: 1180 });
+    const offsets = new ClockOffsets(undefined, 2);
+    expect(offsets.record("a", s)).toBe(true); // past the warning bound
+    expect(offsets.record("b", clockSample(0, 10, 10, 20))).toBe(false);
+    offsets.record("c", clockSample(0, -5_000, -5_000, 0));
+    expect(Object.keys(offsets.all())).toEqual(["b", "c"]); // bounded: the oldest went
+    expect(CLOCK_OFFSET_WARN_MS).toBe(2000);
   });
 });
 
@@ -212,31 +337,9 @@ describe("signaling server and client", () => {
 });
 
 describe("the WebRTC transport refuses descriptions that do not check out", () => {
-  let server: SignalingServer | null = null;
-  const transports: WebRtcTransport[] = [];
-  const clients: SignalingClient[] = [];
-  afterEach(async () => {
-    await Promise.all(transports.splice(0).map((t) => t.close()));
-    for (const c of clients.splice(0)) c.close();
-    await server?.close();
-    server = null;
-  });
-  const node = async (self: string, extra: Partial<WebRtcTransportOptions> = {}) => {
-    server ??= await createSignalingServer({ port: 0 });
-    const sc = new SignalingClient({ url: server.url, cluster: "c", self });
-    await sc.start();
-    clients.push(sc);
-    const t = new WebRtcTransport({
-      self,
-      cluster: "c",
-      secret: "s3cret",
-      signaling: sc,
-      connectTimeoutMs: 10_000,
-      ...extra,
-    });
-    transports.push(t);
-    return t;
-  };
+  const nodes = new WebRtcNodes();
+  afterEach(() => nodes.close());
+  const node = (self: string, extra: Partial<WebRtcTransportOptions> = {}) => nodes.node(self, extra);
 
   test("a member with the wrong secret is told 'authentication failed' instead of timing out", async () => {
     const a = await node("a", { secret: "wrong" });
@@ -301,7 +404,7 @@ describe("the WebRTC transport refuses descriptions that do not check out", () =
     await a.connect("b", { via: "r" });
     expect(a.isLinked("b")).toBe(true);
     expect(r.signalingCounters().relayed).toBeGreaterThanOrEqual(10);
-    const stats = server!.stats().relayed;
+    const stats = nodes.server!.stats().relayed;
     expect(stats["a>b"] ?? 0).toBe(0);
     expect(stats["b>a"] ?? 0).toBe(0);
   });

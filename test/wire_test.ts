@@ -69,13 +69,18 @@ describe("HMAC envelopes", () => {
     expect(verify(deriveKey("d", "s3cret", "signal"), ["c", "a", "b", 1], sig)).toBe(false);
   });
 
-  test("the replay guard accepts a nonce once and only inside the window", () => {
+  test("the replay guard accepts a nonce once, for a window of the receiver's clock, never reading the sender's", () => {
     const g = new ReplayGuard(1000, 10);
-    expect(g.check("n1", 5000, 5000)).toBeNull();
-    expect(g.check("n1", 5000, 5001)).toContain("replay");
-    expect(g.check("n2", 3000, 5000)).toContain("window");
-    for (let i = 0; i < 9; i++) expect(g.check(`m${i}`, 5000, 5000)).toBeNull();
-    expect(g.check("full", 5000, 5000)).toContain("full");
-    expect(g.check("later", 7000, 7000)).toBeNull(); // old entries expired
+    expect(g.accept("n1", 5000)).toBeNull();
+    expect(g.accept("n1", 5001)).toContain("replay");
+    // The deprecated form ignores the sender's timestamp: 10 minutes off either way is fine.
+    expect(g.check("n2", 5000 - 600_000, 5000)).toBeNull();
+    expect(g.check("n3", 5000 + 600_000, 5000)).toBeNull();
+    for (let i = 0; i < 7; i++) expect(g.accept(`m${i}`, 5000)).toBeNull();
+    expect(g.size).toBe(10);
+    expect(g.accept("full", 5000)).toContain("full");
+    expect(g.accept("n1", 5500)).toContain("replay"); // still remembered inside the window
+    expect(g.accept("later", 6001)).toBeNull(); // the receiver's window passed: old entries expired
+    expect(g.size).toBe(1);
   });
 });

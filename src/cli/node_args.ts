@@ -88,7 +88,36 @@ export const nodeFlags: readonly FlagSpec[] = [
     name: "token",
     kind: "string",
     valueName: "TOKEN",
-    description: "bearer token required for HTTP writes (required off loopback)",
+    description: "bearer token for every HTTP data route, reads and writes (required off loopback)",
+  },
+  {
+    name: "read-token",
+    kind: "string",
+    valueName: "TOKEN",
+    description: "read-only bearer token: GET routes only (needs --token)",
+  },
+  {
+    name: "open-metrics",
+    kind: "boolean",
+    description: "serve GET /metrics without a token (for a scraper on a trusted network)",
+  },
+  {
+    name: "tls-cert",
+    kind: "string",
+    valueName: "FILE",
+    description: "PEM certificate chain: serve REST, dashboard and /signal over HTTPS/WSS (with --tls-key)",
+  },
+  {
+    name: "tls-key",
+    kind: "string",
+    valueName: "FILE",
+    description: "PEM private key of --tls-cert",
+  },
+  {
+    name: "tls-ca",
+    kind: "string",
+    valueName: "FILE",
+    description: "PEM certificate of a private CA to trust when joining an https:// or wss:// URL",
   },
   {
     name: "slots",
@@ -196,6 +225,20 @@ export function parseNodeArgs(
   }
   if (v.secret !== undefined) options.secret = v.secret as string;
   if (v.token !== undefined) options.token = v.token as string;
+  if (v["read-token"] !== undefined) {
+    if (options.token === undefined) {
+      return { error: "--read-token needs --token: without it every write would be open to anyone" };
+    }
+    if (v["read-token"] === options.token) return { error: "--read-token must differ from --token" };
+    options.readToken = v["read-token"] as string;
+  }
+  if (v["open-metrics"] !== undefined) options.openMetrics = v["open-metrics"] as boolean;
+  if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) {
+    return { error: "TLS needs both --tls-cert FILE and --tls-key FILE" };
+  }
+  if (v["tls-cert"] !== undefined) options.tlsCert = v["tls-cert"] as string;
+  if (v["tls-key"] !== undefined) options.tlsKey = v["tls-key"] as string;
+  if (v["tls-ca"] !== undefined) options.tlsCa = v["tls-ca"] as string;
 
   if (v.join !== undefined) {
     const urls: string[] = [];

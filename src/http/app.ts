@@ -1,15 +1,16 @@
 /**
  * The node's HTTP app (hono): health, cluster view, maps, metrics, the live dashboard and
  * its event stream. Job routes and the signaling endpoint are added by the node through
- * `extraRoutes`. Writes need the bearer token when one is configured; bodies are limited
- * in size; every error is a JSON answer, never a crash.
+ * `extraRoutes`. With a token configured every data route needs it (reads may use the
+ * read-only token instead; see auth.ts); bodies are limited in size; every error is a JSON
+ * answer, never a crash.
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "../core/log.ts";
 import type { ShoalNode } from "../node_api.ts";
-import { requireTokenForWrites } from "./auth.ts";
+import { requireToken } from "./auth.ts";
 import { clusterJson, healthJson } from "./cluster_info.ts";
 import { dashboardHtml } from "./dashboard.ts";
 import { errorResponse, jsonError } from "./errors.ts";
@@ -23,8 +24,12 @@ import { buildSnapshot } from "./snapshot.ts";
 
 /** Options of {@link createHttpApp}. */
 export interface HttpAppOptions {
-  /** Bearer token required on every write (any method but GET, HEAD, OPTIONS). @default none */
+  /** Bearer token required on every route but `/health`, `/`, `/signal` (and `/metrics` with `openMetrics`). @default none */
   token?: string;
+  /** Read-only bearer token: GET, HEAD and OPTIONS only; writes with it get 403. Needs `token`. @default none */
+  readToken?: string;
+  /** Serve `GET /metrics` without a token. @default false */
+  openMetrics?: boolean;
   /** Adds more routes (jobs, signaling) after the built-in middleware is in place. */
   extraRoutes?: (app: Hono) => void;
   /** More metric families for `GET /metrics` (e.g. from the job layer). */
@@ -58,6 +63,8 @@ export const defaultMaxBodyBytes = 1024 * 1024;
  * ```
  */
 export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono {
+  // First, so a bad token combination throws before anything is subscribed.
+  const auth = requireToken({ token: opts.token, readToken: opts.readToken, openMetrics: opts.openMetrics });
   const app = new Hono();
   const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
   const sizes = new MapSizeCache(node);
@@ -87,7 +94,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   });
   app.notFound((c) => jsonError(c, 404, `No route for ${c.req.method} ${c.req.path}`, "NOT_FOUND"));
 
-  app.use("*", requireTokenForWrites(opts.token));
+  app.use("*", auth);
   app.use(
     "*",
     bodyLimit({

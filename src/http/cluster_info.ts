@@ -3,6 +3,7 @@
  * surface. Also the dashboard's view of the cluster.
  */
 import type { LinkInfo, ShoalNode } from "../node_api.ts";
+import { CLOCK_OFFSET_WARN_MS } from "../signaling/challenges.ts";
 import type { NodeId } from "../transport/transport.ts";
 
 /** One entry of `members` in `GET /cluster`. */
@@ -12,6 +13,13 @@ export interface ClusterMemberJson {
   runtime: string;
   joinedAt: number;
   lite: boolean;
+  /**
+   * That member's clock minus this member's, in ms, as measured when their link was set up
+   * (0 for this member; null when not measured, e.g. a member reached only through a relay).
+   * Beyond `clockOffsetWarnMs` either way, `latestUpdate` merges and TTL deadlines between
+   * the two are off by that much; the member also logs a warning.
+   */
+  clockOffsetMs: number | null;
 }
 
 /** The body of `GET /cluster`. */
@@ -37,6 +45,8 @@ export interface ClusterJson {
   };
   /** This member's links to the others: direct, or relayed through another member. */
   links: LinkInfo[];
+  /** The clock-offset bound past which a warning is logged. */
+  clockOffsetWarnMs: number;
 }
 
 /**
@@ -48,6 +58,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
   const view = node.cluster;
   const master = view.master() ?? null;
   const p = node.partitionSummary();
+  const offsets = node.clockOffsets?.() ?? {};
   return {
     cluster: node.clusterName,
     self: node.id,
@@ -60,6 +71,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
       runtime: m.runtime,
       joinedAt: m.joinedAt,
       lite: m.lite,
+      clockOffsetMs: m.id === node.id ? 0 : offsets[m.id]?.offsetMs ?? null,
     })),
     memberListVersion: view.memberListVersion,
     partitionTableVersion: p.version,
@@ -74,6 +86,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
     links: node.links().map((
       l,
     ) => (l.via === undefined ? { peer: l.peer, kind: l.kind } : { peer: l.peer, kind: l.kind, via: l.via })),
+    clockOffsetWarnMs: CLOCK_OFFSET_WARN_MS,
   };
 }
 

@@ -9,7 +9,13 @@
  * `data-partition` and `data-owner`), `[data-testid=member]` (one per live member, with
  * `data-member-id` and `data-master="true"` on the master), `[data-testid=member-count]`,
  * `[data-testid=master]`, `[data-testid=map-row]`, `[data-testid=job-row]` and
- * `[data-testid=connection-status]` (`data-state` is `connecting`, `live` or `disconnected`).
+ * `[data-testid=connection-status]` (`data-state` is `connecting`, `live`, `disconnected` or
+ * `locked`), `[data-testid=login]` and `[data-testid=token-input]`.
+ *
+ * When the member has a token, the page itself is open but holds no data: it asks for the
+ * token once, keeps it in `sessionStorage` for the tab's session and sends it only in the
+ * `Authorization` header (the event stream is read with fetch, since EventSource cannot
+ * send headers), so the token never lands in a URL or a server log.
  */
 
 const css = `
@@ -21,7 +27,10 @@ header h1 { font-size:18px; margin:0; }
 header h1 small { color:var(--muted); font-weight:normal; }
 .status { margin-left:auto; padding:2px 10px; border-radius:10px; font-size:12px; background:#334; }
 .status[data-state=live] { background:#1e5b34; }
-.status[data-state=disconnected] { background:#6b2121; }
+.status[data-state=disconnected], .status[data-state=locked] { background:#6b2121; }
+#login { display:flex; gap:8px; align-items:center; padding:10px 20px; border-bottom:1px solid var(--line); }
+#login[hidden] { display:none; }
+#login input { background:var(--panel); color:var(--text); border:1px solid var(--line); border-radius:4px; padding:4px 8px; }
 .summary { display:flex; flex-wrap:wrap; gap:6px 22px; padding:10px 20px; color:var(--muted); border-bottom:1px solid var(--line); }
 .summary b { color:var(--text); }
 main { display:grid; grid-template-columns: minmax(300px, 360px) 1fr; gap:16px; padding:16px 20px; }
@@ -189,9 +198,11 @@ function render(s) {
 }
 
 async function pollJobs() {
+  if (asking) return;
   try {
-    const r = await fetch("jobs", { headers: { accept: "application/json" } });
+    const r = await fetch("jobs", { headers: authHeaders({ accept: "application/json" }) });
     if (r.status === 404) { $("jobs-panel").hidden = true; return; }
+    if (r.status === 401) return; // connect() asks for the token and restarts polling
     if (r.ok) {
       $("jobs-panel").hidden = false;
       const list = (await r.json()).slice(-20);
@@ -201,7 +212,7 @@ async function pollJobs() {
         let done = 0, total = 0, written = 0;
         if (!["FINISHED", "FAILED", "CANCELED"].includes(j.status) || list.length <= 8) {
           try {
-            const d = await (await fetch("jobs/" + encodeURIComponent(j.id))).json();
+            const d = await (await fetch("jobs/" + encodeURIComponent(j.id), { headers: authHeaders() })).json();
             for (const t of d.tasks || []) { total++; if (t.state === "FINISHED") done++; written += t.recordsWritten || 0; }
           } catch (_) { /* detail unavailable */ }
         }
@@ -221,14 +232,66 @@ async function pollJobs() {
   setTimeout(pollJobs, 2000);
 }
 
-function connect() {
+// The token (when the node asks for one) is typed in once and kept in sessionStorage for
+// this tab's session; it travels only in the Authorization header, never in a URL.
+const tokenKey = "shoal.token";
+function authHeaders(extra) {
+  const h = Object.assign({}, extra || {});
+  const t = sessionStorage.getItem(tokenKey);
+  if (t) h.authorization = "Bearer " + t;
+  return h;
+}
+let asking = false;
+function askToken(wrong) {
+  sessionStorage.removeItem(tokenKey);
+  setStatus("locked", wrong ? "token refused" : "token needed");
+  $("login").hidden = false;
+  $("login-wrong").hidden = !wrong;
+  asking = true;
+  $("token").focus();
+}
+$("login").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const t = $("token").value.trim();
+  if (!t) return;
+  sessionStorage.setItem(tokenKey, t);
+  $("token").value = "";
+  $("login").hidden = true;
+  asking = false;
+  connect();
+  pollJobs();
+});
+
+// Server-sent events read with fetch (EventSource cannot send an Authorization header).
+async function connect() {
   setStatus("connecting", "connecting…");
-  const es = new EventSource("events");
-  es.addEventListener("snapshot", (e) => { setStatus("live", "live"); render(JSON.parse(e.data)); });
-  es.onerror = () => {
-    setStatus("disconnected", "disconnected — retrying");
-    if (es.readyState === EventSource.CLOSED) { es.close(); setTimeout(connect, 2000); }
-  };
+  try {
+    const r = await fetch("events", { headers: authHeaders({ accept: "text/event-stream" }), cache: "no-store" });
+    if (r.status === 401) { askToken(sessionStorage.getItem(tokenKey) !== null); return; }
+    if (!r.ok || !r.body) throw new Error("HTTP " + r.status);
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value.replace(/\\r\\n?/g, "\\n");
+      let i;
+      while ((i = buf.indexOf("\\n\\n")) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        let event = "message";
+        const data = [];
+        for (const line of block.split("\\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        }
+        if (event === "snapshot" && data.length) { setStatus("live", "live"); render(JSON.parse(data.join("\\n"))); }
+      }
+      if (buf.length > 16 * 1024 * 1024) throw new Error("event too large");
+    }
+  } catch (_) { /* reconnect below */ }
+  setStatus("disconnected", "disconnected — retrying");
+  setTimeout(connect, 2000);
 }
 connect();
 pollJobs();
@@ -239,6 +302,12 @@ const body = `
   <h1>Shoal <small>cluster <span id="cluster-name">…</span> · served by <span id="self">…</span></small></h1>
   <span id="status" class="status" data-testid="connection-status" data-state="connecting">connecting…</span>
 </header>
+<form id="login" data-testid="login" hidden autocomplete="off">
+  <label for="token">This member needs a token (<code>--token</code> or <code>--read-token</code>):</label>
+  <input id="token" type="password" data-testid="token-input">
+  <button type="submit">Open</button>
+  <span id="login-wrong" class="legend" hidden>That token was refused.</span>
+</form>
 <section class="summary">
   <span>members <b id="member-count" data-testid="member-count">0</b></span>
   <span>master <b id="master" data-testid="master">–</b></span>

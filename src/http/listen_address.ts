@@ -43,3 +43,16 @@ export function formatHttpUrl(addr: ListenAddress): string {
   const host = addr.host.includes(":") ? `[${addr.host}]` : addr.host;
   return `http://${host}:${addr.port}`;
 }
+
+/**
+ * The warning to print when serving plain HTTP where others can reach it, or undefined on
+ * loopback or with TLS.
+ * @param address the `--http` value as given
+ * @param host its parsed host
+ * @param tls whether TLS is configured
+ */
+export function plainHttpWarning(address: string, host: string, tls: boolean): string | undefined {
+  if (tls || isLoopbackHost(host)) return undefined;
+  return `Serving plain HTTP on ${address}: the bearer token and all map data cross the network in clear text, ` +
+    `so anyone on the path can read them and reuse the token. Pass --tls-cert and --tls-key to serve HTTPS.`;
+}

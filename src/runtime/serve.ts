@@ -1,6 +1,7 @@
 /**
- * Serving a hono app over HTTP (and WebSocket) on Bun (`Bun.serve`) and Deno
- * (`Deno.serve`) through one call. Node is not supported by this adapter.
+ * Serving a hono app over HTTP or HTTPS (and WebSocket / secure WebSocket) on Bun
+ * (`Bun.serve`) and Deno (`Deno.serve`) through one call. Node is not supported by this
+ * adapter.
  */
 import type { Context } from "hono";
 import { ShoalError } from "../core/errors.ts";
@@ -18,6 +19,14 @@ export interface ServeOptions {
   fetch: (req: Request, env: unknown) => Response | Promise<Response>;
   /** Bun's WebSocket handler from {@link wsUpgrader}; ignored on Deno. */
   websocket?: unknown;
+  /** Serve HTTPS (and WSS) with this PEM certificate chain and private key. @default plain HTTP */
+  tls?: TlsFiles;
+}
+
+/** A PEM certificate (chain) and its private key, as text. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
 }
 
 /** A listening server. */
@@ -29,6 +38,26 @@ export interface Served {
   hostname: string;
   /** Stops listening and closes open connections. */
   close(): Promise<void>;
+}
+
+/**
+ * Reads a PEM file named by a flag (`--tls-cert`, `--tls-key`, `--tls-ca`).
+ * @param path the file
+ * @param flag the flag, for the error message
+ * @returns its text
+ * @throws ShoalError INVALID_ARGUMENT when it cannot be read or holds no PEM block
+ */
+export async function readPemFile(path: string, flag: string): Promise<string> {
+  let text: string;
+  try {
+    text = g.Bun ? await g.Bun.file(path).text() : await g.Deno.readTextFile(path);
+  } catch (err) {
+    throw new ShoalError("INVALID_ARGUMENT", `Cannot read ${flag} ${path}: ${(err as Error)?.message ?? err}`);
+  }
+  if (!/-----BEGIN [A-Z0-9 ]+-----/.test(text)) {
+    throw new ShoalError("INVALID_ARGUMENT", `Cannot use ${flag} ${path}: it holds no PEM block (-----BEGIN …-----)`);
+  }
+  return text;
 }
 
 /**
@@ -50,6 +79,7 @@ export function serve(opts: ServeOptions): Promise<Served> {
     return Promise.reject(new RangeError(`Cannot listen on port ${opts.port}: not a port number`));
   }
   const urlHost = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const scheme = opts.tls ? "https" : "http";
   if (g.Bun) {
     let server;
     try {
@@ -58,6 +88,7 @@ export function serve(opts: ServeOptions): Promise<Served> {
         port: opts.port,
         fetch: (req: Request, srv: unknown) => opts.fetch(req, srv),
         websocket: opts.websocket,
+        ...(opts.tls ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
         // Idle WebSockets (a joined node keeps its signaling socket) must not be cut.
         idleTimeout: 0,
       });
@@ -66,7 +97,7 @@ export function serve(opts: ServeOptions): Promise<Served> {
     }
     const port = server.port as number;
     return Promise.resolve({
-      url: `http://${urlHost}:${port}`,
+      url: `${scheme}://${urlHost}:${port}`,
       port,
       hostname,
       close: async () => {
@@ -82,9 +113,10 @@ export function serve(opts: ServeOptions): Promise<Served> {
           {
             hostname,
             port: opts.port,
+            ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
             onListen: (addr: { port: number }) => {
               resolve({
-                url: `http://${urlHost}:${addr.port}`,
+                url: `${scheme}://${urlHost}:${addr.port}`,
                 port: addr.port,
                 hostname,
                 close: async () => {

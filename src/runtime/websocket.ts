@@ -107,3 +107,40 @@ export function wsUpgrader(): WsUpgrader {
   if (g.Deno) return { upgradeWebSocket: denoUpgrade, websocket: undefined };
   throw new Error("Cannot upgrade WebSockets: this runtime is neither Bun nor Deno");
 }
+
+/** Options of {@link openWebSocket}. */
+export interface ClientSocketOptions {
+  /** PEM certificate(s) of a private CA to trust for `wss://`, besides the system roots. */
+  ca?: string;
+}
+
+// One Deno HTTP client per CA text: it holds the root store and may be shared by sockets.
+const denoClients = new Map<string, unknown>();
+
+/**
+ * Opens a client WebSocket, trusting `opts.ca` for `wss://` URLs when given (Bun takes it
+ * as `tls.ca`, Deno through a `Deno.createHttpClient({ caCerts })` client).
+ * @param url a ws:// or wss:// URL
+ * @param opts the private CA to trust
+ * @returns the socket (connecting)
+ * @example
+ * ```ts
+ * const ws = openWebSocket("wss://127.0.0.1:5701/signal", { ca: await Deno.readTextFile("ca.pem") });
+ * ```
+ */
+export function openWebSocket(url: string, opts: ClientSocketOptions = {}): WebSocket {
+  if (opts.ca === undefined) return new WebSocket(url);
+  // deno-lint-ignore no-explicit-any
+  const Ws = WebSocket as any;
+  if (g.Bun) return new Ws(url, { tls: { ca: opts.ca } });
+  if (g.Deno) {
+    let client = denoClients.get(opts.ca);
+    if (!client) {
+      client = g.Deno.createHttpClient({ caCerts: [opts.ca] });
+      if (denoClients.size >= 16) denoClients.clear();
+      denoClients.set(opts.ca, client);
+    }
+    return new Ws(url, { client });
+  }
+  throw new Error("Cannot trust a private CA: this runtime is neither Bun nor Deno");
+}

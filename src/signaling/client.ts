@@ -6,6 +6,8 @@
 import { type Clock, realClock, type Timer } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
+import { openWebSocket } from "../runtime/websocket.ts";
+import type { ClientSocket } from "./local_socket.ts";
 import { roomId } from "../wire/envelope.ts";
 import { type ClientMessage, parseSocketMessage, ServerMessage, SOCKET_PROTOCOL_VERSION } from "./socket_protocol.ts";
 
@@ -28,6 +30,10 @@ export interface SignalingClientOptions {
   self: NodeId;
   clock?: Clock;
   log?: Logger;
+  /** PEM certificate(s) of a private CA trusted for `wss://` (`--tls-ca`). @default system roots only */
+  ca?: string;
+  /** Opens the socket instead of `new WebSocket(url)` (a member's own hub: see local_socket.ts). */
+  socket?: () => ClientSocket;
   /** Messages kept while disconnected. @default 256 */
   maxQueue?: number;
   /** @default 250 */
@@ -61,7 +67,9 @@ export class SignalingClient implements SignalChannel {
   readonly self: NodeId;
   #clock: Clock;
   #log: Logger;
-  #ws: WebSocket | null = null;
+  #ca: string | undefined;
+  #socket: (() => ClientSocket) | undefined;
+  #ws: ClientSocket | null = null;
   #welcomed = false;
   #closed = false;
   #peers: NodeId[] = [];
@@ -85,6 +93,8 @@ export class SignalingClient implements SignalChannel {
     this.self = opts.self;
     this.#clock = opts.clock ?? realClock;
     this.#log = opts.log ?? silentLogger;
+    this.#ca = opts.ca;
+    this.#socket = opts.socket;
     this.#maxQueue = opts.maxQueue ?? 256;
     this.#backoffMinMs = opts.backoffMinMs ?? 250;
     this.#backoffMaxMs = opts.backoffMaxMs ?? 5_000;
@@ -177,15 +187,16 @@ export class SignalingClient implements SignalChannel {
 
   #open(): void {
     if (this.#closed) return;
-    let ws: WebSocket;
+    let ws: ClientSocket;
     try {
-      ws = new WebSocket(this.url);
+      ws = this.#socket ? this.#socket() : openWebSocket(this.url, { ca: this.#ca });
     } catch (err) {
       this.lastError = String((err as Error).message ?? err);
       this.#scheduleRetry();
       return;
     }
     this.#ws = ws;
+    this.#log.debug("signaling.connecting", { url: this.url });
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
       ws.send(
@@ -195,8 +206,13 @@ export class SignalingClient implements SignalChannel {
       );
     };
     ws.onmessage = (ev) => this.#onMessage(ev.data);
-    ws.onerror = () => {
-      this.lastError = "connection failed";
+    ws.onerror = (ev) => {
+      // Deno says why (e.g. "invalid peer certificate: UnknownIssuer"); Bun does not.
+      const why = (ev as ErrorEvent).message;
+      this.lastError = why ? `connection failed: ${why}` : "connection failed";
+      if (why && /certificate|TLS|issuer/i.test(why) && this.#ca === undefined) {
+        this.lastError += " (for a certificate from a private CA, pass --tls-ca FILE)";
+      }
     };
     ws.onclose = () => {
       if (this.#ws !== ws) return;

@@ -2,30 +2,31 @@
  * Signed session descriptions. An offer or answer carries the DTLS fingerprints of its
  * SDP and an HMAC (key derived from the cluster secret, purpose "signal") over the
  * cluster's room id, sender, receiver, nonce, timestamp, the fingerprints and, for an
- * answer, the offer's nonce. werift checks the peer's DTLS certificate against the SDP
- * fingerprint, so neither the signaling server nor a relaying member can put itself in
- * the middle without the secret.
+ * answer, the offer's nonce, for an offer the receiver's challenge. werift checks the
+ * peer's DTLS certificate against the SDP fingerprint, so neither the signaling server nor
+ * a relaying member can put itself in the middle without the secret.
+ *
+ * Freshness never depends on the sender's clock: an offer must carry a challenge the
+ * receiver issued (see challenges.ts) and an answer the nonce of the receiver's own
+ * outstanding offer. `ts` is only used to estimate clock offsets.
  */
 import { Kind } from "../wire/kinds.ts";
-import { nonce as makeNonce, type ReplayGuard, sign, verify } from "../wire/envelope.ts";
-import type { Description, SignalAnswer, SignalOffer } from "./messages.ts";
+import { nonce as makeNonce, type ReplayGuard, sign } from "../wire/envelope.ts";
+import type { ChallengeBook } from "./challenges.ts";
+import { verifyEither } from "./challenges.ts";
+import { validateMessage } from "../wire/message.ts";
+import type { Description, SignalAnswer, SignalOffer, SignalRelay } from "./messages.ts";
+import type { DescriptionKeys } from "./keys.ts";
 import { sdpFingerprints } from "./sdp.ts";
 
-/** Who signs and checks: the local member and its cluster's key. */
-export interface DescriptionKeys {
-  /** Room id of the cluster (roomId(cluster)). */
-  room: string;
-  /** The "signal" key: deriveKey(cluster, secret, "signal"). */
-  key: Uint8Array;
-  /** The local member id. */
-  self: string;
-}
+export type { DescriptionKeys } from "./keys.ts";
 
 function fields(
   d: { t: number; cluster: string; from: string; to: string; nonce: string; ts: number; fp: string[] },
   re: string,
+  ch: readonly unknown[],
 ): unknown[] {
-  return [d.t === Kind.SignalOffer ? "offer" : "answer", d.cluster, d.from, d.to, d.nonce, d.ts, d.fp, re];
+  return [d.t === Kind.SignalOffer ? "offer" : "answer", d.cluster, d.from, d.to, d.nonce, d.ts, d.fp, re, ...ch];
 }
 
 /**
@@ -33,10 +34,19 @@ function fields(
  * @param keys local identity and key
  * @param to the receiver
  * @param sdp the complete (gathered) SDP
- * @param nowMs wall-clock time
+ * @param nowMs wall-clock time (for the receiver's clock-offset estimate only)
+ * @param challenge the receiver's challenge and our clock when it arrived
+ * @param key the key to sign with @default keys.key
  * @returns the offer message
  */
-export function signOffer(keys: DescriptionKeys, to: string, sdp: string, nowMs: number): SignalOffer {
+export function signOffer(
+  keys: DescriptionKeys,
+  to: string,
+  sdp: string,
+  nowMs: number,
+  challenge: { ch: string; arrivedMs: number },
+  key: Uint8Array = keys.key,
+): SignalOffer {
   const d = {
     t: Kind.SignalOffer,
     cluster: keys.room,
@@ -47,16 +57,26 @@ export function signOffer(keys: DescriptionKeys, to: string, sdp: string, nowMs:
     sdp,
     fp: sdpFingerprints(sdp),
     sig: "",
+    ch: challenge.ch,
+    cts: Math.floor(challenge.arrivedMs),
   };
-  d.sig = sign(keys.key, fields(d, ""));
+  d.sig = sign(key, fields(d, "", [d.ch, d.cts]));
   return d as SignalOffer;
 }
 
 /**
  * Builds a signed answer to the offer with nonce `re`.
+ * @param key the key to sign with: the one that verified the offer @default keys.key
  * @returns the answer message
  */
-export function signAnswer(keys: DescriptionKeys, to: string, sdp: string, re: string, nowMs: number): SignalAnswer {
+export function signAnswer(
+  keys: DescriptionKeys,
+  to: string,
+  sdp: string,
+  re: string,
+  nowMs: number,
+  key: Uint8Array = keys.key,
+): SignalAnswer {
   const d = {
     t: Kind.SignalAnswer,
     cluster: keys.room,
@@ -69,7 +89,7 @@ export function signAnswer(keys: DescriptionKeys, to: string, sdp: string, re: s
     sig: "",
     re,
   };
-  d.sig = sign(keys.key, fields(d, re));
+  d.sig = sign(key, fields(d, re, []));
   return d as SignalAnswer;
 }
 
@@ -79,34 +99,85 @@ export interface Refusal {
   reason: string;
 }
 
+/** A description that checked out: the key that verified it and, for an offer, when we issued its challenge. */
+export interface Accepted {
+  key: Uint8Array;
+  /** Our clock when we issued the offer's challenge (offers only). */
+  challengeIssuedMs?: number;
+}
+
 /**
- * Checks a received offer or answer: addressed to us, same cluster, valid signature,
- * fresh (replay guard), and the SDP's fingerprints equal the signed ones.
+ * Checks a received offer or answer: addressed to us, same cluster, valid signature, the
+ * SDP's fingerprints equal the signed ones, a nonce not seen before and, for an offer, a
+ * challenge we issued to its sender and that was not used yet. Nothing here reads the
+ * sender's clock.
  * @param d the validated message
- * @param keys local identity and key
+ * @param keys local identity and key(s)
  * @param guard replay guard (the nonce is recorded when everything else checks out)
- * @param nowMs wall-clock time
- * @returns null when it checks out, else the refusal
+ * @param nowMs our clock
+ * @param challenges the challenges we issued (consulted and consumed for offers)
+ * @returns the refusal, or what verified it
  */
 export function checkDescription(
   d: Description,
   keys: DescriptionKeys,
   guard: ReplayGuard,
   nowMs: number,
-): Refusal | null {
+  challenges: ChallengeBook,
+): Refusal | Accepted {
   if (d.to !== keys.self) return { code: "REFUSED", reason: `description is addressed to ${d.to}, not ${keys.self}` };
   if (d.cluster !== keys.room) {
     return { code: "REFUSED", reason: "description is for another cluster (cluster names differ)" };
   }
+  const offer = d.t === Kind.SignalOffer ? (d as SignalOffer) : undefined;
   const re = d.t === Kind.SignalAnswer ? (d as SignalAnswer).re : "";
-  if (!verify(keys.key, fields(d, re), d.sig)) {
-    return { code: "AUTH_FAILED", reason: "authentication failed: bad signature (wrong cluster secret?)" };
-  }
+  const key = verifyEither(keys, fields(d, re, offer ? [offer.ch, offer.cts] : []), d.sig);
+  if (!key) return { code: "AUTH_FAILED", reason: "authentication failed: bad signature (wrong cluster secret?)" };
   const fp = sdpFingerprints(d.sdp);
   if (fp.length === 0 || fp.length !== d.fp.length || fp.some((f, i) => f !== d.fp[i])) {
     return { code: "AUTH_FAILED", reason: "authentication failed: SDP fingerprint differs from the signed one" };
   }
-  const replay = guard.check(d.nonce, d.ts, nowMs);
+  let challengeIssuedMs: number | undefined;
+  if (offer) {
+    challengeIssuedMs = challenges.consume(d.from, offer.ch, nowMs);
+    if (challengeIssuedMs === undefined) {
+      return {
+        code: "REFUSED",
+        reason: "description refused: its challenge is unknown, used or expired (a replayed or late offer)",
+      };
+    }
+  }
+  const replay = guard.accept(d.nonce, nowMs);
   if (replay) return { code: "REFUSED", reason: `description refused: ${replay}` };
-  return null;
+  return { key, challengeIssuedMs };
+}
+
+/** Whether {@link checkDescription} refused. */
+export function isRefusal(r: Refusal | Accepted): r is Refusal {
+  return "code" in r;
+}
+
+/**
+ * What a relay sends back when it cannot forward `m` (no direct link to `m.to`): a relayed
+ * UNREACHABLE reject of the description, hello or offer inside, so the sender fails fast.
+ * @param m the SignalRelay that cannot be forwarded
+ * @param self the relay's id
+ * @returns the reply, or null when `m.d` carries no nonce to refer to (a reject, a challenge, garbage)
+ */
+export function unreachableReply(m: SignalRelay, self: string): SignalRelay | null {
+  const d = validateMessage(m.d);
+  if (!d.ok || d.msg.t === Kind.SignalReject || typeof d.msg.nonce !== "string") return null;
+  return {
+    t: Kind.SignalRelay,
+    from: m.to,
+    to: m.from,
+    d: {
+      t: Kind.SignalReject,
+      from: m.to,
+      to: m.from,
+      re: d.msg.nonce,
+      code: "UNREACHABLE",
+      reason: `relay ${self} has no link to ${m.to}`,
+    },
+  };
 }

@@ -16,7 +16,7 @@ const descriptionShape = {
   from: w.id(),
   to: w.id(),
   nonce: w.str(64).min(16),
-  /** Sender's wall-clock time, ms since the epoch. */
+  /** Sender's wall-clock time, ms since the epoch: only for clock-offset estimates, never for freshness. */
   ts: w.uint(),
   sdp: w.str(MAX_SDP_LENGTH),
   /** DTLS fingerprints of the SDP, "algo HEX:HEX…", as signed. */
@@ -25,8 +25,16 @@ const descriptionShape = {
   sig: w.str(64),
 };
 
-/** An offer: opens a link. */
-export const SignalOfferMsg = defineMessage(Kind.SignalOffer, "SignalOffer", descriptionShape);
+/**
+ * An offer: opens a link. `ch` is a challenge the receiver issued (SignalChallenge) and
+ * consumes on arrival, so a replayed offer is refused whatever the clocks say; `cts` is the
+ * sender's clock when that challenge arrived (for the receiver's clock-offset estimate).
+ */
+export const SignalOfferMsg = defineMessage(Kind.SignalOffer, "SignalOffer", {
+  ...descriptionShape,
+  ch: w.str(64).min(16),
+  cts: w.uint(),
+});
 
 /** An answer to the offer whose nonce is `re`. */
 export const SignalAnswerMsg = defineMessage(Kind.SignalAnswer, "SignalAnswer", { ...descriptionShape, re: w.str(64) });
@@ -43,7 +51,33 @@ export const SignalRejectMsg = defineMessage(Kind.SignalReject, "SignalReject", 
   reason: w.str(200),
 });
 
-/** A description (`d`: offer, answer or reject) relayed over the mesh from `from` to `to`. */
+/**
+ * Asks `to` for a challenge before offering (signed with the "signal" key, so only members
+ * holding the cluster secret make `to` keep state).
+ */
+export const SignalHelloMsg = defineMessage(Kind.SignalHello, "SignalHello", {
+  cluster: w.str(64),
+  from: w.id(),
+  to: w.id(),
+  nonce: w.str(64).min(16),
+  sig: w.str(64),
+});
+
+/**
+ * The answer to the hello whose nonce is `re`: a fresh challenge `ch` for the offer, and
+ * the sender's clock `ts` (for the receiver's clock-offset estimate), signed.
+ */
+export const SignalChallengeMsg = defineMessage(Kind.SignalChallenge, "SignalChallenge", {
+  cluster: w.str(64),
+  from: w.id(),
+  to: w.id(),
+  re: w.str(64),
+  ch: w.str(64).min(16),
+  ts: w.uint(),
+  sig: w.str(64),
+});
+
+/** A description (`d`: offer, answer, reject, hello or challenge) relayed over the mesh from `from` to `to`. */
 export const SignalRelayMsg = defineMessage(Kind.SignalRelay, "SignalRelay", {
   from: w.id(),
   to: w.id(),
@@ -54,5 +88,7 @@ export type SignalOffer = z.infer<typeof SignalOfferMsg>;
 export type SignalAnswer = z.infer<typeof SignalAnswerMsg>;
 export type SignalReject = z.infer<typeof SignalRejectMsg>;
 export type SignalRelay = z.infer<typeof SignalRelayMsg>;
+export type SignalHello = z.infer<typeof SignalHelloMsg>;
+export type SignalChallenge = z.infer<typeof SignalChallengeMsg>;
 export type Description = SignalOffer | SignalAnswer;
-export type SignalPayload = SignalOffer | SignalAnswer | SignalReject;
+export type SignalPayload = SignalOffer | SignalAnswer | SignalReject | SignalHello | SignalChallenge;

@@ -3,7 +3,8 @@
  * by the hash of the cluster name. It keeps nothing but open sockets: it forwards a
  * `signal` to the member of the same room it names, tells members who is in their room,
  * and forgets a member when its socket closes. Limits: message size, sockets per IP,
- * message rate per socket, members per room. It counts what it relayed per (from, to)
+ * message rate per socket and per IP, members per room; a socket that keeps sending
+ * refused messages (invalid, over-rate, for unknown ids) is cut off (SECURITY.md lists the figures). It counts what it relayed per (from, to)
  * pair so tests can prove that relayed signaling bypassed it.
  */
 import { Hono } from "hono";
@@ -29,8 +30,18 @@ export interface SignalingOptions {
   maxSockets?: number;
   /** Sustained messages per second per socket. @default 50 */
   ratePerSecond?: number;
-  /** Burst of messages per socket. @default 200 */
+  /** Burst of messages per socket. @default 100 */
   rateBurst?: number;
+  /** Sustained messages per second from all the sockets of one IP address. @default 200 */
+  ratePerIpPerSecond?: number;
+  /** Burst of messages from one IP address. @default 400 */
+  rateBurstPerIp?: number;
+  /**
+   * Refused messages (invalid, over-rate, or for an id not in the room) a socket may send
+   * in a row before it is closed (1008); one is forgiven every `60 / maxStrikes` seconds.
+   * @default 8
+   */
+  maxStrikes?: number;
   /** (from, to) pairs whose relay counts are kept. @default 10000 */
   maxCounters?: number;
   clock?: Clock;
@@ -51,6 +62,10 @@ export interface SignalingStats {
   dropped: number;
   /** Upgrades refused for the per-IP or total socket limit. */
   refused: number;
+  /** Sockets closed for sending too many refused messages. */
+  cutOff: number;
+  /** Messages that arrived on a socket after it was cut off or closed (ignored). */
+  afterClose: number;
 }
 
 interface Conn {
@@ -58,19 +73,45 @@ interface Conn {
   ip: string;
   room: string | null;
   id: string | null;
+  bucket: Bucket;
+  /** Refused messages still held against the socket: a bucket of `maxStrikes` that refills over a minute. */
+  strikes: Bucket;
+  /**
+   * We closed it (cut off, oversized message): it has left its room and its messages are
+   * ignored, but it counts against the socket limits until the runtime reports it closed
+   * (a client that never answers the close frame keeps holding one of its IP's sockets).
+   */
+  closing: boolean;
+}
+
+interface Bucket {
   tokens: number;
   refilledAt: number;
+}
+
+interface IpState {
+  sockets: number;
+  bucket: Bucket;
+}
+
+/** Refills a token bucket for the time since its last refill. @returns the tokens now in it */
+function refill(b: Bucket, now: number, perSecond: number, burst: number): number {
+  b.tokens = Math.min(burst, b.tokens + (Math.max(0, now - b.refilledAt) / 1000) * perSecond);
+  b.refilledAt = now;
+  return b.tokens;
 }
 
 /** The state of one signaling endpoint: open sockets and counters. */
 export class SignalingHub {
   readonly #rooms = new Map<string, Map<string, Conn>>();
-  readonly #perIp = new Map<string, number>();
+  readonly #perIp = new Map<string, IpState>();
   readonly #relayed = new Map<string, number>();
   #sockets = 0;
   #relayedTotal = 0;
   #dropped = 0;
   #refused = 0;
+  #cutOff = 0;
+  #afterClose = 0;
   readonly #opts: Required<Omit<SignalingOptions, "clock" | "log">>;
   readonly #clock: Clock;
   readonly #log: Logger;
@@ -81,7 +122,10 @@ export class SignalingHub {
       maxSocketsPerIp: opts.maxSocketsPerIp ?? 64,
       maxSockets: opts.maxSockets ?? 4096,
       ratePerSecond: opts.ratePerSecond ?? 50,
-      rateBurst: opts.rateBurst ?? 200,
+      rateBurst: opts.rateBurst ?? 100,
+      ratePerIpPerSecond: opts.ratePerIpPerSecond ?? 200,
+      rateBurstPerIp: opts.rateBurstPerIp ?? 400,
+      maxStrikes: opts.maxStrikes ?? 8,
       maxCounters: opts.maxCounters ?? 10_000,
     };
     this.#clock = opts.clock ?? realClock;
@@ -97,12 +141,14 @@ export class SignalingHub {
       relayed: Object.fromEntries(this.#relayed),
       dropped: this.#dropped,
       refused: this.#refused,
+      cutOff: this.#cutOff,
+      afterClose: this.#afterClose,
     };
   }
 
   /** Whether another socket from `ip` may open. */
   admits(ip: string): boolean {
-    return this.#sockets < this.#opts.maxSockets && (this.#perIp.get(ip) ?? 0) < this.#opts.maxSocketsPerIp;
+    return this.#sockets < this.#opts.maxSockets && (this.#perIp.get(ip)?.sockets ?? 0) < this.#opts.maxSocketsPerIp;
   }
 
   /** Counts a refused upgrade. */
@@ -132,10 +178,21 @@ export class SignalingHub {
           ws.close(1008, "too many sockets");
           return;
         }
-        conn = { ws, ip, room: null, id: null, tokens: this.#opts.rateBurst, refilledAt: this.#clock.now() };
+        const now = this.#clock.now();
+        conn = {
+          ws,
+          ip,
+          room: null,
+          id: null,
+          bucket: { tokens: this.#opts.rateBurst, refilledAt: now },
+          strikes: { tokens: this.#opts.maxStrikes, refilledAt: now },
+          closing: false,
+        };
         this.#conns.add(conn);
         this.#sockets++;
-        this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
+        const st = this.#perIp.get(ip);
+        if (st) st.sockets++;
+        else this.#perIp.set(ip, { sockets: 1, bucket: { tokens: this.#opts.rateBurstPerIp, refilledAt: now } });
       },
       onMessage: (ev: MessageEvent, ws: WSContext) => {
         if (!conn) return;
@@ -160,37 +217,69 @@ export class SignalingHub {
     }
   }
 
+  /** Takes a token from the socket's bucket and its IP's; false when either is empty. */
   #takeToken(c: Conn): boolean {
     const now = this.#clock.now();
-    c.tokens = Math.min(this.#opts.rateBurst, c.tokens + ((now - c.refilledAt) / 1000) * this.#opts.ratePerSecond);
-    c.refilledAt = now;
-    if (c.tokens < 1) return false;
-    c.tokens -= 1;
+    const ip = this.#perIp.get(c.ip);
+    const own = refill(c.bucket, now, this.#opts.ratePerSecond, this.#opts.rateBurst);
+    const shared = ip ? refill(ip.bucket, now, this.#opts.ratePerIpPerSecond, this.#opts.rateBurstPerIp) : 1;
+    if (own < 1 || shared < 1) return false;
+    c.bucket.tokens -= 1;
+    if (ip) ip.bucket.tokens -= 1;
     return true;
   }
 
+  /** Counts a refused message; past the limit, the socket is closed. @returns whether it was closed */
+  #strike(c: Conn): boolean {
+    this.#dropped++;
+    const max = this.#opts.maxStrikes;
+    if (refill(c.strikes, this.#clock.now(), max / 60, max) >= 2) {
+      c.strikes.tokens -= 1;
+      return false;
+    }
+    this.#cutOff++;
+    this.#log.warn("signaling.cut_off", { ip: c.ip, reason: "too many refused messages" });
+    this.#shut(c, 1008, "too many refused messages");
+    return true;
+  }
+
+  /** Closes a socket on our side: it leaves its room now; the limits free it when the runtime says it closed. */
+  #shut(c: Conn, code: number, reason: string): void {
+    c.closing = true;
+    this.#leaveRoom(c);
+    try {
+      c.ws.close(code, reason);
+    } catch {
+      // already closing
+    }
+  }
+
   #onMessage(c: Conn, data: unknown, _ws: WSContext): void {
+    // A socket already cut off or closed: the runtime may still deliver what was in flight.
+    if (!this.#conns.has(c) || c.closing) {
+      this.#afterClose++;
+      return;
+    }
     const size = typeof data === "string" ? data.length : (data as ArrayBuffer)?.byteLength ?? 0;
     if (size > MAX_SOCKET_MESSAGE_BYTES) {
       this.#dropped++;
-      c.ws.close(1009, "message too large");
+      this.#shut(c, 1009, "message too large");
       return;
     }
     if (!this.#takeToken(c)) {
-      this.#dropped++;
-      this.#send(c, { type: "error", code: "RATE", reason: "rate limit exceeded; message dropped" });
+      if (!this.#strike(c)) {
+        this.#send(c, { type: "error", code: "RATE", reason: "rate limit exceeded; message dropped" });
+      }
       return;
     }
     const m = parseSocketMessage(ClientMessage, data);
     if (!m) {
-      this.#dropped++;
-      this.#send(c, { type: "error", code: "INVALID", reason: "invalid message" });
+      if (!this.#strike(c)) this.#send(c, { type: "error", code: "INVALID", reason: "invalid message" });
       return;
     }
     if (m.type === "hello") {
       if (c.room !== null) {
-        this.#dropped++;
-        this.#send(c, { type: "error", code: "INVALID", reason: "hello already received" });
+        if (!this.#strike(c)) this.#send(c, { type: "error", code: "INVALID", reason: "hello already received" });
         return;
       }
       let room = this.#rooms.get(m.room);
@@ -223,14 +312,12 @@ export class SignalingHub {
     }
     // signal
     if (c.room === null || c.id === null) {
-      this.#dropped++;
-      this.#send(c, { type: "error", code: "INVALID", reason: "say hello first" });
+      if (!this.#strike(c)) this.#send(c, { type: "error", code: "INVALID", reason: "say hello first" });
       return;
     }
     const target = this.#rooms.get(c.room)?.get(m.to);
     if (!target) {
-      this.#dropped++;
-      this.#send(c, { type: "error", code: "NO_PEER", reason: `no member ${m.to} in this room` });
+      if (!this.#strike(c)) this.#send(c, { type: "error", code: "NO_PEER", reason: `no member ${m.to} in this room` });
       return;
     }
     this.#send(target, { type: "signal", from: c.id, payload: m.payload });
@@ -254,18 +341,22 @@ export class SignalingHub {
   #onClose(c: Conn): void {
     if (!this.#conns.delete(c)) return;
     this.#sockets--;
-    const n = (this.#perIp.get(c.ip) ?? 1) - 1;
-    if (n <= 0) this.#perIp.delete(c.ip);
-    else this.#perIp.set(c.ip, n);
-    if (c.room !== null && c.id !== null) {
-      const room = this.#rooms.get(c.room);
-      if (room?.get(c.id) === c) {
-        room.delete(c.id);
-        if (room.size === 0) this.#rooms.delete(c.room);
-        else this.#broadcastPeers(c.room, null);
-      }
-    }
+    const ip = this.#perIp.get(c.ip);
+    if (ip && --ip.sockets <= 0) this.#perIp.delete(c.ip);
+    this.#leaveRoom(c);
     this.#log.debug("signaling.socket_closed", { sockets: this.#sockets });
+  }
+
+  #leaveRoom(c: Conn): void {
+    if (c.room === null || c.id === null) return;
+    const room = this.#rooms.get(c.room);
+    if (room?.get(c.id) === c) {
+      room.delete(c.id);
+      if (room.size === 0) this.#rooms.delete(c.room);
+      else this.#broadcastPeers(c.room, null);
+    }
+    c.room = null;
+    c.id = null;
   }
 }
 
@@ -278,7 +369,6 @@ export class SignalingHub {
  * @returns the hub holding the sockets and counters
  */
 export function mountSignaling(
-  // Any app and any runtime's socket type: the routes read neither the env nor the raw socket.
   // deno-lint-ignore no-explicit-any
   app: Hono<any>,
   // deno-lint-ignore no-explicit-any

@@ -6,24 +6,50 @@
  * and handed to the channel only while its
  * `bufferedAmount` is under a bound (werift's SCTP collapses when too much is queued).
  * Messages larger than 16 KiB are chunked. Offers and answers are signed (see
- * signaling/descriptions.ts) and travel through the signaling server for a member's first
- * link, and over the mesh (SignalRelay through a linked member) for every other.
+ * signaling/descriptions.ts), an offer carries the receiver's challenge (challenges.ts), and
+ * they travel through the signaling server for a member's first link, and over the mesh
+ * (SignalRelay through a linked member) for every other.
  */
 import type { IceServer } from "./ice_server.ts";
-import { type Clock, realClock, type Timer } from "../core/clock.ts";
+import { type Clock, realClock } from "../core/clock.ts";
 import { ShoalError, TimeoutError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { SignalChannel } from "../signaling/client.ts";
-import { checkDescription, type DescriptionKeys, signAnswer, signOffer } from "../signaling/descriptions.ts";
+import {
+  ChallengeBook,
+  checkHelloOrChallenge,
+  ClockOffsets,
+  type ClockSample,
+  clockSample,
+  signChallenge,
+  signHello,
+} from "../signaling/challenges.ts";
+import {
+  checkDescription,
+  type DescriptionKeys,
+  isRefusal,
+  signAnswer,
+  signOffer,
+  unreachableReply,
+} from "../signaling/descriptions.ts";
 import type {
   Description,
   SignalAnswer,
+  SignalChallenge,
+  SignalHello,
   SignalOffer,
   SignalPayload,
   SignalReject,
   SignalRelay,
 } from "../signaling/messages.ts";
-import { SignalAnswerMsg, SignalOfferMsg, SignalRejectMsg, SignalRelayMsg } from "../signaling/messages.ts";
+import {
+  SignalAnswerMsg,
+  SignalChallengeMsg,
+  SignalHelloMsg,
+  SignalOfferMsg,
+  SignalRejectMsg,
+  SignalRelayMsg,
+} from "../signaling/messages.ts";
 import { decodeFrame, encodeValue } from "../wire/codec.ts";
 import { deriveKey, ReplayGuard, roomId } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
@@ -41,74 +67,9 @@ import {
   type TransportStats,
 } from "./transport.ts";
 import { WebRtcPeer } from "./webrtc_peer.ts";
+import type { Link, SignalingCounters, SignalPath, WebRtcTransportOptions } from "./webrtc_types.ts";
 
-/** Options of {@link WebRtcTransport}. */
-export interface WebRtcTransportOptions {
-  /** This member's id. */
-  self: NodeId;
-  /** Cluster name. */
-  cluster: string;
-  /** Cluster secret; signs offers and answers. */
-  secret: string;
-  /** STUN/TURN servers, always passed to werift explicitly. @default [] */
-  iceServers?: IceServer[];
-  /** Extra host addresses offered as ICE candidates. @default [] */
-  iceAdditionalHostAddresses?: string[];
-  /** The signaling server connection used when `connect()` has no `via`. */
-  signaling?: SignalChannel;
-  /** Default budget for `connect()`. @default 15000 */
-  connectTimeoutMs?: number;
-  /** Target frame size. @default Limits.targetFrameBytes (12,000 bytes) */
-  targetFrameBytes?: number;
-  /** Bytes allowed in the channel's buffer before coalescing waits. @default 65536 */
-  maxBufferedBytes?: number;
-  /** Links (open or being set up) at most. @default 256 */
-  maxLinks?: number;
-  clock?: Clock;
-  log?: Logger;
-  /**
-   * Called with each SignalRelay this member forwards for others; return the message to
-   * forward (possibly altered) or null to drop it. For tests that play a malicious relay.
-   */
-  relayHook?: (m: SignalRelay) => SignalRelay | null;
-}
-
-/** Where a link's offer/answer travels. */
-type SignalPath = { kind: "server" } | { kind: "relay"; via: NodeId };
-
-interface Waiter {
-  resolve(): void;
-  reject(err: Error): void;
-}
-
-interface Link {
-  peer: NodeId;
-  state: "offering" | "answering" | "open";
-  rtc: WebRtcPeer;
-  /** Nonce of our offer (offering) or our answer (answering). */
-  nonce: string;
-  path: SignalPath;
-  queue: FrameQueue;
-  reasm: Reassembler;
-  timer: Timer | null;
-  waiters: Waiter[];
-  flushScheduled: boolean;
-  waitingLow: boolean;
-  nextChunkId: number;
-}
-
-/** Signaling counters of a {@link WebRtcTransport}. */
-export interface SignalingCounters {
-  /** Descriptions refused (bad signature, fingerprint, replay, wrong target). */
-  refused: number;
-  /** The last refusal's reason. */
-  lastRefusal: string | null;
-  /** SignalRelay messages forwarded for other members. */
-  relayed: number;
-  /** Offers sent through the signaling server / over the mesh. */
-  offersViaServer: number;
-  offersViaMesh: number;
-}
+export type { SignalingCounters, WebRtcTransportOptions } from "./webrtc_types.ts";
 
 const noopHandlers: TransportHandlers = { message() {}, linkUp() {}, linkDown() {} };
 
@@ -126,6 +87,8 @@ export class WebRtcTransport implements Transport {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #guard = new ReplayGuard(60_000, 10_000);
+  readonly #challenges = new ChallengeBook();
+  readonly #offsets: ClockOffsets;
   readonly #relayHook: WebRtcTransportOptions["relayHook"];
   #handlers: TransportHandlers = noopHandlers;
   #links = new Map<NodeId, Link>();
@@ -145,7 +108,12 @@ export class WebRtcTransport implements Transport {
   constructor(opts: WebRtcTransportOptions) {
     if (!opts.self) throw new TypeError("Cannot create a WebRTC transport: self is empty");
     this.self = opts.self;
-    this.#keys = { room: roomId(opts.cluster), key: deriveKey(opts.cluster, opts.secret, "signal"), self: opts.self };
+    this.#keys = {
+      room: roomId(opts.cluster),
+      key: deriveKey(opts.cluster, opts.secret, "signal"),
+      previousKey: opts.previousSecret ? deriveKey(opts.cluster, opts.previousSecret, "signal") : undefined,
+      self: opts.self,
+    };
     this.#iceServers = opts.iceServers ?? [];
     this.#iceExtra = opts.iceAdditionalHostAddresses ?? [];
     this.#signaling = opts.signaling;
@@ -155,6 +123,7 @@ export class WebRtcTransport implements Transport {
     this.#maxLinks = opts.maxLinks ?? 256;
     this.#clock = opts.clock ?? realClock;
     this.#log = opts.log ?? silentLogger;
+    this.#offsets = new ClockOffsets(this.#log);
     this.#relayHook = opts.relayHook;
     this.#signaling?.onSignal((from, payload) => this.#onServerSignal(from, payload));
   }
@@ -174,6 +143,11 @@ export class WebRtcTransport implements Transport {
   /** Counters of signed-description handling and relaying. */
   signalingCounters(): SignalingCounters {
     return { ...this.#signalCounters };
+  }
+
+  /** The latest clock-offset estimate per peer (its clock minus ours), measured at each link setup. */
+  clockOffsets(): Record<NodeId, ClockSample> {
+    return this.#offsets.all();
   }
 
   isLinked(peer: NodeId): boolean {
@@ -312,6 +286,8 @@ export class WebRtcTransport implements Transport {
       state,
       rtc: this.#newPeer(),
       nonce: "",
+      key: this.#keys.key,
+      pending: null,
       path,
       queue: new FrameQueue(Limits.maxQueuedBytesPerPeer),
       reasm: new Reassembler(),
@@ -416,6 +392,8 @@ export class WebRtcTransport implements Transport {
 
   async #offer(link: Link): Promise<void> {
     const rtc = link.rtc;
+    // Ask for the receiver's challenge while ICE gathers; the offer waits for both.
+    this.#sendHello(link);
     let sdp: string;
     try {
       sdp = await rtc.createOffer();
@@ -429,19 +407,37 @@ export class WebRtcTransport implements Transport {
       }
       return;
     }
-    if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering") return;
-    const offer = signOffer(this.#keys, link.peer, sdp, this.#clock.now());
+    if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering" || !link.pending) return;
+    link.pending.sdp = sdp;
+    this.#offerWhenReady(link);
+  }
+
+  #sendHello(link: Link): void {
+    const hello = signHello(this.#keys, link.peer, link.key);
+    link.nonce = hello.nonce;
+    link.pending = { helloSentMs: this.#clock.now(), sdp: link.pending?.sdp }; // a retried hello keeps the SDP
+    this.#sendOrDrop(link, hello, "hello");
+  }
+
+  #offerWhenReady(link: Link): void {
+    const p = link.pending;
+    if (!p?.sdp || !p.challenge) return;
+    link.pending = null;
+    const offer = signOffer(this.#keys, link.peer, p.sdp, this.#clock.now(), p.challenge, link.key);
     link.nonce = offer.nonce;
     if (link.path.kind === "server") this.#signalCounters.offersViaServer++;
     else this.#signalCounters.offersViaMesh++;
-    if (!this.#sendSignal(link.path, link.peer, offer)) {
-      const how = link.path.kind === "server" ? "the signaling server" : `relay ${link.path.via}`;
-      this.#drop(
-        link,
-        "offer not sent",
-        new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: cannot send the offer through ${how}`),
-      );
-    }
+    this.#sendOrDrop(link, offer, "offer");
+  }
+
+  #sendOrDrop(link: Link, payload: SignalPayload, what: string): void {
+    if (this.#sendSignal(link.path, link.peer, payload)) return;
+    const how = link.path.kind === "server" ? "the signaling server" : `relay ${link.path.via}`;
+    this.#drop(
+      link,
+      `${what} not sent`,
+      new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: cannot send the ${what} through ${how}`),
+    );
   }
 
   #sendSignal(path: SignalPath, to: NodeId, payload: SignalPayload): boolean {
@@ -467,7 +463,8 @@ export class WebRtcTransport implements Transport {
     const v = validateMessage(payload);
     const d: SignalPayload | null = !v.ok
       ? null
-      : isKind(SignalOfferMsg, v.msg) || isKind(SignalAnswerMsg, v.msg) || isKind(SignalRejectMsg, v.msg)
+      : isKind(SignalOfferMsg, v.msg) || isKind(SignalAnswerMsg, v.msg) || isKind(SignalRejectMsg, v.msg) ||
+          isKind(SignalHelloMsg, v.msg) || isKind(SignalChallengeMsg, v.msg)
       ? v.msg
       : null;
     if (!d) {
@@ -479,17 +476,14 @@ export class WebRtcTransport implements Transport {
       return;
     }
     if (d.t === Kind.SignalReject) return this.#onReject(d as SignalReject);
+    if (d.t === Kind.SignalHello || d.t === Kind.SignalChallenge) {
+      return this.#onHelloOrChallenge(d as SignalHello | SignalChallenge, path);
+    }
     const desc = d as Description;
-    const refusal = checkDescription(desc, this.#keys, this.#guard, this.#clock.now());
-    if (refusal) {
-      this.#signalCounters.refused++;
-      this.#signalCounters.lastRefusal = refusal.reason;
-      this.#log.warn("signaling.refused", {
-        peer: from,
-        kind: d.t === Kind.SignalOffer ? "offer" : "answer",
-        reason: refusal.reason,
-      });
-      this.#reject(path, from, desc.nonce, refusal.code, refusal.reason);
+    const now = this.#clock.now();
+    const refusal = checkDescription(desc, this.#keys, this.#guard, now, this.#challenges);
+    if (isRefusal(refusal)) {
+      this.#refuse(path, from, d.t === Kind.SignalOffer ? "offer" : "answer", refusal, desc.nonce);
       // A refused answer also ends our attempt: the answerer cannot be trusted.
       if (d.t === Kind.SignalAnswer) {
         const link = this.#links.get(from);
@@ -503,11 +497,51 @@ export class WebRtcTransport implements Transport {
       }
       return;
     }
-    if (d.t === Kind.SignalOffer) void this.#onOffer(d as SignalOffer, path);
-    else void this.#onAnswer(d as SignalAnswer);
+    if (d.t === Kind.SignalOffer) {
+      const offer = d as SignalOffer;
+      // Our challenge out, its arrival and the offer's departure on their clock, the offer's arrival on ours.
+      this.#offsets.record(from, clockSample(refusal.challengeIssuedMs!, offer.cts, offer.ts, now));
+      void this.#onOffer(offer, path, refusal.key);
+    } else void this.#onAnswer(d as SignalAnswer);
   }
 
-  async #onOffer(offer: SignalOffer, path: SignalPath): Promise<void> {
+  /** A hello (we answer with a challenge) or a challenge (our offer may go out). */
+  #onHelloOrChallenge(m: SignalHello | SignalChallenge, path: SignalPath): void {
+    const checked = checkHelloOrChallenge(m, this.#keys);
+    if ("code" in checked) {
+      const hello = m.t === Kind.SignalHello;
+      return this.#refuse(
+        path,
+        m.from,
+        hello ? "hello" : "challenge",
+        checked,
+        hello ? (m as SignalHello).nonce : undefined,
+      );
+    }
+    const now = this.#clock.now();
+    if (m.t === Kind.SignalHello) {
+      const hello = m as SignalHello;
+      const ch = this.#challenges.issue(hello.from, now);
+      this.#sendSignal(path, hello.from, signChallenge(this.#keys, hello, ch, now, checked.key));
+      return;
+    }
+    const c = m as SignalChallenge;
+    const link = this.#links.get(c.from);
+    if (!link || link.state !== "offering" || !link.pending || link.nonce !== c.re || link.pending.challenge) return;
+    this.#offsets.record(c.from, clockSample(link.pending.helloSentMs, c.ts, c.ts, now));
+    link.pending.challenge = { ch: c.ch, arrivedMs: now };
+    this.#offerWhenReady(link);
+  }
+
+  /** Counts and logs a refused signaling message, and answers it along `path` when `re` is given. */
+  #refuse(path: SignalPath, from: NodeId, kind: string, r: Pick<SignalReject, "code" | "reason">, re?: string): void {
+    this.#signalCounters.refused++;
+    this.#signalCounters.lastRefusal = r.reason;
+    this.#log.warn("signaling.refused", { peer: from, kind, reason: r.reason });
+    if (re !== undefined) this.#reject(path, from, re, r.code, r.reason);
+  }
+
+  async #onOffer(offer: SignalOffer, path: SignalPath, key: Uint8Array): Promise<void> {
     const peer = offer.from;
     let link = this.#links.get(peer);
     if (link?.state === "offering" && this.self < peer) {
@@ -521,6 +555,7 @@ export class WebRtcTransport implements Transport {
         link = undefined;
       } else {
         link.state = "answering";
+        link.pending = null;
         link.path = path;
         this.#replacePeer(link);
       }
@@ -547,7 +582,9 @@ export class WebRtcTransport implements Transport {
       return;
     }
     if (link.rtc !== rtc || this.#links.get(peer) !== link) return;
-    const answer = signAnswer(this.#keys, peer, sdp, offer.nonce, this.#clock.now());
+    // Under the secret the offer was signed with (during a rotation, the peer may not know the new one yet).
+    link.key = key;
+    const answer = signAnswer(this.#keys, peer, sdp, offer.nonce, this.#clock.now(), key);
     link.nonce = answer.nonce;
     if (!this.#sendSignal(path, peer, answer)) {
       this.#drop(
@@ -579,6 +616,13 @@ export class WebRtcTransport implements Transport {
     if (r.to !== this.self) return;
     for (const link of this.#links.values()) {
       if (link.state !== "open" && link.nonce === r.re) {
+        const previous = this.#keys.previousKey;
+        if (r.code === "AUTH_FAILED" && link.pending && previous && link.key !== previous) {
+          // A secret rotation in progress: the peer may know only the previous secret.
+          link.key = previous;
+          this.#sendHello(link);
+          return;
+        }
         this.#log.warn("signaling.rejected", { peer: link.peer, code: r.code, reason: r.reason });
         this.#drop(link, "rejected", new ShoalError(r.code, `Cannot connect to ${link.peer}: ${r.reason}`));
         return;
@@ -594,25 +638,9 @@ export class WebRtcTransport implements Transport {
     // Forward for others, only along a direct link.
     const next = this.#links.get(m.to);
     if (next?.state !== "open") {
-      const d = validateMessage(m.d);
-      if (d.ok && d.msg.t !== Kind.SignalReject && typeof d.msg.nonce === "string") {
-        const back = this.#links.get(from);
-        if (back?.state === "open") {
-          this.#enqueue(back, {
-            t: Kind.SignalRelay,
-            from: m.to,
-            to: m.from,
-            d: {
-              t: Kind.SignalReject,
-              from: m.to,
-              to: m.from,
-              re: d.msg.nonce,
-              code: "UNREACHABLE",
-              reason: `relay ${this.self} has no link to ${m.to}`,
-            },
-          });
-        }
-      }
+      const back = this.#links.get(from);
+      const reply = unreachableReply(m, this.self);
+      if (reply && back?.state === "open") this.#enqueue(back, reply);
       this.#stats.droppedNoRoute++;
       return;
     }

@@ -1,8 +1,8 @@
 /**
  * HMAC-SHA256 envelopes for anything that authenticates a node (join, signaling offers
  * and answers). Keys are derived from the cluster secret with HKDF, one per purpose, so a
- * signature made for one purpose never verifies for another. Timestamps and nonces stop
- * replays (see {@link ReplayGuard}).
+ * signature made for one purpose never verifies for another. Nonces remembered by the
+ * receiver stop replays (see {@link ReplayGuard}); no check depends on the sender's clock.
  */
 import { hmac } from "@noble/hashes/hmac.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
@@ -42,28 +42,50 @@ export function roomId(cluster: string): string {
 }
 
 /**
- * Remembers recently seen nonces so an envelope is accepted at most once, and rejects
- * envelopes whose timestamp is outside the window. Bounded: at most `maxNonces` entries.
+ * Remembers the nonces it accepted so an envelope is accepted at most once, for `windowMs`
+ * of the RECEIVER's clock from the moment it was first seen. The sender's timestamp plays no
+ * part in the decision: members' clocks may be minutes apart (a Raspberry Pi has no RTC),
+ * and freshness comes from the receiver instead, through challenges it issued itself (see
+ * signaling/challenges.ts) and from DTLS, which protects everything sent over a link
+ * against replays by anyone outside it. Bounded: at most `maxNonces` entries; when full,
+ * new nonces are refused until old ones expire.
  */
 export class ReplayGuard {
   #seen = new Map<string, number>();
   constructor(readonly windowMs = 60_000, readonly maxNonces = 100_000) {}
 
-  /** @returns null when fresh (and records it), or the reason it is refused */
-  check(nonce: string, timestampMs: number, nowMs: number): string | null {
-    if (!Number.isFinite(timestampMs) || Math.abs(nowMs - timestampMs) > this.windowMs) {
-      return "timestamp outside the replay window";
-    }
+  /**
+   * Accepts a nonce once.
+   * @param nonce the envelope's nonce
+   * @param nowMs the receiver's clock
+   * @returns null when new (and records it), or the reason it is refused
+   */
+  accept(nonce: string, nowMs: number): string | null {
     this.#expire(nowMs);
     if (this.#seen.has(nonce)) return "nonce already used (replay)";
     if (this.#seen.size >= this.maxNonces) return "replay guard full";
-    this.#seen.set(nonce, timestampMs);
+    this.#seen.set(nonce, nowMs);
     return null;
   }
 
+  /**
+   * Same as {@link accept}; the sender's timestamp is ignored (kept for callers that
+   * still pass it).
+   * @deprecated use accept(nonce, nowMs)
+   */
+  check(nonce: string, _senderTimestampMs: number, nowMs: number): string | null {
+    return this.accept(nonce, nowMs);
+  }
+
+  /** Nonces remembered now. */
+  get size(): number {
+    return this.#seen.size;
+  }
+
   #expire(nowMs: number) {
-    for (const [n, ts] of this.#seen) {
-      if (Math.abs(nowMs - ts) <= this.windowMs) break; // insertion order ≈ time order
+    for (const [n, at] of this.#seen) {
+      // Insertion order is the receiver's time order; a clock stepping back keeps entries longer.
+      if (nowMs - at <= this.windowMs) break;
       this.#seen.delete(n);
     }
   }

@@ -27,6 +27,8 @@ export const Kind = {
   SignalAnswer: 21,
   SignalReject: 22,
   SignalRelay: 23,
+  SignalHello: 24,
+  SignalChallenge: 25,
   // cluster 40–79
   ClusterJoinRequest: 40,
   ClusterJoinForward: 41,

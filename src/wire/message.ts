@@ -73,6 +73,11 @@ export function kindName(t: number): string {
   return registry.get(t)?.name ?? `kind${t}`;
 }
 
+/** The schema of a registered kind (for fuzzing and hostile-peer tests that generate well-typed messages). */
+export function schemaOf(t: number): z.ZodType | undefined {
+  return registry.get(t)?.schema;
+}
+
 /** All registered kinds, for PROTOCOL.md checks. */
 export function registeredKinds(): Array<{ kind: number; name: string }> {
   return [...registry.entries()].map(([kind, e]) => ({ kind, name: e.name })).sort((a, b) => a.kind - b.kind);

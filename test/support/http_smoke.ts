@@ -20,16 +20,17 @@ results.health = (await fetch(u("/health"))).status;
 results.putNoToken = (await fetch(u("/maps/m/k"), { method: "PUT", body: "1" })).status;
 results.put = await (await fetch(u("/maps/m/k"), { method: "PUT", body: JSON.stringify({ a: 1 }), headers: auth }))
   .json();
-results.get = await (await fetch(u("/maps/m/k"))).json();
+results.getNoToken = (await fetch(u("/maps/m/k"))).status;
+results.get = await (await fetch(u("/maps/m/k"), { headers: auth })).json();
 results.badJson = (await fetch(u("/maps/m/k"), { method: "PUT", body: "{", headers: auth })).status;
 results.tooBig =
   (await fetch(u("/maps/m/k"), { method: "PUT", body: JSON.stringify("x".repeat(5000)), headers: auth })).status;
-const metrics = await fetch(u("/metrics"));
+const metrics = await fetch(u("/metrics"), { headers: auth });
 results.metricsType = metrics.headers.get("content-type");
 results.metricsHasMembers = (await metrics.text()).includes('shoal_members{lite="false"} 3');
 results.dashboard = (await (await fetch(u("/"))).text()).includes('data-testid="partition-grid"');
 
-const es = await fetch(u("/events"));
+const es = await fetch(u("/events"), { headers: auth });
 results.eventsType = es.headers.get("content-type");
 const reader = es.body!.getReader();
 let buf = "";
