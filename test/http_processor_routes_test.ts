@@ -38,4 +38,16 @@ describe("POST /maps/:map/:key/execute", () => {
     expect(failed.status).toBe(422);
     expect((await failed.json()).code).toBe("PROCESSOR_FAILED");
   });
+
+  test("is a write: it needs the full token, a read token is not enough", async () => {
+    const app = createHttpApp(createTestNode(), { token: "full", readToken: "read" });
+    const call = (auth?: string) =>
+      app.request("/maps/m/k/execute", {
+        ...post({ processor: "increment" }),
+        headers: { "content-type": "application/json", ...(auth ? { authorization: `Bearer ${auth}` } : {}) },
+      });
+    expect((await call()).status).toBe(401);
+    expect([401, 403]).toContain((await call("read")).status);
+    expect((await call("full")).status).toBe(200);
+  });
 });
