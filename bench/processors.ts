@@ -9,46 +9,12 @@
  * 10,000 keys, and of both on one hot key (one partition: every call waits its turn on the
  * primary), then one JSON line with the numbers.
  */
-import { realClock } from "../src/core/clock.ts";
-import { silentLogger } from "../src/core/log.ts";
-import { Random } from "../src/core/random.ts";
-import { DataGrid } from "../src/map/data_grid.ts";
 import { exit, runtimeVersion } from "../src/runtime/process.ts";
-import { MemoryNetwork } from "../src/transport/memory.ts";
-import { MessageRouter } from "../src/transport/router.ts";
-import { TestCluster } from "../test/support/test_cluster_view.ts";
 import { loadAverage } from "./_cluster.ts";
+import { memoryGrids } from "./_memory_grid.ts";
 
-const rng = new Random(42);
-const net = new MemoryNetwork({
-  clock: realClock,
-  rng: rng.fork(),
-  link: { delayMs: 0 },
-  encode: true,
-  connectDelayMs: 0,
-});
-const cluster = new TestCluster();
-const grids = new Map<string, DataGrid>();
+const { grids, add } = memoryGrids();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function add(id: string, lite = false): Promise<DataGrid> {
-  const transport = net.attach(id);
-  const router = new MessageRouter(transport);
-  const grid = new DataGrid({
-    self: id,
-    view: cluster.add(id, lite),
-    transport,
-    router,
-    clock: realClock,
-    rng: rng.fork(),
-    log: silentLogger,
-    config: { partitionCount: 271, backupCount: 1, asyncBackupCount: 0, lite },
-  });
-  for (const other of grids.keys()) await transport.connect(other);
-  grids.set(id, grid);
-  cluster.publish();
-  return grid;
-}
 
 const a = await add("a");
 await add("b");
