@@ -18,6 +18,7 @@ export type ShoalErrorCode =
   | "NOT_FOUND"
   | "CONFLICT"
   | "PROCESSOR_FAILED"
+  | "LOCKED"
   | "INTERNAL";
 
 export class ShoalError extends Error {

@@ -23,6 +23,7 @@ const statusByCode: Record<ShoalErrorCode, ContentfulStatusCode> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   PROCESSOR_FAILED: 422,
+  LOCKED: 423,
   INTERNAL: 500,
 };
 

@@ -52,4 +52,25 @@ export interface IMap<K = unknown, V = unknown> {
    * each batch is done. Weakly consistent: an entry added while it runs may be missed.
    */
   executeOnEntries<R = unknown>(processor: string, arg?: unknown): AsyncIterableIterator<[K, R]>;
+  /**
+   * Takes the key's lock, waiting first come, first served (see locks.ts). The lock belongs
+   * to this member plus `owner` (default ""); it ends with `unlock`, the lease, or this
+   * member's death. While it is held, writes to the key from other members fail with `LOCKED`.
+   * @returns the fencing token: it rises with every acquisition of the key
+   */
+  lock(key: K, options?: LockOptions): Promise<number>;
+  /** As {@link lock}, waiting at most `timeoutMs` (default 0: no wait). @returns the token, or undefined */
+  tryLock(key: K, options?: LockOptions & { timeoutMs?: number; signal?: AbortSignal }): Promise<number | undefined>;
+  /** Releases the lock held by this member + `owner`. @throws ShoalError CONFLICT when it does not hold it */
+  unlock(key: K, options?: { owner?: string }): Promise<void>;
+  isLocked(key: K): Promise<boolean>;
+  /** Releases the lock whoever holds it. */
+  forceUnlock(key: K): Promise<void>;
+}
+
+export interface LockOptions {
+  /** The lock ends this long after it was granted. @default none */
+  leaseMs?: number;
+  /** Which caller on this member holds it (1–128 chars). @default "" */
+  owner?: string;
 }

@@ -8,7 +8,7 @@ import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import { partitionOfBytes } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
-import type { IMap } from "./imap.ts";
+import type { IMap, LockOptions } from "./imap.ts";
 import type { MapStats } from "./map_stats.ts";
 import { decodeOutcome } from "./entry_processor.ts";
 import { isWrite, MAX_BATCH, OpCode, opNames } from "./operations.ts";
@@ -331,6 +331,61 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
       yield* results;
       if (failure !== null) throw failure;
     }
+  }
+
+  // ---- locks (locks.ts) -------------------------------------------------------------------
+
+  async #lockCall(key: K, op: number, extra: Record<string, unknown> = {}): Promise<unknown> {
+    const { k, p } = this.#key(key);
+    return await this.#call(p, op, { k, ...extra });
+  }
+
+  lock(key: K, options: LockOptions = {}): Promise<number> {
+    return this.tryLock(key, { ...options, timeoutMs: Infinity }) as Promise<number>;
+  }
+
+  /** Polls the primary (keeping its place in the queue) every 10–200 ms until granted or out of time. */
+  async tryLock(
+    key: K,
+    options: LockOptions & { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<number | undefined> {
+    const h = options.owner ?? "";
+    const l = Math.max(0, Math.floor(options.leaseMs ?? 0));
+    const timeoutMs = options.timeoutMs ?? 0;
+    const deadline = this.clock.now() + timeoutMs;
+    for (let poll = 0;; poll++) {
+      const wait = timeoutMs > 0 && !options.signal?.aborted && this.clock.now() < deadline;
+      const r = (await this.#lockCall(key, OpCode.LockAcquire, { h, l, q: wait })) as {
+        tok?: number;
+        q?: number;
+        err?: string;
+      };
+      if (r?.err) throw new ShoalError(r.err as "OVERLOADED", `Cannot queue for the lock: ${r.err}`);
+      if (typeof r?.tok === "number") return r.tok;
+      if (!wait) return undefined;
+      const pause = Math.min(200, 10 * 2 ** Math.min(poll, 5), Math.max(0, deadline - this.clock.now()));
+      await new Promise<void>((resolve) => {
+        const t = this.clock.setTimer(pause, resolve);
+        options.signal?.addEventListener("abort", () => (t.cancel(), resolve()), { once: true });
+      });
+      if (options.signal?.aborted || this.clock.now() >= deadline) {
+        const c = (await this.#lockCall(key, OpCode.LockCancel, { h })) as { tok?: number } | null;
+        return typeof c?.tok === "number" ? c.tok : undefined;
+      }
+    }
+  }
+
+  async unlock(key: K, options: { owner?: string } = {}): Promise<void> {
+    const r = (await this.#lockCall(key, OpCode.LockRelease, { h: options.owner ?? "" })) as { err?: string } | true;
+    if (r !== true) throw new ShoalError("CONFLICT", `Cannot unlock: this member and owner do not hold the lock`);
+  }
+
+  async isLocked(key: K): Promise<boolean> {
+    return ((await this.#lockCall(key, OpCode.LockStatus)) as { locked?: boolean })?.locked === true;
+  }
+
+  async forceUnlock(key: K): Promise<void> {
+    await this.#lockCall(key, OpCode.LockForceRelease);
   }
 }
 

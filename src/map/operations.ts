@@ -34,6 +34,14 @@ export const OpCode = {
   ExecuteOnKey: 40,
   /** Runs a registered processor on each of `ks`; `po`: skip absent keys (executeOnEntries). */
   ExecuteOnKeys: 41,
+  // 42–46: per-key locks (locks.ts); the caller member is the request's sender.
+  /** Takes the lock of `k` for handle `h` (lease `l` ms, 0 = none), or queues when `q`. */
+  LockAcquire: 42,
+  LockRelease: 43,
+  LockForceRelease: 44,
+  LockStatus: 45,
+  /** A waiter gives up: leaves the queue (or learns it was granted the lock meanwhile). */
+  LockCancel: 46,
 } as const;
 export type OpCodeNumber = (typeof OpCode)[keyof typeof OpCode];
 
@@ -54,6 +62,10 @@ const WRITES = new Set<number>([
   OpCode.MergeEntries,
   OpCode.ExecuteOnKey,
   OpCode.ExecuteOnKeys,
+  OpCode.LockAcquire,
+  OpCode.LockRelease,
+  OpCode.LockForceRelease,
+  OpCode.LockCancel,
 ]);
 
 /** Whether an op may change state (and so needs a call id, backups and dedupe). */
@@ -101,6 +113,11 @@ const schemas: Record<number, z.ZodType> = {
     pa: w.bytes().optional(),
     po: z.boolean().optional(),
   }),
+  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: w.uint(), q: z.boolean() }),
+  [OpCode.LockRelease]: z.object({ m, k, h: w.str(128) }),
+  [OpCode.LockForceRelease]: kOnly,
+  [OpCode.LockStatus]: kOnly,
+  [OpCode.LockCancel]: z.object({ m, k, h: w.str(128) }),
 };
 
 export interface OpBody {
@@ -119,6 +136,10 @@ export interface OpBody {
   pr?: string;
   pa?: Uint8Array;
   po?: boolean;
+  /** Lock ops: the caller's handle, lease ms, whether to queue. */
+  h?: string;
+  l?: number;
+  q?: boolean;
 }
 
 /** Validates an op body from the network. @returns null when invalid */

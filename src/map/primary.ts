@@ -12,6 +12,7 @@ import { Kind } from "../wire/kinds.ts";
 import { type Follower, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
 import type { CheckItem, PullItem } from "./messages.ts";
 import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
+import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
 import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
 import type { LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
@@ -54,8 +55,14 @@ export class PrimaryRole {
       // result must be deduplicated like any other, or a retry executing later could answer
       // differently from the attempt that counts.
       const now = Math.floor(ctx.clock.now());
+      const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
+      if (!isLockOp(req.op) && lockedByOther(d, body.m, opKeys(req.op, body), from, now, alive)) {
+        return reply("LOCKED", null, `a key of this write is locked by another member`);
+      }
       const out = isProcessorOp(req.op)
         ? executeProcessorOp(ctx.processors, d, req.op, body, now)
+        : isLockOp(req.op)
+        ? executeLockOp(d, req.op, body, now, from, alive)
         : executeOp(d, req.op, body, now);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       const direct = this.#directAckers(prim);
@@ -72,7 +79,10 @@ export class PrimaryRole {
       }
       return this.#waitFor(prim, entry.seq, answer(out.result));
     }
-    const out = executeOp(d, req.op, body, Math.floor(ctx.clock.now()));
+    const now = Math.floor(ctx.clock.now());
+    const out = isLockOp(req.op)
+      ? executeLockOp(d, req.op, body, now, from, (id) => ctx.view.member(id) !== undefined)
+      : executeOp(d, req.op, body, now);
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
   }
 

@@ -160,6 +160,38 @@ class TestMap implements IMap<unknown, unknown> {
     for (const k of keys) out.set(k, await this.executeOnKey<R>(k, processor, arg));
     return out;
   }
+  /** Locks of the stand-in: one process, no waiting (the grid's are tested in map_locks_test.ts). */
+  #locks = new Map<string, { tok: number; owner: string | null }>();
+  tryLock(key: unknown, o: { owner?: string } = {}) {
+    return this.#op("tryLock", () => {
+      const l = this.#locks.get(this.#k(key)) ?? { tok: 0, owner: null };
+      if (l.owner !== null && l.owner !== (o.owner ?? "")) return undefined;
+      if (l.owner === null) (l.tok++, l.owner = o.owner ?? "");
+      this.#locks.set(this.#k(key), l);
+      return l.tok;
+    });
+  }
+  async lock(key: unknown, o: { owner?: string } = {}): Promise<number> {
+    const t = await this.tryLock(key, o);
+    if (t === undefined) throw new ShoalError("TIMEOUT", "locked by another owner");
+    return t;
+  }
+  unlock(key: unknown, o: { owner?: string } = {}) {
+    return this.#op("unlock", () => {
+      const l = this.#locks.get(this.#k(key));
+      if (!l || l.owner !== (o.owner ?? "")) throw new ShoalError("CONFLICT", "not the owner");
+      l.owner = null;
+    });
+  }
+  isLocked(key: unknown) {
+    return this.#op("isLocked", () => (this.#locks.get(this.#k(key))?.owner ?? null) !== null);
+  }
+  forceUnlock(key: unknown) {
+    return this.#op("forceUnlock", () => {
+      const l = this.#locks.get(this.#k(key));
+      if (l) l.owner = null;
+    });
+  }
   async *executeOnEntries<R>(processor: string, arg?: unknown): AsyncIterableIterator<[unknown, R]> {
     for (const [k] of [...this.data.values()]) yield [k, await this.executeOnKey<R>(k, processor, arg)];
   }
