@@ -167,4 +167,20 @@ describe("locks on the grid", () => {
     expect(tokens.every((t, i) => i === 0 || t > tokens[i - 1])).toBe(true);
     h.stop();
   });
+
+  test("lock records stay out of map listings; reserved and over-long names are refused", async () => {
+    const h = await cluster(2);
+    const g = h.members.get("n0")!.grid;
+    await h.until(g.getMap("users").lock("a"));
+    await h.until(g.getMap("users").set("a", 1));
+    await h.run(500);
+    const names = [...h.live().flatMap((m) => m.grid.localMaps().map((x) => x.name))];
+    expect(names.every((n) => n === "users")).toBe(true);
+    expect(h.live().flatMap((m) => m.grid.localMapEntries().map((x) => x.name)).every((n) => n === "users")).toBe(
+      true,
+    );
+    expect(() => g.getMap("\u0001lock:users")).toThrow(/reserved/);
+    expect((await error(h, g.getMap("x".repeat(256)).lock("a")))?.code).toBe("INVALID_ARGUMENT");
+    h.stop();
+  });
 });

@@ -12,6 +12,7 @@ import type { IMap, LockOptions } from "./imap.ts";
 import type { MapStats } from "./map_stats.ts";
 import { decodeOutcome } from "./entry_processor.ts";
 import { isWrite, MAX_BATCH, OpCode, opNames } from "./operations.ts";
+import { MAX_LOCKED_MAP_NAME } from "./locks.ts";
 import { keyId } from "./record_store.ts";
 
 /** Per-partition calls of a whole-map operation in flight at once. */
@@ -336,6 +337,12 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   // ---- locks (locks.ts) -------------------------------------------------------------------
 
   async #lockCall(key: K, op: number, extra: Record<string, unknown> = {}): Promise<unknown> {
+    if (this.name.length > MAX_LOCKED_MAP_NAME) {
+      throw new ShoalError(
+        "INVALID_ARGUMENT",
+        `Cannot lock keys of a map whose name exceeds ${MAX_LOCKED_MAP_NAME} characters`,
+      );
+    }
     const { k, p } = this.#key(key);
     return await this.#call(p, op, { k, ...extra });
   }
