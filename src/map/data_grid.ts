@@ -9,6 +9,8 @@ import type { PartitionReplicaInfo } from "../partition/summary.ts";
 import type { IMap } from "./imap.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
 import { ProcessorRegistry, type ProcessorTable } from "./entry_processor.ts";
+import { DistributedQueue, type QueueOptions } from "../queue/queue.ts";
+import type { Clock } from "../core/clock.ts";
 import { checkMergePolicy, type MergePolicyName } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
 import type { MapOpStats } from "./map_stats.ts";
@@ -41,10 +43,12 @@ export class DataGrid {
   readonly merge: SplitMerge;
   /** The entry processors this member runs (their sorted names are a join setting: `processors.joinSetting()`). */
   readonly processors: ProcessorRegistry;
+  readonly clock: Clock;
 
   constructor(opts: DataGridOptions) {
     const { invoke, map, mergePolicy, merge, ...partitionConfig } = opts.config;
     const policy = checkMergePolicy(mergePolicy ?? "latestUpdate");
+    this.clock = opts.clock;
     const base = {
       self: opts.self,
       view: opts.view,
@@ -73,6 +77,11 @@ export class DataGrid {
       capture: () => this.maps.captureForMerge(),
       config: merge,
     });
+  }
+
+  /** The distributed queue `name` (its items live in the partition of the name). */
+  getQueue<T = unknown>(name: string, options?: QueueOptions): DistributedQueue<T> {
+    return new DistributedQueue<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock, options);
   }
 
   /** The distributed map `name` (works on lite members too). */

@@ -42,6 +42,12 @@ export const OpCode = {
   LockStatus: 45,
   /** A waiter gives up: leaves the queue (or learns it was granted the lock meanwhile). */
   LockCancel: 46,
+  // 47–51: the distributed queue (src/queue/queue_ops.ts); `m` is the queue's name.
+  QueueOffer: 47,
+  QueuePoll: 48,
+  QueuePeek: 49,
+  QueueSize: 50,
+  QueueDrain: 51,
 } as const;
 export type OpCodeNumber = (typeof OpCode)[keyof typeof OpCode];
 
@@ -66,6 +72,9 @@ const WRITES = new Set<number>([
   OpCode.LockRelease,
   OpCode.LockForceRelease,
   OpCode.LockCancel,
+  OpCode.QueueOffer,
+  OpCode.QueuePoll,
+  OpCode.QueueDrain,
 ]);
 
 /** Whether an op may change state (and so needs a call id, backups and dedupe). */
@@ -118,6 +127,12 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.LockForceRelease]: kOnly,
   [OpCode.LockStatus]: kOnly,
   [OpCode.LockCancel]: z.object({ m, k, h: w.str(128) }),
+  // `n`: the capacity (offer, size) or most items (drain).
+  [OpCode.QueueOffer]: z.object({ m, v: w.bytes(), n: w.uint().min(1).optional() }),
+  [OpCode.QueuePoll]: mOnly,
+  [OpCode.QueuePeek]: mOnly,
+  [OpCode.QueueSize]: z.object({ m, n: w.uint().min(1).optional() }),
+  [OpCode.QueueDrain]: z.object({ m, n: w.uint().min(1).max(1000) }),
 };
 
 export interface OpBody {
