@@ -18,6 +18,8 @@ export type { Node } from "./src/node.ts";
 export type { IceServer, NodeOptions } from "./src/config.ts";
 export type { IMap } from "./src/map/imap.ts";
 export type { EntryProcessor, ProcessorEntry, ProcessorTable } from "./src/map/entry_processor.ts";
+export type { LockOptions } from "./src/map/imap.ts";
+export type { IQueue, QueueOptions, WaitOptions } from "./src/queue/queue.ts";
 export type { ClusterEvent, ClusterView, MemberInfo } from "./src/cluster/view.ts";
 export { IndeterminateResultError, ShoalError, TimeoutError } from "./src/core/errors.ts";
 export type { ShoalErrorCode } from "./src/core/errors.ts";

@@ -18,6 +18,7 @@ import { mountJobRoutes } from "./jobs/job_routes.ts";
 import { jobMetricFamilies } from "./jobs/job_metrics.ts";
 import { DataGrid } from "./map/data_grid.ts";
 import type { IMap } from "./map/imap.ts";
+import type { IQueue, QueueOptions } from "./queue/queue.ts";
 import { LATENCY_BUCKETS_MS } from "./map/map_stats.ts";
 import type {
   LinkInfo,
@@ -242,6 +243,10 @@ export class Node implements ShoalNode {
 
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
     return this.grid.getMap<K, V>(name);
+  }
+
+  getQueue<T = unknown>(name: string, options?: QueueOptions): IQueue<T> {
+    return this.grid.getQueue<T>(name, options);
   }
 
   mapNames(): string[] {

@@ -4,6 +4,7 @@
  */
 import type { ClusterView } from "./cluster/view.ts";
 import type { IMap } from "./map/imap.ts";
+import type { IQueue, QueueOptions } from "./queue/queue.ts";
 import type { MapLocalStats, PartitionSummary } from "./map/summary.ts";
 import type { PartitionReplicaInfo } from "./partition/summary.ts";
 import type { NodeId, TransportStats } from "./transport/transport.ts";
@@ -66,6 +67,8 @@ export interface ShoalNode extends AsyncDisposable {
   readonly httpUrl: string | undefined;
   readonly cluster: ClusterView;
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V>;
+  /** The distributed queue `name` (see src/queue/queue.ts). */
+  getQueue<T = unknown>(name: string, options?: QueueOptions): IQueue<T>;
   /** Names and local entry counts of the maps this member holds (primary copies). */
   mapNames(): string[];
   partitionSummary(): PartitionSummary;

@@ -18,6 +18,7 @@ import { SnapshotEventStream } from "./event_stream.ts";
 import { MapSizeCache } from "./map_sizes.ts";
 import { mountMapRoutes } from "./map_routes.ts";
 import { mountProcessorRoutes } from "./processor_routes.ts";
+import { mountQueueRoutes } from "./queue_routes.ts";
 import { collectMetrics } from "./metrics.ts";
 import { type MetricFamily, prometheusContentType, renderPrometheus } from "./prometheus.ts";
 import { buildSnapshot } from "./snapshot.ts";
@@ -115,6 +116,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   });
   mountMapRoutes(app, node, sizes);
   mountProcessorRoutes(app, node);
+  mountQueueRoutes(app, node);
 
   app.get("/metrics", async (c) => {
     await sizes.refresh();

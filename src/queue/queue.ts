@@ -23,8 +23,20 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+/** The queue API (`node.getQueue`). */
+export interface IQueue<T = unknown> extends AsyncIterable<T> {
+  readonly name: string;
+  readonly capacity: number;
+  offer(item: T, o?: WaitOptions): Promise<boolean>;
+  poll(o?: WaitOptions): Promise<T | undefined>;
+  take(o?: { signal?: AbortSignal }): Promise<T>;
+  peek(): Promise<T | undefined>;
+  size(): Promise<number>;
+  drain(max?: number): Promise<T[]>;
+}
+
 /** A bounded FIFO queue shared by the cluster. */
-export class DistributedQueue<T = unknown> {
+export class DistributedQueue<T = unknown> implements IQueue<T> {
   readonly #p: number;
   readonly capacity: number;
 

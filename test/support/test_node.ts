@@ -11,6 +11,7 @@ import type { MemberInfo } from "../../src/cluster/view.ts";
 import { ShoalError, type ShoalErrorCode } from "../../src/core/errors.ts";
 import { builtinProcessors } from "../../src/map/entry_processor.ts";
 import type { IMap } from "../../src/map/imap.ts";
+import type { IQueue, QueueOptions } from "../../src/queue/queue.ts";
 import type {
   LinkInfo,
   NodeMetrics,
@@ -288,6 +289,33 @@ export class TestNode implements ShoalNode {
       this.#ops.set(key, s);
     }
     return s;
+  }
+
+  readonly queues = new Map<string, unknown[]>();
+  /** An in-memory FIFO with the queue API (no waiting: the grid's queue is tested in queue_test.ts). */
+  getQueue<T = unknown>(name: string, options: QueueOptions = {}): IQueue<T> {
+    let items = this.queues.get(name) as T[] | undefined;
+    if (!items) this.queues.set(name, items = []);
+    const list = items;
+    const capacity = options.capacity ?? 100_000;
+    const poll = () => Promise.resolve(list.shift());
+    return {
+      name,
+      capacity,
+      offer: (item: T) => Promise.resolve(list.length < capacity ? (list.push(item), true) : false),
+      poll,
+      take: async () => {
+        const v = await poll();
+        if (v === undefined) throw new ShoalError("TIMEOUT", "empty");
+        return v;
+      },
+      peek: () => Promise.resolve(list[0]),
+      size: () => Promise.resolve(list.length),
+      drain: (max = 500) => Promise.resolve(list.splice(0, max)),
+      async *[Symbol.asyncIterator]() {
+        while (list.length > 0) yield list.shift()!;
+      },
+    };
   }
 
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
