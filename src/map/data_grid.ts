@@ -10,6 +10,7 @@ import type { IMap } from "./imap.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
 import { ProcessorRegistry, type ProcessorTable } from "./entry_processor.ts";
 import { DistributedQueue, type QueueOptions } from "../queue/queue.ts";
+import { Topic } from "../topic/topic.ts";
 import type { Clock } from "../core/clock.ts";
 import { checkMergePolicy, type MergePolicyName } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
@@ -82,6 +83,16 @@ export class DataGrid {
   /** The distributed queue `name` (its items live in the partition of the name). */
   getQueue<T = unknown>(name: string, options?: QueueOptions): DistributedQueue<T> {
     return new DistributedQueue<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock, options);
+  }
+
+  /** The topic `name`: a ring of the default capacity (best-effort delivery, gaps reported). */
+  getTopic<T = unknown>(name: string): Topic<T> {
+    return new Topic<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock);
+  }
+
+  /** The reliable topic `name`: a ring of `capacity` messages with sequence numbers. */
+  getReliableTopic<T = unknown>(name: string, options?: { capacity?: number }): Topic<T> {
+    return new Topic<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock, options);
   }
 
   /** The distributed map `name` (works on lite members too). */

@@ -48,6 +48,9 @@ export const OpCode = {
   QueuePeek: 49,
   QueueSize: 50,
   QueueDrain: 51,
+  // 52–53: the reliable topic's ring (src/topic/topic_ops.ts); `m` is the topic's name.
+  TopicPublish: 52,
+  TopicRead: 53,
 } as const;
 export type OpCodeNumber = (typeof OpCode)[keyof typeof OpCode];
 
@@ -75,6 +78,7 @@ const WRITES = new Set<number>([
   OpCode.QueueOffer,
   OpCode.QueuePoll,
   OpCode.QueueDrain,
+  OpCode.TopicPublish,
 ]);
 
 /** Whether an op may change state (and so needs a call id, backups and dedupe). */
@@ -133,6 +137,8 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.QueuePeek]: mOnly,
   [OpCode.QueueSize]: z.object({ m, n: w.uint().min(1).optional() }),
   [OpCode.QueueDrain]: z.object({ m, n: w.uint().min(1).max(1000) }),
+  [OpCode.TopicPublish]: z.object({ m, v: w.bytes(), n: w.uint().min(1).optional() }),
+  [OpCode.TopicRead]: z.object({ m, s: w.int().min(-1), n: w.uint().min(1).max(1000) }),
 };
 
 export interface OpBody {
@@ -155,6 +161,8 @@ export interface OpBody {
   h?: string;
   l?: number;
   q?: boolean;
+  /** TopicRead: the sequence to read from (-1: the next one published). */
+  s?: number;
 }
 
 /** Validates an op body from the network. @returns null when invalid */

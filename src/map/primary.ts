@@ -14,6 +14,7 @@ import type { CheckItem, PullItem } from "./messages.ts";
 import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
 import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
 import { executeQueueOp, isQueueOp } from "../queue/queue_ops.ts";
+import { executeTopicOp, isTopicOp } from "../topic/topic_ops.ts";
 import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
 import type { LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
@@ -57,7 +58,10 @@ export class PrimaryRole {
       // differently from the attempt that counts.
       const now = Math.floor(ctx.clock.now());
       const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
-      if (!isLockOp(req.op) && !isQueueOp(req.op) && lockedByOther(d, body.m, opKeys(req.op, body), from, now, alive)) {
+      if (
+        !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) &&
+        lockedByOther(d, body.m, opKeys(req.op, body), from, now, alive)
+      ) {
         return reply("LOCKED", null, `a key of this write is locked by another member`);
       }
       const out = isProcessorOp(req.op)
@@ -66,6 +70,8 @@ export class PrimaryRole {
         ? executeLockOp(d, req.op, body, now, from, alive)
         : isQueueOp(req.op)
         ? executeQueueOp(d, req.op, body, now)
+        : isTopicOp(req.op)
+        ? executeTopicOp(d, req.op, body, now)
         : executeOp(d, req.op, body, now);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       const direct = this.#directAckers(prim);
@@ -87,6 +93,8 @@ export class PrimaryRole {
       ? executeLockOp(d, req.op, body, now, from, (id) => ctx.view.member(id) !== undefined)
       : isQueueOp(req.op)
       ? executeQueueOp(d, req.op, body, now)
+      : isTopicOp(req.op)
+      ? executeTopicOp(d, req.op, body, now)
       : executeOp(d, req.op, body, now);
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
   }
