@@ -19,6 +19,7 @@ import { jobMetricFamilies } from "./jobs/job_metrics.ts";
 import { DataGrid } from "./map/data_grid.ts";
 import type { IMap } from "./map/imap.ts";
 import type { IQueue, QueueOptions } from "./queue/queue.ts";
+import type { ITopic } from "./topic/topic.ts";
 import { LATENCY_BUCKETS_MS } from "./map/map_stats.ts";
 import type {
   LinkInfo,
@@ -247,6 +248,14 @@ export class Node implements ShoalNode {
 
   getQueue<T = unknown>(name: string, options?: QueueOptions): IQueue<T> {
     return this.grid.getQueue<T>(name, options);
+  }
+
+  getTopic<T = unknown>(name: string): ITopic<T> {
+    return this.grid.getTopic<T>(name);
+  }
+
+  getReliableTopic<T = unknown>(name: string, options?: { capacity?: number }): ITopic<T> {
+    return this.grid.getReliableTopic<T>(name, options);
   }
 
   mapNames(): string[] {

@@ -19,6 +19,7 @@ import { MapSizeCache } from "./map_sizes.ts";
 import { mountMapRoutes } from "./map_routes.ts";
 import { mountProcessorRoutes } from "./processor_routes.ts";
 import { mountQueueRoutes } from "./queue_routes.ts";
+import { mountTopicRoutes } from "./topic_routes.ts";
 import { collectMetrics } from "./metrics.ts";
 import { type MetricFamily, prometheusContentType, renderPrometheus } from "./prometheus.ts";
 import { buildSnapshot } from "./snapshot.ts";
@@ -117,6 +118,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   mountMapRoutes(app, node, sizes);
   mountProcessorRoutes(app, node);
   mountQueueRoutes(app, node);
+  mountTopicRoutes(app, node);
 
   app.get("/metrics", async (c) => {
     await sizes.refresh();

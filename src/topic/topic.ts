@@ -26,7 +26,15 @@ export interface SubscribeOptions {
   from?: number;
 }
 
-export class Topic<T = unknown> {
+/** The topic API (`node.getTopic`, `node.getReliableTopic`). */
+export interface ITopic<T = unknown> {
+  readonly name: string;
+  readonly capacity: number;
+  publish(message: T): Promise<number>;
+  subscribe(o?: SubscribeOptions): AsyncIterableIterator<TopicEvent<T>>;
+}
+
+export class Topic<T = unknown> implements ITopic<T> {
   readonly #p: number;
   readonly capacity: number;
   #last: Promise<unknown> = Promise.resolve();

@@ -12,6 +12,7 @@ import { ShoalError, type ShoalErrorCode } from "../../src/core/errors.ts";
 import { builtinProcessors } from "../../src/map/entry_processor.ts";
 import type { IMap } from "../../src/map/imap.ts";
 import type { IQueue, QueueOptions } from "../../src/queue/queue.ts";
+import type { ITopic, SubscribeOptions } from "../../src/topic/topic.ts";
 import type {
   LinkInfo,
   NodeMetrics,
@@ -316,6 +317,29 @@ export class TestNode implements ShoalNode {
         while (list.length > 0) yield list.shift()!;
       },
     };
+  }
+
+  readonly topics = new Map<string, unknown[]>();
+  /** An in-memory ring with the topic API (sequence = index; no capacity): the grid's is tested in topic_test.ts. */
+  getTopic<T = unknown>(name: string): ITopic<T> {
+    let log = this.topics.get(name) as T[] | undefined;
+    if (!log) this.topics.set(name, log = []);
+    const msgs = log;
+    return {
+      name,
+      capacity: Infinity,
+      publish: (m: T) => Promise.resolve(msgs.push(m) - 1),
+      async *subscribe(o: SubscribeOptions = {}) {
+        let next = o.from ?? msgs.length;
+        while (!o.signal?.aborted) {
+          while (next < msgs.length) yield { seq: next, message: msgs[next++] };
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      },
+    };
+  }
+  getReliableTopic<T = unknown>(name: string): ITopic<T> {
+    return this.getTopic<T>(name);
   }
 
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
