@@ -1,5 +1,6 @@
 /** Node configuration: the options of `startNode()`, mirrored by CLI flags and SHOAL_* env vars. */
 import type { ProcessorTable } from "./map/entry_processor.ts";
+import type { MergePolicySetting } from "./map/merge_policy.ts";
 import type { IceServer } from "./transport/ice_server.ts";
 
 export type { IceServer };
@@ -43,11 +44,21 @@ export interface NodeOptions {
   slots?: number;
   /**
    * What the smaller side of a healed split brain does with its entries: `latestUpdate`
-   * (the later update wins), `passThrough` (the smaller side's entry wins) or `discard`
-   * (the larger side wins; the smaller side's changes are dropped).
+   * (the later update or removal wins, by hybrid logical clock), `putIfAbsent` (only keys
+   * the larger side lacks are added), `passThrough` (the smaller side's entry wins) or
+   * `discard` (the larger side wins; the smaller side's changes are dropped). A custom
+   * policy object works in code (`startNode`), not on the command line.
    * @default "latestUpdate"
    */
-  mergePolicy?: "latestUpdate" | "passThrough" | "discard";
+  mergePolicy?: MergePolicySetting;
+  /**
+   * Split-brain protection: a member that sees fewer data members than this, or whose lease
+   * with that many has run out, answers every data operation (map reads and writes, job
+   * submission) with the retryable error `QUORUM` (HTTP 503). Set it to a majority of the
+   * data members (3 of 4 or 5). 0 = off (AP: both sides of a split serve).
+   * @default 0
+   */
+  minClusterSize?: number;
   /**
    * Entry processors by name (`map.executeOnKey(key, name, arg)`), run on the key's primary.
    * Every member must register the same names (built-ins: increment, append, setIfGreater,
@@ -67,4 +78,5 @@ export const Defaults = {
   slots: 4,
   logLevel: "info",
   mergePolicy: "latestUpdate",
+  minClusterSize: 0,
 } as const;

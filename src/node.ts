@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { Membership } from "./cluster/membership.ts";
+import { quorumMetricFamilies, type QuorumState } from "./cluster/quorum.ts";
 import { Defaults, type NodeOptions } from "./config.ts";
 import { realClock } from "./core/clock.ts";
 import { ShoalError } from "./core/errors.ts";
@@ -122,6 +123,9 @@ export class Node implements ShoalNode {
         asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
         lite: options.lite ?? false,
         mergePolicy: options.mergePolicy ?? Defaults.mergePolicy,
+        minClusterSize: options.minClusterSize ?? Defaults.minClusterSize,
+        // Shorter than the time the others need to declare this member dead (lease.ts).
+        leaseMs: Math.min(1000, this.membership.config.suspectUnansweredMs / 2),
       },
     });
     this.jobs = new JobService({
@@ -135,6 +139,7 @@ export class Node implements ShoalNode {
       log: log.child({ layer: "jobs" }),
       slots: options.slots ?? Defaults.slots,
       lite: options.lite ?? false,
+      gate: () => this.grid.quorum.check(),
     });
     this.membership.subscribe((e) => {
       if (e.type === "masterChanged") {
@@ -185,8 +190,13 @@ export class Node implements ShoalNode {
           this.#hub = mountSignaling(a, upgradeWebSocket);
           mountJobRoutes(a, this.jobs);
         },
-        // deno-lint-ignore no-explicit-any
-        extraMetrics: () => jobMetricFamilies(this.jobs) as any,
+        // The job families are read from the job maps: left out while split-brain protection
+        // refuses data operations here, so /metrics still answers on such a member.
+        extraMetrics: async () => [
+          ...quorumMetricFamilies(this.grid.quorum),
+          // deno-lint-ignore no-explicit-any
+          ...(this.grid.quorum.refusal() ? [] : await jobMetricFamilies(this.jobs)) as any[],
+        ],
       });
       this.#served = await serve({ hostname: addr.host, port: addr.port, fetch: app.fetch, websocket, tls });
     }
@@ -260,6 +270,10 @@ export class Node implements ShoalNode {
 
   mapNames(): string[] {
     return this.grid.localMaps().map((m) => m.name);
+  }
+
+  quorum(): QuorumState {
+    return this.grid.quorum.state();
   }
 
   partitionSummary(): PartitionSummary {

@@ -2,6 +2,7 @@
  * The surface of a running node that the HTTP layer, the CLI and embedding apps use.
  * `startNode()` in node.ts returns an object implementing it.
  */
+import type { QuorumState } from "./cluster/quorum.ts";
 import type { ClusterView } from "./cluster/view.ts";
 import type { IMap } from "./map/imap.ts";
 import type { IQueue, QueueOptions } from "./queue/queue.ts";
@@ -84,6 +85,8 @@ export interface ShoalNode extends AsyncDisposable {
   clockOffsets?(): Record<NodeId, { offsetMs: number; rttMs: number }>;
   /** Optional extra figures for `GET /metrics` (operation latencies, local map entries, jobs). */
   metrics?(): NodeMetrics;
+  /** Split-brain protection: whether this member serves data now, and its lease. */
+  quorum?(): QuorumState;
   /** Graceful leave: migrates owned partitions away, says `left`, closes links. */
   shutdown(): Promise<void>;
 }

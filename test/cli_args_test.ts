@@ -56,6 +56,8 @@ describe("node command flags", () => {
       "debug",
       "--merge-policy",
       "discard",
+      "--min-cluster-size",
+      "3",
     ]);
     expect(o).toEqual({
       name: "alpha",
@@ -76,6 +78,7 @@ describe("node command flags", () => {
       slots: 8,
       logLevel: "debug",
       mergePolicy: "discard",
+      minClusterSize: 3,
     });
   });
 
@@ -102,6 +105,7 @@ describe("node command flags", () => {
       SHOAL_TOKEN: "env-token",
       SHOAL_SLOTS: "2",
       SHOAL_LOG_LEVEL: "warn",
+      SHOAL_MIN_CLUSTER_SIZE: "2",
     });
     expect(o).toEqual({
       name: "envy",
@@ -118,6 +122,7 @@ describe("node command flags", () => {
       token: "env-token",
       slots: 2,
       logLevel: "warn",
+      minClusterSize: 2,
     });
   });
 

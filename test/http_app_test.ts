@@ -39,6 +39,7 @@ describe("GET /cluster", () => {
         "members",
         "partitionTableVersion",
         "partitions",
+        "quorum",
         "self",
       ],
     );
@@ -179,6 +180,11 @@ describe("map routes", () => {
     const i = await app.request("/maps/m/k", { method: "DELETE" });
     expect(i.status).toBe(504);
     expect((await i.json()).code).toBe("INDETERMINATE");
+    node.failNext = "QUORUM";
+    const q = await app.request("/maps/m/k");
+    expect(q.status).toBe(503);
+    expect(q.headers.get("retry-after")).toBe("1");
+    expect((await q.json()).code).toBe("QUORUM");
   });
 
   test("over-long map names and keys are refused", async () => {

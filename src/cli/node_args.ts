@@ -8,7 +8,7 @@ import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
 import { parseIceUrl } from "./ice_url.ts";
 
 const logLevels = ["debug", "info", "warn", "error", "silent"] as const;
-const mergePolicies = ["latestUpdate", "passThrough", "discard"] as const;
+const mergePolicies = ["latestUpdate", "putIfAbsent", "passThrough", "discard"] as const;
 
 /** The `node` command's flags, in `--help` order. */
 export const nodeFlags: readonly FlagSpec[] = [
@@ -134,6 +134,15 @@ export const nodeFlags: readonly FlagSpec[] = [
     choices: mergePolicies,
     description: `split-brain merge policy: ${mergePolicies.join(", ")}`,
     defaultText: Defaults.mergePolicy,
+  },
+  {
+    name: "min-cluster-size",
+    kind: "int",
+    min: 0,
+    max: 4096,
+    description:
+      "split-brain protection: serve data only while seeing (and holding a lease with) this many data members",
+    defaultText: "0 (off)",
   },
   {
     name: "log-level",
@@ -280,6 +289,7 @@ export function parseNodeArgs(
   if (v.lite !== undefined) options.lite = v.lite as boolean;
   if (v.slots !== undefined) options.slots = v.slots as number;
   if (v["merge-policy"] !== undefined) options.mergePolicy = v["merge-policy"] as NodeOptions["mergePolicy"];
+  if (v["min-cluster-size"] !== undefined) options.minClusterSize = v["min-cluster-size"] as number;
   if (v["log-level"] !== undefined) options.logLevel = v["log-level"] as NodeOptions["logLevel"];
   return { options };
 }

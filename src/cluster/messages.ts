@@ -141,6 +141,8 @@ export const SplitHelloMsg = defineMessage(Kind.ClusterSplitHello, "ClusterSplit
   version: w.uint(),
   /** set by a member that relays the hello to its own master */
   relay: w.id().optional(),
+  /** the sender's member ids (see split_brain.ts: a stale list does not win) */
+  ids: w.list(w.id(), MAX_MEMBERS).optional(),
 });
 export const MergeRequestMsg = defineMessage(Kind.ClusterMergeRequest, "ClusterMergeRequest", {
   cluster: w.str(256),

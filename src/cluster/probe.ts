@@ -121,6 +121,13 @@ export class Prober {
     if (direct && tst && tst.unansweredSince === undefined) tst.unansweredSince = startedAt;
     h.after(h.health.scaleTimeout(h.config.probeTimeoutMs), () => {
       if (p.acked) return;
+      // No ack over an open link, and nothing else from the target for a probe interval:
+      // the path may be dead in the network (a NAT that rebound its ports) while the member
+      // is alive, which indirect probes would hide. The transport negotiates a replacement
+      // connection and keeps the old one until it opens.
+      const ts = h.list.states.get(target);
+      const silentMs = ts ? h.clock.now() - ts.heardAt : 0;
+      if (direct && h.t.isLinked(target) && silentMs >= h.config.probeIntervalMs) h.t.relink?.(target);
       const helpers = h.randomMembers(h.config.indirectChecks, (id) => id !== target && h.t.isLinked(id));
       p.expectedNacks = helpers.length;
       for (const x of helpers) {

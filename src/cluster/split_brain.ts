@@ -5,9 +5,16 @@
  *
  * Resolution rules: when the masters of two groups meet, the smaller group merges into the
  * larger; on a tie the group whose master id sorts first wins. Both masters evaluate the
- * same pure function, so they agree whenever they see the same sizes; the winner re-checks
+ * same pure function, so they agree whenever they see the same lists; the winner re-checks
  * on the merge request and refuses if it disagrees, so two groups never merge into each
  * other at once.
+ *
+ * A group whose list still holds the other group's master, while the other's list no longer
+ * holds it, has a stale view of the members both list: they were taken for gone and moved
+ * on to the other group (a paused master that wakes up still lists everyone, although the
+ * others declared it dead and elected a new master). Those shared members count for the
+ * other group only. Without this, a woken master would count the members that left it and
+ * win, and the cluster that kept serving would be merged into the stale one.
  */
 import type { NodeId } from "../transport/transport.ts";
 import { type ReplayGuard, sign, verify } from "../wire/envelope.ts";
@@ -31,6 +38,20 @@ export interface GroupSummary {
   size: number;
   /** Its master. */
   master: NodeId;
+  /** The ids of its members, when known (older members send only the size). */
+  members?: readonly NodeId[];
+}
+
+/**
+ * The members a group counts in a merge decision: its size, less the members it shares
+ * with the other group when its view of them is the stale one (see the module comment).
+ */
+export function effectiveSize(a: GroupSummary, b: GroupSummary): number {
+  if (!a.members || !b.members) return a.size;
+  const aListsB = a.members.includes(b.master), bListsA = b.members.includes(a.master);
+  if (!aListsB || bListsA) return a.size;
+  const theirs = new Set(b.members);
+  return a.members.filter((id) => !theirs.has(id)).length;
 }
 
 /**
@@ -38,9 +59,15 @@ export interface GroupSummary {
  * @returns "a" if group `a` wins (b merges into a), "b" otherwise
  * @example
  * mergeWinner({ size: 3, master: "x" }, { size: 5, master: "y" }); // "b"
+ * // A woken master still lists the four members that elected "n4" meanwhile: they count for n4.
+ * mergeWinner(
+ *   { size: 5, master: "n0", members: ["n0", "n1", "n2", "n3", "n4"] },
+ *   { size: 4, master: "n4", members: ["n1", "n2", "n3", "n4"] },
+ * ); // "b"
  */
 export function mergeWinner(a: GroupSummary, b: GroupSummary): "a" | "b" {
-  if (a.size !== b.size) return a.size > b.size ? "a" : "b";
+  const sa = effectiveSize(a, b), sb = effectiveSize(b, a);
+  if (sa !== sb) return sa > sb ? "a" : "b";
   return a.master < b.master ? "a" : "b";
 }
 
@@ -155,6 +182,7 @@ export class SplitBrain {
         master: h.self,
         size: h.members().length,
         version: h.list.version,
+        ids: h.members().map((x) => x.id),
       } satisfies SplitHello,
     );
   }
@@ -169,7 +197,7 @@ export class SplitBrain {
     }
     if (h.collecting() || this.#merging) return;
     if (!h.rateOk(m.master)) return;
-    const iWin = mergeWinner({ size: h.members().length, master: h.self }, { size: m.size, master: m.master }) === "a";
+    const iWin = mergeWinner(this.#summary(), { size: m.size, master: m.master, members: m.ids }) === "a";
     h.log.info("cluster.split_brain.detected", {
       other: m.master,
       otherSize: m.size,
@@ -188,6 +216,12 @@ export class SplitBrain {
       act,
       (err) => h.log.debug("cluster.split_brain.unreachable", { other: m.master, error: String(err) }),
     );
+  }
+
+  /** This group as the resolution rules see it. */
+  #summary(): GroupSummary {
+    const members = this.host.members();
+    return { size: members.length, master: this.host.self, members: members.map((x) => x.id) };
   }
 
   #mergeFields(m: Omit<MergeRequest, "t" | "proof">): unknown[] {
@@ -228,9 +262,8 @@ export class SplitBrain {
     const replay = h.replay.check(m.nonce, m.ts, h.clock.now());
     if (replay) return refuse(replay);
     if (!h.isMaster() || h.collecting() || this.#merging) return refuse("not ready");
-    if (
-      mergeWinner({ size: h.members().length, master: h.self }, { size: m.members.length, master: m.master }) !== "a"
-    ) {
+    const theirs = { size: m.members.length, master: m.master, members: m.members.map((x) => x.id) };
+    if (mergeWinner(this.#summary(), theirs) !== "a") {
       this.#sendHello(from);
       return refuse("this group is the smaller one");
     }

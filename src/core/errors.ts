@@ -19,6 +19,8 @@ export type ShoalErrorCode =
   | "CONFLICT"
   | "PROCESSOR_FAILED"
   | "LOCKED"
+  /** Split-brain protection: this member sees fewer data members than the minimum cluster size, or its lease ran out. Retryable. */
+  | "QUORUM"
   | "INTERNAL";
 
 export class ShoalError extends Error {

@@ -2,6 +2,7 @@
  * The JSON bodies of `GET /cluster` and `GET /health`, built from a node's read-only
  * surface. Also the dashboard's view of the cluster.
  */
+import type { QuorumState } from "../cluster/quorum.ts";
 import type { LinkInfo, ShoalNode } from "../node_api.ts";
 import { CLOCK_OFFSET_WARN_MS } from "../signaling/challenges.ts";
 import type { NodeId } from "../transport/transport.ts";
@@ -45,6 +46,8 @@ export interface ClusterJson {
   };
   /** This member's links to the others: direct, or relayed through another member. */
   links: LinkInfo[];
+  /** Split-brain protection (null when the node does not report it): serving, why not, lease left. */
+  quorum: QuorumState | null;
   /** The clock-offset bound past which a warning is logged. */
   clockOffsetWarnMs: number;
 }
@@ -86,6 +89,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
     links: node.links().map((
       l,
     ) => (l.via === undefined ? { peer: l.peer, kind: l.kind } : { peer: l.peer, kind: l.kind, via: l.via })),
+    quorum: node.quorum?.() ?? null,
     clockOffsetWarnMs: CLOCK_OFFSET_WARN_MS,
   };
 }

@@ -17,6 +17,7 @@ const statusByCode: Record<ShoalErrorCode, ContentfulStatusCode> = {
   OVERLOADED: 503,
   SHUTDOWN: 503,
   UNREACHABLE: 503,
+  QUORUM: 503,
   AUTH_FAILED: 401,
   REFUSED: 403,
   INVALID_ARGUMENT: 400,

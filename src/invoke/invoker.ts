@@ -1,6 +1,6 @@
 /**
  * The invocation layer: sends an operation to its partition's primary (from this member's
- * table), retries on WRONG_TARGET / MIGRATING / STALE_EPOCH / MEMBER_GONE / OVERLOADED and
+ * table), retries on WRONG_TARGET / MIGRATING / STALE_EPOCH / MEMBER_GONE / OVERLOADED / QUORUM and
  * on lost requests or answers with bounded, jittered backoff, and gives up after the call
  * timeout with a typed error: TimeoutError when the operation surely did not run, else
  * IndeterminateResultError for writes.
@@ -8,6 +8,11 @@
  * Every call has an id that stays the same across retries; the primary keeps (and
  * replicates) the result of each write under that id, so a retried write is applied once.
  * Pending calls are bounded.
+ *
+ * With split-brain protection on, the quorum gate is checked before every attempt (a
+ * member that may not serve data refuses its own callers at once with `QUORUM`) and before
+ * serving (a primary whose lease ran out answers `QUORUM`, which the caller retries: its
+ * partitions are about to move).
  */
 import type { ServiceDeps } from "../cluster/service_deps.ts";
 import type { Clock, Timer } from "../core/clock.ts";
@@ -53,7 +58,7 @@ export interface InvokerConfig {
 export type Reply = (status: "ok" | ShoalErrorCode, result?: unknown, message?: string, backups?: NodeId[]) => void;
 export type InvokeServer = (from: NodeId, req: InvokeRequest, reply: Reply) => void;
 
-const RETRYABLE = new Set<string>(["WRONG_TARGET", "MIGRATING", "STALE_EPOCH", "MEMBER_GONE", "OVERLOADED"]);
+const RETRYABLE = new Set<string>(["WRONG_TARGET", "MIGRATING", "STALE_EPOCH", "MEMBER_GONE", "OVERLOADED", "QUORUM"]);
 
 interface Call {
   id: string;
@@ -79,6 +84,8 @@ interface Call {
 export interface InvokerOptions extends ServiceDeps {
   partitions: PartitionService;
   config?: InvokerConfig;
+  /** Split-brain protection: null when this member may call and serve data now, else the error to answer with. */
+  gate?: () => ShoalError | null;
 }
 
 export class Invoker {
@@ -89,13 +96,14 @@ export class Invoker {
   #rng: Random;
   #log: Logger;
   #partitions: PartitionService;
+  #gate: () => ShoalError | null;
   #server: InvokeServer | null = null;
   #calls = new Map<string, Call>();
   #prefix: string;
   #counter = 0;
   #stopped = false;
   #unsubscribe: () => void;
-  readonly stats = { calls: 0, retries: 0, timeouts: 0, indeterminate: 0, served: 0 };
+  readonly stats = { calls: 0, retries: 0, timeouts: 0, indeterminate: 0, served: 0, quorumRefused: 0 };
 
   constructor(opts: InvokerOptions) {
     this.#self = opts.self;
@@ -104,6 +112,7 @@ export class Invoker {
     this.#rng = opts.rng;
     this.#log = opts.log;
     this.#partitions = opts.partitions;
+    this.#gate = opts.gate ?? (() => null);
     this.config = {
       attemptTimeoutMs: 2000,
       callTimeoutMs: 30_000,
@@ -151,10 +160,15 @@ export class Invoker {
    * Runs an operation on partition `p`'s primary.
    * @param write whether the op may change state (decides the error after a timeout)
    * @returns the primary's result
-   * @throws TimeoutError, IndeterminateResultError, ShoalError (OVERLOADED, INVALID_ARGUMENT, SHUTDOWN…)
+   * @throws TimeoutError, IndeterminateResultError, ShoalError (QUORUM, OVERLOADED, INVALID_ARGUMENT, SHUTDOWN…)
    */
   invoke(p: number, op: number, body: unknown, write: boolean): Promise<unknown> {
     if (this.#stopped) return Promise.reject(new ShoalError("SHUTDOWN", "Cannot invoke: this member is shut down"));
+    const refused = this.#gate();
+    if (refused) {
+      this.stats.quorumRefused++;
+      return Promise.reject(refused);
+    }
     if (this.#calls.size >= this.config.maxPendingCalls) {
       return Promise.reject(new ShoalError("OVERLOADED", `Cannot invoke: ${this.#calls.size} calls already pending`));
     }
@@ -206,6 +220,15 @@ export class Invoker {
     if (!this.#calls.has(c.id)) return;
     const now = this.#clock.now();
     if (now >= c.deadline) return this.#giveUp(c);
+    const refused = this.#gate();
+    if (refused) {
+      // An earlier attempt of a write may have been applied: then the answer is indeterminate.
+      this.stats.quorumRefused++;
+      this.#finish(c);
+      if (!(c.write && c.sent)) return c.reject(refused);
+      this.stats.indeterminate++;
+      return c.reject(new IndeterminateResultError(`${refused.message} (an earlier attempt may have been applied)`));
+    }
     const target = this.#partitions.primaryOf(c.p);
     if (!target) {
       c.target = undefined;
@@ -291,6 +314,8 @@ export class Invoker {
       else this.#transport.send(from, m);
     };
     if (!this.#server) return reply("WRONG_TARGET", null, "no service on this member");
+    const refused = this.#gate();
+    if (refused) return reply("QUORUM", null, refused.message);
     this.stats.served++;
     this.#server(from, req, reply);
   }

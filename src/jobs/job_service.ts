@@ -74,6 +74,8 @@ export interface JobServiceOptions extends ServiceDeps {
   /** Connector types; must hold the same custom connectors on every member. @default built-ins */
   registry?: ConnectorRegistry;
   tuning?: JobTuning;
+  /** Split-brain protection: null when this member may serve data now, else the error a submission fails with at once. */
+  gate?: () => ShoalError | null;
 }
 
 /** `GET /jobs` item. */
@@ -203,6 +205,8 @@ export class JobService {
    */
   async submit(input: JobDefinitionInput | unknown, id?: string): Promise<string> {
     const def: JobDefinition = this.registry.normalizeDefinition(input);
+    const refused = this.opts.gate?.();
+    if (refused) throw refused;
     if (id !== undefined) {
       const r = JobIdSchema.safeParse(id);
       if (!r.success) throw new ShoalError("INVALID_ARGUMENT", `Invalid job id: ${r.error.issues[0].message}`);

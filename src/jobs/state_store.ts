@@ -18,6 +18,8 @@ const transientCodes = new Set([
   "OVERLOADED",
   "UNREACHABLE",
   "INDETERMINATE",
+  // Split-brain protection: job machinery on a member without quorum waits until it is back.
+  "QUORUM",
 ]);
 
 /** Whether an error is a transient grid error worth retrying. */

@@ -2,6 +2,7 @@
  * Wires the partition service, the invocation layer and the map service of one member
  * together. `node.ts` builds one of these per node; tests and the simulator do the same.
  */
+import { Quorum } from "../cluster/quorum.ts";
 import type { ServiceDeps } from "../cluster/service_deps.ts";
 import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
 import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
@@ -12,7 +13,7 @@ import { ProcessorRegistry, type ProcessorTable } from "./entry_processor.ts";
 import { DistributedQueue, type QueueOptions } from "../queue/queue.ts";
 import { Topic } from "../topic/topic.ts";
 import type { Clock } from "../core/clock.ts";
-import { checkMergePolicy, type MergePolicyName } from "./merge_policy.ts";
+import { checkMergePolicy, type MergePolicySetting } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
 import type { MapOpStats } from "./map_stats.ts";
 import type { MapLocalStats, PartitionSummary } from "./summary.ts";
@@ -22,12 +23,20 @@ export interface DataGridConfig extends PartitionConfig {
   map?: MapServiceConfig;
   /**
    * What happens to the smaller side's entries when a split brain heals (see
-   * merge_policy.ts): "latestUpdate" (the later update wins), "passThrough" (the smaller
-   * side's entry wins) or "discard" (the larger side wins, the smaller side's changes are
-   * dropped). @default "latestUpdate"
+   * merge_policy.ts): "latestUpdate" (the later update or removal wins), "putIfAbsent"
+   * (only keys the larger side lacks are added), "passThrough" (the smaller side's entry
+   * wins), "discard" (the larger side wins, the smaller side's changes are dropped), or a
+   * custom policy object. @default "latestUpdate"
    */
-  mergePolicy?: MergePolicyName;
+  mergePolicy?: MergePolicySetting;
   merge?: SplitMergeConfig;
+  /**
+   * Split-brain protection: a member that sees fewer data members than this, or whose lease
+   * with that many ran out, serves no data operation (retryable `QUORUM`). 0 = off. @default 0
+   */
+  minClusterSize?: number;
+  /** The lease (see src/cluster/lease.ts); below membership's `suspectUnansweredMs`. @default 1000 */
+  leaseMs?: number;
 }
 
 export interface DataGridOptions extends ServiceDeps {
@@ -45,9 +54,10 @@ export class DataGrid {
   /** The entry processors this member runs (their sorted names are a join setting: `processors.joinSetting()`). */
   readonly processors: ProcessorRegistry;
   readonly clock: Clock;
+  readonly quorum: Quorum;
 
   constructor(opts: DataGridOptions) {
-    const { invoke, map, mergePolicy, merge, ...partitionConfig } = opts.config;
+    const { invoke, map, mergePolicy, merge, minClusterSize, leaseMs, ...partitionConfig } = opts.config;
     const policy = checkMergePolicy(mergePolicy ?? "latestUpdate");
     this.clock = opts.clock;
     const base = {
@@ -59,7 +69,18 @@ export class DataGrid {
       log: opts.log,
     };
     this.partitions = new PartitionService({ ...base, config: partitionConfig });
-    this.invoker = new Invoker({ ...base, rng: opts.rng, partitions: this.partitions, config: invoke });
+    this.quorum = new Quorum({
+      ...base,
+      config: { minClusterSize: minClusterSize ?? 0, leaseMs },
+      stamp: () => this.partitions.table,
+    });
+    this.invoker = new Invoker({
+      ...base,
+      rng: opts.rng,
+      partitions: this.partitions,
+      config: invoke,
+      gate: () => this.quorum.check(),
+    });
     this.maps = new MapService({
       ...base,
       rng: opts.rng,
@@ -67,6 +88,7 @@ export class DataGrid {
       invoker: this.invoker,
       processors: this.processors = new ProcessorRegistry(opts.processors),
       config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
+      customMergePolicy: typeof policy === "string" ? undefined : policy,
     });
     this.merge = new SplitMerge({
       view: opts.view,
@@ -134,6 +156,7 @@ export class DataGrid {
 
   /** Stops timers and fails pending calls. */
   stop(): void {
+    this.quorum.stop();
     this.merge.stop();
     this.invoker.stop();
     this.maps.stop();

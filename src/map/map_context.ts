@@ -13,6 +13,7 @@ import type { PartitionService } from "../partition/partition_service.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { ProcessorRegistry } from "./entry_processor.ts";
+import type { CustomMergePolicy } from "./merge_policy.ts";
 import type { CheckItem } from "./messages.ts";
 import { PartitionData } from "./partition_data.ts";
 
@@ -205,6 +206,8 @@ export interface MapContextDeps {
   config: Required<MapServiceConfig>;
   /** Entry processors this member runs as primary (built-ins only when absent). */
   processors?: ProcessorRegistry;
+  /** The custom split-brain merge policy, when `mergePolicy` is one (applied to the MergeEntries this member serves). */
+  customMergePolicy?: CustomMergePolicy;
 }
 
 /** The state one member's map service shares between its parts. */
@@ -218,6 +221,7 @@ export class MapContext {
   readonly partitions: PartitionService;
   readonly invoker: Invoker;
   readonly config: Required<MapServiceConfig>;
+  readonly customMergePolicy: CustomMergePolicy | undefined;
   readonly counters: MapCounters = newMapCounters();
   readonly processors: ProcessorRegistry;
   /** Every replica this member holds (primary, backup or migration target). */
@@ -248,6 +252,7 @@ export class MapContext {
     this.invoker = deps.invoker;
     this.config = deps.config;
     this.processors = deps.processors ?? new ProcessorRegistry();
+    this.customMergePolicy = deps.customMergePolicy;
   }
 
   /** An empty copy of `p` with this member's limits. */

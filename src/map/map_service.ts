@@ -71,6 +71,8 @@ import {
   sameRow,
 } from "./map_context.ts";
 import { MapProxy } from "./map_proxy.ts";
+import type { CustomMergePolicy } from "./merge_policy.ts";
+import type { MergeEntry } from "./split_merge.ts";
 import { MapStats } from "./map_stats.ts";
 import {
   type CheckItem,
@@ -93,6 +95,8 @@ export interface MapServiceOptions extends ServiceDeps {
   config?: MapServiceConfig;
   /** Entry processors run here as primary (entry_processor.ts). */
   processors?: ProcessorRegistry;
+  /** The custom split-brain merge policy, when `mergePolicy` is one (applied to the MergeEntries this member serves). */
+  customMergePolicy?: CustomMergePolicy;
 }
 
 /** What the simulator and tests inspect on a member. */
@@ -260,18 +264,19 @@ export class MapService {
   }
 
   /**
-   * The entries of every partition this member is primary of, as the split-brain merge
-   * re-applies them: [map, key, value, updatedAt] per entry.
+   * The entries and tombstones of every partition this member is primary of, as the
+   * split-brain merge re-applies them: [map, key, value (null: removed), stamp] per entry.
    */
-  captureForMerge(): Array<{ p: number; entries: Array<[string, Uint8Array, Uint8Array, number]> }> {
-    const out: Array<{ p: number; entries: Array<[string, Uint8Array, Uint8Array, number]> }> = [];
+  captureForMerge(): Array<{ p: number; entries: MergeEntry[] }> {
+    const out: Array<{ p: number; entries: MergeEntry[] }> = [];
     for (const p of this.#ctx.primaries.keys()) {
       const d = this.#ctx.data.get(p);
       if (!d) continue;
-      const entries: Array<[string, Uint8Array, Uint8Array, number]> = [];
+      const entries: MergeEntry[] = [];
       for (const [name, store] of d.maps) {
         for (const r of store.records.values()) entries.push([name, r.key, r.value, r.updatedAt]);
       }
+      for (const t of d.tombstones.values()) entries.push([t.m, t.key, null, t.at]);
       if (entries.length > 0) out.push({ p, entries });
     }
     return out;

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { Kind } from "../wire/kinds.ts";
 import { defineMessage, w } from "../wire/message.ts";
+import { stampSchema } from "./hlc.ts";
 
 const P = w.uint().max(100_000);
 const effect = z.object({
@@ -10,7 +11,8 @@ const effect = z.object({
   v: w.bytes().nullable().optional(),
   clear: z.boolean().optional(),
   destroy: z.boolean().optional(),
-  at: w.uint(),
+  /** The write's stamp (hlc.ts): milliseconds with a logical fraction. */
+  at: stampSchema(),
 });
 const entry = z.object({
   seq: w.uint(),
@@ -94,7 +96,8 @@ export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnap
   s: w.uint(),
   d0: w.uint(),
   d1: w.uint(),
-  entries: w.list(z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), w.uint(), w.uint()]), 100_000),
+  // [map, key, value, version, createdAt, updatedAt]; version 0 = a tombstone (partition_data.ts).
+  entries: w.list(z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), stampSchema(), stampSchema()]), 100_000),
   dedupe: w.list(z.tuple([w.str(256), w.uint(), w.any()]), 100_000),
   up: z.boolean().optional(),
 });

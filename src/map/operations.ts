@@ -7,7 +7,8 @@
 import { z } from "zod";
 import { w } from "../wire/message.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
-import { mergeWins } from "./merge_policy.ts";
+import { stampSchema } from "./hlc.ts";
+import { type CustomMergePolicy, type MergeSide, mergeWins } from "./merge_policy.ts";
 import { bytesEqual } from "./record_store.ts";
 
 export const OpCode = {
@@ -112,11 +113,11 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.Clear]: mOnly,
   [OpCode.Entries]: z.object({ m, o: w.uint(), n: w.uint().min(1).max(MAX_BATCH) }),
   [OpCode.Destroy]: mOnly,
-  // `m` is unused (entries name their maps); `pol` is a MergePolicyCode.
+  // `m` is unused (entries name their maps); `pol` is a MergePolicyCode; a null value is a removal.
   [OpCode.MergeEntries]: z.object({
     m,
-    pol: w.uint().min(1).max(2),
-    es: w.list(z.tuple([m, w.bytes(), w.bytes(), w.uint()]), MAX_BATCH),
+    pol: w.uint().min(1).max(4),
+    es: w.list(z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema()]), MAX_BATCH),
   }),
   [OpCode.ExecuteOnKey]: z.object({ m, k, pr: w.str(64), pa: w.bytes().optional() }),
   [OpCode.ExecuteOnKeys]: z.object({
@@ -150,9 +151,9 @@ export interface OpBody {
   kvs?: [Uint8Array, Uint8Array][];
   o?: number;
   n?: number;
-  /** MergeEntries: policy code and [map, key, value, updatedAt] per entry. */
+  /** MergeEntries: policy code and [map, key, value (null: removed), stamp] per entry. */
   pol?: number;
-  es?: [string, Uint8Array, Uint8Array, number][];
+  es?: [string, Uint8Array, Uint8Array | null, number][];
   /** ExecuteOnKey(s): processor name, its CBOR argument, present keys only. */
   pr?: string;
   pa?: Uint8Array;
@@ -192,8 +193,16 @@ export interface OpOutcome {
 /**
  * Runs an op against the primary's records. Does not change state: the caller applies the
  * effects (so the same code path serves primary and backups).
+ * @param now the stamp of this write (hlc.ts `nextStamp`)
+ * @param custom the custom merge policy of this member, for MergeEntries under code `custom`
  */
-export function executeOp(data: PartitionData, op: number, b: OpBody, now: number): OpOutcome {
+export function executeOp(
+  data: PartitionData,
+  op: number,
+  b: OpBody,
+  now: number,
+  custom?: CustomMergePolicy,
+): OpOutcome {
   const store = data.maps.get(b.m);
   const cur = b.k && store ? store.get(b.k) : undefined;
   const set = (v: Uint8Array): Effect => ({ m: b.m, k: b.k!, v, at: now });
@@ -233,12 +242,18 @@ export function executeOp(data: PartitionData, op: number, b: OpBody, now: numbe
     case OpCode.Destroy:
       return { result: null, effects: store ? [{ m: b.m, destroy: true, at: now }] : [] };
     case OpCode.MergeEntries: {
-      // A merged entry keeps its own update time, so later merges compare real update times.
+      // A merged entry (or removal) keeps its own stamp, so later merges compare real update times.
       const effects: Effect[] = [];
-      for (const [map, key, v, updatedAt] of b.es!) {
-        const existing = data.maps.get(map)?.get(key);
-        if (existing && bytesEqual(existing.value, v)) continue;
-        if (mergeWins(b.pol!, existing?.updatedAt, updatedAt)) effects.push({ m: map, k: key, v, at: updatedAt });
+      for (const [map, key, v, at] of b.es!) {
+        const rec = data.maps.get(map)?.get(key);
+        if (v === null ? !rec : rec && bytesEqual(rec.value, v)) continue;
+        const removedAt = rec ? undefined : data.tombstones.get(map, key);
+        const existing: MergeSide | undefined = rec
+          ? { value: rec.value, at: rec.updatedAt }
+          : removedAt !== undefined
+          ? { value: null, at: removedAt }
+          : undefined;
+        if (mergeWins(b.pol!, existing, { value: v, at }, custom)) effects.push({ m: map, k: key, v, at });
       }
       return { result: effects.length, effects };
     }

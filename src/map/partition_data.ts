@@ -8,6 +8,7 @@
 import { assert } from "../core/errors.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
+import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
 
 /** A record change, as shipped to backups. `v: null` deletes. */
 export interface Effect {
@@ -16,7 +17,7 @@ export interface Effect {
   v?: Uint8Array | null;
   clear?: boolean;
   destroy?: boolean;
-  /** Primary's clock at the write. */
+  /** The write's stamp: a hybrid logical clock in ms (see hlc.ts), set by the primary. */
   at: number;
 }
 
@@ -41,7 +42,10 @@ export interface DedupeRecord {
 export interface SnapshotData {
   seq: number;
   digest: [number, number];
-  /** [map, key, value, version, createdAt, updatedAt] */
+  /**
+   * [map, key, value, version, createdAt, updatedAt]. Version 0 marks a tombstone (the key
+   * was removed at `updatedAt`; the value is empty): records start at version 1.
+   */
   entries: Array<[string, Uint8Array, Uint8Array, number, number, number]>;
   dedupe: Array<[string, number, unknown]>;
 }
@@ -51,7 +55,11 @@ export interface PartitionDataLimits {
   dedupe: number;
   /** Writes kept in the log per partition. @default 256 */
   log: number;
+  /** Removed keys remembered for split-brain merges (see tombstones.ts). */
+  tombstones?: TombstoneLimits;
 }
+
+const EMPTY = new Uint8Array(0);
 
 function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, seed: number): number {
   return murmur3_32(value, murmur3_32(key, murmur3_32(store.nameBytes, seed)));
@@ -76,9 +84,14 @@ export class PartitionData {
   digest: [number, number] = [0, 0];
   readonly maps = new Map<string, RecordStore>();
   readonly dedupe = new Map<string, DedupeRecord>();
+  readonly tombstones: Tombstones;
+  /** The newest stamp applied here (records, removals): the next write is stamped above it (hlc.ts). */
+  maxAt = 0;
   log: LogEntry[] = [];
 
-  constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {}
+  constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {
+    this.tombstones = new Tombstones(limits.tombstones);
+  }
 
   /** Records in all maps. */
   get entryCount(): number {
@@ -107,10 +120,14 @@ export class PartitionData {
 
   /** Applies one effect to the records (and the digest). */
   applyEffect(e: Effect): void {
+    if (e.at > this.maxAt) this.maxAt = e.at;
     if (e.destroy || e.clear) {
       const s = this.maps.get(e.m);
       if (!s) return;
-      for (const r of s.records.values()) this.#xor(s, r.key, r.value);
+      for (const r of s.records.values()) {
+        this.#xor(s, r.key, r.value);
+        this.tombstones.add(e.m, r.key, e.at);
+      }
       // An empty map holds no store; destroy will also drop per-map settings once there are some.
       this.maps.delete(e.m);
       return;
@@ -123,8 +140,10 @@ export class PartitionData {
     if (e.v === null || e.v === undefined) {
       s.records.delete(id);
       if (s.size === 0) this.maps.delete(e.m);
+      this.tombstones.add(e.m, key, e.at);
       return;
     }
+    this.tombstones.delete(e.m, key);
     const rec: MapRecord = cur
       ? { ...cur, value: e.v, version: cur.version + 1, updatedAt: e.at }
       : { key, value: e.v, version: 1, createdAt: e.at, updatedAt: e.at };
@@ -158,6 +177,7 @@ export class PartitionData {
     for (const [m, s] of this.maps) {
       for (const r of s.records.values()) entries.push([m, r.key, r.value, r.version, r.createdAt, r.updatedAt]);
     }
+    for (const t of this.tombstones.values()) entries.push([t.m, t.key, EMPTY, 0, t.at, t.at]);
     const dedupe: SnapshotData["dedupe"] = [...this.dedupe].map(([c, d]) => [c, d.seq, d.r]);
     return { seq: this.seq, digest: [...this.digest] as [number, number], entries, dedupe };
   }
@@ -166,8 +186,15 @@ export class PartitionData {
   install(snap: SnapshotData, lineage: number): void {
     this.maps.clear();
     this.dedupe.clear();
+    this.tombstones.clear();
     this.digest = [0, 0];
+    this.maxAt = 0;
     for (const [m, key, value, version, createdAt, updatedAt] of snap.entries) {
+      if (updatedAt > this.maxAt) this.maxAt = updatedAt;
+      if (version === 0) {
+        this.tombstones.add(m, key, updatedAt);
+        continue;
+      }
       const s = this.#store(m);
       s.records.set(keyId(key), { key, value, version, createdAt, updatedAt });
       this.#xor(s, key, value);

@@ -15,6 +15,7 @@ import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
 import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
 import { executeQueueOp, isQueueOp } from "../queue/queue_ops.ts";
 import { executeTopicOp, isTopicOp } from "../topic/topic_ops.ts";
+import { nextStamp } from "./hlc.ts";
 import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
 import type { LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
@@ -56,7 +57,9 @@ export class PrimaryRole {
       // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
       // result must be deduplicated like any other, or a retry executing later could answer
       // differently from the attempt that counts.
-      const now = Math.floor(ctx.clock.now());
+      // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts). Lock
+      // leases are measured in these stamps too, so they never run backwards across a failover.
+      const now = nextStamp(ctx.clock.now(), d.maxAt);
       const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
       if (
         !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) &&
@@ -72,7 +75,7 @@ export class PrimaryRole {
         ? executeQueueOp(d, req.op, body, now)
         : isTopicOp(req.op)
         ? executeTopicOp(d, req.op, body, now)
-        : executeOp(d, req.op, body, now);
+        : executeOp(d, req.op, body, now, ctx.customMergePolicy);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       const direct = this.#directAckers(prim);
       if (direct && direct.length > 0) entry.o = from;
@@ -88,7 +91,7 @@ export class PrimaryRole {
       }
       return this.#waitFor(prim, entry.seq, answer(out.result));
     }
-    const now = Math.floor(ctx.clock.now());
+    const now = nextStamp(ctx.clock.now(), d.maxAt);
     const out = isLockOp(req.op)
       ? executeLockOp(d, req.op, body, now, from, (id) => ctx.view.member(id) !== undefined)
       : isQueueOp(req.op)

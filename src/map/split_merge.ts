@@ -14,15 +14,16 @@
  */
 import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
+import { ShoalError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import { isNewer, type PartitionTable } from "../partition/partition_table.ts";
-import { MergePolicyCode, type MergePolicyName } from "./merge_policy.ts";
+import { mergePolicyCode, mergePolicyName, type MergePolicySetting } from "./merge_policy.ts";
 import { MAX_BATCH, OpCode } from "./operations.ts";
 
-/** One entry to merge: [map, key bytes, value bytes, updatedAt]. */
-export type MergeEntry = [string, Uint8Array, Uint8Array, number];
+/** One entry to merge: [map, key bytes, value bytes (null: removed, from a tombstone), stamp]. */
+export type MergeEntry = [string, Uint8Array, Uint8Array | null, number];
 
 export interface SplitMergeConfig {
   /** Entries per chunk (one invocation). @default 256 */
@@ -41,8 +42,8 @@ export interface SplitMergeOptions {
   invoker: Invoker;
   clock: Clock;
   log: Logger;
-  policy: MergePolicyName;
-  /** The entries of the partitions this member is primary of (map service). */
+  policy: MergePolicySetting;
+  /** The entries and tombstones of the partitions this member is primary of (map service). */
   capture: () => Array<{ p: number; entries: MergeEntry[] }>;
   config?: SplitMergeConfig;
 }
@@ -50,7 +51,18 @@ export interface SplitMergeOptions {
 interface Chunk {
   p: number;
   es: MergeEntry[];
+  /** Attempts refused with QUORUM so far. */
+  refused?: number;
+  /** Not sent again before this time (after a QUORUM refusal). */
+  notBefore?: number;
 }
+
+/**
+ * A chunk refused with QUORUM (split-brain protection: this member has not yet re-confirmed
+ * its lease with the cluster it merged into) did not run; it is sent again every 500 ms, at
+ * most this many times (a minute).
+ */
+const MAX_QUORUM_RETRIES = 120;
 
 export class SplitMerge {
   readonly config: Required<SplitMergeConfig>;
@@ -61,6 +73,8 @@ export class SplitMerge {
     entriesDropped: 0,
     chunksSent: 0,
     chunksFailed: 0,
+    /** Chunks refused with QUORUM and sent again later. */
+    chunksDeferred: 0,
     entriesApplied: 0,
   };
   #opts: SplitMergeOptions;
@@ -110,7 +124,7 @@ export class SplitMerge {
   #onMerge(into: string): void {
     if (this.#stopped) return;
     this.stats.merges++;
-    if (this.#opts.policy === "discard") {
+    if (mergePolicyCode(this.#opts.policy) === null) {
       this.#opts.log.info("map.merge.discarded", { into });
       return;
     }
@@ -125,7 +139,7 @@ export class SplitMerge {
         }
         chunk.es.push(e);
         queued++;
-        bytes += e[0].length + e[1].byteLength + e[2].byteLength + 16;
+        bytes += e[0].length + e[1].byteLength + (e[2]?.byteLength ?? 0) + 16;
         if (chunk.es.length >= this.config.chunkEntries || bytes >= this.config.chunkBytes) {
           this.#queue.push(chunk);
           chunk = { p, es: [] };
@@ -141,7 +155,7 @@ export class SplitMerge {
       into,
       entries: queued,
       chunks: this.#queue.length,
-      policy: this.#opts.policy,
+      policy: mergePolicyName(this.#opts.policy),
     });
     this.#gate = this.#opts.partitions.table;
     this.#pump();
@@ -165,14 +179,27 @@ export class SplitMerge {
       if (!this.#timer) this.#timer = this.#opts.clock.setTimer(200, () => (this.#timer = null, this.#pump()));
       return;
     }
-    const pol = this.#opts.policy === "passThrough" ? MergePolicyCode.passThrough : MergePolicyCode.latestUpdate;
+    const pol = mergePolicyCode(this.#opts.policy)!;
+    const wait = (this.#queue[0].notBefore ?? 0) - this.#opts.clock.now();
+    if (wait > 0) {
+      if (!this.#timer) this.#timer = this.#opts.clock.setTimer(wait, () => (this.#timer = null, this.#pump()));
+      return;
+    }
     while (this.#inFlight < this.config.maxInFlight && this.#queue.length > 0) {
+      if ((this.#queue[0].notBefore ?? 0) > this.#opts.clock.now()) return this.#pump();
       const c = this.#queue.shift()!;
       this.#inFlight++;
       this.stats.chunksSent++;
       this.#opts.invoker.invoke(c.p, OpCode.MergeEntries, { m: "", pol, es: c.es }, true).then(
         (n) => void (this.stats.entriesApplied += typeof n === "number" ? n : 0),
         (err) => {
+          if (err instanceof ShoalError && err.code === "QUORUM" && (c.refused ?? 0) < MAX_QUORUM_RETRIES) {
+            c.refused = (c.refused ?? 0) + 1;
+            c.notBefore = this.#opts.clock.now() + 500;
+            this.stats.chunksDeferred++;
+            this.#queue.unshift(c);
+            return;
+          }
           this.stats.chunksFailed++;
           this.#opts.log.warn("map.merge.chunk_failed", { p: c.p, entries: c.es.length, error: String(err) });
         },

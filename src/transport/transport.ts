@@ -73,6 +73,12 @@ export interface Transport {
   connect(peer: NodeId, options?: ConnectOptions): Promise<void>;
   /** Closes the direct link to `peer`, if any. */
   disconnect(peer: NodeId): void;
+  /**
+   * Sets up the open link to `peer` again from scratch (new ICE candidates and mappings),
+   * for a link that stopped carrying anything back while the peer may be alive (a NAT that
+   * rebound its ports). Transports whose links cannot go stale leave it out.
+   */
+  relink?(peer: NodeId): void;
   /** Whether a direct link to `peer` is open. */
   isLinked(peer: NodeId): boolean;
   /** Peers with an open direct link. */

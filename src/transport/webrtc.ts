@@ -72,6 +72,7 @@ import type { Link, SignalingCounters, SignalPath, WebRtcTransportOptions } from
 export type { SignalingCounters, WebRtcTransportOptions } from "./webrtc_types.ts";
 
 const noopHandlers: TransportHandlers = { message() {}, linkUp() {}, linkDown() {} };
+const noop = () => {};
 
 /** A Transport over werift data channels. */
 export class WebRtcTransport implements Transport {
@@ -209,6 +210,107 @@ export class WebRtcTransport implements Transport {
   }
 
   /**
+   * Negotiates a replacement for an open link through the signaling server (new candidates,
+   * new NAT mappings) while the old connection keeps carrying frames; the replacement takes
+   * over once its channel opens. The peer answers such an offer the same way (its old
+   * connection is kept until the new one opens); if both ends relink at once, the glare rule
+   * picks one offer. Nothing happens without ICE servers (members on one LAN), without a
+   * signaling server, on a link being set up, or while a replacement is being negotiated.
+   */
+  relink(peer: NodeId): void {
+    const link = this.#links.get(peer);
+    // Only members given STUN/TURN servers relink: their paths go through NATs that can
+    // rebind. On one LAN (host candidates only) a silent link is a busy or dead member.
+    if (this.#closed || !this.#signaling || this.#iceServers.length === 0 || link?.state !== "open" || link.next) {
+      return;
+    }
+    this.#log.info("transport.relink", { peer });
+    const rtc = this.#startNext(link);
+    const next = link.next!;
+    // Like a first offer, a relink offer carries the receiver's challenge: hello first.
+    const hello = signHello(this.#keys, peer, link.key);
+    next.nonce = hello.nonce;
+    next.pending = { helloSentMs: this.#clock.now() };
+    if (!this.#sendSignal({ kind: "server" }, peer, hello)) return this.#endNext(link, rtc);
+    void (async () => {
+      let sdp: string;
+      try {
+        sdp = await rtc.createOffer();
+      } catch {
+        return this.#endNext(link, rtc);
+      }
+      if (link.next?.rtc !== rtc || !link.next.pending) return;
+      link.next.pending.sdp = sdp;
+      this.#relinkOfferWhenReady(link);
+    })();
+  }
+
+  /** Sends the relink offer once both its SDP and the peer's challenge are in. */
+  #relinkOfferWhenReady(link: Link): void {
+    const next = link.next;
+    const p = next?.pending;
+    if (!next || !p?.sdp || !p.challenge) return;
+    next.pending = null;
+    const offer = signOffer(this.#keys, link.peer, p.sdp, this.#clock.now(), p.challenge, link.key);
+    next.nonce = offer.nonce;
+    this.#signalCounters.offersViaServer++;
+    if (!this.#sendSignal({ kind: "server" }, link.peer, offer)) this.#endNext(link, next.rtc);
+  }
+
+  /**
+   * Starts the replacement connection of an open link. It takes over once its channel
+   * opens; until then, and while it drains afterwards, the old one keeps working.
+   */
+  #startNext(link: Link): WebRtcPeer {
+    const rtc = this.#newPeer();
+    const timer = this.#clock.setTimer(this.#connectTimeoutMs, () => this.#endNext(link, rtc));
+    link.next = { rtc, nonce: "", timer, pending: null };
+    rtc.events = {
+      open: () => {
+        if (link.next?.rtc !== rtc || this.#links.get(link.peer) !== link) return;
+        link.next.timer.cancel();
+        link.next = null;
+        const old = link.rtc;
+        link.rtc = rtc;
+        link.waitingLow = false;
+        this.#bindPeer(link, rtc);
+        // Frames the old connection still delivers are read; it closes once drained.
+        old.events = {
+          open: noop,
+          close: noop,
+          bufferedLow: noop,
+          message: (bytes) => {
+            if (this.#links.get(link.peer) === link) this.#onFrame(link, bytes);
+          },
+        };
+        // The peer may take a while to move over (its own open event): close late.
+        this.#clock.setTimer(this.#connectTimeoutMs, () => void old.close());
+        this.#log.info("transport.relinked", { peer: link.peer });
+        this.#flush(link);
+      },
+      close: () => this.#endNext(link, rtc),
+      message: (bytes) => {
+        if (this.#links.get(link.peer) === link) this.#onFrame(link, bytes);
+      },
+      bufferedLow: noop,
+    };
+    return rtc;
+  }
+
+  /** Gives up a replacement connection (failed, timed out, or the link went away). */
+  #endNext(link: Link, rtc: WebRtcPeer): void {
+    if (link.next?.rtc === rtc) {
+      link.next.timer.cancel();
+      link.next = null;
+      // The current connection closed while this one was being negotiated: the link is gone.
+      if (link.rtc.closed && this.#links.get(link.peer) === link) {
+        this.#drop(link, "relink failed", new ShoalError("UNREACHABLE", `Connection to ${link.peer} lost`));
+      }
+    }
+    if (link.rtc !== rtc) void rtc.close();
+  }
+
+  /**
    * Queues `msg` for `to` (directly, or through its route). The message is encoded at
    * once; frames are cut and handed to the channel after the I/O callbacks of this
    * event-loop turn (setImmediate), so messages produced while handling a burst of
@@ -296,6 +398,7 @@ export class WebRtcTransport implements Transport {
       flushScheduled: false,
       waitingLow: false,
       nextChunkId: 0,
+      next: null,
     };
     this.#links.set(peer, link);
     this.#bindPeer(link, link.rtc);
@@ -324,6 +427,8 @@ export class WebRtcTransport implements Transport {
       },
       close: (reason) => {
         if (link.rtc !== rtc || this.#links.get(link.peer) !== link) return;
+        // A replacement is being negotiated: the peer may have moved to it already.
+        if (link.next) return;
         this.#drop(link, reason, new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${reason}`));
       },
       message: (bytes) => {
@@ -367,6 +472,7 @@ export class WebRtcTransport implements Transport {
     this.#links.delete(link.peer);
     link.timer?.cancel();
     link.timer = null;
+    if (link.next) this.#endNext(link, link.next.rtc);
     const wasOpen = link.state === "open";
     if (wasOpen && graceful && link.rtc.open) {
       try {
@@ -527,6 +633,11 @@ export class WebRtcTransport implements Transport {
     }
     const c = m as SignalChallenge;
     const link = this.#links.get(c.from);
+    const next = link?.next;
+    if (link?.state === "open" && next?.pending && next.nonce === c.re && !next.pending.challenge) {
+      next.pending.challenge = { ch: c.ch, arrivedMs: now };
+      return this.#relinkOfferWhenReady(link);
+    }
     if (!link || link.state !== "offering" || !link.pending || link.nonce !== c.re || link.pending.challenge) return;
     this.#offsets.record(c.from, clockSample(link.pending.helloSentMs, c.ts, c.ts, now));
     link.pending.challenge = { ch: c.ch, arrivedMs: now };
@@ -548,9 +659,12 @@ export class WebRtcTransport implements Transport {
       // Glare: both sides offered at once; the lower id's offer wins, so ignore theirs.
       return;
     }
+    // The peer renegotiates an open link (it lost the path, or relinks). Members given
+    // STUN/TURN servers answer with a replacement connection and keep the old one until the
+    // new one opens; others drop the old link.
+    if (link?.state === "open" && this.#iceServers.length > 0) return this.#answerRelink(link, offer, path);
     if (link) {
       if (link.state === "open") {
-        // The peer renegotiates (it restarted or lost the link): the old link is gone.
         this.#drop(link, "peer reconnected", new ShoalError("UNREACHABLE", `Connection to ${peer} replaced`));
         link = undefined;
       } else {
@@ -595,8 +709,36 @@ export class WebRtcTransport implements Transport {
     }
   }
 
+  async #answerRelink(link: Link, offer: SignalOffer, path: SignalPath): Promise<void> {
+    if (link.next) {
+      // Glare: both ends relink at once; the lower id's offer wins.
+      if (this.self < link.peer) return;
+      this.#endNext(link, link.next.rtc);
+    }
+    const rtc = this.#startNext(link);
+    let sdp: string;
+    try {
+      sdp = await rtc.acceptOffer(offer.sdp);
+    } catch {
+      return this.#endNext(link, rtc);
+    }
+    if (link.next?.rtc !== rtc) return;
+    const answer = signAnswer(this.#keys, link.peer, sdp, offer.nonce, this.#clock.now());
+    link.next.nonce = answer.nonce;
+    if (!this.#sendSignal(path, link.peer, answer)) this.#endNext(link, rtc);
+  }
+
   async #onAnswer(answer: SignalAnswer): Promise<void> {
     const link = this.#links.get(answer.from);
+    const next = link?.next;
+    if (link?.state === "open" && next && next.nonce === answer.re) {
+      try {
+        await next.rtc.acceptAnswer(answer.sdp);
+      } catch {
+        this.#endNext(link, next.rtc);
+      }
+      return;
+    }
     if (!link || link.state !== "offering" || link.nonce !== answer.re) return; // stale
     const rtc = link.rtc;
     try {
@@ -698,6 +840,7 @@ export class WebRtcTransport implements Transport {
 
   #flush(link: Link): void {
     if (link.state !== "open" || this.#links.get(link.peer) !== link) return;
+    if (link.next && link.rtc.closed) return; // frames wait for the replacement connection
     while (link.queue.length > 0) {
       if (link.rtc.bufferedAmount >= this.#maxBufferedBytes) {
         link.waitingLow = true;

@@ -71,6 +71,15 @@ export interface Link {
   flushScheduled: boolean;
   waitingLow: boolean;
   nextChunkId: number;
+  /** A replacement connection being negotiated while this open link keeps carrying traffic (relink). */
+  next: {
+    rtc: WebRtcPeer;
+    /** Nonce of our hello, then of our offer or answer. */
+    nonce: string;
+    timer: Timer;
+    /** A relink offer waiting for its SDP and the peer's challenge (null once sent, or when answering). */
+    pending: { helloSentMs: number; sdp?: string; challenge?: { ch: string; arrivedMs: number } } | null;
+  } | null;
 }
 
 /** Signaling counters of a {@link WebRtcTransport}. */

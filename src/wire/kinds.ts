@@ -52,6 +52,8 @@ export const Kind = {
   ClusterMergeAccepted: 59,
   ClusterMergeRefused: 60,
   ClusterMergeInto: 61,
+  ClusterLeasePing: 62,
+  ClusterLeaseAck: 63,
   // partition 80–99
   PartitionTablePush: 80,
   PartitionTableVersion: 81,

@@ -8,8 +8,8 @@
  */
 import type { ReplicaDebug } from "../../src/map/map_service.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
-import { checkLinearizable, checkNoLostWrites, History } from "../support/history_checker.ts";
-import { type ImapSimNode, imapSimulation } from "./imap_sim.ts";
+import { checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
+import { type ImapSimNode, imapSimulation, SimLoad } from "./imap_sim.ts";
 
 export interface ChaosOptions {
   seed: number;
@@ -151,37 +151,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   sim.setLoss(opts.loss ?? 0.05);
 
   // ---- clients ----------------------------------------------------------------------------
-  const history = new History();
-  let writing = true;
-  let seq = 0;
-  const sleep = (ms: number) => new Promise<void>((r) => sim.clock.setTimer(ms, r));
-  const clients: Promise<void>[] = [];
-  const startClient = (node: ImapSimNode) => {
-    clients.push((async () => {
-      const map = node.grid.getMap<string, string>("chaos");
-      while (writing && node.alive) {
-        const key = `k${rng.int(nKeys)}`;
-        const r = rng.next();
-        const kind = r < 0.5 ? "put" : r < 0.85 ? "get" : "remove";
-        const value = kind === "put" ? `${node.id}-${seq++}` : undefined;
-        const op = history.invoke(key, kind, sim.clock.now(), value, node.id);
-        try {
-          const res = kind === "put"
-            ? await map.put(key, value!)
-            : kind === "get"
-            ? await map.get(key)
-            : await map.remove(key);
-          history.ok(op, sim.clock.now(), res);
-          stats.opsOk++;
-          if (kind !== "get") stats.ackedWrites++;
-        } catch {
-          history.fail(op);
-          stats.opsFailed++;
-        }
-        await sleep(rng.int(40));
-      }
-    })());
-  };
+  const load = new SimLoad(sim, rng, {
+    map: "chaos",
+    keys: nKeys,
+    mix: { put: 0.5, get: 0.85 },
+    pauseMs: 40,
+    onOutcome: (_node, kind, err) => {
+      if (err !== undefined) return void stats.opsFailed++;
+      stats.opsOk++;
+      if (kind !== "get") stats.ackedWrites++;
+    },
+  });
+  const history = load.history;
+  const startClient = (node: ImapSimNode) => load.start(node);
   for (const n of live()) startClient(n);
 
   // ---- chaos ------------------------------------------------------------------------------
@@ -251,10 +233,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   }
 
   // ---- drain and recover ------------------------------------------------------------------
-  writing = false;
   const drainStart = sim.clock.now();
   let drained = false;
-  void Promise.all(clients).then(() => void (drained = true));
+  void load.stop().then(() => void (drained = true));
   while (!drained && sim.clock.now() - drainStart < 30_000) {
     await sim.run(STEP_MS);
     checkInvariants(alive(), P, problems);

@@ -3,16 +3,21 @@
  * MemoryNetwork in virtual time. Shared by the chaos simulation and the scenario tests.
  */
 import type { Membership } from "../../src/cluster/membership.ts";
+import type { Clock } from "../../src/core/clock.ts";
+import type { Random } from "../../src/core/random.ts";
 import type { DataGridConfig } from "../../src/map/data_grid.ts";
 import { DataGrid } from "../../src/map/data_grid.ts";
 import { simMembership } from "../../src/sim/cluster_sim.ts";
 import { Simulation, type SimulationOptions } from "../../src/sim/simulation.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
+import { History } from "../support/history_checker.ts";
 
 export interface ImapSimNode {
   id: NodeId;
   m: Membership;
   grid: DataGrid;
+  /** This node's clock: stalled with the node (timers set on it wait for the stall's end). */
+  clock: Clock;
   alive: boolean;
   stop(): void;
 }
@@ -48,6 +53,7 @@ export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
       id: ctx.id,
       m,
       grid,
+      clock: ctx.clock,
       alive: true,
       stop() {
         node.alive = false;
@@ -71,4 +77,93 @@ export function fullReplicas(nodes: ImapSimNode[]): boolean {
       n.grid.partitions.table.version > 0 &&
       s.replicasMissing === 0 && s.migrating === 0;
   });
+}
+
+export interface SimLoadOptions {
+  /** The map the clients use. */
+  map: string;
+  keys: number;
+  /** A draw below `put` is a put, below `get` a get, else a remove. */
+  mix: { put: number; get: number };
+  /** Pause after each operation: a random whole number of ms below this. */
+  pauseMs: number;
+  /** Extra pause after a failed operation. @default 0 */
+  failurePauseMs?: number;
+  /**
+   * Hand each request to the member through its own (stallable) event loop, as a REST
+   * request waits in the socket of a stopped process. @default false
+   */
+  throughEventLoop?: boolean;
+  /** Called with every outcome: the error, or undefined on success. */
+  onOutcome?: (node: ImapSimNode, kind: "put" | "get" | "remove", err: unknown) => void;
+  /**
+   * Whether an error means the operation surely did not run (recorded as refused, not as
+   * failed). @default never
+   */
+  refused?: (err: unknown) => boolean;
+}
+
+/**
+ * Clients recording a history of put / get / remove, one per member started, each looping
+ * until {@link SimLoad.stop}. Draws from `rng` in a fixed order per operation, so a seed
+ * replays the same load.
+ */
+export class SimLoad {
+  readonly history = new History();
+  #writing = true;
+  #seq = 0;
+  #clients: Promise<void>[] = [];
+
+  constructor(readonly sim: Simulation<ImapSimNode>, readonly rng: Random, readonly o: SimLoadOptions) {}
+
+  /** Starts a client on `node`. */
+  start(node: ImapSimNode): void {
+    this.#clients.push(this.#client(node));
+  }
+
+  /** Stops issuing operations; resolves once every client's last operation settled (time must run). */
+  stop(): Promise<void> {
+    this.#writing = false;
+    return Promise.all(this.#clients).then(() => {});
+  }
+
+  async #client(node: ImapSimNode): Promise<void> {
+    const { sim, rng, o } = this;
+    const sleep = (ms: number) => new Promise<void>((r) => sim.clock.setTimer(ms, r));
+    const map = node.grid.getMap<string, string>(o.map);
+    while (this.#writing && node.alive) {
+      const key = `k${rng.int(o.keys)}`;
+      const r = rng.next();
+      const kind = r < o.mix.put ? "put" : r < o.mix.get ? "get" : "remove";
+      const value = kind === "put" ? `${node.id}-${this.#seq++}` : undefined;
+      const op = this.history.invoke(key, kind, sim.clock.now(), value, node.id);
+      const call = () => kind === "put" ? map.put(key, value!) : kind === "get" ? map.get(key) : map.remove(key);
+      let err: unknown = undefined;
+      try {
+        const res = o.throughEventLoop
+          ? await new Promise<string | undefined>((resolve, reject) =>
+            node.clock.setTimer(0, () => call().then(resolve, reject))
+          )
+          : await call();
+        this.history.ok(op, sim.clock.now(), res);
+      } catch (e) {
+        err = e ?? new Error("failed");
+        if (o.refused?.(err)) this.history.refused(op);
+        else this.history.fail(op);
+      }
+      o.onOutcome?.(node, kind, err);
+      if (err !== undefined && o.failurePauseMs) await sleep(o.failurePauseMs);
+      await sleep(rng.int(o.pauseMs));
+    }
+  }
+}
+
+/** Runs until every given member sees one cluster of exactly them with full replicas and no merge left to do. */
+export function untilHealed(sim: Simulation<ImapSimNode>, nodes: ImapSimNode[], timeoutMs = 120_000): Promise<number> {
+  return sim.until(
+    () => fullReplicas(nodes) && nodes.every((n) => n.grid.merge.idle),
+    timeoutMs,
+    50,
+    () => "no single cluster with full replicas after the heal",
+  );
 }

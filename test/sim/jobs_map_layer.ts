@@ -8,7 +8,8 @@ import type { MapLayerFactory } from "./jobs_sim.ts";
 /** Partitions in the job simulations (fewer than 271 keeps the runs quick; the logic is the same). */
 export const simPartitionCount = 61;
 
-export function loadMapLayer(): Promise<MapLayerFactory | undefined> {
+/** @param minClusterSize split-brain protection of every member (0: off) */
+export function loadMapLayer(minClusterSize = 0): Promise<MapLayerFactory | undefined> {
   const factory: MapLayerFactory = (d) => {
     const grid = new DataGrid({
       self: d.self,
@@ -24,9 +25,10 @@ export function loadMapLayer(): Promise<MapLayerFactory | undefined> {
         asyncBackupCount: 0,
         lite: false,
         invoke: { attemptTimeoutMs: 500, callTimeoutMs: 20_000 },
+        minClusterSize,
       },
     });
-    return { getMap: (name) => grid.getMap(name), stop: () => grid.stop(), grid };
+    return { getMap: (name) => grid.getMap(name), stop: () => grid.stop(), gate: () => grid.quorum.check(), grid };
   };
   return Promise.resolve(factory);
 }

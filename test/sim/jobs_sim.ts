@@ -15,11 +15,14 @@ import { MessageRouter } from "../../src/transport/router.ts";
 import { RunFailures } from "../../src/sim/simulation.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
 import type { ServiceDeps } from "../../src/cluster/service_deps.ts";
+import type { ShoalError } from "../../src/core/errors.ts";
 
 /** The data layer of one member, as the job layer needs it. */
 export interface MapLayer {
   getMap(name: string): IMap<unknown, unknown>;
   stop(): void;
+  /** Split-brain protection of the member (the job service refuses submissions while it refuses). */
+  gate?: () => ShoalError | null;
 }
 
 /** Builds a member's data layer from what the node hands its services (over the memory network). */
@@ -87,6 +90,7 @@ export class JobSim {
       slots: this.opts.slots ?? 4,
       registry: this.opts.registry?.(),
       tuning: this.opts.tuning,
+      gate: maps.gate,
     });
     this.failures.watch(router, id);
     const m: SimMember = { id, transport, router, membership, maps, jobs, alive: true };

@@ -86,14 +86,19 @@ export interface ModProcess {
  * Starts `mod.ts …args` under `runtime` with `env` added to this process's environment.
  * Its stdout is read for the ready line (`{"event":"ready",…}`), its stderr is kept.
  */
-export function spawnMod(runtime: RuntimeKind, args: string[], env: Record<string, string> = {}): ModProcess {
+export function spawnMod(
+  runtime: RuntimeKind,
+  args: string[],
+  env: Record<string, string> = {},
+  prefix: string[] = [],
+): ModProcess {
   let onReady!: (line: Record<string, string>) => void;
   let onEnd!: (err: Error) => void;
   const ready = new Promise<Record<string, string>>((resolve, reject) => {
     onReady = resolve;
     onEnd = reject;
   });
-  const { child, stderr } = spawnProcess([...launcher(runtime), `${root}/mod.ts`, ...args], {
+  const { child, stderr } = spawnProcess([...prefix, ...launcher(runtime), `${root}/mod.ts`, ...args], {
     env,
     onStdoutLine: (line) => {
       if (line.includes('"event":"ready"')) onReady(JSON.parse(line));
@@ -138,6 +143,10 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** @default 45000 */
   readyTimeoutMs?: number;
+  /** HTTP listen address. @default "127.0.0.1:0" */
+  http?: string;
+  /** Run inside this network namespace (`ip netns exec`; needs root). */
+  netns?: string;
 }
 
 /**
@@ -151,13 +160,14 @@ export async function startMember(o: StartOptions): Promise<Member> {
     "--name",
     o.name,
     "--http",
-    "127.0.0.1:0",
+    o.http ?? "127.0.0.1:0",
     "--secret",
     o.secret ?? "test-secret",
     ...(o.join ? ["--join", o.join] : []),
     ...(o.args ?? []),
   ];
-  const { child, ready, stderr } = spawnMod(runtime, args, { SHOAL_LOG_LEVEL: "info", ...o.env });
+  const prefix = o.netns ? ["ip", "netns", "exec", o.netns] : [];
+  const { child, ready, stderr } = spawnMod(runtime, args, { SHOAL_LOG_LEVEL: "info", ...o.env }, prefix);
   const timeoutMs = o.readyTimeoutMs ?? 45_000;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {

@@ -6,7 +6,8 @@
  *  2. each key's history is linearizable as a single register (Wing–Gong search with
  *     memoisation, as in Knossos and Porcupine). Operations that failed may or may not have
  *     taken effect: a failed write is treated as pending forever (it may take effect at any
- *     point after its invocation, or never); a failed read is dropped.
+ *     point after its invocation, or never); a failed read is dropped, and so is an operation
+ *     refused before it could run (the system said so: it took no effect).
  *
  * put and remove record the previous value they returned, which the model checks too.
  */
@@ -21,7 +22,8 @@ export interface HistoryOp {
   invokeAt: number;
   /** Completion time; Infinity while pending or after a failure. */
   endAt: number;
-  status: "pending" | "ok" | "fail";
+  /** "refused": failed with an error that guarantees it took no effect (e.g. `QUORUM` before sending). */
+  status: "pending" | "ok" | "fail" | "refused";
   /** get: the value read; put/remove: the previous value returned. undefined = absent. */
   result?: string;
   /** The member the client called through (diagnostics only). */
@@ -53,6 +55,12 @@ export class History {
     op.result = result;
   }
 
+  /** The operation was refused and surely took no effect; the checks ignore it. */
+  refused(op: HistoryOp): void {
+    op.status = "refused";
+    op.endAt = Infinity;
+  }
+
   fail(op: HistoryOp): void {
     op.status = "fail";
     op.endAt = Infinity;
@@ -77,7 +85,7 @@ const isWrite = (o: HistoryOp) => o.kind !== "get";
 export function checkNoLostWrites(h: History): CheckResult {
   const problems: string[] = [];
   for (const key of h.keys()) {
-    const ops = h.ops.filter((o) => o.key === key);
+    const ops = h.ops.filter((o) => o.key === key && o.status !== "refused");
     const reads = ops.filter((o) => o.kind === "get" && o.status === "ok");
     if (reads.length === 0) continue;
     const final = reads.reduce((a, b) => (b.invokeAt > a.invokeAt ? b : a));
@@ -122,7 +130,7 @@ interface Node {
  * @param maxStates give up (reporting a problem) after exploring this many states
  */
 export function checkKeyLinearizable(ops: HistoryOp[], maxStates = 2_000_000): string | null {
-  const usable = ops.filter((o) => !(o.kind === "get" && o.status !== "ok"));
+  const usable = ops.filter((o) => o.status !== "refused" && !(o.kind === "get" && o.status !== "ok"));
   // Events in time order; at equal times calls come first (treated as concurrent).
   const events: Array<{ t: number; call: boolean; op: HistoryOp }> = [];
   for (const op of usable) {

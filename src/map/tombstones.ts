@@ -1,0 +1,85 @@
+/**
+ * Tombstones: the keys removed from a partition, with the stamp of the removal, so that a
+ * split-brain merge can tell "removed here after you wrote it" from "never written here"
+ * (without them a key removed on one side comes back from the other under `latestUpdate`).
+ *
+ * Bounded and expiring: at most `max` per partition (the oldest are dropped first) and none
+ * older than `ttlMs` before the newest removal. Both rules use only the stamps of the
+ * removals (never a local clock), so every replica, applying the same writes in the same
+ * order, holds the same tombstones. A removal older than the retention is forgotten: a
+ * merge after a split longer than `ttlMs` (or with more than `max` removals in a partition)
+ * can bring such a key back under `latestUpdate`.
+ */
+import { keyId } from "./record_store.ts";
+
+export interface Tombstone {
+  m: string;
+  key: Uint8Array;
+  /** Stamp of the removal (see hlc.ts). */
+  at: number;
+}
+
+export interface TombstoneLimits {
+  /** Tombstones kept per partition. @default 4096 */
+  max?: number;
+  /** Tombstones older than this before the newest removal are dropped. @default 600000 (10 min) */
+  ttlMs?: number;
+}
+
+export class Tombstones {
+  readonly max: number;
+  readonly ttlMs: number;
+  /** In removal order (stamps rise within a partition's history), so the oldest is first. */
+  #byKey = new Map<string, Tombstone>();
+  /** Tombstones dropped by the bounds (not by a later write of the key). */
+  dropped = 0;
+
+  constructor(limits: TombstoneLimits = {}) {
+    this.max = limits.max ?? 4096;
+    this.ttlMs = limits.ttlMs ?? 600_000;
+    if (!(this.max >= 0) || !(this.ttlMs >= 0)) throw new RangeError("Cannot use negative tombstone limits");
+  }
+
+  get size(): number {
+    return this.#byKey.size;
+  }
+
+  /** The stamp of the removal of `key` from map `m`, if remembered. */
+  get(m: string, key: Uint8Array): number | undefined {
+    return this.#byKey.get(id(m, key))?.at;
+  }
+
+  /** Records the removal of `key` at stamp `at`, then applies the bounds. */
+  add(m: string, key: Uint8Array, at: number): void {
+    if (this.max === 0) return;
+    const k = id(m, key);
+    this.#byKey.delete(k);
+    this.#byKey.set(k, { m, key, at });
+    this.#prune(at);
+  }
+
+  /** The key was written again: its removal no longer matters. */
+  delete(m: string, key: Uint8Array): void {
+    this.#byKey.delete(id(m, key));
+  }
+
+  clear(): void {
+    this.#byKey.clear();
+  }
+
+  values(): IterableIterator<Tombstone> {
+    return this.#byKey.values();
+  }
+
+  #prune(newest: number): void {
+    for (const [k, t] of this.#byKey) {
+      if (this.#byKey.size <= this.max && t.at >= newest - this.ttlMs) break;
+      this.#byKey.delete(k);
+      this.dropped++;
+    }
+  }
+}
+
+function id(m: string, key: Uint8Array): string {
+  return `${m.length}:${m}${keyId(key)}`;
+}
