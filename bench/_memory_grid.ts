@@ -42,5 +42,17 @@ export function memoryGrids(opts: { delayMs?: number; map?: MapServiceConfig } =
     cluster.publish();
     return grid;
   }
-  return { net, cluster, grids, add };
+  /** Starts data members a, b, c and a lite client, and waits until every partition has its replicas. */
+  async function threeAndClient(): Promise<DataGrid> {
+    const a = await add("a");
+    await add("b");
+    await add("c");
+    const client = await add("client", true);
+    for (;;) {
+      const s = a.partitionSummary();
+      if (s.migrating === 0 && s.replicasMissing === 0 && Object.keys(s.owners).length === 3) return client;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+  return { net, cluster, grids, add, threeAndClient };
 }

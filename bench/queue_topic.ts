@@ -12,17 +12,9 @@ import { exit, runtimeVersion } from "../src/runtime/process.ts";
 import { loadAverage } from "./_cluster.ts";
 import { memoryGrids } from "./_memory_grid.ts";
 
-const { grids, add } = memoryGrids();
+const { grids, threeAndClient } = memoryGrids();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const a = await add("a");
-await add("b");
-await add("c");
-const client = await add("client", true);
-for (;;) {
-  const s = a.partitionSummary();
-  if (s.migrating === 0 && s.replicasMissing === 0 && Object.keys(s.owners).length === 3) break;
-  await sleep(5);
-}
+const client = await threeAndClient();
 
 // Queue: offer+poll pairs.
 const PAIRS = 10_000;

@@ -5,7 +5,7 @@ import { OpCode } from "../src/map/operations.ts";
 import { PartitionData } from "../src/map/partition_data.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../src/wire/codec.ts";
-import { GridHarness, type GridHarnessOptions, incompleteReplication } from "./support/grid_harness.ts";
+import { GridHarness, type GridHarnessOptions, incompleteReplication, startGrid } from "./support/grid_harness.ts";
 
 const P = 13;
 
@@ -104,12 +104,7 @@ describe("registry", () => {
   });
 });
 
-async function cluster(n: number, opts: GridHarnessOptions = {}) {
-  const h = new GridHarness({ ...opts, config: { partitionCount: P, ...opts.config } });
-  for (let i = 0; i < n; i++) await h.add(`n${i}`);
-  await h.run(3000);
-  return h;
-}
+const cluster = (n: number, opts: GridHarnessOptions = {}) => startGrid(n, P, opts);
 
 describe("on the grid", () => {
   test("runs once per call on the primary only; backups apply its effect and end up equal", async () => {

@@ -2,16 +2,11 @@ import { describe, expect, test } from "bun:test";
 import { ShoalError } from "../src/core/errors.ts";
 import { type LockState, normalize, WAITER_STALE_MS } from "../src/map/locks.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
-import { GridHarness, type GridHarnessOptions, incompleteReplication } from "./support/grid_harness.ts";
+import { GridHarness, type GridHarnessOptions, incompleteReplication, startGrid } from "./support/grid_harness.ts";
 
 const P = 13;
 
-async function cluster(n: number, opts: GridHarnessOptions = {}) {
-  const h = new GridHarness({ ...opts, config: { partitionCount: P, ...opts.config } });
-  for (let i = 0; i < n; i++) await h.add(`n${i}`);
-  await h.run(3000);
-  return h;
-}
+const cluster = (n: number, opts: GridHarnessOptions = {}) => startGrid(n, P, opts);
 
 const error = (h: GridHarness, p: Promise<unknown>) => h.until(p.then(() => null, (e) => e as ShoalError));
 

@@ -1,16 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { IndeterminateResultError } from "../src/core/errors.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
-import { GridHarness, type GridHarnessOptions, incompleteReplication } from "./support/grid_harness.ts";
+import { type GridHarnessOptions, incompleteReplication, startGrid } from "./support/grid_harness.ts";
 
 const P = 13;
 
-async function cluster(n: number, opts: GridHarnessOptions = {}) {
-  const h = new GridHarness({ ...opts, config: { partitionCount: P, ...opts.config } });
-  for (let i = 0; i < n; i++) await h.add(`n${i}`);
-  await h.run(3000);
-  return h;
-}
+const cluster = (n: number, opts: GridHarnessOptions = {}) => startGrid(n, P, opts);
 
 describe("distributed queue", () => {
   test("FIFO across members; capacity; peek, size, drain; waiting poll and offer", async () => {

@@ -1,16 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import type { TopicEvent } from "../src/topic/topic.ts";
-import { GridHarness, type GridHarnessOptions } from "./support/grid_harness.ts";
+import { type GridHarnessOptions, startGrid } from "./support/grid_harness.ts";
 
 const P = 13;
 
-async function cluster(n: number, opts: GridHarnessOptions = {}) {
-  const h = new GridHarness({ ...opts, config: { partitionCount: P, ...opts.config } });
-  for (let i = 0; i < n; i++) await h.add(`n${i}`);
-  await h.run(3000);
-  return h;
-}
+const cluster = (n: number, opts: GridHarnessOptions = {}) => startGrid(n, P, opts);
 
 /** Collects a subscription's events in the background until `stop` aborts it. */
 function collect<T>(it: AsyncIterableIterator<TopicEvent<T>>): TopicEvent<T>[] {

@@ -157,3 +157,15 @@ export function incompleteReplication(h: GridHarness, partitionCount: number, re
   }
   return null;
 }
+
+/** A harness with `n` data members n0…n{n-1} over `partitionCount` partitions, run 3 s so the table settles. */
+export async function startGrid(
+  n: number,
+  partitionCount: number,
+  opts: GridHarnessOptions = {},
+): Promise<GridHarness> {
+  const h = new GridHarness({ ...opts, config: { partitionCount, ...opts.config } });
+  for (let i = 0; i < n; i++) await h.add(`n${i}`);
+  await h.run(3000);
+  return h;
+}
