@@ -19,8 +19,8 @@ import { mountJobRoutes } from "./jobs/job_routes.ts";
 import { jobMetricFamilies } from "./jobs/job_metrics.ts";
 import { DataGrid } from "./map/data_grid.ts";
 import type { IMap } from "./map/imap.ts";
-import type { IQueue, QueueOptions } from "./queue/queue.ts";
-import type { ITopic } from "./topic/topic.ts";
+import type { IQueue, QueueOptions } from "./map/queue.ts";
+import type { ITopic } from "./map/topic.ts";
 import { LATENCY_BUCKETS_MS } from "./map/map_stats.ts";
 import type {
   LinkInfo,

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { partitionOf } from "../src/partition/partition_of.ts";
-import type { TopicEvent } from "../src/topic/topic.ts";
+import type { TopicEvent } from "../src/map/topic.ts";
 import { type GridHarnessOptions, startGrid } from "./support/grid_harness.ts";
 
 const P = 13;

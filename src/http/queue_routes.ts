@@ -8,7 +8,7 @@
  */
 import type { Context, Hono } from "hono";
 import type { ShoalNode } from "../node_api.ts";
-import { MAX_QUEUE_NAME } from "../queue/queue_ops.ts";
+import { MAX_QUEUE_NAME } from "../map/queue_ops.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
 

@@ -9,7 +9,7 @@
  */
 import type { Hono } from "hono";
 import type { ShoalNode } from "../node_api.ts";
-import { MAX_TOPIC_CAPACITY, MAX_TOPIC_NAME } from "../topic/topic_ops.ts";
+import { MAX_TOPIC_CAPACITY, MAX_TOPIC_NAME } from "../map/topic_ops.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
 

@@ -43,13 +43,13 @@ export const OpCode = {
   LockStatus: 45,
   /** A waiter gives up: leaves the queue (or learns it was granted the lock meanwhile). */
   LockCancel: 46,
-  // 47–51: the distributed queue (src/queue/queue_ops.ts); `m` is the queue's name.
+  // 47–51: the distributed queue (queue_ops.ts); `m` is the queue's name.
   QueueOffer: 47,
   QueuePoll: 48,
   QueuePeek: 49,
   QueueSize: 50,
   QueueDrain: 51,
-  // 52–53: the reliable topic's ring (src/topic/topic_ops.ts); `m` is the topic's name.
+  // 52–53: the reliable topic's ring (topic_ops.ts); `m` is the topic's name.
   TopicPublish: 52,
   TopicRead: 53,
 } as const;

@@ -13,8 +13,8 @@ import { type Follower, type MapContext, type PrimaryState, push, type Role, sam
 import type { CheckItem, PullItem } from "./messages.ts";
 import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
 import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
-import { executeQueueOp, isQueueOp } from "../queue/queue_ops.ts";
-import { executeTopicOp, isTopicOp } from "../topic/topic_ops.ts";
+import { executeQueueOp, isQueueOp } from "./queue_ops.ts";
+import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
 import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
 import type { LogEntry, PartitionData } from "./partition_data.ts";

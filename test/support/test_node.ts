@@ -11,8 +11,8 @@ import type { MemberInfo } from "../../src/cluster/view.ts";
 import { ShoalError, type ShoalErrorCode } from "../../src/core/errors.ts";
 import { builtinProcessors } from "../../src/map/entry_processor.ts";
 import type { IMap } from "../../src/map/imap.ts";
-import type { IQueue, QueueOptions } from "../../src/queue/queue.ts";
-import type { ITopic, SubscribeOptions } from "../../src/topic/topic.ts";
+import type { IQueue, QueueOptions } from "../../src/map/queue.ts";
+import type { ITopic, SubscribeOptions } from "../../src/map/topic.ts";
 import type {
   LinkInfo,
   NodeMetrics,

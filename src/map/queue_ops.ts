@@ -12,9 +12,9 @@
  * redelivery rule.
  */
 import { decodeValue, encodeValue } from "../wire/codec.ts";
-import type { OpBody, OpOutcome } from "../map/operations.ts";
-import { OpCode } from "../map/operations.ts";
-import type { Effect, PartitionData } from "../map/partition_data.ts";
+import type { OpBody, OpOutcome } from "./operations.ts";
+import { OpCode } from "./operations.ts";
+import type { Effect, PartitionData } from "./partition_data.ts";
 
 export const QUEUE_MAP_PREFIX = "\u0001queue:";
 export const queueMapOf = (name: string): string => QUEUE_MAP_PREFIX + name;

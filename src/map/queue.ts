@@ -7,7 +7,7 @@
 import type { Clock } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
-import { OpCode } from "../map/operations.ts";
+import { OpCode } from "./operations.ts";
 import { partitionOf } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
 import { DEFAULT_QUEUE_CAPACITY, MAX_DRAIN, MAX_QUEUE_NAME } from "./queue_ops.ts";

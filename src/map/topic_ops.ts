@@ -8,9 +8,9 @@
  * messages from there and, when that sequence is already gone, how many were missed.
  */
 import { decodeValue, encodeValue } from "../wire/codec.ts";
-import type { OpBody, OpOutcome } from "../map/operations.ts";
-import { OpCode } from "../map/operations.ts";
-import type { Effect, PartitionData } from "../map/partition_data.ts";
+import type { OpBody, OpOutcome } from "./operations.ts";
+import { OpCode } from "./operations.ts";
+import type { Effect, PartitionData } from "./partition_data.ts";
 
 export const TOPIC_MAP_PREFIX = "\u0001topic:";
 export const topicMapOf = (name: string): string => TOPIC_MAP_PREFIX + name;

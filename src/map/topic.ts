@@ -12,7 +12,7 @@
 import type { Clock } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
-import { OpCode } from "../map/operations.ts";
+import { OpCode } from "./operations.ts";
 import { partitionOf } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
 import { DEFAULT_TOPIC_CAPACITY, MAX_READ, MAX_TOPIC_CAPACITY, MAX_TOPIC_NAME } from "./topic_ops.ts";
