@@ -18,6 +18,7 @@ import { parseListenAddress, plainHttpWarning } from "./http/listen_address.ts";
 import { JobService } from "./jobs/job_service.ts";
 import { mountJobRoutes } from "./jobs/job_routes.ts";
 import { jobMetricFamilies } from "./jobs/job_metrics.ts";
+import { ProcessorRegistry } from "./map/entry_processor.ts";
 import { DataGrid } from "./map/data_grid.ts";
 import type { IMap } from "./map/imap.ts";
 import type { IQueue, QueueOptions } from "./map/queue.ts";
@@ -148,7 +149,7 @@ export class Node implements ShoalNode {
         }, [{
           field: { key: "mcs", label: "minimum cluster size", flag: "--min-cluster-size" },
           value: options.minClusterSize ?? Defaults.minClusterSize,
-        }]),
+        }, new ProcessorRegistry(options.processors).joinSetting()]),
       },
     });
     this.grid = new DataGrid({

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { IndeterminateResultError, ShoalError } from "../src/core/errors.ts";
 import { builtinProcessors, type ProcessorEntry, ProcessorRegistry } from "../src/map/entry_processor.ts";
+import { joinSettings, settingsMismatch } from "../src/cluster/join_settings.ts";
 import { OpCode } from "../src/map/operations.ts";
 import { PartitionData } from "../src/map/partition_data.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
@@ -68,6 +69,17 @@ describe("registry", () => {
     // Registration order does not matter; a missing name does.
     expect(new ProcessorRegistry({ alpha: (e) => e.value, zeta: (e) => e.value }).joinSetting().value).toBe(s.value);
     expect(new ProcessorRegistry({ alpha: (e) => e.value }).joinSetting().value).not.toBe(s.value);
+  });
+
+  test("a member whose processors differ is refused at join, the message naming both lists", () => {
+    const core = { protocolVersion: 1, partitionCount: 271, backupCount: 1, asyncBackupCount: 0, mergePolicy: "x" };
+    const withScore = new ProcessorRegistry({ score: (e) => e.value }).joinSetting();
+    const without = new ProcessorRegistry().joinSetting();
+    const cluster = joinSettings(core, [withScore]);
+    expect(settingsMismatch(cluster, joinSettings(core, [withScore]).values)).toBeNull();
+    const why = settingsMismatch(cluster, joinSettings(core, [without]).values);
+    expect(why).toContain("entry processors");
+    expect(why).toContain("score");
   });
 
   test("bad names, built-in names and non-functions are refused at startup", () => {
@@ -176,7 +188,8 @@ describe("on the grid", () => {
     const key = "counter";
     const p = partitionOf(key, P);
     const [primary, backup] = h.members.get("n0")!.grid.partitions.table.replicas[p];
-    const client = h.live().find((m) => m.id !== primary)!;
+    // A third member: its answer is lost while the write still reaches the backup.
+    const client = h.live().find((m) => m.id !== primary && m.id !== backup)!;
     const map = client.grid.getMap<string, number>("m");
     expect(await h.until(map.executeOnKey(key, "increment"))).toBe(1);
     h.net.setLink(primary, client.id, { blocked: true }); // the answer is lost
