@@ -1,5 +1,6 @@
 /** Node configuration: the options of `startNode()`, mirrored by CLI flags and SHOAL_* env vars. */
 import type { MapsConfig } from "./map/map_config.ts";
+import type { ProcessorTable } from "./map/entry_processor.ts";
 import type { MergePolicySetting } from "./map/merge_policy.ts";
 import type { IceServer } from "./transport/ice_server.ts";
 
@@ -67,6 +68,12 @@ export interface NodeOptions {
    * @default 0
    */
   minClusterSize?: number;
+  /**
+   * Entry processors by name (`map.executeOnKey(key, name, arg)`), run on the key's primary.
+   * Every member must register the same names (built-ins: increment, append, setIfGreater,
+   * merge, delete-if-equals). @default none beyond the built-ins
+   */
+  processors?: ProcessorTable;
   /** @default "info" */
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
 }

@@ -19,8 +19,11 @@ import { parseListenAddress, plainHttpWarning } from "./http/listen_address.ts";
 import { JobService } from "./jobs/job_service.ts";
 import { mountJobRoutes } from "./jobs/job_routes.ts";
 import { jobMetricFamilies } from "./jobs/job_metrics.ts";
+import { ProcessorRegistry } from "./map/entry_processor.ts";
 import { DataGrid } from "./map/data_grid.ts";
 import type { IMap } from "./map/imap.ts";
+import type { IQueue, QueueOptions } from "./map/queue.ts";
+import type { ITopic } from "./map/topic.ts";
 import { LATENCY_BUCKETS_MS } from "./map/map_stats.ts";
 import type {
   LinkInfo,
@@ -147,7 +150,7 @@ export class Node implements ShoalNode {
         }, [{
           field: { key: "mcs", label: "minimum cluster size", flag: "--min-cluster-size" },
           value: options.minClusterSize ?? Defaults.minClusterSize,
-        }]),
+        }, new ProcessorRegistry(options.processors).joinSetting()]),
       },
     });
     this.grid = new DataGrid({
@@ -158,6 +161,7 @@ export class Node implements ShoalNode {
       clock: realClock,
       rng: systemRandom(),
       log: log.child({ layer: "map" }),
+      processors: options.processors,
       config: {
         partitionCount: options.partitionCount ?? Defaults.partitionCount,
         backupCount: options.backupCount ?? Defaults.backupCount,
@@ -355,6 +359,18 @@ export class Node implements ShoalNode {
 
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
     return this.grid.getMap<K, V>(name);
+  }
+
+  getQueue<T = unknown>(name: string, options?: QueueOptions): IQueue<T> {
+    return this.grid.getQueue<T>(name, options);
+  }
+
+  getTopic<T = unknown>(name: string): ITopic<T> {
+    return this.grid.getTopic<T>(name);
+  }
+
+  getReliableTopic<T = unknown>(name: string, options?: { capacity?: number }): ITopic<T> {
+    return this.grid.getReliableTopic<T>(name, options);
   }
 
   mapNames(): string[] {

@@ -11,6 +11,10 @@ import type { PartitionReplicaInfo } from "../partition/summary.ts";
 import type { IMap } from "./imap.ts";
 import { backupCountProblem, MapConfigs, type MapsConfig } from "./map_config.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
+import { ProcessorRegistry, type ProcessorTable } from "./entry_processor.ts";
+import { DistributedQueue, type QueueOptions } from "./queue.ts";
+import { Topic } from "./topic.ts";
+import type { Clock } from "../core/clock.ts";
 import { checkMergePolicy, type MergePolicySetting } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
 import type { MapOpStats } from "./map_stats.ts";
@@ -41,6 +45,8 @@ export interface DataGridConfig extends PartitionConfig {
 
 export interface DataGridOptions extends ServiceDeps {
   config: DataGridConfig;
+  /** The application's entry processors, by name (the built-ins are always there). */
+  processors?: ProcessorTable;
 }
 
 /** One member's share of the partitioned IMap. */
@@ -49,6 +55,9 @@ export class DataGrid {
   readonly invoker: Invoker;
   readonly maps: MapService;
   readonly merge: SplitMerge;
+  /** The entry processors this member runs (their sorted names are a join setting: `processors.joinSetting()`). */
+  readonly processors: ProcessorRegistry;
+  readonly clock: Clock;
   readonly quorum: Quorum;
 
   constructor(opts: DataGridOptions) {
@@ -61,6 +70,7 @@ export class DataGrid {
       partitionConfig.asyncBackupCount ?? 0,
     );
     if (backups) throw new RangeError(backups);
+    this.clock = opts.clock;
     const base = {
       self: opts.self,
       view: opts.view,
@@ -87,6 +97,7 @@ export class DataGrid {
       rng: opts.rng,
       partitions: this.partitions,
       invoker: this.invoker,
+      processors: this.processors = new ProcessorRegistry(opts.processors),
       config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
       maps: mapConfigs,
       customMergePolicy: typeof policy === "string" ? undefined : policy,
@@ -101,6 +112,21 @@ export class DataGrid {
       capture: () => this.maps.captureForMerge(),
       config: merge,
     });
+  }
+
+  /** The distributed queue `name` (its items live in the partition of the name). */
+  getQueue<T = unknown>(name: string, options?: QueueOptions): DistributedQueue<T> {
+    return new DistributedQueue<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock, options);
+  }
+
+  /** The topic `name`: a ring of the default capacity (best-effort delivery, gaps reported). */
+  getTopic<T = unknown>(name: string): Topic<T> {
+    return new Topic<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock);
+  }
+
+  /** The reliable topic `name`: a ring of `capacity` messages with sequence numbers. */
+  getReliableTopic<T = unknown>(name: string, options?: { capacity?: number }): Topic<T> {
+    return new Topic<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock, options);
   }
 
   /** The distributed map `name` (works on lite members too). */

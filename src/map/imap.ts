@@ -55,4 +55,48 @@ export interface IMap<K = unknown, V = unknown> {
    * after, so a consumer can record where it is (`from` resumes there later).
    */
   openEvents(opts?: EntryListenerOptions<K>): Promise<EventSubscription<K, V>>;
+  /**
+   * Runs the processor registered as `processor` on the key's entry, atomically on its
+   * primary (see entry_processor.ts); the change is replicated as a write and a retry is
+   * applied once. @returns the processor's result
+   * @throws ShoalError NOT_FOUND (no such processor), PROCESSOR_FAILED (it threw), INDETERMINATE
+   */
+  executeOnKey<R = unknown>(key: K, processor: string, arg?: unknown): Promise<R>;
+  /** As {@link executeOnKey}, also returning the entry's value after the call (undefined = absent). */
+  executeOnKeyWithValue<R = unknown>(
+    key: K,
+    processor: string,
+    arg?: unknown,
+  ): Promise<{ result: R; value: V | undefined }>;
+  /**
+   * Runs the processor on each key (one write per partition, partitions in parallel).
+   * Every key is attempted; then the first failure, if any, is thrown. @returns results by key
+   */
+  executeOnKeys<R = unknown>(keys: Iterable<K>, processor: string, arg?: unknown): Promise<Map<K, R>>;
+  /**
+   * Runs the processor on every entry, partitions in parallel, yielding [key, result] as
+   * each batch is done. Weakly consistent: an entry added while it runs may be missed.
+   */
+  executeOnEntries<R = unknown>(processor: string, arg?: unknown): AsyncIterableIterator<[K, R]>;
+  /**
+   * Takes the key's lock, waiting first come, first served (see locks.ts). The lock belongs
+   * to this member plus `owner` (default ""); it ends with `unlock`, the lease, or this
+   * member's death. While it is held, writes to the key from other members fail with `LOCKED`.
+   * @returns the fencing token: it rises with every acquisition of the key
+   */
+  lock(key: K, options?: LockOptions): Promise<number>;
+  /** As {@link lock}, waiting at most `timeoutMs` (default 0: no wait). @returns the token, or undefined */
+  tryLock(key: K, options?: LockOptions & { timeoutMs?: number; signal?: AbortSignal }): Promise<number | undefined>;
+  /** Releases the lock held by this member + `owner`. @throws ShoalError CONFLICT when it does not hold it */
+  unlock(key: K, options?: { owner?: string }): Promise<void>;
+  isLocked(key: K): Promise<boolean>;
+  /** Releases the lock whoever holds it. */
+  forceUnlock(key: K): Promise<void>;
+}
+
+export interface LockOptions {
+  /** The lock ends this long after it was granted. @default none */
+  leaseMs?: number;
+  /** Which caller on this member holds it (1–128 chars). @default "" */
+  owner?: string;
 }

@@ -16,6 +16,7 @@ import type { EntryListenersConfig } from "./entry_listeners.ts";
 import { EventPolls } from "./event_polls.ts";
 import { MapConfigs } from "./map_config.ts";
 import type { HousekeepingConfig, MapHousekeeping } from "./map_housekeeping.ts";
+import { ProcessorRegistry } from "./entry_processor.ts";
 import type { CustomMergePolicy } from "./merge_policy.ts";
 import type { CheckItem } from "./messages.ts";
 import { PartitionData } from "./partition_data.ts";
@@ -227,6 +228,8 @@ export interface MapContextDeps {
   config: Required<MapServiceConfig>;
   /** Per-map settings. @default none */
   maps?: MapConfigs;
+  /** Entry processors this member runs as primary (built-ins only when absent). */
+  processors?: ProcessorRegistry;
   /** The custom split-brain merge policy, when `mergePolicy` is one (applied to the MergeEntries this member serves). */
   customMergePolicy?: CustomMergePolicy;
 }
@@ -244,6 +247,7 @@ export class MapContext {
   readonly config: Required<MapServiceConfig>;
   readonly customMergePolicy: CustomMergePolicy | undefined;
   readonly counters: MapCounters = newMapCounters();
+  readonly processors: ProcessorRegistry;
   /** Every replica this member holds (primary, backup or migration target). */
   readonly data = new Map<number, PartitionData>();
   /** The partitions this member is primary of. */
@@ -278,6 +282,7 @@ export class MapContext {
     this.invoker = deps.invoker;
     this.config = deps.config;
     this.mapConfigs = deps.maps ?? new MapConfigs();
+    this.processors = deps.processors ?? new ProcessorRegistry();
     this.customMergePolicy = deps.customMergePolicy;
   }
 

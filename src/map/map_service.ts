@@ -58,6 +58,8 @@ import type { PartitionTable } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { BackupRole } from "./backup.ts";
+import type { ProcessorRegistry } from "./entry_processor.ts";
+import { isInternalMap } from "./locks.ts";
 import { CatchUp } from "./catch_up.ts";
 import type { IMap } from "./imap.ts";
 import {
@@ -102,6 +104,8 @@ export interface MapServiceOptions extends ServiceDeps {
   config?: MapServiceConfig;
   /** Per-map settings (map_config.ts); the same on every member. @default none */
   maps?: MapConfigs;
+  /** Entry processors run here as primary (entry_processor.ts). */
+  processors?: ProcessorRegistry;
   /** The custom split-brain merge policy, when `mergePolicy` is one (applied to the MergeEntries this member serves). */
   customMergePolicy?: CustomMergePolicy;
 }
@@ -215,6 +219,7 @@ export class MapService {
     if (typeof name !== "string" || name.length === 0 || name.length > 256) {
       throw new RangeError(`Cannot use map name ${JSON.stringify(name)}: 1–256 characters`);
     }
+    if (isInternalMap(name)) throw new RangeError(`Cannot use map name ${JSON.stringify(name)}: reserved`);
     let m = this.#proxies.get(name);
     if (!m) {
       const ctx = this.#ctx;
@@ -238,7 +243,7 @@ export class MapService {
     for (const p of this.#ctx.primaries.keys()) {
       const d = this.#ctx.data.get(p);
       if (!d) continue;
-      for (const [name, s] of d.maps) sizes.set(name, (sizes.get(name) ?? 0) + s.size);
+      for (const [name, s] of d.maps) if (!isInternalMap(name)) sizes.set(name, (sizes.get(name) ?? 0) + s.size);
     }
     return [...sizes].map(([name, size]) => ({ name, size })).sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -252,6 +257,7 @@ export class MapService {
     for (const [p, d] of this.#ctx.data) {
       const primary = this.#ctx.primaries.has(p);
       for (const [name, s] of d.maps) {
+        if (isInternalMap(name)) continue;
         let m = by.get(name);
         if (!m) by.set(name, m = { name, primaryEntries: 0, backupEntries: 0 });
         if (primary) m.primaryEntries += s.size;

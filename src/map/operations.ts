@@ -34,6 +34,28 @@ export const OpCode = {
   MergeEntries: 17,
   /** Entry events of the partition after a cursor (a listener's long poll; see entry_listeners.ts). */
   Events: 18,
+  // 40–41: entry processors (entry_processor.ts); 18–39 are left to other map features.
+  /** Runs a registered processor on one key (body: m, k, pr = name, pa = CBOR argument). */
+  ExecuteOnKey: 40,
+  /** Runs a registered processor on each of `ks`; `po`: skip absent keys (executeOnEntries). */
+  ExecuteOnKeys: 41,
+  // 42–46: per-key locks (locks.ts); the caller member is the request's sender.
+  /** Takes the lock of `k` for handle `h` (lease `l` ms, 0 = none), or queues when `q`. */
+  LockAcquire: 42,
+  LockRelease: 43,
+  LockForceRelease: 44,
+  LockStatus: 45,
+  /** A waiter gives up: leaves the queue (or learns it was granted the lock meanwhile). */
+  LockCancel: 46,
+  // 47–51: the distributed queue (queue_ops.ts); `m` is the queue's name.
+  QueueOffer: 47,
+  QueuePoll: 48,
+  QueuePeek: 49,
+  QueueSize: 50,
+  QueueDrain: 51,
+  // 52–53: the reliable topic's ring (topic_ops.ts); `m` is the topic's name.
+  TopicPublish: 52,
+  TopicRead: 53,
 } as const;
 export type OpCodeNumber = (typeof OpCode)[keyof typeof OpCode];
 
@@ -52,6 +74,16 @@ const WRITES = new Set<number>([
   OpCode.Clear,
   OpCode.Destroy,
   OpCode.MergeEntries,
+  OpCode.ExecuteOnKey,
+  OpCode.ExecuteOnKeys,
+  OpCode.LockAcquire,
+  OpCode.LockRelease,
+  OpCode.LockForceRelease,
+  OpCode.LockCancel,
+  OpCode.QueueOffer,
+  OpCode.QueuePoll,
+  OpCode.QueueDrain,
+  OpCode.TopicPublish,
 ]);
 
 /** Whether an op may change state (and so needs a call id, backups and dedupe). */
@@ -112,6 +144,27 @@ const schemas: Record<number, z.ZodType> = {
     n: w.uint().min(1).max(MAX_EVENTS_PER_POLL),
     h: w.uint().max(60_000).optional(),
   }),
+  [OpCode.ExecuteOnKey]: z.object({ m, k, pr: w.str(64), pa: w.bytes().optional() }),
+  [OpCode.ExecuteOnKeys]: z.object({
+    m,
+    ks: w.list(w.bytes(), MAX_BATCH),
+    pr: w.str(64),
+    pa: w.bytes().optional(),
+    po: z.boolean().optional(),
+  }),
+  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: w.uint(), q: z.boolean() }),
+  [OpCode.LockRelease]: z.object({ m, k, h: w.str(128) }),
+  [OpCode.LockForceRelease]: kOnly,
+  [OpCode.LockStatus]: kOnly,
+  [OpCode.LockCancel]: z.object({ m, k, h: w.str(128) }),
+  // `n`: the capacity (offer, size) or most items (drain).
+  [OpCode.QueueOffer]: z.object({ m, v: w.bytes(), n: w.uint().min(1).optional() }),
+  [OpCode.QueuePoll]: mOnly,
+  [OpCode.QueuePeek]: mOnly,
+  [OpCode.QueueSize]: z.object({ m, n: w.uint().min(1).optional() }),
+  [OpCode.QueueDrain]: z.object({ m, n: w.uint().min(1).max(1000) }),
+  [OpCode.TopicPublish]: z.object({ m, v: w.bytes(), n: w.uint().min(1).optional() }),
+  [OpCode.TopicRead]: z.object({ m, s: w.int().min(-1), n: w.uint().min(1).max(1000) }),
 };
 
 export interface OpBody {
@@ -129,11 +182,19 @@ export interface OpBody {
   /** Per-entry TTL and max-idle. */
   ttl?: number;
   mi?: number;
-  /** Events: cursor, no-values flag, longest hold (ms). */
+  /** Events: cursor, no-values flag; TopicRead: `s` is the sequence to read from (-1: the next one published). */
   s?: number;
   i?: number;
   nv?: boolean;
-  h?: number;
+  /** Events: the longest hold (ms); lock ops: the caller's handle (per-op schemas keep them apart). */
+  h?: number | string;
+  /** ExecuteOnKey(s): processor name, its CBOR argument, present keys only. */
+  pr?: string;
+  pa?: Uint8Array;
+  po?: boolean;
+  /** Lock ops: the caller's handle (`h`, above), lease ms, whether to queue. */
+  l?: number;
+  q?: boolean;
 }
 
 /** Validates an op body from the network. @returns null when invalid */

@@ -13,6 +13,10 @@ import { Kind } from "../wire/kinds.ts";
 import { type Follower, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
 import type { CheckItem, PullItem } from "./messages.ts";
 import { AFTER_WRITE, readEvents } from "./event_polls.ts";
+import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
+import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
+import { executeQueueOp, isQueueOp } from "./queue_ops.ts";
+import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
 import { executeOp, isWrite, OpCode, opKeys, parseBody } from "./operations.ts";
 import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
@@ -60,9 +64,25 @@ export class PrimaryRole {
       // result must be deduplicated like any other, or a retry executing later could answer
       // differently from the attempt that counts.
       hk.beforeOp(d, body.m, keys, now);
-      // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts).
+      // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts). Lock
+      // leases are measured in these stamps too, so they never run backwards across a failover.
       const stamp = nextStamp(ctx.clock.now(), d.maxAt);
-      const out = executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
+      const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
+      if (
+        !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) &&
+        lockedByOther(d, body.m, keys, from, stamp, alive)
+      ) {
+        return reply("LOCKED", null, `a key of this write is locked by another member`);
+      }
+      const out = isProcessorOp(req.op)
+        ? executeProcessorOp(ctx.processors, d, req.op, body, stamp)
+        : isLockOp(req.op)
+        ? executeLockOp(d, req.op, body, stamp, from, alive)
+        : isQueueOp(req.op)
+        ? executeQueueOp(d, req.op, body, stamp)
+        : isTopicOp(req.op)
+        ? executeTopicOp(d, req.op, body, stamp)
+        : executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       const direct = this.#directAckers(prim);
       if (direct && direct.length > 0) entry.o = from;
@@ -79,7 +99,14 @@ export class PrimaryRole {
       return this.#waitFor(prim, entry.seq, answer(out.result));
     }
     hk.beforeOp(d, body.m, keys, now);
-    const out = executeOp(d, req.op, body, nextStamp(ctx.clock.now(), d.maxAt), hk.defaults);
+    const stamp = nextStamp(ctx.clock.now(), d.maxAt);
+    const out = isLockOp(req.op)
+      ? executeLockOp(d, req.op, body, stamp, from, (id) => ctx.view.member(id) !== undefined)
+      : isQueueOp(req.op)
+      ? executeQueueOp(d, req.op, body, stamp)
+      : isTopicOp(req.op)
+      ? executeTopicOp(d, req.op, body, stamp)
+      : executeOp(d, req.op, body, stamp, hk.defaults);
     hk.afterRead(d, body.m, keys, now);
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
   }
@@ -98,7 +125,7 @@ export class PrimaryRole {
     if (a) return reply("ok", a);
     const held = ctx.polls.hold(prim.p, {
       body,
-      deadline: ctx.clock.now() + Math.min(ctx.config.eventPollHoldMs, body.h ?? Infinity),
+      deadline: ctx.clock.now() + Math.min(ctx.config.eventPollHoldMs, typeof body.h === "number" ? body.h : Infinity),
       answer: (x, status = "ok") => status === "ok" ? reply("ok", x) : reply(status),
     });
     if (!held) reply("OVERLOADED");
