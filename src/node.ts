@@ -7,6 +7,7 @@
 import { backupCountProblem, parseMapsConfig } from "./map/map_config.ts";
 import { Hono } from "hono";
 import { joinSettings } from "./cluster/join_settings.ts";
+import { mapConfigJoinSetting } from "./map/map_config.ts";
 import { Membership } from "./cluster/membership.ts";
 import { quorumMetricFamilies, type QuorumState } from "./cluster/quorum.ts";
 import { Defaults, type NodeOptions } from "./config.ts";
@@ -147,10 +148,14 @@ export class Node implements ShoalNode {
           backupCount: options.backupCount ?? Defaults.backupCount,
           asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
           mergePolicy: mergePolicyName(options.mergePolicy ?? Defaults.mergePolicy),
-        }, [{
-          field: { key: "mcs", label: "minimum cluster size", flag: "--min-cluster-size" },
-          value: options.minClusterSize ?? Defaults.minClusterSize,
-        }, new ProcessorRegistry(options.processors).joinSetting()]),
+        }, [
+          {
+            field: { key: "mcs", label: "minimum cluster size", flag: "--min-cluster-size" },
+            value: options.minClusterSize ?? Defaults.minClusterSize,
+          },
+          new ProcessorRegistry(options.processors).joinSetting(),
+          mapConfigJoinSetting(options.maps ?? {}),
+        ]),
       },
     });
     this.grid = new DataGrid({

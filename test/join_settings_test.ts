@@ -6,6 +6,7 @@ import {
   refusalMessage,
   settingsMismatch,
 } from "../src/cluster/join_settings.ts";
+import { mapConfigJoinSetting } from "../src/map/map_config.ts";
 
 const base = {
   protocolVersion: 1,
@@ -75,6 +76,20 @@ describe("join settings", () => {
     expect(settingsMismatch(a, b.values)).toBe(
       `map configurations "{\\"orders\\":{\\"ttlMs\\":2000}}" differs from the cluster's "{\\"orders\\":{\\"ttlMs\\":1000}}" (--map)`,
     );
+  });
+
+  test("a member with another map configuration is refused, naming the map and the field", () => {
+    const mine = joinSettings(base, [mapConfigJoinSetting({ "sessions*": { ttlMs: 60_000 } })]);
+    const theirs = joinSettings(base, [mapConfigJoinSetting({ "sessions*": { ttlMs: 30_000 } })]);
+    const why = settingsMismatch(mine, theirs.values);
+    expect(why).toContain("map config \"sessions*\": ttlMs is 30000 on this member but 60000 on the cluster");
+    expect(why).toContain("sessions*");
+    expect(why).toContain("ttlMs");
+    expect(why).toContain("--map-config");
+    expect(
+      settingsMismatch(mine, joinSettings(base, [mapConfigJoinSetting({ "sessions*": { ttlMs: 60_000 } })]).values),
+    )
+      .toBeNull();
   });
 
   test("a field key cannot be defined twice", () => {

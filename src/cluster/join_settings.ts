@@ -23,6 +23,11 @@ export interface JoinSettingField {
   label: string;
   /** Where a user changes it, e.g. "--partition-count". */
   flag: string;
+  /**
+   * Names the difference more precisely than the two values can (e.g. which map and which
+   * field of a map configuration); null falls back to the values.
+   */
+  explain?: (joiner: JoinSettingValue | undefined, cluster: JoinSettingValue | undefined) => string | null;
 }
 
 /** The settings every member sends; other features append theirs (see {@link JoinSettings}). */
@@ -102,6 +107,8 @@ export function settingsMismatch(
     const mine = cluster.values[f.key];
     const theirs = Object.hasOwn(joiner, f.key) ? joiner[f.key] : undefined;
     if (mine === theirs) continue;
+    const precise = f.explain?.(theirs, mine);
+    if (precise) return `${precise} (${f.flag})`;
     return `${f.label} ${show(theirs)} differs from the cluster's ${show(mine)} (${f.flag})`;
   }
   return null;

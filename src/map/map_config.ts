@@ -358,10 +358,23 @@ export const MAX_JOIN_SUMMARY_CHARS = 4000;
  */
 export function mapConfigJoinSetting(
   maps: Readonly<MapsConfig>,
-): { field: { key: string; label: string; flag: string }; value: string } {
+): {
+  field: {
+    key: string;
+    label: string;
+    flag: string;
+    explain: (joiner: unknown, cluster: unknown) => string | null;
+  };
+  value: string;
+} {
   const canonical = canonicalMapsConfig(maps);
+  // Both summaries in full (not hashed): name the map pattern and the field that differ.
+  const explain = (joiner: unknown, cluster: unknown) =>
+    typeof joiner === "string" && typeof cluster === "string" && joiner.startsWith("[") && cluster.startsWith("[")
+      ? mapConfigDifference(joiner, cluster, "the cluster")
+      : null;
   return {
-    field: { key: "mc", label: "map configuration", flag: "--map-config / --map" },
+    field: { key: "mc", label: "map configuration", flag: "--map-config / --map", explain },
     value: canonical.length <= MAX_JOIN_SUMMARY_CHARS ? canonical : `sha256:${mapsConfigDigest(maps)}`,
   };
 }
