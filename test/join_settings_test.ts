@@ -82,7 +82,7 @@ describe("join settings", () => {
     const mine = joinSettings(base, [mapConfigJoinSetting({ "sessions*": { ttlMs: 60_000 } })]);
     const theirs = joinSettings(base, [mapConfigJoinSetting({ "sessions*": { ttlMs: 30_000 } })]);
     const why = settingsMismatch(mine, theirs.values);
-    expect(why).toContain("map config \"sessions*\": ttlMs is 30000 on this member but 60000 on the cluster");
+    expect(why).toContain('map config "sessions*": ttlMs is 30000 on this member but 60000 on the cluster');
     expect(why).toContain("sessions*");
     expect(why).toContain("ttlMs");
     expect(why).toContain("--map-config");
