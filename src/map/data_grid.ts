@@ -3,6 +3,7 @@
  * together. `node.ts` builds one of these per node; tests and the simulator do the same.
  */
 import { Quorum } from "../cluster/quorum.ts";
+import { ShoalError } from "../core/errors.ts";
 import type { ServiceDeps } from "../cluster/service_deps.ts";
 import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
 import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
@@ -69,7 +70,7 @@ export class DataGrid {
       rng: opts.rng,
       partitions: this.partitions,
       config: invoke,
-      gate: () => this.quorum.check(),
+      gate: () => this.quorum.check() ?? this.#mergeGate(),
     });
     this.maps = new MapService({
       ...base,
@@ -89,6 +90,19 @@ export class DataGrid {
       capture: () => this.maps.captureForMerge(),
       config: merge,
     });
+  }
+
+  /**
+   * With split-brain protection on, a member that merged into another cluster serves no data
+   * operation until it holds that cluster's table (see SplitMerge.awaitingTable): writes it
+   * acknowledged meanwhile were not captured for the merge and would be lost.
+   */
+  #mergeGate(): ShoalError | null {
+    if (!this.quorum.enabled || !this.merge?.awaitingTable) return null;
+    return new ShoalError(
+      "QUORUM",
+      "This member merged into another cluster; it serves again once it holds that cluster's partition table",
+    );
   }
 
   /** The distributed map `name` (works on lite members too). */
