@@ -98,7 +98,8 @@ export function loadAverage(): string {
 /**
  * UDP datagrams the kernel dropped because a socket's receive buffer was full
  * (`RcvbufErrors` in /proc/net/snmp), machine-wide. WebRTC runs over UDP: each drop costs
- * an SCTP retransmission (werift's minimum retransmit timeout is 1 s).
+ * an SCTP retransmission (a probe after about two round trips, or the RTO of 100 ms–1 s; see
+ * src/transport/retransmit.ts).
  * @returns the counter, or NaN where /proc/net/snmp cannot be read
  */
 export function udpReceiveBufferDrops(): number {

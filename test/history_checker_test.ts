@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { checkLinearizable, checkNoLostWrites, History } from "./support/history_checker.ts";
+import { checkAckCopies, checkLinearizable, checkNoLostWrites, History } from "./support/history_checker.ts";
 
 /** Builds a history from [key, kind, value, invokeAt, endAt | "fail", result] rows. */
 function build(
@@ -108,5 +108,23 @@ describe("history checker", () => {
     const r = checkLinearizable(h);
     expect(r.problems.length).toBe(1);
     expect(r.problems[0]).toContain("key y");
+  });
+
+  test("reports a write acknowledged by fewer copies than min(backupCount + 1, data members)", () => {
+    const h = new History();
+    const a = h.invoke("k", "put", 0, "a");
+    h.ok(a, 1, undefined);
+    h.copies(a, 1, 1); // one data member: one copy is enough
+    const b = h.invoke("k", "put", 2, "b");
+    h.ok(b, 3, "a");
+    h.copies(b, 2, 2);
+    expect(checkAckCopies(h)).toEqual({ ok: true, problems: [] });
+    const c = h.invoke("k", "put", 4, "c");
+    h.ok(c, 5, "b");
+    h.copies(c, 1, 2);
+    const d = h.invoke("k", "put", 6, "d");
+    h.fail(d); // a failed write is not acknowledged: its copies do not matter
+    h.copies(d, 0, 2);
+    expect(checkAckCopies(h).problems).toEqual(["key k: put c#2 acknowledged at 5 by 1 of 2 copies"]);
   });
 });

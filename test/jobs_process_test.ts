@@ -99,6 +99,18 @@ async function views(members: Member[]): Promise<ClusterJson[]> {
   return await Promise.all(members.map((m) => m.json<ClusterJson>("/cluster")));
 }
 
+/**
+ * How each of `members` sees the cluster (master and member names), for an assertion that
+ * they still form one cluster: a split between survivors (each declared the other dead) would
+ * otherwise show up only later, as a missing worker entry or job statuses that disagree.
+ */
+async function clusterViews(members: Member[]): Promise<string[]> {
+  const name = (id: string | null) => members.find((m) => m.id === id)?.name ?? id?.slice(0, 6) ?? "none";
+  return (await views(members)).map((v, i) =>
+    `${members[i].name}: master ${name(v.master)}, members ${v.members.map((m) => name(m.id)).sort().join(",")}`
+  );
+}
+
 /** Waits until every member sees all of `members`, the same master, and full replicas. */
 async function settled(members: Member[], timeoutMs = 90_000): Promise<void> {
   await until(
@@ -345,6 +357,11 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
         `round ${round}: map job ${mapDone.status} [${taskSummary(mapDone)}], log job ${logDone.status} [${
           taskSummary(logDone)
         }]${mapDone.error ?? ""}${logDone.error ?? ""}`,
+      );
+      // The survivors still form one cluster under the new master (no split between them).
+      const names = survivors.map((m) => m.name).sort().join(",");
+      expect(await clusterViews(survivors)).toEqual(
+        survivors.map((m) => `${m.name}: master ${survivors[0].name}, members ${names}`),
       );
       expect([mapDone.status, logDone.status]).toEqual(["FINISHED", "FINISHED"]);
       const finishedAt = performance.now();

@@ -125,7 +125,9 @@ describe("call ids", () => {
     const p = partitionOf(key, P);
     const t = h.members.get("n0")!.grid.partitions.table;
     const [primary, backup] = t.replicas[p];
-    const client = h.live().find((m) => m.id !== primary)!;
+    // The client is the third member: blocking the primary's link to it must not also cut
+    // the primary off from the backup.
+    const client = h.live().find((m) => m.id !== primary && m.id !== backup)!;
     const map = client.grid.getMap<string, string>("m");
     await h.until(map.set(key, "v1"));
     // The primary's answer to the client is lost; then the primary dies.

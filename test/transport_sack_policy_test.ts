@@ -4,24 +4,15 @@
  * at once). Real werift peers in one process, loopback.
  */
 import { afterAll, expect, test } from "bun:test";
-import { sackPolicyFigures, WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+import { sackPolicyFigures, type WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+import { openPeerPair } from "./support/webrtc_pair.ts";
 
 const peers: WebRtcPeer[] = [];
 afterAll(async () => {
   for (const p of peers) await p.close();
 });
 
-async function pair(): Promise<[WebRtcPeer, WebRtcPeer]> {
-  const a = new WebRtcPeer({ iceServers: [] }), b = new WebRtcPeer({ iceServers: [] });
-  peers.push(a, b);
-  const opened = Promise.all([
-    new Promise<void>((r) => (a.events.open = r)),
-    new Promise<void>((r) => (b.events.open = r)),
-  ]);
-  await a.acceptAnswer(await b.acceptOffer(await a.createOffer()));
-  await opened;
-  return [a, b];
-}
+const pair = () => openPeerPair(peers);
 
 test("a bulk transfer arrives whole and in order with about one SACK per two DATA packets", async () => {
   const before = sackPolicyFigures();

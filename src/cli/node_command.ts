@@ -117,7 +117,10 @@ export function describeStartError(err: unknown, options: NodeOptions): string {
       case "AUTH_FAILED":
         return `Cannot join cluster "${options.cluster}": ${message}. Check --secret (SHOAL_SECRET) and --cluster.`;
       case "REFUSED":
-        return `Cannot join cluster "${options.cluster}": refused: ${message}`;
+        // Membership names the cluster and the reason (e.g. a setting that differs) itself.
+        return message.startsWith("Cannot join cluster")
+          ? message
+          : `Cannot join cluster "${options.cluster}": refused: ${message}`;
       case "UNREACHABLE":
         return `Cannot reach ${
           (options.join ?? []).join(", ") || "the cluster"
@@ -129,6 +132,24 @@ export function describeStartError(err: unknown, options: NodeOptions): string {
     }
   }
   return `Cannot start node: ${message}`;
+}
+
+/** How long the ready line waits for links to every member. */
+const READY_LINK_WAIT_MS = 5_000;
+
+/**
+ * Waits until `node` has a link, direct or relayed, to every member of its view (at most
+ * `timeoutMs`).
+ * @returns the ids of the members it still has no link to (empty when linked to all)
+ */
+export async function linkedToAll(node: ShoalNode, timeoutMs: number): Promise<string[]> {
+  const lacking = () => {
+    const linked = new Set(node.links().map((l) => l.peer));
+    return node.cluster.members().map((m) => m.id).filter((id) => id !== node.id && !linked.has(id));
+  };
+  const end = Date.now() + timeoutMs;
+  while (lacking().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  return lacking();
 }
 
 /**
@@ -178,6 +199,8 @@ export async function runNodeCommand(args: string[], overrides: Partial<NodeComm
       deps.stderr(`error: ${describeStartError(err, options)}`);
       return 1;
     }
+    // Ready once linked (directly or relayed) to every member, or say which ones are missing.
+    const lacks = await linkedToAll(node, READY_LINK_WAIT_MS);
     const ready: Record<string, unknown> = {
       event: "ready",
       member: node.id,
@@ -188,6 +211,7 @@ export async function runNodeCommand(args: string[], overrides: Partial<NodeComm
     };
     const hint = secretGenerated && node.httpUrl ? joinCommand(deps.launcher, options, node.httpUrl) : undefined;
     if (hint) ready.join = hint;
+    if (lacks.length > 0) ready.lacks = lacks;
     deps.stdout(JSON.stringify(ready));
     if (hint) deps.stdout(`# No --secret given; generated one. To add a member, run:\n#   ${hint}`);
 

@@ -33,8 +33,19 @@ import {
 export type { InvokeRequest } from "./messages.ts";
 
 export interface InvokerConfig {
-  /** Wait this long for an answer before retrying. @default 2000 */
+  /**
+   * Wait at most this long for an answer before retrying; once answers from the target were
+   * timed, the wait is 2 × (SRTT + 4 × RTTVAR) of them, clamped to [minAttemptTimeoutMs, this].
+   * @default 2000
+   */
   attemptTimeoutMs?: number;
+  /**
+   * Shortest attempt timeout derived from the measured round trips. A retry travels the same
+   * ordered channel as the request it repeats, so it cannot overtake a lost packet (SCTP
+   * recovers that in a few round trips); a short floor only adds duplicate work when a
+   * loaded member answers late. @default 500
+   */
+  minAttemptTimeoutMs?: number;
   /** Give up after this long. @default 30000 */
   callTimeoutMs?: number;
   /** Calls in flight from this member. @default 10000 */
@@ -70,6 +81,8 @@ interface Call {
   /** A request of this call may have reached a primary. */
   sent: boolean;
   target: NodeId | undefined;
+  /** When the current attempt was sent (for the round-trip estimate). */
+  sentAt: number;
   deadline: number;
   timer: Timer | null;
   retries: number;
@@ -99,6 +112,8 @@ export class Invoker {
   #gate: () => ShoalError | null;
   #server: InvokeServer | null = null;
   #calls = new Map<string, Call>();
+  /** Smoothed round trip (request → answer) per target, RFC 6298 style; live members only. */
+  #rtt = new Map<NodeId, { srtt: number; rttvar: number }>();
   #prefix: string;
   #counter = 0;
   #stopped = false;
@@ -115,6 +130,7 @@ export class Invoker {
     this.#gate = opts.gate ?? (() => null);
     this.config = {
       attemptTimeoutMs: 2000,
+      minAttemptTimeoutMs: 500,
       callTimeoutMs: 30_000,
       maxPendingCalls: 10_000,
       retryBaseMs: 5,
@@ -129,6 +145,7 @@ export class Invoker {
     opts.router.on(InvokeBackupAckMsg, (from, msg) => this.onBackupAcks(from, msg.pr, msg.cs));
     const unView = opts.view.subscribe((e) => {
       if (e.type === "memberRemoved") {
+        this.#rtt.delete(e.member.id);
         for (const c of this.#calls.values()) {
           if (c.target === e.member.id || c.awaiting?.from.has(e.member.id)) this.#retry(c, 0);
         }
@@ -157,6 +174,27 @@ export class Invoker {
   }
 
   /**
+   * How long an attempt sent to `target` waits for its answer: from the round trips measured
+   * to it (a lost request or answer is retried after a few round trips instead of after the
+   * fixed bound; the retry keeps the call id, so a write still applies once).
+   */
+  attemptTimeoutFor(target: NodeId): number {
+    const r = this.#rtt.get(target);
+    if (!r) return this.config.attemptTimeoutMs;
+    const derived = 2 * (r.srtt + 4 * r.rttvar);
+    return Math.min(this.config.attemptTimeoutMs, Math.max(this.config.minAttemptTimeoutMs, derived));
+  }
+
+  #sampleRtt(target: NodeId, ms: number): void {
+    const r = this.#rtt.get(target);
+    if (!r) this.#rtt.set(target, { srtt: ms, rttvar: ms / 2 });
+    else {
+      r.rttvar = 0.75 * r.rttvar + 0.25 * Math.abs(r.srtt - ms);
+      r.srtt = 0.875 * r.srtt + 0.125 * ms;
+    }
+  }
+
+  /**
    * Runs an operation on partition `p`'s primary.
    * @param write whether the op may change state (decides the error after a timeout)
    * @returns the primary's result
@@ -182,6 +220,7 @@ export class Invoker {
         attempt: 0,
         sent: false,
         target: undefined,
+        sentAt: 0,
         deadline: this.#clock.now() + this.config.callTimeoutMs,
         timer: null,
         retries: 0,
@@ -237,6 +276,7 @@ export class Invoker {
     }
     c.attempt++;
     c.target = target;
+    c.sentAt = now;
     const req = { c: c.id, a: c.attempt, p: c.p, e: this.#partitions.epochOf(c.p), op: c.op, b: c.body };
     if (target === this.#self) {
       c.sent = true;
@@ -247,7 +287,8 @@ export class Invoker {
       c.sent = true;
     }
     c.timer?.cancel();
-    c.timer = this.#clock.setTimer(Math.min(this.config.attemptTimeoutMs, c.deadline - now), () => {
+    const attemptMs = target === this.#self ? this.config.attemptTimeoutMs : this.attemptTimeoutFor(target);
+    c.timer = this.#clock.setTimer(Math.min(attemptMs, c.deadline - now), () => {
       c.timer = null;
       this.#retry(c, 0);
     });
@@ -323,6 +364,10 @@ export class Invoker {
   #onResponse(primary: NodeId, msg: InvokeResponse): void {
     const c = this.#calls.get(msg.c);
     if (!c) return;
+    // Karn: only a first attempt's answer times a round trip unambiguously.
+    if (c.attempt === 1 && msg.a === 1 && primary !== this.#self && c.target === primary && !c.awaiting) {
+      this.#sampleRtt(primary, this.#clock.now() - c.sentAt);
+    }
     const status = msg.s;
     if (status === "ok") {
       const from = new Set((msg.bk ?? []).filter((id) => !c.early?.some(([b, p]) => b === id && p === primary)));

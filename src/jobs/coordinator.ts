@@ -15,18 +15,9 @@ import type { Timer } from "../core/clock.ts";
 import type { IMap } from "../map/imap.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import {
-  advance,
-  checkJobWrite,
-  checkTaskWrite,
-  isJobTerminal,
-  isTaskTerminal,
-  type JobStatus,
-  type StateRecord,
-  type TaskStateRecord,
-  type TaskStatus,
-} from "./job_state.ts";
-import type { JobDeps } from "./job_deps.ts";
+import { isJobTerminal, isTaskTerminal, type TaskStateRecord, type TaskStatus } from "./job_state.ts";
+import type { CoordEvent, CoordinatorOptions, JobRt, TaskRt, WorkerRt } from "./coordinator_context.ts";
+import { JobRecords } from "./job_records.ts";
 import { buildPlan, planTasks, type TaskPlan } from "./job_plan.ts";
 import {
   type ActiveJobs,
@@ -38,76 +29,16 @@ import {
   type CoordinatorRecord,
   type JobEntry,
   JobMaps,
-  type JobMetrics,
-  jobMetricsKey,
   jobStateKey,
   type JobStateRecord,
   pipelineStateKey,
-  type TaskMetrics,
-  taskMetricsKey,
   taskStateKey,
   type WorkerEntry,
 } from "./map_names.ts";
-import type { JobDeployAck, JobNotify, JobTaskDone, JobTaskReport, JobWorkerHello } from "./messages.ts";
-import { casUpdate, clean, retrying, type RetryOptions, sameValue, StateWriteRejected } from "./state_store.ts";
+import type { JobDeployAck, JobTaskDone, JobTaskReport, JobWorkerHello } from "./messages.ts";
+import { casUpdate, retrying, type RetryOptions, sameValue, StateWriteRejected } from "./state_store.ts";
 
-export interface CoordinatorOptions extends JobDeps {
-  /** Loop period. @default 50 */
-  tickMs?: number;
-  /** Re-send deploy/cancel/query messages this often. @default 500 */
-  resendIntervalMs?: number;
-  /**
-   * Look for cancel requests in the maps this often, and walk the `jobs` map for jobs
-   * nobody told this coordinator about every fifth time. @default 2000
-   */
-  scanIntervalMs?: number;
-  /** Re-read the coordinator record this often to notice a newer term. @default 1000 */
-  fenceCheckIntervalMs?: number;
-  /**
-   * A master may override a coordinator record from a newer master epoch once it has seen
-   * that same record, and stayed master, for this long (see `takeover`). @default 5000
-   */
-  claimAfterMs?: number;
-  /** Most non-terminal jobs coordinated at once; further jobs wait in CREATED. @default 1000 */
-  maxActiveJobs?: number;
-}
-
-interface TaskRt {
-  plan: TaskPlan;
-  state: TaskStateRecord;
-  asg?: AssignmentEntry;
-  lastSentAt: number;
-  /** False after takeover until the worker confirmed a RUNNING task. */
-  verified: boolean;
-}
-
-interface JobRt {
-  id: string;
-  entry: JobEntry;
-  state: JobStateRecord;
-  pipeline: JobStateRecord;
-  tasks: Map<string, TaskRt>;
-  cancel: boolean;
-}
-
-interface WorkerRt {
-  member: NodeId;
-  workerId: string;
-  total: number;
-  tasks: Set<string>;
-  written?: WorkerEntry;
-}
-
-type CoordEvent =
-  | { kind: "hello"; from: NodeId; msg: JobWorkerHello }
-  | { kind: "deployAck"; from: NodeId; msg: JobDeployAck }
-  | { kind: "done"; from: NodeId; msg: JobTaskDone }
-  | { kind: "report"; from: NodeId; msg: JobTaskReport }
-  | { kind: "notify"; from: NodeId; msg: JobNotify }
-  | { kind: "memberRemoved"; member: NodeId }
-  | { kind: "found"; jobId: string }
-  | { kind: "cancelFound"; jobId: string }
-  | { kind: "staleWorker"; member: NodeId; entry: WorkerEntry };
+export type { CoordinatorOptions } from "./coordinator_context.ts";
 
 const maxEvents = 10_000;
 /** Most map reads in flight while loading jobs (takeover) or the tasks of one job. */
@@ -157,12 +88,14 @@ export class Coordinator {
   #lastQueryAt = new Map<NodeId, number>();
   #reqId = 0;
   #stopped = false;
-  #retry: RetryOptions;
+  readonly #retry: RetryOptions;
+  readonly #records: JobRecords;
   /** Counters for tests and metrics. */
   readonly stats = { takeovers: 0, restarts: 0, reattached: 0, deposed: 0 };
 
   constructor(readonly opts: CoordinatorOptions) {
     this.#retry = { clock: opts.clock, budgetMs: 30_000, stopped: () => !this.#active && !this.#starting };
+    this.#records = new JobRecords({ opts, retry: this.#retry, term: () => this.#term, epoch: () => this.#epoch });
   }
 
   get active(): boolean {
@@ -250,7 +183,7 @@ export class Coordinator {
         | undefined;
       const ids = (index?.ids ?? []).slice(0, this.opts.maxActiveJobs ?? 1000);
       await mapBounded(ids, loadWidth, (id) => this.#load(id));
-      for (const w of this.#workers.values()) await this.#writeWorker(w);
+      for (const w of this.#workers.values()) await this.#records.writeWorker(w);
       this.#active = true;
       this.#lastScanAt = -Infinity; // scan (and walk) right away
       this.#scans = 0;
@@ -349,73 +282,6 @@ export class Coordinator {
     }
   }
 
-  // ---- state writes ---------------------------------------------------------------
-
-  async #writeState<R extends StateRecord>(
-    key: string,
-    fallback: R,
-    to: R["state"],
-    check: (
-      cur: R | undefined,
-      next: R,
-    ) => { ok: true } | { ok: false; code: "STALE_EPOCH" | "CONFLICT"; reason: string },
-    extra: Partial<R> = {},
-  ): Promise<R> {
-    const { clock } = this.opts;
-    const stored = await casUpdate<R>(this.#map(JobMaps.jobStates), key, (cur) => {
-      const base = cur ?? fallback;
-      if (cur && cur.state === to && cur.term === this.#term && Object.keys(extra).length === 0) return undefined;
-      const next = clean(advance(base, to, clock.now(), this.#term, this.#epoch, extra) as R);
-      const r = check(cur, next);
-      if (!r.ok) throw new StateWriteRejected(r.code, `Cannot write ${key}: ${r.reason}`);
-      return next;
-    }, this.#retry);
-    return stored!;
-  }
-
-  async #setJob(job: JobRt, to: JobStatus, error?: string): Promise<void> {
-    const extra = error ? { error } : {};
-    job.state = await this.#writeState(jobStateKey(job.id), job.state, to, checkJobWrite, extra);
-    const pid = job.entry.plan.pipelines[0].id;
-    job.pipeline = await this.#writeState(pipelineStateKey(pid), job.pipeline, to, checkJobWrite, extra);
-    this.opts.log.info("jobs.job.state", { job: job.id, state: to, ...(error ? { error } : {}) });
-  }
-
-  async #setTask(t: TaskRt, to: TaskStatus, extra: Partial<TaskStateRecord> = {}): Promise<void> {
-    t.state = await this.#writeState(taskStateKey(t.plan.id), t.state, to, checkTaskWrite, extra);
-  }
-
-  /** Re-writes a record with this coordinator's term: from then on older terms cannot write it. */
-  async #stamp<R extends StateRecord>(key: string, initial: R): Promise<R> {
-    const stored = await casUpdate<R>(this.#map(JobMaps.jobStates), key, (cur) => {
-      if (!cur) return { ...initial, term: this.#term, epoch: this.#epoch };
-      if (cur.term > this.#term) throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} wrote ${key}`);
-      if (cur.term === this.#term) return undefined;
-      return { ...cur, term: this.#term, epoch: this.#epoch };
-    }, this.#retry);
-    return stored!;
-  }
-
-  async #writeWorker(w: WorkerRt): Promise<void> {
-    const { clock } = this.opts;
-    const body = {
-      member: w.member,
-      workerId: w.workerId,
-      total: w.total,
-      free: Math.max(0, w.total - w.tasks.size),
-      tasks: [...w.tasks].sort(),
-      term: this.#term,
-    };
-    if (w.written && sameValue({ ...w.written, updatedAt: 0 }, { ...body, updatedAt: 0 })) return;
-    const stored = await casUpdate<WorkerEntry>(this.#map(JobMaps.workers), w.member, (cur) => {
-      if (cur && cur.term > this.#term) {
-        throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} wrote worker ${w.member}`);
-      }
-      return { ...body, updatedAt: clock.now() };
-    }, this.#retry);
-    w.written = stored;
-  }
-
   #releaseSlot(t: TaskRt): WorkerRt | undefined {
     if (!t.asg) return undefined;
     const w = this.#workers.get(t.asg.worker);
@@ -465,11 +331,11 @@ export class Coordinator {
       await this.#unindex(jobId);
       return;
     }
-    const state = await this.#stamp(jobStateKey(jobId), cur);
+    const state = await this.#records.stamp(jobStateKey(jobId), cur);
     if (isJobTerminal(state.state)) return this.#rememberTerminal(jobId);
     // The records are independent: read and stamp them side by side (a takeover waits on this).
     const asgs = this.#map(JobMaps.assignments);
-    const pipelineP = this.#stamp(pipelineStateKey(plan.pipelines[0].id), created());
+    const pipelineP = this.#records.stamp(pipelineStateKey(plan.pipelines[0].id), created());
     const cancelP = retrying(() => states.get(cancelKey(jobId)), this.#retry) as Promise<CancelRequest | undefined>;
     const loaded = await mapBounded(planTasks(plan), loadWidth, async (tp) => {
       const [ts, asg] = await Promise.all([
@@ -477,7 +343,7 @@ export class Coordinator {
         retrying(() => asgs.get(tp.id), this.#retry) as Promise<AssignmentEntry | undefined>,
       ]);
       if (!ts) return undefined; // lost, like a missing job state
-      const st = isTaskTerminal(ts.state) ? ts : await this.#stamp(taskStateKey(tp.id), ts);
+      const st = isTaskTerminal(ts.state) ? ts : await this.#records.stamp(taskStateKey(tp.id), ts);
       return { tp, st, asg };
     });
     if (loaded.some((x) => x === undefined)) {
@@ -575,7 +441,7 @@ export class Coordinator {
       case "notify": {
         if (e.msg.what === "submitted") {
           await this.#load(e.msg.jobId);
-          for (const w of this.#workers.values()) await this.#writeWorker(w);
+          for (const w of this.#workers.values()) await this.#records.writeWorker(w);
         } else {
           const job = this.#jobs.get(e.msg.jobId);
           if (job) job.cancel = true;
@@ -585,7 +451,7 @@ export class Coordinator {
       case "found": {
         if (this.#jobs.has(e.jobId) || this.#terminal.has(e.jobId)) return;
         await this.#load(e.jobId);
-        for (const w of this.#workers.values()) await this.#writeWorker(w);
+        for (const w of this.#workers.values()) await this.#records.writeWorker(w);
         return;
       }
       case "cancelFound": {
@@ -617,7 +483,7 @@ export class Coordinator {
       this.#workers.set(from, w);
     }
     w.total = msg.slots;
-    await this.#writeWorker(w);
+    await this.#records.writeWorker(w);
     this.opts.send(from, { t: Kind.JobWorkerHelloAck, workerId: msg.workerId, term: this.#term });
   }
 
@@ -644,7 +510,7 @@ export class Coordinator {
     if (
       t.state.state === "SCHEDULED" && !job.cancel && job.state.state !== "CANCELING" && job.state.state !== "FAILING"
     ) {
-      await this.#setTask(t, "RUNNING");
+      await this.#records.setTask(t, "RUNNING");
     }
   }
 
@@ -656,7 +522,7 @@ export class Coordinator {
       const triedAt = this.#unloadable.get(msg.jobId);
       if (triedAt !== undefined && this.opts.clock.now() - triedAt < reloadForReportMs) return; // the worker re-sends
       await this.#load(msg.jobId);
-      for (const w of this.#workers.values()) await this.#writeWorker(w);
+      for (const w of this.#workers.values()) await this.#records.writeWorker(w);
     }
     if (this.#terminal.has(msg.jobId)) return ack(); // nothing left to apply
     const job = this.#jobs.get(msg.jobId);
@@ -672,33 +538,18 @@ export class Coordinator {
     const w = this.#releaseSlot(t);
     const stopping = job.cancel || job.state.state === "CANCELING" || job.state.state === "FAILING";
     if (stopping && msg.state !== "FINISHED") {
-      if (t.state.state !== "CANCELING") await this.#setTask(t, "CANCELING");
-      await this.#setTask(t, "CANCELED");
+      if (t.state.state !== "CANCELING") await this.#records.setTask(t, "CANCELING");
+      await this.#records.setTask(t, "CANCELED");
     } else if (msg.state === "FINISHED") {
-      await this.#setTask(t, t.state.state === "CANCELING" ? "CANCELED" : "FINISHED");
-      await this.#writeMetrics(t, msg);
+      await this.#records.setTask(t, t.state.state === "CANCELING" ? "CANCELED" : "FINISHED");
+      await this.#records.writeMetrics(t, msg);
     } else if (msg.state === "CANCELED" && t.state.state === "CANCELING") {
-      await this.#setTask(t, "CANCELED");
+      await this.#records.setTask(t, "CANCELED");
     } else {
       await this.#restart(job, t, msg.error ?? `task ${msg.state.toLowerCase()} on ${from}`);
     }
-    if (w) await this.#writeWorker(w);
+    if (w) await this.#records.writeWorker(w);
     ack();
-  }
-
-  async #writeMetrics(t: TaskRt, msg: JobTaskDone): Promise<void> {
-    const m: TaskMetrics = {
-      recordsRead: msg.recordsRead,
-      recordsWritten: msg.recordsWritten,
-      attempt: msg.attempt,
-      checkpointId: -1,
-      at: this.opts.clock.now(),
-    };
-    const map = this.#map(JobMaps.jobMetrics);
-    const cur = (await map.get(taskMetricsKey(t.plan.id))) as TaskMetrics | undefined;
-    if (!cur || cur.recordsWritten < m.recordsWritten) {
-      await map.set(taskMetricsKey(t.plan.id), { ...m, checkpointId: cur?.checkpointId ?? -1 });
-    }
   }
 
   async #onReport(from: NodeId, msg: JobTaskReport): Promise<void> {
@@ -718,7 +569,7 @@ export class Coordinator {
       } else {
         const w = this.#releaseSlot(t);
         await this.#restart(job, t, `worker ${from} no longer runs the task`);
-        if (w) await this.#writeWorker(w);
+        if (w) await this.#records.writeWorker(w);
       }
     }
   }
@@ -755,20 +606,20 @@ export class Coordinator {
     const attempt = t.state.attempt;
     const limit = 1 + job.entry.definition.maxTaskRestarts;
     const w = this.#releaseSlot(t);
-    if (w) await this.#writeWorker(w);
+    if (w) await this.#records.writeWorker(w);
     t.asg = undefined;
     t.verified = true;
     if (attempt >= limit) {
       const error = `task ${t.plan.id} failed after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${reason}`;
-      await this.#setTask(t, "FAILED", { error });
+      await this.#records.setTask(t, "FAILED", { error });
       if (job.state.state !== "FAILING" && job.state.state !== "CANCELING" && !isJobTerminal(job.state.state)) {
-        await this.#setJob(job, "FAILING", error);
+        await this.#records.setJob(job, "FAILING", error);
       }
       return;
     }
     this.stats.restarts++;
     this.opts.log.info("jobs.task.restarted", { task: t.plan.id, attempt: attempt + 1, reason });
-    await this.#setTask(t, "CREATED", { attempt: attempt + 1, worker: undefined, error: undefined });
+    await this.#records.setTask(t, "CREATED", { attempt: attempt + 1, worker: undefined, error: undefined });
   }
 
   async #assign(t: TaskRt): Promise<boolean> {
@@ -792,8 +643,8 @@ export class Coordinator {
     t.asg = asg;
     t.lastSentAt = 0;
     t.verified = true;
-    await this.#writeWorker(w);
-    await this.#setTask(t, "SCHEDULED", { worker: w.member });
+    await this.#records.writeWorker(w);
+    await this.#records.setTask(t, "SCHEDULED", { worker: w.member });
     return true;
   }
 
@@ -851,7 +702,7 @@ export class Coordinator {
     }
     const tasks = [...job.tasks.values()];
     if (job.cancel && job.state.state !== "CANCELING" && job.state.state !== "FAILING") {
-      await this.#setJob(job, "CANCELING");
+      await this.#records.setJob(job, "CANCELING");
     }
     const s = job.state.state;
     if (s === "CANCELING" || s === "FAILING") {
@@ -860,12 +711,15 @@ export class Coordinator {
         if (isTaskTerminal(ts)) continue;
         if (ts === "CREATED" || !t.asg || this.#workerLost(t)) {
           const w = this.#releaseSlot(t);
-          await this.#setTask(t, ts === "CREATED" ? "CANCELED" : (ts === "CANCELING" ? "CANCELED" : "CANCELING"));
-          if (t.state.state === "CANCELING") await this.#setTask(t, "CANCELED");
-          if (w) await this.#writeWorker(w);
+          await this.#records.setTask(
+            t,
+            ts === "CREATED" ? "CANCELED" : (ts === "CANCELING" ? "CANCELED" : "CANCELING"),
+          );
+          if (t.state.state === "CANCELING") await this.#records.setTask(t, "CANCELED");
+          if (w) await this.#records.writeWorker(w);
         } else {
           if (ts !== "CANCELING") {
-            await this.#setTask(t, "CANCELING");
+            await this.#records.setTask(t, "CANCELING");
             t.lastSentAt = 0;
           }
           this.#sendCancel(t);
@@ -896,12 +750,12 @@ export class Coordinator {
     this.#query(job);
 
     const all = (pred: (st: TaskStatus) => boolean) => tasks.every((t) => pred(t.state.state));
-    if (job.state.state === "CREATED" && all((st) => st !== "CREATED")) await this.#setJob(job, "SCHEDULED");
+    if (job.state.state === "CREATED" && all((st) => st !== "CREATED")) await this.#records.setJob(job, "SCHEDULED");
     if (job.state.state === "SCHEDULED" && all((st) => st === "RUNNING" || st === "FINISHED")) {
-      await this.#setJob(job, "RUNNING");
+      await this.#records.setJob(job, "RUNNING");
     }
     if (job.state.state === "RUNNING" && tasks.some((t) => t.state.state === "FINISHED")) {
-      await this.#setJob(job, "FINISHING");
+      await this.#records.setJob(job, "FINISHING");
     }
     if (job.state.state === "FINISHING" && all((st) => st === "FINISHED")) await this.#finishJob(job, "FINISHED");
   }
@@ -912,44 +766,18 @@ export class Coordinator {
       const w = this.#releaseSlot(t);
       if (w) touched.add(w);
     }
-    for (const w of touched) await this.#writeWorker(w);
-    await this.#writeTotals(job);
-    await this.#setJob(job, to, error);
+    for (const w of touched) await this.#records.writeWorker(w);
+    await this.#records.writeTotals(job);
+    await this.#records.setJob(job, to, error);
     this.#jobs.delete(job.id);
     this.#rememberTerminal(job.id);
     await this.#unindex(job.id);
     // Only an attempt that did not finish can leave a staged segment behind.
     if ([...job.tasks.values()].some((t) => t.state.attempt > 1 || t.state.state !== "FINISHED")) {
       // Best effort: a segment left behind is unreachable (its job is gone) and costs only memory.
-      void this.#cleanupStages(job.id).catch((err) =>
+      void this.#records.cleanupStages(job.id).catch((err) =>
         this.opts.log.warn("jobs.stage.cleanup_failed", { job: job.id, error: (err as Error)?.message ?? String(err) })
       );
     }
-  }
-
-  async #writeTotals(job: JobRt): Promise<void> {
-    const metrics = this.#map(JobMaps.jobMetrics);
-    const keys = [...job.tasks.keys()].map(taskMetricsKey);
-    const got = await retrying(() => metrics.getAll(keys), this.#retry);
-    let recordsRead = 0, recordsWritten = 0;
-    for (const v of got.values()) {
-      const m = v as TaskMetrics;
-      recordsRead += m.recordsRead;
-      recordsWritten += m.recordsWritten;
-    }
-    const total: JobMetrics = { recordsRead, recordsWritten, at: this.opts.clock.now() };
-    await retrying(() => metrics.set(jobMetricsKey(job.id), total), this.#retry);
-  }
-
-  /** Deletes staged sink segments a dead attempt left behind (best effort). */
-  async #cleanupStages(jobId: string): Promise<void> {
-    const checkpoints = this.#map(JobMaps.checkpoints);
-    const prefix = `stage/${jobId}/`;
-    const doomed: unknown[] = [];
-    for await (const k of checkpoints.keys()) {
-      if (typeof k === "string" && k.startsWith(prefix)) doomed.push(k);
-      if (doomed.length >= 10_000) break;
-    }
-    for (const k of doomed) await checkpoints.delete(k);
   }
 }

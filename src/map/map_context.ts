@@ -191,6 +191,10 @@ export interface PrimaryState {
   handoff: boolean;
   /** Set from becoming primary until no replica holds a history ahead of this one. */
   catchUp: CatchUpState | null;
+  /** Last report of filling backups in sync (see Primary.reportSynced). */
+  syncedReportAt: number;
+  /** Highest sequence committed so far (see Primary's commitSeq). */
+  committed: number;
 }
 
 export interface MapContextDeps {

@@ -56,6 +56,7 @@ import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { PartitionTable } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
 import { BackupRole } from "./backup.ts";
 import { CatchUp } from "./catch_up.ts";
 import type { IMap } from "./imap.ts";
@@ -65,6 +66,7 @@ import {
   type MapServiceConfig,
   mapServiceConfig,
   type PrimaryState,
+  push,
   type Role,
   sameRow,
 } from "./map_context.ts";
@@ -80,9 +82,11 @@ import {
   MapSnapshotChunkMsg,
   MapSyncCheckMsg,
   MapSyncPullMsg,
+  type PullItem,
 } from "./messages.ts";
 import { PrimaryRole } from "./primary.ts";
 import { SnapshotTransfers } from "./snapshot_transfer.ts";
+import { bytesEqual } from "./record_store.ts";
 import type { MapLocalStats } from "./summary.ts";
 
 export type { MapServiceConfig } from "./map_context.ts";
@@ -287,6 +291,24 @@ export class MapService {
     this.#ctx.sealed.delete(p);
   }
 
+  /**
+   * The call id of the write in this copy's recent log that set `key` of `map` to `value`
+   * (tests only: the simulator's copy count of acknowledged writes).
+   */
+  debugCallOf(p: number, map: string, key: Uint8Array, value: Uint8Array): string | undefined {
+    const log = this.#ctx.data.get(p)?.log ?? [];
+    for (let i = log.length - 1; i >= 0; i--) {
+      const hit = log[i].e.some((e) => e.m === map && e.k && e.v && bytesEqual(e.k, key) && bytesEqual(e.v, value));
+      if (hit) return log[i].c;
+    }
+    return undefined;
+  }
+
+  /** Whether this member's copy of `p` holds the write of call `c` (tests only). */
+  debugHoldsCall(p: number, c: string): boolean {
+    return this.#ctx.data.get(p)?.dedupe.has(c) ?? false;
+  }
+
   /** Reads a replica's local value (tests only: bypasses routing). */
   debugLocalValue(p: number, map: string, key: Uint8Array): Uint8Array | undefined {
     return this.#ctx.data.get(p)?.maps.get(map)?.get(key)?.value;
@@ -311,6 +333,7 @@ export class MapService {
     const ctx = this.#ctx;
     const backups = ctx.partitions.config.backupCount;
     const queries = new Map<NodeId, CheckItem[]>();
+    const hellos = new Map<NodeId, PullItem[]>();
     for (let p = 0; p < t.partitionCount; p++) {
       const row = t.replicas[p];
       const epoch = t.epochs[p];
@@ -332,8 +355,13 @@ export class MapService {
           ctx.primaries.delete(p);
         }
         if (row.includes(this.self)) {
-          ctx.ensureData(p);
+          const d = ctx.ensureData(p);
           ctx.touched.delete(p);
+          // Newly a backup and not following anyone yet: say so to the primary, whose own check
+          // may have arrived before this table (it is not repeated for a retransmit interval).
+          if (d.lineage < 0 && row[0] !== undefined && !prev?.replicas[p]?.includes(this.self)) {
+            push(hellos, row[0], { p, e: epoch, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
+          }
         } else if (ctx.data.has(p) && !this.#backup.isTarget(p)) {
           ctx.sealed.delete(p);
           ctx.log.debug("map.replica.dropped", {
@@ -350,6 +378,10 @@ export class MapService {
     }
     this.#snapshots.onTable(t);
     ctx.sendChecks(queries);
+    for (const [to, items] of hellos) {
+      this.counters.pulls += items.length;
+      ctx.transport.send(to, { t: Kind.MapSyncPull, items });
+    }
   }
 
   /**
@@ -386,6 +418,8 @@ export class MapService {
       migration: null,
       handoff: false,
       catchUp: null,
+      syncedReportAt: -Infinity,
+      committed: d.seq,
     };
     ctx.primaries.set(p, prim);
     if (sealed) d.follow(prim.lineage, epoch);
@@ -416,7 +450,10 @@ export class MapService {
     const live = new Set(ctx.view.members().map((m) => m.id));
     for (const prim of ctx.primaries.values()) {
       if (prim.catchUp) this.#catchUp.tick(prim, now, live, checks);
-      else this.#primary.tick(prim, now, live, checks);
+      else {
+        this.#primary.tick(prim, now, live, checks);
+        this.#primary.reportSynced(prim, now, false);
+      }
     }
     ctx.sendChecks(checks);
     this.#snapshots.tick(now, live);

@@ -7,6 +7,7 @@
  * every member of the new row acked every write.
  */
 import type { InvokeRequest, Reply } from "../invoke/invoker.ts";
+import { fillingOf } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { type Follower, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
@@ -82,11 +83,15 @@ export class PrimaryRole {
   #directAckers(prim: PrimaryState): NodeId[] | null {
     if (!this.ctx.config.directBackupAcks) return null;
     const ids: NodeId[] = [];
+    let copies = 1;
     for (const f of prim.followers.values()) {
       if (f.role === "async") continue;
       if (!f.confirmed) return null;
       ids.push(f.id);
+      if (f.role === "sync") copies++;
     }
+    // Too few copies: the write waits on the primary (see #commitSeq).
+    if (copies < this.#copiesNeeded()) return null;
     return ids.length <= 7 ? ids : null;
   }
 
@@ -99,14 +104,44 @@ export class PrimaryRole {
     return s;
   }
 
-  /** Highest sequence every required replica (sync backups, migration targets) acked. */
+  /**
+   * Highest sequence every required replica (sync backups, migration targets) acked. While
+   * the row holds fewer copies than min(backupCount + 1, data members in the view), nothing
+   * past what was committed before commits (invariant 10): the master creates the missing
+   * backups in place, and writes wait for them instead of being acknowledged on fewer copies.
+   */
   #commitSeq(prim: PrimaryState): number {
     let s = this.ctx.data.get(prim.p)?.seq ?? 0;
+    let copies = 1;
     for (const f of prim.followers.values()) {
       if (f.role === "async") continue;
       s = Math.min(s, f.confirmed ? f.acked : -1);
+      if (f.role === "sync") copies++;
     }
-    return s;
+    if (copies < this.#copiesNeeded()) return Math.min(s, prim.committed);
+    return prim.committed = Math.max(prim.committed, s);
+  }
+
+  /** min(backupCount + 1, data members in this member's view). */
+  #copiesNeeded(): number {
+    let data = 0;
+    for (const m of this.ctx.view.members()) if (!m.lite) data++;
+    return Math.min(this.ctx.partitions.config.backupCount + 1, Math.max(1, data));
+  }
+
+  /**
+   * Tells the master which backups the table lists as filling (created in place) are in sync
+   * here: confirmed, so they hold every entry and get every later write in order. Repeated
+   * every retransmitMs while the table still lists them (`force`: at once).
+   */
+  reportSynced(prim: PrimaryState, now: number, force: boolean): void {
+    const filling = fillingOf(this.ctx.partitions.table, prim.p);
+    if (filling.length === 0 || prim.catchUp) return;
+    if (!force && now - prim.syncedReportAt < this.ctx.config.retransmitMs) return;
+    const synced = filling.filter((id) => prim.followers.get(id)?.confirmed);
+    if (synced.length === 0) return;
+    prim.syncedReportAt = now;
+    this.ctx.partitions.reportBackupsSynced(prim.p, prim.epoch, synced);
   }
 
   #waitFor(prim: PrimaryState, seq: number, done: (ok: boolean) => void): void {
@@ -207,6 +242,7 @@ export class PrimaryRole {
       // Writes made while the replica was unconfirmed were not shipped to it: send them now.
       const d = ctx.data.get(p)!;
       if (f.acked < d.seq) this.#resend(prim, f, d);
+      this.reportSynced(prim, now, true);
     } else if (s > f.acked) f.acked = s;
     this.progress(prim);
   }

@@ -2,8 +2,12 @@
  * An in-process network for tests and simulation: a clock (virtual in the simulator),
  * seeded loss and delay per link, FIFO delivery per direction (as a data channel gives),
  * partitions between groups, asymmetric links and node crashes. The same seed gives the
- * same run. With `encode: true` every message goes through the real frame codec and
- * validation, so malformed traffic is treated exactly as the WebRTC transport treats it.
+ * same run. Two kinds of loss: `loss` makes a message vanish (as if the link lost it for
+ * good), `packetLoss` models the data channel's SCTP: a lost packet is sent again on Shoal's
+ * retransmission schedule (transport/retransmit.ts), so the message arrives late and, the
+ * link being FIFO, everything sent after it waits too. With `encode: true` every message
+ * goes through the real frame codec and validation, so malformed traffic is treated exactly
+ * as the WebRTC transport treats it.
  */
 import type { Clock } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
@@ -12,6 +16,7 @@ import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
 import { type Message, validateMessage } from "../wire/message.ts";
 import { forwardableInner, ForwardMsg, isKind } from "./messages.ts";
+import { delayedSackMs, retransmitScheduleMs } from "./retransmit.ts";
 import {
   type ConnectOptions,
   emptyStats,
@@ -26,8 +31,14 @@ export interface LinkConditions {
   delayMs: number;
   /** Uniform extra delay in [0, jitterMs). Order is still kept per direction. @default 0 */
   jitterMs: number;
-  /** Probability that a message is lost. @default 0 */
+  /** Probability that a message is lost for good. @default 0 */
   loss: number;
+  /**
+   * Probability that each packet (of {@link sctpPacketBytes} bytes of the message's frame)
+   * is lost on the wire and retransmitted, every retransmission lost with the same
+   * probability. @default 0
+   */
+  packetLoss: number;
   /** Direction blocked (a partition or an asymmetric failure). @default false */
   blocked: boolean;
 }
@@ -45,6 +56,31 @@ export interface MemoryNetworkOptions {
   crashLinkDownAfterMs?: number | null;
 }
 
+/** User data per SCTP packet (werift's USERDATA_MAX_LENGTH). */
+export const sctpPacketBytes = 1200;
+
+/**
+ * How much later than its one-way delay a message of `size` bytes arrives when each of its
+ * packets is lost with probability `p`: the latest of its packets' delivery times, each
+ * packet sent again on the schedule an association with this round trip follows (its SRTT
+ * is the round trip plus the delayed SACK, as werift samples it; RTTVAR the jitter plus half
+ * the SACK delay).
+ */
+export function packetLossDelayMs(c: LinkConditions, size: number, rng: Random): number {
+  if (c.packetLoss <= 0) return 0;
+  let extra = 0;
+  let schedule: number[] | null = null;
+  const packets = Math.max(1, Math.ceil(size / sctpPacketBytes));
+  for (let i = 0; i < packets; i++) {
+    let lost = 0;
+    while (rng.chance(c.packetLoss) && lost < 12) lost++;
+    if (lost === 0) continue;
+    schedule ??= retransmitScheduleMs(2 * c.delayMs + c.jitterMs + delayedSackMs, c.jitterMs + delayedSackMs / 2);
+    extra = Math.max(extra, schedule[Math.min(lost, schedule.length) - 1]);
+  }
+  return extra;
+}
+
 /** The simulated network that MemoryTransports attach to. */
 export class MemoryNetwork {
   readonly clock: Clock;
@@ -59,11 +95,13 @@ export class MemoryNetwork {
   /** Messages delivered and lost, for simulation reports. */
   delivered = 0;
   lost = 0;
+  /** Messages delayed by a modelled packet retransmission (`packetLoss`). */
+  retransmitted = 0;
 
   constructor(opts: MemoryNetworkOptions) {
     this.clock = opts.clock;
     this.rng = opts.rng;
-    this.defaults = { delayMs: 1, jitterMs: 0, loss: 0, blocked: false, ...opts.link };
+    this.defaults = { delayMs: 1, jitterMs: 0, loss: 0, packetLoss: 0, blocked: false, ...opts.link };
     this.encode = opts.encode ?? true;
     this.connectDelayMs = opts.connectDelayMs ?? 5;
     this.crashLinkDownAfterMs = opts.crashLinkDownAfterMs ?? null;
@@ -269,7 +307,9 @@ export class MemoryTransport implements Transport {
       return true; // lost in the network: the sender cannot tell
     }
     const now = net.clock.now();
-    const delay = c.delayMs + (c.jitterMs > 0 ? net.rng.next() * c.jitterMs : 0);
+    const retransmitMs = packetLossDelayMs(c, size, net.rng);
+    if (retransmitMs > 0) net.retransmitted++;
+    const delay = c.delayMs + (c.jitterMs > 0 ? net.rng.next() * c.jitterMs : 0) + retransmitMs;
     const at = Math.max(now + delay, this.#lastDelivery.get(to) ?? 0);
     this.#lastDelivery.set(to, at);
     net.clock.setTimer(at - now, () => {

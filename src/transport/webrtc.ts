@@ -48,24 +48,23 @@ import {
   SignalHelloMsg,
   SignalOfferMsg,
   SignalRejectMsg,
-  SignalRelayMsg,
 } from "../signaling/messages.ts";
-import { decodeFrame, encodeValue } from "../wire/codec.ts";
+import { encodeValue } from "../wire/codec.ts";
 import { deriveKey, ReplayGuard, roomId } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
-import { kindName, type Message, validateMessage } from "../wire/message.ts";
-import { CHUNK_THRESHOLD_BYTES, Reassembler, splitIntoChunks } from "./chunks.ts";
+import { type Message, validateMessage } from "../wire/message.ts";
+import { Reassembler } from "./chunks.ts";
 import { frameOf, FrameQueue } from "./frame_queue.ts";
-import { ChunkMsg, forwardableInner, ForwardMsg, isKind } from "./messages.ts";
+import { isKind } from "./messages.ts";
 import {
   type ConnectOptions,
-  emptyStats,
   type NodeId,
   type Transport,
   type TransportHandlers,
   type TransportStats,
 } from "./transport.ts";
+import { LinkFrames, safely } from "./webrtc_frames.ts";
 import { WebRtcPeer } from "./webrtc_peer.ts";
 import type { Link, SignalingCounters, SignalPath, WebRtcTransportOptions } from "./webrtc_types.ts";
 
@@ -82,8 +81,6 @@ export class WebRtcTransport implements Transport {
   readonly #iceExtra: string[];
   readonly #signaling: SignalChannel | undefined;
   readonly #connectTimeoutMs: number;
-  readonly #targetFrameBytes: number;
-  readonly #maxBufferedBytes: number;
   readonly #maxLinks: number;
   readonly #clock: Clock;
   readonly #log: Logger;
@@ -94,9 +91,8 @@ export class WebRtcTransport implements Transport {
   #handlers: TransportHandlers = noopHandlers;
   #links = new Map<NodeId, Link>();
   #routes = new Map<NodeId, NodeId>();
-  #stats = emptyStats();
-  /** Encoded bytes queued per message kind (kinds are small integers, see wire/kinds.ts). */
-  readonly #bytesByKind = new Float64Array(256);
+  readonly #frames: LinkFrames;
+  readonly #stats: TransportStats;
   #signalCounters: SignalingCounters = {
     refused: 0,
     lastRefusal: null,
@@ -119,13 +115,21 @@ export class WebRtcTransport implements Transport {
     this.#iceExtra = opts.iceAdditionalHostAddresses ?? [];
     this.#signaling = opts.signaling;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 15_000;
-    this.#targetFrameBytes = Math.min(opts.targetFrameBytes ?? Limits.targetFrameBytes, Limits.maxFrameBytes - 1024);
-    this.#maxBufferedBytes = opts.maxBufferedBytes ?? 64 * 1024;
     this.#maxLinks = opts.maxLinks ?? 256;
     this.#clock = opts.clock ?? realClock;
     this.#log = opts.log ?? silentLogger;
     this.#offsets = new ClockOffsets(this.#log);
     this.#relayHook = opts.relayHook;
+    this.#frames = new LinkFrames({
+      self: this.self,
+      log: this.#log,
+      handlers: () => this.#handlers,
+      link: (peer) => this.#links.get(peer),
+      drop: (link, reason, err) => this.#drop(link, reason, err),
+      onRelay: (from, m) => this.#onRelay(from, m),
+      onPayload: (from, payload, path) => this.#onPayload(from, payload, path),
+    }, opts);
+    this.#stats = this.#frames.stats;
     this.#signaling?.onSignal((from, payload) => this.#onServerSignal(from, payload));
   }
 
@@ -134,11 +138,7 @@ export class WebRtcTransport implements Transport {
   }
 
   stats(): TransportStats {
-    const bytesSentByKind: Record<string, number> = {};
-    this.#bytesByKind.forEach((n, t) => {
-      if (n > 0) bytesSentByKind[kindName(t)] = n;
-    });
-    return { ...this.#stats, bytesSentByKind };
+    return this.#frames.snapshot();
   }
 
   /** Counters of signed-description handling and relaying. */
@@ -280,17 +280,17 @@ export class WebRtcTransport implements Transport {
           close: noop,
           bufferedLow: noop,
           message: (bytes) => {
-            if (this.#links.get(link.peer) === link) this.#onFrame(link, bytes);
+            if (this.#links.get(link.peer) === link) this.#frames.onFrame(link, bytes);
           },
         };
         // The peer may take a while to move over (its own open event): close late.
         this.#clock.setTimer(this.#connectTimeoutMs, () => void old.close());
         this.#log.info("transport.relinked", { peer: link.peer });
-        this.#flush(link);
+        this.#frames.flush(link);
       },
       close: () => this.#endNext(link, rtc),
       message: (bytes) => {
-        if (this.#links.get(link.peer) === link) this.#onFrame(link, bytes);
+        if (this.#links.get(link.peer) === link) this.#frames.onFrame(link, bytes);
       },
       bufferedLow: noop,
     };
@@ -319,12 +319,12 @@ export class WebRtcTransport implements Transport {
   send(to: NodeId, msg: Message): boolean {
     if (this.#closed) return false;
     const link = this.#links.get(to);
-    if (link?.state === "open") return this.#enqueue(link, msg);
+    if (link?.state === "open") return this.#frames.enqueue(link, msg);
     const via = this.#routes.get(to);
     if (via !== undefined && via !== to) {
       const relay = this.#links.get(via);
       if (relay?.state === "open") {
-        return this.#enqueue(relay, { t: Kind.Forward, from: this.self, to, ttl: 2, m: msg });
+        return this.#frames.enqueue(relay, { t: Kind.Forward, from: this.self, to, ttl: 2, m: msg });
       }
     }
     this.#stats.droppedNoRoute++;
@@ -433,12 +433,12 @@ export class WebRtcTransport implements Transport {
       },
       message: (bytes) => {
         if (link.rtc !== rtc || this.#links.get(link.peer) !== link) return;
-        this.#onFrame(link, bytes);
+        this.#frames.onFrame(link, bytes);
       },
       bufferedLow: () => {
         if (link.rtc !== rtc || !link.waitingLow) return;
         link.waitingLow = false;
-        this.#flush(link);
+        this.#frames.flush(link);
       },
     };
   }
@@ -458,8 +458,8 @@ export class WebRtcTransport implements Transport {
     this.#routes.delete(link.peer);
     this.#log.debug("transport.link_up", { peer: link.peer });
     for (const w of link.waiters.splice(0)) w.resolve();
-    this.#safe(() => this.#handlers.linkUp(link.peer));
-    this.#flush(link);
+    safely(this.#log, () => this.#handlers.linkUp(link.peer));
+    this.#frames.flush(link);
   }
 
   /**
@@ -490,7 +490,7 @@ export class WebRtcTransport implements Transport {
     for (const w of link.waiters.splice(0)) w.reject(err);
     if (wasOpen) {
       this.#log.debug("transport.link_down", { peer: link.peer, reason });
-      this.#safe(() => this.#handlers.linkDown(link.peer, reason));
+      safely(this.#log, () => this.#handlers.linkDown(link.peer, reason));
     }
   }
 
@@ -552,7 +552,7 @@ export class WebRtcTransport implements Transport {
     const via = this.#links.get(path.via);
     if (via?.state !== "open") return false;
     // The relay may be the peer itself (a renegotiation over an existing link).
-    return this.#enqueue(via, relayMsg);
+    return this.#frames.enqueue(via, relayMsg);
   }
 
   #reject(path: SignalPath, to: NodeId, re: string, code: SignalReject["code"], reason: string): void {
@@ -782,7 +782,7 @@ export class WebRtcTransport implements Transport {
     if (next?.state !== "open") {
       const back = this.#links.get(from);
       const reply = unreachableReply(m, this.self);
-      if (reply && back?.state === "open") this.#enqueue(back, reply);
+      if (reply && back?.state === "open") this.#frames.enqueue(back, reply);
       this.#stats.droppedNoRoute++;
       return;
     }
@@ -790,168 +790,6 @@ export class WebRtcTransport implements Transport {
     if (!out) return;
     this.#signalCounters.relayed++;
     this.#stats.forwarded++;
-    this.#enqueue(next, { ...out, t: Kind.SignalRelay });
-  }
-
-  // ---------------------------------------------------------------- sending
-
-  #enqueue(link: Link, msg: Message): boolean {
-    // Encoded now, not when the frame is cut: the caller may reuse or change the object
-    // after send() returns (as the memory transport allows too).
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeValue(msg);
-    } catch {
-      this.#stats.droppedInvalid++;
-      return false;
-    }
-    if (bytes.byteLength > CHUNK_THRESHOLD_BYTES) {
-      const frame = frameOf([bytes]);
-      if (frame.byteLength > Limits.maxMessageBytes) {
-        this.#stats.droppedOverflow++;
-        return false;
-      }
-      const chunks = splitIntoChunks(link.nextChunkId++, frame).map((c) => encodeValue(c));
-      let total = 0;
-      for (const c of chunks) total += c.byteLength;
-      if (!link.queue.fits(total)) {
-        this.#stats.droppedOverflow++;
-        return false;
-      }
-      for (const c of chunks) link.queue.push(c);
-    } else {
-      if (!link.queue.fits(bytes.byteLength)) {
-        this.#stats.droppedOverflow++;
-        return false;
-      }
-      link.queue.push(bytes);
-    }
-    this.#stats.messagesSent++;
-    if (msg.t >= 0 && msg.t < 256) this.#bytesByKind[msg.t] += bytes.byteLength;
-    if (!link.flushScheduled && !link.waitingLow) {
-      link.flushScheduled = true;
-      setImmediate(() => {
-        link.flushScheduled = false;
-        this.#flush(link);
-      });
-    }
-    return true;
-  }
-
-  #flush(link: Link): void {
-    if (link.state !== "open" || this.#links.get(link.peer) !== link) return;
-    if (link.next && link.rtc.closed) return; // frames wait for the replacement connection
-    while (link.queue.length > 0) {
-      if (link.rtc.bufferedAmount >= this.#maxBufferedBytes) {
-        link.waitingLow = true;
-        return;
-      }
-      if (!this.#sendFrame(link, link.queue.takeFrame(this.#targetFrameBytes)!)) return;
-    }
-  }
-
-  #sendFrame(link: Link, frame: Uint8Array): boolean {
-    try {
-      link.rtc.send(frame);
-    } catch (err) {
-      this.#drop(
-        link,
-        `send failed: ${(err as Error).message}`,
-        new ShoalError("UNREACHABLE", `Link to ${link.peer} failed`),
-      );
-      return false;
-    }
-    this.#stats.framesSent++;
-    this.#stats.bytesSent += frame.byteLength;
-    return true;
-  }
-
-  // ---------------------------------------------------------------- receiving
-
-  #onFrame(link: Link, bytes: Uint8Array): void {
-    this.#stats.framesReceived++;
-    this.#stats.bytesReceived += bytes.byteLength;
-    const d = decodeFrame(bytes, Limits.maxFrameBytes);
-    if (d.dropped > 0) this.#stats.droppedInvalid += d.dropped;
-    const msgs = d.msgs;
-    for (let i = 0; i < msgs.length; i++) this.#deliver(link, msgs[i], false);
-  }
-
-  #deliver(link: Link, m: Message, reassembled: boolean): void {
-    switch (m.t) {
-      case Kind.Chunk: {
-        if (reassembled || !isKind(ChunkMsg, m)) {
-          this.#stats.droppedInvalid++;
-          return;
-        }
-        const r = link.reasm.add(m);
-        if ("invalid" in r) {
-          this.#stats.droppedInvalid++;
-          return;
-        }
-        if ("done" in r) {
-          const inner = decodeFrame(r.done, Limits.maxMessageBytes + 16);
-          if (inner.dropped > 0) this.#stats.droppedInvalid += inner.dropped;
-          for (const x of inner.msgs) this.#deliver(link, x, true);
-        }
-        return;
-      }
-      case Kind.Forward: {
-        if (!isKind(ForwardMsg, m)) return;
-        const f = m;
-        if (f.to === this.self) {
-          const inner = validateMessage(f.m);
-          if (!inner.ok || !forwardableInner(inner.msg)) {
-            this.#stats.droppedInvalid++;
-            return;
-          }
-          if (isKind(SignalRelayMsg, inner.msg)) return this.#onRelay(f.from, inner.msg);
-          this.#stats.messagesReceived++;
-          this.#safe(() => this.#handlers.message(f.from, inner.msg));
-          return;
-        }
-        const next = this.#links.get(f.to);
-        if (f.ttl > 0 && next?.state === "open") {
-          this.#stats.forwarded++;
-          this.#enqueue(next, { t: Kind.Forward, from: f.from, to: f.to, ttl: f.ttl - 1, m: f.m });
-        } else {
-          this.#stats.droppedNoRoute++;
-        }
-        return;
-      }
-      case Kind.SignalRelay:
-        if (isKind(SignalRelayMsg, m)) this.#onRelay(link.peer, m);
-        return;
-      case Kind.LinkClose:
-        if (!reassembled) {
-          this.#drop(
-            link,
-            "closed by peer",
-            new ShoalError("UNREACHABLE", `Connection to ${link.peer} closed by peer`),
-          );
-        }
-        return;
-      case Kind.SignalOffer:
-      case Kind.SignalAnswer:
-      case Kind.SignalReject:
-        // A description sent straight over a link counts as relayed by that peer.
-        return this.#onPayload(link.peer, m, { kind: "relay", via: link.peer });
-      default:
-        this.#stats.messagesReceived++;
-        // Inline rather than through #safe: this runs for every message received.
-        try {
-          this.#handlers.message(link.peer, m);
-        } catch (err) {
-          this.#log.error("transport.handler_error", { error: String((err as Error)?.stack ?? err) });
-        }
-    }
-  }
-
-  #safe(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.#log.error("transport.handler_error", { error: String((err as Error)?.stack ?? err) });
-    }
+    this.#frames.enqueue(next, { ...out, t: Kind.SignalRelay });
   }
 }

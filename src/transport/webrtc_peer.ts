@@ -8,6 +8,7 @@ import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import { RTCPeerConnection } from "werift";
 import type { IceServer } from "./ice_server.ts";
+import { delayedSackMs, probeWaitMs, retransmitTuning, rtoMs } from "./retransmit.ts";
 
 /** Connection settings for a peer. */
 export interface WebRtcPeerOptions {
@@ -63,9 +64,6 @@ export function guardedUdpErrors(): number {
 installUdpErrorGuard();
 
 const noop = () => {};
-
-/** Longest a SACK for a lone packet waits for a second packet to share it. */
-export const delayedSackMs = 2;
 
 /** SACK policy figures of this process, for tests and the bench. */
 export interface SackFigures {
@@ -142,6 +140,168 @@ export function tuneSackPolicy(sctp: any): boolean {
   return true;
 }
 
+/** Retransmission figures of this process, for tests and the bench. */
+export interface RetransmitFigures {
+  /** Associations whose retransmission was tuned. */
+  tuned: number;
+  /** Associations left with werift's own timers (internals not as expected). */
+  untuned: number;
+  /** Probe timers that fired with DATA outstanding and retransmitted something. */
+  probes: number;
+  /** DATA chunks retransmitted by probes. */
+  probeChunks: number;
+  /** T3-rtx (RTO) expiries on tuned associations. */
+  rtoExpiries: number;
+  /** Probes the peer reported as duplicates (the original had arrived; its SACK was late or lost). */
+  spuriousProbes: number;
+}
+
+const retransmitFigures: RetransmitFigures = {
+  tuned: 0,
+  untuned: 0,
+  probes: 0,
+  probeChunks: 0,
+  rtoExpiries: 0,
+  spuriousProbes: 0,
+};
+
+/** A copy of this process's retransmission figures. */
+export function retransmissionFigures(): RetransmitFigures {
+  return { ...retransmitFigures };
+}
+
+/**
+ * Gives an association RTO bounds that follow the measured RTT, and a probe (tail-loss
+ * probe, as RFC 8985 §7 does for TCP): when DATA is outstanding and no SACK arrived for
+ * max(2·SRTT + {@link delayedSackMs}, probeMinMs), the earliest unacknowledged chunks are
+ * sent again, at most {@link retransmitTuning}.maxProbes times per silence, each wait twice
+ * the last. A probe leaves the congestion window alone: the chunks stay counted in flight,
+ * and their send count rises so no RTT is sampled from them (Karn). If the original was
+ * lost the probe delivers it; if only its SACK was lost, the duplicate makes the peer SACK at
+ * once. A probe the peer reports as a duplicate (its SACK was late, as on a loaded machine,
+ * or lost) doubles the probe wait, up to the RTO, for {@link retransmitTuning}.spuriousHoldMs,
+ * so late SACKs do not turn into a stream of needless packets. The T3-rtx timer stays the
+ * backstop, now with RTO = SRTT + 4·RTTVAR clamped to [rtoMinMs, rtoMaxMs] and doubled on
+ * each expiry (RFC 9260 §6.3.3 E2), which werift omits. Changes only this instance, and only
+ * when werift's internals look as expected.
+ * @returns whether the association was tuned
+ */
+// deno-lint-ignore no-explicit-any
+export function tuneRetransmission(sctp: any): boolean {
+  const expected = sctp && typeof sctp.updateRto === "function" && typeof sctp.timer3Expired === "function" &&
+    typeof sctp.receiveSackChunk === "function" && typeof sctp.transmit === "function" &&
+    typeof sctp.sendChunk === "function" && Array.isArray(sctp.sentQueue) && typeof sctp.rto === "number" &&
+    !sctp.shoalRetransmitTuned;
+  if (!expected) {
+    if (!sctp?.shoalRetransmitTuned) retransmitFigures.untuned++;
+    return false;
+  }
+  sctp.shoalRetransmitTuned = true;
+  retransmitFigures.tuned++;
+  const t = retransmitTuning;
+  // werift keeps srtt, rttvar and rto in seconds.
+  sctp.rto = sctp.srtt === undefined ? t.rtoInitialMs / 1000 : rtoMs(sctp.srtt * 1000, sctp.rttvar * 1000) / 1000;
+
+  // RFC 9260 §6.3.1 C2/C3 (werift's formula), with Shoal's bounds.
+  sctp.updateRto = (r: number) => {
+    if (sctp.srtt === undefined) {
+      sctp.rttvar = r / 2;
+      sctp.srtt = r;
+    } else {
+      sctp.rttvar = 0.75 * sctp.rttvar + 0.25 * Math.abs(sctp.srtt - r);
+      sctp.srtt = 0.875 * sctp.srtt + 0.125 * r;
+    }
+    sctp.rto = rtoMs(sctp.srtt * 1000, sctp.rttvar * 1000) / 1000;
+  };
+
+  const timer3Expired = sctp.timer3Expired;
+  sctp.timer3Expired = () => {
+    if (!sctp.isStopped) {
+      retransmitFigures.rtoExpiries++;
+      sctp.rto = Math.min(sctp.rto * 2, t.rtoMaxMs / 1000);
+    }
+    timer3Expired();
+  };
+
+  // One timer per association; a SACK only moves `quietSince`, and the timer, when it
+  // fires early, sleeps for the rest of the wait (no timer churn per SACK).
+  let probeTimer: ReturnType<typeof setTimeout> | undefined;
+  let probesSent = 0;
+  let quietSince = 0;
+  /** TSNs sent by probes and not yet acknowledged cumulatively. */
+  const probed = new Set<number>();
+  let slowdown = 1;
+  let lastSpurious = 0;
+  const outstanding = () =>
+    sctp.sentQueue.some((c: { acked?: boolean; abandoned?: boolean }) => !c.acked && !c.abandoned);
+  const probeWait = () => {
+    if (slowdown > 1 && performance.now() - lastSpurious > t.spuriousHoldMs) slowdown = 1;
+    const rto = sctp.rto * 1000;
+    return Math.min(
+      probeWaitMs(sctp.srtt === undefined ? undefined : sctp.srtt * 1000, probesSent, rto) * slowdown,
+      rto,
+    );
+  };
+  const armProbe = (delayMs: number) => {
+    if (probeTimer === undefined && !sctp.isStopped && probesSent < t.maxProbes) {
+      probeTimer = setTimeout(probe, delayMs);
+    }
+  };
+  const probe = () => {
+    probeTimer = undefined;
+    if (sctp.isStopped || !outstanding()) return;
+    const wait = probeWait(), quiet = performance.now() - quietSince;
+    if (quiet < wait) return armProbe(wait - quiet);
+    const chunks = [];
+    for (const c of sctp.sentQueue) {
+      if (chunks.length >= t.probeChunks) break;
+      // Chunks already marked for retransmission go out through werift's own transmit().
+      if (!c.acked && !c.abandoned && !c.retransmit) chunks.push(c);
+    }
+    if (chunks.length === 0) return;
+    probesSent++;
+    retransmitFigures.probes++;
+    for (const c of chunks) {
+      c.sentCount++;
+      if (probed.size < 64) probed.add(c.tsn);
+      retransmitFigures.probeChunks++;
+      sctp.sendChunk(c).catch(noop);
+    }
+    quietSince = performance.now();
+    armProbe(probeWait());
+  };
+
+  const receiveSackChunk = sctp.receiveSackChunk.bind(sctp);
+  // deno-lint-ignore no-explicit-any
+  sctp.receiveSackChunk = async (chunk: any) => {
+    // The peer is heard from: a new silence starts, with a fresh probe budget.
+    quietSince = performance.now();
+    probesSent = 0;
+    if (probed.size > 0) {
+      for (const tsn of chunk.duplicates ?? []) {
+        if (!probed.delete(tsn)) continue;
+        retransmitFigures.spuriousProbes++;
+        slowdown = Math.min(slowdown * 2, 64);
+        lastSpurious = performance.now();
+      }
+    }
+    await receiveSackChunk(chunk);
+    // Probed chunks acknowledged and not reported twice were needed (or their report is lost).
+    if (probed.size > 0 && sctp.sentQueue.length === 0) probed.clear();
+    if (outstanding()) armProbe(probeWait());
+  };
+  const transmit = sctp.transmit.bind(sctp);
+  sctp.transmit = async () => {
+    const idle = probeTimer === undefined;
+    await transmit();
+    if (idle && outstanding()) {
+      quietSince = performance.now();
+      armProbe(probeWait());
+    }
+  };
+  return true;
+}
+
 /** One werift peer connection with one data channel. */
 export class WebRtcPeer {
   /** 'bufferedLow' fires when bufferedAmount drops to this. */
@@ -168,7 +328,9 @@ export class WebRtcPeer {
       if (state === "open" && !this.#opened && !this.#closed) {
         this.#opened = true;
         // deno-lint-ignore no-explicit-any
-        tuneSackPolicy((this.#pc as any).sctpTransport?.sctp);
+        const sctp = (this.#pc as any).sctpTransport?.sctp;
+        tuneSackPolicy(sctp);
+        tuneRetransmission(sctp);
         this.events.open();
       } else if (state === "closed") this.#fail("data channel closed");
     });

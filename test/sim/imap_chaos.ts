@@ -8,7 +8,7 @@
  */
 import type { ReplicaDebug } from "../../src/map/map_service.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
-import { checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
+import { checkAckCopies, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
 import { type ImapSimNode, imapSimulation, SimLoad } from "./imap_sim.ts";
 
 export interface ChaosOptions {
@@ -44,6 +44,8 @@ export interface ChaosResult {
     opsOk: number;
     opsFailed: number;
     ackedWrites: number;
+    /** Acknowledged puts whose copies could not be counted (in no copy's recent log). */
+    copiesUnmeasured: number;
     invariantChecks: number;
     /** Live nodes outside the cluster at the end (expelled by membership, not re-admitted). */
     outside: number;
@@ -76,6 +78,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     opsOk: 0,
     opsFailed: 0,
     ackedWrites: 0,
+    copiesUnmeasured: 0,
     invariantChecks: 0,
     falsePositives: 0,
     mergeEvents: 0,
@@ -156,6 +159,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     keys: nKeys,
     mix: { put: 0.5, get: 0.85 },
     pauseMs: 40,
+    copies: { backupCount, viewers: () => live(), unmeasured: () => void stats.copiesUnmeasured++ },
     onOutcome: (_node, kind, err) => {
       if (err !== undefined) return void stats.opsFailed++;
       stats.opsOk++;
@@ -285,6 +289,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   if (!splitRun(stats)) {
     problems.push(...lost.problems);
     problems.push(...lin.problems);
+    problems.push(...checkAckCopies(history).problems);
   }
   if (opts.verbose && !lin.ok) {
     for (const k of history.keys()) {

@@ -28,6 +28,13 @@ export interface HistoryOp {
   result?: string;
   /** The member the client called through (diagnostics only). */
   via?: string;
+  /**
+   * Acknowledged writes: the live copies holding the write when its acknowledgement reached
+   * the client, and the copies it needed then, min(backupCount + 1, data members in the view)
+   * (see {@link checkAckCopies}).
+   */
+  copies?: number;
+  needed?: number;
 }
 
 export class History {
@@ -53,6 +60,12 @@ export class History {
     op.status = "ok";
     op.endAt = at;
     op.result = result;
+  }
+
+  /** Records, for an acknowledged write, how many copies held it at the acknowledgement. */
+  copies(op: HistoryOp, copies: number, needed: number): void {
+    op.copies = copies;
+    op.needed = needed;
   }
 
   /** The operation was refused and surely took no effect; the checks ignore it. */
@@ -229,6 +242,26 @@ export function checkLinearizable(h: History, maxStates?: number): CheckResult {
   for (const key of h.keys()) {
     const err = checkKeyLinearizable(h.ops.filter((o) => o.key === key), maxStates);
     if (err) problems.push(`key ${key}: ${err}`);
+  }
+  return { ok: problems.length === 0, problems };
+}
+
+/**
+ * Invariant 10: no write is acknowledged by fewer copies than min(backupCount + 1, data
+ * members in the view). Checks every acknowledged write whose copies were recorded (see
+ * {@link History.copies}).
+ */
+export function checkAckCopies(h: History): CheckResult {
+  const problems: string[] = [];
+  for (const o of h.ops) {
+    if (o.status !== "ok" || o.copies === undefined || o.needed === undefined) continue;
+    if (o.copies < o.needed) {
+      problems.push(
+        `key ${o.key}: ${o.kind} ${
+          o.value ?? ""
+        }#${o.id} acknowledged at ${o.endAt} by ${o.copies} of ${o.needed} copies`,
+      );
+    }
   }
   return { ok: problems.length === 0, problems };
 }
