@@ -3,6 +3,7 @@
  * together. `node.ts` builds one of these per node; tests and the simulator do the same.
  */
 import { Quorum } from "../cluster/quorum.ts";
+import { ShoalError } from "../core/errors.ts";
 import type { ServiceDeps } from "../cluster/service_deps.ts";
 import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
 import { partitionEvents, type PartitionListener } from "../partition/partition_events.ts";
@@ -90,7 +91,7 @@ export class DataGrid {
       rng: opts.rng,
       partitions: this.partitions,
       config: invoke,
-      gate: () => this.quorum.check(),
+      gate: () => this.quorum.check() ?? this.#mergeGate(),
     });
     this.maps = new MapService({
       ...base,
@@ -127,6 +128,19 @@ export class DataGrid {
   /** The reliable topic `name`: a ring of `capacity` messages with sequence numbers. */
   getReliableTopic<T = unknown>(name: string, options?: { capacity?: number }): Topic<T> {
     return new Topic<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock, options);
+  }
+
+  /**
+   * With split-brain protection on, a member that merged into another cluster serves no data
+   * operation until it holds that cluster's table (see SplitMerge.awaitingTable): writes it
+   * acknowledged meanwhile were not captured for the merge and would be lost.
+   */
+  #mergeGate(): ShoalError | null {
+    if (!this.quorum.enabled || !this.merge?.awaitingTable) return null;
+    return new ShoalError(
+      "QUORUM",
+      "This member merged into another cluster; it serves again once it holds that cluster's partition table",
+    );
   }
 
   /** The distributed map `name` (works on lite members too). */
