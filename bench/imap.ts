@@ -11,51 +11,17 @@
  * flight, migration MB/s when a 4th data member joins a map of 100,000 entries, and the
  * time from a member's crash being known to every partition being writable again.
  */
-import { realClock } from "../src/core/clock.ts";
-import { silentLogger } from "../src/core/log.ts";
-import { Random } from "../src/core/random.ts";
 import { args as processArgs, exit, runtimeVersion } from "../src/runtime/process.ts";
-import { DataGrid } from "../src/map/data_grid.ts";
-import { MemoryNetwork } from "../src/transport/memory.ts";
-import { MessageRouter } from "../src/transport/router.ts";
-import { TestCluster } from "../test/support/test_cluster_view.ts";
+import type { DataGrid } from "../src/map/data_grid.ts";
+import { memoryGrids } from "./_memory_grid.ts";
 
 const args = processArgs();
 const delayAt = args.indexOf("--delay-ms");
 const delayMs = delayAt >= 0 ? Number(args[delayAt + 1]) : 0;
 const directBackupAcks = args.includes("--direct-acks");
 
-const rng = new Random(42);
-const net = new MemoryNetwork({
-  clock: realClock,
-  rng: rng.fork(),
-  link: { delayMs },
-  encode: true,
-  connectDelayMs: 0,
-});
-const cluster = new TestCluster();
-const grids = new Map<string, DataGrid>();
+const { net, cluster, grids, add } = memoryGrids({ delayMs, map: { directBackupAcks } });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function add(id: string, lite = false): Promise<DataGrid> {
-  const transport = net.attach(id);
-  const router = new MessageRouter(transport);
-  const view = cluster.add(id, lite);
-  const grid = new DataGrid({
-    self: id,
-    view,
-    transport,
-    router,
-    clock: realClock,
-    rng: rng.fork(),
-    log: silentLogger,
-    config: { partitionCount: 271, backupCount: 1, asyncBackupCount: 0, lite, map: { directBackupAcks } },
-  });
-  for (const other of grids.keys()) await transport.connect(other);
-  grids.set(id, grid);
-  cluster.publish();
-  return grid;
-}
 
 async function settled(g: DataGrid, want: number): Promise<number> {
   const t = performance.now();

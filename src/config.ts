@@ -1,4 +1,6 @@
 /** Node configuration: the options of `startNode()`, mirrored by CLI flags and SHOAL_* env vars. */
+import type { MapsConfig } from "./map/map_config.ts";
+import type { ProcessorTable } from "./map/entry_processor.ts";
 import type { MergePolicySetting } from "./map/merge_policy.ts";
 import type { IceServer } from "./transport/ice_server.ts";
 
@@ -51,6 +53,14 @@ export interface NodeOptions {
    */
   mergePolicy?: MergePolicySetting;
   /**
+   * Per-map settings by map name pattern (`"sessions*"`; Hazelcast's wildcard rules, see
+   * src/map/map_config.ts): `backupCount`, `asyncBackupCount`, `ttlMs`, `maxIdleMs`,
+   * `maxSizePerMember`, `maxBytesPerMember`, `eviction` ("lru" | "lfu" | "random" | "none").
+   * Must be the same on every member. CLI: `--map-config FILE` and `--map NAME:key=value,...`.
+   * @default {}
+   */
+  maps?: MapsConfig;
+  /**
    * Split-brain protection: a member that sees fewer data members than this, or whose lease
    * with that many has run out, answers every data operation (map reads and writes, job
    * submission) with the retryable error `QUORUM` (HTTP 503). Set it to a majority of the
@@ -58,6 +68,12 @@ export interface NodeOptions {
    * @default 0
    */
   minClusterSize?: number;
+  /**
+   * Entry processors by name (`map.executeOnKey(key, name, arg)`), run on the key's primary.
+   * Every member must register the same names (built-ins: increment, append, setIfGreater,
+   * merge, delete-if-equals). @default none beyond the built-ins
+   */
+  processors?: ProcessorTable;
   /** @default "info" */
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
 }

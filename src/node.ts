@@ -4,7 +4,10 @@
  * transport, membership, partitions and maps, jobs. Protocol code gets the real clock and
  * system entropy here; the simulator wires the same classes with virtual ones.
  */
+import { backupCountProblem, parseMapsConfig } from "./map/map_config.ts";
 import { Hono } from "hono";
+import { joinSettings } from "./cluster/join_settings.ts";
+import { mapConfigJoinSetting } from "./map/map_config.ts";
 import { Membership } from "./cluster/membership.ts";
 import { quorumMetricFamilies, type QuorumState } from "./cluster/quorum.ts";
 import { Defaults, type NodeOptions } from "./config.ts";
@@ -17,8 +20,11 @@ import { parseListenAddress, plainHttpWarning } from "./http/listen_address.ts";
 import { JobService } from "./jobs/job_service.ts";
 import { mountJobRoutes } from "./jobs/job_routes.ts";
 import { jobMetricFamilies } from "./jobs/job_metrics.ts";
+import { ProcessorRegistry } from "./map/entry_processor.ts";
 import { DataGrid } from "./map/data_grid.ts";
 import type { IMap } from "./map/imap.ts";
+import type { IQueue, QueueOptions } from "./map/queue.ts";
+import type { ITopic } from "./map/topic.ts";
 import { LATENCY_BUCKETS_MS } from "./map/map_stats.ts";
 import type {
   LinkInfo,
@@ -37,10 +43,31 @@ import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
 import { MessageRouter } from "./transport/router.ts";
 import type { NodeId, TransportStats } from "./transport/transport.ts";
 import { WebRtcTransport } from "./transport/webrtc.ts";
+import { PROTOCOL_VERSION } from "./wire/codec.ts";
+import type { MergePolicySetting } from "./map/merge_policy.ts";
 
 function newMemberId(): NodeId {
   const b = crypto.getRandomValues(new Uint8Array(8));
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** A merge policy as the join settings compare it: its name (a custom policy's own name). */
+function mergePolicyName(p: MergePolicySetting): string {
+  return typeof p === "string" ? p : `custom:${p.name}`;
+}
+
+/** How often a node checks that it can signal every member it lacks a link to. */
+const SIGNAL_PATH_TICK_MS = 250;
+/** A member removed as dead stays a signaling target this long (split-brain checks may reach it). */
+const LOST_PATH_MS = 60_000;
+/** Signaling connections to members' own endpoints at most (see #keepSignalPaths). */
+const MAX_MEMBER_SIGNALING = 16;
+
+interface MemberSignaling {
+  member: NodeId;
+  client: SignalingClient | null;
+  /** Since when the member is linked directly (or gone): the connection closes 5 s later. */
+  linkedSince: number | null;
 }
 
 /** A running member. Create with {@link startNode}. */
@@ -57,6 +84,13 @@ export class Node implements ShoalNode {
   #served: Served | undefined;
   /** Signaling clients: the join URL's server (first, if any) and this node's own endpoint. */
   #signaling: SignalingClient[] = [];
+  /** Signaling connections to other members' own endpoints, by URL (see #keepSignalPaths). */
+  #memberSignaling = new Map<string, MemberSignaling>();
+  #signalPathTimer: ReturnType<typeof setInterval> | undefined;
+  /** Members removed as dead recently, and their signaling URL (bounded). */
+  #lostUrls = new Map<NodeId, { url: string; at: number }>();
+  /** When opening a signaling path to a URL last failed (retried after 2 s). */
+  #pathFailedAt = new Map<string, number>();
   #hub: SignalingHub | undefined;
   /** The `tlsCa` file's text, trusted by the signaling clients. */
   #ca: string | undefined;
@@ -83,8 +117,12 @@ export class Node implements ShoalNode {
       log: log.child({ layer: "transport" }),
       signaling: {
         // Through the server where `to` is registered: the join URL's or our own endpoint.
+        // (A connection whose server died keeps its last peer list: it is skipped.)
         send: (to, payload) =>
-          (this.#signaling.find((c) => c.peers().includes(to)) ?? this.#signaling[0])?.send(to, payload) ?? false,
+          (this.#signaling.find((c) => c.connected && c.peers().includes(to)) ??
+            [...this.#memberSignaling.values()].find((e) => e.client?.connected && e.client.peers().includes(to))
+              ?.client ??
+            this.#signaling[0])?.send(to, payload) ?? false,
         onSignal: (h) => (this.#onServerSignal = h),
       },
     });
@@ -104,6 +142,20 @@ export class Node implements ShoalNode {
         name: this.name,
         runtime: runtimeName(),
         lite: options.lite ?? false,
+        settings: joinSettings({
+          protocolVersion: PROTOCOL_VERSION,
+          partitionCount: options.partitionCount ?? Defaults.partitionCount,
+          backupCount: options.backupCount ?? Defaults.backupCount,
+          asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
+          mergePolicy: mergePolicyName(options.mergePolicy ?? Defaults.mergePolicy),
+        }, [
+          {
+            field: { key: "mcs", label: "minimum cluster size", flag: "--min-cluster-size" },
+            value: options.minClusterSize ?? Defaults.minClusterSize,
+          },
+          new ProcessorRegistry(options.processors).joinSetting(),
+          mapConfigJoinSetting(options.maps ?? {}),
+        ]),
       },
     });
     this.grid = new DataGrid({
@@ -114,12 +166,14 @@ export class Node implements ShoalNode {
       clock: realClock,
       rng: systemRandom(),
       log: log.child({ layer: "map" }),
+      processors: options.processors,
       config: {
         partitionCount: options.partitionCount ?? Defaults.partitionCount,
         backupCount: options.backupCount ?? Defaults.backupCount,
         asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
         lite: options.lite ?? false,
         mergePolicy: options.mergePolicy ?? Defaults.mergePolicy,
+        maps: options.maps ?? {},
         minClusterSize: options.minClusterSize ?? Defaults.minClusterSize,
         // Shorter than the time the others need to declare this member dead (lease.ts).
         leaseMs: Math.min(1000, this.membership.config.suspectUnansweredMs / 2),
@@ -144,6 +198,10 @@ export class Node implements ShoalNode {
         log.info("node.master.changed", { master: e.master, previous: e.previous, epoch: e.epoch });
       } else if (e.type === "memberAdded") log.info("node.member.added", { id: e.member.id, name: e.member.name });
       else if (e.type === "memberRemoved") {
+        if (e.reason === "dead" && e.member.urls?.length) {
+          if (this.#lostUrls.size >= 64) this.#lostUrls.delete(this.#lostUrls.keys().next().value!);
+          this.#lostUrls.set(e.member.id, { url: e.member.urls[0], at: Date.now() });
+        }
         log.info("node.member.removed", { id: e.member.id, name: e.member.name, reason: e.reason });
       }
     });
@@ -221,6 +279,8 @@ export class Node implements ShoalNode {
     if (this.#served && hub) {
       this.#signaling.push(await this.#openSignaling(this.#served.url, 5_000, () => localSocket(hub)));
     }
+    if (this.#served) this.membership.setUrls([this.#served.url]);
+    this.#signalPathTimer = setInterval(() => this.#keepSignalPaths(), SIGNAL_PATH_TICK_MS);
     for (const c of this.#signaling) c.onPeers((peers) => this.membership.addCandidates(peers));
     await this.membership.start(seeds);
     this.jobs.start();
@@ -228,6 +288,59 @@ export class Node implements ShoalNode {
       master: this.membership.master(),
       members: this.membership.members().length,
     });
+  }
+
+  /**
+   * No member stranded when its seed dies: for every member this node has no link to and no
+   * signaling path to (no open signaling connection where it is registered), connect to that
+   * member's own signaling endpoint (its URL from the member list) and ask membership to link
+   * now. Connections to members that left, or that are linked directly for a while, close.
+   */
+  #keepSignalPaths(): void {
+    if (this.#stopped) return;
+    const now = Date.now();
+    // Members, and members lost within the last minute (a split-brain check may reach them).
+    const targets = new Map<NodeId, string>();
+    for (const [id, l] of this.#lostUrls) {
+      if (now - l.at > LOST_PATH_MS) this.#lostUrls.delete(id);
+      else targets.set(id, l.url);
+    }
+    for (const m of this.membership.members()) if (m.urls?.length) targets.set(m.id, m.urls[0]);
+    targets.delete(this.id);
+    for (const [id, url] of targets) {
+      if (this.transport.isLinked(id) || this.#memberSignaling.has(url)) continue;
+      if (
+        this.#memberSignaling.size >= MAX_MEMBER_SIGNALING || now - (this.#pathFailedAt.get(url) ?? -Infinity) < 2_000
+      ) {
+        continue;
+      }
+      if (this.#signaling.some((c) => c.connected && c.peers().includes(id))) continue;
+      const entry: MemberSignaling = { member: id, client: null, linkedSince: null };
+      this.#memberSignaling.set(url, entry);
+      this.log.info("signaling.member_path", { peer: id, url });
+      this.#openSignaling(url, 5_000).then(
+        (client) => {
+          if (this.#stopped || this.#memberSignaling.get(url) !== entry) return client.close();
+          entry.client = client;
+          this.membership.retryLink(id);
+        },
+        () => {
+          this.#memberSignaling.delete(url);
+          if (this.#pathFailedAt.size >= MAX_MEMBER_SIGNALING * 4) this.#pathFailedAt.clear();
+          this.#pathFailedAt.set(url, Date.now());
+        },
+      );
+    }
+    for (const [url, e] of this.#memberSignaling) {
+      if (!e.client) continue;
+      const done = !targets.has(e.member) || this.transport.isLinked(e.member);
+      if (!done) e.linkedSince = null;
+      else if (e.linkedSince === null) e.linkedSince = now;
+      else if (now - e.linkedSince > 5_000) {
+        e.client.close();
+        this.#memberSignaling.delete(url);
+      }
+    }
   }
 
   async #openSignaling(url: string, timeoutMs: number, socket?: () => ClientSocket): Promise<SignalingClient> {
@@ -251,6 +364,18 @@ export class Node implements ShoalNode {
 
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
     return this.grid.getMap<K, V>(name);
+  }
+
+  getQueue<T = unknown>(name: string, options?: QueueOptions): IQueue<T> {
+    return this.grid.getQueue<T>(name, options);
+  }
+
+  getTopic<T = unknown>(name: string): ITopic<T> {
+    return this.grid.getTopic<T>(name);
+  }
+
+  getReliableTopic<T = unknown>(name: string, options?: { capacity?: number }): ITopic<T> {
+    return this.grid.getReliableTopic<T>(name, options);
   }
 
   mapNames(): string[] {
@@ -298,7 +423,8 @@ export class Node implements ShoalNode {
       masterChanges: this.#masterChanges,
       operations,
       maps: this.grid.localMapEntries(),
-      replication: { ...this.grid.maps.counters },
+      // Expiries, evictions and touches are writes the primaries originate and replicate.
+      replication: { ...this.grid.maps.counters, ...this.grid.maps.housekeeping.counters },
     };
   }
 
@@ -319,6 +445,9 @@ export class Node implements ShoalNode {
       this.grid.stop();
       this.#abort.abort();
       for (const c of this.#signaling) c.close();
+      clearInterval(this.#signalPathTimer);
+      for (const e of this.#memberSignaling.values()) e.client?.close();
+      this.#memberSignaling.clear();
       await this.transport.close();
       this.#hub?.closeAll();
       await this.#served?.close();
@@ -349,6 +478,14 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
   const cluster = options.cluster ?? Defaults.cluster;
   const secret = options.secret;
   if (!secret) throw new ShoalError("INVALID_ARGUMENT", "Cannot start a node without a cluster secret");
+  const maps = parseMapsConfig(options.maps ?? {}, "maps");
+  if ("error" in maps) throw new ShoalError("INVALID_ARGUMENT", maps.error);
+  const backups = backupCountProblem(
+    maps.maps,
+    options.backupCount ?? Defaults.backupCount,
+    options.asyncBackupCount ?? Defaults.asyncBackupCount,
+  );
+  if (backups) throw new ShoalError("INVALID_ARGUMENT", `Cannot start a node: ${backups}`);
   const log = createLogger(options.logLevel ?? Defaults.logLevel, { member: id, name: options.name });
   const node = new Node({ ...options, cluster, secret }, id, log);
   try {

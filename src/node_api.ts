@@ -5,6 +5,8 @@
 import type { QuorumState } from "./cluster/quorum.ts";
 import type { ClusterView } from "./cluster/view.ts";
 import type { IMap } from "./map/imap.ts";
+import type { IQueue, QueueOptions } from "./map/queue.ts";
+import type { ITopic } from "./map/topic.ts";
 import type { MapLocalStats, PartitionSummary } from "./map/summary.ts";
 import type { PartitionReplicaInfo } from "./partition/summary.ts";
 import type { NodeId, TransportStats } from "./transport/transport.ts";
@@ -67,6 +69,12 @@ export interface ShoalNode extends AsyncDisposable {
   readonly httpUrl: string | undefined;
   readonly cluster: ClusterView;
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V>;
+  /** The distributed queue `name` (see src/map/queue.ts). */
+  getQueue<T = unknown>(name: string, options?: QueueOptions): IQueue<T>;
+  /** The topic `name` (best-effort: a ring of the default capacity; see src/map/topic.ts). */
+  getTopic<T = unknown>(name: string): ITopic<T>;
+  /** The reliable topic `name`: a ring of `capacity` messages with sequence numbers. */
+  getReliableTopic<T = unknown>(name: string, options?: { capacity?: number }): ITopic<T>;
   /** Names and local entry counts of the maps this member holds (primary copies). */
   mapNames(): string[];
   partitionSummary(): PartitionSummary;

@@ -259,3 +259,42 @@ describe("flag parser and helpers", () => {
     for (const h of ["0.0.0.0", "::", "10.0.0.1", "example.org", "128.0.0.1"]) expect(isLoopbackHost(h)).toBe(false);
   });
 });
+
+describe("per-map settings flags", () => {
+  const files: Record<string, string> = {
+    "maps.json": JSON.stringify({ "sessions*": { ttlMs: 60000, maxIdleMs: 5000 } }),
+    "bad.json": "{nope",
+    "wrong.json": JSON.stringify({ "sessions*": { ttl: 5 } }),
+  };
+  const read = (path: string) => {
+    if (!(path in files)) throw new Error("no such file");
+    return files[path];
+  };
+
+  test("--map-config and repeated --map make options.maps, flags overriding the file per field", () => {
+    const r = parseNodeArgs(
+      ["--map-config", "maps.json", "--map", "sessions*:ttlMs=1000", "--map", "cache:maxSizePerMember=20000"],
+      {},
+      read,
+    );
+    expect(r).toEqual({
+      options: expect.objectContaining({
+        maps: { "sessions*": { ttlMs: 1000, maxIdleMs: 5000 }, cache: { maxSizePerMember: 20000 } },
+      }),
+    });
+  });
+
+  const bad: Array<[string[], RegExp]> = [
+    [["--map-config", "missing.json"], /Cannot read --map-config missing.json/],
+    [["--map-config", "bad.json"], /Invalid --map-config bad.json: not JSON/],
+    [["--map-config", "wrong.json"], /--map-config "sessions\*".*ttl/],
+    [["--map", "cache:eviction=fifo"], /--map "cache" field eviction/],
+    [["--map", "cache"], /expected NAME:key=value/],
+  ];
+  for (const [args, msg] of bad) {
+    test(`refuses ${args.join(" ")} with a clear message`, () => {
+      const r = parseNodeArgs(args, {}, read);
+      expect("error" in r && r.error).toMatch(msg);
+    });
+  }
+});

@@ -2,7 +2,8 @@
  * The examples run under Bun as a user would run them (`bun run examples/…`), checked by
  * exit code and output: local-cluster.ts (three members in one process over WebRTC, the
  * master leaves, every entry survives) and embedding.ts, alone and as a member joining a
- * running cluster process whose REST API then serves what the example wrote.
+ * running cluster process whose REST API then serves what the example wrote; work-queue.ts
+ * (a consumer dies mid-job, every job done exactly once).
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { killAll, launcher, runScript, startMember } from "./support/cluster.ts";
@@ -26,6 +27,15 @@ describe("examples under Bun", () => {
     expect(r.stdout).toContain("members now: b, c; new master b");
     expect(r.stdout).toContain("all 300 entries survived");
     expect(r.stdout).toContain("done");
+  }, 150_000);
+
+  test("work-queue.ts: a consumer dies mid-job, every job is still done exactly once, exit 0", async () => {
+    const r = await runExample("examples/work-queue.ts");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/c stops dead in the middle of a job after \d+ jobs/);
+    expect(r.stdout).toMatch(/jobs handed back by the janitor: [1-9]/);
+    expect(r.stdout).toContain("results 200, completions counted 200");
+    expect(r.stdout).toContain("every one of 200 jobs done exactly once");
   }, 150_000);
 
   test("embedding.ts alone: IMap API and REST agree, exit 0", async () => {

@@ -15,11 +15,33 @@ describe("GET /health", () => {
     const app = createHttpApp(node);
     const before = await app.request("/health");
     expect(before.status).toBe(503);
-    expect(await before.json()).toEqual({ status: "starting", member: node.id, master: null });
+    const missing = () => node.partitionSummary().replicasMissing;
+    expect(await before.json()).toEqual({
+      status: "starting",
+      member: node.id,
+      master: null,
+      safe: false,
+      replicasMissing: missing(),
+    });
     node.join();
     const after = await app.request("/health");
     expect(after.status).toBe(200);
-    expect(await after.json()).toEqual({ status: "ok", member: node.id, master: node.id });
+    expect(await after.json()).toEqual({
+      status: "ok",
+      member: node.id,
+      master: node.id,
+      safe: missing() === 0,
+      replicasMissing: missing(),
+    });
+  });
+
+  test("says safe once no partition misses a replica (a script waits for it after starting a cluster)", async () => {
+    const node = createTestNode({ members: 3 });
+    const app = createHttpApp(node);
+    expect(node.partitionSummary().replicasMissing).toBe(0);
+    const body = await (await app.request("/health")).json();
+    expect(body.safe).toBe(true);
+    expect(body.replicasMissing).toBe(0);
   });
 });
 

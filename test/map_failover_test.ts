@@ -125,7 +125,9 @@ describe("call ids", () => {
     const p = partitionOf(key, P);
     const t = h.members.get("n0")!.grid.partitions.table;
     const [primary, backup] = t.replicas[p];
-    const client = h.live().find((m) => m.id !== primary)!;
+    // The client is the third member: blocking the primary's link to it must not also cut
+    // the primary off from the backup.
+    const client = h.live().find((m) => m.id !== primary && m.id !== backup)!;
     const map = client.grid.getMap<string, string>("m");
     await h.until(map.set(key, "v1"));
     // The primary's answer to the client is lost; then the primary dies.
@@ -183,7 +185,11 @@ describe("migration", () => {
     const reader = h.members.get("n2")!.grid.getMap<string, number>("m");
     for (const [k, v] of acked) expect(await h.until(reader.get(k))).toBe(v);
     expect(replicasAgree(h)).toBe(true);
-    expect(i).toBeGreaterThan(200);
+    // Writes kept going through the join. A write to a partition whose new backup is still
+    // filling waits until it is in sync (invariant 10), so fewer complete than before that
+    // rule (162–393 over nine seeds, against 222–410 without the wait); a stalled writer
+    // would manage a handful.
+    expect(i).toBeGreaterThan(100);
     h.stop();
   });
 

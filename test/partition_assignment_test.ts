@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { assignPartitions, repairReplicas } from "../src/partition/assignment.ts";
+import { assignPartitions, fillMissingReplicas, repairReplicas } from "../src/partition/assignment.ts";
 import { murmur3_32 } from "../src/partition/murmur3.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 
@@ -161,5 +161,60 @@ describe("partition assignment", () => {
     expect(assignPartitions({ members: ms, partitionCount: 271, replicaCount: 2 })).toEqual(a);
     expect(assignPartitions({ previous: a, members: ms, partitionCount: 271, replicaCount: 2 })).toEqual(a);
     expect(assignPartitions({ members: [], partitionCount: 3, replicaCount: 2 })).toEqual([[], [], []]);
+  });
+});
+
+describe("fillMissingReplicas (backups created in place, invariant 10)", () => {
+  test("a one-member table gets every backup in one step, from the ideal row, without moving a primary", () => {
+    const one = assignPartitions({ members: ["a"], partitionCount: 271, replicaCount: 2 });
+    const ms = ["a", "b", "c"];
+    const ideal = assignPartitions({ previous: one, members: ms, partitionCount: 271, replicaCount: 2 });
+    const { rows, filled } = fillMissingReplicas(one, ideal, ms, 2);
+    expect(filled.length).toBe(271);
+    for (let p = 0; p < 271; p++) {
+      expect(rows[p][0]).toBe("a");
+      expect(rows[p].length).toBe(2);
+      // The backup is the ideal row's other member: balancing afterwards is at most a swap.
+      expect(ideal[p]).toContain(rows[p][1]);
+      expect(new Set(rows[p]).size).toBe(2);
+    }
+  });
+
+  test("random tables: rows keep their replicas and ranks, reach min(wanted, members), stay distinct (fast-check)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.array(fc.array(fc.integer({ min: 0, max: 7 }), { maxLength: 4 }), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 0, max: 3 }),
+        (n, wanted, raw, skipped) => {
+          const ms = members(n);
+          const cur = raw.map((r) => [...new Set(r.filter((i) => i < n))].slice(0, wanted).map((i) => ms[i]));
+          const ideal = assignPartitions({
+            previous: cur,
+            members: ms,
+            partitionCount: cur.length,
+            replicaCount: wanted,
+          });
+          const skip = new Set([skipped]);
+          const { rows, filled } = fillMissingReplicas(cur, ideal, ms, wanted, skip);
+          const R = Math.min(wanted, n);
+          for (let p = 0; p < cur.length; p++) {
+            expect(rows[p].slice(0, cur[p].length)).toEqual(cur[p]);
+            expect(new Set(rows[p]).size).toBe(rows[p].length);
+            const fills = cur[p].length > 0 && cur[p].length < R && !skip.has(p);
+            expect(filled.includes(p)).toBe(fills);
+            expect(rows[p].length).toBe(fills ? R : cur[p].length);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test("new backups go to the least loaded members when the ideal row offers none", () => {
+    const cur = [["a"], ["a"], ["a"], ["a"]];
+    const { rows } = fillMissingReplicas(cur, [[], [], [], []], ["a", "b", "c"], 2);
+    expect(rows.map((r) => r[1]).sort()).toEqual(["b", "b", "c", "c"]);
   });
 });

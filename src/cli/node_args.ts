@@ -4,6 +4,7 @@
  */
 import { Defaults, type IceServer, type NodeOptions } from "../config.ts";
 import { isLoopbackHost, parseListenAddress } from "../http/listen_address.ts";
+import { mapsConfigFromCli } from "../map/map_config.ts";
 import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
 import { parseIceUrl } from "./ice_url.ts";
 
@@ -136,6 +137,19 @@ export const nodeFlags: readonly FlagSpec[] = [
     defaultText: Defaults.mergePolicy,
   },
   {
+    name: "map-config",
+    kind: "string",
+    valueName: "FILE",
+    description: 'per-map settings as JSON: {"sessions*": {"ttlMs": 60000, "maxSizePerMember": 20000}}',
+  },
+  {
+    name: "map",
+    kind: "list",
+    valueName: "NAME:K=V,...",
+    description:
+      "per-map settings, e.g. sessions*:ttlMs=60000,eviction=lru (keys: backupCount, asyncBackupCount, ttlMs, maxIdleMs, maxSizePerMember, maxBytesPerMember, eviction); overrides --map-config",
+  },
+  {
     name: "min-cluster-size",
     kind: "int",
     min: 0,
@@ -217,6 +231,8 @@ export function parseJoinUrl(s: string): string | { error: string } {
 export function parseNodeArgs(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
+  /** Reads a file named by a flag (`--map-config`); throws when it cannot. */
+  readText?: (path: string) => string,
 ): NodeArgsResult {
   const r = parseFlags(nodeFlags, args, env);
   if (r.kind === "help") return { help: nodeHelp() };
@@ -291,5 +307,26 @@ export function parseNodeArgs(
   if (v["merge-policy"] !== undefined) options.mergePolicy = v["merge-policy"] as NodeOptions["mergePolicy"];
   if (v["min-cluster-size"] !== undefined) options.minClusterSize = v["min-cluster-size"] as number;
   if (v["log-level"] !== undefined) options.logLevel = v["log-level"] as NodeOptions["logLevel"];
+  if (v["map-config"] !== undefined || v.map !== undefined) {
+    let file: unknown;
+    const path = v["map-config"] as string | undefined;
+    if (path !== undefined) {
+      if (!readText) return { error: "Cannot read --map-config here" };
+      let text: string;
+      try {
+        text = readText(path);
+      } catch (e) {
+        return { error: `Cannot read --map-config ${path}: ${e instanceof Error ? e.message : String(e)}` };
+      }
+      try {
+        file = JSON.parse(text);
+      } catch (e) {
+        return { error: `Invalid --map-config ${path}: not JSON (${e instanceof Error ? e.message : String(e)})` };
+      }
+    }
+    const maps = mapsConfigFromCli(file, (v.map as string[] | undefined) ?? []);
+    if ("error" in maps) return maps;
+    options.maps = maps.maps;
+  }
   return { options };
 }

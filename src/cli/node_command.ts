@@ -4,6 +4,7 @@
  * signal exits at once). Exit codes: 0 after a clean shutdown, 1 when the node cannot
  * start or stop cleanly, 2 for usage errors.
  */
+import { readFileSync } from "node:fs";
 import type { NodeOptions } from "../config.ts";
 import { ShoalError } from "../core/errors.ts";
 import { createLogger } from "../core/log.ts";
@@ -37,6 +38,8 @@ export interface NodeCommandDeps {
   launcher: string;
   /** @default 30000 */
   shutdownTimeoutMs: number;
+  /** Reads a text file (`--map-config`). */
+  readText(path: string): string;
 }
 
 /** 32 random bytes as hex, from the platform's CSPRNG. */
@@ -66,6 +69,7 @@ function defaultDeps(): NodeCommandDeps {
     env: processEnv(),
     stdout: (line) => writeStdoutLine(line),
     stderr: (line) => console.error(line),
+    readText: (path) => readFileSync(path, "utf8"),
     start: async (options) => (await loadStartNode())(options),
     waitForStop(onForce) {
       let resolve!: (s: StopSignal) => void;
@@ -117,7 +121,10 @@ export function describeStartError(err: unknown, options: NodeOptions): string {
       case "AUTH_FAILED":
         return `Cannot join cluster "${options.cluster}": ${message}. Check --secret (SHOAL_SECRET) and --cluster.`;
       case "REFUSED":
-        return `Cannot join cluster "${options.cluster}": refused: ${message}`;
+        // Membership names the cluster and the reason (e.g. a setting that differs) itself.
+        return message.startsWith("Cannot join cluster")
+          ? message
+          : `Cannot join cluster "${options.cluster}": refused: ${message}`;
       case "UNREACHABLE":
         return `Cannot reach ${
           (options.join ?? []).join(", ") || "the cluster"
@@ -131,6 +138,24 @@ export function describeStartError(err: unknown, options: NodeOptions): string {
   return `Cannot start node: ${message}`;
 }
 
+/** How long the ready line waits for links to every member. */
+const READY_LINK_WAIT_MS = 5_000;
+
+/**
+ * Waits until `node` has a link, direct or relayed, to every member of its view (at most
+ * `timeoutMs`).
+ * @returns the ids of the members it still has no link to (empty when linked to all)
+ */
+export async function linkedToAll(node: ShoalNode, timeoutMs: number): Promise<string[]> {
+  const lacking = () => {
+    const linked = new Set(node.links().map((l) => l.peer));
+    return node.cluster.members().map((m) => m.id).filter((id) => id !== node.id && !linked.has(id));
+  };
+  const end = Date.now() + timeoutMs;
+  while (lacking().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  return lacking();
+}
+
 /**
  * Runs the `node` command to completion and returns its exit code.
  *
@@ -139,7 +164,7 @@ export function describeStartError(err: unknown, options: NodeOptions): string {
  */
 export async function runNodeCommand(args: string[], overrides: Partial<NodeCommandDeps> = {}): Promise<number> {
   const deps: NodeCommandDeps = { ...defaultDeps(), ...overrides };
-  const parsed = parseNodeArgs(args, deps.env);
+  const parsed = parseNodeArgs(args, deps.env, deps.readText);
   if ("help" in parsed) {
     deps.stdout(parsed.help);
     return 0;
@@ -178,6 +203,8 @@ export async function runNodeCommand(args: string[], overrides: Partial<NodeComm
       deps.stderr(`error: ${describeStartError(err, options)}`);
       return 1;
     }
+    // Ready once linked (directly or relayed) to every member, or say which ones are missing.
+    const lacks = await linkedToAll(node, READY_LINK_WAIT_MS);
     const ready: Record<string, unknown> = {
       event: "ready",
       member: node.id,
@@ -188,6 +215,7 @@ export async function runNodeCommand(args: string[], overrides: Partial<NodeComm
     };
     const hint = secretGenerated && node.httpUrl ? joinCommand(deps.launcher, options, node.httpUrl) : undefined;
     if (hint) ready.join = hint;
+    if (lacks.length > 0) ready.lacks = lacks;
     deps.stdout(JSON.stringify(ready));
     if (hint) deps.stdout(`# No --secret given; generated one. To add a member, run:\n#   ${hint}`);
 

@@ -4,6 +4,7 @@
  * 1 s, 500 ms probe timeout, suspicion multiplier 4, gossip every 200 ms to 3 nodes).
  */
 import type { NodeId } from "../transport/transport.ts";
+import type { JoinSettings } from "./join_settings.ts";
 
 export interface MembershipTiming {
   /** Time between two SWIM probes of this member. @default 400 */
@@ -99,6 +100,11 @@ export interface MembershipConfig extends MembershipTiming {
   runtime: string;
   /** Lite member: no data, no partitions. */
   lite: boolean;
+  /**
+   * Cluster-wide settings: sent with every join request, and compared with every joiner's
+   * (a joiner that differs is refused, naming the setting). None: no comparison (simulations).
+   */
+  settings?: JoinSettings;
 }
 
 export const DefaultTiming: MembershipTiming = {

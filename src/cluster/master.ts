@@ -140,7 +140,14 @@ export class MasterRole {
     if (h.list.entries.length >= MAX_MEMBERS) return { code: "REFUSED", reason: "cluster is full" };
     if (h.list.pendingReplies.size >= h.config.maxPending) return { code: "RETRY", reason: "too many joins in flight" };
     const info = this.admit(
-      { id: req.id, name: req.name, runtime: req.runtime, lite: req.lite, incarnation: req.inc },
+      {
+        id: req.id,
+        name: req.name,
+        runtime: req.runtime,
+        lite: req.lite,
+        incarnation: req.inc,
+        ...(req.urls ? { urls: req.urls } : {}),
+      },
       contact,
     );
     h.log.info("cluster.member.admitted", { member: info.id, name: info.name, joinedAt: info.joinedAt });

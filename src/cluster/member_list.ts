@@ -185,6 +185,7 @@ export class MemberList {
       joinedAt: e.joinedAt,
       lite: e.lite,
       incarnation: e.incarnation,
+      ...(e.urls ? { urls: [...e.urls] } : {}),
     };
     if (!st) {
       const now = this.hooks.now();
@@ -203,7 +204,12 @@ export class MemberList {
       return info;
     }
     const readmitted = st.info.joinedAt !== e.joinedAt;
-    if (readmitted || st.info.incarnation !== e.incarnation || st.info.lite !== e.lite || st.info.name !== e.name) {
+    // An entry learned without its signaling URLs (an older list) takes them from a newer one.
+    const urlsNew = e.urls !== undefined && (st.info.urls ?? []).join(" ") !== e.urls.join(" ");
+    if (
+      readmitted || st.info.incarnation !== e.incarnation || st.info.lite !== e.lite || st.info.name !== e.name ||
+      urlsNew
+    ) {
       const i = this.entries.indexOf(st.info);
       if (i >= 0) this.entries[i] = info;
       else this.#push(info);

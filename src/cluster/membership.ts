@@ -25,6 +25,7 @@ import type { Message } from "../wire/message.ts";
 import { type MembershipConfig, membershipConfig } from "./config.ts";
 import { Awareness, StallDetector } from "./awareness.ts";
 import { GossipQueue, retransmitLimit } from "./gossip_queue.ts";
+import { canonicalSettings, refusalMessage, settingsMismatch } from "./join_settings.ts";
 import { Links, type MemberLink, type RouteRequest } from "./links.ts";
 import { MasterRole } from "./master.ts";
 import { MemberStates, pushPullScale } from "./member_state.ts";
@@ -131,6 +132,7 @@ export class Membership implements ClusterView {
   readonly #states: MemberStates;
 
   #started = false;
+  #urls: string[] = [];
   #stopped = false;
   #joined = false;
   #leaving = false;
@@ -319,6 +321,14 @@ export class Membership implements ClusterView {
     return this.#list.states.get(id)?.status === Status.suspect;
   }
 
+  /**
+   * This member's signaling URLs, sent with its join request and published in the member
+   * list (call before {@link start}).
+   */
+  setUrls(urls: readonly string[]): void {
+    this.#urls = urls.slice(0, 4);
+  }
+
   /** How this node reaches each other live member: direct link or relay route. */
   links(): MemberLink[] {
     return this.#links.links();
@@ -327,6 +337,18 @@ export class Membership implements ClusterView {
   /** Members lost to failure that the master keeps trying to reach (split-brain detection). */
   lostMembers(): NodeId[] {
     return this.#split.lostMembers();
+  }
+
+  /**
+   * A new signaling path to `id` opened (the shell connected to the member's own signaling
+   * endpoint): if it is still unlinked, try to link to it now instead of after the backoff.
+   */
+  retryLink(id: NodeId): void {
+    const st = this.#list.states.get(id);
+    if (!st || id === this.self || this.#t.isLinked(id) || st.status > Status.suspect) return;
+    st.link.nextAt = 0;
+    this.#links.unlinked.add(id);
+    this.#links.queueTick();
   }
 
   /**
@@ -391,7 +413,7 @@ export class Membership implements ClusterView {
             continue;
           }
           this.#log.error("cluster.join.refused", { seed, code: r.code, reason: r.reason });
-          throw new ShoalError(r.code, `Cannot join cluster ${this.config.cluster}: ${r.reason}`);
+          throw new ShoalError(r.code, refusalMessage(this.config.cluster, r.reason));
         }
       }
       if (reachable === 0) break;
@@ -536,6 +558,7 @@ export class Membership implements ClusterView {
       joinedAt: 1,
       lite: this.config.lite,
       incarnation: this.#inc,
+      ...(this.#urls.length > 0 ? { urls: [...this.#urls] } : {}),
     };
     this.#installList({ version: 1, master: this.self, epoch: 1, nextJoin: 2, members: [info] }, null);
     this.#list.fullNext = true;
@@ -565,7 +588,10 @@ export class Membership implements ClusterView {
   // ---------------------------------------------------------------- join
 
   #joinFields(b: Omit<JoinBody, "proof">): unknown[] {
-    return [b.cluster, b.id, b.name, b.runtime, b.lite, b.inc, b.ts, b.nonce];
+    const fields: unknown[] = [b.cluster, b.id, b.name, b.runtime, b.lite, b.inc, b.ts, b.nonce];
+    if (b.st) fields.push(canonicalSettings(b.st));
+    if (b.urls) fields.push(b.urls.join(" "));
+    return fields;
   }
 
   #makeJoinRequest(): JoinRequest {
@@ -578,6 +604,8 @@ export class Membership implements ClusterView {
       inc: this.#inc,
       ts: Math.floor(this.#clock.now()),
       nonce: this.#rng.id(32),
+      ...(this.config.settings ? { st: { ...this.config.settings.values } } : {}),
+      ...(this.#urls.length > 0 ? { urls: [...this.#urls] } : {}),
     };
     return { t: Kind.ClusterJoinRequest, ...b, proof: sign(this.#joinKey, this.#joinFields(b)) };
   }
@@ -603,6 +631,9 @@ export class Membership implements ClusterView {
     }
     const r = this.#replay.check(req.nonce, req.ts, this.#clock.now());
     if (r) return { code: "AUTH_FAILED", reason: `join refused: ${r}` };
+    // Settings that differ cannot work together (a joiner without any is of another version).
+    const differs = this.config.settings && settingsMismatch(this.config.settings, req.st ?? {});
+    if (differs) return { code: "REFUSED", reason: differs };
     return null;
   }
 

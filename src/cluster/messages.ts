@@ -8,6 +8,10 @@ import { z } from "zod";
 import { Kind } from "../wire/kinds.ts";
 import { defineMessage, w } from "../wire/message.ts";
 import { MAX_MEMBERS } from "./config.ts";
+import { JoinSettingsSchema } from "./join_settings.ts";
+
+/** Signaling URLs per member at most. */
+const MAX_URLS = 4;
 
 /** One entry of the member list. */
 export const MemberInfoSchema = z.object({
@@ -17,6 +21,8 @@ export const MemberInfoSchema = z.object({
   joinedAt: w.uint(),
   lite: z.boolean(),
   incarnation: w.uint(),
+  /** The member's signaling URLs (its HTTP base URLs). */
+  urls: w.list(w.str(512), MAX_URLS).optional(),
 });
 
 /** A member list as the master published it. */
@@ -56,7 +62,11 @@ const joinFields = {
   inc: w.uint(),
   ts: w.uint(),
   nonce: w.str(64),
-  /** HMAC(joinKey, [cluster, id, name, runtime, lite, inc, ts, nonce]) */
+  /** The joiner's signaling URLs, published in the member list. */
+  urls: w.list(w.str(512), MAX_URLS).optional(),
+  /** The joiner's cluster-wide settings (see src/cluster/join_settings.ts), compared by the master. */
+  st: JoinSettingsSchema.optional(),
+  /** HMAC(joinKey, [cluster, id, name, runtime, lite, inc, ts, nonce, then canonical st and urls when present]) */
   proof: w.str(64),
 };
 const JoinBodySchema = z.object(joinFields);

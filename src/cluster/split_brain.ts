@@ -273,7 +273,14 @@ export class SplitBrain {
       const st = h.list.states.get(e.id);
       if (st && st.status <= Status.suspect) continue;
       // A higher incarnation outranks any stale dead notice still circulating about them.
-      h.admit({ id: e.id, name: e.name, runtime: e.runtime, lite: e.lite, incarnation: e.incarnation + 1 }, null);
+      h.admit({
+        id: e.id,
+        name: e.name,
+        runtime: e.runtime,
+        lite: e.lite,
+        incarnation: e.incarnation + 1,
+        ...(e.urls ? { urls: [...e.urls] } : {}),
+      }, null);
     }
     h.list.setVersion(Math.max(h.list.version, m.version));
     h.raiseEpoch(m.epoch + 1);

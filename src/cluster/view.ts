@@ -14,6 +14,11 @@ export interface MemberInfo {
   /** Lite members hold no data and own no partitions. */
   lite: boolean;
   incarnation: number;
+  /**
+   * Where this member serves its signaling endpoint (its HTTP base URLs): a member that lacks
+   * a link to it, and reaches nobody who could relay, signals through one of these.
+   */
+  urls?: string[];
 }
 
 /**

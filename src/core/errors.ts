@@ -17,6 +17,8 @@ export type ShoalErrorCode =
   | "SHUTDOWN"
   | "NOT_FOUND"
   | "CONFLICT"
+  | "PROCESSOR_FAILED"
+  | "LOCKED"
   /** Split-brain protection: this member sees fewer data members than the minimum cluster size, or its lease ran out. Retryable. */
   | "QUORUM"
   | "INTERNAL";

@@ -17,6 +17,9 @@ import { errorResponse, jsonError } from "./errors.ts";
 import { SnapshotEventStream } from "./event_stream.ts";
 import { MapSizeCache } from "./map_sizes.ts";
 import { mountMapRoutes } from "./map_routes.ts";
+import { mountProcessorRoutes } from "./processor_routes.ts";
+import { mountQueueRoutes } from "./queue_routes.ts";
+import { mountTopicRoutes } from "./topic_routes.ts";
 import { collectMetrics } from "./metrics.ts";
 import { type MetricFamily, prometheusContentType, renderPrometheus } from "./prometheus.ts";
 import { buildSnapshot } from "./snapshot.ts";
@@ -113,6 +116,9 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
     return c.json(buildSnapshot(node, sizes.current()));
   });
   mountMapRoutes(app, node, sizes);
+  mountProcessorRoutes(app, node);
+  mountQueueRoutes(app, node);
+  mountTopicRoutes(app, node);
 
   app.get("/metrics", async (c) => {
     await sizes.refresh();

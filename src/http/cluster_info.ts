@@ -21,6 +21,8 @@ export interface ClusterMemberJson {
    * the two are off by that much; the member also logs a warning.
    */
   clockOffsetMs: number | null;
+  /** Where the member serves its signaling endpoint (absent for members without HTTP). */
+  urls?: string[];
 }
 
 /** The body of `GET /cluster`. */
@@ -75,6 +77,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
       joinedAt: m.joinedAt,
       lite: m.lite,
       clockOffsetMs: m.id === node.id ? 0 : offsets[m.id]?.offsetMs ?? null,
+      ...(m.urls ? { urls: [...m.urls] } : {}),
     })),
     memberListVersion: view.memberListVersion,
     partitionTableVersion: p.version,
@@ -94,12 +97,30 @@ export function clusterJson(node: ShoalNode): ClusterJson {
   };
 }
 
-/** The body of `GET /health`; `ok` decides between 200 and 503. */
-export function healthJson(
-  node: ShoalNode,
-): { ok: boolean; body: { status: "ok" | "starting"; member: NodeId; master: NodeId | null } } {
+/** The body of `GET /health`. */
+export interface HealthJson {
+  status: "ok" | "starting";
+  member: NodeId;
+  master: NodeId | null;
+  /**
+   * Every partition has all its replicas in sync in this member's table (`replicasMissing`
+   * is 0: backups created in place count only once their primary reported them in sync), so
+   * one more crash loses no data. A script waits for it on every member after starting a
+   * cluster.
+   */
+  safe: boolean;
+  replicasMissing: number;
+}
+
+/** The body of `GET /health`; `ok` decides between 200 and 503 (`safe` does not). */
+export function healthJson(node: ShoalNode): { ok: boolean; body: HealthJson } {
   const joined = node.cluster.joined;
   const master = node.cluster.master() ?? null;
   const ok = joined && master !== null;
-  return { ok, body: { status: ok ? "ok" : "starting", member: node.id, master } };
+  const p = node.partitionSummary();
+  const safe = ok && p.version > 0 && p.replicasMissing === 0;
+  return {
+    ok,
+    body: { status: ok ? "ok" : "starting", member: node.id, master, safe, replicasMissing: p.replicasMissing },
+  };
 }

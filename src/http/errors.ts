@@ -23,6 +23,8 @@ const statusByCode: Record<ShoalErrorCode, ContentfulStatusCode> = {
   INVALID_ARGUMENT: 400,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  PROCESSOR_FAILED: 422,
+  LOCKED: 423,
   INTERNAL: 500,
 };
 

@@ -1,12 +1,16 @@
 /**
- * REST routes of the IMap: `GET|PUT|DELETE /maps/:map/:key`, `GET /maps/:map` and
- * `GET /maps`. Keys are the URL path segment as a string; values are JSON. Writes answer
- * only after the map acknowledged them (after the sync backups applied them).
+ * REST routes of the IMap: `GET|PUT|DELETE /maps/:map/:key` (`PUT ?ttl=MS&maxIdle=MS` sets
+ * the entry's expiry; absent = the map's default, 0 = never), `GET /maps/:map`, `GET /maps`
+ * and `GET /maps/:map/events` (map_events.ts). Keys are the URL path segment as a string;
+ * values are JSON. Writes answer only after the map acknowledged them (after the sync
+ * backups applied them).
  */
 import type { Context, Hono } from "hono";
 import type { ShoalNode } from "../node_api.ts";
+import { MAX_EXPIRY_MS } from "../map/map_config.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
+import { mountMapEventRoutes } from "./map_events.ts";
 import type { MapSizeCache } from "./map_sizes.ts";
 
 /** Longest map name accepted. */
@@ -47,6 +51,9 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache):
     }
   });
 
+  // Before /maps/:map/:key: a key named "events" is reached through the IMap API only.
+  mountMapEventRoutes(app, node);
+
   app.get("/maps/:map/:key", async (c) => {
     const { map, key } = c.req.param();
     const bad = checkNames(c, map, key);
@@ -64,10 +71,24 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache):
     const { map, key } = c.req.param();
     const bad = checkNames(c, map, key);
     if (bad) return bad;
+    const expiry: { ttlMs?: number; maxIdleMs?: number } = {};
+    for (const [q, field] of [["ttl", "ttlMs"], ["maxIdle", "maxIdleMs"]] as const) {
+      const raw = c.req.query(q);
+      if (raw === undefined) continue;
+      if (!/^\d{1,13}$/.test(raw) || Number(raw) > MAX_EXPIRY_MS) {
+        return jsonError(
+          c,
+          400,
+          `${q} must be a whole number of milliseconds from 0 to ${MAX_EXPIRY_MS}`,
+          "INVALID_ARGUMENT",
+        );
+      }
+      expiry[field] = Number(raw);
+    }
     const body = await readJsonBody(c);
     if (!body.ok) return body.response;
     try {
-      const previous = await node.getMap<string, unknown>(map).put(key, body.value);
+      const previous = await node.getMap<string, unknown>(map).put(key, body.value, expiry);
       return c.json({ previous: previous ?? null });
     } catch (err) {
       return errorResponse(c, err);

@@ -123,6 +123,7 @@ export class CatchUp {
       push(checks, f.id, ctx.checkItem(prim, f.role === "target"));
     }
     ctx.sendChecks(checks);
+    ctx.housekeeping.onServing(d, Math.floor(now));
     this.onDone(prim);
   }
 

@@ -3,12 +3,19 @@
  * together. `node.ts` builds one of these per node; tests and the simulator do the same.
  */
 import { Quorum } from "../cluster/quorum.ts";
+import { ShoalError } from "../core/errors.ts";
 import type { ServiceDeps } from "../cluster/service_deps.ts";
 import { Invoker, type InvokerConfig } from "../invoke/invoker.ts";
+import { partitionEvents, type PartitionListener } from "../partition/partition_events.ts";
 import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
 import type { PartitionReplicaInfo } from "../partition/summary.ts";
 import type { IMap } from "./imap.ts";
+import { backupCountProblem, MapConfigs, type MapsConfig } from "./map_config.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
+import { ProcessorRegistry, type ProcessorTable } from "./entry_processor.ts";
+import { DistributedQueue, type QueueOptions } from "./queue.ts";
+import { Topic } from "./topic.ts";
+import type { Clock } from "../core/clock.ts";
 import { checkMergePolicy, type MergePolicySetting } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
 import type { MapOpStats } from "./map_stats.ts";
@@ -26,6 +33,8 @@ export interface DataGridConfig extends PartitionConfig {
    */
   mergePolicy?: MergePolicySetting;
   merge?: SplitMergeConfig;
+  /** Per-map settings by name pattern (map_config.ts). @default none */
+  maps?: MapsConfig;
   /**
    * Split-brain protection: a member that sees fewer data members than this, or whose lease
    * with that many ran out, serves no data operation (retryable `QUORUM`). 0 = off. @default 0
@@ -37,6 +46,8 @@ export interface DataGridConfig extends PartitionConfig {
 
 export interface DataGridOptions extends ServiceDeps {
   config: DataGridConfig;
+  /** The application's entry processors, by name (the built-ins are always there). */
+  processors?: ProcessorTable;
 }
 
 /** One member's share of the partitioned IMap. */
@@ -45,11 +56,22 @@ export class DataGrid {
   readonly invoker: Invoker;
   readonly maps: MapService;
   readonly merge: SplitMerge;
+  /** The entry processors this member runs (their sorted names are a join setting: `processors.joinSetting()`). */
+  readonly processors: ProcessorRegistry;
+  readonly clock: Clock;
   readonly quorum: Quorum;
 
   constructor(opts: DataGridOptions) {
-    const { invoke, map, mergePolicy, merge, minClusterSize, leaseMs, ...partitionConfig } = opts.config;
+    const { invoke, map, mergePolicy, merge, maps, minClusterSize, leaseMs, ...partitionConfig } = opts.config;
     const policy = checkMergePolicy(mergePolicy ?? "latestUpdate");
+    const mapConfigs = new MapConfigs(maps ?? {});
+    const backups = backupCountProblem(
+      mapConfigs.maps,
+      partitionConfig.backupCount ?? 1,
+      partitionConfig.asyncBackupCount ?? 0,
+    );
+    if (backups) throw new RangeError(backups);
+    this.clock = opts.clock;
     const base = {
       self: opts.self,
       view: opts.view,
@@ -69,14 +91,16 @@ export class DataGrid {
       rng: opts.rng,
       partitions: this.partitions,
       config: invoke,
-      gate: () => this.quorum.check(),
+      gate: () => this.quorum.check() ?? this.#mergeGate(),
     });
     this.maps = new MapService({
       ...base,
       rng: opts.rng,
       partitions: this.partitions,
       invoker: this.invoker,
+      processors: this.processors = new ProcessorRegistry(opts.processors),
       config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
+      maps: mapConfigs,
       customMergePolicy: typeof policy === "string" ? undefined : policy,
     });
     this.merge = new SplitMerge({
@@ -91,6 +115,34 @@ export class DataGrid {
     });
   }
 
+  /** The distributed queue `name` (its items live in the partition of the name). */
+  getQueue<T = unknown>(name: string, options?: QueueOptions): DistributedQueue<T> {
+    return new DistributedQueue<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock, options);
+  }
+
+  /** The topic `name`: a ring of the default capacity (best-effort delivery, gaps reported). */
+  getTopic<T = unknown>(name: string): Topic<T> {
+    return new Topic<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock);
+  }
+
+  /** The reliable topic `name`: a ring of `capacity` messages with sequence numbers. */
+  getReliableTopic<T = unknown>(name: string, options?: { capacity?: number }): Topic<T> {
+    return new Topic<T>(name, this.invoker, this.partitions.config.partitionCount, this.clock, options);
+  }
+
+  /**
+   * With split-brain protection on, a member that merged into another cluster serves no data
+   * operation until it holds that cluster's table (see SplitMerge.awaitingTable): writes it
+   * acknowledged meanwhile were not captured for the merge and would be lost.
+   */
+  #mergeGate(): ShoalError | null {
+    if (!this.quorum.enabled || !this.merge?.awaitingTable) return null;
+    return new ShoalError(
+      "QUORUM",
+      "This member merged into another cluster; it serves again once it holds that cluster's partition table",
+    );
+  }
+
   /** The distributed map `name` (works on lite members too). */
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
     return this.maps.getMap<K, V>(name);
@@ -102,6 +154,37 @@ export class DataGrid {
 
   partitionSummary(): PartitionSummary {
     return { ...this.partitions.summary(), dataLoss: this.maps.counters.dataLoss };
+  }
+
+  /**
+   * The canonical summary of this member's per-map settings (map_config.ts
+   * `canonicalMapsConfig`): members whose summaries differ must not form one cluster;
+   * `mapConfigDifference(local, remote, name)` names the first differing map and field.
+   */
+  mapConfigSummary(): string {
+    return this.maps.mapConfigs.canonical;
+  }
+
+  /** SHA-256 (hex) of `mapConfigSummary()`, for a cheap equality check at join. */
+  mapConfigDigest(): string {
+    return this.maps.mapConfigs.digest;
+  }
+
+  /**
+   * Partition migration and loss events (partition_events.ts), cluster-wide: called for
+   * every partition whose replica list changes in a table this member receives.
+   * @returns a function that removes the listener
+   */
+  addPartitionListener(listener: PartitionListener): () => void {
+    return this.partitions.onTableChange((next, prev) => {
+      for (const e of partitionEvents(prev, next)) {
+        try {
+          listener(e);
+        } catch {
+          // A throwing listener does not disturb the table update.
+        }
+      }
+    });
   }
 
   /** Names and sizes of the maps this member is primary for (its share). */

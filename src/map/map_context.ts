@@ -12,6 +12,11 @@ import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
+import type { EntryListenersConfig } from "./entry_listeners.ts";
+import { EventPolls } from "./event_polls.ts";
+import { MapConfigs } from "./map_config.ts";
+import type { HousekeepingConfig, MapHousekeeping } from "./map_housekeeping.ts";
+import { ProcessorRegistry } from "./entry_processor.ts";
 import type { CustomMergePolicy } from "./merge_policy.ts";
 import type { CheckItem } from "./messages.ts";
 import { PartitionData } from "./partition_data.ts";
@@ -49,6 +54,14 @@ export interface MapServiceConfig {
    * is confirmed; otherwise the primary answers after their acks, as without it. @default false
    */
   directBackupAcks?: boolean;
+  /** Entry events kept per partition on every replica (listeners resume from them). @default 256 */
+  eventsPerPartition?: number;
+  /** A listener's poll that finds no new event is held this long at most (below the invoker's attempt timeout). @default 1000 */
+  eventPollHoldMs?: number;
+  /** Expiry sweep, touch batching and eviction pacing. */
+  housekeeping?: HousekeepingConfig;
+  /** The listening side of entry listeners on this member. */
+  listeners?: EntryListenersConfig;
 }
 
 /** The defaults of {@link MapServiceConfig}, overridden by `config`. */
@@ -66,6 +79,10 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
     dedupePerPartition: 2048,
     logPerPartition: 256,
     directBackupAcks: false,
+    eventsPerPartition: 256,
+    eventPollHoldMs: 1000,
+    housekeeping: {},
+    listeners: {},
     ...config,
   };
 }
@@ -74,6 +91,8 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
 export function newMapCounters() {
   return {
     writesApplied: 0,
+    /** Writes the primary originated (expiry, eviction, touches, idle floors). */
+    localWrites: 0,
     backupsApplied: 0,
     snapshotsSent: 0,
     snapshotsInstalled: 0,
@@ -191,6 +210,10 @@ export interface PrimaryState {
   handoff: boolean;
   /** Set from becoming primary until no replica holds a history ahead of this one. */
   catchUp: CatchUpState | null;
+  /** Last report of filling backups in sync (see Primary.reportSynced). */
+  syncedReportAt: number;
+  /** Highest sequence committed so far (see Primary's commitSeq). */
+  committed: number;
 }
 
 export interface MapContextDeps {
@@ -203,6 +226,10 @@ export interface MapContextDeps {
   partitions: PartitionService;
   invoker: Invoker;
   config: Required<MapServiceConfig>;
+  /** Per-map settings. @default none */
+  maps?: MapConfigs;
+  /** Entry processors this member runs as primary (built-ins only when absent). */
+  processors?: ProcessorRegistry;
   /** The custom split-brain merge policy, when `mergePolicy` is one (applied to the MergeEntries this member serves). */
   customMergePolicy?: CustomMergePolicy;
 }
@@ -220,6 +247,7 @@ export class MapContext {
   readonly config: Required<MapServiceConfig>;
   readonly customMergePolicy: CustomMergePolicy | undefined;
   readonly counters: MapCounters = newMapCounters();
+  readonly processors: ProcessorRegistry;
   /** Every replica this member holds (primary, backup or migration target). */
   readonly data = new Map<number, PartitionData>();
   /** The partitions this member is primary of. */
@@ -236,6 +264,12 @@ export class MapContext {
    * catch-up query (saves a round trip on every migration that moves a primary).
    */
   readonly sealed = new Map<number, { l: number; s: number }>();
+  /** Per-map settings (map_config.ts). */
+  readonly mapConfigs: MapConfigs;
+  /** Listeners' polls held by this member's primaries (event_polls.ts). */
+  readonly polls = new EventPolls();
+  /** Expiry, touches and eviction on this member's primaries; set by the map service. */
+  housekeeping!: MapHousekeeping;
 
   constructor(deps: MapContextDeps) {
     this.self = deps.self;
@@ -247,12 +281,18 @@ export class MapContext {
     this.partitions = deps.partitions;
     this.invoker = deps.invoker;
     this.config = deps.config;
+    this.mapConfigs = deps.maps ?? new MapConfigs();
+    this.processors = deps.processors ?? new ProcessorRegistry();
     this.customMergePolicy = deps.customMergePolicy;
   }
 
   /** An empty copy of `p` with this member's limits. */
   newData(p: number): PartitionData {
-    return new PartitionData(p, { dedupe: this.config.dedupePerPartition, log: this.config.logPerPartition });
+    return new PartitionData(p, {
+      dedupe: this.config.dedupePerPartition,
+      log: this.config.logPerPartition,
+      events: this.config.eventsPerPartition,
+    });
   }
 
   ensureData(p: number): PartitionData {

@@ -8,9 +8,17 @@ import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import { partitionOfBytes } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
-import type { IMap } from "./imap.ts";
+import type { EntryEvent, GapEvent } from "./entry_events.ts";
+import type { EntryListener, EntryListenerOptions, EntryListeners, EventSubscription } from "./entry_listeners.ts";
+import type { ExpiryOptions } from "./expiry.ts";
+
+import { MAX_EXPIRY_MS } from "./map_config.ts";
+import type { IMap, LockOptions } from "./imap.ts";
 import type { MapStats } from "./map_stats.ts";
+import { decodeOutcome } from "./entry_processor.ts";
 import { isWrite, MAX_BATCH, OpCode, opNames } from "./operations.ts";
+import { MAX_LOCKED_MAP_NAME } from "./locks.ts";
+import { keyId } from "./record_store.ts";
 
 /** Per-partition calls of a whole-map operation in flight at once. */
 const FAN_OUT = 32;
@@ -22,6 +30,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     readonly partitionCount: number,
     readonly clock: Clock,
     readonly stats: MapStats,
+    readonly listeners?: EntryListeners,
   ) {}
 
   async #call(p: number, op: number, body: Record<string, unknown>): Promise<unknown> {
@@ -58,29 +67,56 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     return this.#decode(await this.#call(p, OpCode.Get, { k }));
   }
 
-  async set(key: K, value: V): Promise<void> {
+  async set(key: K, value: V, opts?: ExpiryOptions): Promise<void> {
     const { k, p } = this.#key(key);
-    await this.#call(p, OpCode.Set, { k, v: this.#value(value) });
+    await this.#call(p, OpCode.Set, { k, v: this.#value(value), ...expiryBody(opts) });
   }
 
-  async put(key: K, value: V): Promise<V | undefined> {
+  async put(key: K, value: V, opts?: ExpiryOptions): Promise<V | undefined> {
     const { k, p } = this.#key(key);
-    return this.#decode(await this.#call(p, OpCode.Put, { k, v: this.#value(value) }));
+    return this.#decode(await this.#call(p, OpCode.Put, { k, v: this.#value(value), ...expiryBody(opts) }));
   }
 
-  async putIfAbsent(key: K, value: V): Promise<V | undefined> {
+  async putIfAbsent(key: K, value: V, opts?: ExpiryOptions): Promise<V | undefined> {
     const { k, p } = this.#key(key);
-    return this.#decode(await this.#call(p, OpCode.PutIfAbsent, { k, v: this.#value(value) }));
+    return this.#decode(await this.#call(p, OpCode.PutIfAbsent, { k, v: this.#value(value), ...expiryBody(opts) }));
   }
 
-  replace(key: K, value: V): Promise<V | undefined>;
-  replace(key: K, expected: V, value: V): Promise<boolean>;
-  async replace(key: K, a: V, b?: V): Promise<V | undefined | boolean> {
+  replace(key: K, value: V, opts?: ExpiryOptions): Promise<V | undefined>;
+  replace(key: K, expected: V, value: V, opts?: ExpiryOptions): Promise<boolean>;
+  async replace(key: K, a: V, b?: V | ExpiryOptions, c?: ExpiryOptions): Promise<V | undefined | boolean> {
     const { k, p } = this.#key(key);
-    if (arguments.length >= 3) {
-      return (await this.#call(p, OpCode.ReplaceIfSame, { k, x: this.#value(a), v: this.#value(b as V) })) === true;
+    if (arguments.length >= 4 || (arguments.length === 3 && !isExpiryOptions(b))) {
+      const body = { k, x: this.#value(a), v: this.#value(b as V), ...expiryBody(c) };
+      return (await this.#call(p, OpCode.ReplaceIfSame, body)) === true;
     }
-    return this.#decode(await this.#call(p, OpCode.Replace, { k, v: this.#value(a) }));
+    const opts = b as ExpiryOptions | undefined;
+    return this.#decode(await this.#call(p, OpCode.Replace, { k, v: this.#value(a), ...expiryBody(opts) }));
+  }
+
+  addEntryListener(listener: EntryListener<K, V>, opts?: EntryListenerOptions<K>): Promise<string> {
+    return this.#listeners().add(this.name, listener, opts);
+  }
+
+  removeEntryListener(id: string): boolean {
+    return this.#listeners().remove(id);
+  }
+
+  events(
+    opts?: EntryListenerOptions<K> & { signal?: AbortSignal },
+  ): AsyncIterableIterator<EntryEvent<K, V> | GapEvent> {
+    return this.#listeners().events<K, V>(this.name, opts);
+  }
+
+  openEvents(opts?: EntryListenerOptions<K>): Promise<EventSubscription<K, V>> {
+    return this.#listeners().open<K, V>(this.name, opts);
+  }
+
+  #listeners(): EntryListeners {
+    if (!this.listeners) {
+      throw new ShoalError("INVALID_ARGUMENT", "Cannot listen: this map proxy has no listener service");
+    }
+    return this.listeners;
   }
 
   remove(key: K): Promise<V | undefined>;
@@ -132,7 +168,8 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     return out;
   }
 
-  async putAll(entries: Iterable<[K, V]> | Map<K, V>): Promise<void> {
+  async putAll(entries: Iterable<[K, V]> | Map<K, V>, opts?: ExpiryOptions): Promise<void> {
+    const expiry = expiryBody(opts);
     const groups = new Map<number, Array<[Uint8Array, Uint8Array]>>();
     for (const [key, value] of entries) {
       const { k, p } = this.#key(key);
@@ -144,7 +181,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     for (const [p, g] of groups) {
       for (let i = 0; i < g.length; i += MAX_BATCH) {
         const kvs = g.slice(i, i + MAX_BATCH);
-        jobs.push(async () => void (await this.#call(p, OpCode.PutAll, { kvs })));
+        jobs.push(async () => void (await this.#call(p, OpCode.PutAll, { kvs, ...expiry })));
       }
     }
     await runBounded(jobs, FAN_OUT);
@@ -226,6 +263,200 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   async *values(): AsyncIterableIterator<V> {
     for await (const [, v] of this.entries()) yield v;
   }
+
+  // ---- entry processors (entry_processor.ts) ----------------------------------------------
+
+  #arg(arg: unknown): Uint8Array | undefined {
+    return arg === undefined ? undefined : encodeValue(arg);
+  }
+
+  async executeOnKey<R = unknown>(key: K, processor: string, arg?: unknown): Promise<R> {
+    return (await this.executeOnKeyWithValue<R>(key, processor, arg)).result;
+  }
+
+  async executeOnKeyWithValue<R = unknown>(
+    key: K,
+    processor: string,
+    arg?: unknown,
+  ): Promise<{ result: R; value: V | undefined }> {
+    const { k, p } = this.#key(key);
+    const r = await this.#call(p, OpCode.ExecuteOnKey, { k, pr: processor, pa: this.#arg(arg) });
+    return decodeOutcome(r) as { result: R; value: V | undefined };
+  }
+
+  async executeOnKeys<R = unknown>(keys: Iterable<K>, processor: string, arg?: unknown): Promise<Map<K, R>> {
+    const groups = new Map<number, Map<string, { key: K; k: Uint8Array }>>();
+    for (const key of keys) {
+      const { k, p } = this.#key(key);
+      let g = groups.get(p);
+      if (!g) (g = new Map(), groups.set(p, g));
+      g.set(keyId(k), { key, k });
+    }
+    const out = new Map<K, R>();
+    let failure: unknown = null;
+    const jobs: Array<() => Promise<void>> = [];
+    for (const [p, g] of groups) {
+      const all = [...g.values()];
+      for (let i = 0; i < all.length; i += MAX_BATCH) {
+        const part = all.slice(i, i + MAX_BATCH);
+        jobs.push(async () => {
+          const rs = await this.#processKeys(p, part.map((x) => x.k), processor, arg, false);
+          rs.forEach((o, j) => {
+            try {
+              out.set(part[j].key, decodeOutcome(o).result as R);
+            } catch (e) {
+              failure ??= e;
+            }
+          });
+        });
+      }
+    }
+    await runBounded(jobs, FAN_OUT);
+    if (failure !== null) throw failure;
+    return out;
+  }
+
+  async #processKeys(p: number, ks: Uint8Array[], processor: string, arg: unknown, presentOnly: boolean) {
+    const body: Record<string, unknown> = { ks, pr: processor, pa: this.#arg(arg) };
+    if (presentOnly) body.po = true;
+    const r = await this.#call(p, OpCode.ExecuteOnKeys, body);
+    if (!Array.isArray(r) || r.length !== ks.length) throw new ShoalError("INTERNAL", "Malformed executeOnKeys result");
+    return r as unknown[];
+  }
+
+  /**
+   * Per partition: lists its keys (all pages first, so a processor that removes entries does
+   * not shift the pages), then runs the processor on them a batch at a time, skipping keys
+   * removed meanwhile. {@link FAN_OUT} partitions at a time; results of a window are yielded
+   * once its partitions are done, so at most FAN_OUT partitions' keys are held.
+   */
+  async *executeOnEntries<R = unknown>(processor: string, arg?: unknown): AsyncIterableIterator<[K, R]> {
+    for (let start = 0; start < this.partitionCount; start += FAN_OUT) {
+      const window = this.#partitions().slice(start, start + FAN_OUT);
+      const results: Array<[K, R]> = [];
+      let failure: unknown = null;
+      await runBounded(
+        window.map((p) => async () => {
+          const ks: Uint8Array[] = [];
+          for (let offset = 0;;) {
+            const r = (await this.#call(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as {
+              e?: unknown;
+              more?: unknown;
+            };
+            if (!r || !Array.isArray(r.e)) throw new ShoalError("INTERNAL", "Malformed entries result");
+            for (const [k] of r.e as Array<[Uint8Array, Uint8Array]>) ks.push(k);
+            offset += r.e.length;
+            if (!r.more || r.e.length === 0) break;
+          }
+          for (let i = 0; i < ks.length; i += MAX_BATCH) {
+            const part = ks.slice(i, i + MAX_BATCH);
+            const rs = await this.#processKeys(p, part, processor, arg, true);
+            rs.forEach((o, j) => {
+              if (o === null) return;
+              try {
+                results.push([decodeValue(part[j]) as K, decodeOutcome(o).result as R]);
+              } catch (e) {
+                failure ??= e;
+              }
+            });
+          }
+        }),
+        FAN_OUT,
+      );
+      yield* results;
+      if (failure !== null) throw failure;
+    }
+  }
+
+  // ---- locks (locks.ts) -------------------------------------------------------------------
+
+  async #lockCall(key: K, op: number, extra: Record<string, unknown> = {}): Promise<unknown> {
+    if (this.name.length > MAX_LOCKED_MAP_NAME) {
+      throw new ShoalError(
+        "INVALID_ARGUMENT",
+        `Cannot lock keys of a map whose name exceeds ${MAX_LOCKED_MAP_NAME} characters`,
+      );
+    }
+    const { k, p } = this.#key(key);
+    return await this.#call(p, op, { k, ...extra });
+  }
+
+  lock(key: K, options: LockOptions = {}): Promise<number> {
+    return this.tryLock(key, { ...options, timeoutMs: Infinity }) as Promise<number>;
+  }
+
+  /** Polls the primary (keeping its place in the queue) every 10–200 ms until granted or out of time. */
+  async tryLock(
+    key: K,
+    options: LockOptions & { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<number | undefined> {
+    const h = options.owner ?? "";
+    const l = Math.max(0, Math.floor(options.leaseMs ?? 0));
+    const timeoutMs = options.timeoutMs ?? 0;
+    const deadline = this.clock.now() + timeoutMs;
+    for (let poll = 0;; poll++) {
+      const wait = timeoutMs > 0 && !options.signal?.aborted && this.clock.now() < deadline;
+      const r = (await this.#lockCall(key, OpCode.LockAcquire, { h, l, q: wait })) as {
+        tok?: number;
+        q?: number;
+        err?: string;
+      };
+      if (r?.err) throw new ShoalError(r.err as "OVERLOADED", `Cannot queue for the lock: ${r.err}`);
+      if (typeof r?.tok === "number") return r.tok;
+      if (!wait) return undefined;
+      const pause = Math.min(200, 10 * 2 ** Math.min(poll, 5), Math.max(0, deadline - this.clock.now()));
+      await new Promise<void>((resolve) => {
+        const t = this.clock.setTimer(pause, resolve);
+        options.signal?.addEventListener("abort", () => (t.cancel(), resolve()), { once: true });
+      });
+      if (options.signal?.aborted || this.clock.now() >= deadline) {
+        const c = (await this.#lockCall(key, OpCode.LockCancel, { h })) as { tok?: number } | null;
+        return typeof c?.tok === "number" ? c.tok : undefined;
+      }
+    }
+  }
+
+  async unlock(key: K, options: { owner?: string } = {}): Promise<void> {
+    const r = (await this.#lockCall(key, OpCode.LockRelease, { h: options.owner ?? "" })) as { err?: string } | true;
+    if (r !== true) throw new ShoalError("CONFLICT", `Cannot unlock: this member and owner do not hold the lock`);
+  }
+
+  async isLocked(key: K): Promise<boolean> {
+    return ((await this.#lockCall(key, OpCode.LockStatus)) as { locked?: boolean })?.locked === true;
+  }
+
+  async forceUnlock(key: K): Promise<void> {
+    await this.#lockCall(key, OpCode.LockForceRelease);
+  }
+}
+
+/**
+ * Whether a third argument of `replace` is expiry options rather than a new value: a plain
+ * object whose only keys are `ttlMs` and `maxIdleMs`, at least one (to replace-if-same with
+ * such a value, pass options as the fourth argument).
+ */
+function isExpiryOptions(x: unknown): x is ExpiryOptions {
+  if (x === null || typeof x !== "object" || Object.getPrototypeOf(x) !== Object.prototype) return false;
+  const keys = Object.keys(x);
+  return keys.length > 0 && keys.every((k) => k === "ttlMs" || k === "maxIdleMs");
+}
+
+function checkMs(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < 0 || v > MAX_EXPIRY_MS) {
+    throw new RangeError(`Cannot use ${name} ${v}: a whole number of milliseconds from 0 to ${MAX_EXPIRY_MS}`);
+  }
+  return v;
+}
+
+/** The op body fields of per-entry expiry options (absent = the map's default). */
+function expiryBody(opts: ExpiryOptions | undefined): { ttl?: number; mi?: number } {
+  const out: { ttl?: number; mi?: number } = {};
+  const ttl = checkMs("ttlMs", opts?.ttlMs);
+  const mi = checkMs("maxIdleMs", opts?.maxIdleMs);
+  if (ttl !== undefined) out.ttl = ttl;
+  if (mi !== undefined) out.mi = mi;
+  return out;
 }
 
 /** Runs async jobs with at most `limit` in flight; rejects with the first failure. */

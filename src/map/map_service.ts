@@ -56,7 +56,10 @@ import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { PartitionTable } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
+import { Kind } from "../wire/kinds.ts";
 import { BackupRole } from "./backup.ts";
+import type { ProcessorRegistry } from "./entry_processor.ts";
+import { isInternalMap } from "./locks.ts";
 import { CatchUp } from "./catch_up.ts";
 import type { IMap } from "./imap.ts";
 import {
@@ -65,9 +68,13 @@ import {
   type MapServiceConfig,
   mapServiceConfig,
   type PrimaryState,
+  push,
   type Role,
   sameRow,
 } from "./map_context.ts";
+import { EntryListeners } from "./entry_listeners.ts";
+import { MapConfigs } from "./map_config.ts";
+import { MapHousekeeping } from "./map_housekeeping.ts";
 import { MapProxy } from "./map_proxy.ts";
 import type { CustomMergePolicy } from "./merge_policy.ts";
 import type { MergeEntry } from "./split_merge.ts";
@@ -80,9 +87,13 @@ import {
   MapSnapshotChunkMsg,
   MapSyncCheckMsg,
   MapSyncPullMsg,
+  type PullItem,
 } from "./messages.ts";
+import type { PartitionData } from "./partition_data.ts";
 import { PrimaryRole } from "./primary.ts";
+import type { MapRecord } from "./record_store.ts";
 import { SnapshotTransfers } from "./snapshot_transfer.ts";
+import { bytesEqual } from "./record_store.ts";
 import type { MapLocalStats } from "./summary.ts";
 
 export type { MapServiceConfig } from "./map_context.ts";
@@ -91,6 +102,10 @@ export interface MapServiceOptions extends ServiceDeps {
   partitions: PartitionService;
   invoker: Invoker;
   config?: MapServiceConfig;
+  /** Per-map settings (map_config.ts); the same on every member. @default none */
+  maps?: MapConfigs;
+  /** Entry processors run here as primary (entry_processor.ts). */
+  processors?: ProcessorRegistry;
   /** The custom split-brain merge policy, when `mergePolicy` is one (applied to the MergeEntries this member serves). */
   customMergePolicy?: CustomMergePolicy;
 }
@@ -133,14 +148,34 @@ export class MapService {
   #timer: Timer | null = null;
   #stopped = false;
   #unsubscribeTable: () => void;
+  /** Per-map settings. */
+  readonly mapConfigs: MapConfigs;
+  /** Expiry, touches and eviction on this member's primaries. */
+  readonly housekeeping: MapHousekeeping;
+  /** Entry listeners registered on this member. */
+  readonly listeners: EntryListeners;
 
   constructor(opts: MapServiceOptions) {
     this.self = opts.self;
     this.config = mapServiceConfig(opts.config);
     const ctx = this.#ctx = new MapContext({ ...opts, config: this.config });
     this.counters = ctx.counters;
+    this.mapConfigs = ctx.mapConfigs;
     this.#snapshots = new SnapshotTransfers(ctx);
     this.#primary = new PrimaryRole(ctx, this.#snapshots);
+    this.housekeeping = ctx.housekeeping = new MapHousekeeping(
+      { serving: () => this.#serving(), writeLocal: (p, effects) => this.#primary.writeLocal(p, effects) },
+      ctx.mapConfigs,
+      ctx.rng,
+      this.config.housekeeping,
+    );
+    this.listeners = new EntryListeners(
+      ctx.invoker,
+      ctx.partitions.config.partitionCount,
+      ctx.clock,
+      () => [...ctx.primaries.keys()],
+      this.config.listeners,
+    );
     this.#catchUp = new CatchUp(ctx, this.#snapshots, (prim) => this.#primary.progress(prim));
     this.#backup = new BackupRole(ctx, this.#snapshots, this.#catchUp);
     const r = opts.router;
@@ -184,10 +219,19 @@ export class MapService {
     if (typeof name !== "string" || name.length === 0 || name.length > 256) {
       throw new RangeError(`Cannot use map name ${JSON.stringify(name)}: 1–256 characters`);
     }
+    if (isInternalMap(name)) throw new RangeError(`Cannot use map name ${JSON.stringify(name)}: reserved`);
     let m = this.#proxies.get(name);
     if (!m) {
       const ctx = this.#ctx;
-      (m = new MapProxy(name, ctx.invoker, ctx.partitions.config.partitionCount, ctx.clock, this.stats),
+      ctx.mapConfigs.resolve(name); // throws on an ambiguous name
+      (m = new MapProxy(
+        name,
+        ctx.invoker,
+        ctx.partitions.config.partitionCount,
+        ctx.clock,
+        this.stats,
+        this.listeners,
+      ),
         this.#proxies.set(name, m));
     }
     return m as unknown as IMap<K, V>;
@@ -199,7 +243,7 @@ export class MapService {
     for (const p of this.#ctx.primaries.keys()) {
       const d = this.#ctx.data.get(p);
       if (!d) continue;
-      for (const [name, s] of d.maps) sizes.set(name, (sizes.get(name) ?? 0) + s.size);
+      for (const [name, s] of d.maps) if (!isInternalMap(name)) sizes.set(name, (sizes.get(name) ?? 0) + s.size);
     }
     return [...sizes].map(([name, size]) => ({ name, size })).sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -213,6 +257,7 @@ export class MapService {
     for (const [p, d] of this.#ctx.data) {
       const primary = this.#ctx.primaries.has(p);
       for (const [name, s] of d.maps) {
+        if (isInternalMap(name)) continue;
         let m = by.get(name);
         if (!m) by.set(name, m = { name, primaryEntries: 0, backupEntries: 0 });
         if (primary) m.primaryEntries += s.size;
@@ -287,15 +332,40 @@ export class MapService {
     this.#ctx.sealed.delete(p);
   }
 
+  /**
+   * The call id of the write in this copy's recent log that set `key` of `map` to `value`
+   * (tests only: the simulator's copy count of acknowledged writes).
+   */
+  debugCallOf(p: number, map: string, key: Uint8Array, value: Uint8Array): string | undefined {
+    const log = this.#ctx.data.get(p)?.log ?? [];
+    for (let i = log.length - 1; i >= 0; i--) {
+      const hit = log[i].e.some((e) => e.m === map && e.k && e.v && bytesEqual(e.k, key) && bytesEqual(e.v, value));
+      if (hit) return log[i].c;
+    }
+    return undefined;
+  }
+
+  /** Whether this member's copy of `p` holds the write of call `c` (tests only). */
+  debugHoldsCall(p: number, c: string): boolean {
+    return this.#ctx.data.get(p)?.dedupe.has(c) ?? false;
+  }
+
   /** Reads a replica's local value (tests only: bypasses routing). */
   debugLocalValue(p: number, map: string, key: Uint8Array): Uint8Array | undefined {
     return this.#ctx.data.get(p)?.maps.get(map)?.get(key)?.value;
+  }
+
+  /** This member's copy of a record (expiry fields included), for tests. */
+  debugLocalRecord(p: number, map: string, key: Uint8Array): Readonly<MapRecord> | undefined {
+    return this.#ctx.data.get(p)?.maps.get(map)?.get(key);
   }
 
   stop(): void {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#unsubscribeTable();
+    this.listeners.stop();
+    this.#ctx.polls.releaseAll();
     for (const prim of this.#ctx.primaries.values()) this.#primary.failWaiters(prim);
   }
 
@@ -311,6 +381,7 @@ export class MapService {
     const ctx = this.#ctx;
     const backups = ctx.partitions.config.backupCount;
     const queries = new Map<NodeId, CheckItem[]>();
+    const hellos = new Map<NodeId, PullItem[]>();
     for (let p = 0; p < t.partitionCount; p++) {
       const row = t.replicas[p];
       const epoch = t.epochs[p];
@@ -332,8 +403,13 @@ export class MapService {
           ctx.primaries.delete(p);
         }
         if (row.includes(this.self)) {
-          ctx.ensureData(p);
+          const d = ctx.ensureData(p);
           ctx.touched.delete(p);
+          // Newly a backup and not following anyone yet: say so to the primary, whose own check
+          // may have arrived before this table (it is not repeated for a retransmit interval).
+          if (d.lineage < 0 && row[0] !== undefined && !prev?.replicas[p]?.includes(this.self)) {
+            push(hellos, row[0], { p, e: epoch, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
+          }
         } else if (ctx.data.has(p) && !this.#backup.isTarget(p)) {
           ctx.sealed.delete(p);
           ctx.log.debug("map.replica.dropped", {
@@ -350,6 +426,10 @@ export class MapService {
     }
     this.#snapshots.onTable(t);
     ctx.sendChecks(queries);
+    for (const [to, items] of hellos) {
+      this.counters.pulls += items.length;
+      ctx.transport.send(to, { t: Kind.MapSyncPull, items });
+    }
   }
 
   /**
@@ -386,6 +466,8 @@ export class MapService {
       migration: null,
       handoff: false,
       catchUp: null,
+      syncedReportAt: -Infinity,
+      committed: d.seq,
     };
     ctx.primaries.set(p, prim);
     if (sealed) d.follow(prim.lineage, epoch);
@@ -416,10 +498,26 @@ export class MapService {
     const live = new Set(ctx.view.members().map((m) => m.id));
     for (const prim of ctx.primaries.values()) {
       if (prim.catchUp) this.#catchUp.tick(prim, now, live, checks);
-      else this.#primary.tick(prim, now, live, checks);
+      else {
+        this.#primary.tick(prim, now, live, checks);
+        this.#primary.reportSynced(prim, now, false);
+      }
     }
     ctx.sendChecks(checks);
+    this.housekeeping.tick(Math.floor(now));
+    ctx.polls.expire(now);
     this.#snapshots.tick(now, live);
     this.#backup.tick();
+  }
+
+  /** Partitions this member serves as primary now (not catching up, not handing off). */
+  *#serving(): Iterable<PartitionData> {
+    const ctx = this.#ctx;
+    const t = ctx.partitions.table;
+    for (const prim of ctx.primaries.values()) {
+      if (prim.catchUp || prim.handoff || t.replicas[prim.p][0] !== ctx.self) continue;
+      const d = ctx.data.get(prim.p);
+      if (d) yield d;
+    }
   }
 }

@@ -13,6 +13,11 @@ const effect = z.object({
   destroy: z.boolean().optional(),
   /** The write's stamp (hlc.ts): milliseconds with a logical fraction. */
   at: stampSchema(),
+  ttl: w.uint().optional(),
+  mi: w.uint().optional(),
+  why: w.uint().max(3).optional(),
+  touch: z.boolean().optional(),
+  floor: z.boolean().optional(),
 });
 const entry = z.object({
   seq: w.uint(),
@@ -96,10 +101,29 @@ export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnap
   s: w.uint(),
   d0: w.uint(),
   d1: w.uint(),
-  // [map, key, value, version, createdAt, updatedAt]; version 0 = a tombstone (partition_data.ts).
-  entries: w.list(z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), stampSchema(), stampSchema()]), 100_000),
+  // [map, key, value, version, createdAt, updatedAt]; version 0 = a tombstone (partition_data.ts). An entry
+  // with an expiry adds [ttlMs, maxIdleMs, lastAccessAt].
+  entries: w.list(
+    z.union([
+      z.tuple([w.str(256), w.bytes(), w.bytes(), w.uint(), stampSchema(), stampSchema()]),
+      z.tuple([
+        w.str(256),
+        w.bytes(),
+        w.bytes(),
+        w.uint(),
+        stampSchema(),
+        stampSchema(),
+        w.uint(),
+        w.uint(),
+        stampSchema(),
+      ]),
+    ]),
+    100_000,
+  ),
   dedupe: w.list(z.tuple([w.str(256), w.uint(), w.any()]), 100_000),
   up: z.boolean().optional(),
+  /** The partition's idle floor (expiry.ts), on chunk 0. */
+  fl: stampSchema().optional(),
 });
 /** Replica → primary: chunk `i` of snapshot `sid` arrived. */
 export const MapSnapshotAckMsg = defineMessage(Kind.MapSnapshotAck, "MapSnapshotAck", {

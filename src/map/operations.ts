@@ -6,10 +6,12 @@
  */
 import { z } from "zod";
 import { w } from "../wire/message.ts";
-import type { Effect, PartitionData } from "./partition_data.ts";
+import { type EffectExpiry, isExpired, resolveExpiry } from "./expiry.ts";
 import { stampSchema } from "./hlc.ts";
+import { MAX_EXPIRY_MS } from "./map_config.ts";
 import { type CustomMergePolicy, type MergeSide, mergeWins } from "./merge_policy.ts";
-import { bytesEqual } from "./record_store.ts";
+import { type Effect, EffectCause, type PartitionData } from "./partition_data.ts";
+import { bytesEqual, type MapRecord } from "./record_store.ts";
 
 export const OpCode = {
   Get: 1,
@@ -30,6 +32,30 @@ export const OpCode = {
   Destroy: 16,
   /** Split-brain merge: entries of the smaller side, applied by policy (see merge_policy.ts). */
   MergeEntries: 17,
+  /** Entry events of the partition after a cursor (a listener's long poll; see entry_listeners.ts). */
+  Events: 18,
+  // 40–41: entry processors (entry_processor.ts); 18–39 are left to other map features.
+  /** Runs a registered processor on one key (body: m, k, pr = name, pa = CBOR argument). */
+  ExecuteOnKey: 40,
+  /** Runs a registered processor on each of `ks`; `po`: skip absent keys (executeOnEntries). */
+  ExecuteOnKeys: 41,
+  // 42–46: per-key locks (locks.ts); the caller member is the request's sender.
+  /** Takes the lock of `k` for handle `h` (lease `l` ms, 0 = none), or queues when `q`. */
+  LockAcquire: 42,
+  LockRelease: 43,
+  LockForceRelease: 44,
+  LockStatus: 45,
+  /** A waiter gives up: leaves the queue (or learns it was granted the lock meanwhile). */
+  LockCancel: 46,
+  // 47–51: the distributed queue (queue_ops.ts); `m` is the queue's name.
+  QueueOffer: 47,
+  QueuePoll: 48,
+  QueuePeek: 49,
+  QueueSize: 50,
+  QueueDrain: 51,
+  // 52–53: the reliable topic's ring (topic_ops.ts); `m` is the topic's name.
+  TopicPublish: 52,
+  TopicRead: 53,
 } as const;
 export type OpCodeNumber = (typeof OpCode)[keyof typeof OpCode];
 
@@ -48,6 +74,16 @@ const WRITES = new Set<number>([
   OpCode.Clear,
   OpCode.Destroy,
   OpCode.MergeEntries,
+  OpCode.ExecuteOnKey,
+  OpCode.ExecuteOnKeys,
+  OpCode.LockAcquire,
+  OpCode.LockRelease,
+  OpCode.LockForceRelease,
+  OpCode.LockCancel,
+  OpCode.QueueOffer,
+  OpCode.QueuePoll,
+  OpCode.QueueDrain,
+  OpCode.TopicPublish,
 ]);
 
 /** Whether an op may change state (and so needs a call id, backups and dedupe). */
@@ -61,7 +97,12 @@ export const MAX_BATCH = 1000;
 const m = w.str(256);
 const k = w.bytes();
 const kOnly = z.object({ m, k });
-const kv = z.object({ m, k, v: w.bytes() });
+/** Per-entry TTL and max-idle (ms; absent = the map's default, 0 = none). */
+const expiryMs = w.uint().max(MAX_EXPIRY_MS).optional();
+const kv = z.object({ m, k, v: w.bytes(), ttl: expiryMs, mi: expiryMs });
+
+/** Most events one Events answer carries. */
+export const MAX_EVENTS_PER_POLL = 1000;
 const mOnly = z.object({ m });
 
 const schemas: Record<number, z.ZodType> = {
@@ -70,13 +111,18 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.Set]: kv,
   [OpCode.PutIfAbsent]: kv,
   [OpCode.Replace]: kv,
-  [OpCode.ReplaceIfSame]: z.object({ m, k, x: w.bytes(), v: w.bytes() }),
+  [OpCode.ReplaceIfSame]: z.object({ m, k, x: w.bytes(), v: w.bytes(), ttl: expiryMs, mi: expiryMs }),
   [OpCode.Remove]: kOnly,
   [OpCode.RemoveIfSame]: z.object({ m, k, x: w.bytes() }),
   [OpCode.Delete]: kOnly,
   [OpCode.ContainsKey]: kOnly,
   [OpCode.GetAll]: z.object({ m, ks: w.list(w.bytes(), MAX_BATCH) }),
-  [OpCode.PutAll]: z.object({ m, kvs: w.list(z.tuple([w.bytes(), w.bytes()]), MAX_BATCH) }),
+  [OpCode.PutAll]: z.object({
+    m,
+    kvs: w.list(z.tuple([w.bytes(), w.bytes()]), MAX_BATCH),
+    ttl: expiryMs,
+    mi: expiryMs,
+  }),
   [OpCode.Size]: mOnly,
   [OpCode.Clear]: mOnly,
   [OpCode.Entries]: z.object({ m, o: w.uint(), n: w.uint().min(1).max(MAX_BATCH) }),
@@ -87,6 +133,38 @@ const schemas: Record<number, z.ZodType> = {
     pol: w.uint().min(1).max(4),
     es: w.list(z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema()]), MAX_BATCH),
   }),
+  // After cursor (s, i); s = -1: no events, answer the cursor of "now". `k`: only this key; `nv`: no values;
+  // `h`: hold an empty answer at most this long (below the caller's attempt timeout).
+  [OpCode.Events]: z.object({
+    m,
+    s: w.int().min(-1),
+    i: w.int().min(-1),
+    k: w.bytes().optional(),
+    nv: z.boolean().optional(),
+    n: w.uint().min(1).max(MAX_EVENTS_PER_POLL),
+    h: w.uint().max(60_000).optional(),
+  }),
+  [OpCode.ExecuteOnKey]: z.object({ m, k, pr: w.str(64), pa: w.bytes().optional() }),
+  [OpCode.ExecuteOnKeys]: z.object({
+    m,
+    ks: w.list(w.bytes(), MAX_BATCH),
+    pr: w.str(64),
+    pa: w.bytes().optional(),
+    po: z.boolean().optional(),
+  }),
+  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: w.uint(), q: z.boolean() }),
+  [OpCode.LockRelease]: z.object({ m, k, h: w.str(128) }),
+  [OpCode.LockForceRelease]: kOnly,
+  [OpCode.LockStatus]: kOnly,
+  [OpCode.LockCancel]: z.object({ m, k, h: w.str(128) }),
+  // `n`: the capacity (offer, size) or most items (drain).
+  [OpCode.QueueOffer]: z.object({ m, v: w.bytes(), n: w.uint().min(1).optional() }),
+  [OpCode.QueuePoll]: mOnly,
+  [OpCode.QueuePeek]: mOnly,
+  [OpCode.QueueSize]: z.object({ m, n: w.uint().min(1).optional() }),
+  [OpCode.QueueDrain]: z.object({ m, n: w.uint().min(1).max(1000) }),
+  [OpCode.TopicPublish]: z.object({ m, v: w.bytes(), n: w.uint().min(1).optional() }),
+  [OpCode.TopicRead]: z.object({ m, s: w.int().min(-1), n: w.uint().min(1).max(1000) }),
 };
 
 export interface OpBody {
@@ -101,6 +179,22 @@ export interface OpBody {
   /** MergeEntries: policy code and [map, key, value (null: removed), stamp] per entry. */
   pol?: number;
   es?: [string, Uint8Array, Uint8Array | null, number][];
+  /** Per-entry TTL and max-idle. */
+  ttl?: number;
+  mi?: number;
+  /** Events: cursor, no-values flag; TopicRead: `s` is the sequence to read from (-1: the next one published). */
+  s?: number;
+  i?: number;
+  nv?: boolean;
+  /** Events: the longest hold (ms); lock ops: the caller's handle (per-op schemas keep them apart). */
+  h?: number | string;
+  /** ExecuteOnKey(s): processor name, its CBOR argument, present keys only. */
+  pr?: string;
+  pa?: Uint8Array;
+  po?: boolean;
+  /** Lock ops: the caller's handle (`h`, above), lease ms, whether to queue. */
+  l?: number;
+  q?: boolean;
 }
 
 /** Validates an op body from the network. @returns null when invalid */
@@ -112,7 +206,8 @@ export function parseBody(op: number, body: unknown): OpBody | null {
 }
 
 /** The keys an op reads or writes; undefined = the whole partition. */
-export function opKeys(_op: number, b: OpBody): Uint8Array[] | undefined {
+export function opKeys(op: number, b: OpBody): Uint8Array[] | undefined {
+  if (op === OpCode.Events) return undefined;
   if (b.k) return [b.k];
   if (b.ks) return b.ks;
   if (b.kvs) return b.kvs.map(([key]) => key);
@@ -127,10 +222,18 @@ export interface OpOutcome {
   effects: Effect[];
 }
 
+/** A map's expiry defaults (from its configuration). */
+export type ExpiryDefaults = (map: string) => { ttlMs: number; maxIdleMs: number };
+
+const noDefaults: ExpiryDefaults = () => ({ ttlMs: 0, maxIdleMs: 0 });
+
 /**
  * Runs an op against the primary's records. Does not change state: the caller applies the
- * effects (so the same code path serves primary and backups).
+ * effects (so the same code path serves primary and backups). Expired records count as
+ * absent; the caller writes their removal first for the keys an op names (expiry on access).
+ * Each write's effect carries the TTL and max-idle decided here (the call's, else the map's).
  * @param now the stamp of this write (hlc.ts `nextStamp`)
+ * @param defaults the maps' expiry defaults
  * @param custom the custom merge policy of this member, for MergeEntries under code `custom`
  */
 export function executeOp(
@@ -138,11 +241,16 @@ export function executeOp(
   op: number,
   b: OpBody,
   now: number,
+  defaults: ExpiryDefaults = noDefaults,
   custom?: CustomMergePolicy,
 ): OpOutcome {
   const store = data.maps.get(b.m);
-  const cur = b.k && store ? store.get(b.k) : undefined;
-  const set = (v: Uint8Array): Effect => ({ m: b.m, k: b.k!, v, at: now });
+  const live = (r: MapRecord | undefined) =>
+    r && (r.ttlMs === undefined && r.maxIdleMs === undefined || !isExpired(r, now, data.idleFloor)) ? r : undefined;
+  const cur = b.k && store ? live(store.get(b.k)) : undefined;
+  let exp: EffectExpiry | undefined;
+  const expiry = () => exp ??= resolveExpiry({ ttlMs: b.ttl, maxIdleMs: b.mi }, defaults(b.m));
+  const set = (v: Uint8Array): Effect => ({ m: b.m, k: b.k!, v, at: now, ...expiry() });
   const del = (): Effect => ({ m: b.m, k: b.k!, v: null, at: now });
   const prev = cur ? cur.value : null;
   switch (op) {
@@ -169,11 +277,15 @@ export function executeOp(
     case OpCode.Delete:
       return cur ? { result: null, effects: [del()] } : { result: null, effects: [] };
     case OpCode.GetAll:
-      return { result: b.ks!.map((key) => store?.get(key)?.value ?? null), effects: [] };
+      return { result: b.ks!.map((key) => live(store?.get(key))?.value ?? null), effects: [] };
     case OpCode.PutAll:
-      return { result: null, effects: b.kvs!.map(([key, v]) => ({ m: b.m, k: key, v, at: now })) };
-    case OpCode.Size:
-      return { result: store?.size ?? 0, effects: [] };
+      return { result: null, effects: b.kvs!.map(([key, v]) => ({ m: b.m, k: key, v, at: now, ...expiry() })) };
+    case OpCode.Size: {
+      if (!store || store.expiring === 0) return { result: store?.size ?? 0, effects: [] };
+      let n = 0;
+      for (const r of store.records.values()) if (live(r)) n++;
+      return { result: n, effects: [] };
+    }
     case OpCode.Clear:
       return { result: null, effects: store && store.size > 0 ? [{ m: b.m, clear: true, at: now }] : [] };
     case OpCode.Destroy:
@@ -190,7 +302,9 @@ export function executeOp(
           : removedAt !== undefined
           ? { value: null, at: removedAt }
           : undefined;
-        if (mergeWins(b.pol!, existing, { value: v, at }, custom)) effects.push({ m: map, k: key, v, at });
+        if (mergeWins(b.pol!, existing, { value: v, at }, custom)) {
+          effects.push({ m: map, k: key, v, at, why: EffectCause.Merged });
+        }
       }
       return { result: effects.length, effects };
     }
@@ -200,12 +314,15 @@ export function executeOp(
         let i = 0;
         for (const r of store.records.values()) {
           if (i++ < b.o!) continue;
+          if (!live(r)) continue;
           out.push([r.key, r.value]);
           if (out.length >= b.n!) break;
         }
       }
       return { result: { e: out, more: store ? b.o! + out.length < store.size : false }, effects: [] };
     }
+    case OpCode.Events:
+      throw new RangeError("Cannot execute op Events here: the map service answers it from the event log");
   }
   throw new RangeError(`Cannot execute op ${op}: unknown op code`);
 }

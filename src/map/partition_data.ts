@@ -7,8 +7,14 @@
  */
 import { assert } from "../core/errors.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
+import { type AppliedChange, EventRing } from "./entry_events.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
+
+export type { AppliedChange };
+
+/** Why an effect happened, when not a client's write. */
+export const EffectCause = { Expired: 1, Evicted: 2, Merged: 3 } as const;
 
 /** A record change, as shipped to backups. `v: null` deletes. */
 export interface Effect {
@@ -19,6 +25,15 @@ export interface Effect {
   destroy?: boolean;
   /** The write's stamp: a hybrid logical clock in ms (see hlc.ts), set by the primary. */
   at: number;
+  /** With `v`: the time to live and max-idle the primary decided (ms; absent = none). */
+  ttl?: number;
+  mi?: number;
+  /** An `EffectCause` (absent = a client's write). */
+  why?: number;
+  /** Reads of `k` on the primary: its last access becomes at least `at`; nothing else changes. */
+  touch?: boolean;
+  /** The partition had no serving primary until `at`: idle time before `at` does not count (expiry.ts). */
+  floor?: boolean;
 }
 
 /** One applied write: what backups receive, in order. */
@@ -43,18 +58,27 @@ export interface SnapshotData {
   seq: number;
   digest: [number, number];
   /**
-   * [map, key, value, version, createdAt, updatedAt]. Version 0 marks a tombstone (the key
-   * was removed at `updatedAt`; the value is empty): records start at version 1.
+   * [map, key, value, version, createdAt, updatedAt] and, for an entry with an expiry,
+   * [..., ttlMs (0 = none), maxIdleMs (0 = none), lastAccessAt]. Version 0 marks a tombstone
+   * (the key was removed at `updatedAt`; the value is empty): records start at version 1.
    */
-  entries: Array<[string, Uint8Array, Uint8Array, number, number, number]>;
+  entries: SnapshotEntry[];
   dedupe: Array<[string, number, unknown]>;
+  /** See `PartitionData.idleFloor`. */
+  idleFloor?: number;
 }
+
+export type SnapshotEntry =
+  | [string, Uint8Array, Uint8Array, number, number, number]
+  | [string, Uint8Array, Uint8Array, number, number, number, number, number, number];
 
 export interface PartitionDataLimits {
   /** Dedupe records kept per partition (oldest dropped first). @default 2048 */
   dedupe: number;
   /** Writes kept in the log per partition. @default 256 */
   log: number;
+  /** Entry events kept per partition (listeners resume from them). @default 256 */
+  events?: number;
   /** Removed keys remembered for split-brain merges (see tombstones.ts). */
   tombstones?: TombstoneLimits;
 }
@@ -88,8 +112,18 @@ export class PartitionData {
   /** The newest stamp applied here (records, removals): the next write is stamped above it (hlc.ts). */
   maxAt = 0;
   log: LogEntry[] = [];
+  /**
+   * Idle time before this moment does not count toward max-idle: set (replicated) when a
+   * new primary starts serving, since nobody could read the partition's entries meanwhile.
+   */
+  idleFloor = 0;
+  /** The recent entry events of this partition (same on every replica that applied the same writes). */
+  readonly events: EventRing;
+  /** Called after each write that produced entry events (wakes listeners). */
+  onEvents?: (p: number, seq: number) => void;
 
   constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {
+    this.events = new EventRing(limits.events ?? 256);
     this.tombstones = new Tombstones(limits.tombstones);
   }
 
@@ -118,45 +152,72 @@ export class PartitionData {
     this.historyEpoch = epoch;
   }
 
-  /** Applies one effect to the records (and the digest). */
-  applyEffect(e: Effect): void {
+  /** Applies one effect to the records (and the digest). @returns what it did to a key, if anything */
+  applyEffect(e: Effect): AppliedChange | null {
     if (e.at > this.maxAt) this.maxAt = e.at;
+    if (e.floor) {
+      this.idleFloor = Math.max(this.idleFloor, e.at);
+      return null;
+    }
     if (e.destroy || e.clear) {
       const s = this.maps.get(e.m);
-      if (!s) return;
+      if (!s) return null;
       for (const r of s.records.values()) {
         this.#xor(s, r.key, r.value);
         this.tombstones.add(e.m, r.key, e.at);
       }
       // An empty map holds no store; destroy will also drop per-map settings once there are some.
       this.maps.delete(e.m);
-      return;
+      return null;
     }
     const key = e.k!;
     const id = keyId(key);
     const s = this.#store(e.m);
     const cur = s.records.get(id);
+    if (e.touch) {
+      if (cur) cur.lastAccessAt = Math.max(cur.lastAccessAt, e.at);
+      else if (s.size === 0) this.maps.delete(e.m);
+      return null;
+    }
     if (cur) this.#xor(s, cur.key, cur.value);
     if (e.v === null || e.v === undefined) {
-      s.records.delete(id);
+      s.delete(id);
       if (s.size === 0) this.maps.delete(e.m);
       this.tombstones.add(e.m, key, e.at);
-      return;
+      if (!cur) return null;
+      const type = e.why === EffectCause.Expired ? "expired" : e.why === EffectCause.Evicted ? "evicted" : "removed";
+      return { type, m: e.m, key, oldValue: cur.value };
     }
     this.tombstones.delete(e.m, key);
-    const rec: MapRecord = cur
-      ? { ...cur, value: e.v, version: cur.version + 1, updatedAt: e.at }
-      : { key, value: e.v, version: 1, createdAt: e.at, updatedAt: e.at };
-    s.records.set(id, rec);
+    const rec: MapRecord = {
+      key: cur ? cur.key : key,
+      value: e.v,
+      version: cur ? cur.version + 1 : 1,
+      createdAt: cur ? cur.createdAt : e.at,
+      updatedAt: e.at,
+      lastAccessAt: Math.max(e.at, cur?.lastAccessAt ?? 0),
+      hits: (cur?.hits ?? 0) + 1,
+      slot: -1,
+    };
+    if (e.ttl) rec.ttlMs = e.ttl;
+    if (e.mi) rec.maxIdleMs = e.mi;
+    s.set(id, rec);
     this.#xor(s, key, e.v);
+    const type = e.why === EffectCause.Merged ? "merged" : cur ? "updated" : "added";
+    return { type, m: e.m, key, value: e.v, oldValue: cur?.value };
   }
 
   /** Applies the next write (seq must be this.seq + 1). */
   applyEntry(entry: LogEntry): void {
     // Callers guard first (a backup pulls on a gap); applying out of order is a bug.
     assert(entry.seq === this.seq + 1, `partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
-    for (const e of entry.e) this.applyEffect(e);
+    let changed = false;
+    for (let i = 0; i < entry.e.length; i++) {
+      const c = this.applyEffect(entry.e[i]);
+      if (c) (this.events.push({ seq: entry.seq, i, c }), changed = true);
+    }
     this.seq = entry.seq;
+    if (changed) this.onEvents?.(this.p, entry.seq);
     if (entry.c !== undefined) {
       this.dedupe.set(entry.c, { seq: entry.seq, r: entry.r ?? null });
       if (this.dedupe.size > this.limits.dedupe) this.dedupe.delete(this.dedupe.keys().next().value!);
@@ -175,11 +236,19 @@ export class PartitionData {
   snapshot(): SnapshotData {
     const entries: SnapshotData["entries"] = [];
     for (const [m, s] of this.maps) {
-      for (const r of s.records.values()) entries.push([m, r.key, r.value, r.version, r.createdAt, r.updatedAt]);
+      for (const r of s.records.values()) {
+        entries.push(
+          r.ttlMs !== undefined || r.maxIdleMs !== undefined
+            ? [m, r.key, r.value, r.version, r.createdAt, r.updatedAt, r.ttlMs ?? 0, r.maxIdleMs ?? 0, r.lastAccessAt]
+            : [m, r.key, r.value, r.version, r.createdAt, r.updatedAt],
+        );
+      }
     }
     for (const t of this.tombstones.values()) entries.push([t.m, t.key, EMPTY, 0, t.at, t.at]);
     const dedupe: SnapshotData["dedupe"] = [...this.dedupe].map(([c, d]) => [c, d.seq, d.r]);
-    return { seq: this.seq, digest: [...this.digest] as [number, number], entries, dedupe };
+    const snap: SnapshotData = { seq: this.seq, digest: [...this.digest] as [number, number], entries, dedupe };
+    if (this.idleFloor > 0) snap.idleFloor = this.idleFloor;
+    return snap;
   }
 
   /** Replaces the whole content with a snapshot. */
@@ -189,16 +258,30 @@ export class PartitionData {
     this.tombstones.clear();
     this.digest = [0, 0];
     this.maxAt = 0;
-    for (const [m, key, value, version, createdAt, updatedAt] of snap.entries) {
+    for (const [m, key, value, version, createdAt, updatedAt, ttl, mi, lastAccessAt] of snap.entries) {
       if (updatedAt > this.maxAt) this.maxAt = updatedAt;
       if (version === 0) {
         this.tombstones.add(m, key, updatedAt);
         continue;
       }
       const s = this.#store(m);
-      s.records.set(keyId(key), { key, value, version, createdAt, updatedAt });
+      const rec: MapRecord = {
+        key,
+        value,
+        version,
+        createdAt,
+        updatedAt,
+        lastAccessAt: lastAccessAt ?? updatedAt,
+        hits: 0,
+        slot: -1,
+      };
+      if (ttl) rec.ttlMs = ttl;
+      if (mi) rec.maxIdleMs = mi;
+      s.set(keyId(key), rec);
       this.#xor(s, key, value);
     }
+    this.idleFloor = snap.idleFloor ?? 0;
+    this.events.reset(snap.seq);
     for (const [c, seq, r] of snap.dedupe) this.dedupe.set(c, { seq, r });
     this.seq = snap.seq;
     this.log = [];

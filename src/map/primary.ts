@@ -7,13 +7,19 @@
  * every member of the new row acked every write.
  */
 import type { InvokeRequest, Reply } from "../invoke/invoker.ts";
+import { fillingOf } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { type Follower, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
 import type { CheckItem, PullItem } from "./messages.ts";
+import { AFTER_WRITE, readEvents } from "./event_polls.ts";
+import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
+import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
+import { executeQueueOp, isQueueOp } from "./queue_ops.ts";
+import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
-import { executeOp, isWrite, opKeys, parseBody } from "./operations.ts";
-import type { LogEntry, PartitionData } from "./partition_data.ts";
+import { executeOp, isWrite, OpCode, opKeys, parseBody } from "./operations.ts";
+import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
 import type { SnapshotTransfers } from "./snapshot_transfer.ts";
 
@@ -44,6 +50,10 @@ export class PrimaryRole {
     if (prim.waiters.length >= ctx.config.maxPendingPerPartition) return reply("OVERLOADED");
     const d = ctx.data.get(req.p)!;
     const answer = (result: unknown) => (ok: boolean) => ok ? reply("ok", result) : reply("MIGRATING");
+    if (req.op === OpCode.Events) return this.#serveEvents(prim, d, body, reply);
+    const now = Math.floor(ctx.clock.now());
+    const keys = opKeys(req.op, body);
+    const hk = ctx.housekeeping;
     if (isWrite(req.op)) {
       const seen = d.dedupe.get(req.c);
       if (seen) {
@@ -53,25 +63,92 @@ export class PrimaryRole {
       // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
       // result must be deduplicated like any other, or a retry executing later could answer
       // differently from the attempt that counts.
-      // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts).
-      const out = executeOp(d, req.op, body, nextStamp(ctx.clock.now(), d.maxAt), ctx.customMergePolicy);
+      hk.beforeOp(d, body.m, keys, now);
+      // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts). Lock
+      // leases are measured in these stamps too, so they never run backwards across a failover.
+      const stamp = nextStamp(ctx.clock.now(), d.maxAt);
+      const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
+      if (
+        !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) &&
+        lockedByOther(d, body.m, keys, from, stamp, alive)
+      ) {
+        return reply("LOCKED", null, `a key of this write is locked by another member`);
+      }
+      const out = isProcessorOp(req.op)
+        ? executeProcessorOp(ctx.processors, d, req.op, body, stamp)
+        : isLockOp(req.op)
+        ? executeLockOp(d, req.op, body, stamp, from, alive)
+        : isQueueOp(req.op)
+        ? executeQueueOp(d, req.op, body, stamp)
+        : isTopicOp(req.op)
+        ? executeTopicOp(d, req.op, body, stamp)
+        : executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       const direct = this.#directAckers(prim);
       if (direct && direct.length > 0) entry.o = from;
       d.applyEntry(entry);
       ctx.counters.writesApplied++;
-      const keys = opKeys(req.op, body);
       if (keys) { for (const k of keys) prim.keyPending.set(keyId(k), entry.seq); }
       else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
       this.#ship(prim, [entry]);
+      hk.afterWrite(d, entry, now);
       if (direct && direct.length > 0) {
         ctx.counters.directAcked++;
         return reply("ok", out.result, undefined, direct);
       }
       return this.#waitFor(prim, entry.seq, answer(out.result));
     }
-    const out = executeOp(d, req.op, body, nextStamp(ctx.clock.now(), d.maxAt));
+    hk.beforeOp(d, body.m, keys, now);
+    const stamp = nextStamp(ctx.clock.now(), d.maxAt);
+    const out = isLockOp(req.op)
+      ? executeLockOp(d, req.op, body, stamp, from, (id) => ctx.view.member(id) !== undefined)
+      : isQueueOp(req.op)
+      ? executeQueueOp(d, req.op, body, stamp)
+      : isTopicOp(req.op)
+      ? executeTopicOp(d, req.op, body, stamp)
+      : executeOp(d, req.op, body, stamp, hk.defaults);
+    hk.afterRead(d, body.m, keys, now);
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
+  }
+
+  /**
+   * A listener's poll (event_polls.ts): the position of "now" once committed, or the events
+   * after its position of committed writes, held until there are some or the hold runs out.
+   */
+  #serveEvents(prim: PrimaryState, d: PartitionData, body: NonNullable<ReturnType<typeof parseBody>>, reply: Reply) {
+    const ctx = this.ctx;
+    if (body.s === -1) {
+      const s = d.seq;
+      return this.#waitFor(prim, s, (ok) => ok ? reply("ok", { s, i: AFTER_WRITE, ev: [] }) : reply("MIGRATING"));
+    }
+    const a = readEvents(d, body, this.#commitSeq(prim));
+    if (a) return reply("ok", a);
+    const held = ctx.polls.hold(prim.p, {
+      body,
+      deadline: ctx.clock.now() + Math.min(ctx.config.eventPollHoldMs, typeof body.h === "number" ? body.h : Infinity),
+      answer: (x, status = "ok") => status === "ok" ? reply("ok", x) : reply(status),
+    });
+    if (!held) reply("OVERLOADED");
+  }
+
+  /**
+   * A write this primary originates (expiry, eviction, touches, idle floor): applied, logged
+   * and shipped like a client's write, without a call id. Reads of its keys wait for it to commit.
+   */
+  writeLocal(p: number, effects: Effect[]): void {
+    const ctx = this.ctx;
+    const prim = ctx.primaries.get(p);
+    const d = ctx.data.get(p);
+    if (!prim || !d || effects.length === 0) return;
+    // Stamped like every write (hlc.ts): never below a stamp the partition holds.
+    const stamp = nextStamp(ctx.clock.now(), d.maxAt);
+    for (const e of effects) if (e.at < stamp) e.at = stamp;
+    const entry: LogEntry = { seq: d.seq + 1, r: null, e: effects };
+    d.applyEntry(entry);
+    ctx.counters.localWrites++;
+    for (const e of effects) if (e.k && !e.touch) prim.keyPending.set(keyId(e.k), entry.seq);
+    this.#ship(prim, [entry]);
+    ctx.housekeeping.afterWrite(d, entry, Math.floor(ctx.clock.now()));
   }
 
   /**
@@ -82,11 +159,15 @@ export class PrimaryRole {
   #directAckers(prim: PrimaryState): NodeId[] | null {
     if (!this.ctx.config.directBackupAcks) return null;
     const ids: NodeId[] = [];
+    let copies = 1;
     for (const f of prim.followers.values()) {
       if (f.role === "async") continue;
       if (!f.confirmed) return null;
       ids.push(f.id);
+      if (f.role === "sync") copies++;
     }
+    // Too few copies: the write waits on the primary (see #commitSeq).
+    if (copies < this.#copiesNeeded()) return null;
     return ids.length <= 7 ? ids : null;
   }
 
@@ -99,14 +180,44 @@ export class PrimaryRole {
     return s;
   }
 
-  /** Highest sequence every required replica (sync backups, migration targets) acked. */
+  /**
+   * Highest sequence every required replica (sync backups, migration targets) acked. While
+   * the row holds fewer copies than min(backupCount + 1, data members in the view), nothing
+   * past what was committed before commits (invariant 10): the master creates the missing
+   * backups in place, and writes wait for them instead of being acknowledged on fewer copies.
+   */
   #commitSeq(prim: PrimaryState): number {
     let s = this.ctx.data.get(prim.p)?.seq ?? 0;
+    let copies = 1;
     for (const f of prim.followers.values()) {
       if (f.role === "async") continue;
       s = Math.min(s, f.confirmed ? f.acked : -1);
+      if (f.role === "sync") copies++;
     }
-    return s;
+    if (copies < this.#copiesNeeded()) return Math.min(s, prim.committed);
+    return prim.committed = Math.max(prim.committed, s);
+  }
+
+  /** min(backupCount + 1, data members in this member's view). */
+  #copiesNeeded(): number {
+    let data = 0;
+    for (const m of this.ctx.view.members()) if (!m.lite) data++;
+    return Math.min(this.ctx.partitions.config.backupCount + 1, Math.max(1, data));
+  }
+
+  /**
+   * Tells the master which backups the table lists as filling (created in place) are in sync
+   * here: confirmed, so they hold every entry and get every later write in order. Repeated
+   * every retransmitMs while the table still lists them (`force`: at once).
+   */
+  reportSynced(prim: PrimaryState, now: number, force: boolean): void {
+    const filling = fillingOf(this.ctx.partitions.table, prim.p);
+    if (filling.length === 0 || prim.catchUp) return;
+    if (!force && now - prim.syncedReportAt < this.ctx.config.retransmitMs) return;
+    const synced = filling.filter((id) => prim.followers.get(id)?.confirmed);
+    if (synced.length === 0) return;
+    prim.syncedReportAt = now;
+    this.ctx.partitions.reportBackupsSynced(prim.p, prim.epoch, synced);
   }
 
   #waitFor(prim: PrimaryState, seq: number, done: (ok: boolean) => void): void {
@@ -124,6 +235,10 @@ export class PrimaryRole {
     while (n < prim.waiters.length && prim.waiters[n].seq <= c) n++;
     if (n > 0) { for (const w of prim.waiters.splice(0, n)) w.done(true); }
     if (prim.keyPending.size > 0) { for (const [k, s] of prim.keyPending) if (s <= c) prim.keyPending.delete(k); }
+    if (this.ctx.polls.has(prim.p)) {
+      const d = this.ctx.data.get(prim.p);
+      if (d) this.ctx.polls.retry(prim.p, (b) => readEvents(d, b, c));
+    }
     this.checkMigration(prim);
   }
 
@@ -181,6 +296,8 @@ export class PrimaryRole {
 
   /** This member stops being primary of `prim.p` (or starts a new epoch of it). */
   demote(prim: PrimaryState): void {
+    this.ctx.polls.release(prim.p);
+    this.ctx.housekeeping.onStopServing(prim.p);
     this.ctx.counters.demotedPending += prim.waiters.length;
     this.failWaiters(prim);
     prim.followers.clear();
@@ -207,6 +324,7 @@ export class PrimaryRole {
       // Writes made while the replica was unconfirmed were not shipped to it: send them now.
       const d = ctx.data.get(p)!;
       if (f.acked < d.seq) this.#resend(prim, f, d);
+      this.reportSynced(prim, now, true);
     } else if (s > f.acked) f.acked = s;
     this.progress(prim);
   }

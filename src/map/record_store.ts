@@ -2,8 +2,9 @@
  * Records of one map in one partition. Keys and values are stored as their CBOR bytes, so
  * two keys are the same key exactly when their encodings are equal.
  *
- * The record carries what later features need: a version (bumped on every write), creation
- * and update times (TTL, merge policies), and an optional TTL.
+ * A record carries a version (bumped on every write), creation and update times (TTL, merge
+ * policies), its expiry settings as the primary decided them at the last write (see
+ * expiry.ts), its last access time (max-idle, LRU) and a hit count (LFU).
  */
 export interface MapRecord {
   key: Uint8Array;
@@ -12,8 +13,26 @@ export interface MapRecord {
   version: number;
   createdAt: number;
   updatedAt: number;
-  /** Time to live from `updatedAt`; not enforced yet. */
+  /** Time to live from `updatedAt`; absent = forever. */
   ttlMs?: number;
+  /** Expires when not accessed for this long (from `lastAccessAt`); absent = never. */
+  maxIdleMs?: number;
+  /**
+   * Last read or write. Reads on the primary move it; backups learn of reads through
+   * replicated touches of entries with a max-idle (see expiry.ts).
+   */
+  lastAccessAt: number;
+  /** Reads and writes seen by this replica (LFU; not replicated, so only approximate on a promoted backup). */
+  hits: number;
+  /** Index in the store's slot array (random sampling for eviction). */
+  slot: number;
+}
+
+/** Bytes one record is counted as for `maxBytesPerMember`: key, value and a fixed overhead. */
+export const RECORD_OVERHEAD_BYTES = 64;
+
+export function recordBytes(r: { key: Uint8Array; value: Uint8Array }): number {
+  return r.key.byteLength + r.value.byteLength + RECORD_OVERHEAD_BYTES;
 }
 
 /** A string that identifies key bytes (one char per byte), usable as a JS Map key. */
@@ -37,6 +56,12 @@ export class RecordStore {
   readonly records = new Map<string, MapRecord>();
   /** The map name as UTF-8, for digests. */
   readonly nameBytes: Uint8Array;
+  /** Records with a TTL or max-idle (the expiry sweep skips stores without any). */
+  expiring = 0;
+  /** Sum of `recordBytes` over the records. */
+  bytes = 0;
+  /** Record ids by slot, for O(1) random sampling. */
+  readonly #slots: string[] = [];
 
   constructor(readonly name: string) {
     this.nameBytes = new TextEncoder().encode(name);
@@ -48,5 +73,45 @@ export class RecordStore {
 
   get(key: Uint8Array): MapRecord | undefined {
     return this.records.get(keyId(key));
+  }
+
+  /** Inserts or replaces the record with id `id` (= keyId(rec.key)); sets `rec.slot`. */
+  set(id: string, rec: MapRecord): void {
+    const cur = this.records.get(id);
+    if (cur) {
+      rec.slot = cur.slot;
+      this.#forget(cur);
+    } else {
+      rec.slot = this.#slots.length;
+      this.#slots.push(id);
+    }
+    this.records.set(id, rec);
+    if (rec.ttlMs !== undefined || rec.maxIdleMs !== undefined) this.expiring++;
+    this.bytes += recordBytes(rec);
+  }
+
+  /** Removes the record with id `id`. @returns the removed record */
+  delete(id: string): MapRecord | undefined {
+    const cur = this.records.get(id);
+    if (!cur) return undefined;
+    this.records.delete(id);
+    this.#forget(cur);
+    const last = this.#slots.pop()!;
+    if (cur.slot < this.#slots.length) {
+      this.#slots[cur.slot] = last;
+      this.records.get(last)!.slot = cur.slot;
+    }
+    return cur;
+  }
+
+  /** The record in slot `i` (0 ≤ i < size). */
+  atSlot(i: number): MapRecord | undefined {
+    const id = this.#slots[i];
+    return id === undefined ? undefined : this.records.get(id);
+  }
+
+  #forget(r: MapRecord): void {
+    if (r.ttlMs !== undefined || r.maxIdleMs !== undefined) this.expiring--;
+    this.bytes -= recordBytes(r);
   }
 }

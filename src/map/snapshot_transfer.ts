@@ -74,7 +74,12 @@ interface SnapshotIn {
   got: Map<number, { entries: SnapshotData["entries"]; dedupe: SnapshotData["dedupe"] }>;
   /** Last time a chunk of this transfer arrived (new or resent). */
   lastChunkAt: number;
+  /** The partition's idle floor (expiry.ts). */
+  fl?: number;
 }
+
+/** Transfers waiting for a free session at most (see SnapshotTransfers.#startWaiting). */
+const MAX_SNAPSHOTS_WAITING = 4096;
 
 /** The transfers one member sends (keyed `p|to`) and receives (keyed by partition). */
 export class SnapshotTransfers {
@@ -86,6 +91,8 @@ export class SnapshotTransfers {
    */
   #chunkRtt = new Map<NodeId, { srttMs: number; varMs: number }>();
   #sid = 1;
+  /** Transfers (`p|member`) refused while every session was taken, oldest first. */
+  #waiting = new Set<string>();
 
   constructor(readonly ctx: MapContext) {}
 
@@ -95,7 +102,12 @@ export class SnapshotTransfers {
     const key = `${prim.p}|${to}`;
     const cur = this.out.get(key);
     if (cur && cur.epoch === prim.epoch && cur.lineage === prim.lineage) return;
-    if (this.out.size >= ctx.config.maxSnapshotSessions) return; // the replica pulls again later
+    if (this.out.size >= ctx.config.maxSnapshotSessions) {
+      // Started as soon as a session ends (and the replica pulls again anyway).
+      if (this.#waiting.size < MAX_SNAPSHOTS_WAITING) this.#waiting.add(key);
+      return;
+    }
+    this.#waiting.delete(key);
     const s = this.create(prim.p, to, prim.epoch, prim.lineage, ctx.data.get(prim.p)!, false);
     this.out.set(key, s);
     ctx.counters.snapshotsSent++;
@@ -133,6 +145,7 @@ export class SnapshotTransfers {
         dedupe: last ? snap.dedupe : [],
       };
       if (up) c.up = true;
+      if (snap.idleFloor) c.fl = snap.idleFloor;
       chunks.push(c);
       sizes.push(bytes + 64 + (last ? dedupeBytes : 0));
       entries = [];
@@ -170,6 +183,26 @@ export class SnapshotTransfers {
   /** Drops an unfinished transfer (counted in snapshotsAbandoned). */
   drop(key: string): void {
     if (this.out.delete(key)) this.ctx.counters.snapshotsAbandoned++;
+    this.#startWaiting();
+  }
+
+  /**
+   * Starts transfers that found every session taken, while sessions are free: otherwise each
+   * waited for its replica's next pull (a retransmit interval), and filling many new backups
+   * at once (a cluster forming) ran at maxSnapshotSessions per interval.
+   */
+  #startWaiting(): void {
+    const ctx = this.ctx;
+    for (const key of this.#waiting) {
+      if (this.out.size >= ctx.config.maxSnapshotSessions) return;
+      this.#waiting.delete(key);
+      const bar = key.indexOf("|");
+      const prim = ctx.primaries.get(Number(key.slice(0, bar)));
+      const to = key.slice(bar + 1);
+      const f = prim?.followers.get(to);
+      if (!prim || !f || f.confirmed || prim.catchUp || this.out.has(key)) continue;
+      this.start(prim, to);
+    }
   }
 
   /** Drops the transfers of `p` (its primary was demoted). */
@@ -228,7 +261,10 @@ export class SnapshotTransfers {
     const s = this.out.get(key);
     if (!s || s.sid !== msg.sid || msg.i >= s.chunks.length || s.acked[msg.i]) return;
     this.#onChunkAck(s, msg.i);
-    if (s.remaining === 0) this.out.delete(key);
+    if (s.remaining === 0) {
+      this.out.delete(key);
+      this.#startWaiting();
+    }
   }
 
   /**
@@ -332,6 +368,7 @@ export class SnapshotTransfers {
         d: [c.d0, c.d1],
         got: new Map(),
         lastChunkAt: 0,
+        fl: c.fl,
       };
       this.in.set(c.p, a);
     }
@@ -342,6 +379,7 @@ export class SnapshotTransfers {
     if (a.got.size < a.n) return null;
     this.in.delete(c.p);
     const snap: SnapshotData = { seq: a.s, digest: a.d, entries: [], dedupe: [] };
+    if (a.fl) snap.idleFloor = a.fl;
     for (let i = 0; i < a.n; i++) {
       const part = a.got.get(i)!;
       for (const e of part.entries) snap.entries.push(e);

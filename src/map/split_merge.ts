@@ -121,9 +121,21 @@ export class SplitMerge {
     this.#queue = [];
   }
 
+  /**
+   * Whether this member merged and does not hold a table of its new master yet. Until then
+   * it still holds the smaller side's table, and its old group may still renew each other's
+   * leases (they share that table): a write served now would be acknowledged after the
+   * entries to merge were captured, and then dropped when the new table overrides the old
+   * one. Split-brain protection refuses every data operation meanwhile (data_grid.ts).
+   */
+  get awaitingTable(): boolean {
+    return this.#gate !== null && !this.#gateOpen();
+  }
+
   #onMerge(into: string): void {
     if (this.#stopped) return;
     this.stats.merges++;
+    this.#gate = this.#opts.partitions.table;
     if (mergePolicyCode(this.#opts.policy) === null) {
       this.#opts.log.info("map.merge.discarded", { into });
       return;
@@ -157,7 +169,6 @@ export class SplitMerge {
       chunks: this.#queue.length,
       policy: mergePolicyName(this.#opts.policy),
     });
-    this.#gate = this.#opts.partitions.table;
     this.#pump();
   }
 

@@ -172,11 +172,69 @@ function findPath(cur: number[][], r: number, count: number[], target: number[],
 /**
  * Repair after deaths, without balancing: drops members that are gone and moves the
  * survivors up (the first live backup becomes primary). The master publishes this at once
- * so that writes resume; balancing then happens by migration.
+ * so that writes resume; balancing then happens by migration. A backup still filling (see
+ * {@link fillMissingReplicas}) may lack older entries, so a dead primary is replaced by the
+ * first live backup that is in sync, and by a filling one only when no other is left.
  * @param previous replica lists, primary first
  * @param live members that are still alive (any order)
+ * @param filling per partition, the backups still filling
  * @returns new replica lists (same length)
  */
-export function repairReplicas(previous: readonly (readonly NodeId[])[], live: ReadonlySet<NodeId>): NodeId[][] {
-  return previous.map((row) => row.filter((m) => live.has(m)));
+export function repairReplicas(
+  previous: readonly (readonly NodeId[])[],
+  live: ReadonlySet<NodeId>,
+  filling: ReadonlyMap<number, readonly NodeId[]> = new Map(),
+): NodeId[][] {
+  return previous.map((row, p) => {
+    const alive = row.filter((m) => live.has(m));
+    const f = filling.get(p);
+    if (!f || alive[0] === row[0]) return alive;
+    return [...alive.filter((m) => !f.includes(m)), ...alive.filter((m) => f.includes(m))];
+  });
+}
+
+/**
+ * Backups created in place (invariant 10): every row with fewer than `wanted` replicas gets
+ * the members it lacks at once, appended after the replicas it has (so no primary and no
+ * existing rank moves). New members come from the row's `ideal` first (so balancing later
+ * needs at most a swap, which copies nothing), then from the other `members` holding the
+ * fewest replicas. A row with no replica is left alone (it gets its `ideal` row whole, with
+ * nothing to copy), and so is every row whose partition is in `skip`.
+ *
+ * The members added this way are in the table from the start: the primary ships them every
+ * new write and counts their acks while it brings them up to date (nothing to copy for an
+ * empty partition), so no write is acknowledged by fewer copies than the view allows.
+ * @returns the new rows (unchanged rows are the same arrays) and the partitions filled
+ */
+export function fillMissingReplicas(
+  current: readonly (readonly NodeId[])[],
+  ideal: readonly (readonly NodeId[])[],
+  members: readonly NodeId[],
+  wanted: number,
+  skip: ReadonlySet<number> = new Set(),
+): { rows: (readonly NodeId[])[]; filled: number[] } {
+  const R = Math.min(wanted, members.length);
+  const load = new Map<NodeId, number>(members.map((m) => [m, 0]));
+  for (const row of current) for (const m of row) if (load.has(m)) load.set(m, load.get(m)! + 1);
+  const rows: (readonly NodeId[])[] = [...current];
+  const filled: number[] = [];
+  for (let p = 0; p < current.length; p++) {
+    const cur = current[p];
+    if (cur.length === 0 || cur.length >= R || skip.has(p)) continue;
+    const row = [...cur];
+    for (const m of ideal[p] ?? []) if (row.length < R && load.has(m) && !row.includes(m)) row.push(m);
+    while (row.length < R) {
+      let best: NodeId | undefined;
+      for (const m of members) {
+        if (row.includes(m)) continue;
+        if (best === undefined || load.get(m)! < load.get(best)!) best = m;
+      }
+      if (best === undefined) break;
+      row.push(best);
+    }
+    for (const m of row.slice(cur.length)) load.set(m, load.get(m)! + 1);
+    rows[p] = row;
+    filled.push(p);
+  }
+  return { rows, filled };
 }

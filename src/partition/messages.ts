@@ -15,6 +15,8 @@ const table = {
   epochs: w.list(w.uint(), MAX_PARTITIONS),
   /** [partition, member indices…] per in-flight migration */
   migrating: w.list(w.list(w.uint(), 8), MAX_PARTITIONS),
+  /** [partition, member indices…] per partition with backups created in place and not yet in sync */
+  filling: w.list(w.list(w.uint(), 8), MAX_PARTITIONS).optional(),
 };
 
 /** Master → all: a new table version. Applied only if newer and from the believed master. */
@@ -50,9 +52,21 @@ export const PartitionMigrationReadyMsg = defineMessage(Kind.PartitionMigrationR
 });
 /** Member → master: graceful shutdown; move my partitions away. */
 export const PartitionMemberLeavingMsg = defineMessage(Kind.PartitionMemberLeaving, "PartitionMemberLeaving", {});
+/**
+ * Primary → master: per item, the backups `members` of partition `p` (created in place, listed
+ * as filling in the table) hold every entry and get every later write; the master drops them
+ * from `filling`. One message carries the reports of a few milliseconds.
+ */
+export const PartitionBackupsSyncedMsg = defineMessage(Kind.PartitionBackupsSynced, "PartitionBackupsSynced", {
+  items: w.list(
+    z.object({ p: w.uint().max(MAX_PARTITIONS), epoch: w.uint(), members: w.list(w.id(), 7) }),
+    MAX_PARTITIONS,
+  ),
+});
 
 /** A partition table in its compact wire form: member ids once, rows as indices (see partition_table.ts). */
 export type WireTable = Omit<z.infer<typeof PartitionTablePushMsg>, "t">;
 export type PartitionTableFetch = z.infer<typeof PartitionTableFetchMsg>;
 export type PartitionMigrationStart = z.infer<typeof PartitionMigrationStartMsg>;
 export type PartitionMigrationReady = z.infer<typeof PartitionMigrationReadyMsg>;
+export type PartitionBackupsSynced = z.infer<typeof PartitionBackupsSyncedMsg>;

@@ -19,8 +19,9 @@ import type { MessageRouter } from "../transport/router.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
-import { assignPartitions, repairReplicas } from "./assignment.ts";
+import { assignPartitions, fillMissingReplicas, repairReplicas } from "./assignment.ts";
 import {
+  PartitionBackupsSyncedMsg,
   PartitionMemberLeavingMsg,
   type PartitionMigrationReady,
   PartitionMigrationReadyMsg,
@@ -46,6 +47,7 @@ import {
   tableSummary,
   tableToWire,
   termRound,
+  withFilling,
 } from "./partition_table.ts";
 import type { PartitionReplicaInfo, PartitionTableSummary } from "./summary.ts";
 
@@ -118,6 +120,9 @@ export class PartitionService {
   #stopped = false;
   #unsubscribe: () => void;
   #lastFetchAt = -Infinity;
+  #knownMaster: NodeId | undefined;
+  #syncedOut = new Map<number, { p: number; epoch: number; members: NodeId[] }>();
+  #syncedTimer: Timer | null = null;
   // master state
   #masterActive = false;
   #collect: { deadline: number; sentAt: number; waiting: Set<NodeId>; best: PartitionTable } | null = null;
@@ -142,6 +147,10 @@ export class PartitionService {
     migrationsCommitted: 0,
     migrationsAbandoned: 0,
     tablesPublished: 0,
+    /** Master only: rows given the backups they lacked in place (no copy first; see fillMissingReplicas). */
+    backupsCreated: 0,
+    /** Master only: backups created in place that their primary reported in sync. */
+    backupsSynced: 0,
     /** Master only: partitions whose every replica died (their data is gone; they start empty). */
     partitionsLost: 0,
   };
@@ -176,6 +185,9 @@ export class PartitionService {
     r.on(PartitionMigrationStartMsg, (from, msg) => this.#stopped || this.#onMigrationStart(from, msg));
     r.on(PartitionMigrationReadyMsg, (_from, msg) => this.#stopped || this.#onReady(msg));
     r.on(PartitionMemberLeavingMsg, (from) => this.#stopped || this.#onMemberLeaving(from));
+    r.on(PartitionBackupsSyncedMsg, (from, msg) => {
+      if (!this.#stopped) { for (const it of msg.items) this.#onBackupsSynced(from, it); }
+    });
     this.#unsubscribe = this.#view.subscribe((e) => {
       if (e.type === "masterChanged" || e.type === "memberRemoved" || e.type === "memberAdded") this.#onViewChange();
     });
@@ -220,6 +232,18 @@ export class PartitionService {
   /** Whether this member is master and done collecting, i.e. publishing tables. */
   get masterActive(): boolean {
     return this.#masterActive && this.#collect === null;
+  }
+
+  /**
+   * Master only: the table is where the master's planning wants it (every row equals the
+   * ideal assignment for the live data members, no migration in flight, no backup filling).
+   * Between two planning steps a table can hold no migration and still move on.
+   */
+  get balanced(): boolean {
+    if (!this.masterActive || this.#pending || this.#inflight.size > 0 || !this.#ideal) return false;
+    const t = this.#table;
+    if (t.migrations.size > 0 || (t.filling?.size ?? 0) > 0) return false;
+    return this.#ideal.every((row, p) => sameRow(row, t.replicas[p]));
   }
 
   onTableChange(fn: TableListener): () => void {
@@ -272,6 +296,7 @@ export class PartitionService {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#publishTimer?.cancel();
+    this.#syncedTimer?.cancel();
     this.#unsubscribe();
     for (const w of this.#leaveWaiters.splice(0)) w();
   }
@@ -377,6 +402,14 @@ export class PartitionService {
       this.#inflight.clear();
       this.#leaving.clear();
     }
+    // A member that just learned its master (a joiner) asks for the table at once: the pushes
+    // the master sent before this member knew it were ignored, and the heartbeat is a second away.
+    const master = this.#view.master();
+    if (!isMaster && master !== undefined && master !== this.#knownMaster) {
+      this.#lastFetchAt = -Infinity;
+      this.requestTable();
+    }
+    this.#knownMaster = master;
     if (this.#leaveRequested) this.#sendLeaving();
     for (const id of [...this.#leaving]) if (!this.#view.member(id)) this.#leaving.delete(id);
     if (this.#leaveRequested && this.#holdsNothing()) { for (const w of this.#leaveWaiters.splice(0)) w(); }
@@ -478,8 +511,10 @@ export class PartitionService {
       const t2 = this.#pending;
       this.#pending = null;
       if (!t2 || !this.masterActive) return;
-      this.#apply(t2, this.self);
+      // Pushed before it is applied here: the primaries' first messages under it (checks of
+      // new backups) then reach each member after the table that makes them valid.
       this.#broadcast({ t: Kind.PartitionTablePush, ...tableToWire(t2) });
+      this.#apply(t2, this.self);
       this.stats.tablesPublished++;
     });
   }
@@ -528,14 +563,20 @@ export class PartitionService {
     let t = this.#current();
     let replicas = t.replicas as NodeId[][];
     let changed = false;
-    // 1. Repair: drop dead members; the first live backup becomes primary (epoch + 1).
+    const filling = new Map(t.filling ?? []);
+    // 1. Repair: drop dead members; the first live backup in sync becomes primary (epoch + 1).
     if (replicas.some((r) => r.some((m) => !live.has(m)))) {
-      const emptied = replicas.filter((r) => r.length > 0 && r.every((m) => !live.has(m))).length;
+      // A row left with only backups still filling has lost what they had not received yet.
+      const emptied = replicas.filter((r, p) =>
+        r.length > 0 && r.every((m) =>
+          !live.has(m) || (filling.get(p)?.includes(m) ?? false)
+        )
+      ).length;
       if (emptied > 0) {
         this.stats.partitionsLost += emptied;
         this.#log.warn("partition.repair.all_replicas_gone", { partitions: emptied, live: [...live] });
       }
-      replicas = repairReplicas(replicas, live);
+      replicas = repairReplicas(replicas, live, filling);
       changed = true;
     }
     // 2. Abandon migrations whose members died, whose epoch moved or that took too long.
@@ -554,6 +595,7 @@ export class PartitionService {
     // 3. Plan towards the ideal assignment.
     const data = this.#view.members().filter((m) => !m.lite && !this.#leaving.has(m.id)).map((m) => m.id);
     if (data.length > 0) {
+      const replicaCount = 1 + this.config.backupCount + this.config.asyncBackupCount;
       const key = `${t.version}|${changed}|${data.join(",")}`;
       if (key !== this.#idealKey || !this.#ideal) {
         this.#idealKey = key;
@@ -561,10 +603,32 @@ export class PartitionService {
           previous: replicas,
           members: data,
           partitionCount: this.config.partitionCount,
-          replicaCount: 1 + this.config.backupCount + this.config.asyncBackupCount,
+          replicaCount,
         });
       }
       const ideal = this.#ideal;
+      // Backups a row lacks are created in place, in this same table update (invariant 10): the
+      // primary counts their acks from the start while it fills them. A migration under way on
+      // such a row is dropped and planned again from the filled row.
+      const R = Math.min(replicaCount, data.length);
+      for (const [p] of this.#inflight) {
+        if (replicas[p].length > 0 && replicas[p].length < R) {
+          this.#inflight.delete(p);
+          migrations.delete(p);
+          this.stats.migrationsAbandoned++;
+        }
+      }
+      const fill = fillMissingReplicas(replicas, ideal, data, replicaCount);
+      if (fill.filled.length > 0) {
+        for (const p of fill.filled) {
+          const added = fill.rows[p].slice(replicas[p].length);
+          filling.set(p, [...(filling.get(p) ?? []), ...added]);
+        }
+        replicas = fill.rows as NodeId[][];
+        changed = true;
+        this.stats.backupsCreated += fill.filled.length;
+        this.#log.debug("partition.backups.created", { partitions: fill.filled.length });
+      }
       for (let p = 0; p < replicas.length; p++) {
         if (this.#inflight.has(p)) continue;
         const cur = replicas[p];
@@ -597,9 +661,43 @@ export class PartitionService {
       }
     }
     if (changed) {
-      t = nextTable(t, replicas, migrations);
+      t = withFilling(nextTable(t, replicas, migrations), filling);
       this.#stage(t);
     }
+  }
+
+  /** The primary of `p` reports backups created in place as in sync: they count as replicas from now on. */
+  #onBackupsSynced(from: NodeId, msg: { p: number; epoch: number; members: NodeId[] }): void {
+    if (!this.masterActive) return;
+    const t = this.#current();
+    const f = t.filling?.get(msg.p);
+    if (!f || t.replicas[msg.p]?.[0] !== from || t.epochs[msg.p] !== msg.epoch) return;
+    const rest = f.filter((m) => !msg.members.includes(m));
+    if (rest.length === f.length) return;
+    const filling = new Map(t.filling);
+    if (rest.length > 0) filling.set(msg.p, rest);
+    else filling.delete(msg.p);
+    this.stats.backupsSynced += f.length - rest.length;
+    this.#stage(withFilling(nextTable(t, t.replicas, t.migrations), filling));
+  }
+
+  /**
+   * Called by the primary's map layer: the filling backups `members` of `p` are in sync
+   * (resend while the table still lists them; the master ignores stale or repeated reports).
+   */
+  reportBackupsSynced(p: number, epoch: number, members: readonly NodeId[]): void {
+    this.#syncedOut.set(p, { p, epoch, members: [...members] });
+    // Reports of a few milliseconds go in one message (a forming cluster confirms hundreds at once).
+    this.#syncedTimer ??= this.#clock.setTimer(5, () => {
+      this.#syncedTimer = null;
+      const items = [...this.#syncedOut.values()];
+      this.#syncedOut.clear();
+      const master = this.#view.master();
+      if (!master || items.length === 0 || this.#stopped) return;
+      this.#send(master, { t: Kind.PartitionBackupsSynced, items }, () => {
+        for (const it of items) this.#onBackupsSynced(this.self, it);
+      });
+    });
   }
 
   /**
@@ -631,6 +729,9 @@ export class PartitionService {
     const replicas = t.replicas.map((r) => [...r]);
     replicas[msg.p] = [...m.row];
     this.stats.migrationsCommitted++;
-    this.#stage(nextTable(t, replicas, migrations));
+    // Ready means every member of the row holds the partition and acked every write.
+    const filling = new Map(t.filling ?? []);
+    filling.delete(msg.p);
+    this.#stage(withFilling(nextTable(t, replicas, migrations), filling));
   }
 }

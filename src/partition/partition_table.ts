@@ -23,6 +23,13 @@ export interface PartitionTable {
   readonly epochs: readonly number[];
   /** In-flight migrations: partition → the replica list being built. */
   readonly migrations: ReadonlyMap<number, readonly NodeId[]>;
+  /**
+   * Backups created in place and not yet reported in sync by their primary: partition → those
+   * members (each is in the partition's row). They receive and ack every new write from the
+   * start, but may lack older entries, so they do not count as replicas (`replicasMissing`)
+   * and a dead primary is replaced by a backup that is in sync when there is one.
+   */
+  readonly filling?: ReadonlyMap<number, readonly NodeId[]>;
 }
 
 /** Rounds are below 2^19, so every epoch (term × 2^21 + counter) stays below 2^52. */
@@ -126,7 +133,31 @@ export function nextTable(
     replicas: replicas.map((r) => [...r]),
     epochs,
     migrations: new Map(migrations),
+    filling: keptFilling(prev.filling, replicas),
   };
+}
+
+/** The filling members that are still in their partition's row (and still not primary). */
+function keptFilling(
+  filling: ReadonlyMap<number, readonly NodeId[]> | undefined,
+  replicas: readonly (readonly NodeId[])[],
+): Map<number, NodeId[]> {
+  const out = new Map<number, NodeId[]>();
+  for (const [p, ms] of filling ?? []) {
+    const kept = ms.filter((m) => replicas[p]?.includes(m) && replicas[p][0] !== m);
+    if (kept.length > 0) out.set(p, kept);
+  }
+  return out;
+}
+
+/** The same table with other filling backups (see {@link PartitionTable.filling}); rows are not changed. */
+export function withFilling(t: PartitionTable, filling: ReadonlyMap<number, readonly NodeId[]>): PartitionTable {
+  return { ...t, filling: keptFilling(filling, t.replicas) };
+}
+
+/** The members of partition `p`'s row that are filling (empty when none). */
+export function fillingOf(t: PartitionTable, p: number): readonly NodeId[] {
+  return t.filling?.get(p) ?? [];
 }
 
 /**
@@ -144,6 +175,7 @@ export function rebaseTable(t: PartitionTable, term: number, version: number): P
     replicas: t.replicas.map((r) => [...r]),
     epochs,
     migrations: new Map(),
+    filling: keptFilling(t.filling, t.replicas),
   };
 }
 
@@ -159,7 +191,9 @@ export function tableToWire(t: PartitionTable): WireTable {
   };
   const rows = t.replicas.map((r) => r.map(ix));
   const migrating = [...t.migrations].map(([p, row]) => [p, ...row.map(ix)]);
-  return { version: t.version, term: t.term, members, rows, epochs: [...t.epochs], migrating };
+  const w: WireTable = { version: t.version, term: t.term, members, rows, epochs: [...t.epochs], migrating };
+  if (t.filling && t.filling.size > 0) w.filling = [...t.filling].map(([p, ms]) => [p, ...ms.map(ix)]);
+  return w;
 }
 
 /** @returns the table, or null when the wire form is inconsistent */
@@ -176,6 +210,12 @@ export function tableFromWire(w: WireTable, partitionCount: number): PartitionTa
     if (p >= partitionCount || row.some((i) => i >= w.members.length)) return null;
     migrations.set(p, row.map(id));
   }
+  const filling = new Map<number, NodeId[]>();
+  for (const [p, ...ms] of w.filling ?? []) {
+    // Filling members are backups of their row: never its primary, never outside it.
+    if (p >= partitionCount || ms.some((i) => !w.rows[p].includes(i) || w.rows[p][0] === i)) return null;
+    if (ms.length > 0) filling.set(p, ms.map(id));
+  }
   return {
     version: w.version,
     term: w.term,
@@ -183,6 +223,7 @@ export function tableFromWire(w: WireTable, partitionCount: number): PartitionTa
     replicas: w.rows.map((r) => r.map(id)),
     epochs: w.epochs,
     migrations,
+    filling,
   };
 }
 
@@ -192,6 +233,8 @@ export function tableInfo(t: PartitionTable): PartitionReplicaInfo[] {
     const info: PartitionReplicaInfo = { partition, replicas: [...replicas], epoch: t.epochs[partition] };
     const m = t.migrations.get(partition);
     if (m) info.migratingTo = [...m];
+    const f = t.filling?.get(partition);
+    if (f) info.filling = [...f];
     return info;
   });
 }
@@ -199,7 +242,8 @@ export function tableInfo(t: PartitionTable): PartitionReplicaInfo[] {
 /**
  * Summary for `GET /cluster`. Only replicas on live members count: between a member's death
  * and the master's repaired table, the rows still name the dead member, and counting it
- * would report full replicas while one copy is gone.
+ * would report full replicas while one copy is gone. Backups still filling count as missing
+ * until their primary reports them in sync.
  * @param wanted replicas wanted per partition (1 + backups), capped by the data member count
  * @param live the members this member's view holds alive; all when omitted
  */
@@ -210,10 +254,11 @@ export function tableSummary(
 ): Omit<PartitionTableSummary, "lost"> {
   const owners: Record<NodeId, number> = {};
   let replicasMissing = 0;
-  for (const row of t.replicas) {
+  t.replicas.forEach((row, p) => {
     const alive = live ? row.filter((m) => live.has(m)) : row;
     if (alive.length > 0 && alive[0] === row[0]) owners[row[0]] = (owners[row[0]] ?? 0) + 1;
-    replicasMissing += Math.max(0, wanted - alive.length);
-  }
+    const filling = fillingOf(t, p);
+    replicasMissing += Math.max(0, wanted - alive.filter((m) => !filling.includes(m)).length);
+  });
   return { count: t.partitionCount, version: t.version, owners, replicasMissing, migrating: t.migrations.size };
 }

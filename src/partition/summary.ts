@@ -9,6 +9,8 @@ export interface PartitionReplicaInfo {
   epoch: number;
   /** Target replicas of an in-flight migration, if any. */
   migratingTo?: NodeId[];
+  /** Backups created in place that are still receiving the partition's older entries. */
+  filling?: NodeId[];
 }
 
 /** The partition layer's part of a member's partition summary (the map layer adds `dataLoss`). */
@@ -17,7 +19,7 @@ export interface PartitionTableSummary {
   version: number;
   /** Primary partitions per member. */
   owners: Record<NodeId, number>;
-  /** Sum over partitions of (wanted replicas − live replicas). */
+  /** Sum over partitions of (wanted replicas − live replicas in sync; backups still filling count as missing). */
   replicasMissing: number;
   /** Partitions with a migration in flight. */
   migrating: number;

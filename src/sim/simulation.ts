@@ -135,10 +135,11 @@ export class Simulation<N extends SimNode> {
    * the stall ends. Then its overdue timers fire first, in order, and only after them the
    * frames and link events that arrived meanwhile, as in a real event loop that runs
    * expired timers before polling for I/O. The node sends nothing while stalled; frames it
-   * would relay wait too.
+   * would relay wait too. With `inputFirst` the held input is handed over before the overdue
+   * timers instead (real event loops differ in this order after a SIGCONT).
    */
-  stall(id: NodeId, ms: number): void {
-    this.#clocks.get(id)?.stallFor(ms);
+  stall(id: NodeId, ms: number, opts: { inputFirst?: boolean } = {}): void {
+    this.#clocks.get(id)?.stallFor(ms, opts.inputFirst ?? false);
   }
 
   /** Whether a node is stalled right now. */

@@ -23,6 +23,8 @@ export class StallableClock implements Clock {
   #until = -Infinity;
   #held: Array<() => void> = [];
   #flushArmed = false;
+  /** Whether the input held during the current stall is handed over before the overdue timers fire. */
+  #inputFirst = false;
 
   constructor(readonly shared: VirtualClock) {}
 
@@ -49,6 +51,7 @@ export class StallableClock implements Clock {
         inner = this.shared.setTimer(this.#until - now, fire);
         return;
       }
+      if (this.#inputFirst) this.#flush();
       fn();
     };
     let inner = this.shared.setTimer(ms, fire);
@@ -63,13 +66,22 @@ export class StallableClock implements Clock {
   /**
    * Stalls the node for `ms` from now (extending a running stall, never shortening it);
    * `stallFor(0)` on a crashed node drops what was held.
+   * @param inputFirst hand the input held meanwhile over before the overdue timers fire (an
+   *   event loop that polls I/O first after a SIGCONT), instead of after them
    */
-  stallFor(ms: number): void {
+  stallFor(ms: number, inputFirst = false): void {
     if (ms <= 0) {
       this.#held = [];
       return;
     }
     this.#until = Math.max(this.#until, this.shared.now() + ms);
+    this.#inputFirst = inputFirst;
+  }
+
+  #flush(): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const d of held) d();
   }
 
   /** Keeps `deliver` until the stall is over (input that arrived while stalled). */
@@ -85,12 +97,11 @@ export class StallableClock implements Clock {
         return;
       }
       // One more turn at the same instant, so the overdue timers (queued before this
-      // point) run first, as a real event loop runs expired timers before polling I/O.
+      // point) run first, as a real event loop runs expired timers before polling I/O
+      // (unless the input goes first: then the first overdue timer, or this, hands it over).
       this.shared.setTimer(0, () => {
         this.#flushArmed = false;
-        const held = this.#held;
-        this.#held = [];
-        for (const d of held) d();
+        this.#flush();
       });
     };
     arm();

@@ -17,13 +17,16 @@ export const delayedSackMs = 2;
  */
 export const retransmitTuning = {
   /** RTO before the first RTT sample (werift: 3 s). */
-  rtoInitialMs: 200,
+  rtoInitialMs: 1_000,
   /**
    * Lower bound of the RTO computed from the measured RTT (werift: 1 s). The probes are the
    * fast path; an expiry also shrinks the congestion window to one packet, so a stalled
-   * event loop should rarely cause one.
+   * event loop must not cause one. With a 100 ms floor, test/transport_sack_policy_test.ts
+   * once stalled for 60 s in a full run on a loaded 2-core machine (it passes alone);
+   * spurious expiries holding the window at one packet are the likely cause, not a proven
+   * one. 400 ms leaves lost packets to the probes and the RTO to real silences.
    */
-  rtoMinMs: 100,
+  rtoMinMs: 400,
   /** Upper bound, also after backing off (werift: 60 s). */
   rtoMaxMs: 1_000,
   /** Shortest wait before a probe retransmission. */

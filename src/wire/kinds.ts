@@ -62,6 +62,7 @@ export const Kind = {
   PartitionMigrationStart: 84,
   PartitionMigrationReady: 85,
   PartitionMemberLeaving: 86,
+  PartitionBackupsSynced: 87,
   // map 100–139
   MapBackupOps: 100,
   MapBackupAck: 101,

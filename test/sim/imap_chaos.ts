@@ -6,9 +6,10 @@
  * replica count with agreeing replicas, and the recorded history must show no lost
  * acknowledged write and be linearizable per key.
  */
+import type { EntryEvent, GapEvent } from "../../src/map/entry_events.ts";
 import type { ReplicaDebug } from "../../src/map/map_service.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
-import { checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
+import { checkAckCopies, checkLinearizable, checkNoLostWrites, type History } from "../support/history_checker.ts";
 import { type ImapSimNode, imapSimulation, SimLoad } from "./imap_sim.ts";
 
 export interface ChaosOptions {
@@ -29,6 +30,17 @@ export interface ChaosOptions {
   tracePartition?: number;
   /** Print a line per event. @default false */
   verbose?: boolean;
+  /**
+   * Half of the puts carry this time to live; the history checker models their expiry
+   * (history_checker.ts). @default none
+   */
+  ttlMs?: number;
+  /**
+   * Register an entry listener on the first member before the clients start (that member is
+   * never crashed) and check at the end that it heard every acknowledged put exactly once,
+   * in order per key, unless it was told of a gap. @default false
+   */
+  listen?: boolean;
   /** Node log level (debugging). @default "silent" */
   logLevel?: "debug" | "info" | "warn" | "error" | "silent";
 }
@@ -44,6 +56,8 @@ export interface ChaosResult {
     opsOk: number;
     opsFailed: number;
     ackedWrites: number;
+    /** Acknowledged puts whose copies could not be counted (in no copy's recent log). */
+    copiesUnmeasured: number;
     invariantChecks: number;
     /** Live nodes outside the cluster at the end (expelled by membership, not re-admitted). */
     outside: number;
@@ -76,6 +90,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     opsOk: 0,
     opsFailed: 0,
     ackedWrites: 0,
+    copiesUnmeasured: 0,
     invariantChecks: 0,
     falsePositives: 0,
     mergeEvents: 0,
@@ -150,12 +165,27 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   if (problems.length) return { seed: opts.seed, ok: false, problems, stats };
   sim.setLoss(opts.loss ?? 0.05);
 
+  // ---- listener ---------------------------------------------------------------------------
+  const heard: Array<EntryEvent<string, string> | GapEvent> = [];
+  let listenFrom = Infinity;
+  if (opts.listen) {
+    let registered: boolean | null = null;
+    first.grid.getMap<string, string>("chaos").addEntryListener((e) => void heard.push(e)).then(
+      () => (registered = true),
+      (e) => (registered = false, problems.push(`listener registration failed: ${e}`)),
+    );
+    while (registered === null) await sim.run(10);
+    listenFrom = sim.clock.now();
+  }
+
   // ---- clients ----------------------------------------------------------------------------
   const load = new SimLoad(sim, rng, {
     map: "chaos",
     keys: nKeys,
     mix: { put: 0.5, get: 0.85 },
     pauseMs: 40,
+    ttlMs: opts.ttlMs,
+    copies: { backupCount, viewers: () => live(), unmeasured: () => void stats.copiesUnmeasured++ },
     onOutcome: (_node, kind, err) => {
       if (err !== undefined) return void stats.opsFailed++;
       stats.opsOk++;
@@ -213,7 +243,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const n = live().length;
     const r = rng.next();
     if (r < 0.4 && crashesSinceFull < backupCount && n > 4) {
-      const victim = rng.pick(live());
+      const victim = rng.pick(opts.listen ? live().filter((x) => x !== first) : live());
       say(`crash ${victim.id}${victim.m.isMaster() ? " (master)" : ""}`);
       sim.crash(victim.id);
       crashed.push(victim.id);
@@ -278,6 +308,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     );
     while (!done) await sim.run(10);
   }
+  if (opts.listen && !splitRun(stats) && live().includes(first)) {
+    await sim.run(3000); // the listener's last polls
+    problems.push(...checkListener(history, heard, listenFrom));
+  }
   // Epochs and lineages are unique even across concurrent masters, so the replica invariants
   // hold in every run; the per-key history checks only in runs without a split.
   const lost = checkNoLostWrites(history);
@@ -285,6 +319,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   if (!splitRun(stats)) {
     problems.push(...lost.problems);
     problems.push(...lin.problems);
+    problems.push(...checkAckCopies(history).problems);
   }
   if (opts.verbose && !lin.ok) {
     for (const k of history.keys()) {
@@ -297,6 +332,41 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   stats.virtualMs = sim.clock.now() - t0;
   for (const n of alive()) n.stop();
   return { seed: opts.seed, ok: problems.length === 0, problems, stats };
+}
+
+/**
+ * What a listener registered at `from` heard, against the history: every put acknowledged
+ * and invoked after `from` has its event (unless a gap was reported for that key's
+ * partition), no event twice, and per key the events in write order (rising `(seq, index)`).
+ */
+function checkListener(history: History, heard: Array<EntryEvent<string, string> | GapEvent>, from: number): string[] {
+  const problems: string[] = [];
+  const gapped = new Set(heard.filter((e) => e.type === "gap").map((e) => e.partition));
+  const seen = new Set<string>();
+  const lastByKey = new Map<string, [number, number]>();
+  const values = new Set<string>();
+  for (const e of heard) {
+    if (e.type === "gap") continue;
+    const id = `${e.partition}/${e.seq}/${e.index}`;
+    if (seen.has(id)) problems.push(`listener heard ${id} twice`);
+    seen.add(id);
+    const last = lastByKey.get(e.key);
+    if (last && (e.seq < last[0] || (e.seq === last[0] && e.index <= last[1]))) {
+      problems.push(`listener heard key ${e.key} out of order (${e.seq}.${e.index} after ${last[0]}.${last[1]})`);
+    }
+    lastByKey.set(e.key, [e.seq, e.index]);
+    if (e.value !== undefined) values.add(`${e.key}=${e.value}`);
+  }
+  let missing = 0;
+  const sample: string[] = [];
+  for (const o of history.ops) {
+    if (o.kind !== "put" || o.status !== "ok" || o.invokeAt < from) continue;
+    const event = heard.find((e) => e.type !== "gap" && e.key === o.key);
+    if (event && gapped.has(event.partition)) continue;
+    if (!values.has(`${o.key}=${o.value}`)) (missing++, sample.push(`${o.key}=${o.value}`));
+  }
+  if (missing > 0) problems.push(`listener missed ${missing} acknowledged puts, e.g. ${sample.slice(0, 3).join(", ")}`);
+  return problems;
 }
 
 /**

@@ -29,6 +29,12 @@ export interface QuorumRunOptions {
   splitMs?: number;
   /** @default 6 */
   keys?: number;
+  /** Pause only: the paused member handles the input held meanwhile before its overdue timers. */
+  inputFirst?: boolean;
+  /** Pause only: another member's event loop also stalls, `ms` long, `atMs` after the pause began (a loaded machine). */
+  secondStall?: { atMs: number; ms: number };
+  /** Members in the cluster (the split needs 5). @default 5 */
+  members?: number;
   mergePolicy?: MergePolicyName;
   /** Print progress. */
   verbose?: boolean;
@@ -76,7 +82,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
   const rng = new Random(o.seed ^ 0x5eed);
   const first = sim.spawn();
   void first.m.start([]);
-  for (let i = 0; i < 4; i++) void sim.spawn().m.start([first.id]);
+  for (let i = 0; i < (o.members ?? 5) - 1; i++) void sim.spawn().m.start([first.id]);
   await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
   await sim.run(2 * leaseMs);
 
@@ -122,7 +128,14 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     victim.stop();
     await sim.run(8000);
   } else if (o.fault === "pause" || o.fault === "pauseMember") {
-    sim.stall(age[o.fault === "pause" ? 0 : 1 + rng.int(4)].id, o.pauseMs ?? 6000);
+    sim.stall(age[o.fault === "pause" ? 0 : 1 + rng.int(age.length - 1)].id, o.pauseMs ?? 6000, {
+      inputFirst: o.inputFirst,
+    });
+    const second = o.secondStall;
+    if (second) {
+      const other = age[1 + rng.int(age.length - 1)].id;
+      sim.clock.setTimer(second.atMs, () => sim.stall(other, second.ms));
+    }
     for (let i = 0; i < 14; i++) {
       if (o.trace !== undefined && i >= 5 && i < 12) {
         let last = "";

@@ -10,6 +10,8 @@ import { DataGrid } from "../../src/map/data_grid.ts";
 import { simMembership } from "../../src/sim/cluster_sim.ts";
 import { Simulation, type SimulationOptions } from "../../src/sim/simulation.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
+import { partitionOfBytes } from "../../src/partition/partition_of.ts";
+import { encodeValue } from "../../src/wire/codec.ts";
 import { History } from "../support/history_checker.ts";
 
 export interface ImapSimNode {
@@ -79,6 +81,44 @@ export function fullReplicas(nodes: ImapSimNode[]): boolean {
   });
 }
 
+/**
+ * For the history checker's invariant-10 assertion (see checkAckCopies): how many of `nodes`
+ * hold the write that set `key` of `map` to `value`, and how many copies it
+ * needed, min(backupCount + 1, data members in the master's view); `copies` is undefined when the
+ * write is in no copy's recent log (not measured). Call it when the write's
+ * acknowledgement reaches the client. The write is found in the recent log of any copy by
+ * its (unique) value, then counted on every copy holding its dedupe record.
+ */
+export function ackCopies(
+  nodes: ImapSimNode[],
+  map: string,
+  key: unknown,
+  value: unknown,
+  backupCount: number,
+  /** Members whose master's view decides the copies needed. @default nodes */
+  viewers: ImapSimNode[] = nodes,
+): { copies: number | undefined; needed: number } {
+  const k = encodeValue(key), v = encodeValue(value);
+  const p = partitionOfBytes(k, nodes[0].grid.partitions.config.partitionCount);
+  let call: string | undefined;
+  for (const n of nodes) if ((call = n.grid.maps.debugCallOf(p, map, k, v)) !== undefined) break;
+  // Not in any recent log (a retry answered from a dedupe record that arrived in a snapshot,
+  // whose copies keep no log): not measured.
+  const copies = call === undefined ? undefined : nodes.filter((n) => n.grid.maps.debugHoldsCall(p, call!)).length;
+  return { copies, needed: copiesNeeded(viewers.length > 0 ? viewers : nodes, backupCount) };
+}
+
+/**
+ * min(backupCount + 1, data members in the master's view). A write's acknowledgement may
+ * reach its client in the same instant as a new member reaches the view, so the simulations
+ * hold a write to the smaller of this figure at its invocation and at its acknowledgement.
+ */
+export function copiesNeeded(viewers: ImapSimNode[], backupCount: number): number {
+  const master = viewers.find((n) => n.m.isMaster()) ?? viewers[0];
+  const data = master ? master.m.members().filter((m) => !m.lite).length : 1;
+  return Math.min(backupCount + 1, Math.max(1, data));
+}
+
 export interface SimLoadOptions {
   /** The map the clients use. */
   map: string;
@@ -94,6 +134,8 @@ export interface SimLoadOptions {
    * request waits in the socket of a stopped process. @default false
    */
   throughEventLoop?: boolean;
+  /** Half of the puts carry this time to live (the history checker models their expiry). @default none */
+  ttlMs?: number;
   /** Called with every outcome: the error, or undefined on success. */
   onOutcome?: (node: ImapSimNode, kind: "put" | "get" | "remove", err: unknown) => void;
   /**
@@ -101,6 +143,12 @@ export interface SimLoadOptions {
    * failed). @default never
    */
   refused?: (err: unknown) => boolean;
+  /**
+   * Record, for every acknowledged put, the copies holding it and the copies it needed
+   * (invariant 10, see checkAckCopies): every member ever spawned counts (crashed ones frozen
+   * as they were), and `viewers` (the live members) decide the copies needed.
+   */
+  copies?: { backupCount: number; viewers: () => ImapSimNode[]; unmeasured?: () => void };
 }
 
 /**
@@ -136,8 +184,16 @@ export class SimLoad {
       const r = rng.next();
       const kind = r < o.mix.put ? "put" : r < o.mix.get ? "get" : "remove";
       const value = kind === "put" ? `${node.id}-${this.#seq++}` : undefined;
-      const op = this.history.invoke(key, kind, sim.clock.now(), value, node.id);
-      const call = () => kind === "put" ? map.put(key, value!) : kind === "get" ? map.get(key) : map.remove(key);
+      // Drawn only when TTLs are asked for, so runs without them replay as before.
+      const ttlMs = kind === "put" && o.ttlMs && this.rng.next() < 0.5 ? o.ttlMs : undefined;
+      const op = this.history.invoke(key, kind, sim.clock.now(), value, node.id, ttlMs);
+      const neededAtInvoke = o.copies ? copiesNeeded(o.copies.viewers(), o.copies.backupCount) : 0;
+      const call = () =>
+        kind === "put"
+          ? map.put(key, value!, ttlMs !== undefined ? { ttlMs } : undefined)
+          : kind === "get"
+          ? map.get(key)
+          : map.remove(key);
       let err: unknown = undefined;
       try {
         const res = o.throughEventLoop
@@ -146,6 +202,11 @@ export class SimLoad {
           )
           : await call();
         this.history.ok(op, sim.clock.now(), res);
+        if (kind === "put" && o.copies) {
+          const c = ackCopies([...sim.all().values()], o.map, key, value, o.copies.backupCount, o.copies.viewers());
+          if (c.copies !== undefined) this.history.copies(op, c.copies, Math.min(neededAtInvoke, c.needed));
+          else o.copies.unmeasured?.();
+        }
       } catch (e) {
         err = e ?? new Error("failed");
         if (o.refused?.(err)) this.history.refused(op);

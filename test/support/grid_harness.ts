@@ -6,6 +6,7 @@ import { VirtualClock } from "../../src/core/clock.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import { Random } from "../../src/core/random.ts";
 import { DataGrid, type DataGridConfig } from "../../src/map/data_grid.ts";
+import type { ProcessorTable } from "../../src/map/entry_processor.ts";
 import { MemoryNetwork, type MemoryTransport } from "../../src/transport/memory.ts";
 import { MessageRouter } from "../../src/transport/router.ts";
 import { TestCluster } from "./test_cluster_view.ts";
@@ -25,6 +26,8 @@ export interface GridHarnessOptions {
   delayMs?: number;
   jitterMs?: number;
   encode?: boolean;
+  /** Entry processors every member registers. */
+  processors?: ProcessorTable;
 }
 
 export class GridHarness {
@@ -34,10 +37,12 @@ export class GridHarness {
   readonly cluster = new TestCluster();
   readonly members = new Map<string, GridMember>();
   readonly config: DataGridConfig;
+  readonly processors: ProcessorTable | undefined;
   handlerErrors: unknown[] = [];
 
   constructor(opts: GridHarnessOptions = {}) {
     this.rng = new Random(opts.seed ?? 1);
+    this.processors = opts.processors;
     this.net = new MemoryNetwork({
       clock: this.clock,
       rng: this.rng.fork(),
@@ -69,6 +74,7 @@ export class GridHarness {
       clock: this.clock,
       rng: this.rng.fork(),
       log: silentLogger,
+      processors: this.processors,
       config: { ...this.config, lite },
     });
     const m: GridMember = { id, grid, transport, router, lite };
@@ -150,4 +156,16 @@ export function incompleteReplication(h: GridHarness, partitionCount: number, re
     }
   }
   return null;
+}
+
+/** A harness with `n` data members n0…n{n-1} over `partitionCount` partitions, run 3 s so the table settles. */
+export async function startGrid(
+  n: number,
+  partitionCount: number,
+  opts: GridHarnessOptions = {},
+): Promise<GridHarness> {
+  const h = new GridHarness({ ...opts, config: { partitionCount, ...opts.config } });
+  for (let i = 0; i < n; i++) await h.add(`n${i}`);
+  await h.run(3000);
+  return h;
 }

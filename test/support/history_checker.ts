@@ -10,8 +10,15 @@
  *     refused before it could run (the system said so: it took no effect).
  *
  * put and remove record the previous value they returned, which the model checks too.
+ *
+ * Expiry: a put with `ttlMs` sets a value that the primary removes `ttlMs` after it applied
+ * the put (at some moment between the put's invocation and completion). The checker models
+ * this as an extra operation per such put, "expire": it removes the key if it still holds
+ * that put's value (values are unique per put), and takes effect at some point in
+ * [invokeAt + ttlMs, endAt + ttlMs + 1] (1 ms for the primary's whole-millisecond clock).
+ * So a read that sees the value after that window, or misses it before it, is caught.
  */
-export type OpKind = "put" | "get" | "remove";
+export type OpKind = "put" | "get" | "remove" | "expire";
 
 export interface HistoryOp {
   id: number;
@@ -28,13 +35,22 @@ export interface HistoryOp {
   result?: string;
   /** The member the client called through (diagnostics only). */
   via?: string;
+  /** put: its time to live (expiry). */
+  ttlMs?: number;
+  /**
+   * Acknowledged writes: the live copies holding the write when its acknowledgement reached
+   * the client, and the copies it needed then, min(backupCount + 1, data members in the view)
+   * (see {@link checkAckCopies}).
+   */
+  copies?: number;
+  needed?: number;
 }
 
 export class History {
   readonly ops: HistoryOp[] = [];
 
   /** Records an invocation; returns the op to complete later. */
-  invoke(key: string, kind: OpKind, at: number, value?: string, via?: string): HistoryOp {
+  invoke(key: string, kind: OpKind, at: number, value?: string, via?: string, ttlMs?: number): HistoryOp {
     const op: HistoryOp = {
       id: this.ops.length,
       key,
@@ -45,6 +61,7 @@ export class History {
       status: "pending",
       via,
     };
+    if (ttlMs !== undefined) op.ttlMs = ttlMs;
     this.ops.push(op);
     return op;
   }
@@ -53,6 +70,12 @@ export class History {
     op.status = "ok";
     op.endAt = at;
     op.result = result;
+  }
+
+  /** Records, for an acknowledged write, how many copies held it at the acknowledgement. */
+  copies(op: HistoryOp, copies: number, needed: number): void {
+    op.copies = copies;
+    op.needed = needed;
   }
 
   /** The operation was refused and surely took no effect; the checks ignore it. */
@@ -78,6 +101,24 @@ export interface CheckResult {
 
 const isWrite = (o: HistoryOp) => o.kind !== "get";
 
+/** The expiry operations the puts with a TTL imply (see the module doc), with ids after `firstId`. */
+export function expiryOps(ops: readonly HistoryOp[], firstId: number): HistoryOp[] {
+  const out: HistoryOp[] = [];
+  for (const o of ops) {
+    if (o.kind !== "put" || o.status === "refused" || o.ttlMs === undefined || o.ttlMs <= 0) continue;
+    out.push({
+      id: firstId + out.length,
+      key: o.key,
+      kind: "expire",
+      value: o.value,
+      invokeAt: o.invokeAt + o.ttlMs,
+      endAt: o.status === "ok" ? o.endAt + o.ttlMs + 1 : Infinity,
+      status: "ok",
+    });
+  }
+  return out;
+}
+
 /**
  * Checks that no acknowledged write is lost, using the last successful read of each key as
  * its final value (the caller reads every key once all writers stopped).
@@ -92,7 +133,7 @@ export function checkNoLostWrites(h: History): CheckResult {
     const writes = ops.filter(isWrite);
     // Writes that could have produced the final value (end time; Infinity if it failed).
     const producers = final.result === undefined
-      ? writes.filter((w) => w.kind === "remove")
+      ? [...writes.filter((w) => w.kind === "remove"), ...expiryOps(writes, h.ops.length)]
       : writes.filter((w) => w.kind === "put" && w.value === final.result);
     const candidates = producers.map((w) => w.endAt);
     if (final.result === undefined) candidates.push(-Infinity); // the initial (absent) state
@@ -129,7 +170,8 @@ interface Node {
  * Single-register linearizability of one key's operations.
  * @param maxStates give up (reporting a problem) after exploring this many states
  */
-export function checkKeyLinearizable(ops: HistoryOp[], maxStates = 2_000_000): string | null {
+export function checkKeyLinearizable(given: HistoryOp[], maxStates = 2_000_000): string | null {
+  const ops = [...given, ...expiryOps(given, given.reduce((m, o) => Math.max(m, o.id), 0) + 1)];
   const usable = ops.filter((o) => o.status !== "refused" && !(o.kind === "get" && o.status !== "ok"));
   // Events in time order; at equal times calls come first (treated as concurrent).
   const events: Array<{ t: number; call: boolean; op: HistoryOp }> = [];
@@ -175,6 +217,8 @@ export function checkKeyLinearizable(ops: HistoryOp[], maxStates = 2_000_000): s
         return { ok: !checkResult || state === op.result, next: op.value };
       case "remove":
         return { ok: !checkResult || state === op.result, next: undefined };
+      case "expire":
+        return { ok: true, next: state === op.value ? undefined : state };
     }
   };
   const linearized = new Uint8Array(ops.reduce((m, o) => Math.max(m, o.id), 0) + 1);
@@ -229,6 +273,26 @@ export function checkLinearizable(h: History, maxStates?: number): CheckResult {
   for (const key of h.keys()) {
     const err = checkKeyLinearizable(h.ops.filter((o) => o.key === key), maxStates);
     if (err) problems.push(`key ${key}: ${err}`);
+  }
+  return { ok: problems.length === 0, problems };
+}
+
+/**
+ * Invariant 10: no write is acknowledged by fewer copies than min(backupCount + 1, data
+ * members in the view). Checks every acknowledged write whose copies were recorded (see
+ * {@link History.copies}).
+ */
+export function checkAckCopies(h: History): CheckResult {
+  const problems: string[] = [];
+  for (const o of h.ops) {
+    if (o.status !== "ok" || o.copies === undefined || o.needed === undefined) continue;
+    if (o.copies < o.needed) {
+      problems.push(
+        `key ${o.key}: ${o.kind} ${
+          o.value ?? ""
+        }#${o.id} acknowledged at ${o.endAt} by ${o.copies} of ${o.needed} copies`,
+      );
+    }
   }
   return { ok: problems.length === 0, problems };
 }

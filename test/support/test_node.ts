@@ -9,7 +9,10 @@
  */
 import type { MemberInfo } from "../../src/cluster/view.ts";
 import { ShoalError, type ShoalErrorCode } from "../../src/core/errors.ts";
+import { builtinProcessors } from "../../src/map/entry_processor.ts";
 import type { IMap } from "../../src/map/imap.ts";
+import type { IQueue, QueueOptions } from "../../src/map/queue.ts";
+import type { ITopic, SubscribeOptions } from "../../src/map/topic.ts";
 import type {
   LinkInfo,
   NodeMetrics,
@@ -47,6 +50,19 @@ class TestMap implements IMap<unknown, unknown> {
   }
   get(key: unknown) {
     return this.#op("get", () => this.data.get(this.#k(key))?.[1]);
+  }
+  // Entry listeners are not modelled here: the SSE route is tested against a real member (map_events_http_test.ts).
+  addEntryListener(): Promise<string> {
+    return Promise.reject(new ShoalError("INVALID_ARGUMENT", "The test node has no entry listeners"));
+  }
+  removeEntryListener(): boolean {
+    return false;
+  }
+  events(): AsyncIterableIterator<never> {
+    throw new ShoalError("INVALID_ARGUMENT", "The test node has no entry listeners");
+  }
+  openEvents(): Promise<never> {
+    return Promise.reject(new ShoalError("INVALID_ARGUMENT", "The test node has no entry listeners"));
   }
   set(key: unknown, value: unknown) {
     return this.#op("set", () => void this.data.set(this.#k(key), [key, value]));
@@ -132,6 +148,67 @@ class TestMap implements IMap<unknown, unknown> {
   }
   destroy() {
     return this.#op("destroy", () => void this.owner.maps.delete(this.name));
+  }
+  /** Runs the member's real built-in processors on the local entry (errors as the grid reports them). */
+  executeOnKeyWithValue<R>(key: unknown, processor: string, arg?: unknown) {
+    return this.#op("executeOnKey", () => {
+      const fn = builtinProcessors[processor];
+      if (!fn) throw new ShoalError("NOT_FOUND", `No processor named "${processor}" on this member`);
+      const cur = this.data.get(this.#k(key));
+      const entry = { key, value: cur?.[1], exists: cur !== undefined };
+      let result: R;
+      try {
+        result = fn(entry, arg) as R;
+      } catch (e) {
+        throw new ShoalError("PROCESSOR_FAILED", `processor "${processor}" failed: ${(e as Error).message}`);
+      }
+      if (entry.value === undefined) this.data.delete(this.#k(key));
+      else this.data.set(this.#k(key), [key, entry.value]);
+      return { result, value: entry.value };
+    });
+  }
+  async executeOnKey<R>(key: unknown, processor: string, arg?: unknown): Promise<R> {
+    return (await this.executeOnKeyWithValue<R>(key, processor, arg)).result;
+  }
+  async executeOnKeys<R>(keys: Iterable<unknown>, processor: string, arg?: unknown): Promise<Map<unknown, R>> {
+    const out = new Map<unknown, R>();
+    for (const k of keys) out.set(k, await this.executeOnKey<R>(k, processor, arg));
+    return out;
+  }
+  /** Locks of the stand-in: one process, no waiting (the grid's are tested in map_locks_test.ts). */
+  #locks = new Map<string, { tok: number; owner: string | null }>();
+  tryLock(key: unknown, o: { owner?: string } = {}) {
+    return this.#op("tryLock", () => {
+      const l = this.#locks.get(this.#k(key)) ?? { tok: 0, owner: null };
+      if (l.owner !== null && l.owner !== (o.owner ?? "")) return undefined;
+      if (l.owner === null) (l.tok++, l.owner = o.owner ?? "");
+      this.#locks.set(this.#k(key), l);
+      return l.tok;
+    });
+  }
+  async lock(key: unknown, o: { owner?: string } = {}): Promise<number> {
+    const t = await this.tryLock(key, o);
+    if (t === undefined) throw new ShoalError("TIMEOUT", "locked by another owner");
+    return t;
+  }
+  unlock(key: unknown, o: { owner?: string } = {}) {
+    return this.#op("unlock", () => {
+      const l = this.#locks.get(this.#k(key));
+      if (!l || l.owner !== (o.owner ?? "")) throw new ShoalError("CONFLICT", "not the owner");
+      l.owner = null;
+    });
+  }
+  isLocked(key: unknown) {
+    return this.#op("isLocked", () => (this.#locks.get(this.#k(key))?.owner ?? null) !== null);
+  }
+  forceUnlock(key: unknown) {
+    return this.#op("forceUnlock", () => {
+      const l = this.#locks.get(this.#k(key));
+      if (l) l.owner = null;
+    });
+  }
+  async *executeOnEntries<R>(processor: string, arg?: unknown): AsyncIterableIterator<[unknown, R]> {
+    for (const [k] of [...this.data.values()]) yield [k, await this.executeOnKey<R>(k, processor, arg)];
   }
 }
 
@@ -226,6 +303,56 @@ export class TestNode implements ShoalNode {
       this.#ops.set(key, s);
     }
     return s;
+  }
+
+  readonly queues = new Map<string, unknown[]>();
+  /** An in-memory FIFO with the queue API (no waiting: the grid's queue is tested in queue_test.ts). */
+  getQueue<T = unknown>(name: string, options: QueueOptions = {}): IQueue<T> {
+    let items = this.queues.get(name) as T[] | undefined;
+    if (!items) this.queues.set(name, items = []);
+    const list = items;
+    const capacity = options.capacity ?? 100_000;
+    const poll = () => Promise.resolve(list.shift());
+    return {
+      name,
+      capacity,
+      offer: (item: T) => Promise.resolve(list.length < capacity ? (list.push(item), true) : false),
+      poll,
+      take: async () => {
+        const v = await poll();
+        if (v === undefined) throw new ShoalError("TIMEOUT", "empty");
+        return v;
+      },
+      peek: () => Promise.resolve(list[0]),
+      size: () => Promise.resolve(list.length),
+      drain: (max = 500) => Promise.resolve(list.splice(0, max)),
+      async *[Symbol.asyncIterator]() {
+        while (list.length > 0) yield list.shift()!;
+      },
+    };
+  }
+
+  readonly topics = new Map<string, unknown[]>();
+  /** An in-memory ring with the topic API (sequence = index; no capacity): the grid's is tested in topic_test.ts. */
+  getTopic<T = unknown>(name: string): ITopic<T> {
+    let log = this.topics.get(name) as T[] | undefined;
+    if (!log) this.topics.set(name, log = []);
+    const msgs = log;
+    return {
+      name,
+      capacity: Infinity,
+      publish: (m: T) => Promise.resolve(msgs.push(m) - 1),
+      async *subscribe(o: SubscribeOptions = {}) {
+        let next = o.from ?? msgs.length;
+        while (!o.signal?.aborted) {
+          while (next < msgs.length) yield { seq: next, message: msgs[next++] };
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      },
+    };
+  }
+  getReliableTopic<T = unknown>(name: string): ITopic<T> {
+    return this.getTopic<T>(name);
   }
 
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {

@@ -1,0 +1,128 @@
+/**
+ * How soon a freshly formed cluster is safe (issue 11): member process a starts alone (and,
+ * for the loaded case, this process joins it as a lite client and loads N entries with
+ * putAll), then member processes b and c join a at once. The bench polls every member's
+ * `GET /cluster` and `GET /health` and prints, per run, the time from "all three list each
+ * other" to "every partition has its backups" (`replicasMissing` 0 with `safe: true` on
+ * every member: backups created in place count only once their primary reported them in
+ * sync), and to "balanced" (no migration in flight, three owners). Polling every 10 ms bounds
+ * the resolution.
+ *
+ * Options: --runs N (runs per case, default 3), --entries N (the loaded case, default
+ * 100000; 0 runs only the empty case).
+ */
+import { startNode } from "../src/node.ts";
+import { args, runtimeVersion } from "../src/runtime/process.ts";
+import { killAll, type Member, startMember } from "../test/support/cluster.ts";
+import { until } from "../test/support/until.ts";
+import { benchMember, clusterOf, currentRuntime, flag, fmtMs, loadAverage, runBench } from "./_cluster.ts";
+
+const argv = args();
+const RUNS = Number(flag(argv, "runs", "3"));
+const ENTRIES = Number(flag(argv, "entries", "100000"));
+const VALUE = "x".repeat(100);
+
+interface Run {
+  entries: number;
+  /** ms from "all members list each other" to every member safe. */
+  safeMs: number;
+  /** ms from "all members list each other" to balanced. */
+  balancedMs: number;
+  /** replicasMissing on the first member when all listed each other. */
+  missingAtFormation: number;
+}
+
+async function once(entries: number, i: number): Promise<Run> {
+  const secret = `bench-formation-${Date.now()}-${i}`;
+  const a = await startMember({ ...benchMember, name: "a", secret });
+  const client = entries > 0
+    ? await startNode({ name: "loader", lite: true, http: false, join: [a.url], secret, logLevel: "warn" })
+    : null;
+  if (client) {
+    await until(() => client.partitionSummary().version > 0 || undefined, 30_000, "loader sees the table");
+    const map = client.getMap<string, string>("formation");
+    for (let k = 0; k < entries; k += 5000) {
+      const part: Array<[string, string]> = [];
+      for (let j = k; j < Math.min(entries, k + 5000); j++) part.push([`k${j}`, VALUE]);
+      await map.putAll(part);
+    }
+  }
+  const [b, c] = await Promise.all([
+    startMember({ ...benchMember, name: "b", secret, join: a.url }),
+    startMember({ ...benchMember, name: "c", secret, join: a.url }),
+  ]);
+  const data: Member[] = [a, b, c];
+  const total = client ? 4 : 3;
+  let missingAtFormation = -1;
+  await until(
+    async () => {
+      const bodies = await Promise.all(data.map(clusterOf));
+      if (!bodies.every((x) => x.members.length === total)) return undefined;
+      missingAtFormation = bodies[0].partitions.replicasMissing;
+      return true;
+    },
+    60_000,
+    "all members list each other",
+    10,
+  );
+  const formed = performance.now();
+  await until(
+    async () => {
+      const hs = await Promise.all(data.map((m) => m.json<{ safe: boolean }>("/health")));
+      return hs.every((h) => h.safe) || undefined;
+    },
+    120_000,
+    "every member safe",
+    10,
+  );
+  const safeMs = performance.now() - formed;
+  await until(
+    async () => {
+      const bodies = await Promise.all(data.map(clusterOf));
+      return bodies.every((x) =>
+        x.partitions.migrating === 0 && x.partitions.replicasMissing === 0 &&
+        Object.keys(x.partitions.owners).length === 3
+      ) || undefined;
+    },
+    120_000,
+    "balanced",
+    10,
+  );
+  const balancedMs = performance.now() - formed;
+  await client?.shutdown().catch(() => {});
+  killAll();
+  return { entries, safeMs, balancedMs, missingAtFormation };
+}
+
+async function main(): Promise<void> {
+  const loadStart = loadAverage();
+  console.log(
+    `Formation (${runtimeVersion()}): member a, then b and c join at once; 3 data member processes, backup 1, 271 partitions`,
+  );
+  console.log(`load average at start: ${loadStart}`);
+  const runs: Run[] = [];
+  for (const entries of ENTRIES > 0 ? [0, ENTRIES] : [0]) {
+    for (let i = 0; i < RUNS; i++) {
+      const r = await once(entries, i);
+      runs.push(r);
+      console.log(
+        `${entries.toLocaleString("en")} entries, run ${i + 1}: every partition has its backups ${fmtMs(r.safeMs)} ` +
+          `after all members list each other (replicasMissing then ${r.missingAtFormation}); balanced after ${
+            fmtMs(r.balancedMs)
+          }`,
+      );
+    }
+  }
+  for (const entries of new Set(runs.map((r) => r.entries))) {
+    const xs = runs.filter((r) => r.entries === entries);
+    const med = (f: (r: Run) => number) => xs.map(f).sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+    console.log(
+      `median of ${xs.length}, ${entries.toLocaleString("en")} entries: backups ${fmtMs(med((r) => r.safeMs))}, ` +
+        `balanced ${fmtMs(med((r) => r.balancedMs))}`,
+    );
+  }
+  console.log(`runtime ${currentRuntime()}; load average at start: ${loadStart}; at end: ${loadAverage()}`);
+  console.log(JSON.stringify({ runs }));
+}
+
+await runBench(main);

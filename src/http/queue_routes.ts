@@ -1,0 +1,75 @@
+/**
+ * REST routes of the distributed queue:
+ * - `POST /queues/:name` with the JSON item → 201 `{}` once the primary and its sync backups
+ *   hold it, or 503 `{ code: "FULL" }` when the queue stays full (`?timeoutMs=` waits for room);
+ * - `POST /queues/:name/poll?timeoutMs=` → 200 `{ "item" }`, or 204 when none came in time;
+ * - `GET /queues/:name` → `{ "name", "size", "capacity" }`.
+ * `?capacity=` sets the capacity the call uses (default 100,000). Waits are capped at 25 s.
+ */
+import type { Context, Hono } from "hono";
+import type { ShoalNode } from "../node_api.ts";
+import { MAX_QUEUE_NAME } from "../map/queue_ops.ts";
+import { errorResponse, jsonError } from "./errors.ts";
+import { readJsonBody } from "./json_body.ts";
+
+/** Longest wait one HTTP call may ask for. */
+export const MAX_HTTP_WAIT_MS = 25_000;
+
+function intParam(c: Context, name: string, max: number, min: number): number | undefined | Response {
+  const raw = c.req.query(name);
+  if (raw === undefined || raw === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    return jsonError(c, 400, `${name} must be an integer from ${min} to ${max}`, "INVALID_ARGUMENT");
+  }
+  return n;
+}
+
+function queueOf(c: Context, node: ShoalNode) {
+  const name = c.req.param("name") ?? "";
+  if (name.length === 0 || name.length > MAX_QUEUE_NAME) {
+    return jsonError(c, 400, `Queue name must be 1 to ${MAX_QUEUE_NAME} characters`, "INVALID_ARGUMENT");
+  }
+  const capacity = intParam(c, "capacity", 1_000_000_000, 1);
+  if (capacity instanceof Response) return capacity;
+  const timeoutMs = intParam(c, "timeoutMs", MAX_HTTP_WAIT_MS, 0);
+  if (timeoutMs instanceof Response) return timeoutMs;
+  return { q: node.getQueue(name, { capacity }), timeoutMs: timeoutMs ?? 0 };
+}
+
+/** Adds the queue routes to `app`. */
+export function mountQueueRoutes(app: Hono, node: ShoalNode): void {
+  app.post("/queues/:name", async (c) => {
+    const r = queueOf(c, node);
+    if (r instanceof Response) return r;
+    const body = await readJsonBody(c);
+    if (!body.ok) return body.response;
+    try {
+      if (await r.q.offer(body.value, { timeoutMs: r.timeoutMs })) return c.json({}, 201);
+      return c.json({ error: `Queue "${r.q.name}" is full (capacity ${r.q.capacity})`, code: "FULL" }, 503);
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  });
+
+  app.post("/queues/:name/poll", async (c) => {
+    const r = queueOf(c, node);
+    if (r instanceof Response) return r;
+    try {
+      const item = await r.q.poll({ timeoutMs: r.timeoutMs, signal: c.req.raw.signal });
+      return item === undefined ? c.body(null, 204) : c.json({ item });
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  });
+
+  app.get("/queues/:name", async (c) => {
+    const r = queueOf(c, node);
+    if (r instanceof Response) return r;
+    try {
+      return c.json({ name: r.q.name, size: await r.q.size(), capacity: r.q.capacity });
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  });
+}

@@ -1,0 +1,94 @@
+/**
+ * REST routes of topics:
+ * - `POST /topics/:name` with the JSON message → 201 `{ "seq" }` (`?capacity=` for the ring);
+ * - `GET /topics/:name/events` → Server-Sent Events, one `message` event per message with
+ *   `id: <seq>` and the JSON message as data, and a `gap` event `{ "missed" }` when the ring
+ *   dropped messages the stream had not sent. A reconnecting client's `Last-Event-ID` header
+ *   (or `?from=`) resumes at the next sequence; without it the stream starts with messages
+ *   published from now on. Open streams per member are limited.
+ */
+import type { Hono } from "hono";
+import type { ShoalNode } from "../node_api.ts";
+import { MAX_TOPIC_CAPACITY, MAX_TOPIC_NAME } from "../map/topic_ops.ts";
+import { errorResponse, jsonError } from "./errors.ts";
+import { readJsonBody } from "./json_body.ts";
+
+/** Open topic streams per member. */
+export const MAX_TOPIC_STREAMS = 64;
+
+const seqParam = (raw: string | undefined | null): number | undefined | null => {
+  if (raw === undefined || raw === null || raw === "") return undefined;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+};
+
+/** Adds the topic routes to `app`. */
+export function mountTopicRoutes(app: Hono, node: ShoalNode): void {
+  let open = 0;
+  const nameOk = (name: string) => name.length > 0 && name.length <= MAX_TOPIC_NAME;
+
+  app.post("/topics/:name", async (c) => {
+    const name = c.req.param("name");
+    if (!nameOk(name)) {
+      return jsonError(c, 400, `Topic name must be 1 to ${MAX_TOPIC_NAME} characters`, "INVALID_ARGUMENT");
+    }
+    const capRaw = c.req.query("capacity");
+    const capacity = capRaw === undefined ? undefined : Number(capRaw);
+    if (capacity !== undefined && (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_TOPIC_CAPACITY)) {
+      return jsonError(c, 400, `capacity must be an integer from 1 to ${MAX_TOPIC_CAPACITY}`, "INVALID_ARGUMENT");
+    }
+    const body = await readJsonBody(c);
+    if (!body.ok) return body.response;
+    try {
+      const seq = await node.getReliableTopic(name, { capacity }).publish(body.value);
+      return c.json({ seq }, 201);
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  });
+
+  app.get("/topics/:name/events", (c) => {
+    const name = c.req.param("name");
+    if (!nameOk(name)) {
+      return jsonError(c, 400, `Topic name must be 1 to ${MAX_TOPIC_NAME} characters`, "INVALID_ARGUMENT");
+    }
+    const last = seqParam(c.req.header("last-event-id"));
+    const from = seqParam(c.req.query("from"));
+    if (last === null || from === null) {
+      return jsonError(c, 400, "Last-Event-ID and from must be non-negative integers", "INVALID_ARGUMENT");
+    }
+    if (open >= MAX_TOPIC_STREAMS) return jsonError(c, 503, "Too many open topic streams", "OVERLOADED");
+    open++;
+    const stop = new AbortController();
+    const enc = new TextEncoder();
+    const events = node.getTopic(name).subscribe({ from: last !== undefined ? last + 1 : from, signal: stop.signal });
+    const closed = () => {
+      if (!stop.signal.aborted) (stop.abort(), open--);
+    };
+    c.req.raw.signal?.addEventListener("abort", closed, { once: true });
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(enc.encode(`retry: 1000\n\n`));
+      },
+      async pull(controller) {
+        try {
+          const r = await events.next();
+          if (r.done) return (closed(), controller.close());
+          const e = r.value;
+          controller.enqueue(enc.encode(
+            "missed" in e
+              ? `event: gap\ndata: ${JSON.stringify({ missed: e.missed })}\n\n`
+              : `event: message\nid: ${e.seq}\ndata: ${JSON.stringify(e.message)}\n\n`,
+          ));
+        } catch (err) {
+          closed();
+          controller.error(err);
+        }
+      },
+      cancel: closed,
+    });
+    return new Response(body, {
+      headers: { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache" },
+    });
+  });
+}

@@ -1,0 +1,237 @@
+/**
+ * Entry events: what they are, the bounded per-partition event log every replica keeps
+ * (computed while applying writes, so a promoted backup holds the same events under the same
+ * sequence numbers), and the bounded queue in front of each listener.
+ *
+ * An event is named by its partition, the sequence number of the write that caused it and
+ * its index among that write's effects (a putAll changes several keys in one write). A
+ * consumer that remembers the last `(seq, index)` per partition can resume after it.
+ */
+export const entryEventTypes = ["added", "updated", "removed", "expired", "evicted", "merged"] as const;
+export type EntryEventType = (typeof entryEventTypes)[number];
+
+/** What one applied effect did to one key (as bytes): computed by every replica while applying writes. */
+export interface AppliedChange {
+  type: EntryEventType;
+  m: string;
+  key: Uint8Array;
+  value?: Uint8Array;
+  oldValue?: Uint8Array;
+}
+
+/** An event with key and values decoded. */
+export interface EntryEvent<K = unknown, V = unknown> {
+  type: EntryEventType;
+  map: string;
+  key: K;
+  value?: V;
+  oldValue?: V;
+  partition: number;
+  seq: number;
+  index: number;
+}
+
+/**
+ * Events a listener will never see: its queue overflowed, or the partition's event log no
+ * longer reached back to where it was. Writes with sequence numbers `fromSeq..toSeq`
+ * (inclusive) of `partition` may have had events that were not delivered.
+ */
+export interface GapEvent {
+  type: "gap";
+  partition: number;
+  fromSeq: number;
+  toSeq: number;
+}
+
+/** One logged event, as bytes. */
+export interface RawEvent {
+  seq: number;
+  i: number;
+  c: AppliedChange;
+}
+
+/** A position in a partition's events: everything up to and including `(seq, i)` was seen. */
+export interface EventCursor {
+  seq: number;
+  i: number;
+}
+
+/** Whether event `(seq, i)` comes after cursor `c`. */
+export function after(seq: number, i: number, c: EventCursor): boolean {
+  return seq > c.seq || (seq === c.seq && i > c.i);
+}
+
+/**
+ * A partition's recent events, at most `limit` (whole writes are dropped from the front).
+ * `coveredFrom`: every event of writes with seq > coveredFrom is held.
+ */
+export class EventRing {
+  #events: RawEvent[] = [];
+  #head = 0;
+  coveredFrom: number;
+
+  constructor(readonly limit = 256, fromSeq = 0) {
+    this.coveredFrom = fromSeq;
+  }
+
+  get size(): number {
+    return this.#events.length - this.#head;
+  }
+
+  /** Starts over after `seq` (a snapshot replaced the partition's content). */
+  reset(seq: number): void {
+    this.#events = [];
+    this.#head = 0;
+    this.coveredFrom = seq;
+  }
+
+  push(e: RawEvent): void {
+    this.#events.push(e);
+    if (this.size <= this.limit) return;
+    // Drop the oldest write's events entirely, so coveredFrom stays exact.
+    const drop = this.#events[this.#head].seq;
+    while (this.#head < this.#events.length && this.#events[this.#head].seq === drop) this.#head++;
+    this.coveredFrom = drop;
+    if (this.#head > this.limit) (this.#events = this.#events.slice(this.#head), this.#head = 0);
+  }
+
+  /**
+   * Events after cursor `c` with seq ≤ `upTo`, at most `max`. `gap` is set when events after
+   * `c` are no longer held: writes `c.seq + 1 .. coveredFrom` are lost to this reader.
+   */
+  since(c: EventCursor, upTo: number, max: number): { events: RawEvent[]; gap?: { fromSeq: number; toSeq: number } } {
+    const out: RawEvent[] = [];
+    let gap: { fromSeq: number; toSeq: number } | undefined;
+    if (c.seq < this.coveredFrom) gap = { fromSeq: c.seq + 1, toSeq: this.coveredFrom };
+    // Binary search for the first event after the cursor.
+    let lo = this.#head, hi = this.#events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const e = this.#events[mid];
+      if (after(e.seq, e.i, c)) hi = mid;
+      else lo = mid + 1;
+    }
+    for (let j = lo; j < this.#events.length && out.length < max; j++) {
+      const e = this.#events[j];
+      if (e.seq > upTo) break;
+      out.push(e);
+    }
+    return gap ? { events: out, gap } : { events: out };
+  }
+}
+
+/**
+ * The queue in front of one listener: at most `capacity` events. A push onto a full queue
+ * drops the event and widens that partition's pending gap instead; the gap is delivered as
+ * a `GapEvent` (before any later event of that partition) once there is room. So a slow
+ * listener never blocks writers and always learns exactly which writes it may have missed.
+ */
+export class ListenerQueue<E extends { partition: number; seq: number }> {
+  #items: Array<E | GapEvent> = [];
+  #head = 0;
+  #gaps = new Map<number, GapEvent>();
+  #waiter: (() => void) | null = null;
+  /** Events dropped because the queue was full. */
+  dropped = 0;
+
+  constructor(readonly capacity = 10_000) {}
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(e: E): void {
+    this.#flushGaps();
+    if (this.length >= this.capacity || this.#gaps.has(e.partition)) {
+      // Keep per-partition order: once a partition has a pending gap, its later events wait behind it as part of it.
+      this.dropped++;
+      const g = this.#gaps.get(e.partition);
+      if (g) g.toSeq = Math.max(g.toSeq, e.seq), g.fromSeq = Math.min(g.fromSeq, e.seq);
+      else this.#gaps.set(e.partition, { type: "gap", partition: e.partition, fromSeq: e.seq, toSeq: e.seq });
+      return;
+    }
+    this.#items.push(e);
+    this.#wake();
+  }
+
+  /** Queues a gap directly (the source could not deliver these writes' events). */
+  pushGap(g: GapEvent): void {
+    const cur = this.#gaps.get(g.partition);
+    if (cur) (cur.fromSeq = Math.min(cur.fromSeq, g.fromSeq), cur.toSeq = Math.max(cur.toSeq, g.toSeq));
+    else this.#gaps.set(g.partition, { ...g });
+    this.#flushGaps();
+    this.#wake();
+  }
+
+  /** The next item, or undefined when empty. */
+  shift(): E | GapEvent | undefined {
+    if (this.length === 0) {
+      this.#flushGaps();
+      if (this.length === 0) return undefined;
+    }
+    const e = this.#items[this.#head++];
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return e;
+  }
+
+  /** Resolves when an item may be available (or at once if one is). */
+  wait(): Promise<void> {
+    if (this.length > 0 || this.#gaps.size > 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const prev = this.#waiter;
+      this.#waiter = () => (prev?.(), resolve());
+    });
+  }
+
+  /** Wakes a waiter (e.g. on close). */
+  wake(): void {
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.();
+  }
+
+  #flushGaps(): void {
+    // A gap takes one slot; it goes in once there is room for it and one more event.
+    for (const [p, g] of this.#gaps) {
+      if (this.length + 1 >= this.capacity) return;
+      this.#items.push(g);
+      this.#gaps.delete(p);
+    }
+  }
+}
+
+/** Options of `addEntryListener` and `events`. */
+export interface EntryListenerOptions<K = unknown> {
+  /** Only this key's events. */
+  key?: K;
+  /** Carry `value` and `oldValue`. @default true */
+  includeValue?: boolean;
+  /**
+   * Only events of partitions whose primary is this member when the listener registers (as
+   * Hazelcast's local listeners; not followed through migrations). @default false
+   */
+  local?: boolean;
+  /**
+   * Resume after these positions (partition → the last event seen, `{ s: seq, i: index }`)
+   * instead of starting from now; partitions not listed start from now. If a partition's
+   * event log no longer reaches back that far, the first thing delivered is a `gap`.
+   */
+  from?: ReadonlyMap<number, { s: number; i: number }>;
+}
+
+/** An open subscription: its events, the positions it started from, and `close()`. */
+export interface EventSubscription<K, V> extends AsyncIterable<EntryEvent<K, V> | GapEvent> {
+  readonly id: string;
+  /** Partition → the position it started after. */
+  readonly start: ReadonlyMap<number, { s: number; i: number }>;
+  close(): void;
+}
+
+export type EntryListener<K = unknown, V = unknown> = (e: EntryEvent<K, V> | GapEvent) => void | Promise<void>;

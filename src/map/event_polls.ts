@@ -1,0 +1,133 @@
+/**
+ * The primary's side of entry listeners: answering an Events op (a listener's long poll)
+ * from the partition's event log, only with events of acknowledged writes, and holding
+ * polls that find nothing new until a write commits or their hold time runs out.
+ *
+ * A poll names a cursor `(s, i)`: the listener saw every event up to that one. The answer
+ * carries the events after it (at most `n`, of writes with seq ≤ the committed sequence),
+ * the new cursor, and a gap when the log no longer reaches back to the cursor. A poll with
+ * `s = -1` asks for the cursor of "now" (the primary's sequence, answered once committed),
+ * which is where a new listener starts: it sees every write invoked after it registered.
+ */
+import { entryEventTypes, type EventCursor } from "./entry_events.ts";
+import type { OpBody } from "./operations.ts";
+import type { PartitionData } from "./partition_data.ts";
+import { bytesEqual } from "./record_store.ts";
+
+/** Cursor index meaning "after every effect of this write" (a write has at most 1000 effects). */
+export const AFTER_WRITE = 1_000_000;
+
+/** One event on the wire: [seq, index, type code (entryEventTypes), map is implied, key, value, oldValue]. */
+export type WireEvent = [number, number, number, Uint8Array, Uint8Array | null, Uint8Array | null];
+
+/** The answer to an Events op. */
+export interface EventsAnswer {
+  /** New cursor. */
+  s: number;
+  i: number;
+  ev: WireEvent[];
+  /** Writes fromSeq..toSeq whose events are lost to this listener. */
+  gap?: [number, number];
+}
+
+/**
+ * Reads the events `b` asks for from `d` (map `b.m`, optional key `b.k`), of writes up to
+ * `committed`. @returns the answer, or null when there is nothing to say yet (hold the poll)
+ */
+export function readEvents(d: PartitionData, b: OpBody, committed: number): EventsAnswer | null {
+  const cursor: EventCursor = { seq: b.s!, i: b.i! };
+  const max = b.n!;
+  const r = d.events.since(cursor, committed, max);
+  const ev: WireEvent[] = [];
+  let last: EventCursor = cursor;
+  for (const e of r.events) {
+    last = { seq: e.seq, i: e.i };
+    if (e.c.m !== b.m || (b.k && !bytesEqual(e.c.key, b.k))) continue;
+    const value = b.nv ? null : e.c.value ?? null;
+    const old = b.nv ? null : e.c.oldValue ?? null;
+    ev.push([e.seq, e.i, entryEventTypes.indexOf(e.c.type), e.c.key, value, old]);
+  }
+  // Fewer than `max` events read: every event up to the committed write was examined.
+  if (r.events.length < max && committed > last.seq) last = { seq: committed, i: AFTER_WRITE };
+  if (ev.length === 0 && !r.gap) {
+    // Nothing for this listener: move its cursor silently only when another map's events went by.
+    return last.seq === cursor.seq && last.i === cursor.i ? null : { s: last.seq, i: last.i, ev };
+  }
+  const out: EventsAnswer = { s: last.seq, i: last.i, ev };
+  if (r.gap) out.gap = [r.gap.fromSeq, r.gap.toSeq];
+  return out;
+}
+
+/** A held poll. */
+export interface HeldPoll {
+  body: OpBody;
+  deadline: number;
+  /** Answers the caller (called exactly once). */
+  answer(a: EventsAnswer | null, status?: "ok" | "MIGRATING"): void;
+}
+
+/** Held polls per partition, at most `maxPerPartition` each. */
+export class EventPolls {
+  #byP = new Map<number, HeldPoll[]>();
+
+  constructor(readonly maxPerPartition = 512) {}
+
+  /** Holds a poll. @returns false when partition `p` holds too many already */
+  hold(p: number, poll: HeldPoll): boolean {
+    let l = this.#byP.get(p);
+    if (!l) (l = [], this.#byP.set(p, l));
+    if (l.length >= this.maxPerPartition) return false;
+    l.push(poll);
+    return true;
+  }
+
+  /** Whether partition `p` holds polls. */
+  has(p: number): boolean {
+    return this.#byP.has(p);
+  }
+
+  /** Retries `p`'s polls with `read`: answered ones leave. */
+  retry(p: number, read: (b: OpBody) => EventsAnswer | null): void {
+    const l = this.#byP.get(p);
+    if (!l) return;
+    const keep: HeldPoll[] = [];
+    for (const poll of l) {
+      const a = read(poll.body);
+      if (a) poll.answer(a);
+      else keep.push(poll);
+    }
+    if (keep.length > 0) this.#byP.set(p, keep);
+    else this.#byP.delete(p);
+  }
+
+  /** Answers polls whose hold ran out with their unchanged cursor. */
+  expire(now: number): void {
+    for (const [p, l] of this.#byP) {
+      const keep = l.filter((poll) => {
+        if (poll.deadline > now) return true;
+        poll.answer({ s: poll.body.s!, i: poll.body.i!, ev: [] });
+        return false;
+      });
+      if (keep.length > 0) this.#byP.set(p, keep);
+      else this.#byP.delete(p);
+    }
+  }
+
+  /** Sends `p`'s polls elsewhere (this member no longer serves it): they retry at the new primary. */
+  release(p: number): void {
+    const l = this.#byP.get(p);
+    if (!l) return;
+    this.#byP.delete(p);
+    for (const poll of l) poll.answer(null, "MIGRATING");
+  }
+
+  releaseAll(): void {
+    for (const p of [...this.#byP.keys()]) this.release(p);
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const l of this.#byP.values()) n += l.length;
+    return n;
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * The primary's housekeeping of map entries: expiry on access and by a bounded sweep, the
+ * idle clocks of backups (batched touches, the idle floor of a new primary), and eviction
+ * under per-member limits. Every change it decides is a write the primary originates
+ * (`HousekeepingHost.writeLocal`): applied, logged and replicated in order like a client's
+ * write, so backups drop the same entries and a promoted backup holds the same deadlines.
+ * See expiry.ts and eviction.ts for the rules.
+ */
+import type { Random } from "../core/random.ts";
+import type { EventCursor } from "./entry_events.ts";
+import { AFTER_WRITE } from "./event_polls.ts";
+import { MemberUsage, pickVictim } from "./eviction.ts";
+import { ExpirySweep, isExpired, TouchBatcher } from "./expiry.ts";
+import type { MapConfigs, ResolvedMapSettings } from "./map_config.ts";
+import { MAX_BATCH } from "./operations.ts";
+import { type Effect, EffectCause, type LogEntry, type PartitionData } from "./partition_data.ts";
+import { keyId, recordBytes } from "./record_store.ts";
+
+export interface HousekeepingHost {
+  /** The replicas of the partitions this member serves as primary now (not catching up, not handing off). */
+  serving(): Iterable<PartitionData>;
+  /** Applies a write this primary originates (no call id) to partition `p` and ships it to the backups. */
+  writeLocal(p: number, effects: Effect[]): void;
+}
+
+export interface HousekeepingConfig {
+  /** Records the expiry sweep examines per tick, over all partitions. @default 4000 */
+  sweepPerTick?: number;
+  /** Reads of entries with a max-idle reach the backups within this long. @default 250 */
+  touchFlushMs?: number;
+  /** Evictions per tick when ownership changes leave a member over a limit. @default 2000 */
+  evictionsPerTick?: number;
+}
+
+export class MapHousekeeping {
+  readonly config: Required<HousekeepingConfig>;
+  readonly usage = new MemberUsage();
+  readonly counters = { expired: 0, evicted: 0, touchesSent: 0 };
+  #sweep = new ExpirySweep();
+  #touches: TouchBatcher;
+  /** Whether any map has a size limit (usage is tracked only then). */
+  readonly #limits: boolean;
+  /** Usage must be recomputed (ownership changed) before the next limit check. */
+  #usageStale = true;
+  #recomputedAt = 0;
+
+  constructor(
+    readonly host: HousekeepingHost,
+    readonly maps: MapConfigs,
+    readonly rng: Random,
+    config: HousekeepingConfig = {},
+  ) {
+    this.config = { sweepPerTick: 4000, touchFlushMs: 250, evictionsPerTick: 2000, ...config };
+    this.#touches = new TouchBatcher(this.config.touchFlushMs);
+    this.#limits = Object.values(maps.maps).some((s) =>
+      (s.maxSizePerMember ?? 0) > 0 || (s.maxBytesPerMember ?? 0) > 0
+    );
+  }
+
+  settings(m: string): ResolvedMapSettings {
+    return this.maps.resolve(m);
+  }
+
+  /** The map's expiry defaults, for executeOp. */
+  readonly defaults = (m: string): { ttlMs: number; maxIdleMs: number } => this.maps.resolve(m);
+
+  /**
+   * Expiry on access: before an op on `keys` of map `m` runs on the primary, writes the
+   * removal of those that expired.
+   */
+  beforeOp(d: PartitionData, m: string, keys: readonly Uint8Array[] | undefined, now: number): void {
+    const store = d.maps.get(m);
+    if (!store || store.expiring === 0 || !keys) return;
+    const effects: Effect[] = [];
+    for (const k of keys) {
+      const r = store.get(k);
+      if (r && isExpired(r, now, d.idleFloor)) {
+        effects.push({ m, k: r.key, v: null, at: now, why: EffectCause.Expired });
+      }
+    }
+    this.#write(d.p, effects);
+  }
+
+  /** A read on the primary: moves the keys' last access (LRU, max-idle) and hit counts (LFU). */
+  afterRead(d: PartitionData, m: string, keys: readonly Uint8Array[] | undefined, now: number): void {
+    const store = d.maps.get(m);
+    if (!store || !keys) return;
+    for (const k of keys) {
+      const id = keyId(k);
+      const r = store.records.get(id);
+      if (!r) continue;
+      r.lastAccessAt = Math.max(r.lastAccessAt, now);
+      r.hits++;
+      if (r.maxIdleMs !== undefined && this.#touches.touch(d.p, m, r.key, id, now)) {
+        const t = this.#touches.take(d.p);
+        if (t) this.#flushTouches(t.p, t.keys, now);
+      }
+    }
+  }
+
+  /**
+   * After a write applied on the primary (`entry`, already in `d`): keeps the member's usage
+   * current and evicts while a map it changed is over its limit.
+   */
+  afterWrite(d: PartitionData, entry: LogEntry, now: number): void {
+    if (!this.#limits) return;
+    if (this.#usageStale) this.#recompute();
+    let whole = false;
+    for (const e of entry.e) {
+      if (e.clear || e.destroy) whole = true;
+    }
+    if (whole) {
+      this.#recompute();
+      return;
+    }
+    const touched = new Set<string>();
+    const from: EventCursor = { seq: entry.seq - 1, i: AFTER_WRITE };
+    for (const ev of d.events.since(from, entry.seq, MAX_BATCH + 1).events) {
+      const c = ev.c;
+      touched.add(c.m);
+      const newBytes = c.value ? recordBytes({ key: c.key, value: c.value }) : 0;
+      const oldBytes = c.oldValue ? recordBytes({ key: c.key, value: c.oldValue }) : 0;
+      const entries = (c.value ? 1 : 0) - (c.oldValue ? 1 : 0);
+      this.usage.adjust(c.m, entries, newBytes - oldBytes);
+    }
+    for (const m of touched) this.#evict(d, m, entry, Infinity, now);
+  }
+
+  /** A new primary starts serving `d`: idle time until now does not count (see expiry.ts). */
+  onServing(d: PartitionData, now: number): void {
+    let idle = false;
+    for (const s of d.maps.values()) if (s.expiring > 0) idle = true;
+    if (idle) this.#write(d.p, [{ m: "", floor: true, at: now }]);
+    this.#usageStale = true;
+  }
+
+  /** This member stopped serving `p`. */
+  onStopServing(p: number): void {
+    this.#touches.drop(p);
+    this.#usageStale = true;
+  }
+
+  #recompute(): void {
+    this.usage.recompute(this.host.serving());
+    this.#usageStale = false;
+  }
+
+  /** Per tick: due touches, a bounded sweep, and limits left exceeded by ownership changes. */
+  tick(now: number): void {
+    for (const t of this.#touches.due(now)) this.#flushTouches(t.p, t.keys, now);
+    const serving = [...this.host.serving()];
+    const expired = this.#sweep.sweep(serving, now, this.config.sweepPerTick);
+    const byP = new Map<number, Effect[]>();
+    for (const x of expired) {
+      let l = byP.get(x.p);
+      if (!l) (l = [], byP.set(x.p, l));
+      l.push({ m: x.m, k: x.key, v: null, at: now, why: EffectCause.Expired });
+    }
+    for (const [p, effects] of byP) this.#write(p, effects);
+    if (!this.#limits) return;
+    // Once a second, recount from the stores (ownership changes that did not pass through here).
+    if (this.#usageStale || now - this.#recomputedAt >= 1000) (this.#recompute(), this.#recomputedAt = now);
+    let budget = this.config.evictionsPerTick;
+    for (const [m] of this.usage.maps) {
+      const s = this.maps.resolve(m);
+      if (!this.usage.over(m, s)) continue;
+      // Largest partitions first: they hold the most of the excess.
+      const parts = serving.filter((d) => d.maps.has(m)).sort((a, b) => b.maps.get(m)!.size - a.maps.get(m)!.size);
+      for (const d of parts) {
+        if (budget <= 0 || !this.usage.over(m, s)) break;
+        budget -= this.#evict(d, m, null, budget, now);
+      }
+    }
+  }
+
+  #flushTouches(p: number, keys: Array<{ m: string; key: Uint8Array }>, now: number): void {
+    this.counters.touchesSent += keys.length;
+    this.#write(p, keys.map(({ m, key }) => ({ m, k: key, touch: true, at: now })));
+  }
+
+  /** Evicts from `d` while map `m` is over its limit (at most `max`). @returns evictions */
+  #evict(d: PartitionData, m: string, entry: LogEntry | null, max: number, now: number): number {
+    const s = this.maps.resolve(m);
+    if (!this.usage.over(m, s)) return 0;
+    const store = d.maps.get(m);
+    if (!store) return 0;
+    const u = this.usage.get(m);
+    let entries = u.entries, bytes = u.bytes;
+    const keep = new Set<string>();
+    // Never the keys the write just wrote.
+    if (entry) { for (const e of entry.e) if (e.m === m && e.k && e.v) keep.add(keyId(e.k)); }
+    const effects: Effect[] = [];
+    const over = () =>
+      (s.maxSizePerMember > 0 && entries > s.maxSizePerMember) ||
+      (s.maxBytesPerMember > 0 && bytes > s.maxBytesPerMember);
+    while (over() && effects.length < max && keep.size < store.size) {
+      const r = pickVictim(store, s.eviction, this.rng, keep);
+      if (!r) break;
+      const id = keyId(r.key);
+      keep.add(id);
+      entries--;
+      bytes -= recordBytes(r);
+      effects.push({ m, k: r.key, v: null, at: now, why: EffectCause.Evicted });
+    }
+    this.#write(d.p, effects);
+    return effects.length;
+  }
+
+  #write(p: number, effects: Effect[]): void {
+    for (let i = 0; i < effects.length; i += MAX_BATCH) {
+      const part = effects.slice(i, i + MAX_BATCH);
+      for (const e of part) {
+        if (e.why === EffectCause.Expired) this.counters.expired++;
+        else if (e.why === EffectCause.Evicted) this.counters.evicted++;
+      }
+      this.host.writeLocal(p, part);
+    }
+  }
+}

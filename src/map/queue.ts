@@ -1,0 +1,129 @@
+/**
+ * The distributed queue's client side (`node.getQueue(name, { capacity })`): every call goes
+ * through the invocation layer to the primary of the partition of the queue's name (see
+ * queue_ops.ts). Waiting polls and offers poll the primary (every 10–200 ms), so a wait
+ * survives failover of the primary: the next poll reaches the new one.
+ */
+import type { Clock } from "../core/clock.ts";
+import { ShoalError } from "../core/errors.ts";
+import type { Invoker } from "../invoke/invoker.ts";
+import { OpCode } from "./operations.ts";
+import { partitionOf } from "../partition/partition_of.ts";
+import { decodeValue, encodeValue } from "../wire/codec.ts";
+import { DEFAULT_QUEUE_CAPACITY, MAX_DRAIN, MAX_QUEUE_NAME } from "./queue_ops.ts";
+
+export interface QueueOptions {
+  /** Most items the queue holds; an offer to a full queue returns false. @default 100,000 */
+  capacity?: number;
+}
+
+export interface WaitOptions {
+  /** Wait this long at most. @default 0 (no wait) */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** The queue API (`node.getQueue`). */
+export interface IQueue<T = unknown> extends AsyncIterable<T> {
+  readonly name: string;
+  readonly capacity: number;
+  offer(item: T, o?: WaitOptions): Promise<boolean>;
+  poll(o?: WaitOptions): Promise<T | undefined>;
+  take(o?: { signal?: AbortSignal }): Promise<T>;
+  peek(): Promise<T | undefined>;
+  size(): Promise<number>;
+  drain(max?: number): Promise<T[]>;
+}
+
+/** A bounded FIFO queue shared by the cluster. */
+export class DistributedQueue<T = unknown> implements IQueue<T> {
+  readonly #p: number;
+  readonly capacity: number;
+
+  constructor(
+    readonly name: string,
+    readonly invoker: Invoker,
+    partitionCount: number,
+    readonly clock: Clock,
+    options: QueueOptions = {},
+  ) {
+    if (typeof name !== "string" || name.length === 0 || name.length > MAX_QUEUE_NAME) {
+      throw new RangeError(`Cannot use queue name ${JSON.stringify(name)}: 1–${MAX_QUEUE_NAME} characters`);
+    }
+    const cap = options.capacity ?? DEFAULT_QUEUE_CAPACITY;
+    if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`Cannot use queue capacity ${cap}: a positive integer`);
+    this.capacity = cap;
+    this.#p = partitionOf(name, partitionCount);
+  }
+
+  #call(op: number, body: Record<string, unknown>, write: boolean): Promise<unknown> {
+    return this.invoker.invoke(this.#p, op, { m: this.name, ...body }, write);
+  }
+
+  /** Repeats `attempt` until it yields a value or the wait is over; undefined then. */
+  async #waiting<R>(attempt: () => Promise<R | undefined>, o: WaitOptions): Promise<R | undefined> {
+    const deadline = this.clock.now() + (o.timeoutMs ?? 0);
+    for (let i = 0;; i++) {
+      const r = await attempt();
+      if (r !== undefined) return r;
+      if (o.signal?.aborted || this.clock.now() >= deadline) return undefined;
+      const pause = Math.min(200, 10 * 2 ** Math.min(i, 5), deadline - this.clock.now());
+      await new Promise<void>((resolve) => {
+        const t = this.clock.setTimer(pause, resolve);
+        o.signal?.addEventListener("abort", () => (t.cancel(), resolve()), { once: true });
+      });
+    }
+  }
+
+  /**
+   * Appends `item`, waiting up to `timeoutMs` for room. Acknowledged (true) once the primary
+   * and every sync backup hold it. @returns false when the queue stayed full
+   */
+  async offer(item: T, o: WaitOptions = {}): Promise<boolean> {
+    if (item === undefined) throw new ShoalError("INVALID_ARGUMENT", "Cannot offer undefined");
+    const v = encodeValue(item);
+    const ok = await this.#waiting(
+      async () => (await this.#call(OpCode.QueueOffer, { v, n: this.capacity }, true)) === true ? true : undefined,
+      o,
+    );
+    return ok === true;
+  }
+
+  /** Takes the oldest item, waiting up to `timeoutMs` for one. @returns undefined when none came */
+  poll(o: WaitOptions = {}): Promise<T | undefined> {
+    return this.#waiting(async () => {
+      const r = await this.#call(OpCode.QueuePoll, {}, true);
+      return r instanceof Uint8Array ? decodeValue(r) as T : undefined;
+    }, o);
+  }
+
+  /** Takes the oldest item, waiting as long as it takes (or until `signal` aborts: then throws). */
+  async take(o: { signal?: AbortSignal } = {}): Promise<T> {
+    for (;;) {
+      const r = await this.poll({ timeoutMs: 10_000, signal: o.signal });
+      if (r !== undefined) return r;
+      if (o.signal?.aborted) throw new ShoalError("TIMEOUT", "take aborted");
+    }
+  }
+
+  async peek(): Promise<T | undefined> {
+    const r = await this.#call(OpCode.QueuePeek, {}, false);
+    return r instanceof Uint8Array ? decodeValue(r) as T : undefined;
+  }
+
+  async size(): Promise<number> {
+    return ((await this.#call(OpCode.QueueSize, { n: this.capacity }, false)) as { size: number }).size;
+  }
+
+  /** Takes up to `max` items at once (at most 500 per call). */
+  async drain(max = MAX_DRAIN): Promise<T[]> {
+    const r = await this.#call(OpCode.QueueDrain, { n: Math.max(1, Math.min(max, MAX_DRAIN)) }, true);
+    if (!Array.isArray(r)) throw new ShoalError("INTERNAL", "Malformed drain result");
+    return r.map((b) => decodeValue(b as Uint8Array) as T);
+  }
+
+  /** Takes items as they come (ends only when the iteration is ended or the member stops). */
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    for (;;) yield await this.take();
+  }
+}

@@ -1,0 +1,272 @@
+import { describe, expect, test } from "bun:test";
+import { Random } from "../src/core/random.ts";
+import { EventRing, ListenerQueue } from "../src/map/entry_events.ts";
+import { MemberUsage, pickVictim } from "../src/map/eviction.ts";
+import { expiryDeadline, ExpirySweep, resolveExpiry, TouchBatcher } from "../src/map/expiry.ts";
+import { MapConfigs } from "../src/map/map_config.ts";
+import { EffectCause, type LogEntry, PartitionData } from "../src/map/partition_data.ts";
+import { keyId, recordBytes, RecordStore } from "../src/map/record_store.ts";
+
+const te = new TextEncoder();
+const b = (s: string) => te.encode(s);
+
+function write(d: PartitionData, e: LogEntry["e"]): void {
+  d.applyEntry({ seq: d.seq + 1, e });
+}
+
+describe("expiry formulas", () => {
+  test("per-entry options override the map default, 0 means none", () => {
+    const def = { ttlMs: 1000, maxIdleMs: 0 };
+    const table: Array<[Parameters<typeof resolveExpiry>[0], ReturnType<typeof resolveExpiry>]> = [
+      [undefined, { ttl: 1000 }],
+      [{ ttlMs: 5 }, { ttl: 5 }],
+      [{ ttlMs: 0 }, {}],
+      [{ maxIdleMs: 7 }, { ttl: 1000, mi: 7 }],
+      [{ ttlMs: 0, maxIdleMs: 7 }, { mi: 7 }],
+    ];
+    for (const [opts, want] of table) expect(resolveExpiry(opts, def)).toEqual(want);
+  });
+
+  test("the deadline is the earlier of TTL from the last write and max-idle from the last access or the floor", () => {
+    const d = new PartitionData(0);
+    write(d, [{ m: "m", k: b("k"), v: b("v"), at: 1000, ttl: 500, mi: 200 }]);
+    const r = d.maps.get("m")!.get(b("k"))!;
+    expect(expiryDeadline(r, 0)).toBe(1200);
+    write(d, [{ m: "m", k: b("k"), touch: true, at: 1250 }]);
+    expect(expiryDeadline(r, 0)).toBe(1450);
+    expect(expiryDeadline(r, 1400)).toBe(1500); // TTL still caps it
+    write(d, [{ m: "m", k: b("k"), v: b("w"), at: 1300, mi: 200 }]);
+    const r2 = d.maps.get("m")!.get(b("k"))!;
+    expect(r2.ttlMs).toBeUndefined();
+    expect(expiryDeadline(r2, 0)).toBe(1500);
+    expect(expiryDeadline(r2, 2000)).toBe(2200);
+  });
+
+  test("a touch changes neither value, version nor digest, and a floor effect moves only the floor", () => {
+    const d = new PartitionData(0);
+    write(d, [{ m: "m", k: b("k"), v: b("v"), at: 1, mi: 10 }]);
+    const digest: [number, number] = [d.digest[0], d.digest[1]];
+    write(d, [{ m: "m", k: b("k"), touch: true, at: 5 }, { m: "m", k: b("gone"), touch: true, at: 5 }]);
+    write(d, [{ m: "", floor: true, at: 9 }]);
+    expect(d.digest).toEqual(digest);
+    expect(d.maps.get("m")!.get(b("k"))!.version).toBe(1);
+    expect(d.maps.get("m")!.size).toBe(1);
+    expect(d.idleFloor).toBe(9);
+  });
+
+  test("a snapshot carries expiry settings, last access and the floor to the copy", () => {
+    const d = new PartitionData(3);
+    write(d, [{ m: "m", k: b("a"), v: b("1"), at: 10, ttl: 100 }, { m: "m", k: b("b"), v: b("2"), at: 10 }]);
+    write(d, [{ m: "m", k: b("a"), touch: true, at: 40 }, { m: "", floor: true, at: 50 }]);
+    const copy = new PartitionData(3);
+    copy.install(structuredClone(d.snapshot()), 1);
+    const a = copy.maps.get("m")!.get(b("a"))!;
+    expect([a.ttlMs, a.maxIdleMs, a.lastAccessAt]).toEqual([100, undefined, 40]);
+    expect(copy.maps.get("m")!.get(b("b"))!.ttlMs).toBeUndefined();
+    expect(copy.idleFloor).toBe(50);
+    expect(copy.digest).toEqual(d.digest);
+    expect(copy.maps.get("m")!.expiring).toBe(1);
+  });
+});
+
+describe("expiry sweep", () => {
+  function filled(p: number, n: number, ttl: number): PartitionData {
+    const d = new PartitionData(p);
+    for (let i = 0; i < n; i++) {
+      write(d, [{ m: "m", k: b(`k${i}`), v: b("v"), at: 0, ttl: i % 2 === 0 ? ttl : undefined }]);
+    }
+    write(d, [{ m: "plain", k: b("x"), v: b("v"), at: 0 }]);
+    return d;
+  }
+
+  test("examines at most the budget per call and finds every expired key over successive calls", () => {
+    const parts = [filled(5, 100, 10), filled(2, 50, 10), filled(9, 0, 10)];
+    const sweep = new ExpirySweep();
+    const found = new Set<string>();
+    let calls = 0;
+    while (found.size < 75 && calls < 100) {
+      const out = sweep.sweep(parts, 10, 16);
+      expect(out.length).toBeLessThanOrEqual(16);
+      for (const e of out) found.add(`${e.p}:${new TextDecoder().decode(e.key)}`);
+      calls++;
+    }
+    expect(found.size).toBe(75);
+    expect(calls).toBeGreaterThanOrEqual(Math.ceil(150 / 16));
+  });
+
+  test("finds nothing before the deadline, and skips stores without expiring records", () => {
+    const parts = [filled(0, 10, 100)];
+    const sweep = new ExpirySweep();
+    expect(sweep.sweep(parts, 99, 1000)).toEqual([]);
+    expect(sweep.sweep(parts, 100, 1000).length).toBe(5);
+  });
+});
+
+describe("touch batching", () => {
+  test("a batch is due flushMs after its first read, or when full; keys are deduplicated", () => {
+    const t = new TouchBatcher(100, 3);
+    t.touch(1, "m", b("a"), "a", 0);
+    t.touch(1, "m", b("a"), "a", 10);
+    expect(t.due(50)).toEqual([]);
+    expect(t.due(100)).toEqual([{ p: 1, keys: [{ m: "m", key: b("a") }] }]);
+    t.touch(2, "m", b("a"), "a", 200);
+    t.touch(2, "m", b("b"), "b", 200);
+    expect(t.touch(2, "m", b("c"), "c", 200)).toBe(true);
+    expect(t.due(200).map((x) => x.keys.length)).toEqual([3]);
+    expect(t.size).toBe(0);
+  });
+});
+
+describe("record store slots and eviction sampling", () => {
+  test("slots stay dense through inserts and deletes, and bytes and expiring counts follow", () => {
+    const s = new RecordStore("m");
+    const rng = new Random(7);
+    const live = new Map<string, Uint8Array>();
+    for (let i = 0; i < 2000; i++) {
+      const k = b(`k${Math.floor(rng.next() * 300)}`);
+      const id = keyId(k);
+      if (rng.next() < 0.4 && live.has(id)) {
+        s.delete(id);
+        live.delete(id);
+      } else {
+        s.set(id, {
+          key: k,
+          value: b("v".repeat(i % 7)),
+          version: 1,
+          createdAt: 0,
+          updatedAt: 0,
+          lastAccessAt: 0,
+          hits: 0,
+          slot: -1,
+          ttlMs: i % 3 === 0 ? 5 : undefined,
+        });
+        live.set(id, k);
+      }
+    }
+    expect(s.size).toBe(live.size);
+    const ids = new Set<string>();
+    let bytes = 0, expiring = 0;
+    for (let i = 0; i < s.size; i++) {
+      const r = s.atSlot(i)!;
+      expect(r.slot).toBe(i);
+      ids.add(keyId(r.key));
+      bytes += recordBytes(r);
+      if (r.ttlMs !== undefined) expiring++;
+    }
+    expect(ids.size).toBe(live.size);
+    expect(s.bytes).toBe(bytes);
+    expect(s.expiring).toBe(expiring);
+    expect(s.atSlot(s.size)).toBeUndefined();
+  });
+
+  function store(n: number): RecordStore {
+    const s = new RecordStore("m");
+    for (let i = 0; i < n; i++) {
+      const k = b(`k${i}`);
+      s.set(keyId(k), {
+        key: k,
+        value: b("v"),
+        version: 1,
+        createdAt: 0,
+        updatedAt: 0,
+        lastAccessAt: i,
+        hits: n - i,
+        slot: -1,
+      });
+    }
+    return s;
+  }
+
+  test("LRU sampling evicts old entries, LFU rarely used ones, never a kept key", () => {
+    const s = store(1000);
+    const rng = new Random(1);
+    let lruSum = 0, lfuSum = 0;
+    for (let i = 0; i < 200; i++) {
+      lruSum += pickVictim(s, "lru", rng)!.lastAccessAt;
+      lfuSum += pickVictim(s, "lfu", rng)!.hits;
+    }
+    // The minimum of 15 uniform samples has mean ≈ n/16.
+    expect(lruSum / 200).toBeLessThan(130);
+    expect(lfuSum / 200).toBeLessThan(130);
+    const small = store(2);
+    const keep = new Set([keyId(b("k0"))]);
+    for (let i = 0; i < 20; i++) expect(new TextDecoder().decode(pickVictim(small, "lru", rng, keep)!.key)).toBe("k1");
+    expect(pickVictim(store(1), "lru", rng, new Set([keyId(b("k0"))]))).toBeUndefined();
+    expect(pickVictim(store(5), "none", rng)).toBeUndefined();
+  });
+
+  test("member usage counts the primaries' entries and bytes, and is over a limit only with a policy", () => {
+    const d1 = new PartitionData(1), d2 = new PartitionData(2);
+    write(d1, [{ m: "s1", k: b("a"), v: b("x"), at: 0 }, { m: "s1", k: b("b"), v: b("x"), at: 0 }]);
+    write(d2, [{ m: "s1", k: b("c"), v: b("x"), at: 0 }, { m: "t", k: b("c"), v: b("x"), at: 0 }]);
+    const u = new MemberUsage();
+    u.recompute([d1, d2]);
+    expect(u.get("s1")).toEqual({ entries: 3, bytes: 3 * (recordBytes({ key: b("a"), value: b("x") })) });
+    const cfg = new MapConfigs({ "s*": { maxSizePerMember: 2 }, t: { maxBytesPerMember: 1000 } });
+    expect(u.over("s1", cfg.resolve("s1"))).toBe(true);
+    expect(u.over("t", cfg.resolve("t"))).toBe(false);
+    u.adjust("s1", -1, -67);
+    expect(u.over("s1", cfg.resolve("s1"))).toBe(false);
+    expect(u.over("other", cfg.resolve("other"))).toBe(false);
+  });
+});
+
+describe("entry events", () => {
+  test("every replica derives the same events, with old values and causes", () => {
+    const d = new PartitionData(4);
+    write(d, [{ m: "m", k: b("a"), v: b("1"), at: 0 }, { m: "m", k: b("b"), v: b("2"), at: 0 }]);
+    write(d, [{ m: "m", k: b("a"), v: b("3"), at: 1 }]);
+    write(d, [{ m: "m", k: b("a"), v: null, at: 2 }, { m: "m", k: b("zz"), v: null, at: 2 }]);
+    write(d, [{ m: "m", k: b("b"), v: null, at: 3, why: EffectCause.Expired }]);
+    write(d, [{ m: "m", k: b("c"), v: b("4"), at: 4, why: EffectCause.Merged }]);
+    write(d, [{ m: "m", k: b("c"), v: null, at: 5, why: EffectCause.Evicted }]);
+    const { events } = d.events.since({ seq: 0, i: -1 }, Infinity, 100);
+    expect(events.map((e) => [e.seq, e.i, e.c.type, e.c.oldValue && new TextDecoder().decode(e.c.oldValue)])).toEqual([
+      [1, 0, "added", undefined],
+      [1, 1, "added", undefined],
+      [2, 0, "updated", "1"],
+      [3, 0, "removed", "3"],
+      [4, 0, "expired", "2"],
+      [5, 0, "merged", undefined],
+      [6, 0, "evicted", "4"],
+    ]);
+    expect(d.events.since({ seq: 1, i: 0 }, 2, 100).events.map((e) => [e.seq, e.i])).toEqual([[1, 1], [2, 0]]);
+  });
+
+  test("the ring drops whole writes and reports the gap to a reader that fell behind", () => {
+    const r = new EventRing(4);
+    const c = { type: "added" as const, m: "m", key: b("k") };
+    for (let seq = 1; seq <= 5; seq++) for (let i = 0; i < 2; i++) r.push({ seq, i, c });
+    expect(r.size).toBeLessThanOrEqual(4);
+    expect(r.coveredFrom).toBe(3);
+    expect(r.since({ seq: 1, i: 1 }, 10, 10)).toEqual({
+      events: r.since({ seq: 3, i: 1 }, 10, 10).events,
+      gap: { fromSeq: 2, toSeq: 3 },
+    });
+    expect(r.since({ seq: 3, i: 1 }, 10, 10).gap).toBeUndefined();
+    r.reset(40);
+    expect(r.since({ seq: 5, i: 1 }, 50, 10)).toEqual({ events: [], gap: { fromSeq: 6, toSeq: 40 } });
+  });
+
+  test("a full listener queue drops events into a per-partition gap, delivered in order once there is room", () => {
+    const q = new ListenerQueue<{ partition: number; seq: number }>(3);
+    q.push({ partition: 1, seq: 1 });
+    q.push({ partition: 2, seq: 1 });
+    q.push({ partition: 1, seq: 2 });
+    q.push({ partition: 1, seq: 3 }); // full: gap 3..3
+    q.push({ partition: 2, seq: 2 }); // full: gap 2..2
+    expect(q.dropped).toBe(2);
+    expect(q.shift()).toEqual({ partition: 1, seq: 1 });
+    expect(q.shift()).toEqual({ partition: 2, seq: 1 });
+    q.push({ partition: 1, seq: 4 }); // room for the gap of 1, which absorbs later events until delivered
+    const rest = [];
+    for (let x = q.shift(); x; x = q.shift()) rest.push(x);
+    expect(rest).toEqual([
+      { partition: 1, seq: 2 },
+      { type: "gap", partition: 1, fromSeq: 3, toSeq: 3 },
+      { partition: 1, seq: 4 },
+      { type: "gap", partition: 2, fromSeq: 2, toSeq: 2 },
+    ]);
+    expect(q.length).toBe(0);
+  });
+});

@@ -1,0 +1,181 @@
+import { describe, expect, test } from "bun:test";
+import { ShoalError } from "../src/core/errors.ts";
+import { type LockState, normalize, WAITER_STALE_MS } from "../src/map/locks.ts";
+import { partitionOf } from "../src/partition/partition_of.ts";
+import { GridHarness, type GridHarnessOptions, incompleteReplication, startGrid } from "./support/grid_harness.ts";
+
+const P = 13;
+
+const cluster = (n: number, opts: GridHarnessOptions = {}) => startGrid(n, P, opts);
+
+const error = (h: GridHarness, p: Promise<unknown>) => h.until(p.then(() => null, (e) => e as ShoalError));
+
+describe("normalize (the lock as it stands at a time)", () => {
+  const all = () => true;
+  test("a dead owner's lock goes to the first live waiter with the next token", () => {
+    const s: LockState = {
+      t: 4,
+      o: ["a", ""],
+      x: 0,
+      w: [["dead", "", 0, 100], ["b", "x", 50, 100], ["c", "", 0, 100]],
+    };
+    const n = normalize(s, 200, (id) => id !== "a" && id !== "dead");
+    expect(n).toEqual({ t: 5, o: ["b", "x"], x: 250, w: [["c", "", 0, 100]] });
+  });
+  test("a lease that ended frees the lock; a live owner within its lease keeps it", () => {
+    const s: LockState = { t: 1, o: ["a", ""], x: 1000, w: [] };
+    expect(normalize(s, 999, all).o).toEqual(["a", ""]);
+    expect(normalize(s, 1000, all)).toEqual({ t: 1, o: null, x: 0, w: [] });
+  });
+  test("a waiter that stopped polling loses its place", () => {
+    const s: LockState = { t: 1, o: ["a", ""], x: 0, w: [["b", "", 0, 0], ["c", "", 0, WAITER_STALE_MS]] };
+    expect(normalize(s, WAITER_STALE_MS + 1, all).w).toEqual([["c", "", 0, WAITER_STALE_MS]]);
+  });
+});
+
+describe("locks on the grid", () => {
+  test("tokens rise with every acquisition; others cannot take, unlock or write a held lock", async () => {
+    const h = await cluster(3);
+    const [m0, m1] = ["n0", "n1"].map((id) => h.members.get(id)!.grid.getMap<string, number>("m"));
+    const t1 = await h.until(m0.lock("k"));
+    expect(await h.until(m0.isLocked("k"))).toBe(true);
+    expect(await h.until(m1.isLocked("k"))).toBe(true);
+    expect(await h.until(m1.tryLock("k"))).toBeUndefined();
+    expect((await error(h, m1.unlock("k")))?.code).toBe("CONFLICT");
+    // Writes to the key from another member fail with LOCKED; from the owner's member they pass.
+    expect((await error(h, m1.set("k", 1)))?.code).toBe("LOCKED");
+    expect((await error(h, m1.executeOnKey("k", "increment")))?.code).toBe("LOCKED");
+    await h.until(m0.set("k", 7));
+    expect(await h.until(m1.get("k"))).toBe(7);
+    await h.until(m0.unlock("k"));
+    expect(await h.until(m1.isLocked("k"))).toBe(false);
+    await h.until(m1.set("k", 8));
+    const t2 = await h.until(m1.lock("k"));
+    expect(t2).toBeGreaterThan(t1);
+    await h.until(m0.forceUnlock("k"));
+    const t3 = await h.until(m0.lock("k"));
+    expect(t3).toBeGreaterThan(t2);
+    h.stop();
+  });
+
+  test("waiters are served first come, first served", async () => {
+    const h = await cluster(3);
+    const maps = [0, 1, 2].map((i) => h.members.get(`n${i}`)!.grid.getMap<string, number>("m"));
+    await h.until(maps[0].lock("q"));
+    const order: string[] = [];
+    const waiter = async (i: number, owner: string) => {
+      const tok = await maps[i].lock("q", { owner });
+      order.push(owner);
+      await new Promise((r) => h.clock.setTimer(50, () => r(null)));
+      await maps[i].unlock("q", { owner });
+      return tok;
+    };
+    const w1 = waiter(2, "first");
+    await h.run(100);
+    const w2 = waiter(1, "second");
+    await h.run(100);
+    const w3 = waiter(2, "third");
+    await h.run(100);
+    await h.until(maps[0].unlock("q"));
+    const toks = await h.until(Promise.all([w1, w2, w3]));
+    expect(order).toEqual(["first", "second", "third"]);
+    expect(toks[0] < toks[1] && toks[1] < toks[2]).toBe(true);
+    h.stop();
+  });
+
+  test("a lock held by a killed member is released within detection time; the next owner gets a higher token", async () => {
+    const h = await cluster(3);
+    const key = "dead-owner";
+    const p = partitionOf(key, P);
+    const primary = h.members.get("n0")!.grid.partitions.table.replicas[p][0];
+    const [owner, next] = ["n0", "n1", "n2"].filter((id) => id !== primary);
+    const tok = await h.until(h.members.get(owner)!.grid.getMap("m").lock(key));
+    const waiting = h.members.get(next)!.grid.getMap("m").tryLock(key, { timeoutMs: 10_000 });
+    await h.run(300);
+    const killedAt = h.clock.now();
+    h.crash(owner, 1000);
+    const tok2 = await h.until(waiting);
+    expect(tok2).toBeGreaterThan(tok);
+    expect(h.clock.now() - killedAt).toBeLessThan(1000 + 500);
+    h.stop();
+  });
+
+  test("a lease ends the lock", async () => {
+    const h = await cluster(2);
+    const m = h.members.get("n0")!.grid.getMap("m");
+    const t1 = await h.until(m.lock("l", { leaseMs: 500 }));
+    expect(await h.until(h.members.get("n1")!.grid.getMap("m").tryLock("l"))).toBeUndefined();
+    await h.run(600);
+    expect(await h.until(m.isLocked("l"))).toBe(false);
+    expect(await h.until(h.members.get("n1")!.grid.getMap("m").tryLock("l"))).toBeGreaterThan(t1);
+    h.stop();
+  });
+
+  test("a lock held by a survivor stays held across failover of its primary and across a migration", async () => {
+    const h = await cluster(3);
+    const key = "kept";
+    const p = partitionOf(key, P);
+    const primary = h.members.get("n0")!.grid.partitions.table.replicas[p][0];
+    const [owner, other] = ["n0", "n1", "n2"].filter((id) => id !== primary);
+    const tok = await h.until(h.members.get(owner)!.grid.getMap("m").lock(key));
+    h.crash(primary, 1000);
+    await h.run(5000);
+    const om = h.members.get(other)!.grid.getMap("m");
+    expect(await h.until(om.isLocked(key))).toBe(true);
+    expect(await h.until(om.tryLock(key))).toBeUndefined();
+    await h.add("n3");
+    await h.run(8000);
+    expect(incompleteReplication(h, P)).toBeNull();
+    expect(await h.until(h.members.get("n3")!.grid.getMap("m").isLocked(key))).toBe(true);
+    await h.until(h.members.get(owner)!.grid.getMap("m").unlock(key));
+    expect(await h.until(om.lock(key))).toBeGreaterThan(tok);
+    h.stop();
+  });
+
+  test("3 members contend: never two holders at once, every increment under the lock counted, tokens rise", async () => {
+    const h = await cluster(3, { loss: 0.01 });
+    let holders = 0;
+    let maxHolders = 0;
+    let done = 0;
+    const tokens: number[] = [];
+    let stop = false;
+    const loops = ["n0", "n1", "n2"].map(async (id) => {
+      const map = h.members.get(id)!.grid.getMap<string, number>("m");
+      while (!stop) {
+        const tok = await map.lock("c");
+        holders++;
+        maxHolders = Math.max(maxHolders, holders);
+        tokens.push(tok);
+        const v = (await map.get("counter")) ?? 0;
+        await map.set("counter", v + 1);
+        done++;
+        holders--;
+        await map.unlock("c");
+      }
+    });
+    await h.run(8000);
+    stop = true;
+    await h.until(Promise.all(loops));
+    expect(maxHolders).toBe(1);
+    expect(done).toBeGreaterThan(20);
+    expect(await h.until(h.members.get("n0")!.grid.getMap("m").get("counter"))).toBe(done);
+    expect(tokens.every((t, i) => i === 0 || t > tokens[i - 1])).toBe(true);
+    h.stop();
+  });
+
+  test("lock records stay out of map listings; reserved and over-long names are refused", async () => {
+    const h = await cluster(2);
+    const g = h.members.get("n0")!.grid;
+    await h.until(g.getMap("users").lock("a"));
+    await h.until(g.getMap("users").set("a", 1));
+    await h.run(500);
+    const names = [...h.live().flatMap((m) => m.grid.localMaps().map((x) => x.name))];
+    expect(names.every((n) => n === "users")).toBe(true);
+    expect(h.live().flatMap((m) => m.grid.localMapEntries().map((x) => x.name)).every((n) => n === "users")).toBe(
+      true,
+    );
+    expect(() => g.getMap("\u0001lock:users")).toThrow(/reserved/);
+    expect((await error(h, g.getMap("x".repeat(256)).lock("a")))?.code).toBe("INVALID_ARGUMENT");
+    h.stop();
+  });
+});
