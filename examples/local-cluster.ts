@@ -46,8 +46,10 @@ try {
   const c = await startNode({ name: "c", secret, http: false, join: [a.httpUrl!], logLevel: "warn" });
   nodes.push(c);
   await waitFor(
-    "3 members and every partition backed up",
-    () => nodes.every((n) => n.membership.members().length === 3) && a.partitionSummary().replicasMissing === 0,
+    "3 members, linked to each other, and every partition backed up",
+    () =>
+      nodes.every((n) => n.membership.members().length === 3 && n.links().length === 2) &&
+      a.partitionSummary().replicasMissing === 0,
   );
   const names = (n: Node) => n.membership.members().map((m) => m.name).join(", ");
   say(`cluster of 3 over WebRTC: ${names(a)}; master ${a.membership.member(a.membership.master()!)?.name}`);
