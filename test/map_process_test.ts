@@ -39,7 +39,10 @@ async function settled(members: Member[], n: number): Promise<ClusterJson[]> {
       const vs = await Promise.all(members.map((m) => m.json<ClusterJson>("/cluster")));
       const ok = vs.every((v) =>
         v.members.length === n && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0 &&
-        v.master === vs[0].master
+        v.master === vs[0].master &&
+        // Backups are placed first (in one table update), primaries move to a new member after:
+        // settled means every member owns primaries too.
+        Object.keys(v.partitions.owners).length === n
       );
       return ok ? vs : undefined;
     },
