@@ -100,6 +100,16 @@ export class BackupRole {
       if (!inRow && !it.tg) continue;
       if (!inRow) this.touch(it.p);
       const d = ctx.ensureData(it.p);
+      const lv = it.lv ?? 0;
+      if (lv !== d.level) {
+        // Per-map backup counts: this replica's rank changed. Holding fewer maps now, it drops
+        // the others and goes on with the same history; holding more, it needs a snapshot
+        // (unless what it lacks is empty on the primary: the digests then match).
+        const keep = ctx.levels.keep(lv);
+        if (lv > d.level && keep) d.dropMaps(keep);
+        else d.lineage = -1;
+        d.level = lv;
+      }
       if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
         d.follow(it.l, it.e);
         if (it.hs) ctx.sealed.set(it.p, { l: it.l, s: it.s });
@@ -135,7 +145,7 @@ export class BackupRole {
     const snap = this.snapshots.assemble(from, c);
     if (!snap) return;
     const d = ctx.ensureData(c.p);
-    d.install(snap, c.l);
+    d.install(snap, c.l, snap.level ?? 0);
     if (d.digest[0] !== snap.digest[0] || d.digest[1] !== snap.digest[1]) {
       ctx.log.error("map.snapshot.digest_mismatch", { p: c.p, from });
       d.lineage = -1;

@@ -20,6 +20,7 @@ import { ProcessorRegistry } from "./entry_processor.ts";
 import type { CustomMergePolicy } from "./merge_policy.ts";
 import type { CheckItem } from "./messages.ts";
 import { PartitionData } from "./partition_data.ts";
+import { ReplicationLevels } from "./replication_levels.ts";
 
 export interface MapServiceConfig {
   /** Replication tick (retransmits, checks, migration readiness). @default 50 */
@@ -144,6 +145,8 @@ export interface Follower {
   /** Acked under the current epoch; meaningful once confirmed. */
   acked: number;
   confirmed: boolean;
+  /** The level its copy is kept at (its rank; replication_levels.ts). */
+  level: number;
   lastSentAt: number;
   lastProgressAt: number;
   lastCheckAt: number;
@@ -157,6 +160,8 @@ export interface HistoryReport {
   he: number;
   s: number;
   n: number;
+  /** The level of the copy (which maps it holds; replication_levels.ts). */
+  lv: number;
 }
 
 /**
@@ -165,7 +170,7 @@ export interface HistoryReport {
  */
 export interface CatchUpState {
   /** This member's copy when it became primary. */
-  mine: { l: number; e: number; s: number };
+  mine: { l: number; e: number; s: number; lv: number };
   /** The partition had a primary before (so a copy with no history means lost content). */
   hadPrimary: boolean;
   /** Replicas not yet answered. */
@@ -181,6 +186,8 @@ export interface CatchUpState {
 
 export interface Waiter {
   seq: number;
+  /** Sync backups that must have acked `seq` (the backupCount of the map it reads or writes). */
+  k: number;
   done: (ok: boolean) => void;
 }
 
@@ -212,8 +219,8 @@ export interface PrimaryState {
   catchUp: CatchUpState | null;
   /** Last report of filling backups in sync (see Primary.reportSynced). */
   syncedReportAt: number;
-  /** Highest sequence committed so far (see Primary's commitSeq). */
-  committed: number;
+  /** Highest sequence committed so far, per sync backup count k (see Primary's commitSeq). */
+  committed: number[];
 }
 
 export interface MapContextDeps {
@@ -266,6 +273,8 @@ export class MapContext {
   readonly sealed = new Map<number, { l: number; s: number }>();
   /** Per-map settings (map_config.ts). */
   readonly mapConfigs: MapConfigs;
+  /** Per-map backup counts (replication_levels.ts). */
+  readonly levels: ReplicationLevels;
   /** Listeners' polls held by this member's primaries (event_polls.ts). */
   readonly polls = new EventPolls();
   /** Expiry, touches and eviction on this member's primaries; set by the map service. */
@@ -282,6 +291,8 @@ export class MapContext {
     this.invoker = deps.invoker;
     this.config = deps.config;
     this.mapConfigs = deps.maps ?? new MapConfigs();
+    const pc = deps.partitions.config;
+    this.levels = new ReplicationLevels(this.mapConfigs, this.mapConfigs.defaults ?? pc, pc);
     this.processors = deps.processors ?? new ProcessorRegistry();
     this.customMergePolicy = deps.customMergePolicy;
   }
@@ -304,10 +315,18 @@ export class MapContext {
     return d;
   }
 
-  /** The primary's check of a follower's copy: lineage, sequence and digest. */
-  checkItem(prim: PrimaryState, target: boolean): CheckItem {
+  /** The primary's check of a follower's copy at `level`: lineage, sequence and digest. */
+  checkItem(prim: PrimaryState, target: boolean, level = 0): CheckItem {
     const d = this.data.get(prim.p)!;
-    return { p: prim.p, e: prim.epoch, l: prim.lineage, s: d.seq, d0: d.digest[0], d1: d.digest[1], tg: target };
+    const dg = this.levels.digestAt(d, level);
+    const it: CheckItem = { p: prim.p, e: prim.epoch, l: prim.lineage, s: d.seq, d0: dg[0], d1: dg[1], tg: target };
+    if (level > 0 && !this.levels.uniform) it.lv = level;
+    return it;
+  }
+
+  /** The check of follower `f`. */
+  followerCheck(prim: PrimaryState, f: Follower): CheckItem {
+    return this.checkItem(prim, f.role === "target", f.level);
   }
 
   sendChecks(byMember: Map<NodeId, CheckItem[]>): void {

@@ -467,7 +467,7 @@ export class MapService {
       handoff: false,
       catchUp: null,
       syncedReportAt: -Infinity,
-      committed: d.seq,
+      committed: new Array(7).fill(d.seq),
     };
     ctx.primaries.set(p, prim);
     if (sealed) d.follow(prim.lineage, epoch);

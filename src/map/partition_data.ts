@@ -51,6 +51,8 @@ export interface LogEntry {
 export interface DedupeRecord {
   seq: number;
   r: unknown;
+  /** The map the write changed, when it changed one (per-map backup counts drop it with the map). */
+  m?: string;
 }
 
 /** A full copy of a partition, sent when a backup cannot catch up from the log. */
@@ -63,9 +65,11 @@ export interface SnapshotData {
    * (the key was removed at `updatedAt`; the value is empty): records start at version 1.
    */
   entries: SnapshotEntry[];
-  dedupe: Array<[string, number, unknown]>;
+  dedupe: Array<[string, number, unknown] | [string, number, unknown, string]>;
   /** See `PartitionData.idleFloor`. */
   idleFloor?: number;
+  /** The level of the copy (which maps it holds; replication_levels.ts). @default 0 (all) */
+  level?: number;
 }
 
 export type SnapshotEntry =
@@ -106,6 +110,11 @@ export class PartitionData {
   historyLineage = -1;
   historyEpoch = -1;
   digest: [number, number] = [0, 0];
+  /**
+   * Which maps this copy holds: those whose backups total at least `level` (0 = all; see
+   * replication_levels.ts). Set by the primary's check or snapshot.
+   */
+  level = 0;
   readonly maps = new Map<string, RecordStore>();
   readonly dedupe = new Map<string, DedupeRecord>();
   readonly tombstones: Tombstones;
@@ -141,8 +150,55 @@ export class PartitionData {
   }
 
   #xor(store: RecordStore, key: Uint8Array, value: Uint8Array): void {
-    this.digest[0] = (this.digest[0] ^ entryHash(store, key, value, 1)) >>> 0;
-    this.digest[1] = (this.digest[1] ^ entryHash(store, key, value, 2)) >>> 0;
+    const h0 = entryHash(store, key, value, 1);
+    const h1 = entryHash(store, key, value, 2);
+    this.digest[0] = (this.digest[0] ^ h0) >>> 0;
+    this.digest[1] = (this.digest[1] ^ h1) >>> 0;
+    store.digest[0] = (store.digest[0] ^ h0) >>> 0;
+    store.digest[1] = (store.digest[1] ^ h1) >>> 0;
+  }
+
+  /** The digest of the maps `keep` accepts (what a copy holding only those would have). */
+  digestOf(keep: (m: string) => boolean): [number, number] {
+    const out: [number, number] = [0, 0];
+    for (const [m, s] of this.maps) {
+      if (!keep(m)) continue;
+      out[0] = (out[0] ^ s.digest[0]) >>> 0;
+      out[1] = (out[1] ^ s.digest[1]) >>> 0;
+    }
+    return out;
+  }
+
+  /** Drops every map `keep` refuses (records, removal marks, dedupe records of its writes). */
+  dropMaps(keep: (m: string) => boolean): void {
+    for (const [m, s] of [...this.maps]) {
+      if (keep(m)) continue;
+      this.digest[0] = (this.digest[0] ^ s.digest[0]) >>> 0;
+      this.digest[1] = (this.digest[1] ^ s.digest[1]) >>> 0;
+      this.maps.delete(m);
+    }
+    for (const t of [...this.tombstones.values()]) if (!keep(t.m)) this.tombstones.delete(t.m, t.key);
+    for (const [c, r] of [...this.dedupe]) if (r.m !== undefined && !keep(r.m)) this.dedupe.delete(c);
+  }
+
+  /**
+   * Takes the maps `take` accepts from `from` (records, removal marks, dedupe records), in
+   * place of whatever this copy holds of them: a new primary whose catch-up source holds
+   * fewer maps than its own copy keeps its own of the others.
+   */
+  adoptMaps(from: PartitionData, take: (m: string) => boolean): void {
+    this.dropMaps((m) => !take(m));
+    for (const [m, src] of from.maps) {
+      if (!take(m)) continue;
+      const s = this.#store(m);
+      for (const [id, r] of src.records) {
+        s.set(id, { ...r, slot: -1 });
+        this.#xor(s, r.key, r.value);
+        if (r.updatedAt > this.maxAt) this.maxAt = r.updatedAt;
+      }
+    }
+    for (const t of from.tombstones.values()) if (take(t.m)) this.tombstones.add(t.m, t.key, t.at);
+    for (const [c, r] of from.dedupe) if (r.m !== undefined && take(r.m) && !this.dedupe.has(c)) this.dedupe.set(c, r);
   }
 
   /** Follows (and holds the history of) lineage `lineage`, drawn by the primary of epoch `epoch`. */
@@ -219,7 +275,9 @@ export class PartitionData {
     this.seq = entry.seq;
     if (changed) this.onEvents?.(this.p, entry.seq);
     if (entry.c !== undefined) {
-      this.dedupe.set(entry.c, { seq: entry.seq, r: entry.r ?? null });
+      const rec: DedupeRecord = { seq: entry.seq, r: entry.r ?? null };
+      if (entry.e.length > 0) rec.m = entry.e[0].m;
+      this.dedupe.set(entry.c, rec);
       if (this.dedupe.size > this.limits.dedupe) this.dedupe.delete(this.dedupe.keys().next().value!);
     }
     this.log.push(entry);
@@ -233,9 +291,11 @@ export class PartitionData {
     return this.log.slice(from - this.log[0].seq);
   }
 
-  snapshot(): SnapshotData {
+  /** A full copy (`keep`: of the maps it accepts only, with their digest). */
+  snapshot(keep?: (m: string) => boolean): SnapshotData {
     const entries: SnapshotData["entries"] = [];
     for (const [m, s] of this.maps) {
+      if (keep && !keep(m)) continue;
       for (const r of s.records.values()) {
         entries.push(
           r.ttlMs !== undefined || r.maxIdleMs !== undefined
@@ -244,15 +304,24 @@ export class PartitionData {
         );
       }
     }
-    for (const t of this.tombstones.values()) entries.push([t.m, t.key, EMPTY, 0, t.at, t.at]);
-    const dedupe: SnapshotData["dedupe"] = [...this.dedupe].map(([c, d]) => [c, d.seq, d.r]);
-    const snap: SnapshotData = { seq: this.seq, digest: [...this.digest] as [number, number], entries, dedupe };
+    for (const t of this.tombstones.values()) {
+      if (!keep || keep(t.m)) entries.push([t.m, t.key, EMPTY, 0, t.at, t.at]);
+    }
+    const dedupe: SnapshotData["dedupe"] = [];
+    for (const [c, d] of this.dedupe) {
+      if (d.m === undefined) dedupe.push([c, d.seq, d.r]);
+      else if (!keep || keep(d.m)) dedupe.push([c, d.seq, d.r, d.m]);
+    }
+    const digest: [number, number] = keep ? this.digestOf(keep) : [...this.digest];
+    const snap: SnapshotData = { seq: this.seq, digest, entries, dedupe };
+    if (this.level > 0) snap.level = this.level;
     if (this.idleFloor > 0) snap.idleFloor = this.idleFloor;
     return snap;
   }
 
-  /** Replaces the whole content with a snapshot. */
-  install(snap: SnapshotData, lineage: number): void {
+  /** Replaces the whole content with a snapshot (of the maps a copy at `level` holds). */
+  install(snap: SnapshotData, lineage: number, level = 0): void {
+    this.level = level;
     this.maps.clear();
     this.dedupe.clear();
     this.tombstones.clear();
@@ -282,7 +351,7 @@ export class PartitionData {
     }
     this.idleFloor = snap.idleFloor ?? 0;
     this.events.reset(snap.seq);
-    for (const [c, seq, r] of snap.dedupe) this.dedupe.set(c, { seq, r });
+    for (const [c, seq, r, m] of snap.dedupe) this.dedupe.set(c, m === undefined ? { seq, r } : { seq, r, m });
     this.seq = snap.seq;
     this.log = [];
     this.lineage = lineage;
