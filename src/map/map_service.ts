@@ -350,6 +350,17 @@ export class MapService {
     return this.#ctx.data.get(p)?.dedupe.has(c) ?? false;
   }
 
+  /** The backup counts map `name` replicates with (its map config's, else the node's). */
+  backupCountsOf(name: string): { backupCount: number; asyncBackupCount: number } {
+    return { ...this.#ctx.levels.of(name) };
+  }
+
+  /** The maps holding records in this member's copy of `p`, and the copy's level (tests only). */
+  debugMapsOf(p: number): { maps: string[]; level: number } | undefined {
+    const d = this.#ctx.data.get(p);
+    return d && { maps: [...d.maps.keys()].sort(), level: d.level };
+  }
+
   /** Reads a replica's local value (tests only: bypasses routing). */
   debugLocalValue(p: number, map: string, key: Uint8Array): Uint8Array | undefined {
     return this.#ctx.data.get(p)?.maps.get(map)?.get(key)?.value;

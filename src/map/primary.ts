@@ -125,7 +125,12 @@ export class PrimaryRole {
     const ctx = this.ctx;
     if (body.s === -1) {
       const s = d.seq;
-      return this.#waitFor(prim, s, ctx.levels.maxSync, (ok) => ok ? reply("ok", { s, i: AFTER_WRITE, ev: [] }) : reply("MIGRATING"));
+      return this.#waitFor(
+        prim,
+        s,
+        ctx.levels.maxSync,
+        (ok) => ok ? reply("ok", { s, i: AFTER_WRITE, ev: [] }) : reply("MIGRATING"),
+      );
     }
     const a = readEvents(d, body, this.#commitSeq(prim, ctx.levels.maxSync));
     if (a) return reply("ok", a);
