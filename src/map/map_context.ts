@@ -50,6 +50,16 @@ export interface MapServiceConfig {
   /** Writes kept per partition for re-shipping. @default 256 */
   logPerPartition?: number;
   /**
+   * Bytes of keys and values the replication log of one partition copy holds at most (about;
+   * trimmed in batches, so up to twice this between trims; the newest write always stays). A
+   * backup behind by more than the log holds gets a snapshot. @default 262144 (256 KiB)
+   */
+  logBytesPerPartition?: number;
+  /** Bytes of results the dedupe records of one partition copy hold at most (about; oldest dropped first). @default 524288 (512 KiB) */
+  dedupeBytesPerPartition?: number;
+  /** Bytes of keys and values the entry events of one partition copy hold at most (about; oldest writes dropped first). @default 262144 (256 KiB) */
+  eventBytesPerPartition?: number;
+  /**
    * Backups ack a write straight to its caller, and the primary answers at once naming the
    * backups to wait for (saves a hop). Used only when every sync backup and migration target
    * is confirmed; otherwise the primary answers after their acks, as without it. @default false
@@ -79,6 +89,9 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
     catchUpTimeoutMs: 10_000,
     dedupePerPartition: 2048,
     logPerPartition: 256,
+    logBytesPerPartition: 256 * 1024,
+    dedupeBytesPerPartition: 512 * 1024,
+    eventBytesPerPartition: 256 * 1024,
     directBackupAcks: false,
     eventsPerPartition: 256,
     eventPollHoldMs: 1000,
@@ -303,6 +316,9 @@ export class MapContext {
       dedupe: this.config.dedupePerPartition,
       log: this.config.logPerPartition,
       events: this.config.eventsPerPartition,
+      logBytes: this.config.logBytesPerPartition,
+      dedupeBytes: this.config.dedupeBytesPerPartition,
+      eventBytes: this.config.eventBytesPerPartition,
     });
   }
 

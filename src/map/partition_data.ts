@@ -83,11 +83,29 @@ export interface PartitionDataLimits {
   log: number;
   /** Entry events kept per partition (listeners resume from them). @default 256 */
   events?: number;
+  /** About this many bytes of keys and values in the log (oldest writes dropped first; the newest stays). @default 262144 */
+  logBytes?: number;
+  /** About this many bytes of results in the dedupe records (oldest dropped first). @default 524288 */
+  dedupeBytes?: number;
+  /** About this many bytes of keys and values in the entry events. @default 262144 */
+  eventBytes?: number;
   /** Removed keys remembered for split-brain merges (see tombstones.ts). */
   tombstones?: TombstoneLimits;
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Approximate bytes a value held in a buffer takes (bytes and strings by length, anything else 16). */
+function resultBytes(r: unknown): number {
+  return r instanceof Uint8Array ? r.byteLength : typeof r === "string" ? r.length * 2 : 16;
+}
+
+/** Approximate bytes a log entry holds: its keys, values and result. */
+function logEntryBytes(en: LogEntry): number {
+  let n = 64 + resultBytes(en.r);
+  for (const e of en.e) n += 48 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
+  return n;
+}
 
 function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, seed: number): number {
   return murmur3_32(value, murmur3_32(key, murmur3_32(store.nameBytes, seed)));
@@ -121,6 +139,10 @@ export class PartitionData {
   /** The newest stamp applied here (records, removals): the next write is stamped above it (hlc.ts). */
   maxAt = 0;
   log: LogEntry[] = [];
+  /** Approximate bytes the log holds (see logEntryBytes). */
+  logBytes = 0;
+  /** Approximate bytes of the dedupe records' results. */
+  dedupeBytes = 0;
   /**
    * Idle time before this moment does not count toward max-idle: set (replicated) when a
    * new primary starts serving, since nobody could read the partition's entries meanwhile.
@@ -132,7 +154,7 @@ export class PartitionData {
   onEvents?: (p: number, seq: number) => void;
 
   constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {
-    this.events = new EventRing(limits.events ?? 256);
+    this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? 256 * 1024);
     this.tombstones = new Tombstones(limits.tombstones);
   }
 
@@ -178,7 +200,9 @@ export class PartitionData {
       this.maps.delete(m);
     }
     for (const t of [...this.tombstones.values()]) if (!keep(t.m)) this.tombstones.delete(t.m, t.key);
-    for (const [c, r] of [...this.dedupe]) if (r.m !== undefined && !keep(r.m)) this.dedupe.delete(c);
+    for (const [c, r] of [...this.dedupe]) {
+      if (r.m !== undefined && !keep(r.m)) (this.dedupe.delete(c), this.dedupeBytes -= resultBytes(r.r) + c.length);
+    }
   }
 
   /**
@@ -198,7 +222,7 @@ export class PartitionData {
       }
     }
     for (const t of from.tombstones.values()) if (take(t.m)) this.tombstones.add(t.m, t.key, t.at);
-    for (const [c, r] of from.dedupe) if (r.m !== undefined && take(r.m) && !this.dedupe.has(c)) this.dedupe.set(c, r);
+    for (const [c, r] of from.dedupe) if (r.m !== undefined && take(r.m) && !this.dedupe.has(c)) this.#setDedupe(c, r);
   }
 
   /** Follows (and holds the history of) lineage `lineage`, drawn by the primary of epoch `epoch`. */
@@ -277,11 +301,35 @@ export class PartitionData {
     if (entry.c !== undefined) {
       const rec: DedupeRecord = { seq: entry.seq, r: entry.r ?? null };
       if (entry.e.length > 0) rec.m = entry.e[0].m;
-      this.dedupe.set(entry.c, rec);
-      if (this.dedupe.size > this.limits.dedupe) this.dedupe.delete(this.dedupe.keys().next().value!);
+      this.#setDedupe(entry.c, rec);
     }
     this.log.push(entry);
-    if (this.log.length > this.limits.log * 2) this.log = this.log.slice(-this.limits.log);
+    this.logBytes += logEntryBytes(entry);
+    const maxBytes = this.limits.logBytes ?? 256 * 1024;
+    if (this.log.length > this.limits.log * 2 || this.logBytes > maxBytes * 2) {
+      // Trimmed in batches (amortized): down to `log` entries and `logBytes` bytes, the newest always kept.
+      let keep = Math.min(this.log.length, this.limits.log);
+      let bytes = 0;
+      for (let i = 0; i < this.log.length - keep; i++) bytes += logEntryBytes(this.log[i]);
+      let kept = this.logBytes - bytes;
+      while (keep > 1 && kept > maxBytes) kept -= logEntryBytes(this.log[this.log.length - keep--]);
+      this.log = this.log.slice(-keep);
+      this.logBytes = kept;
+    }
+  }
+
+  /** Adds a dedupe record, dropping the oldest while over the count or byte limit. */
+  #setDedupe(c: string, rec: DedupeRecord): void {
+    const old = this.dedupe.get(c);
+    if (old) this.dedupeBytes -= resultBytes(old.r) + c.length;
+    this.dedupe.set(c, rec);
+    this.dedupeBytes += resultBytes(rec.r) + c.length;
+    const maxBytes = this.limits.dedupeBytes ?? 512 * 1024;
+    while (this.dedupe.size > this.limits.dedupe || (this.dedupeBytes > maxBytes && this.dedupe.size > 1)) {
+      const [k, r] = this.dedupe.entries().next().value!;
+      this.dedupe.delete(k);
+      this.dedupeBytes -= resultBytes(r.r) + k.length;
+    }
   }
 
   /** Log entries with seq ≥ from, or null when the log no longer reaches back that far. */
@@ -324,6 +372,7 @@ export class PartitionData {
     this.level = level;
     this.maps.clear();
     this.dedupe.clear();
+    this.dedupeBytes = 0;
     this.tombstones.clear();
     this.digest = [0, 0];
     this.maxAt = 0;
@@ -351,9 +400,10 @@ export class PartitionData {
     }
     this.idleFloor = snap.idleFloor ?? 0;
     this.events.reset(snap.seq);
-    for (const [c, seq, r, m] of snap.dedupe) this.dedupe.set(c, m === undefined ? { seq, r } : { seq, r, m });
+    for (const [c, seq, r, m] of snap.dedupe) this.#setDedupe(c, m === undefined ? { seq, r } : { seq, r, m });
     this.seq = snap.seq;
     this.log = [];
+    this.logBytes = 0;
     this.lineage = lineage;
   }
 }
