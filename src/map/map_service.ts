@@ -304,7 +304,8 @@ export class MapService {
 
   /**
    * The entries and tombstones of every partition this member is primary of, as the
-   * split-brain merge re-applies them: [map, key, value (null: removed), stamp] per entry.
+   * split-brain merge re-applies them: [map, key, value (null: removed), stamp] per entry,
+   * plus [ttlMs, maxIdleMs, lastAccessAt] for an entry with an expiry.
    */
   captureForMerge(): Array<{ p: number; entries: MergeEntry[] }> {
     const out: Array<{ p: number; entries: MergeEntry[] }> = [];
@@ -313,7 +314,13 @@ export class MapService {
       if (!d) continue;
       const entries: MergeEntry[] = [];
       for (const [name, store] of d.maps) {
-        for (const r of store.records.values()) entries.push([name, r.key, r.value, r.updatedAt]);
+        for (const r of store.records.values()) {
+          entries.push(
+            r.ttlMs !== undefined || r.maxIdleMs !== undefined
+              ? [name, r.key, r.value, r.updatedAt, r.ttlMs ?? 0, r.maxIdleMs ?? 0, r.lastAccessAt]
+              : [name, r.key, r.value, r.updatedAt],
+          );
+        }
       }
       for (const t of d.tombstones.values()) entries.push([t.m, t.key, null, t.at]);
       if (entries.length > 0) out.push({ p, entries });
