@@ -5,7 +5,7 @@
  */
 import { beforeEach, describe, expect, test } from "bun:test";
 import { MapConfigs } from "../src/map/map_config.ts";
-import { type LogEntry, PartitionData } from "../src/map/partition_data.ts";
+import { EffectCause, type LogEntry, PartitionData } from "../src/map/partition_data.ts";
 import { ReplicationLevels } from "../src/map/replication_levels.ts";
 import { lockMapOf } from "../src/map/locks.ts";
 
@@ -112,7 +112,7 @@ describe("byte limits of a partition copy's buffers", () => {
       const e = put("plain", `k${i % 50}`, big + i, `call${i}`);
       e.r = enc(big);
       d.applyEntry(e);
-      expect(d.logBytes).toBeLessThanOrEqual(2 * 64 * 1024 + 12_000);
+      expect(d.logBytes).toBeLessThanOrEqual(1.5 * 64 * 1024 + 12_000);
       expect(d.dedupeBytes).toBeLessThanOrEqual(64 * 1024);
       expect(d.events.bytes).toBeLessThanOrEqual(64 * 1024 + 25_000);
     }
@@ -127,5 +127,15 @@ describe("byte limits of a partition copy's buffers", () => {
     for (let i = 0; i < 600; i++) small.applyEntry(put("plain", `k${i}`, "v", `s${i}`));
     expect(small.log.length).toBeLessThanOrEqual(512);
     expect(small.dedupe.size).toBe(600);
+  });
+
+  test("expiry and eviction leave no tombstone (a cache under load would fill them); a removal does", () => {
+    const d = new PartitionData(0);
+    for (const k of ["a", "b", "c"]) d.applyEntry(put("plain", k, "v"));
+    d.applyEntry({ seq: ++seq, e: [{ m: "plain", k: enc("a"), v: null, at: seq, why: EffectCause.Evicted }] });
+    d.applyEntry({ seq: ++seq, e: [{ m: "plain", k: enc("b"), v: null, at: seq, why: EffectCause.Expired }] });
+    expect(d.tombstones.size).toBe(0);
+    d.applyEntry({ seq: ++seq, e: [{ m: "plain", k: enc("c"), v: null, at: seq }] });
+    expect(d.tombstones.size).toBe(1);
   });
 });

@@ -83,11 +83,11 @@ export interface PartitionDataLimits {
   log: number;
   /** Entry events kept per partition (listeners resume from them). @default 256 */
   events?: number;
-  /** About this many bytes of keys and values in the log (oldest writes dropped first; the newest stays). @default 262144 */
+  /** About this many bytes of keys and values in the log (up to 1.5 × between trims; the newest write stays). @default 65536 */
   logBytes?: number;
-  /** About this many bytes of results in the dedupe records (oldest dropped first). @default 524288 */
+  /** About this many bytes of results in the dedupe records (oldest dropped first). @default 65536 */
   dedupeBytes?: number;
-  /** About this many bytes of keys and values in the entry events. @default 262144 */
+  /** About this many bytes of keys and values in the entry events. @default 65536 */
   eventBytes?: number;
   /** Removed keys remembered for split-brain merges (see tombstones.ts). */
   tombstones?: TombstoneLimits;
@@ -154,7 +154,7 @@ export class PartitionData {
   onEvents?: (p: number, seq: number) => void;
 
   constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {
-    this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? 256 * 1024);
+    this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? 64 * 1024);
     this.tombstones = new Tombstones(limits.tombstones);
   }
 
@@ -263,7 +263,10 @@ export class PartitionData {
     if (e.v === null || e.v === undefined) {
       s.delete(id);
       if (s.size === 0) this.maps.delete(e.m);
-      this.tombstones.add(e.m, key, e.at);
+      // Expiry and eviction leave no tombstone: a cache under load would fill the tombstones
+      // with every key it ever dropped. (A merge skips entries whose expiry passed; an evicted
+      // key the other side of a split still held may come back through the merge.)
+      if (e.why !== EffectCause.Expired && e.why !== EffectCause.Evicted) this.tombstones.add(e.m, key, e.at);
       if (!cur) return null;
       const type = e.why === EffectCause.Expired ? "expired" : e.why === EffectCause.Evicted ? "evicted" : "removed";
       return { type, m: e.m, key, oldValue: cur.value };
@@ -305,8 +308,8 @@ export class PartitionData {
     }
     this.log.push(entry);
     this.logBytes += logEntryBytes(entry);
-    const maxBytes = this.limits.logBytes ?? 256 * 1024;
-    if (this.log.length > this.limits.log * 2 || this.logBytes > maxBytes * 2) {
+    const maxBytes = this.limits.logBytes ?? 64 * 1024;
+    if (this.log.length > this.limits.log * 2 || this.logBytes > maxBytes * 1.5) {
       // Trimmed in batches (amortized): down to `log` entries and `logBytes` bytes, the newest always kept.
       let keep = Math.min(this.log.length, this.limits.log);
       let bytes = 0;
@@ -324,7 +327,7 @@ export class PartitionData {
     if (old) this.dedupeBytes -= resultBytes(old.r) + c.length;
     this.dedupe.set(c, rec);
     this.dedupeBytes += resultBytes(rec.r) + c.length;
-    const maxBytes = this.limits.dedupeBytes ?? 512 * 1024;
+    const maxBytes = this.limits.dedupeBytes ?? 64 * 1024;
     while (this.dedupe.size > this.limits.dedupe || (this.dedupeBytes > maxBytes && this.dedupe.size > 1)) {
       const [k, r] = this.dedupe.entries().next().value!;
       this.dedupe.delete(k);
