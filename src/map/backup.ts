@@ -10,7 +10,13 @@ import { Kind } from "../wire/kinds.ts";
 import type { CatchUp } from "./catch_up.ts";
 import { type MapContext, push } from "./map_context.ts";
 import type { CheckItem, MapBackupOps, MapSnapshotChunk, PullItem } from "./messages.ts";
+import type { PartitionData } from "./partition_data.ts";
 import type { SnapshotTransfers } from "./snapshot_transfer.ts";
+
+/** An ack of copy `d` of `p` under epoch `e`: its sequence and, when above 0, its level. */
+function ackItem(p: number, e: number, d: PartitionData): { p: number; e: number; s: number; lv?: number } {
+  return d.level > 0 ? { p, e, s: d.seq, lv: d.level } : { p, e, s: d.seq };
+}
 
 export class BackupRole {
   #pullAt = new Map<number, number>();
@@ -56,7 +62,7 @@ export class BackupRole {
       ctx.counters.backupsApplied++;
       if (op.o !== undefined && op.c !== undefined) push(callers ??= new Map(), op.o, op.c);
     }
-    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [{ p: msg.p, e: msg.e, s: d.seq }] });
+    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ackItem(msg.p, msg.e, d)] });
     // Writes whose callers wait for each backup's own ack (see directBackupAcks).
     if (callers) {
       for (const [caller, cs] of callers) {
@@ -113,7 +119,7 @@ export class BackupRole {
       if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
         d.follow(it.l, it.e);
         if (it.hs) ctx.sealed.set(it.p, { l: it.l, s: it.s });
-        acks.push({ p: it.p, e: it.e, s: d.seq });
+        acks.push(ackItem(it.p, it.e, d));
         continue;
       }
       // Same history but behind: pull the missing writes. Anything else: diverged, needs a snapshot.
@@ -155,7 +161,7 @@ export class BackupRole {
     d.follow(c.l, c.e);
     ctx.counters.snapshotsInstalled++;
     ctx.log.debug("map.snapshot.installed", { p: c.p, epoch: c.e, seq: d.seq, entries: d.entryCount, from });
-    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [{ p: c.p, e: c.e, s: d.seq }] });
+    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ackItem(c.p, c.e, d)] });
   }
 
   /**

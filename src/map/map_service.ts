@@ -184,7 +184,7 @@ export class MapService {
     });
     r.on(MapBackupAckMsg, (from, msg) => {
       if (this.#stopped) return;
-      for (const it of msg.items) this.#primary.onAck(from, it.p, it.e, it.s);
+      for (const it of msg.items) this.#primary.onAck(from, it.p, it.e, it.s, it.lv ?? 0);
     });
     r.on(MapSyncCheckMsg, (from, msg) => {
       if (!this.#stopped) this.#backup.onChecks(from, msg.items);

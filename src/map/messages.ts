@@ -37,9 +37,12 @@ export const MapBackupOpsMsg = defineMessage(Kind.MapBackupOps, "MapBackupOps", 
   l: L,
   ops: w.list(entry, 1024),
 });
-/** Backup → primary: cumulative acks (the replica applied every write up to `s` under epoch `e`). */
+/**
+ * Backup → primary: cumulative acks (the replica applied every write up to `s` under epoch
+ * `e`), of a copy at level `lv` (per-map backup counts; absent = 0, every map).
+ */
 export const MapBackupAckMsg = defineMessage(Kind.MapBackupAck, "MapBackupAck", {
-  items: w.list(z.object({ p: P, e: w.uint(), s: w.uint() }), 10_000),
+  items: w.list(z.object({ p: P, e: w.uint(), s: w.uint(), lv: z.number().int().min(0).max(7).optional() }), 10_000),
 });
 /**
  * Primary → replica: my lineage, sequence and digest; confirm (ack) if yours match, else pull.

@@ -362,13 +362,17 @@ export class PrimaryRole {
     for (const w of ws) w.done(false);
   }
 
-  /** A follower acked every write up to `s` (or confirmed its copy at `s`). */
-  onAck(from: NodeId, p: number, e: number, s: number): void {
+  /**
+   * A follower acked every write up to `s` (or confirmed its copy at `s`), holding a copy at
+   * `level`. An ack of a copy at another level than the follower is kept at (sent before its
+   * rank changed) neither confirms nor advances it.
+   */
+  onAck(from: NodeId, p: number, e: number, s: number, level = 0): void {
     const ctx = this.ctx;
     const prim = ctx.primaries.get(p);
     if (!prim || prim.epoch !== e || prim.catchUp) return;
     const f = prim.followers.get(from);
-    if (!f) return;
+    if (!f || level !== f.level) return;
     const now = ctx.clock.now();
     f.lastProgressAt = now;
     if (!f.confirmed) {
