@@ -8,6 +8,7 @@ import { MapConfigs } from "../src/map/map_config.ts";
 import { EffectCause, type LogEntry, PartitionData } from "../src/map/partition_data.ts";
 import { ReplicationLevels } from "../src/map/replication_levels.ts";
 import { lockMapOf } from "../src/map/locks.ts";
+import { MapBackupOpsMsg } from "../src/map/messages.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const node = { backupCount: 1, asyncBackupCount: 0 };
@@ -51,7 +52,9 @@ describe("replication levels", () => {
   test("a follower gets the writes of the maps it holds; others come as empty entries without call id", () => {
     const entries = [put("zero", "a", "1", "c1"), put("two-a", "b", "2", "c2")];
     const at1 = levels.filter(entries, 1);
-    expect(at1[0]).toEqual({ seq: entries[0].seq, e: [] });
+    expect(at1[0]).toEqual({ seq: entries[0].seq, r: null, e: [] });
+    // As it travels (every field through the message schema).
+    expect(MapBackupOpsMsg.safeParse({ t: 100, p: 0, e: 1, l: 1, ops: at1 }).success).toBe(true);
     expect(at1[1]).toBe(entries[1]);
     expect(levels.filter(entries, 0)).toBe(entries);
   });

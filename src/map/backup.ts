@@ -18,6 +18,13 @@ function ackItem(p: number, e: number, d: PartitionData): { p: number; e: number
   return d.level > 0 ? { p, e, s: d.seq, lv: d.level } : { p, e, s: d.seq };
 }
 
+/** A pull for what copy `d` of `p` misses under epoch `e`: where it is, and its level when above 0. */
+export function pullItem(p: number, e: number, d: PartitionData): PullItem {
+  const it: PullItem = { p, e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] };
+  if (d.level > 0) it.lv = d.level;
+  return it;
+}
+
 export class BackupRole {
   #pullAt = new Map<number, number>();
 
@@ -82,7 +89,7 @@ export class BackupRole {
     const d = ctx.data.get(p);
     ctx.transport.send(to, {
       t: Kind.MapSyncPull,
-      items: [{ p, e, s: d?.seq ?? 0, l: d?.lineage ?? -1, d0: d?.digest[0] ?? 0, d1: d?.digest[1] ?? 0 }],
+      items: [d ? pullItem(p, e, d) : { p, e, s: 0, l: -1, d0: 0, d1: 0 }],
     });
   }
 
@@ -107,16 +114,18 @@ export class BackupRole {
       if (!inRow) this.touch(it.p);
       const d = ctx.ensureData(it.p);
       const lv = it.lv ?? 0;
-      if (lv !== d.level) {
-        // Per-map backup counts: this replica's rank changed. Holding fewer maps now, it drops
-        // the others and goes on with the same history; holding more, it needs a snapshot
-        // (unless what it lacks is empty on the primary: the digests then match).
+      if (lv > d.level) {
+        // Per-map backup counts: this replica moved up a rank. Holding fewer maps now, it drops
+        // the others (their dedupe records too) and goes on with the same history.
         const keep = ctx.levels.keep(lv);
-        if (lv > d.level && keep) d.dropMaps(keep);
-        else d.lineage = -1;
+        if (keep) d.dropMaps(keep);
         d.level = lv;
       }
-      if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
+      // Moved down a rank, it must hold more maps: only a snapshot at its new level brings
+      // them with their dedupe records (equal digests are not enough). It pulls with its own
+      // level, and the primary answers a pull at another level with that snapshot.
+      if (lv < d.level) d.lineage = -1;
+      else if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
         d.follow(it.l, it.e);
         if (it.hs) ctx.sealed.set(it.p, { l: it.l, s: it.s });
         acks.push(ackItem(it.p, it.e, d));
@@ -125,7 +134,7 @@ export class BackupRole {
       // Same history but behind: pull the missing writes. Anything else: diverged, needs a snapshot.
       if (!(d.lineage === it.l && d.seq < it.s)) d.lineage = -1;
       if (this.snapshots.arriving(it.p, it.e)) continue;
-      pulls.push({ p: it.p, e: it.e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
+      pulls.push(pullItem(it.p, it.e, d));
     }
     if (acks.length) ctx.transport.send(from, { t: Kind.MapBackupAck, items: acks });
     if (pulls.length) {

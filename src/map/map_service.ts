@@ -57,7 +57,7 @@ import type { PartitionService } from "../partition/partition_service.ts";
 import type { PartitionTable } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import { BackupRole } from "./backup.ts";
+import { BackupRole, pullItem } from "./backup.ts";
 import type { ProcessorRegistry } from "./entry_processor.ts";
 import { isInternalMap } from "./locks.ts";
 import { CatchUp } from "./catch_up.ts";
@@ -123,6 +123,13 @@ export interface ReplicaDebug {
   entries: number;
   /** Primary only: still catching up (serves nothing). */
   catchingUp?: boolean;
+  /** The copy's level (which maps it holds; replication_levels.ts). */
+  level: number;
+  /**
+   * Primary only, with per-map backup counts: the digest a copy at each level 0–6 holds
+   * (compare a backup's `digest` with `digests[its level]`).
+   */
+  digests?: Array<[number, number]>;
   /** Primary only: followers and whether they are confirmed and caught up. */
   followers?: Array<{ id: NodeId; role: Role; confirmed: boolean; acked: number }>;
 }
@@ -287,7 +294,10 @@ export class MapService {
         primary: !!prim,
         epoch: prim?.epoch ?? -1,
         entries: d.entryCount,
+        level: d.level,
       };
+      const lv = this.#ctx.levels;
+      if (prim && !lv.uniform) r.digests = Array.from({ length: 7 }, (_, l) => lv.digestAt(d, l));
       if (prim) r.catchingUp = prim.catchUp !== null;
       if (prim) {
         r.followers = [...prim.followers.values()].map((f) => ({
@@ -426,7 +436,7 @@ export class MapService {
           // Newly a backup and not following anyone yet: say so to the primary, whose own check
           // may have arrived before this table (it is not repeated for a retransmit interval).
           if (d.lineage < 0 && row[0] !== undefined && !prev?.replicas[p]?.includes(this.self)) {
-            push(hellos, row[0], { p, e: epoch, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
+            push(hellos, row[0], pullItem(p, epoch, d));
           }
         } else if (ctx.data.has(p) && !this.#backup.isTarget(p)) {
           ctx.sealed.delete(p);

@@ -419,6 +419,12 @@ export class PrimaryRole {
     if (prim.migration) ctx.counters.pullsReceivedDuringMigration++;
     if (this.snapshots.out.has(`${it.p}|${from}`)) ctx.counters.pullsReceivedDuringTransfer++;
     const d = ctx.data.get(it.p)!;
+    // Per-map backup counts: a copy at another level than the follower is kept at gets a
+    // snapshot of the maps of its level (the log and the digest say nothing of the others).
+    if ((it.lv ?? 0) !== f.level) {
+      f.confirmed = false;
+      return this.snapshots.start(prim, from);
+    }
     if (it.l === prim.lineage && it.s <= d.seq) {
       // Same history, behind: the log may cover the gap.
       const ops = d.logFrom(it.s + 1);

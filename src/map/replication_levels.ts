@@ -92,7 +92,7 @@ export class ReplicationLevels {
     if (!keep) return entries;
     return entries.map((en) => {
       if (en.e.every((e) => keep(e.m))) return en;
-      return { seq: en.seq, e: en.e.filter((e) => keep(e.m)) };
+      return { seq: en.seq, r: null, e: en.e.filter((e) => keep(e.m)) };
     });
   }
 

@@ -61,6 +61,8 @@ export interface SnapshotOut {
   backoff: number;
   /** A replica's copy sent to a new primary that asked for it (catch-up). */
   up: boolean;
+  /** The level of the copy sent (replication_levels.ts). */
+  level: number;
 }
 
 interface SnapshotIn {
@@ -103,15 +105,16 @@ export class SnapshotTransfers {
     const ctx = this.ctx;
     const key = `${prim.p}|${to}`;
     const cur = this.out.get(key);
-    if (cur && cur.epoch === prim.epoch && cur.lineage === prim.lineage) return;
+    const f = prim.followers.get(to);
+    const level = f?.level ?? 0;
+    if (cur && cur.epoch === prim.epoch && cur.lineage === prim.lineage && cur.level === level) return;
     if (this.out.size >= ctx.config.maxSnapshotSessions) {
       // Started as soon as a session ends (and the replica pulls again anyway).
       if (this.#waiting.size < MAX_SNAPSHOTS_WAITING) this.#waiting.add(key);
       return;
     }
     this.#waiting.delete(key);
-    const f = prim.followers.get(to);
-    const s = this.create(prim.p, to, prim.epoch, prim.lineage, ctx.data.get(prim.p)!, false, f?.level ?? 0);
+    const s = this.create(prim.p, to, prim.epoch, prim.lineage, ctx.data.get(prim.p)!, false, level);
     this.out.set(key, s);
     ctx.counters.snapshotsSent++;
     if (f && f.snapshots++ > 0) ctx.counters.snapshotsRestarted++;
@@ -193,6 +196,7 @@ export class SnapshotTransfers {
       resentAt: -Infinity,
       backoff: 0,
       up,
+      level: lv,
     };
   }
 
