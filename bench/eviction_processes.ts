@@ -1,7 +1,7 @@
 /**
  * Eviction on real processes: 3 member processes (Bun, Deno, Bun) over WebRTC with a map
  * `evict` limited to `--limit` entries per member (LRU), loaded with `--entries` entries
- * (100-byte values) by a lite member in this process through `putAll` batches of 500.
+ * (100-byte values) by a lite member in this process through `putAll` batches of half the limit.
  *
  *   bun run bench/eviction_processes.ts                       # 200,000 entries, limit 20,000
  *   deno run -A bench/eviction_processes.ts --entries 20000 --limit 2000
@@ -105,7 +105,8 @@ export async function runEviction(
       }
     })();
     const value = "v".repeat(100);
-    const BATCH = 500;
+    // One putAll is one invocation per partition: large batches keep that cost per entry low.
+    const BATCH = Math.max(500, Math.floor(o.limit / 2));
     let rssFirst: number[] = [];
     const t0 = Date.now();
     for (let i = 0; i < o.entries; i += BATCH) {

@@ -61,9 +61,9 @@ export function after(seq: number, i: number, c: EventCursor): boolean {
   return seq > c.seq || (seq === c.seq && i > c.i);
 }
 
-/** Approximate bytes one logged event holds (its key and values plus bookkeeping). */
+/** Approximate bytes one logged event holds (its key and values, plus about 160 for its objects). */
 export function rawEventBytes(e: RawEvent): number {
-  return 48 + e.c.m.length + e.c.key.byteLength + (e.c.value?.byteLength ?? 0) + (e.c.oldValue?.byteLength ?? 0);
+  return 160 + e.c.m.length + e.c.key.byteLength + (e.c.value?.byteLength ?? 0) + (e.c.oldValue?.byteLength ?? 0);
 }
 
 /**

@@ -100,10 +100,14 @@ function resultBytes(r: unknown): number {
   return r instanceof Uint8Array ? r.byteLength : typeof r === "string" ? r.length * 2 : 16;
 }
 
-/** Approximate bytes a log entry holds: its keys, values and result. */
+/**
+ * Approximate bytes a log entry holds: its keys, values and result, plus what the runtime
+ * spends on each object (an effect and its byte arrays cost about 160 bytes besides their
+ * contents in Bun and Deno).
+ */
 function logEntryBytes(en: LogEntry): number {
   let n = 64 + resultBytes(en.r);
-  for (const e of en.e) n += 48 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
+  for (const e of en.e) n += 160 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
   return n;
 }
 
