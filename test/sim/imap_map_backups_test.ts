@@ -11,7 +11,7 @@ import { describe, expect, test } from "bun:test";
 import { withSeed } from "../../src/sim/seed.ts";
 import { checkAckCopies, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
 import { runChaos } from "./imap_chaos.ts";
-import { fullReplicas, type ImapSimNode, imapSimulation, SimLoad } from "./imap_sim.ts";
+import { formedImapSimulation, fullReplicas, type ImapSimNode, SimLoad } from "./imap_sim.ts";
 
 const FILE = "test/sim/imap_map_backups_test.ts";
 const P = 61;
@@ -39,17 +39,14 @@ function placement(nodes: ImapSimNode[]): { wrong: string[]; held: Record<string
 
 async function scenario(seed: number) {
   const problems: string[] = [];
-  const sim = imapSimulation({
+  const sim = await formedImapSimulation({
     seed,
     link: { delayMs: 0.3, jitterMs: 0.7 },
     tickMs: 5,
     grid: { partitionCount: P, maps: { two: { backupCount: 2 }, zero: { backupCount: 0 } } },
     problems,
-  });
-  const first = sim.spawn();
-  void first.m.start([]);
-  for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
-  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  }, 4);
+  const first = sim.liveNodes()[0];
   const rows = first.grid.partitions.table.replicas.map((r) => r.length);
   const loads = ["two", "one", "zero"].map((map, i) =>
     new SimLoad(sim, sim.rng.fork(), {

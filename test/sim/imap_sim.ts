@@ -68,6 +68,16 @@ export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
   });
 }
 
+/** An IMap simulation with `n` members started (the first alone, the others joining it) and settled with full replicas. */
+export async function formedImapSimulation(opts: ImapSimOptions, n: number): Promise<Simulation<ImapSimNode>> {
+  const sim = imapSimulation(opts);
+  const first = sim.spawn();
+  void first.m.start([]);
+  for (let i = 1; i < n; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  return sim;
+}
+
 /** Whether every given member sees exactly these members, one master, and a full table with no migration. */
 export function fullReplicas(nodes: ImapSimNode[]): boolean {
   if (nodes.length === 0) return false;
