@@ -79,7 +79,7 @@ export class EventRing {
   /** Approximate bytes held (see rawEventBytes). */
   bytes = 0;
 
-  constructor(readonly limit = 256, fromSeq = 0, readonly maxBytes = 64 * 1024) {
+  constructor(readonly limit = 256, fromSeq = 0, readonly maxBytes = 32 * 1024) {
     this.coveredFrom = fromSeq;
   }
 

@@ -52,12 +52,12 @@ export interface MapServiceConfig {
   /**
    * Bytes of keys and values the replication log of one partition copy holds (about; trimmed
    * in batches, so up to 1.5 × this between trims; the newest write always stays). A backup
-   * behind by more than the log holds gets a snapshot. @default 65536 (64 KiB)
+   * behind by more than the log holds gets a snapshot. @default 32768 (32 KiB)
    */
   logBytesPerPartition?: number;
   /** Bytes of results the dedupe records of one partition copy hold at most (about; oldest dropped first). @default 65536 (64 KiB) */
   dedupeBytesPerPartition?: number;
-  /** Bytes of keys and values the entry events of one partition copy hold at most (about; oldest writes dropped first). @default 65536 (64 KiB) */
+  /** Bytes of keys and values the entry events of one partition copy hold at most (about; oldest writes dropped first). @default 32768 (32 KiB) */
   eventBytesPerPartition?: number;
   /**
    * Backups ack a write straight to its caller, and the primary answers at once naming the
@@ -89,9 +89,9 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
     catchUpTimeoutMs: 10_000,
     dedupePerPartition: 2048,
     logPerPartition: 256,
-    logBytesPerPartition: 64 * 1024,
+    logBytesPerPartition: 32 * 1024,
     dedupeBytesPerPartition: 64 * 1024,
-    eventBytesPerPartition: 64 * 1024,
+    eventBytesPerPartition: 32 * 1024,
     directBackupAcks: false,
     eventsPerPartition: 256,
     eventPollHoldMs: 1000,

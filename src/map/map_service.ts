@@ -274,6 +274,35 @@ export class MapService {
     return [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * What this member's partition copies keep besides their records (the bounded buffers):
+   * log entries, entry events, dedupe records and tombstones, with the approximate bytes of
+   * the byte-limited ones.
+   */
+  bufferStats(): {
+    copies: number;
+    log: number;
+    logBytes: number;
+    events: number;
+    eventBytes: number;
+    dedupe: number;
+    dedupeBytes: number;
+    tombstones: number;
+  } {
+    const s = { copies: 0, log: 0, logBytes: 0, events: 0, eventBytes: 0, dedupe: 0, dedupeBytes: 0, tombstones: 0 };
+    for (const d of this.#ctx.data.values()) {
+      s.copies++;
+      s.log += d.log.length;
+      s.logBytes += d.logBytes;
+      s.events += d.events.size;
+      s.eventBytes += d.events.bytes;
+      s.dedupe += d.dedupe.size;
+      s.dedupeBytes += d.dedupeBytes;
+      s.tombstones += d.tombstones.size;
+    }
+    return s;
+  }
+
   /** Partitions this member is primary of, and holds as backup. */
   ownedCounts(): { primary: number; backup: number } {
     let backup = 0;

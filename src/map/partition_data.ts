@@ -83,11 +83,11 @@ export interface PartitionDataLimits {
   log: number;
   /** Entry events kept per partition (listeners resume from them). @default 256 */
   events?: number;
-  /** About this many bytes of keys and values in the log (up to 1.5 × between trims; the newest write stays). @default 65536 */
+  /** About this many bytes of keys and values in the log (up to 1.5 × between trims; the newest write stays). @default 32768 */
   logBytes?: number;
   /** About this many bytes of results in the dedupe records (oldest dropped first). @default 65536 */
   dedupeBytes?: number;
-  /** About this many bytes of keys and values in the entry events. @default 65536 */
+  /** About this many bytes of keys and values in the entry events. @default 32768 */
   eventBytes?: number;
   /** Removed keys remembered for split-brain merges (see tombstones.ts). */
   tombstones?: TombstoneLimits;
@@ -158,7 +158,7 @@ export class PartitionData {
   onEvents?: (p: number, seq: number) => void;
 
   constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {
-    this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? 64 * 1024);
+    this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? 32 * 1024);
     this.tombstones = new Tombstones(limits.tombstones);
   }
 
@@ -312,7 +312,7 @@ export class PartitionData {
     }
     this.log.push(entry);
     this.logBytes += logEntryBytes(entry);
-    const maxBytes = this.limits.logBytes ?? 64 * 1024;
+    const maxBytes = this.limits.logBytes ?? 32 * 1024;
     if (this.log.length > this.limits.log * 2 || this.logBytes > maxBytes * 1.5) {
       // Trimmed in batches (amortized): down to `log` entries and `logBytes` bytes, the newest always kept.
       let keep = Math.min(this.log.length, this.limits.log);
