@@ -1,10 +1,10 @@
 /**
  * Eviction on real processes: 3 member processes (Bun, Deno, Bun) over WebRTC with a map
  * `evict` limited to `--limit` entries per member (LRU), loaded with `--entries` entries
- * (100-byte values) by a lite member in this process through `putAll` batches of half the limit.
+ * (100-byte values, `--value-bytes`) by a lite member in this process through `putAll` batches of half the limit.
  *
  *   bun run bench/eviction_processes.ts                       # 200,000 entries, limit 20,000
- *   deno run -A bench/eviction_processes.ts --entries 20000 --limit 2000
+ *   deno run -A bench/eviction_processes.ts --entries 20000 --limit 2000 --value-bytes 1000
  *
  * Prints the most entries any member held as primary (sampled from `GET /metrics` during and
  * after the load), each member's primaries and backups at the end, evictions, and each
@@ -63,7 +63,13 @@ async function counts(members: Member[]): Promise<Array<[number, number, number]
 
 /** Starts the members, loads the map, samples, and stops everything it started. */
 export async function runEviction(
-  o: { entries: number; limit: number; log?: (s: string) => void },
+  o: {
+    entries: number;
+    limit: number;
+    /** Bytes per value. @default 100 */
+    valueBytes?: number;
+    log?: (s: string) => void;
+  },
 ): Promise<EvictionFigures> {
   const log = o.log ?? (() => {});
   const mapArgs = ["--map", `${MAP}:maxSizePerMember=${o.limit},eviction=lru`];
@@ -104,7 +110,7 @@ export async function runEviction(
         await sleep(300);
       }
     })();
-    const value = "v".repeat(100);
+    const value = "v".repeat(o.valueBytes ?? 100);
     // One putAll is one invocation per partition: large batches keep that cost per entry low.
     const BATCH = Math.max(500, Math.floor(o.limit / 2));
     let rssFirst: number[] = [];
@@ -151,8 +157,9 @@ if (import.meta.main) {
   await runBench(async () => {
     const argv = args();
     const entries = Number(flag(argv, "--entries", "200000"));
+    const valueBytes = Number(flag(argv, "--value-bytes", "100"));
     const limit = Number(flag(argv, "--limit", String(entries / 10)));
-    const f = await runEviction({ entries, limit, log: (s) => console.log(s) });
+    const f = await runEviction({ entries, limit, valueBytes, log: (s) => console.log(s) });
     console.log(`loaded ${entries} entries in ${(f.loadMs / 1000).toFixed(1)} s`);
     for (const m of f.members) {
       console.log(
