@@ -1,7 +1,7 @@
 /**
  * Eviction on real processes: 3 member processes (Bun, Deno, Bun) over WebRTC with a map
  * `evict` limited to `--limit` entries per member (LRU), loaded with `--entries` entries
- * (100-byte values, `--value-bytes`) by a lite member in this process through `putAll` batches of half the limit.
+ * (100-byte values, `--value-bytes`) through the members' REST API (`PUT /maps/evict/:key`, 24 in flight, spread over the members).
  *
  *   bun run bench/eviction_processes.ts                       # 200,000 entries, limit 20,000
  *   deno run -A bench/eviction_processes.ts --entries 20000 --limit 2000 --value-bytes 1000
@@ -13,8 +13,6 @@
  * tenth of the size.
  */
 import { readFileSync } from "node:fs";
-import type { Node } from "../src/node.ts";
-import { startNode } from "../src/node.ts";
 import { args } from "../src/runtime/process.ts";
 import { type Member, startMember } from "../test/support/cluster.ts";
 import { until } from "../test/support/until.ts";
@@ -68,6 +66,8 @@ export async function runEviction(
     limit: number;
     /** Bytes per value. @default 100 */
     valueBytes?: number;
+    /** PUTs in flight. @default 24 */
+    concurrency?: number;
     log?: (s: string) => void;
   },
 ): Promise<EvictionFigures> {
@@ -80,27 +80,17 @@ export async function runEviction(
     await startMember({ name: "b", runtime: "deno", join: a.url, ...opts }),
     await startMember({ name: "c", runtime: "bun", join: a.url, ...opts }),
   ];
-  let client: Node | undefined;
   try {
     await until(
       async () => {
         const vs = await Promise.all(members.map((m) => clusterOf(m).catch(() => null)));
-        return vs.every((v) => v && v.members.length === 3 && v.partitions.replicasMissing === 0) || undefined;
+        return vs.every((v) =>
+          v && v.members.length === 3 && v.partitions.replicasMissing === 0 && v.partitions.migrating === 0
+        ) || undefined;
       },
       120_000,
-      "3 members with full replicas",
+      "3 members with full replicas and no migration",
     );
-    client = await startNode({
-      name: "loader",
-      lite: true,
-      join: [a.url],
-      secret: "test-secret",
-      http: false,
-      logLevel: "warn",
-      maps: { [MAP]: { maxSizePerMember: o.limit, eviction: "lru" } },
-    });
-    const map = client.getMap<string, string>(MAP);
-    await until(async () => (await map.size().catch(() => undefined)) === 0 || undefined, 60_000, "the client served");
     log(`cluster up; loading ${o.entries} entries, limit ${o.limit} per member`);
     const maxPrimary = members.map(() => 0);
     let sampling = true;
@@ -111,19 +101,32 @@ export async function runEviction(
       }
     })();
     const value = "v".repeat(o.valueBytes ?? 100);
-    // One putAll is one invocation per partition: large batches keep that cost per entry low.
-    const BATCH = Math.max(500, Math.floor(o.limit / 2));
     let rssFirst: number[] = [];
     const t0 = Date.now();
-    for (let i = 0; i < o.entries; i += BATCH) {
-      const batch: Array<[string, string]> = [];
-      for (let k = i; k < Math.min(o.entries, i + BATCH); k++) batch.push([`key-${k}`, value + k]);
-      await map.putAll(batch);
-      if (rssFirst.length === 0 && i + BATCH >= 3 * o.limit) {
-        rssFirst = members.map((m) => rssMb(m.child.pid));
-        log(`first fill (${i + BATCH} entries): RSS ${rssFirst.map((r) => r.toFixed(0)).join(" / ")} MB`);
+    // REST PUTs spread over the members, `concurrency` in flight; each retried until acknowledged.
+    let next = 0;
+    let done = 0;
+    const worker = async () => {
+      for (let k = next++; k < o.entries; k = next++) {
+        const via = members[k % members.length];
+        for (let attempt = 0;; attempt++) {
+          const r = await fetch(`${via.url}/maps/${MAP}/key-${k}`, {
+            method: "PUT",
+            body: JSON.stringify(value + k),
+            headers: { "content-type": "application/json" },
+          }).catch(() => null);
+          await r?.body?.cancel();
+          if (r?.ok) break;
+          if (attempt >= 20) throw new Error(`PUT key-${k} failed: ${r?.status ?? "no answer"}`);
+          await sleep(200);
+        }
+        if (++done === 3 * o.limit) {
+          rssFirst = members.map((m) => rssMb(m.child.pid));
+          log(`first fill (${done} entries): RSS ${rssFirst.map((r) => r.toFixed(0)).join(" / ")} MB`);
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: o.concurrency ?? 24 }, worker));
     const loadMs = Date.now() - t0;
     // Let the last evictions replicate, then the final figures.
     await sleep(3000);
@@ -147,8 +150,11 @@ export async function runEviction(
         rssEndMb: rssEnd[i],
       })),
     };
+  } catch (err) {
+    // What the members logged (warnings and errors) says why.
+    for (const m of members) log(`--- ${m.name} (${m.runtime}) stderr:\n${m.stderr().slice(-3000)}`);
+    throw err;
   } finally {
-    await client?.shutdown().catch(() => {});
     for (const m of members) m.kill9();
   }
 }
