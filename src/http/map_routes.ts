@@ -18,7 +18,8 @@ export const maxMapNameLength = 256;
 /** Longest key accepted (characters). */
 export const maxKeyLength = 4096;
 
-function checkNames(c: Context, map: string, key?: string): Response | undefined {
+/** A 400 answer when the map name or the key is out of bounds, else undefined. */
+export function checkNames(c: Context, map: string, key?: string): Response | undefined {
   if (map.length === 0 || map.length > maxMapNameLength) {
     return jsonError(c, 400, `Map name must be 1 to ${maxMapNameLength} characters`, "INVALID_ARGUMENT");
   }
