@@ -13,10 +13,12 @@
  * depend on bench code; the benches import it from here.
  */
 import { existsSync } from "node:fs";
+import { partitionOf } from "../../src/partition/partition_of.ts";
 import { fetchJson } from "../../src/runtime/fetch_json.ts";
 import { runtimeName } from "../../src/runtime/process.ts";
 import { execPath } from "../../src/runtime/process.ts";
 import { type ChildHandle, spawnChild } from "../../src/runtime/spawn.ts";
+import { until } from "./until.ts";
 
 /** Repository root (where mod.ts lives). */
 export const root: string = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -116,6 +118,31 @@ export interface ClusterJson {
   members: { id: string }[];
   partitions: { replicasMissing: number; migrating: number };
   quorum: { serving: boolean } | null;
+}
+
+/** The parts of a member's `GET /snapshot` answer the process tests read. */
+export interface SnapshotJson {
+  cluster: { members: { id: string }[]; partitions: { count: number; replicasMissing: number; migrating: number } };
+  /** The partition table: `replicas[p]` are indexes into `ids`, the primary first. */
+  table: { ids: string[]; replicas: number[][] };
+}
+
+/** Waits until `m` sees `members` members, no replica missing and no migration, and returns its snapshot. */
+export function settledSnapshot(m: Member, members: number, timeoutMs = 90_000): Promise<SnapshotJson> {
+  return until(
+    async () => {
+      const s = await m.json<SnapshotJson>("/snapshot");
+      const p = s.cluster.partitions;
+      return s.cluster.members.length === members && p.replicasMissing === 0 && p.migrating === 0 ? s : undefined;
+    },
+    timeoutMs,
+    `${m.name}: ${members} members with full replicas`,
+  );
+}
+
+/** The member ids holding the partition of string key `key` in `snap`, the primary first. */
+export function replicasOf(snap: SnapshotJson, key: string): string[] {
+  return snap.table.replicas[partitionOf(key, snap.cluster.partitions.count)].map((i) => snap.table.ids[i]);
 }
 
 /** One member process started by {@link startMember}. */
