@@ -15,7 +15,15 @@
  *    423), the owner can unlock it, and the next grant has a higher token.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { killAll, type Member, replicasOf, settledSnapshot, startMember } from "./support/cluster.ts";
+import {
+  call,
+  killAll,
+  type Member,
+  postJson as json,
+  replicasOf,
+  settledSnapshot,
+  startMember,
+} from "./support/cluster.ts";
 
 afterAll(() => killAll());
 
@@ -24,23 +32,6 @@ const KEY = "counter";
 const CONTEND_MS = 30_000;
 /** Failure detection (~2–6 s with the default timing) plus failover, with room for a loaded 2-core machine. */
 const RELEASE_BOUND_MS = 20_000;
-
-const json = (body: unknown) => ({
-  method: "POST",
-  body: JSON.stringify(body),
-  headers: { "content-type": "application/json" },
-});
-
-/** One HTTP call: its status and JSON body, or status 0 when the connection failed. */
-async function call(url: string, init?: RequestInit): Promise<{ status: number; body: Record<string, unknown> }> {
-  try {
-    const r = await fetch(url, { ...init, signal: AbortSignal.timeout(40_000) });
-    const text = await r.text();
-    return { status: r.status, body: text ? JSON.parse(text) : {} };
-  } catch {
-    return { status: 0, body: {} };
-  }
-}
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -102,7 +93,7 @@ describe("locks across processes", () => {
         if (got.status !== 200 && got.status !== 404) throw new Error(`${owner} get: ${got.status}`);
         const v = got.status === 200 ? got.body.value as number : 0;
         for (;;) {
-          const put = await definite(`${owner} put`, () => call(counterUrl(m), { ...json(v + 1), method: "PUT" }));
+          const put = await definite(`${owner} put`, () => call(counterUrl(m), json(v + 1, "PUT")));
           if (put.status !== 200) throw new Error(`${owner} put: ${put.status} ${JSON.stringify(put.body)}`);
           if (!put.retried) break;
           // An attempt may have been applied: the lock is still ours, so the value tells.
@@ -158,7 +149,7 @@ describe("locks across processes", () => {
       }
       const steal = await definite("steal", () => call(`${url(others(m)[0])}/lock`, json({ owner: "thief" })));
       expect(steal.status).toBe(423);
-      const write = await definite("write", () => call(url(others(m)[1]), { ...json(1), method: "PUT" }));
+      const write = await definite("write", () => call(url(others(m)[1]), json(1, "PUT")));
       expect(write.status).toBe(423);
       expect((await definite("unlock", () => call(`${url(m)}/unlock`, json({ owner: "keeper" })))).status).toBe(200);
       const next = await definite("relock", () => call(`${url(d)}/lock`, json({ owner: "next" })));

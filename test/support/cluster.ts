@@ -145,6 +145,29 @@ export function replicasOf(snap: SnapshotJson, key: string): string[] {
   return snap.table.replicas[partitionOf(key, snap.cluster.partitions.count)].map((i) => snap.table.ids[i]);
 }
 
+/** A JSON POST request (for {@link call}). */
+export function postJson(body: unknown, method = "POST"): RequestInit {
+  return { method, body: JSON.stringify(body), headers: { "content-type": "application/json" } };
+}
+
+/**
+ * One HTTP call of a process test: its status and JSON body (`{}` when empty), or status 0
+ * when the connection failed (a killed member) or no answer came within `timeoutMs`.
+ */
+export async function call(
+  url: string,
+  init?: RequestInit,
+  timeoutMs = 40_000,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  try {
+    const r = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    const text = await r.text();
+    return { status: r.status, body: text ? JSON.parse(text) : {} };
+  } catch {
+    return { status: 0, body: {} };
+  }
+}
+
 /** One member process started by {@link startMember}. */
 export interface Member {
   readonly name: string;
