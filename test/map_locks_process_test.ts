@@ -23,6 +23,7 @@ import {
   replicasOf,
   settledSnapshot,
   startMember,
+  startSettledCluster,
 } from "./support/cluster.ts";
 
 afterAll(() => killAll());
@@ -47,11 +48,7 @@ async function definite(what: string, attempt: () => ReturnType<typeof call>) {
 
 describe("locks across processes", () => {
   test("contention, kill -9 of the holder, migration", async () => {
-    const a = await startMember({ name: "a", runtime: "bun" });
-    const b = await startMember({ name: "b", runtime: "deno", join: a.url });
-    const c = await startMember({ name: "c", runtime: "bun", join: a.url });
-    const all = [a, b, c];
-    const snap = await settledSnapshot(a, 3);
+    const { members: all, snap } = await startSettledCluster(["bun", "deno", "bun"]);
     const victim = all.find((m) => m.id === replicasOf(snap, KEY)[0])!;
     const survivors = all.filter((m) => m !== victim);
 

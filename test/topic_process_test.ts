@@ -14,8 +14,8 @@
  *    dropped count.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { call, killAll, type Member, postJson, replicasOf, settledSnapshot, startMember } from "./support/cluster.ts";
-import { readSse } from "./support/sse.ts";
+import { call, killAll, type Member, postJson, replicasOf, startSettledCluster } from "./support/cluster.ts";
+import { sseEvents } from "./support/sse.ts";
 import { until } from "./support/until.ts";
 
 afterAll(() => killAll());
@@ -40,9 +40,9 @@ function follow(m: Member, topic: string, from: number, stop: AbortSignal, seen:
           headers,
           signal: stop,
         });
-        for await (const e of readSse(res)) {
-          if (e.event === "gap") seen.push({ missed: JSON.parse(e.data).missed });
-          else if (e.event === "message") (last = Number(e.id), seen.push({ seq: last, msg: JSON.parse(e.data) }));
+        for await (const e of sseEvents<{ missed?: number }>(res)) {
+          if (e.event === "gap") seen.push({ missed: e.data.missed! });
+          else if (e.event === "message") (last = Number(e.id), seen.push({ seq: last, msg: e.data }));
         }
       } catch {
         if (!stop.aborted) await new Promise((r) => setTimeout(r, 200));
@@ -72,12 +72,7 @@ describe("reliable topic across processes", () => {
   test(
     "subscribers on surviving members see every message in order across kill -9 of the ring's primary; gaps are reported",
     async () => {
-      const a = await startMember({ name: "a", runtime: "bun" });
-      const b = await startMember({ name: "b", runtime: "deno", join: a.url });
-      const c = await startMember({ name: "c", runtime: "bun", join: a.url });
-      const d = await startMember({ name: "d", runtime: "deno", join: a.url });
-      const all = [a, b, c, d];
-      const snap = await settledSnapshot(a, 4);
+      const { members: all, snap } = await startSettledCluster(["bun", "deno", "bun", "deno"]);
       note("settled");
       const victim = all.find((m) => m.id === replicasOf(snap, TOPIC)[0])!;
       const survivors = all.filter((m) => m !== victim);
@@ -155,7 +150,7 @@ describe("reliable topic across processes", () => {
       const first = (await tiny(0)).body.seq as number;
       const slowStop = new AbortController();
       const res = await fetch(`${subOn[1].url}/topics/tiny/events?from=${first}`, { signal: slowStop.signal });
-      const slow = readSse(res);
+      const slow = sseEvents<{ missed?: number }>(res);
       const head = await slow.next();
       expect(head.value?.id).toBe(String(first));
       // Stop reading while far more than the ring and the socket buffers hold is published.
@@ -171,7 +166,7 @@ describe("reliable topic across processes", () => {
       const after: Seen[] = [];
       for (let e = await slow.next(); !e.done; e = await slow.next()) {
         const v = e.value;
-        after.push(v.event === "gap" ? { missed: JSON.parse(v.data).missed } : { seq: Number(v.id), msg: null });
+        after.push(v.event === "gap" ? { missed: v.data.missed! } : { seq: Number(v.id), msg: null });
         if (v.id === String(lastSeq)) break;
       }
       slowStop.abort();
@@ -183,10 +178,10 @@ describe("reliable topic across processes", () => {
       const resumed = await fetch(`${subOn[0].url}/topics/tiny/events`, {
         headers: { "last-event-id": String(first) },
       });
-      const r = readSse(resumed);
+      const r = sseEvents<{ missed?: number }>(resumed);
       const gap = (await r.next()).value!;
       expect(gap.event).toBe("gap");
-      expect(JSON.parse(gap.data).missed).toBe(lastSeq - 9 - (first + 1));
+      expect(gap.data.missed).toBe(lastSeq - 9 - (first + 1));
       expect((await r.next()).value!.id).toBe(String(lastSeq - 9));
       await r.return(undefined);
     },

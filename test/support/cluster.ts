@@ -4,7 +4,8 @@
  * `src/runtime/spawn.ts`:
  *
  * - member processes (`mod.ts node …`, {@link startMember}), each with its own HTTP port,
- *   read through their REST API and killed with a real SIGKILL;
+ *   read through their REST API and killed with a real SIGKILL; a settled cluster of them
+ *   ({@link startSettledCluster});
  * - any `mod.ts` command ({@link spawnMod}, {@link runToExit});
  * - scripts that speak JSON lines on stdin/stdout ({@link spawnScript}, {@link Proc}).
  *
@@ -120,13 +121,6 @@ export interface ClusterJson {
   quorum: { serving: boolean } | null;
 }
 
-/** The parts of a member's `GET /snapshot` answer the process tests read. */
-export interface SnapshotJson {
-  cluster: { members: { id: string }[]; partitions: { count: number; replicasMissing: number; migrating: number } };
-  /** The partition table: `replicas[p]` are indexes into `ids`, the primary first. */
-  table: { ids: string[]; replicas: number[][] };
-}
-
 /** Waits until `m` sees `members` members, no replica missing and no migration, and returns its snapshot. */
 export function settledSnapshot(m: Member, members: number, timeoutMs = 90_000): Promise<SnapshotJson> {
   return until(
@@ -205,6 +199,30 @@ export interface StartOptions {
   http?: string;
   /** Run inside this network namespace (`ip netns exec`; needs root). */
   netns?: string;
+}
+
+/** The parts of a member's `GET /snapshot` answer the process tests read: members, partition counters, the table. */
+export interface SnapshotJson {
+  cluster: { members: { id: string }[]; partitions: { count: number; replicasMissing: number; migrating: number } };
+  table: { ids: string[]; replicas: number[][] };
+}
+
+/**
+ * Starts one member per runtime given, named a, b, c, … in order (the first forms the
+ * cluster, the others join it), and waits until the first one's snapshot lists them all with
+ * every replica placed and no partition migrating.
+ * @returns the members in order, and that snapshot
+ */
+export async function startSettledCluster(
+  runtimes: RuntimeKind[],
+  timeoutMs = 90_000,
+): Promise<{ members: Member[]; snap: SnapshotJson }> {
+  const members: Member[] = [];
+  for (const [i, runtime] of runtimes.entries()) {
+    const name = String.fromCharCode(97 + i);
+    members.push(await startMember({ name, runtime, ...(i > 0 ? { join: members[0].url } : {}) }));
+  }
+  return { members, snap: await settledSnapshot(members[0], members.length, timeoutMs) };
 }
 
 /**
