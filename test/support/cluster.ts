@@ -225,6 +225,12 @@ export async function startSettledCluster(
   return { members, snap: await settledSnapshot(members[0], members.length, timeoutMs) };
 }
 
+/** The one of `members` that holds the primary of `key`'s partition in `snap`, if any. */
+export function primaryOf(members: Member[], snap: SnapshotJson, key: string): Member | undefined {
+  const p = partitionOf(key, snap.cluster.partitions.count);
+  return members.find((m) => m.id === snap.table.ids[snap.table.replicas[p][0]]);
+}
+
 /**
  * Starts `mod.ts node` and resolves once it printed its ready line.
  * @throws Error when the process ends or stays silent past the timeout (it is killed)
