@@ -20,6 +20,7 @@ import {
   killAll,
   type Member,
   postJson as json,
+  primaryOf,
   replicasOf,
   settledSnapshot,
   startMember,
@@ -49,7 +50,7 @@ async function definite(what: string, attempt: () => ReturnType<typeof call>) {
 describe("locks across processes", () => {
   test("contention, kill -9 of the holder, migration", async () => {
     const { members: all, snap } = await startSettledCluster(["bun", "deno", "bun"]);
-    const victim = all.find((m) => m.id === replicasOf(snap, KEY)[0])!;
+    const victim = primaryOf(all, snap, KEY)!;
     const survivors = all.filter((m) => m !== victim);
 
     // ---- 1 + 2: contention, and kill -9 of the holder ----------------------------------

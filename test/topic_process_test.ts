@@ -14,7 +14,7 @@
  *    dropped count.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { call, killAll, type Member, postJson, replicasOf, startSettledCluster } from "./support/cluster.ts";
+import { call, killAll, type Member, postJson, primaryOf, startSettledCluster } from "./support/cluster.ts";
 import { sseEvents } from "./support/sse.ts";
 import { until } from "./support/until.ts";
 
@@ -74,7 +74,7 @@ describe("reliable topic across processes", () => {
     async () => {
       const { members: all, snap } = await startSettledCluster(["bun", "deno", "bun", "deno"]);
       note("settled");
-      const victim = all.find((m) => m.id === replicasOf(snap, TOPIC)[0])!;
+      const victim = primaryOf(all, snap, TOPIC)!;
       const survivors = all.filter((m) => m !== victim);
       const subOn = [survivors.find((m) => m.runtime === "bun")!, survivors.find((m) => m.runtime === "deno")!];
 

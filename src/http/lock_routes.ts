@@ -15,9 +15,9 @@ import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { MAX_EXPIRY_MS } from "../map/map_config.ts";
 import type { ShoalNode } from "../node_api.ts";
-import { errorResponse, jsonError } from "./errors.ts";
+import { jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
-import { checkNames } from "./map_routes.ts";
+import { keyRoute } from "./map_routes.ts";
 import { MAX_HTTP_WAIT_MS } from "./queue_routes.ts";
 
 const Owner = z.string().min(1).max(128);
@@ -40,15 +40,11 @@ async function parseBody<T>(c: Context, schema: z.ZodType<T>): Promise<T | Respo
 
 /** Adds the lock routes to `app`. */
 export function mountLockRoutes(app: Hono, node: ShoalNode): void {
-  app.post("/maps/:map/:key/lock", async (c) => {
-    const { map, key } = c.req.param();
-    const bad = checkNames(c, map, key);
-    if (bad) return bad;
-    const b = await parseBody(c, LockBody);
-    if (b instanceof Response) return b;
-    const m = node.getMap<string, unknown>(map);
-    const signal = c.req.raw.signal;
-    try {
+  app.post("/maps/:map/:key/lock", (c) =>
+    keyRoute(c, node, async (m, key, map) => {
+      const b = await parseBody(c, LockBody);
+      if (b instanceof Response) return b;
+      const signal = c.req.raw.signal;
       const token = await m.tryLock(key, { owner: b.owner, leaseMs: b.leaseMs, timeoutMs: b.timeoutMs ?? 0, signal });
       if (token !== undefined && signal.aborted) {
         // Nobody is left to receive the token or to unlock; nobody reads this answer either.
@@ -59,33 +55,18 @@ export function mountLockRoutes(app: Hono, node: ShoalNode): void {
         return jsonError(c, 423, `Key "${key}" of map "${map}" is locked by another owner`, "LOCKED");
       }
       return c.json({ token });
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+    }));
 
-  app.post("/maps/:map/:key/unlock", async (c) => {
-    const { map, key } = c.req.param();
-    const bad = checkNames(c, map, key);
-    if (bad) return bad;
-    const b = await parseBody(c, UnlockBody);
-    if (b instanceof Response) return b;
-    try {
-      await node.getMap<string, unknown>(map).unlock(key, { owner: b.owner });
+  app.post("/maps/:map/:key/unlock", (c) =>
+    keyRoute(c, node, async (m, key) => {
+      const b = await parseBody(c, UnlockBody);
+      if (b instanceof Response) return b;
+      await m.unlock(key, { owner: b.owner });
       return c.json({});
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+    }));
 
-  app.get("/maps/:map/:key/lock", async (c) => {
-    const { map, key } = c.req.param();
-    const bad = checkNames(c, map, key);
-    if (bad) return bad;
-    try {
-      return c.json({ locked: await node.getMap<string, unknown>(map).isLocked(key) });
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+  app.get(
+    "/maps/:map/:key/lock",
+    (c) => keyRoute(c, node, async (m, key) => c.json({ locked: await m.isLocked(key) })),
+  );
 }

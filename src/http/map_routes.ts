@@ -6,6 +6,7 @@
  * backups applied them).
  */
 import type { Context, Hono } from "hono";
+import type { IMap } from "../map/imap.ts";
 import type { ShoalNode } from "../node_api.ts";
 import { MAX_EXPIRY_MS } from "../map/map_config.ts";
 import { errorResponse, jsonError } from "./errors.ts";
@@ -27,6 +28,25 @@ export function checkNames(c: Context, map: string, key?: string): Response | un
     return jsonError(c, 400, `Key must be 1 to ${maxKeyLength} characters`, "INVALID_ARGUMENT");
   }
   return undefined;
+}
+
+/**
+ * Runs a route on one key: answers 400 for a bad map name or key, else `run` with the map,
+ * the key and the map's name, turning a thrown error into its JSON answer.
+ */
+export async function keyRoute(
+  c: Context,
+  node: ShoalNode,
+  run: (map: IMap<string, unknown>, key: string, name: string) => Promise<Response>,
+): Promise<Response> {
+  const { map, key } = c.req.param();
+  const bad = checkNames(c, map, key);
+  if (bad) return bad;
+  try {
+    return await run(node.getMap<string, unknown>(map), key, map);
+  } catch (err) {
+    return errorResponse(c, err);
+  }
 }
 
 /**
@@ -55,18 +75,12 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache):
   // Before /maps/:map/:key: a key named "events" is reached through the IMap API only.
   mountMapEventRoutes(app, node);
 
-  app.get("/maps/:map/:key", async (c) => {
-    const { map, key } = c.req.param();
-    const bad = checkNames(c, map, key);
-    if (bad) return bad;
-    try {
-      const value = await node.getMap<string, unknown>(map).get(key);
+  app.get("/maps/:map/:key", (c) =>
+    keyRoute(c, node, async (m, key, map) => {
+      const value = await m.get(key);
       if (value === undefined) return jsonError(c, 404, `No entry for key "${key}" in map "${map}"`, "NOT_FOUND");
       return c.json({ value });
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+    }));
 
   app.put("/maps/:map/:key", async (c) => {
     const { map, key } = c.req.param();
@@ -96,15 +110,8 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache):
     }
   });
 
-  app.delete("/maps/:map/:key", async (c) => {
-    const { map, key } = c.req.param();
-    const bad = checkNames(c, map, key);
-    if (bad) return bad;
-    try {
-      const previous = await node.getMap<string, unknown>(map).remove(key);
-      return c.json({ previous: previous ?? null });
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+  app.delete(
+    "/maps/:map/:key",
+    (c) => keyRoute(c, node, async (m, key) => c.json({ previous: (await m.remove(key)) ?? null })),
+  );
 }

@@ -227,8 +227,7 @@ export async function startSettledCluster(
 
 /** The one of `members` that holds the primary of `key`'s partition in `snap`, if any. */
 export function primaryOf(members: Member[], snap: SnapshotJson, key: string): Member | undefined {
-  const p = partitionOf(key, snap.cluster.partitions.count);
-  return members.find((m) => m.id === snap.table.ids[snap.table.replicas[p][0]]);
+  return members.find((m) => m.id === replicasOf(snap, key)[0]);
 }
 
 /**
