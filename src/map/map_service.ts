@@ -509,7 +509,7 @@ export class MapService {
     ctx.polls.expire(now);
     if (ctx.parked.size > 0) {
       const alive = (id: NodeId) => live.has(id);
-      for (const [, op] of ctx.parked.due(now, alive)) {
+      for (const op of ctx.parked.due(now, alive)) {
         this.#primary.serve(op.from, op.req, op.reply, op.deadline <= now ? 0 : op.deadline);
       }
     }

@@ -24,6 +24,7 @@ import { lockMapOf, type LockState, normalize, readLock, WAITER_STALE_MS } from 
 import { type OpBody, OpCode } from "./operations.ts";
 import type { PartitionData } from "./partition_data.ts";
 import { queueMapOf, queueState } from "./queue_ops.ts";
+import { HeldRequests } from "./held_requests.ts";
 
 /** Longest park time honoured (a lock waiter must refresh its place well within {@link WAITER_STALE_MS}). */
 export const MAX_PARK_MS = 2000;
@@ -63,10 +64,9 @@ export function parkUntil(
   data: PartitionData,
   op: number,
   b: OpBody,
-  now: number,
-  from: NodeId,
-  alive: (id: NodeId) => boolean,
+  caller: { now: number; from: NodeId; alive: (id: NodeId) => boolean },
 ): { until: number; map: string; holder?: NodeId } | undefined {
+  const { now, from, alive } = caller;
   switch (op) {
     case OpCode.QueuePoll: {
       const s = queueState(data, b.m);
@@ -90,62 +90,24 @@ export function parkUntil(
 }
 
 /** Parked requests per partition. */
-export class ParkedOps {
-  #byP = new Map<number, ParkedOp[]>();
+export class ParkedOps extends HeldRequests<ParkedOp> {
+  constructor() {
+    // A released request is re-sent by its caller's invoker to the new primary.
+    super(MAX_PARKED, (op) => op.reply("MIGRATING"));
+  }
 
   /** Parks `op` in partition `p` (replacing one of the same call id). @returns false when `p` holds too many */
   park(p: number, op: ParkedOp): boolean {
-    let l = this.#byP.get(p);
-    if (!l) (l = [], this.#byP.set(p, l));
-    const i = l.findIndex((x) => x.req.c === op.req.c && x.from === op.from);
-    if (i >= 0) return (l[i] = op, true);
-    if (l.length >= MAX_PARKED) return false;
-    l.push(op);
-    return true;
-  }
-
-  has(p: number): boolean {
-    return this.#byP.has(p);
-  }
-
-  /** Removes and returns `p`'s requests waiting on one of `maps`, in arrival order. */
-  take(p: number, maps: ReadonlySet<string>): ParkedOp[] {
-    return this.#remove(p, (op) => maps.has(op.map));
+    const l = this.byP.get(p);
+    const i = l ? l.findIndex((x) => x.req.c === op.req.c && x.from === op.from) : -1;
+    if (i >= 0) return (l![i] = op, true);
+    return this.add(p, op);
   }
 
   /** Removes and returns the requests whose deadline passed or whose lock holder died. */
-  due(now: number, alive: (id: NodeId) => boolean): Array<[number, ParkedOp]> {
-    const out: Array<[number, ParkedOp]> = [];
-    for (const p of [...this.#byP.keys()]) {
-      for (const op of this.#remove(p, (x) => x.deadline <= now || (x.holder !== undefined && !alive(x.holder)))) {
-        out.push([p, op]);
-      }
-    }
-    return out;
-  }
-
-  /** Answers `p`'s requests MIGRATING (this member no longer serves `p`): their callers retry at the new primary. */
-  release(p: number): void {
-    for (const op of this.#remove(p, () => true)) op.reply("MIGRATING");
-  }
-
-  releaseAll(): void {
-    for (const p of [...this.#byP.keys()]) this.release(p);
-  }
-
-  get size(): number {
-    let n = 0;
-    for (const l of this.#byP.values()) n += l.length;
-    return n;
-  }
-
-  #remove(p: number, pred: (op: ParkedOp) => boolean): ParkedOp[] {
-    const l = this.#byP.get(p);
-    if (!l) return [];
-    const out: ParkedOp[] = [], keep: ParkedOp[] = [];
-    for (const op of l) (pred(op) ? out : keep).push(op);
-    if (keep.length > 0) this.#byP.set(p, keep);
-    else this.#byP.delete(p);
-    return out;
+  due(now: number, alive: (id: NodeId) => boolean): ParkedOp[] {
+    return this.partitions().flatMap((p) =>
+      this.take(p, (x) => x.deadline <= now || (x.holder !== undefined && !alive(x.holder)))
+    );
   }
 }

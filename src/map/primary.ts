@@ -74,7 +74,7 @@ export class PrimaryRole {
       const stamp = nextStamp(ctx.clock.now(), d.maxAt);
       const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
       if (body.pk && parkDeadline !== 0) {
-        const w = parkUntil(d, req.op, body, stamp, from, alive);
+        const w = parkUntil(d, req.op, body, { now: stamp, from, alive });
         const deadline = w && Math.min(parkDeadline ?? now + Math.min(body.pk, MAX_PARK_MS), w.until);
         if (w && deadline! > now && ctx.parked.park(req.p, { from, req, reply, deadline: deadline!, ...w })) return;
       }
@@ -124,7 +124,8 @@ export class PrimaryRole {
 
   /** Runs again (after this write) the requests parked on an internal map `entry` wrote (parked_ops.ts). */
   #wakeParked(p: number, entry: LogEntry): void {
-    const ops = this.ctx.parked.take(p, new Set(entry.e.map((e) => e.m)));
+    const maps = new Set(entry.e.map((e) => e.m));
+    const ops = this.ctx.parked.take(p, (op) => maps.has(op.map));
     for (const op of ops) this.ctx.clock.setTimer(0, () => this.serve(op.from, op.req, op.reply, op.deadline));
   }
 
