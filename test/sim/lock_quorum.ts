@@ -19,7 +19,8 @@
 import { Random } from "../../src/core/random.ts";
 import { partitionOfBytes } from "../../src/partition/partition_of.ts";
 import { encodeValue } from "../../src/wire/codec.ts";
-import { fullReplicas, type ImapSimNode, imapSimulation, untilHealed } from "./imap_sim.ts";
+import { fullReplicas, type ImapSimNode, untilHealed } from "./imap_sim.ts";
+import { quorumSimulation } from "./imap_quorum.ts";
 
 /**
  * `split`: the lock's primary and another member that is not the master are cut off (3 + 2);
@@ -73,12 +74,10 @@ export async function runLockScenario(o: LockRunOptions): Promise<LockRunResult>
   const quorumLeaseMs = o.quorumLeaseMs ?? 1000;
   const lockLeaseMs = o.lockLeaseMs ?? 400;
   const faultMs = o.faultMs ?? 6000;
-  const sim = imapSimulation({
-    seed: o.seed,
-    link: { delayMs: 0.3, jitterMs: 0.7 },
-    tickMs: 5,
-    grid: { partitionCount: 31, backupCount: 2, minClusterSize: o.minClusterSize ?? 3, leaseMs: quorumLeaseMs },
-    problems,
+  const sim = quorumSimulation(o.seed, problems, {
+    backupCount: 2,
+    minClusterSize: o.minClusterSize ?? 3,
+    leaseMs: quorumLeaseMs,
   });
   const rng = new Random(o.seed ^ 0x10c4);
   const first = sim.spawn();
