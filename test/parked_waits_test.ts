@@ -7,16 +7,13 @@
 import { describe, expect, test } from "bun:test";
 import { WAITER_STALE_MS } from "../src/map/locks.ts";
 import { MAX_PARK_MS } from "../src/map/parked_ops.ts";
-import { partitionOf } from "../src/partition/partition_of.ts";
-import { encodeValue } from "../src/wire/codec.ts";
-import { partitionOfBytes } from "../src/partition/partition_of.ts";
-import { type GridHarness, startGrid } from "./support/grid_harness.ts";
+import { type GridHarness, replicasOf, startGrid } from "./support/grid_harness.ts";
 
 const P = 13;
 
-/** Members other than partition `p`'s primary; the first is not its first backup either. */
-function others(h: GridHarness, p: number) {
-  const [primary, backup] = h.members.get("n0")!.grid.partitions.table.replicas[p];
+/** Members other than the primary of `key`'s partition; the first is not its first backup either. */
+function others(h: GridHarness, key: string) {
+  const [primary, backup] = replicasOf(h, key);
   const rest = h.live().filter((m) => m.id !== primary);
   return { primary, backup, rest: [...rest.filter((m) => m.id !== backup), ...rest.filter((m) => m.id === backup)] };
 }
@@ -29,7 +26,7 @@ function timed<T>(h: GridHarness, promise: Promise<T>): Promise<{ value: T; at: 
 describe("waits parked on the primary", () => {
   test("a waiting poll is answered when the item comes, asking about once per park time", async () => {
     const h = await startGrid(3, P);
-    const { rest } = others(h, partitionOf("jobs", P));
+    const { rest } = others(h, "jobs");
     const [consumer, producer] = rest;
     const q = consumer.grid.getQueue<number>("jobs");
     const callsBefore = consumer.grid.invoker.stats.calls;
@@ -47,7 +44,7 @@ describe("waits parked on the primary", () => {
 
   test("a poll times out cleanly: undefined after its timeout, and an item offered later is kept", async () => {
     const h = await startGrid(3, P);
-    const { rest } = others(h, partitionOf("late", P));
+    const { rest } = others(h, "late");
     const q = rest[0].grid.getQueue<string>("late");
     const start = h.clock.now();
     const r = await h.until(timed(h, q.poll({ timeoutMs: 700 })));
@@ -62,7 +59,7 @@ describe("waits parked on the primary", () => {
 
   test("a waiting offer to a full queue is answered when a poll makes room", async () => {
     const h = await startGrid(3, P);
-    const { rest } = others(h, partitionOf("full", P));
+    const { rest } = others(h, "full");
     const q0 = rest[0].grid.getQueue<number>("full", { capacity: 1 });
     const q1 = rest[1].grid.getQueue<number>("full", { capacity: 1 });
     await h.until(q0.offer(1));
@@ -79,7 +76,7 @@ describe("waits parked on the primary", () => {
 
   test("a parked poll moves to the new primary when the old one is killed", async () => {
     const h = await startGrid(4, P);
-    const { primary, rest } = others(h, partitionOf("moving", P));
+    const { primary, rest } = others(h, "moving");
     const q = rest[0].grid.getQueue<string>("moving");
     const waiting = q.poll({ timeoutMs: 30_000 });
     await h.run(500);
@@ -94,7 +91,7 @@ describe("waits parked on the primary", () => {
   test("a lock waiter is granted on unlock, on the end of the holder's lease, and on the holder's death", async () => {
     const h = await startGrid(4, P);
     const key = "k";
-    const { primary, rest } = others(h, partitionOfBytes(encodeValue(key), P));
+    const { primary, rest } = others(h, key);
     const [m0, m1, m2] = rest.map((m) => m.grid.getMap<string, number>("m"));
     // Unlock.
     const t1 = await h.until(m0.lock(key));
@@ -131,7 +128,7 @@ describe("waits parked on the primary", () => {
   test("a waiter keeps its place past the staleness limit: first come, first served after 8 s", async () => {
     const h = await startGrid(4, P);
     const key = "fifo";
-    const { rest } = others(h, partitionOfBytes(encodeValue(key), P));
+    const { rest } = others(h, key);
     const [m0, m1, m2] = rest.map((m) => m.grid.getMap<string, number>("m"));
     await h.until(m0.lock(key));
     const first = m1.tryLock(key, { timeoutMs: 30_000 });

@@ -40,8 +40,10 @@ async function parseBody<T>(c: Context, schema: z.ZodType<T>): Promise<T | Respo
 
 /** Adds the lock routes to `app`. */
 export function mountLockRoutes(app: Hono, node: ShoalNode): void {
-  app.post("/maps/:map/:key/lock", (c) =>
-    keyRoute(c, node, async (m, key, map) => {
+  app.post(
+    "/maps/:map/:key/lock",
+    keyRoute(async (c, map, key) => {
+      const m = node.getMap<string, unknown>(map);
       const b = await parseBody(c, LockBody);
       if (b instanceof Response) return b;
       const signal = c.req.raw.signal;
@@ -55,18 +57,21 @@ export function mountLockRoutes(app: Hono, node: ShoalNode): void {
         return jsonError(c, 423, `Key "${key}" of map "${map}" is locked by another owner`, "LOCKED");
       }
       return c.json({ token });
-    }));
+    }),
+  );
 
-  app.post("/maps/:map/:key/unlock", (c) =>
-    keyRoute(c, node, async (m, key) => {
+  app.post(
+    "/maps/:map/:key/unlock",
+    keyRoute(async (c, map, key) => {
       const b = await parseBody(c, UnlockBody);
       if (b instanceof Response) return b;
-      await m.unlock(key, { owner: b.owner });
+      await node.getMap<string, unknown>(map).unlock(key, { owner: b.owner });
       return c.json({});
-    }));
+    }),
+  );
 
   app.get(
     "/maps/:map/:key/lock",
-    (c) => keyRoute(c, node, async (m, key) => c.json({ locked: await m.isLocked(key) })),
+    keyRoute(async (c, map, key) => c.json({ locked: await node.getMap<string, unknown>(map).isLocked(key) })),
   );
 }

@@ -6,7 +6,6 @@
  * backups applied them).
  */
 import type { Context, Hono } from "hono";
-import type { IMap } from "../map/imap.ts";
 import type { ShoalNode } from "../node_api.ts";
 import { MAX_EXPIRY_MS } from "../map/map_config.ts";
 import { errorResponse, jsonError } from "./errors.ts";
@@ -19,7 +18,6 @@ export const maxMapNameLength = 256;
 /** Longest key accepted (characters). */
 export const maxKeyLength = 4096;
 
-/** A 400 answer when the map name or the key is out of bounds, else undefined. */
 export function checkNames(c: Context, map: string, key?: string): Response | undefined {
   if (map.length === 0 || map.length > maxMapNameLength) {
     return jsonError(c, 400, `Map name must be 1 to ${maxMapNameLength} characters`, "INVALID_ARGUMENT");
@@ -31,22 +29,20 @@ export function checkNames(c: Context, map: string, key?: string): Response | un
 }
 
 /**
- * Runs a route on one key: answers 400 for a bad map name or key, else `run` with the map,
- * the key and the map's name, turning a thrown error into its JSON answer.
+ * A route on one key of a map: checks the names, runs `handle`, and answers its errors as
+ * HTTP errors.
  */
-export async function keyRoute(
-  c: Context,
-  node: ShoalNode,
-  run: (map: IMap<string, unknown>, key: string, name: string) => Promise<Response>,
-): Promise<Response> {
-  const { map, key } = c.req.param();
-  const bad = checkNames(c, map, key);
-  if (bad) return bad;
-  try {
-    return await run(node.getMap<string, unknown>(map), key, map);
-  } catch (err) {
-    return errorResponse(c, err);
-  }
+export function keyRoute(handle: (c: Context, map: string, key: string) => Promise<Response>) {
+  return async (c: Context): Promise<Response> => {
+    const { map, key } = c.req.param();
+    const bad = checkNames(c, map, key);
+    if (bad) return bad;
+    try {
+      return await handle(c, map, key);
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  };
 }
 
 /**
@@ -75,43 +71,44 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache):
   // Before /maps/:map/:key: a key named "events" is reached through the IMap API only.
   mountMapEventRoutes(app, node);
 
-  app.get("/maps/:map/:key", (c) =>
-    keyRoute(c, node, async (m, key, map) => {
-      const value = await m.get(key);
+  app.get(
+    "/maps/:map/:key",
+    keyRoute(async (c, map, key) => {
+      const value = await node.getMap<string, unknown>(map).get(key);
       if (value === undefined) return jsonError(c, 404, `No entry for key "${key}" in map "${map}"`, "NOT_FOUND");
       return c.json({ value });
-    }));
+    }),
+  );
 
-  app.put("/maps/:map/:key", async (c) => {
-    const { map, key } = c.req.param();
-    const bad = checkNames(c, map, key);
-    if (bad) return bad;
-    const expiry: { ttlMs?: number; maxIdleMs?: number } = {};
-    for (const [q, field] of [["ttl", "ttlMs"], ["maxIdle", "maxIdleMs"]] as const) {
-      const raw = c.req.query(q);
-      if (raw === undefined) continue;
-      if (!/^\d{1,13}$/.test(raw) || Number(raw) > MAX_EXPIRY_MS) {
-        return jsonError(
-          c,
-          400,
-          `${q} must be a whole number of milliseconds from 0 to ${MAX_EXPIRY_MS}`,
-          "INVALID_ARGUMENT",
-        );
+  app.put(
+    "/maps/:map/:key",
+    keyRoute(async (c, map, key) => {
+      const expiry: { ttlMs?: number; maxIdleMs?: number } = {};
+      for (const [q, field] of [["ttl", "ttlMs"], ["maxIdle", "maxIdleMs"]] as const) {
+        const raw = c.req.query(q);
+        if (raw === undefined) continue;
+        if (!/^\d{1,13}$/.test(raw) || Number(raw) > MAX_EXPIRY_MS) {
+          return jsonError(
+            c,
+            400,
+            `${q} must be a whole number of milliseconds from 0 to ${MAX_EXPIRY_MS}`,
+            "INVALID_ARGUMENT",
+          );
+        }
+        expiry[field] = Number(raw);
       }
-      expiry[field] = Number(raw);
-    }
-    const body = await readJsonBody(c);
-    if (!body.ok) return body.response;
-    try {
+      const body = await readJsonBody(c);
+      if (!body.ok) return body.response;
       const previous = await node.getMap<string, unknown>(map).put(key, body.value, expiry);
       return c.json({ previous: previous ?? null });
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+    }),
+  );
 
   app.delete(
     "/maps/:map/:key",
-    (c) => keyRoute(c, node, async (m, key) => c.json({ previous: (await m.remove(key)) ?? null })),
+    keyRoute(async (c, map, key) => {
+      const previous = await node.getMap<string, unknown>(map).remove(key);
+      return c.json({ previous: previous ?? null });
+    }),
   );
 }

@@ -8,9 +8,11 @@
  */
 import { describe, expect, test } from "bun:test";
 import { withSeed } from "../../src/sim/seed.ts";
+import { seededTest } from "../support/seeded.ts";
 import { checkLockHistory, type LockFault, runLockScenario } from "./lock_quorum.ts";
 
 const FILE = "test/sim/lock_quorum_test.ts";
+const seeded = seededTest(FILE);
 
 /** Seeds per fault; every run must keep one owner at a time. */
 const seedsByFault: Record<Exclude<LockFault, "splitWithMaster">, number[]> = {
@@ -23,17 +25,16 @@ const seedsByFault: Record<Exclude<LockFault, "splitWithMaster">, number[]> = {
 describe("one lock with split-brain protection (minClusterSize 3 of 5)", () => {
   for (const [fault, seeds] of Object.entries(seedsByFault) as Array<[LockFault, number[]]>) {
     for (const seed of seeds) {
-      test(`${fault} (seed ${seed}): never two owners at once`, () =>
-        withSeed(FILE, seed, async (s) => {
-          const r = await runLockScenario({ seed: s, fault });
-          console.log(
-            `${fault} seed ${s}: ${r.holds.length} grants (${r.lateGrants} after their lease), ` +
-              `${r.uses.length} fenced uses, refusals ${JSON.stringify(r.refusals)}`,
-          );
-          expect(r.problems).toEqual([]);
-          expect(checkLockHistory(r)).toEqual([]);
-          expect(r.holds.length).toBeGreaterThan(50);
-        }), 300_000);
+      seeded(`${fault} (seed ${seed}): never two owners at once`, seed, async (s) => {
+        const r = await runLockScenario({ seed: s, fault });
+        console.log(
+          `${fault} seed ${s}: ${r.holds.length} grants (${r.lateGrants} after their lease), ` +
+            `${r.uses.length} fenced uses, refusals ${JSON.stringify(r.refusals)}`,
+        );
+        expect(r.problems).toEqual([]);
+        expect(checkLockHistory(r)).toEqual([]);
+        expect(r.holds.length).toBeGreaterThan(50);
+      }, 300_000);
     }
   }
 });
