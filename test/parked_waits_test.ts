@@ -147,4 +147,20 @@ describe("waits parked on the primary", () => {
     expect(order).toEqual(["first", "second"]);
     h.stop();
   });
+
+  test("a parked request whose primary lost its quorum is not run there (split-brain protection)", async () => {
+    const h = await startGrid(3, P, { config: { minClusterSize: 2, leaseMs: 1000 } });
+    const { primary, rest } = others(h, "cut");
+    const q = rest[0].grid.getQueue<string>("cut");
+    void q.poll({ timeoutMs: 30_000 }).catch(() => {});
+    await h.run(300);
+    const prim = h.members.get(primary)!.grid;
+    const before = prim.maps.counters.writesApplied;
+    // The primary is cut off: its lease runs out within 1 s, the parked poll's time 2 s after parking.
+    h.net.partition([[primary], rest.map((m) => m.id)]);
+    await h.run(MAX_PARK_MS + 1000);
+    expect(prim.quorum.check()?.code).toBe("QUORUM");
+    expect(prim.maps.counters.writesApplied).toBe(before);
+    h.stop();
+  });
 });

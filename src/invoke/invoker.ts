@@ -351,6 +351,11 @@ export class Invoker {
     }
   }
 
+  /** Why this member refuses to serve now (split-brain protection), or null: checked again when a parked request runs. */
+  refusal(): ShoalError | null {
+    return this.#gate();
+  }
+
   #serve(from: NodeId, req: InvokeRequest): void {
     if (this.#stopped) return;
     const reply: Reply = (status, result, message, backups) => {

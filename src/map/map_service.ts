@@ -510,7 +510,7 @@ export class MapService {
     if (ctx.parked.size > 0) {
       const alive = (id: NodeId) => live.has(id);
       for (const op of ctx.parked.due(now, alive)) {
-        this.#primary.serve(op.from, op.req, op.reply, op.deadline <= now ? 0 : op.deadline);
+        this.#primary.serveParked(op, op.deadline <= now ? 0 : op.deadline);
       }
     }
     this.#snapshots.tick(now, live);

@@ -18,7 +18,7 @@ import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
 import { executeQueueOp, isQueueOp } from "./queue_ops.ts";
 import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
-import { MAX_PARK_MS, parkUntil } from "./parked_ops.ts";
+import { MAX_PARK_MS, type ParkedOp, parkUntil } from "./parked_ops.ts";
 import { executeOp, isWrite, OpCode, opKeys, parseBody } from "./operations.ts";
 import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
@@ -126,7 +126,18 @@ export class PrimaryRole {
   #wakeParked(p: number, entry: LogEntry): void {
     const maps = new Set(entry.e.map((e) => e.m));
     const ops = this.ctx.parked.take(p, (op) => maps.has(op.map));
-    for (const op of ops) this.ctx.clock.setTimer(0, () => this.serve(op.from, op.req, op.reply, op.deadline));
+    for (const op of ops) this.ctx.clock.setTimer(0, () => this.serveParked(op, op.deadline));
+  }
+
+  /**
+   * Runs a parked request again (see {@link serve} for `parkDeadline`), behind the same
+   * split-brain gate as a request that just arrived: a member that lost its quorum answers
+   * QUORUM (the request has not run, so the caller retries it safely).
+   */
+  serveParked(op: ParkedOp, parkDeadline: number): void {
+    const refused = this.ctx.invoker.refusal();
+    if (refused) return op.reply("QUORUM", null, refused.message);
+    this.serve(op.from, op.req, op.reply, parkDeadline);
   }
 
   /**
