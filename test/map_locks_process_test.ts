@@ -103,7 +103,16 @@ describe("locks across processes", () => {
         const un = await definite(`${owner} unlock`, () => call(`${counterUrl(m)}/unlock`, json({ owner })));
         // 409 only when an earlier attempt of this unlock went through unanswered.
         if (un.status !== 200 && !(un.status === 409 && un.retried)) {
-          throw new Error(`${owner} unlock: ${un.status} ${JSON.stringify(un.body)}`);
+          // What the members saw: a member declared dead loses its locks (by design).
+          const views = await Promise.all(
+            all.filter((x) => x !== victim || !killedAt).map((x) =>
+              call(`${x.url}/cluster`).then((r) => `${x.name}: ${JSON.stringify(r.body.members)}`)
+            ),
+          );
+          throw new Error(
+            `${owner} unlock: ${un.status} ${JSON.stringify(un.body)} ` +
+              `(${killedAt ? `${Date.now() - killedAt} ms after the kill` : "before the kill"})\n${views.join("\n")}`,
+          );
         }
       }
     };
