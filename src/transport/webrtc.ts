@@ -462,6 +462,16 @@ export class WebRtcTransport implements Transport {
     this.#frames.flush(link);
   }
 
+  /** Drops `link` after its connection `rtc` failed with `err`, unless the link moved on to another connection meanwhile. */
+  #dropFailed(link: Link, rtc: Link["rtc"], reason: string, err: unknown): void {
+    if (link.rtc !== rtc) return;
+    this.#drop(
+      link,
+      reason,
+      new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`),
+    );
+  }
+
   /**
    * Removes a link; emits linkDown if it was open, rejects connect() waiters otherwise.
    * `graceful`: tell the peer with a LinkClose (werift itself does not) and close the
@@ -504,13 +514,7 @@ export class WebRtcTransport implements Transport {
     try {
       sdp = await rtc.createOffer();
     } catch (err) {
-      if (link.rtc === rtc) {
-        this.#drop(
-          link,
-          "offer failed",
-          new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`),
-        );
-      }
+      this.#dropFailed(link, rtc, "offer failed", err);
       return;
     }
     if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering" || !link.pending) return;
@@ -744,13 +748,7 @@ export class WebRtcTransport implements Transport {
     try {
       await rtc.acceptAnswer(answer.sdp);
     } catch (err) {
-      if (link.rtc === rtc) {
-        this.#drop(
-          link,
-          "bad answer",
-          new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`),
-        );
-      }
+      this.#dropFailed(link, rtc, "bad answer", err);
     }
   }
 
