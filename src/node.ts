@@ -112,6 +112,7 @@ export class Node implements ShoalNode {
       self: id,
       cluster: options.cluster,
       secret: options.secret,
+      previousSecret: options.previousSecret,
       iceServers: options.iceServers ?? [],
       iceAdditionalHostAddresses: options.iceAdditionalHostAddresses,
       log: log.child({ layer: "transport" }),
@@ -139,6 +140,7 @@ export class Node implements ShoalNode {
       config: {
         cluster: options.cluster,
         secret: options.secret,
+        previousSecret: options.previousSecret,
         name: this.name,
         runtime: runtimeName(),
         lite: options.lite ?? false,

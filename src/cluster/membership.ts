@@ -23,7 +23,7 @@ import { assert, ShoalError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { Random } from "../core/random.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
-import { deriveKey, ReplayGuard, sign, verify } from "../wire/envelope.ts";
+import { otherKey, ReplayGuard, type RotatingKey, rotatingKey, sign, verifyEither } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import { type MembershipConfig, membershipConfig } from "./config.ts";
@@ -119,7 +119,10 @@ export class Membership implements ClusterView {
   readonly #clock: Clock;
   readonly #rng: Random;
   readonly #log: Logger;
-  readonly #joinKey: Uint8Array;
+  /** Signs and checks join requests (and merge requests); with the previous secret's key during a rotation. */
+  readonly #joinKeys: RotatingKey;
+  /** The key this member's join requests are signed with now: the other one after a refusal (rotation). */
+  #joinSignKey: Uint8Array;
   readonly #replay = new ReplayGuard();
   readonly #listeners = new Set<(e: ClusterEvent) => void>();
   readonly #gossip: GossipQueue;
@@ -173,7 +176,8 @@ export class Membership implements ClusterView {
     };
     this.#rng = deps.rng;
     this.#log = deps.log ?? silentLogger;
-    this.#joinKey = deriveKey(this.config.cluster, this.config.secret, "join");
+    this.#joinKeys = rotatingKey(this.config.cluster, this.config.secret, this.config.previousSecret, "join");
+    this.#joinSignKey = this.#joinKeys.key;
     this.#gossip = new GossipQueue(this.config.maxGossipQueue);
     this.#health = new Awareness(this.config.awarenessMax);
     // A verdict waits this long after a stall of this member, so the backlog is read first.
@@ -190,7 +194,7 @@ export class Membership implements ClusterView {
       health: this.#health,
       gossip: this.#gossip,
       pending: this.#pending,
-      joinKey: this.#joinKey,
+      joinKeys: this.#joinKeys,
       replay: this.#replay,
       now: () => this.#clock.now(),
       selfInc: () => this.#inc,
@@ -398,7 +402,15 @@ export class Membership implements ClusterView {
           }
         }
         reachable++;
-        const r = await this.#requestJoin(seed);
+        this.#joinSignKey = this.#joinKeys.key;
+        let r = await this.#requestJoin(seed);
+        if (r.kind === "refused" && r.code === "AUTH_FAILED" && this.#joinKeys.previousKey && !this.#stopped) {
+          // A secret rotation in progress: the seed, or the master behind it, may know only
+          // the previous secret. Ask again under it (a fresh nonce, so no replay refusal).
+          this.#log.info("cluster.join.previous_secret", { seed });
+          this.#joinSignKey = this.#joinKeys.previousKey;
+          r = await this.#requestJoin(seed);
+        }
         if (this.#stopped) throw new ShoalError("SHUTDOWN", "Cannot join: membership stopped");
         if (r.kind === "accepted") {
           this.#contact = seed;
@@ -611,7 +623,7 @@ export class Membership implements ClusterView {
       ...(this.config.settings ? { st: { ...this.config.settings.values } } : {}),
       ...(this.#urls.length > 0 ? { urls: [...this.#urls] } : {}),
     };
-    return { t: Kind.ClusterJoinRequest, ...b, proof: sign(this.#joinKey, this.#joinFields(b)) };
+    return { t: Kind.ClusterJoinRequest, ...b, proof: sign(this.#joinSignKey, this.#joinFields(b)) };
   }
 
   #requestJoin(seed: NodeId): Promise<JoinResult> {
@@ -630,7 +642,7 @@ export class Membership implements ClusterView {
   /** Why a join request must be refused, or null. */
   #checkJoin(req: JoinBody): { code: "AUTH_FAILED" | "REFUSED"; reason: string } | null {
     if (req.cluster !== this.config.cluster) return { code: "REFUSED", reason: "cluster name does not match" };
-    if (!verify(this.#joinKey, this.#joinFields(req), req.proof)) {
+    if (!verifyEither(this.#joinKeys, this.#joinFields(req), req.proof)) {
       return { code: "AUTH_FAILED", reason: "join proof does not verify (wrong cluster secret)" };
     }
     const r = this.#replay.check(req.nonce, req.ts, this.#clock.now());
@@ -691,7 +703,10 @@ export class Membership implements ClusterView {
       if (this.#t.isLinked(m.joiner)) this.#send(m.joiner, m);
       return;
     }
-    this.#joinWaiter?.({ kind: "refused", code: m.code, reason: m.reason });
+    if (this.#joinWaiter) return this.#joinWaiter({ kind: "refused", code: m.code, reason: m.reason });
+    // A rejoin refused under one secret of a rotation is tried under the other next time.
+    const other = m.code === "AUTH_FAILED" && this.#rejoining ? otherKey(this.#joinKeys, this.#joinSignKey) : undefined;
+    if (other) this.#joinSignKey = other;
   }
 
   /** The master's list no longer holds this node (it was taken for dead): join again. */
