@@ -427,6 +427,11 @@ export class Node implements ShoalNode {
       maps: this.grid.localMapEntries(),
       // Expiries, evictions and touches are writes the primaries originate and replicate.
       replication: { ...this.grid.maps.counters, ...this.grid.maps.housekeeping.counters },
+      rejected: {
+        ...this.membership.stats.rejected,
+        table_not_from_master: this.grid.partitions.stats.pushesIgnored,
+        table_implausible: this.grid.partitions.stats.reportsRejected,
+      },
     };
   }
 

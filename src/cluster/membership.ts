@@ -33,7 +33,7 @@ import { canonicalSettings, refusalMessage, settingsMismatch } from "./join_sett
 import { Links, type MemberLink, type RouteRequest } from "./links.ts";
 import { MasterRole } from "./master.ts";
 import { MemberStates, pushPullScale } from "./member_state.ts";
-import type { MembershipStats } from "./part.ts";
+import { type MembershipStats, noRejections, type RejectReason } from "./part.ts";
 import { Prober, type ProbeRequest, type RelayRequest } from "./probe.ts";
 import { isNewerList, MemberList, type MemberState } from "./member_list.ts";
 import {
@@ -99,6 +99,7 @@ export class Membership implements ClusterView {
   readonly self: NodeId;
   readonly config: MembershipConfig;
   readonly stats: MembershipStats = {
+    rejected: noRejections(),
     probes: 0,
     probeFailures: 0,
     suspicions: 0,
@@ -154,6 +155,8 @@ export class Membership implements ClusterView {
   #seq = 0;
 
   #joinWaiter: ((r: JoinResult) => void) | null = null;
+  /** The member this node last sent its join request to (its answer may come through it). */
+  #joinAsked: NodeId | undefined;
   /** When this node last took a rate-limited action per key (bounded). */
   #actions = new Map<string, number>();
 
@@ -195,6 +198,7 @@ export class Membership implements ClusterView {
       gossip: this.#gossip,
       pending: this.#pending,
       joinKeys: this.#joinKeys,
+      reject: (reason: RejectReason, from: NodeId) => this.#reject(reason, from),
       replay: this.#replay,
       now: () => this.#clock.now(),
       selfInc: () => this.#inc,
@@ -635,6 +639,7 @@ export class Membership implements ClusterView {
         resolve(r);
       };
       this.#joinWaiter = done;
+      this.#joinAsked = seed;
       if (!this.#send(seed, this.#makeJoinRequest())) done({ kind: "timeout" });
     });
   }
@@ -675,6 +680,8 @@ export class Membership implements ClusterView {
   }
 
   #onJoinForward(from: NodeId, m: JoinForward): void {
+    // A member forwards only requests it received itself: it names itself as the contact.
+    if (m.contact !== from) return this.#reject("join_forward_forged", from);
     if (!this.isMaster()) return this.#refuseJoin(from, m.req.id, "RETRY", "not the master");
     const bad = this.#checkJoin(m.req);
     if (bad) return this.#refuseJoin(from, m.req.id, bad.code, bad.reason);
@@ -688,9 +695,13 @@ export class Membership implements ClusterView {
 
   #onJoinAccepted(from: NodeId, m: JoinAccepted): void {
     if (m.joiner !== this.self) {
+      // Passed on only from our master, who publishes the list it carries.
+      if (from !== this.#master || m.list.master !== from) return this.#reject("join_answer_forged", from);
       if (this.#t.isLinked(m.joiner)) this.#send(m.joiner, m);
       return;
     }
+    // The answer comes from the master that admitted this node, or through the member it asked.
+    if (from !== m.list.master && from !== this.#joinAsked) return this.#reject("join_answer_forged", from);
     if (this.#joinWaiter) return this.#joinWaiter({ kind: "accepted", list: m.list, from });
     if (this.#rejoining && isNewerList(this.#list.version, m.list.version)) {
       this.#log.info("cluster.join.rejoined", { master: m.list.master });
@@ -698,11 +709,13 @@ export class Membership implements ClusterView {
     }
   }
 
-  #onJoinRefused(_from: NodeId, m: JoinRefused): void {
+  #onJoinRefused(from: NodeId, m: JoinRefused): void {
     if (m.joiner !== this.self) {
+      if (from !== this.#master) return this.#reject("join_answer_forged", from);
       if (this.#t.isLinked(m.joiner)) this.#send(m.joiner, m);
       return;
     }
+    if (from !== this.#joinAsked) return this.#reject("join_answer_forged", from);
     if (this.#joinWaiter) return this.#joinWaiter({ kind: "refused", code: m.code, reason: m.reason });
     // A rejoin refused under one secret of a rotation is tried under the other next time.
     const other = m.code === "AUTH_FAILED" && this.#rejoining ? otherKey(this.#joinKeys, this.#joinSignKey) : undefined;
@@ -733,7 +746,10 @@ export class Membership implements ClusterView {
       const targets = [this.#master, this.#contact, ...this.members().map((m) => m.id)].filter((x): x is NodeId =>
         !!x && x !== this.self && this.#links.reachable(x)
       );
-      if (targets.length > 0) this.#send(targets[0], this.#makeJoinRequest());
+      if (targets.length > 0) {
+        this.#joinAsked = targets[0];
+        this.#send(targets[0], this.#makeJoinRequest());
+      }
       this.#after(this.config.joinTimeoutMs, attempt);
     };
     attempt();
@@ -766,7 +782,10 @@ export class Membership implements ClusterView {
         this.#send(from, { t: Kind.ClusterAck, seq: (msg as Ping).seq, lv: 0, ms: "", g: [] } satisfies Ack);
         // Being probed means the master admitted this node: its acceptance was lost. Ask
         // again through the prober (the master answers a repeated request with its list).
-        if (this.#joinWaiter && this.#rateOk(`join:${from}`)) this.#send(from, this.#makeJoinRequest());
+        if (this.#joinWaiter && this.#rateOk(`join:${from}`)) {
+          this.#joinAsked = from;
+          this.#send(from, this.#makeJoinRequest());
+        }
       }
       return;
     }
@@ -840,6 +859,14 @@ export class Membership implements ClusterView {
       if (ok(id)) out.push(id);
     }
     return out;
+  }
+
+  /** Counts a refused message; the first of each reason per half split-brain interval is logged as a warning. */
+  #reject(reason: RejectReason, from: NodeId): void {
+    this.stats.rejected[reason]++;
+    const fields = { reason, from, count: this.stats.rejected[reason] };
+    if (this.#rateOk(`rejected:${reason}`)) this.#log.warn("cluster.message.rejected", fields);
+    else this.#log.debug("cluster.message.rejected", fields);
   }
 
   #rateOk(key: NodeId): boolean {

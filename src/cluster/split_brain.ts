@@ -20,7 +20,7 @@ import type { NodeId } from "../transport/transport.ts";
 import { otherKey, type ReplayGuard, type RotatingKey, sign, verifyEither } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import { MAX_MEMBERS } from "./config.ts";
-import type { MembershipPart } from "./part.ts";
+import { MAX_EPOCH_LEAD, MAX_LIST_VERSION_LEAD, type MembershipPart } from "./part.ts";
 import { isNewerList } from "./member_list.ts";
 import {
   type ListBody,
@@ -195,6 +195,7 @@ export class SplitBrain {
   onSplitHello(from: NodeId, m: SplitHello): void {
     const h = this.host;
     if (m.cluster !== h.config.cluster || m.master === h.master() || m.master === h.self) return;
+    if (this.#isLiveMember(m.master)) return h.reject("foreign_master_claim", from);
     if (!h.isMaster()) {
       const master = h.master();
       if (m.relay === undefined && master) h.send(master, { ...m, relay: h.self });
@@ -227,6 +228,15 @@ export class SplitBrain {
   #summary(): GroupSummary {
     const members = this.host.members();
     return { size: members.length, master: this.host.self, members: members.map((x) => x.id) };
+  }
+
+  /**
+   * Whether `id` is a live member of this cluster: such a member cannot be the master of
+   * another one (a member that claims so lies, and merging into it would hand it the cluster).
+   */
+  #isLiveMember(id: NodeId): boolean {
+    const st = this.host.list.states.get(id);
+    return id !== this.host.self && !!st && st.status <= Status.suspect;
   }
 
   #mergeFields(m: Omit<MergeRequest, "t" | "proof">): unknown[] {
@@ -267,6 +277,14 @@ export class SplitBrain {
       h.send(from, { t: Kind.ClusterMergeRefused, reason } satisfies MergeRefused);
     };
     if (m.cluster !== h.config.cluster) return refuse("cluster name does not match");
+    if (m.master !== from || this.#isLiveMember(m.master)) {
+      h.reject("foreign_master_claim", from);
+      return refuse("a merge request comes from the master of another cluster");
+    }
+    if (m.epoch > h.epoch() + MAX_EPOCH_LEAD || m.version > h.list.version + MAX_LIST_VERSION_LEAD) {
+      h.reject("far_future", from);
+      return refuse("merge request epoch or version implausibly far ahead");
+    }
     if (!verifyEither(h.joinKeys, this.#mergeFields(m), m.proof)) return refuse(BAD_MERGE_PROOF);
     const replay = h.replay.check(m.nonce, m.ts, h.clock.now());
     if (replay) return refuse(replay);
