@@ -7,7 +7,8 @@
  * honest members, join answers and forwards in others' names, split-brain hellos and merge
  * requests claiming mastership of another cluster, view replies nobody asked for,
  * partition-table pushes, version announcements and migration orders with forged terms and
- * epochs, and far-future table reports to the master. An outsider holding the secret (linked
+ * epochs, far-future table reports to the master, and backup ops captured from the primaries
+ * replayed to their backups. An outsider holding the secret (linked
  * but not a member) sends a merge request with a far-future epoch. Each lie is refused and
  * counted by reason; no honest handler throws, every member keeps the same view and master,
  * the table keeps its honest term, and the history checker finds no lost acknowledged write
@@ -56,6 +57,17 @@ describe("a member that lies in the membership protocol", () => {
       const toAll = (msg: Message) => {
         for (const n of honest) wire.send(n.id, msg);
       };
+
+      // Backup ops the primaries send, captured on the wire for the hostile to replay later.
+      const captured: Array<{ to: string; msg: Message }> = [];
+      for (const n of honest) {
+        const t = sim.net.node(n.id)!;
+        const send = t.send.bind(t);
+        t.send = (to, msg) => {
+          if (msg.t === Kind.MapBackupOps && captured.length < 50) captured.push({ to, msg });
+          return send(to, msg);
+        };
+      }
 
       const load = new SimLoad(sim, sim.rng.fork(), { map: "m", keys: 12, mix: { put: 0.5, get: 0.8 }, pauseMs: 20 });
       for (const n of honest) load.start(n);
@@ -186,6 +198,17 @@ describe("a member that lies in the membership protocol", () => {
           wire.send(master, { t: Kind.PartitionTableReport, ...tableToWire({ ...t, version: FAR, term: 2 ** 30 }) });
         }],
       ];
+      lies.push(["replayed backup ops, captured from the primaries", () => {
+        for (const { to, msg } of captured) wire.send(to, msg);
+      }]);
+      // From here on no honest member may drop anyone, nor change master.
+      const changes: string[] = [];
+      for (const n of honest) {
+        n.m.subscribe((e) => {
+          if (e.type === "memberRemoved") changes.push(`${n.id} removed ${e.member.id}`);
+          if (e.type === "masterChanged") changes.push(`${n.id} follows ${e.master}`);
+        });
+      }
       for (const [, lie] of lies) {
         lie();
         await sim.run(300);
@@ -228,9 +251,12 @@ describe("a member that lies in the membership protocol", () => {
         3 * 3,
       );
       expect(a.grid.partitions.stats.reportsRejected).toBeGreaterThanOrEqual(1);
+      expect(captured.length).toBe(50);
+      expect(honest.reduce((s, n) => s + n.grid.maps.counters.notFromPrimary, 0)).toBeGreaterThanOrEqual(50);
 
       // Nothing crashed, nobody was lost, the master and the honest table stand.
       expect(problems).toEqual([]);
+      expect(changes).toEqual([]);
       const all = sim.liveNodes();
       expect(all.map((n) => n.id)).toEqual([a.id, b.id, c.id, evil.id]);
       expect(fullReplicas(all)).toBe(true);
