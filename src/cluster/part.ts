@@ -54,7 +54,7 @@ export const RejectReasons = [
   "leave_for_other",
   /** An alive notice, sent by someone else, raising a member's incarnation implausibly far. */
   "incarnation_jump",
-  /** A merge request or split-brain hello naming a live member of this cluster as another cluster's master. */
+  /** A merge request naming another master than its sender. */
   "foreign_master_claim",
   /** A merge request whose member-list version or master epoch lies further ahead than any honest cluster's. */
   "far_future",

@@ -195,7 +195,6 @@ export class SplitBrain {
   onSplitHello(from: NodeId, m: SplitHello): void {
     const h = this.host;
     if (m.cluster !== h.config.cluster || m.master === h.master() || m.master === h.self) return;
-    if (this.#isLiveMember(m.master)) return h.reject("foreign_master_claim", from);
     if (!h.isMaster()) {
       const master = h.master();
       if (m.relay === undefined && master) h.send(master, { ...m, relay: h.self });
@@ -228,15 +227,6 @@ export class SplitBrain {
   #summary(): GroupSummary {
     const members = this.host.members();
     return { size: members.length, master: this.host.self, members: members.map((x) => x.id) };
-  }
-
-  /**
-   * Whether `id` is a live member of this cluster: such a member cannot be the master of
-   * another one (a member that claims so lies, and merging into it would hand it the cluster).
-   */
-  #isLiveMember(id: NodeId): boolean {
-    const st = this.host.list.states.get(id);
-    return id !== this.host.self && !!st && st.status <= Status.suspect;
   }
 
   #mergeFields(m: Omit<MergeRequest, "t" | "proof">): unknown[] {
@@ -277,9 +267,11 @@ export class SplitBrain {
       h.send(from, { t: Kind.ClusterMergeRefused, reason } satisfies MergeRefused);
     };
     if (m.cluster !== h.config.cluster) return refuse("cluster name does not match");
-    if (m.master !== from || this.#isLiveMember(m.master)) {
+    // A merge request comes from the master it names (a woken master's stale list may still
+    // hold the other master as a live member, so membership of our list proves nothing).
+    if (m.master !== from) {
       h.reject("foreign_master_claim", from);
-      return refuse("a merge request comes from the master of another cluster");
+      return refuse("a merge request comes from the master it names");
     }
     if (m.epoch > h.epoch() + MAX_EPOCH_LEAD || m.version > h.list.version + MAX_LIST_VERSION_LEAD) {
       h.reject("far_future", from);
