@@ -158,6 +158,31 @@ export function incompleteReplication(h: GridHarness, partitionCount: number, re
   return null;
 }
 
+/**
+ * Puts `count` entries `k<i>` → `value-<i>-xxx…` (`pad` x's: values big enough that a
+ * partition's snapshot takes several chunks) into map "m" through member `via`.
+ * @returns the entries
+ */
+export async function putPadded(
+  h: GridHarness,
+  via: string,
+  count: number,
+  pad: number,
+): Promise<Array<[string, string]>> {
+  const entries: Array<[string, string]> = Array.from(
+    { length: count },
+    (_, i) => [`k${i}`, `value-${i}-${"x".repeat(pad)}`],
+  );
+  await h.until(h.members.get(via)!.grid.getMap<string, string>("m").putAll(entries));
+  return entries;
+}
+
+/** Whether every partition is fully replicated and `via`'s summary shows `owners` members owning partitions. */
+export function migratedTo(h: GridHarness, owners: number, via = "a"): boolean {
+  return incompleteReplication(h, h.config.partitionCount) === null &&
+    Object.keys(h.members.get(via)!.grid.partitionSummary().owners).length === owners;
+}
+
 /** A harness with `n` data members n0…n{n-1} over `partitionCount` partitions, run 3 s so the table settles. */
 export async function startGrid(
   n: number,
