@@ -5,11 +5,11 @@
  * workload, it sends them forged messages: member lists claiming the master's id or its
  * own, stale and far-future list versions, leave, dead, suspect and alive notices about
  * honest members, join answers and forwards in others' names, a merge request in another
- * member's name, view replies nobody asked for,
- * partition-table pushes, version announcements and migration orders with forged terms and
- * epochs, far-future table reports to the master, and backup ops captured from the primaries
- * replayed to their backups. An outsider holding the secret (linked
- * but not a member) sends a merge request with a far-future epoch. Each lie is refused and
+ * member's name, view replies nobody asked for, partition-table pushes, version
+ * announcements and migration orders with forged terms and epochs, far-future table reports
+ * to the master, and backup ops captured from the primaries replayed to their backups. An
+ * outsider holding the secret (linked but not a member) sends a merge request with a
+ * far-future epoch. Each lie is refused and
  * counted by reason; no honest handler throws, every member keeps the same view and master,
  * the table keeps its honest term, and the history checker finds no lost acknowledged write
  * and a linearizable history. A second test has the member flood the real membership and
