@@ -59,12 +59,12 @@ export const RejectReasons = [
   /** A merge request whose member-list version or master epoch lies further ahead than any honest cluster's. */
   "far_future",
 ] as const;
+export type RejectReason = typeof RejectReasons[number];
 
 /** How far another cluster's master epoch may lie above ours in a merge request (one per master change). */
 export const MAX_EPOCH_LEAD = 1024;
 /** How far another cluster's member-list version may lie above ours (one per publication). */
 export const MAX_LIST_VERSION_LEAD = 2 ** 32;
-export type RejectReason = typeof RejectReasons[number];
 
 /** A zero count per reason. */
 export function noRejections(): Record<RejectReason, number> {
