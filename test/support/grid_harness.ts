@@ -9,6 +9,7 @@ import { DataGrid, type DataGridConfig } from "../../src/map/data_grid.ts";
 import type { ProcessorTable } from "../../src/map/entry_processor.ts";
 import { MemoryNetwork, type MemoryTransport } from "../../src/transport/memory.ts";
 import { MessageRouter } from "../../src/transport/router.ts";
+import { partitionOf } from "../../src/partition/partition_of.ts";
 import { TestCluster } from "./test_cluster_view.ts";
 
 export interface GridMember {
@@ -158,6 +159,11 @@ export function incompleteReplication(h: GridHarness, partitionCount: number, re
   return null;
 }
 
+/** The replicas (primary first) of `key`'s partition in member n0's table. */
+export function replicasOf(h: GridHarness, key: string): readonly string[] {
+  return h.members.get("n0")!.grid.partitions.table.replicas[partitionOf(key, h.config.partitionCount)];
+}
+
 /**
  * Puts `count` entries `k<i>` → `value-<i>-xxx…` (`pad` x's: values big enough that a
  * partition's snapshot takes several chunks) into map "m" through member `via`.
@@ -193,4 +199,9 @@ export async function startGrid(
   for (let i = 0; i < n; i++) await h.add(`n${i}`);
   await h.run(3000);
   return h;
+}
+
+/** {@link startGrid} with the partition count fixed: how a test file starts its clusters. */
+export function gridStarter(partitionCount: number): (n: number, opts?: GridHarnessOptions) => Promise<GridHarness> {
+  return (n, opts = {}) => startGrid(n, partitionCount, opts);
 }
