@@ -16,13 +16,14 @@
  * data grid with 10^5 random well-typed messages of every kind (test/hostile_peer_test.ts
  * does the same against the data grid over a test view of membership).
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect } from "bun:test";
 import { type GossipItem, type ListBody, type MergeRequest, Status } from "../../src/cluster/messages.ts";
 import { type RejectReason, RejectReasons } from "../../src/cluster/part.ts";
 import type { MemberInfo } from "../../src/cluster/view.ts";
 import { tableToWire } from "../../src/partition/partition_table.ts";
 import { Random } from "../../src/core/random.ts";
-import { withSeed } from "../../src/sim/seed.ts";
+import type { Simulation } from "../../src/sim/simulation.ts";
+import { seededTest } from "../support/seeded.ts";
 import type { MemoryTransport } from "../../src/transport/memory.ts";
 import { deriveKey, sign } from "../../src/wire/envelope.ts";
 import { Kind } from "../../src/wire/kinds.ts";
@@ -33,34 +34,54 @@ import "../../src/invoke/messages.ts";
 import "../../src/signaling/messages.ts";
 import "../../src/transport/messages.ts";
 import { checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
-import { fullReplicas, type ImapSimNode, imapSimulation, SimLoad } from "./imap_sim.ts";
+import { fullReplicas, type ImapSimNode, imapSimulation, settle, SimLoad } from "./imap_sim.ts";
 
 const FILE = "test/sim/cluster_hostile_member_test.ts";
 const P = 31;
 const FAR = 2 ** 45;
+const KEYS = 12;
+const seeded = seededTest(FILE);
+
+/** A 3-member data grid plus a lite member (the liar) that joined honestly; clients run on the honest ones. */
+async function gridWithLiar(seed: number) {
+  const problems: string[] = [];
+  const sim = imapSimulation({
+    seed,
+    encode: true,
+    grid: { partitionCount: P },
+    isLite: (id) => id === "n00003",
+    problems,
+  });
+  const first = sim.spawn();
+  void first.m.start([]);
+  await sim.run(10);
+  for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  const [a, b, c, evil] = sim.liveNodes();
+  const honest = [a, b, c];
+  const wire = sim.net.node(evil.id) as MemoryTransport;
+  const load = new SimLoad(sim, sim.rng.fork(), { map: "m", keys: KEYS, mix: { put: 0.5, get: 0.8 }, pauseMs: 20 });
+  return { sim, problems, a, b, c, evil, honest, wire, load };
+}
+
+/** Stops the clients, then reads every key once through `via` into the history. */
+async function finish(sim: Simulation<ImapSimNode>, load: SimLoad, via: ImapSimNode): Promise<void> {
+  await settle(sim, load.stop(), 10);
+  for (let k = 0; k < KEYS; k++) {
+    const op = load.history.invoke(`k${k}`, "get", sim.clock.now(), undefined, via.id);
+    load.history.ok(op, sim.clock.now(), await settle(sim, via.grid.getMap<string, string>("m").get(`k${k}`)));
+  }
+}
 
 describe("a member that lies in the membership protocol", () => {
-  test("forged lists, notices, join answers, master claims and table pushes are refused and counted; data intact", () =>
-    withSeed(FILE, 1, async (seed) => {
-      const problems: string[] = [];
-      const sim = imapSimulation({
-        seed,
-        encode: true,
-        grid: { partitionCount: P },
-        isLite: (id) => id === "n00003",
-        problems,
-      });
-      const first = sim.spawn();
-      void first.m.start([]);
-      await sim.run(10);
-      for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
-      await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-      const [a, b, c, evil] = sim.liveNodes();
+  seeded(
+    "forged lists, notices, join answers, master claims and table pushes are refused and counted; data intact",
+    1,
+    async (seed) => {
+      const { sim, problems, a, b, c, evil, honest, wire, load } = await gridWithLiar(seed);
       expect(evil.m.config.lite).toBe(true);
-      const honest = [a, b, c];
       const master = a.id;
       expect(honest.every((n) => n.m.master() === master)).toBe(true);
-      const wire = sim.net.node(evil.id) as MemoryTransport;
       const toAll = (msg: Message) => {
         for (const n of honest) wire.send(n.id, msg);
       };
@@ -76,7 +97,6 @@ describe("a member that lies in the membership protocol", () => {
         };
       }
 
-      const load = new SimLoad(sim, sim.rng.fork(), { map: "m", keys: 12, mix: { put: 0.5, get: 0.8 }, pauseMs: 20 });
       for (const n of honest) load.start(n);
       await sim.run(500);
 
@@ -229,16 +249,7 @@ describe("a member that lies in the membership protocol", () => {
       );
       await sim.run(3000);
       await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not settle again");
-      let stopped = false;
-      void load.stop().then(() => void (stopped = true));
-      await sim.until(() => stopped, 60_000, 10);
-      for (let k = 0; k < 12; k++) {
-        const op = load.history.invoke(`k${k}`, "get", sim.clock.now(), undefined, a.id);
-        let read: { v: string | undefined } | undefined;
-        void a.grid.getMap<string, string>("m").get(`k${k}`).then((v) => void (read = { v }));
-        await sim.until(() => read !== undefined, 20_000, 5);
-        load.history.ok(op, sim.clock.now(), read!.v);
-      }
+      await finish(sim, load, a);
 
       // Refused and counted, by reason, summed over the honest members.
       const count = (r: RejectReason) => honest.reduce((s, n) => s + n.m.stats.rejected[r], 0);
@@ -275,80 +286,48 @@ describe("a member that lies in the membership protocol", () => {
       expect(c.m.member(c.id)!.incarnation).toBeLessThan(FAR);
       expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
       expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
-    }));
+    },
+  );
 });
 
 describe("a member that floods the real membership with random well-typed messages", () => {
   for (const [seed, total] of [[1, 50_000], [2, 50_000]] as const) {
-    test(
+    seeded(
       `${total.toLocaleString("en")} messages of every kind (seed ${seed}): no throw, data intact, one view after`,
-      () =>
-        withSeed(FILE, seed, async (seed) => {
-          const problems: string[] = [];
-          const sim = imapSimulation({
-            seed,
-            encode: true,
-            grid: { partitionCount: P },
-            isLite: (id) => id === "n00003",
-            problems,
-          });
-          const first = sim.spawn();
-          void first.m.start([]);
-          await sim.run(10);
-          for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
-          await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-          const [a, b, c, evil] = sim.liveNodes();
-          const honest = [a, b, c];
-          const wire = sim.net.node(evil.id) as MemoryTransport;
-          const load = new SimLoad(sim, sim.rng.fork(), {
-            map: "m",
-            keys: 12,
-            mix: { put: 0.5, get: 0.8 },
-            pauseMs: 20,
-          });
-          for (const n of honest) load.start(n);
-
-          const rng = new Random(seed * 7919);
-          const kinds = registeredKinds().map((k) => k.kind);
-          const hints = { ids: [a.id, b.id, c.id, evil.id, "m", "k1", "sim"] };
-          const sentByKind = new Map<number, number>();
-          let sent = 0;
-          for (let round = 0; round < 200; round++) {
-            for (let n = 0, tries = 0; n < total / 200 && tries < total / 50; tries++) {
-              const t = kinds[rng.int(kinds.length)];
-              const msg = randomMessage(t, rng, hints);
-              if (!msg) continue;
-              wire.send(honest[rng.int(3)].id, msg);
-              sentByKind.set(t, (sentByKind.get(t) ?? 0) + 1);
-              n++;
-              sent++;
-            }
-            await sim.run(20);
+      seed,
+      async (seed) => {
+        const { sim, problems, a, b, c, evil, honest, wire, load } = await gridWithLiar(seed);
+        for (const n of honest) load.start(n);
+        const rng = new Random(seed * 7919);
+        const kinds = registeredKinds().map((k) => k.kind);
+        const hints = { ids: [a.id, b.id, c.id, evil.id, "m", "k1", "sim"] };
+        const sentByKind = new Map<number, number>();
+        let sent = 0;
+        for (let round = 0; round < 200; round++) {
+          for (let n = 0, tries = 0; n < total / 200 && tries < total / 50; tries++) {
+            const t = kinds[rng.int(kinds.length)];
+            const msg = randomMessage(t, rng, hints);
+            if (!msg) continue;
+            wire.send(honest[rng.int(3)].id, msg);
+            sentByKind.set(t, (sentByKind.get(t) ?? 0) + 1);
+            n++;
+            sent++;
           }
-          let stopped = false;
-          void load.stop().then(() => void (stopped = true));
-          await sim.until(() => stopped, 120_000, 10);
-          // Lies the protocol cannot refuse (a dead notice about a member not heard lately)
-          // may cost a member a rejoin; afterwards the cluster is one again.
-          await sim.until(() => fullReplicas(sim.liveNodes()), 120_000, 50, () => "no single cluster after the flood");
-          for (let k = 0; k < 12; k++) {
-            const op = load.history.invoke(`k${k}`, "get", sim.clock.now(), undefined, a.id);
-            let read: { v: string | undefined } | undefined;
-            void a.grid.getMap<string, string>("m").get(`k${k}`).then((v) => void (read = { v }));
-            await sim.until(() => read !== undefined, 20_000, 5);
-            load.history.ok(op, sim.clock.now(), read!.v);
-          }
-          const refused = honest.reduce((s, n) => s + Object.values(n.m.stats.rejected).reduce((x, y) => x + y, 0), 0);
-          console.log(`seed ${seed}: ${sent} sent, ${refused} refused by the membership checks`);
-          expect(sent).toBe(total);
-          expect(registeredKinds().filter((k) => !sentByKind.has(k.kind)).map((k) => k.name)).toEqual([]);
-          expect(problems).toEqual([]);
-          expect(refused).toBeGreaterThan(0);
-          expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual(
-            [],
-          );
-          expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
-        }),
+          await sim.run(20);
+        }
+        // Lies the protocol cannot refuse (a dead notice about a member not heard lately)
+        // may cost a member a rejoin; afterwards the cluster is one again.
+        await sim.until(() => fullReplicas(sim.liveNodes()), 120_000, 50, () => "no single cluster after the flood");
+        await finish(sim, load, a);
+        const refused = honest.reduce((s, n) => s + Object.values(n.m.stats.rejected).reduce((x, y) => x + y, 0), 0);
+        console.log(`seed ${seed}: ${sent} sent, ${refused} refused by the membership checks`);
+        expect(sent).toBe(total);
+        expect(registeredKinds().filter((k) => !sentByKind.has(k.kind)).map((k) => k.name)).toEqual([]);
+        expect(problems).toEqual([]);
+        expect(refused).toBeGreaterThan(0);
+        expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
+        expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
+      },
       300_000,
     );
   }

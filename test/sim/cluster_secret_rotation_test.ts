@@ -5,19 +5,21 @@
  * member with only OLD is refused at the end. The real-process roll (signaling and links
  * included) is in test/secret_rotation_process_test.ts.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect } from "bun:test";
 import type { MembershipConfig } from "../../src/cluster/config.ts";
 import type { ShoalError } from "../../src/core/errors.ts";
 import { clusterSimulation, mastersOf, startMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
-import { withSeed } from "../../src/sim/seed.ts";
+import { seededTest } from "../support/seeded.ts";
 
-const FILE = "test/sim/cluster_secret_rotation_test.ts";
+const seeded = seededTest("test/sim/cluster_secret_rotation_test.ts");
 const OLD = "sim-secret";
 const NEW = "sim-secret-2";
 
 describe("secret rotation in a simulated cluster", () => {
-  test("members are replaced one at a time under NEW+OLD, then NEW; the view never breaks; OLD alone is refused", () =>
-    withSeed(FILE, 1, async (seed) => {
+  seeded(
+    "members are replaced one at a time under NEW+OLD, then NEW; the view never breaks; OLD alone is refused",
+    1,
+    async (seed) => {
       const opts: { seed: number; config: Partial<MembershipConfig> } = { seed, config: {} };
       const sim = clusterSimulation(opts);
       const settle = async (what: string) => {
@@ -66,10 +68,13 @@ describe("secret rotation in a simulated cluster", () => {
       await settle("after the refused OLD member");
       expect(sim.liveNodes().every((n) => n.m.config.previousSecret === undefined && n.m.config.secret === NEW))
         .toBe(true);
-    }));
+    },
+  );
 
-  test("a split brain heals across a rotation: the merge proof is retried under the other secret", () =>
-    withSeed(FILE, 2, async (seed) => {
+  seeded(
+    "a split brain heals across a rotation: the merge proof is retried under the other secret",
+    2,
+    async (seed) => {
       const opts: { seed: number; config: Partial<MembershipConfig> } = { seed, config: {} };
       const sim = clusterSimulation(opts);
       startMember(sim.spawn(), []);
@@ -90,5 +95,6 @@ describe("secret rotation in a simulated cluster", () => {
       sim.heal();
       await sim.until(() => all() === null, 60_000, 100, () => `healed: ${all()}`);
       expect(mastersOf(sim.liveNodes())).toEqual([olds[0]]);
-    }));
+    },
+  );
 });
