@@ -8,6 +8,7 @@
 import { readFileSync } from "node:fs";
 import { exit, onSignal, runtimeName } from "../src/runtime/process.ts";
 import { killAll, type Member, type StartOptions } from "../test/support/cluster.ts";
+import { until } from "../test/support/until.ts";
 
 /** A runtime a member process can run under. */
 export type BenchRuntime = "bun" | "deno";
@@ -38,6 +39,32 @@ export interface ClusterBody {
 /** `GET /cluster` of `m` (2 s timeout). */
 export function clusterOf(m: Member): Promise<ClusterBody> {
   return m.json<ClusterBody>("/cluster", 2_000);
+}
+
+/**
+ * Waits until every one of `members` lists `want` data owners, none migrating, none missing a
+ * replica, and has a link to every other member (one more member, a lite client, is listed).
+ * @throws Error after `timeoutMs`, with each member's last state
+ */
+export async function settledCluster(members: Member[], want: number, timeoutMs: number, pollMs = 100): Promise<void> {
+  let lastState = "";
+  const settled = async () => {
+    const bodies = await Promise.all(members.map(clusterOf));
+    lastState = bodies.map((b, i) =>
+      `${members[i].name}: ${b.members.length} members, ${Object.keys(b.partitions.owners).length} owners, ` +
+      `${b.partitions.migrating} migrating, ${b.partitions.replicasMissing} replicas missing, ${b.links.length} links`
+    ).join("; ");
+    return bodies.every((b) =>
+      b.partitions.migrating === 0 && b.partitions.replicasMissing === 0 &&
+      Object.keys(b.partitions.owners).length === want &&
+      b.members.length === members.length + 1 && b.links.length === members.length
+    );
+  };
+  await until(async () => (await settled()) || undefined, timeoutMs, `${want} data members settled`, pollMs).catch(
+    (err) => {
+      throw new Error(`${(err as Error).message}; last state: ${lastState}`);
+    },
+  );
 }
 
 /**

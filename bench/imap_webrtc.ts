@@ -29,7 +29,6 @@ import { partitionOf } from "../src/partition/partition_of.ts";
 import { encodeValue } from "../src/wire/codec.ts";
 import {
   benchMember,
-  clusterOf,
   currentRuntime,
   flag,
   fmtMs,
@@ -39,11 +38,12 @@ import {
   sampleOf,
   samplesOf,
   scrapeMetrics,
+  settledCluster,
   sleep,
   udpReceiveBufferDrops,
 } from "./_cluster.ts";
 import { args, runtimeVersion } from "../src/runtime/process.ts";
-import { type Member, startMember } from "../test/support/cluster.ts";
+import { startMember } from "../test/support/cluster.ts";
 import { until } from "../test/support/until.ts";
 
 const argv = args();
@@ -55,21 +55,6 @@ const IN_FLIGHT = Number(flag(argv, "in-flight", "64"));
 const PARTITIONS = 271;
 const VALUE = "x".repeat(100);
 const secret = `bench-${Date.now()}`;
-
-/** Every member lists `want` data owners, none migrating, none missing a replica, and has a link to every other member. */
-let lastState = "";
-async function settled(members: Member[], want: number): Promise<boolean> {
-  const bodies = await Promise.all(members.map(clusterOf));
-  lastState = bodies.map((b, i) =>
-    `${members[i].name}: ${b.members.length} members, ${Object.keys(b.partitions.owners).length} owners, ` +
-    `${b.partitions.migrating} migrating, ${b.partitions.replicasMissing} replicas missing, ${b.links.length} links`
-  ).join("; ");
-  return bodies.every((b) =>
-    b.partitions.migrating === 0 && b.partitions.replicasMissing === 0 &&
-    Object.keys(b.partitions.owners).length === want &&
-    b.members.length === members.length + 1 && b.links.length === members.length
-  );
-}
 
 async function main(): Promise<void> {
   const loadStart = loadAverage();
@@ -87,9 +72,7 @@ async function main(): Promise<void> {
   ]);
   const data = [a, b, c];
   const client = await startNode({ name: "client", lite: true, http: false, join: [a.url], secret, logLevel: "warn" });
-  await until(async () => (await settled(data, 3)) || undefined, 60_000, "3 data members settled", 100).catch((err) => {
-    throw new Error(`${(err as Error).message}; last state: ${lastState}`);
-  });
+  await settledCluster(data, 3, 60_000);
   await until(
     () => {
       const s = client.partitionSummary();
@@ -213,14 +196,11 @@ async function main(): Promise<void> {
   const tSpawn = performance.now();
   const d = await startMember({ ...benchMember, name: "d", secret, join: a.url });
   const all = [...data, d];
-  await until(async () => (await settled(all, 4)) || undefined, 90_000, "migration to the 4th member", 50).catch(
-    (err) => {
-      const logs = all.map((m) =>
-        `--- ${m.name} (last warn/error lines)\n${m.stderr().split("\n").slice(-8).join("\n")}`
-      ).join("\n");
-      throw new Error(`${(err as Error).message}; last state: ${lastState}\n${logs}`);
-    },
-  );
+  await settledCluster(all, 4, 90_000, 50).catch((err) => {
+    const logs = all.map((m) => `--- ${m.name} (last warn/error lines)\n${m.stderr().split("\n").slice(-8).join("\n")}`)
+      .join("\n");
+    throw new Error(`${(err as Error).message}\n${logs}`);
+  });
   const doneAt = performance.now();
   drops.push(udpReceiveBufferDrops());
   unsubscribe();
