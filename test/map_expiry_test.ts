@@ -100,6 +100,16 @@ describe("expiry sweep", () => {
     expect(sweep.sweep(parts, 99, 1000)).toEqual([]);
     expect(sweep.sweep(parts, 100, 1000).length).toBe(5);
   });
+
+  test("partitions without an expiring record cost no step, and are walked again once they hold one", () => {
+    const plain = [filled(1, 0, 10), filled(3, 0, 10)];
+    const sweep = new ExpirySweep();
+    expect(sweep.sweep(plain, 1000, 1000)).toEqual([]);
+    expect(sweep.examined).toBe(0);
+    write(plain[1], [{ m: "m", k: b("late"), v: b("v"), at: 0, ttl: 10 }]);
+    const out = sweep.sweep(plain, 1000, 1000);
+    expect(out.map((e) => `${e.p}:${new TextDecoder().decode(e.key)}`)).toEqual(["3:late"]);
+  });
 });
 
 describe("touch batching", () => {
