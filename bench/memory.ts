@@ -5,8 +5,8 @@
  * 5,000. Prints the growth of the process's RSS and of the JS heap after a full GC, per stored
  * copy (2 per entry: primary and backup) and per copy beyond the key and value bytes.
  *
- *   bun run bench/memory.ts [--entries 200000]
- *   deno run -A --v8-flags=--expose-gc bench/memory.ts [--entries 200000]
+ *   bun run bench/memory.ts [--entries 200000] [--log-per-partition 256] [--events-per-partition 256]
+ *   deno run -A --v8-flags=--expose-gc bench/memory.ts …
  *
  * The three members share one process, so what they share (code, runtime) is in the baseline,
  * taken after the members formed and before the load. The growth includes each member's
@@ -18,7 +18,10 @@ import { memoryGrids } from "./_memory_grid.ts";
 import { args, exit, runtimeVersion } from "../src/runtime/process.ts";
 import process from "node:process";
 
-const ENTRIES = Number(flag(args(), "entries", "200000"));
+const argv = args();
+const ENTRIES = Number(flag(argv, "entries", "200000"));
+const LOG = Number(flag(argv, "log-per-partition", "256"));
+const EVENTS = Number(flag(argv, "events-per-partition", "256"));
 const KEY_BYTES = 16;
 const VALUE = "v".repeat(100);
 const CHUNK = 5000;
@@ -36,7 +39,7 @@ async function measure(): Promise<{ rss: number; heap: number }> {
   return { rss: m.rss, heap: m.heapUsed };
 }
 
-const { threeAndClient, grids } = memoryGrids();
+const { threeAndClient, grids } = memoryGrids({ map: { logPerPartition: LOG, eventsPerPartition: EVENTS } });
 const client = await threeAndClient();
 const map = client.getMap<string, string>("memory");
 // Warm-up outside the measured load (JIT, first buffers), then cleared.
@@ -62,7 +65,8 @@ const per = (bytes: number) => bytes / copies;
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
 console.log(
   `Memory per entry (${runtimeVersion()}): ${ENTRIES.toLocaleString("en")} entries, ${KEY_BYTES} B keys, ` +
-    `${VALUE.length} B values, backup 1, 3 members in one process; loaded in ${(loadMs / 1000).toFixed(1)} s`,
+    `${VALUE.length} B values, backup 1, 3 members in one process, log ${LOG} and events ${EVENTS} per partition; ` +
+    `loaded in ${(loadMs / 1000).toFixed(1)} s`,
 );
 console.log(`| figure | growth | per stored copy | beyond key + value (${raw} B) |\n|---|---:|---:|---:|`);
 for (const [name, d] of [["RSS", after.rss - before.rss], ["JS heap in use", after.heap - before.heap]] as const) {
@@ -72,6 +76,8 @@ console.log(JSON.stringify({
   bench: "memory",
   runtime: runtimeVersion(),
   entries: ENTRIES,
+  logPerPartition: LOG,
+  eventsPerPartition: EVENTS,
   rssGrowth: after.rss - before.rss,
   heapGrowth: after.heap - before.heap,
   rssPerCopyBeyond: per(after.rss - before.rss) - raw,

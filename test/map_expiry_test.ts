@@ -169,6 +169,35 @@ describe("record store slots and eviction sampling", () => {
     expect(s.atSlot(s.size)).toBeUndefined();
   });
 
+  test("a record keeps its own copy of key and value, not a view into the frame it came in", () => {
+    const frame = b("KKVVVV");
+    const key = frame.subarray(0, 2), value = frame.subarray(2);
+    const s = new RecordStore("m");
+    const id = keyId(key);
+    const rec = { key, value, version: 1, createdAt: 5, updatedAt: 6, lastAccessAt: 7, hits: 1, slot: -1 };
+    s.set(id, rec);
+    frame.fill(0);
+    const got = s.get(b("KK"))!;
+    expect(new TextDecoder().decode(got.key)).toBe("KK");
+    expect(new TextDecoder().decode(got.value)).toBe("VVVV");
+    expect(s.bytes).toBe(recordBytes({ key: b("KK"), value: b("VVVV") }));
+    // A spread copy of a stored record (as when copying a map between replicas) stores the same entry.
+    const other = new RecordStore("m");
+    other.set(id, { ...got, slot: -1 });
+    const copy = other.get(b("KK"))!;
+    expect([new TextDecoder().decode(copy.value), copy.version, copy.createdAt, copy.updatedAt]).toEqual([
+      "VVVV",
+      1,
+      5,
+      6,
+    ]);
+    // Changes go through what get returns; the bytes handed out are fresh each time.
+    got.lastAccessAt = 9;
+    got.value[0] = 0;
+    expect(s.get(b("KK"))!.lastAccessAt).toBe(9);
+    expect(new TextDecoder().decode(s.get(b("KK"))!.value)).toBe("VVVV");
+  });
+
   function store(n: number): RecordStore {
     const s = new RecordStore("m");
     for (let i = 0; i < n; i++) {
