@@ -24,7 +24,6 @@
  * full socket receive buffer (/proc/net/snmp RcvbufErrors): on a loaded machine those
  * drops, not the code, can set the tail latencies.
  */
-import { startNode } from "../src/node.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import { encodeValue } from "../src/wire/codec.ts";
 import {
@@ -40,6 +39,7 @@ import {
   scrapeMetrics,
   settledCluster,
   sleep,
+  startBenchCluster,
   udpReceiveBufferDrops,
 } from "./_cluster.ts";
 import { args, runtimeVersion } from "../src/runtime/process.ts";
@@ -65,24 +65,7 @@ async function main(): Promise<void> {
   console.log(`load average at start: ${loadStart}`);
 
   const t0 = performance.now();
-  const a = await startMember({ ...benchMember, name: "a", secret });
-  const [b, c] = await Promise.all([
-    startMember({ ...benchMember, name: "b", secret, join: a.url }),
-    startMember({ ...benchMember, name: "c", secret, join: a.url }),
-  ]);
-  const data = [a, b, c];
-  const client = await startNode({ name: "client", lite: true, http: false, join: [a.url], secret, logLevel: "warn" });
-  await settledCluster(data, 3, 60_000);
-  await until(
-    () => {
-      const s = client.partitionSummary();
-      return client.cluster.members().length === 4 && Object.keys(s.owners).length === 3 && s.migrating === 0 ||
-        undefined;
-    },
-    30_000,
-    "client sees the table",
-    50,
-  );
+  const { members: data, client } = await startBenchCluster(secret, 50);
   console.log(`cluster up in ${fmtMs(performance.now() - t0)}`);
 
   const map = client.getMap<string, string>("bench");
@@ -194,7 +177,7 @@ async function main(): Promise<void> {
     }
   });
   const tSpawn = performance.now();
-  const d = await startMember({ ...benchMember, name: "d", secret, join: a.url });
+  const d = await startMember({ ...benchMember, name: "d", secret, join: data[0].url });
   const all = [...data, d];
   await settledCluster(all, 4, 90_000, 50).catch((err) => {
     const logs = all.map((m) => `--- ${m.name} (last warn/error lines)\n${m.stderr().split("\n").slice(-8).join("\n")}`)

@@ -34,11 +34,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import { etcdPut, RedisConn, ZK_NODE_EXISTS, ZkConn } from "./_peer_clients.ts";
-import { benchMember, flag, fmtMs, loadAverage, quantile, runBench, settledCluster, sleep } from "./_cluster.ts";
+import { flag, fmtMs, loadAverage, quantile, runBench, sleep, startBenchCluster } from "./_cluster.ts";
 import { args, envSnapshot, onSignal, runtimeVersion } from "../src/runtime/process.ts";
 import { type ChildHandle, spawnChild } from "../src/runtime/spawn.ts";
-import { startNode } from "../src/node.ts";
-import { startMember } from "../test/support/cluster.ts";
 import { until } from "../test/support/until.ts";
 
 const argv = args();
@@ -81,7 +79,8 @@ function spawn(name: string, cmd: string[]): { child: ChildHandle; tail(): strin
 
 async function stop(handles: ChildHandle[]): Promise<void> {
   for (const c of handles) {
-    children.splice(children.indexOf(c), 1);
+    const i = children.indexOf(c);
+    if (i >= 0) children.splice(i, 1);
     c.kill("SIGKILL");
   }
   await Promise.all(handles.map((c) => c.exited));
@@ -372,24 +371,8 @@ async function zookeeper(): Promise<Row[]> {
 
 async function shoal(): Promise<Row[]> {
   const secret = `peers-${Date.now()}`;
-  const a = await startMember({ ...benchMember, name: "a", secret });
-  const [b, c] = await Promise.all([
-    startMember({ ...benchMember, name: "b", secret, join: a.url }),
-    startMember({ ...benchMember, name: "c", secret, join: a.url }),
-  ]);
-  const members = [a, b, c];
-  const client = await startNode({ name: "client", lite: true, http: false, join: [a.url], secret, logLevel: "warn" });
+  const { members, client } = await startBenchCluster(secret);
   try {
-    await settledCluster(members, 3, 60_000);
-    await until(
-      () => {
-        const s = client.partitionSummary();
-        return client.cluster.members().length === 4 && Object.keys(s.owners).length === 3 && s.migrating === 0 ||
-          undefined;
-      },
-      30_000,
-      "client sees the table",
-    );
     const map = client.getMap<string, string>("peers");
     const pids = members.map((m) => m.child.pid);
     const set = async (k: string) => void await map.set(k, VALUE);

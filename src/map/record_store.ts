@@ -35,24 +35,23 @@ export interface MapRecord {
 
 /** A record as the store keeps it: key (= the store's id) and value as byte strings. */
 export class StoredRecord implements MapRecord {
-  version: number;
-  createdAt: number;
-  updatedAt: number;
-  ttlMs: number | undefined;
-  maxIdleMs: number | undefined;
-  lastAccessAt: number;
-  hits: number;
-  slot: number;
+  constructor(
+    readonly id: string,
+    readonly v: string,
+    public version: number,
+    public createdAt: number,
+    public updatedAt: number,
+    public ttlMs: number | undefined,
+    public maxIdleMs: number | undefined,
+    public lastAccessAt: number,
+    public hits: number,
+    public slot: number,
+  ) {}
 
-  constructor(readonly id: string, readonly v: string, r: Omit<MapRecord, "key" | "value">) {
-    this.version = r.version;
-    this.createdAt = r.createdAt;
-    this.updatedAt = r.updatedAt;
-    this.ttlMs = r.ttlMs;
-    this.maxIdleMs = r.maxIdleMs;
-    this.lastAccessAt = r.lastAccessAt;
-    this.hits = r.hits;
-    this.slot = r.slot;
+  /** A stored copy of `r` under id `id`, with value bytes `v`. */
+  static of(id: string, v: string, r: Omit<MapRecord, "key" | "value">): StoredRecord {
+    const { version, createdAt, updatedAt, ttlMs, maxIdleMs, lastAccessAt, hits, slot } = r;
+    return new StoredRecord(id, v, version, createdAt, updatedAt, ttlMs, maxIdleMs, lastAccessAt, hits, slot);
   }
 
   get key(): Uint8Array {
@@ -131,7 +130,7 @@ export class RecordStore {
    * `rec` (its slot set), which later reads return: change a record through what `get` returns.
    */
   set(id: string, input: MapRecord): void {
-    const rec = new StoredRecord(id, valueString(input), input);
+    const rec = StoredRecord.of(id, valueString(input), input);
     const cur = this.records.get(id);
     if (cur) {
       rec.slot = cur.slot;
