@@ -3,6 +3,7 @@
  * (issue 16). Needs root (it installs what is missing with apt-get); not part of CI.
  *
  *   sudo bun run bench/peers.ts [--seconds 5] [--in-flight 64] [--only redis,etcd,zookeeper,shoal]
+ *   sudo deno run -A bench/peers.ts …          (a Deno client, and Deno members for Shoal)
  *
  * Installs with apt-get what is missing (redis-server, etcd-server + etcd-client, zookeeperd),
  * then, one store at a time (started, measured, stopped, so that an idle store does not take
