@@ -110,6 +110,8 @@ export class RecordStore {
   expiring = 0;
   /** Sum of `recordBytes` over the records. */
   bytes = 0;
+  /** This map's share of the partition digest (kept by PartitionData). */
+  readonly digest: [number, number] = [0, 0];
   /** Record ids by slot, for O(1) random sampling. */
   readonly #slots: string[] = [];
 
