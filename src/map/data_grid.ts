@@ -86,6 +86,8 @@ export class DataGrid {
       config: { minClusterSize: minClusterSize ?? 0, leaseMs },
       stamp: () => this.partitions.table,
     });
+    // The side that held a quorum during a split wins the merge (src/cluster/split_brain.ts).
+    if (this.quorum.enabled) opts.view.useQuorum?.(() => this.quorum.refusal() === null);
     this.invoker = new Invoker({
       ...base,
       rng: opts.rng,
