@@ -32,11 +32,13 @@ describe("one lock with split-brain protection (minClusterSize 3 of 5)", () => {
         const r = await runLockScenario({ seed: s, fault });
         console.log(
           `${fault} seed ${s}: ${r.holds.length} grants (${r.lateGrants} after their lease), ` +
-            `${r.uses.length} fenced uses, refusals ${JSON.stringify(r.refusals)}`,
+            `${r.uses.length} fenced uses, refusals ${JSON.stringify(r.refusals)}, merged: ${r.merged.join(" ")}`,
         );
         expect(r.problems).toEqual([]);
         expect(checkLockHistory(r)).toEqual([]);
         expect(r.holds.length).toBeGreaterThan(50);
+        // On heal the majority, which held the quorum, never merges into the minority.
+        if (r.minority.length > 0) expect(r.merged.filter((id) => !r.minority.includes(id))).toEqual([]);
       }, 300_000);
     }
   }
