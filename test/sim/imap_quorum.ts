@@ -8,10 +8,18 @@
  */
 import { ShoalError } from "../../src/core/errors.ts";
 import { Random } from "../../src/core/random.ts";
+import type { MapsConfig } from "../../src/map/map_config.ts";
 import type { MergePolicyName } from "../../src/map/merge_policy.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { checkKeyLinearizable, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
-import { fullReplicas, type ImapSimNode, imapSimulation, SimLoad, untilHealed } from "./imap_sim.ts";
+import {
+  fullReplicas,
+  type ImapSimNode,
+  type ImapSimOptions,
+  imapSimulation,
+  SimLoad,
+  untilHealed,
+} from "./imap_sim.ts";
 
 /** `pause`: the master's event loop stalls past failure detection; `pauseMember`: another member's does. */
 export type Fault = "crash" | "pause" | "pauseMember" | "split";
@@ -62,14 +70,36 @@ export interface QuorumRunResult {
   afterHealFailures: string[];
 }
 
-export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunResult> {
-  const problems: string[] = [];
-  const minClusterSize = o.minClusterSize ?? 3;
-  const leaseMs = o.leaseMs ?? 1000;
+/**
+ * `members` IMap members (the first alone, the others joining through it) with full
+ * replicas, then two leases of virtual time.
+ */
+async function formGrid(
+  o: { seed: number; members: number; grid: ImapSimOptions["grid"] },
+  problems: string[],
+): Promise<Simulation<ImapSimNode>> {
   const sim = imapSimulation({
     seed: o.seed,
     link: { delayMs: 0.3, jitterMs: 0.7 },
     tickMs: 5,
+    grid: o.grid,
+    problems,
+  });
+  const first = sim.spawn();
+  void first.m.start([]);
+  for (let i = 0; i < o.members - 1; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  await sim.run(2 * (o.grid.leaseMs ?? 1000));
+  return sim;
+}
+
+export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunResult> {
+  const problems: string[] = [];
+  const minClusterSize = o.minClusterSize ?? 3;
+  const leaseMs = o.leaseMs ?? 1000;
+  const sim = await formGrid({
+    seed: o.seed,
+    members: o.members ?? 5,
     grid: {
       partitionCount: 31,
       backupCount: o.fault === "split" ? 2 : 1,
@@ -77,14 +107,8 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
       leaseMs,
       mergePolicy: o.mergePolicy,
     },
-    problems,
-  });
+  }, problems);
   const rng = new Random(o.seed ^ 0x5eed);
-  const first = sim.spawn();
-  void first.m.start([]);
-  for (let i = 0; i < (o.members ?? 5) - 1; i++) void sim.spawn().m.start([first.id]);
-  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-  await sim.run(2 * leaseMs);
 
   const result: QuorumRunResult = {
     problems,
@@ -277,4 +301,59 @@ async function settle<T>(sim: Simulation<ImapSimNode>, p: Promise<T>): Promise<T
   q.catch(() => {});
   await sim.until(() => done, 60_000, 1);
   return q;
+}
+
+/** What each map's operations answered on one side of a split, per map name. */
+export type AnswersByMap = Record<string, string[]>;
+
+export interface PerMapSplitResult {
+  problems: string[];
+  /** `put` and `get` on every minority member, after the lease time: "ok" or the error code. */
+  minority: AnswersByMap;
+  /** The same on every majority member. */
+  majority: AnswersByMap;
+  /** The same on every member once healed. */
+  afterHeal: AnswersByMap;
+}
+
+/**
+ * Per-map split-brain protection: 5 members with the member-wide `minClusterSize` and per-map
+ * overrides in `maps`, split 3 + 2; after the lease time every member puts and gets a key
+ * of each map in `names`, and again after the heal.
+ */
+export async function runPerMapSplit(o: {
+  seed: number;
+  minClusterSize: number;
+  maps: MapsConfig;
+  names: string[];
+}): Promise<PerMapSplitResult> {
+  const problems: string[] = [];
+  const sim = await formGrid({
+    seed: o.seed,
+    members: 5,
+    grid: { partitionCount: 31, backupCount: 2, minClusterSize: o.minClusterSize, maps: o.maps },
+  }, problems);
+  const age = sim.liveNodes()[0].m.members().map((m) => sim.node(m.id)!);
+  const A = age.slice(0, 3), B = age.slice(3);
+  const answers = async (nodes: ImapSimNode[], tag: string): Promise<AnswersByMap> => {
+    const out: AnswersByMap = {};
+    for (const name of o.names) {
+      out[name] = [];
+      for (const n of nodes) {
+        const m = n.grid.getMap<string, string>(name);
+        out[name].push(await settled(sim, m.put(`${tag}-${n.id}`, "v")), await settled(sim, m.get(`${tag}-${n.id}`)));
+      }
+    }
+    return out;
+  };
+  sim.partition([A.map((n) => n.id), B.map((n) => n.id)]);
+  await sim.run(1300);
+  const minority = await answers(B, "split");
+  const majority = await answers(A, "split");
+  sim.heal();
+  await untilHealed(sim, age);
+  await sim.run(2000);
+  const afterHeal = await answers(age, "healed");
+  for (const n of sim.liveNodes()) n.stop();
+  return { problems, minority, majority, afterHeal };
 }
