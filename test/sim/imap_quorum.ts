@@ -8,6 +8,8 @@
  */
 import { ShoalError } from "../../src/core/errors.ts";
 import { Random } from "../../src/core/random.ts";
+import { partitionOfBytes } from "../../src/partition/partition_of.ts";
+import { encodeValue } from "../../src/wire/codec.ts";
 import type { MapsConfig } from "../../src/map/map_config.ts";
 import type { MergePolicyName } from "../../src/map/merge_policy.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
@@ -237,19 +239,37 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
       }
     }
   }
-  if (o.verbose) console.log("stopping clients");
+  result.violations.push(
+    ...await stopAndCheck(sim, load, Array.from({ length: nKeys }, (_, k) => `k${k}`), problems, o.verbose),
+  );
+  return result;
+}
+
+/**
+ * Stops the clients, reads every key once more through a member of the (largest) cluster,
+ * stops the members and checks the history: per-key linearizability and no acknowledged
+ * write lost. `verbose` prints the shortest failing prefix of each violating key.
+ * @returns the violations found
+ */
+async function stopAndCheck(
+  sim: Simulation<ImapSimNode>,
+  load: SimLoad,
+  keys: string[],
+  problems: string[],
+  verbose = false,
+): Promise<string[]> {
+  const history = load.history;
+  if (verbose) console.log("stopping clients");
   let clientsDone = false;
   void load.stop().then(() => void (clientsDone = true));
   await sim.until(() => sim.liveNodes().every((n) => n.grid.invoker.pendingCalls === 0), 60_000, 50);
   await sim.until(() => clientsDone, 60_000, 10, () => "clients did not stop");
 
-  // Final reads through a member of the (largest) cluster.
   const live = sim.liveNodes().filter((n) => n.alive);
   await sim.until(() => fullReplicas(live), 60_000, 50, () => "no single cluster at the end");
-  await sim.run(2 * leaseMs);
+  await sim.run(2 * (live[0].grid.quorum.leaseMs));
   const reader = live[0].grid.getMap<string, string>("q");
-  for (let k = 0; k < nKeys; k++) {
-    const key = `k${k}`;
+  for (const key of keys) {
     const op = history.invoke(key, "get", sim.clock.now(), undefined, live[0].id);
     try {
       history.ok(op, sim.clock.now(), await settle(sim, reader.get(key)));
@@ -258,10 +278,10 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
       problems.push(`final read of ${key} failed: ${String(err)}`);
     }
   }
-  if (o.verbose) console.log("checking", history.ops.length, "ops");
-  result.violations.push(...checkNoLostWrites(history).problems, ...checkLinearizable(history).problems);
-  if (o.verbose) {
-    for (const v of result.violations) {
+  if (verbose) console.log("checking", history.ops.length, "ops");
+  const violations = [...checkNoLostWrites(history).problems, ...checkLinearizable(history).problems];
+  if (verbose) {
+    for (const v of violations) {
       const key = /key (\S+):/.exec(v)?.[1];
       const all = history.ops.filter((x) => x.key === key);
       // The shortest prefix (by invocation) that is not linearizable.
@@ -282,7 +302,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     }
   }
   for (const n of sim.liveNodes()) n.stop();
-  return result;
+  return violations;
 }
 
 /** "ok" or the error code (or message) an operation settled with, letting virtual time run. */
@@ -301,6 +321,88 @@ async function settle<T>(sim: Simulation<ImapSimNode>, p: Promise<T>): Promise<T
   q.catch(() => {});
   await sim.until(() => done, 60_000, 1);
   return q;
+}
+
+export interface CutPauseResult {
+  problems: string[];
+  violations: string[];
+  /** Virtual ms from the start of the pause until the master removed the paused member (null: it did not). */
+  removedAfterMs: number | null;
+  /** How long the pause lasted. */
+  pauseMs: number;
+  /** Samples (every 2 ms) in which two members served one partition (both primary there, lease holding, not fenced). */
+  dualServing: number;
+  opsOk: number;
+}
+
+/**
+ * A primary that still reaches a quorum but not the master: member X (neither the master
+ * nor next in line) cannot send to the master (one direction of one pair cut), and its
+ * event loop stalls from `pauseMs` ago. Clients on every member hammer keys whose
+ * partitions X leads. Without `pauseMs`, the stall lasts past the master's verdict and
+ * the scenario reports when the master removed X; the caller then replays the seed with
+ * the stall ending just before that verdict: X wakes, pings the others (who still list it
+ * and still hold its table, so they renew its lease), and its refutation cannot reach the
+ * master directly, so the master removes it anyway and the new table promotes X's backups
+ * while X's lease still holds.
+ */
+export async function runCutPause(o: { seed: number; pauseMs?: number }): Promise<CutPauseResult> {
+  const problems: string[] = [];
+  const sim = await formGrid({
+    seed: o.seed,
+    members: 5,
+    grid: { partitionCount: 31, backupCount: 1, minClusterSize: 3, leaseMs: 1000 },
+  }, problems);
+  const age = sim.liveNodes()[0].m.members().map((m) => sim.node(m.id)!);
+  const master = age[0], x = age[2];
+  const table = master.grid.partitions.table;
+  const keyNames: string[] = [];
+  for (let i = 0; keyNames.length < 3 && i < 10_000; i++) {
+    const p = partitionOfBytes(encodeValue(`k${i}`), table.partitionCount);
+    if (table.replicas[p][0] === x.id) keyNames.push(`k${i}`);
+  }
+  const rng = new Random(o.seed ^ 0x5eed);
+  let opsOk = 0;
+  const load = new SimLoad(sim, rng, {
+    map: "q",
+    keys: keyNames.length,
+    keyNames,
+    mix: { put: 0.4, get: 0.85 },
+    pauseMs: 10,
+    failurePauseMs: 10,
+    throughEventLoop: true,
+    refused: (err) => err instanceof ShoalError && err.code === "QUORUM",
+    onOutcome: (_n, _k, err) => void (err === undefined && opsOk++),
+  });
+  for (const n of age) load.start(n);
+  await sim.run(1500);
+
+  sim.blockOneWay(x.id, master.id);
+  const pauseMs = o.pauseMs ?? 6000;
+  const stallAt = sim.clock.now();
+  let removedAfterMs: number | null = null;
+  const unsubscribe = master.m.subscribe((e) => {
+    if (e.type === "memberRemoved" && e.member.id === x.id && removedAfterMs === null) {
+      removedAfterMs = sim.clock.now() - stallAt;
+    }
+  });
+  sim.stall(x.id, pauseMs);
+  // Two members serving one partition: both lead it in their table, hold their lease and wait on no fence.
+  const serving = (n: ImapSimNode, p: number) =>
+    !sim.isStalled(n.id) && n.grid.partitions.table.replicas[p][0] === n.id && n.grid.quorum.refusal() === null &&
+    n.grid.maps.fenceOf(p) === null &&
+    n.grid.maps.debugReplicas().some((r) => r.p === p && r.primary && !r.catchingUp && !r.handingOff);
+  let dualServing = 0;
+  while (sim.clock.now() - stallAt < 10_000) {
+    await sim.run(2);
+    for (let p = 0; p < table.partitionCount; p++) {
+      if (age.filter((n) => serving(n, p)).length > 1) dualServing++;
+    }
+  }
+  unsubscribe();
+  sim.blockOneWay(x.id, master.id, false);
+  const violations = await stopAndCheck(sim, load, keyNames, problems);
+  return { problems, violations, removedAfterMs, pauseMs, dualServing, opsOk };
 }
 
 /** What each map's operations answered on one side of a split, per map name. */

@@ -122,7 +122,10 @@ export function copiesNeeded(viewers: ImapSimNode[], backupCount: number): numbe
 export interface SimLoadOptions {
   /** The map the clients use. */
   map: string;
+  /** Keys `k0` … `k<keys - 1>`, unless `keyNames` is given. */
   keys: number;
+  /** The keys to use instead of `k0` …, drawn the same way. @default none */
+  keyNames?: string[];
   /** A draw below `put` is a put, below `get` a get, else a remove. */
   mix: { put: number; get: number };
   /** Pause after each operation: a random whole number of ms below this. */
@@ -180,7 +183,7 @@ export class SimLoad {
     const sleep = (ms: number) => new Promise<void>((r) => sim.clock.setTimer(ms, r));
     const map = node.grid.getMap<string, string>(o.map);
     while (this.#writing && node.alive) {
-      const key = `k${rng.int(o.keys)}`;
+      const key = o.keyNames ? o.keyNames[rng.int(o.keyNames.length)] : `k${rng.int(o.keys)}`;
       const r = rng.next();
       const kind = r < o.mix.put ? "put" : r < o.mix.get ? "get" : "remove";
       const value = kind === "put" ? `${node.id}-${this.#seq++}` : undefined;
