@@ -141,7 +141,6 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
       result.refusedBy[node.id] = (result.refusedBy[node.id] ?? 0) + 1;
     },
   });
-  const history = load.history;
   const nodes = sim.liveNodes();
   for (const n of nodes) load.start(n);
   await sim.run(1500);
