@@ -19,6 +19,7 @@ import {
   type ImapSimNode,
   type ImapSimOptions,
   imapSimulation,
+  settle,
   SimLoad,
   untilHealed,
 } from "./imap_sim.ts";
@@ -271,7 +272,7 @@ async function stopAndCheck(
   for (const key of keys) {
     const op = history.invoke(key, "get", sim.clock.now(), undefined, live[0].id);
     try {
-      history.ok(op, sim.clock.now(), await settle(sim, reader.get(key)));
+      history.ok(op, sim.clock.now(), await settle(sim, reader.get(key), 1));
     } catch (err) {
       history.fail(op);
       problems.push(`final read of ${key} failed: ${String(err)}`);
@@ -307,19 +308,11 @@ async function stopAndCheck(
 /** "ok" or the error code (or message) an operation settled with, letting virtual time run. */
 async function settled(sim: Simulation<ImapSimNode>, p: Promise<unknown>): Promise<string> {
   try {
-    await settle(sim, p);
+    await settle(sim, p, 1);
     return "ok";
   } catch (err) {
     return err instanceof ShoalError ? err.code : String(err);
   }
-}
-
-async function settle<T>(sim: Simulation<ImapSimNode>, p: Promise<T>): Promise<T> {
-  let done = false;
-  const q = p.finally(() => void (done = true));
-  q.catch(() => {});
-  await sim.until(() => done, 60_000, 1);
-  return q;
 }
 
 export interface CutPauseResult {
