@@ -338,7 +338,7 @@ export interface CutPauseResult {
  * master directly, so the master removes it anyway and the new table promotes X's backups
  * while X's lease still holds.
  */
-export async function runCutPause(o: { seed: number; pauseMs?: number }): Promise<CutPauseResult> {
+export async function runCutPause(o: { seed: number; pauseMs?: number; verbose?: boolean }): Promise<CutPauseResult> {
   const problems: string[] = [];
   const sim = await formGrid({
     seed: o.seed,
@@ -393,7 +393,7 @@ export async function runCutPause(o: { seed: number; pauseMs?: number }): Promis
   }
   unsubscribe();
   sim.blockOneWay(x.id, master.id, false);
-  const violations = await stopAndCheck(sim, load, keyNames, problems);
+  const violations = await stopAndCheck(sim, load, keyNames, problems, o.verbose);
   return { problems, violations, removedAfterMs, pauseMs, dualServing, opsOk };
 }
 
