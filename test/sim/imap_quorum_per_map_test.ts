@@ -6,36 +6,52 @@
  * Everything serves again after the heal. `SEED=n` replays a run.
  */
 import { describe, expect } from "bun:test";
+import type { MapsConfig } from "../../src/map/map_config.ts";
 import { seededTest } from "../support/seeded.ts";
 import { runPerMapSplit } from "./imap_quorum.ts";
 
 const seeded = seededTest("test/sim/imap_quorum_per_map_test.ts");
 const times = (n: number, answer: string) => Array(n).fill(answer);
 
-describe("per-map split-brain protection (3 + 2 split)", () => {
-  seeded("protection off member-wide, on for safe*: only safe* refuses on the minority", 61, async (seed) => {
-    const r = await runPerMapSplit({
-      seed,
-      minClusterSize: 0,
-      maps: { "safe*": { minClusterSize: 3 } },
-      names: ["safe-orders", "plain"],
-    });
-    expect(r.problems).toEqual([]);
-    expect(r.minority).toEqual({ "safe-orders": times(4, "QUORUM"), plain: times(4, "ok") });
-    expect(r.majority).toEqual({ "safe-orders": times(6, "ok"), plain: times(6, "ok") });
-    expect(r.afterHeal).toEqual({ "safe-orders": times(10, "ok"), plain: times(10, "ok") });
-  }, 300_000);
+interface Case {
+  name: string;
+  seed: number;
+  minClusterSize: number;
+  maps: MapsConfig;
+  /** The protected map and the available one on the minority side. */
+  refusing: string;
+  serving: string;
+}
 
-  seeded("protection on member-wide, off for cache*: cache* still serves on the minority", 62, async (seed) => {
-    const r = await runPerMapSplit({
-      seed,
-      minClusterSize: 3,
-      maps: { "cache*": { minClusterSize: 0 } },
-      names: ["cache-users", "plain"],
-    });
-    expect(r.problems).toEqual([]);
-    expect(r.minority).toEqual({ "cache-users": times(4, "ok"), plain: times(4, "QUORUM") });
-    expect(r.majority).toEqual({ "cache-users": times(6, "ok"), plain: times(6, "ok") });
-    expect(r.afterHeal).toEqual({ "cache-users": times(10, "ok"), plain: times(10, "ok") });
-  }, 300_000);
+const cases: Case[] = [
+  {
+    name: "protection off member-wide, on for safe*: only safe* refuses on the minority",
+    seed: 61,
+    minClusterSize: 0,
+    maps: { "safe*": { minClusterSize: 3 } },
+    refusing: "safe-orders",
+    serving: "plain",
+  },
+  {
+    name: "protection on member-wide, off for cache*: cache* still serves on the minority",
+    seed: 62,
+    minClusterSize: 3,
+    maps: { "cache*": { minClusterSize: 0 } },
+    refusing: "plain",
+    serving: "cache-users",
+  },
+];
+
+describe("per-map split-brain protection (3 + 2 split)", () => {
+  for (const c of cases) {
+    seeded(c.name, c.seed, async (seed) => {
+      const names = [c.refusing, c.serving];
+      const r = await runPerMapSplit({ seed, minClusterSize: c.minClusterSize, maps: c.maps, names });
+      expect(r.problems).toEqual([]);
+      // 2 minority members × (put, get); 3 majority members; 5 members after the heal.
+      expect(r.minority).toEqual({ [c.refusing]: times(4, "QUORUM"), [c.serving]: times(4, "ok") });
+      expect(r.majority).toEqual({ [c.refusing]: times(6, "ok"), [c.serving]: times(6, "ok") });
+      expect(r.afterHeal).toEqual({ [c.refusing]: times(10, "ok"), [c.serving]: times(10, "ok") });
+    }, 300_000);
+  }
 });
