@@ -325,6 +325,10 @@ export interface CutPauseResult {
   /** Samples (every 2 ms) in which two members served one partition (both primary there, lease holding, not fenced). */
   dualServing: number;
   opsOk: number;
+  /** The recorded history (for a closer look at a violation). */
+  history: SimLoad["history"];
+  /** Virtual time the stall began. */
+  stallAt: number;
 }
 
 /**
@@ -394,7 +398,7 @@ export async function runCutPause(o: { seed: number; pauseMs?: number; verbose?:
   unsubscribe();
   sim.blockOneWay(x.id, master.id, false);
   const violations = await stopAndCheck(sim, load, keyNames, problems, o.verbose);
-  return { problems, violations, removedAfterMs, pauseMs, dualServing, opsOk };
+  return { problems, violations, removedAfterMs, pauseMs, dualServing, opsOk, history: load.history, stallAt };
 }
 
 /** What each map's operations answered on one side of a split, per map name. */
