@@ -99,6 +99,8 @@ export function newMapCounters() {
     pulls: 0,
     dedupeHits: 0,
     staleEpochRejected: 0,
+    /** Backup ops and snapshot chunks from a member that is not the partition's primary here (refused). */
+    notFromPrimary: 0,
     demotedPending: 0,
     directAcked: 0,
     /** New primaries that pulled a replica's copy ahead of their own before serving. */
