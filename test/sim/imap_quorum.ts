@@ -371,6 +371,8 @@ export async function runCutPause(o: { seed: number; pauseMs?: number; verbose?:
     onOutcome: (_n, _k, err) => void (err === undefined && opsOk++),
   });
   for (const n of age) load.start(n);
+  // Readers on X: its one mixed client may wait on a write that cannot commit once X's backup was promoted.
+  for (let i = 0; i < 3; i++) load.start(x, { put: 0, get: 1 });
   await sim.run(1500);
 
   sim.blockOneWay(x.id, master.id);
