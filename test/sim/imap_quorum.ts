@@ -8,21 +8,14 @@
  */
 import { ShoalError } from "../../src/core/errors.ts";
 import { Random } from "../../src/core/random.ts";
+import type { DataGridConfig } from "../../src/map/data_grid.ts";
+import type { MapsConfig } from "../../src/map/map_config.ts";
 import { partitionOfBytes } from "../../src/partition/partition_of.ts";
 import { encodeValue } from "../../src/wire/codec.ts";
-import type { MapsConfig } from "../../src/map/map_config.ts";
 import type { MergePolicyName } from "../../src/map/merge_policy.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { checkKeyLinearizable, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
-import {
-  fullReplicas,
-  type ImapSimNode,
-  type ImapSimOptions,
-  imapSimulation,
-  settle,
-  SimLoad,
-  untilHealed,
-} from "./imap_sim.ts";
+import { fullReplicas, type ImapSimNode, imapSimulation, settle, SimLoad, untilHealed } from "./imap_sim.ts";
 
 /** `pause`: the master's event loop stalls past failure detection; `pauseMember`: another member's does. */
 export type Fault = "crash" | "pause" | "pauseMember" | "split";
@@ -73,21 +66,30 @@ export interface QuorumRunResult {
   afterHealFailures: string[];
 }
 
-/**
- * `members` IMap members (the first alone, the others joining through it) with full
- * replicas, then two leases of virtual time.
- */
-async function formGrid(
-  o: { seed: number; members: number; grid: ImapSimOptions["grid"] },
+/** The simulated IMap cluster of the split-brain scenarios: 31 partitions, sub-millisecond links, 5 ms ticks. */
+export function quorumSimulation(
+  seed: number,
   problems: string[],
-): Promise<Simulation<ImapSimNode>> {
-  const sim = imapSimulation({
-    seed: o.seed,
+  grid: Partial<DataGridConfig>,
+): Simulation<ImapSimNode> {
+  return imapSimulation({
+    seed,
     link: { delayMs: 0.3, jitterMs: 0.7 },
     tickMs: 5,
-    grid: o.grid,
+    grid: { partitionCount: 31, ...grid },
     problems,
   });
+}
+
+/**
+ * `members` IMap members of {@link quorumSimulation} (the first alone, the others joining
+ * through it) with full replicas, then two leases of virtual time.
+ */
+async function formGrid(
+  o: { seed: number; members: number; grid: Partial<DataGridConfig> },
+  problems: string[],
+): Promise<Simulation<ImapSimNode>> {
+  const sim = quorumSimulation(o.seed, problems, o.grid);
   const first = sim.spawn();
   void first.m.start([]);
   for (let i = 0; i < o.members - 1; i++) void sim.spawn().m.start([first.id]);
@@ -104,7 +106,6 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     seed: o.seed,
     members: o.members ?? 5,
     grid: {
-      partitionCount: 31,
       backupCount: o.fault === "split" ? 2 : 1,
       minClusterSize,
       leaseMs,
@@ -347,7 +348,7 @@ export async function runCutPause(o: { seed: number; pauseMs?: number; verbose?:
   const sim = await formGrid({
     seed: o.seed,
     members: 5,
-    grid: { partitionCount: 31, backupCount: 1, minClusterSize: 3, leaseMs: 1000 },
+    grid: { backupCount: 1, minClusterSize: 3, leaseMs: 1000 },
   }, problems);
   const age = sim.liveNodes()[0].m.members().map((m) => sim.node(m.id)!);
   const master = age[0], x = age[2];
@@ -431,7 +432,7 @@ export async function runPerMapSplit(o: {
   const sim = await formGrid({
     seed: o.seed,
     members: 5,
-    grid: { partitionCount: 31, backupCount: 2, minClusterSize: o.minClusterSize, maps: o.maps },
+    grid: { backupCount: 2, minClusterSize: o.minClusterSize, maps: o.maps },
   }, problems);
   const age = sim.liveNodes()[0].m.members().map((m) => sim.node(m.id)!);
   const A = age.slice(0, 3), B = age.slice(3);
