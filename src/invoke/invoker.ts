@@ -355,9 +355,12 @@ export class Invoker {
     }
   }
 
-  /** Why this member refuses to serve now (split-brain protection), or null: checked again when a parked request runs. */
-  refusal(): ShoalError | null {
-    return this.#gate();
+  /**
+   * Why this member refuses to serve request `req` now (split-brain protection), or null:
+   * checked again when a parked request runs.
+   */
+  refusal(req: Pick<InvokeRequest, "p" | "b">): ShoalError | null {
+    return this.#gate(req.p, req.b, true);
   }
 
   #serve(from: NodeId, req: InvokeRequest): void {
