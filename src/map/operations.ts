@@ -132,7 +132,13 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.MergeEntries]: z.object({
     m,
     pol: w.uint().min(1).max(4),
-    es: w.list(z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema()]), MAX_BATCH),
+    es: w.list(
+      z.union([
+        z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema()]),
+        z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema(), w.uint(), w.uint(), stampSchema()]),
+      ]),
+      MAX_BATCH,
+    ),
   }),
   // After cursor (s, i); s = -1: no events, answer the cursor of "now". `k`: only this key; `nv`: no values;
   // `h`: hold an empty answer at most this long (below the caller's attempt timeout).
@@ -180,7 +186,17 @@ export interface OpBody {
   n?: number;
   /** MergeEntries: policy code and [map, key, value (null: removed), stamp] per entry. */
   pol?: number;
-  es?: [string, Uint8Array, Uint8Array | null, number][];
+  es?: Array<
+    [string, Uint8Array, Uint8Array | null, number] | [
+      string,
+      Uint8Array,
+      Uint8Array | null,
+      number,
+      number,
+      number,
+      number,
+    ]
+  >;
   /** Per-entry TTL and max-idle. */
   ttl?: number;
   mi?: number;
@@ -295,9 +311,18 @@ export function executeOp(
     case OpCode.Destroy:
       return { result: null, effects: store ? [{ m: b.m, destroy: true, at: now }] : [] };
     case OpCode.MergeEntries: {
-      // A merged entry (or removal) keeps its own stamp, so later merges compare real update times.
+      // A merged entry (or removal) keeps its own stamp, so later merges compare real update
+      // times, and its expiry state: its TTL still counts from its last update, its max-idle
+      // from its last access (a touch after the write), and one already expired is not merged.
       const effects: Effect[] = [];
-      for (const [map, key, v, at] of b.es!) {
+      let applied = 0;
+      for (const en of b.es!) {
+        const [map, key, v, at] = en;
+        const [ttl, mi, lastAccessAt] = en.length === 7 ? [en[4], en[5], en[6]] : [0, 0, at];
+        if (v !== null && (ttl || mi)) {
+          const r = { updatedAt: at, lastAccessAt, ttlMs: ttl || undefined, maxIdleMs: mi || undefined };
+          if (isExpired(r as MapRecord, now, 0)) continue;
+        }
         const rec = data.maps.get(map)?.get(key);
         if (v === null ? !rec : rec && bytesEqual(rec.value, v)) continue;
         const removedAt = rec ? undefined : data.tombstones.get(map, key);
@@ -307,10 +332,17 @@ export function executeOp(
           ? { value: null, at: removedAt }
           : undefined;
         if (mergeWins(b.pol!, existing, { value: v, at }, custom)) {
-          effects.push({ m: map, k: key, v, at, why: EffectCause.Merged });
+          applied++;
+          const e: Effect = { m: map, k: key, v, at, why: EffectCause.Merged };
+          if (v !== null && ttl) e.ttl = ttl;
+          if (v !== null && mi) e.mi = mi;
+          effects.push(e);
+          if (v !== null && mi && lastAccessAt > at) {
+            effects.push({ m: map, k: key, at: lastAccessAt, touch: true });
+          }
         }
       }
-      return { result: effects.length, effects };
+      return { result: applied, effects };
     }
     case OpCode.Entries: {
       const out: [Uint8Array, Uint8Array][] = [];
