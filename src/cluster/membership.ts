@@ -233,6 +233,7 @@ export class Membership implements ClusterView {
         this.#split.found(id);
       },
       gone: (id: NodeId) => this.#links.gone(id),
+      suspected: (id: NodeId) => this.#links.pathLost(id),
       addLost: (id: NodeId) => this.#split.addLost(id),
       removed: (id: NodeId, st: MemberState) => {
         if (st.status !== Status.left) this.#split.addLost(id);
@@ -348,11 +349,7 @@ export class Membership implements ClusterView {
    * endpoint): if it is still unlinked, try to link to it now instead of after the backoff.
    */
   retryLink(id: NodeId): void {
-    const st = this.#list.states.get(id);
-    if (!st || id === this.self || this.#t.isLinked(id) || st.status > Status.suspect) return;
-    st.link.nextAt = 0;
-    this.#links.unlinked.add(id);
-    this.#links.queueTick();
+    this.#links.retry(id);
   }
 
   /**
