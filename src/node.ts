@@ -99,11 +99,12 @@ export class Node implements ShoalNode {
       iceAdditionalHostAddresses: options.iceAdditionalHostAddresses,
       log: log.child({ layer: "transport" }),
       signaling: {
-        // Through the server where `to` is registered: the join URL's or our own endpoint.
+        // Through `to`'s own endpoint when this node holds a connection to it, else the server
+        // where `to` is registered: the join URL's, our own endpoint, another member's.
         // (A connection whose server died keeps its last peer list: it is skipped.)
         send: (to, payload) =>
-          (this.#signaling.find((c) => c.connected && c.peers().includes(to)) ?? this.#paths.connectionTo(to) ??
-            this.#signaling[0])?.send(to, payload) ?? false,
+          (this.#paths.endpointOf(to) ?? this.#signaling.find((c) => c.connected && c.peers().includes(to)) ??
+            this.#paths.connectionTo(to) ?? this.#signaling[0])?.send(to, payload) ?? false,
         onSignal: (h) => (this.#onServerSignal = h),
       },
     });

@@ -27,6 +27,8 @@ const MAX_MEMBER_PATHS = 16;
 const MAX_LOST = 64;
 /** A failed connection to a URL is tried again after this long. */
 const RETRY_FAILED_MS = 2_000;
+/** A member still unlinked this long while reached through another server gets a path to its own endpoint too. */
+const STALE_PATH_MS = 1_500;
 /** A connection to a member linked directly (or gone) this long closes. */
 const LINKED_CLOSE_MS = 5_000;
 
@@ -69,6 +71,10 @@ export class SignalPaths<C extends EndpointConnection> {
   readonly #lost = new Map<NodeId, { url: string; at: number }>();
   /** When opening a connection to a URL last failed. */
   readonly #failedAt = new Map<string, number>();
+  /** The connection through which each unlinked member was last found registered (null: none). */
+  readonly #reachedVia = new Map<NodeId, EndpointConnection | null>();
+  /** Since when each member has been unlinked here. */
+  readonly #unlinkedSince = new Map<NodeId, number>();
   #stopped = false;
   /** Connections opened so far (for tests and reports). */
   opened = 0;
@@ -80,6 +86,14 @@ export class SignalPaths<C extends EndpointConnection> {
     if (reason !== "dead" || !member.urls?.length) return;
     if (this.#lost.size >= MAX_LOST) this.#lost.delete(this.#lost.keys().next().value!);
     this.#lost.set(member.id, { url: member.urls[0], at: this.host.now() });
+  }
+
+  /** The open connection to `to`'s own endpoint, if any (preferred: it dies only with `to`). */
+  endpointOf(to: NodeId): C | undefined {
+    for (const p of this.#paths.values()) {
+      if (p.member === to && p.conn?.connected && p.conn.peers().includes(to)) return p.conn;
+    }
+    return undefined;
   }
 
   /** An open connection to a member's endpoint where `to` is registered. */
@@ -100,10 +114,28 @@ export class SignalPaths<C extends EndpointConnection> {
     }
     for (const m of h.members()) if (m.urls?.length) targets.set(m.id, m.urls[0]);
     targets.delete(h.self);
+    for (const id of this.#reachedVia.keys()) {
+      if (!targets.has(id) || h.isLinked(id)) {
+        this.#reachedVia.delete(id);
+        this.#unlinkedSince.delete(id);
+      }
+    }
     for (const [id, url] of targets) {
-      if (h.isLinked(id) || this.#paths.has(url) || this.#paths.size >= MAX_MEMBER_PATHS) continue;
+      if (h.isLinked(id)) continue;
+      const since = this.#unlinkedSince.get(id) ?? now;
+      this.#unlinkedSince.set(id, since);
+      const via = h.fixed().find((c) => c.connected && c.peers().includes(id)) ?? this.connectionTo(id) ?? null;
+      const before = this.#reachedVia.get(id);
+      this.#reachedVia.set(id, via);
+      // A path appeared, or moved (the server the member was reached through died, and the
+      // member has registered at this node's own endpoint meanwhile, say): link through it now.
+      if (via && before !== undefined && before !== via) h.retryLink(id);
+      // A member reached through another server but still unlinked after a while: open its
+      // own endpoint too (it dies only with the member), and signal through that.
+      if ((via && now - since < STALE_PATH_MS) || this.#paths.has(url) || this.#paths.size >= MAX_MEMBER_PATHS) {
+        continue;
+      }
       if (now - (this.#failedAt.get(url) ?? -Infinity) < RETRY_FAILED_MS) continue;
-      if (h.fixed().some((c) => c.connected && c.peers().includes(id))) continue;
       this.#open(id, url);
     }
     for (const [url, p] of this.#paths) {
@@ -128,6 +160,7 @@ export class SignalPaths<C extends EndpointConnection> {
       (conn) => {
         if (this.#stopped || this.#paths.get(url) !== entry) return conn.close();
         entry.conn = conn;
+        if (conn.peers().includes(id)) this.#reachedVia.set(id, conn);
         h.retryLink(id);
       },
       () => {
