@@ -121,7 +121,7 @@ async function run(killAfterMs: number): Promise<RunResult> {
         /signaling|path_lost|link|member\.dead|suspect|master\.changed|list|transport/.test(l) &&
         !/frame|flush/.test(l)
       );
-      console.log(log.slice(-60).map((l) => l.slice(0, 300)).join("\n"));
+      console.log(log.slice(LOG === "debug" ? -400 : -60).map((l) => l.slice(0, 300)).join("\n"));
     }
   }
   killAll();
