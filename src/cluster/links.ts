@@ -38,6 +38,9 @@ export interface LinksHost extends MembershipPart {
   randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[];
 }
 
+/** A link attempt signalled through a server is given up for a new path only once this old. */
+const RESTART_MIN_AGE_MS = 500;
+
 export class Links {
   /** Live members this node has no link to yet. */
   readonly unlinked = new Set<NodeId>();
@@ -47,7 +50,7 @@ export class Links {
    * How each link being opened is signalled: through a member (relayed over the mesh) or,
    * `null`, through a signaling server.
    */
-  readonly #paths = new Map<NodeId, NodeId | null>();
+  readonly #paths = new Map<NodeId, { via: NodeId | null; at: number }>();
   /** Links whose opening was given up on purpose (their path died): retried at once. */
   readonly #retryNow = new Set<NodeId>();
   #tickQueued = false;
@@ -98,7 +101,7 @@ export class Links {
    * peer, or a signaling server where the peer is registered).
    */
   pathLost(via: NodeId): void {
-    for (const [id, v] of this.#paths) if (v === via) this.#abort(id);
+    for (const [id, p] of this.#paths) if (p.via === via) this.#abort(id);
   }
 
   /**
@@ -111,15 +114,18 @@ export class Links {
     if (!st || id === this.host.self || this.host.t.isLinked(id) || st.status > Status.suspect) return;
     st.link.nextAt = 0;
     this.unlinked.add(id);
-    const via = this.#paths.get(id);
-    if (via === null || (via !== undefined && !this.#healthyRelay(via))) this.#abort(id);
+    const p = this.#paths.get(id);
+    // A server attempt started just now likely went through the new path already: restarting
+    // it would only cost the progress it made (several paths often appear within a few ms).
+    const serverStuck = p?.via === null && this.host.clock.now() - p.at >= RESTART_MIN_AGE_MS;
+    if (serverStuck || (p?.via && !this.#healthyRelay(p.via))) this.#abort(id);
     this.queueTick();
   }
 
   #abort(id: NodeId): void {
     if (this.#retryNow.has(id)) return;
     this.#retryNow.add(id);
-    this.host.log.info("cluster.link.path_lost", { peer: id, via: this.#paths.get(id) ?? "server" });
+    this.host.log.info("cluster.link.path_lost", { peer: id, via: this.#paths.get(id)?.via ?? "server" });
     this.host.t.disconnect(id);
   }
 
@@ -227,7 +233,7 @@ export class Links {
       return;
     }
     this.connecting.add(id);
-    this.#paths.set(id, via ?? null);
+    this.#paths.set(id, { via: via ?? null, at: h.clock.now() });
     this.#retryNow.delete(id);
     h.t.connect(id, { via, timeoutMs: h.config.connectTimeoutMs }).then(
       () => {
