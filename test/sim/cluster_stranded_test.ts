@@ -9,12 +9,12 @@
  * linked to each other (directly or relayed) within 3 s of virtual time, d through the
  * other members' own endpoints.
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect } from "bun:test";
 import { clusterSimulation, type SimMember, startMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
-import { withSeed } from "../../src/sim/seed.ts";
+import { seededTest } from "../support/seeded.ts";
 
-const FILE = "test/sim/cluster_stranded_test.ts";
+const seeded = seededTest("test/sim/cluster_stranded_test.ts");
 const RUNS = 20;
 /** The issue's target: survivors agree and are fully linked this soon after the kill. */
 const TARGET_MS = 3_000;
@@ -69,22 +69,17 @@ async function strandedRun(seed: number): Promise<{ ms: number; killAfterMs: num
   return { ms, killAfterMs, paths: survivors.reduce((sum, x) => sum + x.signal!.paths.opened, 0) };
 }
 
-describe("stranded joiner (simulated signaling endpoints)", () => {
-  test(
-    `${RUNS} seeds: a killed 0–2 s after the last join while d links only to a → agreed and fully linked ≤ 3 s`,
-    async () => {
-      const results: string[] = [];
-      for (let i = 0; i < RUNS; i++) {
-        await withSeed(FILE, 1100 + i, async (seed) => {
-          const r = await strandedRun(seed);
-          results.push(`${r.ms} (kill after ${r.killAfterMs})`);
-          // d and the others met through their own endpoints (a's died with it).
-          expect(r.paths).toBeGreaterThan(0);
-          expect(r.ms).toBeLessThanOrEqual(TARGET_MS);
-        });
-      }
-      console.log(`stranded joiner (sim): agreed and fully linked after ${results.join(", ")} virtual ms`);
-    },
-    120_000,
-  );
+const results: string[] = [];
+afterAll(() => console.log(`stranded joiner (sim): agreed and fully linked after ${results.join(", ")} virtual ms`));
+
+describe("stranded joiner (simulated signaling endpoints): a killed 0–2 s after the last join while d links only to a", () => {
+  for (let i = 0; i < RUNS; i++) {
+    seeded(`seed ${1100 + i}: survivors agree and are fully linked within 3 s`, 1100 + i, async (seed) => {
+      const r = await strandedRun(seed);
+      results.push(`${r.ms} (kill after ${r.killAfterMs})`);
+      // d and the others met through their own endpoints (a's died with it).
+      expect(r.paths).toBeGreaterThan(0);
+      expect(r.ms).toBeLessThanOrEqual(TARGET_MS);
+    }, 30_000);
+  }
 });
