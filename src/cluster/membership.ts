@@ -341,7 +341,9 @@ export class Membership implements ClusterView {
 
   /**
    * A new signaling path to `id` opened (the shell connected to the member's own signaling
-   * endpoint): if it is still unlinked, try to link to it now instead of after the backoff.
+   * endpoint, or found it registered at another server): if it is still unlinked, link to it
+   * now instead of after the backoff, giving up an attempt that cannot complete (see
+   * `Links.retry`).
    */
   retryLink(id: NodeId): void {
     this.#links.retry(id);
