@@ -30,7 +30,10 @@ interface Run {
   balancedMs: number;
   /** replicasMissing on the first member when all listed each other. */
   missingAtFormation: number;
-  /** The first member's snapshot counters once every member was safe (where the fill time went). */
+  /**
+   * The first member's snapshot and log re-shipment counters once every member was safe (how
+   * the new backups were filled: snapshots, or the partition's write log when it covers it).
+   */
   snapshots: Record<string, number>;
 }
 
@@ -43,6 +46,8 @@ const SNAPSHOT_COUNTERS = [
   "snapshotFastResends",
   "snapshotChunkBytesSent",
   "pullsReceived",
+  "logResends",
+  "logOpsResent",
 ];
 
 /** Replication counters of `m` from its `GET /metrics` (the `shoal_replication_events_total` family). */
