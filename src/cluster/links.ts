@@ -39,7 +39,7 @@ export interface LinksHost extends MembershipPart {
 }
 
 /** A link attempt signalled through a server is given up for a new path only once this old. */
-const RESTART_MIN_AGE_MS = 500;
+const RESTART_MIN_AGE_MS = 1_000;
 
 export class Links {
   /** Live members this node has no link to yet. */
@@ -115,8 +115,9 @@ export class Links {
     st.link.nextAt = 0;
     this.unlinked.add(id);
     const p = this.#paths.get(id);
-    // A server attempt started just now likely went through the new path already: restarting
-    // it would only cost the progress it made (several paths often appear within a few ms).
+    // A server attempt started lately likely went through the new path already: restarting it
+    // would only cost the progress it made (several paths often appear within a few ms, and on
+    // a loaded machine a WebRTC set-up takes seconds).
     const serverStuck = p?.via === null && this.host.clock.now() - p.at >= RESTART_MIN_AGE_MS;
     if (serverStuck || (p?.via && !this.#healthyRelay(p.via))) this.#abort(id);
     this.queueTick();

@@ -127,9 +127,11 @@ export class SignalPaths<C extends EndpointConnection> {
       const via = h.fixed().find((c) => c.connected && c.peers().includes(id)) ?? this.connectionTo(id) ?? null;
       const before = this.#reachedVia.get(id);
       this.#reachedVia.set(id, via);
-      // A path appeared, or moved (the server the member was reached through died, and the
-      // member has registered at this node's own endpoint meanwhile, say): link through it now.
-      if (via && before !== undefined && before !== via) h.retryLink(id);
+      // A path appeared where there was none, or the server the member was reached through
+      // died and the member is registered elsewhere (at this node's own endpoint, say): link
+      // through it now. Two open servers that both list it trade places freely: an attempt
+      // under way through one of them is left alone.
+      if (via && before !== undefined && before !== via && (before === null || !before.connected)) h.retryLink(id);
       // A member reached through another server but still unlinked after a while: open its
       // own endpoint too (it dies only with the member), and signal through that.
       if ((via && now - since < STALE_PATH_MS) || this.#paths.has(url) || this.#paths.size >= MAX_MEMBER_PATHS) {
