@@ -17,13 +17,8 @@
  * Ends with one JSON line of the raw figures.
  */
 import nodeProcess from "node:process";
-import { realClock } from "../src/core/clock.ts";
-import { silentLogger } from "../src/core/log.ts";
-import { Random } from "../src/core/random.ts";
-import { DataGrid } from "../src/map/data_grid.ts";
-import { MemoryNetwork } from "../src/transport/memory.ts";
-import { MessageRouter } from "../src/transport/router.ts";
-import { TestCluster } from "../test/support/test_cluster_view.ts";
+import type { DataGrid } from "../src/map/data_grid.ts";
+import { memoryGrids } from "./_memory_grid.ts";
 
 // deno-lint-ignore no-explicit-any
 const g0 = globalThis as any;
@@ -50,6 +45,8 @@ const rss = (): number => {
   g0.gc?.();
   return nodeProcess.memoryUsage().rss;
 };
+/** Live heap after the GC `rss()` runs (call rss() first). */
+const heapUsed = (): number => nodeProcess.memoryUsage().heapUsed;
 const cpuMs = (): number => {
   const u = nodeProcess.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -57,55 +54,13 @@ const cpuMs = (): number => {
 const mb = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MB`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const rng = new Random(7);
-const net = new MemoryNetwork({
-  clock: realClock,
-  rng: rng.fork(),
-  link: { delayMs: 0 },
-  encode: true,
-  connectDelayMs: 0,
+const { grids, threeAndClient } = memoryGrids({
+  seed: 7,
+  map: { logPerPartition: LOG, eventsPerPartition: EVENTS },
+  maps: { "cache*": { maxSizePerMember: LIMIT, eviction: "lru" } },
 });
-const cluster = new TestCluster();
-const grids = new Map<string, DataGrid>();
-
-async function add(id: string, lite = false): Promise<DataGrid> {
-  const transport = net.attach(id);
-  const router = new MessageRouter(transport);
-  const view = cluster.add(id, lite);
-  const grid = new DataGrid({
-    self: id,
-    view,
-    transport,
-    router,
-    clock: realClock,
-    rng: rng.fork(),
-    log: silentLogger,
-    config: {
-      partitionCount: 271,
-      backupCount: 1,
-      asyncBackupCount: 0,
-      lite,
-      map: { logPerPartition: LOG, eventsPerPartition: EVENTS },
-      maps: { "cache*": { maxSizePerMember: LIMIT, eviction: "lru" } },
-    },
-  });
-  for (const other of grids.keys()) await transport.connect(other);
-  grids.set(id, grid);
-  cluster.publish();
-  return grid;
-}
-
-async function settled(g: DataGrid, want: number): Promise<void> {
-  for (;;) {
-    const s = g.partitionSummary();
-    if (s.migrating === 0 && s.replicasMissing === 0 && Object.keys(s.owners).length === want) return;
-    await sleep(5);
-  }
-}
-
-const data = [await add("a"), await add("b"), await add("c")];
-const client = await add("client", true);
-await settled(data[0], 3);
+const client = await threeAndClient();
+const data = ["a", "b", "c"].map((id) => grids.get(id)!);
 
 const primaryCount = (g: DataGrid, map: string) => g.localMaps().find((m) => m.name === map)?.size ?? 0;
 
@@ -125,14 +80,19 @@ async function eviction(): Promise<void> {
   };
   let rssAfterFill = 0;
   const rssSamples: number[] = [];
+  // Live heap after a full GC: what the process holds, without the allocator's slack that RSS shows.
+  let heapAfterFill = 0;
+  const heapSamples: number[] = [];
   const t0 = performance.now();
   for (let i = 0; i < ENTRIES; i += BATCH) {
     const batch: Array<[number, string]> = [];
     for (let j = i; j < Math.min(ENTRIES, i + BATCH); j++) batch.push([j, value]);
     await cache.putAll(batch);
     sample();
-    if (rssAfterFill === 0 && i + BATCH >= LIMIT * 3) rssAfterFill = rss();
-    if ((i / BATCH) % Math.max(1, Math.floor(ENTRIES / BATCH / 8)) === 0) rssSamples.push(rss());
+    if (rssAfterFill === 0 && i + BATCH >= LIMIT * 3) (rssAfterFill = rss(), heapAfterFill = heapUsed());
+    if ((i / BATCH) % Math.max(1, Math.floor(ENTRIES / BATCH / 8)) === 0) {
+      (rssSamples.push(rss()), heapSamples.push(heapUsed()));
+    }
   }
   const loadMs = performance.now() - t0;
   await sleep(500);
@@ -140,6 +100,7 @@ async function eviction(): Promise<void> {
   const finalPrimaries = data.map((g) => primaryCount(g, "cache-1"));
   const backups = data.map((g) => g.maps.debugReplicas().filter((r) => !r.primary).reduce((n, r) => n + r.entries, 0));
   const rssEnd = rss();
+  const heapEnd = heapUsed();
   console.log(
     `  load ${(ENTRIES / (loadMs / 1000)).toFixed(0)} entries/s; most primaries on one member at any sample: ` +
       `${maxSeen} (limit ${LIMIT}, +${(((maxSeen - LIMIT) / LIMIT) * 100).toFixed(2)} %); at the end ${
@@ -152,7 +113,22 @@ async function eviction(): Promise<void> {
       mb(rssEnd)
     }`,
   );
-  Object.assign(figures, { maxPrimariesSeen: maxSeen, finalPrimaries, backups, rssAfterFill, rssSamples, rssEnd });
+  console.log(
+    `  live heap after the first fill ${mb(heapAfterFill)}, during the load ${
+      heapSamples.map(mb).join(", ")
+    }, at the end ${mb(heapEnd)}`,
+  );
+  Object.assign(figures, {
+    maxPrimariesSeen: maxSeen,
+    finalPrimaries,
+    backups,
+    rssAfterFill,
+    rssSamples,
+    rssEnd,
+    heapAfterFill,
+    heapSamples,
+    heapEnd,
+  });
   await cache.destroy();
 }
 

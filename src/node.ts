@@ -95,6 +95,7 @@ export class Node implements ShoalNode {
       self: id,
       cluster: options.cluster,
       secret: options.secret,
+      previousSecret: options.previousSecret,
       iceServers: options.iceServers ?? [],
       iceAdditionalHostAddresses: options.iceAdditionalHostAddresses,
       log: log.child({ layer: "transport" }),
@@ -121,6 +122,7 @@ export class Node implements ShoalNode {
       config: {
         cluster: options.cluster,
         secret: options.secret,
+        previousSecret: options.previousSecret,
         name: this.name,
         runtime: runtimeName(),
         lite: options.lite ?? false,
@@ -361,6 +363,11 @@ export class Node implements ShoalNode {
       maps: this.grid.localMapEntries(),
       // Expiries, evictions and touches are writes the primaries originate and replicate.
       replication: { ...this.grid.maps.counters, ...this.grid.maps.housekeeping.counters },
+      rejected: {
+        ...this.membership.stats.rejected,
+        table_not_from_master: this.grid.partitions.stats.pushesIgnored,
+        table_implausible: this.grid.partitions.stats.reportsRejected,
+      },
     };
   }
 
@@ -415,11 +422,10 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
   if (!secret) throw new ShoalError("INVALID_ARGUMENT", "Cannot start a node without a cluster secret");
   const maps = parseMapsConfig(options.maps ?? {}, "maps");
   if ("error" in maps) throw new ShoalError("INVALID_ARGUMENT", maps.error);
-  const backups = backupCountProblem(
-    maps.maps,
-    options.backupCount ?? Defaults.backupCount,
-    options.asyncBackupCount ?? Defaults.asyncBackupCount,
-  );
+  const backups = backupCountProblem(maps.maps, {
+    backupCount: options.backupCount ?? Defaults.backupCount,
+    asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
+  });
   if (backups) throw new ShoalError("INVALID_ARGUMENT", `Cannot start a node: ${backups}`);
   const log = createLogger(options.logLevel ?? Defaults.logLevel, { member: id, name: options.name });
   const node = new Node({ ...options, cluster, secret }, id, log);
