@@ -149,7 +149,7 @@ export class Node implements ShoalNode {
       isLinked: (peer) => this.transport.isLinked(peer),
       fixed: () => this.#signaling,
       open: (url) => this.#openSignaling(url, 5_000),
-      retryLink: (peer) => this.membership.retryLink(peer),
+      retryLink: (peer, serverLost) => this.membership.retryLink(peer, serverLost),
       now: () => Date.now(),
     });
     this.grid = new DataGrid({

@@ -45,6 +45,7 @@ function setup() {
     ownEndpoint: conn([]),
     opened: new Map<string, Conn>(),
     retried: [] as string[],
+    serverLost: [] as string[],
   };
   const paths = new SignalPaths<Conn>({
     self: "d",
@@ -57,7 +58,10 @@ function setup() {
       world.opened.set(url, c);
       return Promise.resolve(c);
     },
-    retryLink: (id) => void world.retried.push(id),
+    retryLink: (id, serverLost) => {
+      world.retried.push(id);
+      if (serverLost) world.serverLost.push(id);
+    },
     now: () => world.now,
   });
   const tick = async (ms: number) => {
@@ -77,6 +81,8 @@ describe("SignalPaths", () => {
     await tick(250);
     expect([...world.opened.keys()].sort()).toEqual(["mem://b", "mem://c"]);
     expect(world.retried.sort()).toEqual(["b", "c"]);
+    // Attempts through the dead server are given up however young.
+    expect(world.serverLost.sort()).toEqual(["b", "c"]);
     expect(paths.endpointOf("b")).toBe(world.opened.get("mem://b")!);
   });
 
@@ -101,6 +107,8 @@ describe("SignalPaths", () => {
     expect([...world.opened.keys()]).toEqual(["mem://b"]);
     expect(paths.endpointOf("b")).toBe(world.opened.get("mem://b")!);
     expect(world.retried).toEqual(["b"]);
+    // Its server is alive: an attempt through it is left alone unless it is old.
+    expect(world.serverLost).toEqual([]);
   });
 
   test("a path closes 5 s after its member is linked directly", async () => {

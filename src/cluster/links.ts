@@ -108,8 +108,10 @@ export class Links {
    * A new signaling path to `id` opened (its own signaling endpoint): link now, and give up
    * an attempt under way that cannot complete, one signalled through a server (the server
    * it went through may be the one that died) or through a member that is not alive here.
+   * @param serverLost the server `id` was reached through is gone: an attempt signalled
+   *   through a server is given up however young (it went through the dead one)
    */
-  retry(id: NodeId): void {
+  retry(id: NodeId, serverLost = false): void {
     const st = this.host.list.states.get(id);
     if (!st || id === this.host.self || this.host.t.isLinked(id) || st.status > Status.suspect) return;
     st.link.nextAt = 0;
@@ -118,7 +120,7 @@ export class Links {
     // A server attempt started lately likely went through the new path already: restarting it
     // would only cost the progress it made (several paths often appear within a few ms, and on
     // a loaded machine a WebRTC set-up takes seconds).
-    const serverStuck = p?.via === null && this.host.clock.now() - p.at >= RESTART_MIN_AGE_MS;
+    const serverStuck = p?.via === null && (serverLost || this.host.clock.now() - p.at >= RESTART_MIN_AGE_MS);
     if (serverStuck || (p?.via && !this.#healthyRelay(p.via))) this.#abort(id);
     this.queueTick();
   }

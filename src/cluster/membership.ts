@@ -348,8 +348,8 @@ export class Membership implements ClusterView {
    * now instead of after the backoff, giving up an attempt that cannot complete (see
    * `Links.retry`).
    */
-  retryLink(id: NodeId): void {
-    this.#links.retry(id);
+  retryLink(id: NodeId, serverLost = false): void {
+    this.#links.retry(id, serverLost);
   }
 
   /**

@@ -52,8 +52,11 @@ export interface SignalPathsHost<C extends EndpointConnection> {
   fixed(): readonly EndpointConnection[];
   /** Opens a connection to the signaling endpoint at `url`; rejects when it cannot. */
   open(url: string): Promise<C>;
-  /** A path to `id` opened: link now (membership's `retryLink`). */
-  retryLink(id: NodeId): void;
+  /**
+   * A path to `id` opened: link now (membership's `retryLink`); `serverLost` when the server
+   * it was reached through before is gone.
+   */
+  retryLink(id: NodeId, serverLost: boolean): void;
   now(): number;
 }
 
@@ -73,6 +76,8 @@ export class SignalPaths<C extends EndpointConnection> {
   readonly #failedAt = new Map<string, number>();
   /** The connection through which each unlinked member was last found registered (null: none). */
   readonly #reachedVia = new Map<NodeId, EndpointConnection | null>();
+  /** Unlinked members whose server died since they were last given a path. */
+  readonly #serverLost = new Set<NodeId>();
   /** Since when each member has been unlinked here. */
   readonly #unlinkedSince = new Map<NodeId, number>();
   #stopped = false;
@@ -118,6 +123,7 @@ export class SignalPaths<C extends EndpointConnection> {
       if (!targets.has(id) || h.isLinked(id)) {
         this.#reachedVia.delete(id);
         this.#unlinkedSince.delete(id);
+        this.#serverLost.delete(id);
       }
     }
     for (const [id, url] of targets) {
@@ -127,11 +133,14 @@ export class SignalPaths<C extends EndpointConnection> {
       const via = h.fixed().find((c) => c.connected && c.peers().includes(id)) ?? this.connectionTo(id) ?? null;
       const before = this.#reachedVia.get(id);
       this.#reachedVia.set(id, via);
+      if (before && before !== via && !before.connected) this.#serverLost.add(id);
       // A path appeared where there was none, or the server the member was reached through
       // died and the member is registered elsewhere (at this node's own endpoint, say): link
       // through it now. Two open servers that both list it trade places freely: an attempt
       // under way through one of them is left alone.
-      if (via && before !== undefined && before !== via && (before === null || !before.connected)) h.retryLink(id);
+      if (via && before !== undefined && before !== via && (before === null || !before.connected)) {
+        h.retryLink(id, this.#serverLost.delete(id));
+      }
       // A member reached through another server but still unlinked after a while: open its
       // own endpoint too (it dies only with the member), and signal through that.
       if ((via && now - since < STALE_PATH_MS) || this.#paths.has(url) || this.#paths.size >= MAX_MEMBER_PATHS) {
@@ -163,7 +172,7 @@ export class SignalPaths<C extends EndpointConnection> {
         if (this.#stopped || this.#paths.get(url) !== entry) return conn.close();
         entry.conn = conn;
         if (conn.peers().includes(id)) this.#reachedVia.set(id, conn);
-        h.retryLink(id);
+        h.retryLink(id, this.#serverLost.delete(id));
       },
       () => {
         if (this.#paths.get(url) === entry) this.#paths.delete(url);

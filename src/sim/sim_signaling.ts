@@ -46,7 +46,7 @@ export class SimSignaling {
       isLinked: (id) => net.node(self)?.isLinked(id) ?? false,
       fixed: () => this.#fixed,
       open: (url) => this.#open(url),
-      retryLink: (id) => m.retryLink(id),
+      retryLink: (id, serverLost) => m.retryLink(id, serverLost),
       now: () => clock.now(),
     });
     m.subscribe((e) => {
