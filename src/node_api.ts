@@ -95,3 +95,12 @@ export interface ShoalNode extends AsyncDisposable {
   /** Graceful leave: migrates owned partitions away, says `left`, closes links. */
   shutdown(): Promise<void>;
 }
+
+/**
+ * The members of `node`'s view it has no link to, direct or relayed (empty once it reaches
+ * every member): what its ready line and `GET /health` report as `lacks`.
+ */
+export function membersLacking(node: Pick<ShoalNode, "id" | "links" | "cluster">): NodeId[] {
+  const linked = new Set(node.links().map((l) => l.peer));
+  return node.cluster.members().map((m) => m.id).filter((id) => id !== node.id && !linked.has(id));
+}

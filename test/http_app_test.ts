@@ -22,6 +22,7 @@ describe("GET /health", () => {
       master: null,
       safe: false,
       replicasMissing: missing(),
+      lacks: [],
     });
     node.join();
     const after = await app.request("/health");
@@ -32,6 +33,7 @@ describe("GET /health", () => {
       master: node.id,
       safe: missing() === 0,
       replicasMissing: missing(),
+      lacks: [],
     });
   });
 
@@ -42,6 +44,18 @@ describe("GET /health", () => {
     const body = await (await app.request("/health")).json();
     expect(body.safe).toBe(true);
     expect(body.replicasMissing).toBe(0);
+    expect(body.lacks).toEqual([]);
+  });
+
+  test("names the members this member has no link to, direct or relayed (lacks)", async () => {
+    const node = createTestNode({ members: 4 });
+    const [, , third, fourth] = node.cluster.members().map((m) => m.id);
+    const all = node.links.bind(node);
+    // Its link to the fourth member has not opened yet.
+    node.links = () => all().filter((l) => l.peer !== fourth);
+    const body = await (await createHttpApp(node).request("/health")).json();
+    expect(body.lacks).toEqual([fourth]);
+    expect(all().map((l) => l.peer)).toContain(third);
   });
 });
 

@@ -38,11 +38,21 @@ export interface LinksHost extends MembershipPart {
   randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[];
 }
 
+/** A link attempt signalled through a server is given up for a new path only once this old. */
+const RESTART_MIN_AGE_MS = 1_000;
+
 export class Links {
   /** Live members this node has no link to yet. */
   readonly unlinked = new Set<NodeId>();
   /** Members a link is being opened to (split-brain checks use it too). */
   readonly connecting = new Set<NodeId>();
+  /**
+   * How each link being opened is signalled: through a member (relayed over the mesh) or,
+   * `null`, through a signaling server.
+   */
+  readonly #paths = new Map<NodeId, { via: NodeId | null; at: number }>();
+  /** Links whose opening was given up on purpose (their path died): retried at once. */
+  readonly #retryNow = new Set<NodeId>();
   #tickQueued = false;
 
   constructor(readonly host: LinksHost) {}
@@ -78,9 +88,53 @@ export class Links {
   /** A member is gone (verdict or removal): only this tears its link down. */
   gone(id: NodeId): void {
     const t = this.host.t;
+    this.pathLost(id);
     this.unlinked.delete(id);
     if (t.isLinked(id)) t.disconnect(id);
     if (t.routeOf(id)) t.setRoute(id, null);
+  }
+
+  /**
+   * `via` is suspect or gone: links being signalled through it will not complete (a killed
+   * member relays nothing, and the transport would wait out its connect timeout). Give them
+   * up and open them again at once through another path (another member that reaches the
+   * peer, or a signaling server where the peer is registered).
+   */
+  pathLost(via: NodeId): void {
+    for (const [id, p] of this.#paths) if (p.via === via) this.#abort(id);
+  }
+
+  /**
+   * A new signaling path to `id` opened (its own signaling endpoint): link now, and give up
+   * an attempt under way that cannot complete, one signalled through a server (the server
+   * it went through may be the one that died) or through a member that is not alive here.
+   * @param serverLost the server `id` was reached through is gone: an attempt signalled
+   *   through a server is given up however young (it went through the dead one)
+   */
+  retry(id: NodeId, serverLost = false): void {
+    const st = this.host.list.states.get(id);
+    if (!st || id === this.host.self || this.host.t.isLinked(id) || st.status > Status.suspect) return;
+    st.link.nextAt = 0;
+    this.unlinked.add(id);
+    const p = this.#paths.get(id);
+    // A server attempt started lately likely went through the new path already: restarting it
+    // would only cost the progress it made (several paths often appear within a few ms, and on
+    // a loaded machine a WebRTC set-up takes seconds).
+    const serverStuck = p?.via === null && (serverLost || this.host.clock.now() - p.at >= RESTART_MIN_AGE_MS);
+    if (serverStuck || (p?.via && !this.#healthyRelay(p.via))) this.#abort(id);
+    this.queueTick();
+  }
+
+  #abort(id: NodeId): void {
+    if (this.#retryNow.has(id)) return;
+    this.#retryNow.add(id);
+    this.host.log.info("cluster.link.path_lost", { peer: id, via: this.#paths.get(id)?.via ?? "server" });
+    this.host.t.disconnect(id);
+  }
+
+  /** A member that can relay signaling: linked and not suspected here. */
+  #healthyRelay(id: NodeId): boolean {
+    return this.host.t.isLinked(id) && this.host.list.states.get(id)?.status === Status.alive;
   }
 
   /** A link came up: drop any relay route, and the link-opening back-off. */
@@ -136,12 +190,12 @@ export class Links {
 
   /** Members worth asking whether they reach `target`: the master, our contact, two at random. */
   #viaCandidates(target: NodeId): NodeId[] {
-    const { t, self } = this.host;
+    const self = this.host.self;
     const out = new Set<NodeId>();
     for (const c of [this.host.master(), this.host.contact()]) {
-      if (c && c !== target && c !== self && t.isLinked(c)) out.add(c);
+      if (c && c !== target && c !== self && this.#healthyRelay(c)) out.add(c);
     }
-    for (const r of this.host.randomMembers(2, (x) => x !== target && t.isLinked(x))) out.add(r);
+    for (const r of this.host.randomMembers(2, (x) => x !== target && this.#healthyRelay(x))) out.add(r);
     return [...out];
   }
 
@@ -182,9 +236,13 @@ export class Links {
       return;
     }
     this.connecting.add(id);
+    this.#paths.set(id, { via: via ?? null, at: h.clock.now() });
+    this.#retryNow.delete(id);
     h.t.connect(id, { via, timeoutMs: h.config.connectTimeoutMs }).then(
       () => {
         this.connecting.delete(id);
+        this.#paths.delete(id);
+        this.#retryNow.delete(id);
         st.link.attempts = 0;
         st.link.established = true;
         this.unlinked.delete(id);
@@ -193,8 +251,14 @@ export class Links {
       },
       (err) => {
         this.connecting.delete(id);
+        this.#paths.delete(id);
         if (h.stopped()) return;
         this.queueTick();
+        if (this.#retryNow.delete(id)) {
+          // Given up on purpose (its path died): open it again now, through another path.
+          st.link.nextAt = 0;
+          return;
+        }
         st.link.attempts++;
         const backoff = Math.min(h.config.linkRetryMaxMs, 500 * 2 ** st.link.attempts) * (0.5 + h.rng.next());
         st.link.nextAt = h.clock.now() + backoff;

@@ -3,7 +3,7 @@
  * surface. Also the dashboard's view of the cluster.
  */
 import type { QuorumState } from "../cluster/quorum.ts";
-import type { LinkInfo, ShoalNode } from "../node_api.ts";
+import { type LinkInfo, membersLacking, type ShoalNode } from "../node_api.ts";
 import { CLOCK_OFFSET_WARN_MS } from "../signaling/challenges.ts";
 import type { NodeId } from "../transport/transport.ts";
 
@@ -110,6 +110,11 @@ export interface HealthJson {
    */
   safe: boolean;
   replicasMissing: number;
+  /**
+   * Members of this member's view it has no link to, direct or relayed (empty once it
+   * reaches every member; links still forming, or a member it is cut off from).
+   */
+  lacks: NodeId[];
 }
 
 /** The body of `GET /health`; `ok` decides between 200 and 503 (`safe` does not). */
@@ -121,6 +126,13 @@ export function healthJson(node: ShoalNode): { ok: boolean; body: HealthJson } {
   const safe = ok && p.version > 0 && p.replicasMissing === 0;
   return {
     ok,
-    body: { status: ok ? "ok" : "starting", member: node.id, master, safe, replicasMissing: p.replicasMissing },
+    body: {
+      status: ok ? "ok" : "starting",
+      member: node.id,
+      master,
+      safe,
+      replicasMissing: p.replicasMissing,
+      lacks: membersLacking(node),
+    },
   };
 }
