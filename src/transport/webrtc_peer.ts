@@ -343,10 +343,28 @@ export function selectedPairOf(ice: unknown): SelectedPair | null | undefined {
   return local && remote ? { local, remote } : undefined;
 }
 
+/** werift's CandidatePairState.FAILED. */
+const PAIR_FAILED = 4;
+
+/**
+ * Whether every candidate pair of an ICE connection has failed (RFC 8445 §6.1.2.6), from
+ * werift's `Connection.checkList`.
+ * @param connection werift's ICE connection (`RTCIceTransport.connection`)
+ * @returns true or false; undefined when `connection` is not as expected
+ */
+export function allPairsFailed(connection: unknown): boolean | undefined {
+  const list = (connection as { checkList?: unknown } | null)?.checkList;
+  if (!Array.isArray(list)) return undefined;
+  if (list.some((p) => typeof (p as { state?: unknown } | null)?.state !== "number")) return undefined;
+  return list.length > 0 && list.every((p) => p.state === PAIR_FAILED);
+}
+
 /** One werift peer connection with one data channel. */
 export class WebRtcPeer {
   /** 'bufferedLow' fires when bufferedAmount drops to this. */
   static lowWaterBytes = 16 * 1024;
+  /** How long every ICE candidate pair must stay failed before the connection is given up. */
+  static pairsFailedGraceMs = 1_500;
   readonly #pc: RTCPeerConnection;
   // deno-lint-ignore no-explicit-any
   readonly #dc: any;
@@ -354,6 +372,7 @@ export class WebRtcPeer {
   #closed = false;
   #opened = false;
   #pairCounted = false;
+  #checksWatch: ReturnType<typeof setInterval> | undefined;
   events: WebRtcPeerEvents = { open: noop, close: noop, message: noop, bufferedLow: noop };
 
   constructor(opts: WebRtcPeerOptions) {
@@ -414,6 +433,7 @@ export class WebRtcPeer {
   /** Applies a remote offer and returns the complete answer SDP. */
   async acceptOffer(sdp: string): Promise<string> {
     await this.#pc.setRemoteDescription({ type: "offer", sdp });
+    this.#watchChecks();
     const answer = await this.#pc.createAnswer();
     await this.#pc.setLocalDescription(answer);
     await this.#gathered();
@@ -423,6 +443,7 @@ export class WebRtcPeer {
   /** Applies the remote answer to our offer. */
   async acceptAnswer(sdp: string): Promise<void> {
     await this.#pc.setRemoteDescription({ type: "answer", sdp });
+    this.#watchChecks();
   }
 
   /**
@@ -488,7 +509,32 @@ export class WebRtcPeer {
     }
   }
 
+  /**
+   * Gives the connection up once every ICE candidate pair has failed and stayed failed for
+   * {@link WebRtcPeer.pairsFailedGraceMs}: werift then waits in `checking` forever, so the
+   * caller's connect timeout (10 s) would be the only way out. A pair added meanwhile (a
+   * peer-reflexive one, from the peer's own checks) restarts the wait. When werift's
+   * objects are not as expected nothing is watched and the connect timeout decides.
+   */
+  #watchChecks(): void {
+    if (this.#checksWatch !== undefined || this.#opened || this.#closed) return;
+    let failedSince: number | undefined;
+    const stop = () => clearInterval(this.#checksWatch);
+    this.#checksWatch = setInterval(() => {
+      if (this.#opened || this.#closed) return stop();
+      const failed = allPairsFailed(this.#pc.iceTransports?.[0]?.connection);
+      if (failed === undefined) return stop();
+      if (!failed) failedSince = undefined;
+      else if (failedSince === undefined) failedSince = performance.now();
+      else if (performance.now() - failedSince >= WebRtcPeer.pairsFailedGraceMs) {
+        stop();
+        this.#fail("every ICE candidate pair failed");
+      }
+    }, 250);
+  }
+
   #fail(reason: string) {
+    clearInterval(this.#checksWatch);
     if (this.#closed) return;
     this.#closed = true;
     this.events.close(reason);
