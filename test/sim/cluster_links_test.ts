@@ -49,6 +49,29 @@ async function relayedPair(seed: number, others: number) {
   return { sim, b, c, via };
 }
 
+/**
+ * Runs `check` for four seeds from `first`, each right after the relay of a {@link relayedPair}
+ * (with `others` more members) crashed.
+ */
+function afterRelayCrash(
+  first: number,
+  others: number,
+  check: (
+    k: Awaited<ReturnType<typeof relayedPair>> & { seed: number; relay: string; killedAt: number },
+  ) => Promise<void>,
+): Promise<void> {
+  return withSeed(FILE, first, async (base) => {
+    for (let seed = base; seed < base + 4; seed++) {
+      const pair = await relayedPair(seed, others);
+      const relay = pair.via(pair.b, pair.c)!;
+      expect({ seed, relay: pair.via(pair.c, pair.b) }).toEqual({ seed, relay });
+      for (const x of pair.sim.liveNodes()) x.events.length = 0;
+      pair.sim.crash(relay);
+      await check({ ...pair, seed, relay, killedAt: pair.sim.clock.now() });
+    }
+  });
+}
+
 const removals = (sim: Simulation<SimMember>) =>
   sim.liveNodes().flatMap((x) => x.events.filter((e) => e.type === "memberRemoved").map(() => x.id));
 
@@ -122,29 +145,21 @@ describe("links", () => {
   test(
     "killing the relay of such a pair: both ends stop reporting the relayed path within detection time, then agree",
     () =>
-      withSeed(FILE, 44, async (base) => {
-        for (let seed = base; seed < base + 4; seed++) {
-          const { sim, b, c, via } = await relayedPair(seed, 0);
-          const relay = via(b, c)!;
-          expect(via(c, b)).toBe(relay);
-          for (const x of sim.liveNodes()) x.events.length = 0;
-          const killedAt = sim.clock.now();
-          sim.crash(relay);
-          // Its link stays open (no linkDown on a crash here, as in the NAT lab): only the
-          // suspicion of the relay says the route leads nowhere.
-          const noPath = (x: SimMember, peer: SimMember) => !x.m.links().some((l) => l.peer === peer.id);
-          await sim.until(() => noPath(b, c) && noPath(c, b), DETECTION_MS, 50, () => `seed ${seed}`);
-          // The pair cannot link, and nobody else reaches both: each end is left alone. Lifeguard
-          // keeps these verdicts slow (nobody can confirm them; see the lone-accuser tests).
-          const alone = (x: SimMember) => x.m.members().length === 1 && x.m.links().length === 0;
-          await sim.until(() => alone(b) && alone(c), 40_000, 100, () => `seed ${seed}`);
-          expect({ seed, b: b.m.memberState(c.id), c: c.m.memberState(b.id) }).toEqual({
-            seed,
-            b: undefined,
-            c: undefined,
-          });
-          expect(sim.clock.now() - killedAt).toBeGreaterThan(DETECTION_MS);
-        }
+      afterRelayCrash(44, 0, async ({ seed, sim, b, c, killedAt }) => {
+        // Its link stays open (no linkDown on a crash here, as in the NAT lab): only the
+        // suspicion of the relay says the route leads nowhere.
+        const noPath = (x: SimMember, peer: SimMember) => !x.m.links().some((l) => l.peer === peer.id);
+        await sim.until(() => noPath(b, c) && noPath(c, b), DETECTION_MS, 50, () => `seed ${seed}`);
+        // The pair cannot link, and nobody else reaches both: each end is left alone. Lifeguard
+        // keeps these verdicts slow (nobody can confirm them; see the lone-accuser tests).
+        const alone = (x: SimMember) => x.m.members().length === 1 && x.m.links().length === 0;
+        await sim.until(() => alone(b) && alone(c), 40_000, 100, () => `seed ${seed}`);
+        expect({ seed, b: b.m.memberState(c.id), c: c.m.memberState(b.id) }).toEqual({
+          seed,
+          b: undefined,
+          c: undefined,
+        });
+        expect(sim.clock.now() - killedAt).toBeGreaterThan(DETECTION_MS);
       }),
     60_000,
   );
@@ -152,26 +167,18 @@ describe("links", () => {
   test(
     "killing the relay of such a pair while another member reaches both ends re-routes it within detection time",
     () =>
-      withSeed(FILE, 45, async (base) => {
-        for (let seed = base; seed < base + 4; seed++) {
-          const { sim, b, c, via } = await relayedPair(seed, 1);
-          const relay = via(b, c)!;
-          const other = sim.liveIds().find((id) => id !== relay && id !== b.id && id !== c.id)!;
-          for (const x of sim.liveNodes()) x.events.length = 0;
-          sim.crash(relay);
-          await sim.until(() => via(b, c) === other && via(c, b) === other, DETECTION_MS, 50, () => `seed ${seed}`);
-          await sim.run(20_000);
-          // The relay is removed everywhere, and nobody else anywhere.
-          const removed = sim.liveNodes().flatMap((x) =>
-            x.events.flatMap((e) => e.type === "memberRemoved" ? [`${x.id}:${e.member.id}`] : [])
-          );
-          expect({ seed, removed: removed.sort() }).toEqual({
-            seed,
-            removed: sim.liveIds().map((id) => `${id}:${relay}`).sort(),
-          });
-          expect({ seed, views: viewDisagreement(sim.liveNodes(), sim.liveIds()) }).toEqual({ seed, views: null });
-          expect(via(b, c)).toBe(other);
-        }
+      afterRelayCrash(45, 1, async ({ seed, sim, b, c, via, relay }) => {
+        const other = sim.liveIds().find((id) => id !== b.id && id !== c.id)!;
+        await sim.until(() => via(b, c) === other && via(c, b) === other, DETECTION_MS, 50, () => `seed ${seed}`);
+        await sim.run(20_000);
+        // The relay is removed everywhere, and nobody else anywhere.
+        const removed = sim.liveNodes().flatMap((x) =>
+          x.events.flatMap((e) => e.type === "memberRemoved" ? [`${x.id}:${e.member.id}`] : [])
+        );
+        const expected = sim.liveIds().map((id) => `${id}:${relay}`);
+        expect({ seed, removed: removed.sort() }).toEqual({ seed, removed: expected.sort() });
+        expect({ seed, views: viewDisagreement(sim.liveNodes(), sim.liveIds()) }).toEqual({ seed, views: null });
+        expect(via(b, c)).toBe(other);
       }),
     60_000,
   );
