@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { decodePosition, encodePosition } from "../src/http/map_events.ts";
 import { startNode } from "../src/node.ts";
 import type { ShoalNode } from "../src/node_api.ts";
+import { readSse, type SseEvent } from "./support/sse.ts";
 
 let node: ShoalNode & { httpUrl?: string; shutdown(): Promise<void> };
 let base = "";
@@ -19,12 +20,6 @@ afterAll(async () => {
   await node?.shutdown();
 });
 
-interface SSE {
-  event: string;
-  id?: string;
-  data: Record<string, unknown>;
-}
-
 /** Opens an SSE stream and collects its events until `close()`. */
 async function open(path: string, lastEventId?: string) {
   const ac = new AbortController();
@@ -33,34 +28,8 @@ async function open(path: string, lastEventId?: string) {
   const res = await fetch(base + path, { signal: ac.signal, headers });
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toContain("text/event-stream");
-  const events: SSE[] = [];
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  const reading = (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buf += value;
-        let cut;
-        while ((cut = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, cut);
-          buf = buf.slice(cut + 2);
-          const e: SSE = { event: "message", data: {} };
-          let hasData = false;
-          for (const line of block.split("\n")) {
-            if (line.startsWith("event: ")) e.event = line.slice(7);
-            else if (line.startsWith("id: ")) e.id = line.slice(4);
-            else if (line.startsWith("data: ")) (e.data = JSON.parse(line.slice(6)), hasData = true);
-          }
-          // As EventSource: a block without data (a comment) dispatches nothing.
-          if (hasData) events.push(e);
-        }
-      }
-    } catch {
-      // aborted
-    }
-  })();
+  const events: SseEvent[] = [];
+  const reading = readSse(res, events);
   return {
     events,
     async close() {

@@ -7,6 +7,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { readSse, type SseEvent } from "./support/sse.ts";
 import { until } from "./support/until.ts";
 
 const started: Member[] = [];
@@ -41,34 +42,13 @@ const put = (m: Member, path: string, v: unknown) =>
 /** Collects SSE events from `url` until `stop()`. */
 function listen(url: string) {
   const ac = new AbortController();
-  const events: Array<{ event: string; data: { key: string; value?: number; seq: number; partition: number } }> = [];
+  const events: SseEvent<{ key: string; value?: number; seq: number; partition: number }>[] = [];
   let ready!: () => void;
   const opened = new Promise<void>((r) => (ready = r));
   const done = (async () => {
     const res = await fetch(url, { signal: ac.signal, headers: { accept: "text/event-stream" } });
     ready();
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "";
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buf += value;
-        let cut;
-        while ((cut = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, cut);
-          buf = buf.slice(cut + 2);
-          let event = "message", data: string | undefined;
-          for (const line of block.split("\n")) {
-            if (line.startsWith("event: ")) event = line.slice(7);
-            else if (line.startsWith("data: ")) data = line.slice(6);
-          }
-          if (data !== undefined) events.push({ event, data: JSON.parse(data) });
-        }
-      }
-    } catch {
-      // aborted
-    }
+    await readSse(res, events);
   })();
   return { events, opened, stop: async () => (ac.abort(), await done.catch(() => {})) };
 }

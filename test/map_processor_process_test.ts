@@ -8,38 +8,19 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { partitionOf } from "../src/partition/partition_of.ts";
-import { killAll, type Member, startMember } from "./support/cluster.ts";
+import { killAll, startSettledCluster } from "./support/cluster.ts";
 import { until } from "./support/until.ts";
 
-const started: Member[] = [];
 afterAll(() => killAll());
 
 const CALLS = 10_000;
 const KEY = "hits";
 
-interface Snapshot {
-  cluster: { members: { id: string }[]; partitions: { count: number; replicasMissing: number; migrating: number } };
-  table: { ids: string[]; replicas: number[][] };
-}
-
 describe("entry processors across processes", () => {
   test(
     "10,000 concurrent increments while the key's primary is killed: acked ≤ final ≤ acked + indeterminate",
     async () => {
-      const a = await startMember({ name: "a", runtime: "bun" });
-      const b = await startMember({ name: "b", runtime: "deno", join: a.url });
-      const c = await startMember({ name: "c", runtime: "bun", join: a.url });
-      const all = [a, b, c];
-      started.push(...all);
-      const snap = await until(
-        async () => {
-          const s = await a.json<Snapshot>("/snapshot");
-          const p = s.cluster.partitions;
-          return s.cluster.members.length === 3 && p.replicasMissing === 0 && p.migrating === 0 ? s : undefined;
-        },
-        90_000,
-        "3 members with full replicas",
-      );
+      const { members: all, snap } = await startSettledCluster(["bun", "deno", "bun"]);
       const p = partitionOf(KEY, snap.cluster.partitions.count);
       const primaryId = snap.table.ids[snap.table.replicas[p][0]];
       const victim = all.find((m) => m.id === primaryId)!;

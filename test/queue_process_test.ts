@@ -7,37 +7,18 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { partitionOf } from "../src/partition/partition_of.ts";
-import { killAll, type Member, startMember } from "./support/cluster.ts";
-import { until } from "./support/until.ts";
+import { killAll, type Member, startSettledCluster } from "./support/cluster.ts";
 
 afterAll(() => killAll());
 
 const ITEMS = 10_000;
 const NAME = "work";
 
-interface Snapshot {
-  cluster: { members: { id: string }[]; partitions: { count: number; replicasMissing: number; migrating: number } };
-  table: { ids: string[]; replicas: number[][] };
-}
-
 describe("distributed queue across processes", () => {
   test(
     "10,000 items while the queue's primary is killed: every acknowledged offer delivered exactly once",
     async () => {
-      const a = await startMember({ name: "a", runtime: "bun" });
-      const b = await startMember({ name: "b", runtime: "deno", join: a.url });
-      const c = await startMember({ name: "c", runtime: "bun", join: a.url });
-      const d = await startMember({ name: "d", runtime: "deno", join: a.url });
-      const all = [a, b, c, d];
-      const snap = await until(
-        async () => {
-          const s = await a.json<Snapshot>("/snapshot");
-          const p = s.cluster.partitions;
-          return s.cluster.members.length === 4 && p.replicasMissing === 0 && p.migrating === 0 ? s : undefined;
-        },
-        90_000,
-        "4 members with full replicas",
-      );
+      const { members: all, snap } = await startSettledCluster(["bun", "deno", "bun", "deno"]);
       const p = partitionOf(NAME, snap.cluster.partitions.count);
       const victim = all.find((m) => m.id === snap.table.ids[snap.table.replicas[p][0]])!;
       const rest = all.filter((m) => m !== victim);

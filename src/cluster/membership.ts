@@ -7,35 +7,33 @@
  * - probe.ts: SWIM probes (ping, ping-req, nack) and their verdicts;
  * - awareness.ts: Lifeguard local health and the detector of this node's own stalls;
  * - master.ts: the master's role (view collection, admissions, publications);
+ * - join.ts: join requests (settings, signaling URLs), their checks and forwarding;
  * - links.ts: links and relay routes; split_brain.ts: split-brain detection and merge.
  *
  * A state machine over an injected Clock, Random and Transport: it never reads the time or
  * sets timers itself, so the simulator runs it in virtual time and a seed replays a run.
  * `members()` is the list minus members this node knows to be dead or gone, and the master
  * is the first of them, so every member computes the same master without a vote.
- *
- * Size (~830 lines, above the ~800 guideline): the join path now also compares cluster-wide
- * settings and reaches members through their own signaling endpoints; both read the join
- * state kept here, and moving them out would spread that state over two files.
  */
 import type { Clock, Timer } from "../core/clock.ts";
 import { assert, ShoalError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { Random } from "../core/random.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
-import { deriveKey, ReplayGuard, sign, verify } from "../wire/envelope.ts";
+import { deriveKey, ReplayGuard } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import { type MembershipConfig, membershipConfig } from "./config.ts";
 import { Awareness, StallDetector } from "./awareness.ts";
 import { GossipQueue, retransmitLimit } from "./gossip_queue.ts";
-import { canonicalSettings, refusalMessage, settingsMismatch } from "./join_settings.ts";
+import { refusalMessage } from "./join_settings.ts";
+import { JoinPath, NOT_JOINED } from "./join.ts";
 import { Links, type MemberLink, type RouteRequest } from "./links.ts";
 import { MasterRole } from "./master.ts";
 import { MemberStates, pushPullScale } from "./member_state.ts";
 import type { MembershipStats } from "./part.ts";
 import { Prober, type ProbeRequest, type RelayRequest } from "./probe.ts";
-import { isNewerList, MemberList, type MemberState } from "./member_list.ts";
+import { MemberList, type MemberState } from "./member_list.ts";
 import {
   type Ack,
   ClusterKinds,
@@ -79,13 +77,6 @@ export interface MembershipDeps extends Omit<ServiceDeps, "view" | "log"> {
 export type { MembershipStats } from "./part.ts";
 
 type Pending = ProbeRequest | RelayRequest | RouteRequest;
-
-type JoinResult =
-  | { kind: "accepted"; list: ListBody; from: NodeId }
-  | { kind: "refused"; code: "AUTH_FAILED" | "REFUSED" | "RETRY"; reason: string }
-  | { kind: "timeout" };
-
-const NOT_JOINED = "contact has not joined a cluster yet";
 
 /**
  * The membership state machine of one node. Implements {@link ClusterView}.
@@ -132,6 +123,8 @@ export class Membership implements ClusterView {
   /** The master's role: view collection, admissions and publications. */
   readonly #masterRole: MasterRole;
   readonly #prober: Prober;
+  /** The join request of this member, and the checks and forwarding of others'. */
+  readonly #join: JoinPath;
   /** The SWIM state transitions of each listed member. */
   readonly #states: MemberStates;
 
@@ -150,7 +143,6 @@ export class Membership implements ClusterView {
   #pending = new Map<number, Pending>();
   #seq = 0;
 
-  #joinWaiter: ((r: JoinResult) => void) | null = null;
   /** When this node last took a rate-limited action per key (bounded). */
   #actions = new Map<string, number>();
 
@@ -245,6 +237,8 @@ export class Membership implements ClusterView {
       publish: () => this.#masterRole.publish(),
       applyItems: (items: readonly GossipItem[], from: NodeId, ms: string) => this.#states.applyItems(items, from, ms),
       suspect: (id: NodeId, inc: number, by: NodeId) => this.#states.suspect(id, inc, by),
+      urls: () => this.#urls,
+      admitJoin: (req: JoinBody, contact: NodeId) => this.#masterRole.onJoin(req, contact, this.#split.merging),
     };
     this.#list = new MemberList(this.self, ctx);
     const parts = { ...ctx, list: this.#list };
@@ -253,6 +247,7 @@ export class Membership implements ClusterView {
     this.#prober = new Prober(parts);
     this.#states = new MemberStates(parts);
     this.#split = new SplitBrain(parts);
+    this.#join = new JoinPath(parts);
     deps.router.on(ClusterKinds, (from, msg) => this.#onMessage(from, msg));
     deps.router.onLink((peer, up, reason) => this.#onLink(peer, up, reason));
   }
@@ -398,7 +393,7 @@ export class Membership implements ClusterView {
           }
         }
         reachable++;
-        const r = await this.#requestJoin(seed);
+        const r = await this.#join.requestJoin(seed);
         if (this.#stopped) throw new ShoalError("SHUTDOWN", "Cannot join: membership stopped");
         if (r.kind === "accepted") {
           this.#contact = seed;
@@ -450,8 +445,7 @@ export class Membership implements ClusterView {
     this.#stopped = true;
     for (const st of this.#list.states.values()) st.suspicion?.cancel();
     this.#masterRole.stop();
-    this.#joinWaiter?.({ kind: "timeout" });
-    this.#joinWaiter = null;
+    this.#join.cancel();
   }
 
   // ---------------------------------------------------------------- internals: plumbing
@@ -591,109 +585,6 @@ export class Membership implements ClusterView {
 
   // ---------------------------------------------------------------- join
 
-  #joinFields(b: Omit<JoinBody, "proof">): unknown[] {
-    const fields: unknown[] = [b.cluster, b.id, b.name, b.runtime, b.lite, b.inc, b.ts, b.nonce];
-    if (b.st) fields.push(canonicalSettings(b.st));
-    if (b.urls) fields.push(b.urls.join(" "));
-    return fields;
-  }
-
-  #makeJoinRequest(): JoinRequest {
-    const b = {
-      cluster: this.config.cluster,
-      id: this.self,
-      name: this.config.name,
-      runtime: this.config.runtime,
-      lite: this.config.lite,
-      inc: this.#inc,
-      ts: Math.floor(this.#clock.now()),
-      nonce: this.#rng.id(32),
-      ...(this.config.settings ? { st: { ...this.config.settings.values } } : {}),
-      ...(this.#urls.length > 0 ? { urls: [...this.#urls] } : {}),
-    };
-    return { t: Kind.ClusterJoinRequest, ...b, proof: sign(this.#joinKey, this.#joinFields(b)) };
-  }
-
-  #requestJoin(seed: NodeId): Promise<JoinResult> {
-    return new Promise((resolve) => {
-      const timer = this.#clock.setTimer(this.config.joinTimeoutMs, () => done({ kind: "timeout" }));
-      const done = (r: JoinResult) => {
-        timer.cancel();
-        if (this.#joinWaiter === done) this.#joinWaiter = null;
-        resolve(r);
-      };
-      this.#joinWaiter = done;
-      if (!this.#send(seed, this.#makeJoinRequest())) done({ kind: "timeout" });
-    });
-  }
-
-  /** Why a join request must be refused, or null. */
-  #checkJoin(req: JoinBody): { code: "AUTH_FAILED" | "REFUSED"; reason: string } | null {
-    if (req.cluster !== this.config.cluster) return { code: "REFUSED", reason: "cluster name does not match" };
-    if (!verify(this.#joinKey, this.#joinFields(req), req.proof)) {
-      return { code: "AUTH_FAILED", reason: "join proof does not verify (wrong cluster secret)" };
-    }
-    const r = this.#replay.check(req.nonce, req.ts, this.#clock.now());
-    if (r) return { code: "AUTH_FAILED", reason: `join refused: ${r}` };
-    // Settings that differ cannot work together (a joiner without any is of another version).
-    const differs = this.config.settings && settingsMismatch(this.config.settings, req.st ?? {});
-    if (differs) return { code: "REFUSED", reason: differs };
-    return null;
-  }
-
-  #refuseJoin(to: NodeId, joiner: NodeId, code: JoinRefused["code"], reason: string): void {
-    if (code !== "RETRY") {
-      this.stats.joinsRefused++;
-      this.#log.warn("cluster.admission.refused", { joiner, code, reason });
-    }
-    this.#send(to, { t: Kind.ClusterJoinRefused, joiner, code, reason } satisfies JoinRefused);
-  }
-
-  #onJoinRequest(from: NodeId, m: JoinRequest): void {
-    if (!this.#joined || this.#rejoining) return this.#refuseJoin(from, m.id, "RETRY", NOT_JOINED);
-    if (m.id !== from) return this.#refuseJoin(from, m.id, "REFUSED", "join request must come from the joiner itself");
-    const bad = this.#checkJoin(m);
-    if (bad) return this.#refuseJoin(from, m.id, bad.code, bad.reason);
-    const { t: _t, ...req } = m;
-    if (this.isMaster()) return this.#handleAdmission(req, this.self, from);
-    const master = this.#master;
-    if (!master || !this.#send(master, { t: Kind.ClusterJoinForward, contact: this.self, req } satisfies JoinForward)) {
-      this.#refuseJoin(from, m.id, "RETRY", "master unreachable");
-    }
-  }
-
-  #onJoinForward(from: NodeId, m: JoinForward): void {
-    if (!this.isMaster()) return this.#refuseJoin(from, m.req.id, "RETRY", "not the master");
-    const bad = this.#checkJoin(m.req);
-    if (bad) return this.#refuseJoin(from, m.req.id, bad.code, bad.reason);
-    this.#handleAdmission(m.req, m.contact, from);
-  }
-
-  #handleAdmission(req: JoinBody, contact: NodeId, replyTo: NodeId): void {
-    const refusal = this.#masterRole.onJoin(req, contact, this.#split.merging);
-    if (refusal) this.#refuseJoin(replyTo, req.id, refusal.code, refusal.reason);
-  }
-
-  #onJoinAccepted(from: NodeId, m: JoinAccepted): void {
-    if (m.joiner !== this.self) {
-      if (this.#t.isLinked(m.joiner)) this.#send(m.joiner, m);
-      return;
-    }
-    if (this.#joinWaiter) return this.#joinWaiter({ kind: "accepted", list: m.list, from });
-    if (this.#rejoining && isNewerList(this.#list.version, m.list.version)) {
-      this.#log.info("cluster.join.rejoined", { master: m.list.master });
-      this.#installList(m.list, null);
-    }
-  }
-
-  #onJoinRefused(_from: NodeId, m: JoinRefused): void {
-    if (m.joiner !== this.self) {
-      if (this.#t.isLinked(m.joiner)) this.#send(m.joiner, m);
-      return;
-    }
-    this.#joinWaiter?.({ kind: "refused", code: m.code, reason: m.reason });
-  }
-
   /** The master's list no longer holds this node (it was taken for dead): join again. */
   #outOfList(): void {
     if (this.#rejoining || this.#leaving) return;
@@ -718,7 +609,7 @@ export class Membership implements ClusterView {
       const targets = [this.#master, this.#contact, ...this.members().map((m) => m.id)].filter((x): x is NodeId =>
         !!x && x !== this.self && this.#links.reachable(x)
       );
-      if (targets.length > 0) this.#send(targets[0], this.#makeJoinRequest());
+      if (targets.length > 0) this.#send(targets[0], this.#join.makeJoinRequest());
       this.#after(this.config.joinTimeoutMs, attempt);
     };
     attempt();
@@ -736,13 +627,13 @@ export class Membership implements ClusterView {
     if (this.#joined) this.#states.tellIfDead(from);
     switch (msg.t) {
       case Kind.ClusterJoinRequest:
-        return this.#onJoinRequest(from, msg as JoinRequest);
+        return this.#join.onJoinRequest(from, msg as JoinRequest);
       case Kind.ClusterJoinForward:
-        return this.#onJoinForward(from, msg as JoinForward);
+        return this.#join.onJoinForward(from, msg as JoinForward);
       case Kind.ClusterJoinAccepted:
-        return this.#onJoinAccepted(from, msg as JoinAccepted);
+        return this.#join.onJoinAccepted(from, msg as JoinAccepted);
       case Kind.ClusterJoinRefused:
-        return this.#onJoinRefused(from, msg as JoinRefused);
+        return this.#join.onJoinRefused(from, msg as JoinRefused);
     }
     if (!this.#joined) {
       // Admitted but the acceptance is still on its way (lost, or slow): members already
@@ -751,7 +642,7 @@ export class Membership implements ClusterView {
         this.#send(from, { t: Kind.ClusterAck, seq: (msg as Ping).seq, lv: 0, ms: "", g: [] } satisfies Ack);
         // Being probed means the master admitted this node: its acceptance was lost. Ask
         // again through the prober (the master answers a repeated request with its list).
-        if (this.#joinWaiter && this.#rateOk(`join:${from}`)) this.#send(from, this.#makeJoinRequest());
+        if (this.#join.waiting && this.#rateOk(`join:${from}`)) this.#send(from, this.#join.makeJoinRequest());
       }
       return;
     }

@@ -21,11 +21,12 @@
  * (not retried). Writes from the owner's member pass: write fencing is per member, lock
  * ownership per member + handle.
  */
-import { decodeValue, encodeValue } from "../wire/codec.ts";
+import { encodeValue } from "../wire/codec.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { type OpBody, OpCode, type OpOutcome } from "./operations.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
 import { bytesEqual } from "./record_store.ts";
+import { readRecord, writeRecord } from "./internal_records.ts";
 
 /** Internal map holding the locks of map `m`. */
 export const LOCK_MAP_PREFIX = "\u0001lock:";
@@ -53,10 +54,8 @@ export interface LockState {
 const empty = (): LockState => ({ t: 0, o: null, x: 0, w: [] });
 
 function read(data: PartitionData, m: string, k: Uint8Array): LockState {
-  const rec = data.maps.get(lockMapOf(m))?.get(k);
-  if (!rec) return empty();
-  const s = decodeValue(rec.value) as LockState;
-  return { t: s.t, o: s.o, x: s.x, w: s.w ?? [] };
+  const s = readRecord<LockState>(data, lockMapOf(m), k);
+  return s ? { t: s.t, o: s.o, x: s.x, w: s.w ?? [] } : empty();
 }
 
 /**
@@ -166,7 +165,7 @@ export function executeLockOp(
 
 function effectsOf(m: string, k: Uint8Array, before: LockState, after: LockState, now: number): Effect[] {
   if (same(before, after)) return [];
-  return [{ m: lockMapOf(m), k, v: encodeValue(after), at: now }];
+  return [writeRecord(lockMapOf(m), k, after, now)];
 }
 
 /**

@@ -11,10 +11,10 @@
  * one log entry, replicated before the answer). See README "Distributed queue" for the
  * redelivery rule.
  */
-import { decodeValue, encodeValue } from "../wire/codec.ts";
 import type { OpBody, OpOutcome } from "./operations.ts";
 import { OpCode } from "./operations.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
+import { RING_META, ringKey, type RingMeta, ringMeta, writeRecord } from "./internal_records.ts";
 
 export const QUEUE_MAP_PREFIX = "\u0001queue:";
 export const queueMapOf = (name: string): string => QUEUE_MAP_PREFIX + name;
@@ -24,23 +24,6 @@ export const MAX_QUEUE_NAME = 256 - QUEUE_MAP_PREFIX.length;
 export const DEFAULT_QUEUE_CAPACITY = 100_000;
 /** Most items one drain takes (its removals and the meta record fit one log entry of ≤ 1,000 effects). */
 export const MAX_DRAIN = 500;
-
-const META = encodeValue("meta");
-const itemKey = (seq: number) => encodeValue(seq);
-
-interface Meta {
-  /** Sequence of the oldest item. */
-  h: number;
-  /** Sequence the next offer gets. */
-  t: number;
-  /** Capacity (from the first offer; a later offer with another one updates it). */
-  c: number;
-}
-
-function meta(data: PartitionData, name: string): Meta {
-  const rec = data.maps.get(queueMapOf(name))?.get(META);
-  return rec ? decodeValue(rec.value) as Meta : { h: 0, t: 0, c: DEFAULT_QUEUE_CAPACITY };
-}
 
 export function isQueueOp(op: number): boolean {
   return op >= OpCode.QueueOffer && op <= OpCode.QueueDrain;
@@ -52,23 +35,22 @@ export function isQueueOp(op: number): boolean {
  * QueuePeek → bytes or null; QueueSize → `{ size, capacity }`; QueueDrain → a list of bytes.
  */
 export function executeQueueOp(data: PartitionData, op: number, b: OpBody, now: number): OpOutcome {
-  const name = b.m;
-  const qm = queueMapOf(name);
-  const st = meta(data, name);
+  const qm = queueMapOf(b.m);
+  const st = ringMeta(data, qm, DEFAULT_QUEUE_CAPACITY);
   const items = data.maps.get(qm);
   const size = st.t - st.h;
-  const setMeta = (n: Meta): Effect => ({ m: qm, k: META, v: encodeValue(n), at: now });
+  const setMeta = (n: RingMeta): Effect => writeRecord(qm, RING_META, n, now);
   switch (op) {
     case OpCode.QueueSize:
       return { result: { size, capacity: b.n ?? st.c }, effects: [] };
     case OpCode.QueuePeek:
-      return { result: size > 0 ? items?.get(itemKey(st.h))?.value ?? null : null, effects: [] };
+      return { result: size > 0 ? items?.get(ringKey(st.h))?.value ?? null : null, effects: [] };
     case OpCode.QueueOffer: {
       const cap = b.n ?? st.c;
       if (size >= cap) return { result: false, effects: cap !== st.c ? [setMeta({ ...st, c: cap })] : [] };
       return {
         result: true,
-        effects: [{ m: qm, k: itemKey(st.t), v: b.v!, at: now }, setMeta({ h: st.h, t: st.t + 1, c: cap })],
+        effects: [{ m: qm, k: ringKey(st.t), v: b.v!, at: now }, setMeta({ h: st.h, t: st.t + 1, c: cap })],
       };
     }
     case OpCode.QueuePoll:
@@ -78,9 +60,9 @@ export function executeQueueOp(data: PartitionData, op: number, b: OpBody, now: 
       const effects: Effect[] = [];
       let h = st.h;
       while (out.length < max && h < st.t) {
-        const rec = items?.get(itemKey(h));
+        const rec = items?.get(ringKey(h));
         if (rec) out.push(rec.value);
-        effects.push({ m: qm, k: itemKey(h), v: null, at: now });
+        effects.push({ m: qm, k: ringKey(h), v: null, at: now });
         h++;
       }
       if (h !== st.h) effects.push(setMeta({ ...st, h }));

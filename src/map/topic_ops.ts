@@ -7,10 +7,10 @@
  * publish drops the oldest message. Reading is a read op from a sequence: it answers the
  * messages from there and, when that sequence is already gone, how many were missed.
  */
-import { decodeValue, encodeValue } from "../wire/codec.ts";
 import type { OpBody, OpOutcome } from "./operations.ts";
 import { OpCode } from "./operations.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
+import { RING_META, ringKey, ringMeta, writeRecord } from "./internal_records.ts";
 
 export const TOPIC_MAP_PREFIX = "\u0001topic:";
 export const topicMapOf = (name: string): string => TOPIC_MAP_PREFIX + name;
@@ -21,20 +21,6 @@ export const DEFAULT_TOPIC_CAPACITY = 1000;
 export const MAX_TOPIC_CAPACITY = 100_000;
 /** Most messages one read answers. */
 export const MAX_READ = 500;
-
-const META = encodeValue("meta");
-const seqKey = (s: number) => encodeValue(s);
-
-interface Meta {
-  h: number;
-  t: number;
-  c: number;
-}
-
-function meta(data: PartitionData, name: string): Meta {
-  const rec = data.maps.get(topicMapOf(name))?.get(META);
-  return rec ? decodeValue(rec.value) as Meta : { h: 0, t: 0, c: DEFAULT_TOPIC_CAPACITY };
-}
 
 export function isTopicOp(op: number): boolean {
   return op === OpCode.TopicPublish || op === OpCode.TopicRead;
@@ -47,13 +33,13 @@ export function isTopicOp(op: number): boolean {
  */
 export function executeTopicOp(data: PartitionData, op: number, b: OpBody, now: number): OpOutcome {
   const tm = topicMapOf(b.m);
-  const st = meta(data, b.m);
+  const st = ringMeta(data, tm, DEFAULT_TOPIC_CAPACITY);
   if (op === OpCode.TopicPublish) {
     const cap = Math.min(b.n ?? st.c, MAX_TOPIC_CAPACITY);
-    const effects: Effect[] = [{ m: tm, k: seqKey(st.t), v: b.v!, at: now }];
+    const effects: Effect[] = [{ m: tm, k: ringKey(st.t), v: b.v!, at: now }];
     let h = st.h;
-    while (st.t + 1 - h > cap) effects.push({ m: tm, k: seqKey(h++), v: null, at: now });
-    effects.push({ m: tm, k: META, v: encodeValue({ h, t: st.t + 1, c: cap }), at: now });
+    while (st.t + 1 - h > cap) effects.push({ m: tm, k: ringKey(h++), v: null, at: now });
+    effects.push(writeRecord(tm, RING_META, { h, t: st.t + 1, c: cap }, now));
     return { result: st.t, effects };
   }
   const from = b.s! < 0 ? st.t : b.s!;
@@ -62,7 +48,7 @@ export function executeTopicOp(data: PartitionData, op: number, b: OpBody, now: 
   const msgs: Array<[number, Uint8Array]> = [];
   const store = data.maps.get(tm);
   for (let s = start; s < st.t && msgs.length < Math.min(b.n ?? MAX_READ, MAX_READ); s++) {
-    const rec = store?.get(seqKey(s));
+    const rec = store?.get(ringKey(s));
     if (rec) msgs.push([s, rec.value]);
   }
   const next = msgs.length > 0 ? msgs[msgs.length - 1][0] + 1 : Math.max(start, Math.min(from, st.t));

@@ -4,7 +4,8 @@
  * `src/runtime/spawn.ts`:
  *
  * - member processes (`mod.ts node …`, {@link startMember}), each with its own HTTP port,
- *   read through their REST API and killed with a real SIGKILL;
+ *   read through their REST API and killed with a real SIGKILL; a settled cluster of them
+ *   ({@link startSettledCluster});
  * - any `mod.ts` command ({@link spawnMod}, {@link runToExit});
  * - scripts that speak JSON lines on stdin/stdout ({@link spawnScript}, {@link Proc}).
  *
@@ -17,6 +18,7 @@ import { fetchJson } from "../../src/runtime/fetch_json.ts";
 import { runtimeName } from "../../src/runtime/process.ts";
 import { execPath } from "../../src/runtime/process.ts";
 import { type ChildHandle, spawnChild } from "../../src/runtime/spawn.ts";
+import { until } from "./until.ts";
 
 /** Repository root (where mod.ts lives). */
 export const root: string = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -155,6 +157,40 @@ export interface StartOptions {
   http?: string;
   /** Run inside this network namespace (`ip netns exec`; needs root). */
   netns?: string;
+}
+
+/** The parts of a member's `GET /snapshot` answer the process tests read: members, partition counters, the table. */
+export interface SnapshotJson {
+  cluster: { members: { id: string }[]; partitions: { count: number; replicasMissing: number; migrating: number } };
+  table: { ids: string[]; replicas: number[][] };
+}
+
+/**
+ * Starts one member per runtime given, named a, b, c, … in order (the first forms the
+ * cluster, the others join it), and waits until the first one's snapshot lists them all with
+ * every replica placed and no partition migrating.
+ * @returns the members in order, and that snapshot
+ */
+export async function startSettledCluster(
+  runtimes: RuntimeKind[],
+  timeoutMs = 90_000,
+): Promise<{ members: Member[]; snap: SnapshotJson }> {
+  const members: Member[] = [];
+  for (const [i, runtime] of runtimes.entries()) {
+    const name = String.fromCharCode(97 + i);
+    members.push(await startMember({ name, runtime, ...(i > 0 ? { join: members[0].url } : {}) }));
+  }
+  const n = members.length;
+  const snap = await until(
+    async () => {
+      const s = await members[0].json<SnapshotJson>("/snapshot");
+      const p = s.cluster.partitions;
+      return s.cluster.members.length === n && p.replicasMissing === 0 && p.migrating === 0 ? s : undefined;
+    },
+    timeoutMs,
+    `${n} members with full replicas`,
+  );
+  return { members, snap };
 }
 
 /**
