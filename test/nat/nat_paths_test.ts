@@ -189,6 +189,8 @@ describe.skipIf(skip !== null)("NAT lab: mesh relay", () => {
       figures.push(
         `symmetric ↔ cone without TURN: mesh relay route in place ${fromStart} ms after the member started (${fromReady} ms after its ready line)`,
       );
+      // A relayed peer has a path: nobody is listed as unreachable.
+      for (const m of [relay, cone, sym]) expect((await m.cluster()).unreachable).toEqual([]);
       expect(await linkOf(sym, relay)).toMatchObject({ peer: relay.id, kind: "direct" });
       expect(await linkOf(cone, relay)).toMatchObject({ peer: relay.id, kind: "direct" });
       expect(repliedTo(lab.flows(2), wanOf(3))).toEqual([]);
