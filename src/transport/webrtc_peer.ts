@@ -461,8 +461,17 @@ export class WebRtcPeer {
    * @returns undefined while no pair is selected
    */
   selectedPair(): SelectedPair | undefined {
-    const pair = selectedPairOf(this.#pc.iceTransports?.[0]);
+    const pair = selectedPairOf(this.#iceTransport());
     return pair === undefined ? this.#pairUnknown() : pair ?? undefined;
+  }
+
+  /** werift's ICE transport of this connection (undefined if its getter fails). */
+  #iceTransport(): { connection?: unknown } | undefined {
+    try {
+      return this.#pc.iceTransports?.[0];
+    } catch {
+      return undefined;
+    }
   }
 
   #pairUnknown(): SelectedPair {
@@ -522,7 +531,7 @@ export class WebRtcPeer {
     const stop = () => clearInterval(this.#checksWatch);
     this.#checksWatch = setInterval(() => {
       if (this.#opened || this.#closed) return stop();
-      const failed = allPairsFailed(this.#pc.iceTransports?.[0]?.connection);
+      const failed = allPairsFailed(this.#iceTransport()?.connection);
       if (failed === undefined) return stop();
       if (!failed) failedSince = undefined;
       else if (failedSince === undefined) failedSince = performance.now();
