@@ -9,33 +9,21 @@ import { killAll, type RuntimeKind, runToExit, startMember } from "./support/clu
 
 afterAll(() => killAll());
 
-const cases: Array<{ joiner: RuntimeKind; member: RuntimeKind; args: string[]; message: string }> = [
-  {
-    joiner: "bun",
-    member: "deno",
-    args: ["--partition-count", "100"],
-    message: `Cannot join cluster "shoal": partition count 100 differs from the cluster's 271 (--partition-count)`,
-  },
-  {
-    joiner: "deno",
-    member: "bun",
-    args: ["--merge-policy", "discard"],
-    message:
-      `Cannot join cluster "shoal": merge policy "discard" differs from the cluster's "latestUpdate" (--merge-policy)`,
-  },
-  {
-    joiner: "deno",
-    member: "bun",
-    args: ["--partition-count", "100"],
-    message: `Cannot join cluster "shoal": partition count 100 differs from the cluster's 271 (--partition-count)`,
-  },
-  {
-    joiner: "bun",
-    member: "deno",
-    args: ["--merge-policy", "passThrough"],
-    message:
-      `Cannot join cluster "shoal": merge policy "passThrough" differs from the cluster's "latestUpdate" (--merge-policy)`,
-  },
+/** A setting the joiner sets differently from the cluster, and what its refusal says. */
+const partitionCount = {
+  args: ["--partition-count", "100"],
+  differs: `partition count 100 differs from the cluster's 271 (--partition-count)`,
+};
+const mergePolicy = (policy: string) => ({
+  args: ["--merge-policy", policy],
+  differs: `merge policy "${policy}" differs from the cluster's "latestUpdate" (--merge-policy)`,
+});
+
+const cases: Array<{ joiner: RuntimeKind; member: RuntimeKind; args: string[]; differs: string }> = [
+  { joiner: "bun", member: "deno", ...partitionCount },
+  { joiner: "deno", member: "bun", ...mergePolicy("discard") },
+  { joiner: "deno", member: "bun", ...partitionCount },
+  { joiner: "bun", member: "deno", ...mergePolicy("passThrough") },
 ];
 
 describe("join with settings that differ from the cluster's", () => {
@@ -56,7 +44,7 @@ describe("join with settings that differ from the cluster's", () => {
         ...c.args,
       ]);
       expect(r.code).not.toBe(0);
-      expect(r.stderr).toContain(c.message);
+      expect(r.stderr).toContain(`Cannot join cluster "shoal": ${c.differs}`);
       expect(r.stdout).not.toContain('"event":"ready"');
       // The cluster did not take it in.
       expect((await a.json<{ members: unknown[] }>("/cluster")).members.length).toBe(1);

@@ -4,9 +4,8 @@ import { builtinProcessors, type ProcessorEntry, ProcessorRegistry } from "../sr
 import { joinSettings, settingsMismatch } from "../src/cluster/join_settings.ts";
 import { OpCode } from "../src/map/operations.ts";
 import { PartitionData } from "../src/map/partition_data.ts";
-import { partitionOf } from "../src/partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../src/wire/codec.ts";
-import { GridHarness, type GridHarnessOptions, incompleteReplication, startGrid } from "./support/grid_harness.ts";
+import { GridHarness, gridStarter, incompleteReplication, replicasOf } from "./support/grid_harness.ts";
 
 const P = 13;
 
@@ -116,7 +115,7 @@ describe("registry", () => {
   });
 });
 
-const cluster = (n: number, opts: GridHarnessOptions = {}) => startGrid(n, P, opts);
+const cluster = gridStarter(P);
 
 describe("on the grid", () => {
   test("runs once per call on the primary only; backups apply its effect and end up equal", async () => {
@@ -186,8 +185,7 @@ describe("on the grid", () => {
   test("a processor call retried after its primary died is applied once (the result travelled with the backup)", async () => {
     const h = await cluster(3);
     const key = "counter";
-    const p = partitionOf(key, P);
-    const [primary, backup] = h.members.get("n0")!.grid.partitions.table.replicas[p];
+    const [primary, backup] = replicasOf(h, key);
     // A third member: its answer is lost while the write still reaches the backup.
     const client = h.live().find((m) => m.id !== primary && m.id !== backup)!;
     const map = client.grid.getMap<string, number>("m");
@@ -212,8 +210,7 @@ describe("on the grid", () => {
 async function incrementsUnderCrash(seed: number) {
   const h = await cluster(4, { seed, loss: 0.01, config: { invoke: { attemptTimeoutMs: 300, callTimeoutMs: 8000 } } });
   const key = "hits";
-  const p = partitionOf(key, P);
-  const primary = h.members.get("n0")!.grid.partitions.table.replicas[p][0];
+  const primary = replicasOf(h, key)[0];
   let acked = 0;
   let indeterminate = 0;
   let failedBefore = 0;

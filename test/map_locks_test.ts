@@ -1,14 +1,20 @@
 import { describe, expect, test } from "bun:test";
 import { ShoalError } from "../src/core/errors.ts";
 import { type LockState, normalize, WAITER_STALE_MS } from "../src/map/locks.ts";
-import { partitionOf } from "../src/partition/partition_of.ts";
-import { GridHarness, type GridHarnessOptions, incompleteReplication, startGrid } from "./support/grid_harness.ts";
+import { type GridHarness, gridStarter, incompleteReplication, replicasOf } from "./support/grid_harness.ts";
 
 const P = 13;
 
-const cluster = (n: number, opts: GridHarnessOptions = {}) => startGrid(n, P, opts);
+const cluster = gridStarter(P);
 
 const error = (h: GridHarness, p: Promise<unknown>) => h.until(p.then(() => null, (e) => e as ShoalError));
+
+/** A 3-member cluster, `key`'s primary in it, and the two other members (in id order). */
+async function clusterAround(key: string) {
+  const h = await cluster(3);
+  const primary = replicasOf(h, key)[0];
+  return { h, primary, others: ["n0", "n1", "n2"].filter((id) => id !== primary) };
+}
 
 describe("normalize (the lock as it stands at a time)", () => {
   const all = () => true;
@@ -84,11 +90,8 @@ describe("locks on the grid", () => {
   });
 
   test("a lock held by a killed member is released within detection time; the next owner gets a higher token", async () => {
-    const h = await cluster(3);
     const key = "dead-owner";
-    const p = partitionOf(key, P);
-    const primary = h.members.get("n0")!.grid.partitions.table.replicas[p][0];
-    const [owner, next] = ["n0", "n1", "n2"].filter((id) => id !== primary);
+    const { h, others: [owner, next] } = await clusterAround(key);
     const tok = await h.until(h.members.get(owner)!.grid.getMap("m").lock(key));
     const waiting = h.members.get(next)!.grid.getMap("m").tryLock(key, { timeoutMs: 10_000 });
     await h.run(300);
@@ -112,11 +115,8 @@ describe("locks on the grid", () => {
   });
 
   test("a lock held by a survivor stays held across failover of its primary and across a migration", async () => {
-    const h = await cluster(3);
     const key = "kept";
-    const p = partitionOf(key, P);
-    const primary = h.members.get("n0")!.grid.partitions.table.replicas[p][0];
-    const [owner, other] = ["n0", "n1", "n2"].filter((id) => id !== primary);
+    const { h, primary, others: [owner, other] } = await clusterAround(key);
     const tok = await h.until(h.members.get(owner)!.grid.getMap("m").lock(key));
     h.crash(primary, 1000);
     await h.run(5000);

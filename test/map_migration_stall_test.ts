@@ -4,7 +4,7 @@
  * primary gave up on must be restarted, never left waiting forever.
  */
 import { describe, expect, test } from "bun:test";
-import { GridHarness, incompleteReplication } from "./support/grid_harness.ts";
+import { GridHarness, incompleteReplication, migratedTo, putPadded } from "./support/grid_harness.ts";
 
 const P = 8;
 
@@ -15,12 +15,7 @@ describe("migration under lost replica answers", () => {
     await h.add("a");
     await h.add("b");
     await h.run(2000);
-    const map = h.members.get("a")!.grid.getMap<string, string>("m");
-    const entries: Array<[string, string]> = Array.from(
-      { length: 2000 },
-      (_, i) => [`k${i}`, `value-${i}-${"x".repeat(40)}`],
-    );
-    await h.until(map.putAll(entries));
+    const entries = await putPadded(h, "a", 2000, 40);
     expect(incompleteReplication(h, P)).toBeNull();
 
     // A third member joins; as soon as the first snapshot chunks flow to it, everything it
@@ -39,12 +34,7 @@ describe("migration under lost replica answers", () => {
     h.net.setLink("c", "a", { blocked: false });
     h.net.setLink("c", "b", { blocked: false });
 
-    const ok = await h.runUntil(
-      () =>
-        incompleteReplication(h, P) === null &&
-        Object.keys(h.members.get("a")!.grid.partitionSummary().owners).length === 3,
-      60_000,
-    );
+    const ok = await h.runUntil(() => migratedTo(h, 3), 60_000);
     expect(incompleteReplication(h, P)).toBeNull();
     expect(ok).toBe(true);
     const got = await h.until(h.members.get("c")!.grid.getMap<string, string>("m").getAll(entries.map(([k]) => k)));

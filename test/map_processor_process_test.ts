@@ -7,8 +7,7 @@
  * refused before it ran.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { partitionOf } from "../src/partition/partition_of.ts";
-import { killAll, startSettledCluster } from "./support/cluster.ts";
+import { killAll, primaryOf, startSettledCluster } from "./support/cluster.ts";
 import { until } from "./support/until.ts";
 
 afterAll(() => killAll());
@@ -21,9 +20,7 @@ describe("entry processors across processes", () => {
     "10,000 concurrent increments while the key's primary is killed: acked ≤ final ≤ acked + indeterminate",
     async () => {
       const { members: all, snap } = await startSettledCluster(["bun", "deno", "bun"]);
-      const p = partitionOf(KEY, snap.cluster.partitions.count);
-      const primaryId = snap.table.ids[snap.table.replicas[p][0]];
-      const victim = all.find((m) => m.id === primaryId)!;
+      const victim = primaryOf(all, snap, KEY)!;
       expect(victim).toBeDefined();
 
       let acked = 0;

@@ -6,7 +6,13 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { MapService } from "../src/map/map_service.ts";
-import { GridHarness, type GridHarness as H, incompleteReplication } from "./support/grid_harness.ts";
+import {
+  GridHarness,
+  type GridHarness as H,
+  incompleteReplication,
+  migratedTo,
+  putPadded,
+} from "./support/grid_harness.ts";
 
 const P = 16;
 const MEMBERS = ["a", "b", "c"];
@@ -27,24 +33,14 @@ async function joinOverSlowLinks(
   const h = new GridHarness({ seed, config: { partitionCount: P, map: { snapshotChunkBytes: 2048 } } });
   for (const id of MEMBERS) await h.add(id);
   await h.run(2000);
-  const map = h.members.get("a")!.grid.getMap<string, string>("m");
-  const entries: Array<[string, string]> = Array.from(
-    { length: 3000 },
-    (_, i) => [`k${i}`, `value-${i}-${"x".repeat(60)}`],
-  );
-  await h.until(map.putAll(entries));
+  const entries = await putPadded(h, "a", 3000, 60);
   expect(incompleteReplication(h, P)).toBeNull();
   for (const id of MEMBERS) {
     h.net.setLink(id, "d", { delayMs, loss });
     h.net.setLink("d", id, { delayMs, loss });
   }
   await h.add("d");
-  const done = await h.runUntil(
-    () =>
-      incompleteReplication(h, P) === null &&
-      Object.keys(h.members.get("a")!.grid.partitionSummary().owners).length === 4,
-    120_000,
-  );
+  const done = await h.runUntil(() => migratedTo(h, 4), 120_000);
   for (const id of MEMBERS) {
     h.net.setLink(id, "d", { loss: 0 });
     h.net.setLink("d", id, { loss: 0 });

@@ -6,8 +6,7 @@
  * was lost with the killed member are counted as indeterminate and allowed to go either way.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { partitionOf } from "../src/partition/partition_of.ts";
-import { killAll, type Member, startSettledCluster } from "./support/cluster.ts";
+import { killAll, type Member, primaryOf, startSettledCluster } from "./support/cluster.ts";
 
 afterAll(() => killAll());
 
@@ -19,8 +18,7 @@ describe("distributed queue across processes", () => {
     "10,000 items while the queue's primary is killed: every acknowledged offer delivered exactly once",
     async () => {
       const { members: all, snap } = await startSettledCluster(["bun", "deno", "bun", "deno"]);
-      const p = partitionOf(NAME, snap.cluster.partitions.count);
-      const victim = all.find((m) => m.id === snap.table.ids[snap.table.replicas[p][0]])!;
+      const victim = primaryOf(all, snap, NAME)!;
       const rest = all.filter((m) => m !== victim);
       // Producers go through two members, consumers through the others (the victim among them
       // until it dies, so some calls are cut off with it).

@@ -1,11 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { IndeterminateResultError } from "../src/core/errors.ts";
-import { partitionOf } from "../src/partition/partition_of.ts";
-import { type GridHarnessOptions, incompleteReplication, startGrid } from "./support/grid_harness.ts";
+import { gridStarter, incompleteReplication, replicasOf } from "./support/grid_harness.ts";
 
 const P = 13;
 
-const cluster = (n: number, opts: GridHarnessOptions = {}) => startGrid(n, P, opts);
+const cluster = gridStarter(P);
 
 describe("distributed queue", () => {
   test("FIFO across members; capacity; peek, size, drain; waiting poll and offer", async () => {
@@ -37,8 +36,7 @@ describe("distributed queue", () => {
   test("a poll whose answer was lost, retried after the primary died, gets the same item; none is lost", async () => {
     const h = await cluster(3);
     const name = "lost-answer";
-    const p = partitionOf(name, P);
-    const [primary, backup] = h.members.get("n0")!.grid.partitions.table.replicas[p];
+    const [primary, backup] = replicasOf(h, name);
     const client = h.live().find((m) => m.id !== primary && m.id !== backup)!;
     const q = client.grid.getQueue<string>(name);
     await h.until(q.offer("a"));
@@ -63,8 +61,7 @@ describe("distributed queue", () => {
         config: { invoke: { attemptTimeoutMs: 300, callTimeoutMs: 8000 } },
       });
       const name = "work";
-      const p = partitionOf(name, P);
-      const primary = h.members.get("n0")!.grid.partitions.table.replicas[p][0];
+      const primary = replicasOf(h, name)[0];
       const others = h.live().map((m) => m.id).filter((id) => id !== primary);
       const producers = others.slice(0, 2);
       const consumers = others.slice(2);

@@ -1,11 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { partitionOf } from "../src/partition/partition_of.ts";
 import type { TopicEvent } from "../src/map/topic.ts";
-import { type GridHarnessOptions, startGrid } from "./support/grid_harness.ts";
+import { gridStarter, replicasOf } from "./support/grid_harness.ts";
 
 const P = 13;
 
-const cluster = (n: number, opts: GridHarnessOptions = {}) => startGrid(n, P, opts);
+const cluster = gridStarter(P);
 
 /** Collects a subscription's events in the background until `stop` aborts it. */
 function collect<T>(it: AsyncIterableIterator<TopicEvent<T>>): TopicEvent<T>[] {
@@ -20,7 +19,7 @@ describe("reliable topic", () => {
   test("a subscriber on a member that stays up sees every message after it subscribed, in order per publisher, across failover of the ring's primary", async () => {
     const h = await cluster(4, { loss: 0.01 });
     const name = "news";
-    const primary = h.members.get("n0")!.grid.partitions.table.replicas[partitionOf(name, P)][0];
+    const primary = replicasOf(h, name)[0];
     const [subId, pubA, pubB] = ["n0", "n1", "n2", "n3"].filter((id) => id !== primary);
     const stop = new AbortController();
     const events = collect(

@@ -29,6 +29,23 @@ function checkNames(c: Context, map: string, key?: string): Response | undefined
 }
 
 /**
+ * A route on one key of a map: checks the names, runs `handle`, and answers its errors as
+ * HTTP errors.
+ */
+function keyRoute(handle: (c: Context, map: string, key: string) => Promise<Response>) {
+  return async (c: Context): Promise<Response> => {
+    const { map, key } = c.req.param();
+    const bad = checkNames(c, map, key);
+    if (bad) return bad;
+    try {
+      return await handle(c, map, key);
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  };
+}
+
+/**
  * Adds the map routes to `app`.
  * @param app the hono app
  * @param node the node whose maps are served
@@ -54,56 +71,44 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache):
   // Before /maps/:map/:key: a key named "events" is reached through the IMap API only.
   mountMapEventRoutes(app, node);
 
-  app.get("/maps/:map/:key", async (c) => {
-    const { map, key } = c.req.param();
-    const bad = checkNames(c, map, key);
-    if (bad) return bad;
-    try {
+  app.get(
+    "/maps/:map/:key",
+    keyRoute(async (c, map, key) => {
       const value = await node.getMap<string, unknown>(map).get(key);
       if (value === undefined) return jsonError(c, 404, `No entry for key "${key}" in map "${map}"`, "NOT_FOUND");
       return c.json({ value });
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+    }),
+  );
 
-  app.put("/maps/:map/:key", async (c) => {
-    const { map, key } = c.req.param();
-    const bad = checkNames(c, map, key);
-    if (bad) return bad;
-    const expiry: { ttlMs?: number; maxIdleMs?: number } = {};
-    for (const [q, field] of [["ttl", "ttlMs"], ["maxIdle", "maxIdleMs"]] as const) {
-      const raw = c.req.query(q);
-      if (raw === undefined) continue;
-      if (!/^\d{1,13}$/.test(raw) || Number(raw) > MAX_EXPIRY_MS) {
-        return jsonError(
-          c,
-          400,
-          `${q} must be a whole number of milliseconds from 0 to ${MAX_EXPIRY_MS}`,
-          "INVALID_ARGUMENT",
-        );
+  app.put(
+    "/maps/:map/:key",
+    keyRoute(async (c, map, key) => {
+      const expiry: { ttlMs?: number; maxIdleMs?: number } = {};
+      for (const [q, field] of [["ttl", "ttlMs"], ["maxIdle", "maxIdleMs"]] as const) {
+        const raw = c.req.query(q);
+        if (raw === undefined) continue;
+        if (!/^\d{1,13}$/.test(raw) || Number(raw) > MAX_EXPIRY_MS) {
+          return jsonError(
+            c,
+            400,
+            `${q} must be a whole number of milliseconds from 0 to ${MAX_EXPIRY_MS}`,
+            "INVALID_ARGUMENT",
+          );
+        }
+        expiry[field] = Number(raw);
       }
-      expiry[field] = Number(raw);
-    }
-    const body = await readJsonBody(c);
-    if (!body.ok) return body.response;
-    try {
+      const body = await readJsonBody(c);
+      if (!body.ok) return body.response;
       const previous = await node.getMap<string, unknown>(map).put(key, body.value, expiry);
       return c.json({ previous: previous ?? null });
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+    }),
+  );
 
-  app.delete("/maps/:map/:key", async (c) => {
-    const { map, key } = c.req.param();
-    const bad = checkNames(c, map, key);
-    if (bad) return bad;
-    try {
+  app.delete(
+    "/maps/:map/:key",
+    keyRoute(async (c, map, key) => {
       const previous = await node.getMap<string, unknown>(map).remove(key);
       return c.json({ previous: previous ?? null });
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+    }),
+  );
 }

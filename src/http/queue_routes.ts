@@ -37,39 +37,43 @@ function queueOf(c: Context, node: ShoalNode) {
   return { q: node.getQueue(name, { capacity }), timeoutMs: timeoutMs ?? 0 };
 }
 
+type QueueCall = Exclude<ReturnType<typeof queueOf>, Response>;
+
+/** A queue route: resolves the queue and the call's options, runs `handle`, and answers its errors as HTTP errors. */
+function queueRoute(node: ShoalNode, handle: (c: Context, r: QueueCall) => Promise<Response>) {
+  return async (c: Context): Promise<Response> => {
+    const r = queueOf(c, node);
+    if (r instanceof Response) return r;
+    try {
+      return await handle(c, r);
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  };
+}
+
 /** Adds the queue routes to `app`. */
 export function mountQueueRoutes(app: Hono, node: ShoalNode): void {
-  app.post("/queues/:name", async (c) => {
-    const r = queueOf(c, node);
-    if (r instanceof Response) return r;
-    const body = await readJsonBody(c);
-    if (!body.ok) return body.response;
-    try {
+  app.post(
+    "/queues/:name",
+    queueRoute(node, async (c, r) => {
+      const body = await readJsonBody(c);
+      if (!body.ok) return body.response;
       if (await r.q.offer(body.value, { timeoutMs: r.timeoutMs })) return c.json({}, 201);
       return c.json({ error: `Queue "${r.q.name}" is full (capacity ${r.q.capacity})`, code: "FULL" }, 503);
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+    }),
+  );
 
-  app.post("/queues/:name/poll", async (c) => {
-    const r = queueOf(c, node);
-    if (r instanceof Response) return r;
-    try {
+  app.post(
+    "/queues/:name/poll",
+    queueRoute(node, async (c, r) => {
       const item = await r.q.poll({ timeoutMs: r.timeoutMs, signal: c.req.raw.signal });
       return item === undefined ? c.body(null, 204) : c.json({ item });
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+    }),
+  );
 
-  app.get("/queues/:name", async (c) => {
-    const r = queueOf(c, node);
-    if (r instanceof Response) return r;
-    try {
-      return c.json({ name: r.q.name, size: await r.q.size(), capacity: r.q.capacity });
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-  });
+  app.get(
+    "/queues/:name",
+    queueRoute(node, async (c, r) => c.json({ name: r.q.name, size: await r.q.size(), capacity: r.q.capacity })),
+  );
 }

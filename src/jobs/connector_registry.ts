@@ -25,6 +25,16 @@ export class InvalidJobError extends ShoalError {
   }
 }
 
+/**
+ * The connector of `type` in `registered`.
+ * @throws InvalidJobError naming the unknown type and the known ones
+ */
+function known<C>(registered: Map<string, C>, role: string, type: string): C {
+  const c = registered.get(type);
+  if (!c) throw new InvalidJobError(`Unknown ${role} type "${type}" (known: ${[...registered.keys()].join(", ")})`);
+  return c;
+}
+
 export class ConnectorRegistry {
   readonly sources = new Map<string, SourceConnector>();
   readonly transforms = new Map<string, TransformConnector>();
@@ -54,21 +64,13 @@ export class ConnectorRegistry {
   }
 
   source(type: string): SourceConnector {
-    const c = this.sources.get(type);
-    if (!c) throw new InvalidJobError(`Unknown source type "${type}" (known: ${[...this.sources.keys()].join(", ")})`);
-    return c;
+    return known(this.sources, "source", type);
   }
   transform(type: string): TransformConnector {
-    const c = this.transforms.get(type);
-    if (!c) {
-      throw new InvalidJobError(`Unknown transform type "${type}" (known: ${[...this.transforms.keys()].join(", ")})`);
-    }
-    return c;
+    return known(this.transforms, "transform", type);
   }
   sink(type: string): SinkConnector {
-    const c = this.sinks.get(type);
-    if (!c) throw new InvalidJobError(`Unknown sink type "${type}" (known: ${[...this.sinks.keys()].join(", ")})`);
-    return c;
+    return known(this.sinks, "sink", type);
   }
 
   /**

@@ -15,6 +15,7 @@ import type { Timer } from "../core/clock.ts";
 import type { IMap } from "../map/imap.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
+import type { Message } from "../wire/message.ts";
 import { isJobTerminal, isTaskTerminal, type TaskStateRecord, type TaskStatus } from "./job_state.ts";
 import type { CoordEvent, CoordinatorOptions, JobRt, TaskRt, WorkerRt } from "./coordinator_context.ts";
 import { JobRecords } from "./job_records.ts";
@@ -649,29 +650,29 @@ export class Coordinator {
   }
 
   #deploy(t: TaskRt): void {
-    const now = this.opts.clock.now();
-    if (!t.asg || now - t.lastSentAt < (this.opts.resendIntervalMs ?? 500)) return;
-    t.lastSentAt = now;
-    this.opts.send(t.asg.worker, {
+    this.#sendToWorker(t, (asg) => ({
       t: Kind.JobDeployTask,
-      jobId: t.asg.jobId,
+      jobId: asg.jobId,
       taskId: t.plan.id,
-      attempt: t.asg.attempt,
-      workerId: t.asg.workerId,
+      attempt: asg.attempt,
+      workerId: asg.workerId,
       term: this.#term,
-    });
+    }));
   }
 
   #sendCancel(t: TaskRt): void {
+    this.#sendToWorker(
+      t,
+      () => ({ t: Kind.JobCancelTask, taskId: t.plan.id, attempt: t.state.attempt, term: this.#term }),
+    );
+  }
+
+  /** Sends the message `make` builds to the task's assigned worker, at most once per resend interval. */
+  #sendToWorker(t: TaskRt, make: (asg: NonNullable<TaskRt["asg"]>) => Message): void {
     const now = this.opts.clock.now();
     if (!t.asg || now - t.lastSentAt < (this.opts.resendIntervalMs ?? 500)) return;
     t.lastSentAt = now;
-    this.opts.send(t.asg.worker, {
-      t: Kind.JobCancelTask,
-      taskId: t.plan.id,
-      attempt: t.state.attempt,
-      term: this.#term,
-    });
+    this.opts.send(t.asg.worker, make(t.asg));
   }
 
   #query(job: JobRt): void {

@@ -252,11 +252,7 @@ export class JobService {
 
   /** Every job (up to {@link maxListedJobs}) with its status. */
   async list(): Promise<JobSummary[]> {
-    const entries: JobEntry[] = [];
-    for await (const [, v] of this.#map(JobMaps.jobs).entries()) {
-      entries.push(v as JobEntry);
-      if (entries.length >= maxListedJobs) break;
-    }
+    const entries = await this.#values<JobEntry>(JobMaps.jobs, maxListedJobs);
     const states = await this.#map(JobMaps.jobStates).getAll(entries.map((e) => jobStateKey(e.id)));
     return entries
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
@@ -341,12 +337,18 @@ export class JobService {
 
   /** Worker slot entries from the `workers` map. */
   async workers(): Promise<WorkerEntry[]> {
-    const out: WorkerEntry[] = [];
-    for await (const [, v] of this.#map(JobMaps.workers).entries()) {
-      out.push(v as WorkerEntry);
-      if (out.length >= 4096) break;
-    }
+    const out = await this.#values<WorkerEntry>(JobMaps.workers, 4096);
     return out.sort((a, b) => (a.member < b.member ? -1 : 1));
+  }
+
+  /** The values of map `name`, at most `max` of them. */
+  async #values<T>(name: string, max: number): Promise<T[]> {
+    const out: T[] = [];
+    for await (const [, v] of this.#map(name).entries()) {
+      out.push(v as T);
+      if (out.length >= max) break;
+    }
+    return out;
   }
 
   /** Which member coordinates (for `GET /cluster`), from the coordinator record. */

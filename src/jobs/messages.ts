@@ -11,6 +11,8 @@ import { defineMessage, w } from "../wire/message.ts";
 export const maxTasksPerMessage = 1024;
 const taskIdField = () => w.str(256).min(1);
 const errorField = () => w.str(2000);
+/** The fields naming one attempt of a task. */
+const attemptFields = () => ({ taskId: taskIdField(), attempt: w.uint().min(1) });
 
 /** Worker → master: this member offers `slots` slots under the per-start `workerId`. Repeated until acked. */
 export const JobWorkerHelloMsg = defineMessage(Kind.JobWorkerHello, "JobWorkerHello", {
@@ -27,16 +29,14 @@ export const JobWorkerHelloAckMsg = defineMessage(Kind.JobWorkerHelloAck, "JobWo
 /** Coordinator → worker: run `taskId` as `attempt`. Repeated until acked; duplicates are harmless. */
 export const JobDeployTaskMsg = defineMessage(Kind.JobDeployTask, "JobDeployTask", {
   jobId: w.id(),
-  taskId: taskIdField(),
-  attempt: w.uint().min(1),
+  ...attemptFields(),
   workerId: w.id(),
   term: w.uint(),
 });
 
 /** Worker → coordinator: the task runs (`ok`) or was refused with `reason`. */
 export const JobDeployAckMsg = defineMessage(Kind.JobDeployAck, "JobDeployAck", {
-  taskId: taskIdField(),
-  attempt: w.uint().min(1),
+  ...attemptFields(),
   workerId: w.id(),
   ok: z.boolean(),
   reason: errorField().optional(),
@@ -44,16 +44,14 @@ export const JobDeployAckMsg = defineMessage(Kind.JobDeployAck, "JobDeployAck", 
 
 /** Coordinator → worker: stop `taskId` (that attempt or older); the worker answers with JobTaskDone CANCELED. */
 export const JobCancelTaskMsg = defineMessage(Kind.JobCancelTask, "JobCancelTask", {
-  taskId: taskIdField(),
-  attempt: w.uint().min(1),
+  ...attemptFields(),
   term: w.uint(),
 });
 
 /** Worker → master: a task attempt ended. Repeated (to whoever is master) until acked. */
 export const JobTaskDoneMsg = defineMessage(Kind.JobTaskDone, "JobTaskDone", {
   jobId: w.id(),
-  taskId: taskIdField(),
-  attempt: w.uint().min(1),
+  ...attemptFields(),
   workerId: w.id(),
   state: z.enum(["FINISHED", "FAILED", "CANCELED"]),
   error: errorField().optional(),
@@ -62,10 +60,7 @@ export const JobTaskDoneMsg = defineMessage(Kind.JobTaskDone, "JobTaskDone", {
 });
 
 /** Coordinator → worker: the completion report was applied (or was already). */
-export const JobTaskDoneAckMsg = defineMessage(Kind.JobTaskDoneAck, "JobTaskDoneAck", {
-  taskId: taskIdField(),
-  attempt: w.uint().min(1),
-});
+export const JobTaskDoneAckMsg = defineMessage(Kind.JobTaskDoneAck, "JobTaskDoneAck", attemptFields());
 
 /** New coordinator → worker: which of these tasks do you run? */
 export const JobTaskQueryMsg = defineMessage(Kind.JobTaskQuery, "JobTaskQuery", {

@@ -11,8 +11,10 @@ import { withSeed } from "../../src/sim/seed.ts";
 import { type SimNode, Simulation } from "../../src/sim/simulation.ts";
 import type { MemoryTransport } from "../../src/transport/memory.ts";
 import { Kind } from "../../src/wire/kinds.ts";
+import { seededTest } from "../support/seeded.ts";
 
 const FILE = "test/sim/cluster_failures_test.ts";
+const seeded = seededTest(FILE);
 
 interface Probe extends SimNode {
   t: MemoryTransport;
@@ -83,40 +85,38 @@ async function formCluster(seed: number, n: number): Promise<Simulation<Member>>
 }
 
 describe("stale news is dropped by the guards, never reaching an assertion", () => {
-  test("an older member list from the master leaves the installed version as it is", () =>
-    withSeed(FILE, 21, async (seed) => {
-      const sim = await formCluster(seed, 4);
-      const [master, other] = sim.liveNodes();
-      const version = other.m.memberListVersion;
-      expect(version).toBeGreaterThan(1);
-      const members = other.m.members().slice(0, 2);
-      master.t.send(other.id, {
-        t: Kind.ClusterMemberList,
-        base: 0,
-        list: { version: 1, master: master.id, epoch: other.m.masterEpoch, nextJoin: 3, members },
-        removed: [],
-        g: [],
-      });
-      await sim.run(500);
-      expect(other.m.memberListVersion).toBe(version);
-      expect(other.m.members().length).toBe(4);
-      expect(sim.failures.list).toEqual([]);
-    }));
+  seeded("an older member list from the master leaves the installed version as it is", 21, async (seed) => {
+    const sim = await formCluster(seed, 4);
+    const [master, other] = sim.liveNodes();
+    const version = other.m.memberListVersion;
+    expect(version).toBeGreaterThan(1);
+    const members = other.m.members().slice(0, 2);
+    master.t.send(other.id, {
+      t: Kind.ClusterMemberList,
+      base: 0,
+      list: { version: 1, master: master.id, epoch: other.m.masterEpoch, nextJoin: 3, members },
+      removed: [],
+      g: [],
+    });
+    await sim.run(500);
+    expect(other.m.memberListVersion).toBe(version);
+    expect(other.m.members().length).toBe(4);
+    expect(sim.failures.list).toEqual([]);
+  });
 
-  test("gossip with a lower incarnation neither lowers it nor accuses the member", () =>
-    withSeed(FILE, 22, async (seed) => {
-      const sim = await formCluster(seed, 4);
-      const [master, x, y, z] = sim.liveNodes();
-      const ms = master.id;
-      // y hears from x that z is alive at incarnation 5 (as after refutations)...
-      x.t.send(y.id, { t: Kind.ClusterGossip, ms, g: [{ s: Status.alive, id: z.id, inc: 5 }] });
-      await sim.run(50);
-      expect(y.m.member(z.id)?.incarnation).toBe(5);
-      // ...then stale accusations about z at lower incarnations.
-      x.t.send(y.id, { t: Kind.ClusterGossip, ms, g: [{ s: Status.suspect, id: z.id, inc: 2, by: x.id }] });
-      x.t.send(y.id, { t: Kind.ClusterGossip, ms, g: [{ s: Status.dead, id: z.id, inc: 3 }] });
-      await sim.run(50);
-      expect(y.m.memberState(z.id)).toMatchObject({ status: "alive", incarnation: 5 });
-      expect(sim.failures.list).toEqual([]);
-    }));
+  seeded("gossip with a lower incarnation neither lowers it nor accuses the member", 22, async (seed) => {
+    const sim = await formCluster(seed, 4);
+    const [master, x, y, z] = sim.liveNodes();
+    const ms = master.id;
+    // y hears from x that z is alive at incarnation 5 (as after refutations)...
+    x.t.send(y.id, { t: Kind.ClusterGossip, ms, g: [{ s: Status.alive, id: z.id, inc: 5 }] });
+    await sim.run(50);
+    expect(y.m.member(z.id)?.incarnation).toBe(5);
+    // ...then stale accusations about z at lower incarnations.
+    x.t.send(y.id, { t: Kind.ClusterGossip, ms, g: [{ s: Status.suspect, id: z.id, inc: 2, by: x.id }] });
+    x.t.send(y.id, { t: Kind.ClusterGossip, ms, g: [{ s: Status.dead, id: z.id, inc: 3 }] });
+    await sim.run(50);
+    expect(y.m.memberState(z.id)).toMatchObject({ status: "alive", incarnation: 5 });
+    expect(sim.failures.list).toEqual([]);
+  });
 });

@@ -1,10 +1,10 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect } from "bun:test";
 import { mastersOf, type SimMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
-import { withSeed } from "../../src/sim/seed.ts";
 import { formCluster as formClusterIn } from "../support/form_cluster.ts";
+import { seededTest } from "../support/seeded.ts";
 
-const FILE = "test/sim/cluster_split_test.ts";
+const seeded = seededTest("test/sim/cluster_split_test.ts");
 
 // Large clusters skip the codec to keep the run short.
 const formCluster = (seed: number, n: number) => formClusterIn(seed, n, { encode: n <= 50 });
@@ -53,40 +53,34 @@ async function splitAndHeal(sim: Simulation<SimMember>, sideA: string[], sideB: 
 }
 
 describe("split brain", () => {
-  test(
+  seeded(
     "after a split into halves both halves have a master; after the heal exactly one master and one member list remain",
-    () =>
-      withSeed(FILE, 21, async (seed) => {
-        const sim = await formCluster(seed, 40);
-        const ids = sim.liveNodes()[0].m.members().map((m) => m.id);
-        // Equal halves: the tie goes to the group whose master id sorts first (the old master's).
-        const r = await splitAndHeal(sim, ids.filter((_, i) => i % 2 === 0), ids.filter((_, i) => i % 2 === 1), "A");
-        console.log(
-          `40 members, halves: both masters after ${r.splitMs} ms; one cluster ${r.healMs} ms after the heal`,
-        );
-      }),
-    60_000,
-  );
-
-  test(
-    "the smaller side merges into the larger even when it holds the old master",
-    () =>
-      withSeed(FILE, 22, async (seed) => {
-        const sim = await formCluster(seed, 30);
-        const ids = sim.liveNodes()[0].m.members().map((m) => m.id);
-        const small = [ids[0], ...ids.slice(1, 10)];
-        const large = ids.slice(10);
-        const r = await splitAndHeal(sim, small, large, "B");
-        console.log(`30 members, 10/20 split: one cluster ${r.healMs} ms after the heal`);
-      }),
-    60_000,
-  );
-
-  test("200 members split in halves and heal into one cluster", () =>
-    withSeed(FILE, 23, async (seed) => {
-      const sim = await formCluster(seed, 200);
+    21,
+    async (seed) => {
+      const sim = await formCluster(seed, 40);
       const ids = sim.liveNodes()[0].m.members().map((m) => m.id);
-      const r = await splitAndHeal(sim, ids.slice(0, 100), ids.slice(100), "A");
-      console.log(`200 members: both masters after ${r.splitMs} ms; one cluster ${r.healMs} ms after the heal`);
-    }), 60_000);
+      // Equal halves: the tie goes to the group whose master id sorts first (the old master's).
+      const r = await splitAndHeal(sim, ids.filter((_, i) => i % 2 === 0), ids.filter((_, i) => i % 2 === 1), "A");
+      console.log(
+        `40 members, halves: both masters after ${r.splitMs} ms; one cluster ${r.healMs} ms after the heal`,
+      );
+    },
+    60_000,
+  );
+
+  seeded("the smaller side merges into the larger even when it holds the old master", 22, async (seed) => {
+    const sim = await formCluster(seed, 30);
+    const ids = sim.liveNodes()[0].m.members().map((m) => m.id);
+    const small = [ids[0], ...ids.slice(1, 10)];
+    const large = ids.slice(10);
+    const r = await splitAndHeal(sim, small, large, "B");
+    console.log(`30 members, 10/20 split: one cluster ${r.healMs} ms after the heal`);
+  }, 60_000);
+
+  seeded("200 members split in halves and heal into one cluster", 23, async (seed) => {
+    const sim = await formCluster(seed, 200);
+    const ids = sim.liveNodes()[0].m.members().map((m) => m.id);
+    const r = await splitAndHeal(sim, ids.slice(0, 100), ids.slice(100), "A");
+    console.log(`200 members: both masters after ${r.splitMs} ms; one cluster ${r.healMs} ms after the heal`);
+  }, 60_000);
 });

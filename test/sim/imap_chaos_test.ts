@@ -7,23 +7,15 @@
  * skipped; it must still converge to full, agreeing replicas. Such runs must stay rare.
  */
 import { describe, expect, test } from "bun:test";
-import { envVar } from "../../src/sim/seed.ts";
 import { runChaos, splitRun } from "./imap_chaos.ts";
+import { replayChaosSeed } from "./imap_chaos_replay.ts";
 
 const FILE = "test/sim/imap_chaos_test.ts";
 const RUNS = 200;
 const BATCH = 50;
-const single = envVar("SEED");
 
 describe("IMap chaos simulation", () => {
-  if (single !== undefined && single !== "") {
-    test(`seed ${single}`, async () => {
-      const r = await runChaos({ seed: Number(single), verbose: true });
-      console.log(JSON.stringify(r.stats));
-      expect(r.problems).toEqual([]);
-    }, 120_000);
-    return;
-  }
+  if (replayChaosSeed()) return;
   for (let from = 1; from <= RUNS; from += BATCH) {
     const to = Math.min(RUNS, from + BATCH - 1);
     test(

@@ -8,23 +8,15 @@
  * `SEED=n bun test test/sim/imap_expiry_chaos_test.ts` replays one run with a narrated trace.
  */
 import { describe, expect, test } from "bun:test";
-import { envVar } from "../../src/sim/seed.ts";
 import { runChaos, splitRun } from "./imap_chaos.ts";
+import { replayChaosSeed } from "./imap_chaos_replay.ts";
 
 const FILE = "test/sim/imap_expiry_chaos_test.ts";
 const RUNS = 30;
 const TTL_MS = 400;
-const single = envVar("SEED");
 
 describe("IMap chaos simulation with TTLs", () => {
-  if (single !== undefined && single !== "") {
-    test(`seed ${single}`, async () => {
-      const r = await runChaos({ seed: Number(single), ttlMs: TTL_MS, listen: true, verbose: true });
-      console.log(JSON.stringify(r.stats));
-      expect(r.problems).toEqual([]);
-    }, 120_000);
-    return;
-  }
+  if (replayChaosSeed({ ttlMs: TTL_MS, listen: true })) return;
   test(
     `seeds 1–${RUNS}: expiries linearizable per key, no acknowledged write lost, full replicas afterwards`,
     async () => {

@@ -11,7 +11,7 @@ import { Random } from "../../src/core/random.ts";
 import type { MergePolicyName } from "../../src/map/merge_policy.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { checkKeyLinearizable, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
-import { fullReplicas, type ImapSimNode, imapSimulation, SimLoad, untilHealed } from "./imap_sim.ts";
+import { fullReplicas, type ImapSimNode, imapSimulation, settle, SimLoad, untilHealed } from "./imap_sim.ts";
 
 /** `pause`: the master's event loop stalls past failure detection; `pauseMember`: another member's does. */
 export type Fault = "crash" | "pause" | "pauseMember" | "split";
@@ -228,7 +228,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     const key = `k${k}`;
     const op = history.invoke(key, "get", sim.clock.now(), undefined, live[0].id);
     try {
-      history.ok(op, sim.clock.now(), await settle(sim, reader.get(key)));
+      history.ok(op, sim.clock.now(), await settle(sim, reader.get(key), 1));
     } catch (err) {
       history.fail(op);
       problems.push(`final read of ${key} failed: ${String(err)}`);
@@ -264,17 +264,9 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
 /** "ok" or the error code (or message) an operation settled with, letting virtual time run. */
 async function settled(sim: Simulation<ImapSimNode>, p: Promise<unknown>): Promise<string> {
   try {
-    await settle(sim, p);
+    await settle(sim, p, 1);
     return "ok";
   } catch (err) {
     return err instanceof ShoalError ? err.code : String(err);
   }
-}
-
-async function settle<T>(sim: Simulation<ImapSimNode>, p: Promise<T>): Promise<T> {
-  let done = false;
-  const q = p.finally(() => void (done = true));
-  q.catch(() => {});
-  await sim.until(() => done, 60_000, 1);
-  return q;
 }

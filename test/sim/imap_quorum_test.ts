@@ -5,11 +5,11 @@
  * and serves again after the heal. Without protection, crashes only (the AP mode makes no
  * promise through pauses and splits). `SEED=n` replays a run.
  */
-import { describe, expect, test } from "bun:test";
-import { withSeed } from "../../src/sim/seed.ts";
+import { describe, expect } from "bun:test";
 import { type Fault, runQuorumScenario } from "./imap_quorum.ts";
+import { seededTest } from "../support/seeded.ts";
 
-const FILE = "test/sim/imap_quorum_test.ts";
+const seeded = seededTest("test/sim/imap_quorum_test.ts");
 
 describe("split-brain protection (minClusterSize 3 of 5)", () => {
   const runs: Array<[Fault, number]> = [
@@ -22,46 +22,34 @@ describe("split-brain protection (minClusterSize 3 of 5)", () => {
     ["crash", 31],
   ];
   for (const [fault, seed] of runs) {
-    test(
-      `${fault} (seed ${seed}): the history is linearizable, no acknowledged write lost`,
-      () =>
-        withSeed(FILE, seed, async (s) => {
-          const r = await runQuorumScenario({ seed: s, fault });
-          console.log(
-            `${fault} seed ${s}: ${r.opsOk} ops ok, ${r.opsFailed} failed, ${r.quorumRefusals} refused with QUORUM` +
-              (r.minorityRefusedAfterMs !== null
-                ? `, minority refusing ${r.minorityRefusedAfterMs} ms after the cut`
-                : ""),
-          );
-          expect(r.problems).toEqual([]);
-          expect(r.violations).toEqual([]);
-          if (fault === "split") {
-            // The majority keeps serving: none of its members refuses a single operation.
-            expect(r.majority.map((id) => r.refusedBy[id] ?? 0)).toEqual([0, 0, 0]);
-            // Within the lease time (1000 ms) plus one renewal round, every minority member refuses…
-            expect(r.minorityRefusedAfterMs).toBeLessThanOrEqual(1250);
-            // …every kind of data operation, at once (not after a timeout)…
-            expect(r.minorityAnswers).toEqual([]);
-            // …and serves again after the heal.
-            expect(r.afterHealFailures).toEqual([]);
-          }
-          if (fault !== "crash") expect(r.quorumRefusals).toBeGreaterThan(0);
-        }),
-      300_000,
-    );
+    seeded(`${fault} (seed ${seed}): the history is linearizable, no acknowledged write lost`, seed, async (s) => {
+      const r = await runQuorumScenario({ seed: s, fault });
+      console.log(
+        `${fault} seed ${s}: ${r.opsOk} ops ok, ${r.opsFailed} failed, ${r.quorumRefusals} refused with QUORUM` +
+          (r.minorityRefusedAfterMs !== null ? `, minority refusing ${r.minorityRefusedAfterMs} ms after the cut` : ""),
+      );
+      expect(r.problems).toEqual([]);
+      expect(r.violations).toEqual([]);
+      if (fault === "split") {
+        // The majority keeps serving: none of its members refuses a single operation.
+        expect(r.majority.map((id) => r.refusedBy[id] ?? 0)).toEqual([0, 0, 0]);
+        // Within the lease time (1000 ms) plus one renewal round, every minority member refuses…
+        expect(r.minorityRefusedAfterMs).toBeLessThanOrEqual(1250);
+        // …every kind of data operation, at once (not after a timeout)…
+        expect(r.minorityAnswers).toEqual([]);
+        // …and serves again after the heal.
+        expect(r.afterHealFailures).toEqual([]);
+      }
+      if (fault !== "crash") expect(r.quorumRefusals).toBeGreaterThan(0);
+    }, 300_000);
   }
 });
 
 describe("without split-brain protection", () => {
-  test(
-    "crash (seed 41): the history is linearizable, no acknowledged write lost",
-    () =>
-      withSeed(FILE, 41, async (s) => {
-        const r = await runQuorumScenario({ seed: s, fault: "crash", minClusterSize: 0 });
-        expect(r.problems).toEqual([]);
-        expect(r.violations).toEqual([]);
-        expect(r.quorumRefusals).toBe(0);
-      }),
-    300_000,
-  );
+  seeded("crash (seed 41): the history is linearizable, no acknowledged write lost", 41, async (s) => {
+    const r = await runQuorumScenario({ seed: s, fault: "crash", minClusterSize: 0 });
+    expect(r.problems).toEqual([]);
+    expect(r.violations).toEqual([]);
+    expect(r.quorumRefusals).toBe(0);
+  }, 300_000);
 });

@@ -219,6 +219,19 @@ export class SimLoad {
   }
 }
 
+/**
+ * Runs virtual time until `p` settles (checking every `stepMs`, for at most 60 s).
+ * @param stepMs virtual ms between two checks @default 5
+ * @returns what `p` resolves to; rejects as it does
+ */
+export async function settle<T>(sim: Simulation<ImapSimNode>, p: Promise<T>, stepMs = 5): Promise<T> {
+  let done = false;
+  const q = p.finally(() => void (done = true));
+  q.catch(() => {});
+  await sim.until(() => done, 60_000, stepMs);
+  return q;
+}
+
 /** Runs until every given member sees one cluster of exactly them with full replicas and no merge left to do. */
 export function untilHealed(sim: Simulation<ImapSimNode>, nodes: ImapSimNode[], timeoutMs = 120_000): Promise<number> {
   return sim.until(

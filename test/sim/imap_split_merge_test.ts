@@ -9,8 +9,7 @@
 import { describe, expect, test } from "bun:test";
 import type { CustomMergePolicy, MergePolicyName } from "../../src/map/merge_policy.ts";
 import { withSeed } from "../../src/sim/seed.ts";
-import type { Simulation } from "../../src/sim/simulation.ts";
-import { fullReplicas, type ImapSimNode, imapSimulation, untilHealed } from "./imap_sim.ts";
+import { fullReplicas, type ImapSimNode, imapSimulation, settle, untilHealed } from "./imap_sim.ts";
 
 const FILE = "test/sim/imap_split_merge_test.ts";
 const KEYS = 60;
@@ -19,14 +18,6 @@ interface Seen {
   value: string | undefined;
   /** Virtual time of the write that produced it (base writes: before the split). */
   at: number;
-}
-
-async function settle<T>(sim: Simulation<ImapSimNode>, p: Promise<T>): Promise<T> {
-  let done = false;
-  const q = p.finally(() => void (done = true));
-  q.catch(() => {});
-  await sim.until(() => done, 60_000, 5);
-  return q;
 }
 
 /** A custom policy: the value written last on either side wins, and removals never travel. */

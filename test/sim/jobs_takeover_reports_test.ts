@@ -20,6 +20,19 @@ import { simMapLayer, simTuning } from "./jobs_cluster.ts";
 import { checkPairOutput, logJob, mapJob, progress, status, tasksOf, waitEnded, waitStatus } from "./jobs_scenarios.ts";
 import { JobSim, type MapLayerFactory } from "./jobs_sim.ts";
 
+/** Runs until each of `jobs` wrote at least `n` records (checked every 10 virtual ms, in order). */
+async function untilProgress(sim: JobSim, n: number, ...jobs: string[]): Promise<void> {
+  await sim.runUntil(
+    async () => {
+      for (const j of jobs) if ((await progress(sim, j)) < n) return false;
+      return true;
+    },
+    60_000,
+    undefined,
+    10,
+  );
+}
+
 /** Keys whose reads answer "absent" on one member while `on` holds. */
 interface Blind {
   member: string;
@@ -94,12 +107,7 @@ describe("completion reports during a takeover", () => {
         }
         expect(blind.keys.size).toBeGreaterThan(0);
         // Crash the master shortly before the survivors' tasks finish.
-        await sim.runUntil(
-          async () => (await progress(sim, a)) >= 5000 && (await progress(sim, b)) >= 5000,
-          60_000,
-          undefined,
-          10,
-        );
+        await untilProgress(sim, 5000, a, b);
         const before = await tasksOf(sim, a, b);
         const onSurvivors = before.filter((t) => t.worker !== m1.id && t.state === "RUNNING");
         expect(onSurvivors.length).toBeGreaterThan(0);
@@ -149,12 +157,7 @@ describe("completion reports during a takeover", () => {
       const [m1, m2, m3] = sim.live();
       const a = await sim.until(m3.jobs.submit(mapJob("q", 1000), "job-q"));
       const b = await sim.until(m3.jobs.submit(logJob("ql", 1000), "job-ql"));
-      await sim.runUntil(
-        async () => (await progress(sim, a)) >= 1000 && (await progress(sim, b)) >= 1000,
-        60_000,
-        undefined,
-        10,
-      );
+      await untilProgress(sim, 1000, a, b);
       const before = await tasksOf(sim, a, b);
       const onM3 = before.filter((t) => t.worker === m3.id);
       expect(onM3.length).toBeGreaterThan(0);

@@ -14,6 +14,7 @@
  * depend on bench code; the benches import it from here.
  */
 import { existsSync } from "node:fs";
+import { partitionOf } from "../../src/partition/partition_of.ts";
 import { fetchJson } from "../../src/runtime/fetch_json.ts";
 import { runtimeName } from "../../src/runtime/process.ts";
 import { execPath } from "../../src/runtime/process.ts";
@@ -191,6 +192,12 @@ export async function startSettledCluster(
     `${n} members with full replicas`,
   );
   return { members, snap };
+}
+
+/** The one of `members` that holds the primary of `key`'s partition in `snap`, if any. */
+export function primaryOf(members: Member[], snap: SnapshotJson, key: string): Member | undefined {
+  const p = partitionOf(key, snap.cluster.partitions.count);
+  return members.find((m) => m.id === snap.table.ids[snap.table.replicas[p][0]]);
 }
 
 /**

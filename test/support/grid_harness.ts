@@ -9,6 +9,7 @@ import { DataGrid, type DataGridConfig } from "../../src/map/data_grid.ts";
 import type { ProcessorTable } from "../../src/map/entry_processor.ts";
 import { MemoryNetwork, type MemoryTransport } from "../../src/transport/memory.ts";
 import { MessageRouter } from "../../src/transport/router.ts";
+import { partitionOf } from "../../src/partition/partition_of.ts";
 import { TestCluster } from "./test_cluster_view.ts";
 
 export interface GridMember {
@@ -158,6 +159,36 @@ export function incompleteReplication(h: GridHarness, partitionCount: number, re
   return null;
 }
 
+/** The replicas (primary first) of `key`'s partition in member n0's table. */
+export function replicasOf(h: GridHarness, key: string): readonly string[] {
+  return h.members.get("n0")!.grid.partitions.table.replicas[partitionOf(key, h.config.partitionCount)];
+}
+
+/**
+ * Puts `count` entries `k<i>` → `value-<i>-xxx…` (`pad` x's: values big enough that a
+ * partition's snapshot takes several chunks) into map "m" through member `via`.
+ * @returns the entries
+ */
+export async function putPadded(
+  h: GridHarness,
+  via: string,
+  count: number,
+  pad: number,
+): Promise<Array<[string, string]>> {
+  const entries: Array<[string, string]> = Array.from(
+    { length: count },
+    (_, i) => [`k${i}`, `value-${i}-${"x".repeat(pad)}`],
+  );
+  await h.until(h.members.get(via)!.grid.getMap<string, string>("m").putAll(entries));
+  return entries;
+}
+
+/** Whether every partition is fully replicated and `via`'s summary shows `owners` members owning partitions. */
+export function migratedTo(h: GridHarness, owners: number, via = "a"): boolean {
+  return incompleteReplication(h, h.config.partitionCount) === null &&
+    Object.keys(h.members.get(via)!.grid.partitionSummary().owners).length === owners;
+}
+
 /** A harness with `n` data members n0…n{n-1} over `partitionCount` partitions, run 3 s so the table settles. */
 export async function startGrid(
   n: number,
@@ -168,4 +199,9 @@ export async function startGrid(
   for (let i = 0; i < n; i++) await h.add(`n${i}`);
   await h.run(3000);
   return h;
+}
+
+/** {@link startGrid} with the partition count fixed: how a test file starts its clusters. */
+export function gridStarter(partitionCount: number): (n: number, opts?: GridHarnessOptions) => Promise<GridHarness> {
+  return (n, opts = {}) => startGrid(n, partitionCount, opts);
 }
