@@ -365,6 +365,8 @@ export class WebRtcPeer {
   static lowWaterBytes = 16 * 1024;
   /** How long every ICE candidate pair must stay failed before the connection is given up. */
   static pairsFailedGraceMs = 1_500;
+  /** How long checks run at least before a connection whose every pair failed is given up. */
+  static minCheckingMs = 5_000;
   readonly #pc: RTCPeerConnection;
   // deno-lint-ignore no-explicit-any
   readonly #dc: any;
@@ -520,22 +522,27 @@ export class WebRtcPeer {
 
   /**
    * Gives the connection up once every ICE candidate pair has failed and stayed failed for
-   * {@link WebRtcPeer.pairsFailedGraceMs}: werift then waits in `checking` forever, so the
-   * caller's connect timeout (10 s) would be the only way out. A pair added meanwhile (a
-   * peer-reflexive one, from the peer's own checks) restarts the wait. When werift's
-   * objects are not as expected nothing is watched and the connect timeout decides.
+   * {@link WebRtcPeer.pairsFailedGraceMs}, and checks have run for at least
+   * {@link WebRtcPeer.minCheckingMs}: werift then waits in `checking` forever, so the
+   * caller's connect timeout (10 s) would be the only way out. Pairs that failed may still
+   * come to life when the peer's own checks arrive (it starts one signaling hop later, and
+   * its checks are what open the way through its NAT), and a pair added meanwhile (a
+   * peer-reflexive one) restarts the wait: hence both waits. When werift's objects are not
+   * as expected nothing is watched and the connect timeout decides.
    */
   #watchChecks(): void {
     if (this.#checksWatch !== undefined || this.#opened || this.#closed) return;
+    const since = performance.now();
     let failedSince: number | undefined;
     const stop = () => clearInterval(this.#checksWatch);
     this.#checksWatch = setInterval(() => {
       if (this.#opened || this.#closed) return stop();
       const failed = allPairsFailed(this.#iceTransport()?.connection);
       if (failed === undefined) return stop();
+      const now = performance.now();
       if (!failed) failedSince = undefined;
-      else if (failedSince === undefined) failedSince = performance.now();
-      else if (performance.now() - failedSince >= WebRtcPeer.pairsFailedGraceMs) {
+      else if (failedSince === undefined) failedSince = now;
+      else if (now - failedSince >= WebRtcPeer.pairsFailedGraceMs && now - since >= WebRtcPeer.minCheckingMs) {
         stop();
         this.#fail("every ICE candidate pair failed");
       }
