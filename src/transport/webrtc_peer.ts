@@ -343,30 +343,10 @@ export function selectedPairOf(ice: unknown): SelectedPair | null | undefined {
   return local && remote ? { local, remote } : undefined;
 }
 
-/** werift's CandidatePairState.FAILED. */
-const PAIR_FAILED = 4;
-
-/**
- * Whether every candidate pair of an ICE connection has failed (RFC 8445 §6.1.2.6), from
- * werift's `Connection.checkList`.
- * @param connection werift's ICE connection (`RTCIceTransport.connection`)
- * @returns true or false; undefined when `connection` is not as expected
- */
-export function allPairsFailed(connection: unknown): boolean | undefined {
-  const list = (connection as { checkList?: unknown } | null)?.checkList;
-  if (!Array.isArray(list)) return undefined;
-  if (list.some((p) => typeof (p as { state?: unknown } | null)?.state !== "number")) return undefined;
-  return list.length > 0 && list.every((p) => p.state === PAIR_FAILED);
-}
-
 /** One werift peer connection with one data channel. */
 export class WebRtcPeer {
   /** 'bufferedLow' fires when bufferedAmount drops to this. */
   static lowWaterBytes = 16 * 1024;
-  /** How long every ICE candidate pair must stay failed before the connection is given up. */
-  static pairsFailedGraceMs = 1_500;
-  /** How long checks run at least before a connection whose every pair failed is given up. */
-  static minCheckingMs = 5_000;
   readonly #pc: RTCPeerConnection;
   // deno-lint-ignore no-explicit-any
   readonly #dc: any;
@@ -374,7 +354,6 @@ export class WebRtcPeer {
   #closed = false;
   #opened = false;
   #pairCounted = false;
-  #checksWatch: ReturnType<typeof setInterval> | undefined;
   events: WebRtcPeerEvents = { open: noop, close: noop, message: noop, bufferedLow: noop };
 
   constructor(opts: WebRtcPeerOptions) {
@@ -435,7 +414,6 @@ export class WebRtcPeer {
   /** Applies a remote offer and returns the complete answer SDP. */
   async acceptOffer(sdp: string): Promise<string> {
     await this.#pc.setRemoteDescription({ type: "offer", sdp });
-    this.#watchChecks();
     const answer = await this.#pc.createAnswer();
     await this.#pc.setLocalDescription(answer);
     await this.#gathered();
@@ -445,7 +423,6 @@ export class WebRtcPeer {
   /** Applies the remote answer to our offer. */
   async acceptAnswer(sdp: string): Promise<void> {
     await this.#pc.setRemoteDescription({ type: "answer", sdp });
-    this.#watchChecks();
   }
 
   /**
@@ -468,7 +445,7 @@ export class WebRtcPeer {
   }
 
   /** werift's ICE transport of this connection (undefined if its getter fails). */
-  #iceTransport(): { connection?: unknown } | undefined {
+  #iceTransport(): unknown {
     try {
       return this.#pc.iceTransports?.[0];
     } catch {
@@ -520,37 +497,7 @@ export class WebRtcPeer {
     }
   }
 
-  /**
-   * Gives the connection up once every ICE candidate pair has failed and stayed failed for
-   * {@link WebRtcPeer.pairsFailedGraceMs}, and checks have run for at least
-   * {@link WebRtcPeer.minCheckingMs}: werift then waits in `checking` forever, so the
-   * caller's connect timeout (10 s) would be the only way out. Pairs that failed may still
-   * come to life when the peer's own checks arrive (it starts one signaling hop later, and
-   * its checks are what open the way through its NAT), and a pair added meanwhile (a
-   * peer-reflexive one) restarts the wait: hence both waits. When werift's objects are not
-   * as expected nothing is watched and the connect timeout decides.
-   */
-  #watchChecks(): void {
-    if (this.#checksWatch !== undefined || this.#opened || this.#closed) return;
-    const since = performance.now();
-    let failedSince: number | undefined;
-    const stop = () => clearInterval(this.#checksWatch);
-    this.#checksWatch = setInterval(() => {
-      if (this.#opened || this.#closed) return stop();
-      const failed = allPairsFailed(this.#iceTransport()?.connection);
-      if (failed === undefined) return stop();
-      const now = performance.now();
-      if (!failed) failedSince = undefined;
-      else if (failedSince === undefined) failedSince = now;
-      else if (now - failedSince >= WebRtcPeer.pairsFailedGraceMs && now - since >= WebRtcPeer.minCheckingMs) {
-        stop();
-        this.#fail("every ICE candidate pair failed");
-      }
-    }, 250);
-  }
-
   #fail(reason: string) {
-    clearInterval(this.#checksWatch);
     if (this.#closed) return;
     this.#closed = true;
     this.events.close(reason);
