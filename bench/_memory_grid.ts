@@ -1,5 +1,5 @@
 /**
- * Shared by the in-process benches (imap.ts, processors.ts): data-grid members over the
+ * Shared by the in-process benches (imap.ts, processors.ts, expiry.ts): data-grid members over the
  * MemoryNetwork with the real clock (messages go through the real frame codec and
  * validation), 271 partitions, backupCount 1, membership from a TestCluster.
  */
@@ -8,13 +8,18 @@ import { silentLogger } from "../src/core/log.ts";
 import { Random } from "../src/core/random.ts";
 import { DataGrid } from "../src/map/data_grid.ts";
 import type { MapServiceConfig } from "../src/map/map_service.ts";
+import type { MapsConfig } from "../src/map/map_config.ts";
 import { MemoryNetwork } from "../src/transport/memory.ts";
 import { MessageRouter } from "../src/transport/router.ts";
 import { TestCluster } from "../test/support/test_cluster_view.ts";
 
-/** Members in one process; `add` starts one, links it to the others and publishes the member list. */
-export function memoryGrids(opts: { delayMs?: number; map?: MapServiceConfig } = {}) {
-  const rng = new Random(42);
+/**
+ * Members in one process; `add` starts one, links it to the others and publishes the member list.
+ * @param opts.seed randomness of the network and the members @default 42
+ * @param opts.maps per-map configuration (name patterns) of every member
+ */
+export function memoryGrids(opts: { delayMs?: number; map?: MapServiceConfig; maps?: MapsConfig; seed?: number } = {}) {
+  const rng = new Random(opts.seed ?? 42);
   const net = new MemoryNetwork({
     clock: realClock,
     rng: rng.fork(),
@@ -35,7 +40,7 @@ export function memoryGrids(opts: { delayMs?: number; map?: MapServiceConfig } =
       clock: realClock,
       rng: rng.fork(),
       log: silentLogger,
-      config: { partitionCount: 271, backupCount: 1, asyncBackupCount: 0, lite, map: opts.map },
+      config: { partitionCount: 271, backupCount: 1, asyncBackupCount: 0, lite, map: opts.map, maps: opts.maps },
     });
     for (const other of grids.keys()) await transport.connect(other);
     grids.set(id, grid);

@@ -17,13 +17,8 @@
  * Ends with one JSON line of the raw figures.
  */
 import nodeProcess from "node:process";
-import { realClock } from "../src/core/clock.ts";
-import { silentLogger } from "../src/core/log.ts";
-import { Random } from "../src/core/random.ts";
-import { DataGrid } from "../src/map/data_grid.ts";
-import { MemoryNetwork } from "../src/transport/memory.ts";
-import { MessageRouter } from "../src/transport/router.ts";
-import { TestCluster } from "../test/support/test_cluster_view.ts";
+import type { DataGrid } from "../src/map/data_grid.ts";
+import { memoryGrids } from "./_memory_grid.ts";
 
 // deno-lint-ignore no-explicit-any
 const g0 = globalThis as any;
@@ -57,55 +52,13 @@ const cpuMs = (): number => {
 const mb = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MB`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const rng = new Random(7);
-const net = new MemoryNetwork({
-  clock: realClock,
-  rng: rng.fork(),
-  link: { delayMs: 0 },
-  encode: true,
-  connectDelayMs: 0,
+const { grids, threeAndClient } = memoryGrids({
+  seed: 7,
+  map: { logPerPartition: LOG, eventsPerPartition: EVENTS },
+  maps: { "cache*": { maxSizePerMember: LIMIT, eviction: "lru" } },
 });
-const cluster = new TestCluster();
-const grids = new Map<string, DataGrid>();
-
-async function add(id: string, lite = false): Promise<DataGrid> {
-  const transport = net.attach(id);
-  const router = new MessageRouter(transport);
-  const view = cluster.add(id, lite);
-  const grid = new DataGrid({
-    self: id,
-    view,
-    transport,
-    router,
-    clock: realClock,
-    rng: rng.fork(),
-    log: silentLogger,
-    config: {
-      partitionCount: 271,
-      backupCount: 1,
-      asyncBackupCount: 0,
-      lite,
-      map: { logPerPartition: LOG, eventsPerPartition: EVENTS },
-      maps: { "cache*": { maxSizePerMember: LIMIT, eviction: "lru" } },
-    },
-  });
-  for (const other of grids.keys()) await transport.connect(other);
-  grids.set(id, grid);
-  cluster.publish();
-  return grid;
-}
-
-async function settled(g: DataGrid, want: number): Promise<void> {
-  for (;;) {
-    const s = g.partitionSummary();
-    if (s.migrating === 0 && s.replicasMissing === 0 && Object.keys(s.owners).length === want) return;
-    await sleep(5);
-  }
-}
-
-const data = [await add("a"), await add("b"), await add("c")];
-const client = await add("client", true);
-await settled(data[0], 3);
+const client = await threeAndClient();
+const data = ["a", "b", "c"].map((id) => grids.get(id)!);
 
 const primaryCount = (g: DataGrid, map: string) => g.localMaps().find((m) => m.name === map)?.size ?? 0;
 

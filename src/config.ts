@@ -13,6 +13,12 @@ export interface NodeOptions {
   cluster?: string;
   /** Cluster secret (HMAC keys for join and signaling). @default generated and printed */
   secret?: string;
+  /**
+   * During a secret rotation, the previous cluster secret: joins, merges and links signed with
+   * it are accepted too, while this member signs with `secret` (and with this one only towards
+   * a member that refused `secret`). See README "Rotating the cluster secret". @default none
+   */
+  previousSecret?: string;
   /** Base URLs of members or signaling servers to join; none = embedded signaling, new cluster. */
   join?: string[];
   /** HTTP listen address `host:port`, or false for none. @default "127.0.0.1:5701" */

@@ -112,6 +112,7 @@ export class Node implements ShoalNode {
       self: id,
       cluster: options.cluster,
       secret: options.secret,
+      previousSecret: options.previousSecret,
       iceServers: options.iceServers ?? [],
       iceAdditionalHostAddresses: options.iceAdditionalHostAddresses,
       log: log.child({ layer: "transport" }),
@@ -139,6 +140,7 @@ export class Node implements ShoalNode {
       config: {
         cluster: options.cluster,
         secret: options.secret,
+        previousSecret: options.previousSecret,
         name: this.name,
         runtime: runtimeName(),
         lite: options.lite ?? false,
@@ -425,6 +427,11 @@ export class Node implements ShoalNode {
       maps: this.grid.localMapEntries(),
       // Expiries, evictions and touches are writes the primaries originate and replicate.
       replication: { ...this.grid.maps.counters, ...this.grid.maps.housekeeping.counters },
+      rejected: {
+        ...this.membership.stats.rejected,
+        table_not_from_master: this.grid.partitions.stats.pushesIgnored,
+        table_implausible: this.grid.partitions.stats.reportsRejected,
+      },
     };
   }
 

@@ -63,6 +63,11 @@ export interface NodeMetrics {
    */
   replication?: Record<string, number>;
   jobs?: JobStats;
+  /**
+   * Cluster-layer messages from linked members refused because their sender may not send
+   * them or they lie (membership and partition table; see SECURITY.md), by reason.
+   */
+  rejected?: Record<string, number>;
 }
 
 export interface ShoalNode extends AsyncDisposable {

@@ -221,6 +221,15 @@ describe("node command flags", () => {
     expect(err(["--http", "0.0.0.0:5701", "--tls-cert", "c", "--tls-key", "k"])).toContain("without a token");
   });
 
+  test("--previous-secret (secret rotation) needs a different --secret, from flags or SHOAL_* env", () => {
+    expect(ok(["--secret", "new", "--previous-secret", "old"])).toMatchObject({ secret: "new", previousSecret: "old" });
+    expect(ok([], { SHOAL_SECRET: "new", SHOAL_PREVIOUS_SECRET: "old" })).toMatchObject({ previousSecret: "old" });
+    const missing = err(["--previous-secret", "old-hunter2"]);
+    expect(missing).toContain("--previous-secret needs --secret");
+    expect(missing).not.toContain("hunter2");
+    expect(err(["--secret", "same", "--previous-secret", "same"])).toContain("must differ");
+  });
+
   test("bad --ice URLs are errors and do not echo the TURN password", () => {
     expect(err(["--ice", "http://x"])).toContain("expected stun:host:port or turn:user:pass@host:port");
     expect(err(["--ice", "turn:host:3478"])).toContain("TURN needs credentials");

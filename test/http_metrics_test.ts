@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import { RejectReasons } from "../src/cluster/part.ts";
 import { toSecondsBuckets } from "../src/http/metrics.ts";
 import { renderPrometheus } from "../src/http/prometheus.ts";
 import { killAll, type Member, startMember } from "./support/cluster.ts";
@@ -117,5 +118,11 @@ describe("shoal_map_entries on real members", () => {
     expect(per[0].backup).toBe(per[1].primary);
     expect(per[1].backup).toBe(per[0].primary);
     expect(per.every((c) => c.backup > 0)).toBe(true);
+    // Refusals of lying members are counted by reason (none here: both members are honest).
+    const text = await (await a.get("/metrics")).text();
+    for (const reason of [...RejectReasons, "table_not_from_master", "table_implausible"]) {
+      expect(text).toMatch(new RegExp(`^shoal_cluster_rejected_total\\{reason="${reason}"\\} \\d+$`, "m"));
+    }
+    expect(text).toContain('shoal_cluster_rejected_total{reason="list_not_from_master"} 0');
   }, 120_000);
 });

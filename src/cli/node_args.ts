@@ -35,6 +35,12 @@ export const nodeFlags: readonly FlagSpec[] = [
     defaultText: "generated and printed",
   },
   {
+    name: "previous-secret",
+    kind: "string",
+    valueName: "SECRET",
+    description: "during a secret rotation, the old secret: joins and links under it are accepted too (README)",
+  },
+  {
     name: "join",
     kind: "list",
     valueName: "URL",
@@ -249,6 +255,11 @@ export function parseNodeArgs(
     options[flag] = s;
   }
   if (v.secret !== undefined) options.secret = v.secret as string;
+  if (v["previous-secret"] !== undefined) {
+    if (options.secret === undefined) return { error: "--previous-secret needs --secret (the new secret)" };
+    if (v["previous-secret"] === options.secret) return { error: "--previous-secret must differ from --secret" };
+    options.previousSecret = v["previous-secret"] as string;
+  }
   if (v.token !== undefined) options.token = v.token as string;
   if (v["read-token"] !== undefined) {
     if (options.token === undefined) {

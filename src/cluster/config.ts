@@ -94,6 +94,11 @@ export interface MembershipConfig extends MembershipTiming {
   cluster: string;
   /** Cluster secret, used only to derive the join key. */
   secret: string;
+  /**
+   * During a secret rotation, the previous secret: join and merge proofs made with it are
+   * accepted too, and this member signs with it only towards a member that refused `secret`.
+   */
+  previousSecret?: string;
   /** Human name of this member. */
   name: string;
   /** "bun" | "deno" | "node" | "sim" */

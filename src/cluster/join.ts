@@ -5,8 +5,8 @@
  * back to the joiner through its contact. Admission itself is the master's (master.ts);
  * the seed loop and re-joining after being taken for dead stay in membership.ts.
  */
-import type { ReplayGuard } from "../wire/envelope.ts";
-import { sign, verify } from "../wire/envelope.ts";
+import type { ReplayGuard, RotatingKey } from "../wire/envelope.ts";
+import { otherKey, sign, verifyEither } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { canonicalSettings, settingsMismatch } from "./join_settings.ts";
@@ -25,8 +25,8 @@ export const NOT_JOINED = "contact has not joined a cluster yet";
 /** What the join path needs from the membership of its node. */
 export interface JoinHost extends MembershipPart {
   readonly stats: MembershipStats;
-  /** Key that signs join requests, and the guard against their replay. */
-  readonly joinKey: Uint8Array;
+  /** Keys that sign and check join requests (two during a secret rotation), and the guard against their replay. */
+  readonly joinKeys: RotatingKey;
   readonly replay: ReplayGuard;
   selfInc(): number;
   /** This member's signaling URLs (sent with its join request). */
@@ -41,8 +41,31 @@ export interface JoinHost extends MembershipPart {
 
 export class JoinPath {
   #joinWaiter: ((r: JoinResult) => void) | null = null;
+  /** The member this node last sent its join request to (its answer may come through it). */
+  #asked: NodeId | undefined;
+  /** The key this member's join requests are signed with now: the other one of a rotation after a refusal. */
+  #signKey: Uint8Array;
 
-  constructor(readonly host: JoinHost) {}
+  constructor(readonly host: JoinHost) {
+    this.#signKey = host.joinKeys.key;
+  }
+
+  /** Signs the next join requests with the current secret. */
+  useCurrentKey(): void {
+    this.#signKey = this.host.joinKeys.key;
+  }
+
+  /**
+   * Signs the next join requests with the previous secret (a rotation in progress: the seed,
+   * or the master behind it, refused the current one).
+   * @returns false when there is no previous secret, or it is already in use
+   */
+  usePreviousKey(): boolean {
+    const previous = this.host.joinKeys.previousKey;
+    if (!previous || this.#signKey === previous) return false;
+    this.#signKey = previous;
+    return true;
+  }
 
   /** Whether a join request of this member is waiting for its answer. */
   get waiting(): boolean {
@@ -62,8 +85,10 @@ export class JoinPath {
     return fields;
   }
 
-  makeJoinRequest(): JoinRequest {
+  /** A signed join request for `to`, whose answer (through it, or from the master) is then accepted. */
+  makeJoinRequest(to: NodeId): JoinRequest {
     const h = this.host;
+    this.#asked = to;
     const urls = h.urls();
     const b = {
       cluster: h.config.cluster,
@@ -77,7 +102,7 @@ export class JoinPath {
       ...(h.config.settings ? { st: { ...h.config.settings.values } } : {}),
       ...(urls.length > 0 ? { urls: [...urls] } : {}),
     };
-    return { t: Kind.ClusterJoinRequest, ...b, proof: sign(h.joinKey, this.#joinFields(b)) };
+    return { t: Kind.ClusterJoinRequest, ...b, proof: sign(this.#signKey, this.#joinFields(b)) };
   }
 
   requestJoin(seed: NodeId): Promise<JoinResult> {
@@ -90,7 +115,7 @@ export class JoinPath {
         resolve(r);
       };
       this.#joinWaiter = done;
-      if (!h.send(seed, this.makeJoinRequest())) done({ kind: "timeout" });
+      if (!h.send(seed, this.makeJoinRequest(seed))) done({ kind: "timeout" });
     });
   }
 
@@ -98,7 +123,7 @@ export class JoinPath {
   #checkJoin(req: JoinBody): { code: "AUTH_FAILED" | "REFUSED"; reason: string } | null {
     const h = this.host;
     if (req.cluster !== h.config.cluster) return { code: "REFUSED", reason: "cluster name does not match" };
-    if (!verify(h.joinKey, this.#joinFields(req), req.proof)) {
+    if (!verifyEither(h.joinKeys, this.#joinFields(req), req.proof)) {
       return { code: "AUTH_FAILED", reason: "join proof does not verify (wrong cluster secret)" };
     }
     const r = h.replay.check(req.nonce, req.ts, h.clock.now());
@@ -133,6 +158,8 @@ export class JoinPath {
   }
 
   onJoinForward(from: NodeId, m: JoinForward): void {
+    // A member forwards only requests it received itself: it names itself as the contact.
+    if (m.contact !== from) return this.host.reject("join_forward_forged", from);
     if (!this.host.isMaster()) return this.#refuseJoin(from, m.req.id, "RETRY", "not the master");
     const bad = this.#checkJoin(m.req);
     if (bad) return this.#refuseJoin(from, m.req.id, bad.code, bad.reason);
@@ -147,9 +174,13 @@ export class JoinPath {
   onJoinAccepted(from: NodeId, m: JoinAccepted): void {
     const h = this.host;
     if (m.joiner !== h.self) {
+      // Passed on only from our master, who publishes the list it carries.
+      if (from !== h.master() || m.list.master !== from) return h.reject("join_answer_forged", from);
       if (h.t.isLinked(m.joiner)) h.send(m.joiner, m);
       return;
     }
+    // The answer comes from the master that admitted this node, or through the member it asked.
+    if (from !== m.list.master && from !== this.#asked) return h.reject("join_answer_forged", from);
     if (this.#joinWaiter) return this.#joinWaiter({ kind: "accepted", list: m.list, from });
     if (h.rejoining() && isNewerList(h.list.version, m.list.version)) {
       h.log.info("cluster.join.rejoined", { master: m.list.master });
@@ -157,12 +188,17 @@ export class JoinPath {
     }
   }
 
-  onJoinRefused(_from: NodeId, m: JoinRefused): void {
+  onJoinRefused(from: NodeId, m: JoinRefused): void {
     const h = this.host;
     if (m.joiner !== h.self) {
+      if (from !== h.master()) return h.reject("join_answer_forged", from);
       if (h.t.isLinked(m.joiner)) h.send(m.joiner, m);
       return;
     }
-    this.#joinWaiter?.({ kind: "refused", code: m.code, reason: m.reason });
+    if (from !== this.#asked) return h.reject("join_answer_forged", from);
+    if (this.#joinWaiter) return this.#joinWaiter({ kind: "refused", code: m.code, reason: m.reason });
+    // A rejoin refused under one secret of a rotation is tried under the other next time.
+    const other = m.code === "AUTH_FAILED" && h.rejoining() ? otherKey(h.joinKeys, this.#signKey) : undefined;
+    if (other) this.#signKey = other;
   }
 }

@@ -34,7 +34,8 @@ export interface MasterHost extends MembershipPart {
 }
 
 export class MasterRole {
-  #collecting: { seq: number; best: ListBody | null; waiting: Set<NodeId>; timer: Timer } | null = null;
+  #collecting: { seq: number; best: ListBody | null; asked: Set<NodeId>; waiting: Set<NodeId>; timer: Timer } | null =
+    null;
   #publishTimer: Timer | null = null;
 
   constructor(readonly host: MasterHost) {}
@@ -55,7 +56,7 @@ export class MasterRole {
     }
     const seq = h.nextSeq();
     const timer = h.after(h.config.collectTimeoutMs, () => this.#finishCollect());
-    this.#collecting = { seq, best: null, waiting: new Set(others), timer };
+    this.#collecting = { seq, best: null, asked: new Set(others), waiting: new Set(others), timer };
     const msg: ViewRequest = { t: Kind.ClusterViewRequest, seq, epoch: h.epoch() };
     for (const id of others) h.send(id, msg);
   }
@@ -74,7 +75,7 @@ export class MasterRole {
 
   onViewReply(from: NodeId, m: ViewReply): void {
     const c = this.#collecting;
-    if (!c || c.seq !== m.seq) return;
+    if (!c || c.seq !== m.seq || !c.asked.has(from)) return this.host.reject("view_unasked", from);
     if (!c.best || m.list.version > c.best.version) c.best = m.list;
     c.waiting.delete(from);
     if (c.waiting.size === 0) this.#finishCollect();

@@ -70,8 +70,17 @@ export interface MemberStateHost extends MembershipPart {
   gone(id: NodeId): void;
 }
 
+/**
+ * An alive notice relayed by another member may raise a member's incarnation by at most
+ * this much: each refutation raises it by one, so a larger jump is a forgery (a member that
+ * missed that many refutations learns them from the master's list instead).
+ */
+export const MAX_RELAYED_INCARNATION_JUMP = 1024;
+
 export class MemberStates {
   #listRequestAt = -Infinity;
+  /** The member this node last asked for its list (its answer is accepted once). */
+  #listAsked: NodeId | undefined;
 
   constructor(readonly host: MemberStateHost) {}
 
@@ -84,20 +93,31 @@ export class MemberStates {
     const now = h.clock.now();
     if (now - this.#listRequestAt < h.config.probeIntervalMs) return;
     this.#listRequestAt = now;
-    h.send(from, { t: Kind.ClusterListRequest, have: h.list.version } satisfies ListRequest);
+    // The list comes from the master itself when it can: `lv` is only a claim of `from`.
+    const ask = master && master !== h.self && h.reachable(master) ? master : from;
+    this.#listAsked = ask;
+    h.send(ask, { t: Kind.ClusterListRequest, have: h.list.version } satisfies ListRequest);
   }
 
   /** The master published a list version (full or delta), with notices about gone members. */
   onMemberList(from: NodeId, m: MemberListM): void {
     const h = this.host;
-    this.applyItems(m.g, from, null);
     const body = m.list;
+    // Lists come from our master, or answer this node's own request (see antiEntropy), or
+    // are the first publication of a new master whose notices (the old master left or
+    // died) make it ours: those notices count as any member's, never as a master's own.
+    const asked = from !== h.master() && from === this.#listAsked;
+    if (asked) this.#listAsked = undefined;
+    else if (from === h.master()) this.applyItems(m.g, from, null);
+    else if (body.master === from && m.base === 0) this.applyItems(m.g, from, h.master() ?? "");
+    if (from !== h.master() && !asked) return h.reject("list_not_from_master", from);
     if (!isNewerList(h.list.version, body.version)) return;
     const master = h.master();
     if (body.master !== master) {
       // Our master vouches for the list of another master: it merged into that cluster.
       if (from === master && m.base === 0 && body.master !== h.self) return h.adoptMerged(body, from);
       h.stats.listsIgnored++;
+      h.reject("list_foreign_master", from);
       return;
     }
     if (m.base !== 0 && m.base !== h.list.version) {
@@ -152,8 +172,22 @@ export class MemberStates {
         if (this.suspect(it.id, it.inc, from)) h.stats.verdictsPostponed++;
         continue;
       }
+      // A member announces its own leave to every member directly, and the master's list
+      // drops it; anyone else's leave notice about a member linked to this one (so its own
+      // notice would come straight here) counts as a suspicion only: a live member refutes
+      // it, one that left stays silent and is found dead.
+      if (it.s === Status.left && senderMaster !== null && it.id !== from && this.#inTouch(it.id)) {
+        h.reject("leave_for_other", from);
+        this.suspect(it.id, it.inc, from);
+        continue;
+      }
       this.applyItem(it, from);
     }
+  }
+
+  /** Whether a member is linked to this node: its own leave notice comes straight here. */
+  #inTouch(id: NodeId): boolean {
+    return this.host.t.isLinked(id);
   }
 
   /** Whether a live member sent this node anything within half of `suspectUnansweredMs`. */
@@ -171,6 +205,9 @@ export class MemberStates {
     switch (it.s) {
       case Status.alive: {
         if (it.inc <= st.inc || st.status === Status.left) return;
+        if (from !== it.id && from !== h.master() && it.inc - st.inc > MAX_RELAYED_INCARNATION_JUMP) {
+          return h.reject("incarnation_jump", from);
+        }
         const wasLive = st.status <= Status.suspect;
         raiseIncarnation(st, it.inc, it.id);
         st.suspicion?.cancel();
@@ -389,6 +426,10 @@ export class MemberStates {
       // A remote "dead" counts only as a suspicion here (as in memberlist). A state copy
       // says nothing about who accused, so it never counts as a further confirmation.
       if ((it.s === Status.dead || it.s === Status.suspect) && it.id !== h.self) {
+        this.suspect(it.id, it.inc, from, false);
+      } else if (it.s === Status.left && it.id !== from && it.id !== h.self && this.#inTouch(it.id)) {
+        // As in applyItems: only a member itself (or the master's list) announces its leave.
+        h.reject("leave_for_other", from);
         this.suspect(it.id, it.inc, from, false);
       } else this.applyItem(it, from);
     }

@@ -20,7 +20,7 @@ import { assert, ShoalError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { Random } from "../core/random.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
-import { deriveKey, ReplayGuard } from "../wire/envelope.ts";
+import { ReplayGuard, type RotatingKey, rotatingKey } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import { type MembershipConfig, membershipConfig } from "./config.ts";
@@ -31,7 +31,7 @@ import { JoinPath, NOT_JOINED } from "./join.ts";
 import { Links, type MemberLink, type RouteRequest } from "./links.ts";
 import { MasterRole } from "./master.ts";
 import { MemberStates, pushPullScale } from "./member_state.ts";
-import type { MembershipStats } from "./part.ts";
+import { type MembershipStats, noRejections, type RejectReason } from "./part.ts";
 import { Prober, type ProbeRequest, type RelayRequest } from "./probe.ts";
 import { MemberList, type MemberState } from "./member_list.ts";
 import {
@@ -90,6 +90,7 @@ export class Membership implements ClusterView {
   readonly self: NodeId;
   readonly config: MembershipConfig;
   readonly stats: MembershipStats = {
+    rejected: noRejections(),
     probes: 0,
     probeFailures: 0,
     suspicions: 0,
@@ -110,7 +111,8 @@ export class Membership implements ClusterView {
   readonly #clock: Clock;
   readonly #rng: Random;
   readonly #log: Logger;
-  readonly #joinKey: Uint8Array;
+  /** Signs and checks join requests (and merge requests); with the previous secret's key during a rotation. */
+  readonly #joinKeys: RotatingKey;
   readonly #replay = new ReplayGuard();
   readonly #listeners = new Set<(e: ClusterEvent) => void>();
   readonly #gossip: GossipQueue;
@@ -165,7 +167,7 @@ export class Membership implements ClusterView {
     };
     this.#rng = deps.rng;
     this.#log = deps.log ?? silentLogger;
-    this.#joinKey = deriveKey(this.config.cluster, this.config.secret, "join");
+    this.#joinKeys = rotatingKey(this.config.cluster, this.config.secret, this.config.previousSecret, "join");
     this.#gossip = new GossipQueue(this.config.maxGossipQueue);
     this.#health = new Awareness(this.config.awarenessMax);
     // A verdict waits this long after a stall of this member, so the backlog is read first.
@@ -182,7 +184,8 @@ export class Membership implements ClusterView {
       health: this.#health,
       gossip: this.#gossip,
       pending: this.#pending,
-      joinKey: this.#joinKey,
+      joinKeys: this.#joinKeys,
+      reject: (reason: RejectReason, from: NodeId) => this.#reject(reason, from),
       replay: this.#replay,
       now: () => this.#clock.now(),
       selfInc: () => this.#inc,
@@ -393,7 +396,14 @@ export class Membership implements ClusterView {
           }
         }
         reachable++;
-        const r = await this.#join.requestJoin(seed);
+        this.#join.useCurrentKey();
+        let r = await this.#join.requestJoin(seed);
+        if (r.kind === "refused" && r.code === "AUTH_FAILED" && !this.#stopped && this.#join.usePreviousKey()) {
+          // A secret rotation in progress: the seed, or the master behind it, may know only
+          // the previous secret. Ask again under it (a fresh nonce, so no replay refusal).
+          this.#log.info("cluster.join.previous_secret", { seed });
+          r = await this.#join.requestJoin(seed);
+        }
         if (this.#stopped) throw new ShoalError("SHUTDOWN", "Cannot join: membership stopped");
         if (r.kind === "accepted") {
           this.#contact = seed;
@@ -609,7 +619,7 @@ export class Membership implements ClusterView {
       const targets = [this.#master, this.#contact, ...this.members().map((m) => m.id)].filter((x): x is NodeId =>
         !!x && x !== this.self && this.#links.reachable(x)
       );
-      if (targets.length > 0) this.#send(targets[0], this.#join.makeJoinRequest());
+      if (targets.length > 0) this.#send(targets[0], this.#join.makeJoinRequest(targets[0]));
       this.#after(this.config.joinTimeoutMs, attempt);
     };
     attempt();
@@ -642,7 +652,7 @@ export class Membership implements ClusterView {
         this.#send(from, { t: Kind.ClusterAck, seq: (msg as Ping).seq, lv: 0, ms: "", g: [] } satisfies Ack);
         // Being probed means the master admitted this node: its acceptance was lost. Ask
         // again through the prober (the master answers a repeated request with its list).
-        if (this.#join.waiting && this.#rateOk(`join:${from}`)) this.#send(from, this.#join.makeJoinRequest());
+        if (this.#join.waiting && this.#rateOk(`join:${from}`)) this.#send(from, this.#join.makeJoinRequest(from));
       }
       return;
     }
@@ -716,6 +726,14 @@ export class Membership implements ClusterView {
       if (ok(id)) out.push(id);
     }
     return out;
+  }
+
+  /** Counts a refused message; the first of each reason per half split-brain interval is logged as a warning. */
+  #reject(reason: RejectReason, from: NodeId): void {
+    this.stats.rejected[reason]++;
+    const fields = { reason, from, count: this.stats.rejected[reason] };
+    if (this.#rateOk(`rejected:${reason}`)) this.#log.warn("cluster.message.rejected", fields);
+    else this.#log.debug("cluster.message.rejected", fields);
   }
 
   #rateOk(key: NodeId): boolean {

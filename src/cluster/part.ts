@@ -29,10 +29,52 @@ export interface MembershipPart {
   send(to: NodeId, msg: Message): boolean;
   /** A timer that does not fire once the membership stopped. */
   after(ms: number, fn: () => void): Timer;
+  /** Counts (and logs) a message refused because its sender may not send it or it lies. */
+  reject(reason: RejectReason, from: NodeId): void;
+}
+
+/**
+ * Why a member refused a well-formed membership message from a linked peer: the sender is
+ * not the one that may send it, or it claims what it cannot (see SECURITY.md, "A hostile
+ * member"). Counted per reason in `MembershipStats.rejected` and `/metrics`
+ * (`shoal_cluster_rejected_total{reason}`).
+ */
+export const RejectReasons = [
+  /** A member list from a peer that is neither the master it names nor one this member asked for its list. */
+  "list_not_from_master",
+  /** A member list naming a master this member does not follow (and not vouched for by its master). */
+  "list_foreign_master",
+  /** A view reply to a new master from a member it did not ask (or a late one, after the collection ended). */
+  "view_unasked",
+  /** A join acceptance or refusal for this member, or one to relay, from a peer that may not send it. */
+  "join_answer_forged",
+  /** A forwarded join request whose named contact is not its sender. */
+  "join_forward_forged",
+  /** A leave notice about a linked member from someone else than it or the master (taken as a suspicion only). */
+  "leave_for_other",
+  /** An alive notice, sent by someone else, raising a member's incarnation implausibly far. */
+  "incarnation_jump",
+  /** A merge request naming another master than its sender. */
+  "foreign_master_claim",
+  /** A merge request whose member-list version or master epoch lies further ahead than any honest cluster's. */
+  "far_future",
+] as const;
+export type RejectReason = typeof RejectReasons[number];
+
+/** How far another cluster's master epoch may lie above ours in a merge request (one per master change). */
+export const MAX_EPOCH_LEAD = 1024;
+/** How far another cluster's member-list version may lie above ours (one per publication). */
+export const MAX_LIST_VERSION_LEAD = 2 ** 32;
+
+/** A zero count per reason. */
+export function noRejections(): Record<RejectReason, number> {
+  return Object.fromEntries(RejectReasons.map((r) => [r, 0])) as Record<RejectReason, number>;
 }
 
 /** Counters for metrics and simulation reports. */
 export interface MembershipStats {
+  /** Messages refused because their sender may not send them or they lie, by reason. */
+  rejected: Record<RejectReason, number>;
   probes: number;
   probeFailures: number;
   suspicions: number;

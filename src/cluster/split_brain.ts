@@ -17,10 +17,10 @@
  * win, and the cluster that kept serving would be merged into the stale one.
  */
 import type { NodeId } from "../transport/transport.ts";
-import { type ReplayGuard, sign, verify } from "../wire/envelope.ts";
+import { otherKey, type ReplayGuard, type RotatingKey, sign, verifyEither } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import { MAX_MEMBERS } from "./config.ts";
-import type { MembershipPart } from "./part.ts";
+import { MAX_EPOCH_LEAD, MAX_LIST_VERSION_LEAD, type MembershipPart } from "./part.ts";
 import { isNewerList } from "./member_list.ts";
 import {
   type ListBody,
@@ -32,6 +32,9 @@ import {
   Status,
 } from "./messages.ts";
 import type { ClusterEvent, MemberInfo } from "./view.ts";
+
+/** Why a merge request whose proof fails is refused (the requester then tries the other key of a rotation). */
+const BAD_MERGE_PROOF = "merge proof does not verify";
 
 export interface GroupSummary {
   /** Live members of the group. */
@@ -74,8 +77,8 @@ export function mergeWinner(a: GroupSummary, b: GroupSummary): "a" | "b" {
 /** What split-brain handling needs from the membership of its node. */
 export interface SplitBrainHost extends MembershipPart {
   readonly stats: { merges: number };
-  /** Key that signs join and merge requests, and the guard against their replay. */
-  readonly joinKey: Uint8Array;
+  /** Keys that sign and check join and merge requests (two during a secret rotation), and the guard against their replay. */
+  readonly joinKeys: RotatingKey;
   readonly replay: ReplayGuard;
   /** Members a link is being opened to (shared with the links). */
   connecting(): Set<NodeId>;
@@ -99,6 +102,8 @@ export class SplitBrain {
   /** Members lost to failure, and peers heard of, that the master keeps trying to reach (bounded, oldest first). */
   readonly #lost = new Map<NodeId, { at: number; attempts: number }>();
   #merging: { target: NodeId } | null = null;
+  /** The key merge requests are signed with now: the other one of a rotation after a refused proof. */
+  #signKey: Uint8Array | undefined;
 
   constructor(readonly host: SplitBrainHost) {}
 
@@ -244,7 +249,11 @@ export class SplitBrain {
     h.log.info("cluster.merge.started", { into: target, members: body.members.length });
     h.send(
       target,
-      { t: Kind.ClusterMergeRequest, ...body, proof: sign(h.joinKey, this.#mergeFields(body)) } satisfies MergeRequest,
+      {
+        t: Kind.ClusterMergeRequest,
+        ...body,
+        proof: sign(this.#signKey ?? h.joinKeys.key, this.#mergeFields(body)),
+      } satisfies MergeRequest,
     );
     h.after(h.config.joinTimeoutMs, () => {
       if (this.#merging?.target === target) this.#merging = null;
@@ -258,7 +267,17 @@ export class SplitBrain {
       h.send(from, { t: Kind.ClusterMergeRefused, reason } satisfies MergeRefused);
     };
     if (m.cluster !== h.config.cluster) return refuse("cluster name does not match");
-    if (!verify(h.joinKey, this.#mergeFields(m), m.proof)) return refuse("merge proof does not verify");
+    // A merge request comes from the master it names (a woken master's stale list may still
+    // hold the other master as a live member, so membership of our list proves nothing).
+    if (m.master !== from) {
+      h.reject("foreign_master_claim", from);
+      return refuse("a merge request comes from the master it names");
+    }
+    if (m.epoch > h.epoch() + MAX_EPOCH_LEAD || m.version > h.list.version + MAX_LIST_VERSION_LEAD) {
+      h.reject("far_future", from);
+      return refuse("merge request epoch or version implausibly far ahead");
+    }
+    if (!verifyEither(h.joinKeys, this.#mergeFields(m), m.proof)) return refuse(BAD_MERGE_PROOF);
     const replay = h.replay.check(m.nonce, m.ts, h.clock.now());
     if (replay) return refuse(replay);
     if (!h.isMaster() || h.collecting() || this.#merging) return refuse("not ready");
@@ -312,6 +331,10 @@ export class SplitBrain {
     if (this.#merging?.target !== from) return;
     this.host.log.info("cluster.merge.refused", { by: from, reason: m.reason });
     this.#merging = null;
+    // During a secret rotation the other master may know only the other secret: the next attempt uses it.
+    if (m.reason === BAD_MERGE_PROOF) {
+      this.#signKey = otherKey(this.host.joinKeys, this.#signKey ?? this.host.joinKeys.key);
+    }
   }
 
   /** Our master tells us it merged into another cluster: follow it. */

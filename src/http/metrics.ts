@@ -158,6 +158,11 @@ export function collectMetrics(node: ShoalNode, http: HttpMetricInputs): MetricF
       { labels: { reason: "overflow" }, value: t.droppedOverflow },
       { labels: { reason: "no_route" }, value: t.droppedNoRoute },
     ]),
+    counter(
+      "shoal_cluster_rejected_total",
+      "Membership and partition-table messages from members refused: wrong sender or a lie (SECURITY.md)",
+      Object.entries(extra.rejected ?? {}).map(([reason, value]) => ({ labels: { reason }, value })),
+    ),
     counter("shoal_transport_forwarded_total", "Messages forwarded on behalf of other members", [{
       value: t.forwarded,
     }]),

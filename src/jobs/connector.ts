@@ -102,6 +102,11 @@ export function mapNameField(block: ConnectorConfig, field: string): string {
   return v;
 }
 
+/** The `configure` of a connector whose one setting is the map it writes (field `map`). */
+export function mapConfigured(type: string): (block: ConnectorConfig) => ConnectorConfig {
+  return (block) => ({ type, map: mapNameField(block, "map") });
+}
+
 /**
  * Thrown by connectors to fail a task with a clear reason. The attempt ends FAILED; the
  * coordinator restarts the task from its last checkpoint until the job's `maxTaskRestarts`

@@ -15,8 +15,7 @@
  */
 import { ShoalError } from "../core/errors.ts";
 import type { IMap } from "../map/imap.ts";
-import { type ConnectorConfig } from "./job_definition.ts";
-import { type JobRecord, mapNameField, type SinkConnector, type SinkWriter } from "./connector.ts";
+import { type JobRecord, mapConfigured, type SinkConnector, type SinkWriter } from "./connector.ts";
 import { stageKey } from "./map_names.ts";
 
 /** Most entries one task's list may hold (its value must fit one message). */
@@ -101,9 +100,7 @@ export async function commitLogSegment(
 
 export const logSink: SinkConnector = {
   type: "log",
-  configure(block: ConnectorConfig): ConnectorConfig {
-    return { type: "log", map: mapNameField(block, "map") };
-  },
+  configure: mapConfigured("log"),
   open(ctx, config): SinkWriter {
     const list = ctx.getMap(config.map as string);
     let buffer: JobRecord[] = [];

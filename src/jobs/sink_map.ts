@@ -5,14 +5,11 @@
  * the output stays exact without staging. `prepare` has nothing to flush because every
  * write is awaited before the task moves on.
  */
-import { type ConnectorConfig } from "./job_definition.ts";
-import { type JobRecord, mapNameField, type SinkConnector, type SinkWriter } from "./connector.ts";
+import { type JobRecord, mapConfigured, type SinkConnector, type SinkWriter } from "./connector.ts";
 
 export const mapSink: SinkConnector = {
   type: "map",
-  configure(block: ConnectorConfig): ConnectorConfig {
-    return { type: "map", map: mapNameField(block, "map") };
-  },
+  configure: mapConfigured("map"),
   open(ctx, config): SinkWriter {
     const out = ctx.getMap(config.map as string);
     return {

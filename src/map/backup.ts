@@ -30,7 +30,9 @@ export class BackupRole {
       ctx.counters.staleEpochRejected++;
       return false;
     }
-    return t.replicas[p][0] === from && from !== ctx.self;
+    if (t.replicas[p][0] === from && from !== ctx.self) return true;
+    ctx.counters.notFromPrimary++;
+    return false;
   }
 
   onBackupOps(from: NodeId, msg: MapBackupOps): void {

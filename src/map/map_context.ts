@@ -14,6 +14,7 @@ import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { EntryListenersConfig } from "./entry_listeners.ts";
 import { EventPolls } from "./event_polls.ts";
+import { ParkedOps } from "./parked_ops.ts";
 import { MapConfigs } from "./map_config.ts";
 import type { HousekeepingConfig, MapHousekeeping } from "./map_housekeeping.ts";
 import { ProcessorRegistry } from "./entry_processor.ts";
@@ -99,6 +100,8 @@ export function newMapCounters() {
     pulls: 0,
     dedupeHits: 0,
     staleEpochRejected: 0,
+    /** Backup ops and snapshot chunks from a member that is not the partition's primary here (refused). */
+    notFromPrimary: 0,
     demotedPending: 0,
     directAcked: 0,
     /** New primaries that pulled a replica's copy ahead of their own before serving. */
@@ -268,6 +271,8 @@ export class MapContext {
   readonly mapConfigs: MapConfigs;
   /** Listeners' polls held by this member's primaries (event_polls.ts). */
   readonly polls = new EventPolls();
+  /** Blocking queue and lock requests parked on this member's primaries (parked_ops.ts). */
+  readonly parked = new ParkedOps();
   /** Expiry, touches and eviction on this member's primaries; set by the map service. */
   housekeeping!: MapHousekeeping;
 

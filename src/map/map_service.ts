@@ -366,6 +366,7 @@ export class MapService {
     this.#unsubscribeTable();
     this.listeners.stop();
     this.#ctx.polls.releaseAll();
+    this.#ctx.parked.releaseAll();
     for (const prim of this.#ctx.primaries.values()) this.#primary.failWaiters(prim);
   }
 
@@ -506,6 +507,12 @@ export class MapService {
     ctx.sendChecks(checks);
     this.housekeeping.tick(Math.floor(now));
     ctx.polls.expire(now);
+    if (ctx.parked.size > 0) {
+      const alive = (id: NodeId) => live.has(id);
+      for (const op of ctx.parked.due(now, alive)) {
+        this.#primary.serveParked(op, op.deadline <= now ? 0 : op.deadline);
+      }
+    }
     this.#snapshots.tick(now, live);
     this.#backup.tick();
   }

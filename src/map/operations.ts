@@ -104,6 +104,7 @@ const kv = z.object({ m, k, v: w.bytes(), ttl: expiryMs, mi: expiryMs });
 /** Most events one Events answer carries. */
 export const MAX_EVENTS_PER_POLL = 1000;
 const mOnly = z.object({ m });
+const pk = w.uint().max(60_000).optional();
 
 const schemas: Record<number, z.ZodType> = {
   [OpCode.Get]: kOnly,
@@ -152,14 +153,15 @@ const schemas: Record<number, z.ZodType> = {
     pa: w.bytes().optional(),
     po: z.boolean().optional(),
   }),
-  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: w.uint(), q: z.boolean() }),
+  // `pk`: how long the primary may park the request while it cannot succeed (parked_ops.ts).
+  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: w.uint(), q: z.boolean(), pk }),
   [OpCode.LockRelease]: z.object({ m, k, h: w.str(128) }),
   [OpCode.LockForceRelease]: kOnly,
   [OpCode.LockStatus]: kOnly,
   [OpCode.LockCancel]: z.object({ m, k, h: w.str(128) }),
   // `n`: the capacity (offer, size) or most items (drain).
-  [OpCode.QueueOffer]: z.object({ m, v: w.bytes(), n: w.uint().min(1).optional() }),
-  [OpCode.QueuePoll]: mOnly,
+  [OpCode.QueueOffer]: z.object({ m, v: w.bytes(), n: w.uint().min(1).optional(), pk }),
+  [OpCode.QueuePoll]: z.object({ m, pk }),
   [OpCode.QueuePeek]: mOnly,
   [OpCode.QueueSize]: z.object({ m, n: w.uint().min(1).optional() }),
   [OpCode.QueueDrain]: z.object({ m, n: w.uint().min(1).max(1000) }),
@@ -195,6 +197,8 @@ export interface OpBody {
   /** Lock ops: the caller's handle (`h`, above), lease ms, whether to queue. */
   l?: number;
   q?: boolean;
+  /** LockAcquire, QueuePoll, QueueOffer: the longest park on the primary (ms). */
+  pk?: number;
 }
 
 /** Validates an op body from the network. @returns null when invalid */

@@ -18,6 +18,7 @@ import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
 import { executeQueueOp, isQueueOp } from "./queue_ops.ts";
 import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
+import { MAX_PARK_MS, type ParkedOp, parkUntil } from "./parked_ops.ts";
 import { executeOp, isWrite, OpCode, opKeys, parseBody } from "./operations.ts";
 import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
@@ -28,7 +29,11 @@ export class PrimaryRole {
 
   // ---- serving ops ------------------------------------------------------------------------
 
-  serve(from: NodeId, req: InvokeRequest, reply: Reply): void {
+  /**
+   * Serves one invocation. `parkDeadline`: a parked request run again keeps the deadline it
+   * was parked with (0: its park time is over, run it whatever the state).
+   */
+  serve(from: NodeId, req: InvokeRequest, reply: Reply, parkDeadline?: number): void {
     const ctx = this.ctx;
     const t = ctx.partitions.table;
     if (!Number.isInteger(req.p) || req.p >= t.partitionCount) {
@@ -68,6 +73,11 @@ export class PrimaryRole {
       // leases are measured in these stamps too, so they never run backwards across a failover.
       const stamp = nextStamp(ctx.clock.now(), d.maxAt);
       const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
+      if (body.pk && parkDeadline !== 0) {
+        const w = parkUntil(d, req.op, body, { now: stamp, from, alive });
+        const deadline = w && Math.min(parkDeadline ?? now + Math.min(body.pk, MAX_PARK_MS), w.until);
+        if (w && deadline! > now && ctx.parked.park(req.p, { from, req, reply, deadline: deadline!, ...w })) return;
+      }
       if (
         !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) &&
         lockedByOther(d, body.m, keys, from, stamp, alive)
@@ -88,6 +98,7 @@ export class PrimaryRole {
       if (direct && direct.length > 0) entry.o = from;
       d.applyEntry(entry);
       ctx.counters.writesApplied++;
+      if (ctx.parked.has(req.p)) this.#wakeParked(req.p, entry);
       if (keys) { for (const k of keys) prim.keyPending.set(keyId(k), entry.seq); }
       else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
       this.#ship(prim, [entry]);
@@ -109,6 +120,24 @@ export class PrimaryRole {
       : executeOp(d, req.op, body, stamp, hk.defaults);
     hk.afterRead(d, body.m, keys, now);
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
+  }
+
+  /** Runs again (after this write) the requests parked on an internal map `entry` wrote (parked_ops.ts). */
+  #wakeParked(p: number, entry: LogEntry): void {
+    const maps = new Set(entry.e.map((e) => e.m));
+    const ops = this.ctx.parked.take(p, (op) => maps.has(op.map));
+    for (const op of ops) this.ctx.clock.setTimer(0, () => this.serveParked(op, op.deadline));
+  }
+
+  /**
+   * Runs a parked request again (see {@link serve} for `parkDeadline`), behind the same
+   * split-brain gate as a request that just arrived: a member that lost its quorum answers
+   * QUORUM (the request has not run, so the caller retries it safely).
+   */
+  serveParked(op: ParkedOp, parkDeadline: number): void {
+    const refused = this.ctx.invoker.refusal();
+    if (refused) return op.reply("QUORUM", null, refused.message);
+    this.serve(op.from, op.req, op.reply, parkDeadline);
   }
 
   /**
@@ -297,6 +326,7 @@ export class PrimaryRole {
   /** This member stops being primary of `prim.p` (or starts a new epoch of it). */
   demote(prim: PrimaryState): void {
     this.ctx.polls.release(prim.p);
+    this.ctx.parked.release(prim.p);
     this.ctx.housekeeping.onStopServing(prim.p);
     this.ctx.counters.demotedPending += prim.waiters.length;
     this.failWaiters(prim);

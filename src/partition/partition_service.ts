@@ -103,6 +103,11 @@ function countPromoted(prev: PartitionTable, next: PartitionTable): number {
   return n;
 }
 
+/** How far a reported table's term round may lie above ours and the master epoch (each reign adds one). */
+export const MAX_ROUND_LEAD = 1024;
+/** How far a reported table's version may lie above ours (each publication adds one). */
+export const MAX_VERSION_LEAD = 2 ** 32;
+
 const sameRow = (a: readonly NodeId[], b: readonly NodeId[]) => a.length === b.length && a.every((m, i) => m === b[i]);
 
 export class PartitionService {
@@ -142,7 +147,10 @@ export class PartitionService {
   /** Counters for metrics and tests. */
   readonly stats = {
     pushesApplied: 0,
+    /** Table pushes, version announcements and migration orders from a member that is not our master (refused). */
     pushesIgnored: 0,
+    /** Tables reported by a member whose term or version lies implausibly far ahead (refused; see #implausible). */
+    reportsRejected: 0,
     migrationsStarted: 0,
     migrationsCommitted: 0,
     migrationsAbandoned: 0,
@@ -341,7 +349,7 @@ export class PartitionService {
   }
 
   #onVersion(from: NodeId, theirs: { term: number; version: number }): void {
-    if (from !== this.#view.master()) return;
+    if (from !== this.#view.master() || from === this.self) return void this.stats.pushesIgnored++;
     if (isNewer(theirs, this.#table)) {
       this.#lastFetchAt = -Infinity;
       this.requestTable();
@@ -361,7 +369,7 @@ export class PartitionService {
   }
 
   #onMigrationStart(from: NodeId, msg: PartitionMigrationStart): void {
-    if (from !== this.#view.master()) return;
+    if (from !== this.#view.master()) return void this.stats.pushesIgnored++;
     const { p, epoch, row, mid } = msg;
     if (p >= this.config.partitionCount) return;
     for (const fn of this.#migrationListeners) fn(p, epoch, row, mid);
@@ -432,12 +440,30 @@ export class PartitionService {
 
   #onReport(from: NodeId, msg: WireTable): void {
     const c = this.#collect;
-    if (!c) return this.#onNewerTable(msg);
-    if (!c.waiting.has(from)) return;
-    const t = tableFromWire(msg, this.config.partitionCount);
+    if (c && !c.waiting.has(from)) return;
+    let t = tableFromWire(msg, this.config.partitionCount);
+    if (t && this.#implausible(t)) {
+      this.stats.reportsRejected++;
+      this.#log.warn("partition.table.implausible", { from, term: t.term, version: t.version });
+      t = null;
+    }
+    if (!c) return t ? this.#onNewerTable(t) : undefined;
     c.waiting.delete(from);
     if (t && isNewer(t, c.best)) c.best = t;
     this.#maybeFinishCollect();
+  }
+
+  /**
+   * Whether a table a member reported lies further ahead than any honest reign can be:
+   * terms grow by one round per reign and versions by one per publication, so a round more
+   * than {@link MAX_ROUND_LEAD} above ours and the master epoch, or a version more than
+   * {@link MAX_VERSION_LEAD} above ours, is a forgery; adopting it would exhaust the term
+   * space (no later master could reign) or the integer range.
+   */
+  #implausible(t: PartitionTable): boolean {
+    const mine = this.#table;
+    const round = Math.max(termRound(mine.term), this.#view.masterEpoch);
+    return termRound(t.term) > round + MAX_ROUND_LEAD || t.version > mine.version + MAX_VERSION_LEAD;
   }
 
   #maybeFinishCollect(): void {
@@ -477,12 +503,11 @@ export class PartitionService {
    * Replicas re-confirm by digest; what only the other side wrote is brought back by the
    * split-brain merge of the map layer, not by the table.
    */
-  #onNewerTable(msg: WireTable): void {
+  #onNewerTable(theirs: PartitionTable): void {
     if (!this.masterActive) return;
-    const theirs = tableFromWire(msg, this.config.partitionCount);
     const mine = this.#current();
     // Our own reign's tables, and tables this reign started from or superseded, change nothing.
-    if (!theirs || theirs.term === mine.term || theirs.term <= this.#reignFrom) return;
+    if (theirs.term === mine.term || theirs.term <= this.#reignFrom) return;
     this.#inflight.clear();
     const term = this.#newTerm(Math.max(termRound(theirs.term), termRound(mine.term)));
     this.#reignFrom = Math.max(this.#reignFrom, theirs.term);

@@ -12,7 +12,7 @@
  * {@link CLOCK_OFFSET_WARN_MS}.
  */
 import { type Logger, silentLogger } from "../core/log.ts";
-import { nonce as makeNonce, sign, verify } from "../wire/envelope.ts";
+import { nonce as makeNonce, sign, verifyEither } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { DescriptionKeys } from "./keys.ts";
 import type { SignalChallenge, SignalHello } from "./messages.ts";
@@ -24,21 +24,6 @@ export const MAX_CHALLENGES = 4096;
 export const MAX_CHALLENGES_PER_PEER = 4;
 /** A clock offset beyond this (either way) is logged as a warning and flagged in `GET /cluster`. */
 export const CLOCK_OFFSET_WARN_MS = 2_000;
-
-/** The keys that verify: the current one first, then the previous secret's (during a rotation). */
-function keysOf(k: DescriptionKeys): Uint8Array[] {
-  return k.previousKey ? [k.key, k.previousKey] : [k.key];
-}
-
-/**
- * Verifies `sig` over `fields` with the current key or, during a secret rotation, the
- * previous one.
- * @returns the key that verified, or null
- */
-export function verifyEither(keys: DescriptionKeys, fields: readonly unknown[], sig: string): Uint8Array | null {
-  for (const k of keysOf(keys)) if (verify(k, fields, sig)) return k;
-  return null;
-}
 
 const helloFields = (h: Omit<SignalHello, "t" | "sig">) => ["hello", h.cluster, h.from, h.to, h.nonce];
 const challengeFields = (c: Omit<SignalChallenge, "t" | "sig">) => [

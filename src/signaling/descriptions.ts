@@ -11,9 +11,8 @@
  * outstanding offer. `ts` is only used to estimate clock offsets.
  */
 import { Kind } from "../wire/kinds.ts";
-import { nonce as makeNonce, type ReplayGuard, sign } from "../wire/envelope.ts";
+import { nonce as makeNonce, type ReplayGuard, sign, verifyEither } from "../wire/envelope.ts";
 import type { ChallengeBook } from "./challenges.ts";
-import { verifyEither } from "./challenges.ts";
 import { validateMessage } from "../wire/message.ts";
 import type { Description, SignalAnswer, SignalOffer, SignalRelay } from "./messages.ts";
 import type { DescriptionKeys } from "./keys.ts";

@@ -50,7 +50,7 @@ import {
   SignalRejectMsg,
 } from "../signaling/messages.ts";
 import { encodeValue } from "../wire/codec.ts";
-import { deriveKey, ReplayGuard, roomId } from "../wire/envelope.ts";
+import { ReplayGuard, roomId, rotatingKey } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
 import { type Message, validateMessage } from "../wire/message.ts";
@@ -108,8 +108,7 @@ export class WebRtcTransport implements Transport {
     this.self = opts.self;
     this.#keys = {
       room: roomId(opts.cluster),
-      key: deriveKey(opts.cluster, opts.secret, "signal"),
-      previousKey: opts.previousSecret ? deriveKey(opts.cluster, opts.previousSecret, "signal") : undefined,
+      ...rotatingKey(opts.cluster, opts.secret, opts.previousSecret, "signal"),
       self: opts.self,
     };
     this.#iceServers = opts.iceServers ?? [];
@@ -468,6 +467,16 @@ export class WebRtcTransport implements Transport {
     this.#frames.flush(link);
   }
 
+  /** Drops `link` after its connection `rtc` failed with `err`, unless the link moved on to another connection meanwhile. */
+  #dropFailed(link: Link, rtc: Link["rtc"], reason: string, err: unknown): void {
+    if (link.rtc !== rtc) return;
+    this.#drop(
+      link,
+      reason,
+      new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`),
+    );
+  }
+
   /**
    * Removes a link; emits linkDown if it was open, rejects connect() waiters otherwise.
    * `graceful`: tell the peer with a LinkClose (werift itself does not) and close the
@@ -510,13 +519,7 @@ export class WebRtcTransport implements Transport {
     try {
       sdp = await rtc.createOffer();
     } catch (err) {
-      if (link.rtc === rtc) {
-        this.#drop(
-          link,
-          "offer failed",
-          new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`),
-        );
-      }
+      this.#dropFailed(link, rtc, "offer failed", err);
       return;
     }
     if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering" || !link.pending) return;
@@ -668,7 +671,7 @@ export class WebRtcTransport implements Transport {
     // The peer renegotiates an open link (it lost the path, or relinks). Members given
     // STUN/TURN servers answer with a replacement connection and keep the old one until the
     // new one opens; others drop the old link.
-    if (link?.state === "open" && this.#iceServers.length > 0) return this.#answerRelink(link, offer, path);
+    if (link?.state === "open" && this.#iceServers.length > 0) return this.#answerRelink(link, offer, path, key);
     if (link) {
       if (link.state === "open") {
         this.#drop(link, "peer reconnected", new ShoalError("UNREACHABLE", `Connection to ${peer} replaced`));
@@ -715,7 +718,7 @@ export class WebRtcTransport implements Transport {
     }
   }
 
-  async #answerRelink(link: Link, offer: SignalOffer, path: SignalPath): Promise<void> {
+  async #answerRelink(link: Link, offer: SignalOffer, path: SignalPath, key: Uint8Array): Promise<void> {
     if (link.next) {
       // Glare: both ends relink at once; the lower id's offer wins.
       if (this.self < link.peer) return;
@@ -729,7 +732,8 @@ export class WebRtcTransport implements Transport {
       return this.#endNext(link, rtc);
     }
     if (link.next?.rtc !== rtc) return;
-    const answer = signAnswer(this.#keys, link.peer, sdp, offer.nonce, this.#clock.now());
+    // Under the secret the relink offer was signed with, as for a first offer.
+    const answer = signAnswer(this.#keys, link.peer, sdp, offer.nonce, this.#clock.now(), key);
     link.next.nonce = answer.nonce;
     if (!this.#sendSignal(path, link.peer, answer)) this.#endNext(link, rtc);
   }
@@ -750,13 +754,7 @@ export class WebRtcTransport implements Transport {
     try {
       await rtc.acceptAnswer(answer.sdp);
     } catch (err) {
-      if (link.rtc === rtc) {
-        this.#drop(
-          link,
-          "bad answer",
-          new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: ${(err as Error).message}`),
-        );
-      }
+      this.#dropFailed(link, rtc, "bad answer", err);
     }
   }
 

@@ -17,6 +17,47 @@ export function deriveKey(cluster: string, secret: string, purpose: KeyPurpose):
   return hkdf(sha256, utf8ToBytes(secret), utf8ToBytes(`shoal/${cluster}`), utf8ToBytes(`shoal-${purpose}-v1`), 32);
 }
 
+/**
+ * One purpose's key, plus the previous secret's during a secret rotation: a member signs
+ * with `key` and accepts either (see {@link verifyEither}).
+ */
+export interface RotatingKey {
+  /** deriveKey(cluster, secret, purpose): signs, and verifies. */
+  key: Uint8Array;
+  /** deriveKey(cluster, previousSecret, purpose): verifies, and signs only towards a peer that refused `key`. */
+  previousKey?: Uint8Array;
+}
+
+/** The key of `purpose` under `secret`, and under `previousSecret` when one is given (a rotation). */
+export function rotatingKey(
+  cluster: string,
+  secret: string,
+  previousSecret: string | undefined,
+  purpose: KeyPurpose,
+): RotatingKey {
+  const key = deriveKey(cluster, secret, purpose);
+  return previousSecret ? { key, previousKey: deriveKey(cluster, previousSecret, purpose) } : { key };
+}
+
+/**
+ * Verifies `signature` over `fields` with the current key or, during a secret rotation, the
+ * previous one.
+ * @returns the key that verified (answer under it), or null
+ */
+export function verifyEither(k: RotatingKey, fields: readonly unknown[], signature: string): Uint8Array | null {
+  if (verify(k.key, fields, signature)) return k.key;
+  return k.previousKey && verify(k.previousKey, fields, signature) ? k.previousKey : null;
+}
+
+/**
+ * The other key of a rotation: what to sign with after a peer refused `used` (it may know
+ * only the other secret), or undefined when there is no rotation.
+ */
+export function otherKey(k: RotatingKey, used: Uint8Array): Uint8Array | undefined {
+  if (!k.previousKey) return undefined;
+  return used === k.key ? k.previousKey : k.key;
+}
+
 /** HMAC-SHA256 over the canonical CBOR encoding of `fields`, as lowercase hex. */
 export function sign(key: Uint8Array, fields: readonly unknown[]): string {
   return bytesToHex(hmac(sha256, key, encodeValue(fields)));

@@ -1,0 +1,341 @@
+/**
+ * A member that lies while speaking the membership protocol, in the simulator over real
+ * Membership and DataGrid: a lite member joins a 3-member data grid honestly (it holds the
+ * secret and valid links), then, while the honest members run a recorded put/get/remove
+ * workload, it sends them forged messages: member lists claiming the master's id or its
+ * own, stale and far-future list versions, leave, dead, suspect and alive notices about
+ * honest members, join answers and forwards in others' names, a merge request in another
+ * member's name, view replies nobody asked for, partition-table pushes, version
+ * announcements and migration orders with forged terms and epochs, far-future table reports
+ * to the master, and backup ops captured from the primaries replayed to their backups. An
+ * outsider holding the secret (linked but not a member) sends a merge request with a
+ * far-future epoch. Each lie is refused and
+ * counted by reason; no honest handler throws, every member keeps the same view and master,
+ * the table keeps its honest term, and the history checker finds no lost acknowledged write
+ * and a linearizable history. A second test has the member flood the real membership and
+ * data grid with 10^5 random well-typed messages of every kind (test/hostile_peer_test.ts
+ * does the same against the data grid over a test view of membership).
+ */
+import { describe, expect } from "bun:test";
+import { type GossipItem, type ListBody, type MergeRequest, Status } from "../../src/cluster/messages.ts";
+import { type RejectReason, RejectReasons } from "../../src/cluster/part.ts";
+import type { MemberInfo } from "../../src/cluster/view.ts";
+import { tableToWire } from "../../src/partition/partition_table.ts";
+import { Random } from "../../src/core/random.ts";
+import type { Simulation } from "../../src/sim/simulation.ts";
+import { seededTest } from "../support/seeded.ts";
+import type { MemoryTransport } from "../../src/transport/memory.ts";
+import { deriveKey, sign } from "../../src/wire/envelope.ts";
+import { Kind } from "../../src/wire/kinds.ts";
+import { type Message, registeredKinds } from "../../src/wire/message.ts";
+import { randomMessage } from "../support/arbitrary_message.ts";
+import "../../src/jobs/messages.ts";
+import "../../src/invoke/messages.ts";
+import "../../src/signaling/messages.ts";
+import "../../src/transport/messages.ts";
+import { checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
+import { fullReplicas, type ImapSimNode, imapSimulation, settle, SimLoad } from "./imap_sim.ts";
+
+const FILE = "test/sim/cluster_hostile_member_test.ts";
+const P = 31;
+const FAR = 2 ** 45;
+const KEYS = 12;
+const seeded = seededTest(FILE);
+
+/** A 3-member data grid plus a lite member (the liar) that joined honestly; clients run on the honest ones. */
+async function gridWithLiar(seed: number) {
+  const problems: string[] = [];
+  const sim = imapSimulation({
+    seed,
+    encode: true,
+    grid: { partitionCount: P },
+    isLite: (id) => id === "n00003",
+    problems,
+  });
+  const first = sim.spawn();
+  void first.m.start([]);
+  await sim.run(10);
+  for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  const [a, b, c, evil] = sim.liveNodes();
+  const honest = [a, b, c];
+  const wire = sim.net.node(evil.id) as MemoryTransport;
+  const load = new SimLoad(sim, sim.rng.fork(), { map: "m", keys: KEYS, mix: { put: 0.5, get: 0.8 }, pauseMs: 20 });
+  return { sim, problems, a, b, c, evil, honest, wire, load };
+}
+
+/** Stops the clients, then reads every key once through `via` into the history. */
+async function finish(sim: Simulation<ImapSimNode>, load: SimLoad, via: ImapSimNode): Promise<void> {
+  await settle(sim, load.stop(), 10);
+  for (let k = 0; k < KEYS; k++) {
+    const op = load.history.invoke(`k${k}`, "get", sim.clock.now(), undefined, via.id);
+    load.history.ok(op, sim.clock.now(), await settle(sim, via.grid.getMap<string, string>("m").get(`k${k}`)));
+  }
+}
+
+describe("a member that lies in the membership protocol", () => {
+  seeded(
+    "forged lists, notices, join answers, master claims and table pushes are refused and counted; data intact",
+    1,
+    async (seed) => {
+      const { sim, problems, a, b, c, evil, honest, wire, load } = await gridWithLiar(seed);
+      expect(evil.m.config.lite).toBe(true);
+      const master = a.id;
+      expect(honest.every((n) => n.m.master() === master)).toBe(true);
+      const toAll = (msg: Message) => {
+        for (const n of honest) wire.send(n.id, msg);
+      };
+
+      // Backup ops the primaries send, captured on the wire for the hostile to replay later.
+      const captured: Array<{ to: string; msg: Message }> = [];
+      for (const n of honest) {
+        const t = sim.net.node(n.id)!;
+        const send = t.send.bind(t);
+        t.send = (to, msg) => {
+          if (msg.t === Kind.MapBackupOps && captured.length < 50) captured.push({ to, msg });
+          return send(to, msg);
+        };
+      }
+
+      for (const n of honest) load.start(n);
+      await sim.run(500);
+
+      const epoch = a.m.masterEpoch;
+      const version = a.m.memberListVersion;
+      const info = (n: ImapSimNode): MemberInfo => ({ ...n.m.member(n.id)! });
+      const list = (over: Partial<ListBody>): ListBody => ({
+        version: version + 1,
+        master,
+        epoch,
+        nextJoin: 99,
+        members: [info(evil)],
+        ...over,
+      });
+      const lies: Array<[string, () => void]> = [
+        // Member lists: a new master (itself), the real master's id with a far-future version
+        // dropping b, a stale one, and a far-future epoch.
+        ["list: I am the master", () =>
+          toAll({
+            t: Kind.ClusterMemberList,
+            base: 0,
+            list: list({ master: evil.id, epoch: FAR }),
+            removed: [],
+            g: [],
+          })],
+        ["list: in the master's name, far-future version, b gone", () =>
+          toAll({
+            t: Kind.ClusterMemberList,
+            base: 0,
+            list: list({ version: FAR, members: [info(a), info(c), info(evil)] }),
+            removed: [],
+            g: [{ s: Status.dead, id: b.id, inc: 99 }],
+          })],
+        [
+          "list: a delta removing c",
+          () => toAll({ t: Kind.ClusterMemberList, base: version, list: list({}), removed: [c.id], g: [] }),
+        ],
+        [
+          "list: stale version",
+          () => toAll({ t: Kind.ClusterMemberList, base: 0, list: list({ version: 1 }), removed: [], g: [] }),
+        ],
+        // Notices about honest members.
+        ["gossip: b and c left", () =>
+          toAll({
+            t: Kind.ClusterGossip,
+            ms: master,
+            g: [{ s: Status.left, id: b.id, inc: 50 }, { s: Status.left, id: c.id, inc: 50 }],
+          })],
+        ["push-pull: a left", () =>
+          toAll({
+            t: Kind.ClusterPushPull,
+            reply: true,
+            lv: version,
+            ms: master,
+            states: [{ s: Status.left, id: a.id, inc: 50 }],
+          })],
+        [
+          "gossip: c alive at a far-future incarnation",
+          () => toAll({ t: Kind.ClusterGossip, ms: master, g: [{ s: Status.alive, id: c.id, inc: FAR }] }),
+        ],
+        ["gossip: b suspect, confirmed by forged accusers", () =>
+          toAll({
+            t: Kind.ClusterGossip,
+            ms: master,
+            g: ["x1", "x2", a.id, c.id].map((by): GossipItem => ({
+              s: Status.suspect,
+              id: b.id,
+              inc: b.m.member(b.id)!.incarnation,
+              by,
+            })),
+          })],
+        // Join answers and forwards in others' names.
+        ["join accepted for an honest member, with a forged list", () => {
+          for (const n of honest) {
+            wire.send(n.id, { t: Kind.ClusterJoinAccepted, joiner: n.id, list: list({ master: evil.id }) });
+          }
+        }],
+        [
+          "join accepted to relay to another member",
+          () => wire.send(b.id, { t: Kind.ClusterJoinAccepted, joiner: c.id, list: list({ version: FAR }) }),
+        ],
+        [
+          "join refused to relay to another member",
+          () => wire.send(b.id, { t: Kind.ClusterJoinRefused, joiner: c.id, code: "AUTH_FAILED", reason: "lie" }),
+        ],
+        ["join forward naming another contact", () =>
+          wire.send(master, {
+            t: Kind.ClusterJoinForward,
+            contact: b.id,
+            req: {
+              cluster: "sim",
+              id: "ghost",
+              name: "ghost",
+              runtime: "sim",
+              lite: false,
+              inc: 0,
+              ts: 0,
+              nonce: "n".repeat(32),
+              proof: "0".repeat(64),
+            },
+          })],
+        // A merge request in another member's name (signed: the liar holds the secret).
+        ["merge request in c's name", () => wire.send(master, mergeRequest(c.id, epoch, [info(c)]))],
+        [
+          "view reply nobody asked for",
+          () => toAll({ t: Kind.ClusterViewReply, seq: 1, list: list({ master: evil.id, version: FAR }) }),
+        ],
+        // Partition table: pushes, version announcements and migration orders with forged
+        // terms and epochs, and a far-future report to the master.
+        ["table push: everything mine, far-future term and epochs", () => {
+          const t = a.grid.partitions.table;
+          const w = tableToWire({ ...t, version: FAR, term: FAR, replicas: t.replicas.map(() => [evil.id]) });
+          toAll({ t: Kind.PartitionTablePush, ...w, epochs: w.epochs.map(() => FAR) });
+        }],
+        ["table version: far future", () => toAll({ t: Kind.PartitionTableVersion, version: FAR, term: FAR })],
+        [
+          "migration order for a partition",
+          () => toAll({ t: Kind.PartitionMigrationStart, p: 0, epoch: FAR, row: [evil.id, b.id], mid: 1 }),
+        ],
+        ["table report: far-future term", () => {
+          const t = a.grid.partitions.table;
+          wire.send(master, { t: Kind.PartitionTableReport, ...tableToWire({ ...t, version: FAR, term: 2 ** 30 }) });
+        }],
+      ];
+      lies.push(["replayed backup ops, captured from the primaries", () => {
+        for (const { to, msg } of captured) wire.send(to, msg);
+      }]);
+      // From here on no honest member may drop anyone, nor change master.
+      const changes: string[] = [];
+      for (const n of honest) {
+        n.m.subscribe((e) => {
+          if (e.type === "memberRemoved") changes.push(`${n.id} removed ${e.member.id}`);
+          if (e.type === "masterChanged") changes.push(`${n.id} follows ${e.master}`);
+        });
+      }
+      for (const [, lie] of lies) {
+        lie();
+        await sim.run(300);
+      }
+
+      // An outsider holding the secret, linked but not a member, asks the master to merge
+      // with a far-future epoch (the hostile member itself is refused as a live member).
+      const outsider = sim.net.attach("outsider");
+      outsider.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
+      void outsider.connect(master);
+      await sim.run(50);
+      outsider.send(
+        master,
+        mergeRequest("outsider", FAR, [{ ...info(evil), id: "outsider", name: "outsider", joinedAt: 1 }]),
+      );
+      await sim.run(3000);
+      await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not settle again");
+      await finish(sim, load, a);
+
+      // Refused and counted, by reason, summed over the honest members.
+      const count = (r: RejectReason) => honest.reduce((s, n) => s + n.m.stats.rejected[r], 0);
+      const counts = Object.fromEntries(RejectReasons.map((r) => [r, count(r)]));
+      console.log(`rejections: ${JSON.stringify(counts)}`);
+      // Every reason but list_foreign_master (a list from our own master naming another one,
+      // which a member cannot forge now that lists come only from the master) was hit.
+      for (const r of RejectReasons.filter((x) => x !== "list_foreign_master")) {
+        expect([r, counts[r]]).not.toEqual([r, 0]);
+      }
+      expect(counts.list_not_from_master).toBe(4 * 3);
+      expect(honest.reduce((s, n) => s + n.grid.partitions.stats.pushesIgnored, 0)).toBeGreaterThanOrEqual(
+        3 * 3,
+      );
+      expect(a.grid.partitions.stats.reportsRejected).toBeGreaterThanOrEqual(1);
+      expect(captured.length).toBe(50);
+      expect(honest.reduce((s, n) => s + n.grid.maps.counters.notFromPrimary, 0)).toBeGreaterThanOrEqual(50);
+
+      // Nothing crashed, nobody was lost, the master and the honest table stand.
+      expect(problems).toEqual([]);
+      expect(changes).toEqual([]);
+      const all = sim.liveNodes();
+      expect(all.map((n) => n.id)).toEqual([a.id, b.id, c.id, evil.id]);
+      expect(fullReplicas(all)).toBe(true);
+      for (const n of all) {
+        expect(n.m.master()).toBe(master);
+        expect(n.m.memberListVersion).toBeLessThan(FAR);
+        expect(n.m.masterEpoch).toBeLessThan(1000);
+        const t = n.grid.partitions.table;
+        expect(t.version).toBeLessThan(FAR);
+        expect(t.replicas.every((r) => !r.includes(evil.id))).toBe(true);
+        expect(t.epochs.every((e) => e < FAR)).toBe(true);
+      }
+      expect(c.m.member(c.id)!.incarnation).toBeLessThan(FAR);
+      expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
+      expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
+    },
+  );
+});
+
+describe("a member that floods the real membership with random well-typed messages", () => {
+  for (const [seed, total] of [[1, 50_000], [2, 50_000]] as const) {
+    seeded(
+      `${total.toLocaleString("en")} messages of every kind (seed ${seed}): no throw, data intact, one view after`,
+      seed,
+      async (seed) => {
+        const { sim, problems, a, b, c, evil, honest, wire, load } = await gridWithLiar(seed);
+        for (const n of honest) load.start(n);
+        const rng = new Random(seed * 7919);
+        const kinds = registeredKinds().map((k) => k.kind);
+        const hints = { ids: [a.id, b.id, c.id, evil.id, "m", "k1", "sim"] };
+        const sentByKind = new Map<number, number>();
+        let sent = 0;
+        for (let round = 0; round < 200; round++) {
+          for (let n = 0, tries = 0; n < total / 200 && tries < total / 50; tries++) {
+            const t = kinds[rng.int(kinds.length)];
+            const msg = randomMessage(t, rng, hints);
+            if (!msg) continue;
+            wire.send(honest[rng.int(3)].id, msg);
+            sentByKind.set(t, (sentByKind.get(t) ?? 0) + 1);
+            n++;
+            sent++;
+          }
+          await sim.run(20);
+        }
+        // Lies the protocol cannot refuse (a dead notice about a member not heard lately)
+        // may cost a member a rejoin; afterwards the cluster is one again.
+        await sim.until(() => fullReplicas(sim.liveNodes()), 120_000, 50, () => "no single cluster after the flood");
+        await finish(sim, load, a);
+        const refused = honest.reduce((s, n) => s + Object.values(n.m.stats.rejected).reduce((x, y) => x + y, 0), 0);
+        console.log(`seed ${seed}: ${sent} sent, ${refused} refused by the membership checks`);
+        expect(sent).toBe(total);
+        expect(registeredKinds().filter((k) => !sentByKind.has(k.kind)).map((k) => k.name)).toEqual([]);
+        expect(problems).toEqual([]);
+        expect(refused).toBeGreaterThan(0);
+        expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
+        expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
+      },
+      300_000,
+    );
+  }
+});
+
+/** A merge request signed with the cluster's join key: a member holding the secret can make one. */
+function mergeRequest(master: string, epoch: number, members: MemberInfo[]): MergeRequest {
+  const body = { cluster: "sim", master, version: 5, epoch, members, ts: 0, nonce: `${master}-merge-nonce-0001` };
+  const fields = ["merge", body.cluster, master, body.version, epoch, body.ts, body.nonce, members.map((m) => m.id)];
+  return { t: Kind.ClusterMergeRequest, ...body, proof: sign(deriveKey("sim", "sim-secret", "join"), fields) };
+}
