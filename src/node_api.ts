@@ -9,7 +9,7 @@ import type { IQueue, QueueOptions } from "./map/queue.ts";
 import type { ITopic } from "./map/topic.ts";
 import type { MapLocalStats, PartitionSummary } from "./map/summary.ts";
 import type { PartitionReplicaInfo } from "./partition/summary.ts";
-import type { NodeId, TransportStats } from "./transport/transport.ts";
+import type { CandidateType, NodeId, TransportStats } from "./transport/transport.ts";
 
 export type { MapLocalStats, PartitionReplicaInfo, PartitionSummary };
 
@@ -17,6 +17,10 @@ export interface LinkInfo {
   peer: NodeId;
   kind: "direct" | "relayed";
   via?: NodeId;
+  /** A direct link's selected ICE candidate pair: the type of this end's candidate (WebRTC only). */
+  candidateType?: CandidateType;
+  /** The peer's candidate type in that pair. */
+  remoteCandidateType?: CandidateType;
 }
 
 /**

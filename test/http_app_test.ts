@@ -77,6 +77,7 @@ describe("GET /cluster", () => {
         "partitions",
         "quorum",
         "self",
+        "unreachable",
       ],
     );
     expect(body.cluster).toBe("shoal");
@@ -110,6 +111,22 @@ describe("GET /cluster", () => {
       { peer: "m-peer0001", kind: "direct" },
       { peer: "m-peer0002", kind: "relayed", via: "m-peer0001" },
     ]);
+    expect(body.unreachable).toEqual([]);
+  });
+
+  test("lists members without a path as unreachable, and a direct link's candidate types", async () => {
+    const node = createTestNode({ members: 3 });
+    const [direct] = node.links();
+    // The relayed path is gone (its relay suspected, say); the direct link reports its ICE pair.
+    node.links = () => [{ ...direct, candidateType: "relay", remoteCandidateType: "srflx" }];
+    const body = await (await createHttpApp(node).request("/cluster")).json();
+    expect(body.links).toEqual([{
+      peer: "m-peer0001",
+      kind: "direct",
+      candidateType: "relay",
+      remoteCandidateType: "srflx",
+    }]);
+    expect(body.unreachable).toEqual(["m-peer0002"]);
   });
 
   test("follows member changes: a removed master gives a new master and epoch", async () => {

@@ -5,7 +5,7 @@
  * signalling a link through it. Links are hints: a closed link triggers a probe, never a
  * verdict (membership.ts decides).
  */
-import type { NodeId } from "../transport/transport.ts";
+import type { CandidateType, NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { MembershipPart } from "./part.ts";
 import type { MemberState } from "./member_list.ts";
@@ -16,6 +16,10 @@ export interface MemberLink {
   peer: NodeId;
   kind: "direct" | "relayed";
   via?: NodeId;
+  /** A direct link's selected ICE candidate pair: this end's candidate type (WebRTC only). */
+  candidateType?: CandidateType;
+  /** The peer's candidate type in that pair. */
+  remoteCandidateType?: CandidateType;
 }
 
 /** A question "who reaches `target`?" in flight, to open a link through the answerer or relay via it. */
@@ -57,6 +61,9 @@ export class Links {
 
   constructor(readonly host: LinksHost) {}
 
+  /** When routes through a suspected relay last looked for another relay, by target. */
+  readonly #rerouted = new Map<NodeId, number>();
+
   /** Whether this node reaches a member, directly or through a linked relay. */
   reachable(id: NodeId): boolean {
     const t = this.host.t;
@@ -65,19 +72,33 @@ export class Links {
     return via !== undefined && t.isLinked(via);
   }
 
-  /** How this node reaches each other live member: direct link or relay route. */
+  /**
+   * How this node reaches each other live member: direct link or relay route. A route
+   * through a relay this node suspects is no path (a dead relay's link can stay open for
+   * tens of seconds): such a member is left out, as is one with neither link nor route.
+   */
   links(): MemberLink[] {
     const { t, self } = this.host;
     const out: MemberLink[] = [];
     for (const m of this.host.members()) {
       if (m.id === self) continue;
-      if (t.isLinked(m.id)) out.push({ peer: m.id, kind: "direct" });
-      else {
+      if (t.isLinked(m.id)) {
+        const pair = t.selectedPair?.(m.id);
+        out.push(
+          pair
+            ? { peer: m.id, kind: "direct", candidateType: pair.local, remoteCandidateType: pair.remote }
+            : { peer: m.id, kind: "direct" },
+        );
+      } else {
         const via = t.routeOf(m.id);
-        if (via) out.push({ peer: m.id, kind: "relayed", via });
+        if (via && !this.#suspected(via)) out.push({ peer: m.id, kind: "relayed", via });
       }
     }
     return out;
+  }
+
+  #suspected(id: NodeId): boolean {
+    return this.host.list.states.get(id)?.status === Status.suspect;
   }
 
   /** A member got an entry: link to it unless linked already. */
@@ -90,6 +111,7 @@ export class Links {
     const t = this.host.t;
     this.pathLost(id);
     this.unlinked.delete(id);
+    this.#rerouted.delete(id);
     if (t.isLinked(id)) t.disconnect(id);
     if (t.routeOf(id)) t.setRoute(id, null);
   }
@@ -181,6 +203,7 @@ export class Links {
       }
       const via = t.routeOf(id);
       if (via !== undefined && !t.isLinked(via)) t.setRoute(id, null); // the relay is gone
+      else if (via !== undefined && this.#suspected(via)) this.#reroute(id);
       if (this.connecting.has(id) || now < st.link.nextAt) continue;
       const iAmNewer = !!me && me.info.joinedAt > st.info.joinedAt;
       if (!iAmNewer && now - st.link.since < config.linkFallbackMs) continue;
@@ -270,13 +293,27 @@ export class Links {
     );
   }
 
+  /**
+   * The relay of `target` is suspected: its route stays (the relay may well be alive) while
+   * the other members are asked, at most once per two probe intervals, whether they reach
+   * `target`; one that does replaces the relay.
+   */
+  #reroute(target: NodeId): void {
+    const h = this.host;
+    const now = h.clock.now();
+    if (now - (this.#rerouted.get(target) ?? -Infinity) < h.config.probeIntervalMs * 2) return;
+    if (this.#rerouted.size >= h.config.maxPending) this.#rerouted.clear();
+    this.#rerouted.set(target, now);
+    this.#findRelay(target);
+  }
+
   /** Asks a few linked members whether they reach `target`; the first that does becomes the relay. */
   #findRelay(target: NodeId): void {
     const h = this.host;
     if (h.pending.size >= h.config.maxPending) return;
     const seq = h.nextSeq();
     h.pending.set(seq, { kind: "route", target, done: false, purpose: "relay" });
-    for (const x of h.randomMembers(3, (x) => x !== target && h.t.isLinked(x))) {
+    for (const x of h.randomMembers(3, (x) => x !== target && h.t.isLinked(x) && !this.#suspected(x))) {
       h.send(x, { t: Kind.ClusterRouteQuery, seq, target } satisfies RouteQuery);
     }
     h.after(h.config.probeIntervalMs * 2, () => h.pending.delete(seq));
@@ -306,7 +343,7 @@ export class Links {
       else this.connecting.delete(m.target);
       return;
     }
-    if (h.t.isLinked(m.target)) return;
+    if (h.t.isLinked(m.target) || h.t.routeOf(m.target) === from) return;
     h.t.setRoute(m.target, from);
     h.stats.relayRoutes++;
     h.log.info("cluster.relay.route", { peer: m.target, via: from });
