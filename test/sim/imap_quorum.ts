@@ -3,8 +3,9 @@
  * with `minClusterSize` 3, clients on every member recording a history of put / get /
  * remove on a few hot keys, and one fault: a crash, a pause of the master past failure
  * detection (its event loop stalls; the requests sent to it meanwhile are read after), or a
- * 3 + 2 network split that heals (the master on the majority side, or cut off with the minority). The history must stay linearizable per key with no lost
- * acknowledged write, and the minority (or the paused member) must refuse with `QUORUM`.
+ * 3 + 2 network split that heals (the master on the majority side, or cut off with the
+ * minority). The history must stay linearizable per key with no lost acknowledged write,
+ * and the minority (or the paused member) must refuse with `QUORUM`.
  */
 import { ShoalError } from "../../src/core/errors.ts";
 import { Random } from "../../src/core/random.ts";
@@ -113,7 +114,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     seed: o.seed,
     members: o.members ?? 5,
     grid: {
-      backupCount: o.fault === "split" ? 2 : 1,
+      backupCount: o.fault === "split" || o.fault === "splitWithMaster" ? 2 : 1,
       minClusterSize,
       leaseMs,
       mergePolicy: o.mergePolicy,
@@ -243,7 +244,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     await sim.run(Math.max(0, cutAt + (o.splitMs ?? 8000) - sim.clock.now()));
     sim.heal();
     const healAt = sim.clock.now();
-    result.splitWrites = history.ops.filter((x) =>
+    result.splitWrites = load.history.ops.filter((x) =>
       x.kind !== "get" && x.status === "ok" && x.invokeAt >= cutAt && x.endAt <= healAt &&
       result.majority.includes(x.via!)
     ).length;
