@@ -15,7 +15,7 @@ describe("split-brain protection (minClusterSize 3 of 5)", () => {
   const runs: Array<[Fault, number]> = [
     ["split", 11],
     ["split", 12],
-    // Seeds 13 and 15 merged the majority into the minority (and lost or reordered its writes) before the quorum rule.
+    // Before the quorum rule, seeds 13 and 14 merged the majority into the minority (14: a history the checker rejects).
     ["splitWithMaster", 13],
     ["splitWithMaster", 14],
     ["splitWithMaster", 15],
