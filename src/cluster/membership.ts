@@ -133,6 +133,8 @@ export class Membership implements ClusterView {
   #started = false;
   #urls: string[] = [];
   #stopped = false;
+  /** Whether this member holds a quorum now, under split-brain protection (set by the data layer). */
+  #holdsQuorum: (() => boolean) | undefined;
   #joined = false;
   #leaving = false;
   #rejoining = false;
@@ -228,6 +230,7 @@ export class Membership implements ClusterView {
         this.#split.found(id);
       },
       gone: (id: NodeId) => this.#links.gone(id),
+      suspected: (id: NodeId) => this.#links.pathLost(id),
       addLost: (id: NodeId) => this.#split.addLost(id),
       removed: (id: NodeId, st: MemberState) => {
         if (st.status !== Status.left) this.#split.addLost(id);
@@ -235,6 +238,7 @@ export class Membership implements ClusterView {
       },
       checkPeerMaster: (from: NodeId, ms: string) => this.#split.checkPeerMaster(from, ms),
       collecting: () => this.#masterRole.collecting,
+      holdsQuorum: () => this.#holdsQuorum?.(),
       drop: (id: NodeId, item: GossipItem) => this.#masterRole.drop(id, item),
       admit: (e: Omit<MemberInfo, "joinedAt">, contact: NodeId | null) => this.#masterRole.admit(e, contact),
       publish: () => this.#masterRole.publish(),
@@ -343,14 +347,12 @@ export class Membership implements ClusterView {
 
   /**
    * A new signaling path to `id` opened (the shell connected to the member's own signaling
-   * endpoint): if it is still unlinked, try to link to it now instead of after the backoff.
+   * endpoint, or found it registered at another server): if it is still unlinked, link to it
+   * now instead of after the backoff, giving up an attempt that cannot complete (see
+   * `Links.retry`).
    */
-  retryLink(id: NodeId): void {
-    const st = this.#list.states.get(id);
-    if (!st || id === this.self || this.#t.isLinked(id) || st.status > Status.suspect) return;
-    st.link.nextAt = 0;
-    this.#links.unlinked.add(id);
-    this.#links.queueTick();
+  retryLink(id: NodeId, serverLost = false): void {
+    this.#links.retry(id, serverLost);
   }
 
   /**
@@ -447,6 +449,14 @@ export class Membership implements ClusterView {
     this.#broadcast(item);
     await this.#sleep(50);
     this.stop();
+  }
+
+  /**
+   * Tells the split-brain merge whether this member holds a quorum now (split-brain
+   * protection on): a group whose master holds one wins a merge over one whose master does not.
+   */
+  useQuorum(holds: () => boolean): void {
+    this.#holdsQuorum = holds;
   }
 
   /** Stops at once, as a crash would: no further messages are sent or handled. */

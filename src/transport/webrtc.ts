@@ -60,6 +60,7 @@ import { isKind } from "./messages.ts";
 import {
   type ConnectOptions,
   type NodeId,
+  type SelectedPair,
   type Transport,
   type TransportHandlers,
   type TransportStats,
@@ -156,6 +157,11 @@ export class WebRtcTransport implements Transport {
 
   links(): NodeId[] {
     return [...this.#links.values()].filter((l) => l.state === "open").map((l) => l.peer);
+  }
+
+  selectedPair(peer: NodeId): SelectedPair | undefined {
+    const l = this.#links.get(peer);
+    return l?.state === "open" ? l.rtc.selectedPair() : undefined;
   }
 
   setRoute(to: NodeId, via: NodeId | null): void {
