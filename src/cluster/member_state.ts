@@ -206,7 +206,12 @@ export class MemberStates {
     if (!st) return;
     switch (it.s) {
       case Status.alive: {
-        if (it.inc <= st.inc || st.status === Status.left) return;
+        if (it.inc <= st.inc) return;
+        // A member that leaves never raises its incarnation after its leave notice, so a
+        // higher one, from the member itself or the master, means the notice came to some
+        // members only (a lie): the master, linked to the member, took it as a suspicion that
+        // the member refuted. Kept "left", this member would never agree with the master's list.
+        if (st.status === Status.left && from !== it.id && from !== h.master()) return;
         if (from !== it.id && from !== h.master() && it.inc - st.inc > MAX_RELAYED_INCARNATION_JUMP) {
           return h.reject("incarnation_jump", from);
         }

@@ -290,6 +290,34 @@ describe("a member that lies in the membership protocol", () => {
   );
 });
 
+describe("a member that announces its own leave to one member only", () => {
+  seeded(
+    "that member takes it back when the member refutes the master's suspicion; one view again",
+    1,
+    async (seed) => {
+      const { sim, problems, a, b, c, evil, wire } = await gridWithLiar(seed);
+      const seen: string[] = [];
+      b.m.subscribe((e) => {
+        if (e.type === "memberRemoved" && e.member.id === evil.id) seen.push(`removed ${e.reason}`);
+        if (e.type === "memberAdded" && e.member.id === evil.id) seen.push("added");
+      });
+      // At its own incarnation, then far above it: b believes it (the notice comes from the
+      // member itself), the master, linked to the liar, only suspects it when b relays it.
+      for (const inc of [evil.m.incarnation, evil.m.incarnation + 1_000_000]) {
+        wire.send(b.id, { t: Kind.ClusterGossip, ms: a.id, g: [{ s: Status.left, id: evil.id, inc }] });
+        await sim.until(() => seen.length > 0, 5_000, 10, () => "b did not take the leave notice");
+        await sim.until(() => fullReplicas(sim.liveNodes()), 30_000, 50, () => `b keeps the liar gone: ${seen}`);
+        expect(seen).toEqual(["removed left", "added"]);
+        seen.length = 0;
+      }
+      expect(b.m.memberState(evil.id)!.status).toBe("alive");
+      expect(a.m.stats.rejected.leave_for_other + c.m.stats.rejected.leave_for_other).toBeGreaterThan(0);
+      expect(a.m.master()).toBe(a.id);
+      expect(problems).toEqual([]);
+    },
+  );
+});
+
 describe("a member that floods the real membership with random well-typed messages", () => {
   for (const [seed, total] of [[1, 50_000], [2, 50_000]] as const) {
     seeded(
