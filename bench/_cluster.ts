@@ -7,7 +7,9 @@
  */
 import { readFileSync } from "node:fs";
 import { exit, onSignal, runtimeName } from "../src/runtime/process.ts";
-import { killAll, type Member, type StartOptions } from "../test/support/cluster.ts";
+import { type Node, startNode } from "../src/node.ts";
+import { killAll, type Member, startMember, type StartOptions } from "../test/support/cluster.ts";
+import { until } from "../test/support/until.ts";
 
 /** A runtime a member process can run under. */
 export type BenchRuntime = "bun" | "deno";
@@ -38,6 +40,59 @@ export interface ClusterBody {
 /** `GET /cluster` of `m` (2 s timeout). */
 export function clusterOf(m: Member): Promise<ClusterBody> {
   return m.json<ClusterBody>("/cluster", 2_000);
+}
+
+/**
+ * Waits until every one of `members` lists `want` data owners, none migrating, none missing a
+ * replica, and has a link to every other member (one more member, a lite client, is listed).
+ * @throws Error after `timeoutMs`, with each member's last state
+ */
+export async function settledCluster(members: Member[], want: number, timeoutMs: number, pollMs = 100): Promise<void> {
+  let lastState = "";
+  const settled = async () => {
+    const bodies = await Promise.all(members.map(clusterOf));
+    lastState = bodies.map((b, i) =>
+      `${members[i].name}: ${b.members.length} members, ${Object.keys(b.partitions.owners).length} owners, ` +
+      `${b.partitions.migrating} migrating, ${b.partitions.replicasMissing} replicas missing, ${b.links.length} links`
+    ).join("; ");
+    return bodies.every((b) =>
+      b.partitions.migrating === 0 && b.partitions.replicasMissing === 0 &&
+      Object.keys(b.partitions.owners).length === want &&
+      b.members.length === members.length + 1 && b.links.length === members.length
+    );
+  };
+  await until(async () => (await settled()) || undefined, timeoutMs, `${want} data members settled`, pollMs).catch(
+    (err) => {
+      throw new Error(`${(err as Error).message}; last state: ${lastState}`);
+    },
+  );
+}
+
+/**
+ * Starts data member processes a, b and c (the bench's runtime, backup 1) and this process as a
+ * lite member joined to them, and waits until the members are settled and the client sees the
+ * table with 3 owners and nothing migrating.
+ */
+export async function startBenchCluster(secret: string, pollMs = 100): Promise<{ members: Member[]; client: Node }> {
+  const a = await startMember({ ...benchMember, name: "a", secret });
+  const [b, c] = await Promise.all([
+    startMember({ ...benchMember, name: "b", secret, join: a.url }),
+    startMember({ ...benchMember, name: "c", secret, join: a.url }),
+  ]);
+  const members = [a, b, c];
+  const client = await startNode({ name: "client", lite: true, http: false, join: [a.url], secret, logLevel: "warn" });
+  await settledCluster(members, 3, 60_000);
+  await until(
+    () => {
+      const s = client.partitionSummary();
+      return client.cluster.members().length === 4 && Object.keys(s.owners).length === 3 && s.migrating === 0 ||
+        undefined;
+    },
+    30_000,
+    "client sees the table",
+    pollMs,
+  );
+  return { members, client };
 }
 
 /**

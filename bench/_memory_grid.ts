@@ -1,5 +1,5 @@
 /**
- * Shared by the in-process benches (imap.ts, processors.ts, expiry.ts): data-grid members over the
+ * Shared by the in-process benches (imap.ts, processors.ts, expiry.ts, memory.ts): data-grid members over the
  * MemoryNetwork with the real clock (messages go through the real frame codec and
  * validation), 271 partitions, backupCount 1, membership from a TestCluster.
  */

@@ -45,6 +45,8 @@ const rss = (): number => {
   g0.gc?.();
   return nodeProcess.memoryUsage().rss;
 };
+/** Live heap after the GC `rss()` runs (call rss() first). */
+const heapUsed = (): number => nodeProcess.memoryUsage().heapUsed;
 const cpuMs = (): number => {
   const u = nodeProcess.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -78,14 +80,19 @@ async function eviction(): Promise<void> {
   };
   let rssAfterFill = 0;
   const rssSamples: number[] = [];
+  // Live heap after a full GC: what the process holds, without the allocator's slack that RSS shows.
+  let heapAfterFill = 0;
+  const heapSamples: number[] = [];
   const t0 = performance.now();
   for (let i = 0; i < ENTRIES; i += BATCH) {
     const batch: Array<[number, string]> = [];
     for (let j = i; j < Math.min(ENTRIES, i + BATCH); j++) batch.push([j, value]);
     await cache.putAll(batch);
     sample();
-    if (rssAfterFill === 0 && i + BATCH >= LIMIT * 3) rssAfterFill = rss();
-    if ((i / BATCH) % Math.max(1, Math.floor(ENTRIES / BATCH / 8)) === 0) rssSamples.push(rss());
+    if (rssAfterFill === 0 && i + BATCH >= LIMIT * 3) (rssAfterFill = rss(), heapAfterFill = heapUsed());
+    if ((i / BATCH) % Math.max(1, Math.floor(ENTRIES / BATCH / 8)) === 0) {
+      (rssSamples.push(rss()), heapSamples.push(heapUsed()));
+    }
   }
   const loadMs = performance.now() - t0;
   await sleep(500);
@@ -93,6 +100,7 @@ async function eviction(): Promise<void> {
   const finalPrimaries = data.map((g) => primaryCount(g, "cache-1"));
   const backups = data.map((g) => g.maps.debugReplicas().filter((r) => !r.primary).reduce((n, r) => n + r.entries, 0));
   const rssEnd = rss();
+  const heapEnd = heapUsed();
   console.log(
     `  load ${(ENTRIES / (loadMs / 1000)).toFixed(0)} entries/s; most primaries on one member at any sample: ` +
       `${maxSeen} (limit ${LIMIT}, +${(((maxSeen - LIMIT) / LIMIT) * 100).toFixed(2)} %); at the end ${
@@ -105,7 +113,22 @@ async function eviction(): Promise<void> {
       mb(rssEnd)
     }`,
   );
-  Object.assign(figures, { maxPrimariesSeen: maxSeen, finalPrimaries, backups, rssAfterFill, rssSamples, rssEnd });
+  console.log(
+    `  live heap after the first fill ${mb(heapAfterFill)}, during the load ${
+      heapSamples.map(mb).join(", ")
+    }, at the end ${mb(heapEnd)}`,
+  );
+  Object.assign(figures, {
+    maxPrimariesSeen: maxSeen,
+    finalPrimaries,
+    backups,
+    rssAfterFill,
+    rssSamples,
+    rssEnd,
+    heapAfterFill,
+    heapSamples,
+    heapEnd,
+  });
   await cache.destroy();
 }
 

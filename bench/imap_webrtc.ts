@@ -24,12 +24,10 @@
  * full socket receive buffer (/proc/net/snmp RcvbufErrors): on a loaded machine those
  * drops, not the code, can set the tail latencies.
  */
-import { startNode } from "../src/node.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import { encodeValue } from "../src/wire/codec.ts";
 import {
   benchMember,
-  clusterOf,
   currentRuntime,
   flag,
   fmtMs,
@@ -39,11 +37,13 @@ import {
   sampleOf,
   samplesOf,
   scrapeMetrics,
+  settledCluster,
   sleep,
+  startBenchCluster,
   udpReceiveBufferDrops,
 } from "./_cluster.ts";
 import { args, runtimeVersion } from "../src/runtime/process.ts";
-import { type Member, startMember } from "../test/support/cluster.ts";
+import { startMember } from "../test/support/cluster.ts";
 import { until } from "../test/support/until.ts";
 
 const argv = args();
@@ -56,21 +56,6 @@ const PARTITIONS = 271;
 const VALUE = "x".repeat(100);
 const secret = `bench-${Date.now()}`;
 
-/** Every member lists `want` data owners, none migrating, none missing a replica, and has a link to every other member. */
-let lastState = "";
-async function settled(members: Member[], want: number): Promise<boolean> {
-  const bodies = await Promise.all(members.map(clusterOf));
-  lastState = bodies.map((b, i) =>
-    `${members[i].name}: ${b.members.length} members, ${Object.keys(b.partitions.owners).length} owners, ` +
-    `${b.partitions.migrating} migrating, ${b.partitions.replicasMissing} replicas missing, ${b.links.length} links`
-  ).join("; ");
-  return bodies.every((b) =>
-    b.partitions.migrating === 0 && b.partitions.replicasMissing === 0 &&
-    Object.keys(b.partitions.owners).length === want &&
-    b.members.length === members.length + 1 && b.links.length === members.length
-  );
-}
-
 async function main(): Promise<void> {
   const loadStart = loadAverage();
   const runtime = currentRuntime();
@@ -80,26 +65,7 @@ async function main(): Promise<void> {
   console.log(`load average at start: ${loadStart}`);
 
   const t0 = performance.now();
-  const a = await startMember({ ...benchMember, name: "a", secret });
-  const [b, c] = await Promise.all([
-    startMember({ ...benchMember, name: "b", secret, join: a.url }),
-    startMember({ ...benchMember, name: "c", secret, join: a.url }),
-  ]);
-  const data = [a, b, c];
-  const client = await startNode({ name: "client", lite: true, http: false, join: [a.url], secret, logLevel: "warn" });
-  await until(async () => (await settled(data, 3)) || undefined, 60_000, "3 data members settled", 100).catch((err) => {
-    throw new Error(`${(err as Error).message}; last state: ${lastState}`);
-  });
-  await until(
-    () => {
-      const s = client.partitionSummary();
-      return client.cluster.members().length === 4 && Object.keys(s.owners).length === 3 && s.migrating === 0 ||
-        undefined;
-    },
-    30_000,
-    "client sees the table",
-    50,
-  );
+  const { members: data, client } = await startBenchCluster(secret, 50);
   console.log(`cluster up in ${fmtMs(performance.now() - t0)}`);
 
   const map = client.getMap<string, string>("bench");
@@ -211,16 +177,13 @@ async function main(): Promise<void> {
     }
   });
   const tSpawn = performance.now();
-  const d = await startMember({ ...benchMember, name: "d", secret, join: a.url });
+  const d = await startMember({ ...benchMember, name: "d", secret, join: data[0].url });
   const all = [...data, d];
-  await until(async () => (await settled(all, 4)) || undefined, 90_000, "migration to the 4th member", 50).catch(
-    (err) => {
-      const logs = all.map((m) =>
-        `--- ${m.name} (last warn/error lines)\n${m.stderr().split("\n").slice(-8).join("\n")}`
-      ).join("\n");
-      throw new Error(`${(err as Error).message}; last state: ${lastState}\n${logs}`);
-    },
-  );
+  await settledCluster(all, 4, 90_000, 50).catch((err) => {
+    const logs = all.map((m) => `--- ${m.name} (last warn/error lines)\n${m.stderr().split("\n").slice(-8).join("\n")}`)
+      .join("\n");
+    throw new Error(`${(err as Error).message}\n${logs}`);
+  });
   const doneAt = performance.now();
   drops.push(udpReceiveBufferDrops());
   unsubscribe();

@@ -490,11 +490,10 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
   if (!secret) throw new ShoalError("INVALID_ARGUMENT", "Cannot start a node without a cluster secret");
   const maps = parseMapsConfig(options.maps ?? {}, "maps");
   if ("error" in maps) throw new ShoalError("INVALID_ARGUMENT", maps.error);
-  const backups = backupCountProblem(
-    maps.maps,
-    options.backupCount ?? Defaults.backupCount,
-    options.asyncBackupCount ?? Defaults.asyncBackupCount,
-  );
+  const backups = backupCountProblem(maps.maps, {
+    backupCount: options.backupCount ?? Defaults.backupCount,
+    asyncBackupCount: options.asyncBackupCount ?? Defaults.asyncBackupCount,
+  });
   if (backups) throw new ShoalError("INVALID_ARGUMENT", `Cannot start a node: ${backups}`);
   const log = createLogger(options.logLevel ?? Defaults.logLevel, { member: id, name: options.name });
   const node = new Node({ ...options, cluster, secret }, id, log, await createDtlsIdentity());

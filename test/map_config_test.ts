@@ -10,7 +10,9 @@ import {
   matchPattern,
   parseMapFlag,
   parseMapsConfig,
+  partitionBackups,
   patternMatches,
+  uniformBackups,
 } from "../src/map/map_config.ts";
 
 describe("map name patterns", () => {
@@ -145,12 +147,28 @@ describe("CLI map flags", () => {
 });
 
 describe("per-map backup counts", () => {
-  test("must equal the node's (backups are per partition); a difference is refused naming the map", () => {
-    expect(backupCountProblem({ "s*": { backupCount: 1, ttlMs: 5 } }, 1, 0)).toBeNull();
-    expect(backupCountProblem({ "s*": { backupCount: 2 } }, 1, 0)).toMatch(
-      /"s\*": backupCount 2 differs from the node's 1/,
+  test("a pattern's counts (the node's where unset) total at most 6; more is refused naming the map", () => {
+    const node = { backupCount: 1, asyncBackupCount: 0 };
+    expect(backupCountProblem({ "s*": { backupCount: 2, ttlMs: 5 } }, node)).toBeNull();
+    expect(backupCountProblem({ "s*": { backupCount: 6 } }, { backupCount: 1, asyncBackupCount: 1 })).toMatch(
+      /"s\*": backupCount 6 plus asyncBackupCount 1 .* exceeds 6/,
     );
-    expect(backupCountProblem({ m: { asyncBackupCount: 1 } }, 1, 0)).toMatch(/"m": asyncBackupCount 1/);
+    expect(() => new MapConfigs({ m: { asyncBackupCount: 6 } }, node)).toThrow(/"m"/);
+  });
+
+  test("the partition table holds replicas for the map with the most; uniform only when every map has the node's", () => {
+    const node = { backupCount: 1, asyncBackupCount: 0 };
+    expect(partitionBackups({}, node)).toEqual(node);
+    expect(partitionBackups({ a: { backupCount: 0 }, b: { backupCount: 2 } }, node)).toEqual({
+      backupCount: 2,
+      asyncBackupCount: 0,
+    });
+    expect(partitionBackups({ a: { backupCount: 0, asyncBackupCount: 3 } }, node)).toEqual({
+      backupCount: 1,
+      asyncBackupCount: 2,
+    });
+    expect(uniformBackups({ a: { backupCount: 1, ttlMs: 5 } }, node)).toBe(true);
+    expect(uniformBackups({ a: { backupCount: 0 } }, node)).toBe(false);
   });
 });
 

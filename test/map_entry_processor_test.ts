@@ -35,6 +35,14 @@ describe("built-in processors", () => {
     ["delete-if-equals", { a: [1] }, { a: [1] }, true, undefined],
     ["delete-if-equals", { a: [1] }, { a: [2] }, false, { a: [1] }],
     ["delete-if-equals", undefined, 1, false, undefined],
+    ["append-once", undefined, { seq: 1, items: ["a"] }, true, { applied: 1, entries: ["a"] }],
+    ["append-once", { applied: 1, entries: ["a"] }, { seq: 2, items: ["b", "c"] }, true, {
+      applied: 2,
+      entries: ["a", "b", "c"],
+    }],
+    // A segment applied already (a retry, a replay after a crash) changes nothing.
+    ["append-once", { applied: 2, entries: ["a"] }, { seq: 2, items: ["a"] }, false, { applied: 2, entries: ["a"] }],
+    ["append-once", { applied: 2, entries: ["a"] }, { seq: 1, items: ["z"] }, false, { applied: 2, entries: ["a"] }],
   ];
   for (const [name, value, arg, result, after] of rows) {
     test(`${name} on ${JSON.stringify(value)} with ${JSON.stringify(arg)}`, () => {
@@ -50,6 +58,10 @@ describe("built-in processors", () => {
     ["setIfGreater", 1, { a: 1 }],
     ["merge", [1], { a: 1 }],
     ["merge", { a: 1 }, 2],
+    ["append-once", undefined, { seq: 1.5, items: [] }],
+    ["append-once", undefined, { seq: 1, items: "a" }],
+    ["append-once", [1], { seq: 1, items: [2] }],
+    ["append-once", { applied: 0, entries: [1] }, { seq: 1, items: [2, 3], max: 2 }],
   ];
   for (const [name, value, arg] of bad) {
     test(`${name} on ${JSON.stringify(value)} with ${JSON.stringify(arg)} throws`, () => {
@@ -61,10 +73,19 @@ describe("built-in processors", () => {
 describe("registry", () => {
   test("names are the built-ins plus the application's, sorted: the canonical list compared at join", () => {
     const r = new ProcessorRegistry({ zeta: (e) => e.value, alpha: (e) => e.value });
-    expect(r.names()).toEqual(["alpha", "append", "delete-if-equals", "increment", "merge", "setIfGreater", "zeta"]);
+    expect(r.names()).toEqual([
+      "alpha",
+      "append",
+      "append-once",
+      "delete-if-equals",
+      "increment",
+      "merge",
+      "setIfGreater",
+      "zeta",
+    ]);
     const s = r.joinSetting();
     expect(s.field.key).toBe("ep");
-    expect(s.value).toBe("alpha,append,delete-if-equals,increment,merge,setIfGreater,zeta");
+    expect(s.value).toBe("alpha,append,append-once,delete-if-equals,increment,merge,setIfGreater,zeta");
     // Registration order does not matter; a missing name does.
     expect(new ProcessorRegistry({ alpha: (e) => e.value, zeta: (e) => e.value }).joinSetting().value).toBe(s.value);
     expect(new ProcessorRegistry({ alpha: (e) => e.value }).joinSetting().value).not.toBe(s.value);

@@ -374,3 +374,45 @@ describe("resuming", () => {
     h.stop();
   });
 });
+
+describe("locks and queues under a map's default TTL", () => {
+  test("a lock outlives the map's TTL (lock records never expire) while the locked entry expires", async () => {
+    const h = await cluster(3, { maps: { "sess*": { ttlMs: 1000 } } });
+    const m0 = h.members.get("n0")!.grid.getMap<string, string>("sessions");
+    const m1 = h.members.get("n1")!.grid.getMap<string, string>("sessions");
+    const token = await h.until(m0.lock("k"));
+    await h.until(m0.set("k", "v"));
+    await h.run(2500);
+    // The entry expired (on every replica); the lock did not.
+    expect(await h.until(m1.get("k"))).toBeUndefined();
+    expect(holders(h, "sessions", "k")).toEqual([]);
+    expect(await h.until(m1.isLocked("k"))).toBe(true);
+    expect(await h.until(m1.tryLock("k"))).toBeUndefined();
+    expect((await h.until(m1.set("k", "other")).catch((e) => e))?.code).toBe("LOCKED");
+    // Still held after a failover of its primary, long past the TTL.
+    h.crash(primaryOf(h, "k") === "n0" ? "n1" : primaryOf(h, "k"));
+    await h.run(3000);
+    expect(await h.until(m0.isLocked("k"))).toBe(true);
+    await h.until(m0.unlock("k"));
+    const other = h.live().find((m) => m.id !== "n0")!.grid.getMap<string, string>("sessions");
+    expect(await h.until(other.lock("k"))).toBeGreaterThan(token);
+    h.stop();
+  });
+
+  test("queue items outlive a wildcard TTL and size limit matching the queue's name; map entries expire and are evicted", async () => {
+    // "*" matches every name, the grid's own internal ones included.
+    const h = await cluster(2, { maps: { "*": { ttlMs: 1000, maxSizePerMember: 3 } } });
+    const g = h.members.get("n1")!.grid;
+    const q = g.getQueue<number>("q-jobs");
+    for (let i = 0; i < 10; i++) expect(await h.until(q.offer(i))).toBe(true);
+    const map = g.getMap<string, number>("q-map");
+    for (let i = 0; i < 10; i++) await h.until(map.set(`k${i}`, i));
+    await h.run(200);
+    expect(await h.until(map.size())).toBeLessThanOrEqual(6); // ≤ 3 per member
+    await h.run(2500);
+    expect(await h.until(map.size())).toBe(0);
+    expect(await h.until(q.size())).toBe(10);
+    expect(await h.until(q.drain())).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    h.stop();
+  });
+});

@@ -100,6 +100,16 @@ describe("expiry sweep", () => {
     expect(sweep.sweep(parts, 99, 1000)).toEqual([]);
     expect(sweep.sweep(parts, 100, 1000).length).toBe(5);
   });
+
+  test("partitions without an expiring record cost no step, and are walked again once they hold one", () => {
+    const plain = [filled(1, 0, 10), filled(3, 0, 10)];
+    const sweep = new ExpirySweep();
+    expect(sweep.sweep(plain, 1000, 1000)).toEqual([]);
+    expect(sweep.examined).toBe(0);
+    write(plain[1], [{ m: "m", k: b("late"), v: b("v"), at: 0, ttl: 10 }]);
+    const out = sweep.sweep(plain, 1000, 1000);
+    expect(out.map((e) => `${e.p}:${new TextDecoder().decode(e.key)}`)).toEqual(["3:late"]);
+  });
 });
 
 describe("touch batching", () => {
@@ -157,6 +167,35 @@ describe("record store slots and eviction sampling", () => {
     expect(s.bytes).toBe(bytes);
     expect(s.expiring).toBe(expiring);
     expect(s.atSlot(s.size)).toBeUndefined();
+  });
+
+  test("a record keeps its own copy of key and value, not a view into the frame it came in", () => {
+    const frame = b("KKVVVV");
+    const key = frame.subarray(0, 2), value = frame.subarray(2);
+    const s = new RecordStore("m");
+    const id = keyId(key);
+    const rec = { key, value, version: 1, createdAt: 5, updatedAt: 6, lastAccessAt: 7, hits: 1, slot: -1 };
+    s.set(id, rec);
+    frame.fill(0);
+    const got = s.get(b("KK"))!;
+    expect(new TextDecoder().decode(got.key)).toBe("KK");
+    expect(new TextDecoder().decode(got.value)).toBe("VVVV");
+    expect(s.bytes).toBe(recordBytes({ key: b("KK"), value: b("VVVV") }));
+    // A spread copy of a stored record (as when copying a map between replicas) stores the same entry.
+    const other = new RecordStore("m");
+    other.set(id, { ...got, slot: -1 });
+    const copy = other.get(b("KK"))!;
+    expect([new TextDecoder().decode(copy.value), copy.version, copy.createdAt, copy.updatedAt]).toEqual([
+      "VVVV",
+      1,
+      5,
+      6,
+    ]);
+    // Changes go through what get returns; the bytes handed out are fresh each time.
+    got.lastAccessAt = 9;
+    got.value[0] = 0;
+    expect(s.get(b("KK"))!.lastAccessAt).toBe(9);
+    expect(new TextDecoder().decode(s.get(b("KK"))!.value)).toBe("VVVV");
   });
 
   function store(n: number): RecordStore {

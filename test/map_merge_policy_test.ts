@@ -13,6 +13,7 @@ import {
   type MergeSide,
   mergeWins,
 } from "../src/map/merge_policy.ts";
+import { expiryDeadline } from "../src/map/expiry.ts";
 import { executeOp, OpCode } from "../src/map/operations.ts";
 import { PartitionData } from "../src/map/partition_data.ts";
 import { Tombstones } from "../src/map/tombstones.ts";
@@ -227,5 +228,25 @@ describe("MergeEntries against a partition", () => {
     d.applyEntry({ seq: d.seq + 1, e: out.effects });
     expect(d.maps.get("m")!.get(enc("new"))!.updatedAt).toBe(150);
     expect(d.tombstones.get("m", enc("stale"))).toBe(200);
+  });
+  test("a merged entry keeps its expiry state: TTL from its last update, max-idle from its last access; one already expired is not merged", () => {
+    const d = larger();
+    const withExpiry: Array<[string, Uint8Array, Uint8Array | null, number, number, number, number]> = [
+      ["m", enc("ttl"), enc("B"), 150, 1000, 0, 150], // expires at 1150
+      ["m", enc("idle"), enc("B"), 150, 0, 500, 350], // last read at 350: expires at 850
+      ["m", enc("gone"), enc("B"), 150, 100, 0, 150], // expired at 250, before the merge at 400
+    ];
+    const out = executeOp(d, OpCode.MergeEntries, { m: "", pol: MergePolicyCode.latestUpdate, es: withExpiry }, 400);
+    expect(out.result).toBe(2);
+    d.applyEntry({ seq: d.seq + 1, e: out.effects });
+    const ttl = d.maps.get("m")!.get(enc("ttl"))!;
+    const idle = d.maps.get("m")!.get(enc("idle"))!;
+    expect([ttl.ttlMs, ttl.updatedAt, expiryDeadline(ttl, 0)]).toEqual([1000, 150, 1150]);
+    expect([idle.maxIdleMs, idle.lastAccessAt, expiryDeadline(idle, 0)]).toEqual([500, 350, 850]);
+    expect(d.maps.get("m")!.get(enc("gone"))).toBeUndefined();
+    // A backup applying the same effects holds the same expiry state (what a promoted backup expires by).
+    const backup = larger();
+    backup.applyEntry({ seq: backup.seq + 1, e: out.effects });
+    expect(expiryDeadline(backup.maps.get("m")!.get(enc("idle"))!, 0)).toBe(850);
   });
 });

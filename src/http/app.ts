@@ -16,6 +16,7 @@ import { dashboardHtml } from "./dashboard.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { SnapshotEventStream } from "./event_stream.ts";
 import { MapSizeCache } from "./map_sizes.ts";
+import { mountLockRoutes } from "./lock_routes.ts";
 import { mountMapRoutes } from "./map_routes.ts";
 import { mountProcessorRoutes } from "./processor_routes.ts";
 import { mountQueueRoutes } from "./queue_routes.ts";
@@ -117,6 +118,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   });
   mountMapRoutes(app, node, sizes);
   mountProcessorRoutes(app, node);
+  mountLockRoutes(app, node);
   mountQueueRoutes(app, node);
   mountTopicRoutes(app, node);
 

@@ -18,7 +18,7 @@ export const maxMapNameLength = 256;
 /** Longest key accepted (characters). */
 export const maxKeyLength = 4096;
 
-function checkNames(c: Context, map: string, key?: string): Response | undefined {
+export function checkNames(c: Context, map: string, key?: string): Response | undefined {
   if (map.length === 0 || map.length > maxMapNameLength) {
     return jsonError(c, 400, `Map name must be 1 to ${maxMapNameLength} characters`, "INVALID_ARGUMENT");
   }
@@ -32,7 +32,7 @@ function checkNames(c: Context, map: string, key?: string): Response | undefined
  * A route on one key of a map: checks the names, runs `handle`, and answers its errors as
  * HTTP errors.
  */
-function keyRoute(handle: (c: Context, map: string, key: string) => Promise<Response>) {
+export function keyRoute(handle: (c: Context, map: string, key: string) => Promise<Response>) {
   return async (c: Context): Promise<Response> => {
     const { map, key } = c.req.param();
     const bad = checkNames(c, map, key);

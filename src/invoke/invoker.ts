@@ -77,6 +77,8 @@ interface Call {
   op: number;
   body: unknown;
   write: boolean;
+  /** How long the primary may park it (its answers time no round trip). */
+  parkMs: number;
   attempt: number;
   /** A request of this call may have reached a primary. */
   sent: boolean;
@@ -197,10 +199,12 @@ export class Invoker {
   /**
    * Runs an operation on partition `p`'s primary.
    * @param write whether the op may change state (decides the error after a timeout)
+   * @param parkMs how long the primary may hold the request before answering (a parked wait,
+   *   map/parked_ops.ts): each attempt waits that much longer for its answer
    * @returns the primary's result
    * @throws TimeoutError, IndeterminateResultError, ShoalError (QUORUM, OVERLOADED, INVALID_ARGUMENT, SHUTDOWN…)
    */
-  invoke(p: number, op: number, body: unknown, write: boolean): Promise<unknown> {
+  invoke(p: number, op: number, body: unknown, write: boolean, parkMs = 0): Promise<unknown> {
     if (this.#stopped) return Promise.reject(new ShoalError("SHUTDOWN", "Cannot invoke: this member is shut down"));
     const refused = this.#gate();
     if (refused) {
@@ -217,6 +221,7 @@ export class Invoker {
         op,
         body,
         write,
+        parkMs,
         attempt: 0,
         sent: false,
         target: undefined,
@@ -287,7 +292,8 @@ export class Invoker {
       c.sent = true;
     }
     c.timer?.cancel();
-    const attemptMs = target === this.#self ? this.config.attemptTimeoutMs : this.attemptTimeoutFor(target);
+    const attemptMs = (target === this.#self ? this.config.attemptTimeoutMs : this.attemptTimeoutFor(target)) +
+      c.parkMs;
     c.timer = this.#clock.setTimer(Math.min(attemptMs, c.deadline - now), () => {
       c.timer = null;
       this.#retry(c, 0);
@@ -345,6 +351,11 @@ export class Invoker {
     }
   }
 
+  /** Why this member refuses to serve now (split-brain protection), or null: checked again when a parked request runs. */
+  refusal(): ShoalError | null {
+    return this.#gate();
+  }
+
   #serve(from: NodeId, req: InvokeRequest): void {
     if (this.#stopped) return;
     const reply: Reply = (status, result, message, backups) => {
@@ -365,7 +376,7 @@ export class Invoker {
     const c = this.#calls.get(msg.c);
     if (!c) return;
     // Karn: only a first attempt's answer times a round trip unambiguously.
-    if (c.attempt === 1 && msg.a === 1 && primary !== this.#self && c.target === primary && !c.awaiting) {
+    if (c.attempt === 1 && msg.a === 1 && primary !== this.#self && c.target === primary && !c.awaiting && !c.parkMs) {
       this.#sampleRtt(primary, this.#clock.now() - c.sentAt);
     }
     const status = msg.s;

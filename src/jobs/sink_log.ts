@@ -6,8 +6,9 @@
  *    map under `stage/<taskId>/a<attempt>/c<c>` (the attempt in the key keeps a stale
  *    attempt from overwriting a newer attempt's stage);
  * 2. the task stores checkpoint c with that stage key as its commit marker;
- * 3. `commit(c)` appends the stage to the list with a compare-and-set that also records
- *    `applied = c`, so a segment is appended at most once, then deletes the stage.
+ * 3. `commit(c)` appends the stage to the list with the built-in `append-once` entry
+ *    processor, which records `applied = c` with it atomically on the key's primary, so a
+ *    segment is appended at most once, then deletes the stage.
  *
  * A task restored from checkpoint c calls `commit(c)` again: if the previous attempt died
  * between 2 and 3 the segment is appended now (no gap); if it died after 3 nothing happens
@@ -15,18 +16,15 @@
  */
 import { ShoalError } from "../core/errors.ts";
 import type { IMap } from "../map/imap.ts";
+import { appendOnce, type AppendOnceList } from "../map/entry_processor.ts";
 import { type JobRecord, mapConfigured, type SinkConnector, type SinkWriter } from "./connector.ts";
 import { stageKey } from "./map_names.ts";
 
 /** Most entries one task's list may hold (its value must fit one message). */
 export const maxLogEntriesPerTask = 200_000;
 
-/** The per-task list stored in the log map. */
-export interface LogList {
-  /** Highest checkpoint whose segment has been appended. */
-  applied: number;
-  entries: JobRecord[];
-}
+/** The per-task list stored in the log map (`applied` = the highest checkpoint whose segment has been appended). */
+export type LogList = AppendOnceList<JobRecord>;
 
 /** A staged segment in the `checkpoints` map. */
 export interface LogStage {
@@ -42,19 +40,19 @@ export interface LogMarker {
 
 /**
  * The list after appending segment `checkpointId`, or undefined when that segment (or a
- * later one) is already applied. Pure: the compare-and-set around it makes it atomic.
+ * later one) is already applied: the rule `append-once` applies on the primary.
+ * @throws ShoalError OVERLOADED past {@link maxLogEntriesPerTask} entries
  */
 export function appendSegment(
   list: LogList | undefined,
   checkpointId: number,
   records: JobRecord[],
 ): LogList | undefined {
-  const cur = list ?? { applied: 0, entries: [] };
-  if (cur.applied >= checkpointId) return undefined;
-  if (cur.entries.length + records.length > maxLogEntriesPerTask) {
+  try {
+    return appendOnce(list, checkpointId, records, maxLogEntriesPerTask);
+  } catch {
     throw new ShoalError("OVERLOADED", `Cannot append to log: more than ${maxLogEntriesPerTask} entries for one task`);
   }
-  return { applied: checkpointId, entries: [...cur.entries, ...records] };
 }
 
 function isMarker(m: unknown): m is LogMarker {
@@ -73,26 +71,18 @@ export async function commitLogSegment(
   marker: unknown,
 ): Promise<void> {
   if (!isMarker(marker) || marker.stage === null) return;
-  for (let i = 0; i < 64; i++) {
+  const stage = (await checkpoints.get(marker.stage)) as LogStage | undefined;
+  if (stage) {
+    const arg = { seq: checkpointId, items: stage.records, max: maxLogEntriesPerTask };
+    await list.executeOnKey(taskId, "append-once", arg);
+  } else {
+    // The stage is deleted only after its segment was applied.
     const cur = (await list.get(taskId)) as LogList | undefined;
-    if (cur && cur.applied >= checkpointId) break;
-    const stage = (await checkpoints.get(marker.stage)) as LogStage | undefined;
-    if (!stage) {
-      // The stage is deleted only after its segment was applied; re-read the list.
-      const again = (await list.get(taskId)) as LogList | undefined;
-      if (again && again.applied >= checkpointId) break;
+    if (!cur || cur.applied < checkpointId) {
       throw new ShoalError(
         "INTERNAL",
         `Cannot commit log segment ${checkpointId} of ${taskId}: stage ${marker.stage} is missing`,
       );
-    }
-    const next = appendSegment(cur, checkpointId, stage.records)!;
-    const ok = cur === undefined
-      ? (await list.putIfAbsent(taskId, next)) === undefined
-      : await list.replace(taskId, cur, next);
-    if (ok) break;
-    if (i === 63) {
-      throw new ShoalError("CONFLICT", `Cannot commit log segment ${checkpointId} of ${taskId}: too much contention`);
     }
   }
   await checkpoints.delete(marker.stage);

@@ -10,7 +10,20 @@ import { Kind } from "../wire/kinds.ts";
 import type { CatchUp } from "./catch_up.ts";
 import { type MapContext, push } from "./map_context.ts";
 import type { CheckItem, MapBackupOps, MapSnapshotChunk, PullItem } from "./messages.ts";
+import type { PartitionData } from "./partition_data.ts";
 import type { SnapshotTransfers } from "./snapshot_transfer.ts";
+
+/** An ack of copy `d` of `p` under epoch `e`: its sequence and, when above 0, its level. */
+function ackItem(p: number, e: number, d: PartitionData): { p: number; e: number; s: number; lv?: number } {
+  return d.level > 0 ? { p, e, s: d.seq, lv: d.level } : { p, e, s: d.seq };
+}
+
+/** A pull for what copy `d` of `p` misses under epoch `e`: where it is, and its level when above 0. */
+export function pullItem(p: number, e: number, d: PartitionData): PullItem {
+  const it: PullItem = { p, e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] };
+  if (d.level > 0) it.lv = d.level;
+  return it;
+}
 
 export class BackupRole {
   #pullAt = new Map<number, number>();
@@ -58,7 +71,7 @@ export class BackupRole {
       ctx.counters.backupsApplied++;
       if (op.o !== undefined && op.c !== undefined) push(callers ??= new Map(), op.o, op.c);
     }
-    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [{ p: msg.p, e: msg.e, s: d.seq }] });
+    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ackItem(msg.p, msg.e, d)] });
     // Writes whose callers wait for each backup's own ack (see directBackupAcks).
     if (callers) {
       for (const [caller, cs] of callers) {
@@ -78,7 +91,7 @@ export class BackupRole {
     const d = ctx.data.get(p);
     ctx.transport.send(to, {
       t: Kind.MapSyncPull,
-      items: [{ p, e, s: d?.seq ?? 0, l: d?.lineage ?? -1, d0: d?.digest[0] ?? 0, d1: d?.digest[1] ?? 0 }],
+      items: [d ? pullItem(p, e, d) : { p, e, s: 0, l: -1, d0: 0, d1: 0 }],
     });
   }
 
@@ -102,16 +115,28 @@ export class BackupRole {
       if (!inRow && !it.tg) continue;
       if (!inRow) this.touch(it.p);
       const d = ctx.ensureData(it.p);
-      if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
+      const lv = it.lv ?? 0;
+      if (lv > d.level) {
+        // Per-map backup counts: this replica moved up a rank. Holding fewer maps now, it drops
+        // the others (their dedupe records too) and goes on with the same history.
+        const keep = ctx.levels.keep(lv);
+        if (keep) d.dropMaps(keep);
+        d.level = lv;
+      }
+      // Moved down a rank, it must hold more maps: only a snapshot at its new level brings
+      // them with their dedupe records (equal digests are not enough). It pulls with its own
+      // level, and the primary answers a pull at another level with that snapshot.
+      if (lv < d.level) d.lineage = -1;
+      else if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
         d.follow(it.l, it.e);
         if (it.hs) ctx.sealed.set(it.p, { l: it.l, s: it.s });
-        acks.push({ p: it.p, e: it.e, s: d.seq });
+        acks.push(ackItem(it.p, it.e, d));
         continue;
       }
       // Same history but behind: pull the missing writes. Anything else: diverged, needs a snapshot.
       if (!(d.lineage === it.l && d.seq < it.s)) d.lineage = -1;
       if (this.snapshots.arriving(it.p, it.e)) continue;
-      pulls.push({ p: it.p, e: it.e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
+      pulls.push(pullItem(it.p, it.e, d));
     }
     if (acks.length) ctx.transport.send(from, { t: Kind.MapBackupAck, items: acks });
     if (pulls.length) {
@@ -137,7 +162,7 @@ export class BackupRole {
     const snap = this.snapshots.assemble(from, c);
     if (!snap) return;
     const d = ctx.ensureData(c.p);
-    d.install(snap, c.l);
+    d.install(snap, c.l, snap.level ?? 0);
     if (d.digest[0] !== snap.digest[0] || d.digest[1] !== snap.digest[1]) {
       ctx.log.error("map.snapshot.digest_mismatch", { p: c.p, from });
       d.lineage = -1;
@@ -147,7 +172,7 @@ export class BackupRole {
     d.follow(c.l, c.e);
     ctx.counters.snapshotsInstalled++;
     ctx.log.debug("map.snapshot.installed", { p: c.p, epoch: c.e, seq: d.seq, entries: d.entryCount, from });
-    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [{ p: c.p, e: c.e, s: d.seq }] });
+    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ackItem(c.p, c.e, d)] });
   }
 
   /**

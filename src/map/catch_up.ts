@@ -39,7 +39,7 @@ export class CatchUp {
     const live = new Set(ctx.view.members().map((m) => m.id));
     const waiting = new Set(row.filter((id) => id !== ctx.self && live.has(id)));
     prim.catchUp = {
-      mine: { l: d.historyLineage, e: d.historyEpoch, s: d.seq },
+      mine: { l: d.historyLineage, e: d.historyEpoch, s: d.seq, lv: d.level },
       hadPrimary,
       waiting,
       answers: new Map(),
@@ -58,11 +58,13 @@ export class CatchUp {
    * taken whatever their epoch: an epoch orders appointments, not content (two reigns during
    * a split appoint primaries whose histories diverge), and every replica that had to ack a
    * write follows the lineage it acked, so within one reign the seqs of one lineage decide.
+   * With per-map backup counts, a copy as far on that holds more maps (a lower level) is
+   * ahead too.
    */
   #ahead(a: HistoryReport, mine: CatchUpState["mine"]): boolean {
     if (a.hl === -1) return false;
     if (mine.l === -1) return a.s > 0 || a.n > 0;
-    return a.hl === mine.l && a.s > mine.s;
+    return a.hl === mine.l && (a.s > mine.s || (a.s === mine.s && a.lv < mine.lv));
   }
 
   /** With every answer in (or the time up): pull the most advanced copy ahead of ours, or serve. */
@@ -71,7 +73,8 @@ export class CatchUp {
     let best: [NodeId, HistoryReport] | null = null;
     for (const [id, a] of c.answers) {
       if (!this.#ahead(a, c.mine)) continue;
-      if (!best || a.he > best[1].he || (a.he === best[1].he && a.s > best[1].s)) best = [id, a];
+      const b = best?.[1];
+      if (!b || a.he > b.he || (a.he === b.he && (a.s > b.s || (a.s === b.s && a.lv < b.lv)))) best = [id, a];
     }
     if (!best) return this.#finish(prim, null);
     c.source = best[0];
@@ -92,6 +95,7 @@ export class CatchUp {
     prim.catchUp = null;
     const d = ctx.data.get(prim.p)!;
     d.follow(prim.lineage, prim.epoch);
+    d.level = 0;
     prim.readBarrier = Math.max(prim.readBarrier, d.seq);
     if (pulledFrom !== null) {
       ctx.counters.catchUpPulls++;
@@ -120,7 +124,7 @@ export class CatchUp {
     const checks = new Map<NodeId, CheckItem[]>();
     for (const f of prim.followers.values()) {
       f.lastCheckAt = now;
-      push(checks, f.id, ctx.checkItem(prim, f.role === "target"));
+      push(checks, f.id, ctx.followerCheck(prim, f));
     }
     ctx.sendChecks(checks);
     ctx.housekeeping.onServing(d, Math.floor(now));
@@ -156,7 +160,7 @@ export class CatchUp {
     const c = prim.catchUp;
     if (!c.waiting.has(from) && c.source !== from) return;
     c.waiting.delete(from);
-    c.answers.set(from, { hl: it.hl ?? -1, he: it.he ?? -1, s: it.s, n: it.n ?? 0 });
+    c.answers.set(from, { hl: it.hl ?? -1, he: it.he ?? -1, s: it.s, n: it.n ?? 0, lv: it.lv ?? 0 });
     if (c.source === from) {
       c.source = null;
       this.snapshots.in.delete(prim.p);
@@ -180,6 +184,12 @@ export class CatchUp {
       prim.catchUp.source = null;
       return this.#decide(prim);
     }
+    // Per-map backup counts: the source holds only the maps of its level. Those it does not
+    // hold, this copy keeps (their writes after this copy's sequence were never acknowledged:
+    // this replica had to ack them, or they had no sync backup at all).
+    const srcKeep = ctx.levels.keep(snap.level ?? 0);
+    const old = ctx.data.get(c.p);
+    if (srcKeep && old) d.adoptMaps(old, (m) => !srcKeep(m));
     ctx.data.set(c.p, d);
     this.#finish(prim, from);
   }
@@ -209,7 +219,7 @@ export class CatchUp {
   historyReport(p: number, e: number): PullItem {
     const d = this.ctx.data.get(p);
     if (!d) return { p, e, s: 0, l: -1, d0: 0, d1: 0, q: true, hl: -1, he: -1, n: 0 };
-    return {
+    const r: PullItem = {
       p,
       e,
       s: d.seq,
@@ -221,6 +231,8 @@ export class CatchUp {
       he: d.historyEpoch,
       n: d.entryCount,
     };
+    if (d.level > 0) r.lv = d.level;
+    return r;
   }
 
   /** A new primary asks for this member's copy: send it (a snapshot with `up`), or say there is none. */

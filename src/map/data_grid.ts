@@ -10,7 +10,7 @@ import { partitionEvents, type PartitionListener } from "../partition/partition_
 import { type PartitionConfig, PartitionService } from "../partition/partition_service.ts";
 import type { PartitionReplicaInfo } from "../partition/summary.ts";
 import type { IMap } from "./imap.ts";
-import { backupCountProblem, MapConfigs, type MapsConfig } from "./map_config.ts";
+import { MapConfigs, type MapsConfig, partitionBackups } from "./map_config.ts";
 import { MapService, type MapServiceConfig } from "./map_service.ts";
 import { ProcessorRegistry, type ProcessorTable } from "./entry_processor.ts";
 import { DistributedQueue, type QueueOptions } from "./queue.ts";
@@ -64,13 +64,14 @@ export class DataGrid {
   constructor(opts: DataGridOptions) {
     const { invoke, map, mergePolicy, merge, maps, minClusterSize, leaseMs, ...partitionConfig } = opts.config;
     const policy = checkMergePolicy(mergePolicy ?? "latestUpdate");
-    const mapConfigs = new MapConfigs(maps ?? {});
-    const backups = backupCountProblem(
-      mapConfigs.maps,
-      partitionConfig.backupCount ?? 1,
-      partitionConfig.asyncBackupCount ?? 0,
-    );
-    if (backups) throw new RangeError(backups);
+    // The node's backup counts are the defaults of maps without their own; the partition
+    // table holds replicas for the map with the most (replication_levels.ts).
+    const defaults = {
+      backupCount: partitionConfig.backupCount ?? 1,
+      asyncBackupCount: partitionConfig.asyncBackupCount ?? 0,
+    };
+    const mapConfigs = new MapConfigs(maps ?? {}, defaults);
+    Object.assign(partitionConfig, partitionBackups(mapConfigs.maps, defaults));
     this.clock = opts.clock;
     const base = {
       self: opts.self,

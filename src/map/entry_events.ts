@@ -61,8 +61,14 @@ export function after(seq: number, i: number, c: EventCursor): boolean {
   return seq > c.seq || (seq === c.seq && i > c.i);
 }
 
+/** Approximate bytes one logged event holds (its key and values, plus about 160 for its objects). */
+export function rawEventBytes(e: RawEvent): number {
+  return 160 + e.c.m.length + e.c.key.byteLength + (e.c.value?.byteLength ?? 0) + (e.c.oldValue?.byteLength ?? 0);
+}
+
 /**
- * A partition's recent events, at most `limit` (whole writes are dropped from the front).
+ * A partition's recent events, at most `limit` events and about `maxBytes` bytes of keys and
+ * values (whole writes are dropped from the front; the newest write's events always stay).
  * `coveredFrom`: every event of writes with seq > coveredFrom is held.
  */
 export class EventRing {
@@ -70,7 +76,10 @@ export class EventRing {
   #head = 0;
   coveredFrom: number;
 
-  constructor(readonly limit = 256, fromSeq = 0) {
+  /** Approximate bytes held (see rawEventBytes). */
+  bytes = 0;
+
+  constructor(readonly limit = 256, fromSeq = 0, readonly maxBytes = 32 * 1024) {
     this.coveredFrom = fromSeq;
   }
 
@@ -82,16 +91,22 @@ export class EventRing {
   reset(seq: number): void {
     this.#events = [];
     this.#head = 0;
+    this.bytes = 0;
     this.coveredFrom = seq;
   }
 
   push(e: RawEvent): void {
     this.#events.push(e);
-    if (this.size <= this.limit) return;
-    // Drop the oldest write's events entirely, so coveredFrom stays exact.
-    const drop = this.#events[this.#head].seq;
-    while (this.#head < this.#events.length && this.#events[this.#head].seq === drop) this.#head++;
-    this.coveredFrom = drop;
+    this.bytes += rawEventBytes(e);
+    while (this.size > this.limit || (this.bytes > this.maxBytes && this.#events[this.#head].seq !== e.seq)) {
+      // Drop the oldest write's events entirely, so coveredFrom stays exact.
+      const drop = this.#events[this.#head].seq;
+      while (this.#head < this.#events.length && this.#events[this.#head].seq === drop) {
+        this.bytes -= rawEventBytes(this.#events[this.#head]);
+        this.#events[this.#head++] = undefined as unknown as RawEvent; // let the values go now
+      }
+      this.coveredFrom = drop;
+    }
     if (this.#head > this.limit) (this.#events = this.#events.slice(this.#head), this.#head = 0);
   }
 

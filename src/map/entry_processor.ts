@@ -54,6 +54,40 @@ function plainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
 
+/** The value `append-once` keeps: the highest segment number applied, and the items. */
+export interface AppendOnceList<T = unknown> {
+  applied: number;
+  entries: T[];
+}
+
+/**
+ * The list after appending segment `seq`, or undefined when that segment (or a later one) is
+ * already applied, so a segment appended twice (a retry, a replay after a crash) lands once.
+ * Pure; `append-once` runs it atomically on the primary.
+ * @throws RangeError when the list would hold more than `max` items
+ * @example
+ * ```ts
+ * appendOnce(undefined, 1, ["a"], 10); // { applied: 1, entries: ["a"] }
+ * appendOnce({ applied: 1, entries: ["a"] }, 1, ["a"], 10); // undefined
+ * ```
+ */
+export function appendOnce<T>(
+  list: AppendOnceList<T> | undefined,
+  seq: number,
+  items: T[],
+  max: number,
+): AppendOnceList<T> | undefined {
+  const cur = list ?? { applied: 0, entries: [] };
+  if (cur.applied >= seq) return undefined;
+  if (cur.entries.length + items.length > max) {
+    throw new RangeError(`more than ${max} entries`);
+  }
+  return { applied: seq, entries: [...cur.entries, ...items] };
+}
+
+/** Longest list `append-once` builds when the call names no smaller `max`. */
+const APPEND_ONCE_MAX = 1_000_000;
+
 /**
  * The built-in processors, registered on every member:
  * - `increment`: adds `arg` (a number, default 1) to a number (absent = 0); result = the new value.
@@ -61,6 +95,8 @@ function plainObject(v: unknown): v is Record<string, unknown> {
  * - `setIfGreater`: sets `arg` when the entry is absent or `arg` > its value (numbers or strings); result = whether it did.
  * - `merge`: shallow-merges the object `arg` into an object (absent = {}); result = the new value.
  * - `delete-if-equals`: removes the entry when its value is CBOR-equal to `arg`; result = whether it did.
+ * - `append-once`: `arg` = `{ seq, items, max? }`; appends `items` to an {@link AppendOnceList} unless segment `seq` (or a
+ *   later one) is applied already, so numbered segments land exactly once; result = whether it appended.
  */
 export const builtinProcessors: ProcessorTable = {
   increment(entry: ProcessorEntry, arg: unknown) {
@@ -100,6 +136,28 @@ export const builtinProcessors: ProcessorTable = {
   "delete-if-equals"(entry: ProcessorEntry, arg: unknown) {
     if (entry.value === undefined || !bytesEqual(encodeValue(entry.value), encodeValue(arg))) return false;
     entry.value = undefined;
+    return true;
+  },
+  "append-once"(entry: ProcessorEntry, arg: unknown) {
+    if (!plainObject(arg) || !Number.isSafeInteger(arg.seq) || !Array.isArray(arg.items)) {
+      throw new ProcessorError("append-once: arg must be { seq: integer, items: array, max?: integer }");
+    }
+    const max = arg.max === undefined ? APPEND_ONCE_MAX : arg.max;
+    if (!Number.isSafeInteger(max) || (max as number) < 0 || (max as number) > APPEND_ONCE_MAX) {
+      throw new ProcessorError(`append-once: max must be an integer in [0, ${APPEND_ONCE_MAX}]`);
+    }
+    const cur = entry.value;
+    if (cur !== undefined && !(plainObject(cur) && Number.isSafeInteger(cur.applied) && Array.isArray(cur.entries))) {
+      throw new ProcessorError("append-once: the value is not { applied, entries }");
+    }
+    let next: AppendOnceList | undefined;
+    try {
+      next = appendOnce(cur as AppendOnceList | undefined, arg.seq as number, arg.items, max as number);
+    } catch (e) {
+      throw new ProcessorError(`append-once: ${(e as Error).message}`);
+    }
+    if (next === undefined) return false;
+    entry.value = next;
     return true;
   },
 };

@@ -12,6 +12,7 @@
 import { entryEventTypes, type EventCursor } from "./entry_events.ts";
 import type { OpBody } from "./operations.ts";
 import type { PartitionData } from "./partition_data.ts";
+import { HeldRequests } from "./held_requests.ts";
 import { bytesEqual } from "./record_store.ts";
 
 /** Cursor index meaning "after every effect of this write" (a write has at most 1000 effects). */
@@ -67,67 +68,32 @@ export interface HeldPoll {
 }
 
 /** Held polls per partition, at most `maxPerPartition` each. */
-export class EventPolls {
-  #byP = new Map<number, HeldPoll[]>();
-
-  constructor(readonly maxPerPartition = 512) {}
+export class EventPolls extends HeldRequests<HeldPoll> {
+  constructor(maxPerPartition = 512) {
+    // A released poll retries at the new primary.
+    super(maxPerPartition, (poll) => poll.answer(null, "MIGRATING"));
+  }
 
   /** Holds a poll. @returns false when partition `p` holds too many already */
   hold(p: number, poll: HeldPoll): boolean {
-    let l = this.#byP.get(p);
-    if (!l) (l = [], this.#byP.set(p, l));
-    if (l.length >= this.maxPerPartition) return false;
-    l.push(poll);
-    return true;
+    return this.add(p, poll);
   }
 
-  /** Whether partition `p` holds polls. */
-  has(p: number): boolean {
-    return this.#byP.has(p);
-  }
-
-  /** Retries `p`'s polls with `read`: answered ones leave. */
+  /** Retries `p`'s polls with `read`: answered ones leave, the others stay in order. */
   retry(p: number, read: (b: OpBody) => EventsAnswer | null): void {
-    const l = this.#byP.get(p);
-    if (!l) return;
-    const keep: HeldPoll[] = [];
-    for (const poll of l) {
+    for (const poll of this.take(p)) {
       const a = read(poll.body);
       if (a) poll.answer(a);
-      else keep.push(poll);
+      else this.add(p, poll);
     }
-    if (keep.length > 0) this.#byP.set(p, keep);
-    else this.#byP.delete(p);
   }
 
   /** Answers polls whose hold ran out with their unchanged cursor. */
   expire(now: number): void {
-    for (const [p, l] of this.#byP) {
-      const keep = l.filter((poll) => {
-        if (poll.deadline > now) return true;
+    for (const p of this.partitions()) {
+      for (const poll of this.take(p, (x) => x.deadline <= now)) {
         poll.answer({ s: poll.body.s!, i: poll.body.i!, ev: [] });
-        return false;
-      });
-      if (keep.length > 0) this.#byP.set(p, keep);
-      else this.#byP.delete(p);
+      }
     }
-  }
-
-  /** Sends `p`'s polls elsewhere (this member no longer serves it): they retry at the new primary. */
-  release(p: number): void {
-    const l = this.#byP.get(p);
-    if (!l) return;
-    this.#byP.delete(p);
-    for (const poll of l) poll.answer(null, "MIGRATING");
-  }
-
-  releaseAll(): void {
-    for (const p of [...this.#byP.keys()]) this.release(p);
-  }
-
-  get size(): number {
-    let n = 0;
-    for (const l of this.#byP.values()) n += l.length;
-    return n;
   }
 }

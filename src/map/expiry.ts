@@ -67,10 +67,16 @@ export interface ExpiredKey {
   key: Uint8Array;
 }
 
+function hasExpiring(d: PartitionData): boolean {
+  for (const s of d.maps.values()) if (s.expiring > 0) return true;
+  return false;
+}
+
 /**
  * Walks the records of the primary's partitions a bounded number at a time, resuming where
  * the last call stopped (partition by partition, in partition order), and reports the
- * expired ones. Stores without any expiring record cost one step each. The iterators are
+ * expired ones. Partitions without any expiring record are skipped; within a partition, stores
+ * without any cost one step each. The iterators are
  * the store's live `Map` iterators, which stay valid while records are added and removed.
  */
 export class ExpirySweep {
@@ -88,8 +94,10 @@ export class ExpirySweep {
    */
   sweep(parts: readonly PartitionData[], now: number, budget: number): ExpiredKey[] {
     const out: ExpiredKey[] = [];
-    if (parts.length === 0) return out;
-    const sorted = [...parts].sort((a, b) => a.p - b.p);
+    // Only partitions holding a record with a TTL or max-idle can hold an expired one: the
+    // others are left out before any walk (each tick, every 50 ms, on every member).
+    const sorted = parts.filter(hasExpiring).sort((a, b) => a.p - b.p);
+    if (sorted.length === 0) return out;
     let steps = 0;
     // At most one pass per call: stop before entering a partition this call already entered.
     const entered = new Set<number>();
@@ -111,6 +119,7 @@ export class ExpirySweep {
         const s = this.#stores.next();
         if (!s.done) {
           steps++;
+          this.examined++;
           const store = this.#d.maps.get(s.value);
           if (store && store.expiring > 0) (this.#m = s.value, this.#iter = store.records.entries());
           continue;

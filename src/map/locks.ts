@@ -53,7 +53,8 @@ export interface LockState {
 
 const empty = (): LockState => ({ t: 0, o: null, x: 0, w: [] });
 
-function read(data: PartitionData, m: string, k: Uint8Array): LockState {
+/** The lock record of key `k` of map `m` as stored (not normalized). */
+export function readLock(data: PartitionData, m: string, k: Uint8Array): LockState {
   const s = readRecord<LockState>(data, lockMapOf(m), k);
   return s ? { t: s.t, o: s.o, x: s.x, w: s.w ?? [] } : empty();
 }
@@ -106,7 +107,7 @@ export function executeLockOp(
   if (b.m.length > MAX_LOCKED_MAP_NAME) {
     return { result: { err: "INVALID_ARGUMENT" }, effects: [] };
   }
-  const before = read(data, b.m, k);
+  const before = readLock(data, b.m, k);
   const s = normalize(before, now, alive);
   const mine = s.o !== null && s.o[0] === from && s.o[1] === b.h;
   let result: unknown = null;
@@ -130,7 +131,8 @@ export function executeLockOp(
         break;
       }
       let i = s.w.findIndex(([id, h]) => id === from && h === b.h);
-      if (i >= 0) s.w[i][3] = now;
+      // A fresh tuple: `s.w` shares its tuples with `before`, and a change made in place would emit no effect.
+      if (i >= 0) s.w[i] = [s.w[i][0], s.w[i][1], s.w[i][2], now];
       else if (s.w.length >= MAX_WAITERS) return { result: { err: "OVERLOADED" }, effects: [] };
       else (s.w.push([from, String(b.h), b.l!, now]), i = s.w.length - 1);
       result = { q: i + 1 };
@@ -185,7 +187,7 @@ export function lockedByOther(
   const check = keys ?? [...store.records.values()].map((r) => r.key);
   for (const k of check) {
     if (!store.get(k)) continue;
-    const s = normalize(read(data, m, k), now, alive);
+    const s = normalize(readLock(data, m, k), now, alive);
     if (s.o !== null && s.o[0] !== from) return true;
   }
   return false;

@@ -158,25 +158,58 @@ export function matchPattern(patterns: Iterable<string>, name: string): string |
   return best ?? (fallback ? "default" : null);
 }
 
+/** A node's (or one map's) backup counts. */
+export interface BackupCounts {
+  backupCount: number;
+  asyncBackupCount: number;
+}
+
+/** The backup counts map pattern `s` resolves to on a node with these defaults. */
+function resolvedBackups(s: MapSettings, defaults: BackupCounts): BackupCounts {
+  return {
+    backupCount: s.backupCount ?? defaults.backupCount,
+    asyncBackupCount: s.asyncBackupCount ?? defaults.asyncBackupCount,
+  };
+}
+
 /**
- * Why per-map backup counts cannot run on a node with these partition backup counts, or
- * null. Backups are per partition (every map of a partition has the same replicas), so a
- * map's `backupCount` / `asyncBackupCount` must equal the node's.
+ * Why these map configs cannot run on a node with these default backup counts, or null:
+ * a pattern that sets one count takes the other from the node, and the two must total at
+ * most 6.
  */
-export function backupCountProblem(
-  maps: Readonly<MapsConfig>,
-  backupCount: number,
-  asyncBackupCount: number,
-): string | null {
+export function backupCountProblem(maps: Readonly<MapsConfig>, defaults: BackupCounts): string | null {
   for (const [p, s] of Object.entries(maps)) {
-    if (s.backupCount !== undefined && s.backupCount !== backupCount) {
-      return `map config "${p}": backupCount ${s.backupCount} differs from the node's ${backupCount}; per-map backup counts other than the node's are not supported`;
-    }
-    if (s.asyncBackupCount !== undefined && s.asyncBackupCount !== asyncBackupCount) {
-      return `map config "${p}": asyncBackupCount ${s.asyncBackupCount} differs from the node's ${asyncBackupCount}; per-map backup counts other than the node's are not supported`;
+    const r = resolvedBackups(s, defaults);
+    if (r.backupCount + r.asyncBackupCount > 6) {
+      return `map config "${p}": backupCount ${r.backupCount} plus asyncBackupCount ${r.asyncBackupCount} (the node's where unset) exceeds 6`;
     }
   }
   return null;
+}
+
+/**
+ * The backup counts of the partition table (as Hazelcast sizes its partition replicas): as
+ * many sync backups as the most any map has, and replicas up to the largest total over the
+ * node's defaults and every map config. Each map then replicates to the first of them only
+ * (see replication_levels.ts).
+ */
+export function partitionBackups(maps: Readonly<MapsConfig>, defaults: BackupCounts): BackupCounts {
+  let sync = defaults.backupCount;
+  let total = defaults.backupCount + defaults.asyncBackupCount;
+  for (const s of Object.values(maps)) {
+    const r = resolvedBackups(s, defaults);
+    sync = Math.max(sync, r.backupCount);
+    total = Math.max(total, r.backupCount + r.asyncBackupCount);
+  }
+  return { backupCount: sync, asyncBackupCount: total - sync };
+}
+
+/** Whether every map resolves to the node's default backup counts (no map replicates differently). */
+export function uniformBackups(maps: Readonly<MapsConfig>, defaults: BackupCounts): boolean {
+  return Object.values(maps).every((s) => {
+    const r = resolvedBackups(s, defaults);
+    return r.backupCount === defaults.backupCount && r.asyncBackupCount === defaults.asyncBackupCount;
+  });
 }
 
 /** Most map names whose resolved settings one `MapConfigs` caches. */
@@ -187,11 +220,20 @@ export class MapConfigs {
   readonly maps: Readonly<MapsConfig>;
   #cache = new Map<string, ResolvedMapSettings>();
 
-  /** @throws RangeError when `maps` is invalid */
-  constructor(maps: unknown = {}) {
+  /**
+   * The node's backup counts, which maps without their own take; undefined = those of the
+   * partition service the map service runs with.
+   */
+  readonly defaults: BackupCounts | undefined;
+
+  /** @throws RangeError when `maps` is invalid, or a map's backups total more than 6 */
+  constructor(maps: unknown = {}, defaults?: BackupCounts) {
     const r = parseMapsConfig(maps);
     if ("error" in r) throw new RangeError(r.error);
     this.maps = r.maps;
+    this.defaults = defaults;
+    const problem = defaults ? backupCountProblem(r.maps, defaults) : null;
+    if (problem) throw new RangeError(problem);
   }
 
   /**

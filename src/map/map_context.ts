@@ -14,12 +14,14 @@ import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { EntryListenersConfig } from "./entry_listeners.ts";
 import { EventPolls } from "./event_polls.ts";
+import { ParkedOps } from "./parked_ops.ts";
 import { MapConfigs } from "./map_config.ts";
 import type { HousekeepingConfig, MapHousekeeping } from "./map_housekeeping.ts";
 import { ProcessorRegistry } from "./entry_processor.ts";
 import type { CustomMergePolicy } from "./merge_policy.ts";
 import type { CheckItem } from "./messages.ts";
 import { PartitionData } from "./partition_data.ts";
+import { ReplicationLevels } from "./replication_levels.ts";
 
 export interface MapServiceConfig {
   /** Replication tick (retransmits, checks, migration readiness). @default 50 */
@@ -48,6 +50,16 @@ export interface MapServiceConfig {
   dedupePerPartition?: number;
   /** Writes kept per partition for re-shipping. @default 256 */
   logPerPartition?: number;
+  /**
+   * Bytes of keys and values the replication log of one partition copy holds (about; trimmed
+   * in batches, so up to 1.5 × this between trims; the newest write always stays). A backup
+   * behind by more than the log holds gets a snapshot. @default 32768 (32 KiB)
+   */
+  logBytesPerPartition?: number;
+  /** Bytes of results the dedupe records of one partition copy hold at most (about; oldest dropped first). @default 65536 (64 KiB) */
+  dedupeBytesPerPartition?: number;
+  /** Bytes of keys and values the entry events of one partition copy hold at most (about; oldest writes dropped first). @default 32768 (32 KiB) */
+  eventBytesPerPartition?: number;
   /**
    * Backups ack a write straight to its caller, and the primary answers at once naming the
    * backups to wait for (saves a hop). Used only when every sync backup and migration target
@@ -78,6 +90,9 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
     catchUpTimeoutMs: 10_000,
     dedupePerPartition: 2048,
     logPerPartition: 256,
+    logBytesPerPartition: 32 * 1024,
+    dedupeBytesPerPartition: 64 * 1024,
+    eventBytesPerPartition: 32 * 1024,
     directBackupAcks: false,
     eventsPerPartition: 256,
     eventPollHoldMs: 1000,
@@ -146,6 +161,8 @@ export interface Follower {
   /** Acked under the current epoch; meaningful once confirmed. */
   acked: number;
   confirmed: boolean;
+  /** The level its copy is kept at (its rank; replication_levels.ts). */
+  level: number;
   lastSentAt: number;
   lastProgressAt: number;
   lastCheckAt: number;
@@ -159,6 +176,8 @@ export interface HistoryReport {
   he: number;
   s: number;
   n: number;
+  /** The level of the copy (which maps it holds; replication_levels.ts). */
+  lv: number;
 }
 
 /**
@@ -167,7 +186,7 @@ export interface HistoryReport {
  */
 export interface CatchUpState {
   /** This member's copy when it became primary. */
-  mine: { l: number; e: number; s: number };
+  mine: { l: number; e: number; s: number; lv: number };
   /** The partition had a primary before (so a copy with no history means lost content). */
   hadPrimary: boolean;
   /** Replicas not yet answered. */
@@ -183,6 +202,8 @@ export interface CatchUpState {
 
 export interface Waiter {
   seq: number;
+  /** Sync backups that must have acked `seq` (the backupCount of the map it reads or writes). */
+  k: number;
   done: (ok: boolean) => void;
 }
 
@@ -214,8 +235,8 @@ export interface PrimaryState {
   catchUp: CatchUpState | null;
   /** Last report of filling backups in sync (see Primary.reportSynced). */
   syncedReportAt: number;
-  /** Highest sequence committed so far (see Primary's commitSeq). */
-  committed: number;
+  /** Highest sequence committed so far, per sync backup count k (see Primary's commitSeq). */
+  committed: number[];
 }
 
 export interface MapContextDeps {
@@ -268,8 +289,12 @@ export class MapContext {
   readonly sealed = new Map<number, { l: number; s: number }>();
   /** Per-map settings (map_config.ts). */
   readonly mapConfigs: MapConfigs;
+  /** Per-map backup counts (replication_levels.ts). */
+  readonly levels: ReplicationLevels;
   /** Listeners' polls held by this member's primaries (event_polls.ts). */
   readonly polls = new EventPolls();
+  /** Blocking queue and lock requests parked on this member's primaries (parked_ops.ts). */
+  readonly parked = new ParkedOps();
   /** Expiry, touches and eviction on this member's primaries; set by the map service. */
   housekeeping!: MapHousekeeping;
 
@@ -284,6 +309,8 @@ export class MapContext {
     this.invoker = deps.invoker;
     this.config = deps.config;
     this.mapConfigs = deps.maps ?? new MapConfigs();
+    const pc = deps.partitions.config;
+    this.levels = new ReplicationLevels(this.mapConfigs, this.mapConfigs.defaults ?? pc, pc);
     this.processors = deps.processors ?? new ProcessorRegistry();
     this.customMergePolicy = deps.customMergePolicy;
   }
@@ -294,6 +321,9 @@ export class MapContext {
       dedupe: this.config.dedupePerPartition,
       log: this.config.logPerPartition,
       events: this.config.eventsPerPartition,
+      logBytes: this.config.logBytesPerPartition,
+      dedupeBytes: this.config.dedupeBytesPerPartition,
+      eventBytes: this.config.eventBytesPerPartition,
     });
   }
 
@@ -306,10 +336,18 @@ export class MapContext {
     return d;
   }
 
-  /** The primary's check of a follower's copy: lineage, sequence and digest. */
-  checkItem(prim: PrimaryState, target: boolean): CheckItem {
+  /** The primary's check of a follower's copy at `level`: lineage, sequence and digest. */
+  checkItem(prim: PrimaryState, target: boolean, level = 0): CheckItem {
     const d = this.data.get(prim.p)!;
-    return { p: prim.p, e: prim.epoch, l: prim.lineage, s: d.seq, d0: d.digest[0], d1: d.digest[1], tg: target };
+    const dg = this.levels.digestAt(d, level);
+    const it: CheckItem = { p: prim.p, e: prim.epoch, l: prim.lineage, s: d.seq, d0: dg[0], d1: dg[1], tg: target };
+    if (level > 0 && !this.levels.uniform) it.lv = level;
+    return it;
+  }
+
+  /** The check of follower `f`. */
+  followerCheck(prim: PrimaryState, f: Follower): CheckItem {
+    return this.checkItem(prim, f.role === "target", f.level);
   }
 
   sendChecks(byMember: Map<NodeId, CheckItem[]>): void {

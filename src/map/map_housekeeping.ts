@@ -10,6 +10,7 @@ import type { Random } from "../core/random.ts";
 import type { EventCursor } from "./entry_events.ts";
 import { AFTER_WRITE } from "./event_polls.ts";
 import { MemberUsage, pickVictim } from "./eviction.ts";
+import { isInternalMap } from "./locks.ts";
 import { ExpirySweep, isExpired, TouchBatcher } from "./expiry.ts";
 import type { MapConfigs, ResolvedMapSettings } from "./map_config.ts";
 import { MAX_BATCH } from "./operations.ts";
@@ -162,6 +163,7 @@ export class MapHousekeeping {
     if (this.#usageStale || now - this.#recomputedAt >= 1000) (this.#recompute(), this.#recomputedAt = now);
     let budget = this.config.evictionsPerTick;
     for (const [m] of this.usage.maps) {
+      if (isInternalMap(m)) continue;
       const s = this.maps.resolve(m);
       if (!this.usage.over(m, s)) continue;
       // Largest partitions first: they hold the most of the excess.
@@ -178,8 +180,12 @@ export class MapHousekeeping {
     this.#write(p, keys.map(({ m, key }) => ({ m, k: key, touch: true, at: now })));
   }
 
-  /** Evicts from `d` while map `m` is over its limit (at most `max`). @returns evictions */
+  /**
+   * Evicts from `d` while map `m` is over its limit (at most `max`). Never from the grid's
+   * own maps (lock records, queue items), whatever pattern their names match. @returns evictions
+   */
   #evict(d: PartitionData, m: string, entry: LogEntry | null, max: number, now: number): number {
+    if (isInternalMap(m)) return 0;
     const s = this.maps.resolve(m);
     if (!this.usage.over(m, s)) return 0;
     const store = d.maps.get(m);

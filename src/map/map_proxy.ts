@@ -18,6 +18,7 @@ import type { MapStats } from "./map_stats.ts";
 import { decodeOutcome } from "./entry_processor.ts";
 import { isWrite, MAX_BATCH, OpCode, opNames } from "./operations.ts";
 import { MAX_LOCKED_MAP_NAME } from "./locks.ts";
+import { parkTime, pause } from "./parked_ops.ts";
 import { keyId } from "./record_store.ts";
 
 /** Per-partition calls of a whole-map operation in flight at once. */
@@ -33,10 +34,10 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     readonly listeners?: EntryListeners,
   ) {}
 
-  async #call(p: number, op: number, body: Record<string, unknown>): Promise<unknown> {
+  async #call(p: number, op: number, body: Record<string, unknown>, parkMs = 0): Promise<unknown> {
     const start = this.clock.now();
     try {
-      const r = await this.invoker.invoke(p, op, { m: this.name, ...body }, isWrite(op));
+      const r = await this.invoker.invoke(p, op, { m: this.name, ...body }, isWrite(op), parkMs);
       this.stats.record(this.name, opNames[op], this.clock.now() - start, true);
       return r;
     } catch (e) {
@@ -370,7 +371,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
 
   // ---- locks (locks.ts) -------------------------------------------------------------------
 
-  async #lockCall(key: K, op: number, extra: Record<string, unknown> = {}): Promise<unknown> {
+  async #lockCall(key: K, op: number, extra: Record<string, unknown> = {}, parkMs = 0): Promise<unknown> {
     if (this.name.length > MAX_LOCKED_MAP_NAME) {
       throw new ShoalError(
         "INVALID_ARGUMENT",
@@ -378,14 +379,18 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
       );
     }
     const { k, p } = this.#key(key);
-    return await this.#call(p, op, { k, ...extra });
+    return await this.#call(p, op, parkMs > 0 ? { k, ...extra, pk: parkMs } : { k, ...extra }, parkMs);
   }
 
   lock(key: K, options: LockOptions = {}): Promise<number> {
     return this.tryLock(key, { ...options, timeoutMs: Infinity }) as Promise<number>;
   }
 
-  /** Polls the primary (keeping its place in the queue) every 10–200 ms until granted or out of time. */
+  /**
+   * Asks once (taking a place in the key's queue when it may wait), then waits parked on the
+   * primary (parked_ops.ts) up to 2 s per call until granted or out of time. A call answered
+   * without parking (the primary parks too many) is repeated after a short pause.
+   */
   async tryLock(
     key: K,
     options: LockOptions & { timeoutMs?: number; signal?: AbortSignal } = {},
@@ -394,9 +399,11 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     const l = Math.max(0, Math.floor(options.leaseMs ?? 0));
     const timeoutMs = options.timeoutMs ?? 0;
     const deadline = this.clock.now() + timeoutMs;
-    for (let poll = 0;; poll++) {
+    for (let poll = 0, quick = 0;; poll++) {
       const wait = timeoutMs > 0 && !options.signal?.aborted && this.clock.now() < deadline;
-      const r = (await this.#lockCall(key, OpCode.LockAcquire, { h, l, q: wait })) as {
+      const parkMs = wait && poll > 0 ? parkTime(deadline - this.clock.now()) : 0;
+      const asked = this.clock.now();
+      const r = (await this.#lockCall(key, OpCode.LockAcquire, { h, l, q: wait }, parkMs)) as {
         tok?: number;
         q?: number;
         err?: string;
@@ -404,11 +411,13 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
       if (r?.err) throw new ShoalError(r.err as "OVERLOADED", `Cannot queue for the lock: ${r.err}`);
       if (typeof r?.tok === "number") return r.tok;
       if (!wait) return undefined;
-      const pause = Math.min(200, 10 * 2 ** Math.min(poll, 5), Math.max(0, deadline - this.clock.now()));
-      await new Promise<void>((resolve) => {
-        const t = this.clock.setTimer(pause, resolve);
-        options.signal?.addEventListener("abort", () => (t.cancel(), resolve()), { once: true });
-      });
+      if (parkMs === 0 || this.clock.now() - asked < parkMs / 2) {
+        await pause(
+          this.clock,
+          Math.min(200, 10 * 2 ** Math.min(quick++, 5), deadline - this.clock.now()),
+          options.signal,
+        );
+      } else quick = 0;
       if (options.signal?.aborted || this.clock.now() >= deadline) {
         const c = (await this.#lockCall(key, OpCode.LockCancel, { h })) as { tok?: number } | null;
         return typeof c?.tok === "number" ? c.tok : undefined;

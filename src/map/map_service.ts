@@ -57,7 +57,7 @@ import type { PartitionService } from "../partition/partition_service.ts";
 import type { PartitionTable } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import { BackupRole } from "./backup.ts";
+import { BackupRole, pullItem } from "./backup.ts";
 import type { ProcessorRegistry } from "./entry_processor.ts";
 import { isInternalMap } from "./locks.ts";
 import { CatchUp } from "./catch_up.ts";
@@ -123,6 +123,13 @@ export interface ReplicaDebug {
   entries: number;
   /** Primary only: still catching up (serves nothing). */
   catchingUp?: boolean;
+  /** The copy's level (which maps it holds; replication_levels.ts). */
+  level: number;
+  /**
+   * Primary only, with per-map backup counts: the digest a copy at each level 0–6 holds
+   * (compare a backup's `digest` with `digests[its level]`).
+   */
+  digests?: Array<[number, number]>;
   /** Primary only: followers and whether they are confirmed and caught up. */
   followers?: Array<{ id: NodeId; role: Role; confirmed: boolean; acked: number }>;
 }
@@ -184,7 +191,7 @@ export class MapService {
     });
     r.on(MapBackupAckMsg, (from, msg) => {
       if (this.#stopped) return;
-      for (const it of msg.items) this.#primary.onAck(from, it.p, it.e, it.s);
+      for (const it of msg.items) this.#primary.onAck(from, it.p, it.e, it.s, it.lv ?? 0);
     });
     r.on(MapSyncCheckMsg, (from, msg) => {
       if (!this.#stopped) this.#backup.onChecks(from, msg.items);
@@ -267,6 +274,35 @@ export class MapService {
     return [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * What this member's partition copies keep besides their records (the bounded buffers):
+   * log entries, entry events, dedupe records and tombstones, with the approximate bytes of
+   * the byte-limited ones.
+   */
+  bufferStats(): {
+    copies: number;
+    log: number;
+    logBytes: number;
+    events: number;
+    eventBytes: number;
+    dedupe: number;
+    dedupeBytes: number;
+    tombstones: number;
+  } {
+    const s = { copies: 0, log: 0, logBytes: 0, events: 0, eventBytes: 0, dedupe: 0, dedupeBytes: 0, tombstones: 0 };
+    for (const d of this.#ctx.data.values()) {
+      s.copies++;
+      s.log += d.log.length;
+      s.logBytes += d.logBytes;
+      s.events += d.events.size;
+      s.eventBytes += d.events.bytes;
+      s.dedupe += d.dedupe.size;
+      s.dedupeBytes += d.dedupeBytes;
+      s.tombstones += d.tombstones.size;
+    }
+    return s;
+  }
+
   /** Partitions this member is primary of, and holds as backup. */
   ownedCounts(): { primary: number; backup: number } {
     let backup = 0;
@@ -287,7 +323,10 @@ export class MapService {
         primary: !!prim,
         epoch: prim?.epoch ?? -1,
         entries: d.entryCount,
+        level: d.level,
       };
+      const lv = this.#ctx.levels;
+      if (prim && !lv.uniform) r.digests = Array.from({ length: 7 }, (_, l) => lv.digestAt(d, l));
       if (prim) r.catchingUp = prim.catchUp !== null;
       if (prim) {
         r.followers = [...prim.followers.values()].map((f) => ({
@@ -304,7 +343,8 @@ export class MapService {
 
   /**
    * The entries and tombstones of every partition this member is primary of, as the
-   * split-brain merge re-applies them: [map, key, value (null: removed), stamp] per entry.
+   * split-brain merge re-applies them: [map, key, value (null: removed), stamp] per entry,
+   * plus [ttlMs, maxIdleMs, lastAccessAt] for an entry with an expiry.
    */
   captureForMerge(): Array<{ p: number; entries: MergeEntry[] }> {
     const out: Array<{ p: number; entries: MergeEntry[] }> = [];
@@ -313,7 +353,13 @@ export class MapService {
       if (!d) continue;
       const entries: MergeEntry[] = [];
       for (const [name, store] of d.maps) {
-        for (const r of store.records.values()) entries.push([name, r.key, r.value, r.updatedAt]);
+        for (const r of store.records.values()) {
+          entries.push(
+            r.ttlMs !== undefined || r.maxIdleMs !== undefined
+              ? [name, r.key, r.value, r.updatedAt, r.ttlMs ?? 0, r.maxIdleMs ?? 0, r.lastAccessAt]
+              : [name, r.key, r.value, r.updatedAt],
+          );
+        }
       }
       for (const t of d.tombstones.values()) entries.push([t.m, t.key, null, t.at]);
       if (entries.length > 0) out.push({ p, entries });
@@ -350,6 +396,17 @@ export class MapService {
     return this.#ctx.data.get(p)?.dedupe.has(c) ?? false;
   }
 
+  /** The backup counts map `name` replicates with (its map config's, else the node's). */
+  backupCountsOf(name: string): { backupCount: number; asyncBackupCount: number } {
+    return { ...this.#ctx.levels.of(name) };
+  }
+
+  /** The maps holding records in this member's copy of `p`, and the copy's level (tests only). */
+  debugMapsOf(p: number): { maps: string[]; level: number } | undefined {
+    const d = this.#ctx.data.get(p);
+    return d && { maps: [...d.maps.keys()].sort(), level: d.level };
+  }
+
   /** Reads a replica's local value (tests only: bypasses routing). */
   debugLocalValue(p: number, map: string, key: Uint8Array): Uint8Array | undefined {
     return this.#ctx.data.get(p)?.maps.get(map)?.get(key)?.value;
@@ -366,6 +423,7 @@ export class MapService {
     this.#unsubscribeTable();
     this.listeners.stop();
     this.#ctx.polls.releaseAll();
+    this.#ctx.parked.releaseAll();
     for (const prim of this.#ctx.primaries.values()) this.#primary.failWaiters(prim);
   }
 
@@ -408,7 +466,7 @@ export class MapService {
           // Newly a backup and not following anyone yet: say so to the primary, whose own check
           // may have arrived before this table (it is not repeated for a retransmit interval).
           if (d.lineage < 0 && row[0] !== undefined && !prev?.replicas[p]?.includes(this.self)) {
-            push(hellos, row[0], { p, e: epoch, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] });
+            push(hellos, row[0], pullItem(p, epoch, d));
           }
         } else if (ctx.data.has(p) && !this.#backup.isTarget(p)) {
           ctx.sealed.delete(p);
@@ -467,7 +525,7 @@ export class MapService {
       handoff: false,
       catchUp: null,
       syncedReportAt: -Infinity,
-      committed: d.seq,
+      committed: new Array(7).fill(d.seq),
     };
     ctx.primaries.set(p, prim);
     if (sealed) d.follow(prim.lineage, epoch);
@@ -506,6 +564,12 @@ export class MapService {
     ctx.sendChecks(checks);
     this.housekeeping.tick(Math.floor(now));
     ctx.polls.expire(now);
+    if (ctx.parked.size > 0) {
+      const alive = (id: NodeId) => live.has(id);
+      for (const op of ctx.parked.due(now, alive)) {
+        this.#primary.serveParked(op, op.deadline <= now ? 0 : op.deadline);
+      }
+    }
     this.#snapshots.tick(now, live);
     this.#backup.tick();
   }

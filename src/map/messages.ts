@@ -37,9 +37,12 @@ export const MapBackupOpsMsg = defineMessage(Kind.MapBackupOps, "MapBackupOps", 
   l: L,
   ops: w.list(entry, 1024),
 });
-/** Backup → primary: cumulative acks (the replica applied every write up to `s` under epoch `e`). */
+/**
+ * Backup → primary: cumulative acks (the replica applied every write up to `s` under epoch
+ * `e`), of a copy at level `lv` (per-map backup counts; absent = 0, every map).
+ */
 export const MapBackupAckMsg = defineMessage(Kind.MapBackupAck, "MapBackupAck", {
-  items: w.list(z.object({ p: P, e: w.uint(), s: w.uint() }), 10_000),
+  items: w.list(z.object({ p: P, e: w.uint(), s: w.uint(), lv: z.number().int().min(0).max(7).optional() }), 10_000),
 });
 /**
  * Primary → replica: my lineage, sequence and digest; confirm (ack) if yours match, else pull.
@@ -59,6 +62,8 @@ export const MapSyncCheckMsg = defineMessage(Kind.MapSyncCheck, "MapSyncCheck", 
       tg: z.boolean(),
       q: z.boolean().optional(),
       hs: z.boolean().optional(),
+      /** Per-map backup counts: the level the digest is of (replication_levels.ts); absent = 0. */
+      lv: z.number().int().min(0).max(7).optional(),
     }),
     10_000,
   ),
@@ -83,6 +88,8 @@ export const MapSyncPullMsg = defineMessage(Kind.MapSyncPull, "MapSyncPull", {
       he: w.int().optional(),
       n: w.uint().optional(),
       up: z.boolean().optional(),
+      /** With `q`: the level of the copy (replication_levels.ts); absent = 0. */
+      lv: z.number().int().min(0).max(7).optional(),
     }),
     10_000,
   ),
@@ -120,8 +127,14 @@ export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnap
     ]),
     100_000,
   ),
-  dedupe: w.list(z.tuple([w.str(256), w.uint(), w.any()]), 100_000),
+  // [call id, seq, result] or, for a write that changed a map, [call id, seq, result, map].
+  dedupe: w.list(
+    z.union([z.tuple([w.str(256), w.uint(), w.any()]), z.tuple([w.str(256), w.uint(), w.any(), w.str(256)])]),
+    100_000,
+  ),
   up: z.boolean().optional(),
+  /** The level of the copy (replication_levels.ts), on chunk 0; absent = 0. */
+  lv: z.number().int().min(0).max(7).optional(),
   /** The partition's idle floor (expiry.ts), on chunk 0. */
   fl: stampSchema().optional(),
 });

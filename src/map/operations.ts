@@ -104,6 +104,7 @@ const kv = z.object({ m, k, v: w.bytes(), ttl: expiryMs, mi: expiryMs });
 /** Most events one Events answer carries. */
 export const MAX_EVENTS_PER_POLL = 1000;
 const mOnly = z.object({ m });
+const pk = w.uint().max(60_000).optional();
 
 const schemas: Record<number, z.ZodType> = {
   [OpCode.Get]: kOnly,
@@ -131,7 +132,13 @@ const schemas: Record<number, z.ZodType> = {
   [OpCode.MergeEntries]: z.object({
     m,
     pol: w.uint().min(1).max(4),
-    es: w.list(z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema()]), MAX_BATCH),
+    es: w.list(
+      z.union([
+        z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema()]),
+        z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema(), w.uint(), w.uint(), stampSchema()]),
+      ]),
+      MAX_BATCH,
+    ),
   }),
   // After cursor (s, i); s = -1: no events, answer the cursor of "now". `k`: only this key; `nv`: no values;
   // `h`: hold an empty answer at most this long (below the caller's attempt timeout).
@@ -152,14 +159,15 @@ const schemas: Record<number, z.ZodType> = {
     pa: w.bytes().optional(),
     po: z.boolean().optional(),
   }),
-  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: w.uint(), q: z.boolean() }),
+  // `pk`: how long the primary may park the request while it cannot succeed (parked_ops.ts).
+  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: w.uint(), q: z.boolean(), pk }),
   [OpCode.LockRelease]: z.object({ m, k, h: w.str(128) }),
   [OpCode.LockForceRelease]: kOnly,
   [OpCode.LockStatus]: kOnly,
   [OpCode.LockCancel]: z.object({ m, k, h: w.str(128) }),
   // `n`: the capacity (offer, size) or most items (drain).
-  [OpCode.QueueOffer]: z.object({ m, v: w.bytes(), n: w.uint().min(1).optional() }),
-  [OpCode.QueuePoll]: mOnly,
+  [OpCode.QueueOffer]: z.object({ m, v: w.bytes(), n: w.uint().min(1).optional(), pk }),
+  [OpCode.QueuePoll]: z.object({ m, pk }),
   [OpCode.QueuePeek]: mOnly,
   [OpCode.QueueSize]: z.object({ m, n: w.uint().min(1).optional() }),
   [OpCode.QueueDrain]: z.object({ m, n: w.uint().min(1).max(1000) }),
@@ -178,7 +186,17 @@ export interface OpBody {
   n?: number;
   /** MergeEntries: policy code and [map, key, value (null: removed), stamp] per entry. */
   pol?: number;
-  es?: [string, Uint8Array, Uint8Array | null, number][];
+  es?: Array<
+    [string, Uint8Array, Uint8Array | null, number] | [
+      string,
+      Uint8Array,
+      Uint8Array | null,
+      number,
+      number,
+      number,
+      number,
+    ]
+  >;
   /** Per-entry TTL and max-idle. */
   ttl?: number;
   mi?: number;
@@ -195,6 +213,8 @@ export interface OpBody {
   /** Lock ops: the caller's handle (`h`, above), lease ms, whether to queue. */
   l?: number;
   q?: boolean;
+  /** LockAcquire, QueuePoll, QueueOffer: the longest park on the primary (ms). */
+  pk?: number;
 }
 
 /** Validates an op body from the network. @returns null when invalid */
@@ -291,9 +311,18 @@ export function executeOp(
     case OpCode.Destroy:
       return { result: null, effects: store ? [{ m: b.m, destroy: true, at: now }] : [] };
     case OpCode.MergeEntries: {
-      // A merged entry (or removal) keeps its own stamp, so later merges compare real update times.
+      // A merged entry (or removal) keeps its own stamp, so later merges compare real update
+      // times, and its expiry state: its TTL still counts from its last update, its max-idle
+      // from its last access (a touch after the write), and one already expired is not merged.
       const effects: Effect[] = [];
-      for (const [map, key, v, at] of b.es!) {
+      let applied = 0;
+      for (const en of b.es!) {
+        const [map, key, v, at] = en;
+        const [ttl, mi, lastAccessAt] = en.length === 7 ? [en[4], en[5], en[6]] : [0, 0, at];
+        if (v !== null && (ttl || mi)) {
+          const r = { updatedAt: at, lastAccessAt, ttlMs: ttl || undefined, maxIdleMs: mi || undefined };
+          if (isExpired(r as MapRecord, now, 0)) continue;
+        }
         const rec = data.maps.get(map)?.get(key);
         if (v === null ? !rec : rec && bytesEqual(rec.value, v)) continue;
         const removedAt = rec ? undefined : data.tombstones.get(map, key);
@@ -303,10 +332,17 @@ export function executeOp(
           ? { value: null, at: removedAt }
           : undefined;
         if (mergeWins(b.pol!, existing, { value: v, at }, custom)) {
-          effects.push({ m: map, k: key, v, at, why: EffectCause.Merged });
+          applied++;
+          const e: Effect = { m: map, k: key, v, at, why: EffectCause.Merged };
+          if (v !== null && ttl) e.ttl = ttl;
+          if (v !== null && mi) e.mi = mi;
+          effects.push(e);
+          if (v !== null && mi && lastAccessAt > at) {
+            effects.push({ m: map, k: key, at: lastAccessAt, touch: true });
+          }
         }
       }
-      return { result: effects.length, effects };
+      return { result: applied, effects };
     }
     case OpCode.Entries: {
       const out: [Uint8Array, Uint8Array][] = [];

@@ -51,6 +51,8 @@ export interface LogEntry {
 export interface DedupeRecord {
   seq: number;
   r: unknown;
+  /** The map the write changed, when it changed one (per-map backup counts drop it with the map). */
+  m?: string;
 }
 
 /** A full copy of a partition, sent when a backup cannot catch up from the log. */
@@ -63,9 +65,11 @@ export interface SnapshotData {
    * (the key was removed at `updatedAt`; the value is empty): records start at version 1.
    */
   entries: SnapshotEntry[];
-  dedupe: Array<[string, number, unknown]>;
+  dedupe: Array<[string, number, unknown] | [string, number, unknown, string]>;
   /** See `PartitionData.idleFloor`. */
   idleFloor?: number;
+  /** The level of the copy (which maps it holds; replication_levels.ts). @default 0 (all) */
+  level?: number;
 }
 
 export type SnapshotEntry =
@@ -79,11 +83,33 @@ export interface PartitionDataLimits {
   log: number;
   /** Entry events kept per partition (listeners resume from them). @default 256 */
   events?: number;
+  /** About this many bytes of keys and values in the log (up to 1.5 × between trims; the newest write stays). @default 32768 */
+  logBytes?: number;
+  /** About this many bytes of results in the dedupe records (oldest dropped first). @default 65536 */
+  dedupeBytes?: number;
+  /** About this many bytes of keys and values in the entry events. @default 32768 */
+  eventBytes?: number;
   /** Removed keys remembered for split-brain merges (see tombstones.ts). */
   tombstones?: TombstoneLimits;
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Approximate bytes a value held in a buffer takes (bytes and strings by length, anything else 16). */
+function resultBytes(r: unknown): number {
+  return r instanceof Uint8Array ? r.byteLength : typeof r === "string" ? r.length * 2 : 16;
+}
+
+/**
+ * Approximate bytes a log entry holds: its keys, values and result, plus what the runtime
+ * spends on each object (an effect and its byte arrays cost about 160 bytes besides their
+ * contents in Bun and Deno).
+ */
+function logEntryBytes(en: LogEntry): number {
+  let n = 64 + resultBytes(en.r);
+  for (const e of en.e) n += 160 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
+  return n;
+}
 
 function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, seed: number): number {
   return murmur3_32(value, murmur3_32(key, murmur3_32(store.nameBytes, seed)));
@@ -106,12 +132,21 @@ export class PartitionData {
   historyLineage = -1;
   historyEpoch = -1;
   digest: [number, number] = [0, 0];
+  /**
+   * Which maps this copy holds: those whose backups total at least `level` (0 = all; see
+   * replication_levels.ts). Set by the primary's check or snapshot.
+   */
+  level = 0;
   readonly maps = new Map<string, RecordStore>();
   readonly dedupe = new Map<string, DedupeRecord>();
   readonly tombstones: Tombstones;
   /** The newest stamp applied here (records, removals): the next write is stamped above it (hlc.ts). */
   maxAt = 0;
   log: LogEntry[] = [];
+  /** Approximate bytes the log holds (see logEntryBytes). */
+  logBytes = 0;
+  /** Approximate bytes of the dedupe records' results. */
+  dedupeBytes = 0;
   /**
    * Idle time before this moment does not count toward max-idle: set (replicated) when a
    * new primary starts serving, since nobody could read the partition's entries meanwhile.
@@ -123,7 +158,7 @@ export class PartitionData {
   onEvents?: (p: number, seq: number) => void;
 
   constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {
-    this.events = new EventRing(limits.events ?? 256);
+    this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? 32 * 1024);
     this.tombstones = new Tombstones(limits.tombstones);
   }
 
@@ -141,8 +176,57 @@ export class PartitionData {
   }
 
   #xor(store: RecordStore, key: Uint8Array, value: Uint8Array): void {
-    this.digest[0] = (this.digest[0] ^ entryHash(store, key, value, 1)) >>> 0;
-    this.digest[1] = (this.digest[1] ^ entryHash(store, key, value, 2)) >>> 0;
+    const h0 = entryHash(store, key, value, 1);
+    const h1 = entryHash(store, key, value, 2);
+    this.digest[0] = (this.digest[0] ^ h0) >>> 0;
+    this.digest[1] = (this.digest[1] ^ h1) >>> 0;
+    store.digest[0] = (store.digest[0] ^ h0) >>> 0;
+    store.digest[1] = (store.digest[1] ^ h1) >>> 0;
+  }
+
+  /** The digest of the maps `keep` accepts (what a copy holding only those would have). */
+  digestOf(keep: (m: string) => boolean): [number, number] {
+    const out: [number, number] = [0, 0];
+    for (const [m, s] of this.maps) {
+      if (!keep(m)) continue;
+      out[0] = (out[0] ^ s.digest[0]) >>> 0;
+      out[1] = (out[1] ^ s.digest[1]) >>> 0;
+    }
+    return out;
+  }
+
+  /** Drops every map `keep` refuses (records, removal marks, dedupe records of its writes). */
+  dropMaps(keep: (m: string) => boolean): void {
+    for (const [m, s] of [...this.maps]) {
+      if (keep(m)) continue;
+      this.digest[0] = (this.digest[0] ^ s.digest[0]) >>> 0;
+      this.digest[1] = (this.digest[1] ^ s.digest[1]) >>> 0;
+      this.maps.delete(m);
+    }
+    for (const t of [...this.tombstones.values()]) if (!keep(t.m)) this.tombstones.delete(t.m, t.key);
+    for (const [c, r] of [...this.dedupe]) {
+      if (r.m !== undefined && !keep(r.m)) (this.dedupe.delete(c), this.dedupeBytes -= resultBytes(r.r) + c.length);
+    }
+  }
+
+  /**
+   * Takes the maps `take` accepts from `from` (records, removal marks, dedupe records), in
+   * place of whatever this copy holds of them: a new primary whose catch-up source holds
+   * fewer maps than its own copy keeps its own of the others.
+   */
+  adoptMaps(from: PartitionData, take: (m: string) => boolean): void {
+    this.dropMaps((m) => !take(m));
+    for (const [m, src] of from.maps) {
+      if (!take(m)) continue;
+      const s = this.#store(m);
+      for (const [id, r] of src.records) {
+        s.set(id, { ...r, slot: -1 });
+        this.#xor(s, r.key, r.value);
+        if (r.updatedAt > this.maxAt) this.maxAt = r.updatedAt;
+      }
+    }
+    for (const t of from.tombstones.values()) if (take(t.m)) this.tombstones.add(t.m, t.key, t.at);
+    for (const [c, r] of from.dedupe) if (r.m !== undefined && take(r.m) && !this.dedupe.has(c)) this.#setDedupe(c, r);
   }
 
   /** Follows (and holds the history of) lineage `lineage`, drawn by the primary of epoch `epoch`. */
@@ -183,7 +267,10 @@ export class PartitionData {
     if (e.v === null || e.v === undefined) {
       s.delete(id);
       if (s.size === 0) this.maps.delete(e.m);
-      this.tombstones.add(e.m, key, e.at);
+      // Expiry and eviction leave no tombstone: a cache under load would fill the tombstones
+      // with every key it ever dropped. (A merge skips entries whose expiry passed; an evicted
+      // key the other side of a split still held may come back through the merge.)
+      if (e.why !== EffectCause.Expired && e.why !== EffectCause.Evicted) this.tombstones.add(e.m, key, e.at);
       if (!cur) return null;
       const type = e.why === EffectCause.Expired ? "expired" : e.why === EffectCause.Evicted ? "evicted" : "removed";
       return { type, m: e.m, key, oldValue: cur.value };
@@ -219,11 +306,37 @@ export class PartitionData {
     this.seq = entry.seq;
     if (changed) this.onEvents?.(this.p, entry.seq);
     if (entry.c !== undefined) {
-      this.dedupe.set(entry.c, { seq: entry.seq, r: entry.r ?? null });
-      if (this.dedupe.size > this.limits.dedupe) this.dedupe.delete(this.dedupe.keys().next().value!);
+      const rec: DedupeRecord = { seq: entry.seq, r: entry.r ?? null };
+      if (entry.e.length > 0) rec.m = entry.e[0].m;
+      this.#setDedupe(entry.c, rec);
     }
     this.log.push(entry);
-    if (this.log.length > this.limits.log * 2) this.log = this.log.slice(-this.limits.log);
+    this.logBytes += logEntryBytes(entry);
+    const maxBytes = this.limits.logBytes ?? 32 * 1024;
+    if (this.log.length > this.limits.log * 2 || this.logBytes > maxBytes * 1.5) {
+      // Trimmed in batches (amortized): down to `log` entries and `logBytes` bytes, the newest always kept.
+      let keep = Math.min(this.log.length, this.limits.log);
+      let bytes = 0;
+      for (let i = 0; i < this.log.length - keep; i++) bytes += logEntryBytes(this.log[i]);
+      let kept = this.logBytes - bytes;
+      while (keep > 1 && kept > maxBytes) kept -= logEntryBytes(this.log[this.log.length - keep--]);
+      this.log = this.log.slice(-keep);
+      this.logBytes = kept;
+    }
+  }
+
+  /** Adds a dedupe record, dropping the oldest while over the count or byte limit. */
+  #setDedupe(c: string, rec: DedupeRecord): void {
+    const old = this.dedupe.get(c);
+    if (old) this.dedupeBytes -= resultBytes(old.r) + c.length;
+    this.dedupe.set(c, rec);
+    this.dedupeBytes += resultBytes(rec.r) + c.length;
+    const maxBytes = this.limits.dedupeBytes ?? 64 * 1024;
+    while (this.dedupe.size > this.limits.dedupe || (this.dedupeBytes > maxBytes && this.dedupe.size > 1)) {
+      const [k, r] = this.dedupe.entries().next().value!;
+      this.dedupe.delete(k);
+      this.dedupeBytes -= resultBytes(r.r) + k.length;
+    }
   }
 
   /** Log entries with seq ≥ from, or null when the log no longer reaches back that far. */
@@ -233,9 +346,11 @@ export class PartitionData {
     return this.log.slice(from - this.log[0].seq);
   }
 
-  snapshot(): SnapshotData {
+  /** A full copy (`keep`: of the maps it accepts only, with their digest). */
+  snapshot(keep?: (m: string) => boolean): SnapshotData {
     const entries: SnapshotData["entries"] = [];
     for (const [m, s] of this.maps) {
+      if (keep && !keep(m)) continue;
       for (const r of s.records.values()) {
         entries.push(
           r.ttlMs !== undefined || r.maxIdleMs !== undefined
@@ -244,17 +359,27 @@ export class PartitionData {
         );
       }
     }
-    for (const t of this.tombstones.values()) entries.push([t.m, t.key, EMPTY, 0, t.at, t.at]);
-    const dedupe: SnapshotData["dedupe"] = [...this.dedupe].map(([c, d]) => [c, d.seq, d.r]);
-    const snap: SnapshotData = { seq: this.seq, digest: [...this.digest] as [number, number], entries, dedupe };
+    for (const t of this.tombstones.values()) {
+      if (!keep || keep(t.m)) entries.push([t.m, t.key, EMPTY, 0, t.at, t.at]);
+    }
+    const dedupe: SnapshotData["dedupe"] = [];
+    for (const [c, d] of this.dedupe) {
+      if (d.m === undefined) dedupe.push([c, d.seq, d.r]);
+      else if (!keep || keep(d.m)) dedupe.push([c, d.seq, d.r, d.m]);
+    }
+    const digest: [number, number] = keep ? this.digestOf(keep) : [...this.digest];
+    const snap: SnapshotData = { seq: this.seq, digest, entries, dedupe };
+    if (this.level > 0) snap.level = this.level;
     if (this.idleFloor > 0) snap.idleFloor = this.idleFloor;
     return snap;
   }
 
-  /** Replaces the whole content with a snapshot. */
-  install(snap: SnapshotData, lineage: number): void {
+  /** Replaces the whole content with a snapshot (of the maps a copy at `level` holds). */
+  install(snap: SnapshotData, lineage: number, level = 0): void {
+    this.level = level;
     this.maps.clear();
     this.dedupe.clear();
+    this.dedupeBytes = 0;
     this.tombstones.clear();
     this.digest = [0, 0];
     this.maxAt = 0;
@@ -282,9 +407,10 @@ export class PartitionData {
     }
     this.idleFloor = snap.idleFloor ?? 0;
     this.events.reset(snap.seq);
-    for (const [c, seq, r] of snap.dedupe) this.dedupe.set(c, { seq, r });
+    for (const [c, seq, r, m] of snap.dedupe) this.#setDedupe(c, m === undefined ? { seq, r } : { seq, r, m });
     this.seq = snap.seq;
     this.log = [];
+    this.logBytes = 0;
     this.lineage = lineage;
   }
 }

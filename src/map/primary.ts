@@ -18,6 +18,7 @@ import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
 import { executeQueueOp, isQueueOp } from "./queue_ops.ts";
 import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
+import { MAX_PARK_MS, type ParkedOp, parkUntil } from "./parked_ops.ts";
 import { executeOp, isWrite, OpCode, opKeys, parseBody } from "./operations.ts";
 import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
@@ -28,7 +29,11 @@ export class PrimaryRole {
 
   // ---- serving ops ------------------------------------------------------------------------
 
-  serve(from: NodeId, req: InvokeRequest, reply: Reply): void {
+  /**
+   * Serves one invocation. `parkDeadline`: a parked request run again keeps the deadline it
+   * was parked with (0: its park time is over, run it whatever the state).
+   */
+  serve(from: NodeId, req: InvokeRequest, reply: Reply, parkDeadline?: number): void {
     const ctx = this.ctx;
     const t = ctx.partitions.table;
     if (!Number.isInteger(req.p) || req.p >= t.partitionCount) {
@@ -54,11 +59,12 @@ export class PrimaryRole {
     const now = Math.floor(ctx.clock.now());
     const keys = opKeys(req.op, body);
     const hk = ctx.housekeeping;
+    const lv = ctx.levels;
     if (isWrite(req.op)) {
       const seen = d.dedupe.get(req.c);
       if (seen) {
         ctx.counters.dedupeHits++;
-        return this.#waitFor(prim, seen.seq, answer(seen.r));
+        return this.#waitFor(prim, seen.seq, seen.m === undefined ? lv.maxSync : lv.sync(seen.m), answer(seen.r));
       }
       // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
       // result must be deduplicated like any other, or a retry executing later could answer
@@ -68,6 +74,11 @@ export class PrimaryRole {
       // leases are measured in these stamps too, so they never run backwards across a failover.
       const stamp = nextStamp(ctx.clock.now(), d.maxAt);
       const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
+      if (body.pk && parkDeadline !== 0) {
+        const w = parkUntil(d, req.op, body, { now: stamp, from, alive });
+        const deadline = w && Math.min(parkDeadline ?? now + Math.min(body.pk, MAX_PARK_MS), w.until);
+        if (w && deadline! > now && ctx.parked.park(req.p, { from, req, reply, deadline: deadline!, ...w })) return;
+      }
       if (
         !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) &&
         lockedByOther(d, body.m, keys, from, stamp, alive)
@@ -88,6 +99,7 @@ export class PrimaryRole {
       if (direct && direct.length > 0) entry.o = from;
       d.applyEntry(entry);
       ctx.counters.writesApplied++;
+      if (ctx.parked.has(req.p)) this.#wakeParked(req.p, entry);
       if (keys) { for (const k of keys) prim.keyPending.set(keyId(k), entry.seq); }
       else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
       this.#ship(prim, [entry]);
@@ -96,7 +108,10 @@ export class PrimaryRole {
         ctx.counters.directAcked++;
         return reply("ok", out.result, undefined, direct);
       }
-      return this.#waitFor(prim, entry.seq, answer(out.result));
+      // A write waits for the sync backups of the maps it changed (all of them when it changed none).
+      let k = entry.e.length === 0 ? lv.maxSync : 0;
+      for (const e of entry.e) k = Math.max(k, lv.sync(e.m));
+      return this.#waitFor(prim, entry.seq, k, answer(out.result));
     }
     hk.beforeOp(d, body.m, keys, now);
     const stamp = nextStamp(ctx.clock.now(), d.maxAt);
@@ -108,7 +123,27 @@ export class PrimaryRole {
       ? executeTopicOp(d, req.op, body, stamp)
       : executeOp(d, req.op, body, stamp, hk.defaults);
     hk.afterRead(d, body.m, keys, now);
-    this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), answer(out.result));
+    // Reads of a user map wait for its own sync backups; of a lock, queue or topic, for all.
+    const k = isLockOp(req.op) || isQueueOp(req.op) || isTopicOp(req.op) ? lv.maxSync : lv.sync(body.m);
+    this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), k, answer(out.result));
+  }
+
+  /** Runs again (after this write) the requests parked on an internal map `entry` wrote (parked_ops.ts). */
+  #wakeParked(p: number, entry: LogEntry): void {
+    const maps = new Set(entry.e.map((e) => e.m));
+    const ops = this.ctx.parked.take(p, (op) => maps.has(op.map));
+    for (const op of ops) this.ctx.clock.setTimer(0, () => this.serveParked(op, op.deadline));
+  }
+
+  /**
+   * Runs a parked request again (see {@link serve} for `parkDeadline`), behind the same
+   * split-brain gate as a request that just arrived: a member that lost its quorum answers
+   * QUORUM (the request has not run, so the caller retries it safely).
+   */
+  serveParked(op: ParkedOp, parkDeadline: number): void {
+    const refused = this.ctx.invoker.refusal();
+    if (refused) return op.reply("QUORUM", null, refused.message);
+    this.serve(op.from, op.req, op.reply, parkDeadline);
   }
 
   /**
@@ -119,9 +154,14 @@ export class PrimaryRole {
     const ctx = this.ctx;
     if (body.s === -1) {
       const s = d.seq;
-      return this.#waitFor(prim, s, (ok) => ok ? reply("ok", { s, i: AFTER_WRITE, ev: [] }) : reply("MIGRATING"));
+      return this.#waitFor(
+        prim,
+        s,
+        ctx.levels.maxSync,
+        (ok) => ok ? reply("ok", { s, i: AFTER_WRITE, ev: [] }) : reply("MIGRATING"),
+      );
     }
-    const a = readEvents(d, body, this.#commitSeq(prim));
+    const a = readEvents(d, body, this.#commitSeq(prim, ctx.levels.maxSync));
     if (a) return reply("ok", a);
     const held = ctx.polls.hold(prim.p, {
       body,
@@ -157,7 +197,8 @@ export class PrimaryRole {
    * so each receives the write in order. Null when a write must wait on the primary.
    */
   #directAckers(prim: PrimaryState): NodeId[] | null {
-    if (!this.ctx.config.directBackupAcks) return null;
+    // Per-map backup counts: each write has its own ackers; the primary waits for them itself.
+    if (!this.ctx.config.directBackupAcks || !this.ctx.levels.uniform) return null;
     const ids: NodeId[] = [];
     let copies = 1;
     for (const f of prim.followers.values()) {
@@ -167,7 +208,7 @@ export class PrimaryRole {
       if (f.role === "sync") copies++;
     }
     // Too few copies: the write waits on the primary (see #commitSeq).
-    if (copies < this.#copiesNeeded()) return null;
+    if (copies < this.#copiesNeeded(this.ctx.levels.maxSync)) return null;
     return ids.length <= 7 ? ids : null;
   }
 
@@ -181,28 +222,30 @@ export class PrimaryRole {
   }
 
   /**
-   * Highest sequence every required replica (sync backups, migration targets) acked. While
-   * the row holds fewer copies than min(backupCount + 1, data members in the view), nothing
-   * past what was committed before commits (invariant 10): the master creates the missing
-   * backups in place, and writes wait for them instead of being acknowledged on fewer copies.
+   * Highest sequence every replica required for a map with `k` sync backups acked: the sync
+   * backups of rank 1..k and every migration target. While the row holds fewer of those
+   * copies than min(k + 1, data members in the view), nothing past what was committed before
+   * commits (invariant 10): the master creates the missing backups in place, and writes wait
+   * for them instead of being acknowledged on fewer copies. With one backup count for every
+   * map, k is always the table's (every sync backup).
    */
-  #commitSeq(prim: PrimaryState): number {
+  #commitSeq(prim: PrimaryState, k: number): number {
     let s = this.ctx.data.get(prim.p)?.seq ?? 0;
     let copies = 1;
     for (const f of prim.followers.values()) {
-      if (f.role === "async") continue;
+      if (f.role === "async" || (f.role === "sync" && f.level > k)) continue;
       s = Math.min(s, f.confirmed ? f.acked : -1);
       if (f.role === "sync") copies++;
     }
-    if (copies < this.#copiesNeeded()) return Math.min(s, prim.committed);
-    return prim.committed = Math.max(prim.committed, s);
+    if (copies < this.#copiesNeeded(k)) return Math.min(s, prim.committed[k]);
+    return prim.committed[k] = Math.max(prim.committed[k], s);
   }
 
-  /** min(backupCount + 1, data members in this member's view). */
-  #copiesNeeded(): number {
+  /** min(k + 1, data members in this member's view). */
+  #copiesNeeded(k: number): number {
     let data = 0;
     for (const m of this.ctx.view.members()) if (!m.lite) data++;
-    return Math.min(this.ctx.partitions.config.backupCount + 1, Math.max(1, data));
+    return Math.min(k + 1, Math.max(1, data));
   }
 
   /**
@@ -220,20 +263,36 @@ export class PrimaryRole {
     this.ctx.partitions.reportBackupsSynced(prim.p, prim.epoch, synced);
   }
 
-  #waitFor(prim: PrimaryState, seq: number, done: (ok: boolean) => void): void {
-    if (seq <= this.#commitSeq(prim)) return done(true);
+  #waitFor(prim: PrimaryState, seq: number, k: number, done: (ok: boolean) => void): void {
+    if (seq <= this.#commitSeq(prim, k)) return done(true);
     const ws = prim.waiters;
     let i = ws.length;
     while (i > 0 && ws[i - 1].seq > seq) i--;
-    ws.splice(i, 0, { seq, done });
+    ws.splice(i, 0, { seq, k, done });
   }
 
   /** Answers the waiters whose writes are committed now, and reports a migration that became ready. */
   progress(prim: PrimaryState): void {
-    const c = this.#commitSeq(prim);
+    const lv = this.ctx.levels;
+    // The strictest commit (every sync backup): a waiter at or below it is done whatever its k.
+    const c = this.#commitSeq(prim, lv.maxSync);
     let n = 0;
     while (n < prim.waiters.length && prim.waiters[n].seq <= c) n++;
     if (n > 0) { for (const w of prim.waiters.splice(0, n)) w.done(true); }
+    if (!lv.uniform && prim.waiters.length > 0) {
+      // Per-map backup counts: a later waiter of a map with fewer sync backups may be done already.
+      const at = new Map<number, number>();
+      const rest = prim.waiters;
+      prim.waiters = [];
+      const done: Array<(ok: boolean) => void> = [];
+      for (const w of rest) {
+        let ck = at.get(w.k);
+        if (ck === undefined) at.set(w.k, ck = this.#commitSeq(prim, w.k));
+        if (w.seq <= ck) done.push(w.done);
+        else prim.waiters.push(w);
+      }
+      for (const d of done) d(true);
+    }
     if (prim.keyPending.size > 0) { for (const [k, s] of prim.keyPending) if (s <= c) prim.keyPending.delete(k); }
     if (this.ctx.polls.has(prim.p)) {
       const d = this.ctx.data.get(prim.p);
@@ -247,49 +306,72 @@ export class PrimaryRole {
     const now = ctx.clock.now();
     for (const f of prim.followers.values()) {
       if (!f.confirmed) continue;
-      ctx.transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, l: prim.lineage, ops: entries });
+      const ops = ctx.levels.filter(entries, f.level);
+      ctx.transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, l: prim.lineage, ops });
       f.lastSentAt = now;
     }
   }
 
   // ---- followers --------------------------------------------------------------------------
 
-  /** Makes the follower set match the table's row (and the migration's new row). */
+  /**
+   * Makes the follower set match the table's row (and the migration's new row). A follower
+   * is kept at the level of its rank (a migration target: of the lower of its ranks, so it
+   * holds what either row needs of it); one whose level changes is checked again at the new
+   * level before it gets more writes.
+   */
   syncFollowers(prim: PrimaryState, row: readonly NodeId[], backups: number): void {
     const ctx = this.ctx;
+    const uniform = ctx.levels.uniform;
     const want = new Map<NodeId, Role>();
+    const level = new Map<NodeId, number>();
     row.forEach((m, i) => {
-      if (i > 0) want.set(m, i <= backups ? "sync" : "async");
+      if (i > 0) (want.set(m, i <= backups ? "sync" : "async"), level.set(m, uniform ? 0 : i));
     });
     // Members the migration brings in, or moves up to a sync rank, must ack every write from
     // now on: once committed they may be promoted.
     if (prim.migration) {
       prim.migration.row.forEach((m, i) => {
-        if (m !== ctx.self && (!want.has(m) || (i <= backups && want.get(m) !== "sync"))) want.set(m, "target");
+        if (m === ctx.self) return;
+        if (!want.has(m) || (i <= backups && want.get(m) !== "sync")) want.set(m, "target");
+        if (!uniform) level.set(m, Math.min(level.get(m) ?? i, i));
       });
     }
     for (const id of [...prim.followers.keys()]) if (!want.has(id)) prim.followers.delete(id);
     const now = ctx.clock.now();
     for (const [id, role] of want) {
       const f = prim.followers.get(id);
+      const lv = level.get(id) ?? 0;
       if (f) {
         // A replica that left the table drops its copy; as a migration target it starts over.
         if (role === "target" && f.role !== "target") f.confirmed = false;
         f.role = role;
+        if (f.level !== lv) {
+          f.level = lv;
+          if (f.confirmed) {
+            f.confirmed = false;
+            if (!prim.catchUp) {
+              f.lastCheckAt = now;
+              ctx.sendChecks(new Map([[id, [ctx.followerCheck(prim, f)]]]));
+            }
+          }
+        }
       } else {
-        prim.followers.set(id, {
+        const nf: Follower = {
           id,
           role,
           snapshots: 0,
           acked: 0,
           confirmed: false,
+          level: lv,
           lastSentAt: now,
           lastProgressAt: now,
           lastCheckAt: -Infinity,
-        });
+        };
+        prim.followers.set(id, nf);
         if (prim.catchUp) continue; // checked once catch-up is done
-        ctx.sendChecks(new Map([[id, [ctx.checkItem(prim, role === "target")]]]));
-        prim.followers.get(id)!.lastCheckAt = now;
+        ctx.sendChecks(new Map([[id, [ctx.followerCheck(prim, nf)]]]));
+        nf.lastCheckAt = now;
       }
     }
   }
@@ -297,6 +379,7 @@ export class PrimaryRole {
   /** This member stops being primary of `prim.p` (or starts a new epoch of it). */
   demote(prim: PrimaryState): void {
     this.ctx.polls.release(prim.p);
+    this.ctx.parked.release(prim.p);
     this.ctx.housekeeping.onStopServing(prim.p);
     this.ctx.counters.demotedPending += prim.waiters.length;
     this.failWaiters(prim);
@@ -309,13 +392,17 @@ export class PrimaryRole {
     for (const w of ws) w.done(false);
   }
 
-  /** A follower acked every write up to `s` (or confirmed its copy at `s`). */
-  onAck(from: NodeId, p: number, e: number, s: number): void {
+  /**
+   * A follower acked every write up to `s` (or confirmed its copy at `s`), holding a copy at
+   * `level`. An ack of a copy at another level than the follower is kept at (sent before its
+   * rank changed) neither confirms nor advances it.
+   */
+  onAck(from: NodeId, p: number, e: number, s: number, level = 0): void {
     const ctx = this.ctx;
     const prim = ctx.primaries.get(p);
     if (!prim || prim.epoch !== e || prim.catchUp) return;
     const f = prim.followers.get(from);
-    if (!f) return;
+    if (!f || level !== f.level) return;
     const now = ctx.clock.now();
     f.lastProgressAt = now;
     if (!f.confirmed) {
@@ -346,7 +433,7 @@ export class PrimaryRole {
         p: prim.p,
         e: prim.epoch,
         l: prim.lineage,
-        ops: ops.slice(i, i + 256),
+        ops: ctx.levels.filter(ops.slice(i, i + 256), f.level),
       });
     }
   }
@@ -362,6 +449,12 @@ export class PrimaryRole {
     if (prim.migration) ctx.counters.pullsReceivedDuringMigration++;
     if (this.snapshots.out.has(`${it.p}|${from}`)) ctx.counters.pullsReceivedDuringTransfer++;
     const d = ctx.data.get(it.p)!;
+    // Per-map backup counts: a copy at another level than the follower is kept at gets a
+    // snapshot of the maps of its level (the log and the digest say nothing of the others).
+    if ((it.lv ?? 0) !== f.level) {
+      f.confirmed = false;
+      return this.snapshots.start(prim, from);
+    }
     if (it.l === prim.lineage && it.s <= d.seq) {
       // Same history, behind: the log may cover the gap.
       const ops = d.logFrom(it.s + 1);
@@ -374,9 +467,10 @@ export class PrimaryRole {
       }
     }
     f.confirmed = false;
-    if (it.s === d.seq && it.d0 === d.digest[0] && it.d1 === d.digest[1]) {
+    const dg = ctx.levels.digestAt(d, f.level);
+    if (it.s === d.seq && it.d0 === dg[0] && it.d1 === dg[1]) {
       f.lastCheckAt = ctx.clock.now();
-      ctx.sendChecks(new Map([[from, [ctx.checkItem(prim, f.role === "target")]]]));
+      ctx.sendChecks(new Map([[from, [ctx.followerCheck(prim, f)]]]));
       return;
     }
     this.snapshots.start(prim, from);
@@ -393,7 +487,7 @@ export class PrimaryRole {
       if (!f.confirmed) {
         if (now - f.lastCheckAt >= cfg.retransmitMs) {
           f.lastCheckAt = now;
-          push(checks, f.id, ctx.checkItem(prim, f.role === "target"));
+          push(checks, f.id, ctx.followerCheck(prim, f));
         }
       } else if (f.acked < d.seq) {
         if (now - f.lastProgressAt >= cfg.retransmitMs && now - f.lastSentAt >= cfg.retransmitMs) {
@@ -401,7 +495,7 @@ export class PrimaryRole {
         }
       } else if (now - f.lastCheckAt >= cfg.antiEntropyMs) {
         f.lastCheckAt = now;
-        push(checks, f.id, ctx.checkItem(prim, f.role === "target"));
+        push(checks, f.id, ctx.followerCheck(prim, f));
       }
     }
     this.checkMigration(prim);
@@ -435,7 +529,7 @@ export class PrimaryRole {
         f.confirmed = false;
         if (this.snapshots.out.has(`${p}|${f.id}`) || prim.catchUp) continue;
         f.lastCheckAt = now;
-        push(checks, f.id, ctx.checkItem(prim, true));
+        push(checks, f.id, ctx.followerCheck(prim, f));
       }
       ctx.sendChecks(checks);
     }
@@ -471,7 +565,7 @@ export class PrimaryRole {
       // Seal the handoff: nothing more is applied here before the commit (or the migration's end).
       ctx.sendChecks(
         new Map([[m.row[0], [{
-          ...ctx.checkItem(prim, prim.followers.get(m.row[0])?.role === "target"),
+          ...ctx.checkItem(prim, prim.followers.get(m.row[0])?.role === "target", prim.followers.get(m.row[0])?.level),
           hs: true,
         }]]]),
       );

@@ -1,8 +1,8 @@
 /**
  * The distributed queue's client side (`node.getQueue(name, { capacity })`): every call goes
  * through the invocation layer to the primary of the partition of the queue's name (see
- * queue_ops.ts). Waiting polls and offers poll the primary (every 10–200 ms), so a wait
- * survives failover of the primary: the next poll reaches the new one.
+ * queue_ops.ts). Waiting polls and offers park on the primary (parked_ops.ts), which answers
+ * them when an item (or room) comes; a parked wait follows the partition to a new primary.
  */
 import type { Clock } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
@@ -11,6 +11,7 @@ import { OpCode } from "./operations.ts";
 import { partitionOf } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
 import { DEFAULT_QUEUE_CAPACITY, MAX_DRAIN, MAX_QUEUE_NAME } from "./queue_ops.ts";
+import { parkTime, pause } from "./parked_ops.ts";
 
 export interface QueueOptions {
   /** Most items the queue holds; an offer to a full queue returns false. @default 100,000 */
@@ -56,22 +57,35 @@ export class DistributedQueue<T = unknown> implements IQueue<T> {
     this.#p = partitionOf(name, partitionCount);
   }
 
-  #call(op: number, body: Record<string, unknown>, write: boolean): Promise<unknown> {
-    return this.invoker.invoke(this.#p, op, { m: this.name, ...body }, write);
+  #call(op: number, body: Record<string, unknown>, write: boolean, parkMs = 0): Promise<unknown> {
+    return this.invoker.invoke(
+      this.#p,
+      op,
+      { m: this.name, ...body, ...(parkMs > 0 ? { pk: parkMs } : {}) },
+      write,
+      parkMs,
+    );
   }
 
-  /** Repeats `attempt` until it yields a value or the wait is over; undefined then. */
-  async #waiting<R>(attempt: () => Promise<R | undefined>, o: WaitOptions): Promise<R | undefined> {
+  /**
+   * Repeats `attempt` until it yields a value or the wait is over; undefined then. Each
+   * attempt may park on the primary for the time it is given (parked_ops.ts): the primary runs
+   * it again as soon as it can succeed, so the caller asks again only when a park time ran
+   * out. An attempt answered at once without parking (the primary parks too many) is repeated
+   * after a short pause. An abort ends the wait once the attempt in flight is answered (an
+   * item it took is returned, not lost).
+   */
+  async #waiting<R>(attempt: (parkMs: number) => Promise<R | undefined>, o: WaitOptions): Promise<R | undefined> {
     const deadline = this.clock.now() + (o.timeoutMs ?? 0);
-    for (let i = 0;; i++) {
-      const r = await attempt();
+    for (let quick = 0;;) {
+      const parkMs = o.signal?.aborted ? 0 : parkTime(deadline - this.clock.now());
+      const asked = this.clock.now();
+      const r = await attempt(parkMs);
       if (r !== undefined) return r;
       if (o.signal?.aborted || this.clock.now() >= deadline) return undefined;
-      const pause = Math.min(200, 10 * 2 ** Math.min(i, 5), deadline - this.clock.now());
-      await new Promise<void>((resolve) => {
-        const t = this.clock.setTimer(pause, resolve);
-        o.signal?.addEventListener("abort", () => (t.cancel(), resolve()), { once: true });
-      });
+      if (parkMs === 0 || this.clock.now() - asked < parkMs / 2) {
+        await pause(this.clock, Math.min(200, 10 * 2 ** Math.min(quick++, 5), deadline - this.clock.now()), o.signal);
+      } else quick = 0;
     }
   }
 
@@ -83,7 +97,8 @@ export class DistributedQueue<T = unknown> implements IQueue<T> {
     if (item === undefined) throw new ShoalError("INVALID_ARGUMENT", "Cannot offer undefined");
     const v = encodeValue(item);
     const ok = await this.#waiting(
-      async () => (await this.#call(OpCode.QueueOffer, { v, n: this.capacity }, true)) === true ? true : undefined,
+      async (pk) =>
+        (await this.#call(OpCode.QueueOffer, { v, n: this.capacity }, true, pk)) === true ? true : undefined,
       o,
     );
     return ok === true;
@@ -91,8 +106,8 @@ export class DistributedQueue<T = unknown> implements IQueue<T> {
 
   /** Takes the oldest item, waiting up to `timeoutMs` for one. @returns undefined when none came */
   poll(o: WaitOptions = {}): Promise<T | undefined> {
-    return this.#waiting(async () => {
-      const r = await this.#call(OpCode.QueuePoll, {}, true);
+    return this.#waiting(async (pk) => {
+      const r = await this.#call(OpCode.QueuePoll, {}, true, pk);
       return r instanceof Uint8Array ? decodeValue(r) as T : undefined;
     }, o);
   }

@@ -25,6 +25,12 @@ export const DEFAULT_QUEUE_CAPACITY = 100_000;
 /** Most items one drain takes (its removals and the meta record fit one log entry of ≤ 1,000 effects). */
 export const MAX_DRAIN = 500;
 
+/** How many items queue `name` holds, and its capacity (as last set). */
+export function queueState(data: PartitionData, name: string): { size: number; capacity: number } {
+  const st = ringMeta(data, queueMapOf(name), DEFAULT_QUEUE_CAPACITY);
+  return { size: st.t - st.h, capacity: st.c };
+}
+
 export function isQueueOp(op: number): boolean {
   return op >= OpCode.QueueOffer && op <= OpCode.QueueDrain;
 }

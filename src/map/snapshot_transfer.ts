@@ -61,6 +61,8 @@ export interface SnapshotOut {
   backoff: number;
   /** A replica's copy sent to a new primary that asked for it (catch-up). */
   up: boolean;
+  /** The level of the copy sent (replication_levels.ts). */
+  level: number;
 }
 
 interface SnapshotIn {
@@ -76,6 +78,8 @@ interface SnapshotIn {
   lastChunkAt: number;
   /** The partition's idle floor (expiry.ts). */
   fl?: number;
+  /** The copy's level (replication_levels.ts). */
+  lv?: number;
 }
 
 /** Transfers waiting for a free session at most (see SnapshotTransfers.#startWaiting). */
@@ -101,24 +105,38 @@ export class SnapshotTransfers {
     const ctx = this.ctx;
     const key = `${prim.p}|${to}`;
     const cur = this.out.get(key);
-    if (cur && cur.epoch === prim.epoch && cur.lineage === prim.lineage) return;
+    const f = prim.followers.get(to);
+    const level = f?.level ?? 0;
+    if (cur && cur.epoch === prim.epoch && cur.lineage === prim.lineage && cur.level === level) return;
     if (this.out.size >= ctx.config.maxSnapshotSessions) {
       // Started as soon as a session ends (and the replica pulls again anyway).
       if (this.#waiting.size < MAX_SNAPSHOTS_WAITING) this.#waiting.add(key);
       return;
     }
     this.#waiting.delete(key);
-    const s = this.create(prim.p, to, prim.epoch, prim.lineage, ctx.data.get(prim.p)!, false);
+    const s = this.create(prim.p, to, prim.epoch, prim.lineage, ctx.data.get(prim.p)!, false, level);
     this.out.set(key, s);
     ctx.counters.snapshotsSent++;
-    const f = prim.followers.get(to);
     if (f && f.snapshots++ > 0) ctx.counters.snapshotsRestarted++;
     this.pump(s);
   }
 
-  /** A transfer of `d`'s current content to `to`, cut into chunks of about snapshotChunkBytes. */
-  create(p: number, to: NodeId, epoch: number, lineage: number, d: PartitionData, up: boolean): SnapshotOut {
-    const snap = d.snapshot();
+  /**
+   * A transfer of `d`'s current content to `to`, cut into chunks of about snapshotChunkBytes:
+   * to a follower, of the maps a copy at `level` holds; to a new primary (`up`), all of this
+   * copy, at its own level.
+   */
+  create(
+    p: number,
+    to: NodeId,
+    epoch: number,
+    lineage: number,
+    d: PartitionData,
+    up: boolean,
+    level = 0,
+  ): SnapshotOut {
+    const lv = up ? d.level : level;
+    const snap = up ? d.snapshot() : d.snapshot(this.ctx.levels.keep(level));
     const chunks: Message[] = [];
     const sizes: number[] = [];
     const sid = this.#sid++;
@@ -146,6 +164,7 @@ export class SnapshotTransfers {
       };
       if (up) c.up = true;
       if (snap.idleFloor) c.fl = snap.idleFloor;
+      if (lv > 0) c.lv = lv;
       chunks.push(c);
       sizes.push(bytes + 64 + (last ? dedupeBytes : 0));
       entries = [];
@@ -177,6 +196,7 @@ export class SnapshotTransfers {
       resentAt: -Infinity,
       backoff: 0,
       up,
+      level: lv,
     };
   }
 
@@ -369,6 +389,7 @@ export class SnapshotTransfers {
         got: new Map(),
         lastChunkAt: 0,
         fl: c.fl,
+        lv: c.lv,
       };
       this.in.set(c.p, a);
     }
@@ -380,6 +401,7 @@ export class SnapshotTransfers {
     this.in.delete(c.p);
     const snap: SnapshotData = { seq: a.s, digest: a.d, entries: [], dedupe: [] };
     if (a.fl) snap.idleFloor = a.fl;
+    if (a.lv) snap.level = a.lv;
     for (let i = 0; i < a.n; i++) {
       const part = a.got.get(i)!;
       for (const e of part.entries) snap.entries.push(e);

@@ -22,8 +22,14 @@ import { isNewer, type PartitionTable } from "../partition/partition_table.ts";
 import { mergePolicyCode, mergePolicyName, type MergePolicySetting } from "./merge_policy.ts";
 import { MAX_BATCH, OpCode } from "./operations.ts";
 
-/** One entry to merge: [map, key bytes, value bytes (null: removed, from a tombstone), stamp]. */
-export type MergeEntry = [string, Uint8Array, Uint8Array | null, number];
+/**
+ * One entry to merge: [map, key bytes, value bytes (null: removed, from a tombstone), stamp]
+ * and, for an entry with an expiry, [..., ttlMs (0 = none), maxIdleMs (0 = none),
+ * lastAccessAt]: the merged record keeps its expiry state (expiry.ts).
+ */
+export type MergeEntry =
+  | [string, Uint8Array, Uint8Array | null, number]
+  | [string, Uint8Array, Uint8Array | null, number, number, number, number];
 
 export interface SplitMergeConfig {
   /** Entries per chunk (one invocation). @default 256 */

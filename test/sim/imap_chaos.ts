@@ -7,6 +7,7 @@
  * acknowledged write and be linearizable per key.
  */
 import type { EntryEvent, GapEvent } from "../../src/map/entry_events.ts";
+import type { MapsConfig } from "../../src/map/map_config.ts";
 import type { ReplicaDebug } from "../../src/map/map_service.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
 import { checkAckCopies, checkLinearizable, checkNoLostWrites, type History } from "../support/history_checker.ts";
@@ -16,8 +17,10 @@ export interface ChaosOptions {
   seed: number;
   /** @default 31 */
   partitionCount?: number;
-  /** @default 1 */
+  /** The chaos map's backups, and the most crashes before re-replication. @default 1 */
   backupCount?: number;
+  /** Per-map settings of every member (e.g. other maps with more backups than the chaos map). @default none */
+  maps?: MapsConfig;
   /** Virtual time of chaos (crashes, joins, writes). @default 15000 */
   chaosMs?: number;
   /** @default 0.05 */
@@ -117,6 +120,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       lite: false,
       invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 },
       map: { directBackupAcks: opts.seed % 2 === 1 },
+      maps: opts.maps,
     },
     problems,
     onNode: (node) => {
@@ -218,11 +222,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       parts.push(
         `${n.id}:v${t.version}[${t.replicas[p].join(",")}]e${t.epochs[p]}${
           r
-            ? (r.primary ? " PRIM" : " rep") + ` l${r.lineage} s${r.seq}` + (r.followers
-              ? " f=" + r.followers.map((f) =>
-                `${f.id}/${f.role}/${f.confirmed ? "c" : "u"}${f.acked}`
-              ).join(";")
-              : "")
+            ? (r.primary ? " PRIM" : " rep") + ` l${r.lineage} s${r.seq}` + (r.level ? ` L${r.level}` : "") +
+              (r.followers
+                ? " f=" + r.followers.map((f) => `${f.id}/${f.role}/${f.confirmed ? "c" : "u"}${f.acked}`).join(";")
+                : "")
             : ""
         }`,
       );
@@ -405,7 +408,12 @@ export function replicationComplete(nodes: ImapSimNode[], P: number, backupCount
     ) return `${n.id} has table ${n.grid.partitions.table.version}, master ${t.version}`;
   }
   const byId = new Map(nodes.map((n) => [n.id, new Map(n.grid.maps.debugReplicas().map((r) => [r.p, r]))]));
-  const wanted = Math.min(1 + backupCount, nodes.filter((n) => !n.grid.partitions.config.lite).length);
+  // The table's replicas: as many as the map with the most backups needs (per-map backup counts).
+  const pc = master.grid.partitions.config;
+  const wanted = Math.min(
+    1 + Math.max(backupCount, pc.backupCount + pc.asyncBackupCount),
+    nodes.filter((n) => !n.grid.partitions.config.lite).length,
+  );
   for (let p = 0; p < P; p++) {
     const row = t.replicas[p];
     if (row.length !== wanted) return `partition ${p} has ${row.length}/${wanted} replicas`;
@@ -416,10 +424,9 @@ export function replicationComplete(nodes: ImapSimNode[], P: number, backupCount
       return `partition ${p}: ${row[0]} is not acting primary at epoch ${t.epochs[p]}`;
     }
     for (const r of reps.slice(1)) {
-      if (
-        r!.lineage !== prim.lineage || r!.seq !== prim.seq || r!.digest[0] !== prim.digest[0] ||
-        r!.digest[1] !== prim.digest[1]
-      ) {
+      // A backup holds the maps of its level (per-map backup counts): the primary's digest of those.
+      const want = prim.digests?.[r!.level] ?? prim.digest;
+      if (r!.lineage !== prim.lineage || r!.seq !== prim.seq || r!.digest[0] !== want[0] || r!.digest[1] !== want[1]) {
         return `partition ${p}: a backup is at ${r!.lineage}/${r!.seq}, primary at ${prim.lineage}/${prim.seq}`;
       }
     }
@@ -462,7 +469,7 @@ export function checkInvariants(nodes: ImapSimNode[], P: number, problems: strin
       primaries.set(k, id);
     }
     if (r.lineage < 0) continue;
-    const k = `${r.p}@${r.lineage}#${r.seq}`;
+    const k = `${r.p}@${r.lineage}#${r.seq}/${r.level}`;
     const d = `${r.digest[0]}:${r.digest[1]}`;
     const seen = states.get(k);
     if (seen && seen[1] !== d) {

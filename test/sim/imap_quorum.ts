@@ -8,6 +8,7 @@
  */
 import { ShoalError } from "../../src/core/errors.ts";
 import { Random } from "../../src/core/random.ts";
+import type { DataGridConfig } from "../../src/map/data_grid.ts";
 import type { MergePolicyName } from "../../src/map/merge_policy.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { checkKeyLinearizable, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
@@ -62,22 +63,30 @@ export interface QuorumRunResult {
   afterHealFailures: string[];
 }
 
+/** The simulated IMap cluster of the split-brain scenarios: 31 partitions, sub-millisecond links, 5 ms ticks. */
+export function quorumSimulation(
+  seed: number,
+  problems: string[],
+  grid: Partial<DataGridConfig>,
+): Simulation<ImapSimNode> {
+  return imapSimulation({
+    seed,
+    link: { delayMs: 0.3, jitterMs: 0.7 },
+    tickMs: 5,
+    grid: { partitionCount: 31, ...grid },
+    problems,
+  });
+}
+
 export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunResult> {
   const problems: string[] = [];
   const minClusterSize = o.minClusterSize ?? 3;
   const leaseMs = o.leaseMs ?? 1000;
-  const sim = imapSimulation({
-    seed: o.seed,
-    link: { delayMs: 0.3, jitterMs: 0.7 },
-    tickMs: 5,
-    grid: {
-      partitionCount: 31,
-      backupCount: o.fault === "split" ? 2 : 1,
-      minClusterSize,
-      leaseMs,
-      mergePolicy: o.mergePolicy,
-    },
-    problems,
+  const sim = quorumSimulation(o.seed, problems, {
+    backupCount: o.fault === "split" ? 2 : 1,
+    minClusterSize,
+    leaseMs,
+    mergePolicy: o.mergePolicy,
   });
   const rng = new Random(o.seed ^ 0x5eed);
   const first = sim.spawn();

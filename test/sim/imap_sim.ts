@@ -68,6 +68,16 @@ export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
   });
 }
 
+/** An IMap simulation with `n` members started (the first alone, the others joining it) and settled with full replicas. */
+export async function formedImapSimulation(opts: ImapSimOptions, n: number): Promise<Simulation<ImapSimNode>> {
+  const sim = imapSimulation(opts);
+  const first = sim.spawn();
+  void first.m.start([]);
+  for (let i = 1; i < n; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  return sim;
+}
+
 /** Whether every given member sees exactly these members, one master, and a full table with no migration. */
 export function fullReplicas(nodes: ImapSimNode[]): boolean {
   if (nodes.length === 0) return false;
@@ -84,7 +94,8 @@ export function fullReplicas(nodes: ImapSimNode[]): boolean {
 /**
  * For the history checker's invariant-10 assertion (see checkAckCopies): how many of `nodes`
  * hold the write that set `key` of `map` to `value`, and how many copies it
- * needed, min(backupCount + 1, data members in the master's view); `copies` is undefined when the
+ * needed, min(backupCount + 1, data members in the master's view) with the map's own
+ * backupCount (its map config's, else the node's; `backupCount` overrides it); `copies` is undefined when the
  * write is in no copy's recent log (not measured). Call it when the write's
  * acknowledgement reaches the client. The write is found in the recent log of any copy by
  * its (unique) value, then counted on every copy holding its dedupe record.
@@ -94,10 +105,11 @@ export function ackCopies(
   map: string,
   key: unknown,
   value: unknown,
-  backupCount: number,
+  backupCount: number | undefined,
   /** Members whose master's view decides the copies needed. @default nodes */
   viewers: ImapSimNode[] = nodes,
 ): { copies: number | undefined; needed: number } {
+  backupCount ??= nodes[0].grid.maps.backupCountsOf(map).backupCount;
   const k = encodeValue(key), v = encodeValue(value);
   const p = partitionOfBytes(k, nodes[0].grid.partitions.config.partitionCount);
   let call: string | undefined;
@@ -146,9 +158,10 @@ export interface SimLoadOptions {
   /**
    * Record, for every acknowledged put, the copies holding it and the copies it needed
    * (invariant 10, see checkAckCopies): every member ever spawned counts (crashed ones frozen
-   * as they were), and `viewers` (the live members) decide the copies needed.
+   * as they were), and `viewers` (the live members) decide the copies needed, with the
+   * map's own backupCount unless `backupCount` is given.
    */
-  copies?: { backupCount: number; viewers: () => ImapSimNode[]; unmeasured?: () => void };
+  copies?: { backupCount?: number; viewers: () => ImapSimNode[]; unmeasured?: () => void };
 }
 
 /**
@@ -187,7 +200,9 @@ export class SimLoad {
       // Drawn only when TTLs are asked for, so runs without them replay as before.
       const ttlMs = kind === "put" && o.ttlMs && this.rng.next() < 0.5 ? o.ttlMs : undefined;
       const op = this.history.invoke(key, kind, sim.clock.now(), value, node.id, ttlMs);
-      const neededAtInvoke = o.copies ? copiesNeeded(o.copies.viewers(), o.copies.backupCount) : 0;
+      const neededAtInvoke = o.copies
+        ? copiesNeeded(o.copies.viewers(), o.copies.backupCount ?? node.grid.maps.backupCountsOf(o.map).backupCount)
+        : 0;
       const call = () =>
         kind === "put"
           ? map.put(key, value!, ttlMs !== undefined ? { ttlMs } : undefined)

@@ -4,15 +4,22 @@
  * the split heals, the smaller side merges into the larger, and every key must then hold
  * what the configured merge policy says (ARCHITECTURE.md, "Split-brain merge of data", states what each keeps and
  * loses): under latestUpdate and putIfAbsent a key removed on either side after the other side's last write stays
- * removed. Two backups, so the larger side holds every partition through the split.
+ * removed. Two backups, so the larger side holds every partition through the split. An entry
+ * written with a TTL on the smaller side only keeps its expiry state through the merge: every
+ * copy holds its TTL and original update time, and it expires when it would have without the
+ * split.
  */
 import { describe, expect, test } from "bun:test";
 import type { CustomMergePolicy, MergePolicyName } from "../../src/map/merge_policy.ts";
+import { partitionOfBytes } from "../../src/partition/partition_of.ts";
 import { withSeed } from "../../src/sim/seed.ts";
+import { encodeValue } from "../../src/wire/codec.ts";
 import { fullReplicas, type ImapSimNode, imapSimulation, settle, untilHealed } from "./imap_sim.ts";
 
 const FILE = "test/sim/imap_split_merge_test.ts";
 const KEYS = 60;
+/** TTL of the entry written on the smaller side (virtual ms; the heal and merge take a few seconds). */
+const TTL_MS = 30_000;
 
 interface Seen {
   value: string | undefined;
@@ -80,6 +87,9 @@ async function scenario(seed: number, name: MergePolicyName | "custom") {
   for (let k = 0; k < 5; k++) await write("B", `n${k}`, `Bn${k}`);
   await sim.run(50);
   for (let k = 30; k < 40; k++) await write("A", `k${k}`, `A${k}`);
+  // An entry with a TTL, on the smaller side only.
+  const ttlAt = sim.clock.now();
+  await settle(sim, B[0].grid.getMap<string, string>("ttl").set("t", "v", { ttlMs: TTL_MS }));
 
   // What each side holds at the end of the split, read through the side itself.
   const keys = [...Array.from({ length: KEYS }, (_, k) => `k${k}`), ...Array.from({ length: 5 }, (_, k) => `n${k}`)];
@@ -119,11 +129,19 @@ async function scenario(seed: number, name: MergePolicyName | "custom") {
       }
     }
   }
+  // The merged TTL entry: on every copy with its TTL and original update time; gone once it expires.
+  const tk = encodeValue("t");
+  const tp = partitionOfBytes(tk, 31);
+  const ttlCopies = all.map((n) => n.grid.maps.debugLocalRecord(tp, "ttl", tk)).filter((r) => r !== undefined)
+    .map((r) => ({ ttlMs: r!.ttlMs, early: r!.updatedAt <= ttlAt + 1 }));
+  const ttlBeforeExpiry = await settle(sim, A[0].grid.getMap<string, string>("ttl").get("t"));
+  await sim.run(Math.max(0, ttlAt + TTL_MS + 1000 - sim.clock.now()));
+  const ttlAfterExpiry = await settle(sim, A[0].grid.getMap<string, string>("ttl").get("t"));
   const merges = B.reduce((s, n) => s + n.grid.merge.stats.merges, 0);
   const applied = B.reduce((s, n) => s + n.grid.merge.stats.entriesApplied, 0);
   const failed = B.reduce((s, n) => s + n.grid.merge.stats.chunksFailed, 0);
   for (const n of all) n.stop();
-  return { wrong, merges, applied, failed, problems, held };
+  return { wrong, merges, applied, failed, problems, held, ttlCopies, ttlBeforeExpiry, ttlAfterExpiry };
 }
 
 describe("split-brain merge of map data", () => {
@@ -145,7 +163,12 @@ describe("split-brain merge of map data", () => {
         expect(r.failed).toBe(0);
         expect(r.problems).toEqual([]);
         if (policy === "discard") expect(r.applied).toBe(0);
-        else expect(r.applied).toBeGreaterThan(0);
+        else {
+          expect(r.applied).toBeGreaterThan(0);
+          expect(r.ttlBeforeExpiry).toBe("v");
+          expect(r.ttlCopies).toEqual([0, 1, 2].map(() => ({ ttlMs: TTL_MS, early: true })));
+        }
+        expect(r.ttlAfterExpiry).toBeUndefined();
       }), 120_000);
   }
 });

@@ -121,6 +121,47 @@ export interface ClusterJson {
   quorum: { serving: boolean } | null;
 }
 
+/** Waits until `m` sees `members` members, no replica missing and no migration, and returns its snapshot. */
+export function settledSnapshot(m: Member, members: number, timeoutMs = 90_000): Promise<SnapshotJson> {
+  return until(
+    async () => {
+      const s = await m.json<SnapshotJson>("/snapshot");
+      const p = s.cluster.partitions;
+      return s.cluster.members.length === members && p.replicasMissing === 0 && p.migrating === 0 ? s : undefined;
+    },
+    timeoutMs,
+    `${m.name}: ${members} members with full replicas`,
+  );
+}
+
+/** The member ids holding the partition of string key `key` in `snap`, the primary first. */
+export function replicasOf(snap: SnapshotJson, key: string): string[] {
+  return snap.table.replicas[partitionOf(key, snap.cluster.partitions.count)].map((i) => snap.table.ids[i]);
+}
+
+/** A JSON POST request (for {@link call}). */
+export function postJson(body: unknown, method = "POST"): RequestInit {
+  return { method, body: JSON.stringify(body), headers: { "content-type": "application/json" } };
+}
+
+/**
+ * One HTTP call of a process test: its status and JSON body (`{}` when empty), or status 0
+ * when the connection failed (a killed member) or no answer came within `timeoutMs`.
+ */
+export async function call(
+  url: string,
+  init?: RequestInit,
+  timeoutMs = 40_000,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  try {
+    const r = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    const text = await r.text();
+    return { status: r.status, body: text ? JSON.parse(text) : {} };
+  } catch {
+    return { status: 0, body: {} };
+  }
+}
+
 /** One member process started by {@link startMember}. */
 export interface Member {
   readonly name: string;
@@ -181,23 +222,12 @@ export async function startSettledCluster(
     const name = String.fromCharCode(97 + i);
     members.push(await startMember({ name, runtime, ...(i > 0 ? { join: members[0].url } : {}) }));
   }
-  const n = members.length;
-  const snap = await until(
-    async () => {
-      const s = await members[0].json<SnapshotJson>("/snapshot");
-      const p = s.cluster.partitions;
-      return s.cluster.members.length === n && p.replicasMissing === 0 && p.migrating === 0 ? s : undefined;
-    },
-    timeoutMs,
-    `${n} members with full replicas`,
-  );
-  return { members, snap };
+  return { members, snap: await settledSnapshot(members[0], members.length, timeoutMs) };
 }
 
 /** The one of `members` that holds the primary of `key`'s partition in `snap`, if any. */
 export function primaryOf(members: Member[], snap: SnapshotJson, key: string): Member | undefined {
-  const p = partitionOf(key, snap.cluster.partitions.count);
-  return members.find((m) => m.id === snap.table.ids[snap.table.replicas[p][0]]);
+  return members.find((m) => m.id === replicasOf(snap, key)[0]);
 }
 
 /**

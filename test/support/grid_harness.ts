@@ -151,7 +151,8 @@ export function incompleteReplication(h: GridHarness, partitionCount: number, re
     const [a, ...rest] = reps as NonNullable<(typeof reps)[number]>[];
     if (!a.primary) return `partition ${p}: ${row[0]} is not primary`;
     for (const b of rest) {
-      if (a.seq !== b.seq || a.digest[0] !== b.digest[0] || a.digest[1] !== b.digest[1] || a.lineage !== b.lineage) {
+      const want = a.digests?.[b.level] ?? a.digest; // per-map backup counts: the maps of b's level
+      if (a.seq !== b.seq || want[0] !== b.digest[0] || want[1] !== b.digest[1] || a.lineage !== b.lineage) {
         return `partition ${p}: replicas disagree (${a.lineage}/${a.seq} vs ${b.lineage}/${b.seq})`;
       }
     }

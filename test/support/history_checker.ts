@@ -40,7 +40,7 @@ export interface HistoryOp {
   /**
    * Acknowledged writes: the live copies holding the write when its acknowledgement reached
    * the client, and the copies it needed then, min(backupCount + 1, data members in the view)
-   * (see {@link checkAckCopies}).
+   * with the backupCount of the write's map (see {@link checkAckCopies}).
    */
   copies?: number;
   needed?: number;
@@ -279,7 +279,8 @@ export function checkLinearizable(h: History, maxStates?: number): CheckResult {
 
 /**
  * Invariant 10: no write is acknowledged by fewer copies than min(backupCount + 1, data
- * members in the view). Checks every acknowledged write whose copies were recorded (see
+ * members in the view), backupCount being that of the write's map (per-map backup counts:
+ * the recorder passes the map's own, see test/sim/imap_sim.ts `ackCopies`). Checks every acknowledged write whose copies were recorded (see
  * {@link History.copies}).
  */
 export function checkAckCopies(h: History): CheckResult {

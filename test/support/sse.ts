@@ -1,5 +1,5 @@
 /**
- * Reading a server-sent-events body in tests (the map events stream), as EventSource does:
+ * Reading a server-sent-events body in tests (map events, topic streams), as EventSource does:
  * blocks split by a blank line, `event:` (default "message"), `id:` and a JSON `data:` line;
  * a block without data (a comment, a keep-alive) dispatches nothing. Runs under Bun and Deno.
  */
@@ -12,10 +12,10 @@ export interface SseEvent<T = Record<string, unknown>> {
 }
 
 /**
- * Reads the body of `res` to its end (or until its fetch is aborted), pushing each event to
- * `events` as it arrives, so a test can watch the list grow.
+ * The events of `res`, in order, as they arrive, until the body ends. A caller that stops
+ * pulling stops reading the body (so the server's stream falls behind, as a slow client's).
  */
-export async function readSse<T>(res: Response, events: SseEvent<T>[]): Promise<void> {
+export async function* sseEvents<T>(res: Response): AsyncGenerator<SseEvent<T>> {
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
   try {
@@ -34,9 +34,21 @@ export async function readSse<T>(res: Response, events: SseEvent<T>[]): Promise<
           else if (line.startsWith("id: ")) e.id = line.slice(4);
           else if (line.startsWith("data: ")) data = line.slice(6);
         }
-        if (data !== undefined) events.push({ ...e, data: JSON.parse(data) as T });
+        if (data !== undefined) yield { ...e, data: JSON.parse(data) as T };
       }
     }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * Reads the body of `res` to its end (or until its fetch is aborted), pushing each event to
+ * `events` as it arrives, so a test can watch the list grow.
+ */
+export async function readSse<T>(res: Response, events: SseEvent<T>[]): Promise<void> {
+  try {
+    for await (const e of sseEvents<T>(res)) events.push(e);
   } catch {
     // aborted
   }

@@ -1,0 +1,87 @@
+/**
+ * Memory per entry (issue 16): 3 data members and a lite client in this process over the
+ * in-memory network (bench/_memory_grid.ts: backup 1, 271 partitions), `--entries` entries
+ * (default 200,000) with 16-byte keys and 100-byte values loaded with `putAll` in chunks of
+ * 5,000. Prints the growth of the process's RSS and of the JS heap after a full GC, per stored
+ * copy (2 per entry: primary and backup) and per copy beyond the key and value bytes.
+ *
+ *   bun run bench/memory.ts [--entries 200000] [--log-per-partition 256] [--events-per-partition 256]
+ *   deno run -A --v8-flags=--expose-gc bench/memory.ts …
+ *
+ * The three members share one process, so what they share (code, runtime) is in the baseline,
+ * taken after the members formed and before the load. The growth includes each member's
+ * replication log (the last writes of each partition, kept for re-shipping to backups), as a
+ * member process would.
+ */
+import { flag } from "./_cluster.ts";
+import { memoryGrids } from "./_memory_grid.ts";
+import { args, exit, runtimeVersion } from "../src/runtime/process.ts";
+import process from "node:process";
+
+const argv = args();
+const ENTRIES = Number(flag(argv, "entries", "200000"));
+const LOG = Number(flag(argv, "log-per-partition", "256"));
+const EVENTS = Number(flag(argv, "events-per-partition", "256"));
+const KEY_BYTES = 16;
+const VALUE = "v".repeat(100);
+const CHUNK = 5000;
+
+// deno-lint-ignore no-explicit-any
+const g0 = globalThis as any;
+/** RSS and JS heap in use after a full garbage collection where the runtime offers one. */
+async function measure(): Promise<{ rss: number; heap: number }> {
+  for (let i = 0; i < 3; i++) {
+    g0.Bun?.gc?.(true);
+    g0.gc?.();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const m = process.memoryUsage();
+  return { rss: m.rss, heap: m.heapUsed };
+}
+
+const { threeAndClient, grids } = memoryGrids({ map: { logPerPartition: LOG, eventsPerPartition: EVENTS } });
+const client = await threeAndClient();
+const map = client.getMap<string, string>("memory");
+// Warm-up outside the measured load (JIT, first buffers), then cleared.
+await map.putAll(Array.from({ length: CHUNK }, (_, i) => [`warm-${String(i).padStart(11, "0")}`, VALUE]));
+await map.clear();
+const before = await measure();
+const t0 = performance.now();
+for (let i = 0; i < ENTRIES; i += CHUNK) {
+  const part: Array<[string, string]> = [];
+  for (let j = i; j < Math.min(ENTRIES, i + CHUNK); j++) {
+    part.push([`key-${String(j).padStart(KEY_BYTES - 4, "0")}`, VALUE]);
+  }
+  await map.putAll(part);
+}
+const loadMs = performance.now() - t0;
+const size = await map.size();
+if (size !== ENTRIES) throw new Error(`size() ${size} after loading ${ENTRIES}`);
+const after = await measure();
+
+const copies = ENTRIES * 2;
+const raw = KEY_BYTES + VALUE.length;
+const per = (bytes: number) => bytes / copies;
+const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+console.log(
+  `Memory per entry (${runtimeVersion()}): ${ENTRIES.toLocaleString("en")} entries, ${KEY_BYTES} B keys, ` +
+    `${VALUE.length} B values, backup 1, 3 members in one process, log ${LOG} and events ${EVENTS} per partition; ` +
+    `loaded in ${(loadMs / 1000).toFixed(1)} s`,
+);
+console.log(`| figure | growth | per stored copy | beyond key + value (${raw} B) |\n|---|---:|---:|---:|`);
+for (const [name, d] of [["RSS", after.rss - before.rss], ["JS heap in use", after.heap - before.heap]] as const) {
+  console.log(`| ${name} | ${mb(d)} | ${per(d).toFixed(0)} B | ${(per(d) - raw).toFixed(0)} B |`);
+}
+console.log(JSON.stringify({
+  bench: "memory",
+  runtime: runtimeVersion(),
+  entries: ENTRIES,
+  logPerPartition: LOG,
+  eventsPerPartition: EVENTS,
+  rssGrowth: after.rss - before.rss,
+  heapGrowth: after.heap - before.heap,
+  rssPerCopyBeyond: per(after.rss - before.rss) - raw,
+  heapPerCopyBeyond: per(after.heap - before.heap) - raw,
+  members: grids.size,
+}));
+exit(0);

@@ -1,0 +1,82 @@
+/**
+ * One lock under contention with split-brain protection on (minClusterSize 3 of 5), in the
+ * simulator: through a 3 + 2 split that isolates the lock's primary, a pause of the master or
+ * of the lock's holder past failure detection, and kill -9 of the holder, no two owners ever
+ * hold the lock at once (holding intervals in virtual time, as a careful client counts them
+ * with its lease), no token is granted twice, tokens rise in the order of the grants, and a
+ * fenced resource never takes two owners' writes under one token. `SEED=n` replays a run.
+ */
+import { describe, expect, test } from "bun:test";
+import { withSeed } from "../../src/sim/seed.ts";
+import { seededTest } from "../support/seeded.ts";
+import { checkLockHistory, type LockFault, runLockScenario } from "./lock_quorum.ts";
+
+const FILE = "test/sim/lock_quorum_test.ts";
+const seeded = seededTest(FILE);
+
+/** Seeds per fault; every run must keep one owner at a time. */
+const seedsByFault: Record<Exclude<LockFault, "splitWithMaster">, number[]> = {
+  split: [1, 2, 6],
+  pause: [3],
+  pauseHolder: [4],
+  crashHolder: [5],
+};
+
+describe("one lock with split-brain protection (minClusterSize 3 of 5)", () => {
+  for (const [fault, seeds] of Object.entries(seedsByFault) as Array<[LockFault, number[]]>) {
+    for (const seed of seeds) {
+      seeded(`${fault} (seed ${seed}): never two owners at once`, seed, async (s) => {
+        const r = await runLockScenario({ seed: s, fault });
+        console.log(
+          `${fault} seed ${s}: ${r.holds.length} grants (${r.lateGrants} after their lease), ` +
+            `${r.uses.length} fenced uses, refusals ${JSON.stringify(r.refusals)}`,
+        );
+        expect(r.problems).toEqual([]);
+        expect(checkLockHistory(r)).toEqual([]);
+        expect(r.holds.length).toBeGreaterThan(50);
+      }, 300_000);
+    }
+  }
+});
+
+/*
+ * Known failure, outside the lock code: when the split cuts the master off with the lock's
+ * primary, the minority master still lists a member of the majority side, counts 3 against 3
+ * and wins the tie on its id, so on heal the majority side (which held quorum and granted the
+ * lock during the split) merges INTO the minority. The old primary on the minority side then
+ * serves its stale lock record as soon as it sees a quorum again, before the majority's
+ * record is re-applied, and hands out tokens again from where they stood at the cut; the
+ * re-applied record then loses to those newer writes (latestUpdate). Tokens granted twice
+ * follow. Marked `failing` so the suite stays green while it is so and flags the fix.
+ */
+describe("split with the master on the minority side (known failure: the majority merges into the minority)", () => {
+  test.failing("splitWithMaster (seed 2): never two owners at once", () =>
+    withSeed(FILE, 2, async (s) => {
+      const r = await runLockScenario({ seed: s, fault: "splitWithMaster" });
+      expect(r.problems).toEqual([]);
+      expect(checkLockHistory(r)).toEqual([]);
+    }), 300_000);
+});
+
+describe("checkLockHistory catches", () => {
+  const hold = (owner: string, token: number, from: number, to: number) => ({ owner, token, from, to });
+  test("two owners holding at once", () => {
+    const v = checkLockHistory({ holds: [hold("a", 1, 0, 100), hold("b", 2, 50, 120)], uses: [] });
+    expect(v.some((x) => x.includes("hold the lock at once"))).toBe(true);
+  });
+  test("a token granted to two owners, and tokens falling in grant order", () => {
+    const v = checkLockHistory({ holds: [hold("a", 5, 0, 10), hold("b", 3, 20, 30), hold("c", 5, 40, 50)], uses: [] });
+    expect(v).toContain("token 5 granted to a and c");
+    expect(v).toContain("token 3 granted after token 5");
+  });
+  test("a fenced resource taking two owners' writes under one token; lower tokens are refused by it", () => {
+    expect(checkLockHistory({ holds: [], uses: [[2, "a", 0], [2, "b", 5]] })).toEqual([
+      "the resource accepted token 2 from a and b (t=5)",
+    ]);
+    expect(checkLockHistory({ holds: [], uses: [[2, "a", 0], [1, "b", 5], [3, "b", 6]] })).toEqual([]);
+  });
+  test("nothing in a clean history, back-to-back holds and a grant that arrived after its lease included", () => {
+    const holds = [hold("a", 1, 0, 10), hold("b", 2, 10, 20), hold("c", 3, 30, 25), hold("a", 4, 31, 40)];
+    expect(checkLockHistory({ holds, uses: [[1, "a", 1], [2, "b", 11], [4, "a", 32]] })).toEqual([]);
+  });
+});
