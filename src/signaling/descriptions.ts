@@ -164,7 +164,7 @@ export function checkIdBinding(d: Pick<Description, "from" | "fp">, bound: strin
   if (bound === undefined || d.fp.includes(bound)) return null;
   return {
     code: "AUTH_FAILED",
-    reason: `description refused: member ${d.from} joined with another DTLS certificate (an id claimed by someone else)`,
+    reason: `description refused: member ${d.from} joined with another DTLS certificate`,
   };
 }
 

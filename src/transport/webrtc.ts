@@ -429,7 +429,11 @@ export class WebRtcTransport implements Transport {
   }
 
   #newPeer(): WebRtcPeer {
-    return new WebRtcPeer({ iceServers: this.#iceServers, iceAdditionalHostAddresses: this.#iceExtra, dtls: this.#dtls });
+    return new WebRtcPeer({
+      iceServers: this.#iceServers,
+      iceAdditionalHostAddresses: this.#iceExtra,
+      dtls: this.#dtls,
+    });
   }
 
   #bindPeer(link: Link, rtc: WebRtcPeer): void {
