@@ -30,6 +30,35 @@ interface Run {
   balancedMs: number;
   /** replicasMissing on the first member when all listed each other. */
   missingAtFormation: number;
+  /**
+   * The first member's snapshot and log re-shipment counters once every member was safe (how
+   * the new backups were filled: snapshots, or the partition's write log when it covers it).
+   */
+  snapshots: Record<string, number>;
+}
+
+const SNAPSHOT_COUNTERS = [
+  "snapshotsSent",
+  "snapshotsRestarted",
+  "snapshotsAbandoned",
+  "snapshotChunksSent",
+  "snapshotChunksResent",
+  "snapshotFastResends",
+  "snapshotChunkBytesSent",
+  "pullsReceived",
+  "logResends",
+  "logOpsResent",
+];
+
+/** Replication counters of `m` from its `GET /metrics` (the `shoal_replication_events_total` family). */
+async function snapshotCounters(m: Member): Promise<Record<string, number>> {
+  const text = await (await m.get("/metrics")).text();
+  const out: Record<string, number> = {};
+  for (const name of SNAPSHOT_COUNTERS) {
+    const hit = text.match(new RegExp(`shoal_replication_events_total\\{event="${name}"\\} (\\d+)`));
+    if (hit) out[name] = Number(hit[1]);
+  }
+  return out;
 }
 
 async function once(entries: number, i: number): Promise<Run> {
@@ -76,6 +105,7 @@ async function once(entries: number, i: number): Promise<Run> {
     10,
   );
   const safeMs = performance.now() - formed;
+  const snapshots = await snapshotCounters(a).catch(() => ({}));
   await until(
     async () => {
       const bodies = await Promise.all(data.map(clusterOf));
@@ -91,7 +121,7 @@ async function once(entries: number, i: number): Promise<Run> {
   const balancedMs = performance.now() - formed;
   await client?.shutdown().catch(() => {});
   killAll();
-  return { entries, safeMs, balancedMs, missingAtFormation };
+  return { entries, safeMs, balancedMs, missingAtFormation, snapshots };
 }
 
 async function main(): Promise<void> {
@@ -109,7 +139,7 @@ async function main(): Promise<void> {
         `${entries.toLocaleString("en")} entries, run ${i + 1}: every partition has its backups ${fmtMs(r.safeMs)} ` +
           `after all members list each other (replicasMissing then ${r.missingAtFormation}); balanced after ${
             fmtMs(r.balancedMs)
-          }`,
+          }; member a's snapshots then ${JSON.stringify(r.snapshots)}`,
       );
     }
   }

@@ -38,6 +38,7 @@ import { runtimeName } from "./runtime/process.ts";
 import { readPemFile, serve, type Served, type TlsFiles } from "./runtime/serve.ts";
 import { wsUpgrader } from "./runtime/websocket.ts";
 import { SignalingClient } from "./signaling/client.ts";
+import { SIGNAL_PATH_TICK_MS, SignalPaths } from "./cluster/signal_paths.ts";
 import { type ClientSocket, localSocket } from "./signaling/local_socket.ts";
 import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
 import { MessageRouter } from "./transport/router.ts";
@@ -56,20 +57,6 @@ function mergePolicyName(p: MergePolicySetting): string {
   return typeof p === "string" ? p : `custom:${p.name}`;
 }
 
-/** How often a node checks that it can signal every member it lacks a link to. */
-const SIGNAL_PATH_TICK_MS = 250;
-/** A member removed as dead stays a signaling target this long (split-brain checks may reach it). */
-const LOST_PATH_MS = 60_000;
-/** Signaling connections to members' own endpoints at most (see #keepSignalPaths). */
-const MAX_MEMBER_SIGNALING = 16;
-
-interface MemberSignaling {
-  member: NodeId;
-  client: SignalingClient | null;
-  /** Since when the member is linked directly (or gone): the connection closes 5 s later. */
-  linkedSince: number | null;
-}
-
 /** A running member. Create with {@link startNode}. */
 export class Node implements ShoalNode {
   readonly id: NodeId;
@@ -84,13 +71,9 @@ export class Node implements ShoalNode {
   #served: Served | undefined;
   /** Signaling clients: the join URL's server (first, if any) and this node's own endpoint. */
   #signaling: SignalingClient[] = [];
-  /** Signaling connections to other members' own endpoints, by URL (see #keepSignalPaths). */
-  #memberSignaling = new Map<string, MemberSignaling>();
+  /** Signaling connections to other members' own endpoints (no member stranded when its seed dies). */
+  readonly #paths: SignalPaths<SignalingClient>;
   #signalPathTimer: ReturnType<typeof setInterval> | undefined;
-  /** Members removed as dead recently, and their signaling URL (bounded). */
-  #lostUrls = new Map<NodeId, { url: string; at: number }>();
-  /** When opening a signaling path to a URL last failed (retried after 2 s). */
-  #pathFailedAt = new Map<string, number>();
   #hub: SignalingHub | undefined;
   /** The `tlsCa` file's text, trusted by the signaling clients. */
   #ca: string | undefined;
@@ -120,13 +103,12 @@ export class Node implements ShoalNode {
       dtls,
       log: log.child({ layer: "transport" }),
       signaling: {
-        // Through the server where `to` is registered: the join URL's or our own endpoint.
+        // Through `to`'s own endpoint when this node holds a connection to it, else the server
+        // where `to` is registered: the join URL's, our own endpoint, another member's.
         // (A connection whose server died keeps its last peer list: it is skipped.)
         send: (to, payload) =>
-          (this.#signaling.find((c) => c.connected && c.peers().includes(to)) ??
-            [...this.#memberSignaling.values()].find((e) => e.client?.connected && e.client.peers().includes(to))
-              ?.client ??
-            this.#signaling[0])?.send(to, payload) ?? false,
+          (this.#paths.endpointOf(to) ?? this.#signaling.find((c) => c.connected && c.peers().includes(to)) ??
+            this.#paths.connectionTo(to) ?? this.#signaling[0])?.send(to, payload) ?? false,
         onSignal: (h) => (this.#onServerSignal = h),
       },
     });
@@ -162,6 +144,16 @@ export class Node implements ShoalNode {
           mapConfigJoinSetting(options.maps ?? {}),
         ]),
       },
+    });
+    this.#paths = new SignalPaths<SignalingClient>({
+      self: id,
+      log,
+      members: () => this.membership.members(),
+      isLinked: (peer) => this.transport.isLinked(peer),
+      fixed: () => this.#signaling,
+      open: (url) => this.#openSignaling(url, 5_000),
+      retryLink: (peer, serverLost) => this.membership.retryLink(peer, serverLost),
+      now: () => Date.now(),
     });
     this.grid = new DataGrid({
       self: id,
@@ -203,10 +195,7 @@ export class Node implements ShoalNode {
         log.info("node.master.changed", { master: e.master, previous: e.previous, epoch: e.epoch });
       } else if (e.type === "memberAdded") log.info("node.member.added", { id: e.member.id, name: e.member.name });
       else if (e.type === "memberRemoved") {
-        if (e.reason === "dead" && e.member.urls?.length) {
-          if (this.#lostUrls.size >= 64) this.#lostUrls.delete(this.#lostUrls.keys().next().value!);
-          this.#lostUrls.set(e.member.id, { url: e.member.urls[0], at: Date.now() });
-        }
+        this.#paths.memberRemoved(e.member, e.reason);
         log.info("node.member.removed", { id: e.member.id, name: e.member.name, reason: e.reason });
       }
     });
@@ -285,7 +274,7 @@ export class Node implements ShoalNode {
       this.#signaling.push(await this.#openSignaling(this.#served.url, 5_000, () => localSocket(hub)));
     }
     if (this.#served) this.membership.setUrls([this.#served.url]);
-    this.#signalPathTimer = setInterval(() => this.#keepSignalPaths(), SIGNAL_PATH_TICK_MS);
+    this.#signalPathTimer = setInterval(() => this.#paths.tick(), SIGNAL_PATH_TICK_MS);
     for (const c of this.#signaling) c.onPeers((peers) => this.membership.addCandidates(peers));
     await this.membership.start(seeds);
     this.jobs.start();
@@ -293,59 +282,6 @@ export class Node implements ShoalNode {
       master: this.membership.master(),
       members: this.membership.members().length,
     });
-  }
-
-  /**
-   * No member stranded when its seed dies: for every member this node has no link to and no
-   * signaling path to (no open signaling connection where it is registered), connect to that
-   * member's own signaling endpoint (its URL from the member list) and ask membership to link
-   * now. Connections to members that left, or that are linked directly for a while, close.
-   */
-  #keepSignalPaths(): void {
-    if (this.#stopped) return;
-    const now = Date.now();
-    // Members, and members lost within the last minute (a split-brain check may reach them).
-    const targets = new Map<NodeId, string>();
-    for (const [id, l] of this.#lostUrls) {
-      if (now - l.at > LOST_PATH_MS) this.#lostUrls.delete(id);
-      else targets.set(id, l.url);
-    }
-    for (const m of this.membership.members()) if (m.urls?.length) targets.set(m.id, m.urls[0]);
-    targets.delete(this.id);
-    for (const [id, url] of targets) {
-      if (this.transport.isLinked(id) || this.#memberSignaling.has(url)) continue;
-      if (
-        this.#memberSignaling.size >= MAX_MEMBER_SIGNALING || now - (this.#pathFailedAt.get(url) ?? -Infinity) < 2_000
-      ) {
-        continue;
-      }
-      if (this.#signaling.some((c) => c.connected && c.peers().includes(id))) continue;
-      const entry: MemberSignaling = { member: id, client: null, linkedSince: null };
-      this.#memberSignaling.set(url, entry);
-      this.log.info("signaling.member_path", { peer: id, url });
-      this.#openSignaling(url, 5_000).then(
-        (client) => {
-          if (this.#stopped || this.#memberSignaling.get(url) !== entry) return client.close();
-          entry.client = client;
-          this.membership.retryLink(id);
-        },
-        () => {
-          this.#memberSignaling.delete(url);
-          if (this.#pathFailedAt.size >= MAX_MEMBER_SIGNALING * 4) this.#pathFailedAt.clear();
-          this.#pathFailedAt.set(url, Date.now());
-        },
-      );
-    }
-    for (const [url, e] of this.#memberSignaling) {
-      if (!e.client) continue;
-      const done = !targets.has(e.member) || this.transport.isLinked(e.member);
-      if (!done) e.linkedSince = null;
-      else if (e.linkedSince === null) e.linkedSince = now;
-      else if (now - e.linkedSince > 5_000) {
-        e.client.close();
-        this.#memberSignaling.delete(url);
-      }
-    }
   }
 
   async #openSignaling(url: string, timeoutMs: number, socket?: () => ClientSocket): Promise<SignalingClient> {
@@ -456,8 +392,7 @@ export class Node implements ShoalNode {
       this.#abort.abort();
       for (const c of this.#signaling) c.close();
       clearInterval(this.#signalPathTimer);
-      for (const e of this.#memberSignaling.values()) e.client?.close();
-      this.#memberSignaling.clear();
+      this.#paths.stop();
       await this.transport.close();
       this.#hub?.closeAll();
       await this.#served?.close();

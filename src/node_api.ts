@@ -9,7 +9,7 @@ import type { IQueue, QueueOptions } from "./map/queue.ts";
 import type { ITopic } from "./map/topic.ts";
 import type { MapLocalStats, PartitionSummary } from "./map/summary.ts";
 import type { PartitionReplicaInfo } from "./partition/summary.ts";
-import type { NodeId, TransportStats } from "./transport/transport.ts";
+import type { CandidateType, NodeId, TransportStats } from "./transport/transport.ts";
 
 export type { MapLocalStats, PartitionReplicaInfo, PartitionSummary };
 
@@ -17,6 +17,10 @@ export interface LinkInfo {
   peer: NodeId;
   kind: "direct" | "relayed";
   via?: NodeId;
+  /** A direct link's selected ICE candidate pair: the type of this end's candidate (WebRTC only). */
+  candidateType?: CandidateType;
+  /** The peer's candidate type in that pair. */
+  remoteCandidateType?: CandidateType;
 }
 
 /**
@@ -94,4 +98,13 @@ export interface ShoalNode extends AsyncDisposable {
   quorum?(): QuorumState;
   /** Graceful leave: migrates owned partitions away, says `left`, closes links. */
   shutdown(): Promise<void>;
+}
+
+/**
+ * The members of `node`'s view it has no link to, direct or relayed (empty once it reaches
+ * every member): what its ready line and `GET /health` report as `lacks`.
+ */
+export function membersLacking(node: Pick<ShoalNode, "id" | "links" | "cluster">): NodeId[] {
+  const linked = new Set(node.links().map((l) => l.peer));
+  return node.cluster.members().map((m) => m.id).filter((id) => id !== node.id && !linked.has(id));
 }

@@ -22,6 +22,7 @@ describe("GET /health", () => {
       master: null,
       safe: false,
       replicasMissing: missing(),
+      lacks: [],
     });
     node.join();
     const after = await app.request("/health");
@@ -32,6 +33,7 @@ describe("GET /health", () => {
       master: node.id,
       safe: missing() === 0,
       replicasMissing: missing(),
+      lacks: [],
     });
   });
 
@@ -42,6 +44,18 @@ describe("GET /health", () => {
     const body = await (await app.request("/health")).json();
     expect(body.safe).toBe(true);
     expect(body.replicasMissing).toBe(0);
+    expect(body.lacks).toEqual([]);
+  });
+
+  test("names the members this member has no link to, direct or relayed (lacks)", async () => {
+    const node = createTestNode({ members: 4 });
+    const [, , third, fourth] = node.cluster.members().map((m) => m.id);
+    const all = node.links.bind(node);
+    // Its link to the fourth member has not opened yet.
+    node.links = () => all().filter((l) => l.peer !== fourth);
+    const body = await (await createHttpApp(node).request("/health")).json();
+    expect(body.lacks).toEqual([fourth]);
+    expect(all().map((l) => l.peer)).toContain(third);
   });
 });
 
@@ -63,6 +77,7 @@ describe("GET /cluster", () => {
         "partitions",
         "quorum",
         "self",
+        "unreachable",
       ],
     );
     expect(body.cluster).toBe("shoal");
@@ -96,6 +111,22 @@ describe("GET /cluster", () => {
       { peer: "m-peer0001", kind: "direct" },
       { peer: "m-peer0002", kind: "relayed", via: "m-peer0001" },
     ]);
+    expect(body.unreachable).toEqual([]);
+  });
+
+  test("lists members without a path as unreachable, and a direct link's candidate types", async () => {
+    const node = createTestNode({ members: 3 });
+    const [direct] = node.links();
+    // The relayed path is gone (its relay suspected, say); the direct link reports its ICE pair.
+    node.links = () => [{ ...direct, candidateType: "relay", remoteCandidateType: "srflx" }];
+    const body = await (await createHttpApp(node).request("/cluster")).json();
+    expect(body.links).toEqual([{
+      peer: "m-peer0001",
+      kind: "direct",
+      candidateType: "relay",
+      remoteCandidateType: "srflx",
+    }]);
+    expect(body.unreachable).toEqual(["m-peer0002"]);
   });
 
   test("follows member changes: a removed master gives a new master and epoch", async () => {

@@ -62,6 +62,7 @@ describe("maps config validation", () => {
       maxSizePerMember: 100,
       maxBytesPerMember: 0,
       eviction: "lru",
+      minClusterSize: null,
     });
     expect(c.resolve("other").pattern).toBeNull();
     expect(c.resolve("other").eviction).toBe("none");
@@ -182,5 +183,49 @@ describe("join setting", () => {
     );
     const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`map-${i}-*`, { ttlMs: i }]));
     expect(mapConfigJoinSetting(many).value).toBe(`sha256:${mapsConfigDigest(many)}`);
+  });
+});
+
+describe("per-map split-brain protection (minClusterSize)", () => {
+  test("a map's override wins over the member-wide setting; unset follows it; 0 turns it off for that map", () => {
+    const c = new MapConfigs({
+      "orders*": { minClusterSize: 3 },
+      "cache*": { minClusterSize: 0 },
+      other: { ttlMs: 5 },
+    });
+    expect(c.minClusterSizeFor("orders-eu", 0)).toBe(3);
+    expect(c.minClusterSizeFor("orders-eu", 2)).toBe(3);
+    expect(c.minClusterSizeFor("cache-1", 3)).toBe(0);
+    expect(c.minClusterSizeFor("other", 3)).toBe(3);
+    expect(c.minClusterSizeFor("unmatched", 2)).toBe(2);
+    expect(c.resolve("other").minClusterSize).toBeNull();
+    // Leases are kept when any map asks for protection, even with the member-wide setting off.
+    expect(c.maxMinClusterSize).toBe(3);
+    expect(new MapConfigs({ m: { ttlMs: 1 } }).maxMinClusterSize).toBe(0);
+  });
+
+  test("an ambiguous name gets the member-wide setting (its operations fail on the name anyway)", () => {
+    const c = new MapConfigs({ "a*": { minClusterSize: 3 }, "*b": { minClusterSize: 0 } });
+    expect(() => c.resolve("ab")).toThrow(RangeError);
+    expect(c.minClusterSizeFor("ab", 2)).toBe(2);
+  });
+
+  test("is validated, compared at join naming the field, and given on the command line", () => {
+    expect(parseMapsConfig({ m: { minClusterSize: -1 } })).toEqual({
+      error: expect.stringMatching(/"m" field minClusterSize/),
+    });
+    expect(parseMapsConfig({ m: { minClusterSize: 2.5 } })).toEqual({ error: expect.stringMatching(/minClusterSize/) });
+    expect(parseMapsConfig({ m: { minClusterSize: 1025 } })).toEqual({
+      error: expect.stringMatching(/minClusterSize/),
+    });
+    const a = mapConfigJoinSetting({ "orders*": { minClusterSize: 3 } });
+    const b = mapConfigJoinSetting({ "orders*": {} });
+    expect(a.value).not.toBe(b.value);
+    expect(a.field.explain(b.value, a.value)).toBe(
+      'map config "orders*": minClusterSize is the node default on this member but 3 on the cluster',
+    );
+    expect(mapsConfigFromCli(undefined, ["orders*:minClusterSize=3"])).toEqual({
+      maps: { "orders*": { minClusterSize: 3 } },
+    });
   });
 });

@@ -93,6 +93,13 @@ describe("split-brain protection across processes", () => {
         );
       }
     }
+    // DUMP_DIR=dir keeps every member's log and the history (for a failing run on a loaded machine).
+    const dir = process.env.DUMP_DIR;
+    if (dir) {
+      const fs = await import("node:fs");
+      for (const m of all) fs.writeFileSync(`${dir}/${m.name}.log`, m.stderr());
+      fs.writeFileSync(`${dir}/history.json`, JSON.stringify({ pausedAt, resumedAt, ops: h.ops }));
+    }
     const metrics = await (await a.get("/metrics")).text();
     expect(metrics).toContain("shoal_quorum_serving 1");
     expect(checkNoLostWrites(h).problems).toEqual([]);

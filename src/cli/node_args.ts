@@ -153,7 +153,7 @@ export const nodeFlags: readonly FlagSpec[] = [
     kind: "list",
     valueName: "NAME:K=V,...",
     description:
-      "per-map settings, e.g. sessions*:ttlMs=60000,eviction=lru (keys: backupCount, asyncBackupCount, ttlMs, maxIdleMs, maxSizePerMember, maxBytesPerMember, eviction); overrides --map-config",
+      "per-map settings, e.g. sessions*:ttlMs=60000,eviction=lru (keys: backupCount, asyncBackupCount, ttlMs, maxIdleMs, maxSizePerMember, maxBytesPerMember, eviction, minClusterSize); overrides --map-config",
   },
   {
     name: "min-cluster-size",

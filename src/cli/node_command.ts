@@ -10,7 +10,7 @@ import { ShoalError } from "../core/errors.ts";
 import { createLogger } from "../core/log.ts";
 import { exit } from "../runtime/process.ts";
 import { permissionHint } from "../runtime/permissions.ts";
-import type { ShoalNode } from "../node_api.ts";
+import { membersLacking, type ShoalNode } from "../node_api.ts";
 import type { Command } from "./command.ts";
 import { parseNodeArgs } from "./node_args.ts";
 import { currentDir, onStopSignal, processEnv, runtimeName, type StopSignal, writeStdoutLine } from "./process_io.ts";
@@ -147,10 +147,7 @@ const READY_LINK_WAIT_MS = 5_000;
  * @returns the ids of the members it still has no link to (empty when linked to all)
  */
 export async function linkedToAll(node: ShoalNode, timeoutMs: number): Promise<string[]> {
-  const lacking = () => {
-    const linked = new Set(node.links().map((l) => l.peer));
-    return node.cluster.members().map((m) => m.id).filter((id) => id !== node.id && !linked.has(id));
-  };
+  const lacking = () => membersLacking(node);
   const end = Date.now() + timeoutMs;
   while (lacking().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   return lacking();

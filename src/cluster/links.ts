@@ -5,7 +5,7 @@
  * signalling a link through it. Links are hints: a closed link triggers a probe, never a
  * verdict (membership.ts decides).
  */
-import type { NodeId } from "../transport/transport.ts";
+import type { CandidateType, NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { MembershipPart } from "./part.ts";
 import type { MemberState } from "./member_list.ts";
@@ -16,6 +16,10 @@ export interface MemberLink {
   peer: NodeId;
   kind: "direct" | "relayed";
   via?: NodeId;
+  /** A direct link's selected ICE candidate pair: this end's candidate type (WebRTC only). */
+  candidateType?: CandidateType;
+  /** The peer's candidate type in that pair. */
+  remoteCandidateType?: CandidateType;
 }
 
 /** A question "who reaches `target`?" in flight, to open a link through the answerer or relay via it. */
@@ -38,14 +42,27 @@ export interface LinksHost extends MembershipPart {
   randomMembers(k: number, ok: (id: NodeId) => boolean): NodeId[];
 }
 
+/** A link attempt signalled through a server is given up for a new path only once this old. */
+const RESTART_MIN_AGE_MS = 1_000;
+
 export class Links {
   /** Live members this node has no link to yet. */
   readonly unlinked = new Set<NodeId>();
   /** Members a link is being opened to (split-brain checks use it too). */
   readonly connecting = new Set<NodeId>();
+  /**
+   * How each link being opened is signalled: through a member (relayed over the mesh) or,
+   * `null`, through a signaling server.
+   */
+  readonly #paths = new Map<NodeId, { via: NodeId | null; at: number }>();
+  /** Links whose opening was given up on purpose (their path died): retried at once. */
+  readonly #retryNow = new Set<NodeId>();
   #tickQueued = false;
 
   constructor(readonly host: LinksHost) {}
+
+  /** When routes through a suspected relay last looked for another relay, by target. */
+  readonly #rerouted = new Map<NodeId, number>();
 
   /** Whether this node reaches a member, directly or through a linked relay. */
   reachable(id: NodeId): boolean {
@@ -55,19 +72,33 @@ export class Links {
     return via !== undefined && t.isLinked(via);
   }
 
-  /** How this node reaches each other live member: direct link or relay route. */
+  /**
+   * How this node reaches each other live member: direct link or relay route. A route
+   * through a relay this node suspects is no path (a dead relay's link can stay open for
+   * tens of seconds): such a member is left out, as is one with neither link nor route.
+   */
   links(): MemberLink[] {
     const { t, self } = this.host;
     const out: MemberLink[] = [];
     for (const m of this.host.members()) {
       if (m.id === self) continue;
-      if (t.isLinked(m.id)) out.push({ peer: m.id, kind: "direct" });
-      else {
+      if (t.isLinked(m.id)) {
+        const pair = t.selectedPair?.(m.id);
+        out.push(
+          pair
+            ? { peer: m.id, kind: "direct", candidateType: pair.local, remoteCandidateType: pair.remote }
+            : { peer: m.id, kind: "direct" },
+        );
+      } else {
         const via = t.routeOf(m.id);
-        if (via) out.push({ peer: m.id, kind: "relayed", via });
+        if (via && !this.#suspected(via)) out.push({ peer: m.id, kind: "relayed", via });
       }
     }
     return out;
+  }
+
+  #suspected(id: NodeId): boolean {
+    return this.host.list.states.get(id)?.status === Status.suspect;
   }
 
   /** A member got an entry: link to it unless linked already. */
@@ -78,9 +109,54 @@ export class Links {
   /** A member is gone (verdict or removal): only this tears its link down. */
   gone(id: NodeId): void {
     const t = this.host.t;
+    this.pathLost(id);
     this.unlinked.delete(id);
+    this.#rerouted.delete(id);
     if (t.isLinked(id)) t.disconnect(id);
     if (t.routeOf(id)) t.setRoute(id, null);
+  }
+
+  /**
+   * `via` is suspect or gone: links being signalled through it will not complete (a killed
+   * member relays nothing, and the transport would wait out its connect timeout). Give them
+   * up and open them again at once through another path (another member that reaches the
+   * peer, or a signaling server where the peer is registered).
+   */
+  pathLost(via: NodeId): void {
+    for (const [id, p] of this.#paths) if (p.via === via) this.#abort(id);
+  }
+
+  /**
+   * A new signaling path to `id` opened (its own signaling endpoint): link now, and give up
+   * an attempt under way that cannot complete, one signalled through a server (the server
+   * it went through may be the one that died) or through a member that is not alive here.
+   * @param serverLost the server `id` was reached through is gone: an attempt signalled
+   *   through a server is given up however young (it went through the dead one)
+   */
+  retry(id: NodeId, serverLost = false): void {
+    const st = this.host.list.states.get(id);
+    if (!st || id === this.host.self || this.host.t.isLinked(id) || st.status > Status.suspect) return;
+    st.link.nextAt = 0;
+    this.unlinked.add(id);
+    const p = this.#paths.get(id);
+    // A server attempt started lately likely went through the new path already: restarting it
+    // would only cost the progress it made (several paths often appear within a few ms, and on
+    // a loaded machine a WebRTC set-up takes seconds).
+    const serverStuck = p?.via === null && (serverLost || this.host.clock.now() - p.at >= RESTART_MIN_AGE_MS);
+    if (serverStuck || (p?.via && !this.#healthyRelay(p.via))) this.#abort(id);
+    this.queueTick();
+  }
+
+  #abort(id: NodeId): void {
+    if (this.#retryNow.has(id)) return;
+    this.#retryNow.add(id);
+    this.host.log.info("cluster.link.path_lost", { peer: id, via: this.#paths.get(id)?.via ?? "server" });
+    this.host.t.disconnect(id);
+  }
+
+  /** A member that can relay signaling: linked and not suspected here. */
+  #healthyRelay(id: NodeId): boolean {
+    return this.host.t.isLinked(id) && this.host.list.states.get(id)?.status === Status.alive;
   }
 
   /** A link came up: drop any relay route, and the link-opening back-off. */
@@ -127,6 +203,7 @@ export class Links {
       }
       const via = t.routeOf(id);
       if (via !== undefined && !t.isLinked(via)) t.setRoute(id, null); // the relay is gone
+      else if (via !== undefined && this.#suspected(via)) this.#reroute(id);
       if (this.connecting.has(id) || now < st.link.nextAt) continue;
       const iAmNewer = !!me && me.info.joinedAt > st.info.joinedAt;
       if (!iAmNewer && now - st.link.since < config.linkFallbackMs) continue;
@@ -136,12 +213,12 @@ export class Links {
 
   /** Members worth asking whether they reach `target`: the master, our contact, two at random. */
   #viaCandidates(target: NodeId): NodeId[] {
-    const { t, self } = this.host;
+    const self = this.host.self;
     const out = new Set<NodeId>();
     for (const c of [this.host.master(), this.host.contact()]) {
-      if (c && c !== target && c !== self && t.isLinked(c)) out.add(c);
+      if (c && c !== target && c !== self && this.#healthyRelay(c)) out.add(c);
     }
-    for (const r of this.host.randomMembers(2, (x) => x !== target && t.isLinked(x))) out.add(r);
+    for (const r of this.host.randomMembers(2, (x) => x !== target && this.#healthyRelay(x))) out.add(r);
     return [...out];
   }
 
@@ -182,9 +259,13 @@ export class Links {
       return;
     }
     this.connecting.add(id);
+    this.#paths.set(id, { via: via ?? null, at: h.clock.now() });
+    this.#retryNow.delete(id);
     h.t.connect(id, { via, timeoutMs: h.config.connectTimeoutMs }).then(
       () => {
         this.connecting.delete(id);
+        this.#paths.delete(id);
+        this.#retryNow.delete(id);
         st.link.attempts = 0;
         st.link.established = true;
         this.unlinked.delete(id);
@@ -193,8 +274,14 @@ export class Links {
       },
       (err) => {
         this.connecting.delete(id);
+        this.#paths.delete(id);
         if (h.stopped()) return;
         this.queueTick();
+        if (this.#retryNow.delete(id)) {
+          // Given up on purpose (its path died): open it again now, through another path.
+          st.link.nextAt = 0;
+          return;
+        }
         st.link.attempts++;
         const backoff = Math.min(h.config.linkRetryMaxMs, 500 * 2 ** st.link.attempts) * (0.5 + h.rng.next());
         st.link.nextAt = h.clock.now() + backoff;
@@ -206,13 +293,27 @@ export class Links {
     );
   }
 
+  /**
+   * The relay of `target` is suspected: its route stays (the relay may well be alive) while
+   * the other members are asked, at most once per two probe intervals, whether they reach
+   * `target`; one that does replaces the relay.
+   */
+  #reroute(target: NodeId): void {
+    const h = this.host;
+    const now = h.clock.now();
+    if (now - (this.#rerouted.get(target) ?? -Infinity) < h.config.probeIntervalMs * 2) return;
+    if (this.#rerouted.size >= h.config.maxPending) this.#rerouted.clear();
+    this.#rerouted.set(target, now);
+    this.#findRelay(target);
+  }
+
   /** Asks a few linked members whether they reach `target`; the first that does becomes the relay. */
   #findRelay(target: NodeId): void {
     const h = this.host;
     if (h.pending.size >= h.config.maxPending) return;
     const seq = h.nextSeq();
     h.pending.set(seq, { kind: "route", target, done: false, purpose: "relay" });
-    for (const x of h.randomMembers(3, (x) => x !== target && h.t.isLinked(x))) {
+    for (const x of h.randomMembers(3, (x) => x !== target && h.t.isLinked(x) && !this.#suspected(x))) {
       h.send(x, { t: Kind.ClusterRouteQuery, seq, target } satisfies RouteQuery);
     }
     h.after(h.config.probeIntervalMs * 2, () => h.pending.delete(seq));
@@ -242,7 +343,7 @@ export class Links {
       else this.connecting.delete(m.target);
       return;
     }
-    if (h.t.isLinked(m.target)) return;
+    if (h.t.isLinked(m.target) || h.t.routeOf(m.target) === from) return;
     h.t.setRoute(m.target, from);
     h.stats.relayRoutes++;
     h.log.info("cluster.relay.route", { peer: m.target, via: from });

@@ -68,6 +68,8 @@ export interface MemberStateHost extends MembershipPart {
   /** A member is gone here. */
   addLost(id: NodeId): void;
   gone(id: NodeId): void;
+  /** A member became suspect here: links being signalled through it will not complete. */
+  suspected(id: NodeId): void;
 }
 
 /**
@@ -279,6 +281,7 @@ export class MemberStates {
     }
     st.status = Status.suspect;
     raiseIncarnation(st, inc, id);
+    h.suspected(id);
     st.suspicion?.cancel();
     const b = suspicionBounds(h.n(), h.config);
     // Lifeguard local health: a member that misses acks, gets no nacks from its helpers, has

@@ -228,6 +228,7 @@ export class Membership implements ClusterView {
         this.#split.found(id);
       },
       gone: (id: NodeId) => this.#links.gone(id),
+      suspected: (id: NodeId) => this.#links.pathLost(id),
       addLost: (id: NodeId) => this.#split.addLost(id),
       removed: (id: NodeId, st: MemberState) => {
         if (st.status !== Status.left) this.#split.addLost(id);
@@ -348,14 +349,12 @@ export class Membership implements ClusterView {
 
   /**
    * A new signaling path to `id` opened (the shell connected to the member's own signaling
-   * endpoint): if it is still unlinked, try to link to it now instead of after the backoff.
+   * endpoint, or found it registered at another server): if it is still unlinked, link to it
+   * now instead of after the backoff, giving up an attempt that cannot complete (see
+   * `Links.retry`).
    */
-  retryLink(id: NodeId): void {
-    const st = this.#list.states.get(id);
-    if (!st || id === this.self || this.#t.isLinked(id) || st.status > Status.suspect) return;
-    st.link.nextAt = 0;
-    this.#links.unlinked.add(id);
-    this.#links.queueTick();
+  retryLink(id: NodeId, serverLost = false): void {
+    this.#links.retry(id, serverLost);
   }
 
   /**

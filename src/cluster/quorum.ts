@@ -30,6 +30,11 @@ export interface QuorumConfig {
   /** Data members a member must see (and hold a lease with) to serve data; 0 = protection off. */
   minClusterSize: number;
   /**
+   * The largest minimum cluster size any map asks for (per-map overrides, map_config.ts):
+   * leases are kept while it or `minClusterSize` is above 1. @default 0
+   */
+  maxMinClusterSize?: number;
+  /**
    * How long one round of answered pings keeps the lease. Must stay below the time the
    * others need to declare a silent member dead (membership's `suspectUnansweredMs`).
    * @default 1000
@@ -61,9 +66,19 @@ export interface QuorumState {
 
 export class Quorum {
   readonly minClusterSize: number;
+  /** The largest minimum cluster size this member or any of its maps asks for. */
+  readonly maxMinClusterSize: number;
   readonly leaseMs: number;
   readonly renewMs: number;
-  readonly stats = { pingsSent: 0, acksSent: 0, acksCounted: 0, acksStale: 0, refused: 0, reconfirms: 0 };
+  readonly stats = {
+    pingsSent: 0,
+    acksSent: 0,
+    acksCounted: 0,
+    acksStale: 0,
+    refused: 0,
+    reconfirms: 0,
+    fencesCleared: 0,
+  };
   #o: QuorumOptions;
   #lease: LeaseTracker;
   #timer: Timer | null = null;
@@ -71,6 +86,8 @@ export class Quorum {
   #stopped = false;
   #wasServing = true;
   #unsubscribe: () => void;
+  /** Table stamps new primaries wait on (see {@link fenceCleared}), bounded by MAX_FENCES. */
+  #fences = new Map<string, Fence>();
 
   constructor(opts: QuorumOptions) {
     const c = opts.config;
@@ -79,6 +96,7 @@ export class Quorum {
     }
     this.#o = opts;
     this.minClusterSize = c.minClusterSize;
+    this.maxMinClusterSize = Math.max(c.minClusterSize, c.maxMinClusterSize ?? 0);
     this.leaseMs = c.leaseMs ?? 1000;
     this.renewMs = c.renewMs ?? this.leaseMs / 4;
     if (!(this.renewMs > 0 && this.renewMs < this.leaseMs)) {
@@ -90,21 +108,27 @@ export class Quorum {
     this.#unsubscribe = opts.view.subscribe((e) => {
       if (e.type === "memberRemoved") this.#lease.forget(e.member.id);
     });
-    if (this.enabled) this.#schedule(0);
+    if (this.active) this.#schedule(0);
   }
 
-  /** Whether split-brain protection is on. */
+  /** Whether split-brain protection is on member-wide. */
   get enabled(): boolean {
     return this.minClusterSize > 1;
+  }
+
+  /** Whether leases are kept: protection is on member-wide or for some map. */
+  get active(): boolean {
+    return this.maxMinClusterSize > 1;
   }
 
   /**
    * Null when this member may serve a data operation now, else the retryable `QUORUM`
    * error to answer with. A refusal for an expired lease starts a re-confirmation at once.
+   * @param minClusterSize the size the operation needs (a map's override); @default the member-wide one
    */
-  check(): ShoalError | null {
-    if (!this.enabled) return null;
-    const r = this.refusal();
+  check(minClusterSize: number = this.minClusterSize): ShoalError | null {
+    if (minClusterSize <= 1 || !this.active) return null;
+    const r = this.refusal(minClusterSize);
     if (!r) {
       if (!this.#wasServing) {
         this.#wasServing = true;
@@ -121,12 +145,45 @@ export class Quorum {
     return new ShoalError("QUORUM", describe(r));
   }
 
-  /** Why this member may not serve now, or null. */
-  refusal(): QuorumRefusal | null {
-    if (!this.enabled) return null;
+  /** Why this member may not serve now (operations needing `minClusterSize`), or null. */
+  refusal(minClusterSize: number = this.minClusterSize): QuorumRefusal | null {
+    if (minClusterSize <= 1 || !this.active) return null;
     const { peers, selfIsData } = this.#dataPeers();
-    const expires = this.#lease.expiresAt(peers, selfIsData, this.minClusterSize);
-    return quorumRefusal(peers.length + (selfIsData ? 1 : 0), this.minClusterSize, expires, this.#o.clock.now());
+    const expires = this.#lease.expiresAt(peers, selfIsData, minClusterSize);
+    return quorumRefusal(peers.length + (selfIsData ? 1 : 0), minClusterSize, expires, this.#o.clock.now());
+  }
+
+  /**
+   * Whether a primary appointed by table `stamp` without a handoff from its predecessor
+   * (who may have been removed while still holding its lease) may serve operations that
+   * need `minClusterSize`: once `minClusterSize - 1` other data members answered a lease
+   * ping naming a table at least as new as `stamp` (same term), then `leaseMs` plus a
+   * margin. Why that suffices (with `minClusterSize` a majority): any quorum the old primary
+   * renews its lease with afterwards includes one of those members, whose answer names the
+   * newer table and so does not renew (stampRenews); its lease rests on pings sent before,
+   * and runs out within `leaseMs` of them. Asks for answers at once when the stamp is new.
+   */
+  fenceCleared(stamp: TableStamp, minClusterSize: number): boolean {
+    if (minClusterSize <= 1 || !this.active) return true;
+    const key = `${stamp.term}:${stamp.version}:${minClusterSize}`;
+    let f = this.#fences.get(key);
+    const now = this.#o.clock.now();
+    if (!f) {
+      if (this.#fences.size >= MAX_FENCES) this.#fences.delete(this.#fences.keys().next().value!);
+      f = { stamp, need: minClusterSize, peers: new Set(), quorumAt: null };
+      this.#fences.set(key, f);
+      this.#reconfirm();
+    }
+    if (f.quorumAt === null) return false;
+    if (now < f.quorumAt + this.leaseMs + this.fenceMarginMs) return false;
+    this.#fences.delete(key);
+    this.stats.fencesCleared++;
+    return true;
+  }
+
+  /** Added to `leaseMs` when a new primary waits out its predecessor's lease (clock rates, scheduling). */
+  get fenceMarginMs(): number {
+    return Math.max(10, this.leaseMs / 10);
   }
 
   state(): QuorumState {
@@ -203,12 +260,28 @@ export class Quorum {
     if (this.#stopped) return;
     const m = this.#o.view.member(from);
     if (!m || m.lite) return;
+    for (const f of this.#fences.values()) {
+      if (f.quorumAt !== null || peer.term !== f.stamp.term || peer.version < f.stamp.version) continue;
+      f.peers.add(from);
+      if (f.peers.size >= f.need - 1) f.quorumAt = this.#o.clock.now();
+    }
     if (!stampRenews(peer, this.#o.stamp())) {
       this.stats.acksStale++;
       return;
     }
     if (this.#lease.answered(from, n)) this.stats.acksCounted++;
   }
+}
+
+/** Most table stamps new primaries wait on at once (one per table that appointed them). */
+const MAX_FENCES = 64;
+
+/** Members that answered naming a table at least as new as `stamp`, and when they were enough. */
+interface Fence {
+  stamp: TableStamp;
+  need: number;
+  peers: Set<NodeId>;
+  quorumAt: number | null;
 }
 
 /**
@@ -221,7 +294,7 @@ export function quorumMetricFamilies(q: Quorum): Array<{
   type: "counter" | "gauge";
   samples: { labels?: Record<string, string>; value: number }[];
 }> {
-  if (!q.enabled) return [];
+  if (!q.active) return [];
   const st = q.state();
   return [
     {

@@ -3,7 +3,7 @@
  * surface. Also the dashboard's view of the cluster.
  */
 import type { QuorumState } from "../cluster/quorum.ts";
-import type { LinkInfo, ShoalNode } from "../node_api.ts";
+import { type LinkInfo, membersLacking, type ShoalNode } from "../node_api.ts";
 import { CLOCK_OFFSET_WARN_MS } from "../signaling/challenges.ts";
 import type { NodeId } from "../transport/transport.ts";
 
@@ -46,8 +46,17 @@ export interface ClusterJson {
     lost: number;
     dataLoss: number;
   };
-  /** This member's links to the others: direct, or relayed through another member. */
+  /**
+   * This member's paths to the others: a direct link (with the ICE candidate type of its
+   * local end when the transport tells), or a route relayed through another member.
+   */
   links: LinkInfo[];
+  /**
+   * Members this one has no path to right now: no direct link, and no route through a relay
+   * it does not suspect (a relay that died, before the verdicts on it and on the members
+   * behind it). Links being set up count here too.
+   */
+  unreachable: NodeId[];
   /** Split-brain protection (null when the node does not report it): serving, why not, lease left. */
   quorum: QuorumState | null;
   /** The clock-offset bound past which a warning is logged. */
@@ -64,6 +73,7 @@ export function clusterJson(node: ShoalNode): ClusterJson {
   const master = view.master() ?? null;
   const p = node.partitionSummary();
   const offsets = node.clockOffsets?.() ?? {};
+  const links = node.links();
   return {
     cluster: node.clusterName,
     self: node.id,
@@ -89,9 +99,14 @@ export function clusterJson(node: ShoalNode): ClusterJson {
       lost: p.lost,
       dataLoss: p.dataLoss,
     },
-    links: node.links().map((
-      l,
-    ) => (l.via === undefined ? { peer: l.peer, kind: l.kind } : { peer: l.peer, kind: l.kind, via: l.via })),
+    links: links.map((l) => ({
+      peer: l.peer,
+      kind: l.kind,
+      ...(l.via === undefined ? {} : { via: l.via }),
+      ...(l.candidateType === undefined ? {} : { candidateType: l.candidateType }),
+      ...(l.remoteCandidateType === undefined ? {} : { remoteCandidateType: l.remoteCandidateType }),
+    })),
+    unreachable: view.members().map((m) => m.id).filter((id) => id !== node.id && !links.some((l) => l.peer === id)),
     quorum: node.quorum?.() ?? null,
     clockOffsetWarnMs: CLOCK_OFFSET_WARN_MS,
   };
@@ -110,6 +125,11 @@ export interface HealthJson {
    */
   safe: boolean;
   replicasMissing: number;
+  /**
+   * Members of this member's view it has no link to, direct or relayed (empty once it
+   * reaches every member; links still forming, or a member it is cut off from).
+   */
+  lacks: NodeId[];
 }
 
 /** The body of `GET /health`; `ok` decides between 200 and 503 (`safe` does not). */
@@ -121,6 +141,13 @@ export function healthJson(node: ShoalNode): { ok: boolean; body: HealthJson } {
   const safe = ok && p.version > 0 && p.replicasMissing === 0;
   return {
     ok,
-    body: { status: ok ? "ok" : "starting", member: node.id, master, safe, replicasMissing: p.replicasMissing },
+    body: {
+      status: ok ? "ok" : "starting",
+      member: node.id,
+      master,
+      safe,
+      replicasMissing: p.replicasMissing,
+      lacks: membersLacking(node),
+    },
   };
 }

@@ -99,8 +99,12 @@ interface Call {
 export interface InvokerOptions extends ServiceDeps {
   partitions: PartitionService;
   config?: InvokerConfig;
-  /** Split-brain protection: null when this member may call and serve data now, else the error to answer with. */
-  gate?: () => ShoalError | null;
+  /**
+   * Split-brain protection: null when this member may call (`serving` false) or serve
+   * (`serving` true) an operation on partition `p` with this body now, else the error to
+   * answer with. The body's map name decides per-map overrides.
+   */
+  gate?: (p: number, body: unknown, serving: boolean) => ShoalError | null;
 }
 
 export class Invoker {
@@ -111,7 +115,7 @@ export class Invoker {
   #rng: Random;
   #log: Logger;
   #partitions: PartitionService;
-  #gate: () => ShoalError | null;
+  #gate: (p: number, body: unknown, serving: boolean) => ShoalError | null;
   #server: InvokeServer | null = null;
   #calls = new Map<string, Call>();
   /** Smoothed round trip (request → answer) per target, RFC 6298 style; live members only. */
@@ -206,7 +210,7 @@ export class Invoker {
    */
   invoke(p: number, op: number, body: unknown, write: boolean, parkMs = 0): Promise<unknown> {
     if (this.#stopped) return Promise.reject(new ShoalError("SHUTDOWN", "Cannot invoke: this member is shut down"));
-    const refused = this.#gate();
+    const refused = this.#gate(p, body, false);
     if (refused) {
       this.stats.quorumRefused++;
       return Promise.reject(refused);
@@ -264,7 +268,7 @@ export class Invoker {
     if (!this.#calls.has(c.id)) return;
     const now = this.#clock.now();
     if (now >= c.deadline) return this.#giveUp(c);
-    const refused = this.#gate();
+    const refused = this.#gate(c.p, c.body, false);
     if (refused) {
       // An earlier attempt of a write may have been applied: then the answer is indeterminate.
       this.stats.quorumRefused++;
@@ -351,9 +355,12 @@ export class Invoker {
     }
   }
 
-  /** Why this member refuses to serve now (split-brain protection), or null: checked again when a parked request runs. */
-  refusal(): ShoalError | null {
-    return this.#gate();
+  /**
+   * Why this member refuses to serve request `req` now (split-brain protection), or null:
+   * checked again when a parked request runs.
+   */
+  refusal(req: Pick<InvokeRequest, "p" | "b">): ShoalError | null {
+    return this.#gate(req.p, req.b, true);
   }
 
   #serve(from: NodeId, req: InvokeRequest): void {
@@ -366,7 +373,7 @@ export class Invoker {
       else this.#transport.send(from, m);
     };
     if (!this.#server) return reply("WRONG_TARGET", null, "no service on this member");
-    const refused = this.#gate();
+    const refused = this.#gate(req.p, req.b, true);
     if (refused) return reply("QUORUM", null, refused.message);
     this.stats.served++;
     this.#server(from, req, reply);

@@ -84,7 +84,7 @@ export class DataGrid {
     this.partitions = new PartitionService({ ...base, config: partitionConfig });
     this.quorum = new Quorum({
       ...base,
-      config: { minClusterSize: minClusterSize ?? 0, leaseMs },
+      config: { minClusterSize: minClusterSize ?? 0, leaseMs, maxMinClusterSize: mapConfigs.maxMinClusterSize },
       stamp: () => this.partitions.table,
     });
     this.invoker = new Invoker({
@@ -92,7 +92,7 @@ export class DataGrid {
       rng: opts.rng,
       partitions: this.partitions,
       config: invoke,
-      gate: () => this.quorum.check() ?? this.#mergeGate(),
+      gate: (p, body, serving) => this.#gate(p, body, serving),
     });
     this.maps = new MapService({
       ...base,
@@ -103,6 +103,17 @@ export class DataGrid {
       config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
       maps: mapConfigs,
       customMergePolicy: typeof policy === "string" ? undefined : policy,
+    });
+    // New primaries that wait out a predecessor's lease start collecting answers at once.
+    this.partitions.onTableChange((t) => {
+      if (!this.quorum.active) return;
+      for (let p = 0; p < t.partitionCount; p++) {
+        const f = this.maps.fenceOf(p);
+        if (f && f.term === t.term && f.version === t.version) {
+          this.quorum.fenceCleared(f, this.quorum.maxMinClusterSize);
+          return;
+        }
+      }
     });
     this.merge = new SplitMerge({
       view: opts.view,
@@ -132,16 +143,41 @@ export class DataGrid {
   }
 
   /**
-   * With split-brain protection on, a member that merged into another cluster serves no data
-   * operation until it holds that cluster's table (see SplitMerge.awaitingTable): writes it
-   * acknowledged meanwhile were not captured for the merge and would be lost.
+   * Split-brain protection of one operation on partition `p` (its body names the map, whose
+   * per-map override decides the minimum cluster size), called before sending it
+   * (`serving` false) and before serving it as primary:
+   * 1. the quorum and lease (Quorum.check);
+   * 2. a member that merged into another cluster serves nothing until it holds that
+   *    cluster's table (see SplitMerge.awaitingTable): writes it acknowledged meanwhile were
+   *    not captured for the merge and would be lost;
+   * 3. serving only: a primary appointed without a handoff waits until its predecessor's
+   *    lease has surely run out (Quorum.fenceCleared).
    */
-  #mergeGate(): ShoalError | null {
-    if (!this.quorum.enabled || !this.merge?.awaitingTable) return null;
-    return new ShoalError(
-      "QUORUM",
-      "This member merged into another cluster; it serves again once it holds that cluster's partition table",
-    );
+  #gate(p: number, body: unknown, serving: boolean): ShoalError | null {
+    if (!this.quorum.active) return null;
+    const m = (body as { m?: unknown } | null)?.m;
+    const size = typeof m === "string"
+      ? this.maps.mapConfigs.minClusterSizeFor(m, this.quorum.minClusterSize)
+      : this.quorum.minClusterSize;
+    if (size <= 1) return null;
+    const refused = this.quorum.check(size);
+    if (refused) return refused;
+    if (this.merge?.awaitingTable) {
+      return new ShoalError(
+        "QUORUM",
+        "This member merged into another cluster; it serves again once it holds that cluster's partition table",
+      );
+    }
+    const fence = serving ? this.maps.fenceOf(p) : null;
+    if (fence === null) return null;
+    if (!this.quorum.fenceCleared(fence, this.quorum.maxMinClusterSize)) {
+      return new ShoalError(
+        "QUORUM",
+        `Partition ${p} has a new primary that waits until its predecessor's lease has run out; retry`,
+      );
+    }
+    this.maps.clearFence(p);
+    return null;
   }
 
   /** The distributed map `name` (works on lite members too). */

@@ -17,6 +17,8 @@ import { z } from "zod";
 export const MAX_EXPIRY_MS = 2 ** 31 * 1000;
 /** Most patterns one configuration holds. */
 export const MAX_MAP_PATTERNS = 1024;
+/** Largest per-map minimum cluster size accepted. */
+export const MAX_MIN_CLUSTER_SIZE = 1024;
 
 export const evictionPolicies = ["none", "lru", "lfu", "random"] as const;
 export type EvictionPolicy = (typeof evictionPolicies)[number];
@@ -40,6 +42,12 @@ export const MapSettingsSchema = z.strictObject({
   maxBytesPerMember: count.optional(),
   /** What goes when a member is over its limit. @default "lru" when a limit is set, else "none" */
   eviction: z.enum(evictionPolicies).optional(),
+  /**
+   * Split-brain protection for this map, overriding the member-wide `minClusterSize`: the
+   * data members (and lease quorum) an operation on it needs; 0 or 1 = off for this map.
+   * @default the node's `minClusterSize`
+   */
+  minClusterSize: z.number().int().min(0).max(MAX_MIN_CLUSTER_SIZE).optional(),
 }).superRefine((s, ctx) => {
   if ((s.backupCount ?? 0) + (s.asyncBackupCount ?? 0) > 6) {
     ctx.addIssue({ code: "custom", message: "backupCount plus asyncBackupCount must be at most 6" });
@@ -87,6 +95,8 @@ export interface ResolvedMapSettings {
   maxSizePerMember: number;
   maxBytesPerMember: number;
   eviction: EvictionPolicy;
+  /** Split-brain protection for this map; null = the node's `minClusterSize`. */
+  minClusterSize: number | null;
 }
 
 function formatIssues(e: z.ZodError, where: string): string {
@@ -120,6 +130,7 @@ function fill(pattern: string | null, s: MapSettings | undefined): ResolvedMapSe
     maxSizePerMember: s?.maxSizePerMember ?? 0,
     maxBytesPerMember: s?.maxBytesPerMember ?? 0,
     eviction: s?.eviction ?? (limited ? "lru" : "none"),
+    minClusterSize: s?.minClusterSize ?? null,
   };
 }
 
@@ -257,6 +268,27 @@ export class MapConfigs {
     );
   }
 
+  /**
+   * The largest per-map `minClusterSize` override (0 when none): leases are kept while it or
+   * the member-wide setting is above 1.
+   */
+  get maxMinClusterSize(): number {
+    return Math.max(0, ...Object.values(this.maps).map((s) => s.minClusterSize ?? 0));
+  }
+
+  /**
+   * The minimum cluster size operations on `name` need: its pattern's override, else
+   * `memberWide`. An ambiguous name (see `matchPattern`) gets `memberWide`: its operations
+   * fail on that name anyway.
+   */
+  minClusterSizeFor(name: string, memberWide: number): number {
+    try {
+      return this.resolve(name).minClusterSize ?? memberWide;
+    } catch {
+      return memberWide;
+    }
+  }
+
   /** See `canonicalMapsConfig`. */
   get canonical(): string {
     return canonicalMapsConfig(this.maps);
@@ -276,6 +308,7 @@ const FIELDS = [
   "maxSizePerMember",
   "maxBytesPerMember",
   "eviction",
+  "minClusterSize",
 ] as const;
 
 /**

@@ -237,6 +237,12 @@ export interface PrimaryState {
   syncedReportAt: number;
   /** Highest sequence committed so far, per sync backup count k (see Primary's commitSeq). */
   committed: number[];
+  /**
+   * Appointed by this table without a handoff from another primary (which may have been
+   * removed while its lease still held): under split-brain protection it serves once the
+   * lease it could still hold has run out (Quorum.fenceCleared); null once it has.
+   */
+  fence: { term: number; version: number } | null;
 }
 
 export interface MapContextDeps {

@@ -123,6 +123,8 @@ export interface ReplicaDebug {
   entries: number;
   /** Primary only: still catching up (serves nothing). */
   catchingUp?: boolean;
+  /** Primary only: whether it serves nothing because it hands the partition over (a migration). */
+  handingOff?: boolean;
   /** The copy's level (which maps it holds; replication_levels.ts). */
   level: number;
   /**
@@ -310,6 +312,20 @@ export class MapService {
     return { primary: this.#ctx.primaries.size, backup };
   }
 
+  /**
+   * The table stamp partition `p`'s primary (this member) waits on before serving under
+   * split-brain protection (see PrimaryState.fence), or null.
+   */
+  fenceOf(p: number): { term: number; version: number } | null {
+    return this.#ctx.primaries.get(p)?.fence ?? null;
+  }
+
+  /** The wait of {@link fenceOf} is over for `p`. */
+  clearFence(p: number): void {
+    const prim = this.#ctx.primaries.get(p);
+    if (prim) prim.fence = null;
+  }
+
   /** Internal state per held partition, for the simulator's invariant checks. */
   debugReplicas(): ReplicaDebug[] {
     const out: ReplicaDebug[] = [];
@@ -328,6 +344,7 @@ export class MapService {
       const lv = this.#ctx.levels;
       if (prim && !lv.uniform) r.digests = Array.from({ length: 7 }, (_, l) => lv.digestAt(d, l));
       if (prim) r.catchingUp = prim.catchUp !== null;
+      if (prim) r.handingOff = prim.handoff;
       if (prim) {
         r.followers = [...prim.followers.values()].map((f) => ({
           id: f.id,
@@ -447,7 +464,10 @@ export class MapService {
       if (row[0] === this.self) {
         if (!prim || prim.epoch !== epoch) {
           if (prim) this.#primary.demote(prim);
-          prim = this.#promote(p, epoch, row, !!prim, (prev?.replicas[p]?.length ?? 0) > 0, queries);
+          prim = this.#promote(p, epoch, row, !!prim, prev?.replicas[p]?.[0], t, queries);
+        } else if (prim.fence && prim.fence.term !== t.term) {
+          // A new master's reign: wait on a quorum of the new reign's tables.
+          prim.fence = { term: t.term, version: t.version };
         }
         if (prim.migration && (sameRow(prim.migration.row, row) || row.length === 0)) {
           prim.migration = null;
@@ -500,9 +520,11 @@ export class MapService {
     epoch: number,
     row: readonly NodeId[],
     wasPrimary: boolean,
-    hadPrimary: boolean,
+    before: NodeId | undefined,
+    t: PartitionTable,
     queries: Map<NodeId, CheckItem[]>,
   ): PrimaryState {
+    const hadPrimary = before !== undefined;
     const ctx = this.#ctx;
     const d = ctx.ensureData(p);
     if (wasPrimary || d.lineage >= 0) {
@@ -526,6 +548,9 @@ export class MapService {
       catchUp: null,
       syncedReportAt: -Infinity,
       committed: new Array(7).fill(d.seq),
+      // Not handed over by another primary that sealed its copy (it may have been removed
+      // while its lease held): under split-brain protection, wait out that lease first.
+      fence: !sealed && hadPrimary && before !== this.self ? { term: t.term, version: t.version } : null,
     };
     ctx.primaries.set(p, prim);
     if (sealed) d.follow(prim.lineage, epoch);

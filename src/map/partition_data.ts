@@ -220,7 +220,7 @@ export class PartitionData {
       if (!take(m)) continue;
       const s = this.#store(m);
       for (const [id, r] of src.records) {
-        s.set(id, { ...r, slot: -1 });
+        s.set(id, { ...r, key: r.key, value: r.value, slot: -1 });
         this.#xor(s, r.key, r.value);
         if (r.updatedAt > this.maxAt) this.maxAt = r.updatedAt;
       }

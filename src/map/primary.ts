@@ -141,7 +141,7 @@ export class PrimaryRole {
    * QUORUM (the request has not run, so the caller retries it safely).
    */
   serveParked(op: ParkedOp, parkDeadline: number): void {
-    const refused = this.ctx.invoker.refusal();
+    const refused = this.ctx.invoker.refusal(op.req);
     if (refused) return op.reply("QUORUM", null, refused.message);
     this.serve(op.from, op.req, op.reply, parkDeadline);
   }

@@ -6,6 +6,7 @@ import { Membership } from "../cluster/membership.ts";
 import type { MembershipConfig } from "../cluster/config.ts";
 import type { ClusterEvent } from "../cluster/view.ts";
 import type { NodeId } from "../transport/transport.ts";
+import { SimSignaling } from "./sim_signaling.ts";
 import { type SimNodeContext, Simulation, type SimulationOptions } from "./simulation.ts";
 
 /** A simulated member: its Membership plus the events it saw. */
@@ -15,6 +16,8 @@ export interface SimMember {
   events: ClusterEvent[];
   /** Start outcome: undefined while joining, then "ok" or the error. */
   started?: "ok" | Error;
+  /** Its signaling endpoints and paths (simulations with the signaling model only). */
+  signal?: SimSignaling;
   stop(): void;
 }
 
@@ -43,7 +46,17 @@ export function clusterSimulation(opts: ClusterSimOptions): Simulation<SimMember
   const maxEvents = opts.maxEvents ?? 200;
   return new Simulation<SimMember>(opts, (ctx) => {
     const m = simMembership(ctx, opts.config);
-    const node: SimMember = { id: ctx.id, m, events: [], stop: () => m.stop() };
+    const signal = opts.signaling ? new SimSignaling(ctx.transport.net, ctx.id, m, ctx.clock, ctx.log) : undefined;
+    const node: SimMember = {
+      id: ctx.id,
+      m,
+      events: [],
+      ...(signal ? { signal } : {}),
+      stop: () => {
+        signal?.stop();
+        m.stop();
+      },
+    };
     m.subscribe((e) => {
       if (node.events.length >= maxEvents) node.events.shift();
       node.events.push(e);

@@ -44,6 +44,8 @@ export interface SimulationOptions {
   connectDelayMs?: number;
   /** After a crash, when peers see linkDown; null = never. @default null */
   crashLinkDownAfterMs?: number | null;
+  /** Model signaling endpoints (see `MemoryNetworkOptions.signaling`). @default false */
+  signaling?: boolean;
   /** Granularity at which promise continuations are let run. @default 1 */
   tickMs?: number;
   /** Log level for node loggers. @default "silent" */
@@ -109,6 +111,7 @@ export class Simulation<N extends SimNode> {
       encode: opts.encode ?? false,
       connectDelayMs: opts.connectDelayMs ?? 5,
       crashLinkDownAfterMs: opts.crashLinkDownAfterMs ?? null,
+      signaling: opts.signaling ?? false,
     });
     this.#factory = factory;
     this.#tickMs = opts.tickMs ?? 1;

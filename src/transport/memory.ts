@@ -45,6 +45,11 @@ export interface LinkConditions {
   packetLoss: number;
   /** Direction blocked (a partition or an asymmetric failure). @default false */
   blocked: boolean;
+  /**
+   * Time to establish a link over this pair (the longer of both directions counts), instead
+   * of the network's `connectDelayMs` (a WebRTC set-up slowed by a loaded machine, say).
+   */
+  connectMs?: number;
 }
 
 export interface MemoryNetworkOptions {
@@ -58,6 +63,14 @@ export interface MemoryNetworkOptions {
   connectDelayMs?: number;
   /** After a crash, when (if ever) peers see linkDown; null = never (as with kill -9 and no SCTP abort). @default null */
   crashLinkDownAfterMs?: number | null;
+  /**
+   * Model signaling endpoints (see {@link MemoryNetwork.register}): a link opened without a
+   * relay needs a live endpoint where both ends are registered, and a link whose signaling
+   * path dies before it opens hangs until its connect timeout (or `disconnect`), as a
+   * WebRTC offer sent into a dead relay or server does. Off: any pair can always be
+   * signalled directly. @default false
+   */
+  signaling?: boolean;
 }
 
 /** User data per SCTP packet (werift's USERDATA_MAX_LENGTH). */
@@ -93,7 +106,10 @@ export class MemoryNetwork {
   readonly encode: boolean;
   readonly connectDelayMs: number;
   readonly crashLinkDownAfterMs: number | null;
+  readonly signaling: boolean;
   #nodes = new Map<NodeId, MemoryTransport>();
+  /** Signaling endpoints (named by the node serving them) and the nodes registered there. */
+  #endpoints = new Map<NodeId, Set<NodeId>>();
   #conditions = new Map<string, Partial<LinkConditions>>();
   #groups: Map<NodeId, number> | null = null;
   /** Messages delivered and lost, for simulation reports. */
@@ -109,6 +125,55 @@ export class MemoryNetwork {
     this.encode = opts.encode ?? true;
     this.connectDelayMs = opts.connectDelayMs ?? 5;
     this.crashLinkDownAfterMs = opts.crashLinkDownAfterMs ?? null;
+    this.signaling = opts.signaling ?? false;
+  }
+
+  /**
+   * Registers `id` at the signaling endpoint served by node `endpoint` (as a member opens a
+   * WebSocket to a signaling URL; a node is registered at its own endpoint from the start).
+   * @returns false when the endpoint's node is down or unreachable from `id`
+   */
+  register(id: NodeId, endpoint: NodeId): boolean {
+    if (!this.reachable(id, endpoint) || !this.reachable(endpoint, id)) return false;
+    const room = this.#endpoints.get(endpoint) ?? new Set<NodeId>();
+    this.#endpoints.set(endpoint, room);
+    room.add(id);
+    return true;
+  }
+
+  /** Closes `id`'s connection to the endpoint of `endpoint`. */
+  unregister(id: NodeId, endpoint: NodeId): void {
+    this.#endpoints.get(endpoint)?.delete(id);
+  }
+
+  /** Whether `id` holds a live connection to the endpoint of `endpoint` (its node is up and reachable). */
+  registeredAt(id: NodeId, endpoint: NodeId): boolean {
+    return !!this.#endpoints.get(endpoint)?.has(id) && this.reachable(id, endpoint);
+  }
+
+  /** Nodes registered at the live endpoint of `endpoint` (empty once its node is down). */
+  peersAt(endpoint: NodeId): NodeId[] {
+    const t = this.#nodes.get(endpoint);
+    return t?.alive ? [...(this.#endpoints.get(endpoint) ?? [])].filter((id) => this.registeredAt(id, endpoint)) : [];
+  }
+
+  /** Whether some live endpoint has both `a` and `b` registered (a server can pass their offer and answer). */
+  signalable(a: NodeId, b: NodeId): boolean {
+    if (!this.signaling) return true;
+    for (const endpoint of this.#endpoints.keys()) {
+      if (this.registeredAt(a, endpoint) && this.registeredAt(b, endpoint) && this.#nodes.get(endpoint)?.alive) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Time to establish a link between `a` and `b`. */
+  connectMs(a: NodeId, b: NodeId): number {
+    return Math.max(
+      this.#conditions.get(`${a}\u0000${b}`)?.connectMs ?? this.connectDelayMs,
+      this.#conditions.get(`${b}\u0000${a}`)?.connectMs ?? this.connectDelayMs,
+    );
   }
 
   /** Creates (or revives, after a crash) the transport of node `id`, whose certificate has `fingerprint`. */
@@ -117,6 +182,7 @@ export class MemoryNetwork {
     if (old && !old.crashed && !old.closed) throw new Error(`Cannot attach ${id}: already attached`);
     const t = new MemoryTransport(this, id, fingerprint);
     this.#nodes.set(id, t);
+    if (this.signaling) this.register(id, id);
     return t;
   }
 
@@ -143,6 +209,9 @@ export class MemoryNetwork {
     const t = this.#nodes.get(id);
     if (!t) return;
     t.crashNow();
+    // Its endpoint dies with it, and so do its connections to other endpoints.
+    this.#endpoints.delete(id);
+    for (const room of this.#endpoints.values()) room.delete(id);
     for (const peer of t.linkedPeers()) {
       const p = t.endpointOf(peer);
       if (!p) continue;
@@ -191,6 +260,8 @@ export class MemoryTransport implements Transport {
   /** The transport at the other end of each link (an impostor's, for a link it took over). */
   #endpoints = new Map<NodeId, MemoryTransport>();
   #binding: IdBinding | undefined;
+  /** Links being opened by this node, per peer. */
+  #connecting = new Map<NodeId, Set<{ reject(err: Error): void }>>();
   #routes = new Map<NodeId, NodeId>();
   #lastDelivery = new Map<NodeId, number>();
   #stats = emptyStats();
@@ -257,31 +328,59 @@ export class MemoryTransport implements Transport {
       if (!this.alive) return reject(new Error(`Cannot connect to ${peer}: transport closed`));
       if (peer === this.self) return reject(new RangeError("Cannot connect to self"));
       if (this.#links.has(peer)) return resolve();
-      // Signaling must reach the peer: directly (the bootstrap server) or through `via`.
+      // Signaling must reach the peer: through a server where both are registered (always,
+      // without the signaling model), or relayed by `via`.
       const signalingOk = () => {
         if (options.via) {
           return this.#links.has(options.via) && net.reachable(this.self, options.via) &&
             net.reachable(options.via, peer) &&
             !!net.node(options.via)?.isLinked(peer);
         }
-        return true;
+        return net.signalable(this.self, peer);
       };
       const ok = () => signalingOk() && net.reachable(this.self, peer) && net.reachable(peer, this.self);
-      if (!ok()) {
+      if (net.signaling && !options.via && !net.signalable(this.self, peer)) {
+        // No server to hand the offer to: the send fails at once.
+        return reject(new Error(`Cannot connect to ${peer}: no signaling path`));
+      }
+      if (!ok() && !net.signaling) {
         net.clock.setTimer(
           Math.min(timeoutMs, 2_000),
           () => reject(new Error(`Cannot connect to ${peer}: unreachable`)),
         );
         return;
       }
-      net.clock.setTimer(net.connectDelayMs, () => {
+      // With the signaling model, an attempt whose path is (or goes) dead hangs until its
+      // timeout, unless it is given up (`disconnect`).
+      const attempt = { reject, done: false };
+      const attempts = this.#connecting.get(peer) ?? new Set();
+      this.#connecting.set(peer, attempts);
+      const finish = (err?: Error) => {
+        if (attempt.done) return;
+        attempt.done = true;
+        attempts.delete(attempt);
+        if (attempts.size === 0 && this.#connecting.get(peer) === attempts) this.#connecting.delete(peer);
+        if (err) reject(err);
+      };
+      attempt.reject = (err: Error) => finish(err);
+      attempts.add(attempt);
+      const failLate = () =>
+        net.clock.setTimer(
+          timeoutMs,
+          () => finish(new Error(`Cannot connect to ${peer}: no link after ${timeoutMs} ms`)),
+        );
+      if (!ok()) return void failLate();
+      net.clock.setTimer(net.connectMs(this.self, peer), () => {
+        if (attempt.done) return;
         const other = net.node(peer);
         if (!this.alive || !other || !other.alive || !ok()) {
-          return reject(new Error(`Cannot connect to ${peer}: unreachable`));
+          if (net.signaling && this.alive) return void failLate();
+          return void finish(new Error(`Cannot connect to ${peer}: unreachable`));
         }
         // The offer and the answer are checked against each side's id binding.
         const refused = other.#refusal(this) ?? this.#refusal(other);
-        if (refused) return reject(new Error(`Cannot connect to ${peer}: ${refused}`));
+        if (refused) return void finish(new Error(`Cannot connect to ${peer}: ${refused}`));
+        finish();
         this.linkUpLocal(peer, other);
         other.linkUpLocal(this.self, this);
         resolve();
@@ -308,6 +407,9 @@ export class MemoryTransport implements Transport {
   }
 
   disconnect(peer: NodeId): void {
+    for (const a of [...(this.#connecting.get(peer) ?? [])]) {
+      a.reject(new Error(`Cannot connect to ${peer}: closed locally`));
+    }
     if (!this.#links.has(peer)) return;
     const other = this.#endpoints.get(peer);
     this.dropLink(peer, "closed locally");

@@ -55,6 +55,15 @@ export function emptyStats(): TransportStats {
   };
 }
 
+/** An ICE candidate type (RFC 8445 §5.1.1); "unknown" when the WebRTC library does not tell. */
+export type CandidateType = "host" | "srflx" | "prflx" | "relay" | "unknown";
+
+/** The candidate types of a link's selected ICE candidate pair: this end's and the peer's. */
+export interface SelectedPair {
+  local: CandidateType;
+  remote: CandidateType;
+}
+
 export interface ConnectOptions {
   /** A member this node already has a link to, which relays the signaling (offer/answer). */
   via?: NodeId;
@@ -99,6 +108,8 @@ export interface Transport {
    * rebound its ports). Transports whose links cannot go stale leave it out.
    */
   relink?(peer: NodeId): void;
+  /** The selected ICE candidate pair of the open link to `peer` (transports without ICE leave it out). */
+  selectedPair?(peer: NodeId): SelectedPair | undefined;
   /** Whether a direct link to `peer` is open. */
   isLinked(peer: NodeId): boolean;
   /** Peers with an open direct link. */

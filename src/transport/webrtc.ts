@@ -62,6 +62,7 @@ import {
   type ConnectOptions,
   type IdBinding,
   type NodeId,
+  type SelectedPair,
   type Transport,
   type TransportHandlers,
   type TransportStats,
@@ -170,6 +171,11 @@ export class WebRtcTransport implements Transport {
 
   links(): NodeId[] {
     return [...this.#links.values()].filter((l) => l.state === "open").map((l) => l.peer);
+  }
+
+  selectedPair(peer: NodeId): SelectedPair | undefined {
+    const l = this.#links.get(peer);
+    return l?.state === "open" ? l.rtc.selectedPair() : undefined;
   }
 
   setRoute(to: NodeId, via: NodeId | null): void {

@@ -16,6 +16,7 @@ import {
   SignatureAlgorithm,
 } from "werift";
 import type { IceServer } from "./ice_server.ts";
+import type { CandidateType, SelectedPair } from "./transport.ts";
 import { delayedSackMs, probeWaitMs, retransmitTuning, rtoMs } from "./retransmit.ts";
 
 /** Connection settings for a peer. */
@@ -329,6 +330,46 @@ export function tuneRetransmission(sctp: any): boolean {
   return true;
 }
 
+let pairsUnknown = 0;
+
+/** Peers whose selected candidate pair could not be read (werift's objects not as expected). */
+export function unknownCandidatePairs(): number {
+  return pairsUnknown;
+}
+
+/**
+ * The type of an ICE candidate from its SDP attribute (`candidate:… typ relay …`), as
+ * werift's `RTCIceTransport.getSelectedCandidatePair()` returns it.
+ * @returns the type, or undefined when the value is not such a candidate
+ */
+export function candidateTypeOf(c: unknown): Exclude<CandidateType, "unknown"> | undefined {
+  const line = (c as { candidate?: unknown } | null)?.candidate;
+  if (typeof line !== "string") return undefined;
+  const m = line.match(/ typ (host|srflx|prflx|relay)(?: |$)/);
+  return m ? m[1] as Exclude<CandidateType, "unknown"> : undefined;
+}
+
+/**
+ * The candidate types of an ICE transport's selected pair (the nominated one, else one that
+ * succeeded), through werift's `RTCIceTransport.getSelectedCandidatePair()`.
+ * @param ice werift's RTCIceTransport of the connection
+ * @returns the types; null while no pair is selected; undefined when `ice` is not as expected
+ */
+export function selectedPairOf(ice: unknown): SelectedPair | null | undefined {
+  let pair: unknown;
+  try {
+    const get = (ice as { getSelectedCandidatePair?: unknown } | null)?.getSelectedCandidatePair;
+    if (typeof get !== "function") return undefined;
+    pair = get.call(ice);
+  } catch {
+    return undefined;
+  }
+  if (pair === null) return null;
+  const p = pair as { local?: unknown; remote?: unknown } | undefined;
+  const local = candidateTypeOf(p?.local), remote = candidateTypeOf(p?.remote);
+  return local && remote ? { local, remote } : undefined;
+}
+
 /** One werift peer connection with one data channel. */
 export class WebRtcPeer {
   /** 'bufferedLow' fires when bufferedAmount drops to this. */
@@ -339,6 +380,7 @@ export class WebRtcPeer {
   readonly #gatherTimeoutMs: number;
   #closed = false;
   #opened = false;
+  #pairCounted = false;
   events: WebRtcPeerEvents = { open: noop, close: noop, message: noop, bufferedLow: noop };
 
   constructor(opts: WebRtcPeerOptions) {
@@ -417,6 +459,34 @@ export class WebRtcPeer {
    */
   send(bytes: Uint8Array): void {
     this.#dc.send(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+
+  /**
+   * The candidate types of the selected ICE candidate pair (see {@link selectedPairOf}).
+   * When werift's objects are not as expected the types are "unknown" and the peer is
+   * counted ({@link unknownCandidatePairs}).
+   * @returns undefined while no pair is selected
+   */
+  selectedPair(): SelectedPair | undefined {
+    const pair = selectedPairOf(this.#iceTransport());
+    return pair === undefined ? this.#pairUnknown() : pair ?? undefined;
+  }
+
+  /** werift's ICE transport of this connection (undefined if its getter fails). */
+  #iceTransport(): unknown {
+    try {
+      return this.#pc.iceTransports?.[0];
+    } catch {
+      return undefined;
+    }
+  }
+
+  #pairUnknown(): SelectedPair {
+    if (!this.#pairCounted) {
+      this.#pairCounted = true;
+      pairsUnknown++;
+    }
+    return { local: "unknown", remote: "unknown" };
   }
 
   /** The UDP sockets werift opened for this connection (for tests of the error guard). */

@@ -9,6 +9,7 @@
  */
 import { spawnSync, type Subprocess } from "bun";
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import type { CandidateType } from "../../src/transport/transport.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SCRIPT = `${ROOT}scripts/natlab.sh`;
@@ -192,7 +193,14 @@ export interface ClusterView {
   master: string;
   members: { id: string; name: string; runtime: string }[];
   partitions: { count: number; replicasMissing: number; migrating: number; lost: number; dataLoss: number };
-  links: { peer: string; kind: "direct" | "relayed"; via?: string }[];
+  links: {
+    peer: string;
+    kind: "direct" | "relayed";
+    via?: string;
+    candidateType?: CandidateType;
+    remoteCandidateType?: CandidateType;
+  }[];
+  unreachable: string[];
 }
 
 /** One UDP flow in a router's conntrack table. */

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { type SimMember, startMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
+import { clusterSimulation, type SimMember, startMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { withSeed } from "../../src/sim/seed.ts";
 import { formCluster as formClusterIn } from "../support/form_cluster.ts";
@@ -11,6 +11,65 @@ async function formCluster(seed: number, n: number): Promise<Simulation<SimMembe
   const sim = await formClusterIn(seed, n);
   for (const x of sim.liveNodes()) x.events.length = 0;
   return sim;
+}
+
+/**
+ * Failure detection as README states it (~2–4 s): the time by which a member has suspected
+ * a crashed peer.
+ */
+const DETECTION_MS = 4_000;
+
+/**
+ * `first` alone, then `others` (members started 3 s apart), then two members `b` and `c`
+ * that cannot link to each other (a symmetric NAT without TURN, say), joining through
+ * `first`; resolves once each routes the other through a relay.
+ */
+async function relayedPair(seed: number, others: number) {
+  const sim = clusterSimulation({ seed, encode: true });
+  const first = sim.spawn();
+  startMember(first, []);
+  for (let i = 0; i < others; i++) {
+    await sim.run(3_000);
+    startMember(sim.spawn(), [first.id]);
+  }
+  await sim.run(3_000);
+  const [b, c] = [sim.spawn(), sim.spawn()];
+  sim.blockOneWay(b.id, c.id);
+  sim.blockOneWay(c.id, b.id);
+  startMember(b, [first.id]);
+  startMember(c, [first.id]);
+  const n = others + 3;
+  const via = (x: SimMember, peer: SimMember) =>
+    x.m.links().find((l) => l.peer === peer.id && l.kind === "relayed")?.via;
+  await sim.until(
+    () => b.m.members().length === n && c.m.members().length === n && !!via(b, c) && !!via(c, b),
+    120_000,
+  );
+  await sim.run(3_000);
+  return { sim, b, c, via };
+}
+
+/**
+ * Runs `check` for four seeds from `first`, each right after the relay of a {@link relayedPair}
+ * (with `others` more members) crashed.
+ */
+function afterRelayCrash(
+  first: number,
+  others: number,
+  check: (
+    k: Awaited<ReturnType<typeof relayedPair>> & { seed: number; relay: string; killedAt: number },
+  ) => Promise<void>,
+): Promise<void> {
+  return withSeed(FILE, first, async (base) => {
+    for (let seed = base; seed < base + 4; seed++) {
+      const pair = await relayedPair(seed, others);
+      const relay = pair.via(pair.b, pair.c)!;
+      expect({ seed, relay: pair.via(pair.c, pair.b) }).toEqual({ seed, relay });
+      for (const x of pair.sim.liveNodes()) x.events.length = 0;
+      pair.sim.crash(relay);
+      await check({ ...pair, seed, relay, killedAt: pair.sim.clock.now() });
+    }
+  });
 }
 
 const removals = (sim: Simulation<SimMember>) =>
@@ -79,6 +138,47 @@ describe("links", () => {
         expect(removals(sim)).toEqual([]);
         expect(j.m.links().filter((l) => l.kind === "direct").length).toBe(5);
         expect(viewDisagreement(sim.liveNodes(), sim.liveIds())).toBeNull();
+      }),
+    60_000,
+  );
+
+  test(
+    "killing the relay of such a pair: both ends stop reporting the relayed path within detection time, then agree",
+    () =>
+      afterRelayCrash(44, 0, async ({ seed, sim, b, c, killedAt }) => {
+        // Its link stays open (no linkDown on a crash here, as in the NAT lab): only the
+        // suspicion of the relay says the route leads nowhere.
+        const noPath = (x: SimMember, peer: SimMember) => !x.m.links().some((l) => l.peer === peer.id);
+        await sim.until(() => noPath(b, c) && noPath(c, b), DETECTION_MS, 50, () => `seed ${seed}`);
+        // The pair cannot link, and nobody else reaches both: each end is left alone. Lifeguard
+        // keeps these verdicts slow (nobody can confirm them; see the lone-accuser tests).
+        const alone = (x: SimMember) => x.m.members().length === 1 && x.m.links().length === 0;
+        await sim.until(() => alone(b) && alone(c), 40_000, 100, () => `seed ${seed}`);
+        expect({ seed, b: b.m.memberState(c.id), c: c.m.memberState(b.id) }).toEqual({
+          seed,
+          b: undefined,
+          c: undefined,
+        });
+        expect(sim.clock.now() - killedAt).toBeGreaterThan(DETECTION_MS);
+      }),
+    60_000,
+  );
+
+  test(
+    "killing the relay of such a pair while another member reaches both ends re-routes it within detection time",
+    () =>
+      afterRelayCrash(45, 1, async ({ seed, sim, b, c, via, relay }) => {
+        const other = sim.liveIds().find((id) => id !== b.id && id !== c.id)!;
+        await sim.until(() => via(b, c) === other && via(c, b) === other, DETECTION_MS, 50, () => `seed ${seed}`);
+        await sim.run(20_000);
+        // The relay is removed everywhere, and nobody else anywhere.
+        const removed = sim.liveNodes().flatMap((x) =>
+          x.events.flatMap((e) => e.type === "memberRemoved" ? [`${x.id}:${e.member.id}`] : [])
+        );
+        const expected = sim.liveIds().map((id) => `${id}:${relay}`);
+        expect({ seed, removed: removed.sort() }).toEqual({ seed, removed: expected.sort() });
+        expect({ seed, views: viewDisagreement(sim.liveNodes(), sim.liveIds()) }).toEqual({ seed, views: null });
+        expect(via(b, c)).toBe(other);
       }),
     60_000,
   );

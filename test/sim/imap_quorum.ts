@@ -9,6 +9,9 @@
 import { ShoalError } from "../../src/core/errors.ts";
 import { Random } from "../../src/core/random.ts";
 import type { DataGridConfig } from "../../src/map/data_grid.ts";
+import type { MapsConfig } from "../../src/map/map_config.ts";
+import { partitionOfBytes } from "../../src/partition/partition_of.ts";
+import { encodeValue } from "../../src/wire/codec.ts";
 import type { MergePolicyName } from "../../src/map/merge_policy.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { checkKeyLinearizable, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
@@ -78,22 +81,38 @@ export function quorumSimulation(
   });
 }
 
+/**
+ * `members` IMap members of {@link quorumSimulation} (the first alone, the others joining
+ * through it) with full replicas, then two leases of virtual time.
+ */
+async function formGrid(
+  o: { seed: number; members: number; grid: Partial<DataGridConfig> },
+  problems: string[],
+): Promise<Simulation<ImapSimNode>> {
+  const sim = quorumSimulation(o.seed, problems, o.grid);
+  const first = sim.spawn();
+  void first.m.start([]);
+  for (let i = 0; i < o.members - 1; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  await sim.run(2 * (o.grid.leaseMs ?? 1000));
+  return sim;
+}
+
 export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunResult> {
   const problems: string[] = [];
   const minClusterSize = o.minClusterSize ?? 3;
   const leaseMs = o.leaseMs ?? 1000;
-  const sim = quorumSimulation(o.seed, problems, {
-    backupCount: o.fault === "split" ? 2 : 1,
-    minClusterSize,
-    leaseMs,
-    mergePolicy: o.mergePolicy,
-  });
+  const sim = await formGrid({
+    seed: o.seed,
+    members: o.members ?? 5,
+    grid: {
+      backupCount: o.fault === "split" ? 2 : 1,
+      minClusterSize,
+      leaseMs,
+      mergePolicy: o.mergePolicy,
+    },
+  }, problems);
   const rng = new Random(o.seed ^ 0x5eed);
-  const first = sim.spawn();
-  void first.m.start([]);
-  for (let i = 0; i < (o.members ?? 5) - 1; i++) void sim.spawn().m.start([first.id]);
-  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-  await sim.run(2 * leaseMs);
 
   const result: QuorumRunResult = {
     problems,
@@ -124,7 +143,6 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
       result.refusedBy[node.id] = (result.refusedBy[node.id] ?? 0) + 1;
     },
   });
-  const history = load.history;
   const nodes = sim.liveNodes();
   for (const n of nodes) load.start(n);
   await sim.run(1500);
@@ -222,19 +240,37 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
       }
     }
   }
-  if (o.verbose) console.log("stopping clients");
+  result.violations.push(
+    ...await stopAndCheck(sim, load, Array.from({ length: nKeys }, (_, k) => `k${k}`), problems, o.verbose),
+  );
+  return result;
+}
+
+/**
+ * Stops the clients, reads every key once more through a member of the (largest) cluster,
+ * stops the members and checks the history: per-key linearizability and no acknowledged
+ * write lost. `verbose` prints the shortest failing prefix of each violating key.
+ * @returns the violations found
+ */
+async function stopAndCheck(
+  sim: Simulation<ImapSimNode>,
+  load: SimLoad,
+  keys: string[],
+  problems: string[],
+  verbose = false,
+): Promise<string[]> {
+  const history = load.history;
+  if (verbose) console.log("stopping clients");
   let clientsDone = false;
   void load.stop().then(() => void (clientsDone = true));
   await sim.until(() => sim.liveNodes().every((n) => n.grid.invoker.pendingCalls === 0), 60_000, 50);
   await sim.until(() => clientsDone, 60_000, 10, () => "clients did not stop");
 
-  // Final reads through a member of the (largest) cluster.
   const live = sim.liveNodes().filter((n) => n.alive);
   await sim.until(() => fullReplicas(live), 60_000, 50, () => "no single cluster at the end");
-  await sim.run(2 * leaseMs);
+  await sim.run(2 * (live[0].grid.quorum.leaseMs));
   const reader = live[0].grid.getMap<string, string>("q");
-  for (let k = 0; k < nKeys; k++) {
-    const key = `k${k}`;
+  for (const key of keys) {
     const op = history.invoke(key, "get", sim.clock.now(), undefined, live[0].id);
     try {
       history.ok(op, sim.clock.now(), await settle(sim, reader.get(key), 1));
@@ -243,10 +279,10 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
       problems.push(`final read of ${key} failed: ${String(err)}`);
     }
   }
-  if (o.verbose) console.log("checking", history.ops.length, "ops");
-  result.violations.push(...checkNoLostWrites(history).problems, ...checkLinearizable(history).problems);
-  if (o.verbose) {
-    for (const v of result.violations) {
+  if (verbose) console.log("checking", history.ops.length, "ops");
+  const violations = [...checkNoLostWrites(history).problems, ...checkLinearizable(history).problems];
+  if (verbose) {
+    for (const v of violations) {
       const key = /key (\S+):/.exec(v)?.[1];
       const all = history.ops.filter((x) => x.key === key);
       // The shortest prefix (by invocation) that is not linearizable.
@@ -267,7 +303,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     }
   }
   for (const n of sim.liveNodes()) n.stop();
-  return result;
+  return violations;
 }
 
 /** "ok" or the error code (or message) an operation settled with, letting virtual time run. */
@@ -278,4 +314,147 @@ async function settled(sim: Simulation<ImapSimNode>, p: Promise<unknown>): Promi
   } catch (err) {
     return err instanceof ShoalError ? err.code : String(err);
   }
+}
+
+export interface CutPauseResult {
+  problems: string[];
+  violations: string[];
+  /** Virtual ms from the start of the pause until the master removed the paused member (null: it did not). */
+  removedAfterMs: number | null;
+  /** How long the pause lasted. */
+  pauseMs: number;
+  /** Samples (every 2 ms) in which two members served one partition (both primary there, lease holding, not fenced). */
+  dualServing: number;
+  opsOk: number;
+  /** The recorded history (for a closer look at a violation). */
+  history: SimLoad["history"];
+  /** Virtual time the stall began. */
+  stallAt: number;
+}
+
+/**
+ * A primary that still reaches a quorum but not the master: member X (neither the master
+ * nor next in line) cannot send to the master (one direction of one pair cut), and its
+ * event loop stalls from `pauseMs` ago. Clients on every member hammer keys whose
+ * partitions X leads. Without `pauseMs`, the stall lasts past the master's verdict and
+ * the scenario reports when the master removed X; the caller then replays the seed with
+ * the stall ending just before that verdict: X wakes, pings the others (who still list it
+ * and still hold its table, so they renew its lease), and its refutation cannot reach the
+ * master directly, so the master removes it anyway and the new table promotes X's backups
+ * while X's lease still holds.
+ */
+export async function runCutPause(o: { seed: number; pauseMs?: number; verbose?: boolean }): Promise<CutPauseResult> {
+  const problems: string[] = [];
+  const sim = await formGrid({
+    seed: o.seed,
+    members: 5,
+    grid: { backupCount: 1, minClusterSize: 3, leaseMs: 1000 },
+  }, problems);
+  const age = sim.liveNodes()[0].m.members().map((m) => sim.node(m.id)!);
+  const master = age[0], x = age[2];
+  const table = master.grid.partitions.table;
+  const keyNames: string[] = [];
+  for (let i = 0; keyNames.length < 3 && i < 10_000; i++) {
+    const p = partitionOfBytes(encodeValue(`k${i}`), table.partitionCount);
+    if (table.replicas[p][0] === x.id) keyNames.push(`k${i}`);
+  }
+  const rng = new Random(o.seed ^ 0x5eed);
+  let opsOk = 0;
+  const load = new SimLoad(sim, rng, {
+    map: "q",
+    keys: keyNames.length,
+    keyNames,
+    mix: { put: 0.4, get: 0.85 },
+    pauseMs: 10,
+    failurePauseMs: 10,
+    throughEventLoop: true,
+    refused: (err) => err instanceof ShoalError && err.code === "QUORUM",
+    onOutcome: (_n, _k, err) => void (err === undefined && opsOk++),
+  });
+  for (const n of age) load.start(n);
+  // Readers on X: its one mixed client may wait on a write that cannot commit once X's backup was promoted.
+  for (let i = 0; i < 3; i++) load.start(x, { put: 0, get: 1 });
+  await sim.run(1500);
+
+  sim.blockOneWay(x.id, master.id);
+  const pauseMs = o.pauseMs ?? 6000;
+  const stallAt = sim.clock.now();
+  let removedAfterMs: number | null = null;
+  const unsubscribe = master.m.subscribe((e) => {
+    if (e.type === "memberRemoved" && e.member.id === x.id && removedAfterMs === null) {
+      removedAfterMs = sim.clock.now() - stallAt;
+    }
+  });
+  sim.stall(x.id, pauseMs);
+  // Two members serving one partition: both lead it in their table, hold their lease and wait on no fence.
+  const serving = (n: ImapSimNode, p: number) =>
+    !sim.isStalled(n.id) && n.grid.partitions.table.replicas[p][0] === n.id && n.grid.quorum.refusal() === null &&
+    n.grid.maps.fenceOf(p) === null &&
+    n.grid.maps.debugReplicas().some((r) => r.p === p && r.primary && !r.catchingUp && !r.handingOff);
+  let dualServing = 0;
+  while (sim.clock.now() - stallAt < 10_000) {
+    await sim.run(2);
+    for (let p = 0; p < table.partitionCount; p++) {
+      if (age.filter((n) => serving(n, p)).length > 1) dualServing++;
+    }
+  }
+  unsubscribe();
+  sim.blockOneWay(x.id, master.id, false);
+  const violations = await stopAndCheck(sim, load, keyNames, problems, o.verbose);
+  return { problems, violations, removedAfterMs, pauseMs, dualServing, opsOk, history: load.history, stallAt };
+}
+
+/** What each map's operations answered on one side of a split, per map name. */
+export type AnswersByMap = Record<string, string[]>;
+
+export interface PerMapSplitResult {
+  problems: string[];
+  /** `put` and `get` on every minority member, after the lease time: "ok" or the error code. */
+  minority: AnswersByMap;
+  /** The same on every majority member. */
+  majority: AnswersByMap;
+  /** The same on every member once healed. */
+  afterHeal: AnswersByMap;
+}
+
+/**
+ * Per-map split-brain protection: 5 members with the member-wide `minClusterSize` and per-map
+ * overrides in `maps`, split 3 + 2; after the lease time every member puts and gets a key
+ * of each map in `names`, and again after the heal.
+ */
+export async function runPerMapSplit(o: {
+  seed: number;
+  minClusterSize: number;
+  maps: MapsConfig;
+  names: string[];
+}): Promise<PerMapSplitResult> {
+  const problems: string[] = [];
+  const sim = await formGrid({
+    seed: o.seed,
+    members: 5,
+    grid: { backupCount: 2, minClusterSize: o.minClusterSize, maps: o.maps },
+  }, problems);
+  const age = sim.liveNodes()[0].m.members().map((m) => sim.node(m.id)!);
+  const A = age.slice(0, 3), B = age.slice(3);
+  const answers = async (nodes: ImapSimNode[], tag: string): Promise<AnswersByMap> => {
+    const out: AnswersByMap = {};
+    for (const name of o.names) {
+      out[name] = [];
+      for (const n of nodes) {
+        const m = n.grid.getMap<string, string>(name);
+        out[name].push(await settled(sim, m.put(`${tag}-${n.id}`, "v")), await settled(sim, m.get(`${tag}-${n.id}`)));
+      }
+    }
+    return out;
+  };
+  sim.partition([A.map((n) => n.id), B.map((n) => n.id)]);
+  await sim.run(1300);
+  const minority = await answers(B, "split");
+  const majority = await answers(A, "split");
+  sim.heal();
+  await untilHealed(sim, age);
+  await sim.run(2000);
+  const afterHeal = await answers(age, "healed");
+  for (const n of sim.liveNodes()) n.stop();
+  return { problems, minority, majority, afterHeal };
 }

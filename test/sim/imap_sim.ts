@@ -134,7 +134,10 @@ export function copiesNeeded(viewers: ImapSimNode[], backupCount: number): numbe
 export interface SimLoadOptions {
   /** The map the clients use. */
   map: string;
+  /** Keys `k0` … `k<keys - 1>`, unless `keyNames` is given. */
   keys: number;
+  /** The keys to use instead of `k0` …, drawn the same way. @default none */
+  keyNames?: string[];
   /** A draw below `put` is a put, below `get` a get, else a remove. */
   mix: { put: number; get: number };
   /** Pause after each operation: a random whole number of ms below this. */
@@ -178,8 +181,8 @@ export class SimLoad {
   constructor(readonly sim: Simulation<ImapSimNode>, readonly rng: Random, readonly o: SimLoadOptions) {}
 
   /** Starts a client on `node`. */
-  start(node: ImapSimNode): void {
-    this.#clients.push(this.#client(node));
+  start(node: ImapSimNode, mix: SimLoadOptions["mix"] = this.o.mix): void {
+    this.#clients.push(this.#client(node, mix));
   }
 
   /** Stops issuing operations; resolves once every client's last operation settled (time must run). */
@@ -188,14 +191,14 @@ export class SimLoad {
     return Promise.all(this.#clients).then(() => {});
   }
 
-  async #client(node: ImapSimNode): Promise<void> {
+  async #client(node: ImapSimNode, mix: SimLoadOptions["mix"]): Promise<void> {
     const { sim, rng, o } = this;
     const sleep = (ms: number) => new Promise<void>((r) => sim.clock.setTimer(ms, r));
     const map = node.grid.getMap<string, string>(o.map);
     while (this.#writing && node.alive) {
-      const key = `k${rng.int(o.keys)}`;
+      const key = o.keyNames ? o.keyNames[rng.int(o.keyNames.length)] : `k${rng.int(o.keys)}`;
       const r = rng.next();
-      const kind = r < o.mix.put ? "put" : r < o.mix.get ? "get" : "remove";
+      const kind = r < mix.put ? "put" : r < mix.get ? "get" : "remove";
       const value = kind === "put" ? `${node.id}-${this.#seq++}` : undefined;
       // Drawn only when TTLs are asked for, so runs without them replay as before.
       const ttlMs = kind === "put" && o.ttlMs && this.rng.next() < 0.5 ? o.ttlMs : undefined;

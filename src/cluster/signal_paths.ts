@@ -1,0 +1,191 @@
+/**
+ * No member stranded when its seed dies: a member keeps a signaling path to every member it
+ * has no link to. The member list carries each member's signaling URL (every member serves
+ * `/signal`); for a member that is neither linked nor registered at any signaling server
+ * this node is connected to (its seed's server may have died with the seed), this opens a
+ * connection to the member's own endpoint and asks membership to link at once (which also
+ * gives up an attempt whose signaling path died). Such a connection closes once the member
+ * has been linked directly for {@link LINKED_CLOSE_MS}, or has gone. Members removed as dead
+ * stay targets for a minute, so a split-brain check can still reach one that was only cut
+ * off.
+ *
+ * The shell drives it (`tick` every {@link SIGNAL_PATH_TICK_MS}); what a connection is stays
+ * the shell's: a WebSocket signaling client in a node (src/node.ts), a registration at a
+ * simulated endpoint in the simulator (src/sim/sim_signaling.ts).
+ */
+import type { Logger } from "../core/log.ts";
+import type { NodeId } from "../transport/transport.ts";
+import type { MemberInfo } from "./view.ts";
+
+/** How often the shell calls {@link SignalPaths.tick}. */
+export const SIGNAL_PATH_TICK_MS = 250;
+/** A member removed as dead stays a signaling target this long (split-brain checks may reach it). */
+const LOST_PATH_MS = 60_000;
+/** Connections to members' own endpoints at most. */
+const MAX_MEMBER_PATHS = 16;
+/** Members removed as dead remembered at most. */
+const MAX_LOST = 64;
+/** A failed connection to a URL is tried again after this long. */
+const RETRY_FAILED_MS = 2_000;
+/** A member still unlinked this long while reached through another server gets a path to its own endpoint too. */
+const STALE_PATH_MS = 1_500;
+/** A connection to a member linked directly (or gone) this long closes. */
+const LINKED_CLOSE_MS = 5_000;
+
+/** An open connection to a signaling endpoint. */
+export interface EndpointConnection {
+  /** Open and welcomed (a server that died leaves it closed, or its peer list stale). */
+  readonly connected: boolean;
+  /** The members registered at that endpoint. */
+  peers(): NodeId[];
+  close(): void;
+}
+
+/** What {@link SignalPaths} needs from its node. */
+export interface SignalPathsHost<C extends EndpointConnection> {
+  readonly self: NodeId;
+  readonly log: Logger;
+  /** Live members (with their signaling URLs). */
+  members(): readonly MemberInfo[];
+  isLinked(id: NodeId): boolean;
+  /** The node's own connections: its join URL's server and its own endpoint. */
+  fixed(): readonly EndpointConnection[];
+  /** Opens a connection to the signaling endpoint at `url`; rejects when it cannot. */
+  open(url: string): Promise<C>;
+  /**
+   * A path to `id` opened: link now (membership's `retryLink`); `serverLost` when the server
+   * it was reached through before is gone.
+   */
+  retryLink(id: NodeId, serverLost: boolean): void;
+  now(): number;
+}
+
+interface MemberPath<C> {
+  member: NodeId;
+  conn: C | null;
+  /** Since when the member is linked directly (or gone): the connection closes later. */
+  linkedSince: number | null;
+}
+
+export class SignalPaths<C extends EndpointConnection> {
+  /** Connections to other members' own endpoints, by URL. */
+  readonly #paths = new Map<string, MemberPath<C>>();
+  /** Members removed as dead lately, and their signaling URL (bounded). */
+  readonly #lost = new Map<NodeId, { url: string; at: number }>();
+  /** When opening a connection to a URL last failed. */
+  readonly #failedAt = new Map<string, number>();
+  /** The connection through which each unlinked member was last found registered (null: none). */
+  readonly #reachedVia = new Map<NodeId, EndpointConnection | null>();
+  /** Unlinked members whose server died since they were last given a path. */
+  readonly #serverLost = new Set<NodeId>();
+  /** Since when each member has been unlinked here. */
+  readonly #unlinkedSince = new Map<NodeId, number>();
+  #stopped = false;
+  /** Connections opened so far (for tests and reports). */
+  opened = 0;
+
+  constructor(readonly host: SignalPathsHost<C>) {}
+
+  /** A member left the list: one removed as dead stays a target for a while. */
+  memberRemoved(member: MemberInfo, reason: string): void {
+    if (reason !== "dead" || !member.urls?.length) return;
+    if (this.#lost.size >= MAX_LOST) this.#lost.delete(this.#lost.keys().next().value!);
+    this.#lost.set(member.id, { url: member.urls[0], at: this.host.now() });
+  }
+
+  /** The open connection to `to`'s own endpoint, if any (preferred: it dies only with `to`). */
+  endpointOf(to: NodeId): C | undefined {
+    for (const p of this.#paths.values()) {
+      if (p.member === to && p.conn?.connected && p.conn.peers().includes(to)) return p.conn;
+    }
+    return undefined;
+  }
+
+  /** An open connection to a member's endpoint where `to` is registered. */
+  connectionTo(to: NodeId): C | undefined {
+    for (const p of this.#paths.values()) if (p.conn?.connected && p.conn.peers().includes(to)) return p.conn;
+    return undefined;
+  }
+
+  /** Opens the paths that are missing and closes those no longer needed. */
+  tick(): void {
+    const h = this.host;
+    if (this.#stopped) return;
+    const now = h.now();
+    const targets = new Map<NodeId, string>();
+    for (const [id, l] of this.#lost) {
+      if (now - l.at > LOST_PATH_MS) this.#lost.delete(id);
+      else targets.set(id, l.url);
+    }
+    for (const m of h.members()) if (m.urls?.length) targets.set(m.id, m.urls[0]);
+    targets.delete(h.self);
+    for (const id of this.#reachedVia.keys()) {
+      if (!targets.has(id) || h.isLinked(id)) {
+        this.#reachedVia.delete(id);
+        this.#unlinkedSince.delete(id);
+        this.#serverLost.delete(id);
+      }
+    }
+    for (const [id, url] of targets) {
+      if (h.isLinked(id)) continue;
+      const since = this.#unlinkedSince.get(id) ?? now;
+      this.#unlinkedSince.set(id, since);
+      const via = h.fixed().find((c) => c.connected && c.peers().includes(id)) ?? this.connectionTo(id) ?? null;
+      const before = this.#reachedVia.get(id);
+      this.#reachedVia.set(id, via);
+      if (before && before !== via && !before.connected) this.#serverLost.add(id);
+      // A path appeared where there was none, or the server the member was reached through
+      // died and the member is registered elsewhere (at this node's own endpoint, say): link
+      // through it now. Two open servers that both list it trade places freely: an attempt
+      // under way through one of them is left alone.
+      if (via && before !== undefined && before !== via && (before === null || !before.connected)) {
+        h.retryLink(id, this.#serverLost.delete(id));
+      }
+      // A member reached through another server but still unlinked after a while: open its
+      // own endpoint too (it dies only with the member), and signal through that.
+      if ((via && now - since < STALE_PATH_MS) || this.#paths.has(url) || this.#paths.size >= MAX_MEMBER_PATHS) {
+        continue;
+      }
+      if (now - (this.#failedAt.get(url) ?? -Infinity) < RETRY_FAILED_MS) continue;
+      this.#open(id, url);
+    }
+    for (const [url, p] of this.#paths) {
+      if (!p.conn) continue;
+      const done = !targets.has(p.member) || h.isLinked(p.member);
+      if (!done) p.linkedSince = null;
+      else if (p.linkedSince === null) p.linkedSince = now;
+      else if (now - p.linkedSince > LINKED_CLOSE_MS) {
+        p.conn.close();
+        this.#paths.delete(url);
+      }
+    }
+  }
+
+  #open(id: NodeId, url: string): void {
+    const h = this.host;
+    const entry: MemberPath<C> = { member: id, conn: null, linkedSince: null };
+    this.#paths.set(url, entry);
+    this.opened++;
+    h.log.info("signaling.member_path", { peer: id, url });
+    h.open(url).then(
+      (conn) => {
+        if (this.#stopped || this.#paths.get(url) !== entry) return conn.close();
+        entry.conn = conn;
+        if (conn.peers().includes(id)) this.#reachedVia.set(id, conn);
+        h.retryLink(id, this.#serverLost.delete(id));
+      },
+      () => {
+        if (this.#paths.get(url) === entry) this.#paths.delete(url);
+        if (this.#failedAt.size >= MAX_MEMBER_PATHS * 4) this.#failedAt.clear();
+        this.#failedAt.set(url, h.now());
+      },
+    );
+  }
+
+  /** Closes every connection; nothing opens afterwards. */
+  stop(): void {
+    this.#stopped = true;
+    for (const p of this.#paths.values()) p.conn?.close();
+    this.#paths.clear();
+  }
+}

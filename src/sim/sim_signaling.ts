@@ -1,0 +1,101 @@
+/**
+ * Signaling endpoints in the simulator, for a member of a network built with the signaling
+ * model (`MemoryNetworkOptions.signaling`): every member serves an endpoint at
+ * `mem://<id>` (its URL in the member list), is registered there and at the endpoint it
+ * joined through, and runs the same {@link SignalPaths} as a real node, whose connections
+ * are registrations at other members' endpoints. A link opened without a relay needs an
+ * endpoint where both ends are registered and whose member is alive, so a member whose
+ * seed dies must find another path, as a real one must.
+ */
+import type { Clock, Timer } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { Membership } from "../cluster/membership.ts";
+import { type EndpointConnection, SIGNAL_PATH_TICK_MS, SignalPaths } from "../cluster/signal_paths.ts";
+import type { MemoryNetwork } from "../transport/memory.ts";
+import type { NodeId } from "../transport/transport.ts";
+
+const PREFIX = "mem://";
+
+/** The signaling URL of simulated member `id`. */
+export function simSignalingUrl(id: NodeId): string {
+  return `${PREFIX}${id}`;
+}
+
+/** Time to open a connection to an endpoint (a WebSocket handshake on loopback). */
+const OPEN_MS = 3;
+
+/** One member's signaling: its own endpoint, the one it joined through, and its paths to others. */
+export class SimSignaling {
+  readonly paths: SignalPaths<EndpointConnection>;
+  readonly #fixed: EndpointConnection[];
+  #timer: Timer | null = null;
+
+  constructor(
+    readonly net: MemoryNetwork,
+    readonly self: NodeId,
+    readonly m: Membership,
+    readonly clock: Clock,
+    log: Logger,
+  ) {
+    this.#fixed = [this.#connection(self)];
+    m.setUrls([simSignalingUrl(self)]);
+    this.paths = new SignalPaths({
+      self,
+      log,
+      members: () => m.members(),
+      isLinked: (id) => net.node(self)?.isLinked(id) ?? false,
+      fixed: () => this.#fixed,
+      open: (url) => this.#open(url),
+      retryLink: (id, serverLost) => m.retryLink(id, serverLost),
+      now: () => clock.now(),
+    });
+    m.subscribe((e) => {
+      if (e.type === "memberRemoved") this.paths.memberRemoved(e.member, e.reason);
+    });
+    const tick = () => {
+      this.paths.tick();
+      this.#timer = clock.setTimer(SIGNAL_PATH_TICK_MS, tick);
+    };
+    this.#timer = clock.setTimer(SIGNAL_PATH_TICK_MS, tick);
+  }
+
+  /**
+   * Registers this member at the endpoint of `endpoint` (its join URL), as a node opens its
+   * join URL before it starts.
+   * @returns the members registered there (the seeds), or throws when the endpoint is down
+   */
+  joinThrough(endpoint: NodeId): NodeId[] {
+    if (!this.net.register(this.self, endpoint)) {
+      throw new Error(`Cannot reach the signaling endpoint of ${endpoint}`);
+    }
+    this.#fixed.unshift(this.#connection(endpoint));
+    return this.net.peersAt(endpoint).filter((id) => id !== this.self);
+  }
+
+  stop(): void {
+    this.#timer?.cancel();
+    this.paths.stop();
+  }
+
+  #connection(endpoint: NodeId): EndpointConnection {
+    const net = this.net;
+    const self = this.self;
+    return {
+      get connected() {
+        return net.registeredAt(self, endpoint) && !!net.node(endpoint)?.alive;
+      },
+      peers: () => net.peersAt(endpoint).filter((id) => id !== self),
+      close: () => net.unregister(self, endpoint),
+    };
+  }
+
+  #open(url: string): Promise<EndpointConnection> {
+    return new Promise((resolve, reject) => {
+      const endpoint = url.startsWith(PREFIX) ? url.slice(PREFIX.length) : "";
+      this.clock.setTimer(OPEN_MS, () => {
+        if (endpoint && this.net.register(this.self, endpoint)) resolve(this.#connection(endpoint));
+        else reject(new Error(`Cannot open the signaling endpoint ${url}`));
+      });
+    });
+  }
+}
