@@ -128,3 +128,32 @@ describe("mergeWinner: a woken master's stale list does not win the merge", () =
     expect(mergeWinner({ size: 5, master: "n0" }, g("n4", ["n1", "n2", "n3", "n4"]))).toBe("a");
   });
 });
+
+describe("mergeWinner under split-brain protection: the side whose master holds a quorum wins", () => {
+  const g = (master: string, members: string[], quorum?: boolean) => ({
+    size: members.length,
+    master,
+    members,
+    quorum,
+  });
+  // The master n0 cut off with n1 still lists n2, which the majority (n2, n3, n4 under n3) kept.
+  const minority = g("n0", ["n0", "n1", "n2"], false), majority = g("n3", ["n2", "n3", "n4"], true);
+  test("a stale 3 against 3: the minority would win the tie on its id by size alone", () => {
+    expect(mergeWinner({ ...minority, quorum: undefined }, { ...majority, quorum: undefined })).toBe("a");
+  });
+  test("with quorum reported, the majority wins, seen from either master", () => {
+    expect(mergeWinner(minority, majority)).toBe("b");
+    expect(mergeWinner(majority, minority)).toBe("a");
+  });
+  test("a quorum outranks a larger count", () => {
+    expect(mergeWinner(g("n0", ["n0", "n1", "n2", "n3"], false), g("n5", ["n5", "n6"], true))).toBe("b");
+  });
+  test("both or neither holding a quorum: the size rule decides", () => {
+    expect(mergeWinner(g("n0", ["n0", "n1"], false), g("n2", ["n2", "n3", "n4"], false))).toBe("b");
+    expect(mergeWinner(g("n0", ["n0", "n1", "n2"], true), g("n3", ["n3", "n4"], true))).toBe("a");
+    expect(mergeWinner(g("n2", ["n2", "n3"], false), g("n0", ["n0", "n1"], false))).toBe("b");
+  });
+  test("protection off on one side (no report): the size rule decides", () => {
+    expect(mergeWinner(g("n0", ["n0", "n1", "n2"], false), g("n3", ["n3", "n4"]))).toBe("a");
+  });
+});

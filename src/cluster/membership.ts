@@ -133,6 +133,8 @@ export class Membership implements ClusterView {
   #started = false;
   #urls: string[] = [];
   #stopped = false;
+  /** Whether this member holds a quorum now, under split-brain protection (set by the data layer). */
+  #holdsQuorum: (() => boolean) | undefined;
   #joined = false;
   #leaving = false;
   #rejoining = false;
@@ -236,6 +238,7 @@ export class Membership implements ClusterView {
       },
       checkPeerMaster: (from: NodeId, ms: string) => this.#split.checkPeerMaster(from, ms),
       collecting: () => this.#masterRole.collecting,
+      holdsQuorum: () => this.#holdsQuorum?.(),
       drop: (id: NodeId, item: GossipItem) => this.#masterRole.drop(id, item),
       admit: (e: Omit<MemberInfo, "joinedAt">, contact: NodeId | null) => this.#masterRole.admit(e, contact),
       publish: () => this.#masterRole.publish(),
@@ -451,6 +454,14 @@ export class Membership implements ClusterView {
     this.#broadcast(item);
     await this.#sleep(50);
     this.stop();
+  }
+
+  /**
+   * Tells the split-brain merge whether this member holds a quorum now (split-brain
+   * protection on): a group whose master holds one wins a merge over one whose master does not.
+   */
+  useQuorum(holds: () => boolean): void {
+    this.#holdsQuorum = holds;
   }
 
   /** Stops at once, as a crash would: no further messages are sent or handled. */

@@ -157,6 +157,8 @@ export const SplitHelloMsg = defineMessage(Kind.ClusterSplitHello, "ClusterSplit
   relay: w.id().optional(),
   /** the sender's member ids (see split_brain.ts: a stale list does not win) */
   ids: w.list(w.id(), MAX_MEMBERS).optional(),
+  /** with split-brain protection on: whether the sender (its group's master) holds a quorum now */
+  q: z.boolean().optional(),
 });
 export const MergeRequestMsg = defineMessage(Kind.ClusterMergeRequest, "ClusterMergeRequest", {
   cluster: w.str(256),
@@ -166,7 +168,9 @@ export const MergeRequestMsg = defineMessage(Kind.ClusterMergeRequest, "ClusterM
   members: w.list(MemberInfoSchema, MAX_MEMBERS),
   ts: w.uint(),
   nonce: w.str(64),
-  /** HMAC(joinKey, ["merge", cluster, master, version, epoch, ts, nonce, member ids]) */
+  /** with split-brain protection on: whether the requesting master holds a quorum now */
+  q: z.boolean().optional(),
+  /** HMAC(joinKey, ["merge", cluster, master, version, epoch, ts, nonce, member ids]), then `q` when present */
   proof: w.str(64),
 });
 export const MergeAcceptedMsg = defineMessage(Kind.ClusterMergeAccepted, "ClusterMergeAccepted", {

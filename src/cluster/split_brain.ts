@@ -3,8 +3,12 @@
  * peers it heard of, and keeps trying to reach them; a member that answers under another
  * master reveals a second cluster with the same name.
  *
- * Resolution rules: when the masters of two groups meet, the smaller group merges into the
- * larger; on a tie the group whose master id sorts first wins. Both masters evaluate the
+ * Resolution rules: with split-brain protection on (a minimum cluster size), a group whose
+ * master holds a quorum now (it sees enough data members and its lease holds, see lease.ts)
+ * wins over one whose master does not, whatever their sizes: the side that could serve
+ * during the split holds the newer data, and the other side served nothing. Otherwise (both
+ * or neither hold a quorum, or protection is off) the smaller group merges into the larger;
+ * on a tie the group whose master id sorts first wins. Both masters evaluate the
  * same pure function, so they agree whenever they see the same lists; the winner re-checks
  * on the merge request and refuses if it disagrees, so two groups never merge into each
  * other at once.
@@ -15,6 +19,15 @@
  * others declared it dead and elected a new master). Those shared members count for the
  * other group only. Without this, a woken master would count the members that left it and
  * win, and the cluster that kept serving would be merged into the stale one.
+ *
+ * Sizes alone can still pick the wrong side under protection: a master cut off with a
+ * minority may not yet have removed every member of the other side (a member of the
+ * majority that it still lists, while the majority has long removed this master), count
+ * 3 against 3 and win the tie on its id. The majority, which held a quorum and served
+ * writes (granted locks) during the split, would then merge into the minority, and the
+ * minority's primaries would serve their pre-split copies again. The quorum rule above
+ * decides that case: the minority master's lease cannot hold (the members it still lists
+ * do not answer its pings), the majority master's does.
  */
 import type { NodeId } from "../transport/transport.ts";
 import { otherKey, type ReplayGuard, type RotatingKey, sign, verifyEither } from "../wire/envelope.ts";
@@ -43,6 +56,8 @@ export interface GroupSummary {
   master: NodeId;
   /** The ids of its members, when known (older members send only the size). */
   members?: readonly NodeId[];
+  /** With split-brain protection on: whether its master holds a quorum now (absent when off or unknown). */
+  quorum?: boolean;
 }
 
 /**
@@ -58,7 +73,8 @@ export function effectiveSize(a: GroupSummary, b: GroupSummary): number {
 }
 
 /**
- * Which of two groups survives a merge.
+ * Which of two groups survives a merge: the one whose master holds a quorum when exactly one
+ * does (both must report it), else the larger by {@link effectiveSize}, else the lower master id.
  * @returns "a" if group `a` wins (b merges into a), "b" otherwise
  * @example
  * mergeWinner({ size: 3, master: "x" }, { size: 5, master: "y" }); // "b"
@@ -67,8 +83,11 @@ export function effectiveSize(a: GroupSummary, b: GroupSummary): number {
  *   { size: 5, master: "n0", members: ["n0", "n1", "n2", "n3", "n4"] },
  *   { size: 4, master: "n4", members: ["n1", "n2", "n3", "n4"] },
  * ); // "b"
+ * // Under protection the group whose master holds a quorum wins, even when it counts fewer.
+ * mergeWinner({ size: 3, master: "n0", quorum: false }, { size: 3, master: "n2", quorum: true }); // "b"
  */
 export function mergeWinner(a: GroupSummary, b: GroupSummary): "a" | "b" {
+  if (a.quorum !== undefined && b.quorum !== undefined && a.quorum !== b.quorum) return a.quorum ? "a" : "b";
   const sa = effectiveSize(a, b), sb = effectiveSize(b, a);
   if (sa !== sb) return sa > sb ? "a" : "b";
   return a.master < b.master ? "a" : "b";
@@ -83,6 +102,8 @@ export interface SplitBrainHost extends MembershipPart {
   /** Members a link is being opened to (shared with the links). */
   connecting(): Set<NodeId>;
   isMaster(): boolean;
+  /** With split-brain protection on: whether this member holds a quorum now; undefined when off. */
+  holdsQuorum(): boolean | undefined;
   /** Whether this master is still collecting views after taking over. */
   collecting(): boolean;
   epoch(): number;
@@ -188,6 +209,7 @@ export class SplitBrain {
         size: h.members().length,
         version: h.list.version,
         ids: h.members().map((x) => x.id),
+        ...quorumField(h.holdsQuorum()),
       } satisfies SplitHello,
     );
   }
@@ -202,11 +224,14 @@ export class SplitBrain {
     }
     if (h.collecting() || this.#merging) return;
     if (!h.rateOk(m.master)) return;
-    const iWin = mergeWinner(this.#summary(), { size: m.size, master: m.master, members: m.ids }) === "a";
+    const mine = this.#summary();
+    const iWin = mergeWinner(mine, { size: m.size, master: m.master, members: m.ids, quorum: m.q }) === "a";
     h.log.info("cluster.split_brain.detected", {
       other: m.master,
       otherSize: m.size,
+      otherQuorum: m.q,
       size: h.members().length,
+      quorum: mine.quorum,
       winner: iWin ? h.self : m.master,
     });
     const relay = m.relay ?? from;
@@ -226,11 +251,17 @@ export class SplitBrain {
   /** This group as the resolution rules see it. */
   #summary(): GroupSummary {
     const members = this.host.members();
-    return { size: members.length, master: this.host.self, members: members.map((x) => x.id) };
+    return {
+      size: members.length,
+      master: this.host.self,
+      members: members.map((x) => x.id),
+      quorum: this.host.holdsQuorum(),
+    };
   }
 
   #mergeFields(m: Omit<MergeRequest, "t" | "proof">): unknown[] {
-    return ["merge", m.cluster, m.master, m.version, m.epoch, m.ts, m.nonce, m.members.map((x) => x.id)];
+    const fields = ["merge", m.cluster, m.master, m.version, m.epoch, m.ts, m.nonce, m.members.map((x) => x.id)];
+    return m.q === undefined ? fields : [...fields, m.q];
   }
 
   /** This (smaller) group's master asks the other master to take its members in. */
@@ -245,6 +276,7 @@ export class SplitBrain {
       members: h.members().slice(),
       ts: Math.floor(h.clock.now()),
       nonce: h.rng.id(32),
+      ...quorumField(h.holdsQuorum()),
     };
     h.log.info("cluster.merge.started", { into: target, members: body.members.length });
     h.send(
@@ -281,10 +313,10 @@ export class SplitBrain {
     const replay = h.replay.check(m.nonce, m.ts, h.clock.now());
     if (replay) return refuse(replay);
     if (!h.isMaster() || h.collecting() || this.#merging) return refuse("not ready");
-    const theirs = { size: m.members.length, master: m.master, members: m.members.map((x) => x.id) };
+    const theirs = { size: m.members.length, master: m.master, members: m.members.map((x) => x.id), quorum: m.q };
     if (mergeWinner(this.#summary(), theirs) !== "a") {
       this.#sendHello(from);
-      return refuse("this group is the smaller one");
+      return refuse("this group is the one to merge (smaller, or without a quorum)");
     }
     if (h.list.entries.length + m.members.length > MAX_MEMBERS) return refuse("cluster would be too large");
     const sorted = m.members.slice().sort((a, b) => a.joinedAt - b.joinedAt);
@@ -356,4 +388,9 @@ export class SplitBrain {
     h.log.info("cluster.merge.joined", { into: body.master, members: body.members.length });
     h.emit({ type: "merge", from, into: body.master });
   }
+}
+
+/** The optional `q` field of a hello or a merge request: present only with split-brain protection on. */
+function quorumField(q: boolean | undefined): { q?: boolean } {
+  return q === undefined ? {} : { q };
 }

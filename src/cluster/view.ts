@@ -59,4 +59,9 @@ export interface ClusterView {
   readonly joined: boolean;
   /** Subscribes to cluster events; returns an unsubscribe function. */
   subscribe(listener: (e: ClusterEvent) => void): () => void;
+  /**
+   * With split-brain protection on, the data layer tells membership whether this member holds
+   * a quorum now, so a side whose master holds one wins a split-brain merge (split_brain.ts).
+   */
+  useQuorum?(holds: () => boolean): void;
 }

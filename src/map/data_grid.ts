@@ -87,6 +87,11 @@ export class DataGrid {
       config: { minClusterSize: minClusterSize ?? 0, leaseMs, maxMinClusterSize: mapConfigs.maxMinClusterSize },
       stamp: () => this.partitions.table,
     });
+    // The side that held a quorum during a split wins the merge (src/cluster/split_brain.ts): the
+    // quorum of the strictest size this member or any map asks for (the same on every member).
+    if (this.quorum.active) {
+      opts.view.useQuorum?.(() => this.quorum.refusal(this.quorum.maxMinClusterSize) === null);
+    }
     this.invoker = new Invoker({
       ...base,
       rng: opts.rng,

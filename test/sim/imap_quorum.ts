@@ -3,8 +3,9 @@
  * with `minClusterSize` 3, clients on every member recording a history of put / get /
  * remove on a few hot keys, and one fault: a crash, a pause of the master past failure
  * detection (its event loop stalls; the requests sent to it meanwhile are read after), or a
- * 3 + 2 network split that heals. The history must stay linearizable per key with no lost
- * acknowledged write, and the minority (or the paused member) must refuse with `QUORUM`.
+ * 3 + 2 network split that heals (the master on the majority side, or cut off with the
+ * minority). The history must stay linearizable per key with no lost acknowledged write,
+ * and the minority (or the paused member) must refuse with `QUORUM`.
  */
 import { ShoalError } from "../../src/core/errors.ts";
 import { Random } from "../../src/core/random.ts";
@@ -17,8 +18,11 @@ import type { Simulation } from "../../src/sim/simulation.ts";
 import { checkKeyLinearizable, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
 import { fullReplicas, type ImapSimNode, imapSimulation, settle, SimLoad, untilHealed } from "./imap_sim.ts";
 
-/** `pause`: the master's event loop stalls past failure detection; `pauseMember`: another member's does. */
-export type Fault = "crash" | "pause" | "pauseMember" | "split";
+/**
+ * `pause`: the master's event loop stalls past failure detection; `pauseMember`: another member's does;
+ * `split`: the two youngest members are cut off; `splitWithMaster`: the master and the youngest are.
+ */
+export type Fault = "crash" | "pause" | "pauseMember" | "split" | "splitWithMaster";
 
 export interface QuorumRunOptions {
   seed: number;
@@ -64,6 +68,10 @@ export interface QuorumRunResult {
   minorityRefusedAfterMs: number | null;
   /** Split only: minority ops after the heal that did not succeed. */
   afterHealFailures: string[];
+  /** Split only: puts and removes called on a majority member during the split and acknowledged then. */
+  splitWrites: number;
+  /** Members that emitted `merge` (their side merged into the other), in order. */
+  merged: string[];
 }
 
 /** The simulated IMap cluster of the split-brain scenarios: 31 partitions, sub-millisecond links, 5 ms ticks. */
@@ -106,7 +114,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     seed: o.seed,
     members: o.members ?? 5,
     grid: {
-      backupCount: o.fault === "split" ? 2 : 1,
+      backupCount: o.fault === "split" || o.fault === "splitWithMaster" ? 2 : 1,
       minClusterSize,
       leaseMs,
       mergePolicy: o.mergePolicy,
@@ -125,6 +133,8 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     minorityAnswers: [],
     minorityRefusedAfterMs: null,
     afterHealFailures: [],
+    splitWrites: 0,
+    merged: [],
   };
   const nKeys = o.keys ?? 6;
   const load = new SimLoad(sim, rng, {
@@ -144,7 +154,10 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     },
   });
   const nodes = sim.liveNodes();
-  for (const n of nodes) load.start(n);
+  for (const n of nodes) {
+    load.start(n);
+    n.m.subscribe((e) => void (e.type === "merge" && result.merged.push(n.id)));
+  }
   await sim.run(1500);
 
   const age = nodes[0].m.members().map((m) => sim.node(m.id)!);
@@ -194,7 +207,8 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
       }
     }
   } else {
-    const A = age.slice(0, 3), B = age.slice(3);
+    const B = o.fault === "split" ? age.slice(3) : [age[0], age[4]];
+    const A = age.filter((n) => !B.includes(n));
     result.majority = A.map((n) => n.id);
     const cutAt = sim.clock.now();
     sim.partition([A.map((n) => n.id), B.map((n) => n.id)]);
@@ -229,12 +243,20 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     }
     await sim.run(Math.max(0, cutAt + (o.splitMs ?? 8000) - sim.clock.now()));
     sim.heal();
+    const healAt = sim.clock.now();
+    result.splitWrites = load.history.ops.filter((x) =>
+      x.kind !== "get" && x.status === "ok" && x.invokeAt >= cutAt && x.endAt <= healAt &&
+      result.majority.includes(x.via!)
+    ).length;
     const all = [...A, ...B];
     await untilHealed(sim, all);
     await sim.run(2 * leaseMs);
     for (const n of B) {
       const m = n.grid.getMap<string, string>("q");
-      for (const [name, call] of [["get", () => m.get("k0")], ["size", () => m.size()]] as const) {
+      for (
+        const [name, call] of [["get", () =>
+          m.get("k0")], ["size", () => m.size()]] as const
+      ) {
         const answer = await settled(sim, call());
         if (answer !== "ok") result.afterHealFailures.push(`${n.id} ${name}: ${answer}`);
       }

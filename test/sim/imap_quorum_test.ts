@@ -1,8 +1,8 @@
 /**
  * Split-brain protection (minClusterSize 3 of 5) in the simulator: recorded histories stay
  * linearizable per key through a crash, a pause of the master (or another member) past failure detection and a
- * 3 + 2 split; the minority answers QUORUM to every data operation within the lease time
- * and serves again after the heal. Without protection, crashes only (the AP mode makes no
+ * 3 + 2 split (the master on either side); the minority answers QUORUM to every data operation within the lease
+ * time and serves again after the heal, and the minority merges into the majority, never the other way round. Without protection, crashes only (the AP mode makes no
  * promise through pauses and splits). `SEED=n` replays a run.
  */
 import { describe, expect } from "bun:test";
@@ -15,6 +15,10 @@ describe("split-brain protection (minClusterSize 3 of 5)", () => {
   const runs: Array<[Fault, number]> = [
     ["split", 11],
     ["split", 12],
+    // Before the quorum rule, seeds 13 and 14 merged the majority into the minority (14: a history the checker rejects).
+    ["splitWithMaster", 13],
+    ["splitWithMaster", 14],
+    ["splitWithMaster", 15],
     ["pause", 21],
     ["pause", 22],
     ["pauseMember", 23],
@@ -26,13 +30,27 @@ describe("split-brain protection (minClusterSize 3 of 5)", () => {
       const r = await runQuorumScenario({ seed: s, fault });
       console.log(
         `${fault} seed ${s}: ${r.opsOk} ops ok, ${r.opsFailed} failed, ${r.quorumRefusals} refused with QUORUM` +
-          (r.minorityRefusedAfterMs !== null ? `, minority refusing ${r.minorityRefusedAfterMs} ms after the cut` : ""),
+          (r.minorityRefusedAfterMs !== null
+            ? `, minority refusing ${r.minorityRefusedAfterMs} ms after the cut`
+            : "") +
+          (r.majority.length ? `, ${r.splitWrites} writes acknowledged by the majority during the split` : "") +
+          `, merged: ${r.merged.join(" ")}`,
       );
       expect(r.problems).toEqual([]);
       expect(r.violations).toEqual([]);
       if (fault === "split") {
         // The majority keeps serving: none of its members refuses a single operation.
         expect(r.majority.map((id) => r.refusedBy[id] ?? 0)).toEqual([0, 0, 0]);
+      }
+      if (fault === "split" || fault === "splitWithMaster") {
+        // The majority acknowledged writes during the split (the checks above find any of them lost)…
+        expect(r.splitWrites).toBeGreaterThan(0);
+        // …and the heal merged the minority into it: no majority member ever merged into the other side.
+        expect(r.merged.filter((id) => r.majority.includes(id))).toEqual([]);
+      }
+      if (fault === "splitWithMaster") {
+        // The minority, with the master, merged (rather than its members re-joining one by one).
+        expect(r.merged.length).toBeGreaterThan(0);
         // Within the lease time (1000 ms) plus one renewal round, every minority member refuses…
         expect(r.minorityRefusedAfterMs).toBeLessThanOrEqual(1250);
         // …every kind of data operation, at once (not after a timeout)…

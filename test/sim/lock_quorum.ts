@@ -59,6 +59,10 @@ export interface LockRunResult {
   /** Grants whose lease had ended (as the client counts it) before the answer arrived. */
   lateGrants: number;
   refusals: Record<string, number>;
+  /** Split only: the members cut off (the lock's primary and one other). */
+  minority: string[];
+  /** Members that emitted `merge` (their side merged into the other), in order. */
+  merged: string[];
 }
 
 const MAP = "m";
@@ -90,7 +94,16 @@ export async function runLockScenario(o: LockRunOptions): Promise<LockRunResult>
   let KEY = "L0";
   for (let i = 1; replicasOfKey(first, KEY)[0] === master; i++) KEY = `L${i}`;
 
-  const result: LockRunResult = { problems, holds: [], uses: [], lateGrants: 0, refusals: {} };
+  const result: LockRunResult = {
+    problems,
+    holds: [],
+    uses: [],
+    lateGrants: 0,
+    refusals: {},
+    minority: [],
+    merged: [],
+  };
+  for (const n of sim.liveNodes()) n.m.subscribe((e) => void (e.type === "merge" && result.merged.push(n.id)));
   const open = new Map<string, Hold>();
   let running = true;
   const use = (h: Hold) => {
@@ -137,7 +150,7 @@ export async function runLockScenario(o: LockRunOptions): Promise<LockRunResult>
     // The lock's primary and one other member on the minority side.
     const primary = replicasOfKey(first, KEY)[0];
     const other = o.fault === "splitWithMaster" ? master : members.find((n) => n.id !== primary && n.id !== master)!.id;
-    const minority = [primary, other];
+    const minority = result.minority = [primary, other];
     sim.partition([members.map((n) => n.id).filter((id) => !minority.includes(id)), minority]);
     await sim.run(faultMs);
     sim.heal();
