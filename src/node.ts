@@ -43,7 +43,7 @@ import { type ClientSocket, localSocket } from "./signaling/local_socket.ts";
 import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
 import { MessageRouter } from "./transport/router.ts";
 import type { NodeId, TransportStats } from "./transport/transport.ts";
-import { WebRtcTransport } from "./transport/webrtc.ts";
+import { createDtlsIdentity, type DtlsIdentity, WebRtcTransport } from "./transport/webrtc.ts";
 import { PROTOCOL_VERSION } from "./wire/codec.ts";
 import type { MergePolicySetting } from "./map/merge_policy.ts";
 
@@ -86,6 +86,7 @@ export class Node implements ShoalNode {
     readonly options: Required<Pick<NodeOptions, "cluster" | "secret">> & NodeOptions,
     id: NodeId,
     log: Logger,
+    dtls?: DtlsIdentity,
   ) {
     this.id = id;
     this.name = options.name ?? `node-${id.slice(0, 6)}`;
@@ -98,6 +99,8 @@ export class Node implements ShoalNode {
       previousSecret: options.previousSecret,
       iceServers: options.iceServers ?? [],
       iceAdditionalHostAddresses: options.iceAdditionalHostAddresses,
+      // One certificate for all links: its fingerprint is part of this member's identity.
+      dtls,
       log: log.child({ layer: "transport" }),
       signaling: {
         // Through `to`'s own endpoint when this node holds a connection to it, else the server
@@ -428,7 +431,7 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
   });
   if (backups) throw new ShoalError("INVALID_ARGUMENT", `Cannot start a node: ${backups}`);
   const log = createLogger(options.logLevel ?? Defaults.logLevel, { member: id, name: options.name });
-  const node = new Node({ ...options, cluster, secret }, id, log);
+  const node = new Node({ ...options, cluster, secret }, id, log, await createDtlsIdentity());
   try {
     await node.start();
   } catch (err) {

@@ -82,6 +82,7 @@ export class JoinPath {
     const fields: unknown[] = [b.cluster, b.id, b.name, b.runtime, b.lite, b.inc, b.ts, b.nonce];
     if (b.st) fields.push(canonicalSettings(b.st));
     if (b.urls) fields.push(b.urls.join(" "));
+    if (b.fp) fields.push(`fp:${b.fp}`);
     return fields;
   }
 
@@ -101,6 +102,7 @@ export class JoinPath {
       nonce: h.rng.id(32),
       ...(h.config.settings ? { st: { ...h.config.settings.values } } : {}),
       ...(urls.length > 0 ? { urls: [...urls] } : {}),
+      ...(h.t.fingerprint ? { fp: h.t.fingerprint } : {}),
     };
     return { t: Kind.ClusterJoinRequest, ...b, proof: sign(this.#signKey, this.#joinFields(b)) };
   }

@@ -132,6 +132,11 @@ export class MasterRole {
     const h = this.host;
     if (this.#collecting || busy) return { code: "RETRY", reason: "master is changing" };
     const st = h.list.states.get(req.id);
+    if (st?.info.fp !== undefined && st.info.fp !== req.fp) {
+      // Trust on first join: the id stays bound to the certificate it was first admitted with.
+      h.reject("id_taken", contact);
+      return { code: "REFUSED", reason: `member id ${req.id} is taken by a member with another DTLS certificate` };
+    }
     if (st && st.status <= Status.suspect && req.inc <= st.inc) {
       // A retried request: answer again with the current list.
       h.list.pendingReplies.set(req.id, contact);
@@ -148,6 +153,7 @@ export class MasterRole {
         lite: req.lite,
         incarnation: req.inc,
         ...(req.urls ? { urls: req.urls } : {}),
+        ...(req.fp ? { fp: req.fp } : {}),
       },
       contact,
     );

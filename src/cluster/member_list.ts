@@ -186,6 +186,7 @@ export class MemberList {
       lite: e.lite,
       incarnation: e.incarnation,
       ...(e.urls ? { urls: [...e.urls] } : {}),
+      ...(e.fp ? { fp: e.fp } : {}),
     };
     if (!st) {
       const now = this.hooks.now();

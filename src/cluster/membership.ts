@@ -255,6 +255,11 @@ export class Membership implements ClusterView {
     this.#states = new MemberStates(parts);
     this.#split = new SplitBrain(parts);
     this.#join = new JoinPath(parts);
+    // Links claiming a listed member's id with another certificate than it joined with are refused.
+    deps.transport.bindIds?.({
+      fingerprintOf: (id) => this.#list.member(id)?.fp,
+      refused: (claimed) => this.#reject("foreign_certificate", claimed),
+    });
     deps.router.on(ClusterKinds, (from, msg) => this.#onMessage(from, msg));
     deps.router.onLink((peer, up, reason) => this.#onLink(peer, up, reason));
   }
@@ -577,6 +582,7 @@ export class Membership implements ClusterView {
       lite: this.config.lite,
       incarnation: this.#inc,
       ...(this.#urls.length > 0 ? { urls: [...this.#urls] } : {}),
+      ...(this.#t.fingerprint ? { fp: this.#t.fingerprint } : {}),
     };
     this.#installList({ version: 1, master: this.self, epoch: 1, nextJoin: 2, members: [info] }, null);
     this.#list.fullNext = true;

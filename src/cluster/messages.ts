@@ -23,6 +23,8 @@ export const MemberInfoSchema = z.object({
   incarnation: w.uint(),
   /** The member's signaling URLs (its HTTP base URLs). */
   urls: w.list(w.str(512), MAX_URLS).optional(),
+  /** The fingerprint of the DTLS certificate the member joined with; its id is bound to it. */
+  fp: w.str(160).optional(),
 });
 
 /** A member list as the master published it. */
@@ -66,7 +68,9 @@ const joinFields = {
   urls: w.list(w.str(512), MAX_URLS).optional(),
   /** The joiner's cluster-wide settings (see src/cluster/join_settings.ts), compared by the master. */
   st: JoinSettingsSchema.optional(),
-  /** HMAC(joinKey, [cluster, id, name, runtime, lite, inc, ts, nonce, then canonical st and urls when present]) */
+  /** The fingerprint of the joiner's DTLS certificate (one for all its links); the master binds its id to it. */
+  fp: w.str(160).optional(),
+  /** HMAC(joinKey, [cluster, id, name, runtime, lite, inc, ts, nonce, then canonical st, urls and "fp:" + fp when present]) */
   proof: w.str(64),
 };
 const JoinBodySchema = z.object(joinFields);

@@ -58,6 +58,10 @@ export const RejectReasons = [
   "foreign_master_claim",
   /** A merge request whose member-list version or master epoch lies further ahead than any honest cluster's. */
   "far_future",
+  /** An offer or answer claiming a listed member's id, signed for another certificate than the one it joined with. */
+  "foreign_certificate",
+  /** A join request reusing a listed member's id with another certificate. */
+  "id_taken",
 ] as const;
 export type RejectReason = typeof RejectReasons[number];
 

@@ -331,6 +331,7 @@ export class SplitBrain {
         lite: e.lite,
         incarnation: e.incarnation + 1,
         ...(e.urls ? { urls: [...e.urls] } : {}),
+        ...(e.fp ? { fp: e.fp } : {}),
       }, null);
     }
     h.list.setVersion(Math.max(h.list.version, m.version));

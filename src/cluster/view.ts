@@ -19,6 +19,11 @@ export interface MemberInfo {
    * a link to it, and reaches nobody who could relay, signals through one of these.
    */
   urls?: string[];
+  /**
+   * The fingerprint of the DTLS certificate the member joined with ("sha-256 AB:CD:…"): its
+   * id is bound to it, links claiming the id with another certificate are refused.
+   */
+  fp?: string;
 }
 
 /**

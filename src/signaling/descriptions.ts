@@ -151,6 +151,23 @@ export function checkDescription(
   return { key, challengeIssuedMs };
 }
 
+/**
+ * Checks that a description claiming a member id carries that member's certificate: when
+ * `from` is bound to a fingerprint (the one it joined with), the signed fingerprints must
+ * include it. Call after {@link checkDescription} accepted `d` (its fingerprints are then
+ * the signed ones of its SDP, and werift holds the peer to them).
+ * @param d the description
+ * @param bound the fingerprint `d.from` is bound to, or undefined for an unbound id
+ * @returns the refusal, or null
+ */
+export function checkIdBinding(d: Pick<Description, "from" | "fp">, bound: string | undefined): Refusal | null {
+  if (bound === undefined || d.fp.includes(bound)) return null;
+  return {
+    code: "AUTH_FAILED",
+    reason: `description refused: member ${d.from} joined with another DTLS certificate`,
+  };
+}
+
 /** Whether {@link checkDescription} refused. */
 export function isRefusal(r: Refusal | Accepted): r is Refusal {
   return "code" in r;

@@ -7,7 +7,10 @@
  * retransmission schedule (transport/retransmit.ts), so the message arrives late and, the
  * link being FIFO, everything sent after it waits too. With `encode: true` every message
  * goes through the real frame codec and validation, so malformed traffic is treated exactly
- * as the WebRTC transport treats it.
+ * as the WebRTC transport treats it. Each node has a certificate fingerprint (`sim <id>` unless
+ * given; a revived node keeps it) and links check ids against the membership's binding as
+ * signed offers and answers do; {@link MemoryNetwork.attachImpostor} plays a process that
+ * claims another member's id.
  */
 import type { Clock } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
@@ -20,6 +23,7 @@ import { delayedSackMs, retransmitScheduleMs } from "./retransmit.ts";
 import {
   type ConnectOptions,
   emptyStats,
+  type IdBinding,
   type NodeId,
   type Transport,
   type TransportHandlers,
@@ -172,14 +176,23 @@ export class MemoryNetwork {
     );
   }
 
-  /** Creates (or revives, after a crash) the transport of node `id`. */
-  attach(id: NodeId): MemoryTransport {
+  /** Creates (or revives, after a crash) the transport of node `id`, whose certificate has `fingerprint`. */
+  attach(id: NodeId, fingerprint = `sim ${id}`): MemoryTransport {
     const old = this.#nodes.get(id);
     if (old && !old.crashed && !old.closed) throw new Error(`Cannot attach ${id}: already attached`);
-    const t = new MemoryTransport(this, id);
+    const t = new MemoryTransport(this, id, fingerprint);
     this.#nodes.set(id, t);
     if (this.signaling) this.register(id, id);
     return t;
+  }
+
+  /**
+   * A transport that claims id `claimed` (a live member's, say) with its own certificate
+   * `fingerprint`: it is not reachable under that id, but it can link to others, who see
+   * its links and messages as coming from `claimed`, unless their id binding refuses it.
+   */
+  attachImpostor(claimed: NodeId, fingerprint: string): MemoryTransport {
+    return new MemoryTransport(this, claimed, fingerprint);
   }
 
   node(id: NodeId): MemoryTransport | undefined {
@@ -200,7 +213,7 @@ export class MemoryNetwork {
     this.#endpoints.delete(id);
     for (const room of this.#endpoints.values()) room.delete(id);
     for (const peer of t.linkedPeers()) {
-      const p = this.#nodes.get(peer);
+      const p = t.endpointOf(peer);
       if (!p) continue;
       if (this.crashLinkDownAfterMs !== null) {
         this.clock.setTimer(this.crashLinkDownAfterMs, () => p.dropLink(id, "peer crashed"));
@@ -244,6 +257,9 @@ export class MemoryNetwork {
 export class MemoryTransport implements Transport {
   #handlers: TransportHandlers | null = null;
   #links = new Set<NodeId>();
+  /** The transport at the other end of each link (an impostor's, for a link it took over). */
+  #endpoints = new Map<NodeId, MemoryTransport>();
+  #binding: IdBinding | undefined;
   /** Links being opened by this node, per peer. */
   #connecting = new Map<NodeId, Set<{ reject(err: Error): void }>>();
   #routes = new Map<NodeId, NodeId>();
@@ -252,7 +268,25 @@ export class MemoryTransport implements Transport {
   crashed = false;
   closed = false;
 
-  constructor(readonly net: MemoryNetwork, readonly self: NodeId) {}
+  constructor(readonly net: MemoryNetwork, readonly self: NodeId, readonly fingerprint: string) {}
+
+  bindIds(binding: IdBinding): void {
+    this.#binding = binding;
+  }
+
+  /** The transport at the other end of the link to `peer`, if linked. */
+  endpointOf(peer: NodeId): MemoryTransport | undefined {
+    return this.#endpoints.get(peer);
+  }
+
+  /** Why a link from `t` (claiming `t.self`) is refused by the id binding, counted; or null. */
+  #refusal(t: MemoryTransport): string | null {
+    const bound = this.#binding?.fingerprintOf(t.self);
+    if (bound === undefined || bound === t.fingerprint) return null;
+    const reason = `member ${t.self} joined with another certificate (an id claimed by someone else)`;
+    this.#binding!.refused(t.self, reason);
+    return reason;
+  }
 
   get alive(): boolean {
     return !this.crashed && !this.closed;
@@ -343,22 +377,31 @@ export class MemoryTransport implements Transport {
           if (net.signaling && this.alive) return void failLate();
           return void finish(new Error(`Cannot connect to ${peer}: unreachable`));
         }
+        // The offer and the answer are checked against each side's id binding.
+        const refused = other.#refusal(this) ?? this.#refusal(other);
+        if (refused) return void finish(new Error(`Cannot connect to ${peer}: ${refused}`));
         finish();
-        this.linkUpLocal(peer);
-        other.linkUpLocal(this.self);
+        this.linkUpLocal(peer, other);
+        other.linkUpLocal(this.self, this);
         resolve();
       });
     });
   }
 
-  linkUpLocal(peer: NodeId): void {
-    if (this.#links.has(peer) || !this.alive) return;
+  linkUpLocal(peer: NodeId, endpoint: MemoryTransport): void {
+    if (!this.alive) return;
+    if (this.#links.has(peer)) {
+      if (this.#endpoints.get(peer) === endpoint) return;
+      this.dropLink(peer, "peer reconnected"); // someone else linked under that id
+    }
+    this.#endpoints.set(peer, endpoint);
     this.#links.add(peer);
     this.#handlers?.linkUp(peer);
   }
 
   dropLink(peer: NodeId, reason: string): void {
     if (!this.#links.delete(peer)) return;
+    this.#endpoints.delete(peer);
     this.#lastDelivery.delete(peer);
     if (this.alive) this.#handlers?.linkDown(peer, reason);
   }
@@ -368,8 +411,9 @@ export class MemoryTransport implements Transport {
       a.reject(new Error(`Cannot connect to ${peer}: closed locally`));
     }
     if (!this.#links.has(peer)) return;
+    const other = this.#endpoints.get(peer);
     this.dropLink(peer, "closed locally");
-    this.net.node(peer)?.dropLink(this.self, "closed by peer");
+    if (other?.endpointOf(this.self) === this) other.dropLink(this.self, "closed by peer");
   }
 
   send(to: NodeId, msg: Message): boolean {
@@ -414,9 +458,9 @@ export class MemoryTransport implements Transport {
     const delay = c.delayMs + (c.jitterMs > 0 ? net.rng.next() * c.jitterMs : 0) + retransmitMs;
     const at = Math.max(now + delay, this.#lastDelivery.get(to) ?? 0);
     this.#lastDelivery.set(to, at);
+    const dst = this.#endpoints.get(to);
     net.clock.setTimer(at - now, () => {
-      const dst = net.node(to);
-      if (!dst || !dst.alive || !this.alive || !dst.isLinked(this.self)) return;
+      if (!dst || !dst.alive || !this.alive || dst.endpointOf(this.self) !== this) return;
       net.delivered++;
       dst.receive(this.self, payload, size);
     });
@@ -465,6 +509,7 @@ export class MemoryTransport implements Transport {
   crashNow(): void {
     this.crashed = true;
     this.#links.clear();
+    this.#endpoints.clear();
     this.#routes.clear();
   }
 

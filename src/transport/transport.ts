@@ -71,8 +71,28 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
+/**
+ * How a transport learns which certificate each member id is bound to (the membership's
+ * member list: trust on first join), and reports a link attempt that claims a bound id
+ * with another certificate. See SECURITY.md, "Member ids are bound to certificates".
+ */
+export interface IdBinding {
+  /** The certificate fingerprint member `id` joined with, or undefined when `id` is not a listed member. */
+  fingerprintOf(id: NodeId): string | undefined;
+  /** A link attempt claiming `claimed` with another certificate was refused (count it). */
+  refused(claimed: NodeId, reason: string): void;
+}
+
 export interface Transport {
   readonly self: NodeId;
+  /**
+   * The fingerprint ("sha-256 AB:CD:…") of the one certificate this member links with; it
+   * is carried in the member's join request and member-list entry. Undefined: the
+   * transport cannot tell (ids stay unbound).
+   */
+  readonly fingerprint?: string;
+  /** Installs the id binding; offers and answers claiming a bound id with another certificate are refused. */
+  bindIds?(binding: IdBinding): void;
   /**
    * Queues a message for `to`. Delivery is in order per destination. Returns false when the
    * message was dropped (no link and no route, or a queue limit); drops are counted.

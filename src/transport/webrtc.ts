@@ -26,6 +26,7 @@ import {
 } from "../signaling/challenges.ts";
 import {
   checkDescription,
+  checkIdBinding,
   type DescriptionKeys,
   isRefusal,
   signAnswer,
@@ -59,6 +60,7 @@ import { frameOf, FrameQueue } from "./frame_queue.ts";
 import { isKind } from "./messages.ts";
 import {
   type ConnectOptions,
+  type IdBinding,
   type NodeId,
   type SelectedPair,
   type Transport,
@@ -66,10 +68,11 @@ import {
   type TransportStats,
 } from "./transport.ts";
 import { LinkFrames, safely } from "./webrtc_frames.ts";
-import { WebRtcPeer } from "./webrtc_peer.ts";
+import { type DtlsIdentity, WebRtcPeer } from "./webrtc_peer.ts";
 import type { Link, SignalingCounters, SignalPath, WebRtcTransportOptions } from "./webrtc_types.ts";
 
 export type { SignalingCounters, WebRtcTransportOptions } from "./webrtc_types.ts";
+export { createDtlsIdentity, type DtlsIdentity } from "./webrtc_peer.ts";
 
 const noopHandlers: TransportHandlers = { message() {}, linkUp() {}, linkDown() {} };
 const noop = () => {};
@@ -89,6 +92,8 @@ export class WebRtcTransport implements Transport {
   readonly #challenges = new ChallengeBook();
   readonly #offsets: ClockOffsets;
   readonly #relayHook: WebRtcTransportOptions["relayHook"];
+  readonly #dtls: DtlsIdentity | undefined;
+  #binding: IdBinding | undefined;
   #handlers: TransportHandlers = noopHandlers;
   #links = new Map<NodeId, Link>();
   #routes = new Map<NodeId, NodeId>();
@@ -120,6 +125,7 @@ export class WebRtcTransport implements Transport {
     this.#log = opts.log ?? silentLogger;
     this.#offsets = new ClockOffsets(this.#log);
     this.#relayHook = opts.relayHook;
+    this.#dtls = opts.dtls;
     this.#frames = new LinkFrames({
       self: this.self,
       log: this.#log,
@@ -135,6 +141,14 @@ export class WebRtcTransport implements Transport {
 
   setHandlers(h: TransportHandlers): void {
     this.#handlers = h;
+  }
+
+  get fingerprint(): string | undefined {
+    return this.#dtls?.fingerprint;
+  }
+
+  bindIds(binding: IdBinding): void {
+    this.#binding = binding;
   }
 
   stats(): TransportStats {
@@ -421,7 +435,11 @@ export class WebRtcTransport implements Transport {
   }
 
   #newPeer(): WebRtcPeer {
-    return new WebRtcPeer({ iceServers: this.#iceServers, iceAdditionalHostAddresses: this.#iceExtra });
+    return new WebRtcPeer({
+      iceServers: this.#iceServers,
+      iceAdditionalHostAddresses: this.#iceExtra,
+      dtls: this.#dtls,
+    });
   }
 
   #bindPeer(link: Link, rtc: WebRtcPeer): void {
@@ -596,7 +614,10 @@ export class WebRtcTransport implements Transport {
     }
     const desc = d as Description;
     const now = this.#clock.now();
-    const refusal = checkDescription(desc, this.#keys, this.#guard, now, this.#challenges);
+    const checked = checkDescription(desc, this.#keys, this.#guard, now, this.#challenges);
+    const foreign = isRefusal(checked) ? null : checkIdBinding(desc, this.#binding?.fingerprintOf(from));
+    if (foreign) this.#binding?.refused(from, foreign.reason);
+    const refusal = foreign ?? checked;
     if (isRefusal(refusal)) {
       this.#refuse(path, from, d.t === Kind.SignalOffer ? "offer" : "answer", refusal, desc.nonce);
       // A refused answer also ends our attempt: the answerer cannot be trusted.

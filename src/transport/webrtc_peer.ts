@@ -6,7 +6,15 @@
  */
 import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
-import { RTCPeerConnection } from "werift";
+import {
+  CipherContext,
+  type DtlsKeys,
+  HashAlgorithm,
+  NamedCurveAlgorithm,
+  RTCCertificate,
+  RTCPeerConnection,
+  SignatureAlgorithm,
+} from "werift";
 import type { IceServer } from "./ice_server.ts";
 import type { CandidateType, SelectedPair } from "./transport.ts";
 import { delayedSackMs, probeWaitMs, retransmitTuning, rtoMs } from "./retransmit.ts";
@@ -19,6 +27,25 @@ export interface WebRtcPeerOptions {
   iceAdditionalHostAddresses?: string[];
   /** Give up waiting for ICE gathering after this long. @default 5000 */
   gatherTimeoutMs?: number;
+  /** The member's DTLS certificate (see {@link createDtlsIdentity}). @default werift's process-wide one */
+  dtls?: DtlsIdentity;
+}
+
+/** A member's one DTLS certificate, used for all its peer connections, and its fingerprint as SDPs carry it. */
+export interface DtlsIdentity {
+  readonly keys: DtlsKeys;
+  /** "sha-256 AB:CD:…", normalised as signaling/sdp.ts reads SDP fingerprints. */
+  readonly fingerprint: string;
+}
+
+/** Generates a self-signed ECDSA P-256 certificate (as werift's own default) for a member. */
+export async function createDtlsIdentity(): Promise<DtlsIdentity> {
+  const keys = await CipherContext.createSelfSignedCertificateWithKey(
+    { signature: SignatureAlgorithm.ecdsa_3, hash: HashAlgorithm.sha256_4 },
+    NamedCurveAlgorithm.secp256r1_23,
+  );
+  const [fp] = new RTCCertificate(keys.keyPem, keys.certPem, keys.signatureHash).getFingerprints();
+  return { keys, fingerprint: `${fp.algorithm.toLowerCase()} ${fp.value.toUpperCase()}` };
 }
 
 /** Events of a peer; set the fields you need. */
@@ -363,6 +390,7 @@ export class WebRtcPeer {
       ...(opts.iceAdditionalHostAddresses?.length
         ? { iceAdditionalHostAddresses: opts.iceAdditionalHostAddresses }
         : {}),
+      ...(opts.dtls ? { dtls: { keys: opts.dtls.keys } } : {}),
     });
     this.#dc = this.#pc.createDataChannel("shoal", { negotiated: true, id: 0, ordered: true });
     this.#dc.bufferedAmountLowThreshold = WebRtcPeer.lowWaterBytes;

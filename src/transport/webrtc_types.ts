@@ -10,7 +10,7 @@ import type { SignalRelay } from "../signaling/messages.ts";
 import type { Reassembler } from "./chunks.ts";
 import type { FrameQueue } from "./frame_queue.ts";
 import type { NodeId } from "./transport.ts";
-import type { WebRtcPeer } from "./webrtc_peer.ts";
+import type { DtlsIdentity, WebRtcPeer } from "./webrtc_peer.ts";
 
 /** Options of {@link WebRtcTransport}. */
 export interface WebRtcTransportOptions {
@@ -36,6 +36,8 @@ export interface WebRtcTransportOptions {
   maxBufferedBytes?: number;
   /** Links (open or being set up) at most. @default 256 */
   maxLinks?: number;
+  /** The member's one DTLS certificate (createDtlsIdentity()); without it ids cannot be bound (werift's shared one). */
+  dtls?: DtlsIdentity;
   clock?: Clock;
   log?: Logger;
   /**

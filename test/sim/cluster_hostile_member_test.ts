@@ -256,8 +256,10 @@ describe("a member that lies in the membership protocol", () => {
       const counts = Object.fromEntries(RejectReasons.map((r) => [r, count(r)]));
       console.log(`rejections: ${JSON.stringify(counts)}`);
       // Every reason but list_foreign_master (a list from our own master naming another one,
-      // which a member cannot forge now that lists come only from the master) was hit.
-      for (const r of RejectReasons.filter((x) => x !== "list_foreign_master")) {
+      // which a member cannot forge now that lists come only from the master) was hit; the
+      // id-binding reasons are the next test's.
+      const idBinding: RejectReason[] = ["list_foreign_master", "foreign_certificate", "id_taken"];
+      for (const r of RejectReasons.filter((x) => !idBinding.includes(x))) {
         expect([r, counts[r]]).not.toEqual([r, 0]);
       }
       expect(counts.list_not_from_master).toBe(4 * 3);
@@ -316,6 +318,66 @@ describe("a member that announces its own leave to one member only", () => {
       expect(problems).toEqual([]);
     },
   );
+});
+
+describe("a process holding the secret that claims another member's id", () => {
+  seeded("its links and its join request under a listed id are refused and counted; data intact", 1, async (seed) => {
+    const { sim, problems, a, b, c, evil, honest, wire, load } = await gridWithLiar(seed);
+    const master = a.id;
+    const changes: string[] = [];
+    for (const n of honest) {
+      n.m.subscribe((e) => {
+        if (e.type === "memberRemoved") changes.push(`${n.id} removed ${e.member.id}`);
+        if (e.type === "masterChanged") changes.push(`${n.id} follows ${e.master}`);
+      });
+    }
+    for (const n of honest) load.start(n);
+    await sim.run(500);
+    // Every member knows every listed member's certificate.
+    for (const n of sim.liveNodes()) {
+      for (const m of sim.liveNodes()) expect(n.m.member(m.id)?.fp).toBe(sim.net.node(m.id)!.fingerprint);
+    }
+    const count = (r: RejectReason) => honest.reduce((s, n) => s + n.m.stats.rejected[r], 0);
+
+    // Links under b's id (to the master, and to c) and under the master's id (to b), with its own certificate.
+    const claims: Array<[claimed: ImapSimNode, to: ImapSimNode]> = [[b, a], [b, c], [a, b]];
+    for (const [claimed, to] of claims) {
+      const impostor = sim.net.attachImpostor(claimed.id, "sim evil-certificate");
+      impostor.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
+      const outcome = await settle(sim, impostor.connect(to.id).then(() => "linked", (e: Error) => e.message), 10);
+      expect(outcome).toContain("joined with another certificate");
+      expect(sim.net.node(to.id)!.endpointOf(claimed.id)).toBe(sim.net.node(claimed.id));
+    }
+    expect(count("foreign_certificate")).toBe(claims.length);
+
+    // A signed join request reusing b's id with another certificate, forwarded by the liar
+    // (it names itself as the contact, as an honest forward does).
+    const req = {
+      cluster: "sim",
+      id: b.id,
+      name: b.id,
+      runtime: "sim",
+      lite: false,
+      inc: b.m.member(b.id)!.incarnation + 1,
+      ts: Math.floor(sim.clock.now()),
+      nonce: "i".repeat(32),
+      fp: "sim evil-certificate",
+    };
+    const fields = [req.cluster, req.id, req.name, req.runtime, req.lite, req.inc, req.ts, req.nonce, `fp:${req.fp}`];
+    const proof = sign(deriveKey("sim", "sim-secret", "join"), fields);
+    wire.send(master, { t: Kind.ClusterJoinForward, contact: evil.id, req: { ...req, proof } });
+    await sim.run(500);
+    expect(count("id_taken")).toBe(1);
+    expect(a.m.member(b.id)?.fp).toBe(sim.net.node(b.id)!.fingerprint);
+
+    await finish(sim, load, a);
+    expect(problems).toEqual([]);
+    expect(changes).toEqual([]);
+    expect(fullReplicas(sim.liveNodes())).toBe(true);
+    for (const n of sim.liveNodes()) expect(n.m.master()).toBe(master);
+    expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
+    expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
+  });
 });
 
 describe("a member that floods the real membership with random well-typed messages", () => {
