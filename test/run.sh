@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: first the static checks (`deno task check`, `lint`, `fmt`: a type error
-# anywhere, tests included, fails the run), then bun:test over every *_test.ts (simulations
-# beside the in-process unit tests, then the tests with real processes alone), then Deno runs
-# of the demo and examples. Each static check and each Deno run counts as one test in
+# anywhere, tests included, fails the run), then bun:test over every *_test.ts (the
+# simulations in two halves side by side, the in-process unit tests, then the tests with real
+# processes alone), then Deno runs of the demo and examples. Each static check and each Deno run counts as one test in
 # the final "N passed, N failed" line. With arguments (test files for bun test) only bun
 # test runs; SHOAL_SKIP_STATIC=1 skips the static checks (`deno task ok` has run them).
 set -u
@@ -38,9 +38,10 @@ if [ "$#" -gt 0 ]; then
   bun test --timeout 120000 "$@" 2>&1 | tee "$log"
   count_bun "$log"
 else
-  # The seeded simulations (virtual time, one core each) run beside the in-process unit
-  # tests; everything with real processes, sockets, WebRTC, browsers or namespaces runs
-  # after them, alone, since its timing is what the machine's load would disturb.
+  # The seeded simulations (virtual time: the machine's load cannot change their outcome)
+  # run in two halves side by side, then the in-process unit tests; everything with real
+  # processes, sockets, WebRTC, browsers or namespaces runs after them, alone, since its
+  # timing is what the machine's load would disturb.
   sims=(); pure=(); real=()
   while IFS= read -r f; do
     case "$f" in
@@ -52,18 +53,25 @@ else
       else pure+=("./$f"); fi ;;
     esac
   done < <(find test -name '*_test.ts' | sort)
-  simlog=$(mktemp)
-  echo "== bun test: ${#sims[@]} simulation files (beside the next group; output below when done)"
-  bun test --timeout 120000 "${sims[@]}" >"$simlog" 2>&1 &
-  simpid=$!
+  # Two halves of the simulations, one per core, then the unit tests.
+  simsA=(); simsB=()
+  for i in "${!sims[@]}"; do if ((i % 2 == 0)); then simsA+=("${sims[$i]}"); else simsB+=("${sims[$i]}"); fi; done
+  simlogA=$(mktemp)
+  simlogB=$(mktemp)
+  echo "== bun test: ${#sims[@]} simulation files in two halves side by side (output below when done)"
+  bun test --timeout 120000 "${simsA[@]}" >"$simlogA" 2>&1 &
+  pidA=$!
+  bun test --timeout 120000 "${simsB[@]}" >"$simlogB" 2>&1 &
+  pidB=$!
+  wait "$pidA" "$pidB"
+  for f in "$simlogA" "$simlogB"; do
+    cat "$f"
+    count_bun "$f"
+  done
+  rm -f "$simlogA" "$simlogB"
   echo "== bun test: ${#pure[@]} in-process unit test files"
   bun test --timeout 120000 "${pure[@]}" 2>&1 | tee "$log"
   count_bun "$log"
-  wait "$simpid"
-  echo "== bun test: the simulation files"
-  cat "$simlog"
-  count_bun "$simlog"
-  rm -f "$simlog"
   echo "== bun test: ${#real[@]} files with real processes, sockets and networks"
   bun test --timeout 120000 "${real[@]}" 2>&1 | tee "$log"
   count_bun "$log"
