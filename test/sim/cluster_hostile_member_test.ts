@@ -17,7 +17,14 @@
  * does the same against the data grid over a test view of membership).
  */
 import { describe, expect } from "bun:test";
-import { type GossipItem, type ListBody, type MergeRequest, Status } from "../../src/cluster/messages.ts";
+import {
+  type GossipItem,
+  type ListBody,
+  type MergeCheckReply,
+  type MergeRequest,
+  type SplitHello,
+  Status,
+} from "../../src/cluster/messages.ts";
 import { type RejectReason, RejectReasons } from "../../src/cluster/part.ts";
 import type { MemberInfo } from "../../src/cluster/view.ts";
 import { tableToWire } from "../../src/partition/partition_table.ts";
@@ -257,8 +264,13 @@ describe("a member that lies in the membership protocol", () => {
       console.log(`rejections: ${JSON.stringify(counts)}`);
       // Every reason but list_foreign_master (a list from our own master naming another one,
       // which a member cannot forge now that lists come only from the master) was hit; the
-      // id-binding reasons are the next test's.
-      const idBinding: RejectReason[] = ["list_foreign_master", "foreign_certificate", "id_taken"];
+      // split-brain claim and the id-binding reasons are the next tests'.
+      const idBinding: RejectReason[] = [
+        "list_foreign_master",
+        "merge_claim_unconfirmed",
+        "foreign_certificate",
+        "id_taken",
+      ];
       for (const r of RejectReasons.filter((x) => !idBinding.includes(x))) {
         expect([r, counts[r]]).not.toEqual([r, 0]);
       }
@@ -286,6 +298,93 @@ describe("a member that lies in the membership protocol", () => {
         expect(t.epochs.every((e) => e < FAR)).toBe(true);
       }
       expect(c.m.member(c.id)!.incarnation).toBeLessThan(FAR);
+      expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
+      expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
+    },
+  );
+});
+
+describe("a member that claims, in a split-brain hello, to master a larger cluster", () => {
+  seeded(
+    "the master asks the named members, who do not back the claim: refused and counted, no merge, data intact",
+    1,
+    async (seed) => {
+      const { sim, problems, a, b, c, evil, honest, wire, load } = await gridWithLiar(seed);
+      const master = a.id;
+      const changes: string[] = [];
+      for (const n of honest) {
+        n.m.subscribe((e) => {
+          if (e.type === "memberRemoved" || e.type === "memberAdded") changes.push(`${n.id} ${e.type} ${e.member.id}`);
+          if (e.type === "masterChanged" || e.type === "merge") changes.push(`${n.id} ${e.type}`);
+        });
+      }
+      for (const n of honest) load.start(n);
+      await sim.run(500);
+      const version = a.m.memberListVersion;
+      const ghosts = Array.from({ length: 6 }, (_, i) => `ghost${i}`);
+      const hello = (claimed: string, ids: string[], q?: boolean): SplitHello => ({
+        t: Kind.ClusterSplitHello,
+        cluster: "sim",
+        master: claimed,
+        size: ids.length,
+        version: version + 10,
+        ids,
+        ...(q === undefined ? {} : { q }),
+      });
+      // Itself as the master of the honest members plus six more (they would count for it
+      // alone: the master's list holds the liar, the claimed one not the master); the same
+      // with a quorum claimed; b as the master; and one relayed by b (the liar sends it to b).
+      const claims: Array<[to: ImapSimNode, SplitHello]> = [
+        [a, hello(evil.id, [evil.id, b.id, c.id, ...ghosts])],
+        [a, hello(evil.id, [evil.id, b.id, c.id, ...ghosts], true)],
+        [a, hello(b.id, [b.id, c.id, evil.id, ...ghosts])],
+        [b, hello(evil.id, [evil.id, c.id, ...ghosts, "ghost9"])],
+      ];
+      // The liar answers the master's checks as its claims need (quoting the nonce it was
+      // sent), and forges answers in b's and c's names, relayed, with nonces it cannot know.
+      let claimed = "";
+      const send = wire.send.bind(wire);
+      wire.send = (to, msg) => {
+        if (msg.t === Kind.ClusterMergeCheckReply) {
+          send(to, { ...msg, ms: claimed });
+          for (const from of [b.id, c.id]) {
+            const m: MergeCheckReply = { t: Kind.ClusterMergeCheckReply, n: `${msg.n}x`, ms: claimed };
+            send(to, { t: Kind.Forward, from, to, ttl: 1, m });
+          }
+          return true;
+        }
+        // A merge request that reached it is answered with its own list, naming itself master.
+        if (msg.t === Kind.ClusterMergeRefused) {
+          const members = [a, b, c, evil].map((n) => ({ ...n.m.member(n.id)! }));
+          const list: ListBody = { version: version + 100, master: evil.id, epoch: 99, nextJoin: 99, members };
+          return send(to, { t: Kind.ClusterMergeAccepted, list });
+        }
+        return send(to, msg);
+      };
+      let expected = 0;
+      for (const [to, msg] of claims) {
+        claimed = msg.master;
+        wire.send(to.id, msg);
+        expected++;
+        await sim.until(
+          () => a.m.stats.rejected.merge_claim_unconfirmed === expected,
+          20_000,
+          50,
+          () => `claim ${expected} to ${to.id} not refused; ${changes}`,
+        );
+        // Between claims the master's rate limit per claimed master (one per second) lapses.
+        await sim.run(1500);
+      }
+      await finish(sim, load, a);
+
+      expect(problems).toEqual([]);
+      expect(changes).toEqual([]);
+      expect(honest.reduce((s, n) => s + n.m.stats.merges, 0)).toBe(0);
+      for (const n of sim.liveNodes()) {
+        expect(n.m.master()).toBe(master);
+        expect(n.m.members().map((x) => x.id)).toEqual([a.id, b.id, c.id, evil.id]);
+      }
+      expect(fullReplicas(sim.liveNodes())).toBe(true);
       expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
       expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
     },
