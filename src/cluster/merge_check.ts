@@ -105,8 +105,12 @@ export class ClaimCheck {
     const q = h.holdsQuorum();
     h.send(
       from,
-      { t: Kind.ClusterMergeCheckReply, n: m.n, ms: h.master() ?? "", ...(q === undefined ? {} : { q }) } satisfies
-        MergeCheckReply,
+      {
+        t: Kind.ClusterMergeCheckReply,
+        n: m.n,
+        ms: h.master() ?? "",
+        ...(q === undefined ? {} : { q }),
+      } satisfies MergeCheckReply,
     );
   }
 

@@ -444,7 +444,7 @@ describe("a process holding the secret that claims another member's id", () => {
       const impostor = sim.net.attachImpostor(claimed.id, "sim evil-certificate");
       impostor.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
       const outcome = await settle(sim, impostor.connect(to.id).then(() => "linked", (e: Error) => e.message), 10);
-      expect(outcome).toContain("joined with another certificate");
+      expect(outcome).toContain(`description refused: member ${claimed.id} joined with another DTLS certificate`);
       expect(sim.net.node(to.id)!.endpointOf(claimed.id)).toBe(sim.net.node(claimed.id));
     }
     expect(count("foreign_certificate")).toBe(claims.length);
