@@ -28,6 +28,10 @@
  * minority's primaries would serve their pre-split copies again. The quorum rule above
  * decides that case: the minority master's lease cannot hold (the members it still lists
  * do not answer its pings), the majority master's does.
+ *
+ * The loser does not take the winner's hello on its word (any member holding the secret can
+ * send one): before asking to merge it checks the claim with the members the hello names
+ * (merge_check.ts) and merges only if those that confirm still make the other group win.
  */
 import type { NodeId } from "../transport/transport.ts";
 import { otherKey, type ReplayGuard, type RotatingKey, sign, verifyEither } from "../wire/envelope.ts";
