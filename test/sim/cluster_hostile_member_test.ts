@@ -27,6 +27,7 @@ import {
 } from "../../src/cluster/messages.ts";
 import { type RejectReason, RejectReasons } from "../../src/cluster/part.ts";
 import type { MemberInfo } from "../../src/cluster/view.ts";
+import type { DataGridConfig } from "../../src/map/data_grid.ts";
 import { tableToWire } from "../../src/partition/partition_table.ts";
 import { Random } from "../../src/core/random.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
@@ -49,23 +50,28 @@ const FAR = 2 ** 45;
 const KEYS = 12;
 const seeded = seededTest(FILE);
 
-/** A 3-member data grid plus a lite member (the liar) that joined honestly; clients run on the honest ones. */
-async function gridWithLiar(seed: number) {
+/**
+ * A data grid of `data` (3) members plus a lite member (the liar) that joined honestly; clients
+ * run on the honest ones.
+ */
+async function gridWithLiar(seed: number, data = 3, grid: Partial<DataGridConfig> = {}) {
   const problems: string[] = [];
+  const liar = `n${String(data).padStart(5, "0")}`;
   const sim = imapSimulation({
     seed,
     encode: true,
-    grid: { partitionCount: P },
-    isLite: (id) => id === "n00003",
+    grid: { partitionCount: P, ...grid },
+    isLite: (id) => id === liar,
     problems,
   });
   const first = sim.spawn();
   void first.m.start([]);
   await sim.run(10);
-  for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
+  for (let i = 0; i < data; i++) void sim.spawn().m.start([first.id]);
   await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-  const [a, b, c, evil] = sim.liveNodes();
-  const honest = [a, b, c];
+  const honest = sim.liveNodes().slice(0, data);
+  const evil = sim.liveNodes()[data];
+  const [a, b, c] = honest;
   const wire = sim.net.node(evil.id) as MemoryTransport;
   const load = new SimLoad(sim, sim.rng.fork(), { map: "m", keys: KEYS, mix: { put: 0.5, get: 0.8 }, pauseMs: 20 });
   return { sim, problems, a, b, c, evil, honest, wire, load };
@@ -321,16 +327,7 @@ describe("a member that claims, in a split-brain hello, to master a larger clust
       for (const n of honest) load.start(n);
       await sim.run(500);
       const version = a.m.memberListVersion;
-      const ghosts = Array.from({ length: 6 }, (_, i) => `ghost${i}`);
-      const hello = (claimed: string, ids: string[], q?: boolean): SplitHello => ({
-        t: Kind.ClusterSplitHello,
-        cluster: "sim",
-        master: claimed,
-        size: ids.length,
-        version: version + 10,
-        ids,
-        ...(q === undefined ? {} : { q }),
-      });
+      const hello = splitHello(version);
       // Itself as the master of the honest members plus six more (they would count for it
       // alone: the master's list holds the liar, the claimed one not the master); the same
       // with a quorum claimed; b as the master; and one relayed by b (the liar sends it to b).
@@ -340,30 +337,10 @@ describe("a member that claims, in a split-brain hello, to master a larger clust
         [a, hello(b.id, [b.id, c.id, evil.id, ...ghosts])],
         [b, hello(evil.id, [evil.id, c.id, ...ghosts, "ghost9"])],
       ];
-      // The liar answers the master's checks as its claims need (quoting the nonce it was
-      // sent), and forges answers in b's and c's names, relayed, with nonces it cannot know.
-      let claimed = "";
-      const send = wire.send.bind(wire);
-      wire.send = (to, msg) => {
-        if (msg.t === Kind.ClusterMergeCheckReply) {
-          send(to, { ...msg, ms: claimed });
-          for (const from of [b.id, c.id]) {
-            const m: MergeCheckReply = { t: Kind.ClusterMergeCheckReply, n: `${msg.n}x`, ms: claimed };
-            send(to, { t: Kind.Forward, from, to, ttl: 1, m });
-          }
-          return true;
-        }
-        // A merge request that reached it is answered with its own list, naming itself master.
-        if (msg.t === Kind.ClusterMergeRefused) {
-          const members = [a, b, c, evil].map((n) => ({ ...n.m.member(n.id)! }));
-          const list: ListBody = { version: version + 100, master: evil.id, epoch: 99, nextJoin: 99, members };
-          return send(to, { t: Kind.ClusterMergeAccepted, list });
-        }
-        return send(to, msg);
-      };
+      const claimed = backClaims(wire, [b.id, c.id], [...honest, evil], version);
       let expected = 0;
       for (const [to, msg] of claims) {
-        claimed = msg.master;
+        claimed.master = msg.master;
         wire.send(to.id, msg);
         expected++;
         await sim.until(
@@ -387,6 +364,56 @@ describe("a member that claims, in a split-brain hello, to master a larger clust
       expect(fullReplicas(sim.liveNodes())).toBe(true);
       expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
       expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
+    },
+  );
+});
+
+describe("a member cut off with the master, claiming a quorum it does not hold (minClusterSize 3 of 4)", () => {
+  seeded(
+    "the master, without a quorum itself, refuses the claim no other member vouches for; after the heal it merges into the majority",
+    1,
+    async (seed) => {
+      const { sim, problems, a, b, c, honest, evil, wire } = await gridWithLiar(seed, 4, {
+        minClusterSize: 3,
+        leaseMs: 1000,
+      });
+      const d = honest[3];
+      const merged: string[] = [];
+      for (const n of [...honest, evil]) {
+        n.m.subscribe((e) => void (e.type === "merge" && merged.push(`${n.id} into ${e.into}`)));
+      }
+      const claimed = backClaims(wire, [b.id, c.id], [...honest, evil], a.m.memberListVersion);
+      sim.partition([[a.id, evil.id], [b.id, c.id, d.id]]);
+      await sim.until(
+        () => a.grid.quorum.refusal() !== null && [b, c, d].every((n) => n.m.master() === b.id && !n.m.member(a.id)),
+        30_000,
+        50,
+        () => "the sides did not part",
+      );
+      expect(a.m.isMaster()).toBe(true);
+      // Without its vouching rule the claimed quorum would beat the master's lack of one, whatever the sizes.
+      claimed.master = evil.id;
+      wire.send(a.id, splitHello(a.m.memberListVersion)(evil.id, [evil.id, ...ghosts.slice(0, 3)], true));
+      await sim.until(
+        () => a.m.stats.rejected.merge_claim_unconfirmed === 1,
+        20_000,
+        50,
+        () => `not refused: ${merged}`,
+      );
+      expect(merged).toEqual([]);
+
+      sim.heal();
+      await sim.until(
+        () => sim.liveNodes().every((n) => n.m.master() === b.id && n.m.members().length === 5),
+        60_000,
+        50,
+        () => `no single cluster after the heal: ${merged}`,
+      );
+      // The master merged into the majority: its members confirmed, and vouched for its quorum.
+      expect(merged).toContain(`${a.id} into ${b.id}`);
+      expect(merged.filter((x) => x.endsWith(`into ${evil.id}`))).toEqual([]);
+      expect(honest.reduce((s, n) => s + n.m.stats.rejected.merge_claim_unconfirmed, 0)).toBe(1);
+      expect(problems).toEqual([]);
     },
   );
 });
@@ -521,6 +548,54 @@ describe("a member that floods the real membership with random well-typed messag
     );
   }
 });
+
+const ghosts = Array.from({ length: 6 }, (_, i) => `ghost${i}`);
+
+/** Split-brain hellos claiming a group, with a list version a little above `version`. */
+function splitHello(version: number) {
+  return (claimed: string, ids: string[], q?: boolean): SplitHello => ({
+    t: Kind.ClusterSplitHello,
+    cluster: "sim",
+    master: claimed,
+    size: ids.length,
+    version: version + 10,
+    ids,
+    ...(q === undefined ? {} : { q }),
+  });
+}
+
+/**
+ * Makes the liar back its own claims: its answers to claim checks name the master it claims
+ * now (`master` of the returned object; they quote the nonce it was sent, and say it holds a
+ * quorum), each followed by answers forged in `names`' names, relayed, with nonces it cannot
+ * know; a merge request that reaches it is answered with a list naming itself master.
+ */
+function backClaims(wire: MemoryTransport, names: string[], members: ImapSimNode[], version: number) {
+  const claimed = { master: "" };
+  const send = wire.send.bind(wire);
+  wire.send = (to, msg) => {
+    if (msg.t === Kind.ClusterMergeCheckReply) {
+      send(to, { ...msg, ms: claimed.master, q: true });
+      for (const from of names) {
+        const m: MergeCheckReply = { t: Kind.ClusterMergeCheckReply, n: `${msg.n}x`, ms: claimed.master, q: true };
+        send(to, { t: Kind.Forward, from, to, ttl: 1, m });
+      }
+      return true;
+    }
+    if (msg.t === Kind.ClusterMergeRefused) {
+      const list: ListBody = {
+        version: version + 100,
+        master: wire.self,
+        epoch: 99,
+        nextJoin: 99,
+        members: members.map((n) => ({ ...n.m.member(n.id)! })),
+      };
+      return send(to, { t: Kind.ClusterMergeAccepted, list });
+    }
+    return send(to, msg);
+  };
+  return claimed;
+}
 
 /** A merge request signed with the cluster's join key: a member holding the secret can make one. */
 function mergeRequest(master: string, epoch: number, members: MemberInfo[]): MergeRequest {
