@@ -54,9 +54,9 @@ interface Run {
   confirmed: Set<NodeId>;
   /** Confirmed members other than the master that hold a quorum themselves. */
   vouch: Set<NodeId>;
-  /** Members not yet linked, to connect to (a few at a time). */
-  toConnect: NodeId[];
-  connecting: number;
+  /** Members not linked, to connect to (a few at a time), and those being connected to. */
+  toConnect: Set<NodeId>;
+  connecting: Set<NodeId>;
 }
 
 export class ClaimCheck {
@@ -87,15 +87,22 @@ export class ClaimCheck {
       settled: new Set(),
       confirmed: new Set(),
       vouch: new Set(),
-      toConnect: [],
-      connecting: 0,
+      toConnect: new Set(),
+      connecting: new Set(),
     };
     this.#run = run;
-    for (const id of targets) {
-      if (h.t.isLinked(id)) this.#ask(run, id);
-      else run.toConnect.push(id);
-    }
-    this.#pump(run);
+    // Asks again, every probe interval, the members that have not answered: a link that looks
+    // open may be dead (this master was paused, and the others closed theirs meanwhile); once
+    // it is down, the member is connected to again.
+    const round = () => {
+      if (this.#run !== run) return;
+      for (const id of targets) {
+        if (!run.settled.has(id) && !run.connecting.has(id) && !run.toConnect.has(id)) this.#reach(run, id);
+      }
+      this.#pump(run);
+      if (this.#run === run) h.after(h.config.probeIntervalMs, round);
+    };
+    round();
     h.after(h.config.connectTimeoutMs + h.config.joinTimeoutMs, () => this.#finish(run, false));
   }
 
@@ -126,12 +133,14 @@ export class ClaimCheck {
     this.#evaluate(run);
   }
 
-  #ask(run: Run, id: NodeId): void {
-    const n = this.host.rng.id(24);
-    run.asked.set(id, n);
-    if (!this.host.send(id, { t: Kind.ClusterMergeCheck, master: run.claim.master, n } satisfies MergeCheck)) {
-      this.#fail(run, id);
-    }
+  /** Asks `id` over its direct link (the same nonce every time), or queues a connection to it. */
+  #reach(run: Run, id: NodeId): void {
+    const h = this.host;
+    let n = run.asked.get(id);
+    if (n === undefined) run.asked.set(id, n = h.rng.id(24));
+    // A send refused over a link (a full queue) is tried again next round.
+    if (h.t.isLinked(id)) h.send(id, { t: Kind.ClusterMergeCheck, master: run.claim.master, n } satisfies MergeCheck);
+    else run.toConnect.add(id);
   }
 
   #fail(run: Run, id: NodeId): void {
@@ -142,18 +151,20 @@ export class ClaimCheck {
   /** Opens links to the members not yet linked, at most `maxConcurrentConnects` at a time, through the claimed master. */
   #pump(run: Run): void {
     const h = this.host;
-    while (this.#run === run && run.toConnect.length > 0 && run.connecting < h.config.maxConcurrentConnects) {
-      const id = run.toConnect.shift()!;
-      run.connecting++;
+    while (this.#run === run && run.toConnect.size > 0 && run.connecting.size < h.config.maxConcurrentConnects) {
+      const id = run.toConnect.values().next().value!;
+      run.toConnect.delete(id);
+      run.connecting.add(id);
       const via = h.t.isLinked(run.claim.master) && id !== run.claim.master ? run.claim.master : undefined;
       h.t.connect(id, { via, timeoutMs: h.config.connectTimeoutMs }).then(
         () => {
-          run.connecting--;
-          if (this.#run === run) this.#ask(run, id);
+          run.connecting.delete(id);
+          if (this.#run === run && !run.settled.has(id)) this.#reach(run, id);
           this.#pump(run);
         },
         () => {
-          run.connecting--;
+          run.connecting.delete(id);
+          // A member this master cannot link to cannot confirm: it is not asked again.
           if (this.#run === run) this.#fail(run, id);
           this.#pump(run);
         },
