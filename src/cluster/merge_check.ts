@@ -34,11 +34,15 @@ export interface Claim {
   q?: boolean;
 }
 
-/** How a check ended: whether the claim holds, and how many of the asked members confirmed it. */
+/** How a check ended: whether the claim holds, how many of the asked members confirmed it, and who did not answer. */
 export interface CheckResult {
   ok: boolean;
   confirmed: number;
   asked: number;
+  /** Asked members that neither answered nor failed to link (at most 16 named). */
+  silent: NodeId[];
+  /** Whether a confirming member other than the master vouched for the claimed quorum. */
+  vouched: boolean;
 }
 
 interface Run {
@@ -49,6 +53,10 @@ interface Run {
   targets: NodeId[];
   /** The nonce sent to each asked member. */
   asked: Map<NodeId, string>;
+  /** Rounds each member was asked over a link that looked open without answering. */
+  unanswered: Map<NodeId, number>;
+  /** Members whose silent link was closed and opened anew (once per check). */
+  relinked: Set<NodeId>;
   /** Members that answered, could not be reached, or whose answer is no longer awaited. */
   settled: Set<NodeId>;
   confirmed: Set<NodeId>;
@@ -58,6 +66,9 @@ interface Run {
   toConnect: Set<NodeId>;
   connecting: Set<NodeId>;
 }
+
+/** Rounds (probe intervals) a member may leave a question over an open-looking link unanswered before it is re-linked. */
+const RELINK_AFTER_ROUNDS = 3;
 
 export class ClaimCheck {
   #run: Run | null = null;
@@ -84,6 +95,8 @@ export class ClaimCheck {
       done,
       targets,
       asked: new Map(),
+      unanswered: new Map(),
+      relinked: new Set(),
       settled: new Set(),
       confirmed: new Set(),
       vouch: new Set(),
@@ -91,9 +104,10 @@ export class ClaimCheck {
       connecting: new Set(),
     };
     this.#run = run;
-    // Asks again, every probe interval, the members that have not answered: a link that looks
-    // open may be dead (this master was paused, and the others closed theirs meanwhile); once
-    // it is down, the member is connected to again.
+    // Asks again, every probe interval, the members that have not answered. A link that looks
+    // open may be dead (this master was paused, and the others closed theirs meanwhile, which
+    // it may not notice before its own failure detection removes them): after three silent
+    // rounds it is closed and opened anew, once.
     const round = () => {
       if (this.#run !== run) return;
       for (const id of targets) {
@@ -138,9 +152,17 @@ export class ClaimCheck {
     const h = this.host;
     let n = run.asked.get(id);
     if (n === undefined) run.asked.set(id, n = h.rng.id(24));
+    const silent = run.unanswered.get(id) ?? 0;
+    if (h.t.isLinked(id) && silent >= RELINK_AFTER_ROUNDS && !run.relinked.has(id)) {
+      run.relinked.add(id);
+      h.log.debug("cluster.split_brain.relink", { peer: id, silentRounds: silent });
+      h.t.disconnect(id);
+    }
     // A send refused over a link (a full queue) is tried again next round.
-    if (h.t.isLinked(id)) h.send(id, { t: Kind.ClusterMergeCheck, master: run.claim.master, n } satisfies MergeCheck);
-    else run.toConnect.add(id);
+    if (h.t.isLinked(id)) {
+      run.unanswered.set(id, silent + 1);
+      h.send(id, { t: Kind.ClusterMergeCheck, master: run.claim.master, n } satisfies MergeCheck);
+    } else run.toConnect.add(id);
   }
 
   #fail(run: Run, id: NodeId): void {
@@ -197,6 +219,7 @@ export class ClaimCheck {
   #finish(run: Run, ok: boolean): void {
     if (this.#run !== run) return;
     this.#run = null;
-    run.done({ ok, confirmed: run.confirmed.size, asked: run.targets.length });
+    const silent = run.targets.filter((id) => !run.settled.has(id)).slice(0, 16);
+    run.done({ ok, confirmed: run.confirmed.size, asked: run.targets.length, silent, vouched: run.vouch.size > 0 });
   }
 }
