@@ -8,6 +8,7 @@
  *   bun run bench/put_path.ts      |   deno run -A bench/put_path.ts
  *   bun run bench/put_path.ts --ops 30000 --runs 3 --in-flight 64
  *   bun run bench/put_path.ts --direct-acks off        # backups ack through the primary
+ *   bun run bench/put_path.ts --in-flight 1 --delay-ms 0.5 --ops 2000   # latency, each hop delayed
  *   bun --cpu-prof run bench/put_path.ts --only put    # a profile of the put phase
  *
  * For each run: puts/s and gets/s with `--in-flight` callers (default 64) over 10,000 keys,
@@ -27,6 +28,8 @@ const OPS = Number(arg("--ops", "30000"));
 const RUNS = Number(arg("--runs", "3"));
 const IN_FLIGHT = Number(arg("--in-flight", "64"));
 const only = arg("--only", "");
+/** Delay of every hop (ms), standing in for a process hop. */
+const DELAY_MS = Number(arg("--delay-ms", "0"));
 const directAcks = arg("--direct-acks", "default");
 const map = directAcks === "default" ? undefined : { directBackupAcks: directAcks === "on" };
 
@@ -39,7 +42,7 @@ const loadavg = async (): Promise<string> => {
   }
 };
 
-const { grids, threeAndClient } = memoryGrids({ map });
+const { grids, threeAndClient } = memoryGrids({ map, delayMs: DELAY_MS });
 const client = await threeAndClient();
 const imap = client.getMap<string, string>("bench");
 const value = "x".repeat(100);
@@ -90,7 +93,7 @@ const load1 = await loadavg();
 
 console.log(
   `put path (${runtimeVersion()}; in-process MemoryNetwork, real codec, 3 data + 1 lite client, backup 1, ` +
-    `100 B values, ${IN_FLIGHT} in flight, ${OPS.toLocaleString("en")} ops per run, median of ${RUNS}; ` +
+    `100 B values, ${DELAY_MS} ms per hop, ${IN_FLIGHT} in flight, ${OPS.toLocaleString("en")} ops per run, median of ${RUNS}; ` +
     `direct backup acks ${directAcks}; load ${load0} → ${load1})`,
 );
 for (const kind of ["put", "get"] as const) {
