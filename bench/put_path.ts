@@ -93,7 +93,9 @@ const load1 = await loadavg();
 
 console.log(
   `put path (${runtimeVersion()}; in-process MemoryNetwork, real codec, 3 data + 1 lite client, backup 1, ` +
-    `100 B values, ${DELAY_MS} ms per hop, ${IN_FLIGHT} in flight, ${OPS.toLocaleString("en")} ops per run, median of ${RUNS}; ` +
+    `100 B values, ${DELAY_MS} ms per hop, ${IN_FLIGHT} in flight, ${
+      OPS.toLocaleString("en")
+    } ops per run, median of ${RUNS}; ` +
     `direct backup acks ${directAcks}; load ${load0} → ${load1})`,
 );
 for (const kind of ["put", "get"] as const) {
