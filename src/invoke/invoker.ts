@@ -241,7 +241,10 @@ export class Invoker {
     if (this.#counter - this.watermark >= this.config.maxPendingCalls) {
       // Partitions keep a dedupe record of every call from the oldest pending one on.
       return Promise.reject(
-        new ShoalError("OVERLOADED", `Cannot invoke: the oldest pending call is ${this.config.maxPendingCalls} calls back`),
+        new ShoalError(
+          "OVERLOADED",
+          `Cannot invoke: the oldest pending call is ${this.config.maxPendingCalls} calls back`,
+        ),
       );
     }
     return new Promise((resolve, reject) => {

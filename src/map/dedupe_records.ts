@@ -48,7 +48,7 @@ export const DEFAULT_DEDUPE_LIMITS: DedupeLimits = {
   window: 2048,
   windowBytes: 64 * 1024,
   cap: 8192,
-  capBytes: 1024 * 1024,
+  capBytes: 256 * 1024,
   clients: 1024,
 };
 

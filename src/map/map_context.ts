@@ -58,7 +58,7 @@ export interface MapServiceConfig {
    * answered INDETERMINATE, not applied (counted: `dedupeEvicted`). @default 8192
    */
   dedupeCapPerPartition?: number;
-  /** Hard cap on the bytes of those records' results per partition copy (about). @default 1048576 (1 MiB) */
+  /** Hard cap on the bytes of those records' results per partition copy (about). @default 262144 (256 KiB) */
   dedupeCapBytesPerPartition?: number;
   /** Clients (invokers) whose watermarks a partition copy remembers (departed ones forgotten first). @default 1024 */
   dedupeClientsPerPartition?: number;
@@ -107,7 +107,7 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
     logBytesPerPartition: 32 * 1024,
     dedupeBytesPerPartition: 64 * 1024,
     dedupeCapPerPartition: 8192,
-    dedupeCapBytesPerPartition: 1024 * 1024,
+    dedupeCapBytesPerPartition: 256 * 1024,
     dedupeClientsPerPartition: 1024,
     eventBytesPerPartition: 32 * 1024,
     directBackupAcks: false,

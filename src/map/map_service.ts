@@ -222,7 +222,7 @@ export class MapService {
     // A member that left the view (its lease ended) retries no call: drop its dedupe records
     // (a late retry of one is refused by the raised watermark; dedupe_records.ts).
     this.#unsubscribeView = ctx.view.subscribe((e) => {
-      if (e.type === "memberRemoved") for (const d of ctx.data.values()) d.dedupe.departed(e.member.id);
+      if (e.type === "memberRemoved") { for (const d of ctx.data.values()) d.dedupe.departed(e.member.id); }
     });
     ctx.partitions.onMigrationStart((p, epoch, row, mid) => this.#primary.onMigrationStart(p, epoch, row, mid));
     this.#onTable(ctx.partitions.table);

@@ -9,9 +9,9 @@
 import { assert } from "../core/errors.ts";
 import {
   type DedupeCounts,
-  DEFAULT_DEDUPE_LIMITS,
   type DedupeRecord,
   DedupeRecords,
+  DEFAULT_DEDUPE_LIMITS,
   resultBytes,
 } from "./dedupe_records.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
@@ -94,7 +94,7 @@ export interface PartitionDataLimits {
   dedupeBytes?: number;
   /** Hard cap on the dedupe records of clients' calls (dedupe_records.ts). @default 8192 */
   dedupeCap?: number;
-  /** Hard cap on the bytes of their results (about). @default 1048576 */
+  /** Hard cap on the bytes of their results (about). @default 262144 */
   dedupeCapBytes?: number;
   /** Clients whose watermarks and records a copy remembers. @default 1024 */
   dedupeClients?: number;
