@@ -13,7 +13,7 @@ import { type LogEntry, PartitionData } from "../src/map/partition_data.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import type { Message } from "../src/wire/message.ts";
 import { Kind } from "../src/wire/kinds.ts";
-import { type GridHarness, type GridMember, gridStarter } from "./support/grid_harness.ts";
+import { bystanderOf, type GridHarness, type GridMember, gridStarter } from "./support/grid_harness.ts";
 
 const P = 31;
 const start = gridStarter(P);
@@ -47,8 +47,8 @@ describe("a write retried however late is applied once", () => {
   test("its retry arrives after more than 2,048 later writes to its partition: answered from its record", async () => {
     const h = await start(3);
     const key = "counter";
-    const { primary, backup } = roles(h, key);
-    const client = h.live().find((m) => m.id !== primary.id && m.id !== backup.id)!;
+    const { primary } = roles(h, key);
+    const client = bystanderOf(h, key);
     const map = client.grid.getMap<string, string>("m");
     await h.until(map.set(key, "v1"));
     // Every answer of the primary to the client is lost: the client retries its put meanwhile.
@@ -82,8 +82,8 @@ describe("a write retried however late is applied once", () => {
   test("a stale copy of an answered request is refused below its caller's watermark, not applied", async () => {
     const h = await start(3);
     const key = "k";
-    const { primary, backup } = roles(h, key);
-    const client = h.live().find((m) => m.id !== primary.id && m.id !== backup.id)!;
+    const { primary } = roles(h, key);
+    const client = bystanderOf(h, key);
     const sent = requestsTo(client, primary.id);
     const map = client.grid.getMap<string, string>("m");
     await h.until(map.put(key, "a"));
@@ -135,8 +135,8 @@ describe("a write retried however late is applied once", () => {
       config: { invoke: { attemptTimeoutMs: 500, callTimeoutMs: 20_000, maxPendingCalls: 4 } },
     });
     const key = "k";
-    const { primary, backup } = roles(h, key);
-    const client = h.live().find((m) => m.id !== primary.id && m.id !== backup.id)!;
+    const { primary } = roles(h, key);
+    const client = bystanderOf(h, key);
     const map = client.grid.getMap<string, string>("m");
     h.net.setLink(primary.id, client.id, { blocked: true });
     const stuck = map.put(key, "v");
