@@ -5,9 +5,13 @@
  * timeout with a typed error: TimeoutError when the operation surely did not run, else
  * IndeterminateResultError for writes.
  *
- * Every call has an id that stays the same across retries; the primary keeps (and
- * replicates) the result of each write under that id, so a retried write is applied once.
- * Pending calls are bounded.
+ * Every call has an id (this invoker's client id and a sequence number, invoke/call_id.ts)
+ * that stays the same across retries; the primary keeps (and replicates) the result of
+ * each write under that id, so a retried write is applied once. Every request carries the
+ * watermark `w`: the lowest sequence number still pending here (every call below it is
+ * answered), so partitions keep the records of unanswered calls however long they retry
+ * and drop the others. Pending calls are bounded, and so is the distance from the oldest
+ * pending call to the newest (`maxPendingCalls` both), which bounds the records.
  *
  * With split-brain protection on, the quorum gate is checked before every attempt (a
  * member that may not serve data refuses its own callers at once with `QUORUM`) and before
@@ -22,6 +26,7 @@ import type { Random } from "../core/random.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
+import { callId } from "./call_id.ts";
 import {
   InvokeBackupAckMsg,
   type InvokeRequest,
@@ -48,7 +53,10 @@ export interface InvokerConfig {
   minAttemptTimeoutMs?: number;
   /** Give up after this long. @default 30000 */
   callTimeoutMs?: number;
-  /** Calls in flight from this member. @default 10000 */
+  /**
+   * Calls in flight from this member, and calls started since the oldest one still in flight
+   * (the dedupe records partitions keep for this member's calls). @default 10000
+   */
   maxPendingCalls?: number;
   /** First retry delay. @default 5 */
   retryBaseMs?: number;
@@ -73,6 +81,8 @@ const RETRYABLE = new Set<string>(["WRONG_TARGET", "MIGRATING", "STALE_EPOCH", "
 
 interface Call {
   id: string;
+  /** The call's number (its id is `<client>/<seq>`). */
+  seq: number;
   p: number;
   op: number;
   body: unknown;
@@ -120,7 +130,8 @@ export class Invoker {
   #calls = new Map<string, Call>();
   /** Smoothed round trip (request → answer) per target, RFC 6298 style; live members only. */
   #rtt = new Map<NodeId, { srtt: number; rttvar: number }>();
-  #prefix: string;
+  /** This invoker's client id (call ids are `<client>/<seq>`). */
+  readonly client: string;
   #counter = 0;
   #stopped = false;
   #unsubscribe: () => void;
@@ -145,7 +156,7 @@ export class Invoker {
       ...opts.config,
     };
     // Unique across restarts of the same member id.
-    this.#prefix = `${opts.self}/${opts.rng.id(8)}/`;
+    this.client = `${opts.self}/${opts.rng.id(8)}`;
     opts.router.on(InvokeRequestMsg, (from, msg) => this.#serve(from, msg));
     opts.router.on(InvokeResponseMsg, (from, msg) => this.#onResponse(from, msg));
     opts.router.on(InvokeBackupAckMsg, (from, msg) => this.onBackupAcks(from, msg.pr, msg.cs));
@@ -177,6 +188,15 @@ export class Invoker {
 
   get pendingCalls(): number {
     return this.#calls.size;
+  }
+
+  /**
+   * Every call numbered below this is answered (will never be sent again): the lowest
+   * pending call's number (calls enter `#calls` in number order), else the next number.
+   */
+  get watermark(): number {
+    for (const c of this.#calls.values()) return c.seq;
+    return this.#counter;
   }
 
   /**
@@ -218,9 +238,20 @@ export class Invoker {
     if (this.#calls.size >= this.config.maxPendingCalls) {
       return Promise.reject(new ShoalError("OVERLOADED", `Cannot invoke: ${this.#calls.size} calls already pending`));
     }
+    if (this.#counter - this.watermark >= this.config.maxPendingCalls) {
+      // Partitions keep a dedupe record of every call from the oldest pending one on.
+      return Promise.reject(
+        new ShoalError(
+          "OVERLOADED",
+          `Cannot invoke: the oldest pending call is ${this.config.maxPendingCalls} calls back`,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
+      const seq = this.#counter++;
       const call: Call = {
-        id: this.#prefix + (this.#counter++).toString(36),
+        id: callId(this.client, seq),
+        seq,
         p,
         op,
         body,
@@ -295,6 +326,7 @@ export class Invoker {
       e: this.#partitions.epochOf(c.p),
       op: c.op,
       b: c.body,
+      w: this.watermark,
     };
     if (target === this.#self) {
       c.sent = true;
@@ -425,6 +457,10 @@ export class Invoker {
     }
     this.#finish(c);
     const code = status as ShoalErrorCode;
-    c.reject(new ShoalError(code, msg.msg ?? `Call to partition ${c.p} failed: ${code}`));
+    const message = msg.msg ?? `Call to partition ${c.p} failed: ${code}`;
+    if (code !== "INDETERMINATE") return c.reject(new ShoalError(code, message));
+    // The primary refused a retry of a call it may have applied before (map/dedupe_records.ts).
+    this.stats.indeterminate++;
+    c.reject(new IndeterminateResultError(message));
   }
 }
