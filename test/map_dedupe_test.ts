@@ -130,7 +130,7 @@ describe("a write retried however late is applied once", () => {
     h.stop();
   });
 
-  test("the invoker refuses a call further than maxPendingCalls from its oldest pending one (OVERLOADED)", async () => {
+  test("a call stuck on one partition holds back only that partition: calls to it past maxPendingCalls get OVERLOADED", async () => {
     const h = await start(3, {
       config: { invoke: { attemptTimeoutMs: 500, callTimeoutMs: 20_000, maxPendingCalls: 4 } },
     });
@@ -141,19 +141,23 @@ describe("a write retried however late is applied once", () => {
     h.net.setLink(primary.id, client.id, { blocked: true });
     const stuck = map.put(key, "v");
     stuck.catch(() => {});
-    // Calls to partitions the cut member holds no copy of go through, until the distance reaches the bound.
+    // Calls to partitions the cut member holds no copy of go through, however far past the
+    // stuck call's number (each partition keeps only its own calls' records).
     const t = primary.grid.partitions.table;
     const elsewhere = Array.from({ length: 200 }, (_, i) => `e${i}`).filter((k) =>
       !t.replicas[partitionOf(k, P)].includes(primary.id)
     );
     const codes: string[] = [];
-    for (const k of elsewhere.slice(0, 4)) {
+    for (const k of elsewhere.slice(0, 6)) {
       codes.push(await h.until(map.set(k, "x").then(() => "ok", (e) => (e as ShoalError).code)));
     }
-    expect(codes).toEqual(["ok", "ok", "ok", "OVERLOADED"]);
+    expect(codes).toEqual(["ok", "ok", "ok", "ok", "ok", "ok"]);
+    // A call to the stuck call's partition is 7 numbers past it: refused.
+    const same = map.set(key, "w").then(() => "ok", (e) => (e as ShoalError).code);
+    expect(await h.until(same)).toBe("OVERLOADED");
     h.net.setLink(primary.id, client.id, { blocked: false });
     expect(await h.until(stuck)).toBeUndefined();
-    expect(await h.until(map.set(elsewhere[0], "y").then(() => "ok"))).toBe("ok");
+    expect(await h.until(map.set(key, "y").then(() => "ok"))).toBe("ok");
     h.stop();
   });
 });

@@ -8,10 +8,11 @@
  * Every call has an id (this invoker's client id and a sequence number, invoke/call_id.ts)
  * that stays the same across retries; the primary keeps (and replicates) the result of
  * each write under that id, so a retried write is applied once. Every request carries the
- * watermark `w`: the lowest sequence number still pending here (every call below it is
- * answered), so partitions keep the records of unanswered calls however long they retry
- * and drop the others. Pending calls are bounded, and so is the distance from the oldest
- * pending call to the newest (`maxPendingCalls` both), which bounds the records.
+ * watermark `w` of its partition: the lowest sequence number of a call to that partition
+ * still pending here (every call to it below that is answered), so partitions keep the
+ * records of unanswered calls however long they retry and drop the others. Pending calls
+ * are bounded, and so is the distance from a partition's oldest pending call to the newest
+ * (`maxPendingCalls` both), which bounds the records.
  *
  * With split-brain protection on, the quorum gate is checked before every attempt (a
  * member that may not serve data refuses its own callers at once with `QUORUM`) and before
@@ -128,6 +129,8 @@ export class Invoker {
   #gate: (p: number, body: unknown, serving: boolean) => ShoalError | null;
   #server: InvokeServer | null = null;
   #calls = new Map<string, Call>();
+  /** Pending calls by partition, each in number order (for the per-partition watermark). */
+  #byPartition = new Map<number, Set<Call>>();
   /** Smoothed round trip (request → answer) per target, RFC 6298 style; live members only. */
   #rtt = new Map<NodeId, { srtt: number; rttvar: number }>();
   /** This invoker's client id (call ids are `<client>/<seq>`). */
@@ -191,11 +194,14 @@ export class Invoker {
   }
 
   /**
-   * Every call numbered below this is answered (will never be sent again): the lowest
-   * pending call's number (calls enter `#calls` in number order), else the next number.
+   * Every call to partition `p` numbered below this is answered (will never be sent again):
+   * the lowest number of a call to `p` still pending (calls enter in number order), else the
+   * next number. Per partition, since each partition keeps only its own calls' records: a
+   * call stuck on one partition (its primary unreachable) holds back no other partition's.
    */
-  get watermark(): number {
-    for (const c of this.#calls.values()) return c.seq;
+  watermarkOf(p: number): number {
+    const pending = this.#byPartition.get(p);
+    if (pending) { for (const c of pending) return c.seq; }
     return this.#counter;
   }
 
@@ -238,12 +244,12 @@ export class Invoker {
     if (this.#calls.size >= this.config.maxPendingCalls) {
       return Promise.reject(new ShoalError("OVERLOADED", `Cannot invoke: ${this.#calls.size} calls already pending`));
     }
-    if (this.#counter - this.watermark >= this.config.maxPendingCalls) {
-      // Partitions keep a dedupe record of every call from the oldest pending one on.
+    if (this.#counter - this.watermarkOf(p) >= this.config.maxPendingCalls) {
+      // A partition keeps a dedupe record of every call to it from the oldest pending one on.
       return Promise.reject(
         new ShoalError(
           "OVERLOADED",
-          `Cannot invoke: the oldest pending call is ${this.config.maxPendingCalls} calls back`,
+          `Cannot invoke: the oldest pending call to partition ${p} is ${this.config.maxPendingCalls} calls back`,
         ),
       );
     }
@@ -270,6 +276,8 @@ export class Invoker {
         reject,
       };
       this.#calls.set(call.id, call);
+      const pending = this.#byPartition.get(p) ?? new Set<Call>();
+      this.#byPartition.set(p, pending.add(call));
       this.stats.calls++;
       this.#attempt(call);
     });
@@ -293,6 +301,8 @@ export class Invoker {
     c.timer?.cancel();
     c.timer = null;
     this.#calls.delete(c.id);
+    const pending = this.#byPartition.get(c.p);
+    if (pending?.delete(c) && pending.size === 0) this.#byPartition.delete(c.p);
   }
 
   #attempt(c: Call): void {
@@ -326,7 +336,7 @@ export class Invoker {
       e: this.#partitions.epochOf(c.p),
       op: c.op,
       b: c.body,
-      w: this.watermark,
+      w: this.watermarkOf(c.p),
     };
     if (target === this.#self) {
       c.sent = true;

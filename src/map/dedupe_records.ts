@@ -12,8 +12,9 @@
  * record, if it had one, is gone). The watermark travels with each write to the backups
  * (LogEntry `w`) and with snapshots, so a promoted backup or a migrated copy knows it too.
  *
- * Bounds: a client's records span at most its invoker's `maxPendingCalls` numbers (the
- * invoker refuses a call further than that from its oldest pending one). When a client's
+ * Bounds: a client's records here span at most its invoker's `maxPendingCalls` numbers (the
+ * watermark is per partition; the invoker refuses a call further than that from its oldest
+ * pending call to the same partition). When a client's
  * member leaves the member view, its records are dropped and its watermark here rises past
  * every call recorded, so a late retry of one of them is refused, not applied. Hard caps
  * (count and bytes of results per copy) guard against a misbehaving client: past them the
