@@ -90,14 +90,44 @@ interface Window {
   seen: Uint8Array;
 }
 
-/** The receiver's side: verifies relayed messages and remembers recent counters per origin. */
-export class OriginGuard {
+/**
+ * Sliding windows of counters per origin (RFC 4303 §3.4.3 style): a counter is fresh once,
+ * and only while it is within {@link REPLAY_WINDOW} of the highest seen. A new key for an
+ * origin (a new process) starts a new window. At most {@link MAX_ORIGIN_WINDOWS} origins
+ * (128 bytes each), the least recently used dropped first.
+ */
+export class CounterWindows {
   readonly #windows = new Map<NodeId, Window>();
 
-  /** How many origins have a window (bounded by {@link MAX_ORIGIN_WINDOWS}). */
-  get origins(): number {
+  /** How many origins have a window. */
+  get size(): number {
     return this.#windows.size;
   }
+
+  /** Records counter `n` of `origin` (under `key`); false when it was seen or fell behind the window. */
+  fresh(origin: NodeId, key: string, n: number): boolean {
+    let w = this.#windows.get(origin);
+    if (w) this.#windows.delete(origin); // re-inserted below: the map's order is least recently used first
+    if (!w || w.key !== key) w = { key, top: 0, seen: new Uint8Array(REPLAY_WINDOW / 8) };
+    this.#windows.set(origin, w);
+    if (this.#windows.size > MAX_ORIGIN_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
+    if (n > w.top) {
+      const gap = n - w.top;
+      if (gap >= REPLAY_WINDOW) w.seen.fill(0);
+      else for (let i = w.top + 1; i < n; i++) clearBit(w.seen, i);
+      w.top = n;
+      setBit(w.seen, n);
+      return true;
+    }
+    if (n <= w.top - REPLAY_WINDOW || getBit(w.seen, n)) return false;
+    setBit(w.seen, n);
+    return true;
+  }
+}
+
+/** The receiver's side: verifies relayed messages and remembers recent counters per origin. */
+export class OriginGuard {
+  readonly windows = new CounterWindows();
 
   /**
    * Checks a Forward addressed to this member whose inner message `inner` was validated.
@@ -116,27 +146,7 @@ export class OriginGuard {
       ok = false;
     }
     if (!ok) return "bad_signature";
-    return this.#fresh(f.from, key, f.n) ? null : "replayed";
-  }
-
-  /** Records counter `n` of `origin` (under `key`); false when it was seen or fell behind the window. */
-  #fresh(origin: NodeId, key: string, n: number): boolean {
-    let w = this.#windows.get(origin);
-    if (w) this.#windows.delete(origin); // re-inserted below: the map's order is least recently used first
-    if (!w || w.key !== key) w = { key, top: 0, seen: new Uint8Array(REPLAY_WINDOW / 8) };
-    this.#windows.set(origin, w);
-    if (this.#windows.size > MAX_ORIGIN_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
-    if (n > w.top) {
-      const gap = n - w.top;
-      if (gap >= REPLAY_WINDOW) w.seen.fill(0);
-      else for (let i = w.top + 1; i < n; i++) clearBit(w.seen, i);
-      w.top = n;
-      setBit(w.seen, n);
-      return true;
-    }
-    if (n <= w.top - REPLAY_WINDOW || getBit(w.seen, n)) return false;
-    setBit(w.seen, n);
-    return true;
+    return this.windows.fresh(f.from, key, f.n) ? null : "replayed";
   }
 }
 
