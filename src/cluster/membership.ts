@@ -262,8 +262,9 @@ export class Membership implements ClusterView {
     deps.transport.bindIds?.({
       fingerprintOf: (id) => this.#list.member(id)?.fp,
       refused: (claimed) => this.#reject("foreign_certificate", claimed),
-      // Relayed messages must be signed by their origin's listed key (not checked before joining).
-      originKeyOf: (id) => this.#joined ? (this.#list.member(id)?.pk ?? null) : undefined,
+      // Relayed messages must be signed by their origin's key (not checked before joining). A member
+      // declared dead keeps its entry's key while the entry is remembered: liveness is not the transport's call.
+      originKeyOf: (id) => this.#joined ? (this.#list.states.get(id)?.info.pk ?? null) : undefined,
       forged: (claimed) => this.#reject("forged_origin", claimed),
     });
     deps.router.on(ClusterKinds, (from, msg) => this.#onMessage(from, msg));
