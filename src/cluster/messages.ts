@@ -26,7 +26,7 @@ export const MemberInfoSchema = z.object({
   /** The fingerprint of the DTLS certificate the member joined with; its id is bound to it. */
   fp: w.str(160).optional(),
   /** The Ed25519 public key (hex) of the member's process; its relayed messages are checked with it. */
-  pk: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  pk: w.str(64).optional(),
 });
 
 /** A member list as the master published it. */
@@ -73,7 +73,7 @@ const joinFields = {
   /** The fingerprint of the joiner's DTLS certificate (one for all its links); the master binds its id to it. */
   fp: w.str(160).optional(),
   /** The Ed25519 public key (hex) the joiner signs its relayed messages with. */
-  pk: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  pk: w.str(64).optional(),
   /** HMAC(joinKey, [cluster, id, name, runtime, lite, inc, ts, nonce, then canonical st, urls, "fp:" + fp and "pk:" + pk when present]) */
   proof: w.str(64),
 };
