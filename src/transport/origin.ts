@@ -1,5 +1,6 @@
 /**
- * End-to-end origin authentication of relayed messages (SECURITY.md, "Relayed messages").
+ * End-to-end origin authentication of relayed messages (SECURITY.md, "Relayed messages are
+ * signed by their origin"; PROTOCOL.md, "Origin signature").
  * Each member signs, with the Ed25519 key pair of its process, every Forward it originates:
  * over (origin, destination, a counter, the inner message's bytes). The relay passes it on
  * unchanged; the receiver verifies it against the public key the origin's member-list entry
