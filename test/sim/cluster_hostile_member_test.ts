@@ -7,7 +7,10 @@
  * honest members, join answers and forwards in others' names, a merge request in another
  * member's name, view replies nobody asked for, partition-table pushes, version
  * announcements and migration orders with forged terms and epochs, far-future table reports
- * to the master, and backup ops captured from the primaries replayed to their backups. An
+ * to the master, backup ops captured from the primaries replayed to their backups, and
+ * relayed messages (Forward) in the master's and another member's names (a member list, dead
+ * notices, backup ops: unsigned, signed with its own key, or with made-up signatures), from an
+ * id nobody lists, and a genuine relayed message of the master's replayed. An
  * outsider holding the secret (linked but not a member) sends a merge request with a
  * far-future epoch. Each lie is refused and
  * counted by reason; no honest handler throws, every member keeps the same view and master,
