@@ -91,7 +91,7 @@ describe("a write retried however late is applied once", () => {
     // A later write to the same partition carries a watermark above the first call.
     await h.until(map.set(keysBeside(key, 1)[0], "x"));
     await h.until(map.set(key, "b"));
-    expect(primary.grid.maps.debugHoldsCall(partitionOf(key, P), first.c as string)).toBe(false);
+    expect(primary.grid.maps.debugHasRecord(partitionOf(key, P), first.c as string)).toBe(false);
     const refused = primary.grid.maps.counters.dedupeRefused;
     client.transport.send(primary.id, { ...first, a: 99 });
     await h.run(200);
@@ -116,12 +116,12 @@ describe("a write retried however late is applied once", () => {
     expect(await h.until(other.get(key))).toBe("v2");
     await h.until(other.set(key, "v3"));
     const p = partitionOf(key, P), c = sent[0].c as string;
-    expect([primary, backup].map((m) => m.grid.maps.debugHoldsCall(p, c))).toEqual([true, true]);
+    expect([primary, backup].map((m) => m.grid.maps.debugHasRecord(p, c))).toEqual([true, true]);
     // Its lease ends: the others drop it from the view (the lite member goes on retrying).
     h.cluster.remove(lite.id);
     h.cluster.publish();
     await h.run(100);
-    expect([primary, backup].map((m) => m.grid.maps.debugHoldsCall(p, c))).toEqual([false, false]);
+    expect([primary, backup].map((m) => m.grid.maps.debugHasRecord(p, c))).toEqual([false, false]);
     h.net.setLink(primary.id, lite.id, { blocked: false });
     const err = await h.until(put.then(() => null, (e) => e));
     expect(err).toBeInstanceOf(IndeterminateResultError);

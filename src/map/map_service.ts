@@ -415,7 +415,12 @@ export class MapService {
     return undefined;
   }
 
-  /** Whether this member's copy of `p` holds the write of call `c` (tests only). */
+  /** Whether this member's copy of `p` holds a dedupe record of call `c` (tests only). */
+  debugHasRecord(p: number, c: string): boolean {
+    return this.#ctx.data.get(p)?.dedupe.has(c) ?? false;
+  }
+
+  /** Whether this member's copy of `p` holds the write of call `c`: its record or its recent log entry (tests only). */
   debugHoldsCall(p: number, c: string): boolean {
     const d = this.#ctx.data.get(p);
     // Its dedupe record may be gone already (a later call of the same client carried a
