@@ -26,7 +26,9 @@ test("after kill -9 of a member, the survivors are back at maxSizePerMember with
   const over: Array<{ id: string; atMs: number; entries: number }> = [];
   for (; i < 800; i++) {
     await h.until(m.set(i, i));
-    for (const x of h.live()) if (own(x.id) > limit) over.push({ id: x.id, atMs: h.clock.now() - t0, entries: own(x.id) });
+    for (const x of h.live()) {
+      if (own(x.id) > limit) over.push({ id: x.id, atMs: h.clock.now() - t0, entries: own(x.id) });
+    }
   }
   console.log(`samples over the limit after the crash: ${JSON.stringify(over)}`);
   // The take-over itself puts up to a dead member's share on each survivor; it is evicted within two ticks.

@@ -52,10 +52,14 @@ function processMemory(): ScalarFamily[] {
   if (!m) return [];
   return [
     gauge("shoal_process_resident_memory_bytes", "Resident set size of this member's process", [{ value: m.rss }]),
-    gauge("shoal_process_heap_bytes", "JavaScript heap of this member's process: reserved, and used (garbage included)", [
-      { labels: { kind: "total" }, value: m.heapTotal },
-      { labels: { kind: "used" }, value: m.heapUsed },
-    ]),
+    gauge(
+      "shoal_process_heap_bytes",
+      "JavaScript heap of this member's process: reserved, and used (garbage included)",
+      [
+        { labels: { kind: "total" }, value: m.heapTotal },
+        { labels: { kind: "used" }, value: m.heapUsed },
+      ],
+    ),
   ];
 }
 

@@ -61,7 +61,13 @@ export class MapHousekeeping {
     readonly rng: Random,
     config: HousekeepingConfig = {},
   ) {
-    this.config = { sweepPerTick: 4000, touchFlushMs: 250, evictionsPerTick: 2000, extraEvictionsPerWrite: 8, ...config };
+    this.config = {
+      sweepPerTick: 4000,
+      touchFlushMs: 250,
+      evictionsPerTick: 2000,
+      extraEvictionsPerWrite: 8,
+      ...config,
+    };
     this.#touches = new TouchBatcher(this.config.touchFlushMs);
     this.#limits = Object.values(maps.maps).some((s) =>
       (s.maxSizePerMember ?? 0) > 0 || (s.maxBytesPerMember ?? 0) > 0
