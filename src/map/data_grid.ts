@@ -105,7 +105,12 @@ export class DataGrid {
       partitions: this.partitions,
       invoker: this.invoker,
       processors: this.processors = new ProcessorRegistry(opts.processors),
-      config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
+      config: {
+        migrationTimeoutMs: this.partitions.config.migrationTimeoutMs,
+        // No caller retries past its own deadline; twice that leaves room for clocks that differ.
+        dedupeMaxAgeMs: 2 * this.invoker.config.callTimeoutMs,
+        ...map,
+      },
       maps: mapConfigs,
       customMergePolicy: typeof policy === "string" ? undefined : policy,
     });

@@ -58,6 +58,12 @@ export interface MapServiceConfig {
   logBytesPerPartition?: number;
   /** Bytes of results the dedupe records of one partition copy hold at most (about; oldest dropped first). @default 65536 (64 KiB) */
   dedupeBytesPerPartition?: number;
+  /**
+   * Dedupe records older than this (ms) are dropped, whatever the count and byte limits
+   * allow: a caller retries a call only until its own deadline, so older records only hold
+   * memory. @default Infinity here; DataGrid sets twice the invoker's callTimeoutMs (60 s)
+   */
+  dedupeMaxAgeMs?: number;
   /** Bytes of keys and values the entry events of one partition copy hold at most (about; oldest writes dropped first). @default 32768 (32 KiB) */
   eventBytesPerPartition?: number;
   /**
@@ -92,6 +98,7 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
     logPerPartition: 256,
     logBytesPerPartition: 32 * 1024,
     dedupeBytesPerPartition: 64 * 1024,
+    dedupeMaxAgeMs: Infinity,
     eventBytesPerPartition: 32 * 1024,
     directBackupAcks: false,
     eventsPerPartition: 256,
@@ -329,6 +336,7 @@ export class MapContext {
       events: this.config.eventsPerPartition,
       logBytes: this.config.logBytesPerPartition,
       dedupeBytes: this.config.dedupeBytesPerPartition,
+      dedupeMaxAgeMs: this.config.dedupeMaxAgeMs,
       eventBytes: this.config.eventBytesPerPartition,
     });
   }

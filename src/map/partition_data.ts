@@ -51,6 +51,8 @@ export interface LogEntry {
 export interface DedupeRecord {
   seq: number;
   r: unknown;
+  /** The partition's newest stamp (`maxAt`, ms) when the record was made: records older than `dedupeMaxAgeMs` go. */
+  t?: number;
   /** The map the write changed, when it changed one (per-map backup counts drop it with the map). */
   m?: string;
 }
@@ -87,6 +89,12 @@ export interface PartitionDataLimits {
   logBytes?: number;
   /** About this many bytes of results in the dedupe records (oldest dropped first). @default 65536 */
   dedupeBytes?: number;
+  /**
+   * Dedupe records older than this (ms, on the partition's stamps) are dropped: no caller
+   * retries a call after its own deadline, so a record outliving every retry only holds
+   * memory. @default Infinity
+   */
+  dedupeMaxAgeMs?: number;
   /** About this many bytes of keys and values in the entry events. @default 32768 */
   eventBytes?: number;
   /** Removed keys remembered for split-brain merges (see tombstones.ts). */
@@ -145,6 +153,8 @@ export class PartitionData {
   log: LogEntry[] = [];
   /** Approximate bytes the log holds (see logEntryBytes). */
   logBytes = 0;
+  /** Dedupe records still waiting for a stamp (see #setDedupe). */
+  #unstamped: DedupeRecord[] = [];
   /** Approximate bytes of the dedupe records' results. */
   dedupeBytes = 0;
   /**
@@ -226,7 +236,9 @@ export class PartitionData {
       }
     }
     for (const t of from.tombstones.values()) if (take(t.m)) this.tombstones.add(t.m, t.key, t.at);
-    for (const [c, r] of from.dedupe) if (r.m !== undefined && take(r.m) && !this.dedupe.has(c)) this.#setDedupe(c, r);
+    for (const [c, r] of from.dedupe) {
+      if (r.m !== undefined && take(r.m) && !this.dedupe.has(c)) this.#setDedupe(c, { seq: r.seq, r: r.r, m: r.m });
+    }
   }
 
   /** Follows (and holds the history of) lineage `lineage`, drawn by the primary of epoch `epoch`. */
@@ -308,7 +320,8 @@ export class PartitionData {
     if (entry.c !== undefined) {
       const rec: DedupeRecord = { seq: entry.seq, r: entry.r ?? null };
       if (entry.e.length > 0) rec.m = entry.e[0].m;
-      this.#setDedupe(entry.c, rec);
+      // A write that changed something is stamped at this.maxAt (hlc.ts: above every earlier stamp).
+      this.#setDedupe(entry.c, rec, entry.e.length > 0 ? this.maxAt : undefined);
     }
     this.log.push(entry);
     this.logBytes += logEntryBytes(entry);
@@ -325,15 +338,33 @@ export class PartitionData {
     }
   }
 
-  /** Adds a dedupe record, dropping the oldest while over the count or byte limit. */
-  #setDedupe(c: string, rec: DedupeRecord): void {
+  /**
+   * Adds a dedupe record, dropping the oldest while over the count or byte limit, or older
+   * than `dedupeMaxAgeMs`. `at`: the stamp of the write that made it, when known (the write
+   * changed something). A record without one (a write that changed nothing, or one installed
+   * from another copy) takes the stamp of the next write that has one: it is no younger than
+   * that, so it never goes early.
+   */
+  #setDedupe(c: string, rec: DedupeRecord, at?: number): void {
     const old = this.dedupe.get(c);
     if (old) this.dedupeBytes -= resultBytes(old.r) + c.length;
+    if (at === undefined) {
+      if (this.#unstamped.length >= 2 * this.limits.dedupe) this.#unstamped.splice(0, this.limits.dedupe);
+      this.#unstamped.push(rec);
+    } else {
+      rec.t = at;
+      for (const u of this.#unstamped) u.t = at;
+      this.#unstamped.length = 0;
+    }
     this.dedupe.set(c, rec);
     this.dedupeBytes += resultBytes(rec.r) + c.length;
     const maxBytes = this.limits.dedupeBytes ?? 64 * 1024;
-    while (this.dedupe.size > this.limits.dedupe || (this.dedupeBytes > maxBytes && this.dedupe.size > 1)) {
+    const oldest = this.maxAt - (this.limits.dedupeMaxAgeMs ?? Infinity);
+    while (this.dedupe.size > 0) {
       const [k, r] = this.dedupe.entries().next().value!;
+      const over = this.dedupe.size > this.limits.dedupe ||
+        (this.dedupe.size > 1 && (this.dedupeBytes > maxBytes || (r.t !== undefined && r.t < oldest)));
+      if (!over) break;
       this.dedupe.delete(k);
       this.dedupeBytes -= resultBytes(r.r) + k.length;
     }
@@ -379,6 +410,7 @@ export class PartitionData {
     this.level = level;
     this.maps.clear();
     this.dedupe.clear();
+    this.#unstamped = [];
     this.dedupeBytes = 0;
     this.tombstones.clear();
     this.digest = [0, 0];
