@@ -5,7 +5,7 @@ import { joinSettings, settingsMismatch } from "../src/cluster/join_settings.ts"
 import { OpCode } from "../src/map/operations.ts";
 import { PartitionData } from "../src/map/partition_data.ts";
 import { decodeValue, encodeValue } from "../src/wire/codec.ts";
-import { GridHarness, gridStarter, incompleteReplication, replicasOf } from "./support/grid_harness.ts";
+import { bystanderOf, GridHarness, gridStarter, incompleteReplication, replicasOf } from "./support/grid_harness.ts";
 
 const P = 13;
 
@@ -208,7 +208,7 @@ describe("on the grid", () => {
     const key = "counter";
     const [primary, backup] = replicasOf(h, key);
     // A third member: its answer is lost while the write still reaches the backup.
-    const client = h.live().find((m) => m.id !== primary && m.id !== backup)!;
+    const client = bystanderOf(h, key);
     const map = client.grid.getMap<string, number>("m");
     expect(await h.until(map.executeOnKey(key, "increment"))).toBe(1);
     h.net.setLink(primary, client.id, { blocked: true }); // the answer is lost

@@ -4,7 +4,7 @@ import { partitionOf } from "../src/partition/partition_of.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import type { Message } from "../src/wire/message.ts";
 import { encodeValue } from "../src/wire/codec.ts";
-import { GridHarness, type GridHarness as H } from "./support/grid_harness.ts";
+import { bystanderOf, GridHarness, type GridHarness as H } from "./support/grid_harness.ts";
 
 const P = 13;
 
@@ -127,7 +127,7 @@ describe("call ids", () => {
     const [primary, backup] = t.replicas[p];
     // The client is the third member: blocking the primary's link to it must not also cut
     // the primary off from the backup.
-    const client = h.live().find((m) => m.id !== primary && m.id !== backup)!;
+    const client = bystanderOf(h, key);
     const map = client.grid.getMap<string, string>("m");
     await h.until(map.set(key, "v1"));
     // The primary's answer to the client is lost; then the primary dies.

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { IndeterminateResultError } from "../src/core/errors.ts";
-import { gridStarter, incompleteReplication, replicasOf } from "./support/grid_harness.ts";
+import { bystanderOf, gridStarter, incompleteReplication, replicasOf } from "./support/grid_harness.ts";
 
 const P = 13;
 
@@ -37,7 +37,7 @@ describe("distributed queue", () => {
     const h = await cluster(3);
     const name = "lost-answer";
     const [primary, backup] = replicasOf(h, name);
-    const client = h.live().find((m) => m.id !== primary && m.id !== backup)!;
+    const client = bystanderOf(h, name);
     const q = client.grid.getQueue<string>(name);
     await h.until(q.offer("a"));
     await h.until(q.offer("b"));

@@ -34,6 +34,7 @@ export interface MemberStateHost extends MembershipPart {
     deadVerdicts: number;
     refutations: number;
     verdictsPostponed: number;
+    crossConfirmations: number;
     listsIgnored: number;
   };
   /** This member's own incarnation, and raising it. */
@@ -160,12 +161,31 @@ export class MemberStates {
    */
   applyItems(items: readonly GossipItem[], from: NodeId, senderMaster: string | null): void {
     const h = this.host;
-    if (items.length === 0) return;
     const st = h.list.states.get(from);
     if (!st) return;
-    const heard = st.status <= Status.suspect && (senderMaster === null || senderMaster === h.master());
+    const master = h.master();
+    // A live member that follows another master no longer counts ours as alive: that
+    // confirms a suspicion of our master held here (say this member joined through the
+    // master just before it died, and its only link was to the master).
+    if (senderMaster && master && senderMaster !== master && master !== h.self && st.status <= Status.suspect) {
+      const ms = h.list.states.get(master);
+      if (ms) this.#confirmHeld(master, ms.inc, from);
+    }
+    if (items.length === 0) return;
+    const heard = st.status <= Status.suspect && (senderMaster === null || senderMaster === master);
     for (const it of items) {
-      if (!heard && it.s !== Status.alive && it.s !== Status.left && it.id !== h.self) continue;
+      if (!heard && it.s !== Status.alive && it.s !== Status.left && it.id !== h.self) {
+        // An accusation from a live member that follows another master still confirms a
+        // suspicion this member holds already (it never starts one, nor is it a verdict). A
+        // member that joined through the master just before the master died may suspect it
+        // alone, with its local health low (its only link was to the master): the others
+        // have declared the master dead and follow a new one, and without their confirmation
+        // its own suspicion runs to its stretched maximum, keeping it apart for ~10 s.
+        if ((it.s === Status.suspect || it.s === Status.dead) && st.status <= Status.suspect) {
+          this.#confirmHeld(it.id, it.inc, from);
+        }
+        continue;
+      }
       // Another member's dead verdict about a member that talked to this one lately: that
       // member is alive as far as this one can tell (the accuser may be the one cut off or
       // stalled), so it counts as a suspicion here, which the suspect can still refute. The
@@ -184,6 +204,15 @@ export class MemberStates {
         continue;
       }
       this.applyItem(it, from);
+    }
+  }
+
+  /** Counts `by`'s accusation as a confirmation of a suspicion of `id` running here at `inc`. */
+  #confirmHeld(id: NodeId, inc: number, by: NodeId): void {
+    const st = this.host.list.states.get(id);
+    if (st?.status === Status.suspect && st.inc === inc && st.suspicion?.confirm(by)) {
+      this.host.stats.crossConfirmations++;
+      this.host.log.debug("cluster.member.suspect_confirmed", { member: id, by });
     }
   }
 

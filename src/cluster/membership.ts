@@ -105,6 +105,7 @@ export class Membership implements ClusterView {
     stalls: 0,
     probesVoided: 0,
     verdictsPostponed: 0,
+    crossConfirmations: 0,
   };
 
   readonly #t: Transport;

@@ -100,4 +100,6 @@ export interface MembershipStats {
    * member heard from lately (taken as a suspicion).
    */
   verdictsPostponed: number;
+  /** Accusations from members following another master counted as confirmations of a suspicion held here. */
+  crossConfirmations: number;
 }

@@ -16,22 +16,28 @@ export type LogSink = (line: string) => void;
 
 const stderrSink: LogSink = writeStderrLine;
 
+/**
+ * @param vt a virtual clock (the simulator's): each line then also carries `vt`, its time in
+ *   ms, so a replayed seed's log reads in simulated time
+ */
 export function createLogger(
   level: LogLevel = "info",
   base: Record<string, unknown> = {},
   sink: LogSink = stderrSink,
+  vt?: () => number,
 ): Logger {
   const min = order[level];
   const emit = (lvl: LogLevel, event: string, fields?: Record<string, unknown>) => {
     if (order[lvl] < min) return;
-    sink(JSON.stringify({ ts: new Date().toISOString(), level: lvl, ...base, event, ...fields }));
+    const at = vt ? { vt: vt() } : {};
+    sink(JSON.stringify({ ts: new Date().toISOString(), ...at, level: lvl, ...base, event, ...fields }));
   };
   return {
     debug: (e, f) => emit("debug", e, f),
     info: (e, f) => emit("info", e, f),
     warn: (e, f) => emit("warn", e, f),
     error: (e, f) => emit("error", e, f),
-    child: (f) => createLogger(level, { ...base, ...f }, sink),
+    child: (f) => createLogger(level, { ...base, ...f }, sink, vt),
   };
 }
 

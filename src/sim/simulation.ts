@@ -124,7 +124,9 @@ export class Simulation<N extends SimNode> {
     const clock = new StallableClock(this.clock);
     holdWhileStalled(transport, clock);
     const router = new MessageRouter(transport);
-    const log = this.#logLevel === "silent" ? silentLogger : createLogger(this.#logLevel, { node: id });
+    const log = this.#logLevel === "silent"
+      ? silentLogger
+      : createLogger(this.#logLevel, { node: id }, undefined, () => this.clock.now());
     const node = this.#factory({ id, transport, router, clock, rng: this.rng.fork(), log });
     this.failures.watch(router, id);
     this.#nodes.set(id, node);

@@ -165,6 +165,12 @@ export function replicasOf(h: GridHarness, key: string): readonly string[] {
   return h.members.get("n0")!.grid.partitions.table.replicas[partitionOf(key, h.config.partitionCount)];
 }
 
+/** A live member that holds no replica of `key`'s partition (neither its primary nor a backup). */
+export function bystanderOf(h: GridHarness, key: string) {
+  const replicas = replicasOf(h, key);
+  return h.live().find((m) => !replicas.includes(m.id))!;
+}
+
 /**
  * Puts `count` entries `k<i>` → `value-<i>-xxx…` (`pad` x's: values big enough that a
  * partition's snapshot takes several chunks) into map "m" through member `via`.
