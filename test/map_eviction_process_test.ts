@@ -2,8 +2,8 @@
  * Eviction on real processes (Bun and Deno mixed, over WebRTC): 3 members with a map limited
  * to 600 entries per member, loaded with 6,000 entries through REST (24 PUTs in flight) — the
  * issue's 200,000 / 20,000 scaled down with the same 10× ratio, so that the test takes about
- * 30 s on 2 cores (29 s at a load average of 9; 58 s at 9,000 entries) (`bun run bench/eviction_processes.ts` runs the full size; figures
- * in the README). Asserted, with the membership stable throughout (3 members in every view):
+ * 30 s on 2 cores (29 s at a load average of 9; 58 s at 9,000 entries). `bun run
+ * bench/eviction_processes.ts` runs the full size (figures in the README). Asserted, with the membership stable throughout (3 members in every view):
  * - every member holds at most the limit + 1 % as primary at every sample (every 300 ms);
  * - the backups hold exactly what the primaries hold (evicted entries are gone on the backups too);
  * - every entry that had to go was evicted exactly once: evictions = entries − what the
