@@ -6,11 +6,13 @@
  *   bun run bench/eviction_processes.ts                       # 200,000 entries, limit 20,000
  *   deno run -A bench/eviction_processes.ts --entries 20000 --limit 2000 --value-bytes 1000
  *
- * Prints the most entries any member held as primary (sampled from `GET /metrics` during and
- * after the load), each member's primaries and backups at the end, evictions, and each
- * member's RSS (from /proc) after the first fill (3 × limit entries loaded) and at the end.
- * Ends with one JSON line of the raw figures. test/map_eviction_process_test.ts runs it at a
- * tenth of the size.
+ * Prints the most entries any member held as primary (sampled from `GET /metrics` every 300 ms
+ * during and after the load), each member's primaries, backups and evictions at the end, its
+ * RSS (from /proc) after the first fill (3 × limit entries loaded), at each tenth of the load
+ * and at the end, the least JS heap used sampled in each tenth, the most partitions it owned
+ * and the fewest members it listed (a split or a lost member shows there), and the PUTs
+ * retried. Ends with one JSON line of the raw figures. test/map_eviction_process_test.ts runs
+ * it at 6,000 entries.
  */
 import { readFileSync } from "node:fs";
 import { args } from "../src/runtime/process.ts";
