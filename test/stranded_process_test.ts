@@ -8,8 +8,10 @@
  * its signaling endpoint. d must give up the attempts through a and reach b and c through
  * their own endpoints (their URLs are in the member list), so the three survivors agree on
  * the new master and are linked to each other (directly or relayed). Five runs; the time
- * from the kill (and from the freeze) to that state is printed. The issue's target is 3 s
- * from the kill; the simulator checks it over 20 seeds (test/sim/cluster_stranded_test.ts).
+ * from the kill (and from the freeze) to that state is printed and held to the issue's
+ * target, 3 s from the kill (the simulator checks it over 30 seeds, test/sim/cluster_stranded_test.ts).
+ * d also suspects a alone while frozen, its local health low (its only link is to a): the
+ * others' messages, following the new master, confirm its suspicion.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { fetchJson } from "../src/runtime/fetch_json.ts";
@@ -154,5 +156,7 @@ describe("stranded joiner: a killed right after four members list each other, wh
         `linked to b or c before the freeze`,
     );
     expect(counted.length).toBe(5);
+    // The issue's target, on every run: the survivors agree and are fully linked within 3 s.
+    for (const r of counted) expect(r.fromKillMs).toBeLessThanOrEqual(TARGET_MS);
   }, 900_000);
 });

@@ -47,6 +47,8 @@ import {
   type ListBody,
   type MemberListM,
   type MergeAccepted,
+  type MergeCheck,
+  type MergeCheckReply,
   type MergeInto,
   type MergeRefused,
   type MergeRequest,
@@ -716,6 +718,10 @@ export class Membership implements ClusterView {
         return this.#split.onMergeRefused(from, msg as MergeRefused);
       case Kind.ClusterMergeInto:
         return this.#split.onMergeInto(from, msg as MergeInto);
+      case Kind.ClusterMergeCheck:
+        return this.#split.onMergeCheck(from, msg as MergeCheck);
+      case Kind.ClusterMergeCheckReply:
+        return this.#split.onMergeCheckReply(from, msg as MergeCheckReply);
     }
   }
 

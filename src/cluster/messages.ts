@@ -182,6 +182,18 @@ export const MergeIntoMsg = defineMessage(Kind.ClusterMergeInto, "ClusterMergeIn
   from: w.list(w.id(), MAX_MEMBERS),
 });
 
+/** Another group's master, checking a split-brain claim, asks a member who its master is (`n`: a fresh nonce). */
+export const MergeCheckMsg = defineMessage(Kind.ClusterMergeCheck, "ClusterMergeCheck", {
+  master: w.id(),
+  n: w.str(64),
+});
+/** The answer: the nonce asked with, this member's master (empty before joining), its quorum under protection. */
+export const MergeCheckReplyMsg = defineMessage(Kind.ClusterMergeCheckReply, "ClusterMergeCheckReply", {
+  n: w.str(64),
+  ms: w.str(128),
+  q: z.boolean().optional(),
+});
+
 export type JoinRequest = z.infer<typeof JoinRequestMsg>;
 export type JoinForward = z.infer<typeof JoinForwardMsg>;
 export type JoinAccepted = z.infer<typeof JoinAcceptedMsg>;
@@ -204,6 +216,8 @@ export type MergeRequest = z.infer<typeof MergeRequestMsg>;
 export type MergeAccepted = z.infer<typeof MergeAcceptedMsg>;
 export type MergeRefused = z.infer<typeof MergeRefusedMsg>;
 export type MergeInto = z.infer<typeof MergeIntoMsg>;
+export type MergeCheck = z.infer<typeof MergeCheckMsg>;
+export type MergeCheckReply = z.infer<typeof MergeCheckReplyMsg>;
 
 /** Every kind the membership layer handles. */
 export const ClusterKinds: number[] = [
@@ -229,4 +243,6 @@ export const ClusterKinds: number[] = [
   Kind.ClusterMergeAccepted,
   Kind.ClusterMergeRefused,
   Kind.ClusterMergeInto,
+  Kind.ClusterMergeCheck,
+  Kind.ClusterMergeCheckReply,
 ];

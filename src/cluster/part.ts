@@ -62,6 +62,8 @@ export const RejectReasons = [
   "foreign_certificate",
   /** A join request reusing a listed member's id with another certificate. */
   "id_taken",
+  /** A split-brain hello claiming a group that its named members, asked directly, do not back enough to win. */
+  "merge_claim_unconfirmed",
 ] as const;
 export type RejectReason = typeof RejectReasons[number];
 

@@ -28,6 +28,10 @@
  * minority's primaries would serve their pre-split copies again. The quorum rule above
  * decides that case: the minority master's lease cannot hold (the members it still lists
  * do not answer its pings), the majority master's does.
+ *
+ * The loser does not take the winner's hello on its word (any member holding the secret can
+ * send one): before asking to merge it checks the claim with the members the hello names
+ * (merge_check.ts) and merges only if those that confirm still make the other group win.
  */
 import type { NodeId } from "../transport/transport.ts";
 import { otherKey, type ReplayGuard, type RotatingKey, sign, verifyEither } from "../wire/envelope.ts";
@@ -38,6 +42,8 @@ import { isNewerList } from "./member_list.ts";
 import {
   type ListBody,
   type MergeAccepted,
+  type MergeCheck,
+  type MergeCheckReply,
   type MergeInto,
   type MergeRefused,
   type MergeRequest,
@@ -45,6 +51,7 @@ import {
   Status,
 } from "./messages.ts";
 import type { ClusterEvent, MemberInfo } from "./view.ts";
+import { ClaimCheck } from "./merge_check.ts";
 
 /** Why a merge request whose proof fails is refused (the requester then tries the other key of a rotation). */
 const BAD_MERGE_PROOF = "merge proof does not verify";
@@ -125,8 +132,12 @@ export class SplitBrain {
   #merging: { target: NodeId } | null = null;
   /** The key merge requests are signed with now: the other one of a rotation after a refused proof. */
   #signKey: Uint8Array | undefined;
+  /** Checks another group's claim with its members before merging into it (see merge_check.ts). */
+  readonly #check: ClaimCheck;
 
-  constructor(readonly host: SplitBrainHost) {}
+  constructor(readonly host: SplitBrainHost) {
+    this.#check = new ClaimCheck(host);
+  }
 
   /** Whether this (smaller) group's master is asking another master to take it in. */
   get merging(): boolean {
@@ -162,7 +173,7 @@ export class SplitBrain {
       if (now - e.at > h.config.lostMemberTtlMs) this.#lost.delete(id);
       else break;
     }
-    if (!h.isMaster() || h.collecting() || this.#merging || this.#lost.size === 0) return;
+    if (!h.isMaster() || h.collecting() || this.#busy() || this.#lost.size === 0) return;
     const picks = [...this.#lost.entries()].sort((a, b) => a[1].attempts - b[1].attempts).slice(0, 2);
     for (const [id, e] of picks) {
       e.attempts++;
@@ -192,7 +203,7 @@ export class SplitBrain {
    */
   checkPeerMaster(from: NodeId, ms: string): void {
     const h = this.host;
-    if (!ms || ms === h.self || !h.isMaster() || h.collecting() || this.#merging) return;
+    if (!ms || ms === h.self || !h.isMaster() || h.collecting() || this.#busy()) return;
     const st = h.list.states.get(ms);
     if (st && st.status > Status.suspect) return;
     if (h.rateOk(from)) this.#sendHello(from);
@@ -222,7 +233,7 @@ export class SplitBrain {
       if (m.relay === undefined && master) h.send(master, { ...m, relay: h.self });
       return;
     }
-    if (h.collecting() || this.#merging) return;
+    if (h.collecting() || this.#busy()) return;
     if (!h.rateOk(m.master)) return;
     const mine = this.#summary();
     const iWin = mergeWinner(mine, { size: m.size, master: m.master, members: m.ids, quorum: m.q }) === "a";
@@ -236,9 +247,9 @@ export class SplitBrain {
     });
     const relay = m.relay ?? from;
     const act = () => {
-      if (!h.isMaster() || this.#merging) return;
+      if (!h.isMaster() || this.#busy()) return;
       if (iWin) this.#sendHello(m.master);
-      else this.#startMerge(m.master);
+      else this.#checkClaim(m);
     };
     if (h.t.isLinked(m.master)) return act();
     const via = relay !== m.master && h.t.isLinked(relay) ? relay : undefined;
@@ -246,6 +257,33 @@ export class SplitBrain {
       act,
       (err) => h.log.debug("cluster.split_brain.unreachable", { other: m.master, error: String(err) }),
     );
+  }
+
+  #busy(): boolean {
+    return this.#merging !== null || this.#check.busy;
+  }
+
+  /**
+   * Before merging into the group a hello claims, asks its members whether they follow its
+   * master; merges only if the members that confirm still make it the winner. A claim its
+   * members do not back is refused and counted (`merge_claim_unconfirmed`).
+   */
+  #checkClaim(m: SplitHello): void {
+    const h = this.host;
+    this.#check.start({ master: m.master, ids: m.ids ?? [], q: m.q }, () => this.#summary(), (r) => {
+      h.log.info("cluster.split_brain.checked", { other: m.master, claimed: m.size, ...r });
+      if (!r.ok) return h.reject("merge_claim_unconfirmed", m.master);
+      if (h.isMaster() && !h.collecting() && !this.#busy()) this.#startMerge(m.master);
+    });
+  }
+
+  /** Another group's master checks a claim: who is this member's master. */
+  onMergeCheck(from: NodeId, m: MergeCheck): void {
+    this.#check.onCheck(from, m);
+  }
+
+  onMergeCheckReply(from: NodeId, m: MergeCheckReply): void {
+    this.#check.onReply(from, m);
   }
 
   /** This group as the resolution rules see it. */
@@ -312,7 +350,7 @@ export class SplitBrain {
     if (!verifyEither(h.joinKeys, this.#mergeFields(m), m.proof)) return refuse(BAD_MERGE_PROOF);
     const replay = h.replay.check(m.nonce, m.ts, h.clock.now());
     if (replay) return refuse(replay);
-    if (!h.isMaster() || h.collecting() || this.#merging) return refuse("not ready");
+    if (!h.isMaster() || h.collecting() || this.#busy()) return refuse("not ready");
     const theirs = { size: m.members.length, master: m.master, members: m.members.map((x) => x.id), quorum: m.q };
     if (mergeWinner(this.#summary(), theirs) !== "a") {
       this.#sendHello(from);

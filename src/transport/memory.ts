@@ -14,6 +14,7 @@
  */
 import type { Clock } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
+import { checkIdBinding } from "../signaling/descriptions.ts";
 import { decodeFrame, encodeFrame } from "../wire/codec.ts";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
@@ -208,16 +209,19 @@ export class MemoryNetwork {
   crash(id: NodeId): void {
     const t = this.#nodes.get(id);
     if (!t) return;
+    // The peers it was linked to, read before the crash clears its links.
+    const peers = t.linkedPeers().flatMap((peer) => t.endpointOf(peer) ?? []);
     t.crashNow();
     // Its endpoint dies with it, and so do its connections to other endpoints.
     this.#endpoints.delete(id);
     for (const room of this.#endpoints.values()) room.delete(id);
-    for (const peer of t.linkedPeers()) {
-      const p = t.endpointOf(peer);
-      if (!p) continue;
-      if (this.crashLinkDownAfterMs !== null) {
-        this.clock.setTimer(this.crashLinkDownAfterMs, () => p.dropLink(id, "peer crashed"));
-      }
+    const after = this.crashLinkDownAfterMs;
+    if (after === null) return;
+    for (const p of peers) {
+      // Only the link to the crashed transport: a link under its id made since then (a revived node) stays.
+      this.clock.setTimer(after, () => {
+        if (p.endpointOf(id) === t) p.dropLink(id, "peer crashed");
+      });
     }
   }
 
@@ -281,11 +285,11 @@ export class MemoryTransport implements Transport {
 
   /** Why a link from `t` (claiming `t.self`) is refused by the id binding, counted; or null. */
   #refusal(t: MemoryTransport): string | null {
-    const bound = this.#binding?.fingerprintOf(t.self);
-    if (bound === undefined || bound === t.fingerprint) return null;
-    const reason = `member ${t.self} joined with another certificate (an id claimed by someone else)`;
-    this.#binding!.refused(t.self, reason);
-    return reason;
+    // The check the WebRTC transport applies to a signed offer or answer (its `fp` = the sender's certificate).
+    const refused = checkIdBinding({ from: t.self, fp: [t.fingerprint] }, this.#binding?.fingerprintOf(t.self));
+    if (!refused) return null;
+    this.#binding!.refused(t.self, refused.reason);
+    return refused.reason;
   }
 
   get alive(): boolean {

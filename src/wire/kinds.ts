@@ -54,6 +54,8 @@ export const Kind = {
   ClusterMergeInto: 61,
   ClusterLeasePing: 62,
   ClusterLeaseAck: 63,
+  ClusterMergeCheck: 64,
+  ClusterMergeCheckReply: 65,
   // partition 80–99
   PartitionTablePush: 80,
   PartitionTableVersion: 81,

@@ -17,9 +17,17 @@
  * does the same against the data grid over a test view of membership).
  */
 import { describe, expect } from "bun:test";
-import { type GossipItem, type ListBody, type MergeRequest, Status } from "../../src/cluster/messages.ts";
+import {
+  type GossipItem,
+  type ListBody,
+  type MergeCheckReply,
+  type MergeRequest,
+  type SplitHello,
+  Status,
+} from "../../src/cluster/messages.ts";
 import { type RejectReason, RejectReasons } from "../../src/cluster/part.ts";
 import type { MemberInfo } from "../../src/cluster/view.ts";
+import type { DataGridConfig } from "../../src/map/data_grid.ts";
 import { tableToWire } from "../../src/partition/partition_table.ts";
 import { Random } from "../../src/core/random.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
@@ -42,23 +50,28 @@ const FAR = 2 ** 45;
 const KEYS = 12;
 const seeded = seededTest(FILE);
 
-/** A 3-member data grid plus a lite member (the liar) that joined honestly; clients run on the honest ones. */
-async function gridWithLiar(seed: number) {
+/**
+ * A data grid of `data` (3) members plus a lite member (the liar) that joined honestly; clients
+ * run on the honest ones.
+ */
+async function gridWithLiar(seed: number, data = 3, grid: Partial<DataGridConfig> = {}) {
   const problems: string[] = [];
+  const liar = `n${String(data).padStart(5, "0")}`;
   const sim = imapSimulation({
     seed,
     encode: true,
-    grid: { partitionCount: P },
-    isLite: (id) => id === "n00003",
+    grid: { partitionCount: P, ...grid },
+    isLite: (id) => id === liar,
     problems,
   });
   const first = sim.spawn();
   void first.m.start([]);
   await sim.run(10);
-  for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
+  for (let i = 0; i < data; i++) void sim.spawn().m.start([first.id]);
   await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-  const [a, b, c, evil] = sim.liveNodes();
-  const honest = [a, b, c];
+  const honest = sim.liveNodes().slice(0, data);
+  const evil = sim.liveNodes()[data];
+  const [a, b, c] = honest;
   const wire = sim.net.node(evil.id) as MemoryTransport;
   const load = new SimLoad(sim, sim.rng.fork(), { map: "m", keys: KEYS, mix: { put: 0.5, get: 0.8 }, pauseMs: 20 });
   return { sim, problems, a, b, c, evil, honest, wire, load };
@@ -257,8 +270,13 @@ describe("a member that lies in the membership protocol", () => {
       console.log(`rejections: ${JSON.stringify(counts)}`);
       // Every reason but list_foreign_master (a list from our own master naming another one,
       // which a member cannot forge now that lists come only from the master) was hit; the
-      // id-binding reasons are the next test's.
-      const idBinding: RejectReason[] = ["list_foreign_master", "foreign_certificate", "id_taken"];
+      // split-brain claim and the id-binding reasons are the next tests'.
+      const idBinding: RejectReason[] = [
+        "list_foreign_master",
+        "merge_claim_unconfirmed",
+        "foreign_certificate",
+        "id_taken",
+      ];
       for (const r of RejectReasons.filter((x) => !idBinding.includes(x))) {
         expect([r, counts[r]]).not.toEqual([r, 0]);
       }
@@ -288,6 +306,114 @@ describe("a member that lies in the membership protocol", () => {
       expect(c.m.member(c.id)!.incarnation).toBeLessThan(FAR);
       expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
       expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
+    },
+  );
+});
+
+describe("a member that claims, in a split-brain hello, to master a larger cluster", () => {
+  seeded(
+    "the master asks the named members, who do not back the claim: refused and counted, no merge, data intact",
+    1,
+    async (seed) => {
+      const { sim, problems, a, b, c, evil, honest, wire, load } = await gridWithLiar(seed);
+      const master = a.id;
+      const changes: string[] = [];
+      for (const n of honest) {
+        n.m.subscribe((e) => {
+          if (e.type === "memberRemoved" || e.type === "memberAdded") changes.push(`${n.id} ${e.type} ${e.member.id}`);
+          if (e.type === "masterChanged" || e.type === "merge") changes.push(`${n.id} ${e.type}`);
+        });
+      }
+      for (const n of honest) load.start(n);
+      await sim.run(500);
+      const version = a.m.memberListVersion;
+      const hello = splitHello(version);
+      // Itself as the master of the honest members plus six more (they would count for it
+      // alone: the master's list holds the liar, the claimed one not the master); the same
+      // with a quorum claimed; b as the master; and one relayed by b (the liar sends it to b).
+      const claims: Array<[to: ImapSimNode, SplitHello]> = [
+        [a, hello(evil.id, [evil.id, b.id, c.id, ...ghosts])],
+        [a, hello(evil.id, [evil.id, b.id, c.id, ...ghosts], true)],
+        [a, hello(b.id, [b.id, c.id, evil.id, ...ghosts])],
+        [b, hello(evil.id, [evil.id, c.id, ...ghosts, "ghost9"])],
+      ];
+      const claimed = backClaims(wire, [b.id, c.id], [...honest, evil], version);
+      let expected = 0;
+      for (const [to, msg] of claims) {
+        claimed.master = msg.master;
+        wire.send(to.id, msg);
+        expected++;
+        await sim.until(
+          () => a.m.stats.rejected.merge_claim_unconfirmed === expected,
+          20_000,
+          50,
+          () => `claim ${expected} to ${to.id} not refused; ${changes}`,
+        );
+        // Between claims the master's rate limit per claimed master (one per second) lapses.
+        await sim.run(1500);
+      }
+      await finish(sim, load, a);
+
+      expect(problems).toEqual([]);
+      expect(changes).toEqual([]);
+      expect(honest.reduce((s, n) => s + n.m.stats.merges, 0)).toBe(0);
+      for (const n of sim.liveNodes()) {
+        expect(n.m.master()).toBe(master);
+        expect(n.m.members().map((x) => x.id)).toEqual([a.id, b.id, c.id, evil.id]);
+      }
+      expect(fullReplicas(sim.liveNodes())).toBe(true);
+      expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
+      expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
+    },
+  );
+});
+
+describe("a member cut off with the master, claiming a quorum it does not hold (minClusterSize 3 of 4)", () => {
+  seeded(
+    "the master, without a quorum itself, refuses the claim no other member vouches for; after the heal it merges into the majority",
+    1,
+    async (seed) => {
+      const { sim, problems, a, b, c, honest, evil, wire } = await gridWithLiar(seed, 4, {
+        minClusterSize: 3,
+        leaseMs: 1000,
+      });
+      const d = honest[3];
+      const merged: string[] = [];
+      for (const n of [...honest, evil]) {
+        n.m.subscribe((e) => void (e.type === "merge" && merged.push(`${n.id} into ${e.into}`)));
+      }
+      const claimed = backClaims(wire, [b.id, c.id], [...honest, evil], a.m.memberListVersion);
+      sim.partition([[a.id, evil.id], [b.id, c.id, d.id]]);
+      await sim.until(
+        () => a.grid.quorum.refusal() !== null && [b, c, d].every((n) => n.m.master() === b.id && !n.m.member(a.id)),
+        30_000,
+        50,
+        () => "the sides did not part",
+      );
+      expect(a.m.isMaster()).toBe(true);
+      // Without its vouching rule the claimed quorum would beat the master's lack of one, whatever the sizes.
+      claimed.master = evil.id;
+      wire.send(a.id, splitHello(a.m.memberListVersion)(evil.id, [evil.id, ...ghosts.slice(0, 3)], true));
+      await sim.until(
+        () => a.m.stats.rejected.merge_claim_unconfirmed === 1,
+        20_000,
+        50,
+        () => `not refused: ${merged}`,
+      );
+      expect(merged).toEqual([]);
+
+      sim.heal();
+      await sim.until(
+        () => sim.liveNodes().every((n) => n.m.master() === b.id && n.m.members().length === 5),
+        60_000,
+        50,
+        () => `no single cluster after the heal: ${merged}`,
+      );
+      // The master merged into the majority: its members confirmed, and vouched for its quorum.
+      expect(merged).toContain(`${a.id} into ${b.id}`);
+      expect(merged.filter((x) => x.endsWith(`into ${evil.id}`))).toEqual([]);
+      expect(honest.reduce((s, n) => s + n.m.stats.rejected.merge_claim_unconfirmed, 0)).toBe(1);
+      expect(problems).toEqual([]);
     },
   );
 });
@@ -345,7 +471,7 @@ describe("a process holding the secret that claims another member's id", () => {
       const impostor = sim.net.attachImpostor(claimed.id, "sim evil-certificate");
       impostor.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
       const outcome = await settle(sim, impostor.connect(to.id).then(() => "linked", (e: Error) => e.message), 10);
-      expect(outcome).toContain("joined with another certificate");
+      expect(outcome).toContain(`description refused: member ${claimed.id} joined with another DTLS certificate`);
       expect(sim.net.node(to.id)!.endpointOf(claimed.id)).toBe(sim.net.node(claimed.id));
     }
     expect(count("foreign_certificate")).toBe(claims.length);
@@ -422,6 +548,54 @@ describe("a member that floods the real membership with random well-typed messag
     );
   }
 });
+
+const ghosts = Array.from({ length: 6 }, (_, i) => `ghost${i}`);
+
+/** Split-brain hellos claiming a group, with a list version a little above `version`. */
+function splitHello(version: number) {
+  return (claimed: string, ids: string[], q?: boolean): SplitHello => ({
+    t: Kind.ClusterSplitHello,
+    cluster: "sim",
+    master: claimed,
+    size: ids.length,
+    version: version + 10,
+    ids,
+    ...(q === undefined ? {} : { q }),
+  });
+}
+
+/**
+ * Makes the liar back its own claims: its answers to claim checks name the master it claims
+ * now (`master` of the returned object; they quote the nonce it was sent, and say it holds a
+ * quorum), each followed by answers forged in `names`' names, relayed, with nonces it cannot
+ * know; a merge request that reaches it is answered with a list naming itself master.
+ */
+function backClaims(wire: MemoryTransport, names: string[], members: ImapSimNode[], version: number) {
+  const claimed = { master: "" };
+  const send = wire.send.bind(wire);
+  wire.send = (to, msg) => {
+    if (msg.t === Kind.ClusterMergeCheckReply) {
+      send(to, { ...msg, ms: claimed.master, q: true });
+      for (const from of names) {
+        const m: MergeCheckReply = { t: Kind.ClusterMergeCheckReply, n: `${msg.n}x`, ms: claimed.master, q: true };
+        send(to, { t: Kind.Forward, from, to, ttl: 1, m });
+      }
+      return true;
+    }
+    if (msg.t === Kind.ClusterMergeRefused) {
+      const list: ListBody = {
+        version: version + 100,
+        master: wire.self,
+        epoch: 99,
+        nextJoin: 99,
+        members: members.map((n) => ({ ...n.m.member(n.id)! })),
+      };
+      return send(to, { t: Kind.ClusterMergeAccepted, list });
+    }
+    return send(to, msg);
+  };
+  return claimed;
+}
 
 /** A merge request signed with the cluster's join key: a member holding the secret can make one. */
 function mergeRequest(master: string, epoch: number, members: MemberInfo[]): MergeRequest {

@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test";
-import { mastersOf, type SimMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
+import { formLinkedCluster, mastersOf, type SimMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { formCluster as formClusterIn } from "../support/form_cluster.ts";
 import { seededTest } from "../support/seeded.ts";
@@ -83,4 +83,36 @@ describe("split brain", () => {
     const r = await splitAndHeal(sim, ids.slice(0, 100), ids.slice(100), "A");
     console.log(`200 members: both masters after ${r.splitMs} ms; one cluster ${r.healMs} ms after the heal`);
   }, 60_000);
+});
+
+describe("a paused master wakes after the others elected a new one", () => {
+  seeded(
+    "its former members confirm the new master's claim, and the woken master merges into their cluster",
+    24,
+    async (base) => {
+      for (let seed = base; seed < base + 3; seed++) {
+        const sim = await formLinkedCluster(seed, 5);
+        const order = sim.liveNodes()[0].m.members().map((m) => m.id);
+        const [old, next] = order;
+        for (const x of sim.liveNodes()) x.events.length = 0;
+        sim.stall(old, 8000);
+        await sim.until(() => sim.liveNodes().every((x) => x.id === old || x.m.master() === next), 8000, 20);
+        await sim.until(
+          () => viewDisagreement(sim.liveNodes(), order) === null && mastersOf(sim.liveNodes())[0] === next,
+          30_000,
+          50,
+          () => `${viewDisagreement(sim.liveNodes(), order)}; masters ${mastersOf(sim.liveNodes())}`,
+        );
+        // It merged (checked with the members it still listed, which follow the new master), and nobody refused a claim.
+        const woken = sim.node(old)!;
+        expect({ seed, merged: woken.events.some((e) => e.type === "merge" && e.into === next) }).toEqual({
+          seed,
+          merged: true,
+        });
+        expect(sim.liveNodes().map((x) => x.m.stats.rejected.merge_claim_unconfirmed)).toEqual([0, 0, 0, 0, 0]);
+        expect(mastersOf(sim.liveNodes())).toEqual([next]);
+      }
+    },
+    60_000,
+  );
 });
