@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { LeaseTracker, quorumRefusal, stampRenews } from "../src/cluster/lease.ts";
-import { mergeWinner } from "../src/cluster/split_brain.ts";
+import { mergeWinner } from "../src/cluster/merge_rule.ts";
 
 describe("quorumRefusal", () => {
   const rows: Array<[string, number, number, number, number, "members" | "lease" | null]> = [

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { VirtualClock } from "../src/core/clock.ts";
 import { GossipQueue, retransmitLimit } from "../src/cluster/gossip_queue.ts";
 import { pushPullScale } from "../src/cluster/member_state.ts";
-import { mergeWinner } from "../src/cluster/split_brain.ts";
+import { mergeWinner } from "../src/cluster/merge_rule.ts";
 import { remainingSuspicionTime, Suspicion, suspicionBounds } from "../src/cluster/suspicion.ts";
 
 describe("remainingSuspicionTime", () => {

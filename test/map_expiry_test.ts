@@ -5,7 +5,7 @@ import { MemberUsage, pickVictim } from "../src/map/eviction.ts";
 import { expiryDeadline, ExpirySweep, resolveExpiry, TouchBatcher } from "../src/map/expiry.ts";
 import { MapConfigs } from "../src/map/map_config.ts";
 import { EffectCause, type LogEntry, PartitionData } from "../src/map/partition_data.ts";
-import { keyId, recordBytes, RecordStore } from "../src/map/record_store.ts";
+import { idBytes, keyId, recordBytes, RecordStore } from "../src/map/record_store.ts";
 
 const te = new TextEncoder();
 const b = (s: string) => te.encode(s);
@@ -128,6 +128,19 @@ describe("touch batching", () => {
 });
 
 describe("record store slots and eviction sampling", () => {
+  test("key ids stand for their bytes, one char per byte, at every length", () => {
+    const rng = new Random(3);
+    const ids = new Set<string>();
+    for (const n of [0, 1, 23, 24, 25, 102, 8191, 8192, 8193, 20_000]) {
+      const bytes = Uint8Array.from({ length: n }, () => rng.int(256));
+      const id = keyId(bytes);
+      expect(id.length).toBe(n);
+      expect(idBytes(id)).toEqual(bytes);
+      ids.add(id);
+    }
+    expect(ids.size).toBe(10);
+  });
+
   test("slots stay dense through inserts and deletes, and bytes and expiring counts follow", () => {
     const s = new RecordStore("m");
     const rng = new Random(7);

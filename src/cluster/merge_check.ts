@@ -16,7 +16,7 @@
  */
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import { type GroupSummary, mergeWinner } from "./split_brain.ts";
+import { type GroupSummary, mergeWinner } from "./merge_rule.ts";
 import type { MembershipPart } from "./part.ts";
 import type { MergeCheck, MergeCheckReply } from "./messages.ts";
 

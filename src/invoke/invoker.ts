@@ -286,12 +286,21 @@ export class Invoker {
     c.attempt++;
     c.target = target;
     c.sentAt = now;
-    const req = { c: c.id, a: c.attempt, p: c.p, e: this.#partitions.epochOf(c.p), op: c.op, b: c.body };
+    // The message itself serves a local call too (the server ignores `t`).
+    const req = {
+      t: Kind.InvokeRequest,
+      c: c.id,
+      a: c.attempt,
+      p: c.p,
+      e: this.#partitions.epochOf(c.p),
+      op: c.op,
+      b: c.body,
+    };
     if (target === this.#self) {
       c.sent = true;
       this.#clock.setTimer(0, () => this.#serve(this.#self, req));
     } else {
-      const ok = this.#transport.send(target, { t: Kind.InvokeRequest, ...req });
+      const ok = this.#transport.send(target, req);
       if (!ok) return this.#retry(c);
       c.sent = true;
     }

@@ -223,6 +223,7 @@ export class MapService {
     });
     this.#unsubscribeTable = ctx.partitions.onTableChange((next, prev) => this.#onTable(next, prev));
     ctx.partitions.onMigrationStart((p, epoch, row, mid) => this.#primary.onMigrationStart(p, epoch, row, mid));
+    ctx.partitions.setEmptyCheck((p, epoch) => this.#primary.holdsNothing(p, epoch));
     this.#onTable(ctx.partitions.table);
     this.#schedule();
   }

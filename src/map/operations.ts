@@ -5,6 +5,7 @@
  * TTL, entry processors, locks and merges will be new op codes with their own effects.
  */
 import { z } from "zod";
+import { compileCheck, type FastCheck, REJECT } from "../wire/fast_check.ts";
 import { w } from "../wire/message.ts";
 import { type EffectExpiry, isExpired, resolveExpiry } from "./expiry.ts";
 import { stampSchema } from "./hlc.ts";
@@ -217,10 +218,21 @@ export interface OpBody {
   pk?: number;
 }
 
+/** The op bodies' checks compiled from their schemas (see wire/fast_check.ts); zod decides what they reject. */
+const fastChecks = new Map(Object.entries(schemas).map(([op, s]) => [Number(op), compileCheck(s)]));
+
+/** The schema of an op's body and its compiled check (for tests). */
+export function bodySchemaOf(op: number): { schema: z.ZodType; fast: FastCheck | null } | undefined {
+  const schema = schemas[op];
+  return schema && { schema, fast: fastChecks.get(op) ?? null };
+}
+
 /** Validates an op body from the network. @returns null when invalid */
 export function parseBody(op: number, body: unknown): OpBody | null {
   const s = schemas[op];
   if (!s) return null;
+  const fast = fastChecks.get(op)?.(body) ?? REJECT;
+  if (fast !== REJECT) return fast as OpBody;
   const r = s.safeParse(body);
   return r.success ? (r.data as OpBody) : null;
 }

@@ -241,6 +241,18 @@ export class PrimaryRole {
     return prim.committed[k] = Math.max(prim.committed[k], s);
   }
 
+  /**
+   * Whether this member serves `p` at `epoch` (caught up, not handing off) and its copy never
+   * held anything: no write in this history, no entry, no dedupe record. A backup of such a
+   * partition has nothing to receive, so the master lists it in sync at once.
+   */
+  holdsNothing(p: number, epoch: number): boolean {
+    const prim = this.ctx.primaries.get(p);
+    if (!prim || prim.epoch !== epoch || prim.catchUp || prim.handoff || prim.migration) return false;
+    const d = this.ctx.data.get(p);
+    return !!d && d.seq === 0 && d.dedupe.size === 0 && d.entryCount === 0;
+  }
+
   /** min(k + 1, data members in this member's view). */
   #copiesNeeded(k: number): number {
     let data = 0;

@@ -74,7 +74,14 @@ export function recordBytes(r: { key: Uint8Array; value: Uint8Array }): number {
 /** A string that identifies key bytes (one char per byte), usable as a JS Map key. */
 export function keyId(bytes: Uint8Array): string {
   let s = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
+  const n = bytes.length;
+  if (n <= 24) {
+    // Most keys: a plain loop costs a fifth of `apply` on a subarray (measured under Bun and Deno).
+    for (let i = 0; i < n; i++) s += String.fromCharCode(bytes[i]);
+    return s;
+  }
+  if (n <= 8192) return Reflect.apply(String.fromCharCode, null, bytes);
+  for (let i = 0; i < n; i += 8192) {
     // apply takes the bytes as an array-like directly (a spread would iterate them).
     s += Reflect.apply(String.fromCharCode, null, bytes.subarray(i, i + 8192));
   }

@@ -141,6 +141,8 @@ export class PartitionService {
   #ideal: NodeId[][] | null = null;
   #publishTimer: Timer | null = null;
   #pending: PartitionTable | null = null;
+  /** See {@link setEmptyCheck}. */
+  #emptyPrimary: ((p: number, epoch: number) => boolean) | null = null;
   // graceful leave
   #leaveWaiters: Array<() => void> = [];
   #leaveRequested = false;
@@ -159,6 +161,8 @@ export class PartitionService {
     backupsCreated: 0,
     /** Master only: backups created in place that their primary reported in sync. */
     backupsSynced: 0,
+    /** Master only: rows of empty partitions this member leads given their backups in sync at once (nothing to copy). */
+    backupsCreatedInSync: 0,
     /** Master only: partitions whose every replica died (their data is gone; they start empty). */
     partitionsLost: 0,
   };
@@ -193,9 +197,7 @@ export class PartitionService {
     r.on(PartitionMigrationStartMsg, (from, msg) => this.#stopped || this.#onMigrationStart(from, msg));
     r.on(PartitionMigrationReadyMsg, (_from, msg) => this.#stopped || this.#onReady(msg));
     r.on(PartitionMemberLeavingMsg, (from) => this.#stopped || this.#onMemberLeaving(from));
-    r.on(PartitionBackupsSyncedMsg, (from, msg) => {
-      if (!this.#stopped) { for (const it of msg.items) this.#onBackupsSynced(from, it); }
-    });
+    r.on(PartitionBackupsSyncedMsg, (from, msg) => this.#stopped || this.#onBackupsSynced(from, msg.items));
     this.#unsubscribe = this.#view.subscribe((e) => {
       if (e.type === "masterChanged" || e.type === "memberRemoved" || e.type === "memberAdded") this.#onViewChange();
     });
@@ -262,6 +264,16 @@ export class PartitionService {
   /** The map layer (on the primary) brings the row's members up to date when this fires. */
   onMigrationStart(fn: MigrationStartListener): void {
     this.#migrationListeners.push(fn);
+  }
+
+  /**
+   * The map layer says which partitions this member leads hold nothing at all (`epoch`: the
+   * ownership epoch it serves them under). As master, a backup created in place for such a
+   * partition is in sync in the same table update (it is not listed as filling): there is
+   * nothing to copy, and a write arriving meanwhile waits until the primary confirmed it.
+   */
+  setEmptyCheck(fn: (p: number, epoch: number) => boolean): void {
+    this.#emptyPrimary = fn;
   }
 
   /** Called by the primary's map layer once every member of `row` is up to date (for migration `mid`). */
@@ -621,7 +633,9 @@ export class PartitionService {
     const data = this.#view.members().filter((m) => !m.lite && !this.#leaving.has(m.id)).map((m) => m.id);
     if (data.length > 0) {
       const replicaCount = 1 + this.config.backupCount + this.config.asyncBackupCount;
-      const key = `${t.version}|${changed}|${data.join(",")}`;
+      // The ideal is a pure function of the rows and the data members: computed again only when
+      // one of them changed (table versions move on every report of a backup in sync, rows do not).
+      const key = `${data.join(",")}|${replicas.map((r) => r.join(",")).join(";")}`;
       if (key !== this.#idealKey || !this.#ideal) {
         this.#idealKey = key;
         this.#ideal = assignPartitions({
@@ -647,6 +661,13 @@ export class PartitionService {
       if (fill.filled.length > 0) {
         for (const p of fill.filled) {
           const added = fill.rows[p].slice(replicas[p].length);
+          // An empty partition this member leads (same primary and epoch as its map layer
+          // serves) has nothing to copy: its new backups are in sync from this update on.
+          const mine = replicas[p][0] === this.self && t.replicas[p][0] === this.self;
+          if (mine && this.#emptyPrimary?.(p, t.epochs[p])) {
+            this.stats.backupsCreatedInSync++;
+            continue;
+          }
           filling.set(p, [...(filling.get(p) ?? []), ...added]);
         }
         replicas = fill.rows as NodeId[][];
@@ -691,19 +712,26 @@ export class PartitionService {
     }
   }
 
-  /** The primary of `p` reports backups created in place as in sync: they count as replicas from now on. */
-  #onBackupsSynced(from: NodeId, msg: { p: number; epoch: number; members: NodeId[] }): void {
+  /**
+   * The primary `from` reports backups created in place as in sync: they count as replicas from
+   * now on. A message carries the reports of many partitions (a forming cluster confirms
+   * hundreds at once); they make one table change, not one each.
+   */
+  #onBackupsSynced(from: NodeId, items: readonly { p: number; epoch: number; members: readonly NodeId[] }[]): void {
     if (!this.masterActive) return;
     const t = this.#current();
-    const f = t.filling?.get(msg.p);
-    if (!f || t.replicas[msg.p]?.[0] !== from || t.epochs[msg.p] !== msg.epoch) return;
-    const rest = f.filter((m) => !msg.members.includes(m));
-    if (rest.length === f.length) return;
-    const filling = new Map(t.filling);
-    if (rest.length > 0) filling.set(msg.p, rest);
-    else filling.delete(msg.p);
-    this.stats.backupsSynced += f.length - rest.length;
-    this.#stage(withFilling(nextTable(t, t.replicas, t.migrations), filling));
+    let filling: Map<number, readonly NodeId[]> | null = null;
+    for (const it of items) {
+      const f = (filling ?? t.filling)?.get(it.p);
+      if (!f || t.replicas[it.p]?.[0] !== from || t.epochs[it.p] !== it.epoch) continue;
+      const rest = f.filter((m) => !it.members.includes(m));
+      if (rest.length === f.length) continue;
+      filling ??= new Map(t.filling);
+      if (rest.length > 0) filling.set(it.p, rest);
+      else filling.delete(it.p);
+      this.stats.backupsSynced += f.length - rest.length;
+    }
+    if (filling) this.#stage(withFilling(nextTable(t, t.replicas, t.migrations), filling));
   }
 
   /**
@@ -719,9 +747,7 @@ export class PartitionService {
       this.#syncedOut.clear();
       const master = this.#view.master();
       if (!master || items.length === 0 || this.#stopped) return;
-      this.#send(master, { t: Kind.PartitionBackupsSynced, items }, () => {
-        for (const it of items) this.#onBackupsSynced(this.self, it);
-      });
+      this.#send(master, { t: Kind.PartitionBackupsSynced, items }, () => this.#onBackupsSynced(this.self, items));
     });
   }
 

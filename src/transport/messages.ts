@@ -50,8 +50,13 @@ export type ChunkMessage = Omit<z.infer<typeof ChunkMsg>, "data"> & { data: Uint
  * the schema of its kind) or built by this member.
  */
 export function isKind<S extends MessageSchema>(schema: S, m: Message): m is z.infer<S> & Message {
-  return m.t === schema.shape.t.value;
+  let t = kinds.get(schema);
+  // zod's `shape` and `value` are getters: read once per schema, not once per message.
+  if (t === undefined) kinds.set(schema, t = schema.shape.t.value as number);
+  return m.t === t;
 }
+
+const kinds = new WeakMap<MessageSchema, number>();
 
 /**
  * The one rule both transports apply to a Forward's inner message (PROTOCOL.md, "Forward"):

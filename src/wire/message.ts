@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { compileCheck, type FastCheck, markBytes, REJECT } from "./fast_check.ts";
 import { KindRanges } from "./kinds.ts";
 import { Limits } from "./limits.ts";
 
@@ -12,7 +13,7 @@ export interface Message {
   [field: string]: unknown;
 }
 
-const registry = new Map<number, { name: string; schema: z.ZodType }>();
+const registry = new Map<number, { name: string; schema: z.ZodType; fast: FastCheck | null }>();
 
 /** Bounded building blocks for message schemas. */
 export const w = {
@@ -21,7 +22,7 @@ export const w = {
   int: () => z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
   uint: () => z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   bytes: (max: number = Limits.maxBytesLength) =>
-    z.instanceof(Uint8Array).refine((b) => b.byteLength <= max, "bytes too long"),
+    markBytes(z.instanceof(Uint8Array).refine((b) => b.byteLength <= max, "bytes too long"), max),
   list: <T extends z.ZodType>(item: T, max: number) => z.array(item).max(max),
   any: () => z.unknown(),
 };
@@ -44,7 +45,7 @@ export function defineMessage<S extends z.ZodRawShape>(kind: number, name: strin
     throw new RangeError(`Cannot define message ${name}: kind ${kind} is already ${existing.name}`);
   }
   const schema = z.object({ t: z.literal(kind), ...shape });
-  registry.set(kind, { name, schema });
+  registry.set(kind, { name, schema, fast: compileCheck(schema) });
   return schema;
 }
 
@@ -63,6 +64,9 @@ export function validateMessage(value: unknown): Validated {
   if (typeof t !== "number") return { ok: false, reason: "message has no numeric kind" };
   const entry = registry.get(t);
   if (!entry) return { ok: false, reason: `unknown message kind ${t}` };
+  // The check compiled from the schema accepts the common case; what it rejects, zod decides (fast_check.ts).
+  const fast = entry.fast?.(value) ?? REJECT;
+  if (fast !== REJECT) return { ok: true, msg: fast as Message };
   const r = entry.schema.safeParse(value);
   if (!r.success) return { ok: false, reason: `invalid ${entry.name}: ${r.error.issues[0]?.message ?? "bad shape"}` };
   return { ok: true, msg: r.data as Message };
@@ -76,6 +80,11 @@ export function kindName(t: number): string {
 /** The schema of a registered kind (for fuzzing and hostile-peer tests that generate well-typed messages). */
 export function schemaOf(t: number): z.ZodType | undefined {
   return registry.get(t)?.schema;
+}
+
+/** The fast check compiled from a registered kind's schema, or null when zod alone checks it (for tests). */
+export function fastCheckOf(t: number): FastCheck | null {
+  return registry.get(t)?.fast ?? null;
 }
 
 /** All registered kinds, for PROTOCOL.md checks. */

@@ -99,6 +99,16 @@ function gen(schema: z.ZodType, rng: Random, hints: MessageHints, depth: number)
 }
 
 /**
+ * A random value shaped by `schema` (most are valid; a few miss a bound or a union option).
+ * @param schema a message or op-body schema
+ * @param rng the seeded randomness
+ * @param hints ids to use
+ */
+export function randomValue(schema: z.ZodType, rng: Random, hints: MessageHints): unknown {
+  return gen(schema, rng, hints, 0);
+}
+
+/**
  * A random well-typed message of kind `t`, or null when none was found in a few tries.
  * @param t the kind
  * @param rng the seeded randomness
