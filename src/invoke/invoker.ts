@@ -5,9 +5,14 @@
  * timeout with a typed error: TimeoutError when the operation surely did not run, else
  * IndeterminateResultError for writes.
  *
- * Every call has an id that stays the same across retries; the primary keeps (and
- * replicates) the result of each write under that id, so a retried write is applied once.
- * Pending calls are bounded.
+ * Every call has an id (this invoker's client id and a sequence number, invoke/call_id.ts)
+ * that stays the same across retries; the primary keeps (and replicates) the result of
+ * each write under that id, so a retried write is applied once. Every request carries the
+ * watermark `w` of its partition: the lowest sequence number of a call to that partition
+ * still pending here (every call to it below that is answered), so partitions keep the
+ * records of unanswered calls however long they retry and drop the others. Pending calls
+ * are bounded, and so is the distance from a partition's oldest pending call to the newest
+ * (`maxPendingCalls` both), which bounds the records.
  *
  * With split-brain protection on, the quorum gate is checked before every attempt (a
  * member that may not serve data refuses its own callers at once with `QUORUM`) and before
@@ -22,6 +27,7 @@ import type { Random } from "../core/random.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
+import { callId } from "./call_id.ts";
 import {
   InvokeBackupAckMsg,
   type InvokeRequest,
@@ -48,7 +54,10 @@ export interface InvokerConfig {
   minAttemptTimeoutMs?: number;
   /** Give up after this long. @default 30000 */
   callTimeoutMs?: number;
-  /** Calls in flight from this member. @default 10000 */
+  /**
+   * Calls in flight from this member, and calls started since the oldest one still in flight
+   * (the dedupe records partitions keep for this member's calls). @default 10000
+   */
   maxPendingCalls?: number;
   /** First retry delay. @default 5 */
   retryBaseMs?: number;
@@ -73,6 +82,8 @@ const RETRYABLE = new Set<string>(["WRONG_TARGET", "MIGRATING", "STALE_EPOCH", "
 
 interface Call {
   id: string;
+  /** The call's number (its id is `<client>/<seq>`). */
+  seq: number;
   p: number;
   op: number;
   body: unknown;
@@ -118,9 +129,12 @@ export class Invoker {
   #gate: (p: number, body: unknown, serving: boolean) => ShoalError | null;
   #server: InvokeServer | null = null;
   #calls = new Map<string, Call>();
+  /** Pending calls by partition, each in number order (for the per-partition watermark). */
+  #byPartition = new Map<number, Set<Call>>();
   /** Smoothed round trip (request → answer) per target, RFC 6298 style; live members only. */
   #rtt = new Map<NodeId, { srtt: number; rttvar: number }>();
-  #prefix: string;
+  /** This invoker's client id (call ids are `<client>/<seq>`). */
+  readonly client: string;
   #counter = 0;
   #stopped = false;
   #unsubscribe: () => void;
@@ -145,7 +159,7 @@ export class Invoker {
       ...opts.config,
     };
     // Unique across restarts of the same member id.
-    this.#prefix = `${opts.self}/${opts.rng.id(8)}/`;
+    this.client = `${opts.self}/${opts.rng.id(8)}`;
     opts.router.on(InvokeRequestMsg, (from, msg) => this.#serve(from, msg));
     opts.router.on(InvokeResponseMsg, (from, msg) => this.#onResponse(from, msg));
     opts.router.on(InvokeBackupAckMsg, (from, msg) => this.onBackupAcks(from, msg.pr, msg.cs));
@@ -177,6 +191,18 @@ export class Invoker {
 
   get pendingCalls(): number {
     return this.#calls.size;
+  }
+
+  /**
+   * Every call to partition `p` numbered below this is answered (will never be sent again):
+   * the lowest number of a call to `p` still pending (calls enter in number order), else the
+   * next number. Per partition, since each partition keeps only its own calls' records: a
+   * call stuck on one partition (its primary unreachable) holds back no other partition's.
+   */
+  watermarkOf(p: number): number {
+    const pending = this.#byPartition.get(p);
+    if (pending) { for (const c of pending) return c.seq; }
+    return this.#counter;
   }
 
   /**
@@ -218,9 +244,20 @@ export class Invoker {
     if (this.#calls.size >= this.config.maxPendingCalls) {
       return Promise.reject(new ShoalError("OVERLOADED", `Cannot invoke: ${this.#calls.size} calls already pending`));
     }
+    if (this.#counter - this.watermarkOf(p) >= this.config.maxPendingCalls) {
+      // A partition keeps a dedupe record of every call to it from the oldest pending one on.
+      return Promise.reject(
+        new ShoalError(
+          "OVERLOADED",
+          `Cannot invoke: the oldest pending call to partition ${p} is ${this.config.maxPendingCalls} calls back`,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
+      const seq = this.#counter++;
       const call: Call = {
-        id: this.#prefix + (this.#counter++).toString(36),
+        id: callId(this.client, seq),
+        seq,
         p,
         op,
         body,
@@ -239,6 +276,8 @@ export class Invoker {
         reject,
       };
       this.#calls.set(call.id, call);
+      const pending = this.#byPartition.get(p) ?? new Set<Call>();
+      this.#byPartition.set(p, pending.add(call));
       this.stats.calls++;
       this.#attempt(call);
     });
@@ -262,6 +301,8 @@ export class Invoker {
     c.timer?.cancel();
     c.timer = null;
     this.#calls.delete(c.id);
+    const pending = this.#byPartition.get(c.p);
+    if (pending?.delete(c) && pending.size === 0) this.#byPartition.delete(c.p);
   }
 
   #attempt(c: Call): void {
@@ -295,6 +336,7 @@ export class Invoker {
       e: this.#partitions.epochOf(c.p),
       op: c.op,
       b: c.body,
+      w: this.watermarkOf(c.p),
     };
     if (target === this.#self) {
       c.sent = true;
@@ -425,6 +467,10 @@ export class Invoker {
     }
     this.#finish(c);
     const code = status as ShoalErrorCode;
-    c.reject(new ShoalError(code, msg.msg ?? `Call to partition ${c.p} failed: ${code}`));
+    const message = msg.msg ?? `Call to partition ${c.p} failed: ${code}`;
+    if (code !== "INDETERMINATE") return c.reject(new ShoalError(code, message));
+    // The primary refused a retry of a call it may have applied before (map/dedupe_records.ts).
+    this.stats.indeterminate++;
+    c.reject(new IndeterminateResultError(message));
   }
 }

@@ -6,7 +6,8 @@ import { defineMessage, w } from "../wire/message.ts";
 /**
  * Caller → primary. `c` is the call id (the same on every retry), `a` the attempt, `e` the
  * ownership epoch the caller's table shows (fencing), `b` the op body, validated by the
- * service that owns op `op`.
+ * service that owns op `op`. `w`: the caller's watermark, every call of its client
+ * numbered below it is answered (invoke/call_id.ts).
  */
 export const InvokeRequestMsg = defineMessage(Kind.InvokeRequest, "InvokeRequest", {
   c: w.str(256),
@@ -15,6 +16,7 @@ export const InvokeRequestMsg = defineMessage(Kind.InvokeRequest, "InvokeRequest
   e: w.uint(),
   op: w.uint().max(65_535),
   b: w.any(),
+  w: w.uint().optional(),
 });
 
 /** Primary → caller. `s` is "ok" or an error code (see ShoalErrorCode); `r` the result. */

@@ -105,12 +105,7 @@ export class DataGrid {
       partitions: this.partitions,
       invoker: this.invoker,
       processors: this.processors = new ProcessorRegistry(opts.processors),
-      config: {
-        migrationTimeoutMs: this.partitions.config.migrationTimeoutMs,
-        // No caller retries past its own deadline; twice that leaves room for clocks that differ.
-        dedupeMaxAgeMs: 2 * this.invoker.config.callTimeoutMs,
-        ...map,
-      },
+      config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
       maps: mapConfigs,
       customMergePolicy: typeof policy === "string" ? undefined : policy,
     });

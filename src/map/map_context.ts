@@ -46,8 +46,22 @@ export interface MapServiceConfig {
    * not waited for), then serves with the answers it has. @default 10000
    */
   catchUpTimeoutMs?: number;
-  /** Dedupe records kept per partition. @default 2048 */
+  /**
+   * Dedupe records of call ids that name no client (none from an invoker), kept per
+   * partition. The records of clients' calls are kept until each client's watermark passes
+   * them (dedupe_records.ts), up to `dedupeCapPerPartition`. @default 2048
+   */
   dedupePerPartition?: number;
+  /**
+   * Hard cap on the dedupe records of clients' calls one partition copy holds; past it the
+   * oldest record of the client holding the most is dropped, and a retry of that call is
+   * answered INDETERMINATE, not applied (counted: `dedupeEvicted`). @default 8192
+   */
+  dedupeCapPerPartition?: number;
+  /** Hard cap on the bytes of those records' results per partition copy (about). @default 262144 (256 KiB) */
+  dedupeCapBytesPerPartition?: number;
+  /** Clients (invokers) whose watermarks a partition copy remembers (departed ones forgotten first). @default 1024 */
+  dedupeClientsPerPartition?: number;
   /** Writes kept per partition for re-shipping. @default 256 */
   logPerPartition?: number;
   /**
@@ -56,14 +70,8 @@ export interface MapServiceConfig {
    * behind by more than the log holds gets a snapshot. @default 32768 (32 KiB)
    */
   logBytesPerPartition?: number;
-  /** Bytes of results the dedupe records of one partition copy hold at most (about; oldest dropped first). @default 65536 (64 KiB) */
+  /** Bytes of results the dedupe records of call ids that name no client hold per partition copy (about; oldest dropped first). @default 65536 (64 KiB) */
   dedupeBytesPerPartition?: number;
-  /**
-   * Dedupe records older than this (ms) are dropped, whatever the count and byte limits
-   * allow: a caller retries a call only until its own deadline, so older records only hold
-   * memory. @default Infinity here; DataGrid sets twice the invoker's callTimeoutMs (60 s)
-   */
-  dedupeMaxAgeMs?: number;
   /** Bytes of keys and values the entry events of one partition copy hold at most (about; oldest writes dropped first). @default 32768 (32 KiB) */
   eventBytesPerPartition?: number;
   /**
@@ -98,7 +106,9 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
     logPerPartition: 256,
     logBytesPerPartition: 32 * 1024,
     dedupeBytesPerPartition: 64 * 1024,
-    dedupeMaxAgeMs: Infinity,
+    dedupeCapPerPartition: 8192,
+    dedupeCapBytesPerPartition: 256 * 1024,
+    dedupeClientsPerPartition: 1024,
     eventBytesPerPartition: 32 * 1024,
     directBackupAcks: false,
     eventsPerPartition: 256,
@@ -120,6 +130,12 @@ export function newMapCounters() {
     snapshotsInstalled: 0,
     pulls: 0,
     dedupeHits: 0,
+    /** Retries below their caller's watermark, answered INDETERMINATE instead of applied again. */
+    dedupeRefused: 0,
+    /** Dedupe records dropped by the hard cap (a retry of such a call is answered INDETERMINATE). */
+    dedupeEvicted: 0,
+    /** Clients whose dedupe watermarks a copy forgot (client cap; departed clients first). */
+    dedupeForgotten: 0,
     staleEpochRejected: 0,
     /** Backup ops and snapshot chunks from a member that is not the partition's primary here (refused). */
     notFromPrimary: 0,
@@ -336,9 +352,11 @@ export class MapContext {
       events: this.config.eventsPerPartition,
       logBytes: this.config.logBytesPerPartition,
       dedupeBytes: this.config.dedupeBytesPerPartition,
-      dedupeMaxAgeMs: this.config.dedupeMaxAgeMs,
+      dedupeCap: this.config.dedupeCapPerPartition,
+      dedupeCapBytes: this.config.dedupeCapBytesPerPartition,
+      dedupeClients: this.config.dedupeClientsPerPartition,
       eventBytes: this.config.eventBytesPerPartition,
-    });
+    }, this.counters);
   }
 
   ensureData(p: number): PartitionData {

@@ -157,6 +157,7 @@ export class MapService {
   #timer: Timer | null = null;
   #stopped = false;
   #unsubscribeTable: () => void;
+  #unsubscribeView: () => void;
   /** Per-map settings. */
   readonly mapConfigs: MapConfigs;
   /** Expiry, touches and eviction on this member's primaries. */
@@ -222,6 +223,11 @@ export class MapService {
       if (!this.#stopped) this.#primary.serve(from, req, reply);
     });
     this.#unsubscribeTable = ctx.partitions.onTableChange((next, prev) => this.#onTable(next, prev));
+    // A member that left the view (its lease ended) retries no call: drop its dedupe records
+    // (a late retry of one is refused by the raised watermark; dedupe_records.ts).
+    this.#unsubscribeView = ctx.view.subscribe((e) => {
+      if (e.type === "memberRemoved") { for (const d of ctx.data.values()) d.dedupe.departed(e.member.id); }
+    });
     ctx.partitions.onMigrationStart((p, epoch, row, mid) => this.#primary.onMigrationStart(p, epoch, row, mid));
     ctx.partitions.setEmptyCheck((p, epoch) => this.#primary.holdsNothing(p, epoch));
     this.#onTable(ctx.partitions.table);
@@ -443,6 +449,7 @@ export class MapService {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#unsubscribeTable();
+    this.#unsubscribeView();
     this.listeners.stop();
     this.#ctx.polls.releaseAll();
     this.#ctx.parked.releaseAll();

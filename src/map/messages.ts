@@ -24,6 +24,8 @@ const effect = z.object({
 const entry = z.object({
   seq: w.uint(),
   c: w.str(256).optional(),
+  /** The watermark of the call's client (invoke/call_id.ts). */
+  w: w.uint().optional(),
   r: w.any(),
   e: w.list(effect, 1000),
   o: w.id().optional(),
@@ -139,6 +141,8 @@ export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnap
     z.union([z.tuple([w.str(256), w.uint(), w.any()]), z.tuple([w.str(256), w.uint(), w.any(), w.str(256)])]),
     100_000,
   ),
+  /** [client, watermark]: the clients' watermarks the copy knows (dedupe_records.ts), on the last chunk. */
+  cw: w.list(z.tuple([w.str(256), w.uint()]), 100_000).optional(),
   up: z.boolean().optional(),
   /** The level of the copy (replication_levels.ts), on chunk 0; absent = 0. */
   lv: z.number().int().min(0).max(7).optional(),

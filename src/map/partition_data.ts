@@ -1,17 +1,25 @@
 /**
  * One replica of one partition on one member: the records of every map in it, the
  * partition sequence number, an order-independent digest of the content (for anti-entropy),
- * the dedupe records of recent writes (call id → result, replicated with the writes so a
- * retry reaching a new primary is answered, not applied again), and a bounded log of recent
- * writes (to re-ship to a backup that missed some).
+ * the dedupe records of writes whose callers may still retry them (call id → result,
+ * replicated with the writes so a retry reaching a new primary is answered, not applied
+ * again; dedupe_records.ts), and a bounded log of recent writes (to re-ship to a backup that
+ * missed some).
  */
 import { assert } from "../core/errors.ts";
+import {
+  type DedupeCounts,
+  type DedupeRecord,
+  DedupeRecords,
+  DEFAULT_DEDUPE_LIMITS,
+  resultBytes,
+} from "./dedupe_records.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
 import { type AppliedChange, EventRing } from "./entry_events.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
 
-export type { AppliedChange };
+export type { AppliedChange, DedupeRecord };
 
 /** Why an effect happened, when not a client's write. */
 export const EffectCause = { Expired: 1, Evicted: 2, Merged: 3 } as const;
@@ -41,20 +49,13 @@ export interface LogEntry {
   seq: number;
   /** Call id, for dedupe. */
   c?: string;
+  /** The watermark of the call's client (every call of it numbered below is answered; invoke/call_id.ts). */
+  w?: number;
   /** The result the caller gets. */
   r?: unknown;
   e: Effect[];
   /** The caller, when it waits for each backup's own ack of this write (InvokeBackupAck). */
   o?: string;
-}
-
-export interface DedupeRecord {
-  seq: number;
-  r: unknown;
-  /** The partition's newest stamp (`maxAt`, ms) when the record was made: records older than `dedupeMaxAgeMs` go. */
-  t?: number;
-  /** The map the write changed, when it changed one (per-map backup counts drop it with the map). */
-  m?: string;
 }
 
 /** A full copy of a partition, sent when a backup cannot catch up from the log. */
@@ -68,6 +69,8 @@ export interface SnapshotData {
    */
   entries: SnapshotEntry[];
   dedupe: Array<[string, number, unknown] | [string, number, unknown, string]>;
+  /** The clients' watermarks this copy knows: [client, watermark] (dedupe_records.ts). */
+  cw?: Array<[string, number]>;
   /** See `PartitionData.idleFloor`. */
   idleFloor?: number;
   /** The level of the copy (which maps it holds; replication_levels.ts). @default 0 (all) */
@@ -79,7 +82,7 @@ export type SnapshotEntry =
   | [string, Uint8Array, Uint8Array, number, number, number, number, number, number];
 
 export interface PartitionDataLimits {
-  /** Dedupe records kept per partition (oldest dropped first). @default 2048 */
+  /** Dedupe records of call ids that name no client, kept per partition (oldest dropped first). @default 2048 */
   dedupe: number;
   /** Writes kept in the log per partition. @default 256 */
   log: number;
@@ -87,14 +90,14 @@ export interface PartitionDataLimits {
   events?: number;
   /** About this many bytes of keys and values in the log (up to 1.5 × between trims; the newest write stays). @default 32768 */
   logBytes?: number;
-  /** About this many bytes of results in the dedupe records (oldest dropped first). @default 65536 */
+  /** About this many bytes of results in those (oldest dropped first). @default 65536 */
   dedupeBytes?: number;
-  /**
-   * Dedupe records older than this (ms, on the partition's stamps) are dropped: no caller
-   * retries a call after its own deadline, so a record outliving every retry only holds
-   * memory. @default Infinity
-   */
-  dedupeMaxAgeMs?: number;
+  /** Hard cap on the dedupe records of clients' calls (dedupe_records.ts). @default 8192 */
+  dedupeCap?: number;
+  /** Hard cap on the bytes of their results (about). @default 262144 */
+  dedupeCapBytes?: number;
+  /** Clients whose watermarks and records a copy remembers. @default 1024 */
+  dedupeClients?: number;
   /** About this many bytes of keys and values in the entry events. @default 32768 */
   eventBytes?: number;
   /** Removed keys remembered for split-brain merges (see tombstones.ts). */
@@ -102,11 +105,6 @@ export interface PartitionDataLimits {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/** Approximate bytes a value held in a buffer takes (bytes and strings by length, anything else 16). */
-function resultBytes(r: unknown): number {
-  return r instanceof Uint8Array ? r.byteLength : typeof r === "string" ? r.length * 2 : 16;
-}
 
 /**
  * Approximate bytes a log entry holds: its keys, values and result, plus what the runtime
@@ -146,17 +144,13 @@ export class PartitionData {
    */
   level = 0;
   readonly maps = new Map<string, RecordStore>();
-  readonly dedupe = new Map<string, DedupeRecord>();
+  readonly dedupe: DedupeRecords;
   readonly tombstones: Tombstones;
   /** The newest stamp applied here (records, removals): the next write is stamped above it (hlc.ts). */
   maxAt = 0;
   log: LogEntry[] = [];
   /** Approximate bytes the log holds (see logEntryBytes). */
   logBytes = 0;
-  /** Dedupe records still waiting for a stamp (see #setDedupe). */
-  #unstamped: DedupeRecord[] = [];
-  /** Approximate bytes of the dedupe records' results. */
-  dedupeBytes = 0;
   /**
    * Idle time before this moment does not count toward max-idle: set (replicated) when a
    * new primary starts serving, since nobody could read the partition's entries meanwhile.
@@ -167,9 +161,27 @@ export class PartitionData {
   /** Called after each write that produced entry events (wakes listeners). */
   onEvents?: (p: number, seq: number) => void;
 
-  constructor(readonly p: number, readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 }) {
+  /** `counts`: where the dedupe records count what their caps drop (dedupe_records.ts). */
+  constructor(
+    readonly p: number,
+    readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 },
+    counts?: DedupeCounts,
+  ) {
     this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? 32 * 1024);
     this.tombstones = new Tombstones(limits.tombstones);
+    const d = DEFAULT_DEDUPE_LIMITS;
+    this.dedupe = new DedupeRecords({
+      window: limits.dedupe,
+      windowBytes: limits.dedupeBytes ?? d.windowBytes,
+      cap: limits.dedupeCap ?? d.cap,
+      capBytes: limits.dedupeCapBytes ?? d.capBytes,
+      clients: limits.dedupeClients ?? d.clients,
+    }, counts);
+  }
+
+  /** Approximate bytes of the dedupe records' results. */
+  get dedupeBytes(): number {
+    return this.dedupe.bytes;
   }
 
   /** Records in all maps. */
@@ -214,9 +226,7 @@ export class PartitionData {
       this.maps.delete(m);
     }
     for (const t of [...this.tombstones.values()]) if (!keep(t.m)) this.tombstones.delete(t.m, t.key);
-    for (const [c, r] of [...this.dedupe]) {
-      if (r.m !== undefined && !keep(r.m)) (this.dedupe.delete(c), this.dedupeBytes -= resultBytes(r.r) + c.length);
-    }
+    for (const [c, r] of [...this.dedupe.entries()]) if (r.m !== undefined && !keep(r.m)) this.dedupe.delete(c);
   }
 
   /**
@@ -236,8 +246,10 @@ export class PartitionData {
       }
     }
     for (const t of from.tombstones.values()) if (take(t.m)) this.tombstones.add(t.m, t.key, t.at);
-    for (const [c, r] of from.dedupe) {
-      if (r.m !== undefined && take(r.m) && !this.dedupe.has(c)) this.#setDedupe(c, { seq: r.seq, r: r.r, m: r.m });
+    // Watermarks are facts about clients, whichever copy learned them: the higher one holds.
+    for (const [client, w] of from.dedupe.watermarks()) this.dedupe.raise(client, w);
+    for (const [c, r] of from.dedupe.entries()) {
+      if (r.m !== undefined && take(r.m) && !this.dedupe.has(c)) this.dedupe.set(c, r);
     }
   }
 
@@ -320,8 +332,7 @@ export class PartitionData {
     if (entry.c !== undefined) {
       const rec: DedupeRecord = { seq: entry.seq, r: entry.r ?? null };
       if (entry.e.length > 0) rec.m = entry.e[0].m;
-      // A write that changed something is stamped at this.maxAt (hlc.ts: above every earlier stamp).
-      this.#setDedupe(entry.c, rec, entry.e.length > 0 ? this.maxAt : undefined);
+      this.dedupe.set(entry.c, rec, entry.w);
     }
     this.log.push(entry);
     this.logBytes += logEntryBytes(entry);
@@ -335,38 +346,6 @@ export class PartitionData {
       while (keep > 1 && kept > maxBytes) kept -= logEntryBytes(this.log[this.log.length - keep--]);
       this.log = this.log.slice(-keep);
       this.logBytes = kept;
-    }
-  }
-
-  /**
-   * Adds a dedupe record, dropping the oldest while over the count or byte limit, or older
-   * than `dedupeMaxAgeMs`. `at`: the stamp of the write that made it, when known (the write
-   * changed something). A record without one (a write that changed nothing, or one installed
-   * from another copy) takes the stamp of the next write that has one: it is no younger than
-   * that, so it never goes early.
-   */
-  #setDedupe(c: string, rec: DedupeRecord, at?: number): void {
-    const old = this.dedupe.get(c);
-    if (old) this.dedupeBytes -= resultBytes(old.r) + c.length;
-    if (at === undefined) {
-      if (this.#unstamped.length >= 2 * this.limits.dedupe) this.#unstamped.splice(0, this.limits.dedupe);
-      this.#unstamped.push(rec);
-    } else {
-      rec.t = at;
-      for (const u of this.#unstamped) u.t = at;
-      this.#unstamped.length = 0;
-    }
-    this.dedupe.set(c, rec);
-    this.dedupeBytes += resultBytes(rec.r) + c.length;
-    const maxBytes = this.limits.dedupeBytes ?? 64 * 1024;
-    const oldest = this.maxAt - (this.limits.dedupeMaxAgeMs ?? Infinity);
-    while (this.dedupe.size > 0) {
-      const [k, r] = this.dedupe.entries().next().value!;
-      const over = this.dedupe.size > this.limits.dedupe ||
-        (this.dedupe.size > 1 && (this.dedupeBytes > maxBytes || (r.t !== undefined && r.t < oldest)));
-      if (!over) break;
-      this.dedupe.delete(k);
-      this.dedupeBytes -= resultBytes(r.r) + k.length;
     }
   }
 
@@ -410,12 +389,14 @@ export class PartitionData {
       if (!keep || keep(t.m)) entries.push([t.m, t.key, EMPTY, 0, t.at, t.at]);
     }
     const dedupe: SnapshotData["dedupe"] = [];
-    for (const [c, d] of this.dedupe) {
+    for (const [c, d] of this.dedupe.entries()) {
       if (d.m === undefined) dedupe.push([c, d.seq, d.r]);
       else if (!keep || keep(d.m)) dedupe.push([c, d.seq, d.r, d.m]);
     }
     const digest: [number, number] = keep ? this.digestOf(keep) : [...this.digest];
     const snap: SnapshotData = { seq: this.seq, digest, entries, dedupe };
+    const cw = this.dedupe.watermarks();
+    if (cw.length > 0) snap.cw = cw;
     if (this.level > 0) snap.level = this.level;
     if (this.idleFloor > 0) snap.idleFloor = this.idleFloor;
     return snap;
@@ -426,8 +407,6 @@ export class PartitionData {
     this.level = level;
     this.maps.clear();
     this.dedupe.clear();
-    this.#unstamped = [];
-    this.dedupeBytes = 0;
     this.tombstones.clear();
     this.digest = [0, 0];
     this.maxAt = 0;
@@ -455,7 +434,8 @@ export class PartitionData {
     }
     this.idleFloor = snap.idleFloor ?? 0;
     this.events.reset(snap.seq);
-    for (const [c, seq, r, m] of snap.dedupe) this.#setDedupe(c, m === undefined ? { seq, r } : { seq, r, m });
+    for (const [client, w] of snap.cw ?? []) this.dedupe.raise(client, w);
+    for (const [c, seq, r, m] of snap.dedupe) this.dedupe.set(c, m === undefined ? { seq, r } : { seq, r, m });
     this.seq = snap.seq;
     this.log = [];
     this.logBytes = 0;

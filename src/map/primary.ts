@@ -66,6 +66,16 @@ export class PrimaryRole {
         ctx.counters.dedupeHits++;
         return this.#waitFor(prim, seen.seq, seen.m === undefined ? lv.maxSync : lv.sync(seen.m), answer(seen.r));
       }
+      if (d.dedupe.isBelowWatermark(req.c)) {
+        // Its caller answered it already (or its member left the view and this copy dropped
+        // its records): whether it ran here is no longer known, and it must not run twice.
+        ctx.counters.dedupeRefused++;
+        return reply(
+          "INDETERMINATE",
+          null,
+          `call ${req.c} is below its caller's watermark on partition ${req.p}: not applied again (it may have been applied before)`,
+        );
+      }
       // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
       // result must be deduplicated like any other, or a retry executing later could answer
       // differently from the attempt that counts.
@@ -95,6 +105,7 @@ export class PrimaryRole {
         ? executeTopicOp(d, req.op, body, stamp)
         : executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
+      if (req.w !== undefined) entry.w = req.w;
       const direct = this.#directAckers(prim);
       if (direct && direct.length > 0) entry.o = from;
       d.applyEntry(entry);

@@ -73,7 +73,7 @@ interface SnapshotIn {
   n: number;
   s: number;
   d: [number, number];
-  got: Map<number, { entries: SnapshotData["entries"]; dedupe: SnapshotData["dedupe"] }>;
+  got: Map<number, { entries: SnapshotData["entries"]; dedupe: SnapshotData["dedupe"]; cw?: SnapshotData["cw"] }>;
   /** Last time a chunk of this transfer arrived (new or resent). */
   lastChunkAt: number;
   /** The partition's idle floor (expiry.ts). */
@@ -147,6 +147,7 @@ export class SnapshotTransfers {
     for (const [callId, , result] of snap.dedupe) {
       dedupeBytes += callId.length + 16 + (result instanceof Uint8Array ? result.byteLength : 8);
     }
+    for (const [client] of snap.cw ?? []) dedupeBytes += client.length + 16;
     const flush = (last: boolean) => {
       const c: Message = {
         t: Kind.MapSnapshotChunk,
@@ -163,6 +164,7 @@ export class SnapshotTransfers {
         dedupe: last ? snap.dedupe : [],
       };
       if (up) c.up = true;
+      if (last && snap.cw) c.cw = snap.cw;
       if (snap.idleFloor) c.fl = snap.idleFloor;
       if (lv > 0) c.lv = lv;
       chunks.push(c);
@@ -395,7 +397,7 @@ export class SnapshotTransfers {
     }
     a.lastChunkAt = this.ctx.clock.now();
     if (c.i >= a.n) return null;
-    a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe });
+    a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe, cw: c.cw });
     this.ctx.transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
     if (a.got.size < a.n) return null;
     this.in.delete(c.p);
@@ -406,6 +408,7 @@ export class SnapshotTransfers {
       const part = a.got.get(i)!;
       for (const e of part.entries) snap.entries.push(e);
       for (const e of part.dedupe) snap.dedupe.push(e);
+      if (part.cw) (snap.cw ??= []).push(...part.cw);
     }
     return snap;
   }
