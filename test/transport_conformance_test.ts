@@ -220,6 +220,36 @@ function conformance(name: string, factory: Factory) {
       expect(t.a.send("c", echo(99))).toBe(false);
     });
 
+    test("with an id binding, relayed messages need their origin's signature: forged ones are dropped, counted", async () => {
+      const { t, rec, run, until, inject } = await setup();
+      await run(t.a.connect("b"));
+      await run(t.b.connect("c"));
+      const keys: Record<string, string | undefined> = { a: t.a.signingKey, b: t.b.signingKey };
+      expect(keys.a).toMatch(/^[0-9a-f]{64}$/);
+      const forged: string[] = [];
+      t.c.bindIds?.({
+        fingerprintOf: () => undefined,
+        refused: () => {},
+        originKeyOf: (id) => keys[id] ?? null,
+        forged: (claimed, reason) => forged.push(`${claimed} ${reason}`),
+      });
+      t.a.setRoute("c", "b");
+      for (let i = 0; i < 20; i++) expect(t.a.send("c", echo(i))).toBe(true);
+      await until(() => rec.c.seqsFrom("a").length === 20, "signed relayed messages");
+      // The relay b makes up messages in a's name (unsigned, then with a made-up signature) and an unlisted one's.
+      const fwd = (from: string, m: Message, sig?: object) =>
+        encodeValue([1, [{ t: Kind.Forward, from, to: "c", ttl: 1, m, ...sig }]]);
+      inject("b", "c", fwd("a", echo(100)));
+      inject("b", "c", fwd("a", echo(101), { n: 99, sig: new Uint8Array(64).fill(1) }));
+      inject("b", "c", fwd("ghost", echo(102)));
+      t.b.send("c", echo(7)); // the link keeps working
+      await until(() => rec.c.seqsFrom("b").includes(7), "b's own message after the forgeries");
+      expect(t.c.stats().droppedForged).toBe(3);
+      expect(forged).toEqual(["a bad_signature", "a bad_signature", "ghost unknown_origin"]);
+      expect(rec.c.seqsFrom("a")).toEqual([...Array(20).keys()]);
+      expect(rec.c.seqsFrom("ghost")).toEqual([]);
+    });
+
     test("connect via a linked member (relayed signaling) opens a direct link", async () => {
       const { t, rec, run, until, serverRelayed } = await setup();
       await run(t.a.connect("b"));

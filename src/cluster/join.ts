@@ -83,6 +83,7 @@ export class JoinPath {
     if (b.st) fields.push(canonicalSettings(b.st));
     if (b.urls) fields.push(b.urls.join(" "));
     if (b.fp) fields.push(`fp:${b.fp}`);
+    if (b.pk) fields.push(`pk:${b.pk}`);
     return fields;
   }
 
@@ -103,6 +104,7 @@ export class JoinPath {
       ...(h.config.settings ? { st: { ...h.config.settings.values } } : {}),
       ...(urls.length > 0 ? { urls: [...urls] } : {}),
       ...(h.t.fingerprint ? { fp: h.t.fingerprint } : {}),
+      ...(h.t.signingKey ? { pk: h.t.signingKey } : {}),
     };
     return { t: Kind.ClusterJoinRequest, ...b, proof: sign(this.#signKey, this.#joinFields(b)) };
   }

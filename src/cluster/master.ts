@@ -132,7 +132,7 @@ export class MasterRole {
     const h = this.host;
     if (this.#collecting || busy) return { code: "RETRY", reason: "master is changing" };
     const st = h.list.states.get(req.id);
-    if (st?.info.fp !== undefined && st.info.fp !== req.fp) {
+    if ((st?.info.fp !== undefined && st.info.fp !== req.fp) || (st?.info.pk !== undefined && st.info.pk !== req.pk)) {
       // Trust on first join: the id stays bound to the certificate it was first admitted with.
       h.reject("id_taken", contact);
       return { code: "REFUSED", reason: `member id ${req.id} is taken by a member with another DTLS certificate` };
@@ -154,6 +154,7 @@ export class MasterRole {
         incarnation: req.inc,
         ...(req.urls ? { urls: req.urls } : {}),
         ...(req.fp ? { fp: req.fp } : {}),
+        ...(req.pk ? { pk: req.pk } : {}),
       },
       contact,
     );

@@ -187,6 +187,7 @@ export class MemberList {
       incarnation: e.incarnation,
       ...(e.urls ? { urls: [...e.urls] } : {}),
       ...(e.fp ? { fp: e.fp } : {}),
+      ...(e.pk ? { pk: e.pk } : {}),
     };
     if (!st) {
       const now = this.hooks.now();

@@ -262,6 +262,10 @@ export class Membership implements ClusterView {
     deps.transport.bindIds?.({
       fingerprintOf: (id) => this.#list.member(id)?.fp,
       refused: (claimed) => this.#reject("foreign_certificate", claimed),
+      // Relayed messages must be signed by their origin's key (not checked before joining). A member
+      // declared dead keeps its entry's key while the entry is remembered: liveness is not the transport's call.
+      originKeyOf: (id) => this.#joined ? (this.#list.states.get(id)?.info.pk ?? null) : undefined,
+      forged: (claimed) => this.#reject("forged_origin", claimed),
     });
     deps.router.on(ClusterKinds, (from, msg) => this.#onMessage(from, msg));
     deps.router.onLink((peer, up, reason) => this.#onLink(peer, up, reason));
@@ -586,6 +590,7 @@ export class Membership implements ClusterView {
       incarnation: this.#inc,
       ...(this.#urls.length > 0 ? { urls: [...this.#urls] } : {}),
       ...(this.#t.fingerprint ? { fp: this.#t.fingerprint } : {}),
+      ...(this.#t.signingKey ? { pk: this.#t.signingKey } : {}),
     };
     this.#installList({ version: 1, master: this.self, epoch: 1, nextJoin: 2, members: [info] }, null);
     this.#list.fullNext = true;

@@ -25,6 +25,8 @@ export const MemberInfoSchema = z.object({
   urls: w.list(w.str(512), MAX_URLS).optional(),
   /** The fingerprint of the DTLS certificate the member joined with; its id is bound to it. */
   fp: w.str(160).optional(),
+  /** The Ed25519 public key (hex) of the member's process; its relayed messages are checked with it. */
+  pk: w.str(64).optional(),
 });
 
 /** A member list as the master published it. */
@@ -70,7 +72,9 @@ const joinFields = {
   st: JoinSettingsSchema.optional(),
   /** The fingerprint of the joiner's DTLS certificate (one for all its links); the master binds its id to it. */
   fp: w.str(160).optional(),
-  /** HMAC(joinKey, [cluster, id, name, runtime, lite, inc, ts, nonce, then canonical st, urls and "fp:" + fp when present]) */
+  /** The Ed25519 public key (hex) the joiner signs its relayed messages with. */
+  pk: w.str(64).optional(),
+  /** HMAC(joinKey, [cluster, id, name, runtime, lite, inc, ts, nonce, then canonical st, urls, "fp:" + fp and "pk:" + pk when present]) */
   proof: w.str(64),
 };
 const JoinBodySchema = z.object(joinFields);

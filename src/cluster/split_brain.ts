@@ -327,6 +327,7 @@ export class SplitBrain {
         incarnation: e.incarnation + 1,
         ...(e.urls ? { urls: [...e.urls] } : {}),
         ...(e.fp ? { fp: e.fp } : {}),
+        ...(e.pk ? { pk: e.pk } : {}),
       }, null);
     }
     h.list.setVersion(Math.max(h.list.version, m.version));

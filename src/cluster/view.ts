@@ -24,6 +24,8 @@ export interface MemberInfo {
    * id is bound to it, links claiming the id with another certificate are refused.
    */
   fp?: string;
+  /** The Ed25519 public key (64 hex digits) of the member's process; its relayed messages are signed with it. */
+  pk?: string;
 }
 
 /**

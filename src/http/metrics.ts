@@ -176,6 +176,7 @@ export function collectMetrics(node: ShoalNode, http: HttpMetricInputs): MetricF
       { labels: { reason: "invalid" }, value: t.droppedInvalid },
       { labels: { reason: "overflow" }, value: t.droppedOverflow },
       { labels: { reason: "no_route" }, value: t.droppedNoRoute },
+      { labels: { reason: "forged" }, value: t.droppedForged },
     ]),
     counter(
       "shoal_cluster_rejected_total",

@@ -421,7 +421,10 @@ export class MapService {
 
   /** Whether this member's copy of `p` holds the write of call `c` (tests only). */
   debugHoldsCall(p: number, c: string): boolean {
-    return this.#ctx.data.get(p)?.dedupe.has(c) ?? false;
+    const d = this.#ctx.data.get(p);
+    // Its dedupe record may be gone already (a later call of the same client carried a
+    // watermark above it once it was answered): the recent log still shows the write.
+    return !!d && (d.dedupe.has(c) || d.log.some((e) => e.c === c));
   }
 
   /** The backup counts map `name` replicates with (its map config's, else the node's). */

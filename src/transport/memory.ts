@@ -14,12 +14,14 @@
  */
 import type { Clock } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { checkIdBinding } from "../signaling/descriptions.ts";
 import { decodeFrame, encodeFrame } from "../wire/codec.ts";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
 import { type Message, validateMessage } from "../wire/message.ts";
 import { forwardableInner, ForwardMsg, isKind } from "./messages.ts";
+import { admitForward, forwardOf, OriginGuard, OriginSigner } from "./origin.ts";
 import { delayedSackMs, retransmitScheduleMs } from "./retransmit.ts";
 import {
   type ConnectOptions,
@@ -109,6 +111,7 @@ export class MemoryNetwork {
   readonly crashLinkDownAfterMs: number | null;
   readonly signaling: boolean;
   #nodes = new Map<NodeId, MemoryTransport>();
+  readonly #signers = new Map<string, OriginSigner>();
   /** Signaling endpoints (named by the node serving them) and the nodes registered there. */
   #endpoints = new Map<NodeId, Set<NodeId>>();
   #conditions = new Map<string, Partial<LinkConditions>>();
@@ -175,6 +178,20 @@ export class MemoryNetwork {
       this.#conditions.get(`${a}\u0000${b}`)?.connectMs ?? this.connectDelayMs,
       this.#conditions.get(`${b}\u0000${a}`)?.connectMs ?? this.connectDelayMs,
     );
+  }
+
+  /**
+   * The Ed25519 signer of the node whose certificate has `fingerprint`: its key is derived
+   * from the fingerprint (deterministic runs), and it and its counter outlive a crash, as
+   * the fingerprint does.
+   */
+  signerOf(fingerprint: string): OriginSigner {
+    let s = this.#signers.get(fingerprint);
+    if (!s) {
+      s = new OriginSigner(sha256(new TextEncoder().encode(`shoal sim ed25519 ${fingerprint}`)));
+      this.#signers.set(fingerprint, s);
+    }
+    return s;
   }
 
   /** Creates (or revives, after a crash) the transport of node `id`, whose certificate has `fingerprint`. */
@@ -264,6 +281,7 @@ export class MemoryTransport implements Transport {
   /** The transport at the other end of each link (an impostor's, for a link it took over). */
   #endpoints = new Map<NodeId, MemoryTransport>();
   #binding: IdBinding | undefined;
+  readonly #origins = new OriginGuard();
   /** Links being opened by this node, per peer. */
   #connecting = new Map<NodeId, Set<{ reject(err: Error): void }>>();
   #routes = new Map<NodeId, NodeId>();
@@ -272,7 +290,15 @@ export class MemoryTransport implements Transport {
   crashed = false;
   closed = false;
 
-  constructor(readonly net: MemoryNetwork, readonly self: NodeId, readonly fingerprint: string) {}
+  readonly #signer: OriginSigner;
+
+  constructor(readonly net: MemoryNetwork, readonly self: NodeId, readonly fingerprint: string) {
+    this.#signer = net.signerOf(fingerprint);
+  }
+
+  get signingKey(): string {
+    return this.#signer.publicKey;
+  }
 
   bindIds(binding: IdBinding): void {
     this.#binding = binding;
@@ -425,7 +451,7 @@ export class MemoryTransport implements Transport {
     if (this.#links.has(to)) return this.#sendDirect(to, msg);
     const via = this.#routes.get(to);
     if (via && via !== to && this.#links.has(via)) {
-      return this.#sendDirect(via, { t: Kind.Forward, from: this.self, to, ttl: 2, m: msg });
+      return this.#sendDirect(via, forwardOf(this.#signer, this.self, to, msg));
     }
     this.#stats.droppedNoRoute++;
     return false;
@@ -496,6 +522,7 @@ export class MemoryTransport implements Transport {
           this.#stats.droppedInvalid++;
           return;
         }
+        if (!admitForward(this.#origins, f, inner.msg, this.#binding, this.#stats)) return;
         this.#stats.messagesReceived++;
         this.#handlers?.message(f.from, inner.msg);
       } else if (f.ttl > 0 && this.#links.has(f.to)) {

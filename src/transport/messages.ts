@@ -19,6 +19,10 @@ export const ForwardMsg = defineMessage(Kind.Forward, "Forward", {
   to: w.id(),
   ttl: w.uint().max(4),
   m: w.any(),
+  /** The origin's Forward counter (origin.ts); with `sig`, absent from members that do not sign. */
+  n: w.uint().optional(),
+  /** The origin's Ed25519 signature over (from, to, n, the bytes of `m`), checked against its listed key. */
+  sig: w.bytes(64).optional(),
 });
 
 /** Test and bench payloads (200–219). */

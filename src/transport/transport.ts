@@ -33,6 +33,11 @@ export interface TransportStats {
   /** Messages forwarded on behalf of other members. */
   forwarded: number;
   /**
+   * Relayed messages for this member dropped because their origin is not proved: an unlisted
+   * or keyless origin, a bad origin signature, or a replayed counter (transport/origin.ts).
+   */
+  droppedForged: number;
+  /**
    * Encoded bytes of the messages this member queued, by message kind name (a chunked
    * message counts once, under its own kind; a relayed one under Forward). Transports that
    * do not encode leave it out.
@@ -52,6 +57,7 @@ export function emptyStats(): TransportStats {
     droppedOverflow: 0,
     droppedNoRoute: 0,
     forwarded: 0,
+    droppedForged: 0,
   };
 }
 
@@ -81,6 +87,14 @@ export interface IdBinding {
   fingerprintOf(id: NodeId): string | undefined;
   /** A link attempt claiming `claimed` with another certificate was refused (count it). */
   refused(claimed: NodeId, reason: string): void;
+  /**
+   * The public key (64 hex digits) relayed messages from `id` are checked with: null when
+   * `id` is not listed or has no key (they are dropped), undefined before this member has a
+   * member list (nothing is checked). Left out: relayed messages are not checked.
+   */
+  originKeyOf?(id: NodeId): string | null | undefined;
+  /** A relayed message claiming origin `claimed` was dropped (see transport/origin.ts). */
+  forged?(claimed: NodeId, reason: string): void;
 }
 
 export interface Transport {
@@ -91,6 +105,11 @@ export interface Transport {
    * transport cannot tell (ids stay unbound).
    */
   readonly fingerprint?: string;
+  /**
+   * The Ed25519 public key (64 hex digits) of this member's process, with which it signs the
+   * messages it sends through a relay; carried next to `fingerprint`. Undefined: unsigned.
+   */
+  readonly signingKey?: string;
   /** Installs the id binding; offers and answers claiming a bound id with another certificate are refused. */
   bindIds?(binding: IdBinding): void;
   /**

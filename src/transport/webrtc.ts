@@ -64,6 +64,7 @@ import { type Message, validateMessage } from "../wire/message.ts";
 import { Reassembler } from "./chunks.ts";
 import { frameOf, FrameQueue } from "./frame_queue.ts";
 import { isKind } from "./messages.ts";
+import { admitForward, forwardOf, OriginGuard, OriginSigner } from "./origin.ts";
 import {
   type ConnectOptions,
   type IdBinding,
@@ -100,6 +101,9 @@ export class WebRtcTransport implements Transport {
   readonly #relayHook: WebRtcTransportOptions["relayHook"];
   readonly #dtls: DtlsIdentity | undefined;
   #binding: IdBinding | undefined;
+  /** This process's Ed25519 key pair: it signs what this member sends through relays. */
+  readonly #signer = new OriginSigner();
+  readonly #origins = new OriginGuard();
   #handlers: TransportHandlers = noopHandlers;
   #links = new Map<NodeId, Link>();
   #routes = new Map<NodeId, NodeId>();
@@ -140,6 +144,7 @@ export class WebRtcTransport implements Transport {
       drop: (link, reason, err) => this.#drop(link, reason, err),
       onRelay: (from, m) => this.#onRelay(from, m),
       onPayload: (from, payload, path) => this.#onPayload(from, payload, path),
+      admitForward: (f, inner) => admitForward(this.#origins, f, inner, this.#binding, this.#stats),
     }, opts);
     this.#stats = this.#frames.stats;
     this.#signaling?.onSignal((from, payload) => this.#onServerSignal(from, payload));
@@ -151,6 +156,10 @@ export class WebRtcTransport implements Transport {
 
   get fingerprint(): string | undefined {
     return this.#dtls?.fingerprint;
+  }
+
+  get signingKey(): string {
+    return this.#signer.publicKey;
   }
 
   bindIds(binding: IdBinding): void {
@@ -349,7 +358,7 @@ export class WebRtcTransport implements Transport {
     if (via !== undefined && via !== to) {
       const relay = this.#links.get(via);
       if (relay?.state === "open") {
-        return this.#frames.enqueue(relay, { t: Kind.Forward, from: this.self, to, ttl: 2, m: msg });
+        return this.#frames.enqueue(relay, forwardOf(this.#signer, this.self, to, msg));
       }
     }
     this.#stats.droppedNoRoute++;

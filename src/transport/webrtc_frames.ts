@@ -16,7 +16,7 @@ import { Limits } from "../wire/limits.ts";
 import { kindName, type Message, validateMessage } from "../wire/message.ts";
 import { CHUNK_THRESHOLD_BYTES, splitIntoChunks } from "./chunks.ts";
 import { frameOf } from "./frame_queue.ts";
-import { ChunkMsg, forwardableInner, ForwardMsg, isKind } from "./messages.ts";
+import { ChunkMsg, type Forward, forwardableInner, ForwardMsg, isKind } from "./messages.ts";
 import { emptyStats, type NodeId, type TransportHandlers, type TransportStats } from "./transport.ts";
 import type { Link, SignalPath } from "./webrtc_types.ts";
 
@@ -34,6 +34,8 @@ export interface FrameHost {
   onRelay(from: NodeId, m: SignalRelay): void;
   /** A signed description that arrived straight over a link. */
   onPayload(from: NodeId, payload: unknown, path: SignalPath): void;
+  /** Whether a Forward for this member may be delivered: its origin is proved (origin.ts admitForward). */
+  admitForward(f: Forward, inner: Message): boolean;
 }
 
 /** Calls `fn`, logging what it throws (a user handler must never break the transport). */
@@ -182,6 +184,7 @@ export class LinkFrames {
             this.stats.droppedInvalid++;
             return;
           }
+          if (!this.#host.admitForward(f, inner.msg)) return;
           if (isKind(SignalRelayMsg, inner.msg)) return this.#host.onRelay(f.from, inner.msg);
           this.stats.messagesReceived++;
           safely(this.#host.log, () => this.#host.handlers().message(f.from, inner.msg));
@@ -190,7 +193,8 @@ export class LinkFrames {
         const next = this.#host.link(f.to);
         if (f.ttl > 0 && next?.state === "open") {
           this.stats.forwarded++;
-          this.enqueue(next, { t: Kind.Forward, from: f.from, to: f.to, ttl: f.ttl - 1, m: f.m });
+          // Passed on unchanged but for the hop count: the origin's signature covers the rest.
+          this.enqueue(next, { ...f, t: Kind.Forward, ttl: f.ttl - 1 });
         } else {
           this.stats.droppedNoRoute++;
         }

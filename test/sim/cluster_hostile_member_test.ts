@@ -7,7 +7,10 @@
  * honest members, join answers and forwards in others' names, a merge request in another
  * member's name, view replies nobody asked for, partition-table pushes, version
  * announcements and migration orders with forged terms and epochs, far-future table reports
- * to the master, and backup ops captured from the primaries replayed to their backups. An
+ * to the master, backup ops captured from the primaries replayed to their backups, and
+ * relayed messages (Forward) in the master's and another member's names (a member list, dead
+ * notices, backup ops: unsigned, signed with its own key, or with made-up signatures), from an
+ * id nobody lists, and a genuine relayed message of the master's replayed. An
  * outsider holding the secret (linked but not a member) sends a merge request with a
  * far-future epoch. Each lie is refused and
  * counted by reason; no honest handler throws, every member keeps the same view and master,
@@ -33,6 +36,7 @@ import { Random } from "../../src/core/random.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { seededTest } from "../support/seeded.ts";
 import type { MemoryTransport } from "../../src/transport/memory.ts";
+import { forwardOf } from "../../src/transport/origin.ts";
 import { deriveKey, sign } from "../../src/wire/envelope.ts";
 import { Kind } from "../../src/wire/kinds.ts";
 import { type Message, registeredKinds } from "../../src/wire/message.ts";
@@ -100,12 +104,12 @@ describe("a member that lies in the membership protocol", () => {
       };
 
       // Backup ops the primaries send, captured on the wire for the hostile to replay later.
-      const captured: Array<{ to: string; msg: Message }> = [];
+      const captured: Array<{ from: string; to: string; msg: Message }> = [];
       for (const n of honest) {
         const t = sim.net.node(n.id)!;
         const send = t.send.bind(t);
         t.send = (to, msg) => {
-          if (msg.t === Kind.MapBackupOps && captured.length < 50) captured.push({ to, msg });
+          if (msg.t === Kind.MapBackupOps && captured.length < 50) captured.push({ from: n.id, to, msg });
           return send(to, msg);
         };
       }
@@ -237,6 +241,9 @@ describe("a member that lies in the membership protocol", () => {
       lies.push(["replayed backup ops, captured from the primaries", () => {
         for (const { to, msg } of captured) wire.send(to, msg);
       }]);
+      // Relayed messages (Forward) in others' names: the liar, as the relay, names the origin.
+      const relayed = relayedLies(wire, sim, { a, b, c }, list, captured);
+      lies.push(...relayed.lies);
       // From here on no honest member may drop anyone, nor change master.
       const changes: string[] = [];
       for (const n of honest) {
@@ -281,6 +288,9 @@ describe("a member that lies in the membership protocol", () => {
         expect([r, counts[r]]).not.toEqual([r, 0]);
       }
       expect(counts.list_not_from_master).toBe(4 * 3);
+      // Every forged relayed message was dropped by the transport and counted, and nothing else.
+      expect(counts.forged_origin).toBe(relayed.forged);
+      expect(honest.reduce((s, n) => s + sim.net.node(n.id)!.stats().droppedForged, 0)).toBe(relayed.forged);
       expect(honest.reduce((s, n) => s + n.grid.partitions.stats.pushesIgnored, 0)).toBeGreaterThanOrEqual(
         3 * 3,
       );
@@ -548,6 +558,63 @@ describe("a member that floods the real membership with random well-typed messag
     );
   }
 });
+
+/**
+ * Forwards the liar relays in others' names: a member list in the master's name (unsigned), a
+ * gossip of dead notices in c's name signed with the liar's own key, captured backup ops in
+ * their primaries' names with made-up signatures, a gossip from an id nobody lists, and a
+ * genuine Forward of the master's (signed with its key) relayed once, then replayed twice.
+ * `forged` is how many of these the receivers must drop (all but the genuine one's first copy).
+ */
+function relayedLies(
+  wire: MemoryTransport,
+  sim: Simulation<ImapSimNode>,
+  { a, b, c }: Record<"a" | "b" | "c", ImapSimNode>,
+  list: (over: Partial<ListBody>) => ListBody,
+  captured: Array<{ from: string; to: string; msg: Message }>,
+) {
+  const relay = (from: string, to: string, m: Message, sig?: { n: number; sig: Uint8Array }) =>
+    wire.send(to, { t: Kind.Forward, from, to, ttl: 1, m, ...sig });
+  const own = sim.net.signerOf(wire.fingerprint);
+  const dead: Message = {
+    t: Kind.ClusterGossip,
+    ms: a.id,
+    g: [{ s: Status.dead, id: b.id, inc: 99 }, { s: Status.left, id: a.id, inc: 99 }],
+  };
+  const ops = captured.slice(0, 10);
+  const genuine = forwardOf(sim.net.signerOf(sim.net.node(a.id)!.fingerprint), a.id, b.id, {
+    t: Kind.ClusterGossip,
+    ms: a.id,
+    g: [],
+  });
+  const lies: Array<[string, () => void]> = [
+    ["relayed: a member list in the master's name, c removed", () => {
+      for (const to of [b.id, c.id]) {
+        relay(a.id, to, {
+          t: Kind.ClusterMemberList,
+          base: 0,
+          list: list({ version: 2 ** 40 }),
+          removed: [c.id],
+          g: [],
+        });
+      }
+    }],
+    ["relayed: dead notices in c's name, signed with the liar's key", () => {
+      for (const to of [a.id, b.id]) relay(c.id, to, dead, own.sign(c.id, to, dead));
+    }],
+    ["relayed: backup ops in their primaries' names, made-up signatures", () => {
+      for (const { from, to, msg } of ops) relay(from, to, msg, { n: 1, sig: new Uint8Array(64).fill(7) });
+    }],
+    ["relayed: gossip from an id nobody lists", () => {
+      for (const to of [a.id, b.id, c.id]) relay("ghost-origin", to, dead);
+    }],
+    ["relayed: the master's genuine Forward, passed on once, then replayed twice", () => {
+      for (let i = 0; i < 3; i++) wire.send(b.id, genuine);
+    }],
+  ];
+  // The genuine Forward's first copy is delivered (not counted), its two replays are dropped.
+  return { lies, forged: 2 + 2 + ops.length + 3 + 2 };
+}
 
 const ghosts = Array.from({ length: 6 }, (_, i) => `ghost${i}`);
 

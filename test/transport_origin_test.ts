@@ -1,0 +1,170 @@
+/**
+ * Origin authentication of relayed messages (src/transport/origin.ts): a Forward is delivered
+ * only when its origin's listed key verifies its signature over (origin, destination, counter,
+ * inner bytes) and its counter is fresh; the replay window per origin and the number of
+ * windows are bounded; the kinds that prove their origin otherwise, or come from members of
+ * another cluster, pass as documented; and a signed Forward of any kind survives the frame
+ * codec (the receiver re-encodes the decoded inner message and gets the bytes the origin signed).
+ */
+import { describe, expect, test } from "bun:test";
+import "../src/cluster/messages.ts";
+import "../src/cluster/quorum.ts";
+import "../src/invoke/messages.ts";
+import "../src/jobs/messages.ts";
+import "../src/map/messages.ts";
+import "../src/partition/messages.ts";
+import "../src/signaling/messages.ts";
+import { Random } from "../src/core/random.ts";
+import { randomMessage } from "./support/arbitrary_message.ts";
+import { decodeFrame, encodeFrame } from "../src/wire/codec.ts";
+import { Kind } from "../src/wire/kinds.ts";
+import { type Message, registeredKinds } from "../src/wire/message.ts";
+import type { Forward } from "../src/transport/messages.ts";
+import "../src/transport/messages.ts";
+import {
+  CounterWindows,
+  forwardOf,
+  MAX_ORIGIN_WINDOWS,
+  OriginGuard,
+  type OriginKeyOf,
+  OriginSigner,
+  REPLAY_WINDOW,
+} from "../src/transport/origin.ts";
+
+const seed = (b: number) => new Uint8Array(32).fill(b);
+const master = new OriginSigner(seed(1));
+const liar = new OriginSigner(seed(2));
+const keys: Record<string, string> = { master: master.publicKey, c: new OriginSigner(seed(3)).publicKey };
+const listed: OriginKeyOf = (id) => keys[id] ?? null;
+const gossip = (inc: number): Message => ({ t: Kind.ClusterGossip, ms: "master", g: [{ s: 3, id: "b", inc }] });
+
+describe("origin signatures of relayed messages", () => {
+  test("a genuine Forward is delivered once; its replays, and any change to it, are dropped", () => {
+    const guard = new OriginGuard();
+    const f = forwardOf(master, "master", "b", gossip(1));
+    expect(f.n).toBe(1);
+    expect(f.sig?.byteLength).toBe(64);
+    expect(guard.check(f, f.m as Message, listed)).toBeNull();
+    expect(guard.check(f, f.m as Message, listed)).toBe("replayed");
+    const g = forwardOf(master, "master", "b", gossip(2));
+    const changed: Forward[] = [
+      { ...g, m: gossip(3) }, // other inner message
+      { ...g, to: "c" }, // other destination
+      { ...g, n: g.n! + 1 }, // other counter
+      { ...g, from: "c" }, // claimed by another listed member
+      { ...g, sig: g.sig!.map((x, i) => i === 0 ? x ^ 1 : x) },
+    ];
+    for (const x of changed) expect(guard.check(x, x.m as Message, listed)).toBe("bad_signature");
+    expect(guard.check(g, g.m as Message, listed)).toBeNull(); // the untouched one still passes
+  });
+
+  test("in a listed member's name: unsigned, or signed with another key, is dropped", () => {
+    const guard = new OriginGuard();
+    const m = gossip(1);
+    const unsigned: Forward = { t: Kind.Forward, from: "master", to: "b", ttl: 1, m };
+    expect(guard.check(unsigned, m, listed)).toBe("bad_signature");
+    expect(guard.check(forwardOf(liar, "master", "b", m), m, listed)).toBe("bad_signature");
+    expect(guard.check({ ...unsigned, n: 1, sig: new Uint8Array(12) }, m, listed)).toBe("bad_signature");
+  });
+
+  test("an unlisted origin: dropped, but for a split-brain hello and join answers; no list: nothing checked", () => {
+    const guard = new OriginGuard();
+    const m = gossip(1);
+    const f: Forward = { t: Kind.Forward, from: "ghost", to: "b", ttl: 1, m };
+    expect(guard.check(f, m, listed)).toBe("unknown_origin");
+    expect(guard.check(f, m, () => null)).toBe("unknown_origin"); // listed without a key
+    const hello: Message = { t: Kind.ClusterSplitHello, cluster: "x", master: "ghost", size: 3, version: 9 };
+    expect(guard.check({ ...f, m: hello }, hello, listed)).toBeNull();
+    const accepted: Message = { t: Kind.ClusterJoinAccepted, joiner: "b", list: {} };
+    expect(guard.check({ ...f, m: accepted }, accepted, listed)).toBeNull();
+    // A relayed signaling message proves its origin itself (signed descriptions, id binding, DTLS).
+    const relay: Message = { t: Kind.SignalRelay, from: "master", to: "b", d: {} };
+    expect(guard.check({ ...f, from: "master", m: relay }, relay, listed)).toBeNull();
+    // Without a member list (no membership, or not joined yet) ids are unbound.
+    expect(guard.check({ ...f, from: "master" }, m, () => undefined)).toBeNull();
+    expect(guard.check({ ...f, from: "master" }, m, undefined)).toBeNull();
+  });
+
+  test("a signed Forward survives the frame codec and verifies after it", () => {
+    const guard = new OriginGuard();
+    const inner: Message = {
+      t: Kind.ClusterMemberList,
+      base: 0,
+      list: { version: 3, master: "master", epoch: 1, nextJoin: 2, members: [] },
+      removed: [],
+      g: [{ s: 1, id: "c", inc: 2, by: "master" }],
+    };
+    const f = forwardOf(master, "master", "b", inner);
+    const d = decodeFrame(encodeFrame([f]));
+    expect(d.msgs.length).toBe(1);
+    const back = d.msgs[0] as Forward;
+    expect(guard.check(back, back.m as Message, listed)).toBeNull();
+  });
+
+  test("random messages of every kind, signed, survive the frame codec and verify after it", () => {
+    const guard = new OriginGuard();
+    const rng = new Random(17);
+    const hints = { ids: ["master", "b", "c", "m", "k1"] };
+    let checked = 0;
+    for (const { kind } of registeredKinds()) {
+      if (kind === Kind.Forward || kind === Kind.Chunk) continue; // never relayed (forwardableInner)
+      for (let i = 0; i < 10; i++) {
+        const inner = randomMessage(kind, rng, hints);
+        if (!inner) continue;
+        const d = decodeFrame(encodeFrame([forwardOf(master, "master", "b", inner)]), 16 * 1024 * 1024);
+        expect(d.msgs.length).toBe(1);
+        const back = d.msgs[0] as Forward;
+        expect({ kind, why: guard.check(back, back.m as Message, listed) }).toEqual({ kind, why: null });
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(500);
+  });
+});
+
+describe("counter windows", () => {
+  test("out of order within the window once each; behind the window or seen: refused", () => {
+    const w = new CounterWindows();
+    expect(w.fresh("a", "k", 5)).toBe(true);
+    expect(w.fresh("a", "k", 3)).toBe(true);
+    expect(w.fresh("a", "k", 3)).toBe(false);
+    expect(w.fresh("a", "k", 5)).toBe(false);
+    expect(w.fresh("a", "k", 4)).toBe(true);
+    expect(w.fresh("a", "k", 5 + REPLAY_WINDOW)).toBe(true);
+    expect(w.fresh("a", "k", 5)).toBe(false); // fell behind
+    expect(w.fresh("a", "k", 6)).toBe(true); // just inside
+    expect(w.fresh("a", "k", 6)).toBe(false);
+    // A counter seen long ago, its bit reused after the window slid: still refused once seen.
+    expect(w.fresh("a", "k", 5 + 3 * REPLAY_WINDOW)).toBe(true);
+    expect(w.fresh("a", "k", 5 + 2 * REPLAY_WINDOW)).toBe(false);
+    expect(w.fresh("a", "k", 6 + 2 * REPLAY_WINDOW)).toBe(true);
+    // Another origin has its own window; a new key (a new process) starts afresh.
+    expect(w.fresh("b", "k", 4)).toBe(true);
+    expect(w.fresh("a", "k2", 1)).toBe(true);
+    expect(w.fresh("a", "k2", 1)).toBe(false);
+  });
+
+  test("every counter of a long in-order run with gaps and reordering is taken exactly once", () => {
+    const w = new CounterWindows();
+    const seen = new Set<number>();
+    let n = 0;
+    for (let i = 0; i < 20_000; i++) {
+      n += 1 + (i % 7 === 0 ? 40 : 0);
+      const order = i % 3 === 0 ? [n, n - 1, n] : [n];
+      for (const x of order) {
+        const fresh = !seen.has(x) && x > 0;
+        expect(w.fresh("a", "k", x)).toBe(fresh);
+        seen.add(x);
+      }
+    }
+  });
+
+  test("at most MAX_ORIGIN_WINDOWS origins are remembered, the least recently used go first", () => {
+    const w = new CounterWindows();
+    for (let i = 0; i < MAX_ORIGIN_WINDOWS + 100; i++) w.fresh(`o${i}`, "k", 1);
+    expect(w.size).toBe(MAX_ORIGIN_WINDOWS);
+    expect(w.fresh(`o${MAX_ORIGIN_WINDOWS + 99}`, "k", 1)).toBe(false); // recent: remembered
+    expect(w.fresh("o0", "k", 1)).toBe(true); // evicted: a new window
+    expect(w.size).toBe(MAX_ORIGIN_WINDOWS);
+  });
+});
