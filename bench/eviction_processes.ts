@@ -6,11 +6,13 @@
  *   bun run bench/eviction_processes.ts                       # 200,000 entries, limit 20,000
  *   deno run -A bench/eviction_processes.ts --entries 20000 --limit 2000 --value-bytes 1000
  *
- * Prints the most entries any member held as primary (sampled from `GET /metrics` during and
- * after the load), each member's primaries and backups at the end, evictions, and each
- * member's RSS (from /proc) after the first fill (3 × limit entries loaded) and at the end.
- * Ends with one JSON line of the raw figures. test/map_eviction_process_test.ts runs it at a
- * tenth of the size.
+ * Prints the most entries any member held as primary (sampled from `GET /metrics` every 300 ms
+ * during and after the load), each member's primaries, backups and evictions at the end, its
+ * RSS (from /proc) after the first fill (3 × limit entries loaded), at each tenth of the load
+ * and at the end, the least JS heap used sampled in each tenth, the most partitions it owned
+ * and the fewest members it listed (a split or a lost member shows there), and the PUTs
+ * retried. Ends with one JSON line of the raw figures. test/map_eviction_process_test.ts runs
+ * it at 6,000 entries.
  */
 import { readFileSync } from "node:fs";
 import { args } from "../src/runtime/process.ts";
@@ -32,7 +34,21 @@ export interface EvictionFigures {
     evicted: number;
     rssFirstFillMb: number;
     rssEndMb: number;
+    /** RSS in MB at each tenth of the load (after 10 %, 20 %, … of the entries). */
+    rssCurveMb: number[];
+    /**
+     * Least JS heap used (MB) sampled during each tenth of the load: heap used includes garbage
+     * not yet collected, so its low points (just after a collection) bound the live heap from above.
+     */
+    heapFloorMb: number[];
+    /** Most partitions this member owned as primary at any sample, and fewest members it listed. */
+    maxOwned: number;
+    minMembers: number;
   }>;
+  /** PUTs answered with an error or not at all, then retried (a retried PUT may write an evicted key again). */
+  retries: number;
+  /** Samples at which some member had a migration in flight. */
+  migratingSamples: number;
 }
 
 /** Resident set size of process `pid` in MB (NaN where /proc is not there). */
@@ -47,15 +63,16 @@ function rssMb(pid: number): number {
 
 const MAP = "evict";
 
-/** One scrape per member: [primary, backup, evicted] of the map. */
-async function counts(members: Member[]): Promise<Array<[number, number, number]>> {
+/** One scrape per member: [primary, backup, evicted] of the map and the JS heap used in MB. */
+async function counts(members: Member[]): Promise<Array<[number, number, number, number]>> {
   return await Promise.all(members.map(async (m) => {
     const t = await scrapeMetrics(m);
     return [
       sampleOf(t, "shoal_map_entries", `map="${MAP}",role="primary"`),
       sampleOf(t, "shoal_map_entries", `map="${MAP}",role="backup"`),
       sampleOf(t, "shoal_replication_events_total", `event="evicted"`),
-    ] as [number, number, number];
+      sampleOf(t, "shoal_process_heap_bytes", `kind="used"`) / 1024 / 1024,
+    ] as [number, number, number, number];
   }));
 }
 
@@ -93,15 +110,32 @@ export async function runEviction(
     );
     log(`cluster up; loading ${o.entries} entries, limit ${o.limit} per member`);
     const maxPrimary = members.map(() => 0);
+    const maxOwned = members.map(() => 0);
+    const minMembers = members.map(() => Infinity);
+    let heapLow = members.map(() => Infinity);
+    let migratingSamples = 0;
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        (await counts(members)).forEach(([p], i) => (maxPrimary[i] = Math.max(maxPrimary[i], p || 0)));
+        (await counts(members)).forEach(([p, , , heap], i) => {
+          maxPrimary[i] = Math.max(maxPrimary[i], p || 0);
+          if (heap > 0) heapLow[i] = Math.min(heapLow[i], heap);
+        });
+        const views = await Promise.all(members.map((m) => clusterOf(m).catch(() => null)));
+        views.forEach((v, i) => {
+          if (!v) return;
+          maxOwned[i] = Math.max(maxOwned[i], v.partitions.owners[v.self] ?? 0);
+          minMembers[i] = Math.min(minMembers[i], v.members.length);
+        });
+        if (views.some((v) => v && v.partitions.migrating > 0)) migratingSamples++;
         await sleep(300);
       }
     })();
     const value = "v".repeat(o.valueBytes ?? 100);
     let rssFirst: number[] = [];
+    const rssCurve: number[][] = members.map(() => []);
+    const heapFloor: number[][] = members.map(() => []);
+    let retries = 0;
     const t0 = Date.now();
     // REST PUTs spread over the members, `concurrency` in flight; each retried until acknowledged.
     let next = 0;
@@ -117,12 +151,23 @@ export async function runEviction(
           }).catch(() => null);
           await r?.body?.cancel();
           if (r?.ok) break;
+          retries++;
           if (attempt >= 20) throw new Error(`PUT key-${k} failed: ${r?.status ?? "no answer"}`);
           await sleep(200);
         }
         if (++done === 3 * o.limit) {
           rssFirst = members.map((m) => rssMb(m.child.pid));
           log(`first fill (${done} entries): RSS ${rssFirst.map((r) => r.toFixed(0)).join(" / ")} MB`);
+        }
+        if (done % (o.entries / 10) === 0) {
+          members.forEach((m, i) => rssCurve[i].push(Math.round(rssMb(m.child.pid))));
+          members.forEach((_, i) => heapFloor[i].push(Math.round(heapLow[i])));
+          heapLow = members.map(() => Infinity);
+          log(
+            `${done} entries: RSS ${rssCurve.map((c) => c.at(-1)).join(" / ")} MB, least heap used ${
+              heapFloor.map((c) => c.at(-1)).join(" / ")
+            } MB, ${retries} retries`,
+          );
         }
       }
     };
@@ -148,7 +193,13 @@ export async function runEviction(
         evicted: end[i][2],
         rssFirstFillMb: rssFirst[i],
         rssEndMb: rssEnd[i],
+        rssCurveMb: rssCurve[i],
+        heapFloorMb: heapFloor[i],
+        maxOwned: maxOwned[i],
+        minMembers: minMembers[i],
       })),
+      retries,
+      migratingSamples,
     };
   } catch (err) {
     // What the members logged (warnings and errors) says why.
@@ -176,6 +227,7 @@ if (import.meta.main) {
         } MB after the first fill, ${m.rssEndMb.toFixed(0)} MB at the end`,
       );
     }
+    console.log(`${f.retries} PUTs retried; a migration was in flight at ${f.migratingSamples} samples`);
     console.log(JSON.stringify(f));
   });
 }

@@ -1,18 +1,18 @@
 /**
  * Eviction on real processes (Bun and Deno mixed, over WebRTC): 3 members with a map limited
- * to 2,000 entries per member, loaded with 20,000 entries through REST (24 PUTs in flight) — the issue's 200,000 / 20,000 at a tenth of the size, the same 10× ratio, so the
- * suite stays within minutes on 2 cores (`bun run bench/eviction_processes.ts` runs the full
- * size; figures in the README). Every member holds at most the limit + 1 % as primary at
- * every sample; the backups hold exactly what the primaries hold (evicted entries are gone on
- * the backups too); every entry that had to go was evicted exactly once. RSS after the first
- * fill and at the end is printed, not asserted: at this tenth of the load the runtimes' own
- * heap growth (Bun 155 → 239 MB and Deno 224 → 285 MB in one CI run, for 4 MB of data per
- * member) is larger than any leak it could show; memory flatness is measured by
- * bench/eviction_processes.ts at the full size and by bench/expiry.ts's live heap after GC.
- * Values
- * are 1,000 bytes: at a tenth of the entries, the data (not the runtime's warm-up) must be
- * what fills the members, and the per-partition buffers (logs, events: byte-limited) are
- * about full by the first fill, as they are at the full size with 100-byte values.
+ * to 600 entries per member, loaded with 6,000 entries through REST (24 PUTs in flight) — the
+ * issue's 200,000 / 20,000 scaled down with the same 10× ratio, so that the test takes about
+ * 30 s on 2 cores (29 s at a load average of 9; 58 s at 9,000 entries). `bun run
+ * bench/eviction_processes.ts` runs the full size (figures in the README). Asserted, with the membership stable throughout (3 members in every view):
+ * - every member holds at most the limit + 1 % as primary at every sample (every 300 ms);
+ * - the backups hold exactly what the primaries hold (evicted entries are gone on the backups too);
+ * - every entry that had to go was evicted exactly once: evictions = entries − what the
+ *   primaries hold at the end. A PUT retried after an error may write a key again that was
+ *   evicted in between, so with r retries the count may exceed that by at most r.
+ * RSS and the least heap used are printed, not asserted: at this size the runtimes' own
+ * growth (JIT, allocator reserve: tens of MB) is larger than the 6 MB of data, and the load
+ * ends a few seconds after the first fill; flatness is measured at the full size by the bench.
+ * Values are 1,000 bytes, so that the data, not the runtime's warm-up, fills the members.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { runEviction } from "../bench/eviction_processes.ts";
@@ -22,27 +22,29 @@ afterAll(() => killAll());
 
 describe("eviction across processes", () => {
   test(
-    "20,000 entries into maxSizePerMember 2,000 on 3 members: each ≤ 2,020, backups follow, every drop evicted once",
+    "6,000 entries into maxSizePerMember 600 on 3 members: each ≤ 606, backups follow, every drop evicted once",
     async () => {
-      const limit = 2000;
-      const f = await runEviction({ entries: 20_000, limit, valueBytes: 1000, log: (s) => console.log(s) });
+      const limit = 600;
+      const entries = 6_000;
+      const f = await runEviction({ entries, limit, valueBytes: 1000, log: (s) => console.log(s) });
       for (const m of f.members) {
         console.log(
           `${m.name} (${m.runtime}): most primaries ${m.maxPrimary}, end ${m.primary} primary / ${m.backup} backup, ` +
-            `${m.evicted} evicted, RSS ${m.rssFirstFillMb.toFixed(0)} MB after the first fill, ${
-              m.rssEndMb.toFixed(0)
-            } MB at the end`,
+            `${m.evicted} evicted, RSS ${m.rssCurveMb.join(" ")} MB, least heap used ${m.heapFloorMb.join(" ")} MB`,
         );
       }
+      console.log(`${f.retries} PUTs retried, load ${(f.loadMs / 1000).toFixed(1)} s`);
       for (const m of f.members) {
+        expect(m.minMembers).toBe(3); // the scenario: no member lost on the way (test/map_eviction_failover_test.ts is that case)
         expect(m.maxPrimary).toBeLessThanOrEqual(limit * 1.01);
         expect(m.primary).toBeGreaterThan(limit * 0.9);
       }
       const total = (k: "primary" | "backup" | "evicted") => f.members.reduce((s, m) => s + m[k], 0);
-      // Each partition's backup holds exactly its primary's entries: every eviction was replicated.
       expect(total("backup")).toBe(total("primary"));
-      expect(total("evicted")).toBe(20_000 - total("primary"));
+      const mustGo = entries - total("primary");
+      expect(total("evicted")).toBeGreaterThanOrEqual(mustGo);
+      expect(total("evicted")).toBeLessThanOrEqual(mustGo + f.retries);
     },
-    600_000,
+    240_000,
   );
 });

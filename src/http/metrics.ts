@@ -4,6 +4,7 @@
  * (`ShoalNode.metrics()`) appear only when the node provides them.
  */
 import type { LatencyHistogram, ShoalNode } from "../node_api.ts";
+import { memoryUsage } from "../runtime/process.ts";
 import type { MapSize } from "./map_sizes.ts";
 import type { HistogramFamily, MetricFamily, ScalarFamily } from "./prometheus.ts";
 
@@ -43,6 +44,23 @@ export function toSecondsBuckets(
   });
   buckets.push({ le: Infinity, count: acc + (h.counts[h.boundsMs.length] ?? 0) });
   return { buckets, sum: h.sumMs / 1000, count: h.count };
+}
+
+/** The process's resident set and JavaScript heap (reserved, and used including uncollected garbage). */
+function processMemory(): ScalarFamily[] {
+  const m = memoryUsage();
+  if (!m) return [];
+  return [
+    gauge("shoal_process_resident_memory_bytes", "Resident set size of this member's process", [{ value: m.rss }]),
+    gauge(
+      "shoal_process_heap_bytes",
+      "JavaScript heap of this member's process: reserved, and used (garbage included)",
+      [
+        { labels: { kind: "total" }, value: m.heapTotal },
+        { labels: { kind: "used" }, value: m.heapUsed },
+      ],
+    ),
+  ];
 }
 
 /**
@@ -113,6 +131,7 @@ export function collectMetrics(node: ShoalNode, http: HttpMetricInputs): MetricF
       "Entries in a map, cluster-wide, as last counted by this member",
       http.mapSizes.filter((m) => m.size !== null).map((m) => ({ labels: { map: m.name }, value: m.size as number })),
     ),
+    ...processMemory(),
     gauge(
       "shoal_map_entries",
       "Entries of a map held on this member",

@@ -1,9 +1,10 @@
 /**
  * Eviction: keeping a map's entries (or bytes) whose primary is one member under the map's
  * `maxSizePerMember` / `maxBytesPerMember`. As in Hazelcast, the limit counts the entries the
- * member owns as primary (backups are not counted), and the victim is chosen by sampling:
- * `EVICTION_SAMPLE` random records of the partition being written, of which the least
- * recently used (`lru`), least frequently used (`lfu`) or the first (`random`) goes.
+ * member holds as primary (backups are not counted; a copy it is catching up or handing off
+ * is), and the victim is chosen by sampling: `EVICTION_SAMPLE` random records of a partition
+ * the member serves, of which the least recently used (`lru`), least frequently used (`lfu`)
+ * or the first (`random`) goes.
  * The primary decides; an eviction is a replicated removal (effect `why: Evicted`).
  */
 import type { Random } from "../core/random.ts";
@@ -57,8 +58,8 @@ export interface MapUsage {
 }
 
 /**
- * The member's usage per map, over the partitions it is primary for: recomputed from the
- * stores (`recompute`, after ownership changes and every tick) and adjusted by each write
+ * The member's usage per map, over the copies it holds as primary: recomputed from the
+ * stores (`recompute`, after ownership changes and once a second) and adjusted by each write
  * the primary applies in between (`adjust`), so checking a limit costs O(1) per write.
  */
 export class MemberUsage {

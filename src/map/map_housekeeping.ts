@@ -20,6 +20,11 @@ import { keyId, recordBytes } from "./record_store.ts";
 export interface HousekeepingHost {
   /** The replicas of the partitions this member serves as primary now (not catching up, not handing off). */
   serving(): Iterable<PartitionData>;
+  /**
+   * Every replica this member holds as primary, also while catching up or handing off: what
+   * counts against a map's per-member limit (and what `shoal_map_entries{role="primary"}` shows).
+   */
+  held(): Iterable<PartitionData>;
   /** Applies a write this primary originates (no call id) to partition `p` and ships it to the backups. */
   writeLocal(p: number, effects: Effect[]): void;
 }
@@ -31,6 +36,11 @@ export interface HousekeepingConfig {
   touchFlushMs?: number;
   /** Evictions per tick when ownership changes leave a member over a limit. @default 2000 */
   evictionsPerTick?: number;
+  /**
+   * Evictions a write may cause beyond the entries it added: the excess an ownership change
+   * left goes a little with each write (and by the tick's budget), never all at once on one write. @default 8
+   */
+  extraEvictionsPerWrite?: number;
 }
 
 export class MapHousekeeping {
@@ -51,7 +61,13 @@ export class MapHousekeeping {
     readonly rng: Random,
     config: HousekeepingConfig = {},
   ) {
-    this.config = { sweepPerTick: 4000, touchFlushMs: 250, evictionsPerTick: 2000, ...config };
+    this.config = {
+      sweepPerTick: 4000,
+      touchFlushMs: 250,
+      evictionsPerTick: 2000,
+      extraEvictionsPerWrite: 8,
+      ...config,
+    };
     this.#touches = new TouchBatcher(this.config.touchFlushMs);
     this.#limits = Object.values(maps.maps).some((s) =>
       (s.maxSizePerMember ?? 0) > 0 || (s.maxBytesPerMember ?? 0) > 0
@@ -101,7 +117,9 @@ export class MapHousekeeping {
 
   /**
    * After a write applied on the primary (`entry`, already in `d`): keeps the member's usage
-   * current and evicts while a map it changed is over its limit.
+   * current and, for each map the write grew, evicts while the map is over its limit — first
+   * from `d`, then from the member's largest partitions — at most the entries it added plus
+   * `extraEvictionsPerWrite` (the rest of an excess left by an ownership change goes by the tick).
    */
   afterWrite(d: PartitionData, entry: LogEntry, now: number): void {
     if (!this.#limits) return;
@@ -114,17 +132,22 @@ export class MapHousekeeping {
       this.#recompute();
       return;
     }
-    const touched = new Set<string>();
+    // Per map the write grew: entries it added (an eviction's own write grows nothing, so this does not recurse).
+    const grown = new Map<string, number>();
     const from: EventCursor = { seq: entry.seq - 1, i: AFTER_WRITE };
     for (const ev of d.events.since(from, entry.seq, MAX_BATCH + 1).events) {
       const c = ev.c;
-      touched.add(c.m);
       const newBytes = c.value ? recordBytes({ key: c.key, value: c.value }) : 0;
       const oldBytes = c.oldValue ? recordBytes({ key: c.key, value: c.oldValue }) : 0;
       const entries = (c.value ? 1 : 0) - (c.oldValue ? 1 : 0);
       this.usage.adjust(c.m, entries, newBytes - oldBytes);
+      if (entries > 0 || newBytes > oldBytes) grown.set(c.m, (grown.get(c.m) ?? 0) + Math.max(0, entries));
     }
-    for (const m of touched) this.#evict(d, m, entry, Infinity, now);
+    for (const [m, added] of grown) {
+      const max = added + this.config.extraEvictionsPerWrite;
+      const n = this.#evict(d, m, entry, max, now);
+      if (n < max) this.#evictLargest(m, max - n, now, d);
+    }
   }
 
   /** A new primary starts serving `d`: idle time until now does not count (see expiry.ts). */
@@ -135,6 +158,11 @@ export class MapHousekeeping {
     this.#usageStale = true;
   }
 
+  /** This member holds a new copy as primary (catching up, or sealed by a handoff): it counts against the limits. */
+  onHeld(): void {
+    this.#usageStale = true;
+  }
+
   /** This member stopped serving `p`. */
   onStopServing(p: number): void {
     this.#touches.drop(p);
@@ -142,7 +170,7 @@ export class MapHousekeeping {
   }
 
   #recompute(): void {
-    this.usage.recompute(this.host.serving());
+    this.usage.recompute(this.host.held());
     this.#usageStale = false;
   }
 
@@ -163,16 +191,25 @@ export class MapHousekeeping {
     if (this.#usageStale || now - this.#recomputedAt >= 1000) (this.#recompute(), this.#recomputedAt = now);
     let budget = this.config.evictionsPerTick;
     for (const [m] of this.usage.maps) {
-      if (isInternalMap(m)) continue;
-      const s = this.maps.resolve(m);
-      if (!this.usage.over(m, s)) continue;
-      // Largest partitions first: they hold the most of the excess.
-      const parts = serving.filter((d) => d.maps.has(m)).sort((a, b) => b.maps.get(m)!.size - a.maps.get(m)!.size);
-      for (const d of parts) {
-        if (budget <= 0 || !this.usage.over(m, s)) break;
-        budget -= this.#evict(d, m, null, budget, now);
-      }
+      if (budget <= 0) break;
+      budget -= this.#evictLargest(m, budget, now);
     }
+  }
+
+  /**
+   * Evicts from map `m` while it is over its limit, at most `max`, from the largest partitions
+   * this member serves first (they hold the most of the excess). @returns evictions
+   */
+  #evictLargest(m: string, max: number, now: number, skip?: PartitionData): number {
+    if (isInternalMap(m) || !this.usage.over(m, this.maps.resolve(m))) return 0;
+    const parts = [...this.host.serving()].filter((d) => d !== skip && d.maps.has(m))
+      .sort((a, b) => b.maps.get(m)!.size - a.maps.get(m)!.size);
+    let n = 0;
+    for (const d of parts) {
+      if (n >= max || !this.usage.over(m, this.maps.resolve(m))) break;
+      n += this.#evict(d, m, null, max - n, now);
+    }
+    return n;
   }
 
   #flushTouches(p: number, keys: Array<{ m: string; key: Uint8Array }>, now: number): void {

@@ -174,7 +174,11 @@ export class MapService {
     this.#snapshots = new SnapshotTransfers(ctx);
     this.#primary = new PrimaryRole(ctx, this.#snapshots);
     this.housekeeping = ctx.housekeeping = new MapHousekeeping(
-      { serving: () => this.#serving(), writeLocal: (p, effects) => this.#primary.writeLocal(p, effects) },
+      {
+        serving: () => this.#serving(),
+        held: () => this.#held(),
+        writeLocal: (p, effects) => this.#primary.writeLocal(p, effects),
+      },
       ctx.mapConfigs,
       ctx.rng,
       this.config.housekeeping,
@@ -569,6 +573,7 @@ export class MapService {
       fence: !sealed && hadPrimary && before !== this.self ? { term: t.term, version: t.version } : null,
     };
     ctx.primaries.set(p, prim);
+    this.housekeeping.onHeld();
     if (sealed) d.follow(prim.lineage, epoch);
     else this.#catchUp.start(prim, row, hadPrimary, queries);
     return prim;
@@ -613,6 +618,14 @@ export class MapService {
     }
     this.#snapshots.tick(now, live);
     this.#backup.tick();
+  }
+
+  /** Every copy this member holds as primary: serving, catching up or handing off. */
+  *#held(): Iterable<PartitionData> {
+    for (const p of this.#ctx.primaries.keys()) {
+      const d = this.#ctx.data.get(p);
+      if (d) yield d;
+    }
   }
 
   /** Partitions this member serves as primary now (not catching up, not handing off). */

@@ -21,6 +21,14 @@ export interface DenoGlobal {
   execPath(): string;
   addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
   removeSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+  memoryUsage(): MemoryUsage;
+}
+
+/** Process memory as `Deno.memoryUsage()` and Node's `process.memoryUsage()` report it, in bytes. */
+export interface MemoryUsage {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
 }
 
 /** The part of the `Bun` global Shoal uses outside the HTTP and spawn adapters. */
@@ -39,6 +47,7 @@ export interface NodeProcessGlobal {
   cwd(): string;
   on(event: string, handler: () => void): unknown;
   off(event: string, handler: () => void): unknown;
+  memoryUsage(): MemoryUsage;
 }
 
 interface RuntimeGlobals {

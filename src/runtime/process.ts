@@ -3,7 +3,7 @@
  * running, environment variables, exit, signal handlers and command-line arguments.
  */
 
-import { bun, deno, nodeProcess } from "./globals.ts";
+import { bun, deno, type MemoryUsage, nodeProcess } from "./globals.ts";
 
 /** The runtime this code runs on. */
 export type RuntimeName = "bun" | "deno" | "node";
@@ -125,4 +125,17 @@ export function execPath(): string {
   if (deno) return deno.execPath();
   if (nodeProcess) return nodeProcess.execPath;
   throw new Error("no runtime executable path on this runtime");
+}
+
+/**
+ * This process's memory in bytes: resident set size, and the JavaScript heap's reserved and
+ * used bytes (used includes garbage not yet collected). Undefined where the runtime has no such call.
+ */
+export function memoryUsage(): MemoryUsage | undefined {
+  try {
+    const m = deno ? deno.memoryUsage() : nodeProcess?.memoryUsage();
+    return m && { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed };
+  } catch {
+    return undefined;
+  }
 }
