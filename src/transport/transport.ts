@@ -34,7 +34,7 @@ export interface TransportStats {
   forwarded: number;
   /**
    * Relayed messages for this member dropped because their origin is not proved: an unlisted
-   * or keyless origin, a bad origin signature, or a replayed counter (transport/origin.ts).
+   * or keyless origin, a bad origin MAC, or a replayed counter (transport/origin.ts).
    */
   droppedForged: number;
   /**
