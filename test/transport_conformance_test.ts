@@ -239,11 +239,11 @@ function conformance(name: string, factory: Factory) {
       t.c.bindIds?.(binding((claimed, reason) => forged.push(`${claimed} ${reason}`)));
       t.a.setRoute("c", "b");
       for (let i = 0; i < 20; i++) expect(t.a.send("c", echo(i))).toBe(true);
-      await until(() => rec.c.seqsFrom("a").length === 20, "signed relayed messages");
+      await until(() => rec.c.seqsFrom("a").length === 20, "tagged relayed messages");
       // The relay b makes up messages in a's name (untagged, with a made-up MAC, then tagged with a
       // key pair that is not a's) and an unlisted one's.
-      const fwd = (from: string, m: Message, sig?: object) =>
-        encodeValue([1, [{ t: Kind.Forward, from, to: "c", ttl: 1, m, ...sig }]]);
+      const fwd = (from: string, m: Message, tag?: object) =>
+        encodeValue([1, [{ t: Kind.Forward, from, to: "c", ttl: 1, m, ...tag }]]);
       inject("b", "c", fwd("a", echo(100)));
       inject("b", "c", fwd("a", echo(101), { n: 99, mac: new Uint8Array(16).fill(1) }));
       const byB = forwardOf(new OriginSigner(), "a", "c", keys.c, echo(102));

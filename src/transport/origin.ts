@@ -75,8 +75,7 @@ export function signedBytes(from: NodeId, to: NodeId, n: number, inner: unknown)
   return encodeValue(["shoal-fwd-1", from, to, n, encodeValue(inner)]);
 }
 
-const encoder = new TextEncoder();
-/** HKDF info label; the two ids follow it, ordered, each length-prefixed. */
+/** HKDF info: CBOR([this label, the lower id, the higher id]) (CBOR delimits the ids). */
 const PAIR_LABEL = "shoal-fwd-mac-1";
 type Mac = ReturnType<typeof hmac.create>;
 
