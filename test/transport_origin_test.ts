@@ -125,7 +125,7 @@ describe("origin MACs of relayed messages", () => {
     const f = forwardOf(master, "master", "b", keys.b, gossip(1));
     const newB = new OriginSigner(seed(5));
     expect(new OriginGuard(newB).check(f, f.m as Message, listed)).toBe("bad_signature");
-    for (let i = 0; i < 15; i++) own.pairMac("me", `p${i}`, keys.b);
+    const derived = Array.from({ length: 15 }, (_, i) => own.pairMac("me", `p${i}`, keys.b));
     expect(own.pairKeys).toBe(16);
     const recent = own.pairMac("me", "p", keys.c); // used again: now the most recent
     expect(recent).toBe(other);
@@ -134,6 +134,12 @@ describe("origin MACs of relayed messages", () => {
     expect(own.pairKeys).toBe(16);
     expect(own.pairMac("me", "p0", keys.b)).toBe(p0);
     expect(own.pairMac("me", "p", keys.c)).toBe(other);
+    expect(p0).toBe(derived[0]);
+    const p1 = own.pairMac("me", "p1", keys.b); // derived again: another object, the same key
+    expect(p1).not.toBe(derived[1]);
+    expect(p1!.clone().update(new Uint8Array(3)).digest()).toEqual(
+      derived[1]!.clone().update(new Uint8Array(3)).digest(),
+    );
   });
 
   test("an unlisted origin: dropped, but for a split-brain hello and join answers; no list: nothing checked", () => {
