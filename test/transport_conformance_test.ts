@@ -9,6 +9,7 @@ import { Random } from "../src/core/random.ts";
 import { SignalingClient } from "../src/signaling/client.ts";
 import { createSignalingServer, type SignalingServer } from "../src/signaling/server.ts";
 import { MemoryNetwork, type MemoryTransport } from "../src/transport/memory.ts";
+import { forwardOf, OriginSigner } from "../src/transport/origin.ts";
 import type { NodeId, Transport } from "../src/transport/transport.ts";
 import { WebRtcTransport } from "../src/transport/webrtc.ts";
 import { encodeFrame, encodeValue } from "../src/wire/codec.ts";
@@ -220,32 +221,38 @@ function conformance(name: string, factory: Factory) {
       expect(t.a.send("c", echo(99))).toBe(false);
     });
 
-    test("with an id binding, relayed messages need their origin's signature: forged ones are dropped, counted", async () => {
+    test("with an id binding, relayed messages need their origin's MAC: forged ones are dropped, counted", async () => {
       const { t, rec, run, until, inject } = await setup();
       await run(t.a.connect("b"));
       await run(t.b.connect("c"));
-      const keys: Record<string, string | undefined> = { a: t.a.signingKey, b: t.b.signingKey };
+      const keys: Record<string, string | undefined> = { a: t.a.signingKey, b: t.b.signingKey, c: t.c.signingKey };
       expect(keys.a).toMatch(/^[0-9a-f]{64}$/);
       const forged: string[] = [];
-      t.c.bindIds?.({
+      const binding = (onForged?: (claimed: string, reason: string) => void) => ({
         fingerprintOf: () => undefined,
         refused: () => {},
-        originKeyOf: (id) => keys[id] ?? null,
-        forged: (claimed, reason) => forged.push(`${claimed} ${reason}`),
+        originKeyOf: (id: string) => keys[id] ?? null,
+        forged: onForged ?? (() => {}),
       });
+      // a tags for c with the key c's list entry carries; c checks with a's.
+      t.a.bindIds?.(binding());
+      t.c.bindIds?.(binding((claimed, reason) => forged.push(`${claimed} ${reason}`)));
       t.a.setRoute("c", "b");
       for (let i = 0; i < 20; i++) expect(t.a.send("c", echo(i))).toBe(true);
-      await until(() => rec.c.seqsFrom("a").length === 20, "signed relayed messages");
-      // The relay b makes up messages in a's name (unsigned, then with a made-up signature) and an unlisted one's.
-      const fwd = (from: string, m: Message, sig?: object) =>
-        encodeValue([1, [{ t: Kind.Forward, from, to: "c", ttl: 1, m, ...sig }]]);
+      await until(() => rec.c.seqsFrom("a").length === 20, "tagged relayed messages");
+      // The relay b makes up messages in a's name (untagged, with a made-up MAC, then tagged with a
+      // key pair that is not a's) and an unlisted one's.
+      const fwd = (from: string, m: Message, tag?: object) =>
+        encodeValue([1, [{ t: Kind.Forward, from, to: "c", ttl: 1, m, ...tag }]]);
       inject("b", "c", fwd("a", echo(100)));
-      inject("b", "c", fwd("a", echo(101), { n: 99, sig: new Uint8Array(64).fill(1) }));
-      inject("b", "c", fwd("ghost", echo(102)));
+      inject("b", "c", fwd("a", echo(101), { n: 99, mac: new Uint8Array(16).fill(1) }));
+      const byB = forwardOf(new OriginSigner(), "a", "c", keys.c, echo(102));
+      inject("b", "c", encodeValue([1, [byB]]));
+      inject("b", "c", fwd("ghost", echo(103)));
       t.b.send("c", echo(7)); // the link keeps working
       await until(() => rec.c.seqsFrom("b").includes(7), "b's own message after the forgeries");
-      expect(t.c.stats().droppedForged).toBe(3);
-      expect(forged).toEqual(["a bad_signature", "a bad_signature", "ghost unknown_origin"]);
+      expect(t.c.stats().droppedForged).toBe(4);
+      expect(forged).toEqual(["a bad_signature", "a bad_signature", "a bad_signature", "ghost unknown_origin"]);
       expect(rec.c.seqsFrom("a")).toEqual([...Array(20).keys()]);
       expect(rec.c.seqsFrom("ghost")).toEqual([]);
     });

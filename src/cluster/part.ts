@@ -64,7 +64,7 @@ export const RejectReasons = [
   "id_taken",
   /** A split-brain hello claiming a group that its named members, asked directly, do not back enough to win. */
   "merge_claim_unconfirmed",
-  /** A relayed message whose origin is not proved: unlisted or keyless, a bad origin signature, or a replayed counter. */
+  /** A relayed message whose origin is not proved: unlisted or keyless, a bad origin MAC, or a replayed counter. */
   "forged_origin",
 ] as const;
 export type RejectReason = typeof RejectReasons[number];

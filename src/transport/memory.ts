@@ -181,9 +181,9 @@ export class MemoryNetwork {
   }
 
   /**
-   * The Ed25519 signer of the node whose certificate has `fingerprint`: its key is derived
-   * from the fingerprint (deterministic runs), and it and its counter outlive a crash, as
-   * the fingerprint does.
+   * The Ed25519 key pair of the node whose certificate has `fingerprint` (it tags relayed
+   * messages, origin.ts): its key is derived from the fingerprint (deterministic runs), and
+   * it and its counter outlive a crash, as the fingerprint does.
    */
   signerOf(fingerprint: string): OriginSigner {
     let s = this.#signers.get(fingerprint);
@@ -281,7 +281,7 @@ export class MemoryTransport implements Transport {
   /** The transport at the other end of each link (an impostor's, for a link it took over). */
   #endpoints = new Map<NodeId, MemoryTransport>();
   #binding: IdBinding | undefined;
-  readonly #origins = new OriginGuard();
+  readonly #origins: OriginGuard;
   /** Links being opened by this node, per peer. */
   #connecting = new Map<NodeId, Set<{ reject(err: Error): void }>>();
   #routes = new Map<NodeId, NodeId>();
@@ -294,6 +294,7 @@ export class MemoryTransport implements Transport {
 
   constructor(readonly net: MemoryNetwork, readonly self: NodeId, readonly fingerprint: string) {
     this.#signer = net.signerOf(fingerprint);
+    this.#origins = new OriginGuard(this.#signer);
   }
 
   get signingKey(): string {
@@ -451,7 +452,7 @@ export class MemoryTransport implements Transport {
     if (this.#links.has(to)) return this.#sendDirect(to, msg);
     const via = this.#routes.get(to);
     if (via && via !== to && this.#links.has(via)) {
-      return this.#sendDirect(via, forwardOf(this.#signer, this.self, to, msg));
+      return this.#sendDirect(via, forwardOf(this.#signer, this.self, to, this.#binding?.originKeyOf?.(to), msg));
     }
     this.#stats.droppedNoRoute++;
     return false;

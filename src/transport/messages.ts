@@ -19,10 +19,13 @@ export const ForwardMsg = defineMessage(Kind.Forward, "Forward", {
   to: w.id(),
   ttl: w.uint().max(4),
   m: w.any(),
-  /** The origin's Forward counter (origin.ts); with `sig`, absent from members that do not sign. */
+  /** The origin's Forward counter (origin.ts); with `mac`, absent when the origin could not tag it. */
   n: w.uint().optional(),
-  /** The origin's Ed25519 signature over (from, to, n, the bytes of `m`), checked against its listed key. */
-  sig: w.bytes(64).optional(),
+  /**
+   * HMAC-SHA256, truncated to 16 bytes, over (from, to, n, the bytes of `m`) under the key the
+   * origin and `to` derive from their listed keys (origin.ts); checked by `to`.
+   */
+  mac: w.bytes(16).optional(),
 });
 
 /** Test and bench payloads (200–219). */

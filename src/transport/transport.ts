@@ -34,7 +34,7 @@ export interface TransportStats {
   forwarded: number;
   /**
    * Relayed messages for this member dropped because their origin is not proved: an unlisted
-   * or keyless origin, a bad origin signature, or a replayed counter (transport/origin.ts).
+   * or keyless origin, a bad origin MAC, or a replayed counter (transport/origin.ts).
    */
   droppedForged: number;
   /**
@@ -88,9 +88,11 @@ export interface IdBinding {
   /** A link attempt claiming `claimed` with another certificate was refused (count it). */
   refused(claimed: NodeId, reason: string): void;
   /**
-   * The public key (64 hex digits) relayed messages from `id` are checked with: null when
-   * `id` is not listed or has no key (they are dropped), undefined before this member has a
-   * member list (nothing is checked). Left out: relayed messages are not checked.
+   * The listed public key (64 hex digits) of `id`: relayed messages from `id` are checked,
+   * and those this member relays to `id` tagged, with the pair key derived from it. Null when
+   * `id` is not listed or has no key (its relayed messages are dropped, and this member's to
+   * it go untagged), undefined before this member has a member list (nothing is checked).
+   * Left out: relayed messages are neither checked nor tagged.
    */
   originKeyOf?(id: NodeId): string | null | undefined;
   /** A relayed message claiming origin `claimed` was dropped (see transport/origin.ts). */
@@ -106,8 +108,9 @@ export interface Transport {
    */
   readonly fingerprint?: string;
   /**
-   * The Ed25519 public key (64 hex digits) of this member's process, with which it signs the
-   * messages it sends through a relay; carried next to `fingerprint`. Undefined: unsigned.
+   * The Ed25519 public key (64 hex digits) of this member's process, carried next to
+   * `fingerprint`: with it and its own secret, each other member derives the pairwise key that
+   * tags messages relayed between the two (origin.ts). Undefined: untagged.
    */
   readonly signingKey?: string;
   /** Installs the id binding; offers and answers claiming a bound id with another certificate are refused. */

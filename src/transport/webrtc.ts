@@ -101,9 +101,9 @@ export class WebRtcTransport implements Transport {
   readonly #relayHook: WebRtcTransportOptions["relayHook"];
   readonly #dtls: DtlsIdentity | undefined;
   #binding: IdBinding | undefined;
-  /** This process's Ed25519 key pair: it signs what this member sends through relays. */
+  /** This process's Ed25519 key pair: it tags (origin MAC) what this member sends through relays. */
   readonly #signer = new OriginSigner();
-  readonly #origins = new OriginGuard();
+  readonly #origins = new OriginGuard(this.#signer);
   #handlers: TransportHandlers = noopHandlers;
   #links = new Map<NodeId, Link>();
   #routes = new Map<NodeId, NodeId>();
@@ -358,7 +358,10 @@ export class WebRtcTransport implements Transport {
     if (via !== undefined && via !== to) {
       const relay = this.#links.get(via);
       if (relay?.state === "open") {
-        return this.#frames.enqueue(relay, forwardOf(this.#signer, this.self, to, msg));
+        return this.#frames.enqueue(
+          relay,
+          forwardOf(this.#signer, this.self, to, this.#binding?.originKeyOf?.(to), msg),
+        );
       }
     }
     this.#stats.droppedNoRoute++;

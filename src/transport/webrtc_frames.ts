@@ -193,7 +193,7 @@ export class LinkFrames {
         const next = this.#host.link(f.to);
         if (f.ttl > 0 && next?.state === "open") {
           this.stats.forwarded++;
-          // Passed on unchanged but for the hop count: the origin's signature covers the rest.
+          // Passed on unchanged but for the hop count: the origin's MAC covers the rest.
           this.enqueue(next, { ...f, t: Kind.Forward, ttl: f.ttl - 1 });
         } else {
           this.stats.droppedNoRoute++;

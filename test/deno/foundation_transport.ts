@@ -1,8 +1,8 @@
 /**
  * Deno run of the foundation (CI: `deno run -A test/deno/foundation_transport.ts`): a
  * signaling server on Deno.serve, three WebRTC transports, a link through the server, a
- * route through a relay whose messages carry their origin's Ed25519 signature (checked by
- * the receiver's id binding), a link through relayed signaling, ordered and chunked
+ * route through a relay whose messages carry their origin's MAC for the receiver (pairwise
+ * key from both ends' listed keys; tagged and checked through the id bindings), a link through relayed signaling, ordered and chunked
  * messages, a refused wrong secret, and a clean close. Exits non-zero on any failure.
  */
 import { SignalingClient } from "../../src/signaling/client.ts";
@@ -42,11 +42,13 @@ try {
   const a = await node("a"), b = await node("b"), c = await node("c");
   await a.connect("b");
   await b.connect("c");
-  const keys: Record<string, string> = { a: a.signingKey, b: b.signingKey };
-  c.bindIds({ fingerprintOf: () => undefined, refused() {}, originKeyOf: (id) => keys[id] ?? null });
+  const keys: Record<string, string> = { a: a.signingKey, b: b.signingKey, c: c.signingKey };
+  const binding = { fingerprintOf: () => undefined, refused() {}, originKeyOf: (id: string) => keys[id] ?? null };
+  a.bindIds(binding);
+  c.bindIds(binding);
   a.setRoute("c", "b");
   for (let i = 0; i < 20; i++) a.send("c", { t: Kind.TestEcho, seq: i, reply: false });
-  await until(() => got.c.length === 20, 20_000, "signed relayed messages delivered", 5);
+  await until(() => got.c.length === 20, 20_000, "tagged relayed messages delivered", 5);
   check(got.c.every((m, i) => m.from === "a" && m.msg.seq === i), "relayed in order, from a");
   check(c.stats().droppedForged === 0 && b.stats().forwarded >= 20, "relayed by b, none dropped");
   a.setRoute("c", null);

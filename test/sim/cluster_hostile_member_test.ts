@@ -9,7 +9,7 @@
  * announcements and migration orders with forged terms and epochs, far-future table reports
  * to the master, backup ops captured from the primaries replayed to their backups, and
  * relayed messages (Forward) in the master's and another member's names (a member list, dead
- * notices, backup ops: unsigned, signed with its own key, or with made-up signatures), from an
+ * notices, backup ops: untagged, tagged with its own key pair, or with made-up MACs), from an
  * id nobody lists, and a genuine relayed message of the master's replayed. An
  * outsider holding the secret (linked but not a member) sends a merge request with a
  * far-future epoch. Each lie is refused and
@@ -560,10 +560,11 @@ describe("a member that floods the real membership with random well-typed messag
 });
 
 /**
- * Forwards the liar relays in others' names: a member list in the master's name (unsigned), a
- * gossip of dead notices in c's name signed with the liar's own key, captured backup ops in
- * their primaries' names with made-up signatures, a gossip from an id nobody lists, and a
- * genuine Forward of the master's (signed with its key) relayed once, then replayed twice.
+ * Forwards the liar relays in others' names: a member list in the master's name (untagged), a
+ * gossip of dead notices in c's name tagged with the liar's own key pair (for the receiver's
+ * listed key), captured backup ops in their primaries' names with made-up MACs, a gossip from
+ * an id nobody lists, and a genuine Forward of the master's (tagged with its pair key for b)
+ * relayed once, then replayed twice.
  * `forged` is how many of these the receivers must drop (all but the genuine one's first copy).
  */
 function relayedLies(
@@ -573,16 +574,17 @@ function relayedLies(
   list: (over: Partial<ListBody>) => ListBody,
   captured: Array<{ from: string; to: string; msg: Message }>,
 ) {
-  const relay = (from: string, to: string, m: Message, sig?: { n: number; sig: Uint8Array }) =>
-    wire.send(to, { t: Kind.Forward, from, to, ttl: 1, m, ...sig });
+  const relay = (from: string, to: string, m: Message, tag?: { n: number; mac: Uint8Array }) =>
+    wire.send(to, { t: Kind.Forward, from, to, ttl: 1, m, ...tag });
   const own = sim.net.signerOf(wire.fingerprint);
+  const keyOf = (id: string) => sim.net.signerOf(sim.net.node(id)!.fingerprint).publicKey;
   const dead: Message = {
     t: Kind.ClusterGossip,
     ms: a.id,
     g: [{ s: Status.dead, id: b.id, inc: 99 }, { s: Status.left, id: a.id, inc: 99 }],
   };
   const ops = captured.slice(0, 10);
-  const genuine = forwardOf(sim.net.signerOf(sim.net.node(a.id)!.fingerprint), a.id, b.id, {
+  const genuine = forwardOf(sim.net.signerOf(sim.net.node(a.id)!.fingerprint), a.id, b.id, keyOf(b.id), {
     t: Kind.ClusterGossip,
     ms: a.id,
     g: [],
@@ -599,11 +601,11 @@ function relayedLies(
         });
       }
     }],
-    ["relayed: dead notices in c's name, signed with the liar's key", () => {
-      for (const to of [a.id, b.id]) relay(c.id, to, dead, own.sign(c.id, to, dead));
+    ["relayed: dead notices in c's name, tagged with the liar's key pair", () => {
+      for (const to of [a.id, b.id]) relay(c.id, to, dead, own.tag(c.id, to, keyOf(to), dead));
     }],
-    ["relayed: backup ops in their primaries' names, made-up signatures", () => {
-      for (const { from, to, msg } of ops) relay(from, to, msg, { n: 1, sig: new Uint8Array(64).fill(7) });
+    ["relayed: backup ops in their primaries' names, made-up MACs", () => {
+      for (const { from, to, msg } of ops) relay(from, to, msg, { n: 1, mac: new Uint8Array(16).fill(7) });
     }],
     ["relayed: gossip from an id nobody lists", () => {
       for (const to of [a.id, b.id, c.id]) relay("ghost-origin", to, dead);
