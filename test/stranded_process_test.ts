@@ -155,7 +155,7 @@ describe("stranded joiner: a killed right after four members list each other, wh
         `linked to b or c before the freeze`,
     );
     expect(counted.length).toBe(RUNS);
-    // The issue's target is 3 s on every run. On this machine about 1 counted run in 110 took
+    // The issue's target is 3 s on every run. On this machine about 1 counted run in 85 took
     // 15 s (not yet caught with logs; the mechanism fixed here, a joiner following the dead seed
     // for its whole stretched suspicion, took 10-12 s in about 1 run in 5 and is held to 3 s
     // over 30 seeds in the simulator). So: at most one of the five beyond 3 s, none beyond 20 s.
