@@ -55,8 +55,8 @@ export interface InvokerConfig {
   /** Give up after this long. @default 30000 */
   callTimeoutMs?: number;
   /**
-   * Calls in flight from this member, and calls started since the oldest one still in flight
-   * (the dedupe records partitions keep for this member's calls). @default 10000
+   * Calls in flight from this member, and calls started since the oldest call to the same
+   * partition still in flight (the dedupe records a partition keeps for this member's calls). @default 10000
    */
   maxPendingCalls?: number;
   /** First retry delay. @default 5 */
