@@ -6,7 +6,7 @@
  * limit from then on, and the backups hold exactly what the primaries hold.
  */
 import { expect, test } from "bun:test";
-import { GridHarness } from "./support/grid_harness.ts";
+import { GridHarness, type GridMember } from "./support/grid_harness.ts";
 
 const P = 31;
 
@@ -47,4 +47,87 @@ test("after kill -9 of a member, the survivors are back at maxSizePerMember with
   }
   expect(total).toBe(3 * limit);
   h.stop();
+});
+
+/**
+ * 2,000 entries into 4 members (limit 300 each), then kill -9 of one and 1,000 more entries,
+ * sampling every member every virtual millisecond: the most entries it held as primary, the
+ * most in the copies it served (not catching up), and the milliseconds at which it held more
+ * than the limit + 1 %.
+ */
+async function takeOver(limit: number, evictionsPerChange?: number) {
+  const h = new GridHarness({
+    config: {
+      partitionCount: P,
+      maps: { "cache*": { maxSizePerMember: limit } },
+      ...(evictionsPerChange === undefined ? {} : { map: { housekeeping: { evictionsPerChange } } }),
+    },
+  });
+  for (const id of ["n0", "n1", "n2", "n3"]) await h.add(id);
+  await h.run(3000);
+  const m = h.members.get("n0")!.grid.getMap<number, number>("cache-1");
+  const survivors = () => h.live().filter((x) => x.id !== "n3");
+  const evicted = () => survivors().reduce((s, x) => s + x.grid.maps.housekeeping.counters.evicted, 0);
+  const copies = (x: GridMember) => x.grid.maps.debugReplicas().filter((r) => r.primary);
+  let mostHeld = 0, mostServed = 0;
+  const overAt = new Set<number>();
+  let sampling = true;
+  const sample = () => {
+    for (const x of h.live()) {
+      const held = copies(x).reduce((s, r) => s + r.entries, 0);
+      const served = copies(x).filter((r) => !r.catchingUp).reduce((s, r) => s + r.entries, 0);
+      if (held > limit * 1.01) overAt.add(h.clock.now());
+      mostHeld = Math.max(mostHeld, held);
+      mostServed = Math.max(mostServed, served);
+    }
+    if (sampling) h.clock.setTimer(1, sample);
+  };
+  sample();
+  let i = 0;
+  const load = async (n: number) => {
+    for (const end = i + n; i < end; i += 50) {
+      await h.until(m.putAll(new Map(Array.from({ length: 50 }, (_, j) => [i + j, i + j] as [number, number]))));
+    }
+  };
+  await load(2000);
+  const full = h.live().map((x) => copies(x).reduce((s, r) => s + r.entries, 0));
+  const beforeMost = mostHeld;
+  const before = evicted();
+  h.crash("n3", 1000);
+  await h.run(1500);
+  const atTakeOver = evicted() - before;
+  await load(1000);
+  await h.run(500);
+  sampling = false;
+  const end = h.live().map((x) => copies(x).reduce((s, r) => s + r.entries, 0));
+  // The backups dropped the same entries: every partition's two copies agree.
+  let agreeing = 0;
+  for (let p = 0; p < P; p++) {
+    const reps = h.live().map((x) => x.grid.maps.debugReplicas().find((r) => r.p === p)).filter((r) => r);
+    if (reps.length === 2 && new Set(reps.map((r) => `${r!.seq}/${r!.digest}`)).size === 1) agreeing++;
+  }
+  h.stop();
+  return { full, beforeMost, mostHeld, mostServed, overMs: overAt.size, atTakeOver, end, agreeing };
+}
+
+test("a member that gains primaries by a failover evicts the excess in the same turn, not at the next tick", async () => {
+  const limit = 300;
+  const r = await takeOver(limit);
+  console.log(`same turn: ${JSON.stringify(r)}`);
+  expect(r.full).toEqual([limit, limit, limit, limit]);
+  expect(r.beforeMost).toBeLessThanOrEqual(limit);
+  // What the member serves is within the limit at every virtual ms; it holds more only while a
+  // copy it took over still catches up (one round trip: 2 ms here), which gives its share once it serves.
+  expect(r.mostServed).toBeLessThanOrEqual(Math.floor(limit * 1.01));
+  expect(r.overMs).toBeLessThanOrEqual(3);
+  // n3's 300 primaries went from the survivors at the take-over, not with the later writes.
+  expect(r.atTakeOver).toBeGreaterThanOrEqual(limit - 3);
+  expect(r.end).toEqual([limit, limit, limit]);
+  expect(r.agreeing).toBe(P);
+  // Control: left to the tick (the former behaviour), the survivors serve over the limit until it runs.
+  const tick = await takeOver(limit, 0);
+  console.log(`left to the tick: ${JSON.stringify(tick)}`);
+  expect(tick.mostServed).toBeGreaterThan(limit * 1.01);
+  expect(tick.overMs).toBeGreaterThan(r.overMs);
+  expect(tick.end).toEqual([limit, limit, limit]);
 });

@@ -37,6 +37,12 @@ export interface HousekeepingConfig {
   /** Evictions per tick when ownership changes leave a member over a limit. @default 2000 */
   evictionsPerTick?: number;
   /**
+   * Evictions at once when this member gains primaries (a promotion after a failover or a split,
+   * a partition migrated in, a catch-up done), in the same turn, so that the count does not
+   * wait for the tick; the tick drains any rest. @default 50000
+   */
+  evictionsPerChange?: number;
+  /**
    * Evictions a write may cause beyond the entries it added: the excess an ownership change
    * left goes a little with each write (and by the tick's budget), never all at once on one write. @default 8
    */
@@ -65,6 +71,7 @@ export class MapHousekeeping {
       sweepPerTick: 4000,
       touchFlushMs: 250,
       evictionsPerTick: 2000,
+      evictionsPerChange: 50_000,
       extraEvictionsPerWrite: 8,
       ...config,
     };
@@ -189,11 +196,57 @@ export class MapHousekeeping {
     if (!this.#limits) return;
     // Once a second, recount from the stores (ownership changes that did not pass through here).
     if (this.#usageStale || now - this.#recomputedAt >= 1000) (this.#recompute(), this.#recomputedAt = now);
-    let budget = this.config.evictionsPerTick;
+    this.#drain(this.config.evictionsPerTick, now);
+  }
+
+  /**
+   * After this member gained primaries (the host calls it once a table change is applied, and
+   * when a catch-up ends): evicts what puts a map over its limit now, at most
+   * `evictionsPerChange`, instead of leaving it to the tick. @returns evictions
+   */
+  settle(now: number): number {
+    if (!this.#limits) return 0;
+    if (this.#usageStale) this.#recompute();
+    return this.#drain(this.config.evictionsPerChange, now, false);
+  }
+
+  /**
+   * Evicts the excess of every map over its limit, at most `budget` in all; `rest`: what the
+   * copies still catching up would give goes from the largest served partitions. @returns evictions
+   */
+  #drain(budget: number, now: number, rest = true): number {
+    let n = 0;
     for (const [m] of this.usage.maps) {
-      if (budget <= 0) break;
-      budget -= this.#evictLargest(m, budget, now);
+      if (n >= budget) break;
+      n += this.#evictSpread(m, budget - n, now, rest);
     }
+    return n;
+  }
+
+  /**
+   * Evicts map `m`'s excess over its limit (at most `max`): each partition this member serves
+   * gives its share, in proportion to its entries of `m` (sampled LRU/LFU within each), so that
+   * no partition is emptied for an excess the others hold too. A copy still catching up gives
+   * its share when it starts serving ({@link settle}); with `rest`, the largest served partitions
+   * give it now (the tick: a catch-up that lasts). @returns evictions
+   */
+  #evictSpread(m: string, max: number, now: number, rest: boolean): number {
+    const s = this.maps.resolve(m);
+    if (isInternalMap(m) || !this.usage.over(m, s)) return 0;
+    const u = this.usage.get(m);
+    // The share of every held copy that must go, by entries or by bytes, whichever is more.
+    const share = Math.max(
+      s.maxSizePerMember > 0 && u.entries > 0 ? (u.entries - s.maxSizePerMember) / u.entries : 0,
+      s.maxBytesPerMember > 0 && u.bytes > 0 ? (u.bytes - s.maxBytesPerMember) / u.bytes : 0,
+    );
+    let n = 0;
+    for (const d of [...this.host.serving()]) {
+      const size = d.maps.get(m)?.size ?? 0;
+      if (n >= max || !this.usage.over(m, s)) break;
+      if (size > 0) n += this.#evict(d, m, null, Math.min(max - n, Math.ceil(share * size)), now);
+    }
+    if (rest && n < max) n += this.#evictLargest(m, max - n, now);
+    return n;
   }
 
   /**

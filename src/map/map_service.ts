@@ -158,6 +158,8 @@ export class MapService {
   #stopped = false;
   #unsubscribeTable: () => void;
   #unsubscribeView: () => void;
+  /** A table change is being applied (catch-ups it ends wait for its end to settle the limits). */
+  #inTable = false;
   /** Per-map settings. */
   readonly mapConfigs: MapConfigs;
   /** Expiry, touches and eviction on this member's primaries. */
@@ -190,7 +192,12 @@ export class MapService {
       () => [...ctx.primaries.keys()],
       this.config.listeners,
     );
-    this.#catchUp = new CatchUp(ctx, this.#snapshots, (prim) => this.#primary.progress(prim));
+    this.#catchUp = new CatchUp(ctx, this.#snapshots, (prim) => {
+      this.#primary.progress(prim);
+      // A catch-up that ended on a message or a tick: the member serves more now (within a
+      // table change, the change's end does this once).
+      if (!this.#inTable) this.housekeeping.settle(Math.floor(ctx.clock.now()));
+    });
     this.#backup = new BackupRole(ctx, this.#snapshots, this.#catchUp);
     const r = opts.router;
     r.on(MapBackupOpsMsg, (from, msg) => {
@@ -473,6 +480,18 @@ export class MapService {
    */
   #onTable(t: PartitionTable, prev?: PartitionTable): void {
     if (this.#stopped) return;
+    this.#inTable = true;
+    try {
+      this.#applyTable(t, prev);
+    } finally {
+      this.#inTable = false;
+    }
+    // Primaries gained (a promotion, a partition migrated in): back under the maps' limits in
+    // this same turn, not at the next tick.
+    this.housekeeping.settle(Math.floor(this.#ctx.clock.now()));
+  }
+
+  #applyTable(t: PartitionTable, prev?: PartitionTable): void {
     const ctx = this.#ctx;
     const backups = ctx.partitions.config.backupCount;
     const queries = new Map<NodeId, CheckItem[]>();
