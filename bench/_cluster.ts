@@ -99,9 +99,9 @@ export async function startBenchCluster(secret: string, pollMs = 100): Promise<{
  * The text of `GET /metrics` of `m` ("" when the endpoint fails). Each scrape makes the
  * member count its maps' sizes first (at most every 2 s), so scrape once per snapshot.
  */
-export async function scrapeMetrics(m: Member): Promise<string> {
+export async function scrapeMetrics(m: Member, query = ""): Promise<string> {
   try {
-    const res = await fetch(m.url + "/metrics", { signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(m.url + "/metrics" + query, { signal: AbortSignal.timeout(10_000) });
     return res.ok ? await res.text() : "";
   } catch {
     return "";

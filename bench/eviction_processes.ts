@@ -15,7 +15,7 @@
  * it at 6,000 entries.
  */
 import { readFileSync } from "node:fs";
-import { args } from "../src/runtime/process.ts";
+import { args, env } from "../src/runtime/process.ts";
 import { type Member, startMember } from "../test/support/cluster.ts";
 import { until } from "../test/support/until.ts";
 import { benchMember, clusterOf, flag, runBench, sampleOf, scrapeMetrics, sleep } from "./_cluster.ts";
@@ -41,6 +41,11 @@ export interface EvictionFigures {
      * not yet collected, so its low points (just after a collection) bound the live heap from above.
      */
     heapFloorMb: number[];
+    /**
+     * Memory after a full garbage collection (the member runs with --expose-gc and is scraped with
+     * `GET /metrics?gc=1`) at each tenth of the load, in MB: RSS, JS heap used and reserved, external buffers.
+     */
+    afterGc: MemoryAfterGc[];
     /** Most partitions this member owned as primary at any sample, and fewest members it listed. */
     maxOwned: number;
     minMembers: number;
@@ -49,6 +54,26 @@ export interface EvictionFigures {
   retries: number;
   /** Samples at which some member had a migration in flight. */
   migratingSamples: number;
+}
+
+/** A member's memory in MB right after a full garbage collection. */
+export interface MemoryAfterGc {
+  rss: number;
+  used: number;
+  total: number;
+  external: number;
+}
+
+/** Forces a full collection on `m` and reads its memory right after (NaN figures when the scrape failed). */
+async function memoryAfterGc(m: Member): Promise<MemoryAfterGc> {
+  const t = await scrapeMetrics(m, "?gc=1");
+  const mb = (x: number) => Math.round(x / 1024 / 1024 * 10) / 10;
+  return {
+    rss: mb(sampleOf(t, "shoal_process_resident_memory_bytes")),
+    used: mb(sampleOf(t, "shoal_process_heap_bytes", `kind="used"`)),
+    total: mb(sampleOf(t, "shoal_process_heap_bytes", `kind="total"`)),
+    external: mb(sampleOf(t, "shoal_process_heap_bytes", `kind="external"`)),
+  };
 }
 
 /** Resident set size of process `pid` in MB (NaN where /proc is not there). */
@@ -90,7 +115,13 @@ export async function runEviction(
 ): Promise<EvictionFigures> {
   const log = o.log ?? (() => {});
   const mapArgs = ["--map", `${MAP}:maxSizePerMember=${o.limit},eviction=lru`];
-  const opts = { ...benchMember, args: [...(benchMember.args ?? []), ...mapArgs] };
+  // --expose-gc, so that `GET /metrics?gc=1` measures after a full collection (DENO_V8_FLAGS already set is kept).
+  const v8Flags = [env("DENO_V8_FLAGS"), "--expose-gc"].filter((f) => f).join(" ");
+  const opts = {
+    ...benchMember,
+    args: [...(benchMember.args ?? []), ...mapArgs],
+    env: { BUN_OPTIONS: "--expose-gc", DENO_V8_FLAGS: v8Flags },
+  };
   const a = await startMember({ name: "a", runtime: "bun", ...opts });
   const members = [
     a,
@@ -135,6 +166,7 @@ export async function runEviction(
     let rssFirst: number[] = [];
     const rssCurve: number[][] = members.map(() => []);
     const heapFloor: number[][] = members.map(() => []);
+    const afterGc: MemoryAfterGc[][] = members.map(() => []);
     let retries = 0;
     const t0 = Date.now();
     // REST PUTs spread over the members, `concurrency` in flight; each retried until acknowledged.
@@ -163,9 +195,13 @@ export async function runEviction(
           members.forEach((m, i) => rssCurve[i].push(Math.round(rssMb(m.child.pid))));
           members.forEach((_, i) => heapFloor[i].push(Math.round(heapLow[i])));
           heapLow = members.map(() => Infinity);
+          const gcs = await Promise.all(members.map(memoryAfterGc));
+          gcs.forEach((g, i) => afterGc[i].push(g));
           log(
             `${done} entries: RSS ${rssCurve.map((c) => c.at(-1)).join(" / ")} MB, least heap used ${
               heapFloor.map((c) => c.at(-1)).join(" / ")
+            } MB, after a full GC (RSS/used/total/external) ${
+              gcs.map((g) => `${g.rss}/${g.used}/${g.total}/${g.external}`).join(" , ")
             } MB, ${retries} retries`,
           );
         }
@@ -195,6 +231,7 @@ export async function runEviction(
         rssEndMb: rssEnd[i],
         rssCurveMb: rssCurve[i],
         heapFloorMb: heapFloor[i],
+        afterGc: afterGc[i],
         maxOwned: maxOwned[i],
         minMembers: minMembers[i],
       })),
@@ -225,6 +262,15 @@ if (import.meta.main) {
         } % over the limit), at the end ${m.primary} primary / ${m.backup} backup, ${m.evicted} evicted; RSS ${
           m.rssFirstFillMb.toFixed(0)
         } MB after the first fill, ${m.rssEndMb.toFixed(0)} MB at the end`,
+      );
+    }
+    for (const m of f.members) {
+      console.log(
+        `  ${m.name} (${m.runtime}) after a full GC at each tenth, MB: RSS ${
+          m.afterGc.map((g) => g.rss).join(" ")
+        }; heap used ${m.afterGc.map((g) => g.used).join(" ")}; heap reserved ${
+          m.afterGc.map((g) => g.total).join(" ")
+        }; external ${m.afterGc.map((g) => g.external).join(" ")}`,
       );
     }
     console.log(`${f.retries} PUTs retried; a migration was in flight at ${f.migratingSamples} samples`);

@@ -22,6 +22,7 @@ import { mountProcessorRoutes } from "./processor_routes.ts";
 import { mountQueueRoutes } from "./queue_routes.ts";
 import { mountTopicRoutes } from "./topic_routes.ts";
 import { collectMetrics } from "./metrics.ts";
+import { collectGarbage } from "../runtime/process.ts";
 import { type MetricFamily, prometheusContentType, renderPrometheus } from "./prometheus.ts";
 import { buildSnapshot } from "./snapshot.ts";
 
@@ -123,6 +124,9 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   mountTopicRoutes(app, node);
 
   app.get("/metrics", async (c) => {
+    // `?gc=1`: the memory figures after a full collection, where the runtime was started with
+    // --expose-gc (a measuring run: tests and benches); otherwise the parameter does nothing.
+    if (c.req.query("gc") === "1") collectGarbage();
     await sizes.refresh();
     let families = collectMetrics(node, { mapSizes: sizes.current(), masterChangesSeen, sseClients: events.clients });
     let text: string;

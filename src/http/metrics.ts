@@ -54,10 +54,11 @@ function processMemory(): ScalarFamily[] {
     gauge("shoal_process_resident_memory_bytes", "Resident set size of this member's process", [{ value: m.rss }]),
     gauge(
       "shoal_process_heap_bytes",
-      "JavaScript heap of this member's process: reserved, and used (garbage included)",
+      "JavaScript heap of this member's process: reserved, used (garbage included), and external (buffers held by JS objects)",
       [
         { labels: { kind: "total" }, value: m.heapTotal },
         { labels: { kind: "used" }, value: m.heapUsed },
+        { labels: { kind: "external" }, value: m.external },
       ],
     ),
   ];

@@ -29,6 +29,8 @@ export interface MemoryUsage {
   rss: number;
   heapTotal: number;
   heapUsed: number;
+  /** Memory outside the JS heap held by JS objects (ArrayBuffers, Buffers). */
+  external: number;
 }
 
 /** The part of the `Bun` global Shoal uses outside the HTTP and spawn adapters. */
@@ -54,6 +56,8 @@ interface RuntimeGlobals {
   Deno?: DenoGlobal;
   Bun?: BunGlobal;
   process?: NodeProcessGlobal;
+  /** A full garbage collection: defined only when the runtime was started with `--expose-gc`. */
+  gc?: () => void;
 }
 
 const globals = globalThis as unknown as RuntimeGlobals;
@@ -63,6 +67,15 @@ export const deno: DenoGlobal | undefined = globals.Deno;
 
 /** The `Bun` global, or undefined under Deno and Node. */
 export const bun: BunGlobal | undefined = globals.Bun;
+
+/**
+ * The runtime's full garbage collection, or undefined unless it was started with `--expose-gc`
+ * (Deno: `DENO_V8_FLAGS=--expose-gc` or `--v8-flags=--expose-gc`; Bun: `BUN_OPTIONS=--expose-gc`
+ * or `bun --expose-gc run`). Read at each call: a test harness may define it later.
+ */
+export function exposedGc(): (() => void) | undefined {
+  return typeof globals.gc === "function" ? globals.gc : undefined;
+}
 
 /** Node's `process` (also defined by Bun and Deno 2), or undefined where there is none. */
 export const nodeProcess: NodeProcessGlobal | undefined = globals.process;

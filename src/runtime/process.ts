@@ -3,7 +3,7 @@
  * running, environment variables, exit, signal handlers and command-line arguments.
  */
 
-import { bun, deno, type MemoryUsage, nodeProcess } from "./globals.ts";
+import { bun, deno, exposedGc, type MemoryUsage, nodeProcess } from "./globals.ts";
 
 /** The runtime this code runs on. */
 export type RuntimeName = "bun" | "deno" | "node";
@@ -134,8 +134,20 @@ export function execPath(): string {
 export function memoryUsage(): MemoryUsage | undefined {
   try {
     const m = deno ? deno.memoryUsage() : nodeProcess?.memoryUsage();
-    return m && { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed };
+    return m && { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external ?? 0 };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Runs a full garbage collection if the runtime was started with `--expose-gc` (see
+ * {@link exposedGc}); a production member never is, so this does nothing there.
+ * @returns whether a collection ran
+ */
+export function collectGarbage(): boolean {
+  const gc = exposedGc();
+  if (!gc) return false;
+  gc();
+  return true;
 }
