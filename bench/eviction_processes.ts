@@ -110,11 +110,17 @@ export async function runEviction(
     valueBytes?: number;
     /** PUTs in flight. @default 24 */
     concurrency?: number;
+    /** Partitions (`--partition-count`). @default 271 */
+    partitions?: number;
     log?: (s: string) => void;
   },
 ): Promise<EvictionFigures> {
   const log = o.log ?? (() => {});
-  const mapArgs = ["--map", `${MAP}:maxSizePerMember=${o.limit},eviction=lru`];
+  const mapArgs = [
+    "--map",
+    `${MAP}:maxSizePerMember=${o.limit},eviction=lru`,
+    ...(o.partitions ? ["--partition-count", String(o.partitions)] : []),
+  ];
   // --expose-gc, so that `GET /metrics?gc=1` measures after a full collection (DENO_V8_FLAGS already set is kept).
   const v8Flags = [env("DENO_V8_FLAGS"), "--expose-gc"].filter((f) => f).join(" ");
   const opts = {
@@ -253,7 +259,8 @@ if (import.meta.main) {
     const entries = Number(flag(argv, "--entries", "200000"));
     const valueBytes = Number(flag(argv, "--value-bytes", "100"));
     const limit = Number(flag(argv, "--limit", String(entries / 10)));
-    const f = await runEviction({ entries, limit, valueBytes, log: (s) => console.log(s) });
+    const partitions = Number(flag(argv, "--partitions", "271"));
+    const f = await runEviction({ entries, limit, valueBytes, partitions, log: (s) => console.log(s) });
     console.log(`loaded ${entries} entries in ${(f.loadMs / 1000).toFixed(1)} s`);
     for (const m of f.members) {
       console.log(

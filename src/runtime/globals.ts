@@ -52,12 +52,19 @@ export interface NodeProcessGlobal {
   memoryUsage(): MemoryUsage;
 }
 
+/**
+ * `gc` as `--expose-gc` defines it: V8's (Deno) takes options (`flavor: "last-resort"` also
+ * compacts the whole heap and returns its free pages to the system), JavaScriptCore's (Bun)
+ * ignores them and collects everything synchronously.
+ */
+export type GcFunction = (options?: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void;
+
 interface RuntimeGlobals {
   Deno?: DenoGlobal;
   Bun?: BunGlobal;
   process?: NodeProcessGlobal;
   /** A full garbage collection: defined only when the runtime was started with `--expose-gc`. */
-  gc?: () => void;
+  gc?: GcFunction;
 }
 
 const globals = globalThis as unknown as RuntimeGlobals;
@@ -73,7 +80,7 @@ export const bun: BunGlobal | undefined = globals.Bun;
  * (Deno: `DENO_V8_FLAGS=--expose-gc` or `--v8-flags=--expose-gc`; Bun: `BUN_OPTIONS=--expose-gc`
  * or `bun --expose-gc run`). Read at each call: a test harness may define it later.
  */
-export function exposedGc(): (() => void) | undefined {
+export function exposedGc(): GcFunction | undefined {
   return typeof globals.gc === "function" ? globals.gc : undefined;
 }
 

@@ -141,13 +141,14 @@ export function memoryUsage(): MemoryUsage | undefined {
 }
 
 /**
- * Runs a full garbage collection if the runtime was started with `--expose-gc` (see
- * {@link exposedGc}); a production member never is, so this does nothing there.
- * @returns whether a collection ran
+ * Runs a full, synchronous garbage collection that also gives the heap's free pages back to the
+ * system (V8's "last-resort" flavour: a plain `gc()` empties pages but keeps them, so RSS does
+ * not move), if the runtime was started with `--expose-gc` (see {@link exposedGc}); a production
+ * member never is, so this does nothing there. @returns whether a collection ran
  */
 export function collectGarbage(): boolean {
   const gc = exposedGc();
   if (!gc) return false;
-  gc();
+  gc({ type: "major", execution: "sync", flavor: "last-resort" });
   return true;
 }
