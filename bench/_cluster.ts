@@ -99,7 +99,16 @@ export async function startBenchCluster(secret: string, pollMs = 100): Promise<{
  * The text of `GET /metrics` of `m` ("" when the endpoint fails). Each scrape makes the
  * member count its maps' sizes first (at most every 2 s), so scrape once per snapshot.
  */
-export async function scrapeMetrics(m: Member, query = ""): Promise<string> {
+export function scrapeMetrics(m: Member): Promise<string> {
+  return scrape(m, "");
+}
+
+/** {@link scrapeMetrics} after a full garbage collection on `m` (`?gc=1`: members run with --expose-gc). */
+export function scrapeMetricsAfterGc(m: Member): Promise<string> {
+  return scrape(m, "?gc=1");
+}
+
+async function scrape(m: Member, query: string): Promise<string> {
   try {
     const res = await fetch(m.url + "/metrics" + query, { signal: AbortSignal.timeout(10_000) });
     return res.ok ? await res.text() : "";
