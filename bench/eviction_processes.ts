@@ -212,7 +212,9 @@ export async function runEviction(
           members.forEach((m, i) => rssCurve[i].push(Math.round(rssMb(m.child.pid))));
           members.forEach((_, i) => heapFloor[i].push(Math.round(heapLow[i])));
           heapLow = members.map(() => Infinity);
-          const gcs = await Promise.all(members.map(memoryAfterGc));
+          // One member at a time: a scrape makes the member ask the others for map sizes.
+          const gcs: MemoryAfterGc[] = [];
+          for (const m of members) gcs.push(await memoryAfterGc(m));
           gcs.forEach((g, i) => afterGc[i].push(g));
           log(
             `${done} entries: RSS ${rssCurve.map((c) => c.at(-1)).join(" / ")} MB, least heap used ${
