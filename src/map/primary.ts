@@ -364,8 +364,12 @@ export class PrimaryRole {
   }
 
   #sendStream(prim: PrimaryState, f: Follower, entries: LogEntry[]): void {
+    this.#sendOps(prim, f, entries, f.stream!.from);
+  }
+
+  /** Writes to follower `f`, 256 per message (`sf`: as its fill stream, from that sequence on). */
+  #sendOps(prim: PrimaryState, f: Follower, entries: LogEntry[], sf?: number): void {
     const ctx = this.ctx;
-    const st = f.stream!;
     for (let i = 0; i < entries.length; i += 256) {
       ctx.transport.send(f.id, {
         t: Kind.MapBackupOps,
@@ -373,8 +377,7 @@ export class PrimaryRole {
         e: prim.epoch,
         l: prim.lineage,
         ops: ctx.levels.filter(entries.slice(i, i + 256), f.level),
-        sf: st.from,
-        ...(f.level > 0 ? { lv: f.level } : {}),
+        ...(sf !== undefined ? { sf, ...(f.level > 0 ? { lv: f.level } : {}) } : {}),
       });
     }
     f.lastSentAt = ctx.clock.now();
@@ -509,15 +512,7 @@ export class PrimaryRole {
     }
     ctx.counters.logResends++;
     ctx.counters.logOpsResent += ops.length;
-    for (let i = 0; i < ops.length; i += 256) {
-      ctx.transport.send(f.id, {
-        t: Kind.MapBackupOps,
-        p: prim.p,
-        e: prim.epoch,
-        l: prim.lineage,
-        ops: ctx.levels.filter(ops.slice(i, i + 256), f.level),
-      });
-    }
+    this.#sendOps(prim, f, ops);
   }
 
   /** A follower's pull (it found a gap or a mismatch): the log if it covers the gap, else a snapshot. */
