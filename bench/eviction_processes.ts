@@ -11,8 +11,11 @@
  * RSS (from /proc) after the first fill (3 × limit entries loaded), at each tenth of the load
  * and at the end, the least JS heap used sampled in each tenth, the most partitions it owned
  * and the fewest members it listed (a split or a lost member shows there), and the PUTs
- * retried. Ends with one JSON line of the raw figures. test/map_eviction_process_test.ts runs
- * it at 6,000 entries.
+ * retried; and at each tenth, each member's RSS, JS heap used and reserved and external buffers
+ * right after a full garbage collection that returns free pages (`GET /metrics?gc=1`, members
+ * run with --expose-gc; `--gc-samples 0` leaves it out, since at the full size the collection
+ * pauses a member for seconds). `--partitions N` sets the partition count (271). Ends with one
+ * JSON line of the raw figures. test/map_eviction_process_test.ts runs it at 6,000 entries.
  */
 import { readFileSync } from "node:fs";
 import { args, env } from "../src/runtime/process.ts";
@@ -123,6 +126,11 @@ export async function runEviction(
     concurrency?: number;
     /** Partitions (`--partition-count`). @default 271 */
     partitions?: number;
+    /**
+     * Memory after a full GC at each tenth (`afterGc`). Such a collection paused a Deno member
+     * with a 60 MB live heap for 3–5 s at load 12, long enough to be suspected by the others. @default true
+     */
+    gcSamples?: boolean;
     log?: (s: string) => void;
   },
 ): Promise<EvictionFigures> {
@@ -214,7 +222,7 @@ export async function runEviction(
           heapLow = members.map(() => Infinity);
           // One member at a time: a scrape makes the member ask the others for map sizes.
           const gcs: MemoryAfterGc[] = [];
-          for (const m of members) gcs.push(await memoryAfterGc(m));
+          if (o.gcSamples ?? true) { for (const m of members) gcs.push(await memoryAfterGc(m)); }
           gcs.forEach((g, i) => afterGc[i].push(g));
           log(
             `${done} entries: RSS ${rssCurve.map((c) => c.at(-1)).join(" / ")} MB, least heap used ${
@@ -273,7 +281,8 @@ if (import.meta.main) {
     const valueBytes = Number(flag(argv, "--value-bytes", "100"));
     const limit = Number(flag(argv, "--limit", String(entries / 10)));
     const partitions = Number(flag(argv, "--partitions", "271"));
-    const f = await runEviction({ entries, limit, valueBytes, partitions, log: (s) => console.log(s) });
+    const gcSamples = flag(argv, "--gc-samples", "1") !== "0";
+    const f = await runEviction({ entries, limit, valueBytes, partitions, gcSamples, log: (s) => console.log(s) });
     console.log(`loaded ${entries} entries in ${(f.loadMs / 1000).toFixed(1)} s`);
     for (const m of f.members) {
       console.log(
