@@ -277,11 +277,11 @@ export async function runEviction(
 if (import.meta.main) {
   await runBench(async () => {
     const argv = args();
-    const entries = Number(flag(argv, "--entries", "200000"));
-    const valueBytes = Number(flag(argv, "--value-bytes", "100"));
-    const limit = Number(flag(argv, "--limit", String(entries / 10)));
-    const partitions = Number(flag(argv, "--partitions", "271"));
-    const gcSamples = flag(argv, "--gc-samples", "1") !== "0";
+    const entries = Number(flag(argv, "entries", "200000"));
+    const valueBytes = Number(flag(argv, "value-bytes", "100"));
+    const limit = Number(flag(argv, "limit", String(entries / 10)));
+    const partitions = Number(flag(argv, "partitions", "271"));
+    const gcSamples = flag(argv, "gc-samples", "1") !== "0";
     const f = await runEviction({ entries, limit, valueBytes, partitions, gcSamples, log: (s) => console.log(s) });
     console.log(`loaded ${entries} entries in ${(f.loadMs / 1000).toFixed(1)} s`);
     for (const m of f.members) {
