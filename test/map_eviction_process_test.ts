@@ -14,7 +14,7 @@
  *   collection that also returns free heap pages (members run with --expose-gc, scraped with
  *   `GET /metrics?gc=1`), at 50 % and at 100 % of the load, each member's JS heap used plus
  *   external buffers grows by at most 4 MB and its RSS by at most 15 %. Measured (load
- *   average 17–19): −2.1 to +2.0 MB and −4 % to +6 %. Between those points each member writes
+ *   average 17–19): −2.1 to +2.0 MB and −3 % to +6 %. Between those points each member writes
  *   about 4,000 copies (primary and backup), so 4 MB catches whatever keeps 1 KB or more per
  *   write, e.g. the per-partition buffers (write log, entry events: 32 KiB each per copy) still
  *   filling: +9 to +13 MB at this size with 271 partitions, which is why the members run 31
