@@ -2,7 +2,7 @@
  * Eviction on real processes (Bun and Deno mixed, over WebRTC): 3 members with a map limited
  * to 600 entries per member, loaded with 6,000 entries through REST (24 PUTs in flight) — the
  * issue's 200,000 / 20,000 scaled down with the same 10× ratio, so that the test takes about
- * 30 s on 2 cores (58 s at a load average of 19). `bun run bench/eviction_processes.ts` runs
+ * 30 s on 2 cores (47–76 s at a load average of 14–19). `bun run bench/eviction_processes.ts` runs
  * the full size (figures in the README). Asserted, with the membership stable throughout (3
  * members in every view):
  * - every member holds at most the limit + 1 % as primary at every sample (every 300 ms);
@@ -14,7 +14,7 @@
  *   collection that also returns free heap pages (members run with --expose-gc, scraped with
  *   `GET /metrics?gc=1`), at 50 % and at 100 % of the load, each member's JS heap used plus
  *   external buffers grows by at most 4 MB and its RSS by at most 15 %. Measured (load
- *   average 17–19): −2.1 to +2.0 MB and −3 % to +6 %. Between those points each member writes
+ *   average 14–19, four runs): −2.5 to +2.0 MB and −3 % to +6 %. Between those points each member writes
  *   about 4,000 copies (primary and backup), so 4 MB catches whatever keeps 1 KB or more per
  *   write, e.g. the per-partition buffers (write log, entry events: 32 KiB each per copy) still
  *   filling: +9 to +13 MB at this size with 271 partitions, which is why the members run 31
