@@ -11,8 +11,9 @@ import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import type { MapContext, PrimaryState } from "./map_context.ts";
-import type { MapSnapshotAck, MapSnapshotChunk } from "./messages.ts";
+import type { MapSnapshotAck, MapSnapshotChunk, MapSnapshotPacked } from "./messages.ts";
 import type { PartitionData, SnapshotData } from "./partition_data.ts";
+import { packEntries, unpackEntries } from "./snapshot_codec.ts";
 
 /**
  * A primary drops a snapshot transfer after this many retransmit intervals without an
@@ -140,7 +141,7 @@ export class SnapshotTransfers {
     const chunks: Message[] = [];
     const sizes: number[] = [];
     const sid = this.#sid++;
-    let entries: SnapshotData["entries"] = [];
+    let from = 0;
     let bytes = 0;
     // Each dedupe record carries its call's result (often a previous value as bytes).
     let dedupeBytes = 0;
@@ -148,9 +149,10 @@ export class SnapshotTransfers {
       dedupeBytes += callId.length + 16 + (result instanceof Uint8Array ? result.byteLength : 8);
     }
     for (const [client] of snap.cw ?? []) dedupeBytes += client.length + 16;
-    const flush = (last: boolean) => {
+    const flush = (end: number, last: boolean) => {
+      const data = packEntries(snap.entries, from, end);
       const c: Message = {
-        t: Kind.MapSnapshotChunk,
+        t: Kind.MapSnapshotPacked,
         p,
         e: epoch,
         l: lineage,
@@ -160,7 +162,7 @@ export class SnapshotTransfers {
         s: snap.seq,
         d0: snap.digest[0],
         d1: snap.digest[1],
-        entries,
+        data,
         dedupe: last ? snap.dedupe : [],
       };
       if (up) c.up = true;
@@ -168,16 +170,17 @@ export class SnapshotTransfers {
       if (snap.idleFloor) c.fl = snap.idleFloor;
       if (lv > 0) c.lv = lv;
       chunks.push(c);
-      sizes.push(bytes + 64 + (last ? dedupeBytes : 0));
-      entries = [];
+      sizes.push(data.byteLength + 64 + (last ? dedupeBytes : 0));
+      from = end;
       bytes = 0;
     };
-    for (const e of snap.entries) {
-      entries.push(e);
-      bytes += e[0].length + e[1].byteLength + e[2].byteLength + 24;
-      if (bytes >= this.ctx.config.snapshotChunkBytes) flush(false);
+    const entries = snap.entries;
+    for (let i = 0; i < entries.length; i++) {
+      // About the packed size of the entry (snapshot_codec.ts), a little above.
+      bytes += entries[i][1].byteLength + entries[i][2].byteLength + (entries[i].length === 9 ? 40 : 24);
+      if (bytes >= this.ctx.config.snapshotChunkBytes) flush(i + 1, false);
     }
-    flush(true);
+    flush(entries.length, true);
     for (const c of chunks) c.n = chunks.length;
     return {
       p,
@@ -374,6 +377,22 @@ export class SnapshotTransfers {
     const a = this.in.get(p);
     return !!a && a.epoch === e &&
       this.ctx.clock.now() - a.lastChunkAt < SNAPSHOT_STALE_RETRANSMITS * this.ctx.config.retransmitMs;
+  }
+
+  /**
+   * A received packed chunk as the chunk it stands for, or null when its entries are
+   * malformed (dropped, counted in snapshotChunksInvalid, not acknowledged: a sender that
+   * means well sends it again).
+   */
+  unpack(from: NodeId, msg: MapSnapshotPacked): MapSnapshotChunk | null {
+    const entries = unpackEntries(msg.data);
+    if (typeof entries === "string") {
+      this.ctx.counters.snapshotChunksInvalid++;
+      this.ctx.log.debug("map.snapshot.invalid_chunk", { p: msg.p, from, reason: entries });
+      return null;
+    }
+    const { data: _, ...rest } = msg;
+    return { ...rest, t: Kind.MapSnapshotChunk, entries };
   }
 
   /** Collects a chunk (and acks it); returns the whole snapshot once every chunk is in. */
