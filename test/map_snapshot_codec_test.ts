@@ -8,7 +8,8 @@ import { describe, expect, test } from "bun:test";
 import { Random } from "../src/core/random.ts";
 import { isSnapshotEntry, type MapSnapshotPacked } from "../src/map/messages.ts";
 import type { SnapshotEntry } from "../src/map/partition_data.ts";
-import { MAX_PACKED_MAPS, packEntries, unpackEntries } from "../src/map/snapshot_codec.ts";
+import { deflateRawSync } from "node:zlib";
+import { deflatePacked, MAX_PACKED_MAPS, packEntries, unpackEntries } from "../src/map/snapshot_codec.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import type { Message } from "../src/wire/message.ts";
 import { GridHarness, incompleteReplication, putPadded } from "./support/grid_harness.ts";
@@ -88,7 +89,10 @@ describe("packed snapshot entries", () => {
 
   test("a typical entry (one map, 7-byte key, 102-byte value, no expiry) packs in 122 bytes", () => {
     const key = new Uint8Array(7), value = new Uint8Array(102);
-    const es: SnapshotEntry[] = Array.from({ length: 100 }, (_, i) => ["formation", key, value, 1, 1.7e12 + i, 1.7e12 + i]);
+    const es: SnapshotEntry[] = Array.from(
+      { length: 100 },
+      (_, i) => ["formation", key, value, 1, 1.7e12 + i, 1.7e12 + i],
+    );
     const b = packEntries(es);
     expect(b.byteLength).toBe(1 + 1 + 1 + "formation".length + 1 + 100 * 122);
   });
@@ -125,7 +129,7 @@ describe("packed snapshot entries", () => {
     // 01 | 01 01 'm' | 01 | flags 02 | map 00 | key 01 01 | value 01 02 | version 01 | f64 @ 12
     const refused = (x: Uint8Array, why: RegExp) => expect(unpackEntries(x)).toMatch(why);
     expect(unpacked(b)).toHaveLength(1);
-    refused(splice(b, 0, 1, [2]), /format/);
+    refused(splice(b, 0, 1, [3]), /format/);
     refused(new Uint8Array(0), /format/);
     refused(splice(b, 11, 1, [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]), /longer than 8/);
     refused(splice(b, 11, 1, [0x81, 0x00]), /overlong/);
@@ -161,6 +165,41 @@ describe("packed snapshot entries", () => {
     expect(refused).toBeGreaterThan(100);
   });
 
+  test("compressed (format 2): equal entries back; only when it saves an eighth; bad streams, bombs and nesting refused", () => {
+    const rng = new Random(12);
+    const v = new TextEncoder().encode(JSON.stringify({ name: "a user", tags: ["x", "y"], score: 0.5 }));
+    const es: SnapshotEntry[] = Array.from(
+      { length: 200 },
+      (_, i) => ["m", Uint8Array.of(i), v, 1, 1.7e12 + i, 1.7e12 + i],
+    );
+    const packed = packEntries(es);
+    const z = deflatePacked(packed)!;
+    expect(z[0]).toBe(2);
+    expect(z.byteLength).toBeLessThan(packed.byteLength / 4);
+    expect(plain(unpacked(z))).toEqual(plain(es));
+    // Random values do not compress: sent as they are.
+    const noisy = packEntries(Array.from({ length: 50 }, () => ["m", bytes(rng, 8), bytes(rng, 200), 1, 5, 5]));
+    expect(deflatePacked(noisy)).toBeNull();
+    const refused = (x: Uint8Array, why: RegExp) => expect(unpackEntries(x)).toMatch(why);
+    for (let n = 1; n < z.byteLength; n += 7) expect(typeof unpackEntries(z.subarray(0, n))).toBe("string");
+    refused(Uint8Array.of(2, 0xff, 0xff, 0xff), /do not inflate/);
+    // 9 MiB of zeros inflate past the message size limit: refused, not allocated.
+    refused(Uint8Array.from([2, ...deflateRawSync(new Uint8Array(9 << 20))]), /do not inflate/);
+    refused(Uint8Array.from([2, ...deflateRawSync(z)]), /inflate to compressed/);
+    refused(Uint8Array.from([2, ...deflateRawSync(Uint8Array.from([...packed, 0]))]), /after the last entry/);
+    let accepted = 0;
+    for (let round = 0; round < 500; round++) {
+      const b = z.slice();
+      b[1 + rng.int(b.byteLength - 1)] = rng.int(256);
+      const r = unpackEntries(b);
+      if (typeof r !== "string") {
+        accepted++;
+        for (const e of r) expect(isSnapshotEntry(e)).toBe(true);
+      }
+    }
+    expect(accepted).toBeLessThan(500);
+  });
+
   test("the sender refuses to pack what no receiver accepts", () => {
     const k = new Uint8Array(1);
     expect(() => packEntries([["m", k, k, -1, 1, 1]])).toThrow(RangeError);
@@ -173,39 +212,48 @@ describe("packed snapshot entries", () => {
 });
 
 describe("malformed packed chunks on the network", () => {
-  test("each chunk's first transmission arrives corrupted: every one is dropped, counted, unacknowledged and resent; the new backup ends equal to the primary", async () => {
-    const P = 8;
-    const h = new GridHarness({ seed: 21, config: { partitionCount: P, backupCount: 1, map: { snapshotChunkBytes: 2048 } } });
-    const a = await h.add("a");
-    await h.run(1000);
-    const entries = await putPadded(h, "a", 600, 60);
-    // a's sends to the joiner: the first copy of each packed chunk is cut short or gets an unknown format byte.
-    const seen = new Set<string>();
-    let corrupted = 0;
-    const send = a.transport.send.bind(a.transport);
-    a.transport.send = (to: string, msg: Message) => {
-      if (to !== "b" || msg.t !== Kind.MapSnapshotPacked) return send(to, msg);
-      const c = msg as MapSnapshotPacked & Message;
-      const id = `${c.p}|${c.sid}|${c.i}`;
-      if (seen.has(id)) return send(to, msg);
-      seen.add(id);
-      corrupted++;
-      const data = corrupted % 2 ? c.data.subarray(0, c.data.byteLength - 1) : Uint8Array.from([9, ...c.data.subarray(1)]);
-      return send(to, { ...c, data });
-    };
-    await h.add("b");
-    const done = await h.runUntil(() => incompleteReplication(h, P) === null, 60_000);
-    expect(done).toBe(true);
-    const b = h.members.get("b")!.grid.maps.counters;
-    expect(corrupted).toBeGreaterThan(2 * P); // several chunks per partition
-    expect(b.snapshotChunksInvalid).toBe(corrupted);
-    expect(a.grid.maps.counters.snapshotChunksResent).toBeGreaterThanOrEqual(corrupted);
-    expect(h.handlerErrors).toEqual([]);
-    // The backup's copy serves the data once the primary is gone.
-    h.crash("a");
-    await h.run(3000);
-    const got = await h.until(h.members.get("b")!.grid.getMap<string, string>("m").getAll(entries.map(([k]) => k)));
-    expect(entries.filter(([k, v]) => got.get(k) !== v).length).toBe(0);
-    h.stop();
-  }, 60_000);
+  test(
+    "each chunk's first transmission arrives corrupted: every one is dropped, counted, unacknowledged and resent; the new backup ends equal to the primary",
+    async () => {
+      const P = 8;
+      const h = new GridHarness({
+        seed: 21,
+        config: { partitionCount: P, backupCount: 1, map: { snapshotChunkBytes: 2048 } },
+      });
+      const a = await h.add("a");
+      await h.run(1000);
+      const entries = await putPadded(h, "a", 600, 60);
+      // a's sends to the joiner: the first copy of each packed chunk is cut short or gets an unknown format byte.
+      const seen = new Set<string>();
+      let corrupted = 0;
+      const send = a.transport.send.bind(a.transport);
+      a.transport.send = (to: string, msg: Message) => {
+        if (to !== "b" || msg.t !== Kind.MapSnapshotPacked) return send(to, msg);
+        const c = msg as MapSnapshotPacked & Message;
+        const id = `${c.p}|${c.sid}|${c.i}`;
+        if (seen.has(id)) return send(to, msg);
+        seen.add(id);
+        corrupted++;
+        const data = corrupted % 2
+          ? c.data.subarray(0, c.data.byteLength - 1)
+          : Uint8Array.from([9, ...c.data.subarray(1)]);
+        return send(to, { ...c, data });
+      };
+      await h.add("b");
+      const done = await h.runUntil(() => incompleteReplication(h, P) === null, 60_000);
+      expect(done).toBe(true);
+      const b = h.members.get("b")!.grid.maps.counters;
+      expect(corrupted).toBeGreaterThan(2 * P); // several chunks per partition
+      expect(b.snapshotChunksInvalid).toBe(corrupted);
+      expect(a.grid.maps.counters.snapshotChunksResent).toBeGreaterThanOrEqual(corrupted);
+      expect(h.handlerErrors).toEqual([]);
+      // The backup's copy serves the data once the primary is gone.
+      h.crash("a");
+      await h.run(3000);
+      const got = await h.until(h.members.get("b")!.grid.getMap<string, string>("m").getAll(entries.map(([k]) => k)));
+      expect(entries.filter(([k, v]) => got.get(k) !== v).length).toBe(0);
+      h.stop();
+    },
+    60_000,
+  );
 });

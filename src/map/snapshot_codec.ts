@@ -23,15 +23,21 @@
  *   [varint ttlMs, varint maxIdleMs, [f64 lastAccessAt]]
  * ```
  *
+ * Format 2 is format 1 compressed with raw DEFLATE (RFC 1951) behind the byte 0x02
+ * ({@link deflatePacked}); it inflates to at most the message size limit.
+ *
  * {@link unpackEntries} accepts exactly what {@link isSnapshotEntry} accepts, entry by entry,
  * and nothing else: every length is checked against the bytes left before it is read,
  * stamps must be finite in [0, 2^53 − 1], the entry count cannot exceed what the bytes can
  * hold, and no byte may follow the last entry. Malformed input gives a reason, never a throw.
  */
+import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { Limits } from "../wire/limits.ts";
 import type { SnapshotEntry } from "./partition_data.ts";
 
 const FORMAT = 1;
+/** Format byte of packed entries compressed with raw DEFLATE (RFC 1951): the rest inflates to a format-1 string. */
+const FORMAT_DEFLATE = 2;
 const F_EXPIRY = 1;
 const F_SAME_UPDATED = 2;
 const F_SAME_ACCESS = 4;
@@ -136,6 +142,20 @@ function checkUint(x: number): number {
   return x;
 }
 
+/**
+ * `packed` compressed with raw DEFLATE (level 1, the fastest) behind format byte 2, or null
+ * when that does not save at least an eighth of the bytes (values that are already
+ * compressed or random): the caller then sends `packed` as it is.
+ */
+export function deflatePacked(packed: Uint8Array): Uint8Array | null {
+  const z = deflateRawSync(packed, { level: 1 });
+  if (z.byteLength + 1 > packed.byteLength * 0.875) return null;
+  const out = new Uint8Array(z.byteLength + 1);
+  out[0] = FORMAT_DEFLATE;
+  out.set(z, 1);
+  return out;
+}
+
 /** Why packed entries were refused. */
 class Malformed extends Error {}
 
@@ -147,11 +167,24 @@ class Malformed extends Error {}
  */
 export function unpackEntries(bytes: Uint8Array): SnapshotEntry[] | string {
   try {
+    if (bytes instanceof Uint8Array && bytes[0] === FORMAT_DEFLATE) return unpack(inflate(bytes));
     return unpack(bytes);
   } catch (e) {
     if (e instanceof Malformed) return e.message;
     return `malformed packed entries: ${String((e as Error)?.message ?? e).slice(0, 80)}`;
   }
+}
+
+/** Inflates format 2, to at most the message size limit (a small string cannot expand without bound). */
+function inflate(bytes: Uint8Array): Uint8Array {
+  let raw: Uint8Array;
+  try {
+    raw = inflateRawSync(bytes.subarray(1), { maxOutputLength: Limits.maxMessageBytes });
+  } catch (e) {
+    throw new Malformed(`compressed entries do not inflate: ${String((e as Error)?.message ?? e).slice(0, 80)}`);
+  }
+  if (raw[0] === FORMAT_DEFLATE) throw new Malformed("compressed entries inflate to compressed entries");
+  return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
 }
 
 function unpack(bytes: Uint8Array): SnapshotEntry[] {

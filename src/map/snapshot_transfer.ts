@@ -13,7 +13,7 @@ import type { Message } from "../wire/message.ts";
 import type { MapContext, PrimaryState } from "./map_context.ts";
 import type { MapSnapshotAck, MapSnapshotChunk, MapSnapshotPacked } from "./messages.ts";
 import type { PartitionData, SnapshotData } from "./partition_data.ts";
-import { packEntries, unpackEntries } from "./snapshot_codec.ts";
+import { deflatePacked, packEntries, unpackEntries } from "./snapshot_codec.ts";
 
 /**
  * A primary drops a snapshot transfer after this many retransmit intervals without an
@@ -85,6 +85,13 @@ interface SnapshotIn {
 
 /** Transfers waiting for a free session at most (see SnapshotTransfers.#startWaiting). */
 const MAX_SNAPSHOTS_WAITING = 4096;
+/** Packed chunks smaller than this are sent as they are (compressing them saves too little). */
+const DEFLATE_MIN_BYTES = 1024;
+/**
+ * While compression does not pay (the recent chunks kept over 7/8 of their bytes), one chunk
+ * in this many is still tried, so a member whose data becomes compressible notices.
+ */
+const DEFLATE_PROBE_EVERY = 16;
 
 /** The transfers one member sends (keyed `p|to`) and receives (keyed by partition). */
 export class SnapshotTransfers {
@@ -98,6 +105,10 @@ export class SnapshotTransfers {
   #sid = 1;
   /** Transfers (`p|member`) refused while every session was taken, oldest first. */
   #waiting = new Set<string>();
+  /** Share of its bytes compression kept for the chunks it was tried on, smoothed (1: none saved). */
+  #deflateKept = 0.5;
+  /** Chunks sent uncompressed without a try since the last one (see DEFLATE_PROBE_EVERY). */
+  #deflateSkipped = 0;
 
   constructor(readonly ctx: MapContext) {}
 
@@ -150,7 +161,7 @@ export class SnapshotTransfers {
     }
     for (const [client] of snap.cw ?? []) dedupeBytes += client.length + 16;
     const flush = (end: number, last: boolean) => {
-      const data = packEntries(snap.entries, from, end);
+      const data = this.#pack(snap.entries, from, end);
       const c: Message = {
         t: Kind.MapSnapshotPacked,
         p,
@@ -203,6 +214,25 @@ export class SnapshotTransfers {
       up,
       level: lv,
     };
+  }
+
+  /**
+   * Entries `[from, end)` of a snapshot, packed (snapshot_codec.ts) and compressed when that
+   * pays: the bytes of a transfer cost CPU per packet on both ends of the link, far more
+   * than level-1 DEFLATE costs. Data that does not compress (already compressed or random
+   * values) is detected from the chunks tried and then tried once every DEFLATE_PROBE_EVERY
+   * chunks only.
+   */
+  #pack(entries: SnapshotData["entries"], from: number, end: number): Uint8Array {
+    const packed = packEntries(entries, from, end);
+    if (packed.byteLength < DEFLATE_MIN_BYTES) return packed;
+    if (this.#deflateKept > 0.875 && ++this.#deflateSkipped < DEFLATE_PROBE_EVERY) return packed;
+    this.#deflateSkipped = 0;
+    const z = deflatePacked(packed);
+    this.#deflateKept = 0.75 * this.#deflateKept + 0.25 * (z ? z.byteLength / packed.byteLength : 1);
+    if (!z) return packed;
+    this.ctx.counters.snapshotChunksDeflated++;
+    return z;
   }
 
   /** Drops an unfinished transfer (counted in snapshotsAbandoned). */
