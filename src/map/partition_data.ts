@@ -239,9 +239,9 @@ export class PartitionData {
     for (const [m, src] of from.maps) {
       if (!take(m)) continue;
       const s = this.#store(m);
-      for (const [id, r] of src.records) {
-        s.set(id, { ...r, key: r.key, value: r.value, slot: -1 });
-        this.#xor(s, r.key, r.value);
+      for (const r of src.values()) {
+        s.set(r.id, r);
+        this.#xor(s, r.keyView(), r.valueView());
         if (r.updatedAt > this.maxAt) this.maxAt = r.updatedAt;
       }
     }
@@ -270,8 +270,8 @@ export class PartitionData {
     if (e.destroy || e.clear) {
       const s = this.maps.get(e.m);
       if (!s) return null;
-      for (const r of s.records.values()) {
-        this.#xor(s, r.key, r.value);
+      for (const r of s.values()) {
+        this.#xor(s, r.keyView(), r.valueView());
         this.tombstones.add(e.m, r.key, e.at);
       }
       // An empty map holds no store; destroy will also drop per-map settings once there are some.
@@ -281,13 +281,13 @@ export class PartitionData {
     const key = e.k!;
     const id = keyId(key);
     const s = this.#store(e.m);
-    const cur = s.records.get(id);
+    const cur = s.getId(id);
     if (e.touch) {
       if (cur) cur.lastAccessAt = Math.max(cur.lastAccessAt, e.at);
       else if (s.size === 0) this.maps.delete(e.m);
       return null;
     }
-    if (cur) this.#xor(s, cur.key, cur.value);
+    if (cur) this.#xor(s, cur.keyView(), cur.valueView());
     if (e.v === null || e.v === undefined) {
       s.delete(id);
       if (s.size === 0) this.maps.delete(e.m);
@@ -301,7 +301,7 @@ export class PartitionData {
     }
     this.tombstones.delete(e.m, key);
     const rec: MapRecord = {
-      key: cur ? cur.key : key,
+      key,
       value: e.v,
       version: cur ? cur.version + 1 : 1,
       createdAt: cur ? cur.createdAt : e.at,
@@ -365,19 +365,20 @@ export class PartitionData {
     let total = 0;
     for (const [m, s] of this.maps) {
       if (keep && !keep(m)) continue;
-      for (const r of s.records.values()) total += r.id.length + r.v.length;
+      for (const r of s.values()) total += r.klen + r.vlen;
     }
     const buf = new Uint8Array(total);
     let at = 0;
-    const view = (str: string): Uint8Array => {
+    const view = (bytes: Uint8Array): Uint8Array => {
       const start = at;
-      for (let i = 0; i < str.length; i++) buf[at++] = str.charCodeAt(i);
+      buf.set(bytes, at);
+      at += bytes.length;
       return buf.subarray(start, at);
     };
     for (const [m, s] of this.maps) {
       if (keep && !keep(m)) continue;
-      for (const r of s.records.values()) {
-        const key = view(r.id), value = view(r.v);
+      for (const r of s.values()) {
+        const key = view(r.keyView()), value = view(r.valueView());
         entries.push(
           r.ttlMs !== undefined || r.maxIdleMs !== undefined
             ? [m, key, value, r.version, r.createdAt, r.updatedAt, r.ttlMs ?? 0, r.maxIdleMs ?? 0, r.lastAccessAt]
