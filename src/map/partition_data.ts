@@ -117,6 +117,30 @@ function logEntryBytes(en: LogEntry): number {
   return n;
 }
 
+/**
+ * Gives `entry`'s effects keys and values of their own, copied into one buffer: the log and
+ * the entry events keep what they hold, and views into the frame a write arrived in would keep
+ * that whole frame alive (about one frame per partition write, each carrying the writes of
+ * many partitions; issue 16).
+ */
+function ownBytes(entry: LogEntry): void {
+  let n = 0;
+  for (const e of entry.e) n += (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
+  if (n === 0) return;
+  const buf = new Uint8Array(n);
+  let at = 0;
+  const copy = (b: Uint8Array): Uint8Array => {
+    const start = at;
+    buf.set(b, at);
+    at += b.byteLength;
+    return buf.subarray(start, at);
+  };
+  for (const e of entry.e) {
+    if (e.k) e.k = copy(e.k);
+    if (e.v) e.v = copy(e.v);
+  }
+}
+
 function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, seed: number): number {
   return murmur3_32(value, murmur3_32(key, murmur3_32(store.nameBytes, seed)));
 }
@@ -322,6 +346,7 @@ export class PartitionData {
   applyEntry(entry: LogEntry): void {
     // Callers guard first (a backup pulls on a gap); applying out of order is a bug.
     assert(entry.seq === this.seq + 1, `partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
+    ownBytes(entry);
     let changed = false;
     for (let i = 0; i < entry.e.length; i++) {
       const c = this.applyEffect(entry.e[i]);
