@@ -15,7 +15,7 @@ import {
   resultBytes,
 } from "./dedupe_records.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
-import { type AppliedChange, EventRing } from "./entry_events.ts";
+import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing } from "./entry_events.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
 
@@ -88,7 +88,7 @@ export interface PartitionDataLimits {
   log: number;
   /** Entry events kept per partition (listeners resume from them). @default 256 */
   events?: number;
-  /** About this many bytes of keys and values in the log (up to 1.5 × between trims; the newest write stays). @default 32768 */
+  /** About this many bytes of keys and values in the log (up to 1.5 × between trims; the newest write stays). @default DEFAULT_LOG_BYTES */
   logBytes?: number;
   /** About this many bytes of results in those (oldest dropped first). @default 65536 */
   dedupeBytes?: number;
@@ -98,13 +98,20 @@ export interface PartitionDataLimits {
   dedupeCapBytes?: number;
   /** Clients whose watermarks and records a copy remembers. @default 1024 */
   dedupeClients?: number;
-  /** About this many bytes of keys and values in the entry events. @default 32768 */
+  /** About this many bytes of keys and values in the entry events. @default DEFAULT_EVENT_BYTES */
   eventBytes?: number;
   /** Removed keys remembered for split-brain merges (see tombstones.ts). */
   tombstones?: TombstoneLimits;
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Bytes of keys and values a partition copy's replication log holds by default (about): the
+ * writes a backup may still need re-shipped, well below what a loaded partition holds (a
+ * backup further behind gets a snapshot).
+ */
+export const DEFAULT_LOG_BYTES = 16 * 1024;
 
 /**
  * Approximate bytes a log entry holds: its keys, values and result, plus what the runtime
@@ -191,7 +198,7 @@ export class PartitionData {
     readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 },
     counts?: DedupeCounts,
   ) {
-    this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? 32 * 1024);
+    this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? DEFAULT_EVENT_BYTES);
     this.tombstones = new Tombstones(limits.tombstones);
     const d = DEFAULT_DEDUPE_LIMITS;
     this.dedupe = new DedupeRecords({
@@ -361,7 +368,7 @@ export class PartitionData {
     }
     this.log.push(entry);
     this.logBytes += logEntryBytes(entry);
-    const maxBytes = this.limits.logBytes ?? 32 * 1024;
+    const maxBytes = this.limits.logBytes ?? DEFAULT_LOG_BYTES;
     if (this.log.length > this.limits.log * 2 || this.logBytes > maxBytes * 1.5) {
       // Trimmed in batches (amortized): down to `log` entries and `logBytes` bytes, the newest always kept.
       let keep = Math.min(this.log.length, this.limits.log);

@@ -346,7 +346,7 @@ export class RecordStore {
       if (u[ub + U_HASH] !== h || u[ub + U_KLEN] !== len) continue;
       const off = u[ub + U_OFF];
       let i = 0;
-      if (key) while (i < len && a[off + i] === key[i]) i++;
+      if (key) { while (i < len && a[off + i] === key[i]) i++; }
       else while (i < len && a[off + i] === id!.charCodeAt(i)) i++;
       if (i === len) return s;
     }
