@@ -124,6 +124,18 @@ export function logEntryBytes(en: LogEntry): number {
   return n;
 }
 
+/** Copies byte arrays one after another into one new buffer of `total` bytes: returns views of the copies. */
+function packer(total: number): (bytes: Uint8Array) => Uint8Array {
+  const buf = new Uint8Array(total);
+  let at = 0;
+  return (bytes) => {
+    const start = at;
+    buf.set(bytes, at);
+    at += bytes.byteLength;
+    return buf.subarray(start, at);
+  };
+}
+
 /**
  * Gives `entry`'s effects keys and values of their own, copied into one buffer: the log and
  * the entry events keep what they hold, and views into the frame a write arrived in would keep
@@ -134,14 +146,7 @@ function ownBytes(entry: LogEntry): void {
   let n = 0;
   for (const e of entry.e) n += (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
   if (n === 0) return;
-  const buf = new Uint8Array(n);
-  let at = 0;
-  const copy = (b: Uint8Array): Uint8Array => {
-    const start = at;
-    buf.set(b, at);
-    at += b.byteLength;
-    return buf.subarray(start, at);
-  };
+  const copy = packer(n);
   for (const e of entry.e) {
     if (e.k) e.k = copy(e.k);
     if (e.v) e.v = copy(e.v);
@@ -399,14 +404,7 @@ export class PartitionData {
       if (keep && !keep(m)) continue;
       for (const r of s.values()) total += r.klen + r.vlen;
     }
-    const buf = new Uint8Array(total);
-    let at = 0;
-    const view = (bytes: Uint8Array): Uint8Array => {
-      const start = at;
-      buf.set(bytes, at);
-      at += bytes.length;
-      return buf.subarray(start, at);
-    };
+    const view = packer(total);
     for (const [m, s] of this.maps) {
       if (keep && !keep(m)) continue;
       for (const r of s.values()) {
