@@ -323,7 +323,7 @@ export class PartitionData {
       else if (s.size === 0) this.maps.delete(e.m);
       return null;
     }
-    if (cur) this.#xor(s, cur.keyView(), cur.valueView());
+    if (cur) this.#xor(s, key, cur.valueView()); // the same key bytes
     if (e.v === null || e.v === undefined) {
       s.delete(id);
       if (s.size === 0) this.maps.delete(e.m);
