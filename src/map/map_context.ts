@@ -158,6 +158,10 @@ export function newMapCounters() {
     /** Chunks sent again (a timeout with no progress, or a later chunk acked first), and their bytes. */
     snapshotChunksResent: 0,
     snapshotChunkBytesResent: 0,
+    /** Snapshot chunks sent compressed (snapshot_codec.ts, format 2). */
+    snapshotChunksDeflated: 0,
+    /** Packed snapshot chunks received whose entries were malformed (dropped unacknowledged). */
+    snapshotChunksInvalid: 0,
     /** Resends triggered because a chunk sent later was acknowledged first (the earlier one was lost). */
     snapshotFastResends: 0,
     /** Transfers started to a replica that already had one from this primary under the same epoch. */
