@@ -400,7 +400,7 @@ export class MapService {
       if (!d) continue;
       const entries: MergeEntry[] = [];
       for (const [name, store] of d.maps) {
-        for (const r of store.records.values()) {
+        for (const r of store.values()) {
           entries.push(
             r.ttlMs !== undefined || r.maxIdleMs !== undefined
               ? [name, r.key, r.value, r.updatedAt, r.ttlMs ?? 0, r.maxIdleMs ?? 0, r.lastAccessAt]
