@@ -2,7 +2,7 @@
  * Eviction on real processes (Bun and Deno mixed, over WebRTC): 3 members with a map limited
  * to 600 entries per member, loaded with 6,000 entries through REST (24 PUTs in flight) — the
  * issue's 200,000 / 20,000 scaled down with the same 10× ratio, so that the test takes about
- * 30 s on 2 cores (47–76 s at a load average of 14–19). `bun run bench/eviction_processes.ts` runs
+ * 30 s on 2 cores (33 s at a load average of 5–8, up to 76 s at 14–19). `bun run bench/eviction_processes.ts` runs
  * the full size (figures in the README). Asserted, with the membership stable throughout (3
  * members in every view):
  * - every member holds at most the limit + 1 % as primary at every sample (every 300 ms);
