@@ -103,12 +103,16 @@ export class Node implements ShoalNode {
       dtls,
       log: log.child({ layer: "transport" }),
       signaling: {
-        // Through `to`'s own endpoint when this node holds a connection to it, else the server
-        // where `to` is registered: the join URL's, our own endpoint, another member's.
-        // (A connection whose server died keeps its last peer list: it is skipped.)
-        send: (to, payload) =>
-          (this.#paths.endpointOf(to) ?? this.#signaling.find((c) => c.connected && c.peers().includes(to)) ??
-            this.#paths.connectionTo(to) ?? this.#signaling[0])?.send(to, payload) ?? false,
+        // Through `to`'s own endpoint when this node holds a connection to it, else back the
+        // way `to`'s last signal came, else the server where `to` is registered: the join
+        // URL's, our own endpoint, another member's (SignalPaths.route). A connection whose
+        // server died keeps its last peer list: it is skipped.
+        send: (to, payload) => {
+          const c = this.#paths.route(to);
+          if (!c) return false;
+          this.#paths.sent(to, c);
+          return c.send(to, payload);
+        },
         onSignal: (h) => (this.#onServerSignal = h),
       },
     });
@@ -293,7 +297,10 @@ export class Node implements ShoalNode {
       socket,
       log: this.log.child({ layer: "signaling" }),
     });
-    client.onSignal((from, payload) => this.#onServerSignal(from, payload));
+    client.onSignal((from, payload) => {
+      this.#paths.arrived(from, client);
+      this.#onServerSignal(from, payload);
+    });
     try {
       await client.start(timeoutMs);
       return client;

@@ -31,6 +31,8 @@ const RETRY_FAILED_MS = 2_000;
 const STALE_PATH_MS = 1_500;
 /** A connection to a member linked directly (or gone) this long closes. */
 const LINKED_CLOSE_MS = 5_000;
+/** Members whose last signal in and out is remembered, at most. */
+const MAX_ROUTES = 1024;
 
 /** An open connection to a signaling endpoint. */
 export interface EndpointConnection {
@@ -49,7 +51,7 @@ export interface SignalPathsHost<C extends EndpointConnection> {
   members(): readonly MemberInfo[];
   isLinked(id: NodeId): boolean;
   /** The node's own connections: its join URL's server and its own endpoint. */
-  fixed(): readonly EndpointConnection[];
+  fixed(): readonly C[];
   /** Opens a connection to the signaling endpoint at `url`; rejects when it cannot. */
   open(url: string): Promise<C>;
   /**
@@ -80,6 +82,10 @@ export class SignalPaths<C extends EndpointConnection> {
   readonly #serverLost = new Set<NodeId>();
   /** Since when each member has been unlinked here. */
   readonly #unlinkedSince = new Map<NodeId, number>();
+  /** The connection each member's last signal arrived through (replies go back that way). */
+  readonly #arrived = new Map<NodeId, C>();
+  /** The connection this node's last signal to each unlinked member left through. */
+  readonly #sent = new Map<NodeId, C>();
   #stopped = false;
   /** Connections opened so far (for tests and reports). */
   opened = 0;
@@ -101,10 +107,45 @@ export class SignalPaths<C extends EndpointConnection> {
     return undefined;
   }
 
+  /** The connection to the member endpoint at `url`, if open. */
+  connectionAt(url: string): C | undefined {
+    return this.#paths.get(url)?.conn ?? undefined;
+  }
+
   /** An open connection to a member's endpoint where `to` is registered. */
   connectionTo(to: NodeId): C | undefined {
     for (const p of this.#paths.values()) if (p.conn?.connected && p.conn.peers().includes(to)) return p.conn;
     return undefined;
+  }
+
+  /**
+   * The connection to signal `to` through: `to`'s own endpoint (it dies only with `to`), else
+   * the one `to`'s last signal arrived through (a reply goes back the way its request just
+   * came: a server of this node's that also lists `to` may be one that froze), else a
+   * server of this node's own where `to` is registered (the join URL's first), else any
+   * other path where it is, else the join URL's server (which queues while disconnected).
+   * @param arrivedVia where `to`'s last signal arrived (default: as recorded by {@link arrived})
+   */
+  route(to: NodeId, arrivedVia: C | null = this.#arrived.get(to) ?? null): C | undefined {
+    const fixed = this.host.fixed();
+    const back = arrivedVia?.connected && arrivedVia.peers().includes(to) ? arrivedVia : undefined;
+    return this.endpointOf(to) ?? back ?? fixed.find((c) => c.connected && c.peers().includes(to)) ??
+      this.connectionTo(to) ?? fixed[0];
+  }
+
+  /** A signal from `from` arrived through `conn`. */
+  arrived(from: NodeId, conn: C): void {
+    remember(this.#arrived, from, conn);
+  }
+
+  /**
+   * A signal to `to` left through `conn`. Should `conn` close before `to` is linked, or a
+   * path to `to`'s own endpoint open, the link attempt it carried is given up and made again
+   * through a live path (an offer or hello sent into a server that froze and then died is
+   * lost, and would otherwise wait out its connect timeout).
+   */
+  sent(to: NodeId, conn: C): void {
+    remember(this.#sent, to, conn);
   }
 
   /** Opens the paths that are missing and closes those no longer needed. */
@@ -124,6 +165,14 @@ export class SignalPaths<C extends EndpointConnection> {
         this.#reachedVia.delete(id);
         this.#unlinkedSince.delete(id);
         this.#serverLost.delete(id);
+      }
+    }
+    for (const [id, conn] of this.#sent) {
+      if (!targets.has(id) || h.isLinked(id)) this.#sent.delete(id);
+      else if (!conn.connected) {
+        // The attempt's signaling went through a server that is gone: make it again now.
+        this.#sent.delete(id);
+        h.retryLink(id, true);
       }
     }
     for (const [id, url] of targets) {
@@ -172,7 +221,11 @@ export class SignalPaths<C extends EndpointConnection> {
         if (this.#stopped || this.#paths.get(url) !== entry) return conn.close();
         entry.conn = conn;
         if (conn.peers().includes(id)) this.#reachedVia.set(id, conn);
-        h.retryLink(id, this.#serverLost.delete(id));
+        // An attempt under way whose signaling left through another server (one that froze,
+        // say) is made again through this path.
+        const sentVia = this.#sent.get(id);
+        const elsewhere = sentVia !== undefined && sentVia !== conn;
+        h.retryLink(id, this.#serverLost.delete(id) || elsewhere);
       },
       () => {
         if (this.#paths.get(url) === entry) this.#paths.delete(url);
@@ -187,5 +240,14 @@ export class SignalPaths<C extends EndpointConnection> {
     this.#stopped = true;
     for (const p of this.#paths.values()) p.conn?.close();
     this.#paths.clear();
+    this.#arrived.clear();
+    this.#sent.clear();
   }
+}
+
+/** Sets `map[key] = value`, the oldest entry dropped beyond {@link MAX_ROUTES}. */
+function remember<V>(map: Map<NodeId, V>, key: NodeId, value: V): void {
+  map.delete(key);
+  if (map.size >= MAX_ROUTES) map.delete(map.keys().next().value!);
+  map.set(key, value);
 }
