@@ -169,8 +169,9 @@ export class SignalPaths<C extends EndpointConnection> {
     }
     for (const [id, conn] of this.#sent) {
       if (!targets.has(id) || h.isLinked(id)) this.#sent.delete(id);
-      else if (!conn.connected) {
-        // The attempt's signaling went through a server that is gone: make it again now.
+      else if (!conn.connected && this.route(id)?.connected) {
+        // The attempt's signaling went through a server that is gone: make it again now
+        // through a live one (with none yet, a path that opens retries it).
         this.#sent.delete(id);
         h.retryLink(id, true);
       }
