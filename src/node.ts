@@ -37,7 +37,7 @@ import type {
 import { runtimeName } from "./runtime/process.ts";
 import { readPemFile, serve, type Served, type TlsFiles } from "./runtime/serve.ts";
 import { wsUpgrader } from "./runtime/websocket.ts";
-import { SignalingClient } from "./signaling/client.ts";
+import { SignalingClient, signalUrl } from "./signaling/client.ts";
 import { SIGNAL_PATH_TICK_MS, SignalPaths } from "./cluster/signal_paths.ts";
 import { type ClientSocket, localSocket } from "./signaling/local_socket.ts";
 import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
@@ -155,6 +155,11 @@ export class Node implements ShoalNode {
       members: () => this.membership.members(),
       isLinked: (peer) => this.transport.isLinked(peer),
       fixed: () => this.#signaling,
+      // The endpoint every member serves at its HTTP address dies (or freezes) with it.
+      suspectServer: (conn) =>
+        this.membership.members().some((m) =>
+          this.membership.memberState(m.id)?.status === "suspect" && !!m.urls?.some((u) => signalUrl(u) === conn.url)
+        ),
       open: (url) => this.#openSignaling(url, 5_000),
       retryLink: (peer, serverLost) => this.membership.retryLink(peer, serverLost),
       now: () => Date.now(),

@@ -52,6 +52,11 @@ export interface SignalPathsHost<C extends EndpointConnection> {
   isLinked(id: NodeId): boolean;
   /** The node's own connections: its join URL's server and its own endpoint. */
   fixed(): readonly C[];
+  /**
+   * Whether `conn` is the endpoint of a member this node suspects: its server is likely
+   * frozen or dead with it (a frozen process's connections stay open), so it is no route.
+   */
+  suspectServer(conn: C): boolean;
   /** Opens a connection to the signaling endpoint at `url`; rejects when it cannot. */
   open(url: string): Promise<C>;
   /**
@@ -77,7 +82,7 @@ export class SignalPaths<C extends EndpointConnection> {
   /** When opening a connection to a URL last failed. */
   readonly #failedAt = new Map<string, number>();
   /** The connection through which each unlinked member was last found registered (null: none). */
-  readonly #reachedVia = new Map<NodeId, EndpointConnection | null>();
+  readonly #reachedVia = new Map<NodeId, C | null>();
   /** Unlinked members whose server died since they were last given a path. */
   readonly #serverLost = new Set<NodeId>();
   /** Since when each member has been unlinked here. */
@@ -112,9 +117,9 @@ export class SignalPaths<C extends EndpointConnection> {
     return this.#paths.get(url)?.conn ?? undefined;
   }
 
-  /** An open connection to a member's endpoint where `to` is registered. */
+  /** An open connection to a member's endpoint where `to` is registered (not one of a member suspected here). */
   connectionTo(to: NodeId): C | undefined {
-    for (const p of this.#paths.values()) if (p.conn?.connected && p.conn.peers().includes(to)) return p.conn;
+    for (const p of this.#paths.values()) if (p.conn && this.#serves(p.conn, to)) return p.conn;
     return undefined;
   }
 
@@ -128,9 +133,13 @@ export class SignalPaths<C extends EndpointConnection> {
    */
   route(to: NodeId, arrivedVia: C | null = this.#arrived.get(to) ?? null): C | undefined {
     const fixed = this.host.fixed();
-    const back = arrivedVia?.connected && arrivedVia.peers().includes(to) ? arrivedVia : undefined;
-    return this.endpointOf(to) ?? back ?? fixed.find((c) => c.connected && c.peers().includes(to)) ??
-      this.connectionTo(to) ?? fixed[0];
+    const back = arrivedVia && this.#serves(arrivedVia, to) ? arrivedVia : undefined;
+    return this.endpointOf(to) ?? back ?? fixed.find((c) => this.#serves(c, to)) ?? this.connectionTo(to) ?? fixed[0];
+  }
+
+  /** Whether `conn` is open, lists `to`, and is not the endpoint of a member suspected here. */
+  #serves(conn: C, to: NodeId): boolean {
+    return conn.connected && conn.peers().includes(to) && !this.host.suspectServer(conn);
   }
 
   /** A signal from `from` arrived through `conn`. */
@@ -169,7 +178,7 @@ export class SignalPaths<C extends EndpointConnection> {
     }
     for (const [id, conn] of this.#sent) {
       if (!targets.has(id) || h.isLinked(id)) this.#sent.delete(id);
-      else if (!conn.connected && this.route(id)?.connected) {
+      else if ((!conn.connected || h.suspectServer(conn)) && this.route(id)?.connected) {
         // The attempt's signaling went through a server that is gone: make it again now
         // through a live one (with none yet, a path that opens retries it).
         this.#sent.delete(id);
@@ -180,15 +189,16 @@ export class SignalPaths<C extends EndpointConnection> {
       if (h.isLinked(id)) continue;
       const since = this.#unlinkedSince.get(id) ?? now;
       this.#unlinkedSince.set(id, since);
-      const via = h.fixed().find((c) => c.connected && c.peers().includes(id)) ?? this.connectionTo(id) ?? null;
+      const via = h.fixed().find((c) => this.#serves(c, id)) ?? this.connectionTo(id) ?? null;
       const before = this.#reachedVia.get(id);
       this.#reachedVia.set(id, via);
-      if (before && before !== via && !before.connected) this.#serverLost.add(id);
+      const beforeLost = !!before && (!before.connected || h.suspectServer(before));
+      if (before && before !== via && beforeLost) this.#serverLost.add(id);
       // A path appeared where there was none, or the server the member was reached through
       // died and the member is registered elsewhere (at this node's own endpoint, say): link
       // through it now. Two open servers that both list it trade places freely: an attempt
       // under way through one of them is left alone.
-      if (via && before !== undefined && before !== via && (before === null || !before.connected)) {
+      if (via && before !== undefined && before !== via && (before === null || beforeLost)) {
         h.retryLink(id, this.#serverLost.delete(id));
       }
       // A member reached through another server but still unlinked after a while: open its

@@ -50,6 +50,7 @@ export class SimSignaling {
       members: () => m.members(),
       isLinked: (id) => net.node(self)?.isLinked(id) ?? false,
       fixed: () => this.#fixed,
+      suspectServer: (conn) => m.memberState(conn.endpoint)?.status === "suspect",
       open: (url) => this.#open(url),
       retryLink: (id, serverLost) => m.retryLink(id, serverLost),
       now: () => clock.now(),
