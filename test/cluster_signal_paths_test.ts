@@ -114,7 +114,7 @@ describe("SignalPaths", () => {
     expect(world.serverLost).toEqual([]);
   });
 
-  test("a signal goes back the way its peer's last signal came, not into a server that froze", async () => {
+  test("a signal goes back the way its peer's last signal came, not into a server that froze", () => {
     const { world, paths } = setup();
     world.ownEndpoint.listed = ["b"];
     // The seed froze: its WebSocket stays open and its peer list stale, so it still lists b.
