@@ -110,6 +110,7 @@ export class Node implements ShoalNode {
         send: (to, payload) => {
           const c = this.#paths.route(to);
           if (!c) return false;
+          this.log.debug("signaling.route", { peer: to, url: c.url, connected: c.connected });
           this.#paths.sent(to, c);
           return c.send(to, payload);
         },

@@ -47,11 +47,14 @@ import {
 } from "../signaling/messages.ts";
 import { ReplayGuard } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
-import { type Message, validateMessage } from "../wire/message.ts";
+import { kindName, type Message, validateMessage } from "../wire/message.ts";
 import { isKind } from "./messages.ts";
 import type { IdBinding, NodeId, TransportStats } from "./transport.ts";
 import type { WebRtcPeer } from "./webrtc_peer.ts";
 import type { Link, SignalingCounters, SignalPath, WebRtcTransportOptions } from "./webrtc_types.ts";
+
+/** How a signal travels, for logs: "server" or the relaying member's id. */
+const pathName = (p: SignalPath) => p.kind === "server" ? "server" : p.via;
 
 /** What the signaling half needs from the transport: its identity, and its link table. */
 export interface LinkTable {
@@ -178,6 +181,7 @@ export class LinkSignaling {
   }
 
   sendSignal(path: SignalPath, to: NodeId, payload: SignalPayload): boolean {
+    this.#host.log.debug("signaling.send", { peer: to, kind: kindName(payload.t), via: pathName(path) });
     if (path.kind === "server") return this.#host.signaling?.send(to, payload) ?? false;
     const relayMsg = { t: Kind.SignalRelay, from: this.#host.self, to, d: payload };
     const via = this.#host.get(path.via);
@@ -212,6 +216,12 @@ export class LinkSignaling {
       this.#host.stats.droppedInvalid++;
       return;
     }
+    this.#host.log.debug("signaling.received", {
+      peer: from,
+      kind: kindName(d.t),
+      via: pathName(path),
+      state: this.#host.get(from)?.state ?? "none",
+    });
     if (d.t === Kind.SignalReject) return this.#onReject(d as SignalReject);
     if (d.t === Kind.SignalHello || d.t === Kind.SignalChallenge) {
       return this.#onHelloOrChallenge(d as SignalHello | SignalChallenge, path);
