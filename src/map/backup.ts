@@ -8,6 +8,7 @@ import { isNewer } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { CatchUp } from "./catch_up.ts";
+import { FillStreams } from "./fill_stream.ts";
 import { type MapContext, push } from "./map_context.ts";
 import type { CheckItem, MapBackupOps, MapSnapshotChunk, PullItem } from "./messages.ts";
 import type { PartitionData } from "./partition_data.ts";
@@ -27,8 +28,12 @@ export function pullItem(p: number, e: number, d: PartitionData): PullItem {
 
 export class BackupRole {
   #pullAt = new Map<number, number>();
+  /** Writes held aside while a snapshot fills this member's copy (fill_stream.ts). */
+  readonly fills: FillStreams;
 
-  constructor(readonly ctx: MapContext, readonly snapshots: SnapshotTransfers, readonly catchUp: CatchUp) {}
+  constructor(readonly ctx: MapContext, readonly snapshots: SnapshotTransfers, readonly catchUp: CatchUp) {
+    this.fills = new FillStreams(ctx);
+  }
 
   /** Whether `from` is the primary of `p` at epoch `e` in this member's table. */
   #fromPrimary(from: NodeId, p: number, e: number): boolean {
@@ -53,6 +58,7 @@ export class BackupRole {
     if (!this.#fromPrimary(from, msg.p, msg.e)) return;
     const d = ctx.data.get(msg.p);
     if (!d || d.lineage !== msg.l) {
+      if (msg.sf !== undefined) return this.#onStream(from, msg as MapBackupOps & { sf: number }, d);
       // The primary counts this member as a replica (perhaps a migration target it lost):
       // ask for what is missing; the primary answers with the log or a snapshot.
       if (!ctx.partitions.table.replicas[msg.p].includes(ctx.self)) this.touch(msg.p);
@@ -71,6 +77,7 @@ export class BackupRole {
       ctx.counters.backupsApplied++;
       if (op.o !== undefined && op.c !== undefined) push(callers ??= new Map(), op.o, op.c);
     }
+    if (this.fills.size > 0) this.fills.caughtUp(msg.p, d);
     ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ackItem(msg.p, msg.e, d)] });
     // Writes whose callers wait for each backup's own ack (see directBackupAcks).
     if (callers) {
@@ -79,6 +86,28 @@ export class BackupRole {
         else ctx.transport.send(caller, { t: Kind.InvokeBackupAck, pr: from, cs });
       }
     }
+  }
+
+  /**
+   * Writes of a fill stream, to a copy not (yet) following the primary: held aside and acked
+   * as such. A copy that cannot take them (another history) sends no ack, and the primary's
+   * writes wait for its snapshot.
+   */
+  #onStream(from: NodeId, msg: MapBackupOps & { sf: number }, d: PartitionData | undefined): void {
+    const ctx = this.ctx;
+    const inRow = ctx.partitions.table.replicas[msg.p].includes(ctx.self);
+    if (!inRow && !this.isTarget(msg.p)) return;
+    if (!inRow) this.touch(msg.p);
+    const st = this.fills.onOps(from, msg, d);
+    if (!st) return;
+    const it: { p: number; e: number; s: number; sf: number; lv?: number } = {
+      p: msg.p,
+      e: msg.e,
+      s: st.last,
+      sf: st.first,
+    };
+    if (st.lv > 0) it.lv = st.lv;
+    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [it] });
   }
 
   #pull(to: NodeId, p: number, e: number, throttle: boolean): void {
@@ -129,6 +158,7 @@ export class BackupRole {
       if (lv < d.level) d.lineage = -1;
       else if (d.seq === it.s && d.digest[0] === it.d0 && d.digest[1] === it.d1) {
         d.follow(it.l, it.e);
+        this.fills.applyHeld(it.p, d, it.l);
         if (it.hs) ctx.sealed.set(it.p, { l: it.l, s: it.s });
         acks.push(ackItem(it.p, it.e, d));
         continue;
@@ -170,6 +200,8 @@ export class BackupRole {
       return;
     }
     d.follow(c.l, c.e);
+    // Writes streamed while the snapshot came in go on top of it (fill_stream.ts).
+    this.fills.applyHeld(c.p, d, c.l);
     ctx.counters.snapshotsInstalled++;
     ctx.log.debug("map.snapshot.installed", { p: c.p, epoch: c.e, seq: d.seq, entries: d.entryCount, from });
     ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ackItem(c.p, c.e, d)] });
@@ -207,10 +239,27 @@ export class BackupRole {
     this.ctx.touched.set(p, { at: this.ctx.clock.now(), term: t.term, version: t.version });
   }
 
+  /**
+   * Ends the fill streams of epochs the table moved past, or of copies this member no longer
+   * holds. One whose primary stays primary at a new epoch, with this copy still in its row,
+   * is taken into the copy: it holds writes that were acknowledged.
+   */
+  pruneFills(): void {
+    const ctx = this.ctx;
+    const t = ctx.partitions.table;
+    const holds = (p: number) => t.replicas[p].includes(ctx.self) || ctx.touched.has(p);
+    for (const [p, st] of this.fills.ended((p) => t.epochs[p], holds)) {
+      if (holds(p) && t.replicas[p][0] === st.from && st.from !== ctx.self) {
+        this.fills.retire(p, ctx.ensureData(p), this.snapshots.partial(p, st.l));
+      } else this.fills.drop(p);
+    }
+  }
+
   /** Tick: drops migration-target copies nobody committed. */
   tick(): void {
     const ctx = this.ctx;
     const t = ctx.partitions.table;
+    this.pruneFills();
     for (const p of [...ctx.touched.keys()]) {
       if (t.replicas[p].includes(ctx.self)) ctx.touched.delete(p);
       else if (!this.isTarget(p)) {

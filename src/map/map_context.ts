@@ -170,6 +170,15 @@ export function newMapCounters() {
     /** Log re-shipments to a replica behind (after a pull, a confirmation or a timeout), and the writes they carried. */
     logResends: 0,
     logOpsResent: 0,
+    /** Writes a filling replica held aside from a fill stream (fill_stream.ts), and streams it stopped taking (full). */
+    fillStreamOps: 0,
+    fillStreamOverflows: 0,
+    /** Fill streams that did not reach back to their snapshot (never expected; logged). */
+    fillStreamGaps: 0,
+    /** Filling copies that became primary keeping what their stream held. */
+    fillStreamsMaterialized: 0,
+    /** Fill streams a primary started to replicas being filled by a snapshot. */
+    fillStreamsStarted: 0,
   };
 }
 export type MapCounters = ReturnType<typeof newMapCounters>;
@@ -184,6 +193,11 @@ export interface Follower {
   /** Acked under the current epoch; meaningful once confirmed. */
   acked: number;
   confirmed: boolean;
+  /**
+   * While unconfirmed and filled by a snapshot: the fill stream (fill_stream.ts), every write
+   * from `from` on, of which the replica acked holding `acked` and all before it.
+   */
+  stream: { from: number; acked: number } | null;
   /** The level its copy is kept at (its rank; replication_levels.ts). */
   level: number;
   lastSentAt: number;

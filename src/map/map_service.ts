@@ -198,7 +198,10 @@ export class MapService {
     });
     r.on(MapBackupAckMsg, (from, msg) => {
       if (this.#stopped) return;
-      for (const it of msg.items) this.#primary.onAck(from, it.p, it.e, it.s, it.lv ?? 0);
+      for (const it of msg.items) {
+        if (it.sf !== undefined) this.#primary.onStreamAck(from, it.p, it.e, it.s, it.lv ?? 0, it.sf);
+        else this.#primary.onAck(from, it.p, it.e, it.s, it.lv ?? 0);
+      }
     });
     r.on(MapSyncCheckMsg, (from, msg) => {
       if (!this.#stopped) this.#backup.onChecks(from, msg.items);
@@ -429,7 +432,7 @@ export class MapService {
     const d = this.#ctx.data.get(p);
     // Its dedupe record may be gone already (a later call of the same client carried a
     // watermark above it once it was answered): the recent log still shows the write.
-    return !!d && (d.dedupe.has(c) || d.log.some((e) => e.c === c));
+    return (!!d && (d.dedupe.has(c) || d.log.some((e) => e.c === c))) || this.#backup.fills.holdsCall(p, c);
   }
 
   /** The backup counts map `name` replicates with (its map config's, else the node's). */
@@ -523,6 +526,7 @@ export class MapService {
       }
     }
     this.#snapshots.onTable(t);
+    this.#backup.pruneFills();
     ctx.sendChecks(queries);
     for (const [to, items] of hellos) {
       this.counters.pulls += items.length;
@@ -553,6 +557,19 @@ export class MapService {
     const seal = ctx.sealed.get(p);
     const sealed = !!seal && seal.l === d.lineage && seal.l === d.historyLineage && seal.s === d.seq;
     ctx.sealed.delete(p);
+    const fill = this.#backup.fills.get(p);
+    if (!sealed && fill) {
+      // A filling copy keeps every write it acknowledged from its fill stream (fill_stream.ts).
+      if (this.#backup.fills.materialize(p, d, this.#snapshots.partial(p, fill.l))) {
+        ctx.counters.dataLoss++;
+        ctx.log.error("map.partition.data_lost", { p, epoch, reason: "fill_incomplete", seq: d.seq });
+      }
+    } else this.#backup.fills.drop(p);
+    if (this.#backup.fills.takeIncomplete(p)) {
+      // It took in a stream while chunks of its snapshot were missing (fill_stream.ts retire).
+      ctx.counters.dataLoss++;
+      ctx.log.error("map.partition.data_lost", { p, epoch, reason: "fill_incomplete", seq: d.seq });
+    }
     d.lineage = this.#newLineage();
     this.#snapshots.in.delete(p);
     const prim: PrimaryState = {

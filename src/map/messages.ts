@@ -34,19 +34,35 @@ const entry = z.object({
 /** Lineage id: names one primary's history (see map_service.ts). */
 const L = w.uint();
 
-/** Primary → backup: writes in sequence order, under the primary's ownership epoch `e`, continuing its history `l`. */
+/**
+ * Primary → backup: writes in sequence order, under the primary's ownership epoch `e`, continuing its history `l`.
+ * `sf` (a fill stream, backup.ts): to a replica whose copy is still being filled by a snapshot, every write from
+ * sequence `sf` on, held aside and applied on top of the snapshot; `lv` the level the writes were filtered at.
+ */
 export const MapBackupOpsMsg = defineMessage(Kind.MapBackupOps, "MapBackupOps", {
   p: P,
   e: w.uint(),
   l: L,
   ops: w.list(entry, 1024),
+  sf: w.uint().min(1).optional(),
+  lv: z.number().int().min(0).max(7).optional(),
 });
 /**
  * Backup → primary: cumulative acks (the replica applied every write up to `s` under epoch
- * `e`), of a copy at level `lv` (per-map backup counts; absent = 0, every map).
+ * `e`), of a copy at level `lv` (per-map backup counts; absent = 0, every map). With `sf`: a
+ * fill stream's ack, the replica holds aside every write from `sf` to `s` (backup.ts).
  */
 export const MapBackupAckMsg = defineMessage(Kind.MapBackupAck, "MapBackupAck", {
-  items: w.list(z.object({ p: P, e: w.uint(), s: w.uint(), lv: z.number().int().min(0).max(7).optional() }), 10_000),
+  items: w.list(
+    z.object({
+      p: P,
+      e: w.uint(),
+      s: w.uint(),
+      lv: z.number().int().min(0).max(7).optional(),
+      sf: w.uint().min(1).optional(),
+    }),
+    10_000,
+  ),
 });
 /**
  * Primary → replica: my lineage, sequence and digest; confirm (ack) if yours match, else pull.

@@ -111,7 +111,7 @@ const EMPTY = new Uint8Array(0);
  * spends on each object (an effect and its byte arrays cost about 160 bytes besides their
  * contents in Bun and Deno).
  */
-function logEntryBytes(en: LogEntry): number {
+export function logEntryBytes(en: LogEntry): number {
   let n = 64 + resultBytes(en.r);
   for (const e of en.e) n += 160 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
   return n;

@@ -245,7 +245,8 @@ export class PrimaryRole {
     let copies = 1;
     for (const f of prim.followers.values()) {
       if (f.role === "async" || (f.role === "sync" && f.level > k)) continue;
-      s = Math.min(s, f.confirmed ? f.acked : -1);
+      // A replica being filled counts for the writes it holds aside (fill_stream.ts).
+      s = Math.min(s, f.confirmed ? f.acked : f.stream ? f.stream.acked : -1);
       if (f.role === "sync") copies++;
     }
     if (copies < this.#copiesNeeded(k)) return Math.min(s, prim.committed[k]);
@@ -328,11 +329,69 @@ export class PrimaryRole {
     const ctx = this.ctx;
     const now = ctx.clock.now();
     for (const f of prim.followers.values()) {
-      if (!f.confirmed) continue;
+      if (!f.confirmed) {
+        if (f.stream) this.#sendStream(prim, f, entries);
+        continue;
+      }
       const ops = ctx.levels.filter(entries, f.level);
       ctx.transport.send(f.id, { t: Kind.MapBackupOps, p: prim.p, e: prim.epoch, l: prim.lineage, ops });
       f.lastSentAt = now;
     }
+  }
+
+  // ---- fill streams (fill_stream.ts) ------------------------------------------------------
+
+  /**
+   * Follower `f` needs a snapshot: it is started, with a fill stream first (not to an async
+   * backup, which no write waits for), so the follower receives and acks every write from the
+   * last committed one on while the snapshot streams in. A transfer already under way from
+   * before the stream began is started again if its base is below the stream's start.
+   */
+  #fill(prim: PrimaryState, f: Follower): void {
+    if (!f.stream && f.role !== "async") this.#startStream(prim, f);
+    this.snapshots.start(prim, f.id, f.stream ? f.stream.from - 1 : 0);
+  }
+
+  #startStream(prim: PrimaryState, f: Follower): void {
+    const d = this.ctx.data.get(prim.p)!;
+    // Every write up to it was committed without this follower (it was not needed for them).
+    const from = prim.committed[this.ctx.levels.maxSync] + 1;
+    const ops = d.logFrom(from);
+    if (ops === null) return; // the log no longer holds them: writes wait for the snapshot
+    f.stream = { from, acked: from - 1 };
+    this.ctx.counters.fillStreamsStarted++;
+    this.#sendStream(prim, f, ops);
+  }
+
+  #sendStream(prim: PrimaryState, f: Follower, entries: LogEntry[]): void {
+    this.#sendOps(prim, f, entries, f.stream!.from);
+  }
+
+  /** Writes to follower `f`, 256 per message (`sf`: as its fill stream, from that sequence on). */
+  #sendOps(prim: PrimaryState, f: Follower, entries: LogEntry[], sf?: number): void {
+    const ctx = this.ctx;
+    for (let i = 0; i < entries.length; i += 256) {
+      ctx.transport.send(f.id, {
+        t: Kind.MapBackupOps,
+        p: prim.p,
+        e: prim.epoch,
+        l: prim.lineage,
+        ops: ctx.levels.filter(entries.slice(i, i + 256), f.level),
+        ...(sf !== undefined ? { sf, ...(f.level > 0 ? { lv: f.level } : {}) } : {}),
+      });
+    }
+    f.lastSentAt = ctx.clock.now();
+  }
+
+  /** A fill stream's ack: follower `from` holds aside every write from `sf` to `s`. */
+  onStreamAck(from: NodeId, p: number, e: number, s: number, level: number, sf: number): void {
+    const prim = this.ctx.primaries.get(p);
+    if (!prim || prim.epoch !== e || prim.catchUp) return;
+    const f = prim.followers.get(from);
+    if (!f || f.confirmed || !f.stream || f.stream.from !== sf || level !== f.level || s <= f.stream.acked) return;
+    f.stream.acked = Math.min(s, this.ctx.data.get(p)!.seq);
+    f.lastProgressAt = this.ctx.clock.now();
+    this.progress(prim);
   }
 
   // ---- followers --------------------------------------------------------------------------
@@ -367,10 +426,11 @@ export class PrimaryRole {
       const lv = level.get(id) ?? 0;
       if (f) {
         // A replica that left the table drops its copy; as a migration target it starts over.
-        if (role === "target" && f.role !== "target") f.confirmed = false;
+        if (role === "target" && f.role !== "target") (f.confirmed = false, f.stream = null);
         f.role = role;
         if (f.level !== lv) {
           f.level = lv;
+          f.stream = null;
           if (f.confirmed) {
             f.confirmed = false;
             if (!prim.catchUp) {
@@ -386,6 +446,7 @@ export class PrimaryRole {
           snapshots: 0,
           acked: 0,
           confirmed: false,
+          stream: null,
           level: lv,
           lastSentAt: now,
           lastProgressAt: now,
@@ -430,6 +491,7 @@ export class PrimaryRole {
     f.lastProgressAt = now;
     if (!f.confirmed) {
       f.confirmed = true;
+      f.stream = null;
       f.acked = s;
       // Writes made while the replica was unconfirmed were not shipped to it: send them now.
       const d = ctx.data.get(p)!;
@@ -445,20 +507,12 @@ export class PrimaryRole {
     f.lastSentAt = ctx.clock.now();
     if (ops === null) {
       f.confirmed = false;
-      this.snapshots.start(prim, f.id);
+      this.#fill(prim, f);
       return;
     }
     ctx.counters.logResends++;
     ctx.counters.logOpsResent += ops.length;
-    for (let i = 0; i < ops.length; i += 256) {
-      ctx.transport.send(f.id, {
-        t: Kind.MapBackupOps,
-        p: prim.p,
-        e: prim.epoch,
-        l: prim.lineage,
-        ops: ctx.levels.filter(ops.slice(i, i + 256), f.level),
-      });
-    }
+    this.#sendOps(prim, f, ops);
   }
 
   /** A follower's pull (it found a gap or a mismatch): the log if it covers the gap, else a snapshot. */
@@ -476,13 +530,14 @@ export class PrimaryRole {
     // snapshot of the maps of its level (the log and the digest say nothing of the others).
     if ((it.lv ?? 0) !== f.level) {
       f.confirmed = false;
-      return this.snapshots.start(prim, from);
+      return this.#fill(prim, f);
     }
     if (it.l === prim.lineage && it.s <= d.seq) {
       // Same history, behind: the log may cover the gap.
       const ops = d.logFrom(it.s + 1);
       if (ops !== null) {
         f.confirmed = true;
+        f.stream = null;
         f.acked = it.s;
         this.#resend(prim, f, d);
         this.progress(prim);
@@ -496,7 +551,7 @@ export class PrimaryRole {
       ctx.sendChecks(new Map([[from, [ctx.followerCheck(prim, f)]]]));
       return;
     }
-    this.snapshots.start(prim, from);
+    this.#fill(prim, f);
   }
 
   /** Tick of a primary that caught up: re-check unconfirmed followers, re-ship to those behind, anti-entropy. */
@@ -506,6 +561,15 @@ export class PrimaryRole {
     const d = ctx.data.get(prim.p)!;
     for (const f of prim.followers.values()) {
       if (!live.has(f.id)) continue;
+      const st = f.stream;
+      if (!f.confirmed && st && st.acked < d.seq && now - f.lastProgressAt >= cfg.retransmitMs) {
+        if (now - f.lastSentAt >= cfg.retransmitMs) {
+          // Streamed writes not acked: sent again (or the stream ends, when the log lost them).
+          const ops = d.logFrom(st.acked + 1);
+          if (ops === null) f.stream = null;
+          else this.#sendStream(prim, f, ops);
+        }
+      }
       if (this.snapshots.out.has(`${prim.p}|${f.id}`)) continue;
       if (!f.confirmed) {
         if (now - f.lastCheckAt >= cfg.retransmitMs) {
@@ -548,7 +612,10 @@ export class PrimaryRole {
       // its old acks would let the master commit a row naming a member without the data.
       const checks = new Map<NodeId, CheckItem[]>();
       for (const f of prim.followers.values()) {
-        if (f.role !== "target" || !f.confirmed) continue;
+        if (f.role !== "target") continue;
+        // Its stream too: the copy may be gone with the earlier migration.
+        f.stream = null;
+        if (!f.confirmed) continue;
         f.confirmed = false;
         if (this.snapshots.out.has(`${p}|${f.id}`) || prim.catchUp) continue;
         f.lastCheckAt = now;

@@ -61,6 +61,8 @@ export interface SnapshotOut {
   backoff: number;
   /** A replica's copy sent to a new primary that asked for it (catch-up). */
   up: boolean;
+  /** The sequence the snapshot is at. */
+  seq: number;
   /** The level of the copy sent (replication_levels.ts). */
   level: number;
 }
@@ -100,14 +102,21 @@ export class SnapshotTransfers {
 
   constructor(readonly ctx: MapContext) {}
 
-  /** Primary side: starts a transfer of its copy to follower `to` (unless one of this history runs). */
-  start(prim: PrimaryState, to: NodeId): void {
+  /**
+   * Primary side: starts a transfer of its copy to follower `to` (unless one of this history
+   * runs, at sequence `minSeq` or above: a fill stream starting past a transfer's base needs
+   * a newer snapshot, fill_stream.ts).
+   */
+  start(prim: PrimaryState, to: NodeId, minSeq = 0): void {
     const ctx = this.ctx;
     const key = `${prim.p}|${to}`;
     const cur = this.out.get(key);
     const f = prim.followers.get(to);
     const level = f?.level ?? 0;
-    if (cur && cur.epoch === prim.epoch && cur.lineage === prim.lineage && cur.level === level) return;
+    if (
+      cur && cur.epoch === prim.epoch && cur.lineage === prim.lineage && cur.level === level && cur.seq >= minSeq
+    ) return;
+    if (cur) this.out.delete(key);
     if (this.out.size >= ctx.config.maxSnapshotSessions) {
       // Started as soon as a session ends (and the replica pulls again anyway).
       if (this.#waiting.size < MAX_SNAPSHOTS_WAITING) this.#waiting.add(key);
@@ -198,6 +207,7 @@ export class SnapshotTransfers {
       resentAt: -Infinity,
       backoff: 0,
       up,
+      seq: snap.seq,
       level: lv,
     };
   }
@@ -374,6 +384,30 @@ export class SnapshotTransfers {
     const a = this.in.get(p);
     return !!a && a.epoch === e &&
       this.ctx.clock.now() - a.lastChunkAt < SNAPSHOT_STALE_RETRANSMITS * this.ctx.config.retransmitMs;
+  }
+
+  /**
+   * What arrived so far of the snapshot of `p` under lineage `l` (`complete` when every chunk
+   * did): a filling copy that becomes primary keeps it (fill_stream.ts). Null when none.
+   */
+  partial(p: number, l: number): (SnapshotData & { complete: boolean }) | null {
+    const a = this.in.get(p);
+    if (!a || a.lineage !== l) return null;
+    const snap: SnapshotData & { complete: boolean } = {
+      seq: a.s,
+      digest: a.d,
+      entries: [],
+      dedupe: [],
+      complete: a.got.size === a.n,
+    };
+    if (a.fl) snap.idleFloor = a.fl;
+    if (a.lv) snap.level = a.lv;
+    for (const part of a.got.values()) {
+      for (const e of part.entries) snap.entries.push(e);
+      for (const e of part.dedupe) snap.dedupe.push(e);
+      if (part.cw) (snap.cw ??= []).push(...part.cw);
+    }
+    return snap;
   }
 
   /** Collects a chunk (and acks it); returns the whole snapshot once every chunk is in. */

@@ -9,6 +9,7 @@
  * show every write acknowledged by min(backupCount + 1, data members) copies, none lost, and
  * each key linearizable.
  */
+import type { MapServiceConfig } from "../../src/map/map_context.ts";
 import { checkAckCopies, checkLinearizable, checkNoLostWrites, History } from "../support/history_checker.ts";
 import { replicationComplete } from "./imap_chaos.ts";
 import { ackCopies, copiesNeeded, type ImapSimNode, imapSimulation } from "./imap_sim.ts";
@@ -23,6 +24,8 @@ export interface FormationOptions {
   preload?: number;
   /** @default 271 */
   partitionCount?: number;
+  /** Map-service settings of every member (e.g. slower snapshots, so backups fill for longer). */
+  map?: MapServiceConfig;
 }
 
 export interface FormationResult {
@@ -32,6 +35,8 @@ export interface FormationResult {
   unmeasured: number;
   /** Partitions the survivors counted as lost with the victim (only preloaded data may be). */
   dataLoss: number;
+  /** Writes the members held aside from fill streams (fill_stream.ts). */
+  streamed: number;
 }
 
 const MAP = "formation";
@@ -43,7 +48,12 @@ export async function runFormation(o: FormationOptions): Promise<FormationResult
     seed: o.seed,
     link: { delayMs: 0.3, jitterMs: 0.7 },
     tickMs: 5,
-    grid: { partitionCount: P, backupCount: 1, invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 } },
+    grid: {
+      partitionCount: P,
+      backupCount: 1,
+      invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 },
+      ...(o.map ? { map: o.map } : {}),
+    },
     problems,
   });
   const rng = sim.rng.fork();
@@ -152,6 +162,7 @@ export async function runFormation(o: FormationOptions): Promise<FormationResult
   problems.push(...checkNoLostWrites(history).problems);
   problems.push(...checkLinearizable(history).problems);
   const dataLoss = survivors.reduce((n, x) => n + x.grid.maps.counters.dataLoss, 0);
+  const streamed = nodes().reduce((n, x) => n + x.grid.maps.counters.fillStreamOps, 0);
   for (const n of survivors) n.stop();
-  return { problems, ackedWrites: acked, unmeasured, dataLoss };
+  return { problems, ackedWrites: acked, unmeasured, dataLoss, streamed };
 }

@@ -14,34 +14,49 @@ import { runFormation } from "./imap_formation.ts";
 
 const single = envVar("SEED");
 
-async function sweep(preload: number, stepMs: number): Promise<void> {
+/** Snapshots slowed down (2 KiB chunks, one in flight, two transfers at a time): backups fill for most of the run. */
+const SLOW_FILL = { snapshotChunkBytes: 2048, snapshotWindow: 1, maxSnapshotSessions: 2 };
+
+async function sweep(preload: number, stepMs: number, slow = false): Promise<void> {
   const failures: string[] = [];
-  let acked = 0, unmeasured = 0;
+  let acked = 0, unmeasured = 0, streamed = 0;
   for (let at = 0; at <= 800; at += stepMs) {
     for (const victim of [0, 1, 2] as const) {
-      const r = await runFormation({ seed: at * 3 + victim + preload, victim, crashAtMs: at, preload });
+      const seed = at * 3 + victim + preload + (slow ? 1 : 0);
+      const r = await runFormation({ seed, victim, crashAtMs: at, preload, ...(slow ? { map: SLOW_FILL } : {}) });
       acked += r.ackedWrites;
       unmeasured += r.unmeasured;
+      streamed += r.streamed;
       if (r.problems.length > 0) {
         failures.push(`victim ${victim} at ${at} ms: ${r.problems.slice(0, 3).join("; ")}`);
-        console.error(`replay: SEED=${victim}:${at}:${preload} bun test test/sim/imap_formation_test.ts`);
+        console.error(
+          `replay: SEED=${victim}:${at}:${preload}${slow ? ":slow" : ""} bun test test/sim/imap_formation_test.ts`,
+        );
       }
     }
   }
-  console.log(`preload ${preload}: ${acked} acknowledged writes (${unmeasured} puts whose copies were not measured)`);
+  console.log(
+    `preload ${preload}${
+      slow ? " (slow fill)" : ""
+    }: ${acked} acknowledged writes (${unmeasured} puts whose copies were not measured), ${streamed} held aside by filling backups`,
+  );
   expect(failures).toEqual([]);
   expect(acked).toBeGreaterThan(0);
+  // Slow fills: writes land while backups fill, and the filling backups take them from the start.
+  if (slow) expect(streamed).toBeGreaterThan(0);
 }
 
 describe("cluster formation with a crash at every moment", () => {
   if (single) {
     test(`replay ${single}`, async () => {
       const [victim, at, preload] = single.split(":").map(Number);
+      const slow = single.endsWith(":slow");
       const r = await runFormation({
-        seed: at * 3 + victim + preload,
+        seed: at * 3 + victim + preload + (slow ? 1 : 0),
         victim: victim as 0 | 1 | 2,
         crashAtMs: at,
         preload,
+        ...(slow ? { map: SLOW_FILL } : {}),
       });
       console.log(JSON.stringify({ acked: r.ackedWrites, dataLoss: r.dataLoss }));
       expect(r.problems).toEqual([]);
@@ -56,6 +71,11 @@ describe("cluster formation with a crash at every moment", () => {
   test(
     "2,000 entries on the first member: killed every 100 ms while backups fill and migrations balance",
     () => sweep(2000, 100),
+    600_000,
+  );
+  test(
+    "2,000 entries, backups filling slowly: killed every 100 ms while writes go to filling backups",
+    () => sweep(2000, 100, true),
     600_000,
   );
 });
