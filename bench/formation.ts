@@ -9,7 +9,9 @@
  * the resolution.
  *
  * Options: --runs N (runs per case, default 3), --entries N (the loaded case, default
- * 100000; 0 runs only the empty case).
+ * 100000; 0 runs only the empty case), --values x|random (the loaded case's values: the
+ * string of 100 "x" (default), which compresses to almost nothing, or 100 random bytes each,
+ * which do not compress at all).
  */
 import { startNode } from "../src/node.ts";
 import { args, runtimeVersion } from "../src/runtime/process.ts";
@@ -20,7 +22,17 @@ import { benchMember, clusterOf, currentRuntime, flag, fmtMs, loadAverage, runBe
 const argv = args();
 const RUNS = Number(flag(argv, "runs", "3"));
 const ENTRIES = Number(flag(argv, "entries", "100000"));
+const VALUES = flag(argv, "values", "x");
+if (VALUES !== "x" && VALUES !== "random") throw new Error(`Cannot use --values ${VALUES}: x or random`);
 const VALUE = "x".repeat(100);
+
+/** A value of the loaded case: the constant string, or 100 fresh random bytes. */
+function valueOf(): string | Uint8Array {
+  if (VALUES === "x") return VALUE;
+  const b = new Uint8Array(100);
+  crypto.getRandomValues(b);
+  return b;
+}
 
 interface Run {
   entries: number;
@@ -45,6 +57,7 @@ const SNAPSHOT_COUNTERS = [
   "snapshotChunksResent",
   "snapshotFastResends",
   "snapshotChunkBytesSent",
+  "snapshotChunksDeflated",
   "pullsReceived",
   "logResends",
   "logOpsResent",
@@ -69,10 +82,10 @@ async function once(entries: number, i: number): Promise<Run> {
     : null;
   if (client) {
     await until(() => client.partitionSummary().version > 0 || undefined, 30_000, "loader sees the table");
-    const map = client.getMap<string, string>("formation");
+    const map = client.getMap<string, string | Uint8Array>("formation");
     for (let k = 0; k < entries; k += 5000) {
-      const part: Array<[string, string]> = [];
-      for (let j = k; j < Math.min(entries, k + 5000); j++) part.push([`k${j}`, VALUE]);
+      const part: Array<[string, string | Uint8Array]> = [];
+      for (let j = k; j < Math.min(entries, k + 5000); j++) part.push([`k${j}`, valueOf()]);
       await map.putAll(part);
     }
   }
@@ -127,7 +140,8 @@ async function once(entries: number, i: number): Promise<Run> {
 async function main(): Promise<void> {
   const loadStart = loadAverage();
   console.log(
-    `Formation (${runtimeVersion()}): member a, then b and c join at once; 3 data member processes, backup 1, 271 partitions`,
+    `Formation (${runtimeVersion()}): member a, then b and c join at once; 3 data member processes, backup 1, ` +
+      `271 partitions; values ${VALUES === "x" ? '"x" × 100' : "100 random bytes"}`,
   );
   console.log(`load average at start: ${loadStart}`);
   const runs: Run[] = [];

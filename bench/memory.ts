@@ -6,6 +6,7 @@
  * copy (2 per entry: primary and backup) and per copy beyond the key and value bytes.
  *
  *   bun run bench/memory.ts [--entries 200000] [--log-per-partition 256] [--events-per-partition 256]
+ *     [--log-bytes-per-partition N] [--event-bytes-per-partition N]   (defaults: the map service's)
  *   deno run -A --v8-flags=--expose-gc bench/memory.ts …
  *
  * The three members share one process, so what they share (code, runtime) is in the baseline,
@@ -15,6 +16,7 @@
  */
 import { flag } from "./_cluster.ts";
 import { memoryGrids } from "./_memory_grid.ts";
+import { mapServiceConfig } from "../src/map/map_context.ts";
 import { args, exit, runtimeVersion } from "../src/runtime/process.ts";
 import process from "node:process";
 
@@ -22,24 +24,38 @@ const argv = args();
 const ENTRIES = Number(flag(argv, "entries", "200000"));
 const LOG = Number(flag(argv, "log-per-partition", "256"));
 const EVENTS = Number(flag(argv, "events-per-partition", "256"));
+const defaults = mapServiceConfig();
+const LOG_BYTES = Number(flag(argv, "log-bytes-per-partition", String(defaults.logBytesPerPartition)));
+const EVENT_BYTES = Number(flag(argv, "event-bytes-per-partition", String(defaults.eventBytesPerPartition)));
 const KEY_BYTES = 16;
 const VALUE = "v".repeat(100);
 const CHUNK = 5000;
 
 // deno-lint-ignore no-explicit-any
 const g0 = globalThis as any;
-/** RSS and JS heap in use after a full garbage collection where the runtime offers one. */
+/**
+ * RSS and JS heap in use after a full garbage collection where the runtime offers one, and a
+ * second for the allocators to hand freed pages back (Bun's scavenger runs in the background:
+ * RSS read at once varied by ±70 B per copy between runs of the same code).
+ */
 async function measure(): Promise<{ rss: number; heap: number }> {
   for (let i = 0; i < 3; i++) {
     g0.Bun?.gc?.(true);
     g0.gc?.();
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, i === 1 ? 1000 : 50));
   }
   const m = process.memoryUsage();
   return { rss: m.rss, heap: m.heapUsed };
 }
 
-const { threeAndClient, grids } = memoryGrids({ map: { logPerPartition: LOG, eventsPerPartition: EVENTS } });
+const { threeAndClient, grids } = memoryGrids({
+  map: {
+    logPerPartition: LOG,
+    eventsPerPartition: EVENTS,
+    logBytesPerPartition: LOG_BYTES,
+    eventBytesPerPartition: EVENT_BYTES,
+  },
+});
 const client = await threeAndClient();
 const map = client.getMap<string, string>("memory");
 // Warm-up outside the measured load (JIT, first buffers), then cleared.
@@ -65,7 +81,8 @@ const per = (bytes: number) => bytes / copies;
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
 console.log(
   `Memory per entry (${runtimeVersion()}): ${ENTRIES.toLocaleString("en")} entries, ${KEY_BYTES} B keys, ` +
-    `${VALUE.length} B values, backup 1, 3 members in one process, log ${LOG} and events ${EVENTS} per partition; ` +
+    `${VALUE.length} B values, backup 1, 3 members in one process, log ${LOG} writes / ${LOG_BYTES} B and events ${EVENTS} / ` +
+    `${EVENT_BYTES} B per partition; ` +
     `loaded in ${(loadMs / 1000).toFixed(1)} s`,
 );
 console.log(`| figure | growth | per stored copy | beyond key + value (${raw} B) |\n|---|---:|---:|---:|`);
@@ -78,6 +95,8 @@ console.log(JSON.stringify({
   entries: ENTRIES,
   logPerPartition: LOG,
   eventsPerPartition: EVENTS,
+  logBytesPerPartition: LOG_BYTES,
+  eventBytesPerPartition: EVENT_BYTES,
   rssGrowth: after.rss - before.rss,
   heapGrowth: after.heap - before.heap,
   rssPerCopyBeyond: per(after.rss - before.rss) - raw,

@@ -33,8 +33,11 @@ describe("expiry formulas", () => {
     const r = d.maps.get("m")!.get(b("k"))!;
     expect(expiryDeadline(r, 0)).toBe(1200);
     write(d, [{ m: "m", k: b("k"), touch: true, at: 1250 }]);
-    expect(expiryDeadline(r, 0)).toBe(1450);
-    expect(expiryDeadline(r, 1400)).toBe(1500); // TTL still caps it
+    // What get returned is a snapshot: read the record again.
+    const touched = d.maps.get("m")!.get(b("k"))!;
+    expect(expiryDeadline(r, 0)).toBe(1200);
+    expect(expiryDeadline(touched, 0)).toBe(1450);
+    expect(expiryDeadline(touched, 1400)).toBe(1500); // TTL still caps it
     write(d, [{ m: "m", k: b("k"), v: b("w"), at: 1300, mi: 200 }]);
     const r2 = d.maps.get("m")!.get(b("k"))!;
     expect(r2.ttlMs).toBeUndefined();
@@ -141,16 +144,18 @@ describe("record store slots and eviction sampling", () => {
     expect(ids.size).toBe(10);
   });
 
-  test("slots stay dense through inserts and deletes, and bytes and expiring counts follow", () => {
+  test("a record keeps its slot while it lives, holes are reused, and bytes and expiring counts follow", () => {
     const s = new RecordStore("m");
     const rng = new Random(7);
     const live = new Map<string, Uint8Array>();
+    const slotOf = new Map<string, number>();
     for (let i = 0; i < 2000; i++) {
       const k = b(`k${Math.floor(rng.next() * 300)}`);
       const id = keyId(k);
       if (rng.next() < 0.4 && live.has(id)) {
         s.delete(id);
         live.delete(id);
+        slotOf.delete(id);
       } else {
         s.set(id, {
           key: k,
@@ -164,22 +169,31 @@ describe("record store slots and eviction sampling", () => {
           ttlMs: i % 3 === 0 ? 5 : undefined,
         });
         live.set(id, k);
+        const slot = s.getId(id)!.slot;
+        if (slotOf.has(id)) expect(slot).toBe(slotOf.get(id)!);
+        slotOf.set(id, slot);
       }
     }
     expect(s.size).toBe(live.size);
     const ids = new Set<string>();
     let bytes = 0, expiring = 0;
-    for (let i = 0; i < s.size; i++) {
-      const r = s.atSlot(i)!;
+    for (let i = 0; i < s.slotCount; i++) {
+      const r = s.atSlot(i);
+      if (!r) continue;
       expect(r.slot).toBe(i);
+      expect(slotOf.get(keyId(r.key))).toBe(i);
+      expect(s.get(r.key)!.slot).toBe(i);
       ids.add(keyId(r.key));
       bytes += recordBytes(r);
       if (r.ttlMs !== undefined) expiring++;
     }
     expect(ids.size).toBe(live.size);
+    expect([...s.values()].length).toBe(live.size);
+    // Holes are reused: the slots in use never exceed the most records held at once by much.
+    expect(s.slotCount).toBeLessThanOrEqual(300);
     expect(s.bytes).toBe(bytes);
     expect(s.expiring).toBe(expiring);
-    expect(s.atSlot(s.size)).toBeUndefined();
+    expect(s.atSlot(s.slotCount)).toBeUndefined();
   });
 
   test("a record keeps its own copy of key and value, not a view into the frame it came in", () => {
@@ -194,9 +208,9 @@ describe("record store slots and eviction sampling", () => {
     expect(new TextDecoder().decode(got.key)).toBe("KK");
     expect(new TextDecoder().decode(got.value)).toBe("VVVV");
     expect(s.bytes).toBe(recordBytes({ key: b("KK"), value: b("VVVV") }));
-    // A spread copy of a stored record (as when copying a map between replicas) stores the same entry.
+    // A stored record set into another store (as when copying a map between replicas) stores the same entry.
     const other = new RecordStore("m");
-    other.set(id, { ...got, slot: -1 });
+    other.set(id, got);
     const copy = other.get(b("KK"))!;
     expect([new TextDecoder().decode(copy.value), copy.version, copy.createdAt, copy.updatedAt]).toEqual([
       "VVVV",

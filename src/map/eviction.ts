@@ -26,8 +26,9 @@ export function pickVictim(
   keep?: ReadonlySet<string>,
   sample = EVICTION_SAMPLE,
 ): MapRecord | undefined {
-  const n = store.size;
-  if (n === 0 || policy === "none") return undefined;
+  // Slots below slotCount that hold no record (holes left by removals) read as undefined.
+  const n = store.slotCount;
+  if (store.size === 0 || policy === "none") return undefined;
   let best: MapRecord | undefined;
   for (let i = 0; i < sample * 2 && i < n * 4; i++) {
     const r = store.atSlot(Math.floor(rng.next() * n));
@@ -38,7 +39,7 @@ export function pickVictim(
   }
   if (best) return best;
   // Sampling only met kept records: fall back to a scan (rare: the store is nearly all kept keys).
-  for (const r of store.records.values()) if (!keep || !isKept(r, keep)) return r;
+  for (const r of store.values()) if (!keep || !isKept(r, keep)) return r;
   return undefined;
 }
 

@@ -77,11 +77,11 @@ function hasExpiring(d: PartitionData): boolean {
  * the last call stopped (partition by partition, in partition order), and reports the
  * expired ones. Partitions without any expiring record are skipped; within a partition, stores
  * without any cost one step each. The iterators are
- * the store's live `Map` iterators, which stay valid while records are added and removed.
+ * the store's live iterators, which stay valid while records are added and removed.
  */
 export class ExpirySweep {
   #p = -1;
-  #iter: Iterator<[string, MapRecord]> | null = null;
+  #iter: Iterator<MapRecord> | null = null;
   #m = "";
   #stores: Iterator<string> | null = null;
   #d: PartitionData | null = null;
@@ -109,7 +109,7 @@ export class ExpirySweep {
         if (!r.done) {
           steps++;
           this.examined++;
-          const rec = r.value[1];
+          const rec = r.value;
           if (isExpired(rec, now, this.#d!.idleFloor)) out.push({ p: this.#d!.p, m: this.#m, key: rec.key });
           continue;
         }
@@ -121,7 +121,7 @@ export class ExpirySweep {
           steps++;
           this.examined++;
           const store = this.#d.maps.get(s.value);
-          if (store && store.expiring > 0) (this.#m = s.value, this.#iter = store.records.entries());
+          if (store && store.expiring > 0) (this.#m = s.value, this.#iter = store.values());
           continue;
         }
       }

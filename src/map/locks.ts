@@ -184,7 +184,7 @@ export function lockedByOther(
 ): boolean {
   const store = data.maps.get(lockMapOf(m));
   if (!store || store.size === 0) return false;
-  const check = keys ?? [...store.records.values()].map((r) => r.key);
+  const check = keys ?? [...store.values()].map((r) => r.key);
   for (const k of check) {
     if (!store.get(k)) continue;
     const s = normalize(readLock(data, m, k), now, alive);

@@ -20,7 +20,8 @@ import type { HousekeepingConfig, MapHousekeeping } from "./map_housekeeping.ts"
 import { ProcessorRegistry } from "./entry_processor.ts";
 import type { CustomMergePolicy } from "./merge_policy.ts";
 import type { CheckItem } from "./messages.ts";
-import { PartitionData } from "./partition_data.ts";
+import { DEFAULT_LOG_BYTES, PartitionData } from "./partition_data.ts";
+import { DEFAULT_EVENT_BYTES } from "./entry_events.ts";
 import { ReplicationLevels } from "./replication_levels.ts";
 
 export interface MapServiceConfig {
@@ -67,12 +68,12 @@ export interface MapServiceConfig {
   /**
    * Bytes of keys and values the replication log of one partition copy holds (about; trimmed
    * in batches, so up to 1.5 × this between trims; the newest write always stays). A backup
-   * behind by more than the log holds gets a snapshot. @default 32768 (32 KiB)
+   * behind by more than the log holds gets a snapshot. @default 16384 (16 KiB)
    */
   logBytesPerPartition?: number;
   /** Bytes of results the dedupe records of call ids that name no client hold per partition copy (about; oldest dropped first). @default 65536 (64 KiB) */
   dedupeBytesPerPartition?: number;
-  /** Bytes of keys and values the entry events of one partition copy hold at most (about; oldest writes dropped first). @default 32768 (32 KiB) */
+  /** Bytes of keys and values the entry events of one partition copy hold at most (about; oldest writes dropped first). @default 16384 (16 KiB) */
   eventBytesPerPartition?: number;
   /**
    * Backups ack a write straight to its caller, and the primary answers at once naming the
@@ -104,12 +105,12 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
     catchUpTimeoutMs: 10_000,
     dedupePerPartition: 2048,
     logPerPartition: 256,
-    logBytesPerPartition: 32 * 1024,
+    logBytesPerPartition: DEFAULT_LOG_BYTES,
     dedupeBytesPerPartition: 64 * 1024,
     dedupeCapPerPartition: 8192,
     dedupeCapBytesPerPartition: 256 * 1024,
     dedupeClientsPerPartition: 1024,
-    eventBytesPerPartition: 32 * 1024,
+    eventBytesPerPartition: DEFAULT_EVENT_BYTES,
     directBackupAcks: false,
     eventsPerPartition: 256,
     eventPollHoldMs: 1000,
@@ -157,6 +158,10 @@ export function newMapCounters() {
     /** Chunks sent again (a timeout with no progress, or a later chunk acked first), and their bytes. */
     snapshotChunksResent: 0,
     snapshotChunkBytesResent: 0,
+    /** Snapshot chunks sent compressed (snapshot_codec.ts, format 2). */
+    snapshotChunksDeflated: 0,
+    /** Packed snapshot chunks received whose entries were malformed (dropped unacknowledged). */
+    snapshotChunksInvalid: 0,
     /** Resends triggered because a chunk sent later was acknowledged first (the earlier one was lost). */
     snapshotFastResends: 0,
     /** Transfers started to a replica that already had one from this primary under the same epoch. */

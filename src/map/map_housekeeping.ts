@@ -104,7 +104,7 @@ export class MapHousekeeping {
     if (!store || !keys) return;
     for (const k of keys) {
       const id = keyId(k);
-      const r = store.records.get(id);
+      const r = store.getId(id);
       if (!r) continue;
       r.lastAccessAt = Math.max(r.lastAccessAt, now);
       r.hits++;

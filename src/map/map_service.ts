@@ -84,7 +84,9 @@ import {
   MapBackupAckMsg,
   MapBackupOpsMsg,
   MapSnapshotAckMsg,
+  type MapSnapshotChunk,
   MapSnapshotChunkMsg,
+  MapSnapshotPackedMsg,
   MapSyncCheckMsg,
   MapSyncPullMsg,
   type PullItem,
@@ -214,10 +216,17 @@ export class MapService {
         else this.#primary.onPull(from, it);
       }
     });
-    r.on(MapSnapshotChunkMsg, (from, msg) => {
-      if (this.#stopped) return;
+    const onChunk = (from: NodeId, msg: MapSnapshotChunk) => {
       if (msg.up) this.#catchUp.onCopyChunk(from, msg);
       else this.#backup.onChunk(from, msg);
+    };
+    r.on(MapSnapshotChunkMsg, (from, msg) => {
+      if (!this.#stopped) onChunk(from, msg);
+    });
+    r.on(MapSnapshotPackedMsg, (from, msg) => {
+      if (this.#stopped) return;
+      const c = this.#snapshots.unpack(from, msg);
+      if (c) onChunk(from, c);
     });
     r.on(MapSnapshotAckMsg, (from, msg) => {
       if (!this.#stopped) this.#snapshots.onAck(from, msg);
@@ -384,7 +393,7 @@ export class MapService {
       if (!d) continue;
       const entries: MergeEntry[] = [];
       for (const [name, store] of d.maps) {
-        for (const r of store.records.values()) {
+        for (const r of store.values()) {
           entries.push(
             r.ttlMs !== undefined || r.maxIdleMs !== undefined
               ? [name, r.key, r.value, r.updatedAt, r.ttlMs ?? 0, r.maxIdleMs ?? 0, r.lastAccessAt]

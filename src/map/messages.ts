@@ -135,11 +135,8 @@ export function isSnapshotEntry(e: unknown): e is SnapshotEntry {
 }
 const snapshotEntry = z.custom<SnapshotEntry>(isSnapshotEntry, "invalid snapshot entry");
 
-/**
- * Primary → replica: one chunk of a partition snapshot. With `up`: replica → new primary,
- * a chunk of the replica's copy the new primary asked for (`e` = the new primary's epoch).
- */
-export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnapshotChunk", {
+/** The fields a snapshot chunk carries besides its entries (kinds 104 and 106). */
+const chunkFields = {
   p: P,
   e: w.uint(),
   l: L,
@@ -149,9 +146,6 @@ export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnap
   s: w.uint(),
   d0: w.uint(),
   d1: w.uint(),
-  // [map, key, value, version, createdAt, updatedAt]; version 0 = a tombstone (partition_data.ts). An entry
-  // with an expiry adds [ttlMs, maxIdleMs, lastAccessAt].
-  entries: w.list(snapshotEntry, 100_000),
   // [call id, seq, result] or, for a write that changed a map, [call id, seq, result, map].
   dedupe: w.list(
     z.union([z.tuple([w.str(256), w.uint(), w.any()]), z.tuple([w.str(256), w.uint(), w.any(), w.str(256)])]),
@@ -164,6 +158,28 @@ export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnap
   lv: z.number().int().min(0).max(7).optional(),
   /** The partition's idle floor (expiry.ts), on chunk 0. */
   fl: stampSchema().optional(),
+};
+
+/**
+ * Primary → replica: one chunk of a partition snapshot, its entries as CBOR tuples. With
+ * `up`: replica → new primary, a chunk of the replica's copy the new primary asked for (`e`
+ * = the new primary's epoch). No longer sent (MapSnapshotPacked replaced it); still accepted.
+ */
+export const MapSnapshotChunkMsg = defineMessage(Kind.MapSnapshotChunk, "MapSnapshotChunk", {
+  ...chunkFields,
+  // [map, key, value, version, createdAt, updatedAt]; version 0 = a tombstone (partition_data.ts). An entry
+  // with an expiry adds [ttlMs, maxIdleMs, lastAccessAt].
+  entries: w.list(snapshotEntry, 100_000),
+});
+/**
+ * MapSnapshotChunk with its entries packed into one byte string (snapshot_codec.ts): what
+ * snapshot transfers send. The receiver unpacks `data` (bounds-checked, exactly the entries
+ * kind 104 accepts) before anything else sees the chunk; a chunk that fails is dropped,
+ * counted (`snapshotChunksInvalid`) and not acknowledged.
+ */
+export const MapSnapshotPackedMsg = defineMessage(Kind.MapSnapshotPacked, "MapSnapshotPacked", {
+  ...chunkFields,
+  data: w.bytes(Limits.maxMessageBytes),
 });
 /** Replica → primary: chunk `i` of snapshot `sid` arrived. */
 export const MapSnapshotAckMsg = defineMessage(Kind.MapSnapshotAck, "MapSnapshotAck", {
@@ -179,4 +195,5 @@ export type CheckItem = z.infer<typeof MapSyncCheckMsg>["items"][number];
 /** One partition's item of a MapSyncPull. */
 export type PullItem = z.infer<typeof MapSyncPullMsg>["items"][number];
 export type MapSnapshotChunk = z.infer<typeof MapSnapshotChunkMsg>;
+export type MapSnapshotPacked = z.infer<typeof MapSnapshotPackedMsg>;
 export type MapSnapshotAck = z.infer<typeof MapSnapshotAckMsg>;

@@ -315,7 +315,7 @@ export function executeOp(
     case OpCode.Size: {
       if (!store || store.expiring === 0) return { result: store?.size ?? 0, effects: [] };
       let n = 0;
-      for (const r of store.records.values()) if (live(r)) n++;
+      for (const r of store.values()) if (live(r)) n++;
       return { result: n, effects: [] };
     }
     case OpCode.Clear:
@@ -360,7 +360,7 @@ export function executeOp(
       const out: [Uint8Array, Uint8Array][] = [];
       if (store) {
         let i = 0;
-        for (const r of store.records.values()) {
+        for (const r of store.values()) {
           if (i++ < b.o!) continue;
           if (!live(r)) continue;
           out.push([r.key, r.value]);

@@ -15,7 +15,7 @@ import {
   resultBytes,
 } from "./dedupe_records.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
-import { type AppliedChange, EventRing } from "./entry_events.ts";
+import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing } from "./entry_events.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
 
@@ -88,7 +88,7 @@ export interface PartitionDataLimits {
   log: number;
   /** Entry events kept per partition (listeners resume from them). @default 256 */
   events?: number;
-  /** About this many bytes of keys and values in the log (up to 1.5 × between trims; the newest write stays). @default 32768 */
+  /** About this many bytes of keys and values in the log (up to 1.5 × between trims; the newest write stays). @default DEFAULT_LOG_BYTES */
   logBytes?: number;
   /** About this many bytes of results in those (oldest dropped first). @default 65536 */
   dedupeBytes?: number;
@@ -98,13 +98,20 @@ export interface PartitionDataLimits {
   dedupeCapBytes?: number;
   /** Clients whose watermarks and records a copy remembers. @default 1024 */
   dedupeClients?: number;
-  /** About this many bytes of keys and values in the entry events. @default 32768 */
+  /** About this many bytes of keys and values in the entry events. @default DEFAULT_EVENT_BYTES */
   eventBytes?: number;
   /** Removed keys remembered for split-brain merges (see tombstones.ts). */
   tombstones?: TombstoneLimits;
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Bytes of keys and values a partition copy's replication log holds by default (about): the
+ * writes a backup may still need re-shipped, well below what a loaded partition holds (a
+ * backup further behind gets a snapshot).
+ */
+export const DEFAULT_LOG_BYTES = 16 * 1024;
 
 /**
  * Approximate bytes a log entry holds: its keys, values and result, plus what the runtime
@@ -115,6 +122,35 @@ export function logEntryBytes(en: LogEntry): number {
   let n = 64 + resultBytes(en.r);
   for (const e of en.e) n += 160 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
   return n;
+}
+
+/** Copies byte arrays one after another into one new buffer of `total` bytes: returns views of the copies. */
+function packer(total: number): (bytes: Uint8Array) => Uint8Array {
+  const buf = new Uint8Array(total);
+  let at = 0;
+  return (bytes) => {
+    const start = at;
+    buf.set(bytes, at);
+    at += bytes.byteLength;
+    return buf.subarray(start, at);
+  };
+}
+
+/**
+ * Gives `entry`'s effects keys and values of their own, copied into one buffer: the log and
+ * the entry events keep what they hold, and views into the frame a write arrived in would keep
+ * that whole frame alive (about one frame per partition write, each carrying the writes of
+ * many partitions; issue 16).
+ */
+function ownBytes(entry: LogEntry): void {
+  let n = 0;
+  for (const e of entry.e) n += (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
+  if (n === 0) return;
+  const copy = packer(n);
+  for (const e of entry.e) {
+    if (e.k) e.k = copy(e.k);
+    if (e.v) e.v = copy(e.v);
+  }
 }
 
 function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, seed: number): number {
@@ -167,7 +203,7 @@ export class PartitionData {
     readonly limits: PartitionDataLimits = { dedupe: 2048, log: 256 },
     counts?: DedupeCounts,
   ) {
-    this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? 32 * 1024);
+    this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? DEFAULT_EVENT_BYTES);
     this.tombstones = new Tombstones(limits.tombstones);
     const d = DEFAULT_DEDUPE_LIMITS;
     this.dedupe = new DedupeRecords({
@@ -239,9 +275,9 @@ export class PartitionData {
     for (const [m, src] of from.maps) {
       if (!take(m)) continue;
       const s = this.#store(m);
-      for (const [id, r] of src.records) {
-        s.set(id, { ...r, key: r.key, value: r.value, slot: -1 });
-        this.#xor(s, r.key, r.value);
+      for (const r of src.values()) {
+        s.set(r.id, r);
+        this.#xor(s, r.keyView(), r.valueView());
         if (r.updatedAt > this.maxAt) this.maxAt = r.updatedAt;
       }
     }
@@ -270,8 +306,8 @@ export class PartitionData {
     if (e.destroy || e.clear) {
       const s = this.maps.get(e.m);
       if (!s) return null;
-      for (const r of s.records.values()) {
-        this.#xor(s, r.key, r.value);
+      for (const r of s.values()) {
+        this.#xor(s, r.keyView(), r.valueView());
         this.tombstones.add(e.m, r.key, e.at);
       }
       // An empty map holds no store; destroy will also drop per-map settings once there are some.
@@ -281,13 +317,13 @@ export class PartitionData {
     const key = e.k!;
     const id = keyId(key);
     const s = this.#store(e.m);
-    const cur = s.records.get(id);
+    const cur = s.getId(id);
     if (e.touch) {
       if (cur) cur.lastAccessAt = Math.max(cur.lastAccessAt, e.at);
       else if (s.size === 0) this.maps.delete(e.m);
       return null;
     }
-    if (cur) this.#xor(s, cur.key, cur.value);
+    if (cur) this.#xor(s, key, cur.valueView()); // the same key bytes
     if (e.v === null || e.v === undefined) {
       s.delete(id);
       if (s.size === 0) this.maps.delete(e.m);
@@ -301,7 +337,7 @@ export class PartitionData {
     }
     this.tombstones.delete(e.m, key);
     const rec: MapRecord = {
-      key: cur ? cur.key : key,
+      key,
       value: e.v,
       version: cur ? cur.version + 1 : 1,
       createdAt: cur ? cur.createdAt : e.at,
@@ -322,6 +358,7 @@ export class PartitionData {
   applyEntry(entry: LogEntry): void {
     // Callers guard first (a backup pulls on a gap); applying out of order is a bug.
     assert(entry.seq === this.seq + 1, `partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
+    ownBytes(entry);
     let changed = false;
     for (let i = 0; i < entry.e.length; i++) {
       const c = this.applyEffect(entry.e[i]);
@@ -336,7 +373,7 @@ export class PartitionData {
     }
     this.log.push(entry);
     this.logBytes += logEntryBytes(entry);
-    const maxBytes = this.limits.logBytes ?? 32 * 1024;
+    const maxBytes = this.limits.logBytes ?? DEFAULT_LOG_BYTES;
     if (this.log.length > this.limits.log * 2 || this.logBytes > maxBytes * 1.5) {
       // Trimmed in batches (amortized): down to `log` entries and `logBytes` bytes, the newest always kept.
       let keep = Math.min(this.log.length, this.limits.log);
@@ -365,19 +402,13 @@ export class PartitionData {
     let total = 0;
     for (const [m, s] of this.maps) {
       if (keep && !keep(m)) continue;
-      for (const r of s.records.values()) total += r.id.length + r.v.length;
+      for (const r of s.values()) total += r.klen + r.vlen;
     }
-    const buf = new Uint8Array(total);
-    let at = 0;
-    const view = (str: string): Uint8Array => {
-      const start = at;
-      for (let i = 0; i < str.length; i++) buf[at++] = str.charCodeAt(i);
-      return buf.subarray(start, at);
-    };
+    const view = packer(total);
     for (const [m, s] of this.maps) {
       if (keep && !keep(m)) continue;
-      for (const r of s.records.values()) {
-        const key = view(r.id), value = view(r.v);
+      for (const r of s.values()) {
+        const key = view(r.keyView()), value = view(r.valueView());
         entries.push(
           r.ttlMs !== undefined || r.maxIdleMs !== undefined
             ? [m, key, value, r.version, r.createdAt, r.updatedAt, r.ttlMs ?? 0, r.maxIdleMs ?? 0, r.lastAccessAt]

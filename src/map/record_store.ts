@@ -6,10 +6,16 @@
  * policies), its expiry settings as the primary decided them at the last write (see
  * expiry.ts), its last access time (max-idle, LRU) and a hit count (LFU).
  *
- * Stored compactly: the key and the value are held as byte strings (one char per byte, see
- * {@link keyId}), the key being the store's own `Map` key, rather than as two `Uint8Array`
- * views into the received frame (which cost a typed-array object each and kept the whole
- * frame alive). `key` and `value` hand out fresh bytes on each read.
+ * Stored packed, without a JS object or string per record (issue 16: a `Map` entry, a record
+ * object and two strings cost ~400 bytes per record): the key and value bytes of every record
+ * sit in one append-only byte arena, the numbers in typed-array columns indexed by the
+ * record's slot, and an open-addressing hash table (linear probing) maps key bytes to slots.
+ * A slot never moves while its record lives; a removed record's slot is a hole that a later
+ * insert reuses, so iterators and eviction's random sampling stay valid through changes.
+ *
+ * `get` and iteration hand out {@link RecordRef}s: a snapshot of the record's numbers and of
+ * where its bytes are (the arena is never written over, and compacting it makes a new one, so
+ * `key` and `value` stay what they were). `key` and `value` return fresh copies.
  */
 export interface MapRecord {
   key: Uint8Array;
@@ -29,45 +35,15 @@ export interface MapRecord {
   lastAccessAt: number;
   /** Reads and writes seen by this replica (LFU; not replicated, so only approximate on a promoted backup). */
   hits: number;
-  /** Index in the store's slot array (random sampling for eviction). */
+  /** The record's slot in its store (random sampling for eviction; -1 when not stored). */
   slot: number;
-}
-
-/** A record as the store keeps it: key (= the store's id) and value as byte strings. */
-export class StoredRecord implements MapRecord {
-  constructor(
-    readonly id: string,
-    readonly v: string,
-    public version: number,
-    public createdAt: number,
-    public updatedAt: number,
-    public ttlMs: number | undefined,
-    public maxIdleMs: number | undefined,
-    public lastAccessAt: number,
-    public hits: number,
-    public slot: number,
-  ) {}
-
-  /** A stored copy of `r` under id `id`, with value bytes `v`. */
-  static of(id: string, v: string, r: Omit<MapRecord, "key" | "value">): StoredRecord {
-    const { version, createdAt, updatedAt, ttlMs, maxIdleMs, lastAccessAt, hits, slot } = r;
-    return new StoredRecord(id, v, version, createdAt, updatedAt, ttlMs, maxIdleMs, lastAccessAt, hits, slot);
-  }
-
-  get key(): Uint8Array {
-    return idBytes(this.id);
-  }
-
-  get value(): Uint8Array {
-    return idBytes(this.v);
-  }
 }
 
 /** Bytes one record is counted as for `maxBytesPerMember`: key, value and a fixed overhead. */
 export const RECORD_OVERHEAD_BYTES = 64;
 
 export function recordBytes(r: { key: Uint8Array; value: Uint8Array }): number {
-  if (r instanceof StoredRecord) return r.id.length + r.v.length + RECORD_OVERHEAD_BYTES;
+  if (r instanceof RecordRef) return r.klen + r.vlen + RECORD_OVERHEAD_BYTES;
   return r.key.byteLength + r.value.byteLength + RECORD_OVERHEAD_BYTES;
 }
 
@@ -102,15 +78,99 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** The value of `r` as a byte string (also from a spread copy of a stored record, which has no `value`). */
-function valueString(r: MapRecord): string {
-  if (r instanceof StoredRecord) return r.v;
-  const copy = r as Partial<StoredRecord>;
-  return r.value === undefined && typeof copy.v === "string" ? copy.v : keyId(r.value);
+// Columns: per slot, F64 numbers (version 0 marks a hole) and U32 numbers.
+const F_VERSION = 0, F_CREATED = 1, F_UPDATED = 2, F_ACCESS = 3, F_HITS = 4, F = 5;
+const U_OFF = 0, U_KLEN = 1, U_VLEN = 2, U_HASH = 3, U = 4;
+/**
+ * Growth of the columns (only inserts grow them: 1.25× keeps less slack for 4 copies of a
+ * slot's 56 bytes over its life) and of the arena (also refilled by overwrites: a new arena
+ * of 1.5× the live bytes is compacted again after half that many bytes are written).
+ */
+const COL_GROW = 1.25, ARENA_GROW = 1.5;
+
+/** FNV-1a over key bytes, or over the chars of a {@link keyId} string (same result). */
+function hashBytes(b: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return h >>> 0;
+}
+function hashId(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * One record as `get` or iteration found it. Its numbers are a snapshot; setting
+ * `lastAccessAt` or `hits` also writes them to the store while the record is still the one
+ * there (not replaced or removed since).
+ */
+export class RecordRef implements MapRecord {
+  #la: number;
+  #hits: number;
+  constructor(
+    readonly store: RecordStore | null,
+    /** The arena holding the bytes (at `off`: key, then value). */
+    readonly arena: Uint8Array,
+    readonly off: number,
+    readonly klen: number,
+    readonly vlen: number,
+    readonly version: number,
+    readonly createdAt: number,
+    readonly updatedAt: number,
+    readonly ttlMs: number | undefined,
+    readonly maxIdleMs: number | undefined,
+    lastAccessAt: number,
+    hits: number,
+    readonly slot: number,
+  ) {
+    this.#la = lastAccessAt;
+    this.#hits = hits;
+  }
+
+  /** A fresh copy of the key bytes. */
+  get key(): Uint8Array {
+    return this.arena.slice(this.off, this.off + this.klen);
+  }
+
+  /** A fresh copy of the value bytes. */
+  get value(): Uint8Array {
+    return this.arena.slice(this.off + this.klen, this.off + this.klen + this.vlen);
+  }
+
+  /** The key bytes without a copy (do not keep or change them). */
+  keyView(): Uint8Array {
+    return this.arena.subarray(this.off, this.off + this.klen);
+  }
+
+  /** The value bytes without a copy (do not keep or change them). */
+  valueView(): Uint8Array {
+    return this.arena.subarray(this.off + this.klen, this.off + this.klen + this.vlen);
+  }
+
+  /** The key's {@link keyId}. */
+  get id(): string {
+    return keyId(this.keyView());
+  }
+
+  get lastAccessAt(): number {
+    return this.#la;
+  }
+  set lastAccessAt(t: number) {
+    this.#la = t;
+    this.store?.writeBack(this, F_ACCESS, t);
+  }
+
+  get hits(): number {
+    return this.#hits;
+  }
+  set hits(n: number) {
+    this.#hits = n;
+    this.store?.writeBack(this, F_HITS, n);
+  }
 }
 
 export class RecordStore {
-  readonly records = new Map<string, StoredRecord>();
   /** The map name as UTF-8, for digests. */
   readonly nameBytes: Uint8Array;
   /** Records with a TTL or max-idle (the expiry sweep skips stores without any). */
@@ -119,62 +179,267 @@ export class RecordStore {
   bytes = 0;
   /** This map's share of the partition digest (kept by PartitionData). */
   readonly digest: [number, number] = [0, 0];
-  /** Record ids by slot, for O(1) random sampling. */
-  readonly #slots: string[] = [];
+  #size = 0;
+  /** Slots in use or holes: 0 ≤ slot < #top. */
+  #top = 0;
+  /** Holes below #top, reused first. */
+  #free: number[] = [];
+  #f = new Float64Array(4 * F);
+  #u = new Uint32Array(4 * U);
+  /** TTL and max-idle per slot (0 = none); allocated with the first record that has one. */
+  #exp: Float64Array | null = null;
+  /** Hash table: slot + 1, 0 = empty; a power of two long, at most 3/4 full. */
+  #table = new Int32Array(8);
+  #arena = new Uint8Array(256);
+  #used = 0;
+  /** Bytes of live records in the arena. */
+  #live = 0;
 
   constructor(readonly name: string) {
     this.nameBytes = new TextEncoder().encode(name);
   }
 
   get size(): number {
-    return this.records.size;
+    return this.#size;
   }
 
-  get(key: Uint8Array): MapRecord | undefined {
-    return this.records.get(keyId(key));
+  /** One more than the highest slot in use (eviction samples slots below it; holes read as undefined). */
+  get slotCount(): number {
+    return this.#top;
+  }
+
+  get(key: Uint8Array): RecordRef | undefined {
+    const slot = this.#find(key, null, hashBytes(key));
+    return slot < 0 ? undefined : this.#ref(slot);
+  }
+
+  /** The record whose key has {@link keyId} `id`. */
+  getId(id: string): RecordRef | undefined {
+    const slot = this.#find(null, id, hashId(id));
+    return slot < 0 ? undefined : this.#ref(slot);
+  }
+
+  has(id: string): boolean {
+    return this.#find(null, id, hashId(id)) >= 0;
   }
 
   /**
-   * Inserts or replaces the record with id `id` (= keyId(rec.key)) with a compact copy of
-   * `rec` (its slot set), which later reads return: change a record through what `get` returns.
+   * Inserts or replaces the record with id `id` (= keyId(rec.key)) with a copy of `rec`'s
+   * value and numbers (its `slot` is ignored). What an earlier `get` returned stays as it was.
    */
   set(id: string, input: MapRecord): void {
-    const rec = StoredRecord.of(id, valueString(input), input);
-    const cur = this.records.get(id);
-    if (cur) {
-      rec.slot = cur.slot;
-      this.#forget(cur);
+    const h = hashId(id);
+    let slot = this.#find(null, id, h);
+    const vsrc = input instanceof RecordRef ? input.valueView() : input.value;
+    const klen = id.length, vlen = vsrc.byteLength;
+    if (slot >= 0) {
+      this.#forget(slot);
+      // A hole while the arena may be compacted below (its old bytes are not copied).
+      this.#f[slot * F + F_VERSION] = 0;
     } else {
-      rec.slot = this.#slots.length;
-      this.#slots.push(id);
+      slot = this.#newSlot();
+      this.#u[slot * U + U_HASH] = h;
+      this.#insert(slot, h);
+      this.#size++;
     }
-    this.records.set(id, rec);
-    if (rec.ttlMs !== undefined || rec.maxIdleMs !== undefined) this.expiring++;
-    this.bytes += recordBytes(rec);
+    const off = this.#reserve(klen + vlen);
+    const a = this.#arena;
+    for (let i = 0; i < klen; i++) a[off + i] = id.charCodeAt(i);
+    a.set(vsrc, off + klen);
+    const u = this.#u, f = this.#f, ub = slot * U, fb = slot * F;
+    u[ub + U_OFF] = off;
+    u[ub + U_KLEN] = klen;
+    u[ub + U_VLEN] = vlen;
+    f[fb + F_VERSION] = input.version;
+    f[fb + F_CREATED] = input.createdAt;
+    f[fb + F_UPDATED] = input.updatedAt;
+    f[fb + F_ACCESS] = input.lastAccessAt;
+    f[fb + F_HITS] = input.hits;
+    const ttl = input.ttlMs ?? 0, mi = input.maxIdleMs ?? 0;
+    if (ttl || mi) {
+      const exp = this.#expCols();
+      exp[slot * 2] = ttl;
+      exp[slot * 2 + 1] = mi;
+      this.expiring++;
+    } else if (this.#exp) {
+      this.#exp[slot * 2] = 0;
+      this.#exp[slot * 2 + 1] = 0;
+    }
+    this.#live += klen + vlen;
+    this.bytes += klen + vlen + RECORD_OVERHEAD_BYTES;
   }
 
   /** Removes the record with id `id`. @returns the removed record */
-  delete(id: string): MapRecord | undefined {
-    const cur = this.records.get(id);
-    if (!cur) return undefined;
-    this.records.delete(id);
-    this.#forget(cur);
-    const last = this.#slots.pop()!;
-    if (cur.slot < this.#slots.length) {
-      this.#slots[cur.slot] = last;
-      this.records.get(last)!.slot = cur.slot;
+  delete(id: string): RecordRef | undefined {
+    const h = hashId(id);
+    const slot = this.#find(null, id, h);
+    if (slot < 0) return undefined;
+    const ref = this.#ref(slot);
+    this.#remove(slot, h);
+    this.#forget(slot);
+    this.#f[slot * F + F_VERSION] = 0;
+    this.#size--;
+    if (slot === this.#top - 1) this.#top--;
+    else this.#free.push(slot);
+    if (this.#size === 0) (this.#top = 0, this.#free = []);
+    return ref;
+  }
+
+  /** The record in slot `i`, or undefined for a hole (0 ≤ i < slotCount). */
+  atSlot(i: number): RecordRef | undefined {
+    return i >= 0 && i < this.#top && this.#f[i * F + F_VERSION] !== 0 ? this.#ref(i) : undefined;
+  }
+
+  /**
+   * The records in slot order. Records removed during the walk are not visited after their
+   * removal; records added may be or not (a reused hole behind the walk is not).
+   */
+  *values(): IterableIterator<RecordRef> {
+    for (let i = 0; i < this.#top; i++) {
+      if (this.#f[i * F + F_VERSION] !== 0) yield this.#ref(i);
     }
-    return cur;
   }
 
-  /** The record in slot `i` (0 ≤ i < size). */
-  atSlot(i: number): MapRecord | undefined {
-    const id = this.#slots[i];
-    return id === undefined ? undefined : this.records.get(id);
+  /** Writes a ref's changed number back while its slot still holds the same record. */
+  writeBack(ref: RecordRef, field: number, v: number): void {
+    const ub = ref.slot * U;
+    if (this.#arena === ref.arena && this.#u[ub + U_OFF] === ref.off && this.#f[ref.slot * F + F_VERSION] !== 0) {
+      this.#f[ref.slot * F + field] = v;
+    }
   }
 
-  #forget(r: StoredRecord): void {
-    if (r.ttlMs !== undefined || r.maxIdleMs !== undefined) this.expiring--;
-    this.bytes -= recordBytes(r);
+  #ref(slot: number): RecordRef {
+    const f = this.#f, u = this.#u, fb = slot * F, ub = slot * U;
+    const exp = this.#exp;
+    const ttl = exp ? exp[slot * 2] : 0, mi = exp ? exp[slot * 2 + 1] : 0;
+    return new RecordRef(
+      this,
+      this.#arena,
+      u[ub + U_OFF],
+      u[ub + U_KLEN],
+      u[ub + U_VLEN],
+      f[fb + F_VERSION],
+      f[fb + F_CREATED],
+      f[fb + F_UPDATED],
+      ttl || undefined,
+      mi || undefined,
+      f[fb + F_ACCESS],
+      f[fb + F_HITS],
+      slot,
+    );
+  }
+
+  /** Counts out the record in `slot` (its bytes become garbage in the arena). */
+  #forget(slot: number): void {
+    const u = this.#u, ub = slot * U;
+    const n = u[ub + U_KLEN] + u[ub + U_VLEN];
+    this.#live -= n;
+    this.bytes -= n + RECORD_OVERHEAD_BYTES;
+    const exp = this.#exp;
+    if (exp && (exp[slot * 2] || exp[slot * 2 + 1])) this.expiring--;
+  }
+
+  /** The slot of the key given as bytes or as an id string, or -1. */
+  #find(key: Uint8Array | null, id: string | null, h: number): number {
+    const t = this.#table, mask = t.length - 1, u = this.#u, a = this.#arena;
+    const len = key ? key.length : id!.length;
+    for (let p = h & mask;; p = (p + 1) & mask) {
+      const e = t[p];
+      if (e === 0) return -1;
+      const s = e - 1, ub = s * U;
+      if (u[ub + U_HASH] !== h || u[ub + U_KLEN] !== len) continue;
+      const off = u[ub + U_OFF];
+      let i = 0;
+      if (key) { while (i < len && a[off + i] === key[i]) i++; }
+      else while (i < len && a[off + i] === id!.charCodeAt(i)) i++;
+      if (i === len) return s;
+    }
+  }
+
+  #insert(slot: number, h: number): void {
+    if ((this.#size + 1) * 4 > this.#table.length * 3) this.#rehash(this.#table.length * 2);
+    const t = this.#table, mask = t.length - 1;
+    let p = h & mask;
+    while (t[p] !== 0) p = (p + 1) & mask;
+    t[p] = slot + 1;
+  }
+
+  /** Removes `slot` from the hash table (backward-shift deletion: no tombstones). */
+  #remove(slot: number, h: number): void {
+    const t = this.#table, mask = t.length - 1, u = this.#u;
+    let p = h & mask;
+    while (t[p] !== slot + 1) p = (p + 1) & mask;
+    for (let q = (p + 1) & mask;; q = (q + 1) & mask) {
+      const e = t[q];
+      if (e === 0) break;
+      const home = u[(e - 1) * U + U_HASH] & mask;
+      // Move e back to p when its home is not cyclically in (p, q].
+      if ((q > p && (home <= p || home > q)) || (q < p && home <= p && home > q)) {
+        t[p] = e;
+        p = q;
+      }
+    }
+    t[p] = 0;
+  }
+
+  #rehash(cap: number): void {
+    const t = new Int32Array(cap), mask = cap - 1, u = this.#u, f = this.#f;
+    for (let s = 0; s < this.#top; s++) {
+      if (f[s * F + F_VERSION] === 0) continue;
+      let p = u[s * U + U_HASH] & mask;
+      while (t[p] !== 0) p = (p + 1) & mask;
+      t[p] = s + 1;
+    }
+    this.#table = t;
+  }
+
+  #newSlot(): number {
+    if (this.#free.length > 0) return this.#free.pop()!;
+    const slot = this.#top++;
+    if (slot * F >= this.#f.length) {
+      const cap = Math.ceil((slot + 1) * COL_GROW);
+      const f = new Float64Array(cap * F), u = new Uint32Array(cap * U);
+      f.set(this.#f);
+      u.set(this.#u);
+      this.#f = f;
+      this.#u = u;
+      if (this.#exp) {
+        const exp = new Float64Array(cap * 2);
+        exp.set(this.#exp);
+        this.#exp = exp;
+      }
+    }
+    return slot;
+  }
+
+  #expCols(): Float64Array {
+    return this.#exp ??= new Float64Array((this.#f.length / F) * 2);
+  }
+
+  /**
+   * Room for `n` bytes at the end of the arena; when full, a new arena holding only the live
+   * records (the old one stays as it is for the refs still reading it).
+   */
+  #reserve(n: number): number {
+    if (this.#used + n <= this.#arena.length) {
+      const off = this.#used;
+      this.#used += n;
+      return off;
+    }
+    const a = new Uint8Array(Math.max(256, Math.ceil((this.#live + n) * ARENA_GROW)));
+    const old = this.#arena, u = this.#u, f = this.#f;
+    let at = 0;
+    for (let s = 0; s < this.#top; s++) {
+      if (f[s * F + F_VERSION] === 0) continue;
+      const ub = s * U, off = u[ub + U_OFF], len = u[ub + U_KLEN] + u[ub + U_VLEN];
+      // A plain loop for small records: a subarray per record costs more (Bun).
+      if (len <= 256) { for (let i = 0; i < len; i++) a[at + i] = old[off + i]; }
+      else a.set(old.subarray(off, off + len), at);
+      u[ub + U_OFF] = at;
+      at += len;
+    }
+    this.#arena = a;
+    this.#used = at + n;
+    return at;
   }
 }

@@ -11,8 +11,9 @@ import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import type { MapContext, PrimaryState } from "./map_context.ts";
-import type { MapSnapshotAck, MapSnapshotChunk } from "./messages.ts";
+import type { MapSnapshotAck, MapSnapshotChunk, MapSnapshotPacked } from "./messages.ts";
 import type { PartitionData, SnapshotData } from "./partition_data.ts";
+import { deflatePacked, packEntries, unpackEntries } from "./snapshot_codec.ts";
 
 /**
  * A primary drops a snapshot transfer after this many retransmit intervals without an
@@ -86,6 +87,13 @@ interface SnapshotIn {
 
 /** Transfers waiting for a free session at most (see SnapshotTransfers.#startWaiting). */
 const MAX_SNAPSHOTS_WAITING = 4096;
+/** Packed chunks smaller than this are sent as they are (compressing them saves too little). */
+const DEFLATE_MIN_BYTES = 1024;
+/**
+ * While compression does not pay (the recent chunks kept over 7/8 of their bytes), one chunk
+ * in this many is still tried, so a member whose data becomes compressible notices.
+ */
+const DEFLATE_PROBE_EVERY = 16;
 
 /** The transfers one member sends (keyed `p|to`) and receives (keyed by partition). */
 export class SnapshotTransfers {
@@ -99,6 +107,10 @@ export class SnapshotTransfers {
   #sid = 1;
   /** Transfers (`p|member`) refused while every session was taken, oldest first. */
   #waiting = new Set<string>();
+  /** Share of its bytes compression kept for the chunks it was tried on, smoothed (1: none saved). */
+  #deflateKept = 0.5;
+  /** Chunks sent uncompressed without a try since the last one (see DEFLATE_PROBE_EVERY). */
+  #deflateSkipped = 0;
 
   constructor(readonly ctx: MapContext) {}
 
@@ -149,7 +161,7 @@ export class SnapshotTransfers {
     const chunks: Message[] = [];
     const sizes: number[] = [];
     const sid = this.#sid++;
-    let entries: SnapshotData["entries"] = [];
+    let from = 0;
     let bytes = 0;
     // Each dedupe record carries its call's result (often a previous value as bytes).
     let dedupeBytes = 0;
@@ -157,9 +169,10 @@ export class SnapshotTransfers {
       dedupeBytes += callId.length + 16 + (result instanceof Uint8Array ? result.byteLength : 8);
     }
     for (const [client] of snap.cw ?? []) dedupeBytes += client.length + 16;
-    const flush = (last: boolean) => {
+    const flush = (end: number, last: boolean) => {
+      const data = this.#pack(snap.entries, from, end);
       const c: Message = {
-        t: Kind.MapSnapshotChunk,
+        t: Kind.MapSnapshotPacked,
         p,
         e: epoch,
         l: lineage,
@@ -169,7 +182,7 @@ export class SnapshotTransfers {
         s: snap.seq,
         d0: snap.digest[0],
         d1: snap.digest[1],
-        entries,
+        data,
         dedupe: last ? snap.dedupe : [],
       };
       if (up) c.up = true;
@@ -177,16 +190,17 @@ export class SnapshotTransfers {
       if (snap.idleFloor) c.fl = snap.idleFloor;
       if (lv > 0) c.lv = lv;
       chunks.push(c);
-      sizes.push(bytes + 64 + (last ? dedupeBytes : 0));
-      entries = [];
+      sizes.push(data.byteLength + 64 + (last ? dedupeBytes : 0));
+      from = end;
       bytes = 0;
     };
-    for (const e of snap.entries) {
-      entries.push(e);
-      bytes += e[0].length + e[1].byteLength + e[2].byteLength + 24;
-      if (bytes >= this.ctx.config.snapshotChunkBytes) flush(false);
+    const entries = snap.entries;
+    for (let i = 0; i < entries.length; i++) {
+      // About the packed size of the entry (snapshot_codec.ts), a little above.
+      bytes += entries[i][1].byteLength + entries[i][2].byteLength + (entries[i].length === 9 ? 40 : 24);
+      if (bytes >= this.ctx.config.snapshotChunkBytes) flush(i + 1, false);
     }
-    flush(true);
+    flush(entries.length, true);
     for (const c of chunks) c.n = chunks.length;
     return {
       p,
@@ -210,6 +224,25 @@ export class SnapshotTransfers {
       seq: snap.seq,
       level: lv,
     };
+  }
+
+  /**
+   * Entries `[from, end)` of a snapshot, packed (snapshot_codec.ts) and compressed when that
+   * pays: the bytes of a transfer cost CPU per packet on both ends of the link, far more
+   * than level-1 DEFLATE costs. Data that does not compress (already compressed or random
+   * values) is detected from the chunks tried and then tried once every DEFLATE_PROBE_EVERY
+   * chunks only.
+   */
+  #pack(entries: SnapshotData["entries"], from: number, end: number): Uint8Array {
+    const packed = packEntries(entries, from, end);
+    if (packed.byteLength < DEFLATE_MIN_BYTES) return packed;
+    if (this.#deflateKept > 0.875 && ++this.#deflateSkipped < DEFLATE_PROBE_EVERY) return packed;
+    this.#deflateSkipped = 0;
+    const z = deflatePacked(packed);
+    this.#deflateKept = 0.75 * this.#deflateKept + 0.25 * (z ? z.byteLength / packed.byteLength : 1);
+    if (!z) return packed;
+    this.ctx.counters.snapshotChunksDeflated++;
+    return z;
   }
 
   /** Drops an unfinished transfer (counted in snapshotsAbandoned). */
@@ -384,6 +417,22 @@ export class SnapshotTransfers {
     const a = this.in.get(p);
     return !!a && a.epoch === e &&
       this.ctx.clock.now() - a.lastChunkAt < SNAPSHOT_STALE_RETRANSMITS * this.ctx.config.retransmitMs;
+  }
+
+  /**
+   * A received packed chunk as the chunk it stands for, or null when its entries are
+   * malformed (dropped, counted in snapshotChunksInvalid, not acknowledged: a sender that
+   * means well sends it again).
+   */
+  unpack(from: NodeId, msg: MapSnapshotPacked): MapSnapshotChunk | null {
+    const entries = unpackEntries(msg.data);
+    if (typeof entries === "string") {
+      this.ctx.counters.snapshotChunksInvalid++;
+      this.ctx.log.debug("map.snapshot.invalid_chunk", { p: msg.p, from, reason: entries });
+      return null;
+    }
+    const { data: _, ...rest } = msg;
+    return { ...rest, t: Kind.MapSnapshotChunk, entries };
   }
 
   /**

@@ -72,6 +72,7 @@ export const Kind = {
   MapSyncPull: 103,
   MapSnapshotChunk: 104,
   MapSnapshotAck: 105,
+  MapSnapshotPacked: 106,
   // invoke 140–159
   InvokeRequest: 140,
   InvokeResponse: 141,
