@@ -37,7 +37,7 @@ import type {
 import { runtimeName } from "./runtime/process.ts";
 import { readPemFile, serve, type Served, type TlsFiles } from "./runtime/serve.ts";
 import { wsUpgrader } from "./runtime/websocket.ts";
-import { SignalingClient } from "./signaling/client.ts";
+import { SignalingClient, signalUrl } from "./signaling/client.ts";
 import { SIGNAL_PATH_TICK_MS, SignalPaths } from "./cluster/signal_paths.ts";
 import { type ClientSocket, localSocket } from "./signaling/local_socket.ts";
 import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
@@ -103,12 +103,17 @@ export class Node implements ShoalNode {
       dtls,
       log: log.child({ layer: "transport" }),
       signaling: {
-        // Through `to`'s own endpoint when this node holds a connection to it, else the server
-        // where `to` is registered: the join URL's, our own endpoint, another member's.
-        // (A connection whose server died keeps its last peer list: it is skipped.)
-        send: (to, payload) =>
-          (this.#paths.endpointOf(to) ?? this.#signaling.find((c) => c.connected && c.peers().includes(to)) ??
-            this.#paths.connectionTo(to) ?? this.#signaling[0])?.send(to, payload) ?? false,
+        // Through `to`'s own endpoint when this node holds a connection to it, else back the
+        // way `to`'s last signal came, else the server where `to` is registered: the join
+        // URL's, our own endpoint, another member's (SignalPaths.route). A connection whose
+        // server died keeps its last peer list: it is skipped.
+        send: (to, payload) => {
+          const c = this.#paths.route(to);
+          if (!c) return false;
+          this.log.debug("signaling.route", { peer: to, url: c.url, connected: c.connected });
+          this.#paths.sent(to, c);
+          return c.send(to, payload);
+        },
         onSignal: (h) => (this.#onServerSignal = h),
       },
     });
@@ -151,6 +156,11 @@ export class Node implements ShoalNode {
       members: () => this.membership.members(),
       isLinked: (peer) => this.transport.isLinked(peer),
       fixed: () => this.#signaling,
+      // The endpoint every member serves at its HTTP address dies (or freezes) with it.
+      suspectServer: (conn) =>
+        this.membership.members().some((m) =>
+          this.membership.memberState(m.id)?.status === "suspect" && !!m.urls?.some((u) => signalUrl(u) === conn.url)
+        ),
       open: (url) => this.#openSignaling(url, 5_000),
       retryLink: (peer, serverLost) => this.membership.retryLink(peer, serverLost),
       now: () => Date.now(),
@@ -293,7 +303,10 @@ export class Node implements ShoalNode {
       socket,
       log: this.log.child({ layer: "signaling" }),
     });
-    client.onSignal((from, payload) => this.#onServerSignal(from, payload));
+    client.onSignal((from, payload) => {
+      this.#paths.arrived(from, client);
+      this.#onServerSignal(from, payload);
+    });
     try {
       await client.start(timeoutMs);
       return client;

@@ -46,6 +46,8 @@ function setup() {
     opened: new Map<string, Conn>(),
     retried: [] as string[],
     serverLost: [] as string[],
+    /** Connections to the endpoint of a member suspected here. */
+    suspect: new Set<Conn>(),
   };
   const paths = new SignalPaths<Conn>({
     self: "d",
@@ -53,6 +55,7 @@ function setup() {
     members: () => ["b", "c", "d"].map(member),
     isLinked: (id) => world.linked.has(id),
     fixed: () => [world.seedServer, world.ownEndpoint],
+    suspectServer: (c) => world.suspect.has(c),
     open: (url) => {
       const c = conn([url.slice("mem://".length)]);
       world.opened.set(url, c);
@@ -109,6 +112,46 @@ describe("SignalPaths", () => {
     expect(world.retried).toEqual(["b"]);
     // Its server is alive: an attempt through it is left alone unless it is old.
     expect(world.serverLost).toEqual([]);
+  });
+
+  test("a signal goes back the way its peer's last signal came, not into a server that froze", () => {
+    const { world, paths } = setup();
+    world.ownEndpoint.listed = ["b"];
+    // The seed froze: its WebSocket stays open and its peer list stale, so it still lists b.
+    expect(paths.route("b")).toBe(world.seedServer);
+    paths.arrived("b", world.ownEndpoint);
+    expect(paths.route("b")).toBe(world.ownEndpoint);
+    // Suspected here, the seed's server is no route at all.
+    paths.arrived("b", world.seedServer);
+    world.suspect.add(world.seedServer);
+    expect(paths.route("b")).toBe(world.ownEndpoint);
+  });
+
+  test("an attempt signalled through a server that closes is made again once a live route exists", async () => {
+    const { world, paths, tick } = setup();
+    world.linked.add("c");
+    paths.sent("b", world.seedServer);
+    world.seedServer.connected = false;
+    await tick(250);
+    // No live route to b yet: its own endpoint is being opened, which retries when it opens.
+    expect(world.serverLost).toEqual(["b"]);
+    world.retried.length = 0;
+    world.serverLost.length = 0;
+    paths.sent("b", world.seedServer);
+    world.ownEndpoint.listed = ["b"];
+    await tick(250);
+    expect(world.serverLost).toEqual(["b"]);
+  });
+
+  test("a path to a member's own endpoint retries an attempt whose signal went through another server", async () => {
+    const { world, paths, tick } = setup();
+    world.linked.add("c");
+    world.suspect.add(world.seedServer); // the seed is suspected: its server is no route to b
+    paths.sent("b", world.seedServer);
+    await tick(250);
+    expect([...world.opened.keys()]).toEqual(["mem://b"]);
+    expect(world.serverLost).toEqual(["b"]);
+    expect(paths.route("b")).toBe(world.opened.get("mem://b")!);
   });
 
   test("a path closes 5 s after its member is linked directly", async () => {

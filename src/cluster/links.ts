@@ -248,7 +248,10 @@ export class Links {
       this.connecting.delete(id);
       if (st.link.attempts >= 1) return this.#connectVia(id, st, undefined);
       st.link.attempts++;
-      st.link.nextAt = h.clock.now() + h.config.probeIntervalMs * (1 + h.rng.next());
+      const waitMs = h.config.probeIntervalMs * (1 + h.rng.next());
+      st.link.nextAt = h.clock.now() + waitMs;
+      // Then, not at the next periodic check (up to `linkCheckIntervalMs` later).
+      h.after(waitMs, () => this.queueTick());
     });
   }
 
@@ -261,6 +264,7 @@ export class Links {
     this.connecting.add(id);
     this.#paths.set(id, { via: via ?? null, at: h.clock.now() });
     this.#retryNow.delete(id);
+    h.log.debug("cluster.link.connect", { peer: id, via: via ?? "server" });
     h.t.connect(id, { via, timeoutMs: h.config.connectTimeoutMs }).then(
       () => {
         this.connecting.delete(id);

@@ -31,6 +31,8 @@ const RETRY_FAILED_MS = 2_000;
 const STALE_PATH_MS = 1_500;
 /** A connection to a member linked directly (or gone) this long closes. */
 const LINKED_CLOSE_MS = 5_000;
+/** Members whose last signal in and out is remembered, at most. */
+const MAX_ROUTES = 1024;
 
 /** An open connection to a signaling endpoint. */
 export interface EndpointConnection {
@@ -49,7 +51,12 @@ export interface SignalPathsHost<C extends EndpointConnection> {
   members(): readonly MemberInfo[];
   isLinked(id: NodeId): boolean;
   /** The node's own connections: its join URL's server and its own endpoint. */
-  fixed(): readonly EndpointConnection[];
+  fixed(): readonly C[];
+  /**
+   * Whether `conn` is the endpoint of a member this node suspects: its server is likely
+   * frozen or dead with it (a frozen process's connections stay open), so it is no route.
+   */
+  suspectServer(conn: C): boolean;
   /** Opens a connection to the signaling endpoint at `url`; rejects when it cannot. */
   open(url: string): Promise<C>;
   /**
@@ -75,11 +82,15 @@ export class SignalPaths<C extends EndpointConnection> {
   /** When opening a connection to a URL last failed. */
   readonly #failedAt = new Map<string, number>();
   /** The connection through which each unlinked member was last found registered (null: none). */
-  readonly #reachedVia = new Map<NodeId, EndpointConnection | null>();
+  readonly #reachedVia = new Map<NodeId, C | null>();
   /** Unlinked members whose server died since they were last given a path. */
   readonly #serverLost = new Set<NodeId>();
   /** Since when each member has been unlinked here. */
   readonly #unlinkedSince = new Map<NodeId, number>();
+  /** The connection each member's last signal arrived through (replies go back that way). */
+  readonly #arrived = new Map<NodeId, C>();
+  /** The connection this node's last signal to each unlinked member left through. */
+  readonly #sent = new Map<NodeId, C>();
   #stopped = false;
   /** Connections opened so far (for tests and reports). */
   opened = 0;
@@ -101,10 +112,49 @@ export class SignalPaths<C extends EndpointConnection> {
     return undefined;
   }
 
-  /** An open connection to a member's endpoint where `to` is registered. */
+  /** The connection to the member endpoint at `url`, if open. */
+  connectionAt(url: string): C | undefined {
+    return this.#paths.get(url)?.conn ?? undefined;
+  }
+
+  /** An open connection to a member's endpoint where `to` is registered (not one of a member suspected here). */
   connectionTo(to: NodeId): C | undefined {
-    for (const p of this.#paths.values()) if (p.conn?.connected && p.conn.peers().includes(to)) return p.conn;
+    for (const p of this.#paths.values()) if (p.conn && this.#serves(p.conn, to)) return p.conn;
     return undefined;
+  }
+
+  /**
+   * The connection to signal `to` through: `to`'s own endpoint (it dies only with `to`), else
+   * the one `to`'s last signal arrived through (a reply goes back the way its request just
+   * came: a server of this node's that also lists `to` may be one that froze), else a
+   * server of this node's own where `to` is registered (the join URL's first), else any
+   * other path where it is, else the join URL's server (which queues while disconnected).
+   * @param arrivedVia where `to`'s last signal arrived (default: as recorded by {@link arrived})
+   */
+  route(to: NodeId, arrivedVia: C | null = this.#arrived.get(to) ?? null): C | undefined {
+    const fixed = this.host.fixed();
+    const back = arrivedVia && this.#serves(arrivedVia, to) ? arrivedVia : undefined;
+    return this.endpointOf(to) ?? back ?? fixed.find((c) => this.#serves(c, to)) ?? this.connectionTo(to) ?? fixed[0];
+  }
+
+  /** Whether `conn` is open, lists `to`, and is not the endpoint of a member suspected here. */
+  #serves(conn: C, to: NodeId): boolean {
+    return conn.connected && conn.peers().includes(to) && !this.host.suspectServer(conn);
+  }
+
+  /** A signal from `from` arrived through `conn`. */
+  arrived(from: NodeId, conn: C): void {
+    remember(this.#arrived, from, conn);
+  }
+
+  /**
+   * A signal to `to` left through `conn`. Should `conn` close before `to` is linked, or a
+   * path to `to`'s own endpoint open, the link attempt it carried is given up and made again
+   * through a live path (an offer or hello sent into a server that froze and then died is
+   * lost, and would otherwise wait out its connect timeout).
+   */
+  sent(to: NodeId, conn: C): void {
+    remember(this.#sent, to, conn);
   }
 
   /** Opens the paths that are missing and closes those no longer needed. */
@@ -126,19 +176,29 @@ export class SignalPaths<C extends EndpointConnection> {
         this.#serverLost.delete(id);
       }
     }
+    for (const [id, conn] of this.#sent) {
+      if (!targets.has(id) || h.isLinked(id)) this.#sent.delete(id);
+      else if ((!conn.connected || h.suspectServer(conn)) && this.route(id)?.connected) {
+        // The attempt's signaling went through a server that is gone: make it again now
+        // through a live one (with none yet, a path that opens retries it).
+        this.#sent.delete(id);
+        h.retryLink(id, true);
+      }
+    }
     for (const [id, url] of targets) {
       if (h.isLinked(id)) continue;
       const since = this.#unlinkedSince.get(id) ?? now;
       this.#unlinkedSince.set(id, since);
-      const via = h.fixed().find((c) => c.connected && c.peers().includes(id)) ?? this.connectionTo(id) ?? null;
+      const via = h.fixed().find((c) => this.#serves(c, id)) ?? this.connectionTo(id) ?? null;
       const before = this.#reachedVia.get(id);
       this.#reachedVia.set(id, via);
-      if (before && before !== via && !before.connected) this.#serverLost.add(id);
+      const beforeLost = !!before && (!before.connected || h.suspectServer(before));
+      if (before && before !== via && beforeLost) this.#serverLost.add(id);
       // A path appeared where there was none, or the server the member was reached through
       // died and the member is registered elsewhere (at this node's own endpoint, say): link
       // through it now. Two open servers that both list it trade places freely: an attempt
       // under way through one of them is left alone.
-      if (via && before !== undefined && before !== via && (before === null || !before.connected)) {
+      if (via && before !== undefined && before !== via && (before === null || beforeLost)) {
         h.retryLink(id, this.#serverLost.delete(id));
       }
       // A member reached through another server but still unlinked after a while: open its
@@ -172,7 +232,11 @@ export class SignalPaths<C extends EndpointConnection> {
         if (this.#stopped || this.#paths.get(url) !== entry) return conn.close();
         entry.conn = conn;
         if (conn.peers().includes(id)) this.#reachedVia.set(id, conn);
-        h.retryLink(id, this.#serverLost.delete(id));
+        // An attempt under way whose signaling left through another server (one that froze,
+        // say) is made again through this path.
+        const sentVia = this.#sent.get(id);
+        const elsewhere = sentVia !== undefined && sentVia !== conn;
+        h.retryLink(id, this.#serverLost.delete(id) || elsewhere);
       },
       () => {
         if (this.#paths.get(url) === entry) this.#paths.delete(url);
@@ -187,5 +251,14 @@ export class SignalPaths<C extends EndpointConnection> {
     this.#stopped = true;
     for (const p of this.#paths.values()) p.conn?.close();
     this.#paths.clear();
+    this.#arrived.clear();
+    this.#sent.clear();
   }
+}
+
+/** Sets `map[key] = value`, the oldest entry dropped beyond {@link MAX_ROUTES}. */
+function remember<V>(map: Map<NodeId, V>, key: NodeId, value: V): void {
+  map.delete(key);
+  if (map.size >= MAX_ROUTES) map.delete(map.keys().next().value!);
+  map.set(key, value);
 }

@@ -24,10 +24,15 @@ export function simSignalingUrl(id: NodeId): string {
 /** Time to open a connection to an endpoint (a WebSocket handshake on loopback). */
 const OPEN_MS = 3;
 
+/** A registration at the endpoint of member `endpoint`. */
+interface SimConnection extends EndpointConnection {
+  readonly endpoint: NodeId;
+}
+
 /** One member's signaling: its own endpoint, the one it joined through, and its paths to others. */
 export class SimSignaling {
-  readonly paths: SignalPaths<EndpointConnection>;
-  readonly #fixed: EndpointConnection[];
+  readonly paths: SignalPaths<SimConnection>;
+  readonly #fixed: SimConnection[];
   #timer: Timer | null = null;
 
   constructor(
@@ -45,9 +50,20 @@ export class SimSignaling {
       members: () => m.members(),
       isLinked: (id) => net.node(self)?.isLinked(id) ?? false,
       fixed: () => this.#fixed,
+      suspectServer: (conn) => m.memberState(conn.endpoint)?.status === "suspect",
       open: (url) => this.#open(url),
       retryLink: (id, serverLost) => m.retryLink(id, serverLost),
       now: () => clock.now(),
+    });
+    // As node.ts picks (SignalPaths.route), an answer going back where its request came from.
+    const connectionAt = (endpoint: NodeId) =>
+      this.#fixed.find((c) => c.endpoint === endpoint) ?? this.paths.connectionAt(simSignalingUrl(endpoint));
+    net.setSignalRoute(self, {
+      route: (to, arrivedAt) => this.paths.route(to, arrivedAt ? connectionAt(arrivedAt) ?? null : null)?.endpoint,
+      sent: (to, endpoint) => {
+        const c = connectionAt(endpoint);
+        if (c) this.paths.sent(to, c);
+      },
     });
     m.subscribe((e) => {
       if (e.type === "memberRemoved") this.paths.memberRemoved(e.member, e.reason);
@@ -77,10 +93,11 @@ export class SimSignaling {
     this.paths.stop();
   }
 
-  #connection(endpoint: NodeId): EndpointConnection {
+  #connection(endpoint: NodeId): SimConnection {
     const net = this.net;
     const self = this.self;
     return {
+      endpoint,
       get connected() {
         return net.registeredAt(self, endpoint) && !!net.node(endpoint)?.alive;
       },
@@ -89,7 +106,7 @@ export class SimSignaling {
     };
   }
 
-  #open(url: string): Promise<EndpointConnection> {
+  #open(url: string): Promise<SimConnection> {
     return new Promise((resolve, reject) => {
       const endpoint = url.startsWith(PREFIX) ? url.slice(PREFIX.length) : "";
       this.clock.setTimer(OPEN_MS, () => {

@@ -113,6 +113,7 @@ export class Simulation<N extends SimNode> {
       crashLinkDownAfterMs: opts.crashLinkDownAfterMs ?? null,
       signaling: opts.signaling ?? false,
     });
+    this.net.frozen = (id) => this.isStalled(id);
     this.#factory = factory;
     this.#tickMs = opts.tickMs ?? 1;
     this.#logLevel = opts.logLevel ?? "silent";

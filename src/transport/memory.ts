@@ -101,6 +101,17 @@ export function packetLossDelayMs(c: LinkConditions, size: number, rng: Random):
   return extra;
 }
 
+/** How a node picks the signaling endpoint it sends to another through (see {@link MemoryNetwork.setSignalRoute}). */
+export interface SignalRoute {
+  /** The endpoint a signal to `to` leaves through; `arrivedAt`: where `to`'s last signal came from. */
+  route(to: NodeId, arrivedAt?: NodeId): NodeId | undefined;
+  /** A signal to `to` left through the endpoint of `endpoint`. */
+  sent(to: NodeId, endpoint: NodeId): void;
+}
+
+/** How often a link set-up whose signaling waits at a frozen endpoint or relay looks again. */
+const HELD_RECHECK_MS = 10;
+
 /** The simulated network that MemoryTransports attach to. */
 export class MemoryNetwork {
   readonly clock: Clock;
@@ -139,6 +150,7 @@ export class MemoryNetwork {
    */
   register(id: NodeId, endpoint: NodeId): boolean {
     if (!this.reachable(id, endpoint) || !this.reachable(endpoint, id)) return false;
+    if (this.signaling && this.frozen(endpoint)) return false; // its handshake would hang
     const room = this.#endpoints.get(endpoint) ?? new Set<NodeId>();
     this.#endpoints.set(endpoint, room);
     room.add(id);
@@ -170,6 +182,53 @@ export class MemoryNetwork {
       }
     }
     return false;
+  }
+
+  /**
+   * Whether a node is frozen (its process stopped, SIGSTOP): its endpoint and its relay
+   * pass no signaling, though connections to them stay open. Set by the simulator.
+   */
+  frozen: (id: NodeId) => boolean = () => false;
+  /** Per node, how it picks the endpoint it signals another node through (as a real node does). */
+  readonly #signalRoutes = new Map<NodeId, SignalRoute>();
+
+  /** Sets how node `id` picks the endpoint it signals others through (see {@link signalEndpoints}). */
+  setSignalRoute(id: NodeId, route: SignalRoute): void {
+    this.#signalRoutes.set(id, route);
+  }
+
+  /**
+   * The endpoints that signaling between `a` and `b` without a relay goes through, picked
+   * now: `a` sends through the one its signal route picks (and is told so), `b` answers
+   * through the one it picks knowing where `a`'s signal came from. Null without signal
+   * routes (then any endpoint holding both will do, see {@link signalState}).
+   */
+  signalEndpoints(a: NodeId, b: NodeId): NodeId[] | null {
+    const ra = this.#signalRoutes.get(a), rb = this.#signalRoutes.get(b);
+    if (!this.signaling || !ra || !rb) return null;
+    const out = ra.route(b);
+    if (out === undefined) return [];
+    ra.sent(b, out);
+    const back = rb.route(a, out);
+    return back === undefined ? [] : [out, back];
+  }
+
+  /**
+   * Whether signaling between `a` and `b` through `endpoints` (see {@link signalEndpoints})
+   * gets through: "ok"; "held" while one of them is frozen (its process stopped: the
+   * signal waits there, and is lost should it die); "lost" when one is down or does not hold
+   * both ends.
+   */
+  signalState(a: NodeId, b: NodeId, endpoints: NodeId[] | null): "ok" | "held" | "lost" {
+    if (!this.signaling) return "ok";
+    if (endpoints === null) return this.signalable(a, b) ? "ok" : "lost";
+    if (endpoints.length === 0) return "lost";
+    let held = false;
+    for (const e of endpoints) {
+      if (!this.#nodes.get(e)?.alive || !this.registeredAt(a, e) || !this.registeredAt(b, e)) return "lost";
+      held ||= this.frozen(e);
+    }
+    return held ? "held" : "ok";
   }
 
   /** Time to establish a link between `a` and `b`. */
@@ -360,16 +419,18 @@ export class MemoryTransport implements Transport {
       if (peer === this.self) return reject(new RangeError("Cannot connect to self"));
       if (this.#links.has(peer)) return resolve();
       // Signaling must reach the peer: through a server where both are registered (always,
-      // without the signaling model), or relayed by `via`.
-      const signalingOk = () => {
-        if (options.via) {
-          return this.#links.has(options.via) && net.reachable(this.self, options.via) &&
-            net.reachable(options.via, peer) &&
-            !!net.node(options.via)?.isLinked(peer);
-        }
-        return net.signalable(this.self, peer);
+      // without the signaling model), or relayed by `via`. It waits at a frozen relay or
+      // endpoint (and is lost if that dies).
+      const endpoints = options.via ? null : net.signalEndpoints(this.self, peer);
+      const signaling = (): "ok" | "held" | "lost" => {
+        const via = options.via;
+        if (!via) return net.signalState(this.self, peer, endpoints);
+        const ok = this.#links.has(via) && net.reachable(this.self, via) && net.reachable(via, peer) &&
+          !!net.node(via)?.isLinked(peer);
+        return !ok ? "lost" : net.signaling && net.frozen(via) ? "held" : "ok";
       };
-      const ok = () => signalingOk() && net.reachable(this.self, peer) && net.reachable(peer, this.self);
+      const reachable = () => net.reachable(this.self, peer) && net.reachable(peer, this.self);
+      const ok = () => signaling() === "ok" && reachable();
       if (net.signaling && !options.via && !net.signalable(this.self, peer)) {
         // No server to hand the offer to: the send fails at once.
         return reject(new Error(`Cannot connect to ${peer}: no signaling path`));
@@ -395,27 +456,34 @@ export class MemoryTransport implements Transport {
       };
       attempt.reject = (err: Error) => finish(err);
       attempts.add(attempt);
-      const failLate = () =>
+      if (net.signaling) {
         net.clock.setTimer(
           timeoutMs,
           () => finish(new Error(`Cannot connect to ${peer}: no link after ${timeoutMs} ms`)),
         );
-      if (!ok()) return void failLate();
-      net.clock.setTimer(net.connectMs(this.self, peer), () => {
+        if (signaling() === "lost" || !reachable()) return;
+      }
+      const complete = () => {
         if (attempt.done) return;
         const other = net.node(peer);
-        if (!this.alive || !other || !other.alive || !ok()) {
-          if (net.signaling && this.alive) return void failLate();
+        if (net.signaling && this.alive && other?.alive) {
+          const state = signaling();
+          // Waiting at a frozen endpoint or relay: look again shortly.
+          if (state === "held") return void net.clock.setTimer(HELD_RECHECK_MS, complete);
+          if (state === "lost" || !reachable()) return;
+        } else if (!this.alive || !other || !other.alive || !ok()) {
+          if (net.signaling) return;
           return void finish(new Error(`Cannot connect to ${peer}: unreachable`));
         }
         // The offer and the answer are checked against each side's id binding.
-        const refused = other.#refusal(this) ?? this.#refusal(other);
+        const refused = other!.#refusal(this) ?? this.#refusal(other!);
         if (refused) return void finish(new Error(`Cannot connect to ${peer}: ${refused}`));
         finish();
-        this.linkUpLocal(peer, other);
-        other.linkUpLocal(this.self, this);
+        this.linkUpLocal(peer, other!);
+        other!.linkUpLocal(this.self, this);
         resolve();
-      });
+      };
+      net.clock.setTimer(net.connectMs(this.self, peer), complete);
     });
   }
 

@@ -10,60 +10,25 @@
  * they travel through the signaling server for a member's first link, and over the mesh
  * (SignalRelay through a linked member) for every other.
  *
- * Length: about 40 lines above the ~800-line guideline (838). Every method here reads or changes
- * the private link table (a link's state, its current and next peer connection, its signal
- * path), so the signaling half (#onPayload to #onRelay) cannot leave without exposing that
- * table; moving it to a webrtc_signaling.ts part with an explicit link-table interface is
- * the planned split.
+ * The signaling half (hellos and challenges, signed offers and answers, glare, rejects,
+ * relayed signaling) is webrtc_signaling.ts; it reaches the links through an explicit
+ * link-table interface (`LinkTable`) that this transport implements.
  */
 import type { IceServer } from "./ice_server.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import { ShoalError, TimeoutError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { SignalChannel } from "../signaling/client.ts";
-import {
-  ChallengeBook,
-  checkHelloOrChallenge,
-  ClockOffsets,
-  type ClockSample,
-  clockSample,
-  signChallenge,
-  signHello,
-} from "../signaling/challenges.ts";
-import {
-  checkDescription,
-  checkIdBinding,
-  type DescriptionKeys,
-  isRefusal,
-  signAnswer,
-  signOffer,
-  unreachableReply,
-} from "../signaling/descriptions.ts";
-import type {
-  Description,
-  SignalAnswer,
-  SignalChallenge,
-  SignalHello,
-  SignalOffer,
-  SignalPayload,
-  SignalReject,
-  SignalRelay,
-} from "../signaling/messages.ts";
-import {
-  SignalAnswerMsg,
-  SignalChallengeMsg,
-  SignalHelloMsg,
-  SignalOfferMsg,
-  SignalRejectMsg,
-} from "../signaling/messages.ts";
+import type { ClockSample } from "../signaling/challenges.ts";
+import { signHello } from "../signaling/challenges.ts";
+import type { DescriptionKeys } from "../signaling/descriptions.ts";
 import { encodeValue } from "../wire/codec.ts";
-import { ReplayGuard, roomId, rotatingKey } from "../wire/envelope.ts";
+import { roomId, rotatingKey } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
-import { type Message, validateMessage } from "../wire/message.ts";
+import type { Message } from "../wire/message.ts";
 import { Reassembler } from "./chunks.ts";
 import { frameOf, FrameQueue } from "./frame_queue.ts";
-import { isKind } from "./messages.ts";
 import { admitForward, forwardOf, OriginGuard, OriginSigner } from "./origin.ts";
 import {
   type ConnectOptions,
@@ -76,6 +41,7 @@ import {
 } from "./transport.ts";
 import { LinkFrames, safely } from "./webrtc_frames.ts";
 import { type DtlsIdentity, WebRtcPeer } from "./webrtc_peer.ts";
+import { LinkSignaling, type LinkTable } from "./webrtc_signaling.ts";
 import type { Link, SignalingCounters, SignalPath, WebRtcTransportOptions } from "./webrtc_types.ts";
 
 export type { SignalingCounters, WebRtcTransportOptions } from "./webrtc_types.ts";
@@ -95,10 +61,6 @@ export class WebRtcTransport implements Transport {
   readonly #maxLinks: number;
   readonly #clock: Clock;
   readonly #log: Logger;
-  readonly #guard = new ReplayGuard(60_000, 10_000);
-  readonly #challenges = new ChallengeBook();
-  readonly #offsets: ClockOffsets;
-  readonly #relayHook: WebRtcTransportOptions["relayHook"];
   readonly #dtls: DtlsIdentity | undefined;
   #binding: IdBinding | undefined;
   /** This process's Ed25519 key pair: it tags (origin MAC) what this member sends through relays. */
@@ -109,13 +71,7 @@ export class WebRtcTransport implements Transport {
   #routes = new Map<NodeId, NodeId>();
   readonly #frames: LinkFrames;
   readonly #stats: TransportStats;
-  #signalCounters: SignalingCounters = {
-    refused: 0,
-    lastRefusal: null,
-    relayed: 0,
-    offersViaServer: 0,
-    offersViaMesh: 0,
-  };
+  readonly #sig: LinkSignaling;
   #closed = false;
 
   constructor(opts: WebRtcTransportOptions) {
@@ -133,8 +89,6 @@ export class WebRtcTransport implements Transport {
     this.#maxLinks = opts.maxLinks ?? 256;
     this.#clock = opts.clock ?? realClock;
     this.#log = opts.log ?? silentLogger;
-    this.#offsets = new ClockOffsets(this.#log);
-    this.#relayHook = opts.relayHook;
     this.#dtls = opts.dtls;
     this.#frames = new LinkFrames({
       self: this.self,
@@ -142,12 +96,13 @@ export class WebRtcTransport implements Transport {
       handlers: () => this.#handlers,
       link: (peer) => this.#links.get(peer),
       drop: (link, reason, err) => this.#drop(link, reason, err),
-      onRelay: (from, m) => this.#onRelay(from, m),
-      onPayload: (from, payload, path) => this.#onPayload(from, payload, path),
+      onRelay: (from, m) => this.#sig.onRelay(from, m),
+      onPayload: (from, payload, path) => this.#sig.onPayload(from, payload, path),
       admitForward: (f, inner) => admitForward(this.#origins, f, inner, this.#binding, this.#stats),
     }, opts);
     this.#stats = this.#frames.stats;
-    this.#signaling?.onSignal((from, payload) => this.#onServerSignal(from, payload));
+    this.#sig = new LinkSignaling(this.#linkTable(), opts.relayHook);
+    this.#signaling?.onSignal((from, payload) => this.#sig.onServerSignal(from, payload));
   }
 
   setHandlers(h: TransportHandlers): void {
@@ -172,12 +127,12 @@ export class WebRtcTransport implements Transport {
 
   /** Counters of signed-description handling and relaying. */
   signalingCounters(): SignalingCounters {
-    return { ...this.#signalCounters };
+    return this.#sig.counters();
   }
 
   /** The latest clock-offset estimate per peer (its clock minus ours), measured at each link setup. */
   clockOffsets(): Record<NodeId, ClockSample> {
-    return this.#offsets.all();
+    return this.#sig.clockOffsets();
   }
 
   isLinked(peer: NodeId): boolean {
@@ -233,7 +188,7 @@ export class WebRtcTransport implements Transport {
       }
       const link = this.#newLink(peer, "offering", path, options.timeoutMs ?? this.#connectTimeoutMs);
       link.waiters.push({ resolve, reject });
-      void this.#offer(link);
+      void this.#sig.offer(link);
     });
   }
 
@@ -265,7 +220,7 @@ export class WebRtcTransport implements Transport {
     const hello = signHello(this.#keys, peer, link.key);
     next.nonce = hello.nonce;
     next.pending = { helloSentMs: this.#clock.now() };
-    if (!this.#sendSignal({ kind: "server" }, peer, hello)) return this.#endNext(link, rtc);
+    if (!this.#sig.sendSignal({ kind: "server" }, peer, hello)) return this.#endNext(link, rtc);
     void (async () => {
       let sdp: string;
       try {
@@ -275,20 +230,8 @@ export class WebRtcTransport implements Transport {
       }
       if (link.next?.rtc !== rtc || !link.next.pending) return;
       link.next.pending.sdp = sdp;
-      this.#relinkOfferWhenReady(link);
+      this.#sig.relinkOfferWhenReady(link);
     })();
-  }
-
-  /** Sends the relink offer once both its SDP and the peer's challenge are in. */
-  #relinkOfferWhenReady(link: Link): void {
-    const next = link.next;
-    const p = next?.pending;
-    if (!next || !p?.sdp || !p.challenge) return;
-    next.pending = null;
-    const offer = signOffer(this.#keys, link.peer, p.sdp, this.#clock.now(), p.challenge, link.key);
-    next.nonce = offer.nonce;
-    this.#signalCounters.offersViaServer++;
-    if (!this.#sendSignal({ kind: "server" }, link.peer, offer)) this.#endNext(link, next.rtc);
   }
 
   /**
@@ -419,6 +362,33 @@ export class WebRtcTransport implements Transport {
 
   // ---------------------------------------------------------------- links
 
+  /** The link table as the signaling half sees it. */
+  #linkTable(): LinkTable {
+    return {
+      self: this.self,
+      keys: this.#keys,
+      clock: this.#clock,
+      log: this.#log,
+      stats: this.#stats,
+      signaling: this.#signaling,
+      relinks: this.#iceServers.length > 0,
+      maxLinks: this.#maxLinks,
+      connectTimeoutMs: this.#connectTimeoutMs,
+      closed: () => this.#closed,
+      binding: () => this.#binding,
+      get: (peer) => this.#links.get(peer),
+      all: () => this.#links.values(),
+      size: () => this.#links.size,
+      newLink: (peer, state, path, timeoutMs) => this.#newLink(peer, state, path, timeoutMs),
+      replacePeer: (link) => this.#replacePeer(link),
+      drop: (link, reason, err) => this.#drop(link, reason, err),
+      dropFailed: (link, rtc, reason, err) => this.#dropFailed(link, rtc, reason, err),
+      startNext: (link) => this.#startNext(link),
+      endNext: (link, rtc) => this.#endNext(link, rtc),
+      enqueue: (link, msg: Message) => this.#frames.enqueue(link, msg),
+    };
+  }
+
   #newLink(peer: NodeId, state: "offering" | "answering", path: SignalPath, timeoutMs: number): Link {
     const link: Link = {
       peer,
@@ -543,296 +513,5 @@ export class WebRtcTransport implements Transport {
       this.#log.debug("transport.link_down", { peer: link.peer, reason });
       safely(this.#log, () => this.#handlers.linkDown(link.peer, reason));
     }
-  }
-
-  // ---------------------------------------------------------------- signaling
-
-  async #offer(link: Link): Promise<void> {
-    const rtc = link.rtc;
-    // Ask for the receiver's challenge while ICE gathers; the offer waits for both.
-    this.#sendHello(link);
-    let sdp: string;
-    try {
-      sdp = await rtc.createOffer();
-    } catch (err) {
-      this.#dropFailed(link, rtc, "offer failed", err);
-      return;
-    }
-    if (link.rtc !== rtc || this.#links.get(link.peer) !== link || link.state !== "offering" || !link.pending) return;
-    link.pending.sdp = sdp;
-    this.#offerWhenReady(link);
-  }
-
-  #sendHello(link: Link): void {
-    const hello = signHello(this.#keys, link.peer, link.key);
-    link.nonce = hello.nonce;
-    link.pending = { helloSentMs: this.#clock.now(), sdp: link.pending?.sdp }; // a retried hello keeps the SDP
-    this.#sendOrDrop(link, hello, "hello");
-  }
-
-  #offerWhenReady(link: Link): void {
-    const p = link.pending;
-    if (!p?.sdp || !p.challenge) return;
-    link.pending = null;
-    const offer = signOffer(this.#keys, link.peer, p.sdp, this.#clock.now(), p.challenge, link.key);
-    link.nonce = offer.nonce;
-    if (link.path.kind === "server") this.#signalCounters.offersViaServer++;
-    else this.#signalCounters.offersViaMesh++;
-    this.#sendOrDrop(link, offer, "offer");
-  }
-
-  #sendOrDrop(link: Link, payload: SignalPayload, what: string): void {
-    if (this.#sendSignal(link.path, link.peer, payload)) return;
-    const how = link.path.kind === "server" ? "the signaling server" : `relay ${link.path.via}`;
-    this.#drop(
-      link,
-      `${what} not sent`,
-      new ShoalError("UNREACHABLE", `Cannot connect to ${link.peer}: cannot send the ${what} through ${how}`),
-    );
-  }
-
-  #sendSignal(path: SignalPath, to: NodeId, payload: SignalPayload): boolean {
-    if (path.kind === "server") return this.#signaling?.send(to, payload) ?? false;
-    const relayMsg = { t: Kind.SignalRelay, from: this.self, to, d: payload };
-    const via = this.#links.get(path.via);
-    if (via?.state !== "open") return false;
-    // The relay may be the peer itself (a renegotiation over an existing link).
-    return this.#frames.enqueue(via, relayMsg);
-  }
-
-  #reject(path: SignalPath, to: NodeId, re: string, code: SignalReject["code"], reason: string): void {
-    this.#sendSignal(path, to, { t: Kind.SignalReject, from: this.self, to, re, code, reason });
-  }
-
-  #onServerSignal(from: NodeId, payload: unknown): void {
-    if (this.#closed) return;
-    this.#onPayload(from, payload, { kind: "server" });
-  }
-
-  /** A description or reject from `from` (as vouched for by the server or the relay). */
-  #onPayload(from: NodeId, payload: unknown, path: SignalPath): void {
-    const v = validateMessage(payload);
-    const d: SignalPayload | null = !v.ok
-      ? null
-      : isKind(SignalOfferMsg, v.msg) || isKind(SignalAnswerMsg, v.msg) || isKind(SignalRejectMsg, v.msg) ||
-          isKind(SignalHelloMsg, v.msg) || isKind(SignalChallengeMsg, v.msg)
-      ? v.msg
-      : null;
-    if (!d) {
-      this.#stats.droppedInvalid++;
-      return;
-    }
-    if (d.from !== from) {
-      this.#stats.droppedInvalid++;
-      return;
-    }
-    if (d.t === Kind.SignalReject) return this.#onReject(d as SignalReject);
-    if (d.t === Kind.SignalHello || d.t === Kind.SignalChallenge) {
-      return this.#onHelloOrChallenge(d as SignalHello | SignalChallenge, path);
-    }
-    const desc = d as Description;
-    const now = this.#clock.now();
-    const checked = checkDescription(desc, this.#keys, this.#guard, now, this.#challenges);
-    const foreign = isRefusal(checked) ? null : checkIdBinding(desc, this.#binding?.fingerprintOf(from));
-    if (foreign) this.#binding?.refused(from, foreign.reason);
-    const refusal = foreign ?? checked;
-    if (isRefusal(refusal)) {
-      this.#refuse(path, from, d.t === Kind.SignalOffer ? "offer" : "answer", refusal, desc.nonce);
-      // A refused answer also ends our attempt: the answerer cannot be trusted.
-      if (d.t === Kind.SignalAnswer) {
-        const link = this.#links.get(from);
-        if (link && link.state === "offering" && link.nonce === (d as SignalAnswer).re) {
-          this.#drop(
-            link,
-            "answer refused",
-            new ShoalError(refusal.code, `Cannot connect to ${from}: ${refusal.reason}`),
-          );
-        }
-      }
-      return;
-    }
-    if (d.t === Kind.SignalOffer) {
-      const offer = d as SignalOffer;
-      // Our challenge out, its arrival and the offer's departure on their clock, the offer's arrival on ours.
-      this.#offsets.record(from, clockSample(refusal.challengeIssuedMs!, offer.cts, offer.ts, now));
-      void this.#onOffer(offer, path, refusal.key);
-    } else void this.#onAnswer(d as SignalAnswer);
-  }
-
-  /** A hello (we answer with a challenge) or a challenge (our offer may go out). */
-  #onHelloOrChallenge(m: SignalHello | SignalChallenge, path: SignalPath): void {
-    const checked = checkHelloOrChallenge(m, this.#keys);
-    if ("code" in checked) {
-      const hello = m.t === Kind.SignalHello;
-      return this.#refuse(
-        path,
-        m.from,
-        hello ? "hello" : "challenge",
-        checked,
-        hello ? (m as SignalHello).nonce : undefined,
-      );
-    }
-    const now = this.#clock.now();
-    if (m.t === Kind.SignalHello) {
-      const hello = m as SignalHello;
-      const ch = this.#challenges.issue(hello.from, now);
-      this.#sendSignal(path, hello.from, signChallenge(this.#keys, hello, ch, now, checked.key));
-      return;
-    }
-    const c = m as SignalChallenge;
-    const link = this.#links.get(c.from);
-    const next = link?.next;
-    if (link?.state === "open" && next?.pending && next.nonce === c.re && !next.pending.challenge) {
-      next.pending.challenge = { ch: c.ch, arrivedMs: now };
-      return this.#relinkOfferWhenReady(link);
-    }
-    if (!link || link.state !== "offering" || !link.pending || link.nonce !== c.re || link.pending.challenge) return;
-    this.#offsets.record(c.from, clockSample(link.pending.helloSentMs, c.ts, c.ts, now));
-    link.pending.challenge = { ch: c.ch, arrivedMs: now };
-    this.#offerWhenReady(link);
-  }
-
-  /** Counts and logs a refused signaling message, and answers it along `path` when `re` is given. */
-  #refuse(path: SignalPath, from: NodeId, kind: string, r: Pick<SignalReject, "code" | "reason">, re?: string): void {
-    this.#signalCounters.refused++;
-    this.#signalCounters.lastRefusal = r.reason;
-    this.#log.warn("signaling.refused", { peer: from, kind, reason: r.reason });
-    if (re !== undefined) this.#reject(path, from, re, r.code, r.reason);
-  }
-
-  async #onOffer(offer: SignalOffer, path: SignalPath, key: Uint8Array): Promise<void> {
-    const peer = offer.from;
-    let link = this.#links.get(peer);
-    if (link?.state === "offering" && this.self < peer) {
-      // Glare: both sides offered at once; the lower id's offer wins, so ignore theirs.
-      return;
-    }
-    // The peer renegotiates an open link (it lost the path, or relinks). Members given
-    // STUN/TURN servers answer with a replacement connection and keep the old one until the
-    // new one opens; others drop the old link.
-    if (link?.state === "open" && this.#iceServers.length > 0) return this.#answerRelink(link, offer, path, key);
-    if (link) {
-      if (link.state === "open") {
-        this.#drop(link, "peer reconnected", new ShoalError("UNREACHABLE", `Connection to ${peer} replaced`));
-        link = undefined;
-      } else {
-        link.state = "answering";
-        link.pending = null;
-        link.path = path;
-        this.#replacePeer(link);
-      }
-    }
-    if (!link) {
-      if (this.#links.size >= this.#maxLinks) {
-        this.#reject(path, peer, offer.nonce, "REFUSED", `member has ${this.#maxLinks} links already`);
-        return;
-      }
-      link = this.#newLink(peer, "answering", path, this.#connectTimeoutMs);
-    }
-    const rtc = link.rtc;
-    let sdp: string;
-    try {
-      sdp = await rtc.acceptOffer(offer.sdp);
-    } catch (err) {
-      if (link.rtc === rtc) {
-        this.#drop(
-          link,
-          "bad offer",
-          new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: ${(err as Error).message}`),
-        );
-      }
-      return;
-    }
-    if (link.rtc !== rtc || this.#links.get(peer) !== link) return;
-    // Under the secret the offer was signed with (during a rotation, the peer may not know the new one yet).
-    link.key = key;
-    const answer = signAnswer(this.#keys, peer, sdp, offer.nonce, this.#clock.now(), key);
-    link.nonce = answer.nonce;
-    if (!this.#sendSignal(path, peer, answer)) {
-      this.#drop(
-        link,
-        "answer not sent",
-        new ShoalError("UNREACHABLE", `Cannot connect to ${peer}: cannot send the answer`),
-      );
-    }
-  }
-
-  async #answerRelink(link: Link, offer: SignalOffer, path: SignalPath, key: Uint8Array): Promise<void> {
-    if (link.next) {
-      // Glare: both ends relink at once; the lower id's offer wins.
-      if (this.self < link.peer) return;
-      this.#endNext(link, link.next.rtc);
-    }
-    const rtc = this.#startNext(link);
-    let sdp: string;
-    try {
-      sdp = await rtc.acceptOffer(offer.sdp);
-    } catch {
-      return this.#endNext(link, rtc);
-    }
-    if (link.next?.rtc !== rtc) return;
-    // Under the secret the relink offer was signed with, as for a first offer.
-    const answer = signAnswer(this.#keys, link.peer, sdp, offer.nonce, this.#clock.now(), key);
-    link.next.nonce = answer.nonce;
-    if (!this.#sendSignal(path, link.peer, answer)) this.#endNext(link, rtc);
-  }
-
-  async #onAnswer(answer: SignalAnswer): Promise<void> {
-    const link = this.#links.get(answer.from);
-    const next = link?.next;
-    if (link?.state === "open" && next && next.nonce === answer.re) {
-      try {
-        await next.rtc.acceptAnswer(answer.sdp);
-      } catch {
-        this.#endNext(link, next.rtc);
-      }
-      return;
-    }
-    if (!link || link.state !== "offering" || link.nonce !== answer.re) return; // stale
-    const rtc = link.rtc;
-    try {
-      await rtc.acceptAnswer(answer.sdp);
-    } catch (err) {
-      this.#dropFailed(link, rtc, "bad answer", err);
-    }
-  }
-
-  #onReject(r: SignalReject): void {
-    if (r.to !== this.self) return;
-    for (const link of this.#links.values()) {
-      if (link.state !== "open" && link.nonce === r.re) {
-        const previous = this.#keys.previousKey;
-        if (r.code === "AUTH_FAILED" && link.pending && previous && link.key !== previous) {
-          // A secret rotation in progress: the peer may know only the previous secret.
-          link.key = previous;
-          this.#sendHello(link);
-          return;
-        }
-        this.#log.warn("signaling.rejected", { peer: link.peer, code: r.code, reason: r.reason });
-        this.#drop(link, "rejected", new ShoalError(r.code, `Cannot connect to ${link.peer}: ${r.reason}`));
-        return;
-      }
-    }
-  }
-
-  #onRelay(from: NodeId, m: SignalRelay): void {
-    if (m.to === this.self) {
-      this.#onPayload(m.from, m.d, { kind: "relay", via: from });
-      return;
-    }
-    // Forward for others, only along a direct link.
-    const next = this.#links.get(m.to);
-    if (next?.state !== "open") {
-      const back = this.#links.get(from);
-      const reply = unreachableReply(m, this.self);
-      if (reply && back?.state === "open") this.#frames.enqueue(back, reply);
-      this.#stats.droppedNoRoute++;
-      return;
-    }
-    const out = this.#relayHook ? this.#relayHook(m) : m;
-    if (!out) return;
-    this.#signalCounters.relayed++;
-    this.#stats.forwarded++;
-    this.#frames.enqueue(next, { ...out, t: Kind.SignalRelay });
   }
 }
