@@ -17,6 +17,7 @@ import {
 import { murmur3_32 } from "../partition/murmur3.ts";
 import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing } from "./entry_events.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
+import type { EntrySink } from "./snapshot_codec.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
 
 export type { AppliedChange, DedupeRecord };
@@ -419,13 +420,30 @@ export class PartitionData {
     for (const t of this.tombstones.values()) {
       if (!keep || keep(t.m)) entries.push([t.m, t.key, EMPTY, 0, t.at, t.at]);
     }
+    return { ...this.snapshotMeta(keep), entries };
+  }
+
+  /**
+   * The entries of `snapshot(keep)`, in the same order, written to `sink` straight from the
+   * record stores (no entry tuple, no copy of a key or value in between): what a snapshot
+   * transfer packs (snapshot_codec.ts).
+   */
+  snapshotInto(sink: EntrySink, keep?: (m: string) => boolean): void {
+    for (const [m, s] of this.maps) if (!keep || keep(m)) s.packInto(sink);
+    for (const t of this.tombstones.values()) {
+      if (!keep || keep(t.m)) sink.entry(t.m, t.key, 0, t.key.byteLength, EMPTY, 0, 0, 0, t.at, t.at, 0, 0, t.at);
+    }
+  }
+
+  /** Everything of `snapshot(keep)` but its entries. */
+  snapshotMeta(keep?: (m: string) => boolean): Omit<SnapshotData, "entries"> {
     const dedupe: SnapshotData["dedupe"] = [];
     for (const [c, d] of this.dedupe.entries()) {
       if (d.m === undefined) dedupe.push([c, d.seq, d.r]);
       else if (!keep || keep(d.m)) dedupe.push([c, d.seq, d.r, d.m]);
     }
     const digest: [number, number] = keep ? this.digestOf(keep) : [...this.digest];
-    const snap: SnapshotData = { seq: this.seq, digest, entries, dedupe };
+    const snap: Omit<SnapshotData, "entries"> = { seq: this.seq, digest, dedupe };
     const cw = this.dedupe.watermarks();
     if (cw.length > 0) snap.cw = cw;
     if (this.level > 0) snap.level = this.level;

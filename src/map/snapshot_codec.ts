@@ -62,79 +62,189 @@ function varintSize(x: number): number {
 }
 
 /**
- * Packs `entries[from, to)`.
+ * Where records are written to, one at a time (RecordStore.packInto): the key at
+ * `kb[koff, koff + klen)`, the value at `vb[voff, voff + vlen)`; an entry has an expiry
+ * (the 9-field form) when `ttl` or `maxIdle` is non-zero.
+ */
+export interface EntrySink {
+  entry(
+    map: string,
+    kb: Uint8Array,
+    koff: number,
+    klen: number,
+    vb: Uint8Array,
+    voff: number,
+    vlen: number,
+    version: number,
+    createdAt: number,
+    updatedAt: number,
+    ttl: number,
+    maxIdle: number,
+    lastAccessAt: number,
+  ): void;
+}
+
+/**
+ * Writes packed chunks entry by entry, straight from where the records are (no entry tuple
+ * or copy of a key or value in between), and cuts a chunk once about `chunkBytes` of entries
+ * are in it (each counted as its key, value and 24 bytes, 40 with an expiry). The entries go
+ * to a reused scratch buffer; a cut prefixes them with the chunk's map names and count.
  * @throws RangeError for an entry no receiver would accept (a negative or fractional version
  *   or expiry, a stamp outside [0, 2^53 − 1], a map name over 256 characters): the sender's
  *   own data, so a bug, never network input
  */
-export function packEntries(entries: readonly SnapshotEntry[], from = 0, to = entries.length): Uint8Array {
-  const maps = new Map<string, number>();
-  const names: Uint8Array[] = [];
-  let size = 1;
-  for (let i = from; i < to; i++) {
-    const e = entries[i];
-    if (!maps.has(e[0])) {
-      if (e[0].length > MAX_MAP_NAME) throw new RangeError(`Cannot pack map name of ${e[0].length} characters`);
-      const name = utf8.encode(e[0]);
-      maps.set(e[0], names.length);
-      names.push(name);
-      size += varintSize(name.byteLength) + name.byteLength;
+export class EntryPacker implements EntrySink {
+  /** The chunks cut so far. */
+  readonly chunks: Uint8Array[] = [];
+  #buf = new Uint8Array(64 * 1024);
+  #view = new DataView(this.#buf.buffer);
+  #at = 0;
+  #n = 0;
+  #estimate = 0;
+  #maps = new Map<string, number>();
+  #names: Uint8Array[] = [];
+  #lastMap = "";
+  #lastIndex = -1;
+
+  constructor(readonly chunkBytes = Infinity) {}
+
+  entry(
+    map: string,
+    kb: Uint8Array,
+    koff: number,
+    klen: number,
+    vb: Uint8Array,
+    voff: number,
+    vlen: number,
+    version: number,
+    createdAt: number,
+    updatedAt: number,
+    ttl: number,
+    maxIdle: number,
+    lastAccessAt: number,
+    expiry = ttl !== 0 || maxIdle !== 0,
+  ): void {
+    let mi = this.#lastIndex;
+    if (map !== this.#lastMap || mi < 0) {
+      mi = this.#maps.get(map) ?? -1;
+      if (mi < 0) {
+        if (map.length > MAX_MAP_NAME) throw new RangeError(`Cannot pack map name of ${map.length} characters`);
+        mi = this.#names.length;
+        this.#maps.set(map, mi);
+        this.#names.push(utf8.encode(map));
+      }
+      this.#lastMap = map;
+      this.#lastIndex = mi;
     }
-    const key = e[1], value = e[2];
-    size += 1 + varintSize(maps.get(e[0])!) + varintSize(key.byteLength) + key.byteLength +
-      varintSize(value.byteLength) + value.byteLength + varintSize(checkUint(e[3])) + 8;
-    if (e[5] !== e[4]) size += 8;
-    if (e.length === 9) {
-      size += varintSize(checkUint(e[6])) + varintSize(checkUint(e[7]));
-      if (e[8] !== e[5]) size += 8;
+    checkUint(version);
+    // At most: flags, 4 varints of up to 8 bytes, 3 stamps and 2 varints with an expiry.
+    this.#room(klen + vlen + 80);
+    const out = this.#buf, view = this.#view;
+    let at = this.#at;
+    const sameUpdated = updatedAt === createdAt;
+    const sameAccess = expiry && lastAccessAt === updatedAt;
+    out[at++] = (expiry ? F_EXPIRY : 0) | (sameUpdated ? F_SAME_UPDATED : 0) | (sameAccess ? F_SAME_ACCESS : 0);
+    at = writeUint(out, at, mi);
+    at = writeUint(out, at, klen);
+    if (klen > 16) out.set(kb.subarray(koff, koff + klen), at);
+    else for (let k = 0; k < klen; k++) out[at + k] = kb[koff + k];
+    at += klen;
+    at = writeUint(out, at, vlen);
+    if (vlen > 16) out.set(vb.subarray(voff, voff + vlen), at);
+    else for (let k = 0; k < vlen; k++) out[at + k] = vb[voff + k];
+    at += vlen;
+    at = writeUint(out, at, version);
+    at = writeStamp(view, at, createdAt);
+    if (!sameUpdated) at = writeStamp(view, at, updatedAt);
+    if (expiry) {
+      at = writeUint(out, at, checkUint(ttl));
+      at = writeUint(out, at, checkUint(maxIdle));
+      if (!sameAccess) at = writeStamp(view, at, lastAccessAt);
     }
+    this.#at = at;
+    this.#n++;
+    this.#estimate += klen + vlen + (expiry ? 40 : 24);
+    if (this.#estimate >= this.chunkBytes) this.cut();
   }
-  size += varintSize(names.length) + varintSize(to - from);
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  let at = 0;
-  const uint = (x: number) => {
-    while (x >= 128) {
-      out[at++] = (x % 128) | 128;
-      x = Math.floor(x / 128);
+
+  /** Cuts a chunk of the entries written since the last cut (possibly none). */
+  cut(): Uint8Array {
+    let size = 1 + varintSize(this.#names.length) + varintSize(this.#n) + this.#at;
+    for (const n of this.#names) size += varintSize(n.byteLength) + n.byteLength;
+    const out = new Uint8Array(size);
+    let at = 0;
+    out[at++] = FORMAT;
+    at = writeUint(out, at, this.#names.length);
+    for (const n of this.#names) {
+      at = writeUint(out, at, n.byteLength);
+      out.set(n, at);
+      at += n.byteLength;
     }
-    out[at++] = x;
-  };
-  const bytes = (b: Uint8Array) => {
-    uint(b.byteLength);
-    if (b.byteLength > 16) out.set(b, at);
-    else for (let k = 0; k < b.byteLength; k++) out[at + k] = b[k];
-    at += b.byteLength;
-  };
-  const stamp = (x: number) => {
-    if (!(x >= 0 && x <= MAX_INT)) throw new RangeError(`Cannot pack stamp ${x}`);
-    view.setFloat64(at, x, true);
-    at += 8;
-  };
-  out[at++] = FORMAT;
-  uint(names.length);
-  for (const n of names) bytes(n);
-  uint(to - from);
+    at = writeUint(out, at, this.#n);
+    out.set(this.#buf.subarray(0, this.#at), at);
+    this.#at = 0;
+    this.#n = 0;
+    this.#estimate = 0;
+    this.#maps.clear();
+    this.#names = [];
+    this.#lastIndex = -1;
+    this.chunks.push(out);
+    return out;
+  }
+
+  /** Room for `n` more bytes in the scratch buffer. */
+  #room(n: number): void {
+    if (this.#at + n <= this.#buf.byteLength) return;
+    const buf = new Uint8Array(Math.max(2 * this.#buf.byteLength, this.#at + n));
+    buf.set(this.#buf.subarray(0, this.#at));
+    this.#buf = buf;
+    this.#view = new DataView(buf.buffer);
+  }
+}
+
+function writeUint(out: Uint8Array, at: number, x: number): number {
+  while (x >= 128) {
+    out[at++] = (x % 128) | 128;
+    x = Math.floor(x / 128);
+  }
+  out[at++] = x;
+  return at;
+}
+
+function writeStamp(view: DataView, at: number, x: number): number {
+  if (!(x >= 0 && x <= MAX_INT)) throw new RangeError(`Cannot pack stamp ${x}`);
+  view.setFloat64(at, x, true);
+  return at + 8;
+}
+
+/**
+ * Packs `entries[from, to)` into one chunk (see {@link EntryPacker}, which throws the same
+ * RangeErrors).
+ */
+export function packEntries(entries: readonly SnapshotEntry[], from = 0, to = entries.length): Uint8Array {
+  const w = new EntryPacker();
   for (let i = from; i < to; i++) {
     const e = entries[i];
     const expiry = e.length === 9;
-    const sameUpdated = e[5] === e[4];
-    const sameAccess = expiry && e[8] === e[5];
-    out[at++] = (expiry ? F_EXPIRY : 0) | (sameUpdated ? F_SAME_UPDATED : 0) | (sameAccess ? F_SAME_ACCESS : 0);
-    uint(maps.get(e[0])!);
-    bytes(e[1]);
-    bytes(e[2]);
-    uint(e[3]);
-    stamp(e[4]);
-    if (!sameUpdated) stamp(e[5]);
-    if (expiry) {
-      uint(e[6]);
-      uint(e[7]);
-      if (!sameAccess) stamp(e[8]);
-    }
+    // A 9-field entry keeps its expiry fields even when both are 0 (isSnapshotEntry accepts it).
+    w.entry(
+      e[0],
+      e[1],
+      0,
+      e[1].byteLength,
+      e[2],
+      0,
+      e[2].byteLength,
+      e[3],
+      e[4],
+      e[5],
+      expiry ? e[6] : 0,
+      expiry ? e[7] : 0,
+      expiry ? e[8] : e[5],
+      expiry,
+    );
   }
-  if (at !== size) throw new RangeError(`Packed ${at} bytes of ${size}`); // a bug in the size count
-  return out;
+  return w.cut();
 }
 
 function checkUint(x: number): number {

@@ -13,7 +13,7 @@ import type { Message } from "../wire/message.ts";
 import type { MapContext, PrimaryState } from "./map_context.ts";
 import type { MapSnapshotAck, MapSnapshotChunk, MapSnapshotPacked } from "./messages.ts";
 import type { PartitionData, SnapshotData } from "./partition_data.ts";
-import { deflatePacked, packEntries, unpackEntries } from "./snapshot_codec.ts";
+import { deflatePacked, EntryPacker, unpackEntries } from "./snapshot_codec.ts";
 
 /**
  * A primary drops a snapshot transfer after this many retransmit intervals without an
@@ -157,28 +157,32 @@ export class SnapshotTransfers {
     level = 0,
   ): SnapshotOut {
     const lv = up ? d.level : level;
-    const snap = up ? d.snapshot() : d.snapshot(this.ctx.levels.keep(level));
+    const keep = up ? undefined : this.ctx.levels.keep(level);
+    const snap = d.snapshotMeta(keep);
+    // The entries are packed straight from the records, chunk by chunk (snapshot_codec.ts).
+    const packer = new EntryPacker(this.ctx.config.snapshotChunkBytes);
+    d.snapshotInto(packer, keep);
+    packer.cut();
     const chunks: Message[] = [];
     const sizes: number[] = [];
     const sid = this.#sid++;
-    let from = 0;
-    let bytes = 0;
     // Each dedupe record carries its call's result (often a previous value as bytes).
     let dedupeBytes = 0;
     for (const [callId, , result] of snap.dedupe) {
       dedupeBytes += callId.length + 16 + (result instanceof Uint8Array ? result.byteLength : 8);
     }
     for (const [client] of snap.cw ?? []) dedupeBytes += client.length + 16;
-    const flush = (end: number, last: boolean) => {
-      const data = this.#pack(snap.entries, from, end);
+    for (let i = 0; i < packer.chunks.length; i++) {
+      const last = i === packer.chunks.length - 1;
+      const data = this.#compress(packer.chunks[i]);
       const c: Message = {
         t: Kind.MapSnapshotPacked,
         p,
         e: epoch,
         l: lineage,
         sid,
-        i: chunks.length,
-        n: 0,
+        i,
+        n: packer.chunks.length,
         s: snap.seq,
         d0: snap.digest[0],
         d1: snap.digest[1],
@@ -191,17 +195,7 @@ export class SnapshotTransfers {
       if (lv > 0) c.lv = lv;
       chunks.push(c);
       sizes.push(data.byteLength + 64 + (last ? dedupeBytes : 0));
-      from = end;
-      bytes = 0;
-    };
-    const entries = snap.entries;
-    for (let i = 0; i < entries.length; i++) {
-      // About the packed size of the entry (snapshot_codec.ts), a little above.
-      bytes += entries[i][1].byteLength + entries[i][2].byteLength + (entries[i].length === 9 ? 40 : 24);
-      if (bytes >= this.ctx.config.snapshotChunkBytes) flush(i + 1, false);
     }
-    flush(entries.length, true);
-    for (const c of chunks) c.n = chunks.length;
     return {
       p,
       to,
@@ -227,14 +221,12 @@ export class SnapshotTransfers {
   }
 
   /**
-   * Entries `[from, end)` of a snapshot, packed (snapshot_codec.ts) and compressed when that
-   * pays: the bytes of a transfer cost CPU per packet on both ends of the link, far more
-   * than level-1 DEFLATE costs. Data that does not compress (already compressed or random
-   * values) is detected from the chunks tried and then tried once every DEFLATE_PROBE_EVERY
-   * chunks only.
+   * A packed chunk (snapshot_codec.ts), compressed when that pays: the bytes of a transfer
+   * cost CPU per packet on both ends of the link, far more than level-1 DEFLATE costs. Data
+   * that does not compress (already compressed or random values) is detected from the chunks
+   * tried and then tried once every DEFLATE_PROBE_EVERY chunks only.
    */
-  #pack(entries: SnapshotData["entries"], from: number, end: number): Uint8Array {
-    const packed = packEntries(entries, from, end);
+  #compress(packed: Uint8Array): Uint8Array {
     if (packed.byteLength < DEFLATE_MIN_BYTES) return packed;
     if (this.#deflateKept > 0.875 && ++this.#deflateSkipped < DEFLATE_PROBE_EVERY) return packed;
     this.#deflateSkipped = 0;
