@@ -154,8 +154,9 @@ function ownBytes(entry: LogEntry): void {
   }
 }
 
-function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, seed: number): number {
-  return murmur3_32(value, murmur3_32(key, murmur3_32(store.nameBytes, seed)));
+/** murmur3 over the map name's bytes, the key's and the value's, with seed 1 (`i` 0) or 2 (`i` 1). */
+function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, i: 0 | 1): number {
+  return murmur3_32(value, murmur3_32(key, store.nameHashes[i]));
 }
 
 export class PartitionData {
@@ -235,8 +236,8 @@ export class PartitionData {
   }
 
   #xor(store: RecordStore, key: Uint8Array, value: Uint8Array): void {
-    const h0 = entryHash(store, key, value, 1);
-    const h1 = entryHash(store, key, value, 2);
+    const h0 = entryHash(store, key, value, 0);
+    const h1 = entryHash(store, key, value, 1);
     this.digest[0] = (this.digest[0] ^ h0) >>> 0;
     this.digest[1] = (this.digest[1] ^ h1) >>> 0;
     store.digest[0] = (store.digest[0] ^ h0) >>> 0;
@@ -459,26 +460,30 @@ export class PartitionData {
     this.tombstones.clear();
     this.digest = [0, 0];
     this.maxAt = 0;
+    // Room for every record of each map at once.
+    const room = new Map<string, [number, number]>();
+    let r: [number, number] | undefined, rm = "";
+    for (const e of snap.entries) {
+      if (e[3] === 0) continue;
+      if (!r || e[0] !== rm) {
+        rm = e[0];
+        r = room.get(rm);
+        if (!r) room.set(rm, r = [0, 0]);
+      }
+      r[0]++;
+      r[1] += e[1].byteLength + e[2].byteLength;
+    }
+    for (const [m, [n, bytes]] of room) this.#store(m).reserve(n, bytes);
+    let s: RecordStore | null = null;
     for (const [m, key, value, version, createdAt, updatedAt, ttl, mi, lastAccessAt] of snap.entries) {
       if (updatedAt > this.maxAt) this.maxAt = updatedAt;
       if (version === 0) {
         this.tombstones.add(m, key, updatedAt);
         continue;
       }
-      const s = this.#store(m);
-      const rec: MapRecord = {
-        key,
-        value,
-        version,
-        createdAt,
-        updatedAt,
-        lastAccessAt: lastAccessAt ?? updatedAt,
-        hits: 0,
-        slot: -1,
-      };
-      if (ttl) rec.ttlMs = ttl;
-      if (mi) rec.maxIdleMs = mi;
-      s.set(keyId(key), rec);
+      if (s?.name !== m) s = this.#store(m);
+      // Copies the bytes out of the chunk (no record object or key id per entry).
+      s.put(key, value, version, createdAt, updatedAt, lastAccessAt ?? updatedAt, ttl ?? 0, mi ?? 0);
       this.#xor(s, key, value);
     }
     this.idleFloor = snap.idleFloor ?? 0;

@@ -17,6 +17,7 @@
  * where its bytes are (the arena is never written over, and compacting it makes a new one, so
  * `key` and `value` stay what they were). `key` and `value` return fresh copies.
  */
+import { murmur3_32 } from "../partition/murmur3.ts";
 import type { EntrySink } from "./snapshot_codec.ts";
 
 export interface MapRecord {
@@ -175,6 +176,8 @@ export class RecordRef implements MapRecord {
 export class RecordStore {
   /** The map name as UTF-8, for digests. */
   readonly nameBytes: Uint8Array;
+  /** murmur3 of `nameBytes` with seeds 1 and 2: where each record's digest hashes start (partition_data.ts). */
+  readonly nameHashes: [number, number];
   /** Records with a TTL or max-idle (the expiry sweep skips stores without any). */
   expiring = 0;
   /** Sum of `recordBytes` over the records. */
@@ -199,6 +202,7 @@ export class RecordStore {
 
   constructor(readonly name: string) {
     this.nameBytes = new TextEncoder().encode(name);
+    this.nameHashes = [murmur3_32(this.nameBytes, 1), murmur3_32(this.nameBytes, 2)];
   }
 
   get size(): number {
@@ -231,9 +235,60 @@ export class RecordStore {
    */
   set(id: string, input: MapRecord): void {
     const h = hashId(id);
-    let slot = this.#find(null, id, h);
     const vsrc = input instanceof RecordRef ? input.valueView() : input.value;
     const klen = id.length, vlen = vsrc.byteLength;
+    const off = this.#place(this.#find(null, id, h), h, klen, vlen);
+    const a = this.#arena;
+    for (let i = 0; i < klen; i++) a[off + i] = id.charCodeAt(i);
+    a.set(vsrc, off + klen);
+    this.#numbers(
+      this.#slotAt,
+      input.version,
+      input.createdAt,
+      input.updatedAt,
+      input.lastAccessAt,
+      input.hits,
+      input.ttlMs ?? 0,
+      input.maxIdleMs ?? 0,
+    );
+  }
+
+  /**
+   * Inserts or replaces the record of key `key` (bytes) with value `value` and these numbers
+   * (0 hits), copying the bytes: `set` without a record object or key id (installing a snapshot).
+   */
+  put(
+    key: Uint8Array,
+    value: Uint8Array,
+    version: number,
+    createdAt: number,
+    updatedAt: number,
+    lastAccessAt: number,
+    ttl: number,
+    maxIdle: number,
+  ): void {
+    const h = hashBytes(key);
+    const klen = key.byteLength, vlen = value.byteLength;
+    const off = this.#place(this.#find(key, null, h), h, klen, vlen);
+    const a = this.#arena;
+    if (klen + vlen <= 256) {
+      for (let i = 0; i < klen; i++) a[off + i] = key[i];
+      for (let i = 0, o = off + klen; i < vlen; i++) a[o + i] = value[i];
+    } else {
+      a.set(key, off);
+      a.set(value, off + klen);
+    }
+    this.#numbers(this.#slotAt, version, createdAt, updatedAt, lastAccessAt, 0, ttl, maxIdle);
+  }
+
+  /** The slot `#place` used last. */
+  #slotAt = -1;
+
+  /**
+   * The slot for a record of key hash `h` (`slot`: its current one, or -1 for a new key), with
+   * room for its bytes: returns where in the arena they go (the slot is in #slotAt).
+   */
+  #place(slot: number, h: number, klen: number, vlen: number): number {
     if (slot >= 0) {
       this.#forget(slot);
       // A hole while the arena may be compacted below (its old bytes are not copied).
@@ -245,19 +300,32 @@ export class RecordStore {
       this.#size++;
     }
     const off = this.#reserve(klen + vlen);
-    const a = this.#arena;
-    for (let i = 0; i < klen; i++) a[off + i] = id.charCodeAt(i);
-    a.set(vsrc, off + klen);
-    const u = this.#u, f = this.#f, ub = slot * U, fb = slot * F;
+    const u = this.#u, ub = slot * U;
     u[ub + U_OFF] = off;
     u[ub + U_KLEN] = klen;
     u[ub + U_VLEN] = vlen;
-    f[fb + F_VERSION] = input.version;
-    f[fb + F_CREATED] = input.createdAt;
-    f[fb + F_UPDATED] = input.updatedAt;
-    f[fb + F_ACCESS] = input.lastAccessAt;
-    f[fb + F_HITS] = input.hits;
-    const ttl = input.ttlMs ?? 0, mi = input.maxIdleMs ?? 0;
+    this.#live += klen + vlen;
+    this.bytes += klen + vlen + RECORD_OVERHEAD_BYTES;
+    this.#slotAt = slot;
+    return off;
+  }
+
+  #numbers(
+    slot: number,
+    version: number,
+    createdAt: number,
+    updatedAt: number,
+    lastAccessAt: number,
+    hits: number,
+    ttl: number,
+    mi: number,
+  ): void {
+    const f = this.#f, fb = slot * F;
+    f[fb + F_VERSION] = version;
+    f[fb + F_CREATED] = createdAt;
+    f[fb + F_UPDATED] = updatedAt;
+    f[fb + F_ACCESS] = lastAccessAt;
+    f[fb + F_HITS] = hits;
     if (ttl || mi) {
       const exp = this.#expCols();
       exp[slot * 2] = ttl;
@@ -267,8 +335,6 @@ export class RecordStore {
       this.#exp[slot * 2] = 0;
       this.#exp[slot * 2 + 1] = 0;
     }
-    this.#live += klen + vlen;
-    this.bytes += klen + vlen + RECORD_OVERHEAD_BYTES;
   }
 
   /** Removes the record with id `id`. @returns the removed record */
@@ -421,6 +487,34 @@ export class RecordStore {
       t[p] = s + 1;
     }
     this.#table = t;
+  }
+
+  /**
+   * Makes room for `records` more records of `bytes` key and value bytes in all, at once
+   * (installing a snapshot: growing step by step copies the columns and the arena many times).
+   */
+  reserve(records: number, bytes: number): void {
+    const slots = this.#top + records;
+    if (slots * F > this.#f.length) {
+      const f = new Float64Array(slots * F), u = new Uint32Array(slots * U);
+      f.set(this.#f);
+      u.set(this.#u);
+      this.#f = f;
+      this.#u = u;
+      if (this.#exp) {
+        const exp = new Float64Array(slots * 2);
+        exp.set(this.#exp);
+        this.#exp = exp;
+      }
+    }
+    let cap = this.#table.length;
+    while ((this.#size + records) * 4 > cap * 3) cap *= 2;
+    if (cap > this.#table.length) this.#rehash(cap);
+    if (this.#used + bytes > this.#arena.length) {
+      const a = new Uint8Array(this.#used + bytes);
+      a.set(this.#arena.subarray(0, this.#used));
+      this.#arena = a;
+    }
   }
 
   #newSlot(): number {
