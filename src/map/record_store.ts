@@ -495,18 +495,7 @@ export class RecordStore {
    */
   reserve(records: number, bytes: number): void {
     const slots = this.#top + records;
-    if (slots * F > this.#f.length) {
-      const f = new Float64Array(slots * F), u = new Uint32Array(slots * U);
-      f.set(this.#f);
-      u.set(this.#u);
-      this.#f = f;
-      this.#u = u;
-      if (this.#exp) {
-        const exp = new Float64Array(slots * 2);
-        exp.set(this.#exp);
-        this.#exp = exp;
-      }
-    }
+    if (slots * F > this.#f.length) this.#growColumns(slots);
     let cap = this.#table.length;
     while ((this.#size + records) * 4 > cap * 3) cap *= 2;
     if (cap > this.#table.length) this.#rehash(cap);
@@ -520,20 +509,22 @@ export class RecordStore {
   #newSlot(): number {
     if (this.#free.length > 0) return this.#free.pop()!;
     const slot = this.#top++;
-    if (slot * F >= this.#f.length) {
-      const cap = Math.ceil((slot + 1) * COL_GROW);
-      const f = new Float64Array(cap * F), u = new Uint32Array(cap * U);
-      f.set(this.#f);
-      u.set(this.#u);
-      this.#f = f;
-      this.#u = u;
-      if (this.#exp) {
-        const exp = new Float64Array(cap * 2);
-        exp.set(this.#exp);
-        this.#exp = exp;
-      }
-    }
+    if (slot * F >= this.#f.length) this.#growColumns(Math.ceil((slot + 1) * COL_GROW));
     return slot;
+  }
+
+  /** Columns for `cap` slots, holding what the current ones hold. */
+  #growColumns(cap: number): void {
+    const f = new Float64Array(cap * F), u = new Uint32Array(cap * U);
+    f.set(this.#f);
+    u.set(this.#u);
+    this.#f = f;
+    this.#u = u;
+    if (this.#exp) {
+      const exp = new Float64Array(cap * 2);
+      exp.set(this.#exp);
+      this.#exp = exp;
+    }
   }
 
   #expCols(): Float64Array {
