@@ -61,28 +61,8 @@ function varintSize(x: number): number {
   return n;
 }
 
-/**
- * Where records are written to, one at a time (RecordStore.packInto): the key at
- * `kb[koff, koff + klen)`, the value at `vb[voff, voff + vlen)`; an entry has an expiry
- * (the 9-field form) when `ttl` or `maxIdle` is non-zero.
- */
-export interface EntrySink {
-  entry(
-    map: string,
-    kb: Uint8Array,
-    koff: number,
-    klen: number,
-    vb: Uint8Array,
-    voff: number,
-    vlen: number,
-    version: number,
-    createdAt: number,
-    updatedAt: number,
-    ttl: number,
-    maxIdle: number,
-    lastAccessAt: number,
-  ): void;
-}
+/** Where records are written to, one at a time (RecordStore.packInto, PartitionData.snapshotInto). */
+export type EntrySink = Pick<EntryPacker, "entry">;
 
 /**
  * Writes packed chunks entry by entry, straight from where the records are (no entry tuple
@@ -93,7 +73,7 @@ export interface EntrySink {
  *   or expiry, a stamp outside [0, 2^53 − 1], a map name over 256 characters): the sender's
  *   own data, so a bug, never network input
  */
-export class EntryPacker implements EntrySink {
+export class EntryPacker {
   /** The chunks cut so far. */
   readonly chunks: Uint8Array[] = [];
   #buf = new Uint8Array(64 * 1024);
@@ -108,6 +88,10 @@ export class EntryPacker implements EntrySink {
 
   constructor(readonly chunkBytes = Infinity) {}
 
+  /**
+   * One entry: the key at `kb[koff, koff + klen)`, the value at `vb[voff, voff + vlen)`; it
+   * has an expiry (the 9-field form) when `ttl` or `maxIdle` is non-zero, unless `expiry` says.
+   */
   entry(
     map: string,
     kb: Uint8Array,
