@@ -17,7 +17,7 @@ import {
 import { murmur3_32 } from "../partition/murmur3.ts";
 import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing } from "./entry_events.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
-import type { EntrySink } from "./snapshot_codec.ts";
+import type { EntrySink, SnapshotEntry } from "./snapshot_codec.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
 
 export type { AppliedChange, DedupeRecord };
@@ -78,9 +78,7 @@ export interface SnapshotData {
   level?: number;
 }
 
-export type SnapshotEntry =
-  | [string, Uint8Array, Uint8Array, number, number, number]
-  | [string, Uint8Array, Uint8Array, number, number, number, number, number, number];
+export type { SnapshotEntry };
 
 export interface PartitionDataLimits {
   /** Dedupe records of call ids that name no client, kept per partition (oldest dropped first). @default 2048 */

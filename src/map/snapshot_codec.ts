@@ -33,7 +33,15 @@
  */
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { Limits } from "../wire/limits.ts";
-import type { SnapshotEntry } from "./partition_data.ts";
+
+/**
+ * One entry of a snapshot: [map, key, value, version, createdAt, updatedAt] and, for an entry
+ * with an expiry, [..., ttlMs (0 = none), maxIdleMs (0 = none), lastAccessAt]. Version 0 marks
+ * a tombstone (see partition_data.ts SnapshotData).
+ */
+export type SnapshotEntry =
+  | [string, Uint8Array, Uint8Array, number, number, number]
+  | [string, Uint8Array, Uint8Array, number, number, number, number, number, number];
 
 const FORMAT = 1;
 /** Format byte of packed entries compressed with raw DEFLATE (RFC 1951): the rest inflates to a format-1 string. */
