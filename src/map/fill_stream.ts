@@ -46,17 +46,18 @@ export interface FillStream {
 
 export class FillStreams {
   readonly #streams = new Map<number, FillStream>();
+  /** Approximate bytes held aside over all streams. */
   #bytes = 0;
+  /**
+   * Partitions whose copy took in a stream with snapshot chunks missing (see `retire`): if it
+   * becomes primary before a snapshot replaces it, those older entries are lost.
+   */
+  readonly #incomplete = new Set<number>();
 
   constructor(readonly ctx: MapContext) {}
 
   get size(): number {
     return this.#streams.size;
-  }
-
-  /** Approximate bytes held aside over all streams. */
-  get bytes(): number {
-    return this.#bytes;
   }
 
   get(p: number): FillStream | undefined {
@@ -163,12 +164,6 @@ export class FillStreams {
   holdsCall(p: number, c: string): boolean {
     return this.#streams.get(p)?.ops.some((e) => e.c === c) ?? false;
   }
-
-  /**
-   * Partitions whose copy took in a stream with snapshot chunks missing (see `retire`): if it
-   * becomes primary before a snapshot replaces it, those older entries are lost.
-   */
-  readonly #incomplete = new Set<number>();
 
   /** Whether copy `p` is such a copy (and forgets it). */
   takeIncomplete(p: number): boolean {

@@ -585,16 +585,14 @@ export class MapService {
     const seal = ctx.sealed.get(p);
     const sealed = !!seal && seal.l === d.lineage && seal.l === d.historyLineage && seal.s === d.seq;
     ctx.sealed.delete(p);
-    const fill = this.#backup.fills.get(p);
-    if (!sealed && fill) {
-      // A filling copy keeps every write it acknowledged from its fill stream (fill_stream.ts).
-      if (this.#backup.fills.materialize(p, d, this.#snapshots.partial(p, fill.l))) {
-        ctx.counters.dataLoss++;
-        ctx.log.error("map.partition.data_lost", { p, epoch, reason: "fill_incomplete", seq: d.seq });
-      }
-    } else this.#backup.fills.drop(p);
-    if (this.#backup.fills.takeIncomplete(p)) {
-      // It took in a stream while chunks of its snapshot were missing (fill_stream.ts retire).
+    const fills = this.#backup.fills;
+    const fill = fills.get(p);
+    // A filling copy keeps every write it acknowledged from its fill stream; older entries its
+    // snapshot had not brought, now or when it took in an earlier stream (retire), are lost
+    // (fill_stream.ts).
+    const lost = !sealed && !!fill && fills.materialize(p, d, this.#snapshots.partial(p, fill.l));
+    fills.drop(p);
+    if (fills.takeIncomplete(p) || lost) {
       ctx.counters.dataLoss++;
       ctx.log.error("map.partition.data_lost", { p, epoch, reason: "fill_incomplete", seq: d.seq });
     }

@@ -330,7 +330,7 @@ export class PrimaryRole {
     const now = ctx.clock.now();
     for (const f of prim.followers.values()) {
       if (!f.confirmed) {
-        if (f.stream) this.#sendStream(prim, f, entries);
+        if (f.stream) this.#sendOps(prim, f, entries, f.stream.from);
         continue;
       }
       const ops = ctx.levels.filter(entries, f.level);
@@ -360,11 +360,7 @@ export class PrimaryRole {
     if (ops === null) return; // the log no longer holds them: writes wait for the snapshot
     f.stream = { from, acked: from - 1 };
     this.ctx.counters.fillStreamsStarted++;
-    this.#sendStream(prim, f, ops);
-  }
-
-  #sendStream(prim: PrimaryState, f: Follower, entries: LogEntry[]): void {
-    this.#sendOps(prim, f, entries, f.stream!.from);
+    this.#sendOps(prim, f, ops, from);
   }
 
   /** Writes to follower `f`, 256 per message (`sf`: as its fill stream, from that sequence on). */
@@ -426,7 +422,10 @@ export class PrimaryRole {
       const lv = level.get(id) ?? 0;
       if (f) {
         // A replica that left the table drops its copy; as a migration target it starts over.
-        if (role === "target" && f.role !== "target") (f.confirmed = false, f.stream = null);
+        if (role === "target" && f.role !== "target") {
+          f.confirmed = false;
+          f.stream = null;
+        }
         f.role = role;
         if (f.level !== lv) {
           f.level = lv;
@@ -562,13 +561,12 @@ export class PrimaryRole {
     for (const f of prim.followers.values()) {
       if (!live.has(f.id)) continue;
       const st = f.stream;
-      if (!f.confirmed && st && st.acked < d.seq && now - f.lastProgressAt >= cfg.retransmitMs) {
-        if (now - f.lastSentAt >= cfg.retransmitMs) {
-          // Streamed writes not acked: sent again (or the stream ends, when the log lost them).
-          const ops = d.logFrom(st.acked + 1);
-          if (ops === null) f.stream = null;
-          else this.#sendStream(prim, f, ops);
-        }
+      const quiet = now - f.lastProgressAt >= cfg.retransmitMs && now - f.lastSentAt >= cfg.retransmitMs;
+      if (!f.confirmed && st && st.acked < d.seq && quiet) {
+        // Streamed writes not acked: sent again (or the stream ends, when the log lost them).
+        const ops = d.logFrom(st.acked + 1);
+        if (ops === null) f.stream = null;
+        else this.#sendOps(prim, f, ops, st.from);
       }
       if (this.snapshots.out.has(`${prim.p}|${f.id}`)) continue;
       if (!f.confirmed) {

@@ -434,16 +434,17 @@ export class SnapshotTransfers {
   partial(p: number, l: number): (SnapshotData & { complete: boolean }) | null {
     const a = this.in.get(p);
     if (!a || a.lineage !== l) return null;
-    const snap: SnapshotData & { complete: boolean } = {
-      seq: a.s,
-      digest: a.d,
-      entries: [],
-      dedupe: [],
-      complete: a.got.size === a.n,
-    };
+    return { ...this.#collect(a), complete: a.got.size === a.n };
+  }
+
+  /** The snapshot the chunks of `a` that arrived make up, in chunk order. */
+  #collect(a: SnapshotIn): SnapshotData {
+    const snap: SnapshotData = { seq: a.s, digest: a.d, entries: [], dedupe: [] };
     if (a.fl) snap.idleFloor = a.fl;
     if (a.lv) snap.level = a.lv;
-    for (const part of a.got.values()) {
+    for (let i = 0; i < a.n; i++) {
+      const part = a.got.get(i);
+      if (!part) continue;
       for (const e of part.entries) snap.entries.push(e);
       for (const e of part.dedupe) snap.dedupe.push(e);
       if (part.cw) (snap.cw ??= []).push(...part.cw);
@@ -476,15 +477,6 @@ export class SnapshotTransfers {
     this.ctx.transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
     if (a.got.size < a.n) return null;
     this.in.delete(c.p);
-    const snap: SnapshotData = { seq: a.s, digest: a.d, entries: [], dedupe: [] };
-    if (a.fl) snap.idleFloor = a.fl;
-    if (a.lv) snap.level = a.lv;
-    for (let i = 0; i < a.n; i++) {
-      const part = a.got.get(i)!;
-      for (const e of part.entries) snap.entries.push(e);
-      for (const e of part.dedupe) snap.dedupe.push(e);
-      if (part.cw) (snap.cw ??= []).push(...part.cw);
-    }
-    return snap;
+    return this.#collect(a);
   }
 }
