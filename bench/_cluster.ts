@@ -5,6 +5,7 @@
  * metrics, percentiles, the load average and small command-line helpers, and
  * {@link runBench}, which kills every child when the bench ends, fails or is interrupted.
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { exit, onSignal, runtimeName } from "../src/runtime/process.ts";
 import { type Node, startNode } from "../src/node.ts";
@@ -73,11 +74,15 @@ export async function settledCluster(members: Member[], want: number, timeoutMs:
  * lite member joined to them, and waits until the members are settled and the client sees the
  * table with 3 owners and nothing migrating.
  */
-export async function startBenchCluster(secret: string, pollMs = 100): Promise<{ members: Member[]; client: Node }> {
-  const a = await startMember({ ...benchMember, name: "a", secret });
+export async function startBenchCluster(
+  secret: string,
+  pollMs = 100,
+  extra: Pick<StartOptions, "runtimeFlags"> = {},
+): Promise<{ members: Member[]; client: Node }> {
+  const a = await startMember({ ...benchMember, ...extra, name: "a", secret });
   const [b, c] = await Promise.all([
-    startMember({ ...benchMember, name: "b", secret, join: a.url }),
-    startMember({ ...benchMember, name: "c", secret, join: a.url }),
+    startMember({ ...benchMember, ...extra, name: "b", secret, join: a.url }),
+    startMember({ ...benchMember, ...extra, name: "c", secret, join: a.url }),
   ]);
   const members = [a, b, c];
   const client = await startNode({ name: "client", lite: true, http: false, join: [a.url], secret, logLevel: "warn" });
@@ -153,6 +158,19 @@ export function quantile(xs: readonly number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(s.length * p) - 1))];
 }
 
+let clockTicks = 0;
+
+/** CPU milliseconds (user + system, all threads) used so far by process `pid` (from /proc/<pid>/stat). */
+export function cpuMs(pid: number | "self"): number {
+  if (clockTicks === 0) {
+    clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  }
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields after the name start at field 3 (state): utime is field 14, stime 15.
+  return (Number(f[11]) + Number(f[12])) * 1000 / clockTicks;
+}
+
 /** The first three fields of /proc/loadavg ("1 5 15 min"), or "n/a". */
 export function loadAverage(): string {
   try {
@@ -170,11 +188,19 @@ export function loadAverage(): string {
  * @returns the counter, or NaN where /proc/net/snmp cannot be read
  */
 export function udpReceiveBufferDrops(): number {
+  return udpCounter("RcvbufErrors");
+}
+
+/**
+ * A machine-wide UDP counter of /proc/net/snmp (`InDatagrams`, `OutDatagrams`, `RcvbufErrors`, …).
+ * @returns the counter, or NaN where /proc/net/snmp cannot be read
+ */
+export function udpCounter(name: string): number {
   try {
     const lines = readFileSync("/proc/net/snmp", "utf8").split("\n").filter((l) => l.startsWith("Udp:"));
     const names = lines[0].split(/\s+/);
     const values = lines[1].split(/\s+/);
-    const i = names.indexOf("RcvbufErrors");
+    const i = names.indexOf(name);
     return i > 0 ? Number(values[i]) : NaN;
   } catch {
     return NaN;

@@ -32,12 +32,12 @@ export type RuntimeKind = "bun" | "deno";
  * executable for the same runtime, else the one installed beside the project, else the
  * one on PATH.
  */
-export function launcher(runtime: RuntimeKind): string[] {
+export function launcher(runtime: RuntimeKind, runtimeFlags: readonly string[] = []): string[] {
   const here = runtimeName();
   let program: string = runtime;
   if (runtime === here) program = execPath();
   else if (existsSync(`${root}/node_modules/.bin/${runtime}`)) program = `${root}/node_modules/.bin/${runtime}`;
-  return runtime === "bun" ? [program, "run"] : [program, "run", "-A"];
+  return runtime === "bun" ? [program, ...runtimeFlags, "run"] : [program, "run", "-A", ...runtimeFlags];
 }
 
 const running = new Set<ChildHandle>();
@@ -94,6 +94,7 @@ export function spawnMod(
   args: string[],
   env: Record<string, string> = {},
   prefix: string[] = [],
+  runtimeFlags: readonly string[] = [],
 ): ModProcess {
   let onReady!: (line: Record<string, string>) => void;
   let onEnd!: (err: Error) => void;
@@ -101,7 +102,7 @@ export function spawnMod(
     onReady = resolve;
     onEnd = reject;
   });
-  const { child, stderr } = spawnProcess([...prefix, ...launcher(runtime), `${root}/mod.ts`, ...args], {
+  const { child, stderr } = spawnProcess([...prefix, ...launcher(runtime, runtimeFlags), `${root}/mod.ts`, ...args], {
     env,
     onStdoutLine: (line) => {
       if (line.includes('"event":"ready"')) onReady(JSON.parse(line));
@@ -199,6 +200,8 @@ export interface StartOptions {
   http?: string;
   /** Run inside this network namespace (`ip netns exec`; needs root). */
   netns?: string;
+  /** Flags for the runtime itself, before the script (e.g. Bun's `--cpu-prof`). */
+  runtimeFlags?: string[];
 }
 
 /** The parts of a member's `GET /snapshot` answer the process tests read: members, partition counters, the table. */
@@ -248,7 +251,13 @@ export async function startMember(o: StartOptions): Promise<Member> {
     ...(o.args ?? []),
   ];
   const prefix = o.netns ? ["ip", "netns", "exec", o.netns] : [];
-  const { child, ready, stderr } = spawnMod(runtime, args, { SHOAL_LOG_LEVEL: "info", ...o.env }, prefix);
+  const { child, ready, stderr } = spawnMod(
+    runtime,
+    args,
+    { SHOAL_LOG_LEVEL: "info", ...o.env },
+    prefix,
+    o.runtimeFlags,
+  );
   const timeoutMs = o.readyTimeoutMs ?? 45_000;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {

@@ -1,0 +1,199 @@
+/**
+ * Where the CPU of a put goes between real processes (issue 16): 3 Bun data member processes
+ * (backup 1) and this process as a lite client over WebRTC, 100-byte values, `--in-flight`
+ * (64) callers for `--seconds` (10) s after 2,000 warm-up puts. Per put it prints the CPU of
+ * each process, and what crossed the network: transport messages and frames (from the
+ * members' `/metrics` and the client's counters), UDP datagrams (machine-wide, from
+ * /proc/net/snmp, so other work on the machine adds to them), and the client's SCTP
+ * packets carrying DATA and SACKs.
+ *
+ *   bun run bench/put_processes.ts [--seconds 10] [--in-flight 64] [--runs 1]
+ *   bun run bench/put_processes.ts --member-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"
+ *
+ * `--member-flags` are given to the members' runtime (space-separated); the members are
+ * stopped with two SIGTERMs at the end, so a profile covers their whole life (formation included:
+ * use a long `--seconds` for a profile of the put phase). Ends with one JSON line.
+ */
+import {
+  cpuMs,
+  flag,
+  loadAverage,
+  runBench,
+  sampleOf,
+  scrapeMetrics,
+  startBenchCluster,
+  udpCounter,
+} from "./_cluster.ts";
+import dgram from "node:dgram";
+import { readdirSync, readFileSync } from "node:fs";
+import nodeProcess from "node:process";
+import { args, runtimeVersion } from "../src/runtime/process.ts";
+import { sackPolicyFigures } from "../src/transport/webrtc_peer.ts";
+import type { Member } from "../test/support/cluster.ts";
+
+const argv = args();
+const SECONDS = Number(flag(argv, "seconds", "10"));
+const IN_FLIGHT = Number(flag(argv, "in-flight", "64"));
+const RUNS = Number(flag(argv, "runs", "1"));
+const MEMBER_FLAGS = flag(argv, "member-flags", "").split(" ").filter((s) => s !== "");
+const VALUE = "v".repeat(100);
+
+/** UDP datagrams this process sent and received (werift's sockets), counted on dgram's Socket prototype. */
+const udp = { sent: 0, received: 0 };
+{
+  // deno-lint-ignore no-explicit-any
+  const proto = (dgram as any).Socket.prototype;
+  const send = proto.send, emit = proto.emit;
+  proto.send = function (...a: unknown[]) {
+    udp.sent++;
+    return send.apply(this, a);
+  };
+  proto.emit = function (event: string, ...a: unknown[]) {
+    if (event === "message") udp.received++;
+    return emit.call(this, event, ...a);
+  };
+}
+
+/**
+ * Context switches of process `pid` ("self" for this one): of its main thread (each time its event
+ * loop slept and was woken, or was preempted) and of all its threads, from /proc.
+ */
+function switches(pid: number | "self"): { main: number; all: number } {
+  const read = (path: string) => {
+    const t = readFileSync(path, "utf8");
+    const num = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(t)?.[1] ?? NaN);
+    return num("voluntary_ctxt_switches") + num("nonvoluntary_ctxt_switches");
+  };
+  const main = read(`/proc/${pid}/status`);
+  let all = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) all += read(`/proc/${pid}/task/${tid}/status`);
+  return { main, all };
+}
+
+/** Counters summed over the members (from /metrics) plus the client's own. */
+interface Counts {
+  framesSent: number;
+  messagesSent: number;
+  bytesSent: number;
+  udpOut: number;
+  clientDataPackets: number;
+  clientSacks: number;
+  clientUdpSent: number;
+  clientUdpReceived: number;
+}
+
+async function counts(members: Member[], client: { transportStats(): { framesSent: number } }): Promise<Counts> {
+  const texts = await Promise.all(members.map(scrapeMetrics));
+  const sum = (name: string) => texts.reduce((s, t) => s + sampleOf(t, name, 'direction="sent"'), 0);
+  // deno-lint-ignore no-explicit-any
+  const own = client.transportStats() as any;
+  const sack = sackPolicyFigures();
+  return {
+    framesSent: sum("shoal_transport_frames_total") + own.framesSent,
+    messagesSent: sum("shoal_transport_messages_total") + own.messagesSent,
+    bytesSent: sum("shoal_transport_bytes_total") + own.bytesSent,
+    udpOut: udpCounter("OutDatagrams"),
+    clientDataPackets: sack.dataPackets,
+    clientSacks: sack.sacks,
+    clientUdpSent: udp.sent,
+    clientUdpReceived: udp.received,
+  };
+}
+
+await runBench(async () => {
+  const { members, client } = await startBenchCluster(`put-processes-${Date.now()}`, 100, {
+    runtimeFlags: MEMBER_FLAGS,
+  });
+  try {
+    const map = client.getMap<string, string>("put-processes");
+    for (let i = 0; i < 2000; i++) await map.set(`k${i % 1000}`, VALUE);
+    const pids = members.map((m) => m.child.pid);
+    console.log(`member pids: ${pids.join(" ")}; this process: ${nodeProcess.pid}`);
+    // Idle: what the processes use per second with no puts (ticks, heartbeats, timers), for as long as one run.
+    const idle0 = pids.map(cpuMs), idleSelf0 = cpuMs("self"), idleStart = performance.now();
+    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const idleS = (performance.now() - idleStart) / 1000;
+    const idleMsPerS = pids.map((p, i) => (cpuMs(p) - idle0[i]) / idleS);
+    const idleSelfMsPerS = (cpuMs("self") - idleSelf0) / idleS;
+    console.log(
+      `idle: CPU ms/s: members ${idleMsPerS.map((x) => x.toFixed(1)).join(" + ")}, client ${
+        idleSelfMsPerS.toFixed(1)
+      }; load ${loadAverage()}`,
+    );
+    const results = [];
+    for (let run = 0; run < RUNS; run++) {
+      const load = loadAverage();
+      const c0 = await counts(members, client);
+      const cpu0 = pids.map(cpuMs), self0 = cpuMs("self");
+      const sw0 = [...pids, "self" as const].map(switches);
+      let puts = 0, next = 0;
+      const start = performance.now(), stopAt = start + SECONDS * 1000;
+      await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+        while (performance.now() < stopAt) {
+          await map.set(`k${next++ % 1000}`, VALUE);
+          puts++;
+        }
+      }));
+      const elapsed = performance.now() - start;
+      const cpu = pids.map((p, i) => cpuMs(p) - cpu0[i]), self = cpuMs("self") - self0;
+      const sw = [...pids, "self" as const].map(switches).map((x, i) => ({
+        main: (x.main - sw0[i].main) / puts,
+        all: (x.all - sw0[i].all) / puts,
+      }));
+      const c1 = await counts(members, client);
+      const per = (k: keyof Counts) => (c1[k] - c0[k]) / puts;
+      const r = {
+        load,
+        putsPerS: puts / (elapsed / 1000),
+        memberCpuUsPerPut: cpu.map((ms) => ms * 1000 / puts),
+        membersCpuUsPerPut: cpu.reduce((a, b) => a + b, 0) * 1000 / puts,
+        clientCpuUsPerPut: self * 1000 / puts,
+        messagesPerPut: per("messagesSent"),
+        framesPerPut: per("framesSent"),
+        bytesPerFrame: (c1.bytesSent - c0.bytesSent) / (c1.framesSent - c0.framesSent),
+        udpDatagramsPerPut: per("udpOut"),
+        clientDataPacketsPerPut: per("clientDataPackets"),
+        clientSacksPerPut: per("clientSacks"),
+        clientUdpSentPerPut: per("clientUdpSent"),
+        clientUdpReceivedPerPut: per("clientUdpReceived"),
+        /** Context switches per put of each member and the client (last): main thread, all threads. */
+        switchesPerPut: sw,
+      };
+      results.push(r);
+      const f = (x: number, d = 1) => x.toFixed(d);
+      console.log(
+        `run ${run + 1}: ${f(r.putsPerS, 0)} puts/s; CPU µs/put: members ${f(r.membersCpuUsPerPut, 0)} (${
+          r.memberCpuUsPerPut.map((x) => f(x, 0)).join(" + ")
+        }), client ${f(r.clientCpuUsPerPut, 0)}; per put: ${f(r.messagesPerPut, 2)} messages, ${
+          f(r.framesPerPut, 2)
+        } frames (${f(r.bytesPerFrame, 0)} B each), ${f(r.udpDatagramsPerPut, 2)} UDP datagrams (machine-wide); ` +
+          `client: ${f(r.clientDataPacketsPerPut, 2)} DATA packets and ${
+            f(r.clientSacksPerPut, 2)
+          } SACKs received/sent, ` +
+          `UDP datagrams ${f(r.clientUdpSentPerPut, 2)} sent, ${f(r.clientUdpReceivedPerPut, 2)} received per put; ` +
+          `context switches per put (main thread / all threads): ${
+            r.switchesPerPut.map((x) => `${f(x.main, 2)}/${f(x.all, 2)}`).join(" ")
+          }; load ${load} → ${loadAverage()}`,
+      );
+    }
+    console.log(JSON.stringify({
+      bench: "put_processes",
+      runtime: runtimeVersion(),
+      inFlight: IN_FLIGHT,
+      idle: { memberCpuMsPerS: idleMsPerS, clientCpuMsPerS: idleSelfMsPerS },
+      results,
+    }));
+  } finally {
+    await client.shutdown().catch(() => {});
+    // A second signal makes a member exit at once, without a graceful shutdown (which would migrate partitions).
+    for (const m of members) m.child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 200));
+    for (const m of members) m.child.kill("SIGTERM");
+    const codes = await Promise.all(
+      members.map((m) =>
+        Promise.race([m.child.exited, new Promise((r) => setTimeout(() => r("still running"), 20_000))])
+      ),
+    );
+    if (MEMBER_FLAGS.length > 0) console.log(`members stopped: ${codes.join(", ")}`);
+  }
+});
