@@ -28,7 +28,8 @@ import dgram from "node:dgram";
 import { readdirSync, readFileSync } from "node:fs";
 import nodeProcess from "node:process";
 import { args, runtimeVersion } from "../src/runtime/process.ts";
-import { sackPolicyFigures } from "../src/transport/webrtc_peer.ts";
+import { retransmissionFigures, sackPolicyFigures } from "../src/transport/webrtc_peer.ts";
+import { sackBundlingFigures } from "../src/transport/sack_bundling.ts";
 import type { Member } from "../test/support/cluster.ts";
 
 const argv = args();
@@ -80,6 +81,8 @@ interface Counts {
   clientSacks: number;
   clientUdpSent: number;
   clientUdpReceived: number;
+  clientProbeChunks: number;
+  clientBundledSacks: number;
 }
 
 async function counts(members: Member[], client: { transportStats(): { framesSent: number } }): Promise<Counts> {
@@ -97,6 +100,8 @@ async function counts(members: Member[], client: { transportStats(): { framesSen
     clientSacks: sack.sacks,
     clientUdpSent: udp.sent,
     clientUdpReceived: udp.received,
+    clientProbeChunks: retransmissionFigures().probeChunks,
+    clientBundledSacks: sackBundlingFigures().bundled,
   };
 }
 
@@ -108,7 +113,9 @@ await runBench(async () => {
     const map = client.getMap<string, string>("put-processes");
     for (let i = 0; i < 2000; i++) await map.set(`k${i % 1000}`, VALUE);
     const pids = members.map((m) => m.child.pid);
-    console.log(`member pids: ${pids.join(" ")}; this process: ${nodeProcess.pid}`);
+    console.log(
+      `member pids: ${pids.join(" ")}; this process: ${nodeProcess.pid}; urls: ${members.map((m) => m.url).join(" ")}`,
+    );
     // Idle: what the processes use per second with no puts (ticks, heartbeats, timers), for as long as one run.
     const idle0 = pids.map(cpuMs), idleSelf0 = cpuMs("self"), idleStart = performance.now();
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
@@ -156,6 +163,8 @@ await runBench(async () => {
         clientSacksPerPut: per("clientSacks"),
         clientUdpSentPerPut: per("clientUdpSent"),
         clientUdpReceivedPerPut: per("clientUdpReceived"),
+        clientProbeChunksPerPut: per("clientProbeChunks"),
+        clientBundledSacksPerPut: per("clientBundledSacks"),
         /** Context switches per put of each member and the client (last): main thread, all threads. */
         switchesPerPut: sw,
       };
@@ -170,7 +179,9 @@ await runBench(async () => {
           `client: ${f(r.clientDataPacketsPerPut, 2)} DATA packets and ${
             f(r.clientSacksPerPut, 2)
           } SACKs received/sent, ` +
-          `UDP datagrams ${f(r.clientUdpSentPerPut, 2)} sent, ${f(r.clientUdpReceivedPerPut, 2)} received per put; ` +
+          `UDP datagrams ${f(r.clientUdpSentPerPut, 2)} sent, ${f(r.clientUdpReceivedPerPut, 2)} received, ${
+            f(r.clientProbeChunksPerPut, 3)
+          } chunks sent again by probes, ${f(r.clientBundledSacksPerPut, 2)} SACKs bundled with DATA per put; ` +
           `context switches per put (main thread / all threads): ${
             r.switchesPerPut.map((x) => `${f(x.main, 2)}/${f(x.all, 2)}`).join(" ")
           }; load ${load} → ${loadAverage()}`,

@@ -8,6 +8,7 @@ import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import {
   CipherContext,
+  crc32c,
   type DtlsKeys,
   HashAlgorithm,
   NamedCurveAlgorithm,
@@ -18,6 +19,7 @@ import {
 import type { IceServer } from "./ice_server.ts";
 import type { CandidateType, SelectedPair } from "./transport.ts";
 import { delayedSackMs, probeWaitMs, retransmitTuning, rtoMs } from "./retransmit.ts";
+import { bundleSacks } from "./sack_bundling.ts";
 
 /** Connection settings for a peer. */
 export interface WebRtcPeerOptions {
@@ -127,7 +129,8 @@ export function sackPolicyFigures(): SackFigures {
 export function tuneSackPolicy(sctp: any): boolean {
   const expected = sctp && typeof sctp.receiveDataChunk === "function" && typeof sctp.scheduleSack === "function" &&
     typeof sctp.sendSack === "function" && sctp.sackMisOrdered instanceof Set && Array.isArray(sctp.sackDuplicates) &&
-    "sackImmediate" in sctp && "sackNeeded" in sctp && "sackTimeout" in sctp && !sctp.shoalSackTuned;
+    "sackImmediate" in sctp && "sackNeeded" in sctp && "sackTimeout" in sctp && "sackHasNewDataInPacket" in sctp &&
+    !sctp.shoalSackTuned;
   if (!expected) {
     if (!sctp?.shoalSackTuned) sackFigures.untuned++;
     return false;
@@ -139,7 +142,11 @@ export function tuneSackPolicy(sctp: any): boolean {
   // deno-lint-ignore no-explicit-any
   sctp.receiveDataChunk = (chunk: any) => {
     const dupsBefore = sctp.sackDuplicates.length;
+    // handleData clears the flag for each packet: counted at the packet's first new DATA chunk
+    // (not when the SACK is scheduled, since one bundled with a reply may leave before that).
+    const newDataBefore = sctp.sackHasNewDataInPacket;
     receiveDataChunk(chunk);
+    if (!newDataBefore && sctp.sackHasNewDataInPacket) sackFigures.dataPackets++;
     // werift asks for an immediate SACK after every chunk; keep that only for gaps and
     // duplicates, and let handleData's every-second-packet rule decide the rest.
     if (sctp.sackMisOrdered.size === 0 && sctp.sackDuplicates.length === dupsBefore) sctp.sackImmediate = false;
@@ -150,7 +157,6 @@ export function tuneSackPolicy(sctp: any): boolean {
   };
   sctp.scheduleSack = async () => {
     if (sctp.isStopped || !sctp.sackNeeded) return;
-    if (sctp.sackHasNewDataInPacket) sackFigures.dataPackets++;
     if (sctp.sackImmediate) {
       if (sctp.sackTimeout) {
         clearTimeout(sctp.sackTimeout);
@@ -401,6 +407,7 @@ export class WebRtcPeer {
         const sctp = (this.#pc as any).sctpTransport?.sctp;
         tuneSackPolicy(sctp);
         tuneRetransmission(sctp);
+        bundleSacks(sctp, crc32c);
         this.events.open();
       } else if (state === "closed") this.#fail("data channel closed");
     });

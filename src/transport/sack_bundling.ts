@@ -1,0 +1,141 @@
+/**
+ * SACKs bundled with outgoing DATA (RFC 9260 §6.2: "an endpoint SHOULD bundle a SACK chunk
+ * with DATA chunks it sends"). werift 0.24 sends every SACK in a packet of its own, and every
+ * DATA chunk in its own packet; on a request/response link (a put, its backup op, the ack, the
+ * reply) nearly every DATA packet then gets a separate SACK back, most of them after the
+ * delayed-SACK timer: a packet to encrypt, send, receive, decrypt and parse, and a timer
+ * wake-up, for nothing but the acknowledgement. Here a DATA chunk that leaves while a SACK is
+ * pending takes the SACK along in the same packet, ahead of it as §6.10 asks, and the pending
+ * delayed-SACK timer is cancelled. A SACK that is due at once because two DATA packets arrived
+ * (§6.2 "at least every second packet") waits for the end of the current event-loop turn, so a
+ * reply cut in that turn carries it; SACKs for gaps and duplicates still leave at once.
+ * No werift import here: webrtc_peer.ts hands in werift's CRC32c.
+ */
+import { Buffer } from "node:buffer";
+
+/** Figures of this process, for tests and the benches. */
+export interface SackBundlingFigures {
+  /** Associations whose sending bundles SACKs. */
+  tuned: number;
+  /** Associations left alone (werift's internals not as expected). */
+  untuned: number;
+  /** SACKs that left inside a DATA packet. */
+  bundled: number;
+  /** Due SACKs held to the end of the event-loop turn. */
+  deferred: number;
+}
+
+const figures: SackBundlingFigures = { tuned: 0, untuned: 0, bundled: 0, deferred: 0 };
+
+/** A copy of this process's SACK bundling figures. */
+export function sackBundlingFigures(): SackBundlingFigures {
+  return { ...figures };
+}
+
+/** Chunk type of DATA (RFC 9260 §3.3.1). */
+const DATA = 0;
+/** Largest SACK chunk bundled (16 bytes plus up to 12 gap blocks or duplicate TSNs), so a packet stays well under a 1,500-byte path MTU. */
+const maxBundledSackBytes = 64;
+
+interface Chunk {
+  type: number;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * Makes association `sctp` bundle pending SACKs with the DATA chunks it sends. Call after
+ * tuneSackPolicy (webrtc_peer.ts): it builds on that policy's `sackImmediate` handling.
+ * Changes only this instance, and only when werift's internals look as expected.
+ * @param crc32c werift's CRC32c (the SCTP checksum), over a packet whose checksum field is zero
+ * @returns whether the association was tuned
+ */
+// deno-lint-ignore no-explicit-any
+export function bundleSacks(sctp: any, crc32c: (b: Uint8Array) => number): boolean {
+  const expected = sctp && typeof sctp.sendChunk === "function" && typeof sctp.sendSack === "function" &&
+    typeof sctp.scheduleSack === "function" && typeof sctp.transport?.send === "function" &&
+    "sackNeeded" in sctp && "sackTimeout" in sctp && "sackImmediate" in sctp && Array.isArray(sctp.sackDuplicates) &&
+    sctp.sackMisOrdered instanceof Set && sctp.shoalSackTuned === true && !sctp.shoalSackBundling;
+  if (!expected) {
+    if (!sctp?.shoalSackBundling) figures.untuned++;
+    return false;
+  }
+  sctp.shoalSackBundling = true;
+  figures.tuned++;
+
+  const sendChunk = sctp.sendChunk.bind(sctp);
+  /** The chunk werift's sendSack() built, taken instead of sent. */
+  let taken: Chunk | undefined;
+  let taking = false;
+
+  /** werift's own sendSack(), made to hand its SACK chunk over (it also resets the SACK state). */
+  const takeSack = (): Chunk | undefined => {
+    taking = true;
+    taken = undefined;
+    try {
+      // sendSack builds the chunk and calls sendChunk synchronously, before its first await.
+      void sctp.sendSack().catch(() => {});
+    } finally {
+      taking = false;
+    }
+    const sack = taken;
+    taken = undefined;
+    return sack;
+  };
+
+  sctp.sendChunk = (chunk: Chunk): Promise<void> => {
+    if (taking) {
+      taken = chunk;
+      return Promise.resolve();
+    }
+    if (chunk.type !== DATA || !sctp.sackNeeded || sctp.isStopped || sctp.state === "closed") return sendChunk(chunk);
+    if (sctp.remotePort === undefined) return sendChunk(chunk);
+    const sack = takeSack();
+    if (!sack) return sendChunk(chunk);
+    if (sctp.sackTimeout) {
+      clearTimeout(sctp.sackTimeout);
+      sctp.sackTimeout = undefined;
+    }
+    const s = sack.bytes;
+    if (s.byteLength > maxBundledSackBytes) {
+      // A large gap report goes in a packet of its own, as werift would send it.
+      return sendChunk(sack).then(() => sendChunk(chunk));
+    }
+    // What werift's sendSack() would reset once its send completed, reset now: the SACK is on its way.
+    sctp.sackNeeded = false;
+    const d = chunk.bytes;
+    // The common header (ports, verification tag, checksum), then the SACK, then the DATA (§6.10).
+    const packet = Buffer.alloc(12 + s.byteLength + d.byteLength);
+    packet.writeUInt16BE(sctp.localPort, 0);
+    packet.writeUInt16BE(sctp.remotePort, 2);
+    packet.writeUInt32BE(sctp.remoteVerificationTag, 4);
+    packet.set(s, 12);
+    packet.set(d, 12 + s.byteLength);
+    packet.writeUInt32LE(crc32c(packet) >>> 0, 8);
+    figures.bundled++;
+    return sctp.transport.send(packet);
+  };
+
+  // An immediate SACK for in-order data waits for the end of this turn: a DATA chunk sent in
+  // the meantime carries it. (tuneSackPolicy keeps sackImmediate only for the every-second-
+  // packet rule and for gaps and duplicates; the latter still go at once.)
+  const scheduleSack = sctp.scheduleSack;
+  let turnEnd = false;
+  sctp.scheduleSack = (): Promise<void> => {
+    if (
+      !sctp.sackImmediate || !sctp.sackNeeded || sctp.isStopped || sctp.sackMisOrdered.size > 0 ||
+      sctp.sackDuplicates.length > 0
+    ) {
+      return scheduleSack();
+    }
+    if (!turnEnd) {
+      turnEnd = true;
+      figures.deferred++;
+      setImmediate(() => {
+        turnEnd = false;
+        if (sctp.sackNeeded) scheduleSack().catch(() => {});
+      });
+    }
+    return Promise.resolve();
+  };
+  return true;
+}
