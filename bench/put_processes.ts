@@ -1,6 +1,6 @@
 /**
- * Where the CPU of a put goes between real processes (issue 16): 3 Bun data member processes
- * (backup 1) and this process as a lite client over WebRTC, 100-byte values, `--in-flight`
+ * Where the CPU of a put goes between real processes (issue 16): 3 data member processes
+ * of this runtime (backup 1) and this process as a lite client over WebRTC, 100-byte values, `--in-flight`
  * (64) callers for `--seconds` (10) s after 2,000 warm-up puts. Per put it prints the CPU of
  * each process, and what crossed the network: transport messages and frames (from the
  * members' `/metrics` and the client's counters), UDP datagrams (machine-wide, from
@@ -8,6 +8,7 @@
  * packets carrying DATA and SACKs.
  *
  *   bun run bench/put_processes.ts [--seconds 10] [--in-flight 64] [--runs 1]
+ *   deno run -A bench/put_processes.ts …
  *   bun run bench/put_processes.ts --member-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"
  *
  * `--member-flags` are given to the members' runtime (space-separated); the members are
