@@ -177,7 +177,10 @@ interface ClusterBody {
 }
 
 async function clusterOf(m: Member): Promise<ClusterBody> {
-  const res = await fetch(`${m.url}/cluster`, { signal: AbortSignal.timeout(5_000) });
+  const res = await fetch(`${m.url}/cluster`, {
+    headers: { "Authorization": `Bearer ${TOKEN}` },
+    signal: AbortSignal.timeout(5_000),
+  });
   if (!res.ok) throw new Error(`GET /cluster of m${m.i + 1}: ${res.status}`);
   return await res.json() as ClusterBody;
 }
@@ -295,7 +298,10 @@ async function lostWrites(members: Member[]): Promise<string[]> {
       const m = members[(writer + 1) % MEMBERS];
       let v: unknown;
       try {
-        const res = await fetch(`${m.url}/maps/lossy/${key}`, { signal: AbortSignal.timeout(30_000) });
+        const res = await fetch(`${m.url}/maps/lossy/${key}`, {
+          headers: { "Authorization": `Bearer ${TOKEN}` },
+          signal: AbortSignal.timeout(30_000),
+        });
         const text = await res.text();
         try {
           v = (JSON.parse(text) as { value?: unknown })?.value;
@@ -305,7 +311,7 @@ async function lostWrites(members: Member[]): Promise<string[]> {
       } catch (err) {
         v = `read failed: ${(err as Error)?.name} ${(err as Error)?.message}`;
       }
-      if (v !== value) lost.push(`${key}: wanted …${value.slice(100)}, got ${JSON.stringify(v).slice(0, 60)}`);
+      if (v !== value) lost.push(`${key}: wanted …${value.slice(100)}, got ${String(JSON.stringify(v)).slice(0, 60)}`);
     }
   }));
   return lost;
