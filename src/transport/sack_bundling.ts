@@ -6,9 +6,8 @@
  * delayed-SACK timer: a packet to encrypt, send, receive, decrypt and parse, and a timer
  * wake-up, for nothing but the acknowledgement. Here a DATA chunk that leaves while a SACK is
  * pending takes the SACK along in the same packet, ahead of it as §6.10 asks, and the pending
- * delayed-SACK timer is cancelled. A SACK that is due at once because two DATA packets arrived
- * (§6.2 "at least every second packet") waits for the end of the current event-loop turn, so a
- * reply cut in that turn carries it; SACKs for gaps and duplicates still leave at once.
+ * delayed-SACK timer is cancelled. When a SACK is due at once (every second DATA packet, gaps,
+ * duplicates: tuneSackPolicy in webrtc_peer.ts) it still leaves at once, alone.
  * No werift import here: webrtc_peer.ts hands in werift's CRC32c.
  */
 import { Buffer } from "node:buffer";
@@ -21,11 +20,9 @@ export interface SackBundlingFigures {
   untuned: number;
   /** SACKs that left inside a DATA packet. */
   bundled: number;
-  /** Due SACKs held to the end of the event-loop turn. */
-  deferred: number;
 }
 
-const figures: SackBundlingFigures = { tuned: 0, untuned: 0, bundled: 0, deferred: 0 };
+const figures: SackBundlingFigures = { tuned: 0, untuned: 0, bundled: 0 };
 
 /** A copy of this process's SACK bundling figures. */
 export function sackBundlingFigures(): SackBundlingFigures {
@@ -44,7 +41,7 @@ interface Chunk {
 
 /**
  * Makes association `sctp` bundle pending SACKs with the DATA chunks it sends. Call after
- * tuneSackPolicy (webrtc_peer.ts): it builds on that policy's `sackImmediate` handling.
+ * tuneSackPolicy (webrtc_peer.ts), whose delayed SACKs are the ones that wait to be bundled.
  * Changes only this instance, and only when werift's internals look as expected.
  * @param crc32c werift's CRC32c (the SCTP checksum), over a packet whose checksum field is zero
  * @returns whether the association was tuned
@@ -52,9 +49,8 @@ interface Chunk {
 // deno-lint-ignore no-explicit-any
 export function bundleSacks(sctp: any, crc32c: (b: Uint8Array) => number): boolean {
   const expected = sctp && typeof sctp.sendChunk === "function" && typeof sctp.sendSack === "function" &&
-    typeof sctp.scheduleSack === "function" && typeof sctp.transport?.send === "function" &&
-    "sackNeeded" in sctp && "sackTimeout" in sctp && "sackImmediate" in sctp && Array.isArray(sctp.sackDuplicates) &&
-    sctp.sackMisOrdered instanceof Set && sctp.shoalSackTuned === true && !sctp.shoalSackBundling;
+    typeof sctp.transport?.send === "function" && "sackNeeded" in sctp && "sackTimeout" in sctp &&
+    sctp.shoalSackTuned === true && !sctp.shoalSackBundling;
   if (!expected) {
     if (!sctp?.shoalSackBundling) figures.untuned++;
     return false;
@@ -115,33 +111,5 @@ export function bundleSacks(sctp: any, crc32c: (b: Uint8Array) => number): boole
     return sctp.transport.send(packet);
   };
 
-  // An immediate SACK for in-order data waits for the end of this turn: a DATA chunk sent in
-  // the meantime carries it. (tuneSackPolicy keeps sackImmediate only for the every-second-
-  // packet rule and for gaps and duplicates; the latter still go at once.)
-  const scheduleSack = sctp.scheduleSack;
-  let turnEnd = false;
-  sctp.scheduleSack = (): Promise<void> => {
-    if (
-      !sctp.sackImmediate || !sctp.sackNeeded || sctp.isStopped || sctp.sackMisOrdered.size > 0 ||
-      sctp.sackDuplicates.length > 0
-    ) {
-      return scheduleSack();
-    }
-    if (!turnEnd) {
-      turnEnd = true;
-      figures.deferred++;
-      setImmediate(() => {
-        turnEnd = false;
-        // What the immediate path would have done, one turn later (unless a DATA packet took it).
-        if (!sctp.sackNeeded || sctp.isStopped) return;
-        if (sctp.sackTimeout) {
-          clearTimeout(sctp.sackTimeout);
-          sctp.sackTimeout = undefined;
-        }
-        sctp.sendSack().catch(() => {});
-      });
-    }
-    return Promise.resolve();
-  };
   return true;
 }
