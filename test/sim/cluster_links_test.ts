@@ -189,23 +189,27 @@ describe("links", () => {
    * up once it made no progress for `linkStallMs` and makes it again (relayed by a member
    * that reaches the peer), instead of waiting out the 10 s connect timeout.
    */
-  test("a link set-up lost silently is made again: the joiner links to every member within 3 s", () =>
-    withSeed(FILE, 46, async (base) => {
-      for (let seed = base; seed < base + 4; seed++) {
-        const sim = await formCluster(seed, 3);
-        const [a, b] = sim.liveNodes();
-        const d = sim.spawn();
-        sim.setLink(d.id, b.id, { lostConnects: 1 });
-        const start = sim.clock.now();
-        startMember(d, [a.id]);
-        const linked = () => d.m.links().filter((l) => l.kind === "direct").length === 3;
-        const ms = await sim.until(linked, 30_000, 10, () => `seed ${seed}: ${JSON.stringify(d.m.links())}`);
-        expect({ seed, lost: sim.net.connectsLost }).toEqual({ seed, lost: 1 });
-        expect({ seed, ms: ms <= 3_000 }).toEqual({ seed, ms: true });
-        expect({ seed, views: viewDisagreement(sim.liveNodes(), sim.liveIds()) }).toEqual({ seed, views: null });
-        expect(sim.clock.now() - start).toBe(ms);
-      }
-    }), 60_000);
+  test(
+    "a link set-up lost silently is made again: the joiner links to every member within 3 s",
+    () =>
+      withSeed(FILE, 46, async (base) => {
+        for (let seed = base; seed < base + 4; seed++) {
+          const sim = await formCluster(seed, 3);
+          const [a, b] = sim.liveNodes();
+          const d = sim.spawn();
+          sim.setLink(d.id, b.id, { lostConnects: 1 });
+          const start = sim.clock.now();
+          startMember(d, [a.id]);
+          const linked = () => d.m.links().filter((l) => l.kind === "direct").length === 3;
+          const ms = await sim.until(linked, 30_000, 10, () => `seed ${seed}: ${JSON.stringify(d.m.links())}`);
+          expect({ seed, lost: sim.net.connectsLost }).toEqual({ seed, lost: 1 });
+          expect({ seed, ms: ms <= 3_000 }).toEqual({ seed, ms: true });
+          expect({ seed, views: viewDisagreement(sim.liveNodes(), sim.liveIds()) }).toEqual({ seed, views: null });
+          expect(sim.clock.now() - start).toBe(ms);
+        }
+      }),
+    60_000,
+  );
 
   /**
    * Every set-up between the joiner and one member is lost: the pair is relayed through
@@ -213,22 +217,26 @@ describe("links", () => {
    * `linkStallRetries` in a row before an attempt runs to its 10 s timeout, then the back-off):
    * each end starts at most 3 set-ups per 10 s.
    */
-  test("set-ups that are always lost: the pair is relayed within 5 s, and restarts stay bounded", () =>
-    withSeed(FILE, 50, async (base) => {
-      for (let seed = base; seed < base + 3; seed++) {
-        const sim = await formCluster(seed, 3);
-        const [a, b] = sim.liveNodes();
-        const d = sim.spawn();
-        sim.setLink(d.id, b.id, { lostConnects: 1_000 });
-        const start = sim.clock.now();
-        startMember(d, [a.id]);
-        const relayed = () => d.m.links().some((l) => l.peer === b.id && l.kind === "relayed");
-        await sim.until(relayed, 5_000, 10, () => `seed ${seed}: ${JSON.stringify(d.m.links())}`);
-        // The first attempt and two restarts (after 1.5 s and 3 s of silence).
-        expect({ seed, lost: sim.net.connectsLost }).toEqual({ seed, lost: 3 });
-        await sim.run(start + 60_000 - sim.clock.now());
-        expect({ seed, bounded: sim.net.connectsLost <= 2 * 3 * 6 }).toEqual({ seed, bounded: true });
-        expect({ seed, relayed: relayed() }).toEqual({ seed, relayed: true });
-      }
-    }), 120_000);
+  test(
+    "set-ups that are always lost: the pair is relayed within 5 s, and restarts stay bounded",
+    () =>
+      withSeed(FILE, 50, async (base) => {
+        for (let seed = base; seed < base + 3; seed++) {
+          const sim = await formCluster(seed, 3);
+          const [a, b] = sim.liveNodes();
+          const d = sim.spawn();
+          sim.setLink(d.id, b.id, { lostConnects: 1_000 });
+          const start = sim.clock.now();
+          startMember(d, [a.id]);
+          const relayed = () => d.m.links().some((l) => l.peer === b.id && l.kind === "relayed");
+          await sim.until(relayed, 5_000, 10, () => `seed ${seed}: ${JSON.stringify(d.m.links())}`);
+          // The first attempt and two restarts (after 1.5 s and 3 s of silence).
+          expect({ seed, lost: sim.net.connectsLost }).toEqual({ seed, lost: 3 });
+          await sim.run(start + 60_000 - sim.clock.now());
+          expect({ seed, bounded: sim.net.connectsLost <= 2 * 3 * 6 }).toEqual({ seed, bounded: true });
+          expect({ seed, relayed: relayed() }).toEqual({ seed, relayed: true });
+        }
+      }),
+    120_000,
+  );
 });
