@@ -201,13 +201,17 @@ describe("stranded joiner, a frozen first, c joined through b, d's event loop la
 
 /**
  * A set-up that goes silent (a lost answer; on real processes, ICE checks that never
- * completed under load, one run in about 40) is given up once it has made no progress for
+ * completed under load, 2 runs in about 90) is given up once it has made no progress for
  * `linkStallMs` and made again, through another member when one reaches the peer. Without
- * that, d waited out its 10 s connect timeout for b (12.3 s on one real run).
+ * that, d waited out its 10 s connect timeout for b (9.5 and 12.3 s on those real runs). Of
+ * seeds 1400–1499, 22 took 10–13 s without it; with it 98 were within 3 s and two took 3.07
+ * and 3.16 s (d's own verdict on a came late there, its links were up). These are the first
+ * ten of the 22.
  */
+const LOST_SETUP_SEEDS = [1409, 1431, 1433, 1439, 1440, 1441, 1442, 1443, 1444, 1451];
 describe("stranded joiner, a frozen first, c joined through b, and d's first set-up to b after the kill lost", () => {
-  for (let i = 0; i < 10; i++) {
-    seeded(`seed ${1400 + i}: survivors agree and are fully linked within 3 s of the kill`, 1400 + i, async (seed) => {
+  for (const seed of LOST_SETUP_SEEDS) {
+    seeded(`seed ${seed}: survivors agree and are fully linked within 3 s of the kill`, seed, async (seed) => {
       const r = await strandedRun(seed, { freezeFirst: true, cThroughB: true, loseOnce: true });
       results.push(`${r.ms} (frozen, c through b, a set-up lost, kill after ${r.killAfterMs})`);
       expect(r.ms).toBeLessThanOrEqual(TARGET_MS);
