@@ -143,6 +143,10 @@ export class PartitionService {
   #pending: PartitionTable | null = null;
   /** See {@link setEmptyCheck}. */
   #emptyPrimary: ((p: number, epoch: number) => boolean) | null = null;
+  /** See {@link setUntouchedFillCheck}. */
+  #untouchedFill: ((p: number, epoch: number, member: NodeId) => boolean) | null = null;
+  /** The data members the fills were last balanced for (see #balanceFills). */
+  #fillsBalancedFor = "";
   // graceful leave
   #leaveWaiters: Array<() => void> = [];
   #leaveRequested = false;
@@ -163,6 +167,8 @@ export class PartitionService {
     backupsSynced: 0,
     /** Master only: rows of empty partitions this member leads given their backups in sync at once (nothing to copy). */
     backupsCreatedInSync: 0,
+    /** Master only: filling backups that held nothing yet moved to another member, to balance the fills. */
+    fillsMoved: 0,
     /** Master only: partitions whose every replica died (their data is gone; they start empty). */
     partitionsLost: 0,
   };
@@ -274,6 +280,15 @@ export class PartitionService {
    */
   setEmptyCheck(fn: (p: number, epoch: number) => boolean): void {
     this.#emptyPrimary = fn;
+  }
+
+  /**
+   * The map layer says whether a backup it fills of a partition this member leads holds
+   * nothing yet (no chunk sent, no write streamed, never confirmed) and, if so, leaves it
+   * alone until the next table: as master, such a fill may go to another member instead.
+   */
+  setUntouchedFillCheck(fn: (p: number, epoch: number, member: NodeId) => boolean): void {
+    this.#untouchedFill = fn;
   }
 
   /** Called by the primary's map layer once every member of `row` is up to date (for migration `mid`). */
@@ -675,6 +690,11 @@ export class PartitionService {
         this.stats.backupsCreated += fill.filled.length;
         this.#log.debug("partition.backups.created", { partitions: fill.filled.length });
       }
+      const moved = this.#balanceFills(t, replicas, filling, ideal, data);
+      if (moved) {
+        replicas = moved;
+        changed = true;
+      }
       for (let p = 0; p < replicas.length; p++) {
         if (this.#inflight.has(p)) continue;
         const cur = replicas[p];
@@ -710,6 +730,50 @@ export class PartitionService {
       t = withFilling(nextTable(t, replicas, migrations), filling);
       this.#stage(t);
     }
+  }
+
+  /**
+   * Once per change of the data members: backups created in place on one member while others
+   * were joining (a forming cluster gives every backup to the first joiner) are spread over
+   * the data members, so the copies travel over several links and are installed by several
+   * members at once. Only a backup that holds nothing yet moves (the primary, this member,
+   * says so and leaves it alone until this table applies: no acknowledged write counted it),
+   * and only to a member the ideal row has, when the backup is not in the ideal row or holds
+   * more fills than that member. The replacement is listed as filling as well: the copies
+   * counted as replicas do not change. `filling` is updated in place.
+   * @returns the new rows, or null when nothing moved
+   */
+  #balanceFills(
+    t: PartitionTable,
+    replicas: readonly (readonly NodeId[])[],
+    filling: Map<number, readonly NodeId[]>,
+    ideal: readonly (readonly NodeId[])[],
+    data: readonly NodeId[],
+  ): NodeId[][] | null {
+    const key = data.join(",");
+    if (key === this.#fillsBalancedFor || !this.#untouchedFill || filling.size === 0) return null;
+    this.#fillsBalancedFor = key;
+    const load = new Map<NodeId, number>(data.map((m) => [m, 0]));
+    for (const ms of filling.values()) for (const m of ms) if (load.has(m)) load.set(m, load.get(m)! + 1);
+    let rows: NodeId[][] | null = null;
+    for (const [p, ms] of filling) {
+      const row = replicas[p];
+      if (row[0] !== this.self || t.replicas[p][0] !== this.self) continue;
+      for (const x of ms) {
+        const y = ideal[p].find((m) => !row.includes(m) && load.has(m));
+        if (y === undefined || !load.has(x)) continue;
+        if (ideal[p].includes(x) && load.get(x)! <= load.get(y)! + 1) continue;
+        if (!this.#untouchedFill(p, t.epochs[p], x)) continue;
+        rows ??= replicas.map((r) => [...r]);
+        rows[p] = rows[p].map((m) => (m === x ? y : m));
+        filling.set(p, ms.map((m) => (m === x ? y : m)));
+        load.set(x, load.get(x)! - 1);
+        load.set(y, load.get(y)! + 1);
+        this.stats.fillsMoved++;
+        break;
+      }
+    }
+    return rows;
   }
 
   /**

@@ -37,6 +37,8 @@ export interface FormationResult {
   dataLoss: number;
   /** Writes the members held aside from fill streams (fill_stream.ts). */
   streamed: number;
+  /** Filling backups that held nothing yet the master moved to another member (PartitionService fillsMoved). */
+  fillsMoved: number;
 }
 
 const MAP = "formation";
@@ -163,6 +165,7 @@ export async function runFormation(o: FormationOptions): Promise<FormationResult
   problems.push(...checkLinearizable(history).problems);
   const dataLoss = survivors.reduce((n, x) => n + x.grid.maps.counters.dataLoss, 0);
   const streamed = nodes().reduce((n, x) => n + x.grid.maps.counters.fillStreamOps, 0);
+  const fillsMoved = nodes().reduce((n, x) => n + x.grid.partitions.stats.fillsMoved, 0);
   for (const n of survivors) n.stop();
-  return { problems, ackedWrites: acked, unmeasured, dataLoss, streamed };
+  return { problems, ackedWrites: acked, unmeasured, dataLoss, streamed, fillsMoved };
 }
