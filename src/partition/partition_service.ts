@@ -738,8 +738,8 @@ export class PartitionService {
    * the data members, so the copies travel over several links and are installed by several
    * members at once. Only a backup that holds nothing yet moves (the primary, this member,
    * says so and leaves it alone until this table applies: no acknowledged write counted it),
-   * and only to a member the ideal row has, when the backup is not in the ideal row or holds
-   * more fills than that member. The replacement is listed as filling as well: the copies
+   * only to a member the ideal row has and while it holds more than one fill more than that
+   * member; rows whose ideal leaves the backup out go first (moving those saves a migration). The replacement is listed as filling as well: the copies
    * counted as replicas do not change. `filling` is updated in place.
    * @returns the new rows, or null when nothing moved
    */
@@ -756,21 +756,23 @@ export class PartitionService {
     const load = new Map<NodeId, number>(data.map((m) => [m, 0]));
     for (const ms of filling.values()) for (const m of ms) if (load.has(m)) load.set(m, load.get(m)! + 1);
     let rows: NodeId[][] | null = null;
-    for (const [p, ms] of filling) {
-      const row = replicas[p];
-      if (row[0] !== this.self || t.replicas[p][0] !== this.self) continue;
-      for (const x of ms) {
-        const y = ideal[p].find((m) => !row.includes(m) && load.has(m));
-        if (y === undefined || !load.has(x)) continue;
-        if (ideal[p].includes(x) && load.get(x)! <= load.get(y)! + 1) continue;
-        if (!this.#untouchedFill(p, t.epochs[p], x)) continue;
-        rows ??= replicas.map((r) => [...r]);
-        rows[p] = rows[p].map((m) => (m === x ? y : m));
-        filling.set(p, ms.map((m) => (m === x ? y : m)));
-        load.set(x, load.get(x)! - 1);
-        load.set(y, load.get(y)! + 1);
-        this.stats.fillsMoved++;
-        break;
+    // Rows whose ideal leaves the filling backup out first: moving those also saves a migration.
+    for (const outOfIdeal of [true, false]) {
+      for (const [p, ms] of filling) {
+        const row = rows?.[p] ?? replicas[p];
+        if (row[0] !== this.self || t.replicas[p][0] !== this.self) continue;
+        for (const x of ms) {
+          const y = ideal[p].find((m) => !row.includes(m) && load.has(m));
+          if (y === undefined || !load.has(x) || ideal[p].includes(x) === outOfIdeal) continue;
+          if (load.get(x)! <= load.get(y)! + 1 || !this.#untouchedFill(p, t.epochs[p], x)) continue;
+          rows ??= replicas.map((r) => [...r]);
+          rows[p] = row.map((m) => (m === x ? y : m));
+          filling.set(p, ms.map((m) => (m === x ? y : m)));
+          load.set(x, load.get(x)! - 1);
+          load.set(y, load.get(y)! + 1);
+          this.stats.fillsMoved++;
+          break;
+        }
       }
     }
     return rows;
