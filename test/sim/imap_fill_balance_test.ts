@@ -16,7 +16,8 @@ import type { IMap } from "../../src/map/imap.ts";
 import { partitionOf } from "../../src/partition/partition_of.ts";
 import { PartitionService } from "../../src/partition/partition_service.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
-import { imapSimulation, settle } from "./imap_sim.ts";
+import { formationSimulation } from "./imap_formation.ts";
+import { settle } from "./imap_sim.ts";
 
 const P = 31;
 
@@ -42,20 +43,15 @@ test(
     const problems: string[] = [];
     const written = new Map<string, string>();
     let onA: IMap<string, string> | undefined;
-    const sim = imapSimulation({
-      seed: 1111,
-      // Round trips well under the 1 ms a master takes to publish a table: an ack can beat it.
-      link: { delayMs: 0.1, jitterMs: 0.1 },
-      tickMs: 5,
-      grid: {
-        partitionCount: P,
-        backupCount: 1,
-        invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 },
-        // One transfer at a time, small chunks: most fills have not begun when c arrives.
-        map: { snapshotChunkBytes: 1024, snapshotWindow: 1, maxSnapshotSessions: 1 },
-      },
+    const sim = formationSimulation(
+      1111,
+      P,
       problems,
-    });
+      // One transfer at a time, small chunks: most fills have not begun when c arrives.
+      { snapshotChunkBytes: 1024, snapshotWindow: 1, maxSnapshotSessions: 1 },
+      // Round trips well under the 1 ms a master takes to publish a table: an ack can beat it.
+      { delayMs: 0.1, jitterMs: 0.1 },
+    );
     // A write to each released partition the moment its backup is released, before the table
     // that moves the backup applies: it must not be acknowledged through the released backup.
     const raced: Promise<void>[] = [];

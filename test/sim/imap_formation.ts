@@ -12,6 +12,7 @@
 import type { MapServiceConfig } from "../../src/map/map_context.ts";
 import { checkAckCopies, checkLinearizable, checkNoLostWrites, History } from "../support/history_checker.ts";
 import { replicationComplete } from "./imap_chaos.ts";
+import type { Simulation } from "../../src/sim/simulation.ts";
 import { ackCopies, copiesNeeded, type ImapSimNode, imapSimulation } from "./imap_sim.ts";
 
 export interface FormationOptions {
@@ -43,21 +44,35 @@ export interface FormationResult {
 
 const MAP = "formation";
 
-export async function runFormation(o: FormationOptions): Promise<FormationResult> {
-  const P = o.partitionCount ?? 271;
-  const problems: string[] = [];
-  const sim = imapSimulation({
-    seed: o.seed,
-    link: { delayMs: 0.3, jitterMs: 0.7 },
+/**
+ * The simulation a formation scenario runs in: backup 1, 5 ms ticks, calls retried after
+ * 400 ms, links of 0.3 ± 0.7 ms unless `link` says otherwise.
+ */
+export function formationSimulation(
+  seed: number,
+  partitionCount: number,
+  problems: string[],
+  map?: MapServiceConfig,
+  link = { delayMs: 0.3, jitterMs: 0.7 },
+): Simulation<ImapSimNode> {
+  return imapSimulation({
+    seed,
+    link,
     tickMs: 5,
     grid: {
-      partitionCount: P,
+      partitionCount,
       backupCount: 1,
       invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 },
-      ...(o.map ? { map: o.map } : {}),
+      ...(map ? { map } : {}),
     },
     problems,
   });
+}
+
+export async function runFormation(o: FormationOptions): Promise<FormationResult> {
+  const P = o.partitionCount ?? 271;
+  const problems: string[] = [];
+  const sim = formationSimulation(o.seed, P, problems, o.map);
   const rng = sim.rng.fork();
   const a = sim.spawn();
   void a.m.start([]);
