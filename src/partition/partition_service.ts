@@ -739,8 +739,9 @@ export class PartitionService {
    * members at once. Only a backup that holds nothing yet moves (the primary, this member,
    * says so and leaves it alone until this table applies: no acknowledged write counted it),
    * only to a member the ideal row has and while it holds more than one fill more than that
-   * member; rows whose ideal leaves the backup out go first (moving those saves a migration). The replacement is listed as filling as well: the copies
-   * counted as replicas do not change. `filling` is updated in place.
+   * member; rows whose ideal leaves the backup out go first (moving those saves a migration).
+   * The replacement is listed as filling as well: the copies counted as replicas do not
+   * change. `filling` is updated in place.
    * @returns the new rows, or null when nothing moved
    */
   #balanceFills(
