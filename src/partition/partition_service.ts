@@ -19,7 +19,7 @@ import type { MessageRouter } from "../transport/router.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
-import { assignPartitions, fillMissingReplicas, repairReplicas } from "./assignment.ts";
+import { assignPartitions, fillMissingReplicas, repairReplicas, spreadFills } from "./assignment.ts";
 import {
   PartitionBackupsSyncedMsg,
   PartitionMemberLeavingMsg,
@@ -145,7 +145,7 @@ export class PartitionService {
   #emptyPrimary: ((p: number, epoch: number) => boolean) | null = null;
   /** See {@link setUntouchedFillCheck}. */
   #untouchedFill: ((p: number, epoch: number, member: NodeId) => boolean) | null = null;
-  /** The data members the fills were last balanced for (see #balanceFills). */
+  /** The data members the fills were last spread for (see #masterTick). */
   #fillsBalancedFor = "";
   // graceful leave
   #leaveWaiters: Array<() => void> = [];
@@ -283,9 +283,8 @@ export class PartitionService {
   }
 
   /**
-   * The map layer says whether a backup it fills of a partition this member leads holds
-   * nothing yet (no chunk sent, no write streamed, never confirmed) and, if so, leaves it
-   * alone until the next table: as master, such a fill may go to another member instead.
+   * The map layer says whether a backup it fills (of a partition this member leads) holds nothing
+   * yet and, if so, leaves it alone until the next table: as master, the fill may move.
    */
   setUntouchedFillCheck(fn: (p: number, epoch: number, member: NodeId) => boolean): void {
     this.#untouchedFill = fn;
@@ -690,10 +689,17 @@ export class PartitionService {
         this.stats.backupsCreated += fill.filled.length;
         this.#log.debug("partition.backups.created", { partitions: fill.filled.length });
       }
-      const moved = this.#balanceFills(t, replicas, filling, ideal, data);
-      if (moved) {
-        replicas = moved;
-        changed = true;
+      // Once per change of the data members, fills of partitions this master leads that hold
+      // nothing yet (its map layer says so, and holds them until this table applies) are spread
+      // over the data members (spreadFills): no acknowledged write counted one that moves.
+      const check = this.#untouchedFill, dataKey = data.join(",");
+      if (check && filling.size > 0 && dataKey !== this.#fillsBalancedFor) {
+        this.#fillsBalancedFor = dataKey;
+        const mine = (p: number) => replicas[p][0] === this.self && t.replicas[p][0] === this.self;
+        const spread = spreadFills(replicas, filling, ideal, data, (p, x) => mine(p) && check(p, t.epochs[p], x));
+        for (const [p, ms] of spread.filling) filling.set(p, ms);
+        this.stats.fillsMoved += spread.moved;
+        if (spread.rows) [replicas, changed] = [spread.rows, true];
       }
       for (let p = 0; p < replicas.length; p++) {
         if (this.#inflight.has(p)) continue;
@@ -730,53 +736,6 @@ export class PartitionService {
       t = withFilling(nextTable(t, replicas, migrations), filling);
       this.#stage(t);
     }
-  }
-
-  /**
-   * Once per change of the data members: backups created in place on one member while others
-   * were joining (a forming cluster gives every backup to the first joiner) are spread over
-   * the data members, so the copies travel over several links and are installed by several
-   * members at once. Only a backup that holds nothing yet moves (the primary, this member,
-   * says so and leaves it alone until this table applies: no acknowledged write counted it),
-   * only to a member the ideal row has and while it holds more than one fill more than that
-   * member; rows whose ideal leaves the backup out go first (moving those saves a migration).
-   * The replacement is listed as filling as well: the copies counted as replicas do not
-   * change. `filling` is updated in place.
-   * @returns the new rows, or null when nothing moved
-   */
-  #balanceFills(
-    t: PartitionTable,
-    replicas: readonly (readonly NodeId[])[],
-    filling: Map<number, readonly NodeId[]>,
-    ideal: readonly (readonly NodeId[])[],
-    data: readonly NodeId[],
-  ): NodeId[][] | null {
-    const key = data.join(",");
-    if (key === this.#fillsBalancedFor || !this.#untouchedFill || filling.size === 0) return null;
-    this.#fillsBalancedFor = key;
-    const load = new Map<NodeId, number>(data.map((m) => [m, 0]));
-    for (const ms of filling.values()) for (const m of ms) if (load.has(m)) load.set(m, load.get(m)! + 1);
-    let rows: NodeId[][] | null = null;
-    // Rows whose ideal leaves the filling backup out first: moving those also saves a migration.
-    for (const outOfIdeal of [true, false]) {
-      for (const [p, ms] of filling) {
-        const row = rows?.[p] ?? replicas[p];
-        if (row[0] !== this.self || t.replicas[p][0] !== this.self) continue;
-        for (const x of ms) {
-          const y = ideal[p].find((m) => !row.includes(m) && load.has(m));
-          if (y === undefined || !load.has(x) || ideal[p].includes(x) === outOfIdeal) continue;
-          if (load.get(x)! <= load.get(y)! + 1 || !this.#untouchedFill(p, t.epochs[p], x)) continue;
-          rows ??= replicas.map((r) => [...r]);
-          rows[p] = row.map((m) => (m === x ? y : m));
-          filling.set(p, ms.map((m) => (m === x ? y : m)));
-          load.set(x, load.get(x)! - 1);
-          load.set(y, load.get(y)! + 1);
-          this.stats.fillsMoved++;
-          break;
-        }
-      }
-    }
-    return rows;
   }
 
   /**
