@@ -29,13 +29,13 @@
  * directory is removed. Figures move with the machine's load: the load average is printed.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import { etcdPut, RedisConn, ZK_NODE_EXISTS, ZkConn } from "./_peer_clients.ts";
-import { flag, fmtMs, loadAverage, quantile, runBench, sleep, startBenchCluster } from "./_cluster.ts";
+import { flag, fmtMs, loadAverage, processCpu, quantile, runBench, sleep, startBenchCluster } from "./_cluster.ts";
 import { args, envSnapshot, onSignal, runtimeVersion } from "../src/runtime/process.ts";
 import { type ChildHandle, spawnChild } from "../src/runtime/spawn.ts";
 import { until } from "../test/support/until.ts";
@@ -137,15 +137,8 @@ function install(): void {
 
 // ---------------------------------------------------------------- CPU
 
-const clockTicks = Number(sh(["getconf", "CLK_TCK"]).trim()) || 100;
-
 /** CPU milliseconds (user + system, all threads) used so far by process `pid`. */
-function cpuMs(pid: number | "self"): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields after the name start at field 3 (state): utime is field 14, stime 15.
-  return (Number(f[11]) + Number(f[12])) * 1000 / clockTicks;
-}
+const cpuMs = (pid: number | "self") => processCpu(pid).cpuMs;
 const cpuOf = (pids: number[]) => pids.reduce((s, p) => s + cpuMs(p), 0);
 
 // ---------------------------------------------------------------- workload
