@@ -5,8 +5,7 @@
  * metrics, percentiles, the load average and small command-line helpers, and
  * {@link runBench}, which kills every child when the bench ends, fails or is interrupted.
  */
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { exit, onSignal, runtimeName } from "../src/runtime/process.ts";
 import { type Node, startNode } from "../src/node.ts";
 import { killAll, type Member, startMember, type StartOptions } from "../test/support/cluster.ts";
@@ -158,25 +157,41 @@ export function quantile(xs: readonly number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(s.length * p) - 1))];
 }
 
-let clockTicks = 0;
-
-/** CPU milliseconds (user + system, all threads) used so far by process `pid` (from /proc/<pid>/stat). */
-export function cpuMs(pid: number | "self"): number {
-  if (clockTicks === 0) {
-    clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  }
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields after the name start at field 3 (state): utime is field 14, stime 15.
-  return (Number(f[11]) + Number(f[12])) * 1000 / clockTicks;
-}
-
 /** The first three fields of /proc/loadavg ("1 5 15 min"), or "n/a". */
 export function loadAverage(): string {
   try {
     return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   } catch {
     return "n/a";
+  }
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ: 100 on every Linux build in use). */
+const CLOCK_TICKS = 100;
+
+/**
+ * CPU time used so far by process `pid` (user + system, all threads, /proc/<pid>/stat), and
+ * the time its threads spent runnable but waiting for a core (/proc/<pid>/task/<tid>/schedstat,
+ * summed): a process that waits a lot for its CPU is held back by the machine's load.
+ * @returns milliseconds, NaN where /proc cannot be read
+ */
+export function processCpu(pid: number | "self"): { cpuMs: number; waitMs: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the name start at field 3 (state): utime is field 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const cpuMs = (Number(f[11]) + Number(f[12])) * 1000 / CLOCK_TICKS;
+    let waitNs = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        waitNs += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[1]);
+      } catch {
+        // the thread ended
+      }
+    }
+    return { cpuMs, waitMs: waitNs / 1e6 };
+  } catch {
+    return { cpuMs: NaN, waitMs: NaN };
   }
 }
 

@@ -8,6 +8,10 @@
  * sync), and to "balanced" (no migration in flight, three owners). Polling every 10 ms bounds
  * the resolution.
  *
+ * With each run it prints the CPU time every member used between the two moments and how long
+ * its threads waited for a core meanwhile (`/proc`, Linux): on a shared machine the time is
+ * that CPU divided by the share the machine gives.
+ *
  * Options: --runs N (runs per case, default 3), --entries N (the loaded case, default
  * 100000; 0 runs only the empty case), --values x|random (the loaded case's values: the
  * string of 100 "x" (default), which compresses to almost nothing, or 100 random bytes each,
@@ -17,7 +21,7 @@ import { startNode } from "../src/node.ts";
 import { args, runtimeVersion } from "../src/runtime/process.ts";
 import { killAll, type Member, startMember } from "../test/support/cluster.ts";
 import { until } from "../test/support/until.ts";
-import { benchMember, clusterOf, currentRuntime, flag, fmtMs, loadAverage, runBench } from "./_cluster.ts";
+import { benchMember, clusterOf, currentRuntime, flag, fmtMs, loadAverage, processCpu, runBench } from "./_cluster.ts";
 
 const argv = args();
 const RUNS = Number(flag(argv, "runs", "3"));
@@ -47,6 +51,11 @@ interface Run {
    * the new backups were filled: snapshots, or the partition's write log when it covers it).
    */
   snapshots: Record<string, number>;
+  /**
+   * Per member (a, b, c): CPU ms it used from "all list each other" to "every member safe",
+   * and ms its threads waited for a core meanwhile (NaN where /proc cannot be read).
+   */
+  cpu: Record<string, { cpuMs: number; waitMs: number }>;
 }
 
 const SNAPSHOT_COUNTERS = [
@@ -108,6 +117,7 @@ async function once(entries: number, i: number): Promise<Run> {
     10,
   );
   const formed = performance.now();
+  const cpu0 = data.map((m) => processCpu(m.child.pid));
   await until(
     async () => {
       const hs = await Promise.all(data.map((m) => m.json<{ safe: boolean }>("/health")));
@@ -118,6 +128,11 @@ async function once(entries: number, i: number): Promise<Run> {
     10,
   );
   const safeMs = performance.now() - formed;
+  const cpu: Run["cpu"] = {};
+  data.forEach((m, k) => {
+    const now = processCpu(m.child.pid);
+    cpu[m.name] = { cpuMs: now.cpuMs - cpu0[k].cpuMs, waitMs: now.waitMs - cpu0[k].waitMs };
+  });
   const snapshots = await snapshotCounters(a).catch(() => ({}));
   await until(
     async () => {
@@ -134,7 +149,7 @@ async function once(entries: number, i: number): Promise<Run> {
   const balancedMs = performance.now() - formed;
   await client?.shutdown().catch(() => {});
   killAll();
-  return { entries, safeMs, balancedMs, missingAtFormation, snapshots };
+  return { entries, safeMs, balancedMs, missingAtFormation, snapshots, cpu };
 }
 
 async function main(): Promise<void> {
@@ -153,6 +168,8 @@ async function main(): Promise<void> {
         `${entries.toLocaleString("en")} entries, run ${i + 1}: every partition has its backups ${fmtMs(r.safeMs)} ` +
           `after all members list each other (replicasMissing then ${r.missingAtFormation}); balanced after ${
             fmtMs(r.balancedMs)
+          }; CPU until then (used / waited for a core) ${
+            Object.entries(r.cpu).map(([n, c]) => `${n} ${fmtMs(c.cpuMs)} / ${fmtMs(c.waitMs)}`).join(", ")
           }; member a's snapshots then ${JSON.stringify(r.snapshots)}`,
       );
     }

@@ -35,7 +35,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import { etcdPut, RedisConn, ZK_NODE_EXISTS, ZkConn } from "./_peer_clients.ts";
-import { cpuMs, flag, fmtMs, loadAverage, quantile, runBench, sleep, startBenchCluster } from "./_cluster.ts";
+import { flag, fmtMs, loadAverage, processCpu, quantile, runBench, sleep, startBenchCluster } from "./_cluster.ts";
 import { args, envSnapshot, onSignal, runtimeVersion } from "../src/runtime/process.ts";
 import { type ChildHandle, spawnChild } from "../src/runtime/spawn.ts";
 import { until } from "../test/support/until.ts";
@@ -137,6 +137,8 @@ function install(): void {
 
 // ---------------------------------------------------------------- CPU
 
+/** CPU milliseconds (user + system, all threads) used so far by process `pid`. */
+const cpuMs = (pid: number | "self") => processCpu(pid).cpuMs;
 const cpuOf = (pids: number[]) => pids.reduce((s, p) => s + cpuMs(p), 0);
 
 // ---------------------------------------------------------------- workload

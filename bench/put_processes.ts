@@ -16,9 +16,9 @@
  * use a long `--seconds` for a profile of the put phase). Ends with one JSON line.
  */
 import {
-  cpuMs,
   flag,
   loadAverage,
+  processCpu,
   runBench,
   sampleOf,
   scrapeMetrics,
@@ -39,6 +39,7 @@ const IN_FLIGHT = Number(flag(argv, "in-flight", "64"));
 const RUNS = Number(flag(argv, "runs", "1"));
 const MEMBER_FLAGS = flag(argv, "member-flags", "").split(" ").filter((s) => s !== "");
 const VALUE = "v".repeat(100);
+const cpuMs = (pid: number | "self") => processCpu(pid).cpuMs;
 
 /** UDP datagrams this process sent and received (werift's sockets), counted on dgram's Socket prototype. */
 const udp = { sent: 0, received: 0 };

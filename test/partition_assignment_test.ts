@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { assignPartitions, fillMissingReplicas, repairReplicas } from "../src/partition/assignment.ts";
+import { assignPartitions, fillMissingReplicas, repairReplicas, spreadFills } from "../src/partition/assignment.ts";
 import { murmur3_32 } from "../src/partition/murmur3.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 
@@ -220,5 +220,46 @@ describe("fillMissingReplicas (backups created in place, invariant 10)", () => {
     const cur = [["a"], ["a"], ["a"], ["a"]];
     const { rows } = fillMissingReplicas(cur, [[], [], [], []], ["a", "b", "c"], 2);
     expect(rows.map((r) => r[1]).sort()).toEqual(["b", "b", "c", "c"]);
+  });
+});
+
+describe("spreading fills over the joiners", () => {
+  const P = 271;
+  // A forming cluster: a leads everything, the first joiner c got every backup, b came next.
+  const cur = Array.from({ length: P }, () => ["a", "c"]);
+  const filling = new Map(cur.map((_, p) => [p, ["c"]]));
+  const ideal = assignPartitions({ previous: cur, members: ["a", "b", "c"], partitionCount: P, replicaCount: 2 });
+
+  test("fills that may move are split about evenly, each to a member of its ideal row, nothing else changes", () => {
+    const { rows, filling: moved, moved: n } = spreadFills(cur, filling, ideal, ["a", "b", "c"], () => true);
+    const onB = rows!.filter((r) => r[1] === "b").length;
+    expect(Math.abs(onB - (P - onB))).toBeLessThanOrEqual(1);
+    expect(n).toBe(onB);
+    for (const [p, ms] of moved) {
+      expect(rows![p]).toEqual(["a", "b"]);
+      expect(ms).toEqual(["b"]);
+      expect(ideal[p]).toContain("b");
+    }
+    rows!.forEach((r, p) => moved.has(p) || expect(r).toEqual(["a", "c"]));
+  });
+
+  test("a fill the check refuses stays, and rows whose ideal leaves the backup out move first", () => {
+    const refused = new Set([0, 1, 2, 3, 4]);
+    const { rows, moved } = spreadFills(cur, filling, ideal, ["a", "b", "c"], (p) => !refused.has(p));
+    for (const p of refused) expect(rows![p]).toEqual(["a", "c"]);
+    const outOfIdeal = cur.filter((_, p) => !ideal[p].includes("c") && ideal[p].includes("b") && !refused.has(p));
+    expect(moved).toBeGreaterThanOrEqual(Math.min(outOfIdeal.length, Math.floor(P / 2) - 1));
+    rows!.forEach((r, p) => {
+      if (!ideal[p].includes("c") && ideal[p].includes("b") && !refused.has(p) && moved < outOfIdeal.length) {
+        expect(r).toEqual(["a", "b"]);
+      }
+    });
+  });
+
+  test("nothing moves when the fills are balanced already or nothing may move", () => {
+    const half = new Map(cur.map((_, p) => [p, [p % 2 ? "b" : "c"]]));
+    const rows2 = cur.map((_, p) => ["a", p % 2 ? "b" : "c"]);
+    expect(spreadFills(rows2, half, ideal, ["a", "b", "c"], () => true).rows).toBeNull();
+    expect(spreadFills(cur, filling, ideal, ["a", "b", "c"], () => false).rows).toBeNull();
   });
 });

@@ -11,7 +11,7 @@
  * the new master and are linked to each other (directly or relayed). Five runs; the time
  * from the kill (and from the freeze) to that state is printed and held to the issue's
  * target, 3 s from the kill, in at least four of the five (see the assertion; the simulator
- * holds every one of 30 seeds to it, test/sim/cluster_stranded_test.ts).
+ * holds every one of its 75 seeds to it, test/sim/cluster_stranded_test.ts).
  * d also suspects a alone while frozen, its local health low (its only link is to a): the
  * others' messages, following the new master, confirm its suspicion.
  */
@@ -155,10 +155,11 @@ describe("stranded joiner: a killed right after four members list each other, wh
         `linked to b or c before the freeze`,
     );
     expect(counted.length).toBe(RUNS);
-    // The issue's target is 3 s on every run. On this machine about 1 counted run in 85 took
-    // 15 s (not yet caught with logs; the mechanism fixed here, a joiner following the dead seed
-    // for its whole stretched suspicion, took 10-12 s in about 1 run in 5 and is held to 3 s
-    // over 30 seeds in the simulator). So: at most one of the five beyond 3 s, none beyond 20 s.
+    // The issue's target is 3 s on every run. With silent link set-ups made again after 1.5 s,
+    // 99 of 100 looped runs at load 5-18 were within 3 s (max 2.8 s); one took 12.0 s: a false
+    // dead verdict during formation, ~10 s before the freeze, left a link open at one end only
+    // (the older end waits 12 s before it opens a link itself). So: at most one of the five
+    // beyond 3 s, none beyond 20 s. (Runs beyond 3 s print the survivors' logs above.)
     expect(counted.filter((r) => r.fromKillMs > TARGET_MS).length).toBeLessThanOrEqual(1);
     for (const r of counted) expect(r.fromKillMs).toBeLessThanOrEqual(20_000);
   }, 900_000);

@@ -159,6 +159,25 @@ function conformance(name: string, factory: Factory) {
       expect(rec.a.ups).toEqual(["b"]);
     });
 
+    test("connectProgress: set while a link is being set up, never going back, undefined once it is open", async () => {
+      const { t, until, serverRelayed } = await setup();
+      expect(t.a.connectProgress?.("b")).toBeUndefined();
+      const p = t.a.connect("b");
+      const seen: Array<number | undefined> = [t.a.connectProgress?.("b")];
+      await until(() => {
+        seen.push(t.a.connectProgress?.("b"));
+        return t.a.isLinked("b");
+      }, "a's link to b");
+      await p;
+      expect(seen[0]).toBeNumber();
+      const during = seen.filter((x): x is number => x !== undefined);
+      expect(during).toEqual([...during].sort((x, y) => x - y));
+      // WebRTC (the harness with a signaling server): the challenge, the answer and ICE moved it on.
+      if (serverRelayed) expect(new Set(during).size).toBeGreaterThan(2);
+      expect(t.a.connectProgress?.("b")).toBeUndefined();
+      expect(t.a.connectProgress?.("c")).toBeUndefined();
+    });
+
     test("messages arrive in the order they were sent", async () => {
       const { t, rec, run, until } = await setup();
       await run(t.a.connect("b"));

@@ -61,6 +61,16 @@ export interface MembershipTiming {
   joinAttempts: number;
   /** Timeout of one link establishment. @default 10000 */
   connectTimeoutMs: number;
+  /**
+   * A link attempt not open after this long is given up and made again (through another
+   * member or endpoint when there is one): its offer or answer was lost, or its set-up
+   * stalled. Each such restart in a row doubles the bound; after `linkStallRetries` of them
+   * an attempt runs to `connectTimeoutMs`. About 5 times a WebRTC set-up on loopback under
+   * load (0.1-0.3 s). @default 1500
+   */
+  linkStallMs: number;
+  /** Stalled link attempts to one member given up and made again in a row, at most. @default 2 */
+  linkStallRetries: number;
   /** Coalescing delay for member-list publications by the master. @default 30 */
   publishDelayMs: number;
   /** How long a new master waits for the views of other members. @default 400 */
@@ -128,6 +138,8 @@ export const DefaultTiming: MembershipTiming = {
   joinTimeoutMs: 3000,
   joinAttempts: 6,
   connectTimeoutMs: 10_000,
+  linkStallMs: 1_500,
+  linkStallRetries: 2,
   publishDelayMs: 30,
   collectTimeoutMs: 400,
   linkCheckIntervalMs: 1000,

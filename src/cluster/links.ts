@@ -147,10 +147,21 @@ export class Links {
     this.queueTick();
   }
 
-  #abort(id: NodeId): void {
+  /**
+   * Gives up the attempt to `id` under way; it is made again at once.
+   * @param stalledMs set when it is given up as stalled (silent this long); otherwise its
+   *   path died, and the next attempt starts a new series of restarts for stalls
+   */
+  #abort(id: NodeId, stalledMs?: number): void {
     if (this.#retryNow.has(id)) return;
     this.#retryNow.add(id);
-    this.host.log.info("cluster.link.path_lost", { peer: id, via: this.#paths.get(id)?.via ?? "server" });
+    const via = this.#paths.get(id)?.via ?? "server";
+    if (stalledMs !== undefined) this.host.log.info("cluster.link.stalled", { peer: id, via, quietMs: stalledMs });
+    else {
+      this.host.log.info("cluster.link.path_lost", { peer: id, via });
+      const st = this.host.list.states.get(id);
+      if (st) st.link.stalls = 0;
+    }
     this.host.t.disconnect(id);
   }
 
@@ -165,6 +176,7 @@ export class Links {
     if (this.host.t.routeOf(peer)) this.host.t.setRoute(peer, null);
     if (st) {
       st.link.attempts = 0;
+      st.link.stalls = 0;
       st.link.established = true;
     }
   }
@@ -211,14 +223,16 @@ export class Links {
     }
   }
 
-  /** Members worth asking whether they reach `target`: the master, our contact, two at random. */
-  #viaCandidates(target: NodeId): NodeId[] {
+  /**
+   * Members worth asking whether they reach `target`: the master, our contact, two at random;
+   * not the one that relayed an attempt just given up as stalled (another path is tried).
+   */
+  #viaCandidates(target: NodeId, avoid: NodeId | null | undefined): NodeId[] {
     const self = this.host.self;
+    const ok = (x: NodeId) => x !== target && x !== self && x !== avoid && this.#healthyRelay(x);
     const out = new Set<NodeId>();
-    for (const c of [this.host.master(), this.host.contact()]) {
-      if (c && c !== target && c !== self && this.#healthyRelay(c)) out.add(c);
-    }
-    for (const r of this.host.randomMembers(2, (x) => x !== target && this.#healthyRelay(x))) out.add(r);
+    for (const c of [this.host.master(), this.host.contact()]) if (c && ok(c)) out.add(c);
+    for (const r of this.host.randomMembers(2, ok)) out.add(r);
     return [...out];
   }
 
@@ -229,7 +243,7 @@ export class Links {
    */
   #connectTo(id: NodeId, st: MemberState): void {
     const h = this.host;
-    const candidates = this.#viaCandidates(id);
+    const candidates = this.#viaCandidates(id, st.link.stalls > 0 ? st.link.stalledVia : undefined);
     if (candidates.length === 0 || h.pending.size >= h.config.maxPending) {
       this.#connectVia(id, st, undefined);
       return;
@@ -246,7 +260,7 @@ export class Links {
       // Nobody reaches it yet (its own links may still be forming): retry shortly, and
       // after that go through the signaling server.
       this.connecting.delete(id);
-      if (st.link.attempts >= 1) return this.#connectVia(id, st, undefined);
+      if (st.link.attempts >= 1 || st.link.stalls > 0) return this.#connectVia(id, st, undefined);
       st.link.attempts++;
       const waitMs = h.config.probeIntervalMs * (1 + h.rng.next());
       st.link.nextAt = h.clock.now() + waitMs;
@@ -262,15 +276,18 @@ export class Links {
       return;
     }
     this.connecting.add(id);
-    this.#paths.set(id, { via: via ?? null, at: h.clock.now() });
+    const attempt = { via: via ?? null, at: h.clock.now() };
+    this.#paths.set(id, attempt);
     this.#retryNow.delete(id);
     h.log.debug("cluster.link.connect", { peer: id, via: via ?? "server" });
+    this.#watchStall(id, st, attempt);
     h.t.connect(id, { via, timeoutMs: h.config.connectTimeoutMs }).then(
       () => {
         this.connecting.delete(id);
         this.#paths.delete(id);
         this.#retryNow.delete(id);
         st.link.attempts = 0;
+        st.link.stalls = 0;
         st.link.established = true;
         this.unlinked.delete(id);
         if (h.t.routeOf(id)) h.t.setRoute(id, null);
@@ -282,11 +299,13 @@ export class Links {
         if (h.stopped()) return;
         this.queueTick();
         if (this.#retryNow.delete(id)) {
-          // Given up on purpose (its path died): open it again now, through another path.
+          // Given up on purpose (its path died, or it stalled): open it again now, through another path.
           st.link.nextAt = 0;
           return;
         }
         st.link.attempts++;
+        // Timed out or refused: the back-off paces the next attempt, which may be restarted again.
+        st.link.stalls = 0;
         const backoff = Math.min(h.config.linkRetryMaxMs, 500 * 2 ** st.link.attempts) * (0.5 + h.rng.next());
         st.link.nextAt = h.clock.now() + backoff;
         h.log.debug("cluster.link.failed", { peer: id, via, attempts: st.link.attempts, error: String(err) });
@@ -295,6 +314,33 @@ export class Links {
         }
       },
     );
+  }
+
+  /**
+   * Gives up the attempt once its set-up made no progress for `linkStallMs` (doubled for
+   * each restart in a row; progress as the transport reports it, else the start): an offer,
+   * answer or hello lost on its way, or a set-up that stalled, would otherwise hold the link
+   * for the whole connect timeout. It is made again at once, through another relay when one
+   * reaches the peer (or a signaling server). After `linkStallRetries` restarts in a row an
+   * attempt runs to its timeout, so that one that is only slow completes.
+   */
+  #watchStall(id: NodeId, st: MemberState, attempt: { via: NodeId | null; at: number }): void {
+    const h = this.host;
+    if (st.link.stalls >= h.config.linkStallRetries) return;
+    const bound = h.config.linkStallMs * 2 ** st.link.stalls;
+    const check = () => {
+      if (this.#paths.get(id) !== attempt || h.t.isLinked(id) || h.stopped() || this.#retryNow.has(id)) return;
+      const last = Math.max(attempt.at, h.t.connectProgress?.(id) ?? attempt.at);
+      const quietMs = h.clock.now() - last;
+      if (quietMs < bound) return void h.after(bound - quietMs, check);
+      st.link.stalls++;
+      st.link.stalledVia = attempt.via;
+      this.#abort(id, Math.round(quietMs));
+      // A pair whose set-ups keep going silent may never link (ICE checks that all fail): relay
+      // meanwhile, as after failed attempts.
+      if (st.link.attempts + st.link.stalls >= h.config.relayAfterFailures && !h.t.routeOf(id)) this.#findRelay(id);
+    };
+    h.after(bound, check);
   }
 
   /**

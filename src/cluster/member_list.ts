@@ -25,6 +25,10 @@ export interface LinkState {
   since: number;
   /** Whether a direct link existed since the member (re)appeared here. */
   established: boolean;
+  /** Link attempts in a row given up as stalled (see `linkStallMs`). */
+  stalls: number;
+  /** The member that relayed the signaling of the last attempt given up as stalled (null: a server). */
+  stalledVia?: NodeId | null;
 }
 
 /** This node's SWIM record of a listed member. */
@@ -196,7 +200,7 @@ export class MemberList {
         status: Status.alive,
         inc: e.id === this.self ? this.hooks.selfInc() : e.incarnation,
         accused: false,
-        link: { attempts: 0, nextAt: 0, since: now, established: false },
+        link: { attempts: 0, nextAt: 0, since: now, established: false, stalls: 0 },
         heardAt: now,
         unansweredSince: undefined,
       };

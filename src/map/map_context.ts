@@ -208,6 +208,17 @@ export interface Follower {
   lastSentAt: number;
   lastProgressAt: number;
   lastCheckAt: number;
+  /**
+   * Until then the follower is left alone (no fill, no write, no ack or pull taken): its
+   * primary told the master it holds nothing yet, and the master may give its place to
+   * another member (PrimaryRole.releaseUntouchedFiller).
+   */
+  heldUntil?: number;
+}
+
+/** Whether follower `f` is held at `now` (see {@link Follower.heldUntil}). */
+export function held(f: Follower, now: number): boolean {
+  return f.heldUntil !== undefined && now < f.heldUntil;
 }
 
 /** What a replica reported about its copy to a new primary. */

@@ -249,6 +249,7 @@ export class MapService {
     });
     ctx.partitions.onMigrationStart((p, epoch, row, mid) => this.#primary.onMigrationStart(p, epoch, row, mid));
     ctx.partitions.setEmptyCheck((p, epoch) => this.#primary.holdsNothing(p, epoch));
+    ctx.partitions.setUntouchedFillCheck((p, epoch, m) => this.#primary.releaseUntouchedFiller(p, epoch, m));
     this.#onTable(ctx.partitions.table);
     this.#schedule();
   }

@@ -10,7 +10,7 @@ import type { InvokeRequest, Reply } from "../invoke/invoker.ts";
 import { fillingOf } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import { type Follower, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
+import { type Follower, held, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
 import type { CheckItem, PullItem } from "./messages.ts";
 import { AFTER_WRITE, readEvents } from "./event_polls.ts";
 import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
@@ -265,6 +265,27 @@ export class PrimaryRole {
     return !!d && d.seq === 0 && d.dedupe.size === 0 && d.entryCount === 0;
   }
 
+  /**
+   * Whether backup `member` of `p`, created in place and listed as filling, holds nothing
+   * this member could not give another member instead: no snapshot chunk sent, no write
+   * streamed, never confirmed. If so it is held (left alone: no fill, write, ack or pull
+   * taken) for a retransmit interval, so nothing reaches it before the table that replaces it
+   * applies here; the master then moves the fill to a member it balances better
+   * (PartitionService, untouched fills). No acknowledged write can have counted it.
+   */
+  releaseUntouchedFiller(p: number, epoch: number, member: NodeId): boolean {
+    const ctx = this.ctx;
+    const prim = ctx.primaries.get(p);
+    if (!prim || prim.epoch !== epoch || prim.catchUp || prim.handoff || prim.migration) return false;
+    const f = prim.followers.get(member);
+    const d = ctx.data.get(p);
+    if (!f || !d || f.role !== "sync" || f.confirmed || f.snapshots > 0) return false;
+    if (this.snapshots.out.has(`${p}|${member}`) || (f.stream && f.stream.from <= d.seq)) return false;
+    f.stream = null;
+    f.heldUntil = ctx.clock.now() + ctx.config.retransmitMs;
+    return true;
+  }
+
   /** min(k + 1, data members in this member's view). */
   #copiesNeeded(k: number): number {
     let data = 0;
@@ -348,6 +369,7 @@ export class PrimaryRole {
    * before the stream began is started again if its base is below the stream's start.
    */
   #fill(prim: PrimaryState, f: Follower): void {
+    if (held(f, this.ctx.clock.now())) return;
     if (!f.stream && f.role !== "async") this.#startStream(prim, f);
     this.snapshots.start(prim, f.id, f.stream ? f.stream.from - 1 : 0);
   }
@@ -485,8 +507,8 @@ export class PrimaryRole {
     const prim = ctx.primaries.get(p);
     if (!prim || prim.epoch !== e || prim.catchUp) return;
     const f = prim.followers.get(from);
-    if (!f || level !== f.level) return;
     const now = ctx.clock.now();
+    if (!f || level !== f.level || held(f, now)) return;
     f.lastProgressAt = now;
     if (!f.confirmed) {
       f.confirmed = true;
@@ -520,7 +542,7 @@ export class PrimaryRole {
     const prim = ctx.primaries.get(it.p);
     if (!prim || prim.epoch !== it.e || prim.catchUp) return;
     const f = prim.followers.get(from);
-    if (!f) return;
+    if (!f || held(f, ctx.clock.now())) return;
     ctx.counters.pullsReceived++;
     if (prim.migration) ctx.counters.pullsReceivedDuringMigration++;
     if (this.snapshots.out.has(`${it.p}|${from}`)) ctx.counters.pullsReceivedDuringTransfer++;
@@ -559,7 +581,7 @@ export class PrimaryRole {
     const cfg = ctx.config;
     const d = ctx.data.get(prim.p)!;
     for (const f of prim.followers.values()) {
-      if (!live.has(f.id)) continue;
+      if (!live.has(f.id) || held(f, now)) continue;
       const st = f.stream;
       const quiet = now - f.lastProgressAt >= cfg.retransmitMs && now - f.lastSentAt >= cfg.retransmitMs;
       if (!f.confirmed && st && st.acked < d.seq && quiet) {

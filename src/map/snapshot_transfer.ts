@@ -10,7 +10,7 @@ import type { PartitionTable } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
-import type { MapContext, PrimaryState } from "./map_context.ts";
+import { held, type MapContext, type PrimaryState } from "./map_context.ts";
 import type { MapSnapshotAck, MapSnapshotChunk, MapSnapshotPacked } from "./messages.ts";
 import type { PartitionData, SnapshotData } from "./partition_data.ts";
 import { deflatePacked, EntryPacker, unpackEntries } from "./snapshot_codec.ts";
@@ -257,7 +257,7 @@ export class SnapshotTransfers {
       const prim = ctx.primaries.get(Number(key.slice(0, bar)));
       const to = key.slice(bar + 1);
       const f = prim?.followers.get(to);
-      if (!prim || !f || f.confirmed || prim.catchUp || this.out.has(key)) continue;
+      if (!prim || !f || f.confirmed || prim.catchUp || this.out.has(key) || held(f, ctx.clock.now())) continue;
       this.start(prim, to);
     }
   }

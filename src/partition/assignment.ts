@@ -238,3 +238,47 @@ export function fillMissingReplicas(
   }
   return { rows, filled };
 }
+
+/**
+ * Spreads filling backups (created in place, not yet in sync) over the data `members`: a
+ * forming cluster gives every backup to the first joiner, so without this its copies travel
+ * over one link and are installed by one member. Filling backup `x` of row `p` is replaced by
+ * a member `y` of `ideal[p]` the row lacks while `x` holds more than one fill more than `y`,
+ * and only if `canMove(p, x)` (the caller's check that `x` holds nothing yet); rows whose
+ * ideal leaves `x` out go first (moving those also saves a migration later). The replacement
+ * takes `x`'s place in the row and in `filling`.
+ * @returns the new rows (null when nothing moved), the new filling lists of the rows that
+ *   changed, and how many backups moved
+ */
+export function spreadFills(
+  current: readonly (readonly NodeId[])[],
+  filling: ReadonlyMap<number, readonly NodeId[]>,
+  ideal: readonly (readonly NodeId[])[],
+  members: readonly NodeId[],
+  canMove: (p: number, x: NodeId) => boolean,
+): { rows: NodeId[][] | null; filling: Map<number, readonly NodeId[]>; moved: number } {
+  const load = new Map<NodeId, number>(members.map((m) => [m, 0]));
+  for (const ms of filling.values()) for (const m of ms) if (load.has(m)) load.set(m, load.get(m)! + 1);
+  let rows: NodeId[][] | null = null;
+  let moved = 0;
+  const changed = new Map<number, readonly NodeId[]>();
+  for (const outOfIdeal of [true, false]) {
+    for (const [p, first] of filling) {
+      const ms = changed.get(p) ?? first;
+      const row = rows?.[p] ?? current[p];
+      for (const x of ms) {
+        const y = ideal[p]?.find((m) => !row.includes(m) && load.has(m));
+        if (y === undefined || !load.has(x) || ideal[p].includes(x) === outOfIdeal) continue;
+        if (load.get(x)! <= load.get(y)! + 1 || !canMove(p, x)) continue;
+        rows ??= current.map((r) => [...r]);
+        rows[p] = row.map((m) => (m === x ? y : m));
+        changed.set(p, ms.map((m) => (m === x ? y : m)));
+        load.set(x, load.get(x)! - 1);
+        load.set(y, load.get(y)! + 1);
+        moved++;
+        break;
+      }
+    }
+  }
+  return { rows, filling: changed, moved };
+}

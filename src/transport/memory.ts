@@ -53,6 +53,12 @@ export interface LinkConditions {
    * of the network's `connectDelayMs` (a WebRTC set-up slowed by a loaded machine, say).
    */
   connectMs?: number;
+  /**
+   * This many link set-ups over this pair (started from either end) are lost silently: each
+   * hangs until its connect timeout or until it is given up (`disconnect`), as one whose
+   * offer or answer went missing, or whose ICE checks stalled, does. @default 0
+   */
+  lostConnects?: number;
 }
 
 export interface MemoryNetworkOptions {
@@ -111,6 +117,11 @@ export interface SignalRoute {
 
 /** How often a link set-up whose signaling waits at a frozen endpoint or relay looks again. */
 const HELD_RECHECK_MS = 10;
+/**
+ * A link set-up whose signaling gets through reports progress at these fractions of its
+ * set-up time (the answer arriving, ICE and DTLS moving on); a lost or held one reports none.
+ */
+const PROGRESS_STEPS = [0.25, 0.5, 0.75];
 
 /** The simulated network that MemoryTransports attach to. */
 export class MemoryNetwork {
@@ -231,6 +242,22 @@ export class MemoryNetwork {
     return held ? "held" : "ok";
   }
 
+  /** Link set-ups lost so far (see {@link LinkConditions.lostConnects}). */
+  connectsLost = 0;
+
+  /** Whether the next set-up between `a` and `b` is lost (see {@link LinkConditions.lostConnects}); counts it. */
+  takeLostConnect(a: NodeId, b: NodeId): boolean {
+    for (const key of [`${a}\u0000${b}`, `${b}\u0000${a}`]) {
+      const c = this.#conditions.get(key);
+      if (c?.lostConnects) {
+        c.lostConnects--;
+        this.connectsLost++;
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Time to establish a link between `a` and `b`. */
   connectMs(a: NodeId, b: NodeId): number {
     return Math.max(
@@ -342,7 +369,7 @@ export class MemoryTransport implements Transport {
   #binding: IdBinding | undefined;
   readonly #origins: OriginGuard;
   /** Links being opened by this node, per peer. */
-  #connecting = new Map<NodeId, Set<{ reject(err: Error): void }>>();
+  #connecting = new Map<NodeId, Set<{ reject(err: Error): void; progressAt: number }>>();
   #routes = new Map<NodeId, NodeId>();
   #lastDelivery = new Map<NodeId, number>();
   #stats = emptyStats();
@@ -444,7 +471,7 @@ export class MemoryTransport implements Transport {
       }
       // With the signaling model, an attempt whose path is (or goes) dead hangs until its
       // timeout, unless it is given up (`disconnect`).
-      const attempt = { reject, done: false };
+      const attempt = { reject, done: false, progressAt: net.clock.now() };
       const attempts = this.#connecting.get(peer) ?? new Set();
       this.#connecting.set(peer, attempts);
       const finish = (err?: Error) => {
@@ -456,12 +483,19 @@ export class MemoryTransport implements Transport {
       };
       attempt.reject = (err: Error) => finish(err);
       attempts.add(attempt);
-      if (net.signaling) {
+      const lost = net.takeLostConnect(this.self, peer);
+      if (net.signaling || lost) {
         net.clock.setTimer(
           timeoutMs,
           () => finish(new Error(`Cannot connect to ${peer}: no link after ${timeoutMs} ms`)),
         );
-        if (signaling() === "lost" || !reachable()) return;
+        if (lost || signaling() === "lost" || !reachable()) return;
+      }
+      const setupMs = net.connectMs(this.self, peer);
+      for (const f of PROGRESS_STEPS) {
+        net.clock.setTimer(setupMs * f, () => {
+          if (!attempt.done && signaling() === "ok" && reachable()) attempt.progressAt = net.clock.now();
+        });
       }
       const complete = () => {
         if (attempt.done) return;
@@ -483,7 +517,7 @@ export class MemoryTransport implements Transport {
         other!.linkUpLocal(this.self, this);
         resolve();
       };
-      net.clock.setTimer(net.connectMs(this.self, peer), complete);
+      net.clock.setTimer(setupMs, complete);
     });
   }
 
@@ -503,6 +537,12 @@ export class MemoryTransport implements Transport {
     this.#endpoints.delete(peer);
     this.#lastDelivery.delete(peer);
     if (this.alive) this.#handlers?.linkDown(peer, reason);
+  }
+
+  connectProgress(peer: NodeId): number | undefined {
+    const attempts = this.#connecting.get(peer);
+    if (!attempts?.size || this.#links.has(peer)) return undefined;
+    return Math.max(...[...attempts].map((a) => a.progressAt));
   }
 
   disconnect(peer: NodeId): void {

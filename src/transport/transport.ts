@@ -125,6 +125,14 @@ export interface Transport {
   /** Closes the direct link to `peer`, if any. */
   disconnect(peer: NodeId): void;
   /**
+   * When the link being set up to `peer` last made progress: started, a signal for it
+   * arrived (challenge, offer, answer), its connection changed state. Undefined when no link
+   * to `peer` is being set up. A set-up silent for long is likely lost (a signal that went
+   * missing, a stalled connection): the membership gives it up and makes it again.
+   * Transports that cannot tell leave it out.
+   */
+  connectProgress?(peer: NodeId): number | undefined;
+  /**
    * Sets up the open link to `peer` again from scratch (new ICE candidates and mappings),
    * for a link that stopped carrying anything back while the peer may be alive (a NAT that
    * rebound its ports). Transports whose links cannot go stale leave it out.

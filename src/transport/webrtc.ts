@@ -192,6 +192,11 @@ export class WebRtcTransport implements Transport {
     });
   }
 
+  connectProgress(peer: NodeId): number | undefined {
+    const link = this.#links.get(peer);
+    return link && link.state !== "open" ? link.progressAt : undefined;
+  }
+
   disconnect(peer: NodeId): void {
     const link = this.#links.get(peer);
     if (!link) return;
@@ -398,6 +403,7 @@ export class WebRtcTransport implements Transport {
       key: this.#keys.key,
       pending: null,
       path,
+      progressAt: this.#clock.now(),
       queue: new FrameQueue(Limits.maxQueuedBytesPerPeer),
       reasm: new Reassembler(),
       timer: null,
@@ -450,6 +456,9 @@ export class WebRtcTransport implements Transport {
         if (link.rtc !== rtc || !link.waitingLow) return;
         link.waitingLow = false;
         this.#frames.flush(link);
+      },
+      progress: () => {
+        if (link.rtc === rtc) link.progressAt = this.#clock.now();
       },
     };
   }

@@ -58,6 +58,8 @@ export interface WebRtcPeerEvents {
   message(bytes: Uint8Array): void;
   /** bufferedAmount fell to {@link WebRtcPeer.lowWaterBytes} or below. */
   bufferedLow(): void;
+  /** The set-up moved on: ICE gathered, ICE or the connection changed state (see `Transport.connectProgress`). */
+  progress?(): void;
 }
 
 let udpErrorsGuarded = 0;
@@ -421,6 +423,10 @@ export class WebRtcPeer {
     });
     this.#pc.connectionStateChange.subscribe((state: string) => {
       if (state === "failed" || state === "closed") this.#fail(`connection ${state}`);
+      else if (!this.#closed) this.events.progress?.();
+    });
+    this.#pc.iceConnectionStateChange.subscribe(() => {
+      if (!this.#closed) this.events.progress?.();
     });
   }
 

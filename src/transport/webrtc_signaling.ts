@@ -149,6 +149,7 @@ export class LinkSignaling {
     }
     if (link.rtc !== rtc || this.#host.get(link.peer) !== link || link.state !== "offering" || !link.pending) return;
     link.pending.sdp = sdp;
+    link.progressAt = this.#host.clock.now();
     this.#offerWhenReady(link);
   }
 
@@ -285,6 +286,7 @@ export class LinkSignaling {
     if (!link || link.state !== "offering" || !link.pending || link.nonce !== c.re || link.pending.challenge) return;
     this.#offsets.record(c.from, clockSample(link.pending.helloSentMs, c.ts, c.ts, now));
     link.pending.challenge = { ch: c.ch, arrivedMs: now };
+    link.progressAt = now;
     this.#offerWhenReady(link);
   }
 
@@ -315,6 +317,7 @@ export class LinkSignaling {
         link.state = "answering";
         link.pending = null;
         link.path = path;
+        link.progressAt = this.#host.clock.now();
         this.#host.replacePeer(link);
       }
     }
@@ -385,6 +388,7 @@ export class LinkSignaling {
       return;
     }
     if (!link || link.state !== "offering" || link.nonce !== answer.re) return; // stale
+    link.progressAt = this.#host.clock.now();
     const rtc = link.rtc;
     try {
       await rtc.acceptAnswer(answer.sdp);

@@ -66,6 +66,8 @@ export interface Link {
   /** Offering: our hello, and the SDP and challenge as they arrive; the offer goes out once both are in. */
   pending: { helloSentMs: number; sdp?: string; challenge?: { ch: string; arrivedMs: number } } | null;
   path: SignalPath;
+  /** When the set-up last moved on (created, a signal for it arrived, its connection changed state). */
+  progressAt: number;
   queue: FrameQueue;
   reasm: Reassembler;
   timer: Timer | null;

@@ -72,6 +72,32 @@ function afterRelayCrash(
   });
 }
 
+/**
+ * Runs `check` for `count` seeds from `first`, each right after member d started joining a
+ * linked cluster of three (through a) with its next `lost` link set-ups to b lost silently
+ * (an answer gone missing, ICE checks that never complete): the joiner must give such a
+ * set-up up once it made no progress for `linkStallMs` and make it again (relayed by a
+ * member that reaches the peer) instead of waiting out the 10 s connect timeout.
+ */
+function joinWithLostSetUps(
+  first: number,
+  count: number,
+  lost: number,
+  check: (k: { seed: number; sim: Simulation<SimMember>; b: SimMember; d: SimMember; start: number }) => Promise<void>,
+): Promise<void> {
+  return withSeed(FILE, first, async (base) => {
+    for (let seed = base; seed < base + count; seed++) {
+      const sim = await formCluster(seed, 3);
+      const [a, b] = sim.liveNodes();
+      const d = sim.spawn();
+      sim.setLink(d.id, b.id, { lostConnects: lost });
+      const start = sim.clock.now();
+      startMember(d, [a.id]);
+      await check({ seed, sim, b, d, start });
+    }
+  });
+}
+
 const removals = (sim: Simulation<SimMember>) =>
   sim.liveNodes().flatMap((x) => x.events.filter((e) => e.type === "memberRemoved").map(() => x.id));
 
@@ -181,5 +207,39 @@ describe("links", () => {
         expect(via(b, c)).toBe(other);
       }),
     60_000,
+  );
+
+  test(
+    "a link set-up lost silently is made again: the joiner links to every member within 3 s",
+    () =>
+      joinWithLostSetUps(46, 4, 1, async ({ seed, sim, d }) => {
+        const linked = () => d.m.links().filter((l) => l.kind === "direct").length === 3;
+        const ms = await sim.until(linked, 30_000, 10, () => `seed ${seed}: ${JSON.stringify(d.m.links())}`);
+        expect({ seed, lost: sim.net.connectsLost }).toEqual({ seed, lost: 1 });
+        expect({ seed, ms: ms <= 3_000 }).toEqual({ seed, ms: true });
+        expect({ seed, views: viewDisagreement(sim.liveNodes(), sim.liveIds()) }).toEqual({ seed, views: null });
+      }),
+    60_000,
+  );
+
+  /**
+   * Every set-up between the joiner and one member is lost: the pair is relayed through
+   * another member once two set-ups went silent, and restarts stay bounded (at most
+   * `linkStallRetries` in a row before an attempt runs to its 10 s timeout, then the back-off):
+   * each end starts at most 3 set-ups per 10 s.
+   */
+  test(
+    "set-ups that are always lost: the pair is relayed within 5 s, and restarts stay bounded",
+    () =>
+      joinWithLostSetUps(50, 3, 1_000, async ({ seed, sim, b, d, start }) => {
+        const relayed = () => d.m.links().some((l) => l.peer === b.id && l.kind === "relayed");
+        await sim.until(relayed, 5_000, 10, () => `seed ${seed}: ${JSON.stringify(d.m.links())}`);
+        // The first attempt and two restarts (after 1.5 s and 3 s of silence).
+        expect({ seed, lost: sim.net.connectsLost }).toEqual({ seed, lost: 3 });
+        await sim.run(start + 60_000 - sim.clock.now());
+        expect({ seed, bounded: sim.net.connectsLost <= 2 * 3 * 6 }).toEqual({ seed, bounded: true });
+        expect({ seed, relayed: relayed() }).toEqual({ seed, relayed: true });
+      }),
+    120_000,
   );
 });

@@ -57,6 +57,11 @@ interface RunOptions {
   cThroughB?: boolean;
   /** d's event loop lags 20–220 ms every 0.2–1 s (a loaded machine, a slower runtime). */
   dLags?: boolean;
+  /**
+   * The first set-up between d and b begun after the kill is lost silently (an answer gone
+   * missing, ICE checks that never complete, as on real processes): it hangs until given up.
+   */
+  loseOnce?: boolean;
 }
 
 /** One run. @returns virtual ms from the kill until the survivors agree and are fully linked */
@@ -105,6 +110,7 @@ async function strandedRun(
   if (!o.freezeFirst) expect(scenario).toBe(true);
   // Set-ups started from now on take an ordinary time (a WebRTC connection on loopback).
   if (!o.freezeFirst) { for (const x of [b, c]) setConnectMs(sim, d.id, x.id, 300); }
+  if (o.loseOnce) sim.setLink(d.id, b.id, { lostConnects: 1 });
   sim.crash(a.id);
   const survivors = [b, c, d];
   const ms = await sim.until(() => disagreement(survivors) === null, 30_000, 10, () => disagreement(survivors)!);
@@ -188,6 +194,26 @@ describe("stranded joiner, a frozen first, c joined through b, d's event loop la
       results.push(
         `${r.ms} (frozen, c through b, d lagging, kill after ${r.killAfterMs}${r.scenario ? "" : ", d linked before"})`,
       );
+      expect(r.ms).toBeLessThanOrEqual(TARGET_MS);
+    }, 30_000);
+  }
+});
+
+/**
+ * A set-up that goes silent (a lost answer; on real processes, ICE checks that never
+ * completed under load, 2 runs in about 90) is given up once it has made no progress for
+ * `linkStallMs` and made again, through another member when one reaches the peer. Without
+ * that, d waited out its 10 s connect timeout for b (9.5 and 12.3 s on those real runs). Of
+ * seeds 1400–1499, 22 took 10–13 s without it; with it 98 were within 3 s and two took 3.07
+ * and 3.16 s (d's own verdict on a came late there, its links were up). These are the first
+ * ten of the 22.
+ */
+const LOST_SETUP_SEEDS = [1409, 1431, 1433, 1439, 1440, 1441, 1442, 1443, 1444, 1451];
+describe("stranded joiner, a frozen first, c joined through b, and d's first set-up to b after the kill lost", () => {
+  for (const seed of LOST_SETUP_SEEDS) {
+    seeded(`seed ${seed}: survivors agree and are fully linked within 3 s of the kill`, seed, async (seed) => {
+      const r = await strandedRun(seed, { freezeFirst: true, cThroughB: true, loseOnce: true });
+      results.push(`${r.ms} (frozen, c through b, a set-up lost, kill after ${r.killAfterMs})`);
       expect(r.ms).toBeLessThanOrEqual(TARGET_MS);
     }, 30_000);
   }

@@ -12,6 +12,7 @@
 import type { MapServiceConfig } from "../../src/map/map_context.ts";
 import { checkAckCopies, checkLinearizable, checkNoLostWrites, History } from "../support/history_checker.ts";
 import { replicationComplete } from "./imap_chaos.ts";
+import type { Simulation } from "../../src/sim/simulation.ts";
 import { ackCopies, copiesNeeded, type ImapSimNode, imapSimulation } from "./imap_sim.ts";
 
 export interface FormationOptions {
@@ -37,25 +38,41 @@ export interface FormationResult {
   dataLoss: number;
   /** Writes the members held aside from fill streams (fill_stream.ts). */
   streamed: number;
+  /** Filling backups that held nothing yet the master moved to another member (PartitionService fillsMoved). */
+  fillsMoved: number;
 }
 
 const MAP = "formation";
 
-export async function runFormation(o: FormationOptions): Promise<FormationResult> {
-  const P = o.partitionCount ?? 271;
-  const problems: string[] = [];
-  const sim = imapSimulation({
-    seed: o.seed,
-    link: { delayMs: 0.3, jitterMs: 0.7 },
+/**
+ * The simulation a formation scenario runs in: backup 1, 5 ms ticks, calls retried after
+ * 400 ms, links of 0.3 ± 0.7 ms unless `link` says otherwise.
+ */
+export function formationSimulation(
+  seed: number,
+  partitionCount: number,
+  problems: string[],
+  map?: MapServiceConfig,
+  link = { delayMs: 0.3, jitterMs: 0.7 },
+): Simulation<ImapSimNode> {
+  return imapSimulation({
+    seed,
+    link,
     tickMs: 5,
     grid: {
-      partitionCount: P,
+      partitionCount,
       backupCount: 1,
       invoke: { attemptTimeoutMs: 400, callTimeoutMs: 15_000 },
-      ...(o.map ? { map: o.map } : {}),
+      ...(map ? { map } : {}),
     },
     problems,
   });
+}
+
+export async function runFormation(o: FormationOptions): Promise<FormationResult> {
+  const P = o.partitionCount ?? 271;
+  const problems: string[] = [];
+  const sim = formationSimulation(o.seed, P, problems, o.map);
   const rng = sim.rng.fork();
   const a = sim.spawn();
   void a.m.start([]);
@@ -163,6 +180,7 @@ export async function runFormation(o: FormationOptions): Promise<FormationResult
   problems.push(...checkLinearizable(history).problems);
   const dataLoss = survivors.reduce((n, x) => n + x.grid.maps.counters.dataLoss, 0);
   const streamed = nodes().reduce((n, x) => n + x.grid.maps.counters.fillStreamOps, 0);
+  const fillsMoved = nodes().reduce((n, x) => n + x.grid.partitions.stats.fillsMoved, 0);
   for (const n of survivors) n.stop();
-  return { problems, ackedWrites: acked, unmeasured, dataLoss, streamed };
+  return { problems, ackedWrites: acked, unmeasured, dataLoss, streamed, fillsMoved };
 }

@@ -19,7 +19,7 @@ const SLOW_FILL = { snapshotChunkBytes: 2048, snapshotWindow: 1, maxSnapshotSess
 
 async function sweep(preload: number, stepMs: number, slow = false): Promise<void> {
   const failures: string[] = [];
-  let acked = 0, unmeasured = 0, streamed = 0;
+  let acked = 0, unmeasured = 0, streamed = 0, moved = 0;
   for (let at = 0; at <= 800; at += stepMs) {
     for (const victim of [0, 1, 2] as const) {
       const seed = at * 3 + victim + preload + (slow ? 1 : 0);
@@ -27,6 +27,7 @@ async function sweep(preload: number, stepMs: number, slow = false): Promise<voi
       acked += r.ackedWrites;
       unmeasured += r.unmeasured;
       streamed += r.streamed;
+      moved += r.fillsMoved;
       if (r.problems.length > 0) {
         failures.push(`victim ${victim} at ${at} ms: ${r.problems.slice(0, 3).join("; ")}`);
         console.error(
@@ -38,12 +39,16 @@ async function sweep(preload: number, stepMs: number, slow = false): Promise<voi
   console.log(
     `preload ${preload}${
       slow ? " (slow fill)" : ""
-    }: ${acked} acknowledged writes (${unmeasured} puts whose copies were not measured), ${streamed} held aside by filling backups`,
+    }: ${acked} acknowledged writes (${unmeasured} puts whose copies were not measured), ${streamed} held aside by filling backups, ${moved} fills moved to the second joiner`,
   );
   expect(failures).toEqual([]);
   expect(acked).toBeGreaterThan(0);
-  // Slow fills: writes land while backups fill, and the filling backups take them from the start.
-  if (slow) expect(streamed).toBeGreaterThan(0);
+  // Slow fills: writes land while backups fill, and the filling backups take them from the start;
+  // fills that had not begun when the second joiner arrived were moved to it, crashes or not.
+  if (slow) {
+    expect(streamed).toBeGreaterThan(0);
+    expect(moved).toBeGreaterThan(0);
+  }
 }
 
 describe("cluster formation with a crash at every moment", () => {
