@@ -84,8 +84,13 @@ describe("master crash during two running jobs", () => {
           for (const t of tasksBefore) {
             const now = tasksAfter.find((x) => x.id === t.id)!;
             if (t.state === "FINISHED") expect(now.attempt).toBe(t.attempt);
-            else if (t.worker === oldMaster.id) expect(now.attempt).toBe(t.attempt + 1);
-            else {
+            else if (t.worker === oldMaster.id) {
+              // Restarted, unless it finished on the old master between the read above and the
+              // crash (its completion recorded by then: nothing to restart; the sinks' exact
+              // output, checked below, shows it ran once).
+              if (now.state === "FINISHED" && now.worker === oldMaster.id) expect(now.attempt).toBe(t.attempt);
+              else expect(now.attempt).toBe(t.attempt + 1);
+            } else {
               expect(now.attempt).toBe(t.attempt);
               if (t.state === "RUNNING") reattachable++;
             }
