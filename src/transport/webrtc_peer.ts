@@ -19,6 +19,7 @@ import {
 import type { IceServer } from "./ice_server.ts";
 import type { CandidateType, SelectedPair } from "./transport.ts";
 import { delayedSackMs, probeWaitMs, retransmitTuning, rtoMs } from "./retransmit.ts";
+import { fastDataPackets, fastMarkReceived, fastUdpSend, syncEvents } from "./packet_path.ts";
 import { bundleSacks } from "./sack_bundling.ts";
 
 /** Connection settings for a peer. */
@@ -338,6 +339,35 @@ export function tuneRetransmission(sctp: any): boolean {
   return true;
 }
 
+/**
+ * Applies packet_path.ts to a connection once its channel is open: DATA packets serialized in
+ * one buffer and in-order TSNs recorded without allocation (the association), the events
+ * on the way of every packet received without their empty async loop, and, under Bun, UDP
+ * datagrams sent straight to the native socket (every UDP transport of the ICE connection).
+ * Call before the SACK bundling, which sends through the association's `sendChunk`.
+ */
+// deno-lint-ignore no-explicit-any
+export function tunePacketPath(sctpTransport: any, dc: unknown): void {
+  const sctp = sctpTransport?.sctp;
+  fastDataPackets(sctp, crc32c);
+  fastMarkReceived(sctp);
+  const dtls = sctpTransport?.dtlsTransport;
+  const connection = dtls?.iceTransport?.connection;
+  const protocols: unknown[] = Array.isArray(connection?.protocols) ? connection.protocols : [];
+  syncEvents([
+    // deno-lint-ignore no-explicit-any
+    ...protocols.map((p: any) => p?.onDataReceived),
+    connection?.onData,
+    dtls?.dtls?.onData,
+    sctp?.flush,
+    sctp?.onReceive,
+    // deno-lint-ignore no-explicit-any
+    (dc as any)?.onMessage,
+  ]);
+  // deno-lint-ignore no-explicit-any
+  for (const p of protocols as any[]) fastUdpSend(p?.transport);
+}
+
 let pairsUnknown = 0;
 
 /** Peers whose selected candidate pair could not be read (werift's objects not as expected). */
@@ -406,7 +436,9 @@ export class WebRtcPeer {
       if (state === "open" && !this.#opened && !this.#closed) {
         this.#opened = true;
         // deno-lint-ignore no-explicit-any
-        const sctp = (this.#pc as any).sctpTransport?.sctp;
+        const sctpTransport = (this.#pc as any).sctpTransport;
+        const sctp = sctpTransport?.sctp;
+        tunePacketPath(sctpTransport, this.#dc);
         tuneSackPolicy(sctp);
         tuneRetransmission(sctp);
         bundleSacks(sctp, crc32c);
