@@ -172,15 +172,19 @@ const CLOCK_TICKS = 100;
 /**
  * CPU time used so far by process `pid` (user + system, all threads, /proc/<pid>/stat), and
  * the time its threads spent runnable but waiting for a core (/proc/<pid>/task/<tid>/schedstat,
- * summed): a process that waits a lot for its CPU is held back by the machine's load.
+ * summed): a process that waits a lot for its CPU is held back by the machine's load. Also the
+ * CPU time of its main thread alone (the JS thread; the rest is JIT, GC and I/O threads).
  * @returns milliseconds, NaN where /proc cannot be read
  */
-export function processCpu(pid: number | "self"): { cpuMs: number; waitMs: number } {
+export function processCpu(pid: number | "self"): { cpuMs: number; waitMs: number; mainMs: number } {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the name start at field 3 (state): utime is field 14, stime 15.
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const cpuMs = (Number(f[11]) + Number(f[12])) * 1000 / CLOCK_TICKS;
+    const cpuMs = statCpuMs(`/proc/${pid}/stat`);
+    let mainMs = NaN;
+    try {
+      mainMs = pid === "self" ? NaN : statCpuMs(`/proc/${pid}/task/${pid}/stat`);
+    } catch {
+      // the main thread's stat is unreadable: leave NaN
+    }
     let waitNs = 0;
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
@@ -189,10 +193,18 @@ export function processCpu(pid: number | "self"): { cpuMs: number; waitMs: numbe
         // the thread ended
       }
     }
-    return { cpuMs, waitMs: waitNs / 1e6 };
+    return { cpuMs, waitMs: waitNs / 1e6, mainMs };
   } catch {
-    return { cpuMs: NaN, waitMs: NaN };
+    return { cpuMs: NaN, waitMs: NaN, mainMs: NaN };
   }
+}
+
+/** user + system CPU ms of a /proc `stat` file (a process's or a thread's). */
+function statCpuMs(path: string): number {
+  const stat = readFileSync(path, "utf8");
+  // Fields after the name start at field 3 (state): utime is field 14, stime 15.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 1000 / CLOCK_TICKS;
 }
 
 /**

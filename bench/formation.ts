@@ -15,13 +15,26 @@
  * Options: --runs N (runs per case, default 3), --entries N (the loaded case, default
  * 100000; 0 runs only the empty case), --values x|random (the loaded case's values: the
  * string of 100 "x" (default), which compresses to almost nothing, or 100 random bytes each,
- * which do not compress at all).
+ * which do not compress at all), --member-flags "…" (flags for the members' runtime, space-separated,
+ * e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": the members are then stopped with two SIGTERMs as
+ * soon as every member is safe, so their profiles end there, and each run prints the wall-clock
+ * times of "listed" and "safe" (ms since the epoch) to cut the profiles to the fill).
  */
 import { startNode } from "../src/node.ts";
 import { args, runtimeVersion } from "../src/runtime/process.ts";
 import { killAll, type Member, startMember } from "../test/support/cluster.ts";
 import { until } from "../test/support/until.ts";
-import { benchMember, clusterOf, currentRuntime, flag, fmtMs, loadAverage, processCpu, runBench } from "./_cluster.ts";
+import {
+  benchMember,
+  clusterOf,
+  currentRuntime,
+  flag,
+  fmtMs,
+  loadAverage,
+  processCpu,
+  runBench,
+  udpCounter,
+} from "./_cluster.ts";
 
 const argv = args();
 const RUNS = Number(flag(argv, "runs", "3"));
@@ -29,6 +42,7 @@ const ENTRIES = Number(flag(argv, "entries", "100000"));
 const VALUES = flag(argv, "values", "x");
 if (VALUES !== "x" && VALUES !== "random") throw new Error(`Cannot use --values ${VALUES}: x or random`);
 const VALUE = "x".repeat(100);
+const MEMBER_FLAGS = flag(argv, "member-flags", "").split(" ").filter((f) => f !== "");
 
 /** A value of the loaded case: the constant string, or 100 fresh random bytes. */
 function valueOf(): string | Uint8Array {
@@ -53,9 +67,12 @@ interface Run {
   snapshots: Record<string, number>;
   /**
    * Per member (a, b, c): CPU ms it used from "all list each other" to "every member safe",
-   * and ms its threads waited for a core meanwhile (NaN where /proc cannot be read).
+   * ms its threads waited for a core meanwhile, and the CPU ms of its main (JS) thread alone
+   * (NaN where /proc cannot be read).
    */
-  cpu: Record<string, { cpuMs: number; waitMs: number }>;
+  cpu: Record<string, { cpuMs: number; waitMs: number; mainMs: number }>;
+  /** UDP datagrams sent meanwhile, machine-wide (/proc/net/snmp: other processes' count too). */
+  udpDatagrams: number;
 }
 
 const SNAPSHOT_COUNTERS = [
@@ -85,7 +102,7 @@ async function snapshotCounters(m: Member): Promise<Record<string, number>> {
 
 async function once(entries: number, i: number): Promise<Run> {
   const secret = `bench-formation-${Date.now()}-${i}`;
-  const a = await startMember({ ...benchMember, name: "a", secret });
+  const a = await startMember({ ...benchMember, runtimeFlags: MEMBER_FLAGS, name: "a", secret });
   const client = entries > 0
     ? await startNode({ name: "loader", lite: true, http: false, join: [a.url], secret, logLevel: "warn" })
     : null;
@@ -99,8 +116,8 @@ async function once(entries: number, i: number): Promise<Run> {
     }
   }
   const [b, c] = await Promise.all([
-    startMember({ ...benchMember, name: "b", secret, join: a.url }),
-    startMember({ ...benchMember, name: "c", secret, join: a.url }),
+    startMember({ ...benchMember, runtimeFlags: MEMBER_FLAGS, name: "b", secret, join: a.url }),
+    startMember({ ...benchMember, runtimeFlags: MEMBER_FLAGS, name: "c", secret, join: a.url }),
   ]);
   const data: Member[] = [a, b, c];
   const total = client ? 4 : 3;
@@ -116,8 +133,9 @@ async function once(entries: number, i: number): Promise<Run> {
     "all members list each other",
     10,
   );
-  const formed = performance.now();
+  const formed = performance.now(), formedWall = Date.now();
   const cpu0 = data.map((m) => processCpu(m.child.pid));
+  const udp0 = udpCounter("OutDatagrams");
   await until(
     async () => {
       const hs = await Promise.all(data.map((m) => m.json<{ safe: boolean }>("/health")));
@@ -128,12 +146,26 @@ async function once(entries: number, i: number): Promise<Run> {
     10,
   );
   const safeMs = performance.now() - formed;
+  const udpDatagrams = udpCounter("OutDatagrams") - udp0;
   const cpu: Run["cpu"] = {};
   data.forEach((m, k) => {
     const now = processCpu(m.child.pid);
-    cpu[m.name] = { cpuMs: now.cpuMs - cpu0[k].cpuMs, waitMs: now.waitMs - cpu0[k].waitMs };
+    cpu[m.name] = {
+      cpuMs: now.cpuMs - cpu0[k].cpuMs,
+      waitMs: now.waitMs - cpu0[k].waitMs,
+      mainMs: now.mainMs - cpu0[k].mainMs,
+    };
   });
   const snapshots = await snapshotCounters(a).catch(() => ({}));
+  if (MEMBER_FLAGS.length > 0) {
+    console.log(
+      `run ${i + 1}: listed at ${formedWall}, safe at ${formedWall + Math.round(safeMs)} (ms since the epoch)`,
+    );
+    await stopForProfiles(data);
+    await client?.shutdown().catch(() => {});
+    killAll();
+    return { entries, safeMs, balancedMs: NaN, missingAtFormation, snapshots, cpu, udpDatagrams };
+  }
   await until(
     async () => {
       const bodies = await Promise.all(data.map(clusterOf));
@@ -149,7 +181,18 @@ async function once(entries: number, i: number): Promise<Run> {
   const balancedMs = performance.now() - formed;
   await client?.shutdown().catch(() => {});
   killAll();
-  return { entries, safeMs, balancedMs, missingAtFormation, snapshots, cpu };
+  return { entries, safeMs, balancedMs, missingAtFormation, snapshots, cpu, udpDatagrams };
+}
+
+/**
+ * Stops the members with two SIGTERMs (the second one makes a member exit at once, without the
+ * graceful shutdown that would migrate partitions), so each writes its profile.
+ */
+async function stopForProfiles(members: Member[]): Promise<void> {
+  for (const m of members) m.child.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, 200));
+  for (const m of members) m.child.kill("SIGTERM");
+  await Promise.all(members.map((m) => Promise.race([m.child.exited, new Promise((r) => setTimeout(r, 20_000))])));
 }
 
 async function main(): Promise<void> {
@@ -168,9 +211,12 @@ async function main(): Promise<void> {
         `${entries.toLocaleString("en")} entries, run ${i + 1}: every partition has its backups ${fmtMs(r.safeMs)} ` +
           `after all members list each other (replicasMissing then ${r.missingAtFormation}); balanced after ${
             fmtMs(r.balancedMs)
-          }; CPU until then (used / waited for a core) ${
-            Object.entries(r.cpu).map(([n, c]) => `${n} ${fmtMs(c.cpuMs)} / ${fmtMs(c.waitMs)}`).join(", ")
-          }; member a's snapshots then ${JSON.stringify(r.snapshots)}`,
+          }; CPU until then (used, of it the main thread / waited for a core) ${
+            Object.entries(r.cpu).map(([n, c]) => `${n} ${fmtMs(c.cpuMs)}, ${fmtMs(c.mainMs)} / ${fmtMs(c.waitMs)}`)
+              .join("; ")
+          }; UDP datagrams sent meanwhile (machine-wide) ${r.udpDatagrams}; member a's snapshots then ${
+            JSON.stringify(r.snapshots)
+          }`,
       );
     }
   }
