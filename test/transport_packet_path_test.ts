@@ -10,6 +10,7 @@ import { Event, RTCSctpTransport, UdpTransport } from "werift";
 import {
   fastDataPackets,
   fastMarkReceived,
+  fastRecords,
   fastUdpSend,
   packetPathFigures,
   syncEvents,
@@ -23,17 +24,11 @@ import { until } from "./support/until.ts";
 // deno-lint-ignore no-explicit-any
 type Sctp = any;
 
-/** What the association handed to its DTLS layer, in order. */
-interface Wire {
-  packets: Buffer[];
-}
-
 /**
  * Two werift SCTP associations joined in memory: what one sends reaches the other's
  * handleData on the next turn. Resolves once both are established.
  */
-async function sctpPair(tune: (s: Sctp) => void): Promise<{ a: Sctp; b: Sctp; wireA: Wire }> {
-  const wireA: Wire = { packets: [] };
+async function sctpPair(tune: (s: Sctp) => void): Promise<{ a: Sctp; b: Sctp }> {
   // deno-lint-ignore no-explicit-any
   const dtls: any[] = [];
   for (const id of ["a", "b"]) {
@@ -43,7 +38,6 @@ async function sctpPair(tune: (s: Sctp) => void): Promise<{ a: Sctp; b: Sctp; wi
       iceTransport: { role: id === "a" ? "controlling" : "controlled" },
       dataReceiver: undefined as undefined | ((d: Buffer) => void),
       sendData: (d: Buffer) => {
-        if (id === "a") wireA.packets.push(Buffer.from(d));
         const peer = dtls[id === "a" ? 1 : 0];
         setImmediate(() => peer.dataReceiver?.(d));
         return Promise.resolve();
@@ -62,7 +56,7 @@ async function sctpPair(tune: (s: Sctp) => void): Promise<{ a: Sctp; b: Sctp; wi
   await until(() => (a.associationState === 4 && b.associationState === 4) || undefined, 10_000, "established");
   tune(a);
   tune(b);
-  return { a, b, wireA };
+  return { a, b };
 }
 
 /** Sends `messages` from a to b (stream 0, binary) and resolves with what b received. */
@@ -88,35 +82,53 @@ function messages(): Buffer[] {
   return out;
 }
 
-test("DATA packets built in one buffer are the bytes werift builds, and arrive", async () => {
-  const plain = await sctpPair(() => {});
-  const before = packetPathFigures();
-  const fast = await sctpPair((s) => expect(fastDataPackets(s, crc32c)).toBe(true));
-  // Both pairs start from the same TSNs and tags only by chance; compare each packet with
-  // werift's own serialization of the same chunk on the same association instead.
-  const sent: Sctp[] = [];
-  const patched = fast.a.sendChunk;
-  fast.a.sendChunk = (chunk: Sctp) => {
-    sent.push(chunk);
-    return patched(chunk);
-  };
-  const msgs = messages();
-  expect(await transfer(fast.a, fast.b, msgs)).toEqual(msgs);
-  expect(await transfer(plain.a, plain.b, msgs)).toEqual(msgs);
+/** The packets `sctp.sendChunk` (patched or werift's own, `send`) hands to the DTLS layer for `chunks`. */
+async function serialized(sctp: Sctp, send: (c: Sctp) => Promise<void>, chunks: Sctp[]): Promise<Buffer[]> {
+  const real = sctp.transport;
+  const out: Buffer[] = [];
+  sctp.transport = { send: (d: Buffer) => (out.push(Buffer.from(d)), Promise.resolve()) };
+  try {
+    for (const c of chunks) await send(c);
+  } finally {
+    sctp.transport = real;
+  }
+  return out;
+}
 
-  const dataChunks = sent.filter((c) => c.type === 0);
-  expect(dataChunks.length).toBeGreaterThanOrEqual(msgs.length + 13);
-  expect(packetPathFigures().dataPackets - before.dataPackets).toBe(dataChunks.length);
-  // werift's own sendChunk (the class's method) on the same association, into a capture.
-  const own = Object.getPrototypeOf(fast.a).sendChunk;
-  const real = fast.a.transport;
-  const captured: Buffer[] = [];
-  fast.a.transport = { send: (d: Buffer) => (captured.push(Buffer.from(d)), Promise.resolve()) };
-  for (const c of dataChunks) await own.call(fast.a, c);
-  fast.a.transport = real;
-  const fastPackets = fast.wireA.packets.filter((p) => p[12] === 0);
-  expect(fastPackets.length).toBe(dataChunks.length);
-  for (let i = 0; i < captured.length; i++) expect(fastPackets[i].equals(captured[i])).toBe(true);
+test("DATA and SACK packets built in one buffer are the bytes werift builds, and arrive", async () => {
+  const before = packetPathFigures();
+  const { a, b } = await sctpPair((s) => expect(fastDataPackets(s, crc32c)).toBe(true));
+  const sent: Sctp[] = [];
+  for (const s of [a, b]) {
+    const patched = s.sendChunk;
+    s.sendChunk = (chunk: Sctp) => (sent.push(chunk), patched(chunk));
+  }
+  const msgs = messages();
+  expect(await transfer(a, b, msgs)).toEqual(msgs);
+  await new Promise((r) => setTimeout(r, 50));
+  const data = sent.filter((c) => c.type === 0), sacks = sent.filter((c) => c.type === 3);
+  expect(data.length).toBeGreaterThanOrEqual(msgs.length + 13);
+  expect(sacks.length).toBeGreaterThan(0);
+  const after = packetPathFigures();
+  expect(after.dataPackets - before.dataPackets).toBe(data.length);
+  expect(after.sackPackets - before.sackPackets).toBe(sacks.length);
+  // SACKs with gap blocks and duplicate TSNs, as a lossy link makes them.
+  const Sack = sacks[0].constructor;
+  for (const [gaps, dups] of [[[[2, 3]], []], [[[2, 3], [5, 5]], [7, 2 ** 32 - 1]], [[], [1]]]) {
+    const x = new Sack(0, undefined);
+    x.cumulativeTsn = 2 ** 32 - 2;
+    x.advertisedRwnd = 123_456;
+    x.gaps = gaps;
+    x.duplicates = dups;
+    sacks.push(x);
+  }
+  const own = Object.getPrototypeOf(a).sendChunk;
+  for (const [s, chunks] of [[a, data], [b, sacks]] as const) {
+    const fast = await serialized(s, s.sendChunk, chunks);
+    const werift = await serialized(s, (c) => own.call(s, c), chunks);
+    expect(fast.length).toBe(chunks.length);
+    for (let i = 0; i < chunks.length; i++) expect(fast[i].equals(werift[i])).toBe(true);
+  }
 }, 30_000);
 
 test("in-order TSNs take the fast path; gaps, duplicates and wrap-around leave werift's state", async () => {
@@ -230,8 +242,9 @@ test("a peer connection gets every patch and a bulk transfer arrives whole and i
   const after = packetPathFigures();
   expect(after.dataTuned - before.dataTuned).toBe(2);
   expect(after.tsnTuned - before.tsnTuned).toBe(2);
-  expect(after.dataUntuned + after.tsnUntuned + after.eventsUntuned).toBe(
-    before.dataUntuned + before.tsnUntuned + before.eventsUntuned,
+  expect(after.recordsTuned - before.recordsTuned).toBe(2);
+  expect(after.dataUntuned + after.tsnUntuned + after.eventsUntuned + after.recordsUntuned).toBe(
+    before.dataUntuned + before.tsnUntuned + before.eventsUntuned + before.recordsUntuned,
   );
   expect(after.eventsTuned - before.eventsTuned).toBeGreaterThanOrEqual(2 * 5);
   if (runtimeName() === "bun") expect(after.udpTuned - before.udpTuned).toBeGreaterThanOrEqual(2);
@@ -257,4 +270,32 @@ test("a peer connection gets every patch and a bulk transfer arrives whole and i
   const end = packetPathFigures();
   expect(end.dataPackets - after.dataPackets).toBeGreaterThanOrEqual(frames * 10);
   if (runtimeName() === "bun") expect(end.udpFast - after.udpFast).toBeGreaterThanOrEqual(frames * 10);
+  // Every record went through the patched encryption, and b's DTLS layer (which checks each tag) took them.
+  expect(end.records - after.records).toBeGreaterThanOrEqual(frames * 10);
 }, 60_000);
+
+test("DTLS records encrypted in place are the bytes werift's own send makes", async () => {
+  const [a] = await openPeerPair(peers);
+  // deno-lint-ignore no-explicit-any
+  const sock = (a.sctpTransportForTests() as any).dtlsTransport.dtls;
+  expect(typeof sock.shoalWeriftSend).toBe("function");
+  expect(fastRecords(sock)).toBe(false); // once per socket
+  const real = sock.transport;
+  const out: Buffer[] = [];
+  sock.transport = { send: (d: Buffer) => (out.push(Buffer.from(d)), Promise.resolve()) };
+  try {
+    for (const n of [0, 1, 15, 16, 17, 1228, 1244]) {
+      const payload = Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + n) & 255));
+      const seq = sock.dtls.recordSequenceNumber;
+      await sock.send(payload);
+      sock.dtls.recordSequenceNumber = seq; // werift's own send, same sequence number
+      await sock.shoalWeriftSend(payload);
+      expect(out.length).toBe(2);
+      const [fast, werift] = out.splice(0);
+      expect(fast.equals(werift)).toBe(true);
+      expect(fast.byteLength).toBe(13 + 8 + n + 16);
+    }
+  } finally {
+    sock.transport = real;
+  }
+}, 30_000);

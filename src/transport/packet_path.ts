@@ -2,12 +2,17 @@
  * werift's per-packet path with its waste removed, not a byte changed on the wire. A snapshot
  * transfer is tens of thousands of 1,200-byte SCTP packets, and werift spends on each far
  * more than its encryption and its UDP send cost (bench/RESULTS.md, "werift's per-packet
- * path"). Four patches, each made on one instance and only when werift's (or Bun's) objects
+ * path"). Five patches, each made on one instance and only when werift's (or Bun's) objects
  * look as expected; otherwise that instance keeps werift's own code and is counted untuned:
  *
- * - {@link fastDataPackets}: a DATA chunk is serialized straight into its packet (werift
- *   builds the chunk, then copies header and chunk into a buffer for the checksum and again
- *   into the packet: four buffers and three copies).
+ * - {@link fastDataPackets}: a DATA chunk, or a SACK sent alone, is serialized straight into
+ *   its packet (werift builds the chunk, then copies header and chunk into a buffer for the
+ *   checksum and again into the packet: four buffers and three copies for a DATA chunk, a
+ *   buffer per gap block and duplicate TSN besides for a SACK).
+ * - {@link fastRecords}: a DTLS record of application data (every SCTP packet) is encrypted
+ *   into the buffer that goes out (werift builds a record object, encrypts into a new buffer,
+ *   joins nonce, ciphertext and tag into another, and copies that behind the header in a
+ *   third).
  * - {@link fastMarkReceived}: the next TSN in order is recorded without werift's per-chunk
  *   Set rebuild, sort and filter (it allocates four arrays and a Set for every DATA chunk).
  * - {@link syncEvents}: werift's events run their ordinary subscribers and then, for
@@ -22,6 +27,7 @@
  * No werift import here: webrtc_peer.ts hands in werift's CRC32c and objects.
  */
 import { Buffer } from "node:buffer";
+import { createCipheriv } from "node:crypto";
 import { isIP } from "node:net";
 
 /** Figures of this process, for tests and the benches. */
@@ -29,8 +35,13 @@ export interface PacketPathFigures {
   /** Associations whose DATA packets are serialized in one buffer / left alone. */
   dataTuned: number;
   dataUntuned: number;
-  /** DATA packets serialized in one buffer. */
+  /** DATA packets, and packets of a lone SACK, serialized in one buffer. */
   dataPackets: number;
+  sackPackets: number;
+  /** DTLS sockets whose records are encrypted in place / left alone, and records so sent. */
+  recordsTuned: number;
+  recordsUntuned: number;
+  records: number;
   /** Associations whose in-order TSNs take the fast path / left alone. */
   tsnTuned: number;
   tsnUntuned: number;
@@ -49,6 +60,10 @@ const figures: PacketPathFigures = {
   dataTuned: 0,
   dataUntuned: 0,
   dataPackets: 0,
+  sackPackets: 0,
+  recordsTuned: 0,
+  recordsUntuned: 0,
+  records: 0,
   tsnTuned: 0,
   tsnUntuned: 0,
   eventsTuned: 0,
@@ -64,15 +79,18 @@ export function packetPathFigures(): PacketPathFigures {
   return { ...figures };
 }
 
-/** Chunk type of DATA (RFC 9260 §3.3.1). */
-const DATA = 0;
+/** Chunk types of DATA and SACK (RFC 9260 §3.3.1, §3.3.4). */
+const DATA = 0, SACK = 3;
+/** A SACK chunk's fixed part: type, flags, length, cumulative TSN, a_rwnd, gap and duplicate counts. */
+const SACK_HEADER = 16;
 /** SCTP common header (ports, verification tag, checksum), then the DATA chunk's own 16-byte header. */
 const COMMON_HEADER = 12, DATA_HEADER = 16;
 
 /**
- * Makes association `sctp` serialize each DATA chunk it sends straight into the packet, with
- * the checksum computed over that one buffer (RFC 9260 §3 and §3.3.1: the same bytes werift
- * sends). Other chunks (SACK, INIT, …) keep werift's serialization. Call before
+ * Makes association `sctp` serialize each DATA chunk and each lone SACK it sends straight
+ * into the packet, with the checksum computed over that one buffer (RFC 9260 §3, §3.3.1 and
+ * §3.3.4: the same bytes werift sends). Other chunks (INIT, COOKIE, …) keep werift's
+ * serialization. Call before
  * bundleSacks (sack_bundling.ts), which sends through the `sendChunk` it finds.
  * @param crc32c werift's CRC32c, over a packet whose checksum field is zero
  * @returns whether the association was tuned
@@ -91,9 +109,9 @@ export function fastDataPackets(sctp: any, crc32c: (b: Uint8Array) => number): b
   // deno-lint-ignore no-explicit-any
   sctp.sendChunk = (chunk: any): Promise<void> => {
     const ud = chunk?.userData;
-    if (
-      chunk?.type !== DATA || !(ud instanceof Uint8Array) || sctp.state === "closed" || sctp.remotePort === undefined
-    ) return sendChunk(chunk);
+    if (sctp.state === "closed" || sctp.remotePort === undefined) return sendChunk(chunk);
+    if (chunk?.type === SACK) return sendSackPacket(chunk);
+    if (chunk?.type !== DATA || !(ud instanceof Uint8Array)) return sendChunk(chunk);
     const length = DATA_HEADER + ud.byteLength;
     const padded = (length + 3) & ~3;
     const packet = Buffer.allocUnsafe(COMMON_HEADER + padded);
@@ -113,6 +131,117 @@ export function fastDataPackets(sctp: any, crc32c: (b: Uint8Array) => number): b
     packet.writeUInt32LE(crc32c(packet) >>> 0, 8);
     figures.dataPackets++;
     return sctp.transport.send(packet);
+  };
+  /** A lone SACK chunk (§3.3.4: cumulative TSN, a_rwnd, gap blocks, duplicate TSNs) in its packet. */
+  // deno-lint-ignore no-explicit-any
+  const sendSackPacket = (chunk: any): Promise<void> => {
+    const gaps: unknown = chunk.gaps, dups: unknown = chunk.duplicates;
+    if (!Array.isArray(gaps) || !Array.isArray(dups)) return sendChunk(chunk);
+    const length = SACK_HEADER + 4 * (gaps.length + dups.length);
+    const packet = Buffer.allocUnsafe(COMMON_HEADER + length);
+    packet.writeUInt16BE(sctp.localPort, 0);
+    packet.writeUInt16BE(sctp.remotePort, 2);
+    packet.writeUInt32BE(sctp.remoteVerificationTag, 4);
+    packet.writeUInt32BE(0, 8);
+    packet[12] = SACK;
+    packet[13] = chunk.flags;
+    packet.writeUInt16BE(length, 14);
+    packet.writeUInt32BE(chunk.cumulativeTsn, 16);
+    packet.writeUInt32BE(chunk.advertisedRwnd, 20);
+    packet.writeUInt16BE(gaps.length, 24);
+    packet.writeUInt16BE(dups.length, 26);
+    let pos = COMMON_HEADER + SACK_HEADER;
+    for (const [start, end] of gaps as [number, number][]) {
+      packet.writeUInt16BE(start, pos);
+      packet.writeUInt16BE(end, pos + 2);
+      pos += 4;
+    }
+    for (const tsn of dups as number[]) {
+      packet.writeUInt32BE(tsn, pos);
+      pos += 4;
+    }
+    packet.writeUInt32LE(crc32c(packet) >>> 0, 8);
+    figures.sackPackets++;
+    return sctp.transport.send(packet);
+  };
+  return true;
+}
+
+/** DTLS record header (RFC 6347 §4.1), AES-GCM's explicit nonce and tag (RFC 5288 §3). */
+const RECORD_HEADER = 13, EXPLICIT_NONCE = 8, GCM_TAG = 16, IMPLICIT_NONCE = 4;
+/** DTLS content type of application data. */
+const APPLICATION_DATA = 23;
+/** werift's SessionType.CLIENT (the other end is SERVER, 2). */
+const CLIENT = 1;
+
+/**
+ * Makes werift `DtlsSocket` `sock` encrypt each record of application data it sends straight
+ * into the outgoing buffer: header, explicit nonce (epoch and sequence number, as werift
+ * writes it), ciphertext and tag, the same bytes as werift's own `send` (RFC 5288 AES-GCM,
+ * additional data per RFC 5246 §6.2.3.3). Only AES-GCM with werift's nonce layout; anything
+ * else keeps werift's `send`, which the socket keeps as `shoalWeriftSend` (for the tests).
+ * @returns whether the socket was tuned
+ */
+// deno-lint-ignore no-explicit-any
+export function fastRecords(sock: any): boolean {
+  const expected = sock && typeof sock.send === "function" && typeof sock.transport?.send === "function" &&
+    typeof sock.dtls?.recordSequenceNumber === "number" && typeof sock.dtls?.version?.major === "number" &&
+    typeof sock.cipher === "object" && !sock.shoalWeriftSend;
+  if (!expected) {
+    if (!sock?.shoalWeriftSend) figures.recordsUntuned++;
+    return false;
+  }
+  const send = sock.send;
+  sock.shoalWeriftSend = send;
+  figures.recordsTuned++;
+  sock.send = (buf: Uint8Array, addr?: unknown): Promise<void> => {
+    const ctx = sock.cipher, c = ctx?.cipher, dtls = sock.dtls;
+    const client = ctx?.sessionType === CLIENT;
+    const iv: unknown = client ? c?.clientNonce : c?.serverNonce;
+    const key: unknown = client ? c?.clientWriteKey : c?.serverWriteKey;
+    if (
+      !(iv instanceof Uint8Array) || !(key instanceof Uint8Array) ||
+      iv.byteLength !== IMPLICIT_NONCE + EXPLICIT_NONCE ||
+      typeof c.blockAlgorithm !== "string" || !c.blockAlgorithm.endsWith("-gcm") || c.authTagLength !== GCM_TAG ||
+      c.nonceImplicitLength !== IMPLICIT_NONCE || buf.byteLength > 0xffff - EXPLICIT_NONCE - GCM_TAG
+    ) return send(buf, addr);
+    const seq = ++dtls.recordSequenceNumber;
+    const epoch: number = dtls.epoch, version = (dtls.version.major << 8) | dtls.version.minor;
+    const n = buf.byteLength;
+    const record = Buffer.allocUnsafe(RECORD_HEADER + EXPLICIT_NONCE + n + GCM_TAG);
+    // The header's fields after the type are the additional data's: epoch and sequence number.
+    record[0] = APPLICATION_DATA;
+    record.writeUInt16BE(version, 1);
+    record.writeUInt16BE(epoch, 3);
+    record.writeUIntBE(seq, 5, 6);
+    record.writeUInt16BE(EXPLICIT_NONCE + n + GCM_TAG, 11);
+    const nonce = Buffer.from(iv.buffer, iv.byteOffset, iv.byteLength);
+    nonce.writeUInt16BE(epoch, IMPLICIT_NONCE);
+    nonce.writeUIntBE(seq, IMPLICIT_NONCE + 2, 6);
+    nonce.copy(record, RECORD_HEADER, IMPLICIT_NONCE);
+    const aad = Buffer.allocUnsafe(13);
+    record.copy(aad, 0, 3, 11);
+    aad[8] = APPLICATION_DATA;
+    aad.writeUInt16BE(version, 9);
+    aad.writeUInt16BE(n, 11);
+    const cipher = createCipheriv(c.blockAlgorithm, key, nonce, { authTagLength: GCM_TAG } as never) as unknown as {
+      setAAD(b: Uint8Array, o: { plaintextLength: number }): void;
+      update(b: Uint8Array): Buffer;
+      final(): Buffer;
+      getAuthTag(): Buffer;
+    };
+    cipher.setAAD(aad, { plaintextLength: n });
+    const body = cipher.update(buf), rest = cipher.final();
+    let at = RECORD_HEADER + EXPLICIT_NONCE;
+    record.set(body, at);
+    at += body.byteLength;
+    if (rest.byteLength > 0) {
+      record.set(rest, at);
+      at += rest.byteLength;
+    }
+    record.set(cipher.getAuthTag(), at);
+    figures.records++;
+    return sock.transport.send(record, addr);
   };
   return true;
 }

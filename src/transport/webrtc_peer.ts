@@ -19,7 +19,7 @@ import {
 import type { IceServer } from "./ice_server.ts";
 import type { CandidateType, SelectedPair } from "./transport.ts";
 import { delayedSackMs, probeWaitMs, retransmitTuning, rtoMs } from "./retransmit.ts";
-import { fastDataPackets, fastMarkReceived, fastUdpSend, syncEvents } from "./packet_path.ts";
+import { fastDataPackets, fastMarkReceived, fastRecords, fastUdpSend, syncEvents } from "./packet_path.ts";
 import { bundleSacks } from "./sack_bundling.ts";
 
 /** Connection settings for a peer. */
@@ -341,7 +341,8 @@ export function tuneRetransmission(sctp: any): boolean {
 
 /**
  * Applies packet_path.ts to a connection once its channel is open: DATA packets serialized in
- * one buffer and in-order TSNs recorded without allocation (the association), the events
+ * one buffer and in-order TSNs recorded without allocation (the association), DTLS records
+ * encrypted into the outgoing buffer (the DTLS socket), the events
  * on the way of every packet received without their empty async loop, and, under Bun, UDP
  * datagrams sent straight to the native socket (every UDP transport of the ICE connection).
  * Call before the SACK bundling, which sends through the association's `sendChunk`.
@@ -352,6 +353,7 @@ export function tunePacketPath(sctpTransport: any, dc: unknown): void {
   fastDataPackets(sctp, crc32c);
   fastMarkReceived(sctp);
   const dtls = sctpTransport?.dtlsTransport;
+  fastRecords(dtls?.dtls);
   const connection = dtls?.iceTransport?.connection;
   const protocols: unknown[] = Array.isArray(connection?.protocols) ? connection.protocols : [];
   syncEvents([
@@ -532,6 +534,12 @@ export class WebRtcPeer {
       pairsUnknown++;
     }
     return { local: "unknown", remote: "unknown" };
+  }
+
+  /** werift's SCTP transport of this connection (for tests of the packet-path patches). */
+  sctpTransportForTests(): unknown {
+    // deno-lint-ignore no-explicit-any
+    return (this.#pc as any).sctpTransport;
   }
 
   /** The UDP sockets werift opened for this connection (for tests of the error guard). */
