@@ -33,6 +33,7 @@ export interface ClusterBody {
   master: string | null;
   members: Array<{ id: string; name: string; lite: boolean }>;
   partitions: { count: number; owners: Record<string, number>; replicasMissing: number; migrating: number };
+  partitionTableVersion?: number;
   /** This member's links: direct, or relayed through another member. */
   links: Array<{ peer: string; kind: "direct" | "relayed"; via?: string }>;
 }

@@ -73,6 +73,14 @@ interface Run {
   cpu: Record<string, { cpuMs: number; waitMs: number; mainMs: number }>;
   /** UDP datagrams sent meanwhile, machine-wide (/proc/net/snmp: other processes' count too). */
   udpDatagrams: number;
+  /**
+   * Snapshot chunk bytes member a sent meanwhile (read from its metrics when all listed each
+   * other, just before the CPU reading, and once all were safe): the work of the window, which
+   * varies from run to run as part of the fill can come before it.
+   */
+  windowBytes: number;
+  /** Partition table versions the master published meanwhile (each one applied by every member). */
+  tables: number;
 }
 
 const SNAPSHOT_COUNTERS = [
@@ -121,12 +129,14 @@ async function once(entries: number, i: number): Promise<Run> {
   ]);
   const data: Member[] = [a, b, c];
   const total = client ? 4 : 3;
-  let missingAtFormation = -1;
+  let missingAtFormation = -1, tableAtFormation = NaN, master = 0;
   await until(
     async () => {
       const bodies = await Promise.all(data.map(clusterOf));
       if (!bodies.every((x) => x.members.length === total)) return undefined;
       missingAtFormation = bodies[0].partitions.replicasMissing;
+      master = Math.max(0, bodies.findIndex((x) => x.self === bodies[0].master));
+      tableAtFormation = bodies[master].partitionTableVersion ?? NaN;
       return true;
     },
     60_000,
@@ -134,13 +144,16 @@ async function once(entries: number, i: number): Promise<Run> {
     10,
   );
   const formed = performance.now(), formedWall = Date.now();
+  // Chunk bytes a had sent by then: part of the fill can run before the last member lists the others.
+  const sentBefore = (await snapshotCounters(a).catch(() => ({} as Record<string, number>))).snapshotChunkBytesSent;
   const cpu0 = data.map((m) => processCpu(m.child.pid));
   const udp0 = udpCounter("OutDatagrams");
+  // The master publishes the table every member applies, so it is safe first: only it is polled
+  // until then, then every member (each poll costs the member polled some CPU too).
+  const safe = (m: Member) => m.json<{ safe: boolean }>("/health").then((h) => h.safe);
+  await until(async () => (await safe(data[master])) || undefined, 120_000, "the master safe", 10);
   await until(
-    async () => {
-      const hs = await Promise.all(data.map((m) => m.json<{ safe: boolean }>("/health")));
-      return hs.every((h) => h.safe) || undefined;
-    },
+    async () => (await Promise.all(data.map(safe))).every((x) => x) || undefined,
     120_000,
     "every member safe",
     10,
@@ -156,7 +169,9 @@ async function once(entries: number, i: number): Promise<Run> {
       mainMs: now.mainMs - cpu0[k].mainMs,
     };
   });
-  const snapshots = await snapshotCounters(a).catch(() => ({}));
+  const snapshots = await snapshotCounters(a).catch(() => ({} as Record<string, number>));
+  const windowBytes = (snapshots.snapshotChunkBytesSent ?? NaN) - (sentBefore ?? NaN);
+  const tables = ((await clusterOf(data[master]).catch(() => null))?.partitionTableVersion ?? NaN) - tableAtFormation;
   if (MEMBER_FLAGS.length > 0) {
     console.log(
       `run ${i + 1}: listed at ${formedWall}, safe at ${formedWall + Math.round(safeMs)} (ms since the epoch)`,
@@ -164,7 +179,7 @@ async function once(entries: number, i: number): Promise<Run> {
     await stopForProfiles(data);
     await client?.shutdown().catch(() => {});
     killAll();
-    return { entries, safeMs, balancedMs: NaN, missingAtFormation, snapshots, cpu, udpDatagrams };
+    return { entries, safeMs, balancedMs: NaN, missingAtFormation, snapshots, cpu, udpDatagrams, windowBytes, tables };
   }
   await until(
     async () => {
@@ -181,7 +196,7 @@ async function once(entries: number, i: number): Promise<Run> {
   const balancedMs = performance.now() - formed;
   await client?.shutdown().catch(() => {});
   killAll();
-  return { entries, safeMs, balancedMs, missingAtFormation, snapshots, cpu, udpDatagrams };
+  return { entries, safeMs, balancedMs, missingAtFormation, snapshots, cpu, udpDatagrams, windowBytes, tables };
 }
 
 /**
@@ -214,9 +229,11 @@ async function main(): Promise<void> {
           }; CPU until then (used, of it the main thread / waited for a core) ${
             Object.entries(r.cpu).map(([n, c]) => `${n} ${fmtMs(c.cpuMs)}, ${fmtMs(c.mainMs)} / ${fmtMs(c.waitMs)}`)
               .join("; ")
-          }; UDP datagrams sent meanwhile (machine-wide) ${r.udpDatagrams}; member a's snapshots then ${
-            JSON.stringify(r.snapshots)
-          }`,
+          }; UDP datagrams sent meanwhile (machine-wide) ${r.udpDatagrams}; chunk bytes a sent meanwhile ${
+            (r.windowBytes / 1e6).toFixed(2)
+          } MB, CPU of a, b and c summed per MB of them ${
+            fmtMs(Object.values(r.cpu).reduce((x, c) => x + c.cpuMs, 0) / (r.windowBytes / 1e6))
+          }; ${r.tables} table versions; member a's snapshots then ${JSON.stringify(r.snapshots)}`,
       );
     }
   }
