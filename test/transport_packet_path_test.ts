@@ -13,6 +13,7 @@ import {
   fastRecords,
   fastUdpSend,
   packetPathFigures,
+  raiseReceiveBuffer,
   syncEvents,
 } from "../src/transport/packet_path.ts";
 import { runtimeName } from "../src/runtime/process.ts";
@@ -195,10 +196,16 @@ test("events without queued subscribers run their subscribers in order; queued o
   ]);
 });
 
-test("UDP datagrams go straight to Bun's native socket (not tuned elsewhere) and arrive whole", async () => {
+test("UDP sockets get a larger receive buffer; datagrams go straight to Bun's native socket (not tuned elsewhere) and arrive whole", async () => {
   const tx = await UdpTransport.init("udp4");
   const rx = await UdpTransport.init("udp4");
   try {
+    // A larger receive buffer (the kernel caps it at net.core.rmem_max and reports it doubled).
+    const rxSocket = rx.socket as unknown as { getRecvBufferSize(): number };
+    const rcvbuf = rxSocket.getRecvBufferSize();
+    expect(raiseReceiveBuffer(rx)).toBe(true);
+    expect(raiseReceiveBuffer(rx)).toBe(false); // once per transport
+    if (rcvbuf < 1 << 20) expect(rxSocket.getRecvBufferSize()).toBeGreaterThan(rcvbuf);
     const before = packetPathFigures();
     const tuned = fastUdpSend(tx);
     expect(tuned).toBe(runtimeName() === "bun");
@@ -248,6 +255,7 @@ test("a peer connection gets every patch and a bulk transfer arrives whole and i
   );
   expect(after.eventsTuned - before.eventsTuned).toBeGreaterThanOrEqual(2 * 5);
   if (runtimeName() === "bun") expect(after.udpTuned - before.udpTuned).toBeGreaterThanOrEqual(2);
+  expect(after.rcvbufRaised - before.rcvbufRaised).toBeGreaterThanOrEqual(2);
 
   const frames = 200, frameBytes = 12_000;
   const received: number[] = [];

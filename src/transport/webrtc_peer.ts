@@ -19,7 +19,14 @@ import {
 import type { IceServer } from "./ice_server.ts";
 import type { CandidateType, SelectedPair } from "./transport.ts";
 import { delayedSackMs, probeWaitMs, retransmitTuning, rtoMs } from "./retransmit.ts";
-import { fastDataPackets, fastMarkReceived, fastRecords, fastUdpSend, syncEvents } from "./packet_path.ts";
+import {
+  fastDataPackets,
+  fastMarkReceived,
+  fastRecords,
+  fastUdpSend,
+  raiseReceiveBuffer,
+  syncEvents,
+} from "./packet_path.ts";
 import { bundleSacks } from "./sack_bundling.ts";
 
 /** Connection settings for a peer. */
@@ -343,8 +350,9 @@ export function tuneRetransmission(sctp: any): boolean {
  * Applies packet_path.ts to a connection once its channel is open: DATA packets serialized in
  * one buffer and in-order TSNs recorded without allocation (the association), DTLS records
  * encrypted into the outgoing buffer (the DTLS socket), the events
- * on the way of every packet received without their empty async loop, and, under Bun, UDP
- * datagrams sent straight to the native socket (every UDP transport of the ICE connection).
+ * on the way of every packet received without their empty async loop, and on every UDP
+ * transport of the ICE connection a larger receive buffer and, under Bun, datagrams sent
+ * straight to the native socket.
  * Call before the SACK bundling, which sends through the association's `sendChunk`.
  */
 // deno-lint-ignore no-explicit-any
@@ -367,7 +375,10 @@ export function tunePacketPath(sctpTransport: any, dc: unknown): void {
     (dc as any)?.onMessage,
   ]);
   // deno-lint-ignore no-explicit-any
-  for (const p of protocols as any[]) fastUdpSend(p?.transport);
+  for (const p of protocols as any[]) {
+    fastUdpSend(p?.transport);
+    raiseReceiveBuffer(p?.transport);
+  }
 }
 
 let pairsUnknown = 0;
