@@ -34,6 +34,7 @@ import {
   processCpu,
   runBench,
   udpCounter,
+  udpReceiveBufferDrops,
 } from "./_cluster.ts";
 
 const argv = args();
@@ -73,6 +74,8 @@ interface Run {
   cpu: Record<string, { cpuMs: number; waitMs: number; mainMs: number }>;
   /** UDP datagrams sent meanwhile, machine-wide (/proc/net/snmp: other processes' count too). */
   udpDatagrams: number;
+  /** UDP datagrams dropped meanwhile for a full socket receive buffer, machine-wide (RcvbufErrors). */
+  udpDrops: number;
   /**
    * Snapshot chunk bytes member a sent meanwhile (read from its metrics when all listed each
    * other, just before the CPU reading, and once all were safe): the work of the window, which
@@ -147,7 +150,7 @@ async function once(entries: number, i: number): Promise<Run> {
   // Chunk bytes a had sent by then: part of the fill can run before the last member lists the others.
   const sentBefore = (await snapshotCounters(a).catch(() => ({} as Record<string, number>))).snapshotChunkBytesSent;
   const cpu0 = data.map((m) => processCpu(m.child.pid));
-  const udp0 = udpCounter("OutDatagrams");
+  const udp0 = udpCounter("OutDatagrams"), drops0 = udpReceiveBufferDrops();
   // The master publishes the table every member applies, so it is safe first: only it is polled
   // until then, then every member (each poll costs the member polled some CPU too).
   const safe = (m: Member) => m.json<{ safe: boolean }>("/health").then((h) => h.safe);
@@ -159,7 +162,7 @@ async function once(entries: number, i: number): Promise<Run> {
     10,
   );
   const safeMs = performance.now() - formed;
-  const udpDatagrams = udpCounter("OutDatagrams") - udp0;
+  const udpDatagrams = udpCounter("OutDatagrams") - udp0, udpDrops = udpReceiveBufferDrops() - drops0;
   const cpu: Run["cpu"] = {};
   data.forEach((m, k) => {
     const now = processCpu(m.child.pid);
@@ -179,7 +182,18 @@ async function once(entries: number, i: number): Promise<Run> {
     await stopForProfiles(data);
     await client?.shutdown().catch(() => {});
     killAll();
-    return { entries, safeMs, balancedMs: NaN, missingAtFormation, snapshots, cpu, udpDatagrams, windowBytes, tables };
+    return {
+      entries,
+      safeMs,
+      balancedMs: NaN,
+      missingAtFormation,
+      snapshots,
+      cpu,
+      udpDatagrams,
+      udpDrops,
+      windowBytes,
+      tables,
+    };
   }
   await until(
     async () => {
@@ -196,7 +210,18 @@ async function once(entries: number, i: number): Promise<Run> {
   const balancedMs = performance.now() - formed;
   await client?.shutdown().catch(() => {});
   killAll();
-  return { entries, safeMs, balancedMs, missingAtFormation, snapshots, cpu, udpDatagrams, windowBytes, tables };
+  return {
+    entries,
+    safeMs,
+    balancedMs,
+    missingAtFormation,
+    snapshots,
+    cpu,
+    udpDatagrams,
+    udpDrops,
+    windowBytes,
+    tables,
+  };
 }
 
 /**
@@ -229,10 +254,14 @@ async function main(): Promise<void> {
           }; CPU until then (used, of it the main thread / waited for a core) ${
             Object.entries(r.cpu).map(([n, c]) => `${n} ${fmtMs(c.cpuMs)}, ${fmtMs(c.mainMs)} / ${fmtMs(c.waitMs)}`)
               .join("; ")
-          }; UDP datagrams sent meanwhile (machine-wide) ${r.udpDatagrams}; chunk bytes a sent meanwhile ${
+          }; UDP datagrams sent meanwhile (machine-wide) ${r.udpDatagrams}, dropped for a full receive buffer ${r.udpDrops}; chunk bytes a sent meanwhile ${
             (r.windowBytes / 1e6).toFixed(2)
-          } MB, CPU of a, b and c summed per MB of them ${
-            fmtMs(Object.values(r.cpu).reduce((x, c) => x + c.cpuMs, 0) / (r.windowBytes / 1e6))
+          } MB${
+            r.windowBytes > 0
+              ? `, CPU of a, b and c summed per MB of them ${
+                fmtMs(Object.values(r.cpu).reduce((x, c) => x + c.cpuMs, 0) / (r.windowBytes / 1e6))
+              }`
+              : ""
           }; ${r.tables} table versions; member a's snapshots then ${JSON.stringify(r.snapshots)}`,
       );
     }
