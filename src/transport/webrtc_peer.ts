@@ -125,9 +125,25 @@ export function sackPolicyFigures(): SackFigures {
 }
 
 /**
+ * DATA packets a SACK waits for while every DATA chunk since the last SACK was a bulk one
+ * ({@link bulkChunkBytes} or more). RFC 9260 §6.2 asks for a SACK at least every second
+ * packet; a bulk transfer (a snapshot: thousands of full packets in a row) gets one every
+ * fourth, as stacks that let the SACK frequency be set do (RFC 6458 §8.1.19, `sack_freq`). Four
+ * is the most a werift sender keeps flowing with: it sends at most four packets per SACK
+ * (`transmitOnce`'s burst limit). Each SACK saved is a packet encrypted, sent, received,
+ * decrypted and processed; the sender of a bulk transfer, which is the busy end, processes
+ * them all. Small packets (requests, replies) keep one SACK per two packets; a gap or a
+ * duplicate is still acknowledged at once, and a lone packet after {@link delayedSackMs}.
+ */
+export const bulkPacketsPerSack = 4;
+/** A DATA chunk at least this large counts as part of a bulk transfer (werift fills 1,200 bytes, browsers ~1,150). */
+export const bulkChunkBytes = 1024;
+
+/**
  * Gives an association RFC 9260 §6.2 delayed acknowledgement: a SACK for at least every
- * second packet carrying DATA, and for a lone packet after {@link delayedSackMs}; gaps and
- * duplicates are still acknowledged at once. werift 0.24 acknowledges every DATA packet
+ * second packet carrying DATA (every {@link bulkPacketsPerSack}th in a bulk transfer), and
+ * for a lone packet after {@link delayedSackMs}; gaps and duplicates are still acknowledged
+ * at once. werift 0.24 acknowledges every DATA packet
  * immediately, so half of all packets on a busy link are SACKs, each one encrypted, sent,
  * decrypted and processed; halving them raises a Bun link's one-way throughput by about
  * 40 % on this machine kind (bench/transport.ts). The change is made on the association
@@ -149,8 +165,11 @@ export function tuneSackPolicy(sctp: any): boolean {
   sackFigures.tuned++;
   const receiveDataChunk = sctp.receiveDataChunk.bind(sctp);
   const sendSack = sctp.sendSack.bind(sctp);
+  /** Whether every DATA chunk since the last SACK was a bulk one (see bulkPacketsPerSack). */
+  let bulk = true;
   // deno-lint-ignore no-explicit-any
   sctp.receiveDataChunk = (chunk: any) => {
+    if (!(chunk?.userData?.byteLength >= bulkChunkBytes)) bulk = false;
     const dupsBefore = sctp.sackDuplicates.length;
     // handleData clears the flag for each packet: counted at the packet's first new DATA chunk
     // (not when the SACK is scheduled, since one bundled with a reply may leave before that).
@@ -162,11 +181,21 @@ export function tuneSackPolicy(sctp: any): boolean {
     if (sctp.sackMisOrdered.size === 0 && sctp.sackDuplicates.length === dupsBefore) sctp.sackImmediate = false;
   };
   sctp.sendSack = async () => {
-    if (sctp.sackNeeded && !sctp.isStopped) sackFigures.sacks++;
+    if (sctp.sackNeeded && !sctp.isStopped) {
+      sackFigures.sacks++;
+      bulk = true;
+    }
     await sendSack();
   };
   sctp.scheduleSack = async () => {
     if (sctp.isStopped || !sctp.sackNeeded) return;
+    if (
+      sctp.sackImmediate && bulk && sctp.sackPacketCount < bulkPacketsPerSack && sctp.sackHasNewDataInPacket &&
+      sctp.sackMisOrdered.size === 0 && sctp.sackDuplicates.length === 0
+    ) {
+      // Bulk packets, none missing or repeated: this SACK waits for the next packets (or the delay).
+      sctp.sackImmediate = false;
+    }
     if (sctp.sackImmediate) {
       if (sctp.sackTimeout) {
         clearTimeout(sctp.sackTimeout);
