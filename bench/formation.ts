@@ -175,6 +175,7 @@ async function once(entries: number, i: number): Promise<Run> {
   const snapshots = await snapshotCounters(a).catch(() => ({} as Record<string, number>));
   const windowBytes = (snapshots.snapshotChunkBytesSent ?? NaN) - (sentBefore ?? NaN);
   const tables = ((await clusterOf(data[master]).catch(() => null))?.partitionTableVersion ?? NaN) - tableAtFormation;
+  const run = { entries, safeMs, missingAtFormation, snapshots, cpu, udpDatagrams, udpDrops, windowBytes, tables };
   if (MEMBER_FLAGS.length > 0) {
     console.log(
       `run ${i + 1}: listed at ${formedWall}, safe at ${formedWall + Math.round(safeMs)} (ms since the epoch)`,
@@ -182,18 +183,7 @@ async function once(entries: number, i: number): Promise<Run> {
     await stopForProfiles(data);
     await client?.shutdown().catch(() => {});
     killAll();
-    return {
-      entries,
-      safeMs,
-      balancedMs: NaN,
-      missingAtFormation,
-      snapshots,
-      cpu,
-      udpDatagrams,
-      udpDrops,
-      windowBytes,
-      tables,
-    };
+    return { ...run, balancedMs: NaN };
   }
   await until(
     async () => {
@@ -210,18 +200,7 @@ async function once(entries: number, i: number): Promise<Run> {
   const balancedMs = performance.now() - formed;
   await client?.shutdown().catch(() => {});
   killAll();
-  return {
-    entries,
-    safeMs,
-    balancedMs,
-    missingAtFormation,
-    snapshots,
-    cpu,
-    udpDatagrams,
-    udpDrops,
-    windowBytes,
-    tables,
-  };
+  return { ...run, balancedMs };
 }
 
 /**

@@ -12,12 +12,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { killAll, type Member, root, startMember } from "./support/cluster.ts";
+import { chromiumPath, hasChromium, launchChromium } from "./support/chromium.ts";
 import { until } from "./support/until.ts";
 
-const chromiumPath = "/usr/bin/chromium";
-const hasChromium = existsSync(chromiumPath);
 const saveToDocs = process.env.SHOAL_SAVE_SCREENSHOT === "1";
 
 if (!hasChromium) {
@@ -72,19 +71,7 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium against a 3-member
     });
     expect(res.status).toBe(201);
     jobId = (await res.json()).id;
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
   }, 180_000);
 
   afterAll(async () => {

@@ -7,14 +7,13 @@
  * here, and werift took Chromium's.
  */
 import { afterAll, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { packetPathFigures } from "../src/transport/packet_path.ts";
 import { sackBundlingFigures } from "../src/transport/sack_bundling.ts";
 import { WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+import { chromiumPath, hasChromium, launchChromium } from "./support/chromium.ts";
+import { sendBulkFrames } from "./support/webrtc_pair.ts";
 
-const chromiumPath = "/usr/bin/chromium";
-const hasChromium = existsSync(chromiumPath);
 if (!hasChromium) {
   console.warn(`SKIPPED browser interop test: ${chromiumPath} is missing (apt-get install -y chromium)`);
 }
@@ -29,21 +28,11 @@ afterAll(async () => {
 test.skipIf(!hasChromium)(
   "a werift peer with every patch and Chromium exchange 2.4 MB whole and in order",
   async () => {
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        // Host candidates as addresses (not mDNS names werift cannot resolve), loopback included.
-        "--disable-features=WebRtcHideLocalIpsWithMdns",
-        "--allow-loopback-in-peer-connection",
-      ],
-    });
+    // Host candidates as addresses (not mDNS names werift cannot resolve), loopback included.
+    browser = await launchChromium([
+      "--disable-features=WebRtcHideLocalIpsWithMdns",
+      "--allow-loopback-in-peer-connection",
+    ]);
     const page = await browser.newPage();
     await page.setContent("<html><body>interop</body></html>");
 
@@ -74,25 +63,7 @@ test.skipIf(!hasChromium)(
     expect(tuned.tsnTuned - before.tsnTuned).toBe(1);
 
     const frames = 200, frameBytes = 12_000;
-    const echoed: number[] = [];
-    let done!: () => void;
-    const finished = new Promise<void>((r) => (done = r));
-    peer.events.message = (m) => {
-      const first = m[0];
-      if (m.byteLength !== frameBytes || m.some((x, i) => x !== ((first + i) & 255))) {
-        throw new Error("frame changed in transit");
-      }
-      echoed.push(first);
-      if (echoed.length === frames) done();
-    };
-    let low: (() => void) | undefined;
-    peer.events.bufferedLow = () => low?.();
-    for (let i = 0; i < frames; i++) {
-      while (peer.bufferedAmount >= 64 * 1024) await new Promise<void>((r) => (low = r));
-      const first = i % 251;
-      peer.send(Uint8Array.from({ length: frameBytes }, (_, k) => (first + k) & 255));
-    }
-    await finished;
+    const echoed = await sendBulkFrames(peer, peer, frames, frameBytes);
     expect(echoed).toEqual(Array.from({ length: frames }, (_, i) => i % 251));
     const after = packetPathFigures();
     // 200 frames of 12,000 bytes are 2,000 DATA packets each way: built here in one buffer, or

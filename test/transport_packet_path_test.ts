@@ -19,11 +19,18 @@ import {
 import { runtimeName } from "../src/runtime/process.ts";
 import { crc32c } from "werift";
 import type { WebRtcPeer } from "../src/transport/webrtc_peer.ts";
-import { openPeerPair } from "./support/webrtc_pair.ts";
+import { openPeerPair, sendBulkFrames } from "./support/webrtc_pair.ts";
 import { until } from "./support/until.ts";
 
 // deno-lint-ignore no-explicit-any
 type Sctp = any;
+
+/** Every in-memory association made here, stopped (their timers cleared) once a test is done with it. */
+const associations: RTCSctpTransport[] = [];
+async function stopAssociations(): Promise<void> {
+  for (const t of associations.splice(0)) await t.stop().catch(() => {});
+}
+afterAll(stopAssociations);
 
 /**
  * Two werift SCTP associations joined in memory: what one sends reaches the other's
@@ -47,6 +54,7 @@ async function sctpPair(tune: (s: Sctp) => void): Promise<{ a: Sctp; b: Sctp }> 
     dtls.push(self);
   }
   const [ta, tb] = [new RTCSctpTransport(), new RTCSctpTransport()];
+  associations.push(ta, tb);
   ta.setDtlsTransport(dtls[0]);
   tb.setDtlsTransport(dtls[1]);
   const a: Sctp = ta.sctp, b: Sctp = tb.sctp;
@@ -154,6 +162,8 @@ test("in-order TSNs take the fast path; gaps, duplicates and wrap-around leave w
     expect(state(fast)).toEqual(state(plain));
   }
   expect(fast.lastReceivedTsn).toBe(wrap(10));
+  // Their received-TSN state was set by hand: stopped before any packet or timer meets it.
+  await stopAssociations();
 });
 
 test("events without queued subscribers run their subscribers in order; queued ones still run", async () => {
@@ -258,22 +268,7 @@ test("a peer connection gets every patch and a bulk transfer arrives whole and i
   expect(after.rcvbufRaised - before.rcvbufRaised).toBeGreaterThanOrEqual(2);
 
   const frames = 200, frameBytes = 12_000;
-  const received: number[] = [];
-  let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
-  b.events.message = (m) => {
-    const first = m[0];
-    if (m.byteLength !== frameBytes || m.some((x) => x !== first)) throw new Error("frame changed in transit");
-    received.push(first);
-    if (received.length === frames) done();
-  };
-  let low: (() => void) | undefined;
-  a.events.bufferedLow = () => low?.();
-  for (let i = 0; i < frames; i++) {
-    while (a.bufferedAmount >= 64 * 1024) await new Promise<void>((r) => (low = r));
-    a.send(new Uint8Array(frameBytes).fill(i % 251));
-  }
-  await finished;
+  const received = await sendBulkFrames(a, b, frames, frameBytes);
   expect(received).toEqual(Array.from({ length: frames }, (_, i) => i % 251));
   const end = packetPathFigures();
   expect(end.dataPackets - after.dataPackets).toBeGreaterThanOrEqual(frames * 10);

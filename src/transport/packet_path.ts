@@ -111,6 +111,15 @@ export function fastDataPackets(sctp: any, crc32c: (b: Uint8Array) => number): b
   sctp.shoalDataTuned = true;
   figures.dataTuned++;
   const sendChunk = sctp.sendChunk.bind(sctp);
+  /** A packet of `bytes` with the common header written: ports, verification tag, checksum field zero. */
+  const newPacket = (bytes: number): Buffer => {
+    const packet = Buffer.allocUnsafe(bytes);
+    packet.writeUInt16BE(sctp.localPort, 0);
+    packet.writeUInt16BE(sctp.remotePort, 2);
+    packet.writeUInt32BE(sctp.remoteVerificationTag, 4);
+    packet.writeUInt32BE(0, 8);
+    return packet;
+  };
   // deno-lint-ignore no-explicit-any
   sctp.sendChunk = (chunk: any): Promise<void> => {
     const ud = chunk?.userData;
@@ -119,11 +128,7 @@ export function fastDataPackets(sctp: any, crc32c: (b: Uint8Array) => number): b
     if (chunk?.type !== DATA || !(ud instanceof Uint8Array)) return sendChunk(chunk);
     const length = DATA_HEADER + ud.byteLength;
     const padded = (length + 3) & ~3;
-    const packet = Buffer.allocUnsafe(COMMON_HEADER + padded);
-    packet.writeUInt16BE(sctp.localPort, 0);
-    packet.writeUInt16BE(sctp.remotePort, 2);
-    packet.writeUInt32BE(sctp.remoteVerificationTag, 4);
-    packet.writeUInt32BE(0, 8);
+    const packet = newPacket(COMMON_HEADER + padded);
     packet[12] = DATA;
     packet[13] = chunk.flags;
     packet.writeUInt16BE(length, 14);
@@ -143,11 +148,7 @@ export function fastDataPackets(sctp: any, crc32c: (b: Uint8Array) => number): b
     const gaps: unknown = chunk.gaps, dups: unknown = chunk.duplicates;
     if (!Array.isArray(gaps) || !Array.isArray(dups)) return sendChunk(chunk);
     const length = SACK_HEADER + 4 * (gaps.length + dups.length);
-    const packet = Buffer.allocUnsafe(COMMON_HEADER + length);
-    packet.writeUInt16BE(sctp.localPort, 0);
-    packet.writeUInt16BE(sctp.remotePort, 2);
-    packet.writeUInt32BE(sctp.remoteVerificationTag, 4);
-    packet.writeUInt32BE(0, 8);
+    const packet = newPacket(COMMON_HEADER + length);
     packet[12] = SACK;
     packet[13] = chunk.flags;
     packet.writeUInt16BE(length, 14);
