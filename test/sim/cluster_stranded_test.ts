@@ -64,11 +64,8 @@ interface RunOptions {
   loseOnce?: boolean;
 }
 
-/** One run. @returns virtual ms from the kill until the survivors agree and are fully linked */
-async function strandedRun(
-  seed: number,
-  o: RunOptions = {},
-): Promise<{ ms: number; killAfterMs: number; paths: number; scenario: boolean }> {
+/** A simulation with signaling endpoints modelled, and its first member a started alone. */
+async function seedAlone(seed: number): Promise<{ sim: Simulation<SimMember>; a: SimMember }> {
   const sim = clusterSimulation({
     seed,
     signaling: true,
@@ -78,6 +75,15 @@ async function strandedRun(
   const a = sim.spawn();
   startMember(a, []);
   await sim.run(5);
+  return { sim, a };
+}
+
+/** One run. @returns virtual ms from the kill until the survivors agree and are fully linked */
+async function strandedRun(
+  seed: number,
+  o: RunOptions = {},
+): Promise<{ ms: number; killAfterMs: number; paths: number; scenario: boolean }> {
+  const { sim, a } = await seedAlone(seed);
   const [b, c] = [sim.spawn(), sim.spawn()];
   joinThrough(b, a);
   if (o.cThroughB) await sim.run(5);
@@ -230,15 +236,7 @@ describe("stranded joiner, a frozen first, c joined through b, and d's first set
 describe("the seed killed outright: members connected to its endpoint probe it at once", () => {
   for (let i = 0; i < 20; i++) {
     seeded(`seed ${1500 + i}: every survivor suspects it within 700 ms`, 1500 + i, async (seed) => {
-      const sim = clusterSimulation({
-        seed,
-        signaling: true,
-        link: { delayMs: 1, jitterMs: 1 },
-        logLevel: process.env.SIM_LOG as "debug" | undefined,
-      });
-      const a = sim.spawn();
-      startMember(a, []);
-      await sim.run(5);
+      const { sim, a } = await seedAlone(seed);
       const others = [sim.spawn(), sim.spawn(), sim.spawn()];
       for (const x of others) joinThrough(x, a);
       const all = [a, ...others];
