@@ -1,7 +1,7 @@
 /**
  * Links and relays: this node keeps a direct link to every live member (the newer member of
- * a pair opens it, the older one after `linkFallbackMs`, or at once once a link closed at
- * its end: the other end may not know), routes through a member that
+ * a pair opens it, the older one after `linkFallbackMs`, or right away when a link to that
+ * member closed at its own end: the other end may not know), routes through a member that
  * reaches both ends when a pair cannot link, and asks around who reaches a member before
  * signalling a link through it. Links are hints: a closed link triggers a probe, never a
  * verdict (membership.ts decides).
