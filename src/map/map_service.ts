@@ -336,6 +336,32 @@ export class MapService {
     return s;
   }
 
+  /** Records and the bytes of their stores' typed arrays, summed over this member's copies (see RecordStore.footprint). */
+  storeStats(): {
+    records: number;
+    slots: number;
+    columns: number;
+    table: number;
+    arena: number;
+    arenaUsed: number;
+    arenaLive: number;
+  } {
+    const s = { records: 0, slots: 0, columns: 0, table: 0, arena: 0, arenaUsed: 0, arenaLive: 0 };
+    for (const d of this.#ctx.data.values()) {
+      for (const store of d.maps.values()) {
+        const f = store.footprint();
+        s.records += store.size;
+        s.slots += f.slots;
+        s.columns += f.columns;
+        s.table += f.table;
+        s.arena += f.arena;
+        s.arenaUsed += f.arenaUsed;
+        s.arenaLive += f.arenaLive;
+      }
+    }
+    return s;
+  }
+
   /** Partitions this member is primary of, and holds as backup. */
   ownedCounts(): { primary: number; backup: number } {
     let backup = 0;

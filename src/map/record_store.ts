@@ -209,6 +209,21 @@ export class RecordStore {
     return this.#size;
   }
 
+  /**
+   * Bytes this store's typed arrays take (bench/memory.ts): the per-slot columns, the hash
+   * table, and the arena with how much of it is written and how much holds live records.
+   */
+  footprint(): { slots: number; columns: number; table: number; arena: number; arenaUsed: number; arenaLive: number } {
+    return {
+      slots: this.#top,
+      columns: this.#f.byteLength + this.#u.byteLength + (this.#exp?.byteLength ?? 0),
+      table: this.#table.byteLength,
+      arena: this.#arena.byteLength,
+      arenaUsed: this.#used,
+      arenaLive: this.#live,
+    };
+  }
+
   /** One more than the highest slot in use (eviction samples slots below it; holes read as undefined). */
   get slotCount(): number {
     return this.#top;
