@@ -43,11 +43,14 @@ export interface GapEvent {
   toSeq: number;
 }
 
-/** One logged event, as bytes. */
-export interface RawEvent {
+/**
+ * One logged event, as bytes: the change and where it happened, in one object (the ring holds
+ * a partition's last few writes of every load; each object that outlives a load's garbage
+ * keeps memory around it, issue 16).
+ */
+export interface RawEvent extends AppliedChange {
   seq: number;
   i: number;
-  c: AppliedChange;
 }
 
 /** A position in a partition's events: everything up to and including `(seq, i)` was seen. */
@@ -63,7 +66,7 @@ export function after(seq: number, i: number, c: EventCursor): boolean {
 
 /** Approximate bytes one logged event holds (its key and values, plus about 160 for its objects). */
 export function rawEventBytes(e: RawEvent): number {
-  return 160 + e.c.m.length + e.c.key.byteLength + (e.c.value?.byteLength ?? 0) + (e.c.oldValue?.byteLength ?? 0);
+  return 160 + e.m.length + e.key.byteLength + (e.value?.byteLength ?? 0) + (e.oldValue?.byteLength ?? 0);
 }
 
 /**

@@ -361,8 +361,16 @@ export class PartitionData {
     ownBytes(entry);
     let changed = false;
     for (let i = 0; i < entry.e.length; i++) {
-      const c = this.applyEffect(entry.e[i]);
-      if (c) (this.events.push({ seq: entry.seq, i, c }), changed = true);
+      const e = entry.e[i];
+      // The map name the store holds, not the frame's copy (one string per logged effect otherwise).
+      const s = this.maps.get(e.m);
+      if (s !== undefined) e.m = s.name;
+      const c = this.applyEffect(e);
+      if (c) {
+        const { type, m, key, value, oldValue } = c;
+        this.events.push({ seq: entry.seq, i, type, m, key, value, oldValue });
+        changed = true;
+      }
     }
     this.seq = entry.seq;
     if (changed) this.onEvents?.(this.p, entry.seq);
