@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Random } from "../src/core/random.ts";
-import { EventRing, ListenerQueue } from "../src/map/entry_events.ts";
+import { EventRing, ListenerQueue, RawEvent } from "../src/map/entry_events.ts";
 import { MemberUsage, pickVictim } from "../src/map/eviction.ts";
 import { expiryDeadline, ExpirySweep, resolveExpiry, TouchBatcher } from "../src/map/expiry.ts";
 import { MapConfigs } from "../src/map/map_config.ts";
@@ -302,7 +302,7 @@ describe("entry events", () => {
   test("the ring drops whole writes and reports the gap to a reader that fell behind", () => {
     const r = new EventRing(4);
     const c = { type: "added" as const, m: "m", key: b("k") };
-    for (let seq = 1; seq <= 5; seq++) for (let i = 0; i < 2; i++) r.push({ seq, i, ...c });
+    for (let seq = 1; seq <= 5; seq++) for (let i = 0; i < 2; i++) r.push(RawEvent.of(seq, i, c, null));
     expect(r.size).toBeLessThanOrEqual(4);
     expect(r.coveredFrom).toBe(3);
     expect(r.since({ seq: 1, i: 1 }, 10, 10)).toEqual({
