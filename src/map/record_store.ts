@@ -18,6 +18,7 @@
  * does not fit so exactly (a version or hit count above 2³² − 1, an older creation, a later
  * read) turns that number's column of the store into float64 values, exact as before, until
  * the store empties.
+ *
  * A slot never moves while its record lives; a removed record's slot is a hole that a later
  * insert reuses, so iterators and eviction's random sampling stay valid through changes.
  *
@@ -91,10 +92,9 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Columns: per slot, `updatedAt` in a float64 column and these uint32 fields (value length
- * HOLE marks a hole, also a slot not yet written). The last four are numbers that have
- * a float64 column of their own instead once one does not fit (see the header): N_VERSION +
- * field index is the field, `field` below the number.
+ * Columns: per slot, `updatedAt` in a float64 column and U uint32 fields: arena offset, key
+ * length, value length (HOLE marks a hole, also a slot not yet written), then at U_NUM + n
+ * the number N_* = n, unless that number has a float64 column of its own (see the header).
  */
 const U_OFF = 0, U_KLEN = 1, U_VLEN = 2, U_NUM = 3, U = 7;
 /** Numbers kept narrow while they fit: version, hits (as they are), createdAt, lastAccessAt (ticks from updatedAt). */
