@@ -16,6 +16,7 @@
  */
 import { flag } from "./_cluster.ts";
 import { memoryGrids } from "./_memory_grid.ts";
+import type { DataGrid } from "../src/map/data_grid.ts";
 import { mapServiceConfig } from "../src/map/map_context.ts";
 import { args, collectGarbage, exit, runtimeVersion } from "../src/runtime/process.ts";
 import process from "node:process";
@@ -90,6 +91,27 @@ console.log(`| figure | growth | per stored copy | beyond key + value (${raw} B)
 for (const [name, d] of [["RSS", after.rss - before.rss], ["JS heap in use", after.heap - before.heap]] as const) {
   console.log(`| ${name} | ${mb(d)} | ${per(d).toFixed(0)} B | ${(per(d) - raw).toFixed(0)} B |`);
 }
+// Where the live bytes are, summed over the data members (the typed arrays' own sizes, and the
+// buffers' approximate byte counts as the map service keeps them).
+const sum = <T extends Record<string, number>>(f: (g: DataGrid) => T): T => {
+  const out: Record<string, number> = {};
+  for (const g of grids.values()) for (const [k, v] of Object.entries(f(g))) out[k] = (out[k] ?? 0) + v;
+  return out as T;
+};
+const st = sum((g) => g.maps.storeStats()), bs = sum((g) => g.maps.bufferStats());
+const beyond = (b: number) => `${per(b).toFixed(1)} B`;
+console.log(`\n| structure (live, all members) | bytes | per stored copy |\n|---|---:|---:|`);
+for (
+  const [name, b] of [
+    [`record columns (${st.slots.toLocaleString("en")} slots)`, st.columns],
+    ["key hash tables", st.table],
+    ["arenas: key + value bytes of live records", st.arenaLive],
+    ["arenas: written, not live", st.arenaUsed - st.arenaLive],
+    ["arenas: not yet written", st.arena - st.arenaUsed],
+    [`replication logs (${bs.log.toLocaleString("en")} writes, approx.)`, bs.logBytes],
+    [`entry events (${bs.events.toLocaleString("en")}, approx., share the logs' bytes)`, bs.eventBytes],
+  ] as const
+) console.log(`| ${name} | ${mb(b)} | ${beyond(b)} |`);
 console.log(JSON.stringify({
   bench: "memory",
   runtime: runtimeVersion(),
@@ -103,5 +125,7 @@ console.log(JSON.stringify({
   rssPerCopyBeyond: per(after.rss - before.rss) - raw,
   heapPerCopyBeyond: per(after.heap - before.heap) - raw,
   members: grids.size,
+  stores: st,
+  buffers: bs,
 }));
 exit(0);

@@ -150,6 +150,8 @@ export class Node implements ShoalNode {
         ]),
       },
     });
+    const serverOf = (conn: SignalingClient) =>
+      this.membership.members().find((m) => m.urls?.some((u) => signalUrl(u) === conn.url))?.id;
     this.#paths = new SignalPaths<SignalingClient>({
       self: id,
       log,
@@ -157,12 +159,14 @@ export class Node implements ShoalNode {
       isLinked: (peer) => this.transport.isLinked(peer),
       fixed: () => this.#signaling,
       // The endpoint every member serves at its HTTP address dies (or freezes) with it.
-      suspectServer: (conn) =>
-        this.membership.members().some((m) =>
-          this.membership.memberState(m.id)?.status === "suspect" && !!m.urls?.some((u) => signalUrl(u) === conn.url)
-        ),
+      suspectServer: (conn) => {
+        const peer = serverOf(conn);
+        return peer !== undefined && this.membership.memberState(peer)?.status === "suspect";
+      },
       open: (url) => this.#openSignaling(url, 5_000),
       retryLink: (peer, serverLost) => this.membership.retryLink(peer, serverLost),
+      serverOf,
+      endpointClosed: (peer) => this.membership.endpointClosed(peer),
       now: () => Date.now(),
     });
     this.grid = new DataGrid({

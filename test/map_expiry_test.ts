@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Random } from "../src/core/random.ts";
-import { EventRing, ListenerQueue } from "../src/map/entry_events.ts";
+import { EventRing, ListenerQueue, RawEvent } from "../src/map/entry_events.ts";
 import { MemberUsage, pickVictim } from "../src/map/eviction.ts";
 import { expiryDeadline, ExpirySweep, resolveExpiry, TouchBatcher } from "../src/map/expiry.ts";
 import { MapConfigs } from "../src/map/map_config.ts";
@@ -287,7 +287,7 @@ describe("entry events", () => {
     write(d, [{ m: "m", k: b("c"), v: b("4"), at: 4, why: EffectCause.Merged }]);
     write(d, [{ m: "m", k: b("c"), v: null, at: 5, why: EffectCause.Evicted }]);
     const { events } = d.events.since({ seq: 0, i: -1 }, Infinity, 100);
-    expect(events.map((e) => [e.seq, e.i, e.c.type, e.c.oldValue && new TextDecoder().decode(e.c.oldValue)])).toEqual([
+    expect(events.map((e) => [e.seq, e.i, e.type, e.oldValue && new TextDecoder().decode(e.oldValue)])).toEqual([
       [1, 0, "added", undefined],
       [1, 1, "added", undefined],
       [2, 0, "updated", "1"],
@@ -302,7 +302,7 @@ describe("entry events", () => {
   test("the ring drops whole writes and reports the gap to a reader that fell behind", () => {
     const r = new EventRing(4);
     const c = { type: "added" as const, m: "m", key: b("k") };
-    for (let seq = 1; seq <= 5; seq++) for (let i = 0; i < 2; i++) r.push({ seq, i, c });
+    for (let seq = 1; seq <= 5; seq++) for (let i = 0; i < 2; i++) r.push(RawEvent.of(seq, i, c, null));
     expect(r.size).toBeLessThanOrEqual(4);
     expect(r.coveredFrom).toBe(3);
     expect(r.since({ seq: 1, i: 1 }, 10, 10)).toEqual({

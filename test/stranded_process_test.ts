@@ -10,8 +10,8 @@
  * their own endpoints (their URLs are in the member list), so the three survivors agree on
  * the new master and are linked to each other (directly or relayed). Five runs; the time
  * from the kill (and from the freeze) to that state is printed and held to the issue's
- * target, 3 s from the kill, in at least four of the five (see the assertion; the simulator
- * holds every one of its 75 seeds to it, test/sim/cluster_stranded_test.ts).
+ * target, 3 s from the kill, in every one of the five (see the assertion; the simulator
+ * holds every one of its seeds to it, test/sim/cluster_stranded_test.ts).
  * d also suspects a alone while frozen, its local health low (its only link is to a): the
  * others' messages, following the new master, confirm its suspicion.
  */
@@ -128,7 +128,7 @@ async function run(killAfterMs: number): Promise<RunResult> {
     console.log(`kill at ${new Date(t0).toISOString()}, ${(now - killedAt).toFixed(0)} ms`);
     for (const m of [b, c, d]) {
       const log = (m?.stderr() ?? "").split("\n").filter((l) =>
-        /signaling|path_lost|link|member\.dead|suspect|master\.changed|list|transport/.test(l) &&
+        /signaling|path_lost|link|member\.dead|suspect|master\.changed|list|transport|endpoint|probe\.failed/.test(l) &&
         !/frame|flush/.test(l)
       );
       console.log(log.slice(LOG === "debug" ? -400 : -60).map((l) => l.slice(0, 300)).join("\n"));
@@ -155,12 +155,16 @@ describe("stranded joiner: a killed right after four members list each other, wh
         `linked to b or c before the freeze`,
     );
     expect(counted.length).toBe(RUNS);
-    // The issue's target is 3 s on every run. With silent link set-ups made again after 1.5 s,
-    // 99 of 100 looped runs at load 5-18 were within 3 s (max 2.8 s); one took 12.0 s: a false
-    // dead verdict during formation, ~10 s before the freeze, left a link open at one end only
-    // (the older end waits 12 s before it opens a link itself). So: at most one of the five
-    // beyond 3 s, none beyond 20 s. (Runs beyond 3 s print the survivors' logs above.)
-    expect(counted.filter((r) => r.fromKillMs > TARGET_MS).length).toBeLessThanOrEqual(1);
-    for (const r of counted) expect(r.fromKillMs).toBeLessThanOrEqual(20_000);
+    // The issue's target: 3 s from the kill on every run (runs beyond it print the survivors'
+    // logs above). Before: 99 of 100 looped runs at load 5-18 were within 3 s; one took 12.0 s
+    // (and one 11.2 s in 30 more): a false dead verdict during formation left the link between
+    // two survivors open at one end only, and the older end waited 12 s before opening it. Now
+    // an end that closed a link opens it again at once (links.ts), and the members connected to
+    // a killed member's signaling endpoint probe it as soon as the endpoint closes: 115 looped
+    // runs at load 4-13 were all within 3 s (max 2.5 s; killed at the freeze, 2.0-2.5 s after
+    // the kill, where 2.1-2.8 s before). One earlier run took 17.0 s at load 9 (c declared d
+    // dead 3.4 s after the kill, logs at info level, cause not found); no run of these 145
+    // looped ones with debug logs (30 before the fixes, 115 after) did so.
+    for (const r of counted) expect(r.fromKillMs).toBeLessThanOrEqual(TARGET_MS);
   }, 900_000);
 });

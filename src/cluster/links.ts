@@ -1,6 +1,7 @@
 /**
  * Links and relays: this node keeps a direct link to every live member (the newer member of
- * a pair opens it, the older one after `linkFallbackMs`), routes through a member that
+ * a pair opens it, the older one after `linkFallbackMs`, or right away when a link to that
+ * member closed at its own end: the other end may not know), routes through a member that
  * reaches both ends when a pair cannot link, and asks around who reaches a member before
  * signalling a link through it. Links are hints: a closed link triggers a probe, never a
  * verdict (membership.ts decides).
@@ -58,6 +59,14 @@ export class Links {
   /** Links whose opening was given up on purpose (their path died): retried at once. */
   readonly #retryNow = new Set<NodeId>();
   #tickQueued = false;
+  /**
+   * Members whose link closed at this end (its transport saw it close, or a verdict here
+   * tore it down), until a link to them is up again. The other end may not have seen the
+   * close (a half-open link: a close lost on its way, a verdict it then refuted) and opens
+   * nothing while its end looks open, so this end opens the link again at once even when
+   * it is the older of the pair. Oldest first; at most `maxLostMembers`.
+   */
+  readonly #closedHere = new Set<NodeId>();
 
   constructor(readonly host: LinksHost) {}
 
@@ -112,7 +121,10 @@ export class Links {
     this.pathLost(id);
     this.unlinked.delete(id);
     this.#rerouted.delete(id);
-    if (t.isLinked(id)) t.disconnect(id);
+    if (t.isLinked(id)) {
+      this.#closed(id);
+      t.disconnect(id);
+    }
     if (t.routeOf(id)) t.setRoute(id, null);
   }
 
@@ -170,8 +182,17 @@ export class Links {
     return this.host.t.isLinked(id) && this.host.list.states.get(id)?.status === Status.alive;
   }
 
+  #closed(id: NodeId): void {
+    this.#closedHere.delete(id);
+    if (this.#closedHere.size >= this.host.config.maxLostMembers) {
+      this.#closedHere.delete(this.#closedHere.values().next().value!);
+    }
+    this.#closedHere.add(id);
+  }
+
   /** A link came up: drop any relay route, and the link-opening back-off. */
   up(peer: NodeId, st: MemberState | undefined): void {
+    this.#closedHere.delete(peer);
     this.unlinked.delete(peer);
     if (this.host.t.routeOf(peer)) this.host.t.setRoute(peer, null);
     if (st) {
@@ -183,6 +204,7 @@ export class Links {
 
   /** A live member's link closed: re-link or route around it. */
   down(peer: NodeId, st: MemberState): void {
+    this.#closed(peer);
     this.unlinked.add(peer);
     st.link.since = this.host.clock.now();
     st.link.nextAt = 0;
@@ -218,7 +240,7 @@ export class Links {
       else if (via !== undefined && this.#suspected(via)) this.#reroute(id);
       if (this.connecting.has(id) || now < st.link.nextAt) continue;
       const iAmNewer = !!me && me.info.joinedAt > st.info.joinedAt;
-      if (!iAmNewer && now - st.link.since < config.linkFallbackMs) continue;
+      if (!iAmNewer && !this.#closedHere.has(id) && now - st.link.since < config.linkFallbackMs) continue;
       this.#connectTo(id, st);
     }
   }
@@ -286,6 +308,7 @@ export class Links {
         this.connecting.delete(id);
         this.#paths.delete(id);
         this.#retryNow.delete(id);
+        this.#closedHere.delete(id);
         st.link.attempts = 0;
         st.link.stalls = 0;
         st.link.established = true;

@@ -368,6 +368,19 @@ export class Membership implements ClusterView {
   }
 
   /**
+   * The signaling endpoint member `id` serves closed (the shell saw its WebSocket close): a
+   * hint, as a closed link is. A member killed outright closes it at once while its links
+   * just go silent, so it is probed now rather than at its turn in the probe round (up to a
+   * probe interval per member later); a verdict still needs its pings left unanswered.
+   */
+  endpointClosed(id: NodeId): void {
+    const st = this.#list.states.get(id);
+    if (this.#stopped || !this.#joined || id === this.self || !st || st.status > Status.suspect) return;
+    this.#log.debug("cluster.endpoint.closed", { peer: id });
+    this.#prober.probe(id);
+  }
+
+  /**
    * Adds peers learned elsewhere (e.g. the signaling room listing) as candidates for
    * split-brain detection: the master will try to reach those that are not members.
    */

@@ -5,7 +5,8 @@
  * this node is connected to (its seed's server may have died with the seed), this opens a
  * connection to the member's own endpoint and asks membership to link at once (which also
  * gives up an attempt whose signaling path died). Such a connection closes once the member
- * has been linked directly for {@link LINKED_CLOSE_MS}, or has gone. Members removed as dead
+ * has been linked directly for {@link LINKED_CLOSE_MS}, or has gone. A member's endpoint
+ * that closes is reported to membership, which probes the member at once. Members removed as dead
  * stay targets for a minute, so a split-brain check can still reach one that was only cut
  * off.
  *
@@ -64,6 +65,14 @@ export interface SignalPathsHost<C extends EndpointConnection> {
    * it was reached through before is gone.
    */
   retryLink(id: NodeId, serverLost: boolean): void;
+  /** The member whose own endpoint `conn` is connected to, if any. */
+  serverOf?(conn: C): NodeId | undefined;
+  /**
+   * The endpoint of member `id` closed (it was open at the previous tick): a killed member's
+   * WebSockets close at once while its WebRTC links just go silent, so membership probes it
+   * now (a hint, never a verdict).
+   */
+  endpointClosed?(id: NodeId): void;
   now(): number;
 }
 
@@ -91,6 +100,8 @@ export class SignalPaths<C extends EndpointConnection> {
   readonly #arrived = new Map<NodeId, C>();
   /** The connection this node's last signal to each unlinked member left through. */
   readonly #sent = new Map<NodeId, C>();
+  /** Connections to members' endpoints that were open at the previous tick. */
+  readonly #wasConnected = new Set<C>();
   #stopped = false;
   /** Connections opened so far (for tests and reports). */
   opened = 0;
@@ -161,6 +172,7 @@ export class SignalPaths<C extends EndpointConnection> {
   tick(): void {
     const h = this.host;
     if (this.#stopped) return;
+    this.#watchClosed();
     const now = h.now();
     const targets = new Map<NodeId, string>();
     for (const [id, l] of this.#lost) {
@@ -221,6 +233,21 @@ export class SignalPaths<C extends EndpointConnection> {
     }
   }
 
+  /** Tells the host about each member's endpoint that closed since the previous tick. */
+  #watchClosed(): void {
+    const h = this.host;
+    const conns = [...h.fixed()];
+    for (const p of this.#paths.values()) if (p.conn) conns.push(p.conn);
+    for (const c of this.#wasConnected) if (!conns.includes(c)) this.#wasConnected.delete(c);
+    for (const c of conns) {
+      if (c.connected) this.#wasConnected.add(c);
+      else if (this.#wasConnected.delete(c)) {
+        const id = h.serverOf?.(c);
+        if (id !== undefined && id !== h.self) h.endpointClosed?.(id);
+      }
+    }
+  }
+
   #open(id: NodeId, url: string): void {
     const h = this.host;
     const entry: MemberPath<C> = { member: id, conn: null, linkedSince: null };
@@ -251,6 +278,7 @@ export class SignalPaths<C extends EndpointConnection> {
     this.#stopped = true;
     for (const p of this.#paths.values()) p.conn?.close();
     this.#paths.clear();
+    this.#wasConnected.clear();
     this.#arrived.clear();
     this.#sent.clear();
   }

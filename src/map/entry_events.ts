@@ -43,11 +43,59 @@ export interface GapEvent {
   toSeq: number;
 }
 
-/** One logged event, as bytes. */
-export interface RawEvent {
-  seq: number;
-  i: number;
-  c: AppliedChange;
+/**
+ * One logged event, as bytes: the change and where it happened, in one object whose key and
+ * value are offsets into the buffer the write's own bytes were copied into (write_log.ts:
+ * the ring holds each partition's last few writes of a load, and each small object that
+ * outlives the load's garbage keeps memory resident around it, issue 16).
+ */
+export class RawEvent implements AppliedChange {
+  constructor(
+    readonly seq: number,
+    readonly i: number,
+    readonly type: EntryEventType,
+    readonly m: string,
+    readonly bytes: Uint8Array,
+    readonly ko: number,
+    readonly kl: number,
+    /** Value offset and length in `bytes` (length -1: none). */
+    readonly vo: number,
+    readonly vl: number,
+    readonly oldValue: Uint8Array | undefined,
+  ) {}
+
+  /** Event `(seq, i)` of change `c`, whose key and value are views of `buf` (copied into a buffer of their own when not). */
+  static of(seq: number, i: number, c: AppliedChange, buf: Uint8Array | null): RawEvent {
+    const k = c.key, v = c.value;
+    const inBuf = (x: Uint8Array) => buf !== null && x.buffer === buf.buffer;
+    if (inBuf(k) && (!v || inBuf(v))) {
+      const base = buf!.byteOffset;
+      return new RawEvent(
+        seq,
+        i,
+        c.type,
+        c.m,
+        buf!,
+        k.byteOffset - base,
+        k.byteLength,
+        v ? v.byteOffset - base : 0,
+        v ? v.byteLength : -1,
+        c.oldValue,
+      );
+    }
+    const own = new Uint8Array(k.byteLength + (v?.byteLength ?? 0));
+    own.set(k);
+    if (v) own.set(v, k.byteLength);
+    return new RawEvent(seq, i, c.type, c.m, own, 0, k.byteLength, k.byteLength, v ? v.byteLength : -1, c.oldValue);
+  }
+
+  get key(): Uint8Array {
+    return this.bytes.subarray(this.ko, this.ko + this.kl);
+  }
+
+  get value(): Uint8Array | undefined {
+    return this.vl < 0 ? undefined : this.bytes.subarray(this.vo, this.vo + this.vl);
+  }
 }
 
 /** A position in a partition's events: everything up to and including `(seq, i)` was seen. */
@@ -63,7 +111,7 @@ export function after(seq: number, i: number, c: EventCursor): boolean {
 
 /** Approximate bytes one logged event holds (its key and values, plus about 160 for its objects). */
 export function rawEventBytes(e: RawEvent): number {
-  return 160 + e.c.m.length + e.c.key.byteLength + (e.c.value?.byteLength ?? 0) + (e.c.oldValue?.byteLength ?? 0);
+  return 160 + e.m.length + e.kl + Math.max(0, e.vl) + (e.oldValue?.byteLength ?? 0);
 }
 
 /**

@@ -43,10 +43,10 @@ export function readEvents(d: PartitionData, b: OpBody, committed: number): Even
   let last: EventCursor = cursor;
   for (const e of r.events) {
     last = { seq: e.seq, i: e.i };
-    if (e.c.m !== b.m || (b.k && !bytesEqual(e.c.key, b.k))) continue;
-    const value = b.nv ? null : e.c.value ?? null;
-    const old = b.nv ? null : e.c.oldValue ?? null;
-    ev.push([e.seq, e.i, entryEventTypes.indexOf(e.c.type), e.c.key, value, old]);
+    if (e.m !== b.m || (b.k && !bytesEqual(e.key, b.k))) continue;
+    const value = b.nv ? null : e.value ?? null;
+    const old = b.nv ? null : e.oldValue ?? null;
+    ev.push([e.seq, e.i, entryEventTypes.indexOf(e.type), e.key, value, old]);
   }
   // Fewer than `max` events read: every event up to the committed write was examined.
   if (r.events.length < max && committed > last.seq) last = { seq: committed, i: AFTER_WRITE };

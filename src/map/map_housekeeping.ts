@@ -142,8 +142,7 @@ export class MapHousekeeping {
     // Per map the write grew: entries it added (an eviction's own write grows nothing, so this does not recurse).
     const grown = new Map<string, number>();
     const from: EventCursor = { seq: entry.seq - 1, i: AFTER_WRITE };
-    for (const ev of d.events.since(from, entry.seq, MAX_BATCH + 1).events) {
-      const c = ev.c;
+    for (const c of d.events.since(from, entry.seq, MAX_BATCH + 1).events) {
       const newBytes = c.value ? recordBytes({ key: c.key, value: c.value }) : 0;
       const oldBytes = c.oldValue ? recordBytes({ key: c.key, value: c.oldValue }) : 0;
       const entries = (c.value ? 1 : 0) - (c.oldValue ? 1 : 0);

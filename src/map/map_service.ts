@@ -336,6 +336,32 @@ export class MapService {
     return s;
   }
 
+  /** Records and the bytes of their stores' typed arrays, summed over this member's copies (see RecordStore.footprint). */
+  storeStats(): {
+    records: number;
+    slots: number;
+    columns: number;
+    table: number;
+    arena: number;
+    arenaUsed: number;
+    arenaLive: number;
+  } {
+    const s = { records: 0, slots: 0, columns: 0, table: 0, arena: 0, arenaUsed: 0, arenaLive: 0 };
+    for (const d of this.#ctx.data.values()) {
+      for (const store of d.maps.values()) {
+        const f = store.footprint();
+        s.records += store.size;
+        s.slots += f.slots;
+        s.columns += f.columns;
+        s.table += f.table;
+        s.arena += f.arena;
+        s.arenaUsed += f.arenaUsed;
+        s.arenaLive += f.arenaLive;
+      }
+    }
+    return s;
+  }
+
   /** Partitions this member is primary of, and holds as backup. */
   ownedCounts(): { primary: number; backup: number } {
     let backup = 0;
@@ -431,10 +457,11 @@ export class MapService {
    * (tests only: the simulator's copy count of acknowledged writes).
    */
   debugCallOf(p: number, map: string, key: Uint8Array, value: Uint8Array): string | undefined {
-    const log = this.#ctx.data.get(p)?.log ?? [];
-    for (let i = log.length - 1; i >= 0; i--) {
-      const hit = log[i].e.some((e) => e.m === map && e.k && e.v && bytesEqual(e.k, key) && bytesEqual(e.v, value));
-      if (hit) return log[i].c;
+    const log = this.#ctx.data.get(p)?.log;
+    for (let i = (log?.length ?? 0) - 1; i >= 0; i--) {
+      const w = log!.at(i)!;
+      const hit = w.e.some((e) => e.m === map && e.k && e.v && bytesEqual(e.k, key) && bytesEqual(e.v, value));
+      if (hit) return w.c;
     }
     return undefined;
   }
@@ -449,7 +476,8 @@ export class MapService {
     const d = this.#ctx.data.get(p);
     // Its dedupe record may be gone already (a later call of the same client carried a
     // watermark above it once it was answered): the recent log still shows the write.
-    return (!!d && (d.dedupe.has(c) || d.log.some((e) => e.c === c))) || this.#backup.fills.holdsCall(p, c);
+    return (!!d && (d.dedupe.has(c) || [...d.log.values()].some((e) => e.c === c))) ||
+      this.#backup.fills.holdsCall(p, c);
   }
 
   /** The backup counts map `name` replicates with (its map config's, else the node's). */

@@ -7,57 +7,17 @@
  * missed some).
  */
 import { assert } from "../core/errors.ts";
-import {
-  type DedupeCounts,
-  type DedupeRecord,
-  DedupeRecords,
-  DEFAULT_DEDUPE_LIMITS,
-  resultBytes,
-} from "./dedupe_records.ts";
+import { type DedupeCounts, type DedupeRecord, DedupeRecords, DEFAULT_DEDUPE_LIMITS } from "./dedupe_records.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
-import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing } from "./entry_events.ts";
+import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing, RawEvent } from "./entry_events.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 import type { EntrySink, SnapshotEntry } from "./snapshot_codec.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
+import { type Effect, EffectCause, type LogEntry, ownBytes, packer, WriteLog } from "./write_log.ts";
 
-export type { AppliedChange, DedupeRecord };
-
-/** Why an effect happened, when not a client's write. */
-export const EffectCause = { Expired: 1, Evicted: 2, Merged: 3 } as const;
-
-/** A record change, as shipped to backups. `v: null` deletes. */
-export interface Effect {
-  m: string;
-  k?: Uint8Array;
-  v?: Uint8Array | null;
-  clear?: boolean;
-  destroy?: boolean;
-  /** The write's stamp: a hybrid logical clock in ms (see hlc.ts), set by the primary. */
-  at: number;
-  /** With `v`: the time to live and max-idle the primary decided (ms; absent = none). */
-  ttl?: number;
-  mi?: number;
-  /** An `EffectCause` (absent = a client's write). */
-  why?: number;
-  /** Reads of `k` on the primary: its last access becomes at least `at`; nothing else changes. */
-  touch?: boolean;
-  /** The partition had no serving primary until `at`: idle time before `at` does not count (expiry.ts). */
-  floor?: boolean;
-}
-
-/** One applied write: what backups receive, in order. */
-export interface LogEntry {
-  seq: number;
-  /** Call id, for dedupe. */
-  c?: string;
-  /** The watermark of the call's client (every call of it numbered below is answered; invoke/call_id.ts). */
-  w?: number;
-  /** The result the caller gets. */
-  r?: unknown;
-  e: Effect[];
-  /** The caller, when it waits for each backup's own ack of this write (InvokeBackupAck). */
-  o?: string;
-}
+export type { AppliedChange, DedupeRecord, Effect, LogEntry };
+export { EffectCause };
+export { logEntryBytes } from "./write_log.ts";
 
 /** A full copy of a partition, sent when a backup cannot catch up from the log. */
 export interface SnapshotData {
@@ -112,46 +72,6 @@ const EMPTY = new Uint8Array(0);
  */
 export const DEFAULT_LOG_BYTES = 16 * 1024;
 
-/**
- * Approximate bytes a log entry holds: its keys, values and result, plus what the runtime
- * spends on each object (an effect and its byte arrays cost about 160 bytes besides their
- * contents in Bun and Deno).
- */
-export function logEntryBytes(en: LogEntry): number {
-  let n = 64 + resultBytes(en.r);
-  for (const e of en.e) n += 160 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
-  return n;
-}
-
-/** Copies byte arrays one after another into one new buffer of `total` bytes: returns views of the copies. */
-function packer(total: number): (bytes: Uint8Array) => Uint8Array {
-  const buf = new Uint8Array(total);
-  let at = 0;
-  return (bytes) => {
-    const start = at;
-    buf.set(bytes, at);
-    at += bytes.byteLength;
-    return buf.subarray(start, at);
-  };
-}
-
-/**
- * Gives `entry`'s effects keys and values of their own, copied into one buffer: the log and
- * the entry events keep what they hold, and views into the frame a write arrived in would keep
- * that whole frame alive (about one frame per partition write, each carrying the writes of
- * many partitions; issue 16).
- */
-function ownBytes(entry: LogEntry): void {
-  let n = 0;
-  for (const e of entry.e) n += (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
-  if (n === 0) return;
-  const copy = packer(n);
-  for (const e of entry.e) {
-    if (e.k) e.k = copy(e.k);
-    if (e.v) e.v = copy(e.v);
-  }
-}
-
 /** murmur3 over the map name's bytes, the key's and the value's, with seed 1 (`i` 0) or 2 (`i` 1). */
 function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, i: 0 | 1): number {
   return murmur3_32(value, murmur3_32(key, store.nameHashes[i]));
@@ -184,9 +104,8 @@ export class PartitionData {
   readonly tombstones: Tombstones;
   /** The newest stamp applied here (records, removals): the next write is stamped above it (hlc.ts). */
   maxAt = 0;
-  log: LogEntry[] = [];
-  /** Approximate bytes the log holds (see logEntryBytes). */
-  logBytes = 0;
+  /** The last writes (write_log.ts). */
+  readonly log: WriteLog;
   /**
    * Idle time before this moment does not count toward max-idle: set (replicated) when a
    * new primary starts serving, since nobody could read the partition's entries meanwhile.
@@ -204,6 +123,7 @@ export class PartitionData {
     counts?: DedupeCounts,
   ) {
     this.events = new EventRing(limits.events ?? 256, 0, limits.eventBytes ?? DEFAULT_EVENT_BYTES);
+    this.log = new WriteLog(limits.log, limits.logBytes ?? DEFAULT_LOG_BYTES);
     this.tombstones = new Tombstones(limits.tombstones);
     const d = DEFAULT_DEDUPE_LIMITS;
     this.dedupe = new DedupeRecords({
@@ -358,11 +278,15 @@ export class PartitionData {
   applyEntry(entry: LogEntry): void {
     // Callers guard first (a backup pulls on a gap); applying out of order is a bug.
     assert(entry.seq === this.seq + 1, `partition ${this.p} applies seq ${entry.seq} after ${this.seq}`);
-    ownBytes(entry);
+    const buf = ownBytes(entry);
     let changed = false;
     for (let i = 0; i < entry.e.length; i++) {
-      const c = this.applyEffect(entry.e[i]);
-      if (c) (this.events.push({ seq: entry.seq, i, c }), changed = true);
+      const e = entry.e[i];
+      // The map name the store holds, not the frame's copy (one string per logged effect otherwise).
+      const s = this.maps.get(e.m);
+      if (s !== undefined) e.m = s.name;
+      const c = this.applyEffect(e);
+      if (c) (this.events.push(RawEvent.of(entry.seq, i, c, buf)), changed = true);
     }
     this.seq = entry.seq;
     if (changed) this.onEvents?.(this.p, entry.seq);
@@ -371,26 +295,17 @@ export class PartitionData {
       if (entry.e.length > 0) rec.m = entry.e[0].m;
       this.dedupe.set(entry.c, rec, entry.w);
     }
-    this.log.push(entry);
-    this.logBytes += logEntryBytes(entry);
-    const maxBytes = this.limits.logBytes ?? DEFAULT_LOG_BYTES;
-    if (this.log.length > this.limits.log * 2 || this.logBytes > maxBytes * 1.5) {
-      // Trimmed in batches (amortized): down to `log` entries and `logBytes` bytes, the newest always kept.
-      let keep = Math.min(this.log.length, this.limits.log);
-      let bytes = 0;
-      for (let i = 0; i < this.log.length - keep; i++) bytes += logEntryBytes(this.log[i]);
-      let kept = this.logBytes - bytes;
-      while (keep > 1 && kept > maxBytes) kept -= logEntryBytes(this.log[this.log.length - keep--]);
-      this.log = this.log.slice(-keep);
-      this.logBytes = kept;
-    }
+    this.log.push(entry, buf);
   }
 
   /** Log entries with seq ≥ from, or null when the log no longer reaches back that far. */
   logFrom(from: number): LogEntry[] | null {
-    if (from > this.seq) return [];
-    if (this.log.length === 0 || this.log[0].seq > from) return null;
-    return this.log.slice(from - this.log[0].seq);
+    return this.log.from(from, this.seq);
+  }
+
+  /** Approximate bytes the log holds (see logEntryBytes). */
+  get logBytes(): number {
+    return this.log.bytes;
   }
 
   /** A full copy (`keep`: of the maps it accepts only, with their digest). */
@@ -404,7 +319,7 @@ export class PartitionData {
       if (keep && !keep(m)) continue;
       for (const r of s.values()) total += r.klen + r.vlen;
     }
-    const view = packer(total);
+    const { view } = packer(total);
     for (const [m, s] of this.maps) {
       if (keep && !keep(m)) continue;
       for (const r of s.values()) {
@@ -489,8 +404,7 @@ export class PartitionData {
     for (const [client, w] of snap.cw ?? []) this.dedupe.raise(client, w);
     for (const [c, seq, r, m] of snap.dedupe) this.dedupe.set(c, m === undefined ? { seq, r } : { seq, r, m });
     this.seq = snap.seq;
-    this.log = [];
-    this.logBytes = 0;
+    this.log.clear();
     this.lineage = lineage;
   }
 }

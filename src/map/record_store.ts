@@ -10,6 +10,15 @@
  * object and two strings cost ~400 bytes per record): the key and value bytes of every record
  * sit in one append-only byte arena, the numbers in typed-array columns indexed by the
  * record's slot, and an open-addressing hash table (linear probing) maps key bytes to slots.
+ *
+ * The columns take 36 bytes per slot while every number fits 32 bits: `updatedAt` as a
+ * float64, version and hits as uint32, and `createdAt` and `lastAccessAt` as uint32 counts of
+ * hybrid-clock ticks (hlc.ts) before and after `updatedAt` (a record written within ~70 min
+ * of its creation, and not read since by a wall clock with a finer fraction). A number that
+ * does not fit so exactly (a version or hit count above 2³² − 1, an older creation, a later
+ * read) turns that number's column of the store into float64 values, exact as before, until
+ * the store empties.
+ *
  * A slot never moves while its record lives; a removed record's slot is a hole that a later
  * insert reuses, so iterators and eviction's random sampling stay valid through changes.
  *
@@ -18,6 +27,7 @@
  * `key` and `value` stay what they were). `key` and `value` return fresh copies.
  */
 import { murmur3_32 } from "../partition/murmur3.ts";
+import { HLC_TICK } from "./hlc.ts";
 import type { EntrySink } from "./snapshot_codec.ts";
 
 export interface MapRecord {
@@ -81,12 +91,21 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-// Columns: per slot, F64 numbers (version 0 marks a hole) and U32 numbers.
-const F_VERSION = 0, F_CREATED = 1, F_UPDATED = 2, F_ACCESS = 3, F_HITS = 4, F = 5;
-const U_OFF = 0, U_KLEN = 1, U_VLEN = 2, U_HASH = 3, U = 4;
+/**
+ * Columns: per slot, `updatedAt` in a float64 column and U uint32 fields: arena offset, key
+ * length, value length (HOLE marks a hole, also a slot not yet written), then at U_NUM + n
+ * the number N_* = n, unless that number has a float64 column of its own (see the header).
+ */
+const U_OFF = 0, U_KLEN = 1, U_VLEN = 2, U_NUM = 3, U = 7;
+/** Numbers kept narrow while they fit: version, hits (as they are), createdAt, lastAccessAt (ticks from updatedAt). */
+const N_VERSION = 0, N_HITS = 1, N_CREATED = 2, N_ACCESS = 3;
+/** Largest tick count or number a uint32 field holds. */
+const NARROW_MAX = 0xffffffff;
+/** Value length of a hole (above any byte length the wire allows). */
+const HOLE = 0xffffffff;
 /**
  * Growth of the columns (only inserts grow them: 1.25× keeps less slack for 4 copies of a
- * slot's 56 bytes over its life) and of the arena (also refilled by overwrites: a new arena
+ * slot's 36 bytes over its life) and of the arena (also refilled by overwrites: a new arena
  * of 1.5× the live bytes is compacted again after half that many bytes are written).
  */
 const COL_GROW = 1.25, ARENA_GROW = 1.5;
@@ -161,7 +180,7 @@ export class RecordRef implements MapRecord {
   }
   set lastAccessAt(t: number) {
     this.#la = t;
-    this.store?.writeBack(this, F_ACCESS, t);
+    this.store?.writeBack(this, N_ACCESS, t);
   }
 
   get hits(): number {
@@ -169,7 +188,7 @@ export class RecordRef implements MapRecord {
   }
   set hits(n: number) {
     this.#hits = n;
-    this.store?.writeBack(this, F_HITS, n);
+    this.store?.writeBack(this, N_HITS, n);
   }
 }
 
@@ -189,8 +208,11 @@ export class RecordStore {
   #top = 0;
   /** Holes below #top, reused first. */
   #free: number[] = [];
-  #f = new Float64Array(4 * F);
+  /** updatedAt per slot; its length is the columns' capacity in slots. */
+  #upd = new Float64Array(4);
   #u = new Uint32Array(4 * U);
+  /** Per N_* number: its float64 column once a value did not fit its uint32 field, else null. */
+  #wide: Array<Float64Array | null> = [null, null, null, null];
   /** TTL and max-idle per slot (0 = none); allocated with the first record that has one. */
   #exp: Float64Array | null = null;
   /** Hash table: slot + 1, 0 = empty; a power of two long, at most 3/4 full. */
@@ -207,6 +229,22 @@ export class RecordStore {
 
   get size(): number {
     return this.#size;
+  }
+
+  /**
+   * Bytes this store's typed arrays take (bench/memory.ts): the per-slot columns, the hash
+   * table, and the arena with how much of it is written and how much holds live records.
+   */
+  footprint(): { slots: number; columns: number; table: number; arena: number; arenaUsed: number; arenaLive: number } {
+    return {
+      slots: this.#top,
+      columns: this.#upd.byteLength + this.#u.byteLength + (this.#exp?.byteLength ?? 0) +
+        this.#wide.reduce((n, w) => n + (w?.byteLength ?? 0), 0),
+      table: this.#table.byteLength,
+      arena: this.#arena.byteLength,
+      arenaUsed: this.#used,
+      arenaLive: this.#live,
+    };
   }
 
   /** One more than the highest slot in use (eviction samples slots below it; holes read as undefined). */
@@ -292,10 +330,9 @@ export class RecordStore {
     if (slot >= 0) {
       this.#forget(slot);
       // A hole while the arena may be compacted below (its old bytes are not copied).
-      this.#f[slot * F + F_VERSION] = 0;
+      this.#u[slot * U + U_VLEN] = HOLE;
     } else {
       slot = this.#newSlot();
-      this.#u[slot * U + U_HASH] = h;
       this.#insert(slot, h);
       this.#size++;
     }
@@ -320,12 +357,12 @@ export class RecordStore {
     ttl: number,
     mi: number,
   ): void {
-    const f = this.#f, fb = slot * F;
-    f[fb + F_VERSION] = version;
-    f[fb + F_CREATED] = createdAt;
-    f[fb + F_UPDATED] = updatedAt;
-    f[fb + F_ACCESS] = lastAccessAt;
-    f[fb + F_HITS] = hits;
+    // updatedAt first: createdAt and lastAccessAt are stored relative to it.
+    this.#upd[slot] = updatedAt;
+    this.#setNum(slot, N_VERSION, version);
+    this.#setNum(slot, N_HITS, hits);
+    this.#setNum(slot, N_CREATED, createdAt);
+    this.#setNum(slot, N_ACCESS, lastAccessAt);
     if (ttl || mi) {
       const exp = this.#expCols();
       exp[slot * 2] = ttl;
@@ -345,17 +382,17 @@ export class RecordStore {
     const ref = this.#ref(slot);
     this.#remove(slot, h);
     this.#forget(slot);
-    this.#f[slot * F + F_VERSION] = 0;
+    this.#u[slot * U + U_VLEN] = HOLE;
     this.#size--;
     if (slot === this.#top - 1) this.#top--;
     else this.#free.push(slot);
-    if (this.#size === 0) (this.#top = 0, this.#free = []);
+    if (this.#size === 0) (this.#top = 0, this.#free = [], this.#wide = [null, null, null, null]);
     return ref;
   }
 
   /** The record in slot `i`, or undefined for a hole (0 ≤ i < slotCount). */
   atSlot(i: number): RecordRef | undefined {
-    return i >= 0 && i < this.#top && this.#f[i * F + F_VERSION] !== 0 ? this.#ref(i) : undefined;
+    return i >= 0 && i < this.#top && this.#u[i * U + U_VLEN] !== HOLE ? this.#ref(i) : undefined;
   }
 
   /**
@@ -364,7 +401,7 @@ export class RecordStore {
    */
   *values(): IterableIterator<RecordRef> {
     for (let i = 0; i < this.#top; i++) {
-      if (this.#f[i * F + F_VERSION] !== 0) yield this.#ref(i);
+      if (this.#u[i * U + U_VLEN] !== HOLE) yield this.#ref(i);
     }
   }
 
@@ -373,11 +410,11 @@ export class RecordStore {
    * the arena and the columns: no ref or copy per record.
    */
   packInto(sink: EntrySink): void {
-    const f = this.#f, u = this.#u, a = this.#arena, exp = this.#exp, name = this.name;
+    const u = this.#u, a = this.#arena, exp = this.#exp, name = this.name;
     for (let s = 0; s < this.#top; s++) {
-      const fb = s * F, version = f[fb + F_VERSION];
-      if (version === 0) continue;
-      const ub = s * U, off = u[ub + U_OFF], klen = u[ub + U_KLEN];
+      const ub = s * U, vlen = u[ub + U_VLEN];
+      if (vlen === HOLE) continue;
+      const off = u[ub + U_OFF], klen = u[ub + U_KLEN];
       sink.entry(
         name,
         a,
@@ -385,27 +422,73 @@ export class RecordStore {
         klen,
         a,
         off + klen,
-        u[ub + U_VLEN],
-        version,
-        f[fb + F_CREATED],
-        f[fb + F_UPDATED],
+        vlen,
+        this.#num(s, N_VERSION),
+        this.#num(s, N_CREATED),
+        this.#upd[s],
         exp ? exp[s * 2] : 0,
         exp ? exp[s * 2 + 1] : 0,
-        f[fb + F_ACCESS],
+        this.#num(s, N_ACCESS),
       );
     }
   }
 
-  /** Writes a ref's changed number back while its slot still holds the same record. */
-  writeBack(ref: RecordRef, field: number, v: number): void {
+  /**
+   * Writes a ref's changed number (`n`: an N_* index, lastAccessAt or hits) back while its
+   * slot still holds the same record.
+   */
+  writeBack(ref: RecordRef, n: number, v: number): void {
     const ub = ref.slot * U;
-    if (this.#arena === ref.arena && this.#u[ub + U_OFF] === ref.off && this.#f[ref.slot * F + F_VERSION] !== 0) {
-      this.#f[ref.slot * F + field] = v;
+    if (this.#arena === ref.arena && this.#u[ub + U_OFF] === ref.off && this.#u[ub + U_VLEN] !== HOLE) {
+      this.#setNum(ref.slot, n, v);
     }
   }
 
+  /** Number `n` (N_*) of the record in `slot`. */
+  #num(slot: number, n: number): number {
+    const w = this.#wide[n];
+    if (w !== null) return w[slot];
+    const x = this.#u[slot * U + U_NUM + n];
+    if (n === N_CREATED) return this.#upd[slot] - x * HLC_TICK;
+    if (n === N_ACCESS) return this.#upd[slot] + x * HLC_TICK;
+    return x;
+  }
+
+  /** Sets number `n` (N_*) of the record in `slot` (its updatedAt already set). */
+  #setNum(slot: number, n: number, v: number): void {
+    let w = this.#wide[n];
+    if (w === null) {
+      const x = this.#narrow(slot, n, v);
+      if (x >= 0) {
+        this.#u[slot * U + U_NUM + n] = x;
+        return;
+      }
+      w = this.#widen(n);
+    }
+    w[slot] = v;
+  }
+
+  /** What the uint32 field of number `n` holds for value `v` in `slot`, or -1 when it cannot hold `v` exactly. */
+  #narrow(slot: number, n: number, v: number): number {
+    let x = v;
+    if (n === N_CREATED) x = (this.#upd[slot] - v) / HLC_TICK;
+    else if (n === N_ACCESS) x = (v - this.#upd[slot]) / HLC_TICK;
+    if (!Number.isInteger(x) || x < 0 || x > NARROW_MAX) return -1;
+    // Ticks read back as the same double (a difference can round; a read is exact then).
+    if (n === N_CREATED && this.#upd[slot] - x * HLC_TICK !== v) return -1;
+    if (n === N_ACCESS && this.#upd[slot] + x * HLC_TICK !== v) return -1;
+    return x;
+  }
+
+  /** Gives number `n` its float64 column, holding every stored record's value. */
+  #widen(n: number): Float64Array {
+    const w = new Float64Array(this.#upd.length), u = this.#u;
+    for (let s = 0; s < this.#top; s++) if (u[s * U + U_VLEN] !== HOLE) w[s] = this.#num(s, n);
+    return this.#wide[n] = w;
+  }
+
   #ref(slot: number): RecordRef {
-    const f = this.#f, u = this.#u, fb = slot * F, ub = slot * U;
+    const u = this.#u, ub = slot * U;
     const exp = this.#exp;
     const ttl = exp ? exp[slot * 2] : 0, mi = exp ? exp[slot * 2 + 1] : 0;
     return new RecordRef(
@@ -414,13 +497,13 @@ export class RecordStore {
       u[ub + U_OFF],
       u[ub + U_KLEN],
       u[ub + U_VLEN],
-      f[fb + F_VERSION],
-      f[fb + F_CREATED],
-      f[fb + F_UPDATED],
+      this.#num(slot, N_VERSION),
+      this.#num(slot, N_CREATED),
+      this.#upd[slot],
       ttl || undefined,
       mi || undefined,
-      f[fb + F_ACCESS],
-      f[fb + F_HITS],
+      this.#num(slot, N_ACCESS),
+      this.#num(slot, N_HITS),
       slot,
     );
   }
@@ -435,21 +518,35 @@ export class RecordStore {
     if (exp && (exp[slot * 2] || exp[slot * 2 + 1])) this.expiring--;
   }
 
-  /** The slot of the key given as bytes or as an id string, or -1. */
+  /**
+   * The slot of the key given as bytes or as an id string, or -1. Keys of the key's length
+   * in its probe run are compared byte by byte, the last byte first (where keys numbered in
+   * sequence differ): no hash is kept per slot.
+   */
   #find(key: Uint8Array | null, id: string | null, h: number): number {
     const t = this.#table, mask = t.length - 1, u = this.#u, a = this.#arena;
     const len = key ? key.length : id!.length;
+    const last = key ? key[len - 1] : id!.charCodeAt(len - 1);
     for (let p = h & mask;; p = (p + 1) & mask) {
       const e = t[p];
       if (e === 0) return -1;
       const s = e - 1, ub = s * U;
-      if (u[ub + U_HASH] !== h || u[ub + U_KLEN] !== len) continue;
+      if (u[ub + U_KLEN] !== len) continue;
       const off = u[ub + U_OFF];
+      if (len !== 0 && a[off + len - 1] !== last) continue;
       let i = 0;
       if (key) { while (i < len && a[off + i] === key[i]) i++; }
       else while (i < len && a[off + i] === id!.charCodeAt(i)) i++;
       if (i === len) return s;
     }
+  }
+
+  /** The hash of the key stored in `slot`. */
+  #hashAt(slot: number): number {
+    const u = this.#u, a = this.#arena, off = u[slot * U + U_OFF], end = off + u[slot * U + U_KLEN];
+    let h = 0x811c9dc5;
+    for (let i = off; i < end; i++) h = Math.imul(h ^ a[i], 0x01000193);
+    return h >>> 0;
   }
 
   #insert(slot: number, h: number): void {
@@ -462,13 +559,13 @@ export class RecordStore {
 
   /** Removes `slot` from the hash table (backward-shift deletion: no tombstones). */
   #remove(slot: number, h: number): void {
-    const t = this.#table, mask = t.length - 1, u = this.#u;
+    const t = this.#table, mask = t.length - 1;
     let p = h & mask;
     while (t[p] !== slot + 1) p = (p + 1) & mask;
     for (let q = (p + 1) & mask;; q = (q + 1) & mask) {
       const e = t[q];
       if (e === 0) break;
-      const home = u[(e - 1) * U + U_HASH] & mask;
+      const home = this.#hashAt(e - 1) & mask;
       // Move e back to p when its home is not cyclically in (p, q].
       if ((q > p && (home <= p || home > q)) || (q < p && home <= p && home > q)) {
         t[p] = e;
@@ -479,10 +576,10 @@ export class RecordStore {
   }
 
   #rehash(cap: number): void {
-    const t = new Int32Array(cap), mask = cap - 1, u = this.#u, f = this.#f;
+    const t = new Int32Array(cap), mask = cap - 1, u = this.#u;
     for (let s = 0; s < this.#top; s++) {
-      if (f[s * F + F_VERSION] === 0) continue;
-      let p = u[s * U + U_HASH] & mask;
+      if (u[s * U + U_VLEN] === HOLE) continue;
+      let p = this.#hashAt(s) & mask;
       while (t[p] !== 0) p = (p + 1) & mask;
       t[p] = s + 1;
     }
@@ -495,7 +592,7 @@ export class RecordStore {
    */
   reserve(records: number, bytes: number): void {
     const slots = this.#top + records;
-    if (slots * F > this.#f.length) this.#growColumns(slots);
+    if (slots > this.#upd.length) this.#growColumns(slots);
     let cap = this.#table.length;
     while ((this.#size + records) * 4 > cap * 3) cap *= 2;
     if (cap > this.#table.length) this.#rehash(cap);
@@ -509,17 +606,26 @@ export class RecordStore {
   #newSlot(): number {
     if (this.#free.length > 0) return this.#free.pop()!;
     const slot = this.#top++;
-    if (slot * F >= this.#f.length) this.#growColumns(Math.ceil((slot + 1) * COL_GROW));
+    if (slot >= this.#upd.length) this.#growColumns(Math.ceil((slot + 1) * COL_GROW));
+    // A hole until #place has its bytes (a rehash or compaction before then skips it).
+    this.#u[slot * U + U_VLEN] = HOLE;
     return slot;
   }
 
   /** Columns for `cap` slots, holding what the current ones hold. */
   #growColumns(cap: number): void {
-    const f = new Float64Array(cap * F), u = new Uint32Array(cap * U);
-    f.set(this.#f);
+    const upd = new Float64Array(cap), u = new Uint32Array(cap * U);
+    upd.set(this.#upd);
     u.set(this.#u);
-    this.#f = f;
+    this.#upd = upd;
     this.#u = u;
+    for (let n = 0; n < this.#wide.length; n++) {
+      const w = this.#wide[n];
+      if (w === null) continue;
+      const grown = new Float64Array(cap);
+      grown.set(w);
+      this.#wide[n] = grown;
+    }
     if (this.#exp) {
       const exp = new Float64Array(cap * 2);
       exp.set(this.#exp);
@@ -528,7 +634,7 @@ export class RecordStore {
   }
 
   #expCols(): Float64Array {
-    return this.#exp ??= new Float64Array((this.#f.length / F) * 2);
+    return this.#exp ??= new Float64Array(this.#upd.length * 2);
   }
 
   /**
@@ -542,11 +648,12 @@ export class RecordStore {
       return off;
     }
     const a = new Uint8Array(Math.max(256, Math.ceil((this.#live + n) * ARENA_GROW)));
-    const old = this.#arena, u = this.#u, f = this.#f;
+    const old = this.#arena, u = this.#u;
     let at = 0;
     for (let s = 0; s < this.#top; s++) {
-      if (f[s * F + F_VERSION] === 0) continue;
-      const ub = s * U, off = u[ub + U_OFF], len = u[ub + U_KLEN] + u[ub + U_VLEN];
+      const ub = s * U;
+      if (u[ub + U_VLEN] === HOLE) continue;
+      const off = u[ub + U_OFF], len = u[ub + U_KLEN] + u[ub + U_VLEN];
       // A plain loop for small records: a subarray per record costs more (Bun).
       if (len <= 256) { for (let i = 0; i < len; i++) a[at + i] = old[off + i]; }
       else a.set(old.subarray(off, off + len), at);

@@ -53,6 +53,8 @@ export class SimSignaling {
       suspectServer: (conn) => m.memberState(conn.endpoint)?.status === "suspect",
       open: (url) => this.#open(url),
       retryLink: (id, serverLost) => m.retryLink(id, serverLost),
+      serverOf: (conn) => conn.endpoint,
+      endpointClosed: (id) => m.endpointClosed(id),
       now: () => clock.now(),
     });
     // As node.ts picks (SignalPaths.route), an answer going back where its request came from.

@@ -59,6 +59,12 @@ export interface LinkConditions {
    * offer or answer went missing, or whose ICE checks stalled, does. @default 0
    */
   lostConnects?: number;
+  /**
+   * This many closes of a link over this pair by the end at `a` (direction a → b) never
+   * reach `b`: its end stays open (a half-open link, as when the peer's close is lost and no
+   * keep-alive has noticed yet), and what it sends over it is lost. @default 0
+   */
+  lostCloses?: number;
 }
 
 export interface MemoryNetworkOptions {
@@ -256,6 +262,14 @@ export class MemoryNetwork {
       }
     }
     return false;
+  }
+
+  /** Whether the close of a link by `a` goes unseen at `b` (see {@link LinkConditions.lostCloses}); counts it. */
+  takeLostClose(a: NodeId, b: NodeId): boolean {
+    const c = this.#conditions.get(`${a}\u0000${b}`);
+    if (!c?.lostCloses) return false;
+    c.lostCloses--;
+    return true;
   }
 
   /** Time to establish a link between `a` and `b`. */
@@ -552,6 +566,7 @@ export class MemoryTransport implements Transport {
     if (!this.#links.has(peer)) return;
     const other = this.#endpoints.get(peer);
     this.dropLink(peer, "closed locally");
+    if (this.net.takeLostClose(this.self, peer)) return;
     if (other?.endpointOf(this.self) === this) other.dropLink(this.self, "closed by peer");
   }
 

@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { clusterSimulation, type SimMember, startMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { withSeed } from "../../src/sim/seed.ts";
+import { Status } from "../../src/cluster/messages.ts";
+import { Kind } from "../../src/wire/kinds.ts";
 import { formCluster as formClusterIn } from "../support/form_cluster.ts";
 
 const FILE = "test/sim/cluster_links_test.ts";
@@ -239,6 +241,53 @@ describe("links", () => {
         await sim.run(start + 60_000 - sim.clock.now());
         expect({ seed, bounded: sim.net.connectsLost <= 2 * 3 * 6 }).toEqual({ seed, bounded: true });
         expect({ seed, relayed: relayed() }).toEqual({ seed, relayed: true });
+      }),
+    120_000,
+  );
+
+  /**
+   * A false dead verdict tears down the link between two live members at one end only (the
+   * other never sees the close: a half-open link). The member refutes and is readmitted; the
+   * newer end still believes its link up and opens nothing, so the older end, which closed
+   * it, opens it again at once instead of waiting `linkFallbackMs` (12 s) as for a link that
+   * never existed. On real processes that wait took one run in about 100 to 12 s.
+   */
+  test(
+    "a link closed at one end only by a false dead verdict is opened again by the older end within 3 s",
+    () =>
+      withSeed(FILE, 60, async (base) => {
+        const times: number[] = [];
+        for (let seed = base; seed < base + 4; seed++) {
+          const sim = await formCluster(seed, 4);
+          const nodes = sim.liveNodes();
+          // Oldest first; the master (oldest) is left out so that x, the older of the pair, is not it.
+          const order = nodes[0].m.members().map((m) => m.id);
+          const [x, y, z] = order.slice(1).map((id) => sim.node(id)!);
+          sim.setLink(x.id, y.id, { lostCloses: 1 });
+          // y's messages to x are lost for a moment (a notice about a member heard from lately
+          // is taken as a suspicion only), then z's false dead notice about y reaches x: x
+          // tears its link to y down, and y never sees it.
+          sim.setLink(y.id, x.id, { blocked: true });
+          await sim.run(1_200);
+          sim.setLink(y.id, x.id, { blocked: false });
+          const inc = x.m.memberState(y.id)!.incarnation;
+          sim.net.node(x.id)!.receive(z.id, {
+            t: Kind.ClusterGossip,
+            ms: order[0],
+            g: [{ s: Status.dead, id: y.id, inc }],
+          });
+          expect({ seed, xy: sim.net.node(x.id)!.isLinked(y.id), yx: sim.net.node(y.id)!.isLinked(x.id) })
+            .toEqual({ seed, xy: false, yx: true });
+          const meshed = () =>
+            viewDisagreement(sim.liveNodes(), sim.liveIds()) === null &&
+            sim.liveNodes().every((n) => n.m.links().filter((l) => l.kind === "direct").length === 3) &&
+            sim.net.node(y.id)!.endpointOf(x.id)?.endpointOf(y.id) !== undefined;
+          const ms = await sim.until(meshed, 30_000, 10, () => `seed ${seed}: ${JSON.stringify(x.m.links())}`);
+          times.push(ms);
+          expect({ seed, ms: ms <= 3_000 ? "within 3 s" : ms }).toEqual({ seed, ms: "within 3 s" });
+          expect({ seed, deadVerdicts: x.m.stats.deadVerdicts }).toEqual({ seed, deadVerdicts: 1 });
+        }
+        console.log(`half-open link after a false verdict: fully linked again after ${times.join(", ")} virtual ms`);
       }),
     120_000,
   );

@@ -1,0 +1,258 @@
+/**
+ * Writes as a partition copy applies and ships them, and its replication log: the last writes,
+ * re-shipped to a backup that missed some (a backup further behind gets a snapshot), at most
+ * `limit` writes and about `maxBytes` bytes.
+ *
+ * The log is kept compact (issue 16). It holds each partition's last writes of a load, and
+ * each small object that outlives the load's garbage keeps memory resident around it (Bun
+ * after a full GC: ~280 bytes of RSS per surviving object of the log and the entry events).
+ * So a logged write keeps its effects' keys and values in the one buffer of its own that
+ * {@link ownBytes} copied them into (a view into the received frame would keep the whole
+ * frame alive) and one object per effect with offsets into it, where an effect as shipped
+ * has two byte views besides. `from` builds plain entries again to ship them.
+ */
+import { resultBytes } from "./dedupe_records.ts";
+
+/** Why an effect happened, when not a client's write. */
+export const EffectCause = { Expired: 1, Evicted: 2, Merged: 3 } as const;
+
+/** A record change, as shipped to backups. `v: null` deletes. */
+export interface Effect {
+  m: string;
+  k?: Uint8Array;
+  v?: Uint8Array | null;
+  clear?: boolean;
+  destroy?: boolean;
+  /** The write's stamp: a hybrid logical clock in ms (see hlc.ts), set by the primary. */
+  at: number;
+  /** With `v`: the time to live and max-idle the primary decided (ms; absent = none). */
+  ttl?: number;
+  mi?: number;
+  /** An `EffectCause` (absent = a client's write). */
+  why?: number;
+  /** Reads of `k` on the primary: its last access becomes at least `at`; nothing else changes. */
+  touch?: boolean;
+  /** The partition had no serving primary until `at`: idle time before `at` does not count (expiry.ts). */
+  floor?: boolean;
+}
+
+/** One applied write: what backups receive, in order. */
+export interface LogEntry {
+  seq: number;
+  /** Call id, for dedupe. */
+  c?: string;
+  /** The watermark of the call's client (every call of it numbered below is answered; invoke/call_id.ts). */
+  w?: number;
+  /** The result the caller gets. */
+  r?: unknown;
+  e: Effect[];
+  /** The caller, when it waits for each backup's own ack of this write (InvokeBackupAck). */
+  o?: string;
+}
+
+/**
+ * Approximate bytes a log entry holds: its keys, values and result, plus what the runtime
+ * spends on each object (an effect and its byte arrays cost about 160 bytes besides their
+ * contents in Bun and Deno).
+ */
+export function logEntryBytes(en: LogEntry | LoggedWrite): number {
+  let n = 64 + resultBytes(en.r);
+  if (en instanceof LoggedWrite) {
+    for (const e of en.e) n += 160 + e.m.length + Math.max(0, e.kl) + Math.max(0, e.vl);
+  } else {
+    for (const e of en.e) n += 160 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
+  }
+  return n;
+}
+
+/** Copies byte arrays one after another into one new buffer of `total` bytes: returns views of the copies. */
+export function packer(total: number): { buf: Uint8Array; view: (bytes: Uint8Array) => Uint8Array } {
+  const buf = new Uint8Array(total);
+  let at = 0;
+  return {
+    buf,
+    view: (bytes) => {
+      const start = at;
+      buf.set(bytes, at);
+      at += bytes.byteLength;
+      return buf.subarray(start, at);
+    },
+  };
+}
+
+/**
+ * Gives `entry`'s effects keys and values of their own, copied into one buffer: the log and
+ * the entry events keep what they hold, and views into the frame a write arrived in would keep
+ * that whole frame alive (about one frame per partition write, each carrying the writes of
+ * many partitions; issue 16). @returns the buffer (null when the effects hold no bytes)
+ */
+export function ownBytes(entry: LogEntry): Uint8Array | null {
+  let n = 0;
+  for (const e of entry.e) n += (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
+  if (n === 0) return null;
+  const { buf, view } = packer(n);
+  for (const e of entry.e) {
+    if (e.k) e.k = view(e.k);
+    if (e.v) e.v = view(e.v);
+  }
+  return buf;
+}
+
+/** Where `bytes` starts in `buf`, or -1 when it is not a view of it. */
+function offsetIn(buf: Uint8Array | null, bytes: Uint8Array): number {
+  return buf !== null && bytes.buffer === buf.buffer ? bytes.byteOffset - buf.byteOffset : -1;
+}
+
+const F_CLEAR = 1, F_DESTROY = 2, F_TOUCH = 4, F_FLOOR = 8;
+/** Value length of an effect without `v`, and of one with `v: null`. */
+const NO_VALUE = -1, NULL_VALUE = -2;
+
+/** One effect as the log keeps it: its key and value as offsets into the write's buffer. */
+export class LoggedEffect {
+  constructor(
+    readonly m: string,
+    readonly at: number,
+    readonly bytes: Uint8Array,
+    /** Key: offset and length in `bytes` (length -1: no key). */
+    readonly ko: number,
+    readonly kl: number,
+    /** Value: offset and length in `bytes` (length NO_VALUE or NULL_VALUE). */
+    readonly vo: number,
+    readonly vl: number,
+    readonly ttl: number | undefined,
+    readonly mi: number | undefined,
+    readonly why: number | undefined,
+    readonly flags: number,
+  ) {}
+
+  /** `e` with its key and value as offsets into `buf` (or into a buffer of their own, when they are not views of it). */
+  static of(e: Effect, buf: Uint8Array | null): LoggedEffect {
+    const k = e.k, v = e.v ?? undefined;
+    let bytes = buf ?? EMPTY, ko = -1, kl = -1, vo = 0, vl = e.v === null ? NULL_VALUE : NO_VALUE;
+    if ((!k || offsetIn(buf, k) >= 0) && (!v || offsetIn(buf, v) >= 0)) {
+      if (k) (ko = offsetIn(buf, k), kl = k.byteLength);
+      if (v) (vo = offsetIn(buf, v), vl = v.byteLength);
+    } else {
+      const p = packer((k?.byteLength ?? 0) + (v?.byteLength ?? 0));
+      bytes = p.buf;
+      if (k) (p.view(k), ko = 0, kl = k.byteLength);
+      if (v) (p.view(v), vo = Math.max(0, kl), vl = v.byteLength);
+    }
+    const flags = (e.clear ? F_CLEAR : 0) | (e.destroy ? F_DESTROY : 0) | (e.touch ? F_TOUCH : 0) |
+      (e.floor ? F_FLOOR : 0);
+    return new LoggedEffect(e.m, e.at, bytes, ko, kl, vo, vl, e.ttl, e.mi, e.why, flags);
+  }
+
+  get k(): Uint8Array | undefined {
+    return this.kl < 0 ? undefined : this.bytes.subarray(this.ko, this.ko + this.kl);
+  }
+
+  get v(): Uint8Array | null | undefined {
+    if (this.vl === NULL_VALUE) return null;
+    return this.vl < 0 ? undefined : this.bytes.subarray(this.vo, this.vo + this.vl);
+  }
+
+  /** The effect as shipped (only the fields it had; a flag that was false is absent). */
+  toEffect(): Effect {
+    const e: Effect = { m: this.m, at: this.at };
+    const k = this.k, v = this.v;
+    if (k !== undefined) e.k = k;
+    if (v !== undefined) e.v = v;
+    if (this.flags & F_CLEAR) e.clear = true;
+    if (this.flags & F_DESTROY) e.destroy = true;
+    if (this.ttl !== undefined) e.ttl = this.ttl;
+    if (this.mi !== undefined) e.mi = this.mi;
+    if (this.why !== undefined) e.why = this.why;
+    if (this.flags & F_TOUCH) e.touch = true;
+    if (this.flags & F_FLOOR) e.floor = true;
+    return e;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** One write as the log keeps it. */
+export class LoggedWrite {
+  readonly seq: number;
+  readonly c: string | undefined;
+  readonly w: number | undefined;
+  readonly r: unknown;
+  readonly o: string | undefined;
+  readonly e: LoggedEffect[];
+
+  /** `entry` with its effects' bytes in `buf` where they are views of it (see ownBytes). */
+  constructor(entry: LogEntry, buf: Uint8Array | null) {
+    this.seq = entry.seq;
+    this.c = entry.c;
+    this.w = entry.w;
+    this.r = entry.r;
+    this.o = entry.o;
+    this.e = entry.e.map((e) => LoggedEffect.of(e, buf));
+  }
+
+  /** The entry as shipped (only the fields it had). */
+  toEntry(): LogEntry {
+    const en: LogEntry = { seq: this.seq, e: this.e.map((e) => e.toEffect()) };
+    if (this.c !== undefined) en.c = this.c;
+    if (this.w !== undefined) en.w = this.w;
+    if (this.r !== undefined) en.r = this.r;
+    if (this.o !== undefined) en.o = this.o;
+    return en;
+  }
+}
+
+/** A partition copy's last writes: at most `limit` writes and about `maxBytes` bytes (logEntryBytes). */
+export class WriteLog {
+  #log: LoggedWrite[] = [];
+  /** Approximate bytes held (see logEntryBytes). */
+  bytes = 0;
+
+  constructor(readonly limit: number, readonly maxBytes: number) {}
+
+  get length(): number {
+    return this.#log.length;
+  }
+
+  /** The write `i` places from the oldest held (negative: from the newest). */
+  at(i: number): LoggedWrite | undefined {
+    return this.#log.at(i);
+  }
+
+  /** The writes held, oldest first. */
+  values(): IterableIterator<LoggedWrite> {
+    return this.#log.values();
+  }
+
+  /** Appends the next write (its bytes owned by `buf`, see ownBytes), dropping the oldest beyond the limits. */
+  push(entry: LogEntry, buf: Uint8Array | null): void {
+    const w = new LoggedWrite(entry, buf);
+    this.#log.push(w);
+    this.bytes += logEntryBytes(w);
+    const log = this.#log;
+    if (log.length > this.limit * 2 || this.bytes > this.maxBytes * 1.5) {
+      // Trimmed in batches (amortized): down to `limit` writes and `maxBytes` bytes, the newest always kept.
+      let keep = Math.min(log.length, this.limit);
+      let bytes = 0;
+      for (let i = 0; i < log.length - keep; i++) bytes += logEntryBytes(log[i]);
+      let kept = this.bytes - bytes;
+      while (keep > 1 && kept > this.maxBytes) kept -= logEntryBytes(log[log.length - keep--]);
+      this.#log = log.slice(-keep);
+      this.bytes = kept;
+    }
+  }
+
+  /** Entries with seq ≥ from, as shipped, or null when the log no longer reaches back that far. */
+  from(from: number, seq: number): LogEntry[] | null {
+    if (from > seq) return [];
+    const log = this.#log;
+    if (log.length === 0 || log[0].seq > from) return null;
+    const out: LogEntry[] = [];
+    for (let i = from - log[0].seq; i < log.length; i++) out.push(log[i].toEntry());
+    return out;
+  }
+
+  clear(): void {
+    this.#log = [];
+    this.bytes = 0;
+  }
+}
