@@ -111,13 +111,19 @@ export function fastDataPackets(sctp: any, crc32c: (b: Uint8Array) => number): b
   sctp.shoalDataTuned = true;
   figures.dataTuned++;
   const sendChunk = sctp.sendChunk.bind(sctp);
-  /** A packet of `bytes` with the common header written: ports, verification tag, checksum field zero. */
-  const newPacket = (bytes: number): Buffer => {
-    const packet = Buffer.allocUnsafe(bytes);
+  /**
+   * A packet of one chunk of `length` bytes (padded to 4) with the common header (ports,
+   * verification tag, checksum field zero) and the chunk's type, flags and length written.
+   */
+  const newPacket = (type: number, flags: number, length: number): Buffer => {
+    const packet = Buffer.allocUnsafe(COMMON_HEADER + ((length + 3) & ~3));
     packet.writeUInt16BE(sctp.localPort, 0);
     packet.writeUInt16BE(sctp.remotePort, 2);
     packet.writeUInt32BE(sctp.remoteVerificationTag, 4);
     packet.writeUInt32BE(0, 8);
+    packet[12] = type;
+    packet[13] = flags;
+    packet.writeUInt16BE(length, 14);
     return packet;
   };
   // deno-lint-ignore no-explicit-any
@@ -127,11 +133,7 @@ export function fastDataPackets(sctp: any, crc32c: (b: Uint8Array) => number): b
     if (chunk?.type === SACK) return sendSackPacket(chunk);
     if (chunk?.type !== DATA || !(ud instanceof Uint8Array)) return sendChunk(chunk);
     const length = DATA_HEADER + ud.byteLength;
-    const padded = (length + 3) & ~3;
-    const packet = newPacket(COMMON_HEADER + padded);
-    packet[12] = DATA;
-    packet[13] = chunk.flags;
-    packet.writeUInt16BE(length, 14);
+    const packet = newPacket(DATA, chunk.flags, length);
     packet.writeUInt32BE(chunk.tsn, 16);
     packet.writeUInt16BE(chunk.streamId, 20);
     packet.writeUInt16BE(chunk.streamSeqNum, 22);
@@ -148,10 +150,7 @@ export function fastDataPackets(sctp: any, crc32c: (b: Uint8Array) => number): b
     const gaps: unknown = chunk.gaps, dups: unknown = chunk.duplicates;
     if (!Array.isArray(gaps) || !Array.isArray(dups)) return sendChunk(chunk);
     const length = SACK_HEADER + 4 * (gaps.length + dups.length);
-    const packet = newPacket(COMMON_HEADER + length);
-    packet[12] = SACK;
-    packet[13] = chunk.flags;
-    packet.writeUInt16BE(length, 14);
+    const packet = newPacket(SACK, chunk.flags, length);
     packet.writeUInt32BE(chunk.cumulativeTsn, 16);
     packet.writeUInt32BE(chunk.advertisedRwnd, 20);
     packet.writeUInt16BE(gaps.length, 24);
