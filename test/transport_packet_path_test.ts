@@ -213,9 +213,9 @@ test("UDP sockets get a larger receive buffer; datagrams go straight to Bun's na
     // A larger receive buffer (the kernel caps it at net.core.rmem_max and reports it doubled).
     const rxSocket = rx.socket as unknown as { getRecvBufferSize(): number };
     const rcvbuf = rxSocket.getRecvBufferSize();
-    expect(raiseReceiveBuffer(rx)).toBe(true);
+    expect(raiseReceiveBuffer(rx)).toBe(runtimeName() === "bun"); // Deno keeps the default (see packet_path.ts)
     expect(raiseReceiveBuffer(rx)).toBe(false); // once per transport
-    if (rcvbuf < 1 << 20) expect(rxSocket.getRecvBufferSize()).toBeGreaterThan(rcvbuf);
+    if (rcvbuf < 1 << 20 && runtimeName() === "bun") expect(rxSocket.getRecvBufferSize()).toBeGreaterThan(rcvbuf);
     const before = packetPathFigures();
     const tuned = fastUdpSend(tx);
     expect(tuned).toBe(runtimeName() === "bun");
@@ -265,7 +265,7 @@ test("a peer connection gets every patch and a bulk transfer arrives whole and i
   );
   expect(after.eventsTuned - before.eventsTuned).toBeGreaterThanOrEqual(2 * 5);
   if (runtimeName() === "bun") expect(after.udpTuned - before.udpTuned).toBeGreaterThanOrEqual(2);
-  expect(after.rcvbufRaised - before.rcvbufRaised).toBeGreaterThanOrEqual(2);
+  if (runtimeName() === "bun") expect(after.rcvbufRaised - before.rcvbufRaised).toBeGreaterThanOrEqual(2);
 
   const frames = 200, frameBytes = 12_000;
   const received = await sendBulkFrames(a, b, frames, frameBytes);
