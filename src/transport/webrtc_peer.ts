@@ -224,6 +224,8 @@ export interface RetransmitFigures {
   rtoExpiries: number;
   /** Probes the peer reported as duplicates (the original had arrived; its SACK was late or lost). */
   spuriousProbes: number;
+  /** Probe timer expiries (each one a wake-up of the event loop, whether it probed or not). */
+  probeTimerExpiries: number;
 }
 
 const retransmitFigures: RetransmitFigures = {
@@ -233,6 +235,7 @@ const retransmitFigures: RetransmitFigures = {
   probeChunks: 0,
   rtoExpiries: 0,
   spuriousProbes: 0,
+  probeTimerExpiries: 0,
 };
 
 /** A copy of this process's retransmission figures. */
@@ -315,6 +318,7 @@ export function tuneRetransmission(sctp: any): boolean {
   };
   const probe = () => {
     probeTimer = undefined;
+    retransmitFigures.probeTimerExpiries++;
     if (sctp.isStopped || !outstanding()) return;
     const wait = probeWait(), quiet = performance.now() - quietSince;
     if (quiet < wait) return armProbe(wait - quiet);
