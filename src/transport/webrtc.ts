@@ -409,6 +409,7 @@ export class WebRtcTransport implements Transport {
       timer: null,
       waiters: [],
       flushScheduled: false,
+      sparse: true,
       waitingLow: false,
       nextChunkId: 0,
       next: null,

@@ -109,19 +109,21 @@ export class LinkFrames {
     if (msg.t >= 0 && msg.t < 256) this.#bytesByKind[msg.t] += bytes.byteLength;
     if (!link.flushScheduled && !link.waitingLow) {
       link.flushScheduled = true;
-      // An idle connection (nothing unacknowledged) gets the frame once the current task's
-      // synchronous work is done (a microtask): what it queues still shares the frame, and the
-      // message does not wait for the rest of the event-loop turn (a hop of a sequential call).
-      // Otherwise the frame waits for the turn's I/O callbacks, so replies to a burst of packets
-      // share frames and packets (Nagle's rule, for one turn at most).
-      if (link.rtc.idle) queueMicrotask(() => this.#scheduledFlush(link));
-      else setImmediate(() => this.#scheduledFlush(link));
+      // On a link with sparse traffic and an idle connection (nothing unacknowledged) the frame
+      // leaves once the current task's synchronous work is done (a microtask): what that work
+      // queues still shares the frame, and the message does not wait for the rest of the
+      // event-loop turn (a hop of a sequential call). Otherwise the frame waits for the turn's I/O
+      // callbacks, so replies to a burst of packets share frames and packets.
+      if (link.sparse && link.rtc.idle) queueMicrotask(() => this.#scheduledFlush(link, false));
+      else setImmediate(() => this.#scheduledFlush(link, true));
     }
     return true;
   }
 
-  #scheduledFlush(link: Link): void {
+  #scheduledFlush(link: Link, endOfTurn: boolean): void {
     link.flushScheduled = false;
+    // Only frames cut at the end of a turn tell whether traffic comes in bursts.
+    if (endOfTurn) link.sparse = link.queue.length <= 1;
     this.flush(link);
   }
 
