@@ -9,7 +9,8 @@
  * - `shoal`: the Shoal transport (`WebRtcTransport`: CBOR-encoded, validated TestData
  *   messages, frames cut per event-loop turn), the child's handler answering each one.
  *
- * Per mode it prints the round-trip time p50 / p99 and, for each side, the CPU (all threads and
+ * Per mode it prints the round-trip time p10 / p50 / p99 (p10 moves least with the machine's
+ * load) and, for each side, the CPU (all threads and
  * the main thread, from the scheduler's accounting) and the main thread's context switches
  * (each a sleep and wake-up of the event loop, or a preemption) per round trip, and the UDP
  * datagrams each side sent per round trip.
@@ -25,16 +26,14 @@
 import dgram from "node:dgram";
 import nodeProcess from "node:process";
 import { args, env, exit, onSignal, runtimeName, runtimeVersion } from "../src/runtime/process.ts";
-import { spawnChild } from "../src/runtime/spawn.ts";
-import { SignalingClient } from "../src/signaling/client.ts";
 import { createSignalingServer } from "../src/signaling/server.ts";
-import { WebRtcTransport } from "../src/transport/webrtc.ts";
 import { WebRtcPeer } from "../src/transport/webrtc_peer.ts";
 import { packetPathFigures } from "../src/transport/packet_path.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import "../src/transport/messages.ts";
 import { launcher, type RuntimeKind } from "../test/support/cluster.ts";
 import { flag, loadAverage, quantile, schedCpuNs, sleep, switches } from "./_cluster.ts";
+import { benchTransport, startBenchChild } from "./_transport.ts";
 
 const argv = args();
 const ROUNDS = Number(flag(argv, "rounds", "3000"));
@@ -77,9 +76,7 @@ async function child(mode: string): Promise<void> {
     const answer = await peer.acceptOffer(JSON.parse(env("SHOAL_BENCH_OFFER")!));
     console.log(`ready ${JSON.stringify(answer)}`);
   } else {
-    const sc = new SignalingClient({ url: env("SHOAL_BENCH_SIGNAL")!, cluster: "bench-hop", self: "b" });
-    await sc.start();
-    const t = new WebRtcTransport({ self: "b", cluster: "bench-hop", secret: "bench", signaling: sc, iceServers: [] });
+    const { transport: t } = await benchTransport(env("SHOAL_BENCH_SIGNAL")!, "bench-hop", "b");
     t.setHandlers({
       message: (from, m) => {
         if (m.t === Kind.TestData) t.send(from, m);
@@ -107,6 +104,7 @@ interface Side {
 
 interface Row {
   mode: string;
+  p10Us: number;
   p50Us: number;
   p99Us: number;
   meanUs: number;
@@ -122,34 +120,22 @@ interface Peer {
 }
 
 function startChild(mode: string, extraEnv: Record<string, string>): Peer {
-  const lines: string[] = [];
   let sent = 0;
-  const waiters: Array<() => void> = [];
   const script = new URL(import.meta.url).pathname;
-  const c = spawnChild([...launcher(PEER, CHILD_FLAGS), script, "--role", "child", "--mode", mode], {
-    env: extraEnv,
-    onStdoutLine: (l) => {
-      if (l.startsWith("sent ")) sent = Number(l.slice(5));
-      else lines.push(l);
-      for (const w of waiters.splice(0)) w();
-    },
-    onStderrLine: (l) => console.error(`[child] ${l}`),
+  const cmd = [...launcher(PEER, CHILD_FLAGS), script, "--role", "child", "--mode", mode];
+  const c = startBenchChild(cmd, extraEnv, "child", (l) => {
+    if (!l.startsWith("sent ")) return false;
+    sent = Number(l.slice(5));
+    return true;
   });
   return {
-    pid: c.pid,
-    async line(prefix) {
-      for (;;) {
-        const i = lines.findIndex((l) => l.startsWith(prefix));
-        if (i >= 0) return lines.splice(i, 1)[0];
-        if (c.done) throw new Error(`child exited before printing "${prefix}"`);
-        await Promise.race([new Promise<void>((r) => waiters.push(r)), sleep(1000)]);
-      }
-    },
+    pid: c.handle.pid,
+    line: (prefix) => c.waitLine(prefix),
     lastSent: () => sent,
     async kill() {
-      c.kill("SIGTERM");
-      await Promise.race([c.exited, sleep(5_000)]);
-      c.kill();
+      c.handle.kill("SIGTERM");
+      await Promise.race([c.handle.exited, sleep(5_000)]);
+      c.handle.kill();
     },
   };
 }
@@ -191,6 +177,7 @@ async function measure(
   const us = (ms: number) => ms * 1000;
   return {
     mode,
+    p10Us: us(quantile(rtts, 0.1)),
     p50Us: us(quantile(rtts, 0.5)),
     p99Us: us(quantile(rtts, 0.99)),
     meanUs: us(rtts.reduce((a, b) => a + b, 0) / rtts.length),
@@ -237,9 +224,7 @@ async function benchShoal(): Promise<Row> {
   const server = await createSignalingServer({ port: 0 });
   const peer = startChild("shoal", { SHOAL_BENCH_SIGNAL: server.url });
   await peer.line("ready");
-  const sc = new SignalingClient({ url: server.url, cluster: "bench-hop", self: "a" });
-  await sc.start();
-  const a = new WebRtcTransport({ self: "a", cluster: "bench-hop", secret: "bench", signaling: sc, iceServers: [] });
+  const { transport: a, close } = await benchTransport(server.url, "bench-hop", "a");
   const replies = { resolve: () => {} };
   a.setHandlers({ message: () => replies.resolve(), linkUp() {}, linkDown() {} });
   await a.connect("b");
@@ -251,8 +236,7 @@ async function benchShoal(): Promise<Row> {
       a.send("b", { t: Kind.TestData, seq: seq++, data });
     }, replies);
   } finally {
-    await a.close();
-    sc.close();
+    await close();
     await peer.kill();
     await server.close();
   }
@@ -274,14 +258,14 @@ if (flag(argv, "role", "") === "child") {
   );
   console.log(`load average: ${loadBefore} → ${loadAverage()}`);
   console.log(
-    "| mode | RTT p50 / p99 µs | CPU µs per round trip: this side (main) / child (main) | wake-ups per round trip: this / child | datagrams sent per round trip: this / child |",
+    "| mode | RTT p10 / p50 / p99 µs | CPU µs per round trip: this side (main) / child (main) | wake-ups per round trip: this / child | datagrams sent per round trip: this / child |",
   );
   console.log("|---|---|---|---|---|");
   for (const r of rows) {
     console.log(
-      `| ${r.mode} | ${f(r.p50Us)} / ${f(r.p99Us)} | ${f(r.parent.cpuUs)} (${f(r.parent.mainCpuUs)}) / ${
-        f(r.child.cpuUs)
-      } (${f(r.child.mainCpuUs)}) | ${f(r.parent.switches, 2)} / ${f(r.child.switches, 2)} | ${
+      `| ${r.mode} | ${f(r.p10Us)} / ${f(r.p50Us)} / ${f(r.p99Us)} | ${f(r.parent.cpuUs)} (${
+        f(r.parent.mainCpuUs)
+      }) / ${f(r.child.cpuUs)} (${f(r.child.mainCpuUs)}) | ${f(r.parent.switches, 2)} / ${f(r.child.switches, 2)} | ${
         f(r.parent.datagrams, 2)
       } / ${f(r.child.datagrams, 2)} |`,
     );
