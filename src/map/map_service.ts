@@ -158,6 +158,8 @@ export class MapService {
   #proxies = new Map<string, MapProxy<unknown, unknown>>();
   #timer: Timer | null = null;
   #stopped = false;
+  /** When the next anti-entropy round is due (see {@link PrimaryRole.tick}). */
+  #antiEntropyAt = -Infinity;
   #unsubscribeTable: () => void;
   #unsubscribeView: () => void;
   /** A table change is being applied (catch-ups it ends wait for its end to settle the limits). */
@@ -672,11 +674,17 @@ export class MapService {
     const now = ctx.clock.now();
     const checks = new Map<NodeId, CheckItem[]>();
     const live = new Set(ctx.view.members().map((m) => m.id));
+    // One anti-entropy round for every partition this member leads: the checks of a round to
+    // one member travel in one message every antiEntropyMs, instead of a few items in almost
+    // every tick's message (each follower's check came due at its own phase).
+    const round = now >= this.#antiEntropyAt;
+    if (round) this.#antiEntropyAt = now + this.config.antiEntropyMs;
+    const filling = (ctx.partitions.table.filling?.size ?? 0) > 0;
     for (const prim of ctx.primaries.values()) {
       if (prim.catchUp) this.#catchUp.tick(prim, now, live, checks);
       else {
-        this.#primary.tick(prim, now, live, checks);
-        this.#primary.reportSynced(prim, now, false);
+        this.#primary.tick(prim, now, live, checks, round);
+        if (filling) this.#primary.reportSynced(prim, now, false);
       }
     }
     ctx.sendChecks(checks);

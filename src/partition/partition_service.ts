@@ -143,6 +143,11 @@ export class PartitionService {
   #lastHeartbeatAt = -Infinity;
   #idealKey = "";
   #ideal: NodeId[][] | null = null;
+  /**
+   * The table and members (see #inputsKey) of the last master pass that changed nothing with no
+   * migration in flight: a pass over the same inputs would change nothing again, so it is skipped.
+   */
+  #quiet: { table: PartitionTable; key: string } | null = null;
   #publishTimer: Timer | null = null;
   #pending: PartitionTable | null = null;
   /** See {@link setEmptyCheck}. */
@@ -175,6 +180,10 @@ export class PartitionService {
     fillsMoved: 0,
     /** Master only: partitions whose every replica died (their data is gone; they start empty). */
     partitionsLost: 0,
+    /** Master only: passes that did work (repair, migrations, fills). */
+    masterPasses: 0,
+    /** Master only: passes skipped, their inputs unchanged since a pass that changed nothing. */
+    masterPassesSkipped: 0,
   };
 
   constructor(opts: PartitionServiceOptions) {
@@ -614,8 +623,18 @@ export class PartitionService {
   #masterTick(): void {
     if (!this.masterActive) return;
     const now = this.#clock.now();
-    const live = new Set(this.#view.members().map((m) => m.id));
     let t = this.#current();
+    // A pass is a pure function of the table, the members, the leaving members and the
+    // migrations in flight (and the clock only through them): with none in flight and the
+    // same inputs as a pass that changed nothing, it would change nothing again.
+    const inputs = this.#inputsKey();
+    if (this.#inflight.size === 0 && this.#quiet?.table === t && this.#quiet.key === inputs) {
+      this.stats.masterPassesSkipped++;
+      return;
+    }
+    this.#quiet = null;
+    this.stats.masterPasses++;
+    const live = new Set(this.#view.members().map((m) => m.id));
     let replicas = t.replicas as NodeId[][];
     let changed = false;
     const filling = new Map(t.filling ?? []);
@@ -739,7 +758,15 @@ export class PartitionService {
     if (changed) {
       t = withFilling(nextTable(t, replicas, migrations), filling);
       this.#stage(t);
-    }
+    } else if (this.#inflight.size === 0) this.#quiet = { table: t, key: inputs };
+  }
+
+  /** The members (with their kind) and the leaving members, as #masterTick reads them. */
+  #inputsKey(): string {
+    let key = "";
+    for (const m of this.#view.members()) key += (m.lite ? "~" : "") + m.id + ",";
+    for (const id of this.#leaving) key += "|" + id;
+    return key;
   }
 
   /**
