@@ -96,6 +96,11 @@ export class ExpirySweep {
    */
   #idle: { parts: readonly PartitionData[]; stored: number } | null = null;
 
+  /** The last call found no partition holding an expiring record. */
+  get idle(): boolean {
+    return this.#idle !== null;
+  }
+
   /**
    * Examines at most `budget` records (and store skips) of `parts` (any order).
    * @returns the expired keys found, at most `budget`

@@ -51,7 +51,6 @@
  * instead of serving silently.
  */
 import type { ServiceDeps } from "../cluster/service_deps.ts";
-import type { Timer } from "../core/clock.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { PartitionTable } from "../partition/partition_table.ts";
@@ -95,6 +94,7 @@ import type { PartitionData } from "./partition_data.ts";
 import { PrimaryRole } from "./primary.ts";
 import type { MapRecord } from "./record_store.ts";
 import { SnapshotTransfers } from "./snapshot_transfer.ts";
+import { primaryQuiet, TickPace } from "./tick_pace.ts";
 import { bytesEqual } from "./record_store.ts";
 import type { MapLocalStats } from "./summary.ts";
 
@@ -156,7 +156,7 @@ export class MapService {
   #backup: BackupRole;
   #catchUp: CatchUp;
   #proxies = new Map<string, MapProxy<unknown, unknown>>();
-  #timer: Timer | null = null;
+  #pace: TickPace | null = null;
   #stopped = false;
   /** When the next anti-entropy round is due (see {@link PrimaryRole.tick}). */
   #antiEntropyAt = -Infinity;
@@ -205,9 +205,11 @@ export class MapService {
     this.#backup = new BackupRole(ctx, this.#snapshots, this.#catchUp);
     const r = opts.router;
     r.on(MapBackupOpsMsg, (from, msg) => {
+      this.#wake();
       if (!this.#stopped) this.#backup.onBackupOps(from, msg);
     });
     r.on(MapBackupAckMsg, (from, msg) => {
+      this.#wake();
       if (this.#stopped) return;
       for (const it of msg.items) {
         if (it.sf !== undefined) this.#primary.onStreamAck(from, it.p, it.e, it.s, it.lv ?? 0, it.sf);
@@ -215,9 +217,11 @@ export class MapService {
       }
     });
     r.on(MapSyncCheckMsg, (from, msg) => {
+      this.#wake();
       if (!this.#stopped) this.#backup.onChecks(from, msg.items);
     });
     r.on(MapSyncPullMsg, (from, msg) => {
+      this.#wake();
       if (this.#stopped) return;
       for (const it of msg.items) {
         if (it.up) this.#catchUp.onCopyRequest(from, it);
@@ -226,6 +230,7 @@ export class MapService {
       }
     });
     const onChunk = (from: NodeId, msg: MapSnapshotChunk) => {
+      this.#wake();
       if (msg.up) this.#catchUp.onCopyChunk(from, msg);
       else this.#backup.onChunk(from, msg);
     };
@@ -238,22 +243,28 @@ export class MapService {
       if (c) onChunk(from, c);
     });
     r.on(MapSnapshotAckMsg, (from, msg) => {
+      this.#wake();
       if (!this.#stopped) this.#snapshots.onAck(from, msg);
     });
     ctx.invoker.serve((from, req, reply) => {
+      this.#wake();
       if (!this.#stopped) this.#primary.serve(from, req, reply);
     });
     this.#unsubscribeTable = ctx.partitions.onTableChange((next, prev) => this.#onTable(next, prev));
     // A member that left the view (its lease ended) retries no call: drop its dedupe records
     // (a late retry of one is refused by the raised watermark; dedupe_records.ts).
     this.#unsubscribeView = ctx.view.subscribe((e) => {
+      this.#wake();
       if (e.type === "memberRemoved") { for (const d of ctx.data.values()) d.dedupe.departed(e.member.id); }
     });
-    ctx.partitions.onMigrationStart((p, epoch, row, mid) => this.#primary.onMigrationStart(p, epoch, row, mid));
+    ctx.partitions.onMigrationStart((p, epoch, row, mid) => {
+      this.#wake();
+      this.#primary.onMigrationStart(p, epoch, row, mid);
+    });
     ctx.partitions.setEmptyCheck((p, epoch) => this.#primary.holdsNothing(p, epoch));
     ctx.partitions.setUntouchedFillCheck((p, epoch, m) => this.#primary.releaseUntouchedFiller(p, epoch, m));
     this.#onTable(ctx.partitions.table);
-    this.#schedule();
+    this.#pace = new TickPace(ctx.clock, this.config.tickMs, () => this.#tick(), () => this.#antiEntropyAt);
   }
 
   /** The IMap proxy for `name` (created on first use). */
@@ -383,6 +394,7 @@ export class MapService {
   clearFence(p: number): void {
     const prim = this.#ctx.primaries.get(p);
     if (prim) prim.fence = null;
+    this.#wake();
   }
 
   /** Internal state per held partition, for the simulator's invariant checks. */
@@ -505,7 +517,7 @@ export class MapService {
 
   stop(): void {
     this.#stopped = true;
-    this.#timer?.cancel();
+    this.#pace?.stop();
     this.#unsubscribeTable();
     this.#unsubscribeView();
     this.listeners.stop();
@@ -523,6 +535,7 @@ export class MapService {
    */
   #onTable(t: PartitionTable, prev?: PartitionTable): void {
     if (this.#stopped) return;
+    this.#wake();
     this.#inTable = true;
     try {
       this.#applyTable(t, prev);
@@ -661,15 +674,13 @@ export class MapService {
 
   // ---- periodic work ---------------------------------------------------------------------
 
-  #schedule(): void {
-    this.#timer = this.#ctx.clock.setTimer(this.config.tickMs, () => {
-      if (this.#stopped) return;
-      this.#tick();
-      this.#schedule();
-    });
+  /** See {@link TickPace.wake}. */
+  #wake(): void {
+    this.#pace?.wake();
   }
 
-  #tick(): void {
+  /** @returns whether work is under way (see tick_pace.ts) */
+  #tick(): boolean {
     const ctx = this.#ctx;
     const now = ctx.clock.now();
     const checks = new Map<NodeId, CheckItem[]>();
@@ -680,11 +691,15 @@ export class MapService {
     const round = now >= this.#antiEntropyAt;
     if (round) this.#antiEntropyAt = now + this.config.antiEntropyMs;
     const filling = (ctx.partitions.table.filling?.size ?? 0) > 0;
+    let busy = filling;
     for (const prim of ctx.primaries.values()) {
-      if (prim.catchUp) this.#catchUp.tick(prim, now, live, checks);
-      else {
+      if (prim.catchUp) {
+        this.#catchUp.tick(prim, now, live, checks);
+        busy = true;
+      } else {
         this.#primary.tick(prim, now, live, checks, round);
         if (filling) this.#primary.reportSynced(prim, now, false);
+        busy ||= !primaryQuiet(ctx, prim, now, live, this.#snapshots.out);
       }
     }
     ctx.sendChecks(checks);
@@ -698,6 +713,9 @@ export class MapService {
     }
     this.#snapshots.tick(now, live);
     this.#backup.tick();
+    return busy || this.housekeeping.busy || ctx.polls.size > 0 || ctx.parked.size > 0 ||
+      this.#snapshots.out.size > 0 || this.#snapshots.in.size > 0 || ctx.touched.size > 0 ||
+      this.#backup.fills.size > 0;
   }
 
   /** Every copy this member holds as primary: serving, catching up or handing off. */
