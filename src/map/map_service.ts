@@ -67,6 +67,7 @@ import {
   type MapServiceConfig,
   mapServiceConfig,
   type PrimaryState,
+  primaryQuiet,
   push,
   type Role,
   sameRow,
@@ -94,7 +95,7 @@ import type { PartitionData } from "./partition_data.ts";
 import { PrimaryRole } from "./primary.ts";
 import type { MapRecord } from "./record_store.ts";
 import { SnapshotTransfers } from "./snapshot_transfer.ts";
-import { primaryQuiet, TickPace } from "./tick_pace.ts";
+import { TickPace } from "../core/tick_pace.ts";
 import { bytesEqual } from "./record_store.ts";
 import type { MapLocalStats } from "./summary.ts";
 

@@ -19,6 +19,7 @@
 import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
+import { TickPace } from "../core/tick_pace.ts";
 import type { MessageRouter } from "../transport/router.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
@@ -125,7 +126,7 @@ export class PartitionService {
   #source: NodeId | undefined;
   #tableListeners: TableListener[] = [];
   #migrationListeners: MigrationStartListener[] = [];
-  #timer: Timer | null = null;
+  #pace: TickPace;
   #stopped = false;
   #unsubscribe: () => void;
   #lastFetchAt = -Infinity;
@@ -209,18 +210,26 @@ export class PartitionService {
     };
     this.#table = emptyTable(c.partitionCount);
     const r = opts.router;
-    r.on(PartitionTablePushMsg, (from, msg) => this.#stopped || this.#onPush(from, msg));
-    r.on(PartitionTableVersionMsg, (from, msg) => this.#stopped || this.#onVersion(from, msg));
-    r.on(PartitionTableFetchMsg, (from, msg) => this.#stopped || this.#onFetch(from, msg));
-    r.on(PartitionTableReportMsg, (from, msg) => this.#stopped || this.#onReport(from, msg));
-    r.on(PartitionMigrationStartMsg, (from, msg) => this.#stopped || this.#onMigrationStart(from, msg));
-    r.on(PartitionMigrationReadyMsg, (_from, msg) => this.#stopped || this.#onReady(msg));
-    r.on(PartitionMemberLeavingMsg, (from) => this.#stopped || this.#onMemberLeaving(from));
-    r.on(PartitionBackupsSyncedMsg, (from, msg) => this.#stopped || this.#onBackupsSynced(from, msg.items));
+    r.on(PartitionTablePushMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onPush(from, msg)));
+    r.on(PartitionTableVersionMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onVersion(from, msg)));
+    r.on(PartitionTableFetchMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onFetch(from, msg)));
+    r.on(PartitionTableReportMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onReport(from, msg)));
+    r.on(PartitionMigrationStartMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onMigrationStart(from, msg)));
+    r.on(PartitionMigrationReadyMsg, (_from, msg) => this.#stopped || (this.#pace.wake(), this.#onReady(msg)));
+    r.on(PartitionMemberLeavingMsg, (from) => this.#stopped || (this.#pace.wake(), this.#onMemberLeaving(from)));
+    r.on(PartitionBackupsSyncedMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onBackupsSynced(from, msg.items)));
     this.#unsubscribe = this.#view.subscribe((e) => {
-      if (e.type === "masterChanged" || e.type === "memberRemoved" || e.type === "memberAdded") this.#onViewChange();
+      if (e.type === "masterChanged" || e.type === "memberRemoved" || e.type === "memberAdded") {
+        this.#pace?.wake();
+        this.#onViewChange();
+      }
     });
-    this.#schedule();
+    // Every tickMs while a collect, a leave, a migration or a table change is under way; else the
+    // master sleeps until its next heartbeat and the others until heartbeatMs from now.
+    this.#pace = new TickPace(this.#clock, this.config.tickMs, () => this.#tick(), () =>
+      this.masterActive
+        ? this.#lastHeartbeatAt + this.config.heartbeatMs
+        : this.#clock.now() + this.config.heartbeatMs);
     this.#onViewChange();
   }
 
@@ -327,6 +336,7 @@ export class PartitionService {
    */
   leave(timeoutMs = 30_000): Promise<void> {
     this.#leaveRequested = true;
+    this.#pace.wake();
     if (this.#holdsNothing()) return Promise.resolve();
     return new Promise((resolve) => {
       const t = this.#clock.setTimer(timeoutMs, () => done());
@@ -341,7 +351,7 @@ export class PartitionService {
 
   stop(): void {
     this.#stopped = true;
-    this.#timer?.cancel();
+    this.#pace.stop();
     this.#publishTimer?.cancel();
     this.#syncedTimer?.cancel();
     this.#unsubscribe();
@@ -587,15 +597,8 @@ export class PartitionService {
     for (const m of this.#view.members()) if (m.id !== this.self) this.#transport.send(m.id, msg);
   }
 
-  #schedule(): void {
-    this.#timer = this.#clock.setTimer(this.config.tickMs, () => {
-      if (this.#stopped) return;
-      this.#tick();
-      this.#schedule();
-    });
-  }
-
-  #tick(): void {
+  /** @returns whether work is under way (see ../core/tick_pace.ts) */
+  #tick(): boolean {
     const now = this.#clock.now();
     if (this.#collect) {
       if (now - this.#collect.sentAt >= 300) {
@@ -605,18 +608,19 @@ export class PartitionService {
         }
       }
       this.#maybeFinishCollect();
-      return;
+      return true;
     }
     if (this.#leaveRequested && !this.#holdsNothing() && now - this.#lastFetchAt >= 1000) {
       this.#lastFetchAt = now;
       this.#sendLeaving();
     }
-    if (!this.masterActive) return;
+    if (!this.masterActive) return this.#leaveRequested;
     this.#masterTick();
     if (now - this.#lastHeartbeatAt >= this.config.heartbeatMs) {
       this.#lastHeartbeatAt = now;
       this.#broadcast({ t: Kind.PartitionTableVersion, version: this.#table.version, term: this.#table.term });
     }
+    return this.#leaveRequested || this.#inflight.size > 0 || this.#quiet === null || this.#pending !== null;
   }
 
   /** Repair, abandon stale migrations, plan new ones. */
