@@ -398,6 +398,11 @@ export class MapService {
     this.#wake();
   }
 
+  /** Runs of the tick so far, and those after which it slept (core/tick_pace.ts). */
+  get tickStats(): { runs: number; sleeps: number } {
+    return { ...(this.#pace?.stats ?? { runs: 0, sleeps: 0 }) };
+  }
+
   /** Internal state per held partition, for the simulator's invariant checks. */
   debugReplicas(): ReplicaDebug[] {
     const out: ReplicaDebug[] = [];
