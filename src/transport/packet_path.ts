@@ -26,6 +26,7 @@
  *
  * No werift import here: webrtc_peer.ts hands in werift's CRC32c and objects.
  */
+import { claimInstance } from "./werift_claim.ts";
 import { Buffer } from "node:buffer";
 import { createCipheriv } from "node:crypto";
 import { isIP } from "node:net";
@@ -103,13 +104,10 @@ const COMMON_HEADER = 12, DATA_HEADER = 16;
 // deno-lint-ignore no-explicit-any
 export function fastDataPackets(sctp: any, crc32c: (b: Uint8Array) => number): boolean {
   const expected = sctp && typeof sctp.sendChunk === "function" && typeof sctp.transport?.send === "function" &&
-    "localPort" in sctp && "remoteVerificationTag" in sctp && !sctp.shoalDataTuned && !sctp.shoalSackBundling;
-  if (!expected) {
-    if (!sctp?.shoalDataTuned) figures.dataUntuned++;
+    "localPort" in sctp && "remoteVerificationTag" in sctp && !sctp.shoalSackBundling;
+  if (!claimInstance(sctp, "shoalDataTuned", expected, (t) => t ? figures.dataTuned++ : figures.dataUntuned++)) {
     return false;
   }
-  sctp.shoalDataTuned = true;
-  figures.dataTuned++;
   const sendChunk = sctp.sendChunk.bind(sctp);
   /**
    * A packet of one chunk of `length` bytes (padded to 4) with the common header (ports,
@@ -191,14 +189,10 @@ const CLIENT = 1;
 export function fastRecords(sock: any): boolean {
   const expected = sock && typeof sock.send === "function" && typeof sock.transport?.send === "function" &&
     typeof sock.dtls?.recordSequenceNumber === "number" && typeof sock.dtls?.version?.major === "number" &&
-    typeof sock.cipher === "object" && !sock.shoalWeriftSend;
-  if (!expected) {
-    if (!sock?.shoalWeriftSend) figures.recordsUntuned++;
-    return false;
-  }
-  const send = sock.send;
-  sock.shoalWeriftSend = send;
-  figures.recordsTuned++;
+    typeof sock.cipher === "object";
+  const send = sock?.send;
+  const count = (t: boolean) => t ? figures.recordsTuned++ : figures.recordsUntuned++;
+  if (!claimInstance(sock, "shoalWeriftSend", expected, count, send)) return false;
   sock.send = (buf: Uint8Array, addr?: unknown): Promise<void> => {
     const ctx = sock.cipher, c = ctx?.cipher, dtls = sock.dtls;
     const client = ctx?.sessionType === CLIENT;
@@ -263,13 +257,10 @@ const TSN_MODULO = 2 ** 32;
 // deno-lint-ignore no-explicit-any
 export function fastMarkReceived(sctp: any): boolean {
   const expected = sctp && typeof sctp.markReceived === "function" && sctp.sackMisOrdered instanceof Set &&
-    Array.isArray(sctp.sackDuplicates) && typeof sctp.lastReceivedTsn === "number" && !sctp.shoalTsnTuned;
-  if (!expected) {
-    if (!sctp?.shoalTsnTuned) figures.tsnUntuned++;
+    Array.isArray(sctp.sackDuplicates) && typeof sctp.lastReceivedTsn === "number";
+  if (!claimInstance(sctp, "shoalTsnTuned", expected, (t) => t ? figures.tsnTuned++ : figures.tsnUntuned++)) {
     return false;
   }
-  sctp.shoalTsnTuned = true;
-  figures.tsnTuned++;
   const markReceived = sctp.markReceived.bind(sctp);
   sctp.markReceived = (tsn: number): boolean => {
     // werift's result here: not a duplicate, lastReceivedTsn moves on, and the (empty) gap
@@ -298,13 +289,10 @@ export function syncEvents(events: readonly unknown[]): number {
     // deno-lint-ignore no-explicit-any
     const ev = e as any;
     const expected = ev && typeof ev.execute === "function" && Array.isArray(ev.event?.stack) &&
-      Array.isArray(ev.event?.promiseStack) && "ended" in ev && !ev.shoalSyncEvent;
-    if (!expected) {
-      if (!ev?.shoalSyncEvent) figures.eventsUntuned++;
+      Array.isArray(ev.event?.promiseStack) && "ended" in ev;
+    if (!claimInstance(ev, "shoalSyncEvent", expected, (t) => t ? figures.eventsTuned++ : figures.eventsUntuned++)) {
       continue;
     }
-    ev.shoalSyncEvent = true;
-    figures.eventsTuned++;
     n++;
     const execute = ev.execute;
     ev.execute = (...args: unknown[]) => {
@@ -340,14 +328,10 @@ export function fastUdpSend(udp: any): boolean {
   const socket = udp?.socket;
   const sym = socket && Object.getOwnPropertySymbols(socket).find((s) => s.description === "state symbol");
   const state: BunDgramState | undefined = sym ? socket[sym] : undefined;
-  const expected = typeof udp?.send === "function" && typeof state?.handle?.socket?.send === "function" &&
-    !udp.shoalFastUdp;
-  if (!expected) {
-    if (!udp?.shoalFastUdp) figures.udpUntuned++;
+  const expected = typeof udp?.send === "function" && typeof state?.handle?.socket?.send === "function";
+  if (!claimInstance(udp, "shoalFastUdp", expected, (t) => t ? figures.udpTuned++ : figures.udpUntuned++)) {
     return false;
   }
-  udp.shoalFastUdp = true;
-  figures.udpTuned++;
   const send = udp.send;
   /** node:dgram's own send: a socket whose send was wrapped (a test dropping packets) keeps its wrapper. */
   const dgramSend = Object.getPrototypeOf(socket)?.send;

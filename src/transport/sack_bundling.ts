@@ -10,6 +10,7 @@
  * duplicates: tuneSackPolicy in webrtc_peer.ts) it still leaves at once, alone.
  * No werift import here: webrtc_peer.ts hands in werift's CRC32c.
  */
+import { claimInstance } from "./werift_claim.ts";
 import { Buffer } from "node:buffer";
 
 /** Figures of this process, for tests and the benches. */
@@ -50,13 +51,10 @@ interface Chunk {
 export function bundleSacks(sctp: any, crc32c: (b: Uint8Array) => number): boolean {
   const expected = sctp && typeof sctp.sendChunk === "function" && typeof sctp.sendSack === "function" &&
     typeof sctp.transport?.send === "function" && "sackNeeded" in sctp && "sackTimeout" in sctp &&
-    sctp.shoalSackTuned === true && !sctp.shoalSackBundling;
-  if (!expected) {
-    if (!sctp?.shoalSackBundling) figures.untuned++;
+    sctp.shoalSackTuned === true;
+  if (!claimInstance(sctp, "shoalSackBundling", expected, (t) => t ? figures.tuned++ : figures.untuned++)) {
     return false;
   }
-  sctp.shoalSackBundling = true;
-  figures.tuned++;
 
   const sendChunk = sctp.sendChunk.bind(sctp);
   /** The chunk werift's sendSack() built, taken instead of sent. */

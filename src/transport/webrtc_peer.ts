@@ -4,6 +4,7 @@
  * exchanged once gathering completes) and explicit ICE servers. Also installs the guard
  * that keeps an error on werift's UDP sockets from killing the process under Bun.
  */
+import { claimInstance } from "./werift_claim.ts";
 import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import {
@@ -155,14 +156,10 @@ export const bulkChunkBytes = 1024;
 export function tuneSackPolicy(sctp: any): boolean {
   const expected = sctp && typeof sctp.receiveDataChunk === "function" && typeof sctp.scheduleSack === "function" &&
     typeof sctp.sendSack === "function" && sctp.sackMisOrdered instanceof Set && Array.isArray(sctp.sackDuplicates) &&
-    "sackImmediate" in sctp && "sackNeeded" in sctp && "sackTimeout" in sctp && "sackHasNewDataInPacket" in sctp &&
-    !sctp.shoalSackTuned;
-  if (!expected) {
-    if (!sctp?.shoalSackTuned) sackFigures.untuned++;
+    "sackImmediate" in sctp && "sackNeeded" in sctp && "sackTimeout" in sctp && "sackHasNewDataInPacket" in sctp;
+  if (!claimInstance(sctp, "shoalSackTuned", expected, (t) => t ? sackFigures.tuned++ : sackFigures.untuned++)) {
     return false;
   }
-  sctp.shoalSackTuned = true;
-  sackFigures.tuned++;
   const receiveDataChunk = sctp.receiveDataChunk.bind(sctp);
   const sendSack = sctp.sendSack.bind(sctp);
   /** Whether every DATA chunk since the last SACK was a bulk one (see bulkPacketsPerSack). */
@@ -263,14 +260,9 @@ export function retransmissionFigures(): RetransmitFigures {
 export function tuneRetransmission(sctp: any): boolean {
   const expected = sctp && typeof sctp.updateRto === "function" && typeof sctp.timer3Expired === "function" &&
     typeof sctp.receiveSackChunk === "function" && typeof sctp.transmit === "function" &&
-    typeof sctp.sendChunk === "function" && Array.isArray(sctp.sentQueue) && typeof sctp.rto === "number" &&
-    !sctp.shoalRetransmitTuned;
-  if (!expected) {
-    if (!sctp?.shoalRetransmitTuned) retransmitFigures.untuned++;
-    return false;
-  }
-  sctp.shoalRetransmitTuned = true;
-  retransmitFigures.tuned++;
+    typeof sctp.sendChunk === "function" && Array.isArray(sctp.sentQueue) && typeof sctp.rto === "number";
+  const count = (t: boolean) => t ? retransmitFigures.tuned++ : retransmitFigures.untuned++;
+  if (!claimInstance(sctp, "shoalRetransmitTuned", expected, count)) return false;
   const t = retransmitTuning;
   // werift keeps srtt, rttvar and rto in seconds.
   sctp.rto = sctp.srtt === undefined ? t.rtoInitialMs / 1000 : rtoMs(sctp.srtt * 1000, sctp.rttvar * 1000) / 1000;
