@@ -44,44 +44,52 @@ describe("idle ticks", () => {
     h.stop();
   }, 60_000);
 
-  test("a backup whose copy went wrong while the grid was idle is repaired by the next anti-entropy round", async () => {
-    const h = await idleGrid();
-    const p = partitionOf("k1", P);
-    const [primary, backup] = h.members.get("n0")!.grid.partitions.table.replicas[p];
-    const entries = () => h.members.get(backup)!.grid.maps.debugReplicas().find((r) => r.p === p)?.entries ?? 0;
-    const want = entries();
-    expect(want).toBeGreaterThan(0);
-    const sleeps = h.members.get(primary)!.grid.maps.tickStats.sleeps;
-    h.members.get(backup)!.grid.maps.debugLoseCopy(p);
-    expect(entries()).toBe(0);
-    expect(incompleteReplication(h, P)).not.toBeNull();
-    // The next round finds the copy's digest wrong and refills it: within one period (plus the
-    // transfer), as when the tick ran every 50 ms.
-    const t0 = h.clock.now();
-    expect(await h.runUntil(() => incompleteReplication(h, P) === null, 2 * AE, 10)).toBe(true);
-    expect(h.clock.now() - t0).toBeLessThanOrEqual(AE + 500);
-    expect(entries()).toBe(want);
-    // It slept meanwhile.
-    expect(h.members.get(primary)!.grid.maps.tickStats.sleeps).toBeGreaterThan(sleeps);
-    expect(h.handlerErrors).toEqual([]);
-    h.stop();
-  }, 60_000);
+  test(
+    "a backup whose copy went wrong while the grid was idle is repaired by the next anti-entropy round",
+    async () => {
+      const h = await idleGrid();
+      const p = partitionOf("k1", P);
+      const [primary, backup] = h.members.get("n0")!.grid.partitions.table.replicas[p];
+      const entries = () => h.members.get(backup)!.grid.maps.debugReplicas().find((r) => r.p === p)?.entries ?? 0;
+      const want = entries();
+      expect(want).toBeGreaterThan(0);
+      const sleeps = h.members.get(primary)!.grid.maps.tickStats.sleeps;
+      h.members.get(backup)!.grid.maps.debugLoseCopy(p);
+      expect(entries()).toBe(0);
+      expect(incompleteReplication(h, P)).not.toBeNull();
+      // The next round finds the copy's digest wrong and refills it: within one period (plus the
+      // transfer), as when the tick ran every 50 ms.
+      const t0 = h.clock.now();
+      expect(await h.runUntil(() => incompleteReplication(h, P) === null, 2 * AE, 10)).toBe(true);
+      expect(h.clock.now() - t0).toBeLessThanOrEqual(AE + 500);
+      expect(entries()).toBe(want);
+      // It slept meanwhile.
+      expect(h.members.get(primary)!.grid.maps.tickStats.sleeps).toBeGreaterThan(sleeps);
+      expect(h.handlerErrors).toEqual([]);
+      h.stop();
+    },
+    60_000,
+  );
 
-  test("the master skips passes while nothing changes, and still repairs the table at once when a member dies", async () => {
-    const h = await idleGrid();
-    const master = h.live().find((m) => m.grid.partitions.masterActive)!;
-    const s = master.grid.partitions.stats;
-    const [passes, skipped] = [s.masterPasses, s.masterPassesSkipped];
-    await h.run(5_000);
-    expect(s.masterPasses).toBe(passes);
-    expect(s.masterPassesSkipped).toBeGreaterThan(skipped);
-    const victim = h.live().find((m) => m !== master)!.id;
-    h.crash(victim, 500);
-    await h.run(600);
-    // The view change ran a pass: no row names the dead member any more.
-    expect(s.masterPasses).toBeGreaterThan(passes);
-    expect(master.grid.partitions.table.replicas.every((r) => !r.includes(victim))).toBe(true);
-    expect(await h.runUntil(() => incompleteReplication(h, P) === null, 20_000)).toBe(true);
-    h.stop();
-  }, 60_000);
+  test(
+    "the master skips passes while nothing changes, and still repairs the table at once when a member dies",
+    async () => {
+      const h = await idleGrid();
+      const master = h.live().find((m) => m.grid.partitions.masterActive)!;
+      const s = master.grid.partitions.stats;
+      const [passes, skipped] = [s.masterPasses, s.masterPassesSkipped];
+      await h.run(5_000);
+      expect(s.masterPasses).toBe(passes);
+      expect(s.masterPassesSkipped).toBeGreaterThan(skipped);
+      const victim = h.live().find((m) => m !== master)!.id;
+      h.crash(victim, 500);
+      await h.run(600);
+      // The view change ran a pass: no row names the dead member any more.
+      expect(s.masterPasses).toBeGreaterThan(passes);
+      expect(master.grid.partitions.table.replicas.every((r) => !r.includes(victim))).toBe(true);
+      expect(await h.runUntil(() => incompleteReplication(h, P) === null, 20_000)).toBe(true);
+      h.stop();
+    },
+    60_000,
+  );
 });

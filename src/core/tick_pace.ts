@@ -49,6 +49,8 @@ export class TickPace {
     this.#sleeping = delay > this.tickMs;
     this.#timer = this.clock.setTimer(delay, () => {
       if (this.#stopped) return;
+      // Fired: a wake during the run only marks it (the run schedules the next one).
+      this.#sleeping = false;
       this.#woken = false;
       this.stats.runs++;
       const busy = this.run();

@@ -109,7 +109,9 @@ export class ExpirySweep {
     const out: ExpiredKey[] = [];
     const stored = expiringStored();
     const idle = this.#idle;
-    if (idle && idle.stored === stored && idle.parts.length === parts.length && idle.parts.every((d, i) => d === parts[i])) {
+    if (
+      idle && idle.stored === stored && idle.parts.length === parts.length && idle.parts.every((d, i) => d === parts[i])
+    ) {
       this.skipped++;
       return out;
     }

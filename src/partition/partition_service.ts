@@ -144,10 +144,7 @@ export class PartitionService {
   #lastHeartbeatAt = -Infinity;
   #idealKey = "";
   #ideal: NodeId[][] | null = null;
-  /**
-   * The table and members (see #inputsKey) of the last master pass that changed nothing with no
-   * migration in flight: a pass over the same inputs would change nothing again, so it is skipped.
-   */
+  /** The inputs (table, #inputsKey) of the last master pass that changed nothing, none in flight. */
   #quiet: { table: PartitionTable; key: string } | null = null;
   #publishTimer: Timer | null = null;
   #pending: PartitionTable | null = null;
@@ -210,26 +207,24 @@ export class PartitionService {
     };
     this.#table = emptyTable(c.partitionCount);
     const r = opts.router;
-    r.on(PartitionTablePushMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onPush(from, msg)));
-    r.on(PartitionTableVersionMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onVersion(from, msg)));
-    r.on(PartitionTableFetchMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onFetch(from, msg)));
-    r.on(PartitionTableReportMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onReport(from, msg)));
-    r.on(PartitionMigrationStartMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onMigrationStart(from, msg)));
-    r.on(PartitionMigrationReadyMsg, (_from, msg) => this.#stopped || (this.#pace.wake(), this.#onReady(msg)));
-    r.on(PartitionMemberLeavingMsg, (from) => this.#stopped || (this.#pace.wake(), this.#onMemberLeaving(from)));
-    r.on(PartitionBackupsSyncedMsg, (from, msg) => this.#stopped || (this.#pace.wake(), this.#onBackupsSynced(from, msg.items)));
+    // Every message may give the tick work: it wakes it (../core/tick_pace.ts).
+    const woken = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) =>
+      this.#stopped || (this.#pace.wake(), fn(...a));
+    r.on(PartitionTablePushMsg, woken((from, msg) => this.#onPush(from, msg)));
+    r.on(PartitionTableVersionMsg, woken((from, msg) => this.#onVersion(from, msg)));
+    r.on(PartitionTableFetchMsg, woken((from, msg) => this.#onFetch(from, msg)));
+    r.on(PartitionTableReportMsg, woken((from, msg) => this.#onReport(from, msg)));
+    r.on(PartitionMigrationStartMsg, woken((from, msg) => this.#onMigrationStart(from, msg)));
+    r.on(PartitionMigrationReadyMsg, woken((_from, msg) => this.#onReady(msg)));
+    r.on(PartitionMemberLeavingMsg, woken((from) => this.#onMemberLeaving(from)));
+    r.on(PartitionBackupsSyncedMsg, woken((from, msg) => this.#onBackupsSynced(from, msg.items)));
     this.#unsubscribe = this.#view.subscribe((e) => {
       if (e.type === "masterChanged" || e.type === "memberRemoved" || e.type === "memberAdded") {
         this.#pace?.wake();
         this.#onViewChange();
       }
     });
-    // Every tickMs while a collect, a leave, a migration or a table change is under way; else the
-    // master sleeps until its next heartbeat and the others until heartbeatMs from now.
-    this.#pace = new TickPace(this.#clock, this.config.tickMs, () => this.#tick(), () =>
-      this.masterActive
-        ? this.#lastHeartbeatAt + this.config.heartbeatMs
-        : this.#clock.now() + this.config.heartbeatMs);
+    this.#pace = new TickPace(this.#clock, this.config.tickMs, () => this.#tick(), () => this.#sleepUntil());
     this.#onViewChange();
   }
 
@@ -597,7 +592,12 @@ export class PartitionService {
     for (const m of this.#view.members()) if (m.id !== this.self) this.#transport.send(m.id, msg);
   }
 
-  /** @returns whether work is under way (see ../core/tick_pace.ts) */
+  /** With nothing under way, the master's tick sleeps until its next heartbeat; the others' for one heartbeatMs. */
+  #sleepUntil(): number {
+    return (this.masterActive ? this.#lastHeartbeatAt : this.#clock.now()) + this.config.heartbeatMs;
+  }
+
+  /** @returns whether work is under way: a collect, a leave, a migration, a table change */
   #tick(): boolean {
     const now = this.#clock.now();
     if (this.#collect) {
@@ -628,9 +628,8 @@ export class PartitionService {
     if (!this.masterActive) return;
     const now = this.#clock.now();
     let t = this.#current();
-    // A pass is a pure function of the table, the members, the leaving members and the
-    // migrations in flight (and the clock only through them): with none in flight and the
-    // same inputs as a pass that changed nothing, it would change nothing again.
+    // A pure function of the table, (leaving) members and migrations in flight: with none in
+    // flight and the inputs of a pass that changed nothing, it would change nothing again.
     const inputs = this.#inputsKey();
     if (this.#inflight.size === 0 && this.#quiet?.table === t && this.#quiet.key === inputs) {
       this.stats.masterPassesSkipped++;
