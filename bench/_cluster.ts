@@ -209,6 +209,46 @@ function statCpuMs(path: string): number {
 }
 
 /**
+ * CPU time used so far by each thread of process `pid`, summed by thread name (the main thread
+ * is "main"; under Bun the others are JSC's JITWorker and HeapHelper, mimalloc's mi-scavenger…).
+ * @returns milliseconds per name (empty where /proc cannot be read)
+ */
+export function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const path = `/proc/${pid}/task/${tid}/stat`;
+        const stat = readFileSync(path, "utf8");
+        const name = tid === String(pid) ? "main" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        out.set(name, (out.get(name) ?? 0) + statCpuMs(path));
+      } catch {
+        // the thread ended
+      }
+    }
+  } catch {
+    // the process ended
+  }
+  return out;
+}
+
+/**
+ * Context switches of process `pid` ("self" for this one): of its main thread (each time its event
+ * loop slept and was woken, or was preempted) and of all its threads, from /proc.
+ */
+export function contextSwitches(pid: number | "self"): { main: number; all: number } {
+  const read = (path: string) => {
+    const t = readFileSync(path, "utf8");
+    const num = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(t)?.[1] ?? NaN);
+    return num("voluntary_ctxt_switches") + num("nonvoluntary_ctxt_switches");
+  };
+  const main = read(`/proc/${pid}/status`);
+  let all = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) all += read(`/proc/${pid}/task/${tid}/status`);
+  return { main, all };
+}
+
+/**
  * UDP datagrams the kernel dropped because a socket's receive buffer was full
  * (`RcvbufErrors` in /proc/net/snmp), machine-wide. WebRTC runs over UDP: each drop costs
  * an SCTP retransmission (a probe after about two round trips, or the RTO of 100 ms–1 s; see
