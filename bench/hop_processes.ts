@@ -32,7 +32,7 @@ import { packetPathFigures } from "../src/transport/packet_path.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import "../src/transport/messages.ts";
 import { launcher, type RuntimeKind } from "../test/support/cluster.ts";
-import { flag, loadAverage, quantile, schedCpuNs, sleep, switches } from "./_cluster.ts";
+import { contextSwitches, flag, loadAverage, quantile, schedCpuNs, sleep } from "./_cluster.ts";
 import { benchTransport, startBenchChild } from "./_transport.ts";
 
 const argv = args();
@@ -154,7 +154,7 @@ async function measure(
     await p;
   }
   await sleep(300); // the child's datagram report catches up
-  const cpu0 = [schedCpuNs("self"), schedCpuNs(peer.pid)], sw0 = [switches("self"), switches(peer.pid)];
+  const cpu0 = [schedCpuNs("self"), schedCpuNs(peer.pid)], sw0 = [contextSwitches("self"), contextSwitches(peer.pid)];
   const dg0 = [sentDatagrams(), peer.lastSent()];
   const rtts: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
@@ -164,7 +164,7 @@ async function measure(
     await p;
     rtts.push(performance.now() - t0);
   }
-  const cpu1 = [schedCpuNs("self"), schedCpuNs(peer.pid)], sw1 = [switches("self"), switches(peer.pid)];
+  const cpu1 = [schedCpuNs("self"), schedCpuNs(peer.pid)], sw1 = [contextSwitches("self"), contextSwitches(peer.pid)];
   const dg1p = sentDatagrams();
   await sleep(450);
   const dg1 = [dg1p, peer.lastSent()];

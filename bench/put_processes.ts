@@ -16,6 +16,7 @@
  * use a long `--seconds` for a profile of the put phase). Ends with one JSON line.
  */
 import {
+  contextSwitches as switches,
   flag,
   loadAverage,
   processCpu,
@@ -23,7 +24,6 @@ import {
   sampleOf,
   scrapeMetrics,
   startBenchCluster,
-  switches,
   udpCounter,
 } from "./_cluster.ts";
 import dgram from "node:dgram";
