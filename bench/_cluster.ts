@@ -200,6 +200,26 @@ export function processCpu(pid: number | "self"): { cpuMs: number; waitMs: numbe
   }
 }
 
+/**
+ * CPU time used so far by process `pid` ("self" for this one), in nanoseconds, from the
+ * scheduler's per-thread accounting (/proc/<pid>/task/<tid>/schedstat: finer than the 10 ms
+ * ticks of /proc/<pid>/stat): all its threads, and its main (JS) thread alone.
+ */
+export function schedCpuNs(pid: number | "self"): { all: number; main: number } {
+  const dir = `/proc/${pid}/task`;
+  const ns = (tid: string) => Number(readFileSync(`${dir}/${tid}/schedstat`, "utf8").split(" ")[0]);
+  let all = 0;
+  for (const tid of readdirSync(dir)) {
+    try {
+      all += ns(tid);
+    } catch {
+      // the thread ended
+    }
+  }
+  const self = pid === "self" ? readFileSync("/proc/self/stat", "utf8").split(" ")[0] : String(pid);
+  return { all, main: ns(self) };
+}
+
 /** user + system CPU ms of a /proc `stat` file (a process's or a thread's). */
 function statCpuMs(path: string): number {
   const stat = readFileSync(path, "utf8");
