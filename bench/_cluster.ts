@@ -200,12 +200,72 @@ export function processCpu(pid: number | "self"): { cpuMs: number; waitMs: numbe
   }
 }
 
+/**
+ * CPU time used so far by process `pid` ("self" for this one), in nanoseconds, from the
+ * scheduler's per-thread accounting (/proc/<pid>/task/<tid>/schedstat: finer than the 10 ms
+ * ticks of /proc/<pid>/stat): all its threads, and its main (JS) thread alone.
+ */
+export function schedCpuNs(pid: number | "self"): { all: number; main: number } {
+  const dir = `/proc/${pid}/task`;
+  const ns = (tid: string) => Number(readFileSync(`${dir}/${tid}/schedstat`, "utf8").split(" ")[0]);
+  let all = 0;
+  for (const tid of readdirSync(dir)) {
+    try {
+      all += ns(tid);
+    } catch {
+      // the thread ended
+    }
+  }
+  const self = pid === "self" ? readFileSync("/proc/self/stat", "utf8").split(" ")[0] : String(pid);
+  return { all, main: ns(self) };
+}
+
 /** user + system CPU ms of a /proc `stat` file (a process's or a thread's). */
 function statCpuMs(path: string): number {
   const stat = readFileSync(path, "utf8");
   // Fields after the name start at field 3 (state): utime is field 14, stime 15.
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) * 1000 / CLOCK_TICKS;
+}
+
+/**
+ * CPU time used so far by each thread of process `pid`, summed by thread name (the main thread
+ * is "main"; under Bun the others are JSC's JITWorker and HeapHelper, mimalloc's mi-scavenger…).
+ * @returns milliseconds per name (empty where /proc cannot be read)
+ */
+export function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const path = `/proc/${pid}/task/${tid}/stat`;
+        const stat = readFileSync(path, "utf8");
+        const name = tid === String(pid) ? "main" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        out.set(name, (out.get(name) ?? 0) + statCpuMs(path));
+      } catch {
+        // the thread ended
+      }
+    }
+  } catch {
+    // the process ended
+  }
+  return out;
+}
+
+/**
+ * Context switches of process `pid` ("self" for this one): of its main thread (each time its event
+ * loop slept and was woken, or was preempted) and of all its threads, from /proc.
+ */
+export function contextSwitches(pid: number | "self"): { main: number; all: number } {
+  const read = (path: string) => {
+    const t = readFileSync(path, "utf8");
+    const num = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(t)?.[1] ?? NaN);
+    return num("voluntary_ctxt_switches") + num("nonvoluntary_ctxt_switches");
+  };
+  const main = read(`/proc/${pid}/status`);
+  let all = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) all += read(`/proc/${pid}/task/${tid}/status`);
+  return { main, all };
 }
 
 /**

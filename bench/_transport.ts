@@ -2,7 +2,9 @@
  * Shared by the transport benches (one process and two processes): the sending loops they
  * time, and the median and number format of their tables.
  */
-import type { WebRtcTransport } from "../src/transport/webrtc.ts";
+import { type ChildHandle, spawnChild } from "../src/runtime/spawn.ts";
+import { SignalingClient } from "../src/signaling/client.ts";
+import { WebRtcTransport } from "../src/transport/webrtc.ts";
 import type { WebRtcPeer } from "../src/transport/webrtc_peer.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import type { Message } from "../src/wire/message.ts";
@@ -74,4 +76,65 @@ export async function sendTestMessages(transport: WebRtcTransport, to: NodeId, n
     sent += k;
     await Promise.resolve();
   }
+}
+
+/** A child process of a transport bench, whose stdout lines the parent waits for. */
+export interface BenchChild {
+  readonly handle: ChildHandle;
+  /** Resolves with (and removes) the first stdout line starting with `prefix`. */
+  waitLine(prefix: string): Promise<string>;
+}
+
+/**
+ * Starts `cmd` with `env` added; its stderr lines are printed with `label`. Each stdout line
+ * goes to `onLine` first, and is kept for {@link BenchChild.waitLine} unless `onLine` returns true.
+ */
+export function startBenchChild(
+  cmd: string[],
+  env: Record<string, string>,
+  label: string,
+  onLine?: (line: string) => boolean,
+): BenchChild {
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  const handle = spawnChild(cmd, {
+    env,
+    onStdoutLine: (l) => {
+      if (!onLine?.(l)) lines.push(l);
+      for (const w of waiters.splice(0)) w();
+    },
+    onStderrLine: (l) => console.error(`[${label}] ${l}`),
+  });
+  return {
+    handle,
+    async waitLine(prefix) {
+      for (;;) {
+        const i = lines.findIndex((l) => l.startsWith(prefix));
+        if (i >= 0) return lines.splice(i, 1)[0];
+        if (handle.done) throw new Error(`${label} exited before printing "${prefix}"`);
+        await Promise.race([new Promise<void>((r) => waiters.push(r)), sleep(1000)]);
+      }
+    },
+  };
+}
+
+/**
+ * A Shoal WebRTC transport for member `self` of the bench cluster `cluster` (secret "bench",
+ * no ICE servers), registered with the signaling server at `url`; `close` ends both.
+ */
+export async function benchTransport(
+  url: string,
+  cluster: string,
+  self: string,
+): Promise<{ transport: WebRtcTransport; close(): Promise<void> }> {
+  const sc = new SignalingClient({ url, cluster, self });
+  await sc.start();
+  const transport = new WebRtcTransport({ self, cluster, secret: "bench", signaling: sc, iceServers: [] });
+  return {
+    transport,
+    async close() {
+      await transport.close();
+      sc.close();
+    },
+  };
 }

@@ -16,6 +16,7 @@
  * use a long `--seconds` for a profile of the put phase). Ends with one JSON line.
  */
 import {
+  contextSwitches as switches,
   flag,
   loadAverage,
   processCpu,
@@ -26,7 +27,6 @@ import {
   udpCounter,
 } from "./_cluster.ts";
 import dgram from "node:dgram";
-import { readdirSync, readFileSync } from "node:fs";
 import nodeProcess from "node:process";
 import { args, runtimeVersion } from "../src/runtime/process.ts";
 import { retransmissionFigures, sackPolicyFigures } from "../src/transport/webrtc_peer.ts";
@@ -55,22 +55,6 @@ const udp = { sent: 0, received: 0 };
     if (event === "message") udp.received++;
     return emit.call(this, event, ...a);
   };
-}
-
-/**
- * Context switches of process `pid` ("self" for this one): of its main thread (each time its event
- * loop slept and was woken, or was preempted) and of all its threads, from /proc.
- */
-function switches(pid: number | "self"): { main: number; all: number } {
-  const read = (path: string) => {
-    const t = readFileSync(path, "utf8");
-    const num = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(t)?.[1] ?? NaN);
-    return num("voluntary_ctxt_switches") + num("nonvoluntary_ctxt_switches");
-  };
-  const main = read(`/proc/${pid}/status`);
-  let all = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) all += read(`/proc/${pid}/task/${tid}/status`);
-  return { main, all };
 }
 
 /** Counters summed over the members (from /metrics) plus the client's own. */

@@ -16,13 +16,21 @@
 import process from "node:process";
 import { loadavg } from "node:os";
 import { args, env, runtimeName } from "../src/runtime/process.ts";
-import { runtimeScriptCommand, spawnChild } from "../src/runtime/spawn.ts";
-import { SignalingClient } from "../src/signaling/client.ts";
+import { runtimeScriptCommand } from "../src/runtime/spawn.ts";
 import { createSignalingServer } from "../src/signaling/server.ts";
-import { WebRtcTransport } from "../src/transport/webrtc.ts";
 import { WebRtcPeer } from "../src/transport/webrtc_peer.ts";
 import "../src/transport/messages.ts";
-import { fmt, median, PAYLOAD, sendRawPayloads, sendTestMessages, sleep } from "./_transport.ts";
+import {
+  type BenchChild,
+  benchTransport,
+  fmt,
+  median,
+  PAYLOAD,
+  sendRawPayloads,
+  sendTestMessages,
+  sleep,
+  startBenchChild,
+} from "./_transport.ts";
 
 const argv = args();
 const opt = (name: string): string | undefined => {
@@ -63,9 +71,7 @@ async function receiver(mode: string, plan: number[]): Promise<void> {
     const answer = await peer.acceptOffer(JSON.parse(env("SHOAL_BENCH_OFFER")!));
     console.log(`answer ${JSON.stringify(answer)}`);
   } else {
-    const sc = new SignalingClient({ url: env("SHOAL_BENCH_SIGNAL")!, cluster: "bench-2p", self: "b" });
-    await sc.start();
-    const t = new WebRtcTransport({ self: "b", cluster: "bench-2p", secret: "bench", signaling: sc, iceServers: [] });
+    const { transport: t } = await benchTransport(env("SHOAL_BENCH_SIGNAL")!, "bench-2p", "b");
     t.setHandlers({ message: () => count(1), linkUp() {}, linkDown() {} });
     console.log("ready");
   }
@@ -76,43 +82,9 @@ async function receiver(mode: string, plan: number[]): Promise<void> {
 
 // ------------------------------------------------------------------ sender (parent)
 
-interface Child {
-  lines: string[];
-  waitLine(prefix: string): Promise<string>;
-  kill(): void;
-}
-
-function startReceiver(mode: string, plan: number[], extraEnv: Record<string, string>): Child {
-  const lines: string[] = [];
-  const waiters: Array<() => void> = [];
-  const child = spawnChild([
-    ...runtimeScriptCommand(new URL(import.meta.url).pathname),
-    "--role",
-    "receiver",
-    "--mode",
-    mode,
-    "--plan",
-    plan.join(","),
-  ], {
-    env: extraEnv,
-    onStdoutLine: (l) => {
-      lines.push(l);
-      for (const w of waiters.splice(0)) w();
-    },
-    onStderrLine: (l) => console.error(`[receiver] ${l}`),
-  });
-  return {
-    lines,
-    async waitLine(prefix) {
-      for (;;) {
-        const i = lines.findIndex((l) => l.startsWith(prefix));
-        if (i >= 0) return lines.splice(i, 1)[0];
-        if (child.done) throw new Error(`receiver exited before printing "${prefix}"`);
-        await Promise.race([new Promise<void>((r) => waiters.push(r)), sleep(1000)]);
-      }
-    },
-    kill: () => child.kill(),
-  };
+function startReceiver(mode: string, plan: number[], extraEnv: Record<string, string>): BenchChild {
+  const cmd = [...runtimeScriptCommand(new URL(import.meta.url).pathname), "--role", "receiver", "--mode", mode];
+  return startBenchChild([...cmd, "--plan", plan.join(",")], extraEnv, "receiver");
 }
 
 interface Figures {
@@ -121,7 +93,7 @@ interface Figures {
   receiverCpuUsPerMsg: number;
 }
 
-async function measureRuns(child: Child, plan: number[], sendAll: (n: number) => Promise<void>): Promise<Figures> {
+async function measureRuns(child: BenchChild, plan: number[], sendAll: (n: number) => Promise<void>): Promise<Figures> {
   const rates: number[] = [], sCpu: number[] = [], rCpu: number[] = [];
   for (let r = 0; r < plan.length; r++) {
     const t0 = performance.now();
@@ -147,7 +119,7 @@ async function benchRaw(plan: number[]): Promise<Figures> {
   await opened;
   const figures = await measureRuns(child, plan, (n) => sendRawPayloads(a, n, PER_FRAME));
   await a.close();
-  child.kill();
+  child.handle.kill();
   return figures;
 }
 
@@ -155,15 +127,12 @@ async function benchShoal(plan: number[]): Promise<Figures> {
   const server = await createSignalingServer({ port: 0 });
   const child = startReceiver("shoal", plan, { SHOAL_BENCH_SIGNAL: server.url });
   await child.waitLine("ready");
-  const sc = new SignalingClient({ url: server.url, cluster: "bench-2p", self: "a" });
-  await sc.start();
-  const a = new WebRtcTransport({ self: "a", cluster: "bench-2p", secret: "bench", signaling: sc, iceServers: [] });
+  const { transport: a, close } = await benchTransport(server.url, "bench-2p", "a");
   a.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
   await a.connect("b");
   const figures = await measureRuns(child, plan, (n) => sendTestMessages(a, "b", n));
-  await a.close();
-  sc.close();
-  child.kill();
+  await close();
+  child.handle.kill();
   await server.close();
   return figures;
 }

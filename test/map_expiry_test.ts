@@ -113,6 +113,26 @@ describe("expiry sweep", () => {
     const out = sweep.sweep(plain, 1000, 1000);
     expect(out.map((e) => `${e.p}:${new TextDecoder().decode(e.key)}`)).toEqual(["3:late"]);
   });
+
+  test("a call over the same partitions with no expiring record stored since looks at no store, and a change ends that", () => {
+    const plain = [filled(1, 0, 10), filled(3, 0, 10)];
+    // Holds an expiring record before the idle calls: a copy that becomes primary later.
+    const promoted = filled(4, 3, 10);
+    const sweep = new ExpirySweep();
+    expect(sweep.sweep(plain, 1000, 1000)).toEqual([]);
+    expect(sweep.skipped).toBe(0);
+    expect(sweep.sweep([...plain], 1000, 1000)).toEqual([]);
+    expect(sweep.skipped).toBe(1);
+    // Another partition served: walked at once, though no record was stored since.
+    expect(sweep.sweep([...plain, promoted], 1000, 1000).length).toBe(2);
+    expect(sweep.skipped).toBe(1);
+    // Back to the plain partitions: idle again; then a record with a TTL is stored in one of them.
+    expect(sweep.sweep(plain, 1000, 1000)).toEqual([]);
+    expect(sweep.sweep(plain, 1000, 1000)).toEqual([]);
+    expect(sweep.skipped).toBe(2);
+    write(plain[0], [{ m: "m", k: b("late"), v: b("v"), at: 0, mi: 10 }]);
+    expect(sweep.sweep(plain, 1000, 1000).map((e) => e.p)).toEqual([1]);
+  });
 });
 
 describe("touch batching", () => {

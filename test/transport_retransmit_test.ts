@@ -145,3 +145,29 @@ test("a probe sent only because the SACK was late is reported as a duplicate and
   expect(after.probes - before.probes).toBeGreaterThanOrEqual(1);
   expect(after.spuriousProbes - before.spuriousProbes).toBeGreaterThanOrEqual(1);
 }, 60_000);
+
+test("request/response traffic wakes no probe timer: it stops once everything is acknowledged", async () => {
+  const { a, b } = await warmPair();
+  b.events.message = (m) => b.send(m);
+  const before = retransmissionFigures();
+  // Round trips for at least 200 ms: with a timer left running while DATA comes and goes, it
+  // would expire every max(4 ms, 2·SRTT + 2 ms), nearly always only to find the last SACK recent.
+  const start = performance.now();
+  let trips = 0;
+  while (performance.now() - start < 200 || trips < 100) {
+    expect([...(await echoOf(a, Uint8Array.of(trips & 255, 1)))]).toEqual([trips & 255, 1]);
+    trips++;
+  }
+  b.events.message = () => {};
+  await new Promise((r) => setTimeout(r, 50));
+  const after = retransmissionFigures();
+  const expiries = after.probeTimerExpiries - before.probeTimerExpiries, probes = after.probes - before.probes;
+  console.log(
+    `${trips} round trips in ${
+      (performance.now() - start).toFixed(0)
+    } ms: ${expiries} probe timer expiries, ${probes} probes`,
+  );
+  // A round trip slower than the probe wait (a stall of this loaded process) probes, as it should;
+  // an expiry that finds nothing to send is a wasted wake-up.
+  expect(expiries - probes).toBeLessThanOrEqual(2);
+}, 60_000);

@@ -233,7 +233,16 @@ export class Coordinator {
   #scheduleTick(): void {
     if (!this.#active) return;
     this.#timer?.cancel();
-    this.#timer = this.opts.clock.setTimer(this.opts.tickMs ?? 50, () => void this.#tick());
+    const tickMs = this.opts.tickMs ?? 50;
+    let delay = tickMs;
+    if (this.#jobs.size === 0 && this.#events.length === 0) {
+      // Nothing to reconcile: sleep until the next fence check or scan is due (an event wakes
+      // the loop at once, see push; a lost mastership deposes it through the view).
+      const fenceAt = this.#lastFenceAt + (this.opts.fenceCheckIntervalMs ?? 1000);
+      const scanAt = this.#scanning ? Infinity : this.#lastScanAt + (this.opts.scanIntervalMs ?? 2000);
+      delay = Math.max(tickMs, Math.min(fenceAt, scanAt) - this.opts.clock.now());
+    }
+    this.#timer = this.opts.clock.setTimer(delay, () => void this.#tick());
   }
 
   async #tick(): Promise<void> {
@@ -268,6 +277,8 @@ export class Coordinator {
         ).finally(() => {
           this.#scanning = false;
           this.#lastScanAt = clock.now();
+          // The loop may sleep past the next scan's time: wake it then (a tick under way does it).
+          if (!this.#ticking) this.#scheduleTick();
         });
       }
       for (const job of [...this.#jobs.values()]) {

@@ -21,7 +21,7 @@
  *   replicated idle clocks.
  */
 import type { PartitionData } from "./partition_data.ts";
-import type { MapRecord } from "./record_store.ts";
+import { expiringStored, type MapRecord } from "./record_store.ts";
 
 /** Per-entry expiry on set/put/putIfAbsent/replace. Unset = the map's default; 0 = none. */
 export interface ExpiryOptions {
@@ -87,6 +87,19 @@ export class ExpirySweep {
   #d: PartitionData | null = null;
   /** Records (and store skips) examined so far. */
   examined = 0;
+  /** Calls that found nothing to walk without looking at a store (see {@link sweep}). */
+  skipped = 0;
+  /**
+   * The partitions of the last call, when none held an expiring record, and the count of
+   * expiring records stored then: with the same partitions and no such record stored since,
+   * none can hold one now (a store's count only rises when it stores one).
+   */
+  #idle: { parts: readonly PartitionData[]; stored: number } | null = null;
+
+  /** The last call found no partition holding an expiring record. */
+  get idle(): boolean {
+    return this.#idle !== null;
+  }
 
   /**
    * Examines at most `budget` records (and store skips) of `parts` (any order).
@@ -94,9 +107,18 @@ export class ExpirySweep {
    */
   sweep(parts: readonly PartitionData[], now: number, budget: number): ExpiredKey[] {
     const out: ExpiredKey[] = [];
+    const stored = expiringStored();
+    const idle = this.#idle;
+    if (
+      idle && idle.stored === stored && idle.parts.length === parts.length && idle.parts.every((d, i) => d === parts[i])
+    ) {
+      this.skipped++;
+      return out;
+    }
     // Only partitions holding a record with a TTL or max-idle can hold an expired one: the
     // others are left out before any walk (each tick, every 50 ms, on every member).
     const sorted = parts.filter(hasExpiring).sort((a, b) => a.p - b.p);
+    this.#idle = sorted.length === 0 ? { parts: [...parts], stored } : null;
     if (sorted.length === 0) return out;
     let steps = 0;
     // At most one pass per call: stop before entering a partition this call already entered.

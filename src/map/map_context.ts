@@ -221,6 +221,31 @@ export function held(f: Follower, now: number): boolean {
   return f.heldUntil !== undefined && now < f.heldUntil;
 }
 
+/**
+ * Whether the tick of primary `prim` (primary.ts `tick`, `checkMigration`) has nothing to do now
+ * (the map layer's tick then sleeps: ../core/tick_pace.ts)
+ * but anti-entropy: every live follower confirmed, holding every write, not held, without a
+ * snapshot under way; no migration, handoff, fence or write waiting for acks.
+ */
+export function primaryQuiet(
+  ctx: MapContext,
+  prim: PrimaryState,
+  now: number,
+  live: ReadonlySet<NodeId>,
+  snapshotsOut: ReadonlyMap<string, unknown>,
+): boolean {
+  if (prim.catchUp || prim.migration || prim.handoff || prim.fence || prim.waiters.length > 0) return false;
+  const d = ctx.data.get(prim.p);
+  if (!d) return false;
+  for (const f of prim.followers.values()) {
+    if (!live.has(f.id)) continue;
+    if (!f.confirmed || f.acked < d.seq || f.stream || held(f, now) || snapshotsOut.has(`${prim.p}|${f.id}`)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 /** What a replica reported about its copy to a new primary. */
 export interface HistoryReport {
   /** Lineage whose history the copy holds (-1: none, a fresh copy). */

@@ -180,6 +180,14 @@ export class MapHousekeeping {
     this.#usageStale = false;
   }
 
+  /**
+   * Whether the tick has work here: touches to flush, records that can expire, or maps with a
+   * limit (their usage is recounted every second).
+   */
+  get busy(): boolean {
+    return this.#limits || this.#touches.size > 0 || !this.#sweep.idle;
+  }
+
   /** Per tick: due touches, a bounded sweep, and limits left exceeded by ownership changes. */
   tick(now: number): void {
     for (const t of this.#touches.due(now)) this.#flushTouches(t.p, t.keys, now);

@@ -51,7 +51,6 @@
  * instead of serving silently.
  */
 import type { ServiceDeps } from "../cluster/service_deps.ts";
-import type { Timer } from "../core/clock.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
 import type { PartitionTable } from "../partition/partition_table.ts";
@@ -67,6 +66,7 @@ import {
   type MapCounters,
   type MapServiceConfig,
   mapServiceConfig,
+  primaryQuiet,
   type PrimaryState,
   push,
   type Role,
@@ -95,6 +95,7 @@ import type { PartitionData } from "./partition_data.ts";
 import { PrimaryRole } from "./primary.ts";
 import type { MapRecord } from "./record_store.ts";
 import { SnapshotTransfers } from "./snapshot_transfer.ts";
+import { TickPace } from "../core/tick_pace.ts";
 import { bytesEqual } from "./record_store.ts";
 import type { MapLocalStats } from "./summary.ts";
 
@@ -156,8 +157,10 @@ export class MapService {
   #backup: BackupRole;
   #catchUp: CatchUp;
   #proxies = new Map<string, MapProxy<unknown, unknown>>();
-  #timer: Timer | null = null;
+  #pace: TickPace | null = null;
   #stopped = false;
+  /** When the next anti-entropy round is due (see {@link PrimaryRole.tick}). */
+  #antiEntropyAt = -Infinity;
   #unsubscribeTable: () => void;
   #unsubscribeView: () => void;
   /** A table change is being applied (catch-ups it ends wait for its end to settle the limits). */
@@ -203,9 +206,11 @@ export class MapService {
     this.#backup = new BackupRole(ctx, this.#snapshots, this.#catchUp);
     const r = opts.router;
     r.on(MapBackupOpsMsg, (from, msg) => {
+      this.#wake();
       if (!this.#stopped) this.#backup.onBackupOps(from, msg);
     });
     r.on(MapBackupAckMsg, (from, msg) => {
+      this.#wake();
       if (this.#stopped) return;
       for (const it of msg.items) {
         if (it.sf !== undefined) this.#primary.onStreamAck(from, it.p, it.e, it.s, it.lv ?? 0, it.sf);
@@ -213,9 +218,11 @@ export class MapService {
       }
     });
     r.on(MapSyncCheckMsg, (from, msg) => {
+      this.#wake();
       if (!this.#stopped) this.#backup.onChecks(from, msg.items);
     });
     r.on(MapSyncPullMsg, (from, msg) => {
+      this.#wake();
       if (this.#stopped) return;
       for (const it of msg.items) {
         if (it.up) this.#catchUp.onCopyRequest(from, it);
@@ -224,6 +231,7 @@ export class MapService {
       }
     });
     const onChunk = (from: NodeId, msg: MapSnapshotChunk) => {
+      this.#wake();
       if (msg.up) this.#catchUp.onCopyChunk(from, msg);
       else this.#backup.onChunk(from, msg);
     };
@@ -236,22 +244,28 @@ export class MapService {
       if (c) onChunk(from, c);
     });
     r.on(MapSnapshotAckMsg, (from, msg) => {
+      this.#wake();
       if (!this.#stopped) this.#snapshots.onAck(from, msg);
     });
     ctx.invoker.serve((from, req, reply) => {
+      this.#wake();
       if (!this.#stopped) this.#primary.serve(from, req, reply);
     });
     this.#unsubscribeTable = ctx.partitions.onTableChange((next, prev) => this.#onTable(next, prev));
     // A member that left the view (its lease ended) retries no call: drop its dedupe records
     // (a late retry of one is refused by the raised watermark; dedupe_records.ts).
     this.#unsubscribeView = ctx.view.subscribe((e) => {
+      this.#wake();
       if (e.type === "memberRemoved") { for (const d of ctx.data.values()) d.dedupe.departed(e.member.id); }
     });
-    ctx.partitions.onMigrationStart((p, epoch, row, mid) => this.#primary.onMigrationStart(p, epoch, row, mid));
+    ctx.partitions.onMigrationStart((p, epoch, row, mid) => {
+      this.#wake();
+      this.#primary.onMigrationStart(p, epoch, row, mid);
+    });
     ctx.partitions.setEmptyCheck((p, epoch) => this.#primary.holdsNothing(p, epoch));
     ctx.partitions.setUntouchedFillCheck((p, epoch, m) => this.#primary.releaseUntouchedFiller(p, epoch, m));
     this.#onTable(ctx.partitions.table);
-    this.#schedule();
+    this.#pace = new TickPace(ctx.clock, this.config.tickMs, () => this.#tick(), () => this.#antiEntropyAt);
   }
 
   /** The IMap proxy for `name` (created on first use). */
@@ -381,6 +395,12 @@ export class MapService {
   clearFence(p: number): void {
     const prim = this.#ctx.primaries.get(p);
     if (prim) prim.fence = null;
+    this.#wake();
+  }
+
+  /** Runs of the tick so far, and those after which it slept (core/tick_pace.ts). */
+  get tickStats(): { runs: number; sleeps: number } {
+    return { ...(this.#pace?.stats ?? { runs: 0, sleeps: 0 }) };
   }
 
   /** Internal state per held partition, for the simulator's invariant checks. */
@@ -503,7 +523,7 @@ export class MapService {
 
   stop(): void {
     this.#stopped = true;
-    this.#timer?.cancel();
+    this.#pace?.stop();
     this.#unsubscribeTable();
     this.#unsubscribeView();
     this.listeners.stop();
@@ -521,6 +541,7 @@ export class MapService {
    */
   #onTable(t: PartitionTable, prev?: PartitionTable): void {
     if (this.#stopped) return;
+    this.#wake();
     this.#inTable = true;
     try {
       this.#applyTable(t, prev);
@@ -659,24 +680,32 @@ export class MapService {
 
   // ---- periodic work ---------------------------------------------------------------------
 
-  #schedule(): void {
-    this.#timer = this.#ctx.clock.setTimer(this.config.tickMs, () => {
-      if (this.#stopped) return;
-      this.#tick();
-      this.#schedule();
-    });
+  /** See {@link TickPace.wake}. */
+  #wake(): void {
+    this.#pace?.wake();
   }
 
-  #tick(): void {
+  /** @returns whether work is under way (see tick_pace.ts) */
+  #tick(): boolean {
     const ctx = this.#ctx;
     const now = ctx.clock.now();
     const checks = new Map<NodeId, CheckItem[]>();
     const live = new Set(ctx.view.members().map((m) => m.id));
+    // One anti-entropy round for every partition this member leads: the checks of a round to
+    // one member travel in one message every antiEntropyMs, instead of a few items in almost
+    // every tick's message (each follower's check came due at its own phase).
+    const round = now >= this.#antiEntropyAt;
+    if (round) this.#antiEntropyAt = now + this.config.antiEntropyMs;
+    const filling = (ctx.partitions.table.filling?.size ?? 0) > 0;
+    let busy = filling;
     for (const prim of ctx.primaries.values()) {
-      if (prim.catchUp) this.#catchUp.tick(prim, now, live, checks);
-      else {
-        this.#primary.tick(prim, now, live, checks);
-        this.#primary.reportSynced(prim, now, false);
+      if (prim.catchUp) {
+        this.#catchUp.tick(prim, now, live, checks);
+        busy = true;
+      } else {
+        this.#primary.tick(prim, now, live, checks, round);
+        if (filling) this.#primary.reportSynced(prim, now, false);
+        busy ||= !primaryQuiet(ctx, prim, now, live, this.#snapshots.out);
       }
     }
     ctx.sendChecks(checks);
@@ -690,6 +719,9 @@ export class MapService {
     }
     this.#snapshots.tick(now, live);
     this.#backup.tick();
+    return busy || this.housekeeping.busy || ctx.polls.size > 0 || ctx.parked.size > 0 ||
+      this.#snapshots.out.size > 0 || this.#snapshots.in.size > 0 || ctx.touched.size > 0 ||
+      this.#backup.fills.size > 0;
   }
 
   /** Every copy this member holds as primary: serving, catching up or handing off. */

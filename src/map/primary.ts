@@ -575,8 +575,18 @@ export class PrimaryRole {
     this.#fill(prim, f);
   }
 
-  /** Tick of a primary that caught up: re-check unconfirmed followers, re-ship to those behind, anti-entropy. */
-  tick(prim: PrimaryState, now: number, live: ReadonlySet<NodeId>, checks: Map<NodeId, CheckItem[]>): void {
+  /**
+   * Tick of a primary that caught up: re-check unconfirmed followers, re-ship to those behind,
+   * anti-entropy: in a `round` (every antiEntropyMs, for all partitions at once), or when a
+   * follower's last check is that old.
+   */
+  tick(
+    prim: PrimaryState,
+    now: number,
+    live: ReadonlySet<NodeId>,
+    checks: Map<NodeId, CheckItem[]>,
+    round = false,
+  ): void {
     const ctx = this.ctx;
     const cfg = ctx.config;
     const d = ctx.data.get(prim.p)!;
@@ -600,7 +610,7 @@ export class PrimaryRole {
         if (now - f.lastProgressAt >= cfg.retransmitMs && now - f.lastSentAt >= cfg.retransmitMs) {
           this.#resend(prim, f, d);
         }
-      } else if (now - f.lastCheckAt >= cfg.antiEntropyMs) {
+      } else if (round || now - f.lastCheckAt >= cfg.antiEntropyMs) {
         f.lastCheckAt = now;
         push(checks, f.id, ctx.followerCheck(prim, f));
       }

@@ -192,6 +192,17 @@ export class RecordRef implements MapRecord {
   }
 }
 
+/** Records with a TTL or max-idle stored so far, in any store of this process (see {@link expiringStored}). */
+let expiringStoredCount = 0;
+
+/**
+ * How many records with a TTL or max-idle any store of this process took so far: while it has
+ * not moved, no store gained one (the expiry sweep skips its walk then; expiry.ts).
+ */
+export function expiringStored(): number {
+  return expiringStoredCount;
+}
+
 export class RecordStore {
   /** The map name as UTF-8, for digests. */
   readonly nameBytes: Uint8Array;
@@ -368,6 +379,7 @@ export class RecordStore {
       exp[slot * 2] = ttl;
       exp[slot * 2 + 1] = mi;
       this.expiring++;
+      expiringStoredCount++;
     } else if (this.#exp) {
       this.#exp[slot * 2] = 0;
       this.#exp[slot * 2 + 1] = 0;

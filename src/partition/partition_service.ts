@@ -19,6 +19,7 @@
 import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
+import { TickPace } from "../core/tick_pace.ts";
 import type { MessageRouter } from "../transport/router.ts";
 import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
@@ -125,7 +126,7 @@ export class PartitionService {
   #source: NodeId | undefined;
   #tableListeners: TableListener[] = [];
   #migrationListeners: MigrationStartListener[] = [];
-  #timer: Timer | null = null;
+  #pace: TickPace;
   #stopped = false;
   #unsubscribe: () => void;
   #lastFetchAt = -Infinity;
@@ -143,6 +144,8 @@ export class PartitionService {
   #lastHeartbeatAt = -Infinity;
   #idealKey = "";
   #ideal: NodeId[][] | null = null;
+  /** The inputs (table, #inputsKey) of the last master pass that changed nothing, none in flight. */
+  #quiet: { table: PartitionTable; key: string } | null = null;
   #publishTimer: Timer | null = null;
   #pending: PartitionTable | null = null;
   /** See {@link setEmptyCheck}. */
@@ -175,6 +178,10 @@ export class PartitionService {
     fillsMoved: 0,
     /** Master only: partitions whose every replica died (their data is gone; they start empty). */
     partitionsLost: 0,
+    /** Master only: passes that did work (repair, migrations, fills). */
+    masterPasses: 0,
+    /** Master only: passes skipped, their inputs unchanged since a pass that changed nothing. */
+    masterPassesSkipped: 0,
   };
 
   constructor(opts: PartitionServiceOptions) {
@@ -200,18 +207,24 @@ export class PartitionService {
     };
     this.#table = emptyTable(c.partitionCount);
     const r = opts.router;
-    r.on(PartitionTablePushMsg, (from, msg) => this.#stopped || this.#onPush(from, msg));
-    r.on(PartitionTableVersionMsg, (from, msg) => this.#stopped || this.#onVersion(from, msg));
-    r.on(PartitionTableFetchMsg, (from, msg) => this.#stopped || this.#onFetch(from, msg));
-    r.on(PartitionTableReportMsg, (from, msg) => this.#stopped || this.#onReport(from, msg));
-    r.on(PartitionMigrationStartMsg, (from, msg) => this.#stopped || this.#onMigrationStart(from, msg));
-    r.on(PartitionMigrationReadyMsg, (_from, msg) => this.#stopped || this.#onReady(msg));
-    r.on(PartitionMemberLeavingMsg, (from) => this.#stopped || this.#onMemberLeaving(from));
-    r.on(PartitionBackupsSyncedMsg, (from, msg) => this.#stopped || this.#onBackupsSynced(from, msg.items));
+    // Every message may give the tick work: it wakes it (../core/tick_pace.ts).
+    const woken = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) =>
+      this.#stopped || (this.#pace.wake(), fn(...a));
+    r.on(PartitionTablePushMsg, woken((from, msg) => this.#onPush(from, msg)));
+    r.on(PartitionTableVersionMsg, woken((from, msg) => this.#onVersion(from, msg)));
+    r.on(PartitionTableFetchMsg, woken((from, msg) => this.#onFetch(from, msg)));
+    r.on(PartitionTableReportMsg, woken((from, msg) => this.#onReport(from, msg)));
+    r.on(PartitionMigrationStartMsg, woken((from, msg) => this.#onMigrationStart(from, msg)));
+    r.on(PartitionMigrationReadyMsg, woken((_from, msg) => this.#onReady(msg)));
+    r.on(PartitionMemberLeavingMsg, woken((from) => this.#onMemberLeaving(from)));
+    r.on(PartitionBackupsSyncedMsg, woken((from, msg) => this.#onBackupsSynced(from, msg.items)));
     this.#unsubscribe = this.#view.subscribe((e) => {
-      if (e.type === "masterChanged" || e.type === "memberRemoved" || e.type === "memberAdded") this.#onViewChange();
+      if (e.type === "masterChanged" || e.type === "memberRemoved" || e.type === "memberAdded") {
+        this.#pace?.wake();
+        this.#onViewChange();
+      }
     });
-    this.#schedule();
+    this.#pace = new TickPace(this.#clock, this.config.tickMs, () => this.#tick(), () => this.#sleepUntil());
     this.#onViewChange();
   }
 
@@ -318,6 +331,7 @@ export class PartitionService {
    */
   leave(timeoutMs = 30_000): Promise<void> {
     this.#leaveRequested = true;
+    this.#pace.wake();
     if (this.#holdsNothing()) return Promise.resolve();
     return new Promise((resolve) => {
       const t = this.#clock.setTimer(timeoutMs, () => done());
@@ -332,7 +346,7 @@ export class PartitionService {
 
   stop(): void {
     this.#stopped = true;
-    this.#timer?.cancel();
+    this.#pace.stop();
     this.#publishTimer?.cancel();
     this.#syncedTimer?.cancel();
     this.#unsubscribe();
@@ -578,15 +592,13 @@ export class PartitionService {
     for (const m of this.#view.members()) if (m.id !== this.self) this.#transport.send(m.id, msg);
   }
 
-  #schedule(): void {
-    this.#timer = this.#clock.setTimer(this.config.tickMs, () => {
-      if (this.#stopped) return;
-      this.#tick();
-      this.#schedule();
-    });
+  /** With nothing under way, the master's tick sleeps until its next heartbeat; the others' for one heartbeatMs. */
+  #sleepUntil(): number {
+    return (this.masterActive ? this.#lastHeartbeatAt : this.#clock.now()) + this.config.heartbeatMs;
   }
 
-  #tick(): void {
+  /** @returns whether work is under way: a collect, a leave, a migration, a table change */
+  #tick(): boolean {
     const now = this.#clock.now();
     if (this.#collect) {
       if (now - this.#collect.sentAt >= 300) {
@@ -596,26 +608,36 @@ export class PartitionService {
         }
       }
       this.#maybeFinishCollect();
-      return;
+      return true;
     }
     if (this.#leaveRequested && !this.#holdsNothing() && now - this.#lastFetchAt >= 1000) {
       this.#lastFetchAt = now;
       this.#sendLeaving();
     }
-    if (!this.masterActive) return;
+    if (!this.masterActive) return this.#leaveRequested;
     this.#masterTick();
     if (now - this.#lastHeartbeatAt >= this.config.heartbeatMs) {
       this.#lastHeartbeatAt = now;
       this.#broadcast({ t: Kind.PartitionTableVersion, version: this.#table.version, term: this.#table.term });
     }
+    return this.#leaveRequested || this.#inflight.size > 0 || this.#quiet === null || this.#pending !== null;
   }
 
   /** Repair, abandon stale migrations, plan new ones. */
   #masterTick(): void {
     if (!this.masterActive) return;
     const now = this.#clock.now();
-    const live = new Set(this.#view.members().map((m) => m.id));
     let t = this.#current();
+    // A pure function of the table, (leaving) members and migrations in flight: with none in
+    // flight and the inputs of a pass that changed nothing, it would change nothing again.
+    const inputs = this.#inputsKey();
+    if (this.#inflight.size === 0 && this.#quiet?.table === t && this.#quiet.key === inputs) {
+      this.stats.masterPassesSkipped++;
+      return;
+    }
+    this.#quiet = null;
+    this.stats.masterPasses++;
+    const live = new Set(this.#view.members().map((m) => m.id));
     let replicas = t.replicas as NodeId[][];
     let changed = false;
     const filling = new Map(t.filling ?? []);
@@ -739,7 +761,15 @@ export class PartitionService {
     if (changed) {
       t = withFilling(nextTable(t, replicas, migrations), filling);
       this.#stage(t);
-    }
+    } else if (this.#inflight.size === 0) this.#quiet = { table: t, key: inputs };
+  }
+
+  /** The members (with their kind) and the leaving members, as #masterTick reads them. */
+  #inputsKey(): string {
+    let key = "";
+    for (const m of this.#view.members()) key += (m.lite ? "~" : "") + m.id + ",";
+    for (const id of this.#leaving) key += "|" + id;
+    return key;
   }
 
   /**

@@ -2,7 +2,8 @@
  * The WebRTC transport: one werift peer connection with one ordered, reliable data channel
  * per pair of members. Messages are CBOR-encoded when sent, coalesced into frames of about
  * 12 KB (never above 64 KiB) once the I/O callbacks of the current event-loop turn have run
- * (setImmediate: replies to many packets that arrived together share frames and packets),
+ * (setImmediate: replies to many packets that arrived together share frames and packets;
+ * on an idle link with sparse traffic once the sending task's synchronous work is done),
  * and handed to the channel only while its
  * `bufferedAmount` is under a bound (werift's SCTP collapses when too much is queued).
  * Messages larger than 16 KiB are chunked. Offers and answers are signed (see
@@ -296,7 +297,8 @@ export class WebRtcTransport implements Transport {
    * Queues `msg` for `to` (directly, or through its route). The message is encoded at
    * once; frames are cut and handed to the channel after the I/O callbacks of this
    * event-loop turn (setImmediate), so messages produced while handling a burst of
-   * incoming packets travel together.
+   * incoming packets travel together; on an idle link with sparse traffic, as soon as
+   * the current task's synchronous work is done (see webrtc_frames.ts).
    */
   send(to: NodeId, msg: Message): boolean {
     if (this.#closed) return false;
@@ -409,6 +411,7 @@ export class WebRtcTransport implements Transport {
       timer: null,
       waiters: [],
       flushScheduled: false,
+      sparse: true,
       waitingLow: false,
       nextChunkId: 0,
       next: null,

@@ -224,6 +224,8 @@ export interface RetransmitFigures {
   rtoExpiries: number;
   /** Probes the peer reported as duplicates (the original had arrived; its SACK was late or lost). */
   spuriousProbes: number;
+  /** Probe timer expiries (each one a wake-up of the event loop, whether it probed or not). */
+  probeTimerExpiries: number;
 }
 
 const retransmitFigures: RetransmitFigures = {
@@ -233,6 +235,7 @@ const retransmitFigures: RetransmitFigures = {
   probeChunks: 0,
   rtoExpiries: 0,
   spuriousProbes: 0,
+  probeTimerExpiries: 0,
 };
 
 /** A copy of this process's retransmission figures. */
@@ -289,7 +292,8 @@ export function tuneRetransmission(sctp: any): boolean {
   };
 
   // One timer per association; a SACK only moves `quietSince`, and the timer, when it
-  // fires early, sleeps for the rest of the wait (no timer churn per SACK).
+  // fires early, sleeps for the rest of the wait (no timer churn per SACK). A SACK that leaves
+  // nothing outstanding stops it; the next transmission starts it again.
   let probeTimer: ReturnType<typeof setTimeout> | undefined;
   let probesSent = 0;
   let quietSince = 0;
@@ -314,6 +318,7 @@ export function tuneRetransmission(sctp: any): boolean {
   };
   const probe = () => {
     probeTimer = undefined;
+    retransmitFigures.probeTimerExpiries++;
     if (sctp.isStopped || !outstanding()) return;
     const wait = probeWait(), quiet = performance.now() - quietSince;
     if (quiet < wait) return armProbe(wait - quiet);
@@ -354,6 +359,13 @@ export function tuneRetransmission(sctp: any): boolean {
     // Probed chunks acknowledged and not reported twice were needed (or their report is lost).
     if (probed.size > 0 && sctp.sentQueue.length === 0) probed.clear();
     if (outstanding()) armProbe(probeWait());
+    else if (probeTimer !== undefined) {
+      // Everything acknowledged: no wake-up for a probe with nothing to probe (on a busy
+      // request/response link that timer would otherwise fire every few milliseconds, each
+      // time only to find the last SACK recent and sleep again).
+      clearTimeout(probeTimer);
+      probeTimer = undefined;
+    }
   };
   const transmit = sctp.transmit.bind(sctp);
   sctp.transmit = async () => {
@@ -452,6 +464,9 @@ export class WebRtcPeer {
   readonly #gatherTimeoutMs: number;
   #closed = false;
   #opened = false;
+  /** werift's SCTP association, once the channel is open. */
+  // deno-lint-ignore no-explicit-any
+  #sctp: any;
   #pairCounted = false;
   events: WebRtcPeerEvents = { open: noop, close: noop, message: noop, bufferedLow: noop };
 
@@ -472,6 +487,7 @@ export class WebRtcPeer {
         // deno-lint-ignore no-explicit-any
         const sctpTransport = (this.#pc as any).sctpTransport;
         const sctp = sctpTransport?.sctp;
+        this.#sctp = sctp ?? undefined;
         tunePacketPath(sctpTransport, this.#dc);
         tuneSackPolicy(sctp);
         tuneRetransmission(sctp);
@@ -503,6 +519,19 @@ export class WebRtcPeer {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Whether everything sent on this connection was acknowledged: no DATA chunk unacknowledged
+   * or queued in werift's association, nothing buffered on the channel. False until the channel
+   * is open, and whenever werift's objects are not as expected.
+   */
+  get idle(): boolean {
+    const sctp = this.#sctp;
+    if (sctp === undefined || this.#closed) return false;
+    const sent: unknown = sctp.sentQueue, queued: unknown = sctp.outboundQueue;
+    return Array.isArray(sent) && sent.length === 0 && Array.isArray(queued) && queued.length === 0 &&
+      this.#dc.bufferedAmount === 0;
   }
 
   /** Bytes handed to the channel and not yet given to the network. */

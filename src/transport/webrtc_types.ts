@@ -73,6 +73,12 @@ export interface Link {
   timer: Timer | null;
   waiters: Waiter[];
   flushScheduled: boolean;
+  /**
+   * Whether the last frame cut at the end of an event-loop turn held one message: traffic on
+   * this link is sparse (request/response one at a time), so a message on an idle connection
+   * leaves at once (webrtc_frames.ts).
+   */
+  sparse: boolean;
   waitingLow: boolean;
   nextChunkId: number;
   /** A replacement connection being negotiated while this open link keeps carrying traffic (relink). */
