@@ -11,12 +11,13 @@ import { GridHarness } from "./support/grid_harness.ts";
 
 const P = 13;
 
-async function cluster(n: number) {
+/** `directBackupAcks` as given; undefined leaves the map config out (the default). */
+async function cluster(n: number, directBackupAcks: boolean | undefined = true) {
   const h = new GridHarness({
     config: {
       partitionCount: P,
       invoke: { attemptTimeoutMs: 2000, callTimeoutMs: 20_000 },
-      map: { directBackupAcks: true },
+      ...(directBackupAcks === undefined ? {} : { map: { directBackupAcks } }),
     },
   });
   for (let i = 0; i < n; i++) await h.add(`n${i}`);
@@ -33,16 +34,49 @@ function remoteKey(h: GridHarness, client: string): { key: string; primary: stri
   }
 }
 
+/** Counts the InvokeBackupAck messages that reach `client`. */
+function countBackupAcks(h: GridHarness, client: string): Message[] {
+  const acks: Message[] = [];
+  const m = h.members.get(client)!;
+  m.router.dispatch = ((orig) => (from: string, msg: Message) => {
+    if (msg.t === Kind.InvokeBackupAck) acks.push(msg);
+    orig(from, msg);
+  })(m.router.dispatch.bind(m.router));
+  return acks;
+}
+
+describe("directBackupAcks setting", () => {
+  test("on by default: with no map config, a write is acknowledged through its backup's own ack", async () => {
+    const h = await cluster(3, undefined);
+    const { key, primary } = remoteKey(h, "n0");
+    const acks = countBackupAcks(h, "n0");
+    await h.until(h.members.get("n0")!.grid.getMap<string, number>("m").set(key, 1));
+    expect(acks.length).toBe(1);
+    expect(h.members.get(primary)!.grid.maps.counters.directAcked).toBe(1);
+    h.stop();
+  });
+
+  test("off when configured: the primary answers after its backup acked, and no backup acks the caller", async () => {
+    const h = await cluster(3, false);
+    const { key, primary, backup } = remoteKey(h, "n0");
+    const acks = countBackupAcks(h, "n0");
+    const map = h.members.get("n0")!.grid.getMap<string, number>("m");
+    await h.until(map.set(key, 1));
+    expect(acks.length).toBe(0);
+    expect(h.members.get(primary)!.grid.maps.counters.directAcked).toBe(0);
+    const backupHas = h.members.get(backup)!.grid.maps.debugReplicas().find((r) => r.p === partitionOf(key, P))!;
+    expect(backupHas.entries).toBe(1);
+    expect(await h.until(map.get(key))).toBe(1);
+    h.stop();
+  });
+});
+
 describe("backups ack straight to the caller", () => {
   test("a write is acknowledged through its backup's own ack, and the backup holds it", async () => {
     const h = await cluster(3);
     const client = h.members.get("n0")!;
     const { key, primary, backup } = remoteKey(h, "n0");
-    const acks: Message[] = [];
-    client.router.dispatch = ((orig) => (from: string, msg: Message) => {
-      if (msg.t === Kind.InvokeBackupAck) acks.push(msg);
-      orig(from, msg);
-    })(client.router.dispatch.bind(client.router));
+    const acks = countBackupAcks(h, "n0");
     await h.until(client.grid.getMap<string, number>("m").set(key, 1));
     expect(acks.length).toBe(1);
     expect(acks[0].pr).toBe(primary);

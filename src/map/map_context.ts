@@ -78,7 +78,7 @@ export interface MapServiceConfig {
   /**
    * Backups ack a write straight to its caller, and the primary answers at once naming the
    * backups to wait for (saves a hop). Used only when every sync backup and migration target
-   * is confirmed; otherwise the primary answers after their acks, as without it. @default false
+   * is confirmed; otherwise the primary answers after their acks, as without it. @default true
    */
   directBackupAcks?: boolean;
   /** Entry events kept per partition on every replica (listeners resume from them). @default 256 */
@@ -111,7 +111,7 @@ export function mapServiceConfig(config?: MapServiceConfig): Required<MapService
     dedupeCapBytesPerPartition: 256 * 1024,
     dedupeClientsPerPartition: 1024,
     eventBytesPerPartition: DEFAULT_EVENT_BYTES,
-    directBackupAcks: false,
+    directBackupAcks: true,
     eventsPerPartition: 256,
     eventPollHoldMs: 1000,
     housekeeping: {},
