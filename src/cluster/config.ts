@@ -71,6 +71,15 @@ export interface MembershipTiming {
   linkStallMs: number;
   /** Stalled link attempts to one member given up and made again in a row, at most. @default 2 */
   linkStallRetries: number;
+  /**
+   * An open link to a member that others still vouch for (not suspected), silent this long
+   * with this member's probes over it unanswered, is closed at once and made again. Such a
+   * link is wedged below the transport (both ends hold it open, nothing crosses either way:
+   * seen over werift under packet loss, for minutes), and a link that stays open is never
+   * made again otherwise. A member merely busy for that long is suspected by the others too,
+   * so its link is left alone. @default 5000
+   */
+  linkSilentResetMs: number;
   /** Coalescing delay for member-list publications by the master. @default 30 */
   publishDelayMs: number;
   /** How long a new master waits for the views of other members. @default 400 */
@@ -140,6 +149,7 @@ export const DefaultTiming: MembershipTiming = {
   connectTimeoutMs: 10_000,
   linkStallMs: 1_500,
   linkStallRetries: 2,
+  linkSilentResetMs: 5_000,
   publishDelayMs: 30,
   collectTimeoutMs: 400,
   linkCheckIntervalMs: 1000,

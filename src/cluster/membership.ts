@@ -95,6 +95,7 @@ export class Membership implements ClusterView {
     rejected: noRejections(),
     probes: 0,
     probeFailures: 0,
+    silentLinkResets: 0,
     suspicions: 0,
     deadVerdicts: 0,
     refutations: 0,

@@ -85,6 +85,8 @@ export interface MembershipStats {
   rejected: Record<RejectReason, number>;
   probes: number;
   probeFailures: number;
+  /** Open links closed and made again because they carried nothing (see `linkSilentResetMs`). */
+  silentLinkResets: number;
   suspicions: number;
   deadVerdicts: number;
   refutations: number;

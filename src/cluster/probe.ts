@@ -33,7 +33,7 @@ export interface RelayRequest {
 /** What probing needs from the membership of its node. */
 export interface ProbeHost extends MembershipPart {
   readonly health: Awareness;
-  readonly stats: { probes: number; probeFailures: number; probesVoided: number };
+  readonly stats: { probes: number; probeFailures: number; probesVoided: number; silentLinkResets: number };
   /** Requests in flight by sequence number (shared with route queries, hence `kind`). */
   readonly pending: Map<number, ProbeRequest | RelayRequest | { kind: "route" }>;
   nextSeq(): number;
@@ -127,7 +127,15 @@ export class Prober {
       // connection and keeps the old one until it opens.
       const ts = h.list.states.get(target);
       const silentMs = ts ? h.clock.now() - ts.heardAt : 0;
-      if (direct && h.t.isLinked(target) && silentMs >= h.config.probeIntervalMs) h.t.relink?.(target);
+      if (direct && h.t.isLinked(target) && ts?.status === Status.alive && silentMs >= h.config.linkSilentResetMs) {
+        // Silent far longer than a busy member would be while the others vouch for it: the link
+        // itself is wedged. Closed at once (no goodbye could cross it); links.ts makes it again
+        // from this end right away, and the peer's end does the same or takes the new offer.
+        h.stats.silentLinkResets++;
+        h.log.info("cluster.link.silent_reset", { peer: target, silentMs: Math.round(silentMs) });
+        if (h.t.reset) h.t.reset(target);
+        else h.t.disconnect(target);
+      } else if (direct && h.t.isLinked(target) && silentMs >= h.config.probeIntervalMs) h.t.relink?.(target);
       const helpers = h.randomMembers(h.config.indirectChecks, (id) => id !== target && h.t.isLinked(id));
       p.expectedNacks = helpers.length;
       for (const x of helpers) {

@@ -347,6 +347,16 @@ export class MemoryNetwork {
     this.#conditions.set(`${a}\u0000${b}`, { ...this.#conditions.get(`${a}\u0000${b}`), ...c });
   }
 
+  /**
+   * Makes the open link between `a` and `b` carry nothing either way from now on, while both
+   * ends still hold it open (an association wedged below the transport, as bench/lossy.ts
+   * found over werift). A link made again after either end closes it carries traffic.
+   */
+  wedge(a: NodeId, b: NodeId): void {
+    this.node(a)?.wedge(b);
+    this.node(b)?.wedge(a);
+  }
+
   /** Splits the network: nodes in different groups cannot exchange anything. */
   partition(groups: NodeId[][]): void {
     this.#groups = new Map();
@@ -386,6 +396,8 @@ export class MemoryTransport implements Transport {
   #connecting = new Map<NodeId, Set<{ reject(err: Error): void; progressAt: number }>>();
   #routes = new Map<NodeId, NodeId>();
   #lastDelivery = new Map<NodeId, number>();
+  /** Open links that carry nothing (see {@link MemoryNetwork.wedge}); a link closed here is no longer. */
+  #wedged = new Set<NodeId>();
   #stats = emptyStats();
   crashed = false;
   closed = false;
@@ -546,8 +558,19 @@ export class MemoryTransport implements Transport {
     this.#handlers?.linkUp(peer);
   }
 
+  /** The open link to `peer` carries nothing from now on, either way (see {@link MemoryNetwork.wedge}). */
+  wedge(peer: NodeId): void {
+    if (this.#links.has(peer)) this.#wedged.add(peer);
+  }
+
+  /** Whether the open link to `peer` carries nothing (see {@link MemoryNetwork.wedge}). */
+  isWedged(peer: NodeId): boolean {
+    return this.#wedged.has(peer);
+  }
+
   dropLink(peer: NodeId, reason: string): void {
     if (!this.#links.delete(peer)) return;
+    this.#wedged.delete(peer);
     this.#endpoints.delete(peer);
     this.#lastDelivery.delete(peer);
     if (this.alive) this.#handlers?.linkDown(peer, reason);
@@ -602,7 +625,7 @@ export class MemoryTransport implements Transport {
     this.#stats.framesSent++;
     this.#stats.bytesSent += size;
     const c = net.conditions(this.self, to);
-    if (c.blocked || (c.loss > 0 && net.rng.chance(c.loss))) {
+    if (c.blocked || this.#wedged.has(to) || (c.loss > 0 && net.rng.chance(c.loss))) {
       net.lost++;
       return true; // lost in the network: the sender cannot tell
     }
@@ -614,7 +637,7 @@ export class MemoryTransport implements Transport {
     this.#lastDelivery.set(to, at);
     const dst = this.#endpoints.get(to);
     net.clock.setTimer(at - now, () => {
-      if (!dst || !dst.alive || !this.alive || dst.endpointOf(this.self) !== this) return;
+      if (!dst || !dst.alive || !this.alive || dst.endpointOf(this.self) !== this || dst.#wedged.has(this.self)) return;
       net.delivered++;
       dst.receive(this.self, payload, size);
     });

@@ -138,6 +138,12 @@ export interface Transport {
    * rebound its ports). Transports whose links cannot go stale leave it out.
    */
   relink?(peer: NodeId): void;
+  /**
+   * Closes the open link to `peer` at once, without the goodbye `disconnect` sends first and
+   * waits to drain: for a link that carries nothing (wedged), so that it can be made again.
+   * Transports whose `disconnect` never waits leave it out.
+   */
+  reset?(peer: NodeId): void;
   /** The selected ICE candidate pair of the open link to `peer` (transports without ICE leave it out). */
   selectedPair?(peer: NodeId): SelectedPair | undefined;
   /** Whether a direct link to `peer` is open. */

@@ -204,6 +204,13 @@ export class WebRtcTransport implements Transport {
     this.#drop(link, "closed locally", new ShoalError("REFUSED", `Connection to ${peer} closed locally`), true);
   }
 
+  /** Closes the link to `peer` at once, without a goodbye (see {@link Transport.reset}). */
+  reset(peer: NodeId): void {
+    const link = this.#links.get(peer);
+    if (!link) return;
+    this.#drop(link, "reset", new ShoalError("UNREACHABLE", `Connection to ${peer} reset: it carried nothing`));
+  }
+
   /**
    * Negotiates a replacement for an open link through the signaling server (new candidates,
    * new NAT mappings) while the old connection keeps carrying frames; the replacement takes

@@ -7,6 +7,7 @@
  */
 import { clusterSimulation, type SimMember, startMember, viewDisagreement } from "../../src/sim/cluster_sim.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
+import type { MembershipConfig } from "../../src/cluster/config.ts";
 
 /** How {@link formCluster} forms the cluster. */
 export interface FormClusterOptions {
@@ -20,6 +21,8 @@ export interface FormClusterOptions {
   timeoutMs?: number;
   /** Virtual ms between two checks of a wait. @default 100 */
   stepMs?: number;
+  /** Overrides for every member's membership config. */
+  config?: Partial<MembershipConfig>;
 }
 
 /**
@@ -33,7 +36,7 @@ export async function formCluster(
   options: FormClusterOptions = {},
 ): Promise<Simulation<SimMember>> {
   const { encode = true, aloneMs = 5, linked = true, timeoutMs = 30_000, stepMs = 100 } = options;
-  const sim = clusterSimulation({ seed, encode });
+  const sim = clusterSimulation({ seed, encode, config: options.config });
   startMember(sim.spawn(), []);
   await sim.run(aloneMs);
   for (let i = 1; i < n; i++) startMember(sim.spawn(), [sim.liveIds()[sim.rng.int(i)]]);
