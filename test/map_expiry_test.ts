@@ -340,7 +340,16 @@ describe("entry events", () => {
     const types = ["added", "updated", "removed", "expired", "evicted", "merged"] as const;
     for (const [limit, maxBytes] of [[7, 1 << 20], [64, 1000], [3, 1 << 20]]) {
       const r = new EventRing(limit, 0, maxBytes);
-      const model: Array<{ seq: number; i: number; type: string; key: string; value?: string; old?: string }> = [];
+      const model: Array<
+        {
+          seq: number;
+          i: number;
+          type: (typeof types)[number];
+          key: string;
+          value: string | undefined;
+          old: string | undefined;
+        }
+      > = [];
       for (let seq = 1; seq <= 200; seq++) {
         const n = 1 + (seq % 3), text = Array.from({ length: n }, (_, i) => `k${seq}.${i}v${seq * 7 + i}`).join("");
         const buf = b(text);
