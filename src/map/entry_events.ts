@@ -44,10 +44,9 @@ export interface GapEvent {
 }
 
 /**
- * One logged event, as bytes: the change and where it happened, in one object whose key and
- * value are offsets into the buffer the write's own bytes were copied into (write_log.ts:
- * the ring holds each partition's last few writes of a load, and each small object that
- * outlives the load's garbage keeps memory resident around it, issue 16).
+ * One logged event, as bytes: the change and where it happened, its key and value as offsets
+ * into the buffer the write's own bytes were copied into (write_log.ts). The ring keeps these
+ * fields in columns and builds a RawEvent only for a reader (see EventRing).
  */
 export class RawEvent implements AppliedChange {
   constructor(

@@ -5,11 +5,13 @@
  *
  * The log is kept compact (issue 16). It holds each partition's last writes of a load, and
  * each small object that outlives the load's garbage keeps memory resident around it (Bun
- * after a full GC: ~280 bytes of RSS per surviving object of the log and the entry events).
+ * after a full GC: ~280 bytes of RSS per surviving object of the log and the entry events,
+ * which were allocated at the load's end into free cells spread over the whole heap).
  * So a logged write keeps its effects' keys and values in the one buffer of its own that
  * {@link ownBytes} copied them into (a view into the received frame would keep the whole
- * frame alive) and one object per effect with offsets into it, where an effect as shipped
- * has two byte views besides. `from` builds plain entries again to ship them.
+ * frame alive), and its effects' numbers (offsets into that buffer among them) in one
+ * `Float64Array`, not an object per effect with two byte views as shipped. `from` builds plain
+ * entries again to ship them.
  */
 import { resultBytes } from "./dedupe_records.ts";
 
@@ -123,24 +125,6 @@ export class LoggedEffect {
     readonly why: number | undefined,
     readonly flags: number,
   ) {}
-
-  /** `e` with its key and value as offsets into `buf` (or into a buffer of their own, when they are not views of it). */
-  static of(e: Effect, buf: Uint8Array | null): LoggedEffect {
-    const k = e.k, v = e.v ?? undefined;
-    let bytes = buf ?? EMPTY, ko = -1, kl = -1, vo = 0, vl = e.v === null ? NULL_VALUE : NO_VALUE;
-    if ((!k || offsetIn(buf, k) >= 0) && (!v || offsetIn(buf, v) >= 0)) {
-      if (k) (ko = offsetIn(buf, k), kl = k.byteLength);
-      if (v) (vo = offsetIn(buf, v), vl = v.byteLength);
-    } else {
-      const p = packer((k?.byteLength ?? 0) + (v?.byteLength ?? 0));
-      bytes = p.buf;
-      if (k) (p.view(k), ko = 0, kl = k.byteLength);
-      if (v) (p.view(v), vo = Math.max(0, kl), vl = v.byteLength);
-    }
-    const flags = (e.clear ? F_CLEAR : 0) | (e.destroy ? F_DESTROY : 0) | (e.touch ? F_TOUCH : 0) |
-      (e.floor ? F_FLOOR : 0);
-    return new LoggedEffect(e.m, e.at, bytes, ko, kl, vo, vl, e.ttl, e.mi, e.why, flags);
-  }
 
   get k(): Uint8Array | undefined {
     return this.kl < 0 ? undefined : this.bytes.subarray(this.ko, this.ko + this.kl);
