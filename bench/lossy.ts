@@ -2,7 +2,7 @@
  * Puts under packet loss over real WebRTC, as on the internet and Wi-Fi. Needs root (it
  * builds network namespaces and iptables rules); not part of CI.
  *
- *   sudo bun run bench/lossy.ts [--seconds 45] [--loss 0,1,5] [--runs 1] [--runtimes bun,deno]
+ *   sudo bun run bench/lossy.ts [--seconds 45] [--loss 0,1,5] [--runs 1] [--runtimes bun,deno] [--log-level info]
  *   sudo deno run -A bench/lossy.ts …
  *
  * Four members (runtimes cycled from `--runtimes`: Bun, Deno, Bun, Deno) run in four network
@@ -15,9 +15,10 @@
  * values, 1,000 keys each) for `--seconds` per loss level, on the same cluster, levels in
  * the order given, the whole sequence `--runs` times. Prints one row per level (medians over
  * the runs when there are several), the packets the rules dropped, whether a member was ever
- * missing from a view, and at the end reads every key back to check that no acknowledged
+ * missing from a view, the silent links the members reset (`cluster.link.silent_reset`, counted from
+ * their info logs), and at the end reads every key back to check that no acknowledged
  * write was lost. Namespaces, bridge and member processes are removed at the end, also on
- * failure or Ctrl-C; the members' last log lines (warn and above) go to /tmp/shoal-lossy-m*.log.
+ * failure or Ctrl-C; the members' last log lines (info and above) go to /tmp/shoal-lossy-m*.log.
  */
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -30,6 +31,7 @@ const argv = args();
 const SECONDS = Number(flag(argv, "seconds", "45"));
 const LOSSES = flag(argv, "loss", "0,1,5").split(",").map((s) => Number(s.trim()));
 const RUNS = Number(flag(argv, "runs", "1"));
+const LOG_LEVEL = flag(argv, "log-level", "info");
 const RUNTIMES = flag(argv, "runtimes", "bun,deno").split(",").map((s) => s.trim());
 for (const r of RUNTIMES) if (r !== "bun" && r !== "deno") throw new RangeError(`Unknown runtime "${r}": bun or deno`);
 for (const l of LOSSES) if (!(l >= 0 && l < 100)) throw new RangeError(`Cannot use loss ${l} %: 0 ≤ loss < 100`);
@@ -124,6 +126,8 @@ interface Member {
   url: string;
   child: ChildHandle;
   stderr: string[];
+  /** Silent links this member reset so far (its `cluster.link.silent_reset` log lines). */
+  resets: number;
 }
 
 const children: ChildHandle[] = [];
@@ -147,19 +151,23 @@ function startMember(i: number, secret: string): Promise<Member> {
     "--token",
     TOKEN,
     "--log-level",
-    "warn",
+    LOG_LEVEL,
     ...(i > 0 ? ["--join", `http://${addr(0)}:5701`] : []),
   ];
   const stderr: string[] = [];
+  let member: Member | undefined;
+  let resets = 0;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`m${i + 1}: no ready line in 60 s\n${stderr.join("\n")}`)), 60_000);
     const child = spawnChild(cmd, {
       onStdoutLine: (line) => {
         if (!line.includes('"event":"ready"')) return;
         clearTimeout(timer);
-        resolve({ i, runtime, url: `http://${addr(i)}:5701`, child, stderr });
+        member = { i, runtime, url: `http://${addr(i)}:5701`, child, stderr, resets };
+        resolve(member);
       },
       onStderrLine: (line) => {
+        if (line.includes("cluster.link.silent_reset")) member ? member.resets++ : resets++;
         stderr.push(line);
         if (stderr.length > 200) stderr.shift();
       },
@@ -228,6 +236,8 @@ interface Phase {
   p99: number;
   max: number;
   dropped: number;
+  /** Silent links reset during the phase, summed over the members. */
+  resets: number;
   /** Smallest member count any member's view showed during the phase. */
   minMembers: number;
 }
@@ -239,6 +249,7 @@ let counter = 0;
 async function phase(members: Member[], loss: number): Promise<Phase> {
   setLoss(loss);
   const droppedBefore = droppedPackets();
+  const resetsBefore = members.reduce((s, m) => s + m.resets, 0);
   const latencies: number[] = [];
   let failed = 0, minMembers = MEMBERS;
   const end = performance.now() + SECONDS * 1000;
@@ -282,6 +293,7 @@ async function phase(members: Member[], loss: number): Promise<Phase> {
     p99: quantile(latencies, 0.99),
     max: quantile(latencies, 1),
     dropped,
+    resets: members.reduce((s, m) => s + m.resets, 0) - resetsBefore,
     minMembers,
   };
 }
@@ -351,7 +363,7 @@ async function main(): Promise<void> {
           fmtMs(p.p99)
         }, max ${
           fmtMs(p.max)
-        }; ${p.dropped} packets dropped; fewest members in a view ${p.minMembers}; load ${loadAverage()}`,
+        }; ${p.dropped} packets dropped; ${p.resets} silent links reset; fewest members in a view ${p.minMembers}; load ${loadAverage()}`,
       );
     }
   }
@@ -375,7 +387,7 @@ async function main(): Promise<void> {
     `\nmembers: ${minMembers === MEMBERS ? "none removed" : `a view showed only ${minMembers}`}; ` +
       `acknowledged writes read back: ${acked.size}, lost: ${lost.length}${
         lost.length ? ` (${lost.slice(0, 3).join("; ")})` : ""
-      }; load ${loadAverage()}`,
+      }; silent links reset: ${members.map((m) => `m${m.i + 1} ${m.resets}`).join(", ")}; load ${loadAverage()}`,
   );
   console.log(
     JSON.stringify({ seconds: SECONDS, runs: RUNS, runtimes: members.map((m) => m.runtime), byLoss: [...byLoss] }),

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Random } from "../src/core/random.ts";
-import { EventRing, ListenerQueue, RawEvent } from "../src/map/entry_events.ts";
+import { after, EventRing, ListenerQueue, RawEvent, rawEventBytes } from "../src/map/entry_events.ts";
 import { MemberUsage, pickVictim } from "../src/map/eviction.ts";
 import { expiryDeadline, ExpirySweep, resolveExpiry, TouchBatcher } from "../src/map/expiry.ts";
 import { MapConfigs } from "../src/map/map_config.ts";
@@ -332,6 +332,60 @@ describe("entry events", () => {
     expect(r.since({ seq: 3, i: 1 }, 10, 10).gap).toBeUndefined();
     r.reset(40);
     expect(r.since({ seq: 5, i: 1 }, 50, 10)).toEqual({ events: [], gap: { fromSeq: 6, toSeq: 40 } });
+  });
+
+  test("the ring's columns wrap around and grow: it holds exactly the newest whole writes, with their bytes", () => {
+    // Against a plain array model: writes of 1 to 3 events, keys and values in the write's buffer,
+    // limits small enough that the columns wrap many times and grow from 4 up to limit + 1.
+    const types = ["added", "updated", "removed", "expired", "evicted", "merged"] as const;
+    for (const [limit, maxBytes] of [[7, 1 << 20], [64, 1000], [3, 1 << 20]]) {
+      const r = new EventRing(limit, 0, maxBytes);
+      const model: Array<
+        {
+          seq: number;
+          i: number;
+          type: (typeof types)[number];
+          key: string;
+          value: string | undefined;
+          old: string | undefined;
+        }
+      > = [];
+      for (let seq = 1; seq <= 200; seq++) {
+        const n = 1 + (seq % 3), text = Array.from({ length: n }, (_, i) => `k${seq}.${i}v${seq * 7 + i}`).join("");
+        const buf = b(text);
+        for (let i = 0, at = 0; i < n; i++) {
+          const k = `k${seq}.${i}`, v = `v${seq * 7 + i}`;
+          const type = types[(seq + i) % types.length];
+          const key = buf.subarray(at, at + k.length), value = buf.subarray(at + k.length, at + k.length + v.length);
+          at += k.length + v.length;
+          const withValue = type !== "removed";
+          r.addChange(seq, i, { type, m: "m", key, value: withValue ? value : undefined, oldValue: b(`o${seq}`) }, buf);
+          model.push({ seq, i, type, key: k, value: withValue ? v : undefined, old: `o${seq}` });
+        }
+        const held = r.since({ seq: r.coveredFrom, i: Number.MAX_SAFE_INTEGER }, seq, 1000).events;
+        expect(held.length).toBe(r.size);
+        expect(r.size).toBeLessThanOrEqual(limit);
+        expect(held.at(-1)!.seq).toBe(seq); // the newest write's events always stay (within the count limit)
+        const dec = (x?: Uint8Array) => x && new TextDecoder().decode(x);
+        expect(
+          held.map((e) => ({
+            seq: e.seq,
+            i: e.i,
+            type: e.type,
+            key: dec(e.key)!,
+            value: dec(e.value),
+            old: dec(e.oldValue),
+          })),
+        )
+          .toEqual(model.filter((e) => e.seq > r.coveredFrom));
+        expect(r.bytes).toBe(held.reduce((s, e) => s + rawEventBytes(e), 0));
+        // Reading from the middle of a write, and an upper bound.
+        const mid = held[Math.floor(held.length / 2)];
+        expect(r.since({ seq: mid.seq, i: mid.i }, seq - 1, 1000).events.map((e) => [e.seq, e.i])).toEqual(
+          held.filter((e) => after(e.seq, e.i, mid) && e.seq <= seq - 1).map((e) => [e.seq, e.i]),
+        );
+      }
+    }
   });
 
   test("a full listener queue drops events into a per-partition gap, delivered in order once there is room", () => {

@@ -7,6 +7,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { retransmissionFigures, type WebRtcPeer } from "../src/transport/webrtc_peer.ts";
 import { openPeerPair } from "./support/webrtc_pair.ts";
+import { retransmitTuning } from "../src/transport/retransmit.ts";
 
 /** werift's own RTO.Min: without the tuning, no retransmission comes sooner. */
 const weriftMinRtoMs = 1_000;
@@ -144,6 +145,29 @@ test("a probe sent only because the SACK was late is reported as a duplicate and
   expect(late.delayed()).toBe(1);
   expect(after.probes - before.probes).toBeGreaterThanOrEqual(1);
   expect(after.spuriousProbes - before.spuriousProbes).toBeGreaterThanOrEqual(1);
+}, 60_000);
+
+test("after a run of duplicate reports, a lost packet is still probed well before the RTO", async () => {
+  const { a, b, before } = await warmPair();
+  // Six probes in a row reported as duplicates (each SACK leaves 150 ms late): uncapped, the
+  // probe wait would double six times, to 64× (the RTO floor, 400 ms, on loopback).
+  for (let i = 0; i < 6; i++) {
+    const late = delayNextPacket(b, 150);
+    await timeOneMessage(a, b, Uint8Array.of(9, i));
+    await new Promise((r) => setTimeout(r, 250));
+    expect(late.delayed()).toBe(1);
+  }
+  const mid = retransmissionFigures();
+  expect(mid.spuriousProbes - before.spuriousProbes).toBeGreaterThanOrEqual(4);
+  const loss = dropNextPackets(a, 1);
+  const ms = await timeOneMessage(a, b, Uint8Array.of(9, 9));
+  console.log(
+    `lone message lost after ${mid.spuriousProbes - before.spuriousProbes} spurious probes: ${ms.toFixed(1)} ms`,
+  );
+  expect(loss.dropped()).toBe(1);
+  expect(retransmissionFigures().probes - mid.probes).toBeGreaterThanOrEqual(1);
+  // At most maxSlowdown (4×) a wait of a few ms: far below the RTO floor even on a loaded machine.
+  expect(ms).toBeLessThan(retransmitTuning.rtoMinMs / 2);
 }, 60_000);
 
 test("request/response traffic wakes no probe timer: it stops once everything is acknowledged", async () => {

@@ -196,6 +196,7 @@ export class Links {
     this.unlinked.delete(peer);
     if (this.host.t.routeOf(peer)) this.host.t.setRoute(peer, null);
     if (st) {
+      st.link.upAt = this.host.clock.now();
       st.link.attempts = 0;
       st.link.stalls = 0;
       st.link.established = true;

@@ -29,6 +29,8 @@ export interface LinkState {
   stalls: number;
   /** The member that relayed the signaling of the last attempt given up as stalled (null: a server). */
   stalledVia?: NodeId | null;
+  /** When a direct link to the member last came up here (a link that was reset included). */
+  upAt?: number;
 }
 
 /** This node's SWIM record of a listed member. */

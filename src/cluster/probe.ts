@@ -127,7 +127,10 @@ export class Prober {
       // connection and keeps the old one until it opens.
       const ts = h.list.states.get(target);
       const silentMs = ts ? h.clock.now() - ts.heardAt : 0;
-      if (direct && h.t.isLinked(target) && ts?.status === Status.alive && silentMs >= h.config.linkSilentResetMs) {
+      // Counted from when the link came up too: a link made again (after a reset at either end)
+      // gets the same time to prove itself, so one lost ack over it does not reset it at once.
+      const quietMs = ts ? h.clock.now() - Math.max(ts.heardAt, ts.link.upAt ?? -Infinity) : 0;
+      if (direct && h.t.isLinked(target) && ts?.status === Status.alive && quietMs >= h.config.linkSilentResetMs) {
         // Silent far longer than a busy member would be while the others vouch for it: the link
         // itself is wedged. Closed at once (no goodbye could cross it); links.ts makes it again
         // from this end right away, and the peer's end does the same or takes the new offer.

@@ -44,10 +44,9 @@ export interface GapEvent {
 }
 
 /**
- * One logged event, as bytes: the change and where it happened, in one object whose key and
- * value are offsets into the buffer the write's own bytes were copied into (write_log.ts:
- * the ring holds each partition's last few writes of a load, and each small object that
- * outlives the load's garbage keeps memory resident around it, issue 16).
+ * One logged event, as bytes: the change and where it happened, its key and value as offsets
+ * into the buffer the write's own bytes were copied into (write_log.ts). The ring keeps these
+ * fields in columns and builds a RawEvent only for a reader (see EventRing).
  */
 export class RawEvent implements AppliedChange {
   constructor(
@@ -111,7 +110,7 @@ export function after(seq: number, i: number, c: EventCursor): boolean {
 
 /** Approximate bytes one logged event holds (its key and values, plus about 160 for its objects). */
 export function rawEventBytes(e: RawEvent): number {
-  return 160 + e.m.length + e.kl + Math.max(0, e.vl) + (e.oldValue?.byteLength ?? 0);
+  return eventBytes(e.m, e.kl, e.vl, e.oldValue);
 }
 
 /**
@@ -121,14 +120,28 @@ export function rawEventBytes(e: RawEvent): number {
  */
 export const DEFAULT_EVENT_BYTES = 16 * 1024;
 
+/** Fields of one event in {@link EventRing}'s integer column: index, type, key offset and length, value offset and length. */
+const INTS = 6;
+
 /**
  * A partition's recent events, at most `limit` events and about `maxBytes` bytes of keys and
  * values (whole writes are dropped from the front; the newest write's events always stay).
  * `coveredFrom`: every event of writes with seq > coveredFrom is held.
+ *
+ * Kept in columns (a circular buffer of typed arrays and arrays of references), not one
+ * object per event: the ring holds each partition's last writes of a load, and under Bun each
+ * small object that outlives the load keeps the heap block around it resident (issue 16).
+ * `since` builds {@link RawEvent}s for the events it returns.
  */
 export class EventRing {
-  #events: RawEvent[] = [];
+  #seq = new Float64Array(0);
+  #int = new Int32Array(0);
+  #m: string[] = [];
+  #bytes: Uint8Array[] = [];
+  #old: Array<Uint8Array | undefined> = [];
+  /** Position of the oldest event in the columns, and the number held. */
   #head = 0;
+  #n = 0;
   coveredFrom: number;
 
   /** Approximate bytes held (see rawEventBytes). */
@@ -139,30 +152,107 @@ export class EventRing {
   }
 
   get size(): number {
-    return this.#events.length - this.#head;
+    return this.#n;
   }
 
   /** Starts over after `seq` (a snapshot replaced the partition's content). */
   reset(seq: number): void {
-    this.#events = [];
-    this.#head = 0;
+    this.#seq = new Float64Array(0);
+    this.#int = new Int32Array(0);
+    this.#m = [];
+    this.#bytes = [];
+    this.#old = [];
+    this.#head = this.#n = 0;
     this.bytes = 0;
     this.coveredFrom = seq;
   }
 
   push(e: RawEvent): void {
-    this.#events.push(e);
-    this.bytes += rawEventBytes(e);
-    while (this.size > this.limit || (this.bytes > this.maxBytes && this.#events[this.#head].seq !== e.seq)) {
+    this.add(e.seq, e.i, e.type, e.m, e.bytes, e.ko, e.kl, e.vo, e.vl, e.oldValue);
+  }
+
+  /** Appends event `(seq, i)` of change `c`, whose key and value are views of `buf` (copied when not); see RawEvent.of. */
+  addChange(seq: number, i: number, c: AppliedChange, buf: Uint8Array | null): void {
+    const k = c.key, v = c.value;
+    if (buf !== null && k.buffer === buf.buffer && (!v || v.buffer === buf.buffer)) {
+      const base = buf.byteOffset;
+      const vo = v ? v.byteOffset - base : 0, vl = v ? v.byteLength : -1;
+      this.add(seq, i, c.type, c.m, buf, k.byteOffset - base, k.byteLength, vo, vl, c.oldValue);
+    } else this.push(RawEvent.of(seq, i, c, null));
+  }
+
+  add(
+    seq: number,
+    i: number,
+    type: EntryEventType,
+    m: string,
+    bytes: Uint8Array,
+    ko: number,
+    kl: number,
+    vo: number,
+    vl: number,
+    oldValue: Uint8Array | undefined,
+  ): void {
+    if (this.#n === this.#seq.length) this.#grow();
+    const cap = this.#seq.length, at = (this.#head + this.#n) % cap, o = at * INTS, int = this.#int;
+    this.#seq[at] = seq;
+    int[o] = i, int[o + 1] = TYPE_INDEX[type], int[o + 2] = ko, int[o + 3] = kl, int[o + 4] = vo, int[o + 5] = vl;
+    this.#m[at] = m;
+    this.#bytes[at] = bytes;
+    this.#old[at] = oldValue;
+    this.#n++;
+    this.bytes += eventBytes(m, kl, vl, oldValue);
+    while (this.#n > this.limit || (this.bytes > this.maxBytes && this.#seq[this.#head] !== seq)) {
       // Drop the oldest write's events entirely, so coveredFrom stays exact.
-      const drop = this.#events[this.#head].seq;
-      while (this.#head < this.#events.length && this.#events[this.#head].seq === drop) {
-        this.bytes -= rawEventBytes(this.#events[this.#head]);
-        this.#events[this.#head++] = undefined as unknown as RawEvent; // let the values go now
-      }
+      const drop = this.#seq[this.#head];
+      while (this.#n > 0 && this.#seq[this.#head] === drop) this.#shift();
       this.coveredFrom = drop;
     }
-    if (this.#head > this.limit) (this.#events = this.#events.slice(this.#head), this.#head = 0);
+  }
+
+  /** Drops the oldest event (its references go now). */
+  #shift(): void {
+    const h = this.#head, o = h * INTS;
+    this.bytes -= eventBytes(this.#m[h], this.#int[o + 3], this.#int[o + 5], this.#old[h]);
+    this.#bytes[h] = EMPTY_BYTES;
+    this.#old[h] = undefined;
+    this.#head = (h + 1) % this.#seq.length;
+    this.#n--;
+  }
+
+  /** Doubles the columns (up to the limit and one more), the held events first in order. */
+  #grow(): void {
+    const cap = this.#seq.length, next = Math.max(4, Math.min(cap * 2, this.limit + 1));
+    if (next <= cap) throw new Error(`event ring full at ${cap}`);
+    const seq = new Float64Array(next), int = new Int32Array(next * INTS);
+    const m = new Array<string>(next),
+      bytes = new Array<Uint8Array>(next),
+      old = new Array<Uint8Array | undefined>(next);
+    for (let j = 0; j < this.#n; j++) {
+      const from = (this.#head + j) % cap;
+      seq[j] = this.#seq[from];
+      int.set(this.#int.subarray(from * INTS, from * INTS + INTS), j * INTS);
+      m[j] = this.#m[from], bytes[j] = this.#bytes[from], old[j] = this.#old[from];
+    }
+    this.#seq = seq, this.#int = int, this.#m = m, this.#bytes = bytes, this.#old = old;
+    this.#head = 0;
+  }
+
+  /** The event `j` places from the oldest held. */
+  #event(j: number): RawEvent {
+    const at = (this.#head + j) % this.#seq.length, o = at * INTS, int = this.#int;
+    return new RawEvent(
+      this.#seq[at],
+      int[o],
+      entryEventTypes[int[o + 1]],
+      this.#m[at],
+      this.#bytes[at],
+      int[o + 2],
+      int[o + 3],
+      int[o + 4],
+      int[o + 5],
+      this.#old[at],
+    );
   }
 
   /**
@@ -174,20 +264,26 @@ export class EventRing {
     let gap: { fromSeq: number; toSeq: number } | undefined;
     if (c.seq < this.coveredFrom) gap = { fromSeq: c.seq + 1, toSeq: this.coveredFrom };
     // Binary search for the first event after the cursor.
-    let lo = this.#head, hi = this.#events.length;
+    const cap = this.#seq.length;
+    let lo = 0, hi = this.#n;
     while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const e = this.#events[mid];
-      if (after(e.seq, e.i, c)) hi = mid;
+      const mid = (lo + hi) >> 1, at = (this.#head + mid) % cap;
+      if (after(this.#seq[at], this.#int[at * INTS], c)) hi = mid;
       else lo = mid + 1;
     }
-    for (let j = lo; j < this.#events.length && out.length < max; j++) {
-      const e = this.#events[j];
-      if (e.seq > upTo) break;
-      out.push(e);
+    for (let j = lo; j < this.#n && out.length < max; j++) {
+      if (this.#seq[(this.#head + j) % cap] > upTo) break;
+      out.push(this.#event(j));
     }
     return gap ? { events: out, gap } : { events: out };
   }
+}
+
+const TYPE_INDEX = Object.fromEntries(entryEventTypes.map((t, i) => [t, i])) as Record<EntryEventType, number>;
+const EMPTY_BYTES = new Uint8Array(0);
+
+function eventBytes(m: string, kl: number, vl: number, oldValue: Uint8Array | undefined): number {
+  return 160 + m.length + kl + Math.max(0, vl) + (oldValue?.byteLength ?? 0);
 }
 
 /**

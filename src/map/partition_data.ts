@@ -9,7 +9,7 @@
 import { assert } from "../core/errors.ts";
 import { type DedupeCounts, type DedupeRecord, DedupeRecords, DEFAULT_DEDUPE_LIMITS } from "./dedupe_records.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
-import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing, RawEvent } from "./entry_events.ts";
+import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing } from "./entry_events.ts";
 import { keyId, type MapRecord, RecordStore } from "./record_store.ts";
 import type { EntrySink, SnapshotEntry } from "./snapshot_codec.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
@@ -286,7 +286,7 @@ export class PartitionData {
       const s = this.maps.get(e.m);
       if (s !== undefined) e.m = s.name;
       const c = this.applyEffect(e);
-      if (c) (this.events.push(RawEvent.of(entry.seq, i, c, buf)), changed = true);
+      if (c) (this.events.addChange(entry.seq, i, c, buf), changed = true);
     }
     this.seq = entry.seq;
     if (changed) this.onEvents?.(this.p, entry.seq);

@@ -5,11 +5,13 @@
  *
  * The log is kept compact (issue 16). It holds each partition's last writes of a load, and
  * each small object that outlives the load's garbage keeps memory resident around it (Bun
- * after a full GC: ~280 bytes of RSS per surviving object of the log and the entry events).
+ * after a full GC: ~280 bytes of RSS per surviving object of the log and the entry events,
+ * which were allocated at the load's end into free cells spread over the whole heap).
  * So a logged write keeps its effects' keys and values in the one buffer of its own that
  * {@link ownBytes} copied them into (a view into the received frame would keep the whole
- * frame alive) and one object per effect with offsets into it, where an effect as shipped
- * has two byte views besides. `from` builds plain entries again to ship them.
+ * frame alive), and its effects' numbers (offsets into that buffer among them) in one
+ * `Float64Array`, not an object per effect with two byte views as shipped. `from` builds plain
+ * entries again to ship them.
  */
 import { resultBytes } from "./dedupe_records.ts";
 
@@ -57,9 +59,8 @@ export interface LogEntry {
  */
 export function logEntryBytes(en: LogEntry | LoggedWrite): number {
   let n = 64 + resultBytes(en.r);
-  if (en instanceof LoggedWrite) {
-    for (const e of en.e) n += 160 + e.m.length + Math.max(0, e.kl) + Math.max(0, e.vl);
-  } else {
+  if (en instanceof LoggedWrite) return en.size;
+  else {
     for (const e of en.e) n += 160 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
   }
   return n;
@@ -125,24 +126,6 @@ export class LoggedEffect {
     readonly flags: number,
   ) {}
 
-  /** `e` with its key and value as offsets into `buf` (or into a buffer of their own, when they are not views of it). */
-  static of(e: Effect, buf: Uint8Array | null): LoggedEffect {
-    const k = e.k, v = e.v ?? undefined;
-    let bytes = buf ?? EMPTY, ko = -1, kl = -1, vo = 0, vl = e.v === null ? NULL_VALUE : NO_VALUE;
-    if ((!k || offsetIn(buf, k) >= 0) && (!v || offsetIn(buf, v) >= 0)) {
-      if (k) (ko = offsetIn(buf, k), kl = k.byteLength);
-      if (v) (vo = offsetIn(buf, v), vl = v.byteLength);
-    } else {
-      const p = packer((k?.byteLength ?? 0) + (v?.byteLength ?? 0));
-      bytes = p.buf;
-      if (k) (p.view(k), ko = 0, kl = k.byteLength);
-      if (v) (p.view(v), vo = Math.max(0, kl), vl = v.byteLength);
-    }
-    const flags = (e.clear ? F_CLEAR : 0) | (e.destroy ? F_DESTROY : 0) | (e.touch ? F_TOUCH : 0) |
-      (e.floor ? F_FLOOR : 0);
-    return new LoggedEffect(e.m, e.at, bytes, ko, kl, vo, vl, e.ttl, e.mi, e.why, flags);
-  }
-
   get k(): Uint8Array | undefined {
     return this.kl < 0 ? undefined : this.bytes.subarray(this.ko, this.ko + this.kl);
   }
@@ -171,23 +154,93 @@ export class LoggedEffect {
 
 const EMPTY = new Uint8Array(0);
 
-/** One write as the log keeps it. */
+/** Numbers of one effect in {@link LoggedWrite}'s column: at, key offset and length, value offset and length, flags, ttl, mi, why (NaN: absent). */
+const NUMS = 9;
+
+/**
+ * One write as the log keeps it: its effects in one column of numbers (see LoggedEffect for
+ * their meaning) and their keys and values in one buffer, not one object per effect (each
+ * small object that outlives a load keeps memory resident around it; issue 16). `e` builds
+ * the effects' objects.
+ */
 export class LoggedWrite {
   readonly seq: number;
   readonly c: string | undefined;
   readonly w: number | undefined;
   readonly r: unknown;
   readonly o: string | undefined;
-  readonly e: LoggedEffect[];
+  /** Approximate bytes held (logEntryBytes). */
+  readonly size: number;
+  /** The effects' map names: one for all, or one per effect. */
+  readonly #m: string | string[];
+  readonly #bytes: Uint8Array;
+  readonly #nums: Float64Array;
 
-  /** `entry` with its effects' bytes in `buf` where they are views of it (see ownBytes). */
+  /** `entry` with its effects' bytes in `buf` where they are views of it (see ownBytes; copied into one buffer when not). */
   constructor(entry: LogEntry, buf: Uint8Array | null) {
     this.seq = entry.seq;
     this.c = entry.c;
     this.w = entry.w;
     this.r = entry.r;
     this.o = entry.o;
-    this.e = entry.e.map((e) => LoggedEffect.of(e, buf));
+    const effects = entry.e, n = effects.length;
+    let inBuf = true;
+    for (const e of effects) {
+      if ((e.k && offsetIn(buf, e.k) < 0) || (e.v && offsetIn(buf, e.v) < 0)) inBuf = false;
+    }
+    if (!inBuf) {
+      let total = 0;
+      for (const e of effects) total += (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
+      const p = packer(total);
+      buf = p.buf;
+      for (const e of effects) {
+        if (e.k) p.view(e.k);
+        if (e.v) p.view(e.v);
+      }
+    }
+    const bytes = buf ?? EMPTY, nums = new Float64Array(n * NUMS);
+    let m: string | string[] = n > 0 ? effects[0].m : "", size = 64 + resultBytes(entry.r), at = 0;
+    for (let i = 0; i < n; i++) {
+      const e = effects[i], k = e.k, v = e.v ?? undefined, o = i * NUMS;
+      let ko = -1, kl = -1, vo = 0;
+      const vl = v ? v.byteLength : e.v === null ? NULL_VALUE : NO_VALUE;
+      // Where copied above, the bytes follow each other in the effects' order.
+      if (k) (ko = inBuf ? offsetIn(buf, k) : at, kl = k.byteLength, at += kl);
+      if (v) (vo = inBuf ? offsetIn(buf, v) : at, at += v.byteLength);
+      nums[o] = e.at, nums[o + 1] = ko, nums[o + 2] = kl, nums[o + 3] = vo, nums[o + 4] = vl;
+      nums[o + 5] = (e.clear ? F_CLEAR : 0) | (e.destroy ? F_DESTROY : 0) | (e.touch ? F_TOUCH : 0) |
+        (e.floor ? F_FLOOR : 0);
+      nums[o + 6] = e.ttl ?? NaN, nums[o + 7] = e.mi ?? NaN, nums[o + 8] = e.why ?? NaN;
+      if (typeof m === "string" && e.m !== m) m = effects.slice(0, i).map(() => m as string);
+      if (typeof m !== "string") m.push(e.m);
+      size += 160 + e.m.length + Math.max(0, kl) + Math.max(0, vl);
+    }
+    this.#m = m, this.#bytes = bytes, this.#nums = nums, this.size = size;
+  }
+
+  /** The effects, as objects built from the columns. */
+  get e(): LoggedEffect[] {
+    const nums = this.#nums, out: LoggedEffect[] = [];
+    const opt = (x: number) => Number.isNaN(x) ? undefined : x;
+    for (let o = 0, i = 0; o < nums.length; o += NUMS, i++) {
+      const m = typeof this.#m === "string" ? this.#m : this.#m[i];
+      out.push(
+        new LoggedEffect(
+          m,
+          nums[o],
+          this.#bytes,
+          nums[o + 1],
+          nums[o + 2],
+          nums[o + 3],
+          nums[o + 4],
+          opt(nums[o + 6]),
+          opt(nums[o + 7]),
+          opt(nums[o + 8]),
+          nums[o + 5],
+        ),
+      );
+    }
+    return out;
   }
 
   /** The entry as shipped (only the fields it had). */

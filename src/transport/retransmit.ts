@@ -39,6 +39,13 @@ export const retransmitTuning = {
   probeChunks: 4,
   /** How long a probe the peer reported as a duplicate keeps the probe wait doubled. */
   spuriousHoldMs: 5_000,
+  /**
+   * Most the probe wait is multiplied by after duplicates. A duplicate is reported just the
+   * same when the original's SACK was lost, not late (with 5 % loss about one probe in three),
+   * so a high cap turned probes into RTO-length waits exactly when loss made them needed
+   * (`bench/lossy.ts`: at 64, a fifth of the probes waited 8–16× the base).
+   */
+  maxSlowdown: 4,
 } as const;
 
 /** RTO = SRTT + 4·RTTVAR (RFC 9260 §6.3.1), within Shoal's bounds; all in ms. */

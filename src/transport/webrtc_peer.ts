@@ -252,7 +252,8 @@ export function retransmissionFigures(): RetransmitFigures {
  * and their send count rises so no RTT is sampled from them (Karn). If the original was
  * lost the probe delivers it; if only its SACK was lost, the duplicate makes the peer SACK at
  * once. A probe the peer reports as a duplicate (its SACK was late, as on a loaded machine,
- * or lost) doubles the probe wait, up to the RTO, for {@link retransmitTuning}.spuriousHoldMs,
+ * or lost) doubles the probe wait, at most {@link retransmitTuning}.maxSlowdown-fold and up to the
+ * RTO, for {@link retransmitTuning}.spuriousHoldMs,
  * so late SACKs do not turn into a stream of needless packets. The T3-rtx timer stays the
  * backstop, now with RTO = SRTT + 4·RTTVAR clamped to [rtoMinMs, rtoMaxMs] and doubled on
  * each expiry (RFC 9260 §6.3.3 E2), which werift omits. Changes only this instance, and only
@@ -351,7 +352,7 @@ export function tuneRetransmission(sctp: any): boolean {
       for (const tsn of chunk.duplicates ?? []) {
         if (!probed.delete(tsn)) continue;
         retransmitFigures.spuriousProbes++;
-        slowdown = Math.min(slowdown * 2, 64);
+        slowdown = Math.min(slowdown * 2, t.maxSlowdown);
         lastSpurious = performance.now();
       }
     }

@@ -53,6 +53,29 @@ describe("a wedged link (virtual time)", () => {
     }), 120_000);
 
   test(
+    "a link wedged again as soon as it is made again gets linkSilentResetMs of its own before the next reset",
+    () =>
+      withSeed(FILE, 10, async (seed) => {
+        for (let s = seed; s < seed + 4; s++) {
+          const sim = await formCluster(s, MEMBERS);
+          const { a, b } = wedge(sim);
+          const resets = () => a.m.stats.silentLinkResets + b.m.stats.silentLinkResets;
+          await sim.until(() => resets() > 0, RECOVERY_MS, 1, () => `seed ${s}: first reset`);
+          const first = sim.clock.now();
+          // The new link is wedged the moment it is up, before anything crossed it.
+          await sim.until(() => healthy(sim, a, b), RECOVERY_MS, 1, () => `seed ${s}: made again`);
+          sim.net.wedge(a.id, b.id);
+          const before = resets();
+          await sim.until(() => resets() > before, RECOVERY_MS, 1, () => `seed ${s}: second reset`);
+          expect(sim.clock.now() - first).toBeGreaterThanOrEqual(5_000);
+          await sim.until(() => healthy(sim, a, b), RECOVERY_MS, 50, () => `seed ${s}: made again twice`);
+          expect(removals(sim)).toEqual([]);
+        }
+      }),
+    120_000,
+  );
+
+  test(
     "without the reset it stays wedged while failure detection sees nothing (the fault this covers)",
     () =>
       withSeed(FILE, 20, async (seed) => {
