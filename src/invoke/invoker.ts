@@ -439,8 +439,12 @@ export class Invoker {
     }
     const status = msg.s;
     if (status === "ok") {
-      const from = new Set((msg.bk ?? []).filter((id) => !c.early?.some(([b, p]) => b === id && p === primary)));
-      if (from.size === 0) {
+      // The named backups whose ack has not come yet (no array nor closure per answer).
+      let from: Set<NodeId> | null = null;
+      if (msg.bk !== undefined) {
+        for (const id of msg.bk) if (!ackedEarly(c, id, primary)) (from ??= new Set<NodeId>()).add(id);
+      }
+      if (from === null) {
         this.#finish(c);
         c.resolve(msg.r);
       } else {
@@ -473,4 +477,11 @@ export class Invoker {
     this.stats.indeterminate++;
     c.reject(new IndeterminateResultError(message));
   }
+}
+
+/** Whether backup `id` acked `c`'s write shipped by `primary` before the primary's answer came. */
+function ackedEarly(c: Call, id: NodeId, primary: NodeId): boolean {
+  if (c.early === null) return false;
+  for (const [b, p] of c.early) if (b === id && p === primary) return true;
+  return false;
 }

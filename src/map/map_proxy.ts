@@ -37,7 +37,9 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   async #call(p: number, op: number, body: Record<string, unknown>, parkMs = 0): Promise<unknown> {
     const start = this.clock.now();
     try {
-      const r = await this.invoker.invoke(p, op, { m: this.name, ...body }, isWrite(op), parkMs);
+      // Every caller passes a body of its own: naming the map in it spares a copy per call.
+      body.m = this.name;
+      const r = await this.invoker.invoke(p, op, body, isWrite(op), parkMs);
       this.stats.record(this.name, opNames[op], this.clock.now() - start, true);
       return r;
     } catch (e) {
@@ -70,17 +72,17 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
 
   async set(key: K, value: V, opts?: ExpiryOptions): Promise<void> {
     const { k, p } = this.#key(key);
-    await this.#call(p, OpCode.Set, { k, v: this.#value(value), ...expiryBody(opts) });
+    await this.#call(p, OpCode.Set, withExpiry({ k, v: this.#value(value) }, opts));
   }
 
   async put(key: K, value: V, opts?: ExpiryOptions): Promise<V | undefined> {
     const { k, p } = this.#key(key);
-    return this.#decode(await this.#call(p, OpCode.Put, { k, v: this.#value(value), ...expiryBody(opts) }));
+    return this.#decode(await this.#call(p, OpCode.Put, withExpiry({ k, v: this.#value(value) }, opts)));
   }
 
   async putIfAbsent(key: K, value: V, opts?: ExpiryOptions): Promise<V | undefined> {
     const { k, p } = this.#key(key);
-    return this.#decode(await this.#call(p, OpCode.PutIfAbsent, { k, v: this.#value(value), ...expiryBody(opts) }));
+    return this.#decode(await this.#call(p, OpCode.PutIfAbsent, withExpiry({ k, v: this.#value(value) }, opts)));
   }
 
   replace(key: K, value: V, opts?: ExpiryOptions): Promise<V | undefined>;
@@ -88,11 +90,11 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   async replace(key: K, a: V, b?: V | ExpiryOptions, c?: ExpiryOptions): Promise<V | undefined | boolean> {
     const { k, p } = this.#key(key);
     if (arguments.length >= 4 || (arguments.length === 3 && !isExpiryOptions(b))) {
-      const body = { k, x: this.#value(a), v: this.#value(b as V), ...expiryBody(c) };
+      const body = withExpiry({ k, x: this.#value(a), v: this.#value(b as V) }, c);
       return (await this.#call(p, OpCode.ReplaceIfSame, body)) === true;
     }
     const opts = b as ExpiryOptions | undefined;
-    return this.#decode(await this.#call(p, OpCode.Replace, { k, v: this.#value(a), ...expiryBody(opts) }));
+    return this.#decode(await this.#call(p, OpCode.Replace, withExpiry({ k, v: this.#value(a) }, opts)));
   }
 
   addEntryListener(listener: EntryListener<K, V>, opts?: EntryListenerOptions<K>): Promise<string> {
@@ -460,7 +462,12 @@ function checkMs(name: string, v: number | undefined): number | undefined {
 
 /** The op body fields of per-entry expiry options (absent = the map's default). */
 function expiryBody(opts: ExpiryOptions | undefined): { ttl?: number; mi?: number } {
-  const out: { ttl?: number; mi?: number } = {};
+  return withExpiry({}, opts) as { ttl?: number; mi?: number };
+}
+
+/** `body` with the TTL and max-idle of `opts` added (none without `opts`): no copy per call. */
+function withExpiry(out: Record<string, unknown>, opts: ExpiryOptions | undefined): Record<string, unknown> {
+  if (opts === undefined) return out;
   const ttl = checkMs("ttlMs", opts?.ttlMs);
   const mi = checkMs("maxIdleMs", opts?.maxIdleMs);
   if (ttl !== undefined) out.ttl = ttl;

@@ -259,6 +259,13 @@ export type ExpiryDefaults = (map: string) => { ttlMs: number; maxIdleMs: number
 
 const noDefaults: ExpiryDefaults = () => ({ ttlMs: 0, maxIdleMs: 0 });
 
+/** `e` with the TTL and max-idle of `x` (the same as spreading `x` into it, without the copy). */
+function withExpiry(e: Effect, x: EffectExpiry): Effect {
+  if (x.ttl !== undefined) e.ttl = x.ttl;
+  if (x.mi !== undefined) e.mi = x.mi;
+  return e;
+}
+
 /**
  * Runs an op against the primary's records. Does not change state: the caller applies the
  * effects (so the same code path serves primary and backups). Expired records count as
@@ -282,7 +289,7 @@ export function executeOp(
   const cur = b.k && store ? live(store.get(b.k)) : undefined;
   let exp: EffectExpiry | undefined;
   const expiry = () => exp ??= resolveExpiry({ ttlMs: b.ttl, maxIdleMs: b.mi }, defaults(b.m));
-  const set = (v: Uint8Array): Effect => ({ m: b.m, k: b.k!, v, at: now, ...expiry() });
+  const set = (v: Uint8Array): Effect => withExpiry({ m: b.m, k: b.k!, v, at: now }, expiry());
   const del = (): Effect => ({ m: b.m, k: b.k!, v: null, at: now });
   const prev = cur ? cur.value : null;
   switch (op) {
@@ -311,7 +318,7 @@ export function executeOp(
     case OpCode.GetAll:
       return { result: b.ks!.map((key) => live(store?.get(key))?.value ?? null), effects: [] };
     case OpCode.PutAll:
-      return { result: null, effects: b.kvs!.map(([key, v]) => ({ m: b.m, k: key, v, at: now, ...expiry() })) };
+      return { result: null, effects: b.kvs!.map(([key, v]) => withExpiry({ m: b.m, k: key, v, at: now }, expiry())) };
     case OpCode.Size: {
       if (!store || store.expiring === 0) return { result: store?.size ?? 0, effects: [] };
       let n = 0;

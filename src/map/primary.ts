@@ -56,7 +56,9 @@ export class PrimaryRole {
     const d = ctx.data.get(req.p)!;
     const answer = (result: unknown) => (ok: boolean) => ok ? reply("ok", result) : reply("MIGRATING");
     if (req.op === OpCode.Events) return this.#serveEvents(prim, d, body, reply);
-    const now = Math.floor(ctx.clock.now());
+    // One clock read per op: its stamp (hlc.ts) and the housekeeping's whole-ms time.
+    const clockNow = ctx.clock.now();
+    const now = Math.floor(clockNow);
     const keys = opKeys(req.op, body);
     const hk = ctx.housekeeping;
     const lv = ctx.levels;
@@ -82,7 +84,7 @@ export class PrimaryRole {
       hk.beforeOp(d, body.m, keys, now);
       // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts). Lock
       // leases are measured in these stamps too, so they never run backwards across a failover.
-      const stamp = nextStamp(ctx.clock.now(), d.maxAt);
+      const stamp = nextStamp(clockNow, d.maxAt);
       const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
       if (body.pk && parkDeadline !== 0) {
         const w = parkUntil(d, req.op, body, { now: stamp, from, alive });
@@ -125,7 +127,7 @@ export class PrimaryRole {
       return this.#waitFor(prim, entry.seq, k, answer(out.result));
     }
     hk.beforeOp(d, body.m, keys, now);
-    const stamp = nextStamp(ctx.clock.now(), d.maxAt);
+    const stamp = nextStamp(clockNow, d.maxAt);
     const out = isLockOp(req.op)
       ? executeLockOp(d, req.op, body, stamp, from, (id) => ctx.view.member(id) !== undefined)
       : isQueueOp(req.op)

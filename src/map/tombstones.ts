@@ -60,7 +60,8 @@ export class Tombstones {
 
   /** The key was written again: its removal no longer matters. */
   delete(m: string, key: Uint8Array): void {
-    this.#byKey.delete(id(m, key));
+    // Most writes find no tombstone at all: no key string built for them.
+    if (this.#byKey.size > 0) this.#byKey.delete(id(m, key));
   }
 
   clear(): void {
