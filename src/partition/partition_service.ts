@@ -14,7 +14,10 @@
  *
  * Slightly above the ~800-line guideline: the master's tick (repair, backups created in place,
  * fills spread, migrations started and committed) reads and changes one table under one set of
- * rules; the pure parts of it already live in assignment.ts.
+ * rules; the pure parts of it already live in assignment.ts. The tick's pacing (skip a pass
+ * whose inputs did not change, sleep until the next heartbeat) reads the same in-flight
+ * migrations, collect and leave state, so it stays here too; a split by owned state would
+ * put the table, the migrations in flight and the pass that changes both on different sides.
  */
 import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
