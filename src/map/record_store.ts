@@ -317,8 +317,45 @@ export class RecordStore {
     maxIdle: number,
   ): void {
     const h = hashBytes(key);
+    this.#write(key, this.#find(key, null, h), h, value, version, createdAt, updatedAt, lastAccessAt, 0, ttl, maxIdle);
+  }
+
+  /**
+   * `put` for a key just looked up: `slot` is the `slot` of the record `get(key)` returned, with
+   * no change to the store since (-1: `get` found none). Saves the second lookup of a write.
+   */
+  write(
+    key: Uint8Array,
+    slot: number,
+    value: Uint8Array,
+    version: number,
+    createdAt: number,
+    updatedAt: number,
+    lastAccessAt: number,
+    hits: number,
+    ttl: number,
+    maxIdle: number,
+  ): void {
+    // A new key's hash places it in the table; a found one keeps its place.
+    const h = slot < 0 ? hashBytes(key) : 0;
+    this.#write(key, slot, h, value, version, createdAt, updatedAt, lastAccessAt, hits, ttl, maxIdle);
+  }
+
+  #write(
+    key: Uint8Array,
+    slot: number,
+    h: number,
+    value: Uint8Array,
+    version: number,
+    createdAt: number,
+    updatedAt: number,
+    lastAccessAt: number,
+    hits: number,
+    ttl: number,
+    maxIdle: number,
+  ): void {
     const klen = key.byteLength, vlen = value.byteLength;
-    const off = this.#place(this.#find(key, null, h), h, klen, vlen);
+    const off = this.#place(slot, h, klen, vlen);
     const a = this.#arena;
     if (klen + vlen <= 256) {
       for (let i = 0; i < klen; i++) a[off + i] = key[i];
@@ -327,7 +364,7 @@ export class RecordStore {
       a.set(key, off);
       a.set(value, off + klen);
     }
-    this.#numbers(this.#slotAt, version, createdAt, updatedAt, lastAccessAt, 0, ttl, maxIdle);
+    this.#numbers(this.#slotAt, version, createdAt, updatedAt, lastAccessAt, hits, ttl, maxIdle);
   }
 
   /** The slot `#place` used last. */
@@ -386,10 +423,11 @@ export class RecordStore {
     }
   }
 
-  /** Removes the record with id `id`. @returns the removed record */
-  delete(id: string): RecordRef | undefined {
-    const h = hashId(id);
-    const slot = this.#find(null, id, h);
+  /** Removes the record whose key has id `id` (or is `id`, as bytes). @returns the removed record */
+  delete(id: string | Uint8Array): RecordRef | undefined {
+    const str = typeof id === "string";
+    const h = str ? hashId(id) : hashBytes(id);
+    const slot = str ? this.#find(null, id, h) : this.#find(id, null, h);
     if (slot < 0) return undefined;
     const ref = this.#ref(slot);
     this.#remove(slot, h);
