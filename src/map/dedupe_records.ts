@@ -146,7 +146,7 @@ export class DedupeRecords {
     if (!id) return this.#setWindow(c, rec);
     const cl = this.#client(id.client);
     cl.gone = false;
-    if (w !== undefined) this.raise(id.client, Math.min(w, id.seq));
+    if (w !== undefined) this.#raise(cl, Math.min(w, id.seq));
     if (id.seq < cl.w) return;
     const old = cl.recs.get(id.seq);
     if (old) (this.#count--, this.#bytes -= recordBytes(old[0], old[1]));
@@ -174,16 +174,22 @@ export class DedupeRecords {
 
   /** `client` answered every call below `w`: drops their records. */
   raise(client: string, w: number): void {
-    const cl = this.#client(client);
+    this.#raise(this.#client(client), w);
+  }
+
+  #raise(cl: Client, w: number): void {
     if (w <= cl.w) return;
     cl.w = w;
     if (cl.min >= w) return;
     let min = Infinity;
-    for (const [seq, [c, r]] of cl.recs) {
+    // Indexed, not destructured: a nested array pattern runs the array iterator per record (JSC).
+    for (const e of cl.recs) {
+      const seq = e[0];
       if (seq < w) {
+        const rec = e[1];
         cl.recs.delete(seq);
         this.#count--;
-        this.#bytes -= recordBytes(c, r);
+        this.#bytes -= recordBytes(rec[0], rec[1]);
       } else if (seq < min) min = seq;
     }
     cl.min = min;
