@@ -181,6 +181,18 @@ export class DedupeRecords {
     if (w <= cl.w) return;
     cl.w = w;
     if (cl.min >= w) return;
+    if (cl.recs.size === 1) {
+      // The usual case (a client's calls spread over the partitions): the one record is at `min`
+      // unless a delete left `min` low; no iterator then.
+      const only = cl.recs.get(cl.min);
+      if (only !== undefined) {
+        cl.recs.delete(cl.min);
+        this.#count--;
+        this.#bytes -= recordBytes(only[0], only[1]);
+        cl.min = Infinity;
+        return;
+      }
+    }
     let min = Infinity;
     // Indexed, not destructured: a nested array pattern runs the array iterator per record (JSC).
     for (const e of cl.recs) {
