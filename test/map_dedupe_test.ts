@@ -9,7 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { IndeterminateResultError, ShoalError } from "../src/core/errors.ts";
 import { Random } from "../src/core/random.ts";
 import { callId } from "../src/invoke/call_id.ts";
-import { DedupeRecords } from "../src/map/dedupe_records.ts";
+import { DedupeRecords, DEFAULT_DEDUPE_LIMITS } from "../src/map/dedupe_records.ts";
 import { type LogEntry, PartitionData } from "../src/map/partition_data.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import type { Message } from "../src/wire/message.ts";
@@ -226,6 +226,17 @@ describe("the records of one partition copy", () => {
         }
       }
     }
+  });
+
+  test("a forgotten client's records are gone, also right after its last lookup", () => {
+    const recs = new DedupeRecords({ ...DEFAULT_DEDUPE_LIMITS, clients: 1 });
+    recs.set(callId("n1/0a", 3), { seq: 1, r: "a" });
+    expect(recs.get(callId("n1/0a", 3))?.r).toBe("a");
+    recs.set(callId("n2/0b", 3), { seq: 2, r: "b" }); // n1/0a is forgotten
+    expect(recs.get(callId("n1/0a", 3))).toBeUndefined();
+    expect(recs.get(callId("n2/0b", 3))?.r).toBe("b");
+    recs.clear();
+    expect(recs.get(callId("n2/0b", 3))).toBeUndefined();
   });
 
   test("watermarks reach a backup with the writes and a copy with a snapshot", () => {

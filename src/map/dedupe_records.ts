@@ -81,6 +81,9 @@ export class DedupeRecords {
   #window = new Map<string, DedupeRecord>();
   #windowBytes = 0;
   #clients = new Map<string, Client>();
+  /** The client looked up last (one client's calls usually follow each other): no hash of its name then. */
+  #lastName = "";
+  #last: Client | undefined;
   #count = 0;
   #bytes = 0;
 
@@ -106,7 +109,7 @@ export class DedupeRecords {
   get(c: string): DedupeRecord | undefined {
     const id = parseCallId(c);
     if (!id) return this.#window.get(c);
-    return this.#clients.get(id.client)?.recs.get(id.seq)?.[1];
+    return this.#lookup(id.client)?.recs.get(id.seq)?.[1];
   }
 
   has(c: string): boolean {
@@ -117,7 +120,7 @@ export class DedupeRecords {
   isBelowWatermark(c: string): boolean {
     const id = parseCallId(c);
     if (!id) return false;
-    const cl = this.#clients.get(id.client);
+    const cl = this.#lookup(id.client);
     return cl !== undefined && id.seq < cl.w;
   }
 
@@ -164,7 +167,7 @@ export class DedupeRecords {
       if (r) (this.#window.delete(c), this.#windowBytes -= recordBytes(c, r));
       return;
     }
-    const cl = this.#clients.get(id.client);
+    const cl = this.#lookup(id.client);
     const r = cl?.recs.get(id.seq);
     if (!cl || !r) return;
     cl.recs.delete(id.seq);
@@ -225,12 +228,20 @@ export class DedupeRecords {
     this.#window.clear();
     this.#windowBytes = 0;
     this.#clients.clear();
+    this.#last = undefined;
     this.#count = 0;
     this.#bytes = 0;
   }
 
+  #lookup(client: string): Client | undefined {
+    if (this.#last !== undefined && client === this.#lastName) return this.#last;
+    const cl = this.#clients.get(client);
+    if (cl !== undefined) (this.#lastName = client, this.#last = cl);
+    return cl;
+  }
+
   #client(client: string): Client {
-    let cl = this.#clients.get(client);
+    let cl = this.#lookup(client);
     if (cl) return cl;
     cl = { w: 0, recs: new Map(), min: Infinity, gone: false };
     this.#clients.set(client, cl);
@@ -253,6 +264,7 @@ export class DedupeRecords {
     const cl = this.#clients.get(victim)!;
     for (const [c, r] of cl.recs.values()) (this.#count--, this.#bytes -= recordBytes(c, r));
     this.#clients.delete(victim);
+    this.#last = undefined;
     this.counts.dedupeForgotten++;
   }
 

@@ -219,8 +219,11 @@ export class PartitionData {
     this.historyEpoch = epoch;
   }
 
-  /** Applies one effect to the records (and the digest). @returns what it did to a key, if anything */
-  applyEffect(e: Effect): AppliedChange | null {
+  /**
+   * Applies one effect to the records (and the digest); `store`: its map's store, when the caller
+   * looked it up already. @returns what it did to a key, if anything
+   */
+  applyEffect(e: Effect, store?: RecordStore): AppliedChange | null {
     if (e.at > this.maxAt) this.maxAt = e.at;
     if (e.floor) {
       this.idleFloor = Math.max(this.idleFloor, e.at);
@@ -238,7 +241,7 @@ export class PartitionData {
       return null;
     }
     const key = e.k!;
-    const s = this.#store(e.m);
+    const s = store ?? this.#store(e.m);
     // Found by its bytes (no key id string); a write then reuses the slot found (no second lookup).
     const cur = s.get(key);
     if (e.touch) {
@@ -298,7 +301,7 @@ export class PartitionData {
       if (e.k) at += kl;
       const vo = at;
       if (e.v) at += e.v.byteLength;
-      const c = this.applyEffect(e);
+      const c = this.applyEffect(e, s);
       if (c) {
         // A change has a key; its value (absent for a removal) is the effect's.
         this.events.add(
