@@ -111,7 +111,7 @@ describe("record store", () => {
           } else if (how < 0.7) {
             // A write to the slot `get` found (as a partition applies a write), or -1 for a new key.
             const at = s.get(key)?.slot ?? -1;
-            s.write(key, at, value, m.version, m.createdAt, m.updatedAt, m.lastAccessAt, m.hits, m.ttl, m.mi);
+            s.put(key, value, m.version, m.createdAt, m.updatedAt, m.lastAccessAt, m.ttl, m.mi, m.hits, at);
           } else {
             s.put(key, value, m.version, m.createdAt, m.updatedAt, m.lastAccessAt, m.ttl, m.mi);
             m.hits = 0; // a put (installing a snapshot) starts at 0 hits

@@ -267,17 +267,17 @@ export class PartitionData {
       return { type, m: e.m, key, oldValue: old };
     }
     this.tombstones.delete(e.m, key);
-    s.write(
+    s.put(
       key,
-      cur ? cur.slot : -1,
       e.v,
       cur ? cur.version + 1 : 1,
       cur ? cur.createdAt : e.at,
       e.at,
       cur ? Math.max(e.at, cur.lastAccessAt) : e.at,
-      cur ? cur.hits + 1 : 1,
       e.ttl || 0,
       e.mi || 0,
+      cur ? cur.hits + 1 : 1,
+      cur ? cur.slot : -1,
     );
     this.#mix(s, murmur3_32(e.v, k0), murmur3_32(e.v, k1));
     const type = e.why === EffectCause.Merged ? "merged" : cur ? "updated" : "added";

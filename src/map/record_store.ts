@@ -303,8 +303,10 @@ export class RecordStore {
   }
 
   /**
-   * Inserts or replaces the record of key `key` (bytes) with value `value` and these numbers
-   * (0 hits), copying the bytes: `set` without a record object or key id (installing a snapshot).
+   * Inserts or replaces the record of key `key` (bytes) with value `value` and these numbers,
+   * copying the bytes: `set` without a record object or key id (installing a snapshot, 0 hits).
+   * `slot`: the key's slot when the caller just looked it up (`get(key)?.slot ?? -1`, with no
+   * change to the store since), which saves a write its second lookup.
    */
   put(
     key: Uint8Array,
@@ -315,45 +317,12 @@ export class RecordStore {
     lastAccessAt: number,
     ttl: number,
     maxIdle: number,
-  ): void {
-    const h = hashBytes(key);
-    this.#write(key, this.#find(key, null, h), h, value, version, createdAt, updatedAt, lastAccessAt, 0, ttl, maxIdle);
-  }
-
-  /**
-   * `put` for a key just looked up: `slot` is the `slot` of the record `get(key)` returned, with
-   * no change to the store since (-1: `get` found none). Saves the second lookup of a write.
-   */
-  write(
-    key: Uint8Array,
-    slot: number,
-    value: Uint8Array,
-    version: number,
-    createdAt: number,
-    updatedAt: number,
-    lastAccessAt: number,
-    hits: number,
-    ttl: number,
-    maxIdle: number,
+    hits = 0,
+    slot?: number,
   ): void {
     // A new key's hash places it in the table; a found one keeps its place.
-    const h = slot < 0 ? hashBytes(key) : 0;
-    this.#write(key, slot, h, value, version, createdAt, updatedAt, lastAccessAt, hits, ttl, maxIdle);
-  }
-
-  #write(
-    key: Uint8Array,
-    slot: number,
-    h: number,
-    value: Uint8Array,
-    version: number,
-    createdAt: number,
-    updatedAt: number,
-    lastAccessAt: number,
-    hits: number,
-    ttl: number,
-    maxIdle: number,
-  ): void {
+    const h = slot === undefined || slot < 0 ? hashBytes(key) : 0;
+    if (slot === undefined) slot = this.#find(key, null, h);
     const klen = key.byteLength, vlen = value.byteLength;
     const off = this.#place(slot, h, klen, vlen);
     const a = this.#arena;
