@@ -32,12 +32,18 @@ export function markBytes<S extends z.ZodType>(schema: S, max: number): S {
   return schema;
 }
 
+/** The byte limit of a schema made by {@link markBytes}, or undefined for any other schema. */
+export function bytesLimitOf(schema: z.ZodType): number | undefined {
+  return bytesLimits.get(schema);
+}
+
 // deno-lint-ignore no-explicit-any
 type Internals = { def: any; optin?: string; optout?: string };
-const internals = (s: unknown): Internals => (s as { _zod: Internals })._zod;
+/** A zod schema's internals (its definition and optionality), as this compiler and fast_decode.ts read them. */
+export const internals = (s: unknown): Internals => (s as { _zod: Internals })._zod;
 
 /** Zod's number checks this compiler knows: [lo, hi] bounds and whether the value must be a safe integer. */
-function numberBounds(
+export function numberBounds(
   checks: unknown[] | undefined,
 ): { lo: number; hi: number; loIn: boolean; hiIn: boolean; int: boolean } | null {
   const b = { lo: -Infinity, hi: Infinity, loIn: true, hiIn: true, int: false };
@@ -54,7 +60,7 @@ function numberBounds(
 }
 
 /** Length checks (strings, arrays): [min, max], or null for another check. */
-function lengthBounds(checks: unknown[] | undefined): { min: number; max: number } | null {
+export function lengthBounds(checks: unknown[] | undefined): { min: number; max: number } | null {
   let min = 0;
   let max = Infinity;
   for (const c of checks ?? []) {

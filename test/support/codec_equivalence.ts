@@ -1,0 +1,159 @@
+/**
+ * The frame decode fast path (src/wire/fast_decode.ts) against the generic one (cbor-x, then
+ * validation), on frames of generated, mutated and byte-damaged messages of every kind that has
+ * a compiled reader. No test framework here: `checkDecodeEquivalence` throws on the first
+ * difference, so the same check runs under `bun test` (test/fast_decode_test.ts) and under Deno
+ * (`deno run -A test/deno/codec_equivalence_deno.ts`).
+ */
+import { Buffer } from "node:buffer";
+import { Random } from "../../src/core/random.ts";
+import { decodeFrame, decodeFrameGeneric, encodeFrame, encodeValue, PROTOCOL_VERSION } from "../../src/wire/codec.ts";
+import { readFrame } from "../../src/wire/fast_decode.ts";
+import { Limits } from "../../src/wire/limits.ts";
+import { type Message, readerOf, registeredKinds, schemaOf } from "../../src/wire/message.ts";
+import { frameOf } from "../../src/transport/frame_queue.ts";
+import { randomValue } from "./arbitrary_message.ts";
+import { mutate } from "./mutate_value.ts";
+import "../../src/node.ts";
+
+const hints = { ids: ["a", "b", "x", "fuzzed", "k1", "client/2a858470/2bb"] };
+
+/**
+ * Where two decoded values differ, or null when they are the same: equal scalars, same keys in
+ * the same order, byte arrays of the same class over the same memory.
+ */
+export function difference(a: unknown, b: unknown, path = "$"): string | null {
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    if (!(a instanceof Uint8Array && b instanceof Uint8Array)) return `${path}: bytes against non-bytes`;
+    if (a.constructor !== b.constructor) return `${path}: ${a.constructor.name} against ${b.constructor.name}`;
+    if (a.buffer !== b.buffer || a.byteOffset !== b.byteOffset || a.byteLength !== b.byteLength) {
+      return `${path}: different memory`;
+    }
+    return null;
+  }
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!(Array.isArray(a) && Array.isArray(b)) || a.length !== b.length) return `${path}: array length`;
+    for (let i = 0; i < a.length; i++) {
+      const d = difference(a[i], b[i], `${path}[${i}]`);
+      if (d) return d;
+    }
+    return null;
+  }
+  if (typeof a === "object" && a !== null && typeof b === "object" && b !== null) {
+    if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return `${path}: prototypes`;
+    const ka = Object.keys(a), kb = Object.keys(b);
+    if (ka.join() !== kb.join()) return `${path}: keys ${ka.join()} against ${kb.join()}`;
+    for (const k of ka) {
+      const d = difference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`);
+      if (d) return d;
+    }
+    return null;
+  }
+  return Object.is(a, b) ? null : `${path}: ${String(a)} against ${String(b)}`;
+}
+
+/** Tallies of one equivalence run. */
+export interface DecodeTally {
+  frames: number;
+  fastTaken: number;
+  genericOnly: number;
+  validFramesMissed: number;
+}
+
+function compare(frame: Uint8Array, t: DecodeTally, label: string): void {
+  t.frames++;
+  const generic = decodeFrameGeneric(frame);
+  const fast = readFrame(frame, PROTOCOL_VERSION, Limits.maxBatchLength, readerOf);
+  const whole = decodeFrame(frame, Infinity); // must never throw
+  if (fast === null) {
+    t.genericOnly++;
+    const d = difference(whole, generic);
+    if (d) throw new Error(`${label}: decodeFrame differs from the generic path (${d})`);
+    return;
+  }
+  t.fastTaken++;
+  if (!generic.ok || generic.dropped > 0) {
+    throw new Error(`${label}: fast path accepted a frame the generic path rejects (${generic.reason})`);
+  }
+  const d = difference(fast, generic.msgs) ?? difference(whole.msgs, generic.msgs);
+  if (d) throw new Error(`${label}: fast path differs from the generic path at ${d}`);
+}
+
+/** A copy of `bytes` with one random byte-level change: truncated, a byte changed, inserted or removed. */
+function damage(bytes: Uint8Array, rng: Random): Uint8Array {
+  const at = rng.int(bytes.length);
+  switch (rng.int(4)) {
+    case 0:
+      return bytes.slice(0, at);
+    case 1: {
+      const out = bytes.slice();
+      out[at] = [0, 0x17, 0x18, 0x1b, 0x3a, 0x40, 0x5f, 0x61, 0x7f, 0x80, 0xa1, 0xd8, 0xf4, 0xf6, 0xf7, 0xfa, 0xfb, 0xff][
+        rng.int(18)
+      ] ^ (rng.next() < 0.3 ? rng.int(256) : 0);
+      return out;
+    }
+    case 2: {
+      const out = new Uint8Array(bytes.length + 1);
+      out.set(bytes.subarray(0, at));
+      out[at] = rng.int(256);
+      out.set(bytes.subarray(at), at + 1);
+      return out;
+    }
+    default: {
+      const out = new Uint8Array(bytes.length - 1);
+      out.set(bytes.subarray(0, at));
+      out.set(bytes.subarray(at + 1), at);
+      return out;
+    }
+  }
+}
+
+/**
+ * Compares the two decode paths on `rounds` random values of every kind with a reader: each
+ * valid, mutated, and byte-damaged, alone and in frames of several messages, with byte arrays as
+ * `Uint8Array` (tag 64) and as the runtime's `Buffer` (no tag). Throws on the first difference.
+ */
+export function checkDecodeEquivalence(seed: number, rounds: number): DecodeTally & { kinds: string[] } {
+  const rng = new Random(seed);
+  const t: DecodeTally = { frames: 0, fastTaken: 0, genericOnly: 0, validFramesMissed: 0 };
+  const kinds = registeredKinds().filter(({ kind }) => readerOf(kind) !== null);
+  for (let r = 0; r < rounds; r++) {
+    const batch: Message[] = [];
+    for (const { kind, name } of kinds) {
+      const v = randomValue(schemaOf(kind)!, rng, hints) as Message;
+      const asBuffer = rng.next() < 0.5;
+      const valid = asBuffer ? buffersOf(v) : v;
+      const frame = encodeFrame([valid as Message]);
+      const before = t.fastTaken;
+      compare(frame, t, `${name} valid`);
+      if (t.fastTaken === before && decodeFrameGeneric(frame).dropped === 0) t.validFramesMissed++;
+      if (rng.next() < 0.3) batch.push(valid as Message);
+      let m: unknown = valid;
+      for (let j = 0; j < 1 + rng.int(3); j++) {
+        m = mutate(m, rng);
+        let bytes: Uint8Array;
+        try {
+          bytes = frameOf([encodeValue(m)]);
+        } catch {
+          continue; // cbor-x cannot encode it (such a value is never sent)
+        }
+        compare(bytes, t, `${name} mutated`);
+      }
+      for (let j = 0; j < 3; j++) compare(damage(frame, rng), t, `${name} damaged`);
+    }
+    const frame = encodeFrame(batch);
+    compare(frame, t, "batch");
+    for (let j = 0; j < 5; j++) compare(damage(frame, rng), t, "damaged batch");
+  }
+  return { ...t, kinds: kinds.map((k) => k.name) };
+}
+
+/** `v` with every `Uint8Array` inside replaced by a `Buffer` over the same bytes (as Bun's and Deno's cbor-x decode). */
+function buffersOf(v: unknown): unknown {
+  if (v instanceof Uint8Array) return Buffer.from(v);
+  if (Array.isArray(v)) return v.map(buffersOf);
+  if (typeof v === "object" && v !== null) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, buffersOf(x)]));
+  }
+  return v;
+}
