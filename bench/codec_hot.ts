@@ -1,6 +1,6 @@
 /**
- * CPU per hot message in the frame codec: encoding one message (`encodeValue`, as a link queues
- * it), and decoding plus validating a frame of such messages, by the fast path (`decodeFrame`,
+ * CPU per hot message in the frame codec: encoding one message as a link queues it, by cbor-x
+ * (`encodeValueGeneric`) and by the fast path (`encodeValue`, src/wire/fast_encode.ts), and decoding plus validating a frame of such messages, by the fast path (`decodeFrame`,
  * src/wire/fast_decode.ts) and by the generic path (`decodeFrameGeneric`: cbor-x, then
  * validation). Messages shaped as on the put path of bench/put_path.ts (100-byte values).
  *
@@ -10,7 +10,7 @@
  * Prints µs per message (best of 5 rounds of `--n` messages; a frame holds `--batch` messages).
  */
 import { args as processArgs, runtimeVersion } from "../src/runtime/process.ts";
-import { decodeFrame, decodeFrameGeneric, encodeValue } from "../src/wire/codec.ts";
+import { decodeFrame, decodeFrameGeneric, encodeValue, encodeValueGeneric } from "../src/wire/codec.ts";
 import { frameOf } from "../src/transport/frame_queue.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import type { Message } from "../src/wire/message.ts";
@@ -75,6 +75,9 @@ for (const [name, msg] of Object.entries(samples)) {
   const enc = best(N, () => {
     for (let i = 0; i < N; i++) sink += encodeValue(msg).byteLength;
   });
+  const encGeneric = best(N, () => {
+    for (let i = 0; i < N; i++) sink += encodeValueGeneric(msg).byteLength;
+  });
   const frame = frameOf(Array.from({ length: BATCH }, () => encodeValue(msg)));
   const frames = Math.max(1, Math.floor(N / BATCH));
   if (!decodeFrame(frame).ok || decodeFrame(frame).msgs.length !== BATCH) throw new Error(`${name}: bad frame`);
@@ -85,11 +88,14 @@ for (const [name, msg] of Object.entries(samples)) {
     for (let i = 0; i < frames; i++) sink += decodeFrameGeneric(frame).msgs.length;
   });
   rows.push(
-    `| ${name.padEnd(15)} | ${String(encodeValue(msg).byteLength).padStart(5)} B | ${enc.toFixed(2)} µs | ` +
+    `| ${name.padEnd(15)} | ${String(encodeValue(msg).byteLength).padStart(5)} B | ${encGeneric.toFixed(2)} µs | ` +
+      `${enc.toFixed(2)} µs | ` +
       `${generic.toFixed(2)} µs | ${fast.toFixed(2)} µs |`,
   );
 }
 console.log(`codec per hot message (${runtimeVersion()}; ${N} messages, ${BATCH} per frame, best of 5)`);
-console.log("| message         |    size | encode | decode+validate: generic | decode+validate: fast |");
+console.log(
+  "| message         |    size | encode: cbor-x | encode: fast | decode+validate: cbor-x | decode+validate: fast |",
+);
 for (const r of rows) console.log(r);
 if (sink < 0) console.log(sink);

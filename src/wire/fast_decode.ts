@@ -58,7 +58,7 @@ function readArg(info: number): number {
 
 function readFloat64(): number | typeof REJECT {
   if (pos + 8 > end) return REJECT;
-  if (bigEndianHost) for (let i = 0; i < 8; i++) f64Bytes[i] = src[pos + i];
+  if (bigEndianHost) { for (let i = 0; i < 8; i++) f64Bytes[i] = src[pos + i]; }
   else for (let i = 0; i < 8; i++) f64Bytes[i] = src[pos + 7 - i];
   pos += 8;
   return f64[0];
