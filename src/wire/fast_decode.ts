@@ -16,7 +16,15 @@
  * the two paths on generated and mutated frames.
  */
 import type { z } from "zod";
-import { bytesLimitOf, compileCheck, internals, lengthBounds, numberBounds, REJECT } from "./fast_check.ts";
+import {
+  bytesLimitOf,
+  compileCheck,
+  internals,
+  lengthBounds,
+  numberBounds,
+  REJECT,
+  scalarValues,
+} from "./fast_check.ts";
 
 /** A compiled reader: reads one item at the current position, or returns {@link REJECT}. */
 export type FastReader = () => unknown;
@@ -218,8 +226,10 @@ function compile(schema: z.ZodType): FastReader | null {
         pos++;
         return h === 0xf5;
       };
-    case "literal": {
-      const values = new Set<unknown>(def.values);
+    case "literal":
+    case "enum": {
+      const values = scalarValues(schema);
+      if (!values) return null;
       return () => {
         const v = readAny(MAX_DEPTH);
         return values.has(v) ? v : REJECT;
@@ -280,8 +290,16 @@ function compile(schema: z.ZodType): FastReader | null {
     }
     case "tuple":
       return compileTuple(def);
-    case "union":
+    case "union": {
+      const values = scalarValues(schema);
+      if (values) {
+        return () => {
+          const v = readAny(MAX_DEPTH);
+          return values.has(v) ? v : REJECT;
+        };
+      }
       return compileUnion(def);
+    }
     case "object":
       return compileObject(def);
     default:
@@ -307,7 +325,7 @@ function compileTuple(def: any): FastReader | null {
   };
 }
 
-/** As the compiled check: a union of tuples of different lengths, told apart by the array's length. */
+/** As the compiled check: a union of tuples of different lengths, told apart by the array's length (literals: above). */
 // deno-lint-ignore no-explicit-any
 function compileUnion(def: any): FastReader | null {
   const byLength = new Map<number, FastReader>();
