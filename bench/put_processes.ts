@@ -10,10 +10,14 @@
  *   bun run bench/put_processes.ts [--seconds 10] [--in-flight 64] [--runs 1]
  *   deno run -A bench/put_processes.ts …
  *   bun run bench/put_processes.ts --member-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"
+ *   deno run -A bench/put_processes.ts --inspect-profile /tmp/prof
  *
  * `--member-flags` are given to the members' runtime (space-separated); the members are
  * stopped with two SIGTERMs at the end, so a profile covers their whole life (formation included:
- * use a long `--seconds` for a profile of the put phase). Ends with one JSON line.
+ * use a long `--seconds` for a profile of the put phase). Deno has no `--cpu-prof`: with
+ * `--inspect-profile DIR` the members run with `--inspect` and the first run's puts are sampled
+ * through the inspector (bench/_inspector.ts), written to DIR as `.cpuprofile` files and
+ * summarised (top functions by own time). Ends with one JSON line.
  */
 import {
   contextSwitches as switches,
@@ -29,6 +33,8 @@ import {
 import dgram from "node:dgram";
 import nodeProcess from "node:process";
 import { args, runtimeVersion } from "../src/runtime/process.ts";
+import { InspectorSession, inspectorUrl, profileTable } from "./_inspector.ts";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { retransmissionFigures, sackPolicyFigures } from "../src/transport/webrtc_peer.ts";
 import { sackBundlingFigures } from "../src/transport/sack_bundling.ts";
 import type { Member } from "../test/support/cluster.ts";
@@ -37,7 +43,11 @@ const argv = args();
 const SECONDS = Number(flag(argv, "seconds", "10"));
 const IN_FLIGHT = Number(flag(argv, "in-flight", "64"));
 const RUNS = Number(flag(argv, "runs", "1"));
-const MEMBER_FLAGS = flag(argv, "member-flags", "").split(" ").filter((s) => s !== "");
+const INSPECT_DIR = flag(argv, "inspect-profile", "");
+const MEMBER_FLAGS = [
+  ...flag(argv, "member-flags", "").split(" ").filter((s) => s !== ""),
+  ...(INSPECT_DIR ? ["--inspect=127.0.0.1:0"] : []),
+];
 const VALUE = "v".repeat(100);
 const cpuMs = (pid: number | "self") => processCpu(pid).cpuMs;
 
@@ -91,6 +101,25 @@ async function counts(members: Member[], client: { transportStats(): { framesSen
   };
 }
 
+/** An inspector session on member `m` (started with `--inspect`). */
+async function inspect(m: Member): Promise<InspectorSession> {
+  const url = inspectorUrl(m.stderr());
+  if (!url) throw new Error(`member ${m.name} printed no inspector address (is it Deno, started with --inspect?)`);
+  return await InspectorSession.connect(url);
+}
+
+/** Stops the profilers, writes one `.cpuprofile` per member into INSPECT_DIR and prints their top functions. */
+async function saveProfiles(members: Member[], sessions: InspectorSession[]): Promise<void> {
+  mkdirSync(INSPECT_DIR, { recursive: true });
+  for (let i = 0; i < sessions.length; i++) {
+    const profile = await sessions[i].stop();
+    sessions[i].close();
+    const file = `${INSPECT_DIR}/member-${members[i].name}.cpuprofile`;
+    writeFileSync(file, JSON.stringify(profile));
+    console.log(`member ${members[i].name}: ${file}; busy samples, self and total:\n${profileTable(profile, 25)}`);
+  }
+}
+
 await runBench(async () => {
   const { members, client } = await startBenchCluster(`put-processes-${Date.now()}`, 100, {
     runtimeFlags: MEMBER_FLAGS,
@@ -115,6 +144,8 @@ await runBench(async () => {
     );
     const results = [];
     for (let run = 0; run < RUNS; run++) {
+      const sessions = run === 0 && INSPECT_DIR ? await Promise.all(members.map(inspect)) : [];
+      await Promise.all(sessions.map((s) => s.start()));
       const load = loadAverage();
       const c0 = await counts(members, client);
       const cpu0 = pids.map(cpuMs), self0 = cpuMs("self");
@@ -128,6 +159,7 @@ await runBench(async () => {
         }
       }));
       const elapsed = performance.now() - start;
+      if (sessions.length > 0) await saveProfiles(members, sessions);
       const cpu = pids.map((p, i) => cpuMs(p) - cpu0[i]), self = cpuMs("self") - self0;
       const sw = [...pids, "self" as const].map(switches).map((x, i) => ({
         main: (x.main - sw0[i].main) / puts,
