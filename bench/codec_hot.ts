@@ -71,14 +71,18 @@ function best(n: number, fn: () => void, rounds = 5): number {
 
 const rows: string[] = [];
 let sink = 0;
-for (const [name, msg] of Object.entries(samples)) {
+// Each kind alone, then the five in turn (the shapes a member meets, so property reads are not of one shape).
+const cases: Array<[string, Message[]]> = Object.entries(samples).map(([name, msg]) => [name, [msg]]);
+cases.push(["all five mixed", Object.values(samples)]);
+for (const [name, list] of cases) {
+  const msg = list[0];
   const enc = best(N, () => {
-    for (let i = 0; i < N; i++) sink += encodeValue(msg).byteLength;
+    for (let i = 0; i < N; i++) sink += encodeValue(list[i % list.length]).byteLength;
   });
   const encGeneric = best(N, () => {
-    for (let i = 0; i < N; i++) sink += encodeValueGeneric(msg).byteLength;
+    for (let i = 0; i < N; i++) sink += encodeValueGeneric(list[i % list.length]).byteLength;
   });
-  const frame = frameOf(Array.from({ length: BATCH }, () => encodeValue(msg)));
+  const frame = frameOf(Array.from({ length: BATCH }, (_, i) => encodeValue(list[i % list.length])));
   const frames = Math.max(1, Math.floor(N / BATCH));
   if (!decodeFrame(frame).ok || decodeFrame(frame).msgs.length !== BATCH) throw new Error(`${name}: bad frame`);
   const fast = best(frames * BATCH, () => {
@@ -88,7 +92,9 @@ for (const [name, msg] of Object.entries(samples)) {
     for (let i = 0; i < frames; i++) sink += decodeFrameGeneric(frame).msgs.length;
   });
   rows.push(
-    `| ${name.padEnd(15)} | ${String(encodeValue(msg).byteLength).padStart(5)} B | ${encGeneric.toFixed(2)} µs | ` +
+    `| ${name.padEnd(15)} | ${String(list.length > 1 ? "-" : encodeValue(msg).byteLength).padStart(5)} B | ${
+      encGeneric.toFixed(2)
+    } µs | ` +
       `${enc.toFixed(2)} µs | ` +
       `${generic.toFixed(2)} µs | ${fast.toFixed(2)} µs |`,
   );

@@ -27,6 +27,8 @@ let tagUint8Array = true;
 const f64 = new Float64Array(1);
 const f64Bytes = new Uint8Array(f64.buffer);
 const bigEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
+/** Whether to read an object's values with `Object.values` (V8) rather than key by key (JavaScriptCore). */
+const valuesInBulk = !("Bun" in globalThis);
 
 /** Makes room for `n` more bytes, moving the value written so far to a new chunk when needed. */
 function room(n: number): void {
@@ -105,27 +107,18 @@ function write(v: unknown, depth: number): boolean {
         return true;
       }
       if (depth > MAX_DEPTH) return false;
-      const c = v.constructor;
-      if (c === Object) {
-        const keys = Object.keys(v);
-        const n = keys.length;
-        room(5);
-        head(0xa0, n);
-        for (let i = 0; i < n; i++) {
-          if (!writeString(keys[i]) || !write((v as Record<string, unknown>)[keys[i]], depth + 1)) return false;
-        }
-        return true;
-      }
-      if (c === Array) {
-        const a = v as unknown[];
-        const n = a.length;
+      if (Array.isArray(v)) {
+        if (v.constructor !== Array) return false;
+        const n = v.length;
         room(5);
         head(0x80, n);
-        for (let i = 0; i < n; i++) if (!write(a[i], depth + 1)) return false;
+        for (let i = 0; i < n; i++) if (!write(v[i], depth + 1)) return false;
         return true;
       }
       if (v instanceof Uint8Array) {
         const n = v.byteLength;
+        const c = v.constructor;
+        if (c === Object || c === Array || c === Map) return false; // cbor-x goes by `constructor` first
         room(n + 7);
         if (c === Uint8Array && tagUint8Array) {
           target[pos++] = 0xd8;
@@ -134,6 +127,24 @@ function write(v: unknown, depth: number): boolean {
         head(0x40, n);
         target.set(v, pos);
         pos += n;
+        return true;
+      }
+      // cbor-x writes an object as a map when its `constructor` is Object: here, an object whose prototype is
+      // Object.prototype (a cheaper test than reading `constructor` through the prototype), with no own `constructor`.
+      if (Object.getPrototypeOf(v) === Object.prototype) {
+        // Keys in `Object.keys` order, as cbor-x. The values: read by key under JavaScriptCore (Bun), where that beat
+        // `Object.values` on messages of mixed shapes (1.3 against 1.8–2.4 µs per message); in bulk under V8 (Deno),
+        // where `Object.values` was the faster (1.1–2.0 against 2.2–2.6 µs).
+        const keys = Object.keys(v);
+        const vals = valuesInBulk ? Object.values(v) : keys;
+        const n = keys.length;
+        room(5);
+        head(0xa0, n);
+        for (let i = 0; i < n; i++) {
+          const k = keys[i];
+          const x = valuesInBulk ? vals[i] : (v as Record<string, unknown>)[k];
+          if (k === "constructor" || !writeString(k) || !write(x, depth + 1)) return false;
+        }
         return true;
       }
       return false;
