@@ -15,14 +15,11 @@ import { frameOf } from "../src/transport/frame_queue.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import type { Message } from "../src/wire/message.ts";
 import "../src/node.ts";
+import { flag } from "./_cluster.ts";
 
 const args = processArgs();
-const arg = (name: string, def: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : def;
-};
-const N = Number(arg("--n", "100000"));
-const BATCH = Number(arg("--batch", "1"));
+const N = Number(flag(args, "n", "100000"));
+const BATCH = Number(flag(args, "batch", "1"));
 
 const callId = "client/2a858470/2bb";
 const key = encodeValue("t999");
