@@ -1,7 +1,8 @@
 /**
  * Where the CPU of a put goes between real processes (issue 16): 3 data member processes
  * of this runtime (backup 1) and this process as a lite client over WebRTC, 100-byte values, `--in-flight`
- * (64) callers for `--seconds` (10) s after 2,000 warm-up puts. Per put it prints the CPU of
+ * (64) callers for `--seconds` (10) s after 2,000 warm-up puts. It prints the puts' latency
+ * (p10 / p50 / p99) and, per put, the CPU of
  * each process, and what crossed the network: transport messages and frames (from the
  * members' `/metrics` and the client's counters), UDP datagrams (machine-wide, from
  * /proc/net/snmp, so other work on the machine adds to them), and the client's SCTP
@@ -24,6 +25,7 @@ import {
   flag,
   loadAverage,
   processCpu,
+  quantile,
   runBench,
   sampleOf,
   scrapeMetrics,
@@ -151,10 +153,14 @@ await runBench(async () => {
       const cpu0 = pids.map(cpuMs), self0 = cpuMs("self");
       const sw0 = [...pids, "self" as const].map(switches);
       let puts = 0, next = 0;
+      /** Each put's latency, µs (kept in order; at most 1,000,000). */
+      const lat: number[] = [];
       const start = performance.now(), stopAt = start + SECONDS * 1000;
       await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
         while (performance.now() < stopAt) {
+          const t0 = performance.now();
           await map.set(`k${next++ % 1000}`, VALUE);
+          if (lat.length < 1_000_000) lat.push((performance.now() - t0) * 1000);
           puts++;
         }
       }));
@@ -170,6 +176,8 @@ await runBench(async () => {
       const r = {
         load,
         putsPerS: puts / (elapsed / 1000),
+        /** Put latency p10 / p50 / p99, µs (p10 moves least with the machine's load). */
+        latencyUs: [0.1, 0.5, 0.99].map((q) => quantile(lat, q)),
         memberCpuUsPerPut: cpu.map((ms) => ms * 1000 / puts),
         membersCpuUsPerPut: cpu.reduce((a, b) => a + b, 0) * 1000 / puts,
         clientCpuUsPerPut: self * 1000 / puts,
@@ -189,7 +197,9 @@ await runBench(async () => {
       results.push(r);
       const f = (x: number, d = 1) => x.toFixed(d);
       console.log(
-        `run ${run + 1}: ${f(r.putsPerS, 0)} puts/s; CPU µs/put: members ${f(r.membersCpuUsPerPut, 0)} (${
+        `run ${run + 1}: ${f(r.putsPerS, 0)} puts/s, latency p10 / p50 / p99 ${
+          r.latencyUs.map((x) => f(x, 0)).join(" / ")
+        } µs; CPU µs/put: members ${f(r.membersCpuUsPerPut, 0)} (${
           r.memberCpuUsPerPut.map((x) => f(x, 0)).join(" + ")
         }), client ${f(r.clientCpuUsPerPut, 0)}; per put: ${f(r.messagesPerPut, 2)} messages, ${
           f(r.framesPerPut, 2)

@@ -86,6 +86,22 @@ describe("backups ack straight to the caller", () => {
     h.stop();
   });
 
+  test("the backup sends the caller's ack before the primary's (the caller's is on the write's path)", async () => {
+    const h = await cluster(3);
+    const client = h.members.get("n0")!;
+    const { key, primary, backup } = remoteKey(h, "n0");
+    const b = h.members.get(backup)!;
+    const sent: string[] = [];
+    b.transport.send = ((orig) => (to: string, msg: Message) => {
+      if (msg.t === Kind.InvokeBackupAck) sent.push(`InvokeBackupAck to ${to}`);
+      if (msg.t === Kind.MapBackupAck) sent.push(`MapBackupAck to ${to}`);
+      return orig(to, msg);
+    })(b.transport.send.bind(b.transport));
+    await h.until(client.grid.getMap<string, number>("m").set(key, 1));
+    expect(sent.slice(0, 2)).toEqual(["InvokeBackupAck to n0", `MapBackupAck to ${primary}`]);
+    h.stop();
+  });
+
   test("while the backup cannot apply the write, the caller does not count it acknowledged; afterwards it does", async () => {
     const h = await cluster(3);
     const client = h.members.get("n0")!;

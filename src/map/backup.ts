@@ -78,14 +78,16 @@ export class BackupRole {
       if (op.o !== undefined && op.c !== undefined) push(callers ??= new Map(), op.o, op.c);
     }
     if (this.fills.size > 0) this.fills.caughtUp(msg.p, d);
-    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ackItem(msg.p, msg.e, d)] });
-    // Writes whose callers wait for each backup's own ack (see directBackupAcks).
+    // Writes whose callers wait for each backup's own ack (see directBackupAcks). Sent before the
+    // primary's ack: a caller's ack is on its call's path, the primary's is not, and each frame
+    // leaves in the order its link got its first message (webrtc_frames.ts).
     if (callers) {
       for (const [caller, cs] of callers) {
         if (caller === ctx.self) ctx.invoker.onBackupAcks(ctx.self, from, cs);
         else ctx.transport.send(caller, { t: Kind.InvokeBackupAck, pr: from, cs });
       }
     }
+    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ackItem(msg.p, msg.e, d)] });
   }
 
   /**

@@ -304,7 +304,7 @@ export class WebRtcTransport implements Transport {
    * Queues `msg` for `to` (directly, or through its route). The message is encoded at
    * once; frames are cut and handed to the channel after the I/O callbacks of this
    * event-loop turn (setImmediate), so messages produced while handling a burst of
-   * incoming packets travel together; on an idle link with sparse traffic, as soon as
+   * incoming packets travel together; on a quiet link with sparse traffic, as soon as
    * the current task's synchronous work is done (see webrtc_frames.ts).
    */
   send(to: NodeId, msg: Message): boolean {

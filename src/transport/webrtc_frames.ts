@@ -1,7 +1,7 @@
 /**
  * The link/frame side of the WebRTC transport: what goes over an open link. Encodes and
  * queues messages per link (chunking those above 16 KiB), cuts frames once the current
- * event-loop turn's I/O callbacks ran (at once on an idle connection), hands them to the data channel only while its
+ * event-loop turn's I/O callbacks ran (at once on a quiet connection), hands them to the data channel only while its
  * `bufferedAmount` is under a bound (back-pressure), and decodes, reassembles, forwards and
  * delivers what arrives. It owns the transport's counters; the links themselves, their
  * setup and teardown, and signaling stay with {@link WebRtcTransport} (webrtc.ts), its host.
@@ -109,12 +109,13 @@ export class LinkFrames {
     if (msg.t >= 0 && msg.t < 256) this.#bytesByKind[msg.t] += bytes.byteLength;
     if (!link.flushScheduled && !link.waitingLow) {
       link.flushScheduled = true;
-      // On a link with sparse traffic and an idle connection (nothing unacknowledged) the frame
-      // leaves once the current task's synchronous work is done (a microtask): what that work
-      // queues still shares the frame, and the message does not wait for the rest of the
-      // event-loop turn (a hop of a sequential call). Otherwise the frame waits for the turn's I/O
-      // callbacks, so replies to a burst of packets share frames and packets.
-      if (link.sparse && link.rtc.idle) queueMicrotask(() => this.#scheduledFlush(link, false));
+      // On a link with sparse traffic and a quiet connection (at most one DATA chunk awaiting
+      // its SACK, see WebRtcPeer.quiet) the frame leaves once the current task's synchronous work
+      // is done (a microtask): what that work queues still shares the frame, and the message does
+      // not wait for the rest of the event-loop turn (a hop of a sequential call). Otherwise the
+      // frame waits for the turn's I/O callbacks, so replies to a burst of packets share frames
+      // and packets.
+      if (link.sparse && link.rtc.quiet) queueMicrotask(() => this.#scheduledFlush(link, false));
       else setImmediate(() => this.#scheduledFlush(link, true));
     }
     return true;

@@ -535,6 +535,24 @@ export class WebRtcPeer {
       this.#dc.bufferedAmount === 0;
   }
 
+  /**
+   * Whether a new frame may leave at once on a link with sparse traffic (webrtc_frames.ts): nothing
+   * queued in werift's association or buffered on the channel, and at most one DATA chunk
+   * unacknowledged. One is allowed because the peer holds the SACK of a lone packet for
+   * {@link delayedSackMs} unless DATA of its own can carry it: on a link that carries messages
+   * one way only (a backup's acknowledgements to a caller) the last one's SACK is often still
+   * pending when the next leaves, which is no sign of a burst. A burst puts a second frame in
+   * flight within the same turn, and the frames after it wait for the end of the turn. False
+   * until the channel is open, and whenever werift's objects are not as expected.
+   */
+  get quiet(): boolean {
+    const sctp = this.#sctp;
+    if (sctp === undefined || this.#closed) return false;
+    const sent: unknown = sctp.sentQueue, queued: unknown = sctp.outboundQueue;
+    return Array.isArray(sent) && sent.length <= 1 && Array.isArray(queued) && queued.length === 0 &&
+      this.#dc.bufferedAmount === 0;
+  }
+
   /** Bytes handed to the channel and not yet given to the network. */
   get bufferedAmount(): number {
     return this.#dc.bufferedAmount as number;

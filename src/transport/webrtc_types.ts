@@ -75,7 +75,7 @@ export interface Link {
   flushScheduled: boolean;
   /**
    * Whether the last frame cut at the end of an event-loop turn held one message: traffic on
-   * this link is sparse (request/response one at a time), so a message on an idle connection
+   * this link is sparse (request/response one at a time), so a message on a quiet connection
    * leaves at once (webrtc_frames.ts).
    */
   sparse: boolean;
