@@ -10,6 +10,8 @@
  * or lost them, up to the job's restart limit.
  *
  * All mutation happens in one serial loop (`#tick`); message handlers only queue events.
+ * Length (~810 lines): the loop, its event handlers and the scan all read and change the same
+ * private job state; what needs none of it lives in job_records.ts, job_plan.ts and map_names.ts.
  */
 import type { Timer } from "../core/clock.ts";
 import type { IMap } from "../map/imap.ts";
