@@ -18,6 +18,10 @@
  * - {@link syncEvents}: werift's events run their ordinary subscribers and then, for
  *   `queuingSubscribe` ones, an async loop, which costs a promise and a closure on every event
  *   even when none is queued (several events per packet received). Skipped when none is.
+ * - {@link directSends}: below SCTP, a packet passed through three async functions (werift's
+ *   `RTCDtlsTransport.sendData`, ICE `Connection.send` and `StunProtocol.sendData`), each a
+ *   promise and an `await` (a microtask turn) per packet: the same checks, in the same order,
+ *   in plain functions that hand on the promise of the layer below.
  * - {@link fastUdpSend}: under Bun, `node:dgram`'s `send` resolves the address on every call
  *   (an IPv4/IPv6 regular expression and a `dns.lookup` callback deferred to the next tick)
  *   and wraps the buffer twice before calling the native socket. A datagram to an IP address
@@ -55,6 +59,12 @@ export interface PacketPathFigures {
   /** Datagrams sent straight to the native socket, and those handed to node:dgram's own path. */
   udpFast: number;
   udpFallback: number;
+  /** DTLS transports / ICE connections whose send passes straight through / left alone. */
+  directTuned: number;
+  directUntuned: number;
+  /** Packets that went through the direct ICE send, and through the inlined STUN protocol send. */
+  directSends: number;
+  directStun: number;
   /** UDP sockets whose receive buffer was raised / left alone (the runtime refused, or no socket). */
   rcvbufRaised: number;
   rcvbufUntouched: number;
@@ -76,6 +86,10 @@ const figures: PacketPathFigures = {
   udpUntuned: 0,
   udpFast: 0,
   udpFallback: 0,
+  directTuned: 0,
+  directUntuned: 0,
+  directSends: 0,
+  directStun: 0,
   rcvbufRaised: 0,
   rcvbufUntouched: 0,
 };
@@ -301,6 +315,71 @@ export function syncEvents(events: readonly unknown[]): number {
       const stack = ev.event.stack;
       for (let i = 0; i < stack.length; i++) stack[i].execute(...args);
     };
+  }
+  return n;
+}
+
+const countDirect = (t: boolean) => t ? figures.directTuned++ : figures.directUntuned++;
+
+/**
+ * A synchronous throw turned into a rejection, as werift's async functions do.
+ * @returns what `f` returns, or a promise rejected with what it threw
+ */
+function settled(f: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return f();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * Makes werift `RTCDtlsTransport` `dtls` and its ICE `Connection` `ice` pass each packet down
+ * without their async wrappers: `sendData` checks for the DTLS socket and calls its `send`;
+ * `Connection.send` checks `canSendApplicationData()`, sends on the nominated pair and counts
+ * the pair's packets and bytes once the send resolves, as werift does; and when the pair's
+ * protocol is a plain `StunProtocol` (its `sendData` is `stunSendData`, werift's own) the
+ * packet goes to its transport at once unless that is closed. A loss simulation
+ * (`config.debug.outboundPacketLoss`), a TURN protocol or a wrapped `sendData` keep werift's
+ * code. Resolves to undefined, rejects with what werift would have rejected with.
+ * @param stunSendData werift's `StunProtocol.prototype.sendData`
+ * @returns how many of the two were tuned
+ */
+// deno-lint-ignore no-explicit-any
+export function directSends(dtls: any, ice: any, stunSendData: unknown): number {
+  let n = 0;
+  const dtlsExpected = dtls && typeof dtls.sendData === "function" && "dtls" in dtls && "config" in dtls;
+  if (claimInstance(dtls, "shoalDirectSend", dtlsExpected, countDirect)) {
+    n++;
+    const sendData = dtls.sendData;
+    dtls.sendData = (data: Uint8Array): Promise<unknown> => {
+      const sock = dtls.dtls;
+      if (!sock || dtls.config?.debug?.outboundPacketLoss) return sendData(data);
+      return settled(() => sock.send(data));
+    };
+  }
+  const iceExpected = ice && typeof ice.send === "function" && typeof ice.canSendApplicationData === "function" &&
+    "nominated" in ice && typeof stunSendData === "function";
+  if (claimInstance(ice, "shoalDirectSend", iceExpected, countDirect)) {
+    n++;
+    ice.send = (data: Uint8Array): Promise<unknown> =>
+      settled(() => {
+        if (!ice.canSendApplicationData()) return Promise.resolve();
+        const pair = ice.nominated, protocol = pair.protocol;
+        figures.directSends++;
+        let sent: Promise<unknown>;
+        if (protocol.sendData === stunSendData && protocol.transport) {
+          if (protocol.transport.closed) sent = Promise.resolve();
+          else {
+            figures.directStun++;
+            sent = settled(() => protocol.transport.send(data, pair.remoteAddr));
+          }
+        } else sent = settled(() => protocol.sendData(data, pair.remoteAddr));
+        return sent.then(() => {
+          pair.packetsSent++;
+          pair.bytesSent += data.length;
+        });
+      });
   }
   return n;
 }
