@@ -8,6 +8,7 @@ import { afterAll, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { Event, RTCSctpTransport, UdpTransport } from "werift";
 import {
+  directSends,
   fastDataPackets,
   fastMarkReceived,
   fastRecords,
@@ -264,6 +265,8 @@ test("a peer connection gets every patch and a bulk transfer arrives whole and i
     before.dataUntuned + before.tsnUntuned + before.eventsUntuned + before.recordsUntuned,
   );
   expect(after.eventsTuned - before.eventsTuned).toBeGreaterThanOrEqual(2 * 5);
+  expect(after.directTuned - before.directTuned).toBe(4); // each side's DTLS transport and ICE connection
+  expect(after.directUntuned).toBe(before.directUntuned);
   if (runtimeName() === "bun") expect(after.udpTuned - before.udpTuned).toBeGreaterThanOrEqual(2);
   if (runtimeName() === "bun") expect(after.rcvbufRaised - before.rcvbufRaised).toBeGreaterThanOrEqual(2);
 
@@ -275,6 +278,8 @@ test("a peer connection gets every patch and a bulk transfer arrives whole and i
   if (runtimeName() === "bun") expect(end.udpFast - after.udpFast).toBeGreaterThanOrEqual(frames * 10);
   // Every record went through the patched encryption, and b's DTLS layer (which checks each tag) took them.
   expect(end.records - after.records).toBeGreaterThanOrEqual(frames * 10);
+  // …and every packet went down through the direct sends to the UDP transport.
+  expect(end.directStun - after.directStun).toBeGreaterThanOrEqual(frames * 10);
 }, 60_000);
 
 test("DTLS records encrypted in place are the bytes werift's own send makes", async () => {
@@ -302,3 +307,67 @@ test("DTLS records encrypted in place are the bytes werift's own send makes", as
     sock.transport = real;
   }
 }, 30_000);
+
+test(
+  "direct DTLS and ICE sends do what werift's async wrappers do: datagrams, counts, closed and failing layers",
+  async () => {
+    const [a] = await openPeerPair(peers);
+    // deno-lint-ignore no-explicit-any
+    const dtls = (a.sctpTransportForTests() as any).dtlsTransport;
+    const ice = dtls.iceTransport.connection;
+    expect(typeof dtls.shoalWeriftSendData).toBe("function");
+    expect(typeof ice.shoalWeriftSend).toBe("function");
+    expect(directSends(dtls, ice, () => {})).toBe(0); // once per object
+    const pair = ice.nominated, udp = pair.protocol.transport;
+    const realSend = udp.send, realClosed = udp.closed, realState = ice.state;
+    let sent: [number[], unknown][] = [];
+    let mode: "ok" | "reject" | "throw" = "ok";
+    udp.send = (d: Uint8Array, addr: unknown) => {
+      if (mode === "throw") throw new Error("refused");
+      sent.push([[...d], addr]);
+      return mode === "reject" ? Promise.reject(new Error("unreachable")) : Promise.resolve();
+    };
+    /** What one send through `f` did: its outcome, the datagrams, the pair's counts. */
+    const run = async (f: () => Promise<unknown>) => {
+      const [p0, b0] = [pair.packetsSent, pair.bytesSent];
+      sent = [];
+      const outcome = await f().then((v) => ({ ok: v }), (e) => ({ error: String(e?.message) }));
+      return { outcome, sent, packets: pair.packetsSent - p0, bytes: pair.bytesSent - b0 };
+    };
+    const data = Buffer.from("a record's bytes");
+    try {
+      const cases: [string, () => void][] = [
+        ["open", () => {}],
+        ["udp closed", () => (udp.closed = true)],
+        ["send rejects", () => (mode = "reject")],
+        ["send throws", () => (mode = "throw")],
+        ["ice closed", () => (ice.state = "closed")],
+      ];
+      for (const [name, set] of cases) {
+        set();
+        const direct = await run(() => ice.send(data));
+        const werift = await run(() => ice.shoalWeriftSend(data));
+        expect({ name, ...direct }).toEqual({ name, ...werift });
+        udp.closed = realClosed;
+        mode = "ok";
+        ice.state = realState;
+      }
+      // The whole way down from the DTLS transport: records reach the nominated pair's address.
+      const direct = await run(() => dtls.sendData(data));
+      expect(direct.sent.length).toBe(1);
+      expect(direct.sent[0][1]).toEqual(pair.remoteAddr);
+      expect(direct.packets).toBe(1);
+      const sock = dtls.dtls;
+      dtls.dtls = undefined;
+      const both = [await run(() => dtls.sendData(data)), await run(() => dtls.shoalWeriftSendData(data))];
+      dtls.dtls = sock;
+      expect(both[0]).toEqual(both[1]);
+      expect(both[0].outcome).toEqual({ error: "dtls not established" });
+    } finally {
+      udp.send = realSend;
+      udp.closed = realClosed;
+      ice.state = realState;
+    }
+  },
+  30_000,
+);

@@ -341,7 +341,8 @@ function settled(f: () => Promise<unknown>): Promise<unknown> {
  * protocol is a plain `StunProtocol` (its `sendData` is `stunSendData`, werift's own) the
  * packet goes to its transport at once unless that is closed. A loss simulation
  * (`config.debug.outboundPacketLoss`), a TURN protocol or a wrapped `sendData` keep werift's
- * code. Resolves to undefined, rejects with what werift would have rejected with.
+ * code. Resolves to undefined, rejects with what werift would have rejected with. werift's own
+ * functions stay on the objects as `shoalWeriftSendData` and `shoalWeriftSend` (for the tests).
  * @param stunSendData werift's `StunProtocol.prototype.sendData`
  * @returns how many of the two were tuned
  */
@@ -349,7 +350,7 @@ function settled(f: () => Promise<unknown>): Promise<unknown> {
 export function directSends(dtls: any, ice: any, stunSendData: unknown): number {
   let n = 0;
   const dtlsExpected = dtls && typeof dtls.sendData === "function" && "dtls" in dtls && "config" in dtls;
-  if (claimInstance(dtls, "shoalDirectSend", dtlsExpected, countDirect)) {
+  if (claimInstance(dtls, "shoalWeriftSendData", dtlsExpected, countDirect, dtls?.sendData)) {
     n++;
     const sendData = dtls.sendData;
     dtls.sendData = (data: Uint8Array): Promise<unknown> => {
@@ -360,7 +361,7 @@ export function directSends(dtls: any, ice: any, stunSendData: unknown): number 
   }
   const iceExpected = ice && typeof ice.send === "function" && typeof ice.canSendApplicationData === "function" &&
     "nominated" in ice && typeof stunSendData === "function";
-  if (claimInstance(ice, "shoalDirectSend", iceExpected, countDirect)) {
+  if (claimInstance(ice, "shoalWeriftSend", iceExpected, countDirect, ice?.send)) {
     n++;
     ice.send = (data: Uint8Array): Promise<unknown> =>
       settled(() => {
