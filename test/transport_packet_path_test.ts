@@ -19,7 +19,8 @@ import {
 } from "../src/transport/packet_path.ts";
 import { runtimeName } from "../src/runtime/process.ts";
 import { crc32c } from "werift";
-import type { WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+import { tuneSackPolicy, type WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+import { bundleSacks, sackBundlingFigures } from "../src/transport/sack_bundling.ts";
 import { openPeerPair, sendBulkFrames } from "./support/webrtc_pair.ts";
 import { until } from "./support/until.ts";
 
@@ -368,6 +369,89 @@ test(
       udp.closed = realClosed;
       ice.state = realState;
     }
+  },
+  30_000,
+);
+
+test(
+  "a SACK bundled with DATA is written straight into the packet: werift's bytes of both chunks, with gaps and duplicates",
+  async () => {
+    const { a, b } = await sctpPair((s) => {
+      fastDataPackets(s, crc32c);
+      expect(tuneSackPolicy(s)).toBe(true);
+      expect(bundleSacks(s, crc32c)).toBe(true);
+    });
+    // Request/response: each reply carries the SACK of its request, content and order kept.
+    const before = sackBundlingFigures();
+    const data: Sctp[] = [];
+    const patched = a.sendChunk;
+    a.sendChunk = (c: Sctp) => (c.type === 0 && data.push(c), patched(c));
+    b.onReceive.subscribe((_s: number, _p: number, m: Buffer) => void b.send(0, 53, Buffer.from(m)));
+    const msgs = messages().filter((m) => m.byteLength <= 1200);
+    const echoes: Buffer[] = [];
+    a.onReceive.subscribe((_s: number, _p: number, m: Buffer) => void echoes.push(Buffer.from(m)));
+    for (const m of msgs) {
+      const n = echoes.length;
+      await a.send(0, 53, m);
+      await until(() => echoes.length > n || undefined, 10_000, "echo");
+    }
+    expect(echoes).toEqual(msgs);
+    const after = sackBundlingFigures();
+    expect(after.direct - before.direct).toBeGreaterThanOrEqual(msgs.length - 1);
+    expect(after.direct - before.direct).toBe(after.bundled - before.bundled);
+    a.sendChunk = patched;
+
+    /** werift's own SACK chunk for `a`'s state (its sendSack, on a copy of that state). */
+    const weriftSack = (misOrdered: number[], dups: number[]): Sctp => {
+      let sack: Sctp;
+      const state = {
+        isStopped: false,
+        sackNeeded: true,
+        sackMisOrdered: new Set(misOrdered),
+        sackDuplicates: [...dups],
+        lastReceivedTsn: a.lastReceivedTsn,
+        advertisedRwnd: a.advertisedRwnd,
+        sendChunk: (c: Sctp) => ((sack = c), Promise.resolve()),
+      };
+      void Object.getPrototypeOf(a).sendSack.call(state);
+      return sack;
+    };
+    const header = () => {
+      const h = Buffer.alloc(12);
+      h.writeUInt16BE(a.localPort, 0);
+      h.writeUInt16BE(a.remotePort, 2);
+      h.writeUInt32BE(a.remoteVerificationTag, 4);
+      return h;
+    };
+    const packetOf = (...chunks: Sctp[]) => {
+      const p = Buffer.concat([header(), ...chunks.map((c) => c.bytes)]);
+      p.writeUInt32LE(crc32c(p) >>> 0, 8);
+      return p;
+    };
+    const base = a.lastReceivedTsn;
+    const cases: [number[], number[]][] = [
+      [[], []],
+      [[base + 2, base + 3, base + 5], []],
+      [[base + 2], [base - 1, base - 7]],
+      [[], [base]],
+      // 13 gap blocks: too large to bundle, the SACK leaves in a packet of its own, then the DATA.
+      [Array.from({ length: 13 }, (_, i) => base + 2 + 2 * i), []],
+    ];
+    for (const [misOrdered, dups] of cases) {
+      for (const d of data.filter((c) => c.userData.byteLength <= 5 || c.userData.byteLength === 1200)) {
+        const expected = weriftSack(misOrdered, dups).gaps.length > 12
+          ? [packetOf(weriftSack(misOrdered, dups)), packetOf(d)]
+          : [packetOf(weriftSack(misOrdered, dups), d)];
+        a.sackMisOrdered = new Set(misOrdered);
+        a.sackDuplicates = [...dups];
+        a.sackNeeded = true;
+        const got = await serialized(a, a.sendChunk, [d]);
+        expect(got.map((p) => p.toString("hex"))).toEqual(expected.map((p) => p.toString("hex")));
+        expect(a.sackNeeded).toBe(false);
+      }
+    }
+    a.sackMisOrdered = new Set();
+    a.sackDuplicates = [];
   },
   30_000,
 );
