@@ -1,18 +1,29 @@
 /**
  * The frame codec: the one place cbor-x is imported. A frame is the CBOR encoding of
- * `[PROTOCOL_VERSION, [message, …]]`. Decoding validates every message (invariant 8).
+ * `[PROTOCOL_VERSION, [message, …]]`. Decoding validates every message (invariant 8): frames of
+ * kinds with a compiled reader (fast_decode.ts) are read and checked in one pass, any other frame
+ * is decoded by cbor-x and then validated.
  */
 import { Decoder, Encoder } from "cbor-x";
 import { Limits } from "./limits.ts";
-import { type Message, validateMessage } from "./message.ts";
+import { readFrame } from "./fast_decode.ts";
+import { fastEncoder } from "./fast_encode.ts";
+import { type Message, readerOf, validateMessage } from "./message.ts";
 
 export const PROTOCOL_VERSION = 1;
 
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+/** cbor-x's bytes, written by the fast path for plain values (fast_encode.ts), by cbor-x for anything else. */
+const encode = fastEncoder((value) => encoder.encode(value));
 
 /** Encodes any cbor-x encodable value (used for map keys and values). */
 export function encodeValue(value: unknown): Uint8Array {
+  return encode(value);
+}
+
+/** cbor-x's own encoding of `value` (what {@link encodeValue} returns, without the fast path; for tests and benches). */
+export function encodeValueGeneric(value: unknown): Uint8Array {
   return encoder.encode(value);
 }
 
@@ -26,7 +37,7 @@ export function encodeFrame(msgs: readonly Message[]): Uint8Array {
   if (msgs.length > Limits.maxBatchLength) {
     throw new RangeError(`Cannot encode frame: ${msgs.length} messages exceed ${Limits.maxBatchLength}`);
   }
-  return encoder.encode([PROTOCOL_VERSION, msgs]);
+  return encode([PROTOCOL_VERSION, msgs]);
 }
 
 /** Outcome of decoding a frame: the valid messages and how many were dropped and why. */
@@ -48,6 +59,17 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number = Limits.maxFram
   if (bytes.byteLength > maxBytes) {
     return { ok: false, msgs: [], dropped: 1, reason: `frame of ${bytes.byteLength} bytes exceeds ${maxBytes}` };
   }
+  // Frames of the hot kinds, read and checked in one pass (fast_decode.ts); anything else, the generic way.
+  const fast = readFrame(bytes, PROTOCOL_VERSION, Limits.maxBatchLength, readerOf);
+  if (fast) return { ok: true, msgs: fast as Message[], dropped: 0, reason: undefined };
+  return decodeFrameGeneric(bytes);
+}
+
+/**
+ * Decodes a frame with cbor-x and validates each message: what {@link decodeFrame} does for a
+ * frame the fast path does not take (exported for the tests that compare the two). Never throws.
+ */
+export function decodeFrameGeneric(bytes: Uint8Array): DecodedFrame {
   let raw: unknown;
   try {
     raw = decoder.decode(bytes);

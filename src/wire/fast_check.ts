@@ -32,12 +32,18 @@ export function markBytes<S extends z.ZodType>(schema: S, max: number): S {
   return schema;
 }
 
+/** The byte limit of a schema made by {@link markBytes}, or undefined for any other schema. */
+export function bytesLimitOf(schema: z.ZodType): number | undefined {
+  return bytesLimits.get(schema);
+}
+
 // deno-lint-ignore no-explicit-any
 type Internals = { def: any; optin?: string; optout?: string };
-const internals = (s: unknown): Internals => (s as { _zod: Internals })._zod;
+/** A zod schema's internals (its definition and optionality), as this compiler and fast_decode.ts read them. */
+export const internals = (s: unknown): Internals => (s as { _zod: Internals })._zod;
 
 /** Zod's number checks this compiler knows: [lo, hi] bounds and whether the value must be a safe integer. */
-function numberBounds(
+export function numberBounds(
   checks: unknown[] | undefined,
 ): { lo: number; hi: number; loIn: boolean; hiIn: boolean; int: boolean } | null {
   const b = { lo: -Infinity, hi: Infinity, loIn: true, hiIn: true, int: false };
@@ -54,7 +60,7 @@ function numberBounds(
 }
 
 /** Length checks (strings, arrays): [min, max], or null for another check. */
-function lengthBounds(checks: unknown[] | undefined): { min: number; max: number } | null {
+export function lengthBounds(checks: unknown[] | undefined): { min: number; max: number } | null {
   let min = 0;
   let max = Infinity;
   for (const c of checks ?? []) {
@@ -96,10 +102,10 @@ export function compileCheck(schema: z.ZodType): FastCheck | null {
       return noChecks ? (v) => v : null;
     case "boolean":
       return noChecks ? (v) => typeof v === "boolean" ? v : REJECT : null;
-    case "literal": {
-      if (!noChecks) return null;
-      const values = new Set<unknown>(def.values);
-      return (v) => values.has(v) ? v : REJECT;
+    case "literal":
+    case "enum": {
+      const values = scalarValues(schema);
+      return values && ((v) => values.has(v) ? v : REJECT);
     }
     case "string": {
       const b = lengthBounds(checks);
@@ -182,14 +188,36 @@ function compileTuple(def: any, noChecks: boolean): FastCheck | null {
 }
 
 /**
+ * The values a literal or enum schema (or a union of them) accepts, as zod holds them (zod tests
+ * `Set.has`), or null for any other schema.
+ */
+export function scalarValues(schema: z.ZodType): Set<unknown> | null {
+  const def = internals(schema).def;
+  if (def.checks?.length || def.coerce) return null;
+  if (def.type === "literal") return new Set<unknown>(def.values);
+  if (def.type === "enum") return new Set<unknown>(Object.values(def.entries));
+  if (def.type !== "union" || def.discriminator !== undefined) return null;
+  const out = new Set<unknown>();
+  for (const o of def.options as z.ZodType[]) {
+    const values = scalarValues(o);
+    if (!values) return null;
+    values.forEach((v) => out.add(v));
+  }
+  return out;
+}
+
+/**
  * zod's union returns the first option that accepts. A compiled option may reject what zod
- * accepts, so the fast path only handles unions whose options cannot overlap: tuples of
- * different lengths, where at most one option can accept a value.
+ * accepts, so the fast path only handles unions whose options cannot overlap: literals and enums
+ * (a value is accepted, unchanged, when any option holds it), and tuples of different lengths,
+ * where at most one option can accept a value.
  */
 // deno-lint-ignore no-explicit-any
 function compileUnion(def: any, noChecks: boolean): FastCheck | null {
   const options: z.ZodType[] = def.options;
   if (!noChecks || def.discriminator !== undefined) return null;
+  const values = scalarValues({ _zod: { def } } as unknown as z.ZodType);
+  if (values) return (v) => values.has(v) ? v : REJECT;
   const lengths = options.map((o) => {
     const d = internals(o).def;
     return d.type === "tuple" && !d.rest ? (d.items as unknown[]).length : -1;

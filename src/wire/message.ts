@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { compileCheck, type FastCheck, markBytes, REJECT } from "./fast_check.ts";
+import { compileReader, type FastReader } from "./fast_decode.ts";
 import { KindRanges } from "./kinds.ts";
 import { Limits } from "./limits.ts";
 
@@ -14,6 +15,8 @@ export interface Message {
 }
 
 const registry = new Map<number, { name: string; schema: z.ZodType; fast: FastCheck | null }>();
+/** Compiled frame readers by kind (fast_decode.ts), for kinds below 256. */
+const readers: Array<FastReader | null> = new Array(256).fill(null);
 
 /** Bounded building blocks for message schemas. */
 export const w = {
@@ -46,6 +49,7 @@ export function defineMessage<S extends z.ZodRawShape>(kind: number, name: strin
   }
   const schema = z.object({ t: z.literal(kind), ...shape });
   registry.set(kind, { name, schema, fast: compileCheck(schema) });
+  if (kind < readers.length) readers[kind] = compileReader(schema);
   return schema;
 }
 
@@ -70,6 +74,11 @@ export function validateMessage(value: unknown): Validated {
   const r = entry.schema.safeParse(value);
   if (!r.success) return { ok: false, reason: `invalid ${entry.name}: ${r.error.issues[0]?.message ?? "bad shape"}` };
   return { ok: true, msg: r.data as Message };
+}
+
+/** The compiled frame reader of a kind (fast_decode.ts), or null when frames holding it are decoded by cbor-x. */
+export function readerOf(t: number): FastReader | null {
+  return readers[t] ?? null;
 }
 
 /** The name of a registered kind, for logs. */
