@@ -140,15 +140,20 @@ export function writeCommonHeader(packet: Buffer, sctp: any): void {
   packet.writeUInt32BE(0, 8);
 }
 
+/** Writes a chunk's type, flags and length (RFC 9260 §3.2) at `at` in `packet`. */
+function writeChunkHeader(packet: Buffer, at: number, type: number, flags: number, length: number): void {
+  packet[at] = type;
+  packet[at + 1] = flags;
+  packet.writeUInt16BE(length, at + 2);
+}
+
 /**
  * Writes DATA chunk `chunk` of `length` bytes ({@link dataChunkLength}) at `at` in `packet`,
  * as werift's `DataChunk.bytes` makes it, and zeroes its padding.
  */
 // deno-lint-ignore no-explicit-any
 export function writeDataChunk(packet: Buffer, at: number, chunk: any, length: number): void {
-  packet[at] = DATA;
-  packet[at + 1] = chunk.flags;
-  packet.writeUInt16BE(length, at + 2);
+  writeChunkHeader(packet, at, DATA, chunk.flags, length);
   packet.writeUInt32BE(chunk.tsn, at + 4);
   packet.writeUInt16BE(chunk.streamId, at + 8);
   packet.writeUInt16BE(chunk.streamSeqNum, at + 10);
@@ -164,9 +169,7 @@ export function writeDataChunk(packet: Buffer, at: number, chunk: any, length: n
 // deno-lint-ignore no-explicit-any
 export function writeSackChunk(packet: Buffer, at: number, chunk: any, length: number): void {
   const gaps: [number, number][] = chunk.gaps, dups: number[] = chunk.duplicates;
-  packet[at] = SACK;
-  packet[at + 1] = chunk.flags;
-  packet.writeUInt16BE(length, at + 2);
+  writeChunkHeader(packet, at, SACK, chunk.flags, length);
   packet.writeUInt32BE(chunk.cumulativeTsn, at + 4);
   packet.writeUInt32BE(chunk.advertisedRwnd, at + 8);
   packet.writeUInt16BE(gaps.length, at + 12);
