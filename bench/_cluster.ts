@@ -101,6 +101,22 @@ export async function startBenchCluster(
 }
 
 /**
+ * Stops bench members so that a `--cpu-prof` profile gets written: a first SIGTERM starts a graceful
+ * shutdown, a second makes a member exit at once (without migrating partitions). Returns their exit
+ * codes ("still running" after 20 s).
+ */
+export async function stopForProfiles(members: Member[]): Promise<unknown[]> {
+  for (const m of members) m.child.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, 200));
+  for (const m of members) m.child.kill("SIGTERM");
+  return await Promise.all(
+    members.map((m) =>
+      Promise.race([m.child.exited, new Promise((r) => setTimeout(() => r("still running"), 20_000))])
+    ),
+  );
+}
+
+/**
  * The text of `GET /metrics` of `m` ("" when the endpoint fails). Each scrape makes the
  * member count its maps' sizes first (at most every 2 s), so scrape once per snapshot.
  */

@@ -8,19 +8,33 @@
  *
  *   bun run bench/idle.ts [--seconds 20] [--runs 1]
  *   deno run -A bench/idle.ts …
+ *   bun run bench/idle.ts --member-flags "--cpu-prof --cpu-prof-md --cpu-prof-dir=/tmp/prof"
  *
+ * `--member-flags` are given to the members' runtime (space-separated); the members are then
+ * stopped with two SIGTERMs at the end, so a profile covers their whole life (formation and
+ * warm-up included: use a long `--seconds`).
  * Nothing polls the members during the measured window (a `/metrics` scrape counts every map's
  * size through calls). Ends with one JSON line.
  */
-import { contextSwitches, flag, loadAverage, processCpu, runBench, startBenchCluster, threadCpu } from "./_cluster.ts";
+import {
+  contextSwitches,
+  flag,
+  loadAverage,
+  processCpu,
+  runBench,
+  startBenchCluster,
+  stopForProfiles,
+  threadCpu,
+} from "./_cluster.ts";
 import { args, runtimeVersion } from "../src/runtime/process.ts";
 
 const argv = args();
 const SECONDS = Number(flag(argv, "seconds", "20"));
 const RUNS = Number(flag(argv, "runs", "1"));
+const MEMBER_FLAGS = flag(argv, "member-flags", "").split(" ").filter((s) => s !== "");
 
 await runBench(async () => {
-  const { members, client } = await startBenchCluster(`idle-${Date.now()}`);
+  const { members, client } = await startBenchCluster(`idle-${Date.now()}`, 100, { runtimeFlags: MEMBER_FLAGS });
   try {
     const map = client.getMap<string, string>("idle");
     for (let i = 0; i < 2000; i++) await map.set(`k${i % 1000}`, "v".repeat(100));
@@ -67,5 +81,6 @@ await runBench(async () => {
     console.log(JSON.stringify({ bench: "idle", runtime: runtimeVersion(), seconds: SECONDS, results }));
   } finally {
     await client.shutdown().catch(() => {});
+    if (MEMBER_FLAGS.length > 0) await stopForProfiles(members);
   }
 });

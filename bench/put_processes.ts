@@ -30,6 +30,7 @@ import {
   sampleOf,
   scrapeMetrics,
   startBenchCluster,
+  stopForProfiles,
   udpCounter,
 } from "./_cluster.ts";
 import dgram from "node:dgram";
@@ -224,15 +225,7 @@ await runBench(async () => {
     }));
   } finally {
     await client.shutdown().catch(() => {});
-    // A second signal makes a member exit at once, without a graceful shutdown (which would migrate partitions).
-    for (const m of members) m.child.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 200));
-    for (const m of members) m.child.kill("SIGTERM");
-    const codes = await Promise.all(
-      members.map((m) =>
-        Promise.race([m.child.exited, new Promise((r) => setTimeout(() => r("still running"), 20_000))])
-      ),
-    );
+    const codes = await stopForProfiles(members);
     if (MEMBER_FLAGS.length > 0) console.log(`members stopped: ${codes.join(", ")}`);
   }
 });

@@ -7,8 +7,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import { IndeterminateResultError, ShoalError } from "../src/core/errors.ts";
+import { Random } from "../src/core/random.ts";
 import { callId } from "../src/invoke/call_id.ts";
-import { DedupeRecords } from "../src/map/dedupe_records.ts";
+import { DedupeRecords, DEFAULT_DEDUPE_LIMITS } from "../src/map/dedupe_records.ts";
 import { type LogEntry, PartitionData } from "../src/map/partition_data.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import type { Message } from "../src/wire/message.ts";
@@ -185,6 +186,57 @@ describe("the records of one partition copy", () => {
     expect(d.dedupe.isBelowWatermark(callId(client, 0))).toBe(true);
     expect(d.dedupe.isBelowWatermark(callId(client, 2990))).toBe(false);
     expect(d.dedupe.size).toBe(12);
+  });
+
+  test("records, watermarks, counts and bytes follow a plain model through sets, deletes and raises", () => {
+    const rng = new Random(5);
+    const recs = new DedupeRecords();
+    const model = new Map<string, number>(); // call id → seq
+    const marks = new Map<string, number>();
+    const clients = ["n1/0a", "n2/0b"];
+    for (let i = 0; i < 4000; i++) {
+      const cl = clients[rng.next() < 0.8 ? 0 : 1];
+      // Scattered calls, then calls in order with the watermark just behind (one record at a time, mostly).
+      const seq = i < 2000 ? Math.floor(rng.next() * 300) + Math.floor(i / 20) : 3 * i + Math.floor(rng.next() * 4);
+      const c = callId(cl, seq), op = rng.next(), w0 = marks.get(cl) ?? 0;
+      if (op < 0.6) {
+        // A write, with a watermark at or below its own call (as a request carries).
+        const w = rng.next() < 0.5 ? undefined : Math.max(0, seq - Math.floor(rng.next() * 40));
+        recs.set(c, { seq: i, r: null }, w);
+        const w1 = w === undefined ? w0 : Math.max(w0, Math.min(w, seq));
+        marks.set(cl, w1);
+        for (const [k, s] of model) if (k.startsWith(cl + "/") && s < w1) model.delete(k);
+        if (seq >= w1) model.set(c, seq);
+      } else if (op < 0.75) {
+        recs.delete(c);
+        model.delete(c);
+      } else {
+        const w = w0 + Math.floor(rng.next() * 30);
+        recs.raise(cl, w);
+        marks.set(cl, Math.max(w0, w));
+        for (const [k, s] of model) if (k.startsWith(cl + "/") && s < w) model.delete(k);
+      }
+      if (i % 97 === 0 || i > 3990) {
+        expect(new Set(recs.keys())).toEqual(new Set(model.keys()));
+        expect(recs.size).toBe(model.size);
+        expect(recs.bytes).toBe([...model.keys()].reduce((n, k) => n + 16 + k.length, 0));
+        for (const [cl, w] of marks) {
+          expect(recs.isBelowWatermark(callId(cl, w - 1))).toBe(w > 0);
+          expect(recs.isBelowWatermark(callId(cl, w))).toBe(false);
+        }
+      }
+    }
+  });
+
+  test("a forgotten client's records are gone, also right after its last lookup", () => {
+    const recs = new DedupeRecords({ ...DEFAULT_DEDUPE_LIMITS, clients: 1 });
+    recs.set(callId("n1/0a", 3), { seq: 1, r: "a" });
+    expect(recs.get(callId("n1/0a", 3))?.r).toBe("a");
+    recs.set(callId("n2/0b", 3), { seq: 2, r: "b" }); // n1/0a is forgotten
+    expect(recs.get(callId("n1/0a", 3))).toBeUndefined();
+    expect(recs.get(callId("n2/0b", 3))?.r).toBe("b");
+    recs.clear();
+    expect(recs.get(callId("n2/0b", 3))).toBeUndefined();
   });
 
   test("watermarks reach a backup with the writes and a copy with a snapshot", () => {

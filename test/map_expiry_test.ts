@@ -356,10 +356,20 @@ describe("entry events", () => {
         for (let i = 0, at = 0; i < n; i++) {
           const k = `k${seq}.${i}`, v = `v${seq * 7 + i}`;
           const type = types[(seq + i) % types.length];
-          const key = buf.subarray(at, at + k.length), value = buf.subarray(at + k.length, at + k.length + v.length);
-          at += k.length + v.length;
           const withValue = type !== "removed";
-          r.addChange(seq, i, { type, m: "m", key, value: withValue ? value : undefined, oldValue: b(`o${seq}`) }, buf);
+          r.add(
+            seq,
+            i,
+            type,
+            "m",
+            buf,
+            at,
+            k.length,
+            withValue ? at + k.length : 0,
+            withValue ? v.length : -1,
+            b(`o${seq}`),
+          );
+          at += k.length + v.length;
           model.push({ seq, i, type, key: k, value: withValue ? v : undefined, old: `o${seq}` });
         }
         const held = r.since({ seq: r.coveredFrom, i: Number.MAX_SAFE_INTEGER }, seq, 1000).events;

@@ -2,7 +2,7 @@
  * RecordStore (src/map/record_store.ts) against a plain `Map` model: every number a record
  * holds reads back exactly, whether its narrow uint32 field holds it (ticks from updatedAt,
  * counts below 2³²) or its column went to float64, through overwrites, removals, hole reuse,
- * rehashes, arena compactions and writes through refs; and the columns stay narrow for what
+ * rehashes, arena compactions, writes through refs and writes to a slot just looked up; and the columns stay narrow for what
  * fits.
  */
 import { describe, expect, test } from "bun:test";
@@ -86,7 +86,8 @@ describe("record store", () => {
         const op = rng.next();
         if (op < 0.25) {
           const old = s.getId(id);
-          expect(s.delete(id)?.version).toBe(old?.version);
+          // By id or by the key's bytes.
+          expect(s.delete(rng.next() < 0.5 ? id : key.slice())?.version).toBe(old?.version);
           model.delete(id);
           expect(s.has(id)).toBe(false);
         } else if (op < 0.4 && model.has(id)) {
@@ -101,11 +102,16 @@ describe("record store", () => {
           const value = te.encode("v".repeat(Math.floor(rng.next() * 300)));
           const m: Model = { key, value, ...numbers(rng) };
           const before = s.getId(id);
-          if (rng.next() < 0.5) {
+          const how = rng.next();
+          if (how < 0.35) {
             const rec: MapRecord = { ...m, slot: -1 };
             if (m.ttl) rec.ttlMs = m.ttl;
             if (m.mi) rec.maxIdleMs = m.mi;
             s.set(id, rec);
+          } else if (how < 0.7) {
+            // A write to the slot `get` found (as a partition applies a write), or -1 for a new key.
+            const at = s.get(key)?.slot ?? -1;
+            s.put(key, value, m.version, m.createdAt, m.updatedAt, m.lastAccessAt, m.ttl, m.mi, m.hits, at);
           } else {
             s.put(key, value, m.version, m.createdAt, m.updatedAt, m.lastAccessAt, m.ttl, m.mi);
             m.hits = 0; // a put (installing a snapshot) starts at 0 hits

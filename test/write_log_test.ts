@@ -5,7 +5,7 @@
  * no view into the frame an entry arrived in.
  */
 import { describe, expect, test } from "bun:test";
-import { EffectCause, type LogEntry, ownBytes, WriteLog } from "../src/map/write_log.ts";
+import { EffectCause, type LogEntry, packBytes, WriteLog } from "../src/map/write_log.ts";
 
 const te = new TextEncoder();
 
@@ -42,7 +42,7 @@ describe("write log", () => {
     for (let seq = 1; seq <= 5; seq++) {
       const en = entry(seq);
       const want = copy(en);
-      const buf = ownBytes(en);
+      const buf = packBytes(en);
       log.push(en, buf);
       applied.push(want);
     }
@@ -66,7 +66,7 @@ describe("write log", () => {
     const log = new WriteLog(4, 1 << 20);
     for (let seq = 1; seq <= 20; seq++) {
       const en = entry(seq);
-      log.push(en, ownBytes(en));
+      log.push(en, packBytes(en));
     }
     expect(log.length).toBeLessThanOrEqual(8);
     expect(log.at(-1)!.seq).toBe(20);

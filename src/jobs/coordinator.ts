@@ -10,6 +10,8 @@
  * or lost them, up to the job's restart limit.
  *
  * All mutation happens in one serial loop (`#tick`); message handlers only queue events.
+ * Length (~810 lines): the loop, its event handlers and the scan all read and change the same
+ * private job state; what needs none of it lives in job_records.ts, job_plan.ts and map_names.ts.
  */
 import type { Timer } from "../core/clock.ts";
 import type { IMap } from "../map/imap.ts";
@@ -32,6 +34,7 @@ import {
   JobMaps,
   jobStateKey,
   type JobStateRecord,
+  maxIndexedJobs,
   pipelineStateKey,
   taskStateKey,
   type WorkerEntry,
@@ -92,7 +95,7 @@ export class Coordinator {
   readonly #retry: RetryOptions;
   readonly #records: JobRecords;
   /** Counters for tests and metrics. */
-  readonly stats = { takeovers: 0, restarts: 0, reattached: 0, deposed: 0 };
+  readonly stats = { takeovers: 0, restarts: 0, reattached: 0, deposed: 0, walks: 0 };
 
   constructor(readonly opts: CoordinatorOptions) {
     this.#retry = { clock: opts.clock, budgetMs: 30_000, stopped: () => !this.#active && !this.#starting };
@@ -272,7 +275,7 @@ export class Coordinator {
         // beside it and hands what it finds back as events.
         this.#scanning = true;
         const term = this.#term;
-        void this.#scan(term, this.#scans++ % 5 === 0).catch((err) =>
+        void this.#scan(term).catch((err) =>
           log.warn("jobs.coordinator.scan_failed", { error: (err as Error).message })
         ).finally(() => {
           this.#scanning = false;
@@ -406,21 +409,34 @@ export class Coordinator {
   }
 
   /**
-   * Looks through the maps for what no message told this coordinator: jobs it does not
-   * know (a lost submit notification, or jobs missing from the active-jobs index), cancel
-   * requests, and `workers` entries of dead members (once after takeover). Runs beside
-   * the loop and only queues events; the loop re-checks everything before acting.
+   * Looks through the maps for what no message told this coordinator: jobs it does not know
+   * (a lost submit notification: every scan reads the active-jobs index; jobs the index does
+   * not name: the walk of `jobs`, a call per partition, on the first scan after takeover, then
+   * every `walkEveryScans`th, every fifth while the index is full), cancel requests, and
+   * `workers` entries of dead members (once after takeover). Runs beside the loop and only
+   * queues events; the loop re-checks everything before acting.
    */
-  async #scan(term: number, walk: boolean): Promise<void> {
+  async #scan(term: number): Promise<void> {
     const live = () => this.#active && this.#term === term;
+    const n = this.#scans++, now = this.opts.clock.now(), scanMs = this.opts.scanIntervalMs ?? 2000;
     let found = 0;
-    for await (const id of walk ? this.#map(JobMaps.jobs).keys() : []) {
-      if (!live()) return;
-      if (this.#jobs.size + found >= (this.opts.maxActiveJobs ?? 1000)) break;
-      if (!this.#jobs.has(id as string) && !this.#terminal.has(id as string)) {
-        found++;
-        this.push({ kind: "found", jobId: id as string });
-      }
+    /** Queues job `id` when unknown; false once the loop has no room for more. */
+    const find = (id: string, retryAfterMs = 0): boolean => {
+      if (this.#jobs.size + found >= (this.opts.maxActiveJobs ?? 1000)) return false;
+      if (this.#jobs.has(id) || this.#terminal.has(id)) return true;
+      if (now - (this.#unloadable.get(id) ?? -Infinity) < retryAfterMs) return true;
+      found++;
+      this.push({ kind: "found", jobId: id });
+      return true;
+    };
+    const index = (await this.#map(JobMaps.jobStates).get(activeJobsKey)) as ActiveJobs | undefined;
+    if (!live()) return;
+    // A job whose load failed is tried again at the pace the walk used to find it.
+    for (const id of index?.ids ?? []) if (!find(id, 5 * scanMs)) break;
+    const full = (index?.ids.length ?? 0) >= maxIndexedJobs;
+    if (n % (full ? 5 : Math.max(1, this.opts.walkEveryScans ?? 30)) === 0) {
+      this.stats.walks++;
+      for await (const id of this.#map(JobMaps.jobs).keys()) if (!live() || !find(id as string)) break;
     }
     const ids = [...this.#jobs.values()].filter((j) => !j.cancel).map((j) => j.id);
     if (ids.length > 0 && live()) {

@@ -18,10 +18,15 @@ export interface CoordinatorOptions extends JobDeps {
   /** Re-send deploy/cancel/query messages this often. @default 500 */
   resendIntervalMs?: number;
   /**
-   * Look for cancel requests in the maps this often, and walk the `jobs` map for jobs
-   * nobody told this coordinator about every fifth time. @default 2000
+   * Look for cancel requests in the maps, and in the active-jobs index for jobs nobody told
+   * this coordinator about, this often. @default 2000
    */
   scanIntervalMs?: number;
+  /**
+   * Walk the `jobs` map (one call per partition) for jobs the index misses on every this
+   * many scans (and on the first after takeover; every fifth while the index is full). @default 30
+   */
+  walkEveryScans?: number;
   /** Re-read the coordinator record this often to notice a newer term. @default 1000 */
   fenceCheckIntervalMs?: number;
   /**

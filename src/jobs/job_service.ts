@@ -56,7 +56,7 @@ export interface JobTuning {
   coordinatorTickMs?: number;
   /** Re-send period of deploy/cancel/query/hello/report messages. @default 500 */
   resendIntervalMs?: number;
-  /** Coordinator scan for cancel requests; every fifth scan also walks `jobs` for unknown jobs. @default 2000 */
+  /** Coordinator scan for cancel requests and the active-jobs index (see CoordinatorOptions.walkEveryScans). @default 2000 */
   scanIntervalMs?: number;
   /** Pause between a task's batches. @default 20 */
   taskTickMs?: number;

@@ -81,6 +81,9 @@ export class DedupeRecords {
   #window = new Map<string, DedupeRecord>();
   #windowBytes = 0;
   #clients = new Map<string, Client>();
+  /** The client looked up last (one client's calls usually follow each other): no hash of its name then. */
+  #lastName = "";
+  #last: Client | undefined;
   #count = 0;
   #bytes = 0;
 
@@ -106,7 +109,7 @@ export class DedupeRecords {
   get(c: string): DedupeRecord | undefined {
     const id = parseCallId(c);
     if (!id) return this.#window.get(c);
-    return this.#clients.get(id.client)?.recs.get(id.seq)?.[1];
+    return this.#lookup(id.client)?.recs.get(id.seq)?.[1];
   }
 
   has(c: string): boolean {
@@ -117,7 +120,7 @@ export class DedupeRecords {
   isBelowWatermark(c: string): boolean {
     const id = parseCallId(c);
     if (!id) return false;
-    const cl = this.#clients.get(id.client);
+    const cl = this.#lookup(id.client);
     return cl !== undefined && id.seq < cl.w;
   }
 
@@ -146,7 +149,7 @@ export class DedupeRecords {
     if (!id) return this.#setWindow(c, rec);
     const cl = this.#client(id.client);
     cl.gone = false;
-    if (w !== undefined) this.raise(id.client, Math.min(w, id.seq));
+    if (w !== undefined) this.#raise(cl, Math.min(w, id.seq));
     if (id.seq < cl.w) return;
     const old = cl.recs.get(id.seq);
     if (old) (this.#count--, this.#bytes -= recordBytes(old[0], old[1]));
@@ -164,7 +167,7 @@ export class DedupeRecords {
       if (r) (this.#window.delete(c), this.#windowBytes -= recordBytes(c, r));
       return;
     }
-    const cl = this.#clients.get(id.client);
+    const cl = this.#lookup(id.client);
     const r = cl?.recs.get(id.seq);
     if (!cl || !r) return;
     cl.recs.delete(id.seq);
@@ -174,16 +177,34 @@ export class DedupeRecords {
 
   /** `client` answered every call below `w`: drops their records. */
   raise(client: string, w: number): void {
-    const cl = this.#client(client);
+    this.#raise(this.#client(client), w);
+  }
+
+  #raise(cl: Client, w: number): void {
     if (w <= cl.w) return;
     cl.w = w;
     if (cl.min >= w) return;
+    if (cl.recs.size === 1) {
+      // The usual case (a client's calls spread over the partitions): the one record is at `min`
+      // unless a delete left `min` low; no iterator then.
+      const only = cl.recs.get(cl.min);
+      if (only !== undefined) {
+        cl.recs.delete(cl.min);
+        this.#count--;
+        this.#bytes -= recordBytes(only[0], only[1]);
+        cl.min = Infinity;
+        return;
+      }
+    }
     let min = Infinity;
-    for (const [seq, [c, r]] of cl.recs) {
+    // Indexed, not destructured: a nested array pattern runs the array iterator per record (JSC).
+    for (const e of cl.recs) {
+      const seq = e[0];
       if (seq < w) {
+        const rec = e[1];
         cl.recs.delete(seq);
         this.#count--;
-        this.#bytes -= recordBytes(c, r);
+        this.#bytes -= recordBytes(rec[0], rec[1]);
       } else if (seq < min) min = seq;
     }
     cl.min = min;
@@ -207,12 +228,20 @@ export class DedupeRecords {
     this.#window.clear();
     this.#windowBytes = 0;
     this.#clients.clear();
+    this.#last = undefined;
     this.#count = 0;
     this.#bytes = 0;
   }
 
+  #lookup(client: string): Client | undefined {
+    if (this.#last !== undefined && client === this.#lastName) return this.#last;
+    const cl = this.#clients.get(client);
+    if (cl !== undefined) (this.#lastName = client, this.#last = cl);
+    return cl;
+  }
+
   #client(client: string): Client {
-    let cl = this.#clients.get(client);
+    let cl = this.#lookup(client);
     if (cl) return cl;
     cl = { w: 0, recs: new Map(), min: Infinity, gone: false };
     this.#clients.set(client, cl);
@@ -235,6 +264,7 @@ export class DedupeRecords {
     const cl = this.#clients.get(victim)!;
     for (const [c, r] of cl.recs.values()) (this.#count--, this.#bytes -= recordBytes(c, r));
     this.#clients.delete(victim);
+    this.#last = undefined;
     this.counts.dedupeForgotten++;
   }
 

@@ -171,16 +171,10 @@ export class EventRing {
     this.add(e.seq, e.i, e.type, e.m, e.bytes, e.ko, e.kl, e.vo, e.vl, e.oldValue);
   }
 
-  /** Appends event `(seq, i)` of change `c`, whose key and value are views of `buf` (copied when not); see RawEvent.of. */
-  addChange(seq: number, i: number, c: AppliedChange, buf: Uint8Array | null): void {
-    const k = c.key, v = c.value;
-    if (buf !== null && k.buffer === buf.buffer && (!v || v.buffer === buf.buffer)) {
-      const base = buf.byteOffset;
-      const vo = v ? v.byteOffset - base : 0, vl = v ? v.byteLength : -1;
-      this.add(seq, i, c.type, c.m, buf, k.byteOffset - base, k.byteLength, vo, vl, c.oldValue);
-    } else this.push(RawEvent.of(seq, i, c, null));
-  }
-
+  /**
+   * Appends event `(seq, i)`: its key at `ko` (`kl` bytes) in `bytes`, its value at `vo` (`vl`
+   * bytes, -1: none), `oldValue` a copy of its own.
+   */
   add(
     seq: number,
     i: number,

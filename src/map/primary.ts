@@ -115,7 +115,7 @@ export class PrimaryRole {
       if (ctx.parked.has(req.p)) this.#wakeParked(req.p, entry);
       if (keys) { for (const k of keys) prim.keyPending.set(keyId(k), entry.seq); }
       else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
-      this.#ship(prim, [entry]);
+      this.#ship(prim, [entry], clockNow);
       hk.afterWrite(d, entry, now);
       if (direct && direct.length > 0) {
         ctx.counters.directAcked++;
@@ -348,9 +348,9 @@ export class PrimaryRole {
     this.checkMigration(prim);
   }
 
-  #ship(prim: PrimaryState, entries: LogEntry[]): void {
+  /** Sends `entries` to the followers; `now`: the clock's time (read here when not given). */
+  #ship(prim: PrimaryState, entries: LogEntry[], now = this.ctx.clock.now()): void {
     const ctx = this.ctx;
-    const now = ctx.clock.now();
     for (const f of prim.followers.values()) {
       if (!f.confirmed) {
         if (f.stream) this.#sendOps(prim, f, entries, f.stream.from);

@@ -303,8 +303,10 @@ export class RecordStore {
   }
 
   /**
-   * Inserts or replaces the record of key `key` (bytes) with value `value` and these numbers
-   * (0 hits), copying the bytes: `set` without a record object or key id (installing a snapshot).
+   * Inserts or replaces the record of key `key` (bytes) with value `value` and these numbers,
+   * copying the bytes: `set` without a record object or key id (installing a snapshot, 0 hits).
+   * `slot`: the key's slot when the caller just looked it up (`get(key)?.slot ?? -1`, with no
+   * change to the store since), which saves a write its second lookup.
    */
   put(
     key: Uint8Array,
@@ -315,10 +317,14 @@ export class RecordStore {
     lastAccessAt: number,
     ttl: number,
     maxIdle: number,
+    hits = 0,
+    slot?: number,
   ): void {
-    const h = hashBytes(key);
+    // A new key's hash places it in the table; a found one keeps its place.
+    const h = slot === undefined || slot < 0 ? hashBytes(key) : 0;
+    if (slot === undefined) slot = this.#find(key, null, h);
     const klen = key.byteLength, vlen = value.byteLength;
-    const off = this.#place(this.#find(key, null, h), h, klen, vlen);
+    const off = this.#place(slot, h, klen, vlen);
     const a = this.#arena;
     if (klen + vlen <= 256) {
       for (let i = 0; i < klen; i++) a[off + i] = key[i];
@@ -327,7 +333,7 @@ export class RecordStore {
       a.set(key, off);
       a.set(value, off + klen);
     }
-    this.#numbers(this.#slotAt, version, createdAt, updatedAt, lastAccessAt, 0, ttl, maxIdle);
+    this.#numbers(this.#slotAt, version, createdAt, updatedAt, lastAccessAt, hits, ttl, maxIdle);
   }
 
   /** The slot `#place` used last. */
@@ -386,10 +392,11 @@ export class RecordStore {
     }
   }
 
-  /** Removes the record with id `id`. @returns the removed record */
-  delete(id: string): RecordRef | undefined {
-    const h = hashId(id);
-    const slot = this.#find(null, id, h);
+  /** Removes the record whose key has id `id` (or is `id`, as bytes). @returns the removed record */
+  delete(id: string | Uint8Array): RecordRef | undefined {
+    const str = typeof id === "string";
+    const h = str ? hashId(id) : hashBytes(id);
+    const slot = str ? this.#find(null, id, h) : this.#find(id, null, h);
     if (slot < 0) return undefined;
     const ref = this.#ref(slot);
     this.#remove(slot, h);
