@@ -8,6 +8,7 @@ import { afterAll, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { Event, RTCSctpTransport, UdpTransport } from "werift";
 import {
+  directSends,
   fastDataPackets,
   fastMarkReceived,
   fastRecords,
@@ -18,7 +19,8 @@ import {
 } from "../src/transport/packet_path.ts";
 import { runtimeName } from "../src/runtime/process.ts";
 import { crc32c } from "werift";
-import type { WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+import { tuneSackPolicy, type WebRtcPeer } from "../src/transport/webrtc_peer.ts";
+import { bundleSacks, sackBundlingFigures } from "../src/transport/sack_bundling.ts";
 import { openPeerPair, sendBulkFrames } from "./support/webrtc_pair.ts";
 import { until } from "./support/until.ts";
 
@@ -264,6 +266,8 @@ test("a peer connection gets every patch and a bulk transfer arrives whole and i
     before.dataUntuned + before.tsnUntuned + before.eventsUntuned + before.recordsUntuned,
   );
   expect(after.eventsTuned - before.eventsTuned).toBeGreaterThanOrEqual(2 * 5);
+  expect(after.directTuned - before.directTuned).toBe(4); // each side's DTLS transport and ICE connection
+  expect(after.directUntuned).toBe(before.directUntuned);
   if (runtimeName() === "bun") expect(after.udpTuned - before.udpTuned).toBeGreaterThanOrEqual(2);
   if (runtimeName() === "bun") expect(after.rcvbufRaised - before.rcvbufRaised).toBeGreaterThanOrEqual(2);
 
@@ -275,6 +279,8 @@ test("a peer connection gets every patch and a bulk transfer arrives whole and i
   if (runtimeName() === "bun") expect(end.udpFast - after.udpFast).toBeGreaterThanOrEqual(frames * 10);
   // Every record went through the patched encryption, and b's DTLS layer (which checks each tag) took them.
   expect(end.records - after.records).toBeGreaterThanOrEqual(frames * 10);
+  // …and every packet went down through the direct sends to the UDP transport.
+  expect(end.directStun - after.directStun).toBeGreaterThanOrEqual(frames * 10);
 }, 60_000);
 
 test("DTLS records encrypted in place are the bytes werift's own send makes", async () => {
@@ -302,3 +308,150 @@ test("DTLS records encrypted in place are the bytes werift's own send makes", as
     sock.transport = real;
   }
 }, 30_000);
+
+test(
+  "direct DTLS and ICE sends do what werift's async wrappers do: datagrams, counts, closed and failing layers",
+  async () => {
+    const [a] = await openPeerPair(peers);
+    // deno-lint-ignore no-explicit-any
+    const dtls = (a.sctpTransportForTests() as any).dtlsTransport;
+    const ice = dtls.iceTransport.connection;
+    expect(typeof dtls.shoalWeriftSendData).toBe("function");
+    expect(typeof ice.shoalWeriftSend).toBe("function");
+    expect(directSends(dtls, ice, () => {})).toBe(0); // once per object
+    const pair = ice.nominated, udp = pair.protocol.transport;
+    const realSend = udp.send, realClosed = udp.closed, realState = ice.state;
+    let sent: [number[], unknown][] = [];
+    let mode: "ok" | "reject" | "throw" = "ok";
+    udp.send = (d: Uint8Array, addr: unknown) => {
+      if (mode === "throw") throw new Error("refused");
+      sent.push([[...d], addr]);
+      return mode === "reject" ? Promise.reject(new Error("unreachable")) : Promise.resolve();
+    };
+    /** What one send through `f` did: its outcome, the datagrams, the pair's counts. */
+    const run = async (f: () => Promise<unknown>) => {
+      const [p0, b0] = [pair.packetsSent, pair.bytesSent];
+      sent = [];
+      const outcome = await f().then((v) => ({ ok: v }), (e) => ({ error: String(e?.message) }));
+      return { outcome, sent, packets: pair.packetsSent - p0, bytes: pair.bytesSent - b0 };
+    };
+    const data = Buffer.from("a record's bytes");
+    try {
+      const cases: [string, () => void][] = [
+        ["open", () => {}],
+        ["udp closed", () => (udp.closed = true)],
+        ["send rejects", () => (mode = "reject")],
+        ["send throws", () => (mode = "throw")],
+        ["ice closed", () => (ice.state = "closed")],
+      ];
+      for (const [name, set] of cases) {
+        set();
+        const direct = await run(() => ice.send(data));
+        const werift = await run(() => ice.shoalWeriftSend(data));
+        expect({ name, ...direct }).toEqual({ name, ...werift });
+        udp.closed = realClosed;
+        mode = "ok";
+        ice.state = realState;
+      }
+      // The whole way down from the DTLS transport: records reach the nominated pair's address.
+      const direct = await run(() => dtls.sendData(data));
+      expect(direct.sent.length).toBe(1);
+      expect(direct.sent[0][1]).toEqual(pair.remoteAddr);
+      expect(direct.packets).toBe(1);
+      const sock = dtls.dtls;
+      dtls.dtls = undefined;
+      const both = [await run(() => dtls.sendData(data)), await run(() => dtls.shoalWeriftSendData(data))];
+      dtls.dtls = sock;
+      expect(both[0]).toEqual(both[1]);
+      expect(both[0].outcome).toEqual({ error: "dtls not established" });
+    } finally {
+      udp.send = realSend;
+      udp.closed = realClosed;
+      ice.state = realState;
+    }
+  },
+  30_000,
+);
+
+test(
+  "a SACK bundled with DATA is written straight into the packet: werift's bytes of both chunks, with gaps and duplicates",
+  async () => {
+    const { a, b } = await sctpPair((s) => {
+      fastDataPackets(s, crc32c);
+      expect(tuneSackPolicy(s)).toBe(true);
+      expect(bundleSacks(s, crc32c)).toBe(true);
+    });
+    // Request/response: each reply carries the SACK of its request, content and order kept.
+    const before = sackBundlingFigures();
+    const data: Sctp[] = [];
+    const patched = a.sendChunk;
+    a.sendChunk = (c: Sctp) => (c.type === 0 && data.push(c), patched(c));
+    b.onReceive.subscribe((_s: number, _p: number, m: Buffer) => void b.send(0, 53, Buffer.from(m)));
+    const msgs = messages().filter((m) => m.byteLength <= 1200);
+    const echoes: Buffer[] = [];
+    a.onReceive.subscribe((_s: number, _p: number, m: Buffer) => void echoes.push(Buffer.from(m)));
+    for (const m of msgs) {
+      const n = echoes.length;
+      await a.send(0, 53, m);
+      await until(() => echoes.length > n || undefined, 10_000, "echo");
+    }
+    expect(echoes).toEqual(msgs);
+    const after = sackBundlingFigures();
+    expect(after.direct - before.direct).toBeGreaterThanOrEqual(msgs.length - 1);
+    expect(after.direct - before.direct).toBe(after.bundled - before.bundled);
+    a.sendChunk = patched;
+
+    /** werift's own SACK chunk for `a`'s state (its sendSack, on a copy of that state). */
+    const weriftSack = (misOrdered: number[], dups: number[]): Sctp => {
+      let sack: Sctp;
+      const state = {
+        isStopped: false,
+        sackNeeded: true,
+        sackMisOrdered: new Set(misOrdered),
+        sackDuplicates: [...dups],
+        lastReceivedTsn: a.lastReceivedTsn,
+        advertisedRwnd: a.advertisedRwnd,
+        sendChunk: (c: Sctp) => ((sack = c), Promise.resolve()),
+      };
+      void Object.getPrototypeOf(a).sendSack.call(state);
+      return sack;
+    };
+    const header = () => {
+      const h = Buffer.alloc(12);
+      h.writeUInt16BE(a.localPort, 0);
+      h.writeUInt16BE(a.remotePort, 2);
+      h.writeUInt32BE(a.remoteVerificationTag, 4);
+      return h;
+    };
+    const packetOf = (...chunks: Sctp[]) => {
+      const p = Buffer.concat([header(), ...chunks.map((c) => c.bytes)]);
+      p.writeUInt32LE(crc32c(p) >>> 0, 8);
+      return p;
+    };
+    const base = a.lastReceivedTsn;
+    const cases: [number[], number[]][] = [
+      [[], []],
+      [[base + 2, base + 3, base + 5], []],
+      [[base + 2], [base - 1, base - 7]],
+      [[], [base]],
+      // 13 gap blocks: too large to bundle, the SACK leaves in a packet of its own, then the DATA.
+      [Array.from({ length: 13 }, (_, i) => base + 2 + 2 * i), []],
+    ];
+    for (const [misOrdered, dups] of cases) {
+      for (const d of data.filter((c) => c.userData.byteLength <= 5 || c.userData.byteLength === 1200)) {
+        const expected = weriftSack(misOrdered, dups).gaps.length > 12
+          ? [packetOf(weriftSack(misOrdered, dups)), packetOf(d)]
+          : [packetOf(weriftSack(misOrdered, dups), d)];
+        a.sackMisOrdered = new Set(misOrdered);
+        a.sackDuplicates = [...dups];
+        a.sackNeeded = true;
+        const got = await serialized(a, a.sendChunk, [d]);
+        expect(got.map((p) => p.toString("hex"))).toEqual(expected.map((p) => p.toString("hex")));
+        expect(a.sackNeeded).toBe(false);
+      }
+    }
+    a.sackMisOrdered = new Set();
+    a.sackDuplicates = [];
+  },
+  30_000,
+);

@@ -18,6 +18,10 @@
  * - {@link syncEvents}: werift's events run their ordinary subscribers and then, for
  *   `queuingSubscribe` ones, an async loop, which costs a promise and a closure on every event
  *   even when none is queued (several events per packet received). Skipped when none is.
+ * - {@link directSends}: below SCTP, a packet passed through three async functions (werift's
+ *   `RTCDtlsTransport.sendData`, ICE `Connection.send` and `StunProtocol.sendData`), each a
+ *   promise and an `await` (a microtask turn) per packet: the same checks, in the same order,
+ *   in plain functions that hand on the promise of the layer below.
  * - {@link fastUdpSend}: under Bun, `node:dgram`'s `send` resolves the address on every call
  *   (an IPv4/IPv6 regular expression and a `dns.lookup` callback deferred to the next tick)
  *   and wraps the buffer twice before calling the native socket. A datagram to an IP address
@@ -55,6 +59,12 @@ export interface PacketPathFigures {
   /** Datagrams sent straight to the native socket, and those handed to node:dgram's own path. */
   udpFast: number;
   udpFallback: number;
+  /** DTLS transports / ICE connections whose send passes straight through / left alone. */
+  directTuned: number;
+  directUntuned: number;
+  /** Packets that went through the direct ICE send, and through the inlined STUN protocol send. */
+  directSends: number;
+  directStun: number;
   /** UDP sockets whose receive buffer was raised / left alone (the runtime refused, or no socket). */
   rcvbufRaised: number;
   rcvbufUntouched: number;
@@ -76,6 +86,10 @@ const figures: PacketPathFigures = {
   udpUntuned: 0,
   udpFast: 0,
   udpFallback: 0,
+  directTuned: 0,
+  directUntuned: 0,
+  directSends: 0,
+  directStun: 0,
   rcvbufRaised: 0,
   rcvbufUntouched: 0,
 };
@@ -91,6 +105,86 @@ const DATA = 0, SACK = 3;
 const SACK_HEADER = 16;
 /** SCTP common header (ports, verification tag, checksum), then the DATA chunk's own 16-byte header. */
 const COMMON_HEADER = 12, DATA_HEADER = 16;
+
+/** `length` rounded up to a multiple of 4 (chunks are padded to 4 bytes, RFC 9260 §3.2). */
+export const padded = (length: number): number => (length + 3) & ~3;
+
+/**
+ * The length of DATA chunk `chunk` (RFC 9260 §3.3.1: its 16-byte header and user data, before
+ * padding), or undefined when it is not a DATA chunk with its user data in bytes.
+ */
+// deno-lint-ignore no-explicit-any
+export function dataChunkLength(chunk: any): number | undefined {
+  return chunk?.type === DATA && chunk.userData instanceof Uint8Array
+    ? DATA_HEADER + chunk.userData.byteLength
+    : undefined;
+}
+
+/**
+ * The length of SACK chunk `chunk` (RFC 9260 §3.3.4: 16 bytes, then 4 per gap block and per
+ * duplicate TSN), or undefined when it is not a SACK with werift's gap and duplicate arrays.
+ */
+// deno-lint-ignore no-explicit-any
+export function sackChunkLength(chunk: any): number | undefined {
+  const gaps: unknown = chunk?.gaps, dups: unknown = chunk?.duplicates;
+  if (chunk?.type !== SACK || !Array.isArray(gaps) || !Array.isArray(dups)) return undefined;
+  return SACK_HEADER + 4 * (gaps.length + dups.length);
+}
+
+/** Writes association `sctp`'s common header (ports, verification tag) into `packet`, checksum field zero. */
+// deno-lint-ignore no-explicit-any
+export function writeCommonHeader(packet: Buffer, sctp: any): void {
+  packet.writeUInt16BE(sctp.localPort, 0);
+  packet.writeUInt16BE(sctp.remotePort, 2);
+  packet.writeUInt32BE(sctp.remoteVerificationTag, 4);
+  packet.writeUInt32BE(0, 8);
+}
+
+/** Writes a chunk's type, flags and length (RFC 9260 §3.2) at `at` in `packet`. */
+function writeChunkHeader(packet: Buffer, at: number, type: number, flags: number, length: number): void {
+  packet[at] = type;
+  packet[at + 1] = flags;
+  packet.writeUInt16BE(length, at + 2);
+}
+
+/**
+ * Writes DATA chunk `chunk` of `length` bytes ({@link dataChunkLength}) at `at` in `packet`,
+ * as werift's `DataChunk.bytes` makes it, and zeroes its padding.
+ */
+// deno-lint-ignore no-explicit-any
+export function writeDataChunk(packet: Buffer, at: number, chunk: any, length: number): void {
+  writeChunkHeader(packet, at, DATA, chunk.flags, length);
+  packet.writeUInt32BE(chunk.tsn, at + 4);
+  packet.writeUInt16BE(chunk.streamId, at + 8);
+  packet.writeUInt16BE(chunk.streamSeqNum, at + 10);
+  packet.writeUInt32BE(chunk.protocol, at + 12);
+  packet.set(chunk.userData, at + DATA_HEADER);
+  packet.fill(0, at + length, at + padded(length));
+}
+
+/**
+ * Writes SACK chunk `chunk` of `length` bytes ({@link sackChunkLength}) at `at` in `packet`,
+ * as werift's `SackChunk.bytes` makes it: cumulative TSN, a_rwnd, gap blocks, duplicate TSNs.
+ */
+// deno-lint-ignore no-explicit-any
+export function writeSackChunk(packet: Buffer, at: number, chunk: any, length: number): void {
+  const gaps: [number, number][] = chunk.gaps, dups: number[] = chunk.duplicates;
+  writeChunkHeader(packet, at, SACK, chunk.flags, length);
+  packet.writeUInt32BE(chunk.cumulativeTsn, at + 4);
+  packet.writeUInt32BE(chunk.advertisedRwnd, at + 8);
+  packet.writeUInt16BE(gaps.length, at + 12);
+  packet.writeUInt16BE(dups.length, at + 14);
+  let pos = at + SACK_HEADER;
+  for (const [start, end] of gaps) {
+    packet.writeUInt16BE(start, pos);
+    packet.writeUInt16BE(end, pos + 2);
+    pos += 4;
+  }
+  for (const tsn of dups) {
+    packet.writeUInt32BE(tsn, pos);
+    pos += 4;
+  }
+}
 
 /**
  * Makes association `sctp` serialize each DATA chunk and each lone SACK it sends straight
@@ -109,62 +203,22 @@ export function fastDataPackets(sctp: any, crc32c: (b: Uint8Array) => number): b
     return false;
   }
   const sendChunk = sctp.sendChunk.bind(sctp);
-  /**
-   * A packet of one chunk of `length` bytes (padded to 4) with the common header (ports,
-   * verification tag, checksum field zero) and the chunk's type, flags and length written.
-   */
-  const newPacket = (type: number, flags: number, length: number): Buffer => {
-    const packet = Buffer.allocUnsafe(COMMON_HEADER + ((length + 3) & ~3));
-    packet.writeUInt16BE(sctp.localPort, 0);
-    packet.writeUInt16BE(sctp.remotePort, 2);
-    packet.writeUInt32BE(sctp.remoteVerificationTag, 4);
-    packet.writeUInt32BE(0, 8);
-    packet[12] = type;
-    packet[13] = flags;
-    packet.writeUInt16BE(length, 14);
-    return packet;
-  };
   // deno-lint-ignore no-explicit-any
   sctp.sendChunk = (chunk: any): Promise<void> => {
-    const ud = chunk?.userData;
     if (sctp.state === "closed" || sctp.remotePort === undefined) return sendChunk(chunk);
-    if (chunk?.type === SACK) return sendSackPacket(chunk);
-    if (chunk?.type !== DATA || !(ud instanceof Uint8Array)) return sendChunk(chunk);
-    const length = DATA_HEADER + ud.byteLength;
-    const packet = newPacket(DATA, chunk.flags, length);
-    packet.writeUInt32BE(chunk.tsn, 16);
-    packet.writeUInt16BE(chunk.streamId, 20);
-    packet.writeUInt16BE(chunk.streamSeqNum, 22);
-    packet.writeUInt32BE(chunk.protocol, 24);
-    packet.set(ud, COMMON_HEADER + DATA_HEADER);
-    packet.fill(0, COMMON_HEADER + length);
-    packet.writeUInt32LE(crc32c(packet) >>> 0, 8);
-    figures.dataPackets++;
-    return sctp.transport.send(packet);
-  };
-  /** A lone SACK chunk (§3.3.4: cumulative TSN, a_rwnd, gap blocks, duplicate TSNs) in its packet. */
-  // deno-lint-ignore no-explicit-any
-  const sendSackPacket = (chunk: any): Promise<void> => {
-    const gaps: unknown = chunk.gaps, dups: unknown = chunk.duplicates;
-    if (!Array.isArray(gaps) || !Array.isArray(dups)) return sendChunk(chunk);
-    const length = SACK_HEADER + 4 * (gaps.length + dups.length);
-    const packet = newPacket(SACK, chunk.flags, length);
-    packet.writeUInt32BE(chunk.cumulativeTsn, 16);
-    packet.writeUInt32BE(chunk.advertisedRwnd, 20);
-    packet.writeUInt16BE(gaps.length, 24);
-    packet.writeUInt16BE(dups.length, 26);
-    let pos = COMMON_HEADER + SACK_HEADER;
-    for (const [start, end] of gaps as [number, number][]) {
-      packet.writeUInt16BE(start, pos);
-      packet.writeUInt16BE(end, pos + 2);
-      pos += 4;
-    }
-    for (const tsn of dups as number[]) {
-      packet.writeUInt32BE(tsn, pos);
-      pos += 4;
+    const sack = chunk?.type === SACK;
+    const length = sack ? sackChunkLength(chunk) : dataChunkLength(chunk);
+    if (length === undefined) return sendChunk(chunk);
+    const packet = Buffer.allocUnsafe(COMMON_HEADER + padded(length));
+    writeCommonHeader(packet, sctp);
+    if (sack) {
+      writeSackChunk(packet, COMMON_HEADER, chunk, length);
+      figures.sackPackets++;
+    } else {
+      writeDataChunk(packet, COMMON_HEADER, chunk, length);
+      figures.dataPackets++;
     }
     packet.writeUInt32LE(crc32c(packet) >>> 0, 8);
-    figures.sackPackets++;
     return sctp.transport.send(packet);
   };
   return true;
@@ -301,6 +355,72 @@ export function syncEvents(events: readonly unknown[]): number {
       const stack = ev.event.stack;
       for (let i = 0; i < stack.length; i++) stack[i].execute(...args);
     };
+  }
+  return n;
+}
+
+const countDirect = (t: boolean) => t ? figures.directTuned++ : figures.directUntuned++;
+
+/**
+ * A synchronous throw turned into a rejection, as werift's async functions do.
+ * @returns what `f` returns, or a promise rejected with what it threw
+ */
+function settled(f: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return f();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * Makes werift `RTCDtlsTransport` `dtls` and its ICE `Connection` `ice` pass each packet down
+ * without their async wrappers: `sendData` checks for the DTLS socket and calls its `send`;
+ * `Connection.send` checks `canSendApplicationData()`, sends on the nominated pair and counts
+ * the pair's packets and bytes once the send resolves, as werift does; and when the pair's
+ * protocol is a plain `StunProtocol` (its `sendData` is `stunSendData`, werift's own) the
+ * packet goes to its transport at once unless that is closed. A loss simulation
+ * (`config.debug.outboundPacketLoss`), a TURN protocol or a wrapped `sendData` keep werift's
+ * code. Resolves to undefined, rejects with what werift would have rejected with. werift's own
+ * functions stay on the objects as `shoalWeriftSendData` and `shoalWeriftSend` (for the tests).
+ * @param stunSendData werift's `StunProtocol.prototype.sendData`
+ * @returns how many of the two were tuned
+ */
+// deno-lint-ignore no-explicit-any
+export function directSends(dtls: any, ice: any, stunSendData: unknown): number {
+  let n = 0;
+  const dtlsExpected = dtls && typeof dtls.sendData === "function" && "dtls" in dtls && "config" in dtls;
+  if (claimInstance(dtls, "shoalWeriftSendData", dtlsExpected, countDirect, dtls?.sendData)) {
+    n++;
+    const sendData = dtls.sendData;
+    dtls.sendData = (data: Uint8Array): Promise<unknown> => {
+      const sock = dtls.dtls;
+      if (!sock || dtls.config?.debug?.outboundPacketLoss) return sendData(data);
+      return settled(() => sock.send(data));
+    };
+  }
+  const iceExpected = ice && typeof ice.send === "function" && typeof ice.canSendApplicationData === "function" &&
+    "nominated" in ice && typeof stunSendData === "function";
+  if (claimInstance(ice, "shoalWeriftSend", iceExpected, countDirect, ice?.send)) {
+    n++;
+    ice.send = (data: Uint8Array): Promise<unknown> =>
+      settled(() => {
+        if (!ice.canSendApplicationData()) return Promise.resolve();
+        const pair = ice.nominated, protocol = pair.protocol;
+        figures.directSends++;
+        let sent: Promise<unknown>;
+        if (protocol.sendData === stunSendData && protocol.transport) {
+          if (protocol.transport.closed) sent = Promise.resolve();
+          else {
+            figures.directStun++;
+            sent = settled(() => protocol.transport.send(data, pair.remoteAddr));
+          }
+        } else sent = settled(() => protocol.sendData(data, pair.remoteAddr));
+        return sent.then(() => {
+          pair.packetsSent++;
+          pair.bytesSent += data.length;
+        });
+      });
   }
   return n;
 }

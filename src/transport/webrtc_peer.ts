@@ -16,11 +16,13 @@ import {
   RTCCertificate,
   RTCPeerConnection,
   SignatureAlgorithm,
+  StunProtocol,
 } from "werift";
 import type { IceServer } from "./ice_server.ts";
 import type { CandidateType, SelectedPair } from "./transport.ts";
 import { delayedSackMs, probeWaitMs, retransmitTuning, rtoMs } from "./retransmit.ts";
 import {
+  directSends,
   fastDataPackets,
   fastMarkReceived,
   fastRecords,
@@ -383,7 +385,8 @@ export function tuneRetransmission(sctp: any): boolean {
 /**
  * Applies packet_path.ts to a connection once its channel is open: DATA packets serialized in
  * one buffer and in-order TSNs recorded without allocation (the association), DTLS records
- * encrypted into the outgoing buffer (the DTLS socket), the events
+ * encrypted into the outgoing buffer (the DTLS socket), packets passed from DTLS through ICE
+ * to UDP without werift's async wrappers, the events
  * on the way of every packet received without their empty async loop, and on every UDP
  * transport of the ICE connection a larger receive buffer and, under Bun, datagrams sent
  * straight to the native socket.
@@ -397,6 +400,7 @@ export function tunePacketPath(sctpTransport: any, dc: unknown): void {
   const dtls = sctpTransport?.dtlsTransport;
   fastRecords(dtls?.dtls);
   const connection = dtls?.iceTransport?.connection;
+  directSends(dtls, connection, StunProtocol?.prototype?.sendData);
   const protocols: unknown[] = Array.isArray(connection?.protocols) ? connection.protocols : [];
   syncEvents([
     // deno-lint-ignore no-explicit-any

@@ -9,6 +9,8 @@ import { SignalingClient } from "../../src/signaling/client.ts";
 import { createSignalingServer } from "../../src/signaling/server.ts";
 import { runtimeName } from "../../src/runtime/process.ts";
 import { WebRtcTransport } from "../../src/transport/webrtc.ts";
+import { packetPathFigures } from "../../src/transport/packet_path.ts";
+import { sackBundlingFigures } from "../../src/transport/sack_bundling.ts";
 import { Kind } from "../../src/wire/kinds.ts";
 import type { Message } from "../../src/wire/message.ts";
 import { until } from "../support/until.ts";
@@ -65,6 +67,14 @@ try {
   check(got.b.every((m, i) => m.msg.seq === i), "in order");
   const data = got.c[0].msg.data as Uint8Array;
   check(data.length === big.length && data.every((v, i) => v === big[i]), "chunked message intact");
+  // The packet path's direct sends and SACKs bundled straight into their packets, under Deno too.
+  const pp = packetPathFigures(), sb = sackBundlingFigures();
+  check(pp.directTuned >= 2 * 3 * 2 && pp.directUntuned === 0, `direct sends on every connection (${pp.directTuned})`);
+  check(
+    pp.directStun > 100 && pp.directStun === pp.directSends,
+    `packets sent through the direct sends (${pp.directStun})`,
+  );
+  check(sb.direct === sb.bundled, `bundled SACKs written straight into their packets (${sb.direct} of ${sb.bundled})`);
 
   const w = await node("w", "wrong");
   const err = await w.connect("a").then(() => null, (e) => e);
