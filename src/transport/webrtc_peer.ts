@@ -527,16 +527,26 @@ export class WebRtcPeer {
   }
 
   /**
+   * DATA chunks awaiting their SACK, when nothing is queued in werift's association nor buffered
+   * on the channel; -1 otherwise, until the channel is open, and whenever werift's objects are
+   * not as expected.
+   */
+  #unackedOnly(): number {
+    const sctp = this.#sctp;
+    if (sctp === undefined || this.#closed) return -1;
+    const sent: unknown = sctp.sentQueue, queued: unknown = sctp.outboundQueue;
+    return Array.isArray(sent) && Array.isArray(queued) && queued.length === 0 && this.#dc.bufferedAmount === 0
+      ? sent.length
+      : -1;
+  }
+
+  /**
    * Whether everything sent on this connection was acknowledged: no DATA chunk unacknowledged
    * or queued in werift's association, nothing buffered on the channel. False until the channel
    * is open, and whenever werift's objects are not as expected.
    */
   get idle(): boolean {
-    const sctp = this.#sctp;
-    if (sctp === undefined || this.#closed) return false;
-    const sent: unknown = sctp.sentQueue, queued: unknown = sctp.outboundQueue;
-    return Array.isArray(sent) && sent.length === 0 && Array.isArray(queued) && queued.length === 0 &&
-      this.#dc.bufferedAmount === 0;
+    return this.#unackedOnly() === 0;
   }
 
   /**
@@ -550,11 +560,8 @@ export class WebRtcPeer {
    * until the channel is open, and whenever werift's objects are not as expected.
    */
   get quiet(): boolean {
-    const sctp = this.#sctp;
-    if (sctp === undefined || this.#closed) return false;
-    const sent: unknown = sctp.sentQueue, queued: unknown = sctp.outboundQueue;
-    return Array.isArray(sent) && sent.length <= 1 && Array.isArray(queued) && queued.length === 0 &&
-      this.#dc.bufferedAmount === 0;
+    const n = this.#unackedOnly();
+    return n === 0 || n === 1;
   }
 
   /** Bytes handed to the channel and not yet given to the network. */
