@@ -47,8 +47,11 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
 }
 
 if (import.meta.main) {
+  // Under Bun this may replace the process (same PID) by one with the JIT settings of src/runtime/tune.ts.
+  const { tuneRuntime } = await import("./src/runtime/tune.ts");
+  const { args, exit, writeStderrLine } = await import("./src/runtime/process.ts");
+  tuneRuntime(writeStderrLine);
   const { main } = await import("./src/cli/main.ts");
-  const { args, exit } = await import("./src/runtime/process.ts");
   const code = await main(args());
   // Lingering sockets or timers must not keep a finished command alive.
   exit(code);

@@ -35,11 +35,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import { etcdPut, RedisConn, ZK_NODE_EXISTS, ZkConn } from "./_peer_clients.ts";
+import { tuneRuntime } from "../src/runtime/tune.ts";
 import { flag, fmtMs, loadAverage, processCpu, quantile, runBench, sleep, startBenchCluster } from "./_cluster.ts";
-import { args, envSnapshot, onSignal, runtimeVersion } from "../src/runtime/process.ts";
+import { args, envSnapshot, onSignal, runtimeVersion, writeStderrLine } from "../src/runtime/process.ts";
 import { type ChildHandle, spawnChild } from "../src/runtime/spawn.ts";
 import { until } from "../test/support/until.ts";
 
+// The client here is a Shoal lite member: under Bun it runs with the members' JIT settings (src/runtime/tune.ts).
+tuneRuntime(writeStderrLine);
 const argv = args();
 const SECONDS = Number(flag(argv, "seconds", "5"));
 const IN_FLIGHT = Number(flag(argv, "in-flight", "64"));

@@ -34,14 +34,17 @@ import {
   udpCounter,
 } from "./_cluster.ts";
 import dgram from "node:dgram";
+import { tuneRuntime } from "../src/runtime/tune.ts";
 import nodeProcess from "node:process";
-import { args, runtimeVersion } from "../src/runtime/process.ts";
+import { args, runtimeVersion, writeStderrLine } from "../src/runtime/process.ts";
 import { InspectorSession, inspectorUrl, profileTable } from "./_inspector.ts";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { retransmissionFigures, sackPolicyFigures } from "../src/transport/webrtc_peer.ts";
 import { sackBundlingFigures } from "../src/transport/sack_bundling.ts";
 import type { Member } from "../test/support/cluster.ts";
 
+// The client here is a Shoal lite member: under Bun it runs with the members' JIT settings (src/runtime/tune.ts).
+tuneRuntime(writeStderrLine);
 const argv = args();
 const SECONDS = Number(flag(argv, "seconds", "10"));
 const IN_FLIGHT = Number(flag(argv, "in-flight", "64"));

@@ -10,6 +10,7 @@ import { ShoalError } from "../core/errors.ts";
 import { createLogger } from "../core/log.ts";
 import { exit } from "../runtime/process.ts";
 import { permissionHint } from "../runtime/permissions.ts";
+import { runtimeSettings } from "../runtime/tune.ts";
 import { membersLacking, type ShoalNode } from "../node_api.ts";
 import type { Command } from "./command.ts";
 import { parseNodeArgs } from "./node_args.ts";
@@ -213,6 +214,8 @@ export async function runNodeCommand(args: string[], overrides: Partial<NodeComm
     const hint = secretGenerated && node.httpUrl ? joinCommand(deps.launcher, options, node.httpUrl) : undefined;
     if (hint) ready.join = hint;
     if (lacks.length > 0) ready.lacks = lacks;
+    const settings = runtimeSettings();
+    if (settings.length > 0) ready.runtimeSettings = settings;
     deps.stdout(JSON.stringify(ready));
     if (hint) deps.stdout(`# No --secret given; generated one. To add a member, run:\n#   ${hint}`);
 

@@ -36,13 +36,19 @@ export interface MemoryUsage {
 /** The part of the `Bun` global Shoal uses outside the HTTP and spawn adapters. */
 export interface BunGlobal {
   readonly version: string;
+  /** The entry point's path: under `/$bunfs/` in a `bun build --compile` executable. */
+  readonly main: string;
 }
 
 /** The part of Node's (and Bun's) `process` global Shoal uses. */
 export interface NodeProcessGlobal {
   readonly argv: readonly string[];
+  /** The runtime's own flags (`bun --smol run …` → `["--smol"]`). */
+  readonly execArgv?: readonly string[];
   readonly env: Record<string, string | undefined>;
   readonly execPath: string;
+  /** Replaces the process image, keeping its PID and open descriptors (Bun; Node ≥ 22.15). */
+  readonly execve?: (file: string, args: readonly string[], env: Record<string, string>) => never;
   readonly stdout: { write(text: string): boolean };
   readonly stderr: { write(text: string): boolean };
   exit(code?: number): never;
