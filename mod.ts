@@ -47,7 +47,7 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
 }
 
 if (import.meta.main) {
-  // Under Bun this may replace the process (same PID) by one with the JIT settings of src/runtime/tune.ts.
+  // Under Bun this may replace the process (same PID) by one with the engine settings of src/runtime/tune.ts.
   const { tuneRuntime } = await import("./src/runtime/tune.ts");
   const { args, exit, writeStderrLine } = await import("./src/runtime/process.ts");
   tuneRuntime(writeStderrLine);

@@ -18,9 +18,12 @@ import { flag } from "./_cluster.ts";
 import { memoryGrids } from "./_memory_grid.ts";
 import type { DataGrid } from "../src/map/data_grid.ts";
 import { mapServiceConfig } from "../src/map/map_context.ts";
-import { args, collectGarbage, exit, runtimeVersion } from "../src/runtime/process.ts";
+import { args, collectGarbage, exit, runtimeVersion, writeStderrLine } from "../src/runtime/process.ts";
+import { tuneRuntime } from "../src/runtime/tune.ts";
 import process from "node:process";
 
+// The members here run with a Bun member process's engine settings (src/runtime/tune.ts).
+tuneRuntime(writeStderrLine);
 const argv = args();
 const ENTRIES = Number(flag(argv, "entries", "200000"));
 const LOG = Number(flag(argv, "log-per-partition", "256"));

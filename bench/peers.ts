@@ -41,7 +41,7 @@ import { args, envSnapshot, onSignal, runtimeVersion, writeStderrLine } from "..
 import { type ChildHandle, spawnChild } from "../src/runtime/spawn.ts";
 import { until } from "../test/support/until.ts";
 
-// The client here is a Shoal lite member: under Bun it runs with the members' JIT settings (src/runtime/tune.ts).
+// The client here is a Shoal lite member: under Bun it runs with the members' engine settings (src/runtime/tune.ts).
 tuneRuntime(writeStderrLine);
 const argv = args();
 const SECONDS = Number(flag(argv, "seconds", "5"));

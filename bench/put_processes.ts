@@ -43,7 +43,7 @@ import { retransmissionFigures, sackPolicyFigures } from "../src/transport/webrt
 import { sackBundlingFigures } from "../src/transport/sack_bundling.ts";
 import type { Member } from "../test/support/cluster.ts";
 
-// The client here is a Shoal lite member: under Bun it runs with the members' JIT settings (src/runtime/tune.ts).
+// The client here is a Shoal lite member: under Bun it runs with the members' engine settings (src/runtime/tune.ts).
 tuneRuntime(writeStderrLine);
 const argv = args();
 const SECONDS = Number(flag(argv, "seconds", "10"));

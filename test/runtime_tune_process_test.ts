@@ -35,9 +35,17 @@ describe("a Bun member process", () => {
     const kept = spawnMod("bun", args("kept"), { SHOAL_BUN_DEFAULTS: "1" });
     const own = spawnMod("bun", args("own"), { BUN_JSC_useFTLJIT: "1" });
     const [t, k, o] = await Promise.all([tuned.ready, kept.ready, own.ready]);
-    expect(t.runtimeSettings as unknown).toEqual(["BUN_JSC_useFTLJIT=0", "BUN_JSC_useWarmUpMarkedBlocks=0"]);
+    expect(t.runtimeSettings as unknown).toEqual([
+      "BUN_JSC_useFTLJIT=0",
+      "BUN_JSC_useWarmUpMarkedBlocks=0",
+      "MIMALLOC_PURGE_DELAY=1000",
+    ]);
     expect(k.runtimeSettings).toBeUndefined();
-    expect(o.runtimeSettings as unknown).toEqual(["BUN_JSC_useFTLJIT=1", "BUN_JSC_useWarmUpMarkedBlocks=0"]);
+    expect(o.runtimeSettings as unknown).toEqual([
+      "BUN_JSC_useFTLJIT=1",
+      "BUN_JSC_useWarmUpMarkedBlocks=0",
+      "MIMALLOC_PURGE_DELAY=1000",
+    ]);
 
     // The child started is the member: it still runs, and killing its PID takes the member down.
     expect(tuned.child.exitCode).toBeNull();

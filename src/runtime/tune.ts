@@ -1,16 +1,20 @@
 /**
  * Runtime settings a member process starts with (issue 16).
  *
- * Under Bun, two of JavaScriptCore's defaults cost Shoal more than they give:
- * - the top JIT tier (FTL): its compiler threads keep ~10–20 % of a core per process busy
- *   through a steady load, and the message path runs no faster for it;
+ * Under Bun, three defaults cost Shoal more than they give:
+ * - JavaScriptCore's top JIT tier (FTL): its compiler threads keep ~10–20 % of a core per
+ *   process busy through a steady load, and the message path runs no faster for it;
  * - the GC's warm-up thread (`JSCWarmUp`), which touches heap blocks ahead of use: ~5 % of the
- *   machine's samples under load, for no measured gain.
+ *   machine's samples under load, for no measured gain;
+ * - mimalloc's purge delay of 100 ms: pages freed by one burst of packets are handed back to
+ *   the system and faulted in again by the next (the `mi-scavenger` thread ~6 % of the
+ *   machine's samples, page faults ~6 % of the main threads'). At 1 s they stay while reused.
  *
  * `bench/put_processes.ts` (Bun 1.4.5, 3 members and a client, 64 puts in flight; alternating
  * runs, 2026-12-06): defaults 5,222–6,025 puts/s at 238–269 µs of member CPU per put; FTL off
- * 7,031–8,522 puts/s at 164–196 µs; both off 9,235–9,339 puts/s at 147 µs. RSS per stored copy
- * (`bench/memory.ts`) 138 B → 117 B.
+ * 7,031–8,522 puts/s at 164–196 µs; FTL and warm-up off 7,590–9,339 puts/s at 147–180 µs; all
+ * three 9,205–10,369 puts/s at 133–147 µs. RSS per stored copy (`bench/memory.ts`, read 1 s
+ * after a GC) 138 B with the defaults, 117–120 B with the settings.
  *
  * JavaScriptCore reads its options once, at start, from `BUN_JSC_*` variables. So `mod.ts`
  * under Bun calls {@link tuneRuntime} before it loads anything else: when a setting is missing
@@ -25,6 +29,7 @@ import { bun, nodeProcess } from "./globals.ts";
 export const BUN_SETTINGS: Readonly<Record<string, string>> = Object.freeze({
   BUN_JSC_useFTLJIT: "0",
   BUN_JSC_useWarmUpMarkedBlocks: "0",
+  MIMALLOC_PURGE_DELAY: "1000",
 });
 
 /** Set to `1` to keep Bun's defaults (no restart). */
@@ -37,7 +42,7 @@ export const KEEP_DEFAULTS_ENV = "SHOAL_BUN_DEFAULTS";
  *   missing or `SHOAL_BUN_DEFAULTS=1`
  * @example
  * ```ts
- * bunRestartEnv({ PATH: "/bin" }); // { PATH: "/bin", BUN_JSC_useFTLJIT: "0", BUN_JSC_useWarmUpMarkedBlocks: "0" }
+ * bunRestartEnv({ PATH: "/bin" }); // { PATH: "/bin", ...BUN_SETTINGS }
  * bunRestartEnv({ SHOAL_BUN_DEFAULTS: "1" }); // undefined: keep Bun's defaults
  * ```
  */
@@ -52,8 +57,8 @@ export function bunRestartEnv(env: Readonly<Record<string, string | undefined>>)
 }
 
 /**
- * The {@link BUN_SETTINGS} entries this process runs with (for the ready line and `/metrics`).
- * @returns e.g. `["BUN_JSC_useFTLJIT=0", "BUN_JSC_useWarmUpMarkedBlocks=0"]`; empty under Deno
+ * The {@link BUN_SETTINGS} entries this process runs with (for the ready line).
+ * @returns e.g. `["BUN_JSC_useFTLJIT=0", …]`; empty under Deno
  */
 export function runtimeSettings(): string[] {
   if (!bun || !nodeProcess) return [];
