@@ -19,6 +19,7 @@ import type { z } from "zod";
 import {
   bytesLimitOf,
   compileCheck,
+  type FastCheck,
   internals,
   lengthBounds,
   numberBounds,
@@ -204,10 +205,11 @@ const readAnyTop: FastReader = () => readAny(0);
 
 /**
  * Compiles a message or body schema into a reader.
+ * @param check the schema's compiled check, when the caller already has it (compiled here otherwise)
  * @returns the reader, or null when the schema has no compiled check or uses a part readers do not know
  */
-export function compileReader(schema: z.ZodType): FastReader | null {
-  return compileCheck(schema) ? compile(schema) : null;
+export function compileReader(schema: z.ZodType, check: FastCheck | null = compileCheck(schema)): FastReader | null {
+  return check ? compile(schema) : null;
 }
 
 function compile(schema: z.ZodType): FastReader | null {

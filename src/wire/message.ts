@@ -48,8 +48,9 @@ export function defineMessage<S extends z.ZodRawShape>(kind: number, name: strin
     throw new RangeError(`Cannot define message ${name}: kind ${kind} is already ${existing.name}`);
   }
   const schema = z.object({ t: z.literal(kind), ...shape });
-  registry.set(kind, { name, schema, fast: compileCheck(schema) });
-  if (kind < readers.length) readers[kind] = compileReader(schema);
+  const fast = compileCheck(schema);
+  registry.set(kind, { name, schema, fast });
+  if (kind < readers.length) readers[kind] = compileReader(schema, fast);
   return schema;
 }
 
