@@ -14,9 +14,10 @@
  * runs, 2026-12-06): defaults 5,222–6,025 puts/s at 238–269 µs of member CPU per put; FTL off
  * 7,031–8,522 puts/s at 164–196 µs; FTL and warm-up off 7,590–9,339 puts/s at 147–180 µs; all
  * three 9,205–10,369 puts/s at 133–147 µs. RSS per stored copy (`bench/memory.ts`, read 1 s
- * after a GC) 138 B with the defaults, 117–120 B with the settings.
+ * after a GC) 138 B with the defaults, 117–133 B with the settings.
  *
- * JavaScriptCore reads its options once, at start, from `BUN_JSC_*` variables. So `mod.ts`
+ * JavaScriptCore and mimalloc read their options once, at start, from `BUN_JSC_*` and
+ * `MIMALLOC_*` variables. So `mod.ts`
  * under Bun calls {@link tuneRuntime} before it loads anything else: when a setting is missing
  * from the environment, the process replaces itself (`execve`: same PID, same descriptors, same
  * arguments) by one started with it. A setting already in the environment is left as it is,
