@@ -13,7 +13,16 @@ import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing } from "./entry_even
 import { RecordStore } from "./record_store.ts";
 import type { EntrySink, SnapshotEntry } from "./snapshot_codec.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
-import { type Effect, EffectCause, type LogEntry, packBytes, packer, WriteLog } from "./write_log.ts";
+import {
+  type Effect,
+  EffectCause,
+  type LogEntry,
+  packBytes,
+  packedEnd,
+  packedValueAt,
+  packer,
+  WriteLog,
+} from "./write_log.ts";
 
 export type { AppliedChange, DedupeRecord, Effect, LogEntry };
 export { EffectCause };
@@ -72,9 +81,13 @@ const EMPTY = new Uint8Array(0);
  */
 export const DEFAULT_LOG_BYTES = 16 * 1024;
 
-/** murmur3 over the map name's bytes, the key's and the value's, with seed 1 (`i` 0) or 2 (`i` 1). */
-function entryHash(store: RecordStore, key: Uint8Array, value: Uint8Array, i: 0 | 1): number {
-  return murmur3_32(value, murmur3_32(key, store.nameHashes[i]));
+/**
+ * An entry's hash `i` is murmur3 over the map name's bytes, the key's and the value's, with seed 1
+ * (`i` 0) or 2 (`i` 1): this is its first part, over the name and the key, which seeds the value's
+ * (see `#xorValue`). An update hashes the key once for the old value and the new.
+ */
+function keyShare(store: RecordStore, key: Uint8Array, i: 0 | 1): number {
+  return murmur3_32(key, store.nameHashes[i]);
 }
 
 export class PartitionData {
@@ -154,11 +167,12 @@ export class PartitionData {
   }
 
   #xor(store: RecordStore, key: Uint8Array, value: Uint8Array): void {
-    this.#mix(store, entryHash(store, key, value, 0), entryHash(store, key, value, 1));
+    this.#xorValue(store, keyShare(store, key, 0), keyShare(store, key, 1), value);
   }
 
-  /** XORs an entry's two hashes into the partition's digest and its map's. */
-  #mix(store: RecordStore, h0: number, h1: number): void {
+  /** XORs the two hashes of the entry of `value` and a key of shares `k0`, `k1` (keyShare) into the partition's digest and its map's. */
+  #xorValue(store: RecordStore, k0: number, k1: number, value: Uint8Array): void {
+    const h0 = murmur3_32(value, k0), h1 = murmur3_32(value, k1);
     this.digest[0] = (this.digest[0] ^ h0) >>> 0;
     this.digest[1] = (this.digest[1] ^ h1) >>> 0;
     store.digest[0] = (store.digest[0] ^ h0) >>> 0;
@@ -249,11 +263,11 @@ export class PartitionData {
       else if (s.size === 0) this.maps.delete(e.m);
       return null;
     }
-    // The key's share of both hashes, once for the old value and the new (see entryHash).
-    const k0 = murmur3_32(key, s.nameHashes[0]), k1 = murmur3_32(key, s.nameHashes[1]);
+    // The key's share of both hashes, once for the old value and the new.
+    const k0 = keyShare(s, key, 0), k1 = keyShare(s, key, 1);
     // A copy of the old value: hashed out of the digest here, and the event's old value.
     const old = cur?.value;
-    if (old) this.#mix(s, murmur3_32(old, k0), murmur3_32(old, k1));
+    if (old) this.#xorValue(s, k0, k1, old);
     if (e.v === null || e.v === undefined) {
       s.delete(key);
       if (s.size === 0) this.maps.delete(e.m);
@@ -279,7 +293,7 @@ export class PartitionData {
       cur ? cur.hits + 1 : 1,
       cur ? cur.slot : -1,
     );
-    this.#mix(s, murmur3_32(e.v, k0), murmur3_32(e.v, k1));
+    this.#xorValue(s, k0, k1, e.v);
     const type = e.why === EffectCause.Merged ? "merged" : cur ? "updated" : "added";
     return { type, m: e.m, key, value: e.v, oldValue: old };
   }
@@ -297,10 +311,8 @@ export class PartitionData {
       // The map name the store holds, not the frame's copy (one string per logged effect otherwise).
       const s = this.maps.get(e.m);
       if (s !== undefined) e.m = s.name;
-      const ko = at, kl = e.k ? e.k.byteLength : -1;
-      if (e.k) at += kl;
-      const vo = at;
-      if (e.v) at += e.v.byteLength;
+      const ko = at, kl = e.k ? e.k.byteLength : -1, vo = packedValueAt(e, at);
+      at = packedEnd(e, at);
       const c = this.applyEffect(e, s);
       if (c) {
         // A change has a key; its value (absent for a removal) is the effect's.

@@ -104,10 +104,26 @@ export function packBytes(entry: LogEntry): Uint8Array {
   let at = 0;
   for (let i = 0; i < effects.length; i++) {
     const e = effects[i];
-    if (e.k) (copyInto(buf, e.k, at), at += e.k.byteLength);
-    if (e.v) (copyInto(buf, e.v, at), at += e.v.byteLength);
+    if (e.k) copyInto(buf, e.k, at);
+    if (e.v) copyInto(buf, e.v, packedValueAt(e, at));
+    at = packedEnd(e, at);
   }
   return buf;
+}
+
+/**
+ * The layout of {@link packBytes}' buffer, which the log and the entry events read by offset:
+ * effect after effect, its key's bytes, then its value's. @returns where the value of effect `e`
+ * starts, when `e` starts at `at`
+ */
+export function packedValueAt(e: Effect, at: number): number {
+  return e.k ? at + e.k.byteLength : at;
+}
+
+/** Where the effect after `e` starts in {@link packBytes}' buffer, when `e` starts at `at`. */
+export function packedEnd(e: Effect, at: number): number {
+  const vo = packedValueAt(e, at);
+  return e.v ? vo + e.v.byteLength : vo;
 }
 
 /** `buf.set(bytes, at)`, by a loop for small arrays (cheaper than the native call under Bun and Deno). */
@@ -202,9 +218,9 @@ export class LoggedWrite {
       const e = effects[i], k = e.k, v = e.v ?? undefined, o = i * NUMS;
       let ko = -1, kl = -1, vo = 0;
       const vl = v ? v.byteLength : e.v === null ? NULL_VALUE : NO_VALUE;
-      // The bytes follow each other in the effects' order (packBytes).
-      if (k) (ko = at, kl = k.byteLength, at += kl);
-      if (v) (vo = at, at += v.byteLength);
+      if (k) (ko = at, kl = k.byteLength);
+      if (v) vo = packedValueAt(e, at);
+      at = packedEnd(e, at);
       nums[o] = e.at, nums[o + 1] = ko, nums[o + 2] = kl, nums[o + 3] = vo, nums[o + 4] = vl;
       nums[o + 5] = (e.clear ? F_CLEAR : 0) | (e.destroy ? F_DESTROY : 0) | (e.touch ? F_TOUCH : 0) |
         (e.floor ? F_FLOOR : 0);
