@@ -103,8 +103,10 @@ export function packetPathFigures(): PacketPathFigures {
 const DATA = 0, SACK = 3;
 /** A SACK chunk's fixed part: type, flags, length, cumulative TSN, a_rwnd, gap and duplicate counts. */
 const SACK_HEADER = 16;
-/** SCTP common header (ports, verification tag, checksum), then the DATA chunk's own 16-byte header. */
-const COMMON_HEADER = 12, DATA_HEADER = 16;
+/** SCTP common header: ports, verification tag, checksum (RFC 9260 §3.1). */
+export const COMMON_HEADER = 12;
+/** The DATA chunk's own header (RFC 9260 §3.3.1). */
+const DATA_HEADER = 16;
 
 /** `length` rounded up to a multiple of 4 (chunks are padded to 4 bytes, RFC 9260 §3.2). */
 export const padded = (length: number): number => (length + 3) & ~3;

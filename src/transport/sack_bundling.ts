@@ -13,6 +13,7 @@
 import { claimInstance } from "./werift_claim.ts";
 import { Buffer } from "node:buffer";
 import {
+  COMMON_HEADER,
   dataChunkLength,
   padded,
   sackChunkLength,
@@ -42,8 +43,6 @@ export function sackBundlingFigures(): SackBundlingFigures {
 
 /** Chunk type of DATA (RFC 9260 §3.3.1). */
 const DATA = 0;
-/** SCTP common header: ports, verification tag, checksum. */
-const COMMON_HEADER = 12;
 /** Largest SACK chunk bundled (16 bytes plus up to 12 gap blocks or duplicate TSNs), so a packet stays well under a 1,500-byte path MTU. */
 const maxBundledSackBytes = 64;
 
