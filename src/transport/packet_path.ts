@@ -2,7 +2,7 @@
  * werift's per-packet path with its waste removed, not a byte changed on the wire. A snapshot
  * transfer is tens of thousands of 1,200-byte SCTP packets, and werift spends on each far
  * more than its encryption and its UDP send cost (bench/RESULTS.md, "werift's per-packet
- * path"). Five patches, each made on one instance and only when werift's (or Bun's) objects
+ * path"). Six patches, each made on one instance and only when werift's (or Bun's) objects
  * look as expected; otherwise that instance keeps werift's own code and is counted untuned:
  *
  * - {@link fastDataPackets}: a DATA chunk, or a SACK sent alone, is serialized straight into
@@ -27,6 +27,9 @@
  *   and wraps the buffer twice before calling the native socket. A datagram to an IP address
  *   goes straight to the native socket; anything else (a queue already waiting, a host
  *   name, a refused send, a socket whose `send` was wrapped) takes `node:dgram`'s own path.
+ * - {@link raiseReceiveBuffer}: a larger kernel receive buffer; under Deno, whose
+ *   `setRecvBufferSize` sizes the buffer each datagram is read into instead, an 8 KiB one
+ *   ({@link cutDenoReadBuffer}).
  *
  * No werift import here: webrtc_peer.ts hands in werift's CRC32c and objects.
  */
@@ -68,6 +71,8 @@ export interface PacketPathFigures {
   /** UDP sockets whose receive buffer was raised / left alone (the runtime refused, or no socket). */
   rcvbufRaised: number;
   rcvbufUntouched: number;
+  /** Under Deno, UDP sockets whose per-datagram read buffer was cut to {@link DENO_DATAGRAM_READ_BYTES}. */
+  denoReadBufferCut: number;
 }
 
 const figures: PacketPathFigures = {
@@ -92,6 +97,7 @@ const figures: PacketPathFigures = {
   directStun: 0,
   rcvbufRaised: 0,
   rcvbufUntouched: 0,
+  denoReadBufferCut: 0,
 };
 
 /** A copy of this process's packet-path figures. */
@@ -492,8 +498,44 @@ export function fastUdpSend(udp: any): boolean {
 export const UDP_RECEIVE_BUFFER_BYTES = 1 << 20;
 
 /**
+ * What Deno's `node:dgram` allocates for each datagram it reads. Deno 2.9 reads every datagram
+ * into a new zeroed buffer of the socket's "receive buffer size", 64 KiB by default, and its
+ * `setRecvBufferSize` sets that size only (doubled on Linux, as the kernel reports SO_RCVBUF),
+ * never the kernel's buffer. A 64 KiB allocation and clear per datagram cost ~18 µs of CPU
+ * more than an 8 KiB one on this machine kind (bench/deno_udp.ts), about half of what
+ * receiving a datagram costs there. The largest datagram a link carries is ~1,300 bytes
+ * (1,200 bytes of user data behind SCTP's and DTLS's headers, a bundled SACK of at most 64
+ * bytes, a TURN header); a lone SACK reporting hundreds of gaps stays under ~2 KB. A longer
+ * datagram arrives cut short and fails DTLS's authentication, as a corrupted one does.
+ */
+export const DENO_DATAGRAM_READ_BYTES = 8192;
+
+/**
+ * Under Deno, makes `socket` (a bound `node:dgram` socket) read each datagram into
+ * {@link DENO_DATAGRAM_READ_BYTES} instead of 64 KiB. From the next datagram on. Elsewhere
+ * nothing (the same call would shrink the kernel's buffer).
+ * @returns whether the size is now that
+ */
+// deno-lint-ignore no-explicit-any
+export function cutDenoReadBuffer(socket: any): boolean {
+  if (!("Deno" in globalThis)) return false;
+  try {
+    socket.setRecvBufferSize(DENO_DATAGRAM_READ_BYTES);
+    // Deno doubles the size on Linux, as Linux does with SO_RCVBUF
+    if (socket.getRecvBufferSize() > DENO_DATAGRAM_READ_BYTES) socket.setRecvBufferSize(DENO_DATAGRAM_READ_BYTES / 2);
+    if (socket.getRecvBufferSize() !== DENO_DATAGRAM_READ_BYTES) return false;
+    figures.denoReadBufferCut++;
+    return true;
+  } catch {
+    return false; // not bound yet: Deno's default stays
+  }
+}
+
+/**
  * Raises the receive buffer of werift `UdpTransport` `udp`'s socket to
- * {@link UDP_RECEIVE_BUFFER_BYTES} (never lowers it; not under Deno, see below). Bytes on the wire are unchanged.
+ * {@link UDP_RECEIVE_BUFFER_BYTES} (never lowers it). Bytes on the wire are unchanged. Under
+ * Deno, whose `setRecvBufferSize` sizes the buffer each datagram is read into and not the
+ * kernel's (see {@link DENO_DATAGRAM_READ_BYTES}), it cuts that buffer instead.
  * @returns whether the buffer was raised (or already at least that large)
  */
 // deno-lint-ignore no-explicit-any
@@ -501,11 +543,11 @@ export function raiseReceiveBuffer(udp: any): boolean {
   const socket = udp?.socket;
   if (!socket || udp.shoalRcvbuf) return false;
   if ("Deno" in globalThis) {
-    // Under Deno 2.9 a socket given a larger buffer this way carried puts at about half the
-    // rate (bench/lossy.ts, 4 Deno members, lossless: 1,800-2,300 puts in 10 s with it,
-    // 4,000-4,500 without, side by side), so Deno keeps the kernel's default.
+    // The 1 MiB asked below would be a 2 MiB allocation per datagram under Deno: puts at about
+    // half the rate (bench/lossy.ts, 4 Deno members).
     udp.shoalRcvbuf = true;
     figures.rcvbufUntouched++;
+    cutDenoReadBuffer(socket);
     return false;
   }
   try {

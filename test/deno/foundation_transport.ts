@@ -3,13 +3,15 @@
  * signaling server on Deno.serve, three WebRTC transports, a link through the server, a
  * route through a relay whose messages carry their origin's MAC for the receiver (pairwise
  * key from both ends' listed keys; tagged and checked through the id bindings), a link through relayed signaling, ordered and chunked
- * messages, a refused wrong secret, and a clean close. Exits non-zero on any failure.
+ * messages, a refused wrong secret, and a clean close. Every connection's sockets read into
+ * Deno's cut read buffer, and no datagram sent comes near its size. Exits non-zero on any failure.
  */
+import dgram from "node:dgram";
 import { SignalingClient } from "../../src/signaling/client.ts";
 import { createSignalingServer } from "../../src/signaling/server.ts";
 import { runtimeName } from "../../src/runtime/process.ts";
 import { WebRtcTransport } from "../../src/transport/webrtc.ts";
-import { packetPathFigures } from "../../src/transport/packet_path.ts";
+import { DENO_DATAGRAM_READ_BYTES, packetPathFigures } from "../../src/transport/packet_path.ts";
 import { sackBundlingFigures } from "../../src/transport/sack_bundling.ts";
 import { Kind } from "../../src/wire/kinds.ts";
 import type { Message } from "../../src/wire/message.ts";
@@ -17,6 +19,19 @@ import { until } from "../support/until.ts";
 
 function check(cond: unknown, what: string): asserts cond {
   if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+/** The longest datagram any socket of this process sent (werift's sockets are node:dgram's). */
+let longestDatagram = 0;
+{
+  // deno-lint-ignore no-explicit-any
+  const proto = (dgram as any).Socket.prototype;
+  const send = proto.send;
+  proto.send = function (msg: Uint8Array | Uint8Array[], ...rest: unknown[]) {
+    const n = Array.isArray(msg) ? msg.reduce((a, m) => a + m.byteLength, 0) : msg.byteLength;
+    longestDatagram = Math.max(longestDatagram, n);
+    return send.call(this, msg, ...rest);
+  };
 }
 
 const server = await createSignalingServer({ hostname: "127.0.0.1", port: 0 });
@@ -73,6 +88,12 @@ try {
   check(
     pp.directStun > 100 && pp.directStun === pp.directSends,
     `packets sent through the direct sends (${pp.directStun})`,
+  );
+  // Each link's sockets read into 8 KiB, not Deno's 64 KiB, and the longest datagram is far below that.
+  check(pp.denoReadBufferCut >= 3 * 2, `read buffers cut on every connection (${pp.denoReadBufferCut})`);
+  check(
+    longestDatagram > 1000 && longestDatagram <= DENO_DATAGRAM_READ_BYTES / 4,
+    `longest datagram ${longestDatagram} B, read buffer ${DENO_DATAGRAM_READ_BYTES} B`,
   );
   check(sb.direct === sb.bundled, `bundled SACKs written straight into their packets (${sb.direct} of ${sb.bundled})`);
 
