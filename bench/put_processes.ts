@@ -28,6 +28,7 @@ import {
   quantile,
   runBench,
   sampleOf,
+  samplesOf,
   scrapeMetrics,
   startBenchCluster,
   stopForProfiles,
@@ -85,6 +86,8 @@ interface Counts {
   clientUdpReceived: number;
   clientProbeChunks: number;
   clientBundledSacks: number;
+  /** Encoded message bytes sent, by kind (members and client). */
+  bytesByKind: Map<string, number>;
 }
 
 async function counts(members: Member[], client: { transportStats(): { framesSent: number } }): Promise<Counts> {
@@ -93,6 +96,12 @@ async function counts(members: Member[], client: { transportStats(): { framesSen
   // deno-lint-ignore no-explicit-any
   const own = client.transportStats() as any;
   const sack = sackPolicyFigures();
+  const bytesByKind = new Map<string, number>(Object.entries(own.bytesSentByKind ?? {}) as [string, number][]);
+  for (const t of texts) {
+    for (const [k, v] of samplesOf(t, "shoal_transport_message_bytes_total", "kind")) {
+      bytesByKind.set(k, (bytesByKind.get(k) ?? 0) + v);
+    }
+  }
   return {
     framesSent: sum("shoal_transport_frames_total") + own.framesSent,
     messagesSent: sum("shoal_transport_messages_total") + own.messagesSent,
@@ -104,6 +113,7 @@ async function counts(members: Member[], client: { transportStats(): { framesSen
     clientUdpReceived: udp.received,
     clientProbeChunks: retransmissionFigures().probeChunks,
     clientBundledSacks: sackBundlingFigures().bundled,
+    bytesByKind,
   };
 }
 
@@ -176,7 +186,12 @@ await runBench(async () => {
         all: (x.all - sw0[i].all) / puts,
       }));
       const c1 = await counts(members, client);
-      const per = (k: keyof Counts) => (c1[k] - c0[k]) / puts;
+      const per = (k: Exclude<keyof Counts, "bytesByKind">) => (c1[k] - c0[k]) / puts;
+      /** Encoded message bytes per put by kind, largest first (kinds under 1 B per put left out). */
+      const bytesPerPutByKind = Object.fromEntries(
+        [...c1.bytesByKind].map(([k, v]) => [k, (v - (c0.bytesByKind.get(k) ?? 0)) / puts] as const)
+          .filter(([, v]) => v >= 1).sort((a, b) => b[1] - a[1]),
+      );
       const r = {
         load,
         putsPerS: puts / (elapsed / 1000),
@@ -195,6 +210,7 @@ await runBench(async () => {
         clientUdpReceivedPerPut: per("clientUdpReceived"),
         clientProbeChunksPerPut: per("clientProbeChunks"),
         clientBundledSacksPerPut: per("clientBundledSacks"),
+        bytesPerPutByKind,
         /** Context switches per put of each member and the client (last): main thread, all threads. */
         switchesPerPut: sw,
       };
@@ -214,6 +230,9 @@ await runBench(async () => {
           `UDP datagrams ${f(r.clientUdpSentPerPut, 2)} sent, ${f(r.clientUdpReceivedPerPut, 2)} received, ${
             f(r.clientProbeChunksPerPut, 3)
           } chunks sent again by probes, ${f(r.clientBundledSacksPerPut, 2)} SACKs bundled with DATA per put; ` +
+          `message bytes per put: ${
+            Object.entries(r.bytesPerPutByKind).map(([k, v]) => `${k} ${f(v, 0)}`).join(", ")
+          }; ` +
           `context switches per put (main thread / all threads): ${
             r.switchesPerPut.map((x) => `${f(x.main, 2)}/${f(x.all, 2)}`).join(" ")
           }; load ${load} → ${loadAverage()}`,
