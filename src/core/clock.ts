@@ -39,11 +39,72 @@ interface Scheduled {
   cancelled: boolean;
 }
 
+/** Timers in (time, insertion) order: a binary min-heap. */
+class TimerHeap {
+  #h: Scheduled[] = [];
+
+  get size(): number {
+    return this.#h.length;
+  }
+
+  /** The earliest timer, if any. */
+  peek(): Scheduled | undefined {
+    return this.#h[0];
+  }
+
+  push(s: Scheduled): void {
+    const h = this.#h;
+    h.push(s);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!less(h[i], h[p])) break;
+      [h[i], h[p]] = [h[p], h[i]];
+      i = p;
+    }
+  }
+
+  pop(): Scheduled | undefined {
+    const h = this.#h;
+    if (h.length === 0) return undefined;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      this.#down(0);
+    }
+    return top;
+  }
+
+  /** Drops the cancelled timers (order kept). */
+  compact(): void {
+    this.#h = this.#h.filter((s) => !s.cancelled);
+    for (let i = (this.#h.length >> 1) - 1; i >= 0; i--) this.#down(i);
+  }
+
+  #down(i: number): void {
+    const h = this.#h;
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < h.length && less(h[l], h[m])) m = l;
+      if (r < h.length && less(h[r], h[m])) m = r;
+      if (m === i) return;
+      [h[i], h[m]] = [h[m], h[i]];
+      i = m;
+    }
+  }
+}
+
+function less(a: Scheduled, b: Scheduled): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
 /** A discrete-event clock: timers fire in (time, insertion) order when advanced. */
 export class VirtualClock implements Clock {
   #now: number;
   #seq = 0;
-  #heap: Scheduled[] = [];
+  #heap = new TimerHeap();
 
   constructor(start = 1_700_000_000_000) {
     this.#now = start;
@@ -55,13 +116,13 @@ export class VirtualClock implements Clock {
 
   setTimer(ms: number, fn: () => void): Timer {
     const s: Scheduled = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn, cancelled: false };
-    this.#push(s);
+    this.#heap.push(s);
     return { cancel: () => void (s.cancelled = true) };
   }
 
   /** Number of pending (possibly cancelled) timers. */
   get pending(): number {
-    return this.#heap.length;
+    return this.#heap.size;
   }
 
   /** Runs every timer due at or before `now + ms`, then sets the time to `now + ms`. */
@@ -71,8 +132,8 @@ export class VirtualClock implements Clock {
 
   /** Runs timers in order until `t` (inclusive). */
   runUntil(t: number): void {
-    while (this.#heap.length > 0 && this.#heap[0].at <= t) {
-      const s = this.#pop()!;
+    while (this.#heap.size > 0 && this.#heap.peek()!.at <= t) {
+      const s = this.#heap.pop()!;
       if (s.cancelled) continue;
       this.#now = Math.max(this.#now, s.at);
       s.fn();
@@ -88,10 +149,10 @@ export class VirtualClock implements Clock {
   async runForAsync(ms: number): Promise<void> {
     const end = this.#now + ms;
     await settle();
-    while (this.#heap.length > 0 && this.#heap[0].at <= end) {
-      const at = this.#heap[0].at;
-      while (this.#heap.length > 0 && this.#heap[0].at === at) {
-        const s = this.#pop()!;
+    while (this.#heap.size > 0 && this.#heap.peek()!.at <= end) {
+      const at = this.#heap.peek()!.at;
+      while (this.#heap.size > 0 && this.#heap.peek()!.at === at) {
+        const s = this.#heap.pop()!;
         if (s.cancelled) continue;
         this.#now = Math.max(this.#now, s.at);
         s.fn();
@@ -103,8 +164,8 @@ export class VirtualClock implements Clock {
 
   /** Runs the next due timer, if any; returns false when none is pending. */
   step(): boolean {
-    while (this.#heap.length > 0) {
-      const s = this.#pop()!;
+    while (this.#heap.size > 0) {
+      const s = this.#heap.pop()!;
       if (s.cancelled) continue;
       this.#now = Math.max(this.#now, s.at);
       s.fn();
@@ -112,41 +173,97 @@ export class VirtualClock implements Clock {
     }
     return false;
   }
+}
 
-  #less(a: Scheduled, b: Scheduled) {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+/**
+ * Many short-lived timers on one timer of `clock`: the one for the earliest deadline. For
+ * timers set and cancelled per operation (an invoker's attempt and ack waits: two per
+ * call), where a runtime timer each costs more than the bookkeeping here (Deno 2.9: ~2.6 µs
+ * per `setTimeout` and `clearTimeout` pair, Bun 0.26; bench/RESULTS.md). A timer fires at
+ * the same time and in the same (time, insertion) order as with `clock.setTimer`; one set
+ * while others fire waits for the next turn, as it would. A cancelled timer is only marked,
+ * and dropped when it comes up or when the marked ones are the majority.
+ */
+export class TimerQueue implements Clock {
+  readonly #clock: Clock;
+  #heap = new TimerHeap();
+  #seq = 0;
+  /** Timers in the heap neither cancelled nor fired. */
+  #live = 0;
+  /** The clock's timer, for the deadline `#armedAt`. */
+  #armed: Timer | null = null;
+  #armedAt = Infinity;
+  #firing = false;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
   }
-  #push(s: Scheduled) {
-    const h = this.#heap;
-    h.push(s);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.#less(h[i], h[p])) break;
-      [h[i], h[p]] = [h[p], h[i]];
-      i = p;
-    }
+
+  now(): number {
+    return this.#clock.now();
   }
-  #pop(): Scheduled | undefined {
-    const h = this.#heap;
-    if (h.length === 0) return undefined;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < h.length && this.#less(h[l], h[m])) m = l;
-        if (r < h.length && this.#less(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m], h[i]];
-        i = m;
+
+  /** Timers waiting, cancelled ones not yet dropped included. */
+  get pending(): number {
+    return this.#heap.size;
+  }
+
+  setTimer(ms: number, fn: () => void): Timer {
+    const s: Scheduled = { at: this.#clock.now() + Math.max(0, ms), seq: this.#seq++, fn, cancelled: false };
+    this.#heap.push(s);
+    this.#live++;
+    if (!this.#firing && s.at < this.#armedAt) this.#arm(s.at);
+    return {
+      cancel: () => {
+        if (s.cancelled) return;
+        s.cancelled = true;
+        this.#live--;
+        if (this.#live === 0 && !this.#firing) {
+          // Nothing left to wait for: no wake-up, and nothing keeps the process alive.
+          this.#heap = new TimerHeap();
+          this.#disarm();
+        } else if (this.#heap.size > 64 && (this.#heap.size - this.#live) * 2 > this.#heap.size) this.#heap.compact();
+      },
+    };
+  }
+
+  #disarm(): void {
+    this.#armed?.cancel();
+    this.#armed = null;
+    this.#armedAt = Infinity;
+  }
+
+  #arm(at: number): void {
+    this.#armed?.cancel();
+    this.#armedAt = at;
+    this.#armed = this.#clock.setTimer(at - this.#clock.now(), this.#fire);
+  }
+
+  readonly #fire = (): void => {
+    this.#armed = null;
+    this.#armedAt = Infinity;
+    const now = this.#clock.now();
+    /** Timers set from here on wait for the next turn, as a runtime timer set now would. */
+    const before = this.#seq;
+    this.#firing = true;
+    try {
+      for (let s = this.#heap.peek(); s !== undefined && s.at <= now && s.seq < before; s = this.#heap.peek()) {
+        this.#heap.pop();
+        if (s.cancelled) continue;
+        s.cancelled = true; // fired: a later cancel() is a no-op
+        this.#live--;
+        s.fn();
       }
+    } finally {
+      this.#firing = false;
+      let next = this.#heap.peek();
+      while (next?.cancelled) {
+        this.#heap.pop();
+        next = this.#heap.peek();
+      }
+      if (next !== undefined) this.#arm(next.at);
     }
-    return top;
-  }
+  };
 }
 
 /** Resolves after one macrotask turn, when every queued promise continuation has run. */

@@ -20,7 +20,7 @@
  * partitions are about to move).
  */
 import type { ServiceDeps } from "../cluster/service_deps.ts";
-import type { Clock, Timer } from "../core/clock.ts";
+import { type Clock, type Timer, TimerQueue } from "../core/clock.ts";
 import { IndeterminateResultError, ShoalError, type ShoalErrorCode, TimeoutError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Random } from "../core/random.ts";
@@ -123,6 +123,8 @@ export class Invoker {
   #self: NodeId;
   #transport: Transport;
   #clock: Clock;
+  /** The calls' attempt, retry and ack-wait timers: one timer of the clock for all (two per call otherwise). */
+  #timers: TimerQueue;
   #rng: Random;
   #log: Logger;
   #partitions: PartitionService;
@@ -144,6 +146,7 @@ export class Invoker {
     this.#self = opts.self;
     this.#transport = opts.transport;
     this.#clock = opts.clock;
+    this.#timers = new TimerQueue(opts.clock);
     this.#rng = opts.rng;
     this.#log = opts.log;
     this.#partitions = opts.partitions;
@@ -349,7 +352,7 @@ export class Invoker {
     c.timer?.cancel();
     const attemptMs = (target === this.#self ? this.config.attemptTimeoutMs : this.attemptTimeoutFor(target)) +
       c.parkMs;
-    c.timer = this.#clock.setTimer(Math.min(attemptMs, c.deadline - now), () => {
+    c.timer = this.#timers.setTimer(Math.min(attemptMs, c.deadline - now), () => {
       c.timer = null;
       this.#retry(c, 0);
     });
@@ -364,7 +367,7 @@ export class Invoker {
       Math.min(this.config.retryMaxMs, this.config.retryBaseMs * 2 ** Math.min(c.retries, 8)) *
         (0.5 + this.#rng.next() / 2);
     const wait = Math.min(backoff, Math.max(0, c.deadline - this.#clock.now()));
-    c.timer = this.#clock.setTimer(wait, () => {
+    c.timer = this.#timers.setTimer(wait, () => {
       c.timer = null;
       this.#attempt(c);
     });
@@ -454,7 +457,7 @@ export class Invoker {
         // An ack to this caller may be lost: then ask the primary again, which answers once
         // it saw the backups' acks itself.
         c.timer?.cancel();
-        c.timer = this.#clock.setTimer(
+        c.timer = this.#timers.setTimer(
           Math.min(this.config.backupAckWaitMs, Math.max(0, c.deadline - this.#clock.now())),
           () => {
             c.timer = null;
