@@ -54,14 +54,15 @@ class TimerHeap {
 
   push(s: Scheduled): void {
     const h = this.#h;
+    let i = h.length;
     h.push(s);
-    let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!less(h[i], h[p])) break;
-      [h[i], h[p]] = [h[p], h[i]];
+      if (!less(s, h[p])) break;
+      h[i] = h[p];
       i = p;
     }
+    h[i] = s;
   }
 
   pop(): Scheduled | undefined {
@@ -83,16 +84,17 @@ class TimerHeap {
   }
 
   #down(i: number): void {
-    const h = this.#h;
+    const h = this.#h, n = h.length, s = h[i];
     for (;;) {
       const l = 2 * i + 1, r = l + 1;
-      let m = i;
-      if (l < h.length && less(h[l], h[m])) m = l;
-      if (r < h.length && less(h[r], h[m])) m = r;
-      if (m === i) return;
-      [h[i], h[m]] = [h[m], h[i]];
+      let m = l;
+      if (l >= n) break;
+      if (r < n && less(h[r], h[l])) m = r;
+      if (!less(h[m], s)) break;
+      h[i] = h[m];
       i = m;
     }
+    h[i] = s;
   }
 }
 
@@ -209,23 +211,22 @@ export class TimerQueue implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): Timer {
-    const s: Scheduled = { at: this.#clock.now() + Math.max(0, ms), seq: this.#seq++, fn, cancelled: false };
-    this.#heap.push(s);
+    const t = new QueuedTimer(this.#clock.now() + Math.max(0, ms), this.#seq++, fn, this.#cancel);
+    this.#heap.push(t);
     this.#live++;
-    if (!this.#firing && s.at < this.#armedAt) this.#arm(s.at);
-    return {
-      cancel: () => {
-        if (s.cancelled) return;
-        s.cancelled = true;
-        this.#live--;
-        if (this.#live === 0 && !this.#firing) {
-          // Nothing left to wait for: no wake-up, and nothing keeps the process alive.
-          this.#heap = new TimerHeap();
-          this.#disarm();
-        } else if (this.#heap.size > 64 && (this.#heap.size - this.#live) * 2 > this.#heap.size) this.#heap.compact();
-      },
-    };
+    if (!this.#firing && t.at < this.#armedAt) this.#arm(t.at);
+    return t;
   }
+
+  /** A live timer was cancelled (QueuedTimer.cancel). */
+  readonly #cancel = (): void => {
+    this.#live--;
+    if (this.#live === 0 && !this.#firing) {
+      // Nothing left to wait for: no wake-up, and nothing keeps the process alive.
+      this.#heap = new TimerHeap();
+      this.#disarm();
+    } else if (this.#heap.size > 64 && (this.#heap.size - this.#live) * 2 > this.#heap.size) this.#heap.compact();
+  };
 
   #disarm(): void {
     this.#armed?.cancel();
@@ -264,6 +265,23 @@ export class TimerQueue implements Clock {
       if (next !== undefined) this.#arm(next.at);
     }
   };
+}
+
+/** A timer of a {@link TimerQueue}: its heap entry. */
+class QueuedTimer implements Scheduled, Timer {
+  cancelled = false;
+  constructor(
+    readonly at: number,
+    readonly seq: number,
+    readonly fn: () => void,
+    readonly onCancel: () => void,
+  ) {}
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.onCancel();
+  }
 }
 
 /** Resolves after one macrotask turn, when every queued promise continuation has run. */
