@@ -184,7 +184,8 @@ export class VirtualClock implements Clock {
  * per `setTimeout` and `clearTimeout` pair, Bun 0.26; bench/RESULTS.md). A timer fires at
  * the same time and in the same (time, insertion) order as with `clock.setTimer`; one set
  * while others fire waits for the next turn, as it would. A cancelled timer is only marked,
- * and dropped when it comes up or when the marked ones are the majority.
+ * and dropped when it comes up or when the marked ones are the majority; once none is live,
+ * all are dropped and the clock's timer cleared, so an idle queue keeps nothing awake.
  */
 export class TimerQueue implements Clock {
   readonly #clock: Clock;
