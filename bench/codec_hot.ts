@@ -48,10 +48,11 @@ const samples: Record<string, Message> = {
       e: [{ m: "bench", k: key.slice(), v: value.slice(), at: stamp }],
       w: 2951,
       o: "client",
+      ak: ["b"],
     }],
   },
-  InvokeResponse: { t: Kind.InvokeResponse, c: callId, a: 1, s: "ok", r: null, bk: ["a"] },
-  InvokeBackupAck: { t: Kind.InvokeBackupAck, pr: "b", cs: [callId] },
+  InvokeResponse: { t: Kind.InvokeResponse, c: callId, a: 1, s: "ok", r: null },
+  InvokeBackupAnswer: { t: Kind.InvokeBackupAnswer, pr: "b", cs: [callId], rs: [null] },
   MapBackupAck: { t: Kind.MapBackupAck, items: [{ p: 188, e: 8592031744, s: 7 }] },
 };
 

@@ -54,7 +54,16 @@ test("compiled checks accept only what zod accepts, with zod's result, on every 
     if (b?.fast) targets.push({ name: `body ${opNames[op]}`, schema: b.schema, fast: b.fast });
   }
   // Every hot kind compiles (the put and get path): requests, responses, backups and their acks.
-  for (const hot of ["InvokeRequest", "InvokeResponse", "InvokeBackupAck", "MapBackupOps", "MapBackupAck"]) {
+  for (
+    const hot of [
+      "InvokeRequest",
+      "InvokeResponse",
+      "InvokeBackupAck",
+      "InvokeBackupAnswer",
+      "MapBackupOps",
+      "MapBackupAck",
+    ]
+  ) {
     expect(targets.some((t) => t.name === hot)).toBe(true);
   }
   for (const hot of ["Get", "Put", "Set", "PutAll", "GetAll", "Remove", "Delete"]) {

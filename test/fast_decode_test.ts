@@ -15,7 +15,16 @@ import { checkDecodeEquivalence } from "./support/codec_equivalence.ts";
 test("the fast path decodes exactly what cbor-x and validation decode, or leaves the frame to them", () => {
   const t = checkDecodeEquivalence(16, 40);
   console.log(`fast decode: ${t.kinds.length} kinds, ${JSON.stringify({ ...t, kinds: undefined })}`);
-  for (const hot of ["InvokeRequest", "InvokeResponse", "InvokeBackupAck", "MapBackupOps", "MapBackupAck"]) {
+  for (
+    const hot of [
+      "InvokeRequest",
+      "InvokeResponse",
+      "InvokeBackupAck",
+      "InvokeBackupAnswer",
+      "MapBackupOps",
+      "MapBackupAck",
+    ]
+  ) {
     expect(t.kinds).toContain(hot);
   }
   // Generated valid messages (ASCII strings) all take the fast path; both paths were exercised.

@@ -1,7 +1,8 @@
 /**
- * Backups ack a write straight to its caller (one hop less than primary → backup →
- * primary → caller): the primary answers at once naming the backups, and the caller counts
- * the write acknowledged only once each named backup acked it itself.
+ * Backups answer a write's caller themselves (one hop less than primary → backup → primary
+ * → caller, and no answer from the primary at all): the primary ships the write with its
+ * caller and the members that ack it, each of them sends the caller the write's result once
+ * it applied it, and the caller counts the write acknowledged only once every one of them has.
  */
 import { describe, expect, test } from "bun:test";
 import { partitionOf } from "../src/partition/partition_of.ts";
@@ -12,11 +13,16 @@ import { GridHarness } from "./support/grid_harness.ts";
 const P = 13;
 
 /** `directBackupAcks` as given; undefined leaves the map config out (the default). */
-async function cluster(n: number, directBackupAcks: boolean | undefined = true) {
+async function cluster(
+  n: number,
+  directBackupAcks: boolean | undefined = true,
+  more: { backupCount?: number; invoke?: Record<string, number> } = {},
+) {
   const h = new GridHarness({
     config: {
       partitionCount: P,
-      invoke: { attemptTimeoutMs: 2000, callTimeoutMs: 20_000 },
+      invoke: { attemptTimeoutMs: 2000, callTimeoutMs: 20_000, ...more.invoke },
+      ...(more.backupCount ? { backupCount: more.backupCount } : {}),
       ...(directBackupAcks === undefined ? {} : { map: { directBackupAcks } }),
     },
   });
@@ -34,12 +40,12 @@ function remoteKey(h: GridHarness, client: string): { key: string; primary: stri
   }
 }
 
-/** Counts the InvokeBackupAck messages that reach `client`. */
-function countBackupAcks(h: GridHarness, client: string): Message[] {
+/** Collects the messages of kind `kind` (InvokeBackupAnswer unless given) that reach `client`. */
+function countBackupAcks(h: GridHarness, client: string, kind: number = Kind.InvokeBackupAnswer): Message[] {
   const acks: Message[] = [];
   const m = h.members.get(client)!;
   m.router.dispatch = ((orig) => (from: string, msg: Message) => {
-    if (msg.t === Kind.InvokeBackupAck) acks.push(msg);
+    if (msg.t === kind) acks.push({ ...msg, from });
     orig(from, msg);
   })(m.router.dispatch.bind(m.router));
   return acks;
@@ -93,12 +99,12 @@ describe("backups ack straight to the caller", () => {
     const b = h.members.get(backup)!;
     const sent: string[] = [];
     b.transport.send = ((orig) => (to: string, msg: Message) => {
-      if (msg.t === Kind.InvokeBackupAck) sent.push(`InvokeBackupAck to ${to}`);
+      if (msg.t === Kind.InvokeBackupAnswer) sent.push(`InvokeBackupAnswer to ${to}`);
       if (msg.t === Kind.MapBackupAck) sent.push(`MapBackupAck to ${to}`);
       return orig(to, msg);
     })(b.transport.send.bind(b.transport));
     await h.until(client.grid.getMap<string, number>("m").set(key, 1));
-    expect(sent.slice(0, 2)).toEqual(["InvokeBackupAck to n0", `MapBackupAck to ${primary}`]);
+    expect(sent.slice(0, 2)).toEqual(["InvokeBackupAnswer to n0", `MapBackupAck to ${primary}`]);
     h.stop();
   });
 
@@ -125,7 +131,7 @@ describe("backups ack straight to the caller", () => {
     const { key } = remoteKey(h, "n0");
     let dropped = 0;
     client.router.dispatch = ((orig) => (from: string, msg: Message) => {
-      if (msg.t === Kind.InvokeBackupAck) return void dropped++;
+      if (msg.t === Kind.InvokeBackupAnswer) return void dropped++;
       orig(from, msg);
     })(client.router.dispatch.bind(client.router));
     const map = client.grid.getMap<string, number>("m");
@@ -133,6 +139,129 @@ describe("backups ack straight to the caller", () => {
     expect(dropped).toBe(5);
     expect(await h.until(map.get(key))).toBe(4);
     expect(client.grid.invoker.stats.retries).toBeGreaterThanOrEqual(5);
+    h.stop();
+  });
+});
+
+describe("backups answer in place of the primary", () => {
+  test("the primary sends no answer of its own, and the backup's carries the write's result", async () => {
+    const h = await cluster(3);
+    const client = h.members.get("n0")!;
+    const { key, backup } = remoteKey(h, "n0");
+    const acks = countBackupAcks(h, "n0");
+    const responses = countBackupAcks(h, "n0", Kind.InvokeResponse);
+    const map = client.grid.getMap<string, string>("m");
+    expect(await h.until(map.put(key, "first"))).toBeUndefined();
+    expect(await h.until(map.put(key, "second"))).toBe("first");
+    expect(await h.until(map.replace(key, "third"))).toBe("second");
+    expect(responses.length).toBe(0);
+    expect(acks.length).toBe(3);
+    for (const a of acks) {
+      expect(a.from).toBe(backup);
+      expect(a.cs).toHaveLength(1);
+      expect(a.rs).toHaveLength(1);
+      expect(a.ob).toBeUndefined();
+    }
+    // A read is still answered by the primary.
+    expect(await h.until(map.get(key))).toBe("third");
+    expect(responses.length).toBe(1);
+    h.stop();
+  });
+
+  test("with two backups, each answers naming the other, and the write counts only once both have", async () => {
+    const h = await cluster(4, true, { backupCount: 2 });
+    const client = h.members.get("n0")!;
+    const t = client.grid.partitions.table;
+    let key = "";
+    for (let i = 0; !key; i++) if (!t.replicas[partitionOf(`k${i}`, P)].includes("n0")) key = `k${i}`;
+    const [primary, b1, b2] = t.replicas[partitionOf(key, P)];
+    const acks = countBackupAcks(h, "n0");
+    const map = client.grid.getMap<string, number>("m");
+    expect(await h.until(map.put(key, 1))).toBeUndefined();
+    expect(acks.map((a) => a.from).sort()).toEqual([b1, b2].sort());
+    for (const a of acks) expect(a.ob).toEqual([[a.from === b1 ? b2 : b1]]);
+    // One backup cut off from the primary: the other's answer alone does not acknowledge the write.
+    h.net.setLink(primary, b2, { blocked: true });
+    let done: number | undefined;
+    const p = map.put(key, 2).then((r) => void (done = r));
+    await h.run(3000);
+    expect(done).toBeUndefined();
+    expect(acks.filter((a) => a.from === b1).length).toBe(2);
+    h.net.setLink(primary, b2, { blocked: false });
+    await h.until(p);
+    expect(done).toBe(1);
+    h.stop();
+  });
+
+  test("a write whose backup leaves asks its primary again at once, not after its attempt timeout", async () => {
+    // Attempts that never time out: only the backup's removal can send the call again.
+    const h = await cluster(4, true, { invoke: { attemptTimeoutMs: 25_000, minAttemptTimeoutMs: 25_000 } });
+    const client = h.members.get("n0")!;
+    const { key, primary, backup } = remoteKey(h, "n0");
+    h.net.setLink(primary, backup, { blocked: true });
+    const map = client.grid.getMap<string, number>("m");
+    let done = false;
+    const p = map.set(key, 5).then(() => void (done = true));
+    await h.run(500);
+    expect(done).toBe(false);
+    const retries = client.grid.invoker.stats.retries;
+    h.crash(backup, 1000);
+    await h.run(1100);
+    expect(client.grid.invoker.stats.retries).toBeGreaterThan(retries);
+    await h.until(p, 20_000);
+    expect(done).toBe(true);
+    expect(await h.until(map.get(key))).toBe(5);
+    h.stop();
+  });
+
+  test("answers whose lists differ in length are dropped and counted, and the call still completes", async () => {
+    const h = await cluster(3);
+    const client = h.members.get("n0")!;
+    const { key, primary, backup } = remoteKey(h, "n0");
+    const map = client.grid.getMap<string, number>("m");
+    const ids: string[] = [];
+    client.transport.send = ((orig) => (to: string, msg: Message) => {
+      if (msg.t === Kind.InvokeRequest) ids.push(String(msg.c));
+      return orig(to, msg);
+    })(client.transport.send.bind(client.transport));
+    h.net.setLink(primary, backup, { blocked: true });
+    const p = map.set(key, 9);
+    await h.run(100);
+    expect(ids.length).toBe(1);
+    const forged = (rs: unknown[], ob?: string[][]) =>
+      client.router.dispatch(backup, { t: Kind.InvokeBackupAnswer, pr: primary, cs: ids, rs, ...(ob ? { ob } : {}) });
+    forged([]);
+    forged([null], [[], []]);
+    expect(client.grid.invoker.stats.badAnswers).toBe(2);
+    expect(client.grid.invoker.pendingCalls).toBe(1);
+    h.net.setLink(primary, backup, { blocked: false });
+    await h.until(p);
+    expect(await h.until(map.get(key))).toBe(9);
+    h.stop();
+  });
+
+  test("an answer naming backups (as members older than InvokeBackupAnswer send it) does not count until the write is acknowledged", async () => {
+    const h = await cluster(3);
+    const client = h.members.get("n0")!;
+    const { key, primary, backup } = remoteKey(h, "n0");
+    const map = client.grid.getMap<string, number>("m");
+    const ids: string[] = [];
+    client.transport.send = ((orig) => (to: string, msg: Message) => {
+      if (msg.t === Kind.InvokeRequest) ids.push(String(msg.c));
+      return orig(to, msg);
+    })(client.transport.send.bind(client.transport));
+    h.net.setLink(primary, backup, { blocked: true });
+    let done = false;
+    const p = map.set(key, 3).then(() => void (done = true));
+    await h.run(100);
+    client.router.dispatch(primary, { t: Kind.InvokeResponse, c: ids[0], a: 1, s: "ok", r: null, bk: [backup] });
+    await h.run(2000);
+    expect(done).toBe(false);
+    expect(client.grid.invoker.stats.retries).toBeGreaterThan(0);
+    h.net.setLink(primary, backup, { blocked: false });
+    await h.until(p);
+    expect(done).toBe(true);
+    expect(await h.until(map.get(key))).toBe(3);
     h.stop();
   });
 });

@@ -48,12 +48,13 @@ describe("a write retried however late is applied once", () => {
   test("its retry arrives after more than 2,048 later writes to its partition: answered from its record", async () => {
     const h = await start(3);
     const key = "counter";
-    const { primary } = roles(h, key);
+    const { primary, backup } = roles(h, key);
     const client = bystanderOf(h, key);
     const map = client.grid.getMap<string, string>("m");
     await h.until(map.set(key, "v1"));
-    // Every answer of the primary to the client is lost: the client retries its put meanwhile.
-    h.net.setLink(primary.id, client.id, { blocked: true });
+    // Every answer to the client is lost (its backup answers a write, its primary a retry):
+    // the client retries its put meanwhile.
+    for (const m of [primary, backup]) h.net.setLink(m.id, client.id, { blocked: true });
     const put = map.put(key, "v2");
     let settled = false;
     put.then(() => void (settled = true), () => void (settled = true));
@@ -72,7 +73,7 @@ describe("a write retried however late is applied once", () => {
     expect(primary.grid.maps.counters.writesApplied - before).toBeGreaterThan(2048);
     expect(settled).toBe(false);
     const hits = primary.grid.maps.counters.dedupeHits;
-    h.net.setLink(primary.id, client.id, { blocked: false });
+    for (const m of [primary, backup]) h.net.setLink(m.id, client.id, { blocked: false });
     // Applied once: the caller gets the value before its own write, and the later write stays.
     expect(await h.until(put)).toBe("v1");
     expect(primary.grid.maps.counters.dedupeHits).toBeGreaterThan(hits);
@@ -109,7 +110,7 @@ describe("a write retried however late is applied once", () => {
     const { primary, backup } = roles(h, key);
     const map = lite.grid.getMap<string, string>("m");
     await h.until(map.set(key, "v1"));
-    h.net.setLink(primary.id, lite.id, { blocked: true });
+    for (const m of [primary, backup]) h.net.setLink(m.id, lite.id, { blocked: true });
     const sent = requestsTo(lite, primary.id);
     const put = map.put(key, "v2");
     const other = primary.grid.getMap<string, string>("m");
@@ -123,7 +124,7 @@ describe("a write retried however late is applied once", () => {
     h.cluster.publish();
     await h.run(100);
     expect([primary, backup].map((m) => m.grid.maps.debugHasRecord(p, c))).toEqual([false, false]);
-    h.net.setLink(primary.id, lite.id, { blocked: false });
+    for (const m of [primary, backup]) h.net.setLink(m.id, lite.id, { blocked: false });
     const err = await h.until(put.then(() => null, (e) => e));
     expect(err).toBeInstanceOf(IndeterminateResultError);
     expect(primary.grid.maps.counters.dedupeRefused).toBeGreaterThan(0);
@@ -139,7 +140,8 @@ describe("a write retried however late is applied once", () => {
     const { primary } = roles(h, key);
     const client = bystanderOf(h, key);
     const map = client.grid.getMap<string, string>("m");
-    h.net.setLink(primary.id, client.id, { blocked: true });
+    // Its requests never reach the primary: the call stays pending.
+    h.net.setLink(client.id, primary.id, { blocked: true });
     const stuck = map.put(key, "v");
     stuck.catch(() => {});
     // Calls to partitions the cut member holds no copy of go through, however far past the
@@ -156,7 +158,7 @@ describe("a write retried however late is applied once", () => {
     // A call to the stuck call's partition is 7 numbers past it: refused.
     const same = map.set(key, "w").then(() => "ok", (e) => (e as ShoalError).code);
     expect(await h.until(same)).toBe("OVERLOADED");
-    h.net.setLink(primary.id, client.id, { blocked: false });
+    h.net.setLink(client.id, primary.id, { blocked: false });
     expect(await h.until(stuck)).toBeUndefined();
     expect(await h.until(map.set(key, "y").then(() => "ok"))).toBe("ok");
     h.stop();

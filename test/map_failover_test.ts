@@ -125,17 +125,18 @@ describe("call ids", () => {
     const p = partitionOf(key, P);
     const t = h.members.get("n0")!.grid.partitions.table;
     const [primary, backup] = t.replicas[p];
-    // The client is the third member: blocking the primary's link to it must not also cut
+    // The client is the third member: blocking the backup's link to it must not also cut
     // the primary off from the backup.
     const client = bystanderOf(h, key);
     const map = client.grid.getMap<string, string>("m");
     await h.until(map.set(key, "v1"));
-    // The primary's answer to the client is lost; then the primary dies.
-    h.net.setLink(primary, client.id, { blocked: true });
+    // The answer to the client is lost (the backup answers a write); then the primary dies.
+    h.net.setLink(backup, client.id, { blocked: true });
     const put = map.put(key, "v2");
     await h.run(50);
     const before = h.members.get(backup)!.grid.maps.counters.dedupeHits;
     h.crash(primary, 1000);
+    h.net.setLink(backup, client.id, { blocked: false });
     const prev = await h.until(put);
     // Applied once: the caller sees the value before its own write, not its own write.
     expect(prev).toBe("v1");

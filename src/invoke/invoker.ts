@@ -29,7 +29,7 @@ import type { NodeId, Transport } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { callId } from "./call_id.ts";
 import {
-  InvokeBackupAckMsg,
+  InvokeBackupAnswerMsg,
   type InvokeRequest,
   InvokeRequestMsg,
   type InvokeResponse,
@@ -64,18 +64,18 @@ export interface InvokerConfig {
   /** Longest retry delay. @default 500 */
   retryMaxMs?: number;
   /**
-   * After an "ok" that names backups, wait this long for their own acks before asking the
-   * primary again (same call id: answered once the primary saw the acks). @default 300
+   * After the first of several backups answered a write, wait this long for the others'
+   * answers before asking the primary again (same call id: answered once the primary saw
+   * their acks). @default 300
    */
   backupAckWaitMs?: number;
 }
 
 /**
- * Answers a request: status "ok" or an error code. `backups`: the write is not yet known
- * acked by these members; each acks it to the caller itself (InvokeBackupAck), and the
- * caller counts the write acknowledged once all have.
+ * Answers a request: status "ok" or an error code. A write whose backups answer its caller
+ * themselves (InvokeBackupAnswer, map/backup.ts) is not answered by the primary.
  */
-export type Reply = (status: "ok" | ShoalErrorCode, result?: unknown, message?: string, backups?: NodeId[]) => void;
+export type Reply = (status: "ok" | ShoalErrorCode, result?: unknown, message?: string) => void;
 export type InvokeServer = (from: NodeId, req: InvokeRequest, reply: Reply) => void;
 
 const RETRYABLE = new Set<string>(["WRONG_TARGET", "MIGRATING", "STALE_EPOCH", "MEMBER_GONE", "OVERLOADED", "QUORUM"]);
@@ -99,10 +99,8 @@ interface Call {
   deadline: number;
   timer: Timer | null;
   retries: number;
-  /** An "ok" answer of `primary` that still waits for these backups' own acks. */
+  /** A write answered by one of `primary`'s backups that still waits for these other backups' answers. */
   awaiting: { result: unknown; primary: NodeId; from: Set<NodeId> } | null;
-  /** Backup acks ([backup, primary]) that arrived before the answer naming them. */
-  early: Array<[NodeId, NodeId]> | null;
   resolve(v: unknown): void;
   reject(e: unknown): void;
 }
@@ -140,7 +138,16 @@ export class Invoker {
   #counter = 0;
   #stopped = false;
   #unsubscribe: () => void;
-  readonly stats = { calls: 0, retries: 0, timeouts: 0, indeterminate: 0, served: 0, quorumRefused: 0 };
+  readonly stats = {
+    calls: 0,
+    retries: 0,
+    timeouts: 0,
+    indeterminate: 0,
+    served: 0,
+    quorumRefused: 0,
+    /** Backup answers dropped for lists of unequal length. */
+    badAnswers: 0,
+  };
 
   constructor(opts: InvokerOptions) {
     this.#self = opts.self;
@@ -165,12 +172,17 @@ export class Invoker {
     this.client = `${opts.self}/${opts.rng.id(8)}`;
     opts.router.on(InvokeRequestMsg, (from, msg) => this.#serve(from, msg));
     opts.router.on(InvokeResponseMsg, (from, msg) => this.#onResponse(from, msg));
-    opts.router.on(InvokeBackupAckMsg, (from, msg) => this.onBackupAcks(from, msg.pr, msg.cs));
+    opts.router.on(InvokeBackupAnswerMsg, (from, msg) => this.onBackupAnswers(from, msg.pr, msg.cs, msg.rs, msg.ob));
     const unView = opts.view.subscribe((e) => {
       if (e.type === "memberRemoved") {
-        this.#rtt.delete(e.member.id);
+        const id = e.member.id;
+        this.#rtt.delete(id);
+        const rows = this.#partitions.table.replicas;
         for (const c of this.#calls.values()) {
-          if (c.target === e.member.id || c.awaiting?.from.has(e.member.id)) this.#retry(c, 0);
+          // A write waits for its backups' answers: one whose backup left asks its primary again.
+          if (c.target === id || c.awaiting?.from.has(id) || (c.write && c.sent && rows[c.p]?.includes(id))) {
+            this.#retry(c, 0);
+          }
         }
       }
     });
@@ -274,7 +286,6 @@ export class Invoker {
         timer: null,
         retries: 0,
         awaiting: null,
-        early: null,
         resolve,
         reject,
       };
@@ -389,23 +400,56 @@ export class Invoker {
   }
 
   /**
-   * Backup `from` applied the writes of these calls, shipped by `primary` (InvokeBackupAck;
-   * called directly by the map service when the backup is this member).
+   * Backup `from` applied the writes of these calls, shipped by `primary`, whose results are
+   * `results` and whose other ackers are `others` (InvokeBackupAnswer; called directly by the
+   * map service when the backup is this member). A call is answered once each of its ackers
+   * answered it.
    */
-  onBackupAcks(from: NodeId, primary: NodeId, callIds: readonly string[]): void {
-    for (const id of callIds) {
-      const c = this.#calls.get(id);
+  onBackupAnswers(
+    from: NodeId,
+    primary: NodeId,
+    callIds: readonly string[],
+    results: readonly unknown[],
+    others?: readonly (readonly NodeId[])[],
+  ): void {
+    if (results.length !== callIds.length || (others && others.length !== callIds.length)) {
+      this.stats.badAnswers++;
+      return;
+    }
+    for (let i = 0; i < callIds.length; i++) {
+      const c = this.#calls.get(callIds[i]);
       if (!c) continue;
-      if (!c.awaiting || c.awaiting.primary !== primary) {
-        if (!c.early) c.early = [];
-        if (c.early.length < 8) c.early.push([from, primary]);
+      const a = c.awaiting;
+      if (a && a.primary === primary) {
+        a.from.delete(from);
+        if (a.from.size === 0) {
+          this.#finish(c);
+          c.resolve(a.result);
+        }
         continue;
       }
-      c.awaiting.from.delete(from);
-      if (c.awaiting.from.size === 0) {
-        this.#finish(c);
-        c.resolve(c.awaiting.result);
+      // Karn: only a first attempt's answer times a round trip unambiguously.
+      if (c.attempt === 1 && primary !== this.#self && c.target === primary && !c.parkMs) {
+        this.#sampleRtt(primary, this.#clock.now() - c.sentAt);
       }
+      const rest = others?.[i];
+      if (!rest || rest.length === 0) {
+        this.#finish(c);
+        c.resolve(results[i]);
+        continue;
+      }
+      // Acknowledged once each other acker answered this primary's write too; an answer may be
+      // lost: then ask the primary again, which answers once it saw their acks itself.
+      c.awaiting = { result: results[i], primary, from: new Set(rest) };
+      c.awaiting.from.delete(from);
+      c.timer?.cancel();
+      c.timer = this.#timers.setTimer(
+        Math.min(this.config.backupAckWaitMs, Math.max(0, c.deadline - this.#clock.now())),
+        () => {
+          c.timer = null;
+          this.#retry(c, 0);
+        },
+      );
     }
   }
 
@@ -419,10 +463,9 @@ export class Invoker {
 
   #serve(from: NodeId, req: InvokeRequest): void {
     if (this.#stopped) return;
-    const reply: Reply = (status, result, message, backups) => {
+    const reply: Reply = (status, result, message) => {
       const m: InvokeResponse = { t: Kind.InvokeResponse, c: req.c, a: req.a, s: status, r: result ?? null };
       if (message) m.msg = message.slice(0, 512);
-      if (backups && backups.length > 0) m.bk = backups;
       if (from === this.#self) this.#onResponse(this.#self, m);
       else this.#transport.send(from, m);
     };
@@ -442,29 +485,21 @@ export class Invoker {
     }
     const status = msg.s;
     if (status === "ok") {
-      // The named backups whose ack has not come yet (no array nor closure per answer).
-      let from: Set<NodeId> | null = null;
-      if (msg.bk !== undefined) {
-        for (const id of msg.bk) if (!ackedEarly(c, id, primary)) (from ??= new Set<NodeId>()).add(id);
-      }
-      if (from === null) {
+      if (msg.bk === undefined || msg.bk.length === 0) {
         this.#finish(c);
-        c.resolve(msg.r);
-      } else {
-        // Acknowledged once each named backup acked this primary's write too; until then the
-        // attempt timer runs, and a retry (same call id) is answered after the primary saw the acks.
-        c.awaiting = { result: msg.r, primary, from };
-        // An ack to this caller may be lost: then ask the primary again, which answers once
-        // it saw the backups' acks itself.
-        c.timer?.cancel();
-        c.timer = this.#timers.setTimer(
-          Math.min(this.config.backupAckWaitMs, Math.max(0, c.deadline - this.#clock.now())),
-          () => {
-            c.timer = null;
-            this.#retry(c, 0);
-          },
-        );
+        return c.resolve(msg.r);
       }
+      // A member older than InvokeBackupAnswer answered before its backups acked (messages.ts):
+      // asked again, it answers once they have.
+      if (msg.a !== c.attempt || c.awaiting) return;
+      c.timer?.cancel();
+      c.timer = this.#timers.setTimer(
+        Math.min(this.config.backupAckWaitMs, Math.max(0, c.deadline - this.#clock.now())),
+        () => {
+          c.timer = null;
+          this.#retry(c, 0);
+        },
+      );
       return;
     }
     if (msg.a !== c.attempt) return; // an answer to an older attempt; the current one is in flight
@@ -480,11 +515,4 @@ export class Invoker {
     this.stats.indeterminate++;
     c.reject(new IndeterminateResultError(message));
   }
-}
-
-/** Whether backup `id` acked `c`'s write shipped by `primary` before the primary's answer came. */
-function ackedEarly(c: Call, id: NodeId, primary: NodeId): boolean {
-  if (c.early === null) return false;
-  for (const [b, p] of c.early) if (b === id && p === primary) return true;
-  return false;
 }

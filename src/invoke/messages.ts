@@ -27,18 +27,38 @@ export const InvokeResponseMsg = defineMessage(Kind.InvokeResponse, "InvokeRespo
   r: w.any(),
   msg: w.str(512).optional(),
   /**
-   * A write answered before its backups acked: the caller counts it acknowledged once each
-   * of these members sent InvokeBackupAck for the call.
+   * Sent only by members older than InvokeBackupAnswer: a write answered before these
+   * backups acked it. Such an answer does not count; the caller asks again (same call id)
+   * after `backupAckWaitMs`, and is answered once the primary saw their acks.
    */
   bk: w.list(w.id(), 7).optional(),
 });
 
-/** Backup → caller: this member applied the writes of these calls, shipped by primary `pr` (see `bk` above). */
+/**
+ * Backup → caller, sent only by members older than InvokeBackupAnswer (each paired with an
+ * answer naming it in `bk`): this member applied the writes of these calls, shipped by
+ * primary `pr`. No longer handled (counted as unhandled).
+ */
 export const InvokeBackupAckMsg = defineMessage(Kind.InvokeBackupAck, "InvokeBackupAck", {
   pr: w.id(),
   cs: w.list(w.str(256), 4096),
 });
 
+/**
+ * Backup → caller, in place of the primary's answer: this member applied the writes of these
+ * calls, shipped by primary `pr` with each caller and the members that ack it (map/backup.ts).
+ * `rs[i]` is call `cs[i]`'s result, as the primary logged it; `ob[i]` the other members that
+ * ack that call (absent: none). The caller counts a write acknowledged once every one of its
+ * ackers sent this for it. Lists of unequal length are dropped and counted.
+ */
+export const InvokeBackupAnswerMsg = defineMessage(Kind.InvokeBackupAnswer, "InvokeBackupAnswer", {
+  pr: w.id(),
+  cs: w.list(w.str(256), 4096),
+  rs: w.list(w.any(), 4096),
+  ob: w.list(w.list(w.id(), 7), 4096).optional(),
+});
+
 /** A request as the serving side sees it: call id `c`, attempt `a`, epoch `e` in the caller's table. */
 export type InvokeRequest = Omit<z.infer<typeof InvokeRequestMsg>, "t">;
 export type InvokeResponse = z.infer<typeof InvokeResponseMsg>;
+export type InvokeBackupAnswer = z.infer<typeof InvokeBackupAnswerMsg>;

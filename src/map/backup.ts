@@ -1,15 +1,16 @@
 /**
  * The replica's side of a partition (backup or migration target): it applies the primary's
  * writes in order under the lineage it follows, acks them cumulatively (and to the callers
- * themselves under directBackupAcks), confirms or pulls on the primary's checks, installs
+ * answers them to the callers themselves under directBackupAcks), confirms or pulls on the primary's checks, installs
  * snapshots, and keeps a migration target's copy while the primary touches it.
  */
 import { isNewer } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
+import type { InvokeBackupAnswer } from "../invoke/messages.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { CatchUp } from "./catch_up.ts";
 import { FillStreams } from "./fill_stream.ts";
-import { type MapContext, push } from "./map_context.ts";
+import type { MapContext } from "./map_context.ts";
 import type { CheckItem, MapBackupOps, MapSnapshotChunk, PullItem } from "./messages.ts";
 import type { PartitionData } from "./partition_data.ts";
 import type { SnapshotTransfers } from "./snapshot_transfer.ts";
@@ -24,6 +25,31 @@ export function pullItem(p: number, e: number, d: PartitionData): PullItem {
   const it: PullItem = { p, e, s: d.seq, l: d.lineage, d0: d.digest[0], d1: d.digest[1] };
   if (d.level > 0) it.lv = d.level;
   return it;
+}
+
+/** The answers this member sends one caller: call ids, results, and each call's other ackers when any has some. */
+interface CallerAnswers {
+  cs: string[];
+  rs: unknown[];
+  ob?: NodeId[][];
+}
+
+function addAnswer(
+  to: Map<NodeId, CallerAnswers>,
+  caller: NodeId,
+  c: string,
+  r: unknown,
+  ackers: readonly NodeId[],
+  self: NodeId,
+): void {
+  let a = to.get(caller);
+  if (!a) to.set(caller, a = { cs: [], rs: [] });
+  if (ackers.length > 1) {
+    a.ob ??= a.cs.map(() => []);
+    a.ob.push(ackers.filter((id) => id !== self));
+  } else a.ob?.push([]);
+  a.cs.push(c);
+  a.rs.push(r);
 }
 
 export class BackupRole {
@@ -66,7 +92,7 @@ export class BackupRole {
       return;
     }
     if (ctx.touched.has(msg.p)) this.touch(msg.p);
-    let callers: Map<NodeId, string[]> | null = null;
+    let callers: Map<NodeId, CallerAnswers> | null = null;
     for (const op of msg.ops) {
       if (op.seq <= d.seq) continue;
       if (op.seq !== d.seq + 1) {
@@ -75,16 +101,22 @@ export class BackupRole {
       }
       d.applyEntry(op);
       ctx.counters.backupsApplied++;
-      if (op.o !== undefined && op.c !== undefined) push(callers ??= new Map(), op.o, op.c);
+      if (op.o !== undefined && op.c !== undefined && op.ak?.includes(ctx.self)) {
+        addAnswer(callers ??= new Map(), op.o, op.c, op.r ?? null, op.ak, ctx.self);
+      }
     }
     if (this.fills.size > 0) this.fills.caughtUp(msg.p, d);
-    // Writes whose callers wait for each backup's own ack (see directBackupAcks). Sent before the
-    // primary's ack: a caller's ack is on its call's path, the primary's is not, and each frame
-    // leaves in the order its link got its first message (webrtc_frames.ts).
+    // Writes this member answers (see directBackupAcks). Sent before the primary's ack: an
+    // answer is on its call's path, the primary's ack is not, and each frame leaves in the
+    // order its link got its first message (webrtc_frames.ts).
     if (callers) {
-      for (const [caller, cs] of callers) {
-        if (caller === ctx.self) ctx.invoker.onBackupAcks(ctx.self, from, cs);
-        else ctx.transport.send(caller, { t: Kind.InvokeBackupAck, pr: from, cs });
+      for (const [caller, a] of callers) {
+        if (caller === ctx.self) ctx.invoker.onBackupAnswers(ctx.self, from, a.cs, a.rs, a.ob);
+        else {
+          const m: InvokeBackupAnswer = { t: Kind.InvokeBackupAnswer, pr: from, cs: a.cs, rs: a.rs };
+          if (a.ob) m.ob = a.ob;
+          ctx.transport.send(caller, m);
+        }
       }
     }
     ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ackItem(msg.p, msg.e, d)] });

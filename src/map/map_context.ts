@@ -321,6 +321,8 @@ export interface PrimaryState {
    * lease it could still hold has run out (Quorum.fenceCleared); null once it has.
    */
   fence: { term: number; version: number } | null;
+  /** The last list of direct ackers handed out (Primary's directAckers): reused while it holds, one array for many writes. */
+  ackers?: NodeId[];
 }
 
 export interface MapContextDeps {

@@ -28,7 +28,9 @@ const entry = z.object({
   w: w.uint().optional(),
   r: w.any(),
   e: w.list(effect, 1000),
+  /** The caller, when the members in `ak` answer it themselves (InvokeBackupAnswer). */
   o: w.id().optional(),
+  ak: w.list(w.id(), 7).optional(),
 });
 
 /** Lineage id: names one primary's history (see map_service.ts). */

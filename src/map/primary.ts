@@ -109,7 +109,7 @@ export class PrimaryRole {
       const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
       if (req.w !== undefined) entry.w = req.w;
       const direct = this.#directAckers(prim);
-      if (direct && direct.length > 0) entry.o = from;
+      if (direct && direct.length > 0) (entry.o = from, entry.ak = direct);
       d.applyEntry(entry);
       ctx.counters.writesApplied++;
       if (ctx.parked.has(req.p)) this.#wakeParked(req.p, entry);
@@ -117,10 +117,8 @@ export class PrimaryRole {
       else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
       this.#ship(prim, [entry], clockNow);
       hk.afterWrite(d, entry, now);
-      if (direct && direct.length > 0) {
-        ctx.counters.directAcked++;
-        return reply("ok", out.result, undefined, direct);
-      }
+      // Answered by the ackers themselves, each once it applied the write (backup.ts).
+      if (direct && direct.length > 0) return void ctx.counters.directAcked++;
       // A write waits for the sync backups of the maps it changed (all of them when it changed none).
       let k = entry.e.length === 0 ? lv.maxSync : 0;
       for (const e of entry.e) k = Math.max(k, lv.sync(e.m));
@@ -206,23 +204,28 @@ export class PrimaryRole {
 
   /**
    * The members that must ack a write for it to count as acknowledged (sync backups and
-   * migration targets), when each of them can ack it to the caller itself: all confirmed,
-   * so each receives the write in order. Null when a write must wait on the primary.
+   * migration targets), when each of them can answer the caller itself: all confirmed, so
+   * each receives the write in order. Null when a write must wait on the primary. The same
+   * array while the members stay the same (log entries hold it).
    */
   #directAckers(prim: PrimaryState): NodeId[] | null {
     // Per-map backup counts: each write has its own ackers; the primary waits for them itself.
     if (!this.ctx.config.directBackupAcks || !this.ctx.levels.uniform) return null;
-    const ids: NodeId[] = [];
-    let copies = 1;
+    const last = prim.ackers;
+    let ids: NodeId[] | null = null, n = 0, copies = 1;
     for (const f of prim.followers.values()) {
       if (f.role === "async") continue;
       if (!f.confirmed) return null;
-      ids.push(f.id);
+      // A copy of the last list only from the first member that differs from it.
+      if (ids === null && (last === undefined || last[n] !== f.id)) ids = last ? last.slice(0, n) : [];
+      if (ids !== null) ids.push(f.id);
+      n++;
       if (f.role === "sync") copies++;
     }
     // Too few copies: the write waits on the primary (see #commitSeq).
-    if (copies < this.#copiesNeeded(this.ctx.levels.maxSync)) return null;
-    return ids.length <= 7 ? ids : null;
+    if (copies < this.#copiesNeeded(this.ctx.levels.maxSync) || n > 7) return null;
+    if (ids === null && last !== undefined && last.length === n) return last;
+    return prim.ackers = ids ?? (last ? last.slice(0, n) : []);
   }
 
   /** The sequence a read must see committed: the last write to its keys (or all writes). */

@@ -50,8 +50,12 @@ export interface LogEntry {
   /** The result the caller gets. */
   r?: unknown;
   e: Effect[];
-  /** The caller, when it waits for each backup's own ack of this write (InvokeBackupAck). */
+  /**
+   * The caller, when the primary does not answer it: each member in `ak` (the sync backups and
+   * migration targets) answers it once it applied the write (InvokeBackupAnswer).
+   */
   o?: string;
+  ak?: string[];
 }
 
 /**
@@ -196,6 +200,8 @@ export class LoggedWrite {
   readonly w: number | undefined;
   readonly r: unknown;
   readonly o: string | undefined;
+  /** Shared with the other writes of the same ackers (Primary's directAckers). */
+  readonly ak: string[] | undefined;
   /** Approximate bytes held (logEntryBytes). */
   readonly size: number;
   /** The effects' map names: one for all, or one per effect. */
@@ -210,6 +216,7 @@ export class LoggedWrite {
     this.w = entry.w;
     this.r = entry.r;
     this.o = entry.o;
+    this.ak = entry.ak;
     const effects = entry.e, n = effects.length;
     if (buf === null) buf = packBytes(entry);
     const bytes = buf, nums = new Float64Array(n * NUMS);
@@ -264,6 +271,7 @@ export class LoggedWrite {
     if (this.w !== undefined) en.w = this.w;
     if (this.r !== undefined) en.r = this.r;
     if (this.o !== undefined) en.o = this.o;
+    if (this.ak !== undefined) en.ak = this.ak;
     return en;
   }
 }

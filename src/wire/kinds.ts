@@ -77,6 +77,7 @@ export const Kind = {
   InvokeRequest: 140,
   InvokeResponse: 141,
   InvokeBackupAck: 142,
+  InvokeBackupAnswer: 143,
   // jobs 160–199
   JobWorkerHello: 160,
   JobWorkerHelloAck: 161,
