@@ -76,9 +76,10 @@ export interface MapServiceConfig {
   /** Bytes of keys and values the entry events of one partition copy hold at most (about; oldest writes dropped first). @default 16384 (16 KiB) */
   eventBytesPerPartition?: number;
   /**
-   * Backups ack a write straight to its caller, and the primary answers at once naming the
-   * backups to wait for (saves a hop). Used only when every sync backup and migration target
-   * is confirmed; otherwise the primary answers after their acks, as without it. @default true
+   * Backups answer a write's caller themselves, in place of the primary (saves a hop and the
+   * primary's answer; InvokeBackupAnswer). Used only when every sync backup and migration
+   * target is confirmed; otherwise the primary answers after their acks, as without it.
+   * @default true
    */
   directBackupAcks?: boolean;
   /** Entry events kept per partition on every replica (listeners resume from them). @default 256 */
