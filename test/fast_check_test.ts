@@ -12,6 +12,7 @@ import { bodySchemaOf, opNames } from "../src/map/operations.ts";
 import { compileCheck, type FastCheck, markBytes, REJECT } from "../src/wire/fast_check.ts";
 import { fastCheckOf, registeredKinds, schemaOf, validateMessage, w } from "../src/wire/message.ts";
 import { randomValue } from "./support/arbitrary_message.ts";
+import { HOT_KINDS } from "./support/codec_equivalence.ts";
 import { mutate } from "./support/mutate_value.ts";
 import "../src/node.ts";
 
@@ -54,16 +55,7 @@ test("compiled checks accept only what zod accepts, with zod's result, on every 
     if (b?.fast) targets.push({ name: `body ${opNames[op]}`, schema: b.schema, fast: b.fast });
   }
   // Every hot kind compiles (the put and get path): requests, responses, backups and their acks.
-  for (
-    const hot of [
-      "InvokeRequest",
-      "InvokeResponse",
-      "InvokeBackupAck",
-      "InvokeBackupAnswer",
-      "MapBackupOps",
-      "MapBackupAck",
-    ]
-  ) {
+  for (const hot of HOT_KINDS) {
     expect(targets.some((t) => t.name === hot)).toBe(true);
   }
   for (const hot of ["Get", "Put", "Set", "PutAll", "GetAll", "Remove", "Delete"]) {

@@ -10,21 +10,12 @@ import { encodeFrame, PROTOCOL_VERSION } from "../src/wire/codec.ts";
 import { readFrame } from "../src/wire/fast_decode.ts";
 import { Limits } from "../src/wire/limits.ts";
 import { readerOf } from "../src/wire/message.ts";
-import { checkDecodeEquivalence } from "./support/codec_equivalence.ts";
+import { checkDecodeEquivalence, HOT_KINDS } from "./support/codec_equivalence.ts";
 
 test("the fast path decodes exactly what cbor-x and validation decode, or leaves the frame to them", () => {
   const t = checkDecodeEquivalence(16, 40);
   console.log(`fast decode: ${t.kinds.length} kinds, ${JSON.stringify({ ...t, kinds: undefined })}`);
-  for (
-    const hot of [
-      "InvokeRequest",
-      "InvokeResponse",
-      "InvokeBackupAck",
-      "InvokeBackupAnswer",
-      "MapBackupOps",
-      "MapBackupAck",
-    ]
-  ) {
+  for (const hot of HOT_KINDS) {
     expect(t.kinds).toContain(hot);
   }
   // Generated valid messages (ASCII strings) all take the fast path; both paths were exercised.

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import { Kind } from "../src/wire/kinds.ts";
 import type { Message } from "../src/wire/message.ts";
-import { GridHarness } from "./support/grid_harness.ts";
+import { GridHarness, type GridMember } from "./support/grid_harness.ts";
 
 const P = 13;
 
@@ -49,6 +49,30 @@ function countBackupAcks(h: GridHarness, client: string, kind: number = Kind.Inv
     orig(from, msg);
   })(m.router.dispatch.bind(m.router));
   return acks;
+}
+
+/** The call ids of the InvokeRequests `member` sends from now on. */
+function callIdsSent(member: GridMember): string[] {
+  const ids: string[] = [];
+  member.transport.send = ((orig) => (to: string, msg: Message) => {
+    if (msg.t === Kind.InvokeRequest) ids.push(String(msg.c));
+    return orig(to, msg);
+  })(member.transport.send.bind(member.transport));
+  return ids;
+}
+
+/** A write of `value` from n0 that its backup cannot apply yet (the primary's link to it is blocked). */
+async function stalledWrite(value: number) {
+  const h = await cluster(3);
+  const client = h.members.get("n0")!;
+  const { key, primary, backup } = remoteKey(h, "n0");
+  const map = client.grid.getMap<string, number>("m");
+  const ids = callIdsSent(client);
+  h.net.setLink(primary, backup, { blocked: true });
+  const p = map.set(key, value);
+  await h.run(100);
+  expect(ids.length).toBe(1);
+  return { h, client, key, primary, backup, map, ids, p };
 }
 
 describe("directBackupAcks setting", () => {
@@ -215,19 +239,7 @@ describe("backups answer in place of the primary", () => {
   });
 
   test("answers whose lists differ in length are dropped and counted, and the call still completes", async () => {
-    const h = await cluster(3);
-    const client = h.members.get("n0")!;
-    const { key, primary, backup } = remoteKey(h, "n0");
-    const map = client.grid.getMap<string, number>("m");
-    const ids: string[] = [];
-    client.transport.send = ((orig) => (to: string, msg: Message) => {
-      if (msg.t === Kind.InvokeRequest) ids.push(String(msg.c));
-      return orig(to, msg);
-    })(client.transport.send.bind(client.transport));
-    h.net.setLink(primary, backup, { blocked: true });
-    const p = map.set(key, 9);
-    await h.run(100);
-    expect(ids.length).toBe(1);
+    const { h, client, key, primary, backup, map, ids, p } = await stalledWrite(9);
     const forged = (rs: unknown[], ob?: string[][]) =>
       client.router.dispatch(backup, { t: Kind.InvokeBackupAnswer, pr: primary, cs: ids, rs, ...(ob ? { ob } : {}) });
     forged([]);
@@ -241,19 +253,9 @@ describe("backups answer in place of the primary", () => {
   });
 
   test("an answer naming backups (as members older than InvokeBackupAnswer send it) does not count until the write is acknowledged", async () => {
-    const h = await cluster(3);
-    const client = h.members.get("n0")!;
-    const { key, primary, backup } = remoteKey(h, "n0");
-    const map = client.grid.getMap<string, number>("m");
-    const ids: string[] = [];
-    client.transport.send = ((orig) => (to: string, msg: Message) => {
-      if (msg.t === Kind.InvokeRequest) ids.push(String(msg.c));
-      return orig(to, msg);
-    })(client.transport.send.bind(client.transport));
-    h.net.setLink(primary, backup, { blocked: true });
+    const { h, client, key, primary, backup, map, ids, p: set } = await stalledWrite(3);
     let done = false;
-    const p = map.set(key, 3).then(() => void (done = true));
-    await h.run(100);
+    const p = set.then(() => void (done = true));
     client.router.dispatch(primary, { t: Kind.InvokeResponse, c: ids[0], a: 1, s: "ok", r: null, bk: [backup] });
     await h.run(2000);
     expect(done).toBe(false);

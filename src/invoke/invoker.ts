@@ -384,6 +384,15 @@ export class Invoker {
     });
   }
 
+  /** Sends call `c` again after `ms` (or at its deadline), unless something settles or re-drives it first. */
+  #askAgainAfter(c: Call, ms: number): void {
+    c.timer?.cancel();
+    c.timer = this.#timers.setTimer(Math.min(ms, Math.max(0, c.deadline - this.#clock.now())), () => {
+      c.timer = null;
+      this.#retry(c, 0);
+    });
+  }
+
   #giveUp(c: Call): void {
     this.#finish(c);
     if (c.write && c.sent) {
@@ -442,14 +451,7 @@ export class Invoker {
       // lost: then ask the primary again, which answers once it saw their acks itself.
       c.awaiting = { result: results[i], primary, from: new Set(rest) };
       c.awaiting.from.delete(from);
-      c.timer?.cancel();
-      c.timer = this.#timers.setTimer(
-        Math.min(this.config.backupAckWaitMs, Math.max(0, c.deadline - this.#clock.now())),
-        () => {
-          c.timer = null;
-          this.#retry(c, 0);
-        },
-      );
+      this.#askAgainAfter(c, this.config.backupAckWaitMs);
     }
   }
 
@@ -492,14 +494,7 @@ export class Invoker {
       // A member older than InvokeBackupAnswer answered before its backups acked (messages.ts):
       // asked again, it answers once they have.
       if (msg.a !== c.attempt || c.awaiting) return;
-      c.timer?.cancel();
-      c.timer = this.#timers.setTimer(
-        Math.min(this.config.backupAckWaitMs, Math.max(0, c.deadline - this.#clock.now())),
-        () => {
-          c.timer = null;
-          this.#retry(c, 0);
-        },
-      );
+      this.#askAgainAfter(c, this.config.backupAckWaitMs);
       return;
     }
     if (msg.a !== c.attempt) return; // an answer to an older attempt; the current one is in flight

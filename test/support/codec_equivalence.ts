@@ -25,6 +25,16 @@ import "../../src/node.ts";
 
 const hints = { ids: ["a", "b", "x", "fuzzed", "k1", "client/2a858470/2bb"] };
 
+/** The message kinds of the put and get path: requests, answers, backups and their acks. */
+export const HOT_KINDS = [
+  "InvokeRequest",
+  "InvokeResponse",
+  "InvokeBackupAck",
+  "InvokeBackupAnswer",
+  "MapBackupOps",
+  "MapBackupAck",
+];
+
 /**
  * Where two decoded values differ, or null when they are the same: equal scalars, same keys in
  * the same order, byte arrays of the same class over the same memory.
