@@ -442,15 +442,16 @@ export class Invoker {
         this.#sampleRtt(primary, this.#clock.now() - c.sentAt);
       }
       const rest = others?.[i];
-      if (!rest || rest.length === 0) {
+      const waitFor = rest && rest.length > 0 ? new Set(rest) : null;
+      waitFor?.delete(from);
+      if (!waitFor || waitFor.size === 0) {
         this.#finish(c);
         c.resolve(results[i]);
         continue;
       }
       // Acknowledged once each other acker answered this primary's write too; an answer may be
       // lost: then ask the primary again, which answers once it saw their acks itself.
-      c.awaiting = { result: results[i], primary, from: new Set(rest) };
-      c.awaiting.from.delete(from);
+      c.awaiting = { result: results[i], primary, from: waitFor };
       this.#askAgainAfter(c, this.config.backupAckWaitMs);
     }
   }
