@@ -266,4 +266,69 @@ describe("backups answer in place of the primary", () => {
     expect(await h.until(map.get(key))).toBe(3);
     h.stop();
   });
+
+  test("the writes of one received frame get one answer per caller and one ack per primary, answers first", async () => {
+    const h = await cluster(3);
+    const client = h.members.get("n0")!;
+    const t = client.grid.partitions.table;
+    // Six keys with the same primary and backup (neither the client), some sharing a partition.
+    const { primary, backup } = remoteKey(h, "n0");
+    const keys: string[] = [];
+    for (let i = 0; keys.length < 6; i++) {
+      const row = t.replicas[partitionOf(`f${i}`, P)];
+      if (row[0] === primary && row[1] === backup) keys.push(`f${i}`);
+    }
+    const partitions = new Set(keys.map((k) => partitionOf(k, P)));
+    // The backup holds the primary's ops back, then takes them in as one frame.
+    const b = h.members.get(backup)!;
+    const held: Array<[string, Message]> = [];
+    const dispatch = b.router.dispatch.bind(b.router);
+    b.router.dispatch = (from: string, msg: Message) => {
+      if (msg.t === Kind.MapBackupOps && from === primary) held.push([from, msg]);
+      else dispatch(from, msg);
+    };
+    const sent: Message[] = [];
+    b.transport.send = ((orig) => (to: string, msg: Message) => {
+      if (msg.t === Kind.InvokeBackupAnswer || msg.t === Kind.MapBackupAck) sent.push({ ...msg, to });
+      return orig(to, msg);
+    })(b.transport.send.bind(b.transport));
+    const map = client.grid.getMap<string, number>("m");
+    let done = 0;
+    const writes = keys.map((k, i) => map.put(k, i).then((r) => (done++, r)));
+    await h.run(200);
+    expect(held.length).toBe(6);
+    expect(done).toBe(0);
+    b.router.dispatch = dispatch;
+    b.router.frame(() => {
+      for (const [from, msg] of held) dispatch(from, msg);
+    });
+    expect(sent.map((m) => [m.t, m.to])).toEqual([[Kind.InvokeBackupAnswer, "n0"], [Kind.MapBackupAck, primary]]);
+    expect(sent[0].cs).toHaveLength(6);
+    expect(sent[0].rs).toEqual([null, null, null, null, null, null]);
+    // One ack per partition: its newest.
+    const items = sent[1].items as Array<{ p: number; s: number }>;
+    expect(items.map((it) => it.p).sort()).toEqual([...partitions].sort());
+    for (const it of items) {
+      expect(it.s).toBe(b.grid.maps.debugReplicas().find((r) => r.p === it.p)!.seq);
+    }
+    expect(await h.until(Promise.all(writes))).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    // Outside a frame, each ops message is answered and acked on its own.
+    sent.length = 0;
+    await h.until(Promise.all(keys.slice(0, 2).map((k) => map.set(k, 9))));
+    expect(sent.map((m) => m.t)).toEqual([
+      Kind.InvokeBackupAnswer,
+      Kind.MapBackupAck,
+      Kind.InvokeBackupAnswer,
+      Kind.MapBackupAck,
+    ]);
+    for (const k of keys.slice(0, 2)) expect(await h.until(map.get(k))).toBe(9);
+    h.stop();
+  });
 });

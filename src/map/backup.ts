@@ -34,28 +34,34 @@ interface CallerAnswers {
   ob?: NodeId[][];
 }
 
-function addAnswer(
-  to: Map<NodeId, CallerAnswers>,
-  caller: NodeId,
-  c: string,
-  r: unknown,
-  ackers: readonly NodeId[],
-  self: NodeId,
-): void {
-  let a = to.get(caller);
-  if (!a) to.set(caller, a = { cs: [], rs: [] });
-  if (ackers.length > 1) {
-    a.ob ??= a.cs.map(() => []);
-    a.ob.push(ackers.filter((id) => id !== self));
-  } else a.ob?.push([]);
+/** Adds call `c`'s result `r` and its other ackers (none: an empty list) to `a`. */
+function addAnswer(a: CallerAnswers, c: string, r: unknown, others: readonly NodeId[]): void {
+  if (others.length > 0) a.ob ??= a.cs.map(() => []);
+  a.ob?.push(others as NodeId[]);
   a.cs.push(c);
   a.rs.push(r);
+}
+
+const NONE: readonly NodeId[] = [];
+/** Calls per InvokeBackupAnswer and items per MapBackupAck at most (their schemas' limits). */
+const MAX_ANSWERS = 4096, MAX_ACK_ITEMS = 10_000;
+
+/** What the ops of one received frame make this member send: answers by caller and primary, acks by primary and partition. */
+interface Replies {
+  answers: Map<NodeId, Map<NodeId, CallerAnswers>>;
+  acks: Map<NodeId, Map<number, { p: number; e: number; s: number; lv?: number }>>;
+}
+
+function newReplies(): Replies {
+  return { answers: new Map(), acks: new Map() };
 }
 
 export class BackupRole {
   #pullAt = new Map<number, number>();
   /** Writes held aside while a snapshot fills this member's copy (fill_stream.ts). */
   readonly fills: FillStreams;
+  /** Replies gathered while a received frame is delivered (flushed at its end). */
+  #out: Replies | null = null;
 
   constructor(readonly ctx: MapContext, readonly snapshots: SnapshotTransfers, readonly catchUp: CatchUp) {
     this.fills = new FillStreams(ctx);
@@ -102,24 +108,71 @@ export class BackupRole {
       d.applyEntry(op);
       ctx.counters.backupsApplied++;
       if (op.o !== undefined && op.c !== undefined && op.ak?.includes(ctx.self)) {
-        addAnswer(callers ??= new Map(), op.o, op.c, op.r ?? null, op.ak, ctx.self);
+        const others = op.ak.length > 1 ? op.ak.filter((id) => id !== ctx.self) : NONE;
+        let a = (callers ??= new Map()).get(op.o);
+        if (!a) callers.set(op.o, a = { cs: [], rs: [] });
+        addAnswer(a, op.c, op.r ?? null, others);
       }
     }
     if (this.fills.size > 0) this.fills.caughtUp(msg.p, d);
-    // Writes this member answers (see directBackupAcks). Sent before the primary's ack: an
-    // answer is on its call's path, the primary's ack is not, and each frame leaves in the
-    // order its link got its first message (webrtc_frames.ts).
-    if (callers) {
-      for (const [caller, a] of callers) {
-        if (caller === ctx.self) ctx.invoker.onBackupAnswers(ctx.self, from, a.cs, a.rs, a.ob);
-        else {
-          const m: InvokeBackupAnswer = { t: Kind.InvokeBackupAnswer, pr: from, cs: a.cs, rs: a.rs };
-          if (a.ob) m.ob = a.ob;
-          ctx.transport.send(caller, m);
+    const ack = ackItem(msg.p, msg.e, d);
+    // While a received frame is being delivered, what its ops make this member send waits for
+    // the frame's end: one answer per caller and one ack per primary for all of them.
+    const out = this.#out ?? (ctx.afterFrame(() => this.#flush()) ? (this.#out = newReplies()) : null);
+    if (out) {
+      if (callers) {
+        for (const [caller, a] of callers) {
+          const byPrimary = out.answers.get(caller) ?? out.answers.set(caller, new Map()).get(caller)!;
+          const all = byPrimary.get(from);
+          if (!all) byPrimary.set(from, a);
+          else for (let i = 0; i < a.cs.length; i++) addAnswer(all, a.cs[i], a.rs[i], a.ob?.[i] ?? []);
         }
       }
+      const acks = out.acks.get(from) ?? out.acks.set(from, new Map()).get(from)!;
+      acks.delete(msg.p); // the newest ack of a partition last (the primary reads them in order)
+      acks.set(msg.p, ack);
+      return;
     }
-    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ackItem(msg.p, msg.e, d)] });
+    if (callers) { for (const [caller, a] of callers) this.#answer(caller, from, a); }
+    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ack] });
+  }
+
+  /**
+   * Sends `a` to its caller (answering at once when the caller is this member), in messages
+   * of at most 4,096 calls.
+   */
+  #answer(caller: NodeId, primary: NodeId, a: CallerAnswers): void {
+    const ctx = this.ctx;
+    for (let i = 0; i < a.cs.length; i += MAX_ANSWERS) {
+      const cs = a.cs.slice(i, i + MAX_ANSWERS), rs = a.rs.slice(i, i + MAX_ANSWERS);
+      const ob = a.ob?.slice(i, i + MAX_ANSWERS);
+      if (caller === ctx.self) ctx.invoker.onBackupAnswers(ctx.self, primary, cs, rs, ob);
+      else {
+        const m: InvokeBackupAnswer = { t: Kind.InvokeBackupAnswer, pr: primary, cs, rs };
+        if (ob) m.ob = ob;
+        ctx.transport.send(caller, m);
+      }
+    }
+  }
+
+  /**
+   * The end of a received frame: its answers, then its acks. Answers go first: they are on
+   * their calls' paths, the acks are not, and each frame leaves in the order its link got its
+   * first message (webrtc_frames.ts).
+   */
+  #flush(): void {
+    const out = this.#out;
+    this.#out = null;
+    if (!out) return;
+    for (const [caller, byPrimary] of out.answers) {
+      for (const [primary, a] of byPrimary) this.#answer(caller, primary, a);
+    }
+    for (const [primary, acks] of out.acks) {
+      const items = [...acks.values()];
+      for (let i = 0; i < items.length; i += MAX_ACK_ITEMS) {
+        this.ctx.transport.send(primary, { t: Kind.MapBackupAck, items: items.slice(i, i + MAX_ACK_ITEMS) });
+      }
+    }
   }
 
   /**

@@ -342,6 +342,8 @@ export interface MapContextDeps {
   processors?: ProcessorRegistry;
   /** The custom split-brain merge policy, when `mergePolicy` is one (applied to the MergeEntries this member serves). */
   customMergePolicy?: CustomMergePolicy;
+  /** Defers work to the end of the received frame being delivered (MessageRouter.afterFrame); absent: none is deferred. */
+  router?: { afterFrame(fn: () => void): boolean };
 }
 
 /** The state one member's map service shares between its parts. */
@@ -356,6 +358,8 @@ export class MapContext {
   readonly invoker: Invoker;
   readonly config: Required<MapServiceConfig>;
   readonly customMergePolicy: CustomMergePolicy | undefined;
+  /** Defers `fn` to the end of the received frame being delivered; false (nothing deferred) outside one. */
+  readonly afterFrame: (fn: () => void) => boolean;
   readonly counters: MapCounters = newMapCounters();
   readonly processors: ProcessorRegistry;
   /** Every replica this member holds (primary, backup or migration target). */
@@ -400,6 +404,8 @@ export class MapContext {
     this.levels = new ReplicationLevels(this.mapConfigs, this.mapConfigs.defaults ?? pc, pc);
     this.processors = deps.processors ?? new ProcessorRegistry();
     this.customMergePolicy = deps.customMergePolicy;
+    const router = deps.router;
+    this.afterFrame = router ? (fn) => router.afterFrame(fn) : () => false;
   }
 
   /** An empty copy of `p` with this member's limits. */

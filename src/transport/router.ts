@@ -18,13 +18,55 @@ export class MessageRouter {
   unhandled = 0;
   handlerErrors = 0;
   onHandlerError: (kind: string, err: unknown) => void = () => {};
+  /** Frames being delivered (nested when a handler delivers one itself). */
+  #frameDepth = 0;
+  /** Work deferred to the end of the frame being delivered (afterFrame). */
+  #afterFrame: Array<() => void> = [];
 
   constructor(readonly transport: Transport) {
     transport.setHandlers({
       message: (from, msg) => this.dispatch(from, msg),
       linkUp: (peer) => this.#link.forEach((h) => h(peer, true)),
       linkDown: (peer, reason) => this.#link.forEach((h) => h(peer, false, reason)),
+      frame: (deliver) => this.frame(deliver),
     });
+  }
+
+  /**
+   * Delivers one frame's messages (`deliver` dispatches each), then runs what their handlers
+   * deferred with {@link afterFrame}.
+   */
+  frame(deliver: () => void): void {
+    this.#frameDepth++;
+    try {
+      deliver();
+    } finally {
+      if (--this.#frameDepth === 0 && this.#afterFrame.length > 0) this.#runAfterFrame();
+    }
+  }
+
+  /**
+   * Defers `fn` to the end of the frame being delivered, so that the replies of the frame's
+   * messages leave together. @returns false (and does nothing) outside a frame's delivery:
+   * the caller then does the work at once.
+   */
+  afterFrame(fn: () => void): boolean {
+    if (this.#frameDepth === 0) return false;
+    this.#afterFrame.push(fn);
+    return true;
+  }
+
+  #runAfterFrame(): void {
+    const fns = this.#afterFrame;
+    this.#afterFrame = [];
+    for (const fn of fns) {
+      try {
+        fn();
+      } catch (err) {
+        this.handlerErrors++;
+        this.onHandlerError("afterFrame", err);
+      }
+    }
   }
 
   /**

@@ -15,6 +15,13 @@ export interface TransportHandlers {
   linkUp(peer: NodeId): void;
   /** A direct link to `peer` closed. Protocols treat this as a hint to probe, never as death. */
   linkDown(peer: NodeId, reason: string): void;
+  /**
+   * Optional: wraps the delivery of one received frame's messages (`deliver` calls
+   * `message` for each of them), so that what they make their receiver send can be gathered
+   * and sent once the frame is done (MessageRouter.afterFrame). Transports without frames
+   * deliver message by message.
+   */
+  frame?(deliver: () => void): void;
 }
 
 export interface TransportStats {
