@@ -46,21 +46,21 @@ const NONE: readonly NodeId[] = [];
 /** Calls per InvokeBackupAnswer and items per MapBackupAck at most (their schemas' limits). */
 const MAX_ANSWERS = 4096, MAX_ACK_ITEMS = 10_000;
 
-/** What the ops of one received frame make this member send: answers by caller and primary, acks by primary and partition. */
+/**
+ * What applied ops make this member send: answers by caller and primary, acks by primary and
+ * partition. `deferred`: gathered until the end of the received frame being delivered.
+ */
 interface Replies {
   answers: Map<NodeId, Map<NodeId, CallerAnswers>>;
   acks: Map<NodeId, Map<number, { p: number; e: number; s: number; lv?: number }>>;
-}
-
-function newReplies(): Replies {
-  return { answers: new Map(), acks: new Map() };
+  deferred: boolean;
 }
 
 export class BackupRole {
   #pullAt = new Map<number, number>();
   /** Writes held aside while a snapshot fills this member's copy (fill_stream.ts). */
   readonly fills: FillStreams;
-  /** Replies gathered while a received frame is delivered (flushed at its end). */
+  /** Replies being gathered (sent by #flush). */
   #out: Replies | null = null;
 
   constructor(readonly ctx: MapContext, readonly snapshots: SnapshotTransfers, readonly catchUp: CatchUp) {
@@ -98,7 +98,9 @@ export class BackupRole {
       return;
     }
     if (ctx.touched.has(msg.p)) this.touch(msg.p);
-    let callers: Map<NodeId, CallerAnswers> | null = null;
+    // What these ops make this member send: gathered until the end of the received frame being
+    // delivered (one answer per caller and one ack per primary for all its ops), else sent below.
+    const out = this.#replies();
     for (const op of msg.ops) {
       if (op.seq <= d.seq) continue;
       if (op.seq !== d.seq + 1) {
@@ -109,32 +111,25 @@ export class BackupRole {
       ctx.counters.backupsApplied++;
       if (op.o !== undefined && op.c !== undefined && op.ak?.includes(ctx.self)) {
         const others = op.ak.length > 1 ? op.ak.filter((id) => id !== ctx.self) : NONE;
-        let a = (callers ??= new Map()).get(op.o);
-        if (!a) callers.set(op.o, a = { cs: [], rs: [] });
+        const byPrimary = out.answers.get(op.o) ?? out.answers.set(op.o, new Map()).get(op.o)!;
+        const a = byPrimary.get(from) ?? byPrimary.set(from, { cs: [], rs: [] }).get(from)!;
         addAnswer(a, op.c, op.r ?? null, others);
       }
     }
     if (this.fills.size > 0) this.fills.caughtUp(msg.p, d);
-    const ack = ackItem(msg.p, msg.e, d);
-    // While a received frame is being delivered, what its ops make this member send waits for
-    // the frame's end: one answer per caller and one ack per primary for all of them.
-    const out = this.#out ?? (ctx.afterFrame(() => this.#flush()) ? (this.#out = newReplies()) : null);
-    if (out) {
-      if (callers) {
-        for (const [caller, a] of callers) {
-          const byPrimary = out.answers.get(caller) ?? out.answers.set(caller, new Map()).get(caller)!;
-          const all = byPrimary.get(from);
-          if (!all) byPrimary.set(from, a);
-          else for (let i = 0; i < a.cs.length; i++) addAnswer(all, a.cs[i], a.rs[i], a.ob?.[i] ?? []);
-        }
-      }
-      const acks = out.acks.get(from) ?? out.acks.set(from, new Map()).get(from)!;
-      acks.delete(msg.p); // the newest ack of a partition last (the primary reads them in order)
-      acks.set(msg.p, ack);
-      return;
-    }
-    if (callers) { for (const [caller, a] of callers) this.#answer(caller, from, a); }
-    ctx.transport.send(from, { t: Kind.MapBackupAck, items: [ack] });
+    const acks = out.acks.get(from) ?? out.acks.set(from, new Map()).get(from)!;
+    acks.delete(msg.p); // the newest ack of a partition last (the primary reads them in order)
+    acks.set(msg.p, ackItem(msg.p, msg.e, d));
+    if (!out.deferred) this.#flush();
+  }
+
+  /** The replies being gathered, new ones (deferred to the frame's end when one is being delivered) if none. */
+  #replies(): Replies {
+    if (this.#out) return this.#out;
+    const out: Replies = { answers: new Map(), acks: new Map(), deferred: false };
+    this.#out = out;
+    out.deferred = this.ctx.afterFrame(() => this.#flush());
+    return out;
   }
 
   /**
@@ -143,9 +138,10 @@ export class BackupRole {
    */
   #answer(caller: NodeId, primary: NodeId, a: CallerAnswers): void {
     const ctx = this.ctx;
+    const whole = a.cs.length <= MAX_ANSWERS;
     for (let i = 0; i < a.cs.length; i += MAX_ANSWERS) {
-      const cs = a.cs.slice(i, i + MAX_ANSWERS), rs = a.rs.slice(i, i + MAX_ANSWERS);
-      const ob = a.ob?.slice(i, i + MAX_ANSWERS);
+      const cs = whole ? a.cs : a.cs.slice(i, i + MAX_ANSWERS), rs = whole ? a.rs : a.rs.slice(i, i + MAX_ANSWERS);
+      const ob = whole ? a.ob : a.ob?.slice(i, i + MAX_ANSWERS);
       if (caller === ctx.self) ctx.invoker.onBackupAnswers(ctx.self, primary, cs, rs, ob);
       else {
         const m: InvokeBackupAnswer = { t: Kind.InvokeBackupAnswer, pr: primary, cs, rs };
@@ -156,7 +152,7 @@ export class BackupRole {
   }
 
   /**
-   * The end of a received frame: its answers, then its acks. Answers go first: they are on
+   * The gathered replies: answers, then acks. Answers go first: they are on
    * their calls' paths, the acks are not, and each frame leaves in the order its link got its
    * first message (webrtc_frames.ts).
    */
@@ -170,7 +166,8 @@ export class BackupRole {
     for (const [primary, acks] of out.acks) {
       const items = [...acks.values()];
       for (let i = 0; i < items.length; i += MAX_ACK_ITEMS) {
-        this.ctx.transport.send(primary, { t: Kind.MapBackupAck, items: items.slice(i, i + MAX_ACK_ITEMS) });
+        const part = items.length <= MAX_ACK_ITEMS ? items : items.slice(i, i + MAX_ACK_ITEMS);
+        this.ctx.transport.send(primary, { t: Kind.MapBackupAck, items: part });
       }
     }
   }

@@ -164,12 +164,12 @@ export class LinkFrames {
     const d = decodeFrame(bytes, Limits.maxFrameBytes);
     if (d.dropped > 0) this.stats.droppedInvalid += d.dropped;
     const msgs = d.msgs;
+    const deliver = () => {
+      for (let i = 0; i < msgs.length; i++) this.#deliver(link, msgs[i], false);
+    };
     const h = this.#host.handlers();
-    if (msgs.length > 1 && h.frame) {
-      h.frame(() => {
-        for (let i = 0; i < msgs.length; i++) this.#deliver(link, msgs[i], false);
-      });
-    } else for (let i = 0; i < msgs.length; i++) this.#deliver(link, msgs[i], false);
+    if (msgs.length > 1 && h.frame) h.frame(deliver);
+    else deliver();
   }
 
   #deliver(link: Link, m: Message, reassembled: boolean): void {
