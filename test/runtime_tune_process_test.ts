@@ -39,12 +39,20 @@ describe("a Bun member process", () => {
       "BUN_JSC_useFTLJIT=0",
       "BUN_JSC_useWarmUpMarkedBlocks=0",
       "MIMALLOC_PURGE_DELAY=1000",
+      "BUN_JSC_thresholdForJITAfterWarmUp=50",
+      "BUN_JSC_thresholdForOptimizeAfterWarmUp=100",
+      "BUN_JSC_thresholdForOptimizeAfterLongWarmUp=100",
+      "BUN_JSC_thresholdForOptimizeSoon=100",
     ]);
     expect(k.runtimeSettings).toBeUndefined();
     expect(o.runtimeSettings as unknown).toEqual([
       "BUN_JSC_useFTLJIT=1",
       "BUN_JSC_useWarmUpMarkedBlocks=0",
       "MIMALLOC_PURGE_DELAY=1000",
+      "BUN_JSC_thresholdForJITAfterWarmUp=50",
+      "BUN_JSC_thresholdForOptimizeAfterWarmUp=100",
+      "BUN_JSC_thresholdForOptimizeAfterLongWarmUp=100",
+      "BUN_JSC_thresholdForOptimizeSoon=100",
     ]);
 
     // The child started is the member: it still runs, and killing its PID takes the member down.

@@ -1,14 +1,20 @@
 /**
  * Runtime settings a member process starts with (issue 16).
  *
- * Under Bun, three defaults cost Shoal more than they give:
+ * Under Bun, four defaults cost Shoal more than they give:
  * - JavaScriptCore's top JIT tier (FTL): its compiler threads keep ~10–20 % of a core per
  *   process busy through a steady load, and the message path runs no faster for it;
  * - the GC's warm-up thread (`JSCWarmUp`), which touches heap blocks ahead of use: ~5 % of the
  *   machine's samples under load, for no measured gain;
  * - mimalloc's purge delay of 100 ms: pages freed by one burst of packets are handed back to
  *   the system and faulted in again by the next (the `mi-scavenger` thread ~6 % of the
- *   machine's samples, page faults ~6 % of the main threads'). At 1 s they stay while reused.
+ *   machine's samples, page faults ~6 % of the main threads'). At 1 s they stay while reused;
+ * - the executions a function needs before the baseline JIT (500) and the optimizing DFG
+ *   (1,000, doubled on a machine with few cores) compile it: with the FTL off the DFG is the top
+ *   tier, and a started member's message path ran in the lower tiers for its first thousands of
+ *   puts (`bench/peers.ts`, 2,000 sequential puts after 200: p50 of the first 500 1.1–1.6 ms,
+ *   of the last 500 0.74–1.03 ms). At 50 and 100, the sequential p50 fell from a median of
+ *   0.99 ms to 0.76 ms over alternating runs, with the same puts/s and CPU per put.
  *
  * `bench/put_processes.ts` (Bun 1.4.5, 3 members and a client, 64 puts in flight; alternating
  * runs, 2026-12-06): defaults 5,222–6,025 puts/s at 238–269 µs of member CPU per put; FTL off
@@ -31,6 +37,10 @@ export const BUN_SETTINGS: Readonly<Record<string, string>> = Object.freeze({
   BUN_JSC_useFTLJIT: "0",
   BUN_JSC_useWarmUpMarkedBlocks: "0",
   MIMALLOC_PURGE_DELAY: "1000",
+  BUN_JSC_thresholdForJITAfterWarmUp: "50",
+  BUN_JSC_thresholdForOptimizeAfterWarmUp: "100",
+  BUN_JSC_thresholdForOptimizeAfterLongWarmUp: "100",
+  BUN_JSC_thresholdForOptimizeSoon: "100",
 });
 
 /** Set to `1` to keep Bun's defaults (no restart). */
