@@ -14,7 +14,8 @@
  *   tier, and a started member's message path ran in the lower tiers for its first thousands of
  *   puts (`bench/peers.ts`, 2,000 sequential puts after 200: p50 of the first 500 1.1–1.6 ms,
  *   of the last 500 0.74–1.03 ms). At 50 and 100, the sequential p50 fell from a median of
- *   0.99 ms to 0.76 ms over alternating runs, with the same puts/s and CPU per put.
+ *   0.99 ms to 0.76 ms over alternating runs, with the same puts/s and CPU per put under load;
+ *   the cost is ~0.1–0.2 s more CPU while a member starts (more of its start-up code compiled).
  *
  * `bench/put_processes.ts` (Bun 1.4.5, 3 members and a client, 64 puts in flight; alternating
  * runs, 2026-12-06): defaults 5,222–6,025 puts/s at 238–269 µs of member CPU per put; FTL off
