@@ -17,7 +17,9 @@
  * - Shoal: 3 data member processes (`mod.ts node`, backup 1) and this process as a lite member
  *   (`IMap.set`; reads with `IMap.get` too).
  * The client loop is the same for all: 200 warm-up writes, 2,000 sequential writes, then
- * `--in-flight` (64) callers for `--seconds` (5) s; 100-byte values, keys k0..k999. Each of the
+ * `--in-flight` (64) callers for `--seconds` (5) s; 100-byte values, keys k0..k999. Below the
+ * table, the p50 of each quarter of the sequential writes shows how far each store is still
+ * warming up (a Shoal member that just started runs its first puts in lower JIT tiers). Each of the
  * in-flight callers has its own connection (Redis, ZooKeeper) or its own fetch (etcd); Shoal's
  * callers share the lite member. The clients for Redis, ZooKeeper and etcd are the minimal ones
  * of bench/_peer_clients.ts.
@@ -160,6 +162,8 @@ interface Row {
   op: string;
   seqP50Ms: number;
   seqP99Ms: number;
+  /** p50 of each quarter of the sequential writes, in order: how far each store still warms up. */
+  seqQuarterP50Ms: number[];
   opsPerS: number;
   inFlightP50Ms: number;
   inFlightP99Ms: number;
@@ -198,6 +202,7 @@ async function measure(t: Target, warmup: boolean): Promise<Row> {
     op: t.op,
     seqP50Ms: quantile(seq, 0.5),
     seqP99Ms: quantile(seq, 0.99),
+    seqQuarterP50Ms: [0, 1, 2, 3].map((q) => quantile(seq.slice(q * SEQ / 4, (q + 1) * SEQ / 4), 0.5)),
     opsPerS: lat.length / (elapsed / 1000),
     inFlightP50Ms: quantile(lat, 0.5),
     inFlightP99Ms: quantile(lat, 0.99),
@@ -417,6 +422,7 @@ async function main(): Promise<void> {
         op: "-",
         seqP50Ms: NaN,
         seqP99Ms: NaN,
+        seqQuarterP50Ms: [],
         opsPerS: NaN,
         inFlightP50Ms: NaN,
         inFlightP99Ms: NaN,
@@ -457,6 +463,10 @@ async function main(): Promise<void> {
   console.log("\n" + line(table[0]));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const row of table.slice(1)) console.log(line(row));
+  console.log("\nsequential p50 of each quarter of the sequential ops, in order (warm-up):");
+  for (const r of rows) {
+    if (!r.error) console.log(`  ${r.store}, ${r.op}: ${r.seqQuarterP50Ms.map((x) => fmtMs(x)).join(", ")}`);
+  }
   console.log(
     `\nload average at start: ${loadStart}; at end: ${loadAverage()}; ${IN_FLIGHT} in flight for ${SECONDS} s`,
   );
