@@ -12,12 +12,14 @@
  * primary reports them ready (MigrationReady). Replicas are dropped only by a commit, so a
  * migration never lowers the number of live replicas.
  *
- * Slightly above the ~800-line guideline: the master's tick (repair, backups created in place,
- * fills spread, migrations started and committed) reads and changes one table under one set of
- * rules; the pure parts of it already live in assignment.ts. The tick's pacing (skip a pass
- * whose inputs did not change, sleep until the next heartbeat) reads the same in-flight
- * migrations, collect and leave state, so it stays here too; a split by owned state would
- * put the table, the migrations in flight and the pass that changes both on different sides.
+ * Split by owned state: a new master's collect of the newest table (table_collect.ts) and
+ * the in-sync reports of backups created in place (backups_synced.ts) live in their own files,
+ * the pure planning in assignment.ts and partition_table.ts. Slightly above the ~800-line
+ * guideline remains the table itself, the migrations in flight and the master's tick (repair,
+ * backups created in place, fills spread, migrations started and committed) that reads and
+ * changes both under one set of rules; its pacing (skip a pass whose inputs did not change,
+ * sleep until the next heartbeat) reads the same state. Splitting further would put the table,
+ * the migrations in flight and the pass that changes both on different sides.
  */
 import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
@@ -48,6 +50,7 @@ import {
   isNewer,
   nextTable,
   type PartitionTable,
+  primariesChanged,
   rebaseTable,
   reignTerm,
   tableFromWire,
@@ -58,6 +61,8 @@ import {
   withFilling,
 } from "./partition_table.ts";
 import type { PartitionReplicaInfo, PartitionTableSummary } from "./summary.ts";
+import { implausibleTable, TableCollect } from "./table_collect.ts";
+import { applySyncedReports, type SyncedItem, SyncedReports } from "./backups_synced.ts";
 
 /** Settings shared by the partition and map services. */
 export interface PartitionConfig {
@@ -104,18 +109,6 @@ interface Inflight {
   sentAt: number;
 }
 
-/** Partitions whose primary changed between two tables. */
-function countPromoted(prev: PartitionTable, next: PartitionTable): number {
-  let n = 0;
-  for (let p = 0; p < next.partitionCount; p++) if (prev.replicas[p]?.[0] !== next.replicas[p][0]) n++;
-  return n;
-}
-
-/** How far a reported table's term round may lie above ours and the master epoch (each reign adds one). */
-export const MAX_ROUND_LEAD = 1024;
-/** How far a reported table's version may lie above ours (each publication adds one). */
-export const MAX_VERSION_LEAD = 2 ** 32;
-
 const sameRow = (a: readonly NodeId[], b: readonly NodeId[]) => a.length === b.length && a.every((m, i) => m === b[i]);
 
 export class PartitionService {
@@ -134,11 +127,12 @@ export class PartitionService {
   #unsubscribe: () => void;
   #lastFetchAt = -Infinity;
   #knownMaster: NodeId | undefined;
-  #syncedOut = new Map<number, { p: number; epoch: number; members: NodeId[] }>();
-  #syncedTimer: Timer | null = null;
+  /** Filling backups this member's map layer reported in sync, on their way to the master. */
+  #synced: SyncedReports;
   // master state
   #masterActive = false;
-  #collect: { deadline: number; sentAt: number; waiting: Set<NodeId>; best: PartitionTable } | null = null;
+  /** While this member, just become master, collects the newest table (table_collect.ts). */
+  #collect: TableCollect | null = null;
   /** The term of the table this master's reign started from: tables of later terms come from another reign. */
   #reignFrom = 0;
   #inflight = new Map<number, Inflight>();
@@ -165,7 +159,7 @@ export class PartitionService {
     pushesApplied: 0,
     /** Table pushes, version announcements and migration orders from a member that is not our master (refused). */
     pushesIgnored: 0,
-    /** Tables reported by a member whose term or version lies implausibly far ahead (refused; see #implausible). */
+    /** Tables reported by a member whose term or version lies implausibly far ahead (refused; see implausibleTable). */
     reportsRejected: 0,
     migrationsStarted: 0,
     migrationsCommitted: 0,
@@ -226,6 +220,12 @@ export class PartitionService {
         this.#pace?.wake();
         this.#onViewChange();
       }
+    });
+    // Reports of a few milliseconds go to the master in one message (backups_synced.ts).
+    this.#synced = new SyncedReports(this.#clock, (items) => {
+      const master = this.#view.master();
+      if (!master || this.#stopped) return;
+      this.#send(master, { t: Kind.PartitionBackupsSynced, items }, () => this.#onBackupsSynced(this.self, items));
     });
     this.#pace = new TickPace(this.#clock, this.config.tickMs, () => this.#tick(), () => this.#sleepUntil());
     this.#onViewChange();
@@ -351,7 +351,7 @@ export class PartitionService {
     this.#stopped = true;
     this.#pace.stop();
     this.#publishTimer?.cancel();
-    this.#syncedTimer?.cancel();
+    this.#synced.stop();
     this.#unsubscribe();
     for (const w of this.#leaveWaiters.splice(0)) w();
   }
@@ -365,7 +365,7 @@ export class PartitionService {
     this.#table = next;
     this.#source = source;
     this.stats.pushesApplied++;
-    const promoted = countPromoted(prev, next);
+    const promoted = primariesChanged(prev, next);
     if (promoted > 0 && prev.version > 0) {
       this.#log.info("partition.table.primaries_changed", { version: next.version, partitions: promoted });
     } else this.#log.debug("partition.table.applied", { version: next.version, migrating: next.migrations.size });
@@ -473,51 +473,34 @@ export class PartitionService {
 
   #startCollect(): void {
     const others = this.#view.members().filter((m) => m.id !== this.self).map((m) => m.id);
-    const now = this.#clock.now();
-    this.#collect = {
-      deadline: now + this.config.collectTimeoutMs,
-      sentAt: now,
-      waiting: new Set(others),
-      best: this.#table,
-    };
-    for (const id of others) this.#transport.send(id, { t: Kind.PartitionTableFetch, collect: true });
+    this.#collect = new TableCollect(
+      others,
+      this.#table,
+      this.#clock.now(),
+      this.config.collectTimeoutMs,
+      (id) => this.#transport.send(id, { t: Kind.PartitionTableFetch, collect: true }),
+    );
     this.#log.info("partition.master.collect", { members: others.length, version: this.#table.version });
     this.#maybeFinishCollect();
   }
 
   #onReport(from: NodeId, msg: WireTable): void {
     const c = this.#collect;
-    if (c && !c.waiting.has(from)) return;
+    if (c && !c.awaits(from)) return;
     let t = tableFromWire(msg, this.config.partitionCount);
-    if (t && this.#implausible(t)) {
+    if (t && implausibleTable(t, this.#table, this.#view.masterEpoch)) {
       this.stats.reportsRejected++;
       this.#log.warn("partition.table.implausible", { from, term: t.term, version: t.version });
       t = null;
     }
     if (!c) return t ? this.#onNewerTable(t) : undefined;
-    c.waiting.delete(from);
-    if (t && isNewer(t, c.best)) c.best = t;
+    c.answered(from, t);
     this.#maybeFinishCollect();
-  }
-
-  /**
-   * Whether a table a member reported lies further ahead than any honest reign can be:
-   * terms grow by one round per reign and versions by one per publication, so a round more
-   * than {@link MAX_ROUND_LEAD} above ours and the master epoch, or a version more than
-   * {@link MAX_VERSION_LEAD} above ours, is a forgery; adopting it would exhaust the term
-   * space (no later master could reign) or the integer range.
-   */
-  #implausible(t: PartitionTable): boolean {
-    const mine = this.#table;
-    const round = Math.max(termRound(mine.term), this.#view.masterEpoch);
-    return termRound(t.term) > round + MAX_ROUND_LEAD || t.version > mine.version + MAX_VERSION_LEAD;
   }
 
   #maybeFinishCollect(): void {
     const c = this.#collect;
-    if (!c) return;
-    for (const id of [...c.waiting]) if (!this.#view.member(id)) c.waiting.delete(id);
-    if (c.waiting.size > 0 && this.#clock.now() < c.deadline) return;
+    if (!c || !c.done(this.#clock.now(), (id) => this.#view.member(id) !== undefined)) return;
     this.#collect = null;
     const best = isNewer(this.#table, c.best) ? this.#table : c.best;
     // Continue from the newest table under a term of our own, above every term seen; in-flight
@@ -525,7 +508,7 @@ export class PartitionService {
     const term = this.#newTerm(Math.max(termRound(best.term), termRound(this.#table.term)));
     this.#reignFrom = best.term;
     const base: PartitionTable = { ...best, migrations: new Map() };
-    this.#log.info("partition.master.ready", { version: best.version, term, missing: c.waiting.size });
+    this.#log.info("partition.master.ready", { version: best.version, term, missing: c.missing });
     this.#stage(nextTable(base, base.replicas, new Map(), Math.max(best.version, this.#table.version) + 1, term));
     this.#masterTick();
   }
@@ -604,12 +587,7 @@ export class PartitionService {
   #tick(): boolean {
     const now = this.#clock.now();
     if (this.#collect) {
-      if (now - this.#collect.sentAt >= 300) {
-        this.#collect.sentAt = now;
-        for (const id of this.#collect.waiting) {
-          this.#transport.send(id, { t: Kind.PartitionTableFetch, collect: true });
-        }
-      }
+      this.#collect.askAgain(now);
       this.#maybeFinishCollect();
       return true;
     }
@@ -780,21 +758,13 @@ export class PartitionService {
    * now on. A message carries the reports of many partitions (a forming cluster confirms
    * hundreds at once); they make one table change, not one each.
    */
-  #onBackupsSynced(from: NodeId, items: readonly { p: number; epoch: number; members: readonly NodeId[] }[]): void {
+  #onBackupsSynced(from: NodeId, items: readonly SyncedItem[]): void {
     if (!this.masterActive) return;
     const t = this.#current();
-    let filling: Map<number, readonly NodeId[]> | null = null;
-    for (const it of items) {
-      const f = (filling ?? t.filling)?.get(it.p);
-      if (!f || t.replicas[it.p]?.[0] !== from || t.epochs[it.p] !== it.epoch) continue;
-      const rest = f.filter((m) => !it.members.includes(m));
-      if (rest.length === f.length) continue;
-      filling ??= new Map(t.filling);
-      if (rest.length > 0) filling.set(it.p, rest);
-      else filling.delete(it.p);
-      this.stats.backupsSynced += f.length - rest.length;
-    }
-    if (filling) this.#stage(withFilling(nextTable(t, t.replicas, t.migrations), filling));
+    const after = applySyncedReports(t, from, items);
+    if (!after) return;
+    this.stats.backupsSynced += after.synced;
+    this.#stage(withFilling(nextTable(t, t.replicas, t.migrations), after.filling));
   }
 
   /**
@@ -802,16 +772,7 @@ export class PartitionService {
    * (resend while the table still lists them; the master ignores stale or repeated reports).
    */
   reportBackupsSynced(p: number, epoch: number, members: readonly NodeId[]): void {
-    this.#syncedOut.set(p, { p, epoch, members: [...members] });
-    // Reports of a few milliseconds go in one message (a forming cluster confirms hundreds at once).
-    this.#syncedTimer ??= this.#clock.setTimer(5, () => {
-      this.#syncedTimer = null;
-      const items = [...this.#syncedOut.values()];
-      this.#syncedOut.clear();
-      const master = this.#view.master();
-      if (!master || items.length === 0 || this.#stopped) return;
-      this.#send(master, { t: Kind.PartitionBackupsSynced, items }, () => this.#onBackupsSynced(this.self, items));
-    });
+    this.#synced.report(p, epoch, members);
   }
 
   /**

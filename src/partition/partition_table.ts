@@ -155,6 +155,13 @@ export function withFilling(t: PartitionTable, filling: ReadonlyMap<number, read
   return { ...t, filling: keptFilling(filling, t.replicas) };
 }
 
+/** Partitions whose primary differs between two tables. */
+export function primariesChanged(prev: PartitionTable, next: PartitionTable): number {
+  let n = 0;
+  for (let p = 0; p < next.partitionCount; p++) if (prev.replicas[p]?.[0] !== next.replicas[p][0]) n++;
+  return n;
+}
+
 /** The members of partition `p`'s row that are filling (empty when none). */
 export function fillingOf(t: PartitionTable, p: number): readonly NodeId[] {
   return t.filling?.get(p) ?? [];
