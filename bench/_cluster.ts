@@ -285,6 +285,22 @@ export function contextSwitches(pid: number | "self"): { main: number; all: numb
 }
 
 /**
+ * Minor page faults of process `pid` so far ("self" for this one), all threads (field 10 of
+ * /proc/<pid>/stat). A process in a steady loop that keeps faulting touches memory the
+ * allocator or the GC handed back to the kernel; each fault costs a kernel entry and a zeroed page.
+ * @returns the count, or NaN where /proc cannot be read
+ */
+export function minorFaults(pid: number | "self"): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the name start at field 3 (state): minflt is field 10.
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
  * UDP datagrams the kernel dropped because a socket's receive buffer was full
  * (`RcvbufErrors` in /proc/net/snmp), machine-wide. WebRTC runs over UDP: each drop costs
  * an SCTP retransmission (a probe after about two round trips, or the RTO of 100 ms–1 s; see

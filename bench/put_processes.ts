@@ -24,6 +24,7 @@ import {
   contextSwitches as switches,
   flag,
   loadAverage,
+  minorFaults,
   processCpu,
   quantile,
   runBench,
@@ -166,6 +167,7 @@ await runBench(async () => {
       const c0 = await counts(members, client);
       const cpu0 = pids.map(cpuMs), self0 = cpuMs("self");
       const sw0 = [...pids, "self" as const].map(switches);
+      const pf0 = [...pids, "self" as const].map(minorFaults);
       let puts = 0, next = 0;
       /** Each put's latency, µs (kept in order; at most 1,000,000). */
       const lat: number[] = [];
@@ -185,6 +187,7 @@ await runBench(async () => {
         main: (x.main - sw0[i].main) / puts,
         all: (x.all - sw0[i].all) / puts,
       }));
+      const faults = [...pids, "self" as const].map((p, i) => (minorFaults(p) - pf0[i]) / puts);
       const c1 = await counts(members, client);
       const per = (k: Exclude<keyof Counts, "bytesByKind">) => (c1[k] - c0[k]) / puts;
       /** Encoded message bytes per put by kind, largest first (kinds under 1 B per put left out). */
@@ -213,6 +216,8 @@ await runBench(async () => {
         bytesPerPutByKind,
         /** Context switches per put of each member and the client (last): main thread, all threads. */
         switchesPerPut: sw,
+        /** Minor page faults per put of each member and the client (last). */
+        faultsPerPut: faults,
       };
       results.push(r);
       const f = (x: number, d = 1) => x.toFixed(d);
@@ -235,7 +240,7 @@ await runBench(async () => {
           }; ` +
           `context switches per put (main thread / all threads): ${
             r.switchesPerPut.map((x) => `${f(x.main, 2)}/${f(x.all, 2)}`).join(" ")
-          }; load ${load} → ${loadAverage()}`,
+          }; page faults per put: ${r.faultsPerPut.map((x) => f(x, 2)).join(" ")}; load ${load} → ${loadAverage()}`,
       );
     }
     console.log(JSON.stringify({
