@@ -238,10 +238,15 @@ export function schedCpuNs(pid: number | "self"): { all: number; main: number } 
 
 /** user + system CPU ms of a /proc `stat` file (a process's or a thread's). */
 function statCpuMs(path: string): number {
-  const stat = readFileSync(path, "utf8");
-  // Fields after the name start at field 3 (state): utime is field 14, stime 15.
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime is field 14, stime 15.
+  const f = statFields(path);
   return (Number(f[11]) + Number(f[12])) * 1000 / CLOCK_TICKS;
+}
+
+/** The fields of a /proc `stat` file after the process name: index 0 is field 3 (state). */
+function statFields(path: string): string[] {
+  const stat = readFileSync(path, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
 }
 
 /**
@@ -286,15 +291,14 @@ export function contextSwitches(pid: number | "self"): { main: number; all: numb
 
 /**
  * Minor page faults of process `pid` so far ("self" for this one), all threads (field 10 of
- * /proc/<pid>/stat). A process in a steady loop that keeps faulting touches memory the
- * allocator or the GC handed back to the kernel; each fault costs a kernel entry and a zeroed page.
+ * /proc/<pid>/stat). A process in a steady loop that keeps faulting touches memory new to it:
+ * its heap growing between collections, or pages its allocator handed back to the kernel. Each
+ * fault costs a kernel entry and a zeroed page.
  * @returns the count, or NaN where /proc cannot be read
  */
 export function minorFaults(pid: number | "self"): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the name start at field 3 (state): minflt is field 10.
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+    return Number(statFields(`/proc/${pid}/stat`)[7]);
   } catch {
     return NaN;
   }
