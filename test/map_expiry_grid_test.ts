@@ -182,6 +182,42 @@ describe("entry listeners", () => {
     h.stop();
   });
 
+  test("a listener behind in time, not in events, resumes without a gap on primaries whose copies came by snapshot", async () => {
+    // The listener's member stalls (its links slow to 2 s a message) while writes go on and a
+    // member joins: primaries move to the new member, each on a copy a snapshot filled. The
+    // snapshot carries the last events, so the listener's polls find theirs there.
+    const h = await cluster(2);
+    const host = await h.add("l", true);
+    await h.run(2000);
+    const writer = h.members.get("n1")!.grid.getMap<string, number>("m");
+    const events: Array<EntryEvent<string, number> | GapEvent> = [];
+    await h.until(host.grid.getMap<string, number>("m").addEntryListener((e) => void events.push(e)));
+    const acked: Array<[string, number]> = [];
+    const write = async (i: number) => {
+      await h.until(writer.set(`k${i % 10}`, i));
+      acked.push([`k${i % 10}`, i]);
+    };
+    for (let i = 0; i < 20; i++) await write(i);
+    for (const id of ["n0", "n1"]) for (const [a, b] of [["l", id], [id, "l"]]) h.net.setLink(a, b, { delayMs: 2000 });
+    for (let i = 20; i < 40; i++) await write(i);
+    await h.add("n2");
+    await h.run(5000);
+    // Partitions the new member is primary of now, that held events the listener had not received.
+    const moved = new Set(
+      [...Array(10).keys()].map((i) => partitionOf(`k${i}`, P)).filter((p) =>
+        h.members.get("n0")!.grid.partitions.table.replicas[p][0] === "n2"
+      ),
+    );
+    for (let i = 40; i < 60; i++) await write(i);
+    for (const id of ["n0", "n1"]) for (const [a, b] of [["l", id], [id, "l"]]) h.net.setLink(a, b, { delayMs: 1 });
+    await h.run(10_000);
+    expect(events.filter((e) => e.type === "gap")).toEqual([]);
+    const heard = new Set((events as EntryEvent<string, number>[]).map((e) => `${e.key}=${e.value}`));
+    expect(acked.filter(([k, v]) => !heard.has(`${k}=${v}`))).toEqual([]);
+    expect(moved.size).toBeGreaterThan(0);
+    h.stop();
+  });
+
   test("expired and evicted entries emit events; a key filter and includeValue: false apply", async () => {
     const h = await cluster(2, { maps: { c: { maxSizePerMember: 5 } } });
     const g = h.members.get("n0")!.grid;

@@ -334,6 +334,62 @@ describe("entry events", () => {
     expect(r.since({ seq: 5, i: 1 }, 50, 10)).toEqual({ events: [], gap: { fromSeq: 6, toSeq: 40 } });
   });
 
+  test("a snapshot carries the copy's events: a listener behind the snapshot's seq resumes on the copy without a gap", () => {
+    const d = new PartitionData(5, { log: 256, dedupe: 64, events: 4 });
+    for (let seq = 1; seq <= 6; seq++) {
+      write(d, [{ m: "m", k: b(`k${seq}`), v: b(`v${seq}`), at: seq }, { m: "n", k: b("x"), v: b(`${seq}`), at: seq }]);
+    }
+    write(d, [{ m: "m", k: b("k6"), v: null, at: 7 }]);
+    // The ring holds whole writes, newest first kept: 4 events = writes 6 (2 events) and 7 (1), covered from 5.
+    expect(d.events.coveredFrom).toBe(5);
+    const copy = new PartitionData(5, { log: 256, dedupe: 64, events: 4 });
+    copy.install(structuredClone(d.snapshot()), 1);
+    const show = (r: ReturnType<EventRing["since"]>) => ({
+      gap: r.gap,
+      events: r.events.map((e) => [e.seq, e.i, e.type, e.m, new TextDecoder().decode(e.key), e.value?.length]),
+    });
+    // A listener at write 5 finds the same events on the copy as on the original, with no gap.
+    expect(show(copy.events.since({ seq: 5, i: 1 }, 7, 100))).toEqual(show(d.events.since({ seq: 5, i: 1 }, 7, 100)));
+    expect(copy.events.since({ seq: 5, i: 1 }, 7, 100).gap).toBeUndefined();
+    expect(copy.events.since({ seq: 5, i: 1 }, 7, 100).events.map((e) => e.type)).toEqual([
+      "added",
+      "updated",
+      "removed",
+    ]);
+    // Farther behind than the ring reaches: the same gap on both.
+    expect(copy.events.since({ seq: 2, i: 1 }, 7, 100).gap).toEqual({ fromSeq: 3, toSeq: 5 });
+    // Of the maps a copy's level keeps only; and a snapshot without events (an older member's) starts after its seq.
+    const m = new PartitionData(5);
+    m.install(structuredClone(d.snapshot((map) => map === "m")), 1);
+    expect(m.events.since({ seq: 5, i: 1 }, 7, 100).events.map((e) => [e.seq, e.m])).toEqual([[6, "m"], [7, "m"]]);
+    const old = new PartitionData(5);
+    const { ev: _, ef: __, ...withoutEvents } = structuredClone(d.snapshot());
+    old.install(withoutEvents, 1);
+    expect(old.events.since({ seq: 5, i: 1 }, 7, 100)).toEqual({ events: [], gap: { fromSeq: 6, toSeq: 7 } });
+  });
+
+  test("events that do not check out are not restored: the ring starts after the snapshot's seq", () => {
+    const r = new EventRing(8);
+    const key = b("k");
+    r.restore(2, [[3, 0, 0, "m", key, null, null], [5, 0, 1, "m", key, b("v"), b("u")]], 6);
+    expect(r.coveredFrom).toBe(2);
+    expect(r.since({ seq: 2, i: 0 }, 6, 10).events.map((e) => [e.seq, e.type])).toEqual([[3, "added"], [5, "updated"]]);
+    for (
+      const bad of [
+        [[3, 0, 0, "m", key, null, null], [3, 0, 0, "m", key, null, null]], // not after the one before
+        [[3, 0, 9, "m", key, null, null]], // no such type
+        [[2, 0, 0, "m", key, null, null]], // not after `from`
+      ] as Array<Array<[number, number, number, string, Uint8Array, Uint8Array | null, Uint8Array | null]>>
+    ) {
+      r.restore(2, bad, 6);
+      expect(r.size).toBe(0);
+      expect(r.coveredFrom).toBe(6);
+    }
+    // Events after the seq the copy starts at are left to the writes that follow it.
+    r.restore(2, [[3, 0, 0, "m", key, null, null], [7, 0, 0, "m", key, null, null]], 6);
+    expect([r.coveredFrom, r.size]).toEqual([2, 1]);
+  });
+
   test("the ring's columns wrap around and grow: it holds exactly the newest whole writes, with their bytes", () => {
     // Against a plain array model: writes of 1 to 3 events, keys and values in the write's buffer,
     // limits small enough that the columns wrap many times and grow from 4 up to limit + 1.

@@ -97,6 +97,9 @@ export class RawEvent implements AppliedChange {
   }
 }
 
+/** One held event as a snapshot carries it: seq, index, type (index in entryEventTypes), map, key, value, old value. */
+export type EventTuple = [number, number, number, string, Uint8Array, Uint8Array | null, Uint8Array | null];
+
 /** A position in a partition's events: everything up to and including `(seq, i)` was seen. */
 export interface EventCursor {
   seq: number;
@@ -165,6 +168,45 @@ export class EventRing {
     this.#head = this.#n = 0;
     this.bytes = 0;
     this.coveredFrom = seq;
+  }
+
+  /**
+   * The events held, oldest first, as a snapshot carries them (`keep`: of the maps it accepts
+   * only), and `from`: every event of writes with seq > from is among them.
+   */
+  exportEvents(keep?: (m: string) => boolean): { from: number; ev: EventTuple[] } {
+    const ev: EventTuple[] = [];
+    for (let j = 0; j < this.#n; j++) {
+      const e = this.#event(j);
+      if (keep && !keep(e.m)) continue;
+      ev.push([e.seq, e.i, TYPE_INDEX[e.type], e.m, e.key, e.value ?? null, e.oldValue ?? null]);
+    }
+    return { from: this.coveredFrom, ev };
+  }
+
+  /**
+   * Starts over with a snapshot's events: every event of writes with seq > `from` is in `ev`
+   * (oldest first); those after `upTo` (the seq the copy starts at) are left out, since the
+   * writes after it will bring them again. A list that does not check out (out of order, an
+   * unknown type) leaves the ring starting after `upTo`.
+   */
+  restore(from: number, ev: readonly EventTuple[], upTo: number): void {
+    this.reset(upTo);
+    if (from >= upTo) return;
+    let last: EventCursor = { seq: from, i: Number.MAX_SAFE_INTEGER };
+    for (const e of ev) {
+      if (!(after(e[0], e[1], last) && entryEventTypes[e[2]] !== undefined)) return this.reset(upTo);
+      last = { seq: e[0], i: e[1] };
+    }
+    this.coveredFrom = from;
+    for (const [seq, i, type, m, key, value, oldValue] of ev) {
+      if (seq > upTo) break;
+      const own = new Uint8Array(key.byteLength + (value?.byteLength ?? 0));
+      own.set(key);
+      if (value) own.set(value, key.byteLength);
+      const vl = value ? value.byteLength : -1;
+      this.add(seq, i, entryEventTypes[type], m, own, 0, key.byteLength, key.byteLength, vl, oldValue?.slice());
+    }
   }
 
   push(e: RawEvent): void {

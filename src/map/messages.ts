@@ -160,6 +160,24 @@ const chunkFields = {
   lv: z.number().int().min(0).max(7).optional(),
   /** The partition's idle floor (expiry.ts), on chunk 0. */
   fl: stampSchema().optional(),
+  /**
+   * The copy's last entry events, on the last chunk (entry_events.ts EventRing): [seq, index,
+   * type (0–5: added, updated, removed, expired, evicted, merged), map, key, value or null, old
+   * value or null], oldest first; `ef`: every event of writes after seq `ef` is among them.
+   */
+  ev: w.list(
+    z.tuple([
+      w.uint(),
+      w.uint(),
+      z.number().int().min(0).max(5),
+      w.str(256),
+      w.bytes(),
+      w.bytes().nullable(),
+      w.bytes().nullable(),
+    ]),
+    100_000,
+  ).optional(),
+  ef: w.uint().optional(),
 };
 
 /**

@@ -9,7 +9,7 @@
 import { assert } from "../core/errors.ts";
 import { type DedupeCounts, type DedupeRecord, DedupeRecords, DEFAULT_DEDUPE_LIMITS } from "./dedupe_records.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
-import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing } from "./entry_events.ts";
+import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing, type EventTuple } from "./entry_events.ts";
 import { RecordStore } from "./record_store.ts";
 import type { EntrySink, SnapshotEntry } from "./snapshot_codec.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
@@ -45,6 +45,13 @@ export interface SnapshotData {
   idleFloor?: number;
   /** The level of the copy (which maps it holds; replication_levels.ts). @default 0 (all) */
   level?: number;
+  /**
+   * The copy's last entry events (of the maps the snapshot holds), oldest first, and `ef`: every
+   * event of writes with seq > ef is among them. A copy installed from the snapshot keeps them,
+   * so a listener that polls it after a migration or a promotion finds its events there.
+   */
+  ev?: EventTuple[];
+  ef?: number;
 }
 
 export type { SnapshotEntry };
@@ -405,6 +412,8 @@ export class PartitionData {
     if (cw.length > 0) snap.cw = cw;
     if (this.level > 0) snap.level = this.level;
     if (this.idleFloor > 0) snap.idleFloor = this.idleFloor;
+    const { from, ev } = this.events.exportEvents(keep);
+    if (ev.length > 0) (snap.ev = ev, snap.ef = from);
     return snap;
   }
 
@@ -443,7 +452,8 @@ export class PartitionData {
       this.#xor(s, key, value);
     }
     this.idleFloor = snap.idleFloor ?? 0;
-    this.events.reset(snap.seq);
+    if (snap.ev && snap.ef !== undefined) this.events.restore(snap.ef, snap.ev, snap.seq);
+    else this.events.reset(snap.seq);
     for (const [client, w] of snap.cw ?? []) this.dedupe.raise(client, w);
     for (const [c, seq, r, m] of snap.dedupe) this.dedupe.set(c, m === undefined ? { seq, r } : { seq, r, m });
     this.seq = snap.seq;

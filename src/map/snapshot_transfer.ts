@@ -76,7 +76,16 @@ interface SnapshotIn {
   n: number;
   s: number;
   d: [number, number];
-  got: Map<number, { entries: SnapshotData["entries"]; dedupe: SnapshotData["dedupe"]; cw?: SnapshotData["cw"] }>;
+  got: Map<
+    number,
+    {
+      entries: SnapshotData["entries"];
+      dedupe: SnapshotData["dedupe"];
+      cw?: SnapshotData["cw"];
+      ev?: SnapshotData["ev"];
+      ef?: number;
+    }
+  >;
   /** Last time a chunk of this transfer arrived (new or resent). */
   lastChunkAt: number;
   /** The partition's idle floor (expiry.ts). */
@@ -172,6 +181,7 @@ export class SnapshotTransfers {
       dedupeBytes += callId.length + 16 + (result instanceof Uint8Array ? result.byteLength : 8);
     }
     for (const [client] of snap.cw ?? []) dedupeBytes += client.length + 16;
+    for (const e of snap.ev ?? []) dedupeBytes += 32 + e[3].length + e[4].byteLength + (e[5]?.byteLength ?? 0);
     for (let i = 0; i < packer.chunks.length; i++) {
       const last = i === packer.chunks.length - 1;
       const data = this.#compress(packer.chunks[i]);
@@ -191,6 +201,7 @@ export class SnapshotTransfers {
       };
       if (up) c.up = true;
       if (last && snap.cw) c.cw = snap.cw;
+      if (last && snap.ev) (c.ev = snap.ev, c.ef = snap.ef);
       if (snap.idleFloor) c.fl = snap.idleFloor;
       if (lv > 0) c.lv = lv;
       chunks.push(c);
@@ -448,6 +459,7 @@ export class SnapshotTransfers {
       for (const e of part.entries) snap.entries.push(e);
       for (const e of part.dedupe) snap.dedupe.push(e);
       if (part.cw) (snap.cw ??= []).push(...part.cw);
+      if (part.ev && part.ef !== undefined) (snap.ev = part.ev, snap.ef = part.ef);
     }
     return snap;
   }
@@ -473,7 +485,7 @@ export class SnapshotTransfers {
     }
     a.lastChunkAt = this.ctx.clock.now();
     if (c.i >= a.n) return null;
-    a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe, cw: c.cw });
+    a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe, cw: c.cw, ev: c.ev, ef: c.ef });
     this.ctx.transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
     if (a.got.size < a.n) return null;
     this.in.delete(c.p);
