@@ -362,6 +362,9 @@ describe("entry events", () => {
     const m = new PartitionData(5);
     m.install(structuredClone(d.snapshot((map) => map === "m")), 1);
     expect(m.events.since({ seq: 5, i: 1 }, 7, 100).events.map((e) => [e.seq, e.m])).toEqual([[6, "m"], [7, "m"]]);
+    // A transfer to a follower carries the events of the maps listeners read only (snapshot_transfer.ts).
+    expect(d.snapshotMeta(undefined, () => false).ev).toBeUndefined();
+    expect(new Set(d.snapshotMeta(undefined, (map) => map === "n").ev!.map((e) => e[3]))).toEqual(new Set(["n"]));
     const old = new PartitionData(5);
     const { ev: _, ef: __, ...withoutEvents } = structuredClone(d.snapshot());
     old.install(withoutEvents, 1);

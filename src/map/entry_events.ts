@@ -177,8 +177,8 @@ export class EventRing {
   exportEvents(keep?: (m: string) => boolean): { from: number; ev: EventTuple[] } {
     const ev: EventTuple[] = [];
     for (let j = 0; j < this.#n; j++) {
+      if (keep && !keep(this.#m[(this.#head + j) % this.#seq.length])) continue;
       const e = this.#event(j);
-      if (keep && !keep(e.m)) continue;
       ev.push([e.seq, e.i, TYPE_INDEX[e.type], e.m, e.key, e.value ?? null, e.oldValue ?? null]);
     }
     return { from: this.coveredFrom, ev };

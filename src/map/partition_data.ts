@@ -399,8 +399,11 @@ export class PartitionData {
     }
   }
 
-  /** Everything of `snapshot(keep)` but its entries. */
-  snapshotMeta(keep?: (m: string) => boolean): Omit<SnapshotData, "entries"> {
+  /**
+   * Everything of `snapshot(keep)` but its entries; its events only of the maps `events`
+   * accepts (all the kept maps' without it).
+   */
+  snapshotMeta(keep?: (m: string) => boolean, events?: (m: string) => boolean): Omit<SnapshotData, "entries"> {
     const dedupe: SnapshotData["dedupe"] = [];
     for (const [c, d] of this.dedupe.entries()) {
       if (d.m === undefined) dedupe.push([c, d.seq, d.r]);
@@ -412,10 +415,17 @@ export class PartitionData {
     if (cw.length > 0) snap.cw = cw;
     if (this.level > 0) snap.level = this.level;
     if (this.idleFloor > 0) snap.idleFloor = this.idleFloor;
-    const { from, ev } = this.events.exportEvents(keep);
+    const { from, ev } = this.events.exportEvents(events ? (m) => (!keep || keep(m)) && events(m) : keep);
     if (ev.length > 0) (snap.ev = ev, snap.ef = from);
     return snap;
   }
+
+  /**
+   * When a listener's poll last read each map's events from this copy (the clock's ms): a
+   * snapshot sent to a follower carries the events of those maps only (snapshot_transfer.ts), so
+   * a map nobody listens to costs its transfers nothing more.
+   */
+  readonly eventReaders = new Map<string, number>();
 
   /** Replaces the whole content with a snapshot (of the maps a copy at `level` holds). */
   install(snap: SnapshotData, lineage: number, level = 0): void {

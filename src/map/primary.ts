@@ -163,6 +163,7 @@ export class PrimaryRole {
    */
   #serveEvents(prim: PrimaryState, d: PartitionData, body: NonNullable<ReturnType<typeof parseBody>>, reply: Reply) {
     const ctx = this.ctx;
+    d.eventReaders.set(body.m, ctx.clock.now());
     if (body.s === -1) {
       const s = d.seq;
       return this.#waitFor(

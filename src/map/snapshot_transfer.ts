@@ -16,6 +16,13 @@ import type { PartitionData, SnapshotData } from "./partition_data.ts";
 import { deflatePacked, EntryPacker, unpackEntries } from "./snapshot_codec.ts";
 
 /**
+ * How long after a listener's last poll of a map on a copy that copy's snapshots still carry
+ * the map's events. A listener polls each partition again as soon as a poll is answered, or
+ * after the invoker's retry when it fails; a minute covers one stalled for a failover.
+ */
+export const EVENT_READERS_MS = 60_000;
+
+/**
  * A primary drops a snapshot transfer after this many retransmit intervals without an
  * acknowledged chunk (the replica pulls again if it still needs one). Long enough for a
  * congested link whose acks lag by seconds, so such a transfer is not restarted from scratch
@@ -167,7 +174,13 @@ export class SnapshotTransfers {
   ): SnapshotOut {
     const lv = up ? d.level : level;
     const keep = up ? undefined : this.ctx.levels.keep(level);
-    const snap = d.snapshotMeta(keep);
+    // The last events go along for the maps a listener read here lately (to a new primary, all):
+    // a listener behind the snapshot's point resumes from the copy without a gap.
+    const now = this.ctx.clock.now();
+    const read = d.eventReaders.size === 0
+      ? () => false
+      : (m: string) => now - (d.eventReaders.get(m) ?? -Infinity) <= EVENT_READERS_MS;
+    const snap = d.snapshotMeta(keep, up ? undefined : read);
     // The entries are packed straight from the records, chunk by chunk (snapshot_codec.ts).
     const packer = new EntryPacker(this.ctx.config.snapshotChunkBytes);
     d.snapshotInto(packer, keep);
