@@ -188,13 +188,16 @@ export class SnapshotTransfers {
     const chunks: Message[] = [];
     const sizes: number[] = [];
     const sid = this.#sid++;
-    // Each dedupe record carries its call's result (often a previous value as bytes).
-    let dedupeBytes = 0;
+    // What the last chunk carries besides its entries: the dedupe records (each with its call's
+    // result, often a previous value as bytes), the clients' watermarks and the events.
+    let lastExtraBytes = 0;
     for (const [callId, , result] of snap.dedupe) {
-      dedupeBytes += callId.length + 16 + (result instanceof Uint8Array ? result.byteLength : 8);
+      lastExtraBytes += callId.length + 16 + (result instanceof Uint8Array ? result.byteLength : 8);
     }
-    for (const [client] of snap.cw ?? []) dedupeBytes += client.length + 16;
-    for (const e of snap.ev ?? []) dedupeBytes += 32 + e[3].length + e[4].byteLength + (e[5]?.byteLength ?? 0);
+    for (const [client] of snap.cw ?? []) lastExtraBytes += client.length + 16;
+    for (const e of snap.ev ?? []) {
+      lastExtraBytes += 32 + e[3].length + e[4].byteLength + (e[5]?.byteLength ?? 0) + (e[6]?.byteLength ?? 0);
+    }
     for (let i = 0; i < packer.chunks.length; i++) {
       const last = i === packer.chunks.length - 1;
       const data = this.#compress(packer.chunks[i]);
@@ -218,7 +221,7 @@ export class SnapshotTransfers {
       if (snap.idleFloor) c.fl = snap.idleFloor;
       if (lv > 0) c.lv = lv;
       chunks.push(c);
-      sizes.push(data.byteLength + 64 + (last ? dedupeBytes : 0));
+      sizes.push(data.byteLength + 64 + (last ? lastExtraBytes : 0));
     }
     return {
       p,
