@@ -19,10 +19,28 @@ import { executeQueueOp, isQueueOp } from "./queue_ops.ts";
 import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
 import { MAX_PARK_MS, type ParkedOp, parkUntil } from "./parked_ops.ts";
-import { executeOp, isWrite, OpCode, opKeys, parseBody } from "./operations.ts";
+import { executeOp, isWrite, type OpBody, OpCode, opKeys, parseBody } from "./operations.ts";
 import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
 import type { SnapshotTransfers } from "./snapshot_transfer.ts";
+
+/** An op that passed {@link PrimaryRole.serve}'s checks, with what its write or read path needs. */
+interface ServedOp {
+  prim: PrimaryState;
+  d: PartitionData;
+  from: NodeId;
+  req: InvokeRequest;
+  /** Its body, valid. */
+  body: OpBody;
+  keys: Uint8Array[] | undefined;
+  /** The one clock read of the op (its stamp, and the housekeeping's whole-ms time). */
+  clockNow: number;
+  reply: Reply;
+}
+
+/** What answers a call once its write or read is committed (`ok`), or its partition moved on first. */
+const answerOnCommit = (reply: Reply, result: unknown) => (ok: boolean): void =>
+  ok ? reply("ok", result) : reply("MIGRATING");
 
 export class PrimaryRole {
   constructor(readonly ctx: MapContext, readonly snapshots: SnapshotTransfers) {}
@@ -54,76 +72,94 @@ export class PrimaryRole {
     if (prim.handoff || prim.catchUp) return reply("MIGRATING");
     if (prim.waiters.length >= ctx.config.maxPendingPerPartition) return reply("OVERLOADED");
     const d = ctx.data.get(req.p)!;
-    const answer = (result: unknown) => (ok: boolean) => ok ? reply("ok", result) : reply("MIGRATING");
     if (req.op === OpCode.Events) return this.#serveEvents(prim, d, body, reply);
     // One clock read per op: its stamp (hlc.ts) and the housekeeping's whole-ms time.
     const clockNow = ctx.clock.now();
-    const now = Math.floor(clockNow);
     const keys = opKeys(req.op, body);
+    // Writes and reads each in a method of its own: the JIT compiles each on the ops it has seen,
+    // so the first writes after a member served only reads (the job coordinator's walks) do not
+    // throw away and recompile code shared with the reads (bench/RESULTS.md, "the JIT after warm-up").
+    const op: ServedOp = { prim, d, from, req, body, keys, clockNow, reply };
+    if (isWrite(req.op)) this.#serveWrite(op, parkDeadline);
+    else this.#serveRead(op);
+  }
+
+  /** {@link serve}'s write path. */
+  #serveWrite(op: ServedOp, parkDeadline: number | undefined): void {
+    const { prim, d, from, req, body, keys, clockNow, reply } = op;
+    const ctx = this.ctx;
+    const now = Math.floor(clockNow);
     const hk = ctx.housekeeping;
     const lv = ctx.levels;
-    if (isWrite(req.op)) {
-      const seen = d.dedupe.get(req.c);
-      if (seen) {
-        ctx.counters.dedupeHits++;
-        return this.#waitFor(prim, seen.seq, seen.m === undefined ? lv.maxSync : lv.sync(seen.m), answer(seen.r));
-      }
-      if (d.dedupe.isBelowWatermark(req.c)) {
-        // Its caller answered it already (or its member left the view and this copy dropped
-        // its records): whether it ran here is no longer known, and it must not run twice.
-        ctx.counters.dedupeRefused++;
-        return reply(
-          "INDETERMINATE",
-          null,
-          `call ${req.c} is below its caller's watermark on partition ${req.p}: not applied again (it may have been applied before)`,
-        );
-      }
-      // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
-      // result must be deduplicated like any other, or a retry executing later could answer
-      // differently from the attempt that counts.
-      hk.beforeOp(d, body.m, keys, now);
-      // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts). Lock
-      // leases are measured in these stamps too, so they never run backwards across a failover.
-      const stamp = nextStamp(clockNow, d.maxAt);
-      const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
-      if (body.pk && parkDeadline !== 0) {
-        const w = parkUntil(d, req.op, body, { now: stamp, from, alive });
-        const deadline = w && Math.min(parkDeadline ?? now + Math.min(body.pk, MAX_PARK_MS), w.until);
-        if (w && deadline! > now && ctx.parked.park(req.p, { from, req, reply, deadline: deadline!, ...w })) return;
-      }
-      if (
-        !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) &&
-        lockedByOther(d, body.m, keys, from, stamp, alive)
-      ) {
-        return reply("LOCKED", null, `a key of this write is locked by another member`);
-      }
-      const out = isProcessorOp(req.op)
-        ? executeProcessorOp(ctx.processors, d, req.op, body, stamp)
-        : isLockOp(req.op)
-        ? executeLockOp(d, req.op, body, stamp, from, alive)
-        : isQueueOp(req.op)
-        ? executeQueueOp(d, req.op, body, stamp)
-        : isTopicOp(req.op)
-        ? executeTopicOp(d, req.op, body, stamp)
-        : executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
-      const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
-      if (req.w !== undefined) entry.w = req.w;
-      const direct = this.#directAckers(prim);
-      if (direct && direct.length > 0) (entry.o = from, entry.ak = direct);
-      d.applyEntry(entry);
-      ctx.counters.writesApplied++;
-      if (ctx.parked.has(req.p)) this.#wakeParked(req.p, entry);
-      if (keys) { for (const k of keys) prim.keyPending.set(keyId(k), entry.seq); }
-      else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
-      this.#ship(prim, [entry], clockNow);
-      hk.afterWrite(d, entry, now);
-      // Answered by the ackers themselves, each once it applied the write (backup.ts).
-      if (direct && direct.length > 0) return void ctx.counters.directAcked++;
-      // A write waits for the sync backups of the maps it changed (all of them when it changed none).
-      let k = entry.e.length === 0 ? lv.maxSync : 0;
-      for (const e of entry.e) k = Math.max(k, lv.sync(e.m));
-      return this.#waitFor(prim, entry.seq, k, answer(out.result));
+    const seen = d.dedupe.get(req.c);
+    if (seen) {
+      ctx.counters.dedupeHits++;
+      const k = seen.m === undefined ? lv.maxSync : lv.sync(seen.m);
+      return this.#waitFor(prim, seen.seq, k, answerOnCommit(reply, seen.r));
     }
+    if (d.dedupe.isBelowWatermark(req.c)) {
+      // Its caller answered it already (or its member left the view and this copy dropped
+      // its records): whether it ran here is no longer known, and it must not run twice.
+      ctx.counters.dedupeRefused++;
+      return reply(
+        "INDETERMINATE",
+        null,
+        `call ${req.c} is below its caller's watermark on partition ${req.p}: not applied again (it may have been applied before)`,
+      );
+    }
+    // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
+    // result must be deduplicated like any other, or a retry executing later could answer
+    // differently from the attempt that counts.
+    hk.beforeOp(d, body.m, keys, now);
+    // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts). Lock
+    // leases are measured in these stamps too, so they never run backwards across a failover.
+    const stamp = nextStamp(clockNow, d.maxAt);
+    const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
+    if (body.pk && parkDeadline !== 0) {
+      const w = parkUntil(d, req.op, body, { now: stamp, from, alive });
+      const deadline = w && Math.min(parkDeadline ?? now + Math.min(body.pk, MAX_PARK_MS), w.until);
+      if (w && deadline! > now && ctx.parked.park(req.p, { from, req, reply, deadline: deadline!, ...w })) return;
+    }
+    if (
+      !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) &&
+      lockedByOther(d, body.m, keys, from, stamp, alive)
+    ) {
+      return reply("LOCKED", null, `a key of this write is locked by another member`);
+    }
+    const out = isProcessorOp(req.op)
+      ? executeProcessorOp(ctx.processors, d, req.op, body, stamp)
+      : isLockOp(req.op)
+      ? executeLockOp(d, req.op, body, stamp, from, alive)
+      : isQueueOp(req.op)
+      ? executeQueueOp(d, req.op, body, stamp)
+      : isTopicOp(req.op)
+      ? executeTopicOp(d, req.op, body, stamp)
+      : executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
+    const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
+    if (req.w !== undefined) entry.w = req.w;
+    const direct = this.#directAckers(prim);
+    if (direct && direct.length > 0) (entry.o = from, entry.ak = direct);
+    d.applyEntry(entry);
+    ctx.counters.writesApplied++;
+    if (ctx.parked.has(req.p)) this.#wakeParked(req.p, entry);
+    if (keys) { for (const k of keys) prim.keyPending.set(keyId(k), entry.seq); }
+    else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
+    this.#ship(prim, [entry], clockNow);
+    hk.afterWrite(d, entry, now);
+    // Answered by the ackers themselves, each once it applied the write (backup.ts).
+    if (direct && direct.length > 0) return void ctx.counters.directAcked++;
+    // A write waits for the sync backups of the maps it changed (all of them when it changed none).
+    let k = entry.e.length === 0 ? lv.maxSync : 0;
+    for (const e of entry.e) k = Math.max(k, lv.sync(e.m));
+    return this.#waitFor(prim, entry.seq, k, answerOnCommit(reply, out.result));
+  }
+
+  /** {@link serve}'s read path. */
+  #serveRead(op: ServedOp): void {
+    const { prim, d, from, req, body, keys, clockNow, reply } = op;
+    const ctx = this.ctx;
+    const now = Math.floor(clockNow);
+    const hk = ctx.housekeeping;
     hk.beforeOp(d, body.m, keys, now);
     const stamp = nextStamp(clockNow, d.maxAt);
     const out = isLockOp(req.op)
@@ -135,8 +171,9 @@ export class PrimaryRole {
       : executeOp(d, req.op, body, stamp, hk.defaults);
     hk.afterRead(d, body.m, keys, now);
     // Reads of a user map wait for its own sync backups; of a lock, queue or topic, for all.
+    const lv = ctx.levels;
     const k = isLockOp(req.op) || isQueueOp(req.op) || isTopicOp(req.op) ? lv.maxSync : lv.sync(body.m);
-    this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), k, answer(out.result));
+    this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), k, answerOnCommit(reply, out.result));
   }
 
   /** Runs again (after this write) the requests parked on an internal map `entry` wrote (parked_ops.ts). */
