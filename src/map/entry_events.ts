@@ -201,11 +201,9 @@ export class EventRing {
     this.coveredFrom = from;
     for (const [seq, i, type, m, key, value, oldValue] of ev) {
       if (seq > upTo) break;
-      const own = new Uint8Array(key.byteLength + (value?.byteLength ?? 0));
-      own.set(key);
-      if (value) own.set(value, key.byteLength);
-      const vl = value ? value.byteLength : -1;
-      this.add(seq, i, entryEventTypes[type], m, own, 0, key.byteLength, key.byteLength, vl, oldValue?.slice());
+      // Key, value and old value copied out of the received chunk (RawEvent.of copies the first two).
+      const change = { type: entryEventTypes[type], m, key, value: value ?? undefined, oldValue: oldValue?.slice() };
+      this.push(RawEvent.of(seq, i, change, null));
     }
   }
 

@@ -200,21 +200,21 @@ export class PrimaryRole {
    */
   #serveEvents(prim: PrimaryState, d: PartitionData, body: NonNullable<ReturnType<typeof parseBody>>, reply: Reply) {
     const ctx = this.ctx;
-    d.eventReaders.set(body.m, ctx.clock.now());
+    const now = ctx.clock.now();
+    d.eventReaders.set(body.m, now);
     if (body.s === -1) {
-      const s = d.seq;
       return this.#waitFor(
         prim,
-        s,
+        d.seq,
         ctx.levels.maxSync,
-        (ok) => ok ? reply("ok", { s, i: AFTER_WRITE, ev: [] }) : reply("MIGRATING"),
+        answerOnCommit(reply, { s: d.seq, i: AFTER_WRITE, ev: [] }),
       );
     }
     const a = readEvents(d, body, this.#commitSeq(prim, ctx.levels.maxSync));
     if (a) return reply("ok", a);
     const held = ctx.polls.hold(prim.p, {
       body,
-      deadline: ctx.clock.now() + Math.min(ctx.config.eventPollHoldMs, typeof body.h === "number" ? body.h : Infinity),
+      deadline: now + Math.min(ctx.config.eventPollHoldMs, typeof body.h === "number" ? body.h : Infinity),
       answer: (x, status = "ok") => status === "ok" ? reply("ok", x) : reply(status),
     });
     if (!held) reply("OVERLOADED");
