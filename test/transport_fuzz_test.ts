@@ -40,6 +40,22 @@ describe("frames and chunks", () => {
     );
   });
 
+  test("frameOf: every length of the message list's header, and frames that stay as built", () => {
+    const built: [Uint8Array, Uint8Array][] = [];
+    for (const n of [1, 23, 24, 255, 256, 4096]) {
+      const msgs: Message[] = Array.from({ length: n }, (_, i) => ({ t: Kind.TestEcho, seq: i, reply: i % 2 === 0 }));
+      const frame = frameOf(msgs.map((m) => encodeValue(m)));
+      const expected = encodeFrame(msgs);
+      expect(Buffer.from(frame).equals(Buffer.from(expected))).toBe(true);
+      built.push([frame, expected]);
+    }
+    // Frames come from the runtime's buffer pool: building more must not change earlier ones.
+    for (let i = 0; i < 5_000; i++) {
+      frameOf([encodeValue({ t: Kind.TestData, seq: i, data: new Uint8Array(200).fill(i) })]);
+    }
+    for (const [frame, expected] of built) expect(Buffer.from(frame).equals(Buffer.from(expected))).toBe(true);
+  });
+
   test("the frame queue cuts frames near the target size and keeps order", () => {
     const q = new FrameQueue(1_000_000);
     for (let i = 0; i < 2_000; i++) q.push(encodeValue({ t: Kind.TestEcho, seq: i, reply: false }));
