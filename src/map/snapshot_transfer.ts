@@ -83,16 +83,8 @@ interface SnapshotIn {
   n: number;
   s: number;
   d: [number, number];
-  got: Map<
-    number,
-    {
-      entries: SnapshotData["entries"];
-      dedupe: SnapshotData["dedupe"];
-      cw?: SnapshotData["cw"];
-      ev?: SnapshotData["ev"];
-      ef?: number;
-    }
-  >;
+  /** What each chunk carried, by index. */
+  got: Map<number, Pick<SnapshotData, "entries" | "dedupe" | "cw" | "ev" | "ef">>;
   /** Last time a chunk of this transfer arrived (new or resent). */
   lastChunkAt: number;
   /** The partition's idle floor (expiry.ts). */
