@@ -291,26 +291,27 @@ export function executeOp(
   const expiry = () => exp ??= resolveExpiry({ ttlMs: b.ttl, maxIdleMs: b.mi }, defaults(b.m));
   const set = (v: Uint8Array): Effect => withExpiry({ m: b.m, k: b.k!, v, at: now }, expiry());
   const del = (): Effect => ({ m: b.m, k: b.k!, v: null, at: now });
-  const prev = cur ? cur.value : null;
+  // A copy of the current value, taken only by the ops that answer with it (Set and Delete do not).
+  const prev = () => cur ? cur.value : null;
   switch (op) {
     case OpCode.Get:
-      return { result: prev, effects: [] };
+      return { result: prev(), effects: [] };
     case OpCode.ContainsKey:
       return { result: cur !== undefined, effects: [] };
     case OpCode.Put:
-      return { result: prev, effects: [set(b.v!)] };
+      return { result: prev(), effects: [set(b.v!)] };
     case OpCode.Set:
       return { result: null, effects: [set(b.v!)] };
     case OpCode.PutIfAbsent:
-      return cur ? { result: prev, effects: [] } : { result: null, effects: [set(b.v!)] };
+      return cur ? { result: prev(), effects: [] } : { result: null, effects: [set(b.v!)] };
     case OpCode.Replace:
-      return cur ? { result: prev, effects: [set(b.v!)] } : { result: null, effects: [] };
+      return cur ? { result: prev(), effects: [set(b.v!)] } : { result: null, effects: [] };
     case OpCode.ReplaceIfSame:
       return cur && bytesEqual(cur.value, b.x!)
         ? { result: true, effects: [set(b.v!)] }
         : { result: false, effects: [] };
     case OpCode.Remove:
-      return cur ? { result: prev, effects: [del()] } : { result: null, effects: [] };
+      return cur ? { result: prev(), effects: [del()] } : { result: null, effects: [] };
     case OpCode.RemoveIfSame:
       return cur && bytesEqual(cur.value, b.x!) ? { result: true, effects: [del()] } : { result: false, effects: [] };
     case OpCode.Delete:
