@@ -284,14 +284,15 @@ export function executeOp(
   custom?: CustomMergePolicy,
 ): OpOutcome {
   const store = data.maps.get(b.m);
-  const live = (r: MapRecord | undefined) =>
+  const live = <R extends MapRecord>(r: R | undefined): R | undefined =>
     r && (r.ttlMs === undefined && r.maxIdleMs === undefined || !isExpired(r, now, data.idleFloor)) ? r : undefined;
   const cur = b.k && store ? live(store.get(b.k)) : undefined;
   let exp: EffectExpiry | undefined;
   const expiry = () => exp ??= resolveExpiry({ ttlMs: b.ttl, maxIdleMs: b.mi }, defaults(b.m));
   const set = (v: Uint8Array): Effect => withExpiry({ m: b.m, k: b.k!, v, at: now }, expiry());
   const del = (): Effect => ({ m: b.m, k: b.k!, v: null, at: now });
-  // A copy of the current value, taken only by the ops that answer with it (Set and Delete do not).
+  // A copy of the current value, taken only by the ops that answer with it (Set and Delete do not;
+  // the compare-and-set ops compare it in place).
   const prev = () => cur ? cur.value : null;
   switch (op) {
     case OpCode.Get:
@@ -307,13 +308,15 @@ export function executeOp(
     case OpCode.Replace:
       return cur ? { result: prev(), effects: [set(b.v!)] } : { result: null, effects: [] };
     case OpCode.ReplaceIfSame:
-      return cur && bytesEqual(cur.value, b.x!)
+      return cur && bytesEqual(cur.valueView(), b.x!)
         ? { result: true, effects: [set(b.v!)] }
         : { result: false, effects: [] };
     case OpCode.Remove:
       return cur ? { result: prev(), effects: [del()] } : { result: null, effects: [] };
     case OpCode.RemoveIfSame:
-      return cur && bytesEqual(cur.value, b.x!) ? { result: true, effects: [del()] } : { result: false, effects: [] };
+      return cur && bytesEqual(cur.valueView(), b.x!)
+        ? { result: true, effects: [del()] }
+        : { result: false, effects: [] };
     case OpCode.Delete:
       return cur ? { result: null, effects: [del()] } : { result: null, effects: [] };
     case OpCode.GetAll:
@@ -344,7 +347,7 @@ export function executeOp(
           if (isExpired(r as MapRecord, now, 0)) continue;
         }
         const rec = data.maps.get(map)?.get(key);
-        if (v === null ? !rec : rec && bytesEqual(rec.value, v)) continue;
+        if (v === null ? !rec : rec && bytesEqual(rec.valueView(), v)) continue;
         const removedAt = rec ? undefined : data.tombstones.get(map, key);
         const existing: MergeSide | undefined = rec
           ? { value: rec.value, at: rec.updatedAt }
