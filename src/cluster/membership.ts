@@ -305,6 +305,12 @@ export class Membership implements ClusterView {
     return this.#joined ? this.#master : undefined;
   }
 
+  listed(id: NodeId): boolean {
+    if (!this.#joined) return false;
+    const st = this.#list.states.get(id);
+    return st !== undefined && st.status !== Status.left;
+  }
+
   isMaster(): boolean {
     return this.#joined && !this.#stopped && this.#master === this.self;
   }

@@ -47,6 +47,15 @@ export interface ClusterView {
   /** Live members in age order (oldest first), including self once joined. */
   members(): MemberInfo[];
   member(id: NodeId): MemberInfo | undefined;
+  /**
+   * Whether the member list the master published, as installed here, names `id` (false once it
+   * left), whatever this node's own probes and gossip say of it. {@link member} drops a member
+   * this node holds for dead at once; this one only when the master's list drops it. Decisions
+   * that every replica must take alike (that a lock's owner died) follow this one: after a
+   * split heals, a member still holds the split's verdicts about members that never died until
+   * they refute them, and may already serve as a primary meanwhile.
+   */
+  listed(id: NodeId): boolean;
   /** The oldest live member, or undefined before joining. */
   master(): NodeId | undefined;
   isMaster(): boolean;

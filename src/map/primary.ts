@@ -114,7 +114,9 @@ export class PrimaryRole {
     // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts). Lock
     // leases are measured in these stamps too, so they never run backwards across a failover.
     const stamp = nextStamp(clockNow, d.maxAt);
-    const alive = (id: NodeId) => ctx.view.member(id) !== undefined;
+    // A lock owner is dead when the master's member list drops it, not on this member's own
+    // verdict (view.ts, `listed`): every primary of the key must agree that it died.
+    const alive = (id: NodeId) => ctx.view.listed(id);
     if (body.pk && parkDeadline !== 0) {
       const w = parkUntil(d, req.op, body, { now: stamp, from, alive });
       const deadline = w && Math.min(parkDeadline ?? now + Math.min(body.pk, MAX_PARK_MS), w.until);
@@ -163,7 +165,7 @@ export class PrimaryRole {
     hk.beforeOp(d, body.m, keys, now);
     const stamp = nextStamp(clockNow, d.maxAt);
     const out = isLockOp(req.op)
-      ? executeLockOp(d, req.op, body, stamp, from, (id) => ctx.view.member(id) !== undefined)
+      ? executeLockOp(d, req.op, body, stamp, from, (id) => ctx.view.listed(id))
       : isQueueOp(req.op)
       ? executeQueueOp(d, req.op, body, stamp)
       : isTopicOp(req.op)

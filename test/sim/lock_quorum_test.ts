@@ -15,7 +15,12 @@ const seeded = seededTest(FILE);
 
 /** Seeds per fault; every run must keep one owner at a time. */
 const seedsByFault: Record<LockFault, number[]> = {
-  split: [1, 2, 6],
+  // 202 and 204: after the heal, the lock's partition moved back to the member that had been cut
+  // off, which still held the split's "dead" verdicts about two members (listed by the master,
+  // never dead) and took the lock's owner among them for dead: it granted the lock to another
+  // owner while the first one's lease ran. A primary now judges an owner dead only once the
+  // master's member list drops it (ClusterView.listed).
+  split: [1, 2, 6, 202, 204],
   // The master is cut off with the lock's primary: the minority master may still list a member
   // of the majority and count as many members, but it holds no quorum, so it merges into the
   // majority (split_brain.ts) and its primaries serve nothing until they hold the winner's table.

@@ -25,6 +25,7 @@ export function offlineJobRoutes(): { app: Hono; touched: string[] } {
     self: "n1",
     members: () => [],
     member: () => undefined,
+    listed: () => false,
     master: () => undefined,
     isMaster: () => false,
     masterEpoch: 0,

@@ -30,6 +30,9 @@ export class TestClusterView implements ClusterView {
   member(id: NodeId): MemberInfo | undefined {
     return this.#members.find((m) => m.id === id);
   }
+  listed(id: NodeId): boolean {
+    return this.member(id) !== undefined;
+  }
   master(): NodeId | undefined {
     return this.joined ? this.#members[0]?.id : undefined;
   }
