@@ -108,6 +108,7 @@ export class DataGrid {
       config: { migrationTimeoutMs: this.partitions.config.migrationTimeoutMs, ...map },
       maps: mapConfigs,
       customMergePolicy: typeof policy === "string" ? undefined : policy,
+      fenceOver: (f) => this.quorum.fenceCleared(f, this.quorum.maxMinClusterSize),
     });
     // New primaries that wait out a predecessor's lease start collecting answers at once.
     this.partitions.onTableChange((t) => {

@@ -344,6 +344,11 @@ export interface MapContextDeps {
   customMergePolicy?: CustomMergePolicy;
   /** Defers work to the end of the received frame being delivered (MessageRouter.afterFrame); absent: none is deferred. */
   router?: { afterFrame(fn: () => void): boolean };
+  /**
+   * Whether the lease a primary fenced at this table stamp waits out has surely run out
+   * (Quorum.fenceCleared; asking starts the wait's count). @default always (no protection)
+   */
+  fenceOver?: (fence: { term: number; version: number }) => boolean;
 }
 
 /** The state one member's map service shares between its parts. */
@@ -360,6 +365,8 @@ export class MapContext {
   readonly customMergePolicy: CustomMergePolicy | undefined;
   /** Defers `fn` to the end of the received frame being delivered; false (nothing deferred) outside one. */
   readonly afterFrame: (fn: () => void) => boolean;
+  /** See {@link MapContextDeps.fenceOver}. */
+  readonly fenceOver: (fence: { term: number; version: number }) => boolean;
   readonly counters: MapCounters = newMapCounters();
   readonly processors: ProcessorRegistry;
   /** Every replica this member holds (primary, backup or migration target). */
@@ -398,6 +405,7 @@ export class MapContext {
     this.rng = deps.rng;
     this.partitions = deps.partitions;
     this.invoker = deps.invoker;
+    this.fenceOver = deps.fenceOver ?? (() => true);
     this.config = deps.config;
     this.mapConfigs = deps.maps ?? new MapConfigs();
     const pc = deps.partitions.config;

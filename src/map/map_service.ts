@@ -111,6 +111,8 @@ export interface MapServiceOptions extends ServiceDeps {
   processors?: ProcessorRegistry;
   /** The custom split-brain merge policy, when `mergePolicy` is one (applied to the MergeEntries this member serves). */
   customMergePolicy?: CustomMergePolicy;
+  /** Whether the wait of a fenced primary is over (see MapContextDeps.fenceOver). @default always */
+  fenceOver?: (fence: { term: number; version: number }) => boolean;
 }
 
 /** What the simulator and tests inspect on a member. */
