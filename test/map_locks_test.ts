@@ -114,6 +114,24 @@ describe("locks on the grid", () => {
     h.stop();
   });
 
+  test("the holder asking again gets its token with its lease restarted from that request", async () => {
+    // A lock handed on from the queue while its waiter was not waiting (its cancel failed) is
+    // answered to that waiter's next tryLock: the lease it counts from its request must hold
+    // (before, it ran from the hand-over, and another owner got the lock within that lease).
+    const h = await cluster(2);
+    const m = h.members.get("n0")!.grid.getMap("m");
+    const other = h.members.get("n1")!.grid.getMap("m");
+    const t1 = await h.until(m.lock("r", { leaseMs: 500 }));
+    await h.run(400);
+    expect(await h.until(m.tryLock("r", { leaseMs: 500 }))).toBe(t1);
+    await h.run(300);
+    expect(await h.until(m.isLocked("r"))).toBe(true);
+    expect(await h.until(other.tryLock("r"))).toBeUndefined();
+    await h.run(300);
+    expect(await h.until(other.tryLock("r"))).toBeGreaterThan(t1);
+    h.stop();
+  });
+
   test("a lock held by a survivor stays held across failover of its primary and across a migration", async () => {
     const key = "kept";
     const { h, primary, others: [owner, other] } = await clusterAround(key);

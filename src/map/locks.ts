@@ -116,6 +116,10 @@ export function executeLockOp(
       return { result: { locked: s.o !== null, tok: s.t, owner: s.o ?? undefined }, effects: [] };
     case OpCode.LockAcquire: {
       if (mine) {
+        // The holder asks again: say the lock was handed to it from the queue while it was not
+        // waiting (its cancel failed). Its lease restarts now, as for a fresh grant, so a lease
+        // never runs from before the request that answers its token (lock_quorum_test.ts, seed 516).
+        s.x = b.l! > 0 ? now + b.l! : 0;
         result = { tok: s.t };
         break;
       }
