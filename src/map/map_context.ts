@@ -367,6 +367,11 @@ export class MapContext {
   readonly afterFrame: (fn: () => void) => boolean;
   /** See {@link MapContextDeps.fenceOver}. */
   readonly fenceOver: (fence: { term: number; version: number }) => boolean;
+  /**
+   * Whether a lock holder's or waiter's member is alive, as every primary of a key judges it:
+   * until the master's member list drops it, not on this member's own verdict (view.ts `listed`).
+   */
+  readonly holderAlive = (id: NodeId): boolean => this.view.listed(id);
   readonly counters: MapCounters = newMapCounters();
   readonly processors: ProcessorRegistry;
   /** Every replica this member holds (primary, backup or migration target). */

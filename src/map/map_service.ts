@@ -714,9 +714,7 @@ export class MapService {
     this.housekeeping.tick(Math.floor(now));
     ctx.polls.expire(now);
     if (ctx.parked.size > 0) {
-      // As the lock ops judge a holder (primary.ts): dead once the master's list drops it.
-      const alive = (id: NodeId) => ctx.view.listed(id);
-      for (const op of ctx.parked.due(now, alive)) {
+      for (const op of ctx.parked.due(now, ctx.holderAlive)) {
         this.#primary.serveParked(op, op.deadline <= now ? 0 : op.deadline);
       }
     }

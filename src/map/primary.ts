@@ -114,9 +114,7 @@ export class PrimaryRole {
     // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts). Lock
     // leases are measured in these stamps too, so they never run backwards across a failover.
     const stamp = nextStamp(clockNow, d.maxAt);
-    // A lock owner is dead when the master's member list drops it, not on this member's own
-    // verdict (view.ts, `listed`): every primary of the key must agree that it died.
-    const alive = (id: NodeId) => ctx.view.listed(id);
+    const alive = ctx.holderAlive;
     if (body.pk && parkDeadline !== 0) {
       const w = parkUntil(d, req.op, body, { now: stamp, from, alive });
       const deadline = w && Math.min(parkDeadline ?? now + Math.min(body.pk, MAX_PARK_MS), w.until);
@@ -165,7 +163,7 @@ export class PrimaryRole {
     hk.beforeOp(d, body.m, keys, now);
     const stamp = nextStamp(clockNow, d.maxAt);
     const out = isLockOp(req.op)
-      ? executeLockOp(d, req.op, body, stamp, from, (id) => ctx.view.listed(id))
+      ? executeLockOp(d, req.op, body, stamp, from, ctx.holderAlive)
       : isQueueOp(req.op)
       ? executeQueueOp(d, req.op, body, stamp)
       : isTopicOp(req.op)
@@ -720,15 +718,15 @@ export class PrimaryRole {
       return !!f && f.confirmed && f.acked >= seq;
     });
     if (!ready) return;
-    if (m.row[0] !== ctx.self && prim.fence) {
-      // Still waiting out its predecessor's lease (PrimaryState.fence): nothing is handed on
-      // before that wait is over. The next primary takes over sealed, so it waits for nothing
-      // and serves at once, while the predecessor may still serve under its lease
-      // (test/sim/imap_quorum_cut_test.ts, seeds 223, 229, 236 and 241).
-      if (!ctx.fenceOver(prim.fence)) return;
-      prim.fence = null;
-    }
     if (m.row[0] !== ctx.self) {
+      if (prim.fence) {
+        // Still waiting out its predecessor's lease (PrimaryState.fence): nothing is handed on
+        // before that wait is over. The next primary takes over sealed, so it waits for nothing
+        // and serves at once, while the predecessor may still serve under its lease
+        // (test/sim/imap_quorum_cut_test.ts, seeds 223, 229, 236 and 241).
+        if (!ctx.fenceOver(prim.fence)) return;
+        prim.fence = null;
+      }
       // The primary moves: stop serving first, let what is pending commit, then report.
       prim.handoff = true;
       if (prim.waiters.length > 0) return;
