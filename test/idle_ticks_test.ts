@@ -92,4 +92,27 @@ describe("idle ticks", () => {
     },
     60_000,
   );
+
+  test(
+    "after a failover without split-brain protection, the promoted primaries hold no fence and their ticks sleep again",
+    async () => {
+      const h = await idleGrid();
+      const victim = h.live().find((m) => !m.grid.partitions.masterActive)!.id;
+      h.crash(victim, 500);
+      expect(await h.runUntil(() => incompleteReplication(h, P) === null, 20_000)).toBe(true);
+      await h.run(3 * AE);
+      // A primary appointed without a handoff waits out its predecessor's lease only under
+      // protection; without it the wait used to stay until a request reached the partition, and
+      // its primary's tick never went quiet.
+      for (const m of h.live()) {
+        for (let p = 0; p < P; p++) expect(m.grid.maps.fenceOf(p)).toBeNull();
+      }
+      const before = runs(h);
+      await h.run(10_000);
+      // 2 members × 10 s / 50 ms = 400 runs at the fixed pace.
+      expect(runs(h) - before).toBeLessThan(80);
+      h.stop();
+    },
+    60_000,
+  );
 });

@@ -705,6 +705,10 @@ export class MapService {
         this.#catchUp.tick(prim, now, live, checks);
         busy = true;
       } else {
+        // A wait that is over (or that split-brain protection does not ask for) ends here too, not
+        // only at the next request's gate: a partition nobody calls kept its fence, and its
+        // primary's ticks never went quiet.
+        if (prim.fence && ctx.fenceOver(prim.fence)) prim.fence = null;
         this.#primary.tick(prim, now, live, checks, round);
         if (filling) this.#primary.reportSynced(prim, now, false);
         busy ||= !primaryQuiet(ctx, prim, now, live, this.#snapshots.out);
