@@ -9,11 +9,13 @@
  *   one write into every one of the 271 partitions (one precomputed key per partition, each
  *   retried until it succeeds; every attempt starts after the kill).
  *
- *   bun run bench/failover.ts [--trials 5] [--runtimes bun,deno]
+ *   bun run bench/failover.ts [--trials 5] [--runtimes bun,deno] [--min-cluster-size 3]
  *   deno run -A bench/failover.ts [--trials 5]
  *
  * `--runtimes` lists the runtimes of the 4 members in start order (cycled); the default is
- * the bench's own runtime for all four. The first member started is the master. Prints
+ * the bench's own runtime for all four. `--min-cluster-size` turns split-brain protection on
+ * (default off): the promoted primaries then wait out the killed one's lease before they
+ * serve. The first member started is the master. Prints
  * each trial, then p50 and max of each figure, and the load average at start and end.
  */
 import { partitionOf } from "../src/partition/partition_of.ts";
@@ -40,6 +42,10 @@ const RUNTIMES = flag(argv, "runtimes", currentRuntime()).split(",").map((s) => 
 for (const r of RUNTIMES) {
   if (r !== "bun" && r !== "deno") throw new RangeError(`Unknown runtime "${r}" in --runtimes: use bun or deno`);
 }
+const MIN_CLUSTER_SIZE = Number(flag(argv, "min-cluster-size", "0"));
+const member = MIN_CLUSTER_SIZE > 0
+  ? { ...benchMember, args: [...benchMember.args!, "--min-cluster-size", String(MIN_CLUSTER_SIZE)] }
+  : benchMember;
 const PARTITIONS = 271;
 const MEMBERS = 4;
 const GIVE_UP_MS = 60_000;
@@ -93,11 +99,11 @@ async function putOnce(
 async function trial(n: number, keys: string[]): Promise<Trial> {
   const secret = `failover-${Date.now()}-${n}`;
   const rt = (i: number) => RUNTIMES[i % RUNTIMES.length];
-  const first = await startMember({ ...benchMember, name: "m0", runtime: rt(0), secret });
+  const first = await startMember({ ...member, name: "m0", runtime: rt(0), secret });
   const rest = await Promise.all(
     Array.from(
       { length: MEMBERS - 1 },
-      (_, i) => startMember({ ...benchMember, name: `m${i + 1}`, runtime: rt(i + 1), secret, join: first.url }),
+      (_, i) => startMember({ ...member, name: `m${i + 1}`, runtime: rt(i + 1), secret, join: first.url }),
     ),
   );
   const members = [first, ...rest];
@@ -199,7 +205,9 @@ async function main(): Promise<void> {
   console.log(
     `Failover over WebRTC (${runtimeVersion()}): ${MEMBERS} member processes (${
       RUNTIMES.join(",")
-    }), kill -9 of the master, ${TRIALS} trials, backup 1, ${PARTITIONS} partitions`,
+    }), kill -9 of the master, ${TRIALS} trials, backup 1, ${PARTITIONS} partitions${
+      MIN_CLUSTER_SIZE > 0 ? `, minClusterSize ${MIN_CLUSTER_SIZE}` : ""
+    }`,
   );
   console.log(`load average at start: ${loadStart}`);
   const keys = keysPerPartition();
