@@ -283,8 +283,17 @@ export interface Waiter {
   seq: number;
   /** Sync backups that must have acked `seq` (the backupCount of the map it reads or writes). */
   k: number;
-  done: (ok: boolean) => void;
+  done: (outcome: WaitOutcome) => void;
 }
+
+/**
+ * How a waiter ends: its write or read is committed (`ok`); the partition moved on first
+ * (`moved`: the caller retries at the new primary, which holds the write if any backup got
+ * it, with its dedupe record); or this member's side lost a split-brain merge first
+ * (`merged`: the merge may carry the write into the other cluster without its dedupe record,
+ * so a retry there could apply it twice; a write is answered INDETERMINATE, a read retried).
+ */
+export type WaitOutcome = "ok" | "moved" | "merged";
 
 export interface PrimaryState {
   p: number;

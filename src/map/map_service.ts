@@ -440,11 +440,16 @@ export class MapService {
   /**
    * The entries and tombstones of every partition this member is primary of, as the
    * split-brain merge re-applies them: [map, key, value (null: removed), stamp] per entry,
-   * plus [ttlMs, maxIdleMs, lastAccessAt] for an entry with an expiry.
+   * plus [ttlMs, maxIdleMs, lastAccessAt] for an entry with an expiry. The calls waiting on
+   * these primaries end (see WaitOutcome `merged`).
    */
   captureForMerge(): Array<{ p: number; entries: MergeEntry[] }> {
     const out: Array<{ p: number; entries: MergeEntry[] }> = [];
-    for (const p of this.#ctx.primaries.keys()) {
+    for (const [p, prim] of this.#ctx.primaries) {
+      // Writes applied here and not committed yet are captured with the rest: their callers are
+      // told INDETERMINATE now, not to retry, or the cluster this side merges into could apply
+      // them twice (the merge, and the retry without its dedupe record: test/sim/imap_quorum_test.ts).
+      this.#primary.failWaiters(prim, "merged");
       const d = this.#ctx.data.get(p);
       if (!d) continue;
       const entries: MergeEntry[] = [];

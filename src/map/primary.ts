@@ -10,7 +10,16 @@ import type { InvokeRequest, Reply } from "../invoke/invoker.ts";
 import { fillingOf } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
-import { type Follower, held, type MapContext, type PrimaryState, push, type Role, sameRow } from "./map_context.ts";
+import {
+  type Follower,
+  held,
+  type MapContext,
+  type PrimaryState,
+  push,
+  type Role,
+  sameRow,
+  type WaitOutcome,
+} from "./map_context.ts";
 import type { CheckItem, PullItem } from "./messages.ts";
 import { AFTER_WRITE, readEvents } from "./event_polls.ts";
 import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
@@ -38,9 +47,21 @@ interface ServedOp {
   reply: Reply;
 }
 
-/** What answers a call once its write or read is committed (`ok`), or its partition moved on first. */
-const answerOnCommit = (reply: Reply, result: unknown) => (ok: boolean): void =>
-  ok ? reply("ok", result) : reply("MIGRATING");
+/**
+ * What answers a call once its write (`write`) or read is committed, or its partition moved on
+ * first (see {@link WaitOutcome}).
+ */
+const answerOnCommit = (reply: Reply, result: unknown, write: boolean) => (outcome: WaitOutcome): void => {
+  if (outcome === "ok") return reply("ok", result);
+  if (outcome === "merged" && write) {
+    return reply(
+      "INDETERMINATE",
+      null,
+      "this member's side of a split merged into the other cluster before the write was committed: it may have been applied there",
+    );
+  }
+  reply("MIGRATING");
+};
 
 export class PrimaryRole {
   constructor(readonly ctx: MapContext, readonly snapshots: SnapshotTransfers) {}
@@ -95,7 +116,7 @@ export class PrimaryRole {
     if (seen) {
       ctx.counters.dedupeHits++;
       const k = seen.m === undefined ? lv.maxSync : lv.sync(seen.m);
-      return this.#waitFor(prim, seen.seq, k, answerOnCommit(reply, seen.r));
+      return this.#waitFor(prim, seen.seq, k, answerOnCommit(reply, seen.r, true));
     }
     if (d.dedupe.isBelowWatermark(req.c)) {
       // Its caller answered it already (or its member left the view and this copy dropped
@@ -146,12 +167,19 @@ export class PrimaryRole {
     else prim.readBarrier = Math.max(prim.readBarrier, entry.seq);
     this.#ship(prim, [entry], clockNow);
     hk.afterWrite(d, entry, now);
-    // Answered by the ackers themselves, each once it applied the write (backup.ts).
-    if (direct && direct.length > 0) return void ctx.counters.directAcked++;
     // A write waits for the sync backups of the maps it changed (all of them when it changed none).
     let k = entry.e.length === 0 ? lv.maxSync : 0;
     for (const e of entry.e) k = Math.max(k, lv.sync(e.m));
-    return this.#waitFor(prim, entry.seq, k, answerOnCommit(reply, out.result));
+    if (direct && direct.length > 0) {
+      // Answered by the ackers themselves, each once it applied the write (backup.ts); this
+      // primary answers only if its side merges into another cluster before the commit.
+      ctx.counters.directAcked++;
+      const answer = answerOnCommit(reply, null, true);
+      return this.#waitFor(prim, entry.seq, k, (o) => {
+        if (o === "merged") answer(o);
+      });
+    }
+    return this.#waitFor(prim, entry.seq, k, answerOnCommit(reply, out.result, true));
   }
 
   /** {@link serve}'s read path. */
@@ -173,7 +201,7 @@ export class PrimaryRole {
     // Reads of a user map wait for its own sync backups; of a lock, queue or topic, for all.
     const lv = ctx.levels;
     const k = isLockOp(req.op) || isQueueOp(req.op) || isTopicOp(req.op) ? lv.maxSync : lv.sync(body.m);
-    this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), k, answerOnCommit(reply, out.result));
+    this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), k, answerOnCommit(reply, out.result, false));
   }
 
   /** Runs again (after this write) the requests parked on an internal map `entry` wrote (parked_ops.ts). */
@@ -207,7 +235,7 @@ export class PrimaryRole {
         prim,
         d.seq,
         ctx.levels.maxSync,
-        answerOnCommit(reply, { s: d.seq, i: AFTER_WRITE, ev: [] }),
+        answerOnCommit(reply, { s: d.seq, i: AFTER_WRITE, ev: [] }, false),
       );
     }
     const a = readEvents(d, body, this.#commitSeq(prim, ctx.levels.maxSync));
@@ -351,8 +379,8 @@ export class PrimaryRole {
     this.ctx.partitions.reportBackupsSynced(prim.p, prim.epoch, synced);
   }
 
-  #waitFor(prim: PrimaryState, seq: number, k: number, done: (ok: boolean) => void): void {
-    if (seq <= this.#commitSeq(prim, k)) return done(true);
+  #waitFor(prim: PrimaryState, seq: number, k: number, done: (outcome: WaitOutcome) => void): void {
+    if (seq <= this.#commitSeq(prim, k)) return done("ok");
     const ws = prim.waiters;
     let i = ws.length;
     while (i > 0 && ws[i - 1].seq > seq) i--;
@@ -366,20 +394,20 @@ export class PrimaryRole {
     const c = this.#commitSeq(prim, lv.maxSync);
     let n = 0;
     while (n < prim.waiters.length && prim.waiters[n].seq <= c) n++;
-    if (n > 0) { for (const w of prim.waiters.splice(0, n)) w.done(true); }
+    if (n > 0) { for (const w of prim.waiters.splice(0, n)) w.done("ok"); }
     if (!lv.uniform && prim.waiters.length > 0) {
       // Per-map backup counts: a later waiter of a map with fewer sync backups may be done already.
       const at = new Map<number, number>();
       const rest = prim.waiters;
       prim.waiters = [];
-      const done: Array<(ok: boolean) => void> = [];
+      const done: Array<(outcome: WaitOutcome) => void> = [];
       for (const w of rest) {
         let ck = at.get(w.k);
         if (ck === undefined) at.set(w.k, ck = this.#commitSeq(prim, w.k));
         if (w.seq <= ck) done.push(w.done);
         else prim.waiters.push(w);
       }
-      for (const d of done) d(true);
+      for (const d of done) d("ok");
     }
     if (prim.keyPending.size > 0) { for (const [k, s] of prim.keyPending) if (s <= c) prim.keyPending.delete(k); }
     if (this.ctx.polls.has(prim.p)) {
@@ -535,9 +563,10 @@ export class PrimaryRole {
     this.snapshots.dropPartition(prim.p);
   }
 
-  failWaiters(prim: PrimaryState): void {
+  /** Ends every wait of `prim` before its commit (`moved`, or `merged`: see {@link WaitOutcome}). */
+  failWaiters(prim: PrimaryState, outcome: "moved" | "merged" = "moved"): void {
     const ws = prim.waiters.splice(0);
-    for (const w of ws) w.done(false);
+    for (const w of ws) w.done(outcome);
   }
 
   /**
