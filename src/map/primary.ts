@@ -174,9 +174,8 @@ export class PrimaryRole {
       // Answered by the ackers themselves, each once it applied the write (backup.ts); this
       // primary answers only if its side merges into another cluster before the commit.
       ctx.counters.directAcked++;
-      const answer = answerOnCommit(reply, null, true);
       return this.#waitFor(prim, entry.seq, k, (o) => {
-        if (o === "merged") answer(o);
+        if (o === "merged") answerOnCommit(reply, null, true)(o);
       });
     }
     return this.#waitFor(prim, entry.seq, k, answerOnCommit(reply, out.result, true));
