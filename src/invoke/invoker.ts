@@ -498,7 +498,10 @@ export class Invoker {
       this.#askAgainAfter(c, this.config.backupAckWaitMs);
       return;
     }
-    if (msg.a !== c.attempt) return; // an answer to an older attempt; the current one is in flight
+    // An answer to an older attempt: the current one is in flight, and decides. Except
+    // INDETERMINATE: the call may have been applied (its side merged into another cluster
+    // before the commit, map/primary.ts), and any further attempt could apply it a second time.
+    if (msg.a !== c.attempt && status !== "INDETERMINATE") return;
     if (RETRYABLE.has(status)) {
       if (status === "WRONG_TARGET" || status === "STALE_EPOCH") this.#partitions.requestTable();
       return this.#retry(c);
