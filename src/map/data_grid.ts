@@ -92,11 +92,6 @@ export class DataGrid {
     if (this.quorum.active) {
       opts.view.useQuorum?.(() => this.quorum.refusal(this.quorum.maxMinClusterSize) === null);
     }
-    // Every map protected: a master without its quorum changes no row (PartitionService
-    // #masterTick). Not when some map is not (per-map settings): those fail over as usual.
-    if (this.quorum.enabled && !mapConfigs.anyUnprotected) {
-      this.partitions.setQuorumCheck(() => this.quorum.refusal() === null);
-    }
     this.invoker = new Invoker({
       ...base,
       rng: opts.rng,

@@ -276,11 +276,6 @@ export class MapConfigs {
     return Math.max(0, ...Object.values(this.maps).map((s) => s.minClusterSize ?? 0));
   }
 
-  /** Whether some pattern turns split-brain protection off for its maps (`minClusterSize` 0 or 1). */
-  get anyUnprotected(): boolean {
-    return Object.values(this.maps).some((s) => s.minClusterSize !== undefined && s.minClusterSize <= 1);
-  }
-
   /**
    * The minimum cluster size operations on `name` need: its pattern's override, else
    * `memberWide`. An ambiguous name (see `matchPattern`) gets `memberWide`: its operations

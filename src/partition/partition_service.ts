@@ -149,8 +149,6 @@ export class PartitionService {
   #emptyPrimary: ((p: number, epoch: number) => boolean) | null = null;
   /** See {@link setUntouchedFillCheck}. */
   #untouchedFill: ((p: number, epoch: number, member: NodeId) => boolean) | null = null;
-  /** See {@link setQuorumCheck}. */
-  #hasQuorum: (() => boolean) | null = null;
   /** The data members the fills were last spread for (see #masterTick). */
   #fillsBalancedFor = "";
   // graceful leave
@@ -181,8 +179,6 @@ export class PartitionService {
     masterPasses: 0,
     /** Master only: passes skipped, their inputs unchanged since a pass that changed nothing. */
     masterPassesSkipped: 0,
-    /** Master only: passes not run for want of a quorum (split-brain protection). */
-    masterPassesHeld: 0,
   };
 
   constructor(opts: PartitionServiceOptions) {
@@ -312,14 +308,6 @@ export class PartitionService {
    */
   setUntouchedFillCheck(fn: (p: number, epoch: number, member: NodeId) => boolean): void {
     this.#untouchedFill = fn;
-  }
-
-  /**
-   * Split-brain protection says whether this member holds its quorum: as master, it changes
-   * no row without it (see #masterTick).
-   */
-  setQuorumCheck(fn: () => boolean): void {
-    this.#hasQuorum = fn;
   }
 
   /** Called by the primary's map layer once every member of `row` is up to date (for migration `mid`). */
@@ -619,11 +607,6 @@ export class PartitionService {
   /** Repair, abandon stale migrations, plan new ones. */
   #masterTick(): void {
     if (!this.masterActive) return;
-    // A master cut off from its quorum (split-brain protection) repairs and plans nothing: its
-    // side serves nothing anyway, and a table it published could reach the other side's next
-    // master as the newest of its term, which would drop the copies that side serves from
-    // (test/sim/imap_quorum_test.ts, seed 3364).
-    if (this.#hasQuorum && !this.#hasQuorum()) return void this.stats.masterPassesHeld++;
     const now = this.#clock.now();
     let t = this.#current();
     // A pure function of the table, (leaving) members and migrations in flight: with none in
