@@ -5,7 +5,14 @@
  */
 import { describe, expect, test } from "bun:test";
 import { VirtualClock } from "../src/core/clock.ts";
-import { emptyTable, nextTable, reignTerm, withFilling } from "../src/partition/partition_table.ts";
+import {
+  emptyTable,
+  nextTable,
+  reignTerm,
+  tableFromWire,
+  tableToWire,
+  withFilling,
+} from "../src/partition/partition_table.ts";
 import { implausibleTable, MAX_ROUND_LEAD, MAX_VERSION_LEAD, TableCollect } from "../src/partition/table_collect.ts";
 import { applySyncedReports, type SyncedItem, SyncedReports } from "../src/partition/backups_synced.ts";
 
@@ -34,6 +41,17 @@ describe("a new master's collect", () => {
     c.answered("d", null); // an answer without a usable table still counts as one
     expect(c.best.version).toBe(5);
     expect(c.done(300, () => true)).toBe(true);
+  });
+
+  test("passes over a table its master published without its quorum, however new; it survives the wire", () => {
+    const c = new TableCollect(["b", "c"], table(3), 0, 2000, () => {});
+    const cutOff = { ...table(7), nq: true };
+    expect(tableFromWire(tableToWire(cutOff), 2)?.nq).toBe(true);
+    expect(tableFromWire(tableToWire(table(7)), 2)?.nq).toBeUndefined();
+    c.answered("b", tableFromWire(tableToWire(cutOff), 2));
+    expect(c.best.version).toBe(3);
+    c.answered("c", table(5));
+    expect(c.best.version).toBe(5);
   });
 
   test("is done once the members that did not answer left the view, or at the deadline", () => {

@@ -92,6 +92,8 @@ export class DataGrid {
     if (this.quorum.active) {
       opts.view.useQuorum?.(() => this.quorum.refusal(this.quorum.maxMinClusterSize) === null);
     }
+    // A table the master publishes without its quorum is marked so (PartitionTable.nq).
+    if (this.quorum.enabled) this.partitions.setQuorumCheck(() => this.quorum.refusal() === null);
     this.invoker = new Invoker({
       ...base,
       rng: opts.rng,

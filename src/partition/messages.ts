@@ -17,6 +17,8 @@ const table = {
   migrating: w.list(w.list(w.uint(), 8), MAX_PARTITIONS),
   /** [partition, member indices…] per partition with backups created in place and not yet in sync */
   filling: w.list(w.list(w.uint(), 8), MAX_PARTITIONS).optional(),
+  /** Published by a master without its quorum (split-brain protection): a new master's collect passes it over. */
+  nq: z.boolean().optional(),
 };
 
 /** Master → all: a new table version. Applied only if newer and from the believed master. */

@@ -149,6 +149,8 @@ export class PartitionService {
   #emptyPrimary: ((p: number, epoch: number) => boolean) | null = null;
   /** See {@link setUntouchedFillCheck}. */
   #untouchedFill: ((p: number, epoch: number, member: NodeId) => boolean) | null = null;
+  /** See {@link setQuorumCheck}. */
+  #hasQuorum: (() => boolean) | null = null;
   /** The data members the fills were last spread for (see #masterTick). */
   #fillsBalancedFor = "";
   // graceful leave
@@ -308,6 +310,11 @@ export class PartitionService {
    */
   setUntouchedFillCheck(fn: (p: number, epoch: number, member: NodeId) => boolean): void {
     this.#untouchedFill = fn;
+  }
+
+  /** Split-brain protection: whether this member holds its quorum (tables published without it are marked `nq`). */
+  setQuorumCheck(fn: () => boolean): void {
+    this.#hasQuorum = fn;
   }
 
   /** Called by the primary's map layer once every member of `row` is up to date (for migration `mid`). */
@@ -563,9 +570,11 @@ export class PartitionService {
     if (this.#publishTimer) return;
     this.#publishTimer = this.#clock.setTimer(1, () => {
       this.#publishTimer = null;
-      const t2 = this.#pending;
+      const staged = this.#pending;
       this.#pending = null;
-      if (!t2 || !this.masterActive) return;
+      if (!staged || !this.masterActive) return;
+      const nq = this.#hasQuorum !== null && !this.#hasQuorum();
+      const t2 = nq === !!staged.nq ? staged : { ...staged, nq };
       // Pushed before it is applied here: the primaries' first messages under it (checks of
       // new backups) then reach each member after the table that makes them valid.
       this.#broadcast({ t: Kind.PartitionTablePush, ...tableToWire(t2) });

@@ -30,6 +30,11 @@ export interface PartitionTable {
    * and a dead primary is replaced by a backup that is in sync when there is one.
    */
   readonly filling?: ReadonlyMap<number, readonly NodeId[]>;
+  /**
+   * Published by a master that did not hold its quorum (split-brain protection): a new
+   * master collecting the newest table passes it over (table_collect.ts).
+   */
+  readonly nq?: boolean;
 }
 
 /** Rounds are below 2^19, so every epoch (term × 2^21 + counter) stays below 2^52. */
@@ -200,6 +205,7 @@ export function tableToWire(t: PartitionTable): WireTable {
   const migrating = [...t.migrations].map(([p, row]) => [p, ...row.map(ix)]);
   const w: WireTable = { version: t.version, term: t.term, members, rows, epochs: [...t.epochs], migrating };
   if (t.filling && t.filling.size > 0) w.filling = [...t.filling].map(([p, ms]) => [p, ...ms.map(ix)]);
+  if (t.nq) w.nq = true;
   return w;
 }
 
@@ -231,6 +237,7 @@ export function tableFromWire(w: WireTable, partitionCount: number): PartitionTa
     epochs: w.epochs,
     migrations,
     filling,
+    ...(w.nq ? { nq: true } : {}),
   };
 }
 

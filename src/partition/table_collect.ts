@@ -65,10 +65,15 @@ export class TableCollect {
     return this.#waiting.size;
   }
 
-  /** `from` answered with table `t` (null: none this member accepts). */
+  /**
+   * `from` answered with table `t` (null: none this member accepts). A table its master
+   * published without its quorum is passed over: that master was cut off (split-brain
+   * protection), and its side served nothing under it; adopted here, its rows could drop the
+   * copies this side serves from (test/sim/imap_quorum_test.ts, seed 3364).
+   */
   answered(from: NodeId, t: PartitionTable | null): void {
     this.#waiting.delete(from);
-    if (t && isNewer(t, this.best)) this.best = t;
+    if (t && !t.nq && isNewer(t, this.best)) this.best = t;
   }
 
   /** Asks again those that have not answered, when {@link ASK_AGAIN_MS} passed since the last asking. */
