@@ -1,7 +1,8 @@
 /**
  * The fence of new primaries under split-brain protection (Quorum.fenceCleared): every primary a
  * table appoints without a handoff waits out its predecessor's lease once, and the partitions
- * that table appointed end their wait together. In virtual time.
+ * that table appointed end their wait together. And the mark on tables a master publishes
+ * without its quorum (PartitionTable.nq), which a new master's collect passes over. In virtual time.
  */
 import { describe, expect, test } from "bun:test";
 import { partitionOf } from "../src/partition/partition_of.ts";
@@ -60,4 +61,28 @@ describe("the fence of primaries promoted by one table", () => {
     },
     60_000,
   );
+});
+
+describe("tables a master publishes without its quorum", () => {
+  test("are marked, and the mark goes once the quorum is back", async () => {
+    const h = await startGrid(3, P, { seed: 3, config: { minClusterSize: 3, leaseMs: LEASE } });
+    expect(await h.runUntil(() => incompleteReplication(h, P) === null, 20_000)).toBe(true);
+    const master = h.live().find((m) => m.grid.partitions.masterActive)!;
+    expect(master.grid.partitions.table.nq).toBeUndefined();
+    // 2 of 3 left: no quorum. The master still repairs its table, and marks what it publishes.
+    const victim = h.live().find((m) => m !== master)!.id;
+    const before = master.grid.partitions.table.version;
+    h.crash(victim, 500);
+    expect(await h.runUntil(() => master.grid.partitions.table.version > before, 10_000, 5)).toBe(true);
+    expect(master.grid.quorum.refusal()).not.toBeNull();
+    expect(master.grid.partitions.table.nq).toBe(true);
+    // The other survivor holds the mark too (a collect would pass this table over).
+    const other = h.live().find((m) => m !== master)!;
+    expect(await h.runUntil(() => other.grid.partitions.table.nq === true, 5_000, 5)).toBe(true);
+    // A third member again: the quorum is back, and the master's next table is unmarked.
+    await h.add("n9");
+    expect(await h.runUntil(() => master.grid.quorum.refusal() === null, 10_000)).toBe(true);
+    expect(await h.runUntil(() => h.live().every((m) => m.grid.partitions.table.nq === undefined), 10_000)).toBe(true);
+    h.stop();
+  }, 60_000);
 });

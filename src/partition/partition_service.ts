@@ -621,7 +621,7 @@ export class PartitionService {
     // A pure function of the table, (leaving) members and migrations in flight: with none in
     // flight and the inputs of a pass that changed nothing, it would change nothing again.
     const inputs = this.#inputsKey();
-    if (this.#inflight.size === 0 && this.#quiet?.table === t && this.#quiet.key === inputs) {
+    if (this.#inflight.size === 0 && this.#quiet?.table === t && this.#quiet.key === inputs && !t.nq) {
       this.stats.masterPassesSkipped++;
       return;
     }
@@ -748,6 +748,9 @@ export class PartitionService {
         this.#send(replicas[p][0], start, () => this.#onMigrationStart(this.self, start));
       }
     }
+    // A table published without the quorum is published again, unmarked, once the quorum is
+    // back: a later collect passes the marked one over (table_collect.ts).
+    if (t.nq && this.#hasQuorum?.()) changed = true;
     if (changed) {
       t = withFilling(nextTable(t, replicas, migrations), filling);
       this.#stage(t);
