@@ -573,8 +573,8 @@ export class PartitionService {
       const staged = this.#pending;
       this.#pending = null;
       if (!staged || !this.masterActive) return;
-      const nq = this.#hasQuorum !== null && !this.#hasQuorum();
-      const t2 = nq === !!staged.nq ? staged : { ...staged, nq };
+      // Staged tables are built fresh (nextTable, rebaseTable), never marked: marked here alone.
+      const t2 = this.#hasQuorum && !this.#hasQuorum() ? { ...staged, nq: true } : staged;
       // Pushed before it is applied here: the primaries' first messages under it (checks of
       // new backups) then reach each member after the table that makes them valid.
       this.#broadcast({ t: Kind.PartitionTablePush, ...tableToWire(t2) });
