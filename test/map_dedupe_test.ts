@@ -14,6 +14,7 @@ import { type LogEntry, PartitionData } from "../src/map/partition_data.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import type { Message } from "../src/wire/message.ts";
 import { Kind } from "../src/wire/kinds.ts";
+import { decodeFrame, encodeFrame } from "../src/wire/codec.ts";
 import { bystanderOf, type GridHarness, type GridMember, gridStarter } from "./support/grid_harness.ts";
 
 const P = 31;
@@ -256,6 +257,58 @@ describe("the records of one partition copy", () => {
     expect(copy.dedupe.size).toBe(0);
     expect(copy.dedupe.isBelowWatermark(callId(client, 5))).toBe(true);
     expect(copy.dedupe.isBelowWatermark(callId(client, 6))).toBe(false);
+  });
+
+  test("the calls a merge carries are recorded not to run again: in the log, over the wire, in snapshots", () => {
+    seq = 0;
+    const primary = new PartitionData(0), backup = new PartitionData(0);
+    // Call 3 ran here already (its retry reached this cluster before the merge did): its own
+    // record stays. Call 4 came only with the merge.
+    const own = { ...put(3, 0), r: "r3" };
+    const merge: LogEntry = {
+      seq: ++seq,
+      c: callId("n7/0e", 0),
+      r: 0,
+      e: [],
+      u: [callId(client, 3), callId(client, 4)],
+    };
+    for (const e of [own, merge]) primary.applyEntry(e);
+    expect(primary.dedupe.get(callId(client, 3))).toEqual({ seq: 1, r: "r3", m: "m" });
+    expect(primary.dedupe.get(callId(client, 4))).toEqual({ seq: 2, r: null, x: 1 });
+    // Re-shipped from the log through a real frame: the backup records the same.
+    const ops = primary.logFrom(1)!;
+    expect(ops[1].u).toEqual(merge.u);
+    const frame = decodeFrame(encodeFrame([{ t: Kind.MapBackupOps, p: 0, e: 1, l: 1, ops }]));
+    expect(frame.dropped).toBe(0);
+    for (const op of (frame.msgs[0] as unknown as { ops: LogEntry[] }).ops) backup.applyEntry(op);
+    expect(backup.dedupe.get(callId(client, 4))).toEqual({ seq: 2, r: null, x: 1 });
+    expect(backup.dedupe.get(callId(client, 3))?.r).toBe("r3");
+    // A snapshot carries it, and its chunk passes the wire's schema.
+    const snap = primary.snapshot();
+    const chunk = {
+      t: Kind.MapSnapshotChunk,
+      p: 0,
+      e: 1,
+      l: 1,
+      sid: 1,
+      i: 0,
+      n: 1,
+      s: snap.seq,
+      d0: snap.digest[0],
+      d1: snap.digest[1],
+      dedupe: snap.dedupe,
+      entries: snap.entries,
+    };
+    const got = decodeFrame(encodeFrame([chunk]));
+    expect(got.dropped).toBe(0);
+    const copy = new PartitionData(0);
+    copy.install({ ...snap, dedupe: (got.msgs[0] as unknown as typeof chunk).dedupe }, 1);
+    expect(copy.dedupe.get(callId(client, 4))).toEqual({ seq: 2, r: null, x: 1 });
+    expect(copy.dedupe.get(callId(client, 3))?.r).toBe("r3");
+    // Answered like every record: once its caller's watermark passes it, it goes.
+    copy.applyEntry(put(5, 5));
+    expect(copy.dedupe.has(callId(client, 4))).toBe(false);
+    expect(copy.dedupe.isBelowWatermark(callId(client, 4))).toBe(true);
   });
 
   test("the hard cap drops the oldest record of the client holding most, counted, and refuses its retry", () => {

@@ -30,6 +30,12 @@ export interface DedupeRecord {
   r: unknown;
   /** The map the write changed, when it changed one (per-map backup counts drop it with the map). */
   m?: string;
+  /**
+   * The call may have been applied on the side of a split that merged into this cluster (its
+   * call id came with the merge: split_merge.ts): a retry is answered INDETERMINATE, not
+   * applied again. Such a record has no result and no map.
+   */
+  x?: 1;
 }
 
 export interface DedupeLimits {

@@ -134,6 +134,8 @@ export function newMapCounters() {
     dedupeHits: 0,
     /** Retries below their caller's watermark, answered INDETERMINATE instead of applied again. */
     dedupeRefused: 0,
+    /** Retries of calls whose ids came with a split-brain merge, answered INDETERMINATE (DedupeRecord `x`). */
+    mergedRefused: 0,
     /** Dedupe records dropped by the hard cap (a retry of such a call is answered INDETERMINATE). */
     dedupeEvicted: 0,
     /** Clients whose dedupe watermarks a copy forgot (client cap; departed clients first). */

@@ -440,11 +440,11 @@ export class MapService {
   /**
    * The entries and tombstones of every partition this member is primary of, as the
    * split-brain merge re-applies them: [map, key, value (null: removed), stamp] per entry,
-   * plus [ttlMs, maxIdleMs, lastAccessAt] for an entry with an expiry. The calls waiting on
-   * these primaries end (see WaitOutcome `merged`).
+   * plus [ttlMs, maxIdleMs, lastAccessAt] for an entry with an expiry, and the call ids of
+   * its dedupe records. The calls waiting on these primaries end (see WaitOutcome `merged`).
    */
-  captureForMerge(): Array<{ p: number; entries: MergeEntry[] }> {
-    const out: Array<{ p: number; entries: MergeEntry[] }> = [];
+  captureForMerge(): Array<{ p: number; entries: MergeEntry[]; calls: string[] }> {
+    const out: Array<{ p: number; entries: MergeEntry[]; calls: string[] }> = [];
     for (const [p, prim] of this.#ctx.primaries) {
       // Writes applied here and not committed yet are captured with the rest: their callers are
       // told INDETERMINATE now, not to retry, or the cluster this side merges into could apply
@@ -463,7 +463,12 @@ export class MapService {
         }
       }
       for (const t of d.tombstones.values()) entries.push([t.m, t.key, null, t.at]);
-      if (entries.length > 0) out.push({ p, entries });
+      // The calls this copy may have applied: their callers may retry them in the other cluster
+      // (an INDETERMINATE answer of the waits ended above can be lost, and an answer to a committed
+      // write too), where their records would be missing. The merge records them there as calls
+      // not to run again (DedupeRecord `x`).
+      const calls = [...d.dedupe.keys()];
+      if (entries.length > 0 || calls.length > 0) out.push({ p, entries, calls });
     }
     return out;
   }

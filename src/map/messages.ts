@@ -31,6 +31,8 @@ const entry = z.object({
   /** The caller, when the members in `ak` answer it themselves (InvokeBackupAnswer). */
   o: w.id().optional(),
   ak: w.list(w.id(), 7).optional(),
+  /** A split-brain merge's write: call ids the merged side may have applied (write_log.ts). */
+  u: w.list(w.str(256), 1000).optional(),
 });
 
 /** Lineage id: names one primary's history (see map_service.ts). */
@@ -148,9 +150,14 @@ const chunkFields = {
   s: w.uint(),
   d0: w.uint(),
   d1: w.uint(),
-  // [call id, seq, result] or, for a write that changed a map, [call id, seq, result, map].
+  // [call id, seq, result] or, for a write that changed a map, [call id, seq, result, map]; a
+  // call that came with a split-brain merge (dedupe_records.ts `x`): [call id, seq, null, "", 1].
   dedupe: w.list(
-    z.union([z.tuple([w.str(256), w.uint(), w.any()]), z.tuple([w.str(256), w.uint(), w.any(), w.str(256)])]),
+    z.union([
+      z.tuple([w.str(256), w.uint(), w.any()]),
+      z.tuple([w.str(256), w.uint(), w.any(), w.str(256)]),
+      z.tuple([w.str(256), w.uint(), w.any(), w.str(256), z.literal(1)]),
+    ]),
     100_000,
   ),
   /** [client, watermark]: the clients' watermarks the copy knows (dedupe_records.ts), on the last chunk. */

@@ -140,6 +140,8 @@ const schemas: Record<number, z.ZodType> = {
       ]),
       MAX_BATCH,
     ),
+    // The calls the merging side's copy may have applied (its dedupe records; split_merge.ts).
+    u: w.list(w.str(256), MAX_BATCH).optional(),
   }),
   // After cursor (s, i); s = -1: no events, answer the cursor of "now". `k`: only this key; `nv`: no values;
   // `h`: hold an empty answer at most this long (below the caller's attempt timeout).
@@ -198,6 +200,8 @@ export interface OpBody {
       number,
     ]
   >;
+  /** MergeEntries: call ids the merging side may have applied (recorded so that retries answer INDETERMINATE). */
+  u?: string[];
   /** Per-entry TTL and max-idle. */
   ttl?: number;
   mi?: number;

@@ -38,7 +38,8 @@ export interface SnapshotData {
    * (the key was removed at `updatedAt`; the value is empty): records start at version 1.
    */
   entries: SnapshotEntry[];
-  dedupe: Array<[string, number, unknown] | [string, number, unknown, string]>;
+  /** [call id, seq, result, map?]; `[…, "", 1]`: a record that came with a merge (DedupeRecord `x`). */
+  dedupe: Array<[string, number, unknown] | [string, number, unknown, string] | [string, number, unknown, string, 1]>;
   /** The clients' watermarks this copy knows: [client, watermark] (dedupe_records.ts). */
   cw?: Array<[string, number]>;
   /** See `PartitionData.idleFloor`. */
@@ -229,7 +230,7 @@ export class PartitionData {
     // Watermarks are facts about clients, whichever copy learned them: the higher one holds.
     for (const [client, w] of from.dedupe.watermarks()) this.dedupe.raise(client, w);
     for (const [c, r] of from.dedupe.entries()) {
-      if (r.m !== undefined && take(r.m) && !this.dedupe.has(c)) this.dedupe.set(c, r);
+      if ((r.m !== undefined ? take(r.m) : r.x === 1) && !this.dedupe.has(c)) this.dedupe.set(c, r);
     }
   }
 
@@ -345,6 +346,10 @@ export class PartitionData {
       if (entry.e.length > 0) rec.m = entry.e[0].m;
       this.dedupe.set(entry.c, rec, entry.w);
     }
+    // A merge's write: a retry of a call the merged side may have applied must not apply again.
+    if (entry.u !== undefined) {
+      for (const c of entry.u) if (!this.dedupe.has(c)) this.dedupe.set(c, { seq: entry.seq, r: null, x: 1 });
+    }
     this.log.push(entry, buf);
   }
 
@@ -406,7 +411,8 @@ export class PartitionData {
   snapshotMeta(keep?: (m: string) => boolean, events?: (m: string) => boolean): Omit<SnapshotData, "entries"> {
     const dedupe: SnapshotData["dedupe"] = [];
     for (const [c, d] of this.dedupe.entries()) {
-      if (d.m === undefined) dedupe.push([c, d.seq, d.r]);
+      if (d.x === 1) dedupe.push([c, d.seq, null, "", 1]);
+      else if (d.m === undefined) dedupe.push([c, d.seq, d.r]);
       else if (!keep || keep(d.m)) dedupe.push([c, d.seq, d.r, d.m]);
     }
     const digest: [number, number] = keep ? this.digestOf(keep) : [...this.digest];
@@ -465,7 +471,9 @@ export class PartitionData {
     if (snap.ev && snap.ef !== undefined) this.events.restore(snap.ef, snap.ev, snap.seq);
     else this.events.reset(snap.seq);
     for (const [client, w] of snap.cw ?? []) this.dedupe.raise(client, w);
-    for (const [c, seq, r, m] of snap.dedupe) this.dedupe.set(c, m === undefined ? { seq, r } : { seq, r, m });
+    for (const [c, seq, r, m, x] of snap.dedupe) {
+      this.dedupe.set(c, x === 1 ? { seq, r: null, x } : m === undefined ? { seq, r } : { seq, r, m });
+    }
     this.seq = snap.seq;
     this.log.clear();
     this.lineage = lineage;

@@ -113,6 +113,16 @@ export class PrimaryRole {
     const hk = ctx.housekeeping;
     const lv = ctx.levels;
     const seen = d.dedupe.get(req.c);
+    if (seen?.x === 1) {
+      // Its call id came with a split-brain merge: it may have been applied on the side that
+      // merged, whose state the merge carried here (split_merge.ts). Running it would apply it twice.
+      ctx.counters.mergedRefused++;
+      return reply(
+        "INDETERMINATE",
+        null,
+        `call ${req.c} may have been applied on a side of a split that merged into this cluster: not applied again`,
+      );
+    }
     if (seen) {
       ctx.counters.dedupeHits++;
       const k = seen.m === undefined ? lv.maxSync : lv.sync(seen.m);
@@ -158,6 +168,7 @@ export class PrimaryRole {
       : executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
     const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
     if (req.w !== undefined) entry.w = req.w;
+    if (body.u !== undefined) entry.u = body.u;
     const direct = this.#directAckers(prim);
     if (direct && direct.length > 0) (entry.o = from, entry.ak = direct);
     d.applyEntry(entry);

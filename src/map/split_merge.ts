@@ -8,9 +8,16 @@
  * replicated, deduplicated write per chunk). The larger cluster's table overrides the smaller
  * side's, so whatever is not merged this way is dropped.
  *
- * Bounded: at most `maxEntries` entries are queued per merge (the rest are dropped and
- * counted), chunks carry at most `chunkEntries` entries and about `chunkBytes` bytes, and
- * at most `maxInFlight` chunks are in flight.
+ * The merge also carries the ids of the calls each captured copy may have applied (its dedupe
+ * records): their callers may retry them in the larger cluster, which holds their effects
+ * through the merge but no record of them, and would apply them a second time. The larger
+ * cluster records them as calls not to run again (DedupeRecord `x`): a retry that arrives
+ * after them is answered INDETERMINATE. (One that arrives before runs there once, and the
+ * merge policy then weighs the smaller side's state of its keys as any other.)
+ *
+ * Bounded: at most `maxEntries` entries and call ids are queued per merge (the rest are
+ * dropped and counted), chunks carry at most `chunkEntries` entries, 1,000 call ids and about
+ * `chunkBytes` bytes, and at most `maxInFlight` chunks are in flight.
  */
 import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
@@ -38,7 +45,7 @@ export interface SplitMergeConfig {
   chunkBytes?: number;
   /** Chunks in flight at once. @default 4 */
   maxInFlight?: number;
-  /** Entries queued per merge; more are dropped (and counted). @default 1000000 */
+  /** Entries and call ids queued per merge; more are dropped (and counted). @default 1000000 */
   maxEntries?: number;
 }
 
@@ -49,14 +56,19 @@ export interface SplitMergeOptions {
   clock: Clock;
   log: Logger;
   policy: MergePolicySetting;
-  /** The entries and tombstones of the partitions this member is primary of (map service). */
-  capture: () => Array<{ p: number; entries: MergeEntry[] }>;
+  /**
+   * The entries and tombstones of the partitions this member is primary of, and the ids of
+   * the calls each may have applied (its dedupe records) (map service).
+   */
+  capture: () => Array<{ p: number; entries: MergeEntry[]; calls: string[] }>;
   config?: SplitMergeConfig;
 }
 
 interface Chunk {
   p: number;
   es: MergeEntry[];
+  /** Call ids the merging copy may have applied (MergeEntries `u`). */
+  u?: string[];
   /** Attempts refused with QUORUM so far. */
   refused?: number;
   /** Not sent again before this time (after a QUORUM refusal). */
@@ -75,8 +87,11 @@ export class SplitMerge {
   /** Counters for metrics and tests. */
   readonly stats = {
     merges: 0,
+    /** Entries and call ids queued (the call ids also in `callsQueued`), and those dropped by `maxEntries`. */
     entriesQueued: 0,
     entriesDropped: 0,
+    /** Call ids the merging copies may have applied, sent to be recorded in the other cluster. */
+    callsQueued: 0,
     chunksSent: 0,
     chunksFailed: 0,
     /** Chunks refused with QUORUM and sent again later. */
@@ -147,9 +162,26 @@ export class SplitMerge {
       return;
     }
     let queued = 0, dropped = 0;
-    for (const { p, entries } of this.#opts.capture()) {
+    for (const { p, entries, calls } of this.#opts.capture()) {
       let chunk: Chunk = { p, es: [] };
       let bytes = 0;
+      // The call ids first: a retry that reaches the other cluster after them is refused there
+      // (every chunk is one write; the ids of a partition go in its first chunks).
+      for (const c of calls) {
+        if (queued >= this.config.maxEntries) {
+          dropped++;
+          continue;
+        }
+        queued++;
+        this.stats.callsQueued++;
+        (chunk.u ??= []).push(c);
+        bytes += c.length + 8;
+        if (chunk.u.length >= MAX_BATCH || bytes >= this.config.chunkBytes) {
+          this.#queue.push(chunk);
+          chunk = { p, es: [] };
+          bytes = 0;
+        }
+      }
       for (const e of entries) {
         if (queued >= this.config.maxEntries) {
           dropped++;
@@ -164,7 +196,7 @@ export class SplitMerge {
           bytes = 0;
         }
       }
-      if (chunk.es.length > 0) this.#queue.push(chunk);
+      if (chunk.es.length > 0 || chunk.u) this.#queue.push(chunk);
     }
     this.stats.entriesQueued += queued;
     this.stats.entriesDropped += dropped;
@@ -207,7 +239,8 @@ export class SplitMerge {
       const c = this.#queue.shift()!;
       this.#inFlight++;
       this.stats.chunksSent++;
-      this.#opts.invoker.invoke(c.p, OpCode.MergeEntries, { m: "", pol, es: c.es }, true).then(
+      const body = c.u ? { m: "", pol, es: c.es, u: c.u } : { m: "", pol, es: c.es };
+      this.#opts.invoker.invoke(c.p, OpCode.MergeEntries, body, true).then(
         (n) => void (this.stats.entriesApplied += typeof n === "number" ? n : 0),
         (err) => {
           if (err instanceof ShoalError && err.code === "QUORUM" && (c.refused ?? 0) < MAX_QUORUM_RETRIES) {

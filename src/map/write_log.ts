@@ -56,6 +56,12 @@ export interface LogEntry {
    */
   o?: string;
   ak?: string[];
+  /**
+   * A split-brain merge's write: the calls the side that merged may have applied (its
+   * partition's dedupe records). Each copy records them as `x` records (dedupe_records.ts), so
+   * a retry of one is answered INDETERMINATE here rather than applied a second time.
+   */
+  u?: string[];
 }
 
 /**
@@ -67,6 +73,7 @@ export function logEntryBytes(en: LogEntry | LoggedWrite): number {
   let n = 64 + resultBytes(en.r);
   if (en instanceof LoggedWrite) return en.size;
   else {
+    for (const c of en.u ?? []) n += 16 + c.length;
     for (const e of en.e) n += 160 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
   }
   return n;
@@ -202,6 +209,7 @@ export class LoggedWrite {
   readonly o: string | undefined;
   /** Shared with the other writes of the same ackers (Primary's directAckers). */
   readonly ak: string[] | undefined;
+  readonly u: string[] | undefined;
   /** Approximate bytes held (logEntryBytes). */
   readonly size: number;
   /** The effects' map names: one for all, or one per effect. */
@@ -217,10 +225,12 @@ export class LoggedWrite {
     this.r = entry.r;
     this.o = entry.o;
     this.ak = entry.ak;
+    this.u = entry.u;
     const effects = entry.e, n = effects.length;
     if (buf === null) buf = packBytes(entry);
     const bytes = buf, nums = new Float64Array(n * NUMS);
     let m: string | string[] = n > 0 ? effects[0].m : "", size = 64 + resultBytes(entry.r), at = 0;
+    for (const c of entry.u ?? []) size += 16 + c.length;
     for (let i = 0; i < n; i++) {
       const e = effects[i], k = e.k, v = e.v ?? undefined, o = i * NUMS;
       let ko = -1, kl = -1, vo = 0;
@@ -272,6 +282,7 @@ export class LoggedWrite {
     if (this.r !== undefined) en.r = this.r;
     if (this.o !== undefined) en.o = this.o;
     if (this.ak !== undefined) en.ak = this.ak;
+    if (this.u !== undefined) en.u = this.u;
     return en;
   }
 }

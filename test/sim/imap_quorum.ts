@@ -13,6 +13,7 @@ import type { DataGridConfig } from "../../src/map/data_grid.ts";
 import type { MapsConfig } from "../../src/map/map_config.ts";
 import { partitionOfBytes } from "../../src/partition/partition_of.ts";
 import { encodeValue } from "../../src/wire/codec.ts";
+import { Kind } from "../../src/wire/kinds.ts";
 import type { MergePolicyName } from "../../src/map/merge_policy.ts";
 import type { Simulation } from "../../src/sim/simulation.ts";
 import { checkKeyLinearizable, checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
@@ -44,6 +45,11 @@ export interface QuorumRunOptions {
   /** Members in the cluster (the split needs 5). @default 5 */
   members?: number;
   mergePolicy?: MergePolicyName;
+  /**
+   * Every `INDETERMINATE` answer a member sends to another is lost: among them the answers a
+   * primary gives the calls it was serving when its side merged into the other cluster.
+   */
+  loseIndeterminate?: boolean;
   /** Print progress. */
   verbose?: boolean;
   /** Print every change of this partition's replicas (debugging). */
@@ -72,6 +78,8 @@ export interface QuorumRunResult {
   splitWrites: number;
   /** Members that emitted `merge` (their side merged into the other), in order. */
   merged: string[];
+  /** Retries refused because their call ids came with a merge (map counter `mergedRefused`, all members). */
+  mergedRefused: number;
 }
 
 /** The simulated IMap cluster of the split-brain scenarios: 31 partitions, sub-millisecond links, 5 ms ticks. */
@@ -121,6 +129,13 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     },
   }, problems);
   const rng = new Random(o.seed ^ 0x5eed);
+  if (o.loseIndeterminate) {
+    for (const n of sim.liveNodes()) {
+      const send = n.transport.send.bind(n.transport);
+      n.transport.send = (to, msg) =>
+        msg.t === Kind.InvokeResponse && (msg as { s?: unknown }).s === "INDETERMINATE" ? true : send(to, msg);
+    }
+  }
 
   const result: QuorumRunResult = {
     problems,
@@ -135,6 +150,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     afterHealFailures: [],
     splitWrites: 0,
     merged: [],
+    mergedRefused: 0,
   };
   const nKeys = o.keys ?? 6;
   const load = new SimLoad(sim, rng, {
@@ -265,6 +281,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
   result.violations.push(
     ...await stopAndCheck(sim, load, Array.from({ length: nKeys }, (_, k) => `k${k}`), problems, o.verbose),
   );
+  for (const n of sim.all().values()) result.mergedRefused += n.grid.maps.counters.mergedRefused;
   return result;
 }
 

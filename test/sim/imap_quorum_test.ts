@@ -93,6 +93,21 @@ describe("a short split with the master (2.3-2.8 s): the heal comes as the major
   }
 });
 
+describe("a short split with the master, every INDETERMINATE answer lost", () => {
+  // Seed 2789 again, but the INDETERMINATE answers of the merge never arrive: the callers retry
+  // in the cluster their primary's side merged into, which held the merged state of their writes
+  // and no dedupe record of them, and applied them a second time (a put answered with its own
+  // value). The merge now carries the merging copy's call ids, recorded in the other cluster as
+  // calls not to run again: their retries are answered INDETERMINATE there.
+  seeded("splitWithMaster, 2622 ms (seed 2789): linearizable, the retries refused", 2789, async (s) => {
+    const r = await runQuorumScenario({ seed: s, fault: "splitWithMaster", splitMs: 2622, loseIndeterminate: true });
+    expect(r.problems).toEqual([]);
+    expect(r.violations).toEqual([]);
+    expect(r.merged.length).toBeGreaterThan(0);
+    expect(r.mergedRefused).toBeGreaterThan(0);
+  }, 300_000);
+});
+
 describe("without split-brain protection", () => {
   seeded("crash (seed 41): the history is linearizable, no acknowledged write lost", 41, async (s) => {
     const r = await runQuorumScenario({ seed: s, fault: "crash", minClusterSize: 0 });

@@ -10,6 +10,7 @@ import { DataGrid } from "../../src/map/data_grid.ts";
 import { simMembership } from "../../src/sim/cluster_sim.ts";
 import { Simulation, type SimulationOptions } from "../../src/sim/simulation.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
+import type { MemoryTransport } from "../../src/transport/memory.ts";
 import { partitionOfBytes } from "../../src/partition/partition_of.ts";
 import { encodeValue } from "../../src/wire/codec.ts";
 import { History } from "../support/history_checker.ts";
@@ -20,6 +21,8 @@ export interface ImapSimNode {
   grid: DataGrid;
   /** This node's clock: stalled with the node (timers set on it wait for the stall's end). */
   clock: Clock;
+  /** This node's transport (a test may wrap its `send` to lose chosen messages). */
+  transport: MemoryTransport;
   alive: boolean;
   stop(): void;
 }
@@ -56,6 +59,7 @@ export function imapSimulation(opts: ImapSimOptions): Simulation<ImapSimNode> {
       m,
       grid,
       clock: ctx.clock,
+      transport: ctx.transport,
       alive: true,
       stop() {
         node.alive = false;
