@@ -382,7 +382,12 @@ export class Node implements ShoalNode {
       operations,
       maps: this.grid.localMapEntries(),
       // Expiries, evictions and touches are writes the primaries originate and replicate.
-      replication: { ...this.grid.maps.counters, ...this.grid.maps.housekeeping.counters },
+      // Migration commits a master held while its quorum had lapsed (split-brain protection).
+      replication: {
+        ...this.grid.maps.counters,
+        ...this.grid.maps.housekeeping.counters,
+        commitsDeferred: this.grid.partitions.stats.commitsDeferred,
+      },
       rejected: {
         ...this.membership.stats.rejected,
         table_not_from_master: this.grid.partitions.stats.pushesIgnored,
