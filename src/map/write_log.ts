@@ -73,7 +73,7 @@ export function logEntryBytes(en: LogEntry | LoggedWrite): number {
   let n = 64 + resultBytes(en.r);
   if (en instanceof LoggedWrite) return en.size;
   else {
-    for (const c of en.u ?? []) n += 16 + c.length;
+    if (en.u !== undefined) { for (const c of en.u) n += 16 + c.length; }
     for (const e of en.e) n += 160 + e.m.length + (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
   }
   return n;
@@ -230,7 +230,7 @@ export class LoggedWrite {
     if (buf === null) buf = packBytes(entry);
     const bytes = buf, nums = new Float64Array(n * NUMS);
     let m: string | string[] = n > 0 ? effects[0].m : "", size = 64 + resultBytes(entry.r), at = 0;
-    for (const c of entry.u ?? []) size += 16 + c.length;
+    if (entry.u !== undefined) { for (const c of entry.u) size += 16 + c.length; }
     for (let i = 0; i < n; i++) {
       const e = effects[i], k = e.k, v = e.v ?? undefined, o = i * NUMS;
       let ko = -1, kl = -1, vo = 0;
