@@ -82,6 +82,15 @@ export interface QuorumRunResult {
   mergedRefused: number;
 }
 
+/** Makes every `INDETERMINATE` answer a live member sends to another member lost. */
+export function loseIndeterminateAnswers(sim: Simulation<ImapSimNode>): void {
+  for (const n of sim.liveNodes()) {
+    const send = n.transport.send.bind(n.transport);
+    n.transport.send = (to, msg) =>
+      msg.t === Kind.InvokeResponse && (msg as { s?: unknown }).s === "INDETERMINATE" ? true : send(to, msg);
+  }
+}
+
 /** The simulated IMap cluster of the split-brain scenarios: 31 partitions, sub-millisecond links, 5 ms ticks. */
 export function quorumSimulation(
   seed: number,
@@ -129,13 +138,7 @@ export async function runQuorumScenario(o: QuorumRunOptions): Promise<QuorumRunR
     },
   }, problems);
   const rng = new Random(o.seed ^ 0x5eed);
-  if (o.loseIndeterminate) {
-    for (const n of sim.liveNodes()) {
-      const send = n.transport.send.bind(n.transport);
-      n.transport.send = (to, msg) =>
-        msg.t === Kind.InvokeResponse && (msg as { s?: unknown }).s === "INDETERMINATE" ? true : send(to, msg);
-    }
-  }
+  if (o.loseIndeterminate) loseIndeterminateAnswers(sim);
 
   const result: QuorumRunResult = {
     problems,

@@ -20,7 +20,7 @@ import { Random } from "../../src/core/random.ts";
 import { partitionOfBytes } from "../../src/partition/partition_of.ts";
 import { encodeValue } from "../../src/wire/codec.ts";
 import { fullReplicas, type ImapSimNode, untilHealed } from "./imap_sim.ts";
-import { quorumSimulation } from "./imap_quorum.ts";
+import { loseIndeterminateAnswers, quorumSimulation } from "./imap_quorum.ts";
 
 /**
  * `split`: the lock's primary and another member that is not the master are cut off (3 + 2);
@@ -39,6 +39,8 @@ export interface LockRunOptions {
   lockLeaseMs?: number;
   /** How long the split or the pause lasts. @default 6000 */
   faultMs?: number;
+  /** Every INDETERMINATE answer a member sends to another is lost (see imap_quorum.ts). */
+  loseIndeterminate?: boolean;
 }
 
 /** One owner's hold of the lock. */
@@ -88,6 +90,7 @@ export async function runLockScenario(o: LockRunOptions): Promise<LockRunResult>
   void first.m.start([]);
   for (let i = 0; i < 4; i++) void sim.spawn().m.start([first.id]);
   await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  if (o.loseIndeterminate) loseIndeterminateAnswers(sim);
   await sim.run(2 * quorumLeaseMs);
   // A key whose primary is not the master, so a split can cut the two apart.
   const master = first.m.master()!;
