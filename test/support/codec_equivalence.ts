@@ -37,12 +37,18 @@ export const HOT_KINDS = [
 
 /**
  * Where two decoded values differ, or null when they are the same: equal scalars, same keys in
- * the same order, byte arrays of the same class over the same memory.
+ * the same order, byte arrays of the same class over the same memory. With `frame` (two decodes
+ * by the generic path), byte arrays outside the frame's memory compare by content instead: cbor-x
+ * builds a fresh array for tag 64 on anything but a byte string (a damaged frame), each time anew.
  */
-export function difference(a: unknown, b: unknown, path = "$"): string | null {
+export function difference(a: unknown, b: unknown, path = "$", frame?: Uint8Array): string | null {
   if (a instanceof Uint8Array || b instanceof Uint8Array) {
     if (!(a instanceof Uint8Array && b instanceof Uint8Array)) return `${path}: bytes against non-bytes`;
     if (a.constructor !== b.constructor) return `${path}: ${a.constructor.name} against ${b.constructor.name}`;
+    const fresh = frame !== undefined && a.buffer !== frame.buffer && b.buffer !== frame.buffer;
+    if (fresh) {
+      return a.byteLength === b.byteLength && a.every((x, i) => x === b[i]) ? null : `${path}: different bytes`;
+    }
     if (a.buffer !== b.buffer || a.byteOffset !== b.byteOffset || a.byteLength !== b.byteLength) {
       return `${path}: different memory`;
     }
@@ -51,7 +57,7 @@ export function difference(a: unknown, b: unknown, path = "$"): string | null {
   if (Array.isArray(a) || Array.isArray(b)) {
     if (!(Array.isArray(a) && Array.isArray(b)) || a.length !== b.length) return `${path}: array length`;
     for (let i = 0; i < a.length; i++) {
-      const d = difference(a[i], b[i], `${path}[${i}]`);
+      const d = difference(a[i], b[i], `${path}[${i}]`, frame);
       if (d) return d;
     }
     return null;
@@ -61,7 +67,7 @@ export function difference(a: unknown, b: unknown, path = "$"): string | null {
     const ka = Object.keys(a), kb = Object.keys(b);
     if (ka.join() !== kb.join()) return `${path}: keys ${ka.join()} against ${kb.join()}`;
     for (const k of ka) {
-      const d = difference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`);
+      const d = difference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`, frame);
       if (d) return d;
     }
     return null;
@@ -84,7 +90,7 @@ function compare(frame: Uint8Array, t: DecodeTally, label: string): void {
   const whole = decodeFrame(frame, Infinity); // must never throw
   if (fast === null) {
     t.genericOnly++;
-    const d = difference(whole, generic);
+    const d = difference(whole, generic, "$", frame);
     if (d) throw new Error(`${label}: decodeFrame differs from the generic path (${d})`);
     return;
   }
