@@ -165,36 +165,32 @@ export class SplitMerge {
     for (const { p, entries, calls } of this.#opts.capture()) {
       let chunk: Chunk = { p, es: [] };
       let bytes = 0;
+      /** Counts one more id or entry against `maxEntries`: false once the merge is full. */
+      const admit = () => queued < this.config.maxEntries ? (queued++, true) : (dropped++, false);
+      /** Adds the bytes of what was just put in the chunk; queues the chunk once it is full. */
+      const added = (n: number, full: boolean) => {
+        bytes += n;
+        if (!full && bytes < this.config.chunkBytes) return;
+        this.#queue.push(chunk);
+        chunk = { p, es: [] };
+        bytes = 0;
+      };
       // The call ids first: a retry that reaches the other cluster after them is refused there
       // (every chunk is one write; the ids of a partition go in its first chunks).
       for (const c of calls) {
-        if (queued >= this.config.maxEntries) {
-          dropped++;
-          continue;
-        }
-        queued++;
+        if (!admit()) continue;
         this.stats.callsQueued++;
-        (chunk.u ??= []).push(c);
-        bytes += c.length + 8;
-        if (chunk.u.length >= MAX_BATCH || bytes >= this.config.chunkBytes) {
-          this.#queue.push(chunk);
-          chunk = { p, es: [] };
-          bytes = 0;
-        }
+        const u = chunk.u ??= [];
+        u.push(c);
+        added(c.length + 8, u.length >= MAX_BATCH);
       }
       for (const e of entries) {
-        if (queued >= this.config.maxEntries) {
-          dropped++;
-          continue;
-        }
+        if (!admit()) continue;
         chunk.es.push(e);
-        queued++;
-        bytes += e[0].length + e[1].byteLength + (e[2]?.byteLength ?? 0) + 16;
-        if (chunk.es.length >= this.config.chunkEntries || bytes >= this.config.chunkBytes) {
-          this.#queue.push(chunk);
-          chunk = { p, es: [] };
-          bytes = 0;
-        }
+        added(
+          e[0].length + e[1].byteLength + (e[2]?.byteLength ?? 0) + 16,
+          chunk.es.length >= this.config.chunkEntries,
+        );
       }
       if (chunk.es.length > 0 || chunk.u) this.#queue.push(chunk);
     }
