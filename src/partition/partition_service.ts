@@ -12,15 +12,15 @@
  * primary reports them ready (MigrationReady). Replicas are dropped only by a commit, so a
  * migration never lowers the number of live replicas.
  *
- * Split by owned state: a new master's collect of the newest table (table_collect.ts) and
- * the in-sync reports of backups created in place (backups_synced.ts) live in their own files,
- * the pure planning in assignment.ts and partition_table.ts. Above the ~800-line guideline
- * (867) remains the table itself, the migrations in flight (with the ready reports held while
- * the quorum is lapsed) and the master's tick (repair, backups created in place, fills spread,
- * migrations started and committed) that reads and changes both under one set of rules; its
- * pacing (skip a pass whose inputs did not change, sleep until the next heartbeat) reads the
- * same state. Splitting further would put the table, the migrations in flight and the pass
- * that changes both on different sides.
+ * Split by owned state: a new master's collect of the newest table (table_collect.ts), the
+ * in-sync reports of backups created in place (backups_synced.ts) and the commits held while
+ * the master's quorum has lapsed (commit_hold.ts) live in their own files, the pure planning in
+ * assignment.ts and partition_table.ts. Above the ~800-line guideline (842) remains the table
+ * itself, the migrations in flight and the master's tick (repair, backups created in place,
+ * fills spread, migrations started and committed) that reads and changes both under one set of
+ * rules; its pacing (skip a pass whose inputs did not change, sleep until the next heartbeat)
+ * reads the same state. Splitting further would put the table, the migrations in flight and the
+ * pass that changes both on different sides.
  */
 import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
@@ -64,6 +64,7 @@ import {
 import type { PartitionReplicaInfo, PartitionTableSummary } from "./summary.ts";
 import { implausibleTable, TableCollect } from "./table_collect.ts";
 import { applySyncedReports, type SyncedItem, SyncedReports } from "./backups_synced.ts";
+import { CommitHold } from "./commit_hold.ts";
 
 /** Settings shared by the partition and map services. */
 export interface PartitionConfig {
@@ -152,16 +153,8 @@ export class PartitionService {
   #untouchedFill: ((p: number, epoch: number, member: NodeId) => boolean) | null = null;
   /** See {@link setQuorumCheck}. */
   #hasQuorum: (() => boolean) | null = null;
-  /**
-   * Ready reports that came while this master lacked its quorum, by partition: committed once
-   * it holds it again (see #onReady).
-   */
-  #deferredReady = new Map<number, PartitionMigrationReady>();
-  /**
-   * Whether this member has held its quorum since it started. A forming cluster's master has
-   * not (and no write was acknowledged without it): its commits need not wait.
-   */
-  #quorumHeld = false;
+  /** Ready reports that came while this master's quorum had lapsed: committed once it is back. */
+  #held = new CommitHold(() => this.#hasQuorum === null || this.#hasQuorum());
   /** The data members the fills were last spread for (see #masterTick). */
   #fillsBalancedFor = "";
   // graceful leave
@@ -469,14 +462,14 @@ export class PartitionService {
     if (isMaster && !this.#masterActive) {
       this.#masterActive = true;
       this.#inflight.clear();
-      this.#deferredReady.clear();
+      this.#held.clear();
       this.#ideal = null;
       this.#startCollect();
     } else if (!isMaster && this.#masterActive) {
       this.#masterActive = false;
       this.#collect = null;
       this.#inflight.clear();
-      this.#deferredReady.clear();
+      this.#held.clear();
       this.#leaving.clear();
     }
     // A member that just learned its master (a joiner) asks for the table at once: the pushes
@@ -561,7 +554,7 @@ export class PartitionService {
     // Our own reign's tables, and tables this reign started from or superseded, change nothing.
     if (theirs.term === mine.term || theirs.term <= this.#reignFrom) return;
     this.#inflight.clear();
-    this.#deferredReady.clear();
+    this.#held.clear();
     const term = this.#newTerm(Math.max(termRound(theirs.term), termRound(mine.term)));
     this.#reignFrom = Math.max(this.#reignFrom, theirs.term);
     const next = rebaseTable(mine, term, Math.max(theirs.version, mine.version) + 1);
@@ -632,12 +625,9 @@ export class PartitionService {
   /** Repair, abandon stale migrations, plan new ones. */
   #masterTick(): void {
     if (!this.masterActive) return;
-    // (Called on every pass, so that the quorum is seen held as soon as it is.)
-    if (!this.#quorumLapsed() && this.#deferredReady.size > 0) {
-      // Checked again against the migrations in flight now (one abandoned meanwhile commits nothing).
-      for (const msg of [...this.#deferredReady.values()]) this.#onReady(msg);
-      this.#deferredReady.clear();
-    }
+    // (Asked on every pass, so that the quorum is seen held as soon as it is.) The reports held
+    // are checked again against the migrations in flight now (one abandoned meanwhile commits nothing).
+    if (!this.#held.lapsed()) { for (const msg of this.#held.release()) this.#onReady(msg); }
     const now = this.#clock.now();
     let t = this.#current();
     // A pure function of the table, (leaving) members and migrations in flight: with none in
@@ -820,32 +810,17 @@ export class PartitionService {
     return (term % 2 ** 19) * 2 ** 32 + this.#migrationCounter;
   }
 
-  /** Split-brain protection: this member held its quorum once and does not hold it now. */
-  #quorumLapsed(): boolean {
-    if (!this.#hasQuorum) return false;
-    if (this.#hasQuorum()) {
-      this.#quorumHeld = true;
-      return false;
-    }
-    return this.#quorumHeld;
-  }
-
   #onReady(msg: PartitionMigrationReady): void {
     if (!this.masterActive) return;
     const m = this.#inflight.get(msg.p);
     if (!m || m.epoch !== msg.epoch || !sameRow(m.row, msg.row)) return;
     if (msg.mid !== undefined && msg.mid !== m.id) return;
-    if (this.#quorumLapsed()) {
-      // A commit makes the members the new row leaves out drop their copies. Published now, it
-      // would go out in a marked table (nq), which a next master that did not receive it passes
-      // over: it would continue from the rows before, whose members dropped what they held
-      // (a paused master woken with the reports waiting, killed before its lease was renewed:
-      // test/sim/imap_quorum_window_test.ts). So it waits until the quorum is back.
-      if (!this.#deferredReady.has(msg.p)) this.stats.commitsDeferred++;
-      this.#deferredReady.set(msg.p, msg);
+    if (this.#held.lapsed()) {
+      // Published now, the commit would go out in a marked table (see commit_hold.ts).
+      if (this.#held.hold(msg)) this.stats.commitsDeferred++;
       return;
     }
-    this.#deferredReady.delete(msg.p);
+    this.#held.forget(msg.p);
     const live = new Set(this.#view.members().map((x) => x.id));
     this.#inflight.delete(msg.p);
     const t = this.#current();
