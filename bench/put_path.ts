@@ -3,7 +3,10 @@
  * clock (every message goes through the real frame codec and validation; links add no delay):
  * 3 data members and 1 lite member as the client, backupCount 1, 271 partitions, 100-byte values.
  * Since every member runs in this process, `process.cpuUsage()` over a phase is the CPU of all
- * members and the client summed.
+ * members and the client summed. Under Bun the process restarts itself with the members' engine
+ * settings first (src/runtime/tune.ts; `SHOAL_BUN_DEFAULTS=1` keeps Bun's defaults), so the figures
+ * are those of the code as members run it: with Bun's defaults the FTL compiler and the GC's
+ * warm-up thread took a quarter of this bench's CPU samples.
  *
  *   bun run bench/put_path.ts      |   deno run -A bench/put_path.ts
  *   bun run bench/put_path.ts --ops 30000 --runs 3 --in-flight 64
@@ -16,8 +19,12 @@
  * the load average, and ends with one JSON line of the raw figures.
  */
 import nodeProcess from "node:process";
-import { args as processArgs, exit, runtimeVersion } from "../src/runtime/process.ts";
+import { args as processArgs, exit, runtimeVersion, writeStderrLine } from "../src/runtime/process.ts";
+import { runtimeSettings, tuneRuntime } from "../src/runtime/tune.ts";
 import { memoryGrids } from "./_memory_grid.ts";
+
+// Before any timer or socket: under Bun this may replace the process (same PID) by one with the settings.
+tuneRuntime(writeStderrLine);
 
 const args = processArgs();
 const arg = (name: string, def: string) => {
@@ -90,13 +97,15 @@ for (let r = 0; r < RUNS; r++) {
   }
 }
 const load1 = await loadavg();
+const settings = runtimeSettings();
+const engine = settings.length > 0 ? "the members' engine settings" : "the runtime's default engine settings";
 
 console.log(
   `put path (${runtimeVersion()}; in-process MemoryNetwork, real codec, 3 data + 1 lite client, backup 1, ` +
     `100 B values, ${DELAY_MS} ms per hop, ${IN_FLIGHT} in flight, ${
       OPS.toLocaleString("en")
     } ops per run, median of ${RUNS}; ` +
-    `direct backup acks ${directAcks}; load ${load0} → ${load1})`,
+    `direct backup acks ${directAcks}; ${engine}; load ${load0} → ${load1})`,
 );
 for (const kind of ["put", "get"] as const) {
   const xs = runs[kind];
@@ -108,6 +117,8 @@ for (const kind of ["put", "get"] as const) {
       `(runs: ${xs.map((p) => Math.round(p.opsPerS)).join(", ")}/s)`,
   );
 }
-console.log(JSON.stringify({ runtime: runtimeVersion(), load: [load0, load1], inFlight: IN_FLIGHT, ops: OPS, runs }));
+console.log(
+  JSON.stringify({ runtime: runtimeVersion(), settings, load: [load0, load1], inFlight: IN_FLIGHT, ops: OPS, runs }),
+);
 for (const g of grids.values()) g.stop();
 exit(0);
