@@ -286,6 +286,14 @@ export interface Waiter {
   /** Sync backups that must have acked `seq` (the backupCount of the map it reads or writes). */
   k: number;
   done: (outcome: WaitOutcome) => void;
+  /**
+   * The answer to a retry of a write applied before (found by its dedupe record): done only once
+   * the copies a write needs now hold it, not when the commit sequence passes it. A new primary
+   * counts its whole copy as committed, and a backup it fills holds only the writes from its
+   * stream's start: answering then would acknowledge a write held by fewer copies than
+   * invariant 10 asks (Primary's heldNow).
+   */
+  held?: true;
 }
 
 /**

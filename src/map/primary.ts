@@ -126,7 +126,8 @@ export class PrimaryRole {
     if (seen) {
       ctx.counters.dedupeHits++;
       const k = seen.m === undefined ? lv.maxSync : lv.sync(seen.m);
-      return this.#waitFor(prim, seen.seq, k, answerOnCommit(reply, seen.r, true));
+      // Held now by the copies a write needs, not only committed once (a failover may have left fewer).
+      return this.#waitFor(prim, seen.seq, k, answerOnCommit(reply, seen.r, true), true);
     }
     if (d.dedupe.isBelowWatermark(req.c)) {
       // Its caller answered it already (or its member left the view and this copy dropped
@@ -389,12 +390,31 @@ export class PrimaryRole {
     this.ctx.partitions.reportBackupsSynced(prim.p, prim.epoch, synced);
   }
 
-  #waitFor(prim: PrimaryState, seq: number, k: number, done: (outcome: WaitOutcome) => void): void {
-    if (seq <= this.#commitSeq(prim, k)) return done("ok");
+  /** `held`: see {@link Waiter.held}. */
+  #waitFor(prim: PrimaryState, seq: number, k: number, done: (outcome: WaitOutcome) => void, held = false): void {
+    if (seq <= this.#commitSeq(prim, k) && (!held || this.#heldNow(prim, seq, k))) return done("ok");
     const ws = prim.waiters;
     let i = ws.length;
     while (i > 0 && ws[i - 1].seq > seq) i--;
-    ws.splice(i, 0, { seq, k, done });
+    ws.splice(i, 0, held ? { seq, k, done, held } : { seq, k, done });
+  }
+
+  /**
+   * Whether write `seq` is held now by as many copies as a new write of a map with `k` sync
+   * backups needs (invariant 10): every sync backup of rank 1..k and every migration target
+   * holds it (a confirmed one has acked it; one being filled has acked it in its stream, which
+   * holds only the writes from its start on), and they are min(k + 1, data members) copies
+   * with the primary.
+   */
+  #heldNow(prim: PrimaryState, seq: number, k: number): boolean {
+    let copies = 1;
+    for (const f of prim.followers.values()) {
+      if (f.role === "async" || (f.role === "sync" && f.level > k)) continue;
+      const st = f.stream;
+      if (!(f.confirmed ? f.acked >= seq : st !== null && st.from <= seq && st.acked >= seq)) return false;
+      if (f.role === "sync") copies++;
+    }
+    return copies >= this.#copiesNeeded(k);
   }
 
   /** Answers the waiters whose writes are committed now, and reports a migration that became ready. */
@@ -404,7 +424,13 @@ export class PrimaryRole {
     const c = this.#commitSeq(prim, lv.maxSync);
     let n = 0;
     while (n < prim.waiters.length && prim.waiters[n].seq <= c) n++;
-    if (n > 0) { for (const w of prim.waiters.splice(0, n)) w.done("ok"); }
+    if (n > 0) {
+      const ready = prim.waiters.splice(0, n);
+      // A retry's answer whose write the copies needed now do not all hold yet stays first (its seq ≤ c).
+      const kept = ready.filter((w) => w.held && !this.#heldNow(prim, w.seq, w.k));
+      if (kept.length > 0) prim.waiters.unshift(...kept);
+      for (const w of ready) if (!w.held || !kept.includes(w)) w.done("ok");
+    }
     if (!lv.uniform && prim.waiters.length > 0) {
       // Per-map backup counts: a later waiter of a map with fewer sync backups may be done already.
       const at = new Map<number, number>();
@@ -414,7 +440,7 @@ export class PrimaryRole {
       for (const w of rest) {
         let ck = at.get(w.k);
         if (ck === undefined) at.set(w.k, ck = this.#commitSeq(prim, w.k));
-        if (w.seq <= ck) done.push(w.done);
+        if (w.seq <= ck && (!w.held || this.#heldNow(prim, w.seq, w.k))) done.push(w.done);
         else prim.waiters.push(w);
       }
       for (const d of done) d("ok");
