@@ -13,13 +13,14 @@
  *   perf record -F 1999 -a -g -o /tmp/jd/perf.data -- sleep 12        # during the put phase
  *   bun run bench/perf_jit.ts maps /tmp/jd                             # writes /tmp/perf-<pid>.map
  *   perf script -i /tmp/jd/perf.data -F comm,pid,tid,ip,sym,dso > /tmp/jd/script.txt
- *   bun run bench/perf_jit.ts buckets /tmp/jd/script.txt --pids 101,102,103 [--top 40]
+ *   bun run bench/perf_jit.ts buckets /tmp/jd/script.txt --pids 101,102,103 [--top 40] [--within "werift send"]
  *
  * `maps` reads every `jit-*.dump` of the directory (perf's jitdump format) and writes, per process,
  * the perf map of its latest dump (a Bun member restarts itself with `execve` once, keeping its
  * PID: the dump from before the restart names code that no longer exists). `buckets` reads the
  * stacks of the processes given (their main threads, and their other threads by name) and prints
- * the share of samples in each part of the path, then the functions the most samples stop in.
+ * the share of samples in each part of the path, then the functions the most samples stop in
+ * (`--within`: of the buckets whose name starts so; shares stay of all the samples counted).
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -133,8 +134,9 @@ export interface BucketCounts {
 /**
  * Splits the samples of `pids` in the output of `perf script -F comm,pid,tid,ip,sym,dso`.
  * @param text the script's output (stacks leaf first, separated by blank lines)
+ * @param within only the main threads' samples of the buckets whose name starts so (all when empty)
  */
-export function bucketCounts(text: string, pids: ReadonlySet<number>): BucketCounts {
+export function bucketCounts(text: string, pids: ReadonlySet<number>, within = ""): BucketCounts {
   const byBucket = new Map<string, number>();
   const leaves = new Map<string, number>();
   let total = 0;
@@ -143,10 +145,13 @@ export function bucketCounts(text: string, pids: ReadonlySet<number>): BucketCou
     total++;
     const main = s.comm === "bun.exe" || s.comm === "bun";
     let bucket: string;
-    if (!main) bucket = `other thread: ${s.comm}`;
-    else {
+    if (!main) {
+      if (within !== "") continue;
+      bucket = `other thread: ${s.comm}`;
+    } else {
       const names = new Set(s.frames.filter((f) => f.kind === "js").map((f) => f.name));
       bucket = BUCKETS.find(([, test]) => test(names, s))![0];
+      if (!bucket.startsWith(within)) continue;
       const leafJs = s.frames.find((f) => f.kind === "js")?.name ?? "(no JS frame)";
       const leaf = `${s.frames[0]?.kind ?? "?"} under ${leafJs}`;
       leaves.set(leaf, (leaves.get(leaf) ?? 0) + 1);
@@ -156,8 +161,8 @@ export function bucketCounts(text: string, pids: ReadonlySet<number>): BucketCou
   return { total, byBucket, leaves };
 }
 
-function buckets(path: string, pids: Set<number>, top: number): void {
-  const { total, byBucket, leaves } = bucketCounts(readFileSync(path, "utf8"), pids);
+function buckets(path: string, pids: Set<number>, top: number, within: string): void {
+  const { total, byBucket, leaves } = bucketCounts(readFileSync(path, "utf8"), pids, within);
   const pct = (n: number) => `${(100 * n / Math.max(1, total)).toFixed(1).padStart(5)} %`;
   console.log(`${total} samples of processes ${[...pids].join(", ")}`);
   for (const [b, n] of [...byBucket].sort((x, y) => y[1] - x[1])) console.log(`${pct(n)}  ${b}`);
@@ -193,9 +198,9 @@ if (import.meta.main) {
       writeStderrLine("buckets needs --pids (the member pids put_processes.ts prints)");
       exit(2);
     }
-    buckets(argv[1], pids, Number(flag("top", "40")));
+    buckets(argv[1], pids, Number(flag("top", "40")), flag("within", ""));
   } else {
-    writeStderrLine("usage: perf_jit.ts maps DIR | buckets SCRIPT --pids a,b,c [--top 40]");
+    writeStderrLine("usage: perf_jit.ts maps DIR | buckets SCRIPT --pids a,b,c [--top 40] [--within PREFIX]");
     exit(2);
   }
 }

@@ -291,7 +291,7 @@ export interface Waiter {
    * the copies a write needs now hold it, not when the commit sequence passes it. A new primary
    * counts its whole copy as committed, and a backup it fills holds only the writes from its
    * stream's start: answering then would acknowledge a write held by fewer copies than
-   * invariant 10 asks (Primary's heldNow).
+   * invariant 10 asks (commit.ts `heldNow`).
    */
   held?: true;
 }

@@ -20,7 +20,7 @@
  * How a replica named in the table could hold fewer writes than were acknowledged, and what
  * rules that out:
  * - A sync backup or migration target that is not confirmed holds back every write
- *   (`#commitSeq`), so nothing is acknowledged past what it acked. Its sequence never goes
+ *   (commit.ts `commitSeq`), so nothing is acknowledged past what it acked. Its sequence never goes
  *   down while it stays a replica: writes apply only on the lineage it follows, a snapshot
  *   (from the table's primary at the table's epoch) is assembled aside and installed only
  *   when complete and never over a newer state of the same lineage, and anti-entropy

@@ -1,7 +1,7 @@
 /**
  * The primary's side of a partition: it applies writes one at a time, ships them in order
  * to its confirmed followers (sync and async backups, migration targets), answers a write
- * only once every sync backup and migration target acked it (`commitSeq`), answers a read
+ * only once every sync backup and migration target acked it (commit.ts), answers a read
  * once the last write to its keys is committed, re-ships its log (or starts a snapshot) to
  * followers behind, checks their copies, and reports a migration ready to the master once
  * every member of the new row acked every write.
@@ -21,6 +21,7 @@ import {
   type WaitOutcome,
 } from "./map_context.ts";
 import type { CheckItem, PullItem } from "./messages.ts";
+import { commitSeq, copiesNeeded, heldNow } from "./commit.ts";
 import { AFTER_WRITE, readEvents } from "./event_polls.ts";
 import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
 import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
@@ -249,7 +250,7 @@ export class PrimaryRole {
         answerOnCommit(reply, { s: d.seq, i: AFTER_WRITE, ev: [] }, false),
       );
     }
-    const a = readEvents(d, body, this.#commitSeq(prim, ctx.levels.maxSync));
+    const a = readEvents(d, body, commitSeq(this.ctx, prim, ctx.levels.maxSync));
     if (a) return reply("ok", a);
     const held = ctx.polls.hold(prim.p, {
       body,
@@ -299,8 +300,8 @@ export class PrimaryRole {
       n++;
       if (f.role === "sync") copies++;
     }
-    // Too few copies: the write waits on the primary (see #commitSeq).
-    if (copies < this.#copiesNeeded(this.ctx.levels.maxSync) || n > 7) return null;
+    // Too few copies: the write waits on the primary (see commit.ts).
+    if (copies < copiesNeeded(this.ctx, this.ctx.levels.maxSync) || n > 7) return null;
     if (ids === null && last !== undefined && last.length === n) return last;
     return prim.ackers = ids ?? (last ? last.slice(0, n) : []);
   }
@@ -312,27 +313,6 @@ export class PrimaryRole {
     let s = prim.readBarrier;
     for (const k of keys) s = Math.max(s, prim.keyPending.get(keyId(k)) ?? 0);
     return s;
-  }
-
-  /**
-   * Highest sequence every replica required for a map with `k` sync backups acked: the sync
-   * backups of rank 1..k and every migration target. While the row holds fewer of those
-   * copies than min(k + 1, data members in the view), nothing past what was committed before
-   * commits (invariant 10): the master creates the missing backups in place, and writes wait
-   * for them instead of being acknowledged on fewer copies. With one backup count for every
-   * map, k is always the table's (every sync backup).
-   */
-  #commitSeq(prim: PrimaryState, k: number): number {
-    let s = this.ctx.data.get(prim.p)?.seq ?? 0;
-    let copies = 1;
-    for (const f of prim.followers.values()) {
-      if (f.role === "async" || (f.role === "sync" && f.level > k)) continue;
-      // A replica being filled counts for the writes it holds aside (fill_stream.ts).
-      s = Math.min(s, f.confirmed ? f.acked : f.stream ? f.stream.acked : -1);
-      if (f.role === "sync") copies++;
-    }
-    if (copies < this.#copiesNeeded(k)) return Math.min(s, prim.committed[k]);
-    return prim.committed[k] = Math.max(prim.committed[k], s);
   }
 
   /**
@@ -368,13 +348,6 @@ export class PrimaryRole {
     return true;
   }
 
-  /** min(k + 1, data members in this member's view). */
-  #copiesNeeded(k: number): number {
-    let data = 0;
-    for (const m of this.ctx.view.members()) if (!m.lite) data++;
-    return Math.min(k + 1, Math.max(1, data));
-  }
-
   /**
    * Tells the master which backups the table lists as filling (created in place) are in sync
    * here: confirmed, so they hold every entry and get every later write in order. Repeated
@@ -392,42 +365,24 @@ export class PrimaryRole {
 
   /** `held`: see {@link Waiter.held}. */
   #waitFor(prim: PrimaryState, seq: number, k: number, done: (outcome: WaitOutcome) => void, held = false): void {
-    if (seq <= this.#commitSeq(prim, k) && (!held || this.#heldNow(prim, seq, k))) return done("ok");
+    if (seq <= commitSeq(this.ctx, prim, k) && (!held || heldNow(this.ctx, prim, seq, k))) return done("ok");
     const ws = prim.waiters;
     let i = ws.length;
     while (i > 0 && ws[i - 1].seq > seq) i--;
     ws.splice(i, 0, held ? { seq, k, done, held } : { seq, k, done });
   }
 
-  /**
-   * Whether write `seq` is held now by as many copies as a new write of a map with `k` sync
-   * backups needs (invariant 10): every sync backup of rank 1..k and every migration target
-   * holds it (a confirmed one has acked it; one being filled has acked it in its stream, which
-   * holds only the writes from its start on), and they are min(k + 1, data members) copies
-   * with the primary.
-   */
-  #heldNow(prim: PrimaryState, seq: number, k: number): boolean {
-    let copies = 1;
-    for (const f of prim.followers.values()) {
-      if (f.role === "async" || (f.role === "sync" && f.level > k)) continue;
-      const st = f.stream;
-      if (!(f.confirmed ? f.acked >= seq : st !== null && st.from <= seq && st.acked >= seq)) return false;
-      if (f.role === "sync") copies++;
-    }
-    return copies >= this.#copiesNeeded(k);
-  }
-
   /** Answers the waiters whose writes are committed now, and reports a migration that became ready. */
   progress(prim: PrimaryState): void {
     const lv = this.ctx.levels;
     // The strictest commit (every sync backup): a waiter at or below it is done whatever its k.
-    const c = this.#commitSeq(prim, lv.maxSync);
+    const c = commitSeq(this.ctx, prim, lv.maxSync);
     let n = 0;
     while (n < prim.waiters.length && prim.waiters[n].seq <= c) n++;
     if (n > 0) {
       const ready = prim.waiters.splice(0, n);
       // A retry's answer whose write the copies needed now do not all hold yet stays first (its seq ≤ c).
-      const kept = ready.filter((w) => w.held && !this.#heldNow(prim, w.seq, w.k));
+      const kept = ready.filter((w) => w.held && !heldNow(this.ctx, prim, w.seq, w.k));
       if (kept.length > 0) prim.waiters.unshift(...kept);
       for (const w of ready) if (!w.held || !kept.includes(w)) w.done("ok");
     }
@@ -439,8 +394,8 @@ export class PrimaryRole {
       const done: Array<(outcome: WaitOutcome) => void> = [];
       for (const w of rest) {
         let ck = at.get(w.k);
-        if (ck === undefined) at.set(w.k, ck = this.#commitSeq(prim, w.k));
-        if (w.seq <= ck && (!w.held || this.#heldNow(prim, w.seq, w.k))) done.push(w.done);
+        if (ck === undefined) at.set(w.k, ck = commitSeq(this.ctx, prim, w.k));
+        if (w.seq <= ck && (!w.held || heldNow(this.ctx, prim, w.seq, w.k))) done.push(w.done);
         else prim.waiters.push(w);
       }
       for (const d of done) d("ok");
