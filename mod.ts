@@ -20,7 +20,7 @@ export type { IMap } from "./src/map/imap.ts";
 export type { EntryProcessor, ProcessorEntry, ProcessorTable } from "./src/map/entry_processor.ts";
 export type { LockOptions } from "./src/map/imap.ts";
 export type { IQueue, QueueOptions, WaitOptions } from "./src/map/queue.ts";
-export type { ITopic, SubscribeOptions, TopicEvent } from "./src/map/topic.ts";
+export type { ITopic, SubscribeOptions, TopicEvent, TopicSubscription } from "./src/map/topic.ts";
 export type { ClusterEvent, ClusterView, MemberInfo } from "./src/cluster/view.ts";
 export { IndeterminateResultError, ShoalError, TimeoutError } from "./src/core/errors.ts";
 export type { ShoalErrorCode } from "./src/core/errors.ts";

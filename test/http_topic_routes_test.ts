@@ -32,10 +32,27 @@ describe("topic routes", () => {
     }
     const res = await app.request("/topics/news/events", { headers: { "last-event-id": "0" } });
     expect(res.headers.get("content-type")).toContain("text/event-stream");
-    expect(await events(res, 2)).toEqual([
+    expect(await events(res, 3)).toEqual([
+      'event: ready\ndata: {"seq":1}',
       'event: message\nid: 1\ndata: {"m":"b"}',
       'event: message\nid: 2\ndata: {"m":"c"}',
     ]);
+  });
+
+  test("without a position the stream starts with the next message: its ready event says which, and every later one follows", async () => {
+    const app = createHttpApp(createTestNode());
+    await app.request("/topics/live", post("old"));
+    const res = await app.request("/topics/live/events");
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let text = "";
+    while (!text.includes("event: ready")) text += dec.decode((await reader.read()).value);
+    expect(text).toContain('event: ready\ndata: {"seq":1}');
+    await app.request("/topics/live", post("new"));
+    while (!text.includes("event: message")) text += dec.decode((await reader.read()).value);
+    await reader.cancel();
+    expect(text).toContain('event: message\nid: 1\ndata: "new"');
+    expect(text).not.toContain("old");
   });
 
   test("bad names, sequences and capacities are 400", async () => {

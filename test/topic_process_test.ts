@@ -151,6 +151,10 @@ describe("reliable topic across processes", () => {
       const slowStop = new AbortController();
       const res = await fetch(`${subOn[1].url}/topics/tiny/events?from=${first}`, { signal: slowStop.signal });
       const slow = sseEvents<{ missed?: number }>(res);
+      // The stream's start, then its first message.
+      const ready = await slow.next();
+      expect(ready.value?.event).toBe("ready");
+      expect(ready.value?.data).toEqual({ seq: first });
       const head = await slow.next();
       expect(head.value?.id).toBe(String(first));
       // Stop reading while far more than the ring and the socket buffers hold is published.
@@ -179,6 +183,7 @@ describe("reliable topic across processes", () => {
         headers: { "last-event-id": String(first) },
       });
       const r = sseEvents<{ missed?: number }>(resumed);
+      expect((await r.next()).value).toEqual({ event: "ready", data: { seq: first + 1 } });
       const gap = (await r.next()).value!;
       expect(gap.event).toBe("gap");
       expect(gap.data.missed).toBe(lastSeq - 9 - (first + 1));

@@ -83,4 +83,82 @@ describe("reliable topic", () => {
     stop2.abort();
     h.stop();
   });
+
+  test("subscribe fixes its start when the ring's primary first answers: ready says when, and every message after it is yielded", async () => {
+    const h = await cluster(4);
+    const name = "late-start";
+    const primary = replicasOf(h, name)[0];
+    const [subId, pubId] = ["n0", "n1", "n2", "n3"].filter((id) => id !== primary);
+    // The first read's answers are lost for a while: the start is not fixed at the call.
+    h.net.setLink(primary, subId, { blocked: true });
+    const stop = new AbortController();
+    const sub = h.members.get(subId)!.grid.getReliableTopic<number>(name).subscribe({ signal: stop.signal });
+    let readyAt = -1;
+    void sub.ready.then((s) => void (readyAt = s));
+    const events = collect(sub);
+    const t = h.members.get(pubId)!.grid.getReliableTopic<number>(name);
+    const acked: Array<[number, boolean]> = []; // [seq, published after ready resolved]
+    let stopPub = false;
+    const pub = (async () => {
+      for (let i = 0; !stopPub; i++) {
+        await new Promise((r) => h.clock.setTimer(10, () => r(null)));
+        const after = readyAt >= 0;
+        acked.push([await t.publish(i), after]);
+      }
+    })();
+    await h.run(1500);
+    expect(readyAt).toBe(-1);
+    h.net.setLink(primary, subId, { blocked: false });
+    await h.run(1500);
+    stopPub = true;
+    await h.until(pub);
+    await h.run(1000);
+    stop.abort();
+    const start = await h.until(sub.ready);
+    // Fixed after the first publishes: those before it are not yielded, and no gap is reported for them.
+    expect(start).toBeGreaterThan(0);
+    expect(events.filter((e) => "missed" in e)).toEqual([]);
+    const seen = events.map((e) => e.seq);
+    expect(seen[0]).toBe(start);
+    expect(seen).toEqual(acked.map(([s]) => s).filter((s) => s >= start));
+    // Every message published once ready had resolved is among them.
+    for (const [s, after] of acked) if (after) expect(s).toBeGreaterThanOrEqual(start);
+    expect(acked.filter(([, after]) => after).length).toBeGreaterThan(50);
+    h.stop();
+  });
+
+  test("ready rejects when the subscription is aborted before the ring's primary answers", async () => {
+    const h = await cluster(2);
+    const name = "never";
+    const primary = replicasOf(h, name)[0];
+    const other = primary === "n0" ? "n1" : "n0";
+    h.net.setLink(primary, other, { blocked: true });
+    const stop = new AbortController();
+    const sub = h.members.get(other)!.grid.getReliableTopic<number>(name).subscribe({ signal: stop.signal });
+    await h.run(700);
+    stop.abort();
+    await h.run(1000);
+    await expect(sub.ready).rejects.toThrow("aborted");
+    expect((await sub.next()).done).toBe(true);
+    h.stop();
+  });
+
+  test("a long subscription keeps no abort listener per poll", async () => {
+    const h = await cluster(2);
+    const stop = new AbortController();
+    let live = 0;
+    const add = stop.signal.addEventListener.bind(stop.signal),
+      remove = stop.signal.removeEventListener.bind(stop.signal);
+    stop.signal.addEventListener = ((...a: Parameters<typeof add>) => (live++, add(...a))) as typeof add;
+    stop.signal.removeEventListener = ((...a: Parameters<typeof remove>) => (live--, remove(...a))) as typeof remove;
+    const t = h.members.get("n1")!.grid.getReliableTopic<number>("idle");
+    const events = collect(t.subscribe({ signal: stop.signal }));
+    await h.run(10_000); // ~60 polls of an idle ring
+    await h.until(t.publish(1));
+    await h.run(500);
+    expect(events).toEqual([{ seq: 0, message: 1 }]);
+    expect(live).toBeLessThanOrEqual(1);
+    stop.abort();
+    h.stop();
+  });
 });

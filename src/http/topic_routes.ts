@@ -66,12 +66,19 @@ export function mountTopicRoutes(app: Hono, node: ShoalNode): void {
       if (!stop.signal.aborted) (stop.abort(), open--);
     };
     c.req.raw.signal?.addEventListener("abort", closed, { once: true });
+    let readySent = false;
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         controller.enqueue(enc.encode(`retry: 1000\n\n`));
       },
       async pull(controller) {
         try {
+          if (!readySent) {
+            // The start is fixed: every message published from here on is in the stream.
+            readySent = true;
+            const seq = await events.ready;
+            return controller.enqueue(enc.encode(`event: ready\ndata: ${JSON.stringify({ seq })}\n\n`));
+          }
           const r = await events.next();
           if (r.done) return (closed(), controller.close());
           const e = r.value;

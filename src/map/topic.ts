@@ -9,7 +9,7 @@
  * `getTopic` is the same ring with the default capacity: delivery is best-effort in the sense
  * of Hazelcast's ITopic (a slow subscriber may miss messages, and is told so).
  */
-import type { Clock } from "../core/clock.ts";
+import type { Clock, Timer } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import { OpCode } from "./operations.ts";
@@ -26,12 +26,33 @@ export interface SubscribeOptions {
   from?: number;
 }
 
+/** A subscription's events, and the moment its start was fixed. */
+export interface TopicSubscription<T> extends AsyncIterableIterator<TopicEvent<T>> {
+  /**
+   * The sequence the subscription starts at, once the ring's primary answered its first read
+   * (sent when `subscribe` is called). Every message published after it resolves is yielded. A
+   * subscription without `from` starts at the next message published when the primary answers,
+   * so one published between `subscribe()` and then may come before the start; await `ready`
+   * before what must be seen (Hazelcast's `addMessageListener` returns at the same point).
+   * Rejects when `signal` aborts first, or with the first read's error.
+   */
+  readonly ready: Promise<number>;
+}
+
 /** The topic API (`node.getTopic`, `node.getReliableTopic`). */
 export interface ITopic<T = unknown> {
   readonly name: string;
   readonly capacity: number;
   publish(message: T): Promise<number>;
-  subscribe(o?: SubscribeOptions): AsyncIterableIterator<TopicEvent<T>>;
+  subscribe(o?: SubscribeOptions): TopicSubscription<T>;
+}
+
+/** A TopicRead's answer (topic_ops.ts). */
+interface ReadAnswer {
+  from: number;
+  next: number;
+  missed: number;
+  msgs: Array<[number, Uint8Array]>;
 }
 
 export class Topic<T = unknown> implements ITopic<T> {
@@ -68,31 +89,74 @@ export class Topic<T = unknown> implements ITopic<T> {
     return run as Promise<number>;
   }
 
-  /** Messages from `from` (default: those published from now on), as they come, until `signal` aborts. */
-  async *subscribe(o: SubscribeOptions = {}): AsyncIterableIterator<TopicEvent<T>> {
-    let next = o.from ?? -1;
-    for (let idle = 0; !o.signal?.aborted;) {
-      let r: { next: number; missed: number; msgs: Array<[number, Uint8Array]> };
+  /**
+   * Messages from `from` (default: those published from now on), as they come, until `signal`
+   * aborts. The first read goes out at once; see {@link TopicSubscription.ready}.
+   */
+  subscribe(o: SubscribeOptions = {}): TopicSubscription<T> {
+    const first = this.#read(o.from ?? -1, o.signal);
+    const ready = first.then((r) => {
+      if (r === null) throw new ShoalError("SHUTDOWN", `The subscription to topic ${this.name} was aborted`);
+      return r.from;
+    });
+    // Nobody may wait on them: a failed first read is the iterator's error (and `ready`'s).
+    first.catch(() => {});
+    ready.catch(() => {});
+    return Object.assign(this.#events(first, o.signal), { ready });
+  }
+
+  async *#events(first: Promise<ReadAnswer | null>, signal?: AbortSignal): AsyncGenerator<TopicEvent<T>> {
+    let r = await first;
+    for (let idle = 0; r !== null;) {
+      if (r.missed > 0) yield { seq: r.from, missed: r.missed };
+      for (const [seq, bytes] of r.msgs) yield { seq, message: decodeValue(bytes) as T };
+      idle = r.msgs.length > 0 ? 0 : idle + 1;
+      const next = r.next;
+      if (r.msgs.length < MAX_READ) {
+        let t: Timer | undefined;
+        await orAbort(
+          new Promise<void>((resolve) => t = this.clock.setTimer(Math.min(200, 10 * 2 ** Math.min(idle, 5)), resolve)),
+          signal,
+        );
+        t?.cancel();
+      }
+      r = await this.#read(next, signal);
+    }
+  }
+
+  /**
+   * One read of the ring from `next`, retried while it times out or the primary is overloaded;
+   * null once `signal` aborts (at once: a read still under way is left to end on its own).
+   */
+  async #read(next: number, signal?: AbortSignal): Promise<ReadAnswer | null> {
+    while (!signal?.aborted) {
       try {
-        r = await this.invoker.invoke(
-          this.#p,
-          OpCode.TopicRead,
-          { m: this.name, s: next, n: MAX_READ },
-          false,
-        ) as typeof r;
+        const read = this.invoker.invoke(this.#p, OpCode.TopicRead, { m: this.name, s: next, n: MAX_READ }, false);
+        read.catch(() => {});
+        return await orAbort(read as Promise<ReadAnswer>, signal);
       } catch (e) {
         if (e instanceof ShoalError && (e.code === "TIMEOUT" || e.code === "OVERLOADED")) continue;
         throw e;
       }
-      if (r.missed > 0) yield { seq: next, missed: r.missed };
-      for (const [seq, bytes] of r.msgs) yield { seq, message: decodeValue(bytes) as T };
-      idle = r.msgs.length > 0 ? 0 : idle + 1;
-      next = r.next;
-      if (r.msgs.length >= MAX_READ) continue;
-      await new Promise<void>((resolve) => {
-        const t = this.clock.setTimer(Math.min(200, 10 * 2 ** Math.min(idle, 5)), resolve);
-        o.signal?.addEventListener("abort", () => (t.cancel(), resolve()), { once: true });
-      });
     }
+    return null;
   }
+}
+
+/**
+ * `p`'s outcome, or null as soon as `signal` aborts. The abort listener is removed once `p`
+ * settles: a subscription waits on its signal for every poll, and a listener left behind each
+ * time would grow without bound.
+ */
+function orAbort<X>(p: Promise<X>, signal?: AbortSignal): Promise<X | null> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.resolve(null);
+  return new Promise<X | null>((resolve, reject) => {
+    const onAbort = () => resolve(null);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => (signal.removeEventListener("abort", onAbort), resolve(v)),
+      (e) => (signal.removeEventListener("abort", onAbort), reject(e)),
+    );
+  });
 }

@@ -342,12 +342,17 @@ export class TestNode implements ShoalNode {
       name,
       capacity: Infinity,
       publish: (m: T) => Promise.resolve(msgs.push(m) - 1),
-      async *subscribe(o: SubscribeOptions = {}) {
-        let next = o.from ?? msgs.length;
-        while (!o.signal?.aborted) {
-          while (next < msgs.length) yield { seq: next, message: msgs[next++] };
-          await new Promise((r) => setTimeout(r, 5));
+      subscribe(o: SubscribeOptions = {}) {
+        const start = o.from ?? msgs.length;
+        async function* events() {
+          let next = start;
+          while (!o.signal?.aborted) {
+            while (next < msgs.length) yield { seq: next, message: msgs[next++] };
+            await new Promise((r) => setTimeout(r, 5));
+          }
         }
+        // Fixed at the call: every message published after it is yielded.
+        return Object.assign(events(), { ready: Promise.resolve(start) });
       },
     };
   }
