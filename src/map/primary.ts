@@ -18,6 +18,7 @@ import {
   push,
   type Role,
   sameRow,
+  type Waiter,
   type WaitOutcome,
 } from "./map_context.ts";
 import type { CheckItem, PullItem } from "./messages.ts";
@@ -380,11 +381,13 @@ export class PrimaryRole {
     let n = 0;
     while (n < prim.waiters.length && prim.waiters[n].seq <= c) n++;
     if (n > 0) {
-      const ready = prim.waiters.splice(0, n);
       // A retry's answer whose write the copies needed now do not all hold yet stays first (its seq ≤ c).
-      const kept = ready.filter((w) => w.held && !heldNow(this.ctx, prim, w.seq, w.k));
-      if (kept.length > 0) prim.waiters.unshift(...kept);
-      for (const w of ready) if (!w.held || !kept.includes(w)) w.done("ok");
+      let kept: Waiter[] | null = null;
+      for (const w of prim.waiters.splice(0, n)) {
+        if (w.held && !heldNow(this.ctx, prim, w.seq, w.k)) (kept ??= []).push(w);
+        else w.done("ok");
+      }
+      if (kept !== null) prim.waiters.unshift(...kept);
     }
     if (!lv.uniform && prim.waiters.length > 0) {
       // Per-map backup counts: a later waiter of a map with fewer sync backups may be done already.
