@@ -29,46 +29,54 @@ function dropSnapshots(h: GridHarness, id: string, on: () => boolean): void {
   };
 }
 
+/**
+ * The write of `key` reaches its primary `a` and backup `b`, and both answers are lost; `a`
+ * crashes and `b`, now primary, gets a new backup whose fill cannot finish while `blockFill`.
+ * Returns after the new table and the retries at `b` (3 s).
+ */
+async function retryAfterFailover(seed: number, key: string) {
+  const h = await cluster(seed);
+  const p = partitionOf(key, P);
+  const [a, b] = h.members.get("L")!.grid.partitions.table.replicas[p];
+  const others = ["n0", "n1", "n2", "n3"].filter((id) => id !== a && id !== b);
+  const state = { blockFill: true, acked: false };
+  for (const id of others) dropSnapshots(h, id, () => state.blockFill);
+  // Both answers lost: the primary's and the backup's (direct backup acks).
+  h.net.setLink(a, "L", { blocked: true });
+  h.net.setLink(b, "L", { blocked: true });
+  const put = h.members.get("L")!.grid.getMap<string, string>("m").set(key, "v1").then(() => void (state.acked = true));
+  put.catch(() => {});
+  await h.run(100);
+  expect(h.members.get(b)!.grid.maps.debugLocalValue(p, "m", encodeValue(key))).toEqual(encodeValue("v1"));
+  h.crash(a, 1000);
+  h.net.setLink(b, "L", { blocked: false });
+  // Detection, the new table (b primary, a new backup being filled), the retries at b.
+  await h.run(3000);
+  const row = h.members.get(b)!.grid.partitions.table.replicas[p];
+  expect(row[0]).toBe(b);
+  expect(row.length).toBe(2);
+  expect(others).toContain(row[1]);
+  return { h, p, b, filling: row[1], state, put };
+}
+
 describe("a write answered from its dedupe record after a failover", () => {
-  // The write reached the primary and its backup, and both answers were lost. The primary
-  // crashes; its backup, now primary, holds the write's dedupe record, and the new backup the
-  // master appoints is still being filled (its snapshot does not arrive). Answering the retry
-  // then acknowledges a write held by one copy (invariant 10): once that copy crashes too, the
+  // The primary crashed after the write reached its backup, and both answers were lost. The
+  // backup, now primary, holds the write's dedupe record, and the new backup the master
+  // appoints is still being filled (its snapshot does not arrive). Answering the retry then
+  // acknowledges a write held by one copy (invariant 10): once that copy crashes too, the
   // acknowledged write is gone. The retry must wait until the new backup holds it.
   for (const seed of [1, 2, 3]) {
     test(`seed ${seed}: the retry is answered only once the new backup holds the write`, async () => {
-      const h = await cluster(seed);
       const key = "the-key";
-      const p = partitionOf(key, P);
-      const [a, b] = h.members.get("L")!.grid.partitions.table.replicas[p];
-      const others = ["n0", "n1", "n2", "n3"].filter((id) => id !== a && id !== b);
-      let blockFill = true;
-      for (const id of others) dropSnapshots(h, id, () => blockFill);
-      // Both answers lost: the primary's and the backup's (direct backup acks).
-      h.net.setLink(a, "L", { blocked: true });
-      h.net.setLink(b, "L", { blocked: true });
-      let acked = false;
-      const put = h.members.get("L")!.grid.getMap<string, string>("m").set(key, "v1").then(() => void (acked = true));
-      put.catch(() => {});
-      await h.run(100);
-      expect(h.members.get(b)!.grid.maps.debugLocalValue(p, "m", encodeValue(key))).toEqual(encodeValue("v1"));
-      h.crash(a, 1000);
-      h.net.setLink(b, "L", { blocked: false });
-      // Detection, the new table (b primary, a new backup being filled), the retries at b.
-      await h.run(3000);
-      const row = h.members.get(b)!.grid.partitions.table.replicas[p];
-      expect(row[0]).toBe(b);
-      expect(row.length).toBe(2);
-      const filling = row[1];
-      expect(others).toContain(filling);
+      const { h, p, b, filling, state, put } = await retryAfterFailover(seed, key);
       // The new backup lacks the write (it came before its stream), so the retry waits.
       expect(h.members.get(filling)!.grid.maps.debugLocalValue(p, "m", encodeValue(key))).toBeUndefined();
-      expect(acked).toBe(false);
+      expect(state.acked).toBe(false);
       // Now the only copy crashes too; the fill can complete from here on.
       h.crash(b, 1000);
-      blockFill = false;
+      state.blockFill = false;
       await h.until(put);
-      expect(acked).toBe(true);
+      expect(state.acked).toBe(true);
       // Acknowledged, so it is there: the retry ran on the new primary, which lacked it.
       const reader = h.members.get(filling)!.grid.getMap<string, string>("m");
       expect(await h.until(reader.get(key))).toBe("v1");
@@ -77,26 +85,11 @@ describe("a write answered from its dedupe record after a failover", () => {
   }
 
   test("once the new backup's fill completes, the waiting retry is answered", async () => {
-    const h = await cluster(4);
     const key = "the-key";
-    const p = partitionOf(key, P);
-    const [a, b] = h.members.get("L")!.grid.partitions.table.replicas[p];
-    const others = ["n0", "n1", "n2", "n3"].filter((id) => id !== a && id !== b);
-    let blockFill = true;
-    for (const id of others) dropSnapshots(h, id, () => blockFill);
-    h.net.setLink(a, "L", { blocked: true });
-    h.net.setLink(b, "L", { blocked: true });
-    let acked = false;
-    const put = h.members.get("L")!.grid.getMap<string, string>("m").set(key, "v1").then(() => void (acked = true));
-    put.catch(() => {});
-    await h.run(100);
-    h.crash(a, 1000);
-    h.net.setLink(b, "L", { blocked: false });
-    await h.run(3000);
-    expect(acked).toBe(false);
-    blockFill = false;
+    const { h, p, b, filling, state, put } = await retryAfterFailover(4, key);
+    expect(state.acked).toBe(false);
+    state.blockFill = false;
     await h.until(put);
-    const filling = h.members.get(b)!.grid.partitions.table.replicas[p][1];
     // Answered once the new backup held it, and not applied twice (one write: version 1).
     expect(h.members.get(filling)!.grid.maps.debugLocalValue(p, "m", encodeValue(key))).toEqual(encodeValue("v1"));
     expect(h.members.get(b)!.grid.maps.debugLocalRecord(p, "m", encodeValue(key))?.version).toBe(1);
