@@ -132,3 +132,35 @@ describe("incarnations never drop", () => {
     expect(list.firstLive()).toBe("a");
   });
 });
+
+describe("a list's master is alive to whoever installs its list", () => {
+  // A member cut off in a split declared the old master dead on its own (never gossiped, so
+  // never refuted). After the heal the master's lists name it alive at the same incarnation;
+  // the member kept its verdict, followed the oldest member it held alive instead, refused the
+  // real master's tables and never rejoined (quorum scenario splitWithMaster, seed 6016).
+  test("a master held dead is alive again once its list is installed; others held dead stay so", () => {
+    const { list } = newList("c");
+    list.install({
+      version: 1,
+      master: "a",
+      epoch: 1,
+      nextJoin: 5,
+      members: [info("a", 1), info("b", 2), info("c", 3), info("d", 4)],
+    }, null);
+    for (const id of ["a", "d"]) list.states.get(id)!.status = Status.dead;
+    list.invalidate();
+    expect(list.firstLive()).toBe("b");
+    list.install({
+      version: 9,
+      master: "a",
+      epoch: 3,
+      nextJoin: 5,
+      members: [info("a", 1), info("b", 2), info("c", 3), info("d", 4)],
+    }, null);
+    expect(list.states.get("a")!.status).toBe(Status.alive);
+    expect(list.firstLive()).toBe("a");
+    // A verdict on another member is the failure detector's to revise (refutation raises its incarnation).
+    expect(list.states.get("d")!.status).toBe(Status.dead);
+    expect(list.live().map((m) => m.id)).toEqual(["a", "b", "c"]);
+  });
+});

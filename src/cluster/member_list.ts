@@ -252,6 +252,26 @@ export class MemberList {
     return null;
   }
 
+  /**
+   * The master of a list being installed published it, so it is not dead, whatever this member
+   * concluded of it before: a member that declared it dead while cut off from it (a split)
+   * kept that verdict through the master's own lists, which list it alive at the same
+   * incarnation, and stayed with the old master until the end (a verdict it made alone, never
+   * gossiped, is never refuted). A master that is gone after all is suspected again by the probes.
+   * @returns the master's entry when it was revived
+   */
+  #reviveMaster(master: NodeId): MemberInfo | null {
+    const st = this.states.get(master);
+    if (master === this.self || !st || st.status !== Status.dead) return null;
+    st.suspicion?.cancel();
+    st.suspicion = undefined;
+    st.status = Status.alive;
+    st.accused = false;
+    st.link.since = this.hooks.now();
+    st.link.established = false;
+    return st.info;
+  }
+
   #push(info: MemberInfo): void {
     const last = this.entries[this.entries.length - 1];
     if (last && last.joinedAt > info.joinedAt) this.#sorted = false;
@@ -320,6 +340,8 @@ export class MemberList {
       }
       selfListed = ids.has(this.self);
     }
+    const revived = this.#reviveMaster(body.master);
+    if (revived) added.push(revived);
     this.setVersion(body.version);
     this.nextJoin = Math.max(this.nextJoin, body.nextJoin);
     this.deltaBase = this.#version;

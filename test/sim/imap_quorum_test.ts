@@ -77,7 +77,12 @@ describe("a short split with the master (2.3-2.8 s): the heal comes as the major
   // master collected that table as the newest of the term and adopted it, so the majority member
   // dropped the copy it served. Tables published without a quorum are marked (PartitionTable.nq)
   // and a collect passes them over.
-  const runs: Array<[number, number]> = [[441, 2760], [659, 2264], [2789, 2622], [3364, 2980]];
+  // 6016: no single cluster after the heal, for good. A majority member had declared the
+  // cut-off master dead on its own; after the heal that master's lists named it alive at the
+  // same incarnation, the member kept its verdict, followed the majority's old master and
+  // refused the real master's tables (7 migrations to it stuck). Installing a list now revives
+  // its master (cluster/member_list.ts).
+  const runs: Array<[number, number]> = [[441, 2760], [659, 2264], [2789, 2622], [3364, 2980], [6016, 3031]];
   for (const [seed, splitMs] of runs) {
     seeded(
       `splitWithMaster, ${splitMs} ms (seed ${seed}): linearizable, nothing acknowledged lost`,
