@@ -69,6 +69,24 @@ export function raiseIncarnation(st: { inc: number }, inc: number, who: NodeId):
   st.inc = inc;
 }
 
+/**
+ * Ends any suspicion or death verdict on a member: alive, its suspicion timer cancelled. One
+ * that was not live (dead or left) gets a fresh link from `now` on (the old one was torn down).
+ * @returns whether it was not live before (a suspect counts as live)
+ */
+export function markAlive(st: MemberState, now: number): boolean {
+  const wasLive = st.status <= Status.suspect;
+  st.suspicion?.cancel();
+  st.suspicion = undefined;
+  st.status = Status.alive;
+  st.accused = false;
+  if (!wasLive) {
+    st.link.since = now;
+    st.link.established = false;
+  }
+  return !wasLive;
+}
+
 /** What the list needs from its node. */
 export interface MemberListHooks {
   now(): number;
@@ -237,17 +255,8 @@ export class MemberList {
       return null;
     }
     if (e.incarnation > st.inc || (readmitted && st.status > Status.suspect)) {
-      const wasLive = st.status <= Status.suspect;
       raiseIncarnation(st, Math.max(st.inc, e.incarnation), e.id);
-      st.suspicion?.cancel();
-      st.suspicion = undefined;
-      st.status = Status.alive;
-      st.accused = false;
-      if (!wasLive) {
-        st.link.since = this.hooks.now();
-        st.link.established = false;
-        return st.info;
-      }
+      if (markAlive(st, this.hooks.now())) return st.info;
     }
     return null;
   }
@@ -263,12 +272,7 @@ export class MemberList {
   #reviveMaster(master: NodeId): MemberInfo | null {
     const st = this.states.get(master);
     if (master === this.self || !st || st.status !== Status.dead) return null;
-    st.suspicion?.cancel();
-    st.suspicion = undefined;
-    st.status = Status.alive;
-    st.accused = false;
-    st.link.since = this.hooks.now();
-    st.link.established = false;
+    markAlive(st, this.hooks.now());
     return st.info;
   }
 

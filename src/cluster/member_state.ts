@@ -10,7 +10,7 @@ import { Kind } from "../wire/kinds.ts";
 import type { Awareness } from "./awareness.ts";
 import type { MembershipPart } from "./part.ts";
 import type { GossipQueue } from "./gossip_queue.ts";
-import { isNewerList, type MemberState, raiseIncarnation } from "./member_list.ts";
+import { isNewerList, markAlive, type MemberState, raiseIncarnation } from "./member_list.ts";
 import {
   type Gossip,
   type GossipItem,
@@ -244,16 +244,10 @@ export class MemberStates {
         if (from !== it.id && from !== h.master() && it.inc - st.inc > MAX_RELAYED_INCARNATION_JUMP) {
           return h.reject("incarnation_jump", from);
         }
-        const wasLive = st.status <= Status.suspect;
         raiseIncarnation(st, it.inc, it.id);
-        st.suspicion?.cancel();
-        st.suspicion = undefined;
-        st.status = Status.alive;
-        st.accused = false;
+        const revived = markAlive(st, h.clock.now());
         h.gossip.push(it);
-        if (!wasLive) {
-          st.link.since = h.clock.now();
-          st.link.established = false;
+        if (revived) {
           h.list.invalidate();
           h.appeared(it.id);
           h.emit({ type: "memberAdded", member: h.list.member(it.id)! });

@@ -33,7 +33,7 @@ import { MasterRole } from "./master.ts";
 import { MemberStates, pushPullScale } from "./member_state.ts";
 import { type MembershipStats, noRejections, type RejectReason } from "./part.ts";
 import { Prober, type ProbeRequest, type RelayRequest } from "./probe.ts";
-import { MemberList, type MemberState } from "./member_list.ts";
+import { markAlive, MemberList, type MemberState } from "./member_list.ts";
 import {
   type Ack,
   ClusterKinds,
@@ -650,11 +650,7 @@ export class Membership implements ClusterView {
     // down, nobody answered it) says nothing about them: forget it, and the updates queued
     // for a cluster that no longer lists this node.
     for (const st of this.#list.states.values()) {
-      if (st.status !== Status.suspect) continue;
-      st.suspicion?.cancel();
-      st.suspicion = undefined;
-      st.status = Status.alive;
-      st.accused = false;
+      if (st.status === Status.suspect) markAlive(st, this.#clock.now());
     }
     this.#gossip.clear();
     this.#log.warn("cluster.self.removed", { incarnation: this.#inc });
