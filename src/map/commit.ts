@@ -3,7 +3,12 @@
  * A write is acknowledged once every sync backup of its map's rank and every migration target
  * acked it, and never by fewer copies than min(backupCount + 1, data members in the view).
  */
-import type { MapContext, PrimaryState } from "./map_context.ts";
+import type { Follower, MapContext, PrimaryState } from "./map_context.ts";
+
+/** Whether a write of a map with `k` sync backups needs `f`'s copy: a sync backup of rank 1..k, or a migration target. */
+function required(f: Follower, k: number): boolean {
+  return f.role !== "async" && !(f.role === "sync" && f.level > k);
+}
 
 /** min(k + 1, data members in this member's view). */
 export function copiesNeeded(ctx: MapContext, k: number): number {
@@ -24,7 +29,7 @@ export function commitSeq(ctx: MapContext, prim: PrimaryState, k: number): numbe
   let s = ctx.data.get(prim.p)?.seq ?? 0;
   let copies = 1;
   for (const f of prim.followers.values()) {
-    if (f.role === "async" || (f.role === "sync" && f.level > k)) continue;
+    if (!required(f, k)) continue;
     // A replica being filled counts for the writes it holds aside (fill_stream.ts).
     s = Math.min(s, f.confirmed ? f.acked : f.stream ? f.stream.acked : -1);
     if (f.role === "sync") copies++;
@@ -45,7 +50,7 @@ export function commitSeq(ctx: MapContext, prim: PrimaryState, k: number): numbe
 export function heldNow(ctx: MapContext, prim: PrimaryState, seq: number, k: number): boolean {
   let copies = 1;
   for (const f of prim.followers.values()) {
-    if (f.role === "async" || (f.role === "sync" && f.level > k)) continue;
+    if (!required(f, k)) continue;
     const st = f.stream;
     if (!(f.confirmed ? f.acked >= seq : st !== null && st.from <= seq && st.acked >= seq)) return false;
     if (f.role === "sync") copies++;
