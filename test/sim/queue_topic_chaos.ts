@@ -21,9 +21,8 @@
  * loss is counted apart (`lossReported`), not failed.
  */
 import { IndeterminateResultError } from "../../src/core/errors.ts";
-import { partitionOf } from "../../src/partition/partition_of.ts";
 import type { TopicEvent } from "../../src/map/topic.ts";
-import { type GridHarness, gridStarter, incompleteReplication } from "../support/grid_harness.ts";
+import { type GridHarness, gridStarter, incompleteReplication, replicasOf } from "../support/grid_harness.ts";
 
 const P = 13;
 const cluster = gridStarter(P);
@@ -40,11 +39,6 @@ export interface StructureRun {
   problems: string[];
   /** Entries the members reported lost (a copy promoted without the history it needed). */
   dataLoss: number;
-}
-
-/** The partition's replicas in the table of a live member (primary first). */
-function replicasOf(h: GridHarness, name: string): readonly string[] {
-  return h.live()[0].grid.partitions.table.replicas[partitionOf(name, P)];
 }
 
 /** The fault of `seed`, applied at a moment it picks; the structure's partition is `name`'s. */

@@ -160,9 +160,9 @@ export function incompleteReplication(h: GridHarness, partitionCount: number, re
   return null;
 }
 
-/** The replicas (primary first) of `key`'s partition in member n0's table. */
+/** The replicas (primary first) of `key`'s partition in the table of the first live member (n0 while it lives). */
 export function replicasOf(h: GridHarness, key: string): readonly string[] {
-  return h.members.get("n0")!.grid.partitions.table.replicas[partitionOf(key, h.config.partitionCount)];
+  return h.live()[0].grid.partitions.table.replicas[partitionOf(key, h.config.partitionCount)];
 }
 
 /** A live member that holds no replica of `key`'s partition (neither its primary nor a backup). */
