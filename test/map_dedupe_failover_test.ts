@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { IndeterminateResultError } from "../src/core/errors.ts";
+import type { IMap } from "../src/map/imap.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import { encodeValue } from "../src/wire/codec.ts";
 import { Kind } from "../src/wire/kinds.ts";
@@ -30,11 +32,16 @@ function dropSnapshots(h: GridHarness, id: string, on: () => boolean): void {
 }
 
 /**
- * The write of `key` reaches its primary `a` and backup `b`, and both answers are lost; `a`
- * crashes and `b`, now primary, gets a new backup whose fill cannot finish while `blockFill`.
- * Returns after the new table and the retries at `b` (3 s).
+ * The write of `key` (by default `set(key, "v1")`) reaches its primary `a` and backup `b`, and
+ * both answers are lost; `a` crashes and `b`, now primary, gets a new backup whose fill cannot
+ * finish while `blockFill`. Returns after the new table and the retries at `b` (3 s).
  */
-async function retryAfterFailover(seed: number, key: string) {
+async function retryAfterFailover(
+  seed: number,
+  key: string,
+  write: (m: IMap<string, unknown>) => Promise<unknown> = (m) => m.set(key, "v1"),
+  written = encodeValue("v1"),
+) {
   const h = await cluster(seed);
   const p = partitionOf(key, P);
   const [a, b] = h.members.get("L")!.grid.partitions.table.replicas[p];
@@ -44,10 +51,10 @@ async function retryAfterFailover(seed: number, key: string) {
   // Both answers lost: the primary's and the backup's (direct backup acks).
   h.net.setLink(a, "L", { blocked: true });
   h.net.setLink(b, "L", { blocked: true });
-  const put = h.members.get("L")!.grid.getMap<string, string>("m").set(key, "v1").then(() => void (state.acked = true));
+  const put = write(h.members.get("L")!.grid.getMap<string, unknown>("m")).then(() => void (state.acked = true));
   put.catch(() => {});
   await h.run(100);
-  expect(h.members.get(b)!.grid.maps.debugLocalValue(p, "m", encodeValue(key))).toEqual(encodeValue("v1"));
+  expect(h.members.get(b)!.grid.maps.debugLocalValue(p, "m", encodeValue(key))).toEqual(written);
   h.crash(a, 1000);
   h.net.setLink(b, "L", { blocked: false });
   // Detection, the new table (b primary, a new backup being filled), the retries at b.
@@ -75,14 +82,45 @@ describe("a write answered from its dedupe record after a failover", () => {
       // Now the only copy crashes too; the fill can complete from here on.
       h.crash(b, 1000);
       state.blockFill = false;
-      await h.until(put);
-      expect(state.acked).toBe(true);
-      // Acknowledged, so it is there: the retry ran on the new primary, which lacked it.
-      const reader = h.members.get(filling)!.grid.getMap<string, string>("m");
-      expect(await h.until(reader.get(key))).toBe("v1");
+      // Never acknowledged on one copy. The new primary lost the history the write was in (counted
+      // as data loss), so it answers the retry INDETERMINATE rather than apply it again.
+      expect(await h.until(put.then(() => null, (e) => e))).toBeInstanceOf(IndeterminateResultError);
+      expect(state.acked).toBe(false);
+      const counters = h.members.get(filling)!.grid.maps.counters;
+      expect(counters.dataLoss).toBe(1);
+      expect(counters.retriesInDoubt).toBeGreaterThan(0);
+      // A new call is served.
+      const map = h.members.get("L")!.grid.getMap<string, string>("m");
+      await h.until(map.set(key, "v2"));
+      expect(await h.until(map.get(key))).toBe("v2");
       h.stop();
     });
   }
+
+  // As above with a write that must not run twice: an append whose first run reached the new
+  // backup inside a later write's value (the list), though not its dedupe record. Run again by
+  // the new primary, it would be in the list twice.
+  test("a retried append is not applied again by a primary that lost the history of its first run", async () => {
+    const key = "the-list";
+    const { h, p, b, filling, state, put } = await retryAfterFailover(
+      5,
+      key,
+      (m) => m.executeOnKey(key, "append", "x"),
+      encodeValue(["x"]),
+    );
+    expect(state.acked).toBe(false);
+    // Another caller appends: streamed to the new backup, whose copy of the list now holds both.
+    const other = h.live().find((m) => m.id !== b && m.id !== filling && m.id !== "L")!.id;
+    expect(await h.until(h.members.get(other)!.grid.getMap<string, string[]>("m").executeOnKey(key, "append", "y")))
+      .toBe(2);
+    expect(h.members.get(filling)!.grid.maps.debugLocalValue(p, "m", encodeValue(key))).toBeUndefined(); // held aside
+    h.crash(b, 1000);
+    state.blockFill = false;
+    expect(await h.until(put.then(() => null, (e) => e))).toBeInstanceOf(IndeterminateResultError);
+    expect(await h.until(h.members.get(other)!.grid.getMap<string, string[]>("m").get(key))).toEqual(["x", "y"]);
+    expect(h.members.get(filling)!.grid.maps.counters.retriesInDoubt).toBeGreaterThan(0);
+    h.stop();
+  });
 
   test("once the new backup's fill completes, the waiting retry is answered", async () => {
     const key = "the-key";

@@ -141,6 +141,16 @@ export class PrimaryRole {
         `call ${req.c} is below its caller's watermark on partition ${req.p}: not applied again (it may have been applied before)`,
       );
     }
+    if (req.a > 1 && prim.retriesInDoubtUntil > clockNow) {
+      // A retry this copy has no record of, while the history lost at its promotion may hold an
+      // earlier attempt: applying it could apply it twice.
+      ctx.counters.retriesInDoubt++;
+      return reply(
+        "INDETERMINATE",
+        null,
+        `call ${req.c}: partition ${prim.p} lost history when this primary took over, and an earlier attempt may have been applied in it: not applied again`,
+      );
+    }
     // Writes that change nothing (putIfAbsent on a present key, …) are logged too: their
     // result must be deduplicated like any other, or a retry executing later could answer
     // differently from the attempt that counts.
