@@ -1,14 +1,15 @@
 /**
- * Seeded failover runs of the distributed queue and the reliable topic (test/sim/queue_topic_chaos.ts).
+ * Seeded failover runs of the distributed queue, the reliable topic and entry processors
+ * (test/sim/structures_chaos.ts).
  *
  *   bun run scripts/structures_sim.ts                        # seeds 1–500 of each
- *   bun run scripts/structures_sim.ts --from 501 --count 1000 --only queue
+ *   bun run scripts/structures_sim.ts --from 501 --count 1000 --only queue|topic|processor
  *
  * Prints each failing run, and the runs whose violations come with a reported data loss (two
  * crashes before re-replication: beyond the guarantee); exits 1 if any run failed.
  */
 import { args as processArgs, exit } from "../src/runtime/process.ts";
-import { failedRun, runQueueChaos, runTopicChaos } from "../test/sim/queue_topic_chaos.ts";
+import { failedRun, runProcessorChaos, runQueueChaos, runTopicChaos } from "../test/sim/structures_chaos.ts";
 
 const args = processArgs();
 const opt = (name: string, dflt: string) => {
@@ -19,7 +20,9 @@ const from = Number(opt("from", "1")), count = Number(opt("count", "500"));
 const only = opt("only", "");
 const started = performance.now();
 let failed = 0;
-for (const [kind, run] of [["queue", runQueueChaos], ["topic", runTopicChaos]] as const) {
+for (
+  const [kind, run] of [["queue", runQueueChaos], ["topic", runTopicChaos], ["processor", runProcessorChaos]] as const
+) {
   if (only && only !== kind) continue;
   let acked = 0, reported = 0, bad = 0;
   for (let seed = from; seed < from + count; seed++) {

@@ -54,5 +54,5 @@ describe("distributed queue", () => {
     h.stop();
   });
   // Producers and consumers through failovers of the queue's primary, with packet loss:
-  // test/sim/queue_topic_chaos_test.ts (every acknowledged offer delivered exactly once).
+  // test/sim/structures_chaos_test.ts (every acknowledged offer delivered exactly once).
 });

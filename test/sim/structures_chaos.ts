@@ -1,6 +1,8 @@
 /**
- * Seeded failover runs of the distributed queue and the reliable topic (invariant 12: they are
- * partition records like map entries, so the map layer's guarantees must hold for them too).
+ * Seeded failover runs of the distributed queue, the reliable topic and entry processors
+ * (invariant 12: queue items and topic messages are partition records like map entries, and a
+ * processor's effect is an ordinary replicated write, so the map layer's guarantees must hold
+ * for them too).
  *
  * Six data members over the in-memory network in virtual time, 13 partitions, backup 1, with
  * packet loss. Producers and consumers (publishers and subscribers) run on members that hold
@@ -17,7 +19,12 @@
  * final drain), nothing is delivered that was not offered, no poll is indeterminate. For the
  * topic: two subscribers, each awaiting `ready` before the publishes start, see every
  * acknowledged publish, each publisher's in order, nothing twice, nothing invented, no gap.
- * Then every partition has its replicas again. A run with a violation and a reported data
+ * For entry processors: four callers append unique items to one list with the built-in
+ * `append`, whose answer is the list's new length; every acknowledged append is in the final
+ * list exactly once and at the position its answer named (so the appends took effect in one
+ * order that agrees with every answer, and none took effect twice), nothing is in the list that
+ * was not appended, no call failed other than `INDETERMINATE`. Then every partition has its
+ * replicas again. A run with a violation and a reported data
  * loss is counted apart (`lossReported`), not failed.
  */
 import { IndeterminateResultError } from "../../src/core/errors.ts";
@@ -182,6 +189,58 @@ export async function runTopicChaos(seed: number): Promise<StructureRun> {
   await h.run(3000);
   const acked = published.get("a")!.length + published.get("b")!.length;
   return finish(h, { seed, fault, acked, problems });
+}
+
+/** One entry-processor run (see the module's comment). */
+export async function runProcessorChaos(seed: number): Promise<StructureRun> {
+  const fault = FAULTS[seed % FAULTS.length];
+  const h = await cluster(6, {
+    seed,
+    loss: fault === "primary" && seed % 2 === 1 ? 0.05 : LOSS[fault],
+    config: { invoke: { attemptTimeoutMs: 300, callTimeoutMs: 8000 } },
+  });
+  const key = "list";
+  const [primary, backup] = replicasOf(h, key);
+  const callers = h.live().map((m) => m.id).filter((id) => id !== primary && id !== backup);
+  /** Acknowledged items with the length their append answered. */
+  const acked = new Map<string, number>(), maybe = new Set<string>();
+  const problems: string[] = [];
+  let stop = false, n = 0;
+  const runs = callers.map(async (id) => {
+    const map = h.members.get(id)!.grid.getMap<string, string[]>("lists");
+    while (!stop) {
+      await new Promise((r) => h.clock.setTimer(3 + (n % 5), () => r(null)));
+      const item = `${id}-${n++}`;
+      try {
+        acked.set(item, await map.executeOnKey(key, "append", item) as number);
+      } catch (e) {
+        maybe.add(item);
+        if (!(e instanceof IndeterminateResultError)) problems.push(`append failed: ${String(e)}`);
+      }
+    }
+  });
+  await applyFault(h, seed, fault, key, callers);
+  await h.run(3000);
+  stop = true;
+  await h.until(Promise.all(runs));
+  await h.run(2000);
+  const list = (await h.until(h.members.get(callers[0])!.grid.getMap<string, string[]>("lists").get(key))) ?? [];
+  const position = new Map<string, number>();
+  list.forEach((x, i) => {
+    if (position.has(x)) problems.push(`${x} appended twice`);
+    position.set(x, i + 1);
+  });
+  const lost = [...acked.keys()].filter((x) => !position.has(x));
+  if (lost.length) problems.push(`${lost.length} acknowledged appends lost: ${lost.slice(0, 5)}`);
+  const moved = [...acked].filter(([x, len]) => position.has(x) && position.get(x) !== len);
+  if (moved.length) {
+    const [x, len] = moved[0];
+    problems.push(`${moved.length} appends not where their answer said (${x}: answered ${len}, at ${position.get(x)})`);
+  }
+  const invented = list.filter((x) => !acked.has(x) && !maybe.has(x));
+  if (invented.length) problems.push(`in the list but never appended: ${invented.slice(0, 5)}`);
+  await h.run(3000);
+  return finish(h, { seed, fault, acked: acked.size, problems: [...new Set(problems)] });
 }
 
 /** Whether a run failed: a violation with no data loss reported to explain it. */

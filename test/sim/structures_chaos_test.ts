@@ -1,7 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { failedRun, runQueueChaos, runTopicChaos, type StructureRun } from "./queue_topic_chaos.ts";
+import { failedRun, runProcessorChaos, runQueueChaos, runTopicChaos, type StructureRun } from "./structures_chaos.ts";
 
-/** Seeds 1–40 of each (the faults cycle with the seed); `bun run scripts/structures_sim.ts` sweeps more. */
+/**
+ * Seeds 1–40 of each (1–20 of the processor runs, whose list values grow large; the faults cycle
+ * with the seed); `bun run scripts/structures_sim.ts` sweeps more.
+ */
 const SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
 
 function check(runs: StructureRun[]): void {
@@ -15,7 +18,7 @@ function check(runs: StructureRun[]): void {
   for (const r of runs) if (r.problems.length > 0) expect(r.fault).toBe("twice");
 }
 
-describe("queue and topic through failovers (seeded)", () => {
+describe("queue, topic and entry processors through failovers (seeded)", () => {
   test("queue: every acknowledged offer delivered exactly once", async () => {
     const runs: StructureRun[] = [];
     for (const seed of SEEDS) runs.push(await runQueueChaos(seed));
@@ -25,6 +28,12 @@ describe("queue and topic through failovers (seeded)", () => {
   test("topic: every acknowledged publish seen by each subscriber that awaited ready, in order", async () => {
     const runs: StructureRun[] = [];
     for (const seed of SEEDS) runs.push(await runTopicChaos(seed));
+    check(runs);
+  }, 120_000);
+
+  test("entry processor: every acknowledged append once, at the position its answer named", async () => {
+    const runs: StructureRun[] = [];
+    for (const seed of SEEDS.slice(0, 20)) runs.push(await runProcessorChaos(seed));
     check(runs);
   }, 120_000);
 });

@@ -1,0 +1,19 @@
+import { expect, test } from "bun:test";
+import { type JobChaosRun, runJobChaos } from "./jobs_chaos.ts";
+
+/**
+ * Seeds 1–10 (every fault kind among them), and 109 and 193: in these two a log segment's
+ * commit is sent again after the crash, so the log sink holds records twice unless
+ * `append-once` refuses the segment already applied. `bun run scripts/jobs_sim.ts` sweeps more.
+ */
+const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 109, 193];
+
+test("jobs through seeded crashes and packet loss: both FINISHED with exact output", async () => {
+  const runs: JobChaosRun[] = [];
+  for (const seed of SEEDS) runs.push(await runJobChaos(seed));
+  expect(runs.filter((r) => r.problems.length > 0).map((r) => `seed ${r.seed} (${r.setup}): ${r.problems}`))
+    .toEqual([]);
+  for (const fault of ["master", "worker", "finishing", "twice"]) {
+    expect(runs.some((r) => r.fault === fault)).toBe(true);
+  }
+}, 120_000);
