@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { IndeterminateResultError } from "../src/core/errors.ts";
+import { callId } from "../src/invoke/call_id.ts";
 import type { IMap } from "../src/map/imap.ts";
+import { MergePolicyCode } from "../src/map/merge_policy.ts";
+import { OpCode } from "../src/map/operations.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import { encodeValue } from "../src/wire/codec.ts";
 import { Kind } from "../src/wire/kinds.ts";
@@ -119,6 +122,35 @@ describe("a write answered from its dedupe record after a failover", () => {
     expect(await h.until(put.then(() => null, (e) => e))).toBeInstanceOf(IndeterminateResultError);
     expect(await h.until(h.members.get(other)!.grid.getMap<string, string[]>("m").get(key))).toEqual(["x", "y"]);
     expect(h.members.get(filling)!.grid.maps.counters.retriesInDoubt).toBeGreaterThan(0);
+    h.stop();
+  });
+
+  test("in that window a split-brain merge's retried chunk is still applied (it may run twice)", async () => {
+    const key = "the-key";
+    const { h, p, b, filling, state, put } = await retryAfterFailover(6, key);
+    h.crash(b, 1000);
+    state.blockFill = false;
+    expect(await h.until(put.then(() => null, (e) => e))).toBeInstanceOf(IndeterminateResultError);
+    // Retries (attempt 2) sent by hand from L, of the same key: a set is refused, a merge chunk applied.
+    const L = h.members.get("L")!;
+    const answers = new Map<string, string>();
+    const setId = callId(L.grid.invoker.client, 900001), mergeId = callId(L.grid.invoker.client, 900002);
+    const orig = L.router.dispatch.bind(L.router);
+    L.router.dispatch = (from: string, msg: Message) => {
+      if (msg.t === Kind.InvokeResponse && (msg.c === setId || msg.c === mergeId)) answers.set(msg.c, String(msg.s));
+      else orig(from, msg);
+    };
+    const e = h.members.get(filling)!.grid.partitions.epochOf(p);
+    const k = encodeValue("merged-key"), v = encodeValue("merged");
+    const request = (c: string, op: number, b: unknown) =>
+      L.transport.send(filling, { t: Kind.InvokeRequest, c, a: 2, p, e, op, b });
+    request(setId, OpCode.Set, { m: "m", k, v });
+    request(mergeId, OpCode.MergeEntries, { m: "", pol: MergePolicyCode.latestUpdate, es: [["m", k, v, 1]] });
+    await h.run(500);
+    expect(answers.get(setId)).toBe("INDETERMINATE");
+    // The merge is applied (its answer comes from the backup, InvokeBackupAnswer): no refusal.
+    expect(answers.has(mergeId)).toBe(false);
+    expect(h.members.get(filling)!.grid.maps.debugLocalValue(p, "m", k)).toEqual(v);
     h.stop();
   });
 

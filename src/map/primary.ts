@@ -141,9 +141,10 @@ export class PrimaryRole {
         `call ${req.c} is below its caller's watermark on partition ${req.p}: not applied again (it may have been applied before)`,
       );
     }
-    if (req.a > 1 && prim.retriesInDoubtUntil > clockNow) {
+    if (req.a > 1 && prim.retriesInDoubtUntil > clockNow && req.op !== OpCode.MergeEntries) {
       // A retry this copy has no record of, while the history lost at its promotion may hold an
-      // earlier attempt: applying it could apply it twice.
+      // earlier attempt: applying it could apply it twice. (A split-brain merge's chunk may run
+      // twice: its entries are weighed by the policy again, and its call ids are recorded again.)
       ctx.counters.retriesInDoubt++;
       return reply(
         "INDETERMINATE",
