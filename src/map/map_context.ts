@@ -512,6 +512,4 @@ export function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   else m.set(k, [v]);
 }
 
-export function sameRow(a: readonly NodeId[], b: readonly NodeId[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
+export { sameRow } from "../partition/partition_table.ts";

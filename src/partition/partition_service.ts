@@ -13,14 +13,11 @@
  * migration never lowers the number of live replicas.
  *
  * Split by owned state: a new master's collect of the newest table (table_collect.ts), the
- * in-sync reports of backups created in place (backups_synced.ts) and the commits held while
- * the master's quorum has lapsed (commit_hold.ts) live in their own files, the pure planning in
- * assignment.ts and partition_table.ts. Above the ~800-line guideline (842) remains the table
- * itself, the migrations in flight and the master's tick (repair, backups created in place,
- * fills spread, migrations started and committed) that reads and changes both under one set of
- * rules; its pacing (skip a pass whose inputs did not change, sleep until the next heartbeat)
- * reads the same state. Splitting further would put the table, the migrations in flight and the
- * pass that changes both on different sides.
+ * migrations in flight (migrations_inflight.ts), the in-sync reports of backups created in place
+ * (backups_synced.ts) and the commits held while the master's quorum has lapsed (commit_hold.ts)
+ * live in their own files, the pure planning in assignment.ts and partition_table.ts. What
+ * remains is the table and the master's pass (repair, backups created in place, fills spread,
+ * migrations started and committed) that changes it, with the pass's pacing.
  */
 import type { ClusterView } from "../cluster/view.ts";
 import type { Clock, Timer } from "../core/clock.ts";
@@ -54,6 +51,7 @@ import {
   primariesChanged,
   rebaseTable,
   reignTerm,
+  sameRow,
   tableFromWire,
   tableInfo,
   tableSummary,
@@ -65,28 +63,10 @@ import type { PartitionReplicaInfo, PartitionTableSummary } from "./summary.ts";
 import { implausibleTable, TableCollect } from "./table_collect.ts";
 import { applySyncedReports, type SyncedItem, SyncedReports } from "./backups_synced.ts";
 import { CommitHold } from "./commit_hold.ts";
+import { InflightMigrations } from "./migrations_inflight.ts";
+import type { PartitionConfig } from "./partition_config.ts";
 
-/** Settings shared by the partition and map services. */
-export interface PartitionConfig {
-  /** @default 271 */
-  partitionCount: number;
-  /** Synchronous backups per partition (0–6). @default 1 */
-  backupCount: number;
-  /** Asynchronous backups per partition. @default 0 */
-  asyncBackupCount: number;
-  /** Lite members own no partitions. */
-  lite: boolean;
-  /** Master planning tick. @default 100 */
-  tickMs?: number;
-  /** Master's table-version heartbeat. @default 1000 */
-  heartbeatMs?: number;
-  /** How long a new master waits for the tables of the other members. @default 2000 */
-  collectTimeoutMs?: number;
-  /** A migration not ready by then is abandoned and planned again. @default 15000 */
-  migrationTimeoutMs?: number;
-  /** Partitions migrating at once. @default 16 */
-  maxParallelMigrations?: number;
-}
+export type { PartitionConfig };
 
 export interface PartitionServiceOptions {
   self: NodeId;
@@ -101,17 +81,6 @@ export interface PartitionServiceOptions {
 export type TableListener = (next: PartitionTable, prev: PartitionTable) => void;
 /** `mid` names the migration (the same on resends; absent from masters that predate it). */
 export type MigrationStartListener = (p: number, epoch: number, row: readonly NodeId[], mid?: number) => void;
-
-interface Inflight {
-  /** Names this migration: unique per master reign (term) and start. */
-  id: number;
-  row: NodeId[];
-  epoch: number;
-  startedAt: number;
-  sentAt: number;
-}
-
-const sameRow = (a: readonly NodeId[], b: readonly NodeId[]) => a.length === b.length && a.every((m, i) => m === b[i]);
 
 export class PartitionService {
   readonly self: NodeId;
@@ -137,8 +106,7 @@ export class PartitionService {
   #collect: TableCollect | null = null;
   /** The term of the table this master's reign started from: tables of later terms come from another reign. */
   #reignFrom = 0;
-  #inflight = new Map<number, Inflight>();
-  #migrationCounter = 0;
+  #inflight = new InflightMigrations();
   #leaving = new Set<NodeId>();
   #lastHeartbeatAt = -Infinity;
   #idealKey = "";
@@ -660,17 +628,11 @@ export class PartitionService {
     }
     // 2. Abandon migrations whose members died, whose epoch moved or that took too long.
     const migrations = new Map(t.migrations);
-    for (const [p, m] of this.#inflight) {
-      const stale = m.row.some((id) => !live.has(id)) || t.epochs[p] !== m.epoch ||
-        replicas[p][0] !== t.replicas[p][0] ||
-        now - m.startedAt > this.config.migrationTimeoutMs;
-      if (stale) {
-        this.#inflight.delete(p);
-        migrations.delete(p);
-        this.stats.migrationsAbandoned++;
-        changed = true;
-      }
-    }
+    const stale = this.#inflight.abandon((p, m) =>
+      m.row.some((id) => !live.has(id)) || t.epochs[p] !== m.epoch || replicas[p][0] !== t.replicas[p][0] ||
+      now - m.startedAt > this.config.migrationTimeoutMs
+    );
+    for (const p of stale) (migrations.delete(p), this.stats.migrationsAbandoned++, changed = true);
     // 3. Plan towards the ideal assignment.
     const data = this.#view.members().filter((m) => !m.lite && !this.#leaving.has(m.id)).map((m) => m.id);
     if (data.length > 0) {
@@ -692,12 +654,9 @@ export class PartitionService {
       // primary counts their acks from the start while it fills them. A migration under way on
       // such a row is dropped and planned again from the filled row.
       const R = Math.min(replicaCount, data.length);
-      for (const [p] of this.#inflight) {
-        if (replicas[p].length > 0 && replicas[p].length < R) {
-          this.#inflight.delete(p);
-          migrations.delete(p);
-          this.stats.migrationsAbandoned++;
-        }
+      for (const p of this.#inflight.abandon((p) => replicas[p].length > 0 && replicas[p].length < R)) {
+        migrations.delete(p);
+        this.stats.migrationsAbandoned++;
       }
       const fill = fillMissingReplicas(replicas, ideal, data, replicaCount);
       if (fill.filled.length > 0) {
@@ -743,8 +702,7 @@ export class PartitionService {
           continue;
         }
         if (this.#inflight.size >= this.config.maxParallelMigrations) continue;
-        const id = this.#newMigrationId(t.term);
-        this.#inflight.set(p, { id, row: [...want], epoch: t.epochs[p], startedAt: now, sentAt: now });
+        const { id } = this.#inflight.start(p, want, t.epochs[p], t.term, now);
         migrations.set(p, [...want]);
         this.stats.migrationsStarted++;
         changed = true;
@@ -753,12 +711,9 @@ export class PartitionService {
       }
     }
     // 4. Re-send starts that may have been lost.
-    for (const [p, m] of this.#inflight) {
-      if (now - m.sentAt >= 1000) {
-        m.sentAt = now;
-        const start = { t: Kind.PartitionMigrationStart, p, epoch: m.epoch, row: m.row, mid: m.id };
-        this.#send(replicas[p][0], start, () => this.#onMigrationStart(this.self, start));
-      }
+    for (const [p, m] of this.#inflight.dueForResend(now, 1000)) {
+      const start = { t: Kind.PartitionMigrationStart, p, epoch: m.epoch, row: m.row, mid: m.id };
+      this.#send(replicas[p][0], start, () => this.#onMigrationStart(this.self, start));
     }
     // A table published without the quorum is published again, unmarked, once the quorum is
     // back: a later collect passes the marked one over (table_collect.ts).
@@ -799,22 +754,10 @@ export class PartitionService {
     this.#synced.report(p, epoch, members);
   }
 
-  /**
-   * A migration id unique per reign and start: a primary that still counts the targets of an
-   * earlier migration of the same row caught up (one this or an earlier master abandoned,
-   * after which a target may have dropped its copy) checks them again for a new id, and its
-   * ready reports for the old id commit nothing.
-   */
-  #newMigrationId(term: number): number {
-    this.#migrationCounter = (this.#migrationCounter + 1) % 2 ** 32;
-    return (term % 2 ** 19) * 2 ** 32 + this.#migrationCounter;
-  }
-
   #onReady(msg: PartitionMigrationReady): void {
     if (!this.masterActive) return;
-    const m = this.#inflight.get(msg.p);
-    if (!m || m.epoch !== msg.epoch || !sameRow(m.row, msg.row)) return;
-    if (msg.mid !== undefined && msg.mid !== m.id) return;
+    const m = this.#inflight.matching(msg);
+    if (!m) return;
     if (this.#held.lapsed()) {
       // Published now, the commit would go out in a marked table (see commit_hold.ts).
       if (this.#held.hold(msg)) this.stats.commitsDeferred++;

@@ -160,6 +160,11 @@ export function withFilling(t: PartitionTable, filling: ReadonlyMap<number, read
   return { ...t, filling: keptFilling(filling, t.replicas) };
 }
 
+/** Whether two replica rows list the same members in the same order. */
+export function sameRow(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 /** Partitions whose primary differs between two tables. */
 export function primariesChanged(prev: PartitionTable, next: PartitionTable): number {
   let n = 0;
