@@ -70,17 +70,25 @@ function finish(h: GridHarness, run: Omit<StructureRun, "dataLoss">): StructureR
   return { ...run, dataLoss };
 }
 
-/** One queue run (see the module's comment). */
-export async function runQueueChaos(seed: number): Promise<StructureRun> {
+/**
+ * The cluster of a queue or processor run: `seed`'s fault, its loss (5 % in every second
+ * `primary` run), short call timeouts, and the members holding no replica of `name`'s partition.
+ */
+async function callerCluster(seed: number, name: string) {
   const fault = FAULTS[seed % FAULTS.length];
   const h = await cluster(6, {
     seed,
     loss: fault === "primary" && seed % 2 === 1 ? 0.05 : LOSS[fault],
     config: { invoke: { attemptTimeoutMs: 300, callTimeoutMs: 8000 } },
   });
-  const name = "work";
   const [primary, backup] = replicasOf(h, name);
-  const others = h.live().map((m) => m.id).filter((id) => id !== primary && id !== backup);
+  return { fault, h, others: h.live().map((m) => m.id).filter((id) => id !== primary && id !== backup) };
+}
+
+/** One queue run (see the module's comment). */
+export async function runQueueChaos(seed: number): Promise<StructureRun> {
+  const name = "work";
+  const { fault, h, others } = await callerCluster(seed, name);
   const producers = others.slice(0, 2), consumers = others.slice(2);
   const acked = new Set<string>(), maybe = new Set<string>(), delivered: string[] = [];
   const problems: string[] = [];
@@ -193,15 +201,8 @@ export async function runTopicChaos(seed: number): Promise<StructureRun> {
 
 /** One entry-processor run (see the module's comment). */
 export async function runProcessorChaos(seed: number): Promise<StructureRun> {
-  const fault = FAULTS[seed % FAULTS.length];
-  const h = await cluster(6, {
-    seed,
-    loss: fault === "primary" && seed % 2 === 1 ? 0.05 : LOSS[fault],
-    config: { invoke: { attemptTimeoutMs: 300, callTimeoutMs: 8000 } },
-  });
   const key = "list";
-  const [primary, backup] = replicasOf(h, key);
-  const callers = h.live().map((m) => m.id).filter((id) => id !== primary && id !== backup);
+  const { fault, h, others: callers } = await callerCluster(seed, key);
   /** Acknowledged items with the length their append answered. */
   const acked = new Map<string, number>(), maybe = new Set<string>();
   const problems: string[] = [];
