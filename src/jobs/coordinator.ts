@@ -10,8 +10,8 @@
  * or lost them, up to the job's restart limit.
  *
  * All mutation happens in one serial loop (`#tick`); message handlers only queue events.
- * Length (~810 lines): the loop, its event handlers and the scan all read and change the same
- * private job state; what needs none of it lives in job_records.ts, job_plan.ts and map_names.ts.
+ * The loop, its event handlers and the scan all read and change the same private job state;
+ * what needs none of it lives in job_records.ts, job_plan.ts and map_names.ts.
  */
 import type { Timer } from "../core/clock.ts";
 import type { IMap } from "../map/imap.ts";
@@ -41,6 +41,7 @@ import {
 } from "./map_names.ts";
 import type { JobDeployAck, JobTaskDone, JobTaskReport, JobWorkerHello } from "./messages.ts";
 import { casUpdate, retrying, type RetryOptions, sameValue, StateWriteRejected } from "./state_store.ts";
+import { mapBounded } from "../core/map_bounded.ts";
 
 export type { CoordinatorOptions } from "./coordinator_context.ts";
 
@@ -48,18 +49,6 @@ const maxEvents = 10_000;
 /** Most map reads in flight while loading jobs (takeover) or the tasks of one job. */
 const loadWidth = 8;
 
-/** `f` over `items` with at most `width` calls in flight; results in input order. */
-async function mapBounded<T, R>(items: readonly T[], width: number, f: (x: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await f(items[i]);
-    }
-  }));
-  return out;
-}
 const maxTerminalRemembered = 10_000;
 /** Most jobs remembered as not loadable (their last load attempt failed). */
 const maxUnloadableRemembered = 1000;
