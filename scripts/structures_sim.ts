@@ -1,15 +1,21 @@
 /**
- * Seeded failover runs of the distributed queue, the reliable topic and entry processors
+ * Seeded failover runs of the distributed queue, the reliable topic, entry processors and locks
  * (test/sim/structures_chaos.ts).
  *
  *   bun run scripts/structures_sim.ts                        # seeds 1–500 of each
- *   bun run scripts/structures_sim.ts --from 501 --count 1000 --only queue|topic|processor
+ *   bun run scripts/structures_sim.ts --from 501 --count 1000 --only queue|topic|processor|lock
  *
  * Prints each failing run, and the runs whose violations come with a reported data loss (two
  * crashes before re-replication: beyond the guarantee); exits 1 if any run failed.
  */
 import { args as processArgs, exit } from "../src/runtime/process.ts";
-import { failedRun, runProcessorChaos, runQueueChaos, runTopicChaos } from "../test/sim/structures_chaos.ts";
+import {
+  failedRun,
+  runLockChaos,
+  runProcessorChaos,
+  runQueueChaos,
+  runTopicChaos,
+} from "../test/sim/structures_chaos.ts";
 
 const args = processArgs();
 const opt = (name: string, dflt: string) => {
@@ -20,9 +26,13 @@ const from = Number(opt("from", "1")), count = Number(opt("count", "500"));
 const only = opt("only", "");
 const started = performance.now();
 let failed = 0;
-for (
-  const [kind, run] of [["queue", runQueueChaos], ["topic", runTopicChaos], ["processor", runProcessorChaos]] as const
-) {
+const KINDS = [
+  ["queue", runQueueChaos],
+  ["topic", runTopicChaos],
+  ["processor", runProcessorChaos],
+  ["lock", runLockChaos],
+] as const;
+for (const [kind, run] of KINDS) {
   if (only && only !== kind) continue;
   let acked = 0, reported = 0, bad = 0;
   for (let seed = from; seed < from + count; seed++) {

@@ -1,8 +1,8 @@
 /**
- * Seeded failover runs of the distributed queue, the reliable topic and entry processors
- * (invariant 12: queue items and topic messages are partition records like map entries, and a
- * processor's effect is an ordinary replicated write, so the map layer's guarantees must hold
- * for them too).
+ * Seeded failover runs of the distributed queue, the reliable topic, entry processors and locks
+ * (invariant 12: queue items, topic messages and lock records are partition records like map
+ * entries, and a processor's effect is an ordinary replicated write, so the map layer's
+ * guarantees must hold for them too).
  *
  * Six data members over the in-memory network in virtual time, 13 partitions, backup 1, with
  * packet loss. Producers and consumers (publishers and subscribers) run on members that hold
@@ -23,9 +23,13 @@
  * `append`, whose answer is the list's new length; every acknowledged append is in the final
  * list exactly once and at the position its answer named (so the appends took effect in one
  * order that agrees with every answer, and none took effect twice), nothing is in the list that
- * was not appended, no call failed other than `INDETERMINATE`. Then every partition has its
- * replicas again. A run with a violation and a reported data
- * loss is counted apart (`lossReported`), not failed.
+ * was not appended, no call failed other than `INDETERMINATE`. For locks: three holders on
+ * members without a replica take the lock of one key, increment the key under it and unlock;
+ * no two hold it at once (their holding intervals as they saw them, inside the primary's, never
+ * overlap), tokens rise, the key ends with every acknowledged increment (and at most those in
+ * doubt besides), and hand-offs go on after the fault. Then every partition has its replicas
+ * again. A run with a violation and a reported data loss is counted apart (`dataLoss`), not
+ * failed.
  */
 import { IndeterminateResultError } from "../../src/core/errors.ts";
 import type { TopicEvent } from "../../src/map/topic.ts";
@@ -242,6 +246,62 @@ export async function runProcessorChaos(seed: number): Promise<StructureRun> {
   if (invented.length) problems.push(`in the list but never appended: ${invented.slice(0, 5)}`);
   await h.run(3000);
   return finish(h, { seed, fault, acked: acked.size, problems: [...new Set(problems)] });
+}
+
+/** One lock run (see the module's comment). */
+export async function runLockChaos(seed: number): Promise<StructureRun> {
+  const key = "guarded";
+  const { fault, h, others } = await callerCluster(seed, key);
+  const holders = others.slice(0, 3);
+  const problems: string[] = [];
+  /** Holding intervals as the holders saw them (inside the primary's), with their tokens. */
+  const held: Array<{ who: string; from: number; to: number; token: number }> = [];
+  let acked = 0, maybe = 0, lastToken = 0, stop = false;
+  const runs = holders.map(async (who) => {
+    const map = h.members.get(who)!.grid.getMap<string, number>("counters");
+    while (!stop) {
+      await new Promise((r) => h.clock.setTimer(2 + (acked % 5), () => r(null)));
+      let token: number;
+      try {
+        token = await map.lock(key, { leaseMs: 20_000 });
+      } catch (e) {
+        if (!(e instanceof IndeterminateResultError)) problems.push(`lock failed: ${String(e)}`);
+        continue; // an indeterminate lock may be held: its lease (or this member's next lock) ends it
+      }
+      const from = h.clock.now();
+      if (token <= lastToken) problems.push(`token ${token} after ${lastToken}`);
+      lastToken = Math.max(lastToken, token);
+      try {
+        await map.set(key, ((await map.get(key)) ?? 0) + 1);
+        acked++;
+      } catch (e) {
+        maybe++;
+        if (!(e instanceof IndeterminateResultError)) problems.push(`increment failed: ${String(e)}`);
+      }
+      held.push({ who, from, to: h.clock.now(), token });
+      await map.unlock(key).catch((e) => {
+        if (!(e instanceof IndeterminateResultError)) problems.push(`unlock failed: ${String(e)}`);
+      });
+    }
+  });
+  await applyFault(h, seed, fault, key, holders);
+  const beforeRun = acked;
+  await h.run(4000);
+  stop = true;
+  await h.until(Promise.all(runs));
+  // Hand-offs go on after the fault (slowly under loss: a lost grant to a parked waiter costs its 2 s park).
+  if (acked === beforeRun) problems.push(`no increment in the 4 s after the fault`);
+  held.sort((a, b) => a.from - b.from);
+  for (let i = 1; i < held.length; i++) {
+    const [a, b] = [held[i - 1], held[i]];
+    if (b.from < a.to && a.who !== b.who) problems.push(`${a.who} and ${b.who} held it at once (${b.from} < ${a.to})`);
+  }
+  const count = (await h.until(h.members.get(holders[0])!.grid.getMap<string, number>("counters").get(key))) ?? 0;
+  if (count < acked || count > acked + maybe) {
+    problems.push(`counter ${count}, ${acked} increments acknowledged, ${maybe} in doubt`);
+  }
+  await h.run(3000);
+  return finish(h, { seed, fault, acked, problems: [...new Set(problems)] });
 }
 
 /** Whether a run failed: a violation with no data loss reported to explain it. */
