@@ -88,3 +88,57 @@ describe("invoker attempt timeout from measured round trips", () => {
     h.stop();
   });
 });
+
+describe("retries that may have run carry the call's age", () => {
+  /** Records the InvokeRequests `primary` receives from n0 (`g` of each), dropping the first `drop`. */
+  function watch(h: GridHarness, primary: string, opts: { drop?: number; refuse?: number } = {}) {
+    const seen: Array<{ a: number; g?: number }> = [];
+    const target = h.members.get(primary)!;
+    const orig = target.router.dispatch.bind(target.router);
+    let dropped = 0, refused = 0;
+    target.router.dispatch = (from: string, msg: Message) => {
+      if (msg.t === Kind.InvokeRequest && from === "n0") {
+        seen.push({ a: msg.a as number, g: msg.g as number | undefined });
+        if (dropped < (opts.drop ?? 0)) return void dropped++;
+        if (refused < (opts.refuse ?? 0)) {
+          refused++;
+          // Answered MIGRATING unrun, as a primary catching up does.
+          return void h.members.get(primary)!.transport.send(from, {
+            t: Kind.InvokeResponse,
+            c: msg.c,
+            a: msg.a,
+            s: "MIGRATING",
+            r: null,
+          });
+        }
+      }
+      orig(from, msg);
+    };
+    return seen;
+  }
+
+  test("after an attempt that got no answer, the next carries the call's age", async () => {
+    const { h, key, primary, map } = await remoteMap();
+    await warm(h, map, key, 5);
+    const seen = watch(h, primary, { drop: 1 });
+    const start = h.clock.now();
+    await h.until(map.set(key, 7));
+    expect(seen.length).toBe(2);
+    expect(seen[0].g).toBeUndefined();
+    expect(seen[1].a).toBe(2);
+    expect(seen[1].g).toBeGreaterThan(0);
+    expect(seen[1].g).toBeLessThanOrEqual(h.clock.now() - start);
+    h.stop();
+  });
+
+  test("attempts refused unrun (MIGRATING) leave the next without an age: it cannot have run", async () => {
+    const { h, key, primary, map } = await remoteMap();
+    await warm(h, map, key, 5);
+    const seen = watch(h, primary, { refuse: 2 });
+    await h.until(map.set(key, 8));
+    expect(seen.map((x) => x.a)).toEqual([1, 2, 3]);
+    expect(seen.every((x) => x.g === undefined)).toBe(true);
+    expect(await h.until(map.get(key))).toBe(8);
+    h.stop();
+  });
+});

@@ -125,32 +125,39 @@ describe("a write answered from its dedupe record after a failover", () => {
     h.stop();
   });
 
-  test("in that window a split-brain merge's retried chunk is still applied (it may run twice)", async () => {
+  test("after the loss: a retry that may have run is refused, one that cannot have run and a merge chunk are applied", async () => {
     const key = "the-key";
     const { h, p, b, filling, state, put } = await retryAfterFailover(6, key);
     h.crash(b, 1000);
     state.blockFill = false;
     expect(await h.until(put.then(() => null, (e) => e))).toBeInstanceOf(IndeterminateResultError);
-    // Retries (attempt 2) sent by hand from L, of the same key: a set is refused, a merge chunk applied.
+    // Sent by hand from L, second attempts all: answers of refusals are recorded here (an applied
+    // write is answered by the backup, InvokeBackupAnswer).
     const L = h.members.get("L")!;
     const answers = new Map<string, string>();
-    const setId = callId(L.grid.invoker.client, 900001), mergeId = callId(L.grid.invoker.client, 900002);
+    const [setId, unrunId, mergeId] = [900001, 900002, 900003].map((n) => callId(L.grid.invoker.client, n));
     const orig = L.router.dispatch.bind(L.router);
     L.router.dispatch = (from: string, msg: Message) => {
-      if (msg.t === Kind.InvokeResponse && (msg.c === setId || msg.c === mergeId)) answers.set(msg.c, String(msg.s));
-      else orig(from, msg);
+      if (msg.t === Kind.InvokeResponse && [setId, unrunId, mergeId].includes(msg.c as string)) {
+        answers.set(msg.c as string, String(msg.s));
+      } else orig(from, msg);
     };
     const e = h.members.get(filling)!.grid.partitions.epochOf(p);
-    const k = encodeValue("merged-key"), v = encodeValue("merged");
-    const request = (c: string, op: number, b: unknown) =>
-      L.transport.send(filling, { t: Kind.InvokeRequest, c, a: 2, p, e, op, b });
-    request(setId, OpCode.Set, { m: "m", k, v });
-    request(mergeId, OpCode.MergeEntries, { m: "", pol: MergePolicyCode.latestUpdate, es: [["m", k, v, 1]] });
+    const request = (c: string, op: number, b: unknown, g?: number) =>
+      L.transport.send(filling, { t: Kind.InvokeRequest, c, a: 2, p, e, op, b, ...(g === undefined ? {} : { g }) });
+    const [k1, k2] = [encodeValue("k1"), encodeValue("k2")], v = encodeValue("v");
+    // May have run (`g`: began a minute ago, before the history was lost): refused.
+    request(setId, OpCode.Set, { m: "m", k: k1, v }, 60_000);
+    // Its earlier attempts were refused unrun (no `g`): applied.
+    request(unrunId, OpCode.Set, { m: "m", k: k2, v });
+    // A split-brain merge chunk under latestUpdate: applied (running it twice changes nothing).
+    request(mergeId, OpCode.MergeEntries, { m: "", pol: MergePolicyCode.latestUpdate, es: [["m", k1, v, 1]] }, 60_000);
     await h.run(500);
     expect(answers.get(setId)).toBe("INDETERMINATE");
-    // The merge is applied (its answer comes from the backup, InvokeBackupAnswer): no refusal.
+    expect(answers.has(unrunId)).toBe(false);
     expect(answers.has(mergeId)).toBe(false);
-    expect(h.members.get(filling)!.grid.maps.debugLocalValue(p, "m", k)).toEqual(v);
+    expect(h.members.get(filling)!.grid.maps.debugLocalValue(p, "m", k2)).toEqual(v);
+    expect(h.members.get(filling)!.grid.maps.debugLocalValue(p, "m", k1)).toEqual(v); // by the merge
     h.stop();
   });
 

@@ -93,6 +93,12 @@ interface Call {
   attempt: number;
   /** A request of this call may have reached a primary. */
   sent: boolean;
+  /** When the call began (clock time). */
+  began: number;
+  /** The current attempt was sent and no refusal proving it did not run has answered it. */
+  unanswered: boolean;
+  /** An earlier attempt may have run (sent, then not refused): later attempts carry the call's age (`g`). */
+  mayHaveRun: boolean;
   target: NodeId | undefined;
   /** When the current attempt was sent (for the round-trip estimate). */
   sentAt: number;
@@ -280,6 +286,9 @@ export class Invoker {
         parkMs,
         attempt: 0,
         sent: false,
+        began: this.#clock.now(),
+        unanswered: false,
+        mayHaveRun: false,
         target: undefined,
         sentAt: 0,
         deadline: this.#clock.now() + this.config.callTimeoutMs,
@@ -341,8 +350,9 @@ export class Invoker {
     c.attempt++;
     c.target = target;
     c.sentAt = now;
+    if (c.unanswered) c.mayHaveRun = true;
     // The message itself serves a local call too (the server ignores `t`).
-    const req = {
+    const req: InvokeRequest & { t: number } = {
       t: Kind.InvokeRequest,
       c: c.id,
       a: c.attempt,
@@ -352,6 +362,7 @@ export class Invoker {
       b: c.body,
       w: this.watermarkOf(c.p),
     };
+    if (c.mayHaveRun) req.g = Math.max(0, Math.floor(now - c.began));
     if (target === this.#self) {
       c.sent = true;
       this.#clock.setTimer(0, () => this.#serve(this.#self, req));
@@ -360,6 +371,7 @@ export class Invoker {
       if (!ok) return this.#retry(c);
       c.sent = true;
     }
+    c.unanswered = true;
     c.timer?.cancel();
     const attemptMs = (target === this.#self ? this.config.attemptTimeoutMs : this.attemptTimeoutFor(target)) +
       c.parkMs;
@@ -503,6 +515,8 @@ export class Invoker {
     // before the commit, map/primary.ts), and any further attempt could apply it a second time.
     if (msg.a !== c.attempt && status !== "INDETERMINATE") return;
     if (RETRYABLE.has(status)) {
+      // Refused unrun by the primary: this attempt did not run (earlier ones may have).
+      if (msg.a === c.attempt && status !== "MEMBER_GONE") c.unanswered = false;
       if (status === "WRONG_TARGET" || status === "STALE_EPOCH") this.#partitions.requestTable();
       return this.#retry(c);
     }

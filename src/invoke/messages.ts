@@ -17,6 +17,13 @@ export const InvokeRequestMsg = defineMessage(Kind.InvokeRequest, "InvokeRequest
   op: w.uint().max(65_535),
   b: w.any(),
   w: w.uint().optional(),
+  /**
+   * Only on an attempt after one that may have run (sent, and answered by no refusal that proves
+   * it did not run): ms since the call began. A primary that lost history refuses such a retry it
+   * holds no record of when the call began before the loss (map/primary.ts). Absent from members
+   * that predate it.
+   */
+  g: w.uint().optional(),
 });
 
 /** Primary → caller. `s` is "ok" or an error code (see ShoalErrorCode); `r` the result. */

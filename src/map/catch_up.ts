@@ -109,7 +109,7 @@ export class CatchUp {
       });
     } else if (c.mine.l === -1 && c.hadPrimary && ![...c.answers.values()].some((a) => a.hl !== -1)) {
       ctx.counters.dataLoss++;
-      prim.retriesInDoubtUntil = ctx.retriesInDoubtFrom(ctx.clock.now());
+      d.historyLostAt = ctx.clock.now();
       ctx.log.error("map.partition.data_lost", {
         p: prim.p,
         epoch: prim.epoch,

@@ -137,9 +137,9 @@ export function newMapCounters() {
     /** Retries of calls whose ids came with a split-brain merge, answered INDETERMINATE (DedupeRecord `x`). */
     mergedRefused: 0,
     /**
-     * Retries (attempt 2 or later) with no dedupe record that reached a primary whose partition
-     * lost history at its promotion (`retriesInDoubtUntil`): answered INDETERMINATE, since the
-     * lost history may hold their earlier attempt.
+     * Retries that may have run (InvokeRequest `g`), began before this member served the
+     * partition with history missing (PartitionData `historyLostAt`) and have no dedupe record:
+     * answered INDETERMINATE, since the lost history may hold their earlier attempt.
      */
     retriesInDoubt: 0,
     /** Dedupe records dropped by the hard cap (a retry of such a call is answered INDETERMINATE). */
@@ -347,14 +347,6 @@ export interface PrimaryState {
    * lease it could still hold has run out (Quorum.fenceCleared); null once it has.
    */
   fence: { term: number; version: number } | null;
-  /**
-   * This primary began to serve with history missing (the loss counted in `dataLoss`): the
-   * dedupe records of the writes lost went with them, so until this time (its clock; one call
-   * timeout after it began to serve) a retried write with no record here may have been applied
-   * in that lost history and is answered INDETERMINATE instead of applied again. A first
-   * attempt cannot have been applied anywhere and is served. 0: no history missing.
-   */
-  retriesInDoubtUntil: number;
   /** The last list of direct ackers handed out (Primary's directAckers): reused while it holds, one array for many writes. */
   ackers?: NodeId[];
 }
@@ -405,14 +397,6 @@ export class MapContext {
    * until the master's member list drops it, not on this member's own verdict (view.ts `listed`).
    */
   readonly holderAlive = (id: NodeId): boolean => this.view.listed(id);
-  /**
-   * The end of a primary's `retriesInDoubtUntil` window begun at `now`: one call timeout of this
-   * member's invoker, as long as a caller with the same setting retries a call. Members are
-   * expected to share `invoke.callTimeoutMs`.
-   */
-  retriesInDoubtFrom(now: number): number {
-    return now + this.invoker.config.callTimeoutMs;
-  }
   readonly counters: MapCounters = newMapCounters();
   readonly processors: ProcessorRegistry;
   /** Every replica this member holds (primary, backup or migration target). */

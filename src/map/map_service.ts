@@ -656,6 +656,7 @@ export class MapService {
     fills.drop(p);
     const historyMissing = fills.takeIncomplete(p) || lost;
     if (historyMissing) {
+      d.historyLostAt = ctx.clock.now();
       ctx.counters.dataLoss++;
       ctx.log.error("map.partition.data_lost", { p, epoch, reason: "fill_incomplete", seq: d.seq });
     }
@@ -677,7 +678,6 @@ export class MapService {
       // Not handed over by another primary that sealed its copy (it may have been removed
       // while its lease held): under split-brain protection, wait out that lease first.
       fence: !sealed && hadPrimary && before !== this.self ? { term: t.term, version: t.version } : null,
-      retriesInDoubtUntil: historyMissing ? ctx.retriesInDoubtFrom(ctx.clock.now()) : 0,
     };
     ctx.primaries.set(p, prim);
     this.housekeeping.onHeld();

@@ -120,6 +120,13 @@ export class PartitionData {
    * replication_levels.ts). Set by the primary's check or snapshot.
    */
   level = 0;
+  /**
+   * When (this member's clock) this member began to serve this copy with history missing (the
+   * loss counted in `dataLoss`); -Infinity: never. The dedupe records of the writes lost went
+   * with them, so a retry that may have run and began before then is refused (primary.ts).
+   * Kept on this member only: a copy another member takes from this one does not carry it.
+   */
+  historyLostAt = -Infinity;
   readonly maps = new Map<string, RecordStore>();
   readonly dedupe: DedupeRecords;
   readonly tombstones: Tombstones;
