@@ -2,9 +2,9 @@ import { expect, test } from "bun:test";
 import { type JobChaosRun, runJobChaos } from "./jobs_chaos.ts";
 
 /**
- * Seeds 1–10 (every fault kind among them), and 109 and 193: in these two a log segment's
- * commit is sent again after the crash, so the log sink holds records twice unless
- * `append-once` refuses the segment already applied. `bun run scripts/jobs_sim.ts` sweeps more.
+ * Seeds 1–10 (every fault kind among them), and 109 and 193: with `append-once`'s check removed
+ * (a segment applied again), these two end with log records twice, so the run fails; seeds
+ * 1–10 do not reach that case. `bun run scripts/jobs_sim.ts` sweeps more.
  */
 const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 109, 193];
 

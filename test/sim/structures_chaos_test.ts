@@ -41,7 +41,8 @@ describe("queue, topic, entry processors and locks through failovers (seeded)", 
 
   test("entry processor: every acknowledged append once, at the position its answer named", async () => {
     const runs: StructureRun[] = [];
-    for (const seed of SEEDS.slice(0, 20)) runs.push(await runProcessorChaos(seed));
+    // 577 and 832: a retried append reaches a primary that lost the history of its first run.
+    for (const seed of [...SEEDS.slice(0, 20), 577, 832]) runs.push(await runProcessorChaos(seed));
     check(runs);
   }, 120_000);
 
