@@ -161,6 +161,64 @@ describe("a write answered from its dedupe record after a failover", () => {
     h.stop();
   });
 
+  // The copy that lost history passes the mark on with its snapshots: once the partition has
+  // moved on to another primary, a retry of the append is still refused there.
+  test("the next primary of the partition refuses that retry too", async () => {
+    const key = "the-list";
+    const h = await cluster(5);
+    const p = partitionOf(key, P);
+    const L = h.members.get("L")!;
+    const [a, b] = L.grid.partitions.table.replicas[p];
+    const others = ["n0", "n1", "n2", "n3"].filter((id) => id !== a && id !== b);
+    const state = { blockFill: true };
+    for (const id of others) dropSnapshots(h, id, () => state.blockFill);
+    // The append's request, sent again by hand at the end (L itself is cut off meanwhile).
+    let request: (Message & { c: string }) | null = null;
+    const send = L.transport.send.bind(L.transport);
+    L.transport.send = (to: string, msg: Message) => {
+      if (msg.t === Kind.InvokeRequest && request === null) request = { ...msg } as Message & { c: string };
+      return send(to, msg);
+    };
+    h.net.setLink(a, "L", { blocked: true });
+    h.net.setLink(b, "L", { blocked: true });
+    L.grid.getMap<string, unknown>("m").executeOnKey(key, "append", "x").catch(() => {});
+    await h.run(100);
+    for (const id of ["n0", "n1", "n2", "n3"]) h.net.setLink(id, "L", { blocked: true });
+    h.crash(a, 1000);
+    await h.run(3000);
+    const filling = h.members.get(b)!.grid.partitions.table.replicas[p][1];
+    const other = h.live().find((m) => m.id !== b && m.id !== filling && m.id !== "L")!;
+    const list = other.grid.getMap<string, string[]>("m");
+    expect(await h.until(list.executeOnKey(key, "append", "y"))).toBe(2);
+    h.crash(b, 1000);
+    state.blockFill = false;
+    await h.run(5000);
+    const F = h.members.get(filling)!;
+    expect(F.grid.partitions.table.replicas[p][0]).toBe(filling);
+    expect(F.grid.maps.counters.dataLoss).toBe(1);
+    // New members, and F hands its partitions over: p moves to another primary.
+    await h.add("n4");
+    await h.add("n5");
+    await h.run(1000);
+    F.grid.migrateAway(20_000).catch(() => {});
+    await h.run(4000);
+    const next = other.grid.partitions.table.replicas[p][0];
+    expect(next).not.toBe(filling);
+    const answers: string[] = [];
+    const dispatch = L.router.dispatch.bind(L.router);
+    L.router.dispatch = (from: string, msg: Message) => {
+      if (msg.t === Kind.InvokeResponse && msg.c === request!.c) answers.push(String(msg.s));
+      dispatch(from, msg);
+    };
+    for (const m of h.live()) if (m.id !== "L") h.net.setLink(m.id, "L", { blocked: false });
+    send(next, { ...request!, a: 5, e: other.grid.partitions.epochOf(p), g: 60_000 });
+    await h.run(1000);
+    expect(answers).toEqual(["INDETERMINATE"]);
+    expect(h.members.get(next)!.grid.maps.counters.retriesInDoubt).toBe(1);
+    expect(await h.until(list.get(key))).toEqual(["x", "y"]);
+    h.stop();
+  });
+
   test("once the new backup's fill completes, the waiting retry is answered", async () => {
     const key = "the-key";
     const { h, p, b, filling, state, put } = await retryAfterFailover(4, key);

@@ -167,6 +167,8 @@ const chunkFields = {
   lv: z.number().int().min(0).max(7).optional(),
   /** The partition's idle floor (expiry.ts), on chunk 0. */
   fl: stampSchema().optional(),
+  /** How long ago (ms) the sender began to serve this copy with history missing (PartitionData `historyLostAt`), if lately. */
+  hl: w.uint().optional(),
   /**
    * The copy's last entry events, on the last chunk (entry_events.ts EventRing): [seq, index,
    * type (0–5: added, updated, removed, expired, evicted, merged), map, key, value or null, old

@@ -44,6 +44,8 @@ export interface SnapshotData {
   cw?: Array<[string, number]>;
   /** See `PartitionData.idleFloor`. */
   idleFloor?: number;
+  /** See `PartitionData.historyLostAt` (in the clock of the member holding the snapshot). */
+  historyLostAt?: number;
   /** The level of the copy (which maps it holds; replication_levels.ts). @default 0 (all) */
   level?: number;
   /**
@@ -124,7 +126,8 @@ export class PartitionData {
    * When (this member's clock) this member began to serve this copy with history missing (the
    * loss counted in `dataLoss`); -Infinity: never. The dedupe records of the writes lost went
    * with them, so a retry that may have run and began before then is refused (primary.ts).
-   * Kept on this member only: a copy another member takes from this one does not carry it.
+   * Snapshots carry it (as an age) to the copies made from this one, which keep the later of
+   * theirs and it.
    */
   historyLostAt = -Infinity;
   readonly maps = new Map<string, RecordStore>();
@@ -428,6 +431,7 @@ export class PartitionData {
     if (cw.length > 0) snap.cw = cw;
     if (this.level > 0) snap.level = this.level;
     if (this.idleFloor > 0) snap.idleFloor = this.idleFloor;
+    if (this.historyLostAt > -Infinity) snap.historyLostAt = this.historyLostAt;
     const { from, ev } = this.events.exportEvents(events ? (m) => (!keep || keep(m)) && events(m) : keep);
     if (ev.length > 0) (snap.ev = ev, snap.ef = from);
     return snap;
@@ -475,6 +479,7 @@ export class PartitionData {
       this.#xor(s, key, value);
     }
     this.idleFloor = snap.idleFloor ?? 0;
+    if (snap.historyLostAt !== undefined) this.historyLostAt = Math.max(this.historyLostAt, snap.historyLostAt);
     if (snap.ev && snap.ef !== undefined) this.events.restore(snap.ef, snap.ev, snap.seq);
     else this.events.reset(snap.seq);
     for (const [client, w] of snap.cw ?? []) this.dedupe.raise(client, w);

@@ -89,10 +89,14 @@ interface SnapshotIn {
   lastChunkAt: number;
   /** The partition's idle floor (expiry.ts). */
   fl?: number;
+  /** When (this member's clock) the sender began to serve the copy with history missing. */
+  lostAt?: number;
   /** The copy's level (replication_levels.ts). */
   lv?: number;
 }
 
+/** How long after a copy began to serve with history missing its snapshots still say so (PartitionData `historyLostAt`). */
+const LOST_HISTORY_KEPT_MS = 10 * 60_000;
 /** Transfers waiting for a free session at most (see SnapshotTransfers.#startWaiting). */
 const MAX_SNAPSHOTS_WAITING = 4096;
 /** Packed chunks smaller than this are sent as they are (compressing them saves too little). */
@@ -173,6 +177,10 @@ export class SnapshotTransfers {
       ? () => false
       : (m: string) => now - (d.eventReaders.get(m) ?? -Infinity) <= EVENT_READERS_MS;
     const snap = d.snapshotMeta(keep, up ? undefined : read);
+    // A retry in doubt outlives no call timeout: a loss older than LOST_HISTORY_KEPT_MS is not passed on.
+    const lostAgo = snap.historyLostAt !== undefined && now - snap.historyLostAt < LOST_HISTORY_KEPT_MS
+      ? Math.floor(now - snap.historyLostAt)
+      : undefined;
     // The entries are packed straight from the records, chunk by chunk (snapshot_codec.ts).
     const packer = new EntryPacker(this.ctx.config.snapshotChunkBytes);
     d.snapshotInto(packer, keep);
@@ -211,6 +219,7 @@ export class SnapshotTransfers {
       if (last && snap.cw) c.cw = snap.cw;
       if (last && snap.ev) (c.ev = snap.ev, c.ef = snap.ef);
       if (snap.idleFloor) c.fl = snap.idleFloor;
+      if (lostAgo !== undefined) c.hl = lostAgo;
       if (lv > 0) c.lv = lv;
       chunks.push(c);
       sizes.push(data.byteLength + 64 + (last ? lastExtraBytes : 0));
@@ -460,6 +469,7 @@ export class SnapshotTransfers {
   #collect(a: SnapshotIn): SnapshotData {
     const snap: SnapshotData = { seq: a.s, digest: a.d, entries: [], dedupe: [] };
     if (a.fl) snap.idleFloor = a.fl;
+    if (a.lostAt !== undefined) snap.historyLostAt = a.lostAt;
     if (a.lv) snap.level = a.lv;
     for (let i = 0; i < a.n; i++) {
       const part = a.got.get(i);
@@ -487,6 +497,7 @@ export class SnapshotTransfers {
         got: new Map(),
         lastChunkAt: 0,
         fl: c.fl,
+        lostAt: c.hl === undefined ? undefined : this.ctx.clock.now() - c.hl,
         lv: c.lv,
       };
       this.in.set(c.p, a);
