@@ -91,7 +91,7 @@ describe("invoker attempt timeout from measured round trips", () => {
 
 describe("retries that may have run carry the call's age", () => {
   /** Records the InvokeRequests `primary` receives from n0 (`g` of each), dropping the first `drop`. */
-  function watch(h: GridHarness, primary: string, opts: { drop?: number; refuse?: number } = {}) {
+  function watch(h: GridHarness, primary: string, opts: { drop?: number; refuse?: number; status?: string } = {}) {
     const seen: Array<{ a: number; g?: number }> = [];
     const target = h.members.get(primary)!;
     const orig = target.router.dispatch.bind(target.router);
@@ -102,12 +102,12 @@ describe("retries that may have run carry the call's age", () => {
         if (dropped < (opts.drop ?? 0)) return void dropped++;
         if (refused < (opts.refuse ?? 0)) {
           refused++;
-          // Answered MIGRATING unrun, as a primary catching up does.
+          // Refused without running it.
           return void h.members.get(primary)!.transport.send(from, {
             t: Kind.InvokeResponse,
             c: msg.c,
             a: msg.a,
-            s: "MIGRATING",
+            s: opts.status ?? "OVERLOADED",
             r: null,
           });
         }
@@ -131,14 +131,58 @@ describe("retries that may have run carry the call's age", () => {
     h.stop();
   });
 
-  test("attempts refused unrun (MIGRATING) leave the next without an age: it cannot have run", async () => {
+  test("attempts refused before they ran (OVERLOADED, STALE_EPOCH) leave the next without an age", async () => {
+    for (const status of ["OVERLOADED", "STALE_EPOCH"]) {
+      const { h, key, primary, map } = await remoteMap();
+      await warm(h, map, key, 5);
+      const seen = watch(h, primary, { refuse: 2, status });
+      await h.until(map.set(key, 8));
+      expect(seen.map((x) => x.a)).toEqual([1, 2, 3]);
+      expect(seen.every((x) => x.g === undefined)).toBe(true);
+      expect(await h.until(map.get(key))).toBe(8);
+      h.stop();
+    }
+  });
+
+  test("an attempt answered MIGRATING may have run (its partition moved before the commit): the next carries the age", async () => {
     const { h, key, primary, map } = await remoteMap();
     await warm(h, map, key, 5);
-    const seen = watch(h, primary, { refuse: 2 });
-    await h.until(map.set(key, 8));
-    expect(seen.map((x) => x.a)).toEqual([1, 2, 3]);
-    expect(seen.every((x) => x.g === undefined)).toBe(true);
-    expect(await h.until(map.get(key))).toBe(8);
+    const seen = watch(h, primary, { refuse: 1, status: "MIGRATING" });
+    await h.until(map.set(key, 9));
+    expect(seen.length).toBe(2);
+    expect(seen[0].g).toBeUndefined();
+    expect(seen[1].g).toBeGreaterThanOrEqual(0);
+    h.stop();
+  });
+
+  test("once an attempt may have run, later attempts keep the age even after a refusal before running", async () => {
+    const { h, key, primary, map } = await remoteMap();
+    await warm(h, map, key, 5);
+    // The first request is lost (no answer), the second refused OVERLOADED, the third runs.
+    const seen: Array<number | undefined> = [];
+    const target = h.members.get(primary)!;
+    const orig = target.router.dispatch.bind(target.router);
+    target.router.dispatch = (from: string, msg: Message) => {
+      if (msg.t === Kind.InvokeRequest && from === "n0") {
+        seen.push(msg.g as number | undefined);
+        if (seen.length === 1) return;
+        if (seen.length === 2) {
+          return void target.transport.send(from, {
+            t: Kind.InvokeResponse,
+            c: msg.c,
+            a: msg.a,
+            s: "OVERLOADED",
+            r: null,
+          });
+        }
+      }
+      orig(from, msg);
+    };
+    await h.until(map.set(key, 10));
+    expect(seen.length).toBe(3);
+    expect(seen[0]).toBeUndefined();
+    expect(seen[1]).toBeGreaterThanOrEqual(0);
+    expect(seen[2]).toBeGreaterThanOrEqual(0);
     h.stop();
   });
 });

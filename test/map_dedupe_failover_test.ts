@@ -219,6 +219,56 @@ describe("a write answered from its dedupe record after a failover", () => {
     h.stop();
   });
 
+  // A primary answers MIGRATING also for a write it applied, when it stops (or its partition
+  // moves on) before the commit: that answer does not prove the write did not run.
+  test("a write answered MIGRATING after it ran is refused, not run again, by a primary that lost its history", async () => {
+    const h = new GridHarness({
+      seed: 5,
+      config: {
+        partitionCount: P,
+        map: { directBackupAcks: false },
+        invoke: { attemptTimeoutMs: 300, callTimeoutMs: 30_000 },
+      },
+    });
+    for (let i = 0; i < 4; i++) await h.add(`n${i}`);
+    await h.add("L", true);
+    await h.run(3000);
+    const key = "the-list";
+    const p = partitionOf(key, P);
+    const L = h.members.get("L")!;
+    const [a, b] = L.grid.partitions.table.replicas[p];
+    const state = { blockFill: true };
+    for (const id of ["n0", "n1", "n2", "n3"].filter((id) => id !== a && id !== b)) {
+      dropSnapshots(h, id, () => state.blockFill);
+    }
+    // b's acks do not reach a: the append runs on both but is not committed.
+    const toA = h.members.get(a)!.router, dispatchA = toA.dispatch.bind(toA);
+    toA.dispatch = (from: string, msg: Message) =>
+      void (from === b && msg.t === Kind.MapBackupAck || dispatchA(from, msg));
+    let aGone = false;
+    const send = L.transport.send.bind(L.transport);
+    L.transport.send = (to: string, msg: Message) => aGone && to === a ? false : send(to, msg);
+    const append = L.grid.getMap<string, unknown>("m").executeOnKey(key, "append", "x");
+    append.catch(() => {});
+    await h.run(100);
+    expect(h.members.get(b)!.grid.maps.debugLocalValue(p, "m", encodeValue(key))).toEqual(encodeValue(["x"]));
+    h.members.get(a)!.grid.stop(); // its waiting write is answered MIGRATING
+    await h.run(2);
+    aGone = true;
+    h.crash(a, 1000);
+    h.net.setLink(b, "L", { blocked: true });
+    await h.run(3000);
+    const filling = h.members.get(b)!.grid.partitions.table.replicas[p][1];
+    const other = h.live().find((m) => m.id !== b && m.id !== filling && m.id !== "L")!;
+    const list = other.grid.getMap<string, string[]>("m");
+    expect(await h.until(list.executeOnKey(key, "append", "y"))).toBe(2);
+    h.crash(b, 1000);
+    state.blockFill = false;
+    expect(await h.until(append.then(() => null, (e) => e))).toBeInstanceOf(IndeterminateResultError);
+    expect(await h.until(list.get(key))).toEqual(["x", "y"]);
+    h.stop();
+  });
+
   test("once the new backup's fill completes, the waiting retry is answered", async () => {
     const key = "the-key";
     const { h, p, b, filling, state, put } = await retryAfterFailover(4, key);

@@ -79,6 +79,8 @@ export type Reply = (status: "ok" | ShoalErrorCode, result?: unknown, message?: 
 export type InvokeServer = (from: NodeId, req: InvokeRequest, reply: Reply) => void;
 
 const RETRYABLE = new Set<string>(["WRONG_TARGET", "MIGRATING", "STALE_EPOCH", "MEMBER_GONE", "OVERLOADED", "QUORUM"]);
+/** Answers a primary gives only before it runs a request: the attempt did not run. */
+const REFUSED_UNRUN = new Set<string>(["WRONG_TARGET", "STALE_EPOCH", "OVERLOADED", "QUORUM"]);
 
 interface Call {
   id: string;
@@ -515,8 +517,10 @@ export class Invoker {
     // before the commit, map/primary.ts), and any further attempt could apply it a second time.
     if (msg.a !== c.attempt && status !== "INDETERMINATE") return;
     if (RETRYABLE.has(status)) {
-      // Refused unrun by the primary: this attempt did not run (earlier ones may have).
-      if (msg.a === c.attempt && status !== "MEMBER_GONE") c.unanswered = false;
+      // Refused before it ran: this attempt did not run (earlier ones may have). Not MIGRATING: a
+      // primary also answers it for a write it applied when its partition moved on before the
+      // commit (map/primary.ts answerOnCommit).
+      if (msg.a === c.attempt && REFUSED_UNRUN.has(status)) c.unanswered = false;
       if (status === "WRONG_TARGET" || status === "STALE_EPOCH") this.#partitions.requestTable();
       return this.#retry(c);
     }

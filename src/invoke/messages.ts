@@ -18,8 +18,9 @@ export const InvokeRequestMsg = defineMessage(Kind.InvokeRequest, "InvokeRequest
   b: w.any(),
   w: w.uint().optional(),
   /**
-   * Only on an attempt after one that may have run (sent, and answered by no refusal that proves
-   * it did not run): ms since the call began. A primary that lost history refuses such a retry it
+   * Only on an attempt after one that may have run (sent, and not refused with WRONG_TARGET,
+   * STALE_EPOCH, OVERLOADED or QUORUM, which a primary answers only before running a request):
+   * ms since the call began. A primary that lost history refuses such a retry it
    * holds no record of when the call began before the loss (map/primary.ts). Absent from members
    * that predate it.
    */

@@ -179,6 +179,8 @@ export class CatchUp {
     if (!snap) return;
     const d = ctx.newData(c.p);
     d.install(snap, prim.lineage);
+    // This member's own mark of a loss stays (the copy pulled may carry none).
+    d.historyLostAt = Math.max(d.historyLostAt, ctx.data.get(c.p)?.historyLostAt ?? -Infinity);
     if (d.digest[0] !== snap.digest[0] || d.digest[1] !== snap.digest[1]) {
       ctx.log.error("map.snapshot.digest_mismatch", { p: c.p, from, catchUp: true });
       prim.catchUp.answers.delete(from);
