@@ -69,6 +69,23 @@ async function retryAfterFailover(
   return { h, p, b, filling: row[1], state, put };
 }
 
+/**
+ * The second crash of the append scenarios: another member appends "y" to `key` (streamed to
+ * the backup `b`'s table names as filling, so that copy's list holds both appends but only the
+ * second one's record), then `b`, the only full copy, crashes and the fill may complete.
+ * @returns the filling copy (the next primary) and the map as the other member sees it
+ */
+async function appendThenCrash(h: GridHarness, key: string, b: string, state: { blockFill: boolean }) {
+  const p = partitionOf(key, P);
+  const filling = h.members.get(b)!.grid.partitions.table.replicas[p][1];
+  const other = h.live().find((m) => m.id !== b && m.id !== filling && m.id !== "L")!;
+  const list = other.grid.getMap<string, string[]>("m");
+  expect(await h.until(list.executeOnKey(key, "append", "y"))).toBe(2);
+  h.crash(b, 1000);
+  state.blockFill = false;
+  return { filling, other, list };
+}
+
 describe("a write answered from its dedupe record after a failover", () => {
   // The primary crashed after the write reached its backup, and both answers were lost. The
   // backup, now primary, holds the write's dedupe record, and the new backup the master
@@ -113,14 +130,10 @@ describe("a write answered from its dedupe record after a failover", () => {
     );
     expect(state.acked).toBe(false);
     // Another caller appends: streamed to the new backup, whose copy of the list now holds both.
-    const other = h.live().find((m) => m.id !== b && m.id !== filling && m.id !== "L")!.id;
-    expect(await h.until(h.members.get(other)!.grid.getMap<string, string[]>("m").executeOnKey(key, "append", "y")))
-      .toBe(2);
+    const { list } = await appendThenCrash(h, key, b, state);
     expect(h.members.get(filling)!.grid.maps.debugLocalValue(p, "m", encodeValue(key))).toBeUndefined(); // held aside
-    h.crash(b, 1000);
-    state.blockFill = false;
     expect(await h.until(put.then(() => null, (e) => e))).toBeInstanceOf(IndeterminateResultError);
-    expect(await h.until(h.members.get(other)!.grid.getMap<string, string[]>("m").get(key))).toEqual(["x", "y"]);
+    expect(await h.until(list.get(key))).toEqual(["x", "y"]);
     expect(h.members.get(filling)!.grid.maps.counters.retriesInDoubt).toBeGreaterThan(0);
     h.stop();
   });
@@ -186,12 +199,7 @@ describe("a write answered from its dedupe record after a failover", () => {
     for (const id of ["n0", "n1", "n2", "n3"]) h.net.setLink(id, "L", { blocked: true });
     h.crash(a, 1000);
     await h.run(3000);
-    const filling = h.members.get(b)!.grid.partitions.table.replicas[p][1];
-    const other = h.live().find((m) => m.id !== b && m.id !== filling && m.id !== "L")!;
-    const list = other.grid.getMap<string, string[]>("m");
-    expect(await h.until(list.executeOnKey(key, "append", "y"))).toBe(2);
-    h.crash(b, 1000);
-    state.blockFill = false;
+    const { filling, other, list } = await appendThenCrash(h, key, b, state);
     await h.run(5000);
     const F = h.members.get(filling)!;
     expect(F.grid.partitions.table.replicas[p][0]).toBe(filling);
@@ -258,12 +266,7 @@ describe("a write answered from its dedupe record after a failover", () => {
     h.crash(a, 1000);
     h.net.setLink(b, "L", { blocked: true });
     await h.run(3000);
-    const filling = h.members.get(b)!.grid.partitions.table.replicas[p][1];
-    const other = h.live().find((m) => m.id !== b && m.id !== filling && m.id !== "L")!;
-    const list = other.grid.getMap<string, string[]>("m");
-    expect(await h.until(list.executeOnKey(key, "append", "y"))).toBe(2);
-    h.crash(b, 1000);
-    state.blockFill = false;
+    const { list } = await appendThenCrash(h, key, b, state);
     expect(await h.until(append.then(() => null, (e) => e))).toBeInstanceOf(IndeterminateResultError);
     expect(await h.until(list.get(key))).toEqual(["x", "y"]);
     h.stop();
