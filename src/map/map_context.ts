@@ -495,5 +495,3 @@ export function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   if (a) a.push(v);
   else m.set(k, [v]);
 }
-
-export { sameRow } from "../partition/partition_table.ts";

@@ -53,7 +53,7 @@
 import type { ServiceDeps } from "../cluster/service_deps.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import type { PartitionService } from "../partition/partition_service.ts";
-import type { PartitionTable } from "../partition/partition_table.ts";
+import { type PartitionTable, sameRow } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { BackupRole, pullItem } from "./backup.ts";
@@ -70,7 +70,6 @@ import {
   type PrimaryState,
   push,
   type Role,
-  sameRow,
 } from "./map_context.ts";
 import { EntryListeners } from "./entry_listeners.ts";
 import { MapConfigs } from "./map_config.ts";
@@ -654,8 +653,7 @@ export class MapService {
     // (fill_stream.ts).
     const lost = !sealed && !!fill && fills.materialize(p, d, this.#snapshots.partial(p, fill.l));
     fills.drop(p);
-    const historyMissing = fills.takeIncomplete(p) || lost;
-    if (historyMissing) {
+    if (fills.takeIncomplete(p) || lost) {
       d.historyLostAt = ctx.clock.now();
       ctx.counters.dataLoss++;
       ctx.log.error("map.partition.data_lost", { p, epoch, reason: "fill_incomplete", seq: d.seq });

@@ -167,7 +167,10 @@ const chunkFields = {
   lv: z.number().int().min(0).max(7).optional(),
   /** The partition's idle floor (expiry.ts), on chunk 0. */
   fl: stampSchema().optional(),
-  /** How long ago (ms) the sender began to serve this copy with history missing (PartitionData `historyLostAt`), if lately. */
+  /**
+   * How long ago (ms, when the snapshot was built) this copy or one it was made from began to serve
+   * with history missing (PartitionData `historyLostAt`), within the last 10 minutes.
+   */
   hl: w.uint().optional(),
   /**
    * The copy's last entry events, on the last chunk (entry_events.ts EventRing): [seq, index,

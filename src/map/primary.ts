@@ -7,7 +7,7 @@
  * every member of the new row acked every write.
  */
 import type { InvokeRequest, Reply } from "../invoke/invoker.ts";
-import { fillingOf } from "../partition/partition_table.ts";
+import { fillingOf, sameRow } from "../partition/partition_table.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import {
@@ -17,7 +17,6 @@ import {
   type PrimaryState,
   push,
   type Role,
-  sameRow,
   type Waiter,
   type WaitOutcome,
 } from "./map_context.ts";
