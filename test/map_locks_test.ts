@@ -33,6 +33,18 @@ describe("normalize (the lock as it stands at a time)", () => {
     expect(normalize(s, 999, all).o).toEqual(["a", ""]);
     expect(normalize(s, 1000, all)).toEqual({ t: 1, o: null, x: 0, w: [] });
   });
+  test("under split-brain protection a dead owner's lease runs out first; a lock without a lease ends at its death", () => {
+    const leased: LockState = { t: 4, o: ["a", ""], x: 1000, w: [["b", "", 0, 900]] };
+    const alive = (id: string) => id !== "a";
+    // Without protection the death ends the hold at once.
+    expect(normalize(leased, 950, alive).o).toEqual(["b", ""]);
+    // With it, the owner (perhaps only paused or cut off) keeps the lock until its lease ends…
+    expect(normalize(leased, 950, alive, true)).toEqual(leased);
+    // …and then the next waiter gets it.
+    expect(normalize(leased, 1000, alive, true)).toEqual({ t: 5, o: ["b", ""], x: 0, w: [] });
+    const unleased: LockState = { t: 4, o: ["a", ""], x: 0, w: [] };
+    expect(normalize(unleased, 950, alive, true).o).toBeNull();
+  });
   test("a waiter that stopped polling loses its place", () => {
     const s: LockState = { t: 1, o: ["a", ""], x: 0, w: [["b", "", 0, 0], ["c", "", 0, WAITER_STALE_MS]] };
     expect(normalize(s, WAITER_STALE_MS + 1, all).w).toEqual([["c", "", 0, WAITER_STALE_MS]]);

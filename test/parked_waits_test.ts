@@ -125,6 +125,25 @@ describe("waits parked on the primary", () => {
     h.stop();
   });
 
+  test("under split-brain protection a dead holder's lease runs out before its waiter is granted", async () => {
+    const h = await startGrid(4, P, { config: { minClusterSize: 3, leaseMs: 1000 } });
+    const key = "lease-outlives";
+    const { primary, rest } = others(h, key);
+    const [m0, , m2] = rest.map((m) => m.grid.getMap<string, number>("m"));
+    await h.until(m0.lock(key, { leaseMs: 5000 }));
+    const grantedAt = h.clock.now();
+    const waiting = timed(h, m2.tryLock(key, { timeoutMs: 20_000 }));
+    await h.run(500);
+    // The holder's member is removed about 1 s after the kill; the lock stays its until its lease ends.
+    h.crash(rest[0].id, 1000);
+    const r = await h.until(waiting);
+    expect(r.value).toBeDefined();
+    expect(r.at - grantedAt).toBeGreaterThan(4900); // the lease runs from the grant, just before its answer arrived
+    expect(r.at - grantedAt).toBeLessThan(5300);
+    expect(primary).not.toBe(rest[0].id);
+    h.stop();
+  });
+
   test("a waiter keeps its place past the staleness limit: first come, first served after 8 s", async () => {
     const h = await startGrid(4, P);
     const key = "fifo";

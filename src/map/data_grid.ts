@@ -111,6 +111,7 @@ export class DataGrid {
       maps: mapConfigs,
       customMergePolicy: typeof policy === "string" ? undefined : policy,
       fenceOver: (f) => this.quorum.fenceCleared(f, this.quorum.maxMinClusterSize),
+      protectedMap: (m) => this.quorum.active && mapConfigs.minClusterSizeFor(m, this.quorum.minClusterSize) > 1,
     });
     // New primaries that wait out a predecessor's lease start collecting answers at once.
     this.partitions.onTableChange((t) => {

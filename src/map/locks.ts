@@ -16,6 +16,10 @@
  * touched ({@link normalize}): an owner whose member left the member list, or whose lease
  * ended, no longer holds the lock, and the first live waiter gets it with the next token.
  * Since waiters poll, a free lock is handed on within a poll interval of the detection.
+ * Under split-brain protection a lock granted with a lease outlives its owner's member until
+ * the lease ends (`leaseOutlivesDeath`): a member declared dead may only be paused or cut off,
+ * and its owner counts its hold until the lease it asked for runs out, so the lock is handed on
+ * no earlier (test/sim/lock_quorum.ts, a paused holder with a lease longer than failure detection).
  *
  * Writes to a locked key: a map write to a key locked by ANOTHER MEMBER fails with `LOCKED`
  * (not retried). Writes from the owner's member pass: write fencing is per member, lock
@@ -60,17 +64,23 @@ export function readLock(data: PartitionData, m: string, k: Uint8Array): LockSta
 }
 
 /**
- * The lock as it stands at `now`: an owner whose member is gone or whose lease ended is
- * dropped, waiters gone or stale are dropped, and a free lock goes to the first waiter.
+ * The lock as it stands at `now`: an owner whose lease ended, or whose member is gone (with
+ * `leaseOutlivesDeath`, only when it holds no lease), is dropped, waiters gone or stale are
+ * dropped, and a free lock goes to the first waiter.
  */
-export function normalize(s: LockState, now: number, alive: (id: NodeId) => boolean): LockState {
+export function normalize(
+  s: LockState,
+  now: number,
+  alive: (id: NodeId) => boolean,
+  leaseOutlivesDeath = false,
+): LockState {
   const n: LockState = {
     t: s.t,
     o: s.o,
     x: s.x,
     w: s.w.filter(([id, , , at]) => alive(id) && now - at <= WAITER_STALE_MS),
   };
-  if (n.o && (!alive(n.o[0]) || (n.x > 0 && now >= n.x))) (n.o = null, n.x = 0);
+  if (n.o && ((n.x > 0 && now >= n.x) || (!alive(n.o[0]) && !(leaseOutlivesDeath && n.x > 0)))) (n.o = null, n.x = 0);
   if (!n.o && n.w.length > 0) {
     const [id, h, lease] = n.w.shift()!;
     n.t++;
@@ -102,13 +112,14 @@ export function executeLockOp(
   now: number,
   from: NodeId,
   alive: (id: NodeId) => boolean,
+  leaseOutlivesDeath = false,
 ): OpOutcome {
   const k = b.k!;
   if (b.m.length > MAX_LOCKED_MAP_NAME) {
     return { result: { err: "INVALID_ARGUMENT" }, effects: [] };
   }
   const before = readLock(data, b.m, k);
-  const s = normalize(before, now, alive);
+  const s = normalize(before, now, alive, leaseOutlivesDeath);
   const mine = s.o !== null && s.o[0] === from && s.o[1] === b.h;
   let result: unknown = null;
   switch (op) {
@@ -165,7 +176,7 @@ export function executeLockOp(
       break;
   }
   // Hand a released lock to the next waiter at once.
-  const after = op === OpCode.LockAcquire ? s : normalize(s, now, alive);
+  const after = op === OpCode.LockAcquire ? s : normalize(s, now, alive, leaseOutlivesDeath);
   return { result, effects: effectsOf(b.m, k, before, after, now) };
 }
 
@@ -185,13 +196,14 @@ export function lockedByOther(
   from: NodeId,
   now: number,
   alive: (id: NodeId) => boolean,
+  leaseOutlivesDeath = false,
 ): boolean {
   const store = data.maps.get(lockMapOf(m));
   if (!store || store.size === 0) return false;
   const check = keys ?? [...store.values()].map((r) => r.key);
   for (const k of check) {
     if (!store.get(k)) continue;
-    const s = normalize(readLock(data, m, k), now, alive);
+    const s = normalize(readLock(data, m, k), now, alive, leaseOutlivesDeath);
     if (s.o !== null && s.o[0] !== from) return true;
   }
   return false;

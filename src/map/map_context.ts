@@ -374,6 +374,12 @@ export interface MapContextDeps {
    * (Quorum.fenceCleared; asking starts the wait's count). @default always (no protection)
    */
   fenceOver?: (fence: { term: number; version: number }) => boolean;
+  /**
+   * Whether split-brain protection covers map `m` (its minimum cluster size is above 1): then a
+   * lock of `m` granted with a lease outlives its owner's member until the lease ends (locks.ts).
+   * @default never (no protection)
+   */
+  protectedMap?: (m: string) => boolean;
 }
 
 /** The state one member's map service shares between its parts. */
@@ -397,6 +403,8 @@ export class MapContext {
    * until the master's member list drops it, not on this member's own verdict (view.ts `listed`).
    */
   readonly holderAlive = (id: NodeId): boolean => this.view.listed(id);
+  /** See {@link MapContextDeps.protectedMap}: whether a leased lock of map `m` outlives its owner's member. */
+  readonly leaseOutlivesDeath: (m: string) => boolean;
   readonly counters: MapCounters = newMapCounters();
   readonly processors: ProcessorRegistry;
   /** Every replica this member holds (primary, backup or migration target). */
@@ -436,6 +444,7 @@ export class MapContext {
     this.partitions = deps.partitions;
     this.invoker = deps.invoker;
     this.fenceOver = deps.fenceOver ?? (() => true);
+    this.leaseOutlivesDeath = deps.protectedMap ?? (() => false);
     this.config = deps.config;
     this.mapConfigs = deps.maps ?? new MapConfigs();
     const pc = deps.partitions.config;

@@ -112,6 +112,8 @@ export interface MapServiceOptions extends ServiceDeps {
   customMergePolicy?: CustomMergePolicy;
   /** Whether the wait of a fenced primary is over (see MapContextDeps.fenceOver). @default always */
   fenceOver?: (fence: { term: number; version: number }) => boolean;
+  /** See MapContextDeps.protectedMap. @default never */
+  protectedMap?: (m: string) => boolean;
 }
 
 /** What the simulator and tests inspect on a member. */

@@ -64,9 +64,9 @@ export function parkUntil(
   data: PartitionData,
   op: number,
   b: OpBody,
-  caller: { now: number; from: NodeId; alive: (id: NodeId) => boolean },
+  caller: { now: number; from: NodeId; alive: (id: NodeId) => boolean; leaseOutlivesDeath?: boolean },
 ): { until: number; map: string; holder?: NodeId } | undefined {
-  const { now, from, alive } = caller;
+  const { now, from, alive, leaseOutlivesDeath = false } = caller;
   switch (op) {
     case OpCode.QueuePoll: {
       const s = queueState(data, b.m);
@@ -78,11 +78,13 @@ export function parkUntil(
     }
     case OpCode.LockAcquire: {
       if (!b.q || !b.k) return undefined;
-      const s: LockState = normalize(readLock(data, b.m, b.k), now, alive);
+      const s: LockState = normalize(readLock(data, b.m, b.k), now, alive, leaseOutlivesDeath);
       // Free, or ours, or handed to us: run now. So also when our place needs refreshing.
       if (s.o === null || (s.o[0] === from && s.o[1] === b.h)) return undefined;
       const me = s.w.find(([id, h]) => id === from && h === b.h);
       if (!me || now - me[3] > WAITER_STALE_MS - MAX_PARK_MS) return undefined;
+      // The holder's death wakes the request only where it ends the hold.
+      if (leaseOutlivesDeath && s.x > 0) return { until: s.x, map: lockMapOf(b.m) };
       return { until: s.x > 0 ? s.x : Infinity, map: lockMapOf(b.m), holder: s.o[0] };
     }
   }

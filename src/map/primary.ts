@@ -177,22 +177,22 @@ export class PrimaryRole {
     // Stamped by hybrid logical clock: above every stamp the partition holds (hlc.ts). Lock
     // leases are measured in these stamps too, so they never run backwards across a failover.
     const stamp = nextStamp(clockNow, d.maxAt);
-    const alive = ctx.holderAlive;
+    const alive = ctx.holderAlive, leaseOutlivesDeath = ctx.leaseOutlivesDeath(body.m);
     if (body.pk && parkDeadline !== 0) {
-      const w = parkUntil(d, req.op, body, { now: stamp, from, alive });
+      const w = parkUntil(d, req.op, body, { now: stamp, from, alive, leaseOutlivesDeath });
       const deadline = w && Math.min(parkDeadline ?? now + Math.min(body.pk, MAX_PARK_MS), w.until);
       if (w && deadline! > now && ctx.parked.park(req.p, { from, req, reply, deadline: deadline!, ...w })) return;
     }
     if (
       !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) &&
-      lockedByOther(d, body.m, keys, from, stamp, alive)
+      lockedByOther(d, body.m, keys, from, stamp, alive, leaseOutlivesDeath)
     ) {
       return reply("LOCKED", null, `a key of this write is locked by another member`);
     }
     const out = isProcessorOp(req.op)
       ? executeProcessorOp(ctx.processors, d, req.op, body, stamp)
       : isLockOp(req.op)
-      ? executeLockOp(d, req.op, body, stamp, from, alive)
+      ? executeLockOp(d, req.op, body, stamp, from, alive, leaseOutlivesDeath)
       : isQueueOp(req.op)
       ? executeQueueOp(d, req.op, body, stamp)
       : isTopicOp(req.op)
@@ -233,7 +233,7 @@ export class PrimaryRole {
     hk.beforeOp(d, body.m, keys, now);
     const stamp = nextStamp(clockNow, d.maxAt);
     const out = isLockOp(req.op)
-      ? executeLockOp(d, req.op, body, stamp, from, ctx.holderAlive)
+      ? executeLockOp(d, req.op, body, stamp, from, ctx.holderAlive, ctx.leaseOutlivesDeath(body.m))
       : isQueueOp(req.op)
       ? executeQueueOp(d, req.op, body, stamp)
       : isTopicOp(req.op)

@@ -76,6 +76,26 @@ describe("one lock, 1 s leases and a 5.5 s split (minClusterSize 3 of 5)", () =>
   }, 300_000);
 });
 
+describe("one lock, 3 s leases, longer than failure detection (minClusterSize 3 of 5)", () => {
+  // Seeds 1-4: the holder's member, paused for 4 s, was declared dead 2.1-2.6 s into the pause,
+  // and its lock was handed to a waiter at once, while the holder's 3 s lease still ran. Under
+  // split-brain protection a leased lock now outlives its owner's member until the lease ends.
+  for (const seed of [1, 2, 3, 4]) {
+    seeded(`pauseHolder (seed ${seed}): the lock waits out the paused holder's lease`, seed, async (s) => {
+      const r = await runLockScenario({ seed: s, fault: "pauseHolder", lockLeaseMs: 3000, faultMs: 4000 });
+      expect(r.problems).toEqual([]);
+      expect(checkLockHistory(r)).toEqual([]);
+      expect(r.holds.length).toBeGreaterThan(50);
+    }, 300_000);
+  }
+  seeded("crashHolder (seed 5): the lock is handed on once the dead holder's lease ends", 5, async (s) => {
+    const r = await runLockScenario({ seed: s, fault: "crashHolder", lockLeaseMs: 3000, faultMs: 4000 });
+    expect(r.problems).toEqual([]);
+    expect(checkLockHistory(r)).toEqual([]);
+    expect(r.holds.length).toBeGreaterThan(50);
+  }, 300_000);
+});
+
 describe("checkLockHistory catches", () => {
   const hold = (owner: string, token: number, from: number, to: number) => ({ owner, token, from, to });
   test("two owners holding at once", () => {
