@@ -397,6 +397,64 @@ describe("jobs across processes (Bun and Deno, werift): kill -9 of master and wo
     }, 240_000);
   });
 
+  test(
+    "SIGSTOP of a worker past failure detection, then SIGCONT: its tasks run elsewhere, it offers its slots again",
+    async () => {
+      const master = live[0];
+      expect(live.length).toBe(3);
+      const mapId = "p-map", logId = "p-log";
+      await submitJob(live.slice(1), mapSinkJob(mapId, "out-p", ratePerSecond));
+      await submitJob(live.slice(1), logSinkJob(logId, "log-p", ratePerSecond));
+      const victim = live[2];
+      await until(
+        async () => {
+          const [a, b] = await Promise.all([jobInfo(master, mapId), jobInfo(master, logId)]);
+          if (!a || !b) return undefined;
+          const ts = [...a.tasks, ...b.tasks];
+          const ok = ts.every((t) => t.state === "RUNNING" && t.recordsWritten >= 300) &&
+            ts.some((t) => t.worker === victim.id && t.recordsWritten <= 1500);
+          return ok ? true : undefined;
+        },
+        120_000,
+        "every task running, the victim's far from done",
+      );
+      const others = live.filter((m) => m !== victim);
+      const watcher = new StatusWatcher(others, [mapId, logId]);
+      victim.child.kill("SIGSTOP");
+      // Well past failure detection: the others drop it from the member list.
+      await until(
+        async () => (await master.json<ClusterJson>("/cluster")).members.every((m) => m.id !== victim.id) || undefined,
+        30_000,
+        "the paused worker dropped from the member list",
+      );
+      await Bun.sleep(2_000);
+      victim.child.kill("SIGCONT");
+      console.log(`paused worker ${victim.name} (${victim.runtime}) until the others dropped it, then resumed it`);
+      const [mapDone, logDone] = await Promise.all([
+        waitJob(master, mapId, (i) => i.status === "FINISHED" || i.status === "FAILED", 120_000, "FINISHED"),
+        waitJob(master, logId, (i) => i.status === "FINISHED" || i.status === "FAILED", 120_000, "FINISHED"),
+      ]);
+      console.log(`after the pause: map job [${taskSummary(mapDone)}], log job [${taskSummary(logDone)}]`);
+      expect([mapDone.status, logDone.status]).toEqual(["FINISHED", "FINISHED"]);
+      await watcher.stop();
+      expect(watcher.failures.slice(0, 5)).toEqual([]);
+      expect(watcher.regressions).toEqual([]);
+      // The resumed member re-joins, and its worker offers its slots again: all three workers are
+      // back with every slot free (before, its entry never came back).
+      await until(
+        async () => (await master.json<ClusterJson>("/cluster")).members.some((m) => m.id === victim.id) || undefined,
+        60_000,
+        "the resumed worker back in the member list",
+      );
+      await settled(live);
+      await checkOutput(live, mapId, "out-p", logId, "log-p");
+      finishedJobs.push(mapId, logId);
+      await waitNoSlotLeak(master, live.map((m) => m.id), []);
+      await checkStillFinished();
+    },
+    240_000,
+  );
+
   test("kill -9 of a worker that is not the master: only its tasks restart, from their last checkpoint", async () => {
     const master = live[0];
     const mapId = "w-map", logId = "w-log";

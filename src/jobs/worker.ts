@@ -2,7 +2,10 @@
  * The worker side of the job layer, on every data member: offers `slots` slots to the
  * coordinator, runs the task attempts it is given, and reports each attempt's end to the
  * master until the master acknowledges it. When the master dies the worker keeps its tasks
- * running, says hello to the new master and re-sends pending reports there.
+ * running, says hello to the new master and re-sends pending reports there. When the master's
+ * member list drops this member (it was paused or cut off past failure detection), the
+ * coordinator has given up on this worker and runs its tasks elsewhere: the worker stops its
+ * tasks, and says hello again once the member is listed again.
  */
 import type { Timer } from "../core/clock.ts";
 import type { NodeId } from "../transport/transport.ts";
@@ -61,6 +64,8 @@ export class Worker {
   #highestTerm = 0;
   #timer: Timer | undefined;
   #stopped = false;
+  /** This member is out of the master's member list (see the module's comment). */
+  #outOfList = false;
   #unsubscribe: (() => void) | undefined;
 
   constructor(readonly opts: WorkerOptions) {
@@ -78,6 +83,7 @@ export class Worker {
         this.#helloAckedBy = undefined;
         this.#resend();
       }
+      if (e.type === "memberListChanged") this.#checkListed();
     });
     this.#schedule();
     this.#resend();
@@ -90,6 +96,23 @@ export class Worker {
     for (const r of this.#tasks.values()) r.runner.abort("worker stopped");
   }
 
+  /**
+   * Stops every task once the master's list no longer holds this member: the coordinator
+   * restarts them on other workers (or a new coordinator does, when this member was the master),
+   * so running them on only wastes slots and races the new attempts. Once listed again, the
+   * worker says hello again (the coordinator dropped its entry).
+   */
+  #checkListed(): void {
+    const self = this.opts.view.self;
+    const listed = this.opts.view.members().some((m) => m.id === self);
+    if (listed === !this.#outOfList) return;
+    this.#outOfList = !listed;
+    this.#helloAckedBy = undefined;
+    if (listed) return this.#resend();
+    this.opts.log.warn("jobs.worker.out_of_cluster", { tasksStopped: this.#tasks.size });
+    for (const r of this.#tasks.values()) r.runner.abort("this member was removed from the cluster");
+  }
+
   #schedule(): void {
     if (this.#stopped) return;
     this.#timer = this.opts.clock.setTimer(this.opts.resendIntervalMs ?? 500, () => {
@@ -99,7 +122,7 @@ export class Worker {
   }
 
   #resend(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#outOfList) return;
     const master = this.opts.view.master();
     if (!master) return;
     if (this.#helloAckedBy !== master) {
@@ -115,7 +138,7 @@ export class Worker {
   }
 
   onDeploy(from: NodeId, msg: JobDeployTask): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#outOfList) return;
     const ack = (ok: boolean, reason?: string) =>
       this.opts.send(from, {
         t: Kind.JobDeployAck,
@@ -151,6 +174,7 @@ export class Worker {
     if (!entry) throw new Error(`job ${msg.jobId} is unknown`);
     const task = planTasks(entry.plan).find((t) => t.id === msg.taskId);
     if (!task) throw new Error(`task ${msg.taskId} is not in the plan of ${msg.jobId}`);
+    if (this.#outOfList) throw new Error("this member was removed from the cluster");
     const prev = this.#tasks.get(msg.taskId);
     if (prev && prev.attempt >= msg.attempt) return;
     this.#reports.delete(msg.taskId);

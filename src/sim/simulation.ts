@@ -250,7 +250,7 @@ export class Simulation<N extends SimNode> {
  * Makes a node's transport hold what it receives (frames, link up/down) while its clock is
  * stalled, and hand it over in arrival order once the stall's overdue timers have run.
  */
-function holdWhileStalled(transport: MemoryTransport, clock: StallableClock): void {
+export function holdWhileStalled(transport: MemoryTransport, clock: StallableClock): void {
   const receive = transport.receive.bind(transport);
   transport.receive = (from, payload, size) => {
     if (clock.stalled) clock.hold(() => receive(from, payload, size));

@@ -12,6 +12,13 @@
  * - `twice` (four members): the master crashes at such a moment, then, 3–6 s after the next
  *   master took over, that one too.
  *
+ * With `pauses`, the fault is a pause instead (SIGSTOP, a long GC: the member's event loop
+ * blocks, then it goes on from where it was): of the master (`pauseMaster`) or of another
+ * member (`pauseWorker`), 1.5–8 s long, so shorter and longer than failure detection. A member
+ * paused past it is declared dead, its tasks and the coordinator move on without it, and it
+ * wakes to find itself out of the cluster, while its task runners and coordinator loop still
+ * hold their old state.
+ *
  * Checked: both jobs end FINISHED; the map sink holds exactly the 6,000 transformed records,
  * the log sink every record exactly once (no duplicate, no gap); every slot is back. What a
  * check reports is the run's problem (`problems`), so a sweep goes on past a failure.
@@ -21,7 +28,7 @@ import { simMapLayer, simTuning } from "./jobs_cluster.ts";
 import { checkPairOutput, logJob, mapJob, progress, reader, status, waitEnded, waitStatus } from "./jobs_scenarios.ts";
 import { JobSim } from "./jobs_sim.ts";
 
-export type JobFault = "master" | "worker" | "finishing" | "twice";
+export type JobFault = "master" | "worker" | "finishing" | "twice" | "pauseMaster" | "pauseWorker";
 
 export interface JobChaosRun {
   seed: number;
@@ -31,15 +38,21 @@ export interface JobChaosRun {
   problems: string[];
 }
 
-/** One run (see the module's comment). */
-export async function runJobChaos(seed: number): Promise<JobChaosRun> {
+/** One run (see the module's comment); `pauses`: a pause instead of a crash. */
+export async function runJobChaos(seed: number, opts: { pauses?: boolean } = {}): Promise<JobChaosRun> {
   const r = new Random(seed * 7919 + 1);
   const n = r.chance(0.5) ? 3 : 4;
   const loss = [0, 0.01, 0.03][r.int(3)];
-  const faults: JobFault[] = n === 4 ? ["master", "worker", "finishing", "twice"] : ["master", "worker", "finishing"];
+  const faults: JobFault[] = opts.pauses
+    ? ["pauseMaster", "pauseWorker"]
+    : n === 4
+    ? ["master", "worker", "finishing", "twice"]
+    : ["master", "worker", "finishing"];
   const fault = faults[r.int(faults.length)];
   const at = r.int(5900);
-  const setup = `${n} members, ${loss * 100} % loss, ${fault}${fault === "finishing" ? "" : ` after ${at} records`}`;
+  const pauseMs = opts.pauses ? 1500 + r.int(6500) : 0;
+  const setup = `${n} members, ${loss * 100} % loss, ${fault}${fault === "finishing" ? "" : ` after ${at} records`}` +
+    (pauseMs ? ` for ${pauseMs} ms` : "");
   const sim = new JobSim({ seed, mapLayer: simMapLayer, slots: 4, tuning: simTuning });
   const problems: string[] = [];
   try {
@@ -70,8 +83,9 @@ export async function runJobChaos(seed: number): Promise<JobChaosRun> {
       const watched = r.chance(0.5) ? a : b;
       await sim.runUntil(async () => (await progress(sim, watched)) >= at, 60_000, undefined, 10);
     }
-    const victim = fault === "worker" ? sim.live().find((m) => m !== master)! : master;
-    sim.crash(victim.id);
+    const victim = fault === "worker" || fault === "pauseWorker" ? sim.live().find((m) => m !== master)! : master;
+    if (pauseMs) sim.stall(victim.id, pauseMs);
+    else sim.crash(victim.id);
     if (fault === "twice") {
       await sim.runUntil(() => {
         const m = sim.master();

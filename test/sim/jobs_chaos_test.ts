@@ -17,3 +17,18 @@ test("jobs through seeded crashes and packet loss: both FINISHED with exact outp
     expect(runs.some((r) => r.fault === fault)).toBe(true);
   }
 }, 120_000);
+
+/**
+ * Pauses instead of crashes, seeds 1–12 (both kinds, 2.1–7.4 s: shorter and longer than failure
+ * detection). A worker paused past detection came back into the cluster, but its worker never
+ * said hello again (the master had not changed, so nothing reset its hello), and the
+ * coordinator never used its slots again: seeds 1, 7, 8, 9 and 12 failed on the slot check. A
+ * worker whose member the master's list drops now stops its tasks and says hello once listed again.
+ */
+test("jobs through a seeded pause of the master or a worker: both FINISHED with exact output", async () => {
+  const runs: JobChaosRun[] = [];
+  for (let seed = 1; seed <= 12; seed++) runs.push(await runJobChaos(seed, { pauses: true }));
+  expect(runs.filter((r) => r.problems.length > 0).map((r) => `seed ${r.seed} (${r.setup}): ${r.problems}`))
+    .toEqual([]);
+  for (const fault of ["pauseMaster", "pauseWorker"]) expect(runs.some((r) => r.fault === fault)).toBe(true);
+}, 120_000);

@@ -1,7 +1,8 @@
 /**
  * A simulated cluster for job tests: real membership, real partitioned IMaps and real job
  * services per member, over the memory network in virtual time. A crash stops everything
- * of the member at once (as kill -9 does) and cuts it off the network.
+ * of the member at once (as kill -9 does) and cuts it off the network; a stall blocks its
+ * event loop for a while (SIGSTOP, a long GC), see Simulation.stall.
  */
 import { Membership } from "../../src/cluster/membership.ts";
 import { VirtualClock } from "../../src/core/clock.ts";
@@ -12,7 +13,8 @@ import type { ConnectorRegistry } from "../../src/jobs/connector_registry.ts";
 import { JobService, type JobTuning } from "../../src/jobs/job_service.ts";
 import { MemoryNetwork, type MemoryTransport } from "../../src/transport/memory.ts";
 import { MessageRouter } from "../../src/transport/router.ts";
-import { RunFailures } from "../../src/sim/simulation.ts";
+import { holdWhileStalled, RunFailures } from "../../src/sim/simulation.ts";
+import { StallableClock } from "../../src/sim/stallable_clock.ts";
 import type { NodeId } from "../../src/transport/transport.ts";
 import type { ServiceDeps } from "../../src/cluster/service_deps.ts";
 import type { ShoalError } from "../../src/core/errors.ts";
@@ -36,6 +38,8 @@ export interface SimMember {
   maps: MapLayer;
   jobs: JobService;
   alive: boolean;
+  /** The member's view of the shared clock: everything of the member runs on it, so a stall blocks all of it. */
+  clock: StallableClock;
 }
 
 export interface JobSimOptions {
@@ -70,6 +74,8 @@ export class JobSim {
   async addMember(): Promise<SimMember> {
     const id = `m${++this.#n}`;
     const transport = this.net.attach(id);
+    const clock = new StallableClock(this.clock);
+    holdWhileStalled(transport, clock);
     const router = new MessageRouter(transport);
     const rng = this.rng.fork();
     const log = this.#log(id);
@@ -77,12 +83,12 @@ export class JobSim {
       self: id,
       transport,
       router,
-      clock: this.clock,
+      clock,
       rng,
       log,
       config: { cluster: "sim", secret: "sim-secret", name: id },
     });
-    const deps = { self: id, view: membership, transport, router, clock: this.clock, rng, log };
+    const deps = { self: id, view: membership, transport, router, clock, rng, log };
     const maps = this.opts.mapLayer(deps);
     const jobs = new JobService({
       ...deps,
@@ -93,7 +99,7 @@ export class JobSim {
       gate: maps.gate,
     });
     this.failures.watch(router, id);
-    const m: SimMember = { id, transport, router, membership, maps, jobs, alive: true };
+    const m: SimMember = { id, transport, router, membership, maps, jobs, alive: true, clock };
     this.members.set(id, m);
     const seeds = this.live().filter((x) => x.id !== id).map((x) => x.id);
     const started = membership.start(seeds);
@@ -112,10 +118,16 @@ export class JobSim {
     return id && votes.every((v) => v === id) ? this.members.get(id) : undefined;
   }
 
+  /** Blocks the member's event loop for `ms` from now: none of its timers fire and nothing it receives is handled. */
+  stall(id: NodeId, ms: number): void {
+    this.members.get(id)!.clock.stallFor(ms);
+  }
+
   /** kill -9: the member stops at once and disappears from the network. */
   crash(id: NodeId): void {
     const m = this.members.get(id)!;
     m.alive = false;
+    m.clock.stallFor(0);
     this.net.crash(id);
     m.jobs.stop();
     m.maps.stop();
