@@ -5,6 +5,7 @@
  *   bun run scripts/jobs_sim.ts                        # seeds 1–200
  *   bun run scripts/jobs_sim.ts --from 201 --count 500
  *   bun run scripts/jobs_sim.ts --pauses            # a pause of the master or a worker instead of a crash
+ *   bun run scripts/jobs_sim.ts --pauses --quorum   # the same with split-brain protection (a majority)
  *
  * Prints each failing run with its set-up; exits 1 if any failed.
  */
@@ -17,12 +18,12 @@ const opt = (name: string, dflt: number) => {
   return i >= 0 ? Number(args[i + 1]) : dflt;
 };
 const from = opt("from", 1), count = opt("count", 200);
-const pauses = args.includes("--pauses");
+const pauses = args.includes("--pauses"), quorum = args.includes("--quorum");
 const started = performance.now();
 const byFault = new Map<string, number>();
 let failed = 0;
 for (let seed = from; seed < from + count; seed++) {
-  const r = await runJobChaos(seed, { pauses });
+  const r = await runJobChaos(seed, { pauses, quorum });
   byFault.set(r.fault, (byFault.get(r.fault) ?? 0) + 1);
   if (r.problems.length > 0) (failed++, console.log(`FAIL seed ${seed} (${r.setup}): ${r.problems.join("; ")}`));
   if ((seed - from + 1) % 50 === 0) console.log(`${seed - from + 1}/${count} runs, ${failed} failed`);

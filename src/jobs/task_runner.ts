@@ -135,8 +135,18 @@ export class TaskRunner {
       });
       const expected = last;
       const stored = await casUpdate<CheckpointEntry>(checkpoints, taskId, (cur) => {
-        if (!cur || cur.attempt !== attempt || cur.checkpointId !== expected.checkpointId) {
+        if (cur && cur.attempt > attempt) {
           throw new StateWriteRejected("STALE_EPOCH", `${taskId} attempt ${attempt} no longer owns its checkpoint`);
+        }
+        if (!cur || cur.attempt !== attempt || cur.checkpointId !== expected.checkpointId) {
+          // No newer attempt owns the record, yet it is not the one this attempt wrote: it went back
+          // (a split-brain merge without protection brought an older copy back). Ending silently, as
+          // for a newer attempt, would leave the task RUNNING with nothing running it: fail the
+          // attempt instead, and the coordinator restarts it from the checkpoint the record holds.
+          throw new Error(
+            `${taskId} attempt ${attempt}: its checkpoint record went back to attempt ${cur?.attempt ?? "none"}, ` +
+              `checkpoint ${cur?.checkpointId ?? "none"} (expected ${expected.checkpointId})`,
+          );
         }
         return next;
       }, retry);

@@ -5,7 +5,7 @@
  * running, says hello to the new master and re-sends pending reports there. When the master's
  * member list drops this member (it was paused or cut off past failure detection), the
  * coordinator has given up on this worker and runs its tasks elsewhere: the worker stops its
- * tasks, and says hello again once the member is listed again.
+ * tasks, takes a new worker id, and says hello again once the member is listed again.
  */
 import type { Timer } from "../core/clock.ts";
 import type { NodeId } from "../transport/transport.ts";
@@ -48,8 +48,11 @@ const maxPendingReports = 4096;
 const maxAckedReports = 4096;
 
 export class Worker {
-  /** Random per start: the coordinator treats assignments with another id as lost. */
-  readonly workerId: string;
+  /**
+   * Random per start, and new again when the member comes back after the master's list dropped
+   * it (its tasks were stopped): the coordinator treats assignments with another id as lost.
+   */
+  #workerId: string;
   #tasks = new Map<string, Running>();
   #starting = new Set<string>();
   #reports = new Map<string, JobTaskDone>();
@@ -69,7 +72,11 @@ export class Worker {
   #unsubscribe: (() => void) | undefined;
 
   constructor(readonly opts: WorkerOptions) {
-    this.workerId = `w-${opts.rng.id(12)}`;
+    this.#workerId = `w-${opts.rng.id(12)}`;
+  }
+
+  get workerId(): string {
+    return this.#workerId;
   }
 
   /** Tasks this worker runs now: task id → attempt. */
@@ -109,7 +116,11 @@ export class Worker {
     this.#outOfList = !listed;
     this.#helloAckedBy = undefined;
     if (listed) return this.#resend();
-    this.opts.log.warn("jobs.worker.out_of_cluster", { tasksStopped: this.#tasks.size });
+    // A new id: the member can be listed again before the coordinator restarted these tasks,
+    // and must not be taken for the worker still running them.
+    const old = this.#workerId;
+    this.#workerId = `w-${this.opts.rng.id(12)}`;
+    this.opts.log.warn("jobs.worker.out_of_cluster", { tasksStopped: this.#tasks.size, old, now: this.#workerId });
     for (const r of this.#tasks.values()) r.runner.abort("this member was removed from the cluster");
   }
 

@@ -25,6 +25,7 @@
  */
 import { Random } from "../../src/core/random.ts";
 import { simMapLayer, simTuning } from "./jobs_cluster.ts";
+import { loadMapLayer } from "./jobs_map_layer.ts";
 import { checkPairOutput, logJob, mapJob, progress, reader, status, waitEnded, waitStatus } from "./jobs_scenarios.ts";
 import { JobSim } from "./jobs_sim.ts";
 
@@ -32,14 +33,22 @@ export type JobFault = "master" | "worker" | "finishing" | "twice" | "pauseMaste
 
 export interface JobChaosRun {
   seed: number;
+  /** How each job ended (FINISHED or FAILED), in submission order; empty when they did not. */
+  ended: string[];
   /** Members, loss, fault and moment, for the report. */
   setup: string;
   fault: JobFault;
   problems: string[];
 }
 
-/** One run (see the module's comment); `pauses`: a pause instead of a crash. */
-export async function runJobChaos(seed: number, opts: { pauses?: boolean } = {}): Promise<JobChaosRun> {
+/**
+ * One run (see the module's comment); `pauses`: a pause instead of a crash; `quorum`: with
+ * split-brain protection (a majority of the members).
+ */
+export async function runJobChaos(
+  seed: number,
+  opts: { pauses?: boolean; quorum?: boolean } = {},
+): Promise<JobChaosRun> {
   const r = new Random(seed * 7919 + 1);
   const n = r.chance(0.5) ? 3 : 4;
   const loss = [0, 0.01, 0.03][r.int(3)];
@@ -52,9 +61,11 @@ export async function runJobChaos(seed: number, opts: { pauses?: boolean } = {})
   const at = r.int(5900);
   const pauseMs = opts.pauses ? 1500 + r.int(6500) : 0;
   const setup = `${n} members, ${loss * 100} % loss, ${fault}${fault === "finishing" ? "" : ` after ${at} records`}` +
-    (pauseMs ? ` for ${pauseMs} ms` : "");
-  const sim = new JobSim({ seed, mapLayer: simMapLayer, slots: 4, tuning: simTuning });
+    (pauseMs ? ` for ${pauseMs} ms` : "") + (opts.quorum ? ", quorum" : "");
+  const mapLayer = opts.quorum ? (await loadMapLayer(Math.floor(n / 2) + 1))! : simMapLayer;
+  const sim = new JobSim({ seed, mapLayer, slots: 4, tuning: simTuning });
   const problems: string[] = [];
+  const ended: string[] = [];
   try {
     for (let i = 0; i < n; i++) await sim.addMember();
     await sim.runUntil(async () => {
@@ -95,6 +106,7 @@ export async function runJobChaos(seed: number, opts: { pauses?: boolean } = {})
       sim.crash(sim.master()!.id);
     }
     const [fa, fb] = await waitEnded(sim, a, b);
+    ended.push(fa.status, fb.status);
     for (const f of [fa, fb]) if (f.status !== "FINISHED") problems.push(`${f.id} ended ${f.status}: ${f.error}`);
     if (problems.length === 0) await checkPairOutput(sim, "out-a", "log-b", b);
   } catch (e) {
@@ -102,5 +114,5 @@ export async function runJobChaos(seed: number, opts: { pauses?: boolean } = {})
   } finally {
     sim.stopAll();
   }
-  return { seed, setup, fault, problems };
+  return { seed, setup, fault, problems, ended };
 }
