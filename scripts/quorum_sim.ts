@@ -1,14 +1,15 @@
 /**
  * Seeded runs of the split-brain protection scenarios beyond the suite's seeds
- * (test/sim/imap_quorum.ts, test/sim/lock_quorum.ts): per seed, one IMap scenario (a crash, a pause
- * of the master or of another member, a 3 + 2 split with or without the master, long or short, or
- * a cut between one member and the master combined with a pause) and one lock scenario, with the
- * lease, pause and split lengths drawn from the seed, and in some runs every `INDETERMINATE`
- * answer lost. Every run must keep per-key histories linearizable with no acknowledged write lost,
- * and never give a lock two owners at once.
+ * (test/sim/imap_quorum.ts, test/sim/lock_quorum.ts, test/sim/queue_quorum.ts): per seed, one IMap
+ * scenario (a crash, a pause of the master or of another member, a 3 + 2 split with or without the
+ * master, long or short, or a cut between one member and the master combined with a pause), one
+ * lock scenario and one queue scenario, with the lease, pause and split lengths drawn from the
+ * seed, and in some runs every `INDETERMINATE` answer lost. Every run must keep per-key histories
+ * linearizable with no acknowledged write lost, never give a lock two owners at once, and deliver
+ * every acknowledged offer exactly once.
  *
  *   bun run scripts/quorum_sim.ts                                  # seeds 1–200
- *   bun run scripts/quorum_sim.ts --from 201 --count 500 --only map|lock
+ *   bun run scripts/quorum_sim.ts --from 201 --count 500 --only map|lock|queue
  *   bun run scripts/quorum_sim.ts --seed 4242 --only map           # one run, its set-up printed
  *
  * Prints each failing run with its set-up (replay it with `--seed`); exits 1 if any failed.
@@ -17,6 +18,7 @@ import { args as processArgs, exit } from "../src/runtime/process.ts";
 import { Random } from "../src/core/random.ts";
 import { type Fault, runCutPause, runQuorumScenario } from "../test/sim/imap_quorum.ts";
 import { checkLockHistory, type LockFault, runLockScenario } from "../test/sim/lock_quorum.ts";
+import { type QueueFault, runQueueScenario } from "../test/sim/queue_quorum.ts";
 
 const args = processArgs();
 const opt = (name: string, dflt: string) => {
@@ -30,6 +32,7 @@ const only = opt("only", "");
 
 const MAP_FAULTS: Array<Fault | "cutPause"> = ["crash", "pause", "pauseMember", "split", "splitWithMaster", "cutPause"];
 const LOCK_FAULTS: LockFault[] = ["split", "splitWithMaster", "pause", "pauseHolder", "crashHolder"];
+const QUEUE_FAULTS: QueueFault[] = ["pausePrimary", "pauseConsumer", "split", "splitWithMaster", "crashPrimary"];
 
 /** One IMap run of `seed`: its set-up and what it found wrong. */
 async function mapRun(seed: number): Promise<{ setup: string; problems: string[]; done: string }> {
@@ -84,10 +87,23 @@ async function lockRun(seed: number): Promise<{ setup: string; problems: string[
   return { setup: JSON.stringify(shown), problems, done: `${r.holds.length} grants, ${r.uses.length} fenced uses` };
 }
 
+/** One queue run of `seed`: its set-up and what it found wrong. */
+async function queueRun(seed: number): Promise<{ setup: string; problems: string[]; done: string }> {
+  const rnd = new Random(seed * 15485863 + 5);
+  const o = { seed, fault: QUEUE_FAULTS[rnd.int(QUEUE_FAULTS.length)], faultMs: 1800 + rnd.int(6200) };
+  const r = await runQueueScenario(o);
+  const { seed: _, ...shown } = o;
+  return {
+    setup: JSON.stringify(shown),
+    problems: r.problems,
+    done: `${r.acked} offers acknowledged, ${r.refused} QUORUM, ${r.pollsInDoubt} polls in doubt`,
+  };
+}
+
 const started = performance.now();
 let failed = 0, runs = 0, majorityMerged = 0;
 for (let seed = from; seed < from + count; seed++) {
-  for (const [kind, run] of [["map", mapRun], ["lock", lockRun]] as const) {
+  for (const [kind, run] of [["map", mapRun], ["lock", lockRun], ["queue", queueRun]] as const) {
     if (only && only !== kind) continue;
     const r = await run(seed);
     runs++;
