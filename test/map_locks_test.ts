@@ -115,6 +115,28 @@ describe("locks on the grid", () => {
     h.stop();
   });
 
+  test("under split-brain protection a killed holder's leased lock holds everywhere until the lease ends or forceUnlock", async () => {
+    const h = await cluster(5, { config: { minClusterSize: 3, leaseMs: 1000 } });
+    const key = "dead-leased";
+    const [primary] = replicasOf(h, key);
+    const [holder, b, c] = [...h.members.keys()].filter((id) => id !== primary);
+    const map = (id: string) => h.members.get(id)!.grid.getMap<string, number>("m");
+    await h.until(map(holder).lock(key, { leaseMs: 8000 }));
+    h.crash(holder, 1000);
+    await h.run(3000); // the holder's member is out of the list
+    expect(await h.until(map(b).isLocked(key))).toBe(true);
+    expect((await error(h, map(b).put(key, 1)))?.code).toBe("LOCKED");
+    // The lock's primary fails over while the dead holder's lease runs: still held there.
+    h.crash(primary, 1000);
+    await h.run(3000);
+    expect(await h.until(map(c).isLocked(key))).toBe(true);
+    const waiting = map(b).tryLock(key, { timeoutMs: 20_000 });
+    await h.run(500);
+    await h.until(map(c).forceUnlock(key));
+    expect(typeof (await h.until(waiting))).toBe("number");
+    h.stop();
+  });
+
   test("a lease ends the lock", async () => {
     const h = await cluster(2);
     const m = h.members.get("n0")!.grid.getMap("m");

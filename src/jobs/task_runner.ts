@@ -12,7 +12,7 @@ import type { JobRecord, SinkWriter } from "./connector.ts";
 import type { ConnectorRegistry } from "./connector_registry.ts";
 import { type CheckpointEntry, type JobEntry, JobMaps, type TaskMetrics, taskMetricsKey } from "./map_names.ts";
 import type { TaskPlan } from "./job_plan.ts";
-import { casUpdate, clean, retrying, sleep, StateWriteRejected } from "./state_store.ts";
+import { casUpdate, clean, retrying, sameValue, sleep, StateWriteRejected } from "./state_store.ts";
 
 /** How an attempt ended. `ABORTED`: a newer attempt owns the task; nothing is reported for this one. */
 export interface TaskOutcome {
@@ -135,6 +135,8 @@ export class TaskRunner {
       });
       const expected = last;
       const stored = await casUpdate<CheckpointEntry>(checkpoints, taskId, (cur) => {
+        // This attempt's own write, which landed after an INDETERMINATE answer and its re-read.
+        if (cur && sameValue(cur, next)) return undefined;
         if (cur && cur.attempt > attempt) {
           throw new StateWriteRejected("STALE_EPOCH", `${taskId} attempt ${attempt} no longer owns its checkpoint`);
         }

@@ -5,7 +5,8 @@
  * running, says hello to the new master and re-sends pending reports there. When the master's
  * member list drops this member (it was paused or cut off past failure detection), the
  * coordinator has given up on this worker and runs its tasks elsewhere: the worker stops its
- * tasks, takes a new worker id, and says hello again once the member is listed again.
+ * tasks, takes a new worker id, and says hello again once the member is listed again. The same
+ * when this member's side of a split merges into another cluster.
  */
 import type { Timer } from "../core/clock.ts";
 import type { NodeId } from "../transport/transport.ts";
@@ -91,6 +92,9 @@ export class Worker {
         this.#resend();
       }
       if (e.type === "memberListChanged") this.#checkListed();
+      // This member's side merged into another cluster: that cluster's coordinator did not assign
+      // what runs here, and counts this worker's slots free: start over as when dropped.
+      if (e.type === "merge") this.#restartAfterLeaving("this member's side merged into another cluster");
     });
     this.#schedule();
     this.#resend();
@@ -116,12 +120,19 @@ export class Worker {
     this.#outOfList = !listed;
     this.#helloAckedBy = undefined;
     if (listed) return this.#resend();
-    // A new id: the member can be listed again before the coordinator restarted these tasks,
-    // and must not be taken for the worker still running them.
+    this.#restartAfterLeaving("this member was removed from the cluster");
+  }
+
+  /**
+   * Stops every task and takes a new id. The new id: the member can be listed again before the
+   * coordinator restarted these tasks, and must not be taken for the worker still running them.
+   */
+  #restartAfterLeaving(reason: string): void {
     const old = this.#workerId;
     this.#workerId = `w-${this.opts.rng.id(12)}`;
-    this.opts.log.warn("jobs.worker.out_of_cluster", { tasksStopped: this.#tasks.size, old, now: this.#workerId });
-    for (const r of this.#tasks.values()) r.runner.abort("this member was removed from the cluster");
+    this.#helloAckedBy = undefined;
+    this.opts.log.warn("jobs.worker.restarted", { reason, tasksStopped: this.#tasks.size, old, now: this.#workerId });
+    for (const r of this.#tasks.values()) r.runner.abort(reason);
   }
 
   #schedule(): void {
@@ -186,6 +197,8 @@ export class Worker {
     const task = planTasks(entry.plan).find((t) => t.id === msg.taskId);
     if (!task) throw new Error(`task ${msg.taskId} is not in the plan of ${msg.jobId}`);
     if (this.#outOfList) throw new Error("this member was removed from the cluster");
+    // Out of the list and back while the entry was read: the deploy was for the old id.
+    if (msg.workerId !== this.#workerId) throw new Error(`worker restarted (now ${this.#workerId})`);
     const prev = this.#tasks.get(msg.taskId);
     if (prev && prev.attempt >= msg.attempt) return;
     this.#reports.delete(msg.taskId);
@@ -267,7 +280,7 @@ export class Worker {
    * sent again until acknowledged.
    */
   onQuery(from: NodeId, msg: JobTaskQuery): void {
-    if (msg.term < this.#highestTerm) return;
+    if (this.#outOfList || msg.term < this.#highestTerm) return;
     this.#highestTerm = msg.term;
     const tasks: JobTaskReport["tasks"] = [];
     for (const taskId of msg.taskIds) {
