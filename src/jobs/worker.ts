@@ -131,7 +131,12 @@ export class Worker {
     const old = this.#workerId;
     this.#workerId = `w-${this.opts.rng.id(12)}`;
     this.#helloAckedBy = undefined;
-    this.opts.log.warn("jobs.worker.restarted", { reason, tasksStopped: this.#tasks.size, old, now: this.#workerId });
+    this.opts.log.warn("jobs.worker.started_over", {
+      reason,
+      tasksStopped: this.#tasks.size,
+      old,
+      now: this.#workerId,
+    });
     for (const r of this.#tasks.values()) r.runner.abort(reason);
   }
 
