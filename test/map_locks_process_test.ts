@@ -13,6 +13,9 @@
  * 3. Survivors take the locks of 24 keys; a 4th member joins and partitions move to it.
  *    Every lock stays held by its owner (others get 423, writes through other members get
  *    423), the owner can unlock it, and the next grant has a higher token.
+ * 4. With split-brain protection (`--min-cluster-size 2` of 3), the holder's member stopped
+ *    with SIGSTOP past failure detection: the others drop it, and an owner waiting through
+ *    another member gets the lock only once the holder's 10 s lease has run out.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import {
@@ -165,3 +168,49 @@ describe("locks across processes", () => {
     }
   }, 300_000);
 });
+
+test(
+  "split-brain protection: a holder stopped (SIGSTOP) past failure detection keeps its leased lock to the end of its lease",
+  async () => {
+    const args = ["--min-cluster-size", "2"];
+    const a = await startMember({ name: "qa", runtime: "bun", args });
+    const b = await startMember({ name: "qb", runtime: "deno", join: a.url, args });
+    const c = await startMember({ name: "qc", runtime: "bun", join: a.url, args });
+    const all = [a, b, c];
+    const snap = await settledSnapshot(a, all.length);
+    // A key whose primary is not the holder's member, so the lock's record stays served.
+    let key = "q0";
+    for (let i = 1; primaryOf(all, snap, key) === c; i++) key = `q${i}`;
+    const LEASE_MS = 10_000;
+    const askedAt = Date.now();
+    const held = await call(`${c.url}/maps/${MAP}/${key}/lock`, json({ owner: "holder", leaseMs: LEASE_MS }));
+    expect(held.status).toBe(200);
+    c.child.kill("SIGSTOP");
+    try {
+      const waiting = call(`${b.url}/maps/${MAP}/${key}/lock`, json({ owner: "waiter", timeoutMs: 25_000 }), 40_000)
+        .then((r) => ({ ...r, at: Date.now() }));
+      // The others drop the stopped member well within the lease.
+      let droppedAt = 0;
+      while (!droppedAt && Date.now() - askedAt < LEASE_MS) {
+        const v = await call(`${b.url}/cluster`, undefined, 5_000);
+        const ids = ((v.body.members ?? []) as Array<{ id: string }>).map((m) => m.id);
+        if (v.status === 200 && !ids.includes(c.id)) droppedAt = Date.now();
+        else await pause(250);
+      }
+      const got = await waiting;
+      console.log(
+        `holder's member dropped ${droppedAt - askedAt} ms after the lock was asked for; the waiter got it after ${
+          got.at - askedAt
+        } ms (lease ${LEASE_MS} ms)`,
+      );
+      expect(droppedAt).toBeGreaterThan(0);
+      expect(got.status).toBe(200);
+      expect(got.body.token).toBeGreaterThan(held.body.token as number);
+      // The lease runs from the grant, after the request began: never handed on before it ran out.
+      expect(got.at - askedAt).toBeGreaterThanOrEqual(LEASE_MS);
+    } finally {
+      c.child.kill("SIGCONT");
+    }
+  },
+  120_000,
+);
