@@ -110,7 +110,7 @@ export function quorumSimulation(
  * `members` IMap members of {@link quorumSimulation} (the first alone, the others joining
  * through it) with full replicas, then two leases of virtual time.
  */
-async function formGrid(
+export async function formGrid(
   o: { seed: number; members: number; grid: Partial<DataGridConfig> },
   problems: string[],
 ): Promise<Simulation<ImapSimNode>> {

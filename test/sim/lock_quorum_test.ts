@@ -8,10 +8,17 @@
  */
 import { describe, expect, test } from "bun:test";
 import { seededTest } from "../support/seeded.ts";
-import { checkLockHistory, type LockFault, runLockScenario } from "./lock_quorum.ts";
+import { checkLockHistory, type LockFault, type LockRunResult, runLockScenario } from "./lock_quorum.ts";
 
 const FILE = "test/sim/lock_quorum_test.ts";
 const seeded = seededTest(FILE);
+
+/** A run without problems, never two owners at once, and more than 50 grants. */
+function expectOneOwnerAtATime(r: LockRunResult): void {
+  expect(r.problems).toEqual([]);
+  expect(checkLockHistory(r)).toEqual([]);
+  expect(r.holds.length).toBeGreaterThan(50);
+}
 
 /** Seeds per fault; every run must keep one owner at a time. */
 const seedsByFault: Record<LockFault, number[]> = {
@@ -39,9 +46,7 @@ describe("one lock with split-brain protection (minClusterSize 3 of 5)", () => {
           `${fault} seed ${s}: ${r.holds.length} grants (${r.lateGrants} after their lease), ` +
             `${r.uses.length} fenced uses, refusals ${JSON.stringify(r.refusals)}, merged: ${r.merged.join(" ")}`,
         );
-        expect(r.problems).toEqual([]);
-        expect(checkLockHistory(r)).toEqual([]);
-        expect(r.holds.length).toBeGreaterThan(50);
+        expectOneOwnerAtATime(r);
         // On heal the majority, which held the quorum, never merges into the minority.
         if (r.minority.length > 0) expect(r.merged.filter((id) => !r.minority.includes(id))).toEqual([]);
       }, 300_000);
@@ -56,9 +61,7 @@ describe("one lock, short leases and a short split (minClusterSize 3 of 5)", () 
   // holder counted from its request. The holder's repeated acquire now restarts the lease.
   seeded("splitWithMaster, 150 ms leases, a 2.4 s split (seed 516): never two owners at once", 516, async (s) => {
     const r = await runLockScenario({ seed: s, fault: "splitWithMaster", lockLeaseMs: 150, faultMs: 2414 });
-    expect(r.problems).toEqual([]);
-    expect(checkLockHistory(r)).toEqual([]);
-    expect(r.holds.length).toBeGreaterThan(50);
+    expectOneOwnerAtATime(r);
   }, 300_000);
 });
 
@@ -83,16 +86,12 @@ describe("one lock, 3 s leases, longer than failure detection (minClusterSize 3 
   for (const seed of [1, 2, 3, 4]) {
     seeded(`pauseHolder (seed ${seed}): the lock waits out the paused holder's lease`, seed, async (s) => {
       const r = await runLockScenario({ seed: s, fault: "pauseHolder", lockLeaseMs: 3000, faultMs: 4000 });
-      expect(r.problems).toEqual([]);
-      expect(checkLockHistory(r)).toEqual([]);
-      expect(r.holds.length).toBeGreaterThan(50);
+      expectOneOwnerAtATime(r);
     }, 300_000);
   }
   seeded("crashHolder (seed 5): the lock is handed on once the dead holder's lease ends", 5, async (s) => {
     const r = await runLockScenario({ seed: s, fault: "crashHolder", lockLeaseMs: 3000, faultMs: 4000 });
-    expect(r.problems).toEqual([]);
-    expect(checkLockHistory(r)).toEqual([]);
-    expect(r.holds.length).toBeGreaterThan(50);
+    expectOneOwnerAtATime(r);
   }, 300_000);
 });
 

@@ -17,8 +17,8 @@
 import { IndeterminateResultError, ShoalError } from "../../src/core/errors.ts";
 import { Random } from "../../src/core/random.ts";
 import { partitionOf } from "../../src/partition/partition_of.ts";
-import { quorumSimulation } from "./imap_quorum.ts";
-import { fullReplicas, type ImapSimNode, settle, untilHealed } from "./imap_sim.ts";
+import { formGrid } from "./imap_quorum.ts";
+import { type ImapSimNode, settle, untilHealed } from "./imap_sim.ts";
 
 export type QueueFault = "pausePrimary" | "pauseConsumer" | "split" | "splitWithMaster" | "crashPrimary";
 
@@ -55,17 +55,13 @@ function replicasOfQueue(n: ImapSimNode): string[] {
 export async function runQueueScenario(o: QueueRunOptions): Promise<QueueRunResult> {
   const problems: string[] = [];
   const faultMs = o.faultMs ?? 6000;
-  const sim = quorumSimulation(o.seed, problems, {
-    backupCount: 2,
-    minClusterSize: o.minClusterSize ?? 3,
-    leaseMs: 1000,
-  });
+  const sim = await formGrid({
+    seed: o.seed,
+    members: 5,
+    grid: { backupCount: 2, minClusterSize: o.minClusterSize ?? 3, leaseMs: 1000 },
+  }, problems);
   const rng = new Random(o.seed ^ 0x9e7e);
-  const first = sim.spawn();
-  void first.m.start([]);
-  for (let i = 0; i < 4; i++) void sim.spawn().m.start([first.id]);
-  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-  await sim.run(2000);
+  const first = sim.liveNodes()[0];
   const members = first.m.members().map((m) => sim.node(m.id)!);
   const master = members[0];
   const primary = sim.node(replicasOfQueue(first)[0])!;
