@@ -70,7 +70,9 @@ export async function runJobChaos(
     for (let i = 0; i < n; i++) await sim.addMember();
     await sim.runUntil(async () => {
       const m = sim.master();
-      return !!m && m.jobs.coordinator.active && (await sim.until(reader(sim).jobs.workers())).length === n;
+      // With protection a member refuses (QUORUM) until its first lease: not yet, then.
+      const workers = await sim.until(reader(sim).jobs.workers().catch(() => []));
+      return !!m && m.jobs.coordinator.active && workers.length === n;
     }, 30_000);
     for (const a of sim.live()) {
       for (const b of sim.live()) if (a !== b) sim.net.setLink(a.id, b.id, { packetLoss: loss });
