@@ -1,6 +1,6 @@
 /** MapStats: per-bucket latency counts (not cumulative), bounded maps, snapshots are copies. */
-import { expect, test } from "bun:test";
-import { LATENCY_BUCKETS_MS, MapStats } from "../src/map/map_stats.ts";
+import { describe, expect, test } from "bun:test";
+import { LATENCY_BUCKETS_MS, MapStats, MAX_MAPS, OTHER_MAPS } from "../src/map/map_stats.ts";
 import { toSecondsBuckets } from "../src/http/metrics.ts";
 
 test("each call lands in exactly one bucket; the Prometheus view is cumulative", () => {
@@ -35,4 +35,16 @@ test("a snapshot does not change when more calls are recorded", () => {
   stats.record("m", "Put", 1, true);
   expect(before[0].ops.Put.count).toBe(1);
   expect(before[0].ops.Put.counts.reduce((a, b) => a + b, 0)).toBe(1);
+});
+
+describe("MapStats bounds", () => {
+  test("beyond MAX_MAPS names every further map counts under one entry, and recording returns", () => {
+    const s = new MapStats();
+    for (let i = 0; i < MAX_MAPS + 50; i++) s.record(`m${i}`, "get", 1, true);
+    s.record("m0", "get", 1, true); // a tracked map keeps its own entry
+    const snap = s.snapshot();
+    expect(snap.length).toBe(MAX_MAPS + 1);
+    expect(snap.find((x) => x.map === OTHER_MAPS)!.ops.get.count).toBe(50);
+    expect(snap.find((x) => x.map === "m0")!.ops.get.count).toBe(2);
+  });
 });

@@ -149,6 +149,9 @@ export interface ReplicaDebug {
  * (backup.ts), {@link CatchUp} (catch_up.ts) and {@link SnapshotTransfers}
  * (snapshot_transfer.ts).
  */
+/** Map names whose proxy {@link MapService.getMap} keeps (one per name a caller used). */
+const MAX_CACHED_PROXIES = 10_000;
+
 export class MapService {
   readonly self: NodeId;
   readonly config: Required<MapServiceConfig>;
@@ -281,15 +284,16 @@ export class MapService {
     if (!m) {
       const ctx = this.#ctx;
       ctx.mapConfigs.resolve(name); // throws on an ambiguous name
-      (m = new MapProxy(
+      m = new MapProxy(
         name,
         ctx.invoker,
         ctx.partitions.config.partitionCount,
         ctx.clock,
         this.stats,
         this.listeners,
-      ),
-        this.#proxies.set(name, m));
+      );
+      // Proxies hold no state of their own: past MAX_CACHED_PROXIES names a fresh one serves each call.
+      if (this.#proxies.size < MAX_CACHED_PROXIES) this.#proxies.set(name, m);
     }
     return m as unknown as IMap<K, V>;
   }

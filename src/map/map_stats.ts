@@ -22,8 +22,10 @@ export interface MapOpStats {
   ops: Record<string, OpStats>;
 }
 
-/** Most maps tracked; further maps are counted under "(other)". */
-const MAX_MAPS = 1000;
+/** Most maps tracked by name; further maps are counted together under {@link OTHER_MAPS}. */
+export const MAX_MAPS = 1000;
+/** The name the maps beyond {@link MAX_MAPS} are counted under (one entry more than MAX_MAPS at most). */
+export const OTHER_MAPS = "(other)";
 
 export class MapStats {
   #maps = new Map<string, Map<string, OpStats>>();
@@ -31,9 +33,9 @@ export class MapStats {
   record(map: string, op: string, latencyMs: number, ok: boolean): void {
     let m = this.#maps.get(map);
     if (!m) {
-      if (this.#maps.size >= MAX_MAPS) return this.record("(other)", op, latencyMs, ok);
-      m = new Map();
-      this.#maps.set(map, m);
+      const name = this.#maps.size >= MAX_MAPS ? OTHER_MAPS : map;
+      m = this.#maps.get(name);
+      if (!m) this.#maps.set(name, m = new Map());
     }
     let s = m.get(op);
     if (!s) {
