@@ -189,6 +189,30 @@ describe("map routes", () => {
     expect((await app.request("/maps/m/k")).status).toBe(404);
   });
 
+  test("values that would not be stored as sent get 400 and store nothing: lone surrogates, __proto__, 1e400", async () => {
+    const app = createHttpApp(createTestNode());
+    const bodies = [
+      String.raw`"\ud800"`,
+      String.raw`{"a\udc00":1}`,
+      `{"__proto__":1}`,
+      `[1, {"x": 1e400}]`,
+      `-1e999`,
+    ];
+    for (const body of bodies) {
+      const r = await app.request("/maps/m/k", { method: "PUT", body });
+      expect(`${body}: ${r.status}`).toBe(`${body}: 400`);
+      expect((await r.json()).code).toBe("INVALID_ARGUMENT");
+    }
+    expect((await app.request("/maps/m/k")).status).toBe(404);
+    // A lock owner that could never unlock its lock (its name would be stored changed) is refused too.
+    const lock = await app.request("/maps/m/k/lock", { method: "POST", body: String.raw`{"owner":"\ud800"}` });
+    expect(lock.status).toBe(400);
+    // Well-formed text, surrogate pairs included, and large finite numbers are stored as sent.
+    const ok = String.raw`{"s":"\ud83d\ude00 é","n":1.7976931348623157e308,"proto":"__proto__"}`;
+    expect((await app.request("/maps/m/k", { method: "PUT", body: ok })).status).toBeLessThan(300);
+    expect((await (await app.request("/maps/m/k")).json()).value).toEqual(JSON.parse(ok));
+  });
+
   test("oversized bodies get 413, with or without a Content-Length", async () => {
     const app = createHttpApp(createTestNode(), { maxBodyBytes: 1000 });
     const big = JSON.stringify("x".repeat(2000));

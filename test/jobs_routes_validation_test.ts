@@ -4,6 +4,7 @@
 import { expect, test } from "bun:test";
 import type { Hono } from "hono";
 import { offlineJobRoutes } from "./support/offline_job_routes.ts";
+import { isJobEntry } from "../src/jobs/map_names.ts";
 
 const post = (a: Hono, path: string, body: string) =>
   a.request(path, { method: "POST", body, headers: { "content-type": "application/json" } });
@@ -21,6 +22,19 @@ test("POST /jobs refuses bad bodies with 400 and a message naming the problem", 
     [JSON.stringify({ ...good, sink: { type: "log" } }), /log.map/],
     [JSON.stringify({ ...good, id: "bad id/with slash" }), /id/],
     [JSON.stringify({ ...good, parallelism: 10_000 }), /parallelism/],
+    // A sink into the job system's own maps, or a name reserved for the grid.
+    [JSON.stringify({ ...good, sink: { type: "map", map: "jobs" } }), /map.map cannot be "jobs"/],
+    [JSON.stringify({ ...good, sink: { type: "log", map: "job-states" } }), /log.map cannot be "job-states"/],
+    [JSON.stringify({ ...good, sink: { type: "map", map: "\u0001queue:q" } }), /reserved/],
+    // Values that would be stored changed.
+    [
+      String.raw`{"name":"j\ud800","source":{"type":"sequence","count":10},"sink":{"type":"map","map":"out"}}`,
+      /surrogate/,
+    ],
+    [
+      `{"__proto__":{},"name":"j","source":{"type":"sequence","count":10},"sink":{"type":"map","map":"out"}}`,
+      /__proto__/,
+    ],
   ];
   for (const [body, re] of cases) {
     const res = await post(a, "/jobs", body);
@@ -42,4 +56,12 @@ test("/finished-jobs refuses states SeaTunnel does not have", async () => {
   const res = await a.request("/finished-jobs/RUNNING");
   expect(res.status).toBe(400);
   expect(((await res.json()) as { error: string }).error).toMatch(/FINISHED, CANCELED, FAILED, UNKNOWABLE/);
+});
+
+test("a value in the jobs map that is not a job entry is passed over, not read as one", () => {
+  const entry = { id: "j", definition: { name: "j" }, plan: { jobId: "j", pipelines: [] }, createdAt: 1 };
+  expect(isJobEntry(entry)).toBe(true);
+  for (const junk of [null, 3, "x", {}, { id: "j" }, { ...entry, definition: null }, { ...entry, plan: {} }]) {
+    expect(isJobEntry(junk)).toBe(false);
+  }
 });

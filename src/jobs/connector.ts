@@ -11,6 +11,8 @@
 import { ShoalError } from "../core/errors.ts";
 import type { IMap } from "../map/imap.ts";
 import type { ConnectorConfig } from "./job_definition.ts";
+import { isInternalMap } from "../map/locks.ts";
+import { JobMaps } from "./map_names.ts";
 
 /** One record flowing through a job. */
 export interface JobRecord {
@@ -93,11 +95,18 @@ export function intField(block: ConnectorConfig, field: string, min: number, max
   return v;
 }
 
-/** Reads a required map-name field of a connector block. */
+/**
+ * Reads a required map-name field of a connector block: a user map, not one of the job
+ * system's own maps (a sink writing there would corrupt every job's state) nor a name reserved
+ * for the grid (`\u0001…`).
+ */
 export function mapNameField(block: ConnectorConfig, field: string): string {
   const v = block[field];
   if (typeof v !== "string" || v.length < 1 || v.length > 200) {
     throw new TypeError(`${block.type}.${field} must be a map name (1–200 characters)`);
+  }
+  if ((Object.values(JobMaps) as string[]).includes(v) || isInternalMap(v)) {
+    throw new TypeError(`${block.type}.${field} cannot be ${JSON.stringify(v)}: the name is reserved`);
   }
   return v;
 }

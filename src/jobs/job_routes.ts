@@ -10,6 +10,7 @@
  * - SeaTunnel REST v2 reads: `GET /overview`, `/running-jobs`, `/job-info/:jobId`, `/finished-jobs/:state`
  */
 import { ShoalError } from "../core/errors.ts";
+import { depthOf, maxJsonDepth, unstorable } from "../http/json_body.ts";
 import { JobIdSchema } from "./job_definition.ts";
 import type { JobService } from "./job_service.ts";
 import { finishedJobs, finishedStates, jobInfo, overview, runningJobs } from "./seatunnel_api.ts";
@@ -54,11 +55,14 @@ async function readJson(req: Request): Promise<{ ok: true; body: unknown } | { o
   if (new TextEncoder().encode(text).byteLength > maxJobBodyBytes) {
     return { ok: false, res: json({ error: `body larger than ${maxJobBodyBytes} bytes` }, 413) };
   }
+  let body: unknown;
   try {
-    return { ok: true, body: JSON.parse(text) };
+    body = JSON.parse(text);
   } catch {
     return { ok: false, res: json({ error: "body is not valid JSON" }, 400) };
   }
+  const bad = depthOf(body) > maxJsonDepth ? `nests deeper than ${maxJsonDepth} levels` : unstorable(body);
+  return bad ? { ok: false, res: json({ error: `body ${bad}`, code: "INVALID_ARGUMENT" }, 400) } : { ok: true, body };
 }
 
 function validId(id: string | undefined): id is string {

@@ -22,6 +22,7 @@ import {
   type CancelRequest,
   coordinatorKey,
   type CoordinatorRecord,
+  isJobEntry,
   type JobEntry,
   JobMaps,
   type JobMetrics,
@@ -252,7 +253,8 @@ export class JobService {
 
   /** Every job (up to {@link maxListedJobs}) with its status. */
   async list(): Promise<JobSummary[]> {
-    const entries = await this.#values<JobEntry>(JobMaps.jobs, maxListedJobs);
+    // The jobs map is an ordinary map: anything a client wrote there that is not a job entry is passed over.
+    const entries = (await this.#values<unknown>(JobMaps.jobs, maxListedJobs)).filter(isJobEntry);
     const states = await this.#map(JobMaps.jobStates).getAll(entries.map((e) => jobStateKey(e.id)));
     return entries
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
@@ -265,7 +267,8 @@ export class JobService {
 
   /** The job's definition entry, if it exists. */
   async entry(id: string): Promise<JobEntry | undefined> {
-    return (await this.#map(JobMaps.jobs).get(id)) as JobEntry | undefined;
+    const e = await this.#map(JobMaps.jobs).get(id);
+    return isJobEntry(e) ? e : undefined;
   }
 
   /** A job's status, tasks and metrics, or undefined when there is no such job. */

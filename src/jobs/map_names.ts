@@ -32,6 +32,14 @@ export interface JobEntry {
   createdAt: number;
 }
 
+/** Whether `v` has a job entry's shape (the jobs map is an ordinary map a client can write to). */
+export function isJobEntry(v: unknown): v is JobEntry {
+  const e = v as Partial<JobEntry> | null;
+  return typeof e === "object" && e !== null && typeof e.id === "string" && typeof e.createdAt === "number" &&
+    typeof e.definition === "object" && e.definition !== null && typeof e.definition.name === "string" &&
+    typeof e.plan === "object" && e.plan !== null && Array.isArray(e.plan.pipelines);
+}
+
 /** `job-states` key `coordinator`: which member coordinates, under which term. */
 export interface CoordinatorRecord {
   member: string;
