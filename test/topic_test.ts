@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { TopicEvent } from "../src/map/topic.ts";
-import { gridStarter, replicasOf } from "./support/grid_harness.ts";
+import { gridStarter, incompleteReplication, replicasOf } from "./support/grid_harness.ts";
 
 const P = 13;
 
@@ -159,6 +159,31 @@ describe("reliable topic", () => {
     expect(events).toEqual([{ seq: 0, message: 1 }]);
     expect(live).toBeLessThanOrEqual(1);
     stop.abort();
+    h.stop();
+  });
+});
+
+describe("a topic's capacity shrunk by more than one write can drop", () => {
+  test("the publish is answered at once and replicated; later publishes drop the rest", async () => {
+    const h = await cluster(2);
+    const g = h.members.get("n0")!.grid;
+    const big = g.getReliableTopic<number>("shrink", { capacity: 2000 });
+    for (let i = 0; i < 1200; i++) await h.until(big.publish(i));
+    // Capacity 1 would drop 1,199 messages: more records than one replicated write may change.
+    const small = g.getReliableTopic<number>("shrink", { capacity: 1 });
+    const t0 = h.clock.now();
+    expect(await h.until(small.publish(-1))).toBe(1200);
+    expect(h.clock.now() - t0).toBeLessThan(1000); // before, it waited out the call timeout (30 s)
+    await h.run(500);
+    expect(incompleteReplication(h, P)).toBeNull();
+    expect(await h.until(small.publish(-2))).toBe(1201);
+    await h.run(500);
+    expect(incompleteReplication(h, P)).toBeNull();
+    // 900 dropped by each publish: after the second, only the newest message is kept.
+    const it = small.subscribe({ from: 0 });
+    const first = await h.until(it.next());
+    const second = await h.until(it.next());
+    expect([first.value, second.value]).toEqual([{ seq: 0, missed: 1201 }, { seq: 1201, message: -2 }]);
     h.stop();
   });
 });

@@ -16,10 +16,11 @@ import { readJsonBody } from "./json_body.ts";
 /** Open topic streams per member. */
 export const MAX_TOPIC_STREAMS = 64;
 
+/** A message sequence from a client: a safe integer whose successor is one too (a resume asks for `last + 1`). */
 const seqParam = (raw: string | undefined | null): number | undefined | null => {
   if (raw === undefined || raw === null || raw === "") return undefined;
   const n = Number(raw);
-  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+  return Number.isSafeInteger(n) && n >= 0 && n < Number.MAX_SAFE_INTEGER ? n : null;
 };
 
 /** Adds the topic routes to `app`. */

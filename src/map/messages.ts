@@ -7,6 +7,8 @@ import { stampSchema } from "./hlc.ts";
 import type { SnapshotEntry } from "./partition_data.ts";
 
 const P = w.uint().max(100_000);
+/** Records one logged write may change: a primary refuses a bigger write, and backups would drop it. */
+export const MAX_WRITE_EFFECTS = 1000;
 const effect = z.object({
   m: w.str(256),
   k: w.bytes().optional(),
@@ -27,7 +29,7 @@ const entry = z.object({
   /** The watermark of the call's client (invoke/call_id.ts). */
   w: w.uint().optional(),
   r: w.any(),
-  e: w.list(effect, 1000),
+  e: w.list(effect, MAX_WRITE_EFFECTS),
   /** The caller, when the members in `ak` answer it themselves (InvokeBackupAnswer). */
   o: w.id().optional(),
   ak: w.list(w.id(), 7).optional(),

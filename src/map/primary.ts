@@ -20,7 +20,7 @@ import {
   type Waiter,
   type WaitOutcome,
 } from "./map_context.ts";
-import type { CheckItem, PullItem } from "./messages.ts";
+import { type CheckItem, MAX_WRITE_EFFECTS, type PullItem } from "./messages.ts";
 import { commitSeq, copiesNeeded, heldNow } from "./commit.ts";
 import { AFTER_WRITE, readEvents } from "./event_polls.ts";
 import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
@@ -198,6 +198,11 @@ export class PrimaryRole {
       : isTopicOp(req.op)
       ? executeTopicOp(d, req.op, body, stamp)
       : executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
+    // A write the backups would refuse (MapBackupOps' limit) is not applied here either.
+    const n = out.effects.length;
+    if (n > MAX_WRITE_EFFECTS) {
+      return reply("INVALID_ARGUMENT", null, `write of ${n} records, over ${MAX_WRITE_EFFECTS}`);
+    }
     const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
     if (req.w !== undefined) entry.w = req.w;
     if (body.u !== undefined) entry.u = body.u;

@@ -26,6 +26,9 @@ export function isTopicOp(op: number): boolean {
   return op === OpCode.TopicPublish || op === OpCode.TopicRead;
 }
 
+/** Old messages one publish drops at most (a shrunk capacity is reached over several publishes). */
+export const MAX_DROPS_PER_PUBLISH = 900;
+
 /**
  * TopicPublish `{m, v, n?: capacity}` → the message's sequence. TopicRead `{m, s: from
  * (-1 = the next one published), n}` → `{ from, next, missed, msgs: [seq, bytes][] }`:
@@ -38,7 +41,10 @@ export function executeTopicOp(data: PartitionData, op: number, b: OpBody, now: 
     const cap = Math.min(b.n ?? st.c, MAX_TOPIC_CAPACITY);
     const effects: Effect[] = [{ m: tm, k: ringKey(st.t), v: b.v!, at: now }];
     let h = st.h;
-    while (st.t + 1 - h > cap) effects.push({ m: tm, k: ringKey(h++), v: null, at: now });
+    // A shrunk capacity drops the oldest messages over this and later publishes, at most
+    // MAX_DROPS_PER_PUBLISH each: one write's records stay within what backups take (MAX_WRITE_EFFECTS).
+    const last = h + MAX_DROPS_PER_PUBLISH;
+    while (st.t + 1 - h > cap && h < last) effects.push({ m: tm, k: ringKey(h++), v: null, at: now });
     effects.push(writeRecord(tm, RING_META, { h, t: st.t + 1, c: cap }, now));
     return { result: st.t, effects };
   }
