@@ -99,6 +99,24 @@ describe("map events over SSE", () => {
     await s.close();
   }, 30_000);
 
+  test("a Last-Event-ID past the partition's history gets a gap event, then the later writes' events", async () => {
+    // Every partition's position at sequence 2^31: far past anything written here.
+    const far = new Map(Array.from({ length: 7 }, (_, p) => [p, { s: 2 ** 31, i: 1_000_000 }]));
+    const s = await open("/maps/future/events?key=k", encodePosition(far));
+    await until(() => s.events.some((e) => e.event === "gap"));
+    await put("/maps/future/k", 1);
+    await put("/maps/future/k", 2);
+    // Before, the stream waited for the sequence to reach the position: no gap, no event, ever.
+    await until(() => s.events.filter((e) => e.event !== "gap").length >= 2);
+    expect(s.events.filter((e) => e.event !== "gap").map((e) => [e.event, e.data.value])).toEqual([
+      ["added", 1],
+      ["updated", 2],
+    ]);
+    const gap = s.events.find((e) => e.event === "gap")!;
+    expect(gap.data.toSeq).toBe(2 ** 31);
+    await s.close();
+  }, 30_000);
+
   test("bad queries and a malformed Last-Event-ID are refused; PUT validates ttl", async () => {
     expect((await fetch(base + "/maps/f/events?includeValue=maybe")).status).toBe(400);
     expect((await fetch(base + "/maps/f/events", { headers: { "last-event-id": "nonsense" } })).status).toBe(400);

@@ -321,6 +321,17 @@ export class EntryListeners {
         this.counters.gaps++;
         const gap = { type: "gap" as const, partition: p, fromSeq: a.gap[0], toSeq: a.gap[1] };
         for (const sub of feed.subs) sub.queue.pushGap(gap);
+        if (after(c.s, c.i, { seq: a.s, i: a.i })) {
+          // The cursor lay past the primary's whole history (lost with a copy, or a made-up resume
+          // position): go on from where the primary is, the listeners' starts too, or no later
+          // event would ever be after them.
+          feed.cursors.set(p, { s: a.s, i: a.i });
+          for (const sub of feed.subs) {
+            const st = sub.start.get(p);
+            if (st && after(st.s, st.i, { seq: a.s, i: a.i })) sub.start.set(p, { s: a.s, i: a.i });
+          }
+          continue;
+        }
       }
       for (const [seq, i, type, key, value, old] of a.ev) {
         // Drop anything not after the cursor (cannot happen with a correct primary; cheap to guard).

@@ -5,7 +5,8 @@
  *
  * A poll names a cursor `(s, i)`: the listener saw every event up to that one. The answer
  * carries the events after it (at most `n`, of writes with seq ≤ the committed sequence),
- * the new cursor, and a gap when the log no longer reaches back to the cursor. A poll with
+ * the new cursor, and a gap when the log no longer reaches back to the cursor (or the cursor
+ * lies past this copy's history, which then continues from the committed sequence). A poll with
  * `s = -1` asks for the cursor of "now" (the primary's sequence, answered once committed),
  * which is where a new listener starts: it sees every write invoked after it registered.
  */
@@ -38,6 +39,12 @@ export interface EventsAnswer {
 export function readEvents(d: PartitionData, b: OpBody, committed: number): EventsAnswer | null {
   const cursor: EventCursor = { seq: b.s!, i: b.i! };
   const max = b.n!;
+  if (cursor.seq > d.seq) {
+    // A cursor past this copy's whole history: its writes were lost with a copy (a promotion
+    // that lost history), or the client made the position up. Say so with a gap, and go on
+    // from here: waiting for the sequence to reach the cursor would hide every later write.
+    return { s: committed, i: AFTER_WRITE, ev: [], gap: [d.seq + 1, cursor.seq] };
+  }
   const r = d.events.since(cursor, committed, max);
   const ev: WireEvent[] = [];
   let last: EventCursor = cursor;
