@@ -11,7 +11,6 @@
 import { ShoalError } from "../core/errors.ts";
 import type { IMap } from "../map/imap.ts";
 import type { ConnectorConfig } from "./job_definition.ts";
-import { isInternalMap } from "../map/locks.ts";
 import { JobMaps } from "./map_names.ts";
 
 /** One record flowing through a job. */
@@ -105,7 +104,9 @@ export function mapNameField(block: ConnectorConfig, field: string): string {
   if (typeof v !== "string" || v.length < 1 || v.length > 200) {
     throw new TypeError(`${block.type}.${field} must be a map name (1–200 characters)`);
   }
-  if ((Object.values(JobMaps) as string[]).includes(v) || isInternalMap(v)) {
+  // Names starting with \u0001 are the grid's own (map/locks.ts isInternalMap; not imported here: it
+  // pulls the wire codec into the CLI's start, which under Deno needs env access before the permission check).
+  if ((Object.values(JobMaps) as string[]).includes(v) || v.startsWith("\u0001")) {
     throw new TypeError(`${block.type}.${field} cannot be ${JSON.stringify(v)}: the name is reserved`);
   }
   return v;

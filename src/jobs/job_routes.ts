@@ -10,7 +10,7 @@
  * - SeaTunnel REST v2 reads: `GET /overview`, `/running-jobs`, `/job-info/:jobId`, `/finished-jobs/:state`
  */
 import { ShoalError } from "../core/errors.ts";
-import { depthOf, maxJsonDepth, unstorable } from "../http/json_body.ts";
+import { depthOf, maxJsonDepth, unstorable } from "../core/json_value.ts";
 import { JobIdSchema } from "./job_definition.ts";
 import type { JobService } from "./job_service.ts";
 import { finishedJobs, finishedStates, jobInfo, overview, runningJobs } from "./seatunnel_api.ts";
