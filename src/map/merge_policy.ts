@@ -30,6 +30,15 @@ export const MERGE_POLICIES: readonly MergePolicyName[] = ["latestUpdate", "putI
 /** Wire codes of the policies that send anything (`custom`: the primary's configured custom policy). */
 export const MergePolicyCode = { latestUpdate: 1, passThrough: 2, putIfAbsent: 3, custom: 4 } as const;
 
+/**
+ * Whether running a merge chunk under policy `pol` a second time changes nothing the first run
+ * did not: under latestUpdate an entry keeps its own stamp, under putIfAbsent it is added only
+ * where nothing newer is (passThrough and custom policies could overwrite a newer write).
+ */
+export function mergeRunsTwice(pol: unknown): boolean {
+  return pol === MergePolicyCode.latestUpdate || pol === MergePolicyCode.putIfAbsent;
+}
+
 /** One side of a key in a merge. `value: null` = removed at `at` (a tombstone). */
 export interface MergeSide {
   value: Uint8Array | null;

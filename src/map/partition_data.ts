@@ -24,6 +24,12 @@ import {
   WriteLog,
 } from "./write_log.ts";
 
+/**
+ * How much earlier than this member's clock says a retry's call may have begun: its age
+ * (InvokeRequest `g`) is measured when it is sent, and the request may have spent this long on its way.
+ */
+export const IN_DOUBT_MARGIN_MS = 5_000;
+
 export type { AppliedChange, DedupeRecord, Effect, LogEntry };
 export { EffectCause };
 export { logEntryBytes } from "./write_log.ts";
@@ -130,6 +136,14 @@ export class PartitionData {
    * theirs and it.
    */
   historyLostAt = -Infinity;
+
+  /**
+   * Whether a write whose call began at `callBeganAt` (this member's clock) may have run in the
+   * history this copy lost: it began at most {@link IN_DOUBT_MARGIN_MS} after the loss.
+   */
+  mayHaveRunInLostHistory(callBeganAt: number): boolean {
+    return callBeganAt <= this.historyLostAt + IN_DOUBT_MARGIN_MS;
+  }
   readonly maps = new Map<string, RecordStore>();
   readonly dedupe: DedupeRecords;
   readonly tombstones: Tombstones;

@@ -28,7 +28,7 @@ import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
 import { executeQueueOp, isQueueOp } from "./queue_ops.ts";
 import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
-import { MergePolicyCode } from "./merge_policy.ts";
+import { mergeRunsTwice } from "./merge_policy.ts";
 import { MAX_PARK_MS, type ParkedOp, parkUntil } from "./parked_ops.ts";
 import { executeOp, isWrite, type OpBody, OpCode, opKeys, parseBody } from "./operations.ts";
 import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
@@ -64,22 +64,6 @@ const answerOnCommit = (reply: Reply, result: unknown, write: boolean) => (outco
   }
   reply("MIGRATING");
 };
-
-/**
- * How much earlier than the primary's clock says a retry's call may have begun: its age (`g`)
- * is measured when it is sent, and the request may have spent this long on its way.
- */
-const IN_DOUBT_MARGIN_MS = 5_000;
-
-/**
- * Whether running split-brain merge chunk `body` a second time changes nothing the first run
- * did not: under latestUpdate an entry keeps its own stamp, under putIfAbsent it is added only
- * where nothing newer is (passThrough and custom policies could overwrite a newer write).
- */
-function mergeRunsTwice(op: number, body: OpBody): boolean {
-  return op === OpCode.MergeEntries &&
-    (body.pol === MergePolicyCode.latestUpdate || body.pol === MergePolicyCode.putIfAbsent);
-}
 
 export class PrimaryRole {
   constructor(readonly ctx: MapContext, readonly snapshots: SnapshotTransfers) {}
@@ -158,7 +142,8 @@ export class PrimaryRole {
       );
     }
     if (
-      req.g !== undefined && clockNow - req.g <= d.historyLostAt + IN_DOUBT_MARGIN_MS && !mergeRunsTwice(req.op, body)
+      req.g !== undefined && d.mayHaveRunInLostHistory(clockNow - req.g) &&
+      !(req.op === OpCode.MergeEntries && mergeRunsTwice(body.pol))
     ) {
       // A retry that may have run, of a call begun before this copy began to serve with history
       // missing, and no record of it here: the lost history may hold it, and running it again
