@@ -12,6 +12,7 @@ import { ShoalError } from "../core/errors.ts";
 import type { IMap } from "../map/imap.ts";
 import type { ConnectorConfig } from "./job_definition.ts";
 import { JobMaps } from "./map_names.ts";
+import { isInternalMap } from "../map/map_config.ts";
 
 /** One record flowing through a job. */
 export interface JobRecord {
@@ -104,9 +105,7 @@ export function mapNameField(block: ConnectorConfig, field: string): string {
   if (typeof v !== "string" || v.length < 1 || v.length > 200) {
     throw new TypeError(`${block.type}.${field} must be a map name (1–200 characters)`);
   }
-  // Names starting with \u0001 are the grid's own (map/locks.ts isInternalMap; not imported here: it
-  // pulls the wire codec into the CLI's start, which under Deno needs env access before the permission check).
-  if ((Object.values(JobMaps) as string[]).includes(v) || v.startsWith("\u0001")) {
+  if ((Object.values(JobMaps) as string[]).includes(v) || isInternalMap(v)) {
     throw new TypeError(`${block.type}.${field} cannot be ${JSON.stringify(v)}: the name is reserved`);
   }
   return v;

@@ -35,8 +35,6 @@ import { readRecord, writeRecord } from "./internal_records.ts";
 /** Internal map holding the locks of map `m`. */
 export const LOCK_MAP_PREFIX = "\u0001lock:";
 export const lockMapOf = (m: string): string => LOCK_MAP_PREFIX + m;
-/** Names starting with \u0001 are the grid's own (lock records, queues); user maps cannot take them and listings skip them. */
-export const isInternalMap = (name: string): boolean => name.startsWith("\u0001");
 /** Longest map name that can have locks (the lock map's name must fit the 256-char limit). */
 export const MAX_LOCKED_MAP_NAME = 256 - LOCK_MAP_PREFIX.length;
 /** Waiters per key. */

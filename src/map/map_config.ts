@@ -13,6 +13,9 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { z } from "zod";
 
+/** Names starting with \u0001 are the grid's own (lock records, queues); user maps cannot take them and listings skip them. */
+export const isInternalMap = (name: string): boolean => name.startsWith("\u0001");
+
 /** Longest TTL or max-idle accepted (about 68 years, fits a uint32 of seconds). */
 export const MAX_EXPIRY_MS = 2 ** 31 * 1000;
 /** Most patterns one configuration holds. */

@@ -10,7 +10,7 @@ import type { Random } from "../core/random.ts";
 import type { EventCursor } from "./entry_events.ts";
 import { AFTER_WRITE } from "./event_polls.ts";
 import { MemberUsage, pickVictim } from "./eviction.ts";
-import { isInternalMap } from "./locks.ts";
+import { isInternalMap } from "./map_config.ts";
 import { ExpirySweep, isExpired, TouchBatcher } from "./expiry.ts";
 import type { MapConfigs, ResolvedMapSettings } from "./map_config.ts";
 import { MAX_BATCH } from "./operations.ts";

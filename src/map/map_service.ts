@@ -58,7 +58,7 @@ import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { BackupRole, pullItem } from "./backup.ts";
 import type { ProcessorRegistry } from "./entry_processor.ts";
-import { isInternalMap } from "./locks.ts";
+import { isInternalMap } from "./map_config.ts";
 import { CatchUp } from "./catch_up.ts";
 import type { IMap } from "./imap.ts";
 import {

@@ -18,7 +18,7 @@
  * queues and topics take the node's defaults.
  */
 import { LOCK_MAP_PREFIX } from "./locks.ts";
-import type { BackupCounts, MapConfigs } from "./map_config.ts";
+import { type BackupCounts, isInternalMap, type MapConfigs } from "./map_config.ts";
 import type { LogEntry, PartitionData } from "./partition_data.ts";
 
 const CACHE_LIMIT = 4096;
@@ -50,7 +50,7 @@ export class ReplicationLevels {
   of(m: string): BackupCounts {
     let c = this.#cache.get(m);
     if (c) return c;
-    const user = m.startsWith(LOCK_MAP_PREFIX) ? m.slice(LOCK_MAP_PREFIX.length) : m.startsWith("\u0001") ? null : m;
+    const user = m.startsWith(LOCK_MAP_PREFIX) ? m.slice(LOCK_MAP_PREFIX.length) : isInternalMap(m) ? null : m;
     let r = null;
     try {
       r = user === null ? null : this.configs.resolve(user);
