@@ -73,7 +73,11 @@ export class Worker {
   #unsubscribe: (() => void) | undefined;
 
   constructor(readonly opts: WorkerOptions) {
-    this.#workerId = `w-${opts.rng.id(12)}`;
+    this.#workerId = this.#newId();
+  }
+
+  #newId(): string {
+    return `w-${this.opts.rng.id(12)}`;
   }
 
   get workerId(): string {
@@ -118,9 +122,9 @@ export class Worker {
     const listed = this.opts.view.members().some((m) => m.id === self);
     if (listed === !this.#outOfList) return;
     this.#outOfList = !listed;
+    if (!listed) return this.#restartAfterLeaving("this member was removed from the cluster");
     this.#helloAckedBy = undefined;
-    if (listed) return this.#resend();
-    this.#restartAfterLeaving("this member was removed from the cluster");
+    this.#resend();
   }
 
   /**
@@ -129,7 +133,7 @@ export class Worker {
    */
   #restartAfterLeaving(reason: string): void {
     const old = this.#workerId;
-    this.#workerId = `w-${this.opts.rng.id(12)}`;
+    this.#workerId = this.#newId();
     this.#helloAckedBy = undefined;
     this.opts.log.warn("jobs.worker.started_over", {
       reason,
