@@ -30,6 +30,14 @@ describe("queue routes", () => {
         ["/queues/q?capacity=0", post(1)],
         ["/queues/q/poll?timeoutMs=-1", post()],
         ["/queues/q/poll?timeoutMs=999999", post()],
+        // What JavaScript's Number would read, but is no whole number in decimal digits.
+        ["/queues/q?capacity=0x10", post(1)],
+        ["/queues/q?capacity=1e3", post(1)],
+        ["/queues/q/poll?timeoutMs=%20", post()],
+        ["/queues/q/poll?timeoutMs=+5", post()],
+        ["/queues/q/poll?timeoutMs=5.0", post()],
+        // A parameter given twice is refused, not one of its values picked.
+        ["/queues/q?capacity=5&capacity=6", post(1)],
         ["/queues/q", { method: "POST", body: "{" }],
       ] as const
     ) {

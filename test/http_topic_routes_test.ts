@@ -61,6 +61,11 @@ describe("topic routes", () => {
     expect((await app.request("/topics/t?capacity=0", post(1))).status).toBe(400);
     expect((await app.request("/topics/t/events", { headers: { "last-event-id": "x" } })).status).toBe(400);
     expect((await app.request("/topics/t/events?from=-2")).status).toBe(400);
+    expect((await app.request("/topics/t?capacity=0x10", post(1))).status).toBe(400);
+    expect((await app.request("/topics/t?capacity=4&capacity=5", post(1))).status).toBe(400);
+    expect((await app.request("/topics/t/events?from=%201")).status).toBe(400);
+    expect((await app.request("/topics/t/events?from=1&from=2")).status).toBe(400);
+    expect((await app.request("/topics/t/events", { headers: { "last-event-id": "1e2" } })).status).toBe(400);
     // The largest safe integer: resuming after it would ask for an unsafe one (the stream failed mid-way before).
     const top = String(Number.MAX_SAFE_INTEGER);
     expect((await app.request("/topics/t/events", { headers: { "last-event-id": top } })).status).toBe(400);

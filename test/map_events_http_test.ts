@@ -122,6 +122,11 @@ describe("map events over SSE", () => {
     expect((await fetch(base + "/maps/f/events", { headers: { "last-event-id": "nonsense" } })).status).toBe(400);
     expect((await put("/maps/f/k?ttl=-5", 1)).status).toBe(400);
     expect((await put("/maps/f/k?maxIdle=1.5", 1)).status).toBe(400);
+    expect((await put("/maps/f/k?ttl=0x10", 1)).status).toBe(400);
+    expect((await put("/maps/f/k?ttl=10&ttl=20", 1)).status).toBe(400);
+    // The position's format starts "c1,"; any other third character was passed over before.
+    expect((await fetch(base + "/maps/f/events", { headers: { "last-event-id": "c1;0:0" } })).status).toBe(400);
+    expect((await fetch(base + "/maps/f/events?key=a&key=b")).status).toBe(400);
   });
 });
 

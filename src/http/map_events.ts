@@ -21,6 +21,7 @@ import type { EntryEvent, GapEvent } from "../map/entry_events.ts";
 import { AFTER_WRITE } from "../map/event_polls.ts";
 import type { ShoalNode } from "../node_api.ts";
 import { errorResponse, jsonError } from "./errors.ts";
+import { queryOnce } from "./params.ts";
 
 /** Longest map name and key (as map_routes.ts). */
 const maxMapNameLength = 256;
@@ -44,7 +45,7 @@ export function encodePosition(pos: Position, afterWrite = AFTER_WRITE): string 
 
 /** Decodes `encodePosition`'s format. @returns null when malformed */
 export function decodePosition(id: string, afterWrite = AFTER_WRITE, partitionCount = MAX_PARTITIONS): Position | null {
-  if (id.length > MAX_EVENT_ID || !id.startsWith("c1")) return null;
+  if (id.length > MAX_EVENT_ID || !id.startsWith("c1,")) return null;
   const out: Position = new Map();
   if (id === "c1,") return out;
   for (const part of id.slice(3).split(",")) {
@@ -67,15 +68,19 @@ export function mountMapEventRoutes(app: Hono, node: ShoalNode): void {
     if (map.length === 0 || map.length > maxMapNameLength) {
       return jsonError(c, 400, `Map name must be 1 to ${maxMapNameLength} characters`, "INVALID_ARGUMENT");
     }
-    const key = c.req.query("key");
+    const key = queryOnce(c, "key");
+    if (key instanceof Response) return key;
     if (key !== undefined && (key.length === 0 || key.length > maxKeyLength)) {
       return jsonError(c, 400, `Key must be 1 to ${maxKeyLength} characters`, "INVALID_ARGUMENT");
     }
-    const iv = c.req.query("includeValue");
+    const iv = queryOnce(c, "includeValue");
+    if (iv instanceof Response) return iv;
     if (iv !== undefined && iv !== "true" && iv !== "false") {
       return jsonError(c, 400, "includeValue must be true or false", "INVALID_ARGUMENT");
     }
-    const lastId = c.req.header("last-event-id") ?? c.req.query("lastEventId");
+    const lastQuery = queryOnce(c, "lastEventId");
+    if (lastQuery instanceof Response) return lastQuery;
+    const lastId = c.req.header("last-event-id") ?? lastQuery;
     let from: Position | undefined;
     if (lastId !== undefined && lastId !== "") {
       const pos = decodePosition(lastId);

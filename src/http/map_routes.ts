@@ -10,6 +10,7 @@ import type { ShoalNode } from "../node_api.ts";
 import { MAX_EXPIRY_MS } from "../map/map_config.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
+import { queryOnce, wholeNumber } from "./params.ts";
 import { mountMapEventRoutes } from "./map_events.ts";
 import type { MapSizeCache } from "./map_sizes.ts";
 
@@ -85,9 +86,11 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache):
     keyRoute(async (c, map, key) => {
       const expiry: { ttlMs?: number; maxIdleMs?: number } = {};
       for (const [q, field] of [["ttl", "ttlMs"], ["maxIdle", "maxIdleMs"]] as const) {
-        const raw = c.req.query(q);
+        const raw = queryOnce(c, q);
+        if (raw instanceof Response) return raw;
         if (raw === undefined) continue;
-        if (!/^\d{1,13}$/.test(raw) || Number(raw) > MAX_EXPIRY_MS) {
+        const ms = wholeNumber(raw, 0, MAX_EXPIRY_MS);
+        if (ms === null) {
           return jsonError(
             c,
             400,
@@ -95,7 +98,7 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache):
             "INVALID_ARGUMENT",
           );
         }
-        expiry[field] = Number(raw);
+        expiry[field] = ms;
       }
       const body = await readJsonBody(c);
       if (!body.ok) return body.response;

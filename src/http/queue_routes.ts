@@ -11,28 +11,19 @@ import type { ShoalNode } from "../node_api.ts";
 import { MAX_QUEUE_NAME } from "../map/queue_ops.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
+import { wholeNumberParam } from "./params.ts";
 
 /** Longest wait one HTTP call may ask for. */
 export const MAX_HTTP_WAIT_MS = 25_000;
-
-function intParam(c: Context, name: string, max: number, min: number): number | undefined | Response {
-  const raw = c.req.query(name);
-  if (raw === undefined || raw === "") return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    return jsonError(c, 400, `${name} must be an integer from ${min} to ${max}`, "INVALID_ARGUMENT");
-  }
-  return n;
-}
 
 function queueOf(c: Context, node: ShoalNode) {
   const name = c.req.param("name") ?? "";
   if (name.length === 0 || name.length > MAX_QUEUE_NAME) {
     return jsonError(c, 400, `Queue name must be 1 to ${MAX_QUEUE_NAME} characters`, "INVALID_ARGUMENT");
   }
-  const capacity = intParam(c, "capacity", 1_000_000_000, 1);
+  const capacity = wholeNumberParam(c, "capacity", 1, 1_000_000_000);
   if (capacity instanceof Response) return capacity;
-  const timeoutMs = intParam(c, "timeoutMs", MAX_HTTP_WAIT_MS, 0);
+  const timeoutMs = wholeNumberParam(c, "timeoutMs", 0, MAX_HTTP_WAIT_MS);
   if (timeoutMs instanceof Response) return timeoutMs;
   return { q: node.getQueue(name, { capacity }), timeoutMs: timeoutMs ?? 0 };
 }

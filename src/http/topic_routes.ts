@@ -12,6 +12,7 @@ import type { ShoalNode } from "../node_api.ts";
 import { MAX_TOPIC_CAPACITY, MAX_TOPIC_NAME } from "../map/topic_ops.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
+import { queryOnce, wholeNumber, wholeNumberParam } from "./params.ts";
 
 /** Open topic streams per member. */
 export const MAX_TOPIC_STREAMS = 64;
@@ -19,8 +20,7 @@ export const MAX_TOPIC_STREAMS = 64;
 /** A message sequence from a client: a safe integer whose successor is one too (a resume asks for `last + 1`). */
 const seqParam = (raw: string | undefined | null): number | undefined | null => {
   if (raw === undefined || raw === null || raw === "") return undefined;
-  const n = Number(raw);
-  return Number.isSafeInteger(n) && n >= 0 && n < Number.MAX_SAFE_INTEGER ? n : null;
+  return wholeNumber(raw, 0, Number.MAX_SAFE_INTEGER - 1);
 };
 
 /** Adds the topic routes to `app`. */
@@ -33,11 +33,8 @@ export function mountTopicRoutes(app: Hono, node: ShoalNode): void {
     if (!nameOk(name)) {
       return jsonError(c, 400, `Topic name must be 1 to ${MAX_TOPIC_NAME} characters`, "INVALID_ARGUMENT");
     }
-    const capRaw = c.req.query("capacity");
-    const capacity = capRaw === undefined ? undefined : Number(capRaw);
-    if (capacity !== undefined && (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_TOPIC_CAPACITY)) {
-      return jsonError(c, 400, `capacity must be an integer from 1 to ${MAX_TOPIC_CAPACITY}`, "INVALID_ARGUMENT");
-    }
+    const capacity = wholeNumberParam(c, "capacity", 1, MAX_TOPIC_CAPACITY);
+    if (capacity instanceof Response) return capacity;
     const body = await readJsonBody(c);
     if (!body.ok) return body.response;
     try {
@@ -53,8 +50,10 @@ export function mountTopicRoutes(app: Hono, node: ShoalNode): void {
     if (!nameOk(name)) {
       return jsonError(c, 400, `Topic name must be 1 to ${MAX_TOPIC_NAME} characters`, "INVALID_ARGUMENT");
     }
+    const fromRaw = queryOnce(c, "from");
+    if (fromRaw instanceof Response) return fromRaw;
     const last = seqParam(c.req.header("last-event-id"));
-    const from = seqParam(c.req.query("from"));
+    const from = seqParam(fromRaw);
     if (last === null || from === null) {
       return jsonError(c, 400, "Last-Event-ID and from must be non-negative integers", "INVALID_ARGUMENT");
     }
