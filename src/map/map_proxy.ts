@@ -213,6 +213,28 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     );
   }
 
+  /**
+   * One page of partition `p`'s entries from record `offset` of its store on. `next` is where
+   * the next page starts: records walked, expired ones included (an older member that does not
+   * send it is followed by the entries received).
+   */
+  async #entriesPage(
+    p: number,
+    offset: number,
+  ): Promise<{ e: Array<[Uint8Array, Uint8Array]>; more: boolean; next: number }> {
+    const r = (await this.#call(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as {
+      e?: unknown;
+      more?: unknown;
+      next?: unknown;
+    };
+    if (!r || !Array.isArray(r.e)) throw new ShoalError("INTERNAL", "Malformed entries result");
+    const e = r.e as Array<[Uint8Array, Uint8Array]>;
+    const next = typeof r.next === "number" && Number.isSafeInteger(r.next) && r.next >= offset
+      ? r.next
+      : offset + e.length;
+    return { e, more: !!r.more, next };
+  }
+
   #partitions(): number[] {
     return Array.from({ length: this.partitionCount }, (_, i) => i);
   }
@@ -226,11 +248,10 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
    * stays bounded by FAN_OUT + 1 pages of MAX_BATCH entries.
    */
   async *entries(): AsyncIterableIterator<[K, V]> {
-    type Page = { e: Array<[Uint8Array, Uint8Array]>; more: boolean };
+    type Page = { e: Array<[Uint8Array, Uint8Array]>; more: boolean; next: number };
     const fetchPage = async (p: number, offset: number): Promise<Page> => {
-      const r = (await this.#call(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as { e?: unknown; more?: unknown };
-      if (!r || !Array.isArray(r.e)) throw new ShoalError("INTERNAL", "Malformed entries result");
-      return { e: r.e as Array<[Uint8Array, Uint8Array]>, more: !!r.more };
+      const r = await this.#entriesPage(p, offset);
+      return { e: r.e, more: r.more, next: r.next };
     };
     // A page fetched ahead may fail before it is awaited; it is awaited (and rethrown) in turn.
     const ahead = (p: number, offset: number): Promise<Page> => {
@@ -250,8 +271,8 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
       let offset = 0;
       for (;;) {
         const cur = await page;
-        offset += cur.e.length;
-        const more = cur.more && cur.e.length > 0;
+        const more = cur.more && cur.next > offset;
+        offset = cur.next;
         if (more) page = ahead(p, offset);
         for (const pair of cur.e) yield [decodeValue(pair[0]) as K, decodeValue(pair[1]) as V];
         if (!more) break;
@@ -342,14 +363,10 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
         window.map((p) => async () => {
           const ks: Uint8Array[] = [];
           for (let offset = 0;;) {
-            const r = (await this.#call(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as {
-              e?: unknown;
-              more?: unknown;
-            };
-            if (!r || !Array.isArray(r.e)) throw new ShoalError("INTERNAL", "Malformed entries result");
-            for (const [k] of r.e as Array<[Uint8Array, Uint8Array]>) ks.push(k);
-            offset += r.e.length;
-            if (!r.more || r.e.length === 0) break;
+            const r = await this.#entriesPage(p, offset);
+            for (const [k] of r.e) ks.push(k);
+            if (!r.more || r.next <= offset) break;
+            offset = r.next;
           }
           for (let i = 0; i < ks.length; i += MAX_BATCH) {
             const part = ks.slice(i, i + MAX_BATCH);

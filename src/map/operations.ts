@@ -372,9 +372,12 @@ export function executeOp(
       return { result: applied, effects };
     }
     case OpCode.Entries: {
+      // `o` and the answer's `next` count every record of the store, expired ones not yet swept
+      // included: a caller that moved on by the live entries it received would start its next page
+      // too early and get entries again (the processor of executeOnEntries run twice on them).
       const out: [Uint8Array, Uint8Array][] = [];
+      let i = 0;
       if (store) {
-        let i = 0;
         for (const r of store.values()) {
           if (i++ < b.o!) continue;
           if (!live(r)) continue;
@@ -382,7 +385,8 @@ export function executeOp(
           if (out.length >= b.n!) break;
         }
       }
-      return { result: { e: out, more: store ? b.o! + out.length < store.size : false }, effects: [] };
+      const size = store ? store.size : 0;
+      return { result: { e: out, more: i < size, next: Math.max(i, b.o!) }, effects: [] };
     }
     case OpCode.Events:
       throw new RangeError("Cannot execute op Events here: the map service answers it from the event log");
