@@ -4,11 +4,12 @@
  *   hold it, or 503 `{ code: "FULL" }` when the queue stays full (`?timeoutMs=` waits for room);
  * - `POST /queues/:name/poll?timeoutMs=` → 200 `{ "item" }`, or 204 when none came in time;
  * - `GET /queues/:name` → `{ "name", "size", "capacity" }`.
- * `?capacity=` sets the capacity the call uses (default 100,000). Waits are capped at 25 s.
+ * `?capacity=` sets the queue's capacity (without it the queue keeps the one last set, 100,000
+ * for a new queue). Waits are capped at 25 s.
  */
 import type { Context, Hono } from "hono";
 import type { ShoalNode } from "../node_api.ts";
-import { MAX_QUEUE_NAME } from "../map/queue_ops.ts";
+import { MAX_QUEUE_CAPACITY, MAX_QUEUE_NAME } from "../map/queue_ops.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
 import { wholeNumberParam } from "./params.ts";
@@ -21,7 +22,7 @@ function queueOf(c: Context, node: ShoalNode) {
   if (name.length === 0 || name.length > MAX_QUEUE_NAME) {
     return jsonError(c, 400, `Queue name must be 1 to ${MAX_QUEUE_NAME} characters`, "INVALID_ARGUMENT");
   }
-  const capacity = wholeNumberParam(c, "capacity", 1, 1_000_000_000);
+  const capacity = wholeNumberParam(c, "capacity", 1, MAX_QUEUE_CAPACITY);
   if (capacity instanceof Response) return capacity;
   const timeoutMs = wholeNumberParam(c, "timeoutMs", 0, MAX_HTTP_WAIT_MS);
   if (timeoutMs instanceof Response) return timeoutMs;
@@ -51,7 +52,7 @@ export function mountQueueRoutes(app: Hono, node: ShoalNode): void {
       const body = await readJsonBody(c);
       if (!body.ok) return body.response;
       if (await r.q.offer(body.value, { timeoutMs: r.timeoutMs })) return c.json({}, 201);
-      return c.json({ error: `Queue "${r.q.name}" is full (capacity ${r.q.capacity})`, code: "FULL" }, 503);
+      return c.json({ error: `Queue "${r.q.name}" is full`, code: "FULL" }, 503);
     }),
   );
 
@@ -65,6 +66,6 @@ export function mountQueueRoutes(app: Hono, node: ShoalNode): void {
 
   app.get(
     "/queues/:name",
-    queueRoute(node, async (c, r) => c.json({ name: r.q.name, size: await r.q.size(), capacity: r.q.capacity })),
+    queueRoute(node, async (c, r) => c.json({ name: r.q.name, ...await r.q.info() })),
   );
 }

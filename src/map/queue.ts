@@ -10,11 +10,15 @@ import type { Invoker } from "../invoke/invoker.ts";
 import { OpCode } from "./operations.ts";
 import { partitionOf } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
-import { DEFAULT_QUEUE_CAPACITY, MAX_DRAIN, MAX_QUEUE_NAME } from "./queue_ops.ts";
+import { MAX_DRAIN, MAX_QUEUE_CAPACITY, MAX_QUEUE_NAME } from "./queue_ops.ts";
 import { parkTime, pause } from "./parked_ops.ts";
 
 export interface QueueOptions {
-  /** Most items the queue holds; an offer to a full queue returns false. @default 100,000 */
+  /**
+   * Most items the queue holds; an offer to a full queue returns false. The capacity belongs to
+   * the queue: given, this handle's offers set it; left out, they keep the one last set (100,000
+   * for a queue that never had one).
+   */
   capacity?: number;
 }
 
@@ -27,19 +31,22 @@ export interface WaitOptions {
 /** The queue API (`node.getQueue`). */
 export interface IQueue<T = unknown> extends AsyncIterable<T> {
   readonly name: string;
-  readonly capacity: number;
+  /** The capacity this handle sets (undefined: it keeps the queue's own; see {@link info}). */
+  readonly capacity: number | undefined;
   offer(item: T, o?: WaitOptions): Promise<boolean>;
   poll(o?: WaitOptions): Promise<T | undefined>;
   take(o?: { signal?: AbortSignal }): Promise<T>;
   peek(): Promise<T | undefined>;
   size(): Promise<number>;
+  /** The queue's size and its capacity as last set. */
+  info(): Promise<{ size: number; capacity: number }>;
   drain(max?: number): Promise<T[]>;
 }
 
 /** A bounded FIFO queue shared by the cluster. */
 export class DistributedQueue<T = unknown> implements IQueue<T> {
   readonly #p: number;
-  readonly capacity: number;
+  readonly capacity: number | undefined;
 
   constructor(
     readonly name: string,
@@ -51,8 +58,10 @@ export class DistributedQueue<T = unknown> implements IQueue<T> {
     if (typeof name !== "string" || name.length === 0 || name.length > MAX_QUEUE_NAME) {
       throw new RangeError(`Cannot use queue name ${JSON.stringify(name)}: 1–${MAX_QUEUE_NAME} characters`);
     }
-    const cap = options.capacity ?? DEFAULT_QUEUE_CAPACITY;
-    if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`Cannot use queue capacity ${cap}: a positive integer`);
+    const cap = options.capacity;
+    if (cap !== undefined && (!Number.isInteger(cap) || cap < 1 || cap > MAX_QUEUE_CAPACITY)) {
+      throw new RangeError(`Cannot use queue capacity ${cap}: an integer from 1 to ${MAX_QUEUE_CAPACITY}`);
+    }
     this.capacity = cap;
     this.#p = partitionOf(name, partitionCount);
   }
@@ -98,7 +107,15 @@ export class DistributedQueue<T = unknown> implements IQueue<T> {
     const v = encodeValue(item);
     const ok = await this.#waiting(
       async (pk) =>
-        (await this.#call(OpCode.QueueOffer, { v, n: this.capacity }, true, pk)) === true ? true : undefined,
+        (await this.#call(
+            OpCode.QueueOffer,
+            this.capacity === undefined ? { v } : { v, n: this.capacity },
+            true,
+            pk,
+          )) ===
+            true
+          ? true
+          : undefined,
       o,
     );
     return ok === true;
@@ -127,12 +144,22 @@ export class DistributedQueue<T = unknown> implements IQueue<T> {
   }
 
   async size(): Promise<number> {
-    return ((await this.#call(OpCode.QueueSize, { n: this.capacity }, false)) as { size: number }).size;
+    return (await this.info()).size;
   }
 
-  /** Takes up to `max` items at once (at most 500 per call). */
+  async info(): Promise<{ size: number; capacity: number }> {
+    const r = await this.#call(OpCode.QueueSize, {}, false) as { size?: unknown; capacity?: unknown };
+    if (typeof r?.size !== "number" || typeof r.capacity !== "number") {
+      throw new ShoalError("INTERNAL", "Malformed queue size result");
+    }
+    return { size: r.size, capacity: r.capacity };
+  }
+
+  /** Takes up to `max` items at once (at most 500 per call; none for 0). */
   async drain(max = MAX_DRAIN): Promise<T[]> {
-    const r = await this.#call(OpCode.QueueDrain, { n: Math.max(1, Math.min(max, MAX_DRAIN)) }, true);
+    if (!Number.isInteger(max) || max < 0) throw new RangeError(`Cannot drain ${max} items: a whole number`);
+    if (max === 0) return [];
+    const r = await this.#call(OpCode.QueueDrain, { n: Math.min(max, MAX_DRAIN) }, true);
     if (!Array.isArray(r)) throw new ShoalError("INTERNAL", "Malformed drain result");
     return r.map((b) => decodeValue(b as Uint8Array) as T);
   }

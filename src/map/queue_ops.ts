@@ -20,8 +20,10 @@ export const QUEUE_MAP_PREFIX = "\u0001queue:";
 export const queueMapOf = (name: string): string => QUEUE_MAP_PREFIX + name;
 /** Longest queue name (its internal map's name must fit the 256-char limit). */
 export const MAX_QUEUE_NAME = 256 - QUEUE_MAP_PREFIX.length;
-/** Capacity when none is given. */
+/** Capacity of a queue that never had one set. */
 export const DEFAULT_QUEUE_CAPACITY = 100_000;
+/** Largest capacity (as the REST routes take). */
+export const MAX_QUEUE_CAPACITY = 1_000_000_000;
 /** Most items one drain takes (its removals and the meta record fit one log entry of ≤ 1,000 effects). */
 export const MAX_DRAIN = 500;
 
@@ -48,7 +50,7 @@ export function executeQueueOp(data: PartitionData, op: number, b: OpBody, now: 
   const setMeta = (n: RingMeta): Effect => writeRecord(qm, RING_META, n, now);
   switch (op) {
     case OpCode.QueueSize:
-      return { result: { size, capacity: b.n ?? st.c }, effects: [] };
+      return { result: { size, capacity: st.c }, effects: [] };
     case OpCode.QueuePeek:
       return { result: size > 0 ? items?.get(ringKey(st.h))?.value ?? null : null, effects: [] };
     case OpCode.QueueOffer: {

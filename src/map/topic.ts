@@ -6,8 +6,10 @@
  * one after another, so its messages keep their order. A subscriber that falls behind the
  * ring (or resumes from a sequence already dropped) gets a gap event with the count missed.
  *
- * `getTopic` is the same ring with the default capacity: delivery is best-effort in the sense
- * of Hazelcast's ITopic (a slow subscriber may miss messages, and is told so).
+ * `getTopic` is the same ring, with the capacity last set (the default for a topic that never
+ * had one set): delivery is best-effort in the sense of Hazelcast's ITopic (a slow subscriber
+ * may miss messages, and is told so). The capacity belongs to the topic: a handle given one sets
+ * it with its publishes, a handle without one keeps it.
  */
 import type { Clock, Timer } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
@@ -15,9 +17,9 @@ import type { Invoker } from "../invoke/invoker.ts";
 import { OpCode } from "./operations.ts";
 import { partitionOf } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
-import { DEFAULT_TOPIC_CAPACITY, MAX_READ, MAX_TOPIC_CAPACITY, MAX_TOPIC_NAME } from "./topic_ops.ts";
+import { MAX_READ, MAX_TOPIC_CAPACITY, MAX_TOPIC_NAME } from "./topic_ops.ts";
 
-/** What a subscription yields: a message with its sequence, or a gap of `missed` messages before `seq`. */
+/** What a subscription yields: a message with its sequence, or a gap: `missed` messages from `seq` on were dropped unread. */
 export type TopicEvent<T> = { seq: number; message: T } | { seq: number; missed: number };
 
 export interface SubscribeOptions {
@@ -42,7 +44,11 @@ export interface TopicSubscription<T> extends AsyncIterableIterator<TopicEvent<T
 /** The topic API (`node.getTopic`, `node.getReliableTopic`). */
 export interface ITopic<T = unknown> {
   readonly name: string;
-  readonly capacity: number;
+  /**
+   * The ring capacity this handle's publishes set (undefined: they keep the topic's own, the
+   * default for a topic that never had one set).
+   */
+  readonly capacity: number | undefined;
   publish(message: T): Promise<number>;
   subscribe(o?: SubscribeOptions): TopicSubscription<T>;
 }
@@ -57,7 +63,7 @@ interface ReadAnswer {
 
 export class Topic<T = unknown> implements ITopic<T> {
   readonly #p: number;
-  readonly capacity: number;
+  readonly capacity: number | undefined;
   #last: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -70,8 +76,8 @@ export class Topic<T = unknown> implements ITopic<T> {
     if (typeof name !== "string" || name.length === 0 || name.length > MAX_TOPIC_NAME) {
       throw new RangeError(`Cannot use topic name ${JSON.stringify(name)}: 1–${MAX_TOPIC_NAME} characters`);
     }
-    const cap = options.capacity ?? DEFAULT_TOPIC_CAPACITY;
-    if (!Number.isInteger(cap) || cap < 1 || cap > MAX_TOPIC_CAPACITY) {
+    const cap = options.capacity;
+    if (cap !== undefined && (!Number.isInteger(cap) || cap < 1 || cap > MAX_TOPIC_CAPACITY)) {
       throw new RangeError(`Cannot use topic capacity ${cap}: 1–${MAX_TOPIC_CAPACITY}`);
     }
     this.capacity = cap;
@@ -83,7 +89,12 @@ export class Topic<T = unknown> implements ITopic<T> {
     if (message === undefined) return Promise.reject(new ShoalError("INVALID_ARGUMENT", "Cannot publish undefined"));
     const v = encodeValue(message);
     const run = this.#last.catch(() => {}).then(() =>
-      this.invoker.invoke(this.#p, OpCode.TopicPublish, { m: this.name, v, n: this.capacity }, true)
+      this.invoker.invoke(
+        this.#p,
+        OpCode.TopicPublish,
+        this.capacity === undefined ? { m: this.name, v } : { m: this.name, v, n: this.capacity },
+        true,
+      )
     );
     this.#last = run;
     return run as Promise<number>;

@@ -306,17 +306,23 @@ export class TestNode implements ShoalNode {
   }
 
   readonly queues = new Map<string, unknown[]>();
+  readonly queueCapacities = new Map<string, number>();
   /** An in-memory FIFO with the queue API (no waiting: the grid's queue is tested in queue_test.ts). */
   getQueue<T = unknown>(name: string, options: QueueOptions = {}): IQueue<T> {
     let items = this.queues.get(name) as T[] | undefined;
     if (!items) this.queues.set(name, items = []);
     const list = items;
-    const capacity = options.capacity ?? 100_000;
+    // The capacity belongs to the queue: a handle given one sets it with its offers.
+    const caps = this.queueCapacities;
+    const capacity = () => caps.get(name) ?? 100_000;
     const poll = () => Promise.resolve(list.shift());
     return {
       name,
-      capacity,
-      offer: (item: T) => Promise.resolve(list.length < capacity ? (list.push(item), true) : false),
+      capacity: options.capacity,
+      offer: (item: T) => {
+        if (options.capacity !== undefined) caps.set(name, options.capacity);
+        return Promise.resolve(list.length < capacity() ? (list.push(item), true) : false);
+      },
       poll,
       take: async () => {
         const v = await poll();
@@ -325,6 +331,7 @@ export class TestNode implements ShoalNode {
       },
       peek: () => Promise.resolve(list[0]),
       size: () => Promise.resolve(list.length),
+      info: () => Promise.resolve({ size: list.length, capacity: capacity() }),
       drain: (max = 500) => Promise.resolve(list.splice(0, max)),
       async *[Symbol.asyncIterator]() {
         while (list.length > 0) yield list.shift()!;
@@ -340,7 +347,7 @@ export class TestNode implements ShoalNode {
     const msgs = log;
     return {
       name,
-      capacity: Infinity,
+      capacity: undefined,
       publish: (m: T) => Promise.resolve(msgs.push(m) - 1),
       subscribe(o: SubscribeOptions = {}) {
         const start = o.from ?? msgs.length;
