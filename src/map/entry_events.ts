@@ -128,7 +128,9 @@ const INTS = 6;
 
 /**
  * A partition's recent events, at most `limit` events and about `maxBytes` bytes of keys and
- * values (whole writes are dropped from the front; the newest write's events always stay).
+ * values (whole writes are dropped from the front; the newest write's events always stay, so a
+ * write of more than `limit` changes, at most MAX_WRITE_EFFECTS, is held whole until the next
+ * write: its listeners get it, and eviction counts what it added).
  * `coveredFrom`: every event of writes with seq > coveredFrom is held.
  *
  * Kept in columns (a circular buffer of typed arrays and arrays of references), not one
@@ -236,12 +238,14 @@ export class EventRing {
     this.#old[at] = oldValue;
     this.#n++;
     this.bytes += eventBytes(m, kl, vl, oldValue);
-    while (this.#n > this.limit || (this.bytes > this.maxBytes && this.#seq[this.#head] !== seq)) {
+    while ((this.#n > this.limit || this.bytes > this.maxBytes) && this.#seq[this.#head] !== seq) {
       // Drop the oldest write's events entirely, so coveredFrom stays exact.
       const drop = this.#seq[this.#head];
       while (this.#n > 0 && this.#seq[this.#head] === drop) this.#shift();
       this.coveredFrom = drop;
     }
+    // Columns grown past the limit for one large write go back to it once it is dropped.
+    if (this.#seq.length > this.limit + 1 && this.#n <= this.limit) this.#resize(this.limit + 1);
   }
 
   /** Drops the oldest event (its references go now). */
@@ -254,10 +258,16 @@ export class EventRing {
     this.#n--;
   }
 
-  /** Doubles the columns (up to the limit and one more), the held events first in order. */
+  /** Doubles the columns (up to the limit and one more, beyond it only for one write's events). */
   #grow(): void {
-    const cap = this.#seq.length, next = Math.max(4, Math.min(cap * 2, this.limit + 1));
-    if (next <= cap) throw new Error(`event ring full at ${cap}`);
+    const cap = this.#seq.length;
+    this.#resize(cap < this.limit + 1 ? Math.max(4, Math.min(cap * 2, this.limit + 1)) : cap * 2);
+  }
+
+  /** Columns of `next` places, the held events first in order. */
+  #resize(next: number): void {
+    const cap = this.#seq.length;
+    if (next < this.#n) throw new Error(`event ring of ${this.#n} events cannot shrink to ${next}`);
     const seq = new Float64Array(next), int = new Int32Array(next * INTS);
     const m = new Array<string>(next),
       bytes = new Array<Uint8Array>(next),
