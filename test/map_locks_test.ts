@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { ShoalError } from "../src/core/errors.ts";
 import { type LockState, normalize, WAITER_STALE_MS } from "../src/map/locks.ts";
+import { encodeValue } from "../src/wire/codec.ts";
 import { type GridHarness, gridStarter, incompleteReplication, replicasOf } from "./support/grid_harness.ts";
 
 const P = 13;
@@ -181,6 +182,50 @@ describe("locks on the grid", () => {
     expect(await h.until(h.members.get("n3")!.grid.getMap("m").isLocked(key))).toBe(true);
     await h.until(h.members.get(owner)!.grid.getMap("m").unlock(key));
     expect(await h.until(om.lock(key))).toBeGreaterThan(tok);
+    h.stop();
+  });
+
+  test("a lock left free keeps no record; a key locked again, also after a failover, gets a higher token", async () => {
+    // Each key ever locked used to keep its record forever (300 unlocked keys: 600 records on 2
+    // members). Now a free lock with no waiter keeps none, and its token raises the lock map's
+    // high-water record of the partition, which a key without a record starts from.
+    const { h, primary, others: [a, b] } = await clusterAround("k0");
+    const m = h.members.get(a)!.grid.getMap<string, number>("sessions");
+    const first = new Map<string, number>();
+    for (let i = 0; i < 60; i++) {
+      first.set(`k${i}`, await h.until(m.lock(`k${i}`)));
+      await h.until(m.set(`k${i}`, i));
+      await h.until(m.unlock(`k${i}`));
+    }
+    await h.run(1000);
+    const records = () => {
+      let n = 0;
+      for (const x of h.live()) {
+        for (let p = 0; p < P; p++) {
+          for (let i = 0; i < 60; i++) {
+            if (x.grid.maps.debugLocalValue(p, "\u0001lock:sessions", encodeValue(`k${i}`)) !== undefined) n++;
+          }
+        }
+      }
+      return n;
+    };
+    expect(records()).toBe(0);
+    h.crash(primary, 1000);
+    await h.run(5000);
+    const mb = h.members.get(b)!.grid.getMap<string, number>("sessions");
+    for (let i = 0; i < 60; i++) {
+      const tok = await h.until(mb.lock(`k${i}`));
+      expect(tok).toBeGreaterThan(first.get(`k${i}`)!);
+      await h.until(mb.unlock(`k${i}`));
+    }
+    // A held lock keeps its record; a waiter's record stays until the lock is free with none.
+    const held = await h.until(m.lock("k1"));
+    expect(await h.until(mb.isLocked("k1"))).toBe(true);
+    await h.until(m.unlock("k1"));
+    expect(await h.until(mb.lock("k1"))).toBeGreaterThan(held);
+    await h.until(mb.unlock("k1"));
+    await h.run(1000);
+    expect(records()).toBe(0);
     h.stop();
   });
 

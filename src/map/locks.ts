@@ -6,9 +6,12 @@
  * an ordinary effect shipped to the backups in order, migration and snapshots carry it, epochs
  * fence it and call ids dedupe it. No new replication or migration code exists for locks.
  *
- * The record holds the last fencing token handed out (it only rises, so the record stays
- * after an unlock), the owner (member + handle), the lease end on the primary's clock, and the
- * FIFO queue of waiters (member, handle, lease, last poll). Waiting is a poll: a waiter keeps
+ * The record holds the last fencing token handed out, the owner (member + handle), the lease
+ * end on the primary's clock, and the FIFO queue of waiters (member, handle, lease, last poll).
+ * A lock left free with no waiter keeps no record (a record per key ever locked would stay
+ * forever): the record is removed, and its token raises the lock map's high-water record in
+ * the partition, which a key without a record starts from. So tokens still only rise, per key,
+ * across unlocks and failovers. Waiting is a poll: a waiter keeps
  * its place by asking again (`tryLock` re-polls every ≤ 200 ms); the queue is in the record,
  * so it moves with the partition and survives failover.
  *
@@ -53,12 +56,20 @@ export interface LockState {
   w: Array<[NodeId, string, number, number]>;
 }
 
-const empty = (): LockState => ({ t: 0, o: null, x: 0, w: [] });
+/**
+ * Key of a lock map's high-water record: the highest token of the lock records the partition
+ * removed (a free lock with no waiter). No CBOR value encodes to this byte alone, so no key's
+ * record can be it.
+ */
+export const LOCK_HIGH_WATER = new Uint8Array([0xff]);
 
-/** The lock record of key `k` of map `m` as stored (not normalized). */
+const highWater = (data: PartitionData, m: string): number =>
+  readRecord<number>(data, lockMapOf(m), LOCK_HIGH_WATER) ?? 0;
+
+/** The lock record of key `k` of map `m` as stored (not normalized); a free lock from the high-water token when none. */
 export function readLock(data: PartitionData, m: string, k: Uint8Array): LockState {
   const s = readRecord<LockState>(data, lockMapOf(m), k);
-  return s ? { t: s.t, o: s.o, x: s.x, w: s.w ?? [] } : empty();
+  return s ? { t: s.t, o: s.o, x: s.x, w: s.w ?? [] } : { t: highWater(data, m), o: null, x: 0, w: [] };
 }
 
 /**
@@ -161,7 +172,7 @@ export function executeLockOp(
         s.w = s.w.filter(([id, h]) => !(id === from && h === b.h));
         break;
       }
-      if (!mine) return { result: { err: "CONFLICT" }, effects: effectsOf(b.m, k, before, s, now) };
+      if (!mine) return { result: { err: "CONFLICT" }, effects: effectsOf(data, b.m, k, before, s, now) };
       s.o = null;
       s.x = 0;
       result = true;
@@ -175,12 +186,25 @@ export function executeLockOp(
   }
   // Hand a released lock to the next waiter at once.
   const after = op === OpCode.LockAcquire ? s : normalize(s, now, alive, leaseOutlivesDeath);
-  return { result, effects: effectsOf(b.m, k, before, after, now) };
+  return { result, effects: effectsOf(data, b.m, k, before, after, now) };
 }
 
-function effectsOf(m: string, k: Uint8Array, before: LockState, after: LockState, now: number): Effect[] {
+function effectsOf(
+  data: PartitionData,
+  m: string,
+  k: Uint8Array,
+  before: LockState,
+  after: LockState,
+  now: number,
+): Effect[] {
   if (same(before, after)) return [];
-  return [writeRecord(lockMapOf(m), k, after, now)];
+  const lm = lockMapOf(m);
+  if (after.o !== null || after.w.length > 0) return [writeRecord(lm, k, after, now)];
+  // Free with no waiter: no record; its token raises the high-water record.
+  const out: Effect[] = [];
+  if (data.maps.get(lm)?.get(k)) out.push({ m: lm, k, v: null, at: now });
+  if (after.t > highWater(data, m)) out.push(writeRecord(lm, LOCK_HIGH_WATER, after.t, now));
+  return out;
 }
 
 /**
@@ -200,7 +224,7 @@ export function lockedByOther(
   if (!store || store.size === 0) return false;
   const check = keys ?? [...store.values()].map((r) => r.key);
   for (const k of check) {
-    if (!store.get(k)) continue;
+    if (!store.get(k) || bytesEqual(k, LOCK_HIGH_WATER)) continue;
     const s = normalize(readLock(data, m, k), now, alive, leaseOutlivesDeath);
     if (s.o !== null && s.o[0] !== from) return true;
   }
