@@ -435,6 +435,20 @@ describe("locks and queues under a map's default TTL", () => {
     h.stop();
   });
 
+  test("isLocked is no access of the entry: it does not keep an idle entry alive (as in Hazelcast)", async () => {
+    const h = await cluster(2);
+    const m = h.members.get("n0")!.grid.getMap<string, string>("idle");
+    await h.until(m.set("k", "v", { maxIdleMs: 1000 }));
+    // Asked every 200 ms for 2 s: before, each ask moved the entry's last access and it never expired.
+    for (let t = 0; t < 2000; t += 200) {
+      expect(await h.until(m.isLocked("k"))).toBe(false);
+      await h.run(200);
+    }
+    await h.run(500);
+    expect(await h.until(m.get("k"))).toBeUndefined();
+    h.stop();
+  });
+
   test("queue items outlive a wildcard TTL and size limit matching the queue's name; map entries expire and are evicted", async () => {
     // "*" matches every name, the grid's own internal ones included.
     const h = await cluster(2, { maps: { "*": { ttlMs: 1000, maxSizePerMember: 3 } } });

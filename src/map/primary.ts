@@ -229,10 +229,12 @@ export class PrimaryRole {
       : isTopicOp(req.op)
       ? executeTopicOp(d, req.op, body, stamp)
       : executeOp(d, req.op, body, stamp, hk.defaults);
-    hk.afterRead(d, body.m, keys, now);
+    const internal = isLockOp(req.op) || isQueueOp(req.op) || isTopicOp(req.op);
+    // Only a read of the entry is an access (LRU, max-idle): `isLocked` is not, as in Hazelcast.
+    if (!internal) hk.afterRead(d, body.m, keys, now);
     // Reads of a user map wait for its own sync backups; of a lock, queue or topic, for all.
     const lv = ctx.levels;
-    const k = isLockOp(req.op) || isQueueOp(req.op) || isTopicOp(req.op) ? lv.maxSync : lv.sync(body.m);
+    const k = internal ? lv.maxSync : lv.sync(body.m);
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), k, answerOnCommit(reply, out.result, false));
   }
 
