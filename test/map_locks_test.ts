@@ -138,6 +138,16 @@ describe("locks on the grid", () => {
     h.stop();
   });
 
+  test("a negative, fractional or NaN lease is refused, not taken for no lease", async () => {
+    const h = await cluster(2);
+    const m = h.members.get("n0")!.grid.getMap("m");
+    for (const leaseMs of [-1, 0.5, NaN, 2 ** 32 * 1000]) {
+      await expect(m.tryLock("k", { leaseMs })).rejects.toThrow(RangeError);
+    }
+    expect(await h.until(m.isLocked("k"))).toBe(false);
+    h.stop();
+  });
+
   test("a lease ends the lock", async () => {
     const h = await cluster(2);
     const m = h.members.get("n0")!.grid.getMap("m");

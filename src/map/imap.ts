@@ -95,7 +95,7 @@ export interface IMap<K = unknown, V = unknown> {
 }
 
 export interface LockOptions {
-  /** The lock ends this long after it was granted. @default none */
+  /** The lock ends this long after it was granted: whole ms, 0 for none (anything else throws RangeError). @default none */
   leaseMs?: number;
   /** Which caller on this member holds it (1–128 chars). @default "" */
   owner?: string;

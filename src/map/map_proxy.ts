@@ -415,7 +415,8 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     options: LockOptions & { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<number | undefined> {
     const h = options.owner ?? "";
-    const l = Math.max(0, Math.floor(options.leaseMs ?? 0));
+    // Checked like a TTL: a negative or fractional lease was read as none, a lock held forever.
+    const l = checkMs("leaseMs", options.leaseMs) ?? 0;
     const timeoutMs = options.timeoutMs ?? 0;
     const deadline = this.clock.now() + timeoutMs;
     for (let poll = 0, quick = 0;; poll++) {
