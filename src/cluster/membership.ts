@@ -654,6 +654,7 @@ export class Membership implements ClusterView {
     }
     this.#gossip.clear();
     this.#log.warn("cluster.self.removed", { incarnation: this.#inc });
+    this.#emit({ type: "removedFromList", master: this.#master });
     const attempt = () => {
       if (!this.#rejoining) return;
       const targets = [this.#master, this.#contact, ...this.members().map((m) => m.id)].filter((x): x is NodeId =>

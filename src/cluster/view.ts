@@ -40,7 +40,13 @@ export type ClusterEvent =
   | { type: "masterChanged"; master: NodeId; previous: NodeId | undefined; epoch: number }
   | { type: "memberListChanged"; version: number }
   /** This node's side lost a split-brain merge and re-joined the larger cluster: local data must be merged into it. */
-  | { type: "merge"; from: NodeId[]; into: NodeId };
+  | { type: "merge"; from: NodeId[]; into: NodeId }
+  /**
+   * The master's list dropped this node (taken for dead: cut off or paused) and it joins again,
+   * a group of one merging back: its data must be merged into the cluster as after a split, or
+   * the copies only it kept (the others lost every replica of a partition) would be dropped.
+   */
+  | { type: "removedFromList"; master: NodeId | undefined };
 
 export interface ClusterView {
   readonly self: NodeId;

@@ -1,6 +1,10 @@
 /**
  * Split-brain merge of map data. When a network split heals, membership merges the smaller
- * side into the larger one and emits `merge` on every member of the smaller side. At that
+ * side into the larger one and emits `merge` on every member of the smaller side. A member the
+ * others dropped (cut off or paused past failure detection) before its side formed a group of
+ * its own emits `removedFromList` when it learns it and joins again: it merges the same way, as
+ * a group of one, so the copies only it kept are not lost (the others found every replica of a
+ * partition gone, and started it empty). At that
  * moment such a member still holds the smaller side's table and data: it copies the entries
  * of the partitions it is primary of, waits until it holds a table from its new master, and
  * then re-applies them into the larger cluster through the normal invocation path
@@ -116,6 +120,8 @@ export class SplitMerge {
     }
     const unView = opts.view.subscribe((e) => {
       if (e.type === "merge") this.#onMerge(e.into);
+      // A member the others dropped joins again as a group of one (membership.ts #outOfList).
+      if (e.type === "removedFromList") this.#onMerge(e.master ?? "");
     });
     const unTable = opts.partitions.onTableChange(() => this.#pump());
     this.#unsubscribe = () => {
