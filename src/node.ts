@@ -16,7 +16,7 @@ import { ShoalError } from "./core/errors.ts";
 import { createLogger, type Logger } from "./core/log.ts";
 import { systemRandom } from "./core/random.ts";
 import { createHttpApp } from "./http/app.ts";
-import { parseListenAddress, plainHttpWarning } from "./http/listen_address.ts";
+import { isLoopbackHost, parseListenAddress, plainHttpWarning } from "./http/listen_address.ts";
 import { JobService } from "./jobs/job_service.ts";
 import { mountJobRoutes } from "./jobs/job_routes.ts";
 import { jobMetricFamilies } from "./jobs/job_metrics.ts";
@@ -41,6 +41,7 @@ import { SignalingClient, signalUrl } from "./signaling/client.ts";
 import { SIGNAL_PATH_TICK_MS, SignalPaths } from "./cluster/signal_paths.ts";
 import { type ClientSocket, localSocket } from "./signaling/local_socket.ts";
 import { mountSignaling, type SignalingHub } from "./signaling/server.ts";
+import { MAX_SOCKET_MESSAGE_BYTES } from "./signaling/socket_protocol.ts";
 import { MessageRouter } from "./transport/router.ts";
 import type { NodeId, TransportStats } from "./transport/transport.ts";
 import { createDtlsIdentity, type DtlsIdentity, WebRtcTransport } from "./transport/webrtc.ts";
@@ -241,13 +242,14 @@ export class Node implements ShoalNode {
       if ("error" in addr) throw new ShoalError("INVALID_ARGUMENT", addr.error);
       const warning = plainHttpWarning(o.http ?? Defaults.http, addr.host, tls !== undefined);
       if (warning) this.log.warn("http without tls", { risk: warning });
-      const { upgradeWebSocket, websocket } = wsUpgrader();
+      const { upgradeWebSocket, websocket } = wsUpgrader({ maxMessageBytes: MAX_SOCKET_MESSAGE_BYTES });
       const app = createHttpApp(this, {
         token: o.token,
         readToken: o.readToken,
         openMetrics: o.openMetrics,
         signal: this.#abort.signal,
         logger: this.log.child({ layer: "http" }),
+        loopbackOnly: isLoopbackHost(addr.host),
         extraRoutes: (a: Hono) => {
           // Every member can bootstrap others: the signaling endpoint is always served.
           this.#hub = mountSignaling(a, upgradeWebSocket);

@@ -332,7 +332,9 @@ describe("signaling server and client", () => {
     const closed = new Promise<number>((r) => (ws.onclose = (e) => r(e.code)));
     ws.send("x".repeat(70 * 1024));
     expect(await closed).toBe(1009);
-    expect(server.stats().dropped).toBe(7);
+    // Under Bun the runtime closes the socket from the frame's header (maxPayloadLength), before
+    // the hub sees the message; under Deno the hub's own check does, and counts it.
+    expect(server.stats().dropped).toBe(typeof Bun !== "undefined" ? 6 : 7);
   });
 });
 

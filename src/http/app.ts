@@ -11,6 +11,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Logger } from "../core/log.ts";
 import type { ShoalNode } from "../node_api.ts";
 import { requireToken } from "./auth.ts";
+import { originCheck } from "./origin_check.ts";
 import { clusterJson, healthJson } from "./cluster_info.ts";
 import { dashboardHtml } from "./dashboard.ts";
 import { errorResponse, jsonError } from "./errors.ts";
@@ -23,6 +24,7 @@ import { mountQueueRoutes } from "./queue_routes.ts";
 import { mountTopicRoutes } from "./topic_routes.ts";
 import { collectMetrics } from "./metrics.ts";
 import { collectGarbage } from "../runtime/process.ts";
+import { keepStreamOpen } from "../runtime/serve.ts";
 import { type MetricFamily, prometheusContentType, renderPrometheus } from "./prometheus.ts";
 import { buildSnapshot } from "./snapshot.ts";
 
@@ -44,10 +46,20 @@ export interface HttpAppOptions {
   maxSseClients?: number;
   /** How often the event stream checks for changes. @default 1000 */
   sseIntervalMs?: number;
+  /**
+   * A quiet map-event or topic stream sends a comment this often, so the HTTP idle timeout
+   * (runtime/serve.ts, 40 s) does not close it. @default 15000
+   */
+  streamKeepaliveMs?: number;
   /** Closes the event streams, stops their timer and drops the cluster subscription when aborted (on node shutdown). */
   signal?: AbortSignal;
   /** Where unexpected errors are logged. */
   logger?: Logger;
+  /**
+   * The member listens on a loopback address: requests whose `Host` is not a loopback name are
+   * refused (DNS rebinding; origin_check.ts). @default false
+   */
+  loopbackOnly?: boolean;
 }
 
 /** Default request body limit: 1 MiB. */
@@ -71,6 +83,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   const auth = requireToken({ token: opts.token, readToken: opts.readToken, openMetrics: opts.openMetrics });
   const app = new Hono();
   const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
+  const keepaliveMs = opts.streamKeepaliveMs ?? 15_000;
   const sizes = new MapSizeCache(node);
   let masterChangesSeen = 0;
   const unsubscribe = node.cluster.subscribe((e) => {
@@ -98,6 +111,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   });
   app.notFound((c) => jsonError(c, 404, `No route for ${c.req.method} ${c.req.path}`, "NOT_FOUND"));
 
+  app.use("*", originCheck({ loopbackOnly: opts.loopbackOnly }));
   app.use("*", auth);
   app.use(
     "*",
@@ -117,11 +131,11 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
     await sizes.refresh();
     return c.json(buildSnapshot(node, sizes.current()));
   });
-  mountMapRoutes(app, node, sizes);
+  mountMapRoutes(app, node, sizes, keepaliveMs);
   mountProcessorRoutes(app, node);
   mountLockRoutes(app, node);
   mountQueueRoutes(app, node);
-  mountTopicRoutes(app, node);
+  mountTopicRoutes(app, node, keepaliveMs);
 
   app.get("/metrics", async (c) => {
     // `?gc=1`: the memory figures after a full collection, where the runtime was started with
@@ -154,6 +168,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
       c.header("Retry-After", "5");
       return jsonError(c, 503, "Too many open event streams; try again later", "OVERLOADED");
     }
+    keepStreamOpen(c);
     return res;
   });
 

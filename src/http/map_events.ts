@@ -22,6 +22,7 @@ import { AFTER_WRITE } from "../map/event_polls.ts";
 import type { ShoalNode } from "../node_api.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { queryOnce } from "./params.ts";
+import { keepStreamOpen } from "../runtime/serve.ts";
 
 /** Longest map name and key (as map_routes.ts). */
 const maxMapNameLength = 256;
@@ -60,9 +61,16 @@ export function decodePosition(id: string, afterWrite = AFTER_WRITE, partitionCo
   return out;
 }
 
-/** Adds `GET /maps/:map/events` to `app` (before `/maps/:map/:key`). */
-export function mountMapEventRoutes(app: Hono, node: ShoalNode): void {
+/**
+ * Open map-event streams per member: each holds one of the member's entry listeners (256), so
+ * streams alone cannot take them all from the application (a read token could, before).
+ */
+export const MAX_MAP_EVENT_STREAMS = 64;
+
+/** Adds `GET /maps/:map/events` to `app` (before `/maps/:map/:key`); a quiet stream sends a comment every `keepaliveMs`. */
+export function mountMapEventRoutes(app: Hono, node: ShoalNode, keepaliveMs = 15_000): void {
   const afterWrite = AFTER_WRITE;
+  let open = 0;
   app.get("/maps/:map/events", async (c) => {
     const map = c.req.param("map");
     if (map.length === 0 || map.length > maxMapNameLength) {
@@ -87,20 +95,39 @@ export function mountMapEventRoutes(app: Hono, node: ShoalNode): void {
       if (!pos) return jsonError(c, 400, "Malformed Last-Event-ID", "INVALID_ARGUMENT");
       from = pos;
     }
+    if (open >= MAX_MAP_EVENT_STREAMS) return jsonError(c, 503, "Too many open map event streams", "OVERLOADED");
+    open++;
     let sub;
     try {
       sub = await node.getMap<string, unknown>(map).openEvents({ key, includeValue: iv !== "false", from });
     } catch (err) {
+      open--;
       return errorResponse(c, err);
     }
     const position: Position = new Map(sub.start);
-    return streamSSE(c, async (stream) => {
-      stream.onAbort(() => sub.close());
-      // A comment at once, so the response (and its headers) goes out before the first event.
-      await stream.write(": listening\n\n");
-      for await (const e of sub) {
-        if (stream.aborted || stream.closed) break;
-        await stream.writeSSE(toSSE(e, position, afterWrite));
+    keepStreamOpen(c);
+    let ended = false;
+    let stream: Parameters<Parameters<typeof streamSSE>[1]>[0] | undefined;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      open--;
+      clearInterval(keepalive);
+      sub.close();
+    };
+    const keepalive = setInterval(() => void stream?.write(": keepalive\n\n").catch(end), keepaliveMs);
+    return streamSSE(c, async (s) => {
+      stream = s;
+      s.onAbort(end);
+      try {
+        // A comment at once, so the response (and its headers) goes out before the first event.
+        await s.write(": listening\n\n");
+        for await (const e of sub) {
+          if (s.aborted || s.closed) break;
+          await s.writeSSE(toSSE(e, position, afterWrite));
+        }
+      } finally {
+        end();
       }
     });
   });

@@ -52,7 +52,7 @@ export function keyRoute(handle: (c: Context, map: string, key: string) => Promi
  * @param node the node whose maps are served
  * @param sizes cache used by `GET /maps`
  */
-export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache): void {
+export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache, keepaliveMs: number): void {
   app.get("/maps", async (c) => {
     await sizes.refresh();
     return c.json(sizes.current());
@@ -70,7 +70,7 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache):
   });
 
   // Before /maps/:map/:key: a key named "events" is reached through the IMap API only.
-  mountMapEventRoutes(app, node);
+  mountMapEventRoutes(app, node, keepaliveMs);
 
   app.get(
     "/maps/:map/:key",

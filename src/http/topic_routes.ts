@@ -13,6 +13,7 @@ import { MAX_TOPIC_CAPACITY, MAX_TOPIC_NAME } from "../map/topic_ops.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
 import { queryOnce, wholeNumber, wholeNumberParam } from "./params.ts";
+import { keepStreamOpen } from "../runtime/serve.ts";
 
 /** Open topic streams per member. */
 export const MAX_TOPIC_STREAMS = 64;
@@ -24,7 +25,7 @@ const seqParam = (raw: string | undefined | null): number | undefined | null => 
 };
 
 /** Adds the topic routes to `app`. */
-export function mountTopicRoutes(app: Hono, node: ShoalNode): void {
+export function mountTopicRoutes(app: Hono, node: ShoalNode, keepaliveMs = 15_000): void {
   let open = 0;
   const nameOk = (name: string) => name.length > 0 && name.length <= MAX_TOPIC_NAME;
 
@@ -59,10 +60,13 @@ export function mountTopicRoutes(app: Hono, node: ShoalNode): void {
     }
     if (open >= MAX_TOPIC_STREAMS) return jsonError(c, 503, "Too many open topic streams", "OVERLOADED");
     open++;
+    keepStreamOpen(c);
     const stop = new AbortController();
     const enc = new TextEncoder();
     const events = node.getTopic(name).subscribe({ from: last !== undefined ? last + 1 : from, signal: stop.signal });
+    let keepalive: ReturnType<typeof setInterval> | undefined;
     const closed = () => {
+      clearInterval(keepalive);
       if (!stop.signal.aborted) (stop.abort(), open--);
     };
     c.req.raw.signal?.addEventListener("abort", closed, { once: true });
@@ -70,6 +74,14 @@ export function mountTopicRoutes(app: Hono, node: ShoalNode): void {
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         controller.enqueue(enc.encode(`retry: 1000\n\n`));
+        // A quiet stream sends a comment now and then, so the HTTP idle timeout does not close it.
+        keepalive = setInterval(() => {
+          try {
+            controller.enqueue(enc.encode(": keepalive\n\n"));
+          } catch {
+            closed();
+          }
+        }, keepaliveMs);
       },
       async pull(controller) {
         try {

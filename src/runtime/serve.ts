@@ -21,7 +21,20 @@ export interface ServeOptions {
   websocket?: unknown;
   /** Serve HTTPS (and WSS) with this PEM certificate chain and private key. @default plain HTTP */
   tls?: TlsFiles;
+  /**
+   * Bun: seconds a connection may stay without traffic (a kept-alive socket between requests, a
+   * request waiting for its answer, a quiet stream) before it is closed; at most 255. @default
+   * {@link HTTP_IDLE_TIMEOUT_S}
+   */
+  idleTimeoutSec?: number;
 }
+
+/**
+ * The HTTP idle timeout: above the longest wait a request may ask for (25 s) and twice the
+ * event streams' keepalive (15 s). Without one (it was 0), a client holding idle keep-alive
+ * sockets used up the member's file descriptors and its API stopped answering.
+ */
+export const HTTP_IDLE_TIMEOUT_S = 40;
 
 /** A PEM certificate (chain) and its private key, as text. */
 export interface TlsFiles {
@@ -38,6 +51,17 @@ export interface Served {
   hostname: string;
   /** Stops listening and closes open connections. */
   close(): Promise<void>;
+}
+
+/**
+ * Exempts a streaming response (server-sent events) from Bun's HTTP idle timeout, which closes
+ * a response still being written to as well (checked: a stream written every 500 ms was cut at
+ * the 2 s timeout's next 4 s step). Call it from the route with its context; elsewhere (Deno,
+ * `app.request` in tests) it does nothing. Streams are capped per route instead.
+ */
+export function keepStreamOpen(c: Context): void {
+  const server = c.env as { timeout?: (req: Request, seconds: number) => void } | undefined;
+  if (g.Bun && typeof server?.timeout === "function") server.timeout(c.req.raw, 0);
 }
 
 /**
@@ -89,8 +113,8 @@ export function serve(opts: ServeOptions): Promise<Served> {
         fetch: (req: Request, srv: unknown) => opts.fetch(req, srv),
         websocket: opts.websocket,
         ...(opts.tls ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
-        // Idle WebSockets (a joined node keeps its signaling socket) must not be cut.
-        idleTimeout: 0,
+        // WebSockets have their own idle timeout and pings (websocket.ts): an idle signaling socket stays.
+        idleTimeout: opts.idleTimeoutSec ?? HTTP_IDLE_TIMEOUT_S,
       });
     } catch (err) {
       return Promise.reject(bindError(hostname, opts.port, err));

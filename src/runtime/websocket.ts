@@ -94,6 +94,8 @@ const denoUpgrade = defineWebSocketHelper((c, events) => {
 
 /**
  * Returns the WebSocket upgrader of the current runtime.
+ * @param opts `maxMessageBytes`: under Bun, a larger received message closes the socket before
+ *   it is buffered (Deno's `upgradeWebSocket` takes no such limit: the handler's own check applies)
  * @returns `{ upgradeWebSocket, websocket }`
  * @example
  * ```ts
@@ -102,8 +104,14 @@ const denoUpgrade = defineWebSocketHelper((c, events) => {
  * await serve({ port: 0, fetch: app.fetch, websocket });
  * ```
  */
-export function wsUpgrader(): WsUpgrader {
-  if (g.Bun) return { upgradeWebSocket: bunUpgrade, websocket: bunWebsocket };
+export function wsUpgrader(opts: { maxMessageBytes?: number } = {}): WsUpgrader {
+  if (g.Bun) {
+    // Bun buffers a whole message before the handler sees it (16 MiB by default): a larger one
+    // closes the socket (1009) before it is buffered. Idle sockets are pinged (`sendPings`, on by
+    // default) and kept while the peer answers, whatever the HTTP idle timeout.
+    const limit = opts.maxMessageBytes === undefined ? {} : { maxPayloadLength: opts.maxMessageBytes };
+    return { upgradeWebSocket: bunUpgrade, websocket: { ...bunWebsocket, ...limit } };
+  }
   if (g.Deno) return { upgradeWebSocket: denoUpgrade, websocket: undefined };
   throw new Error("Cannot upgrade WebSockets: this runtime is neither Bun nor Deno");
 }

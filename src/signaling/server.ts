@@ -260,7 +260,10 @@ export class SignalingHub {
       this.#afterClose++;
       return;
     }
-    const size = typeof data === "string" ? data.length : (data as ArrayBuffer)?.byteLength ?? 0;
+    // In UTF-8 bytes, as the limit reads (a string's length counts UTF-16 units, up to 3 bytes each).
+    const size = typeof data === "string"
+      ? (data.length * 3 <= MAX_SOCKET_MESSAGE_BYTES ? data.length : new TextEncoder().encode(data).byteLength)
+      : (data as ArrayBuffer)?.byteLength ?? 0;
     if (size > MAX_SOCKET_MESSAGE_BYTES) {
       this.#dropped++;
       this.#shut(c, 1009, "message too large");
@@ -415,7 +418,7 @@ export async function createSignalingServer(
   opts: SignalingOptions & { hostname?: string; port: number },
 ): Promise<SignalingServer> {
   const app = new Hono();
-  const { upgradeWebSocket, websocket } = wsUpgrader();
+  const { upgradeWebSocket, websocket } = wsUpgrader({ maxMessageBytes: MAX_SOCKET_MESSAGE_BYTES });
   const hub = mountSignaling(app, upgradeWebSocket, opts);
   app.get("/", (c) => c.json({ service: "shoal-signal", endpoint: "/signal" }));
   const served: Served = await serve({

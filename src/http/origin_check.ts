@@ -1,0 +1,65 @@
+/**
+ * Requests a web page made the browser send. Without a token a member's API is open to
+ * whatever can reach it, which for a member on loopback meant any web page its operator
+ * visited (found by an internal review):
+ * - **Cross-site requests.** A page on another origin can make the browser send a POST, PUT or
+ *   DELETE ("simple" requests need no preflight, `mode: "no-cors"`): it cannot read the answer,
+ *   but the write is done. A browser names the page's origin in `Origin` on such a request, so
+ *   a write whose `Origin` is not this member's own (the `Host` it was sent to) gets 403. Clients
+ *   that are not browsers send no `Origin` and are not affected; the dashboard is same-origin.
+ * - **DNS rebinding.** A page whose own host name is re-pointed at 127.0.0.1 is same-origin with
+ *   the member as the browser sees it, and can read too. Such a request still names the page's
+ *   host in `Host`: a member listening on loopback only answers requests whose `Host` is a
+ *   loopback name or address.
+ */
+import type { MiddlewareHandler } from "hono";
+import { jsonError } from "./errors.ts";
+import { isLoopbackHost } from "./listen_address.ts";
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** A `Host` header split into its lower-case name and port (absent: undefined), or undefined when malformed. */
+export function splitHost(host: string): { name: string; port: number | undefined } | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]/@\s]+)(?::(\d{1,5}))?$/.exec(host);
+  if (!m) return undefined;
+  return { name: m[1].toLowerCase(), port: m[2] === undefined ? undefined : Number(m[2]) };
+}
+
+/** Whether a browser's `Origin` names the same host and port as the request's `Host`. */
+export function sameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  let u: URL;
+  try {
+    u = new URL(origin);
+  } catch {
+    return false; // "null" (a sandboxed frame, a file) and anything else malformed
+  }
+  const h = splitHost(host);
+  if (!h || (u.protocol !== "http:" && u.protocol !== "https:")) return false;
+  const defaultPort = u.protocol === "https:" ? 443 : 80;
+  const originName = u.hostname.toLowerCase();
+  return originName === h.name && Number(u.port || defaultPort) === (h.port ?? defaultPort);
+}
+
+/**
+ * Refuses (403 `FORBIDDEN`) a write sent from another web origin, and, with `loopbackOnly`
+ * (the member listens on a loopback address), any request whose `Host` is not a loopback name.
+ */
+export function originCheck(opts: { loopbackOnly?: boolean } = {}): MiddlewareHandler {
+  return async (c, next) => {
+    const host = c.req.header("host");
+    if (opts.loopbackOnly) {
+      const h = host === undefined ? undefined : splitHost(host);
+      if (!h || !isLoopbackHost(h.name)) {
+        return jsonError(c, 403, "This member listens on loopback only: Host must name it so", "FORBIDDEN");
+      }
+    }
+    if (!SAFE_METHODS.has(c.req.method)) {
+      const origin = c.req.header("origin");
+      if (origin !== undefined && !sameOrigin(origin, host)) {
+        return jsonError(c, 403, "Writes from another web origin are refused", "FORBIDDEN");
+      }
+    }
+    await next();
+  };
+}
