@@ -138,6 +138,30 @@ describe("registry", () => {
 
 const cluster = gridStarter(P);
 
+describe("expiry of what a processor writes", () => {
+  test("a value a processor writes takes the map's TTL, as a set() without options does", async () => {
+    // Before, a processor's write carried no TTL: an entry it created, or updated after a set()
+    // with a TTL, never expired.
+    const h = new GridHarness({ seed: 1, config: { partitionCount: P, maps: { "sess*": { ttlMs: 1000 } } } });
+    for (let i = 0; i < 2; i++) await h.add(`n${i}`);
+    await h.run(3000);
+    const m = h.members.get("n1")!.grid.getMap<string, number>("sessions");
+    await h.until(m.set("viaSet", 1));
+    await h.until(m.executeOnKey("viaProcessor", "increment"));
+    await h.until(m.set("ttlThenProcessor", 1, { ttlMs: 1000 }));
+    await h.until(m.executeOnKey("ttlThenProcessor", "increment"));
+    await h.until(m.executeOnKeys(["a", "b"], "increment"));
+    // In a map without a TTL, a processor's write has none either.
+    const plain = h.members.get("n1")!.grid.getMap<string, number>("plain");
+    await h.until(plain.executeOnKey("kept", "increment"));
+    await h.run(3000);
+    const got = await h.until(m.getAll(["viaSet", "viaProcessor", "ttlThenProcessor", "a", "b"]));
+    expect([...got]).toEqual([]);
+    expect(await h.until(plain.get("kept"))).toBe(1);
+    h.stop();
+  });
+});
+
 describe("on the grid", () => {
   test("runs once per call on the primary only; backups apply its effect and end up equal", async () => {
     // Every member registers this same function, so `ran` counts runs anywhere in the cluster.

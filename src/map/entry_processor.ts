@@ -16,7 +16,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { ShoalError, type ShoalErrorCode } from "../core/errors.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
-import { type OpBody, OpCode, type OpOutcome } from "./operations.ts";
+import { resolveExpiry } from "./expiry.ts";
+import { type ExpiryDefaults, type OpBody, OpCode, type OpOutcome } from "./operations.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
 import { bytesEqual, keyId } from "./record_store.ts";
 
@@ -320,13 +321,24 @@ export function executeProcessorOp(
   op: number,
   b: OpBody,
   now: number,
+  defaults?: ExpiryDefaults,
 ): OpOutcome {
+  // A value a processor writes takes the map's TTL and max-idle, as a `set` without options
+  // does (Hazelcast's `setValue`): it was written without any, so it never expired.
+  const expiry = defaults && resolveExpiry(undefined, defaults(b.m));
+  const stamp = (e: Effect) => {
+    if (expiry && e.v !== null) {
+      if (expiry.ttl !== undefined) e.ttl = expiry.ttl;
+      if (expiry.mi !== undefined) e.mi = expiry.mi;
+    }
+    return e;
+  };
   if (op === OpCode.ExecuteOnKey) {
     const { outcome, effect } = registry.runOnKey(data, b.m, b.k!, b.pr!, b.pa, now);
-    return { result: outcome, effects: effect ? [effect] : [] };
+    return { result: outcome, effects: effect ? [stamp(effect)] : [] };
   }
   const { outcomes, effects } = registry.runOnKeys(data, b.m, b.ks!, b.pr!, b.pa, now, b.po === true);
-  return { result: outcomes, effects };
+  return { result: outcomes, effects: effects.map(stamp) };
 }
 
 /**

@@ -175,7 +175,7 @@ export class PrimaryRole {
       return reply("LOCKED", null, `a key of this write is locked by another member`);
     }
     const out = isProcessorOp(req.op)
-      ? executeProcessorOp(ctx.processors, d, req.op, body, stamp)
+      ? executeProcessorOp(ctx.processors, d, req.op, body, stamp, hk.defaults)
       : isLockOp(req.op)
       ? executeLockOp(d, req.op, body, stamp, from, alive, leaseOutlivesDeath)
       : isQueueOp(req.op)
