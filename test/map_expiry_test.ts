@@ -371,6 +371,25 @@ describe("entry events", () => {
     expect(old.events.since({ seq: 5, i: 1 }, 7, 100)).toEqual({ events: [], gap: { fromSeq: 6, toSeq: 7 } });
   });
 
+  test("a ring restored from events that left maps out gives their readers a gap up to the snapshot's seq", () => {
+    const r = new EventRing(16);
+    const ev = (seq: number, m: string) => RawEvent.of(seq, 0, { type: "added" as const, m, key: b(`k${seq}`) }, null);
+    for (let seq = 1; seq <= 6; seq++) r.push(ev(seq, seq % 2 === 0 ? "a" : "b"));
+    const out = r.exportEvents((m) => m === "a");
+    expect(out.ex).toEqual(["b"]);
+    const copy = new EventRing(16);
+    copy.restore(out.from, out.ev, 6, out.ex);
+    // A reader of "a" resumes without a gap; one of "b" learns that writes 3..6 may hold its events.
+    expect(copy.since({ seq: 2, i: 0 }, 6, 100, "a").gap).toBeUndefined();
+    expect(copy.since({ seq: 2, i: 0 }, 6, 100, "b").gap).toEqual({ fromSeq: 3, toSeq: 6 });
+    // Passed on again, the copy still names "b"; once the ring no longer reaches back past 6, no map is special.
+    expect(copy.exportEvents().ex).toEqual(["b"]);
+    for (let seq = 7; seq <= 30; seq++) copy.push(ev(seq, "b"));
+    expect(copy.coveredFrom).toBeGreaterThanOrEqual(6);
+    expect(copy.exportEvents().ex).toBeUndefined();
+    expect(copy.since({ seq: copy.coveredFrom, i: 1_000_000 }, 30, 100, "b").gap).toBeUndefined();
+  });
+
   test("events that do not check out are not restored: the ring starts after the snapshot's seq", () => {
     const r = new EventRing(8);
     const key = b("k");

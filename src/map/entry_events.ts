@@ -148,6 +148,12 @@ export class EventRing {
   #head = 0;
   #n = 0;
   coveredFrom: number;
+  /**
+   * Maps whose events of writes up to `until` this ring does not hold: a copy restored from a
+   * snapshot that left them out (it carries the events of the maps listened to on its source).
+   * A reader of such a map behind `until` gets a gap; before, it resumed silently past them.
+   */
+  #missing: { maps: Set<string>; until: number } | undefined;
 
   /** Approximate bytes held (see rawEventBytes). */
   bytes = 0;
@@ -162,6 +168,7 @@ export class EventRing {
 
   /** Starts over after `seq` (a snapshot replaced the partition's content). */
   reset(seq: number): void {
+    this.#missing = undefined;
     this.#seq = new Float64Array(0);
     this.#int = new Int32Array(0);
     this.#m = [];
@@ -174,25 +181,33 @@ export class EventRing {
 
   /**
    * The events held, oldest first, as a snapshot carries them (`keep`: of the maps it accepts
-   * only), and `from`: every event of writes with seq > from is among them.
+   * only), and `from`: every event of writes with seq > from is among them, but for the maps in
+   * `ex` (present when some were left out, by `keep` or before this ring got them), whose events
+   * up to the snapshot's seq are not.
    */
-  exportEvents(keep?: (m: string) => boolean): { from: number; ev: EventTuple[] } {
+  exportEvents(keep?: (m: string) => boolean): { from: number; ev: EventTuple[]; ex?: string[] } {
     const ev: EventTuple[] = [];
+    const ex = new Set<string>(this.#missing?.maps);
     for (let j = 0; j < this.#n; j++) {
-      if (keep && !keep(this.#m[(this.#head + j) % this.#seq.length])) continue;
+      const m = this.#m[(this.#head + j) % this.#seq.length];
+      if (keep && !keep(m)) {
+        ex.add(m);
+        continue;
+      }
       const e = this.#event(j);
       ev.push([e.seq, e.i, TYPE_INDEX[e.type], e.m, e.key, e.value ?? null, e.oldValue ?? null]);
     }
-    return { from: this.coveredFrom, ev };
+    return ex.size > 0 ? { from: this.coveredFrom, ev, ex: [...ex].sort() } : { from: this.coveredFrom, ev };
   }
 
   /**
    * Starts over with a snapshot's events: every event of writes with seq > `from` is in `ev`
    * (oldest first); those after `upTo` (the seq the copy starts at) are left out, since the
    * writes after it will bring them again. A list that does not check out (out of order, an
-   * unknown type) leaves the ring starting after `upTo`.
+   * unknown type) leaves the ring starting after `upTo`. The maps in `ex` have none of their
+   * events up to `upTo` here: their readers behind it get a gap.
    */
-  restore(from: number, ev: readonly EventTuple[], upTo: number): void {
+  restore(from: number, ev: readonly EventTuple[], upTo: number, ex?: readonly string[]): void {
     this.reset(upTo);
     if (from >= upTo) return;
     let last: EventCursor = { seq: from, i: Number.MAX_SAFE_INTEGER };
@@ -201,6 +216,7 @@ export class EventRing {
       last = { seq: e[0], i: e[1] };
     }
     this.coveredFrom = from;
+    if (ex && ex.length > 0) this.#missing = { maps: new Set(ex), until: upTo };
     for (const [seq, i, type, m, key, value, oldValue] of ev) {
       if (seq > upTo) break;
       // Key, value and old value copied out of the received chunk (RawEvent.of copies the first two).
@@ -243,6 +259,7 @@ export class EventRing {
       const drop = this.#seq[this.#head];
       while (this.#n > 0 && this.#seq[this.#head] === drop) this.#shift();
       this.coveredFrom = drop;
+      if (this.#missing && this.coveredFrom >= this.#missing.until) this.#missing = undefined;
     }
     // Columns grown past the limit for one large write go back to it once it is dropped.
     if (this.#seq.length > this.limit + 1 && this.#n <= this.limit) this.#resize(this.limit + 1);
@@ -301,12 +318,21 @@ export class EventRing {
 
   /**
    * Events after cursor `c` with seq ≤ `upTo`, at most `max`. `gap` is set when events after
-   * `c` are no longer held: writes `c.seq + 1 .. coveredFrom` are lost to this reader.
+   * `c` are no longer held: writes `c.seq + 1 .. coveredFrom` are lost to this reader, or, for a
+   * reader of map `m` whose events a restored snapshot left out, up to the snapshot's seq.
    */
-  since(c: EventCursor, upTo: number, max: number): { events: RawEvent[]; gap?: { fromSeq: number; toSeq: number } } {
+  since(
+    c: EventCursor,
+    upTo: number,
+    max: number,
+    m?: string,
+  ): { events: RawEvent[]; gap?: { fromSeq: number; toSeq: number } } {
     const out: RawEvent[] = [];
     let gap: { fromSeq: number; toSeq: number } | undefined;
-    if (c.seq < this.coveredFrom) gap = { fromSeq: c.seq + 1, toSeq: this.coveredFrom };
+    let lostTo = c.seq < this.coveredFrom ? this.coveredFrom : -1;
+    const miss = this.#missing;
+    if (m !== undefined && miss && c.seq < miss.until && miss.maps.has(m)) lostTo = Math.max(lostTo, miss.until);
+    if (lostTo >= 0) gap = { fromSeq: c.seq + 1, toSeq: lostTo };
     // Binary search for the first event after the cursor.
     const cap = this.#seq.length;
     let lo = 0, hi = this.#n;

@@ -45,7 +45,7 @@ export function readEvents(d: PartitionData, b: OpBody, committed: number): Even
     // from here: waiting for the sequence to reach the cursor would hide every later write.
     return { s: committed, i: AFTER_WRITE, ev: [], gap: [d.seq + 1, cursor.seq] };
   }
-  const r = d.events.since(cursor, committed, max);
+  const r = d.events.since(cursor, committed, max, b.m);
   const ev: WireEvent[] = [];
   let last: EventCursor = cursor;
   for (const e of r.events) {

@@ -192,6 +192,12 @@ const chunkFields = {
     100_000,
   ).optional(),
   ef: w.uint().optional(),
+  /**
+   * Maps whose events up to the snapshot's seq are not in `ev` (the sender left them out: it
+   * sends a follower only the maps listened to on it lately); their readers behind it get a gap.
+   * Added 7 December; a member that predates it ignores it.
+   */
+  ex: w.list(w.str(256), 4096).optional(),
 };
 
 /**

@@ -61,6 +61,8 @@ export interface SnapshotData {
    */
   ev?: EventTuple[];
   ef?: number;
+  /** Maps whose events up to `seq` are not in `ev` (left out by the sender; see EventRing.exportEvents). */
+  ex?: string[];
 }
 
 export type { SnapshotEntry };
@@ -446,8 +448,9 @@ export class PartitionData {
     if (this.level > 0) snap.level = this.level;
     if (this.idleFloor > 0) snap.idleFloor = this.idleFloor;
     if (this.historyLostAt > -Infinity) snap.historyLostAt = this.historyLostAt;
-    const { from, ev } = this.events.exportEvents(events ? (m) => (!keep || keep(m)) && events(m) : keep);
+    const { from, ev, ex } = this.events.exportEvents(events ? (m) => (!keep || keep(m)) && events(m) : keep);
     if (ev.length > 0) (snap.ev = ev, snap.ef = from);
+    if (ev.length > 0 && ex) snap.ex = ex;
     return snap;
   }
 
@@ -494,7 +497,7 @@ export class PartitionData {
     }
     this.idleFloor = snap.idleFloor ?? 0;
     if (snap.historyLostAt !== undefined) this.historyLostAt = Math.max(this.historyLostAt, snap.historyLostAt);
-    if (snap.ev && snap.ef !== undefined) this.events.restore(snap.ef, snap.ev, snap.seq);
+    if (snap.ev && snap.ef !== undefined) this.events.restore(snap.ef, snap.ev, snap.seq, snap.ex);
     else this.events.reset(snap.seq);
     for (const [client, w] of snap.cw ?? []) this.dedupe.raise(client, w);
     for (const [c, seq, r, m, x] of snap.dedupe) {

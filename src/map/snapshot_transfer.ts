@@ -84,7 +84,7 @@ interface SnapshotIn {
   s: number;
   d: [number, number];
   /** What each chunk carried, by index. */
-  got: Map<number, Pick<SnapshotData, "entries" | "dedupe" | "cw" | "ev" | "ef">>;
+  got: Map<number, Pick<SnapshotData, "entries" | "dedupe" | "cw" | "ev" | "ef" | "ex">>;
   /** Last time a chunk of this transfer arrived (new or resent). */
   lastChunkAt: number;
   /** The partition's idle floor (expiry.ts). */
@@ -198,6 +198,7 @@ export class SnapshotTransfers {
     for (const e of snap.ev ?? []) {
       lastExtraBytes += 32 + e[3].length + e[4].byteLength + (e[5]?.byteLength ?? 0) + (e[6]?.byteLength ?? 0);
     }
+    for (const m of snap.ex ?? []) lastExtraBytes += m.length + 2;
     for (let i = 0; i < packer.chunks.length; i++) {
       const last = i === packer.chunks.length - 1;
       const data = this.#compress(packer.chunks[i]);
@@ -218,6 +219,7 @@ export class SnapshotTransfers {
       if (up) c.up = true;
       if (last && snap.cw) c.cw = snap.cw;
       if (last && snap.ev) (c.ev = snap.ev, c.ef = snap.ef);
+      if (last && snap.ex) c.ex = snap.ex;
       if (snap.idleFloor) c.fl = snap.idleFloor;
       if (lostAgo !== undefined) c.hl = lostAgo;
       if (lv > 0) c.lv = lv;
@@ -478,6 +480,7 @@ export class SnapshotTransfers {
       for (const e of part.dedupe) snap.dedupe.push(e);
       if (part.cw) (snap.cw ??= []).push(...part.cw);
       if (part.ev && part.ef !== undefined) (snap.ev = part.ev, snap.ef = part.ef);
+      if (part.ex) snap.ex = part.ex;
     }
     return snap;
   }
@@ -504,7 +507,7 @@ export class SnapshotTransfers {
     }
     a.lastChunkAt = this.ctx.clock.now();
     if (c.i >= a.n) return null;
-    a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe, cw: c.cw, ev: c.ev, ef: c.ef });
+    a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe, cw: c.cw, ev: c.ev, ef: c.ef, ex: c.ex });
     this.ctx.transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
     if (a.got.size < a.n) return null;
     this.in.delete(c.p);
