@@ -3,7 +3,8 @@
  * `max-size` does: a handle given a capacity sets it, a handle without one keeps it. Before,
  * every handle sent its own (the default when it had none) with each offer or publish, so a
  * REST offer without `?capacity=`, or a plain `getTopic` publish, overwrote the capacity an
- * app had set.
+ * app had set. Also: a topic subscription from past the ring's tail (the ring went back, or a
+ * made-up position) starts at the tail; it waited silently for the sequence to get there.
  */
 import { expect, test } from "bun:test";
 import { createHttpApp } from "../src/http/app.ts";
@@ -88,6 +89,23 @@ test("a getTopic publish keeps the ring capacity a reliable topic set", async ()
       { seq: 6, message: 6 },
       { seq: 7, message: 7 },
     ]);
+  } finally {
+    h.stop();
+  }
+});
+
+test("a subscription from past the ring's tail starts at the tail instead of waiting for the sequence to get there", async () => {
+  const h = await cluster(2);
+  try {
+    const t = h.members.get("n0")!.grid.getReliableTopic<number>("ahead");
+    for (let i = 0; i < 3; i++) await h.until(t.publish(i));
+    const stop = new AbortController();
+    const sub = t.subscribe({ from: 100, signal: stop.signal });
+    expect(await h.until(sub.ready)).toBe(3);
+    await h.until(t.publish(3));
+    const first = await h.until(sub.next());
+    stop.abort();
+    expect(first.value).toEqual({ seq: 3, message: 3 });
   } finally {
     h.stop();
   }

@@ -48,7 +48,10 @@ export function executeTopicOp(data: PartitionData, op: number, b: OpBody, now: 
     effects.push(writeRecord(tm, RING_META, { h, t: st.t + 1, c: cap }, now));
     return { result: st.t, effects };
   }
-  const from = b.s! < 0 ? st.t : b.s!;
+  // A position past the ring's tail (the ring went back: messages lost beyond its backups, or a
+  // split's merge; or a made-up resume position) reads from the tail: waiting for the sequence
+  // to reach it would hide every message published until then.
+  const from = b.s! < 0 ? st.t : Math.min(b.s!, st.t);
   const start = Math.max(from, st.h);
   const missed = Math.max(0, Math.min(st.h, st.t) - from);
   const msgs: Array<[number, Uint8Array]> = [];
