@@ -422,6 +422,9 @@ describe("dashboard and events", () => {
     const res = await createHttpApp(createTestNode()).request("/");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/html");
+    // It asks for the token: no other site may frame it.
+    expect(res.headers.get("x-frame-options")).toBe("DENY");
+    expect(res.headers.get("content-security-policy")).toBe("frame-ancestors 'none'");
     const html = await res.text();
     expect(html.startsWith("<!doctype html>")).toBe(true);
     expect(html).toContain('data-testid="partition-grid"');

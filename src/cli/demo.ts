@@ -145,7 +145,7 @@ class DemoRun {
   }
 
   /** Starts `mod.ts <args>` under this runtime; resolves `ready` with its ready line. */
-  spawn(name: string, args: string[]): Child {
+  spawn(name: string, args: string[], env?: Record<string, string>): Child {
     let resolveReady!: (v: Record<string, unknown>) => void;
     let rejectReady!: (e: Error) => void;
     const ready = new Promise<Record<string, unknown>>((res, rej) => {
@@ -156,6 +156,7 @@ class DemoRun {
     const stderr: string[] = [];
     const handle = spawnChild([...runtimeScriptCommand(this.modPath), ...args], {
       cwd: this.root,
+      ...(env ? { env } : {}),
       onStdoutLine: (line) => {
         if (!line.includes('"event":"ready"')) return;
         try {
@@ -287,8 +288,6 @@ async function runDemo(run: DemoRun): Promise<void> {
     "node",
     "--name",
     name,
-    "--secret",
-    run.secret,
     "--http",
     "127.0.0.1:0",
     "--join",
@@ -300,7 +299,8 @@ async function runDemo(run: DemoRun): Promise<void> {
   const members: Array<{ name: string; child: Child; id: string; url: string }> = [];
   // The first member starts alone so it is the oldest, hence the master.
   for (const group of [[names[0]], names.slice(1)]) {
-    const started = group.map((name) => run.spawn(name, memberArgs(name)));
+    // The secret by the environment, not the command line (where `ps` shows it to every user).
+    const started = group.map((name) => run.spawn(name, memberArgs(name), { SHOAL_SECRET: run.secret }));
     const readies = await Promise.all(started.map((c) => run.readyOf(c)));
     readies.forEach((r, i) => {
       members.push({ name: group[i], child: started[i], id: String(r.member), url: String(r.http) });

@@ -161,7 +161,12 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
     return c.body(text, 200, { "Content-Type": prometheusContentType });
   });
 
-  app.get("/", (c) => c.html(dashboardHtml()));
+  // The dashboard asks for the token: no other site may frame it (clickjacking).
+  app.get("/", (c) => {
+    c.header("X-Frame-Options", "DENY");
+    c.header("Content-Security-Policy", "frame-ancestors 'none'");
+    return c.html(dashboardHtml());
+  });
   app.get("/events", (c) => {
     const res = events.open(c.req.raw.signal);
     if (!res) {

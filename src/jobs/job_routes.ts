@@ -43,7 +43,8 @@ function errorResponse(err: unknown): Response {
       : 500;
     return json({ error: err.message, code: err.code }, status);
   }
-  return json({ error: err instanceof Error ? err.message : String(err), code: "INTERNAL" }, 500);
+  // No internals in an error body (SECURITY.md): an unexpected error is reported by its code only.
+  return json({ error: "internal error", code: "INTERNAL" }, 500);
 }
 
 async function readJson(req: Request): Promise<{ ok: true; body: unknown } | { ok: false; res: Response }> {
