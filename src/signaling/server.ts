@@ -291,6 +291,15 @@ export class SignalingHub {
         this.#rooms.set(m.room, room);
       }
       const old = room.get(m.id);
+      if (old && old.ip === "local" && c.ip !== "local") {
+        // The member this hub runs in registered itself in process: a socket from elsewhere
+        // naming its id is someone else (its id is public, from /health), and would take the
+        // signals meant for it. The newest-wins rule below is for a member's own reconnects.
+        this.#dropped++;
+        this.#send(c, { type: "error", code: "INVALID", reason: "this id is the hub's own member" });
+        this.#shut(c, 1008, "id taken");
+        return;
+      }
       if (old) {
         // The same member reconnected (or restarted): the newest socket wins.
         old.room = null;
