@@ -7,24 +7,20 @@
  * no longer replaced by a network socket.
  */
 import { afterAll, expect, test } from "bun:test";
-import { startNode } from "../src/node.ts";
+import { type Node, startNode } from "../src/node.ts";
 import { SOCKET_PROTOCOL_VERSION } from "../src/signaling/socket_protocol.ts";
 import { roomId } from "../src/wire/envelope.ts";
 
-// deno-lint-ignore no-explicit-any
-const nodes: any[] = [];
+const nodes: Node[] = [];
 afterAll(async () => {
   for (const n of nodes) await n.shutdown().catch(() => {});
 });
 
 test("a network socket naming the hub's own member is refused; another id is welcome", async () => {
-  // deno-lint-ignore no-explicit-any
-  const a = await startNode(
-    { secret: "s", token: "T", http: "127.0.0.1:0", logLevel: "silent", partitionCount: 7 } as any,
-  ) as any;
+  const a = await startNode({ secret: "s", token: "T", http: "127.0.0.1:0", logLevel: "silent", partitionCount: 7 });
   nodes.push(a);
   const health = await (await fetch(a.httpUrl + "/health")).json();
-  const wsUrl = a.httpUrl.replace("http", "ws") + "/signal";
+  const wsUrl = a.httpUrl!.replace("http", "ws") + "/signal";
   const hello = (id: string) =>
     new Promise<{ messages: Array<{ type: string; code?: string }>; closed: number | undefined }>((resolve) => {
       const ws = new WebSocket(wsUrl);
@@ -41,8 +37,7 @@ test("a network socket naming the hub's own member is refused; another id is wel
   const other = await hello("someone-else");
   expect(other.messages[0]?.type).toBe("welcome");
   // The member is still registered: a second member joins through it.
-  // deno-lint-ignore no-explicit-any
-  const b = await startNode({ secret: "s", join: [a.httpUrl], logLevel: "silent", partitionCount: 7 } as any) as any;
+  const b = await startNode({ secret: "s", join: [a.httpUrl!], logLevel: "silent", partitionCount: 7 });
   nodes.push(b);
   for (let i = 0; i < 200 && b.cluster.members().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
   expect(b.cluster.members().length).toBe(2);
