@@ -1,10 +1,12 @@
 import { expect, test } from "bun:test";
 import { GridHarness } from "./support/grid_harness.ts";
 
-// OpCode.Entries (operations.ts) counts its offset `o` over every record of the store, expired ones
-// not yet swept included, and answers the `next` offset. Callers used to move on by the live entries
-// they received, so a page that skipped expired records made the next one start too early: entries
-// repeated on a map nobody wrote to, and executeOnEntries ran its processor twice on them.
+// OpCode.Entries (operations.ts) pages by slot position in the store, and answers the `next` one.
+// Callers used to move on by the live entries they received, so a page that skipped expired records
+// made the next one start too early: entries repeated on a map nobody wrote to, and executeOnEntries
+// ran its processor twice on them. Counting records walked instead (the first fix) made the next page
+// start too late when the sweep removed records before the position between two pages: live entries
+// were never returned (the last test). A slot stays put while its record lives.
 async function grid(sweepPerTick: number) {
   const h = new GridHarness({ config: { partitionCount: 1, map: { housekeeping: { sweepPerTick } } } });
   for (const id of ["n0", "n1"]) await h.add(id);
@@ -77,3 +79,33 @@ test("default settings: entries() right after entries of a 10,000-entry map expi
   expect(new Set(seen).size).toBe(9500);
   h.stop();
 });
+
+test("keys() yields every entry that stays live, once, while expired records are swept between pages", async () => {
+  let worstMissing = 0, worstRepeated = 0;
+  for (let delta = 0; delta < 1000; delta += 50) {
+    const h = new GridHarness({
+      delayMs: 40,
+      config: { partitionCount: 1, map: { housekeeping: { sweepPerTick: 100 } } },
+    });
+    for (const id of ["n0", "n1", "n2"]) await h.add(id);
+    await h.run(3000);
+    const primary = h.members.get("n0")!.grid.partitions.table.replicas[0][0];
+    const caller = [...h.members.values()].find((m) => m.id !== primary)!;
+    const m = caller.grid.getMap<number, number>("m");
+    const short = new Map<number, number>(), long = new Map<number, number>();
+    for (let i = 0; i < 500; i++) short.set(i, i);
+    for (let i = 500; i < 2000; i++) long.set(i, i);
+    await h.until(m.putAll(short, { ttlMs: 1000 }));
+    await h.until(m.putAll(long));
+    await h.run(1000 + delta);
+    const seen: number[] = [];
+    await h.until((async () => {
+      for await (const k of m.keys()) seen.push(k);
+    })());
+    const distinct = new Set(seen);
+    worstMissing = Math.max(worstMissing, [...long.keys()].filter((k) => !distinct.has(k)).length);
+    worstRepeated = Math.max(worstRepeated, seen.length - distinct.size);
+    h.stop();
+  }
+  expect({ worstMissing, worstRepeated }).toEqual({ worstMissing: 0, worstRepeated: 0 });
+}, 120_000);

@@ -372,21 +372,20 @@ export function executeOp(
       return { result: applied, effects };
     }
     case OpCode.Entries: {
-      // `o` and the answer's `next` count every record of the store, expired ones not yet swept
-      // included: a caller that moved on by the live entries it received would start its next page
-      // too early and get entries again (the processor of executeOnEntries run twice on them).
+      // `o` and the answer's `next` are slot positions in the store (record_store.ts): a record
+      // keeps its slot while it lives, and a removed one leaves a hole, so the position holds
+      // whatever the expiry sweep removes between two pages. Counting live entries received (a
+      // page skips expired records not yet swept) or records walked (the sweep removes some
+      // before the position) both made the next page start at the wrong record: entries
+      // repeated, or were never returned, and executeOnEntries ran its processor twice or not.
       const out: [Uint8Array, Uint8Array][] = [];
-      let i = 0;
-      if (store) {
-        for (const r of store.values()) {
-          if (i++ < b.o!) continue;
-          if (!live(r)) continue;
-          out.push([r.key, r.value]);
-          if (out.length >= b.n!) break;
-        }
+      let next = b.o!;
+      const top = store ? store.slotCount : 0;
+      for (; next < top && out.length < b.n!; next++) {
+        const r = store!.atSlot(next);
+        if (r && live(r)) out.push([r.key, r.value]);
       }
-      const size = store ? store.size : 0;
-      return { result: { e: out, more: i < size, next: Math.max(i, b.o!) }, effects: [] };
+      return { result: { e: out, more: next < top, next: Math.max(next, b.o!) }, effects: [] };
     }
     case OpCode.Events:
       throw new RangeError("Cannot execute op Events here: the map service answers it from the event log");
