@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { ShoalError } from "../src/core/errors.ts";
-import { type LockState, normalize, WAITER_STALE_MS } from "../src/map/locks.ts";
+import { executeLockOp, type LockState, normalize, WAITER_STALE_MS } from "../src/map/locks.ts";
+import { executeOp, OpCode, type OpOutcome } from "../src/map/operations.ts";
+import { PartitionData } from "../src/map/partition_data.ts";
 import { encodeValue } from "../src/wire/codec.ts";
 import { type GridHarness, gridStarter, incompleteReplication, replicasOf } from "./support/grid_harness.ts";
 
@@ -49,6 +51,31 @@ describe("normalize (the lock as it stands at a time)", () => {
   test("a waiter that stopped polling loses its place", () => {
     const s: LockState = { t: 1, o: ["a", ""], x: 0, w: [["b", "", 0, 0], ["c", "", 0, WAITER_STALE_MS]] };
     expect(normalize(s, WAITER_STALE_MS + 1, all).w).toEqual([["c", "", 0, WAITER_STALE_MS]]);
+  });
+});
+
+describe("lock records and tombstones", () => {
+  test("freeing a lock leaves no tombstone: lock churn keeps a user map's tombstones", () => {
+    // A freed lock's record is removed (no record per key ever locked); a removal left a
+    // tombstone in the partition's bounded set, so 4,096 lock/unlock pairs pushed out the
+    // tombstone that keeps a removed user key removed through a split's merge.
+    const d = new PartitionData(0);
+    let seq = 0, now = 1_000_000;
+    const apply = (e: OpOutcome) => d.applyEntry({ seq: ++seq, c: `c${seq}`, r: e.result, e: e.effects });
+    const defaults = () => ({ ttlMs: 0, maxIdleMs: 0 });
+    apply(executeOp(d, OpCode.Set, { m: "users", k: encodeValue("alice"), v: encodeValue(1) }, now++, defaults));
+    apply(executeOp(d, OpCode.Remove, { m: "users", k: encodeValue("alice") }, now++, defaults));
+    for (let i = 0; i < 4096; i++) {
+      const k = encodeValue(`order-${i}`);
+      apply(executeLockOp(d, OpCode.LockAcquire, { m: "orders", k, h: "w", l: 0 }, now++, "me", () => true));
+      apply(executeLockOp(d, OpCode.LockRelease, { m: "orders", k, h: "w" }, now++, "me", () => true));
+    }
+    expect(d.tombstones.get("users", encodeValue("alice"))).toBeDefined();
+    expect(d.tombstones.size).toBe(1);
+    // And the tokens still rise for a key locked again.
+    const k = encodeValue("order-7");
+    const again = executeLockOp(d, OpCode.LockAcquire, { m: "orders", k, h: "w", l: 0 }, now++, "me", () => true);
+    expect((again.result as { tok: number }).tok).toBe(4097);
   });
 });
 

@@ -34,9 +34,10 @@ import { type OpBody, OpCode, type OpOutcome } from "./operations.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
 import { bytesEqual } from "./record_store.ts";
 import { readRecord, writeRecord } from "./internal_records.ts";
+import { LOCK_MAP_PREFIX } from "./map_config.ts";
 
 /** Internal map holding the locks of map `m`. */
-export const LOCK_MAP_PREFIX = "\u0001lock:";
+export { LOCK_MAP_PREFIX };
 export const lockMapOf = (m: string): string => LOCK_MAP_PREFIX + m;
 /** Longest map name that can have locks (the lock map's name must fit the 256-char limit). */
 export const MAX_LOCKED_MAP_NAME = 256 - LOCK_MAP_PREFIX.length;

@@ -15,6 +15,8 @@ import { z } from "zod";
 
 /** Names starting with \u0001 are the grid's own (lock records, queues); user maps cannot take them and listings skip them. */
 export const isInternalMap = (name: string): boolean => name.startsWith("\u0001");
+/** Internal map holding the locks of map `m` is `LOCK_MAP_PREFIX + m` (locks.ts). */
+export const LOCK_MAP_PREFIX = "\u0001lock:";
 
 /** Longest TTL or max-idle accepted (about 68 years, fits a uint32 of seconds). */
 export const MAX_EXPIRY_MS = 2 ** 31 * 1000;

@@ -11,6 +11,7 @@ import { type DedupeCounts, type DedupeRecord, DedupeRecords, DEFAULT_DEDUPE_LIM
 import { murmur3_32 } from "../partition/murmur3.ts";
 import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing, type EventTuple } from "./entry_events.ts";
 import { RecordStore } from "./record_store.ts";
+import { LOCK_MAP_PREFIX } from "./map_config.ts";
 import type { EntrySink, SnapshotEntry } from "./snapshot_codec.ts";
 import { type TombstoneLimits, Tombstones } from "./tombstones.ts";
 import {
@@ -307,9 +308,13 @@ export class PartitionData {
       if (s.size === 0) this.maps.delete(e.m);
       // Expiry and eviction leave no tombstone: a cache under load would fill the tombstones
       // with every key it ever dropped. (A merge skips entries whose expiry passed; an evicted
-      // key the other side of a split still held may come back through the merge.)
+      // key the other side of a split still held may come back through the merge.) Nor does a
+      // freed lock's record (locks.ts): lock churn would push the user maps' tombstones out of
+      // the partition's bounded set (a lock held on the other side of a split comes back).
       // (A copy of the key: `key` may be a view into the frame the write arrived in.)
-      if (e.why !== EffectCause.Expired && e.why !== EffectCause.Evicted) this.tombstones.add(e.m, key.slice(), e.at);
+      if (e.why !== EffectCause.Expired && e.why !== EffectCause.Evicted && !e.m.startsWith(LOCK_MAP_PREFIX)) {
+        this.tombstones.add(e.m, key.slice(), e.at);
+      }
       if (!cur) return null;
       const type = e.why === EffectCause.Expired ? "expired" : e.why === EffectCause.Evicted ? "evicted" : "removed";
       return { type, m: e.m, key, oldValue: old };
