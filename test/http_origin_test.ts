@@ -30,6 +30,11 @@ describe("origin and host checks", () => {
     expect(node.queues.get("q")?.length ?? 0).toBe(0);
     expect((await app.request("/queues/q", post({ ...host, origin: "http://127.0.0.1:5701" }))).status).toBe(201);
     expect((await app.request("/queues/q", post(host))).status).toBe(201);
+    // A WebSocket upgrade from another origin is refused like a write: the page would hold the socket.
+    const upgrade = { ...host, upgrade: "websocket", connection: "Upgrade" };
+    expect((await app.request("/signal", { headers: { ...upgrade, origin: "https://evil.example" } })).status).toBe(
+      403,
+    );
     // A read from another origin is served: without CORS headers the page cannot see the answer.
     expect((await app.request("/queues/q", { headers: { ...host, origin: "http://evil.example" } })).status).toBe(200);
   });

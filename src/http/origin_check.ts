@@ -7,6 +7,8 @@
  *   but the write is done. A browser names the page's origin in `Origin` on such a request, so
  *   a write whose `Origin` is not this member's own (the `Host` it was sent to) gets 403. Clients
  *   that are not browsers send no `Origin` and are not affected; the dashboard is same-origin.
+ * - **Cross-site sockets.** A WebSocket upgrade (`/signal`) from another origin is refused the
+ *   same way: the page would hold the socket (members' own clients send no `Origin`).
  * - **DNS rebinding.** A page whose own host name is re-pointed at 127.0.0.1 is same-origin with
  *   the member as the browser sees it, and can read too. Such a request still names the page's
  *   host in `Host`: a member listening on loopback only answers requests whose `Host` is a
@@ -54,10 +56,13 @@ export function originCheck(opts: { loopbackOnly?: boolean } = {}): MiddlewareHa
         return jsonError(c, 403, "This member listens on loopback only: Host must name it so", "FORBIDDEN");
       }
     }
-    if (!SAFE_METHODS.has(c.req.method)) {
+    // A WebSocket upgrade is a GET, but the page gets the socket: checked like a write (a page
+    // on any site could open `/signal`, learn the members' ids and claim one of them).
+    const upgrade = c.req.header("upgrade")?.toLowerCase() === "websocket";
+    if (!SAFE_METHODS.has(c.req.method) || upgrade) {
       const origin = c.req.header("origin");
       if (origin !== undefined && !sameOrigin(origin, host)) {
-        return jsonError(c, 403, "Writes from another web origin are refused", "FORBIDDEN");
+        return jsonError(c, 403, "Writes and sockets from another web origin are refused", "FORBIDDEN");
       }
     }
     await next();
