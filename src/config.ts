@@ -41,6 +41,12 @@ export interface NodeOptions {
   readToken?: string;
   /** Serve `GET /metrics` without a token, for scrapers on a trusted network. @default false */
   openMetrics?: boolean;
+  /**
+   * Host names clients reach this member's HTTP by besides its own address (a reverse proxy's
+   * public name): accepted in `Host` on a member listening on loopback, and as the origin of a
+   * browser's writes (src/http/origin_check.ts). @default none
+   */
+  httpAllowedHosts?: string[];
   /** PEM certificate chain file: serve REST, dashboard and `/signal` over HTTPS/WSS (with `tlsKey`). @default none */
   tlsCert?: string;
   /** PEM private key file of `tlsCert`. @default none */

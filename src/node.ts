@@ -250,6 +250,7 @@ export class Node implements ShoalNode {
         signal: this.#abort.signal,
         logger: this.log.child({ layer: "http" }),
         loopbackOnly: isLoopbackHost(addr.host),
+        allowedHosts: o.httpAllowedHosts,
         extraRoutes: (a: Hono) => {
           // Every member can bootstrap others: the signaling endpoint is always served.
           this.#hub = mountSignaling(a, upgradeWebSocket);

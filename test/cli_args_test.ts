@@ -221,6 +221,14 @@ describe("node command flags", () => {
     expect(err(["--http", "0.0.0.0:5701", "--tls-cert", "c", "--tls-key", "k"])).toContain("without a token");
   });
 
+  test("--http-allowed-host takes host names (a reverse proxy's public name), repeated", () => {
+    expect(ok(["--http-allowed-host", "Grid.Example.com", "--http-allowed-host", "grid2"]).httpAllowedHosts).toEqual([
+      "grid.example.com",
+      "grid2",
+    ]);
+    expect(err(["--http-allowed-host", "https://grid.example.com"])).toContain("is not a host name");
+  });
+
   test("--previous-secret (secret rotation) needs a different --secret, from flags or SHOAL_* env", () => {
     expect(ok(["--secret", "new", "--previous-secret", "old"])).toMatchObject({ secret: "new", previousSecret: "old" });
     expect(ok([], { SHOAL_SECRET: "new", SHOAL_PREVIOUS_SECRET: "old" })).toMatchObject({ previousSecret: "old" });

@@ -41,14 +41,41 @@ describe("origin and host checks", () => {
 
   test("a member on loopback answers only requests whose Host is a loopback name (DNS rebinding)", async () => {
     const app = createHttpApp(createTestNode(), { loopbackOnly: true });
-    for (const host of ["127.0.0.1:5701", "localhost:5701", "[::1]:5701", "LOCALHOST"]) {
+    for (
+      const host of [
+        "127.0.0.1:5701",
+        "localhost:5701",
+        "[::1]:5701",
+        "LOCALHOST",
+        "localhost.:5701",
+        "[::ffff:7f00:1]:5701",
+      ]
+    ) {
       expect((await app.request("/health", { headers: { host } })).status).toBe(200);
     }
     for (const host of ["attacker.example:5701", "127.0.0.1.attacker.example", "10.0.0.1:5701", ""]) {
       expect((await app.request("/health", { headers: { host } })).status).toBe(403);
     }
+    // A request without Host (HTTP/1.0) comes from no browser: served.
+    const bare = new Request("http://x/health");
+    bare.headers.delete("host");
+    expect((await app.fetch(bare)).status).toBe(200);
     // Without loopbackOnly (a member listening on a network address) any Host is served.
     const open = createHttpApp(createTestNode());
     expect((await open.request("/health", { headers: { host: "shoal.internal:5701" } })).status).toBe(200);
+  });
+
+  test("a reverse proxy's public name (--http-allowed-host) is accepted as Host and as the origin of writes", async () => {
+    const node = createTestNode();
+    const app = createHttpApp(node, { loopbackOnly: true, allowedHosts: ["grid.example.com"] });
+    // nginx keeping the public Host.
+    expect((await app.request("/health", { headers: { host: "grid.example.com" } })).status).toBe(200);
+    // nginx rewriting Host to the member's address: the browser's Origin is the public name.
+    const viaProxy = post({ host: "127.0.0.1:5701", origin: "https://grid.example.com" });
+    expect((await app.request("/queues/q", viaProxy)).status).toBe(201);
+    // Other names are still refused.
+    expect((await app.request("/health", { headers: { host: "evil.example" } })).status).toBe(403);
+    const evil = post({ host: "127.0.0.1:5701", origin: "https://evil.example" });
+    expect((await app.request("/queues/q", evil)).status).toBe(403);
   });
 });

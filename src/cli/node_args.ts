@@ -109,6 +109,12 @@ export const nodeFlags: readonly FlagSpec[] = [
     description: "serve GET /metrics without a token (for a scraper on a trusted network)",
   },
   {
+    name: "http-allowed-host",
+    kind: "list",
+    valueName: "NAME",
+    description: "a host name clients reach this member's HTTP by besides its own (a reverse proxy's public name)",
+  },
+  {
     name: "tls-cert",
     kind: "string",
     valueName: "FILE",
@@ -269,6 +275,12 @@ export function parseNodeArgs(
     options.readToken = v["read-token"] as string;
   }
   if (v["open-metrics"] !== undefined) options.openMetrics = v["open-metrics"] as boolean;
+  if (v["http-allowed-host"] !== undefined) {
+    const hosts = v["http-allowed-host"] as string[];
+    const bad = hosts.find((h) => !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(h) || h.length > 253);
+    if (bad !== undefined) return { error: `--http-allowed-host ${JSON.stringify(bad)} is not a host name` };
+    options.httpAllowedHosts = hosts.map((h) => h.toLowerCase());
+  }
   if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) {
     return { error: "TLS needs both --tls-cert FILE and --tls-key FILE" };
   }

@@ -60,6 +60,8 @@ export interface HttpAppOptions {
    * refused (DNS rebinding; origin_check.ts). @default false
    */
   loopbackOnly?: boolean;
+  /** Host names accepted besides loopback ones and the request's own (a reverse proxy's public name; origin_check.ts). */
+  allowedHosts?: readonly string[];
 }
 
 /** Default request body limit: 1 MiB. */
@@ -111,7 +113,7 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
   });
   app.notFound((c) => jsonError(c, 404, `No route for ${c.req.method} ${c.req.path}`, "NOT_FOUND"));
 
-  app.use("*", originCheck({ loopbackOnly: opts.loopbackOnly }));
+  app.use("*", originCheck({ loopbackOnly: opts.loopbackOnly, allowedHosts: opts.allowedHosts }));
   app.use("*", auth);
   app.use(
     "*",

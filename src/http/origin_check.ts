@@ -43,16 +43,32 @@ export function sameOrigin(origin: string, host: string | undefined): boolean {
   return originName === h.name && Number(u.port || defaultPort) === (h.port ?? defaultPort);
 }
 
+/** Whether a browser's `Origin` names one of `names` (host names, any port). */
+function originNamed(origin: string, names: ReadonlySet<string>): boolean {
+  try {
+    return names.has(new URL(origin).hostname.toLowerCase().replace(/\.$/, ""));
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Refuses (403 `FORBIDDEN`) a write sent from another web origin, and, with `loopbackOnly`
- * (the member listens on a loopback address), any request whose `Host` is not a loopback name.
+ * Refuses (403 `FORBIDDEN`) a write or WebSocket sent from another web origin, and, with
+ * `loopbackOnly` (the member listens on a loopback address), any request whose `Host` is not a
+ * loopback name. `allowedHosts` (`--http-allowed-host`, a reverse proxy's public name) are
+ * accepted in `Host` and as the origin of a write. A request without `Host` (HTTP/1.0) comes
+ * from no browser and passes.
  */
-export function originCheck(opts: { loopbackOnly?: boolean } = {}): MiddlewareHandler {
+export function originCheck(
+  opts: { loopbackOnly?: boolean; allowedHosts?: readonly string[] } = {},
+): MiddlewareHandler {
+  const allowed = new Set((opts.allowedHosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, "")));
   return async (c, next) => {
     const host = c.req.header("host");
-    if (opts.loopbackOnly) {
-      const h = host === undefined ? undefined : splitHost(host);
-      if (!h || !isLoopbackHost(h.name)) {
+    if (opts.loopbackOnly && host !== undefined) {
+      const h = splitHost(host);
+      const name = h?.name.replace(/\.$/, "");
+      if (name === undefined || !(isLoopbackHost(name) || allowed.has(name))) {
         return jsonError(c, 403, "This member listens on loopback only: Host must name it so", "FORBIDDEN");
       }
     }
@@ -61,7 +77,7 @@ export function originCheck(opts: { loopbackOnly?: boolean } = {}): MiddlewareHa
     const upgrade = c.req.header("upgrade")?.toLowerCase() === "websocket";
     if (!SAFE_METHODS.has(c.req.method) || upgrade) {
       const origin = c.req.header("origin");
-      if (origin !== undefined && !sameOrigin(origin, host)) {
+      if (origin !== undefined && !sameOrigin(origin, host) && !originNamed(origin, allowed)) {
         return jsonError(c, 403, "Writes and sockets from another web origin are refused", "FORBIDDEN");
       }
     }
