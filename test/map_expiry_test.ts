@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { Random } from "../src/core/random.ts";
-import { after, EventRing, ListenerQueue, RawEvent, rawEventBytes } from "../src/map/entry_events.ts";
+import {
+  after,
+  EventRing,
+  ListenerQueue,
+  MAX_EXCLUDED_MAPS,
+  RawEvent,
+  rawEventBytes,
+} from "../src/map/entry_events.ts";
 import { MemberUsage, pickVictim } from "../src/map/eviction.ts";
 import { expiryDeadline, ExpirySweep, resolveExpiry, TouchBatcher } from "../src/map/expiry.ts";
 import { MapConfigs } from "../src/map/map_config.ts";
@@ -388,6 +395,10 @@ describe("entry events", () => {
     expect(copy.coveredFrom).toBeGreaterThanOrEqual(6);
     expect(copy.exportEvents().ex).toBeUndefined();
     expect(copy.since({ seq: copy.coveredFrom, i: 1_000_000 }, 30, 100, "b").gap).toBeUndefined();
+    // More maps left out than a snapshot may name: no events at all (the copy starts after the snapshot).
+    const many = new EventRing(MAX_EXCLUDED_MAPS + 10);
+    for (let seq = 1; seq <= MAX_EXCLUDED_MAPS + 2; seq++) many.push(ev(seq, `m${seq}`));
+    expect(many.exportEvents((m) => m === "m1")).toEqual({ from: 0, ev: [] });
   });
 
   test("events that do not check out are not restored: the ring starts after the snapshot's seq", () => {

@@ -123,6 +123,9 @@ export function rawEventBytes(e: RawEvent): number {
  */
 export const DEFAULT_EVENT_BYTES = 16 * 1024;
 
+/** Most map names a snapshot's events may leave out (`ex`; the snapshot message's limit). */
+export const MAX_EXCLUDED_MAPS = 1024;
+
 /** Fields of one event in {@link EventRing}'s integer column: index, type, key offset and length, value offset and length. */
 const INTS = 6;
 
@@ -197,6 +200,9 @@ export class EventRing {
       const e = this.#event(j);
       ev.push([e.seq, e.i, TYPE_INDEX[e.type], e.m, e.key, e.value ?? null, e.oldValue ?? null]);
     }
+    // Past the wire's limit on `ex` (messages.ts), no events at all: the copy starts after the
+    // snapshot, and every reader behind it gets a gap (a snapshot over the limit would be refused).
+    if (ex.size > MAX_EXCLUDED_MAPS) return { from: this.coveredFrom, ev: [] };
     return ex.size > 0 ? { from: this.coveredFrom, ev, ex: [...ex].sort() } : { from: this.coveredFrom, ev };
   }
 

@@ -4,6 +4,7 @@ import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
 import { defineMessage, w } from "../wire/message.ts";
 import { stampSchema } from "./hlc.ts";
+import { MAX_EXCLUDED_MAPS } from "./entry_events.ts";
 import type { SnapshotEntry } from "./partition_data.ts";
 
 const P = w.uint().max(100_000);
@@ -197,7 +198,7 @@ const chunkFields = {
    * sends a follower only the maps listened to on it lately); their readers behind it get a gap.
    * Added 7 December; a member that predates it ignores it.
    */
-  ex: w.list(w.str(256), 4096).optional(),
+  ex: w.list(w.str(256), MAX_EXCLUDED_MAPS).optional(),
 };
 
 /**
