@@ -396,7 +396,7 @@ describe("entry events", () => {
     expect(copy.exportEvents().ex).toBeUndefined();
     expect(copy.since({ seq: copy.coveredFrom, i: 1_000_000 }, 30, 100, "b").gap).toBeUndefined();
     // More maps left out than a snapshot may name: no events at all (the copy starts after the snapshot).
-    const many = new EventRing(MAX_EXCLUDED_MAPS + 10);
+    const many = new EventRing(MAX_EXCLUDED_MAPS + 10, 0, 1 << 24);
     for (let seq = 1; seq <= MAX_EXCLUDED_MAPS + 2; seq++) many.push(ev(seq, `m${seq}`));
     expect(many.exportEvents((m) => m === "m1")).toEqual({ from: 0, ev: [] });
   });
