@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { ShoalError } from "../src/core/errors.ts";
-import { executeLockOp, type LockState, normalize, WAITER_STALE_MS } from "../src/map/locks.ts";
+import {
+  executeLockOp,
+  keepHighWaters,
+  LOCK_HIGH_WATER,
+  type LockState,
+  normalize,
+  WAITER_STALE_MS,
+} from "../src/map/locks.ts";
 import { executeOp, OpCode, type OpOutcome } from "../src/map/operations.ts";
 import { PartitionData } from "../src/map/partition_data.ts";
 import { encodeValue } from "../src/wire/codec.ts";
@@ -76,6 +83,19 @@ describe("lock records and tombstones", () => {
     const k = encodeValue("order-7");
     const again = executeLockOp(d, OpCode.LockAcquire, { m: "orders", k, h: "w", l: 0 }, now++, "me", () => true);
     expect((again.result as { tok: number }).tok).toBe(4097);
+  });
+});
+
+describe("a merge and the lock high-water record", () => {
+  test("whatever the policy, a merge never lowers or removes the high-water token", () => {
+    const d = new PartitionData(0);
+    const lm = "\u0001lock:orders";
+    d.applyEntry({ seq: 1, c: "c1", r: null, e: [{ m: lm, k: LOCK_HIGH_WATER, v: encodeValue(10), at: 1 }] });
+    const hw = (v: number | null) => ({ m: lm, k: LOCK_HIGH_WATER, v: v === null ? null : encodeValue(v), at: 5 });
+    const other = { m: lm, k: encodeValue("k"), v: encodeValue({ t: 3, o: null, x: 0, w: [] }), at: 5 };
+    const user = { m: "orders", k: encodeValue("k"), v: encodeValue(1), at: 5 };
+    expect(keepHighWaters(d, [hw(5), hw(null), other, user])).toEqual([other, user]);
+    expect(keepHighWaters(d, [hw(12)])).toEqual([hw(12)]);
   });
 });
 

@@ -28,13 +28,13 @@
  * (not retried). Writes from the owner's member pass: write fencing is per member, lock
  * ownership per member + handle.
  */
-import { encodeValue } from "../wire/codec.ts";
+import { decodeValue, encodeValue } from "../wire/codec.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { type OpBody, OpCode, type OpOutcome } from "./operations.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
 import { bytesEqual } from "./record_store.ts";
 import { readRecord, writeRecord } from "./internal_records.ts";
-import { LOCK_MAP_PREFIX } from "./map_config.ts";
+import { LOCK_HIGH_WATER, LOCK_MAP_PREFIX } from "./map_config.ts";
 
 /** Internal map holding the locks of map `m`. */
 export { LOCK_MAP_PREFIX };
@@ -57,12 +57,7 @@ export interface LockState {
   w: Array<[NodeId, string, number, number]>;
 }
 
-/**
- * Key of a lock map's high-water record: the highest token of the lock records the partition
- * removed (a free lock with no waiter). No CBOR value encodes to this byte alone, so no key's
- * record can be it.
- */
-export const LOCK_HIGH_WATER = new Uint8Array([0xff]);
+export { LOCK_HIGH_WATER };
 
 const highWater = (data: PartitionData, m: string): number =>
   readRecord<number>(data, lockMapOf(m), LOCK_HIGH_WATER) ?? 0;
@@ -101,6 +96,20 @@ export function normalize(
 }
 
 const same = (a: LockState, b: LockState) => bytesEqual(encodeValue(a), encodeValue(b));
+
+/**
+ * A merge's effects (MergeEntries) without those that would lower or remove a lock map's
+ * high-water record: whatever the merge policy, the record keeps the higher token, so tokens
+ * handed out after the merge stay above those both sides handed out.
+ */
+export function keepHighWaters(data: PartitionData, effects: Effect[]): Effect[] {
+  return effects.filter((e) => {
+    if (!e.k || !e.m.startsWith(LOCK_MAP_PREFIX) || !bytesEqual(e.k, LOCK_HIGH_WATER)) return true;
+    const merging = e.v ? decodeValue(e.v) : null;
+    const mine = readRecord<number>(data, e.m, LOCK_HIGH_WATER) ?? 0;
+    return typeof merging === "number" && merging > mine;
+  });
+}
 
 /** Whether `op` is a lock op (run by {@link executeLockOp}). */
 export function isLockOp(op: number): boolean {

@@ -17,6 +17,11 @@ import { z } from "zod";
 export const isInternalMap = (name: string): boolean => name.startsWith("\u0001");
 /** Internal map holding the locks of map `m` is `LOCK_MAP_PREFIX + m` (locks.ts). */
 export const LOCK_MAP_PREFIX = "\u0001lock:";
+/**
+ * Key of a lock map's high-water record: the highest token of the lock records the partition
+ * removed (locks.ts). No CBOR value encodes to this byte alone, so no key's record can be it.
+ */
+export const LOCK_HIGH_WATER = new Uint8Array([0xff]);
 
 /** Longest TTL or max-idle accepted (about 68 years, fits a uint32 of seconds). */
 export const MAX_EXPIRY_MS = 2 ** 31 * 1000;

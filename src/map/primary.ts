@@ -24,7 +24,7 @@ import { type CheckItem, MAX_WRITE_EFFECTS, type PullItem } from "./messages.ts"
 import { commitSeq, copiesNeeded, heldNow } from "./commit.ts";
 import { AFTER_WRITE, readEvents } from "./event_polls.ts";
 import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
-import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
+import { executeLockOp, isLockOp, keepHighWaters, lockedByOther } from "./locks.ts";
 import { executeQueueOp, isQueueOp } from "./queue_ops.ts";
 import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
@@ -183,6 +183,7 @@ export class PrimaryRole {
       : isTopicOp(req.op)
       ? executeTopicOp(d, req.op, body, stamp)
       : executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
+    if (req.op === OpCode.MergeEntries) out.effects = keepHighWaters(d, out.effects);
     // A write the backups would refuse (MapBackupOps' limit) is not applied here either.
     const n = out.effects.length;
     if (n > MAX_WRITE_EFFECTS) {
