@@ -55,6 +55,7 @@ test("drain(0) takes nothing; a negative or fractional count is refused", async 
     await expect(q.drain(-1)).rejects.toThrow(RangeError);
     await expect(q.drain(1.5)).rejects.toThrow(RangeError);
     expect(await h.until(q.drain(1))).toEqual([1]);
+    expect(await h.until(q.drain(Infinity))).toEqual([2]);
     // A new queue's capacity is the default until one is set.
     expect(await h.until(h.members.get("n1")!.grid.getQueue("fresh").info())).toEqual({ size: 0, capacity: 100_000 });
   } finally {

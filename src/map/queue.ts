@@ -10,7 +10,7 @@ import type { Invoker } from "../invoke/invoker.ts";
 import { OpCode } from "./operations.ts";
 import { partitionOf } from "../partition/partition_of.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
-import { MAX_DRAIN, MAX_QUEUE_CAPACITY, MAX_QUEUE_NAME } from "./queue_ops.ts";
+import { MAX_DRAIN, MAX_QUEUE_NAME } from "./queue_ops.ts";
 import { parkTime, pause } from "./parked_ops.ts";
 
 export interface QueueOptions {
@@ -59,8 +59,8 @@ export class DistributedQueue<T = unknown> implements IQueue<T> {
       throw new RangeError(`Cannot use queue name ${JSON.stringify(name)}: 1–${MAX_QUEUE_NAME} characters`);
     }
     const cap = options.capacity;
-    if (cap !== undefined && (!Number.isInteger(cap) || cap < 1 || cap > MAX_QUEUE_CAPACITY)) {
-      throw new RangeError(`Cannot use queue capacity ${cap}: an integer from 1 to ${MAX_QUEUE_CAPACITY}`);
+    if (cap !== undefined && (!Number.isSafeInteger(cap) || cap < 1)) {
+      throw new RangeError(`Cannot use queue capacity ${cap}: a positive integer`);
     }
     this.capacity = cap;
     this.#p = partitionOf(name, partitionCount);
@@ -155,9 +155,11 @@ export class DistributedQueue<T = unknown> implements IQueue<T> {
     return { size: r.size, capacity: r.capacity };
   }
 
-  /** Takes up to `max` items at once (at most 500 per call; none for 0). */
+  /** Takes up to `max` items at once (at most 500 per call; none for 0; `Infinity` for as many as one call takes). */
   async drain(max = MAX_DRAIN): Promise<T[]> {
-    if (!Number.isInteger(max) || max < 0) throw new RangeError(`Cannot drain ${max} items: a whole number`);
+    if (!(Number.isInteger(max) || max === Infinity) || max < 0) {
+      throw new RangeError(`Cannot drain ${max} items: a whole number`);
+    }
     if (max === 0) return [];
     const r = await this.#call(OpCode.QueueDrain, { n: Math.min(max, MAX_DRAIN) }, true);
     if (!Array.isArray(r)) throw new ShoalError("INTERNAL", "Malformed drain result");

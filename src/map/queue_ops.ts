@@ -22,7 +22,7 @@ export const queueMapOf = (name: string): string => QUEUE_MAP_PREFIX + name;
 export const MAX_QUEUE_NAME = 256 - QUEUE_MAP_PREFIX.length;
 /** Capacity of a queue that never had one set. */
 export const DEFAULT_QUEUE_CAPACITY = 100_000;
-/** Largest capacity (as the REST routes take). */
+/** Largest capacity the REST routes take (the API takes any positive safe integer). */
 export const MAX_QUEUE_CAPACITY = 1_000_000_000;
 /** Most items one drain takes (its removals and the meta record fit one log entry of ≤ 1,000 effects). */
 export const MAX_DRAIN = 500;
