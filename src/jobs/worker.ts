@@ -56,6 +56,13 @@ export class Worker {
   #workerId: string;
   #tasks = new Map<string, Running>();
   #starting = new Set<string>();
+  /**
+   * Cancels that came while their task was still starting (reading the job's entry): the task
+   * must not start, and the cancel is answered once the start stopped. Answering "nothing runs
+   * here" at once let the coordinator end the job CANCELED while the start went on, and the
+   * task then ran to its end, writing its whole output (found by an internal review).
+   */
+  #cancelWhileStarting = new Map<string, { attempt: number; from: NodeId }>();
   #reports = new Map<string, JobTaskDone>();
   /**
    * Reports some master acknowledged, by task id. A coordinator that later finds the task
@@ -194,7 +201,15 @@ export class Worker {
     void this.#startTask(msg).then(
       () => ack(true),
       (err) => ack(false, `cannot start: ${(err as Error).message}`.slice(0, 1900)),
-    ).finally(() => this.#starting.delete(msg.taskId));
+    ).finally(() => {
+      this.#starting.delete(msg.taskId);
+      const cancel = this.#cancelWhileStarting.get(msg.taskId);
+      if (!cancel) return;
+      this.#cancelWhileStarting.delete(msg.taskId);
+      const cur = this.#tasks.get(msg.taskId);
+      if (cur && cur.attempt <= cancel.attempt) cur.runner.cancel();
+      else if (!cur) this.#answerCanceled(cancel.from, msg.taskId, cancel.attempt);
+    });
   }
 
   async #startTask(msg: JobDeployTask): Promise<void> {
@@ -208,6 +223,8 @@ export class Worker {
     if (this.#outOfList) throw new Error("this member was removed from the cluster");
     // Out of the list and back while the entry was read: the deploy was for the old id.
     if (msg.workerId !== this.#workerId) throw new Error(`worker restarted (now ${this.#workerId})`);
+    const cancel = this.#cancelWhileStarting.get(msg.taskId);
+    if (cancel && cancel.attempt >= msg.attempt) throw new Error("canceled while starting");
     const prev = this.#tasks.get(msg.taskId);
     if (prev && prev.attempt >= msg.attempt) return;
     this.#reports.delete(msg.taskId);
@@ -256,19 +273,26 @@ export class Worker {
       cur.runner.cancel();
       return;
     }
-    if (!cur && !this.#reports.has(msg.taskId)) {
-      // Nothing runs here: say so, so the coordinator can finish cancelling.
-      this.opts.send(from, {
-        t: Kind.JobTaskDone,
-        jobId: msg.taskId.slice(0, Math.max(1, msg.taskId.lastIndexOf("/p"))),
-        taskId: msg.taskId,
-        attempt: msg.attempt,
-        workerId: this.workerId,
-        state: "CANCELED",
-        recordsRead: 0,
-        recordsWritten: 0,
-      });
+    if (!cur && this.#starting.has(msg.taskId)) {
+      // Still starting: it will not start, and the cancel is answered then (see #cancelWhileStarting).
+      this.#cancelWhileStarting.set(msg.taskId, { attempt: msg.attempt, from });
+      return;
     }
+    // Nothing runs here: say so, so the coordinator can finish cancelling.
+    if (!cur && !this.#reports.has(msg.taskId)) this.#answerCanceled(from, msg.taskId, msg.attempt);
+  }
+
+  #answerCanceled(to: NodeId, taskId: string, attempt: number): void {
+    this.opts.send(to, {
+      t: Kind.JobTaskDone,
+      jobId: taskId.slice(0, Math.max(1, taskId.lastIndexOf("/p"))),
+      taskId,
+      attempt,
+      workerId: this.workerId,
+      state: "CANCELED",
+      recordsRead: 0,
+      recordsWritten: 0,
+    });
   }
 
   onDoneAck(_from: NodeId, msg: JobTaskDoneAck): void {
