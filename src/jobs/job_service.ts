@@ -251,10 +251,21 @@ export class JobService {
     return jobId;
   }
 
-  /** Every job (up to {@link maxListedJobs}) with its status. */
+  /**
+   * Every job with its status: every active one (from the active-jobs index), and ended ones up
+   * to {@link maxListedJobs} in all. The walk of the jobs map stops at that many entries in
+   * partition order: before, active jobs past it were missing from `GET /jobs` and the
+   * SeaTunnel routes once more than that many jobs had ended (found by an internal review).
+   */
   async list(): Promise<JobSummary[]> {
     // The jobs map is an ordinary map: anything a client wrote there that is not a job entry is passed over.
     const entries = (await this.#values<unknown>(JobMaps.jobs, maxListedJobs)).filter(isJobEntry);
+    const listed = new Set(entries.map((e) => e.id));
+    const active = (await this.#map(JobMaps.jobStates).get(activeJobsKey)) as ActiveJobs | undefined;
+    const unlisted = (active?.ids ?? []).filter((id) => !listed.has(id));
+    if (unlisted.length > 0) {
+      for (const v of (await this.#map(JobMaps.jobs).getAll(unlisted)).values()) if (isJobEntry(v)) entries.push(v);
+    }
     const states = await this.#map(JobMaps.jobStates).getAll(entries.map((e) => jobStateKey(e.id)));
     return entries
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
