@@ -457,6 +457,7 @@ export class Coordinator {
         return await this.#onReport(e.from, e.msg);
       case "notify": {
         if (e.msg.what === "submitted") {
+          if (this.#jobs.size >= (this.opts.maxActiveJobs ?? 1000)) return; // the scan loads it later (active index)
           await this.#load(e.msg.jobId);
           for (const w of this.#workers.values()) await this.#records.writeWorker(w);
         } else {
