@@ -16,7 +16,7 @@ import { MAX_EXPIRY_MS } from "./map_config.ts";
 import type { IMap, LockOptions } from "./imap.ts";
 import type { MapStats } from "./map_stats.ts";
 import { decodeOutcome } from "./entry_processor.ts";
-import { isWrite, MAX_BATCH, OpCode, opNames } from "./operations.ts";
+import { isWrite, MAX_BATCH, MAX_RECORD_BYTES, MAX_WRITE_BYTES, OpCode, opNames } from "./operations.ts";
 import { MAX_LOCKED_MAP_NAME } from "./locks.ts";
 import { parkTime, pause } from "./parked_ops.ts";
 import { keyId } from "./record_store.ts";
@@ -56,7 +56,14 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
 
   #value(v: V): Uint8Array {
     if (v === undefined) throw new ShoalError("INVALID_ARGUMENT", "Cannot store undefined as a map value");
-    return encodeValue(v);
+    const bytes = encodeValue(v);
+    if (bytes.byteLength > MAX_RECORD_BYTES) {
+      throw new ShoalError(
+        "INVALID_ARGUMENT",
+        `Cannot store a value of ${bytes.byteLength} bytes: at most ${MAX_RECORD_BYTES} with its key`,
+      );
+    }
+    return bytes;
   }
 
   #decode(r: unknown): V | undefined {
@@ -156,14 +163,18 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
       for (let i = 0; i < g.length; i += MAX_BATCH) {
         const part = g.slice(i, i + MAX_BATCH);
         jobs.push(async () => {
-          const r = await this.#call(p, OpCode.GetAll, { ks: part.map((x) => x.k) });
-          if (!Array.isArray(r) || r.length !== part.length) {
-            throw new ShoalError("INTERNAL", "Malformed getAll result");
+          // The primary answers the first keys' values up to MAX_READ_BYTES: ask again for the rest.
+          for (let rest = part; rest.length > 0;) {
+            const r = await this.#call(p, OpCode.GetAll, { ks: rest.map((x) => x.k) });
+            if (!Array.isArray(r) || r.length === 0 || r.length > rest.length) {
+              throw new ShoalError("INTERNAL", "Malformed getAll result");
+            }
+            r.forEach((v, j) => {
+              const d = this.#decode(v);
+              if (d !== undefined) out.set(rest[j].key, d);
+            });
+            rest = rest.slice(r.length);
           }
-          r.forEach((v, j) => {
-            const d = this.#decode(v);
-            if (d !== undefined) out.set(part[j].key, d);
-          });
         });
       }
     }
@@ -182,8 +193,17 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     }
     const jobs: Array<() => Promise<void>> = [];
     for (const [p, g] of groups) {
-      for (let i = 0; i < g.length; i += MAX_BATCH) {
-        const kvs = g.slice(i, i + MAX_BATCH);
+      // Batches of at most MAX_BATCH entries and MAX_WRITE_BYTES / 2 bytes: each is one write.
+      for (let i = 0; i < g.length;) {
+        let j = i, bytes = 0;
+        while (j < g.length && j - i < MAX_BATCH) {
+          const n = g[j][0].byteLength + g[j][1].byteLength;
+          if (j > i && bytes + n > MAX_WRITE_BYTES / 2) break;
+          bytes += n;
+          j++;
+        }
+        const kvs = g.slice(i, j);
+        i = j;
         jobs.push(async () => void (await this.#call(p, OpCode.PutAll, { kvs, ...expiry })));
       }
     }

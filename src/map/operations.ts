@@ -94,6 +94,28 @@ export function isWrite(op: number): boolean {
 
 /** Most entries one GetAll/PutAll/Entries call carries. */
 export const MAX_BATCH = 1000;
+/**
+ * Largest key plus value one record may hold, and largest sum of keys and values one write may
+ * carry: its backup op and its answer each go as one message, at most 8 MiB (wire/limits.ts).
+ * Beyond them a write is refused with INVALID_ARGUMENT before it is applied. Batches were cut by
+ * count only: a larger one was dropped by the transport, its caller waited out the call timeout,
+ * and a write applied on the primary that no backup could take left its keys unreadable.
+ */
+export const MAX_RECORD_BYTES = 4 * 1024 * 1024;
+export const MAX_WRITE_BYTES = 6 * 1024 * 1024;
+/** Most bytes of values one read answers (GetAll, Entries): a shorter answer, and the caller asks for the rest. */
+export const MAX_READ_BYTES = 4 * 1024 * 1024;
+
+/** Why a write of `effects` is too large to replicate, or undefined when it is not. */
+export function writeTooLarge(effects: readonly Effect[]): string | undefined {
+  let total = 0;
+  for (const e of effects) {
+    const n = (e.k?.byteLength ?? 0) + (e.v?.byteLength ?? 0);
+    if (n > MAX_RECORD_BYTES) return `a record of ${n} bytes, over ${MAX_RECORD_BYTES}`;
+    total += n;
+  }
+  return total > MAX_WRITE_BYTES ? `a write of ${total} bytes, over ${MAX_WRITE_BYTES}` : undefined;
+}
 
 const m = w.str(256);
 const k = w.bytes();
@@ -323,8 +345,18 @@ export function executeOp(
         : { result: false, effects: [] };
     case OpCode.Delete:
       return cur ? { result: null, effects: [del()] } : { result: null, effects: [] };
-    case OpCode.GetAll:
-      return { result: b.ks!.map((key) => live(store?.get(key))?.value ?? null), effects: [] };
+    case OpCode.GetAll: {
+      // The first keys' values up to MAX_READ_BYTES (at least one): the caller asks for the rest.
+      const out: Array<Uint8Array | null> = [];
+      let bytes = 0;
+      for (const key of b.ks!) {
+        const v = live(store?.get(key))?.value ?? null;
+        if (out.length > 0 && bytes + (v?.byteLength ?? 0) > MAX_READ_BYTES) break;
+        out.push(v);
+        bytes += v?.byteLength ?? 0;
+      }
+      return { result: out, effects: [] };
+    }
     case OpCode.PutAll:
       return { result: null, effects: b.kvs!.map(([key, v]) => withExpiry({ m: b.m, k: key, v, at: now }, expiry())) };
     case OpCode.Size: {
@@ -379,11 +411,15 @@ export function executeOp(
       // before the position) both made the next page start at the wrong record: entries
       // repeated, or were never returned, and executeOnEntries ran its processor twice or not.
       const out: [Uint8Array, Uint8Array][] = [];
-      let next = b.o!;
+      let next = b.o!, bytes = 0;
       const top = store ? store.slotCount : 0;
       for (; next < top && out.length < b.n!; next++) {
         const r = store!.atSlot(next);
-        if (r && live(r)) out.push([r.key, r.value]);
+        if (!r || !live(r)) continue;
+        // Up to MAX_READ_BYTES (at least one record): the next page starts at this one.
+        if (out.length > 0 && bytes + r.klen + r.vlen > MAX_READ_BYTES) break;
+        out.push([r.key, r.value]);
+        bytes += r.klen + r.vlen;
       }
       return { result: { e: out, more: next < top, next: Math.max(next, b.o!) }, effects: [] };
     }

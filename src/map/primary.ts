@@ -30,7 +30,7 @@ import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
 import { mergeRunsTwice } from "./merge_policy.ts";
 import { MAX_PARK_MS, type ParkedOp, parkUntil } from "./parked_ops.ts";
-import { executeOp, isWrite, type OpBody, OpCode, opKeys, parseBody } from "./operations.ts";
+import { executeOp, isWrite, type OpBody, OpCode, opKeys, parseBody, writeTooLarge } from "./operations.ts";
 import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
 import type { SnapshotTransfers } from "./snapshot_transfer.ts";
@@ -184,11 +184,12 @@ export class PrimaryRole {
       ? executeTopicOp(d, req.op, body, stamp)
       : executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
     if (req.op === OpCode.MergeEntries) out.effects = keepHighWaters(d, out.effects);
-    // A write the backups would refuse (MapBackupOps' limit) is not applied here either.
+    // A write the backups would refuse (MapBackupOps' limit), or larger than a message, is not applied here either.
     const n = out.effects.length;
-    if (n > MAX_WRITE_EFFECTS) {
-      return reply("INVALID_ARGUMENT", null, `write of ${n} records, over ${MAX_WRITE_EFFECTS}`);
-    }
+    const tooLarge = n > MAX_WRITE_EFFECTS
+      ? `write of ${n} records, over ${MAX_WRITE_EFFECTS}`
+      : writeTooLarge(out.effects);
+    if (tooLarge) return reply("INVALID_ARGUMENT", null, `Cannot apply ${tooLarge}`);
     const entry: LogEntry = { seq: d.seq + 1, c: req.c, r: out.result, e: out.effects };
     if (req.w !== undefined) entry.w = req.w;
     if (body.u !== undefined) entry.u = body.u;

@@ -1,0 +1,87 @@
+/**
+ * Reads and writes of large values stay within the 8 MiB message limit (operations.ts
+ * MAX_RECORD_BYTES, MAX_WRITE_BYTES, MAX_READ_BYTES). Batches were cut by count only: a getAll,
+ * an iteration page or a putAll of 100 values of 100 kB in one partition was dropped by the
+ * transport and its caller waited out the 20 s call timeout; a putAll whose caller was the
+ * primary was applied there, never reached a backup, and left its keys unreadable; a value near
+ * 8 MiB did the same (found by an internal review).
+ */
+import { describe, expect, test } from "bun:test";
+import { ShoalError } from "../src/core/errors.ts";
+import { MAX_RECORD_BYTES } from "../src/map/operations.ts";
+import { partitionOf } from "../src/partition/partition_of.ts";
+import { GridHarness, gridStarter } from "./support/grid_harness.ts";
+
+const start = gridStarter(7);
+const VALUE = 100_000; // 100 of them in one partition: 10 MB, over the 8 MiB message limit
+
+/** 100 keys of one partition whose primary is `primary`. */
+function keysOn(h: GridHarness, primary: string): string[] {
+  const table = h.members.get("n0")!.grid.partitions.table;
+  const keys: string[] = [];
+  let p = -1;
+  for (let i = 0; keys.length < 100; i++) {
+    const key = `k${i}`, kp = partitionOf(key, 7);
+    if (table.replicas[kp][0] !== primary) continue;
+    if (p === -1) p = kp;
+    if (kp === p) keys.push(key);
+  }
+  return keys;
+}
+
+const settle = <T>(h: GridHarness, p: Promise<T>) => h.until(p, 60_000).then((v) => ({ v }), (e) => ({ e }));
+
+describe("batches of large values", () => {
+  test("getAll, keys() and putAll of 10 MB in one partition, from another member: answered, all there", async () => {
+    const h = await start(2);
+    const keys = keysOn(h, "n1");
+    const m = h.members.get("n0")!.grid.getMap<string, Uint8Array>("big");
+    expect(await settle(h, m.putAll(keys.map((k) => [k, new Uint8Array(VALUE)] as [string, Uint8Array])))).toEqual({
+      v: undefined,
+    });
+    expect(await h.until(m.size())).toBe(100);
+    const all = await settle(h, m.getAll(keys));
+    expect("v" in all && all.v.size).toBe(100);
+    let n = 0;
+    await h.until(
+      (async () => {
+        for await (const _ of m.keys()) n++;
+      })(),
+      60_000,
+    );
+    expect(n).toBe(100);
+    h.stop();
+  }, 120_000);
+
+  test("a putAll of 10 MB whose caller is the partition's primary is answered, and its keys read", async () => {
+    const h = await start(2);
+    const keys = keysOn(h, "n0");
+    const m = h.members.get("n0")!.grid.getMap<string, Uint8Array>("big");
+    expect(await settle(h, m.putAll(keys.map((k) => [k, new Uint8Array(VALUE)] as [string, Uint8Array])))).toEqual({
+      v: undefined,
+    });
+    expect((await h.until(m.get(keys[0])))?.byteLength).toBe(VALUE);
+    h.stop();
+  }, 120_000);
+
+  test(
+    "a value over the record limit is refused at once; a write that would grow past it is refused unapplied",
+    async () => {
+      const h = new GridHarness({
+        config: { partitionCount: 7 },
+        processors: { "grow": (e) => void (e.value = new Uint8Array(MAX_RECORD_BYTES + 1)) },
+      });
+      for (const id of ["n0", "n1"]) await h.add(id);
+      await h.run(3000);
+      const m = h.members.get("n0")!.grid.getMap<string, unknown>("big");
+      const big = await settle(h, m.set("k", new Uint8Array(MAX_RECORD_BYTES + 1)));
+      expect("e" in big && (big.e as ShoalError).code).toBe("INVALID_ARGUMENT");
+      await h.until(m.set("k", 1));
+      const grown = await settle(h, m.executeOnKey("k", "grow"));
+      expect("e" in grown && (grown.e as ShoalError).code).toBe("INVALID_ARGUMENT");
+      expect(await h.until(m.get("k"))).toBe(1);
+      h.stop();
+    },
+    120_000,
+  );
+});
