@@ -17,6 +17,8 @@ describe("IMap on one member", () => {
     expect(await run(m.putIfAbsent("y", 3))).toBeUndefined();
     expect(await run(m.replace("x", 4))).toBe(2);
     expect(await run(m.replace("nope", 4))).toBeUndefined();
+    // Options passed on as undefined (a wrapper's optional settings) are options left out: a plain replace.
+    expect(await run(m.replace("x", 4, undefined))).toBe(4);
     expect(await run(m.containsKey("nope"))).toBe(false);
     expect(await run(m.replace("x", 5, 6))).toBe(false);
     expect(await run(m.replace("x", 4, 6))).toBe(true);

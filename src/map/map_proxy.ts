@@ -96,7 +96,9 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   replace(key: K, expected: V, value: V, opts?: ExpiryOptions): Promise<boolean>;
   async replace(key: K, a: V, b?: V | ExpiryOptions, c?: ExpiryOptions): Promise<V | undefined | boolean> {
     const { k, p } = this.#key(key);
-    if (arguments.length >= 4 || (arguments.length === 3 && !isExpiryOptions(b))) {
+    // A third argument that is undefined is options left out (a wrapper passing its optional
+    // settings on), not a new value: undefined cannot be stored. It was sent as a value and refused.
+    if (arguments.length >= 4 || (arguments.length === 3 && b !== undefined && !isExpiryOptions(b))) {
       const body = withExpiry({ k, x: this.#value(a), v: this.#value(b as V) }, c);
       return (await this.#call(p, OpCode.ReplaceIfSame, body)) === true;
     }
