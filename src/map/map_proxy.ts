@@ -224,15 +224,20 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     return n;
   }
 
+  /**
+   * Clears every partition; one where another member holds a lock on a key of this map is left
+   * whole and the call then fails with LOCKED, after every other partition was cleared (it
+   * stopped at the first failure, leaving an arbitrary part of the map).
+   */
   async clear(): Promise<void> {
-    await runBounded(this.#partitions().map((p) => async () => void (await this.#call(p, OpCode.Clear, {}))), FAN_OUT);
+    const jobs = this.#partitions().map((p) => async () => void (await this.#call(p, OpCode.Clear, {})));
+    await runBounded(jobs, FAN_OUT, true);
   }
 
+  /** Removes every entry of the map, locks of other members notwithstanding (as Hazelcast's destroy). */
   async destroy(): Promise<void> {
-    await runBounded(
-      this.#partitions().map((p) => async () => void (await this.#call(p, OpCode.Destroy, {}))),
-      FAN_OUT,
-    );
+    const jobs = this.#partitions().map((p) => async () => void (await this.#call(p, OpCode.Destroy, {})));
+    await runBounded(jobs, FAN_OUT, true);
   }
 
   /**
@@ -515,12 +520,15 @@ function withExpiry(out: Record<string, unknown>, opts: ExpiryOptions | undefine
   return out;
 }
 
-/** Runs async jobs with at most `limit` in flight; rejects with the first failure. */
-async function runBounded(jobs: Array<() => Promise<void>>, limit: number): Promise<void> {
+/**
+ * Runs async jobs with at most `limit` in flight; rejects with the first failure, starting no
+ * more jobs after it unless `all` (then every job runs first).
+ */
+async function runBounded(jobs: Array<() => Promise<void>>, limit: number, all = false): Promise<void> {
   let next = 0;
   let failed: unknown = null;
   const worker = async () => {
-    while (next < jobs.length && failed === null) {
+    while (next < jobs.length && (failed === null || all)) {
       const job = jobs[next++];
       try {
         await job();

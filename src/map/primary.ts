@@ -169,7 +169,7 @@ export class PrimaryRole {
       if (w && deadline! > now && ctx.parked.park(req.p, { from, req, reply, deadline: deadline!, ...w })) return;
     }
     if (
-      !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) &&
+      !isLockOp(req.op) && !isQueueOp(req.op) && !isTopicOp(req.op) && req.op !== OpCode.Destroy &&
       lockedByOther(d, body.m, keys, from, stamp, alive, leaseOutlivesDeath)
     ) {
       return reply("LOCKED", null, `a key of this write is locked by another member`);
