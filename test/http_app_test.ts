@@ -143,6 +143,14 @@ describe("GET /cluster", () => {
 });
 
 describe("map routes", () => {
+  test("a value JSON cannot express (stored through the IMap API) gets 422, not 500", async () => {
+    const node = createTestNode();
+    await node.getMap<string, unknown>("big").set("n", 2n ** 70n);
+    const res = await createHttpApp(node).request("/maps/big/n");
+    expect(res.status).toBe(422);
+    expect((await res.json()).code).toBe("UNREPRESENTABLE");
+  });
+
   test("put, get, overwrite, delete and 404", async () => {
     const app = createHttpApp(createTestNode());
     expect(await (await app.request("/maps/users/alice", json({ age: 30 }))).json()).toEqual({ previous: null });

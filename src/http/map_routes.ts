@@ -77,7 +77,14 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache, 
     keyRoute(async (c, map, key) => {
       const value = await node.getMap<string, unknown>(map).get(key);
       if (value === undefined) return jsonError(c, 404, `No entry for key "${key}" in map "${map}"`, "NOT_FOUND");
-      return c.json({ value });
+      // A value stored through the IMap API that JSON cannot express (a BigInt) answered 500.
+      let body: string;
+      try {
+        body = JSON.stringify({ value });
+      } catch {
+        return jsonError(c, 422, `The value of key "${key}" cannot be written as JSON`, "UNREPRESENTABLE");
+      }
+      return c.body(body, 200, { "Content-Type": "application/json" });
     }),
   );
 
