@@ -208,7 +208,8 @@ export class Worker {
       this.#cancelWhileStarting.delete(msg.taskId);
       const cur = this.#tasks.get(msg.taskId);
       if (cur && cur.attempt <= cancel.attempt) cur.runner.cancel();
-      else if (!cur) this.#answerCanceled(cancel.from, msg.taskId, cancel.attempt);
+      // Not started (an older attempt may still wind down, and reports itself): answer for this one.
+      if (cur?.attempt !== msg.attempt) this.#answerCanceled(cancel.from, msg.taskId, cancel.attempt);
     });
   }
 
@@ -269,15 +270,14 @@ export class Worker {
     if (msg.term < this.#highestTerm) return;
     this.#highestTerm = msg.term;
     const cur = this.#tasks.get(msg.taskId);
-    if (cur && cur.attempt <= msg.attempt) {
-      cur.runner.cancel();
-      return;
-    }
-    if (!cur && this.#starting.has(msg.taskId)) {
-      // Still starting: it will not start, and the cancel is answered then (see #cancelWhileStarting).
+    if (cur && cur.attempt <= msg.attempt) cur.runner.cancel();
+    if (this.#starting.has(msg.taskId)) {
+      // A start under way (the first attempt, or a newer one while an older one winds down): it
+      // will not start, and the cancel is answered then (see #cancelWhileStarting).
       this.#cancelWhileStarting.set(msg.taskId, { attempt: msg.attempt, from });
       return;
     }
+    if (cur && cur.attempt <= msg.attempt) return;
     // Nothing runs here: say so, so the coordinator can finish cancelling.
     if (!cur && !this.#reports.has(msg.taskId)) this.#answerCanceled(from, msg.taskId, msg.attempt);
   }
