@@ -84,4 +84,34 @@ describe("batches of large values", () => {
     },
     120_000,
   );
+
+  test(
+    "a processor rewriting 65 values of 100 kB in one partition: the batch is split, every entry rewritten",
+    async () => {
+      // Processor calls go by count (keys only): the write of a whole batch was over MAX_WRITE_BYTES
+      // and refused; each half now goes as a call of its own.
+      const h = new GridHarness({
+        config: { partitionCount: 7 },
+        processors: { "grow": (e) => void (e.value = new Uint8Array(100_000).fill(2)) },
+      });
+      for (const id of ["n0", "n1"]) await h.add(id);
+      await h.run(3000);
+      const keys = keysOn(h, "n1").slice(0, 65);
+      const m = h.members.get("n0")!.grid.getMap<string, Uint8Array>("big");
+      await h.until(m.putAll(keys.map((k) => [k, new Uint8Array(100_000)] as [string, Uint8Array])), 60_000);
+      let n = 0;
+      await h.until(
+        (async () => {
+          for await (const _ of m.executeOnEntries("grow")) n++;
+        })(),
+        60_000,
+      );
+      expect(n).toBe(65);
+      const all = await h.until(m.getAll(keys), 60_000);
+      expect([...all.values()].every((v) => v[0] === 2)).toBe(true);
+      expect((await h.until(m.executeOnKeys(keys, "grow"), 60_000)).size).toBe(65);
+      h.stop();
+    },
+    120_000,
+  );
 });

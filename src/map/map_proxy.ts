@@ -367,10 +367,32 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     return out;
   }
 
-  async #processKeys(p: number, ks: Uint8Array[], processor: string, arg: unknown, presentOnly: boolean) {
+  async #processKeys(
+    p: number,
+    ks: Uint8Array[],
+    processor: string,
+    arg: unknown,
+    presentOnly: boolean,
+  ): Promise<unknown[]> {
     const body: Record<string, unknown> = { ks, pr: processor, pa: this.#arg(arg) };
     if (presentOnly) body.po = true;
-    const r = await this.#call(p, OpCode.ExecuteOnKeys, body);
+    let r: unknown;
+    try {
+      r = await this.#call(p, OpCode.ExecuteOnKeys, body);
+    } catch (e) {
+      // What the processor wrote over these keys is more than one write carries (MAX_WRITE_BYTES):
+      // refused before anything was applied, so each half goes as a call of its own.
+      if (
+        !(ks.length > 1 && e instanceof ShoalError && e.code === "INVALID_ARGUMENT" && /bytes, over/.test(e.message))
+      ) {
+        throw e;
+      }
+      const half = ks.length >> 1;
+      return [
+        ...await this.#processKeys(p, ks.slice(0, half), processor, arg, presentOnly),
+        ...await this.#processKeys(p, ks.slice(half), processor, arg, presentOnly),
+      ];
+    }
     if (!Array.isArray(r) || r.length !== ks.length) throw new ShoalError("INTERNAL", "Malformed executeOnKeys result");
     return r as unknown[];
   }
