@@ -1,8 +1,13 @@
 /**
- * A worker whose member the master's list drops and lists again (worker.ts): it stops its tasks,
- * comes back under a new worker id and says hello again; a deploy for the old id that was still
- * starting (reading the job's entry) when that happened does not start. The worker runs against a
- * scripted member view and job map, so the order of the events is exact.
+ * A worker (worker.ts) against a scripted member view and job map, so the order of the events is
+ * exact:
+ * - its member dropped from the master's list and listed again: it stops its tasks, comes back
+ *   under a new worker id and says hello again; a deploy for the old id that was still starting
+ *   (reading the job's entry) when that happened does not start;
+ * - a cancel for the attempt being started while the superseded attempt is still in its tasks (an
+ *   abort stops it only at its next batch) cancelled the old runner and returned: the new attempt
+ *   then started anyway, and the cancel was never answered (found by a review of the
+ *   cancel-while-starting fix).
  */
 import { expect, test } from "bun:test";
 import { VirtualClock } from "../src/core/clock.ts";
@@ -60,15 +65,16 @@ function scripted() {
     registry,
     slots: 4,
   });
-  const deploy = (workerId: string): JobDeployTask => ({
+  const taskId = planTasks(entry.plan)[0].id;
+  const deploy = (workerId: string, attempt = 1): JobDeployTask => ({
     t: Kind.JobDeployTask,
     jobId: "j",
-    taskId: planTasks(entry.plan)[0].id,
-    attempt: 1,
+    taskId,
+    attempt,
     workerId,
     term: 1,
   });
-  return { worker, setListed, sent, deploy, answerEntry: () => answerEntry(entry) };
+  return { worker, setListed, sent, deploy, taskId, answerEntry: () => answerEntry(entry) };
 }
 
 test("dropped from the member list and listed again: a new worker id, hello again", () => {
@@ -96,5 +102,22 @@ test("a deploy still starting when the member was dropped and listed again does 
   expect(worker.running().size).toBe(0);
   const acks = sent.filter((m) => m.t === Kind.JobDeployAck) as unknown as Array<{ ok: boolean }>;
   expect(acks.map((a) => a.ok)).toEqual([false]);
+  worker.stop();
+});
+
+test("a cancel of attempt 2 while it starts and attempt 1 winds down: attempt 2 does not start, and the cancel is answered", async () => {
+  const { worker, sent, deploy, taskId, answerEntry } = scripted();
+  worker.start();
+  worker.onDeploy("m0", deploy(worker.workerId, 1));
+  answerEntry();
+  await new Promise((r) => setTimeout(r, 10));
+  expect(worker.running().get(taskId)).toBe(1);
+  worker.onDeploy("m0", deploy(worker.workerId, 2)); // aborts attempt 1 (stops at its next batch), attempt 2 starting
+  worker.onCancel("m0", { t: Kind.JobCancelTask, jobId: "j", taskId, attempt: 2, term: 1 } as never);
+  answerEntry();
+  await new Promise((r) => setTimeout(r, 10));
+  const answers = sent.filter((m) => m.t === Kind.JobTaskDone && (m as { attempt?: number }).attempt === 2);
+  expect(worker.running().get(taskId)).not.toBe(2);
+  expect(answers.map((m) => (m as { state?: string }).state)).toEqual(["CANCELED"]);
   worker.stop();
 });
