@@ -29,6 +29,9 @@ function keysOn(h: GridHarness, primary: string): string[] {
   return keys;
 }
 
+/** `keys`, each with a value of VALUE bytes. */
+const big = (keys: string[]) => keys.map((k) => [k, new Uint8Array(VALUE)] as [string, Uint8Array]);
+
 const settle = <T>(h: GridHarness, p: Promise<T>) => h.until(p, 60_000).then((v) => ({ v }), (e) => ({ e }));
 
 describe("batches of large values", () => {
@@ -36,7 +39,7 @@ describe("batches of large values", () => {
     const h = await start(2);
     const keys = keysOn(h, "n1");
     const m = h.members.get("n0")!.grid.getMap<string, Uint8Array>("big");
-    expect(await settle(h, m.putAll(keys.map((k) => [k, new Uint8Array(VALUE)] as [string, Uint8Array])))).toEqual({
+    expect(await settle(h, m.putAll(big(keys)))).toEqual({
       v: undefined,
     });
     expect(await h.until(m.size())).toBe(100);
@@ -57,7 +60,7 @@ describe("batches of large values", () => {
     const h = await start(2);
     const keys = keysOn(h, "n0");
     const m = h.members.get("n0")!.grid.getMap<string, Uint8Array>("big");
-    expect(await settle(h, m.putAll(keys.map((k) => [k, new Uint8Array(VALUE)] as [string, Uint8Array])))).toEqual({
+    expect(await settle(h, m.putAll(big(keys)))).toEqual({
       v: undefined,
     });
     expect((await h.until(m.get(keys[0])))?.byteLength).toBe(VALUE);
