@@ -101,7 +101,7 @@ describe("batches of large values", () => {
       await h.run(3000);
       const keys = keysOn(h, "n1").slice(0, 65);
       const m = h.members.get("n0")!.grid.getMap<string, Uint8Array>("big");
-      await h.until(m.putAll(keys.map((k) => [k, new Uint8Array(100_000)] as [string, Uint8Array])), 60_000);
+      await h.until(m.putAll(big(keys)), 60_000);
       let n = 0;
       await h.until(
         (async () => {
