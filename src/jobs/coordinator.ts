@@ -42,6 +42,7 @@ import {
 import type { JobDeployAck, JobTaskDone, JobTaskReport, JobWorkerHello } from "./messages.ts";
 import { casUpdate, retrying, type RetryOptions, sameValue, StateWriteRejected } from "./state_store.ts";
 import { mapBounded } from "../core/map_bounded.ts";
+import { CoordinatorMemory } from "./coordinator_memory.ts";
 
 export type { CoordinatorOptions } from "./coordinator_context.ts";
 
@@ -49,9 +50,6 @@ const maxEvents = 10_000;
 /** Most map reads in flight while loading jobs (takeover) or the tasks of one job. */
 const loadWidth = 8;
 
-const maxTerminalRemembered = 10_000;
-/** Most jobs remembered as not loadable (their last load attempt failed). */
-const maxUnloadableRemembered = 1000;
 /** A completion report for a job that could not be loaded tries loading it again at most this often. */
 const reloadForReportMs = 1000;
 
@@ -63,9 +61,7 @@ export class Coordinator {
   #jobs = new Map<string, JobRt>();
   #workers = new Map<NodeId, WorkerRt>();
   #events: CoordEvent[] = [];
-  #terminal = new Set<string>();
-  /** Jobs whose last load found their entry or a state record unreadable → when it was tried. */
-  #unloadable = new Map<string, number>();
+  #memory = new CoordinatorMemory();
   /** Reports answering queries of an earlier term (reqId below this) are ignored. */
   #firstReqIdOfTerm = 1;
   #timer: Timer | undefined;
@@ -150,7 +146,7 @@ export class Coordinator {
       this.#epoch = epoch;
       this.#jobs.clear();
       this.#workers.clear();
-      this.#unloadable.clear();
+      this.#memory.forgetLoadTries();
       this.#lastQueryAt.clear();
       this.#firstReqIdOfTerm = this.#reqId + 1;
       this.#events = this.#events.filter((e) => e.kind !== "report");
@@ -301,12 +297,12 @@ export class Coordinator {
    * records cannot be read.
    */
   async #load(jobId: string): Promise<void> {
-    if (this.#jobs.has(jobId) || this.#terminal.has(jobId)) return;
+    if (this.#jobs.has(jobId) || this.#memory.ended(jobId)) return;
     // Warn once per job and term; reports for an unloadable job retry the load every second.
-    const again = this.#unloadable.has(jobId);
+    const again = this.#memory.loadTriedAt(jobId) !== undefined;
     const warn = (event: string, fields: Record<string, unknown>) =>
       again ? this.opts.log.debug(event, fields) : this.opts.log.warn(event, fields);
-    this.#rememberUnloadable(jobId);
+    this.#memory.loadTried(jobId, this.opts.clock.now());
     const states = this.#map(JobMaps.jobStates);
     const entry = (await retrying(() => this.#map(JobMaps.jobs).get(jobId), this.#retry)) as JobEntry | undefined;
     if (!entry) return;
@@ -331,12 +327,12 @@ export class Coordinator {
       return;
     }
     if (isJobTerminal(cur.state)) {
-      this.#rememberTerminal(jobId);
+      this.#memory.rememberEnded(jobId);
       await this.#unindex(jobId);
       return;
     }
     const state = await this.#records.stamp(jobStateKey(jobId), cur);
-    if (isJobTerminal(state.state)) return this.#rememberTerminal(jobId);
+    if (isJobTerminal(state.state)) return this.#memory.rememberEnded(jobId);
     // The records are independent: read and stamp them side by side (a takeover waits on this).
     const asgs = this.#map(JobMaps.assignments);
     const pipelineP = this.#records.stamp(pipelineStateKey(plan.pipelines[0].id), created());
@@ -370,18 +366,9 @@ export class Coordinator {
       }
       tasks.set(tp.id, t);
     }
-    this.#unloadable.delete(jobId);
+    this.#memory.loaded(jobId);
     if (this.#jobs.has(jobId)) return; // loaded meanwhile
     this.#jobs.set(jobId, { id: jobId, entry, state, pipeline, tasks, cancel: cancel !== undefined });
-  }
-
-  /** Marks a load as tried; `#load` clears the mark once the job is in the loop. */
-  #rememberUnloadable(jobId: string): void {
-    this.#unloadable.delete(jobId);
-    if (this.#unloadable.size >= maxUnloadableRemembered) {
-      this.#unloadable.delete(this.#unloadable.keys().next().value!);
-    }
-    this.#unloadable.set(jobId, this.opts.clock.now());
   }
 
   /** Drops a terminal job from the active-jobs index. */
@@ -390,11 +377,6 @@ export class Coordinator {
       if (!cur || !cur.ids.includes(jobId)) return undefined;
       return { ids: cur.ids.filter((id) => id !== jobId) };
     }, this.#retry);
-  }
-
-  #rememberTerminal(jobId: string): void {
-    if (this.#terminal.size >= maxTerminalRemembered) this.#terminal.delete(this.#terminal.values().next().value!);
-    this.#terminal.add(jobId);
   }
 
   /**
@@ -412,8 +394,8 @@ export class Coordinator {
     /** Queues job `id` when unknown; false once the loop has no room for more. */
     const find = (id: string, retryAfterMs = 0): boolean => {
       if (this.#jobs.size + found >= (this.opts.maxActiveJobs ?? 1000)) return false;
-      if (this.#jobs.has(id) || this.#terminal.has(id)) return true;
-      if (now - (this.#unloadable.get(id) ?? -Infinity) < retryAfterMs) return true;
+      if (this.#jobs.has(id) || this.#memory.ended(id)) return true;
+      if (now - (this.#memory.loadTriedAt(id) ?? -Infinity) < retryAfterMs) return true;
       found++;
       this.push({ kind: "found", jobId: id });
       return true;
@@ -467,7 +449,7 @@ export class Coordinator {
         return;
       }
       case "found": {
-        if (this.#jobs.has(e.jobId) || this.#terminal.has(e.jobId)) return;
+        if (this.#jobs.has(e.jobId) || this.#memory.ended(e.jobId)) return;
         await this.#load(e.jobId);
         for (const w of this.#workers.values()) await this.#records.writeWorker(w);
         return;
@@ -536,13 +518,13 @@ export class Coordinator {
     const ack = () => this.opts.send(from, { t: Kind.JobTaskDoneAck, taskId: msg.taskId, attempt: msg.attempt });
     // A report can arrive before this coordinator loaded the job (right after a takeover):
     // load it first, or the report would be acknowledged and lost.
-    if (!this.#jobs.has(msg.jobId) && !this.#terminal.has(msg.jobId)) {
-      const triedAt = this.#unloadable.get(msg.jobId);
+    if (!this.#jobs.has(msg.jobId) && !this.#memory.ended(msg.jobId)) {
+      const triedAt = this.#memory.loadTriedAt(msg.jobId);
       if (triedAt !== undefined && this.opts.clock.now() - triedAt < reloadForReportMs) return; // the worker re-sends
       await this.#load(msg.jobId);
       for (const w of this.#workers.values()) await this.#records.writeWorker(w);
     }
-    if (this.#terminal.has(msg.jobId)) return ack(); // nothing left to apply
+    if (this.#memory.ended(msg.jobId)) return ack(); // nothing left to apply
     const job = this.#jobs.get(msg.jobId);
     // Not loadable now (its entry or a state record cannot be read, e.g. right after a
     // split): keep the report unacknowledged. Acknowledging it would make the worker forget
@@ -715,7 +697,7 @@ export class Coordinator {
   async #reconcile(job: JobRt): Promise<void> {
     if (isJobTerminal(job.state.state)) {
       this.#jobs.delete(job.id);
-      this.#rememberTerminal(job.id);
+      this.#memory.rememberEnded(job.id);
       return;
     }
     const tasks = [...job.tasks.values()];
@@ -788,7 +770,7 @@ export class Coordinator {
     await this.#records.writeTotals(job);
     await this.#records.setJob(job, to, error);
     this.#jobs.delete(job.id);
-    this.#rememberTerminal(job.id);
+    this.#memory.rememberEnded(job.id);
     await this.#unindex(job.id);
     // Only an attempt that did not finish can leave a staged segment behind.
     if ([...job.tasks.values()].some((t) => t.state.attempt > 1 || t.state.state !== "FINISHED")) {

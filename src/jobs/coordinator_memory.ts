@@ -1,0 +1,50 @@
+/**
+ * What the job coordinator remembers about jobs outside its loop (coordinator.ts): the ids of
+ * jobs that ended, so reports and scans for them change nothing, and the jobs whose last load
+ * could not read their entry or a state record, with when it was tried, so loads are retried at
+ * a bounded rate. Both are bounded; the oldest is forgotten first.
+ */
+
+/** Ended job ids remembered. */
+const maxTerminalRemembered = 10_000;
+/** Most jobs remembered as not loadable (their last load attempt failed). */
+const maxUnloadableRemembered = 1000;
+
+export class CoordinatorMemory {
+  readonly #terminal = new Set<string>();
+  /** Jobs whose last load found their entry or a state record unreadable → when it was tried. */
+  readonly #unloadable = new Map<string, number>();
+
+  /** Whether job `id` ended (as far as this coordinator knows). */
+  ended(id: string): boolean {
+    return this.#terminal.has(id);
+  }
+
+  rememberEnded(id: string): void {
+    if (this.#terminal.size >= maxTerminalRemembered) this.#terminal.delete(this.#terminal.values().next().value!);
+    this.#terminal.add(id);
+  }
+
+  /** When a load of job `id` was last tried and failed (undefined: never, or it loaded since). */
+  loadTriedAt(id: string): number | undefined {
+    return this.#unloadable.get(id);
+  }
+
+  /** Marks a load as tried at `now`; {@link loaded} clears the mark once the job is in the loop. */
+  loadTried(id: string, now: number): void {
+    this.#unloadable.delete(id);
+    if (this.#unloadable.size >= maxUnloadableRemembered) {
+      this.#unloadable.delete(this.#unloadable.keys().next().value!);
+    }
+    this.#unloadable.set(id, now);
+  }
+
+  loaded(id: string): void {
+    this.#unloadable.delete(id);
+  }
+
+  /** A new term: every load may be tried at once. */
+  forgetLoadTries(): void {
+    this.#unloadable.clear();
+  }
+}
