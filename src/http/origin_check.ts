@@ -20,6 +20,9 @@ import { isLoopbackHost } from "./listen_address.ts";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
+/** A host name as compared here: lower case, without the trailing dot of a fully qualified name. */
+const hostKey = (name: string): string => name.toLowerCase().replace(/\.$/, "");
+
 /** A `Host` header split into its lower-case name and port (absent: undefined), or undefined when malformed. */
 export function splitHost(host: string): { name: string; port: number | undefined } | undefined {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]/@\s]+)(?::(\d{1,5}))?$/.exec(host);
@@ -46,7 +49,7 @@ export function sameOrigin(origin: string, host: string | undefined): boolean {
 /** Whether a browser's `Origin` names one of `names` (host names, any port). */
 function originNamed(origin: string, names: ReadonlySet<string>): boolean {
   try {
-    return names.has(new URL(origin).hostname.toLowerCase().replace(/\.$/, ""));
+    return names.has(hostKey(new URL(origin).hostname));
   } catch {
     return false;
   }
@@ -62,12 +65,12 @@ function originNamed(origin: string, names: ReadonlySet<string>): boolean {
 export function originCheck(
   opts: { loopbackOnly?: boolean; allowedHosts?: readonly string[] } = {},
 ): MiddlewareHandler {
-  const allowed = new Set((opts.allowedHosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, "")));
+  const allowed = new Set((opts.allowedHosts ?? []).map(hostKey));
   return async (c, next) => {
     const host = c.req.header("host");
     if (opts.loopbackOnly && host !== undefined) {
       const h = splitHost(host);
-      const name = h?.name.replace(/\.$/, "");
+      const name = h && hostKey(h.name);
       if (name === undefined || !(isLoopbackHost(name) || allowed.has(name))) {
         return jsonError(c, 403, "This member listens on loopback only: Host must name it so", "FORBIDDEN");
       }
