@@ -99,6 +99,25 @@ describe("map events over SSE", () => {
     await s.close();
   }, 30_000);
 
+  test("clear() arrives as a cleared event per partition it emptied, with no key, on key streams too", async () => {
+    const all = await open("/maps/cl/events");
+    const one = await open("/maps/cl/events?key=a");
+    for (const k of ["a", "b", "c", "d"]) await put(`/maps/cl/${k}`, 1);
+    await until(() => all.events.length >= 4 && one.events.length >= 1);
+    const held = new Set(all.events.map((e) => e.data.partition));
+    await node.getMap("cl").clear();
+    await until(() => all.events.filter((e) => e.event === "cleared").length >= held.size);
+    await until(() => one.events.some((e) => e.event === "cleared"));
+    await new Promise((r) => setTimeout(r, 200));
+    const cleared = all.events.filter((e) => e.event === "cleared");
+    expect(new Set(cleared.map((e) => e.data.partition))).toEqual(held);
+    expect(cleared.length).toBe(held.size);
+    for (const e of cleared) expect(Object.keys(e.data).sort()).toEqual(["index", "partition", "seq"]);
+    expect(one.events.map((e) => e.event)).toEqual(["added", "cleared"]);
+    await all.close();
+    await one.close();
+  }, 30_000);
+
   test("a Last-Event-ID past the partition's history gets a gap event, then the later writes' events", async () => {
     // Every partition's position at sequence 2^31: far past anything written here.
     const far = new Map(Array.from({ length: 7 }, (_, p) => [p, { s: 2 ** 31, i: 1_000_000 }]));

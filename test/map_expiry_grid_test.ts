@@ -164,7 +164,7 @@ describe("entry listeners", () => {
     expect(events.filter((e) => e.type === "gap")).toEqual([]);
     const byKey = new Map<string, number[]>();
     for (const e of events as Array<EntryEvent<string, number>>) {
-      if (e.type === "removed") continue;
+      if (e.type === "removed" || e.type === "cleared") continue;
       const l = byKey.get(e.key) ?? [];
       l.push(e.value!);
       byKey.set(e.key, l);

@@ -7,10 +7,16 @@
  * its index among that write's effects (a putAll changes several keys in one write). A
  * consumer that remembers the last `(seq, index)` per partition can resume after it.
  */
-export const entryEventTypes = ["added", "updated", "removed", "expired", "evicted", "merged"] as const;
+export const entryEventTypes = ["added", "updated", "removed", "expired", "evicted", "merged", "cleared"] as const;
 export type EntryEventType = (typeof entryEventTypes)[number];
+/** Types of the events that name one key (all but `cleared`). */
+export type KeyEventType = Exclude<EntryEventType, "cleared">;
 
-/** What one applied effect did to one key (as bytes): computed by every replica while applying writes. */
+/**
+ * What one applied effect did to one key (as bytes), or to a whole map in one partition
+ * (`cleared`: `clear()` or `destroy()` removed every entry the partition held; its key is
+ * empty): computed by every replica while applying writes.
+ */
 export interface AppliedChange {
   type: EntryEventType;
   m: string;
@@ -19,9 +25,9 @@ export interface AppliedChange {
   oldValue?: Uint8Array;
 }
 
-/** An event with key and values decoded. */
-export interface EntryEvent<K = unknown, V = unknown> {
-  type: EntryEventType;
+/** An event of one key, with key and values decoded. */
+export interface KeyEntryEvent<K = unknown, V = unknown> {
+  type: KeyEventType;
   map: string;
   key: K;
   value?: V;
@@ -30,6 +36,25 @@ export interface EntryEvent<K = unknown, V = unknown> {
   seq: number;
   index: number;
 }
+
+/**
+ * `clear()` or `destroy()` removed every entry of the map that partition `partition` held (as
+ * Hazelcast's MAP_CLEARED, but one per partition that held entries, so that it has a position
+ * like any other event). It names no key, and it reaches listeners of one key too.
+ */
+export interface ClearedEvent {
+  type: "cleared";
+  map: string;
+  key?: undefined;
+  value?: undefined;
+  oldValue?: undefined;
+  partition: number;
+  seq: number;
+  index: number;
+}
+
+/** An entry event: of one key, or a partition's share of a map cleared. */
+export type EntryEvent<K = unknown, V = unknown> = KeyEntryEvent<K, V> | ClearedEvent;
 
 /**
  * Events a listener will never see: its queue overflowed, or the partition's event log no

@@ -336,15 +336,11 @@ export class EntryListeners {
       for (const [seq, i, type, key, value, old] of a.ev) {
         // Drop anything not after the cursor (cannot happen with a correct primary; cheap to guard).
         if (!after(seq, i, { seq: c.s, i: c.i })) continue;
-        const e: EntryEvent<unknown, unknown> = {
-          type: entryEventTypes[type] ?? "updated",
-          map: feed.map,
-          key: decodeValue(key),
-          partition: p,
-          seq,
-          index: i,
-        };
-        if (feed.includeValue) {
+        const t = entryEventTypes[type] ?? "updated";
+        const e: EntryEvent<unknown, unknown> = t === "cleared"
+          ? { type: t, map: feed.map, partition: p, seq, index: i }
+          : { type: t, map: feed.map, key: decodeValue(key), partition: p, seq, index: i };
+        if (feed.includeValue && e.type !== "cleared") {
           if (value) e.value = decodeValue(value);
           if (old) e.oldValue = decodeValue(old);
         }

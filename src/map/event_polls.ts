@@ -50,7 +50,8 @@ export function readEvents(d: PartitionData, b: OpBody, committed: number): Even
   let last: EventCursor = cursor;
   for (const e of r.events) {
     last = { seq: e.seq, i: e.i };
-    if (e.m !== b.m || (b.k && !bytesEqual(e.key, b.k))) continue;
+    // A `cleared` event (no key) concerns every key of the map: a listener of one key gets it too.
+    if (e.m !== b.m || (b.k && e.type !== "cleared" && !bytesEqual(e.key, b.k))) continue;
     const value = b.nv ? null : e.value ?? null;
     const old = b.nv ? null : e.oldValue ?? null;
     ev.push([e.seq, e.i, entryEventTypes.indexOf(e.type), e.key, value, old]);

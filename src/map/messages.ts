@@ -177,14 +177,14 @@ const chunkFields = {
   hl: w.uint().optional(),
   /**
    * The copy's last entry events, on the last chunk (entry_events.ts EventRing): [seq, index,
-   * type (0–5: added, updated, removed, expired, evicted, merged), map, key, value or null, old
+   * type (0–6: added, updated, removed, expired, evicted, merged, cleared; 6 since 8 December), map, key, value or null, old
    * value or null], oldest first; `ef`: every event of writes after seq `ef` is among them.
    */
   ev: w.list(
     z.tuple([
       w.uint(),
       w.uint(),
-      z.number().int().min(0).max(5),
+      z.number().int().min(0).max(6),
       w.str(256),
       w.bytes(),
       w.bytes().nullable(),

@@ -287,7 +287,8 @@ export class PartitionData {
       }
       // An empty map holds no store; destroy will also drop per-map settings once there are some.
       this.maps.delete(e.m);
-      return null;
+      // One event for the whole map here (no key), not one per entry: a write's events are bounded.
+      return { type: "cleared", m: e.m, key: EMPTY };
     }
     const key = e.k!;
     const s = store ?? this.#store(e.m);
@@ -350,11 +351,11 @@ export class PartitionData {
       // The map name the store holds, not the frame's copy (one string per logged effect otherwise).
       const s = this.maps.get(e.m);
       if (s !== undefined) e.m = s.name;
-      const ko = at, kl = e.k ? e.k.byteLength : -1, vo = packedValueAt(e, at);
+      const ko = at, kl = e.k ? e.k.byteLength : 0, vo = packedValueAt(e, at);
       at = packedEnd(e, at);
       const c = this.applyEffect(e, s);
       if (c) {
-        // A change has a key; its value (absent for a removal) is the effect's.
+        // A change has a key (empty for `cleared`); its value (absent for a removal) is the effect's.
         this.events.add(
           entry.seq,
           i,
