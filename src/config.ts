@@ -56,6 +56,12 @@ export interface NodeOptions {
   /** Job slots this member offers. @default 4 */
   slots?: number;
   /**
+   * Minutes an ended job (FINISHED, FAILED, CANCELED) stays in the job maps and listings
+   * before the coordinator deletes its records (SeaTunnel's `history-job-expire-minutes`).
+   * 0 keeps ended jobs for ever. The master's setting applies. @default 1440 (a day)
+   */
+  jobHistoryMinutes?: number;
+  /**
    * What the smaller side of a healed split brain does with its entries: `latestUpdate`
    * (the later update or removal wins, by hybrid logical clock), `putIfAbsent` (only keys
    * the larger side lacks are added), `passThrough` (the smaller side's entry wins) or
@@ -97,6 +103,7 @@ export const Defaults = {
   asyncBackupCount: 0,
   partitionCount: 271,
   slots: 4,
+  jobHistoryMinutes: 1440,
   logLevel: "info",
   mergePolicy: "latestUpdate",
   minClusterSize: 0,

@@ -201,6 +201,7 @@ export class Node implements ShoalNode {
       rng: systemRandom(),
       log: log.child({ layer: "jobs" }),
       slots: options.slots ?? Defaults.slots,
+      historyMs: (options.jobHistoryMinutes ?? Defaults.jobHistoryMinutes) * 60_000,
       lite: options.lite ?? false,
       gate: () => this.grid.quorum.check(),
     });

@@ -169,6 +169,13 @@ describe("node command flags", () => {
     expect(err([], { SHOAL_SLOTS: "many" })).toContain("SHOAL_SLOTS");
     expect(err([], { SHOAL_LITE: "maybe" })).toContain("SHOAL_LITE");
     expect(err(["--backup-count", "4", "--async-backup-count", "3"])).toContain("at most 6");
+    expect(err(["--job-history-minutes", "-5"])).toContain("must be at least 0");
+  });
+
+  test("--job-history-minutes and SHOAL_JOB_HISTORY_MINUTES set how long ended jobs are kept", () => {
+    expect(ok(["--job-history-minutes", "30"]).jobHistoryMinutes).toBe(30);
+    expect(ok([], { SHOAL_JOB_HISTORY_MINUTES: "0" }).jobHistoryMinutes).toBe(0);
+    expect(ok([]).jobHistoryMinutes).toBeUndefined();
   });
 
   test("bad --log-level, --name and --cluster values are errors", () => {

@@ -141,6 +141,14 @@ export const nodeFlags: readonly FlagSpec[] = [
     defaultText: String(Defaults.slots),
   },
   {
+    name: "job-history-minutes",
+    kind: "int",
+    min: 0,
+    max: 5_256_000,
+    description: "minutes an ended job's records are kept before they are deleted (0: for ever)",
+    defaultText: String(Defaults.jobHistoryMinutes),
+  },
+  {
     name: "merge-policy",
     kind: "string",
     valueName: "POLICY",
@@ -327,6 +335,7 @@ export function parseNodeArgs(
   if (v["partition-count"] !== undefined) options.partitionCount = v["partition-count"] as number;
   if (v.lite !== undefined) options.lite = v.lite as boolean;
   if (v.slots !== undefined) options.slots = v.slots as number;
+  if (v["job-history-minutes"] !== undefined) options.jobHistoryMinutes = v["job-history-minutes"] as number;
   if (v["merge-policy"] !== undefined) options.mergePolicy = v["merge-policy"] as NodeOptions["mergePolicy"];
   if (v["min-cluster-size"] !== undefined) options.minClusterSize = v["min-cluster-size"] as number;
   if (v["log-level"] !== undefined) options.logLevel = v["log-level"] as NodeOptions["logLevel"];

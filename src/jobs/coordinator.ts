@@ -18,8 +18,16 @@ import type { IMap } from "../map/imap.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
-import { isJobTerminal, isTaskTerminal, type TaskStateRecord, type TaskStatus } from "./job_state.ts";
-import type { CoordEvent, CoordinatorOptions, JobRt, TaskRt, WorkerRt } from "./coordinator_context.ts";
+import { endedAt, isJobTerminal, isTaskTerminal, type TaskStateRecord, type TaskStatus } from "./job_state.ts";
+import {
+  type CoordEvent,
+  type CoordinatorOptions,
+  defaultJobHistoryMs,
+  type JobRt,
+  maxPurgesPerScan,
+  type TaskRt,
+  type WorkerRt,
+} from "./coordinator_context.ts";
 import { JobRecords } from "./job_records.ts";
 import { buildPlan, planTasks, type TaskPlan } from "./job_plan.ts";
 import {
@@ -327,12 +335,12 @@ export class Coordinator {
       return;
     }
     if (isJobTerminal(cur.state)) {
-      this.#memory.rememberEnded(jobId);
+      this.#memory.rememberEnded(jobId, endedAt(cur, now));
       await this.#unindex(jobId);
       return;
     }
     const state = await this.#records.stamp(jobStateKey(jobId), cur);
-    if (isJobTerminal(state.state)) return this.#memory.rememberEnded(jobId);
+    if (isJobTerminal(state.state)) return this.#memory.rememberEnded(jobId, endedAt(state, now));
     // The records are independent: read and stamp them side by side (a takeover waits on this).
     const asgs = this.#map(JobMaps.assignments);
     const pipelineP = this.#records.stamp(pipelineStateKey(plan.pipelines[0].id), created());
@@ -385,7 +393,9 @@ export class Coordinator {
    * not name: the walk of `jobs`, a call per partition, on the first scan after takeover, then
    * every `walkEveryScans`th, every fifth while the index is full), cancel requests, and
    * `workers` entries of dead members (once after takeover). Runs beside the loop and only
-   * queues events; the loop re-checks everything before acting.
+   * queues events; the loop re-checks everything before acting. It also purges the records of
+   * jobs that ended more than `historyMs` ago (ended jobs are final: nothing in the loop
+   * touches them; a new coordinator learns them as its walks load them).
    */
   async #scan(term: number): Promise<void> {
     const live = () => this.#active && this.#term === term;
@@ -413,6 +423,12 @@ export class Coordinator {
     if (ids.length > 0 && live()) {
       const got = await this.#map(JobMaps.jobStates).getAll(ids.map(cancelKey));
       for (const id of ids) if (got.has(cancelKey(id))) this.push({ kind: "cancelFound", jobId: id });
+    }
+    const historyMs = this.opts.historyMs ?? defaultJobHistoryMs;
+    for (const id of historyMs > 0 ? this.#memory.endedBefore(now - historyMs, maxPurgesPerScan) : []) {
+      if (!live()) return;
+      if (await this.#records.purge(id)) this.opts.log.info("jobs.job.purged", { job: id });
+      this.#memory.forgetEnded(id);
     }
     if (this.#sweepWorkers && live()) {
       for await (const [member, value] of this.#map(JobMaps.workers).entries()) {
@@ -697,7 +713,7 @@ export class Coordinator {
   async #reconcile(job: JobRt): Promise<void> {
     if (isJobTerminal(job.state.state)) {
       this.#jobs.delete(job.id);
-      this.#memory.rememberEnded(job.id);
+      this.#memory.rememberEnded(job.id, endedAt(job.state, this.opts.clock.now()));
       return;
     }
     const tasks = [...job.tasks.values()];
@@ -770,7 +786,7 @@ export class Coordinator {
     await this.#records.writeTotals(job);
     await this.#records.setJob(job, to, error);
     this.#jobs.delete(job.id);
-    this.#memory.rememberEnded(job.id);
+    this.#memory.rememberEnded(job.id, endedAt(job.state, this.opts.clock.now()));
     await this.#unindex(job.id);
     // Only an attempt that did not finish can leave a staged segment behind.
     if ([...job.tasks.values()].some((t) => t.state.attempt > 1 || t.state.state !== "FINISHED")) {

@@ -36,7 +36,17 @@ export interface CoordinatorOptions extends JobDeps {
   claimAfterMs?: number;
   /** Most non-terminal jobs coordinated at once; further jobs wait in CREATED. @default 1000 */
   maxActiveJobs?: number;
+  /**
+   * How long an ended job's records stay in the maps (ms from when it ended); the scan then
+   * deletes them. 0 keeps them for ever. @default 86400000 (a day, SeaTunnel's `history-job-expire-minutes`)
+   */
+  historyMs?: number;
 }
+
+/** Default of {@link CoordinatorOptions.historyMs}. */
+export const defaultJobHistoryMs = 24 * 60 * 60 * 1000;
+/** Most ended jobs one scan purges. */
+export const maxPurgesPerScan = 100;
 
 export interface CoordinatorPart {
   readonly opts: CoordinatorOptions;

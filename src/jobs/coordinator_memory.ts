@@ -11,7 +11,8 @@ const maxTerminalRemembered = 10_000;
 const maxUnloadableRemembered = 1000;
 
 export class CoordinatorMemory {
-  readonly #terminal = new Set<string>();
+  /** Ended job id → when it ended (ms; the insertion order is the order they were learned). */
+  readonly #terminal = new Map<string, number>();
   /** Jobs whose last load found their entry or a state record unreadable → when it was tried. */
   readonly #unloadable = new Map<string, number>();
 
@@ -20,9 +21,26 @@ export class CoordinatorMemory {
     return this.#terminal.has(id);
   }
 
-  rememberEnded(id: string): void {
-    if (this.#terminal.size >= maxTerminalRemembered) this.#terminal.delete(this.#terminal.values().next().value!);
-    this.#terminal.add(id);
+  /** Job `id` ended at `at` (ms). */
+  rememberEnded(id: string, at: number): void {
+    this.#terminal.delete(id);
+    if (this.#terminal.size >= maxTerminalRemembered) this.#terminal.delete(this.#terminal.keys().next().value!);
+    this.#terminal.set(id, at);
+  }
+
+  /** Job `id`'s records are gone: nothing is left to remember. */
+  forgetEnded(id: string): void {
+    this.#terminal.delete(id);
+  }
+
+  /** Up to `max` remembered ended jobs that ended at or before `before`, in the order learned. */
+  endedBefore(before: number, max: number): string[] {
+    const out: string[] = [];
+    for (const [id, at] of this.#terminal) {
+      if (out.length >= max) break;
+      if (at <= before) out.push(id);
+    }
+    return out;
   }
 
   /** When a load of job `id` was last tried and failed (undefined: never, or it loaded since). */

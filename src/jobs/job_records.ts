@@ -9,16 +9,20 @@ import {
   advance,
   checkJobWrite,
   checkTaskWrite,
+  isJobTerminal,
   type JobStatus,
   type StateRecord,
   type TaskStateRecord,
   type TaskStatus,
 } from "./job_state.ts";
 import {
+  cancelKey,
+  isJobEntry,
   JobMaps,
   type JobMetrics,
   jobMetricsKey,
   jobStateKey,
+  type JobStateRecord,
   pipelineStateKey,
   type TaskMetrics,
   taskMetricsKey,
@@ -28,6 +32,8 @@ import {
 import type { JobTaskDone } from "./messages.ts";
 import { casUpdate, clean, retrying, sameValue, StateWriteRejected } from "./state_store.ts";
 import type { CoordinatorPart, JobRt, TaskRt, WorkerRt } from "./coordinator_context.ts";
+import { buildPlan, planTasks } from "./job_plan.ts";
+import { mapBounded } from "../core/map_bounded.ts";
 
 /** Writes the coordinator's records under its term. */
 export class JobRecords {
@@ -131,6 +137,44 @@ export class JobRecords {
     }
     const total: JobMetrics = { recordsRead, recordsWritten, at: this.#part.opts.clock.now() };
     await retrying(() => metrics.set(jobMetricsKey(job.id), total), this.#part.retry);
+  }
+
+  /**
+   * Deletes every record of ended job `jobId` (the history retention ran out): its tasks'
+   * state records, assignments, checkpoints and metrics, its pipeline's state, its cancel
+   * request and totals, then its `jobs` entry, and last its own state record. A purge cut short
+   * is done again from the start, since the entry (by which a coordinator finds the job) goes
+   * only after the rest; one cut short between the last two leaves the state record alone, which
+   * a submit of the same id replaces. The entry and the state go only if unchanged since read.
+   * @returns false when the job is not ended (nothing is deleted)
+   */
+  async purge(jobId: string): Promise<boolean> {
+    const { getMap } = this.#part.opts, retry = this.#part.retry;
+    const jobs = getMap(JobMaps.jobs), states = getMap(JobMaps.jobStates);
+    const state = (await retrying(() => states.get(jobStateKey(jobId)), retry)) as JobStateRecord | undefined;
+    if (state !== undefined && !isJobTerminal(state.state)) return false;
+    const entry = await retrying(() => jobs.get(jobId), retry);
+    if (isJobEntry(entry)) {
+      const gone: Array<[string, unknown]> = [
+        [JobMaps.jobStates, pipelineStateKey(entry.plan.pipelines[0]?.id ?? `${jobId}/p0`)],
+        [JobMaps.jobStates, cancelKey(jobId)],
+        [JobMaps.jobMetrics, jobMetricsKey(jobId)],
+      ];
+      for (const t of planTasks(buildPlan(jobId, entry.definition))) {
+        gone.push(
+          [JobMaps.jobStates, taskStateKey(t.id)],
+          [JobMaps.assignments, t.id],
+          [JobMaps.checkpoints, t.id],
+          [JobMaps.jobMetrics, taskMetricsKey(t.id)],
+        );
+      }
+      await mapBounded(gone, 8, ([m, k]) => retrying(() => getMap(m).delete(k), retry));
+      await retrying(() => jobs.remove(jobId, entry), retry);
+    } else if (entry !== undefined) {
+      return false; // not a job entry (the jobs map is an ordinary map): left alone
+    }
+    if (state !== undefined) await retrying(() => states.remove(jobStateKey(jobId), state), retry);
+    return true;
   }
 
   /** Deletes staged sink segments a dead attempt left behind (best effort). */

@@ -75,6 +75,11 @@ export interface JobServiceOptions extends ServiceDeps {
   /** Connector types; must hold the same custom connectors on every member. @default built-ins */
   registry?: ConnectorRegistry;
   tuning?: JobTuning;
+  /**
+   * How long an ended job's records stay in the job maps (ms after it ended); the coordinator
+   * then deletes them. 0 keeps them for ever. @default a day
+   */
+  historyMs?: number;
   /** Split-brain protection: null when this member may serve data now, else the error a submission fails with at once. */
   gate?: () => ShoalError | null;
 }
@@ -124,6 +129,7 @@ export class JobService {
       tickMs: tuning.coordinatorTickMs,
       resendIntervalMs: tuning.resendIntervalMs,
       scanIntervalMs: tuning.scanIntervalMs,
+      historyMs: opts.historyMs,
     });
     const slots = opts.slots ?? 4;
     this.worker = opts.lite || slots <= 0 ? undefined : new Worker({
@@ -227,7 +233,14 @@ export class JobService {
     const states = this.#map(JobMaps.jobStates);
     const created = (): JobStateRecord => ({ state: "CREATED", timestamps: { CREATED: now }, term: 0, epoch: 0 });
     // States first, the job entry last: a job is visible to the coordinator only once complete.
-    await retrying(() => states.putIfAbsent(jobStateKey(jobId), created()), this.#retry());
+    const prevState = (await retrying(() => states.putIfAbsent(jobStateKey(jobId), created()), this.#retry())) as
+      | JobStateRecord
+      | undefined;
+    if (typeof prevState === "object" && prevState !== null && isJobTerminal(prevState.state)) {
+      // An ended job's state without its entry: what a purge cut short leaves (job_records.ts).
+      // A job gets an entry before it can run, so this id's job is gone: start the new one afresh.
+      await retrying(() => states.replace(jobStateKey(jobId), prevState, created()), this.#retry());
+    }
     await retrying(() => states.putIfAbsent(pipelineStateKey(plan.pipelines[0].id), created()), this.#retry());
     for (const t of planTasks(plan)) {
       const ts: TaskStateRecord = { state: "CREATED", timestamps: { CREATED: now }, term: 0, epoch: 0, attempt: 1 };

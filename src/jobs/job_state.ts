@@ -96,6 +96,11 @@ export interface TaskStateRecord extends StateRecord<TaskStatus> {
   worker?: string;
 }
 
+/** When the job or task of record `r` entered its current state (ms; `fallback` when the record has no stamp). */
+export function endedAt(r: StateRecord, fallback: number): number {
+  return (r.timestamps as Record<string, number | undefined>)[r.state] ?? fallback;
+}
+
 /** Result of checking a write. */
 export type WriteCheck = { ok: true } | { ok: false; code: "STALE_EPOCH" | "CONFLICT"; reason: string };
 

@@ -25,6 +25,8 @@ export interface JobClusterOptions {
   seed: number;
   /** Connector types of every member. @default built-ins */
   registry?: () => ConnectorRegistry;
+  /** How long ended jobs' records are kept (JobServiceOptions.historyMs). @default the service's */
+  historyMs?: number;
 }
 
 /**
@@ -41,6 +43,7 @@ export async function formJobCluster(o: JobClusterOptions): Promise<JobSim> {
     slots: 4,
     tuning: simTuning,
     registry: o.registry,
+    historyMs: o.historyMs,
     verbose,
   });
   for (let i = 0; i < 3; i++) await sim.addMember();

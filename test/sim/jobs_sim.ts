@@ -49,6 +49,8 @@ export interface JobSimOptions {
   tuning?: JobTuning;
   registry?: () => ConnectorRegistry;
   verbose?: boolean;
+  /** JobServiceOptions.historyMs of every member. @default the service's */
+  historyMs?: number;
 }
 
 export class JobSim {
@@ -96,6 +98,7 @@ export class JobSim {
       slots: this.opts.slots ?? 4,
       registry: this.opts.registry?.(),
       tuning: this.opts.tuning,
+      historyMs: this.opts.historyMs,
       gate: maps.gate,
     });
     this.failures.watch(router, id);
