@@ -8,10 +8,19 @@
 import type { ReplayGuard, RotatingKey } from "../wire/envelope.ts";
 import { otherKey, sign, verifyEither } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
+import { clip } from "../wire/message.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { canonicalSettings, settingsMismatch } from "./join_settings.ts";
 import type { MembershipPart, MembershipStats } from "./part.ts";
-import type { JoinAccepted, JoinBody, JoinForward, JoinRefused, JoinRequest, ListBody } from "./messages.ts";
+import {
+  type JoinAccepted,
+  type JoinBody,
+  type JoinForward,
+  type JoinRefused,
+  type JoinRequest,
+  type ListBody,
+  MAX_REFUSAL_REASON,
+} from "./messages.ts";
 import { isNewerList } from "./member_list.ts";
 
 export type JoinResult =
@@ -144,7 +153,10 @@ export class JoinPath {
       h.stats.joinsRefused++;
       h.log.warn("cluster.admission.refused", { joiner, code, reason });
     }
-    h.send(to, { t: Kind.ClusterJoinRefused, joiner, code, reason } satisfies JoinRefused);
+    h.send(
+      to,
+      { t: Kind.ClusterJoinRefused, joiner, code, reason: clip(reason, MAX_REFUSAL_REASON) } satisfies JoinRefused,
+    );
   }
 
   onJoinRequest(from: NodeId, m: JoinRequest): void {

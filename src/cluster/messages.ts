@@ -89,10 +89,13 @@ export const JoinAcceptedMsg = defineMessage(Kind.ClusterJoinAccepted, "ClusterJ
   joiner: w.id(),
   list: ListBodySchema,
 });
+/** Longest reason a join or merge refusal carries (a longer one is clipped: `clip` in wire/message.ts). */
+export const MAX_REFUSAL_REASON = 256;
+
 export const JoinRefusedMsg = defineMessage(Kind.ClusterJoinRefused, "ClusterJoinRefused", {
   joiner: w.id(),
   code: z.enum(["AUTH_FAILED", "REFUSED", "RETRY"]),
-  reason: w.str(256),
+  reason: w.str(MAX_REFUSAL_REASON),
 });
 export const PingMsg = defineMessage(Kind.ClusterPing, "ClusterPing", {
   seq: w.uint(),
@@ -180,7 +183,9 @@ export const MergeRequestMsg = defineMessage(Kind.ClusterMergeRequest, "ClusterM
 export const MergeAcceptedMsg = defineMessage(Kind.ClusterMergeAccepted, "ClusterMergeAccepted", {
   list: ListBodySchema,
 });
-export const MergeRefusedMsg = defineMessage(Kind.ClusterMergeRefused, "ClusterMergeRefused", { reason: w.str(256) });
+export const MergeRefusedMsg = defineMessage(Kind.ClusterMergeRefused, "ClusterMergeRefused", {
+  reason: w.str(MAX_REFUSAL_REASON),
+});
 export const MergeIntoMsg = defineMessage(Kind.ClusterMergeInto, "ClusterMergeInto", {
   list: ListBodySchema,
   from: w.list(w.id(), MAX_MEMBERS),

@@ -36,11 +36,13 @@
 import type { NodeId } from "../transport/transport.ts";
 import { otherKey, type ReplayGuard, type RotatingKey, sign, verifyEither } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
+import { clip } from "../wire/message.ts";
 import { MAX_MEMBERS } from "./config.ts";
 import { MAX_EPOCH_LEAD, MAX_LIST_VERSION_LEAD, type MembershipPart } from "./part.ts";
 import { isNewerList } from "./member_list.ts";
 import {
   type ListBody,
+  MAX_REFUSAL_REASON,
   type MergeAccepted,
   type MergeCheck,
   type MergeCheckReply,
@@ -291,7 +293,7 @@ export class SplitBrain {
     const h = this.host;
     const refuse = (reason: string) => {
       h.log.info("cluster.merge.request_refused", { from: m.master, reason });
-      h.send(from, { t: Kind.ClusterMergeRefused, reason } satisfies MergeRefused);
+      h.send(from, { t: Kind.ClusterMergeRefused, reason: clip(reason, MAX_REFUSAL_REASON) } satisfies MergeRefused);
     };
     if (m.cluster !== h.config.cluster) return refuse("cluster name does not match");
     // A merge request comes from the master it names (a woken master's stale list may still

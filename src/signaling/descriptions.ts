@@ -13,8 +13,14 @@
 import { Kind } from "../wire/kinds.ts";
 import { nonce as makeNonce, type ReplayGuard, sign, verifyEither } from "../wire/envelope.ts";
 import type { ChallengeBook } from "./challenges.ts";
-import { validateMessage } from "../wire/message.ts";
-import type { Description, SignalAnswer, SignalOffer, SignalRelay } from "./messages.ts";
+import { clip, validateMessage } from "../wire/message.ts";
+import {
+  type Description,
+  MAX_REJECT_REASON,
+  type SignalAnswer,
+  type SignalOffer,
+  type SignalRelay,
+} from "./messages.ts";
 import type { DescriptionKeys } from "./keys.ts";
 import { sdpFingerprints } from "./sdp.ts";
 
@@ -193,7 +199,7 @@ export function unreachableReply(m: SignalRelay, self: string): SignalRelay | nu
       to: m.from,
       re: d.msg.nonce,
       code: "UNREACHABLE",
-      reason: `relay ${self} has no link to ${m.to}`,
+      reason: clip(`relay ${self} has no link to ${m.to}`, MAX_REJECT_REASON),
     },
   };
 }

@@ -42,13 +42,16 @@ export const SignalAnswerMsg = defineMessage(Kind.SignalAnswer, "SignalAnswer", 
 /** Codes a reject can carry. */
 export const RejectCode = z.enum(["AUTH_FAILED", "REFUSED", "UNREACHABLE"]);
 
+/** Longest reason a SignalReject carries (a longer one is clipped: `clip` in wire/message.ts). */
+export const MAX_REJECT_REASON = 200;
+
 /** A refusal of the description whose nonce is `re`, with the reason, so the sender fails fast. */
 export const SignalRejectMsg = defineMessage(Kind.SignalReject, "SignalReject", {
   from: w.id(),
   to: w.id(),
   re: w.str(64),
   code: RejectCode,
-  reason: w.str(200),
+  reason: w.str(MAX_REJECT_REASON),
 });
 
 /**

@@ -40,8 +40,10 @@ export const ChunkMsg = defineMessage(Kind.Chunk, "Chunk", {
   data: w.bytes(Limits.maxFrameBytes),
 });
 
+/** Longest reason a LinkClose carries. */
+export const MAX_CLOSE_REASON = 200;
 /** LinkClose: the sender is closing this link on purpose (werift does not tell the peer). */
-export const LinkCloseMsg = defineMessage(Kind.LinkClose, "LinkClose", { reason: w.str(200) });
+export const LinkCloseMsg = defineMessage(Kind.LinkClose, "LinkClose", { reason: w.str(MAX_CLOSE_REASON) });
 
 export type Forward = z.infer<typeof ForwardMsg>;
 /**

@@ -27,8 +27,9 @@ import { encodeValue } from "../wire/codec.ts";
 import { roomId, rotatingKey } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import { Limits } from "../wire/limits.ts";
-import type { Message } from "../wire/message.ts";
+import { clip, type Message } from "../wire/message.ts";
 import { Reassembler } from "./chunks.ts";
+import { MAX_CLOSE_REASON } from "./messages.ts";
 import { frameOf, FrameQueue } from "./frame_queue.ts";
 import { admitForward, forwardOf, OriginGuard, OriginSigner } from "./origin.ts";
 import {
@@ -516,7 +517,7 @@ export class WebRtcTransport implements Transport {
     const wasOpen = link.state === "open";
     if (wasOpen && graceful && link.rtc.open) {
       try {
-        link.rtc.send(frameOf([encodeValue({ t: Kind.LinkClose, reason })]));
+        link.rtc.send(frameOf([encodeValue({ t: Kind.LinkClose, reason: clip(reason, MAX_CLOSE_REASON) })]));
       } catch {
         // the channel is already failing; the peer will notice on its own
       }

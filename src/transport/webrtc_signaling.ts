@@ -39,6 +39,7 @@ import type {
   SignalRelay,
 } from "../signaling/messages.ts";
 import {
+  MAX_REJECT_REASON,
   SignalAnswerMsg,
   SignalChallengeMsg,
   SignalHelloMsg,
@@ -47,7 +48,7 @@ import {
 } from "../signaling/messages.ts";
 import { ReplayGuard } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
-import { kindName, type Message, validateMessage } from "../wire/message.ts";
+import { clip, kindName, type Message, validateMessage } from "../wire/message.ts";
 import { isKind } from "./messages.ts";
 import type { IdBinding, NodeId, TransportStats } from "./transport.ts";
 import type { WebRtcPeer } from "./webrtc_peer.ts";
@@ -192,7 +193,8 @@ export class LinkSignaling {
   }
 
   #reject(path: SignalPath, to: NodeId, re: string, code: SignalReject["code"], reason: string): void {
-    this.sendSignal(path, to, { t: Kind.SignalReject, from: this.#host.self, to, re, code, reason });
+    const r = clip(reason, MAX_REJECT_REASON);
+    this.sendSignal(path, to, { t: Kind.SignalReject, from: this.#host.self, to, re, code, reason: r });
   }
 
   onServerSignal(from: NodeId, payload: unknown): void {

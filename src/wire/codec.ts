@@ -4,6 +4,7 @@
  * kinds with a compiled reader (fast_decode.ts) are read and checked in one pass, any other frame
  * is decoded by cbor-x and then validated.
  */
+import { Buffer } from "node:buffer";
 import { Decoder, Encoder } from "cbor-x";
 import { Limits } from "./limits.ts";
 import { readFrame } from "./fast_decode.ts";
@@ -40,6 +41,18 @@ export function encodeFrame(msgs: readonly Message[]): Uint8Array {
   return encode([PROTOCOL_VERSION, msgs]);
 }
 
+/**
+ * A Buffer view of `bytes` (no copy), what frames are read from whatever they came in (werift
+ * hands Buffers; a reassembled message is a plain array): cbor-x decodes a byte string as a view
+ * of its input, and encodes a plain Uint8Array under tag 64 but a Buffer untagged, so a decoded
+ * message encodes to the same bytes again only when they are Buffers. (The origin MAC of a
+ * relayed message is checked over that encoding: a chunked one failed it, found by an internal
+ * review.)
+ */
+function asBuffer(bytes: Uint8Array): Uint8Array {
+  return bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** Outcome of decoding a frame: the valid messages and how many were dropped and why. */
 export interface DecodedFrame {
   ok: boolean;
@@ -56,6 +69,7 @@ export interface DecodedFrame {
  */
 export function decodeFrame(bytes: Uint8Array, maxBytes: number = Limits.maxFrameBytes): DecodedFrame {
   if (!(bytes instanceof Uint8Array)) return { ok: false, msgs: [], dropped: 1, reason: "frame is not bytes" };
+  bytes = asBuffer(bytes);
   if (bytes.byteLength > maxBytes) {
     return { ok: false, msgs: [], dropped: 1, reason: `frame of ${bytes.byteLength} bytes exceeds ${maxBytes}` };
   }
@@ -70,6 +84,7 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number = Limits.maxFram
  * frame the fast path does not take (exported for the tests that compare the two). Never throws.
  */
 export function decodeFrameGeneric(bytes: Uint8Array): DecodedFrame {
+  bytes = asBuffer(bytes);
   let raw: unknown;
   try {
     raw = decoder.decode(bytes);

@@ -18,6 +18,15 @@ const registry = new Map<number, { name: string; schema: z.ZodType; fast: FastCh
 /** Compiled frame readers by kind (fast_decode.ts), for kinds below 256. */
 const readers: Array<FastReader | null> = new Array(256).fill(null);
 
+/**
+ * `text` cut to at most `max` characters (the last one an ellipsis when cut): free text sent in a
+ * field of that limit, such as a reason quoting member ids or a setting, which would otherwise
+ * make the receiver drop the whole message as invalid.
+ */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 /** Bounded building blocks for message schemas. */
 export const w = {
   id: () => z.string().min(1).max(128),
