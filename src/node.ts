@@ -242,7 +242,7 @@ export class Node implements ShoalNode {
       const addr = parseListenAddress(o.http ?? Defaults.http);
       if ("error" in addr) throw new ShoalError("INVALID_ARGUMENT", addr.error);
       const warning = plainHttpWarning(o.http ?? Defaults.http, addr.host, tls !== undefined);
-      if (warning) this.log.warn("http without tls", { risk: warning });
+      if (warning) this.log.warn("http.tls.missing", { risk: warning });
       const { upgradeWebSocket, websocket } = wsUpgrader({ maxMessageBytes: MAX_SOCKET_MESSAGE_BYTES });
       const app = createHttpApp(this, {
         token: o.token,

@@ -59,12 +59,14 @@ async function checkCluster(a: Member, skewedMembers: Array<[Member, number]>): 
     const back = own.members.find((x) => x.id === a.id)!.clockOffsetMs;
     expect(back === null || Math.abs(back + skew) < toleranceMs).toBe(true);
     await until(
-      () => (m.stderr().includes('"clock offset"') || a.stderr().includes('"clock offset"')) || undefined,
+      () =>
+        (m.stderr().includes('"signaling.clock.offset"') || a.stderr().includes('"signaling.clock.offset"')) ||
+        undefined,
       10_000,
       "warning",
     );
   }
-  expect(a.stderr()).toContain('"clock offset"');
+  expect(a.stderr()).toContain('"signaling.clock.offset"');
   // And the data path works across the skewed members.
   const [first] = skewedMembers[0];
   const last = skewedMembers[skewedMembers.length - 1][0];

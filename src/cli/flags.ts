@@ -25,6 +25,11 @@ export interface FlagSpec {
   choices?: readonly string[];
   /** Do not read this flag from the environment. @default false */
   noEnv?: boolean;
+  /**
+   * What separates a `list` flag's values in its environment variable. `--map` values hold
+   * commas themselves (`NAME:K=V,K=V`), so its variable separates maps with `;`. @default ","
+   */
+  envSeparator?: string;
 }
 
 export type FlagValue = string | number | boolean | string[];
@@ -136,7 +141,7 @@ export function parseFlags(
     const raw = env[envName];
     if (raw === undefined || raw === "") continue;
     if (spec.kind === "list") {
-      const items = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+      const items = raw.split(spec.envSeparator ?? ",").map((s) => s.trim()).filter((s) => s !== "");
       if (items.length > 0) values[spec.name] = items;
       continue;
     }
@@ -154,7 +159,10 @@ export function formatFlagHelp(specs: readonly FlagSpec[], envPrefix = "SHOAL_")
     const extras: string[] = [];
     if (s.kind === "list") extras.push("repeatable");
     if (s.defaultText !== undefined) extras.push(`default ${s.defaultText}`);
-    if (!s.noEnv) extras.push(`env ${envNameOf(s.name, envPrefix)}`);
+    if (!s.noEnv) {
+      const sep = s.kind === "list" ? `, values separated by "${s.envSeparator ?? ","}"` : "";
+      extras.push(`env ${envNameOf(s.name, envPrefix)}${sep}`);
+    }
     return [left, `${s.description}${extras.length ? ` (${extras.join("; ")})` : ""}`] as const;
   });
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;

@@ -166,6 +166,7 @@ export const nodeFlags: readonly FlagSpec[] = [
     name: "map",
     kind: "list",
     valueName: "NAME:K=V,...",
+    envSeparator: ";",
     description:
       "per-map settings, e.g. sessions*:ttlMs=60000,eviction=lru (keys: backupCount, asyncBackupCount, ttlMs, maxIdleMs, maxSizePerMember, maxBytesPerMember, eviction, minClusterSize); overrides --map-config",
   },

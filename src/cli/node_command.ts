@@ -5,7 +5,7 @@
  * start or stop cleanly, 2 for usage errors.
  */
 import { readFileSync } from "node:fs";
-import type { NodeOptions } from "../config.ts";
+import { Defaults, type NodeOptions } from "../config.ts";
 import { ShoalError } from "../core/errors.ts";
 import { createLogger } from "../core/log.ts";
 import { exit } from "../runtime/process.ts";
@@ -39,8 +39,36 @@ export interface NodeCommandDeps {
   launcher: string;
   /** @default 30000 */
   shutdownTimeoutMs: number;
-  /** Reads a text file (`--map-config`). */
+  /** Reads a text file (`--map-config`, `.env` files). */
   readText(path: string): string;
+  /** The working directory (where Bun looks for `.env` files). */
+  cwd: string;
+}
+
+/**
+ * The SHOAL_* variables set in the `.env` files of directory `dir` that Bun loads by itself
+ * (`.env`, `.env.<NODE_ENV>`, `.env.local`, `.env.<NODE_ENV>.local`; NODE_ENV defaults to
+ * development), by file. Deno reads none of them, so the same files configure a Bun member and
+ * not a Deno member started the same way (found by an internal review): the node command warns.
+ */
+export function dotenvSettings(
+  dir: string,
+  nodeEnv: string | undefined,
+  readText: (path: string) => string,
+): Array<{ file: string; variables: string[] }> {
+  const env = nodeEnv || "development";
+  const out: Array<{ file: string; variables: string[] }> = [];
+  for (const file of [".env", `.env.${env}`, ".env.local", `.env.${env}.local`]) {
+    let text: string;
+    try {
+      text = readText(`${dir.replace(/\/$/, "")}/${file}`);
+    } catch {
+      continue; // absent or unreadable: Bun skips it too
+    }
+    const names = [...text.matchAll(/^[ \t]*(?:export[ \t]+)?(SHOAL_[A-Z0-9_]+)[ \t]*=/gm)].map((m) => m[1]);
+    if (names.length > 0) out.push({ file, variables: [...new Set(names)] });
+  }
+  return out;
 }
 
 /** 32 random bytes as hex, from the platform's CSPRNG. */
@@ -71,6 +99,7 @@ function defaultDeps(): NodeCommandDeps {
     stdout: (line) => writeStdoutLine(line),
     stderr: (line) => console.error(line),
     readText: (path) => readFileSync(path, "utf8"),
+    cwd: currentDir() ?? ".",
     start: async (options) => (await loadStartNode())(options),
     waitForStop(onForce) {
       let resolve!: (s: StopSignal) => void;
@@ -94,10 +123,27 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:@=,+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The command line that starts a second member joining `httpUrl`. */
+/**
+ * The command line that starts a second member joining `httpUrl`: with the settings a joiner
+ * must share with the cluster (join_settings.ts), or the master refuses it. Before, only
+ * `--cluster` was carried, and the printed line was refused for a first member started with,
+ * say, `--partition-count 31` (found by an internal review).
+ */
 export function joinCommand(launcher: string, options: NodeOptions, httpUrl: string): string {
   const parts = [`SHOAL_SECRET=${shellQuote(options.secret ?? "")}`, launcher, "node"];
-  if (options.cluster && options.cluster !== "shoal") parts.push("--cluster", shellQuote(options.cluster));
+  const flag = (name: string, value: unknown, byDefault: unknown) => {
+    if (value !== undefined && value !== byDefault) parts.push(`--${name}`, shellQuote(String(value)));
+  };
+  flag("cluster", options.cluster, Defaults.cluster);
+  flag("partition-count", options.partitionCount, Defaults.partitionCount);
+  flag("backup-count", options.backupCount, Defaults.backupCount);
+  flag("async-backup-count", options.asyncBackupCount, Defaults.asyncBackupCount);
+  if (typeof options.mergePolicy === "string") flag("merge-policy", options.mergePolicy, Defaults.mergePolicy);
+  flag("min-cluster-size", options.minClusterSize, Defaults.minClusterSize);
+  for (const [pattern, settings] of Object.entries(options.maps ?? {})) {
+    const kv = Object.entries(settings).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+    if (kv.length > 0) parts.push("--map", shellQuote(`${pattern}:${kv.join(",")}`));
+  }
   parts.push("--join", shellQuote(httpUrl), "--http", "127.0.0.1:0");
   return parts.join(" ");
 }
@@ -220,9 +266,21 @@ export async function runNodeCommand(args: string[], overrides: Partial<NodeComm
     if (hint) deps.stdout(`# No --secret given; generated one. To add a member, run:\n#   ${hint}`);
 
     const log = createLogger(options.logLevel ?? "info", { member: node.id }, deps.stderr);
+    const dotenv = dotenvSettings(deps.cwd, deps.env.NODE_ENV, deps.readText);
+    if (dotenv.length > 0) {
+      const bun = runtimeName() === "bun";
+      log.warn("node.dotenv.found", {
+        files: dotenv,
+        runtime: runtimeName(),
+        effect: bun
+          ? "Bun read these into the environment (unless started with --no-env-file); a Deno member does not"
+          : "Deno does not read .env files: these settings are not applied here, while a Bun member applies them",
+        advice: "set SHOAL_* variables in the environment (or pass flags) so every member gets the same settings",
+      });
+    }
     const signal = await waiter.stopped;
     if (forced) return 130;
-    log.info("shutdown-requested", { signal });
+    log.info("node.shutdown.requested", { signal });
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
@@ -240,7 +298,7 @@ export async function runNodeCommand(args: string[], overrides: Partial<NodeComm
     } finally {
       clearTimeout(timer);
     }
-    log.info("stopped", {});
+    log.info("node.shutdown.done", {});
     return 0;
   } finally {
     waiter.dispose();

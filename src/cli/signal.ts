@@ -7,6 +7,37 @@ import { permissionHint } from "../runtime/permissions.ts";
 import { onSignal, writeStdoutLine } from "../runtime/process.ts";
 import { createSignalingServer } from "../signaling/server.ts";
 import type { Command } from "./command.ts";
+import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
+
+/** The `signal` command's flags (read from the command line only: SHOAL_* variables are a member's). */
+const signalFlags: FlagSpec[] = [
+  {
+    name: "http",
+    kind: "string",
+    valueName: "HOST:PORT",
+    description: "listen address; port 0 picks a free port",
+    defaultText: "127.0.0.1:5700",
+    noEnv: true,
+  },
+  {
+    name: "max-sockets-per-ip",
+    kind: "int",
+    min: 1,
+    max: 1_000_000,
+    description: "open sockets allowed per client IP",
+    defaultText: "64",
+    noEnv: true,
+  },
+  {
+    name: "log-level",
+    kind: "string",
+    valueName: "LEVEL",
+    choices: ["debug", "info", "warn", "error", "silent"],
+    description: "debug | info | warn | error | silent",
+    defaultText: "info",
+    noEnv: true,
+  },
+];
 
 const help = [
   "Usage: mod.ts signal [--http HOST:PORT] [--max-sockets-per-ip N] [--log-level LEVEL]",
@@ -14,10 +45,12 @@ const help = [
   "Runs a standalone signaling server (the bootstrap that introduces a node to its first member).",
   "",
   "Flags:",
-  "  --http HOST:PORT          listen address; port 0 picks a free port (default 127.0.0.1:5700)",
-  "  --max-sockets-per-ip N    open sockets allowed per client IP (default 64)",
-  "  --log-level LEVEL         debug | info | warn | error | silent (default info)",
-  "  -h, --help                show this help",
+  formatFlagHelp([...signalFlags, {
+    name: "help",
+    kind: "boolean",
+    description: "show this help (also -h)",
+    noEnv: true,
+  }]),
 ].join("\n");
 
 /**
@@ -36,52 +69,25 @@ export function parseHostPort(s: string): { hostname: string; port: number } {
 export const signalCommand = {
   summary: "run a standalone signaling server",
   async run(args: string[]): Promise<number> {
-    let http = "127.0.0.1:5700";
-    let maxSocketsPerIp = 64;
-    let level = "info";
-    for (let i = 0; i < args.length; i++) {
-      const a = args[i];
-      const [flag, inline] = a.includes("=")
-        ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
-        : [a, undefined];
-      const value = () => {
-        const v = inline ?? args[++i];
-        if (v === undefined || (inline === undefined && v.startsWith("--"))) {
-          throw new RangeError(`Flag ${flag} needs a value`);
-        }
-        return v;
-      };
-      try {
-        switch (flag) {
-          case "-h":
-          case "--help":
-            console.log(help);
-            return 0;
-          case "--http":
-            http = value();
-            break;
-          case "--max-sockets-per-ip": {
-            const v = value();
-            maxSocketsPerIp = Number(v);
-            if (!Number.isInteger(maxSocketsPerIp) || maxSocketsPerIp < 1) {
-              throw new RangeError(`Invalid --max-sockets-per-ip "${v}": expected a positive integer`);
-            }
-            break;
-          }
-          case "--log-level":
-            level = value();
-            if (!["debug", "info", "warn", "error", "silent"].includes(level)) {
-              throw new RangeError(`Invalid --log-level "${level}"`);
-            }
-            break;
-          default:
-            throw new RangeError(`Unknown flag "${a}" for signal`);
-        }
-      } catch (err) {
-        console.error(`Error: ${(err as Error).message}\n\n${help}`);
-        return 2;
-      }
+    // The same parser as the node command's: decimal whole numbers only (Number() took "0x10",
+    // "1e3" and "5.0" before, found by an internal review), a repeated flag's last value.
+    const r = parseFlags(signalFlags, args, {});
+    if (r.kind === "help") {
+      console.log(help);
+      return 0;
     }
+    const error = r.kind === "error"
+      ? r.error
+      : r.positionals.length > 0
+      ? `Unexpected argument "${r.positionals[0]}"`
+      : undefined;
+    if (error !== undefined || r.kind !== "ok") {
+      console.error(`Error: ${error}\n\n${help}`);
+      return 2;
+    }
+    const http = (r.values.http as string | undefined) ?? "127.0.0.1:5700";
+    const maxSocketsPerIp = (r.values["max-sockets-per-ip"] as number | undefined) ?? 64;
+    const level = (r.values["log-level"] as string | undefined) ?? "info";
     let addr;
     try {
       addr = parseHostPort(http);

@@ -192,7 +192,7 @@ export class ClockOffsets {
     this.#byPeer.set(peer, s);
     const off = Math.abs(s.offsetMs) > CLOCK_OFFSET_WARN_MS;
     if (off) {
-      this.log.warn("clock offset", {
+      this.log.warn("signaling.clock.offset", {
         peer,
         offsetMs: s.offsetMs,
         rttMs: s.rttMs,
