@@ -8,6 +8,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { ShoalError } from "../src/core/errors.ts";
+import { MAX_RESULT_BYTES } from "../src/map/entry_processor.ts";
 import { MAX_RECORD_BYTES } from "../src/map/operations.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import { GridHarness, gridStarter } from "./support/grid_harness.ts";
@@ -113,6 +114,42 @@ describe("batches of large values", () => {
       const all = await h.until(m.getAll(keys), 60_000);
       expect([...all.values()].every((v) => v[0] === 2)).toBe(true);
       expect((await h.until(m.executeOnKeys(keys, "grow"), 60_000)).size).toBe(65);
+      h.stop();
+    },
+    120_000,
+  );
+
+  test(
+    "a processor whose results and values total 20 MB in one partition: answered in parts, every result there",
+    async () => {
+      // The answer of a batch carried every key's result and value after the call: 1,000 large ones
+      // passed the 8 MiB message limit, and the caller waited out its timeout. The primary now runs
+      // the first keys up to MAX_READ_BYTES of outcomes and the caller sends the rest again.
+      const h = new GridHarness({
+        config: { partitionCount: 7 },
+        processors: {
+          "peek": (e) => e.value,
+          "huge": () => new Uint8Array(MAX_RESULT_BYTES + 1),
+        },
+      });
+      for (const id of ["n0", "n1"]) await h.add(id);
+      await h.run(3000);
+      const keys = keysOn(h, "n1");
+      const m = h.members.get("n0")!.grid.getMap<string, Uint8Array>("big");
+      await h.until(m.putAll(big(keys)), 60_000);
+      const got = await settle(h, m.executeOnKeys<Uint8Array>(keys, "peek"));
+      expect("v" in got && [...got.v.values()].filter((v) => v.byteLength === VALUE).length).toBe(100);
+      let n = 0;
+      await h.until(
+        (async () => {
+          for await (const [, r] of m.executeOnEntries<Uint8Array>("peek")) if (r.byteLength === VALUE) n++;
+        })(),
+        60_000,
+      );
+      expect(n).toBe(100);
+      // One result over the limit: refused, nothing written.
+      const huge = await settle(h, m.executeOnKey(keys[0], "huge"));
+      expect("e" in huge && (huge.e as ShoalError).code).toBe("PROCESSOR_FAILED");
       h.stop();
     },
     120_000,

@@ -17,7 +17,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { ShoalError, type ShoalErrorCode } from "../core/errors.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
 import { resolveExpiry } from "./expiry.ts";
-import { type ExpiryDefaults, type OpBody, OpCode, type OpOutcome } from "./operations.ts";
+import { type ExpiryDefaults, MAX_READ_BYTES, type OpBody, OpCode, type OpOutcome } from "./operations.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
 import { bytesEqual, keyId } from "./record_store.ts";
 
@@ -166,6 +166,12 @@ export const builtinProcessors: ProcessorTable = {
 /** One key's outcome as it travels: `[1, result, value]` (value after the call, null = absent) or `[0, code, message]`. */
 export type KeyOutcome = [1, Uint8Array | null, Uint8Array | null] | [0, string, string];
 
+/**
+ * Most bytes one processor result may have: with the value after the call (≤ MAX_RECORD_BYTES)
+ * its answer stays below the 8 MiB message limit.
+ */
+export const MAX_RESULT_BYTES = 3 * 1024 * 1024;
+
 /** Longest join-setting value before it is replaced by a digest (the join request's limit is 4096). */
 const MAX_SETTING_CHARS = 2048;
 
@@ -263,6 +269,12 @@ export class ProcessorRegistry {
     } catch {
       return { outcome: [0, "PROCESSOR_FAILED", `processor "${name}" returned an unencodable result`], effect: null };
     }
+    if (resultBytes !== null && resultBytes.byteLength > MAX_RESULT_BYTES) {
+      // Its answer, with the value after it (≤ MAX_RECORD_BYTES), would pass the message limit
+      // and be dropped on the way: the caller would wait out its timeout. Nothing is written.
+      const why = `processor "${name}" returned ${resultBytes.byteLength} bytes, over ${MAX_RESULT_BYTES}`;
+      return { outcome: [0, "PROCESSOR_FAILED", why], effect: null };
+    }
     const changed = after === null ? rec !== undefined : !rec || !bytesEqual(rec.value, after);
     return {
       outcome: [1, resultBytes, after],
@@ -271,7 +283,10 @@ export class ProcessorRegistry {
   }
 
   /**
-   * ExecuteOnKeys on the primary: runs `name` on each key in order (all in one write).
+   * ExecuteOnKeys on the primary: runs `name` on each key in order (all in one write), for the
+   * first keys whose outcomes (results and values after) total at most MAX_READ_BYTES (at least
+   * one key): `outcomes` is then shorter than `ks`, the later keys are not run, and the caller
+   * sends them again. (1,000 large results in one answer passed the message limit.)
    * @param presentOnly skip keys that are absent (their outcome is null): executeOnEntries
    */
   runOnKeys(
@@ -285,6 +300,7 @@ export class ProcessorRegistry {
   ): { outcomes: Array<KeyOutcome | null>; effects: Effect[] } {
     const outcomes: Array<KeyOutcome | null> = [];
     const effects: Effect[] = [];
+    let bytes = 0;
     // Effects apply after the call, so a key named twice would not see its first run: refused.
     const seen = new Set<string>();
     for (const k of ks) {
@@ -297,8 +313,12 @@ export class ProcessorRegistry {
         outcomes.push([0, "INVALID_ARGUMENT", "key named twice in one call"]);
         continue;
       }
-      seen.add(id);
       const { outcome, effect } = this.runOnKey(data, m, k, name, argBytes, now);
+      const n = outcome[0] === 1 ? (outcome[1]?.byteLength ?? 0) + (outcome[2]?.byteLength ?? 0) : 0;
+      // A processor changes nothing itself (its effect applies after the call): one left out is not run.
+      if (outcomes.length > 0 && bytes + n > MAX_READ_BYTES) break;
+      seen.add(id);
+      bytes += n;
       outcomes.push(outcome);
       if (effect) effects.push(effect);
     }

@@ -393,7 +393,13 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
         ...await this.#processKeys(p, ks.slice(half), processor, arg, presentOnly),
       ];
     }
-    if (!Array.isArray(r) || r.length !== ks.length) throw new ShoalError("INTERNAL", "Malformed executeOnKeys result");
+    if (!Array.isArray(r) || r.length > ks.length || (r.length === 0 && ks.length > 0)) {
+      throw new ShoalError("INTERNAL", "Malformed executeOnKeys result");
+    }
+    // The primary answers the first keys' outcomes up to MAX_READ_BYTES (the rest were not run): send the rest.
+    if (r.length < ks.length) {
+      return [...r, ...await this.#processKeys(p, ks.slice(r.length), processor, arg, presentOnly)];
+    }
     return r as unknown[];
   }
 
