@@ -15,6 +15,7 @@
  * other member can take its partitions over.
  */
 import type { NodeId } from "../transport/transport.ts";
+import { setNewest } from "../core/bounded.ts";
 
 /** Why a member may not serve data right now. */
 export type QuorumRefusal =
@@ -91,8 +92,7 @@ export class LeaseTracker {
   /** Records a ping (to all peers at once) sent at `now`; returns its number. */
   ping(now: number): number {
     const n = ++this.#seq;
-    this.#sent.set(n, now);
-    if (this.#sent.size > this.maxOutstanding) this.#sent.delete(this.#sent.keys().next().value!);
+    setNewest(this.#sent, n, now, this.maxOutstanding);
     return n;
   }
 

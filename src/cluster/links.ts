@@ -11,6 +11,7 @@ import { Kind } from "../wire/kinds.ts";
 import type { MembershipPart } from "./part.ts";
 import type { MemberState } from "./member_list.ts";
 import { type RouteAnswer, type RouteHint, type RouteQuery, Status } from "./messages.ts";
+import { addNewest } from "../core/bounded.ts";
 
 /** How this node reaches a member: over its own link, or relayed through another member. */
 export interface MemberLink {
@@ -183,11 +184,7 @@ export class Links {
   }
 
   #closed(id: NodeId): void {
-    this.#closedHere.delete(id);
-    if (this.#closedHere.size >= this.host.config.maxLostMembers) {
-      this.#closedHere.delete(this.#closedHere.values().next().value!);
-    }
-    this.#closedHere.add(id);
+    addNewest(this.#closedHere, id, this.host.config.maxLostMembers);
   }
 
   /** A link came up: drop any relay route, and the link-opening back-off. */

@@ -17,6 +17,7 @@
 import type { Logger } from "../core/log.ts";
 import type { NodeId } from "../transport/transport.ts";
 import type { MemberInfo } from "./view.ts";
+import { setNewest } from "../core/bounded.ts";
 
 /** How often the shell calls {@link SignalPaths.tick}. */
 export const SIGNAL_PATH_TICK_MS = 250;
@@ -111,8 +112,7 @@ export class SignalPaths<C extends EndpointConnection> {
   /** A member left the list: one removed as dead stays a target for a while. */
   memberRemoved(member: MemberInfo, reason: string): void {
     if (reason !== "dead" || !member.urls?.length) return;
-    if (this.#lost.size >= MAX_LOST) this.#lost.delete(this.#lost.keys().next().value!);
-    this.#lost.set(member.id, { url: member.urls[0], at: this.host.now() });
+    setNewest(this.#lost, member.id, { url: member.urls[0], at: this.host.now() }, MAX_LOST);
   }
 
   /** The open connection to `to`'s own endpoint, if any (preferred: it dies only with `to`). */
@@ -286,7 +286,5 @@ export class SignalPaths<C extends EndpointConnection> {
 
 /** Sets `map[key] = value`, the oldest entry dropped beyond {@link MAX_ROUTES}. */
 function remember<V>(map: Map<NodeId, V>, key: NodeId, value: V): void {
-  map.delete(key);
-  if (map.size >= MAX_ROUTES) map.delete(map.keys().next().value!);
-  map.set(key, value);
+  setNewest(map, key, value, MAX_ROUTES);
 }

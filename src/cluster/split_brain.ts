@@ -55,6 +55,7 @@ import {
 import type { ClusterEvent, MemberInfo } from "./view.ts";
 import { ClaimCheck } from "./merge_check.ts";
 import { type GroupSummary, mergeWinner } from "./merge_rule.ts";
+import { setNewest } from "../core/bounded.ts";
 
 /** Why a merge request whose proof fails is refused (the requester then tries the other key of a rotation). */
 const BAD_MERGE_PROOF = "merge proof does not verify";
@@ -114,9 +115,7 @@ export class SplitBrain {
   }
 
   addLost(id: NodeId): void {
-    this.#lost.delete(id);
-    while (this.#lost.size >= this.host.config.maxLostMembers) this.#lost.delete(this.#lost.keys().next().value!);
-    this.#lost.set(id, { at: this.host.clock.now(), attempts: 0 });
+    setNewest(this.#lost, id, { at: this.host.clock.now(), attempts: 0 }, this.host.config.maxLostMembers);
   }
 
   /** A member is back in the list: no longer lost. */

@@ -4,6 +4,7 @@
  * could not read their entry or a state record, with when it was tried, so loads are retried at
  * a bounded rate. Both are bounded; the oldest is forgotten first.
  */
+import { setNewest } from "../core/bounded.ts";
 
 /** Ended job ids remembered. */
 const maxTerminalRemembered = 10_000;
@@ -23,9 +24,7 @@ export class CoordinatorMemory {
 
   /** Job `id` ended at `at` (ms). */
   rememberEnded(id: string, at: number): void {
-    this.#terminal.delete(id);
-    if (this.#terminal.size >= maxTerminalRemembered) this.#terminal.delete(this.#terminal.keys().next().value!);
-    this.#terminal.set(id, at);
+    setNewest(this.#terminal, id, at, maxTerminalRemembered);
   }
 
   /** Job `id`'s records are gone: nothing is left to remember. */
@@ -50,11 +49,7 @@ export class CoordinatorMemory {
 
   /** Marks a load as tried at `now`; {@link loaded} clears the mark once the job is in the loop. */
   loadTried(id: string, now: number): void {
-    this.#unloadable.delete(id);
-    if (this.#unloadable.size >= maxUnloadableRemembered) {
-      this.#unloadable.delete(this.#unloadable.keys().next().value!);
-    }
-    this.#unloadable.set(id, now);
+    setNewest(this.#unloadable, id, now, maxUnloadableRemembered);
   }
 
   loaded(id: string): void {

@@ -26,6 +26,7 @@ import type {
 } from "./messages.ts";
 import { retrying } from "./state_store.ts";
 import { TaskRunner } from "./task_runner.ts";
+import { setNewest } from "../core/bounded.ts";
 
 export interface WorkerOptions extends JobDeps {
   registry: ConnectorRegistry;
@@ -299,9 +300,7 @@ export class Worker {
     const r = this.#reports.get(msg.taskId);
     if (r && r.attempt <= msg.attempt) {
       this.#reports.delete(msg.taskId);
-      this.#acked.delete(msg.taskId);
-      if (this.#acked.size >= maxAckedReports) this.#acked.delete(this.#acked.keys().next().value!);
-      this.#acked.set(msg.taskId, r);
+      setNewest(this.#acked, msg.taskId, r, maxAckedReports);
     }
   }
 
@@ -338,8 +337,6 @@ export class Worker {
 
   /** Keeps a report until acknowledged (bounded: the oldest goes first). */
   #keepReport(report: JobTaskDone): void {
-    this.#reports.delete(report.taskId);
-    if (this.#reports.size >= maxPendingReports) this.#reports.delete(this.#reports.keys().next().value!);
-    this.#reports.set(report.taskId, report);
+    setNewest(this.#reports, report.taskId, report, maxPendingReports);
   }
 }

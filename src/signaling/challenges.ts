@@ -16,6 +16,7 @@ import { nonce as makeNonce, sign, verifyEither } from "../wire/envelope.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { DescriptionKeys } from "./keys.ts";
 import type { SignalChallenge, SignalHello } from "./messages.ts";
+import { setNewest } from "../core/bounded.ts";
 
 /** How long an issued challenge stays valid, on the issuer's clock. */
 export const CHALLENGE_TTL_MS = 30_000;
@@ -187,9 +188,7 @@ export class ClockOffsets {
    * @returns whether it is past the bound
    */
   record(peer: string, s: ClockSample): boolean {
-    this.#byPeer.delete(peer);
-    if (this.#byPeer.size >= this.max) this.#byPeer.delete(this.#byPeer.keys().next().value as string);
-    this.#byPeer.set(peer, s);
+    setNewest(this.#byPeer, peer, s, this.max);
     const off = Math.abs(s.offsetMs) > CLOCK_OFFSET_WARN_MS;
     if (off) {
       this.log.warn("signaling.clock.offset", {

@@ -24,6 +24,7 @@ import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import type { Forward } from "./messages.ts";
 import type { IdBinding, NodeId, TransportStats } from "./transport.ts";
+import { setNewest } from "../core/bounded.ts";
 
 /** Counters a receiver remembers behind the highest one seen from an origin. */
 export const REPLAY_WINDOW = 1024;
@@ -115,10 +116,9 @@ export class OriginSigner {
   pairMac(self: NodeId, peer: NodeId, peerKey: string): Mac | null {
     const id = `${self}\0${peer}`;
     let e = this.#pairs.get(id);
-    if (e) this.#pairs.delete(id); // re-inserted below: the map's order is least recently used first
     if (!e || e.pk !== peerKey) e = { pk: peerKey, mac: this.#derive(self, peer, peerKey) };
-    this.#pairs.set(id, e);
-    if (this.#pairs.size > this.#maxPairs) this.#pairs.delete(this.#pairs.keys().next().value!);
+    // Re-inserted: the map's order is least recently used first.
+    setNewest(this.#pairs, id, e, this.#maxPairs);
     return e.mac;
   }
 
@@ -191,10 +191,9 @@ export class CounterWindows {
   /** Records counter `n` of `origin` (under `key`); false when it was seen or fell behind the window. */
   fresh(origin: NodeId, key: string, n: number): boolean {
     let w = this.#windows.get(origin);
-    if (w) this.#windows.delete(origin); // re-inserted below: the map's order is least recently used first
     if (!w || w.key !== key) w = { key, top: 0, seen: new Uint8Array(REPLAY_WINDOW / 8) };
-    this.#windows.set(origin, w);
-    if (this.#windows.size > MAX_ORIGIN_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
+    // Re-inserted: the map's order is least recently used first.
+    setNewest(this.#windows, origin, w, MAX_ORIGIN_WINDOWS);
     if (n > w.top) {
       const gap = n - w.top;
       if (gap >= REPLAY_WINDOW) w.seen.fill(0);
