@@ -28,6 +28,8 @@ import type { ITopic } from "./map/topic.ts";
 import { LATENCY_BUCKETS_MS } from "./map/map_stats.ts";
 import type {
   LinkInfo,
+  MapSize,
+  MapSizeSweepOptions,
   NodeMetrics,
   OperationStats,
   PartitionReplicaInfo,
@@ -342,6 +344,10 @@ export class Node implements ShoalNode {
 
   mapNames(): string[] {
     return this.grid.localMaps().map((m) => m.name);
+  }
+
+  mapSizes(opts?: MapSizeSweepOptions): Promise<MapSize[]> {
+    return this.grid.mapSizes(opts);
   }
 
   quorum(): QuorumState {
