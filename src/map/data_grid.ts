@@ -199,6 +199,11 @@ export class DataGrid {
     return this.maps.getMap<K, V>(name);
   }
 
+  /** The map `name` for this member's own bookkeeping: its calls are not counted (map_service.ts). */
+  quietMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
+    return this.maps.quietMap<K, V>(name);
+  }
+
   partitionTable(): PartitionReplicaInfo[] {
     return this.partitions.info();
   }
