@@ -20,6 +20,7 @@ import { isLoopbackHost, parseListenAddress, plainHttpWarning } from "./http/lis
 import { JobService } from "./jobs/job_service.ts";
 import { mountJobRoutes } from "./jobs/job_routes.ts";
 import { jobMetricFamilies } from "./jobs/job_metrics.ts";
+import { JobMaps } from "./jobs/map_names.ts";
 import { ProcessorRegistry } from "./map/entry_processor.ts";
 import { DataGrid } from "./map/data_grid.ts";
 import type { IMap } from "./map/imap.ts";
@@ -28,6 +29,8 @@ import type { ITopic } from "./map/topic.ts";
 import { LATENCY_BUCKETS_MS } from "./map/map_stats.ts";
 import type {
   LinkInfo,
+  MapSize,
+  MapSizeSweepOptions,
   NodeMetrics,
   OperationStats,
   PartitionReplicaInfo,
@@ -57,6 +60,9 @@ function newMemberId(): NodeId {
 function mergePolicyName(p: MergePolicySetting): string {
   return typeof p === "string" ? p : `custom:${p.name}`;
 }
+
+/** The job engine's maps (see the JobService options below). */
+const JOB_MAPS = new Set<string>(Object.values(JobMaps));
 
 /** A running member. Create with {@link startNode}. */
 export class Node implements ShoalNode {
@@ -194,7 +200,9 @@ export class Node implements ShoalNode {
     this.jobs = new JobService({
       self: id,
       view: this.membership,
-      getMap: (name) => this.grid.getMap(name),
+      // The job engine's own maps are its bookkeeping (on timers, and on every scrape of /metrics),
+      // not operations anybody called on this member; the maps its connectors read and write count.
+      getMap: (name) => JOB_MAPS.has(name) ? this.grid.quietMap(name) : this.grid.getMap(name),
       router: this.router,
       transport: this.transport,
       clock: realClock,
@@ -342,6 +350,10 @@ export class Node implements ShoalNode {
 
   mapNames(): string[] {
     return this.grid.localMaps().map((m) => m.name);
+  }
+
+  mapSizes(opts?: MapSizeSweepOptions): Promise<MapSize[]> {
+    return this.grid.mapSizes(opts);
   }
 
   quorum(): QuorumState {

@@ -8,10 +8,11 @@ import type { IMap } from "./map/imap.ts";
 import type { IQueue, QueueOptions } from "./map/queue.ts";
 import type { ITopic } from "./map/topic.ts";
 import type { MapLocalStats, PartitionSummary } from "./map/summary.ts";
+import type { MapSize, MapSizeSweepOptions } from "./map/cluster_map_sizes.ts";
 import type { PartitionReplicaInfo } from "./partition/summary.ts";
 import type { CandidateType, NodeId, TransportStats } from "./transport/transport.ts";
 
-export type { MapLocalStats, PartitionReplicaInfo, PartitionSummary };
+export type { MapLocalStats, MapSize, MapSizeSweepOptions, PartitionReplicaInfo, PartitionSummary };
 
 export interface LinkInfo {
   peer: NodeId;
@@ -84,8 +85,14 @@ export interface ShoalNode extends AsyncDisposable {
   getTopic<T = unknown>(name: string): ITopic<T>;
   /** The reliable topic `name`: a ring of `capacity` messages with sequence numbers. */
   getReliableTopic<T = unknown>(name: string, options?: { capacity?: number }): ITopic<T>;
-  /** Names and local entry counts of the maps this member holds (primary copies). */
+  /** Names of the maps with entries in the partitions this member is primary of (its share only). */
   mapNames(): string[];
+  /**
+   * Every map of the cluster (the first `maxMaps` by name) and its entry count, the same
+   * whichever member is asked; a size is null when some partition could not be counted.
+   * Not counted as map operations of this member.
+   */
+  mapSizes(opts?: MapSizeSweepOptions): Promise<MapSize[]>;
   partitionSummary(): PartitionSummary;
   partitionTable(): PartitionReplicaInfo[];
   links(): LinkInfo[];

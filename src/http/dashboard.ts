@@ -2,8 +2,8 @@
  * The live dashboard at `GET /`: one self-contained HTML page (inline CSS and JS, no build
  * step). It renders the snapshots from `GET /events` (SSE): members and this member's links
  * as a graph with the master marked, the partition table as a grid of cells coloured by
- * primary owner (bottom bar: first backup; dashed outline: migrating; red corner: missing
- * replica), map sizes, and jobs with progress (polled from `GET /jobs` when the node serves it).
+ * primary owner (bottom bar: first backup; dashed outline: migrating; red corner: fewer live
+ * replicas in sync than wanted, as `replicasMissing` counts them), map sizes, and jobs with progress (polled from `GET /jobs` when the node serves it).
  *
  * Stable hooks for browser tests: `[data-testid=partition-cell]` (one per partition, with
  * `data-partition` and `data-owner`), `[data-testid=member]` (one per live member, with
@@ -166,9 +166,15 @@ function render(s) {
     }
   }
   $("pcount").textContent = count + " partitions";
-  let wanted = 0;
-  for (const r of t.replicas) wanted = Math.max(wanted, r.length);
+  let wanted = t.wanted;
+  if (wanted === undefined) {
+    wanted = 0;
+    for (const r of t.replicas) wanted = Math.max(wanted, r.length);
+  }
   const migrating = new Map(t.migrating.map(([p, to]) => [p, to]));
+  // As the summary counts: a replica on a member no longer alive, or a backup still filling, is not one.
+  const filling = new Map((t.filling || []).map(([p, f]) => [p, f]));
+  const live = t.live ?? t.ids.length;
   for (let i = 0; i < count; i++) {
     const reps = t.replicas[i].map((k) => t.ids[k]);
     const d = cells[i];
@@ -176,13 +182,19 @@ function render(s) {
     d.dataset.owner = owner;
     d.dataset.backups = reps.slice(1).join(",");
     d.classList.toggle("unowned", !owner);
-    d.classList.toggle("missing", reps.length < wanted);
+    const dead = t.replicas[i].filter((k) => k >= live).map((k) => t.ids[k]);
+    const fill = (filling.get(i) || []).filter((k) => k < live).map((k) => t.ids[k]);
+    const held = reps.length - dead.length - fill.length;
+    d.classList.toggle("missing", held < wanted);
     d.classList.toggle("migrating", migrating.has(i));
     d.style.backgroundColor = owner ? colour(owner) : "";
     d.style.boxShadow = reps[1] ? "inset 0 -5px 0 " + colour(reps[1], 35) : "none";
     let title = "partition " + i + ": primary " + (owner ? nameOf(owner) : "none");
     if (reps.length > 1) title += ", backups " + reps.slice(1).map(nameOf).join(", ");
     if (migrating.has(i)) title += ", migrating to " + migrating.get(i).map((k) => nameOf(t.ids[k])).join(", ");
+    if (fill.length > 0) title += ", still filling: " + fill.map(nameOf).join(", ");
+    if (dead.length > 0) title += ", not alive: " + dead.map(nameOf).join(", ");
+    if (held < wanted) title += " (" + (wanted - held) + " missing)";
     d.title = title;
   }
 

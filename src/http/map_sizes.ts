@@ -1,20 +1,19 @@
 /**
- * Cluster-wide map sizes for the dashboard and `/metrics`, cached so that neither asks
- * every partition owner on every tick. At most `maxMaps` maps are sized, each with a
- * timeout; one refresh runs at a time.
+ * Cluster-wide map sizes for the dashboard and `/metrics`, cached so that neither sweeps
+ * every partition on every tick. The node sweeps the partitions once per refresh
+ * (map/cluster_map_sizes.ts), so every member lists every map of the cluster: the names were
+ * taken from this member's own primary copies, and a lite member listed none. At most
+ * `maxMaps` maps are listed, within a timeout; one refresh runs at a time. The sweep is not a
+ * map operation: scraping does not move `shoal_map_operations_total`.
  */
-import type { ShoalNode } from "../node_api.ts";
+import type { MapSize, ShoalNode } from "../node_api.ts";
 
-/** One map's entry count; `size` is null until known or when the last count failed. */
-export interface MapSize {
-  name: string;
-  size: number | null;
-}
+export type { MapSize };
 
 export interface MapSizeCacheOptions {
   /** A refresh older than this is redone on the next request. @default 2000 */
   maxAgeMs?: number;
-  /** Time allowed for one map's `size()`. @default 1000 */
+  /** Time allowed for one sweep of the partitions. @default 1000 */
   timeoutMs?: number;
   /** Maps sized per refresh (names sorted). @default 64 */
   maxMaps?: number;
@@ -52,21 +51,11 @@ export class MapSizeCache {
   }
 
   async #refresh(): Promise<void> {
-    const names = [...this.node.mapNames()].sort().slice(0, this.#maxMaps);
-    const sizes = await Promise.all(names.map(async (name): Promise<MapSize> => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        const size = await Promise.race([
-          this.node.getMap(name).size(),
-          new Promise<null>((r) => (timer = setTimeout(() => r(null), this.#timeoutMs))),
-        ]);
-        return { name, size };
-      } catch {
-        return { name, size: null };
-      } finally {
-        clearTimeout(timer);
-      }
-    }));
-    this.#sizes = sizes;
+    try {
+      this.#sizes = await this.node.mapSizes({ maxMaps: this.#maxMaps, timeoutMs: this.#timeoutMs });
+    } catch {
+      // The names stay; their sizes are unknown until a sweep succeeds.
+      this.#sizes = this.#sizes.map((m) => ({ name: m.name, size: null }));
+    }
   }
 }

@@ -119,9 +119,10 @@ export interface InvokerOptions extends ServiceDeps {
   /**
    * Split-brain protection: null when this member may call (`serving` false) or serve
    * (`serving` true) an operation on partition `p` with this body now, else the error to
-   * answer with. The body's map name decides per-map overrides.
+   * answer with. The body's map name decides per-map overrides; an op over every map
+   * (MapSizes) is held to the strictest.
    */
-  gate?: (p: number, body: unknown, serving: boolean) => ShoalError | null;
+  gate?: (p: number, op: number, body: unknown, serving: boolean) => ShoalError | null;
 }
 
 export class Invoker {
@@ -134,7 +135,7 @@ export class Invoker {
   #rng: Random;
   #log: Logger;
   #partitions: PartitionService;
-  #gate: (p: number, body: unknown, serving: boolean) => ShoalError | null;
+  #gate: (p: number, op: number, body: unknown, serving: boolean) => ShoalError | null;
   #server: InvokeServer | null = null;
   #calls = new Map<string, Call>();
   /** Pending calls by partition, each in number order (for the per-partition watermark). */
@@ -259,7 +260,7 @@ export class Invoker {
    */
   invoke(p: number, op: number, body: unknown, write: boolean, parkMs = 0): Promise<unknown> {
     if (this.#stopped) return Promise.reject(new ShoalError("SHUTDOWN", "Cannot invoke: this member is shut down"));
-    const refused = this.#gate(p, body, false);
+    const refused = this.#gate(p, op, body, false);
     if (refused) {
       this.stats.quorumRefused++;
       return Promise.reject(refused);
@@ -334,7 +335,7 @@ export class Invoker {
     if (!this.#calls.has(c.id)) return;
     const now = this.#clock.now();
     if (now >= c.deadline) return this.#giveUp(c);
-    const refused = this.#gate(c.p, c.body, false);
+    const refused = this.#gate(c.p, c.op, c.body, false);
     if (refused) {
       // An earlier attempt of a write may have been applied: then the answer is indeterminate.
       this.stats.quorumRefused++;
@@ -474,8 +475,8 @@ export class Invoker {
    * Why this member refuses to serve request `req` now (split-brain protection), or null:
    * checked again when a parked request runs.
    */
-  refusal(req: Pick<InvokeRequest, "p" | "b">): ShoalError | null {
-    return this.#gate(req.p, req.b, true);
+  refusal(req: Pick<InvokeRequest, "p" | "op" | "b">): ShoalError | null {
+    return this.#gate(req.p, req.op, req.b, true);
   }
 
   #serve(from: NodeId, req: InvokeRequest): void {
@@ -487,7 +488,7 @@ export class Invoker {
       else this.#transport.send(from, m);
     };
     if (!this.#server) return reply("WRONG_TARGET", null, "no service on this member");
-    const refused = this.#gate(req.p, req.b, true);
+    const refused = this.#gate(req.p, req.op, req.b, true);
     if (refused) return reply("QUORUM", null, refused.message);
     this.stats.served++;
     this.#server(from, req, reply);

@@ -19,6 +19,8 @@ import type { Clock } from "../core/clock.ts";
 import { checkMergePolicy, type MergePolicySetting } from "./merge_policy.ts";
 import { SplitMerge, type SplitMergeConfig } from "./split_merge.ts";
 import type { MapOpStats } from "./map_stats.ts";
+import { type MapSize, type MapSizeSweepOptions, sweepMapSizes } from "./cluster_map_sizes.ts";
+import { OpCode } from "./operations.ts";
 import type { MapLocalStats, PartitionSummary } from "./summary.ts";
 
 export interface DataGridConfig extends PartitionConfig {
@@ -99,7 +101,7 @@ export class DataGrid {
       rng: opts.rng,
       partitions: this.partitions,
       config: invoke,
-      gate: (p, body, serving) => this.#gate(p, body, serving),
+      gate: (p, op, body, serving) => this.#gate(p, op, body, serving),
     });
     this.maps = new MapService({
       ...base,
@@ -162,10 +164,13 @@ export class DataGrid {
    * 3. serving only: a primary appointed without a handoff waits until its predecessor's
    *    lease has surely run out (Quorum.fenceCleared).
    */
-  #gate(p: number, body: unknown, serving: boolean): ShoalError | null {
+  #gate(p: number, op: number, body: unknown, serving: boolean): ShoalError | null {
     if (!this.quorum.active) return null;
     const m = (body as { m?: unknown } | null)?.m;
-    const size = typeof m === "string"
+    // MapSizes counts the entries of every map: served only where each map's own minimum holds.
+    const size = op === OpCode.MapSizes
+      ? this.quorum.maxMinClusterSize
+      : typeof m === "string"
       ? this.maps.mapConfigs.minClusterSizeFor(m, this.quorum.minClusterSize)
       : this.quorum.minClusterSize;
     if (size <= 1) return null;
@@ -192,6 +197,11 @@ export class DataGrid {
   /** The distributed map `name` (works on lite members too). */
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
     return this.maps.getMap<K, V>(name);
+  }
+
+  /** The map `name` for this member's own bookkeeping: its calls are not counted (map_service.ts). */
+  quietMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
+    return this.maps.quietMap<K, V>(name);
   }
 
   partitionTable(): PartitionReplicaInfo[] {
@@ -231,6 +241,14 @@ export class DataGrid {
         }
       }
     });
+  }
+
+  /**
+   * Every map of the cluster and its entry count, one call per partition (cluster_map_sizes.ts):
+   * the same on every member, lite or not.
+   */
+  mapSizes(opts?: MapSizeSweepOptions): Promise<MapSize[]> {
+    return sweepMapSizes(this.invoker, this.partitions.config.partitionCount, this.clock, opts);
   }
 
   /** Names and sizes of the maps this member is primary for (its share). */

@@ -2,6 +2,9 @@
  * The IMap implementation every member (lite or not) hands out: encodes keys and values
  * with CBOR, finds the key's partition and invokes the op on its primary through the
  * invocation layer. Whole-map operations run per partition, a bounded number at a time.
+ * Each API call is recorded once in the map's operation stats, with its whole latency: a
+ * whole-map call was recorded once per partition it asked, so one `size()` counted as
+ * partitionCount Size operations.
  */
 import type { Clock } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
@@ -30,20 +33,40 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     readonly invoker: Invoker,
     readonly partitionCount: number,
     readonly clock: Clock,
-    readonly stats: MapStats,
+    /** Where calls are recorded; null: none is (the member's own bookkeeping, map_service.ts `quietMap`). */
+    readonly stats: MapStats | null,
     readonly listeners?: EntryListeners,
   ) {}
 
+  /** A call that is one partition call: recorded as one operation `op`. */
   async #call(p: number, op: number, body: Record<string, unknown>, parkMs = 0): Promise<unknown> {
     const start = this.clock.now();
     try {
-      // Every caller passes a body of its own: naming the map in it spares a copy per call.
-      body.m = this.name;
-      const r = await this.invoker.invoke(p, op, body, isWrite(op), parkMs);
-      this.stats.record(this.name, opNames[op], this.clock.now() - start, true);
+      const r = await this.#invoke(p, op, body, parkMs);
+      this.stats?.record(this.name, opNames[op], this.clock.now() - start, true);
       return r;
     } catch (e) {
-      this.stats.record(this.name, opNames[op], this.clock.now() - start, false);
+      this.stats?.record(this.name, opNames[op], this.clock.now() - start, false);
+      throw e;
+    }
+  }
+
+  /** One partition call of a larger API call (recorded by {@link #timed}, not here). */
+  #invoke(p: number, op: number, body: Record<string, unknown>, parkMs = 0): Promise<unknown> {
+    // Every caller passes a body of its own: naming the map in it spares a copy per call.
+    body.m = this.name;
+    return this.invoker.invoke(p, op, body, isWrite(op), parkMs);
+  }
+
+  /** Runs an API call of many partition calls, recorded as one operation `op` with its whole latency. */
+  async #timed<T>(op: string, run: () => Promise<T>): Promise<T> {
+    const start = this.clock.now();
+    try {
+      const r = await run();
+      this.stats?.record(this.name, op, this.clock.now() - start, true);
+      return r;
+    } catch (e) {
+      this.stats?.record(this.name, op, this.clock.now() - start, false);
       throw e;
     }
   }
@@ -151,7 +174,11 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     return (await this.#call(p, OpCode.ContainsKey, { k })) === true;
   }
 
-  async getAll(keys: Iterable<K>): Promise<Map<K, V>> {
+  getAll(keys: Iterable<K>): Promise<Map<K, V>> {
+    return this.#timed(opNames[OpCode.GetAll], () => this.#getAll(keys));
+  }
+
+  async #getAll(keys: Iterable<K>): Promise<Map<K, V>> {
     const groups = new Map<number, Array<{ key: K; k: Uint8Array }>>();
     for (const key of keys) {
       const { k, p } = this.#key(key);
@@ -167,7 +194,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
         jobs.push(async () => {
           // The primary answers the first keys' values up to MAX_READ_BYTES: ask again for the rest.
           for (let rest = part; rest.length > 0;) {
-            const r = await this.#call(p, OpCode.GetAll, { ks: rest.map((x) => x.k) });
+            const r = await this.#invoke(p, OpCode.GetAll, { ks: rest.map((x) => x.k) });
             if (!Array.isArray(r) || r.length === 0 || r.length > rest.length) {
               throw new ShoalError("INTERNAL", "Malformed getAll result");
             }
@@ -184,7 +211,11 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     return out;
   }
 
-  async putAll(entries: Iterable<[K, V]> | Map<K, V>, opts?: ExpiryOptions): Promise<void> {
+  putAll(entries: Iterable<[K, V]> | Map<K, V>, opts?: ExpiryOptions): Promise<void> {
+    return this.#timed(opNames[OpCode.PutAll], () => this.#putAll(entries, opts));
+  }
+
+  async #putAll(entries: Iterable<[K, V]> | Map<K, V>, opts?: ExpiryOptions): Promise<void> {
     const expiry = expiryBody(opts);
     const groups = new Map<number, Array<[Uint8Array, Uint8Array]>>();
     for (const [key, value] of entries) {
@@ -206,22 +237,24 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
         }
         const kvs = g.slice(i, j);
         i = j;
-        jobs.push(async () => void (await this.#call(p, OpCode.PutAll, { kvs, ...expiry })));
+        jobs.push(async () => void (await this.#invoke(p, OpCode.PutAll, { kvs, ...expiry })));
       }
     }
     await runBounded(jobs, FAN_OUT);
   }
 
-  async size(): Promise<number> {
-    let n = 0;
-    await runBounded(
-      this.#partitions().map((p) => async () => {
-        const c = Number(await this.#call(p, OpCode.Size, {}));
-        n += c;
-      }),
-      FAN_OUT,
-    );
-    return n;
+  size(): Promise<number> {
+    return this.#timed(opNames[OpCode.Size], async () => {
+      let n = 0;
+      await runBounded(
+        this.#partitions().map((p) => async () => {
+          const c = Number(await this.#invoke(p, OpCode.Size, {}));
+          n += c;
+        }),
+        FAN_OUT,
+      );
+      return n;
+    });
   }
 
   /**
@@ -229,15 +262,15 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
    * whole and the call then fails with LOCKED, after every other partition was cleared (it
    * stopped at the first failure, leaving an arbitrary part of the map).
    */
-  async clear(): Promise<void> {
-    const jobs = this.#partitions().map((p) => async () => void (await this.#call(p, OpCode.Clear, {})));
-    await runBounded(jobs, FAN_OUT, true);
+  clear(): Promise<void> {
+    const jobs = this.#partitions().map((p) => async () => void (await this.#invoke(p, OpCode.Clear, {})));
+    return this.#timed(opNames[OpCode.Clear], () => runBounded(jobs, FAN_OUT, true));
   }
 
   /** Removes every entry of the map, locks of other members notwithstanding (as Hazelcast's destroy). */
-  async destroy(): Promise<void> {
-    const jobs = this.#partitions().map((p) => async () => void (await this.#call(p, OpCode.Destroy, {})));
-    await runBounded(jobs, FAN_OUT, true);
+  destroy(): Promise<void> {
+    const jobs = this.#partitions().map((p) => async () => void (await this.#invoke(p, OpCode.Destroy, {})));
+    return this.#timed(opNames[OpCode.Destroy], () => runBounded(jobs, FAN_OUT, true));
   }
 
   /**
@@ -249,7 +282,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     p: number,
     offset: number,
   ): Promise<{ e: Array<[Uint8Array, Uint8Array]>; more: boolean; next: number }> {
-    const r = (await this.#call(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as {
+    const r = (await this.#invoke(p, OpCode.Entries, { o: offset, n: MAX_BATCH })) as {
       e?: unknown;
       more?: unknown;
       next?: unknown;
@@ -272,7 +305,9 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
    * Pages of up to {@link FAN_OUT} partitions are fetched concurrently: the next partitions'
    * first pages while the current one is consumed, and each partition's next page while its
    * current page is yielded. At most one page per partition in the window is held, so memory
-   * stays bounded by FAN_OUT + 1 pages of MAX_BATCH entries.
+   * stays bounded by FAN_OUT + 1 pages of MAX_BATCH entries. Recorded as one Entries operation
+   * when the iteration ends (done, left or failed), its latency the time spent waiting for
+   * pages, not the caller's time between entries.
    */
   async *entries(): AsyncIterableIterator<[K, V]> {
     type Page = { e: Array<[Uint8Array, Uint8Array]>; more: boolean; next: number };
@@ -291,19 +326,29 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     const fill = (upTo: number) => {
       for (; nextFirst < Math.min(upTo, this.partitionCount); nextFirst++) first.set(nextFirst, ahead(nextFirst, 0));
     };
-    for (let p = 0; p < this.partitionCount; p++) {
-      fill(p + FAN_OUT);
-      let page = first.get(p)!;
-      first.delete(p);
-      let offset = 0;
-      for (;;) {
-        const cur = await page;
-        const more = cur.more && cur.next > offset;
-        offset = cur.next;
-        if (more) page = ahead(p, offset);
-        for (const pair of cur.e) yield [decodeValue(pair[0]) as K, decodeValue(pair[1]) as V];
-        if (!more) break;
+    let waitedMs = 0, failed = false;
+    try {
+      for (let p = 0; p < this.partitionCount; p++) {
+        fill(p + FAN_OUT);
+        let page = first.get(p)!;
+        first.delete(p);
+        let offset = 0;
+        for (;;) {
+          const asked = this.clock.now();
+          const cur = await page;
+          waitedMs += this.clock.now() - asked;
+          const more = cur.more && cur.next > offset;
+          offset = cur.next;
+          if (more) page = ahead(p, offset);
+          for (const pair of cur.e) yield [decodeValue(pair[0]) as K, decodeValue(pair[1]) as V];
+          if (!more) break;
+        }
       }
+    } catch (e) {
+      failed = true;
+      throw e;
+    } finally {
+      this.stats?.record(this.name, opNames[OpCode.Entries], waitedMs, !failed);
     }
   }
 
@@ -335,7 +380,11 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     return decodeOutcome(r) as { result: R; value: V | undefined };
   }
 
-  async executeOnKeys<R = unknown>(keys: Iterable<K>, processor: string, arg?: unknown): Promise<Map<K, R>> {
+  executeOnKeys<R = unknown>(keys: Iterable<K>, processor: string, arg?: unknown): Promise<Map<K, R>> {
+    return this.#timed(opNames[OpCode.ExecuteOnKeys], () => this.#executeOnKeys<R>(keys, processor, arg));
+  }
+
+  async #executeOnKeys<R>(keys: Iterable<K>, processor: string, arg: unknown): Promise<Map<K, R>> {
     const groups = new Map<number, Map<string, { key: K; k: Uint8Array }>>();
     for (const key of keys) {
       const { k, p } = this.#key(key);
@@ -378,7 +427,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
     if (presentOnly) body.po = true;
     let r: unknown;
     try {
-      r = await this.#call(p, OpCode.ExecuteOnKeys, body);
+      r = await this.#invoke(p, OpCode.ExecuteOnKeys, body);
     } catch (e) {
       // What the processor wrote over these keys is more than one write carries (MAX_WRITE_BYTES):
       // refused before anything was applied, so each half goes as a call of its own.
@@ -407,13 +456,32 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
    * Per partition: lists its keys (all pages first, so a processor that removes entries does
    * not shift the pages), then runs the processor on them a batch at a time, skipping keys
    * removed meanwhile. {@link FAN_OUT} partitions at a time; results of a window are yielded
-   * once its partitions are done, so at most FAN_OUT partitions' keys are held.
+   * once its partitions are done, so at most FAN_OUT partitions' keys are held. Recorded as one
+   * ExecuteOnEntries operation when the iteration ends, its latency the time spent waiting for
+   * the grid (as {@link entries}).
    */
   async *executeOnEntries<R = unknown>(processor: string, arg?: unknown): AsyncIterableIterator<[K, R]> {
+    let waitedMs = 0, failed = false;
+    try {
+      yield* this.#executeOnEntries<R>(processor, arg, (ms) => waitedMs += ms);
+    } catch (e) {
+      failed = true;
+      throw e;
+    } finally {
+      this.stats?.record(this.name, "ExecuteOnEntries", waitedMs, !failed);
+    }
+  }
+
+  async *#executeOnEntries<R>(
+    processor: string,
+    arg: unknown,
+    waited: (ms: number) => void,
+  ): AsyncIterableIterator<[K, R]> {
     for (let start = 0; start < this.partitionCount; start += FAN_OUT) {
       const window = this.#partitions().slice(start, start + FAN_OUT);
       const results: Array<[K, R]> = [];
       let failure: unknown = null;
+      const asked = this.clock.now();
       await runBounded(
         window.map((p) => async () => {
           const ks: Uint8Array[] = [];
@@ -437,7 +505,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
           }
         }),
         FAN_OUT,
-      );
+      ).finally(() => waited(this.clock.now() - asked));
       yield* results;
       if (failure !== null) throw failure;
     }
@@ -445,7 +513,14 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
 
   // ---- locks (locks.ts) -------------------------------------------------------------------
 
-  async #lockCall(key: K, op: number, extra: Record<string, unknown> = {}, parkMs = 0): Promise<unknown> {
+  /** `counted` false: one of the calls of a tryLock, recorded as a whole there. */
+  async #lockCall(
+    key: K,
+    op: number,
+    extra: Record<string, unknown> = {},
+    parkMs = 0,
+    counted = true,
+  ): Promise<unknown> {
     if (this.name.length > MAX_LOCKED_MAP_NAME) {
       throw new ShoalError(
         "INVALID_ARGUMENT",
@@ -453,7 +528,8 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
       );
     }
     const { k, p } = this.#key(key);
-    return await this.#call(p, op, parkMs > 0 ? { k, ...extra, pk: parkMs } : { k, ...extra }, parkMs);
+    const body = parkMs > 0 ? { k, ...extra, pk: parkMs } : { k, ...extra };
+    return await (counted ? this.#call(p, op, body, parkMs) : this.#invoke(p, op, body, parkMs));
   }
 
   lock(key: K, options: LockOptions = {}): Promise<number> {
@@ -463,11 +539,19 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   /**
    * Asks once (taking a place in the key's queue when it may wait), then waits parked on the
    * primary (parked_ops.ts) up to 2 s per call until granted or out of time. A call answered
-   * without parking (the primary parks too many) is repeated after a short pause.
+   * without parking (the primary parks too many) is repeated after a short pause. Recorded as
+   * one LockAcquire operation, its latency the whole wait.
    */
-  async tryLock(
+  tryLock(
     key: K,
     options: LockOptions & { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<number | undefined> {
+    return this.#timed(opNames[OpCode.LockAcquire], () => this.#tryLock(key, options));
+  }
+
+  async #tryLock(
+    key: K,
+    options: LockOptions & { timeoutMs?: number; signal?: AbortSignal },
   ): Promise<number | undefined> {
     const h = options.owner ?? "";
     // Checked like a TTL: a negative or fractional lease was read as none, a lock held forever.
@@ -478,7 +562,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
       const wait = timeoutMs > 0 && !options.signal?.aborted && this.clock.now() < deadline;
       const parkMs = wait && poll > 0 ? parkTime(deadline - this.clock.now()) : 0;
       const asked = this.clock.now();
-      const r = (await this.#lockCall(key, OpCode.LockAcquire, { h, l, q: wait }, parkMs)) as {
+      const r = (await this.#lockCall(key, OpCode.LockAcquire, { h, l, q: wait }, parkMs, false)) as {
         tok?: number;
         q?: number;
         err?: string;
@@ -494,7 +578,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
         );
       } else quick = 0;
       if (options.signal?.aborted || this.clock.now() >= deadline) {
-        const c = (await this.#lockCall(key, OpCode.LockCancel, { h })) as { tok?: number } | null;
+        const c = (await this.#lockCall(key, OpCode.LockCancel, { h }, 0, false)) as { tok?: number } | null;
         return typeof c?.tok === "number" ? c.tok : undefined;
       }
     }

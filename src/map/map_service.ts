@@ -163,6 +163,7 @@ export class MapService {
   #backup: BackupRole;
   #catchUp: CatchUp;
   #proxies = new Map<string, MapProxy<unknown, unknown>>();
+  #quietProxies = new Map<string, MapProxy<unknown, unknown>>();
   #pace: TickPace | null = null;
   #stopped = false;
   /** When the next anti-entropy round is due (see {@link PrimaryRole.tick}). */
@@ -276,11 +277,24 @@ export class MapService {
 
   /** The IMap proxy for `name` (created on first use). */
   getMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
+    return this.#proxy<K, V>(name, this.#proxies, this.stats);
+  }
+
+  /**
+   * The IMap proxy for `name` whose calls are not recorded as map operations of this member:
+   * for its own bookkeeping (the job engine's maps), which runs on timers and on every scrape
+   * of `/metrics`, so counting it moved `shoal_map_operations_total` with nobody calling.
+   */
+  quietMap<K = unknown, V = unknown>(name: string): IMap<K, V> {
+    return this.#proxy<K, V>(name, this.#quietProxies, null);
+  }
+
+  #proxy<K, V>(name: string, cache: Map<string, MapProxy<unknown, unknown>>, stats: MapStats | null): IMap<K, V> {
     if (typeof name !== "string" || name.length === 0 || name.length > 256) {
       throw new RangeError(`Cannot use map name ${JSON.stringify(name)}: 1–256 characters`);
     }
     if (isInternalMap(name)) throw new RangeError(`Cannot use map name ${JSON.stringify(name)}: reserved`);
-    let m = this.#proxies.get(name);
+    let m = cache.get(name);
     if (!m) {
       const ctx = this.#ctx;
       ctx.mapConfigs.resolve(name); // throws on an ambiguous name
@@ -289,11 +303,11 @@ export class MapService {
         ctx.invoker,
         ctx.partitions.config.partitionCount,
         ctx.clock,
-        this.stats,
+        stats,
         this.listeners,
       );
       // Proxies hold no state of their own: past MAX_CACHED_PROXIES names a fresh one serves each call.
-      if (this.#proxies.size < MAX_CACHED_PROXIES) this.#proxies.set(name, m);
+      if (cache.size < MAX_CACHED_PROXIES) cache.set(name, m);
     }
     return m as unknown as IMap<K, V>;
   }

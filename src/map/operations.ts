@@ -9,7 +9,7 @@ import { compileCheck, type FastCheck, REJECT } from "../wire/fast_check.ts";
 import { w } from "../wire/message.ts";
 import { type EffectExpiry, isExpired, resolveExpiry } from "./expiry.ts";
 import { stampSchema } from "./hlc.ts";
-import { MAX_EXPIRY_MS } from "./map_config.ts";
+import { isInternalMap, MAX_EXPIRY_MS } from "./map_config.ts";
 import { type CustomMergePolicy, type MergeSide, mergeWins } from "./merge_policy.ts";
 import { type Effect, EffectCause, type PartitionData } from "./partition_data.ts";
 import { bytesEqual, type MapRecord } from "./record_store.ts";
@@ -35,7 +35,13 @@ export const OpCode = {
   MergeEntries: 17,
   /** Entry events of the partition after a cursor (a listener's long poll; see entry_listeners.ts). */
   Events: 18,
-  // 40–41: entry processors (entry_processor.ts); 18–39 are left to other map features.
+  /**
+   * Every user map of the partition with its live entry count: the first `n` names in sorted
+   * order (body `m` is ""). One sweep over the partitions lists and sizes every map of the
+   * cluster, whichever member asks (http/map_sizes.ts).
+   */
+  MapSizes: 19,
+  // 40–41: entry processors (entry_processor.ts); 20–39 are left to other map features.
   /** Runs a registered processor on one key (body: m, k, pr = name, pa = CBOR argument). */
   ExecuteOnKey: 40,
   /** Runs a registered processor on each of `ks`; `po`: skip absent keys (executeOnEntries). */
@@ -128,6 +134,8 @@ const kv = z.object({ m, k, v: w.bytes(), ttl: expiryMs, mi: expiryMs });
 export const MAX_EVENTS_PER_POLL = 1000;
 const mOnly = z.object({ m });
 const pk = w.uint().max(60_000).optional();
+/** Most maps one MapSizes answer names. */
+export const MAX_MAP_SIZES = 1000;
 
 const schemas: Record<number, z.ZodType> = {
   [OpCode.Get]: kOnly,
@@ -176,6 +184,7 @@ const schemas: Record<number, z.ZodType> = {
     n: w.uint().min(1).max(MAX_EVENTS_PER_POLL),
     h: w.uint().max(60_000).optional(),
   }),
+  [OpCode.MapSizes]: z.object({ m, n: w.uint().min(1).max(MAX_MAP_SIZES) }),
   [OpCode.ExecuteOnKey]: z.object({ m, k, pr: w.str(64), pa: w.bytes().optional() }),
   [OpCode.ExecuteOnKeys]: z.object({
     m,
@@ -364,6 +373,19 @@ export function executeOp(
       let n = 0;
       for (const r of store.values()) if (live(r)) n++;
       return { result: n, effects: [] };
+    }
+    case OpCode.MapSizes: {
+      const out: Array<[string, number]> = [];
+      for (const [name, s] of data.maps) {
+        if (isInternalMap(name)) continue;
+        let n = s.size;
+        if (s.expiring > 0) {
+          n = 0;
+          for (const r of s.values()) if (live(r)) n++;
+        }
+        out.push([name, n]);
+      }
+      return { result: out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(0, b.n!), effects: [] };
     }
     case OpCode.Clear:
       return { result: null, effects: store && store.size > 0 ? [{ m: b.m, clear: true, at: now }] : [] };

@@ -234,9 +234,10 @@ export class PrimaryRole {
     const internal = isLockOp(req.op) || isQueueOp(req.op) || isTopicOp(req.op);
     // Only a read of the entry is an access (LRU, max-idle): `isLocked` is not, as in Hazelcast.
     if (!internal) hk.afterRead(d, body.m, keys, now);
-    // Reads of a user map wait for its own sync backups; of a lock, queue or topic, for all.
+    // Reads of a user map wait for its own sync backups; of a lock, queue or topic, or of every
+    // map at once (MapSizes), for all.
     const lv = ctx.levels;
-    const k = internal ? lv.maxSync : lv.sync(body.m);
+    const k = internal || req.op === OpCode.MapSizes ? lv.maxSync : lv.sync(body.m);
     this.#waitFor(prim, this.#readSeq(prim, d, req.op, body), k, answerOnCommit(reply, out.result, false));
   }
 

@@ -279,5 +279,12 @@ export function tableSummary(
     const filling = fillingOf(t, p);
     replicasMissing += Math.max(0, wanted - alive.filter((m) => !filling.includes(m)).length);
   });
-  return { count: t.partitionCount, version: t.version, owners, replicasMissing, migrating: t.migrations.size };
+  return {
+    count: t.partitionCount,
+    version: t.version,
+    owners,
+    replicasMissing,
+    replicasWanted: wanted,
+    migrating: t.migrations.size,
+  };
 }

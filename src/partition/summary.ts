@@ -21,6 +21,11 @@ export interface PartitionTableSummary {
   owners: Record<NodeId, number>;
   /** Sum over partitions of (wanted replicas − live replicas in sync; backups still filling count as missing). */
   replicasMissing: number;
+  /**
+   * The replicas wanted per partition that `replicasMissing` counts against: 1 + backupCount,
+   * capped by the data members in the view (absent from a summary that does not tell).
+   */
+  replicasWanted?: number;
   /** Partitions with a migration in flight. */
   migrating: number;
   /**

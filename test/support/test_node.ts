@@ -15,6 +15,7 @@ import type { IQueue, QueueOptions } from "../../src/map/queue.ts";
 import type { ITopic, SubscribeOptions } from "../../src/map/topic.ts";
 import type {
   LinkInfo,
+  MapSize,
   NodeMetrics,
   OperationStats,
   PartitionReplicaInfo,
@@ -378,6 +379,12 @@ export class TestNode implements ShoalNode {
 
   mapNames(): string[] {
     return [...this.maps.keys()];
+  }
+
+  /** The whole cluster is this node: every map it holds, sized without counting an operation. */
+  mapSizes(opts: { maxMaps?: number } = {}): Promise<MapSize[]> {
+    const names = [...this.maps.keys()].sort().slice(0, opts.maxMaps ?? 64);
+    return Promise.resolve(names.map((name) => ({ name, size: this.maps.get(name)!.data.size })));
   }
 
   partitionTable(): PartitionReplicaInfo[] {
