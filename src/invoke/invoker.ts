@@ -8,11 +8,11 @@
  * Every call has an id (this invoker's client id and a sequence number, invoke/call_id.ts)
  * that stays the same across retries; the primary keeps (and replicates) the result of
  * each write under that id, so a retried write is applied once. Every request carries the
- * watermark `w` of its partition: the lowest sequence number of a call to that partition
- * still pending here (every call to it below that is answered), so partitions keep the
- * records of unanswered calls however long they retry and drop the others. Pending calls
- * are bounded, and so is the distance from a partition's oldest pending call to the newest
- * (`maxPendingCalls` both), which bounds the records.
+ * watermark `w` of its partition: the lowest sequence number of a write to that partition
+ * still pending here (every write to it below that is answered), so partitions keep the
+ * records of unanswered writes however long they retry and drop the others. Pending calls
+ * are bounded, and so is the distance from a partition's oldest pending write to the newest
+ * call (`maxPendingCalls` both), which bounds the records.
  *
  * With split-brain protection on, the quorum gate is checked before every attempt (a
  * member that may not serve data refuses its own callers at once with `QUORUM`) and before
@@ -138,7 +138,14 @@ export class Invoker {
   #gate: (p: number, op: number, body: unknown, serving: boolean) => ShoalError | null;
   #server: InvokeServer | null = null;
   #calls = new Map<string, Call>();
-  /** Pending calls by partition, each in number order (for the per-partition watermark). */
+  /**
+   * Pending writes by partition, each in number order (for the per-partition watermark). Only
+   * writes leave dedupe records, and a primary refuses only a write below a watermark, so a read
+   * held long on its primary (a listener's poll, held up to half an attempt timeout) does not
+   * hold the watermark back: it did, and 10,000 calls of this member meanwhile (listeners
+   * opened and closed, or a busy member) made every further call to that partition OVERLOADED
+   * (found by an internal review).
+   */
   #byPartition = new Map<number, Set<Call>>();
   /** Smoothed round trip (request → answer) per target, RFC 6298 style; live members only. */
   #rtt = new Map<NodeId, { srtt: number; rttvar: number }>();
@@ -218,8 +225,8 @@ export class Invoker {
   }
 
   /**
-   * Every call to partition `p` numbered below this is answered (will never be sent again):
-   * the lowest number of a call to `p` still pending (calls enter in number order), else the
+   * Every write to partition `p` numbered below this is answered (will never be sent again):
+   * the lowest number of a write to `p` still pending (calls enter in number order), else the
    * next number. Per partition, since each partition keeps only its own calls' records: a
    * call stuck on one partition (its primary unreachable) holds back no other partition's.
    */
@@ -268,8 +275,8 @@ export class Invoker {
     if (this.#calls.size >= this.config.maxPendingCalls) {
       return Promise.reject(new ShoalError("OVERLOADED", `Cannot invoke: ${this.#calls.size} calls already pending`));
     }
-    if (this.#counter - this.watermarkOf(p) >= this.config.maxPendingCalls) {
-      // A partition keeps a dedupe record of every call to it from the oldest pending one on.
+    if (write && this.#counter - this.watermarkOf(p) >= this.config.maxPendingCalls) {
+      // A partition keeps a dedupe record of every write to it from the oldest pending one on.
       return Promise.reject(
         new ShoalError(
           "OVERLOADED",
@@ -302,8 +309,10 @@ export class Invoker {
         reject,
       };
       this.#calls.set(call.id, call);
-      const pending = this.#byPartition.get(p) ?? new Set<Call>();
-      this.#byPartition.set(p, pending.add(call));
+      if (write) {
+        const pending = this.#byPartition.get(p) ?? new Set<Call>();
+        this.#byPartition.set(p, pending.add(call));
+      }
       this.stats.calls++;
       this.#attempt(call);
     });

@@ -279,15 +279,21 @@ export class EntryListeners {
       }));
       for (const p of partitions) void this.#loop(feed, p);
     })();
+    // A feed whose start failed runs no loop: its polls are given back once the start's are answered.
+    feed.ready.catch(() => (this.#polls -= partitions.length));
     return feed;
   }
 
-  /** Closes a feed no listener reads any more (its loops stop after their current poll). */
+  /**
+   * Closes a feed no listener reads any more. Its loops stop after their current poll, and each
+   * gives its poll back to `maxPolls` then: they were given back at once, while the polls were
+   * still held on their primaries and pending here, so opening and closing listeners piled up
+   * pending polls past `maxPolls` (found by an internal review).
+   */
   #closeFeedIfIdle(feed: Feed): void {
     if (feed.subs.size > 0 || feed.closed) return;
     feed.closed = true;
     this.#feeds.delete(feed.id);
-    this.#polls -= feed.partitions.length;
   }
 
   async #poll(feed: Feed, p: number, c: { s: number; i: number }): Promise<EventsAnswer> {
@@ -305,6 +311,14 @@ export class EntryListeners {
   }
 
   async #loop(feed: Feed, p: number): Promise<void> {
+    try {
+      await this.#pollLoop(feed, p);
+    } finally {
+      this.#polls--; // this loop's poll is answered and no other follows
+    }
+  }
+
+  async #pollLoop(feed: Feed, p: number): Promise<void> {
     while (!feed.closed) {
       const c = feed.cursors.get(p)!;
       let a: EventsAnswer;
