@@ -32,6 +32,22 @@ describe("distributed queue", () => {
     h.stop();
   });
 
+  test("a wait of NaN ms is refused at once; a negative one is no wait", async () => {
+    // NaN made a deadline nothing reaches: the call asked again and again for ever, without a
+    // pause (found by an internal review).
+    const h = await cluster(2);
+    const q = h.members.get("n0")!.grid.getQueue<number>("nan", { capacity: 1 });
+    const settle = (p: Promise<unknown>) => h.until(p.then((v) => ({ v }), (e) => ({ e })), 5_000);
+    const polled = await settle(q.poll({ timeoutMs: NaN }));
+    expect("e" in polled && polled.e).toBeInstanceOf(RangeError);
+    expect(await h.until(q.offer(1))).toBe(true);
+    const offered = await settle(q.offer(2, { timeoutMs: NaN }));
+    expect("e" in offered && offered.e).toBeInstanceOf(RangeError);
+    expect(await settle(q.offer(2, { timeoutMs: -5 }))).toEqual({ v: false });
+    expect(await h.until(q.drain())).toEqual([1]);
+    h.stop();
+  });
+
   test("a poll whose answer was lost, retried after the primary died, gets the same item; none is lost", async () => {
     const h = await cluster(3);
     const name = "lost-answer";

@@ -85,7 +85,13 @@ export class DistributedQueue<T = unknown> implements IQueue<T> {
    * item it took is returned, not lost).
    */
   async #waiting<R>(attempt: (parkMs: number) => Promise<R | undefined>, o: WaitOptions): Promise<R | undefined> {
-    const deadline = this.clock.now() + (o.timeoutMs ?? 0);
+    const t = o.timeoutMs ?? 0;
+    // NaN made a deadline nothing reaches and a park time of NaN: the call asked again and again
+    // for ever, without a pause (found by an internal review). A negative wait is none.
+    if (typeof t !== "number" || Number.isNaN(t)) {
+      throw new RangeError(`Cannot wait ${String(t)} ms: a number of milliseconds (Infinity: no limit)`);
+    }
+    const deadline = this.clock.now() + Math.max(0, t);
     for (let quick = 0;;) {
       const parkMs = o.signal?.aborted ? 0 : parkTime(deadline - this.clock.now());
       const asked = this.clock.now();

@@ -136,19 +136,24 @@ export class Topic<T = unknown> implements ITopic<T> {
   }
 
   /**
-   * One read of the ring from `next`, retried while it times out or the primary is overloaded;
-   * null once `signal` aborts (at once: a read still under way is left to end on its own).
+   * One read of the ring from `next`, retried while it times out or the primary is overloaded,
+   * after a pause that doubles from 50 ms to 1 s; null once `signal` aborts (at once: a read
+   * still under way is left to end on its own). The retry came at once: an invoker that refuses
+   * OVERLOADED does so without waiting, so the loop never let the member's event loop run, the
+   * calls in flight could never end, and the member was stuck for good (found by an internal review).
    */
   async #read(next: number, signal?: AbortSignal): Promise<ReadAnswer | null> {
-    while (!signal?.aborted) {
+    for (let pause = 50; !signal?.aborted; pause = Math.min(pause * 2, 1000)) {
       try {
         const read = this.invoker.invoke(this.#p, OpCode.TopicRead, { m: this.name, s: next, n: MAX_READ }, false);
         read.catch(() => {});
         return await orAbort(read as Promise<ReadAnswer>, signal);
       } catch (e) {
-        if (e instanceof ShoalError && (e.code === "TIMEOUT" || e.code === "OVERLOADED")) continue;
-        throw e;
+        if (!(e instanceof ShoalError && (e.code === "TIMEOUT" || e.code === "OVERLOADED"))) throw e;
       }
+      let t: Timer | undefined;
+      await orAbort(new Promise<void>((resolve) => t = this.clock.setTimer(pause, resolve)), signal);
+      t?.cancel();
     }
     return null;
   }
