@@ -32,6 +32,8 @@ export interface Claim {
   /** Its members (a hello without ids is checked with its master alone). */
   ids: readonly NodeId[];
   q?: boolean;
+  /** Its member list's version, as the hello gave it. */
+  version?: number;
 }
 
 /** How a check ended: whether the claim holds, how many of the asked members confirmed it, and who did not answer. */
@@ -205,6 +207,7 @@ export class ClaimCheck {
       master: claim.master,
       members,
       ...(claim.q === undefined ? {} : { quorum: claim.q && run.vouch.size > 0 }),
+      ...(claim.version === undefined ? {} : { version: claim.version }),
     };
   }
 

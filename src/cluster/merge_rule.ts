@@ -14,6 +14,8 @@ export interface GroupSummary {
   members?: readonly NodeId[];
   /** With split-brain protection on: whether its master holds a quorum now (absent when off or unknown). */
   quorum?: boolean;
+  /** Its member list's version (absent when unknown). */
+  version?: number;
 }
 
 /**
@@ -30,7 +32,11 @@ export function effectiveSize(a: GroupSummary, b: GroupSummary): number {
 
 /**
  * Which of two groups survives a merge: the one whose master holds a quorum when exactly one
- * does (both must report it), else the larger by {@link effectiveSize}, else the lower master id.
+ * does (both must report it), else the larger by {@link effectiveSize}, else the one whose
+ * member list has the higher version (more history: a member restarted alone with no `--join`
+ * forms a group at version 1, and as the lower id it won the tie against the member that
+ * held all the data, which under `discard` then dropped every entry; found by an internal
+ * review), else the lower master id.
  * @returns "a" if group `a` wins (b merges into a), "b" otherwise
  * @example
  * mergeWinner({ size: 3, master: "x" }, { size: 5, master: "y" }); // "b"
@@ -46,5 +52,8 @@ export function mergeWinner(a: GroupSummary, b: GroupSummary): "a" | "b" {
   if (a.quorum !== undefined && b.quorum !== undefined && a.quorum !== b.quorum) return a.quorum ? "a" : "b";
   const sa = effectiveSize(a, b), sb = effectiveSize(b, a);
   if (sa !== sb) return sa > sb ? "a" : "b";
+  if (a.version !== undefined && b.version !== undefined && a.version !== b.version) {
+    return a.version > b.version ? "a" : "b";
+  }
   return a.master < b.master ? "a" : "b";
 }

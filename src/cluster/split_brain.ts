@@ -194,7 +194,8 @@ export class SplitBrain {
     if (h.collecting() || this.#busy()) return;
     if (!h.rateOk(m.master)) return;
     const mine = this.#summary();
-    const iWin = mergeWinner(mine, { size: m.size, master: m.master, members: m.ids, quorum: m.q }) === "a";
+    const theirs = { size: m.size, master: m.master, members: m.ids, quorum: m.q, version: m.version };
+    const iWin = mergeWinner(mine, theirs) === "a";
     h.log.info("cluster.split_brain.detected", {
       other: m.master,
       otherSize: m.size,
@@ -228,11 +229,15 @@ export class SplitBrain {
    */
   #checkClaim(m: SplitHello): void {
     const h = this.host;
-    this.#check.start({ master: m.master, ids: m.ids ?? [], q: m.q }, () => this.#summary(), (r) => {
-      h.log.info("cluster.split_brain.checked", { other: m.master, claimed: m.size, ...r });
-      if (!r.ok) return h.reject("merge_claim_unconfirmed", m.master);
-      if (h.isMaster() && !h.collecting() && !this.#busy()) this.#startMerge(m.master);
-    });
+    this.#check.start(
+      { master: m.master, ids: m.ids ?? [], q: m.q, version: m.version },
+      () => this.#summary(),
+      (r) => {
+        h.log.info("cluster.split_brain.checked", { other: m.master, claimed: m.size, ...r });
+        if (!r.ok) return h.reject("merge_claim_unconfirmed", m.master);
+        if (h.isMaster() && !h.collecting() && !this.#busy()) this.#startMerge(m.master);
+      },
+    );
   }
 
   /** Another group's master checks a claim: who is this member's master. */
@@ -252,6 +257,7 @@ export class SplitBrain {
       master: this.host.self,
       members: members.map((x) => x.id),
       quorum: this.host.holdsQuorum(),
+      version: this.host.list.version,
     };
   }
 
@@ -309,7 +315,13 @@ export class SplitBrain {
     const replay = h.replay.check(m.nonce, m.ts, h.clock.now());
     if (replay) return refuse(replay);
     if (!h.isMaster() || h.collecting() || this.#busy()) return refuse("not ready");
-    const theirs = { size: m.members.length, master: m.master, members: m.members.map((x) => x.id), quorum: m.q };
+    const theirs = {
+      size: m.members.length,
+      master: m.master,
+      members: m.members.map((x) => x.id),
+      quorum: m.q,
+      version: m.version,
+    };
     if (mergeWinner(this.#summary(), theirs) !== "a") {
       this.#sendHello(from);
       return refuse("this group is the one to merge (smaller, or without a quorum)");
