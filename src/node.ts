@@ -86,7 +86,7 @@ export class Node implements ShoalNode {
   #ca: string | undefined;
   #abort = new AbortController();
   #masterChanges = 0;
-  #stopped = false;
+  #stopping: Promise<void> | undefined;
 
   /** @internal use startNode() */
   constructor(
@@ -412,10 +412,16 @@ export class Node implements ShoalNode {
     };
   }
 
-  /** Graceful leave: partitions migrate away, `left` is announced, links and servers close. */
-  async shutdown(): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopped = true;
+  /**
+   * Graceful leave: partitions migrate away, `left` is announced, links and servers close. A
+   * second call (a signal handler and `await using`, say) waits for the first to finish: it
+   * returned at once, before the data had moved off.
+   */
+  shutdown(): Promise<void> {
+    return this.#stopping ??= this.#shutdown();
+  }
+
+  async #shutdown(): Promise<void> {
     // Tasks stop first; the coordinator reschedules them elsewhere once we have left.
     this.jobs.stop();
     try {
