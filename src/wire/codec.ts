@@ -15,6 +15,15 @@ export const PROTOCOL_VERSION = 1;
 
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+/**
+ * Map keys and values: byte strings copied out (`copyBuffers`), so a value handed to the app is
+ * never a view of a record store's bytes (read from a Buffer, cbor-x's byte strings are views).
+ */
+const valueDecoder = new Decoder(
+  { useRecords: false, mapsAsObjects: true, copyBuffers: true } as ConstructorParameters<
+    typeof Decoder
+  >[0],
+);
 /** cbor-x's bytes, written by the fast path for plain values (fast_encode.ts), by cbor-x for anything else. */
 const encode = fastEncoder((value) => encoder.encode(value));
 
@@ -28,9 +37,15 @@ export function encodeValueGeneric(value: unknown): Uint8Array {
   return encoder.encode(value);
 }
 
-/** Decodes a value encoded by {@link encodeValue}. Throws on malformed input. */
+/**
+ * Decodes a value encoded by {@link encodeValue}. Throws on malformed input. Read from a Buffer
+ * view (see {@link asBuffer}), so that what it returns encodes to `bytes` again: a Buffer an
+ * app stored (an untagged byte string) came back as a plain Uint8Array, which encodes under tag
+ * 64, so `replace(k, await get(k), next)` never matched and a Buffer key read from `keys()` did
+ * not find its entry (found by an internal review).
+ */
 export function decodeValue(bytes: Uint8Array): unknown {
-  return decoder.decode(bytes);
+  return valueDecoder.decode(asBuffer(bytes));
 }
 
 /** Encodes a batch of messages into one frame. */
