@@ -7,6 +7,7 @@
  * missed some).
  */
 import { assert } from "../core/errors.ts";
+import { setNewest } from "../core/bounded.ts";
 import { type DedupeCounts, type DedupeRecord, DedupeRecords, DEFAULT_DEDUPE_LIMITS } from "./dedupe_records.ts";
 import { murmur3_32 } from "../partition/murmur3.ts";
 import { type AppliedChange, DEFAULT_EVENT_BYTES, EventRing, type EventTuple } from "./entry_events.ts";
@@ -99,6 +100,15 @@ const EMPTY = new Uint8Array(0);
  * backup further behind gets a snapshot).
  */
 export const DEFAULT_LOG_BYTES = 16 * 1024;
+
+/**
+ * How long after a listener's last poll of a map on a copy that copy's snapshots still carry
+ * the map's events. A listener polls each partition again as soon as a poll is answered, or
+ * after the invoker's retry when it fails; a minute covers one stalled for a failover.
+ */
+export const EVENT_READERS_MS = 60_000;
+/** Most maps a copy remembers as read by listeners (the others' readers get a gap after a migration). */
+export const MAX_EVENT_READERS = 256;
 
 /**
  * An entry's hash `i` is murmur3 over the map name's bytes, the key's and the value's, with seed 1
@@ -461,11 +471,27 @@ export class PartitionData {
   }
 
   /**
-   * When a listener's poll last read each map's events from this copy (the clock's ms): a
-   * snapshot sent to a follower carries the events of those maps only (snapshot_transfer.ts), so
-   * a map nobody listens to costs its transfers nothing more.
+   * When a listener's poll last read each map's events from this copy (the clock's ms), oldest
+   * first: a snapshot sent to a follower carries the events of the maps read within
+   * {@link EVENT_READERS_MS} only (snapshot_transfer.ts), so a map nobody listens to costs its
+   * transfers nothing more. At most {@link MAX_EVENT_READERS} maps, and older ones are forgotten
+   * (every map ever listened to stayed here, in every partition: found by an internal review).
    */
   readonly eventReaders = new Map<string, number>();
+
+  /** A listener's poll read map `m`'s events at `now`. */
+  eventsRead(m: string, now: number): void {
+    setNewest(this.eventReaders, m, now, MAX_EVENT_READERS);
+    this.forgetEventReaders(now);
+  }
+
+  /** Forgets the maps no poll read within {@link EVENT_READERS_MS} of `now`. */
+  forgetEventReaders(now: number): void {
+    for (const [m, at] of this.eventReaders) {
+      if (now - at <= EVENT_READERS_MS) break;
+      this.eventReaders.delete(m);
+    }
+  }
 
   /** Replaces the whole content with a snapshot (of the maps a copy at `level` holds). */
   install(snap: SnapshotData, lineage: number, level = 0): void {

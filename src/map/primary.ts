@@ -266,7 +266,7 @@ export class PrimaryRole {
   #serveEvents(prim: PrimaryState, d: PartitionData, body: NonNullable<ReturnType<typeof parseBody>>, reply: Reply) {
     const ctx = this.ctx;
     const now = ctx.clock.now();
-    d.eventReaders.set(body.m, now);
+    d.eventsRead(body.m, now);
     if (body.s === -1) {
       return this.#waitFor(
         prim,
@@ -680,6 +680,7 @@ export class PrimaryRole {
     const ctx = this.ctx;
     const cfg = ctx.config;
     const d = ctx.data.get(prim.p)!;
+    d.forgetEventReaders(now);
     for (const f of prim.followers.values()) {
       if (!live.has(f.id) || held(f, now)) continue;
       const st = f.stream;

@@ -12,15 +12,8 @@ import { Kind } from "../wire/kinds.ts";
 import type { Message } from "../wire/message.ts";
 import { held, type MapContext, type PrimaryState } from "./map_context.ts";
 import type { MapSnapshotAck, MapSnapshotChunk, MapSnapshotPacked } from "./messages.ts";
-import type { PartitionData, SnapshotData } from "./partition_data.ts";
+import { EVENT_READERS_MS, type PartitionData, type SnapshotData } from "./partition_data.ts";
 import { deflatePacked, EntryPacker, unpackEntries } from "./snapshot_codec.ts";
-
-/**
- * How long after a listener's last poll of a map on a copy that copy's snapshots still carry
- * the map's events. A listener polls each partition again as soon as a poll is answered, or
- * after the invoker's retry when it fails; a minute covers one stalled for a failover.
- */
-export const EVENT_READERS_MS = 60_000;
 
 /**
  * A primary drops a snapshot transfer after this many retransmit intervals without an
