@@ -17,7 +17,8 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { ShoalError, type ShoalErrorCode } from "../core/errors.ts";
 import { decodeValue, encodeValue } from "../wire/codec.ts";
 import { resolveExpiry } from "./expiry.ts";
-import { type ExpiryDefaults, MAX_READ_BYTES, type OpBody, OpCode, type OpOutcome } from "./operations.ts";
+import { type ExpiryDefaults, MAX_RECORD_BYTES, type OpBody, OpCode, type OpOutcome } from "./operations.ts";
+import { Limits } from "../wire/limits.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
 import { bytesEqual, keyId } from "./record_store.ts";
 
@@ -172,6 +173,21 @@ export type KeyOutcome = [1, Uint8Array | null, Uint8Array | null] | [0, string,
  */
 export const MAX_RESULT_BYTES = 3 * 1024 * 1024;
 
+/**
+ * Most bytes of one processor call's results, values after the call and writes together: the
+ * write's backup message carries all three (its result, for the dedupe record, beside its
+ * effects), and must stay below the 8 MiB message limit, less room for the rest of the message.
+ * A call over it was answered to nobody: the backups never got the write, and the caller got
+ * INDETERMINATE after its timeout (found by an internal review).
+ */
+export const MAX_PROCESSOR_BYTES = Limits.maxMessageBytes - 64 * 1024;
+
+/** Bytes `outcome` and `effect` add to a processor call's backup message. */
+function callBytes(outcome: KeyOutcome, effect: Effect | null): number {
+  const answer = outcome[0] === 1 ? (outcome[1]?.byteLength ?? 0) + (outcome[2]?.byteLength ?? 0) : 0;
+  return answer + (effect ? (effect.k?.byteLength ?? 0) + (effect.v?.byteLength ?? 0) : 0);
+}
+
 /** Longest join-setting value before it is replaced by a digest (the join request's limit is 4096). */
 const MAX_SETTING_CHARS = 2048;
 
@@ -276,17 +292,24 @@ export class ProcessorRegistry {
       return { outcome: [0, "PROCESSOR_FAILED", why], effect: null };
     }
     const changed = after === null ? rec !== undefined : !rec || !bytesEqual(rec.value, after);
-    return {
-      outcome: [1, resultBytes, after],
-      effect: changed ? { m, k, v: after, at: now } : null,
-    };
+    const outcome: KeyOutcome = [1, resultBytes, after];
+    const effect: Effect | null = changed ? { m, k, v: after, at: now } : null;
+    const n = callBytes(outcome, effect);
+    // A record over its own limit is refused by the write's check (INVALID_ARGUMENT), before this one.
+    const record = effect ? k.byteLength + (after?.byteLength ?? 0) : 0;
+    if (n > MAX_PROCESSOR_BYTES && record <= MAX_RECORD_BYTES) {
+      const why = `processor "${name}" left a result, value and write of ${n} bytes, over ${MAX_PROCESSOR_BYTES}`;
+      return { outcome: [0, "PROCESSOR_FAILED", why], effect: null };
+    }
+    return { outcome, effect };
   }
 
   /**
    * ExecuteOnKeys on the primary: runs `name` on each key in order (all in one write), for the
-   * first keys whose outcomes (results and values after) total at most MAX_READ_BYTES (at least
-   * one key): `outcomes` is then shorter than `ks`, the later keys are not run, and the caller
-   * sends them again. (1,000 large results in one answer passed the message limit.)
+   * first keys whose outcomes (results and values after) and writes total at most
+   * MAX_PROCESSOR_BYTES (at least one key): `outcomes` is then shorter than `ks`, the later keys
+   * are not run, and the caller sends them again. (1,000 large results in one answer passed the
+   * message limit.)
    * @param presentOnly skip keys that are absent (their outcome is null): executeOnEntries
    */
   runOnKeys(
@@ -314,9 +337,9 @@ export class ProcessorRegistry {
         continue;
       }
       const { outcome, effect } = this.runOnKey(data, m, k, name, argBytes, now);
-      const n = outcome[0] === 1 ? (outcome[1]?.byteLength ?? 0) + (outcome[2]?.byteLength ?? 0) : 0;
+      const n = callBytes(outcome, effect);
       // A processor changes nothing itself (its effect applies after the call): one left out is not run.
-      if (outcomes.length > 0 && bytes + n > MAX_READ_BYTES) break;
+      if (outcomes.length > 0 && bytes + n > MAX_PROCESSOR_BYTES) break;
       seen.add(id);
       bytes += n;
       outcomes.push(outcome);
