@@ -53,6 +53,12 @@ export interface TransformConnector {
 /** What a sink can reach while it runs. */
 export interface SinkContext {
   jobId: string;
+  /**
+   * Which submission of the job this is (its entry's `createdAt`): a job submitted again under
+   * an id whose records were purged numbers its checkpoints from 1 again, so a sink that keeps
+   * what it applied by checkpoint number tells the runs apart by it.
+   */
+  run: number;
   taskId: string;
   attempt: number;
   getMap(name: string): IMap<unknown, unknown>;

@@ -233,14 +233,7 @@ export class JobService {
     const states = this.#map(JobMaps.jobStates);
     const created = (): JobStateRecord => ({ state: "CREATED", timestamps: { CREATED: now }, term: 0, epoch: 0 });
     // States first, the job entry last: a job is visible to the coordinator only once complete.
-    const prevState = (await retrying(() => states.putIfAbsent(jobStateKey(jobId), created()), this.#retry())) as
-      | JobStateRecord
-      | undefined;
-    if (typeof prevState === "object" && prevState !== null && isJobTerminal(prevState.state)) {
-      // An ended job's state without its entry: what a purge cut short leaves (job_records.ts).
-      // A job gets an entry before it can run, so this id's job is gone: start the new one afresh.
-      await retrying(() => states.replace(jobStateKey(jobId), prevState, created()), this.#retry());
-    }
+    await this.#claimState(jobId, created);
     await retrying(() => states.putIfAbsent(pipelineStateKey(plan.pipelines[0].id), created()), this.#retry());
     for (const t of planTasks(plan)) {
       const ts: TaskStateRecord = { state: "CREATED", timestamps: { CREATED: now }, term: 0, epoch: 0, attempt: 1 };
@@ -262,6 +255,26 @@ export class JobService {
     this.opts.log.info("jobs.job.submitted", { job: jobId, name: def.name, parallelism: def.parallelism });
     this.#notify(jobId, "submitted");
     return jobId;
+  }
+
+  /**
+   * Writes job `jobId`'s first state record. An ended job's state without its entry is what a
+   * purge leaves for a moment (or for good, when cut short: job_records.ts); a job gets an entry
+   * before it can run, so that job is gone and the new one starts afresh over it. A purge's last
+   * step (removing that state) may land between the read and the replace: then the write is
+   * tried again, or the job had no state record and never ran (found by an internal review).
+   */
+  async #claimState(jobId: string, created: () => JobStateRecord): Promise<void> {
+    const states = this.#map(JobMaps.jobStates);
+    for (let tries = 0; tries < 5; tries++) {
+      const prev = (await retrying(() => states.putIfAbsent(jobStateKey(jobId), created()), this.#retry())) as
+        | JobStateRecord
+        | undefined;
+      // Absent (written now), or a state a concurrent submit of the same id wrote.
+      if (typeof prev !== "object" || prev === null || !isJobTerminal(prev.state)) return;
+      if (await retrying(() => states.replace(jobStateKey(jobId), prev, created()), this.#retry())) return;
+    }
+    throw new ShoalError("CONFLICT", `Cannot submit job ${jobId}: its state record keeps changing`);
   }
 
   /**

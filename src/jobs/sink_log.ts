@@ -47,9 +47,10 @@ export function appendSegment(
   list: LogList | undefined,
   checkpointId: number,
   records: JobRecord[],
+  run?: number,
 ): LogList | undefined {
   try {
-    return appendOnce(list, checkpointId, records, maxLogEntriesPerTask);
+    return appendOnce(list, checkpointId, records, maxLogEntriesPerTask, run);
   } catch {
     throw new ShoalError("OVERLOADED", `Cannot append to log: more than ${maxLogEntriesPerTask} entries for one task`);
   }
@@ -69,16 +70,19 @@ export async function commitLogSegment(
   taskId: string,
   checkpointId: number,
   marker: unknown,
+  run?: number,
 ): Promise<void> {
   if (!isMarker(marker) || marker.stage === null) return;
   const stage = (await checkpoints.get(marker.stage)) as LogStage | undefined;
   if (stage) {
-    const arg = { seq: checkpointId, items: stage.records, max: maxLogEntriesPerTask };
+    const arg = run === undefined
+      ? { seq: checkpointId, items: stage.records, max: maxLogEntriesPerTask }
+      : { seq: checkpointId, items: stage.records, max: maxLogEntriesPerTask, run };
     await list.executeOnKey(taskId, "append-once", arg);
   } else {
     // The stage is deleted only after its segment was applied.
     const cur = (await list.get(taskId)) as LogList | undefined;
-    if (!cur || cur.applied < checkpointId) {
+    if (!cur || cur.applied < checkpointId || (run !== undefined && cur.run !== undefined && cur.run !== run)) {
       throw new ShoalError(
         "INTERNAL",
         `Cannot commit log segment ${checkpointId} of ${taskId}: stage ${marker.stage} is missing`,
@@ -108,7 +112,8 @@ export const logSink: SinkConnector = {
         buffer = [];
         return { stage: key, count };
       },
-      commit: (checkpointId, marker) => commitLogSegment(list, ctx.checkpoints, ctx.taskId, checkpointId, marker),
+      commit: (checkpointId, marker) =>
+        commitLogSegment(list, ctx.checkpoints, ctx.taskId, checkpointId, marker, ctx.run),
       pendingCount: () => buffer.length,
     };
   },

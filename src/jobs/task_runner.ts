@@ -97,7 +97,7 @@ export class TaskRunner {
     const split = source.split(def.source, this.task.index, def.parallelism);
     const transform = def.transform ? registry.transform(def.transform.type).open(def.transform) : (r: JobRecord) => r;
     const sink: SinkWriter = registry.sink(def.sink.type).open(
-      { jobId: this.entry.id, taskId, attempt, getMap, checkpoints },
+      { jobId: this.entry.id, run: this.entry.createdAt, taskId, attempt, getMap, checkpoints },
       def.sink,
     );
 

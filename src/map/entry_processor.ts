@@ -56,16 +56,23 @@ function plainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
 
-/** The value `append-once` keeps: the highest segment number applied, and the items. */
+/**
+ * The value `append-once` keeps: the highest segment number applied, and the items; `run`,
+ * which run of the writer numbered the segments (absent: none named).
+ */
 export interface AppendOnceList<T = unknown> {
   applied: number;
   entries: T[];
+  run?: string | number;
 }
 
 /**
  * The list after appending segment `seq`, or undefined when that segment (or a later one) is
  * already applied, so a segment appended twice (a retry, a replay after a crash) lands once.
- * Pure; `append-once` runs it atomically on the primary.
+ * A `run` other than the list's starts the numbering again after the items held (a writer that
+ * numbers its segments from 1 again: a job submitted again under an id whose records were
+ * purged; its segments counted as applied and were dropped, found by an internal review); a
+ * list that names no run takes the call's. Pure; `append-once` runs it atomically on the primary.
  * @throws RangeError when the list would hold more than `max` items
  * @example
  * ```ts
@@ -78,13 +85,18 @@ export function appendOnce<T>(
   seq: number,
   items: T[],
   max: number,
+  run?: string | number,
 ): AppendOnceList<T> | undefined {
-  const cur = list ?? { applied: 0, entries: [] };
-  if (cur.applied >= seq) return undefined;
-  if (cur.entries.length + items.length > max) {
+  const held = list ?? { applied: 0, entries: [] };
+  const applied = run !== undefined && held.run !== undefined && held.run !== run ? 0 : held.applied;
+  if (applied >= seq) return undefined;
+  if (held.entries.length + items.length > max) {
     throw new RangeError(`more than ${max} entries`);
   }
-  return { applied: seq, entries: [...cur.entries, ...items] };
+  const r = run ?? held.run;
+  const next: AppendOnceList<T> = { applied: seq, entries: [...held.entries, ...items] };
+  if (r !== undefined) next.run = r;
+  return next;
 }
 
 /** Longest list `append-once` builds when the call names no smaller `max`. */
@@ -98,7 +110,8 @@ const APPEND_ONCE_MAX = 1_000_000;
  * - `merge`: shallow-merges the object `arg` into an object (absent = {}); result = the new value.
  * - `delete-if-equals`: removes the entry when its value is CBOR-equal to `arg`; result = whether it did.
  * - `append-once`: `arg` = `{ seq, items, max? }`; appends `items` to an {@link AppendOnceList} unless segment `seq` (or a
- *   later one) is applied already, so numbered segments land exactly once; result = whether it appended.
+ *   later one) is applied already, so numbered segments land exactly once; a `run` other than the list's numbers
+ *   from the start again; result = whether it appended.
  */
 export const builtinProcessors: ProcessorTable = {
   increment(entry: ProcessorEntry, arg: unknown) {
@@ -142,7 +155,11 @@ export const builtinProcessors: ProcessorTable = {
   },
   "append-once"(entry: ProcessorEntry, arg: unknown) {
     if (!plainObject(arg) || !Number.isSafeInteger(arg.seq) || !Array.isArray(arg.items)) {
-      throw new ProcessorError("append-once: arg must be { seq: integer, items: array, max?: integer }");
+      throw new ProcessorError("append-once: arg must be { seq: integer, items: array, max?: integer, run? }");
+    }
+    const run = arg.run;
+    if (run !== undefined && typeof run !== "string" && !(typeof run === "number" && Number.isFinite(run))) {
+      throw new ProcessorError("append-once: run must be a string or a number");
     }
     const max = arg.max === undefined ? APPEND_ONCE_MAX : arg.max;
     if (!Number.isSafeInteger(max) || (max as number) < 0 || (max as number) > APPEND_ONCE_MAX) {
@@ -154,7 +171,13 @@ export const builtinProcessors: ProcessorTable = {
     }
     let next: AppendOnceList | undefined;
     try {
-      next = appendOnce(cur as AppendOnceList | undefined, arg.seq as number, arg.items, max as number);
+      next = appendOnce(
+        cur as AppendOnceList | undefined,
+        arg.seq as number,
+        arg.items,
+        max as number,
+        run as string | number | undefined,
+      );
     } catch (e) {
       throw new ProcessorError(`append-once: ${(e as Error).message}`);
     }
