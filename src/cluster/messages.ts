@@ -166,6 +166,8 @@ export const SplitHelloMsg = defineMessage(Kind.ClusterSplitHello, "ClusterSplit
   ids: w.list(w.id(), MAX_MEMBERS).optional(),
   /** with split-brain protection on: whether the sender (its group's master) holds a quorum now */
   q: z.boolean().optional(),
+  /** 1: the sender breaks a tie of sizes by `version` (merge_rule.ts; added 8 December) */
+  tv: z.literal(1).optional(),
 });
 export const MergeRequestMsg = defineMessage(Kind.ClusterMergeRequest, "ClusterMergeRequest", {
   cluster: w.str(256),
@@ -177,6 +179,8 @@ export const MergeRequestMsg = defineMessage(Kind.ClusterMergeRequest, "ClusterM
   nonce: w.str(64),
   /** with split-brain protection on: whether the requesting master holds a quorum now */
   q: z.boolean().optional(),
+  /** 1: the requester breaks a tie of sizes by `version` (merge_rule.ts; added 8 December) */
+  tv: z.literal(1).optional(),
   /** HMAC(joinKey, ["merge", cluster, master, version, epoch, ts, nonce, member ids]), then `q` when present */
   proof: w.str(64),
 });

@@ -179,6 +179,7 @@ export class SplitBrain {
         version: h.list.version,
         ids: h.members().map((x) => x.id),
         ...quorumField(h.holdsQuorum()),
+        tv: 1,
       } satisfies SplitHello,
     );
   }
@@ -194,7 +195,7 @@ export class SplitBrain {
     if (h.collecting() || this.#busy()) return;
     if (!h.rateOk(m.master)) return;
     const mine = this.#summary();
-    const theirs = { size: m.size, master: m.master, members: m.ids, quorum: m.q, version: m.version };
+    const theirs = { size: m.size, master: m.master, members: m.ids, quorum: m.q, version: tieVersion(m) };
     const iWin = mergeWinner(mine, theirs) === "a";
     h.log.info("cluster.split_brain.detected", {
       other: m.master,
@@ -230,7 +231,7 @@ export class SplitBrain {
   #checkClaim(m: SplitHello): void {
     const h = this.host;
     this.#check.start(
-      { master: m.master, ids: m.ids ?? [], q: m.q, version: m.version },
+      { master: m.master, ids: m.ids ?? [], q: m.q, version: tieVersion(m) },
       () => this.#summary(),
       (r) => {
         h.log.info("cluster.split_brain.checked", { other: m.master, claimed: m.size, ...r });
@@ -279,6 +280,7 @@ export class SplitBrain {
       ts: Math.floor(h.clock.now()),
       nonce: h.rng.id(32),
       ...quorumField(h.holdsQuorum()),
+      tv: 1 as const,
     };
     h.log.info("cluster.merge.started", { into: target, members: body.members.length });
     h.send(
@@ -320,7 +322,7 @@ export class SplitBrain {
       master: m.master,
       members: m.members.map((x) => x.id),
       quorum: m.q,
-      version: m.version,
+      version: tieVersion(m),
     };
     if (mergeWinner(this.#summary(), theirs) !== "a") {
       this.#sendHello(from);
@@ -402,4 +404,13 @@ export class SplitBrain {
 /** The optional `q` field of a hello or a merge request: present only with split-brain protection on. */
 function quorumField(q: boolean | undefined): { q?: boolean } {
   return q === undefined ? {} : { q };
+}
+
+/**
+ * The version another group's master breaks a tie of sizes by, or undefined when it breaks ties
+ * by master id alone (a member before 8 December sends no `tv`): then both sides use the id, and
+ * agree on the winner.
+ */
+function tieVersion(m: { version: number; tv?: 1 }): number | undefined {
+  return m.tv === 1 ? m.version : undefined;
 }
