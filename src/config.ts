@@ -11,7 +11,11 @@ export interface NodeOptions {
   name?: string;
   /** Cluster name; nodes of other clusters are refused. @default "shoal" */
   cluster?: string;
-  /** Cluster secret (HMAC keys for join and signaling). @default generated and printed */
+  /**
+   * Cluster secret (HMAC keys for join and signaling). Required: `startNode` refuses to start
+   * without one (`INVALID_ARGUMENT`); only the CLI's `node` command generates and prints one
+   * when `--secret` is left out. @default none (required)
+   */
   secret?: string;
   /**
    * During a secret rotation, the previous cluster secret: joins, merges and links signed with
@@ -27,11 +31,11 @@ export interface NodeOptions {
   iceServers?: IceServer[];
   /** Extra host addresses for ICE (network-namespace labs). @default [] */
   iceAdditionalHostAddresses?: string[];
-  /** Synchronous backups per partition (0–6). @default 1 */
+  /** Synchronous backups per partition (0–6, with `asyncBackupCount` at most 6). @default 1 */
   backupCount?: number;
-  /** Asynchronous backups per partition. @default 0 */
+  /** Asynchronous backups per partition (0–6, with `backupCount` at most 6). @default 0 */
   asyncBackupCount?: number;
-  /** Number of partitions; must be the same on every member. @default 271 */
+  /** Number of partitions (1–65536); must be the same on every member. @default 271 */
   partitionCount?: number;
   /** Lite member: no data, owns no partitions. @default false */
   lite?: boolean;
@@ -53,12 +57,13 @@ export interface NodeOptions {
   tlsKey?: string;
   /** PEM file of a private CA to trust when joining an `https://` or `wss://` URL. @default system roots */
   tlsCa?: string;
-  /** Job slots this member offers. @default 4 */
+  /** Job slots this member offers (0–1024). @default 4 */
   slots?: number;
   /**
    * Minutes an ended job (FINISHED, FAILED, CANCELED) stays in the job maps and listings
    * before the coordinator deletes its records (SeaTunnel's `history-job-expire-minutes`).
-   * 0 keeps ended jobs for ever. The master's setting applies. @default 1440 (a day)
+   * 0 keeps ended jobs for ever; at most 5,256,000 (ten years). The master's setting applies.
+   * @default 1440 (a day)
    */
   jobHistoryMinutes?: number;
   /**
@@ -82,7 +87,7 @@ export interface NodeOptions {
    * Split-brain protection: a member that sees fewer data members than this, or whose lease
    * with that many has run out, answers every data operation (map reads and writes, job
    * submission) with the retryable error `QUORUM` (HTTP 503). Set it to a majority of the
-   * data members (3 of 4 or 5). 0 = off (AP: both sides of a split serve).
+   * data members (3 of 4 or 5). 0 = off (AP: both sides of a split serve). At most 4096.
    * @default 0
    */
   minClusterSize?: number;
@@ -108,3 +113,57 @@ export const Defaults = {
   mergePolicy: "latestUpdate",
   minClusterSize: 0,
 } as const;
+
+/** The log levels, quietest last. */
+export const logLevels = ["debug", "info", "warn", "error", "silent"] as const;
+
+/**
+ * The whole-number options' ranges, shared by `startNode` and the CLI's flags (src/cli/node_args.ts),
+ * so that the library accepts exactly what the command line does.
+ */
+export const OptionBounds = {
+  backupCount: { min: 0, max: 6 },
+  asyncBackupCount: { min: 0, max: 6 },
+  partitionCount: { min: 1, max: 65536 },
+  slots: { min: 0, max: 1024 },
+  jobHistoryMinutes: { min: 0, max: 5_256_000 },
+  minClusterSize: { min: 0, max: 4096 },
+} as const;
+
+/** Sync plus async backups per partition at most. */
+export const MAX_BACKUPS = 6;
+
+/**
+ * What is wrong with the numeric options and the log level of `options`, or null. `startNode`
+ * took them unchecked: `partitionCount: 0` started a member on which every map call failed
+ * with an untyped error, a negative or fractional one failed deep inside, and a negative
+ * `slots` or `jobHistoryMinutes` or an unknown `logLevel` were taken silently, though the CLI
+ * refuses them all (found by an internal review).
+ * @example
+ * ```ts
+ * import { nodeOptionsProblem } from "./config.ts";
+ * nodeOptionsProblem({ partitionCount: 0 }); // "partitionCount must be a whole number from 1 to 65536, got 0"
+ * nodeOptionsProblem({ partitionCount: 7 }); // null
+ * ```
+ */
+export function nodeOptionsProblem(options: NodeOptions): string | null {
+  for (const [name, { min, max }] of Object.entries(OptionBounds)) {
+    const v = options[name as keyof typeof OptionBounds];
+    if (v === undefined) continue;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      return `${name} must be a whole number from ${min} to ${max}, got ${
+        typeof v === "string" ? JSON.stringify(v) : v
+      }`;
+    }
+  }
+  const backups = (options.backupCount ?? Defaults.backupCount) +
+    (options.asyncBackupCount ?? Defaults.asyncBackupCount);
+  if (backups > MAX_BACKUPS) {
+    return `backupCount plus asyncBackupCount must be at most ${MAX_BACKUPS}, got ${backups}`;
+  }
+  const level = options.logLevel;
+  if (level !== undefined && !(logLevels as readonly unknown[]).includes(level)) {
+    return `logLevel must be one of ${logLevels.join(", ")}, got ${JSON.stringify(level)}`;
+  }
+  return null;
+}

@@ -10,7 +10,7 @@ import { joinSettings } from "./cluster/join_settings.ts";
 import { mapConfigJoinSetting } from "./map/map_config.ts";
 import { Membership } from "./cluster/membership.ts";
 import { quorumMetricFamilies, type QuorumState } from "./cluster/quorum.ts";
-import { Defaults, type NodeOptions } from "./config.ts";
+import { Defaults, type NodeOptions, nodeOptionsProblem } from "./config.ts";
 import { realClock } from "./core/clock.ts";
 import { ShoalError } from "./core/errors.ts";
 import { createLogger, type Logger } from "./core/log.ts";
@@ -467,6 +467,8 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
   const cluster = options.cluster ?? Defaults.cluster;
   const secret = options.secret;
   if (!secret) throw new ShoalError("INVALID_ARGUMENT", "Cannot start a node without a cluster secret");
+  const problem = nodeOptionsProblem(options);
+  if (problem) throw new ShoalError("INVALID_ARGUMENT", `Cannot start a node: ${problem}`);
   const maps = parseMapsConfig(options.maps ?? {}, "maps");
   if ("error" in maps) throw new ShoalError("INVALID_ARGUMENT", maps.error);
   const backups = backupCountProblem(maps.maps, {

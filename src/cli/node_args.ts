@@ -2,13 +2,12 @@
  * The flags of the `node` command and their translation into `NodeOptions`. Pure, so
  * every flag, environment variable and error can be unit-tested without starting a node.
  */
-import { Defaults, type IceServer, type NodeOptions } from "../config.ts";
+import { Defaults, type IceServer, logLevels, MAX_BACKUPS, type NodeOptions, OptionBounds } from "../config.ts";
 import { isLoopbackHost, parseListenAddress } from "../http/listen_address.ts";
 import { mapsConfigFromCli } from "../map/map_config.ts";
 import { type FlagSpec, formatFlagHelp, parseFlags } from "./flags.ts";
 import { parseIceUrl } from "./ice_url.ts";
 
-const logLevels = ["debug", "info", "warn", "error", "silent"] as const;
 const mergePolicies = ["latestUpdate", "putIfAbsent", "passThrough", "discard"] as const;
 
 /** The `node` command's flags, in `--help` order. */
@@ -69,24 +68,21 @@ export const nodeFlags: readonly FlagSpec[] = [
   {
     name: "backup-count",
     kind: "int",
-    min: 0,
-    max: 6,
+    ...OptionBounds.backupCount,
     description: "synchronous backups per partition",
     defaultText: String(Defaults.backupCount),
   },
   {
     name: "async-backup-count",
     kind: "int",
-    min: 0,
-    max: 6,
+    ...OptionBounds.asyncBackupCount,
     description: "asynchronous backups per partition",
     defaultText: String(Defaults.asyncBackupCount),
   },
   {
     name: "partition-count",
     kind: "int",
-    min: 1,
-    max: 65536,
+    ...OptionBounds.partitionCount,
     description: "number of partitions (same on every member)",
     defaultText: String(Defaults.partitionCount),
   },
@@ -135,16 +131,14 @@ export const nodeFlags: readonly FlagSpec[] = [
   {
     name: "slots",
     kind: "int",
-    min: 0,
-    max: 1024,
+    ...OptionBounds.slots,
     description: "job slots this member offers",
     defaultText: String(Defaults.slots),
   },
   {
     name: "job-history-minutes",
     kind: "int",
-    min: 0,
-    max: 5_256_000,
+    ...OptionBounds.jobHistoryMinutes,
     description: "minutes an ended job's records are kept before they are deleted (0: for ever)",
     defaultText: String(Defaults.jobHistoryMinutes),
   },
@@ -173,8 +167,7 @@ export const nodeFlags: readonly FlagSpec[] = [
   {
     name: "min-cluster-size",
     kind: "int",
-    min: 0,
-    max: 4096,
+    ...OptionBounds.minClusterSize,
     description:
       "split-brain protection: serve data only while seeing (and holding a lease with) this many data members",
     defaultText: "0 (off)",
@@ -330,8 +323,8 @@ export function parseNodeArgs(
   if (v["ice-host-address"] !== undefined) options.iceAdditionalHostAddresses = v["ice-host-address"] as string[];
   if (v["backup-count"] !== undefined) options.backupCount = v["backup-count"] as number;
   if (v["async-backup-count"] !== undefined) options.asyncBackupCount = v["async-backup-count"] as number;
-  if ((options.backupCount ?? Defaults.backupCount) + (options.asyncBackupCount ?? 0) > 6) {
-    return { error: "Invalid backup counts: --backup-count plus --async-backup-count must be at most 6" };
+  if ((options.backupCount ?? Defaults.backupCount) + (options.asyncBackupCount ?? 0) > MAX_BACKUPS) {
+    return { error: `Invalid backup counts: --backup-count plus --async-backup-count must be at most ${MAX_BACKUPS}` };
   }
   if (v["partition-count"] !== undefined) options.partitionCount = v["partition-count"] as number;
   if (v.lite !== undefined) options.lite = v.lite as boolean;

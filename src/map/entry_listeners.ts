@@ -25,7 +25,8 @@ import type { Clock } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import { partitionOfBytes } from "../partition/partition_of.ts";
-import { decodeValue, encodeValue } from "../wire/codec.ts";
+import { decodeValue } from "../wire/codec.ts";
+import { encodeInput } from "./encode_input.ts";
 import {
   after,
   type EntryEvent,
@@ -162,14 +163,33 @@ export class EntryListeners {
     map: string,
     opts: EntryListenerOptions<K> & { signal?: AbortSignal } = {},
   ): AsyncIterableIterator<EntryEvent<K, V> | GapEvent> {
-    const sub = await this.open<K, V>(map, opts);
-    const onAbort = () => sub.close();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    // The signal is watched from the start: it was only after open() resolved, so one that had
+    // aborted before, or while the listener registered, was never seen and the loop waited for
+    // ever with its polls running (found by an internal review).
+    const signal = opts.signal;
+    if (signal?.aborted) return;
+    let sub: EventSubscription<K, V> | undefined;
+    let abort!: () => void;
+    const aborted = new Promise<null>((r) => abort = () => r(null));
+    const onAbort = () => {
+      abort();
+      sub?.close();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
+      const opening = this.open<K, V>(map, opts);
+      sub = (await (signal ? Promise.race([opening, aborted]) : opening)) ?? undefined;
+      if (!sub) {
+        // Aborted while registering: end now, and close the subscription once it exists.
+        opening.then((s) => s.close(), () => {});
+        return;
+      }
+      // Aborted between open() resolving and this line: onAbort found no subscription to close.
+      if (signal?.aborted) return;
       yield* sub;
     } finally {
-      opts.signal?.removeEventListener("abort", onAbort);
-      sub.close();
+      signal?.removeEventListener("abort", onAbort);
+      sub?.close();
     }
   }
 
@@ -214,7 +234,7 @@ export class EntryListeners {
     let k: Uint8Array | undefined;
     let partitions: number[];
     if (opts.key !== undefined) {
-      k = encodeValue(opts.key);
+      k = encodeInput(opts.key, "the listener's key");
       partitions = [partitionOfBytes(k, this.partitionCount)];
     } else partitions = Array.from({ length: this.partitionCount }, (_, i) => i);
     if (opts.local) {

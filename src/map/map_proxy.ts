@@ -10,7 +10,8 @@ import type { Clock } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import { partitionOfBytes } from "../partition/partition_of.ts";
-import { decodeValue, encodeValue } from "../wire/codec.ts";
+import { decodeValue } from "../wire/codec.ts";
+import { encodeInput } from "./encode_input.ts";
 import type { EntryEvent, GapEvent } from "./entry_events.ts";
 import type { EntryListener, EntryListenerOptions, EntryListeners, EventSubscription } from "./entry_listeners.ts";
 import type { ExpiryOptions } from "./expiry.ts";
@@ -73,13 +74,13 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
 
   #key(key: K): { k: Uint8Array; p: number } {
     if (key === undefined) throw new ShoalError("INVALID_ARGUMENT", "Cannot use undefined as a map key");
-    const k = encodeValue(key);
+    const k = encodeInput(key, "the map key");
     return { k, p: partitionOfBytes(k, this.partitionCount) };
   }
 
   #value(v: V): Uint8Array {
     if (v === undefined) throw new ShoalError("INVALID_ARGUMENT", "Cannot store undefined as a map value");
-    const bytes = encodeValue(v);
+    const bytes = encodeInput(v, "the map value");
     if (bytes.byteLength > MAX_RECORD_BYTES) {
       throw new ShoalError(
         "INVALID_ARGUMENT",
@@ -363,7 +364,7 @@ export class MapProxy<K = unknown, V = unknown> implements IMap<K, V> {
   // ---- entry processors (entry_processor.ts) ----------------------------------------------
 
   #arg(arg: unknown): Uint8Array | undefined {
-    return arg === undefined ? undefined : encodeValue(arg);
+    return arg === undefined ? undefined : encodeInput(arg, "the entry processor's argument");
   }
 
   async executeOnKey<R = unknown>(key: K, processor: string, arg?: unknown): Promise<R> {

@@ -9,7 +9,8 @@ import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import { OpCode } from "./operations.ts";
 import { partitionOf } from "../partition/partition_of.ts";
-import { decodeValue, encodeValue } from "../wire/codec.ts";
+import { decodeValue } from "../wire/codec.ts";
+import { encodeInput } from "./encode_input.ts";
 import { MAX_DRAIN, MAX_QUEUE_NAME } from "./queue_ops.ts";
 import { parkTime, pause } from "./parked_ops.ts";
 
@@ -110,7 +111,7 @@ export class DistributedQueue<T = unknown> implements IQueue<T> {
    */
   async offer(item: T, o: WaitOptions = {}): Promise<boolean> {
     if (item === undefined) throw new ShoalError("INVALID_ARGUMENT", "Cannot offer undefined");
-    const v = encodeValue(item);
+    const v = encodeInput(item, "the queue item");
     const ok = await this.#waiting(
       async (pk) =>
         (await this.#call(

@@ -16,7 +16,8 @@ import { ShoalError } from "../core/errors.ts";
 import type { Invoker } from "../invoke/invoker.ts";
 import { OpCode } from "./operations.ts";
 import { partitionOf } from "../partition/partition_of.ts";
-import { decodeValue, encodeValue } from "../wire/codec.ts";
+import { decodeValue } from "../wire/codec.ts";
+import { encodeInput } from "./encode_input.ts";
 import { MAX_READ, MAX_TOPIC_CAPACITY, MAX_TOPIC_NAME } from "./topic_ops.ts";
 
 /** What a subscription yields: a message with its sequence, or a gap: `missed` messages from `seq` on were dropped unread. */
@@ -87,7 +88,14 @@ export class Topic<T = unknown> implements ITopic<T> {
   /** Publishes `message` (after this object's earlier publishes). @returns its sequence number */
   publish(message: T): Promise<number> {
     if (message === undefined) return Promise.reject(new ShoalError("INVALID_ARGUMENT", "Cannot publish undefined"));
-    const v = encodeValue(message);
+    // publish is not async: a throw here reached the caller synchronously, past its `.catch`
+    // (found by an internal review). The returned promise carries the failure instead.
+    let v: Uint8Array;
+    try {
+      v = encodeInput(message, "the topic message");
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const run = this.#last.catch(() => {}).then(() =>
       this.invoker.invoke(
         this.#p,
