@@ -7,6 +7,7 @@
  */
 import { expect, test } from "bun:test";
 import type { EntryEvent, GapEvent } from "../src/map/entry_events.ts";
+import { OpCode } from "../src/map/operations.ts";
 import { partitionOf } from "../src/partition/partition_of.ts";
 import { GridHarness } from "./support/grid_harness.ts";
 
@@ -108,4 +109,30 @@ test("a listener resumed from before a clear gets the cleared events from the ne
   expect(Object.fromEntries(byPartition(heard))).toEqual(
     Object.fromEntries([...Array(P).keys()].map((p) => [p, ["cleared"]])),
   );
+});
+
+test("a poll from a listener that predates `cleared` (no ct) is not sent one", async () => {
+  const h = new GridHarness({ seed: 8, config: { partitionCount: P } });
+  await h.add("n0");
+  await h.run(3000);
+  const n0 = h.members.get("n0")!;
+  const m = n0.grid.getMap<string, number>("old");
+  const p = 4;
+  await h.until(m.set(keyIn("k", p), 1));
+  const seq = n0.grid.maps.debugReplicas().find((r) => r.p === p)!.seq;
+  await h.until(m.clear());
+  const poll = (ct?: 1) =>
+    h.until(
+      n0.grid.invoker.invoke(
+        p,
+        OpCode.Events,
+        { m: "old", s: seq, i: 1_000_000, n: 100, h: 0, ...(ct ? { ct } : {}) },
+        false,
+      ),
+    ) as Promise<
+      { ev: unknown[][] }
+    >;
+  expect((await poll()).ev).toEqual([]);
+  expect((await poll(1)).ev.map((e) => e[2])).toEqual([6]);
+  h.stop();
 });

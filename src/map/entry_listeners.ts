@@ -320,7 +320,7 @@ export class EntryListeners {
     this.counters.polls++;
     // Held on the primary for at most half the invoker's attempt timeout, so a quiet poll is answered, not retried.
     const h = Math.floor(this.invoker.config.attemptTimeoutMs / 2);
-    const body: Record<string, unknown> = { m: feed.map, s: c.s, i: c.i, n: this.config.pollBatch, h };
+    const body: Record<string, unknown> = { m: feed.map, s: c.s, i: c.i, n: this.config.pollBatch, h, ct: 1 };
     if (feed.k) body.k = feed.k;
     if (!feed.includeValue) body.nv = true;
     const r = await this.invoker.invoke(p, OpCode.Events, body, false) as EventsAnswer;

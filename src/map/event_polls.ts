@@ -51,6 +51,8 @@ export function readEvents(d: PartitionData, b: OpBody, committed: number): Even
   for (const e of r.events) {
     last = { seq: e.seq, i: e.i };
     // A `cleared` event (no key) concerns every key of the map: a listener of one key gets it too.
+    // A listener from before it knew no such event (it read it as an update of an empty key).
+    if (e.type === "cleared" && b.ct !== 1) continue;
     if (e.m !== b.m || (b.k && e.type !== "cleared" && !bytesEqual(e.key, b.k))) continue;
     const value = b.nv ? null : e.value ?? null;
     const old = b.nv ? null : e.oldValue ?? null;

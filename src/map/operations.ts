@@ -183,6 +183,8 @@ const schemas: Record<number, z.ZodType> = {
     nv: z.boolean().optional(),
     n: w.uint().min(1).max(MAX_EVENTS_PER_POLL),
     h: w.uint().max(60_000).optional(),
+    /** 1: the listener knows `cleared` events (added 8 December; an older one is not sent them) */
+    ct: z.literal(1).optional(),
   }),
   [OpCode.MapSizes]: z.object({ m, n: w.uint().min(1).max(MAX_MAP_SIZES) }),
   [OpCode.ExecuteOnKey]: z.object({ m, k, pr: w.str(64), pa: w.bytes().optional() }),
@@ -240,6 +242,8 @@ export interface OpBody {
   s?: number;
   i?: number;
   nv?: boolean;
+  /** Events: the listener knows `cleared` events. */
+  ct?: 1;
   /** Events: the longest hold (ms); lock ops: the caller's handle (per-op schemas keep them apart). */
   h?: number | string;
   /** ExecuteOnKey(s): processor name, its CBOR argument, present keys only. */
