@@ -54,6 +54,8 @@ export const PartitionMigrationReadyMsg = defineMessage(Kind.PartitionMigrationR
 });
 /** Member → master: graceful shutdown; move my partitions away. */
 export const PartitionMemberLeavingMsg = defineMessage(Kind.PartitionMemberLeaving, "PartitionMemberLeaving", {});
+/** Master → leaving member: every data member is leaving, so no one can take its replicas: leave now. */
+export const PartitionLeaveNowhereMsg = defineMessage(Kind.PartitionLeaveNowhere, "PartitionLeaveNowhere", {});
 /**
  * Primary → master: per item, the backups `members` of partition `p` (created in place, listed
  * as filling in the table) hold every entry and get every later write; the master drops them

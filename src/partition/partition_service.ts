@@ -30,6 +30,7 @@ import type { Message } from "../wire/message.ts";
 import { assignPartitions, fillMissingReplicas, repairReplicas, spreadFills } from "./assignment.ts";
 import {
   PartitionBackupsSyncedMsg,
+  PartitionLeaveNowhereMsg,
   PartitionMemberLeavingMsg,
   type PartitionMigrationReady,
   PartitionMigrationReadyMsg,
@@ -190,6 +191,7 @@ export class PartitionService {
     r.on(PartitionMigrationStartMsg, woken((from, msg) => this.#onMigrationStart(from, msg)));
     r.on(PartitionMigrationReadyMsg, woken((_from, msg) => this.#onReady(msg)));
     r.on(PartitionMemberLeavingMsg, woken((from) => this.#onMemberLeaving(from)));
+    r.on(PartitionLeaveNowhereMsg, woken((from) => this.#onLeaveNowhere(from)));
     r.on(PartitionBackupsSyncedMsg, woken((from, msg) => this.#onBackupsSynced(from, msg.items)));
     this.#unsubscribe = this.#view.subscribe((e) => {
       if (e.type === "masterChanged" || e.type === "memberRemoved" || e.type === "memberAdded") {
@@ -407,7 +409,24 @@ export class PartitionService {
     if (this.#view.isMaster() && this.#view.member(from)) {
       this.#leaving.add(from);
       this.#ideal = null;
+      // Every data member is leaving (a whole cluster stopped at once): no one can take their
+      // replicas, so each waited out its leave timeout (30 s) and exited failing. Let them go now.
+      const staying = this.#view.members().some((m) => !m.lite && !this.#leaving.has(m.id));
+      if (!staying) {
+        for (const id of this.#leaving) {
+          this.#send(id, { t: Kind.PartitionLeaveNowhere }, () => this.#onLeaveNowhere(this.self));
+        }
+      }
     }
+  }
+
+  /** The master says no data member stays: a graceful leave has nowhere to move its replicas. */
+  #onLeaveNowhere(from: NodeId): void {
+    if (from !== this.#view.master() || !this.#leaveRequested) return;
+    if (this.#leaveWaiters.length > 0) {
+      this.#log.warn("partition.leave.nowhere", { reason: "every data member is leaving: no one takes the data" });
+    }
+    for (const w of this.#leaveWaiters.splice(0)) w();
   }
 
   /** Sends `msg` to `to`; to this member itself, runs `local` after the current step instead. */

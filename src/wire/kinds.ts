@@ -65,6 +65,7 @@ export const Kind = {
   PartitionMigrationReady: 85,
   PartitionMemberLeaving: 86,
   PartitionBackupsSynced: 87,
+  PartitionLeaveNowhere: 88,
   // map 100–139
   MapBackupOps: 100,
   MapBackupAck: 101,
