@@ -23,6 +23,7 @@ import type { ShoalNode } from "../node_api.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { queryOnce } from "./params.ts";
 import { keepStreamOpen } from "../runtime/serve.ts";
+import { jsonFields } from "./json_out.ts";
 
 /** Longest map name and key (as map_routes.ts). */
 const maxMapNameLength = 256;
@@ -147,5 +148,6 @@ function toSSE(
   const body: Record<string, unknown> = { key: e.key, partition: e.partition, seq: e.seq, index: e.index };
   if (e.value !== undefined) body.value = e.value;
   if (e.oldValue !== undefined) body.oldValue = e.oldValue;
-  return { event: e.type, data: JSON.stringify(body), id: encodePosition(position, afterWrite) };
+  // A key or value JSON cannot express (a BigInt) ended the stream for good, resumes too: named instead.
+  return { event: e.type, data: jsonFields(body), id: encodePosition(position, afterWrite) };
 }

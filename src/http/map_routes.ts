@@ -13,6 +13,7 @@ import { readJsonBody } from "./json_body.ts";
 import { queryOnce, wholeNumber } from "./params.ts";
 import { mountMapEventRoutes } from "./map_events.ts";
 import type { MapSizeCache } from "./map_sizes.ts";
+import { jsonText, writeAnswer } from "./json_out.ts";
 
 /** Longest map name accepted. */
 export const maxMapNameLength = 256;
@@ -78,10 +79,8 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache, 
       const value = await node.getMap<string, unknown>(map).get(key);
       if (value === undefined) return jsonError(c, 404, `No entry for key "${key}" in map "${map}"`, "NOT_FOUND");
       // A value stored through the IMap API that JSON cannot express (a BigInt) answered 500.
-      let body: string;
-      try {
-        body = JSON.stringify({ value });
-      } catch {
+      const body = jsonText({ value });
+      if (body === undefined) {
         return jsonError(c, 422, `The value of key "${key}" cannot be written as JSON`, "UNREPRESENTABLE");
       }
       return c.body(body, 200, { "Content-Type": "application/json" });
@@ -110,7 +109,7 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache, 
       const body = await readJsonBody(c);
       if (!body.ok) return body.response;
       const previous = await node.getMap<string, unknown>(map).put(key, body.value, expiry);
-      return c.json({ previous: previous ?? null });
+      return writeAnswer(c, { previous: previous ?? null });
     }),
   );
 
@@ -118,7 +117,7 @@ export function mountMapRoutes(app: Hono, node: ShoalNode, sizes: MapSizeCache, 
     "/maps/:map/:key",
     keyRoute(async (c, map, key) => {
       const previous = await node.getMap<string, unknown>(map).remove(key);
-      return c.json({ previous: previous ?? null });
+      return writeAnswer(c, { previous: previous ?? null });
     }),
   );
 }

@@ -12,6 +12,7 @@ import type { ShoalNode } from "../node_api.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
 import { maxKeyLength, maxMapNameLength } from "./map_routes.ts";
+import { writeAnswer } from "./json_out.ts";
 
 const ExecuteBody = z.object({
   processor: z.string().regex(PROCESSOR_NAME, "processor must be 1–64 of A–Z a–z 0–9 . _ -"),
@@ -46,7 +47,7 @@ export function mountProcessorRoutes(app: Hono, node: ShoalNode): void {
         parsed.data.processor,
         parsed.data.arg,
       );
-      return c.json({ result: result ?? null, value: value ?? null });
+      return writeAnswer(c, { result: result ?? null, value: value ?? null });
     } catch (err) {
       return errorResponse(c, err);
     }

@@ -13,6 +13,7 @@ import { MAX_QUEUE_CAPACITY, MAX_QUEUE_NAME } from "../map/queue_ops.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
 import { wholeNumberParam } from "./params.ts";
+import { jsonText, writeAnswer } from "./json_out.ts";
 
 /** Longest wait one HTTP call may ask for. */
 export const MAX_HTTP_WAIT_MS = 25_000;
@@ -59,8 +60,20 @@ export function mountQueueRoutes(app: Hono, node: ShoalNode): void {
   app.post(
     "/queues/:name/poll",
     queueRoute(node, async (c, r) => {
+      // An item JSON cannot express (a BigInt offered through the API) is left in the queue: 422.
+      // (One taken by the poll below anyway, when another consumer took the head meanwhile, is
+      // answered with the field named in `unrepresentable`.)
+      const head = await r.q.peek();
+      if (head !== undefined && jsonText(head) === undefined) {
+        return jsonError(
+          c,
+          422,
+          `The item at the head of queue "${r.q.name}" cannot be written as JSON`,
+          "UNREPRESENTABLE",
+        );
+      }
       const item = await r.q.poll({ timeoutMs: r.timeoutMs, signal: c.req.raw.signal });
-      return item === undefined ? c.body(null, 204) : c.json({ item });
+      return item === undefined ? c.body(null, 204) : writeAnswer(c, { item });
     }),
   );
 

@@ -14,6 +14,7 @@ import { errorResponse, jsonError } from "./errors.ts";
 import { readJsonBody } from "./json_body.ts";
 import { queryOnce, wholeNumber, wholeNumberParam } from "./params.ts";
 import { keepStreamOpen } from "../runtime/serve.ts";
+import { jsonText } from "../http/json_out.ts";
 
 /** Open topic streams per member. */
 export const MAX_TOPIC_STREAMS = 64;
@@ -95,9 +96,7 @@ export function mountTopicRoutes(app: Hono, node: ShoalNode, keepaliveMs = 15_00
           if (r.done) return (closed(), controller.close());
           const e = r.value;
           controller.enqueue(enc.encode(
-            "missed" in e
-              ? `event: gap\ndata: ${JSON.stringify({ missed: e.missed })}\n\n`
-              : `event: message\nid: ${e.seq}\ndata: ${JSON.stringify(e.message)}\n\n`,
+            "missed" in e ? `event: gap\ndata: ${JSON.stringify({ missed: e.missed })}\n\n` : message(e.seq, e.message),
           ));
         } catch (err) {
           closed();
@@ -110,4 +109,15 @@ export function mountTopicRoutes(app: Hono, node: ShoalNode, keepaliveMs = 15_00
       headers: { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache" },
     });
   });
+}
+
+/**
+ * A message event, or an `unrepresentable` event `{"seq"}` for a message JSON cannot express (a
+ * BigInt published through the API): it ended the stream, and every resume again at it.
+ */
+function message(seq: number, m: unknown): string {
+  const data = jsonText(m);
+  return data === undefined
+    ? `event: unrepresentable\nid: ${seq}\ndata: ${JSON.stringify({ seq })}\n\n`
+    : `event: message\nid: ${seq}\ndata: ${data}\n\n`;
 }

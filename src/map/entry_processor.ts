@@ -119,6 +119,8 @@ export const builtinProcessors: ProcessorTable = {
     const cur = entry.value === undefined ? 0 : entry.value;
     if (typeof by !== "number" || !Number.isFinite(by)) throw new ProcessorError("increment: arg must be a number");
     if (typeof cur !== "number") throw new ProcessorError("increment: the value is not a number");
+    // 1.7e308 + 1.7e308 stored Infinity, which JSON writes as null: REST then read the entry as absent.
+    if (!Number.isFinite(cur + by)) throw new ProcessorError("increment: the sum is not a finite number");
     entry.value = cur + by;
     return entry.value;
   },
