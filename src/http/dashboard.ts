@@ -98,7 +98,9 @@ function render(s) {
   last = s;
   const c = s.cluster;
   const byId = new Map(c.members.map((m) => [m.id, m]));
-  for (const m of c.members) joinOrder.set(m.id, m.joinedAt);
+  // Members seen lately, at most 256: a tab left open through rolling restarts kept every id ever seen.
+  for (const m of c.members) { joinOrder.delete(m.id); joinOrder.set(m.id, m.joinedAt); }
+  while (joinOrder.size > 256) joinOrder.delete(joinOrder.keys().next().value);
   const nameOf = (id) => (byId.get(id) || {}).name || short(id);
   $("cluster-name").textContent = c.cluster;
   $("self").textContent = nameOf(c.self);
