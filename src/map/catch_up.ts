@@ -95,6 +95,11 @@ export class CatchUp {
     prim.catchUp = null;
     const d = ctx.data.get(prim.p)!;
     d.follow(prim.lineage, prim.epoch);
+    // A backup at a level above 0 holds no entries, and no events, of the maps with fewer
+    // backups (replication_levels.ts): their writes up to here that only the old primary held
+    // are lost with it, and so are their events. A listener of such a map behind here gets a
+    // gap (it went on silently past them; found by an internal review).
+    if (d.level > 0) d.eventsLost = { level: d.level, until: d.seq };
     d.level = 0;
     prim.readBarrier = Math.max(prim.readBarrier, d.seq);
     if (pulledFrom !== null) {

@@ -36,7 +36,7 @@ export interface EventsAnswer {
  * Reads the events `b` asks for from `d` (map `b.m`, optional key `b.k`), of writes up to
  * `committed`. @returns the answer, or null when there is nothing to say yet (hold the poll)
  */
-export function readEvents(d: PartitionData, b: OpBody, committed: number): EventsAnswer | null {
+export function readEvents(d: PartitionData, b: OpBody, committed: number, lostUntil = -1): EventsAnswer | null {
   const cursor: EventCursor = { seq: b.s!, i: b.i! };
   const max = b.n!;
   if (cursor.seq > d.seq) {
@@ -46,6 +46,11 @@ export function readEvents(d: PartitionData, b: OpBody, committed: number): Even
     return { s: committed, i: AFTER_WRITE, ev: [], gap: [d.seq + 1, cursor.seq] };
   }
   const r = d.events.since(cursor, committed, max, b.m);
+  // Writes of this map up to `lostUntil` may be lost with a primary this copy never followed
+  // for the map (its events too): a reader behind it gets a gap.
+  if (lostUntil > cursor.seq) {
+    r.gap = { fromSeq: cursor.seq + 1, toSeq: Math.max(lostUntil, r.gap?.toSeq ?? 0) };
+  }
   const ev: WireEvent[] = [];
   let last: EventCursor = cursor;
   for (const e of r.events) {

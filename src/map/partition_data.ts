@@ -479,6 +479,12 @@ export class PartitionData {
    */
   readonly eventReaders = new Map<string, number>();
 
+  /**
+   * Set when this copy became primary while it held only the maps of `level` and up: the events
+   * of the other maps' writes up to `until` are not here (catch_up.ts).
+   */
+  eventsLost: { level: number; until: number } | undefined;
+
   /** A listener's poll read map `m`'s events at `now`. */
   eventsRead(m: string, now: number): void {
     setNewest(this.eventReaders, m, now, MAX_EVENT_READERS);
@@ -496,6 +502,7 @@ export class PartitionData {
   /** Replaces the whole content with a snapshot (of the maps a copy at `level` holds). */
   install(snap: SnapshotData, lineage: number, level = 0): void {
     this.level = level;
+    this.eventsLost = undefined;
     this.maps.clear();
     this.dedupe.clear();
     this.tombstones.clear();

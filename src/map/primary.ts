@@ -275,7 +275,8 @@ export class PrimaryRole {
         answerOnCommit(reply, { s: d.seq, i: AFTER_WRITE, ev: [] }, false),
       );
     }
-    const a = readEvents(d, body, commitSeq(this.ctx, prim, ctx.levels.maxSync));
+    const lost = d.eventsLost && !ctx.levels.holds(body.m, d.eventsLost.level) ? d.eventsLost.until : -1;
+    const a = readEvents(d, body, commitSeq(this.ctx, prim, ctx.levels.maxSync), lost);
     if (a) return reply("ok", a);
     const held = ctx.polls.hold(prim.p, {
       body,
