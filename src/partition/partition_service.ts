@@ -83,6 +83,13 @@ export type TableListener = (next: PartitionTable, prev: PartitionTable) => void
 /** `mid` names the migration (the same on resends; absent from masters that predate it). */
 export type MigrationStartListener = (p: number, epoch: number, row: readonly NodeId[], mid?: number) => void;
 
+/**
+ * How long a master waits, once every data member is leaving, before it lets them go with
+ * nowhere to move their replicas (PartitionLeaveNowhere): a member starting meanwhile can join
+ * and take the data.
+ */
+export const LEAVE_NOWHERE_GRACE_MS = 5_000;
+
 export class PartitionService {
   readonly self: NodeId;
   readonly config: Required<PartitionConfig>;
@@ -109,6 +116,8 @@ export class PartitionService {
   #reignFrom = 0;
   #inflight = new InflightMigrations();
   #leaving = new Set<NodeId>();
+  /** Runs out the grace period before the leaving members are let go with nowhere to move to. */
+  #nowhereTimer: Timer | null = null;
   #lastHeartbeatAt = -Infinity;
   #idealKey = "";
   #ideal: NodeId[][] | null = null;
@@ -332,6 +341,7 @@ export class PartitionService {
 
   stop(): void {
     this.#stopped = true;
+    this.#nowhereTimer?.cancel();
     this.#pace.stop();
     this.#publishTimer?.cancel();
     this.#synced.stop();
@@ -410,14 +420,24 @@ export class PartitionService {
       this.#leaving.add(from);
       this.#ideal = null;
       // Every data member is leaving (a whole cluster stopped at once): no one can take their
-      // replicas, so each waited out its leave timeout (30 s) and exited failing. Let them go now.
-      const staying = this.#view.members().some((m) => !m.lite && !this.#leaving.has(m.id));
-      if (!staying) {
-        for (const id of this.#leaving) {
-          this.#send(id, { t: Kind.PartitionLeaveNowhere }, () => this.#onLeaveNowhere(this.self));
-        }
+      // replicas, so each waited out its leave timeout (30 s) and exited failing. Let them go,
+      // after a grace period in which a member that is starting meanwhile (old members stopped
+      // while new ones start) can still be admitted and take the data.
+      if (!this.#dataStays() && this.#nowhereTimer === null) {
+        this.#nowhereTimer = this.#clock.setTimer(LEAVE_NOWHERE_GRACE_MS, () => {
+          this.#nowhereTimer = null;
+          if (this.#stopped || !this.#view.isMaster() || this.#dataStays()) return;
+          for (const id of this.#leaving) {
+            this.#send(id, { t: Kind.PartitionLeaveNowhere }, () => this.#onLeaveNowhere(this.self));
+          }
+        });
       }
     }
+  }
+
+  /** Whether some data member of the view is not leaving. */
+  #dataStays(): boolean {
+    return this.#view.members().some((m) => !m.lite && !this.#leaving.has(m.id));
   }
 
   /** The master says no data member stays: a graceful leave has nowhere to move its replicas. */
