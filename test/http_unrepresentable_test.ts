@@ -5,7 +5,7 @@
  * answered 500 although the write was applied, a queue poll answered 500 after taking the item
  * (lost), a processor call answered 500 after its write, and the map-event and topic streams
  * ended at that event for good, resumes too. Such a field is now left out and named in
- * `unrepresentable`, a queue leaves such an item in place (422), and the topic stream sends an
+ * `unrepresentable`, a queue poll puts such an item back at the tail (422), and the topic stream sends an
  * `unrepresentable` event for the message.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -98,6 +98,28 @@ describe("values JSON cannot express, stored through the API", () => {
     const left = (await node.getQueue<unknown>("big-q").info()).size;
     // Either the client got the item (200) or it is still in the queue.
     expect({ status: res.status, text, left }).toSatisfy((r) => r.status === 200 || r.left === 1);
+  });
+
+  test("a long poll of an empty queue that takes such an item while it waits puts it back", async () => {
+    const q = node.getQueue<unknown>("big-wait");
+    const poll = fetch(`${base}/queues/big-wait/poll?timeoutMs=5000`, { method: "POST" });
+    await new Promise((r) => setTimeout(r, 500)); // the poll is waiting on the empty queue
+    await q.offer(big);
+    const res = await poll;
+    await res.text();
+    expect(res.status).toBe(422);
+    expect(await q.poll()).toBe(big);
+  });
+
+  test("such an item does not block REST consumers from the items behind it", async () => {
+    const q = node.getQueue<unknown>("big-head");
+    await q.offer(big);
+    await q.offer("next");
+    const first = await fetch(`${base}/queues/big-head/poll`, { method: "POST" });
+    expect(first.status).toBe(422);
+    const second = await fetch(`${base}/queues/big-head/poll`, { method: "POST" });
+    expect(await second.json()).toEqual({ item: "next" });
+    expect(await q.poll()).toBe(big);
   });
 
   test("a processor that changed such an entry must not answer 500 after applying the change", async () => {

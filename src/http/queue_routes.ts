@@ -60,19 +60,17 @@ export function mountQueueRoutes(app: Hono, node: ShoalNode): void {
   app.post(
     "/queues/:name/poll",
     queueRoute(node, async (c, r) => {
-      // An item JSON cannot express (a BigInt offered through the API) is left in the queue: 422.
-      // (One taken by the poll below anyway, when another consumer took the head meanwhile, is
-      // answered with the field named in `unrepresentable`.)
-      const head = await r.q.peek();
-      if (head !== undefined && jsonText(head) === undefined) {
-        return jsonError(
-          c,
-          422,
-          `The item at the head of queue "${r.q.name}" cannot be written as JSON`,
-          "UNREPRESENTABLE",
-        );
-      }
       const item = await r.q.poll({ timeoutMs: r.timeoutMs, signal: c.req.raw.signal });
+      if (item !== undefined && jsonText(item) === undefined) {
+        // An item JSON cannot express (a BigInt offered through the API): put back, at the tail
+        // (a queue has no other end to put it at), so neither is it lost nor does it block REST
+        // consumers behind it; an app takes it through the API.
+        if (await r.q.offer(item, { timeoutMs: 5_000 })) {
+          const msg = `An item of queue "${r.q.name}" cannot be written as JSON: it was put back at the tail`;
+          return jsonError(c, 422, msg, "UNREPRESENTABLE");
+        }
+        // No room came back for it (producers filled the queue meanwhile): answered, named.
+      }
       return item === undefined ? c.body(null, 204) : writeAnswer(c, { item });
     }),
   );
