@@ -199,6 +199,12 @@ const chunkFields = {
    * Added 7 December; a member that predates it ignores it.
    */
   ex: w.list(w.str(256), MAX_EXCLUDED_MAPS).optional(),
+  /**
+   * `[level, seq]`: the events of the maps below `level` up to `seq` are not held (the copy became
+   * primary holding only the maps of `level` and up); their readers behind `seq` get a gap. Added
+   * 8 December; a member that predates it ignores it.
+   */
+  el: z.tuple([w.uint().max(7), w.uint()]).optional(),
 };
 
 /**

@@ -65,6 +65,8 @@ export interface SnapshotData {
   ef?: number;
   /** Maps whose events up to `seq` are not in `ev` (left out by the sender; see EventRing.exportEvents). */
   ex?: string[];
+  /** {@link PartitionData.eventsLost} as `[level, until]`. */
+  el?: [number, number];
 }
 
 export type { SnapshotEntry };
@@ -467,6 +469,8 @@ export class PartitionData {
     const { from, ev, ex } = this.events.exportEvents(events ? (m) => (!keep || keep(m)) && events(m) : keep);
     if (ev.length > 0) (snap.ev = ev, snap.ef = from);
     if (ev.length > 0 && ex) snap.ex = ex;
+    // Carried on, or the mark was lost at the partition's next move (found by an internal review).
+    if (this.eventsLost) snap.el = [this.eventsLost.level, this.eventsLost.until];
     return snap;
   }
 
@@ -538,6 +542,7 @@ export class PartitionData {
     if (snap.historyLostAt !== undefined) this.historyLostAt = Math.max(this.historyLostAt, snap.historyLostAt);
     if (snap.ev && snap.ef !== undefined) this.events.restore(snap.ef, snap.ev, snap.seq, snap.ex);
     else this.events.reset(snap.seq);
+    if (snap.el) this.eventsLost = { level: snap.el[0], until: Math.min(snap.el[1], snap.seq) };
     for (const [client, w] of snap.cw ?? []) this.dedupe.raise(client, w);
     for (const [c, seq, r, m, x] of snap.dedupe) {
       this.dedupe.set(c, x === 1 ? { seq, r: null, x } : m === undefined ? { seq, r } : { seq, r, m });

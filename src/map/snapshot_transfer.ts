@@ -77,7 +77,7 @@ interface SnapshotIn {
   s: number;
   d: [number, number];
   /** What each chunk carried, by index. */
-  got: Map<number, Pick<SnapshotData, "entries" | "dedupe" | "cw" | "ev" | "ef" | "ex">>;
+  got: Map<number, Pick<SnapshotData, "entries" | "dedupe" | "cw" | "ev" | "ef" | "ex" | "el">>;
   /** Last time a chunk of this transfer arrived (new or resent). */
   lastChunkAt: number;
   /** The partition's idle floor (expiry.ts). */
@@ -213,6 +213,7 @@ export class SnapshotTransfers {
       if (last && snap.cw) c.cw = snap.cw;
       if (last && snap.ev) (c.ev = snap.ev, c.ef = snap.ef);
       if (last && snap.ex) c.ex = snap.ex;
+      if (last && snap.el) c.el = snap.el;
       if (snap.idleFloor) c.fl = snap.idleFloor;
       if (lostAgo !== undefined) c.hl = lostAgo;
       if (lv > 0) c.lv = lv;
@@ -474,6 +475,7 @@ export class SnapshotTransfers {
       if (part.cw) (snap.cw ??= []).push(...part.cw);
       if (part.ev && part.ef !== undefined) (snap.ev = part.ev, snap.ef = part.ef);
       if (part.ex) snap.ex = part.ex;
+      if (part.el) snap.el = part.el;
     }
     return snap;
   }
@@ -500,7 +502,7 @@ export class SnapshotTransfers {
     }
     a.lastChunkAt = this.ctx.clock.now();
     if (c.i >= a.n) return null;
-    a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe, cw: c.cw, ev: c.ev, ef: c.ef, ex: c.ex });
+    a.got.set(c.i, { entries: c.entries, dedupe: c.dedupe, cw: c.cw, ev: c.ev, ef: c.ef, ex: c.ex, el: c.el });
     this.ctx.transport.send(from, { t: Kind.MapSnapshotAck, p: c.p, sid: c.sid, i: c.i });
     if (a.got.size < a.n) return null;
     this.in.delete(c.p);
