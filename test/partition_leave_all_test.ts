@@ -6,7 +6,7 @@
  * as it knows every data member is leaving. When one member stays, the others still hand over.
  */
 import { expect, test } from "bun:test";
-import { LEAVE_NOWHERE_GRACE_MS } from "../src/partition/partition_service.ts";
+import { LEAVE_NOWHERE_GRACE_MS } from "../src/partition/leaving_members.ts";
 import { GridHarness } from "./support/grid_harness.ts";
 
 async function start(n: number): Promise<GridHarness> {

@@ -20,6 +20,7 @@
  * migrations started and committed) that changes it, with the pass's pacing.
  */
 import type { ClusterView } from "../cluster/view.ts";
+import { LeavingMembers } from "./leaving_members.ts";
 import type { Clock, Timer } from "../core/clock.ts";
 import type { Logger } from "../core/log.ts";
 import { TickPace } from "../core/tick_pace.ts";
@@ -83,13 +84,6 @@ export type TableListener = (next: PartitionTable, prev: PartitionTable) => void
 /** `mid` names the migration (the same on resends; absent from masters that predate it). */
 export type MigrationStartListener = (p: number, epoch: number, row: readonly NodeId[], mid?: number) => void;
 
-/**
- * How long a master waits, once every data member is leaving, before it lets them go with
- * nowhere to move their replicas (PartitionLeaveNowhere): a member starting meanwhile can join
- * and take the data.
- */
-export const LEAVE_NOWHERE_GRACE_MS = 5_000;
-
 export class PartitionService {
   readonly self: NodeId;
   readonly config: Required<PartitionConfig>;
@@ -115,9 +109,7 @@ export class PartitionService {
   /** The term of the table this master's reign started from: tables of later terms come from another reign. */
   #reignFrom = 0;
   #inflight = new InflightMigrations();
-  #leaving = new Set<NodeId>();
-  /** Runs out the grace period before the leaving members are let go with nowhere to move to. */
-  #nowhereTimer: Timer | null = null;
+  #leaving: LeavingMembers;
   #lastHeartbeatAt = -Infinity;
   #idealKey = "";
   #ideal: NodeId[][] | null = null;
@@ -173,6 +165,7 @@ export class PartitionService {
     this.#transport = opts.transport;
     this.#clock = opts.clock;
     this.#log = opts.log;
+    this.#leaving = new LeavingMembers(opts.view, opts.clock, (ids) => this.#releaseLeaving(ids));
     const c = opts.config;
     if (!Number.isInteger(c.backupCount) || c.backupCount < 0 || c.backupCount > 6) {
       throw new RangeError(`Cannot use backupCount ${c.backupCount}: must be 0–6`);
@@ -341,7 +334,7 @@ export class PartitionService {
 
   stop(): void {
     this.#stopped = true;
-    this.#nowhereTimer?.cancel();
+    this.#leaving.stop();
     this.#pace.stop();
     this.#publishTimer?.cancel();
     this.#synced.stop();
@@ -419,33 +412,18 @@ export class PartitionService {
     if (this.#view.isMaster() && this.#view.member(from)) {
       this.#leaving.add(from);
       this.#ideal = null;
-      // Every data member is leaving (a whole cluster stopped at once): no one can take their
-      // replicas, so each waited out its leave timeout (30 s) and exited failing. Let them go,
-      // after a grace period in which a member that is starting meanwhile (old members stopped
-      // while new ones start) can still be admitted and take the data.
-      if (!this.#dataStays() && this.#nowhereTimer === null) {
-        this.#nowhereTimer = this.#clock.setTimer(LEAVE_NOWHERE_GRACE_MS, () => {
-          this.#nowhereTimer = null;
-          if (this.#stopped || !this.#view.isMaster() || this.#dataStays()) return;
-          for (const id of this.#leaving) {
-            this.#send(id, { t: Kind.PartitionLeaveNowhere }, () => this.#onLeaveNowhere(this.self));
-          }
-        });
-      }
     }
   }
 
-  /** Whether some data member of the view is not leaving. */
-  #dataStays(): boolean {
-    return this.#view.members().some((m) => !m.lite && !this.#leaving.has(m.id));
+  /** Every data member is leaving and none was admitted meanwhile (leaving_members.ts): let them go. */
+  #releaseLeaving(ids: ReadonlySet<NodeId>): void {
+    for (const id of ids) this.#send(id, { t: Kind.PartitionLeaveNowhere }, () => this.#onLeaveNowhere(this.self));
   }
 
   /** The master says no data member stays: a graceful leave has nowhere to move its replicas. */
   #onLeaveNowhere(from: NodeId): void {
-    if (from !== this.#view.master() || !this.#leaveRequested) return;
-    if (this.#leaveWaiters.length > 0) {
-      this.#log.warn("partition.leave.nowhere", { reason: "every data member is leaving: no one takes the data" });
-    }
+    if (from !== this.#view.master() || !this.#leaveRequested || this.#leaveWaiters.length === 0) return;
+    this.#log.warn("partition.leave.nowhere", { reason: "every data member is leaving: no one takes the data" });
     for (const w of this.#leaveWaiters.splice(0)) w();
   }
 
@@ -488,7 +466,7 @@ export class PartitionService {
     }
     this.#knownMaster = master;
     if (this.#leaveRequested) this.#sendLeaving();
-    for (const id of [...this.#leaving]) if (!this.#view.member(id)) this.#leaving.delete(id);
+    this.#leaving.prune();
     if (this.#leaveRequested && this.#holdsNothing()) { for (const w of this.#leaveWaiters.splice(0)) w(); }
     if (this.masterActive) this.#masterTick();
   }
@@ -767,7 +745,7 @@ export class PartitionService {
   #inputsKey(): string {
     let key = "";
     for (const m of this.#view.members()) key += (m.lite ? "~" : "") + m.id + ",";
-    for (const id of this.#leaving) key += "|" + id;
+    for (const id of this.#leaving.ids) key += "|" + id;
     return key;
   }
 
