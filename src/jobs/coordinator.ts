@@ -427,7 +427,7 @@ export class Coordinator {
     const historyMs = this.opts.historyMs ?? defaultJobHistoryMs;
     for (const id of historyMs > 0 ? this.#memory.endedBefore(now - historyMs, maxPurgesPerScan) : []) {
       if (!live()) return;
-      if (await this.#records.purge(id)) this.opts.log.info("jobs.job.purged", { job: id });
+      if (await this.#records.purge(id, live)) this.opts.log.info("jobs.job.purged", { job: id });
       this.#memory.forgetEnded(id);
     }
     if (this.#sweepWorkers && live()) {

@@ -140,38 +140,64 @@ export class JobRecords {
   }
 
   /**
-   * Deletes every record of ended job `jobId` (the history retention ran out): its tasks'
-   * state records, assignments, checkpoints and metrics, its pipeline's state, its cancel
-   * request and totals, then its `jobs` entry, and last its own state record. A purge cut short
+   * Deletes every record of ended job `jobId` (the history retention ran out): per task its
+   * assignment, checkpoint and metrics, then its state record; its pipeline's state, its cancel
+   * request and totals; then its `jobs` entry, and last its own state record. A purge cut short
    * is done again from the start, since the entry (by which a coordinator finds the job) goes
    * only after the rest; one cut short between the last two leaves the state record alone, which
-   * a submit of the same id replaces. The entry and the state go only if unchanged since read.
-   * @returns false when the job is not ended (nothing is deleted)
+   * a submit of the same id replaces.
+   *
+   * Only the ended submission's records go: the entry is read first (while it is there, a
+   * submit of the same id writes nothing), and it must be the ended state's submission (its
+   * `createdAt` is the state's CREATED stamp); a state record goes only if unchanged since read
+   * and of that submission, and a task's other records only after its state record was found to
+   * be. A purge that read the state first took a resubmitted job's entry for the ended one's and
+   * deleted the new job, and a second coordinator's purge in flight deleted a resubmitted job's
+   * task states (found by an internal review).
+   * @param live whether this coordinator still coordinates (checked between steps)
+   * @returns false when the job is not ended, or no longer the submission that ended
    */
-  async purge(jobId: string): Promise<boolean> {
+  async purge(jobId: string, live: () => boolean = () => true): Promise<boolean> {
     const { getMap } = this.#part.opts, retry = this.#part.retry;
     const jobs = getMap(JobMaps.jobs), states = getMap(JobMaps.jobStates);
+    const entry = await retrying(() => jobs.get(jobId), retry);
     const state = (await retrying(() => states.get(jobStateKey(jobId)), retry)) as JobStateRecord | undefined;
     if (state !== undefined && !isJobTerminal(state.state)) return false;
-    const entry = await retrying(() => jobs.get(jobId), retry);
-    if (isJobEntry(entry)) {
-      const gone: Array<[string, unknown]> = [
-        [JobMaps.jobStates, pipelineStateKey(entry.plan.pipelines[0]?.id ?? `${jobId}/p0`)],
-        [JobMaps.jobStates, cancelKey(jobId)],
-        [JobMaps.jobMetrics, jobMetricsKey(jobId)],
-      ];
-      for (const t of planTasks(buildPlan(jobId, entry.definition))) {
-        gone.push(
-          [JobMaps.jobStates, taskStateKey(t.id)],
-          [JobMaps.assignments, t.id],
-          [JobMaps.checkpoints, t.id],
-          [JobMaps.jobMetrics, taskMetricsKey(t.id)],
-        );
-      }
-      await mapBounded(gone, 8, ([m, k]) => retrying(() => getMap(m).delete(k), retry));
+    if (entry !== undefined) {
+      if (!isJobEntry(entry)) return false; // not a job entry (the jobs map is an ordinary map): left alone
+      const created = state?.timestamps.CREATED;
+      if (state === undefined || (created !== undefined && created !== entry.createdAt)) return false;
+      /** Removes state record `key` if it is still one of the ended submission. @returns whether it was */
+      const removeState = async (key: string): Promise<boolean> => {
+        const cur = (await retrying(() => states.get(key), retry)) as StateRecord | undefined;
+        if (cur === undefined) return true;
+        const at = cur.timestamps.CREATED;
+        if (at !== undefined && at !== entry.createdAt) return false;
+        await retrying(() => states.remove(key, cur), retry);
+        return true;
+      };
+      let ours = true;
+      await mapBounded(planTasks(buildPlan(jobId, entry.definition)), 8, async (t) => {
+        if (!ours || !live()) return void (ours = false);
+        const st = (await retrying(() => states.get(taskStateKey(t.id)), retry)) as StateRecord | undefined;
+        if (st?.timestamps.CREATED !== undefined && st.timestamps.CREATED !== entry.createdAt) {
+          return void (ours = false);
+        }
+        for (
+          const [m, k] of [[JobMaps.assignments, t.id], [JobMaps.checkpoints, t.id], [
+            JobMaps.jobMetrics,
+            taskMetricsKey(t.id),
+          ]] as const
+        ) {
+          await retrying(() => getMap(m).delete(k), retry);
+        }
+        if (!(await removeState(taskStateKey(t.id)))) ours = false;
+      });
+      if (!ours || !live()) return false;
+      if (!(await removeState(pipelineStateKey(entry.plan.pipelines[0]?.id ?? `${jobId}/p0`)))) return false;
+      await retrying(() => states.delete(cancelKey(jobId)), retry);
+      await retrying(() => getMap(JobMaps.jobMetrics).delete(jobMetricsKey(jobId)), retry);
       await retrying(() => jobs.remove(jobId, entry), retry);
-    } else if (entry !== undefined) {
-      return false; // not a job entry (the jobs map is an ordinary map): left alone
     }
     if (state !== undefined) await retrying(() => states.remove(jobStateKey(jobId), state), retry);
     return true;
