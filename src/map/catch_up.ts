@@ -99,7 +99,11 @@ export class CatchUp {
     // backups (replication_levels.ts): their writes up to here that only the old primary held
     // are lost with it, and so are their events. A listener of such a map behind here gets a
     // gap (it went on silently past them; found by an internal review).
-    if (d.level > 0) d.eventsLost = { level: d.level, until: d.seq };
+    // (A mark this copy took from a snapshot stays covered: one mark over both, a gap too many at worst.)
+    if (d.level > 0) {
+      const had = d.eventsLost;
+      d.eventsLost = { level: Math.max(d.level, had?.level ?? 0), until: Math.max(d.seq, had?.until ?? 0) };
+    }
     d.level = 0;
     prim.readBarrier = Math.max(prim.readBarrier, d.seq);
     if (pulledFrom !== null) {
