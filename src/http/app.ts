@@ -67,6 +67,9 @@ export interface HttpAppOptions {
 /** Default request body limit: 1 MiB. */
 export const defaultMaxBodyBytes = 1024 * 1024;
 
+/** The event-stream routes: `/events`, `/maps/:map/events`, `/topics/:name/events`. */
+const STREAM_PATH = /^\/(?:events|maps\/[^/]+\/events|topics\/[^/]+\/events)$/;
+
 /**
  * Builds the HTTP app of a node. Serve it with `serve({ fetch: app.fetch, … })` from
  * `src/runtime/serve.ts`, or call `app.request()` in tests.
@@ -123,6 +126,17 @@ export function createHttpApp(node: ShoalNode, opts: HttpAppOptions = {}): Hono 
         jsonError(c, 413, `Request body is larger than the limit of ${maxBodyBytes} bytes`, "INVALID_ARGUMENT"),
     }),
   );
+
+  // A HEAD of an event stream (the dashboard's, a map's, a topic's) answers the headers only. Hono
+  // answers HEAD by running the GET handler and dropping the body unread: the stream kept its slot
+  // (of 64 or 16) for good, so a few HEADs locked every client out of those streams (found by an
+  // internal review).
+  app.use("*", async (c, next) => {
+    if (c.req.raw.method === "HEAD" && STREAM_PATH.test(c.req.path)) {
+      return c.body(null, 200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache" });
+    }
+    await next();
+  });
 
   app.get("/health", (c) => {
     const h = healthJson(node);
