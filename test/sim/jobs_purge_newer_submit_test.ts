@@ -14,7 +14,7 @@ import {
   taskStateKey,
 } from "../../src/jobs/map_names.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
-import { reader, waitStatus } from "./jobs_scenarios.ts";
+import { waitStatus } from "./jobs_scenarios.ts";
 
 const HISTORY_MS = 20_000;
 const job = {

@@ -109,7 +109,7 @@ export function randomValue(schema: z.ZodType, rng: Random, hints: MessageHints)
 }
 
 /**
- * A random well-typed message of kind `t`, or null when none was found in a few tries.
+ * A random well-typed message of kind `t`, or null when none was found in 64 tries.
  * @param t the kind
  * @param rng the seeded randomness
  * @param hints ids to use
@@ -117,7 +117,8 @@ export function randomValue(schema: z.ZodType, rng: Random, hints: MessageHints)
 export function randomMessage(t: number, rng: Random, hints: MessageHints): Message | null {
   const schema = schemaOf(t);
   if (!schema) return null;
-  for (let i = 0; i < 8; i++) {
+  // Kinds with many bounded numbers (a snapshot chunk) draw a valid message rarely: 64 tries.
+  for (let i = 0; i < 64; i++) {
     const v = validateMessage(gen(schema, rng, hints, 0));
     if (v.ok) return v.msg;
   }
