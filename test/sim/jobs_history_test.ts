@@ -3,19 +3,10 @@
 // finished job and the job maps grew with every job ever run. A job still within its retention stays,
 // a purge leaves no record of the job in any job map, and the id can be used again.
 import { describe, expect, test } from "bun:test";
-import { buildPlan, planTasks } from "../../src/jobs/job_plan.ts";
-import {
-  cancelKey,
-  JobMaps,
-  jobMetricsKey,
-  jobStateKey,
-  pipelineStateKey,
-  taskMetricsKey,
-  taskStateKey,
-} from "../../src/jobs/map_names.ts";
+import { JobMaps, jobStateKey } from "../../src/jobs/map_names.ts";
 import type { JobSim } from "./jobs_sim.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
-import { reader, waitStatus } from "./jobs_scenarios.ts";
+import { jobRecordKeys, reader, waitStatus } from "./jobs_scenarios.ts";
 
 const HISTORY_MS = 20_000;
 
@@ -33,18 +24,8 @@ async function recordsOf(sim: JobSim, id: string): Promise<string[]> {
   const keys: Array<[string, string]> = [
     [JobMaps.jobs, id],
     [JobMaps.jobStates, jobStateKey(id)],
-    [JobMaps.jobStates, pipelineStateKey(`${id}/p0`)],
-    [JobMaps.jobStates, cancelKey(id)],
-    [JobMaps.jobMetrics, jobMetricsKey(id)],
+    ...jobRecordKeys(id, 2),
   ];
-  for (const t of planTasks(buildPlan(id, { parallelism: 2 }))) {
-    keys.push(
-      [JobMaps.jobStates, taskStateKey(t.id)],
-      [JobMaps.assignments, t.id],
-      [JobMaps.checkpoints, t.id],
-      [JobMaps.jobMetrics, taskMetricsKey(t.id)],
-    );
-  }
   const left: string[] = [];
   for (const [m, k] of keys) {
     if (await sim.until(reader(sim).maps.getMap(m).containsKey(k))) left.push(`${m}:${k}`);

@@ -4,17 +4,9 @@
 // deleted the new job (found by an internal review). The entry is now read first, and must be the
 // ended state's submission.
 import { describe, expect, test } from "bun:test";
-import { buildPlan, planTasks } from "../../src/jobs/job_plan.ts";
-import {
-  cancelKey,
-  JobMaps,
-  jobMetricsKey,
-  pipelineStateKey,
-  taskMetricsKey,
-  taskStateKey,
-} from "../../src/jobs/map_names.ts";
+import { JobMaps } from "../../src/jobs/map_names.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
-import { waitStatus } from "./jobs_scenarios.ts";
+import { jobRecordKeys, waitStatus } from "./jobs_scenarios.ts";
 
 const HISTORY_MS = 20_000;
 const job = {
@@ -33,20 +25,7 @@ describe("a purge racing a new submission of the same id", () => {
       expect((await waitStatus(sim, "o", (s) => s === "FINISHED" || s === "FAILED", 60_000)).status).toBe("FINISHED");
       // What a purge cut short between its last two steps leaves: the ended job's state, no entry.
       // (The master's coordinator still remembers "o" as ended, so its scan purges it later.)
-      const gone: Array<[string, string]> = [
-        [JobMaps.jobStates, pipelineStateKey("o/p0")],
-        [JobMaps.jobStates, cancelKey("o")],
-        [JobMaps.jobMetrics, jobMetricsKey("o")],
-      ];
-      for (const t of planTasks(buildPlan("o", { parallelism: 1 }))) {
-        gone.push(
-          [JobMaps.jobStates, taskStateKey(t.id)],
-          [JobMaps.assignments, t.id],
-          [JobMaps.checkpoints, t.id],
-          [JobMaps.jobMetrics, taskMetricsKey(t.id)],
-        );
-      }
-      for (const [m, k] of gone) await sim.until(client.maps.getMap(m).delete(k));
+      for (const [m, k] of jobRecordKeys("o", 1)) await sim.until(client.maps.getMap(m).delete(k));
       await sim.until(client.maps.getMap(JobMaps.jobs).delete("o"));
       // The purge on the master reads the state (ended), then the entry: the client's submit of the
       // same id lands between the two reads.

@@ -6,18 +6,9 @@
 // new job never ran (found by an internal review). A purge now removes a state record only if it is
 // of the ended submission, and stops at the first that is not.
 import { describe, expect, test } from "bun:test";
-import { buildPlan, planTasks } from "../../src/jobs/job_plan.ts";
-import {
-  cancelKey,
-  JobMaps,
-  jobMetricsKey,
-  jobStateKey,
-  pipelineStateKey,
-  taskMetricsKey,
-  taskStateKey,
-} from "../../src/jobs/map_names.ts";
+import { JobMaps, jobStateKey, taskStateKey } from "../../src/jobs/map_names.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
-import { waitStatus } from "./jobs_scenarios.ts";
+import { jobRecordKeys, waitStatus } from "./jobs_scenarios.ts";
 
 const HISTORY_MS = 20_000;
 const job = {
@@ -39,20 +30,7 @@ describe("two coordinators purging the same ended job", () => {
       let submitted: string | undefined;
       /** The other coordinator's purge, complete (every record of "o"), then the client's new submit. */
       const otherPurgeThenSubmit = async () => {
-        const keys: Array<[string, string]> = [
-          [JobMaps.jobStates, pipelineStateKey("o/p0")],
-          [JobMaps.jobStates, cancelKey("o")],
-          [JobMaps.jobMetrics, jobMetricsKey("o")],
-        ];
-        for (const t of planTasks(buildPlan("o", { parallelism: 1 }))) {
-          keys.push(
-            [JobMaps.jobStates, taskStateKey(t.id)],
-            [JobMaps.assignments, t.id],
-            [JobMaps.checkpoints, t.id],
-            [JobMaps.jobMetrics, taskMetricsKey(t.id)],
-          );
-        }
-        for (const [m, k] of keys) await client.maps.getMap(m).delete(k);
+        for (const [m, k] of jobRecordKeys("o", 1)) await client.maps.getMap(m).delete(k);
         await client.maps.getMap(JobMaps.jobs).delete("o");
         await client.maps.getMap(JobMaps.jobStates).delete(jobStateKey("o"));
         submitted = await client.jobs.submit(job, "o");

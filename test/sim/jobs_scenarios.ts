@@ -7,7 +7,16 @@ import type { JobRecord } from "../../src/jobs/connector.ts";
 import type { JobInfo } from "../../src/jobs/job_service.ts";
 import type { LogList } from "../../src/jobs/sink_log.ts";
 import { sequenceValue } from "../../src/jobs/source_sequence.ts";
-import { JobMaps, type WorkerEntry } from "../../src/jobs/map_names.ts";
+import { buildPlan, planTasks } from "../../src/jobs/job_plan.ts";
+import {
+  cancelKey,
+  JobMaps,
+  jobMetricsKey,
+  pipelineStateKey,
+  taskMetricsKey,
+  taskStateKey,
+  type WorkerEntry,
+} from "../../src/jobs/map_names.ts";
 import type { JobSim, SimMember } from "./jobs_sim.ts";
 
 export const recordCount = 6000;
@@ -137,3 +146,25 @@ export async function progress(sim: JobSim, jobId: string): Promise<number> {
 }
 
 export { JobMaps };
+
+/**
+ * The records of job `id` (of `parallelism` tasks) in the job maps but its entry and its own
+ * state record, as `[map, key]`: its pipeline state, cancel request and totals, then per task
+ * its state, assignment, checkpoint and metrics (what a purge deletes before those two).
+ */
+export function jobRecordKeys(id: string, parallelism: number): Array<[string, string]> {
+  const keys: Array<[string, string]> = [
+    [JobMaps.jobStates, pipelineStateKey(`${id}/p0`)],
+    [JobMaps.jobStates, cancelKey(id)],
+    [JobMaps.jobMetrics, jobMetricsKey(id)],
+  ];
+  for (const t of planTasks(buildPlan(id, { parallelism }))) {
+    keys.push(
+      [JobMaps.jobStates, taskStateKey(t.id)],
+      [JobMaps.assignments, t.id],
+      [JobMaps.checkpoints, t.id],
+      [JobMaps.jobMetrics, taskMetricsKey(t.id)],
+    );
+  }
+  return keys;
+}
