@@ -5,6 +5,7 @@
  * and how this member refutes accusations about itself with a higher incarnation.
  * Incarnations only rise (guards drop stale news first; `raiseIncarnation` asserts).
  */
+import { assert } from "../core/errors.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Awareness } from "./awareness.ts";
@@ -74,9 +75,12 @@ export interface MemberStateHost extends MembershipPart {
 }
 
 /**
- * An alive notice relayed by another member may raise a member's incarnation by at most
- * this much: each refutation raises it by one, so a larger jump is a forgery (a member that
- * missed that many refutations learns them from the master's list instead).
+ * A notice (alive, suspect, dead or left) from any member but the master may name an
+ * incarnation at most this much above the one known here: each refutation raises it
+ * by one, so a larger jump is a forgery (a member that missed that many refutations learns
+ * them from the master's list instead). Without the bound a member holding the secret could
+ * accuse a member at an incarnation near 2^53: its refutation would then overflow what the
+ * wire carries, and every list naming it would be dropped as invalid.
  */
 export const MAX_RELAYED_INCARNATION_JUMP = 1024;
 
@@ -174,6 +178,7 @@ export class MemberStates {
     if (items.length === 0) return;
     const heard = st.status <= Status.suspect && (senderMaster === null || senderMaster === master);
     for (const it of items) {
+      if (this.#implausible(it, from)) continue;
       if (!heard && it.s !== Status.alive && it.s !== Status.left && it.id !== h.self) {
         // An accusation from a live member that follows another master still confirms a
         // suspicion this member holds already (it never starts one, nor is it a verdict). A
@@ -190,7 +195,7 @@ export class MemberStates {
       // member is alive as far as this one can tell (the accuser may be the one cut off or
       // stalled), so it counts as a suspicion here, which the suspect can still refute. The
       // master's own publication is followed as it is.
-      if (it.s === Status.dead && senderMaster !== null && this.#heardLately(it.id)) {
+      if (it.s === Status.dead && senderMaster !== null && it.id !== h.self && this.#heardLately(it.id)) {
         if (this.suspect(it.id, it.inc, from)) h.stats.verdictsPostponed++;
         continue;
       }
@@ -198,13 +203,29 @@ export class MemberStates {
       // drops it; anyone else's leave notice about a member linked to this one (so its own
       // notice would come straight here) counts as a suspicion only: a live member refutes
       // it, one that left stays silent and is found dead.
-      if (it.s === Status.left && senderMaster !== null && it.id !== from && this.#inTouch(it.id)) {
+      if (it.s === Status.left && senderMaster !== null && it.id !== from && it.id !== h.self && this.#inTouch(it.id)) {
         h.reject("leave_for_other", from);
         this.suspect(it.id, it.inc, from);
         continue;
       }
       this.applyItem(it, from);
     }
+  }
+
+  /**
+   * Whether a notice relayed by `from` names an incarnation implausibly far above the one known
+   * here (see {@link MAX_RELAYED_INCARNATION_JUMP}): refused and counted. That holds for the
+   * member's own notices too: a leave announced near 2^53 could never be taken back by a
+   * refutation, and an accusation of itself would come back to it through the master. Only the
+   * master (whose list carries what it has heard) is believed.
+   */
+  #implausible(it: GossipItem, from: NodeId): boolean {
+    const h = this.host;
+    if (from === h.master()) return false;
+    const known = it.id === h.self ? h.selfInc() : h.list.states.get(it.id)?.inc;
+    if (known === undefined || it.inc - known <= MAX_RELAYED_INCARNATION_JUMP) return false;
+    h.reject("incarnation_jump", from);
+    return true;
   }
 
   /** Counts `by`'s accusation as a confirmation of a suspicion of `id` running here at `inc`. */
@@ -241,9 +262,6 @@ export class MemberStates {
         // members only (a lie): the master, linked to the member, took it as a suspicion that
         // the member refuted. Kept "left", this member would never agree with the master's list.
         if (st.status === Status.left && from !== it.id && from !== h.master()) return;
-        if (from !== it.id && from !== h.master() && it.inc - st.inc > MAX_RELAYED_INCARNATION_JUMP) {
-          return h.reject("incarnation_jump", from);
-        }
         raiseIncarnation(st, it.inc, it.id);
         const revived = markAlive(st, h.clock.now());
         h.gossip.push(it);
@@ -281,6 +299,11 @@ export class MemberStates {
       }
       return;
     }
+    if (it.inc >= Number.MAX_SAFE_INTEGER) {
+      // No refutation can outbid it on the wire: a forgery that passed the master (see #implausible).
+      h.reject("incarnation_jump", from);
+      return;
+    }
     h.raiseSelfInc(it.inc + 1);
     const st = h.list.states.get(h.self);
     if (st) st.inc = h.selfInc();
@@ -297,6 +320,7 @@ export class MemberStates {
    */
   suspect(id: NodeId, inc: number, by: NodeId, confirms = true): boolean {
     const h = this.host;
+    assert(id !== h.self, "a member never suspects itself");
     const st = h.list.states.get(id);
     if (!st || st.status >= Status.dead || inc < st.inc) return false;
     const item: GossipItem = { s: Status.suspect, id, inc, by };
@@ -394,6 +418,7 @@ export class MemberStates {
   /** A dead verdict or a leave: the member is gone here at once. */
   markDown(id: NodeId, inc: number, status: StatusCode, originate: boolean): void {
     const h = this.host;
+    assert(id !== h.self, "a member never declares itself down");
     const st = h.list.states.get(id);
     if (!st || inc < st.inc || st.status === Status.left) return;
     if (status === Status.dead && st.status === Status.dead) return;
@@ -454,6 +479,7 @@ export class MemberStates {
     // Only from live members that follow our master (see applyItems).
     if (!peer || peer.status > Status.suspect || m.ms !== h.master()) return;
     for (const it of m.states) {
+      if (this.#implausible(it, from)) continue;
       // A remote "dead" counts only as a suspicion here (as in memberlist). A state copy
       // says nothing about who accused, so it never counts as a further confirmation.
       if ((it.s === Status.dead || it.s === Status.suspect) && it.id !== h.self) {

@@ -546,6 +546,7 @@ export class Membership implements ClusterView {
   /** Raises this node's incarnation; it never drops (a refutation or re-join outbids the last). */
   #raiseInc(inc: number): void {
     assert(inc >= this.#inc, `own incarnation must never drop (${this.#inc} -> ${inc})`);
+    assert(Number.isSafeInteger(inc), `own incarnation must stay what the wire carries (${inc})`);
     this.#inc = inc;
   }
 

@@ -52,7 +52,7 @@ export const RejectReasons = [
   "join_forward_forged",
   /** A leave notice about a linked member from someone else than it or the master (taken as a suspicion only). */
   "leave_for_other",
-  /** An alive notice, sent by someone else, raising a member's incarnation implausibly far. */
+  /** A notice about a member, sent by someone else, naming an incarnation implausibly far above the known one. */
   "incarnation_jump",
   /** A merge request naming another master than its sender. */
   "foreign_master_claim",

@@ -51,6 +51,7 @@ import { fullReplicas, type ImapSimNode, imapSimulation, settle, SimLoad } from 
 const FILE = "test/sim/cluster_hostile_member_test.ts";
 const P = 31;
 const FAR = 2 ** 45;
+const MAX = Number.MAX_SAFE_INTEGER;
 const KEYS = 12;
 const seeded = seededTest(FILE);
 
@@ -66,6 +67,7 @@ async function gridWithLiar(seed: number, data = 3, grid: Partial<DataGridConfig
     encode: true,
     grid: { partitionCount: P, ...grid },
     isLite: (id) => id === liar,
+    logLevel: process.env.SIM_LOG as "debug" | undefined,
     problems,
   });
   const first = sim.spawn();
@@ -173,6 +175,16 @@ describe("a member that lies in the membership protocol", () => {
         [
           "gossip: c alive at a far-future incarnation",
           () => toAll({ t: Kind.ClusterGossip, ms: master, g: [{ s: Status.alive, id: c.id, inc: FAR }] }),
+        ],
+        // Accusations no refutation could outbid on the wire (an incarnation of 2^53 - 1): of b,
+        // and of the liar itself (which the master would relay back to it).
+        [
+          "gossip: b suspect at 2^53 - 1",
+          () => toAll({ t: Kind.ClusterGossip, ms: master, g: [{ s: Status.suspect, id: b.id, inc: MAX, by: c.id }] }),
+        ],
+        [
+          "gossip: the liar itself dead at 2^53 - 1",
+          () => toAll({ t: Kind.ClusterGossip, ms: master, g: [{ s: Status.dead, id: evil.id, inc: MAX }] }),
         ],
         ["gossip: b suspect, confirmed by forged accusers", () =>
           toAll({
@@ -313,7 +325,9 @@ describe("a member that lies in the membership protocol", () => {
         expect(t.replicas.every((r) => !r.includes(evil.id))).toBe(true);
         expect(t.epochs.every((e) => e < FAR)).toBe(true);
       }
-      expect(c.m.member(c.id)!.incarnation).toBeLessThan(FAR);
+      for (const n of all) {
+        for (const x of all) expect([n.id, x.id, n.m.memberState(x.id)!.incarnation < FAR]).toEqual([n.id, x.id, true]);
+      }
       expect([...checkNoLostWrites(load.history).problems, ...checkLinearizable(load.history).problems]).toEqual([]);
       expect(load.history.ops.filter((o) => o.status === "ok").length).toBeGreaterThan(100);
     },
@@ -430,7 +444,7 @@ describe("a member cut off with the master, claiming a quorum it does not hold (
 
 describe("a member that announces its own leave to one member only", () => {
   seeded(
-    "that member takes it back when the member refutes the master's suspicion; one view again",
+    "that member takes it back when the member refutes the master's suspicion; one view again; a leave far above its incarnation is refused",
     1,
     async (seed) => {
       const { sim, problems, a, b, c, evil, wire } = await gridWithLiar(seed);
@@ -439,16 +453,26 @@ describe("a member that announces its own leave to one member only", () => {
         if (e.type === "memberRemoved" && e.member.id === evil.id) seen.push(`removed ${e.reason}`);
         if (e.type === "memberAdded" && e.member.id === evil.id) seen.push("added");
       });
-      // At its own incarnation, then far above it: b believes it (the notice comes from the
+      // At its own incarnation, then a little above it: b believes it (the notice comes from the
       // member itself), the master, linked to the liar, only suspects it when b relays it.
-      for (const inc of [evil.m.incarnation, evil.m.incarnation + 1_000_000]) {
+      for (const inc of [evil.m.incarnation, evil.m.incarnation + 1_000]) {
         wire.send(b.id, { t: Kind.ClusterGossip, ms: a.id, g: [{ s: Status.left, id: evil.id, inc }] });
         await sim.until(() => seen.length > 0, 5_000, 10, () => "b did not take the leave notice");
         await sim.until(() => fullReplicas(sim.liveNodes()), 30_000, 50, () => `b keeps the liar gone: ${seen}`);
         expect(seen).toEqual(["removed left", "added"]);
         seen.length = 0;
       }
+      // Far above it (at 2^53 - 1 no refutation could ever take it back): refused and counted.
+      for (const inc of [evil.m.incarnation + 1_000_000, Number.MAX_SAFE_INTEGER]) {
+        const before = b.m.stats.rejected.incarnation_jump;
+        wire.send(b.id, { t: Kind.ClusterGossip, ms: a.id, g: [{ s: Status.left, id: evil.id, inc }] });
+        await sim.run(500);
+        expect(b.m.stats.rejected.incarnation_jump).toBe(before + 1);
+        expect(seen).toEqual([]);
+      }
       expect(b.m.memberState(evil.id)!.status).toBe("alive");
+      expect(b.m.memberState(evil.id)!.incarnation).toBeLessThan(1_000_000);
+      expect(fullReplicas(sim.liveNodes())).toBe(true);
       expect(a.m.stats.rejected.leave_for_other + c.m.stats.rejected.leave_for_other).toBeGreaterThan(0);
       expect(a.m.master()).toBe(a.id);
       expect(problems).toEqual([]);
@@ -543,7 +567,27 @@ describe("a member that floods the real membership with random well-typed messag
         }
         // Lies the protocol cannot refuse (a dead notice about a member not heard lately)
         // may cost a member a rejoin; afterwards the cluster is one again.
-        await sim.until(() => fullReplicas(sim.liveNodes()), 120_000, 50, () => "no single cluster after the flood");
+        await sim.until(
+          () => fullReplicas(sim.liveNodes()),
+          120_000,
+          50,
+          () =>
+            `no single cluster after the flood: ${
+              sim.liveNodes().map((n) =>
+                `${n.id}: master ${n.m.master()} members ${
+                  n.m.members().map((x) => x.id)
+                } v${n.m.memberListVersion} e${n.m.masterEpoch} table v${n.grid.partitions.table.version} t${n.grid.partitions.table.term} ${
+                  JSON.stringify(n.grid.partitionSummary())
+                } states ${
+                  JSON.stringify(
+                    sim.liveNodes().map((
+                      x,
+                    ) => [x.id, n.m.memberState(x.id)?.status, n.m.memberState(x.id)?.incarnation]),
+                  )
+                }`
+              ).join("\n")
+            }`,
+        );
         await finish(sim, load, a);
         const refused = honest.reduce((s, n) => s + Object.values(n.m.stats.rejected).reduce((x, y) => x + y, 0), 0);
         console.log(`seed ${seed}: ${sent} sent, ${refused} refused by the membership checks`);
