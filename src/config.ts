@@ -78,8 +78,8 @@ export interface NodeOptions {
   /**
    * Per-map settings by map name pattern (`"sessions*"`; Hazelcast's wildcard rules, see
    * src/map/map_config.ts): `backupCount`, `asyncBackupCount`, `ttlMs`, `maxIdleMs`,
-   * `maxSizePerMember`, `maxBytesPerMember`, `eviction` ("lru" | "lfu" | "random" | "none").
-   * Must be the same on every member. CLI: `--map-config FILE` and `--map NAME:key=value,...`.
+   * `maxSizePerMember`, `maxBytesPerMember`, `eviction` ("lru" | "lfu" | "random" | "none"),
+   * `minClusterSize`. Must be the same on every member. CLI: `--map-config FILE` and `--map NAME:key=value,...`.
    * @default {}
    */
   maps?: MapsConfig;
@@ -94,7 +94,7 @@ export interface NodeOptions {
   /**
    * Entry processors by name (`map.executeOnKey(key, name, arg)`), run on the key's primary.
    * Every member must register the same names (built-ins: increment, append, setIfGreater,
-   * merge, delete-if-equals). @default none beyond the built-ins
+   * merge, delete-if-equals, append-once). @default none beyond the built-ins
    */
   processors?: ProcessorTable;
   /** @default "info" */
