@@ -1,0 +1,64 @@
+/**
+ * A member holding the secret (a lite member that joined honestly) sends numbers that each pass
+ * the wire's bounds and each plausibility check on its own, but that an honest member adds to
+ * or adopts, step by step, until the numbers it must send itself leave the range the wire or
+ * its own formulas carry. The honest cluster must stay able to reign, fail over and fence.
+ */
+import { describe, expect } from "bun:test";
+import { reignTerm, tableToWire, termRound } from "../../src/partition/partition_table.ts";
+import { MAX_ROUND_DRIFT } from "../../src/partition/table_collect.ts";
+import { Kind } from "../../src/wire/kinds.ts";
+import type { MemoryTransport } from "../../src/transport/memory.ts";
+import { seededTest } from "../support/seeded.ts";
+import { fullReplicas, imapSimulation } from "./imap_sim.ts";
+
+const FILE = "test/sim/hostile_number_range_test.ts";
+const seeded = seededTest(FILE);
+
+/** A data grid of 3 members plus a lite member (the liar) that joined honestly. */
+async function gridWithLiar(seed: number) {
+  const problems: string[] = [];
+  const liar = "n00003";
+  const sim = imapSimulation({
+    seed,
+    encode: true,
+    grid: { partitionCount: 31 },
+    isLite: (id) => id === liar,
+    problems,
+  });
+  const first = sim.spawn();
+  void first.m.start([]);
+  await sim.run(10);
+  for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  const [a, b, c, evil] = sim.liveNodes();
+  return { sim, problems, a, b, c, evil, wire: sim.net.node(evil.id) as MemoryTransport };
+}
+
+describe("numbers a hostile member walks up, one plausible step at a time", () => {
+  seeded("table reports each a little ahead do not use up the master's term rounds", 1, async (seed) => {
+    const { sim, problems, a, b, c, evil, wire } = await gridWithLiar(seed);
+    // Each report lies just within the lead a single report may have (MAX_ROUND_LEAD rounds
+    // ahead of the master's table), short of the last rounds tableFromWire refuses: about 520
+    // of them walked the master to the end of the 2^19 rounds a term holds, and the next
+    // master's table (one round more) was refused by every member.
+    for (let i = 0; i < 600; i++) {
+      const t = a.grid.partitions.table;
+      const round = Math.min(termRound(t.term) + 1000, 2 ** 19 - 3);
+      wire.send(a.id, {
+        t: Kind.PartitionTableReport,
+        ...tableToWire({ ...t, version: t.version + 1, term: reignTerm(round, 3) }),
+      });
+      await sim.run(20);
+    }
+    await sim.run(2000);
+    expect(a.grid.partitions.stats.reportsRejected).toBeGreaterThan(0);
+    const round = termRound(a.grid.partitions.table.term);
+    expect(problems).toEqual([]);
+    // The next master can still take over.
+    sim.crash(a.id);
+    await sim.until(() => fullReplicas([b, c, evil]), 120_000, 50, () => "b and c did not take over");
+    expect(problems).toEqual([]);
+    expect(round).toBeLessThanOrEqual(a.m.masterEpoch + MAX_ROUND_DRIFT + 1);
+  }, 120_000);
+});
