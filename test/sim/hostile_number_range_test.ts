@@ -6,11 +6,15 @@
  */
 import { describe, expect } from "bun:test";
 import { reignTerm, tableToWire, termRound } from "../../src/partition/partition_table.ts";
+import { MergePolicyCode } from "../../src/map/merge_policy.ts";
+import { MAX_MERGE_STAMP_LEAD_MS, OpCode } from "../../src/map/operations.ts";
+import { partitionOfBytes } from "../../src/partition/partition_of.ts";
+import { encodeValue } from "../../src/wire/codec.ts";
 import { MAX_ROUND_DRIFT } from "../../src/partition/table_collect.ts";
 import { Kind } from "../../src/wire/kinds.ts";
 import type { MemoryTransport } from "../../src/transport/memory.ts";
 import { seededTest } from "../support/seeded.ts";
-import { fullReplicas, imapSimulation } from "./imap_sim.ts";
+import { fullReplicas, imapSimulation, settle } from "./imap_sim.ts";
 
 const FILE = "test/sim/hostile_number_range_test.ts";
 const seeded = seededTest(FILE);
@@ -61,4 +65,47 @@ describe("numbers a hostile member walks up, one plausible step at a time", () =
     expect(problems).toEqual([]);
     expect(round).toBeLessThanOrEqual(a.m.masterEpoch + MAX_ROUND_DRIFT + 1);
   }, 120_000);
+
+  seeded(
+    "a merge chunk stamped at the end of time leaves the partition's clock and TTLs running",
+    1,
+    async (seed) => {
+      const { sim, problems, a, evil, wire } = await gridWithLiar(seed);
+      const P = a.grid.partitions.config.partitionCount;
+      const p = partitionOfBytes(encodeValue("victim"), P);
+      const inP = (name: string) => (i: number) => partitionOfBytes(encodeValue(`${name}${i}`), P) === p;
+      let other = 0, control = 0;
+      while (!inP("other")(other)) other++;
+      while (inP("control")(control)) control++;
+      // One MergeEntries (any member may send one: a split-brain merge is routed like any write)
+      // whose entry is stamped 2^53 - 1, which the wire allows. The partition's clock (hlc.ts)
+      // then stayed there: a logical step above 2^53 - 1 rounds back to it.
+      const t = a.grid.partitions.table;
+      wire.send(t.replicas[p][0], {
+        t: Kind.InvokeRequest,
+        c: `${evil.id}/x/1`,
+        a: 1,
+        p,
+        e: t.epochs[p],
+        op: OpCode.MergeEntries,
+        b: {
+          m: "",
+          pol: MergePolicyCode.passThrough,
+          es: [["m", encodeValue(`other${other}`), encodeValue("x"), Number.MAX_SAFE_INTEGER]],
+        },
+      });
+      await sim.run(500);
+      // A write with a TTL to that partition, and one to another partition, both expire.
+      const m = a.grid.getMap<string, string>("m");
+      await settle(sim, m.put("victim", "v", { ttlMs: 1000 }));
+      await settle(sim, m.put(`control${control}`, "v", { ttlMs: 1000 }));
+      await sim.run(5000);
+      expect(await settle(sim, m.get(`control${control}`))).toBeUndefined();
+      // The merged stamp counts as at most MAX_MERGE_STAMP_LEAD_MS ahead: the victim's TTL runs from there.
+      await sim.run(MAX_MERGE_STAMP_LEAD_MS);
+      expect(await settle(sim, m.get("victim"))).toBeUndefined();
+      expect(problems).toEqual([]);
+    },
+    120_000,
+  );
 });
