@@ -11,7 +11,10 @@ import { MAX_MERGE_STAMP_LEAD_MS, OpCode } from "../../src/map/operations.ts";
 import { partitionOfBytes } from "../../src/partition/partition_of.ts";
 import { encodeValue } from "../../src/wire/codec.ts";
 import { MAX_ROUND_DRIFT } from "../../src/partition/table_collect.ts";
+import { deriveKey, sign } from "../../src/wire/envelope.ts";
 import { Kind } from "../../src/wire/kinds.ts";
+import type { MemberInfo } from "../../src/cluster/view.ts";
+import type { MergeRequest } from "../../src/cluster/messages.ts";
 import type { MemoryTransport } from "../../src/transport/memory.ts";
 import { seededTest } from "../support/seeded.ts";
 import { fullReplicas, imapSimulation, settle } from "./imap_sim.ts";
@@ -108,4 +111,48 @@ describe("numbers a hostile member walks up, one plausible step at a time", () =
     },
     120_000,
   );
+
+  seeded("a merge request naming a member at incarnation 2^53 - 1 leaves every member list valid", 1, async (seed) => {
+    const { sim, problems, a, b, c, evil } = await gridWithLiar(seed);
+    // An outsider holding the secret, linked to the master but no member, asks to merge its
+    // one-member "cluster" in, naming itself at the last incarnation the wire carries. The
+    // master admitted it one above (to outrank stale dead notices): 2^53, which no list passes.
+    const outsider = sim.net.attach("outsider");
+    outsider.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
+    void outsider.connect(a.id);
+    await sim.run(50);
+    const me: MemberInfo = {
+      ...a.m.member(evil.id)!,
+      id: "outsider",
+      name: "outsider",
+      joinedAt: 1,
+      incarnation: Number.MAX_SAFE_INTEGER,
+    };
+    const invalid = () => [b, c, evil].reduce((n, x) => n + sim.net.node(x.id)!.stats().droppedInvalid, 0);
+    const invalidBefore = invalid();
+    outsider.send(a.id, mergeRequest("outsider", a.m.masterEpoch, [me]));
+    await sim.run(5000);
+    expect(problems).toEqual([]);
+    // No member dropped a list (or a notice) of the master's as invalid: the request was refused.
+    expect(invalid() - invalidBefore).toBe(0);
+    expect(a.m.stats.rejected.far_future).toBeGreaterThanOrEqual(1);
+    for (const n of [a, b, c]) {
+      const inc = n.m.memberState("outsider")?.incarnation ?? 0;
+      expect([n.id, Number.isSafeInteger(inc)]).toEqual([n.id, true]);
+    }
+    // Every member still agrees on the list (none was dropped as invalid).
+    await sim.until(
+      () => [b, c, evil].every((n) => n.m.memberListVersion === a.m.memberListVersion),
+      30_000,
+      50,
+      () => `lists: ${[a, b, c, evil].map((n) => `${n.id}@${n.m.memberListVersion}`).join(" ")}`,
+    );
+  }, 120_000);
 });
+
+/** A merge request from `master` of cluster "sim" (secret "sim-secret"), signed as a member holding the secret would. */
+function mergeRequest(master: string, epoch: number, members: MemberInfo[]): MergeRequest {
+  const body = { cluster: "sim", master, version: 5, epoch, members, ts: 0, nonce: `${master}-merge-nonce-0001` };
+  const fields = ["merge", body.cluster, master, body.version, epoch, body.ts, body.nonce, members.map((m) => m.id)];
+  return { t: Kind.ClusterMergeRequest, ...body, proof: sign(deriveKey("sim", "sim-secret", "join"), fields) };
+}
