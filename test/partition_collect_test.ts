@@ -13,7 +13,13 @@ import {
   tableToWire,
   withFilling,
 } from "../src/partition/partition_table.ts";
-import { implausibleTable, MAX_ROUND_LEAD, MAX_VERSION_LEAD, TableCollect } from "../src/partition/table_collect.ts";
+import {
+  implausibleTable,
+  MAX_ROUND_DRIFT,
+  MAX_ROUND_LEAD,
+  MAX_VERSION_LEAD,
+  TableCollect,
+} from "../src/partition/table_collect.ts";
 import { applySyncedReports, type SyncedItem, SyncedReports } from "../src/partition/backups_synced.ts";
 
 const table = (version: number, term = reignTerm(1, 0)) => ({
@@ -74,6 +80,10 @@ describe("a new master's collect", () => {
     expect(implausibleTable(table(11, reignTerm(5 + MAX_ROUND_LEAD, 0)), mine, 5)).toBe(false);
     expect(implausibleTable(table(10 + MAX_VERSION_LEAD, reignTerm(4, 0)), mine, 4)).toBe(false);
     expect(implausibleTable(table(11 + MAX_VERSION_LEAD, reignTerm(4, 0)), mine, 4)).toBe(true);
+    // Our own round, raised by earlier reports, does not carry the bound past the master epoch's drift.
+    const raised = table(10, reignTerm(4 + MAX_ROUND_DRIFT, 0));
+    expect(implausibleTable(table(11, reignTerm(4 + MAX_ROUND_DRIFT, 1)), raised, 4)).toBe(false);
+    expect(implausibleTable(table(11, reignTerm(5 + MAX_ROUND_DRIFT, 0)), raised, 4)).toBe(true);
   });
 });
 

@@ -73,6 +73,13 @@ export type RejectReason = typeof RejectReasons[number];
 export const MAX_EPOCH_LEAD = 1024;
 /** How far another cluster's member-list version may lie above ours (one per publication). */
 export const MAX_LIST_VERSION_LEAD = 2 ** 32;
+/**
+ * Highest incarnation a merge request may name for one of its members (each refutation adds one,
+ * so a higher one is a forgery). The master admits each at one above the named one, to outrank
+ * stale dead notices: named at 2^53 - 1, a member was admitted at 2^53, which no member list
+ * passes on the wire, and every receiver dropped the master's lists as invalid while it stayed.
+ */
+export const MAX_MERGED_INCARNATION = 2 ** 52;
 
 /** A zero count per reason. */
 export function noRejections(): Record<RejectReason, number> {

@@ -30,7 +30,16 @@ import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
 import { mergeRunsTwice } from "./merge_policy.ts";
 import { MAX_PARK_MS, type ParkedOp, parkUntil } from "./parked_ops.ts";
-import { executeOp, isWrite, type OpBody, OpCode, opKeys, parseBody, writeTooLarge } from "./operations.ts";
+import {
+  capMergeStamps,
+  executeOp,
+  isWrite,
+  type OpBody,
+  OpCode,
+  opKeys,
+  parseBody,
+  writeTooLarge,
+} from "./operations.ts";
 import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
 import type { SnapshotTransfers } from "./snapshot_transfer.ts";
@@ -174,6 +183,7 @@ export class PrimaryRole {
     ) {
       return reply("LOCKED", null, `a key of this write is locked by another member`);
     }
+    if (req.op === OpCode.MergeEntries) capMergeStamps(body, now);
     const out = isProcessorOp(req.op)
       ? executeProcessorOp(ctx.processors, d, req.op, body, stamp, hk.defaults)
       : isLockOp(req.op)

@@ -10,6 +10,15 @@ import { isNewer, type PartitionTable, termRound } from "./partition_table.ts";
 
 /** How far a reported table's term round may lie above ours and the master epoch (each reign adds one). */
 export const MAX_ROUND_LEAD = 1024;
+/**
+ * How far a reported table's term round may lie above the master epoch, however it got there.
+ * A round rises above the epoch only when a master meets another reign's table (a split
+ * brain), by one each time; the lead above alone is measured from our own round, which the
+ * last report raised, so a member sending reports each just within it walked the round up a
+ * thousand at a time to the end of the term space (2^19 rounds) in about 520 reports, after
+ * which no next master could publish a table any member accepts.
+ */
+export const MAX_ROUND_DRIFT = 2 ** 16;
 /** How far a reported table's version may lie above ours (each publication adds one). */
 export const MAX_VERSION_LEAD = 2 ** 32;
 /** Members that have not answered are asked again this often. */
@@ -20,13 +29,16 @@ const ASK_AGAIN_MS = 300;
  * grow by one round per reign and versions by one per publication, so a round more than
  * {@link MAX_ROUND_LEAD} above ours and the master epoch, or a version more than
  * {@link MAX_VERSION_LEAD} above ours, is a forgery; adopting it would exhaust the term space
- * (no later master could reign) or the integer range.
+ * (no later master could reign) or the integer range. So is a round more than
+ * {@link MAX_ROUND_DRIFT} above the master epoch, which reports cannot raise: it bounds what
+ * many reports, each within the lead, add up to (versions too: each adopted report costs a round).
  * @param mine this member's table
  * @param masterEpoch the membership's master epoch
  */
 export function implausibleTable(t: PartitionTable, mine: PartitionTable, masterEpoch: number): boolean {
   const round = Math.max(termRound(mine.term), masterEpoch);
-  return termRound(t.term) > round + MAX_ROUND_LEAD || t.version > mine.version + MAX_VERSION_LEAD;
+  const r = termRound(t.term);
+  return r > round + MAX_ROUND_LEAD || r > masterEpoch + MAX_ROUND_DRIFT || t.version > mine.version + MAX_VERSION_LEAD;
 }
 
 /** One collection of the newest table (see the module's comment). */

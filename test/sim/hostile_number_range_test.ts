@@ -1,0 +1,158 @@
+/**
+ * A member holding the secret (a lite member that joined honestly) sends numbers that each pass
+ * the wire's bounds and each plausibility check on its own, but that an honest member adds to
+ * or adopts, step by step, until the numbers it must send itself leave the range the wire or
+ * its own formulas carry. The honest cluster must stay able to reign, fail over and fence.
+ */
+import { describe, expect } from "bun:test";
+import { reignTerm, tableToWire, termRound } from "../../src/partition/partition_table.ts";
+import { MergePolicyCode } from "../../src/map/merge_policy.ts";
+import { MAX_MERGE_STAMP_LEAD_MS, OpCode } from "../../src/map/operations.ts";
+import { partitionOfBytes } from "../../src/partition/partition_of.ts";
+import { encodeValue } from "../../src/wire/codec.ts";
+import { MAX_ROUND_DRIFT } from "../../src/partition/table_collect.ts";
+import { deriveKey, sign } from "../../src/wire/envelope.ts";
+import { Kind } from "../../src/wire/kinds.ts";
+import type { MemberInfo } from "../../src/cluster/view.ts";
+import type { MergeRequest } from "../../src/cluster/messages.ts";
+import type { MemoryTransport } from "../../src/transport/memory.ts";
+import { seededTest } from "../support/seeded.ts";
+import { fullReplicas, imapSimulation, settle } from "./imap_sim.ts";
+
+const FILE = "test/sim/hostile_number_range_test.ts";
+const seeded = seededTest(FILE);
+
+/** A data grid of 3 members plus a lite member (the liar) that joined honestly. */
+async function gridWithLiar(seed: number) {
+  const problems: string[] = [];
+  const liar = "n00003";
+  const sim = imapSimulation({
+    seed,
+    encode: true,
+    grid: { partitionCount: 31 },
+    isLite: (id) => id === liar,
+    problems,
+  });
+  const first = sim.spawn();
+  void first.m.start([]);
+  await sim.run(10);
+  for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  const [a, b, c, evil] = sim.liveNodes();
+  return { sim, problems, a, b, c, evil, wire: sim.net.node(evil.id) as MemoryTransport };
+}
+
+describe("numbers a hostile member walks up, one plausible step at a time", () => {
+  seeded("table reports each a little ahead do not use up the master's term rounds", 1, async (seed) => {
+    const { sim, problems, a, b, c, evil, wire } = await gridWithLiar(seed);
+    // Each report lies just within the lead a single report may have (MAX_ROUND_LEAD rounds
+    // ahead of the master's table), short of the last rounds tableFromWire refuses: about 520
+    // of them walked the master to the end of the 2^19 rounds a term holds, and the next
+    // master's table (one round more) was refused by every member.
+    for (let i = 0; i < 600; i++) {
+      const t = a.grid.partitions.table;
+      const round = Math.min(termRound(t.term) + 1000, 2 ** 19 - 3);
+      wire.send(a.id, {
+        t: Kind.PartitionTableReport,
+        ...tableToWire({ ...t, version: t.version + 1, term: reignTerm(round, 3) }),
+      });
+      await sim.run(20);
+    }
+    await sim.run(2000);
+    expect(a.grid.partitions.stats.reportsRejected).toBeGreaterThan(0);
+    const round = termRound(a.grid.partitions.table.term);
+    expect(problems).toEqual([]);
+    // The next master can still take over.
+    sim.crash(a.id);
+    await sim.until(() => fullReplicas([b, c, evil]), 120_000, 50, () => "b and c did not take over");
+    expect(problems).toEqual([]);
+    expect(round).toBeLessThanOrEqual(a.m.masterEpoch + MAX_ROUND_DRIFT + 1);
+  }, 120_000);
+
+  seeded(
+    "a merge chunk stamped at the end of time leaves the partition's clock and TTLs running",
+    1,
+    async (seed) => {
+      const { sim, problems, a, evil, wire } = await gridWithLiar(seed);
+      const P = a.grid.partitions.config.partitionCount;
+      const p = partitionOfBytes(encodeValue("victim"), P);
+      const inP = (name: string) => (i: number) => partitionOfBytes(encodeValue(`${name}${i}`), P) === p;
+      let other = 0, control = 0;
+      while (!inP("other")(other)) other++;
+      while (inP("control")(control)) control++;
+      // One MergeEntries (any member may send one: a split-brain merge is routed like any write)
+      // whose entry is stamped 2^53 - 1, which the wire allows. The partition's clock (hlc.ts)
+      // then stayed there: a logical step above 2^53 - 1 rounds back to it.
+      const t = a.grid.partitions.table;
+      wire.send(t.replicas[p][0], {
+        t: Kind.InvokeRequest,
+        c: `${evil.id}/x/1`,
+        a: 1,
+        p,
+        e: t.epochs[p],
+        op: OpCode.MergeEntries,
+        b: {
+          m: "",
+          pol: MergePolicyCode.passThrough,
+          es: [["m", encodeValue(`other${other}`), encodeValue("x"), Number.MAX_SAFE_INTEGER]],
+        },
+      });
+      await sim.run(500);
+      // A write with a TTL to that partition, and one to another partition, both expire.
+      const m = a.grid.getMap<string, string>("m");
+      await settle(sim, m.put("victim", "v", { ttlMs: 1000 }));
+      await settle(sim, m.put(`control${control}`, "v", { ttlMs: 1000 }));
+      await sim.run(5000);
+      expect(await settle(sim, m.get(`control${control}`))).toBeUndefined();
+      // The merged stamp counts as at most MAX_MERGE_STAMP_LEAD_MS ahead: the victim's TTL runs from there.
+      await sim.run(MAX_MERGE_STAMP_LEAD_MS);
+      expect(await settle(sim, m.get("victim"))).toBeUndefined();
+      expect(problems).toEqual([]);
+    },
+    120_000,
+  );
+
+  seeded("a merge request naming a member at incarnation 2^53 - 1 leaves every member list valid", 1, async (seed) => {
+    const { sim, problems, a, b, c, evil } = await gridWithLiar(seed);
+    // An outsider holding the secret, linked to the master but no member, asks to merge its
+    // one-member "cluster" in, naming itself at the last incarnation the wire carries. The
+    // master admitted it one above (to outrank stale dead notices): 2^53, which no list passes.
+    const outsider = sim.net.attach("outsider");
+    outsider.setHandlers({ message() {}, linkUp() {}, linkDown() {} });
+    void outsider.connect(a.id);
+    await sim.run(50);
+    const me: MemberInfo = {
+      ...a.m.member(evil.id)!,
+      id: "outsider",
+      name: "outsider",
+      joinedAt: 1,
+      incarnation: Number.MAX_SAFE_INTEGER,
+    };
+    const invalid = () => [b, c, evil].reduce((n, x) => n + sim.net.node(x.id)!.stats().droppedInvalid, 0);
+    const invalidBefore = invalid();
+    outsider.send(a.id, mergeRequest("outsider", a.m.masterEpoch, [me]));
+    await sim.run(5000);
+    expect(problems).toEqual([]);
+    // No member dropped a list (or a notice) of the master's as invalid: the request was refused.
+    expect(invalid() - invalidBefore).toBe(0);
+    expect(a.m.stats.rejected.far_future).toBeGreaterThanOrEqual(1);
+    for (const n of [a, b, c]) {
+      const inc = n.m.memberState("outsider")?.incarnation ?? 0;
+      expect([n.id, Number.isSafeInteger(inc)]).toEqual([n.id, true]);
+    }
+    // Every member still agrees on the list (none was dropped as invalid).
+    await sim.until(
+      () => [b, c, evil].every((n) => n.m.memberListVersion === a.m.memberListVersion),
+      30_000,
+      50,
+      () => `lists: ${[a, b, c, evil].map((n) => `${n.id}@${n.m.memberListVersion}`).join(" ")}`,
+    );
+  }, 120_000);
+});
+
+/** A merge request from `master` of cluster "sim" (secret "sim-secret"), signed as a member holding the secret would. */
+function mergeRequest(master: string, epoch: number, members: MemberInfo[]): MergeRequest {
+  const body = { cluster: "sim", master, version: 5, epoch, members, ts: 0, nonce: `${master}-merge-nonce-0001` };
+  const fields = ["merge", body.cluster, master, body.version, epoch, body.ts, body.nonce, members.map((m) => m.id)];
+  return { t: Kind.ClusterMergeRequest, ...body, proof: sign(deriveKey("sim", "sim-secret", "join"), fields) };
+}
