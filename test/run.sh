@@ -12,10 +12,15 @@ passed=0
 failed=0
 log=$(mktemp)
 
+# Each phase's wall time, so that the suite's time (CI allows 20 minutes) shows where it goes.
+phase_start=$SECONDS
+took() { echo "   (took $((SECONDS - phase_start)) s; $SECONDS s in all)"; phase_start=$SECONDS; }
+
 deno_check() {
   local name="$1"; shift
   echo "== deno: $name"
   if "$@" >"$log" 2>&1; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; tail -40 "$log"; fi
+  took
 }
 
 if [ "$#" -eq 0 ] && [ -z "${SHOAL_SKIP_STATIC:-}" ]; then
@@ -69,12 +74,15 @@ else
     count_bun "$f"
   done
   rm -f "$simlogA" "$simlogB"
+  took
   echo "== bun test: ${#pure[@]} in-process unit test files"
   bun test --timeout 120000 "${pure[@]}" 2>&1 | tee "$log"
   count_bun "$log"
+  took
   echo "== bun test: ${#real[@]} files with real processes, sockets and networks"
   bun test --timeout 120000 "${real[@]}" 2>&1 | tee "$log"
   count_bun "$log"
+  took
 fi
 
 if [ "$#" -eq 0 ]; then
