@@ -459,8 +459,13 @@ export class Coordinator {
           await this.#load(e.msg.jobId);
           for (const w of this.#workers.values()) await this.#records.writeWorker(w);
         } else {
+          // A hint only: the cancel request is the record in job-states (JobService.cancel writes
+          // it before the notice). Any member can send the notice, and one holding the secret
+          // cancelled jobs nobody had asked to cancel. A failed read is left to the scan.
           const job = this.#jobs.get(e.msg.jobId);
-          if (job) job.cancel = true;
+          if (!job || job.cancel) return;
+          const req = await this.#map(JobMaps.jobStates).get(cancelKey(job.id)).catch(() => undefined);
+          if (req !== undefined) job.cancel = true;
         }
         return;
       }
