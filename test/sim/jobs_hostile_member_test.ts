@@ -1,15 +1,17 @@
 /**
- * A member holding the secret sends the workers coordinator messages with a far-future term
- * (found by a flood of random job-layer messages while two jobs ran: the jobs never finished).
- * A worker took the highest term it had heard from anyone as the coordinator's, and dropped
- * every later deploy, cancel and query of the real coordinator as a deposed one's: its tasks
- * could never be deployed again. Coordinator messages count only from the master (the
- * coordinator runs there and resends each until it is answered).
+ * A member holding the secret lies in the job protocol (found by floods of random job-layer
+ * messages while two jobs ran). Coordinator messages with a far-future term: a worker took
+ * the highest term heard from anyone as the coordinator's and dropped every later deploy of the
+ * real coordinator, so the jobs never finished; workers now take coordinator messages only from
+ * their master (the coordinator runs there and resends each until answered). A cancel notice
+ * for jobs nobody asked to cancel: the master cancelled them; it now looks for the cancel record.
+ * Reports of task ends under worker ids the liar does not run: the master ended running tasks
+ * and a job FINISHED with 573 of its 6,000 records; only the assigned worker's report counts now.
  */
 import { describe, expect, test } from "bun:test";
 import { Kind } from "../../src/wire/kinds.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
-import { checkPairOutput, logJob, mapJob, waitEnded, waitStatus } from "./jobs_scenarios.ts";
+import { checkPairOutput, logJob, mapJob, status, waitEnded, waitStatus } from "./jobs_scenarios.ts";
 
 describe("a member that sends the workers coordinator messages of a far-future term", () => {
   test("the workers ignore them; both jobs finish with exact output", async () => {
@@ -53,6 +55,36 @@ describe("a member that tells the master to cancel jobs nobody asked to cancel",
       expect([fb.status, fb.error]).toEqual(["FINISHED", undefined]);
       await checkPairOutput(sim, "out-a", "log-b", b);
       expect((await waitStatus(sim, c, (s) => s === "CANCELED")).status).toBe("CANCELED");
+    });
+  }, 60_000);
+});
+
+describe("a member that reports the end of tasks under worker ids it does not run", () => {
+  test("the master drops the reports; both jobs finish with exact output", async () => {
+    await withJobCluster({ seed: 3 }, async (sim) => {
+      const liar = await sim.addMember();
+      const master = sim.master()!;
+      const submitter = sim.live().find((m) => m !== master && m !== liar)!;
+      const a = await sim.until(submitter.jobs.submit(mapJob("a"), "job-a"));
+      const b = await sim.until(submitter.jobs.submit(logJob("b"), "job-b"));
+      await waitStatus(sim, a, (s) => s === "RUNNING");
+      const tasks = [...(await status(sim, a))!.tasks, ...(await status(sim, b))!.tasks];
+      for (const t of tasks) {
+        liar.transport.send(master.id, {
+          t: Kind.JobTaskDone,
+          jobId: t.id.slice(0, t.id.lastIndexOf("/p")),
+          taskId: t.id,
+          attempt: t.attempt,
+          workerId: "w",
+          state: "FINISHED",
+          recordsRead: 1,
+          recordsWritten: 1,
+        });
+      }
+      const [fa, fb] = await waitEnded(sim, a, b);
+      expect([fa.status, fb.status]).toEqual(["FINISHED", "FINISHED"]);
+      await checkPairOutput(sim, "out-a", "log-b", b);
+      expect(master.jobs.coordinator.stats.foreignReports).toBeGreaterThan(0);
     });
   }, 60_000);
 });
