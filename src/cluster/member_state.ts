@@ -96,7 +96,8 @@ export class MemberStates {
     const h = this.host;
     if (!isNewerList(h.list.version, lv) || h.rejoining()) return;
     const master = h.master();
-    if (ms !== master && from !== master) return;
+    // The master publishes every list naming it: a member claiming a newer one is stale or lying.
+    if (master === h.self || (ms !== master && from !== master)) return;
     const now = h.clock.now();
     if (now - this.#listRequestAt < h.config.probeIntervalMs) return;
     this.#listRequestAt = now;
@@ -113,7 +114,8 @@ export class MemberStates {
     // Lists come from our master, or answer this node's own request (see antiEntropy), or
     // are the first publication of a new master whose notices (the old master left or
     // died) make it ours: those notices count as any member's, never as a master's own.
-    const asked = from !== h.master() && from === this.#listAsked;
+    // A member that became master after asking takes no answer: no list in its name comes from another.
+    const asked = from !== h.master() && from === this.#listAsked && h.master() !== h.self;
     if (asked) this.#listAsked = undefined;
     else if (from === h.master()) this.applyItems(m.g, from, null);
     else if (body.master === from && m.base === 0) this.applyItems(m.g, from, h.master() ?? "");

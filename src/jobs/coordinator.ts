@@ -88,7 +88,7 @@ export class Coordinator {
   readonly #retry: RetryOptions;
   readonly #records: JobRecords;
   /** Counters for tests and metrics. */
-  readonly stats = { takeovers: 0, restarts: 0, reattached: 0, deposed: 0, walks: 0 };
+  readonly stats = { takeovers: 0, restarts: 0, reattached: 0, deposed: 0, walks: 0, foreignReports: 0 };
 
   constructor(readonly opts: CoordinatorOptions) {
     this.#retry = { clock: opts.clock, budgetMs: 30_000, stopped: () => !this.#active && !this.#starting };
@@ -459,8 +459,12 @@ export class Coordinator {
           await this.#load(e.msg.jobId);
           for (const w of this.#workers.values()) await this.#records.writeWorker(w);
         } else {
+          // A hint: the request is the record JobService.cancel writes first (any member can send
+          // the notice; one holding the secret cancelled jobs nobody asked to). The scan retries.
           const job = this.#jobs.get(e.msg.jobId);
-          if (job) job.cancel = true;
+          if (job && (await this.#map(JobMaps.jobStates).get(cancelKey(job.id)).catch(() => undefined))) {
+            job.cancel = true;
+          }
         }
         return;
       }
@@ -551,6 +555,9 @@ export class Coordinator {
     if (msg.attempt < t.state.attempt || isTaskTerminal(t.state.state)) return ack();
     if (msg.attempt > t.state.attempt) return;
     if (t.state.state === "CREATED") return ack();
+    // Only the worker given the attempt reports its end: a member holding the secret ended others'
+    // running tasks, and the job FINISHED with part of its output. Not acknowledged (not that worker).
+    if (t.asg && (t.asg.worker !== from || t.asg.workerId !== msg.workerId)) return void this.stats.foreignReports++;
     const w = this.#releaseSlot(t);
     const stopping = job.cancel || job.state.state === "CANCELING" || job.state.state === "FAILING";
     if (stopping && msg.state !== "FINISHED") {

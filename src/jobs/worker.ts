@@ -171,7 +171,7 @@ export class Worker {
   }
 
   onHelloAck(from: NodeId, msg: JobWorkerHelloAck): void {
-    if (msg.workerId !== this.workerId) return;
+    if (msg.workerId !== this.workerId || !this.#fromMaster(from)) return;
     this.#highestTerm = Math.max(this.#highestTerm, msg.term);
     this.#helloAckedBy = from;
   }
@@ -187,9 +187,15 @@ export class Worker {
         ok,
         ...(reason ? { reason } : {}),
       });
-    if (msg.term < this.#highestTerm) return; // a deposed coordinator
+    if (!this.#fromMaster(from) || msg.term < this.#highestTerm) return; // a deposed coordinator
     this.#highestTerm = msg.term;
-    if (msg.workerId !== this.workerId) return ack(false, `worker restarted (now ${this.workerId})`);
+    if (msg.workerId !== this.workerId) {
+      // The coordinator holds another id for this member: an earlier start's, or one a member
+      // holding the secret claimed in a hello in our name. Say hello again, so that it learns
+      // ours and moves the tasks it gave the other id (it ignores this refusal's id).
+      this.#helloAckedBy = undefined;
+      return ack(false, `worker restarted (now ${this.workerId})`);
+    }
     const cur = this.#tasks.get(msg.taskId);
     if (cur && cur.attempt === msg.attempt) return ack(true);
     if (cur && cur.attempt > msg.attempt) return ack(false, `attempt ${cur.attempt} already runs here`);
@@ -268,7 +274,7 @@ export class Worker {
   }
 
   onCancel(from: NodeId, msg: JobCancelTask): void {
-    if (msg.term < this.#highestTerm) return;
+    if (!this.#fromMaster(from) || msg.term < this.#highestTerm) return;
     this.#highestTerm = msg.term;
     const cur = this.#tasks.get(msg.taskId);
     if (cur && cur.attempt <= msg.attempt) cur.runner.cancel();
@@ -281,6 +287,17 @@ export class Worker {
     if (cur && cur.attempt <= msg.attempt) return;
     // Nothing runs here: say so, so the coordinator can finish cancelling.
     if (!cur && !this.#reports.has(msg.taskId)) this.#answerCanceled(from, msg.taskId, msg.attempt);
+  }
+
+  /**
+   * Whether a coordinator message comes from the member this worker follows as master: the
+   * coordinator runs only there, and resends each message until it is answered, so one that
+   * arrives before this member learned of a new master is sent again. Any other member's is
+   * dropped: a member holding the secret could otherwise cancel tasks, or raise the term this
+   * worker heard to 2^53 - 1, after which it dropped every deploy of the real coordinator.
+   */
+  #fromMaster(from: NodeId): boolean {
+    return from === this.opts.view.master();
   }
 
   #answerCanceled(to: NodeId, taskId: string, attempt: number): void {
@@ -296,7 +313,8 @@ export class Worker {
     });
   }
 
-  onDoneAck(_from: NodeId, msg: JobTaskDoneAck): void {
+  onDoneAck(from: NodeId, msg: JobTaskDoneAck): void {
+    if (!this.#fromMaster(from)) return; // the report goes on to the master until it acks
     const r = this.#reports.get(msg.taskId);
     if (r && r.attempt <= msg.attempt) {
       this.#reports.delete(msg.taskId);
@@ -312,7 +330,7 @@ export class Worker {
    * sent again until acknowledged.
    */
   onQuery(from: NodeId, msg: JobTaskQuery): void {
-    if (this.#outOfList || msg.term < this.#highestTerm) return;
+    if (this.#outOfList || !this.#fromMaster(from) || msg.term < this.#highestTerm) return;
     this.#highestTerm = msg.term;
     const tasks: JobTaskReport["tasks"] = [];
     for (const taskId of msg.taskIds) {
