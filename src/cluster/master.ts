@@ -8,7 +8,7 @@ import type { Timer } from "../core/clock.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import { MAX_MEMBERS } from "./config.ts";
-import type { MembershipPart } from "./part.ts";
+import { listFarAhead, type MembershipPart } from "./part.ts";
 import {
   type GossipItem,
   type JoinAccepted,
@@ -76,7 +76,9 @@ export class MasterRole {
   onViewReply(from: NodeId, m: ViewReply): void {
     const c = this.#collecting;
     if (!c || c.seq !== m.seq || !c.asked.has(from)) return this.host.reject("view_unasked", from);
-    if (!c.best || m.list.version > c.best.version) c.best = m.list;
+    const h = this.host;
+    if (listFarAhead(m.list, h.epoch(), h.list.version)) h.reject("far_future", from);
+    else if (!c.best || m.list.version > c.best.version) c.best = m.list;
     c.waiting.delete(from);
     if (c.waiting.size === 0) this.#finishCollect();
   }

@@ -9,7 +9,7 @@ import { assert } from "../core/errors.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Awareness } from "./awareness.ts";
-import type { MembershipPart } from "./part.ts";
+import { listFarAhead, type MembershipPart } from "./part.ts";
 import type { GossipQueue } from "./gossip_queue.ts";
 import { isNewerList, markAlive, type MemberState, raiseIncarnation } from "./member_list.ts";
 import {
@@ -38,6 +38,8 @@ export interface MemberStateHost extends MembershipPart {
     crossConfirmations: number;
     listsIgnored: number;
   };
+  /** The master epoch this member follows. */
+  epoch(): number;
   /** This member's own incarnation, and raising it. */
   selfInc(): number;
   raiseSelfInc(inc: number): void;
@@ -121,6 +123,7 @@ export class MemberStates {
     else if (body.master === from && m.base === 0) this.applyItems(m.g, from, h.master() ?? "");
     if (from !== h.master() && !asked) return h.reject("list_not_from_master", from);
     if (!isNewerList(h.list.version, body.version)) return;
+    if (asked && listFarAhead(body, h.epoch(), h.list.version)) return h.reject("far_future", from);
     const master = h.master();
     if (body.master !== master) {
       // Our master vouches for the list of another master: it merged into that cluster.

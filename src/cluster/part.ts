@@ -56,7 +56,10 @@ export const RejectReasons = [
   "incarnation_jump",
   /** A merge request naming another master than its sender. */
   "foreign_master_claim",
-  /** A merge request whose member-list version or master epoch lies further ahead than any honest cluster's. */
+  /**
+   * A merge request, a collected view or an asked-for list whose member-list version or master epoch lies
+   * further ahead than any honest member's.
+   */
   "far_future",
   /** An offer or answer claiming a listed member's id, signed for another certificate than the one it joined with. */
   "foreign_certificate",
@@ -73,6 +76,16 @@ export type RejectReason = typeof RejectReasons[number];
 export const MAX_EPOCH_LEAD = 1024;
 /** How far another cluster's member-list version may lie above ours (one per publication). */
 export const MAX_LIST_VERSION_LEAD = 2 ** 32;
+
+/**
+ * Whether a list that did not come from our master (a view a new master collects, a list a member
+ * asked another member for) lies implausibly far ahead of ours: its epoch would become ours, and a
+ * member holding the secret could walk epochs to the end of the partition term space (2^19 reigns)
+ * or versions to the end of the integer range.
+ */
+export function listFarAhead(body: { epoch: number; version: number }, epoch: number, version: number): boolean {
+  return body.epoch > epoch + MAX_EPOCH_LEAD || body.version > version + MAX_LIST_VERSION_LEAD;
+}
 /**
  * Highest incarnation a merge request may name for one of its members (each refutation adds one,
  * so a higher one is a forgery). The master admits each at one above the named one, to outrank

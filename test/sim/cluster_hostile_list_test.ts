@@ -64,3 +64,77 @@ describe("a member that claims a newer list of the master's and sends one in its
     expect(problems).toEqual([]);
   });
 });
+
+/** 3 data members and a lite liar, formed. */
+async function formed(seed: number, problems: string[]) {
+  const sim = imapSimulation({
+    seed,
+    encode: true,
+    grid: { partitionCount: 31 },
+    isLite: (id) => id === "n00003",
+    problems,
+  });
+  const first = sim.spawn();
+  void first.m.start([]);
+  await sim.run(10);
+  for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  const [a, b, c, evil] = sim.liveNodes();
+  return { sim, a, b, c, evil, wire: sim.net.node(evil.id) as MemoryTransport };
+}
+
+describe("lists that do not come from the master, at a far-future epoch", () => {
+  seeded(
+    "a new master does not adopt a collected view 2^21 epochs ahead; the next reign's table stands",
+    1,
+    async (seed) => {
+      const problems: string[] = [];
+      const { sim, a, b, c, evil, wire } = await formed(seed, problems);
+      // The liar answers the new master's view request with its view, the epoch far ahead.
+      const send = wire.send.bind(wire);
+      wire.send = (to, msg) =>
+        send(to, msg.t === Kind.ClusterViewReply ? { ...msg, list: { ...msg.list, epoch: 2 ** 21 } } : msg);
+      sim.crash(a.id);
+      await sim.until(
+        () => fullReplicas(sim.liveNodes()) && b.m.isMaster(),
+        60_000,
+        50,
+        () => `no single cluster under b: ${problems}`,
+      );
+      expect(b.m.stats.rejected.far_future).toBe(1);
+      for (const n of [b, c, evil]) expect(n.m.masterEpoch).toBeLessThan(100);
+      expect(problems).toEqual([]);
+    },
+  );
+
+  seeded(
+    "a member asking another for the list (its master out of reach) does not install one 2^21 epochs ahead",
+    1,
+    async (seed) => {
+      const problems: string[] = [];
+      const { sim, a, c, evil, wire } = await formed(seed, problems);
+      const version = c.m.memberListVersion;
+      (sim.net.node(c.id) as MemoryTransport).dropLink(a.id, "test: the master out of reach");
+      wire.send(c.id, { t: Kind.ClusterPushPull, reply: true, lv: version + 5, ms: a.id, states: [] });
+      await sim.run(1);
+      wire.send(c.id, {
+        t: Kind.ClusterMemberList,
+        base: 0,
+        list: {
+          version: version + 5,
+          master: a.id,
+          epoch: 2 ** 21,
+          nextJoin: 99,
+          members: sim.liveNodes().map((n) => ({ ...c.m.member(n.id)! })),
+        },
+        removed: [],
+        g: [],
+      });
+      await sim.run(100);
+      expect(c.m.stats.rejected.far_future).toBe(1);
+      expect(c.m.masterEpoch).toBeLessThan(100);
+      await sim.until(() => fullReplicas(sim.liveNodes()), 30_000, 50, () => "no single cluster again");
+      expect(problems).toEqual([]);
+    },
+  );
+});
