@@ -7,6 +7,7 @@
  * another member for one, nor installs one another member sends.
  */
 import { describe, expect } from "bun:test";
+import type { ViewReply } from "../../src/cluster/messages.ts";
 import { Kind } from "../../src/wire/kinds.ts";
 import type { MemoryTransport } from "../../src/transport/memory.ts";
 import { seededTest } from "../support/seeded.ts";
@@ -93,7 +94,10 @@ describe("lists that do not come from the master, at a far-future epoch", () => 
       // The liar answers the new master's view request with its view, the epoch far ahead.
       const send = wire.send.bind(wire);
       wire.send = (to, msg) =>
-        send(to, msg.t === Kind.ClusterViewReply ? { ...msg, list: { ...msg.list, epoch: 2 ** 21 } } : msg);
+        send(
+          to,
+          msg.t === Kind.ClusterViewReply ? { ...msg, list: { ...(msg as ViewReply).list, epoch: 2 ** 21 } } : msg,
+        );
       sim.crash(a.id);
       await sim.until(
         () => fullReplicas(sim.liveNodes()) && b.m.isMaster(),
