@@ -116,7 +116,7 @@ describe("lists that do not come from the master, at a far-future epoch", () => 
     1,
     async (seed) => {
       const problems: string[] = [];
-      const { sim, a, c, evil, wire } = await formed(seed, problems);
+      const { sim, a, c, wire } = await formed(seed, problems);
       const version = c.m.memberListVersion;
       (sim.net.node(c.id) as MemoryTransport).dropLink(a.id, "test: the master out of reach");
       wire.send(c.id, { t: Kind.ClusterPushPull, reply: true, lv: version + 5, ms: a.id, states: [] });

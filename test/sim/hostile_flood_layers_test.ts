@@ -26,6 +26,7 @@ import "../../src/jobs/messages.ts";
 import "../../src/invoke/messages.ts";
 import "../../src/signaling/messages.ts";
 import "../../src/transport/messages.ts";
+import type { Forward } from "../../src/transport/messages.ts";
 import { randomMessage, randomValue } from "../support/arbitrary_message.ts";
 import { checkLinearizable, checkNoLostWrites } from "../support/history_checker.ts";
 import { seededTest } from "../support/seeded.ts";
@@ -84,7 +85,7 @@ async function flood(seed: number, layer: string): Promise<void> {
     const t = sim.net.node(id)!;
     const send = t.send.bind(t);
     t.send = (to, msg) => {
-      const inner = msg.t === Kind.Forward ? (msg as { m: unknown }).m : msg;
+      const inner = msg.t === Kind.Forward ? (msg as Forward).m : msg;
       if ((!validateMessage(msg).ok || !validateMessage(inner).ok) && badSends.length < 20) {
         badSends.push(`${id}->${to}: ${JSON.stringify(msg).slice(0, 300)}`);
       }
