@@ -127,7 +127,8 @@ const m = w.str(256);
 const k = w.bytes();
 const kOnly = z.object({ m, k });
 /** Per-entry TTL and max-idle (ms; absent = the map's default, 0 = none). */
-const expiryMs = w.uint().max(MAX_EXPIRY_MS).optional();
+const maxExpiry = w.uint().max(MAX_EXPIRY_MS);
+const expiryMs = maxExpiry.optional();
 const kv = z.object({ m, k, v: w.bytes(), ttl: expiryMs, mi: expiryMs });
 
 /** Most events one Events answer carries. */
@@ -166,7 +167,8 @@ const schemas: Record<number, z.ZodType> = {
     es: w.list(
       z.union([
         z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema()]),
-        z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema(), w.uint(), w.uint(), stampSchema()]),
+        // TTL and max-idle as a write takes them (`expiryMs`): merged from records that were written so.
+        z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema(), maxExpiry, maxExpiry, stampSchema()]),
       ]),
       MAX_BATCH,
     ),
@@ -195,8 +197,9 @@ const schemas: Record<number, z.ZodType> = {
     pa: w.bytes().optional(),
     po: z.boolean().optional(),
   }),
-  // `pk`: how long the primary may park the request while it cannot succeed (parked_ops.ts).
-  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: w.uint(), q: z.boolean(), pk }),
+  // `pk`: how long the primary may park the request while it cannot succeed (parked_ops.ts). The lease `l`
+  // is bounded as the API and REST bound it: a longer one held a lock past its owner's death that long.
+  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: maxExpiry, q: z.boolean(), pk }),
   [OpCode.LockRelease]: z.object({ m, k, h: w.str(128) }),
   [OpCode.LockForceRelease]: kOnly,
   [OpCode.LockStatus]: kOnly,

@@ -240,6 +240,32 @@ describe("counters a merged lock, queue or topic record sets near 2^53", () => {
     expect(problems).toEqual([]);
   }, 120_000);
 
+  seeded("a lock lease or a merged TTL beyond the longest one the API takes is refused", 1, async (seed) => {
+    const grid = await gridWithLiar(seed);
+    const { sim, problems, a, evil, wire } = grid;
+    const P = a.grid.partitions.config.partitionCount;
+    const t = a.grid.partitions.table;
+    const key = encodeValue("leased");
+    const p = partitionOfBytes(key, P);
+    // A lease of 2^53 - 1 ms: the API and REST take at most MAX_EXPIRY_MS (about 68 years).
+    wire.send(t.replicas[p][0], {
+      t: Kind.InvokeRequest,
+      c: `${evil.id}/lock/1`,
+      a: 1,
+      p,
+      e: t.epochs[p],
+      op: OpCode.LockAcquire,
+      b: { m: "m", k: key, h: "", l: END, q: false },
+    });
+    const now = sim.clock.now();
+    sendMerge(grid, p, [["m", key, encodeValue("x"), now, END, 0, now] as unknown as Merged], 1);
+    await sim.run(500);
+    const m = a.grid.getMap<string, string>("m");
+    expect(await settle(sim, m.isLocked("leased"))).toBe(false);
+    expect(await settle(sim, m.get("leased"))).toBeUndefined();
+    expect(problems).toEqual([]);
+  }, 120_000);
+
   seeded("a map write naming a lock or queue map is refused, so it cannot set their counters", 1, async (seed) => {
     const grid = await gridWithLiar(seed);
     const { sim, problems, a, evil, wire } = grid;
