@@ -136,6 +136,8 @@ export function newMapCounters() {
     dedupeRefused: 0,
     /** Retries of calls whose ids came with a split-brain merge, answered INDETERMINATE (DedupeRecord `x`). */
     mergedRefused: 0,
+    /** Merged records of locks, queues and topics refused as no such record could be (merged_records.ts). */
+    mergedImplausible: 0,
     /**
      * Retries that may have run (InvokeRequest `g`), began before this member served the
      * partition with history missing (PartitionData `historyLostAt`) and have no dedupe record:

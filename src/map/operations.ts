@@ -127,7 +127,8 @@ const m = w.str(256);
 const k = w.bytes();
 const kOnly = z.object({ m, k });
 /** Per-entry TTL and max-idle (ms; absent = the map's default, 0 = none). */
-const expiryMs = w.uint().max(MAX_EXPIRY_MS).optional();
+const maxExpiry = w.uint().max(MAX_EXPIRY_MS);
+const expiryMs = maxExpiry.optional();
 const kv = z.object({ m, k, v: w.bytes(), ttl: expiryMs, mi: expiryMs });
 
 /** Most events one Events answer carries. */
@@ -166,7 +167,8 @@ const schemas: Record<number, z.ZodType> = {
     es: w.list(
       z.union([
         z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema()]),
-        z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema(), w.uint(), w.uint(), stampSchema()]),
+        // TTL and max-idle as a write takes them (`expiryMs`): merged from records that were written so.
+        z.tuple([m, w.bytes(), w.bytes().nullable(), stampSchema(), maxExpiry, maxExpiry, stampSchema()]),
       ]),
       MAX_BATCH,
     ),
@@ -195,8 +197,9 @@ const schemas: Record<number, z.ZodType> = {
     pa: w.bytes().optional(),
     po: z.boolean().optional(),
   }),
-  // `pk`: how long the primary may park the request while it cannot succeed (parked_ops.ts).
-  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: w.uint(), q: z.boolean(), pk }),
+  // `pk`: how long the primary may park the request while it cannot succeed (parked_ops.ts). The lease `l`
+  // is bounded as the API and REST bound it: a longer one held a lock past its owner's death that long.
+  [OpCode.LockAcquire]: z.object({ m, k, h: w.str(128), l: maxExpiry, q: z.boolean(), pk }),
   [OpCode.LockRelease]: z.object({ m, k, h: w.str(128) }),
   [OpCode.LockForceRelease]: kOnly,
   [OpCode.LockStatus]: kOnly,
@@ -266,14 +269,26 @@ export function bodySchemaOf(op: number): { schema: z.ZodType; fast: FastCheck |
   return schema && { schema, fast: fastChecks.get(op) ?? null };
 }
 
+/**
+ * The writes whose `m` names the map they write. One naming the grid's own maps (lock records,
+ * queues, topics) is invalid: no map proxy takes such a name, and their records are the state
+ * of their own ops, which count on it (a Put of a queue's meta record at 2^53 - 1 from a member
+ * holding the secret made every later offer overwrite one slot; merged_records.ts).
+ */
+const MAP_WRITES = new Set<number>([...WRITES].filter((op) => op < OpCode.LockAcquire && op !== OpCode.MergeEntries));
+
 /** Validates an op body from the network. @returns null when invalid */
 export function parseBody(op: number, body: unknown): OpBody | null {
   const s = schemas[op];
   if (!s) return null;
   const fast = fastChecks.get(op)?.(body) ?? REJECT;
-  if (fast !== REJECT) return fast as OpBody;
-  const r = s.safeParse(body);
-  return r.success ? (r.data as OpBody) : null;
+  let b = fast as OpBody;
+  if (fast === REJECT) {
+    const r = s.safeParse(body);
+    if (!r.success) return null;
+    b = r.data as OpBody;
+  }
+  return MAP_WRITES.has(op) && isInternalMap(b.m) ? null : b;
 }
 
 /** The keys an op reads or writes; undefined = the whole partition. */
@@ -314,15 +329,6 @@ function withExpiry(e: Effect, x: EffectExpiry): Effect {
  * its entries, ordered as of the cap.
  */
 export const MAX_MERGE_STAMP_LEAD_MS = 60_000;
-
-/** Caps, in place, the stamps of a MergeEntries body at {@link MAX_MERGE_STAMP_LEAD_MS} past `wallMs`. */
-export function capMergeStamps(b: OpBody, wallMs: number): void {
-  const maxAt = wallMs + MAX_MERGE_STAMP_LEAD_MS;
-  for (const en of b.es ?? []) {
-    if (en[3] > maxAt) en[3] = maxAt;
-    if (en.length === 7 && en[6] > maxAt) en[6] = maxAt;
-  }
-}
 
 /**
  * Runs an op against the primary's records. Does not change state: the caller applies the

@@ -24,22 +24,14 @@ import { type CheckItem, MAX_WRITE_EFFECTS, type PullItem } from "./messages.ts"
 import { commitSeq, copiesNeeded, heldNow } from "./commit.ts";
 import { AFTER_WRITE, readEvents } from "./event_polls.ts";
 import { executeProcessorOp, isProcessorOp } from "./entry_processor.ts";
-import { executeLockOp, isLockOp, keepHighWaters, lockedByOther } from "./locks.ts";
+import { executeLockOp, isLockOp, lockedByOther } from "./locks.ts";
+import { capMergeStamps, keepPlausibleMerged } from "./merged_records.ts";
 import { executeQueueOp, isQueueOp } from "./queue_ops.ts";
 import { executeTopicOp, isTopicOp } from "./topic_ops.ts";
 import { nextStamp } from "./hlc.ts";
 import { mergeRunsTwice } from "./merge_policy.ts";
 import { MAX_PARK_MS, type ParkedOp, parkUntil } from "./parked_ops.ts";
-import {
-  capMergeStamps,
-  executeOp,
-  isWrite,
-  type OpBody,
-  OpCode,
-  opKeys,
-  parseBody,
-  writeTooLarge,
-} from "./operations.ts";
+import { executeOp, isWrite, type OpBody, OpCode, opKeys, parseBody, writeTooLarge } from "./operations.ts";
 import type { Effect, LogEntry, PartitionData } from "./partition_data.ts";
 import { keyId } from "./record_store.ts";
 import type { SnapshotTransfers } from "./snapshot_transfer.ts";
@@ -193,7 +185,7 @@ export class PrimaryRole {
       : isTopicOp(req.op)
       ? executeTopicOp(d, req.op, body, stamp)
       : executeOp(d, req.op, body, stamp, hk.defaults, ctx.customMergePolicy);
-    if (req.op === OpCode.MergeEntries) out.effects = keepHighWaters(d, out.effects);
+    if (req.op === OpCode.MergeEntries) out.effects = keepPlausibleMerged(d, out.effects, now, ctx.counters);
     // A write the backups would refuse (MapBackupOps' limit), or larger than a message, is not applied here either.
     const n = out.effects.length;
     const tooLarge = n > MAX_WRITE_EFFECTS

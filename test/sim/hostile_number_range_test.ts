@@ -8,7 +8,11 @@ import { describe, expect } from "bun:test";
 import { reignTerm, tableToWire, termRound } from "../../src/partition/partition_table.ts";
 import { MergePolicyCode } from "../../src/map/merge_policy.ts";
 import { MAX_MERGE_STAMP_LEAD_MS, OpCode } from "../../src/map/operations.ts";
-import { partitionOfBytes } from "../../src/partition/partition_of.ts";
+import { partitionOf, partitionOfBytes } from "../../src/partition/partition_of.ts";
+import { LOCK_HIGH_WATER, lockMapOf } from "../../src/map/locks.ts";
+import { queueMapOf } from "../../src/map/queue_ops.ts";
+import { topicMapOf } from "../../src/map/topic_ops.ts";
+import { RING_META } from "../../src/map/internal_records.ts";
 import { encodeValue } from "../../src/wire/codec.ts";
 import { MAX_ROUND_DRIFT } from "../../src/partition/table_collect.ts";
 import { deriveKey, sign } from "../../src/wire/envelope.ts";
@@ -147,6 +151,153 @@ describe("numbers a hostile member walks up, one plausible step at a time", () =
       50,
       () => `lists: ${[a, b, c, evil].map((n) => `${n.id}@${n.m.memberListVersion}`).join(" ")}`,
     );
+  }, 120_000);
+});
+
+/** A merged entry: [map, key, value (null: removed), stamp]. */
+type Merged = [string, Uint8Array, Uint8Array | null, number];
+
+/** The liar's MergeEntries of `es` to partition `p`'s primary (a split-brain merge is routed like any write). */
+function sendMerge(grid: Awaited<ReturnType<typeof gridWithLiar>>, p: number, es: Merged[], n: number): void {
+  const t = grid.a.grid.partitions.table;
+  grid.wire.send(t.replicas[p][0], {
+    t: Kind.InvokeRequest,
+    c: `${grid.evil.id}/merge/${n}`,
+    a: 1,
+    p,
+    e: t.epochs[p],
+    op: OpCode.MergeEntries,
+    b: { m: "", pol: MergePolicyCode.passThrough, es },
+  });
+}
+
+const END = Number.MAX_SAFE_INTEGER;
+
+/** Merged records of locks, queues and topics the members refused. */
+const refusedMerges = (grid: Awaited<ReturnType<typeof gridWithLiar>>) =>
+  [grid.a, grid.b, grid.c].reduce((n, x) => n + x.grid.maps.counters.mergedImplausible, 0);
+
+describe("counters a merged lock, queue or topic record sets near 2^53", () => {
+  seeded("a merged lock high-water mark or lock record at 2^53 - 1 leaves fencing tokens rising", 1, async (seed) => {
+    const grid = await gridWithLiar(seed);
+    const { sim, problems, a } = grid;
+    const P = a.grid.partitions.config.partitionCount;
+    const key = (name: string) => encodeValue(name);
+    const p = partitionOfBytes(key("victim"), P);
+    let other = 0;
+    while (partitionOfBytes(key(`other${other}`), P) !== p) other++;
+    const now = sim.clock.now();
+    // The high-water mark a key without a record starts from, and one key's own record.
+    sendMerge(grid, p, [[lockMapOf("m"), LOCK_HIGH_WATER, encodeValue(END), now]], 1);
+    sendMerge(grid, p, [[lockMapOf("m"), key(`other${other}`), encodeValue({ t: END, o: null, x: 0, w: [] }), now]], 2);
+    await sim.run(500);
+    const m = a.grid.getMap<string, string>("m");
+    for (const k of ["victim", `other${other}`]) {
+      const tokens: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        tokens.push(await settle(sim, m.lock(k)));
+        await settle(sim, m.unlock(k));
+      }
+      // Each holder's token is above the last one's, and one a client can compare exactly.
+      expect([k, tokens.every(Number.isSafeInteger), tokens[0] < tokens[1] && tokens[1] < tokens[2]]).toEqual([
+        k,
+        true,
+        true,
+      ]);
+    }
+    expect(refusedMerges(grid)).toBe(2);
+    expect(problems).toEqual([]);
+  }, 120_000);
+
+  seeded("a merged queue or topic meta record at 2^53 - 1 loses no item", 1, async (seed) => {
+    const grid = await gridWithLiar(seed);
+    const { sim, problems, a } = grid;
+    const P = a.grid.partitions.config.partitionCount;
+    const now = sim.clock.now();
+    sendMerge(
+      grid,
+      partitionOf("q", P),
+      [[queueMapOf("q"), RING_META, encodeValue({ h: END, t: END, c: 10 }), now]],
+      1,
+    );
+    sendMerge(
+      grid,
+      partitionOf("t", P),
+      [[topicMapOf("t"), RING_META, encodeValue({ h: END, t: END, c: 10 }), now]],
+      2,
+    );
+    await sim.run(500);
+    const q = a.grid.getQueue<string>("q");
+    for (const x of ["a", "b", "c"]) expect(await settle(sim, q.offer(x))).toBe(true);
+    const polled: Array<string | undefined> = [];
+    for (let i = 0; i < 3; i++) polled.push(await settle(sim, q.poll()));
+    expect(polled).toEqual(["a", "b", "c"]);
+    const topic = a.grid.getTopic<string>("t");
+    const seqs: number[] = [];
+    for (const x of ["a", "b", "c"]) seqs.push(await settle(sim, topic.publish(x)));
+    expect([seqs.every(Number.isSafeInteger), seqs[0] < seqs[1] && seqs[1] < seqs[2]]).toEqual([true, true]);
+    expect(refusedMerges(grid)).toBe(2);
+    expect(problems).toEqual([]);
+  }, 120_000);
+
+  seeded("a lock lease or a merged TTL beyond the longest one the API takes is refused", 1, async (seed) => {
+    const grid = await gridWithLiar(seed);
+    const { sim, problems, a, evil, wire } = grid;
+    const P = a.grid.partitions.config.partitionCount;
+    const t = a.grid.partitions.table;
+    const key = encodeValue("leased");
+    const p = partitionOfBytes(key, P);
+    // A lease of 2^53 - 1 ms: the API and REST take at most MAX_EXPIRY_MS (about 68 years).
+    wire.send(t.replicas[p][0], {
+      t: Kind.InvokeRequest,
+      c: `${evil.id}/lock/1`,
+      a: 1,
+      p,
+      e: t.epochs[p],
+      op: OpCode.LockAcquire,
+      b: { m: "m", k: key, h: "", l: END, q: false },
+    });
+    const now = sim.clock.now();
+    sendMerge(grid, p, [["m", key, encodeValue("x"), now, END, 0, now] as unknown as Merged], 1);
+    await sim.run(500);
+    const m = a.grid.getMap<string, string>("m");
+    expect(await settle(sim, m.isLocked("leased"))).toBe(false);
+    expect(await settle(sim, m.get("leased"))).toBeUndefined();
+    expect(problems).toEqual([]);
+  }, 120_000);
+
+  seeded("a map write naming a lock or queue map is refused, so it cannot set their counters", 1, async (seed) => {
+    const grid = await gridWithLiar(seed);
+    const { sim, problems, a, evil, wire } = grid;
+    const P = a.grid.partitions.config.partitionCount;
+    const t = a.grid.partitions.table;
+    // The same records as a merge could bring, by a plain Put to the grid's own maps (whose names
+    // no map proxy takes, but the op's schema did).
+    const put = (p: number, m: string, k: Uint8Array, v: unknown, n: number) =>
+      wire.send(t.replicas[p][0], {
+        t: Kind.InvokeRequest,
+        c: `${evil.id}/put/${n}`,
+        a: 1,
+        p,
+        e: t.epochs[p],
+        op: OpCode.Put,
+        b: { m, k, v: encodeValue(v) },
+      });
+    const pk = partitionOfBytes(encodeValue("victim"), P);
+    put(pk, lockMapOf("m"), LOCK_HIGH_WATER, END, 1);
+    put(partitionOf("q", P), queueMapOf("q"), RING_META, { h: END, t: END, c: 10 }, 2);
+    await sim.run(500);
+    const m = a.grid.getMap<string, string>("m");
+    const tokens: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      tokens.push(await settle(sim, m.lock("victim")));
+      await settle(sim, m.unlock("victim"));
+    }
+    expect(tokens[1]).toBeGreaterThan(tokens[0]);
+    const q = a.grid.getQueue<string>("q");
+    for (const x of ["a", "b"]) expect(await settle(sim, q.offer(x))).toBe(true);
+    expect([await settle(sim, q.poll()), await settle(sim, q.poll())]).toEqual(["a", "b"]);
+    expect(problems).toEqual([]);
   }, 120_000);
 });
 
