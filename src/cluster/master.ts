@@ -77,8 +77,9 @@ export class MasterRole {
     const c = this.#collecting;
     if (!c || c.seq !== m.seq || !c.asked.has(from)) return this.host.reject("view_unasked", from);
     const h = this.host;
-    if (listFarAhead(m.list, h.epoch(), h.list.version)) h.reject("far_future", from);
-    else if (!c.best || m.list.version > c.best.version) c.best = m.list;
+    if (listFarAhead(m.list, { epoch: h.epoch(), version: h.list.version, nextJoin: h.list.nextJoin })) {
+      h.reject("far_future", from);
+    } else if (!c.best || m.list.version > c.best.version) c.best = m.list;
     c.waiting.delete(from);
     if (c.waiting.size === 0) this.#finishCollect();
   }

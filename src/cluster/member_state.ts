@@ -123,7 +123,9 @@ export class MemberStates {
     else if (body.master === from && m.base === 0) this.applyItems(m.g, from, h.master() ?? "");
     if (from !== h.master() && !asked) return h.reject("list_not_from_master", from);
     if (!isNewerList(h.list.version, body.version)) return;
-    if (asked && listFarAhead(body, h.epoch(), h.list.version)) return h.reject("far_future", from);
+    if (asked && listFarAhead(body, { epoch: h.epoch(), version: h.list.version, nextJoin: h.list.nextJoin })) {
+      return h.reject("far_future", from);
+    }
     const master = h.master();
     if (body.master !== master) {
       // Our master vouches for the list of another master: it merged into that cluster.

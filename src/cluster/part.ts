@@ -81,10 +81,14 @@ export const MAX_LIST_VERSION_LEAD = 2 ** 32;
  * Whether a list that did not come from our master (a view a new master collects, a list a member
  * asked another member for) lies implausibly far ahead of ours: its epoch would become ours, and a
  * member holding the secret could walk epochs to the end of the partition term space (2^19 reigns)
- * or versions to the end of the integer range.
+ * or versions and admission numbers (one per admission) to the end of the integer range.
  */
-export function listFarAhead(body: { epoch: number; version: number }, epoch: number, version: number): boolean {
-  return body.epoch > epoch + MAX_EPOCH_LEAD || body.version > version + MAX_LIST_VERSION_LEAD;
+export function listFarAhead(
+  body: { epoch: number; version: number; nextJoin: number },
+  mine: { epoch: number; version: number; nextJoin: number },
+): boolean {
+  return body.epoch > mine.epoch + MAX_EPOCH_LEAD || body.version > mine.version + MAX_LIST_VERSION_LEAD ||
+    body.nextJoin > mine.nextJoin + MAX_LIST_VERSION_LEAD;
 }
 /**
  * Highest incarnation a merge request may name for one of its members (each refutation adds one,

@@ -85,31 +85,39 @@ async function formed(seed: number, problems: string[]) {
 }
 
 describe("lists that do not come from the master, at a far-future epoch", () => {
-  seeded(
-    "a new master does not adopt a collected view 2^21 epochs ahead; the next reign's table stands",
-    1,
-    async (seed) => {
-      const problems: string[] = [];
-      const { sim, a, b, c, evil, wire } = await formed(seed, problems);
-      // The liar answers the new master's view request with its view, the epoch far ahead.
-      const send = wire.send.bind(wire);
-      wire.send = (to, msg) =>
-        send(
-          to,
-          msg.t === Kind.ClusterViewReply ? { ...msg, list: { ...(msg as ViewReply).list, epoch: 2 ** 21 } } : msg,
+  const lies: Array<[string, Partial<ViewReply["list"]>]> = [
+    ["2^21 epochs ahead", { epoch: 2 ** 21 }],
+    ["with an admission number of 2^53 - 1", { nextJoin: Number.MAX_SAFE_INTEGER }],
+  ];
+  for (const [what, lie] of lies) {
+    seeded(
+      `a new master does not adopt a collected view ${what}; the next reign's list and table stand`,
+      1,
+      async (seed) => {
+        const problems: string[] = [];
+        const { sim, a, b, c, evil, wire } = await formed(seed, problems);
+        // The liar answers the new master's view request with its view, far ahead.
+        const send = wire.send.bind(wire);
+        wire.send = (to, msg) =>
+          send(to, msg.t === Kind.ClusterViewReply ? { ...msg, list: { ...(msg as ViewReply).list, ...lie } } : msg);
+        sim.crash(a.id);
+        await sim.until(
+          () => fullReplicas(sim.liveNodes()) && b.m.isMaster(),
+          60_000,
+          50,
+          () => `no single cluster under b: ${problems}`,
         );
-      sim.crash(a.id);
-      await sim.until(
-        () => fullReplicas(sim.liveNodes()) && b.m.isMaster(),
-        60_000,
-        50,
-        () => `no single cluster under b: ${problems}`,
-      );
-      expect(b.m.stats.rejected.far_future).toBe(1);
-      for (const n of [b, c, evil]) expect(n.m.masterEpoch).toBeLessThan(100);
-      expect(problems).toEqual([]);
-    },
-  );
+        expect(b.m.stats.rejected.far_future).toBe(1);
+        for (const n of [b, c, evil]) expect(n.m.masterEpoch).toBeLessThan(100);
+        // A member admitted now gets an admission number the wire carries, and every member takes the list.
+        const d = sim.spawn();
+        void d.m.start([b.id]);
+        await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "the joiner was not admitted");
+        expect(d.m.member(d.id)!.joinedAt).toBeLessThan(1000);
+        expect(problems).toEqual([]);
+      },
+    );
+  }
 
   seeded(
     "a member asking another for the list (its master out of reach) does not install one 2^21 epochs ahead",
