@@ -11,28 +11,14 @@ import type { ViewReply } from "../../src/cluster/messages.ts";
 import { Kind } from "../../src/wire/kinds.ts";
 import type { MemoryTransport } from "../../src/transport/memory.ts";
 import { seededTest } from "../support/seeded.ts";
-import { fullReplicas, imapSimulation } from "./imap_sim.ts";
+import { fullReplicas } from "./imap_sim.ts";
+import { gridWithLiar } from "./hostile_grid.ts";
 
 const seeded = seededTest("test/sim/cluster_hostile_list_test.ts");
 
 describe("a member that claims a newer list of the master's and sends one in its name", () => {
   seeded("the master neither asks for it nor installs it; it stays master of everyone", 1, async (seed) => {
-    const problems: string[] = [];
-    const liar = "n00003";
-    const sim = imapSimulation({
-      seed,
-      encode: true,
-      grid: { partitionCount: 31 },
-      isLite: (id) => id === liar,
-      problems,
-    });
-    const first = sim.spawn();
-    void first.m.start([]);
-    await sim.run(10);
-    for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
-    await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-    const [a, b, c, evil] = sim.liveNodes();
-    const wire = sim.net.node(evil.id) as MemoryTransport;
+    const { sim, problems, honest: [a, b, c], evil, wire } = await gridWithLiar(seed);
     expect(a.m.isMaster()).toBe(true);
     const changes: string[] = [];
     a.m.subscribe((e) => {
@@ -66,24 +52,6 @@ describe("a member that claims a newer list of the master's and sends one in its
   });
 });
 
-/** 3 data members and a lite liar, formed. */
-async function formed(seed: number, problems: string[]) {
-  const sim = imapSimulation({
-    seed,
-    encode: true,
-    grid: { partitionCount: 31 },
-    isLite: (id) => id === "n00003",
-    problems,
-  });
-  const first = sim.spawn();
-  void first.m.start([]);
-  await sim.run(10);
-  for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
-  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-  const [a, b, c, evil] = sim.liveNodes();
-  return { sim, a, b, c, evil, wire: sim.net.node(evil.id) as MemoryTransport };
-}
-
 describe("lists that do not come from the master, at a far-future epoch", () => {
   const lies: Array<[string, Partial<ViewReply["list"]>]> = [
     ["2^21 epochs ahead", { epoch: 2 ** 21 }],
@@ -94,8 +62,7 @@ describe("lists that do not come from the master, at a far-future epoch", () => 
       `a new master does not adopt a collected view ${what}; the next reign's list and table stand`,
       1,
       async (seed) => {
-        const problems: string[] = [];
-        const { sim, a, b, c, evil, wire } = await formed(seed, problems);
+        const { sim, problems, honest: [a, b, c], evil, wire } = await gridWithLiar(seed);
         // The liar answers the new master's view request with its view, far ahead.
         const send = wire.send.bind(wire);
         wire.send = (to, msg) =>
@@ -123,8 +90,7 @@ describe("lists that do not come from the master, at a far-future epoch", () => 
     "a member asking another for the list (its master out of reach) does not install one 2^21 epochs ahead",
     1,
     async (seed) => {
-      const problems: string[] = [];
-      const { sim, a, c, wire } = await formed(seed, problems);
+      const { sim, problems, honest: [a, , c], wire } = await gridWithLiar(seed);
       const version = c.m.memberListVersion;
       (sim.net.node(c.id) as MemoryTransport).dropLink(a.id, "test: the master out of reach");
       wire.send(c.id, { t: Kind.ClusterPushPull, reply: true, lv: version + 5, ms: a.id, states: [] });

@@ -7,33 +7,44 @@
  * none of them.
  */
 import { describe, expect, test } from "bun:test";
+import type { MergePolicyName } from "../../src/map/merge_policy.ts";
 import { withSeed } from "../../src/sim/seed.ts";
 import { fullReplicas, imapSimulation, settle, untilHealed } from "./imap_sim.ts";
 
 const FILE = "test/sim/structures_split_merge_test.ts";
+
+/** 5 members formed (backupCount 2) under `policy`, in two groups by age: A the 3 oldest, B the others. */
+async function fiveMembers(seed: number, policy: MergePolicyName) {
+  const problems: string[] = [];
+  const sim = imapSimulation({
+    seed,
+    link: { delayMs: 0.3, jitterMs: 0.7 },
+    tickMs: 5,
+    grid: { partitionCount: 31, backupCount: 2, mergePolicy: policy },
+    problems,
+  });
+  const first = sim.spawn();
+  void first.m.start([]);
+  for (let i = 0; i < 4; i++) void sim.spawn().m.start([first.id]);
+  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
+  const age = sim.liveNodes()[0].m.members().map((m) => m.id);
+  const A = age.slice(0, 3).map((id) => sim.node(id)!);
+  const B = age.slice(3).map((id) => sim.node(id)!);
+  /** Cuts A from B and waits until each side serves every partition. */
+  const split = async () => {
+    sim.partition([A.map((n) => n.id), B.map((n) => n.id)]);
+    await sim.until(() => fullReplicas(A) && fullReplicas(B), 60_000, 50, () => "the sides did not settle apart");
+  };
+  return { sim, problems, A, B, split };
+}
 
 describe("split-brain merge of locks, queues and topics", () => {
   test(
     "the smaller side's lock, queue items and topic messages merge and their counters go on",
     () =>
       withSeed(FILE, 1, async (seed) => {
-        const problems: string[] = [];
-        const sim = imapSimulation({
-          seed,
-          link: { delayMs: 0.3, jitterMs: 0.7 },
-          tickMs: 5,
-          grid: { partitionCount: 31, backupCount: 2, mergePolicy: "passThrough" },
-          problems,
-        });
-        const first = sim.spawn();
-        void first.m.start([]);
-        for (let i = 0; i < 4; i++) void sim.spawn().m.start([first.id]);
-        await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-        const age = sim.liveNodes()[0].m.members().map((m) => m.id);
-        const A = age.slice(0, 3).map((id) => sim.node(id)!);
-        const B = age.slice(3).map((id) => sim.node(id)!);
-        sim.partition([A.map((n) => n.id), B.map((n) => n.id)]);
-        await sim.until(() => fullReplicas(A) && fullReplicas(B), 60_000, 50, () => "the sides did not settle apart");
+        const { sim, problems, A, B, split } = await fiveMembers(seed, "passThrough");
+        await split();
 
         // On the smaller side only: tokens handed out (the last one still held), queued items, messages.
         const bm = B[0].grid.getMap<string, string>("m");
@@ -85,28 +96,13 @@ describe("split-brain merge of locks and queues both sides wrote", () => {
       `${policy}: a key's fencing tokens after the merge lie above every token either side handed out (its last still held); no queue item doubled`,
       () =>
         withSeed(FILE, 2, async (seed) => {
-          const problems: string[] = [];
-          const sim = imapSimulation({
-            seed,
-            link: { delayMs: 0.3, jitterMs: 0.7 },
-            tickMs: 5,
-            grid: { partitionCount: 31, backupCount: 2, mergePolicy: policy },
-            problems,
-          });
-          const first = sim.spawn();
-          void first.m.start([]);
-          for (let i = 0; i < 4; i++) void sim.spawn().m.start([first.id]);
-          await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-          const age = sim.liveNodes()[0].m.members().map((m) => m.id);
-          const A = age.slice(0, 3).map((id) => sim.node(id)!);
-          const B = age.slice(3).map((id) => sim.node(id)!);
+          const { sim, problems, A, B, split } = await fiveMembers(seed, policy);
           const am0 = A[0].grid.getMap<string, string>("m");
           const tokens: number[] = [];
           tokens.push(await settle(sim, am0.lock("k")));
           await settle(sim, am0.unlock("k"));
           await settle(sim, A[0].grid.getQueue<string>("q").offer("before"));
-          sim.partition([A.map((n) => n.id), B.map((n) => n.id)]);
-          await sim.until(() => fullReplicas(A) && fullReplicas(B), 60_000, 50, () => "the sides did not settle apart");
+          await split();
           // The smaller side's last lock of the key is still held when the sides meet.
           const side = async (n: (typeof A)[number], locks: number, items: string[], holdLast = false) => {
             const m = n.grid.getMap<string, string>("m");
