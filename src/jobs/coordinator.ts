@@ -50,7 +50,7 @@ import {
 import type { JobDeployAck, JobTaskDone, JobTaskReport, JobWorkerHello } from "./messages.ts";
 import { casUpdate, retrying, type RetryOptions, sameValue, StateWriteRejected } from "./state_store.ts";
 import { mapBounded } from "../core/map_bounded.ts";
-import { CoordinatorMemory } from "./coordinator_memory.ts";
+import { CoordinatorMemory, nextCoordinatorTerm } from "./coordinator_memory.ts";
 
 export type { CoordinatorOptions } from "./coordinator_context.ts";
 
@@ -148,7 +148,7 @@ export class Coordinator {
             mine: epoch,
           });
         }
-        return { member: self, term: (cur?.term ?? 0) + 1, epoch, since: clock.now() };
+        return { member: self, term: nextCoordinatorTerm(cur?.term ?? 0, this.#term, log), epoch, since: clock.now() };
       }, this.#retry);
       this.#term = rec!.term;
       this.#epoch = epoch;
@@ -215,6 +215,17 @@ export class Coordinator {
     this.opts.log.info("jobs.coordinator.deposed", { term: this.#term, reason });
   }
 
+  /**
+   * Deposes, and while still master claims again later: the claim rule decides whether the newer
+   * term stands. A write refused for a newer term deposed without that, and the master coordinated
+   * no more until the next master change.
+   */
+  #deposeAndReclaim(reason: string): void {
+    this.depose(reason);
+    if (!this.opts.view.isMaster() || this.#stopped) return;
+    this.opts.clock.setTimer(this.opts.fenceCheckIntervalMs ?? 1000, () => void this.takeover());
+  }
+
   stop(): void {
     this.#stopped = true;
     this.depose("stopped");
@@ -251,14 +262,7 @@ export class Coordinator {
       if (now - this.#lastFenceAt >= (this.opts.fenceCheckIntervalMs ?? 1000)) {
         this.#lastFenceAt = now;
         const rec = (await this.#map(JobMaps.jobStates).get(coordinatorKey)) as CoordinatorRecord | undefined;
-        if (rec && rec.term !== this.#term) {
-          this.depose(`term ${rec.term} of ${rec.member} is newer`);
-          // Still master: try to claim again; the claim rule decides whether that term stands.
-          if (view.isMaster() && !this.#stopped) {
-            clock.setTimer(this.opts.fenceCheckIntervalMs ?? 1000, () => void this.takeover());
-          }
-          return;
-        }
+        if (rec && rec.term !== this.#term) return this.#deposeAndReclaim(`term ${rec.term} of ${rec.member} is newer`);
       }
       while (this.#events.length > 0 && this.#active) {
         await this.#handle(this.#events.shift()!);
@@ -282,7 +286,7 @@ export class Coordinator {
         await this.#reconcile(job);
       }
     } catch (err) {
-      if (err instanceof StateWriteRejected && err.code === "STALE_EPOCH") this.depose(err.message);
+      if (err instanceof StateWriteRejected && err.code === "STALE_EPOCH") this.#deposeAndReclaim(err.message);
       else log.warn("jobs.coordinator.tick_failed", { error: (err as Error).message });
     } finally {
       this.#ticking = false;
@@ -657,12 +661,7 @@ export class Coordinator {
       term: this.#term,
       assignedAt: this.opts.clock.now(),
     };
-    await casUpdate<AssignmentEntry>(this.#map(JobMaps.assignments), t.plan.id, (cur) => {
-      if (cur && cur.term > this.#term) {
-        throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} assigned ${t.plan.id}`);
-      }
-      return asg;
-    }, this.#retry);
+    await this.#records.writeAssignment(t.plan.id, asg);
     t.asg = asg;
     t.lastSentAt = 0;
     t.verified = true;

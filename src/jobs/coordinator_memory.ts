@@ -5,6 +5,27 @@
  * a bounded rate. Both are bounded; the oldest is forgotten first.
  */
 import { setNewest } from "../core/bounded.ts";
+import type { Logger } from "../core/log.ts";
+
+/**
+ * Most coordinator terms ever claimed: each takeover claims one more (a failing takeover retries
+ * every 500 ms, 2^32 claims take 68 years), so a stored term past it was not claimed but written.
+ */
+export const maxCoordinatorTerm = 2 ** 32;
+
+/**
+ * The term a takeover claims over the coordinator record's `stored` term: one more, unless the
+ * stored term lies past {@link maxCoordinatorTerm}. The coordinator record sits in an ordinary map:
+ * a member holding the secret wrote it at 2^53 - 1, the next claim was 2^53, which no job message
+ * carries (the wire's bound), and one more rounds back to it, so no job ran again. Then the claim
+ * starts over from this member's own last term: records stamped since under higher terms are
+ * rewritten, since the coordinator record then holds this member's term (job_records.ts `#fenced`).
+ */
+export function nextCoordinatorTerm(stored: number, own: number, log: Logger): number {
+  if (Number.isSafeInteger(stored) && stored >= 0 && stored < maxCoordinatorTerm) return stored + 1;
+  log.warn("jobs.coordinator.forged_term", { stored, own, bound: maxCoordinatorTerm });
+  return own + 1;
+}
 
 /** Ended job ids remembered. */
 const maxTerminalRemembered = 10_000;

@@ -16,7 +16,10 @@ import {
   type TaskStatus,
 } from "./job_state.ts";
 import {
+  type AssignmentEntry,
   cancelKey,
+  coordinatorKey,
+  type CoordinatorRecord,
   isJobEntry,
   JobMaps,
   type JobMetrics,
@@ -31,6 +34,7 @@ import {
 } from "./map_names.ts";
 import type { JobTaskDone } from "./messages.ts";
 import { casUpdate, clean, retrying, sameValue, StateWriteRejected } from "./state_store.ts";
+import type { IMap } from "../map/imap.ts";
 import type { CoordinatorPart, JobRt, TaskRt, WorkerRt } from "./coordinator_context.ts";
 import { buildPlan, planTasks } from "./job_plan.ts";
 import { mapBounded } from "../core/map_bounded.ts";
@@ -54,7 +58,7 @@ export class JobRecords {
     extra: Partial<R> = {},
   ): Promise<R> {
     const { clock } = this.#part.opts;
-    const stored = await casUpdate<R>(this.#part.opts.getMap(JobMaps.jobStates), key, (cur) => {
+    const stored = await this.#fenced<R>(JobMaps.jobStates, key, (cur) => {
       const base = cur ?? fallback;
       if (cur && cur.state === to && cur.term === this.#part.term() && Object.keys(extra).length === 0) {
         return undefined;
@@ -63,8 +67,43 @@ export class JobRecords {
       const r = check(cur, next);
       if (!r.ok) throw new StateWriteRejected(r.code, `Cannot write ${key}: ${r.reason}`);
       return next;
-    }, this.#part.retry);
+    });
     return stored!;
+  }
+
+  /**
+   * A compare-and-set of a record carrying a coordinator term, whose `decide` refuses (STALE_EPOCH)
+   * a stored term above ours. Every coordinator claims its term in the coordinator record before
+   * it writes under it, so a record of a newer term while that record still holds ours was not
+   * written by a coordinator: the maps are ordinary maps, and a member holding the secret wrote it
+   * (one workers entry at term 2^53 - 1 deposed the coordinator for good, and every job stalled).
+   * Then `decide` sees the stored record as one of the term before ours (so it is rewritten, not
+   * taken as already ours), and the write goes on under the usual rules.
+   * The coordinator record is read after the refused record, so a real newer coordinator's claim,
+   * which comes before its writes, is seen.
+   */
+  async #fenced<R extends { term: number }>(
+    map: string,
+    key: string,
+    decide: (cur: R | undefined) => R | undefined,
+  ): Promise<R | undefined> {
+    const m = this.#part.opts.getMap(map);
+    try {
+      return await casUpdate<R>(m, key, decide, this.#part.retry);
+    } catch (err) {
+      if (!(err instanceof StateWriteRejected) || err.code !== "STALE_EPOCH" || !(await this.#stillOurs())) throw err;
+      this.#part.opts.log.warn("jobs.record.forged_term", { map, key, term: this.#part.term() });
+      const ours = (cur: R | undefined) =>
+        cur && cur.term > this.#part.term() ? decide({ ...cur, term: this.#part.term() - 1 }) : decide(cur);
+      return await casUpdate<R>(m, key, ours, this.#part.retry);
+    }
+  }
+
+  /** Whether the coordinator record still holds this coordinator's term. */
+  async #stillOurs(): Promise<boolean> {
+    const states: IMap<unknown, unknown> = this.#part.opts.getMap(JobMaps.jobStates);
+    const rec = (await retrying(() => states.get(coordinatorKey), this.#part.retry)) as CoordinatorRecord | undefined;
+    return rec?.term === this.#part.term();
   }
 
   async setJob(job: JobRt, to: JobStatus, error?: string): Promise<void> {
@@ -81,12 +120,12 @@ export class JobRecords {
 
   /** Re-writes a record with this coordinator's term: from then on older terms cannot write it. */
   async stamp<R extends StateRecord>(key: string, initial: R): Promise<R> {
-    const stored = await casUpdate<R>(this.#part.opts.getMap(JobMaps.jobStates), key, (cur) => {
+    const stored = await this.#fenced<R>(JobMaps.jobStates, key, (cur) => {
       if (!cur) return { ...initial, term: this.#part.term(), epoch: this.#part.epoch() };
       if (cur.term > this.#part.term()) throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} wrote ${key}`);
       if (cur.term === this.#part.term()) return undefined;
       return { ...cur, term: this.#part.term(), epoch: this.#part.epoch() };
-    }, this.#part.retry);
+    });
     return stored!;
   }
 
@@ -101,13 +140,23 @@ export class JobRecords {
       term: this.#part.term(),
     };
     if (w.written && sameValue({ ...w.written, updatedAt: 0 }, { ...body, updatedAt: 0 })) return;
-    const stored = await casUpdate<WorkerEntry>(this.#part.opts.getMap(JobMaps.workers), w.member, (cur) => {
+    const stored = await this.#fenced<WorkerEntry>(JobMaps.workers, w.member, (cur) => {
       if (cur && cur.term > this.#part.term()) {
         throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} wrote worker ${w.member}`);
       }
       return { ...body, updatedAt: clock.now() };
-    }, this.#part.retry);
+    });
     w.written = stored;
+  }
+
+  /** Writes task `taskId`'s assignment under this coordinator's term. */
+  async writeAssignment(taskId: string, asg: AssignmentEntry): Promise<void> {
+    await this.#fenced<AssignmentEntry>(JobMaps.assignments, taskId, (cur) => {
+      if (cur && cur.term > this.#part.term()) {
+        throw new StateWriteRejected("STALE_EPOCH", `term ${cur.term} assigned ${taskId}`);
+      }
+      return asg;
+    });
   }
 
   async writeMetrics(t: TaskRt, msg: JobTaskDone): Promise<void> {

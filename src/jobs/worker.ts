@@ -101,6 +101,11 @@ export class Worker {
     this.#unsubscribe = this.opts.view.subscribe((e) => {
       if (e.type === "masterChanged") {
         this.#helloAckedBy = undefined;
+        // Terms fence a deposed coordinator's messages, and coordinator messages come only from the
+        // master (#fromMaster): the old master's terms say nothing about the new one's. A new master
+        // may claim a lower term than the last one heard, when it found the coordinator record forged
+        // far ahead (coordinator_memory.ts nextCoordinatorTerm): kept, that dropped its every deploy.
+        this.#highestTerm = 0;
         this.#resend();
       }
       if (e.type === "memberListChanged") this.#checkListed();
