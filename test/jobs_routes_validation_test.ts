@@ -59,9 +59,19 @@ test("/finished-jobs refuses states SeaTunnel does not have", async () => {
 });
 
 test("a value in the jobs map that is not a job entry is passed over, not read as one", () => {
-  const entry = { id: "j", definition: { name: "j" }, plan: { jobId: "j", pipelines: [] }, createdAt: 1 };
+  const definition = {
+    name: "j",
+    source: { type: "range" },
+    sink: { type: "log" },
+    parallelism: 2,
+    checkpointIntervalMs: 1000,
+    maxTaskRestarts: 3,
+  };
+  const entry = { id: "j", definition, plan: { jobId: "j", pipelines: [] }, createdAt: 1 };
   expect(isJobEntry(entry)).toBe(true);
-  for (const junk of [null, 3, "x", {}, { id: "j" }, { ...entry, definition: null }, { ...entry, plan: {} }]) {
-    expect(isJobEntry(junk)).toBe(false);
-  }
+  const junk: unknown[] = [null, 3, "x", {}, { id: "j" }, { ...entry, definition: null }, { ...entry, plan: {} }];
+  // A definition past the limits a submit checks (the master would build a plan without end), or without its defaults.
+  junk.push({ ...entry, definition: { ...definition, parallelism: Number.MAX_SAFE_INTEGER } });
+  junk.push({ ...entry, definition: { name: "j" } }, { ...entry, createdAt: NaN });
+  for (const v of junk) expect(isJobEntry(v)).toBe(false);
 });

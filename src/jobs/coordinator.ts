@@ -31,14 +31,14 @@ import {
 import { JobRecords } from "./job_records.ts";
 import { buildPlan, planTasks, type TaskPlan } from "./job_plan.ts";
 import {
-  type ActiveJobs,
+  activeIds,
   activeJobsKey,
   type AssignmentEntry,
   cancelKey,
   type CancelRequest,
   coordinatorKey,
   type CoordinatorRecord,
-  type JobEntry,
+  isJobEntry,
   JobMaps,
   jobStateKey,
   type JobStateRecord,
@@ -175,11 +175,12 @@ export class Coordinator {
       }
       this.#sweepWorkers = true;
       // Jobs: those in the active-jobs index now; the background scan finds any other.
-      const index = (await retrying(() => this.#map(JobMaps.jobStates).get(activeJobsKey), this.#retry)) as
-        | ActiveJobs
-        | undefined;
-      const ids = (index?.ids ?? []).slice(0, this.opts.maxActiveJobs ?? 1000);
-      await mapBounded(ids, loadWidth, (id) => this.#load(id));
+      const index = await retrying(() => this.#map(JobMaps.jobStates).get(activeJobsKey), this.#retry);
+      const ids = activeIds(index).slice(0, this.opts.maxActiveJobs ?? 1000);
+      // A job that cannot be loaded now is left to the scan: one such job failed every takeover.
+      const loadFailed = (id: string) => (err: unknown) =>
+        log.warn("jobs.job.load_failed", { job: id, error: (err as Error).message });
+      await mapBounded(ids, loadWidth, (id) => this.#load(id).catch(loadFailed(id)));
       for (const w of this.#workers.values()) await this.#records.writeWorker(w);
       this.#active = true;
       this.#lastScanAt = -Infinity; // scan (and walk) right away
@@ -316,8 +317,9 @@ export class Coordinator {
       again ? this.opts.log.debug(event, fields) : this.opts.log.warn(event, fields);
     this.#memory.loadTried(jobId, this.opts.clock.now());
     const states = this.#map(JobMaps.jobStates);
-    const entry = (await retrying(() => this.#map(JobMaps.jobs).get(jobId), this.#retry)) as JobEntry | undefined;
+    const entry = await retrying(() => this.#map(JobMaps.jobs).get(jobId), this.#retry);
     if (!entry) return;
+    if (!isJobEntry(entry)) return warn("jobs.job.entry_invalid", { job: jobId });
     const plan = buildPlan(jobId, entry.definition);
     if (!sameValue(plan, entry.plan)) {
       this.opts.log.warn("jobs.job.plan_rebuilt", { job: jobId });
@@ -340,7 +342,7 @@ export class Coordinator {
     }
     if (isJobTerminal(cur.state)) {
       this.#memory.rememberEnded(jobId, endedAt(cur, now));
-      await this.#unindex(jobId);
+      await this.#records.unindex(jobId);
       return;
     }
     const state = await this.#records.stamp(jobStateKey(jobId), cur);
@@ -383,14 +385,6 @@ export class Coordinator {
     this.#jobs.set(jobId, { id: jobId, entry, state, pipeline, tasks, cancel: cancel !== undefined });
   }
 
-  /** Drops a terminal job from the active-jobs index. */
-  async #unindex(jobId: string): Promise<void> {
-    await casUpdate<ActiveJobs>(this.#map(JobMaps.jobStates), activeJobsKey, (cur) => {
-      if (!cur || !cur.ids.includes(jobId)) return undefined;
-      return { ids: cur.ids.filter((id) => id !== jobId) };
-    }, this.#retry);
-  }
-
   /**
    * Looks through the maps for what no message told this coordinator: jobs it does not know
    * (a lost submit notification: every scan reads the active-jobs index; jobs the index does
@@ -414,11 +408,11 @@ export class Coordinator {
       this.push({ kind: "found", jobId: id });
       return true;
     };
-    const index = (await this.#map(JobMaps.jobStates).get(activeJobsKey)) as ActiveJobs | undefined;
+    const index = activeIds(await this.#map(JobMaps.jobStates).get(activeJobsKey));
     if (!live()) return;
     // A job whose load failed is tried again at the pace the walk used to find it.
-    for (const id of index?.ids ?? []) if (!find(id, 5 * scanMs)) break;
-    const full = (index?.ids.length ?? 0) >= maxIndexedJobs;
+    for (const id of index) if (!find(id, 5 * scanMs)) break;
+    const full = index.length >= maxIndexedJobs;
     if (n % (full ? 5 : Math.max(1, this.opts.walkEveryScans ?? 30)) === 0) {
       this.stats.walks++;
       for await (const id of this.#map(JobMaps.jobs).keys()) if (!live() || !find(id as string)) break;
@@ -793,7 +787,7 @@ export class Coordinator {
     await this.#records.setJob(job, to, error);
     this.#jobs.delete(job.id);
     this.#memory.rememberEnded(job.id, endedAt(job.state, this.opts.clock.now()));
-    await this.#unindex(job.id);
+    await this.#records.unindex(job.id);
     // Only an attempt that did not finish can leave a staged segment behind.
     if ([...job.tasks.values()].some((t) => t.state.attempt > 1 || t.state.state !== "FINISHED")) {
       // Best effort: a segment left behind is unreachable (its job is gone) and costs only memory.

@@ -16,6 +16,9 @@ import {
   type TaskStatus,
 } from "./job_state.ts";
 import {
+  activeIds,
+  type ActiveJobs,
+  activeJobsKey,
   type AssignmentEntry,
   cancelKey,
   coordinatorKey,
@@ -127,6 +130,15 @@ export class JobRecords {
       return { ...cur, term: this.#part.term(), epoch: this.#part.epoch() };
     });
     return stored!;
+  }
+
+  /** Drops a terminal job from the active-jobs index. */
+  async unindex(jobId: string): Promise<void> {
+    await casUpdate<ActiveJobs>(this.#part.opts.getMap(JobMaps.jobStates), activeJobsKey, (cur) => {
+      const ids = activeIds(cur);
+      if (!ids.includes(jobId)) return undefined;
+      return { ids: ids.filter((id) => id !== jobId) };
+    }, this.#part.retry);
   }
 
   async writeWorker(w: WorkerRt): Promise<void> {

@@ -16,6 +16,7 @@ import { type JobDefinition, type JobDefinitionInput, JobIdSchema } from "./job_
 import { buildPlan, planTasks } from "./job_plan.ts";
 import { isJobTerminal, type JobStatus, type TaskStateRecord } from "./job_state.ts";
 import {
+  activeIds,
   type ActiveJobs,
   activeJobsKey,
   cancelKey,
@@ -246,7 +247,7 @@ export class JobService {
     }
     // Index it for a future coordinator (best effort: the coordinator's scan finds it too).
     await casUpdate<ActiveJobs>(states, activeJobsKey, (cur) => {
-      const ids = cur?.ids ?? [];
+      const ids = activeIds(cur);
       if (ids.includes(jobId) || ids.length >= maxIndexedJobs) return undefined;
       return { ids: [...ids, jobId] };
     }, this.#retry()).catch((err) =>
@@ -287,8 +288,7 @@ export class JobService {
     // The jobs map is an ordinary map: anything a client wrote there that is not a job entry is passed over.
     const entries = (await this.#values<unknown>(JobMaps.jobs, maxListedJobs)).filter(isJobEntry);
     const listed = new Set(entries.map((e) => e.id));
-    const active = (await this.#map(JobMaps.jobStates).get(activeJobsKey)) as ActiveJobs | undefined;
-    const unlisted = (active?.ids ?? []).filter((id) => !listed.has(id));
+    const unlisted = activeIds(await this.#map(JobMaps.jobStates).get(activeJobsKey)).filter((id) => !listed.has(id));
     if (unlisted.length > 0) {
       for (const v of (await this.#map(JobMaps.jobs).getAll(unlisted)).values()) if (isJobEntry(v)) entries.push(v);
     }

@@ -3,7 +3,7 @@
  * shapes are a public contract (docs/jobs.md): any member, and any tool reading the maps,
  * can reconstruct every job from them.
  */
-import type { JobDefinition } from "./job_definition.ts";
+import { type JobDefinition, JobDefinitionSchema } from "./job_definition.ts";
 import type { JobPlan } from "./job_plan.ts";
 import type { JobStatus, StateRecord, TaskStateRecord } from "./job_state.ts";
 
@@ -32,12 +32,23 @@ export interface JobEntry {
   createdAt: number;
 }
 
-/** Whether `v` has a job entry's shape (the jobs map is an ordinary map a client can write to). */
+/** A stored definition: as submitted, with its defaults filled in. */
+const StoredDefinition = JobDefinitionSchema.required({
+  parallelism: true,
+  checkpointIntervalMs: true,
+  maxTaskRestarts: true,
+});
+
+/**
+ * Whether `v` has a job entry's shape, its definition within the limits a submit checks. The jobs
+ * map is an ordinary map any client or member can write to: a definition with a parallelism near
+ * 2^53 made the master build its plan without end.
+ */
 export function isJobEntry(v: unknown): v is JobEntry {
   const e = v as Partial<JobEntry> | null;
-  return typeof e === "object" && e !== null && typeof e.id === "string" && typeof e.createdAt === "number" &&
-    typeof e.definition === "object" && e.definition !== null && typeof e.definition.name === "string" &&
-    typeof e.plan === "object" && e.plan !== null && Array.isArray(e.plan.pipelines);
+  return typeof e === "object" && e !== null && typeof e.id === "string" && Number.isFinite(e.createdAt) &&
+    typeof e.plan === "object" && e.plan !== null && Array.isArray(e.plan.pipelines) &&
+    StoredDefinition.safeParse(e.definition).success;
 }
 
 /** `job-states` key `coordinator`: which member coordinates, under which term. */
@@ -138,6 +149,16 @@ export const maxIndexedJobs = 1000;
 /** The active-jobs index. */
 export interface ActiveJobs {
   ids: string[];
+}
+
+/**
+ * The ids of a stored active-jobs index. It sits in an ordinary map: anything but a list of ids
+ * (`{ ids: 5 }` from a member holding the secret made every takeover, scan, submit and listing
+ * throw) reads as the ids it holds, or none.
+ */
+export function activeIds(v: unknown): string[] {
+  const ids = (v as Partial<ActiveJobs> | null | undefined)?.ids;
+  return Array.isArray(ids) ? ids.filter((x): x is string => typeof x === "string").slice(0, maxIndexedJobs) : [];
 }
 
 /** Key of a staged sink segment in `checkpoints`. */

@@ -4,7 +4,7 @@
  * the question here is whether one forged record breaks the coordinator for every job.
  */
 import { describe, expect, test } from "bun:test";
-import { coordinatorKey, JobMaps, taskStateKey, type WorkerEntry } from "../../src/jobs/map_names.ts";
+import { activeJobsKey, coordinatorKey, JobMaps, taskStateKey, type WorkerEntry } from "../../src/jobs/map_names.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
 import { checkMapOutput, mapJob, waitEnded } from "./jobs_scenarios.ts";
 
@@ -70,6 +70,42 @@ describe("a forged task state record of the liar's own job at a term above the c
       const [fa] = await waitEnded(sim, a);
       expect([fa.status, fa.error]).toEqual(["FINISHED", undefined]);
       expect(master.jobs.coordinator.active).toBe(true);
+    });
+  }, 120_000);
+});
+
+describe("a forged active-jobs index and a forged job entry", () => {
+  test("takeovers, scans, submits and listings go on; a job submitted after them finishes", async () => {
+    await withJobCluster({ seed: 14 }, async (sim) => {
+      const liar = await sim.addMember();
+      const states = liar.maps.getMap(JobMaps.jobStates);
+      // An index that is no list of ids, then one naming an entry whose parallelism would make
+      // the master build a plan without end.
+      await sim.until(states.set(activeJobsKey, { ids: 5 }));
+      const submitter = sim.live().find((m) => m !== sim.master() && m !== liar)!;
+      const a = await sim.until(submitter.jobs.submit(mapJob("a"), "job-a"));
+      expect((await waitEnded(sim, a))[0].status).toBe("FINISHED");
+      const forged = {
+        id: "forged",
+        createdAt: 0,
+        plan: { pipelines: [] },
+        definition: { ...mapJob("f"), parallelism: far },
+      };
+      await sim.until(liar.maps.getMap(JobMaps.jobs).set("forged", forged));
+      await sim.until(states.set(activeJobsKey, { ids: ["forged", 7, a] }));
+      // The master dies: the next one takes over from the index.
+      const old = sim.master()!;
+      sim.crash(old.id);
+      await sim.runUntil(
+        () => sim.master() !== undefined && sim.master() !== old && sim.master()!.jobs.coordinator.active,
+        30_000,
+      );
+      const b = await sim.until(submitter.jobs.submit(mapJob("b"), "job-b"));
+      const [fb] = await waitEnded(sim, b);
+      expect([fb.status, fb.error]).toEqual(["FINISHED", undefined]);
+      await checkMapOutput(sim, "out-b", (v) => v * 2);
+      const listed = (await sim.until(submitter.jobs.list())).map((j) => j.id).sort();
+      expect(listed).toEqual(["job-a", "job-b"]);
     });
   }, 120_000);
 });
