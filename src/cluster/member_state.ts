@@ -9,7 +9,7 @@ import { assert } from "../core/errors.ts";
 import type { NodeId } from "../transport/transport.ts";
 import { Kind } from "../wire/kinds.ts";
 import type { Awareness } from "./awareness.ts";
-import { listFarAhead, type MembershipPart } from "./part.ts";
+import { listFarAhead, MAX_INCARNATION, type MembershipPart } from "./part.ts";
 import type { GossipQueue } from "./gossip_queue.ts";
 import { isNewerList, markAlive, type MemberState, raiseIncarnation } from "./member_list.ts";
 import {
@@ -306,8 +306,9 @@ export class MemberStates {
       }
       return;
     }
-    if (it.inc >= Number.MAX_SAFE_INTEGER) {
-      // No refutation can outbid it on the wire: a forgery that passed the master (see #implausible).
+    if (it.inc >= MAX_INCARNATION) {
+      // A forgery that passed the master (see #implausible): near 2^53 no refutation, nor the rejoin
+      // after the verdict, could outbid it on the wire.
       h.reject("incarnation_jump", from);
       return;
     }

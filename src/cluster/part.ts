@@ -90,13 +90,15 @@ export function listFarAhead(
   return body.epoch > mine.epoch + MAX_EPOCH_LEAD || body.version > mine.version + MAX_LIST_VERSION_LEAD ||
     body.nextJoin > mine.nextJoin + MAX_LIST_VERSION_LEAD;
 }
+
 /**
- * Highest incarnation a merge request may name for one of its members (each refutation adds one,
- * so a higher one is a forgery). The master admits each at one above the named one, to outrank
- * stale dead notices: named at 2^53 - 1, a member was admitted at 2^53, which no member list
- * passes on the wire, and every receiver dropped the master's lists as invalid while it stayed.
+ * Highest incarnation a member takes up and counts on from (each refutation adds one, so no honest
+ * one comes near it): one a merge request names for one of its members (the master admits each at
+ * one above it, to outrank stale dead notices: named at 2^53 - 1, a member was admitted at 2^53,
+ * which no member list passes on the wire, and every receiver dropped the master's lists as
+ * invalid while it stayed), or one an accusation names, which a refutation would outbid.
  */
-export const MAX_MERGED_INCARNATION = 2 ** 52;
+export const MAX_INCARNATION = 2 ** 52;
 
 /** A zero count per reason. */
 export function noRejections(): Record<RejectReason, number> {

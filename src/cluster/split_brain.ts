@@ -38,7 +38,7 @@ import { otherKey, type ReplayGuard, type RotatingKey, sign, verifyEither } from
 import { Kind } from "../wire/kinds.ts";
 import { clip } from "../wire/message.ts";
 import { MAX_MEMBERS } from "./config.ts";
-import { MAX_EPOCH_LEAD, MAX_LIST_VERSION_LEAD, MAX_MERGED_INCARNATION, type MembershipPart } from "./part.ts";
+import { MAX_EPOCH_LEAD, MAX_INCARNATION, MAX_LIST_VERSION_LEAD, type MembershipPart } from "./part.ts";
 import { isNewerList } from "./member_list.ts";
 import {
   type ListBody,
@@ -311,7 +311,7 @@ export class SplitBrain {
     }
     if (
       m.epoch > h.epoch() + MAX_EPOCH_LEAD || m.version > h.list.version + MAX_LIST_VERSION_LEAD ||
-      m.members.some((e) => e.incarnation > MAX_MERGED_INCARNATION)
+      m.members.some((e) => e.incarnation > MAX_INCARNATION)
     ) {
       h.reject("far_future", from);
       return refuse("merge request epoch, version or incarnation implausibly far ahead");
