@@ -19,31 +19,18 @@ import { deriveKey, sign } from "../../src/wire/envelope.ts";
 import { Kind } from "../../src/wire/kinds.ts";
 import type { MemberInfo } from "../../src/cluster/view.ts";
 import type { MergeRequest } from "../../src/cluster/messages.ts";
-import type { MemoryTransport } from "../../src/transport/memory.ts";
 import { seededTest } from "../support/seeded.ts";
-import { fullReplicas, imapSimulation, settle } from "./imap_sim.ts";
+import { fullReplicas, settle } from "./imap_sim.ts";
+import { gridWithLiar as hostileGrid } from "./hostile_grid.ts";
 
 const FILE = "test/sim/hostile_number_range_test.ts";
 const seeded = seededTest(FILE);
 
-/** A data grid of 3 members plus a lite member (the liar) that joined honestly. */
+/** The hostile-member grid (hostile_grid.ts), its three honest members named. */
 async function gridWithLiar(seed: number) {
-  const problems: string[] = [];
-  const liar = "n00003";
-  const sim = imapSimulation({
-    seed,
-    encode: true,
-    grid: { partitionCount: 31 },
-    isLite: (id) => id === liar,
-    problems,
-  });
-  const first = sim.spawn();
-  void first.m.start([]);
-  await sim.run(10);
-  for (let i = 0; i < 3; i++) void sim.spawn().m.start([first.id]);
-  await sim.until(() => fullReplicas(sim.liveNodes()), 60_000, 50, () => "cluster did not form");
-  const [a, b, c, evil] = sim.liveNodes();
-  return { sim, problems, a, b, c, evil, wire: sim.net.node(evil.id) as MemoryTransport };
+  const g = await hostileGrid(seed);
+  const [a, b, c] = g.honest;
+  return { ...g, a, b, c };
 }
 
 describe("numbers a hostile member walks up, one plausible step at a time", () => {
