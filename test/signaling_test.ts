@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { ShoalError } from "../src/core/errors.ts";
+import { createLogger } from "../src/core/log.ts";
 import { SignalingClient, signalUrl } from "../src/signaling/client.ts";
 import {
   CHALLENGE_TTL_MS,
@@ -306,6 +307,21 @@ describe("signaling server and client", () => {
     const s4 = await rawSocket(server.url);
     expect(s4.opened).toBe(true);
     s4.ws.close();
+  });
+
+  test("a signal to a member not on the server is counted and logged at debug, not warned about", async () => {
+    server = await createSignalingServer({ port: 0 });
+    const lines: Array<{ level: string; event: string; code?: string }> = [];
+    const log = createLogger("debug", {}, (line) => lines.push(JSON.parse(line)));
+    const c = new SignalingClient({ url: server.url, cluster: "c", self: "a", log });
+    clients.push(c);
+    await c.start();
+    // A dead member the master still tries to reach (every 10 s for minutes): expected, so not a warning.
+    c.send("gone", { sdp: "x" });
+    await until(() => c.dropped > 0, 5_000, "the NO_PEER answer");
+    const errors = lines.filter((l) => l.event === "signaling.server_error");
+    expect(errors.map((l) => [l.level, l.code])).toEqual([["debug", "NO_PEER"]]);
+    expect(c.lastError).toContain("gone");
   });
 
   test("invalid, unaddressed, over-rate and oversized messages are refused", async () => {

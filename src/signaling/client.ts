@@ -265,7 +265,11 @@ export class SignalingClient implements SignalChannel {
       case "error":
         this.lastError = m.reason;
         this.dropped++;
-        this.#log.warn("signaling.server_error", { code: m.code, reason: m.reason });
+        // NO_PEER answers an offer to a member that is not on the server: after a member dies the
+        // master keeps trying to reach it for a while (a split looks the same), once every 10 s.
+        // Expected, so not a warning; the count and last reason stay in `dropped` and `lastError`.
+        if (m.code === "NO_PEER") this.#log.debug("signaling.server_error", { code: m.code, reason: m.reason });
+        else this.#log.warn("signaling.server_error", { code: m.code, reason: m.reason });
         break;
     }
   }
