@@ -17,12 +17,22 @@ import { z } from "zod";
 import { decodeValue } from "../wire/codec.ts";
 import { keepHighWaters, LOCK_HIGH_WATER, LOCK_MAP_PREFIX, MAX_WAITERS } from "./locks.ts";
 import { MAX_EXPIRY_MS } from "./map_config.ts";
-import { MAX_MERGE_STAMP_LEAD_MS, type OpBody } from "./operations.ts";
+import type { OpBody } from "./operations.ts";
 import type { Effect, PartitionData } from "./partition_data.ts";
 import { QUEUE_MAP_PREFIX } from "./queue_ops.ts";
 import { TOPIC_MAP_PREFIX } from "./topic_ops.ts";
 import { RING_META } from "./internal_records.ts";
 import { bytesEqual } from "./record_store.ts";
+
+/**
+ * How far ahead of the primary's wall clock a merged entry's stamps may lie (ms): a later one is
+ * taken as stamped then. A merged stamp becomes the partition's newest (hlc.ts), and every later
+ * write is stamped above it: one entry stamped 2^53 - 1 (the wire allows it) held the partition's
+ * clock there for good (a logical step above it rounds back to it), so no TTL, max-idle or lock
+ * lease of a later write ever ran out. A merge from a side whose clock runs further ahead keeps
+ * its entries, ordered as of the cap.
+ */
+export const MAX_MERGE_STAMP_LEAD_MS = 60_000;
 
 /** Caps, in place, the stamps of a MergeEntries body at {@link MAX_MERGE_STAMP_LEAD_MS} past `wallMs`. */
 export function capMergeStamps(b: OpBody, wallMs: number): void {

@@ -321,16 +321,6 @@ function withExpiry(e: Effect, x: EffectExpiry): Effect {
 }
 
 /**
- * How far ahead of the primary's wall clock a merged entry's stamps may lie (ms): a later one is
- * taken as stamped then. A merged stamp becomes the partition's newest (hlc.ts), and every later
- * write is stamped above it: one entry stamped 2^53 - 1 (the wire allows it) held the partition's
- * clock there for good (a logical step above it rounds back to it), so no TTL, max-idle or lock
- * lease of a later write ever ran out. A merge from a side whose clock runs further ahead keeps
- * its entries, ordered as of the cap.
- */
-export const MAX_MERGE_STAMP_LEAD_MS = 60_000;
-
-/**
  * Runs an op against the primary's records. Does not change state: the caller applies the
  * effects (so the same code path serves primary and backups). Expired records count as
  * absent; the caller writes their removal first for the keys an op names (expiry on access).

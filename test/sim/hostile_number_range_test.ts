@@ -7,7 +7,8 @@
 import { describe, expect } from "bun:test";
 import { reignTerm, tableToWire, termRound } from "../../src/partition/partition_table.ts";
 import { MergePolicyCode } from "../../src/map/merge_policy.ts";
-import { MAX_MERGE_STAMP_LEAD_MS, OpCode } from "../../src/map/operations.ts";
+import { OpCode } from "../../src/map/operations.ts";
+import { MAX_MERGE_STAMP_LEAD_MS } from "../../src/map/merged_records.ts";
 import { partitionOf, partitionOfBytes } from "../../src/partition/partition_of.ts";
 import { LOCK_HIGH_WATER, lockMapOf } from "../../src/map/locks.ts";
 import { queueMapOf } from "../../src/map/queue_ops.ts";
