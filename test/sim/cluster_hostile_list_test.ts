@@ -7,7 +7,8 @@
  * another member for one, nor installs one another member sends.
  */
 import { describe, expect } from "bun:test";
-import type { ViewReply } from "../../src/cluster/messages.ts";
+import type { MemberListM, ViewReply } from "../../src/cluster/messages.ts";
+import type { MemberInfo } from "../../src/cluster/view.ts";
 import { Kind } from "../../src/wire/kinds.ts";
 import type { MemoryTransport } from "../../src/transport/memory.ts";
 import { seededTest } from "../support/seeded.ts";
@@ -15,6 +16,15 @@ import { fullReplicas } from "./imap_sim.ts";
 import { gridWithLiar } from "./hostile_grid.ts";
 
 const seeded = seededTest("test/sim/cluster_hostile_list_test.ts");
+
+/** A full member list in `master`'s name at `version`, its epoch 2^21 (far ahead of any here). */
+const forgedList = (version: number, master: string, members: MemberInfo[]): MemberListM => ({
+  t: Kind.ClusterMemberList,
+  base: 0,
+  list: { version, master, epoch: 2 ** 21, nextJoin: 99, members },
+  removed: [],
+  g: [],
+});
 
 describe("a member that claims a newer list of the master's and sends one in its name", () => {
   seeded("the master neither asks for it nor installs it; it stays master of everyone", 1, async (seed) => {
@@ -29,19 +39,7 @@ describe("a member that claims a newer list of the master's and sends one in its
     // then, before the request arrives, the "answer": a list in the master's name without the
     // master, at a far-future epoch.
     wire.send(a.id, { t: Kind.ClusterPushPull, reply: true, lv: version + 5, ms: a.id, states: [] });
-    wire.send(a.id, {
-      t: Kind.ClusterMemberList,
-      base: 0,
-      list: {
-        version: version + 5,
-        master: a.id,
-        epoch: 2 ** 21,
-        nextJoin: 99,
-        members: [b, c, evil].map((n) => ({ ...a.m.member(n.id)! })),
-      },
-      removed: [],
-      g: [],
-    });
+    wire.send(a.id, forgedList(version + 5, a.id, [b, c, evil].map((n) => ({ ...a.m.member(n.id)! }))));
     await sim.run(3_000);
     expect(changes).toEqual([]);
     expect(a.m.master()).toBe(a.id);
@@ -95,19 +93,7 @@ describe("lists that do not come from the master, at a far-future epoch", () => 
       (sim.net.node(c.id) as MemoryTransport).dropLink(a.id, "test: the master out of reach");
       wire.send(c.id, { t: Kind.ClusterPushPull, reply: true, lv: version + 5, ms: a.id, states: [] });
       await sim.run(1);
-      wire.send(c.id, {
-        t: Kind.ClusterMemberList,
-        base: 0,
-        list: {
-          version: version + 5,
-          master: a.id,
-          epoch: 2 ** 21,
-          nextJoin: 99,
-          members: sim.liveNodes().map((n) => ({ ...c.m.member(n.id)! })),
-        },
-        removed: [],
-        g: [],
-      });
+      wire.send(c.id, forgedList(version + 5, a.id, sim.liveNodes().map((n) => ({ ...c.m.member(n.id)! }))));
       await sim.run(100);
       expect(c.m.stats.rejected.far_future).toBe(1);
       expect(c.m.masterEpoch).toBeLessThan(100);

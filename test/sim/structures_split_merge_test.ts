@@ -35,7 +35,15 @@ async function fiveMembers(seed: number, policy: MergePolicyName) {
     sim.partition([A.map((n) => n.id), B.map((n) => n.id)]);
     await sim.until(() => fullReplicas(A) && fullReplicas(B), 60_000, 50, () => "the sides did not settle apart");
   };
-  return { sim, problems, A, B, split };
+  const all = [...A, ...B];
+  /** Heals the split and waits until one cluster serves every partition again (the merge included). */
+  const heal = async () => {
+    sim.heal();
+    await untilHealed(sim, all);
+    await sim.run(2000);
+    await untilHealed(sim, all, 60_000);
+  };
+  return { sim, problems, A, B, all, split, heal };
 }
 
 describe("split-brain merge of locks, queues and topics", () => {
@@ -43,7 +51,7 @@ describe("split-brain merge of locks, queues and topics", () => {
     "the smaller side's lock, queue items and topic messages merge and their counters go on",
     () =>
       withSeed(FILE, 1, async (seed) => {
-        const { sim, problems, A, B, split } = await fiveMembers(seed, "passThrough");
+        const { sim, problems, A, B, all, split, heal } = await fiveMembers(seed, "passThrough");
         await split();
 
         // On the smaller side only: tokens handed out (the last one still held), queued items, messages.
@@ -61,11 +69,7 @@ describe("split-brain merge of locks, queues and topics", () => {
         const seqsB: number[] = [];
         for (const x of ["a", "b"]) seqsB.push(await settle(sim, tb.publish(x)));
 
-        sim.heal();
-        const all = [...A, ...B];
-        await untilHealed(sim, all);
-        await sim.run(2000);
-        await untilHealed(sim, all, 60_000);
+        await heal();
 
         const am = A[0].grid.getMap<string, string>("m");
         expect(await settle(sim, am.isLocked("held"))).toBe(true);
@@ -96,7 +100,7 @@ describe("split-brain merge of locks and queues both sides wrote", () => {
       `${policy}: a key's fencing tokens after the merge lie above every token either side handed out (its last still held); no queue item doubled`,
       () =>
         withSeed(FILE, 2, async (seed) => {
-          const { sim, problems, A, B, split } = await fiveMembers(seed, policy);
+          const { sim, problems, A, B, all, split, heal } = await fiveMembers(seed, policy);
           const am0 = A[0].grid.getMap<string, string>("m");
           const tokens: number[] = [];
           tokens.push(await settle(sim, am0.lock("k")));
@@ -115,11 +119,7 @@ describe("split-brain merge of locks and queues both sides wrote", () => {
           await side(A[0], 6, ["a1", "a2"]);
           await sim.run(100);
           await side(B[0], 2, ["b1", "b2", "b3"], true);
-          sim.heal();
-          const all = [...A, ...B];
-          await untilHealed(sim, all);
-          await sim.run(2000);
-          await untilHealed(sim, all, 60_000);
+          await heal();
           const am = A[0].grid.getMap<string, string>("m");
           await settle(sim, am.forceUnlock("k"));
           const after = await settle(sim, am.lock("k"));
