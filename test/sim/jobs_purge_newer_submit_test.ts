@@ -6,23 +6,14 @@
 import { describe, expect, test } from "bun:test";
 import { JobMaps } from "../../src/jobs/map_names.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
-import { jobRecordKeys, waitStatus } from "./jobs_scenarios.ts";
+import { jobRecordKeys, purgeTestJob, purgeTestJobFinished, waitStatus } from "./jobs_scenarios.ts";
 
 const HISTORY_MS = 20_000;
-const job = {
-  name: "o",
-  source: { type: "sequence", count: 300, parallelism: 1, ratePerSecond: 1000 },
-  sink: { type: "map", map: "out-o" },
-  checkpointIntervalMs: 200,
-};
 
 describe("a purge racing a new submission of the same id", () => {
   test("the job submitted again between the purge's state read and entry read runs", async () => {
     await withJobCluster({ seed: 41, historyMs: HISTORY_MS }, async (sim) => {
-      const master = sim.master()!;
-      const client = sim.live().find((m) => m.id !== master.id)!;
-      await sim.until(client.jobs.submit(job, "o"));
-      expect((await waitStatus(sim, "o", (s) => s === "FINISHED" || s === "FAILED", 60_000)).status).toBe("FINISHED");
+      const { master, client } = await purgeTestJobFinished(sim);
       // What a purge cut short between its last two steps leaves: the ended job's state, no entry.
       // (The master's coordinator still remembers "o" as ended, so its scan purges it later.)
       for (const [m, k] of jobRecordKeys("o", 1)) await sim.until(client.maps.getMap(m).delete(k));
@@ -42,7 +33,7 @@ describe("a purge racing a new submission of the same id", () => {
             return async (k: unknown) => {
               if (armed && k === "o") {
                 armed = false;
-                submitted = await client.jobs.submit(job, "o");
+                submitted = await client.jobs.submit(purgeTestJob, "o");
               }
               return await (t as { get(k: unknown): Promise<unknown> }).get(k);
             };

@@ -8,23 +8,14 @@
 import { describe, expect, test } from "bun:test";
 import { JobMaps, jobStateKey, taskStateKey } from "../../src/jobs/map_names.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
-import { jobRecordKeys, waitStatus } from "./jobs_scenarios.ts";
+import { jobRecordKeys, purgeTestJob, purgeTestJobFinished, waitStatus } from "./jobs_scenarios.ts";
 
 const HISTORY_MS = 20_000;
-const job = {
-  name: "o",
-  source: { type: "sequence", count: 300, parallelism: 1, ratePerSecond: 1000 },
-  sink: { type: "map", map: "out-o" },
-  checkpointIntervalMs: 200,
-};
 
 describe("two coordinators purging the same ended job", () => {
   test("a job submitted again after one purge finished is not deleted by the other", async () => {
     await withJobCluster({ seed: 43, historyMs: HISTORY_MS }, async (sim) => {
-      const master = sim.master()!;
-      const client = sim.live().find((m) => m.id !== master.id)!;
-      await sim.until(client.jobs.submit(job, "o"));
-      expect((await waitStatus(sim, "o", (s) => s === "FINISHED" || s === "FAILED", 60_000)).status).toBe("FINISHED");
+      const { master, client } = await purgeTestJobFinished(sim);
       await sim.until(client.maps.getMap("out-o").destroy());
       let armed = true;
       let submitted: string | undefined;
@@ -33,7 +24,7 @@ describe("two coordinators purging the same ended job", () => {
         for (const [m, k] of jobRecordKeys("o", 1)) await client.maps.getMap(m).delete(k);
         await client.maps.getMap(JobMaps.jobs).delete("o");
         await client.maps.getMap(JobMaps.jobStates).delete(jobStateKey("o"));
-        submitted = await client.jobs.submit(job, "o");
+        submitted = await client.jobs.submit(purgeTestJob, "o");
       };
       // This coordinator's purge has read the old entry and the ended state; the other purge and
       // the new submit complete before it reads the first task's state.

@@ -147,6 +147,26 @@ export async function progress(sim: JobSim, jobId: string): Promise<number> {
 
 export { JobMaps };
 
+/** A one-task job of 300 records into map `out-o`, which ends within a second (the purge tests' job "o"). */
+export const purgeTestJob = {
+  name: "o",
+  source: { type: "sequence", count: 300, parallelism: 1, ratePerSecond: 1000 },
+  sink: { type: "map", map: "out-o" },
+  checkpointIntervalMs: 200,
+};
+
+/**
+ * Runs {@link purgeTestJob} as "o", submitted through a member other than the master, to FINISHED.
+ * @returns the master and that member
+ */
+export async function purgeTestJobFinished(sim: JobSim): Promise<{ master: SimMember; client: SimMember }> {
+  const master = sim.master()!;
+  const client = sim.live().find((m) => m.id !== master.id)!;
+  await sim.until(client.jobs.submit(purgeTestJob, "o"));
+  expect((await waitStatus(sim, "o", (s) => s === "FINISHED" || s === "FAILED", 60_000)).status).toBe("FINISHED");
+  return { master, client };
+}
+
 /**
  * The records of job `id` (of `parallelism` tasks) in the job maps but its entry and its own
  * state record, as `[map, key]`: its pipeline state, cancel request and totals, then per task
