@@ -11,7 +11,7 @@
 import { describe, expect, test } from "bun:test";
 import { Kind } from "../../src/wire/kinds.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
-import { checkPairOutput, logJob, mapJob, status, waitEnded, waitStatus } from "./jobs_scenarios.ts";
+import { addLiar, checkPairOutput, logJob, mapJob, status, waitEnded, waitStatus } from "./jobs_scenarios.ts";
 
 describe("a member that sends the workers coordinator messages of a far-future term", () => {
   test("the workers ignore them; both jobs finish with exact output", async () => {
@@ -41,9 +41,7 @@ describe("a member that sends the workers coordinator messages of a far-future t
 describe("a member that tells the master to cancel jobs nobody asked to cancel", () => {
   test("the master finds no cancel request and goes on; a real cancel still works", async () => {
     await withJobCluster({ seed: 2 }, async (sim) => {
-      const liar = await sim.addMember();
-      const master = sim.master()!;
-      const submitter = sim.live().find((m) => m !== master && m !== liar)!;
+      const { liar, master, submitter } = await addLiar(sim);
       const a = await sim.until(submitter.jobs.submit(mapJob("a"), "job-a"));
       const b = await sim.until(submitter.jobs.submit(logJob("b"), "job-b"));
       const c = await sim.until(submitter.jobs.submit(mapJob("c"), "job-c"));
@@ -62,9 +60,7 @@ describe("a member that tells the master to cancel jobs nobody asked to cancel",
 describe("a member that reports the end of tasks under worker ids it does not run", () => {
   test("the master drops the reports; both jobs finish with exact output", async () => {
     await withJobCluster({ seed: 3 }, async (sim) => {
-      const liar = await sim.addMember();
-      const master = sim.master()!;
-      const submitter = sim.live().find((m) => m !== master && m !== liar)!;
+      const { liar, master, submitter } = await addLiar(sim);
       const a = await sim.until(submitter.jobs.submit(mapJob("a"), "job-a"));
       const b = await sim.until(submitter.jobs.submit(logJob("b"), "job-b"));
       await waitStatus(sim, a, (s) => s === "RUNNING");

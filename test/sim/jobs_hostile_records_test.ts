@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { activeJobsKey, coordinatorKey, JobMaps, taskStateKey, type WorkerEntry } from "../../src/jobs/map_names.ts";
 import { withJobCluster } from "./jobs_cluster.ts";
-import { checkMapOutput, mapJob, waitEnded } from "./jobs_scenarios.ts";
+import { addLiar, checkMapOutput, mapJob, waitEnded } from "./jobs_scenarios.ts";
 
 const far = Number.MAX_SAFE_INTEGER;
 
@@ -32,9 +32,7 @@ describe("a forged coordinator record at term 2^53 - 1", () => {
 describe("a forged workers entry of an honest member at term 2^53 - 1", () => {
   test("the coordinator keeps coordinating; the job finishes", async () => {
     await withJobCluster({ seed: 12 }, async (sim) => {
-      const liar = await sim.addMember();
-      const master = sim.master()!;
-      const submitter = sim.live().find((m) => m !== master && m !== liar)!;
+      const { liar, master, submitter } = await addLiar(sim);
       const forged: WorkerEntry = {
         member: submitter.id,
         workerId: "w-forged",
@@ -56,9 +54,7 @@ describe("a forged workers entry of an honest member at term 2^53 - 1", () => {
 describe("a forged task state record of the liar's own job at a term above the coordinator's", () => {
   test("only that job is affected; an honest job finishes", async () => {
     await withJobCluster({ seed: 13 }, async (sim) => {
-      const liar = await sim.addMember();
-      const master = sim.master()!;
-      const submitter = sim.live().find((m) => m !== master && m !== liar)!;
+      const { liar, master, submitter } = await addLiar(sim);
       const x = await sim.until(liar.jobs.submit(mapJob("x", 10), "job-x"));
       await sim.run(2000);
       const states = liar.maps.getMap(JobMaps.jobStates);

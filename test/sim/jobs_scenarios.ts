@@ -147,6 +147,16 @@ export async function progress(sim: JobSim, jobId: string): Promise<number> {
 
 export { JobMaps };
 
+/**
+ * Adds a 4th member, the liar of the hostile job tests (it holds the secret like any member).
+ * @returns it, the master, and an honest member other than the master to submit through
+ */
+export async function addLiar(sim: JobSim): Promise<{ liar: SimMember; master: SimMember; submitter: SimMember }> {
+  const liar = await sim.addMember();
+  const master = sim.master()!;
+  return { liar, master, submitter: sim.live().find((m) => m !== master && m !== liar)! };
+}
+
 /** A one-task job of 300 records into map `out-o`, which ends within a second (the purge tests' job "o"). */
 export const purgeTestJob = {
   name: "o",
